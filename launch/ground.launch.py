@@ -1,0 +1,65 @@
+"""Grounding node and mask-proposal node, composed in one process or as separate processes.
+
+    ros2 launch ros_ground ground.launch.py image:=/camera/image_raw namespace:=ground
+    ros2 launch ros_ground ground.launch.py model:=/models/llava-1.5-7b-hf composed:=false
+
+Model arguments left empty take their values from params_file (config/default.yaml).
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+ARGUMENTS = {
+    "namespace": ("", "namespace of the nodes and their topics"),
+    "image": ("/camera/image_raw", "camera image topic (sensor_msgs/Image)"),
+    "model": ("", "LMM: Hugging Face id or local directory (empty = from params_file)"),
+    "sam_model": ("", "vit_h | vit_l | vit_b | directory (empty = from params_file)"),
+    "sam_checkpoint": ("", "SAM weights file (empty = from params_file)"),
+    "use_proposals": ("true", "run the mask-proposal node (entities / auto mode)"),
+    "composed": ("true", "one process sharing SAM and its embedding, or separate processes"),
+    "params_file": ("", "ROS parameters file (empty = the package's config/default.yaml)"),
+}
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _nodes(context, *args, **kwargs):
+    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    params_file = arg["params_file"] or os.path.join(
+        get_package_share_directory("ros_ground"), "config", "default.yaml")
+    overrides = {k: arg[k] for k in ("model", "sam_model", "sam_checkpoint") if arg[k]}
+    sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_")}
+    remap = [("image", arg["image"])]
+    use_proposals = _truthy(arg["use_proposals"])
+    if _truthy(arg["composed"]):
+        return [Node(
+            package="ros_ground", executable="ground_container", name="ground_container",
+            namespace=arg["namespace"], output="screen",
+            arguments=[] if use_proposals else ["--no-proposals"],
+            parameters=[params_file, overrides], remappings=remap,
+        )]
+    nodes = [Node(
+        package="ros_ground", executable="grounding_node", name="grounding_node",
+        namespace=arg["namespace"], output="screen",
+        parameters=[params_file, overrides], remappings=remap,
+    )]
+    if use_proposals:
+        nodes.append(Node(
+            package="ros_ground", executable="mask_proposal_node", name="mask_proposal_node",
+            namespace=arg["namespace"], output="screen",
+            parameters=[params_file, sam_overrides], remappings=remap,
+        ))
+    return nodes
+
+
+def generate_launch_description() -> LaunchDescription:
+    declared = [DeclareLaunchArgument(name, default_value=default, description=doc)
+                for name, (default, doc) in ARGUMENTS.items()]
+    return LaunchDescription(declared + [OpaqueFunction(function=_nodes)])

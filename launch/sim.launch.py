@@ -1,0 +1,47 @@
+"""The simulated tabletop camera plus the grounding graph on the embedded default models.
+
+    ros2 launch ros_ground sim.launch.py
+    ros2 run ros_ground ros-ground ask "Describe the scene." --namespace /sim
+
+Without a ROS install: `ground_container --sim --ros-args --params-file config/sim.yaml`.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+ARGUMENTS = {
+    "namespace": ("sim", "namespace of the camera and grounding nodes"),
+    "seed": ("0", "scene seed"),
+    "composed": ("true", "grounding + proposal nodes in one process"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = get_package_share_directory("ros_ground")
+    declared = [DeclareLaunchArgument(name, default_value=default, description=doc)
+                for name, (default, doc) in ARGUMENTS.items()]
+    declared.append(DeclareLaunchArgument(
+        "params_file", default_value=os.path.join(share, "config", "sim.yaml"),
+        description="ROS parameters file (default: the package's config/sim.yaml)"))
+    params_file = LaunchConfiguration("params_file")
+    camera = Node(
+        package="ros_ground", executable="sim_camera_node", name="sim_camera_node",
+        namespace=LaunchConfiguration("namespace"), output="screen",
+        parameters=[params_file, {"seed": LaunchConfiguration("seed")}],
+    )
+    grounding = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(share, "launch", "ground.launch.py")),
+        launch_arguments={
+            "namespace": LaunchConfiguration("namespace"),
+            "image": "image_raw",
+            "composed": LaunchConfiguration("composed"),
+            "params_file": params_file,
+        }.items(),
+    )
+    return LaunchDescription(declared + [camera, grounding])

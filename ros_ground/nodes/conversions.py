@@ -1,0 +1,197 @@
+"""Core results <-> ros_ground_msgs / sensor_msgs messages.
+
+The only module that knows both the core's dataclasses and the message layouts, so every node
+and the CLI convert the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image, RegionOfInterest
+from std_msgs.msg import Header
+
+from ros_ground.image_codec import DEFAULT_MAX_PIXELS, decode_image, encode_rgb8
+from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
+from ros_ground.rle import RLEError, counts_to_mask, mask_bbox, mask_to_counts
+from ros_ground_msgs.msg import EntityProposal, EntityProposals, GroundedResponse, MaskRLE
+from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
+
+
+class ProposalError(ValueError):
+    """An EntityProposals message that cannot describe the frame it claims to."""
+
+
+def mask_to_msg(mask: np.ndarray) -> MaskRLE:
+    msg = MaskRLE()
+    msg.height, msg.width = int(mask.shape[0]), int(mask.shape[1])
+    msg.counts = mask_to_counts(mask)
+    return msg
+
+
+def msg_to_mask(msg: MaskRLE) -> np.ndarray:
+    return counts_to_mask(msg.height, msg.width, np.asarray(msg.counts, dtype=np.int64))
+
+
+def bbox_to_roi(bbox: tuple[int, int, int, int]) -> RegionOfInterest:
+    x, y, w, h = bbox
+    return RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h))
+
+
+def phrase_to_msg(phrase: GroundedPhrase) -> GroundedPhraseMsg:
+    msg = GroundedPhraseMsg()
+    msg.text = phrase.text
+    msg.char_start, msg.char_end = int(phrase.char_start), int(phrase.char_end)
+    msg.score = float(phrase.score) if math.isfinite(phrase.score) else 0.0
+    msg.mask = mask_to_msg(phrase.mask)
+    msg.bbox = bbox_to_roi(phrase.bbox)
+    msg.point_x, msg.point_y = (
+        (float(phrase.point[0]), float(phrase.point[1])) if phrase.point else (math.nan, math.nan)
+    )
+    msg.entity_ids = [int(i) for i in phrase.entity_ids]
+    return msg
+
+
+def msg_to_phrase(msg: GroundedPhraseMsg) -> GroundedPhrase:
+    point = None if math.isnan(msg.point_x) else (float(msg.point_x), float(msg.point_y))
+    return GroundedPhrase(
+        text=msg.text,
+        char_start=int(msg.char_start),
+        char_end=int(msg.char_end),
+        score=float(msg.score),
+        mask=msg_to_mask(msg.mask),
+        point=point,
+        entity_ids=list(msg.entity_ids),
+    )
+
+
+def result_to_msg(
+    result: GroundingResult, header: Header, request_id: str, prompt: str
+) -> GroundedResponse:
+    msg = GroundedResponse()
+    msg.header = header
+    msg.request_id = request_id
+    msg.prompt = prompt
+    msg.text = result.text
+    msg.phrases = [phrase_to_msg(p) for p in result.phrases]
+    msg.status = GroundedResponse.STATUS_OK
+    msg.model = result.model
+    msg.generation_ms = float(result.timing_ms.get("generation", 0.0))
+    msg.grounding_ms = float(result.timing_ms.get("grounding", 0.0))
+    msg.total_ms = float(result.timing_ms.get("total", msg.generation_ms + msg.grounding_ms))
+    return msg
+
+
+def msg_to_result_json(msg: GroundedResponse) -> dict:
+    """The CLI's JSON schema (same as `ros-ground ground --json`) from a response message."""
+    phrases = [msg_to_phrase(p).to_json() for p in msg.phrases]
+    return {
+        "text": msg.text,
+        "phrases": phrases,
+        "timing_ms": {
+            "total": round(float(msg.total_ms), 3),
+            "generation": round(float(msg.generation_ms), 3),
+            "grounding": round(float(msg.grounding_ms), 3),
+        },
+        "model": msg.model,
+        "status": int(msg.status),
+        "error": msg.error,
+        "request_id": msg.request_id,
+    }
+
+
+def error_response(
+    status: int, error: str, request_id: str, prompt: str, header: Header | None = None,
+    model: str = "",
+) -> GroundedResponse:
+    msg = GroundedResponse()
+    if header is not None:
+        msg.header = header
+    msg.request_id = request_id
+    msg.prompt = prompt
+    msg.status = status
+    msg.error = error
+    msg.model = model
+    return msg
+
+
+def image_msg_to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Raises ros_ground.image_codec.ImageDecodeError on malformed images."""
+    return decode_image(
+        msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data, max_pixels
+    )
+
+
+def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:
+    height, width, step, data = encode_rgb8(image)
+    msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=step)
+    msg.data = data
+    if header is not None:
+        msg.header = header
+    return msg
+
+
+def proposals_to_msg(
+    proposals: list[Proposal], header: Header, feature_source: str = ""
+) -> EntityProposals:
+    msg = EntityProposals()
+    msg.header = header
+    msg.entities = [
+        EntityProposal(
+            id=int(p.id),
+            mask=mask_to_msg(p.mask),
+            bbox=bbox_to_roi(mask_bbox(p.mask)),
+            score=float(p.score),
+            stability=float(p.stability),
+        )
+        for p in proposals
+    ]
+    features = [p.feature for p in proposals if p.feature is not None]
+    if proposals and len(features) == len(proposals):
+        stacked = np.stack([np.asarray(f, dtype=np.float32).ravel() for f in features])
+        msg.feature_dim = int(stacked.shape[1])
+        msg.features = stacked.ravel().tolist()
+        msg.feature_source = feature_source
+    return msg
+
+
+def msg_to_proposals(msg: EntityProposals, height: int, width: int) -> list[Proposal]:
+    """Validated proposals for a frame of height x width; raises ProposalError on bad input."""
+    count = len(msg.entities)
+    features = np.asarray(msg.features, dtype=np.float32)
+    if msg.feature_dim and features.size != count * msg.feature_dim:
+        raise ProposalError(
+            f"features has {features.size} values, expected entities x feature_dim = "
+            f"{count} x {msg.feature_dim}"
+        )
+    if not msg.feature_dim and features.size:
+        raise ProposalError("features given with feature_dim 0")
+    rows = features.reshape(count, msg.feature_dim) if msg.feature_dim else [None] * count
+    proposals = []
+    seen = set()
+    for entity, feature in zip(msg.entities, rows):
+        if (entity.mask.height, entity.mask.width) != (height, width):
+            raise ProposalError(
+                f"entity {entity.id} mask is {entity.mask.width}x{entity.mask.height}, "
+                f"the frame is {width}x{height}"
+            )
+        if entity.id in seen:
+            raise ProposalError(f"duplicate entity id {entity.id}")
+        seen.add(entity.id)
+        try:
+            mask = msg_to_mask(entity.mask)
+        except RLEError as exc:
+            raise ProposalError(f"entity {entity.id}: {exc}") from exc
+        proposals.append(
+            Proposal(
+                id=int(entity.id), mask=mask, score=float(entity.score),
+                stability=float(entity.stability), feature=feature,
+            )
+        )
+    return proposals
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

@@ -1,0 +1,87 @@
+"""Plain result types shared by the engine, the CLI and the ROS shells.
+
+Kept free of torch and rclpy so every layer can build and read them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ros_ground.rle import mask_bbox, mask_to_rle
+
+
+@dataclass
+class Proposal:
+    """One entity mask proposed for a frame (GROUNDHOG's entity), with its token."""
+
+    id: int
+    mask: np.ndarray  # bool HxW
+    score: float = 1.0
+    stability: float = 1.0
+    feature: np.ndarray | None = None  # entity token, float32 [D]
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        return mask_bbox(self.mask)
+
+
+@dataclass
+class GroundedPhrase:
+    """A span of the generated text and the pixels it refers to."""
+
+    text: str
+    char_start: int
+    char_end: int
+    score: float
+    mask: np.ndarray  # bool HxW, the input image's size
+    point: tuple[float, float] | None = None  # (x, y) prompt point in pixels
+    entity_ids: list[int] = field(default_factory=list)
+    entity_scores: dict[int, float] = field(default_factory=dict)
+    token_indices: list[int] = field(default_factory=list)
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(x, y, w, h) of the mask; zeros for an empty mask."""
+        return mask_bbox(self.mask)
+
+    def to_json(self) -> dict:
+        return {
+            "text": self.text,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+            "score": _finite(self.score),
+            "bbox": list(self.bbox),
+            "point": None if self.point is None else [float(self.point[0]), float(self.point[1])],
+            "mask_rle": mask_to_rle(self.mask),
+            "entity_ids": [int(i) for i in self.entity_ids],
+        }
+
+
+@dataclass
+class GroundingResult:
+    """What one grounded response holds; `timing_ms` is keyed by pipeline stage."""
+
+    text: str
+    phrases: list[GroundedPhrase]
+    model: str
+    image_size: tuple[int, int]  # (height, width)
+    timing_ms: dict[str, float] = field(default_factory=dict)
+    token_ids: list[int] = field(default_factory=list)
+    mode: str = ""
+    canceled: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "text": self.text,
+            "phrases": [p.to_json() for p in self.phrases],
+            "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
+            "model": self.model,
+        }
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

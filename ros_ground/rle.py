@@ -1,0 +1,88 @@
+"""Uncompressed run-length encoding of binary masks (COCO convention).
+
+Counts run over the column-major flattening and alternate starting with zeros, so
+`{"size": [h, w], "counts": counts}` is accepted by pycocotools' `frPyObjects` and equals
+segment-anything's `uncompressed_rle` output. Written with numpy rather than pycocotools
+because pycocotools only emits the compressed string form; the tests check both agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_MASK_PIXELS = 64_000_000  # refuses absurd sizes from untrusted messages before allocating
+
+
+class RLEError(ValueError):
+    """A run-length encoding that does not describe a mask of its stated size."""
+
+
+def mask_to_counts(mask: np.ndarray) -> list[int]:
+    """Run lengths of a 2-D boolean mask, column-major, starting with a (possibly empty) zero run."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise RLEError(f"mask must be 2-D, got shape {mask.shape}")
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    if flat.size == 0:
+        return []
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    counts = np.diff(bounds)
+    if flat[0]:
+        counts = np.concatenate(([0], counts))
+    return counts.astype(np.int64).tolist()
+
+
+def counts_to_mask(height: int, width: int, counts) -> np.ndarray:
+    """Decode counts into a bool (height, width) mask; raises RLEError on inconsistent input."""
+    height, width = int(height), int(width)
+    if height < 0 or width < 0:
+        raise RLEError(f"negative mask size {height}x{width}")
+    if height * width > MAX_MASK_PIXELS:
+        raise RLEError(f"mask size {height}x{width} exceeds {MAX_MASK_PIXELS} pixels")
+    runs = np.asarray(counts, dtype=np.int64).ravel()
+    if runs.size and runs.min() < 0:
+        raise RLEError("negative run length")
+    total = int(runs.sum()) if runs.size else 0
+    if total != height * width:
+        raise RLEError(f"RLE counts sum to {total}, expected height*width = {height * width}")
+    values = (np.arange(runs.size) % 2).astype(bool)
+    flat = np.repeat(values, runs)
+    return flat.reshape((height, width), order="F")
+
+
+def mask_to_rle(mask: np.ndarray) -> dict:
+    """COCO uncompressed RLE dict of a boolean mask."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise RLEError(f"mask must be 2-D, got shape {mask.shape}")
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": mask_to_counts(mask)}
+
+
+def rle_to_mask(rle: dict) -> np.ndarray:
+    """Boolean mask from a COCO uncompressed RLE dict."""
+    try:
+        height, width = rle["size"]
+        counts = rle["counts"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RLEError(f"not an uncompressed RLE dict: {exc}") from exc
+    if isinstance(counts, (str, bytes)):
+        raise RLEError("compressed (string) RLE counts are not accepted; expected a list of ints")
+    return counts_to_mask(height, width, counts)
+
+
+def rle_area(counts) -> int:
+    """Number of set pixels, read off the counts without decoding."""
+    return int(sum(counts[1::2]))
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the set pixels; (0, 0, 0, 0) for an empty mask."""
+    mask = np.asarray(mask, dtype=bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    y0, y1 = int(rows[0]), int(rows[-1])
+    x0, x1 = int(cols[0]), int(cols[-1])
+    return (x0, y0, x1 - x0 + 1, y1 - y0 + 1)

@@ -1,0 +1,150 @@
+"""Launch files, parameter files and the README agree with the nodes' declared parameters.
+
+`launch`/`launch_ros` are not installable here, so the launch files run against small stand-ins
+that record what they are asked to start.
+"""
+
+import ast
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ros_ground.nodes import params
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {"grounding_node": params.GROUNDING_PARAMS, "mask_proposal_node": params.PROPOSAL_PARAMS,
+          "sim_camera_node": params.SIM_CAMERA_PARAMS}
+
+
+def _entry_points() -> set[str]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "entry_points":
+            scripts = ast.literal_eval(node.value)["console_scripts"]
+            return {s.split("=")[0].strip() for s in scripts}
+    raise AssertionError("no entry_points in setup.py")
+
+
+class _Config:
+    def __init__(self, name, default=None):
+        self.name, self.default = name, default
+
+    def perform(self, context):
+        return context[self.name]
+
+
+class _Record:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _Description(_Record):
+    @property
+    def entities(self):
+        return self.args[0]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    modules = {
+        "launch": dict(LaunchDescription=_Description),
+        "launch.actions": dict(DeclareLaunchArgument=_Record, OpaqueFunction=_Record,
+                               IncludeLaunchDescription=_Record),
+        "launch.substitutions": dict(LaunchConfiguration=_Config),
+        "launch.launch_description_sources": dict(PythonLaunchDescriptionSource=_Record),
+        "launch_ros": {},
+        "launch_ros.actions": dict(Node=_Record),
+        "ament_index_python.packages": dict(get_package_share_directory=lambda pkg: str(ROOT)),
+    }
+    for name, attrs in modules.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate_launch_description()
+
+
+def _arguments(description) -> dict:
+    return {e.kwargs.get("name", e.args[0] if e.args else None): e.kwargs["default_value"]
+            for e in description.entities if "default_value" in e.kwargs}
+
+
+@pytest.mark.parametrize("composed,proposals", [("true", "true"), ("false", "true"),
+                                                ("false", "false")])
+def test_ground_launch_starts_real_executables(fake_launch, composed, proposals):
+    description = _load(ROOT / "launch" / "ground.launch.py")
+    context = _arguments(description)
+    context.update(composed=composed, use_proposals=proposals, model="/models/llava")
+    opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    nodes = opaque.kwargs["function"](context)
+    executables = {n.kwargs["executable"] for n in nodes}
+    assert executables <= _entry_points()
+    if composed == "true":
+        assert executables == {"ground_container"}
+    else:
+        assert "grounding_node" in executables
+        assert ("mask_proposal_node" in executables) == (proposals == "true")
+    for node in nodes:
+        params_file, overrides = node.kwargs["parameters"]
+        assert Path(params_file).is_file()
+        assert Path(params_file).name == "default.yaml"
+        table = {p.name for p in TABLES.get(node.kwargs["name"], params.GROUNDING_PARAMS)}
+        assert set(overrides) <= table
+        assert node.kwargs["remappings"] == [("image", "/camera/image_raw")]
+        if node.kwargs["executable"] != "mask_proposal_node":
+            assert overrides["model"] == "/models/llava"
+
+
+def test_sim_launch(fake_launch):
+    description = _load(ROOT / "launch" / "sim.launch.py")
+    args = _arguments(description)
+    assert Path(args["params_file"]).name == "sim.yaml" and Path(args["params_file"]).is_file()
+    camera = next(e for e in description.entities
+                  if e.kwargs.get("executable") == "sim_camera_node")
+    assert camera.kwargs["executable"] in _entry_points()
+    include = next(e for e in description.entities if type(e) is _Record and e.args
+                   and type(e.args[0]) is _Record)
+    included = Path(include.args[0].args[0])
+    assert included.is_file() and included.name == "ground.launch.py"
+    passed = dict(include.kwargs["launch_arguments"])
+    ground_args = _arguments(_load(included))
+    assert set(passed) <= set(ground_args)
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "sim.yaml"])
+def test_params_files_name_declared_parameters_with_matching_types(name):
+    data = yaml.safe_load((ROOT / "config" / name).read_text())
+    assert data
+    for key, section in data.items():
+        node = key.split("/")[-1]
+        declared = {p.name: p.default for p in TABLES[node]}
+        for param, value in section["ros__parameters"].items():
+            assert param in declared, f"{name}: {node} has no parameter {param!r}"
+            default = declared[param]
+            assert type(value) is type(default) or (
+                isinstance(default, float) and isinstance(value, int)
+            ), f"{name}: {node}.{param} = {value!r} but the declared default is {default!r}"
+
+
+def test_readme_parameter_tables_match_the_code():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from param_table import render
+
+    readme = (ROOT / "README.md").read_text()
+    assert render() in readme, "README parameter tables are stale: run scripts/param_table.py"
+
+
+def test_rviz_config_shows_the_overlay():
+    rviz = yaml.safe_load((ROOT / "config" / "ground.rviz").read_text())
+    displays = rviz["Visualization Manager"]["Displays"]
+    topics = [d.get("Topic", {}).get("Value") for d in displays if d["Class"] == "rviz_default_plugins/Image"]
+    assert any(t and t.endswith("overlay") for t in topics)
