@@ -1,0 +1,192 @@
+"""Read the LMM's attention to image tokens without eager attention.
+
+Eager attention (needed for `output_attentions`) materialises every [heads, q, k] matrix and is
+slow; SDPA returns no weights. Instead we register our own attention function that runs the
+stock SDPA kernel and, while a capture is active, recomputes only the last query row's softmax
+(the row that emits the next token), keeps its image-token columns and sums it over heads and
+layers on the fly. Memory stays O(steps x image tokens).
+
+The active capture lives in a ContextVar, so concurrent generations in different threads (the
+multi-threaded ROS executor) never see each other's capture.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+
+import torch
+
+CAPTURE_IMPLEMENTATION = "ros_ground_capture"
+
+_ACTIVE: contextvars.ContextVar[AttentionCapture | None] = contextvars.ContextVar(
+    "ros_ground_attention_capture", default=None
+)
+
+
+class AttentionCapture:
+    """Context manager collecting one image-attention vector per text-model forward pass.
+
+    Step t's vector is the mean over heads and layers of softmax(q_last . K^T) restricted to the
+    image columns, i.e. the attention of the query that emits generated token t.
+    """
+
+    def __init__(self, image_positions: torch.Tensor):
+        positions = torch.as_tensor(image_positions, dtype=torch.long).flatten()
+        if positions.numel() == 0:
+            raise ValueError("AttentionCapture needs at least one image-token position")
+        self.image_positions = positions
+        self._positions_on: dict[torch.device, torch.Tensor] = {}
+        self._steps: list[torch.Tensor] = []
+        self._sum: torch.Tensor | None = None  # running sum for the step in progress
+        self._count = 0  # heads x layers summed into _sum
+        self._first_layer: int | None = None
+        self._context_len = 0  # key length of the previous step, to check the cache grows by q
+        self._step_len: int | None = None
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> AttentionCapture:
+        self._token = _ACTIVE.set(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._finish_step()
+        if self._token is not None:
+            _ACTIVE.reset(self._token)
+            self._token = None
+        self._positions_on.clear()
+
+    @property
+    def steps(self) -> list[torch.Tensor]:
+        """One float32 [num_image_tokens] per completed forward pass (prefill = step 0)."""
+        self._finish_step()
+        return self._steps
+
+    def maps(self) -> torch.Tensor:
+        """[num_steps, num_image_tokens] float32 on the CPU."""
+        steps = self.steps
+        if not steps:
+            return torch.zeros((0, self.image_positions.numel()), dtype=torch.float32)
+        return torch.stack([s.detach().to("cpu", torch.float32) for s in steps])
+
+    # -- called from the attention function -------------------------------------------------
+
+    def _finish_step(self) -> None:
+        if self._sum is not None and self._count > 0:
+            self._steps.append(self._sum / self._count)
+        self._sum = None
+        self._count = 0
+
+    def _positions(self, device: torch.device) -> torch.Tensor:
+        if device not in self._positions_on:
+            self._positions_on[device] = self.image_positions.to(device)
+        return self._positions_on[device]
+
+    def _add(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+             attention_mask: torch.Tensor | None, scaling: float | None, kwargs: dict) -> None:
+        layer_idx = int(module.layer_idx)
+        q_len, k_len = query.shape[2], key.shape[2]
+        if self._first_layer is None:
+            self._first_layer = layer_idx
+        if layer_idx == self._first_layer:  # a new forward pass of the text model
+            self._finish_step()
+            if k_len != self._context_len + q_len:
+                raise NotImplementedError(
+                    f"attention capture needs a growing dynamic KV cache: key length {k_len} != "
+                    f"{self._context_len} cached + {q_len} new (static or sliding cache, or one "
+                    f"capture reused for two generations?)"
+                )
+            self._context_len = k_len
+        elif k_len != self._context_len:
+            raise NotImplementedError(
+                f"layer {layer_idx} sees {k_len} keys but layer {self._first_layer} saw "
+                f"{self._context_len} (sliding-window cache?); capture would be inexact"
+            )
+        row = last_row_image_attention(
+            module, query, key, attention_mask, scaling, self._positions(query.device), kwargs
+        )
+        self._sum = row if self._sum is None else self._sum + row
+        self._count += query.shape[1]
+
+
+def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                             attention_mask: torch.Tensor | None, scaling: float | None,
+                             image_positions: torch.Tensor, kwargs: dict | None = None
+                             ) -> torch.Tensor:
+    """Sum over heads of softmax(q_last . k^T * scaling + mask_row)[image columns], float32.
+
+    Raw probabilities over the whole context (not renormalised over the image slice). Grouped
+    query heads are matched to their key head by a reshape, which equals repeating k.
+    """
+    kwargs = kwargs or {}
+    batch, n_q_heads, _, head_dim = query.shape
+    n_kv_heads, k_len = key.shape[1], key.shape[2]
+    if batch != 1:
+        raise NotImplementedError("attention capture supports batch size 1 only")
+    if n_q_heads % n_kv_heads:
+        raise ValueError(f"{n_q_heads} query heads are not a multiple of {n_kv_heads} key heads")
+    softcap = kwargs.get("softcap") or getattr(module, "attn_logit_softcapping", None)
+    if softcap:
+        raise NotImplementedError("attention capture does not reproduce logit soft-capping")
+    if kwargs.get("s_aux") is not None or kwargs.get("position_bias") is not None:
+        raise NotImplementedError("attention capture does not reproduce sinks or position bias")
+    if scaling is None:
+        scaling = getattr(module, "scaling", None) or 1.0 / math.sqrt(head_dim)
+
+    rep = n_q_heads // n_kv_heads
+    q = query[0, :, -1, :].float().reshape(n_kv_heads, rep, head_dim)
+    scores = torch.matmul(q, key[0].float().transpose(-1, -2)) * scaling  # [Hkv, rep, K]
+    if attention_mask is not None:
+        mask = attention_mask[0, :, -1, :]  # [1 or Hq, K]
+        if mask.shape[-1] != k_len:
+            raise NotImplementedError(f"mask covers {mask.shape[-1]} keys, attention {k_len}")
+        mask = mask.reshape(n_kv_heads, rep, k_len) if mask.shape[0] == n_q_heads else mask[:1]
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            scores = scores + mask.float()
+    else:
+        window = kwargs.get("sliding_window") or getattr(module, "sliding_window", None)
+        if window is not None and k_len > window:
+            # the last query (absolute position k_len-1) sees keys with idx > k_len-1-window
+            scores[..., : k_len - window] = float("-inf")
+    log_norm = torch.logsumexp(scores, dim=-1, keepdim=True)
+    probs = torch.exp(scores.index_select(-1, image_positions) - log_norm)
+    return probs.sum(dim=(0, 1))
+
+
+def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                              value: torch.Tensor, attention_mask: torch.Tensor | None,
+                              *args, **kwargs):
+    """SDPA attention, plus the capture for causal text layers while one is active."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    capture = _ACTIVE.get()
+    if (
+        capture is not None
+        and getattr(module, "is_causal", False)
+        and getattr(module, "layer_idx", None) is not None
+    ):
+        scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
+        with torch.no_grad():
+            capture._add(module, query, key, attention_mask, scaling, kwargs)
+    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
+    return sdpa(module, query, key, value, attention_mask, *args, **kwargs)
+
+
+def register_capture() -> None:
+    """Register the capture function and its (SDPA) mask builder with transformers; idempotent."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    AttentionInterface.register(CAPTURE_IMPLEMENTATION, capture_attention_forward)
+    AttentionMaskInterface.register(CAPTURE_IMPLEMENTATION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+
+
+def install_capture(model) -> None:
+    """Switch the model's text decoder to the capture attention; the vision tower stays as is."""
+    register_capture()
+    if getattr(model.config, "text_config", None) is not None:
+        model.set_attn_implementation({"text_config": CAPTURE_IMPLEMENTATION})
+    else:
+        model.set_attn_implementation(CAPTURE_IMPLEMENTATION)

