@@ -9,10 +9,11 @@ Model arguments left empty take their values from params_file (config/default.ya
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 ARGUMENTS = {
     "namespace": ("", "namespace of the nodes and their topics"),

@@ -9,11 +9,12 @@ Without a ROS install: `ground_container --sim --ros-args --params-file config/s
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 ARGUMENTS = {
     "namespace": ("sim", "namespace of the camera and grounding nodes"),

@@ -85,7 +85,8 @@ def main() -> None:
         f"-DCMAKE_MAKE_PROGRAM={prefix / 'bin' / 'ninja'}",
     ]
     for step in (configure, [cmake, "--build", str(BUILD)], [cmake, "--install", str(BUILD)]):
-        subprocess.run(step, check=True, env=env, stdout=subprocess.DEVNULL if step is not configure else None)
+        quiet = subprocess.DEVNULL if step is not configure else None
+        subprocess.run(step, check=True, env=env, stdout=quiet)
     if not _importable():
         sys.exit("ros_ground_msgs built but `import ros_ground_msgs.msg` failed in the venv")
     stamp.write_text(digest)

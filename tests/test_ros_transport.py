@@ -11,10 +11,10 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-
-from ros_ground.nodes.conversions import msg_to_phrase  # noqa: E402
 from ros_ground_msgs.action import Ground  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse  # noqa: E402
+
+from ros_ground.nodes.conversions import msg_to_phrase  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ros_transport_peer import sample_result  # noqa: E402

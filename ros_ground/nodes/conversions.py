@@ -10,14 +10,14 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from ros_ground_msgs.msg import EntityProposal, EntityProposals, GroundedResponse, MaskRLE
+from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from ros_ground.image_codec import DEFAULT_MAX_PIXELS, decode_image, encode_rgb8
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.rle import RLEError, counts_to_mask, mask_bbox, mask_to_counts
-from ros_ground_msgs.msg import EntityProposal, EntityProposals, GroundedResponse, MaskRLE
-from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 
 
 class ProposalError(ValueError):

@@ -1,0 +1,62 @@
+"""Small pieces every node needs: QoS by name, frame keys, lifecycle autostart, spinning."""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from ros_ground.nodes.conversions import stamp_to_ns
+
+QOS_NAMES = ("sensor_data", "reliable", "best_effort")
+
+# Commands and results must arrive: reliable, with history deep enough that a burst of
+# commands (or of the rejections they earn) is not overwritten before it is delivered.
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def qos_by_name(name: str) -> QoSProfile:
+    """Camera QoS is a parameter because a mismatch is the classic 'nothing is published'."""
+    if name == "sensor_data":
+        return qos_profile_sensor_data
+    if name == "reliable":
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    if name == "best_effort":
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    raise ValueError(f"image_qos must be one of {QOS_NAMES}, got {name!r}")
+
+
+def frame_key(header, shape) -> tuple:
+    """Identifies one camera frame across nodes, so SAM embeds it once in a shared process."""
+    return (header.frame_id, stamp_to_ns(header.stamp), int(shape[0]), int(shape[1]))
+
+
+def autostart(node: LifecycleNode) -> bool:
+    """Configure then activate, as `autostart` asks; False (logged) when a transition failed."""
+    if not node.get_parameter("autostart").value:
+        node.get_logger().info("autostart is false: waiting for lifecycle transitions")
+        return True
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        node.get_logger().error("configure failed; fix the parameters and configure again")
+        return False
+    return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+def spin_nodes(nodes, threads: int | None = None) -> None:
+    """Spin on a multi-threaded executor until Ctrl-C; requests run on their own worker threads."""
+    executor = MultiThreadedExecutor(num_threads=threads)
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            shutdown = getattr(node, "shutdown_worker", None)
+            if shutdown:
+                shutdown()
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()

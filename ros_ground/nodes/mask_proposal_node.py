@@ -1,0 +1,152 @@
+"""mask_proposal_node: entity masks and entity tokens for camera frames (GROUNDHOG's proposals).
+
+Runs SAM's automatic mask generator at most every `min_period_s` and every N-th frame, on a
+worker thread that always takes the newest frame, and publishes EntityProposals stamped like
+the frame so the grounding node can match them. Composable: give it the grounding node's SAM
+(`sam_provider`) and both use one image embedding per frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from ros_ground_msgs.msg import EntityProposals
+from sensor_msgs.msg import Image
+
+from ros_ground.image_codec import ImageDecodeError
+from ros_ground.nodes import params
+from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, spin_nodes
+from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
+
+
+class MaskProposalNode(LifecycleNode):
+    def __init__(self, name: str = "mask_proposal_node", sam_provider: Callable | None = None,
+                 **kwargs):
+        super().__init__(name, **kwargs)
+        params.declare(self, params.PROPOSAL_PARAMS)
+        self._sam_provider = sam_provider
+        self._sam = None
+        self._io = []
+        self._pending: Image | None = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._frames_seen = 0
+        self._last_run = -float("inf")
+        self.runs = 0
+        self._worker = threading.Thread(target=self._work, name=f"{name}-worker", daemon=True)
+        self._worker.start()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from ros_ground.sam import load_sam
+
+        p = params.values(self, params.PROPOSAL_PARAMS)
+        try:
+            qos_by_name(p["image_qos"])
+            provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
+                spec, checkpoint=ckpt, device=_resolve_device(device)))
+            self._sam = provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
+        except Exception as exc:  # a bad path must leave the node up and reconfigurable
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._pub = self.create_publisher(EntityProposals, "proposals", RELIABLE)
+        qos = qos_by_name(self.get_parameter("image_qos").value)
+        self._io = [self.create_subscription(Image, "image", self._on_image, qos)]
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        for sub in self._io:
+            self.destroy_subscription(sub)
+        self._io = []
+        with self._cond:
+            self._pending = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._sam = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def shutdown_worker(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        for change in changes:
+            if change.name in ("min_period_s",) and float(change.value) < 0:
+                return SetParametersResult(successful=False, reason="min_period_s must be >= 0")
+            if change.name in ("every_n_frames", "points_per_side", "points_per_batch",
+                               "max_entities") and int(change.value) < 1:
+                return SetParametersResult(successful=False, reason=f"{change.name} must be >= 1")
+        return SetParametersResult(successful=True)
+
+    def _on_image(self, msg: Image) -> None:
+        self._frames_seen += 1
+        every = int(self.get_parameter("every_n_frames").value)
+        if (self._frames_seen - 1) % every:
+            return
+        if time.monotonic() - self._last_run < float(self.get_parameter("min_period_s").value):
+            return
+        with self._cond:
+            self._pending = msg  # newest wins: proposals for stale frames help nobody
+            self._cond.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                msg, self._pending = self._pending, None
+            self._last_run = time.monotonic()
+            try:
+                self._propose(msg)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop proposals
+                self.get_logger().error(f"proposals failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=5.0)
+
+    def _propose(self, msg: Image) -> None:
+        sam = self._sam
+        if sam is None:
+            return
+        p = params.values(self, params.PROPOSAL_PARAMS)
+        try:
+            rgb = image_msg_to_rgb(msg, int(p["max_image_pixels"]))
+        except ImageDecodeError as exc:
+            self.get_logger().warning(f"skipping bad image: {exc}", throttle_duration_sec=5.0)
+            return
+        amg = {name: p[name] for name in params.AMG_PARAM_NAMES}
+        proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape), **amg)
+        proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
+        self.runs += 1
+        publisher = getattr(self, "_pub", None)
+        if publisher is not None:
+            publisher.publish(proposals_to_msg(proposals, msg.header, sam.feature_source))
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = MaskProposalNode()
+    autostart(node)
+    spin_nodes([node])
+
+
+if __name__ == "__main__":
+    main()

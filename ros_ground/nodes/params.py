@@ -1,0 +1,90 @@
+"""Every node parameter in one table: name, default, description, and whether it can change live.
+
+The nodes declare from these tables, the launch files and config/*.yaml are checked against them,
+and the README's parameter table is checked against them, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import ParameterDescriptor
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: object
+    description: str
+    dynamic: bool = False  # may change while active (thresholds); others need a reconfigure
+
+    def descriptor(self) -> ParameterDescriptor:
+        suffix = "" if self.dynamic else " (read at configure)"
+        return ParameterDescriptor(description=self.description + suffix)
+
+
+GROUNDING_PARAMS = (
+    Param("model", "tiny", "LMM: Hugging Face id, local directory, 'tiny' (built in-process) or 'sim' (embedded default)"),
+    Param("sam_model", "tiny", "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'tiny' or 'sim'"),
+    Param("sam_checkpoint", "", "path to official SAM weights (.pth loaded with weights_only, or .safetensors)"),
+    Param("device", "auto", "auto / cpu / cuda / cuda:N"),
+    Param("dtype", "auto", "auto / float32 / float16 / bfloat16"),
+    Param("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights"),
+    Param("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases"),
+    Param("mode", "auto", "point / entities / auto (entities when proposals for the frame exist)", True),
+    Param("max_new_tokens", 64, "maximum generated tokens per request", True),
+    Param("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True),
+    Param("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True),
+    Param("max_image_pixels", 4096 * 4096, "larger images are rejected with BAD_INPUT", True),
+    Param("max_prompt_chars", 2000, "longer prompts are rejected with BAD_INPUT", True),
+    Param("image_qos", "sensor_data", "QoS of the image subscription: sensor_data / reliable / best_effort"),
+    Param("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
+    Param("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True),
+    Param("normalise_maps", True, "subtract the mean attention map over the output (ablation switch)", True),
+    Param("phrase_tokens", "root", "root / chunk: tokens whose attention forms a phrase's map", True),
+    Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
+    Param("entity_margin", 0.1, "entities within this margin of the best score are merged", True),
+    Param("autostart", True, "configure and activate on start; false leaves it unconfigured"),
+)
+
+PROPOSAL_PARAMS = (
+    Param("sam_model", "tiny", "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'tiny' or 'sim'"),
+    Param("sam_checkpoint", "", "path to official SAM weights"),
+    Param("device", "auto", "auto / cpu / cuda / cuda:N"),
+    Param("image_qos", "sensor_data", "QoS of the image subscription: sensor_data / reliable / best_effort"),
+    Param("min_period_s", 1.0, "at most one proposal run per this many seconds", True),
+    Param("every_n_frames", 1, "consider only every N-th frame", True),
+    Param("max_image_pixels", 4096 * 4096, "larger images are skipped with a warning", True),
+    Param("points_per_side", 16, "SAM automatic masks: grid of point prompts per side", True),
+    Param("points_per_batch", 64, "SAM automatic masks: prompts decoded per batch", True),
+    Param("pred_iou_thresh", 0.7, "SAM automatic masks: minimum predicted IoU", True),
+    Param("stability_score_thresh", 0.8, "SAM automatic masks: minimum stability score", True),
+    Param("box_nms_thresh", 0.7, "SAM automatic masks: box NMS IoU threshold", True),
+    Param("min_mask_region_area", 0, "SAM automatic masks: remove small islands/holes below this area", True),
+    Param("max_entities", 64, "keep at most this many proposals (highest score first)", True),
+    Param("autostart", True, "configure and activate on start; false leaves it unconfigured"),
+)
+
+SIM_CAMERA_PARAMS = (
+    Param("seed", 0, "scene seed; changing it loads a new scene", True),
+    Param("rate_hz", 5.0, "publish rate of image_raw, camera_info and ground_truth"),
+    Param("width", 320, "image width in pixels", True),
+    Param("height", 240, "image height in pixels", True),
+    Param("num_objects", 4, "objects on the table (2-6)", True),
+    Param("objects", "", "comma-separated categories to place (empty = random)", True),
+    Param("frame_id", "sim_camera", "frame_id of the published messages"),
+    Param("bag", "", "replay this rosbag2 file's image topic instead of simulating"),
+    Param("bag_topic", "", "image topic to replay from `bag` (empty = the first sensor_msgs/Image topic)"),
+)
+
+AMG_PARAM_NAMES = ("points_per_side", "points_per_batch", "pred_iou_thresh",
+                   "stability_score_thresh", "box_nms_thresh", "min_mask_region_area")
+
+
+def declare(node, table) -> None:
+    for p in table:
+        node.declare_parameter(p.name, p.default, p.descriptor())
+
+
+def values(node, table) -> dict:
+    return {p.name: node.get_parameter(p.name).value for p in table}

@@ -1,0 +1,108 @@
+"""Test-side ROS plumbing: a client node that feeds a grounding node and collects its answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from ros_ground_msgs.action import Ground
+from ros_ground_msgs.msg import GroundedResponse
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from ros_ground.nodes.common import RELIABLE
+from ros_ground.nodes.conversions import rgb_to_image_msg
+
+
+def random_rgb(height: int = 60, width: int = 80, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randint(0, 255, (height, width, 3), dtype=np.uint8)
+
+
+class Client:
+    """Publishes frames and commands, records responses and overlays; spins in a thread."""
+
+    def __init__(self, namespace: str = "", image_topic: str = "image", context=None):
+        self.node = rclpy.create_node("test_client", namespace=namespace, context=context)
+        self.image_pub = self.node.create_publisher(Image, image_topic, qos_profile_sensor_data)
+        self.command_pub = self.node.create_publisher(String, "command", RELIABLE)
+        self.responses: list[GroundedResponse] = []
+        self.overlays: list[Image] = []
+        self.node.create_subscription(GroundedResponse, "response", self.responses.append,
+                                      RELIABLE)
+        self.node.create_subscription(Image, "overlay", self.overlays.append, RELIABLE)
+        self.action = ActionClient(self.node, Ground, "ask")
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._frame: Image | None = None
+        self._spin = threading.Thread(target=self._run, daemon=True)
+        self._spin.start()
+
+    def _run(self):
+        last = 0.0
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.02)
+            if self._frame is not None and time.monotonic() - last > 0.1:
+                self.image_pub.publish(self._frame)  # a camera repeats; best effort may drop one
+                last = time.monotonic()
+
+    def stream(self, rgb: np.ndarray | None, stamp_sec: int = 7, frame_id: str = "cam",
+               msg: Image | None = None) -> Image:
+        if msg is None:
+            msg = rgb_to_image_msg(rgb)
+            msg.header.stamp.sec = stamp_sec
+            msg.header.frame_id = frame_id
+        self._frame = msg
+        return msg
+
+    def command(self, text: str) -> None:
+        self.command_pub.publish(String(data=text))
+
+    def wait(self, predicate, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+    def wait_future(self, future, timeout: float = 60.0):
+        assert self.wait(future.done, timeout), "future did not complete in time"
+        return future.result()
+
+    def close(self):
+        self._stop.set()
+        self._spin.join(timeout=5)
+        self.action.destroy()
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def start_node_process(executable_module: str, params: dict, namespace: str = "",
+                       remaps: dict | None = None, args: tuple = ()) -> subprocess.Popen:
+    """A node executable as its own process, with --ros-args parameters and remappings."""
+    cmd = [sys.executable, "-m", executable_module, *args, "--ros-args"]
+    for name, value in params.items():
+        cmd += ["-p", f"{name}:={value}"]
+    if namespace:
+        cmd += ["-r", f"__ns:={namespace}"]
+    for src, dst in (remaps or {}).items():
+        cmd += ["-r", f"{src}:={dst}"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_process(proc: subprocess.Popen) -> str:
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out or ""

@@ -1,0 +1,288 @@
+"""grounding_node in-process: every parameter does what the README says, bad input is answered."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from lifecycle_msgs.msg import State  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from ros_ground_msgs.msg import EntityProposals  # noqa: E402
+from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from ros_ground.nodes.common import RELIABLE  # noqa: E402
+from ros_ground.nodes.conversions import proposals_to_msg  # noqa: E402
+from ros_ground.nodes.grounding_node import GroundingNode  # noqa: E402
+from ros_ground.results import Proposal  # noqa: E402
+from tests.ros_helpers import Client, random_rgb  # noqa: E402
+
+pytestmark = pytest.mark.ros
+BASE = {"model": "tiny", "sam_model": "tiny", "device": "cpu", "max_new_tokens": 8}
+
+
+class Running:
+    """A GroundingNode with parameter overrides, spinning in this process, plus a client."""
+
+    count = 0
+
+    def __init__(self, **overrides):
+        Running.count += 1
+        self.ns = f"/t{Running.count}"
+        merged = {**BASE, **overrides}
+        self.node = GroundingNode(namespace=self.ns, parameter_overrides=[
+            Parameter(k, value=v) for k, v in merged.items()])
+        self.executor = MultiThreadedExecutor()
+        self.executor.add_node(self.node)
+        from ros_ground.nodes.common import autostart
+
+        self.started = autostart(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        self.client = Client(namespace=self.ns)
+
+    def state(self) -> int:
+        return self.node._state_machine.current_state[0]
+
+    def set(self, **values):
+        results = self.node.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+        assert all(r.successful for r in results), [r.reason for r in results]
+
+    def ask(self, prompt="Describe the image.", timeout=60.0) -> R:
+        start = len(self.client.responses)
+        self.client.command(prompt)
+        assert self.client.wait(lambda: len(self.client.responses) > start, timeout)
+        return self.client.responses[start]
+
+    def close(self):
+        self.client.close()
+        self.node.shutdown_worker()
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture
+def running(request):
+    made = []
+
+    def make(**overrides):
+        made.append(Running(**overrides))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def _stream(r, rgb=None, stamp_sec=5):
+    msg = r.client.stream(random_rgb(48, 64) if rgb is None else rgb, stamp_sec=stamp_sec)
+    assert r.client.wait(lambda: r.node._frame is not None, 10)
+    return msg
+
+
+def test_bad_model_paths_fail_configure_and_node_recovers(running, tmp_path):
+    r = running(model=str(tmp_path / "missing-model"))
+    assert not r.started and r.state() == State.PRIMARY_STATE_UNCONFIGURED
+    r.set(model="tiny", sam_model="vit_b", sam_checkpoint=str(tmp_path / "missing.pth"))
+    assert r.node.trigger_configure().name == "FAILURE"
+    r.set(sam_model="tiny", sam_checkpoint="")
+    assert r.node.trigger_configure().name == "SUCCESS"
+    assert r.node.trigger_activate().name == "SUCCESS"
+    _stream(r)
+    assert r.ask().status == R.STATUS_OK
+
+
+@pytest.mark.parametrize("name,value", [("device", "tpu"), ("dtype", "float7"),
+                                        ("spacy_model", "xx_no_such_pipeline")])
+def test_bad_device_dtype_spacy_fail_configure(running, name, value):
+    r = running(**{name: value})
+    assert not r.started and r.state() == State.PRIMARY_STATE_UNCONFIGURED
+
+
+def test_device_dtype_and_trust_remote_code_reach_the_model(running):
+    r = running(dtype="float32", trust_remote_code=False)
+    import torch
+
+    assert r.node._engine.lmm.device.type == "cpu"
+    assert next(r.node._engine.lmm.model.parameters()).dtype == torch.float32
+
+
+def test_autostart_false_waits_unconfigured(running):
+    r = running(autostart=False)
+    assert r.state() == State.PRIMARY_STATE_UNCONFIGURED and r.node._engine is None
+
+
+def test_bad_input_is_answered_and_node_keeps_serving(running):
+    r = running(max_prompt_chars=50)
+    _stream(r)
+    for prompt, status in [("", R.STATUS_BAD_INPUT), ("   \n", R.STATUS_BAD_INPUT),
+                           ("x" * 51, R.STATUS_BAD_INPUT),
+                           ("<image> USER: <image> ASSISTANT:", R.STATUS_OK)]:
+        response = r.ask(prompt)
+        assert response.status == status, (prompt, response.error)
+        assert response.error or status == R.STATUS_OK
+    assert r.ask().status == R.STATUS_OK
+
+
+def test_max_image_pixels(running):
+    r = running()
+    _stream(r)
+    r.set(max_image_pixels=100)
+    _stream(r, random_rgb(48, 64, seed=2), stamp_sec=6)
+    assert r.client.wait(lambda: r.node._frame.rgb is None, 10)
+    response = r.ask()
+    assert response.status == R.STATUS_BAD_INPUT and "limit" in response.error
+
+
+def test_max_new_tokens_and_default_prompt_via_describe(running):
+    r = running(default_prompt="What is on the table?")
+    _stream(r)
+    r.set(max_new_tokens=3)
+    start = len(r.client.responses)
+    cli = r.client.node.create_client(Trigger, "describe")
+    assert cli.wait_for_service(timeout_sec=10)
+    reply = r.client.wait_future(cli.call_async(Trigger.Request()))
+    assert reply.success and reply.message
+    assert r.client.wait(lambda: len(r.client.responses) > start, 30)
+    response = r.client.responses[start]
+    assert response.prompt == "What is on the table?" and response.request_id == reply.message
+    assert 1 <= len(response.text.split()) <= 3  # the tiny tokenizer is word-level
+
+
+def test_publish_overlay_switch(running):
+    r = running(publish_overlay=False)
+    _stream(r)
+    r.ask()
+    time.sleep(0.5)
+    assert not r.client.overlays
+    r.set(publish_overlay=True)
+    r.ask()
+    assert r.client.wait(lambda: r.client.overlays, 10)
+
+
+def test_image_qos_reliable_and_invalid(running):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    r = running(image_qos="reliable")
+    msg = r.client.stream(random_rgb(48, 64))  # the helper publishes best effort: no match
+    time.sleep(1.5)
+    assert r.node._frame is None
+    r.client._frame = None
+    reliable = r.client.node.create_publisher(
+        Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    assert r.client.wait(lambda: (reliable.publish(msg) or r.node._frame is not None), 10)
+    assert r.ask().status == R.STATUS_OK
+    assert not r.node.set_parameters([Parameter("image_qos", value="fastest")])[0].successful
+
+
+def test_image_qos_best_effort_subscriber_receives_sensor_stream(running):
+    r = running(image_qos="best_effort")
+    _stream(r)
+    assert r.ask().status == R.STATUS_OK
+
+
+def _proposal_msg(stamp_sec, nanosec=0, shape=(48, 64)):
+    masks = []
+    for i in range(2):
+        m = np.zeros(shape, bool)
+        m[:, i * 32:(i + 1) * 32] = True
+        masks.append(m)
+    from std_msgs.msg import Header
+
+    header = Header(frame_id="cam")
+    header.stamp.sec, header.stamp.nanosec = stamp_sec, nanosec
+    return proposals_to_msg([Proposal(id=i + 1, mask=m, score=0.9) for i, m in enumerate(masks)],
+                            header)
+
+
+def test_mode_and_proposal_tolerance(running):
+    r = running(proposal_tolerance_s=0.05)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    _stream(r, stamp_sec=5)
+    pub.publish(_proposal_msg(5, 200_000_000))  # 0.2 s off the frame
+    assert r.client.wait(lambda: r.node._proposals, 10)
+    assert all(not p.entity_ids for p in r.ask().phrases)  # outside tolerance: point mode
+    r.set(proposal_tolerance_s=0.5)
+    phrases = r.ask().phrases
+    assert phrases and all(set(p.entity_ids) <= {1, 2} and p.entity_ids for p in phrases)
+    r.set(mode="point")
+    assert all(not p.entity_ids for p in r.ask().phrases)
+    r.set(mode="entities")
+    assert all(p.entity_ids for p in r.ask().phrases)
+
+
+def test_bad_proposals_are_ignored_with_a_warning(running):
+    r = running(proposal_tolerance_s=0.5)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    _stream(r, stamp_sec=5)
+    bad = _proposal_msg(5, shape=(10, 10))  # masks of the wrong size
+    pub.publish(bad)
+    assert r.client.wait(lambda: r.node._proposals, 10)
+    response = r.ask()
+    assert response.status == R.STATUS_OK and all(not p.entity_ids for p in response.phrases)
+
+
+def test_live_thresholds_reach_the_engine(running):
+    r = running()
+    r.set(normalise_maps=False, phrase_tokens="chunk", multimask_choice="2", entity_margin=0.3)
+    cfg = r.node._engine.config
+    assert (cfg.normalise, cfg.phrase_tokens, cfg.multimask_choice, cfg.entity_margin) == (
+        False, "chunk", 2, 0.3)
+    for name, value in [("mode", "magic"), ("phrase_tokens", "all"), ("multimask_choice", "7"),
+                        ("queue_size", -1), ("entity_margin", -1.0)]:
+        assert not r.node.set_parameters([Parameter(name, value=value)])[0].successful, name
+
+
+def test_queue_size_zero_rejects_while_busy(running):
+    r = running(queue_size=0, max_new_tokens=200)
+    _stream(r)
+    start = len(r.client.responses)
+    for _ in range(3):
+        r.client.command("Describe the image.")
+    assert r.client.wait(lambda: len(r.client.responses) >= start + 3, 60)
+    statuses = [x.status for x in r.client.responses[start:start + 3]]
+    assert statuses.count(R.STATUS_REJECTED_BUSY) >= 1 and R.STATUS_OK in statuses
+
+
+def test_deactivate_answers_queued_requests(running):
+    r = running(queue_size=5, max_new_tokens=300)
+    _stream(r)
+    start = len(r.client.responses)
+    for _ in range(3):
+        r.client.command("Describe the image.")
+    assert r.client.wait(lambda: len(r.node._queue) >= 1 or r.node._busy, 10)
+    time.sleep(0.2)
+    r.node.trigger_deactivate()
+    assert r.client.wait(lambda: len(r.client.responses) >= start + 3, 30)
+    statuses = [x.status for x in r.client.responses[start:start + 3]]
+    assert all(s in (R.STATUS_CANCELED, R.STATUS_OK) for s in statuses)
+    assert R.STATUS_CANCELED in statuses
+
+
+def test_model_error_fails_one_request_and_the_next_works(running, monkeypatch):
+    r = running()
+    _stream(r)
+    original = r.node._engine.lmm.generate
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(r.node._engine.lmm, "generate", flaky)
+    first = r.ask()
+    assert first.status == R.STATUS_MODEL_ERROR and "out of memory" in first.error
+    assert r.ask().status == R.STATUS_OK
