@@ -1,0 +1,91 @@
+"""ground_container as a process: proposals flow to the grounding node; `ros-ground ask` works."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from ros_ground.nodes.common import RELIABLE  # noqa: E402
+from ros_ground.nodes.conversions import msg_to_proposals, stamp_to_ns  # noqa: E402
+from ros_ground_msgs.msg import EntityProposals  # noqa: E402
+from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
+from tests.ros_helpers import Client, random_rgb, start_node_process, stop_process  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+NS = "/box"
+
+
+@pytest.fixture(scope="module")
+def container():
+    rclpy.init()
+    proc = start_node_process(
+        "ros_ground.nodes.container",
+        {"model": "tiny", "sam_model": "tiny", "device": "cpu", "max_new_tokens": 10,
+         "min_period_s": 0.0, "points_per_side": 8, "pred_iou_thresh": 0.0,
+         "stability_score_thresh": 0.0, "proposal_tolerance_s": 0.01},
+        namespace=NS)
+    client = Client(namespace=NS)
+    proposals = []
+    client.node.create_subscription(EntityProposals, "proposals", proposals.append, RELIABLE)
+    client.proposals = proposals
+    assert client.action.wait_for_server(timeout_sec=90), stop_process(proc)
+    yield client
+    client.close()
+    print(stop_process(proc)[-2000:])
+    rclpy.try_shutdown()
+
+
+def test_proposals_match_frames_and_carry_entity_tokens(container):
+    sent = container.stream(random_rgb(64, 96, seed=1), stamp_sec=21)
+    assert container.wait(lambda: any(p.header.stamp.sec == 21 for p in container.proposals), 60)
+    msg = next(p for p in container.proposals if p.header.stamp.sec == 21)
+    assert stamp_to_ns(msg.header.stamp) == stamp_to_ns(sent.header.stamp)
+    proposals = msg_to_proposals(msg, 64, 96)
+    assert proposals, "a zero threshold must keep some masks"
+    assert msg.feature_dim > 0 and len(msg.features) == len(proposals) * msg.feature_dim
+    assert msg.feature_source == "sam_image_embedding"
+    assert all(p.mask.shape == (64, 96) and p.feature.shape == (msg.feature_dim,)
+               for p in proposals)
+
+
+def test_grounding_uses_the_frames_proposals(container):
+    container.stream(random_rgb(64, 96, seed=2), stamp_sec=22)
+    assert container.wait(lambda: any(p.header.stamp.sec == 22 for p in container.proposals), 60)
+    time.sleep(0.3)
+    start = len(container.responses)
+    container.command("Describe the image.")
+    assert container.wait(lambda: len(container.responses) > start, 60)
+    response = container.responses[start]
+    assert response.status == R.STATUS_OK and response.phrases
+    ids = {e.id for p in container.proposals if p.header.stamp.sec == 22 for e in p.entities}
+    assert all(p.entity_ids and set(p.entity_ids) <= ids for p in response.phrases)
+
+
+def test_ros_ground_ask_cli(container, tmp_path):
+    container.stream(random_rgb(64, 96, seed=3), stamp_sec=23)
+    time.sleep(0.5)
+    overlay = tmp_path / "ask.png"
+    out = subprocess.run(
+        [sys.executable, "-m", "ros_ground.cli", "ask", "Describe the image.", "--namespace", NS,
+         "--json", "--timeout", "60", "--overlay", str(overlay)],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"text", "phrases", "timing_ms", "model"} <= set(result)
+    assert result["status"] == 0 and result["model"] == "tiny"
+    for p in result["phrases"]:
+        assert result["text"][p["char_start"]:p["char_end"]] == p["text"]
+        assert p["mask_rle"]["size"] == [64, 96]
+    from ros_ground.overlay import load_rgb
+
+    assert load_rgb(overlay).shape == (64, 96, 3)
+
+
+def test_ask_without_server_times_out_clearly():
+    out = subprocess.run(
+        [sys.executable, "-m", "ros_ground.cli", "ask", "hi", "--namespace", "/nobody",
+         "--timeout", "2"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "no action server" in out.stderr
