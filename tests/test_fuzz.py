@@ -1,0 +1,46 @@
+"""Untrusted message contents: decoding raises only our typed errors, never anything else."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ros_ground_msgs.msg import EntityProposal, EntityProposals, MaskRLE
+
+from ros_ground.nodes.conversions import ProposalError, msg_to_proposals
+from ros_ground.rle import RLEError, counts_to_mask
+
+counts = st.lists(st.integers(0, 40), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-3, 9), st.integers(-3, 9), counts)
+def test_rle_decoding_fuzz(height, width, runs):
+    try:
+        mask = counts_to_mask(height, width, runs)
+    except RLEError:
+        return
+    assert mask.shape == (height, width) and int(mask.sum()) == sum(runs[1::2])
+
+
+entity = st.builds(
+    lambda i, h, w, runs, score: EntityProposal(
+        id=i, mask=MaskRLE(height=h, width=w, counts=runs), score=score),
+    st.integers(0, 5), st.integers(0, 8), st.integers(0, 8), counts,
+    st.floats(-1e3, 1e3, allow_nan=False, width=32),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(entity, max_size=5), st.integers(0, 4),
+       st.lists(st.floats(-1.0, 1.0, width=32), max_size=20), st.integers(1, 8), st.integers(1, 8))
+def test_proposal_parsing_fuzz(entities, dim, features, height, width):
+    msg = EntityProposals(entities=entities, feature_dim=dim, features=features)
+    try:
+        proposals = msg_to_proposals(msg, height, width)
+    except ProposalError:
+        return
+    assert len(proposals) == len(entities)
+    for p in proposals:
+        assert p.mask.shape == (height, width)
+        assert p.feature is None or p.feature.shape == (dim,)
+    assert len({p.id for p in proposals}) == len(proposals)
+    assert np.all([p.mask.dtype == bool for p in proposals])
