@@ -10,12 +10,12 @@ import rclpy
 from rclpy.action import ActionServer
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-from ros_ground.nodes.conversions import result_to_msg
-from ros_ground.results import GroundedPhrase, GroundingResult
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 from std_msgs.msg import Header
+
+from ros_ground.nodes.conversions import result_to_msg
+from ros_ground.results import GroundedPhrase, GroundingResult
 
 
 def sample_result(text: str) -> GroundingResult:

@@ -8,10 +8,11 @@ import time
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-from ros_ground.nodes.common import RELIABLE  # noqa: E402
-from ros_ground.nodes.conversions import msg_to_proposals, stamp_to_ns  # noqa: E402
 from ros_ground_msgs.msg import EntityProposals  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
+
+from ros_ground.nodes.common import RELIABLE  # noqa: E402
+from ros_ground.nodes.conversions import msg_to_proposals, stamp_to_ns  # noqa: E402
 from tests.ros_helpers import Client, random_rgb, start_node_process, stop_process  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
