@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pybullet as p
 import pybullet_data
 
 from ros_ground.rle import mask_bbox
+from ros_ground.sim._quiet import connect_direct, import_pybullet
 from ros_ground.sim.language import (
     COLORS,
     Margins,
@@ -26,6 +26,7 @@ from ros_ground.sim.language import (
     scene_texts,
 )
 
+p = import_pybullet()
 TABLE_URDF = "table/table.urdf"
 NEAR, FAR = 0.02, 5.0  # clipping planes (m); background depth reads FAR
 REGION = (0.28, 0.17)  # half extents (m) of the table area objects are placed in, around its centre
@@ -256,7 +257,7 @@ def place_at(category: str, x: float, y: float, yaw: float = 0.0, color: str | N
         raise ValueError(f"unknown colour {color!r}; known: {sorted(COLORS)}")
     asset = ASSETS[category]
     color = color if asset.recolor else asset.own_color
-    client = p.connect(p.DIRECT)
+    client = connect_direct(p)
     try:
         _, table_top = _table(client)
         return _placement(category, color, x, y, table_top, _resting_pose(client, category, color, yaw))
@@ -343,7 +344,7 @@ def render_layout(layout: Sequence[Placement], camera: CameraPose, width: int = 
     """
     if min_visible_pixels is None:
         min_visible_pixels = default_min_pixels(width, height)
-    client = p.connect(p.DIRECT)
+    client = connect_direct(p)
     try:
         table, bodies = build_world(client, layout)
         rgb, depth, seg = render(client, camera, width, height)
@@ -389,7 +390,7 @@ def generate_scene(seed: int, width: int = 320, height: int = 240,
         raise ValueError(f"image too small: {width}x{height}")
     rng = np.random.default_rng(seed)
     requests = _choose_objects(rng, num_objects, objects)
-    client = p.connect(p.DIRECT)
+    client = connect_direct(p)
     try:
         _, table_top = _table(client)
         layout = _place(client, rng, requests, table_top)

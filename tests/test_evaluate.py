@@ -1,0 +1,87 @@
+"""`ros-ground eval`: the pipeline from scenes to metrics, checked with an oracle and a real run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ros_ground.engine import EngineConfig, build_engine
+from ros_ground.evaluate import evaluate, report_json, scene_prompts
+from ros_ground.results import GroundedPhrase, GroundingResult
+from ros_ground.sim.scene import generate_scene
+
+KEYS = {"scenes", "phrases", "mask_recall", "miou", "ap50", "point_accuracy"}
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return build_engine(model="tiny", sam_model="tiny", device="cpu",
+                        config=EngineConfig(max_new_tokens=8))
+
+
+class Oracle:
+    """Answers with the scene's own objects: every metric must come out perfect."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.scene = None
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def ground(self, image, prompt, **kwargs):
+        phrases, text = [], ""
+        for obj in self.scene.objects:
+            start = len(text)
+            text += f"the {obj.name}. "
+            ys, xs = np.nonzero(obj.mask)
+            phrases.append(GroundedPhrase(
+                text=f"the {obj.name}", char_start=start, char_end=start + len(obj.name) + 4,
+                score=1.0, mask=obj.mask, point=(float(xs[0]) + 0.5, float(ys[0]) + 0.5)))
+        return GroundingResult(text=text, phrases=phrases, model="oracle",
+                               image_size=image.shape[:2])
+
+
+def test_oracle_scores_perfectly(engine, monkeypatch):
+    oracle = Oracle(engine)
+    import ros_ground.sim.scene as scene_module
+
+    original = scene_module.generate_scene
+
+    def remember(seed, **kwargs):
+        oracle.scene = original(seed, **kwargs)
+        return oracle.scene
+
+    monkeypatch.setattr(scene_module, "generate_scene", remember)
+    run = evaluate(oracle, scenes=2, seed=11, mode="point", progress=False)
+    report = report_json(run, 2, "point", "oracle", 11, "describe")
+    assert report["mask_recall"] == 1.0 and report["miou"] == 1.0
+    assert report["ap50"] == pytest.approx(1.0) and report["point_accuracy"] == 1.0
+    assert report["baseline_random_point"]["mask_recall"] < 1.0
+
+
+def test_refer_prompt_targets_one_object():
+    scene = generate_scene(4)
+    prompts = scene_prompts(scene, "both")
+    assert prompts[0][0] == "Describe the scene." and len(prompts[0][1]) == len(scene.objects)
+    if scene.referring:
+        text, gt = prompts[1]
+        assert text.startswith("Where is ") and len(gt) == 1
+
+
+def test_cli_json_keys_and_ranges(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "ros_ground.cli", "eval", "--scenes", "2", "--seed", "7",
+         "--model", "tiny", "--mode", "point", "--max-new-tokens", "8", "--json",
+         "--dump", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=True)
+    report = json.loads(out.stdout)
+    assert KEYS | {"baseline_random_point", "mode", "model", "seed"} <= set(report)
+    assert report["scenes"] == 2 and report["mode"] == "point" and report["seed"] == 7
+    for source in (report, report["baseline_random_point"]):
+        assert KEYS <= set(source)
+        assert all(0.0 <= source[k] <= 1.0 for k in ("mask_recall", "miou", "ap50",
+                                                      "point_accuracy"))
+    assert len(list(tmp_path.glob("*.png"))) == 2 and len(list(tmp_path.glob("*.json"))) == 2
