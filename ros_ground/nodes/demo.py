@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import rclpy
+from ros_ground_msgs.msg import SimGroundTruth
 from sensor_msgs.msg import Image
 
 from ros_ground.nodes.ask import STATUS_NAMES, ask
 from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
-from ros_ground_msgs.msg import SimGroundTruth
 
 NAMESPACE = "/demo"
 
