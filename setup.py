@@ -30,7 +30,7 @@ setup(
             "mask_proposal_node = ros_ground.nodes.mask_proposal_node:main",
             "sim_camera_node = ros_ground.nodes.sim_camera_node:main",
             "ground_container = ros_ground.nodes.container:main",
-            "ros-ground = ros_ground.cli:main",
+            "ros-ground = ros_ground.nodes.cli:main",
         ],
     },
 )

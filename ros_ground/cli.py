@@ -1,8 +1,9 @@
 """`ros-ground`: the user command line.
 
-`ground` runs the engine offline (no ROS); `ask` talks to a running node; `eval` measures
-grounding on simulated scenes; `demo` runs the composed graph on the embedded default models;
-`bench` runs the benchmarks. Subcommands import their heavy modules only when chosen.
+`ground` runs the engine offline (no ROS); `eval` measures grounding on simulated scenes;
+`bench` runs the benchmarks. The ROS subcommands (`ask`, `demo`) are added by
+ros_ground.nodes.cli, the `ros-ground` entry point, so the core never imports ROS.
+Subcommands import their heavy modules only when chosen.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from ros_ground.engine import MODES
 
@@ -28,7 +31,8 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "tiny", sam: s
                         help="allow model repositories to run their own code (off by default)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
+    """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli)."""
     parser = argparse.ArgumentParser(prog="ros-ground", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -39,14 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     ground.add_argument("--json", action="store_true", help="print one JSON object")
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
 
-    ask = sub.add_parser("ask", help="send a prompt to a running grounding node (ROS action)")
-    ask.add_argument("prompt")
-    ask.add_argument("--namespace", default="", help="namespace of the grounding node")
-    ask.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the result")
-    ask.add_argument("--mode", choices=("",) + MODES, default="")
-    ask.add_argument("--json", action="store_true")
-    ask.add_argument("--overlay", metavar="OUT.png")
-
     evaluate = sub.add_parser("eval", help="grounding metrics on simulated scenes")
     evaluate.add_argument("--scenes", type=int, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
@@ -55,14 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
 
-    demo = sub.add_parser("demo", help="run the composed graph on the embedded default models")
-    demo.add_argument("--out", default="demo_out")
-    demo.add_argument("--model", default=None)
-    demo.add_argument("--sam-model", default=None)
-
     bench = sub.add_parser("bench", help="benchmarks; writes bench/RESULTS.md and results.json")
     bench.add_argument("--quick", action="store_true")
     bench.add_argument("--json", action="store_true")
+    if extra_commands is not None:
+        extra_commands(sub)
     return parser
 
 
@@ -102,32 +95,35 @@ def format_result(result) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ros_ground.evaluate import run_eval
+
+    return run_eval(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "run.py").is_file():
+        raise RuntimeError("benchmarks live in bench/ of a source checkout; run from the repository")
+    sys.path.insert(0, str(root))
+    from bench.run import run_bench
+
+    return run_bench(args)
+
+
+CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
+         handlers: dict | None = None) -> int:
+    """Run a subcommand; errors users can fix print one line and exit 2."""
+    args = build_parser(extra_commands).parse_args(argv)
+    commands = {**CORE_COMMANDS, **(handlers or {})}
     try:
-        if args.command == "ground":
-            return cmd_ground(args)
-        if args.command == "ask":
-            from ros_ground.nodes.ask import run_ask
-
-            return run_ask(args)
-        if args.command == "eval":
-            from ros_ground.evaluate import run_eval
-
-            return run_eval(args)
-        if args.command == "demo":
-            from ros_ground.nodes.demo import run_demo
-
-            return run_demo(args)
-        if args.command == "bench":
-            sys.path.insert(0, ".")
-            from bench.run import run_bench
-
-            return run_bench(args)
+        return commands[args.command](args)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"ros-ground {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

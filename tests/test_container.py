@@ -70,7 +70,7 @@ def test_ros_ground_ask_cli(container, tmp_path):
     time.sleep(0.5)
     overlay = tmp_path / "ask.png"
     out = subprocess.run(
-        [sys.executable, "-m", "ros_ground.cli", "ask", "Describe the image.", "--namespace", NS,
+        [sys.executable, "-m", "ros_ground.nodes.cli", "ask", "Describe the image.", "--namespace", NS,
          "--json", "--timeout", "60", "--overlay", str(overlay)],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -87,6 +87,6 @@ def test_ros_ground_ask_cli(container, tmp_path):
 
 def test_ask_without_server_times_out_clearly():
     out = subprocess.run(
-        [sys.executable, "-m", "ros_ground.cli", "ask", "hi", "--namespace", "/nobody",
+        [sys.executable, "-m", "ros_ground.nodes.cli", "ask", "hi", "--namespace", "/nobody",
          "--timeout", "2"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no action server" in out.stderr

@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def test_demo_runs_the_composed_graph(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "ros_ground.cli", "demo", "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", "demo", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout

@@ -1,0 +1,49 @@
+"""`ros-ground`, the user command: the core subcommands plus those that talk to ROS.
+
+`ask` sends a goal to a running grounding node; `demo` runs the composed graph on the
+embedded default models. rclpy is imported only when one of them is chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ros_ground import cli as core_cli
+from ros_ground.engine import MODES
+
+
+def add_ros_commands(sub) -> None:
+    ask = sub.add_parser("ask", help="send a prompt to a running grounding node (ROS action)")
+    ask.add_argument("prompt")
+    ask.add_argument("--namespace", default="", help="namespace of the grounding node")
+    ask.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the result")
+    ask.add_argument("--mode", choices=("",) + MODES, default="")
+    ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    ask.add_argument("--overlay", metavar="OUT.png", help="write the node's overlay image")
+
+    demo = sub.add_parser("demo", help="run the composed graph on the embedded default models")
+    demo.add_argument("--out", default="demo_out", help="folder for overlays and the graph log")
+    demo.add_argument("--model", default=None, help="override config/sim.yaml's model")
+    demo.add_argument("--sam-model", default=None, help="override config/sim.yaml's sam_model")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from ros_ground.nodes.ask import run_ask
+
+    return run_ask(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ros_ground.nodes.demo import run_demo
+
+    return run_demo(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return core_cli.main(argv, extra_commands=add_ros_commands,
+                         handlers={"ask": cmd_ask, "demo": cmd_demo})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
