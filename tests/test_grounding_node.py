@@ -93,7 +93,16 @@ def _stream(r, rgb=None, stamp_sec=5):
 def test_bad_model_paths_fail_configure_and_node_recovers(running, tmp_path):
     r = running(model=str(tmp_path / "missing-model"))
     assert not r.started and r.state() == State.PRIMARY_STATE_UNCONFIGURED
+    corrupt_model = tmp_path / "corrupt-model"
+    corrupt_model.mkdir()
+    (corrupt_model / "config.json").write_text("{not json")
+    r.set(model=str(corrupt_model))
+    assert r.node.trigger_configure().name == "FAILURE"
     r.set(model="tiny", sam_model="vit_b", sam_checkpoint=str(tmp_path / "missing.pth"))
+    assert r.node.trigger_configure().name == "FAILURE"
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"\x80\x04garbage" * 100)
+    r.set(sam_checkpoint=str(corrupt))
     assert r.node.trigger_configure().name == "FAILURE"
     r.set(sam_model="tiny", sam_checkpoint="")
     assert r.node.trigger_configure().name == "SUCCESS"
