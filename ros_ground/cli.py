@@ -54,6 +54,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     bench = sub.add_parser("bench", help="benchmarks; writes bench/RESULTS.md and results.json")
     bench.add_argument("--quick", action="store_true")
     bench.add_argument("--json", action="store_true")
+    bench.add_argument("--gpu", action="store_true",
+                       help="on a CUDA machine: the LLaVA-1.5-7B-shaped fp16 row")
+    bench.add_argument("--soak", type=float, metavar="SECONDS",
+                       help="only the streaming soak, for this long")
+    bench.add_argument("--threads", type=int, help="torch threads for CPU models (default 1)")
     if extra_commands is not None:
         extra_commands(sub)
     return parser

@@ -178,6 +178,8 @@ class GroundingNode(LifecycleNode):
         for request in pending:
             self._finish(request, self._failure(request, Status.STATUS_CANCELED,
                                                 "node shutting down"))
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=30.0)  # the running request stops at its next token
 
     def _close_io(self) -> None:
         for entity in self._io:
@@ -365,7 +367,9 @@ class GroundingNode(LifecycleNode):
         if result.canceled:
             response.status = Status.STATUS_CANCELED
             response.error = "canceled" if self._active else "node deactivated during generation"
-        if self._param("publish_overlay") and self._active:
+        # drawing costs ~10% of a small model's frame: only when someone is listening
+        if (self._param("publish_overlay") and self._active
+                and self._overlay_pub.get_subscription_count() > 0):
             self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
                                                        frame.header))
         return response

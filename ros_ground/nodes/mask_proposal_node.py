@@ -78,6 +78,7 @@ class MaskProposalNode(LifecycleNode):
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._worker.join(timeout=30.0)  # a run in flight must not publish after destroy_node
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         for change in changes:

@@ -1,0 +1,170 @@
+"""The benchmark suite's cheap parts and its output schema (no timing thresholds here).
+
+Timing targets live in `ros-ground bench` (bench/RESULTS.md), never in tests.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import run as bench_run  # noqa: E402
+from bench.common import blob_masks, machine_info, p50_p99, tabletop_image  # noqa: E402
+from bench.transport import codec_timing, vectorised_counts, wire_sizes  # noqa: E402
+from ros_ground.rle import counts_to_mask, mask_to_counts  # noqa: E402
+
+
+def _is_num(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@pytest.fixture(scope="module")
+def masks():
+    return blob_masks(10, 480, 640, seed=0)
+
+
+def test_blob_masks_are_realistic(masks):
+    assert len(masks) == 10
+    for m in masks:
+        assert m.shape == (480, 640) and m.dtype == bool
+        assert 0.005 <= m.mean() <= 0.12  # 1-10 % each, give or take the notches
+
+
+def test_vectorised_counts_equals_mask_to_counts(masks):
+    rng = np.random.default_rng(1)
+    cases = list(masks) + [rng.random((7, 5)) > 0.5 for _ in range(50)] + [
+        np.ones((3, 4), bool), np.zeros((4, 3), bool), np.ones((1, 1), bool),
+        np.zeros((1, 5), bool), np.ones((5, 1), bool), np.eye(6, dtype=bool)]
+    for mask in cases:
+        counts = vectorised_counts(mask)
+        assert counts == mask_to_counts(mask)
+        np.testing.assert_array_equal(counts_to_mask(*mask.shape, counts), mask)
+
+
+def test_wire_sizes(masks):
+    pytest.importorskip("rclpy")
+    sizes = wire_sizes(masks)
+    assert sizes["phrases"] == 10 and sizes["frame"] == [480, 640]
+    for key in ("rle_message_bytes", "image_variant_bytes", "image_variant_images_bytes",
+                "rle_mask_bytes"):
+        assert isinstance(sizes[key], int) and sizes[key] > 0
+    # ten mono8 images carry at least 10 * 640 * 480 bytes
+    assert sizes["image_variant_images_bytes"] >= 10 * 640 * 480
+    assert _is_num(sizes["rle_size_ratio"]) and sizes["rle_size_ratio"] > 1
+
+
+def test_codec_timing_function(masks):
+    pytest.importorskip("rclpy")
+    codec = codec_timing(masks[:3], reps=2)
+    assert codec["masks"] == 3 and codec["reps"] == 2
+    for key in ("encode_ms", "decode_ms", "encode_decode_ms", "encode_decode_p99_ms",
+                "via_messages_ms", "encode_decode_ms_vectorised"):
+        assert _is_num(codec[key]) and codec[key] >= 0
+
+
+def test_helpers():
+    stats = p50_p99([1.0, 2.0, 3.0])
+    assert stats["p50"] == 2.0 and stats["n"] == 3 and stats["p99"] <= 3.0
+    image = tabletop_image(48, 64)
+    assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+    info = machine_info()
+    assert {"cpu", "usable_cpus", "ram_gb", "date_utc"} <= set(info)
+
+
+@pytest.fixture(scope="module")
+def tiny_attention():
+    pytest.importorskip("transformers")
+    from bench.attention import summarise, time_variants
+    from bench.models import VARIANTS, build_tiny
+
+    tiny = build_tiny()
+    timing = time_variants(tiny, VARIANTS + ("adapter",), new_tokens=3, reps=1,
+                           warmup_tokens=1, warmup_variants=())
+    return summarise("tiny", timing, 3, tiny.build_s, int(tiny.image_positions.numel()))
+
+
+def test_generation_variants_make_exactly_the_tokens_asked(tiny_attention):
+    assert tiny_attention["tokens_generated"] == {v: 3 for v in
+                                                  ("plain", "capture", "eager", "adapter")}
+    assert tiny_attention["image_tokens"] == 64
+    for key in ("capture_over_plain", "eager_over_plain", "adapter_over_plain"):
+        assert _is_num(tiny_attention[key]) and tiny_attention[key] > 0
+
+
+def test_reduced_run_schema(tiny_attention, masks, tmp_path):
+    """A reduced run through `assemble` and `render`: real cheap parts, stand-ins for the
+    model-heavy ones (mid-size model, streaming, container), then the `--json` schema."""
+    pytest.importorskip("rclpy")
+    sizes = wire_sizes(masks)
+    codec = codec_timing(masks, reps=2)
+    latency = {"rle": {"p50": 1.0, "p99": 2.0, "n": 5, "lost": 0, "mean": 1.1},
+               "image": {"p50": 5.0, "p99": 9.0, "n": 5, "lost": 0, "mean": 5.5},
+               "messages_per_variant": 5, "gap_s": 0.01, "ack_timeouts": 0,
+               "build_ms": {"rle": 1, "image": 2}}
+    stage_names = ("preprocess (processor)", "vision encode + prefill", "decode",
+                   "phrase parsing", "SAM embedding", "SAM decodes (all phrases)",
+                   "mask encoding (RLE)", "message building (excl. RLE)", "publish response",
+                   "overlay (draw + publish)", "other (engine bookkeeping)")
+    breakdown = {"frames": 1, "total_ms": 100.0, "model_total_ms": 80.0, "outside_ms": 20.0,
+                 "overhead_fraction_outside_models": 0.2,
+                 "stages_ms": {k: 100.0 / len(stage_names) for k in stage_names},
+                 "model_ms": {"vision tower + projector": 1.0,
+                              "LMM prefill forward (incl. vision)": 5.0,
+                              "LMM decode forwards": 60.0, "SAM image encoder": 5.0,
+                              "SAM prompt enc + mask dec + upsample": 10.0},
+                 "tokens": 10, "phrases": 2,
+                 "per_token_ms": {"decode": 6.0, "decode_forward": 5.0},
+                 "params": {"model": "tiny"}, "image": [240, 320, 3]}
+    stream = {"duration_s": 1.0, "camera_hz_target": 30.0, "camera_hz_sent": 30.0,
+              "commands": 1, "responses": 1, "ok": 1, "rejected_busy": 0, "other_status": 0,
+              "missing": 0, "latency_ms": {"p50": 300.0, "p99": 310.0, "n": 1, "min": 300.0,
+                                           "max": 310.0},
+              "p99_over_p50": 1.03, "latency_first_third_median_ms": 300.0,
+              "latency_last_third_median_ms": 300.0, "max_requests_waiting": 0,
+              "rss_mb_start": 500.0, "rss_mb_end": 500.0, "rss_growth_mb": 0.0,
+              "rss_slope_mb_per_min": 0.0, "phrases_per_response": 2,
+              "words_per_response": 10}
+    details = {
+        "attention": {"tiny": tiny_attention, "mid": tiny_attention, "peak_memory": None},
+        "breakdown": breakdown,
+        "transport": {"sizes": sizes, "codec": codec, "latency_ms": latency},
+        "embedding": {"container": {"frames": 1, "passes_per_frame": [1],
+                                    "embedding_passes_per_frame": 1, "grounding_modes": ["point"],
+                                    "proposals_per_frame_median": 3}},
+        "stream": stream,
+    }
+    results = bench_run.assemble(details, machine_info(), quick=True, timings={"total": 1.0})
+    assert bench_run.validate(results) == []
+    for key in bench_run.REQUIRED_KEYS:
+        assert key in results
+    assert set(results["transport_latency_ms"]) == {"rle", "image"}
+    assert set(results["transport_latency_ms"]["rle"]) == {"p50", "p99"}
+    assert set(results["stream_latency_ms"]) == {"p50", "p99"}
+    assert results["targets"]["embedding_passes_per_frame"]["pass"] is True
+    json_path, md_path = bench_run.write(results, tmp_path, quick=True)
+    assert json.loads(json_path.read_text())["rle_size_ratio"] == results["rle_size_ratio"]
+    text = md_path.read_text()
+    for heading in ("## Targets", "## 1. Attention", "## 2. Per-frame", "## 4. Mask transport",
+                    "## 5. Streaming", "not measured"):
+        assert heading in text
+
+
+def test_validate_flags_missing_and_malformed_keys():
+    errors = bench_run.validate({"attention_overhead_ratio": "fast",
+                                 "transport_latency_ms": {"rle": {"p50": 1.0}}})
+    assert any("missing key 'machine'" in e for e in errors)
+    assert any("attention_overhead_ratio" in e for e in errors)
+    assert any("transport_latency_ms" in e for e in errors)
+
+
+@pytest.mark.parametrize("name", ["results.json", "results.quick.json"])
+def test_written_results_match_the_schema(name):
+    path = ROOT / "bench" / name
+    if not path.exists():
+        pytest.skip(f"bench/{name} not written yet")
+    assert bench_run.validate(json.loads(path.read_text())) == []
