@@ -5,15 +5,16 @@ from __future__ import annotations
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_ground.nodes.conversions import stamp_to_ns
 
 QOS_NAMES = ("sensor_data", "reliable", "best_effort")
 
-# Commands and results must arrive: reliable, with history deep enough that a burst of
-# commands (or of the rejections they earn) is not overwritten before it is delivered.
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# Commands and results must arrive: reliable and keep-all, so a burst of commands (or of the
+# rejections they earn) is held until delivered instead of being overwritten by newer ones.
+RELIABLE = QoSProfile(depth=100, history=HistoryPolicy.KEEP_ALL,
+                      reliability=ReliabilityPolicy.RELIABLE)
 
 
 def qos_by_name(name: str) -> QoSProfile:
