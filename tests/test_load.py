@@ -58,8 +58,9 @@ def test_camera_and_command_flood():
             if now >= warm and (not rss or now - rss[-1][0] >= 1.0):
                 rss.append((now, _rss_mib(proc.pid)))
             time.sleep(0.002)
-        answered = client.wait(lambda: len(client.responses) >= sent, 120)
-        assert answered, f"{sent} commands, {len(client.responses)} responses after 120 s"
+        drain = max(120.0, SECONDS)  # a starved machine answers late, but must answer
+        answered = client.wait(lambda: len(client.responses) >= sent, drain)
+        assert answered, f"{sent} commands, {len(client.responses)} responses after {drain:.0f} s"
         time.sleep(1.0)
         responses = client.responses
         assert len(responses) == sent, f"{sent} commands, {len(responses)} responses"
