@@ -134,8 +134,9 @@ def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: 
         scaling = getattr(module, "scaling", None) or 1.0 / math.sqrt(head_dim)
 
     rep = n_q_heads // n_kv_heads
-    q = query[0, :, -1, :].float().reshape(n_kv_heads, rep, head_dim)
-    scores = torch.matmul(q, key[0].float().transpose(-1, -2)) * scaling  # [Hkv, rep, K]
+    # few, fused ops: on a CPU each small op costs more than its arithmetic
+    q = query[0, :, -1, :].reshape(n_kv_heads, rep, head_dim).float() * scaling
+    scores = torch.matmul(q, key[0].float().transpose(-1, -2))  # [Hkv, rep, K]
     if attention_mask is not None:
         mask = attention_mask[0, :, -1, :]  # [1 or Hq, K]
         if mask.shape[-1] != k_len:
@@ -150,8 +151,7 @@ def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: 
         if window is not None and k_len > window:
             # the last query (absolute position k_len-1) sees keys with idx > k_len-1-window
             scores[..., : k_len - window] = float("-inf")
-    log_norm = torch.logsumexp(scores, dim=-1, keepdim=True)
-    probs = torch.exp(scores.index_select(-1, image_positions) - log_norm)
+    probs = torch.softmax(scores, dim=-1).index_select(-1, image_positions)
     return probs.sum(dim=(0, 1))
 
 
