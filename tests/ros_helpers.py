@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -95,14 +96,25 @@ def start_node_process(executable_module: str, params: dict, namespace: str = ""
         cmd += ["-r", f"__ns:={namespace}"]
     for src, dst in (remaps or {}).items():
         cmd += ["-r", f"{src}:={dst}"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # a file, not a pipe: nobody reads a pipe while the test runs, and a node that logs more
+    # than the pipe buffer (64 kB) would block on its next log line
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log
+    return proc
+
+
+def process_output(proc: subprocess.Popen) -> str:
+    proc.log.flush()
+    proc.log.seek(0)
+    return proc.log.read()
 
 
 def stop_process(proc: subprocess.Popen) -> str:
     proc.terminate()
     try:
-        out, _ = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
+        proc.wait()
+    return process_output(proc)
