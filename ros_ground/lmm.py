@@ -22,6 +22,8 @@ from ros_ground.geometry import ImageGeometry, background_fill, geometry_for, pa
 
 IMAGE_FITS = ("processor", "pad")
 _TRUE = ("1", "true", "yes", "on")
+# "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
+SIM_LMM_DIR = Path(__file__).resolve().parent / "models" / "sim_lmm"
 
 
 class ModelLoadError(ValueError):
@@ -345,7 +347,8 @@ def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: 
 
 def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
              trust_remote_code: bool = False, image_fit: str = "processor") -> LMMAdapter:
-    """Load "tiny", a local checkpoint directory, or a Hugging Face id (cache first)."""
+    """Load "tiny", "sim" (the packaged directory), a local checkpoint directory, or a Hugging
+    Face id (cache first)."""
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     if image_fit not in IMAGE_FITS:
@@ -360,8 +363,12 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     tried: list[str] = []
     errors: list[str] = []
-    if _looks_like_path(spec):
-        path = Path(spec).expanduser()
+    location = str(SIM_LMM_DIR) if spec == "sim" else spec
+    if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():
+        raise ModelLoadError(f"the embedded 'sim' model is missing from {str(SIM_LMM_DIR)!r} "
+                             f"(train it with `ros-ground train lmm`)")
+    if _looks_like_path(location):
+        path = Path(location).expanduser()
         if not path.is_dir():
             raise ModelLoadError(f"model {spec!r}: no such directory {str(path)!r} "
                                  f"(give a checkpoint directory, a Hugging Face id, or 'tiny')")

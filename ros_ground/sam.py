@@ -39,6 +39,8 @@ CONFIG_FORMAT = "ros_ground.sam/1"
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "sam_config.json"
 REGISTRY_SPECS = ("vit_h", "vit_l", "vit_b")
+# "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
+SIM_SAM_DIR = Path(__file__).resolve().parent / "models" / "sim_sam"
 
 AMG_DEFAULTS: dict[str, Any] = {
     "points_per_side": 32,
@@ -358,7 +360,8 @@ def _check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
 
 
 def load_sam(spec: str, checkpoint: str | None = None, device: str = "cpu") -> SamSegmenter:
-    """A SamSegmenter for "vit_h" | "vit_l" | "vit_b" (+ `checkpoint`), "tiny", or a saved model.
+    """A SamSegmenter for "vit_h" | "vit_l" | "vit_b" (+ `checkpoint`), "tiny", "sim" (the
+    packaged directory), or a saved model.
 
     Released architectures are built by segment-anything's registry and filled from `checkpoint`
     (safetensors or a plain-tensor .pth); without one they keep random weights, which is only
@@ -377,7 +380,10 @@ def load_sam(spec: str, checkpoint: str | None = None, device: str = "cpu") -> S
         if checkpoint is not None:
             load_weights(sam, checkpoint)
     else:
-        path = Path(str(spec)).expanduser()
+        path = SIM_SAM_DIR if spec == "sim" else Path(str(spec)).expanduser()
+        if spec == "sim" and not (path / WEIGHTS_NAME).is_file():
+            raise SamLoadError(f"the embedded 'sim' SAM is missing from {str(path)!r} "
+                               "(train it with `ros-ground train sam`)")
         if not path.exists():
             raise SamLoadError(
                 f"unknown SAM spec {spec!r}: expected {', '.join(REGISTRY_SPECS)}, 'tiny' or the "

@@ -1,0 +1,202 @@
+"""Training of the embedded "sim" models: `ros-ground train data|lmm|sam|eval|all`.
+
+* `data`  renders the training scenes once into .cache/sim_data (optional: without the cache
+          every scene is rendered on the fly from its seed, with identical results);
+* `lmm`   trains the LLaVA-architecture LMM on images + texts only -> ros_ground/models/sim_lmm;
+* `sam`   trains the SAM-architecture model on point -> mask pairs -> ros_ground/models/sim_sam;
+* `eval`  measures both on held-out seeds (0..199) and writes each MODEL_CARD.md;
+* `all`   data, then lmm and sam side by side (one CPU thread each), then eval.
+
+Training seeds are >= 100000; evaluation seeds are below 10000. Same arguments, same models
+(up to floating-point summation order across thread counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+MODELS_DIR = PACKAGE_DIR / "models"
+LMM_DIR = MODELS_DIR / "sim_lmm"
+SAM_DIR = MODELS_DIR / "sim_sam"
+
+
+def _state_dir() -> Path:
+    from ros_ground.train.data import default_cache_dir
+
+    return default_cache_dir().parent / "train_state"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ros_ground.train.data import TRAIN_SEED_START
+
+    parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+
+    def common(p: argparse.ArgumentParser, steps: int | None = None) -> None:
+        p.add_argument("--seed-start", type=int, default=TRAIN_SEED_START,
+                       help="first training scene seed (default %(default)s)")
+        p.add_argument("--scenes", type=int, default=8000, help="training scenes (seeds)")
+        p.add_argument("--cache", default=None, help="scene cache directory "
+                       "(default .cache/sim_data; scenes missing there are rendered on the fly)")
+        if steps is not None:
+            p.add_argument("--steps", type=int, default=steps)
+            p.add_argument("--seed", type=int, default=0, help="initialisation / sampling seed")
+            p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+            p.add_argument("--out", default=None, help="output directory (default: the package's)")
+            p.add_argument("--fresh", action="store_true",
+                           help="ignore a saved training state instead of resuming from it")
+            p.add_argument("--time-limit-min", type=float, default=58.0)
+
+    data = sub.add_parser("data", help="render the training scenes into the cache")
+    common(data)
+    data.add_argument("--workers", type=int, default=2)
+    common(sub.add_parser("lmm", help="train the LMM (text supervision only)"), steps=2400)
+    common(sub.add_parser("sam", help="train the SAM model (point -> mask)"), steps=1000)
+    ev = sub.add_parser("eval", help="evaluate both models on held-out seeds; write model cards")
+    ev.add_argument("--scenes", type=int, default=200)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--sam-scenes", type=int, default=40)
+    ev.add_argument("--amg-default-scenes", type=int, default=30,
+                    help="scenes grounded with SAM's stock AMG settings (slow: 32x32 prompts)")
+    ev.add_argument("--attention-scenes", type=int, default=60)
+    ev.add_argument("--skip", nargs="*", default=[],
+                    choices=["ground", "amg-defaults", "attention", "sam"])
+    ev.add_argument("--threads", type=int, default=2)
+    allp = sub.add_parser("all", help="data, lmm + sam in parallel, eval")
+    allp.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def _run_lmm(args) -> dict:
+    from ros_ground.train.lmm import LMMTrainConfig, train_lmm
+
+    cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, steps=args.steps,
+                         seed=args.seed, threads=args.threads,
+                         time_limit_min=args.time_limit_min)
+    state = _state_dir() / "lmm_state.pt"
+    if args.fresh and state.exists():
+        state.unlink()
+    out = Path(args.out) if args.out else LMM_DIR
+    summary = train_lmm(cfg, out, Path(args.cache) if args.cache else None, state,
+                        log_path=_state_dir() / "lmm_log.jsonl")
+    summary["command"] = "ros-ground train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else ["lmm"])
+    _write_summary("lmm", summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
+    return summary
+
+
+def _run_sam(args) -> dict:
+    from ros_ground.train.sam import SAMTrainConfig, train_sam
+
+    cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, steps=args.steps,
+                         seed=args.seed, threads=args.threads,
+                         time_limit_min=args.time_limit_min)
+    state = _state_dir() / "sam_state.pt"
+    if args.fresh and state.exists():
+        state.unlink()
+    out = Path(args.out) if args.out else SAM_DIR
+    summary = train_sam(cfg, out, Path(args.cache) if args.cache else None, state,
+                        log_path=_state_dir() / "sam_log.jsonl")
+    summary["command"] = "ros-ground train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else ["sam"])
+    _write_summary("sam", summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
+    return summary
+
+
+def _write_summary(name: str, summary: dict) -> None:
+    _state_dir().mkdir(parents=True, exist_ok=True)
+    (_state_dir() / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+
+
+def _results_path() -> Path:
+    return _state_dir() / "eval_results.json"
+
+
+def run_eval(args) -> dict:
+    """Evaluate the packaged models on held-out seeds and (re)write both model cards."""
+    import torch
+
+    from ros_ground.engine import EngineConfig, build_engine
+    from ros_ground.train import evaluation
+    from ros_ground.train.card import write_cards
+
+    torch.set_num_threads(args.threads)
+    results = json.loads(_results_path().read_text()) if _results_path().is_file() else {}
+    results.setdefault("lmm", {})
+    results.setdefault("sam", {})
+    for name in ("lmm", "sam"):
+        summary = _state_dir() / f"{name}_summary.json"
+        if summary.is_file():
+            data = json.loads(summary.read_text())
+            results[name]["train"] = data
+            results[name]["command"] = data.get("command", f"ros-ground train {name}")
+
+    def save() -> None:
+        _results_path().write_text(json.dumps(results, indent=1))
+        write_cards(LMM_DIR, SAM_DIR, results)
+
+    engine = build_engine(model="sim", sam_model="sim", device="cpu", dtype="float32",
+                          config=EngineConfig())
+    if "sam" not in args.skip:
+        results["sam"]["quality"] = evaluation.sam_quality(engine.sam, args.sam_scenes, args.seed)
+        save()
+    if "ground" not in args.skip:
+        results["lmm"]["ground"] = evaluation.grounding_eval(engine, args.scenes, args.seed)
+        save()
+    if "amg-defaults" not in args.skip:
+        variants = {k: v for k, v in evaluation.ABLATIONS.items() if v.get("mode") != "point"}
+        results["lmm"]["ground_amg_defaults"] = evaluation.grounding_eval(
+            engine, args.amg_default_scenes, args.seed, variants=variants, amg_params={},
+            refer=False)
+        save()
+    if "attention" not in args.skip:
+        results["lmm"]["attention"] = evaluation.attention_analysis(
+            str(LMM_DIR), args.attention_scenes, args.seed)
+        save()
+    save()
+    return results
+
+
+def run_all(args) -> int:
+    """`make train-sim`: render, train both models side by side, evaluate, write the cards."""
+    from ros_ground.train.data import TRAIN_SEED_START, build_cache
+
+    build_cache(TRAIN_SEED_START, 8000, workers=args.workers)
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "ros_ground.train", what])
+             for what in ("lmm", "sam")]
+    codes = [p.wait() for p in procs]
+    print(f"training wall time (both, side by side): {(time.perf_counter() - t0) / 60:.1f} min")
+    if any(codes):
+        return 1
+    run_eval(build_parser().parse_args(["eval"]))
+    return 0
+
+
+def main_train(argv: list[str] | None = None) -> int:
+    """Entry point of `ros-ground train ...` (argv without the leading 'train')."""
+    args = build_parser().parse_args(argv)
+    if args.what == "data":
+        from ros_ground.train.data import build_cache
+
+        build_cache(args.seed_start, args.scenes, Path(args.cache) if args.cache else None,
+                    workers=args.workers)
+        return 0
+    if args.what == "lmm":
+        _run_lmm(args)
+        return 0
+    if args.what == "sam":
+        _run_sam(args)
+        return 0
+    if args.what == "eval":
+        run_eval(args)
+        return 0
+    if args.what == "all":
+        return run_all(args)
+    return 1

@@ -1,0 +1,263 @@
+"""Training data from the simulator: deterministic seed ranges, an optional on-disk cache, and the
+two views of a scene the two models may see.
+
+* `text_record(scene)` is everything the LMM is trained on besides the image: the description,
+  question/answer pairs, referring expressions and object *names*. It never reads a mask, box,
+  point, depth or position: the LMM gets no grounding supervision.
+* `label_map(scene)` is what the SAM model is trained on: one segment id per pixel (objects, the
+  table, the empty background), from the simulator's masks.
+
+Scenes are rendered from their seeds (`generate_scene(seed)`); the cache only memoises renders so
+two training runs do not pay for them twice. Training uses seeds >= TRAIN_SEED_START; evaluation
+uses seeds below EVAL_SEED_LIMIT, so the two never overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TRAIN_SEED_START = 100_000
+EVAL_SEED_LIMIT = 10_000  # held-out evaluation seeds are 0 .. EVAL_SEED_LIMIT-1
+WIDTH, HEIGHT = 320, 240
+SHARD = 250  # scenes per cache shard
+BACKGROUND, TABLE, FIRST_OBJECT = 0, 1, 2  # label-map ids; object k has id FIRST_OBJECT + k
+FAR_DEPTH = 4.99  # depth at or beyond this is empty background (the renderer's far plane is 5 m)
+
+
+def default_cache_dir() -> Path:
+    """`<repo>/.cache/sim_data` (or $ROS_GROUND_CACHE/sim_data); never committed."""
+    env = os.environ.get("ROS_GROUND_CACHE")
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / ".cache"
+    return root / "sim_data"
+
+
+def check_train_seeds(start: int, count: int) -> None:
+    if start < TRAIN_SEED_START or count < 1:
+        raise ValueError(f"training seeds must start at >= {TRAIN_SEED_START} (evaluation uses "
+                         f"0..{EVAL_SEED_LIMIT - 1}); got start={start} count={count}")
+
+
+# --------------------------------------------------------------------------- the two views
+
+def text_record(scene) -> dict:
+    """The text-only view of a scene for LMM training.
+
+    Reads the simulator's texts and the objects' names only; no mask, bbox, position or depth is
+    touched (tests/test_train.py checks this with objects whose geometry raises on access).
+    """
+    return {
+        "seed": int(scene.seed),
+        "description": str(scene.description),
+        "questions": [[str(q), str(a)] for q, a in scene.questions],
+        "referring": [[str(expr), int(i)] for expr, i in scene.referring],
+        "names": [str(obj.name) for obj in scene.objects],
+    }
+
+
+def label_map(scene) -> np.ndarray:
+    """uint8 HxW segment ids for SAM training: 0 background, 1 table, 2+k object k.
+
+    Table = everything the camera hits that is not a listed object (objects too hidden to be
+    listed count as table: at most a few dozen pixels).
+    """
+    labels = np.where(scene.depth < FAR_DEPTH, TABLE, BACKGROUND).astype(np.uint8)
+    for k, obj in enumerate(scene.objects):
+        labels[np.asarray(obj.mask, dtype=bool)] = FIRST_OBJECT + k
+    return labels
+
+
+# --------------------------------------------------------------------------- cache
+
+def _render(seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    from ros_ground.sim.scene import generate_scene
+
+    scene = generate_scene(seed, width=WIDTH, height=HEIGHT)
+    return scene.rgb, label_map(scene), text_record(scene)
+
+
+def _shard_paths(directory: Path, start: int) -> dict[str, Path]:
+    return {"rgb": directory / f"rgb_{start}.npy", "labels": directory / f"labels_{start}.npy",
+            "texts": directory / f"texts_{start}.json"}
+
+
+def _write_shard(args: tuple[str, int, int]) -> int:
+    directory, start, count = args
+    directory = Path(directory)
+    paths = _shard_paths(directory, start)
+    if paths["texts"].is_file():
+        return count
+    import torch
+
+    torch.set_num_threads(1)
+    rgb = np.zeros((count, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    labels = np.zeros((count, HEIGHT, WIDTH), dtype=np.uint8)
+    texts = []
+    for i in range(count):
+        rgb[i], labels[i], record = _render(start + i)
+        texts.append(record)
+    np.save(paths["rgb"], rgb)
+    np.save(paths["labels"], labels)
+    tmp = paths["texts"].with_suffix(".tmp")
+    tmp.write_text(json.dumps(texts))
+    tmp.replace(paths["texts"])  # written last: a shard with texts is complete
+    return count
+
+
+def build_cache(start: int, count: int, directory: Path | None = None, workers: int = 1,
+                progress: bool = True) -> Path:
+    """Render seeds start .. start+count-1 into `directory` (resumable shard by shard)."""
+    check_train_seeds(start, count)
+    directory = Path(directory or default_cache_dir())
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory.parent / ".gitignore"
+    if not marker.exists():
+        marker.write_text("*\n")  # the cache is never committed
+    jobs = [(str(directory), s, min(SHARD, start + count - s))
+            for s in range(start, start + count, SHARD)]
+    bar = _bar(total=count, desc="render scenes", unit="scene", enabled=progress)
+    t0 = time.perf_counter()
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for n in pool.imap_unordered(_write_shard, jobs):
+                bar.update(n)
+    else:
+        for job in jobs:
+            bar.update(_write_shard(job))
+    bar.close()
+    meta = {"seed_start": start, "count": count, "width": WIDTH, "height": HEIGHT,
+            "shard": SHARD, "render_seconds_last_run": round(time.perf_counter() - t0, 1)}
+    (directory / f"meta_{start}_{count}.json").write_text(json.dumps(meta, indent=1))
+    return directory
+
+
+@dataclass
+class SceneStore:
+    """Scenes seed_start .. seed_start+count-1: from the cache where present, else rendered.
+
+    `rgb(i)`, `texts(i)` and `labels(i)` index scenes 0..count-1 (seed = seed_start + i).
+    """
+
+    seed_start: int
+    count: int
+    directory: Path | None = None
+
+    memo_size: int = 64  # on-the-fly renders kept in memory (most recent)
+
+    def __post_init__(self) -> None:
+        self._shards: dict[int, dict] = {}
+        self._memo: dict[int, tuple] = {}
+        if self.directory is not None:
+            self.directory = Path(self.directory)
+
+    def _rendered(self, i: int) -> tuple:
+        seed = self.seed(i)
+        if seed not in self._memo:
+            if len(self._memo) >= self.memo_size:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[seed] = _render(seed)
+        return self._memo[seed]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def seed(self, i: int) -> int:
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        return self.seed_start + i
+
+    def _shard(self, i: int) -> tuple[dict | None, int]:
+        seed = self.seed(i)
+        start = self.seed_start + ((seed - self.seed_start) // SHARD) * SHARD
+        if self.directory is None:
+            return None, 0
+        if start not in self._shards:
+            paths = _shard_paths(self.directory, start)
+            if paths["texts"].is_file():
+                self._shards[start] = {
+                    "rgb": np.load(paths["rgb"], mmap_mode="r"),
+                    "labels": np.load(paths["labels"], mmap_mode="r"),
+                    "texts": json.loads(paths["texts"].read_text()),
+                }
+            else:
+                self._shards[start] = None
+        shard = self._shards[start]
+        return shard, seed - start
+
+    def rgb(self, i: int) -> np.ndarray:
+        shard, j = self._shard(i)
+        if shard is None:
+            return self._rendered(i)[0].copy()
+        return np.array(shard["rgb"][j])
+
+    def texts(self, i: int) -> dict:
+        shard, j = self._shard(i)
+        if shard is None:
+            return self._rendered(i)[2]
+        record = shard["texts"][j]
+        assert record["seed"] == self.seed(i), "cache shard out of order"
+        return record
+
+    def labels(self, i: int) -> np.ndarray:
+        shard, j = self._shard(i)
+        if shard is None:
+            return self._rendered(i)[1].copy()
+        return np.array(shard["labels"][j])
+
+    def cached(self) -> int:
+        """How many of the scenes come from the cache."""
+        return sum(self._shard(i)[0] is not None for i in range(0, self.count, SHARD))
+
+
+# --------------------------------------------------------------------------- utilities
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(enabled: bool = True, **kwargs):
+    """A tqdm progress bar on stderr; disabled: the iterable itself, or a no-op bar."""
+    if not enabled:
+        return kwargs["iterable"] if "iterable" in kwargs else _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+
+def epoch_orders(count: int, seed: int) -> Iterator[np.ndarray]:
+    """An endless stream of permutations of range(count), deterministic in `seed`."""
+    rng = np.random.default_rng([seed, 7])
+    while True:
+        yield rng.permutation(count)
+
+
+def batches(count: int, batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Endless deterministic batches of scene indices (every scene once per epoch)."""
+    pending: list[int] = []
+    for order in epoch_orders(count, seed):
+        pending.extend(int(i) for i in order)
+        while len(pending) >= batch_size:
+            yield pending[:batch_size]
+            pending = pending[batch_size:]
+
+
+def words_of(texts: Sequence[str]) -> set[str]:
+    import re
+
+    return {w for t in texts for w in re.findall(r"\w+|[^\w\s]+", t.lower())}

@@ -1,0 +1,337 @@
+"""Held-out measurements of the embedded models, for their model cards.
+
+* `sam_quality`: point-prompt IoU per object and automatic-mask-generator recall.
+* `grounding_eval`: the GCG metrics (mask recall, mIoU, AP50, point accuracy, via
+  ros_ground.metrics) for several engine settings from ONE generation per scene, beside the
+  random-point baseline (modes point / auto, attention normalisation on / off, root-noun vs
+  whole-chunk maps), plus the referring-expression table.
+* `attention_analysis`: which tokens and which layers/heads carry localised attention (eager
+  attention on the generated sequence; the hit rate is the share of maps whose peak falls inside
+  the object the phrase names).
+
+Seeds are evaluation seeds (default 0..199), disjoint from training (>= 100000).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from ros_ground.train.data import EVAL_SEED_LIMIT, _bar
+
+
+def _check_eval_seeds(seed: int, scenes: int) -> None:
+    if seed < 0 or seed + scenes > EVAL_SEED_LIMIT:
+        raise ValueError(f"evaluation seeds must lie in 0..{EVAL_SEED_LIMIT - 1}")
+
+
+def _inner_point(mask: np.ndarray) -> tuple[float, float]:
+    """The mask pixel farthest from its boundary, as SAM (x, y) pixel coordinates."""
+    import cv2
+
+    dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return float(col), float(row)
+
+
+def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict | None = None,
+                progress: bool = True) -> dict:
+    """Point-prompt IoU per object (inner point and a random inside point) and, per AMG
+    setting, the share of objects with a proposal of IoU >= 0.5 (and the mean best IoU)."""
+    from ros_ground.metrics import iou
+    from ros_ground.sim.scene import generate_scene
+
+    _check_eval_seeds(seed, scenes)
+    amg_settings = amg_settings if amg_settings is not None else {
+        "AMG_DEFAULTS (32 pts, iou 0.88, stability 0.95)": {},
+        "node (16 pts, iou 0.7, stability 0.8)": {
+            "points_per_side": 16, "pred_iou_thresh": 0.7, "stability_score_thresh": 0.8},
+    }
+    rng = np.random.default_rng(seed)
+    inner, random_in, areas = [], [], []
+    amg = {name: {"best": [], "count": [], "seconds": 0.0} for name in amg_settings}
+    t_point = 0.0
+    for s in _bar(enabled=progress, iterable=range(seed, seed + scenes), desc="sam eval",
+                  unit="scene"):
+        scene = generate_scene(s)
+        key = ("sam-eval", s)
+        t0 = time.perf_counter()
+        for obj in scene.objects:
+            mask = np.asarray(obj.mask, dtype=bool)
+            areas.append(int(mask.sum()))
+            pred, _ = segmenter.segment_point(scene.rgb, _inner_point(mask), key=key)
+            inner.append(iou(pred, mask))
+            rows, cols = np.nonzero(mask)
+            j = int(rng.integers(len(rows)))
+            pred, _ = segmenter.segment_point(scene.rgb, (float(cols[j]), float(rows[j])), key=key)
+            random_in.append(iou(pred, mask))
+        t_point += time.perf_counter() - t0
+        for name, params in amg_settings.items():
+            t0 = time.perf_counter()
+            proposals = segmenter.propose(scene.rgb, key=key, **params)
+            amg[name]["seconds"] += time.perf_counter() - t0
+            amg[name]["count"].append(len(proposals))
+            for obj in scene.objects:
+                best = max((iou(p.mask, obj.mask) for p in proposals), default=0.0)
+                amg[name]["best"].append(best)
+    inner, random_in = np.array(inner), np.array(random_in)
+    out = {
+        "scenes": scenes, "seeds": [seed, seed + scenes - 1], "objects": len(inner),
+        "median_object_area_px": float(np.median(areas)) if areas else 0.0,
+        "point_inner": {"miou": float(inner.mean()), "iou_ge_0.5": float((inner >= 0.5).mean()),
+                        "iou_ge_0.75": float((inner >= 0.75).mean())},
+        "point_random_inside": {"miou": float(random_in.mean()),
+                                "iou_ge_0.5": float((random_in >= 0.5).mean())},
+        "point_ms_per_prompt": 1e3 * t_point / max(1, 2 * len(inner)),
+        "amg": {},
+    }
+    for name, record in amg.items():
+        best = np.array(record["best"])
+        out["amg"][name] = {"recall_iou_0.5": float((best >= 0.5).mean()),
+                            "mean_best_iou": float(best.mean()),
+                            "proposals_per_scene": float(np.mean(record["count"])),
+                            "seconds_per_scene": record["seconds"] / scenes}
+    return out
+
+
+# --------------------------------------------------------------------------- grounding
+
+# The proposal settings of the deployed sim graph (mask_proposal_node defaults, config/sim.yaml).
+NODE_AMG = {"points_per_side": 16, "pred_iou_thresh": 0.7, "stability_score_thresh": 0.8}
+
+ABLATIONS: dict[str, dict] = {
+    "auto (entities from proposals), root-noun maps": {},
+    "point, root-noun maps": {"mode": "point"},
+    "auto, no normalisation": {"normalise": False},
+    "point, no normalisation": {"mode": "point", "normalise": False},
+    "auto, whole-chunk maps": {"phrase_tokens": "chunk"},
+    "point, whole-chunk maps": {"mode": "point", "phrase_tokens": "chunk"},
+}
+
+
+def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | None = None,
+                   amg_params: dict | None = None, refer: bool = True,
+                   progress: bool = True) -> dict:
+    """GCG metrics for each engine variant, and the referring-expression table, from one
+    generation per prompt and one proposal set per scene.
+
+    As ros_ground.evaluate does it: "Describe the scene." against every object; "Where is X?"
+    (the scene's first referring expression) against X; proposals from the SAM automatic mask
+    generator (here with `amg_params`, default NODE_AMG); the random-point baseline keeps the
+    model's phrases (first variant) and prompts SAM at a uniformly random point. `entities`
+    equals `auto` whenever proposals exist, so it has no row of its own.
+    """
+    from ros_ground.metrics import (
+        GTPhrase,
+        PredPhrase,
+        TextSimilarity,
+        aggregate,
+        evaluate_image,
+        iou,
+        match_phrase,
+    )
+    from ros_ground.sim.scene import generate_scene
+
+    _check_eval_seeds(seed, scenes)
+    variants = variants or ABLATIONS
+    amg_params = dict(NODE_AMG if amg_params is None else amg_params)
+    text_sim = TextSimilarity()
+    rng = np.random.default_rng(seed)
+    records: dict[str, list] = {name: [] for name in variants}
+    records["random point baseline"] = []
+    refer_records: dict[str, list] = {"auto": [], "point": []}
+    refer_rows: dict[str, list] = {"auto": [], "point": []}
+    kinds: dict[str, list] = {}
+    samples, refer_samples = [], []
+    seconds = {"generate": 0.0, "proposals": 0.0, "ground": 0.0}
+    for s in _bar(enabled=progress, iterable=range(seed, seed + scenes), desc="ground eval",
+                  unit="scene"):
+        scene = generate_scene(s)
+        key = ("ground-eval", s)
+        gt = [GTPhrase(o.name, np.asarray(o.mask, dtype=bool)) for o in scene.objects]
+        t0 = time.perf_counter()
+        gen = engine.lmm.generate(scene.rgb, "Describe the scene.",
+                                  max_new_tokens=engine.config.max_new_tokens)
+        seconds["generate"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        proposals = engine.sam.propose(scene.rgb, key=key, **amg_params)
+        seconds["proposals"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        first = None
+        for name, change in variants.items():
+            cfg = replace(engine.config, **change).validate()
+            props = proposals if cfg.mode in ("auto", "entities") else None
+            phrases, _, _ = engine._ground_generation(scene.rgb, gen, cfg, props, key)
+            records[name].append(evaluate_image(
+                [PredPhrase(p.text, p.mask, p.point) for p in phrases], gt, text_sim))
+            first = phrases if first is None else first
+        baseline = []
+        for p in first or []:
+            point = (float(rng.uniform(0, scene.width)), float(rng.uniform(0, scene.height)))
+            mask, _ = engine.segment_point(scene.rgb, point, image_key=key)
+            baseline.append(PredPhrase(p.text, mask, point))
+        records["random point baseline"].append(evaluate_image(baseline, gt, text_sim))
+        seconds["ground"] += time.perf_counter() - t0
+        samples.append({"seed": s, "text": gen.text, "gt": scene.description,
+                        "proposals": len(proposals)})
+        if not (refer and scene.referring):
+            continue
+        expression, index = scene.referring[0]
+        target = scene.objects[index]
+        prompt = f"Where is {expression}?"
+        t0 = time.perf_counter()
+        gen = engine.lmm.generate(scene.rgb, prompt, max_new_tokens=engine.config.max_new_tokens)
+        seconds["generate"] += time.perf_counter() - t0
+        kind = _expression_kind(expression)
+        for mode in refer_rows:
+            cfg = replace(engine.config, mode=mode).validate()
+            phrases, _, _ = engine._ground_generation(
+                scene.rgb, gen, cfg, proposals if mode == "auto" else None, key)
+            refer_records[mode].append(evaluate_image(
+                [PredPhrase(p.text, p.mask, p.point) for p in phrases],
+                [GTPhrase(target.name, target.mask)], text_sim))
+            ious = [iou(p.mask, target.mask) for p in phrases]
+            named = [iou(p.mask, target.mask) for p in phrases
+                     if index in match_phrase(p.text, [o.name for o in scene.objects])]
+            row = (bool(ious) and max(ious) >= 0.5, bool(named) and named[0] >= 0.5, bool(named))
+            refer_rows[mode].append(row)
+            if mode == "auto":
+                kinds.setdefault(kind, []).append(row[1])
+        refer_samples.append({"seed": s, "prompt": prompt, "text": gen.text,
+                              "target": target.name})
+    n = max(1, scenes)
+    out = {"scenes": scenes, "seeds": [seed, seed + scenes - 1], "amg_params": amg_params,
+           "table": {name: aggregate(recs).to_json(extended=True)
+                     for name, recs in records.items()},
+           "seconds_per_scene": {k: v / n for k, v in seconds.items()},
+           "samples": samples[:12]}
+    if refer:
+        refer_out = {"questions": len(refer_rows["auto"])}
+        for mode, rows in refer_rows.items():
+            arr = np.array(rows, dtype=float).reshape(-1, 3)
+            refer_out[mode] = {"any_phrase_iou_ge_0.5": float(arr[:, 0].mean()),
+                               "named_phrase_iou_ge_0.5": float(arr[:, 1].mean()),
+                               "answer_names_target": float(arr[:, 2].mean()),
+                               "gcg": aggregate(refer_records[mode]).to_json()}
+        refer_out["auto_by_expression_kind"] = {
+            k: {"n": len(v), "named_phrase_iou_ge_0.5": float(np.mean(v))}
+            for k, v in sorted(kinds.items())}
+        refer_out["samples"] = refer_samples[:8]
+        out["referring"] = refer_out
+    return out
+
+
+def _expression_kind(expression: str) -> str:
+    words = expression.split()
+    if any(w in words for w in ("leftmost", "rightmost", "closest", "farthest")):
+        return "superlative"
+    if any(r in expression for r in (" left of ", " right of ", " in front of ", " behind ")):
+        return "relation"
+    return "name"
+
+
+# --------------------------------------------------------------------------- attention
+
+def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
+                       progress: bool = True) -> dict:
+    """Where the localised attention is: per token role, per layer and per head.
+
+    For each generated token inside a noun chunk that names exactly one GT object, the attention
+    row of the query that emitted it (eager attention, teacher-forced on the generated sequence)
+    is cut to the image tokens, normalised like the engine does (minus the mean over the output
+    steps), upsampled, and scored by whether its peak lies inside the object's mask.
+    """
+    import torch
+
+    from ros_ground.geometry import upsample_map
+    from ros_ground.lmm import load_lmm
+    from ros_ground.maps import peak_point
+    from ros_ground.metrics import match_phrase, point_in_mask
+    from ros_ground.phrases import load_spacy, noun_phrases, token_char_spans
+    from ros_ground.sim.language import COLORS
+    from ros_ground.sim.scene import generate_scene
+
+    _check_eval_seeds(seed, scenes)
+    adapter = load_lmm(model_dir, device="cpu", dtype="float32")
+    model = adapter.model
+    nlp = load_spacy()
+    layers = model.config.text_config.num_hidden_layers
+    heads = model.config.text_config.num_attention_heads
+    hits: dict[str, list[bool]] = {}
+
+    def add(name: str, value: bool) -> None:
+        hits.setdefault(name, []).append(bool(value))
+
+    for s in _bar(enabled=progress, iterable=range(seed, seed + scenes), desc="attention",
+                  unit="scene"):
+        scene = generate_scene(s)
+        gen = adapter.generate(scene.rgb, "Describe the scene.", max_new_tokens=64)
+        if not gen.token_ids:
+            continue
+        inputs, layout, geometry = adapter.prepare(scene.rgb, "Describe the scene.")
+        prompt_len = int(inputs["input_ids"].shape[1])
+        ids = torch.cat([inputs["input_ids"], torch.tensor([gen.token_ids])], dim=1)
+        model.set_attn_implementation({"text_config": "eager"})
+        try:
+            with torch.no_grad():
+                out = model(input_ids=ids, pixel_values=inputs["pixel_values"],
+                            attention_mask=torch.ones_like(ids), output_attentions=True)
+        finally:
+            from ros_ground.attention import install_capture
+
+            install_capture(model)
+        positions = layout.positions
+        steps = len(gen.token_ids)
+        # [layers, heads, steps, image tokens]: row prompt_len-1+t emits generated token t
+        rows = torch.stack([a[0][:, prompt_len - 1: prompt_len - 1 + steps][..., positions]
+                            for a in out.attentions]).float().numpy()
+        rows = rows.reshape(layers, heads, steps, layout.grid_h, layout.grid_w)
+        rows = rows - rows.mean(axis=2, keepdims=True)  # the engine's normalisation
+        mean_map = rows.mean(axis=(0, 1))
+        spans = token_char_spans(adapter.decode, gen.token_ids)
+        names = [o.name for o in scene.objects]
+        for chunk in noun_phrases(nlp, gen.text):
+            target = match_phrase(chunk.text, names)
+            if len(target) != 1:
+                continue
+            mask = scene.objects[target[0]].mask
+            toks = [i for i, (a, b) in enumerate(spans)
+                    if b > a and a < chunk.char_end and b > chunk.char_start]
+            for i in toks:
+                a, b = spans[i]
+                word = gen.text[a:b].strip().lower()
+                if a < chunk.root_end and b > chunk.root_start:
+                    role = "root noun"
+                elif word in COLORS:
+                    role = "colour"
+                elif word in ("a", "an", "the"):
+                    role = "article"
+                elif word.isdigit() or word in ("two", "three", "four", "five", "six"):
+                    role = "number"
+                else:
+                    role = "other noun word"  # e.g. 'teddy' of 'teddy bear'
+
+                def hit(grid: np.ndarray, geometry=geometry, mask=mask) -> bool:
+                    return point_in_mask(peak_point(upsample_map(grid, geometry)), mask)
+
+                add(f"token:{role}", hit(mean_map[i]))
+                for layer in range(layers):
+                    add(f"layer{layer}:{role}", hit(rows[layer, :, i].mean(axis=0)))
+                    if role == "root noun":
+                        for head in range(heads):
+                            add(f"L{layer}H{head}:root noun", hit(rows[layer, head, i]))
+            root = [i for i in toks if spans[i][0] < chunk.root_end
+                    and spans[i][1] > chunk.root_start]
+            if root:
+                add("phrase:root (engine default)",
+                    point_in_mask(peak_point(upsample_map(mean_map[root].mean(0), geometry)), mask))
+            add("phrase:chunk",
+                point_in_mask(peak_point(upsample_map(mean_map[toks].mean(0), geometry)), mask))
+            for layer in range(layers):
+                if root:
+                    add(f"phrase:root, layer {layer} only", point_in_mask(peak_point(
+                        upsample_map(rows[layer][:, root].mean(axis=(0, 1)), geometry)), mask))
+    return {"scenes": scenes, "seeds": [seed, seed + scenes - 1],
+            "hit_rate": {k: {"n": len(v), "rate": float(np.mean(v))} for k, v in sorted(hits.items())}}

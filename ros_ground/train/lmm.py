@@ -1,0 +1,325 @@
+"""Train the embedded LMM from scratch on simulated scenes, with text supervision only.
+
+Each training sequence is one image followed by a multi-turn conversation about it: the scene
+description (for "Describe the scene." and similar prompts), the simulator's questions with their
+answers, and "Where is X?" questions answered with a relation ("The red mug is left of the blue
+cube."). The loss is next-token cross-entropy on the assistant's answer tokens only. Nothing here
+reads a mask, a box, a point or a position: the data come from `data.text_record`, which only
+holds texts and object names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ros_ground.train.data import (
+    TRAIN_SEED_START,
+    SceneStore,
+    _bar,
+    batches,
+    check_train_seeds,
+    default_cache_dir,
+)
+from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, LMMArch, build_lmm, count_parameters
+
+RELATION_RE = re.compile(r"^the (.+?) (left of|right of|in front of|behind) (the .+)$")
+SUPERLATIVE_RE = re.compile(
+    r"^the (?:(leftmost|rightmost) (.+)|(.+) (closest to|farthest from) the camera)$")
+IGNORE = -100
+
+
+@dataclass
+class LMMTrainConfig:
+    seed_start: int = TRAIN_SEED_START
+    scenes: int = 8000
+    steps: int = 2400
+    batch_size: int = 8
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    max_turns: int = 3  # turns per sequence (see `conversation`)
+    describe_share: float = 0.7  # sequences that start with the description
+    seed: int = 0
+    threads: int = 1
+    checkpoint_every: int = 300
+    time_limit_min: float = 58.0  # stop early (and say so) rather than exceed the hour
+    vision_steps: int = 400  # stage 1: caption-word pretraining of the vision tower (0: none)
+    freeze_vision: bool = True  # stage 2 keeps the tower frozen, as LLaVA-1.5 does with CLIP
+    arch: LMMArch = field(default_factory=LMMArch)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "arch": self.arch.to_dict()}
+
+
+# --------------------------------------------------------------------------- conversations
+
+def where_answer(record: dict, index: int, rng: np.random.Generator, asked: str = "") -> str:
+    """An answer to "Where is <object index>?" composed from the scene's own referring texts.
+
+    The object is named in full ("The red mug"), then placed by a relation the simulator stated
+    for it ("is left of the blue cube"), preferably another than the question `asked` used; a
+    superlative ("is the leftmost object") otherwise.
+    """
+    name = record["names"][index]
+    relations, superlatives = [], []
+    for expr, i in record["referring"]:
+        if i != index:
+            continue
+        found = RELATION_RE.match(expr)
+        if found:
+            relations.append(f"{found.group(2)} {found.group(3)}")
+            continue
+        found = SUPERLATIVE_RE.match(expr)
+        if found:
+            if found.group(1):
+                superlatives.append(f"the {found.group(1)} {found.group(2)}")
+            else:
+                superlatives.append(f"the {found.group(3)} {found.group(4)} the camera")
+    other = [r for r in relations if not asked.endswith(r)]
+    relations = other or relations
+    if relations:
+        return f"The {name} is {relations[int(rng.integers(len(relations)))]}."
+    if superlatives:
+        return f"The {name} is {superlatives[int(rng.integers(len(superlatives)))]}."
+    return f"The {name} is on the table."
+
+
+def global_questions(record: dict) -> list[tuple[str, str]]:
+    """Questions about the whole image answered from the object names alone: which colours,
+    which objects, how many. They need the image but no location, so they teach the vision
+    tower colour and shape before the descriptions teach it where to look."""
+    from ros_ground.sim.language import NUMBER_WORDS, indefinite, join_list
+    from ros_ground.sim.scene import CATEGORIES
+
+    names = record["names"]
+    if not names:
+        return [("How many objects are there?", "None.")]
+    colours = sorted({n[: -len(c) - 1] for n in names for c in CATEGORIES
+                      if n.endswith(" " + c) and len(n) > len(c)})
+    categories: dict[str, int] = {}
+    for n in names:
+        category = next(c for c in sorted(CATEGORIES, key=len, reverse=True) if n.endswith(c))
+        categories[category] = categories.get(category, 0) + 1
+    objects = join_list([indefinite(c, k) for c, k in sorted(categories.items())])
+    count = NUMBER_WORDS[len(names)] if len(names) < len(NUMBER_WORDS) else str(len(names))
+    qa = [("Which objects do you see?", objects[:1].upper() + objects[1:] + "."),
+          ("How many objects are there?", count[:1].upper() + count[1:] + ".")]
+    if colours:
+        text = join_list(colours)
+        qa.append(("What colours do you see?", text[:1].upper() + text[1:] + "."))
+    return qa
+
+
+def conversation(record: dict, rng: np.random.Generator, max_turns: int = 3,
+                 describe_share: float = 0.6) -> list[tuple[str, str]]:
+    """(prompt, answer) turns about one scene.
+
+    With probability `describe_share` the description comes first (its colour and category
+    words can only come from the image), followed by up to max_turns-1 sampled questions;
+    otherwise 1..max_turns questions alone. Later turns could copy earlier answers instead of
+    looking, so the description never comes after a question.
+    """
+    pool = [tuple(qa) for qa in record["questions"]]
+    for expr, i in record["referring"]:
+        pool.append((f"Where is {expr}?", where_answer(record, i, rng, expr)))
+    pool += global_questions(record)
+    order = [pool[int(k)] for k in rng.permutation(len(pool))]
+    if rng.random() < describe_share:
+        prompt = DESCRIBE_PROMPTS[int(rng.integers(len(DESCRIBE_PROMPTS)))]
+        take = int(rng.integers(0, max_turns))
+        return [(prompt, record["description"]), *order[:take]]
+    take = int(rng.integers(1, max_turns + 1))
+    return order[:take]
+
+
+class ConversationEncoder:
+    """Token ids and labels of an image + multi-turn conversation, as the chat template lays it
+    out: `<s>USER: <image>*N p1 ASSISTANT: a1</s>USER: p2 ASSISTANT: a2</s>...`.
+
+    Labels keep the answers and their `</s>`; everything else is IGNORE.
+    """
+
+    def __init__(self, processor, num_image_tokens: int):
+        self.tok = processor.tokenizer
+        self.image_id = self.tok.convert_tokens_to_ids(processor.image_token)
+        self.n_image = num_image_tokens
+        self.user = self._ids("USER:")
+        self.assistant = self._ids("ASSISTANT:")
+
+    def _ids(self, text: str) -> list[int]:
+        ids = self.tok(text, add_special_tokens=False)["input_ids"]
+        if self.tok.unk_token_id in ids:
+            unknown = [w for w, i in zip(text.split(), ids) if i == self.tok.unk_token_id]
+            raise ValueError(f"training text has words outside the vocabulary: {text!r} {unknown}")
+        return ids
+
+    def encode(self, turns: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
+        ids = [self.tok.bos_token_id]
+        labels = [IGNORE]
+        for k, (prompt, answer) in enumerate(turns):
+            prefix = self.user + ([self.image_id] * self.n_image if k == 0 else [])
+            prefix = prefix + self._ids(prompt) + self.assistant
+            reply = self._ids(answer) + [self.tok.eos_token_id]
+            ids += prefix + reply
+            labels += [IGNORE] * len(prefix) + reply
+        return ids, labels
+
+
+def collate(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    length = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), length), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(encoded), length), dtype=torch.long)
+    for b, (ids, lab) in enumerate(encoded):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        labels[b, : len(lab)] = torch.tensor(lab)
+        mask[b, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+
+
+def make_batch(store: SceneStore, indices: list[int], processor, encoder: ConversationEncoder,
+               step: int, cfg: LMMTrainConfig) -> dict[str, torch.Tensor]:
+    """Images + conversations for scene indices; sampling depends only on (seed, step, scene)."""
+    encoded, images = [], []
+    for i in indices:
+        rng = np.random.default_rng([cfg.seed, step, store.seed(i)])
+        encoded.append(encoder.encode(conversation(store.texts(i), rng, cfg.max_turns,
+                                                   cfg.describe_share)))
+        images.append(store.rgb(i))
+    batch = collate(encoded, processor.tokenizer.pad_token_id)
+    batch["pixel_values"] = processor.image_processor(images=images, return_tensors="pt")[
+        "pixel_values"]
+    return batch
+
+
+# --------------------------------------------------------------------------- training
+
+def lr_at(step: int, cfg: LMMTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def save_lmm(model, processor, out_dir: Path, extra: dict | None = None) -> Path:
+    """save_pretrained (weights stored as float16; load_lmm upcasts on the CPU) + processor."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    model.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+    processor.save_pretrained(out_dir)
+    if extra is not None:
+        (out_dir / "training.json").write_text(json.dumps(extra, indent=1) + "\n")
+    return out_dir
+
+
+def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
+              state_path: Path | None = None, progress: bool = True, log_path: Path | None = None
+              ) -> dict:
+    """Train; returns a summary (losses, wall time, parameters). Resumes from `state_path`."""
+    check_train_seeds(cfg.seed_start, cfg.scenes)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    store = SceneStore(cfg.seed_start, cfg.scenes, cache_dir or default_cache_dir())
+    model, processor = build_lmm(cfg.arch, seed=cfg.seed)
+    grid = cfg.arch.image_size // cfg.arch.patch_size
+    encoder = ConversationEncoder(processor, grid * grid)
+    state = None
+    if state_path is not None and Path(state_path).is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+    t_stage1 = time.perf_counter()
+    vision_summary = state.get("vision") if state else None
+    if cfg.vision_steps and vision_summary is None:
+        from ros_ground.train import vision
+
+        vision_cfg = vision.VisionPretrainConfig(steps=cfg.vision_steps, seed=cfg.seed)
+        vision_summary = vision.pretrain_vision(model, processor, store, vision_cfg, progress,
+                                                time_limit_s=cfg.time_limit_min * 60)
+    stage1_s = time.perf_counter() - t_stage1 if state is None else 0.0
+    if cfg.freeze_vision:
+        for p in model.model.vision_tower.parameters():
+            p.requires_grad_(False)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in trainable if not (p.ndim >= 2 and "embed" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+    step, elapsed, history = 0, stage1_s, []
+    if state is not None:
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+    model.train()
+    if cfg.freeze_vision:
+        model.model.vision_tower.eval()
+    batch_iter = batches(cfg.scenes, cfg.batch_size, cfg.seed)
+    for _ in range(step):  # deterministic data order: skip what was already trained on
+        next(batch_iter)
+    bar = _bar(total=cfg.steps, initial=step, desc="train lmm", unit="step", enabled=progress)
+    t_start = time.perf_counter() - elapsed
+    running, stopped_early = None, False
+    log = open(log_path, "a") if log_path else None
+
+    def checkpoint(final: bool = False) -> None:
+        elapsed_now = time.perf_counter() - t_start
+        summary = {"step": step, "elapsed_s": round(elapsed_now, 1), "final": final,
+                   "config": cfg.to_dict(), "history": history, "vision": vision_summary}
+        save_lmm(model, processor, out_dir, summary)
+        if state_path is not None:
+            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": step, "elapsed": elapsed_now, "history": history,
+                        "vision": vision_summary}, state_path)
+
+    if state is None and cfg.vision_steps:
+        checkpoint()  # stage 1 done: an interruption resumes in stage 2
+
+    while step < cfg.steps:
+        if (time.perf_counter() - t_start) > cfg.time_limit_min * 60:
+            stopped_early = True
+            break
+        indices = next(batch_iter)
+        batch = make_batch(store, indices, processor, encoder, step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        out = model(**batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss = float(out.loss.detach())
+        running = loss if running is None else 0.98 * running + 0.02 * loss
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr_at(step - 1, cfg):.1e}")
+        if step % 50 == 0 or step == cfg.steps:
+            entry = {"step": step, "loss": round(running, 4),
+                     "elapsed_s": round(time.perf_counter() - t_start, 1)}
+            history.append(entry)
+            if log:
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            checkpoint()
+    bar.close()
+    model.eval()
+    checkpoint(final=True)
+    if log:
+        log.close()
+    wall = time.perf_counter() - t_start
+    return {"steps": step, "wall_s": round(wall, 1), "stopped_early": stopped_early,
+            "final_loss": running, "parameters": count_parameters(model),
+            "sequences": step * cfg.batch_size, "history": history, "vision": vision_summary}

@@ -1,0 +1,228 @@
+"""The embedded LMM's architecture: word-level tokenizer, squash-resize processor, small LLaVA.
+
+A real `LlavaForConditionalGeneration` (CLIP-ViT vision tower -> 2-layer MLP projector -> Llama
+decoder), only small, built from configs and trained from scratch by `ros_ground.train.lmm`.
+The tokenizer is built with the `tokenizers` library: one token per word or punctuation mark of
+the simulator's language, so spaCy's noun chunks map onto whole tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import torch
+
+IMAGE_TOKEN = "<image>"
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN)
+
+# LLaVA-1.5's conversation format ("USER: <image>\n... ASSISTANT: ...</s>"), multi-turn.
+CHAT_TEMPLATE = (
+    "<s>"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<image>\n"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{% if message['role'] == 'user' %} {% else %}</s>{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+# Prompts the model is trained to answer with the scene description (the first is the default
+# prompt of config/sim.yaml and of `ros-ground eval`).
+DESCRIBE_PROMPTS = (
+    "Describe the scene.",
+    "Describe the image in detail.",
+    "Describe the image.",
+    "What is on the table?",
+    "What do you see?",
+)
+
+# Words of the chat format, the prompts above and the answers composed in training, beyond
+# those of the simulator's own texts (ros_ground.sim.language).
+_EXTRA_WORDS = (
+    "user assistant : describe the scene image in detail what is on table do you see where "
+    "it colours objects . , ? ! ; ' - yes no"
+)
+
+
+@dataclass
+class LMMArch:
+    """Sizes of the embedded LMM (see `build_config`)."""
+
+    image_size: int = 192
+    patch_size: int = 16
+    vision_hidden: int = 128
+    vision_layers: int = 4
+    vision_heads: int = 4
+    vision_mlp: int = 512
+    text_hidden: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    text_kv_heads: int = 4
+    text_mlp: int = 768
+    max_positions: int = 512
+    vision_feature_layer: int = -1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def object_words() -> list[str]:
+    """Object mentions that are ONE token each: "red mug", "yellow ducks", "soccer ball".
+
+    One token per object means one decision that needs the image, so the step that emits it is
+    the step whose attention finds the object; spaCy's root noun of "a red mug" overlaps it, so
+    the engine's default root-noun map is that step's map.
+    """
+    from ros_ground.sim.language import COLORS, PLURALS
+    from ros_ground.sim.scene import ASSETS, CATEGORIES
+
+    words = []
+    for category in CATEGORIES:
+        forms = [category, PLURALS[category]]
+        asset = ASSETS[category]
+        colours = sorted(COLORS) if asset.recolor else [asset.own_color] if asset.own_color else []
+        words += [f"{c} {f}" for c in colours for f in forms]
+        words += [f for f in forms if " " in f]  # "soccer ball", "teddy bears"
+    return sorted(set(words), key=lambda w: (-len(w), w))
+
+
+def pre_tokenizer_pattern() -> str:
+    """Object mentions first (longest first), then words, then runs of punctuation."""
+
+    return "|".join([*(re.escape(w) for w in object_words()), r"\w+", r"[^\w\s]+"])
+
+
+def _split(text: str) -> list[str]:
+    """The pre-tokenizer's split of lower-cased text (same pattern, Python's re)."""
+
+    return re.findall(pre_tokenizer_pattern(), text.lower())
+
+
+def vocabulary_words() -> list[str]:
+    """Every token the tokenizer knows, sorted: object mentions, the simulator's words, the chat
+    format's words."""
+    from ros_ground.sim.language import COLORS, NUMBER_WORDS, PLURALS, RELATIONS
+    from ros_ground.sim.scene import CATEGORIES
+
+    text = " ".join([
+        *COLORS, *PLURALS, *PLURALS.values(), *NUMBER_WORDS, *RELATIONS, *CATEGORIES,
+        # templates of ros_ground.sim.language (descriptions, referring expressions, questions)
+        "a an and on a wooden table the leftmost rightmost closest to the camera farthest from "
+        "what is how many are there none nothing is there on the table which object is closest "
+        "to the camera which object is furthest to the left colour",
+        _EXTRA_WORDS,
+    ])
+    words = set(_split(text)) | set(object_words())
+    for w in list(words):  # parts of multi-word mentions stay known on their own
+        words.update(w.split())
+    return sorted(words)
+
+
+def build_tokenizer(words: list[str] | None = None):
+    """Word-level fast tokenizer: lower-cased object mentions, words and punctuation marks.
+
+    Decoding joins tokens with spaces and removes the space before punctuation (WordPiece
+    decoder with cleanup), so generated text reads "a red mug, a blue cube on a wooden table."
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = vocabulary_words() if words is None else list(words)
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(pre_tokenizer_pattern()), behavior="removed",
+                                             invert=True)
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+        pad_token="<pad>", extra_special_tokens={"image_token": IMAGE_TOKEN},
+        chat_template=CHAT_TEMPLATE, padding_side="right",
+    )
+
+
+def build_processor(arch: LMMArch, tokenizer=None):
+    """LlavaProcessor whose CLIPImageProcessor squash-resizes the whole frame to SxS.
+
+    No centre crop: a 320x240 camera frame keeps its sides (geometry fit "resize"), at the cost
+    of a 4:3 -> 1:1 aspect change that the vision tower learns with.
+    """
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    image_processor = CLIPImageProcessor(
+        do_resize=True, size={"height": arch.image_size, "width": arch.image_size},
+        do_center_crop=False, crop_size={"height": arch.image_size, "width": arch.image_size},
+        resample=3,  # bicubic
+        do_rescale=True, do_normalize=True, do_convert_rgb=True,
+    )
+    return LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer or build_tokenizer(),
+        patch_size=arch.patch_size, vision_feature_select_strategy="default",
+        num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_config(arch: LMMArch, tokenizer):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    vision = CLIPVisionConfig(
+        image_size=arch.image_size, patch_size=arch.patch_size, hidden_size=arch.vision_hidden,
+        intermediate_size=arch.vision_mlp, num_hidden_layers=arch.vision_layers,
+        num_attention_heads=arch.vision_heads, projection_dim=arch.vision_hidden,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=arch.text_hidden,
+        intermediate_size=arch.text_mlp, num_hidden_layers=arch.text_layers,
+        num_attention_heads=arch.text_heads, num_key_value_heads=arch.text_kv_heads,
+        max_position_embeddings=arch.max_positions, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False, rope_theta=10000.0,
+    )
+    grid = arch.image_size // arch.patch_size
+    return LlavaConfig(
+        vision_config=vision, text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        vision_feature_select_strategy="default", vision_feature_layer=arch.vision_feature_layer,
+        projector_hidden_act="gelu", image_seq_length=grid * grid,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def build_lmm(arch: LMMArch | None = None, seed: int = 0):
+    """(model, processor) with fresh weights; equal seeds give equal weights (global RNG kept)."""
+    from transformers import GenerationConfig, LlavaForConditionalGeneration
+
+    arch = arch or LMMArch()
+    processor = build_processor(arch)
+    tok = processor.tokenizer
+    config = build_config(arch, tok)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlavaForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, do_sample=False,
+    )
+    return model, processor
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    """Parameters per part of a LlavaForConditionalGeneration (and the total)."""
+    parts = {"vision_tower": 0, "multi_modal_projector": 0, "language_model": 0, "lm_head": 0}
+    total = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        for part in parts:
+            if f"{part}." in name or name.startswith(part):
+                parts[part] += p.numel()
+                break
+    parts["total"] = total
+    return parts

@@ -1,0 +1,328 @@
+"""Train the embedded SAM-architecture model on simulated (point prompt -> mask) pairs.
+
+The model is segment-anything's own `Sam` (ImageEncoderViT + PromptEncoder + MaskDecoder with a
+TwoWayTransformer), only small, built by `ros_ground.sam.build_sam_from_config` and saved with
+`ros_ground.sam.save_sam`, so it loads and runs through the same `SamPredictor` /
+`SamAutomaticMaskGenerator` paths as the released checkpoints.
+
+Training follows SAM's recipe at small scale: a foreground point inside a segment (an object,
+the table or the empty background), three candidate masks, focal (x20) + dice loss on the best
+candidate only (ambiguity-aware), and the IoU head regressed onto every candidate's actual IoU.
+Images are preprocessed exactly as `SamPredictor.set_image` does (resize longest side to
+img_size, normalise, pad bottom/right).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ros_ground.train.data import (
+    BACKGROUND,
+    FIRST_OBJECT,
+    TABLE,
+    TRAIN_SEED_START,
+    SceneStore,
+    _bar,
+    batches,
+    check_train_seeds,
+    default_cache_dir,
+)
+
+
+def sim_sam_config(img_size: int = 320) -> dict:
+    """Architecture of the embedded SAM: 4-layer ViT-128 encoder at 320 px (a 20x20 embedding,
+    80x80 low-res masks), 128-d prompts and a 2-layer two-way decoder."""
+    from ros_ground.sam import _PIXEL_MEAN, _PIXEL_STD, CONFIG_FORMAT
+
+    return {
+        "format": CONFIG_FORMAT,
+        "img_size": img_size,
+        "patch_size": 16,
+        "encoder_embed_dim": 128,
+        "encoder_depth": 4,
+        "encoder_num_heads": 4,
+        "encoder_global_attn_indexes": [1, 3],
+        "encoder_mlp_ratio": 4.0,
+        "window_size": 10,
+        "use_rel_pos": True,
+        "prompt_embed_dim": 128,
+        "mask_in_chans": 16,
+        "decoder_depth": 2,
+        "decoder_mlp_dim": 512,
+        "decoder_num_heads": 4,
+        "iou_head_depth": 3,
+        "iou_head_hidden_dim": 128,
+        "pixel_mean": list(_PIXEL_MEAN),
+        "pixel_std": list(_PIXEL_STD),
+    }
+
+
+@dataclass
+class SAMTrainConfig:
+    seed_start: int = TRAIN_SEED_START
+    scenes: int = 8000
+    steps: int = 1000
+    batch_size: int = 4  # images per step
+    prompts: int = 8  # point prompts per image
+    object_share: float = 0.75  # of prompts on objects; the rest on the table / background
+    lr: float = 8e-4
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    focal_weight: float = 20.0
+    refine_steps: int = 400  # then this many steps with the full-resolution loss
+    refine_lr: float = 3e-4
+    seed: int = 0
+    threads: int = 1
+    checkpoint_every: int = 300
+    time_limit_min: float = 58.0
+    sam_config: dict = field(default_factory=sim_sam_config)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- data
+
+def sample_prompts(labels: np.ndarray, rng: np.random.Generator, count: int,
+                   object_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """`count` (x, y) points (pixel units, uniform inside a pixel) and the segment id of each.
+
+    Objects get `object_share` of the points (every object once before any twice); the table
+    and the empty background share the rest.
+    """
+    ids = [int(v) for v in np.unique(labels)]
+    objects = [v for v in ids if v >= FIRST_OBJECT]
+    others = [v for v in ids if v in (TABLE, BACKGROUND)]
+    chosen: list[int] = []
+    n_obj = int(round(count * object_share)) if objects else 0
+    while len(chosen) < n_obj:
+        chosen.extend(int(v) for v in rng.permutation(objects)[: n_obj - len(chosen)])
+    while len(chosen) < count:
+        pool = others or objects
+        chosen.append(int(pool[int(rng.integers(len(pool)))]))
+    points = np.zeros((count, 2), dtype=np.float32)
+    for k, seg in enumerate(chosen):
+        rows, cols = np.nonzero(labels == seg)
+        j = int(rng.integers(len(rows)))
+        # SAM adds 0.5 (pixel centre) to prompt coordinates: land uniformly inside the pixel
+        points[k] = (cols[j] + rng.random() - 0.5, rows[j] + rng.random() - 0.5)
+    return points, np.asarray(chosen, dtype=np.int64)
+
+
+def preprocess(sam, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+    """As SamPredictor.set_image: resize longest side, normalise, pad. Returns (1x3xSxS, size)."""
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    transform = ResizeLongestSide(sam.image_encoder.img_size)
+    resized = transform.apply_image(rgb)
+    x = torch.as_tensor(resized).permute(2, 0, 1).contiguous()[None].float()
+    return sam.preprocess(x), tuple(resized.shape[:2])
+
+
+# --------------------------------------------------------------------------- losses
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
+               gamma: float = 2.0) -> torch.Tensor:
+    """Per-mask mean sigmoid focal loss; logits/target [..., H, W] -> [...]."""
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = prob * target + (1 - prob) * (1 - target)
+    loss = ce * (1 - p_t) ** gamma
+    loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    return loss.flatten(-2).mean(-1)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    prob = logits.sigmoid().flatten(-2)
+    target = target.flatten(-2)
+    inter = (prob * target).sum(-1)
+    return 1 - (2 * inter + 1) / (prob.sum(-1) + target.sum(-1) + 1)
+
+
+def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    pred = (logits > 0).flatten(-2)
+    target = target.flatten(-2) > 0.5
+    inter = (pred & target).sum(-1).float()
+    union = (pred | target).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def image_loss(sam, embedding: torch.Tensor, points: torch.Tensor, targets: torch.Tensor,
+               input_size: tuple[int, int], focal_weight: float, full_res: bool = False
+               ) -> tuple[torch.Tensor, dict]:
+    """Loss of P single-point prompts on one image embedding ([1, C, h, w]).
+
+    Default: all three candidate masks at half the input resolution (2x the 4x-upscaled
+    low-res masks) against area-averaged targets; cheap, for the bulk of training.
+    `full_res`: the best candidate (chosen at low resolution) at full resolution against the
+    hard mask, and IoU targets at full resolution: sharper boundaries (SAM's stability score)
+    and honest IoU predictions, for the refinement stage.
+    """
+    coords = points[:, None, :]  # [P, 1, 2] in input-image pixels (= original for 320x240)
+    labels = torch.ones(points.shape[0], 1, dtype=torch.int64)
+    sparse, dense = sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+    low_res, iou_pred = sam.mask_decoder(
+        image_embeddings=embedding, image_pe=sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True)
+    img = sam.image_encoder.img_size
+    if not full_res:
+        size = img // 2
+        h, w = (input_size[0] + 1) // 2, (input_size[1] + 1) // 2
+        logits = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
+        logits = logits[..., :h, :w]  # [P, 3, h, w]
+        target = F.adaptive_avg_pool2d(targets[:, None], (h, w)).expand_as(logits)
+        per_mask = focal_weight * focal_loss(logits, target) + dice_loss(logits, target)
+        best = per_mask.argmin(dim=1)
+        mask_loss = per_mask.gather(1, best[:, None]).mean()
+        with torch.no_grad():
+            actual = mask_iou(logits, target)
+    else:
+        lh, lw = low_res.shape[-2] * input_size[0] // img, low_res.shape[-1] * input_size[1] // img
+        with torch.no_grad():
+            coarse = F.adaptive_avg_pool2d(targets[:, None], (lh, lw)).expand(-1, 3, -1, -1)
+            cheap = low_res[..., :lh, :lw]
+            best = (focal_weight * focal_loss(cheap, coarse) + dice_loss(cheap, coarse)).argmin(1)
+            full = F.interpolate(low_res, (img, img), mode="bilinear", align_corners=False)
+            full = full[..., : input_size[0], : input_size[1]]
+            actual = mask_iou(full, targets[:, None].expand_as(full))
+        chosen = low_res[torch.arange(low_res.shape[0]), best][:, None]  # [P, 1, h, w]
+        logits = F.interpolate(chosen, (img, img), mode="bilinear", align_corners=False)
+        logits = logits[..., : input_size[0], : input_size[1]]
+        target = targets[:, None]
+        mask_loss = (focal_weight * focal_loss(logits, target) + dice_loss(logits, target)).mean()
+    iou_loss = F.mse_loss(iou_pred, actual)
+    stats = {"iou_best": float(actual.gather(1, best[:, None]).mean())}
+    return mask_loss + iou_loss, stats
+
+
+# --------------------------------------------------------------------------- training
+
+def lr_at(step: int, cfg: SAMTrainConfig) -> float:
+    """Warm-up + cosine over `steps`, then a second short warm-up + cosine for the refinement."""
+    if step >= cfg.steps:
+        k = step - cfg.steps
+        if k < 20:
+            return cfg.refine_lr * (k + 1) / 20
+        progress = (k - 20) / max(1, cfg.refine_steps - 20)
+        return cfg.refine_lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5
+                                * (1 + math.cos(math.pi * min(1.0, progress))))
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5
+                     * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def make_example(store: SceneStore, i: int, step: int, cfg: SAMTrainConfig, sam):
+    """(preprocessed image, input size, points [P,2], target masks [P,H,W]) for scene i."""
+    rng = np.random.default_rng([cfg.seed, step, store.seed(i)])
+    rgb, labels = store.rgb(i), store.labels(i)
+    if rng.random() < 0.5:  # mirror: masks have no left/right words to contradict
+        rgb, labels = rgb[:, ::-1].copy(), labels[:, ::-1].copy()
+    points, segs = sample_prompts(labels, rng, cfg.prompts, cfg.object_share)
+    x, input_size = preprocess(sam, rgb)
+    scale = input_size[1] / rgb.shape[1]
+    targets = torch.from_numpy(np.stack([labels == s for s in segs]).astype(np.float32))
+    if input_size != labels.shape:
+        targets = F.interpolate(targets[None], input_size, mode="nearest")[0]
+    return x, input_size, torch.from_numpy(points * scale), targets
+
+
+def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
+              state_path: Path | None = None, progress: bool = True,
+              log_path: Path | None = None) -> dict:
+    from ros_ground.sam import build_sam_from_config, save_sam
+
+    check_train_seeds(cfg.seed_start, cfg.scenes)
+    torch.set_num_threads(cfg.threads)
+    store = SceneStore(cfg.seed_start, cfg.scenes, cache_dir or default_cache_dir())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        sam = build_sam_from_config(cfg.sam_config)
+    decay = [p for n, p in sam.named_parameters() if p.ndim >= 2 and "pos" not in n]
+    no_decay = [p for n, p in sam.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    step, elapsed, history = 0, 0.0, []
+    if state_path is not None and Path(state_path).is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        sam.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+    sam.train()
+    batch_iter = batches(cfg.scenes, cfg.batch_size, cfg.seed + 1)
+    for _ in range(step):
+        next(batch_iter)
+    total_steps = cfg.steps + cfg.refine_steps
+    bar = _bar(total=total_steps, initial=step, desc="train sam", unit="step", enabled=progress)
+    t_start = time.perf_counter() - elapsed
+    running, running_iou, stopped_early = None, None, False
+    log = open(log_path, "a") if log_path else None
+
+    def checkpoint(final: bool = False) -> None:
+        elapsed_now = time.perf_counter() - t_start
+        save_sam(sam, cfg.sam_config, out_dir)
+        summary = {"step": step, "elapsed_s": round(elapsed_now, 1), "final": final,
+                   "config": cfg.to_dict(), "history": history}
+        (Path(out_dir) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+        if state_path is not None:
+            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": step, "elapsed": elapsed_now, "history": history}, state_path)
+
+    while step < total_steps:
+        if (time.perf_counter() - t_start) > cfg.time_limit_min * 60:
+            stopped_early = True
+            break
+        examples = [make_example(store, i, step, cfg, sam) for i in next(batch_iter)]
+        full_res = step >= cfg.steps
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        embeddings = sam.image_encoder(torch.cat([x for x, _, _, _ in examples]))
+        total, ious = 0.0, []
+        for b, (_, size, points, targets) in enumerate(examples):
+            loss, stats = image_loss(sam, embeddings[b: b + 1], points, targets, size,
+                                     cfg.focal_weight, full_res)
+            total = total + loss / len(examples)
+            ious.append(stats["iou_best"])
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(sam.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        value, iou_now = float(total.detach()), float(np.mean(ious))
+        running = value if running is None else 0.98 * running + 0.02 * value
+        running_iou = iou_now if running_iou is None else 0.98 * running_iou + 0.02 * iou_now
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}", iou=f"{running_iou:.3f}")
+        if step == cfg.steps and cfg.refine_steps:  # the refinement's loss has another scale
+            running = running_iou = None
+        if step % 50 == 0 or step == total_steps:
+            entry = {"step": step, "loss": round(running or value, 4),
+                     "train_iou": round(running_iou or iou_now, 4),
+                     "elapsed_s": round(time.perf_counter() - t_start, 1)}
+            history.append(entry)
+            if log:
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+        if step % cfg.checkpoint_every == 0 and step < total_steps:
+            checkpoint()
+    bar.close()
+    sam.eval()
+    checkpoint(final=True)
+    if log:
+        log.close()
+    return {"steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
+            "stopped_early": stopped_early, "final_loss": running, "final_train_iou": running_iou,
+            "parameters": sum(p.numel() for p in sam.parameters()),
+            "images": step * cfg.batch_size, "history": history}

@@ -1,0 +1,199 @@
+"""Training code of the embedded models: text-only LMM data, determinism, loss goes down."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ros_ground.sim.scene import generate_scene
+from ros_ground.train import data as D
+from ros_ground.train.lmm import (
+    ConversationEncoder,
+    LMMTrainConfig,
+    conversation,
+    train_lmm,
+    where_answer,
+)
+from ros_ground.train.lmm_model import LMMArch, build_lmm, build_processor
+from ros_ground.train.sam import SAMTrainConfig, sample_prompts, sim_sam_config, train_sam
+
+SEED = D.TRAIN_SEED_START + 17
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene(SEED)
+
+
+class _Forbidden:
+    """Stands in for an object or a scene: names and texts are readable, geometry raises."""
+
+    GEOMETRY = {"mask", "bbox", "position", "depth", "orientation", "body_id", "phrases",
+                "layout", "camera", "intrinsics", "margins", "rgb"}
+
+    def __init__(self, wrapped, **override):
+        object.__setattr__(self, "_wrapped", wrapped)
+        object.__setattr__(self, "_override", override)
+
+    def __getattr__(self, name):
+        if name in self._override:
+            return self._override[name]
+        if name in self.GEOMETRY:
+            raise AssertionError(f"LMM training data read {name!r}: grounding supervision")
+        return getattr(self._wrapped, name)
+
+
+def test_lmm_data_never_reads_masks_boxes_or_positions(scene):
+    guarded = _Forbidden(scene, objects=[_Forbidden(o) for o in scene.objects])
+    with pytest.raises(AssertionError):
+        _ = guarded.objects[0].mask  # the guard works
+    record = D.text_record(guarded)
+    assert record == D.text_record(scene)
+    assert set(record) == {"seed", "description", "questions", "referring", "names"}
+    assert "mask" not in json.dumps(record)
+    turns = conversation(record, np.random.default_rng(0))
+    assert turns and all(isinstance(p, str) and isinstance(a, str) for p, a in turns)
+
+
+def test_conversations_are_in_vocabulary_and_match_the_inference_prompt(scene):
+    arch = LMMArch(image_size=32, patch_size=16)
+    processor = build_processor(arch)
+    encoder = ConversationEncoder(processor, 4)
+    record = D.text_record(scene)
+    for k in range(20):
+        turns = conversation(record, np.random.default_rng(k))
+        ids, labels = encoder.encode(turns)  # raises on words outside the vocabulary
+        assert len(ids) == len(labels)
+        answers = [i for i, lab in zip(ids, labels) if lab != -100]
+        assert processor.tokenizer.eos_token_id in answers
+        assert processor.tokenizer.convert_tokens_to_ids("<image>") not in answers
+    # the first turn's prefix is exactly what the processor builds at inference time
+    turns = [("Describe the scene.", record["description"])]
+    ids, _ = encoder.encode(turns)
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": turns[0][0]}]}],
+        add_generation_prompt=True, tokenize=False)
+    expected = processor(images=scene.rgb, text=text, return_tensors="pt")["input_ids"][0].tolist()
+    assert ids[: len(expected)] == expected
+
+
+def test_object_mentions_are_single_tokens(scene):
+    from ros_ground.train.lmm_model import build_tokenizer
+
+    tok = build_tokenizer()
+    pieces = tok.convert_ids_to_tokens(tok("A red mug, two yellow ducks and a soccer ball.",
+                                           add_special_tokens=False)["input_ids"])
+    assert pieces == ["a", "red mug", ",", "two", "yellow ducks", "and", "a", "soccer ball", "."]
+    assert tok.unk_token_id not in tok(D.text_record(scene)["description"])["input_ids"]
+    text = "a red mug, two yellow ducks and a soccer ball."
+    assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_vision_pretraining_targets_are_caption_words_only(scene):
+    from ros_ground.train.vision import tag_vocabulary, tags_of
+
+    vocabulary = tag_vocabulary()
+    record = D.text_record(_Forbidden(scene, objects=[_Forbidden(o) for o in scene.objects]))
+    target = tags_of(record, vocabulary)
+    on = {vocabulary[i] for i in np.flatnonzero(target)}
+    for obj in scene.objects:
+        assert obj.name in on and obj.category in on
+    assert target.sum() == len(on)
+
+
+def test_where_answers_name_the_object_and_a_relation():
+    record = {"names": ["red mug", "blue cube"],
+              "referring": [["the red mug left of the blue cube", 0], ["the leftmost object", 0],
+                            ["the blue cube", 1]]}
+    rng = np.random.default_rng(0)
+    assert where_answer(record, 0, rng) == "The red mug is left of the blue cube."
+    assert where_answer(record, 0, rng, "the red mug left of the blue cube") \
+        == "The red mug is left of the blue cube."  # no other relation: keep it
+    assert where_answer(record, 1, rng) == "The blue cube is on the table."
+
+
+def test_data_generation_is_deterministic(scene):
+    again = generate_scene(SEED)
+    assert D.text_record(again) == D.text_record(scene)
+    assert np.array_equal(D.label_map(again), D.label_map(scene))
+    labels = D.label_map(scene)
+    assert set(np.unique(labels)) <= {D.BACKGROUND, D.TABLE} | {
+        D.FIRST_OBJECT + k for k in range(len(scene.objects))}
+    a = sample_prompts(labels, np.random.default_rng(3), 8, 0.75)
+    b = sample_prompts(labels, np.random.default_rng(3), 8, 0.75)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    for (x, y), seg in zip(*a):  # every point lies in its segment (SAM adds 0.5 to coordinates)
+        assert labels[int(y + 0.5), int(x + 0.5)] == seg
+    first = [next(iter_) for iter_ in [D.batches(10, 3, 0)] for _ in range(5)]
+    second = [next(iter_) for iter_ in [D.batches(10, 3, 0)] for _ in range(5)]
+    assert first == second and sorted(sum(first[:3], [])[:9]) == sorted(set(sum(first[:3], [])))
+    rec1 = conversation(D.text_record(scene), np.random.default_rng([0, 5, SEED]))
+    rec2 = conversation(D.text_record(scene), np.random.default_rng([0, 5, SEED]))
+    assert rec1 == rec2
+    with pytest.raises(ValueError):
+        D.check_train_seeds(0, 10)  # evaluation seeds are never trained on
+
+
+def test_lmm_training_steps_reduce_the_loss(tmp_path):
+    from transformers import LlavaForConditionalGeneration
+
+    from ros_ground.train.lmm import make_batch
+
+    arch = LMMArch(image_size=32, patch_size=16, vision_hidden=32, vision_layers=1,
+                   vision_heads=2, vision_mlp=64, text_hidden=64, text_layers=2, text_heads=2,
+                   text_kv_heads=2, text_mlp=128)
+    cfg = LMMTrainConfig(scenes=3, steps=20, batch_size=3, lr=3e-3, warmup=2, max_turns=3,
+                         checkpoint_every=10_000, arch=arch, threads=1, vision_steps=3)
+    store = D.SceneStore(cfg.seed_start, cfg.scenes, tmp_path / "no_cache")
+    model, processor = build_lmm(arch, seed=cfg.seed)  # the initialisation train_lmm uses
+    batch = make_batch(store, [0, 1, 2], processor, ConversationEncoder(processor, 4), 0, cfg)
+    with torch.no_grad():
+        before = float(model(**batch).loss)
+    summary = train_lmm(cfg, tmp_path / "lmm", cache_dir=tmp_path / "no_cache", progress=False)
+    assert summary["steps"] == 20 and summary["vision"]["steps"] == 3
+
+    trained = LlavaForConditionalGeneration.from_pretrained(tmp_path / "lmm", dtype=torch.float32)
+    with torch.no_grad():
+        after = float(trained.eval()(**batch).loss)
+    assert after < 0.7 * before, (before, after)
+
+    from ros_ground.lmm import load_lmm
+
+    adapter = load_lmm(str(tmp_path / "lmm"), device="cpu", dtype="float32")
+    gen = adapter.generate(store.rgb(0), "Describe the scene.", max_new_tokens=5)
+    assert gen.image_maps.shape[1:] == (2, 2) and gen.geometry.fit == "resize"
+
+
+def test_sam_training_steps_reduce_the_loss(tmp_path):
+    from ros_ground.sam import build_sam_from_config, load_sam
+    from ros_ground.train.sam import image_loss, make_example
+
+    config = sim_sam_config()
+    config.update(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2,
+                  encoder_global_attn_indexes=[0], prompt_embed_dim=32, decoder_mlp_dim=64,
+                  decoder_num_heads=2, iou_head_hidden_dim=32, decoder_depth=1)
+    cfg = SAMTrainConfig(scenes=2, steps=10, refine_steps=4, refine_lr=1e-3, batch_size=2,
+                         prompts=4, lr=3e-3, warmup=2, checkpoint_every=10_000,
+                         sam_config=config)
+    store = D.SceneStore(cfg.seed_start, cfg.scenes, tmp_path / "no_cache")
+
+    def loss_of(model) -> float:
+        total = 0.0
+        with torch.no_grad():
+            for i in range(cfg.scenes):
+                x, size, points, targets = make_example(store, i, 0, cfg, model)
+                loss, _ = image_loss(model, model.image_encoder(x), points, targets, size,
+                                     cfg.focal_weight)
+                total += float(loss)
+        return total
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # the initialisation train_sam uses
+        before = loss_of(build_sam_from_config(config))
+    summary = train_sam(cfg, tmp_path / "sam", cache_dir=tmp_path / "no_cache", progress=False)
+    assert summary["steps"] == 14  # 10 at half resolution, 4 refining at full resolution
+    segmenter = load_sam(str(tmp_path / "sam"))
+    assert loss_of(segmenter.sam) < before
+    mask, score = segmenter.segment_point(store.rgb(0), (160.0, 120.0))
+    assert mask.shape == (240, 320) and np.isfinite(score)
