@@ -13,23 +13,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-IMAGE_TOKEN = "<image>"
-SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN)
-
-# LLaVA-1.5's conversation format ("USER: <image>\n... ASSISTANT: ...</s>"), multi-turn.
-CHAT_TEMPLATE = (
-    "<s>"
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<image>\n"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{% if message['role'] == 'user' %} {% else %}</s>{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
+# the tiny model's conventions: LLaVA-1.5's conversation format and the same special tokens
+from ros_ground.tiny import CHAT_TEMPLATE, IMAGE_TOKEN, SPECIAL_TOKENS  # noqa: E402, F401
 
 # Prompts the model is trained to answer with the scene description (the first is the default
 # prompt of config/sim.yaml and of `ros-ground eval`).
