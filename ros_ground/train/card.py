@@ -147,10 +147,10 @@ def lmm_card(model_dir: Path, results: dict) -> str:
     if defaults:
         lines += [
             f"With SAM's stock automatic-mask-generator settings (32x32 points, predicted IoU >= "
-            f"0.88, stability >= 0.95; {defaults['scenes']} scenes), which `ros-ground eval "
-            "--mode auto` uses when the engine's `amg_params` are empty, this small SAM's "
-            "object masks do not pass the filters (see sim_sam's card), so `auto` selects among "
-            "table/background proposals:",
+            f"0.88, stability >= 0.95; {defaults['scenes']} scenes) this small SAM's object "
+            "masks do not pass the filters (see sim_sam's card), so `auto` selects among "
+            "table/background proposals; hence the package's own proposal settings "
+            "(`ros_ground.sam.PROPOSAL_DEFAULTS`):",
             "",
             _metric_table(defaults["table"]),
             "",
@@ -285,8 +285,19 @@ def sam_card(model_dir: Path, results: dict) -> str:
     return "\n".join(lines)
 
 
+NOTES_DIR = Path(__file__).resolve().parent / "notes"
+
+
 def write_cards(lmm_dir: Path, sam_dir: Path, results: dict) -> None:
-    if Path(lmm_dir).is_dir():
-        (Path(lmm_dir) / "MODEL_CARD.md").write_text(lmm_card(lmm_dir, results.get("lmm", {})))
-    if Path(sam_dir).is_dir():
-        (Path(sam_dir) / "MODEL_CARD.md").write_text(sam_card(sam_dir, results.get("sam", {})))
+    """Write the cards of the models evaluated in `results` (a card without evaluation numbers
+    would replace a complete one); `notes/<lmm|sam>.md` beside this module adds a findings
+    section."""
+    evaluated = {"lmm": "ground", "sam": "quality"}
+    for name, directory, render in (("lmm", lmm_dir, lmm_card), ("sam", sam_dir, sam_card)):
+        if not Path(directory).is_dir() or evaluated[name] not in results.get(name, {}):
+            continue
+        part = dict(results.get(name, {}))
+        notes = NOTES_DIR / f"{name}.md"
+        if notes.is_file():
+            part["notes"] = notes.read_text()
+        (Path(directory) / "MODEL_CARD.md").write_text(render(directory, part))
