@@ -20,7 +20,7 @@ from ros_ground.lmm import Generation, LMMAdapter
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans, tokens_in_span
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
-from ros_ground.sam import SamSegmenter
+from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
 
 MODES = ("point", "entities", "auto")
 PHRASE_TOKENS = ("root", "chunk")
@@ -37,7 +37,7 @@ class EngineConfig:
     multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
     entity_margin: float = 0.1
     max_new_tokens: int = 64
-    amg_params: dict = field(default_factory=dict)
+    amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
 
     def validate(self) -> EngineConfig:
         if self.mode not in MODES:

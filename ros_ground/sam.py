@@ -53,6 +53,19 @@ AMG_DEFAULTS: dict[str, Any] = {
     "crop_n_layers": 0,
 }
 
+# The package's own proposal settings (mask_proposal_node, and the engine when it proposes for
+# itself). Looser than SAM's stock filters, which were tuned for ViT-H on 1024 px images: for
+# entity selection a missed object costs more than an extra proposal, and small models' honest
+# IoU predictions (~0.87 on the sim's objects) fail a 0.88 / 0.95 filter for nearly every object.
+PROPOSAL_DEFAULTS: dict[str, Any] = {
+    "points_per_side": 16,
+    "points_per_batch": 64,
+    "pred_iou_thresh": 0.7,
+    "stability_score_thresh": 0.8,
+    "box_nms_thresh": 0.7,
+    "min_mask_region_area": 0,
+}
+
 _PIXEL_MEAN = [123.675, 116.28, 103.53]
 _PIXEL_STD = [58.395, 57.12, 57.375]
 

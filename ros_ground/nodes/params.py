@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from rcl_interfaces.msg import ParameterDescriptor
 
+from ros_ground.sam import PROPOSAL_DEFAULTS
+
 
 @dataclass(frozen=True)
 class Param:
@@ -55,12 +57,12 @@ PROPOSAL_PARAMS = (
     Param("min_period_s", 1.0, "at most one proposal run per this many seconds", True),
     Param("every_n_frames", 1, "consider only every N-th frame", True),
     Param("max_image_pixels", 4096 * 4096, "larger images are skipped with a warning", True),
-    Param("points_per_side", 16, "SAM automatic masks: grid of point prompts per side", True),
-    Param("points_per_batch", 64, "SAM automatic masks: prompts decoded per batch", True),
-    Param("pred_iou_thresh", 0.7, "SAM automatic masks: minimum predicted IoU", True),
-    Param("stability_score_thresh", 0.8, "SAM automatic masks: minimum stability score", True),
-    Param("box_nms_thresh", 0.7, "SAM automatic masks: box NMS IoU threshold", True),
-    Param("min_mask_region_area", 0, "SAM automatic masks: remove small islands/holes below this area", True),
+    Param("points_per_side", PROPOSAL_DEFAULTS["points_per_side"], "SAM automatic masks: grid of point prompts per side", True),
+    Param("points_per_batch", PROPOSAL_DEFAULTS["points_per_batch"], "SAM automatic masks: prompts decoded per batch", True),
+    Param("pred_iou_thresh", PROPOSAL_DEFAULTS["pred_iou_thresh"], "SAM automatic masks: minimum predicted IoU", True),
+    Param("stability_score_thresh", PROPOSAL_DEFAULTS["stability_score_thresh"], "SAM automatic masks: minimum stability score", True),
+    Param("box_nms_thresh", PROPOSAL_DEFAULTS["box_nms_thresh"], "SAM automatic masks: box NMS IoU threshold", True),
+    Param("min_mask_region_area", PROPOSAL_DEFAULTS["min_mask_region_area"], "SAM automatic masks: remove small islands/holes below this area", True),
     Param("max_entities", 64, "keep at most this many proposals (highest score first)", True),
     Param("autostart", True, "configure and activate on start; false leaves it unconfigured"),
 )

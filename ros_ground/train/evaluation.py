@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ros_ground.sam import PROPOSAL_DEFAULTS
 from ros_ground.train.data import EVAL_SEED_LIMIT, _bar
 
 
@@ -99,7 +100,7 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
 # --------------------------------------------------------------------------- grounding
 
 # The proposal settings of the deployed sim graph (mask_proposal_node defaults, config/sim.yaml).
-NODE_AMG = {"points_per_side": 16, "pred_iou_thresh": 0.7, "stability_score_thresh": 0.8}
+NODE_AMG = dict(PROPOSAL_DEFAULTS)  # what the sim graph's proposal node uses
 
 ABLATIONS: dict[str, dict] = {
     "auto (entities from proposals), root-noun maps": {},
