@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test demo bench lint clean msgs
+.PHONY: setup test demo bench lint clean msgs train-sim
 
 setup: $(VENV)/.deps-stamp $(VENV)/.package-stamp msgs
 
@@ -35,6 +35,10 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/ros-ground bench
+
+# Retrain the embedded sim models (~1 h each on a 2-core CPU) and rewrite their model cards.
+train-sim: setup
+	$(VENV)/bin/ros-ground train all
 
 lint: setup
 	$(VENV)/bin/ruff check ros_ground tests scripts launch bench

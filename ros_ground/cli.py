@@ -1,9 +1,9 @@
 """`ros-ground`: the user command line.
 
 `ground` runs the engine offline (no ROS); `eval` measures grounding on simulated scenes;
-`bench` runs the benchmarks. The ROS subcommands (`ask`, `demo`) are added by
-ros_ground.nodes.cli, the `ros-ground` entry point, so the core never imports ROS.
-Subcommands import their heavy modules only when chosen.
+`bench` runs the benchmarks; `train` trains the embedded sim models (ros_ground.train). The ROS
+subcommands (`ask`, `demo`) are added by ros_ground.nodes.cli, the `ros-ground` entry point, so
+the core never imports ROS. Subcommands import their heavy modules only when chosen.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pathlib import Path
 from ros_ground.engine import MODES
 
 
-def _add_model_args(parser: argparse.ArgumentParser, model: str = "tiny", sam: str = "tiny") -> None:
+def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: str = "sim") -> None:
     parser.add_argument("--model", default=model,
                         help="LMM: Hugging Face id, local directory, 'tiny' or 'sim' (default %(default)s)")
     parser.add_argument("--sam-model", default=sam,
-                        help="SAM: vit_h|vit_l|vit_b (with --sam-checkpoint), a directory, 'tiny' or 'sim'")
+                        help="SAM: vit_h|vit_l|vit_b (with --sam-checkpoint), a directory, 'tiny' or 'sim' "
+                             "(default %(default)s)")
     parser.add_argument("--sam-checkpoint", default=None, help="SAM weights (.pth or .safetensors)")
     parser.add_argument("--mode", choices=MODES, default="auto")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default %(default)s)")
@@ -59,6 +60,9 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     bench.add_argument("--soak", type=float, metavar="SECONDS",
                        help="only the streaming soak, for this long")
     bench.add_argument("--threads", type=int, help="torch threads for CPU models (default 1)")
+    train = sub.add_parser("train", add_help=False,
+                           help="train the embedded sim models: train lmm|sam|data|eval|all (-h)")
+    train.add_argument("train_args", nargs=argparse.REMAINDER)
     if extra_commands is not None:
         extra_commands(sub)
     return parser
@@ -116,7 +120,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench}
+def cmd_train(args: argparse.Namespace) -> int:
+    from ros_ground.train import main_train
+
+    return main_train(args.train_args)
+
+
+CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "train": cmd_train}
 
 
 def main(argv: list[str] | None = None, extra_commands: Callable | None = None,

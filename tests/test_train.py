@@ -197,3 +197,20 @@ def test_sam_training_steps_reduce_the_loss(tmp_path):
     assert loss_of(segmenter.sam) < before
     mask, score = segmenter.segment_point(store.rgb(0), (160.0, 120.0))
     assert mask.shape == (240, 320) and np.isfinite(score)
+
+
+def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):
+    from ros_ground.cli import main
+    from ros_ground.train import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "lmm", "--help"])
+    assert exit_info.value.code == 0
+    assert "--steps" in capsys.readouterr().out
+    args = build_parser().parse_args(["lmm"])
+    cfg = LMMTrainConfig()
+    assert (args.steps, args.scenes, args.threads) == (cfg.steps, cfg.scenes, cfg.threads)
+    assert args.seed_start >= D.TRAIN_SEED_START  # never the evaluation seeds
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "nonsense"])
+    assert exit_info.value.code == 2  # argparse's usage error, not a traceback

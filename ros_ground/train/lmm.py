@@ -39,8 +39,8 @@ IGNORE = -100
 @dataclass
 class LMMTrainConfig:
     seed_start: int = TRAIN_SEED_START
-    scenes: int = 8000
-    steps: int = 2400
+    scenes: int = 12000
+    steps: int = 5000
     batch_size: int = 8
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
@@ -50,10 +50,10 @@ class LMMTrainConfig:
     max_turns: int = 3  # turns per sequence (see `conversation`)
     describe_share: float = 0.7  # sequences that start with the description
     seed: int = 0
-    threads: int = 1
+    threads: int = 2
     checkpoint_every: int = 300
     time_limit_min: float = 58.0  # stop early (and say so) rather than exceed the hour
-    vision_steps: int = 400  # stage 1: caption-word pretraining of the vision tower (0: none)
+    vision_steps: int = 1000  # stage 1: caption-word pretraining of the vision tower (0: none)
     freeze_vision: bool = True  # stage 2 keeps the tower frozen, as LLaVA-1.5 does with CLIP
     arch: LMMArch = field(default_factory=LMMArch)
 
@@ -271,6 +271,8 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     bar = _bar(total=cfg.steps, initial=step, desc="train lmm", unit="step", enabled=progress)
     t_start = time.perf_counter() - elapsed
     running, stopped_early = None, False
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
     log = open(log_path, "a") if log_path else None
 
     def checkpoint(final: bool = False) -> None:

@@ -267,6 +267,8 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     bar = _bar(total=total_steps, initial=step, desc="train sam", unit="step", enabled=progress)
     t_start = time.perf_counter() - elapsed
     running, running_iou, stopped_early = None, None, False
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
     log = open(log_path, "a") if log_path else None
 
     def checkpoint(final: bool = False) -> None:
