@@ -102,6 +102,17 @@ def test_vision_pretraining_targets_are_caption_words_only(scene):
     assert target.sum() == len(on)
 
 
+def test_descriptions_list_objects_alphabetically_not_left_to_right():
+    from ros_ground.train.lmm import listed_description
+
+    record = D.text_record(generate_scene(3))  # the simulator lists: teddy bear, two yellow ducks, ...
+    assert record["description"].startswith("A teddy bear, two yellow ducks, a red sphere")
+    text = listed_description(record)
+    assert text == ("A green mug, a red sphere, a teddy bear, a white torus and two yellow ducks on a "
+                    "wooden table." + record["description"].split("wooden table.", 1)[1])
+    assert listed_description({**record, "names": []}) == record["description"]
+
+
 def test_where_answers_name_the_object_and_a_relation():
     record = {"names": ["red mug", "blue cube"],
               "referring": [["the red mug left of the blue cube", 0], ["the leftmost object", 0],

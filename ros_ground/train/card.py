@@ -74,7 +74,9 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         "pooled to one image-level score per word by a smooth maximum over the patches "
         "(multiple-instance learning: the caption says *that* a red mug is in the image, never "
         "*where*). The scoring head is discarded.",
-        "2. **projector + language model** (stage 2): the simulator's scene descriptions, its "
+        "2. **projector + language model** (stage 2): the simulator's scene descriptions "
+        "(their object list in alphabetical order rather than the simulator's left-to-right "
+        "order, so that word order carries no position), its "
         "questions with answers, \"Where is X?\" answers composed from its referring expressions "
         "(\"The red mug is left of the blue cube.\") and which-colours / which-objects / "
         "how-many answers; next-token cross-entropy on the answer tokens only.",

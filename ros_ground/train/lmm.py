@@ -14,6 +14,7 @@ import json
 import math
 import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,24 @@ def where_answer(record: dict, index: int, rng: np.random.Generator, asked: str 
     return f"The {name} is on the table."
 
 
+def listed_description(record: dict) -> str:
+    """The simulator's description with its object list in alphabetical order of the names.
+
+    The simulator lists objects left to right, so its word order alone would teach positions;
+    alphabetical order teaches none, and makes the list a question of *which* objects the image
+    holds (each name's presence, in a fixed order), not of where they are. Relation sentences
+    are kept as written.
+    """
+    from ros_ground.sim.language import indefinite, join_list
+
+    listing, sep, rest = record["description"].partition(" on a wooden table.")
+    if not sep or not record["names"]:
+        return record["description"]
+    counts = Counter(record["names"])
+    text = join_list([indefinite(name, counts[name]) for name in sorted(counts)])
+    return text[:1].upper() + text[1:] + sep + rest
+
+
 def global_questions(record: dict) -> list[tuple[str, str]]:
     """Questions about the whole image answered from the object names alone: which colours,
     which objects, how many. They need the image but no location, so they teach the vision
@@ -137,7 +156,7 @@ def conversation(record: dict, rng: np.random.Generator, max_turns: int = 3,
     if rng.random() < describe_share:
         prompt = DESCRIBE_PROMPTS[int(rng.integers(len(DESCRIBE_PROMPTS)))]
         take = int(rng.integers(0, max_turns))
-        return [(prompt, record["description"]), *order[:take]]
+        return [(prompt, listed_description(record)), *order[:take]]
     take = int(rng.integers(1, max_turns + 1))
     return order[:take]
 
