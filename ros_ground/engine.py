@@ -171,9 +171,13 @@ class GroundingEngine:
         selection = select_entities(heat, proposals, margin=cfg.entity_margin)
         by_id = {p.id: p for p in proposals}
         score = float(np.mean([by_id[i].score for i in selection.ids]))
+        # The phrase's point lies on its mask (the hottest pixel there): a robot pointing or
+        # grasping at it must not be sent to the table beside the object the mask shows.
+        point = peak_point(np.where(selection.mask, heat, np.nan)) if selection.mask.any() \
+            else peak_point(heat)
         return GroundedPhrase(
             text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
-            score=score, mask=selection.mask, point=peak_point(heat),
+            score=score, mask=selection.mask, point=point,
             entity_ids=list(selection.ids), entity_scores=dict(selection.scores),
             token_indices=indices,
         )

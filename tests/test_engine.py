@@ -60,6 +60,8 @@ def test_entities_mode_selects_among_given_proposals(engine, image):
         union = np.any([masks[i - 10] for i in p.entity_ids], axis=0)
         np.testing.assert_array_equal(p.mask, union)
         assert set(p.entity_scores) == {10, 11, 12}
+        x, y = p.point
+        assert p.mask[int(y), int(x)]  # the phrase's point lies on its own mask
 
 
 def test_auto_without_proposals_is_point(engine, image):
