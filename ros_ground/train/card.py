@@ -137,8 +137,9 @@ def lmm_card(model_dir: Path, results: dict) -> str:
             f"{ground['seeds'][1]}), prompt \"Describe the scene.\", SAM: sim_sam",
             "",
             "GCG metrics as GLaMM computes them (ros_ground.metrics: mask recall at IoU 0.5 and "
-            "text similarity 0.5, mIoU, AP50) and point accuracy (the map's peak inside the "
-            "object the phrase names). Every row grounds the same generated text. `auto` selects "
+            "text similarity 0.5, mIoU, AP50) and point accuracy (the phrase's point inside the "
+            "object it names: the map's peak in `point` mode, the hottest pixel of the selected "
+            "mask in `auto`). Every row grounds the same generated text. `auto` selects "
             f"among automatic-mask-generator proposals ({amg}: the proposal node's defaults in "
             "the sim graph); `point` prompts SAM at the map's peak. The random-point baseline "
             "keeps the model's phrases but prompts SAM at a uniformly random point.",

@@ -1,0 +1,88 @@
+"""The shipped "sim" models: load through the directory path, generate text and masks, budget."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ros_ground.lmm import SIM_LMM_DIR, load_lmm
+from ros_ground.sam import SIM_SAM_DIR, load_sam
+from ros_ground.sim.scene import generate_scene
+
+MODELS = Path(SIM_LMM_DIR).parent
+BUDGET_BYTES = 30 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene(3)  # an evaluation seed: never trained on
+
+
+@pytest.fixture(scope="module")
+def lmm():
+    return load_lmm("sim", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def sam():
+    return load_sam("sim")
+
+
+def test_checkpoints_are_safetensors_with_model_cards_within_budget():
+    files = [f for f in MODELS.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    assert sum(f.stat().st_size for f in files) <= BUDGET_BYTES
+    for directory, weights in ((SIM_LMM_DIR, "model.safetensors"), (SIM_SAM_DIR, "model.safetensors")):
+        names = {f.name for f in Path(directory).iterdir()}
+        assert weights in names and "MODEL_CARD.md" in names
+        assert not any(n.endswith((".bin", ".pt", ".pth", ".pkl")) for n in names)
+    lmm_files = {f.name for f in Path(SIM_LMM_DIR).iterdir()}
+    assert {"config.json", "tokenizer.json", "tokenizer_config.json"} <= lmm_files
+    assert lmm_files & {"processor_config.json", "preprocessor_config.json"}
+    assert (Path(SIM_SAM_DIR) / "sam_config.json").is_file()
+    card = (Path(SIM_LMM_DIR) / "MODEL_CARD.md").read_text()
+    assert "No grounding supervision" in card and "wall time" in card
+
+
+def test_sim_lmm_is_the_packaged_directory_and_generates_grounded_text(lmm, scene):
+    assert lmm.name == "sim"
+    assert lmm.model.config.model_type == "llava"
+    assert lmm.model.dtype.is_floating_point and str(lmm.model.dtype) == "torch.float32"
+    same = load_lmm(str(SIM_LMM_DIR), device="cpu", dtype="float32")  # the directory route
+    a = lmm.generate(scene.rgb, "Describe the scene.", max_new_tokens=24)
+    b = same.generate(scene.rgb, "Describe the scene.", max_new_tokens=24)
+    assert a.token_ids == b.token_ids and a.text == b.text
+    np.testing.assert_allclose(a.image_maps, b.image_maps, atol=1e-6)
+    assert a.text.strip() and "table" in a.text
+    grid = lmm.model.config.vision_config.image_size // lmm.model.config.vision_config.patch_size
+    assert a.image_maps.shape == (len(a.token_ids), grid, grid)
+    # the whole frame is squash-resized (no centre crop): maps cover every pixel
+    assert a.geometry.fit == "resize" and (a.geometry.height, a.geometry.width) == (240, 320)
+    image_processor = lmm.processor.image_processor
+    assert image_processor.do_center_crop is False  # squash-resize, the sides are kept
+
+
+def test_sim_sam_loads_from_its_directory_and_masks_have_the_input_size(sam, scene):
+    assert sam.img_size == json.loads((Path(SIM_SAM_DIR) / "sam_config.json").read_text())["img_size"]
+    obj = max(scene.objects, key=lambda o: int(o.mask.sum()))
+    rows, cols = np.nonzero(obj.mask)
+    point = (float(np.median(cols)), float(np.median(rows)))
+    mask, score = sam.segment_point(scene.rgb, point)
+    assert mask.shape == scene.rgb.shape[:2] and mask.dtype == bool and np.isfinite(score)
+    inter = np.logical_and(mask, obj.mask).sum()
+    assert inter / np.logical_or(mask, obj.mask).sum() > 0.5  # a trained model, not random
+    small = scene.rgb[::2, ::2].copy()  # another input size
+    mask, _ = sam.segment_point(small, (point[0] / 2, point[1] / 2))
+    assert mask.shape == small.shape[:2]
+    proposals = sam.propose(scene.rgb, points_per_side=8, pred_iou_thresh=0.5,
+                            stability_score_thresh=0.5)
+    assert proposals and all(p.mask.shape == scene.rgb.shape[:2] for p in proposals)
+
+
+def test_sim_graph_defaults_to_the_embedded_models():
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "sim.yaml").read_text())
+    grounding = config["/**/grounding_node"]["ros__parameters"]
+    proposals = config["/**/mask_proposal_node"]["ros__parameters"]
+    assert (grounding["model"], grounding["sam_model"], proposals["sam_model"]) == ("sim", "sim", "sim")
