@@ -162,7 +162,7 @@ def _print_metrics(responses, truths) -> None:
           f"{report.phrases} ground-truth objects):")
     print(f"  grounding mask recall {report.mask_recall:.2f}   mIoU {report.miou:.2f}   "
           f"AP50 {report.ap50:.2f}   point accuracy {report.point_accuracy:.2f}")
-    print("  (for many scenes and a random-point baseline: ros-ground eval --scenes 200)")
+    print("  (for many scenes and a random-point baseline: ros-ground eval --scenes 200 --seed 0)")
 
 
 def _slug(text: str) -> str:
