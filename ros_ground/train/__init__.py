@@ -180,8 +180,9 @@ def run_eval(args) -> dict:
 def run_all(args) -> int:
     """`make train-sim`: render, train both models (one after the other), evaluate, write the cards."""
     from ros_ground.train.data import TRAIN_SEED_START, build_cache
+    from ros_ground.train.lmm import LMMTrainConfig
 
-    build_cache(TRAIN_SEED_START, 12000, workers=args.workers)
+    build_cache(TRAIN_SEED_START, LMMTrainConfig().scenes, workers=args.workers)  # SAM's are a prefix
     # One after the other: each uses the machine's cores, and each model's card reports its
     # own wall time against the one-hour budget.
     for what in ("lmm", "sam"):
