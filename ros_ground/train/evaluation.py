@@ -99,9 +99,6 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
 
 # --------------------------------------------------------------------------- grounding
 
-# The proposal settings of the deployed sim graph (mask_proposal_node defaults, config/sim.yaml).
-NODE_AMG = dict(PROPOSAL_DEFAULTS)  # what the sim graph's proposal node uses
-
 ABLATIONS: dict[str, dict] = {
     "auto (entities from proposals), root-noun maps": {},
     "point, root-noun maps": {"mode": "point"},
@@ -120,8 +117,9 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
 
     As ros_ground.evaluate does it: "Describe the scene." against every object; "Where is X?"
     (the scene's first referring expression) against X; proposals from the SAM automatic mask
-    generator (here with `amg_params`, default NODE_AMG); the random-point baseline keeps the
-    model's phrases (first variant) and prompts SAM at a uniformly random point. `entities`
+    generator (here with `amg_params`, default PROPOSAL_DEFAULTS, as the proposal node uses); the
+    random-point baseline keeps the model's phrases (first variant) and prompts SAM at a
+    uniformly random point. `entities`
     equals `auto` whenever proposals exist, so it has no row of its own.
     """
     from ros_ground.metrics import (
@@ -137,7 +135,7 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
 
     _check_eval_seeds(seed, scenes)
     variants = variants or ABLATIONS
-    amg_params = dict(NODE_AMG if amg_params is None else amg_params)
+    amg_params = dict(PROPOSAL_DEFAULTS if amg_params is None else amg_params)
     text_sim = TextSimilarity()
     rng = np.random.default_rng(seed)
     records: dict[str, list] = {name: [] for name in variants}
