@@ -76,7 +76,8 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         "*where*). The scoring head is discarded.",
         "2. **projector + language model** (stage 2): the simulator's scene descriptions "
         "(their object list in alphabetical order rather than the simulator's left-to-right "
-        "order, so that word order carries no position), its "
+        "order, so that word order carries no position; relation sentences left to the "
+        "\"Where is X?\" answers), its "
         "questions with answers, \"Where is X?\" answers composed from its referring expressions "
         "(\"The red mug is left of the blue cube.\") and which-colours / which-objects / "
         "how-many answers; next-token cross-entropy on the answer tokens only.",
@@ -96,9 +97,10 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         f"- language model: Llama, {arch.get('text_layers')} layers x {arch.get('text_hidden')} "
         f"wide, {arch.get('text_heads')} heads ({arch.get('text_kv_heads')} KV heads), MLP "
         f"{arch.get('text_mlp')}",
-        "- tokenizer: word-level (`tokenizers` WordLevel, lower-cased); an object mention "
-        "(\"red mug\", \"yellow ducks\", \"soccer ball\") is one token, every other word or "
-        "punctuation run one token; LLaVA-1.5 chat format",
+        "- tokenizer: word-level (`tokenizers` WordLevel, lower-cased); colour and category are "
+        "separate tokens (\"red\", \"mug\"), a multi-word category (\"soccer ball\", "
+        "\"teddy bears\") is one token, every other word or punctuation run one token; "
+        "LLaVA-1.5 chat format",
         f"- parameters: {params.get('total', 0):,} (vision {params.get('vision_tower', 0):,}, "
         f"projector {params.get('multi_modal_projector', 0):,}, language model "
         f"{params.get('language_model', 0):,}, head {params.get('lm_head', 0):,})",

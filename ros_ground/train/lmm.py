@@ -96,21 +96,23 @@ def where_answer(record: dict, index: int, rng: np.random.Generator, asked: str 
 
 
 def listed_description(record: dict) -> str:
-    """The simulator's description with its object list in alphabetical order of the names.
+    """The simulator's object list in alphabetical order of the names, without its relation
+    sentences: "A blue cube, a red mug and two yellow ducks on a wooden table."
 
     The simulator lists objects left to right, so its word order alone would teach positions;
     alphabetical order teaches none, and makes the list a question of *which* objects the image
-    holds (each name's presence, in a fixed order), not of where they are. Relation sentences
-    are kept as written.
+    holds. Relation sentences are left to the "Where is X?" answers: in the description the
+    first model repeated one of them instead of learning them, adding phrases that name no
+    object it had found.
     """
     from ros_ground.sim.language import indefinite, join_list
 
-    listing, sep, rest = record["description"].partition(" on a wooden table.")
+    listing, sep, _ = record["description"].partition(" on a wooden table.")
     if not sep or not record["names"]:
         return record["description"]
     counts = Counter(record["names"])
     text = join_list([indefinite(name, counts[name]) for name in sorted(counts)])
-    return text[:1].upper() + text[1:] + sep + rest
+    return text[:1].upper() + text[1:] + sep
 
 
 def global_questions(record: dict) -> list[tuple[str, str]]:
