@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ros_ground.engine import MODES
+from ros_ground.engine import MODES, PHRASE_TOKENS
 
 
 def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: str = "sim") -> None:
@@ -25,6 +25,9 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: st
                              "(default %(default)s)")
     parser.add_argument("--sam-checkpoint", default=None, help="SAM weights (.pth or .safetensors)")
     parser.add_argument("--mode", choices=MODES, default="auto")
+    parser.add_argument("--phrase-tokens", choices=PHRASE_TOKENS, default="chunk",
+                        help="tokens whose attention forms a phrase's map: the whole noun chunk "
+                             "or its root noun (default %(default)s; the node's phrase_tokens)")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default %(default)s)")
     parser.add_argument("--dtype", default="auto", help="auto|float32|float16|bfloat16")
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -76,7 +79,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens),
+        config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
+                            phrase_tokens=args.phrase_tokens),
     )
     result = engine.ground(image, args.prompt)
     if args.overlay:

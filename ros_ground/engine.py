@@ -33,7 +33,9 @@ class EngineConfig:
 
     mode: str = "auto"
     normalise: bool = True
-    phrase_tokens: str = "root"  # tokens of the chunk's root noun, or of the whole chunk
+    # tokens whose maps are averaged into a phrase's map: the whole noun chunk, as
+    # attend-and-segment does (sec. 3.2), or only its root noun
+    phrase_tokens: str = "chunk"
     multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
     entity_margin: float = 0.1
     max_new_tokens: int = 64

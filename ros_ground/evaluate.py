@@ -134,11 +134,13 @@ def run_eval(args) -> int:
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens),
+        config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
+                            phrase_tokens=args.phrase_tokens),
     )
     run = evaluate(engine, args.scenes, args.seed, args.mode, args.prompt, args.dump,
                    progress=not args.json)
     report = report_json(run, args.scenes, args.mode, args.model, args.seed, args.prompt)
+    report["phrase_tokens"] = args.phrase_tokens
     if args.json:
         print(json.dumps(report))
     else:

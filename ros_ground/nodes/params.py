@@ -43,7 +43,7 @@ GROUNDING_PARAMS = (
     Param("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
     Param("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True),
     Param("normalise_maps", True, "subtract the mean attention map over the output (ablation switch)", True),
-    Param("phrase_tokens", "root", "root / chunk: tokens whose attention forms a phrase's map", True),
+    Param("phrase_tokens", "chunk", "chunk / root: tokens whose attention forms a phrase's map", True),
     Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
     Param("entity_margin", 0.1, "entities within this margin of the best score are merged", True),
     Param("autostart", True, "configure and activate on start; false leaves it unconfigured"),

@@ -3,8 +3,8 @@
 * `sam_quality`: point-prompt IoU per object and automatic-mask-generator recall.
 * `grounding_eval`: the GCG metrics (mask recall, mIoU, AP50, point accuracy, via
   ros_ground.metrics) for several engine settings from ONE generation per scene, beside the
-  random-point baseline (modes point / auto, attention normalisation on / off, root-noun vs
-  whole-chunk maps), plus the referring-expression table.
+  random-point baseline (modes point / auto, attention normalisation on / off, whole-chunk vs
+  root-noun maps), plus the referring-expression table.
 * `attention_analysis`: which tokens and which layers/heads carry localised attention (eager
   attention on the generated sequence; the hit rate is the share of maps whose peak falls inside
   the object the phrase names).
@@ -100,12 +100,12 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
 # --------------------------------------------------------------------------- grounding
 
 ABLATIONS: dict[str, dict] = {
-    "auto (entities from proposals), root-noun maps": {},
-    "point, root-noun maps": {"mode": "point"},
+    "auto (entities from proposals), whole-chunk maps": {},
+    "point, whole-chunk maps": {"mode": "point"},
     "auto, no normalisation": {"normalise": False},
     "point, no normalisation": {"mode": "point", "normalise": False},
-    "auto, whole-chunk maps": {"phrase_tokens": "chunk"},
-    "point, whole-chunk maps": {"mode": "point", "phrase_tokens": "chunk"},
+    "auto, root-noun maps": {"phrase_tokens": "root"},
+    "point, root-noun maps": {"mode": "point", "phrase_tokens": "root"},
 }
 
 
