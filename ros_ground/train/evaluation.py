@@ -324,9 +324,9 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
             root = [i for i in toks if spans[i][0] < chunk.root_end
                     and spans[i][1] > chunk.root_start]
             if root:
-                add("phrase:root (engine default)",
+                add("phrase:root",
                     point_in_mask(peak_point(upsample_map(mean_map[root].mean(0), geometry)), mask))
-            add("phrase:chunk",
+            add("phrase:chunk (engine default)",
                 point_in_mask(peak_point(upsample_map(mean_map[toks].mean(0), geometry)), mask))
             for layer in range(layers):
                 if root:
