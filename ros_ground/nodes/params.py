@@ -26,8 +26,8 @@ class Param:
 
 
 GROUNDING_PARAMS = (
-    Param("model", "tiny", "LMM: Hugging Face id, local directory, 'tiny' (built in-process) or 'sim' (embedded default)"),
-    Param("sam_model", "tiny", "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'tiny' or 'sim'"),
+    Param("model", "sim", "LMM: Hugging Face id, local directory, 'sim' (embedded, trained in simulation) or 'tiny' (random, for tests)"),
+    Param("sam_model", "sim", "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'sim' (embedded) or 'tiny' (random, for tests)"),
     Param("sam_checkpoint", "", "path to official SAM weights (.pth loaded with weights_only, or .safetensors)"),
     Param("device", "auto", "auto / cpu / cuda / cuda:N"),
     Param("dtype", "auto", "auto / float32 / float16 / bfloat16"),
@@ -50,7 +50,7 @@ GROUNDING_PARAMS = (
 )
 
 PROPOSAL_PARAMS = (
-    Param("sam_model", "tiny", "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'tiny' or 'sim'"),
+    Param("sam_model", "sim", "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'sim' (embedded) or 'tiny' (random, for tests)"),
     Param("sam_checkpoint", "", "path to official SAM weights"),
     Param("device", "auto", "auto / cpu / cuda / cuda:N"),
     Param("image_qos", "sensor_data", "QoS of the image subscription: sensor_data / reliable / best_effort"),
