@@ -79,6 +79,7 @@ class GroundingResult:
             "phrases": [p.to_json() for p in self.phrases],
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "model": self.model,
+            "mode": self.mode,
         }
 
 

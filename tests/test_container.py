@@ -60,7 +60,7 @@ def test_grounding_uses_the_frames_proposals(container):
     container.command("Describe the image.")
     assert container.wait(lambda: len(container.responses) > start, 60)
     response = container.responses[start]
-    assert response.status == R.STATUS_OK and response.phrases
+    assert response.status == R.STATUS_OK and response.phrases and response.mode == "entities"
     ids = {e.id for p in container.proposals if p.header.stamp.sec == 22 for e in p.entities}
     assert all(p.entity_ids and set(p.entity_ids) <= ids for p in response.phrases)
 
@@ -75,7 +75,7 @@ def test_ros_ground_ask_cli(container, tmp_path):
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"text", "phrases", "timing_ms", "model"} <= set(result)
+    assert {"text", "phrases", "timing_ms", "model", "mode"} <= set(result)
     assert result["status"] == 0 and result["model"] == "tiny"
     for p in result["phrases"]:
         assert result["text"][p["char_start"]:p["char_end"]] == p["text"]

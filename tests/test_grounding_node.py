@@ -221,9 +221,13 @@ def test_mode_and_proposal_tolerance(running):
     _stream(r, stamp_sec=5)
     pub.publish(_proposal_msg(5, 200_000_000))  # 0.2 s off the frame
     assert r.client.wait(lambda: r.node._proposals, 10)
-    assert all(not p.entity_ids for p in r.ask().phrases)  # outside tolerance: point mode
+    response = r.ask()
+    assert response.mode == "point"  # outside tolerance: auto resolves to point, and says so
+    assert all(not p.entity_ids for p in response.phrases)
     r.set(proposal_tolerance_s=0.5)
-    phrases = r.ask().phrases
+    response = r.ask()
+    phrases = response.phrases
+    assert response.mode == "entities"
     assert phrases and all(set(p.entity_ids) <= {1, 2} and p.entity_ids for p in phrases)
     r.set(mode="point")
     assert all(not p.entity_ids for p in r.ask().phrases)

@@ -103,7 +103,7 @@ def _print_response(response: GroundedResponse) -> None:
         print(f"  - {p.text!r} [{p.char_start}:{p.char_end}] area={area}px box=({p.bbox.x_offset},"
               f"{p.bbox.y_offset},{p.bbox.width},{p.bbox.height}) score={p.score:.2f}")
     print(f"  timing: total={response.total_ms:.0f}ms generation={response.generation_ms:.0f}ms "
-          f"grounding={response.grounding_ms:.0f}ms")
+          f"grounding={response.grounding_ms:.0f}ms" + (f"  mode: {response.mode}" if response.mode else ""))
 
 
 def _write_overlay(path: str, response: GroundedResponse, overlay_msg) -> None:

@@ -78,6 +78,7 @@ def result_to_msg(
     msg.phrases = [phrase_to_msg(p) for p in result.phrases]
     msg.status = GroundedResponse.STATUS_OK
     msg.model = result.model
+    msg.mode = result.mode
     msg.generation_ms = float(result.timing_ms.get("generation", 0.0))
     msg.grounding_ms = float(result.timing_ms.get("grounding", 0.0))
     msg.total_ms = float(result.timing_ms.get("total", msg.generation_ms + msg.grounding_ms))
@@ -96,6 +97,7 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
             "grounding": round(float(msg.grounding_ms), 3),
         },
         "model": msg.model,
+        "mode": msg.mode,
         "status": int(msg.status),
         "error": msg.error,
         "request_id": msg.request_id,

@@ -24,6 +24,10 @@ from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
 
 NAMESPACE = "/demo"
+MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
+    "entities": "chosen among the proposal node's entity masks for this frame",
+    "point": "from SAM prompted at each phrase's attention peak (no proposals for this frame yet)",
+}
 
 
 def params_file() -> Path:
@@ -132,8 +136,10 @@ def _print_phrases(response) -> None:
     if response.status != 0:
         print(f"  [{status}] {response.error}")
         return
+    how = MODE_WORDS.get(response.mode, response.mode)
     print(f"  {len(response.phrases)} grounded phrase(s), {response.total_ms:.0f} ms "
-          f"(generation {response.generation_ms:.0f} ms, grounding {response.grounding_ms:.0f} ms):")
+          f"(generation {response.generation_ms:.0f} ms, grounding {response.grounding_ms:.0f} ms)"
+          + (f"; masks {how}" if how else "") + ":")
     for p in response.phrases:
         area = sum(p.mask.counts[1::2])
         ents = f", merged proposals {list(p.entity_ids)}" if len(p.entity_ids) else ""
