@@ -136,29 +136,35 @@ class GroundingEngine:
         if not chunks:
             return [], timing, used_mode
 
+        # One hold on SAM for the whole response: a proposal node sharing this segmenter (the
+        # composed graph) can no longer switch its cached image between our phrases, so we wait
+        # for it at most once and encode our frame once.
         t0 = time.perf_counter()
-        self.sam.set_image(image, key=image_key)
-        timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
-        if used_mode == "entities" and not proposals:
+        with self.sam.exclusive():
+            timing["sam_wait"] = (time.perf_counter() - t0) * 1e3
             t0 = time.perf_counter()
-            proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)
-            timing["proposals"] = (time.perf_counter() - t0) * 1e3
-            if not proposals:  # nothing to select from: fall back to the point prompt, visibly
-                used_mode = "point"
+            self.sam.set_image(image, key=image_key)
+            timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
+            if used_mode == "entities" and not proposals:
+                t0 = time.perf_counter()
+                proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)
+                timing["proposals"] = (time.perf_counter() - t0) * 1e3
+                if not proposals:  # nothing to select from: fall back to the point prompt, visibly
+                    used_mode = "point"
 
-        t0 = time.perf_counter()
-        phrases = []
-        for chunk in chunks:
-            indices = _phrase_token_indices(spans, chunk, cfg.phrase_tokens)
-            if not indices:
-                continue
-            heat = upsample_map(phrase_map(maps, indices), gen.geometry)
-            if used_mode == "entities" and proposals:
-                phrase = self._select(chunk, indices, heat, proposals, cfg)
-            else:
-                phrase = self._point(image, chunk, indices, heat, cfg, image_key)
-            phrases.append(phrase)
-        timing["segment"] = (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            phrases = []
+            for chunk in chunks:
+                indices = _phrase_token_indices(spans, chunk, cfg.phrase_tokens)
+                if not indices:
+                    continue
+                heat = upsample_map(phrase_map(maps, indices), gen.geometry)
+                if used_mode == "entities" and proposals:
+                    phrase = self._select(chunk, indices, heat, proposals, cfg)
+                else:
+                    phrase = self._point(image, chunk, indices, heat, cfg, image_key)
+                phrases.append(phrase)
+            timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
 
     def _point(self, image, chunk: NounPhrase, indices, heat, cfg, image_key) -> GroundedPhrase:

@@ -538,6 +538,17 @@ class SamSegmenter:
     def img_size(self) -> int:
         return int(self.sam.image_encoder.img_size)
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the segmenter across several calls of this thread.
+
+        Each call takes the lock on its own, so between two calls another thread (the proposal
+        node in the same process) may make its frame current, and the next call encodes ours
+        again and waits for that thread's whole automatic-mask run each time.
+        """
+        with self._lock:
+            yield
+
     def set_image(self, image: np.ndarray, key: Hashable | None = None) -> None:
         """Make `image` (HxWx3 uint8 RGB) current; free if its key (or content hash) is current."""
         with self._lock:

@@ -1,5 +1,7 @@
 """End to end on the tiny models: text in, a mask of the input's size per phrase out."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -106,6 +108,32 @@ def test_one_sam_embedding_per_frame(engine, image):
     engine.ground(image, PROMPT, mode="point", image_key="frame-1")
     engine.ground(image, "What is on the table?", mode="point", image_key="frame-1")
     assert engine.sam.embedding_passes - before == 1
+
+
+def test_another_thread_cannot_switch_the_frame_between_phrases(engine, image, monkeypatch):
+    """The composed graph's proposal node shares the segmenter: while a response is being
+    grounded its calls wait, so our frame is encoded once whatever the other thread does."""
+    original = engine.sam.segment_point
+    others: list[tuple[threading.Thread, threading.Event]] = []
+
+    def segment_point(*args, **kwargs):
+        done = threading.Event()
+        thread = threading.Thread(
+            target=lambda: (engine.sam.set_image(np.zeros_like(image), key="other"), done.set()))
+        thread.start()
+        others.append((thread, done))
+        done.wait(0.2)  # time for the other thread to get in, if it could
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine.sam, "segment_point", segment_point)
+    before = engine.sam.embedding_passes
+    result = engine.ground(image, PROMPT, mode="point", image_key="frame-guarded")
+    held_off = [not done.is_set() for _, done in others]
+    for thread, _ in others:
+        thread.join(timeout=30)
+    assert len(result.phrases) >= 2, result.text
+    assert held_off and all(held_off)
+    assert engine.sam.embedding_passes - before == 2  # ours once, then the other frame once
 
 
 @pytest.mark.parametrize("bad", [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4), np.uint8),

@@ -1,7 +1,7 @@
 """mask_proposal_node: entity masks and entity tokens for camera frames (GROUNDHOG's proposals).
 
-Runs SAM's automatic mask generator at most every `min_period_s` and every N-th frame, on a
-worker thread that always takes the newest frame, and publishes EntityProposals stamped like
+Runs SAM's automatic mask generator on every N-th frame, resting `min_period_s` between runs,
+on a worker thread that always takes the newest frame, and publishes EntityProposals stamped like
 the frame so the grounding node can match them. Composable: give it the grounding node's SAM
 (`sam_provider`) and both use one image embedding per frame.
 """
@@ -36,7 +36,7 @@ class MaskProposalNode(LifecycleNode):
         self._cond = threading.Condition()
         self._stopping = False
         self._frames_seen = 0
-        self._last_run = -float("inf")
+        self._last_run_end = -float("inf")
         self.runs = 0
         self._worker = threading.Thread(target=self._work, name=f"{name}-worker", daemon=True)
         self._worker.start()
@@ -94,8 +94,6 @@ class MaskProposalNode(LifecycleNode):
         every = int(self.get_parameter("every_n_frames").value)
         if (self._frames_seen - 1) % every:
             return
-        if time.monotonic() - self._last_run < float(self.get_parameter("min_period_s").value):
-            return
         with self._cond:
             self._pending = msg  # newest wins: proposals for stale frames help nobody
             self._cond.notify()
@@ -103,17 +101,28 @@ class MaskProposalNode(LifecycleNode):
     def _work(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._stopping:
-                    self._cond.wait()
+                while not self._stopping:
+                    rest = self._rest_left()
+                    if self._pending is not None and rest <= 0:
+                        break
+                    self._cond.wait(timeout=rest if rest > 0 else None)
                 if self._stopping:
                     return
                 msg, self._pending = self._pending, None
-            self._last_run = time.monotonic()
             try:
                 self._propose(msg)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop proposals
                 self.get_logger().error(f"proposals failed: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=5.0)
+            finally:
+                self._last_run_end = time.monotonic()
+
+    def _rest_left(self) -> float:
+        """Seconds until the next run may start. The rest runs from the END of the last run: in
+        the composed graph a run holds the shared SAM for seconds, and back-to-back runs would
+        keep the grounding node's commands waiting (a released lock is not handed to waiters)."""
+        period = float(self.get_parameter("min_period_s").value)
+        return period - (time.monotonic() - self._last_run_end)
 
     def _propose(self, msg: Image) -> None:
         sam = self._sam

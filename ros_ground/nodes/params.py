@@ -54,7 +54,7 @@ PROPOSAL_PARAMS = (
     Param("sam_checkpoint", "", "path to official SAM weights"),
     Param("device", "auto", "auto / cpu / cuda / cuda:N"),
     Param("image_qos", "sensor_data", "QoS of the image subscription: sensor_data / reliable / best_effort"),
-    Param("min_period_s", 1.0, "at most one proposal run per this many seconds", True),
+    Param("min_period_s", 1.0, "rest between the end of one proposal run and the next (leaves SAM to commands)", True),
     Param("every_n_frames", 1, "consider only every N-th frame", True),
     Param("max_image_pixels", 4096 * 4096, "larger images are skipped with a warning", True),
     Param("points_per_side", PROPOSAL_DEFAULTS["points_per_side"], "SAM automatic masks: grid of point prompts per side", True),
