@@ -25,7 +25,7 @@ from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_p
 
 NAMESPACE = "/demo"
 MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
-    "entities": "chosen among the proposal node's entity masks for this frame",
+    "entities": "chosen among entity mask proposals for this frame (GROUNDHOG-style)",
     "point": "from SAM prompted at each phrase's attention peak (no proposals for this frame yet)",
 }
 

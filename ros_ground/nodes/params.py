@@ -33,7 +33,7 @@ GROUNDING_PARAMS = (
     Param("dtype", "auto", "auto / float32 / float16 / bfloat16"),
     Param("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights"),
     Param("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases"),
-    Param("mode", "auto", "point / entities / auto (entities when proposals for the frame exist)", True),
+    Param("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, else point)", True),
     Param("max_new_tokens", 64, "maximum generated tokens per request", True),
     Param("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True),
     Param("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True),
