@@ -107,7 +107,7 @@ def listed_description(record: dict) -> str:
     """
     from ros_ground.sim.language import indefinite, join_list
 
-    listing, sep, _ = record["description"].partition(" on a wooden table.")
+    _, sep, _ = record["description"].partition(" on a wooden table.")
     if not sep or not record["names"]:
         return record["description"]
     counts = Counter(record["names"])

@@ -62,7 +62,7 @@ def object_words() -> list[str]:
 
     Colours stay separate tokens, so "a red mug" is "a", "red", "mug": the query that emits
     "mug" already knows the colour it said and must find the object of that colour to tell its
-    category, so its attention (the engine's default root-noun map) lands on that object. A
+    category, so its attention (part of the phrase's map, see `phrase_tokens`) lands on it. A
     single "red mug" token was chosen from the presence of every object at once and its
     attention spread over all of them (0.32 peak hit rate in the first shipped model's card).
     """
