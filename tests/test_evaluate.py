@@ -56,7 +56,7 @@ def test_oracle_scores_perfectly(engine, monkeypatch):
 
     monkeypatch.setattr(scene_module, "generate_scene", remember)
     run = evaluate(oracle, scenes=2, seed=11, mode="point", progress=False)
-    report = report_json(run, 2, "point", "oracle", 11, "describe")
+    report = report_json(run, 2, "point", "oracle", 11, "describe", "chunk")
     assert report["mask_recall"] == 1.0 and report["miou"] == 1.0
     assert report["ap50"] == pytest.approx(1.0) and report["point_accuracy"] == 1.0
     assert report["baseline_random_point"]["mask_recall"] < 1.0
