@@ -235,6 +235,52 @@ def test_mode_and_proposal_tolerance(running):
     assert all(p.entity_ids for p in r.ask().phrases)
 
 
+def test_auto_grounds_on_an_older_frame_with_proposals_within_max_age(running):
+    r = running(proposal_tolerance_s=0.05, proposal_max_age_s=0.0)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    _stream(r, stamp_sec=5)
+    assert r.client.wait(lambda: r.node._frame.header.stamp.sec == 5, 10)
+    r.set(proposal_max_age_s=3.0)  # frames are kept from now on
+    assert r.client.wait(lambda: r.node._recent, 10)
+    pub.publish(_proposal_msg(5))
+    assert r.client.wait(lambda: r.node._proposals, 10)
+    r.client.stream(random_rgb(48, 64, seed=1), stamp_sec=7)  # newer, no proposals yet
+    assert r.client.wait(lambda: r.node._frame.header.stamp.sec == 7, 10)
+
+    response = r.ask()
+    assert (response.mode, response.header.stamp.sec) == ("entities", 5)
+    assert response.phrases and all(p.entity_ids for p in response.phrases)
+    r.set(mode="point")  # only `auto` swaps frames
+    assert (r.ask().header.stamp.sec, r.ask().mode) == (7, "point")
+    r.set(mode="auto", proposal_max_age_s=1.5)  # the frame with proposals is 2 s older
+    response = r.ask()
+    assert (response.mode, response.header.stamp.sec) == ("point", 7)
+    r.set(proposal_max_age_s=0.0)
+    assert (r.ask().header.stamp.sec, r.ask().mode) == (7, "point")
+    assert not r.node.set_parameters([Parameter("proposal_max_age_s", value=-1.0)])[0].successful
+
+
+def test_a_goal_with_its_own_image_is_never_swapped_for_an_older_frame(running):
+    from ros_ground_msgs.action import Ground
+
+    from ros_ground.nodes.conversions import rgb_to_image_msg
+
+    r = running(proposal_tolerance_s=0.05, proposal_max_age_s=10.0)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    _stream(r, stamp_sec=5)
+    assert r.client.wait(lambda: r.node._recent, 10)
+    pub.publish(_proposal_msg(5))
+    assert r.client.wait(lambda: r.node._proposals, 10)
+    image = rgb_to_image_msg(random_rgb(48, 64, seed=2))
+    image.header.stamp.sec = 8
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    handle = r.client.wait_future(r.client.action.send_goal_async(Ground.Goal(
+        prompt="Describe the image.", image=image)))
+    response = r.client.wait_future(handle.get_result_async()).result.response
+    assert response.status == R.STATUS_OK
+    assert (response.mode, response.header.stamp.sec) == ("point", 8)
+
+
 def test_bad_proposals_are_ignored_with_a_warning(running):
     r = running(proposal_tolerance_s=0.5)
     pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)

@@ -44,6 +44,7 @@ from ros_ground.nodes.conversions import (
 from ros_ground.overlay import draw_overlay
 
 Status = GroundedResponse
+RECENT_FRAMES_MAX = 256  # memory bound on the frames kept for `proposal_max_age_s`
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Request:
     mode: str
     frame: Frame
     goal_handle: object = None
+    camera_frame: bool = True  # False for a goal's own image: never swapped for another frame
     done: threading.Event = field(default_factory=threading.Event)
     response: GroundedResponse | None = None
     accepted_at: float = field(default_factory=time.perf_counter)
@@ -76,6 +78,10 @@ class GroundingNode(LifecycleNode):
         self._engine = None
         self._frame: Frame | None = None
         self._proposals: deque[EntityProposals] = deque(maxlen=16)
+        # camera frames of the last `proposal_max_age_s`, to pair with proposals that arrive
+        # after newer frames (the proposal node takes seconds a frame on a CPU)
+        self._recent: deque[Frame] = deque(maxlen=RECENT_FRAMES_MAX)
+        self._recent_lock = threading.Lock()
         self._queue: deque[Request] = deque()
         self._cond = threading.Condition()
         self._active = False
@@ -161,6 +167,8 @@ class GroundingNode(LifecycleNode):
         self._engine = None
         self._frame = None
         self._proposals.clear()
+        with self._recent_lock:
+            self._recent.clear()
         _free_memory()
         return TransitionCallbackReturn.SUCCESS
 
@@ -212,8 +220,8 @@ class GroundingNode(LifecycleNode):
             qos_by_name(p["image_qos"])
             if int(p["queue_size"]) < 0 or int(p["max_image_pixels"]) < 1:
                 raise ValueError("queue_size must be >= 0 and max_image_pixels >= 1")
-            if float(p["proposal_tolerance_s"]) < 0:
-                raise ValueError("proposal_tolerance_s must be >= 0")
+            if float(p["proposal_tolerance_s"]) < 0 or float(p["proposal_max_age_s"]) < 0:
+                raise ValueError("proposal_tolerance_s and proposal_max_age_s must be >= 0")
         except (ValueError, TypeError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         if self._engine is not None:
@@ -228,9 +236,22 @@ class GroundingNode(LifecycleNode):
         try:
             rgb = image_msg_to_rgb(msg, int(self._param("max_image_pixels")))
             self._frame = Frame(msg.header, rgb)
+            self._remember(self._frame)
         except ImageDecodeError as exc:
             self._frame = Frame(msg.header, None, f"bad image: {exc}")
             self.get_logger().warning(f"bad image on 'image': {exc}", throttle_duration_sec=5.0)
+
+    def _remember(self, frame: Frame) -> None:
+        max_age_ns = float(self._param("proposal_max_age_s")) * 1e9
+        newest = stamp_to_ns(frame.header.stamp)
+        with self._recent_lock:
+            if max_age_ns <= 0:
+                self._recent.clear()
+                return
+            self._recent.append(frame)
+            while self._recent and (newest - stamp_to_ns(self._recent[0].header.stamp) > max_age_ns
+                                    or stamp_to_ns(self._recent[0].header.stamp) > newest):
+                self._recent.popleft()  # too old, or from before the clock jumped back
 
     def _on_proposals(self, msg: EntityProposals) -> None:
         self._proposals.append(msg)
@@ -250,13 +271,15 @@ class GroundingNode(LifecycleNode):
         goal = goal_handle.request
         request_id = f"goal-{bytes(goal_handle.goal_id.uuid).hex()[:12]}"
         frame = self._frame
-        if goal.image.width or goal.image.height or len(goal.image.data):
+        own_image = bool(goal.image.width or goal.image.height or len(goal.image.data))
+        if own_image:
             try:
                 frame = Frame(goal.image.header,
                               image_msg_to_rgb(goal.image, int(self._param("max_image_pixels"))))
             except ImageDecodeError as exc:
                 frame = Frame(goal.image.header, None, f"bad goal image: {exc}")
-        request, immediate = self._submit(request_id, goal.prompt, goal.mode, frame, goal_handle)
+        request, immediate = self._submit(request_id, goal.prompt, goal.mode, frame, goal_handle,
+                                          camera_frame=not own_image)
         if immediate is not None:
             goal_handle.abort()
             return Ground.Result(response=immediate)
@@ -270,9 +293,9 @@ class GroundingNode(LifecycleNode):
             goal_handle.abort()
         return Ground.Result(response=response)
 
-    def _submit(self, request_id, prompt, mode, frame, goal_handle):
+    def _submit(self, request_id, prompt, mode, frame, goal_handle, camera_frame=True):
         """Queue a request or answer it at once: returns (request, immediate answer or None)."""
-        request = Request(request_id, prompt, mode, frame, goal_handle)
+        request = Request(request_id, prompt, mode, frame, goal_handle, camera_frame=camera_frame)
         problem = self._precheck(request)
         if problem is None:
             with self._cond:
@@ -337,9 +360,8 @@ class GroundingNode(LifecycleNode):
         engine = self._engine
         if engine is None:
             return self._failure(request, Status.STATUS_MODEL_ERROR, "model unloaded")
-        frame = request.frame
+        frame, proposals = self._frame_and_proposals(request, engine.config.mode)
         key = frame_key(frame.header, frame.rgb.shape)
-        proposals = self._proposals_for(frame)
 
         def should_stop() -> bool:
             return (not self._active) or (handle is not None and handle.is_cancel_requested)
@@ -373,6 +395,38 @@ class GroundingNode(LifecycleNode):
             self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
                                                        frame.header))
         return response
+
+    def _frame_and_proposals(self, request: Request, default_mode: str):
+        """The frame to ground and its proposals: the request's frame, or in `auto` mode the
+        newest camera frame within `proposal_max_age_s` before it that has proposals.
+
+        Why: a proposal node on a CPU takes seconds a frame, so the newest frame almost never has
+        proposals yet and `auto` would always fall back to point prompts. In a scene that holds
+        still, a slightly older frame with entity masks grounds better. The response's header
+        names the frame actually used.
+        """
+        frame = request.frame
+        proposals = self._proposals_for(frame)
+        if (proposals is not None or not request.camera_frame
+                or (request.mode or default_mode) != "auto"):
+            return frame, proposals
+        max_age_ns = float(self._param("proposal_max_age_s")) * 1e9
+        tolerance_ns = float(self._param("proposal_tolerance_s")) * 1e9
+        stamp = stamp_to_ns(frame.header.stamp)
+        with self._recent_lock:
+            recent = [f for f in self._recent if f.rgb is not None]
+        for msg in sorted(self._proposals, key=lambda m: stamp_to_ns(m.header.stamp), reverse=True):
+            proposed = stamp_to_ns(msg.header.stamp)
+            if not 0 <= stamp - proposed <= max_age_ns:
+                continue
+            older = [f for f in recent if abs(stamp_to_ns(f.header.stamp) - proposed) <= tolerance_ns]
+            if not older:
+                continue
+            older_frame = min(older, key=lambda f: abs(stamp_to_ns(f.header.stamp) - proposed))
+            found = self._proposals_for(older_frame)
+            if found is not None:
+                return older_frame, found
+        return frame, None
 
     def _proposals_for(self, frame: Frame):
         tolerance_ns = float(self._param("proposal_tolerance_s")) * 1e9

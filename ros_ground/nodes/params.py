@@ -33,7 +33,7 @@ GROUNDING_PARAMS = (
     Param("dtype", "auto", "auto / float32 / float16 / bfloat16"),
     Param("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights"),
     Param("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases"),
-    Param("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, else point)", True),
+    Param("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, else point)", True),
     Param("max_new_tokens", 64, "maximum generated tokens per request", True),
     Param("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True),
     Param("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True),
@@ -42,6 +42,9 @@ GROUNDING_PARAMS = (
     Param("image_qos", "sensor_data", "QoS of the image subscription: sensor_data / reliable / best_effort"),
     Param("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
     Param("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True),
+    Param("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
+          "newest camera frame that has them if at most this much older (0: never; for scenes "
+          "that hold still)", True),
     Param("normalise_maps", True, "subtract the mean attention map over the output (ablation switch)", True),
     Param("phrase_tokens", "chunk", "chunk / root: tokens whose attention forms a phrase's map", True),
     Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
