@@ -59,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="render the training scenes into the cache")
     common(data)
     data.add_argument("--workers", type=int, default=2)
-    common(sub.add_parser("lmm", help="train the LMM (text supervision only)"), steps=5000,
-           threads=2)
+    lmm = sub.add_parser("lmm", help="train the LMM (text supervision only)")
+    common(lmm, steps=4200, threads=2)
+    lmm.add_argument("--vision-steps", type=int, default=2400,
+                     help="stage 1 steps: caption-word pretraining of the vision tower "
+                          "(0: none; default %(default)s); --steps counts stage 2")
     common(sub.add_parser("sam", help="train the SAM model (point -> mask)"), steps=1000,
            scenes=8000)
     ev = sub.add_parser("eval", help="evaluate both models on held-out seeds; write model cards")
@@ -85,7 +88,7 @@ def _run_lmm(args) -> dict:
     from ros_ground.train.lmm import LMMTrainConfig, train_lmm
 
     cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, steps=args.steps,
-                         seed=args.seed, threads=args.threads,
+                         seed=args.seed, threads=args.threads, vision_steps=args.vision_steps,
                          time_limit_min=args.time_limit_min)
     state = _state_dir() / "lmm_state.pt"
     if args.fresh and state.exists():
