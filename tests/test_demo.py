@@ -17,4 +17,7 @@ def test_demo_runs_the_composed_graph(tmp_path):
     assert "asking: 'Describe the scene.'" in text and "asking: 'Where is the " in text
     assert text.count("grounded phrase(s)") == 2
     assert "grounding mask recall" in text and "mIoU" in text
+    # the proposal node takes seconds a frame here: without proposal_max_age_s in config/sim.yaml
+    # the command's frame never has proposals and every answer falls back to point prompts
+    assert "proposals after" in text and "entity mask proposals (GROUNDHOG-style)" in text
     assert len(list(tmp_path.glob("*.png"))) == 2

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import rclpy
-from ros_ground_msgs.msg import SimGroundTruth
+from ros_ground_msgs.msg import EntityProposals, SimGroundTruth
 from sensor_msgs.msg import Image
 
 from ros_ground.nodes.ask import STATUS_NAMES, ask
@@ -25,8 +25,8 @@ from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_p
 
 NAMESPACE = "/demo"
 MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
-    "entities": "chosen among entity mask proposals for this frame (GROUNDHOG-style)",
-    "point": "from SAM prompted at each phrase's attention peak (no proposals for this frame yet)",
+    "entities": "chosen among the grounded frame's entity mask proposals (GROUNDHOG-style)",
+    "point": "from SAM prompted at each phrase's attention peak (no proposals for a recent frame yet)",
 }
 
 
@@ -51,6 +51,9 @@ def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
     return cmd
 
 
+PROPOSAL_WAIT_S = 60.0
+
+
 def run_demo(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +71,8 @@ def run_demo(args) -> int:
     overlays: list[Image] = []
     node.create_subscription(SimGroundTruth, "ground_truth", truths.append, RELIABLE)
     node.create_subscription(Image, "overlay", overlays.append, RELIABLE)
+    proposals: list[EntityProposals] = []
+    node.create_subscription(EntityProposals, "proposals", proposals.append, RELIABLE)
     started = time.monotonic()
     try:
         if not _spin_until(node, lambda: truths, 120):
@@ -75,6 +80,15 @@ def run_demo(args) -> int:
             return 1
         truth = truths[-1]
         print(f"[demo] the simulated camera sees: {truth.description}")
+        # A running graph has entity masks for a recent frame; right after start it has none, and
+        # `auto` would fall back to point prompts for the first command.
+        print("[demo] waiting for the proposal node's first entity masks ...", end="", flush=True)
+        waited = time.monotonic()
+        if _spin_until(node, lambda: proposals, PROPOSAL_WAIT_S):
+            print(f" {len(proposals[-1].entities)} proposals after "
+                  f"{time.monotonic() - waited:.1f} s")
+        else:
+            print(f" none after {PROPOSAL_WAIT_S:.0f} s; grounding without them")
         prompts = ["Describe the scene."]
         if truth.names:
             prompts.append(f"Where is the {truth.names[0]}?")
