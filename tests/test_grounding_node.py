@@ -260,6 +260,16 @@ def test_auto_grounds_on_an_older_frame_with_proposals_within_max_age(running):
     assert not r.node.set_parameters([Parameter("proposal_max_age_s", value=-1.0)])[0].successful
 
 
+def test_frames_are_kept_only_while_a_proposal_node_publishes(running):
+    r = running(proposal_max_age_s=10.0)
+    _stream(r, stamp_sec=5)
+    r.client.stream(random_rgb(48, 64, seed=1), stamp_sec=6)
+    assert r.client.wait(lambda: r.node._frame.header.stamp.sec == 6, 10)
+    assert not r.node._recent  # nobody publishes proposals: nothing to pair a frame with
+    r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    assert r.client.wait(lambda: r.node._recent, 10)
+
+
 def test_a_goal_with_its_own_image_is_never_swapped_for_an_older_frame(running):
     from ros_ground_msgs.action import Ground
 

@@ -82,6 +82,7 @@ class GroundingNode(LifecycleNode):
         # after newer frames (the proposal node takes seconds a frame on a CPU)
         self._recent: deque[Frame] = deque(maxlen=RECENT_FRAMES_MAX)
         self._recent_lock = threading.Lock()
+        self._proposals_topic = "proposals"
         self._queue: deque[Request] = deque()
         self._cond = threading.Condition()
         self._active = False
@@ -127,13 +128,15 @@ class GroundingNode(LifecycleNode):
         commands = MutuallyExclusiveCallbackGroup()
         self._response_pub = self.create_publisher(GroundedResponse, "response", RELIABLE)
         self._overlay_pub = self.create_publisher(Image, "overlay", RELIABLE)
+        proposals = self.create_subscription(EntityProposals, "proposals", self._on_proposals,
+                                             RELIABLE, callback_group=sensors)
+        self._proposals_topic = proposals.topic_name  # resolved: namespace and remappings
         self._io = [
             self._response_pub,
             self._overlay_pub,
             self.create_subscription(Image, "image", self._on_image, qos_by_name(p["image_qos"]),
                                      callback_group=sensors),
-            self.create_subscription(EntityProposals, "proposals", self._on_proposals, RELIABLE,
-                                     callback_group=sensors),
+            proposals,
             self.create_subscription(String, "command", self._on_command, RELIABLE,
                                      callback_group=commands),
             self.create_service(Trigger, "describe", self._on_describe, callback_group=commands),
@@ -245,7 +248,8 @@ class GroundingNode(LifecycleNode):
         max_age_ns = float(self._param("proposal_max_age_s")) * 1e9
         newest = stamp_to_ns(frame.header.stamp)
         with self._recent_lock:
-            if max_age_ns <= 0:
+            # nothing to pair frames with while no proposal node publishes: keep none
+            if max_age_ns <= 0 or not self.count_publishers(self._proposals_topic):
                 self._recent.clear()
                 return
             self._recent.append(frame)
