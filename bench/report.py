@@ -304,6 +304,32 @@ def _transport(lines, r, tr):
     add("")
 
 
+def _waiting_sentence(st: dict) -> str:
+    waiting, rejected = st.get("max_requests_waiting"), st.get("rejected_busy", 0)
+    if not waiting and not rejected:
+        return "No request ever waited behind another and none was rejected"
+    return (f"Up to {waiting} request(s) waited behind a slow one and {rejected} was (were) "
+            "rejected busy")
+
+
+def _spread_sentence(st: dict, words: int | None, la: dict) -> str:
+    """Why the tail is long: the machine when the node's CPU time stays flat, else the node."""
+    if words is None:
+        return "The text varied between requests, which also spreads the latency."
+    same = (f"Every request did the same work (same frame content, so the same {words}-word "
+            "text and phrases), ")
+    cpu_ratio = st.get("node_cpu_p99_over_p50") or 0.0
+    if cpu_ratio > 3.0:
+        return (same + f"yet the node's own CPU time per request has a p99 {_f(cpu_ratio, 1)}x "
+                "its median: the slow requests did more work in the node process, not waiting "
+                "for a core; the cause is not found yet.")
+    return (same + "so the spread of both wall and CPU time comes from the machine: 2 vCPUs "
+            f"shared with other work (load average {_f(la.get('min'))}-{_f(la.get('max'))}), "
+            "where even CPU time stretches when a co-runner thrashes the caches. A tail target "
+            "of 1.5x needs a core of its own (taskset / cgroup cpuset for the node) or a quiet "
+            "machine; nothing in the node queues.")
+
+
 def _soak_sentence(d) -> str:
     soak = d.get("stream_soak")
     if not soak:
@@ -443,22 +469,13 @@ def _notes(lines, r, d):
         la = st.get("load_avg_1min") or {}
         add(f"- **Streaming**: wall-clock p99/p50 {_f(st.get('p99_over_p50'), 2)}; the node's own "
             f"CPU time per request p99/p50 {_f(st.get('node_cpu_p99_over_p50'), 2)} (10 ms "
-            f"ticks). No request ever waited behind another (max waiting "
-            f"{st.get('max_requests_waiting')}) and none was rejected; median latency in the "
+            f"ticks). " + _waiting_sentence(st) + "; median latency in the "
             f"first vs last third of the run: {_f(st.get('latency_first_third_median_ms'), 0)} vs "
             f"{_f(st.get('latency_last_third_median_ms'), 0)} ms. RSS grew "
             f"{_f(st.get('rss_growth_mb'), 1)} MB "
             f"({_f(st.get('rss_growth_second_half_mb'), 1)} MB in the second half, trend "
             f"{_f(st.get('rss_slope_mb_per_min'), 1)} MB/min)" + _soak_sentence(d) + ". "
-            + ("Every request did the same work (same frame content, so the same "
-               f"{words[0]}-word text and phrases), so the spread of both wall and CPU time "
-               "comes from the machine: 2 vCPUs shared with other work (load average "
-               f"{_f(la.get('min'))}-{_f(la.get('max'))}), where even CPU time stretches when a "
-               "co-runner thrashes the caches. "
-               if same else "The text varied between requests, which also spreads the "
-               "latency. ")
-            + "A tail target of 1.5x needs a core of its own (taskset / cgroup cpuset for the "
-            "node) or a quiet machine; nothing in the node queues.")
+            + _spread_sentence(st, words[0] if same else None, la))
     tr = d.get("transport") or {}
     if tr:
         dm = tr.get("sizes_default_model_masks") or {}
