@@ -8,6 +8,7 @@ them. One SAM image embedding per frame serves every phrase and the proposal gen
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -136,15 +137,18 @@ class GroundingEngine:
         if not chunks:
             return [], timing, used_mode
 
-        # One hold on SAM for the whole response: a proposal node sharing this segmenter (the
-        # composed graph) can no longer switch its cached image between our phrases, so we wait
-        # for it at most once and encode our frame once.
+        # Selecting among given proposals needs no SAM: no wait behind a proposal node sharing
+        # the segmenter, and no encoder pass for a frame it has already moved past. Otherwise one
+        # hold on SAM for the whole response: that node can no longer switch its cached image
+        # between our phrases, so we wait for it at most once and encode our frame once.
+        needs_sam = not (used_mode == "entities" and proposals)
         t0 = time.perf_counter()
-        with self.sam.exclusive():
-            timing["sam_wait"] = (time.perf_counter() - t0) * 1e3
-            t0 = time.perf_counter()
-            self.sam.set_image(image, key=image_key)
-            timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
+        with self.sam.exclusive() if needs_sam else contextlib.nullcontext():
+            if needs_sam:
+                timing["sam_wait"] = (time.perf_counter() - t0) * 1e3
+                t0 = time.perf_counter()
+                self.sam.set_image(image, key=image_key)
+                timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
             if used_mode == "entities" and not proposals:
                 t0 = time.perf_counter()
                 proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)

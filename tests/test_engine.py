@@ -136,6 +136,36 @@ def test_another_thread_cannot_switch_the_frame_between_phrases(engine, image, m
     assert engine.sam.embedding_passes - before == 2  # ours once, then the other frame once
 
 
+def test_selecting_among_given_proposals_neither_waits_for_nor_runs_sam(engine, image):
+    """The proposals came with their frame: a proposal node holding the shared segmenter (and
+    long past that frame) must not delay the answer, nor cost an encoder pass."""
+    halves = [np.zeros(image.shape[:2], bool) for _ in range(2)]
+    halves[0][:, : image.shape[1] // 2] = True
+    halves[1][:, image.shape[1] // 2:] = True
+    proposals = [Proposal(id=i, mask=m, score=0.9) for i, m in enumerate(halves)]
+    engine.sam.set_image(np.zeros_like(image), key="the-node-moved-on")
+    before = engine.sam.embedding_passes
+    holding, release = threading.Event(), threading.Event()
+
+    def proposal_node():
+        with engine.sam.exclusive():
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=proposal_node)
+    thread.start()
+    holding.wait(10)
+    try:
+        result = engine.ground(image, PROMPT, mode="entities", proposals=proposals,
+                               image_key="frame-with-proposals")
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert result.mode == "entities" and result.phrases
+    assert all(p.entity_ids for p in result.phrases)
+    assert engine.sam.embedding_passes == before
+
+
 @pytest.mark.parametrize("bad", [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4), np.uint8),
                                  np.zeros((4, 4, 3), np.float32)])
 def test_bad_images_raise_value_error(engine, bad):
