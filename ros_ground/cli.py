@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ros_ground.engine import MODES, PHRASE_TOKENS
+from ros_ground.engine import MODES, PHRASE_TOKENS, EngineConfig
 
 
 def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: str = "sim") -> None:
@@ -28,6 +28,10 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: st
     parser.add_argument("--phrase-tokens", choices=PHRASE_TOKENS, default="chunk",
                         help="tokens whose attention forms a phrase's map: the whole noun chunk "
                              "or its root noun (default %(default)s; the node's phrase_tokens)")
+    parser.add_argument("--entity-margin", type=float, default=EngineConfig.entity_margin,
+                        help="in entities mode, merge the proposals scoring within this share of "
+                             "the score range of the best (default %(default)s; the node's "
+                             "entity_margin)")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default %(default)s)")
     parser.add_argument("--dtype", default="auto", help="auto|float32|float16|bfloat16")
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -80,7 +84,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
         config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
-                            phrase_tokens=args.phrase_tokens),
+                            phrase_tokens=args.phrase_tokens, entity_margin=args.entity_margin),
     )
     result = engine.ground(image, args.prompt)
     if args.overlay:

