@@ -1,5 +1,6 @@
 """grounding_node in-process: every parameter does what the README says, bad input is answered."""
 
+import gc
 import threading
 import time
 
@@ -129,6 +130,15 @@ def test_device_dtype_and_trust_remote_code_reach_the_model(running):
 def test_autostart_false_waits_unconfigured(running):
     r = running(autostart=False)
     assert r.state() == State.PRIMARY_STATE_UNCONFIGURED and r.node._engine is None
+
+
+def test_loaded_models_skip_full_garbage_collections_until_cleanup(running):
+    r = running(autostart=False)
+    gc.unfreeze()
+    assert r.node.trigger_configure().name == "SUCCESS"
+    assert gc.get_freeze_count() > 0  # a full collection no longer walks the loaded models
+    assert r.node.trigger_cleanup().name == "SUCCESS"
+    assert gc.get_freeze_count() == 0 and r.node._engine is None
 
 
 def test_bad_input_is_answered_and_node_keeps_serving(running):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -26,6 +28,23 @@ def qos_by_name(name: str) -> QoSProfile:
     if name == "best_effort":
         return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
     raise ValueError(f"image_qos must be one of {QOS_NAMES}, got {name!r}")
+
+
+def freeze_loaded_objects() -> None:
+    """Exempt everything loaded so far (models, libraries) from the cyclic garbage collector.
+
+    Why: a full collection walks every tracked object; with the LMM, SAM and spaCy loaded that
+    is ~490k objects and ~250 ms on a robot CPU, landing inside a request every minute or two.
+    Objects made later are still collected. Call `thaw_loaded_objects` before dropping a model.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def thaw_loaded_objects() -> None:
+    """Undo `freeze_loaded_objects` and collect, so a dropped model's cycles are freed."""
+    gc.unfreeze()
+    gc.collect()
 
 
 def frame_key(header, shape) -> tuple:

@@ -8,7 +8,6 @@ command gets exactly one GroundedResponse, whether OK or an explicit rejection.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import threading
 import time
@@ -30,7 +29,15 @@ from std_srvs.srv import Trigger
 from ros_ground.engine import MODES, EngineConfig
 from ros_ground.image_codec import ImageDecodeError
 from ros_ground.nodes import params
-from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, spin_nodes
+from ros_ground.nodes.common import (
+    RELIABLE,
+    autostart,
+    frame_key,
+    freeze_loaded_objects,
+    qos_by_name,
+    spin_nodes,
+    thaw_loaded_objects,
+)
 from ros_ground.nodes.conversions import (
     ProposalError,
     error_response,
@@ -116,6 +123,7 @@ class GroundingNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             self._engine = None
             return TransitionCallbackReturn.FAILURE
+        freeze_loaded_objects()
         self.get_logger().info(
             f"loaded model {p['model']!r} and SAM {p['sam_model']!r} on "
             f"{self._engine.lmm.device} in {time.perf_counter() - started:.1f} s"
@@ -466,7 +474,7 @@ class GroundingNode(LifecycleNode):
 
 
 def _free_memory() -> None:
-    gc.collect()
+    thaw_loaded_objects()
     try:
         import torch
 

@@ -20,7 +20,15 @@ from sensor_msgs.msg import Image
 
 from ros_ground.image_codec import ImageDecodeError
 from ros_ground.nodes import params
-from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, spin_nodes
+from ros_ground.nodes.common import (
+    RELIABLE,
+    autostart,
+    frame_key,
+    freeze_loaded_objects,
+    qos_by_name,
+    spin_nodes,
+    thaw_loaded_objects,
+)
 from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
 
 
@@ -54,6 +62,7 @@ class MaskProposalNode(LifecycleNode):
         except Exception as exc:  # a bad path must leave the node up and reconfigurable
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
+        freeze_loaded_objects()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -72,6 +81,7 @@ class MaskProposalNode(LifecycleNode):
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._sam = None
+        thaw_loaded_objects()
         return TransitionCallbackReturn.SUCCESS
 
     def shutdown_worker(self) -> None:
