@@ -34,6 +34,7 @@ def _state_dir() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from ros_ground.train.data import TRAIN_SEED_START
+    from ros_ground.train.lmm import LMMTrainConfig
 
     parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -60,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(data)
     data.add_argument("--workers", type=int, default=2)
     lmm = sub.add_parser("lmm", help="train the LMM (text supervision only)")
-    common(lmm, steps=4200, threads=2)
-    lmm.add_argument("--vision-steps", type=int, default=2400,
+    common(lmm, steps=LMMTrainConfig.steps, threads=LMMTrainConfig.threads)
+    lmm.add_argument("--vision-steps", type=int, default=LMMTrainConfig.vision_steps,
                      help="stage 1 steps: caption-word pretraining of the vision tower "
                           "(0: none; default %(default)s); --steps counts stage 2")
     common(sub.add_parser("sam", help="train the SAM model (point -> mask)"), steps=1000,
