@@ -2,9 +2,11 @@
 
 Eager attention (needed for `output_attentions`) materialises every [heads, q, k] matrix and is
 slow; SDPA returns no weights. Instead we register our own attention function that runs the
-stock SDPA kernel and, while a capture is active, recomputes only the last query row's softmax
-(the row that emits the next token), keeps its image-token columns and sums it over heads and
-layers on the fly. Memory stays O(steps x image tokens).
+stock SDPA kernel and, while a capture is active, recomputes only the last query row's scores
+(the row that emits the next token). The softmax, the image-column gather and the sum over heads
+and layers run once per step on all layers' scores stacked: on a GPU, where decoding is bound by
+kernel launches, a few small ops per layer would cost more than the arithmetic. Memory stays
+O(steps x image tokens) plus one step's [layers x heads x keys] scores.
 
 The active capture lives in a ContextVar, so concurrent generations in different threads (the
 multi-threaded ROS executor) never see each other's capture.
@@ -38,8 +40,8 @@ class AttentionCapture:
         self.image_positions = positions
         self._positions_on: dict[torch.device, torch.Tensor] = {}
         self._steps: list[torch.Tensor] = []
-        self._sum: torch.Tensor | None = None  # running sum for the step in progress
-        self._count = 0  # heads x layers summed into _sum
+        self._scores: list[torch.Tensor] = []  # one [Hkv, rep, K] per layer, step in progress
+        self._count = 0  # heads x layers in _scores
         self._first_layer: int | None = None
         self._context_len = 0  # key length of the previous step, to check the cache grows by q
         self._step_len: int | None = None
@@ -72,9 +74,11 @@ class AttentionCapture:
     # -- called from the attention function -------------------------------------------------
 
     def _finish_step(self) -> None:
-        if self._sum is not None and self._count > 0:
-            self._steps.append(self._sum / self._count)
-        self._sum = None
+        if self._scores:
+            scores = torch.stack(self._scores)  # [layers, Hkv, rep, K]
+            probs = image_probabilities(scores, self._positions(scores.device))
+            self._steps.append(probs.sum(dim=(0, 1, 2)) / self._count)
+        self._scores = []
         self._count = 0
 
     def _positions(self, device: torch.device) -> torch.Tensor:
@@ -102,10 +106,7 @@ class AttentionCapture:
                 f"layer {layer_idx} sees {k_len} keys but layer {self._first_layer} saw "
                 f"{self._context_len} (sliding-window cache?); capture would be inexact"
             )
-        row = last_row_image_attention(
-            module, query, key, attention_mask, scaling, self._positions(query.device), kwargs
-        )
-        self._sum = row if self._sum is None else self._sum + row
+        self._scores.append(last_row_scores(module, query, key, attention_mask, scaling, kwargs))
         self._count += query.shape[1]
 
 
@@ -115,8 +116,26 @@ def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: 
                              ) -> torch.Tensor:
     """Sum over heads of softmax(q_last . k^T * scaling + mask_row)[image columns], float32.
 
-    Raw probabilities over the whole context (not renormalised over the image slice). Grouped
-    query heads are matched to their key head by a reshape, which equals repeating k.
+    Raw probabilities over the whole context (not renormalised over the image slice).
+    """
+    scores = last_row_scores(module, query, key, attention_mask, scaling, kwargs)
+    return image_probabilities(scores, image_positions).sum(dim=(0, 1))
+
+
+def image_probabilities(scores: torch.Tensor, image_positions: torch.Tensor) -> torch.Tensor:
+    """softmax over the keys (last dim), then the image-token columns only."""
+    return torch.softmax(scores, dim=-1).index_select(-1, image_positions)
+
+
+def last_row_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                    attention_mask: torch.Tensor | None, scaling: float | None,
+                    kwargs: dict | None = None) -> torch.Tensor:
+    """q_last . k^T * scaling + mask_row as float32 [Hkv, rep, K].
+
+    Grouped query heads are matched to their key head by a reshape, which equals repeating k.
+    Float32 as SDPA kernels accumulate (bf16 logits would be off by ~0.04 at 10). One batched
+    matmul, the additive mask fused in, per layer and step: the call sits in the decode loop,
+    where every extra kernel launch costs more than its arithmetic.
     """
     kwargs = kwargs or {}
     batch, n_q_heads, _, head_dim = query.shape
@@ -134,25 +153,26 @@ def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: 
         scaling = getattr(module, "scaling", None) or 1.0 / math.sqrt(head_dim)
 
     rep = n_q_heads // n_kv_heads
-    # few, fused ops: on a CPU each small op costs more than its arithmetic
-    q = query[0, :, -1, :].reshape(n_kv_heads, rep, head_dim).float() * scaling
-    scores = torch.matmul(q, key[0].float().transpose(-1, -2))  # [Hkv, rep, K]
+    # a view (splits the head dim); .float() copies only for half-precision models
+    q = query[0, :, -1, :].reshape(n_kv_heads, rep, head_dim).float()
+    keys_t = key[0].float().transpose(-1, -2)  # [Hkv, D, K]
+    mask = None
     if attention_mask is not None:
         mask = attention_mask[0, :, -1, :]  # [1 or Hq, K]
         if mask.shape[-1] != k_len:
             raise NotImplementedError(f"mask covers {mask.shape[-1]} keys, attention {k_len}")
         mask = mask.reshape(n_kv_heads, rep, k_len) if mask.shape[0] == n_q_heads else mask[:1]
-        if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + mask.float()
+    if mask is not None and mask.dtype != torch.bool:
+        return torch.baddbmm(mask.float(), q, keys_t, alpha=scaling)
+    scores = torch.bmm(q, keys_t).mul_(scaling)
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))
     else:
         window = kwargs.get("sliding_window") or getattr(module, "sliding_window", None)
         if window is not None and k_len > window:
             # the last query (absolute position k_len-1) sees keys with idx > k_len-1-window
             scores[..., : k_len - window] = float("-inf")
-    probs = torch.softmax(scores, dim=-1).index_select(-1, image_positions)
-    return probs.sum(dim=(0, 1))
+    return scores
 
 
 def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
