@@ -124,7 +124,7 @@ def _attention(lines, r, att):
         add(f"The 7B GPU row is **not measured**: no GPU was available for this run. On a CUDA "
             f"machine run `{GPU_COMMAND}`; it builds a LLaVA-1.5-7B-shaped model (Llama-2-7B + "
             f"CLIP ViT-L/14-336) from config with random fp16 weights, times plain / capture / "
-            f"eager generation of exactly 64 tokens (5 interleaved reps) with "
+            f"eager generation of exactly 64 tokens (10 interleaved reps) with "
             f"`torch.cuda.synchronize`, reads peak memory from `torch.cuda.max_memory_allocated`, "
             f"and merges a `gpu` entry into results.json and this file.")
         add("")
@@ -141,6 +141,25 @@ def _attention(lines, r, att):
         add("")
     else:
         add("Peak memory: not measured in this run (measured by the full run only).")
+        add("")
+    if gpu:
+        gm = gpu.get("machine") or {}
+        add(f"The GPU row was measured with `{GPU_COMMAND}` on {gpu.get('device')} "
+            f"({gm.get('date_utc', 'date not recorded')}; torch {gm.get('torch', '?')}, "
+            f"transformers {gm.get('transformers', '?')}): a LLaVA-1.5-7B-shaped model from "
+            f"config with random fp16 weights, exactly {gpu['new_tokens']} tokens, "
+            f"{gpu['reps']} interleaved reps, wall clock with `torch.cuda.synchronize`; ratios "
+            f"of medians (median of per-rep ratios: capture "
+            f"{_f(gpu.get('capture_over_plain_cpu_per_rep_median'), 3)}, eager "
+            f"{_f(gpu.get('eager_over_plain_cpu_per_rep_median'), 3)}). Decoding a 7B model "
+            f"with batch 1 is bound by kernel launches on this GPU "
+            f"({_f(gpu['ms_per_token']['plain'])} ms per token for 14 GB of weights that "
+            f"memory streams in ~3 ms at the 4.3 TB/s measured for this GPU), so the capture "
+            f"costs its launches, not its arithmetic: "
+            f"{_f(gpu.get('capture_ms_per_layer_call'), 3)} ms per layer call. Launch-bound "
+            f"timings drift between runs on a shared host (plain's ms per token with them), so "
+            f"ratios of medians move by more than the capture costs; the hook share, an in-run "
+            f"attribution, is the number to compare. A full CPU re-run keeps this row.")
         add("")
     if gpu and gpu.get("peak_memory"):
         add("GPU peak memory increase (MB): " + ", ".join(
@@ -404,17 +423,18 @@ def _notes(lines, r, d):
             f"time). In-run attribution: the capture's own work is "
             f"{_f(100 * (mid.get('capture_hook_over_rest') or 0), 1)} % of the rest of the run, "
             f"{_f(mid.get('capture_ms_per_layer_call'), 2)} ms per layer per step. That work is "
-            f"one [heads x 1 x 64] x [64 x keys] product, a logsumexp and a gather per layer: "
-            f"little arithmetic but a second read of the layer's whole key cache (2.5 MB per layer "
-            f"at 620 keys) right after SDPA read it, so it is memory-bound and grows with memory "
-            f"contention from other processes (on the 2-core development VM the same call took "
-            f"~0.3 ms in a warm loop, ~0.56 ms with a flushed cache, ~1.1 ms inside generation, "
-            f"and full runs gave capture/plain 1.12-1.21 while quieter short runs gave 0.97-1.07: "
-            f"the result tracks the machine's memory contention). What would make "
-            f"it robust: one fused kernel for score + logsumexp + gather (e.g. `torch.compile` of "
-            f"`last_row_image_attention`, or a custom op), so the keys are read once per layer "
-            f"and the ~12 small ops per layer become one; or an option to capture a subset of "
-            f"layers (changes the maps, so an explicit trade-off). Computing decode-step "
+            f"one batched [heads x 1 x 64] x [64 x keys] product per layer (the mask fused in), "
+            f"with the softmax, the image-column gather and the head and layer sum done once per "
+            f"step over all layers' scores: little arithmetic but a second read of the layer's "
+            f"whole key cache (2.5 MB per layer at 620 keys) right after SDPA read it, so on a CPU "
+            f"it is memory-bound and grows with memory contention from other processes (full "
+            f"runs on the 2-core development VM gave capture/plain 1.12-1.21 while quieter short "
+            f"runs gave 0.97-1.07). On a GPU it is launch-bound instead; the per-step reduction "
+            f"replaced ~12 small ops per layer there (hook share at 7B on an H200: 0.20 before, "
+            f"0.12 after). What would make it cheaper still: one fused kernel for score + "
+            f"softmax + gather (`torch.compile` or a custom op), so the keys are read once per "
+            f"layer; or an option to capture a subset of layers (changes the maps, so an explicit "
+            f"trade-off). Computing decode-step "
             f"attention from the capture's own scores instead of calling SDPA afterwards was "
             f"prototyped during development (1.055 vs 1.065 for the current capture, same run): "
             f"no measurable gain. Eager `output_attentions` is "

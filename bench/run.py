@@ -189,10 +189,11 @@ def run_all(quick: bool, memory: bool | None = None, threads: int | None = None)
     timings["total"] = round(time.perf_counter() - t_start, 1)
     machine["load_avg_1min_per_section"] = load
     machine["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    return assemble(details, machine, quick, timings)
+    return assemble(details, machine, quick, timings, gpu=None if quick else previous_gpu_row())
 
 
-def assemble(details: dict, machine: dict, quick: bool, timings: dict) -> dict:
+def assemble(details: dict, machine: dict, quick: bool, timings: dict,
+             gpu: dict | None = None) -> dict:
     att = details["attention"]
     mid = att["mid"]
     bd = details["breakdown"]
@@ -225,12 +226,21 @@ def assemble(details: dict, machine: dict, quick: bool, timings: dict) -> dict:
             "overhead_fraction_outside_models"),
         "embedding_saved_ms_per_frame": (emb.get("saved") or {}).get("saved_ms_per_frame"),
         "mask_codec_ms_vectorised_encoder": tr["codec"].get("encode_decode_ms_vectorised"),
-        "gpu": None,
+        "gpu": gpu,
         "run_s": timings,
         "details": details,
     }
     results["targets"] = targets_table(results)
     return rnd(results, 4)
+
+
+def previous_gpu_row(path: Path = BENCH_DIR / "results.json") -> dict | None:
+    """The `--gpu` row of the last full results: measured on another machine, so a CPU re-run
+    keeps it (with its own machine and date) rather than dropping it."""
+    try:
+        return json.loads(path.read_text()).get("gpu")
+    except (OSError, ValueError):
+        return None
 
 
 def write(results: dict, out_dir: Path, quick: bool) -> tuple[Path, Path]:
@@ -246,7 +256,7 @@ def write(results: dict, out_dir: Path, quick: bool) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def run_gpu(out_dir: Path, reps: int = 5) -> dict:
+def run_gpu(out_dir: Path, reps: int = 10) -> dict:
     """Measurement 1 on CUDA: LLaVA-1.5-7B shapes in fp16, 64 tokens; merged into results."""
     import torch
 
@@ -261,6 +271,7 @@ def run_gpu(out_dir: Path, reps: int = 5) -> dict:
     gpu = summarise("llava7b-fp16", timing, 64, bm.build_s, int(bm.image_positions.numel()),
                     headline="wall")
     gpu["device"] = torch.cuda.get_device_name(0)
+    gpu["machine"] = machine_info()  # the GPU host, not the CPU machine of the other rows
     from bench.attention import memprobe_model
 
     gpu["peak_memory"] = memprobe_model(bm, 64)

@@ -152,6 +152,27 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     for heading in ("## Targets", "## 1. Attention", "## 2. Per-frame", "## 4. Mask transport",
                     "## 5. Streaming", "not measured"):
         assert heading in text
+    assert "| llava-1.5-7b shape, fp16 | GPU |" in text  # the placeholder row without --gpu
+
+    # a --gpu row measured elsewhere is carried into the results and rendered with its machine
+    gpu = {**tiny_attention, "model": "llava7b-fp16", "device": "NVIDIA H200",
+           "machine": {"date_utc": "2026-01-01 00:00 UTC", "torch": "9.9", "transformers": "8.8"}}
+    with_gpu = bench_run.assemble(details, machine_info(), quick=True, timings={"total": 1.0},
+                                  gpu=gpu)
+    assert bench_run.validate(with_gpu) == []
+    text = bench_run.write(with_gpu, tmp_path, quick=True)[1].read_text()
+    assert "| llava7b-fp16 | NVIDIA H200 |" in text
+    assert "| llava-1.5-7b shape, fp16 | GPU |" not in text
+    assert "NVIDIA H200 (2026-01-01 00:00 UTC; torch 9.9, transformers 8.8)" in text
+
+
+def test_previous_gpu_row_survives_or_is_absent(tmp_path):
+    path = tmp_path / "results.json"
+    assert bench_run.previous_gpu_row(path) is None  # no earlier results
+    path.write_text(json.dumps({"gpu": {"model": "llava7b-fp16"}}))
+    assert bench_run.previous_gpu_row(path) == {"model": "llava7b-fp16"}
+    path.write_text("{not json")
+    assert bench_run.previous_gpu_row(path) is None
 
 
 def test_validate_flags_missing_and_malformed_keys():
