@@ -41,7 +41,7 @@ IGNORE = -100
 class LMMTrainConfig:
     seed_start: int = TRAIN_SEED_START
     scenes: int = 12000
-    steps: int = 4200
+    steps: int = 3400
     batch_size: int = 8
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
@@ -55,8 +55,8 @@ class LMMTrainConfig:
     checkpoint_every: int = 300
     time_limit_min: float = 58.0  # stop early (and say so) rather than exceed the hour
     # stage 1: caption-word pretraining of the vision tower (0: none). The frozen tower's features
-    # bound what the language model can name, so stage 1 gets about a third of the hour
-    vision_steps: int = 2400
+    # bound what the language model can name, so stage 1 gets about half of the hour
+    vision_steps: int = 3400
     freeze_vision: bool = True  # stage 2 keeps the tower frozen, as LLaVA-1.5 does with CLIP
     arch: LMMArch = field(default_factory=LMMArch)
 
