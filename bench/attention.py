@@ -23,8 +23,9 @@ from bench.models import VARIANTS, build_random_llava, build_tiny, generate
 
 
 class CaptureTimer:
-    """Time spent inside the capture's per-layer work (AttentionCapture._add) during a run:
-    an in-run attribution of the capture's cost, immune to the machine's drift between runs."""
+    """Time spent inside the capture's per-layer work (AttentionCapture._add, which also closes
+    the previous step's reduction: all but the last step's) during a run: an in-run attribution
+    of the capture's cost, immune to the machine's drift between runs."""
 
     def __init__(self):
         from ros_ground.attention import AttentionCapture

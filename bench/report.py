@@ -98,7 +98,8 @@ def _attention(lines, r, att):
     add("")
     add("Ratios: CPU time (process, median over reps) of the variant over plain; in brackets "
         "the wall-time ratio. *hook share*: time inside the capture's per-layer work "
-        "(`AttentionCapture._add`) over the rest of the same capture run, an in-run "
+        "(`AttentionCapture._add`, which also runs each finished step's reduction) over the "
+        "rest of the same capture run, an in-run "
         "attribution that the machine's drift cannot bias.")
     add("")
     add("| model | device | image tokens | new tokens | reps | plain ms/token (wall) | "
