@@ -44,7 +44,6 @@ class AttentionCapture:
         self._count = 0  # heads x layers in _scores
         self._first_layer: int | None = None
         self._context_len = 0  # key length of the previous step, to check the cache grows by q
-        self._step_len: int | None = None
         self._token: contextvars.Token | None = None
 
     def __enter__(self) -> AttentionCapture:
