@@ -8,6 +8,7 @@ command gets exactly one GroundedResponse, whether OK or an explicit rejection.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 import time
@@ -180,7 +181,7 @@ class GroundingNode(LifecycleNode):
         self._proposals.clear()
         with self._recent_lock:
             self._recent.clear()
-        _free_memory()
+        _free_memory(models_dropped=True)
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
@@ -392,7 +393,7 @@ class GroundingNode(LifecycleNode):
         except ValueError as exc:  # the model's own validation: prompt or image it cannot take
             return self._failure(request, Status.STATUS_BAD_INPUT, str(exc))
         except Exception as exc:  # noqa: BLE001 - a failed request must never stop the node
-            _free_memory()
+            _free_memory(models_dropped=False)
             self.get_logger().error(f"request {request.request_id} failed: "
                                     f"{type(exc).__name__}: {exc}")
             return self._failure(request, Status.STATUS_MODEL_ERROR, f"{type(exc).__name__}: {exc}")
@@ -473,8 +474,14 @@ class GroundingNode(LifecycleNode):
             publisher.publish(response)
 
 
-def _free_memory() -> None:
-    thaw_loaded_objects()
+def _free_memory(models_dropped: bool) -> None:
+    """Collect garbage and return cached CUDA blocks. Only when the models were dropped
+    (cleanup) is their exemption from full collections lifted; after a failed request they are
+    still loaded, and what the request left behind was made after the freeze anyway."""
+    if models_dropped:
+        thaw_loaded_objects()
+    else:
+        gc.collect()
     try:
         import torch
 
