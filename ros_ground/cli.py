@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ros_ground.engine import MODES, PHRASE_TOKENS, EngineConfig
+from ros_ground.engine import ENTITY_ASSIGNMENTS, MODES, PHRASE_TOKENS, EngineConfig
 
 
 def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: str = "sim") -> None:
@@ -28,10 +28,18 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: st
     parser.add_argument("--phrase-tokens", choices=PHRASE_TOKENS, default="chunk",
                         help="tokens whose attention forms a phrase's map: the whole noun chunk "
                              "or its root noun (default %(default)s; the node's phrase_tokens)")
+    parser.add_argument("--no-phrase-contrast", dest="contrast_phrases", action="store_false",
+                        help="keep each phrase's map as it is instead of subtracting the mean of "
+                             "the answer's other phrase maps (the node's contrast_phrases)")
+    parser.add_argument("--entity-assignment", choices=ENTITY_ASSIGNMENTS,
+                        default=EngineConfig.entity_assignment,
+                        help="in entities mode: one entity per phrase, none shared (exclusive), or "
+                             "each phrase on its own (independent) (default %(default)s; the "
+                             "node's entity_assignment)")
     parser.add_argument("--entity-margin", type=float, default=EngineConfig.entity_margin,
-                        help="in entities mode, merge the proposals scoring within this share of "
-                             "the score range of the best (default %(default)s; the node's "
-                             "entity_margin)")
+                        help="independent assignment: merge the proposals scoring within this "
+                             "share of the score range of the best (default %(default)s; the "
+                             "node's entity_margin)")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default %(default)s)")
     parser.add_argument("--dtype", default="auto", help="auto|float32|float16|bfloat16")
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -84,7 +92,9 @@ def cmd_ground(args: argparse.Namespace) -> int:
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
         config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
-                            phrase_tokens=args.phrase_tokens, entity_margin=args.entity_margin),
+                            phrase_tokens=args.phrase_tokens, contrast_phrases=args.contrast_phrases,
+                            entity_assignment=args.entity_assignment,
+                            entity_margin=args.entity_margin),
     )
     result = engine.ground(image, args.prompt)
     if args.overlay:

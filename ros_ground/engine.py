@@ -1,9 +1,10 @@
 """The grounding engine: generate text, then ground every noun phrase in pixels.
 
 attend-and-segment: a phrase's map is the mean of its tokens' image-attention maps (normalised
-by the mean over the output sequence); in `point` mode its peak prompts SAM, in `entities` mode it
-scores mask proposals (GROUNDHOG-style selection), and `auto` uses proposals when the frame has
-them. One SAM image embedding per frame serves every phrase and the proposal generator.
+by the mean over the output sequence), less the mean of the answer's other phrase maps; in
+`point` mode its peak prompts SAM, in `entities` mode it scores mask proposals (GROUNDHOG-style
+selection, one entity per phrase), and `auto` uses proposals when the frame has them. One SAM
+image embedding per frame serves every phrase and the proposal generator.
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ros_ground.entities import select_entities
+from ros_ground.entities import EntitySelection, assign_entities, select_entities
 from ros_ground.geometry import upsample_map
 from ros_ground.lmm import Generation, LMMAdapter
-from ros_ground.maps import normalise_maps, peak_point, phrase_map
-from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans, tokens_in_span
+from ros_ground.maps import contrast_phrase_maps, normalise_maps, peak_point, phrase_map
+from ros_ground.phrases import (
+    NounPhrase,
+    later_mentions,
+    noun_phrases,
+    token_char_spans,
+    tokens_in_span,
+)
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
 
 MODES = ("point", "entities", "auto")
 PHRASE_TOKENS = ("root", "chunk")
+ENTITY_ASSIGNMENTS = ("exclusive", "independent")
 PARSE_PERIOD_S = 0.25  # how often streaming feedback looks for newly completed phrases
 
 
@@ -37,7 +45,12 @@ class EngineConfig:
     # tokens whose maps are averaged into a phrase's map: the whole noun chunk, as
     # attend-and-segment does (sec. 3.2), or only its root noun
     phrase_tokens: str = "chunk"
+    # subtract the mean of the answer's other phrase maps from each phrase's map
+    contrast_phrases: bool = True
     multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
+    # exclusive: one entity per phrase, none shared (later definite mentions excepted);
+    # independent: each phrase takes the entities within entity_margin of its best
+    entity_assignment: str = "exclusive"
     entity_margin: float = 0.1
     max_new_tokens: int = 64
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
@@ -52,6 +65,9 @@ class EngineConfig:
             raise ValueError("multimask_choice must be 'iou' or an index 0..2")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
+        if self.entity_assignment not in ENTITY_ASSIGNMENTS:
+            raise ValueError(f"entity_assignment must be one of {ENTITY_ASSIGNMENTS}, "
+                             f"got {self.entity_assignment!r}")
         if self.entity_margin < 0:
             raise ValueError("entity_margin must be >= 0")
         return self
@@ -157,17 +173,26 @@ class GroundingEngine:
                     used_mode = "point"
 
             t0 = time.perf_counter()
+            found = [(chunk, _phrase_token_indices(spans, chunk, cfg.phrase_tokens)) for chunk in chunks]
+            found = [(chunk, indices) for chunk, indices in found if indices]
             phrases = []
-            for chunk in chunks:
-                indices = _phrase_token_indices(spans, chunk, cfg.phrase_tokens)
-                if not indices:
-                    continue
-                heat = upsample_map(phrase_map(maps, indices), gen.geometry)
+            if found:
+                low = np.stack([phrase_map(maps, indices) for _, indices in found])
+                if cfg.contrast_phrases:
+                    low = contrast_phrase_maps(low)
+                heats = [upsample_map(m, gen.geometry) for m in low]
                 if used_mode == "entities" and proposals:
-                    phrase = self._select(chunk, indices, heat, proposals, cfg)
+                    if cfg.entity_assignment == "exclusive":
+                        free = later_mentions([chunk for chunk, _ in found], text)
+                        selections = assign_entities(heats, proposals, free)
+                    else:
+                        selections = [select_entities(h, proposals, margin=cfg.entity_margin)
+                                      for h in heats]
+                    phrases = [self._entity_phrase(chunk, indices, heat, selection, proposals)
+                               for (chunk, indices), heat, selection in zip(found, heats, selections)]
                 else:
-                    phrase = self._point(image, chunk, indices, heat, cfg, image_key)
-                phrases.append(phrase)
+                    phrases = [self._point(image, chunk, indices, heat, cfg, image_key)
+                               for (chunk, indices), heat in zip(found, heats)]
             timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
 
@@ -179,8 +204,8 @@ class GroundingEngine:
             score=float(score), mask=mask, point=point, token_indices=indices,
         )
 
-    def _select(self, chunk: NounPhrase, indices, heat, proposals, cfg) -> GroundedPhrase:
-        selection = select_entities(heat, proposals, margin=cfg.entity_margin)
+    def _entity_phrase(self, chunk: NounPhrase, indices, heat, selection: EntitySelection,
+                       proposals) -> GroundedPhrase:
         by_id = {p.id: p for p in proposals}
         score = float(np.mean([by_id[i].score for i in selection.ids]))
         # The phrase's point lies on its mask (the hottest pixel there): a robot pointing or

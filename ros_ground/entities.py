@@ -7,9 +7,11 @@ per-entity scores: either no proposal covered the object, or the wrong one score
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from ros_ground.results import Proposal
 
@@ -23,7 +25,7 @@ class EntitySelection:
     ids: list[int]
     scores: dict[int, float]
     mask: np.ndarray  # bool HxW, union of the chosen entities
-    score: float  # the best entity's score
+    score: float  # the score of the best chosen entity
 
 
 def score_entities(heatmap: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
@@ -95,3 +97,43 @@ def select_entities(
         mask=union,
         score=best,
     )
+
+
+def assign_entities(
+    heatmaps: Sequence[np.ndarray],
+    proposals: list[Proposal],
+    free: Sequence[bool] | None = None,
+) -> list[EntitySelection] | None:
+    """One entity per phrase and no entity for two phrases, maximising the summed score.
+
+    Why: the phrases of an answer name different things, and choosing for each phrase alone lets
+    the entity that draws the most attention take several of them. The assignment is the
+    Hungarian algorithm's (scipy). Phrases marked `free` (a later definite mention such as "the
+    mug" after "a red mug", which may name the same thing) and phrases beyond the number of
+    proposals take their best entity, whoever else has it. Returns None when there are no
+    proposals.
+    """
+    if not proposals:
+        return None
+    masks = [p.mask for p in proposals]
+    if not len(heatmaps):
+        return []
+    scores = np.stack([score_entities(h, masks) for h in heatmaps])
+    free = [False] * len(heatmaps) if free is None else list(free)
+    if len(free) != len(heatmaps):
+        raise ValueError(f"{len(free)} free flags for {len(heatmaps)} heatmaps")
+    pick = [int(j) for j in np.argmax(scores, axis=1)]
+    bound = [i for i, is_free in enumerate(free) if not is_free]
+    if bound:
+        rows, cols = linear_sum_assignment(scores[bound], maximize=True)
+        for row, col in zip(rows, cols):
+            pick[bound[row]] = int(col)
+    out = []
+    for i, j in enumerate(pick):
+        out.append(EntitySelection(
+            ids=[int(proposals[j].id)],
+            scores={int(p.id): float(s) for p, s in zip(proposals, scores[i])},
+            mask=np.asarray(proposals[j].mask, dtype=bool).copy(),
+            score=float(scores[i, j]),
+        ))
+    return out

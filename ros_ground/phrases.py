@@ -142,6 +142,25 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
     return phrases
 
 
+DEFINITE_DETERMINERS = ("the", "this", "that", "these", "those")
+
+
+def later_mentions(phrases: list[NounPhrase], text: str) -> list[bool]:
+    """For each phrase, whether it is a definite mention of a head noun already said.
+
+    "The mug" after "a red mug" may name the same object, so grounding must not force the two
+    onto different entities; "a mug" after "a red mug" introduces another one.
+    """
+    seen: set[str] = set()
+    out = []
+    for phrase in phrases:
+        root = text[phrase.root_start:phrase.root_end].lower()
+        words = phrase.text.lower().split()
+        out.append(bool(words) and words[0] in DEFINITE_DETERMINERS and root in seen)
+        seen.add(root)
+    return out
+
+
 def tokens_in_span(spans: list[tuple[int, int]], start: int, end: int) -> list[int]:
     """Indices of tokens whose (non-empty) character span overlaps [start, end)."""
     return [i for i, (s, e) in enumerate(spans) if e > s and s < end and e > start]

@@ -95,12 +95,38 @@ def test_cancel_stops_early(engine, image):
     assert result.canceled and len(result.token_ids) <= 3
 
 
-def test_normalisation_switch_changes_maps_not_text(engine, image):
-    on = engine.ground(image, PROMPT, config=EngineConfig(normalise=True, max_new_tokens=24))
-    off = engine.ground(image, PROMPT, config=EngineConfig(normalise=False, max_new_tokens=24))
-    assert on.text == off.text
+@pytest.mark.parametrize("switch", ["normalise", "contrast_phrases"])
+def test_map_switches_change_maps_not_text(engine, image, switch):
+    # each alone: with two or more phrases the phrase contrast also removes the sequence mean
+    base = dict(normalise=False, contrast_phrases=False, max_new_tokens=24)
+    on = engine.ground(image, PROMPT, config=EngineConfig(**{**base, switch: True}))
+    off = engine.ground(image, PROMPT, config=EngineConfig(**base))
+    assert on.text == off.text and len(on.phrases) >= 2
     assert [p.text for p in on.phrases] == [p.text for p in off.phrases]
     assert any(a.point != b.point for a, b in zip(on.phrases, off.phrases))
+
+
+def test_phrase_contrast_makes_sequence_normalisation_redundant(engine, image):
+    on = engine.ground(image, PROMPT, mode="point", config=EngineConfig(normalise=True, max_new_tokens=24))
+    off = engine.ground(image, PROMPT, mode="point", config=EngineConfig(normalise=False, max_new_tokens=24))
+    assert len(on.phrases) >= 2
+    assert [p.point for p in on.phrases] == [p.point for p in off.phrases]
+
+
+def test_exclusive_assignment_gives_each_phrase_its_own_entity(engine, image):
+    strips = []
+    for i in range(6):
+        m = np.zeros(image.shape[:2], bool)
+        m[:, i * 25:(i + 1) * 25] = True
+        strips.append(m)
+    proposals = [Proposal(id=i, mask=m, score=0.9) for i, m in enumerate(strips)]
+    exclusive = engine.ground(image, PROMPT, mode="entities", proposals=proposals)
+    ids = [p.entity_ids for p in exclusive.phrases]
+    assert len(ids) >= 2 and all(len(i) == 1 for i in ids)
+    assert len({i[0] for i in ids}) == min(len(ids), len(proposals))
+    independent = engine.ground(image, PROMPT, mode="entities", proposals=proposals, config=EngineConfig(
+        entity_assignment="independent", entity_margin=2.0, max_new_tokens=24))
+    assert all(sorted(p.entity_ids) == list(range(6)) for p in independent.phrases)  # past the range: all
 
 
 def test_one_sam_embedding_per_frame(engine, image):
@@ -178,3 +204,5 @@ def test_config_validation():
         EngineConfig(mode="magic").validate()
     with pytest.raises(ValueError):
         EngineConfig(multimask_choice=5).validate()
+    with pytest.raises(ValueError, match="entity_assignment"):
+        EngineConfig(entity_assignment="greedy").validate()

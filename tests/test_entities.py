@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros_ground.entities import EntitySelection, score_entities, select_entities
+from ros_ground.entities import EntitySelection, assign_entities, score_entities, select_entities
 from ros_ground.results import Proposal
 
 H, W = 60, 90
@@ -84,3 +84,31 @@ def test_entity_tokens_shape():
     tokens = seg.entity_tokens(MASKS)
     assert tokens.shape == (3, 32) and tokens.dtype == np.float32
     assert seg.entity_tokens([]).shape == (0, 32)
+
+
+def test_assignment_gives_the_shared_favourite_to_the_phrase_that_needs_it():
+    # both phrases like mask 0 best; the second barely likes anything else, the first likes mask 1
+    first = _blob(15, 15) + 0.9 * _blob(45, 20)
+    second = _blob(15, 15)
+    alone = [select_entities(h, _proposals(), margin=0.0).ids for h in (first, second)]
+    assert alone == [[10], [10]]
+    chosen = assign_entities([first, second], _proposals())
+    assert [c.ids for c in chosen] == [[11], [10]]
+    assert chosen[0].mask.sum() == MASKS[1].sum() and chosen[0].score == chosen[0].scores[11]
+
+
+def test_free_phrases_and_leftover_phrases_take_their_best():
+    same = [_blob(15, 15)] * 2
+    assert [c.ids for c in assign_entities(same, _proposals(), free=[False, True])] == [[10], [10]]
+    assert [c.ids[0] for c in assign_entities(same, _proposals())] != [10, 10]
+    four = [_blob(15, 15), _blob(45, 20), _blob(72, 42), _blob(16, 16)]
+    two = _proposals(MASKS[:2])
+    assert [c.ids for c in assign_entities(four, two)][:2] == [[10], [11]]
+    assert len(assign_entities(four, two)) == 4  # the last two phrases share, none is dropped
+
+
+def test_assignment_edge_cases():
+    assert assign_entities([_blob(15, 15)], []) is None
+    assert assign_entities([], _proposals()) == []
+    with pytest.raises(ValueError, match="free flags"):
+        assign_entities([_blob(15, 15)], _proposals(), free=[True, False])

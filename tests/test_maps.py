@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.maps import contrast_phrase_maps, normalise_maps, peak_point, phrase_map
 
 
 def _maps() -> np.ndarray:
@@ -51,3 +51,19 @@ def test_peak_point_is_col_row():
     assert peak_point(heat) == (1.0, 3.0)
     with pytest.raises(ValueError):
         peak_point(np.full((2, 2), np.nan))
+
+
+def test_contrast_subtracts_the_other_phrases_mean():
+    maps, shared = _maps()[:3], _maps()[4]
+    out = contrast_phrase_maps(maps)
+    np.testing.assert_allclose(out[0], maps[0] - (maps[1] + maps[2]) / 2, atol=1e-6)
+    np.testing.assert_allclose(out[2], maps[2] - (maps[0] + maps[1]) / 2, atol=1e-6)
+    # a map every phrase shares (the sequence mean) cancels
+    np.testing.assert_allclose(contrast_phrase_maps(maps - shared), out, atol=1e-6)
+
+
+def test_contrast_of_one_phrase_is_identity_and_rank_is_checked():
+    one = _maps()[:1]
+    np.testing.assert_array_equal(contrast_phrase_maps(one), one)
+    with pytest.raises(ValueError, match="P, h, w"):
+        contrast_phrase_maps(one[0])

@@ -9,6 +9,7 @@ import pytest
 from ros_ground.phrases import (
     NounPhrase,
     SpacyUnavailableError,
+    later_mentions,
     load_spacy,
     noun_phrases,
     token_char_spans,
@@ -223,3 +224,10 @@ def test_phrase_tokens_through_root(nlp):
     chosen = tokens_in_span(spans, tray.root_start, tray.root_end)
     assert chosen
     assert "tray" in "".join(text[spans[i][0] : spans[i][1]] for i in chosen)
+
+
+def test_later_definite_mentions_of_a_said_noun_are_marked(nlp):
+    text = "A red mug and a blue mug. The mug is left of the tray. That mug is big."
+    phrases = noun_phrases(nlp, text)
+    assert [p.text for p in phrases] == ["A red mug", "a blue mug", "The mug", "the tray", "That mug"]
+    assert later_mentions(phrases, text) == [False, False, True, False, True]

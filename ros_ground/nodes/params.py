@@ -47,8 +47,14 @@ GROUNDING_PARAMS = (
           "that hold still)", True),
     Param("normalise_maps", True, "subtract the mean attention map over the output (ablation switch)", True),
     Param("phrase_tokens", "chunk", "chunk / root: tokens whose attention forms a phrase's map", True),
+    Param("contrast_phrases", True, "subtract the mean of the answer's other phrase maps from each "
+          "phrase's map (with two or more phrases this also removes the sequence mean)", True),
     Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
-    Param("entity_margin", 0.1, "entities within this margin of the best score are merged", True),
+    Param("entity_assignment", "exclusive", "exclusive (one entity per phrase, none shared, later "
+          "definite mentions excepted) / independent (each phrase merges the entities within "
+          "entity_margin of its best)", True),
+    Param("entity_margin", 0.1, "independent assignment: entities within this share of the score "
+          "range of the best are merged", True),
     Param("autostart", True, "configure and activate on start; false leaves it unconfigured"),
 )
 

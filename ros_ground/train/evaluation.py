@@ -3,8 +3,9 @@
 * `sam_quality`: point-prompt IoU per object and automatic-mask-generator recall.
 * `grounding_eval`: the GCG metrics (mask recall, mIoU, AP50, point accuracy, via
   ros_ground.metrics) for several engine settings from ONE generation per scene, beside the
-  random-point baseline (modes point / auto, attention normalisation on / off, whole-chunk vs
-  root-noun maps), plus the referring-expression table.
+  random-point baseline (modes point / auto, attention normalisation and phrase contrast on / off,
+  exclusive vs independent entity choice, whole-chunk vs root-noun maps), plus the
+  referring-expression table.
 * `attention_analysis`: which tokens and which layers/heads carry localised attention (eager
   attention on the generated sequence; the hit rate is the share of maps whose peak falls inside
   the object the phrase names).
@@ -102,8 +103,15 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
 ABLATIONS: dict[str, dict] = {
     "auto (entities from proposals), whole-chunk maps": {},
     "point, whole-chunk maps": {"mode": "point"},
-    "auto, no normalisation": {"normalise": False},
-    "point, no normalisation": {"mode": "point", "normalise": False},
+    "auto, each phrase chooses alone (margin 0.1)": {"entity_assignment": "independent"},
+    "auto, no phrase contrast": {"contrast_phrases": False},
+    "point, no phrase contrast": {"mode": "point", "contrast_phrases": False},
+    "auto, no phrase contrast, each phrase alone (the previous default)": {
+        "contrast_phrases": False, "entity_assignment": "independent"},
+    "auto, no normalisation (no sequence mean, no phrase contrast)": {
+        "normalise": False, "contrast_phrases": False},
+    "point, no normalisation (no sequence mean, no phrase contrast)": {
+        "mode": "point", "normalise": False, "contrast_phrases": False},
     "auto, root-noun maps": {"phrase_tokens": "root"},
     "point, root-noun maps": {"mode": "point", "phrase_tokens": "root"},
 }
