@@ -28,9 +28,10 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: st
     parser.add_argument("--phrase-tokens", choices=PHRASE_TOKENS, default="chunk",
                         help="tokens whose attention forms a phrase's map: the whole noun chunk "
                              "or its root noun (default %(default)s; the node's phrase_tokens)")
-    parser.add_argument("--no-phrase-contrast", dest="contrast_phrases", action="store_false",
-                        help="keep each phrase's map as it is instead of subtracting the mean of "
-                             "the answer's other phrase maps (the node's contrast_phrases)")
+    parser.add_argument("--phrase-contrast", type=float, default=EngineConfig.phrase_contrast,
+                        help="share (0..1) of the mean of the answer's other phrase maps subtracted "
+                             "from each phrase's map; 0 turns it off (default %(default)s; the "
+                             "node's phrase_contrast)")
     parser.add_argument("--entity-assignment", choices=ENTITY_ASSIGNMENTS,
                         default=EngineConfig.entity_assignment,
                         help="in entities mode: one entity per phrase, none shared (exclusive), or "
@@ -92,7 +93,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
         config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
-                            phrase_tokens=args.phrase_tokens, contrast_phrases=args.contrast_phrases,
+                            phrase_tokens=args.phrase_tokens, phrase_contrast=args.phrase_contrast,
                             entity_assignment=args.entity_assignment,
                             entity_margin=args.entity_margin),
     )

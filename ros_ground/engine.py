@@ -1,7 +1,7 @@
 """The grounding engine: generate text, then ground every noun phrase in pixels.
 
 attend-and-segment: a phrase's map is the mean of its tokens' image-attention maps (normalised
-by the mean over the output sequence), less the mean of the answer's other phrase maps; in
+by the mean over the output sequence, optionally also by the answer's other phrase maps); in
 `point` mode its peak prompts SAM, in `entities` mode it scores mask proposals (GROUNDHOG-style
 selection, one entity per phrase), and `auto` uses proposals when the frame has them. One SAM
 image embedding per frame serves every phrase and the proposal generator.
@@ -45,8 +45,9 @@ class EngineConfig:
     # tokens whose maps are averaged into a phrase's map: the whole noun chunk, as
     # attend-and-segment does (sec. 3.2), or only its root noun
     phrase_tokens: str = "chunk"
-    # subtract the mean of the answer's other phrase maps from each phrase's map
-    contrast_phrases: bool = True
+    # weight of the mean of the answer's other phrase maps subtracted from each phrase's map;
+    # off by default: it helps descriptions in point mode but hurts "the X is left of the Y"
+    phrase_contrast: float = 0.0
     multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
     # exclusive: one entity per phrase, none shared (later definite mentions excepted);
     # independent: each phrase takes the entities within entity_margin of its best
@@ -68,6 +69,8 @@ class EngineConfig:
         if self.entity_assignment not in ENTITY_ASSIGNMENTS:
             raise ValueError(f"entity_assignment must be one of {ENTITY_ASSIGNMENTS}, "
                              f"got {self.entity_assignment!r}")
+        if not 0.0 <= self.phrase_contrast <= 1.0:
+            raise ValueError("phrase_contrast must be in [0, 1]")
         if self.entity_margin < 0:
             raise ValueError("entity_margin must be >= 0")
         return self
@@ -178,8 +181,7 @@ class GroundingEngine:
             phrases = []
             if found:
                 low = np.stack([phrase_map(maps, indices) for _, indices in found])
-                if cfg.contrast_phrases:
-                    low = contrast_phrase_maps(low)
+                low = contrast_phrase_maps(low, cfg.phrase_contrast)
                 heats = [upsample_map(m, gen.geometry) for m in low]
                 if used_mode == "entities" and proposals:
                     if cfg.entity_assignment == "exclusive":

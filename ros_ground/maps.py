@@ -39,22 +39,23 @@ def phrase_map(maps: np.ndarray, token_indices: list[int]) -> np.ndarray:
     return maps[indices].astype(np.float32, copy=False).mean(axis=0)
 
 
-def contrast_phrase_maps(phrase_maps: np.ndarray) -> np.ndarray:
-    """Subtract from each phrase's map ([P, h, w]) the mean of the other phrases' maps.
+def contrast_phrase_maps(phrase_maps: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """Subtract from each phrase's map ([P, h, w]) `weight` times the mean of the other phrases'.
 
     The sequence-mean normalisation removes what every token attends to; this removes what the
     answer's other phrases attend to, so an object that draws some attention from every phrase
-    stops winning them all (on tuning scenes the right proposal scores highest for 71% of the
-    phrases instead of 67%). One phrase alone is returned unchanged.
+    stops winning them all. Only part of it (weight < 1) because in "the mug is left of the
+    tray" the second phrase's map also looks at the mug. One phrase alone, or weight 0, is
+    returned unchanged.
     """
     maps = np.asarray(phrase_maps, dtype=np.float32)
     if maps.ndim != 3:
         raise ValueError(f"phrase maps must be [P, h, w], got shape {maps.shape}")
     count = maps.shape[0]
-    if count < 2:
+    if count < 2 or weight == 0:
         return maps
     others = (maps.sum(axis=0, keepdims=True) - maps) / (count - 1)
-    return maps - others
+    return maps - np.float32(weight) * others
 
 
 def peak_point(heatmap: np.ndarray) -> tuple[float, float]:

@@ -49,12 +49,19 @@ def test_json_schema(engine, image):
         assert len(p["bbox"]) == 4 and (p["point"] is None or len(p["point"]) == 2)
 
 
-def test_entities_mode_selects_among_given_proposals(engine, image):
+def _strips(image, count: int) -> list[np.ndarray]:
+    """`count` vertical strips of equal width that tile the image."""
+    width = image.shape[1] // count
     masks = []
-    for i in range(3):
+    for i in range(count):
         m = np.zeros(image.shape[:2], bool)
-        m[:, i * 50:(i + 1) * 50] = True
+        m[:, i * width:(i + 1) * width] = True
         masks.append(m)
+    return masks
+
+
+def test_entities_mode_selects_among_given_proposals(engine, image):
+    masks = _strips(image, 3)
     proposals = [Proposal(id=10 + i, mask=m, score=0.9) for i, m in enumerate(masks)]
     result = engine.ground(image, PROMPT, mode="auto", proposals=proposals)
     assert result.mode == "entities" and result.phrases
@@ -95,31 +102,27 @@ def test_cancel_stops_early(engine, image):
     assert result.canceled and len(result.token_ids) <= 3
 
 
-@pytest.mark.parametrize("switch", ["normalise", "contrast_phrases"])
+@pytest.mark.parametrize("switch", [{"normalise": True}, {"phrase_contrast": 0.5}])
 def test_map_switches_change_maps_not_text(engine, image, switch):
-    # each alone: with two or more phrases the phrase contrast also removes the sequence mean
-    base = dict(normalise=False, contrast_phrases=False, max_new_tokens=24)
-    on = engine.ground(image, PROMPT, config=EngineConfig(**{**base, switch: True}))
+    # each alone: a full phrase contrast would also remove the sequence mean
+    base = dict(normalise=False, phrase_contrast=0.0, max_new_tokens=24)
+    on = engine.ground(image, PROMPT, config=EngineConfig(**{**base, **switch}))
     off = engine.ground(image, PROMPT, config=EngineConfig(**base))
     assert on.text == off.text and len(on.phrases) >= 2
     assert [p.text for p in on.phrases] == [p.text for p in off.phrases]
     assert any(a.point != b.point for a, b in zip(on.phrases, off.phrases))
 
 
-def test_phrase_contrast_makes_sequence_normalisation_redundant(engine, image):
-    on = engine.ground(image, PROMPT, mode="point", config=EngineConfig(normalise=True, max_new_tokens=24))
-    off = engine.ground(image, PROMPT, mode="point", config=EngineConfig(normalise=False, max_new_tokens=24))
+def test_full_phrase_contrast_makes_sequence_normalisation_redundant(engine, image):
+    full = dict(phrase_contrast=1.0, max_new_tokens=24)
+    on = engine.ground(image, PROMPT, mode="point", config=EngineConfig(normalise=True, **full))
+    off = engine.ground(image, PROMPT, mode="point", config=EngineConfig(normalise=False, **full))
     assert len(on.phrases) >= 2
     assert [p.point for p in on.phrases] == [p.point for p in off.phrases]
 
 
 def test_exclusive_assignment_gives_each_phrase_its_own_entity(engine, image):
-    strips = []
-    for i in range(6):
-        m = np.zeros(image.shape[:2], bool)
-        m[:, i * 25:(i + 1) * 25] = True
-        strips.append(m)
-    proposals = [Proposal(id=i, mask=m, score=0.9) for i, m in enumerate(strips)]
+    proposals = [Proposal(id=i, mask=m, score=0.9) for i, m in enumerate(_strips(image, 6))]
     exclusive = engine.ground(image, PROMPT, mode="entities", proposals=proposals)
     ids = [p.entity_ids for p in exclusive.phrases]
     assert len(ids) >= 2 and all(len(i) == 1 for i in ids)
@@ -206,3 +209,5 @@ def test_config_validation():
         EngineConfig(multimask_choice=5).validate()
     with pytest.raises(ValueError, match="entity_assignment"):
         EngineConfig(entity_assignment="greedy").validate()
+    with pytest.raises(ValueError, match="phrase_contrast"):
+        EngineConfig(phrase_contrast=-0.1).validate()

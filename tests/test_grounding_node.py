@@ -315,13 +315,14 @@ def test_bad_proposals_are_ignored_with_a_warning(running):
 def test_live_thresholds_reach_the_engine(running):
     r = running()
     r.set(normalise_maps=False, phrase_tokens="chunk", multimask_choice="2", entity_margin=0.3,
-          contrast_phrases=False, entity_assignment="independent")
+          phrase_contrast=0.25, entity_assignment="independent")
     cfg = r.node._engine.config
     assert (cfg.normalise, cfg.phrase_tokens, cfg.multimask_choice, cfg.entity_margin,
-            cfg.contrast_phrases, cfg.entity_assignment) == (
-        False, "chunk", 2, 0.3, False, "independent")
+            cfg.phrase_contrast, cfg.entity_assignment) == (
+        False, "chunk", 2, 0.3, 0.25, "independent")
     for name, value in [("mode", "magic"), ("phrase_tokens", "all"), ("multimask_choice", "7"),
-                        ("queue_size", -1), ("entity_margin", -1.0), ("entity_assignment", "greedy")]:
+                        ("queue_size", -1), ("entity_margin", -1.0), ("entity_assignment", "greedy"),
+                        ("phrase_contrast", 1.5)]:
         assert not r.node.set_parameters([Parameter(name, value=value)])[0].successful, name
 
 

@@ -60,6 +60,9 @@ def test_contrast_subtracts_the_other_phrases_mean():
     np.testing.assert_allclose(out[2], maps[2] - (maps[0] + maps[1]) / 2, atol=1e-6)
     # a map every phrase shares (the sequence mean) cancels
     np.testing.assert_allclose(contrast_phrase_maps(maps - shared), out, atol=1e-6)
+    half = contrast_phrase_maps(maps, 0.5)
+    np.testing.assert_allclose(half[1], maps[1] - 0.25 * (maps[0] + maps[2]), atol=1e-6)
+    np.testing.assert_array_equal(contrast_phrase_maps(maps, 0.0), maps)
 
 
 def test_contrast_of_one_phrase_is_identity_and_rank_is_checked():

@@ -156,7 +156,8 @@ def _print_phrases(response) -> None:
           + (f"; masks {how}" if how else "") + ":")
     for p in response.phrases:
         area = sum(p.mask.counts[1::2])
-        ents = f", merged proposals {list(p.entity_ids)}" if len(p.entity_ids) else ""
+        ids = list(p.entity_ids)
+        ents = f", proposal {ids[0]}" if len(ids) == 1 else (f", merged proposals {ids}" if ids else "")
         print(f"   - {p.text!r} chars {p.char_start}-{p.char_end}: mask {area} px, box "
               f"x={p.bbox.x_offset} y={p.bbox.y_offset} w={p.bbox.width} h={p.bbox.height}, "
               f"score {p.score:.2f}{ents}")

@@ -47,8 +47,9 @@ GROUNDING_PARAMS = (
           "that hold still)", True),
     Param("normalise_maps", True, "subtract the mean attention map over the output (ablation switch)", True),
     Param("phrase_tokens", "chunk", "chunk / root: tokens whose attention forms a phrase's map", True),
-    Param("contrast_phrases", True, "subtract the mean of the answer's other phrase maps from each "
-          "phrase's map (with two or more phrases this also removes the sequence mean)", True),
+    Param("phrase_contrast", 0.0, "0..1: this share of the mean of the answer's other phrase maps "
+          "is subtracted from each phrase's map (0: off; helps lists of objects in point mode, "
+          "hurts 'the X is left of the Y')", True),
     Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
     Param("entity_assignment", "exclusive", "exclusive (one entity per phrase, none shared, later "
           "definite mentions excepted) / independent (each phrase merges the entities within "

@@ -3,7 +3,7 @@
 * `sam_quality`: point-prompt IoU per object and automatic-mask-generator recall.
 * `grounding_eval`: the GCG metrics (mask recall, mIoU, AP50, point accuracy, via
   ros_ground.metrics) for several engine settings from ONE generation per scene, beside the
-  random-point baseline (modes point / auto, attention normalisation and phrase contrast on / off,
+  random-point baseline (modes point / auto, attention normalisation on / off, phrase contrast,
   exclusive vs independent entity choice, whole-chunk vs root-noun maps), plus the
   referring-expression table.
 * `attention_analysis`: which tokens and which layers/heads carry localised attention (eager
@@ -103,15 +103,13 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
 ABLATIONS: dict[str, dict] = {
     "auto (entities from proposals), whole-chunk maps": {},
     "point, whole-chunk maps": {"mode": "point"},
-    "auto, each phrase chooses alone (margin 0.1)": {"entity_assignment": "independent"},
-    "auto, no phrase contrast": {"contrast_phrases": False},
-    "point, no phrase contrast": {"mode": "point", "contrast_phrases": False},
-    "auto, no phrase contrast, each phrase alone (the previous default)": {
-        "contrast_phrases": False, "entity_assignment": "independent"},
-    "auto, no normalisation (no sequence mean, no phrase contrast)": {
-        "normalise": False, "contrast_phrases": False},
-    "point, no normalisation (no sequence mean, no phrase contrast)": {
-        "mode": "point", "normalise": False, "contrast_phrases": False},
+    "auto, each phrase chooses alone, margin 0.1 (the previous default)": {
+        "entity_assignment": "independent"},
+    "auto, phrase contrast 0.5": {"phrase_contrast": 0.5},
+    "point, phrase contrast 0.5": {"mode": "point", "phrase_contrast": 0.5},
+    "auto, phrase contrast 1.0": {"phrase_contrast": 1.0},
+    "auto, no normalisation": {"normalise": False},
+    "point, no normalisation": {"mode": "point", "normalise": False},
     "auto, root-noun maps": {"phrase_tokens": "root"},
     "point, root-noun maps": {"mode": "point", "phrase_tokens": "root"},
 }
@@ -254,7 +252,7 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
 
     from ros_ground.geometry import upsample_map
     from ros_ground.lmm import load_lmm
-    from ros_ground.maps import peak_point
+    from ros_ground.maps import contrast_phrase_maps, peak_point
     from ros_ground.metrics import match_phrase, point_in_mask
     from ros_ground.phrases import load_spacy, noun_phrases, token_char_spans
     from ros_ground.sim.language import COLORS
@@ -299,13 +297,19 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
         mean_map = rows.mean(axis=(0, 1))
         spans = token_char_spans(adapter.decode, gen.token_ids)
         names = [o.name for o in scene.objects]
+        chunks = []
         for chunk in noun_phrases(nlp, gen.text):
+            toks = [i for i, (a, b) in enumerate(spans)
+                    if b > a and a < chunk.char_end and b > chunk.char_start]
+            if toks:
+                chunks.append((chunk, toks))
+        contrasted = contrast_phrase_maps(np.stack([mean_map[t].mean(0) for _, t in chunks]),
+                                          0.5) if chunks else []
+        for (chunk, toks), chunk_map in zip(chunks, contrasted):
             target = match_phrase(chunk.text, names)
             if len(target) != 1:
                 continue
             mask = scene.objects[target[0]].mask
-            toks = [i for i, (a, b) in enumerate(spans)
-                    if b > a and a < chunk.char_end and b > chunk.char_start]
             for i in toks:
                 a, b = spans[i]
                 word = gen.text[a:b].strip().lower()
@@ -336,6 +340,8 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
                     point_in_mask(peak_point(upsample_map(mean_map[root].mean(0), geometry)), mask))
             add("phrase:chunk (engine default)",
                 point_in_mask(peak_point(upsample_map(mean_map[toks].mean(0), geometry)), mask))
+            add("phrase:chunk, less half the other phrases' mean",
+                point_in_mask(peak_point(upsample_map(chunk_map, geometry)), mask))
             for layer in range(layers):
                 if root:
                     add(f"phrase:root, layer {layer} only", point_in_mask(peak_point(
