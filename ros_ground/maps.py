@@ -44,9 +44,9 @@ def contrast_phrase_maps(phrase_maps: np.ndarray, weight: float = 1.0) -> np.nda
 
     The sequence-mean normalisation removes what every token attends to; this removes what the
     answer's other phrases attend to, so an object that draws some attention from every phrase
-    stops winning them all. Only part of it (weight < 1) because in "the mug is left of the
-    tray" the second phrase's map also looks at the mug. One phrase alone, or weight 0, is
-    returned unchanged.
+    stops winning them all. It is weighted, and off in the engine by default, because in "the
+    mug is left of the tray" the second phrase's map also looks at the mug. One phrase alone,
+    or weight 0, is returned unchanged.
     """
     maps = np.asarray(phrase_maps, dtype=np.float32)
     if maps.ndim != 3:
