@@ -254,7 +254,7 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
     from ros_ground.lmm import load_lmm
     from ros_ground.maps import contrast_phrase_maps, peak_point
     from ros_ground.metrics import match_phrase, point_in_mask
-    from ros_ground.phrases import load_spacy, noun_phrases, token_char_spans
+    from ros_ground.phrases import load_spacy, noun_phrases, token_char_spans, tokens_in_span
     from ros_ground.sim.language import COLORS
     from ros_ground.sim.scene import generate_scene
 
@@ -297,15 +297,12 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
         mean_map = rows.mean(axis=(0, 1))
         spans = token_char_spans(adapter.decode, gen.token_ids)
         names = [o.name for o in scene.objects]
-        chunks = []
-        for chunk in noun_phrases(nlp, gen.text):
-            toks = [i for i, (a, b) in enumerate(spans)
-                    if b > a and a < chunk.char_end and b > chunk.char_start]
-            if toks:
-                chunks.append((chunk, toks))
-        contrasted = contrast_phrase_maps(np.stack([mean_map[t].mean(0) for _, t in chunks]),
-                                          0.5) if chunks else []
-        for (chunk, toks), chunk_map in zip(chunks, contrasted):
+        chunks = [(chunk, tokens_in_span(spans, chunk.char_start, chunk.char_end))
+                  for chunk in noun_phrases(nlp, gen.text)]
+        chunks = [(chunk, toks) for chunk, toks in chunks if toks]
+        chunk_maps = np.stack([mean_map[t].mean(0) for _, t in chunks]) if chunks else []
+        contrasted = contrast_phrase_maps(chunk_maps, 0.5) if chunks else []
+        for (chunk, toks), chunk_map, contrasted_map in zip(chunks, chunk_maps, contrasted):
             target = match_phrase(chunk.text, names)
             if len(target) != 1:
                 continue
@@ -339,9 +336,9 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
                 add("phrase:root",
                     point_in_mask(peak_point(upsample_map(mean_map[root].mean(0), geometry)), mask))
             add("phrase:chunk (engine default)",
-                point_in_mask(peak_point(upsample_map(mean_map[toks].mean(0), geometry)), mask))
-            add("phrase:chunk, less half the other phrases' mean",
                 point_in_mask(peak_point(upsample_map(chunk_map, geometry)), mask))
+            add("phrase:chunk, less half the other phrases' mean",
+                point_in_mask(peak_point(upsample_map(contrasted_map, geometry)), mask))
             for layer in range(layers):
                 if root:
                     add(f"phrase:root, layer {layer} only", point_in_mask(peak_point(
