@@ -21,7 +21,7 @@ import torch
 
 CAPTURE_IMPLEMENTATION = "ros_ground_capture"
 
-_ACTIVE: contextvars.ContextVar[AttentionCapture | None] = contextvars.ContextVar(
+_ACTIVE: contextvars.ContextVar[AttentionCapture | RowsCapture | None] = contextvars.ContextVar(
     "ros_ground_attention_capture", default=None
 )
 
@@ -109,6 +109,53 @@ class AttentionCapture:
         self._count += query.shape[1]
 
 
+class RowsCapture:
+    """Context manager collecting the image attention of the last `rows` queries of one pass.
+
+    For a teacher-forced answer (prompt + answer in one forward pass): row t is the attention
+    of the query that emits answer token t, as `AttentionCapture` would have recorded it while
+    generating, without a decode loop. Mean over heads and layers, like `AttentionCapture`.
+    """
+
+    def __init__(self, image_positions: torch.Tensor, rows: int):
+        positions = torch.as_tensor(image_positions, dtype=torch.long).flatten()
+        if positions.numel() == 0:
+            raise ValueError("RowsCapture needs at least one image-token position")
+        if rows < 1:
+            raise ValueError("RowsCapture needs at least one row")
+        self.image_positions = positions
+        self.rows = rows
+        self._sum: torch.Tensor | None = None  # [rows, num_image_tokens]
+        self._count = 0
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> RowsCapture:
+        self._token = _ACTIVE.set(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._token is not None:
+            _ACTIVE.reset(self._token)
+            self._token = None
+
+    def maps(self) -> torch.Tensor:
+        """[rows, num_image_tokens] float32 on the CPU."""
+        if self._sum is None:
+            raise RuntimeError("no attention was captured: run one forward pass inside the context")
+        return (self._sum / self._count).to("cpu", torch.float32)
+
+    def _add(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+             attention_mask: torch.Tensor | None, scaling: float | None, kwargs: dict) -> None:
+        if query.shape[2] < self.rows:
+            raise ValueError(f"a pass with {query.shape[2]} queries has no {self.rows} last rows "
+                             f"(one RowsCapture per single forward pass, without a cache)")
+        scores = last_rows_scores(module, query, key, attention_mask, scaling, self.rows, kwargs)
+        probs = image_probabilities(scores, self.image_positions.to(scores.device))
+        step = probs.sum(dim=(0, 1))  # [rows, num_image_tokens]
+        self._sum = step if self._sum is None else self._sum + step
+        self._count += query.shape[1]
+
+
 def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
                              attention_mask: torch.Tensor | None, scaling: float | None,
                              image_positions: torch.Tensor, kwargs: dict | None = None
@@ -137,21 +184,8 @@ def last_row_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     where every extra kernel launch costs more than its arithmetic.
     """
     kwargs = kwargs or {}
-    batch, n_q_heads, _, head_dim = query.shape
-    n_kv_heads, k_len = key.shape[1], key.shape[2]
-    if batch != 1:
-        raise NotImplementedError("attention capture supports batch size 1 only")
-    if n_q_heads % n_kv_heads:
-        raise ValueError(f"{n_q_heads} query heads are not a multiple of {n_kv_heads} key heads")
-    softcap = kwargs.get("softcap") or getattr(module, "attn_logit_softcapping", None)
-    if softcap:
-        raise NotImplementedError("attention capture does not reproduce logit soft-capping")
-    if kwargs.get("s_aux") is not None or kwargs.get("position_bias") is not None:
-        raise NotImplementedError("attention capture does not reproduce sinks or position bias")
-    if scaling is None:
-        scaling = getattr(module, "scaling", None) or 1.0 / math.sqrt(head_dim)
-
-    rep = n_q_heads // n_kv_heads
+    n_kv_heads, rep, head_dim, scaling = _supported_shapes(module, query, key, scaling, kwargs)
+    n_q_heads, k_len = query.shape[1], key.shape[2]
     # a view (splits the head dim); .float() copies only for half-precision models
     q = query[0, :, -1, :].reshape(n_kv_heads, rep, head_dim).float()
     keys_t = key[0].float().transpose(-1, -2)  # [Hkv, D, K]
@@ -172,6 +206,57 @@ def last_row_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
             # the last query (absolute position k_len-1) sees keys with idx > k_len-1-window
             scores[..., : k_len - window] = float("-inf")
     return scores
+
+
+def last_rows_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                     attention_mask: torch.Tensor | None, scaling: float | None, rows: int,
+                     kwargs: dict | None = None) -> torch.Tensor:
+    """Like `last_row_scores` for the last `rows` queries: float32 [Hkv, rep, rows, K].
+
+    Without a mask (SDPA's is_causal prefill) the causal mask, and a sliding window if the
+    layer has one, are applied here: every row is normalised over the keys it may see.
+    """
+    kwargs = kwargs or {}
+    n_kv_heads, rep, head_dim, scaling = _supported_shapes(module, query, key, scaling, kwargs)
+    n_q_heads, k_len = query.shape[1], key.shape[2]
+    q = query[0, :, -rows:, :].float().reshape(n_kv_heads, rep * rows, head_dim)
+    scores = torch.bmm(q, key[0].float().transpose(-1, -2)).mul_(scaling)
+    scores = scores.reshape(n_kv_heads, rep, rows, k_len)
+    if attention_mask is not None:
+        mask = attention_mask[0, :, -rows:, :]  # [1 or Hq, rows, K]
+        if mask.shape[-1] != k_len:
+            raise NotImplementedError(f"mask covers {mask.shape[-1]} keys, attention {k_len}")
+        mask = mask.reshape(n_kv_heads, rep, rows, k_len) if mask.shape[0] == n_q_heads \
+            else mask[:1].unsqueeze(0)
+        if mask.dtype == torch.bool:
+            return scores.masked_fill_(~mask, float("-inf"))
+        return scores.add_(mask.float())
+    query_pos = torch.arange(k_len - rows, k_len, device=scores.device)[:, None]
+    key_pos = torch.arange(k_len, device=scores.device)[None, :]
+    hidden = key_pos > query_pos
+    window = kwargs.get("sliding_window") or getattr(module, "sliding_window", None)
+    if window is not None:
+        hidden |= key_pos <= query_pos - window
+    return scores.masked_fill_(hidden, float("-inf"))
+
+
+def _supported_shapes(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                      scaling: float | None, kwargs: dict) -> tuple[int, int, int, float]:
+    """(key heads, query heads per key head, head dim, scaling); refuses what we can't redo."""
+    batch, n_q_heads, _, head_dim = query.shape
+    n_kv_heads = key.shape[1]
+    if batch != 1:
+        raise NotImplementedError("attention capture supports batch size 1 only")
+    if n_q_heads % n_kv_heads:
+        raise ValueError(f"{n_q_heads} query heads are not a multiple of {n_kv_heads} key heads")
+    softcap = kwargs.get("softcap") or getattr(module, "attn_logit_softcapping", None)
+    if softcap:
+        raise NotImplementedError("attention capture does not reproduce logit soft-capping")
+    if kwargs.get("s_aux") is not None or kwargs.get("position_bias") is not None:
+        raise NotImplementedError("attention capture does not reproduce sinks or position bias")
+    if scaling is None:
+        scaling = getattr(module, "scaling", None) or 1.0 / math.sqrt(head_dim)
+    return n_kv_heads, n_q_heads // n_kv_heads, head_dim, scaling
 
 
 def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,

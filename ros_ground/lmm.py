@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ros_ground.attention import AttentionCapture, install_capture
+from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
 from ros_ground.geometry import ImageGeometry, background_fill, geometry_for, pad_to_square
+from ros_ground.views import flip_image, unflip_maps
 
 IMAGE_FITS = ("processor", "pad")
 _TRUE = ("1", "true", "yes", "on")
@@ -269,8 +270,41 @@ class LMMAdapter:
             canceled=hook.canceled,
         )
 
+    def view_maps(self, image: np.ndarray, prompt: str, token_ids: list[int],
+                  view: str) -> np.ndarray:
+        """The image-attention maps of an answer already generated, read on a flipped view.
+
+        One teacher-forced pass over prompt + answer on `flip_image(image, view)`; row t is the
+        attention of the query that emits token t, flipped back onto the original image's grid:
+        float32 [len(token_ids), grid_h, grid_w], like `Generation.image_maps`.
+        """
+        token_ids = list(token_ids)
+        if not token_ids:
+            raise ValueError("view_maps needs the answer's token ids")
+        inputs, layout, _ = self.prepare(flip_image(image, view), prompt)
+        # the query that emits answer token t sits at prompt_len - 1 + t: the last token is
+        # never fed back, so the pass ends with the query that emitted it
+        prompt_len = inputs["input_ids"].shape[1]
+        answer = torch.tensor([token_ids[:-1]], dtype=inputs["input_ids"].dtype,
+                              device=self.device)
+        for key, value in list(inputs.items()):
+            if not (isinstance(value, torch.Tensor) and value.shape == (1, prompt_len)):
+                continue
+            if key == "input_ids":
+                tail = answer
+            else:  # attention mask: attend to the answer; per-token type ids: it is text (0)
+                tail = torch.full_like(answer, int(key == "attention_mask"), dtype=value.dtype)
+            inputs[key] = torch.cat([value, tail], dim=1)
+        with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids)) as capture:
+            self.model(**inputs, use_cache=False)
+        maps = capture.maps().reshape(-1, layout.grid_h, layout.grid_w).numpy()
+        return unflip_maps(maps.astype(np.float32), view)
+
     def _generation_config(self, config_cls, max_new_tokens: int):
-        """Plain greedy search: checkpoint sampling or penalties must not change the tokens."""
+        """Plain greedy search: checkpoint sampling or penalties must not change the tokens.
+
+        The image placeholder is not text: an answer holding it could not be fed back to the
+        model (attention views, a follow-up turn), so it is never generated."""
         base = self.model.generation_config
         eos = base.eos_token_id if base.eos_token_id is not None else self.tokenizer.eos_token_id
         pad = base.pad_token_id
@@ -282,7 +316,7 @@ class LMMAdapter:
             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
             eos_token_id=eos, pad_token_id=pad, bos_token_id=base.bos_token_id,
             repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
-            temperature=None, top_p=None, top_k=None,
+            temperature=None, top_p=None, top_k=None, suppress_tokens=[self.image_token_id],
         )
 
 

@@ -12,8 +12,11 @@ import torch
 from ros_ground.attention import (
     CAPTURE_IMPLEMENTATION,
     AttentionCapture,
+    RowsCapture,
+    image_probabilities,
     install_capture,
     last_row_image_attention,
+    last_rows_scores,
 )
 from ros_ground.tiny import build_tiny_lmm
 
@@ -64,6 +67,48 @@ def test_capture_equals_eager_and_keeps_tokens(heads, kv_heads):
     ])
     torch.testing.assert_close(maps, expected, atol=1e-5, rtol=0)
     assert torch.all(maps.sum(-1) < 1.0 + 1e-6)  # raw softmax over the whole context
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (4, 2)])
+def test_rows_capture_of_a_teacher_forced_answer_equals_generation(heads, kv_heads):
+    """One pass over prompt + answer gives every step's map as the decode loop recorded it;
+    left padding (a real mask instead of SDPA's implicit causal one) changes nothing."""
+    model, processor = build_tiny_lmm(0, heads, kv_heads)
+    install_capture(model)
+    inputs = _inputs(processor)
+    positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
+    with AttentionCapture(positions) as capture, torch.no_grad():
+        # an answer to feed back holds no image placeholder (the adapter suppresses it too)
+        generated = model.generate(**inputs, max_new_tokens=NEW_TOKENS,
+                                   min_new_tokens=NEW_TOKENS, do_sample=False,
+                                   suppress_tokens=[model.config.image_token_id])
+    prompt_len = inputs["input_ids"].shape[1]
+    forced = dict(inputs, input_ids=generated[:, :-1],
+                  attention_mask=torch.ones_like(generated[:, :-1]))
+    with torch.no_grad(), RowsCapture(positions, rows=NEW_TOKENS) as rows:
+        model(**forced, use_cache=False)
+    torch.testing.assert_close(rows.maps(), capture.maps(), atol=1e-5, rtol=0)
+
+    pad = torch.full((1, 1), 3, dtype=generated.dtype)
+    padded = dict(inputs, input_ids=torch.cat([pad, generated[:, :-1]], 1),
+                  attention_mask=torch.cat([torch.zeros_like(pad), forced["attention_mask"]], 1))
+    with torch.no_grad(), RowsCapture(positions + 1, rows=NEW_TOKENS) as shifted:
+        model(**padded, use_cache=False)
+    torch.testing.assert_close(shifted.maps(), capture.maps(), atol=1e-5, rtol=0)
+    assert prompt_len + NEW_TOKENS - 1 == forced["input_ids"].shape[1]
+
+
+def test_rows_capture_refuses_a_pass_shorter_than_its_rows_and_an_empty_read():
+    model, processor = build_tiny_lmm(0)
+    install_capture(model)
+    inputs = _inputs(processor)
+    positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
+    too_many = inputs["input_ids"].shape[1] + 1
+    with torch.no_grad(), RowsCapture(positions, rows=too_many), \
+            pytest.raises(ValueError, match="last rows"):
+        model(**inputs, use_cache=False)
+    with RowsCapture(positions, rows=1) as idle, pytest.raises(RuntimeError, match="no attention"):
+        idle.maps()
 
 
 def test_capture_retains_only_step_vectors():
@@ -157,3 +202,36 @@ def test_sliding_window_without_mask_and_softcap_refused():
     module.attn_logit_softcapping = 50.0
     with pytest.raises(NotImplementedError, match="soft-capping"):
         last_row_image_attention(module, query, key, None, 0.3, positions)
+
+
+def _rows_reference(query, key, allowed, scaling, positions):
+    rep = query.shape[1] // key.shape[1]
+    scores = (query @ key.repeat_interleave(rep, dim=1).transpose(-1, -2)) * scaling  # [1,H,q,K]
+    probs = scores.masked_fill(~allowed, float("-inf")).softmax(-1)[0]
+    return probs[..., positions]  # [H, q, N]
+
+
+@pytest.mark.parametrize("mask_kind", ["causal", "window", "bool", "float"])
+def test_last_rows_match_reference(mask_kind):
+    gen = torch.Generator().manual_seed(2)
+    heads, kv, q_len, k_len, dim, rows = 8, 2, 6, 20, 16, 4
+    query = torch.randn(1, heads, q_len, dim, generator=gen)
+    key = torch.randn(1, kv, k_len, dim, generator=gen)
+    positions = torch.tensor([0, 2, 3, 9, 15])
+    module = torch.nn.Module()
+    q_pos = torch.arange(k_len - q_len, k_len)[:, None]
+    allowed = (torch.arange(k_len)[None, :] <= q_pos)[None, None]  # causal, [1, 1, q, K]
+    mask = None
+    if mask_kind == "window":
+        module.sliding_window = 7
+        allowed = allowed & (torch.arange(k_len)[None, :] > q_pos - 7)
+    elif mask_kind in ("bool", "float"):
+        allowed = allowed & (torch.rand(1, 1, q_len, k_len, generator=gen) > 0.3)
+        allowed[..., 0] = True
+        mask = allowed if mask_kind == "bool" else \
+            torch.where(allowed, 0.0, torch.finfo(torch.float32).min)
+    scores = last_rows_scores(module, query, key, mask, 0.25, rows)
+    assert scores.shape == (kv, heads // kv, rows, k_len)
+    got = image_probabilities(scores, positions).reshape(heads, rows, -1)
+    want = _rows_reference(query, key, allowed, 0.25, positions)[:, -rows:]
+    torch.testing.assert_close(got, want)

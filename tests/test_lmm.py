@@ -50,6 +50,22 @@ def test_generate_returns_one_map_per_token(tiny, image):
     assert gen.text.strip()  # the word-level tiny model emits words
 
 
+@pytest.mark.parametrize("view", ["hflip", "vflip", "rot180"])
+def test_view_maps_read_the_flipped_image_and_flip_back(tiny, image, view):
+    from ros_ground.views import flip_image, unflip_maps
+
+    gen = tiny.generate(image, PROMPT, max_new_tokens=8)
+    # read on flip(flip(image)) = image, with the answer generated there: the decode loop's
+    # own maps, flipped back
+    maps = tiny.view_maps(flip_image(image, view), PROMPT, gen.token_ids, view)
+    assert maps.shape == gen.image_maps.shape and maps.dtype == np.float32
+    np.testing.assert_allclose(maps, unflip_maps(gen.image_maps, view), atol=1e-5)
+    other = tiny.view_maps(image, PROMPT, gen.token_ids, view)
+    assert not np.allclose(other, gen.image_maps, atol=1e-3)
+    with pytest.raises(ValueError, match="token ids"):
+        tiny.view_maps(image, PROMPT, [], view)
+
+
 def test_same_seed_same_output(tiny, image):
     a = tiny.generate(image, PROMPT, max_new_tokens=6)
     b = load_lmm("tiny", device="cpu").generate(image, PROMPT, max_new_tokens=6)
@@ -167,6 +183,9 @@ def _eager_maps(model, inputs, positions, steps):
 def _check_against_eager(adapter, image, prompt):
     inputs, layout, geometry = adapter.prepare(image, prompt)
     gen = adapter.generate(image, prompt, max_new_tokens=6)
+    # the teacher-forced pass of an attention view sees what the decode loop saw
+    forced = adapter.view_maps(image, prompt, gen.token_ids, "identity")
+    np.testing.assert_allclose(forced, gen.image_maps, atol=1e-5)
     tokens, maps = _eager_maps(adapter.model, inputs, layout.positions, len(gen.token_ids))
     assert tokens == gen.token_ids
     np.testing.assert_allclose(gen.image_maps.reshape(len(tokens), -1), maps, atol=1e-5)
