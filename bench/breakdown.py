@@ -159,7 +159,10 @@ def one_frame(engine, timer: ForwardTimer, image, key, publisher: Publisher | No
     total_ms = (time.perf_counter() - t_start) * 1e3
 
     tm = result.timing_ms
-    lmm_calls = [1e3 * c for c in timer.calls.get("lmm", [])]
+    calls = [1e3 * c for c in timer.calls.get("lmm", [])]
+    # after generation, one teacher-forced pass per attention view other than identity
+    views = sum(v != "identity" for v in engine.config.attention_views) if calls else 0
+    lmm_calls, view_calls = calls[: len(calls) - views], calls[len(calls) - views:]
     vision_ms = 1e3 * timer.totals.get("vision", 0.0)
     prefill_forward = lmm_calls[0] if lmm_calls else 0.0
     decode_forward = sum(lmm_calls[1:])
@@ -167,11 +170,12 @@ def one_frame(engine, timer: ForwardTimer, image, key, publisher: Publisher | No
                                + timer.totals.get("sam_mask_decoder", 0.0)
                                + timer.totals.get("sam_postprocess", 0.0))
     sam_encoder_model = 1e3 * timer.totals.get("sam_encoder", 0.0)
-    model_ms = sum(lmm_calls) + sam_encoder_model + sam_decoder_model
+    model_ms = sum(calls) + sam_encoder_model + sam_decoder_model
     stages = {
         "preprocess (processor)": tm.get("preprocess", 0.0),
         "vision encode + prefill": tm.get("vision_prefill", 0.0),
         "decode": tm.get("decode", 0.0),
+        "attention views (teacher-forced passes)": tm.get("views", 0.0),
         "phrase parsing": tm.get("phrases", 0.0),
         "SAM embedding": tm.get("sam_embedding", 0.0),
         "SAM decodes (all phrases)": tm.get("segment", 0.0),
@@ -182,7 +186,7 @@ def one_frame(engine, timer: ForwardTimer, image, key, publisher: Publisher | No
     }
     engine_ms = (t_ground - t_start) * 1e3
     stages["other (engine bookkeeping)"] = max(0.0, engine_ms - sum(
-        tm.get(k, 0.0) for k in ("preprocess", "vision_prefill", "decode", "phrases",
+        tm.get(k, 0.0) for k in ("preprocess", "vision_prefill", "decode", "views", "phrases",
                                  "sam_embedding", "segment")))
     return {
         "stages_ms": stages,
@@ -190,6 +194,7 @@ def one_frame(engine, timer: ForwardTimer, image, key, publisher: Publisher | No
             "vision tower + projector": vision_ms,
             "LMM prefill forward (incl. vision)": prefill_forward,
             "LMM decode forwards": decode_forward,
+            "LMM attention-view passes (incl. vision)": sum(view_calls),
             "SAM image encoder": sam_encoder_model,
             "SAM prompt enc + mask dec + upsample": sam_decoder_model,
         },

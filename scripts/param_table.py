@@ -20,6 +20,8 @@ TABLES = (
 def _value(value) -> str:
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
+    if isinstance(value, list):  # as a YAML flow sequence, the way a params file writes it
+        return f"`[{', '.join(map(str, value))}]`"
     return '`""`' if value == "" else f"`{value}`"
 
 

@@ -113,6 +113,23 @@ def test_map_switches_change_maps_not_text(engine, image, switch):
     assert any(a.point != b.point for a, b in zip(on.phrases, off.phrases))
 
 
+def test_attention_views_reread_the_answer_on_flipped_images(engine, image, monkeypatch):
+    reads = []
+    view_maps = engine.lmm.view_maps
+    monkeypatch.setattr(engine.lmm, "view_maps", lambda *a: reads.append(a[-1]) or view_maps(*a))
+    one = engine.ground(image, PROMPT, mode="point", config=EngineConfig(
+        attention_views=("identity",), max_new_tokens=24))
+    assert reads == []
+    flips = engine.ground(image, PROMPT, mode="point")  # the default: the image and its flips
+    assert reads == ["hflip", "vflip", "rot180"] and flips.timing_ms["views"] > 0
+    assert flips.text == one.text and len(flips.phrases) >= 2
+    assert [p.text for p in flips.phrases] == [p.text for p in one.phrases]
+    assert any(a.point != b.point for a, b in zip(flips.phrases, one.phrases))
+    reads.clear()
+    canceled = engine.ground(image, PROMPT, mode="point", should_stop=lambda: True)
+    assert canceled.canceled and reads == []  # nothing to re-read for an answer not given
+
+
 def test_full_phrase_contrast_makes_sequence_normalisation_redundant(engine, image):
     full = dict(phrase_contrast=1.0, max_new_tokens=24)
     on = engine.ground(image, PROMPT, mode="point", config=EngineConfig(normalise=True, **full))
@@ -211,3 +228,6 @@ def test_config_validation():
         EngineConfig(entity_assignment="greedy").validate()
     with pytest.raises(ValueError, match="phrase_contrast"):
         EngineConfig(phrase_contrast=-0.1).validate()
+    with pytest.raises(ValueError, match="attention views"):
+        EngineConfig(attention_views=["identity", "mirror"]).validate()
+    assert EngineConfig(attention_views=["vflip"]).validate().attention_views == ("vflip",)

@@ -76,6 +76,7 @@ def test_cli_json_keys_and_ranges(tmp_path):
         [sys.executable, "-m", "ros_ground.cli", "eval", "--scenes", "2", "--seed", "7",
          "--model", "tiny", "--mode", "point", "--phrase-tokens", "root", "--entity-margin", "0",
          "--entity-assignment", "independent", "--phrase-contrast", "0.25",
+         "--attention-views", "identity,vflip",
          "--max-new-tokens", "8", "--json", "--dump", str(tmp_path)],
         capture_output=True, text=True, timeout=600, check=True)
     report = json.loads(out.stdout)
@@ -83,6 +84,7 @@ def test_cli_json_keys_and_ranges(tmp_path):
     assert report["scenes"] == 2 and report["mode"] == "point" and report["seed"] == 7
     assert report["phrase_tokens"] == "root" and report["entity_margin"] == 0.0
     assert report["entity_assignment"] == "independent" and report["phrase_contrast"] == 0.25
+    assert report["attention_views"] == ["identity", "vflip"]
     for source in (report, report["baseline_random_point"]):
         assert KEYS <= set(source)
         assert all(0.0 <= source[k] <= 1.0 for k in ("mask_recall", "miou", "ap50",

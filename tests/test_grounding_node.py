@@ -315,14 +315,16 @@ def test_bad_proposals_are_ignored_with_a_warning(running):
 def test_live_thresholds_reach_the_engine(running):
     r = running()
     r.set(normalise_maps=False, phrase_tokens="chunk", multimask_choice="2", entity_margin=0.3,
-          phrase_contrast=0.25, entity_assignment="independent")
+          phrase_contrast=0.25, entity_assignment="independent",
+          attention_views=["identity", "vflip"])
     cfg = r.node._engine.config
     assert (cfg.normalise, cfg.phrase_tokens, cfg.multimask_choice, cfg.entity_margin,
-            cfg.phrase_contrast, cfg.entity_assignment) == (
-        False, "chunk", 2, 0.3, 0.25, "independent")
+            cfg.phrase_contrast, cfg.entity_assignment, cfg.attention_views) == (
+        False, "chunk", 2, 0.3, 0.25, "independent", ("identity", "vflip"))
     for name, value in [("mode", "magic"), ("phrase_tokens", "all"), ("multimask_choice", "7"),
                         ("queue_size", -1), ("entity_margin", -1.0), ("entity_assignment", "greedy"),
-                        ("phrase_contrast", 1.5)]:
+                        ("phrase_contrast", 1.5), ("attention_views", ["identity", "mirror"]),
+                        ("attention_views", ["vflip", "vflip"])]:
         assert not r.node.set_parameters([Parameter(name, value=value)])[0].successful, name
 
 

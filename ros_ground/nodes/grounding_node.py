@@ -220,7 +220,8 @@ class GroundingNode(LifecycleNode):
         choice = int(choice) if str(choice).isdigit() else choice
         return EngineConfig(
             mode=p["mode"], normalise=p["normalise_maps"], phrase_tokens=p["phrase_tokens"],
-            phrase_contrast=float(p["phrase_contrast"]), multimask_choice=choice,
+            phrase_contrast=float(p["phrase_contrast"]),
+            attention_views=tuple(p["attention_views"]), multimask_choice=choice,
             entity_assignment=p["entity_assignment"], entity_margin=float(p["entity_margin"]),
             max_new_tokens=int(p["max_new_tokens"]),
         ).validate()

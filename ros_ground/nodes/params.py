@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from rcl_interfaces.msg import ParameterDescriptor
 
 from ros_ground.sam import PROPOSAL_DEFAULTS
+from ros_ground.views import FLIPS
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ GROUNDING_PARAMS = (
     Param("phrase_contrast", 0.0, "0..1: this share of the mean of the answer's other phrase maps "
           "is subtracted from each phrase's map (0: off; helps lists of objects in point mode, "
           "hurts 'the X is left of the Y')", True),
+    Param("attention_views", list(FLIPS), "views of the image whose attention maps are averaged: "
+          "identity / hflip / vflip / rot180 (each but identity costs one teacher-forced LMM pass "
+          "per answer; [identity] for the lowest latency)", True),
     Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
     Param("entity_assignment", "exclusive", "exclusive (one entity per phrase, none shared, later "
           "definite mentions excepted) / independent (each phrase merges the entities within "

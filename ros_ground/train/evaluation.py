@@ -3,7 +3,8 @@
 * `sam_quality`: point-prompt IoU per object and automatic-mask-generator recall.
 * `grounding_eval`: the GCG metrics (mask recall, mIoU, AP50, point accuracy, via
   ros_ground.metrics) for several engine settings from ONE generation per scene, beside the
-  random-point baseline (modes point / auto, attention normalisation on / off, phrase contrast,
+  random-point baseline (modes point / auto, flipped attention views or the image alone,
+  attention normalisation on / off, phrase contrast,
   exclusive vs independent entity choice, whole-chunk vs root-noun maps), plus the
   referring-expression table.
 * `attention_analysis`: which tokens and which layers/heads carry localised attention (eager
@@ -108,6 +109,9 @@ ABLATIONS: dict[str, dict] = {
     "auto, phrase contrast 0.5": {"phrase_contrast": 0.5},
     "point, phrase contrast 0.5": {"mode": "point", "phrase_contrast": 0.5},
     "auto, phrase contrast 1.0": {"phrase_contrast": 1.0},
+    "auto, the image alone (no flipped views)": {"attention_views": ("identity",)},
+    "point, the image alone (no flipped views)": {"mode": "point",
+                                                  "attention_views": ("identity",)},
     "auto, no normalisation": {"normalise": False},
     "point, no normalisation": {"mode": "point", "normalise": False},
     "auto, root-noun maps": {"phrase_tokens": "root"},
@@ -126,7 +130,8 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
     generator (here with `amg_params`, default PROPOSAL_DEFAULTS, as the proposal node uses); the
     random-point baseline keeps the model's phrases (first variant) and prompts SAM at a
     uniformly random point. `entities`
-    equals `auto` whenever proposals exist, so it has no row of its own.
+    equals `auto` whenever proposals exist, so it has no row of its own. Each variant's maps are
+    read over its own attention views (one set of view passes per distinct set).
     """
     from ros_ground.metrics import (
         GTPhrase,
@@ -165,10 +170,14 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
         seconds["proposals"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         first = None
+        viewed: dict[tuple, object] = {}  # the answer's maps per set of attention views
         for name, change in variants.items():
             cfg = replace(engine.config, **change).validate()
             props = proposals if cfg.mode in ("auto", "entities") else None
-            phrases, _, _ = engine._ground_generation(scene.rgb, gen, cfg, props, key)
+            if cfg.attention_views not in viewed:
+                viewed[cfg.attention_views] = engine._read_views(scene.rgb, gen, cfg)
+            phrases, _, _ = engine._ground_generation(
+                scene.rgb, viewed[cfg.attention_views], cfg, props, key)
             records[name].append(evaluate_image(
                 [PredPhrase(p.text, p.mask, p.point) for p in phrases], gt, text_sim))
             first = phrases if first is None else first
@@ -188,6 +197,7 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
         prompt = f"Where is {expression}?"
         t0 = time.perf_counter()
         gen = engine.lmm.generate(scene.rgb, prompt, max_new_tokens=engine.config.max_new_tokens)
+        gen = engine._read_views(scene.rgb, gen, engine.config)
         seconds["generate"] += time.perf_counter() - t0
         kind = _expression_kind(expression)
         for mode in refer_rows:
