@@ -127,6 +127,7 @@ class RowsCapture:
         self.rows = rows
         self._sum: torch.Tensor | None = None  # [rows, num_image_tokens]
         self._count = 0
+        self._layers: set[int] = set()
         self._token: contextvars.Token | None = None
 
     def __enter__(self) -> RowsCapture:
@@ -146,11 +147,16 @@ class RowsCapture:
 
     def _add(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
              attention_mask: torch.Tensor | None, scaling: float | None, kwargs: dict) -> None:
-        if query.shape[2] < self.rows:
-            raise ValueError(f"a pass with {query.shape[2]} queries has no {self.rows} last rows "
-                             f"(one RowsCapture per single forward pass, without a cache)")
+        layer = int(module.layer_idx)
+        if layer in self._layers or query.shape[2] < self.rows:
+            raise ValueError(f"one RowsCapture reads one forward pass without a cache, of at "
+                             f"least {self.rows} queries (layer {layer}: {query.shape[2]} "
+                             f"queries, seen before: {layer in self._layers})")
+        self._layers.add(layer)
         scores = last_rows_scores(module, query, key, attention_mask, scaling, self.rows, kwargs)
-        probs = image_probabilities(scores, self.image_positions.to(scores.device))
+        if self.image_positions.device != scores.device:  # once per pass, not once per layer
+            self.image_positions = self.image_positions.to(scores.device)
+        probs = image_probabilities(scores, self.image_positions)
         step = probs.sum(dim=(0, 1))  # [rows, num_image_tokens]
         self._sum = step if self._sum is None else self._sum + step
         self._count += query.shape[1]

@@ -146,7 +146,7 @@ def format_result(result) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ros_ground.evaluate import run_eval
 
-    return run_eval(args)
+    return run_eval(args, engine_config(args))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -134,13 +134,12 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     return out
 
 
-def run_eval(args) -> int:
-    from ros_ground.cli import engine_config
-
+def run_eval(args, config: EngineConfig) -> int:
+    """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        config=engine_config(args),
+        config=config,
     )
     run = evaluate(engine, args.scenes, args.seed, args.mode, args.prompt, args.dump,
                    progress=not args.json)

@@ -98,15 +98,20 @@ def test_rows_capture_of_a_teacher_forced_answer_equals_generation(heads, kv_hea
     assert prompt_len + NEW_TOKENS - 1 == forced["input_ids"].shape[1]
 
 
-def test_rows_capture_refuses_a_pass_shorter_than_its_rows_and_an_empty_read():
+def test_rows_capture_reads_exactly_one_pass():
     model, processor = build_tiny_lmm(0)
     install_capture(model)
     inputs = _inputs(processor)
     positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
     too_many = inputs["input_ids"].shape[1] + 1
     with torch.no_grad(), RowsCapture(positions, rows=too_many), \
-            pytest.raises(ValueError, match="last rows"):
+            pytest.raises(ValueError, match="at least"):
         model(**inputs, use_cache=False)
+    with torch.no_grad(), RowsCapture(positions, rows=2) as once:
+        model(**inputs, use_cache=False)
+        with pytest.raises(ValueError, match="seen before: True"):
+            model(**inputs, use_cache=False)
+    assert once.maps().shape == (2, positions.numel())  # the first pass's rows
     with RowsCapture(positions, rows=1) as idle, pytest.raises(RuntimeError, match="no attention"):
         idle.maps()
 
