@@ -209,7 +209,13 @@ def _breakdown(lines, r, bd, mid):
             f"outside model forwards **{_f(100 * mid['overhead_fraction_outside_models'], 1)} %** "
             f"({_f(mid['outside_ms'])} ms; phrase parsing {_f(mid['stages_ms']['phrase parsing'])} "
             f"ms, {_f(mid.get('phrases'), 0)} phrases, decode {_f(mid['per_token_ms']['decode'])} "
-            f"ms/token of which {_f(mid['per_token_ms']['decode_forward'])} in the forward).")
+            f"ms/token of which {_f(mid['per_token_ms']['decode_forward'])} in the forward). "
+            f"Of the total, the attention views (one teacher-forced pass per flipped image, "
+            f"`attention_views`) take "
+            f"{_f(mid['stages_ms'].get('attention views (teacher-forced passes)'), 0)} ms against "
+            f"{_f(mid['stages_ms']['decode'], 0)} ms for decoding the answer: on a CPU each "
+            f"pass over the 576 image tokens is a full prefill; `attention_views: [identity]` "
+            f"drops them.")
         add("")
     w = bd.get("what_if") or {}
     if w.get("sam_decode_per_phrase_ms") is not None:
