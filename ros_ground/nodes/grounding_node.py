@@ -438,7 +438,7 @@ class GroundingNode(LifecycleNode):
             if not older:
                 continue
             older_frame = min(older, key=lambda f: abs(stamp_to_ns(f.header.stamp) - proposed))
-            found = self._proposals_for(older_frame)
+            found = self._decode_proposals(msg, older_frame)
             if found is not None:
                 return older_frame, found
         return frame, None
@@ -451,8 +451,12 @@ class GroundingNode(LifecycleNode):
         if not candidates:
             return None
         best = min(candidates, key=lambda m: abs(stamp_to_ns(m.header.stamp) - stamp))
+        return self._decode_proposals(best, frame)
+
+    def _decode_proposals(self, msg, frame: Frame):
+        """The message's proposals for `frame`, or None (logged) if they do not fit it."""
         try:
-            return msg_to_proposals(best, *frame.rgb.shape[:2])
+            return msg_to_proposals(msg, *frame.rgb.shape[:2])
         except ProposalError as exc:
             self.get_logger().warning(f"ignoring proposals for this frame: {exc}",
                                       throttle_duration_sec=5.0)
