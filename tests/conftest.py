@@ -16,6 +16,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer than a few seconds")
 
 
+@pytest.fixture(scope="module")
+def ros():
+    """rclpy initialised for one test module, shut down after it."""
+    import rclpy
+
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
 @pytest.fixture(scope="session")
 def ros_domain_id() -> int:
     return int(os.environ["ROS_DOMAIN_ID"])

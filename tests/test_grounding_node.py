@@ -21,7 +21,7 @@ from ros_ground.nodes.grounding_node import GroundingNode  # noqa: E402
 from ros_ground.results import Proposal  # noqa: E402
 from tests.ros_helpers import Client, random_rgb  # noqa: E402
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros")]
 BASE = {"model": "tiny", "sam_model": "tiny", "device": "cpu", "max_new_tokens": 8}
 
 
@@ -63,13 +63,6 @@ class Running:
         self.node.shutdown_worker()
         self.executor.shutdown()
         self.node.destroy_node()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture

@@ -24,13 +24,6 @@ OVERRIDES = {"model": "tiny", "sam_model": "tiny", "device": "cpu", "max_new_tok
 
 
 @pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
-@pytest.fixture(scope="module")
 def node_proc(ros):
     proc = start_node_process("ros_ground.nodes.grounding_node", OVERRIDES, namespace=NS,
                               remaps={"image": "/cam/image_raw"})

@@ -11,14 +11,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from ros_ground.nodes.mask_proposal_node import MaskProposalNode  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("ros")
 RUN_S = 0.3  # stand-in for an automatic-mask run that holds SAM
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ros():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
 
 
 @pytest.fixture

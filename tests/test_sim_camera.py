@@ -37,13 +37,6 @@ class Recorder:
         return predicate()
 
 
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 def test_sim_camera_publishes_matching_stamps_and_truth(ros):
     proc = start_node_process("ros_ground.nodes.sim_camera_node",
                               {"seed": 3, "rate_hz": 10.0, "width": 160, "height": 120},
