@@ -220,7 +220,9 @@ def last_rows_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     """Like `last_row_scores` for the last `rows` queries: float32 [Hkv, rep, rows, K].
 
     Without a mask (SDPA's is_causal prefill) the causal mask, and a sliding window if the
-    layer has one, are applied here: every row is normalised over the keys it may see.
+    layer has one, are applied here: every row is normalised over the keys it may see. Kept
+    apart from `last_row_scores`, which runs per layer and decode step, where building that
+    mask would add kernel launches for a row that sees every key anyway.
     """
     kwargs = kwargs or {}
     n_kv_heads, rep, head_dim, scaling = _supported_shapes(module, query, key, scaling, kwargs)
