@@ -296,7 +296,8 @@ class LMMAdapter:
                 tail = torch.full_like(answer, int(key == "attention_mask"), dtype=value.dtype)
             inputs[key] = torch.cat([value, tail], dim=1)
         with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids)) as capture:
-            self.model(**inputs, use_cache=False)
+            # only the attention is wanted: logits for one position, not [tokens x vocabulary]
+            self.model(**inputs, use_cache=False, logits_to_keep=1)
         maps = capture.maps().reshape(-1, layout.grid_h, layout.grid_w).numpy()
         return unflip_maps(maps.astype(np.float32), view)
 
