@@ -16,17 +16,50 @@ from __future__ import annotations
 
 import contextvars
 import math
+from typing import Self
 
 import torch
 
 CAPTURE_IMPLEMENTATION = "ros_ground_capture"
 
-_ACTIVE: contextvars.ContextVar[AttentionCapture | RowsCapture | None] = contextvars.ContextVar(
+_ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar(
     "ros_ground_attention_capture", default=None
 )
 
 
-class AttentionCapture:
+class _Capture:
+    """What both captures share: being the active capture of this context, and the image
+    positions (with a copy per device, made once)."""
+
+    def __init__(self, image_positions: torch.Tensor):
+        positions = torch.as_tensor(image_positions, dtype=torch.long).flatten()
+        if positions.numel() == 0:
+            raise ValueError(f"{type(self).__name__} needs at least one image-token position")
+        self.image_positions = positions
+        self._positions_on: dict[torch.device, torch.Tensor] = {}
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> Self:
+        self._token = _ACTIVE.set(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+        if self._token is not None:
+            _ACTIVE.reset(self._token)
+            self._token = None
+        self._positions_on.clear()
+
+    def _close(self) -> None:
+        """Runs on leaving the context, while the capture is still active."""
+
+    def _positions(self, device: torch.device) -> torch.Tensor:
+        if device not in self._positions_on:
+            self._positions_on[device] = self.image_positions.to(device)
+        return self._positions_on[device]
+
+
+class AttentionCapture(_Capture):
     """Context manager collecting one image-attention vector per text-model forward pass.
 
     Step t's vector is the mean over heads and layers of softmax(q_last . K^T) restricted to the
@@ -34,28 +67,15 @@ class AttentionCapture:
     """
 
     def __init__(self, image_positions: torch.Tensor):
-        positions = torch.as_tensor(image_positions, dtype=torch.long).flatten()
-        if positions.numel() == 0:
-            raise ValueError("AttentionCapture needs at least one image-token position")
-        self.image_positions = positions
-        self._positions_on: dict[torch.device, torch.Tensor] = {}
+        super().__init__(image_positions)
         self._steps: list[torch.Tensor] = []
         self._scores: list[torch.Tensor] = []  # one [Hkv, rep, K] per layer, step in progress
         self._count = 0  # heads x layers in _scores
         self._first_layer: int | None = None
         self._context_len = 0  # key length of the previous step, to check the cache grows by q
-        self._token: contextvars.Token | None = None
 
-    def __enter__(self) -> AttentionCapture:
-        self._token = _ACTIVE.set(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def _close(self) -> None:
         self._finish_step()
-        if self._token is not None:
-            _ACTIVE.reset(self._token)
-            self._token = None
-        self._positions_on.clear()
 
     @property
     def steps(self) -> list[torch.Tensor]:
@@ -79,11 +99,6 @@ class AttentionCapture:
             self._steps.append(probs.sum(dim=(0, 1, 2)) / self._count)
         self._scores = []
         self._count = 0
-
-    def _positions(self, device: torch.device) -> torch.Tensor:
-        if device not in self._positions_on:
-            self._positions_on[device] = self.image_positions.to(device)
-        return self._positions_on[device]
 
     def _add(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
              attention_mask: torch.Tensor | None, scaling: float | None, kwargs: dict) -> None:
@@ -109,7 +124,7 @@ class AttentionCapture:
         self._count += query.shape[1]
 
 
-class RowsCapture:
+class RowsCapture(_Capture):
     """Context manager collecting the image attention of the last `rows` queries of one pass.
 
     For a teacher-forced answer (prompt + answer in one forward pass): row t is the attention
@@ -118,26 +133,13 @@ class RowsCapture:
     """
 
     def __init__(self, image_positions: torch.Tensor, rows: int):
-        positions = torch.as_tensor(image_positions, dtype=torch.long).flatten()
-        if positions.numel() == 0:
-            raise ValueError("RowsCapture needs at least one image-token position")
+        super().__init__(image_positions)
         if rows < 1:
             raise ValueError("RowsCapture needs at least one row")
-        self.image_positions = positions
         self.rows = rows
         self._sum: torch.Tensor | None = None  # [rows, num_image_tokens]
         self._count = 0
         self._layers: set[int] = set()
-        self._token: contextvars.Token | None = None
-
-    def __enter__(self) -> RowsCapture:
-        self._token = _ACTIVE.set(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._token is not None:
-            _ACTIVE.reset(self._token)
-            self._token = None
 
     def maps(self) -> torch.Tensor:
         """[rows, num_image_tokens] float32 on the CPU."""
@@ -154,9 +156,7 @@ class RowsCapture:
                              f"queries, seen before: {layer in self._layers})")
         self._layers.add(layer)
         scores = last_rows_scores(module, query, key, attention_mask, scaling, self.rows, kwargs)
-        if self.image_positions.device != scores.device:  # once per pass, not once per layer
-            self.image_positions = self.image_positions.to(scores.device)
-        probs = image_probabilities(scores, self.image_positions)
+        probs = image_probabilities(scores, self._positions(scores.device))
         step = probs.sum(dim=(0, 1))  # [rows, num_image_tokens]
         self._sum = step if self._sum is None else self._sum + step
         self._count += query.shape[1]
