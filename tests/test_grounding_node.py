@@ -9,7 +9,6 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from lifecycle_msgs.msg import State  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from ros_ground_msgs.msg import EntityProposals  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
@@ -17,6 +16,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import proposals_to_msg  # noqa: E402
+from ros_ground.nodes.executor import CallbackExecutor  # noqa: E402
 from ros_ground.nodes.grounding_node import GroundingNode  # noqa: E402
 from ros_ground.results import Proposal  # noqa: E402
 from tests.ros_helpers import Client, random_rgb  # noqa: E402
@@ -36,7 +36,7 @@ class Running:
         merged = {**BASE, **overrides}
         self.node = GroundingNode(namespace=self.ns, parameter_overrides=[
             Parameter(k, value=v) for k, v in merged.items()])
-        self.executor = MultiThreadedExecutor()
+        self.executor = CallbackExecutor()  # the executor spin_nodes uses
         self.executor.add_node(self.node)
         from ros_ground.nodes.common import autostart
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_ground.nodes.conversions import stamp_to_ns
+from ros_ground.nodes.executor import DEFAULT_THREADS, CallbackExecutor
 
 QOS_NAMES = ("sensor_data", "reliable", "best_effort")
 
@@ -63,9 +64,9 @@ def autostart(node: LifecycleNode) -> bool:
     return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
 
-def spin_nodes(nodes, threads: int | None = None) -> None:
-    """Spin on a multi-threaded executor until Ctrl-C; requests run on their own worker threads."""
-    executor = MultiThreadedExecutor(num_threads=threads)
+def spin_nodes(nodes, threads: int = DEFAULT_THREADS) -> None:
+    """Spin on a thread pool until Ctrl-C; requests run on their own worker threads."""
+    executor = CallbackExecutor(threads)
     for node in nodes:
         executor.add_node(node)
     try:

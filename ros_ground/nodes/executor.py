@@ -1,0 +1,100 @@
+"""A thread-pool executor for the nodes, without rclpy's busy loop.
+
+Why not rclpy's MultiThreadedExecutor: in the rclpy these nodes run on (9.x, Kilted), its wait
+loop hands a callback that is submitted but not yet started back to the spin thread at once,
+and resubmits it, instead of waiting. Whenever a callback waits for a pool thread (every thread
+busy, e.g. with action goals that block until their answer, or just not scheduled yet) the spin
+thread loops at full speed holding the GIL, the lock the pool thread needs to start, and the
+one the generation thread needs too. Measured in the streaming bench: a second in which the
+spin thread used 0.8-0.9 s of CPU and the request in flight 0.1-0.2 s, then a queue of late
+answers. (Upstream changed the loop in rclpy 10.0.4, ros2/rclpy#1547.)
+
+Here each callback is submitted once, and while one waits for a thread the spin thread sleeps
+until some callback starts. Callback exceptions are raised from `spin`, as rclpy's
+SingleThreadedExecutor does, rather than kept in a task nobody reads.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future as PoolFuture
+from concurrent.futures import ThreadPoolExecutor
+
+from rclpy.executors import (
+    ConditionReachedException,
+    Executor,
+    ShutdownException,
+    TimeoutException,
+)
+
+# Threads start only when needed (ThreadPoolExecutor), so the cap can sit above what the
+# nodes can block at once: each pending action goal holds one (queue_size + 1 = 5 by default),
+# and each mutually exclusive callback group may run one more.
+DEFAULT_THREADS = 16
+
+
+class CallbackExecutor(Executor):
+    """Runs each ready callback on a pool thread; never spins while a callback waits for one."""
+
+    def __init__(self, num_threads: int = DEFAULT_THREADS, *, context=None) -> None:
+        super().__init__(context=context)
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="ros_ground-callback")
+        self._changed = threading.Condition()  # a submitted callback started or finished
+        self._submitted: set = set()  # handlers in the pool: waiting for a thread or running
+        self._running: list[PoolFuture] = []
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        self._spin_once(timeout_sec, lambda: False)
+
+    def spin_once_until_future_complete(self, future, timeout_sec=None) -> None:
+        future.add_done_callback(lambda _: self.wake())
+        self._spin_once_until_future_complete(future, timeout_sec)
+
+    def _spin_once_until_future_complete(self, future, timeout_sec=None) -> None:
+        self._spin_once(timeout_sec, future.done)
+
+    def shutdown(self, timeout_sec: float | None = None) -> bool:
+        done = super().shutdown(timeout_sec)
+        self._notify()
+        self._pool.shutdown(wait=done)
+        return done
+
+    def _spin_once(self, timeout_sec, condition) -> None:
+        self._raise_failures()
+        try:
+            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, condition)
+        except (ShutdownException, TimeoutException, ConditionReachedException):
+            return
+        with self._changed:
+            if handler in self._submitted:
+                # handed back before a thread started it: sleep until a callback starts or
+                # ends (a thread is free) rather than loop; the timeout bounds a missed wake-up
+                self._changed.wait(timeout=0.05)
+                return
+            self._submitted.add(handler)
+        self._running.append(self._pool.submit(self._run, handler))
+
+    def _run(self, handler) -> None:
+        self._notify()
+        try:
+            handler()
+        finally:
+            with self._changed:
+                self._submitted.discard(handler)
+                self._changed.notify_all()
+        error = handler.exception()
+        if error is not None:
+            raise error
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _raise_failures(self) -> None:
+        finished = [f for f in self._running if f.done()]
+        if finished:
+            self._running = [f for f in self._running if not f.done()]
+        for future in finished:
+            future.result()  # a callback's exception, raised in the spinning thread
