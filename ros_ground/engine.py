@@ -210,18 +210,15 @@ class GroundingEngine:
                     phrases = [self._entity_phrase(chunk, indices, heat, selection, proposals)
                                for (chunk, indices), heat, selection in zip(found, heats, selections)]
                 else:
-                    phrases = [self._point(image, chunk, indices, heat, cfg, image_key)
-                               for (chunk, indices), heat in zip(found, heats)]
+                    points = [peak_point(heat) for heat in heats]
+                    segmented = self.sam.segment_points(image, points, cfg.multimask_choice,
+                                                        key=image_key)
+                    phrases = [GroundedPhrase(
+                        text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
+                        score=score, mask=mask, point=point, token_indices=indices)
+                        for (chunk, indices), point, (mask, score) in zip(found, points, segmented)]
             timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
-
-    def _point(self, image, chunk: NounPhrase, indices, heat, cfg, image_key) -> GroundedPhrase:
-        point = peak_point(heat)
-        mask, score = self.sam.segment_point(image, point, cfg.multimask_choice, key=image_key)
-        return GroundedPhrase(
-            text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
-            score=float(score), mask=mask, point=point, token_indices=indices,
-        )
 
     def _entity_phrase(self, chunk: NounPhrase, indices, heat, selection: EntitySelection,
                        proposals) -> GroundedPhrase:

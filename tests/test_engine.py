@@ -159,10 +159,10 @@ def test_one_sam_embedding_per_frame(engine, image):
 def test_another_thread_cannot_switch_the_frame_between_phrases(engine, image, monkeypatch):
     """The composed graph's proposal node shares the segmenter: while a response is being
     grounded its calls wait, so our frame is encoded once whatever the other thread does."""
-    original = engine.sam.segment_point
+    original = engine.sam.segment_points
     others: list[tuple[threading.Thread, threading.Event]] = []
 
-    def segment_point(*args, **kwargs):
+    def segment_points(*args, **kwargs):
         done = threading.Event()
         thread = threading.Thread(
             target=lambda: (engine.sam.set_image(np.zeros_like(image), key="other"), done.set()))
@@ -171,7 +171,7 @@ def test_another_thread_cannot_switch_the_frame_between_phrases(engine, image, m
         done.wait(0.2)  # time for the other thread to get in, if it could
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine.sam, "segment_point", segment_point)
+    monkeypatch.setattr(engine.sam, "segment_points", segment_points)
     before = engine.sam.embedding_passes
     result = engine.ground(image, PROMPT, mode="point", image_key="frame-guarded")
     held_off = [not done.is_set() for _, done in others]

@@ -67,6 +67,26 @@ def test_segment_point_shape_and_choice(seg):
         seg.segment_point(image, (1.0, 1.0), choice=3)
 
 
+@pytest.mark.parametrize("choice", ["iou", 2])
+def test_segment_points_decode_together_what_predict_decodes_one_by_one(seg, monkeypatch, choice):
+    import ros_ground.sam as sam_module
+
+    image = _image(3)
+    points = [(10.0, 12.0), (80.5, 40.0), (150.0, 90.0), (40.0, 70.0), (120.0, 8.0)]
+    monkeypatch.setattr(sam_module, "BATCH_MASK_BYTES", 2 * 3 * H * W)  # batches of 2, 2, 1
+    together = seg.segment_points(image, points, choice)
+    assert len(together) == len(points)
+    for point, (mask, score) in zip(points, together):
+        masks, scores, _ = seg.predictor.predict(  # segment_anything's own one-prompt path
+            point_coords=np.array([point], dtype=np.float32), point_labels=np.array([1]),
+            multimask_output=True)
+        index = int(np.argmax(scores)) if choice == "iou" else choice
+        assert mask.dtype == bool and mask.shape == (H, W)
+        assert np.mean(mask != masks[index]) < 1e-3 and score == pytest.approx(scores[index], abs=1e-4)
+    assert seg.segment_points(None, [], choice) == []
+    assert seg.embedding_passes == 1
+
+
 def test_same_image_is_encoded_once(seg):
     image = _image()
     seg.set_image(image)
