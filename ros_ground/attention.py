@@ -130,6 +130,8 @@ class RowsCapture(_Capture):
     For a teacher-forced answer (prompt + answer in one forward pass): row t is the attention
     of the query that emits answer token t, as `AttentionCapture` would have recorded it while
     generating, without a decode loop. Mean over heads and layers, like `AttentionCapture`.
+    The pass may hold a batch (several views of one image, same token positions): one map per
+    batch row.
     """
 
     def __init__(self, image_positions: torch.Tensor, rows: int):
@@ -137,12 +139,12 @@ class RowsCapture(_Capture):
         if rows < 1:
             raise ValueError("RowsCapture needs at least one row")
         self.rows = rows
-        self._sum: torch.Tensor | None = None  # [rows, num_image_tokens]
+        self._sum: torch.Tensor | None = None  # [batch, rows, num_image_tokens]
         self._count = 0
         self._layers: set[int] = set()
 
     def maps(self) -> torch.Tensor:
-        """[rows, num_image_tokens] float32 on the CPU."""
+        """[batch, rows, num_image_tokens] float32 on the CPU."""
         if self._sum is None:
             raise RuntimeError("no attention was captured: run one forward pass inside the context")
         return (self._sum / self._count).to("cpu", torch.float32)
@@ -157,7 +159,7 @@ class RowsCapture(_Capture):
         self._layers.add(layer)
         scores = last_rows_scores(module, query, key, attention_mask, scaling, self.rows, kwargs)
         probs = image_probabilities(scores, self._positions(scores.device))
-        step = probs.sum(dim=(0, 1))  # [rows, num_image_tokens]
+        step = probs.sum(dim=(1, 2))  # [batch, rows, num_image_tokens]
         self._sum = step if self._sum is None else self._sum + step
         self._count += query.shape[1]
 
@@ -190,6 +192,8 @@ def last_row_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     where every extra kernel launch costs more than its arithmetic.
     """
     kwargs = kwargs or {}
+    if query.shape[0] != 1:
+        raise NotImplementedError("attention capture while decoding supports batch size 1 only")
     n_kv_heads, rep, head_dim, scaling = _supported_shapes(module, query, key, scaling, kwargs)
     n_q_heads, k_len = query.shape[1], key.shape[2]
     # a view (splits the head dim); .float() copies only for half-precision models
@@ -217,7 +221,8 @@ def last_row_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
 def last_rows_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
                      attention_mask: torch.Tensor | None, scaling: float | None, rows: int,
                      kwargs: dict | None = None) -> torch.Tensor:
-    """Like `last_row_scores` for the last `rows` queries: float32 [Hkv, rep, rows, K].
+    """Like `last_row_scores` for the last `rows` queries, any batch: float32
+    [batch, Hkv, rep, rows, K].
 
     Without a mask (SDPA's is_causal prefill) the causal mask, and a sliding window if the
     layer has one, are applied here: every row is normalised over the keys it may see. Kept
@@ -226,16 +231,16 @@ def last_rows_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     """
     kwargs = kwargs or {}
     n_kv_heads, rep, head_dim, scaling = _supported_shapes(module, query, key, scaling, kwargs)
-    n_q_heads, k_len = query.shape[1], key.shape[2]
-    q = query[0, :, -rows:, :].float().reshape(n_kv_heads, rep * rows, head_dim)
-    scores = torch.bmm(q, key[0].float().transpose(-1, -2)).mul_(scaling)
-    scores = scores.reshape(n_kv_heads, rep, rows, k_len)
+    batch, n_q_heads, k_len = query.shape[0], query.shape[1], key.shape[2]
+    q = query[:, :, -rows:, :].float().reshape(batch, n_kv_heads, rep * rows, head_dim)
+    scores = torch.matmul(q, key.float().transpose(-1, -2)).mul_(scaling)
+    scores = scores.reshape(batch, n_kv_heads, rep, rows, k_len)
     if attention_mask is not None:
-        mask = attention_mask[0, :, -rows:, :]  # [1 or Hq, rows, K]
+        mask = attention_mask[:, :, -rows:, :]  # [batch or 1, 1 or Hq, rows, K]
         if mask.shape[-1] != k_len:
             raise NotImplementedError(f"mask covers {mask.shape[-1]} keys, attention {k_len}")
-        mask = mask.reshape(n_kv_heads, rep, rows, k_len) if mask.shape[0] == n_q_heads \
-            else mask[:1].unsqueeze(0)
+        mask = mask.reshape(mask.shape[0], n_kv_heads, rep, rows, k_len) \
+            if mask.shape[1] == n_q_heads else mask[:, :1].unsqueeze(1)
         if mask.dtype == torch.bool:
             return scores.masked_fill_(~mask, float("-inf"))
         return scores.add_(mask.float())
@@ -251,10 +256,8 @@ def last_rows_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
 def _supported_shapes(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
                       scaling: float | None, kwargs: dict) -> tuple[int, int, int, float]:
     """(key heads, query heads per key head, head dim, scaling); refuses what we can't redo."""
-    batch, n_q_heads, _, head_dim = query.shape
+    _, n_q_heads, _, head_dim = query.shape
     n_kv_heads = key.shape[1]
-    if batch != 1:
-        raise NotImplementedError("attention capture supports batch size 1 only")
     if n_q_heads % n_kv_heads:
         raise ValueError(f"{n_q_heads} query heads are not a multiple of {n_kv_heads} key heads")
     softcap = kwargs.get("softcap") or getattr(module, "attn_logit_softcapping", None)

@@ -149,9 +149,10 @@ class GroundingEngine:
         grounded on what it has: no extra passes for it)."""
         if cfg.attention_views == ("identity",) or not gen.token_ids or gen.canceled:
             return gen
-        maps = [gen.image_maps if view == "identity"
-                else self.lmm.view_maps(image, gen.prompt, gen.token_ids, view)
-                for view in cfg.attention_views]
+        others = [view for view in cfg.attention_views if view != "identity"]
+        maps = list(self.lmm.view_maps(image, gen.prompt, gen.token_ids, others)) if others else []
+        if "identity" in cfg.attention_views:
+            maps.append(gen.image_maps)
         return replace(gen, image_maps=np.mean(maps, axis=0, dtype=np.float32))
 
     def _ground_generation(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,35 +271,49 @@ class LMMAdapter:
         )
 
     def view_maps(self, image: np.ndarray, prompt: str, token_ids: list[int],
-                  view: str) -> np.ndarray:
-        """The image-attention maps of an answer already generated, read on a flipped view.
+                  views: Sequence[str]) -> np.ndarray:
+        """The image-attention maps of an answer already generated, read on flipped views.
 
-        One teacher-forced pass over prompt + answer on `flip_image(image, view)`; row t is the
-        attention of the query that emits token t, flipped back onto the original image's grid:
-        float32 [len(token_ids), grid_h, grid_w], like `Generation.image_maps`.
+        One teacher-forced pass over prompt + answer, the views of `image` as one batch
+        (`flip_image`); in view v, row t is the attention of the query that emits token t,
+        flipped back onto the original image's grid: float32 [len(views), len(token_ids),
+        grid_h, grid_w], each view like `Generation.image_maps`.
         """
-        token_ids = list(token_ids)
+        token_ids, views = list(token_ids), list(views)
         if not token_ids:
             raise ValueError("view_maps needs the answer's token ids")
-        inputs, layout, _ = self.prepare(flip_image(image, view), prompt)
+        if not views:
+            raise ValueError("view_maps needs at least one view")
+        batch, layout = [], None
+        for view in views:
+            inputs, layout, _ = self.prepare(flip_image(image, view), prompt)
+            batch.append(self._with_answer(inputs, token_ids))
+        # a flip keeps the image's size, so every view has the same tokens at the same places
+        inputs = {key: torch.cat([one[key] for one in batch])
+                  if isinstance(batch[0][key], torch.Tensor) else batch[0][key] for key in batch[0]}
+        with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids)) as capture:
+            # only the attention is wanted: logits for one position, not [tokens x vocabulary]
+            self.model(**inputs, use_cache=False, logits_to_keep=1)
+        maps = capture.maps().reshape(len(views), -1, layout.grid_h, layout.grid_w).numpy()
+        return np.stack([unflip_maps(m.astype(np.float32), view) for m, view in zip(maps, views)])
+
+    def _with_answer(self, inputs: dict, token_ids: list[int]) -> dict:
+        """Processor inputs with the answer appended, for a teacher-forced pass."""
         # the query that emits answer token t sits at prompt_len - 1 + t: the last token is
         # never fed back, so the pass ends with the query that emitted it
         prompt_len = inputs["input_ids"].shape[1]
         answer = torch.tensor([token_ids[:-1]], dtype=inputs["input_ids"].dtype,
                               device=self.device)
-        for key, value in list(inputs.items()):
+        extended = dict(inputs)
+        for key, value in inputs.items():
             if not (isinstance(value, torch.Tensor) and value.shape == (1, prompt_len)):
                 continue
             if key == "input_ids":
                 tail = answer
             else:  # attention mask: attend to the answer; per-token type ids: it is text (0)
                 tail = torch.full_like(answer, int(key == "attention_mask"), dtype=value.dtype)
-            inputs[key] = torch.cat([value, tail], dim=1)
-        with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids)) as capture:
-            # only the attention is wanted: logits for one position, not [tokens x vocabulary]
-            self.model(**inputs, use_cache=False, logits_to_keep=1)
-        maps = capture.maps().reshape(-1, layout.grid_h, layout.grid_w).numpy()
-        return unflip_maps(maps.astype(np.float32), view)
+            extended[key] = torch.cat([value, tail], dim=1)
+        return extended
 
     def _generation_config(self, config_cls, max_new_tokens: int):
         """Plain greedy search: checkpoint sampling or penalties must not change the tokens.

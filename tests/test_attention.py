@@ -87,14 +87,14 @@ def test_rows_capture_of_a_teacher_forced_answer_equals_generation(heads, kv_hea
                   attention_mask=torch.ones_like(generated[:, :-1]))
     with torch.no_grad(), RowsCapture(positions, rows=NEW_TOKENS) as rows:
         model(**forced, use_cache=False)
-    torch.testing.assert_close(rows.maps(), capture.maps(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(rows.maps()[0], capture.maps(), atol=1e-5, rtol=0)
 
     pad = torch.full((1, 1), 3, dtype=generated.dtype)
     padded = dict(inputs, input_ids=torch.cat([pad, generated[:, :-1]], 1),
                   attention_mask=torch.cat([torch.zeros_like(pad), forced["attention_mask"]], 1))
     with torch.no_grad(), RowsCapture(positions + 1, rows=NEW_TOKENS) as shifted:
         model(**padded, use_cache=False)
-    torch.testing.assert_close(shifted.maps(), capture.maps(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(shifted.maps()[0], capture.maps(), atol=1e-5, rtol=0)
     assert prompt_len + NEW_TOKENS - 1 == forced["input_ids"].shape[1]
 
 
@@ -111,7 +111,7 @@ def test_rows_capture_reads_exactly_one_pass():
         model(**inputs, use_cache=False)
         with pytest.raises(ValueError, match="seen before: True"):
             model(**inputs, use_cache=False)
-    assert once.maps().shape == (2, positions.numel())  # the first pass's rows
+    assert once.maps().shape == (1, 2, positions.numel())  # the first pass's rows
     with RowsCapture(positions, rows=1) as idle, pytest.raises(RuntimeError, match="no attention"):
         idle.maps()
 
@@ -212,16 +212,16 @@ def test_sliding_window_without_mask_and_softcap_refused():
 def _rows_reference(query, key, allowed, scaling, positions):
     rep = query.shape[1] // key.shape[1]
     scores = (query @ key.repeat_interleave(rep, dim=1).transpose(-1, -2)) * scaling  # [1,H,q,K]
-    probs = scores.masked_fill(~allowed, float("-inf")).softmax(-1)[0]
-    return probs[..., positions]  # [H, q, N]
+    probs = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+    return probs[..., positions]  # [B, H, q, N]
 
 
 @pytest.mark.parametrize("mask_kind", ["causal", "window", "bool", "float"])
 def test_last_rows_match_reference(mask_kind):
     gen = torch.Generator().manual_seed(2)
-    heads, kv, q_len, k_len, dim, rows = 8, 2, 6, 20, 16, 4
-    query = torch.randn(1, heads, q_len, dim, generator=gen)
-    key = torch.randn(1, kv, k_len, dim, generator=gen)
+    heads, kv, q_len, k_len, dim, rows, batch = 8, 2, 6, 20, 16, 4, 3
+    query = torch.randn(batch, heads, q_len, dim, generator=gen)
+    key = torch.randn(batch, kv, k_len, dim, generator=gen)
     positions = torch.tensor([0, 2, 3, 9, 15])
     module = torch.nn.Module()
     q_pos = torch.arange(k_len - q_len, k_len)[:, None]
@@ -231,12 +231,12 @@ def test_last_rows_match_reference(mask_kind):
         module.sliding_window = 7
         allowed = allowed & (torch.arange(k_len)[None, :] > q_pos - 7)
     elif mask_kind in ("bool", "float"):
-        allowed = allowed & (torch.rand(1, 1, q_len, k_len, generator=gen) > 0.3)
+        allowed = allowed & (torch.rand(batch, 1, q_len, k_len, generator=gen) > 0.3)
         allowed[..., 0] = True
         mask = allowed if mask_kind == "bool" else \
             torch.where(allowed, 0.0, torch.finfo(torch.float32).min)
     scores = last_rows_scores(module, query, key, mask, 0.25, rows)
-    assert scores.shape == (kv, heads // kv, rows, k_len)
-    got = image_probabilities(scores, positions).reshape(heads, rows, -1)
-    want = _rows_reference(query, key, allowed, 0.25, positions)[:, -rows:]
+    assert scores.shape == (batch, kv, heads // kv, rows, k_len)
+    got = image_probabilities(scores, positions).reshape(batch, heads, rows, -1)
+    want = _rows_reference(query, key, allowed, 0.25, positions)[:, :, -rows:]
     torch.testing.assert_close(got, want)

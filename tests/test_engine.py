@@ -116,12 +116,13 @@ def test_map_switches_change_maps_not_text(engine, image, switch):
 def test_attention_views_reread_the_answer_on_flipped_images(engine, image, monkeypatch):
     reads = []
     view_maps = engine.lmm.view_maps
-    monkeypatch.setattr(engine.lmm, "view_maps", lambda *a: reads.append(a[-1]) or view_maps(*a))
+    monkeypatch.setattr(engine.lmm, "view_maps",
+                        lambda *a: reads.append(list(a[-1])) or view_maps(*a))
     one = engine.ground(image, PROMPT, mode="point", config=EngineConfig(
         attention_views=("identity",), max_new_tokens=24))
     assert reads == []
     flips = engine.ground(image, PROMPT, mode="point")  # the default: the image and its flips
-    assert reads == ["hflip", "vflip", "rot180"] and flips.timing_ms["views"] > 0
+    assert reads == [["hflip", "vflip", "rot180"]] and flips.timing_ms["views"] > 0  # one pass
     assert flips.text == one.text and len(flips.phrases) >= 2
     assert [p.text for p in flips.phrases] == [p.text for p in one.phrases]
     assert any(a.point != b.point for a, b in zip(flips.phrases, one.phrases))

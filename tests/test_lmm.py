@@ -57,13 +57,26 @@ def test_view_maps_read_the_flipped_image_and_flip_back(tiny, image, view):
     gen = tiny.generate(image, PROMPT, max_new_tokens=8)
     # read on flip(flip(image)) = image, with the answer generated there: the decode loop's
     # own maps, flipped back
-    maps = tiny.view_maps(flip_image(image, view), PROMPT, gen.token_ids, view)
-    assert maps.shape == gen.image_maps.shape and maps.dtype == np.float32
-    np.testing.assert_allclose(maps, unflip_maps(gen.image_maps, view), atol=1e-5)
-    other = tiny.view_maps(image, PROMPT, gen.token_ids, view)
-    assert not np.allclose(other, gen.image_maps, atol=1e-3)
+    maps = tiny.view_maps(flip_image(image, view), PROMPT, gen.token_ids, [view])
+    assert maps.shape == (1, *gen.image_maps.shape) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps[0], unflip_maps(gen.image_maps, view), atol=1e-5)
+    other = tiny.view_maps(image, PROMPT, gen.token_ids, [view])
+    assert not np.allclose(other[0], gen.image_maps, atol=1e-3)
     with pytest.raises(ValueError, match="token ids"):
-        tiny.view_maps(image, PROMPT, [], view)
+        tiny.view_maps(image, PROMPT, [], [view])
+
+
+def test_view_maps_of_several_views_are_one_batch_each_as_alone(tiny, image):
+    gen = tiny.generate(image, PROMPT, max_new_tokens=8)
+    views = ["hflip", "identity", "rot180"]
+    together = tiny.view_maps(image, PROMPT, gen.token_ids, views)
+    assert together.shape == (3, *gen.image_maps.shape)
+    for view, maps in zip(views, together):
+        alone = tiny.view_maps(image, PROMPT, gen.token_ids, [view])[0]
+        np.testing.assert_allclose(maps, alone, atol=1e-5)
+    np.testing.assert_allclose(together[1], gen.image_maps, atol=1e-5)
+    with pytest.raises(ValueError, match="at least one view"):
+        tiny.view_maps(image, PROMPT, gen.token_ids, [])
 
 
 def test_same_seed_same_output(tiny, image):
@@ -184,8 +197,8 @@ def _check_against_eager(adapter, image, prompt):
     inputs, layout, geometry = adapter.prepare(image, prompt)
     gen = adapter.generate(image, prompt, max_new_tokens=6)
     # the teacher-forced pass of an attention view sees what the decode loop saw
-    forced = adapter.view_maps(image, prompt, gen.token_ids, "identity")
-    np.testing.assert_allclose(forced, gen.image_maps, atol=1e-5)
+    forced = adapter.view_maps(image, prompt, gen.token_ids, ["identity", "hflip"])
+    np.testing.assert_allclose(forced[0], gen.image_maps, atol=1e-5)  # a batch row as alone
     tokens, maps = _eager_maps(adapter.model, inputs, layout.positions, len(gen.token_ids))
     assert tokens == gen.token_ids
     np.testing.assert_allclose(gen.image_maps.reshape(len(tokens), -1), maps, atol=1e-5)
