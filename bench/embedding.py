@@ -46,7 +46,6 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
     random tiny SAM yields proposals and the grounding node takes its entities path;
     `points_per_side` overrides sim.yaml's grid (a smaller one for --quick)."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
     from ros_ground_msgs.msg import EntityProposals, GroundedResponse
     from sensor_msgs.msg import Image
@@ -56,6 +55,7 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
     from ros_ground.nodes.common import RELIABLE, autostart
     from ros_ground.nodes.container import shared_sam_provider
     from ros_ground.nodes.conversions import rgb_to_image_msg
+    from ros_ground.nodes.executor import CallbackExecutor
     from ros_ground.nodes.grounding_node import GroundingNode
     from ros_ground.nodes.mask_proposal_node import MaskProposalNode
 
@@ -77,7 +77,7 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
     proposals: list[EntityProposals] = []
     client.create_subscription(GroundedResponse, "response", responses.append, RELIABLE)
     client.create_subscription(EntityProposals, "proposals", proposals.append, RELIABLE)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = CallbackExecutor(context=context)  # what the container spins on
     stop = threading.Event()
     spinner = None
     try:

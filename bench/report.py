@@ -210,19 +210,21 @@ def _breakdown(lines, r, bd, mid):
             f"({_f(mid['outside_ms'])} ms; phrase parsing {_f(mid['stages_ms']['phrase parsing'])} "
             f"ms, {_f(mid.get('phrases'), 0)} phrases, decode {_f(mid['per_token_ms']['decode'])} "
             f"ms/token of which {_f(mid['per_token_ms']['decode_forward'])} in the forward). "
-            f"Of the total, the attention views (one teacher-forced pass per flipped image, "
+            f"Of the total, the attention views (the flipped images in one batched "
+            f"teacher-forced pass, "
             f"`attention_views`) take "
             f"{_f(mid['stages_ms'].get('attention views (teacher-forced passes)'), 0)} ms against "
             f"{_f(mid['stages_ms']['decode'], 0)} ms for decoding the answer: on a CPU each "
-            f"pass over the 576 image tokens is a full prefill; `attention_views: [identity]` "
+            f"view's 576 image tokens cost a full prefill; `attention_views: [identity]` "
             f"drops them.")
         add("")
     w = bd.get("what_if") or {}
     if w.get("sam_decode_per_phrase_ms") is not None:
         add(f"Side by side on the same frame: SAM decodes for its {w['phrases']} phrase points "
-            f"take {_f(w['sam_decode_per_phrase_ms'])} ms as one `predict` per phrase (the "
-            f"engine's way) vs {_f(w['sam_decode_batched_ms'])} ms as one batched "
-            f"`predict_torch` (pixel agreement {_f(100 * w['batched_pixel_agreement'], 2)} %). "
+            f"take {_f(w['sam_decode_per_phrase_ms'])} ms as one `predict` per phrase vs "
+            f"{_f(w['sam_decode_batched_ms'])} ms as one batched `predict_torch` (the engine's "
+            f"way, `SamSegmenter.segment_points`; pixel agreement "
+            f"{_f(100 * w['batched_pixel_agreement'], 2)} %). "
             f"Phrase parsing splits into spaCy noun chunks {_f(w['spacy_noun_chunks_ms'])} ms "
             f"and token character spans {_f(w['token_char_spans_ms'])} ms ({w['tokens']} "
             f"tokens, one prefix decode each).")
@@ -348,7 +350,8 @@ def _spread_sentence(st: dict, words: int | None, la: dict) -> str:
     if cpu_ratio > 3.0:
         return (same + f"yet the node's own CPU time per request has a p99 {_f(cpu_ratio, 1)}x "
                 "its median: the slow requests did more work in the node process, not waiting "
-                "for a core; the cause is not found yet.")
+                "for a core. The cause found so far, rclpy's executor busy-looping, is fixed "
+                "(see above); sample per-thread CPU (`/proc/PID/task/*/stat`) to find another.")
     return (same + "so the spread of both wall and CPU time comes from the machine: 2 vCPUs "
             f"shared with other work (load average {_f(la.get('min'))}-{_f(la.get('max'))}), "
             "where even CPU time stretches when a co-runner thrashes the caches. A tail target "
@@ -471,18 +474,19 @@ def _notes(lines, r, d):
             f"contour drawing is slow), the generate loop around the forward passes "
             f"({_f(lmm_gap)} ms, {_f(lmm_gap / max(1, bd.get('tokens') or 1))} ms/token), SAM "
             f"decodes outside the network ({_f(sam_gap)} ms for {_f(bd.get('phrases'), 0)} "
-            f"phrases: map upsampling, point transforms, one `predict` per phrase), phrase "
+            f"phrases: map upsampling, point transforms, one batched decode), phrase "
             f"parsing ({_f(st['phrase parsing'])} ms; spaCy {_f(w.get('spacy_noun_chunks_ms'))} "
             f"ms, token spans {_f(w.get('token_char_spans_ms'))} ms), RLE + message "
             f"({_f(st['mask encoding (RLE)'] + st['message building (excl. RLE)'])} ms), the "
             f"processor ({_f(st['preprocess (processor)'])} ms) and publishing "
             f"({_f(st['publish response'])} ms).{scale}")
-        add(f"- What would bring the default-model share down (measured where possible): batch "
-            f"all phrases' SAM point prompts into one `predict_torch` call "
-            f"({_f(w.get('sam_decode_per_phrase_ms'))} -> {_f(w.get('sam_decode_batched_ms'))} ms, "
-            f"identical masks); draw and publish the overlay only when it has subscribers "
-            f"(`get_subscription_count()`) and never for speckled masks' contours in the hot "
-            f"path ({_f(st['overlay (draw + publish)'])} ms); the vectorised RLE encoder below "
+        add(f"- Done already: the phrases' SAM point prompts are decoded in one batch "
+            f"({_f(w.get('sam_decode_per_phrase_ms'))} ms one by one -> "
+            f"{_f(w.get('sam_decode_batched_ms'))} ms, identical masks), and the overlay is drawn "
+            f"only while someone subscribes (this run has a subscriber). What would bring the "
+            f"default-model share down further (measured where possible): no contours for "
+            f"speckled masks in the hot path ({_f(st['overlay (draw + publish)'])} ms for the "
+            f"overlay); the vectorised RLE encoder below "
             f"({_f(codec.get('encode_decode_ms'))} -> {_f(codec.get('encode_decode_ms_vectorised'))}"
             f" ms for 10 640x480 masks); and for tiny models a lean decode loop instead of "
             f"`generate()` (its per-token bookkeeping is a fixed "
@@ -503,6 +507,14 @@ def _notes(lines, r, d):
             f"({_f(st.get('rss_growth_second_half_mb'), 1)} MB in the second half, trend "
             f"{_f(st.get('rss_slope_mb_per_min'), 1)} MB/min)" + _soak_sentence(d) + ". "
             + _spread_sentence(st, words[0] if same else None, la))
+        add("- **The executor**: the nodes spin on `ros_ground.nodes.executor.CallbackExecutor`. "
+            "On rclpy's MultiThreadedExecutor (rclpy 9) the previous full run (2026-11-29 00:46, "
+            "120 s) had a tail 3.9x its median with up to 2 requests waiting; sampling each "
+            "thread's CPU time in a 90 s soak showed seconds in which the spin thread used "
+            "0.8-0.9 s and the request 0.1-0.2 s, as that executor resubmits a callback still "
+            "waiting for a pool thread instead of waiting, holding the GIL. Two 90 s soaks with "
+            "CallbackExecutor: p99/p50 1.36 and 1.25, none waiting, spin thread 30-40 ms of CPU "
+            "per second (80 before).")
     tr = d.get("transport") or {}
     if tr:
         dm = tr.get("sizes_default_model_masks") or {}

@@ -52,8 +52,9 @@ GROUNDING_PARAMS = (
           "is subtracted from each phrase's map (0: off; helps lists of objects in point mode, "
           "hurts 'the X is left of the Y')", True),
     Param("attention_views", list(FLIPS), "views of the image whose attention maps are averaged: "
-          "identity / hflip / vflip / rot180 (each but identity costs one teacher-forced LMM pass, "
-          "about a prefill, per answer; [identity] for the lowest latency)", True),
+          "identity / hflip / vflip / rot180 (those but identity are re-read in one batched "
+          "teacher-forced LMM pass, each costing about a prefill's compute per answer; "
+          "[identity] for the lowest latency)", True),
     Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
     Param("entity_assignment", "exclusive", "exclusive (one entity per phrase, none shared, later "
           "definite mentions excepted) / independent (each phrase merges the entities within "
