@@ -10,7 +10,7 @@ spin thread used 0.8-0.9 s of CPU and the request in flight 0.1-0.2 s, then a qu
 answers. (Upstream changed the loop in rclpy 10.0.4, ros2/rclpy#1547.)
 
 Here each callback is submitted once, and while one waits for a thread the spin thread sleeps
-until some callback starts. Callback exceptions are raised from `spin`, as rclpy's
+until some callback starts or ends. Callback exceptions are raised from `spin`, as rclpy's
 SingleThreadedExecutor does, rather than kept in a task nobody reads.
 """
 
@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from rclpy.executors import (
     ConditionReachedException,
     Executor,
+    ExternalShutdownException,
     ShutdownException,
     TimeoutException,
 )
@@ -65,8 +66,9 @@ class CallbackExecutor(Executor):
         self._raise_failures()
         try:
             handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, condition)
-        except (ShutdownException, TimeoutException, ConditionReachedException):
-            return
+        except (ExternalShutdownException, ShutdownException, TimeoutException,
+                ConditionReachedException):
+            return  # as MultiThreadedExecutor: spin() then ends with the context
         with self._changed:
             if handler in self._submitted:
                 # handed back before a thread started it: sleep until a callback starts or
