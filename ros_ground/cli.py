@@ -53,17 +53,18 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: st
                         default=",".join(EngineConfig.attention_views),
                         metavar="VIEW[,VIEW...]",
                         help=f"views of the image whose attention maps are averaged, of {VIEWS}; "
-                             "each but identity costs one teacher-forced LMM pass (default "
-                             "%(default)s; the node's attention_views)")
+                             "those but identity are re-read in one batched teacher-forced LMM "
+                             "pass (default %(default)s; the node's attention_views)")
     parser.add_argument("--entity-assignment", choices=ENTITY_ASSIGNMENTS,
                         default=EngineConfig.entity_assignment,
-                        help="in entities mode: one entity per phrase, none shared (exclusive), or "
-                             "each phrase on its own (independent) (default %(default)s; the "
-                             "node's entity_assignment)")
+                        help="in entities mode: one entity per phrase (as many as a plural "
+                             "names), none shared (exclusive), or each phrase on its own "
+                             "(independent) (default %(default)s; the node's entity_assignment)")
     parser.add_argument("--entity-margin", type=float, default=EngineConfig.entity_margin,
-                        help="independent assignment: merge the proposals scoring within this "
-                             "share of the score range of the best (default %(default)s; the "
-                             "node's entity_margin)")
+                        help="merge the proposals scoring within this share of the score range "
+                             "of the best: every phrase's when independent, a plural's without a "
+                             "number when exclusive (default %(default)s; the node's "
+                             "entity_margin)")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default %(default)s)")
     parser.add_argument("--dtype", default="auto", help="auto|float32|float16|bfloat16")
     parser.add_argument("--max-new-tokens", type=int, default=64)

@@ -49,12 +49,13 @@ class EngineConfig:
     # weight of the mean of the answer's other phrase maps subtracted from each phrase's map;
     # off by default: it helps descriptions in point mode but hurts "the X is left of the Y"
     phrase_contrast: float = 0.0
-    # the answer's maps are the mean over these views of the image (views.py): each view other
-    # than identity costs one teacher-forced pass of the LMM after generation
+    # the answer's maps are the mean over these views of the image (views.py): those other than
+    # identity are read in one batched teacher-forced pass of the LMM after generation
     attention_views: tuple[str, ...] = FLIPS
     multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
-    # exclusive: one entity per phrase, none shared (later definite mentions excepted);
-    # independent: each phrase takes the entities within entity_margin of its best
+    # exclusive: one entity per phrase (as many as a plural names), none shared (later definite
+    # mentions excepted); independent: each phrase takes the entities within entity_margin of
+    # its best
     entity_assignment: str = "exclusive"
     entity_margin: float = 0.1
     max_new_tokens: int = 64
@@ -204,7 +205,9 @@ class GroundingEngine:
                 if used_mode == "entities" and proposals:
                     if cfg.entity_assignment == "exclusive":
                         free = later_mentions([chunk for chunk, _ in found], text)
-                        selections = assign_entities(heats, proposals, free)
+                        selections = assign_entities(
+                            heats, proposals, free, counts=[chunk.count for chunk, _ in found],
+                            margin=cfg.entity_margin)
                     else:
                         selections = [select_entities(h, proposals, margin=cfg.entity_margin)
                                       for h in heats]

@@ -103,15 +103,21 @@ def assign_entities(
     heatmaps: Sequence[np.ndarray],
     proposals: list[Proposal],
     free: Sequence[bool] | None = None,
+    counts: Sequence[int | None] | None = None,
+    margin: float = 0.1,
 ) -> list[EntitySelection] | None:
-    """One entity per phrase and no entity for two phrases, maximising the summed score.
+    """One entity per phrase (as many as a plural names) and no entity for two phrases,
+    maximising the summed score.
 
     Why: the phrases of an answer name different things, and choosing for each phrase alone lets
     the entity that draws the most attention take several of them. The assignment is the
-    Hungarian algorithm's (scipy). Phrases marked `free` (a later definite mention such as "the
-    mug" after "a red mug", which may name the same thing) and phrases beyond the number of
-    proposals take their best entity, whoever else has it. Returns None when there are no
-    proposals.
+    Hungarian algorithm's (scipy). `counts` says how many entities each phrase names
+    (`NounPhrase.count`): "two mugs" takes two; a plural without a number (None) takes its
+    assigned entity plus those no phrase was assigned that score within `margin` of it (margin
+    as in `select_entities`), so "the mugs" covers every mug. Phrases marked `free` (a later
+    definite mention such as "the mug" after "a red mug", which may name the same thing) and
+    phrases beyond the number of proposals take their best entities, whoever else has them.
+    Returns None when there are no proposals.
     """
     if not proposals:
         return None
@@ -119,21 +125,41 @@ def assign_entities(
     if not len(heatmaps):
         return []
     scores = np.stack([score_entities(h, masks) for h in heatmaps])
-    free = [False] * len(heatmaps) if free is None else list(free)
-    if len(free) != len(heatmaps):
-        raise ValueError(f"{len(free)} free flags for {len(heatmaps)} heatmaps")
-    pick = [int(j) for j in np.argmax(scores, axis=1)]
-    bound = [i for i, is_free in enumerate(free) if not is_free]
-    if bound:
-        rows, cols = linear_sum_assignment(scores[bound], maximize=True)
-        for row, col in zip(rows, cols):
-            pick[bound[row]] = int(col)
+    n = len(heatmaps)
+    free = [False] * n if free is None else list(free)
+    counts = [1] * n if counts is None else list(counts)
+    if len(free) != n or len(counts) != n:
+        raise ValueError(f"{len(free)} free flags and {len(counts)} counts for {n} heatmaps")
+    if any(c is not None and c < 1 for c in counts):
+        raise ValueError(f"counts must be >= 1 or None, got {counts}")
+    rows = [i for i in range(n) if not free[i] for _ in range(counts[i] or 1)]
+    chosen: list[list[int]] = [[] for _ in range(n)]
+    if rows:
+        for row, col in zip(*linear_sum_assignment(scores[rows], maximize=True)):
+            chosen[rows[row]].append(int(col))
+    taken = {j for picks in chosen for j in picks}
+    for i in range(n):
+        order = [int(j) for j in np.argsort(-scores[i], kind="stable")]
+        if free[i] or not chosen[i]:  # shares: its best, as many as it names
+            chosen[i] = order[: counts[i] or 1]
+        if counts[i] is None:
+            spread = float(scores[i].max() - scores[i].min())
+            floor = max(scores[i, j] for j in chosen[i]) - float(margin) * spread
+            more = [j for j in order if j not in chosen[i] and (free[i] or j not in taken)
+                    and scores[i, j] >= floor]
+            chosen[i] += more
+            if not free[i]:
+                taken.update(more)
     out = []
-    for i, j in enumerate(pick):
+    for i, picks in enumerate(chosen):
+        picks = sorted(picks, key=lambda j: -scores[i, j])
+        union = np.zeros(np.asarray(masks[0]).shape, dtype=bool)
+        for j in picks:
+            union |= np.asarray(masks[j], dtype=bool)
         out.append(EntitySelection(
-            ids=[int(proposals[j].id)],
+            ids=[int(proposals[j].id) for j in picks],
             scores={int(p.id): float(s) for p, s in zip(proposals, scores[i])},
-            mask=np.asarray(proposals[j].mask, dtype=bool).copy(),
-            score=float(scores[i, j]),
+            mask=union,
+            score=float(scores[i, picks[0]]),
         ))
     return out

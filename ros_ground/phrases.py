@@ -107,13 +107,36 @@ def _agreeing_prefix_len(prefix: str, full: str) -> int:
 
 @dataclass
 class NounPhrase:
-    """A spaCy noun chunk with its root (head noun) span; both in characters of the parsed text."""
+    """A spaCy noun chunk with its root (head noun) span; both in characters of the parsed text.
+
+    `count`: how many things it names: 1, the number of "two mugs", or None for a plural without
+    one ("the mugs"), so grounding can give it as many entities as it names.
+    """
 
     text: str
     char_start: int
     char_end: int
     root_start: int
     root_end: int
+    count: int | None = 1
+
+
+_NUMBER_WORDS = {word: n for n, word in enumerate(
+    "one two three four five six seven eight nine ten eleven twelve".split(), start=1)}
+_NUMBER_WORDS["both"] = 2
+_PLURAL_TAGS = ("NNS", "NNPS")
+
+
+def _count(root) -> int | None:
+    """1 for a singular head noun, its number ("two", "3", "both") if it has one, else None if
+    plural."""
+    for child in root.children:
+        word = child.text.lower()
+        if child.dep_ in ("nummod", "det", "predet") and word in _NUMBER_WORDS:
+            return _NUMBER_WORDS[word]
+        if child.dep_ == "nummod" and word.isdigit() and int(word) > 0:
+            return int(word)
+    return None if root.tag_ in _PLURAL_TAGS else 1
 
 
 def noun_phrases(nlp, text: str) -> list[NounPhrase]:
@@ -137,6 +160,7 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
                 char_end=chunk.end_char,
                 root_start=root.idx,
                 root_end=root.idx + len(root.text),
+                count=_count(root),
             )
         )
     return phrases

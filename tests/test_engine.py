@@ -139,15 +139,23 @@ def test_full_phrase_contrast_makes_sequence_normalisation_redundant(engine, ima
     assert [p.point for p in on.phrases] == [p.point for p in off.phrases]
 
 
-def test_exclusive_assignment_gives_each_phrase_its_own_entity(engine, image):
-    proposals = [Proposal(id=i, mask=m, score=0.9) for i, m in enumerate(_strips(image, 6))]
+def test_exclusive_assignment_gives_each_phrase_its_own_entities(engine, image):
+    from ros_ground.phrases import later_mentions, noun_phrases
+
+    proposals = [Proposal(id=i, mask=m, score=0.9) for i, m in enumerate(_strips(image, 30))]
     exclusive = engine.ground(image, PROMPT, mode="entities", proposals=proposals)
-    ids = [p.entity_ids for p in exclusive.phrases]
-    assert len(ids) >= 2 and all(len(i) == 1 for i in ids)
-    assert len({i[0] for i in ids}) == min(len(ids), len(proposals))
+    chunks = noun_phrases(engine.nlp, exclusive.text)
+    assert [c.text for c in chunks] == [p.text for p in exclusive.phrases]
+    free = later_mentions(chunks, exclusive.text)
+    counts = [c.count for c in chunks]
+    assert sum(c or 1 for c, f in zip(counts, free) if not f) <= len(proposals), counts
+    bound = [p.entity_ids for p, f in zip(exclusive.phrases, free) if not f]
+    assert len(bound) >= 2 and len({i for ids in bound for i in ids}) == sum(map(len, bound))
+    for phrase, count in zip(exclusive.phrases, counts):  # the random text has plurals too
+        assert len(phrase.entity_ids) == count if count else len(phrase.entity_ids) >= 1
     independent = engine.ground(image, PROMPT, mode="entities", proposals=proposals, config=EngineConfig(
         entity_assignment="independent", entity_margin=2.0, max_new_tokens=24))
-    assert all(sorted(p.entity_ids) == list(range(6)) for p in independent.phrases)  # past the range: all
+    assert all(sorted(p.entity_ids) == list(range(30)) for p in independent.phrases)  # past the range: all
 
 
 def test_one_sam_embedding_per_frame(engine, image):

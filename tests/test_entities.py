@@ -112,3 +112,32 @@ def test_assignment_edge_cases():
     assert assign_entities([], _proposals()) == []
     with pytest.raises(ValueError, match="free flags"):
         assign_entities([_blob(15, 15)], _proposals(), free=[True, False])
+    with pytest.raises(ValueError, match="counts"):
+        assign_entities([_blob(15, 15)], _proposals(), counts=[0])
+
+
+FOUR = [_box(2, 2, 18, 18), _box(30, 2, 46, 18), _box(2, 40, 18, 56), _box(60, 40, 76, 56)]
+
+
+def test_a_phrase_naming_two_things_takes_two_entities():
+    # "two mugs" (masks 0 and 1) and "a tray" (mask 3); mask 2 draws a little of both
+    mugs = _blob(10, 10) + _blob(38, 10) + 0.5 * _blob(10, 48)
+    tray = _blob(68, 48) + 0.6 * _blob(10, 48)
+    one, two = (assign_entities([mugs, tray], _proposals(FOUR), counts=[k, 1]) for k in (1, 2))
+    assert len(one[0].ids) == 1 and one[1].ids == [13]
+    assert sorted(two[0].ids) == [10, 11] and two[1].ids == [13]
+    np.testing.assert_array_equal(two[0].mask, FOUR[0] | FOUR[1])
+    assert two[0].score == max(two[0].scores[10], two[0].scores[11])
+
+
+def test_a_plural_without_a_number_takes_every_free_entity_near_its_best():
+    mugs = _blob(10, 10) + _blob(38, 10) + _blob(10, 48)  # "the mugs": three alike
+    tray = _blob(68, 48)
+    plural = assign_entities([mugs, tray], _proposals(FOUR), counts=[None, 1])
+    assert sorted(plural[0].ids) == [10, 11, 12] and plural[1].ids == [13]  # not the tray's
+    single = assign_entities([mugs, tray], _proposals(FOUR))
+    assert len(single[0].ids) == 1
+    # a later "the mugs" may share the first mention's entities
+    again = assign_entities([mugs, tray, mugs], _proposals(FOUR), free=[False, False, True],
+                            counts=[None, 1, None])
+    assert sorted(again[2].ids) == [10, 11, 12]

@@ -208,6 +208,16 @@ def test_noun_phrases_known_chunks(nlp):
     assert text[tray.root_start : tray.root_end] == "tray"
 
 
+@pytest.mark.parametrize("text,counts", [
+    ("Two red mugs and a blue tray on a wooden table.", [2, 1, 1]),
+    ("There are 3 blocks, some spheres and one duck.", [3, None, 1]),
+    ("Pick up both mugs.", [2]),
+    ("The cubes are left of the mug.", [None, 1]),
+])
+def test_noun_phrases_count_what_they_name(nlp, text, counts):
+    assert [p.count for p in noun_phrases(nlp, text)] == counts
+
+
 def test_noun_phrases_drop_pronouns_and_empty(nlp):
     phrases = noun_phrases(nlp, "It is on the table and they are near it.")
     assert [p.text for p in phrases] == ["the table"]

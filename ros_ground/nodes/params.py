@@ -56,11 +56,12 @@ GROUNDING_PARAMS = (
           "teacher-forced LMM pass, each costing about a prefill's compute per answer; "
           "[identity] for the lowest latency)", True),
     Param("multimask_choice", "iou", "iou (best predicted IoU) or 0 / 1 / 2 (fixed SAM output index)", True),
-    Param("entity_assignment", "exclusive", "exclusive (one entity per phrase, none shared, later "
-          "definite mentions excepted) / independent (each phrase merges the entities within "
-          "entity_margin of its best)", True),
-    Param("entity_margin", 0.1, "independent assignment: entities within this share of the score "
-          "range of the best are merged", True),
+    Param("entity_assignment", "exclusive", "exclusive (one entity per phrase, 'two mugs' two, "
+          "none shared, later definite mentions excepted) / independent (each phrase merges the "
+          "entities within entity_margin of its best)", True),
+    Param("entity_margin", 0.1, "entities within this share of the score range of the best are "
+          "merged: every phrase's when independent, a plural's without a number ('the mugs') "
+          "when exclusive", True),
     Param("autostart", True, "configure and activate on start; false leaves it unconfigured"),
 )
 
