@@ -10,16 +10,19 @@ spin thread used 0.8-0.9 s of CPU and the request in flight 0.1-0.2 s, then a qu
 answers. (Upstream changed the loop in rclpy 10.0.4, ros2/rclpy#1547.)
 
 Here each callback is submitted once, and while one waits for a thread the spin thread sleeps
-until some callback starts or ends. Callback exceptions are raised from `spin`, as rclpy's
-SingleThreadedExecutor does, rather than kept in a task nobody reads.
+until some callback starts or ends. A callback's exception is logged with its traceback and the
+node keeps serving: MultiThreadedExecutor keeps it in a task nobody reads (silently lost), and
+SingleThreadedExecutor ends the spin, taking the node down over one bad message.
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future as PoolFuture
+import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import rclpy.logging
 from rclpy.executors import (
     ConditionReachedException,
     Executor,
@@ -37,14 +40,15 @@ DEFAULT_THREADS = 16
 class CallbackExecutor(Executor):
     """Runs each ready callback on a pool thread; never spins while a callback waits for one."""
 
-    def __init__(self, num_threads: int = DEFAULT_THREADS, *, context=None) -> None:
+    def __init__(self, num_threads: int = DEFAULT_THREADS, *, context=None,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
         super().__init__(context=context)
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="ros_ground-callback")
         self._changed = threading.Condition()  # a submitted callback started or finished
         self._submitted: set = set()  # handlers in the pool: waiting for a thread or running
-        self._running: list[PoolFuture] = []
+        self._on_error = on_error or _log_error
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
         self._spin_once(timeout_sec, lambda: False)
@@ -63,7 +67,6 @@ class CallbackExecutor(Executor):
         return done
 
     def _spin_once(self, timeout_sec, condition) -> None:
-        self._raise_failures()
         try:
             handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, condition)
         except (ExternalShutdownException, ShutdownException, TimeoutException,
@@ -76,7 +79,7 @@ class CallbackExecutor(Executor):
                 self._changed.wait(timeout=0.05)
                 return
             self._submitted.add(handler)
-        self._running.append(self._pool.submit(self._run, handler))
+        self._pool.submit(self._run, handler)
 
     def _run(self, handler) -> None:
         self._notify()
@@ -88,15 +91,13 @@ class CallbackExecutor(Executor):
                 self._changed.notify_all()
         error = handler.exception()
         if error is not None:
-            raise error
+            self._on_error(error)
 
     def _notify(self) -> None:
         with self._changed:
             self._changed.notify_all()
 
-    def _raise_failures(self) -> None:
-        finished = [f for f in self._running if f.done()]
-        if finished:
-            self._running = [f for f in self._running if not f.done()]
-        for future in finished:
-            future.result()  # a callback's exception, raised in the spinning thread
+
+def _log_error(error: BaseException) -> None:
+    trace = "".join(traceback.format_exception(error))
+    rclpy.logging.get_logger("ros_ground.executor").error(f"a callback raised:\n{trace}")
