@@ -37,7 +37,8 @@ GROUNDING_PARAMS = (
     Param("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, else point)", True),
     Param("max_new_tokens", 64, "maximum generated tokens per request", True),
     Param("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True),
-    Param("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True),
+    Param("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY "
+          "(each waiting `ask` goal holds one of the executor's 16 threads: keep it under 11)", True),
     Param("max_image_pixels", 4096 * 4096, "larger images are rejected with BAD_INPUT", True),
     Param("max_prompt_chars", 2000, "longer prompts are rejected with BAD_INPUT", True),
     Param("image_qos", "sensor_data", "QoS of the image subscription: sensor_data / reliable / best_effort"),
