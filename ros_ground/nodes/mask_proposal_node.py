@@ -122,6 +122,8 @@ class MaskProposalNode(LifecycleNode):
             try:
                 self._propose(msg)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop proposals
+                if self._stopping or not self.context.ok():
+                    return  # shut down mid-run: nothing failed, there is nobody to publish to
                 self.get_logger().error(f"proposals failed: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=5.0)
             finally:
