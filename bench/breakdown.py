@@ -212,13 +212,11 @@ def one_frame(engine, timer: ForwardTimer, image, key, publisher: Publisher | No
 def what_if(engine, image, key, result, reps: int = 5) -> dict:
     """Side-by-side costs behind two overhead items, to say what would change them:
 
-    - SAM decodes: one `predict` per phrase (what the engine does) vs one batched
-      `predict_torch` over all phrases' points (same masks), on the frame's cached embedding;
+    - SAM decodes: one `predict` per phrase vs one batched decode over all phrases' points
+      (`segment_points`, what the engine does; same masks), on the frame's cached embedding;
     - phrase parsing: spaCy noun chunks vs the token character spans (one prefix decode per
       token) within the `phrases` stage.
     """
-    import torch
-
     from ros_ground.phrases import noun_phrases, token_char_spans
 
     sam = engine.sam
@@ -226,22 +224,13 @@ def what_if(engine, image, key, result, reps: int = 5) -> dict:
     out: dict = {"phrases": len(points)}
     if points:
         sam.set_image(image, key=key)
-        pred = sam.predictor
         per_phrase, batched, agree = [], [], []
         for _ in range(reps):
             t0 = time.perf_counter()
             singles = [sam.segment_point(image, pt, "iou", key=key)[0] for pt in points]
             per_phrase.append((time.perf_counter() - t0) * 1e3)
             t0 = time.perf_counter()
-            coords = pred.transform.apply_coords(
-                np.asarray(points, dtype=np.float32)[:, None, :], pred.original_size)
-            with torch.no_grad():
-                masks, iou, _ = pred.predict_torch(
-                    torch.as_tensor(coords, dtype=torch.float, device=pred.device),
-                    torch.ones((len(points), 1), dtype=torch.int, device=pred.device),
-                    multimask_output=True)
-            best = iou.argmax(dim=1)
-            chosen = masks[torch.arange(len(points)), best].cpu().numpy()
+            chosen = [mask for mask, _ in sam.segment_points(image, points, "iou", key=key)]
             batched.append((time.perf_counter() - t0) * 1e3)
             agree.append(float(np.mean([np.mean(a == b) for a, b in zip(singles, chosen)])))
         out.update(sam_decode_per_phrase_ms=median(per_phrase),

@@ -86,17 +86,7 @@ def select_entities(
         for i in np.argsort(-scores, kind="stable")
         if scores[i] >= threshold and (min_score is None or scores[i] >= min_score)
     ]
-    if not chosen:
-        chosen = [best_index]
-    union = np.zeros(np.asarray(heatmap).shape, dtype=bool)
-    for i in chosen:
-        union |= np.asarray(proposals[i].mask, dtype=bool)
-    return EntitySelection(
-        ids=[int(proposals[i].id) for i in chosen],
-        scores={int(p.id): float(s) for p, s in zip(proposals, scores)},
-        mask=union,
-        score=best,
-    )
+    return _selection(proposals, scores, chosen or [best_index])
 
 
 def assign_entities(
@@ -150,16 +140,18 @@ def assign_entities(
             chosen[i] += more
             if not free[i]:
                 taken.update(more)
-    out = []
-    for i, picks in enumerate(chosen):
-        picks = sorted(picks, key=lambda j: -scores[i, j])
-        union = np.zeros(np.asarray(masks[0]).shape, dtype=bool)
-        for j in picks:
-            union |= np.asarray(masks[j], dtype=bool)
-        out.append(EntitySelection(
-            ids=[int(proposals[j].id) for j in picks],
-            scores={int(p.id): float(s) for p, s in zip(proposals, scores[i])},
-            mask=union,
-            score=float(scores[i, picks[0]]),
-        ))
-    return out
+    return [_selection(proposals, scores[i], sorted(picks, key=lambda j: -scores[i, j]))
+            for i, picks in enumerate(chosen)]
+
+
+def _selection(proposals: list[Proposal], scores: np.ndarray, picks: list[int]) -> EntitySelection:
+    """The entities at `picks` (best first) as one selection: their ids and union mask."""
+    union = np.zeros(np.asarray(proposals[0].mask).shape, dtype=bool)
+    for j in picks:
+        union |= np.asarray(proposals[j].mask, dtype=bool)
+    return EntitySelection(
+        ids=[int(proposals[j].id) for j in picks],
+        scores={int(p.id): float(s) for p, s in zip(proposals, scores)},
+        mask=union,
+        score=float(scores[picks[0]]),
+    )
