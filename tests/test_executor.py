@@ -103,6 +103,53 @@ def test_a_callback_error_is_reported_and_the_node_keeps_serving():
         node.destroy_node()
 
 
+def test_an_entity_destroyed_while_the_wait_set_is_built_does_not_stop_the_spin(monkeypatch):
+    """rclpy 9 raises from the wait-set build when an action server is destroyed meanwhile (a
+    lifecycle transition on another thread); the next wait set must simply leave it out."""
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    import ros_ground.nodes.executor as module
+
+    node = rclpy.create_node("executor_destroyed_entity")
+    executor = CallbackExecutor(2)
+    executor.add_node(node)
+    ticks = []
+    timer = node.create_timer(0.01, lambda: ticks.append(1))
+    wait, failures = executor.wait_for_ready_callbacks, [3]
+
+    def flaky(*args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise rclpy_implementation.RCLError("action server pointer is invalid")
+        return wait(*args, **kwargs)
+
+    executor.wait_for_ready_callbacks = flaky
+    raised: list[BaseException] = []
+
+    def spin():
+        try:
+            executor.spin()
+        except rclpy_implementation.RCLError as exc:
+            raised.append(exc)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(ticks) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(ticks) >= 3 and spinner.is_alive() and failures == [0]
+        # a wait set that keeps failing is not an entity on its way out: it is raised
+        monkeypatch.setattr(module, "MAX_FAILED_WAITS", 5)
+        failures[0] = 1000
+        spinner.join(timeout=5)
+        assert not spinner.is_alive() and "pointer is invalid" in str(raised[0])
+    finally:
+        timer.cancel()
+        executor.shutdown(timeout_sec=5)
+        node.destroy_node()
+
+
 def test_default_error_report_is_a_logged_traceback(capfd):
     from ros_ground.nodes.executor import _log_error
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import rclpy.logging
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import (
     ConditionReachedException,
     Executor,
@@ -30,11 +31,14 @@ from rclpy.executors import (
     ShutdownException,
     TimeoutException,
 )
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
 # Threads start only when needed (ThreadPoolExecutor), so the cap can sit above what the
 # nodes can block at once: each pending action goal holds one (queue_size + 1 = 5 by default),
 # and each mutually exclusive callback group may run one more.
 DEFAULT_THREADS = 16
+# wait sets that failed in a row because their entities were being destroyed, before giving up
+MAX_FAILED_WAITS = 100
 
 
 class CallbackExecutor(Executor):
@@ -49,6 +53,7 @@ class CallbackExecutor(Executor):
         self._changed = threading.Condition()  # a submitted callback started or finished
         self._submitted: set = set()  # handlers in the pool: waiting for a thread or running
         self._on_error = on_error or _log_error
+        self._failed_waits = 0
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
         self._spin_once(timeout_sec, lambda: False)
@@ -72,6 +77,16 @@ class CallbackExecutor(Executor):
         except (ExternalShutdownException, ShutdownException, TimeoutException,
                 ConditionReachedException):
             return  # as MultiThreadedExecutor: spin() then ends with the context
+        except (InvalidHandle, _rclpy.RCLError):
+            # An entity was destroyed while the wait set was being built: a lifecycle node
+            # closing its topics and action server in a transition callback on a pool thread
+            # (rclpy 9 checks subscriptions for this, not action servers). The next wait set
+            # no longer holds it; without this the spin thread died and the node went deaf.
+            self._failed_waits += 1
+            if self._failed_waits > MAX_FAILED_WAITS:
+                raise
+            return
+        self._failed_waits = 0
         with self._changed:
             if handler in self._submitted:
                 # handed back before a thread started it: sleep until a callback starts or
