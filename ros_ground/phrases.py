@@ -139,11 +139,20 @@ def _count(root) -> int | None:
     return None if root.tag_ in _PLURAL_TAGS else 1
 
 
+# head nouns that, as the object of a preposition, name a place beside something rather than a
+# thing: "in front of", "to the left of", "on top of", "on the right side of", "on the left"
+_PLACE_NOUNS = frozenset(
+    "front back rear top bottom left right side middle center centre edge".split())
+
+
 def noun_phrases(nlp, text: str) -> list[NounPhrase]:
-    """Noun chunks of `text` as spaCy gives them, minus pronoun-only chunks ("it", "they").
+    """Noun chunks of `text` as spaCy gives them, minus pronoun-only chunks ("it", "they") and
+    places ("front" of "in front of the tray").
 
     The chunk is kept whole (determiners included) for display; the root span is what the
-    grounding method pools tokens over. Pronouns rarely point at a region of the image.
+    grounding method pools tokens over. Pronouns rarely point at a region of the image, and a
+    place is no object: grounded, "front" took some object's mask (and, with one entity per
+    phrase, kept it from the phrase that named that object).
     """
     if not text.strip():
         return []
@@ -151,6 +160,8 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
     phrases = []
     for chunk in doc.noun_chunks:
         if chunk.root.pos_ == "PRON" and all(tok.pos_ in _PRONOUN_POS for tok in chunk):
+            continue
+        if chunk.root.dep_ == "pobj" and chunk.root.text.lower() in _PLACE_NOUNS:
             continue
         root = chunk.root
         phrases.append(

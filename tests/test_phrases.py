@@ -218,6 +218,18 @@ def test_noun_phrases_count_what_they_name(nlp, text, counts):
     assert [p.count for p in noun_phrases(nlp, text)] == counts
 
 
+@pytest.mark.parametrize("text,kept", [
+    ("The purple tray is in front of the blue cube.", ["The purple tray", "the blue cube"]),
+    ("The mug is to the left of the tray.", ["The mug", "the tray"]),
+    ("The cube is on top of the box.", ["The cube", "the box"]),
+    ("The duck is on the left.", ["The duck"]),
+    ("Put it on the right side of the tray.", ["the tray"]),
+    ("The top of the box is red.", ["The top", "the box"]),  # a part, not a place: kept
+])
+def test_noun_phrases_leave_out_places(nlp, text, kept):
+    assert [p.text for p in noun_phrases(nlp, text)] == kept
+
+
 def test_noun_phrases_drop_pronouns_and_empty(nlp):
     phrases = noun_phrases(nlp, "It is on the table and they are near it.")
     assert [p.text for p in phrases] == ["the table"]
