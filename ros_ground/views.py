@@ -1,7 +1,8 @@
 """Flipped views of the image, for steadier attention maps (test-time augmentation).
 
-The answer is generated once, on the image as it is; each extra view re-reads that answer's
-attention on a flipped copy of the image (one teacher-forced pass) and flips the maps back. The
+The answer is generated once, on the image as it is; the extra views re-read that answer's
+attention on flipped copies of the image (together, one batched teacher-forced pass) and flip
+the maps back. The
 mean over views keeps what the views agree on, the object a phrase names, and averages away
 what they don't. Measured on the embedded sim model: see its model card.
 """
