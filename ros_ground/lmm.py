@@ -19,6 +19,7 @@ import torch
 
 from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
 from ros_ground.geometry import ImageGeometry, background_fill, geometry_for, pad_to_square
+from ros_ground.prompts import ChatMarkers, markers_from_template, require_text, strip_chat_markup
 from ros_ground.views import flip_image, unflip_maps
 
 IMAGE_FITS = ("processor", "pad")
@@ -109,6 +110,7 @@ class LMMAdapter:
         self.model_type = getattr(model.config, "model_type", "")
         self.image_token = getattr(processor, "image_token", None) or "<image>"
         self.image_token_id = _image_token_id(model.config, self.tokenizer, self.image_token)
+        self._markers: ChatMarkers | None = None  # from the chat template, on first use
         install_capture(model)
 
     # -- text ---------------------------------------------------------------------------------
@@ -120,8 +122,9 @@ class LMMAdapter:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True,
                                      clean_up_tokenization_spaces=False)
 
-    def neutralize(self, prompt: str) -> str:
-        """Remove the tokenizer's added/special token strings (image token, chat markers)."""
+    def _special_strings(self) -> list[str]:
+        """The tokenizer's added/special token strings (image token, chat markers), longest
+        first."""
         specials = {self.image_token}
         specials.update(str(t) for t in getattr(self.tokenizer, "all_special_tokens", []))
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
@@ -129,7 +132,11 @@ class LMMAdapter:
         for attr in ("video_token", "audio_token", "boi_token", "eoi_token"):
             if isinstance(getattr(self.processor, attr, None), str):
                 specials.add(getattr(self.processor, attr))
-        specials = sorted((s for s in specials if s and s.strip()), key=len, reverse=True)
+        return sorted((s for s in specials if s and s.strip()), key=len, reverse=True)
+
+    def neutralize(self, prompt: str) -> str:
+        """Remove the tokenizer's added/special token strings (image token, chat markers)."""
+        specials = self._special_strings()
         previous = None
         while previous != prompt:  # removal can join fragments into a new marker: repeat
             previous = prompt
@@ -137,14 +144,29 @@ class LMMAdapter:
                 prompt = prompt.replace(s, "")
         return prompt.strip()
 
-    def build_prompt(self, prompt: str) -> str:
-        """The chat-templated text for one image + user text turn, generation prompt added."""
+    def clean_prompt(self, prompt: str) -> str:
+        """The user's own text of `prompt` (prompts.strip_chat_markup with this model's chat
+        template markers, then special tokens removed). Raises prompts.EmptyPromptError (a
+        ValueError) when nothing is left."""
+        if self._markers is None:
+            sequence = [getattr(self.tokenizer, name, None) for name in ("bos_token", "eos_token")]
+            self._markers = markers_from_template(self._render, self._special_strings(),
+                                                  [str(t) for t in sequence if t])
+        return require_text(self.neutralize(strip_chat_markup(prompt, self._markers)), prompt)
+
+    def _render(self, text: str) -> str:
         messages = [{"role": "user", "content": [
-            {"type": "image"}, {"type": "text", "text": self.neutralize(prompt)}]}]
+            {"type": "image"}, {"type": "text", "text": text}]}]
         template_owner = self.processor if getattr(self.processor, "chat_template", None) \
             else self.tokenizer
         return template_owner.apply_chat_template(messages, add_generation_prompt=True,
                                                   tokenize=False)
+
+    def build_prompt(self, prompt: str) -> str:
+        """The chat-templated text for one image + user text turn, generation prompt added;
+        `prompt` is cleaned first (`clean_prompt`), so a pasted templated prompt is not
+        templated twice."""
+        return self._render(self.clean_prompt(prompt))
 
     # -- image --------------------------------------------------------------------------------
 
