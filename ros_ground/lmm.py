@@ -47,6 +47,24 @@ class Generation:
     geometry: ImageGeometry
     timing_ms: dict[str, float] = field(default_factory=dict)
     canceled: bool = False
+    # the prompt's own text (cleaned: `LMMAdapter.clean_prompt`), its tokens in the model's
+    # input (chat-template tokens and image tokens excluded) with their character spans in
+    # `prompt_text`, and each one's image attention read during the prefill: float32
+    # [len(prompt_token_ids), grid_h, grid_w], raw like `image_maps`
+    prompt_text: str = ""
+    prompt_token_ids: list[int] = field(default_factory=list)
+    prompt_token_spans: list[tuple[int, int]] = field(default_factory=list)
+    prompt_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+
+
+@dataclass
+class _PromptTokens:
+    """Where the user's text sits in the model input: sequence positions, ids, char spans."""
+
+    text: str
+    positions: list[int]
+    token_ids: list[int]
+    spans: list[tuple[int, int]]
 
 
 @dataclass
@@ -168,6 +186,43 @@ class LMMAdapter:
         templated twice."""
         return self._render(self.clean_prompt(prompt))
 
+    def prompt_tokens(self, prompt: str, input_ids: torch.Tensor) -> _PromptTokens:
+        """The input positions of the cleaned prompt's own text tokens, with their character
+        spans in the cleaned text. `input_ids` ([1, L], the processor's, image tokens
+        expanded) must come from `build_prompt(prompt)`. Tokens are matched to characters with
+        the tokenizer's offsets on the templated text; positions stay empty when the tokenizer
+        gives none (a slow tokenizer) or its tokens do not line up with the processor's."""
+        text = self.clean_prompt(prompt)
+        templated = self._render(text)
+        start = templated.rfind(text)
+        empty = _PromptTokens(text, [], [], [])
+        try:
+            encoded = self.tokenizer(templated, add_special_tokens=False,
+                                     return_offsets_mapping=True)
+        except (NotImplementedError, ValueError, TypeError):
+            return empty
+        ids, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
+        full = input_ids[0].tolist()
+        # the processor expands each image placeholder into a run of image tokens: one entry
+        # per run, and any tokens it adds in front (BOS) skipped
+        index, collapsed = [], []
+        for i, token in enumerate(full):
+            if token == self.image_token_id and collapsed and collapsed[-1] == token:
+                continue
+            index.append(i)
+            collapsed.append(token)
+        shift = len(collapsed) - len(ids)
+        if shift < 0 or collapsed[shift:] != ids:
+            return empty
+        end = start + len(text)
+        positions, token_ids, spans = [], [], []
+        for j, (a, b) in enumerate(offsets):
+            if b > a and a < end and b > start and ids[j] != self.image_token_id:
+                positions.append(index[shift + j])
+                token_ids.append(ids[j])
+                spans.append((max(a, start) - start, min(b, end) - start))
+        return _PromptTokens(text, positions, token_ids, spans)
+
     # -- image --------------------------------------------------------------------------------
 
     def prepare(self, image: np.ndarray, prompt: str) -> tuple[dict, _ImageLayout, ImageGeometry]:
@@ -244,8 +299,12 @@ class LMMAdapter:
 
     def generate(self, image: np.ndarray, prompt: str, max_new_tokens: int = 64,
                  on_token: Callable[[int, str, Callable[[], Generation]], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Generation:
+                 should_stop: Callable[[], bool] | None = None,
+                 prompt_maps: bool = True) -> Generation:
         """Greedy generation with one image-attention map per generated token.
+
+        With `prompt_maps`, the prefill also records the image attention of the prompt's own
+        text tokens (`Generation.prompt_maps`, for grounding the command itself).
 
         `on_token(token_id, text_so_far, partial)` runs after every token, where `partial()`
         returns the Generation so far (maps included); `should_stop()` is polled
@@ -258,16 +317,22 @@ class LMMAdapter:
         t0 = time.perf_counter()
         inputs, layout, geometry = self.prepare(image, prompt)
         prompt_len = int(inputs["input_ids"].shape[1])
+        own = self.prompt_tokens(prompt, inputs["input_ids"]) if prompt_maps else None
         timing = {"preprocess": (time.perf_counter() - t0) * 1e3}
         empty = np.zeros((0, layout.grid_h, layout.grid_w), dtype=np.float32)
+        prompt_fields = {} if own is None else dict(
+            prompt_text=own.text, prompt_token_ids=own.token_ids,
+            prompt_token_spans=own.spans, prompt_maps=empty)
         if should_stop is not None and should_stop():
             timing.update(vision_prefill=0.0, decode=0.0)
-            return Generation(prompt, "", [], empty, geometry, timing, canceled=True)
+            return Generation(prompt, "", [], empty, geometry, timing, canceled=True,
+                              **prompt_fields)
 
         config = self._generation_config(GenerationConfig, max_new_tokens)
         hook = _TokenHook(self, prompt, prompt_len, layout, geometry, on_token, should_stop)
         t1 = time.perf_counter()
-        with torch.no_grad(), AttentionCapture(layout.positions) as capture:
+        rows = torch.tensor(own.positions, dtype=torch.long) if own and own.positions else None
+        with torch.no_grad(), AttentionCapture(layout.positions, rows) as capture:
             hook.capture = capture
             out = self.model.generate(
                 **inputs, generation_config=config, past_key_values=DynamicCache(),
@@ -282,6 +347,9 @@ class LMMAdapter:
         first = hook.first_token_at or t2
         timing["vision_prefill"] = (first - t1) * 1e3
         timing["decode"] = (t2 - first) * 1e3
+        if rows is not None:
+            prompt_fields["prompt_maps"] = capture.prompt_maps().reshape(
+                -1, layout.grid_h, layout.grid_w).numpy().astype(np.float32)
         return Generation(
             prompt=prompt,
             text=self.decode(token_ids),
@@ -290,6 +358,7 @@ class LMMAdapter:
             geometry=geometry,
             timing_ms=timing,
             canceled=hook.canceled,
+            **prompt_fields,
         )
 
     def view_maps(self, image: np.ndarray, prompt: str, token_ids: list[int],
