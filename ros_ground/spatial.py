@@ -181,14 +181,16 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
     """Robust 3-D centre and size of the surface a mask covers.
 
     `mask` bool HxW; `depth` HxW float metres, NaN/0 = no return (`depth_to_metres`); `k` 3x3.
-    The mask is eroded by `erode_px` pixels first (a 3x3 cross per pixel), so the flying pixels
-    that depth cameras put on object borders (half object, half background) are not used; when
-    erosion leaves fewer than `min_points` pixels with depth, less erosion is used, down to
-    none. Of the remaining points, those whose depth is more than `outlier_mads` scaled median
-    absolute deviations (and more than `min_band_m`) from the median depth are dropped as
-    spurious returns. The position is the mean of the points kept (the centre of the visible
-    surface, not of the object's volume: the camera sees no back side); the size is the extent
-    between the `percentiles` along each axis. No valid depth under the mask: `no_location()`.
+    The object's depth is read on the mask eroded by `erode_px` pixels (a 3x3 cross per pixel),
+    away from the flying pixels that depth cameras put on object borders (half object, half
+    background) and from a predicted mask's overshoot; when erosion leaves fewer than
+    `min_points` pixels with depth, less erosion is used, down to none. Its median and scaled
+    median absolute deviation give a depth band (`outlier_mads` deviations, at least
+    `min_band_m` either side); every masked pixel with depth in that band is used, so the rim
+    of the object still counts but border pixels at background depth do not. The position is
+    the mean of those points (the centre of the visible surface, not of the object's volume:
+    the camera sees no back side); the size is the extent between the `percentiles` along each
+    axis. No valid depth under the mask: `no_location()`.
     """
     mask = np.asarray(mask, dtype=bool)
     depth = np.asarray(depth)
@@ -204,20 +206,19 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
     if not valid.any():
         return no_location()
     kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    use = valid
+    core = valid
     for iterations in range(erode_px, 0, -1):
-        # pixels outside the image count as outside the mask: a mask cut by the border is
-        # eroded there as well (the border is not an object edge, but it is cheap to be safe)
+        # outside the image counts as outside the mask: a mask cut by the border is eroded there
         eroded = cv2.erode(mask.astype(np.uint8), kernel, iterations=iterations,
                            borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-        candidate = eroded & valid
-        if int(candidate.sum()) >= min_points:
-            use = candidate
+        if int((eroded & valid).sum()) >= min_points:
+            core = eroded & valid
             break
-    rows, cols = np.nonzero(use)
+    core_z = depth[core].astype(np.float64)
+    median = np.median(core_z)
+    band = max(outlier_mads * 1.4826 * np.median(np.abs(core_z - median)), min_band_m)
+    rows, cols = np.nonzero(valid)
     z = depth[rows, cols].astype(np.float64)
-    median = np.median(z)
-    band = max(outlier_mads * 1.4826 * np.median(np.abs(z - median)), min_band_m)
     keep = np.abs(z - median) <= band
     points = back_project(rows[keep].astype(np.float64), cols[keep].astype(np.float64),
                           z[keep], k)

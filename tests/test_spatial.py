@@ -49,13 +49,21 @@ def test_box_face_centre_and_size(encoding):
     metres = depth_to_metres(raw, encoding)
     got = locate(mask, metres, K)
     np.testing.assert_allclose(got.position, [0.05, -0.02, 1.0], atol=0.002)
-    # 5-95 % of a uniform 0.2 x 0.1 m face (minus the eroded rim), flat in z
+    # 5-95 % of a uniform 0.2 x 0.1 m face, flat in z
     np.testing.assert_allclose(got.size, [0.9 * 0.2, 0.9 * 0.1, 0.0], atol=0.006)
-    assert 0.8 * face.sum() < got.depth_points < face.sum()  # the face less its eroded rim
+    assert got.depth_points == face.sum()  # the whole face, rim included; no flying pixel
 
     full = locate(mask, metres, K, percentiles=(0, 100))
-    np.testing.assert_allclose(full.size[:2], [0.2, 0.1], atol=0.01)
-    assert full.size[2] < 0.002  # no flying pixel survived
+    np.testing.assert_allclose(full.size, [0.2, 0.1, 0.0], atol=0.005)
+
+
+def test_mask_overshooting_onto_the_background():
+    """A predicted mask 4 px too large all round: the wall it covers is not the object."""
+    face, depth = _box_scene()
+    grown = cv2.dilate(face.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    got = locate(grown, depth, K)
+    np.testing.assert_allclose(got.position, [0.05, -0.02, 1.0], atol=0.001)
+    assert got.depth_points == face.sum()
 
 
 def test_flying_pixels_would_drag_without_erosion_and_rejection():
