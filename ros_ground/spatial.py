@@ -224,3 +224,12 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
                           z[keep], k)
     low, high = np.percentile(points, [lo, hi], axis=0)
     return Location(points.mean(axis=0), high - low, int(points.shape[0]))
+
+
+def locate_phrases(phrases, depth: np.ndarray, k: np.ndarray, **options) -> None:
+    """Set `position`, `size` and `depth_points` of each grounded phrase (results.GroundedPhrase)
+    from its mask, in place; `options` go to `locate`. The masks must be the depth's size."""
+    for phrase in phrases:
+        found = locate(phrase.mask, depth, k, **options)
+        phrase.position, phrase.size, phrase.depth_points = \
+            found.position, found.size, found.depth_points

@@ -199,3 +199,20 @@ def test_camera_calibration_yaml(tmp_path):
     path.write_text("image_width: 640\n")
     with pytest.raises(ValueError):
         load_camera_info(path)
+
+
+def test_locate_phrases_fills_results():
+    from ros_ground.results import GroundedPhrase
+    from ros_ground.spatial import locate_phrases
+
+    face, depth = _box_scene()
+    hit = GroundedPhrase("the box", 0, 7, 1.0, face)
+    miss = GroundedPhrase("the sky", 8, 15, 1.0, np.zeros_like(face))
+    assert np.isnan(hit.position).all() and hit.depth_points == 0  # before: unknown
+    locate_phrases([hit, miss], depth, K)
+    np.testing.assert_allclose(hit.position, [0.05, -0.02, 1.0], atol=0.001)
+    assert hit.depth_points == face.sum()
+    assert np.isnan(miss.position).all() and miss.depth_points == 0
+    out = hit.to_json()
+    assert out["depth_points"] == int(face.sum()) and len(out["position"]) == 3
+    assert miss.to_json()["position"] == [None, None, None]  # JSON has no NaN
