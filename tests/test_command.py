@@ -69,6 +69,11 @@ def test_model_card_command_is_grounded_on_the_prompt_maps(engine, image):
     assert result.target == 0
     gen = engine.lmm.generate(image, card, max_new_tokens=6)
     assert gen.prompt_maps.shape == (len(gen.prompt_token_ids), 8, 8)
+    # the user's words only: no "USER:", "ASSISTANT:", BOS or image tokens
+    assert [gen.prompt_text[a:b] for a, b in gen.prompt_token_spans] == \
+        "Where is the red cube behind the blue tray ?".split()
+    assert gen.prompt_token_ids == engine.lmm.tokenizer(
+        "where is the red cube behind the blue tray?", add_special_tokens=False)["input_ids"]
     maps = normalise_maps(gen.prompt_maps)
     for p in result.prompt_phrases:
         assert result.prompt[p.char_start:p.char_end] == p.text
