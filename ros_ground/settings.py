@@ -29,7 +29,8 @@ def _mask_index(value) -> str | int:
 class Setting:
     """One setting. `low`/`high` bound a number (inclusive); `choices` bound a string or each
     item of a list; `field` is the EngineConfig field it sets, when it is one; `cli` makes it a
-    flag of `ros-ground ground` / `eval`; `convert` turns a checked value into the engine's form."""
+    flag of `ros-ground ground` / `eval`; `convert` turns a value into the engine's form (and may
+    reject it) before the other checks."""
 
     name: str
     default: Any
@@ -44,6 +45,8 @@ class Setting:
 
     def check(self, value):
         """`value` in the engine's form; ValueError naming the setting when it is not allowed."""
+        if self.convert:
+            value = self.convert(value)
         items = list(value) if isinstance(value, (list, tuple)) else [value]
         if self.choices:
             bad = [v for v in items if str(v) not in self.choices]
@@ -55,7 +58,7 @@ class Setting:
             if (self.low is not None and value < self.low) or (
                     self.high is not None and value > self.high):
                 raise ValueError(f"{self.name} must be {self.range_text()}, got {value!r}")
-        return self.convert(value) if self.convert else value
+        return value
 
     def range_text(self) -> str:
         """The allowed values in words ('' when any value of the type is allowed)."""

@@ -370,3 +370,64 @@ def test_model_error_fails_one_request_and_the_next_works(running, monkeypatch):
     assert r.ask().status == R.STATUS_OK
     # the models stay exempt (a frozen object can still die by refcount, so not exactly equal)
     assert frozen > 0 and gc.get_freeze_count() > 0.9 * frozen
+
+
+def test_many_waiting_goals_hold_no_thread_and_every_request_is_answered_once(running):
+    from ros_ground_msgs.action import Ground
+
+    from rclpy.action import ActionClient
+
+    r = running(queue_size=30, max_new_tokens=6, attention_views=["identity"])
+    _stream(r)
+    # a client that sends a burst needs a history as deep as the server's (the default is 10)
+    action = ActionClient(r.client.node, Ground, "ask", goal_service_qos_profile=RELIABLE,
+                          result_service_qos_profile=RELIABLE)
+    assert action.wait_for_server(timeout_sec=10)
+    start = len(r.client.responses)
+    sent = [action.send_goal_async(Ground.Goal(prompt="Describe the image.")) for _ in range(25)]
+    for _ in range(3):
+        r.client.command("Describe the image.")
+    handles = [r.client.wait_future(f) for f in sent]
+    assert all(h.accepted for h in handles)
+    results = [h.get_result_async() for h in handles]
+    # 25 goals wait (more than the executor's threads): the node still takes a new command,
+    # and it is answered before the goals are all done (the queue takes sources in turn)
+    assert r.client.wait(lambda: r.node.scheduler.waiting >= 10, 30)
+    r.client.command("What is on the table?")
+    assert r.client.wait(lambda: any(x.prompt == "What is on the table?"
+                                     for x in r.client.responses[start:]), 120)
+    assert not all(f.done() for f in results)
+    answers = [r.client.wait_future(f, 300).result.response for f in results]
+    assert all(a.status == R.STATUS_OK for a in answers), {a.status for a in answers}
+    assert r.client.wait(lambda: len(r.client.responses) >= start + 29, 60)
+    time.sleep(0.5)
+    published = r.client.responses[start:]
+    ids = [x.request_id for x in published]
+    assert len(published) == 29 and len(set(ids)) == 29  # exactly one response each
+    assert {a.request_id for a in answers} <= set(ids)
+    action.destroy()
+
+
+def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error(
+        running, monkeypatch):
+    r = running()
+    _stream(r)
+
+    def bad_shapes(*args, **kwargs):
+        raise ValueError("shapes (3,4) and (5,6) not aligned")  # as torch/transformers raise
+
+    monkeypatch.setattr(r.node._engine.lmm, "generate", bad_shapes)
+    response = r.ask()
+    assert response.status == R.STATUS_MODEL_ERROR and "not aligned" in response.error
+    monkeypatch.undo()
+    assert r.ask().status == R.STATUS_OK
+    assert r.ask("x").status == R.STATUS_OK
+    start = len(r.client.responses)
+    from ros_ground_msgs.action import Ground
+
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    handle = r.client.wait_future(r.client.action.send_goal_async(
+        Ground.Goal(prompt="Describe the image.", mode="magic")))
+    response = r.client.wait_future(handle.get_result_async()).result.response
+    assert response.status == R.STATUS_BAD_INPUT and "mode" in response.error
+    assert r.client.wait(lambda: len(r.client.responses) > start, 10)

@@ -122,7 +122,9 @@ class GroundingNode(ModelNode):
             self, Ground, "ask", execute_callback=lambda handle: Ground.Result(),
             goal_callback=lambda goal: GoalResponse.ACCEPT,
             handle_accepted_callback=self._on_goal, cancel_callback=self._on_cancel,
-            callback_group=ReentrantCallbackGroup()))
+            # keep-all, as for commands: the default history (10) drops a burst of goals
+            goal_service_qos_profile=RELIABLE, result_service_qos_profile=RELIABLE,
+            cancel_service_qos_profile=RELIABLE, callback_group=ReentrantCallbackGroup()))
         self.scheduler.open()
         self.get_logger().info("active: send a std_msgs/String on 'command' or a goal to 'ask'")
 
