@@ -373,9 +373,8 @@ def test_model_error_fails_one_request_and_the_next_works(running, monkeypatch):
 
 
 def test_many_waiting_goals_hold_no_thread_and_every_request_is_answered_once(running):
-    from ros_ground_msgs.action import Ground
-
     from rclpy.action import ActionClient
+    from ros_ground_msgs.action import Ground
 
     r = running(queue_size=30, max_new_tokens=6, attention_views=["identity"])
     _stream(r)

@@ -3,10 +3,10 @@
 Why not rclpy's MultiThreadedExecutor: in the rclpy these nodes run on (9.x, Kilted), its wait
 loop hands a callback that is submitted but not yet started back to the spin thread at once,
 and resubmits it, instead of waiting. Whenever a callback waits for a pool thread (every thread
-busy, or just not scheduled yet) the spin thread loops at full speed holding the GIL, the lock the pool thread needs to start, and the
-one the generation thread needs too. Measured in the streaming bench: a second in which the
-spin thread used 0.8-0.9 s of CPU and the request in flight 0.1-0.2 s, then a queue of late
-answers. (Upstream changed the loop in rclpy 10.0.4, ros2/rclpy#1547.)
+busy, or just not scheduled yet) the spin thread loops at full speed holding the GIL, the lock
+the pool thread needs to start, and the one the generation thread needs too. Measured in the
+streaming bench: a second in which the spin thread used 0.8-0.9 s of CPU and the request in
+flight 0.1-0.2 s, then a queue of late answers. (Upstream changed the loop in rclpy 10.0.4, ros2/rclpy#1547.)
 
 Here each callback is submitted once, and while one waits for a thread the spin thread sleeps
 until some callback starts or ends. A callback's exception is logged with its traceback and the
