@@ -36,7 +36,7 @@ def _flag_type(setting: settings.Setting) -> Callable[[str], object]:
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
     """The EngineConfig the engine flags of `_add_model_args` describe."""
-    return EngineConfig(**settings.engine_fields(vars(args))).validate()
+    return EngineConfig.from_settings(vars(args))
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:

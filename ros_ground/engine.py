@@ -60,6 +60,12 @@ class EngineConfig:
     max_new_tokens: int = _default("max_new_tokens")
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
 
+    @classmethod
+    def from_settings(cls, values) -> EngineConfig:
+        """The checked config that setting values (keyed by setting name, as node parameters
+        and CLI flags are) describe; fields without a value keep their defaults."""
+        return cls(**settings.engine_fields(values)).validate()
+
     def validate(self) -> EngineConfig:
         """Check every field against its setting (ValueError naming it); returns self with
         values in the engine's form (views as a tuple, a mask index as an int)."""
@@ -245,6 +251,14 @@ def _phrase_token_indices(spans, chunk: NounPhrase, phrase_tokens: str) -> list[
         if indices:
             return indices
     return tokens_in_span(spans, chunk.char_start, chunk.char_end)
+
+
+def check_prompt(prompt, max_chars: int) -> None:
+    """Raise InputError unless `prompt` is a non-blank string of at most `max_chars` characters."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("empty prompt")
+    if len(prompt) > max_chars:
+        raise InputError(f"prompt has {len(prompt)} characters, limit is {max_chars}")
 
 
 def _check_image(image: np.ndarray) -> None:

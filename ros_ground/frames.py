@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,28 @@ class FrameStore:
             near = [f for f in recent if abs(f.stamp_ns - p.stamp_ns) <= tolerance_ns]
             if near:
                 yield min(near, key=lambda f: abs(f.stamp_ns - p.stamp_ns)).item, p.item
+
+    def match(self, source: str, frame, stamp_ns: int, decode: Callable[[Any, Any], Any], *,
+              tolerance_ns: int, max_age_ns: int = 0, search_older: bool = False):
+        """The frame to ground and its proposals: `frame` with the closest proposals within
+        `tolerance_ns`, else (when `search_older`) the newest remembered frame at most
+        `max_age_ns` older that has proposals, else (`frame`, None). `decode(proposals, frame)`
+        turns stored proposals into the frame's, or None when they do not fit it.
+
+        Why older frames: a proposal node on a CPU takes seconds a frame, so the newest frame
+        almost never has proposals yet. In a scene that holds still, a slightly older frame
+        with entity masks grounds better than point prompts on the newest.
+        """
+        for proposals in self.proposals_near(source, stamp_ns, tolerance_ns)[:1]:
+            found = decode(proposals, frame)
+            if found is not None:
+                return frame, found
+        if search_older:
+            for older, proposals in self.older_pairs(source, stamp_ns, max_age_ns, tolerance_ns):
+                found = decode(proposals, older)
+                if found is not None:
+                    return older, found
+        return frame, None
 
     def clear(self) -> None:
         with self._lock:

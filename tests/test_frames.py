@@ -64,3 +64,27 @@ def test_clear_forgets_everything():
     store.clear()
     assert (store.latest("cam0"), store.recent_count("cam0"), store.proposal_count("cam0")) == (
         None, 0, 0)
+
+
+def test_match_prefers_the_frames_own_proposals_then_an_older_frame_with_some():
+    store = FrameStore()
+    for sec in (5, 7):
+        store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
+    store.add_proposals("cam0", 5 * S, "p5")
+
+    def decode(proposals, frame):
+        return None if proposals == "bad" else f"{proposals}@{frame}"
+
+    kw = dict(tolerance_ns=50_000_000, max_age_ns=3 * S)
+    assert store.match("cam0", "f7", 7 * S, decode, **kw) == ("f7", None)  # not asked to search
+    assert store.match("cam0", "f7", 7 * S, decode, search_older=True, **kw) == ("f5", "p5@f5")
+    assert store.match("cam0", "f7", 7 * S, decode, search_older=True, tolerance_ns=50_000_000,
+                       max_age_ns=S) == ("f7", None)  # too old
+    store.add_proposals("cam0", 7 * S, "p7")
+    assert store.match("cam0", "f7", 7 * S, decode, search_older=True, **kw) == ("f7", "p7@f7")
+    other = FrameStore()
+    for sec in (5, 7):
+        other.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
+    other.add_proposals("cam0", 5 * S, "p5")
+    other.add_proposals("cam0", 7 * S, "bad")  # do not fit the frame: the older frame's are used
+    assert other.match("cam0", "f7", 7 * S, decode, search_older=True, **kw) == ("f5", "p5@f5")

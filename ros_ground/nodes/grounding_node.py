@@ -11,7 +11,6 @@ waits: it is executed (`goal_handle.execute`) once its answer exists.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from ros_ground import settings
-from ros_ground.engine import EngineConfig, build_engine
+from ros_ground.engine import EngineConfig, build_engine, check_prompt
 from ros_ground.errors import InputError
 from ros_ground.frames import FrameStore
 from ros_ground.image_codec import ImageDecodeError
@@ -37,11 +36,11 @@ from ros_ground.nodes.conversions import (
     error_response,
     image_msg_to_rgb,
     msg_to_proposals,
-    phrase_to_msg,
     result_to_msg,
     rgb_to_image_msg,
     stamp_to_ns,
 )
+from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.overlay import draw_overlay
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
@@ -80,8 +79,7 @@ class GroundingNode(ModelNode):
         self.frames = FrameStore()
         self._proposals_topic = "proposals"
         self._ids = itertools.count(1)
-        self._goals: dict[bytes, Ticket | None] = {}  # goals not yet finished
-        self._goals_lock = threading.Lock()
+        self.goals = PendingGoals()
         self.scheduler = Scheduler(self._run, self._deliver, self._canceled, self._failed,
                                    queue_size=self._p["queue_size"], name=f"{name}-worker")
 
@@ -95,7 +93,7 @@ class GroundingNode(ModelNode):
         self._engine = build_engine(
             model=p["model"], sam_model=p["sam_model"], sam_checkpoint=p["sam_checkpoint"] or None,
             device=p["device"], dtype=p["dtype"], trust_remote_code=p["trust_remote_code"],
-            spacy_model=p["spacy_model"], config=_engine_config(p), sam=sam)
+            spacy_model=p["spacy_model"], config=EngineConfig.from_settings(p), sam=sam)
         self._response_pub = self.lifecycle_publisher(GroundedResponse, "response", RELIABLE)
         self._overlay_pub = self.lifecycle_publisher(Image, "overlay", RELIABLE)
         self.apply(p)
@@ -130,15 +128,13 @@ class GroundingNode(ModelNode):
 
     def before_close(self) -> None:
         self.scheduler.close("node deactivated before the request ran")
-        deadline = time.monotonic() + 10.0  # goals answered: let their results go out first
-        while self._goals and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.goals.wait_finished(timeout=10.0)  # let the answered goals' results go out
 
     def apply(self, p: dict) -> None:
         self._p = p
         self.scheduler.queue_size = p["queue_size"]
         if self._engine is not None:
-            self._engine.config = _engine_config(p)
+            self._engine.config = EngineConfig.from_settings(p)
 
     def shutdown_worker(self) -> None:
         self.scheduler.stop("node shutting down")
@@ -174,18 +170,11 @@ class GroundingNode(ModelNode):
         own = bool(goal.image.width or goal.image.height or len(goal.image.data))
         frame = self._decode(goal.image, "ask") if own else self.frames.latest(CAMERA)
         request_id = f"goal-{bytes(goal_handle.goal_id.uuid).hex()[:12]}"
-        key = bytes(goal_handle.goal_id.uuid)
-        with self._goals_lock:
-            self._goals[key] = None
-        ticket = self._submit(Request(request_id, goal.prompt, goal.mode, frame, goal_handle,
-                                      camera_frame=not own), "ask")[0]
-        with self._goals_lock:
-            if key in self._goals:  # not finished already
-                self._goals[key] = ticket
+        request = Request(request_id, goal.prompt, goal.mode, frame, goal_handle, not own)
+        self.goals.track(goal_handle, lambda: self._submit(request, "ask")[0])
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
-        with self._goals_lock:
-            ticket = self._goals.get(bytes(goal_handle.goal_id.uuid))
+        ticket = self.goals.ticket(goal_handle)
         if ticket is not None:
             self.scheduler.cancel(ticket)
         return CancelResponse.ACCEPT
@@ -205,11 +194,10 @@ class GroundingNode(ModelNode):
         return None, problem[1]
 
     def _precheck(self, request: Request) -> tuple[int, str] | None:
-        prompt, limit = request.prompt, self._p["max_prompt_chars"]
-        if not isinstance(prompt, str) or not prompt.strip():
-            return Status.STATUS_BAD_INPUT, "empty prompt"
-        if len(prompt) > limit:
-            return Status.STATUS_BAD_INPUT, f"prompt has {len(prompt)} characters, limit is {limit}"
+        try:
+            check_prompt(request.prompt, self._p["max_prompt_chars"])
+        except InputError as exc:
+            return Status.STATUS_BAD_INPUT, str(exc)
         if request.frame is None:
             return Status.STATUS_NO_IMAGE, "no image received yet on 'image'"
         if request.frame.rgb is None:
@@ -223,18 +211,16 @@ class GroundingNode(ModelNode):
         request, engine = ticket.payload, self._engine
         if engine is None:
             return self._answer(request, Status.STATUS_MODEL_ERROR, "model unloaded")
-        frame, proposals = self._frame_and_proposals(request, engine.requested_mode(request.mode))
-        handle = request.goal_handle
-        on_progress = None
-        if handle is not None:
-            def on_progress(text, phrases):
-                handle.publish_feedback(Ground.Feedback(
-                    partial_text=text, phrases=[phrase_to_msg(p) for p in phrases]))
-
+        frame, proposals = self.frames.match(
+            CAMERA, request.frame, stamp_to_ns(request.frame.header.stamp), self._decode_proposals,
+            tolerance_ns=int(self._p["proposal_tolerance_s"] * 1e9),
+            max_age_ns=int(self._p["proposal_max_age_s"] * 1e9),
+            search_older=request.camera_frame and engine.requested_mode(request.mode) == "auto")
         try:
             result = engine.ground(
                 frame.rgb, request.prompt, mode=request.mode or None, proposals=proposals,
-                image_key=frame_key(frame.header, frame.rgb.shape), on_progress=on_progress,
+                image_key=frame_key(frame.header, frame.rgb.shape),
+                on_progress=self.goals.feedback(request.goal_handle),
                 should_stop=lambda: self.scheduler.should_stop(ticket),
                 accepted_at=ticket.accepted_at)
         except InputError as exc:
@@ -250,31 +236,10 @@ class GroundingNode(ModelNode):
                                                        frame.header))
         return response
 
-    def _frame_and_proposals(self, request: Request, mode: str):
-        """The frame to ground and its proposals: the request's frame, or in `auto` mode the
-        newest camera frame within `proposal_max_age_s` before it that has proposals.
-
-        Why: a proposal node on a CPU takes seconds a frame, so the newest frame almost never
-        has proposals yet and `auto` would always fall back to point prompts. In a scene that
-        holds still, a slightly older frame with entity masks grounds better. The response's
-        header names the frame actually used.
-        """
-        frame, tolerance = request.frame, int(self._p["proposal_tolerance_s"] * 1e9)
-        stamp = stamp_to_ns(frame.header.stamp)
-        for msg in self.frames.proposals_near(CAMERA, stamp, tolerance)[:1]:
-            found = self._decode_proposals(msg, frame)
-            if found is not None:
-                return frame, found
-        if request.camera_frame and mode == "auto":
-            max_age = int(self._p["proposal_max_age_s"] * 1e9)
-            for older, msg in self.frames.older_pairs(CAMERA, stamp, max_age, tolerance):
-                found = None if older.rgb is None else self._decode_proposals(msg, older)
-                if found is not None:
-                    return older, found
-        return frame, None
-
     def _decode_proposals(self, msg, frame: Frame):
         """The message's proposals for `frame`, or None (logged) if they do not fit it."""
+        if frame.rgb is None:
+            return None
         try:
             return msg_to_proposals(msg, *frame.rgb.shape[:2])
         except ProposalError as exc:
@@ -303,24 +268,8 @@ class GroundingNode(ModelNode):
         """The one answer of a request: on 'response', and as the result of its goal."""
         if self._response_pub is not None:
             self._response_pub.publish(response)
-        handle = ticket.payload.goal_handle
-        if handle is not None:
-            handle.execute(lambda h: self._finish_goal(h, response))
-
-    def _finish_goal(self, handle, response: GroundedResponse):
-        if response.status == Status.STATUS_OK:
-            handle.succeed()
-        elif response.status == Status.STATUS_CANCELED and handle.is_cancel_requested:
-            handle.canceled()
-        else:
-            handle.abort()
-        with self._goals_lock:
-            self._goals.pop(bytes(handle.goal_id.uuid), None)
-        return Ground.Result(response=response)
-
-
-def _engine_config(p: dict) -> EngineConfig:
-    return EngineConfig(**settings.engine_fields(p)).validate()
+        if ticket.payload.goal_handle is not None:
+            self.goals.finish(ticket.payload.goal_handle, response)
 
 
 def main(args=None) -> None:
