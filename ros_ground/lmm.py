@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
+from ros_ground.errors import InputError
 from ros_ground.geometry import ImageGeometry, background_fill, geometry_for, pad_to_square
 from ros_ground.views import flip_image, unflip_maps
 
@@ -31,7 +32,7 @@ class ModelLoadError(ValueError):
     """The requested model could not be found or loaded."""
 
 
-class BadPromptError(ValueError):
+class BadPromptError(InputError):
     """The prompt would change the image tokens the model sees."""
 
 
@@ -152,7 +153,7 @@ class LMMAdapter:
         """Processor inputs on the device, the image-token layout and the pixel geometry."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
+            raise InputError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
         height, width = image.shape[:2]
         image_processor = getattr(self.processor, "image_processor", None)
         if self.image_fit == "pad":
