@@ -17,6 +17,7 @@ from ros_ground.sam import (
     build_sam_from_config,
     build_tiny_sam,
     config_of,
+    entity_tokens,
     get_shared_sam,
     load_sam,
     sam_config,
@@ -177,8 +178,8 @@ def test_propose_gives_segment_anythings_generator_masks(params, at_least):
         np.testing.assert_array_equal(proposal.mask, record["segmentation"])
         assert proposal.score == record["predicted_iou"]
         assert proposal.stability == record["stability_score"]
-    np.testing.assert_array_equal(
-        np.stack([p.feature for p in proposals]), seg.entity_tokens([p.mask for p in proposals]))
+    features = np.stack([p.feature for p in proposals])
+    np.testing.assert_array_equal(features, entity_tokens(seg.predictor, [p.mask for p in proposals]))
 
 
 def test_propose_rejects_unknown_parameters_before_encoding(seg):
@@ -214,14 +215,14 @@ def test_entity_tokens_pool_the_valid_region(seg):
     empty = np.zeros((128, 256), dtype=bool)
     left = np.zeros((128, 256), dtype=bool)
     left[:, :128] = True
-    tokens = seg.entity_tokens([full, empty, left])
+    tokens = entity_tokens(seg.predictor, [full, empty, left])
     emb = seg.predictor.get_image_embedding()[0].numpy()  # [32, 16, 16]
     assert tokens.shape == (3, 32)
     np.testing.assert_allclose(tokens[0], emb[:, :8, :].mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(tokens[1], 0.0)
     np.testing.assert_allclose(tokens[2], emb[:, :8, :8].mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError):
-        seg.entity_tokens([np.ones((10, 10), dtype=bool)])
+        entity_tokens(seg.predictor, [np.ones((10, 10), dtype=bool)])
     assert SamSegmenter.feature_source == "sam_image_embedding"
 
 

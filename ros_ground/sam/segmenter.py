@@ -199,9 +199,3 @@ class SamSegmenter:
             )
             for i in range(len(masks))
         ]
-
-    def entity_tokens(self, masks: list[np.ndarray]) -> np.ndarray:
-        """float32 [N, C] entity tokens of `masks` (each HxW of the current image), see
-        `tokens.entity_tokens`; empty masks get zeros."""
-        with self._lock:
-            return entity_tokens(self.predictor, masks)
