@@ -20,6 +20,7 @@ from ros_ground.sam import (
     entity_tokens,
     get_shared_sam,
     load_sam,
+    mask_proposals,
     sam_config,
     save_sam,
 )
@@ -182,10 +183,13 @@ def test_propose_gives_segment_anythings_generator_masks(params, at_least):
     np.testing.assert_array_equal(features, entity_tokens(seg.predictor, [p.mask for p in proposals]))
 
 
-def test_propose_rejects_unknown_parameters_before_encoding(seg):
+def test_proposals_reject_unknown_parameters_and_a_predictor_without_the_image(seg):
     with pytest.raises(TypeError, match="crop_nms_thresh"):
         seg.propose(_image(), crop_nms_thresh=0.5)
-    assert seg.embedding_passes == 0
+    assert seg.embedding_passes == 0  # refused before any encoder pass
+    seg.set_image(_image())
+    with pytest.raises(ValueError, match="holds a"):
+        mask_proposals(seg.predictor, np.zeros((H // 2, W, 3), dtype=np.uint8))
 
 
 @pytest.mark.parametrize("spec", REGISTRY_SPECS)

@@ -79,7 +79,8 @@ def mask_proposals(
     crop_predictor: SamPredictor | None = None,
     **params: Any,
 ) -> MaskData:
-    """Mask proposals for `image` (HxWx3 uint8 RGB), best first within each crop.
+    """Mask proposals for `image` (HxWx3 uint8 RGB), in the generator's order (highest
+    predicted IoU first when there are no crops and no small-region clean-up).
 
     predictor: holds `image`'s embedding already (set_image done); it is only read.
     crop_predictor: encodes the crops when crop_n_layers > 0 (a new SamPredictor of the same

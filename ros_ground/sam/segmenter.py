@@ -101,7 +101,7 @@ class SamSegmenter:
     def exclusive(self) -> Iterator[None]:
         """Hold the segmenter across several calls of this thread.
 
-        Each call takes the lock on its own, so between two calls another thread (the proposal
+        Each call takes the lock on its own, so between two calls another thread (the mask-proposal
         node in the same process) may make its frame current, and the next call encodes ours
         again and waits for that thread's whole mask-proposal run each time.
         """

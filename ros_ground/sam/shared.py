@@ -1,7 +1,7 @@
 """The process-wide SAM cache: one SamSegmenter per (spec, checkpoint, device).
 
 Nodes composed into one process (nodes/container.py) get the same model and therefore the same
-cached image embedding: the grounding node reads the frame the proposal node already encoded.
+cached image embedding: the grounding node reads the frame the mask-proposal node already encoded.
 This module-level dict is the only global state of the package.
 """
 
