@@ -96,7 +96,9 @@ def test_bad_model_paths_fail_configure_and_node_recovers(running, tmp_path):
     (corrupt_model / "config.json").write_text("{not json")
     r.set(model=str(corrupt_model))
     assert r.node.trigger_configure().name == "FAILURE"
-    r.set(model="tiny", sam_model="vit_b", sam_checkpoint=str(tmp_path / "missing.pth"))
+    r.set(model="tiny", sam_model="vit_b", sam_checkpoint="")  # random weights: refused
+    assert r.node.trigger_configure().name == "FAILURE"
+    r.set(sam_checkpoint=str(tmp_path / "missing.pth"))
     assert r.node.trigger_configure().name == "FAILURE"
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"\x80\x04garbage" * 100)
