@@ -15,11 +15,12 @@ import numpy as np
 
 from ros_ground.results import GroundedPhrase
 
-# Okabe & Ito's colour-blind-safe palette (black left out: it is the outlines' halo), ordered so
-# that neighbours differ most; further phrases get golden-ratio hue steps.
+# Okabe & Ito's colour-blind-safe palette (black left out: it is the outlines' halo), then three
+# more far from all of them; further phrases get golden-ratio hue steps.
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (230, 159, 0), (86, 180, 233), (204, 121, 167), (0, 158, 115),
     (240, 228, 66), (0, 114, 178), (213, 94, 0),
+    (160, 90, 255), (120, 220, 60), (255, 255, 255),
 )
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 _HALO = (0, 0, 0)
@@ -77,9 +78,9 @@ def draw_overlay(image: np.ndarray, phrases: Sequence[GroundedPhrase], *, fill_a
     outlines = [cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
                 for _, mask, _, _ in shown]
     for contours in outlines:  # every halo first, so no halo cuts through another phrase's outline
-        cv2.drawContours(out, contours, -1, _HALO, line + 2, cv2.LINE_AA)
-    for (colour, *_), contours in zip(shown, outlines):
-        cv2.drawContours(out, contours, -1, colour, line, cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, _HALO, line + 2)
+    for (colour, *_), contours in zip(shown, outlines):  # crisp: anti-aliasing dims thin lines
+        cv2.drawContours(out, contours, -1, colour, line)
     for colour, _, point, _ in shown:
         if point is not None:
             cv2.drawMarker(out, point, _HALO, cv2.MARKER_CROSS, 6 + 3 * line, line + 2)
