@@ -87,12 +87,13 @@ def draw_overlay(image: np.ndarray, phrases: Sequence[GroundedPhrase], *, fill_a
             cv2.drawMarker(out, point, colour, cv2.MARKER_CROSS, 6 + 3 * line, line)
 
     scale = max(0.4, min(out.shape[:2]) / 960)
-    boxes = [cv2.boundingRect(mask) for _, mask, _, _ in shown]
+    # a mask in pieces is labelled at its largest piece, where a reader looks for the object
+    boxes = [cv2.boundingRect(max(contours, key=cv2.contourArea)) for contours in outlines]
     sizes = [_label_size(text, scale) for *_, text in shown]
     placed = place_labels(boxes, sizes, out.shape[:2])
     for (colour, mask, _, _), box, rect in zip(shown, boxes, placed):  # under every label
         if not _touches(rect, box):
-            anchor = _anchor(mask)
+            anchor = _anchor(mask, box)
             start = _nearest_on_rect(rect, anchor)
             cv2.line(out, start, anchor, _HALO, line + 2, cv2.LINE_AA)
             cv2.line(out, start, anchor, colour, line, cv2.LINE_AA)
@@ -158,15 +159,18 @@ def _nearest_free(cx, cy, w, h, width, height, placed, boxes):
     return next((s for s in free if not _hits(s, boxes)), free[0] if free else None)
 
 
-def _anchor(mask: np.ndarray) -> tuple[int, int]:
-    """A pixel of the mask near its centre of mass (the centre itself may lie outside a ring)."""
-    m = cv2.moments(mask, binaryImage=True)
+def _anchor(mask: np.ndarray, box) -> tuple[int, int]:
+    """A pixel of the mask inside `box` near the centre of mass of that part (the centre itself
+    may lie outside a ring)."""
+    x, y, w, h = box
+    part = mask[y:y + h, x:x + w]
+    m = cv2.moments(part, binaryImage=True)
     cx, cy = int(m["m10"] / m["m00"]), int(m["m01"] / m["m00"])
-    if mask[cy, cx]:
-        return cx, cy
-    ys, xs = np.nonzero(mask)
-    k = int(np.argmin((xs - cx) ** 2 + (ys - cy) ** 2))
-    return int(xs[k]), int(ys[k])
+    if not part[cy, cx]:
+        ys, xs = np.nonzero(part)
+        k = int(np.argmin((xs - cx) ** 2 + (ys - cy) ** 2))
+        cx, cy = int(xs[k]), int(ys[k])
+    return x + cx, y + cy
 
 
 def _nearest_on_rect(rect, point) -> tuple[int, int]:

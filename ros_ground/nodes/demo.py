@@ -30,9 +30,8 @@ from ros_ground.overlay import draw_overlay, save_png, where_in_image
 
 NAMESPACE = "/demo"
 MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
-    "entities": "each mask picked among the objects the proposal node outlined in that frame",
-    "point": "each mask cut out around the spot the model looked at (no object outlines for a "
-             "recent frame yet)",
+    "entities": "masks picked among the proposal node's object outlines",
+    "point": "masks cut around the spot the model looked at; no object outlines yet",
 }
 CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator; its wording is "
           "often wrong\n(names, colours, counts). The outlines in the pictures show what it "
