@@ -334,3 +334,12 @@ def encode_rgb8(image: np.ndarray) -> tuple[int, int, int, bytes]:
         raise ImageDecodeError(f"expected an HxWx3 RGB image, got shape {image.shape}")
     height, width = image.shape[:2]
     return height, width, width * 3, image.tobytes()
+
+
+def encode_depth_32fc1(depth: np.ndarray) -> tuple[int, int, int, bytes]:
+    """(height, width, step, data) of an HxW depth image in metres, for a 32FC1 message."""
+    depth = np.ascontiguousarray(depth, dtype="<f4")
+    if depth.ndim != 2:
+        raise ImageDecodeError(f"expected an HxW depth image, got shape {depth.shape}")
+    height, width = depth.shape
+    return height, width, width * 4, depth.tobytes()
