@@ -91,7 +91,8 @@ def _crop_box(height: int, width: int, sizes: dict) -> tuple[int, int, int, int]
     ch, cw = crop["height"], crop["width"]
     top, left = (rh - ch) / 2, (rw - cw) / 2
     x0, y0 = round(left / scale), round(top / scale)
-    x1, y1 = round((left + cw) / scale), round((top + ch) / scale)
+    # at least one pixel: a crop narrower than a pixel (a 1-row image) must not round to none
+    x1, y1 = max(round((left + cw) / scale), x0 + 1), max(round((top + ch) / scale), y0 + 1)
     return x0, y0, x1, y1
 
 

@@ -124,7 +124,7 @@ def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -
         depth = decode_compressed_depth(format, data, max_pixels)
         return _to_rgb8("32fc1", depth[:, :, None])
     image = _imdecode(_byte_view(data), format)
-    _check_size(image.shape[0], image.shape[1], max_pixels)
+    check_image_size(image.shape[0], image.shape[1], max_pixels)
     if image.ndim == 2:
         key = "mono8" if image.dtype == np.uint8 else "mono16"
         return _to_rgb8(key, image[:, :, None])
@@ -157,7 +157,7 @@ def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIX
     if image.ndim != 2 or image.dtype != np.uint16:
         raise ImageDecodeError(f"compressedDepth image is {image.dtype} with shape {image.shape}, "
                                "expected one 16-bit channel")
-    _check_size(image.shape[0], image.shape[1], max_pixels)
+    check_image_size(image.shape[0], image.shape[1], max_pixels)
     if key == "16uc1":
         return _depth_metres(image, 1e-3)
     values = image.astype(np.float32)
@@ -176,7 +176,7 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     bridge = _ros_cv_bridge()
     key = _key(msg.encoding)
     if bridge is not None and key in _PLAIN and key not in _SCALAR:
-        _check_size(int(msg.height), int(msg.width), max_pixels)
+        check_image_size(int(msg.height), int(msg.width), max_pixels)
         try:
             return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
         except Exception:  # noqa: BLE001 - cv_bridge raises its own and OpenCV's types
@@ -215,7 +215,8 @@ def _key(encoding) -> str:
     return str(encoding or "").strip().lower()
 
 
-def _check_size(height: int, width: int, max_pixels: int) -> None:
+def check_image_size(height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise ImageDecodeError for an empty image or one above `max_pixels` (named in the error)."""
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"empty image ({width}x{height})")
     if height * width > max_pixels:
@@ -234,7 +235,7 @@ def _pixels(encoding, height, width, step, is_bigendian, data, max_pixels):
             f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
     height, width, step = int(height), int(width), int(step)
-    _check_size(height, width, max_pixels)
+    check_image_size(height, width, max_pixels)
     channels, kind = _PLAIN.get(key, (1, "u1"))
     rows = height
     if key in _SEMI_PLANAR:

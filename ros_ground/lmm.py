@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
 from ros_ground.errors import InputError
@@ -160,7 +161,9 @@ class LMMAdapter:
             image = pad_to_square(image, background_fill(image_processor))
         text = self.build_prompt(prompt)
         try:
-            inputs = self.processor(images=image, text=text, return_tensors="pt")
+            # a PIL image: an array with 1 or 3 rows is read as channels-first by the processor
+            inputs = self.processor(images=Image.fromarray(np.ascontiguousarray(image)),
+                                    text=text, return_tensors="pt")
         except ValueError as exc:  # e.g. more image placeholders than images
             raise BadPromptError(f"the processor rejected the prompt: {exc}") from exc
         layout = self._layout(inputs)
