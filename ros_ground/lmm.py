@@ -20,7 +20,13 @@ from PIL import Image
 
 from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
 from ros_ground.errors import InputError
-from ros_ground.geometry import ImageGeometry, background_fill, geometry_for, pad_to_square
+from ros_ground.geometry import (
+    ImageGeometry,
+    background_fill,
+    geometry_for,
+    pad_to_square,
+    trim_to_crop,
+)
 from ros_ground.views import flip_image, unflip_maps
 
 IMAGE_FITS = ("processor", "pad")
@@ -159,6 +165,8 @@ class LMMAdapter:
         image_processor = getattr(self.processor, "image_processor", None)
         if self.image_fit == "pad":
             image = pad_to_square(image, background_fill(image_processor))
+        elif self.model_type == "llava":
+            image = trim_to_crop(image, image_processor)
         text = self.build_prompt(prompt)
         try:
             # a PIL image: an array with 1 or 3 rows is read as channels-first by the processor

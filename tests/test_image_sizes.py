@@ -59,3 +59,24 @@ def test_cli_refuses_an_image_above_the_limit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "above the limit of 99" in err and "Traceback" not in err
     assert "prompt" not in err
+
+
+def test_a_line_image_reaches_the_processor_cut_to_its_centre(engine, monkeypatch):
+    # resize-shortest-edge + centre-crop (llava-hf's CLIP processor) would first build a
+    # 64 x 262144 image from a 1x4096 line (336 x 1376256 at LLaVA-1.5's size) to keep its centre
+    seen = []
+    processor = engine.lmm.processor
+    original = type(processor).__call__
+
+    def spy(self, images=None, **kwargs):
+        seen.append(images.size)
+        return original(self, images=images, **kwargs)
+
+    monkeypatch.setattr(type(processor), "__call__", spy)
+    line = np.zeros((1, 4096, 3), np.uint8)
+    line[0, 2040:2056] = 255  # the centre the processor keeps
+    engine.lmm.prepare(line, "Describe the image.")
+    assert seen and seen[-1][0] <= 3 and seen[-1][1] == 1  # PIL size is (width, height)
+    square = np.zeros((40, 60, 3), np.uint8)  # an ordinary frame goes through whole
+    engine.lmm.prepare(square, "Describe the image.")
+    assert seen[-1] == (60, 40)
