@@ -24,10 +24,12 @@ import struct
 import cv2
 import numpy as np
 
+from ros_ground.errors import InputError
+
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InputError):
     """The image fields are inconsistent, the payload is corrupt, or the encoding unsupported."""
 
 
