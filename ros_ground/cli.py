@@ -70,6 +70,9 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     _add_model_args(ground)
     ground.add_argument("--json", action="store_true", help="print one JSON object")
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
+    ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
+                        help="larger images are refused (default %(default)s; the node's "
+                             "max_image_pixels)")
 
     evaluate = sub.add_parser("eval", help="grounding metrics on simulated scenes")
     evaluate.add_argument("--scenes", type=int, default=20)
@@ -97,9 +100,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.engine import build_engine
+    from ros_ground.image_codec import check_image_size
     from ros_ground.overlay import draw_overlay, load_rgb, save_png
 
     image = load_rgb(args.image)
+    check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,

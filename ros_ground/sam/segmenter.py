@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
 
 from ros_ground.results import Proposal
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
@@ -34,6 +35,15 @@ def check_image(image) -> np.ndarray:
     return image
 
 
+class _ResizeLongestSide(ResizeLongestSide):
+    """SAM's resize with no side rounded to zero pixels (a 1x4096 line would become 0x1024)."""
+
+    @staticmethod
+    def get_preprocess_shape(oldh: int, oldw: int, long_side_length: int) -> tuple[int, int]:
+        newh, neww = ResizeLongestSide.get_preprocess_shape(oldh, oldw, long_side_length)
+        return max(newh, 1), max(neww, 1)
+
+
 class CachingPredictor(SamPredictor):
     """SamPredictor that remembers whose embedding it holds and counts image-encoder passes.
 
@@ -45,6 +55,7 @@ class CachingPredictor(SamPredictor):
         self.image_key: Hashable | None = None
         self.encoder_passes = 0
         super().__init__(sam_model)
+        self.transform = _ResizeLongestSide(sam_model.image_encoder.img_size)
 
     def set_image(
         self, image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None
