@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ros_ground.errors import InputError
+
 SENTINEL = "\u2063ros_ground_user_text\u2063"  # invisible separator: never in a real prompt
 
 # user-turn openers and enders of the families whose model cards users copy from; regexes
@@ -37,7 +39,7 @@ IMAGE_PLACEHOLDERS = (
 )
 
 
-class EmptyPromptError(ValueError):
+class EmptyPromptError(InputError):
     """Nothing of the user's own text is left once markup is removed."""
 
 

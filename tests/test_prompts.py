@@ -7,6 +7,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import jinja2
 import pytest
 
+from ros_ground.errors import InputError
 from ros_ground.prompts import (
     ChatMarkers,
     EmptyPromptError,
@@ -144,7 +145,7 @@ def test_last_user_turn_and_words_that_look_like_markers():
 def test_nothing_left_is_an_input_error(empty):
     with pytest.raises(EmptyPromptError, match="no text of its own") as info:
         require_text(strip_chat_markup(empty), empty)
-    assert isinstance(info.value, ValueError)  # the node's BAD_INPUT path
+    assert isinstance(info.value, InputError)  # the node's BAD_INPUT path
 
 
 def test_adapter_does_not_template_twice():
