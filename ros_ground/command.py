@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ros_ground.phrases import _PLACE_NOUNS, NounPhrase, noun_phrases
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase, noun_phrases
 from ros_ground.results import GroundedPhrase
 
 OBJECT_DEPS = ("dobj", "obj")
@@ -47,7 +47,7 @@ def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
             continue
         root = root.root
         word = root.text.lower()
-        if word in NOT_OBJECTS or word in _PLACE_NOUNS or any(t.tag_ in WH_TAGS for t in span):
+        if word in NOT_OBJECTS or word in PLACE_NOUNS or any(t.tag_ in WH_TAGS for t in span):
             continue
         if root.dep_ in OBJECT_DEPS and root.head.pos_ in ("VERB", "AUX"):
             rule = 0
