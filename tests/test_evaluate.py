@@ -151,3 +151,25 @@ def test_cli_json_keys_and_ranges(tmp_path):
         assert all(0.0 <= source[k] <= 1.0 for k in ("mask_recall", "miou", "ap50",
                                                       "point_accuracy"))
     assert len(list(tmp_path.glob("*.png"))) == 2 and len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_model_card_tables_come_from_the_same_protocol(engine):
+    from ros_ground.train.evaluation import grounding_eval
+
+    variants = {"point": {"mode": "point"}, "contrast": {"mode": "point", "phrase_contrast": 0.5}}
+    out = grounding_eval(engine, scenes=2, seed=4, variants=variants, progress=False,
+                         amg_params={"points_per_side": 4})
+    assert list(out["table"]) == ["point", "contrast", "random point baseline"]
+    plain = report_json(evaluate(engine, scenes=2, seed=4, variants={"point": {"mode": "point"}},
+                                 progress=False), 2, "tiny", 4, "describe", engine.config)
+    for key in KEYS:
+        assert out["table"]["point"][key] == pytest.approx(plain[key])
+        assert out["table"]["random point baseline"][key] == pytest.approx(
+            plain["baseline_random_point"][key])
+    refer = out["referring"]
+    questions = sum(bool(generate_scene(s).referring) for s in (4, 5))
+    assert refer["questions"] == questions and len(refer["samples"]) == questions
+    assert {"any_phrase_iou_ge_0.5", "named_phrase_iou_ge_0.5", "gcg"} <= set(refer["point"])
+    assert [s["seed"] for s in out["samples"]] == [4, 5]
+    with pytest.raises(ValueError):
+        grounding_eval(engine, scenes=1, seed=20_000)  # training seeds are never evaluated on
