@@ -180,13 +180,12 @@ def saved_latency(engine, reps: int) -> dict:
 
 def released_sam_embedding_ms(spec: str = "vit_b", reps: int = 1) -> dict | None:
     """Embedding time of a released SAM architecture (random weights: timing only)."""
-    import logging
+    from segment_anything import sam_model_registry
 
-    from ros_ground.sam import load_sam
+    from ros_ground.sam import SamSegmenter
 
-    logging.getLogger("ros_ground.sam").setLevel(logging.ERROR)
-    try:
-        sam = load_sam(spec, device="cpu")
+    try:  # load_sam refuses a released architecture without its checkpoint
+        sam = SamSegmenter(sam_model_registry[spec](checkpoint=None), device="cpu")
     except Exception as exc:  # noqa: BLE001 - optional extra
         log(f"embedding: {spec} unavailable: {exc}")
         return None

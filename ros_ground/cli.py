@@ -14,62 +14,49 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ros_ground.engine import ENTITY_ASSIGNMENTS, MODES, PHRASE_TOKENS, EngineConfig
-from ros_ground.views import VIEWS, check_views
+from ros_ground import settings
+from ros_ground.engine import EngineConfig
 
 
-def _views(text: str) -> tuple[str, ...]:
-    try:
-        return check_views(v.strip() for v in text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+def _flag_type(setting: settings.Setting) -> Callable[[str], object]:
+    """argparse type of a setting's flag: its default's type, a list as VALUE[,VALUE...], each
+    value checked against the setting so a bad one is a usage error naming the flag."""
+    kind = type(setting.default)
+
+    def parse(text: str):
+        try:
+            value = [v.strip() for v in text.split(",")] if kind is list else kind(text)
+            setting.check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+        return value
+
+    return parse
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
-    """The EngineConfig the model options of `_add_model_args` describe."""
-    return EngineConfig(mode=args.mode, max_new_tokens=args.max_new_tokens,
-                        phrase_tokens=args.phrase_tokens, phrase_contrast=args.phrase_contrast,
-                        attention_views=args.attention_views,
-                        entity_assignment=args.entity_assignment,
-                        entity_margin=args.entity_margin)
+    """The EngineConfig the engine flags of `_add_model_args` describe."""
+    return EngineConfig.from_settings(vars(args))
 
 
-def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: str = "sim") -> None:
-    parser.add_argument("--model", default=model,
-                        help="LMM: Hugging Face id, local directory, 'tiny' or 'sim' (default %(default)s)")
-    parser.add_argument("--sam-model", default=sam,
-                        help="SAM: vit_h|vit_l|vit_b (with --sam-checkpoint), a directory, 'tiny' or 'sim' "
-                             "(default %(default)s)")
-    parser.add_argument("--sam-checkpoint", default=None, help="SAM weights (.pth or .safetensors)")
-    parser.add_argument("--mode", choices=MODES, default="auto")
-    parser.add_argument("--phrase-tokens", choices=PHRASE_TOKENS, default="chunk",
-                        help="tokens whose attention forms a phrase's map: the whole noun chunk "
-                             "or its root noun (default %(default)s; the node's phrase_tokens)")
-    parser.add_argument("--phrase-contrast", type=float, default=EngineConfig.phrase_contrast,
-                        help="share (0..1) of the mean of the answer's other phrase maps subtracted "
-                             "from each phrase's map; 0 turns it off (default %(default)s; the "
-                             "node's phrase_contrast)")
-    parser.add_argument("--attention-views", type=_views,
-                        default=",".join(EngineConfig.attention_views),
-                        metavar="VIEW[,VIEW...]",
-                        help=f"views of the image whose attention maps are averaged, of {VIEWS}; "
-                             "those but identity are re-read in one batched teacher-forced LMM "
-                             "pass (default %(default)s; the node's attention_views)")
-    parser.add_argument("--entity-assignment", choices=ENTITY_ASSIGNMENTS,
-                        default=EngineConfig.entity_assignment,
-                        help="in entities mode: one entity per phrase (as many as a plural "
-                             "names), none shared (exclusive), or each phrase on its own "
-                             "(independent) (default %(default)s; the node's entity_assignment)")
-    parser.add_argument("--entity-margin", type=float, default=EngineConfig.entity_margin,
-                        help="merge the proposals scoring within this share of the score range "
-                             "of the best: every phrase's when independent, a plural's without a "
-                             "number when exclusive (default %(default)s; the node's "
-                             "entity_margin)")
-    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default %(default)s)")
-    parser.add_argument("--dtype", default="auto", help="auto|float32|float16|bfloat16")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow model repositories to run their own code (off by default)")
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting marked `cli`, named and defaulting like the node parameter."""
+    for s in settings.GROUNDING:
+        if not s.cli:
+            continue
+        flag = "--" + s.name.replace("_", "-")
+        allowed = f"; {s.range_text()}" if s.range_text() else ""
+        help_text = f"{s.description} (default %(default)s{allowed}; the node's {s.name})"
+        if isinstance(s.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default,
+                                help=help_text)
+            continue
+        default = s.default if s.default != "" else None  # "" on the node means "not given"
+        if isinstance(default, list):
+            default = ",".join(default)  # argparse parses a string default through `type`
+        parser.add_argument(flag, type=_flag_type(s), default=default,
+                            metavar="VALUE[,VALUE...]" if isinstance(s.default, list) else None,
+                            help=help_text)
 
 
 def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
@@ -83,6 +70,9 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     _add_model_args(ground)
     ground.add_argument("--json", action="store_true", help="print one JSON object")
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
+    ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
+                        help="larger images are refused (default %(default)s; the node's "
+                             "max_image_pixels)")
 
     evaluate = sub.add_parser("eval", help="grounding metrics on simulated scenes")
     evaluate.add_argument("--scenes", type=int, default=20)
@@ -110,13 +100,15 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.engine import build_engine
+    from ros_ground.image_codec import check_image_size
     from ros_ground.overlay import draw_overlay, load_rgb, save_png
 
     image = load_rgb(args.image)
+    check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        config=engine_config(args),
+        spacy_model=args.spacy_model, config=engine_config(args),
     )
     result = engine.ground(image, args.prompt)
     if args.overlay:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ros_ground import settings
 from ros_ground.entities import EntitySelection, assign_entities, select_entities
+from ros_ground.errors import InputError
 from ros_ground.geometry import upsample_map
 from ros_ground.lmm import Generation, LMMAdapter
 from ros_ground.maps import contrast_phrase_maps, normalise_maps, peak_point, phrase_map
@@ -29,56 +31,47 @@ from ros_ground.phrases import (
 )
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
-from ros_ground.views import FLIPS, check_views
 
-MODES = ("point", "entities", "auto")
-PHRASE_TOKENS = ("root", "chunk")
-ENTITY_ASSIGNMENTS = ("exclusive", "independent")
+MODES = settings.by_name(settings.ENGINE)["mode"].choices
 PARSE_PERIOD_S = 0.25  # how often streaming feedback looks for newly completed phrases
+
+
+def _default(name: str):
+    return settings.by_name(settings.ENGINE)[name].default
 
 
 @dataclass
 class EngineConfig:
-    """Tunable at run time; the ROS node maps its parameters onto these fields."""
+    """Tunable at run time. Defaults, allowed values and meanings are declared once in
+    ros_ground.settings (the node parameter of each field is the setting of that `field`)."""
 
-    mode: str = "auto"
-    normalise: bool = True
+    mode: str = _default("mode")
+    normalise: bool = _default("normalise_maps")
     # tokens whose maps are averaged into a phrase's map: the whole noun chunk, as
     # attend-and-segment does (sec. 3.2), or only its root noun
-    phrase_tokens: str = "chunk"
-    # weight of the mean of the answer's other phrase maps subtracted from each phrase's map;
-    # off by default: it helps descriptions in point mode but hurts "the X is left of the Y"
-    phrase_contrast: float = 0.0
+    phrase_tokens: str = _default("phrase_tokens")
+    phrase_contrast: float = _default("phrase_contrast")
     # the answer's maps are the mean over these views of the image (views.py): those other than
     # identity are read in one batched teacher-forced pass of the LMM after generation
-    attention_views: tuple[str, ...] = FLIPS
-    multimask_choice: str | int = "iou"  # "iou" = best predicted IoU; 2 = the paper's fixed index
-    # exclusive: one entity per phrase (as many as a plural names), none shared (later definite
-    # mentions excepted); independent: each phrase takes the entities within entity_margin of
-    # its best
-    entity_assignment: str = "exclusive"
-    entity_margin: float = 0.1
-    max_new_tokens: int = 64
+    attention_views: tuple[str, ...] = tuple(_default("attention_views"))
+    multimask_choice: str | int = _default("multimask_choice")  # "iou" or a fixed index 0..2
+    entity_assignment: str = _default("entity_assignment")
+    entity_margin: float = _default("entity_margin")
+    max_new_tokens: int = _default("max_new_tokens")
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
 
+    @classmethod
+    def from_settings(cls, values) -> EngineConfig:
+        """The checked config that setting values (keyed by setting name, as node parameters
+        and CLI flags are) describe; fields without a value keep their defaults."""
+        return cls(**settings.engine_fields(values)).validate()
+
     def validate(self) -> EngineConfig:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.phrase_tokens not in PHRASE_TOKENS:
-            raise ValueError(f"phrase_tokens must be one of {PHRASE_TOKENS}")
-        if not (isinstance(self.multimask_choice, int) and 0 <= self.multimask_choice <= 2) \
-                and self.multimask_choice != "iou":
-            raise ValueError("multimask_choice must be 'iou' or an index 0..2")
-        if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
-        if self.entity_assignment not in ENTITY_ASSIGNMENTS:
-            raise ValueError(f"entity_assignment must be one of {ENTITY_ASSIGNMENTS}, "
-                             f"got {self.entity_assignment!r}")
-        self.attention_views = check_views(self.attention_views)
-        if not 0.0 <= self.phrase_contrast <= 1.0:
-            raise ValueError("phrase_contrast must be in [0, 1]")
-        if self.entity_margin < 0:
-            raise ValueError("entity_margin must be >= 0")
+        """Check every field against its setting (ValueError naming it); returns self with
+        values in the engine's form (views as a tuple, a mask index as an int)."""
+        for s in settings.ENGINE:
+            setattr(self, s.field, s.check(getattr(self, s.field)))
+        settings.check(settings.PROPOSAL, self.amg_params)
         return self
 
 
@@ -108,15 +101,20 @@ class GroundingEngine:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         config: EngineConfig | None = None,
+        accepted_at: float | None = None,
     ) -> GroundingResult:
         """Ground `prompt`'s answer in `image` (HxWx3 uint8 RGB): `generate`, then
         `ground_generation`.
 
-        `mode` overrides the config's mode. `proposals` are entity masks for this frame (from
-        the proposal node); `image_key` identifies the frame so the SAM embedding is computed
-        once per frame. `on_progress` receives the partial text and the phrases completed so far
-        while generating. Raises ValueError for a bad image or config.
+        `mode` overrides the config's for this request (see `requested_mode`). `proposals` are
+        entity masks for this frame (from the proposal node); `image_key` identifies the frame
+        so the SAM embedding is computed once per frame. `on_progress` receives the partial
+        text and the phrases completed so far while generating. `accepted_at`
+        (time.perf_counter() when a caller queued the request) makes timing_ms["total"]
+        include the wait in that queue. Raises InputError for an image or mode it cannot take.
         """
+        if mode and mode not in MODES:
+            raise InputError(f"mode must be one of {MODES} or empty, got {mode!r}")
         cfg = self._config(config, mode)
         _check_image(image)
         t_start = time.perf_counter()
@@ -128,7 +126,7 @@ class GroundingEngine:
                                         image_key=image_key)
         # reading the views is part of grounding the answer, as the response reports it
         result.timing_ms["grounding"] += result.timing_ms.get("views", 0.0)
-        result.timing_ms["total"] = (time.perf_counter() - t_start) * 1e3
+        result.timing_ms["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
         return result
 
     def generate(
@@ -200,13 +198,18 @@ class GroundingEngine:
             token_ids=list(gen.token_ids), mode=used_mode, canceled=gen.canceled,
         )
 
+    def requested_mode(self, mode: str | None = None, config: EngineConfig | None = None) -> str:
+        """The mode a request runs in: its own, else the config's. `auto` is resolved per
+        frame while grounding (entities when proposals are given, else point)."""
+        return mode or (config or self.config).mode
+
     def segment_point(self, image: np.ndarray, point: tuple[float, float], image_key=None):
         """SAM mask for a point on the frame (reuses the frame's embedding); for baselines."""
         return self.sam.segment_point(image, point, self.config.multimask_choice, key=image_key)
 
     def _config(self, config: EngineConfig | None, mode: str | None = None) -> EngineConfig:
         base = config or self.config
-        return replace(base, mode=mode or base.mode).validate()
+        return replace(base, mode=self.requested_mode(mode, base)).validate()
 
     def _ground_phrases(
         self, image, gen: Generation, cfg: EngineConfig, proposals, image_key,
@@ -299,11 +302,19 @@ def _phrase_token_indices(spans, chunk: NounPhrase, phrase_tokens: str) -> list[
     return tokens_in_span(spans, chunk.char_start, chunk.char_end)
 
 
+def check_prompt(prompt, max_chars: int) -> None:
+    """Raise InputError unless `prompt` is a non-blank string of at most `max_chars` characters."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("empty prompt")
+    if len(prompt) > max_chars:
+        raise InputError(f"prompt has {len(prompt)} characters, limit is {max_chars}")
+
+
 def _check_image(image: np.ndarray) -> None:
     if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
             and image.dtype == np.uint8 and image.shape[0] > 0 and image.shape[1] > 0):
         shape = getattr(image, "shape", None)
-        raise ValueError(f"image must be a non-empty HxWx3 uint8 RGB array, got {shape}")
+        raise InputError(f"image must be a non-empty HxWx3 uint8 RGB array, got {shape}")
 
 
 class _Progress:

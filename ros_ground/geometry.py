@@ -91,7 +91,8 @@ def _crop_box(height: int, width: int, sizes: dict) -> tuple[int, int, int, int]
     ch, cw = crop["height"], crop["width"]
     top, left = (rh - ch) / 2, (rw - cw) / 2
     x0, y0 = round(left / scale), round(top / scale)
-    x1, y1 = round((left + cw) / scale), round((top + ch) / scale)
+    # at least one pixel: a crop narrower than a pixel (a 1-row image) must not round to none
+    x1, y1 = max(round((left + cw) / scale), x0 + 1), max(round((top + ch) / scale), y0 + 1)
     return x0, y0, x1, y1
 
 
@@ -114,6 +115,24 @@ def geometry_for(image_processor: Any, height: int, width: int, grid_h: int, gri
                                  None if box == default else box)
         return ImageGeometry(height, width, grid_h, grid_w, fit)
     return ImageGeometry(height, width, grid_h, grid_w, fit)
+
+
+def trim_to_crop(image: np.ndarray, image_processor: Any, max_ratio: float = 4.0) -> np.ndarray:
+    """An image much longer than wide, cut to the window a resize + centre-crop processor keeps.
+
+    Resizing the shortest edge of a 1x4096 line to 336 px would build a 336x1376256 image only
+    to crop its centre; cutting first (the window plus a pixel each side) gives the processor the
+    same centre. Images within `max_ratio`, and other processors, are returned unchanged, so
+    geometry_for on the original size stays exact for them and right to a pixel for the rest.
+    """
+    h, w = image.shape[:2]
+    if max(h, w) <= max_ratio * min(h, w):
+        return image
+    fit, sizes = processor_fit(image_processor)
+    if fit != "crop" or sizes.get("size", {}).get("shortest_edge") is None:
+        return image
+    x0, y0, x1, y1 = _crop_box(h, w, sizes)
+    return image[max(y0 - 1, 0):min(y1 + 1, h), max(x0 - 1, 0):min(x1 + 1, w)]
 
 
 def _resize(grid_map: np.ndarray, out_h: int, out_w: int) -> np.ndarray:

@@ -1,46 +1,74 @@
-"""sensor_msgs/Image payloads <-> numpy RGB, without ROS.
+"""Camera payloads -> numpy: sensor_msgs/Image and CompressedImage to RGB, depth to metres; no ROS.
 
-Written here rather than taken from cv_bridge: the ROS 2 cv_bridge is not installable from
-PyPI, and PyPI's `cv-bridge` port fails under numpy 2 and maps 16UC1 wrongly. On a ROS install
-the node could use the apt cv_bridge; these functions are the tested path everywhere. Fields are
-passed as plain values so the decoder can be fuzzed without ROS messages.
+Every encoding of sensor_msgs/image_encodings that a colour camera or a depth sensor publishes
+becomes HxWx3 uint8 RGB through OpenCV's colour conversions (packed YUV 4:2:2, NV12/NV21, the
+four Bayer patterns in 8 and 16 bits, 8/16-bit RGB(A)/BGR(A), mono, and the scalar 8UC*, 16UC1,
+16SC1, 32FC1, 64FC1 types); rows may be padded (`step`) and multi-byte pixels big-endian.
+Compressed payloads are decoded as image_transport writes them: `compressed` (JPEG/PNG, format
+strings such as "jpeg" or "rgb8; jpeg compressed bgr8") and `compressedDepth` (a 12-byte
+ConfigHeader, then a PNG). Depth decodes to float32 metres with NaN where the sensor had no
+return.
+
+Where the ROS 2 cv_bridge (an apt install, a compiled module) is importable, `image_to_rgb`
+lets it convert colour images; PyPI's pure-Python `cv-bridge` port is never used (it fails
+under numpy 2 and maps 16UC1 wrongly). The field-level functions here are the tested path and
+take plain values, so they can be fuzzed without ROS messages.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import importlib.machinery
+import struct
 
+import cv2
 import numpy as np
+
+from ros_ground.errors import InputError
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
-class ImageDecodeError(ValueError):
-    """The image fields are inconsistent or the encoding is not supported."""
+class ImageDecodeError(InputError):
+    """The image fields are inconsistent, the payload is corrupt, or the encoding unsupported."""
 
 
-@dataclass(frozen=True)
-class _Layout:
-    channels: int
-    dtype: str  # numpy kind+size without byte order, e.g. "u1", "u2", "f4"
-
-
-_LAYOUTS = {
-    "rgb8": _Layout(3, "u1"),
-    "bgr8": _Layout(3, "u1"),
-    "rgba8": _Layout(4, "u1"),
-    "bgra8": _Layout(4, "u1"),
-    "mono8": _Layout(1, "u1"),
-    "8uc1": _Layout(1, "u1"),
-    "8uc3": _Layout(3, "u1"),
-    "mono16": _Layout(1, "u2"),
-    "16uc1": _Layout(1, "u2"),
-    "32fc1": _Layout(1, "f4"),
-    "rgb16": _Layout(3, "u2"),
-    "bgr16": _Layout(3, "u2"),
+# encoding -> (channels per pixel in the buffer, numpy dtype without byte order)
+_PLAIN = {
+    "rgb8": (3, "u1"), "bgr8": (3, "u1"), "rgba8": (4, "u1"), "bgra8": (4, "u1"),
+    "rgb16": (3, "u2"), "bgr16": (3, "u2"), "rgba16": (4, "u2"), "bgra16": (4, "u2"),
+    "mono8": (1, "u1"), "mono16": (1, "u2"),
+    "8uc1": (1, "u1"), "8uc3": (3, "u1"), "8uc4": (4, "u1"),
+    "16uc1": (1, "u2"), "16sc1": (1, "i2"), "32fc1": (1, "f4"), "64fc1": (1, "f8"),
+    # packed YUV 4:2:2, two bytes per pixel; "uyvy"/"yuyv" are ROS 2's aliases
+    "yuv422": (2, "u1"), "uyvy": (2, "u1"), "yuv422_yuy2": (2, "u1"), "yuyv": (2, "u1"),
+    **{f"bayer_{p}{bits}": (1, "u1" if bits == 8 else "u2")
+       for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
 }
+# semi-planar YUV 4:2:0: `height` rows of Y, then height/2 rows of interleaved chroma
+_SEMI_PLANAR = {"nv12": cv2.COLOR_YUV2RGB_NV12, "nv21": cv2.COLOR_YUV2RGB_NV21}
 
-SUPPORTED_ENCODINGS = tuple(sorted(_LAYOUTS))
+_CONVERSIONS = {
+    "bgr8": cv2.COLOR_BGR2RGB, "bgr16": cv2.COLOR_BGR2RGB,
+    "rgba8": cv2.COLOR_RGBA2RGB, "rgba16": cv2.COLOR_RGBA2RGB,
+    "bgra8": cv2.COLOR_BGRA2RGB, "bgra16": cv2.COLOR_BGRA2RGB,
+    # TYPE_8UC3/8UC4 carry no colour order; OpenCV's (and so cv_bridge users') is BGR
+    "8uc3": cv2.COLOR_BGR2RGB, "8uc4": cv2.COLOR_BGRA2RGB,
+    "mono8": cv2.COLOR_GRAY2RGB, "8uc1": cv2.COLOR_GRAY2RGB,
+    "yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2,
+    **{f"bayer_{p}{bits}": getattr(cv2, f"COLOR_Bayer{p.upper()}2RGB")
+       for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
+}
+_SCALAR = ("mono16", "16uc1", "16sc1", "32fc1", "64fc1")  # grey by min-max scaling
+_DEPTH = {"16uc1": 1e-3, "mono16": 1e-3, "32fc1": 1.0}  # metres per unit
+
+SUPPORTED_ENCODINGS = tuple(sorted([*_PLAIN, *_SEMI_PLANAR]))
+DEPTH_ENCODINGS = tuple(sorted(_DEPTH))
+
+# compressed_depth_image_transport's ConfigHeader: int32 compressionFormat (INV_DEPTH = 0),
+# float32 depthParam[2] (the inverse-depth quantisation A, B), in the sender's byte order
+_DEPTH_HEADER = struct.Struct("<iff")
 
 
 def decode_image(
@@ -52,40 +80,192 @@ def decode_image(
     data: bytes | bytearray | memoryview | np.ndarray,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
-    """RGB uint8 HxWx3 view of an image message's fields; raises ImageDecodeError on bad input.
+    """HxWx3 uint8 RGB copy of a sensor_msgs/Image's fields; raises ImageDecodeError on bad input.
 
-    Depth (16UC1 in millimetres, 32FC1 in metres) and mono16 become grey by min-max scaling over
-    the finite pixels; NaN/inf pixels become black.
+    `encoding` is matched case-insensitively against SUPPORTED_ENCODINGS; `step` is the row
+    length in bytes (>= width * bytes per pixel; padding is dropped). 16-bit colour keeps its
+    high byte. Scalar images (mono16, 16UC1, 16SC1, 32FC1, 64FC1: depth or raw sensor values)
+    become grey by min-max scaling over their finite pixels; NaN/inf pixels become black.
+    YUV 4:2:2 needs an even width, NV12/NV21 an even width and height. Images above
+    `max_pixels` pixels are refused with an error naming the limit.
     """
-    key = (encoding or "").strip().lower()
-    layout = _LAYOUTS.get(key)
-    if layout is None:
+    key, pixels = _pixels(encoding, height, width, step, is_bigendian, data, max_pixels)
+    return _to_rgb8(key, pixels)
+
+
+def decode_depth(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: int | bool,
+    data: bytes | bytearray | memoryview | np.ndarray,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """HxW float32 depth in metres from a depth image's fields; NaN where there is no return.
+
+    16UC1 (and mono16) are millimetres, 32FC1 metres (REP 118); 0 and non-finite values mean
+    no return. Other encodings raise ImageDecodeError.
+    """
+    key = _key(encoding)
+    if key not in _DEPTH:
+        raise ImageDecodeError(f"depth must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
+    key, pixels = _pixels(encoding, height, width, step, is_bigendian, data, max_pixels)
+    return _depth_metres(pixels[:, :, 0], _DEPTH[key])
+
+
+def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """HxWx3 uint8 RGB of a sensor_msgs/CompressedImage payload (`format`, `data`).
+
+    Accepts what image_transport's `compressed` plugin writes ("jpeg", "png",
+    "rgb8; jpeg compressed bgr8", "mono16; png compressed mono16", ...) and `compressedDepth`
+    payloads (shown as grey, scaled like decode_image's depth). Raises ImageDecodeError when the
+    payload does not decode or the image is above `max_pixels`.
+    """
+    if _is_compressed_depth(format):
+        depth = decode_compressed_depth(format, data, max_pixels)
+        return _to_rgb8("32fc1", depth[:, :, None])
+    image = _imdecode(_byte_view(data), format)
+    check_image_size(image.shape[0], image.shape[1], max_pixels)
+    if image.ndim == 2:
+        key = "mono8" if image.dtype == np.uint8 else "mono16"
+        return _to_rgb8(key, image[:, :, None])
+    channels = image.shape[2]
+    if channels not in (3, 4):
+        raise ImageDecodeError(f"compressed image ({format!r}) has {channels} channels")
+    depth = "8" if image.dtype == np.uint8 else "16"
+    return _to_rgb8(("bgr" if channels == 3 else "bgra") + depth, image)  # imdecode gives BGR
+
+
+def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """HxW float32 metres of a `compressedDepth` payload; NaN where there is no return.
+
+    `format` is "16UC1; compressedDepth png" (millimetres) or "32FC1; compressedDepth [png]"
+    (inverse depth quantised with the header's A, B: depth = A / (value - B)). The RVL
+    variant is refused: OpenCV has no RVL codec.
+    """
+    encoding, _, rest = (format or "").partition(";")
+    key = _key(encoding)
+    if "rvl" in rest.lower():
+        raise ImageDecodeError(f"compressedDepth RVL payloads are not supported ({format!r})")
+    if key not in ("16uc1", "32fc1"):
+        raise ImageDecodeError(f"compressedDepth encoding must be 16UC1 or 32FC1, got {format!r}")
+    raw = _byte_view(data)
+    if raw.size <= _DEPTH_HEADER.size:
+        raise ImageDecodeError(f"compressedDepth payload of {raw.size} bytes has no image after "
+                               f"its {_DEPTH_HEADER.size}-byte header")
+    _, quant_a, quant_b = _DEPTH_HEADER.unpack(raw[:_DEPTH_HEADER.size].tobytes())
+    image = _imdecode(raw[_DEPTH_HEADER.size:], format)
+    if image.ndim != 2 or image.dtype != np.uint16:
+        raise ImageDecodeError(f"compressedDepth image is {image.dtype} with shape {image.shape}, "
+                               "expected one 16-bit channel")
+    check_image_size(image.shape[0], image.shape[1], max_pixels)
+    if key == "16uc1":
+        return _depth_metres(image, 1e-3)
+    values = image.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.float32(quant_a) / (values - np.float32(quant_b))
+    return _depth_metres(np.where(image == 0, np.nan, depth).astype(np.float32), 1.0)
+
+
+def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """HxWx3 uint8 RGB of a sensor_msgs/Image or CompressedImage (any object with their fields).
+
+    A message with `format` is compressed. Raises ImageDecodeError on bad input.
+    """
+    if hasattr(msg, "format"):
+        return decode_compressed(msg.format, msg.data, max_pixels)
+    bridge = _ros_cv_bridge()
+    key = _key(msg.encoding)
+    if bridge is not None and key in _PLAIN and key not in _SCALAR:
+        check_image_size(int(msg.height), int(msg.width), max_pixels)
+        try:
+            return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+        except Exception:  # noqa: BLE001 - cv_bridge raises its own and OpenCV's types
+            pass  # an encoding this cv_bridge build lacks: the conversions below have it
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
+                        msg.data, max_pixels)
+
+
+def image_to_depth(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """HxW float32 metres (NaN = no return) of a depth Image or compressedDepth CompressedImage."""
+    if hasattr(msg, "format"):
+        return decode_compressed_depth(msg.format, msg.data, max_pixels)
+    return decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
+                        msg.data, max_pixels)
+
+
+@functools.cache
+def _ros_cv_bridge():
+    """A CvBridge from the ROS 2 cv_bridge when installed, else None.
+
+    The ROS 2 build has a compiled `cv_bridge.boost.cv_bridge_boost`; PyPI's port is pure
+    Python under the same names and is rejected by that test.
+    """
+    try:
+        from cv_bridge import CvBridge
+        from cv_bridge.boost import cv_bridge_boost
+    except Exception:  # noqa: BLE001 - a broken install is as good as none
+        return None
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    if not str(getattr(cv_bridge_boost, "__file__", "")).endswith(suffixes):
+        return None
+    return CvBridge()
+
+
+def _key(encoding) -> str:
+    return str(encoding or "").strip().lower()
+
+
+def check_image_size(height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise ImageDecodeError for an empty image or one above `max_pixels` (named in the error)."""
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(f"empty image ({width}x{height})")
+    if height * width > max_pixels:
+        raise ImageDecodeError(f"image {width}x{height} has {height * width} pixels, above the "
+                               f"limit of {max_pixels} (max_image_pixels)")
+
+
+def _pixels(encoding, height, width, step, is_bigendian, data, max_pixels):
+    """(encoding key, native-order array) of an image message's fields.
+
+    The array is HxWxC, or for NV12/NV21 (3H/2)xW bytes, the layout cvtColor takes.
+    """
+    key = _key(encoding)
+    if key not in _PLAIN and key not in _SEMI_PLANAR:
         raise ImageDecodeError(
             f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
     height, width, step = int(height), int(width), int(step)
-    if height <= 0 or width <= 0:
-        raise ImageDecodeError(f"empty image ({width}x{height})")
-    if height * width > max_pixels:
-        raise ImageDecodeError(
-            f"image {width}x{height} has {height * width} pixels, above the limit of {max_pixels}"
-        )
-    itemsize = int(layout.dtype[1:])
-    row_bytes = width * layout.channels * itemsize
+    check_image_size(height, width, max_pixels)
+    channels, kind = _PLAIN.get(key, (1, "u1"))
+    rows = height
+    if key in _SEMI_PLANAR:
+        if height % 2 or width % 2:
+            raise ImageDecodeError(f"{encoding} needs an even width and height, got {width}x{height}")
+        rows = height + height // 2
+    elif channels == 2 and width % 2:
+        raise ImageDecodeError(f"{encoding} (YUV 4:2:2) needs an even width, got {width}")
+    itemsize = int(kind[1:])
+    row_bytes = width * channels * itemsize
     if step < row_bytes:
         raise ImageDecodeError(
             f"step {step} is smaller than width*channels*bytes = {row_bytes} for {encoding}"
         )
     buffer = _byte_view(data)
-    if buffer.size != height * step:
+    if buffer.size != rows * step:
         raise ImageDecodeError(
-            f"data has {buffer.size} bytes, expected height*step = {height * step}"
+            f"data has {buffer.size} bytes, expected {'3/2*' if rows != height else ''}"
+            f"height*step = {rows * step}"
         )
-    rows = buffer.reshape(height, step)[:, :row_bytes]
-    order = ">" if is_bigendian else "<"
-    dtype = np.dtype(order + layout.dtype) if itemsize > 1 else np.dtype(layout.dtype)
-    pixels = np.ascontiguousarray(rows).view(dtype).reshape(height, width, layout.channels)
-    return _to_rgb8(key, pixels)
+    packed = np.ascontiguousarray(buffer.reshape(rows, step)[:, :row_bytes])
+    dtype = np.dtype((">" if is_bigendian else "<") + kind) if itemsize > 1 else np.dtype(kind)
+    pixels = packed.view(dtype).reshape(rows, width, channels)
+    if itemsize > 1:
+        pixels = pixels.astype(dtype.newbyteorder("="), copy=False)  # OpenCV wants native order
+    if key in _SEMI_PLANAR:
+        pixels = pixels[:, :, 0]
+    return key, pixels
 
 
 def _byte_view(data) -> np.ndarray:
@@ -102,33 +282,52 @@ def _byte_view(data) -> np.ndarray:
 
 
 def _to_rgb8(key: str, pixels: np.ndarray) -> np.ndarray:
-    if key in ("rgb8", "8uc3"):
-        return pixels.copy()
-    if key == "bgr8":
-        return pixels[:, :, ::-1].copy()
-    if key == "rgba8":
-        return pixels[:, :, :3].copy()
-    if key == "bgra8":
-        return pixels[:, :, 2::-1].copy()
-    if key in ("mono8", "8uc1"):
-        return np.repeat(pixels, 3, axis=2)
-    if key in ("rgb16", "bgr16"):
-        rgb = (pixels >> 8).astype(np.uint8)
-        return rgb if key == "rgb16" else rgb[:, :, ::-1].copy()
-    return np.repeat(_grey_from_scalar(pixels[:, :, 0]), 3, axis=2)
+    if key in _SCALAR:
+        return cv2.cvtColor(_grey_from_scalar(pixels[:, :, 0]), cv2.COLOR_GRAY2RGB)
+    if key in _SEMI_PLANAR:
+        rgb = cv2.cvtColor(pixels, _SEMI_PLANAR[key])
+    elif key in ("rgb8", "rgb16"):
+        rgb = pixels.copy()
+    else:
+        image = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+        rgb = cv2.cvtColor(np.ascontiguousarray(image), _CONVERSIONS[key])
+    if rgb.dtype == np.uint16:
+        rgb = (rgb >> 8).astype(np.uint8)
+    return np.ascontiguousarray(rgb)
 
 
 def _grey_from_scalar(values: np.ndarray) -> np.ndarray:
     """Min-max scale a depth or 16-bit image to uint8 grey; non-finite pixels become black."""
     values = values.astype(np.float64)
     valid = np.isfinite(values)
-    out = np.zeros(values.shape, dtype=np.uint8)
-    if valid.any():
-        lo, hi = float(values[valid].min()), float(values[valid].max())
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        scaled = np.where(valid, (np.where(valid, values, lo) - lo) * scale, 0.0)
-        out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return out[:, :, None]
+    if not valid.any():
+        return np.zeros(values.shape, dtype=np.uint8)
+    lo, hi = float(values[valid].min()), float(values[valid].max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    scaled = np.where(valid, (np.where(valid, values, lo) - lo) * scale, 0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _depth_metres(values: np.ndarray, scale: float) -> np.ndarray:
+    depth = values.astype(np.float32) * np.float32(scale)
+    return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan)).astype(np.float32)
+
+
+def _is_compressed_depth(format: str) -> bool:
+    return "compresseddepth" in (format or "").lower()
+
+
+def _imdecode(raw: np.ndarray, format: str) -> np.ndarray:
+    if raw.size == 0:
+        raise ImageDecodeError(f"compressed image ({format!r}) has no data")
+    try:
+        image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise ImageDecodeError(f"cannot decode compressed image ({format!r}): {exc}") from exc
+    if image is None or image.size == 0:
+        raise ImageDecodeError(f"cannot decode compressed image ({format!r}): not a JPEG/PNG "
+                               "payload or corrupt")
+    return image
 
 
 def encode_rgb8(image: np.ndarray) -> tuple[int, int, int, bytes]:
@@ -138,3 +337,12 @@ def encode_rgb8(image: np.ndarray) -> tuple[int, int, int, bytes]:
         raise ImageDecodeError(f"expected an HxWx3 RGB image, got shape {image.shape}")
     height, width = image.shape[:2]
     return height, width, width * 3, image.tobytes()
+
+
+def encode_depth_32fc1(depth: np.ndarray) -> tuple[int, int, int, bytes]:
+    """(height, width, step, data) of an HxW depth image in metres, for a 32FC1 message."""
+    depth = np.ascontiguousarray(depth, dtype="<f4")
+    if depth.ndim != 2:
+        raise ImageDecodeError(f"expected an HxW depth image, got shape {depth.shape}")
+    height, width = depth.shape
+    return height, width, width * 4, depth.tobytes()

@@ -16,9 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
-from ros_ground.geometry import ImageGeometry, background_fill, geometry_for, pad_to_square
+from ros_ground.errors import InputError
+from ros_ground.geometry import (
+    ImageGeometry,
+    background_fill,
+    geometry_for,
+    pad_to_square,
+    trim_to_crop,
+)
 from ros_ground.views import flip_image, unflip_maps
 
 IMAGE_FITS = ("processor", "pad")
@@ -31,7 +39,7 @@ class ModelLoadError(ValueError):
     """The requested model could not be found or loaded."""
 
 
-class BadPromptError(ValueError):
+class BadPromptError(InputError):
     """The prompt would change the image tokens the model sees."""
 
 
@@ -152,14 +160,18 @@ class LMMAdapter:
         """Processor inputs on the device, the image-token layout and the pixel geometry."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
+            raise InputError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
         height, width = image.shape[:2]
         image_processor = getattr(self.processor, "image_processor", None)
         if self.image_fit == "pad":
             image = pad_to_square(image, background_fill(image_processor))
+        elif self.model_type == "llava":
+            image = trim_to_crop(image, image_processor)
         text = self.build_prompt(prompt)
         try:
-            inputs = self.processor(images=image, text=text, return_tensors="pt")
+            # a PIL image: an array with 1 or 3 rows is read as channels-first by the processor
+            inputs = self.processor(images=Image.fromarray(np.ascontiguousarray(image)),
+                                    text=text, return_tensors="pt")
         except ValueError as exc:  # e.g. more image placeholders than images
             raise BadPromptError(f"the processor rejected the prompt: {exc}") from exc
         layout = self._layout(inputs)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the README's parameter tables from ros_ground/nodes/params.py (tests compare them)."""
+"""Print the README's parameter tables from ros_ground/settings.py (tests compare them)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ros_ground.nodes import params  # noqa: E402
+from ros_ground import settings  # noqa: E402
 
 TABLES = (
-    ("grounding_node", params.GROUNDING_PARAMS),
-    ("mask_proposal_node", params.PROPOSAL_PARAMS),
-    ("sim_camera_node", params.SIM_CAMERA_PARAMS),
+    ("grounding_node", settings.GROUNDING),
+    ("mask_proposal_node", settings.PROPOSAL),
+    ("sim_camera_node", settings.SIM_CAMERA),
 )
 
 
@@ -25,12 +25,19 @@ def _value(value) -> str:
     return '`""`' if value == "" else f"`{value}`"
 
 
+def row(s: settings.Setting) -> str:
+    """One README table row for a setting."""
+    allowed = s.range_text()
+    return (f"| `{s.name}` | {_value(s.default)} | {f'`{allowed}`' if allowed else ''} | "
+            f"{'yes' if s.live else 'no'} | {s.description} |")
+
+
 def render() -> str:
     out = []
     for node, table in TABLES:
-        out += [f"**{node}**", "", "| parameter | default | live | meaning |", "|---|---|---|---|"]
-        out += [f"| `{p.name}` | {_value(p.default)} | {'yes' if p.dynamic else 'no'} | "
-                f"{p.description} |" for p in table]
+        out += [f"**{node}**", "", "| parameter | default | values | live | meaning |",
+                "|---|---|---|---|---|"]
+        out += [row(s) for s in table]
         out.append("")
     return "\n".join(out)
 

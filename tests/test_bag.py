@@ -94,3 +94,240 @@ def test_reads_compressed_images(tmp_path):
         writer.write(conn, 10, store.serialize_cdr(msg, msgtype))
     (frame,) = list(read_images(path))
     assert frame.stamp_ns == 3 * 10**9 + 4 and np.array_equal(frame.rgb, rgb)
+
+
+# -- bags as cameras record them: colour + depth + camera_info, compressed, ROS 1, no metadata ---
+
+import struct  # noqa: E402
+import tracemalloc  # noqa: E402
+
+from rosbags.rosbag1 import Writer as Writer1  # noqa: E402
+from rosbags.rosbag2.enums import StoragePlugin  # noqa: E402
+
+from ros_ground.sim.bag import BagError, bag_topics  # noqa: E402
+
+IMAGE, COMPRESSED, INFO = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
+                           "sensor_msgs/msg/CameraInfo")
+
+
+def _colour(k, h=6, w=8):
+    return np.full((h, w, 3), (10 * k, 100, 200 - 10 * k), np.uint8)
+
+
+def _depth_mm(k, h=6, w=8):
+    mm = np.full((h, w), 1000 + 100 * k, np.uint16)
+    mm[0, 0] = 0  # no return
+    return mm
+
+
+class _Msgs:
+    """Builds rosbags message objects of one typestore."""
+
+    def __init__(self, store):
+        self.store, self.t = store, store.types
+
+    def header(self, stamp, frame_id="cam"):
+        time = self.t["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9)
+        fields = dict(stamp=time, frame_id=frame_id)
+        if "seq" in self.t["std_msgs/msg/Header"].__dataclass_fields__:  # ROS 1
+            fields["seq"] = 0
+        return self.t["std_msgs/msg/Header"](**fields)
+
+    def image(self, stamp, pixels, encoding, data=None):
+        h, w = pixels.shape[:2]
+        raw = np.ascontiguousarray(pixels).view(np.uint8).reshape(h, -1)
+        return self.t[IMAGE](header=self.header(stamp), height=h, width=w, encoding=encoding,
+                             is_bigendian=0, step=raw.shape[1],
+                             data=raw.ravel() if data is None else data)
+
+    def compressed(self, stamp, fmt, payload):
+        return self.t[COMPRESSED](header=self.header(stamp), format=fmt,
+                                  data=np.frombuffer(payload, np.uint8))
+
+    def info(self, stamp, fx):
+        names = self.t[INFO].__dataclass_fields__
+        upper = "K" in names  # ROS 1 spells the matrices in capitals
+        mats = {"d": np.zeros(5), "k": np.array([fx, 0, 4, 0, fx, 3, 0, 0, 1.0]),
+                "r": np.eye(3).ravel(), "p": np.array([fx, 0, 4, 0, 0, fx, 3, 0, 0, 0, 1, 0.0])}
+        roi = self.t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0,
+                                                         width=0, do_rectify=False)
+        return self.t[INFO](header=self.header(stamp), height=6, width=8,
+                            distortion_model="plumb_bob", binning_x=0, binning_y=0, roi=roi,
+                            **{(n.upper() if upper else n): v for n, v in mats.items()})
+
+
+def _rgbd_messages(m: _Msgs, frames=3, bad_at=1):
+    """(topic, msgtype, log_ns, msg): colour, depth (busier: twice per frame), camera_info,
+    and one colour frame whose data does not match its size."""
+    out = []
+    for k in range(frames):
+        stamp = START + k * 10**8
+        if k == bad_at:
+            out.append(("/cam/color/image_raw", IMAGE, stamp,
+                        m.image(stamp, _colour(k), "rgb8", data=np.zeros(5, np.uint8))))
+        else:
+            out.append(("/cam/color/image_raw", IMAGE, stamp, m.image(stamp, _colour(k), "rgb8")))
+        out.append(("/cam/color/camera_info", INFO, stamp, m.info(stamp, 500.0 + k)))
+        out.append(("/cam/depth/camera_info", INFO, stamp, m.info(stamp, 1.0)))
+        for extra in (1, 2):  # depth logged just after the colour frame, the nearer one first
+            out.append(("/cam/depth/image_rect_raw", IMAGE, stamp + extra,
+                        m.image(stamp + 1000 * (extra - 1), _depth_mm(k), "16UC1")))
+    return out
+
+
+def _write2(path, messages, version=9, storage="sqlite3"):
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    plugin = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
+    with Writer(path, version=version, storage_plugin=plugin) as writer:
+        conns = {}
+        for topic, msgtype, log_ns, msg in messages:
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, msgtype, typestore=store)
+            writer.write(conns[topic], log_ns, store.serialize_cdr(msg, msgtype))
+
+
+def _check_rgbd(frames, skipped):
+    assert [f.stamp_ns for f in frames] == [START, START + 2 * 10**8]
+    for frame, k in zip(frames, (0, 2)):
+        assert np.array_equal(frame.rgb, _colour(k)) and frame.frame_id == "cam"
+        assert frame.depth.dtype == np.float32 and np.isnan(frame.depth[0, 0])
+        assert frame.depth[1, 1] == pytest.approx((1000 + 100 * k) / 1000)
+        assert frame.camera_info.k[0] == 500.0 + k  # the colour camera's, not the depth one's
+        assert frame.camera_info.width == 8 and len(frame.camera_info.p) == 12
+    assert [s[0] for s in skipped] == ["/cam/color/image_raw"] and "bytes" in skipped[0][2]
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+@pytest.mark.parametrize("version", [8, 9])
+def test_colour_depth_bag_with_a_bad_frame(tmp_path, storage, version):
+    path = tmp_path / "rgbd"
+    _write2(path, _rgbd_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE))), version, storage)
+    topics = bag_topics(path)
+    # the depth topic is the busiest; the colour one is replayed
+    assert topics.counts["/cam/depth/image_rect_raw"] > topics.counts["/cam/color/image_raw"]
+    assert (topics.image, topics.depth, topics.camera_info) == (
+        "/cam/color/image_raw", "/cam/depth/image_rect_raw", "/cam/color/camera_info")
+    assert "colour /cam/color/image_raw" in topics.describe()
+    skipped = []
+    frames = list(read_images(path, on_skip=lambda *a: skipped.append(a)))
+    _check_rgbd(frames, skipped)
+    plain = list(read_images(path, depth_topic="", info_topic=""))
+    assert len(plain) == 2 and plain[0].depth is None and plain[0].camera_info is None
+    grey = list(read_images(path, topic="/cam/depth/image_rect_raw", depth_topic=""))
+    assert len(grey) == 6 and grey[0].rgb.shape == (6, 8, 3)
+
+
+def test_compressed_and_compressed_depth_bag(tmp_path):
+    import cv2
+
+    m = _Msgs(get_typestore(Stores.ROS2_HUMBLE))
+    messages = []
+    for k in range(3):
+        stamp = START + k * 10**8
+        png = cv2.imencode(".png", _colour(k)[:, :, ::-1])[1].tobytes()
+        depth = struct.pack("<iff", 0, 0.0, 0.0) + cv2.imencode(".png", _depth_mm(k))[1].tobytes()
+        if k == 1:
+            png = b"\x89PNG broken"
+        messages += [("/cam/image/compressed", COMPRESSED, stamp,
+                      m.compressed(stamp, "rgb8; png compressed bgr8", png)),
+                     ("/cam/depth/compressedDepth", COMPRESSED, stamp + 1,
+                      m.compressed(stamp, "16UC1; compressedDepth png", depth))]
+    path = tmp_path / "compressed"
+    _write2(path, messages, storage="mcap")
+    topics = bag_topics(path)
+    assert (topics.image, topics.depth) == ("/cam/image/compressed", "/cam/depth/compressedDepth")
+    skipped = []
+    frames = list(read_images(path, on_skip=lambda *a: skipped.append(a)))
+    assert [f.stamp_ns for f in frames] == [START, START + 2 * 10**8]
+    assert np.array_equal(frames[1].rgb, _colour(2))
+    assert frames[1].depth[1, 1] == pytest.approx(1.2) and np.isnan(frames[1].depth[0, 0])
+    assert len(skipped) == 1 and skipped[0][0] == "/cam/image/compressed"
+
+
+def test_directory_of_mcap_files_without_metadata(tmp_path):
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    m = _Msgs(store)
+    folder = tmp_path / "split"
+    folder.mkdir()
+    for part, ks in enumerate([(0, 1), (2, 3)]):
+        bag = tmp_path / f"part{part}"
+        _write2(bag, [("/cam/image", IMAGE, START + k, m.image(START + k, _colour(k), "rgb8"))
+                      for k in ks], storage="mcap")
+        (mcap,) = bag.glob("*.mcap")
+        mcap.rename(folder / f"split_{part}.mcap")
+    assert not (folder / "metadata.yaml").exists()
+    frames = list(read_images(folder))
+    assert [f.stamp_ns for f in frames] == [START + k for k in range(4)]
+    assert all(np.array_equal(f.rgb, _colour(k)) for k, f in enumerate(frames))
+    (one,) = sorted(folder.glob("*.mcap"))[:1]
+    assert len(list(read_images(one))) == 2  # a single .mcap file
+
+
+def test_single_db3_file(tmp_path):
+    m = _Msgs(get_typestore(Stores.ROS2_HUMBLE))
+    _write2(tmp_path / "b", [("/cam/image", IMAGE, START, m.image(START, _colour(1), "rgb8"))])
+    (db3,) = (tmp_path / "b").glob("*.db3")
+    (frame,) = list(read_images(db3))
+    assert np.array_equal(frame.rgb, _colour(1))
+
+
+def test_ros1_bag(tmp_path):
+    store = get_typestore(Stores.ROS1_NOETIC)
+    m = _Msgs(store)
+    path = tmp_path / "camera.bag"
+    with Writer1(path) as writer:
+        conns = {}
+        for topic, msgtype, log_ns, msg in _rgbd_messages(m):
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, msgtype, typestore=store)
+            writer.write(conns[topic], log_ns, store.serialize_ros1(msg, msgtype))
+    skipped = []
+    _check_rgbd(list(read_images(path, on_skip=lambda *a: skipped.append(a))), skipped)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: (p / "notes.txt").write_text("x") and p / "notes.txt", "not a bag"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no metadata.yaml"),
+    (lambda p: (p / "bad.mcap").write_bytes(b"garbage") and p / "bad.mcap", "cannot read bag"),
+])
+def test_unusable_paths_are_one_clear_error(tmp_path, make, match):
+    with pytest.raises(BagError, match=match):
+        list(read_images(make(tmp_path)))
+
+
+def test_depth_only_bag_is_refused_by_default(tmp_path):
+    m = _Msgs(get_typestore(Stores.ROS2_HUMBLE))
+    path = tmp_path / "depth_only"
+    _write2(path, [("/cam/depth", IMAGE, START, m.image(START, _depth_mm(1), "16UC1"))])
+    with pytest.raises(BagError, match="only depth"):
+        bag_topics(path)
+    assert len(list(read_images(path, topic="/cam/depth"))) == 1
+
+
+def _peak_bytes(path) -> int:
+    tracemalloc.start()
+    try:
+        for _ in read_images(path):
+            pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_replay_memory_does_not_grow_with_bag_length(tmp_path):
+    import cv2
+
+    m = _Msgs(get_typestore(Stores.ROS2_HUMBLE))
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)  # 230 kB decoded
+    jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+    peaks = {}
+    for count in (4, 40):
+        path = tmp_path / f"n{count}"
+        _write2(path, [("/cam/image/compressed", COMPRESSED, START + k,
+                        m.compressed(START + k, "jpeg", jpeg)) for k in range(count)],
+                storage="mcap")
+        peaks[count] = _peak_bytes(path)
+    # a list of 40 decoded frames would add 36 x 230 kB = 8 MB over the short bag
+    assert peaks[40] < peaks[4] + 2_000_000, peaks

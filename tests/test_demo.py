@@ -1,5 +1,6 @@
-"""`make demo`'s job end to end: the composed graph answers both prompts and writes overlays."""
+"""`make demo`'s job end to end: the composed graph answers both prompts, each with its own picture."""
 
+import re
 import subprocess
 import sys
 
@@ -13,11 +14,18 @@ def test_demo_runs_the_composed_graph(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
-    assert "the simulated camera sees:" in text
-    assert "asking: 'Describe the scene.'" in text and "asking: 'Where is the " in text
-    assert text.count("grounded phrase(s)") == 2
-    assert "grounding mask recall" in text and "mIoU" in text
+    assert "The simulated camera sees:" in text
+    assert "its wording is often wrong" in text
+    assert "Question 1: Describe the scene." in text and "Question 2: Where is the " in text
+    assert text.count("Answered in ") == 2
+    assert "objects found" in text and "average overlap" in text
+    assert not re.search(r"chars \d|proposal \d|AP50|mIoU|it/s", text)
+    assert "Loading weights" not in out.stderr  # no progress bar when stderr is not a terminal
     # the proposal node takes seconds a frame here: without proposal_max_age_s in config/sim.yaml
     # the command's frame never has proposals and every answer falls back to point prompts
-    assert "proposals after" in text and "entity mask proposals (GROUNDHOG-style)" in text
-    assert len(list(tmp_path.glob("*.png"))) == 2
+    assert "outlines after" in text and "masks picked among the proposal node's object outlines" in text
+    pictures = sorted(tmp_path.glob("*.png"))
+    assert len(pictures) == 2 and text.count("  Picture: ") == 2
+    # each answer's own picture: both questions are grounded on one frame, so a picture matched
+    # by the frame's stamp alone would be the same file twice
+    assert pictures[0].read_bytes() != pictures[1].read_bytes()

@@ -260,3 +260,13 @@ def test_config_validation():
     with pytest.raises(ValueError, match="attention views"):
         EngineConfig(attention_views=["identity", "mirror"]).validate()
     assert EngineConfig(attention_views=["vflip"]).validate().attention_views == ("vflip",)
+
+
+def test_input_checks_raise_input_error():
+    from ros_ground.engine import check_prompt
+    from ros_ground.errors import InputError
+
+    check_prompt("Describe the image.", 100)
+    for prompt, limit in [("", 10), ("  \n", 10), ("x" * 11, 10), (None, 10)]:
+        with pytest.raises(InputError):
+            check_prompt(prompt, limit)

@@ -81,9 +81,9 @@ def test_entity_tokens_shape():
     sam = pytest.importorskip("ros_ground.sam")
     seg = sam.load_sam("tiny")
     seg.set_image(np.zeros((H, W, 3), dtype=np.uint8))
-    tokens = seg.entity_tokens(MASKS)
+    tokens = sam.entity_tokens(seg.predictor, MASKS)
     assert tokens.shape == (3, 32) and tokens.dtype == np.float32
-    assert seg.entity_tokens([]).shape == (0, 32)
+    assert sam.entity_tokens(seg.predictor, []).shape == (0, 32)
 
 
 def test_assignment_gives_the_shared_favourite_to_the_phrase_that_needs_it():

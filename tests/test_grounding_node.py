@@ -17,7 +17,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import proposals_to_msg  # noqa: E402
 from ros_ground.nodes.executor import CallbackExecutor  # noqa: E402
-from ros_ground.nodes.grounding_node import GroundingNode  # noqa: E402
+from ros_ground.nodes.grounding_node import CAMERA, GroundingNode  # noqa: E402
 from ros_ground.results import Proposal  # noqa: E402
 from tests.ros_helpers import Client, random_rgb  # noqa: E402
 
@@ -78,9 +78,13 @@ def running(request):
         r.close()
 
 
+def _frame(r):
+    return r.node.frames.latest(CAMERA)
+
+
 def _stream(r, rgb=None, stamp_sec=5):
     msg = r.client.stream(random_rgb(48, 64) if rgb is None else rgb, stamp_sec=stamp_sec)
-    assert r.client.wait(lambda: r.node._frame is not None, 10)
+    assert r.client.wait(lambda: _frame(r) is not None, 10)
     return msg
 
 
@@ -92,7 +96,9 @@ def test_bad_model_paths_fail_configure_and_node_recovers(running, tmp_path):
     (corrupt_model / "config.json").write_text("{not json")
     r.set(model=str(corrupt_model))
     assert r.node.trigger_configure().name == "FAILURE"
-    r.set(model="tiny", sam_model="vit_b", sam_checkpoint=str(tmp_path / "missing.pth"))
+    r.set(model="tiny", sam_model="vit_b", sam_checkpoint="")  # random weights: refused
+    assert r.node.trigger_configure().name == "FAILURE"
+    r.set(sam_checkpoint=str(tmp_path / "missing.pth"))
     assert r.node.trigger_configure().name == "FAILURE"
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"\x80\x04garbage" * 100)
@@ -151,7 +157,7 @@ def test_max_image_pixels(running):
     _stream(r)
     r.set(max_image_pixels=100)
     _stream(r, random_rgb(48, 64, seed=2), stamp_sec=6)
-    assert r.client.wait(lambda: r.node._frame.rgb is None, 10)
+    assert r.client.wait(lambda: _frame(r).rgb is None, 10)
     response = r.ask()
     assert response.status == R.STATUS_BAD_INPUT and "limit" in response.error
 
@@ -189,11 +195,11 @@ def test_image_qos_reliable_and_invalid(running):
     r = running(image_qos="reliable")
     msg = r.client.stream(random_rgb(48, 64))  # the helper publishes best effort: no match
     time.sleep(1.5)
-    assert r.node._frame is None
+    assert _frame(r) is None
     r.client._frame = None
     reliable = r.client.node.create_publisher(
         Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-    assert r.client.wait(lambda: (reliable.publish(msg) or r.node._frame is not None), 10)
+    assert r.client.wait(lambda: (reliable.publish(msg) or _frame(r) is not None), 10)
     assert r.ask().status == R.STATUS_OK
     assert not r.node.set_parameters([Parameter("image_qos", value="fastest")])[0].successful
 
@@ -223,7 +229,7 @@ def test_mode_and_proposal_tolerance(running):
     pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
     _stream(r, stamp_sec=5)
     pub.publish(_proposal_msg(5, 200_000_000))  # 0.2 s off the frame
-    assert r.client.wait(lambda: r.node._proposals, 10)
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
     response = r.ask()
     assert response.mode == "point"  # outside tolerance: auto resolves to point, and says so
     assert all(not p.entity_ids for p in response.phrases)
@@ -242,13 +248,13 @@ def test_auto_grounds_on_an_older_frame_with_proposals_within_max_age(running):
     r = running(proposal_tolerance_s=0.05, proposal_max_age_s=0.0)
     pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
     _stream(r, stamp_sec=5)
-    assert r.client.wait(lambda: r.node._frame.header.stamp.sec == 5, 10)
+    assert r.client.wait(lambda: _frame(r).header.stamp.sec == 5, 10)
     r.set(proposal_max_age_s=3.0)  # frames are kept from now on
-    assert r.client.wait(lambda: r.node._recent, 10)
+    assert r.client.wait(lambda: r.node.frames.recent_count(CAMERA), 10)
     pub.publish(_proposal_msg(5))
-    assert r.client.wait(lambda: r.node._proposals, 10)
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
     r.client.stream(random_rgb(48, 64, seed=1), stamp_sec=7)  # newer, no proposals yet
-    assert r.client.wait(lambda: r.node._frame.header.stamp.sec == 7, 10)
+    assert r.client.wait(lambda: _frame(r).header.stamp.sec == 7, 10)
 
     response = r.ask()
     assert (response.mode, response.header.stamp.sec) == ("entities", 5)
@@ -267,10 +273,10 @@ def test_frames_are_kept_only_while_a_proposal_node_publishes(running):
     r = running(proposal_max_age_s=10.0)
     _stream(r, stamp_sec=5)
     r.client.stream(random_rgb(48, 64, seed=1), stamp_sec=6)
-    assert r.client.wait(lambda: r.node._frame.header.stamp.sec == 6, 10)
-    assert not r.node._recent  # nobody publishes proposals: nothing to pair a frame with
+    assert r.client.wait(lambda: _frame(r).header.stamp.sec == 6, 10)
+    assert not r.node.frames.recent_count(CAMERA)  # nobody publishes proposals: nothing to pair a frame with
     r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
-    assert r.client.wait(lambda: r.node._recent, 10)
+    assert r.client.wait(lambda: r.node.frames.recent_count(CAMERA), 10)
 
 
 def test_a_goal_with_its_own_image_is_never_swapped_for_an_older_frame(running):
@@ -281,9 +287,9 @@ def test_a_goal_with_its_own_image_is_never_swapped_for_an_older_frame(running):
     r = running(proposal_tolerance_s=0.05, proposal_max_age_s=10.0)
     pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
     _stream(r, stamp_sec=5)
-    assert r.client.wait(lambda: r.node._recent, 10)
+    assert r.client.wait(lambda: r.node.frames.recent_count(CAMERA), 10)
     pub.publish(_proposal_msg(5))
-    assert r.client.wait(lambda: r.node._proposals, 10)
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
     image = rgb_to_image_msg(random_rgb(48, 64, seed=2))
     image.header.stamp.sec = 8
     assert r.client.action.wait_for_server(timeout_sec=10)
@@ -300,7 +306,7 @@ def test_bad_proposals_are_ignored_with_a_warning(running):
     _stream(r, stamp_sec=5)
     bad = _proposal_msg(5, shape=(10, 10))  # masks of the wrong size
     pub.publish(bad)
-    assert r.client.wait(lambda: r.node._proposals, 10)
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
     response = r.ask()
     assert response.status == R.STATUS_OK and all(not p.entity_ids for p in response.phrases)
 
@@ -338,7 +344,7 @@ def test_deactivate_answers_queued_requests(running):
     start = len(r.client.responses)
     for _ in range(3):
         r.client.command("Describe the image.")
-    assert r.client.wait(lambda: len(r.node._queue) >= 1 or r.node._busy, 10)
+    assert r.client.wait(lambda: r.node.scheduler.waiting >= 1 or r.node.scheduler.busy, 10)
     time.sleep(0.2)
     r.node.trigger_deactivate()
     assert r.client.wait(lambda: len(r.client.responses) >= start + 3, 30)
@@ -366,3 +372,63 @@ def test_model_error_fails_one_request_and_the_next_works(running, monkeypatch):
     assert r.ask().status == R.STATUS_OK
     # the models stay exempt (a frozen object can still die by refcount, so not exactly equal)
     assert frozen > 0 and gc.get_freeze_count() > 0.9 * frozen
+
+
+def test_many_waiting_goals_hold_no_thread_and_every_request_is_answered_once(running):
+    from rclpy.action import ActionClient
+    from ros_ground_msgs.action import Ground
+
+    r = running(queue_size=30, max_new_tokens=6, attention_views=["identity"])
+    _stream(r)
+    # a client that sends a burst needs a history as deep as the server's (the default is 10)
+    action = ActionClient(r.client.node, Ground, "ask", goal_service_qos_profile=RELIABLE,
+                          result_service_qos_profile=RELIABLE)
+    assert action.wait_for_server(timeout_sec=10)
+    start = len(r.client.responses)
+    sent = [action.send_goal_async(Ground.Goal(prompt="Describe the image.")) for _ in range(25)]
+    for _ in range(3):
+        r.client.command("Describe the image.")
+    handles = [r.client.wait_future(f) for f in sent]
+    assert all(h.accepted for h in handles)
+    results = [h.get_result_async() for h in handles]
+    # 25 goals wait (more than the executor's threads): the node still takes a new command,
+    # and it is answered before the goals are all done (the queue takes sources in turn)
+    assert r.client.wait(lambda: r.node.scheduler.waiting >= 10, 30)
+    r.client.command("What is on the table?")
+    assert r.client.wait(lambda: any(x.prompt == "What is on the table?"
+                                     for x in r.client.responses[start:]), 120)
+    assert not all(f.done() for f in results)
+    answers = [r.client.wait_future(f, 300).result.response for f in results]
+    assert all(a.status == R.STATUS_OK for a in answers), {a.status for a in answers}
+    assert r.client.wait(lambda: len(r.client.responses) >= start + 29, 60)
+    time.sleep(0.5)
+    published = r.client.responses[start:]
+    ids = [x.request_id for x in published]
+    assert len(published) == 29 and len(set(ids)) == 29  # exactly one response each
+    assert {a.request_id for a in answers} <= set(ids)
+    action.destroy()
+
+
+def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error(
+        running, monkeypatch):
+    r = running()
+    _stream(r)
+
+    def bad_shapes(*args, **kwargs):
+        raise ValueError("shapes (3,4) and (5,6) not aligned")  # as torch/transformers raise
+
+    monkeypatch.setattr(r.node._engine.lmm, "generate", bad_shapes)
+    response = r.ask()
+    assert response.status == R.STATUS_MODEL_ERROR and "not aligned" in response.error
+    monkeypatch.undo()
+    assert r.ask().status == R.STATUS_OK
+    assert r.ask("x").status == R.STATUS_OK
+    start = len(r.client.responses)
+    from ros_ground_msgs.action import Ground
+
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    handle = r.client.wait_future(r.client.action.send_goal_async(
+        Ground.Goal(prompt="Describe the image.", mode="magic")))
+    response = r.client.wait_future(handle.get_result_async()).result.response
+    assert response.status == R.STATUS_BAD_INPUT and "mode" in response.error
+    assert r.client.wait(lambda: len(r.client.responses) > start, 10)

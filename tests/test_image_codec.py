@@ -83,7 +83,7 @@ def test_encode_rgb8_round_trip():
 
 @settings(max_examples=400, deadline=None)
 @given(
-    encoding=st.sampled_from(list(SUPPORTED_ENCODINGS) + ["", "RGB8", "foo", "32FC3"]),
+    encoding=st.sampled_from(list(SUPPORTED_ENCODINGS) + ["", "RGB8", "foo", "32FC3", "NV21"]),
     height=st.integers(-2, 6),
     width=st.integers(-2, 6),
     step=st.integers(-4, 40),
@@ -96,3 +96,265 @@ def test_fuzz_only_typed_errors(encoding, height, width, step, big, data):
     except ImageDecodeError:
         return
     assert out.dtype == np.uint8 and out.shape == (height, width, 3)
+
+
+# -- encodings cameras publish: frames built here from a known RGB ------------------------------
+
+FLAT = (200, 120, 40)  # R, G, B: distinct, so a swapped channel order shows
+
+
+def _flat(h=4, w=6, colour=FLAT):
+    return np.broadcast_to(np.array(colour, np.uint8), (h, w, 3)).copy()
+
+
+def _assert_colour(out, colour=FLAT, tol=4, interior=False):
+    if interior:  # demosaicing is exact only away from the border
+        out = out[1:-1, 1:-1]
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+    assert np.abs(out.astype(int) - np.array(colour)).max() <= tol, out.reshape(-1, 3)[:4]
+
+
+@pytest.mark.parametrize("encoding,code", [("yuv422_yuy2", "YUY2"), ("yuyv", "YUY2"),
+                                           ("yuv422", "UYVY"), ("uyvy", "UYVY")])
+@pytest.mark.parametrize("pad", [0, 6])
+def test_packed_yuv422(encoding, code, pad):
+    import cv2
+
+    packed = cv2.cvtColor(_flat(), getattr(cv2, f"COLOR_RGB2YUV_{code}"))  # H x W x 2
+    fields = _msg_fields(packed, encoding, pad=pad)
+    _assert_colour(decode_image(**fields))
+
+
+def test_uyvy_and_yuy2_are_not_confused():
+    import cv2
+
+    yuy2 = cv2.cvtColor(_flat(), cv2.COLOR_RGB2YUV_YUY2)
+    out = decode_image(**_msg_fields(yuy2, "yuv422"))  # the same bytes read as UYVY
+    assert np.abs(out.astype(int) - np.array(FLAT)).max() > 30
+
+
+def _semi_planar(rgb, order):
+    """NV12 (order 'uv') / NV21 ('vu') bytes from OpenCV's I420: Y plane, then interleaved chroma."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).ravel()
+    y, u, v = i420[:h * w], i420[h * w:h * w * 5 // 4], i420[h * w * 5 // 4:]
+    first, second = (u, v) if order == "uv" else (v, u)
+    chroma = np.stack([first, second], axis=1).ravel()
+    return np.concatenate([y, chroma]).reshape(h * 3 // 2, w)
+
+
+@pytest.mark.parametrize("encoding,order", [("nv12", "uv"), ("nv21", "vu")])
+@pytest.mark.parametrize("pad", [0, 2])
+def test_nv12_nv21(encoding, order, pad):
+    rows = _semi_planar(_flat(), order)
+    h, w = 4, 6
+    step = w + pad
+    data = np.concatenate([rows, np.zeros((rows.shape[0], pad), np.uint8)], axis=1).tobytes()
+    _assert_colour(decode_image(encoding, h, w, step, 0, data))
+    swapped = "nv21" if encoding == "nv12" else "nv12"
+    assert np.abs(decode_image(swapped, h, w, step, 0, data).astype(int) - FLAT).max() > 30
+
+
+def _mosaic(rgb, pattern, bits):
+    """A Bayer frame: each pixel keeps the channel its place in the 2x2 `pattern` names."""
+    channel = {"r": 0, "g": 1, "b": 2}
+    out = np.zeros(rgb.shape[:2], np.uint16 if bits == 16 else np.uint8)
+    for k, name in enumerate(pattern):
+        dy, dx = divmod(k, 2)
+        values = rgb[dy::2, dx::2, channel[name]].astype(out.dtype)
+        out[dy::2, dx::2] = values * 257 if bits == 16 else values
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+@pytest.mark.parametrize("bits,big", [(8, False), (16, False), (16, True)])
+def test_bayer(pattern, bits, big):
+    frame = _mosaic(_flat(6, 8), pattern, bits)
+    out = decode_image(**_msg_fields(frame[:, :, None], f"bayer_{pattern}{bits}", big=big, pad=2))
+    _assert_colour(out, tol=2, interior=True)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_16bit_colour_keeps_high_byte(big):
+    rgb16 = _flat().astype(np.uint16) * 257
+    alpha = np.full((4, 6, 1), 65535, np.uint16)
+    for encoding, pixels in [("rgb16", rgb16), ("bgr16", rgb16[:, :, ::-1]),
+                             ("rgba16", np.concatenate([rgb16, alpha], 2)),
+                             ("bgra16", np.concatenate([rgb16[:, :, ::-1], alpha], 2))]:
+        out = decode_image(**_msg_fields(np.ascontiguousarray(pixels), encoding, big=big))
+        np.testing.assert_array_equal(out, _flat(), err_msg=encoding)
+
+
+def test_8uc3_and_8uc4_are_opencv_bgr():
+    bgr = _flat()[:, :, ::-1].copy()
+    np.testing.assert_array_equal(decode_image(**_msg_fields(bgr, "8UC3")), _flat())
+    bgra = np.concatenate([bgr, np.full((4, 6, 1), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(decode_image(**_msg_fields(bgra, "8UC4")), _flat())
+
+
+@pytest.mark.parametrize("encoding,dtype", [("16SC1", np.int16), ("64FC1", np.float64)])
+@pytest.mark.parametrize("big", [False, True])
+def test_signed_and_double_scalars_are_grey(encoding, dtype, big):
+    values = np.array([[-100, 0, 155]], dtype)[:, :, None]
+    out = decode_image(**_msg_fields(values, encoding, big=big))
+    assert out[0, :, 0].tolist() == [0, 100, 255] and (out[..., 0] == out[..., 2]).all()
+
+
+@pytest.mark.parametrize("encoding,width,height", [("yuv422_yuy2", 3, 2), ("nv12", 4, 3)])
+def test_odd_sizes_of_subsampled_encodings_are_refused(encoding, width, height):
+    with pytest.raises(ImageDecodeError, match="even"):
+        decode_image(encoding, height, width, width * 2, 0, b"\0" * (height * width * 2))
+
+
+# -- depth --------------------------------------------------------------------------------------
+
+from ros_ground.image_codec import (  # noqa: E402
+    _DEPTH_HEADER,
+    _ros_cv_bridge,
+    decode_compressed,
+    decode_compressed_depth,
+    decode_depth,
+    image_to_depth,
+    image_to_rgb,
+)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_depth_16uc1_millimetres_to_metres(big):
+    mm = np.array([[0, 500, 1234, 65535]], np.uint16)[:, :, None]
+    depth = decode_depth(**_msg_fields(mm, "16UC1", big=big, pad=3))
+    assert depth.dtype == np.float32 and depth.shape == (1, 4)
+    assert np.isnan(depth[0, 0])
+    np.testing.assert_allclose(depth[0, 1:], [0.5, 1.234, 65.535], rtol=1e-6)
+
+
+def test_depth_32fc1_metres_with_no_returns():
+    metres = np.array([[0.0, 1.5, np.nan, np.inf, -np.inf, 0.25]], np.float32)[:, :, None]
+    depth = decode_depth(**_msg_fields(metres, "32FC1", big=True))
+    np.testing.assert_array_equal(np.isnan(depth[0]), [True, False, True, True, True, False])
+    np.testing.assert_allclose(depth[0, [1, 5]], [1.5, 0.25])
+
+
+def test_depth_refuses_colour():
+    with pytest.raises(ImageDecodeError, match="depth must be"):
+        decode_depth(**_msg_fields(RGB, "rgb8"))
+
+
+# -- compressed ---------------------------------------------------------------------------------
+
+
+def _encoded(ext, image, *params):
+    import cv2
+
+    ok, buf = cv2.imencode(ext, image, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize("format", ["jpeg", "rgb8; jpeg compressed bgr8", "bgr8; jpeg compressed bgr8"])
+def test_compressed_jpeg(format):
+    import cv2
+
+    payload = _encoded(".jpg", _flat(16, 16)[:, :, ::-1], cv2.IMWRITE_JPEG_QUALITY, 95)
+    _assert_colour(decode_compressed(format, payload), tol=3)
+
+
+def test_compressed_png_colour_mono_and_16bit():
+    rgb = np.random.default_rng(2).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    out = decode_compressed("rgb8; png compressed bgr8", _encoded(".png", rgb[:, :, ::-1].copy()))
+    np.testing.assert_array_equal(out, rgb)
+    grey = rgb[:, :, 0].copy()
+    out = decode_compressed("mono8; png compressed mono8", _encoded(".png", grey))
+    np.testing.assert_array_equal(out, np.repeat(grey[:, :, None], 3, axis=2))
+    bgra16 = np.concatenate([rgb[:, :, ::-1], np.full((5, 7, 1), 255, np.uint8)], 2).astype(np.uint16) * 257
+    out = decode_compressed("bgra16; png compressed bgra16", _encoded(".png", bgra16))
+    np.testing.assert_array_equal(out, rgb)
+
+
+@pytest.mark.parametrize("payload", [b"", b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
+def test_compressed_garbage_is_a_decode_error(payload):
+    with pytest.raises(ImageDecodeError, match="compressed image"):
+        decode_compressed("png", payload)
+
+
+def test_compressed_size_limit():
+    with pytest.raises(ImageDecodeError, match="limit of 10"):
+        decode_compressed("png", _encoded(".png", _flat()), max_pixels=10)
+
+
+def test_compressed_depth_16uc1_png():
+    mm = np.array([[0, 500, 1000], [1500, 2000, 65535]], np.uint16)
+    payload = _DEPTH_HEADER.pack(0, 0.0, 0.0) + _encoded(".png", mm)
+    depth = decode_compressed_depth("16UC1; compressedDepth png", payload)
+    assert depth.dtype == np.float32 and depth.shape == (2, 3) and np.isnan(depth[0, 0])
+    np.testing.assert_allclose(depth.ravel()[1:], [0.5, 1.0, 1.5, 2.0, 65.535], rtol=1e-6)
+    grey = decode_compressed("16UC1; compressedDepth png", payload)  # shown as grey
+    assert grey.shape == (2, 3, 3) and grey[0, 0, 0] == 0 and grey[1, 2, 0] == 255
+
+
+@pytest.mark.parametrize("format", ["32FC1; compressedDepth", "32FC1; compressedDepth png"])
+def test_compressed_depth_32fc1_inverse_depth(format):
+    # quantised as compressed_depth_image_transport does with its defaults (depth_max 10 m,
+    # depth_quantization 100): value = A / depth + B, 0 beyond depth_max or without a return
+    z0, depth_max = 100.0, 10.0
+    quant_a = np.float32(z0 * (z0 + 1.0))
+    quant_b = np.float32(1.0 - quant_a / depth_max)
+    metres = np.array([[0.5, 1.0, 2.5], [7.0, np.nan, 12.0]], np.float32)
+    with np.errstate(invalid="ignore"):
+        keep = metres < depth_max
+        inverse = np.where(keep, quant_a / np.where(keep, metres, 1) + quant_b, 0).astype(np.uint16)
+    payload = _DEPTH_HEADER.pack(0, float(quant_a), float(quant_b)) + _encoded(".png", inverse)
+    depth = decode_compressed_depth(format, payload)
+    np.testing.assert_array_equal(np.isnan(depth), [[False] * 3, [False, True, True]])
+    np.testing.assert_allclose(depth[keep], metres[keep], rtol=0.01)
+
+
+@pytest.mark.parametrize("format,payload,match", [
+    ("16UC1; compressedDepth png", b"\0" * 12, "no image"),
+    ("16UC1; compressedDepth rvl", b"\0" * 40, "RVL"),
+    ("rgb8; compressedDepth png", b"\0" * 40, "16UC1 or 32FC1"),
+    ("16UC1; compressedDepth png", b"\0" * 12 + b"garbage", "cannot decode"),
+])
+def test_compressed_depth_bad_payloads(format, payload, match):
+    with pytest.raises(ImageDecodeError, match=match):
+        decode_compressed_depth(format, payload)
+
+
+def test_compressed_depth_refuses_8bit_png():
+    payload = _DEPTH_HEADER.pack(0, 0.0, 0.0) + _encoded(".png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(ImageDecodeError, match="16-bit"):
+        decode_compressed_depth("16UC1; compressedDepth png", payload)
+
+
+# -- message objects ------------------------------------------------------------------------------
+
+
+class _Msg:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def test_message_level_decoders():
+    image = _Msg(**_msg_fields(RGB, "rgb8"))
+    np.testing.assert_array_equal(image_to_rgb(image), RGB)
+    compressed = _Msg(format="png", data=_encoded(".png", RGB[:, :, ::-1].copy()))
+    np.testing.assert_array_equal(image_to_rgb(compressed), RGB)
+    mm = np.array([[0, 2000]], np.uint16)[:, :, None]
+    depth = image_to_depth(_Msg(**_msg_fields(mm, "16UC1")))
+    assert np.isnan(depth[0, 0]) and depth[0, 1] == 2.0
+    payload = _DEPTH_HEADER.pack(0, 0.0, 0.0) + _encoded(".png", mm[:, :, 0])
+    depth = image_to_depth(_Msg(format="16UC1; compressedDepth png", data=payload))
+    assert np.isnan(depth[0, 0]) and depth[0, 1] == 2.0
+
+
+def test_pypi_cv_bridge_port_is_never_used():
+    # the pure-Python PyPI `cv-bridge` (broken under numpy 2) must not pass for ROS 2's build
+    try:
+        from cv_bridge.boost import cv_bridge_boost
+    except Exception:  # noqa: BLE001
+        cv_bridge_boost = None
+    if cv_bridge_boost is not None and str(cv_bridge_boost.__file__).endswith(".so"):
+        pytest.skip("a compiled (ROS 2) cv_bridge is installed")
+    assert _ros_cv_bridge() is None

@@ -1,4 +1,5 @@
-"""SAM loading, the one-embedding-per-frame cache, proposals and entity tokens (tiny model, CPU)."""
+"""SAM loading, the one-embedding-per-frame cache, mask proposals and entity tokens (tiny model,
+CPU)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import threading
 import numpy as np
 import pytest
 import torch
-from segment_anything import SamPredictor
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
 from ros_ground.sam import (
+    REGISTRY_SPECS,
     SamLoadError,
     SamSegmenter,
+    build_sam_from_config,
     build_tiny_sam,
+    config_of,
+    entity_tokens,
+    get_shared_sam,
     load_sam,
+    mask_proposals,
     sam_config,
     save_sam,
 )
@@ -69,11 +76,11 @@ def test_segment_point_shape_and_choice(seg):
 
 @pytest.mark.parametrize("choice", ["iou", 2])
 def test_segment_points_decode_together_what_predict_decodes_one_by_one(seg, monkeypatch, choice):
-    import ros_ground.sam as sam_module
+    import ros_ground.sam.segmenter as segmenter_module
 
     image = _image(3)
     points = [(10.0, 12.0), (80.5, 40.0), (150.0, 90.0), (40.0, 70.0), (120.0, 8.0)]
-    monkeypatch.setattr(sam_module, "BATCH_MASK_BYTES", 2 * 3 * H * W)  # batches of 2, 2, 1
+    monkeypatch.setattr(segmenter_module, "BATCH_MASK_BYTES", 2 * 3 * H * W)  # batches of 2, 2, 1
     together = seg.segment_points(image, points, choice)
     assert len(together) == len(points)
     for point, (mask, score) in zip(points, together):
@@ -142,6 +149,69 @@ def test_propose_with_crops_restores_full_frame(seg):
     assert seg.embedding_passes == 5
 
 
+def _blobs() -> np.ndarray:
+    """Flat regions (a disc, a box, a background) with some noise: several distinct masks."""
+    rows, cols = np.mgrid[0:H, 0:W]
+    image = np.full((H, W, 3), 40, dtype=np.uint8)
+    image[(rows - 45) ** 2 + (cols - 50) ** 2 < 600] = (200, 30, 30)
+    image[15:80, 100:150] = (30, 200, 60)
+    noise = np.random.default_rng(1).integers(0, 20, (H, W, 3), dtype=np.uint8)
+    return image + noise
+
+
+@pytest.mark.parametrize("params, at_least", [
+    ({"box_nms_thresh": 1.0, "points_per_batch": 5}, 40),  # no NMS; batches split unevenly
+    ({"box_nms_thresh": 1.0, "crop_n_layers": 1}, 5),
+    ({"box_nms_thresh": 0.99, "min_mask_region_area": 40}, 5),
+    ({"box_nms_thresh": 1.0, "pred_iou_thresh": 0.02, "stability_score_thresh": 0.59,
+      "stability_score_offset": 0.001}, 3),  # both filters at work: 4 of 48 pass
+])
+def test_propose_gives_segment_anythings_generator_masks(params, at_least):
+    seg = SamSegmenter(build_tiny_sam(seed=3))  # seed 3: its random masks differ enough
+    image = _blobs()
+    settings = {**POINTS, **params}
+    stock = SamAutomaticMaskGenerator(build_tiny_sam(seed=3), **settings).generate(image)
+    seg.set_image(_image(9), key="another frame")  # propose must make its image current
+    proposals = seg.propose(image, **settings)
+    assert len(stock) >= at_least, "the comparison needs several masks"
+    assert len(proposals) == len(stock)
+    for proposal, record in zip(proposals, stock):
+        np.testing.assert_array_equal(proposal.mask, record["segmentation"])
+        assert proposal.score == record["predicted_iou"]
+        assert proposal.stability == record["stability_score"]
+    features = np.stack([p.feature for p in proposals])
+    np.testing.assert_array_equal(features, entity_tokens(seg.predictor, [p.mask for p in proposals]))
+
+
+def test_proposals_reject_unknown_parameters_and_a_predictor_without_the_image(seg):
+    with pytest.raises(TypeError, match="crop_nms_thresh"):
+        seg.propose(_image(), crop_nms_thresh=0.5)
+    assert seg.embedding_passes == 0  # refused before any encoder pass
+    seg.set_image(_image())
+    with pytest.raises(ValueError, match="holds a"):
+        mask_proposals(seg.predictor, np.zeros((H // 2, W, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("spec", REGISTRY_SPECS)
+def test_released_architecture_without_checkpoint_fails_at_load(spec):
+    with pytest.raises(SamLoadError, match=f"SAM '{spec}' needs its checkpoint"):
+        load_sam(spec)
+    with pytest.raises(SamLoadError, match="needs its checkpoint"):
+        get_shared_sam(spec, None, "cpu")
+
+
+def test_configs_read_back_from_models():
+    assert config_of(build_tiny_sam(img_size=128)) == sam_config("tiny", img_size=128)
+    vit_b = sam_config("vit_b")  # read from segment-anything's builder
+    assert (vit_b["img_size"], vit_b["encoder_depth"], vit_b["prompt_embed_dim"]) == (1024, 12, 256)
+    assert vit_b["encoder_global_attn_indexes"] == [2, 5, 8, 11]
+    assert vit_b["pixel_mean"] == [123.675, 116.28, 103.53]
+    with torch.device("meta"):
+        assert config_of(build_sam_from_config(vit_b)) == vit_b
+    with pytest.raises(SamLoadError, match="no built-in SAM config"):
+        sam_config("vit_xxl")
+
+
 def test_entity_tokens_pool_the_valid_region(seg):
     image = np.zeros((128, 256, 3), dtype=np.uint8)  # resized to 128x256: embedding rows 0-7 valid
     seg.set_image(image)
@@ -149,14 +219,14 @@ def test_entity_tokens_pool_the_valid_region(seg):
     empty = np.zeros((128, 256), dtype=bool)
     left = np.zeros((128, 256), dtype=bool)
     left[:, :128] = True
-    tokens = seg.entity_tokens([full, empty, left])
+    tokens = entity_tokens(seg.predictor, [full, empty, left])
     emb = seg.predictor.get_image_embedding()[0].numpy()  # [32, 16, 16]
     assert tokens.shape == (3, 32)
     np.testing.assert_allclose(tokens[0], emb[:, :8, :].mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(tokens[1], 0.0)
     np.testing.assert_allclose(tokens[2], emb[:, :8, :8].mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError):
-        seg.entity_tokens([np.ones((10, 10), dtype=bool)])
+        entity_tokens(seg.predictor, [np.ones((10, 10), dtype=bool)])
     assert SamSegmenter.feature_source == "sam_image_embedding"
 
 
@@ -187,8 +257,6 @@ def test_vit_b_architecture_loads_safetensors_and_rejects_wrong_keys(tmp_path):
     from safetensors.torch import save_file
 
     with torch.device("meta"):
-        from ros_ground.sam import build_sam_from_config
-
         shapes = {
             k: v.shape for k, v in build_sam_from_config(sam_config("vit_b")).state_dict().items()
         }

@@ -93,3 +93,44 @@ def test_bag_replay(ros, tmp_path):
     finally:
         rec.node.destroy_node()
         stop_process(proc)
+
+
+def test_bag_replay_publishes_depth_and_camera_info_from_the_bag(ros, tmp_path):
+    from rosbags.typesys import Stores, get_typestore
+
+    from tests.test_bag import _colour, _Msgs, _rgbd_messages, _write2
+
+    bag = tmp_path / "rgbd"
+    _write2(bag, _rgbd_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE))), storage="mcap")
+    proc = start_node_process("ros_ground.nodes.sim_camera_node",
+                              {"bag": str(bag), "rate_hz": 20.0}, namespace="/rgbd")
+    rec = Recorder("/rgbd")
+    depths = []
+    rec.node.create_subscription(Image, "depth", depths.append, qos_profile_sensor_data)
+    try:
+        assert rec.spin_until(lambda: len(rec.images) >= 3 and len(depths) >= 3
+                              and len(rec.infos) >= 3), stop_process(proc)
+        colours = {decode_image(m.encoding, m.height, m.width, m.step, m.is_bigendian,
+                                m.data).tobytes() for m in rec.images}
+        assert colours == {_colour(0).tobytes(), _colour(2).tobytes()}  # the bad frame skipped
+        depth = depths[-1]
+        assert depth.encoding == "32FC1" and (depth.width, depth.height) == (8, 6)
+        metres = np.frombuffer(bytes(depth.data), "<f4").reshape(6, 8)
+        assert np.isnan(metres[0, 0]) and metres[1, 1] in (np.float32(1.0), np.float32(1.2))
+        assert {i.k[0] for i in rec.infos} == {500.0, 502.0}
+    finally:
+        rec.node.destroy_node()
+        log = stop_process(proc)
+    assert "colour /cam/color/image_raw" in log  # says which topic it replays
+    assert "skipped an undecodable message on /cam/color/image_raw" in log
+
+
+@pytest.mark.parametrize("bag", ["missing_bag", "empty_dir"])
+def test_bag_start_up_failure_is_one_line_and_exit_1(ros, tmp_path, bag):
+    (tmp_path / "empty_dir").mkdir()
+    proc = start_node_process("ros_ground.nodes.sim_camera_node", {"bag": str(tmp_path / bag)})
+    assert proc.wait(timeout=60) == 1
+    log = stop_process(proc)
+    assert "Traceback" not in log
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and str(tmp_path / bag) in errors[0], log

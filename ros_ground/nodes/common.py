@@ -12,8 +12,6 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from ros_ground.nodes.conversions import stamp_to_ns
 from ros_ground.nodes.executor import DEFAULT_THREADS, CallbackExecutor
 
-QOS_NAMES = ("sensor_data", "reliable", "best_effort")
-
 # Commands and results must arrive: reliable and keep-all, so a burst of commands (or of the
 # rejections they earn) is held until delivered instead of being overwritten by newer ones.
 RELIABLE = QoSProfile(depth=100, history=HistoryPolicy.KEEP_ALL,
@@ -28,7 +26,7 @@ def qos_by_name(name: str) -> QoSProfile:
         return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     if name == "best_effort":
         return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-    raise ValueError(f"image_qos must be one of {QOS_NAMES}, got {name!r}")
+    raise ValueError(f"image_qos must be one of sensor_data / reliable / best_effort, got {name!r}")
 
 
 def freeze_loaded_objects() -> None:
@@ -48,6 +46,23 @@ def thaw_loaded_objects() -> None:
     gc.collect()
 
 
+def release_memory(models_dropped: bool) -> None:
+    """Collect garbage and return cached CUDA blocks, after a failed request or a cleanup.
+    Only when the models were dropped is their exemption from full collections lifted; after a
+    failed request they are still loaded, and what it left behind was made after the freeze."""
+    if models_dropped:
+        thaw_loaded_objects()
+    else:
+        gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
 def frame_key(header, shape) -> tuple:
     """Identifies one camera frame across nodes, so SAM embeds it once in a shared process."""
     return (header.frame_id, stamp_to_ns(header.stamp), int(shape[0]), int(shape[1]))
@@ -65,7 +80,7 @@ def autostart(node: LifecycleNode) -> bool:
 
 
 def spin_nodes(nodes, threads: int = DEFAULT_THREADS) -> None:
-    """Spin on a thread pool until Ctrl-C; requests run on their own worker threads."""
+    """Spin on a thread pool until Ctrl-C; requests run on their nodes' own worker threads."""
     executor = CallbackExecutor(threads)
     for node in nodes:
         executor.add_node(node)

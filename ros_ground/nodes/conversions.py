@@ -15,7 +15,7 @@ from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from ros_ground.image_codec import DEFAULT_MAX_PIXELS, decode_image, encode_rgb8
+from ros_ground.image_codec import DEFAULT_MAX_PIXELS, encode_rgb8, image_to_rgb
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.rle import RLEError, counts_to_mask, mask_bbox, mask_to_counts
 
@@ -119,11 +119,10 @@ def error_response(
     return msg
 
 
-def image_msg_to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Raises ros_ground.image_codec.ImageDecodeError on malformed images."""
-    return decode_image(
-        msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data, max_pixels
-    )
+def image_msg_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB of an Image or CompressedImage; raises ros_ground.image_codec.ImageDecodeError on
+    malformed images."""
+    return image_to_rgb(msg, max_pixels)
 
 
 def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:

@@ -2,8 +2,9 @@
 
 Starts `ground_container --sim` (simulated camera + mask proposals + grounding, the graph that
 launch/sim.launch.py starts) as its own process on a private DDS domain, asks it to describe the
-scene and to find one object, prints every grounded phrase, writes overlays to the output
-folder, and scores the answers against the simulator's ground truth.
+scene and to find one object, prints each answer with its phrases in plain words, draws each
+answer's own picture into the output folder, and scores the answers against the simulator's
+ground truth.
 """
 
 from __future__ import annotations
@@ -13,21 +14,30 @@ import random
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import rclpy
+from rclpy.qos import qos_profile_sensor_data
 from ros_ground_msgs.msg import EntityProposals, SimGroundTruth
 from sensor_msgs.msg import Image
 
 from ros_ground.nodes.ask import STATUS_NAMES, ask
 from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
+from ros_ground.overlay import draw_overlay, save_png, where_in_image
 
 NAMESPACE = "/demo"
 MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
-    "entities": "chosen among the grounded frame's entity mask proposals (GROUNDHOG-style)",
-    "point": "from SAM prompted at each phrase's attention peak (no proposals for a recent frame yet)",
+    "entities": "masks picked among the proposal node's object outlines",
+    "point": "masks cut around the spot the model looked at; no object outlines yet",
 }
+CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator; its wording is "
+          "often wrong\n(names, colours, counts). The outlines in the pictures show what it "
+          "actually pointed at.")
+ZOOM = 2  # the simulated camera's 320x240 frames, drawn twice as large so the labels are legible
+FRAMES_KEPT = 150  # 30 s of the sim camera at 5 Hz: the grounded frame may be 10 s old (config)
 
 
 def params_file() -> Path:
@@ -54,23 +64,56 @@ def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
 PROPOSAL_WAIT_S = 60.0
 
 
+class RecentFrames:
+    """The camera's last `keep` frames by stamp, to draw each answer on the frame it grounded."""
+
+    def __init__(self, keep: int = FRAMES_KEPT):
+        self._frames: OrderedDict[int, Image] = OrderedDict()
+        self._keep = keep
+
+    def add(self, msg: Image) -> None:
+        self._frames[stamp_to_ns(msg.header.stamp)] = msg
+        while len(self._frames) > self._keep:
+            self._frames.popitem(last=False)
+
+    def nearest(self, stamp_ns: int) -> tuple[Image, int] | None:
+        """The frame closest in time to `stamp_ns` and how far from it (ns); None before any."""
+        if not self._frames:
+            return None
+        key = min(self._frames, key=lambda k: abs(k - stamp_ns))
+        return self._frames[key], abs(key - stamp_ns)
+
+
+def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
+    """The frame with this response's own phrases drawn on it (RGB, `zoom` times the frame's size).
+
+    Drawn here from the response's masks rather than taken from the node's `overlay` topic: two
+    answers grounded on one frame share its stamp, so a stamp cannot tell their overlays apart.
+    Raises ImageDecodeError for a malformed frame, ValueError for masks of another size.
+    """
+    return draw_overlay(image_msg_to_rgb(frame), [msg_to_phrase(p) for p in response.phrases],
+                        zoom=zoom)
+
+
 def run_demo(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
     os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
-    print(f"[demo] starting the graph (sim camera + proposals + grounding) with {params_file()}")
+    print(f"[demo] Starting the robot graph: simulated camera, object outlines (proposal node) and "
+          f"grounding, with the settings in {params_file()}")
     log_path = out_dir / "graph.log"
     log = open(log_path, "w")
     graph = subprocess.Popen(_graph_command(args.model, args.sam_model), env=env, stdout=log,
                              stderr=subprocess.STDOUT)
+    scorer = _load_scorer()  # now, while the graph starts: loading it later would interrupt the answers
     rclpy.init()
     node = rclpy.create_node("ros_ground_demo", namespace=NAMESPACE)
     truths: list[SimGroundTruth] = []
-    overlays: list[Image] = []
+    frames = RecentFrames()
     node.create_subscription(SimGroundTruth, "ground_truth", truths.append, RELIABLE)
-    node.create_subscription(Image, "overlay", overlays.append, RELIABLE)
+    node.create_subscription(Image, "image_raw", frames.add, qos_profile_sensor_data)
     proposals: list[EntityProposals] = []
     node.create_subscription(EntityProposals, "proposals", proposals.append, RELIABLE)
     started = time.monotonic()
@@ -79,22 +122,22 @@ def run_demo(args) -> int:
             print(f"[demo] no ground truth from the sim camera; see {log_path}", file=sys.stderr)
             return 1
         truth = truths[-1]
-        print(f"[demo] the simulated camera sees: {truth.description}")
-        # A running graph has entity masks for a recent frame; right after start it has none, and
-        # `auto` would fall back to point prompts for the first command.
-        print("[demo] waiting for the proposal node's first entity masks ...", end="", flush=True)
+        print(f"[demo] The simulated camera sees: {truth.description}")
+        print(CAVEAT)
+        # A running graph has object outlines for a recent frame; right after start it has none,
+        # and `auto` would fall back to point prompts for the first question.
+        print("[demo] Waiting for the proposal node to outline the objects ...", end="", flush=True)
         waited = time.monotonic()
         if _spin_until(node, lambda: proposals, PROPOSAL_WAIT_S):
-            print(f" {len(proposals[-1].entities)} proposals after "
-                  f"{time.monotonic() - waited:.1f} s")
+            print(f" {len(proposals[-1].entities)} outlines after {time.monotonic() - waited:.1f} s")
         else:
-            print(f" none after {PROPOSAL_WAIT_S:.0f} s; grounding without them")
+            print(f" none after {PROPOSAL_WAIT_S:.0f} s; answering without them")
         prompts = ["Describe the scene."]
         if truth.names:
             prompts.append(f"Where is the {truth.names[0]}?")
         results = []
-        for prompt in prompts:
-            print(f"\n[demo] asking: {prompt!r}\n  answer: ", end="", flush=True)
+        for number, prompt in enumerate(prompts, 1):
+            print(f"\nQuestion {number}: {prompt}\n  Answer: ", end="", flush=True)
             shown = [0]
 
             def stream(feedback, shown=shown):
@@ -103,18 +146,16 @@ def run_demo(args) -> int:
                 shown[0] = len(text)
 
             response = ask(node, prompt, NAMESPACE, timeout=240.0, on_feedback=stream)
+            if response.text[shown[0]:]:
+                print(response.text[shown[0]:], end="")
             print()
             results.append(response)
             _print_phrases(response)
-            overlay = _overlay_for(node, overlays, response)
-            if overlay is not None:
-                from ros_ground.overlay import save_png
-
-                path = out_dir / f"{len(results)}_{_slug(prompt)}.png"
-                save_png(path, overlay)
-                print(f"  overlay written to {path}")
-        _print_metrics(results, truths)
-        print(f"\n[demo] done in {time.monotonic() - started:.0f} s; graph log: {log_path}")
+            if response.status == 0:
+                path = out_dir / f"{number}_{_slug(prompt)}.png"
+                print(f"  Picture: {_write_picture(node, frames, response, path)}")
+        _print_scores(results, truths, scorer)
+        print(f"\n[demo] Done in {time.monotonic() - started:.0f} s; the graph's log is {log_path}")
         return 0 if all(r.status == 0 for r in results) else 1
     except TimeoutError as exc:
         print(f"\n[demo] {exc}; see {log_path}", file=sys.stderr)
@@ -137,38 +178,61 @@ def _spin_until(node, predicate, timeout: float) -> bool:
     return bool(predicate())
 
 
-def _overlay_for(node, overlays, response):
+def _write_picture(node, frames: RecentFrames, response, path: Path) -> str:
+    """Save the response's picture; returns the path, or why there is none."""
     stamp = stamp_to_ns(response.header.stamp)
-    match = lambda: [m for m in overlays if stamp_to_ns(m.header.stamp) == stamp]  # noqa: E731
-    if not _spin_until(node, match, 5.0):
-        return None
-    return image_msg_to_rgb(match()[-1])
+    _spin_until(node, lambda: frames.nearest(stamp) and frames.nearest(stamp)[1] == 0, 2.0)
+    found = frames.nearest(stamp)
+    if found is None:
+        return "none (no camera frame received)"
+    frame, off_ns = found
+    save_png(path, answer_picture(response, frame))
+    if off_ns:  # the simulated scene holds still, so a neighbouring frame shows the same view
+        return f"{path} (drawn on the camera frame {off_ns / 1e9:.1f} s from the one answered)"
+    return str(path)
 
 
 def _print_phrases(response) -> None:
-    status = STATUS_NAMES.get(response.status, str(response.status))
     if response.status != 0:
-        print(f"  [{status}] {response.error}")
+        status = STATUS_NAMES.get(response.status, str(response.status))
+        print(f"  No answer ({status}): {response.error}")
+        return
+    count = len(response.phrases)
+    took = f"  Answered in {response.total_ms / 1000:.1f} s; "
+    if not count:
+        print(took + "no phrase of it was found in the picture.")
         return
     how = MODE_WORDS.get(response.mode, response.mode)
-    print(f"  {len(response.phrases)} grounded phrase(s), {response.total_ms:.0f} ms "
-          f"(generation {response.generation_ms:.0f} ms, grounding {response.grounding_ms:.0f} ms)"
-          + (f"; masks {how}" if how else "") + ":")
+    print(took + f"{count} phrase{'s' * (count != 1)} found in the picture"
+          + (f" ({how})" if how else "") + ":")
     for p in response.phrases:
-        area = sum(p.mask.counts[1::2])
-        ids = list(p.entity_ids)
-        ents = f", proposal {ids[0]}" if len(ids) == 1 else (f", merged proposals {ids}" if ids else "")
-        print(f"   - {p.text!r} chars {p.char_start}-{p.char_end}: mask {area} px, box "
-              f"x={p.bbox.x_offset} y={p.bbox.y_offset} w={p.bbox.width} h={p.bbox.height}, "
-              f"score {p.score:.2f}{ents}")
+        phrase = msg_to_phrase(p)
+        area = int(phrase.mask.sum())
+        share = 100.0 * area / phrase.mask.size
+        where = where_in_image(phrase.mask) if area else "nowhere (empty mask)"
+        print(f"   - \"{p.text}\": {where}; {area} pixels ({share:.1f}% of the picture)")
 
 
-def _print_metrics(responses, truths) -> None:
-    """GCG metrics of the answers against the ground truth of the frames they grounded."""
-    from ros_ground.metrics import GTPhrase, PredPhrase, TextSimilarity, aggregate, evaluate_image
+def _load_scorer():
+    """The text-similarity model that scores answers, loaded quietly unless stderr is a terminal."""
+    from ros_ground.metrics import TextSimilarity
+
+    if not sys.stderr.isatty():
+        from huggingface_hub.utils import disable_progress_bars
+        from transformers.utils.logging import disable_progress_bar
+
+        disable_progress_bars()
+        disable_progress_bar()
+    scorer = TextSimilarity()
+    scorer.model()
+    return scorer
+
+
+def _print_scores(responses, truths, scorer) -> None:
+    """How the answers compare with the simulator's ground truth of the frames they grounded."""
+    from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image
 
     by_stamp = {stamp_to_ns(t.header.stamp): t for t in truths}
-    sim = TextSimilarity()
     records = []
     for response in responses:
         truth = by_stamp.get(stamp_to_ns(response.header.stamp)) or truths[-1]
@@ -177,13 +241,16 @@ def _print_metrics(responses, truths) -> None:
             gt = gt[:1]
         preds = [PredPhrase(p.text, phrase.mask, phrase.point)
                  for p, phrase in ((p, msg_to_phrase(p)) for p in response.phrases)]
-        records.append(evaluate_image(preds, gt, sim))
-    report = aggregate(records)
-    print(f"\n[demo] scored against the simulator's ground truth ({len(records)} answers, "
-          f"{report.phrases} ground-truth objects):")
-    print(f"  grounding mask recall {report.mask_recall:.2f}   mIoU {report.miou:.2f}   "
-          f"AP50 {report.ap50:.2f}   point accuracy {report.point_accuracy:.2f}")
-    print("  (for many scenes and a random-point baseline: ros-ground eval --scenes 200 --seed 0)")
+        records.append(evaluate_image(preds, gt, scorer))
+    found, objects = sum(r.matches for r in records), sum(r.num_gt for r in records)
+    hits, named = sum(r.points_hit for r in records), sum(r.points_total for r in records)
+    overlap = float(np.mean([r.miou for r in records])) if records else 0.0
+    print("\n[demo] Checked against the simulator's ground truth:")
+    print(f"  objects found (named closely enough, with a mask covering at least half of it): "
+          f"{found} of {objects}")
+    print(f"  average overlap of the masks with the true objects: {overlap:.0%}")
+    print(f"  phrases naming a real object whose point lies on it: {hits} of {named}")
+    print("  (many scenes, with a random-guess baseline: ros-ground eval --scenes 200 --seed 0)")
 
 
 def _slug(text: str) -> str:

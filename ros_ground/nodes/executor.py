@@ -3,11 +3,10 @@
 Why not rclpy's MultiThreadedExecutor: in the rclpy these nodes run on (9.x, Kilted), its wait
 loop hands a callback that is submitted but not yet started back to the spin thread at once,
 and resubmits it, instead of waiting. Whenever a callback waits for a pool thread (every thread
-busy, e.g. with action goals that block until their answer, or just not scheduled yet) the spin
-thread loops at full speed holding the GIL, the lock the pool thread needs to start, and the
-one the generation thread needs too. Measured in the streaming bench: a second in which the
-spin thread used 0.8-0.9 s of CPU and the request in flight 0.1-0.2 s, then a queue of late
-answers. (Upstream changed the loop in rclpy 10.0.4, ros2/rclpy#1547.)
+busy, or just not scheduled yet) the spin thread loops at full speed holding the GIL, the lock
+the pool thread needs to start, and the one the generation thread needs too. Measured in the
+streaming bench: a second in which the spin thread used 0.8-0.9 s of CPU and the request in
+flight 0.1-0.2 s, then a queue of late answers. (Upstream changed the loop in rclpy 10.0.4, ros2/rclpy#1547.)
 
 Here each callback is submitted once, and while one waits for a thread the spin thread sleeps
 until some callback starts or ends. A callback's exception is logged with its traceback and the
@@ -33,9 +32,9 @@ from rclpy.executors import (
 )
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
-# Threads start only when needed (ThreadPoolExecutor), so the cap can sit above what the
-# nodes can block at once: each pending action goal holds one (queue_size + 1 = 5 by default),
-# and each mutually exclusive callback group may run one more.
+# Threads start only when needed (ThreadPoolExecutor). No callback waits for a request to be
+# answered (a goal is executed once its answer exists), so the cap bounds the callback groups
+# that run at once, not the requests that wait.
 DEFAULT_THREADS = 16
 # wait sets that failed in a row because their entities were being destroyed, before giving up
 MAX_FAILED_WAITS = 100
@@ -81,7 +80,7 @@ class CallbackExecutor(Executor):
             # An entity was destroyed while the wait set was being built: a lifecycle node
             # closing its topics and action server in a transition callback on a pool thread
             # (rclpy 9 checks subscriptions for this, not action servers). The next wait set
-            # no longer holds it; without this the spin thread died and the node went deaf.
+            # no longer holds it; raising here would end the spin thread and every callback.
             self._failed_waits += 1
             if self._failed_waits > MAX_FAILED_WAITS:
                 raise

@@ -13,33 +13,24 @@ import time
 from collections.abc import Callable
 
 import rclpy
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from ros_ground_msgs.msg import EntityProposals
 from sensor_msgs.msg import Image
 
+from ros_ground import settings
 from ros_ground.image_codec import ImageDecodeError
 from ros_ground.nodes import params
-from ros_ground.nodes.common import (
-    RELIABLE,
-    autostart,
-    frame_key,
-    freeze_loaded_objects,
-    qos_by_name,
-    spin_nodes,
-    thaw_loaded_objects,
-)
+from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, spin_nodes
 from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
+from ros_ground.nodes.lifecycle import ModelNode
 
 
-class MaskProposalNode(LifecycleNode):
+class MaskProposalNode(ModelNode):
     def __init__(self, name: str = "mask_proposal_node", sam_provider: Callable | None = None,
                  **kwargs):
-        super().__init__(name, **kwargs)
-        params.declare(self, params.PROPOSAL_PARAMS)
+        super().__init__(name, settings.PROPOSAL, **kwargs)
         self._sam_provider = sam_provider
         self._sam = None
-        self._io = []
+        self._pub = None
         self._pending: Image | None = None
         self._cond = threading.Condition()
         self._stopping = False
@@ -48,56 +39,32 @@ class MaskProposalNode(LifecycleNode):
         self.runs = 0
         self._worker = threading.Thread(target=self._work, name=f"{name}-worker", daemon=True)
         self._worker.start()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
 
-    def on_configure(self, state) -> TransitionCallbackReturn:
+    def load(self, p: dict) -> None:
         from ros_ground.sam import load_sam
 
-        p = params.values(self, params.PROPOSAL_PARAMS)
-        try:
-            qos_by_name(p["image_qos"])
-            provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
-                spec, checkpoint=ckpt, device=_resolve_device(device)))
-            self._sam = provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
-        except Exception as exc:  # a bad path must leave the node up and reconfigurable
-            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        freeze_loaded_objects()
-        return TransitionCallbackReturn.SUCCESS
+        qos_by_name(p["image_qos"])
+        provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
+            spec, checkpoint=ckpt, device=_resolve_device(device)))
+        self._sam = provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
+        self._pub = self.lifecycle_publisher(EntityProposals, "proposals", RELIABLE)
 
-    def on_activate(self, state) -> TransitionCallbackReturn:
-        self._pub = self.create_publisher(EntityProposals, "proposals", RELIABLE)
-        qos = qos_by_name(self.get_parameter("image_qos").value)
-        self._io = [self.create_subscription(Image, "image", self._on_image, qos)]
-        return TransitionCallbackReturn.SUCCESS
+    def open(self, p: dict) -> None:
+        self.opened(self.create_subscription(Image, "image", self._on_image,
+                                             qos_by_name(p["image_qos"])))
 
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        for sub in self._io:
-            self.destroy_subscription(sub)
-        self._io = []
+    def before_close(self) -> None:
         with self._cond:
             self._pending = None
-        return TransitionCallbackReturn.SUCCESS
 
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._sam = None
-        thaw_loaded_objects()
-        return TransitionCallbackReturn.SUCCESS
+    def unload(self) -> None:
+        self._sam = self._pub = None
 
     def shutdown_worker(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         self._worker.join(timeout=30.0)  # a run in flight must not publish after destroy_node
-
-    def _on_set_parameters(self, changes) -> SetParametersResult:
-        for change in changes:
-            if change.name in ("min_period_s",) and float(change.value) < 0:
-                return SetParametersResult(successful=False, reason="min_period_s must be >= 0")
-            if change.name in ("every_n_frames", "points_per_side", "points_per_batch",
-                               "max_entities") and int(change.value) < 1:
-                return SetParametersResult(successful=False, reason=f"{change.name} must be >= 1")
-        return SetParametersResult(successful=True)
 
     def _on_image(self, msg: Image) -> None:
         self._frames_seen += 1
@@ -146,11 +113,11 @@ class MaskProposalNode(LifecycleNode):
         except ImageDecodeError as exc:
             self.get_logger().warning(f"skipping bad image: {exc}", throttle_duration_sec=5.0)
             return
-        amg = {name: p[name] for name in params.AMG_PARAM_NAMES}
+        amg = {name: p[name] for name in settings.AMG_NAMES}
         proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape), **amg)
         proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
         self.runs += 1
-        publisher = getattr(self, "_pub", None)
+        publisher = self._pub
         if publisher is not None:
             publisher.publish(proposals_to_msg(proposals, msg.header, sam.feature_source))
 

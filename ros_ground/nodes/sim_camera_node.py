@@ -1,17 +1,21 @@
-"""sim_camera_node: a PyBullet tabletop camera with ground truth, or a rosbag2 replayer.
+"""sim_camera_node: a PyBullet tabletop camera with ground truth, or a bag replayer.
 
 Publishes `image_raw` (rgb8), `camera_info` and `ground_truth` (SimGroundTruth) with one stamp
 per frame, so a robot-side graph can be tested, and scored, without hardware. A new scene comes
 from the `new_scene` service or from changing `seed` (or the size and object parameters).
+With `bag` set it replays a bag's colour topic instead (ros_ground.sim.bag: rosbag2 or ROS 1,
+raw or compressed), streaming and looping, and publishes `depth` (32FC1 metres) and
+`camera_info` from the bag when it has them.
 """
 
 from __future__ import annotations
 
-import itertools
+import sys
 import threading
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -19,6 +23,7 @@ from ros_ground_msgs.msg import SimGroundTruth
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
+from ros_ground.image_codec import encode_depth_32fc1
 from ros_ground.nodes import params
 from ros_ground.nodes.common import RELIABLE, spin_nodes
 from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, rgb_to_image_msg
@@ -37,6 +42,7 @@ class SimCameraNode(Node):
         self._lock = threading.Lock()
         self.scene = None
         self._bag_frames = None
+        self._bag_topics = None
         bag = self.get_parameter("bag").value
         if bag:
             self._open_bag(bag, self.get_parameter("bag_topic").value)
@@ -60,13 +66,36 @@ class SimCameraNode(Node):
         self.get_logger().info(f"scene {p['seed']}: {scene.description}")
 
     def _open_bag(self, path: str, topic: str) -> None:
+        """Stream the bag, looping; raises BagError when it has no decodable colour frame."""
+        from ros_ground.sim.bag import BagError, bag_topics
+
+        self._bag_path = path
+        self._bag_topics = bag_topics(path, topic or None)
+        self._bag_frames = self._loop_bag()
+        self._first_frame = next(self._bag_frames, None)
+        if self._first_frame is None:
+            raise BagError(f"no decodable frame on {self._bag_topics.image} in {path}")
+        if self._bag_topics.depth and getattr(self, "depth_pub", None) is None:
+            self.depth_pub = self.create_publisher(Image, "depth", qos_profile_sensor_data)
+        self.get_logger().info(f"replaying {path}: {self._bag_topics.describe()}")
+
+    def _loop_bag(self):
+        """The bag's frames, over and over; reopened at each pass so memory stays flat."""
         from ros_ground.sim.bag import read_images
 
-        frames = list(read_images(path, topic or None))
-        if not frames:
-            raise ValueError(f"no images in {path} (topic {topic or 'any'})")
-        self._bag_frames = itertools.cycle(frames)
-        self.get_logger().info(f"replaying {len(frames)} frames from {path}")
+        t = self._bag_topics
+        while True:
+            count = 0
+            for frame in read_images(self._bag_path, t.image, t.depth, t.camera_info,
+                                     on_skip=self._on_skip):
+                count += 1
+                yield frame
+            if count == 0:
+                return
+
+    def _on_skip(self, topic: str, log_ns: int, reason: str) -> None:
+        self.get_logger().warning(f"skipped an undecodable message on {topic} "
+                                  f"(log time {log_ns}): {reason}", throttle_duration_sec=5.0)
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         p = params.values(self, params.SIM_CAMERA_PARAMS)
@@ -90,10 +119,7 @@ class SimCameraNode(Node):
         stamp = self.get_clock().now().to_msg()
         frame_id = self.get_parameter("frame_id").value
         if self._bag_frames is not None:
-            frame = next(self._bag_frames)
-            image = rgb_to_image_msg(frame.rgb)
-            image.header.stamp, image.header.frame_id = stamp, frame_id
-            self.image_pub.publish(image)
+            self._publish_bag_frame(stamp, frame_id)
             return
         with self._lock:
             scene = self.scene
@@ -102,6 +128,35 @@ class SimCameraNode(Node):
         self.image_pub.publish(image)
         self.info_pub.publish(camera_info(scene, image.header))
         self.truth_pub.publish(ground_truth(scene, image.header))
+
+    def _publish_bag_frame(self, stamp, frame_id: str) -> None:
+        frame, self._first_frame = self._first_frame, None
+        if frame is None:
+            frame = next(self._bag_frames, None)
+        if frame is None:  # the bag changed under us and has no frame left
+            self.get_logger().error(f"no decodable frame left in {self._bag_path}",
+                                    throttle_duration_sec=10.0)
+            return
+        image = rgb_to_image_msg(frame.rgb)
+        image.header.stamp, image.header.frame_id = stamp, frame_id
+        self.image_pub.publish(image)
+        if frame.depth is not None and getattr(self, "depth_pub", None) is not None:
+            self.depth_pub.publish(depth_to_image_msg(frame.depth, image.header))
+        if frame.camera_info is not None:
+            c = frame.camera_info
+            info = CameraInfo(header=image.header, height=c.height, width=c.width,
+                              distortion_model=c.distortion_model)
+            info.d, info.k, info.r, info.p = list(c.d), list(c.k), list(c.r), list(c.p)
+            self.info_pub.publish(info)
+
+
+def depth_to_image_msg(depth, header) -> Image:
+    """A 32FC1 Image (metres, NaN = no return) of an HxW float32 array."""
+    height, width, step, data = encode_depth_32fc1(depth)
+    msg = Image(header=header, height=height, width=width, encoding="32FC1", is_bigendian=0,
+                step=step)
+    msg.data = data
+    return msg
 
 
 def camera_info(scene, header) -> CameraInfo:
@@ -129,8 +184,16 @@ def ground_truth(scene, header) -> SimGroundTruth:
 
 
 def main(args=None) -> None:
+    from ros_ground.sim.bag import BagError
+
     rclpy.init(args=args)
-    spin_nodes([SimCameraNode()])
+    try:
+        node = SimCameraNode()
+    except (BagError, ValueError, OSError) as exc:
+        get_logger("sim_camera_node").error(str(exc))
+        rclpy.try_shutdown()
+        sys.exit(1)
+    spin_nodes([node])
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from ros_ground.train.loop import LoopState, resume_schedule, train_steps
 def sim_sam_config(img_size: int = 320) -> dict:
     """Architecture of the embedded SAM: 4-layer ViT-128 encoder at 320 px (a 20x20 embedding,
     80x80 low-res masks), 128-d prompts and a 2-layer two-way decoder."""
-    from ros_ground.sam import _PIXEL_MEAN, _PIXEL_STD, CONFIG_FORMAT
+    from ros_ground.sam import CONFIG_FORMAT, PIXEL_MEAN, PIXEL_STD
 
     return {
         "format": CONFIG_FORMAT,
@@ -60,8 +60,8 @@ def sim_sam_config(img_size: int = 320) -> dict:
         "decoder_num_heads": 4,
         "iou_head_depth": 3,
         "iou_head_hidden_dim": 128,
-        "pixel_mean": list(_PIXEL_MEAN),
-        "pixel_std": list(_PIXEL_STD),
+        "pixel_mean": list(PIXEL_MEAN),
+        "pixel_std": list(PIXEL_STD),
     }
 
 

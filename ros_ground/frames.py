@@ -1,0 +1,125 @@
+"""Camera frames and mask proposals matched by stamp, per source (camera).
+
+Stamps are integer nanoseconds. A proposal node on a CPU takes seconds a frame, so its
+proposals arrive after newer frames: `FrameStore` keeps each source's recent frames (only as
+long as `max_age_ns` asks, and only while `keep` says someone publishes proposals) to pair
+with proposals that come late. A clock that jumps back (a bag replayed again, a simulator
+reset) leaves frames stamped in the future; they are dropped as soon as an older stamp arrives.
+No ROS import: the grounding node converts stamps and decodes messages.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MAX_FRAMES = 256  # memory bound on the frames kept per source
+MAX_PROPOSALS = 16  # proposal messages kept per source
+
+
+@dataclass(frozen=True)
+class Stamped:
+    """A frame or a proposal message with its stamp in ns."""
+
+    stamp_ns: int
+    item: Any
+
+
+class FrameStore:
+    """Latest frame, recent frames and recent proposals of each source; thread-safe."""
+
+    def __init__(self, max_frames: int = MAX_FRAMES, max_proposals: int = MAX_PROPOSALS):
+        self._max_frames, self._max_proposals = max_frames, max_proposals
+        self._latest: dict[str, Stamped] = {}
+        self._recent: dict[str, deque[Stamped]] = {}
+        self._proposals: dict[str, deque[Stamped]] = {}
+        self._lock = threading.Lock()
+
+    def add_frame(self, source: str, stamp_ns: int, frame, max_age_ns: int = 0,
+                  keep: bool = True) -> None:
+        """Make `frame` the source's latest; remember it for `max_age_ns` when `keep` (someone
+        publishes proposals to pair it with). Older frames beyond `max_age_ns`, and frames
+        stamped after this one (the clock jumped back), are forgotten."""
+        entry = Stamped(int(stamp_ns), frame)
+        with self._lock:
+            self._latest[source] = entry
+            recent = self._recent.setdefault(source, deque(maxlen=self._max_frames))
+            if max_age_ns <= 0 or not keep:
+                recent.clear()
+                return
+            recent.append(entry)
+            while recent and (entry.stamp_ns - recent[0].stamp_ns > max_age_ns
+                              or recent[0].stamp_ns > entry.stamp_ns):
+                recent.popleft()
+
+    def add_proposals(self, source: str, stamp_ns: int, proposals) -> None:
+        with self._lock:
+            queue = self._proposals.setdefault(source, deque(maxlen=self._max_proposals))
+            queue.append(Stamped(int(stamp_ns), proposals))
+
+    def latest(self, source: str):
+        """The source's latest frame, or None before the first."""
+        with self._lock:
+            entry = self._latest.get(source)
+        return None if entry is None else entry.item
+
+    def recent_count(self, source: str) -> int:
+        with self._lock:
+            return len(self._recent.get(source, ()))
+
+    def proposal_count(self, source: str) -> int:
+        with self._lock:
+            return len(self._proposals.get(source, ()))
+
+    def proposals_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> list:
+        """The source's proposals stamped within `tolerance_ns` of `stamp_ns`, closest first."""
+        with self._lock:
+            found = [p for p in self._proposals.get(source, ())
+                     if abs(p.stamp_ns - stamp_ns) <= tolerance_ns]
+        return [p.item for p in sorted(found, key=lambda p: abs(p.stamp_ns - stamp_ns))]
+
+    def older_pairs(self, source: str, stamp_ns: int, max_age_ns: int,
+                    tolerance_ns: int) -> Iterator[tuple[Any, Any]]:
+        """(frame, proposals) pairs of remembered frames at most `max_age_ns` before
+        `stamp_ns` whose proposals are stamped within `tolerance_ns`; newest proposals first,
+        each with its closest frame."""
+        with self._lock:
+            recent = list(self._recent.get(source, ()))
+            proposals = sorted(self._proposals.get(source, ()), key=lambda p: -p.stamp_ns)
+        for p in proposals:
+            if not 0 <= stamp_ns - p.stamp_ns <= max_age_ns:
+                continue
+            near = [f for f in recent if abs(f.stamp_ns - p.stamp_ns) <= tolerance_ns]
+            if near:
+                yield min(near, key=lambda f: abs(f.stamp_ns - p.stamp_ns)).item, p.item
+
+    def match(self, source: str, frame, stamp_ns: int, decode: Callable[[Any, Any], Any], *,
+              tolerance_ns: int, max_age_ns: int = 0, search_older: bool = False):
+        """The frame to ground and its proposals: `frame` with the closest proposals within
+        `tolerance_ns`, else (when `search_older`) the newest remembered frame at most
+        `max_age_ns` older that has proposals, else (`frame`, None). `decode(proposals, frame)`
+        turns stored proposals into the frame's, or None when they do not fit it.
+
+        Why older frames: a proposal node on a CPU takes seconds a frame, so the newest frame
+        almost never has proposals yet. In a scene that holds still, a slightly older frame
+        with entity masks grounds better than point prompts on the newest.
+        """
+        for proposals in self.proposals_near(source, stamp_ns, tolerance_ns)[:1]:
+            found = decode(proposals, frame)
+            if found is not None:
+                return frame, found
+        if search_older:
+            for older, proposals in self.older_pairs(source, stamp_ns, max_age_ns, tolerance_ns):
+                found = decode(proposals, older)
+                if found is not None:
+                    return older, found
+        return frame, None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._latest.clear()
+            self._recent.clear()
+            self._proposals.clear()

@@ -1,0 +1,77 @@
+"""`ask` goals between acceptance and result, without holding an executor thread.
+
+A goal is executed (`goal_handle.execute`) only once its answer exists, and its execute
+callback just sets the terminal state and returns that answer; until then the goal is only
+an entry here. This is ros2/examples' queued-goal server pattern (handle_accepted_callback
+defers execute), with the queue kept by the scheduler instead of the node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ros_ground_msgs.action import Ground
+from ros_ground_msgs.msg import GroundedResponse
+
+from ros_ground.nodes.conversions import phrase_to_msg
+
+
+class PendingGoals:
+    """Accepted goals not yet finished, each with the scheduler ticket that will answer it."""
+
+    def __init__(self):
+        self._tickets: dict[bytes, object] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tickets)
+
+    def track(self, goal_handle, submit) -> None:
+        """Record the goal, then `submit()` it (returns its ticket, or None if answered at once)."""
+        key = bytes(goal_handle.goal_id.uuid)
+        with self._lock:
+            self._tickets[key] = None
+        ticket = submit()
+        with self._lock:
+            if key in self._tickets:  # not finished already
+                self._tickets[key] = ticket
+
+    def ticket(self, goal_handle):
+        with self._lock:
+            return self._tickets.get(bytes(goal_handle.goal_id.uuid))
+
+    @staticmethod
+    def feedback(goal_handle):
+        """The engine's `on_progress` callback publishing a goal's feedback (None: no goal)."""
+        if goal_handle is None:
+            return None
+
+        def publish(text, phrases):
+            goal_handle.publish_feedback(Ground.Feedback(
+                partial_text=text, phrases=[phrase_to_msg(p) for p in phrases]))
+
+        return publish
+
+    def finish(self, goal_handle, response: GroundedResponse) -> None:
+        """Execute the goal now that `response` is its answer."""
+        goal_handle.execute(lambda handle: self._result(handle, response))
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Wait until every tracked goal has its result (their execute callbacks ran)."""
+        deadline = time.monotonic() + timeout
+        while len(self) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not len(self)
+
+    def _result(self, handle, response: GroundedResponse) -> Ground.Result:
+        if response.status == GroundedResponse.STATUS_OK:
+            handle.succeed()
+        elif response.status == GroundedResponse.STATUS_CANCELED and handle.is_cancel_requested:
+            handle.canceled()
+        else:
+            handle.abort()
+        with self._lock:
+            self._tickets.pop(bytes(handle.goal_id.uuid), None)
+        return Ground.Result(response=response)

@@ -1,0 +1,114 @@
+"""The skeleton both model nodes share: settings as parameters, lifecycle bookkeeping, and
+the topics, services and action servers a node opens on activate, closed in one place.
+
+A subclass implements `load` (configure: build models from the parameter values; raise on
+failure), `open` (activate: create subscriptions, services, action servers through `opened`),
+`before_close` (deactivate: answer what is pending while the publishers still publish),
+`unload` (cleanup) and `apply` (a checked live change). Publishers are lifecycle publishers,
+made at configure with `create_lifecycle_publisher`: they publish only while active.
+"""
+
+from __future__ import annotations
+
+from rclpy.action import ActionServer
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.service import Service
+
+from ros_ground.nodes import params
+from ros_ground.nodes.common import freeze_loaded_objects, release_memory
+
+
+class ModelNode(LifecycleNode):
+    """A lifecycle node that declares `settings` as parameters and checks every change."""
+
+    def __init__(self, name: str, settings, **kwargs):
+        super().__init__(name, **kwargs)
+        self.settings = settings
+        params.declare(self, settings)
+        self._opened: list = []
+        self._lifecycle_pubs: list = []
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ---- for subclasses --------------------------------------------------------------------
+    def load(self, p: dict) -> None:
+        """Configure: build models from the checked parameter values `p`."""
+
+    def unload(self) -> None:
+        """Cleanup (and a failed configure): drop the models."""
+
+    def open(self, p: dict) -> None:
+        """Activate: create subscriptions, services and action servers (register each with
+        `opened`)."""
+
+    def before_close(self) -> None:
+        """Deactivate, before the entities close: answer or drop pending work."""
+
+    def apply(self, p: dict) -> None:
+        """A change of parameters was accepted; `p` holds every checked value."""
+
+    def shutdown_worker(self) -> None:
+        """Stop the node's own threads (called before destroy_node)."""
+
+    def values(self) -> dict:
+        """Every parameter's current value, checked, in the engine's form."""
+        from ros_ground import settings
+
+        return settings.check(self.settings, params.values(self, self.settings))
+
+    def opened(self, entity):
+        self._opened.append(entity)
+        return entity
+
+    def lifecycle_publisher(self, msg_type, topic: str, qos) -> Publisher:
+        publisher = self.create_lifecycle_publisher(msg_type, topic, qos)
+        self._lifecycle_pubs.append(publisher)
+        return publisher
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.load(self.values())
+        except Exception as exc:  # any load failure must leave the node up and reconfigurable
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            self.unload()
+            return TransitionCallbackReturn.FAILURE
+        freeze_loaded_objects()
+        return super().on_configure(state)
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.open(self.values())
+        return super().on_activate(state)  # activates the lifecycle publishers
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.before_close()
+        self._close_opened()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        for publisher in self._lifecycle_pubs:
+            self.destroy_lifecycle_publisher(publisher)
+        self._lifecycle_pubs = []
+        self.unload()
+        release_memory(models_dropped=True)
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self.shutdown_worker()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _close_opened(self) -> None:
+        for entity in self._opened:
+            if isinstance(entity, ActionServer):
+                entity.destroy()
+            elif isinstance(entity, Service):
+                self.destroy_service(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._opened = []
+
+    def _on_set_parameters(self, changes):
+        result, checked = params.check_changes(self, self.settings, changes)
+        if result.successful:
+            self.apply(checked)
+        return result

@@ -1,0 +1,61 @@
+"""`load_sam`: a SamSegmenter from a spec string (a node's `sam_model` parameter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from segment_anything import sam_model_registry
+
+from ros_ground.sam.build import REGISTRY_SPECS, build_tiny_sam
+from ros_ground.sam.errors import SamLoadError
+from ros_ground.sam.io import WEIGHTS_NAME, load_saved_sam, load_weights
+from ros_ground.sam.segmenter import SamSegmenter
+
+# "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
+SIM_SAM_DIR = Path(__file__).resolve().parents[1] / "models" / "sim_sam"
+
+
+def load_sam(spec: str, checkpoint: str | None = None, device: str = "cpu") -> SamSegmenter:
+    """A SamSegmenter for one of:
+
+    - "vit_h" | "vit_l" | "vit_b" with `checkpoint` (safetensors or a plain-tensor .pth, e.g.
+      the official sam_vit_h_4b8939.pth), built by segment-anything's registry;
+    - "tiny" (random weights, for tests; `checkpoint` optional);
+    - "sim" (the packaged model) or the path of a model saved by `save_sam` (no `checkpoint`).
+
+    Raises SamLoadError for an unknown spec, a released architecture without its checkpoint
+    (random weights would give meaningless masks after minutes of loading), missing or
+    unfitting weights, and a CUDA device without CUDA.
+    """
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise SamLoadError(f"device {device!r} requested but CUDA is not available")
+    if spec in REGISTRY_SPECS:
+        if checkpoint is None:
+            raise SamLoadError(
+                f"SAM {spec!r} needs its checkpoint (sam_checkpoint / --sam-checkpoint, e.g. "
+                f"Meta's sam_{spec}_*.pth): without one it has random weights and its masks "
+                "mean nothing. Use sam_model 'sim' for the embedded model."
+            )
+        sam = sam_model_registry[spec](checkpoint=None)
+        load_weights(sam, checkpoint)
+    elif spec == "tiny":
+        sam = build_tiny_sam()
+        if checkpoint is not None:
+            load_weights(sam, checkpoint)
+    else:
+        path = SIM_SAM_DIR if spec == "sim" else Path(str(spec)).expanduser()
+        if spec == "sim" and not (path / WEIGHTS_NAME).is_file():
+            raise SamLoadError(f"the embedded 'sim' SAM is missing from {str(path)!r} "
+                               "(train it with `ros-ground train sam`)")
+        if not path.exists():
+            raise SamLoadError(
+                f"unknown SAM spec {spec!r}: expected {', '.join(REGISTRY_SPECS)}, 'tiny', "
+                "'sim' or the path of a model saved by save_sam"
+            )
+        if checkpoint is not None:
+            raise SamLoadError(
+                "a saved-model path carries its own weights; do not pass checkpoint too"
+            )
+        sam = load_saved_sam(path)
+    return SamSegmenter(sam, device=device)

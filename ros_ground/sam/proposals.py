@@ -1,0 +1,199 @@
+"""Automatic mask proposals: SAM prompted with a grid of points over the whole image.
+
+The steps are those of segment-anything's `SamAutomaticMaskGenerator`, assembled from its public
+pieces (point grids, crop boxes, `SamPredictor.predict_torch`, `calculate_stability_score`,
+torchvision's `batched_nms`, `MaskData`, the small-region clean-up) so that the full frame is
+decoded on the caller's predictor, whose cached embedding is used as is. Crops (crop_n_layers >
+0) are encoded on a second predictor, so the full frame's embedding is never replaced. For the
+same settings the result is the generator's, mask for mask, in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+from segment_anything.utils.amg import (
+    MaskData,
+    batch_iterator,
+    batched_mask_to_box,
+    build_all_layer_point_grids,
+    calculate_stability_score,
+    generate_crop_boxes,
+    is_box_near_crop_edge,
+    mask_to_rle_pytorch,
+    rle_to_mask,
+    uncrop_boxes_xyxy,
+    uncrop_masks,
+    uncrop_points,
+)
+from torchvision.ops import batched_nms, box_area
+
+# segment-anything's own defaults, tuned for ViT-H on 1024 px images.
+AMG_DEFAULTS: dict[str, Any] = {
+    "points_per_side": 32,
+    "points_per_batch": 64,
+    "pred_iou_thresh": 0.88,
+    "stability_score_thresh": 0.95,
+    "stability_score_offset": 1.0,
+    "box_nms_thresh": 0.7,
+    "min_mask_region_area": 0,
+    "crop_n_layers": 0,
+}
+
+# The package's own settings (mask_proposal_node, and the engine when it proposes for itself).
+# Looser than SAM's stock filters: for entity selection a missed object costs more than an extra
+# mask proposal, and small models' honest IoU predictions (~0.87 on the sim's objects) fail a
+# 0.88 / 0.95 filter for nearly every object.
+PROPOSAL_DEFAULTS: dict[str, Any] = {
+    "points_per_side": 16,
+    "points_per_batch": 64,
+    "pred_iou_thresh": 0.7,
+    "stability_score_thresh": 0.8,
+    "box_nms_thresh": 0.7,
+    "min_mask_region_area": 0,
+}
+
+# Crop settings left at segment-anything's defaults (not settable here).
+CROP_NMS_THRESH = 0.7
+CROP_OVERLAP_RATIO = 512 / 1500
+CROP_N_POINTS_DOWNSCALE_FACTOR = 1
+
+
+def proposal_settings(**params: Any) -> dict[str, Any]:
+    """AMG_DEFAULTS updated with `params`; raises TypeError naming any unknown parameter."""
+    unknown = set(params) - set(AMG_DEFAULTS)
+    if unknown:
+        raise TypeError(
+            f"unknown mask-proposal parameters {sorted(unknown)}; allowed: {sorted(AMG_DEFAULTS)}"
+        )
+    return {**AMG_DEFAULTS, **params}
+
+
+@torch.no_grad()
+def mask_proposals(
+    predictor: SamPredictor,
+    image: np.ndarray,
+    crop_predictor: SamPredictor | None = None,
+    **params: Any,
+) -> MaskData:
+    """Mask proposals for `image` (HxWx3 uint8 RGB), in the generator's order (highest
+    predicted IoU first when there are no crops and no small-region clean-up).
+
+    predictor: holds `image`'s embedding already (set_image done); it is only read.
+    crop_predictor: encodes the crops when crop_n_layers > 0 (a new SamPredictor of the same
+        model when None); its image is reset afterwards.
+    params: see AMG_DEFAULTS (points_per_side, points_per_batch, pred_iou_thresh,
+        stability_score_thresh, stability_score_offset, box_nms_thresh, min_mask_region_area,
+        crop_n_layers); unknown names raise TypeError.
+    Returns MaskData with numpy fields: "masks" (list of bool HxW), "iou_preds" and
+    "stability_score" (float32 [N]), "boxes" (XYXY [N, 4]), "points" (prompt x, y [N, 2]) and
+    "crop_boxes" ([N, 4]).
+    """
+    p = proposal_settings(**params)
+    if tuple(predictor.original_size) != image.shape[:2]:
+        raise ValueError(
+            f"the predictor holds a {tuple(predictor.original_size)} image, not {image.shape[:2]}"
+        )
+    orig_size = image.shape[:2]
+    grids = build_all_layer_point_grids(
+        p["points_per_side"], p["crop_n_layers"], CROP_N_POINTS_DOWNSCALE_FACTOR
+    )
+    crop_boxes, layers = generate_crop_boxes(orig_size, p["crop_n_layers"], CROP_OVERLAP_RATIO)
+    data = MaskData()
+    for crop_box, layer in zip(crop_boxes, layers):
+        if layer == 0:  # the whole image: its embedding is the caller's
+            data.cat(_crop_proposals(predictor, grids[0], crop_box, orig_size, p))
+            continue
+        if crop_predictor is None:
+            crop_predictor = SamPredictor(predictor.model)
+        x0, y0, x1, y1 = crop_box
+        crop_predictor.set_image(image[y0:y1, x0:x1, :])
+        data.cat(_crop_proposals(crop_predictor, grids[layer], crop_box, orig_size, p))
+    if crop_predictor is not None:
+        crop_predictor.reset_image()
+
+    if len(crop_boxes) > 1:  # duplicates between crops: prefer the mask of the smaller crop
+        scores = (1 / box_area(data["crop_boxes"])).to(data["boxes"].device)
+        data.filter(batched_nms(
+            data["boxes"].float(), scores, torch.zeros(len(data["boxes"])),
+            iou_threshold=CROP_NMS_THRESH,
+        ))
+    data.to_numpy()
+    if p["min_mask_region_area"] > 0:
+        data = SamAutomaticMaskGenerator.postprocess_small_regions(
+            data, p["min_mask_region_area"], max(p["box_nms_thresh"], CROP_NMS_THRESH)
+        )
+    data["masks"] = [rle_to_mask(rle) for rle in data["rles"]]
+    del data["rles"]
+    return data
+
+
+def _crop_proposals(
+    predictor: SamPredictor,
+    grid: np.ndarray,
+    crop_box: list[int],
+    orig_size: tuple[int, int],
+    p: dict[str, Any],
+) -> MaskData:
+    """The masks of one crop (whose embedding `predictor` holds), duplicates removed, in the
+    whole image's coordinates. Masks are kept run-length encoded: a full-size bool mask per
+    prompt and candidate would not fit in memory for dense grids."""
+    crop_size = tuple(predictor.original_size)
+    points_for_crop = grid * np.array(crop_size)[None, ::-1]
+    data = MaskData()
+    for (points,) in batch_iterator(p["points_per_batch"], points_for_crop):
+        data.cat(_batch_proposals(predictor, points, crop_size, crop_box, orig_size, p))
+    data.filter(batched_nms(
+        data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),
+        iou_threshold=p["box_nms_thresh"],
+    ))
+    data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
+    data["points"] = uncrop_points(data["points"], crop_box)
+    data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["rles"]))])
+    return data
+
+
+def _batch_proposals(
+    predictor: SamPredictor,
+    points: np.ndarray,
+    crop_size: tuple[int, int],
+    crop_box: list[int],
+    orig_size: tuple[int, int],
+    p: dict[str, Any],
+) -> MaskData:
+    """Decode one batch of single-point prompts (3 candidates each) and keep the masks that
+    pass the predicted-IoU and stability filters and do not touch a crop's inner edge."""
+    orig_h, orig_w = orig_size
+    coords = torch.as_tensor(
+        predictor.transform.apply_coords(points, crop_size), device=predictor.device
+    )
+    labels = torch.ones(coords.shape[0], dtype=torch.int, device=coords.device)
+    masks, iou_preds, _ = predictor.predict_torch(
+        coords[:, None, :], labels[:, None], multimask_output=True, return_logits=True
+    )
+    data = MaskData(
+        masks=masks.flatten(0, 1),
+        iou_preds=iou_preds.flatten(0, 1),
+        points=torch.as_tensor(points.repeat(masks.shape[1], axis=0)),
+    )
+    del masks
+    if p["pred_iou_thresh"] > 0.0:
+        data.filter(data["iou_preds"] > p["pred_iou_thresh"])
+    threshold = predictor.model.mask_threshold
+    data["stability_score"] = calculate_stability_score(
+        data["masks"], threshold, p["stability_score_offset"]
+    )
+    if p["stability_score_thresh"] > 0.0:
+        data.filter(data["stability_score"] >= p["stability_score_thresh"])
+    data["masks"] = data["masks"] > threshold
+    data["boxes"] = batched_mask_to_box(data["masks"])
+    near_edge = is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
+    if torch.any(near_edge):
+        data.filter(~near_edge)
+    data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
+    data["rles"] = mask_to_rle_pytorch(data["masks"])
+    del data["masks"]
+    return data

@@ -1,0 +1,212 @@
+"""SamSegmenter: SAM with one cached image embedding, shared between threads.
+
+The image encoder is the expensive part (seconds per frame for ViT-H on a CPU), so point
+prompts, mask proposals and entity tokens for one frame all read one embedding. The cache is
+`CachingPredictor`, a segment-anything `SamPredictor` that knows whose embedding it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from ros_ground.results import Proposal
+from ros_ground.sam.proposals import mask_proposals, proposal_settings
+from ros_ground.sam.tokens import entity_tokens
+
+# segment_points decodes prompts in batches whose three full-size candidate masks stay under this
+BATCH_MASK_BYTES = 64 << 20
+
+
+def check_image(image) -> np.ndarray:
+    """`image` as an array; raises ValueError unless it is a non-empty HxWx3 uint8 (RGB)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+    return image
+
+
+class _ResizeLongestSide(ResizeLongestSide):
+    """SAM's resize with no side rounded to zero pixels (a 1x4096 line would become 0x1024)."""
+
+    @staticmethod
+    def get_preprocess_shape(oldh: int, oldw: int, long_side_length: int) -> tuple[int, int]:
+        newh, neww = ResizeLongestSide.get_preprocess_shape(oldh, oldw, long_side_length)
+        return max(newh, 1), max(neww, 1)
+
+
+class CachingPredictor(SamPredictor):
+    """SamPredictor that remembers whose embedding it holds and counts image-encoder passes.
+
+    `set_image` of the image it already holds is free. The image is named by the caller's `key`
+    (trusted: a camera frame's stamp) or, without one, by a hash of its pixels.
+    """
+
+    def __init__(self, sam_model: Sam) -> None:
+        self.image_key: Hashable | None = None
+        self.encoder_passes = 0
+        super().__init__(sam_model)
+        self.transform = _ResizeLongestSide(sam_model.image_encoder.img_size)
+
+    def set_image(
+        self, image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None
+    ) -> None:
+        image = check_image(image)
+        if key is not None:
+            cache_key = ("key", key, image_format)
+        else:
+            digest = hashlib.blake2b(np.ascontiguousarray(image), digest_size=16).hexdigest()
+            cache_key = ("content", image.shape, image.dtype.str, digest, image_format)
+        if self.is_image_set and cache_key == self.image_key:
+            return
+        super().set_image(image, image_format)
+        self.image_key = cache_key
+
+    @torch.no_grad()
+    def set_torch_image(self, transformed_image: torch.Tensor, original_image_size) -> None:
+        self.encoder_passes += 1
+        super().set_torch_image(transformed_image, original_image_size)
+
+    def reset_image(self) -> None:
+        super().reset_image()
+        self.image_key = None
+
+
+class SamSegmenter:
+    """SAM with one cached image embedding, shared safely between threads (one lock).
+
+    Every method that takes an image first makes it current (free when it already is), so
+    point prompts, mask proposals and entity tokens for one frame cost one encoder pass.
+    """
+
+    feature_source = "sam_image_embedding"
+
+    def __init__(self, sam: Sam, device: str = "cpu") -> None:
+        self.device = str(device)
+        self.sam = sam.to(self.device).eval()
+        self.predictor = CachingPredictor(self.sam)
+        # crops of mask proposals (crop_n_layers > 0) are encoded here, never over the frame's
+        self._crop_predictor = CachingPredictor(self.sam)
+        self._lock = threading.RLock()
+
+    @property
+    def embedding_passes(self) -> int:
+        """Image-encoder runs so far, crops of mask proposals included (benchmarks, tests)."""
+        return self.predictor.encoder_passes + self._crop_predictor.encoder_passes
+
+    @property
+    def img_size(self) -> int:
+        """Side of the square the image encoder reads (1024 for released models)."""
+        return int(self.sam.image_encoder.img_size)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the segmenter across several calls of this thread.
+
+        Each call takes the lock on its own, so between two calls another thread (the mask-proposal
+        node in the same process) may make its frame current, and the next call encodes ours
+        again and waits for that thread's whole mask-proposal run each time.
+        """
+        with self._lock:
+            yield
+
+    def set_image(self, image: np.ndarray, key: Hashable | None = None) -> None:
+        """Make `image` (HxWx3 uint8 RGB) current; free if its key (or content hash) is current.
+
+        Raises ValueError for anything but an HxWx3 uint8 image.
+        """
+        with self._lock:
+            self.predictor.set_image(image, key=key)
+
+    def segment_point(
+        self,
+        image: np.ndarray | None,
+        point_xy: tuple[float, float],
+        choice: str | int = "iou",
+        key: Hashable | None = None,
+    ) -> tuple[np.ndarray, float]:
+        """Mask for one foreground point (x, y) in image pixels: (bool HxW, SAM's predicted IoU).
+
+        SAM returns three candidate masks, unsorted; `choice="iou"` keeps the one with the highest
+        predicted IoU, an int keeps a fixed index (the reference code keeps index 2).
+        `image=None` uses the current image.
+        """
+        return self.segment_points(image, [point_xy], choice, key)[0]
+
+    def segment_points(
+        self,
+        image: np.ndarray | None,
+        points_xy: Sequence[tuple[float, float]],
+        choice: str | int = "iou",
+        key: Hashable | None = None,
+    ) -> list[tuple[np.ndarray, float]]:
+        """`segment_point` for each point, one prompt each, decoded together in one mask-decoder
+        pass (batches capped so the candidates' full-size masks stay under BATCH_MASK_BYTES).
+
+        Raises ValueError for a bad `choice`, RuntimeError for `image=None` before any image.
+        """
+        if not (choice == "iou" or (isinstance(choice, int) and 0 <= choice < 3)):
+            raise ValueError(f"choice must be 'iou' or 0, 1, 2; got {choice!r}")
+        points = np.asarray(points_xy, dtype=np.float32).reshape(-1, 2)
+        with self._lock:
+            if image is not None:
+                self.predictor.set_image(image, key=key)
+            elif not self.predictor.is_image_set:
+                raise RuntimeError("segment_point(image=None) needs set_image first")
+            predictor = self.predictor
+            height, width = predictor.original_size
+            per_batch = max(1, BATCH_MASK_BYTES // (3 * height * width))
+            results = []
+            for start in range(0, len(points), per_batch):
+                batch = points[start:start + per_batch]
+                coords = predictor.transform.apply_coords(batch[:, None, :], predictor.original_size)
+                with torch.no_grad():
+                    masks, scores, _ = predictor.predict_torch(
+                        torch.as_tensor(coords, dtype=torch.float, device=predictor.device),
+                        torch.ones((len(batch), 1), dtype=torch.int, device=predictor.device),
+                        multimask_output=True,
+                    )
+                rows = torch.arange(len(batch), device=scores.device)
+                index = scores.argmax(dim=1) if choice == "iou" else torch.full_like(rows, choice)
+                chosen = masks[rows, index].cpu().numpy().astype(bool)
+                chosen_scores = scores[rows, index].float().cpu().numpy()
+                results += [(chosen[i], float(chosen_scores[i])) for i in range(len(batch))]
+        return results
+
+    def propose(
+        self, image: np.ndarray, key: Hashable | None = None, **params: Any
+    ) -> list[Proposal]:
+        """Mask proposals for the whole image (see `proposals.mask_proposals`), on the cached
+        embedding: no encoder pass once `image` is current, plus one per crop when
+        crop_n_layers > 0.
+
+        Ids are 0..N-1 in the proposals' order; score = predicted IoU; stability = SAM's
+        stability score; feature = entity token. Parameters: see AMG_DEFAULTS (unknown names
+        raise TypeError); a bad image raises ValueError.
+        """
+        proposal_settings(**params)  # unknown names fail before any encoder pass
+        image = check_image(image)
+        with self._lock:
+            self.predictor.set_image(image, key=key)
+            data = mask_proposals(self.predictor, image, self._crop_predictor, **params)
+            masks = data["masks"]
+            tokens = entity_tokens(self.predictor, masks)
+        return [
+            Proposal(
+                id=i,
+                mask=masks[i],
+                score=float(data["iou_preds"][i]),
+                stability=float(data["stability_score"][i]),
+                feature=tokens[i],
+            )
+            for i in range(len(masks))
+        ]

@@ -1,0 +1,184 @@
+"""Every setting of the nodes and the command line, declared once.
+
+A `Setting` names one value: its type (that of its default), default, allowed range or
+choices, description, and whether it may change while a node is active (`live`). The ROS
+parameters (ros_ground.nodes.params), the `ros-ground ground` / `eval` flags (ros_ground.cli),
+`EngineConfig`'s defaults and checks (ros_ground.engine) and the README's parameter tables
+(scripts/param_table.py) are all derived from these tables, and every check of a value goes
+through `Setting.check`. Adding a setting is one line in a table below. No ROS import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ros_ground.sam import PROPOSAL_DEFAULTS
+from ros_ground.views import FLIPS, VIEWS, check_views
+
+QOS_NAMES = ("sensor_data", "reliable", "best_effort")
+
+
+def _mask_index(value) -> str | int:
+    """multimask_choice is a string on the node ('iou', '0'..'2'), an index or 'iou' in the engine."""
+    return int(value) if str(value).isdigit() else value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. `low`/`high` bound a number (inclusive); `choices` bound a string or each
+    item of a list; `field` is the EngineConfig field it sets, when it is one; `cli` makes it a
+    flag of `ros-ground ground` / `eval`; `convert` turns a value into the engine's form (and may
+    reject it) before the other checks."""
+
+    name: str
+    default: Any
+    description: str
+    live: bool = False
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    field: str | None = None
+    cli: bool = False
+    convert: Callable[[Any], Any] | None = None
+
+    def check(self, value):
+        """`value` in the engine's form; ValueError naming the setting when it is not allowed."""
+        if self.convert:
+            value = self.convert(value)
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if self.choices:
+            bad = [v for v in items if str(v) not in self.choices]
+            if bad:
+                raise ValueError(f"{self.name} must be {self._choices_text()}, got {value!r}")
+        if self.low is not None or self.high is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{self.name} must be a number, got {value!r}")
+            if (self.low is not None and value < self.low) or (
+                    self.high is not None and value > self.high):
+                raise ValueError(f"{self.name} must be {self.range_text()}, got {value!r}")
+        return value
+
+    def range_text(self) -> str:
+        """The allowed values in words ('' when any value of the type is allowed)."""
+        if self.choices:
+            return self._choices_text()
+        if self.low is not None and self.high is not None:
+            return f"{self.low}..{self.high}"
+        if self.low is not None:
+            return f">= {self.low}"
+        if self.high is not None:
+            return f"<= {self.high}"
+        return ""
+
+    def _choices_text(self) -> str:
+        many = isinstance(self.default, (list, tuple))
+        return ("some of " if many else "one of ") + " / ".join(self.choices)
+
+
+S = Setting
+_MODEL = "LMM: Hugging Face id, local directory, 'sim' (embedded, trained in simulation) or 'tiny' (random, for tests)"
+_SAM = "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'sim' (embedded) or 'tiny' (random, for tests)"
+_QOS = "QoS of the image subscription"
+
+GROUNDING = (
+    S("model", "sim", _MODEL, cli=True),
+    S("sam_model", "sim", _SAM, cli=True),
+    S("sam_checkpoint", "", "path to official SAM weights (.pth loaded with weights_only, or .safetensors)", cli=True),
+    S("device", "auto", "auto / cpu / cuda / cuda:N", cli=True),
+    S("dtype", "auto", "dtype of the LMM's weights",
+      choices=("auto", "float32", "float16", "bfloat16"), cli=True),
+    S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
+    S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True),
+    S("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, else point)",
+      True, choices=("point", "entities", "auto"), field="mode", cli=True),
+    S("max_new_tokens", 64, "maximum generated tokens per request", True, low=1, field="max_new_tokens", cli=True),
+    S("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True),
+    S("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True, low=0),
+    S("max_image_pixels", 4096 * 4096, "larger images are rejected with BAD_INPUT", True, low=1),
+    S("max_prompt_chars", 2000, "longer prompts are rejected with BAD_INPUT", True, low=1),
+    S("image_qos", "sensor_data", _QOS, choices=QOS_NAMES),
+    S("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
+    S("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True, low=0.0),
+    S("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
+      "newest camera frame that has them if at most this much older (0: never; for scenes "
+      "that hold still)", True, low=0.0),
+    S("normalise_maps", True, "subtract the mean attention map over the output (ablation switch)", True,
+      field="normalise", cli=True),
+    S("phrase_tokens", "chunk", "tokens whose attention forms a phrase's map: the whole noun chunk or its root noun", True,
+      choices=("chunk", "root"), field="phrase_tokens", cli=True),
+    S("phrase_contrast", 0.0, "this share of the mean of the answer's other phrase maps is "
+      "subtracted from each phrase's map (0: off; helps lists of objects in point mode, "
+      "hurts 'the X is left of the Y')", True, low=0.0, high=1.0, field="phrase_contrast", cli=True),
+    S("attention_views", list(FLIPS), "views of the image whose attention maps are averaged "
+      "(those but identity are re-read in one batched teacher-forced LMM pass, each costing "
+      "about a prefill's compute per answer; [identity] for the lowest latency)", True,
+      choices=VIEWS, field="attention_views", cli=True, convert=check_views),
+    S("multimask_choice", "iou", "iou (best predicted IoU) or a fixed SAM output index", True,
+      choices=("iou", "0", "1", "2"), field="multimask_choice", cli=True, convert=_mask_index),
+    S("entity_assignment", "exclusive", "exclusive (one entity per phrase, 'two mugs' two, "
+      "none shared, later definite mentions excepted) / independent (each phrase merges the "
+      "entities within entity_margin of its best)", True,
+      choices=("exclusive", "independent"), field="entity_assignment", cli=True),
+    S("entity_margin", 0.1, "entities within this share of the score range of the best are "
+      "merged: every phrase's when independent, a plural's without a number ('the mugs') "
+      "when exclusive", True, low=0.0, field="entity_margin", cli=True),
+    S("autostart", True, "configure and activate on start; false leaves it unconfigured"),
+)
+
+_AMG = {
+    "points_per_side": ("grid of point prompts per side", dict(low=1)),
+    "points_per_batch": ("prompts decoded per batch", dict(low=1)),
+    "pred_iou_thresh": ("minimum predicted IoU", dict(low=0.0, high=1.0)),
+    "stability_score_thresh": ("minimum stability score", dict(low=0.0, high=1.0)),
+    "box_nms_thresh": ("box NMS IoU threshold", dict(low=0.0, high=1.0)),
+    "min_mask_region_area": ("remove small islands/holes below this area", dict(low=0)),
+}
+
+PROPOSAL = (
+    S("sam_model", "sim", _SAM),
+    S("sam_checkpoint", "", "path to official SAM weights"),
+    S("device", "auto", "auto / cpu / cuda / cuda:N"),
+    S("image_qos", "sensor_data", _QOS, choices=QOS_NAMES),
+    S("min_period_s", 1.0, "rest between the end of one proposal run and the next (leaves SAM to commands)", True, low=0.0),
+    S("every_n_frames", 1, "consider only every N-th frame", True, low=1),
+    S("max_image_pixels", 4096 * 4096, "larger images are skipped with a warning", True, low=1),
+    *(S(name, PROPOSAL_DEFAULTS[name], f"SAM automatic masks: {text}", True, **bounds)
+      for name, (text, bounds) in _AMG.items()),
+    S("max_entities", 64, "keep at most this many proposals (highest score first)", True, low=1),
+    S("autostart", True, "configure and activate on start; false leaves it unconfigured"),
+)
+
+SIM_CAMERA = (
+    S("seed", 0, "scene seed; changing it loads a new scene", True),
+    S("rate_hz", 5.0, "publish rate of image_raw, camera_info and ground_truth", low=0.01),
+    S("width", 320, "image width in pixels", True, low=1),
+    S("height", 240, "image height in pixels", True, low=1),
+    S("num_objects", 4, "objects on the table", True, low=2, high=6),
+    S("objects", "", "comma-separated categories to place (empty = random)", True),
+    S("frame_id", "sim_camera", "frame_id of the published messages"),
+    S("bag", "", "replay this rosbag2 file's image topic instead of simulating"),
+    S("bag_topic", "", "image topic to replay from `bag` (empty = the first sensor_msgs/Image topic)"),
+)
+
+ENGINE = tuple(s for s in GROUNDING if s.field)
+AMG_NAMES = tuple(PROPOSAL_DEFAULTS)
+
+
+def by_name(table: Iterable[Setting]) -> dict[str, Setting]:
+    return {s.name: s for s in table}
+
+
+def check(table: Iterable[Setting], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every value of `values` that `table` declares; returns them in the engine's form.
+    Raises ValueError naming the first setting whose value is not allowed."""
+    declared = by_name(table)
+    return {name: declared[name].check(value) for name, value in values.items()
+            if name in declared}
+
+
+def engine_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """EngineConfig keyword arguments from setting values keyed by setting name (missing ones
+    keep their defaults)."""
+    return {s.field: values[s.name] for s in ENGINE if s.name in values}

@@ -1,0 +1,90 @@
+"""Frames and proposals matched by stamp, per source, without ROS."""
+
+from ros_ground.frames import FrameStore
+
+S = 1_000_000_000  # ns per second
+
+
+def test_latest_frame_per_source():
+    store = FrameStore()
+    assert store.latest("cam0") is None
+    store.add_frame("cam0", 5 * S, "f5")
+    store.add_frame("cam1", 6 * S, "g6")
+    assert (store.latest("cam0"), store.latest("cam1")) == ("f5", "g6")
+
+
+def test_proposals_near_a_stamp_closest_first_within_tolerance():
+    store = FrameStore()
+    store.add_proposals("cam0", 5 * S + 40_000_000, "p+40ms")
+    store.add_proposals("cam0", 5 * S - 10_000_000, "p-10ms")
+    store.add_proposals("cam0", 5 * S + 200_000_000, "p+200ms")
+    store.add_proposals("cam1", 5 * S, "other camera")
+    assert store.proposals_near("cam0", 5 * S, 50_000_000) == ["p-10ms", "p+40ms"]
+    assert store.proposals_near("cam0", 5 * S, 0) == []
+
+
+def test_frames_are_kept_for_max_age_only_while_asked():
+    store = FrameStore()
+    store.add_frame("cam0", 5 * S, "f5", max_age_ns=0)
+    assert store.recent_count("cam0") == 0  # max age 0: nothing to pair later
+    store.add_frame("cam0", 5 * S, "f5", max_age_ns=3 * S, keep=False)
+    assert store.recent_count("cam0") == 0  # nobody publishes proposals
+    for sec in (5, 6, 7, 9):
+        store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=3 * S)
+    assert store.recent_count("cam0") == 3  # f5 is more than 3 s older than f9
+
+
+def test_older_pairs_newest_proposals_first_each_with_its_closest_frame():
+    store = FrameStore()
+    for sec in (5, 6, 7):
+        store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
+    store.add_proposals("cam0", 5 * S + 10_000_000, "p5")
+    store.add_proposals("cam0", 6 * S, "p6")
+    store.add_proposals("cam0", 4 * S, "p4 (no frame near)")
+    assert list(store.older_pairs("cam0", 7 * S, 10 * S, 50_000_000)) == [
+        ("f6", "p6"), ("f5", "p5")]
+    assert list(store.older_pairs("cam0", 7 * S, int(1.5 * S), 50_000_000)) == [("f6", "p6")]
+    assert list(store.older_pairs("cam1", 7 * S, 10 * S, 50_000_000)) == []
+
+
+def test_a_clock_jumping_back_drops_the_frames_from_the_future():
+    store = FrameStore()
+    for sec in (100, 101, 102):
+        store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
+    store.add_frame("cam0", 1 * S, "f1", max_age_ns=10 * S)  # a bag started again
+    assert store.recent_count("cam0") == 1 and store.latest("cam0") == "f1"
+    store.add_proposals("cam0", 101 * S, "p101")
+    assert list(store.older_pairs("cam0", 1 * S, 10 * S, 50_000_000)) == []
+
+
+def test_clear_forgets_everything():
+    store = FrameStore()
+    store.add_frame("cam0", S, "f", max_age_ns=S)
+    store.add_proposals("cam0", S, "p")
+    store.clear()
+    assert (store.latest("cam0"), store.recent_count("cam0"), store.proposal_count("cam0")) == (
+        None, 0, 0)
+
+
+def test_match_prefers_the_frames_own_proposals_then_an_older_frame_with_some():
+    store = FrameStore()
+    for sec in (5, 7):
+        store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
+    store.add_proposals("cam0", 5 * S, "p5")
+
+    def decode(proposals, frame):
+        return None if proposals == "bad" else f"{proposals}@{frame}"
+
+    kw = dict(tolerance_ns=50_000_000, max_age_ns=3 * S)
+    assert store.match("cam0", "f7", 7 * S, decode, **kw) == ("f7", None)  # not asked to search
+    assert store.match("cam0", "f7", 7 * S, decode, search_older=True, **kw) == ("f5", "p5@f5")
+    assert store.match("cam0", "f7", 7 * S, decode, search_older=True, tolerance_ns=50_000_000,
+                       max_age_ns=S) == ("f7", None)  # too old
+    store.add_proposals("cam0", 7 * S, "p7")
+    assert store.match("cam0", "f7", 7 * S, decode, search_older=True, **kw) == ("f7", "p7@f7")
+    other = FrameStore()
+    for sec in (5, 7):
+        other.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
+    other.add_proposals("cam0", 5 * S, "p5")
+    other.add_proposals("cam0", 7 * S, "bad")  # do not fit the frame: the older frame's are used
+    assert other.match("cam0", "f7", 7 * S, decode, search_older=True, **kw) == ("f5", "p5@f5")

@@ -1,0 +1,112 @@
+"""Every setting's node default, CLI default, EngineConfig default and README row come from its
+one declaration in ros_ground/settings.py, and every value is checked there."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from ros_ground import settings
+from ros_ground.cli import build_parser, engine_config
+from ros_ground.engine import EngineConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from param_table import row  # noqa: E402
+
+ALL = settings.GROUNDING + settings.PROPOSAL + settings.SIM_CAMERA
+
+
+@pytest.mark.parametrize("s", ALL, ids=lambda s: s.name)
+def test_the_declared_default_is_allowed_and_in_the_readme(s):
+    s.check(s.default)
+    assert row(s) in (ROOT / "README.md").read_text(), f"README row of {s.name} is stale"
+
+
+def test_engine_config_defaults_are_the_declared_ones():
+    config = EngineConfig()
+    for s in settings.ENGINE:
+        assert getattr(config, s.field) == s.check(s.default), s.name
+
+
+@pytest.mark.parametrize("command", ["ground", "eval"])
+def test_cli_flags_default_to_the_declaration_and_reproduce_the_node(command):
+    extra = ["--image", "x.png"] if command == "ground" else []
+    args = vars(build_parser().parse_args([command, *extra]))
+    for s in settings.GROUNDING:
+        if s.cli:
+            got = args[s.name]
+            got = got.split(",") if isinstance(s.default, list) and isinstance(got, str) else got
+            assert (got if got is not None else "") == s.default, s.name
+    # every engine setting is a flag: the command line can run the node's engine exactly
+    assert all(s.cli for s in settings.ENGINE)
+    assert engine_config(build_parser().parse_args([command, *extra])) == EngineConfig()
+
+
+def test_cli_flags_reach_the_engine_config():
+    args = build_parser().parse_args([
+        "ground", "--image", "x.png", "--multimask-choice", "2", "--no-normalise-maps",
+        "--attention-views", "identity,vflip", "--phrase-contrast", "0.25"])
+    config = engine_config(args)
+    assert (config.multimask_choice, config.normalise, config.attention_views,
+            config.phrase_contrast) == (2, False, ("identity", "vflip"), 0.25)
+
+
+@pytest.mark.parametrize("flag,value", [("--phrase-contrast", "1.5"), ("--mode", "magic"),
+                                        ("--multimask-choice", "7"),
+                                        ("--attention-views", "identity,mirror"),
+                                        ("--max-new-tokens", "0")])
+def test_cli_rejects_what_the_node_rejects(flag, value, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ground", "--image", "x.png", flag, value])
+    assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field,value", [("phrase_contrast", 1.5), ("mode", "magic"),
+                                         ("multimask_choice", 5), ("entity_margin", -0.1),
+                                         ("attention_views", ("vflip", "vflip"))])
+def test_engine_config_rejects_through_the_same_check(field, value):
+    with pytest.raises(ValueError):
+        EngineConfig(**{field: value}).validate()
+
+
+def test_checks_name_the_setting_and_convert_to_the_engines_form():
+    declared = settings.by_name(settings.GROUNDING)
+    assert declared["multimask_choice"].check("1") == 1
+    assert declared["attention_views"].check(["identity"]) == ("identity",)
+    with pytest.raises(ValueError, match="queue_size must be >= 0"):
+        declared["queue_size"].check(-1)
+    with pytest.raises(ValueError, match="image_qos must be one of"):
+        declared["image_qos"].check("fastest")
+
+
+def test_node_parameters_default_and_range_as_declared():
+    rclpy = pytest.importorskip("rclpy")
+    from ros_ground.nodes.grounding_node import GroundingNode
+    from ros_ground.nodes.mask_proposal_node import MaskProposalNode
+    from ros_ground.nodes.params import descriptor
+
+    rclpy.init()
+    nodes = []
+    try:
+        nodes = [GroundingNode(namespace="/settings"), MaskProposalNode(namespace="/settings")]
+        for node, table in zip(nodes, (settings.GROUNDING, settings.PROPOSAL)):
+            for s in table:
+                assert node.get_parameter(s.name).value == s.default, s.name
+                d = descriptor(s)
+                ranges = list(d.floating_point_range) + list(d.integer_range)
+                assert bool(ranges) == (s.low is not None or s.high is not None), s.name
+                for r in ranges:
+                    assert s.low is None or r.from_value == s.low
+                    assert s.high is None or r.to_value == s.high
+            live = [s for s in table if s.live]
+            assert live and all("read at configure" not in descriptor(s).description
+                                for s in live)
+        too_big = nodes[0].set_parameters([rclpy.parameter.Parameter("phrase_contrast",
+                                                                     value=1.5)])[0]
+        assert not too_big.successful
+    finally:
+        for node in nodes:
+            node.shutdown_worker()
+            node.destroy_node()
+        rclpy.try_shutdown()
