@@ -70,6 +70,9 @@ def _add_model_args(parser: argparse.ArgumentParser, model: str = "sim", sam: st
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow model repositories to run their own code (off by default)")
+    parser.add_argument("--allow-download", action="store_true",
+                        help="fetch a Hugging Face model missing from the local cache (off by "
+                             "default: models load from the cache or a directory only)")
 
 
 def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
@@ -116,6 +119,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+        allow_download=args.allow_download,
         config=engine_config(args),
     )
     result = engine.ground(image, args.prompt)

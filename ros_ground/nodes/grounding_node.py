@@ -118,6 +118,7 @@ class GroundingNode(LifecycleNode):
                 model=p["model"], sam_model=p["sam_model"],
                 sam_checkpoint=p["sam_checkpoint"] or None, device=p["device"],
                 dtype=p["dtype"], trust_remote_code=p["trust_remote_code"],
+                allow_download=p["allow_download"],
                 spacy_model=p["spacy_model"], config=config, sam=sam,
             )
         except Exception as exc:  # any load failure must leave the node up and reconfigurable

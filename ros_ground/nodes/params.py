@@ -33,6 +33,7 @@ GROUNDING_PARAMS = (
     Param("device", "auto", "auto / cpu / cuda / cuda:N"),
     Param("dtype", "auto", "auto / float32 / float16 / bfloat16"),
     Param("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights"),
+    Param("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only"),
     Param("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases"),
     Param("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, else point)", True),
     Param("max_new_tokens", 64, "maximum generated tokens per request", True),
