@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test demo bench lint clean msgs ros2-cli train-sim
+.PHONY: setup test test-jazzy demo bench lint clean msgs ros2-cli train-sim
 # CI has the shared tools beside the clone: ../shared/tools/install-ros2-cli
 SHARED ?= ../shared
 
@@ -39,6 +39,30 @@ $(VENV)/.package-stamp: setup.py setup.cfg package.xml $(VENV)/.deps-stamp
 test: setup
 	$(PY) -m pytest -q tests
 
+# The ROS-facing tests again on ROS 2 Jazzy (rclpy 7.1.6) wheels, in .venv-jazzy. Jazzy's wheels
+# share distribution names with Kilted's, so they get their own venv; torch, transformers and the
+# other non-ROS packages are read from .venv through a .pth line searched after Jazzy's own
+# site-packages (a plain path: .venv's own .pth files, its editable install among them, stay out).
+JAZZY := .venv-jazzy
+JAZZY_TESTS := tests/test_ros_transport.py tests/test_nodes_process.py tests/test_grounding_node.py \
+	tests/test_proposal_node.py tests/test_container.py tests/test_executor.py tests/test_fuzz.py \
+	tests/test_node_fuzz.py tests/test_load.py tests/test_shutdown.py tests/test_launch_config.py \
+	tests/test_launch_real.py
+
+$(JAZZY)/.deps-stamp: requirements-jazzy.txt | $(VENV)/.deps-stamp
+	$(PYTHON) -m venv $(JAZZY)
+	$(JAZZY)/bin/python -m pip install --quiet --upgrade pip==26.3
+	$(JAZZY)/bin/python -m pip install --quiet -r requirements-jazzy.txt
+	$(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > \
+	  "$$($(JAZZY)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_ros_ground_main_venv.pth"
+	touch $@
+
+test-jazzy: setup $(JAZZY)/.deps-stamp
+	$(JAZZY)/bin/python scripts/build_msgs.py
+	$(JAZZY)/bin/python -c 'import rclpy, sys; v = __import__("importlib.metadata").metadata.version("rclpy"); \
+	  assert v.startswith("7."), v; assert rclpy.__file__.startswith(sys.prefix), rclpy.__file__; print("rclpy", v)'
+	$(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
+
 demo: setup
 	$(VENV)/bin/ros-ground demo
 
@@ -54,4 +78,4 @@ lint: setup
 	$(VENV)/bin/vermin --target=3.10- --no-tips --violations --eval-annotations ros_ground launch scripts bench tests
 
 clean:
-	rm -rf $(VENV) .build-msgs build install log demo_out
+	rm -rf $(VENV) $(JAZZY) .build-msgs build install log demo_out
