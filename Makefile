@@ -61,7 +61,7 @@ test-jazzy: setup $(JAZZY)/.deps-stamp
 	$(JAZZY)/bin/python scripts/build_msgs.py
 	$(JAZZY)/bin/python -c 'import rclpy, sys; v = __import__("importlib.metadata").metadata.version("rclpy"); \
 	  assert v.startswith("7."), v; assert rclpy.__file__.startswith(sys.prefix), rclpy.__file__; print("rclpy", v)'
-	$(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
+	PYTHONPATH=$(CURDIR) $(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
 
 demo: setup
 	$(VENV)/bin/ros-ground demo
