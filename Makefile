@@ -59,8 +59,9 @@ $(JAZZY)/.deps-stamp: requirements-jazzy.txt | $(VENV)/.deps-stamp
 
 test-jazzy: setup $(JAZZY)/.deps-stamp
 	$(JAZZY)/bin/python scripts/build_msgs.py
-	$(JAZZY)/bin/python -c 'import rclpy, sys; v = __import__("importlib.metadata").metadata.version("rclpy"); \
-	  assert v.startswith("7."), v; assert rclpy.__file__.startswith(sys.prefix), rclpy.__file__; print("rclpy", v)'
+	$(JAZZY)/bin/python -c 'import sys, importlib.metadata as m, rclpy, ros_ground_msgs; \
+	  v = m.version("rclpy"); assert v.startswith("7."), v; print("rclpy", v, rclpy.__file__); \
+	  assert all(x.__file__.startswith(sys.prefix) for x in (rclpy, ros_ground_msgs))'
 	PYTHONPATH=$(CURDIR) $(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
 
 demo: setup
