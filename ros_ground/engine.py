@@ -390,15 +390,21 @@ def build_engine(
     spacy_model: str = "en_core_web_sm",
     config: EngineConfig | None = None,
     sam: SamSegmenter | None = None,
+    allow_download: bool = False,
 ) -> GroundingEngine:
-    """Load the three models from their specs; pass `sam` to share one SAM between nodes."""
+    """Load the three models from their specs; pass `sam` to share one SAM between nodes.
+
+    allow_download: let a Hugging Face model id missing from the local cache be downloaded
+    (see `load_lmm`); off by default, so a robot never fetches weights at run time.
+    """
     from ros_ground.lmm import load_lmm
     from ros_ground.phrases import load_spacy
     from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
     nlp = load_spacy(spacy_model)
-    lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                   allow_download=allow_download)
     if sam is None:
         sam = load_sam(sam_model, checkpoint=sam_checkpoint, device=str(lmm.device))
     return GroundingEngine(lmm, sam, nlp, config)

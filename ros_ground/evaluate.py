@@ -198,6 +198,7 @@ def run_eval(args, config: EngineConfig) -> int:
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+        allow_download=args.allow_download,
         config=config,
     )
     run = evaluate(engine, args.scenes, args.seed, {"model": {"mode": args.mode}}, args.prompt,
