@@ -3,9 +3,12 @@
 A lifecycle node (ros_ground.nodes.lifecycle): configure loads the models, activate opens
 topics, the `ask` action and the `describe` service, deactivate answers what is queued and
 closes them, cleanup frees the models. Requests are queued and run one at a time by a
-ros_ground.scheduler.Scheduler (round-robin across `command`, `describe` and `ask`); every
-request gets exactly one GroundedResponse. An accepted goal holds no executor thread while it
-waits: it is executed (`goal_handle.execute`) once its answer exists.
+ros_ground.scheduler.Scheduler, round-robin across each camera's `command`, `describe` and
+`ask` (`cameras`: one model serves them all; one flooding source delays another by one request
+at most); every request gets
+exactly one GroundedResponse, on its camera's `response`. A command is answered NO_IMAGE when
+its camera's newest frame was received more than `max_frame_age_s` ago. An accepted goal holds
+no executor thread while it waits: it is executed (`goal_handle.execute`) once its answer exists.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from ros_ground import settings
+from ros_ground.camera_watch import camera_topics, stale_frame_error
 from ros_ground.engine import EngineConfig, build_engine, check_prompt
 from ros_ground.errors import InputError
 from ros_ground.frames import FrameStore
 from ros_ground.image_codec import ImageDecodeError
 from ros_ground.nodes import params
+from ros_ground.nodes.camera_input import CameraInput
 from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, release_memory, spin_nodes
 from ros_ground.nodes.conversions import (
     ProposalError,
@@ -46,7 +51,7 @@ from ros_ground.overlay import draw_overlay
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
 
 Status = GroundedResponse
-CAMERA = "image"  # the one camera source today; FrameStore and Scheduler are keyed by source
+CAMERA = ""  # the default camera's name; FrameStore and Scheduler are keyed by camera name
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Frame:
     header: Header
     rgb: object = None  # HxWx3 uint8, or None when decoding failed
     error: str = ""
+    received_ns: int | None = None  # node clock at arrival; None: a goal's own image
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Request:
     frame: Frame | None
     goal_handle: object = None
     camera_frame: bool = True  # False for a goal's own image: never swapped for another frame
+    camera: str = CAMERA
 
 
 class GroundingNode(ModelNode):
@@ -75,9 +82,12 @@ class GroundingNode(ModelNode):
         self._sam_provider = sam_provider
         self._engine = None
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
-        self._response_pub = self._overlay_pub = None
+        self._response_pubs: dict[str, object] = {}
+        self._overlay_pubs: dict[str, object] = {}
+        self._cameras: list[str] = []
+        self.inputs: dict[str, CameraInput] = {}
         self.frames = FrameStore()
-        self._proposals_topic = "proposals"
+        self._proposals_topics: dict[str, str] = {}
         self._ids = itertools.count(1)
         self.goals = PendingGoals()
         self.scheduler = Scheduler(self._run, self._deliver, self._canceled, self._failed,
@@ -94,25 +104,38 @@ class GroundingNode(ModelNode):
             model=p["model"], sam_model=p["sam_model"], sam_checkpoint=p["sam_checkpoint"] or None,
             device=p["device"], dtype=p["dtype"], trust_remote_code=p["trust_remote_code"],
             spacy_model=p["spacy_model"], config=EngineConfig.from_settings(p), sam=sam)
-        self._response_pub = self.lifecycle_publisher(GroundedResponse, "response", RELIABLE)
-        self._overlay_pub = self.lifecycle_publisher(Image, "overlay", RELIABLE)
+        self._cameras = list(p["cameras"])
+        for camera, response, overlay in zip(self._cameras, camera_topics(self._cameras, "response"),
+                                             camera_topics(self._cameras, "overlay")):
+            self._response_pubs[camera] = self.lifecycle_publisher(GroundedResponse, response,
+                                                                   RELIABLE)
+            self._overlay_pubs[camera] = self.lifecycle_publisher(Image, overlay, RELIABLE)
         self.apply(p)
         self.get_logger().info(f"loaded model {p['model']!r} and SAM {p['sam_model']!r} on "
                                f"{self._engine.lmm.device} in {time.perf_counter() - started:.1f} s")
 
     def unload(self) -> None:
-        self._engine = self._response_pub = self._overlay_pub = None
+        self._engine = None
+        self._response_pubs, self._overlay_pubs = {}, {}
         self.frames.clear()
 
     def open(self, p: dict) -> None:
         sensors, commands = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        proposals = self.opened(self.create_subscription(
-            EntityProposals, "proposals", self._on_proposals, RELIABLE, callback_group=sensors))
-        self._proposals_topic = proposals.topic_name  # resolved: namespace and remappings
-        self.opened(self.create_subscription(Image, "image", self._on_image,
-                                             qos_by_name(p["image_qos"]), callback_group=sensors))
-        self.opened(self.create_subscription(String, "command", self._on_command, RELIABLE,
-                                             callback_group=commands))
+        names = self._cameras
+        for camera, image, proposals, command in zip(
+                names, camera_topics(names, "image"), camera_topics(names, "proposals"),
+                camera_topics(names, "command")):
+            sub = self.opened(self.create_subscription(
+                EntityProposals, proposals, lambda m, c=camera: self._on_proposals(c, m),
+                RELIABLE, callback_group=sensors))
+            self._proposals_topics[camera] = sub.topic_name  # resolved: namespace, remappings
+            self.inputs[camera] = self.opened(CameraInput(
+                self, image, lambda m, c=camera: self._on_image(c, m),
+                transport=p["image_transport"], qos_name=p["image_qos"], callback_group=sensors))
+            self.opened(self.create_subscription(
+                String, command, lambda m, c=camera: self._on_command(c, m), RELIABLE,
+                callback_group=commands))
+        self.opened(self.create_timer(1.0, self._watch, callback_group=sensors))
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
         self.opened(ActionServer(
@@ -140,26 +163,35 @@ class GroundingNode(ModelNode):
         self.scheduler.stop("node shutting down")
 
     # ---- inputs ----------------------------------------------------------------------------
-    def _decode(self, msg: Image, what: str) -> Frame:
+    def _decode(self, msg, what: str, received_ns: int | None = None) -> Frame:
         try:
-            return Frame(msg.header, image_msg_to_rgb(msg, self._p["max_image_pixels"]))
+            return Frame(msg.header, image_msg_to_rgb(msg, self._p["max_image_pixels"]),
+                         received_ns=received_ns)
         except ImageDecodeError as exc:
             self.get_logger().warning(f"bad image on {what!r}: {exc}", throttle_duration_sec=5.0)
-            return Frame(msg.header, None, f"bad image: {exc}")
+            return Frame(msg.header, None, f"bad image: {exc}", received_ns)
 
-    def _on_image(self, msg: Image) -> None:
-        keep = self.count_publishers(self._proposals_topic) > 0  # else nothing to pair with
-        self.frames.add_frame(CAMERA, stamp_to_ns(msg.header.stamp), self._decode(msg, "image"),
+    def _on_image(self, camera: str, msg) -> None:
+        source = self.inputs[camera]
+        keep = self.count_publishers(self._proposals_topics[camera]) > 0  # else nothing to pair
+        self.frames.add_frame(camera, stamp_to_ns(msg.header.stamp),
+                              self._decode(msg, source.topic, source.last_received_ns),
                               int(self._p["proposal_max_age_s"] * 1e9), keep)
 
-    def _on_proposals(self, msg: EntityProposals) -> None:
-        self.frames.add_proposals(CAMERA, stamp_to_ns(msg.header.stamp), msg)
+    def _on_proposals(self, camera: str, msg: EntityProposals) -> None:
+        self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
 
-    def _on_command(self, msg: String) -> None:
-        self._submit(Request(self._next_id(), msg.data, "", self.frames.latest(CAMERA)), "command")
+    def _watch(self) -> None:
+        for source in list(self.inputs.values()):
+            source.check()
+
+    def _on_command(self, camera: str, msg: String) -> None:
+        self._submit(Request(self._next_id(), msg.data, "", self.frames.latest(camera),
+                             camera=camera), "command")
 
     def _on_describe(self, request, response):
-        request = Request(self._next_id(), self._p["default_prompt"], "", self.frames.latest(CAMERA))
+        request = Request(self._next_id(), self._p["default_prompt"], "",
+                          self.frames.latest(self._cameras[0]), camera=self._cameras[0])
         error = self._submit(request, "describe")[1]
         response.success = not error
         response.message = error or request.request_id
@@ -168,9 +200,10 @@ class GroundingNode(ModelNode):
     def _on_goal(self, goal_handle) -> None:
         goal = goal_handle.request
         own = bool(goal.image.width or goal.image.height or len(goal.image.data))
-        frame = self._decode(goal.image, "ask") if own else self.frames.latest(CAMERA)
+        camera = self._cameras[0]
+        frame = self._decode(goal.image, "ask") if own else self.frames.latest(camera)
         request_id = f"goal-{bytes(goal_handle.goal_id.uuid).hex()[:12]}"
-        request = Request(request_id, goal.prompt, goal.mode, frame, goal_handle, not own)
+        request = Request(request_id, goal.prompt, goal.mode, frame, goal_handle, not own, camera)
         self.goals.track(goal_handle, lambda: self._submit(request, "ask")[0])
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
@@ -182,12 +215,12 @@ class GroundingNode(ModelNode):
     def _next_id(self) -> str:
         return f"{self.get_name()}-{next(self._ids)}"
 
-    def _submit(self, request: Request, source: str) -> tuple[Ticket | None, str]:
+    def _submit(self, request: Request, kind: str) -> tuple[Ticket | None, str]:
         """Queue a request (its ticket, ""), or answer it at once (None, why: bad input, busy)."""
         problem = self._precheck(request)
         if problem is None:
             try:
-                return self.scheduler.submit(request, source), ""
+                return self.scheduler.submit(request, f"{request.camera}/{kind}"), ""
             except Rejected as exc:
                 problem = (Status.STATUS_REJECTED_BUSY, str(exc))
         self._deliver(Ticket(request), self._answer(request, *problem))
@@ -198,8 +231,15 @@ class GroundingNode(ModelNode):
             check_prompt(request.prompt, self._p["max_prompt_chars"])
         except InputError as exc:
             return Status.STATUS_BAD_INPUT, str(exc)
+        source = self.inputs.get(request.camera)
+        topic = source.topic if source is not None else "image"
         if request.frame is None:
-            return Status.STATUS_NO_IMAGE, "no image received yet on 'image'"
+            return Status.STATUS_NO_IMAGE, f"no image received yet on {topic!r}"
+        if request.frame.received_ns is not None:
+            age_s = (self.get_clock().now().nanoseconds - request.frame.received_ns) / 1e9
+            stale = stale_frame_error(age_s, self._p["max_frame_age_s"], topic)
+            if stale:
+                return Status.STATUS_NO_IMAGE, stale
         if request.frame.rgb is None:
             return Status.STATUS_BAD_INPUT, request.frame.error
         if self._engine is None:
@@ -212,7 +252,7 @@ class GroundingNode(ModelNode):
         if engine is None:
             return self._answer(request, Status.STATUS_MODEL_ERROR, "model unloaded")
         frame, proposals = self.frames.match(
-            CAMERA, request.frame, stamp_to_ns(request.frame.header.stamp), self._decode_proposals,
+            request.camera, request.frame, stamp_to_ns(request.frame.header.stamp), self._decode_proposals,
             tolerance_ns=int(self._p["proposal_tolerance_s"] * 1e9),
             max_age_ns=int(self._p["proposal_max_age_s"] * 1e9),
             search_older=request.camera_frame and engine.requested_mode(request.mode) == "auto")
@@ -231,8 +271,9 @@ class GroundingNode(ModelNode):
             response.error = ("canceled" if self.scheduler.is_open()
                               else "node deactivated during generation")
         # drawing costs ~10% of a small model's frame: only when someone is listening
-        if self._p["publish_overlay"] and self._overlay_pub.get_subscription_count() > 0:
-            self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
+        overlay = self._overlay_pubs.get(request.camera)
+        if self._p["publish_overlay"] and overlay and overlay.get_subscription_count() > 0:
+            overlay.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
                                                        frame.header))
         return response
 
@@ -266,8 +307,9 @@ class GroundingNode(ModelNode):
 
     def _deliver(self, ticket: Ticket, response: GroundedResponse) -> None:
         """The one answer of a request: on 'response', and as the result of its goal."""
-        if self._response_pub is not None:
-            self._response_pub.publish(response)
+        publisher = self._response_pubs.get(ticket.payload.camera)
+        if publisher is not None:
+            publisher.publish(response)
         if ticket.payload.goal_handle is not None:
             self.goals.finish(ticket.payload.goal_handle, response)
 
