@@ -8,6 +8,10 @@ and layers run once per step on all layers' scores stacked: on a GPU, where deco
 kernel launches, a few small ops per layer would cost more than the arithmetic. Memory stays
 O(steps x image tokens) plus one step's [layers x heads x keys] scores.
 
+With `prompt_positions`, the prefill also yields the rows of those prompt queries (the user's
+own text tokens) to the image tokens, summed over heads and layers as each layer runs: memory
+O(prompt rows x image tokens) plus one layer's [heads x rows x keys] scores, no eager attention.
+
 The active capture lives in a ContextVar, so concurrent generations in different threads (the
 multi-threaded ROS executor) never see each other's capture.
 """
@@ -64,10 +68,19 @@ class AttentionCapture(_Capture):
 
     Step t's vector is the mean over heads and layers of softmax(q_last . K^T) restricted to the
     image columns, i.e. the attention of the query that emits generated token t.
+    `prompt_positions` (sequence indices, optional): the first pass (the prefill) also records
+    the same mean for each of those query rows, read with `prompt_maps()`.
     """
 
-    def __init__(self, image_positions: torch.Tensor):
+    def __init__(self, image_positions: torch.Tensor,
+                 prompt_positions: torch.Tensor | None = None):
         super().__init__(image_positions)
+        self.prompt_positions = None if prompt_positions is None else \
+            torch.as_tensor(prompt_positions, dtype=torch.long).flatten()
+        self._prompt_on: dict[torch.device, torch.Tensor] = {}
+        self._prompt_sum: torch.Tensor | None = None  # [rows, num_image_tokens], prefill only
+        self._prompt_count = 0
+        self._passes = 0
         self._steps: list[torch.Tensor] = []
         self._scores: list[torch.Tensor] = []  # one [Hkv, rep, K] per layer, step in progress
         self._count = 0  # heads x layers in _scores
@@ -76,12 +89,23 @@ class AttentionCapture(_Capture):
 
     def _close(self) -> None:
         self._finish_step()
+        self._prompt_on.clear()
 
     @property
     def steps(self) -> list[torch.Tensor]:
         """One float32 [num_image_tokens] per completed forward pass (prefill = step 0)."""
         self._finish_step()
         return self._steps
+
+    def prompt_maps(self) -> torch.Tensor:
+        """[len(prompt_positions), num_image_tokens] float32 on the CPU: the prefill's rows of
+        the prompt positions (mean over heads and layers); empty without prompt positions."""
+        rows = 0 if self.prompt_positions is None else self.prompt_positions.numel()
+        if self._prompt_sum is None:
+            if rows:
+                raise RuntimeError("no prefill was captured: run the generation in the context")
+            return torch.zeros((0, self.image_positions.numel()), dtype=torch.float32)
+        return (self._prompt_sum / self._prompt_count).to("cpu", torch.float32)
 
     def maps(self) -> torch.Tensor:
         """[num_steps, num_image_tokens] float32 on the CPU."""
@@ -115,6 +139,7 @@ class AttentionCapture(_Capture):
                     f"capture reused for two generations?)"
                 )
             self._context_len = k_len
+            self._passes += 1
         elif k_len != self._context_len:
             raise NotImplementedError(
                 f"layer {layer_idx} sees {k_len} keys but layer {self._first_layer} saw "
@@ -122,6 +147,21 @@ class AttentionCapture(_Capture):
             )
         self._scores.append(last_row_scores(module, query, key, attention_mask, scaling, kwargs))
         self._count += query.shape[1]
+        if self._passes == 1 and self.prompt_positions is not None \
+                and self.prompt_positions.numel():
+            self._add_prompt_rows(module, query, key, attention_mask, scaling, kwargs)
+
+    def _add_prompt_rows(self, module, query, key, attention_mask, scaling, kwargs) -> None:
+        # per layer, summed at once: the prefill runs once, and holding every layer's
+        # [heads x rows x keys] scores until the pass ends would cost layers times the memory
+        device = query.device
+        if device not in self._prompt_on:
+            self._prompt_on[device] = self.prompt_positions.to(device)
+        scores = query_rows_scores(module, query, key, attention_mask, scaling,
+                                   self._prompt_on[device], kwargs)  # [1, Hkv, rep, rows, K]
+        probs = image_probabilities(scores, self._positions(device)).sum(dim=(0, 1, 2))
+        self._prompt_sum = probs if self._prompt_sum is None else self._prompt_sum + probs
+        self._prompt_count += query.shape[1]
 
 
 class RowsCapture(_Capture):
@@ -224,27 +264,40 @@ def last_rows_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     """Like `last_row_scores` for the last `rows` queries, any batch: float32
     [batch, Hkv, rep, rows, K].
 
+    Kept apart from `last_row_scores`, which runs per layer and decode step, where building a
+    causal mask would add kernel launches for a row that sees every key anyway.
+    """
+    q_len = query.shape[2]
+    rows_at = torch.arange(q_len - rows, q_len, device=query.device)
+    return query_rows_scores(module, query, key, attention_mask, scaling, rows_at, kwargs)
+
+
+def query_rows_scores(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                      attention_mask: torch.Tensor | None, scaling: float | None,
+                      rows: torch.Tensor, kwargs: dict | None = None) -> torch.Tensor:
+    """q[rows] . k^T * scaling + mask for the query rows `rows` (indices into this pass's
+    queries, on the query's device), any batch: float32 [batch, Hkv, rep, len(rows), K].
+
     Without a mask (SDPA's is_causal prefill) the causal mask, and a sliding window if the
-    layer has one, are applied here: every row is normalised over the keys it may see. Kept
-    apart from `last_row_scores`, which runs per layer and decode step, where building that
-    mask would add kernel launches for a row that sees every key anyway.
+    layer has one, are applied here: every row is normalised over the keys it may see.
     """
     kwargs = kwargs or {}
     n_kv_heads, rep, head_dim, scaling = _supported_shapes(module, query, key, scaling, kwargs)
-    batch, n_q_heads, k_len = query.shape[0], query.shape[1], key.shape[2]
-    q = query[:, :, -rows:, :].float().reshape(batch, n_kv_heads, rep * rows, head_dim)
+    batch, n_q_heads, q_len, k_len = query.shape[0], query.shape[1], query.shape[2], key.shape[2]
+    count = rows.numel()
+    q = query.index_select(2, rows).float().reshape(batch, n_kv_heads, rep * count, head_dim)
     scores = torch.matmul(q, key.float().transpose(-1, -2)).mul_(scaling)
-    scores = scores.reshape(batch, n_kv_heads, rep, rows, k_len)
+    scores = scores.reshape(batch, n_kv_heads, rep, count, k_len)
     if attention_mask is not None:
-        mask = attention_mask[:, :, -rows:, :]  # [batch or 1, 1 or Hq, rows, K]
+        mask = attention_mask.index_select(2, rows)  # [batch or 1, 1 or Hq, rows, K]
         if mask.shape[-1] != k_len:
             raise NotImplementedError(f"mask covers {mask.shape[-1]} keys, attention {k_len}")
-        mask = mask.reshape(mask.shape[0], n_kv_heads, rep, rows, k_len) \
+        mask = mask.reshape(mask.shape[0], n_kv_heads, rep, count, k_len) \
             if mask.shape[1] == n_q_heads else mask[:, :1].unsqueeze(1)
         if mask.dtype == torch.bool:
             return scores.masked_fill_(~mask, float("-inf"))
         return scores.add_(mask.float())
-    query_pos = torch.arange(k_len - rows, k_len, device=scores.device)[:, None]
+    query_pos = (rows + (k_len - q_len))[:, None]  # absolute positions of the rows
     key_pos = torch.arange(k_len, device=scores.device)[None, :]
     hidden = key_pos > query_pos
     window = kwargs.get("sliding_window") or getattr(module, "sliding_window", None)

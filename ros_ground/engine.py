@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ros_ground import settings
+from ros_ground.command import ground_command
 from ros_ground.entities import EntitySelection, assign_entities, select_entities
 from ros_ground.errors import InputError
 from ros_ground.geometry import upsample_map
@@ -129,16 +130,29 @@ class GroundingEngine:
         t_ground = time.perf_counter()
         gen = self._read_views(image, gen, cfg)
         timing["views"] = (time.perf_counter() - t_ground) * 1e3
-        phrases, ground_timing, used_mode = self._ground_generation(
-            image, gen, cfg, proposals, image_key
-        )
-        timing.update(ground_timing)
-        timing["grounding"] = (time.perf_counter() - t_ground) * 1e3
+        made: list[Proposal] = []
+        # the answer's and the command's phrases under one hold on SAM (a re-entrant lock), so
+        # no other frame is made current between them
+        needs_sam = cfg.mode == "point" or not proposals
+        t_wait = time.perf_counter()
+        with self.sam.exclusive() if needs_sam else contextlib.nullcontext():
+            waited = (time.perf_counter() - t_wait) * 1e3
+            phrases, ground_timing, used_mode = self._ground_generation(
+                image, gen, cfg, proposals, image_key, proposals_out=made
+            )
+            timing.update(ground_timing)
+            timing["grounding"] = (time.perf_counter() - t_ground) * 1e3
+            prompt_phrases, target, prompt_timing = ground_command(
+                self, image, gen, replace(cfg, mode=used_mode), proposals or made, image_key)
+        if "sam_wait" in timing:
+            timing["sam_wait"] += waited
+        timing.update(prompt_timing)
         timing["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
         return GroundingResult(
             text=gen.text, phrases=phrases, model=self.model_name,
             image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
             token_ids=list(gen.token_ids), mode=used_mode, canceled=gen.canceled,
+            prompt=gen.prompt_text, prompt_phrases=prompt_phrases, target=target,
         )
 
     def requested_mode(self, mode: str | None = None, config: EngineConfig | None = None) -> str:
@@ -163,14 +177,21 @@ class GroundingEngine:
 
     def _ground_generation(
         self, image, gen: Generation, cfg: EngineConfig, proposals, image_key,
-        num_steps: int | None = None,
+        num_steps: int | None = None, text: str | None = None,
+        spans: list[tuple[int, int]] | None = None, chunks: list[NounPhrase] | None = None,
+        proposals_out: list[Proposal] | None = None,
     ) -> tuple[list[GroundedPhrase], dict[str, float], str]:
+        """Ground the noun phrases of `gen`'s tokens; `text`, the tokens' char `spans` in it and
+        its `chunks` default to the decoded answer's (command.py passes the prompt's). Proposals
+        made here are added to `proposals_out`, so the prompt's phrases reuse them."""
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
         token_ids = gen.token_ids if num_steps is None else gen.token_ids[:num_steps]
-        text = self.lmm.decode(token_ids)
-        spans = token_char_spans(self.lmm.decode, list(token_ids))
-        chunks = noun_phrases(self.nlp, text)
+        text = self.lmm.decode(token_ids) if text is None else text
+        if spans is None:
+            spans = token_char_spans(self.lmm.decode, list(token_ids))
+        if chunks is None:
+            chunks = noun_phrases(self.nlp, text)
         maps = np.asarray(gen.image_maps[: len(token_ids)], dtype=np.float32)
         maps = normalise_maps(maps, enabled=cfg.normalise)
         timing["phrases"] = (time.perf_counter() - t0) * 1e3
@@ -195,6 +216,8 @@ class GroundingEngine:
             if used_mode == "entities" and not proposals:
                 t0 = time.perf_counter()
                 proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)
+                if proposals_out is not None:
+                    proposals_out.extend(proposals)
                 timing["proposals"] = (time.perf_counter() - t0) * 1e3
                 if not proposals:  # nothing to select from: fall back to the point prompt, visibly
                     used_mode = "point"

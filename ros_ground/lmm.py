@@ -27,6 +27,7 @@ from ros_ground.geometry import (
     pad_to_square,
     trim_to_crop,
 )
+from ros_ground.prompts import ChatMarkers, markers_from_template, require_text, strip_chat_markup
 from ros_ground.views import flip_image, unflip_maps
 
 IMAGE_FITS = ("processor", "pad")
@@ -54,6 +55,24 @@ class Generation:
     geometry: ImageGeometry
     timing_ms: dict[str, float] = field(default_factory=dict)
     canceled: bool = False
+    # the prompt's own text (cleaned: `LMMAdapter.clean_prompt`), its tokens in the model's
+    # input (chat-template tokens and image tokens excluded) with their character spans in
+    # `prompt_text`, and each one's image attention read during the prefill: float32
+    # [len(prompt_token_ids), grid_h, grid_w], raw like `image_maps`
+    prompt_text: str = ""
+    prompt_token_ids: list[int] = field(default_factory=list)
+    prompt_token_spans: list[tuple[int, int]] = field(default_factory=list)
+    prompt_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+
+
+@dataclass
+class _PromptTokens:
+    """Where the user's text sits in the model input: sequence positions, ids, char spans."""
+
+    text: str
+    positions: list[int]
+    token_ids: list[int]
+    spans: list[tuple[int, int]]
 
 
 @dataclass
@@ -117,6 +136,7 @@ class LMMAdapter:
         self.model_type = getattr(model.config, "model_type", "")
         self.image_token = getattr(processor, "image_token", None) or "<image>"
         self.image_token_id = _image_token_id(model.config, self.tokenizer, self.image_token)
+        self._markers: ChatMarkers | None = None  # from the chat template, on first use
         install_capture(model)
 
     # -- text ---------------------------------------------------------------------------------
@@ -128,8 +148,9 @@ class LMMAdapter:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True,
                                      clean_up_tokenization_spaces=False)
 
-    def neutralize(self, prompt: str) -> str:
-        """Remove the tokenizer's added/special token strings (image token, chat markers)."""
+    def _special_strings(self) -> list[str]:
+        """The tokenizer's added/special token strings (image token, chat markers), longest
+        first."""
         specials = {self.image_token}
         specials.update(str(t) for t in getattr(self.tokenizer, "all_special_tokens", []))
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
@@ -137,7 +158,11 @@ class LMMAdapter:
         for attr in ("video_token", "audio_token", "boi_token", "eoi_token"):
             if isinstance(getattr(self.processor, attr, None), str):
                 specials.add(getattr(self.processor, attr))
-        specials = sorted((s for s in specials if s and s.strip()), key=len, reverse=True)
+        return sorted((s for s in specials if s and s.strip()), key=len, reverse=True)
+
+    def neutralize(self, prompt: str) -> str:
+        """Remove the tokenizer's added/special token strings (image token, chat markers)."""
+        specials = self._special_strings()
         previous = None
         while previous != prompt:  # removal can join fragments into a new marker: repeat
             previous = prompt
@@ -145,14 +170,66 @@ class LMMAdapter:
                 prompt = prompt.replace(s, "")
         return prompt.strip()
 
-    def build_prompt(self, prompt: str) -> str:
-        """The chat-templated text for one image + user text turn, generation prompt added."""
+    def clean_prompt(self, prompt: str) -> str:
+        """The user's own text of `prompt` (prompts.strip_chat_markup with this model's chat
+        template markers, then special tokens removed). Raises prompts.EmptyPromptError (a
+        ValueError) when nothing is left."""
+        if self._markers is None:
+            sequence = [getattr(self.tokenizer, name, None) for name in ("bos_token", "eos_token")]
+            self._markers = markers_from_template(self._render, self._special_strings(),
+                                                  [str(t) for t in sequence if t])
+        return require_text(self.neutralize(strip_chat_markup(prompt, self._markers)), prompt)
+
+    def _render(self, text: str) -> str:
         messages = [{"role": "user", "content": [
-            {"type": "image"}, {"type": "text", "text": self.neutralize(prompt)}]}]
+            {"type": "image"}, {"type": "text", "text": text}]}]
         template_owner = self.processor if getattr(self.processor, "chat_template", None) \
             else self.tokenizer
         return template_owner.apply_chat_template(messages, add_generation_prompt=True,
                                                   tokenize=False)
+
+    def build_prompt(self, prompt: str) -> str:
+        """The chat-templated text for one image + user text turn, generation prompt added;
+        `prompt` is cleaned first (`clean_prompt`), so a pasted templated prompt is not
+        templated twice."""
+        return self._render(self.clean_prompt(prompt))
+
+    def prompt_tokens(self, prompt: str, input_ids: torch.Tensor) -> _PromptTokens:
+        """The input positions of the cleaned prompt's own text tokens, with their character
+        spans in the cleaned text. `input_ids` ([1, L], the processor's, image tokens
+        expanded) must come from `build_prompt(prompt)`. Tokens are matched to characters with
+        the tokenizer's offsets on the templated text; positions stay empty when the tokenizer
+        gives none (a slow tokenizer) or its tokens do not line up with the processor's."""
+        text = self.clean_prompt(prompt)
+        templated = self._render(text)
+        start = templated.rfind(text)
+        empty = _PromptTokens(text, [], [], [])
+        try:
+            encoded = self.tokenizer(templated, add_special_tokens=False,
+                                     return_offsets_mapping=True)
+        except (NotImplementedError, ValueError, TypeError):
+            return empty
+        ids, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
+        full = input_ids[0].tolist()
+        # the processor expands each image placeholder into a run of image tokens: one entry
+        # per run, and any tokens it adds in front (BOS) skipped
+        index, collapsed = [], []
+        for i, token in enumerate(full):
+            if token == self.image_token_id and collapsed and collapsed[-1] == token:
+                continue
+            index.append(i)
+            collapsed.append(token)
+        shift = len(collapsed) - len(ids)
+        if shift < 0 or collapsed[shift:] != ids:
+            return empty
+        end = start + len(text)
+        positions, token_ids, spans = [], [], []
+        for j, (a, b) in enumerate(offsets):
+            if b > a and a < end and b > start and ids[j] != self.image_token_id:
+                positions.append(index[shift + j])
+                token_ids.append(ids[j])
+                spans.append((max(a, start) - start, min(b, end) - start))
+        return _PromptTokens(text, positions, token_ids, spans)
 
     # -- image --------------------------------------------------------------------------------
 
@@ -234,8 +311,12 @@ class LMMAdapter:
 
     def generate(self, image: np.ndarray, prompt: str, max_new_tokens: int = 64,
                  on_token: Callable[[int, str, Callable[[], Generation]], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Generation:
+                 should_stop: Callable[[], bool] | None = None,
+                 prompt_maps: bool = True) -> Generation:
         """Greedy generation with one image-attention map per generated token.
+
+        With `prompt_maps`, the prefill also records the image attention of the prompt's own
+        text tokens (`Generation.prompt_maps`, for grounding the command itself).
 
         `on_token(token_id, text_so_far, partial)` runs after every token, where `partial()`
         returns the Generation so far (maps included); `should_stop()` is polled
@@ -248,16 +329,22 @@ class LMMAdapter:
         t0 = time.perf_counter()
         inputs, layout, geometry = self.prepare(image, prompt)
         prompt_len = int(inputs["input_ids"].shape[1])
+        own = self.prompt_tokens(prompt, inputs["input_ids"]) if prompt_maps else None
         timing = {"preprocess": (time.perf_counter() - t0) * 1e3}
         empty = np.zeros((0, layout.grid_h, layout.grid_w), dtype=np.float32)
+        prompt_fields = {} if own is None else dict(
+            prompt_text=own.text, prompt_token_ids=own.token_ids,
+            prompt_token_spans=own.spans, prompt_maps=empty)
         if should_stop is not None and should_stop():
             timing.update(vision_prefill=0.0, decode=0.0)
-            return Generation(prompt, "", [], empty, geometry, timing, canceled=True)
+            return Generation(prompt, "", [], empty, geometry, timing, canceled=True,
+                              **prompt_fields)
 
         config = self._generation_config(GenerationConfig, max_new_tokens)
         hook = _TokenHook(self, prompt, prompt_len, layout, geometry, on_token, should_stop)
         t1 = time.perf_counter()
-        with torch.no_grad(), AttentionCapture(layout.positions) as capture:
+        rows = torch.tensor(own.positions, dtype=torch.long) if own and own.positions else None
+        with torch.no_grad(), AttentionCapture(layout.positions, rows) as capture:
             hook.capture = capture
             out = self.model.generate(
                 **inputs, generation_config=config, past_key_values=DynamicCache(),
@@ -272,6 +359,9 @@ class LMMAdapter:
         first = hook.first_token_at or t2
         timing["vision_prefill"] = (first - t1) * 1e3
         timing["decode"] = (t2 - first) * 1e3
+        if rows is not None:
+            prompt_fields["prompt_maps"] = capture.prompt_maps().reshape(
+                -1, layout.grid_h, layout.grid_w).numpy().astype(np.float32)
         return Generation(
             prompt=prompt,
             text=self.decode(token_ids),
@@ -280,6 +370,7 @@ class LMMAdapter:
             geometry=geometry,
             timing_ms=timing,
             canceled=hook.canceled,
+            **prompt_fields,
         )
 
     def view_maps(self, image: np.ndarray, prompt: str, token_ids: list[int],

@@ -141,7 +141,7 @@ def _count(root) -> int | None:
 
 # head nouns that, as the object of a preposition, name a place beside something rather than a
 # thing: "in front of", "to the left of", "on top of", "on the right side of", "on the left"
-_PLACE_NOUNS = frozenset(
+PLACE_NOUNS = frozenset(
     "front back rear top bottom left right side middle center centre edge".split())
 
 
@@ -161,7 +161,7 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
     for chunk in doc.noun_chunks:
         if chunk.root.pos_ == "PRON" and all(tok.pos_ in _PRONOUN_POS for tok in chunk):
             continue
-        if chunk.root.dep_ == "pobj" and chunk.root.text.lower() in _PLACE_NOUNS:
+        if chunk.root.dep_ == "pobj" and chunk.root.text.lower() in PLACE_NOUNS:
             continue
         root = chunk.root
         phrases.append(

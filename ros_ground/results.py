@@ -41,6 +41,11 @@ class GroundedPhrase:
     entity_ids: list[int] = field(default_factory=list)
     entity_scores: dict[int, float] = field(default_factory=dict)
     token_indices: list[int] = field(default_factory=list)
+    # where the mask is in 3-D (spatial.locate), camera optical frame, metres: robust centre
+    # (NaN without depth), extent along x, y, z, and how many depth points gave them
+    position: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    size: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    depth_points: int = 0
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -57,6 +62,9 @@ class GroundedPhrase:
             "point": None if self.point is None else [float(self.point[0]), float(self.point[1])],
             "mask_rle": mask_to_rle(self.mask),
             "entity_ids": [int(i) for i in self.entity_ids],
+            "position": [_finite(v) for v in self.position],
+            "size": [float(v) for v in self.size],
+            "depth_points": int(self.depth_points),
         }
 
 
@@ -72,11 +80,19 @@ class GroundingResult:
     token_ids: list[int] = field(default_factory=list)
     mode: str = ""
     canceled: bool = False
+    # the command's own phrases, char spans into `prompt` (the prompt as cleaned of chat
+    # markup), and the index among them of the phrase the command is about (-1: none)
+    prompt: str = ""
+    prompt_phrases: list[GroundedPhrase] = field(default_factory=list)
+    target: int = -1
 
     def to_json(self) -> dict:
         return {
             "text": self.text,
             "phrases": [p.to_json() for p in self.phrases],
+            "prompt": self.prompt,
+            "prompt_phrases": [p.to_json() for p in self.prompt_phrases],
+            "target": int(self.target),
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "model": self.model,
             "mode": self.mode,

@@ -240,3 +240,41 @@ def test_last_rows_match_reference(mask_kind):
     got = image_probabilities(scores, positions).reshape(batch, heads, rows, -1)
     want = _rows_reference(query, key, allowed, 0.25, positions)[:, :, -rows:]
     torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (4, 2)])
+def test_prefill_prompt_rows_equal_eager(heads, kv_heads):
+    """The prompt's text rows read during the prefill equal eager attention's rows, and the
+    decode maps and tokens are unchanged by reading them."""
+    model, processor = build_tiny_lmm(0, heads, kv_heads)
+    inputs = _inputs(processor)
+    ids = inputs["input_ids"][0]
+    positions = (ids == model.config.image_token_id).nonzero().flatten()
+    rows = torch.arange(int(positions.max()) + 1, ids.numel())  # the text after the image
+    install_capture(model)
+    with AttentionCapture(positions) as plain:
+        reference = _greedy(model, inputs)
+    with AttentionCapture(positions, prompt_positions=rows) as capture:
+        generated = _greedy(model, inputs)
+    assert torch.equal(generated, reference)
+    torch.testing.assert_close(capture.maps(), plain.maps(), atol=0, rtol=0)
+    got = capture.prompt_maps()
+    assert got.shape == (rows.numel(), positions.numel()) and got.dtype == torch.float32
+
+    model.set_attn_implementation({"text_config": "eager"})
+    with torch.no_grad():
+        eager = model(**inputs, output_attentions=True)
+    weights = torch.stack(eager.attentions)[:, 0]  # [layers, heads, q, k]
+    expected = weights[:, :, rows][..., positions].float().mean(dim=(0, 1))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    # the last prompt row is the query that emits the first token: decode step 0
+    torch.testing.assert_close(got[-1], capture.maps()[0], atol=1e-6, rtol=0)
+    held = capture._prompt_sum.numel()
+    assert held == rows.numel() * positions.numel()  # O(prompt rows x image tokens)
+
+
+def test_prompt_maps_need_a_prefill():
+    with AttentionCapture(torch.arange(4), prompt_positions=torch.tensor([5])) as idle, \
+            pytest.raises(RuntimeError, match="no prefill"):
+        idle.prompt_maps()
+    assert AttentionCapture(torch.arange(4)).prompt_maps().shape == (0, 4)

@@ -28,7 +28,8 @@ def test_ground_json_schema_and_mask_sizes(png, tmp_path):
     out = _run("ground", "--image", str(png), "--prompt", "Describe the image in detail.",
                "--model", "tiny", "--json", "--overlay", str(overlay))
     result = json.loads(out.stdout)
-    assert set(result) == {"text", "phrases", "timing_ms", "model", "mode"}
+    assert set(result) == {"text", "phrases", "timing_ms", "model", "mode", "prompt",
+                           "prompt_phrases", "target"}
     assert result["model"] == "tiny" and result["text"]
     assert result["mode"] == "point"  # auto without proposals: SAM at each phrase's peak
     assert result["phrases"], result["text"]

@@ -39,11 +39,12 @@ def test_point_mode_masks_match_image_and_spans_index_text(engine, image):
 
 def test_json_schema(engine, image):
     out = engine.ground(image, PROMPT, mode="point").to_json()
-    assert set(out) == {"text", "phrases", "timing_ms", "model", "mode"}
+    assert set(out) == {"text", "phrases", "timing_ms", "model", "mode", "prompt", "prompt_phrases",
+                        "target"}
     assert out["mode"] == "point"
     for p in out["phrases"]:
         assert set(p) == {"text", "char_start", "char_end", "score", "bbox", "point", "mask_rle",
-                          "entity_ids"}
+                          "entity_ids", "position", "size", "depth_points"}
         assert p["mask_rle"]["size"] == [90, 150]
         assert rle_to_mask(p["mask_rle"]).shape == (90, 150)
         assert len(p["bbox"]) == 4 and (p["point"] is None or len(p["point"]) == 2)

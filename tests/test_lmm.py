@@ -132,7 +132,7 @@ def test_special_tokens_in_prompt_are_neutralised(tiny, image):
 
 
 def test_image_token_count_is_verified(tiny, image, monkeypatch):
-    monkeypatch.setattr(tiny, "neutralize", lambda prompt: prompt)
+    monkeypatch.setattr(tiny, "clean_prompt", lambda prompt: prompt)
     with pytest.raises(BadPromptError):
         tiny.prepare(image, "two images <image> here")
     monkeypatch.undo()

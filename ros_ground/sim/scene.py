@@ -115,6 +115,8 @@ class SimObject:
     bbox: tuple[int, int, int, int]  # x, y, w, h of the mask
     orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
     depth: float = 0.0  # median camera-frame depth of the visible pixels (m)
+    # centre of the visible surface (mean of its rendered points), camera optical frame (m)
+    centroid: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
 
 @dataclass
@@ -136,6 +138,12 @@ class Scene:
     @property
     def height(self) -> int:
         return int(self.rgb.shape[0])
+
+    @property
+    def k(self) -> np.ndarray:
+        """3x3 intrinsic matrix of `rgb` (and of `depth`, registered to it): CameraInfo's K."""
+        fx, fy, cx, cy = self.intrinsics
+        return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
     @property
     def width(self) -> int:
@@ -320,15 +328,37 @@ def intrinsics(camera: CameraPose, width: int, height: int) -> tuple[float, floa
 
 
 def render(client: int, camera: CameraPose, width: int, height: int
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RGB (HxWx3 uint8), metric depth (HxW float32) and segmentation (HxW int32 body ids, -1 none)."""
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """RGB (HxWx3 uint8), metric depth (HxW float32, registered to the RGB: metres along the
+    optical axis, the depth buffer linearised with the near/far planes), segmentation (HxW
+    int32 body ids, -1 none) and the raw depth buffer (HxW float64, 0..1)."""
     _, _, rgba, zbuf, seg = p.getCameraImage(
         width, height, camera.view_matrix, camera.projection_matrix,
         lightDirection=camera.light_direction, renderer=p.ER_TINY_RENDERER, physicsClientId=client)
     rgb = np.ascontiguousarray(np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3])
     zbuf = np.asarray(zbuf, dtype=np.float64).reshape(height, width)
     depth = (camera.far * camera.near / (camera.far - (camera.far - camera.near) * zbuf)).astype(np.float32)
-    return rgb, depth, np.asarray(seg, dtype=np.int32).reshape(height, width)
+    return rgb, depth, np.asarray(seg, dtype=np.int32).reshape(height, width), zbuf
+
+
+def surface_points(camera: CameraPose, zbuf: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The rendered surface points of the masked pixels, [N, 3] in the camera optical frame (m).
+
+    Unprojected through pybullet's own view and projection matrices (normalised device
+    coordinates of each pixel and its depth-buffer value), not through `intrinsics` and the
+    linearised depth, so the two routes check each other. The pixel-to-NDC mapping uses the
+    principal point TinyRenderer draws with (see `intrinsics`).
+    """
+    height, width = zbuf.shape
+    rows, cols = np.nonzero(mask)
+    ndc = np.stack([(cols - width / 2) / (width / 2), -(rows - (height / 2 - 1)) / (height / 2),
+                    2.0 * zbuf[rows, cols] - 1.0, np.ones(rows.size)])
+    clip_from_world = (np.asarray(camera.projection_matrix).reshape(4, 4).T
+                       @ np.asarray(camera.view_matrix).reshape(4, 4).T)
+    world = np.linalg.inv(clip_from_world) @ ndc
+    world = world[:3] / world[3]
+    optical_from_world = np.linalg.inv(camera.world_from_optical())
+    return (optical_from_world[:3, :3] @ world + optical_from_world[:3, 3:]).T
 
 
 def default_min_pixels(width: int, height: int) -> int:
@@ -347,7 +377,7 @@ def render_layout(layout: Sequence[Placement], camera: CameraPose, width: int = 
     client = connect_direct(p)
     try:
         table, bodies = build_world(client, layout)
-        rgb, depth, seg = render(client, camera, width, height)
+        rgb, depth, seg, zbuf = render(client, camera, width, height)
         objects, dropped = [], []
         for placement, body in zip(layout, bodies):
             mask = seg == body
@@ -361,7 +391,8 @@ def render_layout(layout: Sequence[Placement], camera: CameraPose, width: int = 
                 urdf=ASSETS[placement.category].source, body_id=body,
                 position=tuple(float((a + b) / 2) for a, b in zip(lo, hi)), mask=mask,
                 bbox=mask_bbox(mask), orientation=placement.orientation,
-                depth=float(np.median(depth[rows, cols]))))
+                depth=float(np.median(depth[rows, cols])),
+                centroid=tuple(float(v) for v in surface_points(camera, zbuf, mask).mean(axis=0))))
     finally:
         p.disconnect(physicsClientId=client)
     margins = default_margins(width)

@@ -1,0 +1,91 @@
+"""The command's own phrases: which pixels the prompt means, and which phrase it is about.
+
+The prompt's noun phrases are found with the same rules as the answer's (phrases.noun_phrases)
+on the cleaned prompt (lmm.LMMAdapter.clean_prompt: no chat-template text), pooled over the
+prompt tokens' prefill attention (Generation.prompt_maps, normalised by their mean as the
+answer's maps are by theirs) and grounded with the engine's modes (point / entities / auto).
+
+The target rule (`target_index`), first match wins, on spaCy's dependency parse:
+1. the direct object of a verb: "pick up *the red mug* left of the tray", "find *the cube*",
+   "put *the sphere* on the tray", "can you grab *the duck*?";
+2. else a subject or attribute of the clause: "where is *the purple tray*?", "what colour is
+   *the mug*?", "is there *a ball* on the table?", or a bare "*the red mug* left of the tray";
+3. else the first phrase;
+4. none (-1) when no phrase qualifies.
+Never the target: a phrase asking the question ("what colour", "which object"), a place ("the
+left"), or one naming the picture rather than a thing in it ("the image", "detail").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase, noun_phrases
+from ros_ground.results import GroundedPhrase
+
+OBJECT_DEPS = ("dobj", "obj")
+SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
+WH_TAGS = ("WDT", "WP", "WP$", "WRB")
+# head nouns that name the picture or a property asked about, not an object in the scene
+NOT_OBJECTS = frozenset(
+    "image picture photo photograph scene view frame detail details colour color size shape "
+    "kind type material".split())
+
+
+def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
+    """Index into `phrases` (noun phrases of `text`) of the phrase the command is about, or -1;
+    the rule is in the module docstring."""
+    if not phrases:
+        return -1
+    doc = nlp(text)
+    candidates = []  # (rule, phrase index)
+    for i, phrase in enumerate(phrases):
+        span = doc.char_span(phrase.char_start, phrase.char_end, alignment_mode="expand")
+        root = doc.char_span(phrase.root_start, phrase.root_end, alignment_mode="expand")
+        if span is None or root is None:
+            continue
+        root = root.root
+        word = root.text.lower()
+        if word in NOT_OBJECTS or word in PLACE_NOUNS or any(t.tag_ in WH_TAGS for t in span):
+            continue
+        if root.dep_ in OBJECT_DEPS and root.head.pos_ in ("VERB", "AUX"):
+            rule = 0
+        elif root.dep_ in SUBJECT_DEPS:
+            rule = 1
+        else:
+            rule = 2
+        candidates.append((rule, i))
+    return min(candidates)[1] if candidates else -1
+
+
+def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
+    """(noun phrases of the cleaned prompt `text`, index of the target among them or -1)."""
+    phrases = noun_phrases(nlp, text)
+    return phrases, target_index(nlp, text, phrases)
+
+
+def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
+                   ) -> tuple[list[GroundedPhrase], int, dict[str, float]]:
+    """Ground the prompt's own phrases of `gen` (lmm.Generation with prompt maps) in `image`.
+
+    Returns (phrases with char spans into `gen.prompt_text`, index of the target in them or -1,
+    timing in ms). Uses the engine's grounding of answer phrases with the prompt's tokens,
+    spans and maps in place of the answer's, so every mode and option applies unchanged.
+    Without prompt maps (a tokenizer without offsets) there is nothing to ground: ([], -1, {}).
+    """
+    t0 = time.perf_counter()
+    if not gen.prompt_token_ids or gen.prompt_maps.shape[0] != len(gen.prompt_token_ids):
+        return [], -1, {}
+    chunks, target = command_phrases(engine.nlp, gen.prompt_text)
+    if not chunks:
+        return [], -1, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}
+    prompt_gen = replace(gen, token_ids=list(gen.prompt_token_ids), image_maps=gen.prompt_maps)
+    phrases, _, _ = engine._ground_generation(
+        image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
+        spans=list(gen.prompt_token_spans), chunks=chunks)
+    index = -1
+    if target >= 0:
+        wanted = (chunks[target].char_start, chunks[target].char_end)
+        index = next((i for i, p in enumerate(phrases) if (p.char_start, p.char_end) == wanted), -1)
+    return phrases, index, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}

@@ -1,0 +1,235 @@
+"""Where a mask is in 3-D: camera intrinsics, registered depth, robust position and size.
+
+Assumptions, as RealSense `aligned_depth_to_color` and ZED publish their depth:
+- the depth image is registered to the (rectified) colour image the masks were made on: pixel
+  (row, col) of the depth is the same ray as pixel (row, col) of the colour image;
+- `K` is that image's 3x3 intrinsic matrix (CameraInfo `k`, or the left 3x3 of `p` for a
+  rectified image whose `d` is not zero); lens distortion is ignored, so a distorted image
+  (non-zero `d`, not rectified) is off by its distortion, most at the image borders;
+- depth is the distance along the optical axis (z), not along the ray; 0, NaN and inf mean
+  "no return".
+Points are in the camera's optical frame (x right, y down, z forward, metres), the frame of the
+colour image's `header.frame_id`; moving them into a robot frame is tf2's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MM_PER_M = 1000.0
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
+
+@dataclass
+class Location:
+    """Robust 3-D summary of the masked pixels with depth, in the optical frame (metres).
+
+    `position`: centre (x, y, z) of the surface points kept (NaN when none); `size`: extent
+    along x, y, z between the `percentiles` of the kept points (0 when none); `depth_points`:
+    how many points were kept.
+    """
+
+    position: np.ndarray  # float64 (3,)
+    size: np.ndarray  # float64 (3,)
+    depth_points: int
+
+
+def no_location() -> Location:
+    """The Location of a mask without depth: position NaN, size 0, no points."""
+    return Location(np.full(3, np.nan), np.zeros(3), 0)
+
+
+def depth_to_metres(depth: np.ndarray, encoding: str | None = None) -> np.ndarray:
+    """A depth image as float32 metres, NaN where there is no return.
+
+    `encoding` is the ROS image encoding: "16UC1"/"mono16" (uint16 millimetres) or "32FC1"
+    (float metres); None takes it from the dtype (unsigned integers: millimetres; floats:
+    metres). 0, negative, NaN and inf become NaN. Raises ValueError for other shapes or types.
+    """
+    depth = np.asarray(depth)
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[:, :, 0]
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be HxW, got shape {depth.shape}")
+    if encoding is not None and encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+    if encoding in ("16UC1", "mono16") or (encoding is None and depth.dtype.kind == "u"):
+        if depth.dtype.kind not in "ui":
+            raise ValueError(f"{encoding or 'integer'} depth must hold integers, got {depth.dtype}")
+        metres = depth.astype(np.float32) / np.float32(MM_PER_M)
+    elif depth.dtype.kind == "f":
+        metres = depth.astype(np.float32)  # a copy: the NaN marking below must not write through
+    else:
+        raise ValueError(f"depth must be uint16 millimetres or float metres, got {depth.dtype}"
+                         + (f" for {encoding}" if encoding else ""))
+    metres[~(np.isfinite(metres) & (metres > 0))] = np.nan
+    return metres
+
+
+def load_depth(path: str | Path) -> np.ndarray:
+    """Depth from a file as float32 metres (NaN = no return): a 16-bit PNG in millimetres (as
+    RealSense tools save it) or a .npy array in metres (uint16 .npy arrays are millimetres)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such depth file: {str(path)!r}")
+    if path.suffix.lower() == ".npy":
+        return depth_to_metres(np.load(path, allow_pickle=False))
+    depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if depth is None:
+        raise ValueError(f"cannot read depth image {str(path)!r} (a 16-bit PNG or a .npy)")
+    if depth.dtype != np.uint16 or depth.ndim != 2:
+        raise ValueError(f"depth image {str(path)!r} must be single-channel 16-bit (millimetres), "
+                         f"got {depth.dtype} with shape {depth.shape}")
+    return depth_to_metres(depth, "16UC1")
+
+
+@dataclass
+class CameraInfo:
+    """The parts of a ROS CameraInfo that geometry needs (row-major matrices)."""
+
+    width: int
+    height: int
+    k: np.ndarray  # 3x3 intrinsics of the raw image
+    d: np.ndarray  # distortion coefficients
+    p: np.ndarray  # 3x4 projection of the rectified image
+    distortion_model: str = "plumb_bob"
+    camera_name: str = ""
+
+    @property
+    def rectified_k(self) -> np.ndarray:
+        """K for a rectified image: the left 3x3 of P when P is set and the image has
+        distortion, else K (for an undistorted image they agree)."""
+        if np.any(self.d) and np.any(self.p):
+            return self.p[:, :3].copy()
+        return self.k.copy()
+
+
+def load_camera_info(path: str | Path) -> CameraInfo:
+    """Read the YAML that ROS camera_calibration writes (camera_info_manager's format):
+    image_width, image_height, camera_name, camera_matrix {rows, cols, data}, distortion_model,
+    distortion_coefficients, rectification_matrix, projection_matrix. Raises ValueError when a
+    field is missing or has the wrong size."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such camera info file: {str(path)!r}")
+    with path.open() as f:
+        data = yaml.safe_load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(path)!r} is not a camera_calibration YAML mapping")
+
+    def matrix(name: str, shape: tuple[int, int] | None, required: bool = True) -> np.ndarray:
+        entry = data.get(name)
+        if entry is None:
+            if required:
+                raise ValueError(f"{str(path)!r} has no {name!r}")
+            return np.zeros(shape)
+        values = np.asarray(entry.get("data", []) if isinstance(entry, dict) else entry, float)
+        if shape is None:
+            return values.ravel()
+        if values.size != shape[0] * shape[1]:
+            raise ValueError(f"{name!r} in {str(path)!r} has {values.size} values, "
+                             f"expected {shape[0]}x{shape[1]}")
+        return values.reshape(shape)
+
+    try:
+        width, height = int(data["image_width"]), int(data["image_height"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{str(path)!r} needs integer image_width and image_height") from exc
+    k = matrix("camera_matrix", (3, 3))
+    check_intrinsics(k)
+    return CameraInfo(width=width, height=height, k=k,
+                      d=matrix("distortion_coefficients", None, required=False),
+                      p=matrix("projection_matrix", (3, 4), required=False),
+                      distortion_model=str(data.get("distortion_model", "plumb_bob")),
+                      camera_name=str(data.get("camera_name", "")))
+
+
+def intrinsic_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """3x3 K from focal lengths and principal point (pixels, pixel centres at integers)."""
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def check_intrinsics(k: np.ndarray) -> np.ndarray:
+    """K as a float64 3x3 array; ValueError unless it is an upper-triangular camera matrix with
+    positive focal lengths."""
+    k = np.asarray(k, dtype=np.float64)
+    if k.shape != (3, 3) or not np.all(np.isfinite(k)):
+        raise ValueError(f"K must be a finite 3x3 matrix, got shape {k.shape}")
+    if k[0, 0] <= 0 or k[1, 1] <= 0 or np.any(k[2] != (0, 0, 1)) or k[1, 0] != 0:
+        raise ValueError(f"K is not a camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]: {k}")
+    return k
+
+
+def back_project(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Points [N, 3] (optical frame, metres) of pixels (row, col) at depths z along the axis."""
+    k = check_intrinsics(k)
+    fx, skew, cx, fy, cy = k[0, 0], k[0, 1], k[0, 2], k[1, 1], k[1, 2]
+    y = (rows - cy) / fy
+    x = (cols - cx - skew * y) / fx
+    return np.stack([x * z, y * z, np.asarray(z, dtype=np.float64)], axis=-1)
+
+
+def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2,
+           min_points: int = 10, percentiles: tuple[float, float] = (5.0, 95.0),
+           outlier_mads: float = 4.0, min_band_m: float = 0.02) -> Location:
+    """Robust 3-D centre and size of the surface a mask covers.
+
+    `mask` bool HxW; `depth` HxW float metres, NaN/0 = no return (`depth_to_metres`); `k` 3x3.
+    The object's depth is read on the mask eroded by `erode_px` pixels (a 3x3 cross per pixel),
+    away from the flying pixels that depth cameras put on object borders (half object, half
+    background) and from a predicted mask's overshoot; when erosion leaves fewer than
+    `min_points` pixels with depth, less erosion is used, down to none. Its median and scaled
+    median absolute deviation give a depth band (`outlier_mads` deviations, at least
+    `min_band_m` either side); every masked pixel with depth in that band is used, so the rim
+    of the object still counts but border pixels at background depth do not. The position is
+    the mean of those points (the centre of the visible surface, not of the object's volume:
+    the camera sees no back side); the size is the extent between the `percentiles` along each
+    axis. No valid depth under the mask: `no_location()`.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    depth = np.asarray(depth)
+    if mask.ndim != 2 or depth.shape != mask.shape:
+        raise ValueError(f"mask {mask.shape} and depth {depth.shape} must both be the same HxW")
+    if erode_px < 0 or min_points < 1:
+        raise ValueError("erode_px must be >= 0 and min_points >= 1")
+    lo, hi = percentiles
+    if not 0.0 <= lo < hi <= 100.0:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
+    k = check_intrinsics(k)
+    valid = mask & np.isfinite(depth) & (depth > 0)
+    if not valid.any():
+        return no_location()
+    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    core = valid
+    for iterations in range(erode_px, 0, -1):
+        # outside the image counts as outside the mask: a mask cut by the border is eroded there
+        eroded = cv2.erode(mask.astype(np.uint8), kernel, iterations=iterations,
+                           borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        if int((eroded & valid).sum()) >= min_points:
+            core = eroded & valid
+            break
+    core_z = depth[core].astype(np.float64)
+    median = np.median(core_z)
+    band = max(outlier_mads * 1.4826 * np.median(np.abs(core_z - median)), min_band_m)
+    rows, cols = np.nonzero(valid)
+    z = depth[rows, cols].astype(np.float64)
+    keep = np.abs(z - median) <= band
+    points = back_project(rows[keep].astype(np.float64), cols[keep].astype(np.float64),
+                          z[keep], k)
+    low, high = np.percentile(points, [lo, hi], axis=0)
+    return Location(points.mean(axis=0), high - low, int(points.shape[0]))
+
+
+def locate_phrases(phrases, depth: np.ndarray, k: np.ndarray, **options) -> None:
+    """Set `position`, `size` and `depth_points` of each grounded phrase (results.GroundedPhrase)
+    from its mask, in place; `options` go to `locate`. The masks must be the depth's size."""
+    for phrase in phrases:
+        found = locate(phrase.mask, depth, k, **options)
+        phrase.position, phrase.size, phrase.depth_points = \
+            found.position, found.size, found.depth_points

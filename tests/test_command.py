@@ -1,0 +1,104 @@
+"""The command's own phrases: the target rule on a table of commands, and grounding them."""
+
+import numpy as np
+import pytest
+
+from ros_ground.command import command_phrases
+from ros_ground.engine import EngineConfig, build_engine
+from ros_ground.geometry import upsample_map
+from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.phrases import load_spacy
+from ros_ground.results import Proposal
+
+# command -> the target phrase (None: no target)
+COMMANDS = {
+    "Pick up the red mug left of the tray.": "the red mug",
+    "Find the blue cube.": "the blue cube",
+    "Where is the purple tray?": "the purple tray",
+    "Where is the red cube behind the blue sphere?": "the red cube",
+    "What colour is the mug?": "the mug",
+    "What color is the cube in front of the tray?": "the cube",
+    "Can you pick up the yellow duck?": "the yellow duck",
+    "I want you to pick up the torus.": "the torus",
+    "Put the green sphere on the tray.": "the green sphere",
+    "Push the lego brick towards the jenga block.": "the lego brick",
+    "Grab the cube that is right of the duck.": "the cube",
+    "Is there a soccer ball on the table?": "a soccer ball",
+    "the red mug left of the tray": "the red mug",
+    "Move to the left of the tray.": "the tray",
+    "Which object is closest to the camera?": "the camera",
+    "Describe the image in detail.": None,
+    "What is it?": None,
+    "": None,
+}
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return load_spacy()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_target_rule(nlp, command):
+    phrases, target = command_phrases(nlp, command)
+    want = COMMANDS[command]
+    if want is None:
+        assert target == -1, [p.text for p in phrases]
+    else:
+        assert 0 <= target < len(phrases) and phrases[target].text == want, \
+            ([p.text for p in phrases], target)
+        assert command[phrases[target].char_start:phrases[target].char_end] == want
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return build_engine(model="tiny", sam_model="tiny", device="cpu",
+                        config=EngineConfig(max_new_tokens=6, attention_views=("identity",)))
+
+
+@pytest.fixture
+def image():
+    return np.random.RandomState(5).randint(0, 255, (90, 150, 3), dtype=np.uint8)
+
+
+def test_model_card_command_is_grounded_on_the_prompt_maps(engine, image):
+    card = "USER: <image>\nWhere is the red cube behind the blue tray? ASSISTANT:"
+    result = engine.ground(image, card, mode="point")
+    assert result.prompt == "Where is the red cube behind the blue tray?"
+    assert [p.text for p in result.prompt_phrases] == ["the red cube", "the blue tray"]
+    assert result.target == 0
+    gen = engine.lmm.generate(image, card, max_new_tokens=6)
+    assert gen.prompt_maps.shape == (len(gen.prompt_token_ids), 8, 8)
+    # the user's words only: no "USER:", "ASSISTANT:", BOS or image tokens
+    assert [gen.prompt_text[a:b] for a, b in gen.prompt_token_spans] == \
+        "Where is the red cube behind the blue tray ?".split()
+    assert gen.prompt_token_ids == engine.lmm.tokenizer(
+        "where is the red cube behind the blue tray?", add_special_tokens=False)["input_ids"]
+    maps = normalise_maps(gen.prompt_maps)
+    for p in result.prompt_phrases:
+        assert result.prompt[p.char_start:p.char_end] == p.text
+        assert p.mask.shape == image.shape[:2] and p.mask.any()
+        words = [result.prompt[a:b] for a, b in
+                 (gen.prompt_token_spans[i] for i in p.token_indices)]
+        assert " ".join(words) == p.text.lower()  # the tiny tokenizer lower-cases
+        heat = upsample_map(phrase_map(maps, p.token_indices), gen.geometry)
+        assert p.point == peak_point(heat)  # the same pooling and peak as answer phrases
+    out = result.to_json()
+    assert out["target"] == 0 and out["prompt_phrases"][1]["text"] == "the blue tray"
+    assert "prompt_grounding" in result.timing_ms
+
+
+def test_entities_mode_and_no_phrases(engine, image):
+    h, w = image.shape[:2]
+    masks = [np.zeros((h, w), bool) for _ in range(3)]
+    for i, m in enumerate(masks):
+        m[:, i * 50:(i + 1) * 50] = True
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, "Pick up the red mug.", mode="entities", proposals=proposals)
+    assert result.mode == "entities" and result.target == 0
+    (phrase,) = result.prompt_phrases
+    assert phrase.text == "the red mug" and len(phrase.entity_ids) == 1
+    assert np.array_equal(phrase.mask, masks[phrase.entity_ids[0]])
+
+    empty = engine.ground(image, "Describe it.", mode="point")
+    assert empty.prompt_phrases == [] and empty.target == -1

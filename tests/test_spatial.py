@@ -1,0 +1,218 @@
+"""3-D position and size from a mask, registered depth and K, on scenes with known answers."""
+
+import cv2
+import numpy as np
+import pytest
+
+from ros_ground.spatial import (
+    back_project,
+    check_intrinsics,
+    depth_to_metres,
+    intrinsic_matrix,
+    load_camera_info,
+    load_depth,
+    locate,
+)
+
+W, H = 640, 480
+K = intrinsic_matrix(500.0, 520.0, 319.5, 241.0)
+
+
+def _pixels():
+    return np.mgrid[0:H, 0:W].astype(np.float64)
+
+
+def _box_scene(centre=(0.05, -0.02), half=(0.1, 0.05), z=1.0, background=3.0):
+    """A fronto-parallel face (its centre at (x, y, z)) in front of a far wall, and its mask."""
+    rows, cols = _pixels()
+    x_at, y_at = (cols - K[0, 2]) / K[0, 0] * z, (rows - K[1, 2]) / K[1, 1] * z
+    mask = (np.abs(x_at - centre[0]) <= half[0]) & (np.abs(y_at - centre[1]) <= half[1])
+    depth = np.where(mask, z, background).astype(np.float32)
+    return mask, depth
+
+
+def _with_flying_pixels(mask, depth, near=1.0, far=3.0):
+    """A one-pixel ring around the mask at depths between the face and the wall (as a depth
+    camera's edge interpolation gives them), inside a mask drawn one pixel too large."""
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    ring = grown & ~mask
+    noisy = depth.copy()
+    noisy[ring] = np.random.default_rng(0).uniform(near + 0.2, far - 0.2, int(ring.sum()))
+    return grown, noisy
+
+
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_box_face_centre_and_size(encoding):
+    face, depth = _box_scene()
+    mask, depth = _with_flying_pixels(face, depth)
+    raw = depth if encoding == "32FC1" else np.round(depth * 1000).astype(np.uint16)
+    metres = depth_to_metres(raw, encoding)
+    got = locate(mask, metres, K)
+    np.testing.assert_allclose(got.position, [0.05, -0.02, 1.0], atol=0.002)
+    # 5-95 % of a uniform 0.2 x 0.1 m face, flat in z
+    np.testing.assert_allclose(got.size, [0.9 * 0.2, 0.9 * 0.1, 0.0], atol=0.006)
+    assert got.depth_points == face.sum()  # the whole face, rim included; no flying pixel
+
+    full = locate(mask, metres, K, percentiles=(0, 100))
+    np.testing.assert_allclose(full.size, [0.2, 0.1, 0.0], atol=0.005)
+
+
+def test_mask_overshooting_onto_the_background():
+    """A predicted mask 4 px too large all round: the wall it covers is not the object."""
+    face, depth = _box_scene()
+    grown = cv2.dilate(face.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    got = locate(grown, depth, K)
+    np.testing.assert_allclose(got.position, [0.05, -0.02, 1.0], atol=0.001)
+    assert got.depth_points == face.sum()
+
+
+def test_flying_pixels_would_drag_without_erosion_and_rejection():
+    mask, depth = _box_scene()
+    mask, depth = _with_flying_pixels(mask, depth)
+    naive = back_project(*np.nonzero(mask), depth[mask], K).mean(axis=0)
+    assert abs(naive[2] - 1.0) > 0.05  # the estimate the robust one is protected from
+    robust = locate(mask, depth, K)
+    assert abs(robust.position[2] - 1.0) < 0.001
+
+
+def test_holes_do_not_move_the_centre():
+    mask, depth = _box_scene()
+    holes = np.random.default_rng(1).random(depth.shape) < 0.4
+    depth_mm = np.round(depth * 1000).astype(np.uint16)
+    depth_mm[holes] = 0  # no return
+    depth_nan = depth.copy()
+    depth_nan[holes] = np.nan
+    for raw in (depth_mm, depth_nan):
+        got = locate(mask, depth_to_metres(raw), K)
+        np.testing.assert_allclose(got.position, [0.05, -0.02, 1.0], atol=0.003)
+        assert 0.5 * mask.sum() < got.depth_points < 0.65 * mask.sum()
+
+
+def test_tilted_plane_known_centre():
+    """A plane z = 1.2 + 0.5 y (seen from above at a slant): a mask of the points with
+    |x| <= 0.1 and |y| <= 0.1 on it has its mean at (0, ~0, ~1.2) and a z extent of ~0.09 m."""
+    rows, cols = _pixels()
+    a, b = (cols - K[0, 2]) / K[0, 0], (rows - K[1, 2]) / K[1, 1]  # ray directions x/z, y/z
+    z = 1.2 / (1 - 0.5 * b)  # ray (a z, b z, z) meets the plane where z = 1.2 + 0.5 b z
+    x, y = a * z, b * z
+    mask = (np.abs(x) <= 0.1) & (np.abs(y) <= 0.1)
+    got = locate(mask, z.astype(np.float32), K)
+    want = np.stack([x[mask], y[mask], z[mask]], -1).mean(axis=0)  # the surface's own mean
+    np.testing.assert_allclose(got.position, want, atol=0.002)
+    assert abs(got.position[2] - (1.2 + 0.5 * got.position[1])) < 0.001  # on the plane
+    np.testing.assert_allclose(got.size, [0.18, 0.18, 0.09], atol=0.01)
+
+
+def test_no_depth_and_small_masks():
+    mask, depth = _box_scene()
+    none = locate(mask, np.full(depth.shape, np.nan, np.float32), K)
+    assert np.all(np.isnan(none.position)) and np.all(none.size == 0) and none.depth_points == 0
+    assert locate(np.zeros_like(mask), depth, K).depth_points == 0
+
+    tiny = np.zeros_like(mask)
+    tiny[200:203, 300:302] = True  # 3x2: erosion would empty it
+    flat = np.full(mask.shape, 0.7, np.float32)
+    got = locate(tiny, flat, K)
+    assert got.depth_points == 6
+    assert got.position[2] == pytest.approx(0.7)
+    np.testing.assert_allclose(got.position[:2], back_project(201.0, 300.5, 0.7, K)[:2])
+
+
+def test_bad_inputs_raise():
+    mask, depth = _box_scene()
+    with pytest.raises(ValueError, match="same HxW"):
+        locate(mask[:10], depth, K)
+    with pytest.raises(ValueError, match="camera matrix"):
+        locate(mask, depth, np.eye(3) * -1)
+    with pytest.raises(ValueError, match="encoding"):
+        depth_to_metres(depth, "8UC1")
+    with pytest.raises(ValueError, match="uint16"):
+        depth_to_metres(np.zeros((4, 4), np.uint8) > 0)
+    with pytest.raises(ValueError):
+        check_intrinsics(np.ones((3, 4)))
+
+
+def test_depth_conversion_marks_no_return():
+    mm = np.array([[0, 1000], [65535, 250]], np.uint16)
+    np.testing.assert_array_equal(depth_to_metres(mm, "16UC1"),
+                                  np.array([[np.nan, 1.0], [65.535, 0.25]], np.float32))
+    f = np.array([[0.0, np.inf], [-1.0, 2.5]], np.float32)
+    out = depth_to_metres(f, "32FC1")
+    assert np.isnan(out[0]).all() and np.isnan(out[1, 0]) and out[1, 1] == 2.5
+    assert f[0, 0] == 0.0  # the input is left as it was
+
+
+def test_load_depth_png_and_npy(tmp_path):
+    mm = np.array([[0, 1500], [800, 20]], np.uint16)
+    png = tmp_path / "d.png"
+    cv2.imwrite(str(png), mm)
+    np.testing.assert_allclose(load_depth(png), [[np.nan, 1.5], [0.8, 0.02]])
+    npy = tmp_path / "d.npy"
+    np.save(npy, np.array([[1.25, 0.0]], np.float32))
+    np.testing.assert_allclose(load_depth(npy), [[1.25, np.nan]])
+    rgb = tmp_path / "rgb.png"
+    cv2.imwrite(str(rgb), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="16-bit"):
+        load_depth(rgb)
+    with pytest.raises(ValueError, match="no such"):
+        load_depth(tmp_path / "missing.png")
+
+
+CALIBRATION_YAML = """\
+image_width: 640
+image_height: 480
+camera_name: narrow_stereo
+camera_matrix:
+  rows: 3
+  cols: 3
+  data: [615.1, 0, 322.4, 0, 615.9, 238.2, 0, 0, 1]
+distortion_model: plumb_bob
+distortion_coefficients:
+  rows: 1
+  cols: 5
+  data: [0.1, -0.2, 0.001, 0.002, 0]
+rectification_matrix:
+  rows: 3
+  cols: 3
+  data: [1, 0, 0, 0, 1, 0, 0, 0, 1]
+projection_matrix:
+  rows: 3
+  cols: 4
+  data: [600.0, 0, 320.0, 0, 0, 601.0, 240.0, 0, 0, 0, 1, 0]
+"""
+
+
+def test_camera_calibration_yaml(tmp_path):
+    path = tmp_path / "camera.yaml"
+    path.write_text(CALIBRATION_YAML)
+    info = load_camera_info(path)
+    assert (info.width, info.height, info.camera_name) == (640, 480, "narrow_stereo")
+    np.testing.assert_allclose(info.k, [[615.1, 0, 322.4], [0, 615.9, 238.2], [0, 0, 1]])
+    assert info.d.shape == (5,) and info.distortion_model == "plumb_bob"
+    np.testing.assert_allclose(info.rectified_k, [[600, 0, 320], [0, 601, 240], [0, 0, 1]])
+    path.write_text(CALIBRATION_YAML.replace("0.1, -0.2, 0.001, 0.002, 0", "0, 0, 0, 0, 0"))
+    np.testing.assert_allclose(load_camera_info(path).rectified_k, info.k)  # no distortion
+    path.write_text(CALIBRATION_YAML.replace("data: [615.1, 0, 322.4, 0, 615.9, 238.2, 0, 0, 1]",
+                                             "data: [1, 2, 3]"))
+    with pytest.raises(ValueError, match="camera_matrix"):
+        load_camera_info(path)
+    path.write_text("image_width: 640\n")
+    with pytest.raises(ValueError):
+        load_camera_info(path)
+
+
+def test_locate_phrases_fills_results():
+    from ros_ground.results import GroundedPhrase
+    from ros_ground.spatial import locate_phrases
+
+    face, depth = _box_scene()
+    hit = GroundedPhrase("the box", 0, 7, 1.0, face)
+    miss = GroundedPhrase("the sky", 8, 15, 1.0, np.zeros_like(face))
+    assert np.isnan(hit.position).all() and hit.depth_points == 0  # before: unknown
+    locate_phrases([hit, miss], depth, K)
+    np.testing.assert_allclose(hit.position, [0.05, -0.02, 1.0], atol=0.001)
+    assert hit.depth_points == face.sum()
+    assert np.isnan(miss.position).all() and miss.depth_points == 0
+    out = hit.to_json()
+    assert out["depth_points"] == int(face.sum()) and len(out["position"]) == 3
+    assert miss.to_json()["position"] == [None, None, None]  # JSON has no NaN
