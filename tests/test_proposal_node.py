@@ -21,7 +21,7 @@ def node():
     runs: list[tuple[float, float, int]] = []  # (start, end, frame sec)
     lock = threading.Lock()
 
-    def propose(msg: Image) -> None:
+    def propose(msg: Image, camera: str = "") -> None:
         start = time.monotonic()
         time.sleep(RUN_S)
         with lock:

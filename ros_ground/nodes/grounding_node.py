@@ -121,7 +121,7 @@ class GroundingNode(ModelNode):
 
     def open(self, p: dict) -> None:
         sensors, commands = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        names = self._cameras
+        names, self.inputs = self._cameras, {}
         for camera, image, proposals, command in zip(
                 names, camera_topics(names, "image"), camera_topics(names, "proposals"),
                 camera_topics(names, "command")):
