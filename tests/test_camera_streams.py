@@ -137,3 +137,32 @@ def test_a_camera_flooding_commands_cannot_starve_another(running):  # noqa: F81
 def test_bad_camera_list_fails_configure(running):  # noqa: F811
     r = running(cameras=["left", "left"])
     assert not r.started
+
+
+def test_a_goal_names_its_camera_and_an_unknown_one_is_bad_input(running):  # noqa: F811
+    from rclpy.action import ActionClient
+    from ros_ground_msgs.action import Ground
+
+    r = running(cameras=["left", "right"])
+    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    action = ActionClient(r.client.node, Ground, "ask")
+    try:
+        left.stream(random_rgb(48, 64), frame_id="left_optical")
+        right.stream(random_rgb(40, 56), frame_id="right_optical")
+        assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
+        assert action.wait_for_server(timeout_sec=10)
+
+        def ask(camera):
+            handle = r.client.wait_future(action.send_goal_async(
+                Ground.Goal(prompt="Describe the image.", camera=camera)))
+            return r.client.wait_future(handle.get_result_async()).result.response
+
+        assert ask("right").header.frame_id == "right_optical"
+        assert ask("").header.frame_id == "left_optical"  # empty: the first camera
+        unknown = ask("front")
+        assert unknown.status == R.STATUS_BAD_INPUT and "'front'" in unknown.error
+        assert "left" in unknown.error and "right" in unknown.error
+    finally:
+        action.destroy()
+        left.close()
+        right.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -24,12 +23,12 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import EntityProposals, GroundedResponse
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ros_ground import settings
-from ros_ground.camera_watch import camera_topics, stale_frame_error
-from ros_ground.engine import EngineConfig, build_engine, check_prompt
+from ros_ground import requests, settings
+from ros_ground.camera_watch import camera_topics
+from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.errors import InputError
 from ros_ground.frames import FrameStore
 from ros_ground.image_codec import ImageDecodeError
@@ -48,31 +47,12 @@ from ros_ground.nodes.conversions import (
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.overlay import draw_overlay
+from ros_ground.requests import Frame, Request
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
 
 Status = GroundedResponse
 CAMERA = ""  # the default camera's name; FrameStore and Scheduler are keyed by camera name
-
-
-@dataclass
-class Frame:
-    """A camera frame, decoded once on arrival (or the reason it could not be)."""
-
-    header: Header
-    rgb: object = None  # HxWx3 uint8, or None when decoding failed
-    error: str = ""
-    received_ns: int | None = None  # node clock at arrival; None: a goal's own image
-
-
-@dataclass
-class Request:
-    request_id: str
-    prompt: str
-    mode: str
-    frame: Frame | None
-    goal_handle: object = None
-    camera_frame: bool = True  # False for a goal's own image: never swapped for another frame
-    camera: str = CAMERA
+_STATUS = {requests.BAD_INPUT: Status.STATUS_BAD_INPUT, requests.NO_IMAGE: Status.STATUS_NO_IMAGE}
 
 
 class GroundingNode(ModelNode):
@@ -82,8 +62,7 @@ class GroundingNode(ModelNode):
         self._sam_provider = sam_provider
         self._engine = None
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
-        self._response_pubs: dict[str, object] = {}
-        self._overlay_pubs: dict[str, object] = {}
+        self._response_pubs, self._overlay_pubs = {}, {}  # camera -> lifecycle publisher
         self._cameras: list[str] = []
         self.inputs: dict[str, CameraInput] = {}
         self.frames = FrameStore()
@@ -135,7 +114,8 @@ class GroundingNode(ModelNode):
             self.opened(self.create_subscription(
                 String, command, lambda m, c=camera: self._on_command(c, m), RELIABLE,
                 callback_group=commands))
-        self.opened(self.create_timer(1.0, self._watch, callback_group=sensors))
+        self.opened(self.create_timer(
+            1.0, lambda: [source.check() for source in self.inputs.values()], callback_group=sensors))
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
         self.opened(ActionServer(
@@ -147,7 +127,8 @@ class GroundingNode(ModelNode):
             goal_service_qos_profile=RELIABLE, result_service_qos_profile=RELIABLE,
             cancel_service_qos_profile=RELIABLE, callback_group=ReentrantCallbackGroup()))
         self.scheduler.open()
-        self.get_logger().info("active: send a std_msgs/String on 'command' or a goal to 'ask'")
+        self.get_logger().info(f"active: send a std_msgs/String on {camera_topics(names, 'command')} "
+                               "or a goal to 'ask'")
 
     def before_close(self) -> None:
         self.scheduler.close("node deactivated before the request ran")
@@ -181,10 +162,6 @@ class GroundingNode(ModelNode):
     def _on_proposals(self, camera: str, msg: EntityProposals) -> None:
         self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
 
-    def _watch(self) -> None:
-        for source in list(self.inputs.values()):
-            source.check()
-
     def _on_command(self, camera: str, msg: String) -> None:
         self._submit(Request(self._next_id(), msg.data, "", self.frames.latest(camera),
                              camera=camera), "command")
@@ -200,7 +177,7 @@ class GroundingNode(ModelNode):
     def _on_goal(self, goal_handle) -> None:
         goal = goal_handle.request
         own = bool(goal.image.width or goal.image.height or len(goal.image.data))
-        camera = self._cameras[0]
+        camera = goal.camera or self._cameras[0]
         frame = self._decode(goal.image, "ask") if own else self.frames.latest(camera)
         request_id = f"goal-{bytes(goal_handle.goal_id.uuid).hex()[:12]}"
         request = Request(request_id, goal.prompt, goal.mode, frame, goal_handle, not own, camera)
@@ -227,21 +204,13 @@ class GroundingNode(ModelNode):
         return None, problem[1]
 
     def _precheck(self, request: Request) -> tuple[int, str] | None:
-        try:
-            check_prompt(request.prompt, self._p["max_prompt_chars"])
-        except InputError as exc:
-            return Status.STATUS_BAD_INPUT, str(exc)
-        source = self.inputs.get(request.camera)
-        topic = source.topic if source is not None else "image"
-        if request.frame is None:
-            return Status.STATUS_NO_IMAGE, f"no image received yet on {topic!r}"
-        if request.frame.received_ns is not None:
-            age_s = (self.get_clock().now().nanoseconds - request.frame.received_ns) / 1e9
-            stale = stale_frame_error(age_s, self._p["max_frame_age_s"], topic)
-            if stale:
-                return Status.STATUS_NO_IMAGE, stale
-        if request.frame.rgb is None:
-            return Status.STATUS_BAD_INPUT, request.frame.error
+        problem = requests.precheck(
+            request, cameras=self._cameras, now_ns=self.get_clock().now().nanoseconds,
+            topics={camera: source.topic for camera, source in self.inputs.items()},
+            max_prompt_chars=self._p["max_prompt_chars"],
+            max_frame_age_s=self._p["max_frame_age_s"])
+        if problem is not None:
+            return _STATUS[problem[0]], problem[1]
         if self._engine is None:
             return Status.STATUS_MODEL_ERROR, "no model loaded (configure failed or not run)"
         return None
