@@ -8,7 +8,7 @@ ros_ground.scheduler.Scheduler, round-robin across each camera's `command`, `des
 at most); every request gets
 exactly one GroundedResponse, on its camera's `response`. A command is answered NO_IMAGE when
 its camera's newest frame was received more than `max_frame_age_s` ago. An accepted goal holds
-no executor thread while it waits: it is executed (`goal_handle.execute`) once its answer exists.
+no executor thread while it waits: it is executed (`goal_handle.execute`) when it starts.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class GroundingNode(ModelNode):
         self._ids = itertools.count(1)
         self.goals = PendingGoals()
         self.scheduler = Scheduler(self._run, self._deliver, self._canceled, self._failed,
-                                   queue_size=self._p["queue_size"], name=f"{name}-worker")
+                                   queue_size=self._p["queue_size"], name=f"{name}-worker",
+                                   started=self._started)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def load(self, p: dict) -> None:
@@ -119,7 +120,7 @@ class GroundingNode(ModelNode):
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
         self.opened(ActionServer(
-            # every goal is executed by `_deliver` with its answer: this default never runs
+            # every goal is executed by self.goals with its own callback: this default never runs
             self, Ground, "ask", execute_callback=lambda handle: Ground.Result(),
             goal_callback=lambda goal: GoalResponse.ACCEPT,
             handle_accepted_callback=self._on_goal, cancel_callback=self._on_cancel,
@@ -216,6 +217,10 @@ class GroundingNode(ModelNode):
         return None
 
     # ---- the scheduler's callbacks (run on its worker) ---------------------------------------
+    def _started(self, ticket: Ticket) -> None:
+        if ticket.payload.goal_handle is not None:
+            self.goals.start(ticket.payload.goal_handle)  # now EXECUTING, until `_deliver`
+
     def _run(self, ticket: Ticket) -> GroundedResponse:
         request, engine = ticket.payload, self._engine
         if engine is None:
