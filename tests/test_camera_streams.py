@@ -166,3 +166,35 @@ def test_a_goal_names_its_camera_and_an_unknown_one_is_bad_input(running):  # no
         action.destroy()
         left.close()
         right.close()
+
+
+@pytest.mark.slow
+def test_1080p_frames_of_a_reliable_camera_in_another_process_reach_the_default_node():
+    from std_msgs.msg import String
+
+    from tests.ros_helpers import start_node_process, stop_process
+
+    proc = start_node_process("ros_ground.nodes.grounding_node",
+                              {"model": "tiny", "sam_model": "tiny", "device": "cpu",
+                               "max_new_tokens": 4}, namespace="/bigcam",
+                              remaps={"image": "/bigcam/camera/image_raw"})
+    client = Client(namespace="/bigcam")
+    camera = client.node.create_publisher(  # a driver's default QoS: reliable, keep last 10
+        Image, "/bigcam/camera/image_raw",
+        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    frame = rgb_to_image_msg(random_rgb(1080, 1920))
+    frame.header.frame_id = "big"
+    try:
+        assert client.action.wait_for_server(timeout_sec=90), "grounding_node did not activate"
+        ok = lambda: [x for x in client.responses if x.status == R.STATUS_OK]  # noqa: E731
+        for tick in range(120):  # a 2 Hz camera; a command every second until one is OK
+            camera.publish(frame)
+            if tick % 2 == 0:
+                client.command_pub.publish(String(data="Describe the image."))
+            if client.wait(ok, 0.5):
+                break
+        assert ok(), stop_process(proc)[-3000:]
+        assert ok()[0].header.frame_id == "big"
+    finally:
+        client.close()
+        stop_process(proc)
