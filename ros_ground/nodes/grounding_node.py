@@ -226,7 +226,8 @@ class GroundingNode(ModelNode):
         if engine is None:
             return self._answer(request, Status.STATUS_MODEL_ERROR, "model unloaded")
         frame, proposals = self.frames.match(
-            request.camera, request.frame, stamp_to_ns(request.frame.header.stamp), self._decode_proposals,
+            request.camera, request.frame, stamp_to_ns(request.frame.header.stamp),
+            self._decode_proposals,
             tolerance_ns=int(self._p["proposal_tolerance_s"] * 1e9),
             max_age_ns=int(self._p["proposal_max_age_s"] * 1e9),
             search_older=request.camera_frame and engine.requested_mode(request.mode) == "auto")
@@ -247,8 +248,7 @@ class GroundingNode(ModelNode):
         # drawing costs ~10% of a small model's frame: only when someone is listening
         overlay = self._overlay_pubs.get(request.camera)
         if self._p["publish_overlay"] and overlay and overlay.get_subscription_count() > 0:
-            overlay.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
-                                                       frame.header))
+            overlay.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases), frame.header))
         return response
 
     def _decode_proposals(self, msg, frame: Frame):
@@ -280,7 +280,7 @@ class GroundingNode(ModelNode):
         return error_response(status, error, request.request_id, request.prompt, header, model)
 
     def _deliver(self, ticket: Ticket, response: GroundedResponse) -> None:
-        """The one answer of a request: on 'response', and as the result of its goal."""
+        """The one answer of a request: on its camera's 'response', and as its goal's result."""
         publisher = self._response_pubs.get(ticket.payload.camera)
         if publisher is not None:
             publisher.publish(response)
