@@ -93,7 +93,8 @@ def test_load_from_saved_directory_matches_in_process(tiny, image, tmp_path):
     a = tiny.generate(image, PROMPT, max_new_tokens=8)
     b = loaded.generate(image, PROMPT, max_new_tokens=8)
     assert a.token_ids == b.token_ids and a.text == b.text
-    np.testing.assert_allclose(a.image_maps, b.image_maps, atol=1e-6)
+    # same weights; float32 kernels may reduce in another order in a reloaded model (~1e-6)
+    np.testing.assert_allclose(a.image_maps, b.image_maps, atol=1e-5)
 
 
 def test_missing_directory_raises_clear_error(tmp_path):
