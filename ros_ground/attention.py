@@ -25,6 +25,8 @@ from typing import TypeVar
 import torch
 
 CAPTURE_IMPLEMENTATION = "ros_ground_capture"
+# forward kwarg naming a list that collects each text layer's last-row scores (compiled.py)
+ROWS_KWARG = "ros_ground_rows"
 
 _ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar(
     "ros_ground_attention_capture", default=None
@@ -331,15 +333,21 @@ def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key:
     """SDPA attention, plus the capture for causal text layers while one is active."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    capture = _ACTIVE.get()
-    if (
-        capture is not None
-        and getattr(module, "is_causal", False)
+    rows = kwargs.pop(ROWS_KWARG, None)
+    text_layer = getattr(module, "is_causal", False) \
         and getattr(module, "layer_idx", None) is not None
-    ):
-        scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
-        with torch.no_grad():
-            capture._add(module, query, key, attention_mask, scaling, kwargs)
+    if rows is not None:
+        # compiled decoding (compiled.py): a plain list passed down as a forward kwarg, since
+        # torch.compile traces a list append into the graph but breaks it on a ContextVar
+        if text_layer:
+            scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
+            rows.append(last_row_scores(module, query, key, attention_mask, scaling, kwargs))
+    else:
+        capture = _ACTIVE.get()
+        if capture is not None and text_layer:
+            scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
+            with torch.no_grad():
+                capture._add(module, query, key, attention_mask, scaling, kwargs)
     sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
     return sdpa(module, query, key, value, attention_mask, *args, **kwargs)
 
