@@ -52,6 +52,12 @@ class CompiledDecoder:
         self.cache = None
         self._cache_len = 0
         self._step = None
+        self._rows: list[torch.Tensor] = []
+
+    def partial_maps(self) -> torch.Tensor:
+        """The image rows of the generation in progress so far: float32 [tokens, image tokens]
+        on the CPU (for streaming partial grounding)."""
+        return torch.stack(self._rows).to("cpu", torch.float32)
 
     # -- the compiled step -------------------------------------------------------------------
 
@@ -129,7 +135,7 @@ class CompiledDecoder:
             logits = out.logits[:, -1, :].float()
             logits[:, self.image_token_id] = float("-inf")
             token = logits.argmax(dim=-1)
-            rows = [capture.steps[0]]
+            rows = self._rows = [capture.steps[0]]
             prompt_maps = capture.prompt_maps()
             sequence = torch.cat([inputs["input_ids"], token[:, None]], dim=1)
             while True:
