@@ -168,6 +168,12 @@ class AttentionCapture(_Capture):
         self._prompt_count += query.shape[1]
 
 
+class CaptureComplete(Exception):
+    """Raised from inside the forward pass by a `RowsCapture` given `layers`, once it has read
+    the last of them: the rest of the pass (that layer's attention output and MLP, the final
+    norm, the LM head) cannot change what was captured, so it is not computed."""
+
+
 class RowsCapture(_Capture):
     """Context manager collecting the image attention of the last `rows` queries of one pass.
 
@@ -176,13 +182,17 @@ class RowsCapture(_Capture):
     generating, without a decode loop. Mean over heads and layers, like `AttentionCapture`.
     The pass may hold a batch (several views of one image, same token positions): one map per
     batch row.
+
+    `layers` (optional): the text model's layer count; after reading its last layer the
+    capture raises `CaptureComplete`, which the caller catches to end the pass early.
     """
 
-    def __init__(self, image_positions: torch.Tensor, rows: int):
+    def __init__(self, image_positions: torch.Tensor, rows: int, layers: int | None = None):
         super().__init__(image_positions)
         if rows < 1:
             raise ValueError("RowsCapture needs at least one row")
         self.rows = rows
+        self.layers = layers
         self._sum: torch.Tensor | None = None  # [batch, rows, num_image_tokens]
         self._count = 0
         self._layers: set[int] = set()
@@ -206,6 +216,8 @@ class RowsCapture(_Capture):
         step = probs.sum(dim=(1, 2))  # [batch, rows, num_image_tokens]
         self._sum = step if self._sum is None else self._sum + step
         self._count += query.shape[1]
+        if self.layers is not None and len(self._layers) == self.layers:
+            raise CaptureComplete
 
 
 def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,

@@ -18,7 +18,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
+from ros_ground.attention import (
+    AttentionCapture,
+    CaptureComplete,
+    RowsCapture,
+    install_capture,
+)
 from ros_ground.compiled import CompiledDecoder, compile_enabled
 from ros_ground.errors import InputError
 from ros_ground.geometry import (
@@ -408,9 +413,15 @@ class LMMAdapter:
         # a flip keeps the image's size, so every view has the same tokens at the same places
         inputs = {key: torch.cat([one[key] for one in batch])
                   if isinstance(batch[0][key], torch.Tensor) else batch[0][key] for key in batch[0]}
-        with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids)) as capture:
-            # only the attention is wanted: logits for one position, not [tokens x vocabulary]
-            self.model(**inputs, use_cache=False, logits_to_keep=1)
+        config = self.model.config
+        layers = getattr(getattr(config, "text_config", config), "num_hidden_layers", None)
+        with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids),
+                                          layers=layers) as capture:
+            # only the attention is wanted: the pass ends once the last layer's scores are read
+            try:
+                self.model(**inputs, use_cache=False, logits_to_keep=1)
+            except CaptureComplete:
+                pass
         maps = capture.maps().reshape(len(views), -1, layout.grid_h, layout.grid_w).numpy()
         return np.stack([unflip_maps(m.astype(np.float32), view) for m, view in zip(maps, views)])
 
