@@ -43,6 +43,8 @@ TARGETS = {
     "mask_codec_ms": ("<", 5.0, "RLE encode + decode of 10 masks, 640x480"),
     "stream_p99_over_p50": ("<=", 1.5, "streaming response latency p99 / p50"),
     "stream_max_requests_waiting": ("<=", 1, "no queue growth: requests waiting at a command"),
+    "response_over_generation": ("<=", 1.35, "end-to-end response of the default / "
+                                 "generating the same tokens alone, CPU"),
     "stream_rss_growth_mb": ("<=", 20.0, "no memory growth: node RSS growth over the run "
                              "(bound chosen here; trend in section 5)"),
 }
@@ -108,7 +110,7 @@ def run_all(quick: bool, memory: bool | None = None, threads: int | None = None)
     import rclpy
     import torch
 
-    from bench import attention, breakdown, embedding, stream, transport
+    from bench import attention, breakdown, embedding, latency, stream, transport
 
     t_start = time.perf_counter()
     memory = (not quick) if memory is None else memory
@@ -170,6 +172,7 @@ def run_all(quick: bool, memory: bool | None = None, threads: int | None = None)
             engine = breakdown.build_default_engine()
         details["embedding"]["saved"] = timed("embedding_saved", embedding.saved_latency, engine,
                                               5 if quick else 20)
+        details["latency"] = timed("latency", latency.run_latency, quick, engine=engine)
         if not quick:
             details["embedding"]["vit_b"] = timed("embedding_vit_b",
                                                   embedding.released_sam_embedding_ms, "vit_b")
@@ -202,6 +205,7 @@ def assemble(details: dict, machine: dict, quick: bool, timings: dict,
     emb = details.get("embedding") or {}
     lat = st.get("latency_ms") or {}
     memory = att.get("peak_memory")
+    la = details.get("latency") or {}
     results = {
         "attention_overhead_ratio": mid["capture_over_plain"],
         "eager_overhead_ratio": mid["eager_over_plain"],
@@ -213,6 +217,9 @@ def assemble(details: dict, machine: dict, quick: bool, timings: dict,
         "transport_latency_ms": {v: {"p50": tr["latency_ms"][v]["p50"],
                                      "p99": tr["latency_ms"][v]["p99"]} for v in ("rle", "image")},
         "stream_latency_ms": {"p50": lat.get("p50"), "p99": lat.get("p99")},
+        "response_over_generation": la.get("response_over_generation"),
+        "response_ms": la.get("response_ms"),
+        "decode_ms_per_token": (la.get("decode") or {}).get("ms_per_token"),
         "machine": machine,
         # extras
         "quick": quick,
@@ -275,6 +282,11 @@ def run_gpu(out_dir: Path, reps: int = 10) -> dict:
     from bench.attention import memprobe_model
 
     gpu["peak_memory"] = memprobe_model(bm, 64)
+    del bm
+    torch.cuda.empty_cache()
+    from bench.latency import gpu_rows
+
+    gpu["latency"] = gpu_rows("cuda", reps=5)
     path = out_dir / "results.json"
     results = json.loads(path.read_text()) if path.exists() else None
     if results is not None:
