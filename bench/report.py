@@ -423,6 +423,12 @@ def _latency(lines, r, la):
         add("Not measured in this run.")
         add("")
         return
+    when = la.get("machine")
+    if when:
+        add(f"Measured {when.get('date_utc')} with `.venv/bin/python -m bench.run --latency` "
+            f"on {machine_line(when)} (1-minute load average at the end: "
+            f"{la.get('load_avg_end')}: the cores were shared with other jobs).")
+        add("")
     add(f"`response_over_generation`: median end-to-end response of the default config "
         f"(config/sim.yaml's engine: generation with capture, attention views, phrases, SAM, the "
         f"command's phrases, the response message; the overlay is drawn only when subscribed) "

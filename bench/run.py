@@ -1,9 +1,10 @@
 """`ros-ground bench [--quick] [--json]`: run the benchmark suite, write RESULTS.md + results.json.
 
 Also runnable as `python -m bench.run [--quick] [--json] [--out DIR] [--threads N] [--gpu]
-[--soak SECONDS]`. `--gpu` measures the attention-capture overhead of a LLaVA-1.5-7B-shaped
-model (random weights, fp16, 64 tokens) on CUDA; `--soak` runs only the streaming load for
-longer (memory trend); both merge into the existing results.json / RESULTS.md.
+[--soak SECONDS] [--latency]`. `--gpu` measures the attention-capture overhead of a
+LLaVA-1.5-7B-shaped model (random weights, fp16, 64 tokens) on CUDA, and its latency rows; `--soak` runs only the streaming
+load for longer (memory trend); `--latency` runs only measurement 6 (compiled decoding included);
+all three merge into the existing results.json / RESULTS.md.
 
 The full run writes bench/RESULTS.md and bench/results.json; `--quick` (under a minute, smaller
 counts, the same keys) writes bench/RESULTS.quick.md and bench/results.quick.json so it never
@@ -322,6 +323,29 @@ def run_soak(out_dir: Path, seconds: float) -> dict:
     return soak
 
 
+def run_latency_only(out_dir: Path) -> dict:
+    """Measurement 6 alone (compiled rows included), merged into results.json as
+    details.latency and its keys, with the machine and date of this run."""
+    import torch
+
+    from bench.latency import run_latency
+
+    threads = int(os.environ.get("ROS_GROUND_BENCH_THREADS", DEFAULT_THREADS))
+    torch.set_num_threads(threads)
+    latency = run_latency(quick=False)
+    latency["machine"] = machine_info()
+    latency["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    path = out_dir / "results.json"
+    if path.exists():
+        results = json.loads(path.read_text())
+        results["details"]["latency"] = rnd(latency, 4)
+        results["response_over_generation"] = latency["response_over_generation"]
+        results["response_ms"] = latency["response_ms"]
+        results["decode_ms_per_token"] = latency["decode"]["ms_per_token"]
+        write(results, out_dir, quick=False)
+    return latency
+
+
 def run_bench(args) -> int:
     """Entry point of `ros-ground bench`: args has .quick and .json (and optionally .out, .gpu)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -337,6 +361,11 @@ def run_bench(args) -> int:
         soak = run_soak(out_dir, float(args.soak))
         if args.json:
             print(json.dumps(rnd(soak, 4)))
+        return 0
+    if getattr(args, "latency", False):
+        latency = run_latency_only(out_dir)
+        if args.json:
+            print(json.dumps(rnd(latency, 4), default=str))
         return 0
     if getattr(args, "gpu", False):
         gpu = run_gpu(out_dir)
@@ -370,6 +399,9 @@ def main(argv=None) -> int:
                              "results.json")
     parser.add_argument("--gpu", action="store_true",
                         help="LLaVA-1.5-7B-shaped fp16 model on CUDA; merged into results.json")
+    parser.add_argument("--latency", action="store_true",
+                        help="only the latency measurement (compiled decoding included); merged "
+                             "into results.json")
     return run_bench(parser.parse_args(argv))
 
 
