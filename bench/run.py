@@ -2,9 +2,10 @@
 
 Also runnable as `python -m bench.run [--quick] [--json] [--out DIR] [--threads N] [--gpu]
 [--soak SECONDS] [--latency]`. `--gpu` measures the attention-capture overhead of a
-LLaVA-1.5-7B-shaped model (random weights, fp16, 64 tokens) on CUDA, and its latency rows; `--soak` runs only the streaming
-load for longer (memory trend); `--latency` runs only measurement 6 (compiled decoding included);
-all three merge into the existing results.json / RESULTS.md.
+LLaVA-1.5-7B-shaped model (random weights, fp16, 64 tokens) on CUDA, and its latency rows;
+`--soak` runs only the streaming load for longer (memory trend); `--latency` runs only
+measurement 6 (compiled decoding included); all three merge into the existing results.json /
+RESULTS.md.
 
 The full run writes bench/RESULTS.md and bench/results.json; `--quick` (under a minute, smaller
 counts, the same keys) writes bench/RESULTS.quick.md and bench/results.quick.json so it never
