@@ -34,19 +34,21 @@ def _sync(device: torch.device) -> None:
 
 class PlainCompiledDecoder(CompiledDecoder):
     """A `CompiledDecoder` whose step skips the capture: the compiled-plain reference (its
-    rows are meaningless)."""
+    rows are zeros)."""
 
     def step(self, input_ids, cache_position, image_positions):
         out = self.model(input_ids=input_ids, past_key_values=self.cache,
                          cache_position=cache_position, position_ids=cache_position[None],
                          use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1, :].float()
-        return logits.argmax(dim=-1), logits[0, :1]
+        return logits.argmax(dim=-1), logits.new_zeros(image_positions.shape)
 
 
-def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = True) -> dict:
+def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = True,
+                 backend: str = "inductor") -> dict:
     """Median ms per decoded token of each variant (see the module docstring), plus the
-    median prefill (1-token generation) ms of the eager plain variant and the compile time."""
+    median prefill (1-token generation) ms of the eager plain variant and the compile time
+    (`backend`: torch.compile's, for the compiled variants)."""
     from transformers import DynamicCache
 
     from ros_ground.attention import CAPTURE_IMPLEMENTATION, AttentionCapture
@@ -56,8 +58,8 @@ def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = Tr
     compile_s = {}
     variants = ["plain", "capture"]
     if compiled:
-        decoders = {"compiled_plain": PlainCompiledDecoder(bm.model, image_token_id),
-                    "compiled_capture": CompiledDecoder(bm.model, image_token_id)}
+        decoders = {"compiled_plain": PlainCompiledDecoder(bm.model, image_token_id, backend),
+                    "compiled_capture": CompiledDecoder(bm.model, image_token_id, backend)}
         variants += list(decoders)
 
     def run(variant: str, tokens: int) -> float:

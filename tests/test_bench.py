@@ -104,8 +104,9 @@ def test_decode_rates_and_response_over_generation():
     from bench.latency import decode_rates, response_over_generation
     from bench.models import build_tiny
 
-    rates = decode_rates(build_tiny(), new_tokens=4, reps=1, compiled=False)
-    assert set(rates["ms_per_token"]) == {"plain", "capture"}
+    rates = decode_rates(build_tiny(), new_tokens=4, reps=1, backend="aot_eager")
+    assert set(rates["ms_per_token"]) == {"plain", "capture", "compiled_plain",
+                                          "compiled_capture"}
     # differences of timings: numbers, not necessarily positive on a busy machine
     assert all(_is_num(v) for v in rates["ms_per_token"].values())
     assert rates["prefill_ms"] > 0
