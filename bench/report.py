@@ -417,7 +417,7 @@ def _stream(lines, r, st):
 
 def _latency(lines, r, la):
     add = lines.append
-    add("## 6. Latency: response over generation, compiled decoding")
+    add("## 7. Latency: response over generation, compiled decoding")
     add("")
     if not la:
         add("Not measured in this run.")

@@ -177,7 +177,7 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     assert json.loads(json_path.read_text())["rle_size_ratio"] == results["rle_size_ratio"]
     text = md_path.read_text()
     for heading in ("## Targets", "## 1. Attention", "## 2. Per-frame", "## 4. Mask transport",
-                    "## 5. Streaming", "## 6. Latency", "not measured"):
+                    "## 5. Streaming", "## 7. Latency", "not measured"):
         assert heading in text
     assert "| llava-1.5-7b shape, fp16 | GPU |" in text  # the placeholder row without --gpu
 
