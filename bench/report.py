@@ -78,6 +78,7 @@ def render(r: dict) -> str:
     _embedding(lines, r, d.get("embedding") or {})
     _transport(lines, r, d.get("transport") or {})
     _stream(lines, r, d.get("stream") or {})
+    _latency(lines, r, d.get("latency") or {})
     _notes(lines, r, d)
     return "\n".join(lines) + "\n"
 
@@ -411,6 +412,77 @@ def _stream(lines, r, st):
         f" MB/min) |")
     add(f"| words / phrases per response (min-max) | {st.get('words_per_response_range')} / "
         f"{st.get('phrases_per_response_range')} |")
+    add("")
+
+
+def _latency(lines, r, la):
+    add = lines.append
+    add("## 7. Latency: response over generation, compiled decoding")
+    add("")
+    if not la:
+        add("Not measured in this run.")
+        add("")
+        return
+    when = la.get("machine")
+    if when:
+        add(f"Measured {when.get('date_utc')} with `.venv/bin/python -m bench.run --latency` "
+            f"on {machine_line(when)} (1-minute load average at the end: "
+            f"{la.get('load_avg_end')}: the cores were shared with other jobs).")
+        add("")
+    add(f"`response_over_generation`: median end-to-end response of the default config "
+        f"(config/sim.yaml's engine: generation with capture, attention views, phrases, SAM, the "
+        f"command's phrases, the response message; the overlay is drawn only when subscribed) "
+        f"over the median time of generating the same tokens alone (stock SDPA, no capture), "
+        f"same frames, interleaved, {la['frames']} frames, {la['tokens']} tokens, wall clock "
+        f"(same tokens: {la['same_tokens']}).")
+    add("")
+    add("| | value |")
+    add("|---|---|")
+    add(f"| response (ms) | {_f(la['response_ms'], 1)} |")
+    add(f"| generation alone (ms) | {_f(la['generation_ms'], 1)} |")
+    add(f"| response / generation | **{_f(la['response_over_generation'], 3)}** |")
+    add(f"| stages of the last response (ms) | {la.get('stages_ms_last')} |")
+    add("")
+    _decode_table(lines, "CPU (default LMM, float32)", la.get("decode") or {})
+    gpu = (r.get("gpu") or {}).get("latency")
+    if gpu:
+        _decode_table(lines, f"{gpu.get('device', 'GPU')} ({gpu['model']}-shaped, "
+                      f"{gpu['dtype']})", gpu["decode"])
+        add("| GPU stage | ms |")
+        add("|---|---|")
+        add(f"| prefill (vision + prompt) | {_f(gpu['decode']['prefill_ms'], 1)} |")
+        add(f"| attention views (3, one batched pass) | {_f(gpu['views_ms'], 1)} |")
+        add(f"| SAM {gpu['sam']} image embedding | {_f(gpu['sam_embedding_ms'], 1)} |")
+        add(f"| SAM decodes ({gpu['sam_points']} points, batched) | "
+            f"{_f(gpu['sam_decodes_ms'], 1)} |")
+        add(f"| **total, grounded 64-token answer** | **{_f(gpu['total_64_token_answer_ms'], 1)}**"
+            f" |")
+        add("")
+    else:
+        add(f"GPU rows: not measured on this machine (`{GPU_COMMAND}` on a CUDA machine adds "
+            f"them).")
+        add("")
+
+
+def _decode_table(lines, title, dec):
+    add = lines.append
+    ms = dec.get("ms_per_token") or {}
+    if not ms:
+        return
+    add(f"Decode ms per token, {title}: (t(N) - t(1)) / (N - 1), N = {dec['new_tokens']}, "
+        f"{dec['reps']} interleaved reps, medians, wall clock; compile time "
+        f"{ {k: round(v, 1) for k, v in (dec.get('compile_s') or {}).items()} } s.")
+    add("")
+    add("| | plain | capture | capture / plain |")
+    add("|---|---|---|---|")
+    add(f"| eager (`generate`, dynamic cache) | {_f(ms.get('plain'))} | {_f(ms.get('capture'))} "
+        f"| {_f(dec.get('capture_over_plain'), 3)} |")
+    if "compiled_capture" in ms:
+        add(f"| compiled (static cache, torch.compile) | {_f(ms.get('compiled_plain'))} | "
+            f"{_f(ms.get('compiled_capture'))} | "
+            f"{_f(dec.get('compiled_capture_over_compiled_plain'), 3)} |")
+    else:
+        add("| compiled | not measured (quick run: compiling takes minutes on a CPU) | | |")
     add("")
 
 

@@ -1,9 +1,11 @@
 """`ros-ground bench [--quick] [--json]`: run the benchmark suite, write RESULTS.md + results.json.
 
 Also runnable as `python -m bench.run [--quick] [--json] [--out DIR] [--threads N] [--gpu]
-[--soak SECONDS]`. `--gpu` measures the attention-capture overhead of a LLaVA-1.5-7B-shaped
-model (random weights, fp16, 64 tokens) on CUDA; `--soak` runs only the streaming load for
-longer (memory trend); both merge into the existing results.json / RESULTS.md.
+[--soak SECONDS] [--latency]`. `--gpu` measures the attention-capture overhead of a
+LLaVA-1.5-7B-shaped model (random weights, fp16, 64 tokens) on CUDA, and its latency rows;
+`--soak` runs only the streaming load for longer (memory trend); `--latency` runs only
+measurement 6 (compiled decoding included); all three merge into the existing results.json /
+RESULTS.md.
 
 The full run writes bench/RESULTS.md and bench/results.json; `--quick` (under a minute, smaller
 counts, the same keys) writes bench/RESULTS.quick.md and bench/results.quick.json so it never
@@ -43,6 +45,8 @@ TARGETS = {
     "mask_codec_ms": ("<", 5.0, "RLE encode + decode of 10 masks, 640x480"),
     "stream_p99_over_p50": ("<=", 1.5, "streaming response latency p99 / p50"),
     "stream_max_requests_waiting": ("<=", 1, "no queue growth: requests waiting at a command"),
+    "response_over_generation": ("<=", 1.35, "end-to-end response of the default / "
+                                 "generating the same tokens alone, CPU"),
     "stream_rss_growth_mb": ("<=", 20.0, "no memory growth: node RSS growth over the run "
                              "(bound chosen here; trend in section 5)"),
 }
@@ -108,7 +112,7 @@ def run_all(quick: bool, memory: bool | None = None, threads: int | None = None)
     import rclpy
     import torch
 
-    from bench import attention, breakdown, embedding, stream, transport
+    from bench import attention, breakdown, embedding, latency, stream, transport
 
     t_start = time.perf_counter()
     memory = (not quick) if memory is None else memory
@@ -170,6 +174,7 @@ def run_all(quick: bool, memory: bool | None = None, threads: int | None = None)
             engine = breakdown.build_default_engine()
         details["embedding"]["saved"] = timed("embedding_saved", embedding.saved_latency, engine,
                                               5 if quick else 20)
+        details["latency"] = timed("latency", latency.run_latency, quick, engine=engine)
         if not quick:
             details["embedding"]["vit_b"] = timed("embedding_vit_b",
                                                   embedding.released_sam_embedding_ms, "vit_b")
@@ -202,6 +207,7 @@ def assemble(details: dict, machine: dict, quick: bool, timings: dict,
     emb = details.get("embedding") or {}
     lat = st.get("latency_ms") or {}
     memory = att.get("peak_memory")
+    la = details.get("latency") or {}
     results = {
         "attention_overhead_ratio": mid["capture_over_plain"],
         "eager_overhead_ratio": mid["eager_over_plain"],
@@ -213,6 +219,9 @@ def assemble(details: dict, machine: dict, quick: bool, timings: dict,
         "transport_latency_ms": {v: {"p50": tr["latency_ms"][v]["p50"],
                                      "p99": tr["latency_ms"][v]["p99"]} for v in ("rle", "image")},
         "stream_latency_ms": {"p50": lat.get("p50"), "p99": lat.get("p99")},
+        "response_over_generation": la.get("response_over_generation"),
+        "response_ms": la.get("response_ms"),
+        "decode_ms_per_token": (la.get("decode") or {}).get("ms_per_token"),
         "machine": machine,
         # extras
         "quick": quick,
@@ -275,6 +284,11 @@ def run_gpu(out_dir: Path, reps: int = 10) -> dict:
     from bench.attention import memprobe_model
 
     gpu["peak_memory"] = memprobe_model(bm, 64)
+    del bm
+    torch.cuda.empty_cache()
+    from bench.latency import gpu_rows
+
+    gpu["latency"] = gpu_rows("cuda", reps=5)
     path = out_dir / "results.json"
     results = json.loads(path.read_text()) if path.exists() else None
     if results is not None:
@@ -310,6 +324,29 @@ def run_soak(out_dir: Path, seconds: float) -> dict:
     return soak
 
 
+def run_latency_only(out_dir: Path) -> dict:
+    """Measurement 6 alone (compiled rows included), merged into results.json as
+    details.latency and its keys, with the machine and date of this run."""
+    import torch
+
+    from bench.latency import run_latency
+
+    threads = int(os.environ.get("ROS_GROUND_BENCH_THREADS", DEFAULT_THREADS))
+    torch.set_num_threads(threads)
+    latency = run_latency(quick=False)
+    latency["machine"] = machine_info()
+    latency["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    path = out_dir / "results.json"
+    if path.exists():
+        results = json.loads(path.read_text())
+        results["details"]["latency"] = rnd(latency, 4)
+        results["response_over_generation"] = latency["response_over_generation"]
+        results["response_ms"] = latency["response_ms"]
+        results["decode_ms_per_token"] = latency["decode"]["ms_per_token"]
+        write(results, out_dir, quick=False)
+    return latency
+
+
 def run_bench(args) -> int:
     """Entry point of `ros-ground bench`: args has .quick and .json (and optionally .out, .gpu)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -325,6 +362,11 @@ def run_bench(args) -> int:
         soak = run_soak(out_dir, float(args.soak))
         if args.json:
             print(json.dumps(rnd(soak, 4)))
+        return 0
+    if getattr(args, "latency", False):
+        latency = run_latency_only(out_dir)
+        if args.json:
+            print(json.dumps(rnd(latency, 4), default=str))
         return 0
     if getattr(args, "gpu", False):
         gpu = run_gpu(out_dir)
@@ -358,6 +400,9 @@ def main(argv=None) -> int:
                              "results.json")
     parser.add_argument("--gpu", action="store_true",
                         help="LLaVA-1.5-7B-shaped fp16 model on CUDA; merged into results.json")
+    parser.add_argument("--latency", action="store_true",
+                        help="only the latency measurement (compiled decoding included); merged "
+                             "into results.json")
     return run_bench(parser.parse_args(argv))
 
 

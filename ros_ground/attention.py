@@ -25,6 +25,8 @@ from typing import TypeVar
 import torch
 
 CAPTURE_IMPLEMENTATION = "ros_ground_capture"
+# forward kwarg naming a list that collects each text layer's last-row scores (compiled.py)
+ROWS_KWARG = "ros_ground_rows"
 
 _ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar(
     "ros_ground_attention_capture", default=None
@@ -166,6 +168,12 @@ class AttentionCapture(_Capture):
         self._prompt_count += query.shape[1]
 
 
+class CaptureComplete(Exception):
+    """Raised from inside the forward pass by a `RowsCapture` given `layers`, once it has read
+    the last of them: the rest of the pass (that layer's attention output and MLP, the final
+    norm, the LM head) cannot change what was captured, so it is not computed."""
+
+
 class RowsCapture(_Capture):
     """Context manager collecting the image attention of the last `rows` queries of one pass.
 
@@ -174,13 +182,17 @@ class RowsCapture(_Capture):
     generating, without a decode loop. Mean over heads and layers, like `AttentionCapture`.
     The pass may hold a batch (several views of one image, same token positions): one map per
     batch row.
+
+    `layers` (optional): the text model's layer count; after reading its last layer the
+    capture raises `CaptureComplete`, which the caller catches to end the pass early.
     """
 
-    def __init__(self, image_positions: torch.Tensor, rows: int):
+    def __init__(self, image_positions: torch.Tensor, rows: int, layers: int | None = None):
         super().__init__(image_positions)
         if rows < 1:
             raise ValueError("RowsCapture needs at least one row")
         self.rows = rows
+        self.layers = layers
         self._sum: torch.Tensor | None = None  # [batch, rows, num_image_tokens]
         self._count = 0
         self._layers: set[int] = set()
@@ -204,6 +216,8 @@ class RowsCapture(_Capture):
         step = probs.sum(dim=(1, 2))  # [batch, rows, num_image_tokens]
         self._sum = step if self._sum is None else self._sum + step
         self._count += query.shape[1]
+        if self.layers is not None and len(self._layers) == self.layers:
+            raise CaptureComplete
 
 
 def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
@@ -331,15 +345,21 @@ def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key:
     """SDPA attention, plus the capture for causal text layers while one is active."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    capture = _ACTIVE.get()
-    if (
-        capture is not None
-        and getattr(module, "is_causal", False)
+    rows = kwargs.pop(ROWS_KWARG, None)
+    text_layer = getattr(module, "is_causal", False) \
         and getattr(module, "layer_idx", None) is not None
-    ):
-        scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
-        with torch.no_grad():
-            capture._add(module, query, key, attention_mask, scaling, kwargs)
+    if rows is not None:
+        # compiled decoding (compiled.py): a plain list passed down as a forward kwarg, since
+        # torch.compile traces a list append into the graph but breaks it on a ContextVar
+        if text_layer:
+            scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
+            rows.append(last_row_scores(module, query, key, attention_mask, scaling, kwargs))
+    else:
+        capture = _ACTIVE.get()
+        if capture is not None and text_layer:
+            scaling = kwargs.get("scaling", args[1] if len(args) > 1 else None)
+            with torch.no_grad():
+                capture._add(module, query, key, attention_mask, scaling, kwargs)
     sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
     return sdpa(module, query, key, value, attention_mask, *args, **kwargs)
 

@@ -99,18 +99,13 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
 
 def cmd_ground(args: argparse.Namespace) -> int:
-    from ros_ground.engine import build_engine
+    from ros_ground.engine import build_engine_from_settings
     from ros_ground.image_codec import check_image_size
     from ros_ground.overlay import draw_overlay, load_rgb, save_png
 
     image = load_rgb(args.image)
     check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
-    engine = build_engine(
-        model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
-        device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        spacy_model=args.spacy_model, allow_download=args.allow_download,
-        config=engine_config(args),
-    )
+    engine = build_engine_from_settings(vars(args))
     result = engine.ground(image, args.prompt)
     if args.overlay:
         save_png(args.overlay, draw_overlay(image, result.phrases))

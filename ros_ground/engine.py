@@ -391,11 +391,13 @@ def build_engine(
     config: EngineConfig | None = None,
     sam: SamSegmenter | None = None,
     allow_download: bool = False,
+    compile: str = "off",
 ) -> GroundingEngine:
     """Load the three models from their specs; pass `sam` to share one SAM between nodes.
 
     allow_download: let a Hugging Face model id missing from the local cache be downloaded
     (see `load_lmm`); off by default, so a robot never fetches weights at run time.
+    compile: off | auto | on, compiled decoding (see `LMMAdapter`).
     """
     from ros_ground.lmm import load_lmm
     from ros_ground.phrases import load_spacy
@@ -404,7 +406,19 @@ def build_engine(
     config = (config or EngineConfig()).validate()
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                   allow_download=allow_download)
+                   allow_download=allow_download, compile=compile)
     if sam is None:
         sam = load_sam(sam_model, checkpoint=sam_checkpoint, device=str(lmm.device))
     return GroundingEngine(lmm, sam, nlp, config)
+
+
+LOAD_SETTINGS = ("model", "sam_model", "sam_checkpoint", "device", "dtype", "trust_remote_code",
+                 "spacy_model", "allow_download", "compile")
+
+
+def build_engine_from_settings(values, sam: SamSegmenter | None = None) -> GroundingEngine:
+    """`build_engine` from setting values keyed by setting name (node parameters or CLI flags):
+    the loading settings of LOAD_SETTINGS (an empty `sam_checkpoint` is none) and the engine's."""
+    loading = {name: values[name] for name in LOAD_SETTINGS if name in values}
+    loading["sam_checkpoint"] = loading.get("sam_checkpoint") or None
+    return build_engine(**loading, config=EngineConfig.from_settings(values), sam=sam)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ros_ground.engine import EngineConfig, GroundingEngine, build_engine
+from ros_ground.engine import EngineConfig, GroundingEngine, build_engine_from_settings
 from ros_ground.metrics import (
     GTPhrase,
     ImageRecord,
@@ -195,12 +195,7 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
 
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
-    engine = build_engine(
-        model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
-        device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        allow_download=args.allow_download,
-        config=config,
-    )
+    engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
     run = evaluate(engine, args.scenes, args.seed, {"model": {"mode": args.mode}}, args.prompt,
                    dump=args.dump, progress=False if args.json else None)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config)

@@ -18,7 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ros_ground.attention import AttentionCapture, RowsCapture, install_capture
+from ros_ground.attention import (
+    AttentionCapture,
+    CaptureComplete,
+    RowsCapture,
+    install_capture,
+)
+from ros_ground.compiled import CompiledDecoder, compile_enabled
 from ros_ground.errors import InputError
 from ros_ground.geometry import (
     ImageGeometry,
@@ -93,7 +99,7 @@ class _TokenHook:
         self.adapter, self.prompt, self.prompt_len = adapter, prompt, prompt_len
         self.layout, self.geometry = layout, geometry
         self.on_token, self.should_stop = on_token, should_stop
-        self.capture: AttentionCapture | None = None
+        self.maps: Callable[[], torch.Tensor] | None = None  # [steps, image tokens] so far
         self.first_token_at: float | None = None
         self.canceled = False
 
@@ -113,7 +119,7 @@ class _TokenHook:
 
     def _partial(self, generated: list[int], text: str) -> Generation:
         """The generation so far, maps included, for streaming partial grounding."""
-        maps = self.capture.maps()[: len(generated)]
+        maps = self.maps()[: len(generated)]
         grid = maps.reshape(-1, self.layout.grid_h, self.layout.grid_w).numpy()
         return Generation(self.prompt, text, list(generated), grid.astype(np.float32),
                           self.geometry, {})
@@ -123,7 +129,9 @@ class LMMAdapter:
     """A loaded image-text model with attention capture installed on its text decoder."""
 
     def __init__(self, name: str, model, processor, device: torch.device, dtype: torch.dtype,
-                 image_fit: str = "processor"):
+                 image_fit: str = "processor", compile: str = "off"):
+        """compile: off | auto | on (auto: on for CUDA): decode with a static KV cache and a
+        torch.compile'd step (compiled.py; the first request pays the compilation)."""
         if image_fit not in IMAGE_FITS:
             raise ValueError(f"image_fit must be one of {IMAGE_FITS}, got {image_fit!r}")
         self.name = name
@@ -138,6 +146,8 @@ class LMMAdapter:
         self.image_token_id = _image_token_id(model.config, self.tokenizer, self.image_token)
         self._markers: ChatMarkers | None = None  # from the chat template, on first use
         install_capture(model)
+        self.decoder = CompiledDecoder(self.model, self.image_token_id) \
+            if compile_enabled(compile, self.device) else None
 
     # -- text ---------------------------------------------------------------------------------
 
@@ -344,15 +354,24 @@ class LMMAdapter:
         hook = _TokenHook(self, prompt, prompt_len, layout, geometry, on_token, should_stop)
         t1 = time.perf_counter()
         rows = torch.tensor(own.positions, dtype=torch.long) if own and own.positions else None
-        with torch.no_grad(), AttentionCapture(layout.positions, rows) as capture:
-            hook.capture = capture
-            out = self.model.generate(
-                **inputs, generation_config=config, past_key_values=DynamicCache(),
-                stopping_criteria=StoppingCriteriaList([hook]),
-            )
+        if self.decoder is not None:
+            eos = config.eos_token_id
+            hook.maps = self.decoder.partial_maps
+            token_ids, maps, prompt_rows = self.decoder.generate(
+                inputs, layout.positions, max_new_tokens,
+                set(eos if isinstance(eos, list) else [eos]), rows,
+                on_token=lambda sequence: bool(hook(sequence).any()))
+        else:
+            with torch.no_grad(), AttentionCapture(layout.positions, rows) as capture:
+                hook.maps = capture.maps
+                out = self.model.generate(
+                    **inputs, generation_config=config, past_key_values=DynamicCache(),
+                    stopping_criteria=StoppingCriteriaList([hook]),
+                )
+            token_ids = out[0, prompt_len:].tolist()
+            maps = capture.maps()
+            prompt_rows = capture.prompt_maps() if rows is not None else None
         t2 = time.perf_counter()
-        token_ids = out[0, prompt_len:].tolist()
-        maps = capture.maps()
         if maps.shape[0] != len(token_ids):
             raise RuntimeError(f"captured {maps.shape[0]} attention steps for "
                                f"{len(token_ids)} generated tokens")
@@ -360,7 +379,7 @@ class LMMAdapter:
         timing["vision_prefill"] = (first - t1) * 1e3
         timing["decode"] = (t2 - first) * 1e3
         if rows is not None:
-            prompt_fields["prompt_maps"] = capture.prompt_maps().reshape(
+            prompt_fields["prompt_maps"] = prompt_rows.reshape(
                 -1, layout.grid_h, layout.grid_w).numpy().astype(np.float32)
         return Generation(
             prompt=prompt,
@@ -394,9 +413,15 @@ class LMMAdapter:
         # a flip keeps the image's size, so every view has the same tokens at the same places
         inputs = {key: torch.cat([one[key] for one in batch])
                   if isinstance(batch[0][key], torch.Tensor) else batch[0][key] for key in batch[0]}
-        with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids)) as capture:
-            # only the attention is wanted: logits for one position, not [tokens x vocabulary]
-            self.model(**inputs, use_cache=False, logits_to_keep=1)
+        config = self.model.config
+        layers = getattr(getattr(config, "text_config", config), "num_hidden_layers", None)
+        with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids),
+                                          layers=layers) as capture:
+            # only the attention is wanted: the pass ends once the last layer's scores are read
+            try:
+                self.model(**inputs, use_cache=False, logits_to_keep=1)
+            except CaptureComplete:
+                pass
         maps = capture.maps().reshape(len(views), -1, layout.grid_h, layout.grid_w).numpy()
         return np.stack([unflip_maps(m.astype(np.float32), view) for m, view in zip(maps, views)])
 
@@ -501,9 +526,9 @@ def hub_cache_dir(model_id: str) -> Path:
 
 def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
              trust_remote_code: bool = False, image_fit: str = "processor",
-             allow_download: bool = False) -> LMMAdapter:
+             allow_download: bool = False, compile: str = "off") -> LMMAdapter:
     """Load "tiny", "sim" (the packaged directory), a local checkpoint directory, or a Hugging
-    Face id from the local cache.
+    Face id from the local cache. `compile`: see `LMMAdapter`.
 
     allow_download: only then may a Hugging Face id missing from the cache be downloaded from
     the Hub (and only while HF_HUB_OFFLINE is unset); by default nothing is fetched, whatever
@@ -519,7 +544,8 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
 
         model, processor = build_tiny_lmm()
         model = model.to(torch_device, torch_dtype)
-        return LMMAdapter("tiny", model, processor, torch_device, torch_dtype, image_fit)
+        return LMMAdapter("tiny", model, processor, torch_device, torch_dtype, image_fit,
+                          compile)
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     tried: list[str] = []
@@ -552,7 +578,8 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
         except (OSError, ValueError, KeyError, ImportError) as exc:
             errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
-        return LMMAdapter(spec, model, processor, torch_device, torch_dtype, image_fit)
+        return LMMAdapter(spec, model, processor, torch_device, torch_dtype, image_fit,
+                          compile)
     raise ModelLoadError(f"could not load model {spec!r}; tried: {'; '.join(tried)}.{note} "
                          f"Errors: {' | '.join(errors)}")
 

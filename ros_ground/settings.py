@@ -100,6 +100,8 @@ GROUNDING = (
     S("device", "auto", "auto / cpu / cuda / cuda:N", cli=True),
     S("dtype", "auto", "dtype of the LMM's weights",
       choices=("auto", "float32", "float16", "bfloat16"), cli=True),
+    S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included; auto: on for CUDA (the first request pays the compilation)",
+      choices=("off", "auto", "on"), cli=True),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
     S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
     S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True),

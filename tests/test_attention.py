@@ -12,6 +12,7 @@ import torch
 from ros_ground.attention import (
     CAPTURE_IMPLEMENTATION,
     AttentionCapture,
+    CaptureComplete,
     RowsCapture,
     image_probabilities,
     install_capture,
@@ -96,6 +97,27 @@ def test_rows_capture_of_a_teacher_forced_answer_equals_generation(heads, kv_hea
         model(**padded, use_cache=False)
     torch.testing.assert_close(shifted.maps()[0], capture.maps(), atol=1e-5, rtol=0)
     assert prompt_len + NEW_TOKENS - 1 == forced["input_ids"].shape[1]
+
+
+def test_rows_capture_stops_the_pass_after_the_last_layer():
+    """With `layers`, the pass ends once the last layer's scores are read (no LM head) and the
+    maps equal a full pass's."""
+    model, processor = build_tiny_lmm(0, 4, 2)
+    install_capture(model)
+    inputs = _inputs(processor)
+    positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
+    with torch.no_grad(), RowsCapture(positions, rows=4) as full:
+        model(**inputs, use_cache=False)
+    heads = []
+    hook = model.lm_head.register_forward_hook(lambda *args: heads.append(1))
+    try:
+        with torch.no_grad(), RowsCapture(positions, rows=4, layers=3) as early, \
+                pytest.raises(CaptureComplete):
+            model(**inputs, use_cache=False)
+    finally:
+        hook.remove()
+    assert not heads
+    torch.testing.assert_close(early.maps(), full.maps(), atol=0, rtol=0)
 
 
 def test_rows_capture_reads_exactly_one_pass():

@@ -96,6 +96,26 @@ def test_generation_variants_make_exactly_the_tokens_asked(tiny_attention):
         assert _is_num(tiny_attention[key]) and tiny_attention[key] > 0
 
 
+def test_decode_rates_and_response_over_generation():
+    """bench.latency's measurements on the tiny model and the default engine (one frame):
+    every number there, the response's tokens the same as generating alone."""
+    pytest.importorskip("std_msgs")
+    from bench.breakdown import build_default_engine
+    from bench.latency import decode_rates, response_over_generation
+    from bench.models import build_tiny
+
+    rates = decode_rates(build_tiny(), new_tokens=4, reps=1, backend="aot_eager")
+    assert set(rates["ms_per_token"]) == {"plain", "capture", "compiled_plain",
+                                          "compiled_capture"}
+    # differences of timings: numbers, not necessarily positive on a busy machine
+    assert all(_is_num(v) for v in rates["ms_per_token"].values())
+    assert rates["prefill_ms"] > 0
+    engine = build_default_engine({"model": "tiny", "sam_model": "tiny", "device": "cpu",
+                                   "max_new_tokens": 8})
+    ratio = response_over_generation(engine, frames=1)
+    assert ratio["same_tokens"] and ratio["response_over_generation"] > 1.0
+
+
 def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     """A reduced run through `assemble` and `render`: real cheap parts, stand-ins for the
     model-heavy ones (mid-size model, streaming, container), then the `--json` schema."""
@@ -137,6 +157,11 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
                                     "embedding_passes_per_frame": 1, "grounding_modes": ["point"],
                                     "proposals_per_frame_median": 3}},
         "stream": stream,
+        "latency": {"response_over_generation": 1.5, "response_ms": 150.0,
+                    "generation_ms": 100.0, "frames": 1, "tokens": 10, "same_tokens": True,
+                    "decode": {"ms_per_token": {"plain": 1.0, "capture": 1.1}, "prefill_ms": 5.0,
+                               "new_tokens": 4, "reps": 1, "compile_s": {},
+                               "capture_over_plain": 1.1}},
     }
     results = bench_run.assemble(details, machine_info(), quick=True, timings={"total": 1.0})
     assert bench_run.validate(results) == []
@@ -146,11 +171,13 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     assert set(results["transport_latency_ms"]["rle"]) == {"p50", "p99"}
     assert set(results["stream_latency_ms"]) == {"p50", "p99"}
     assert results["targets"]["embedding_passes_per_frame"]["pass"] is True
+    assert results["targets"]["response_over_generation"]["pass"] is False
+    assert results["decode_ms_per_token"] == {"plain": 1.0, "capture": 1.1}
     json_path, md_path = bench_run.write(results, tmp_path, quick=True)
     assert json.loads(json_path.read_text())["rle_size_ratio"] == results["rle_size_ratio"]
     text = md_path.read_text()
     for heading in ("## Targets", "## 1. Attention", "## 2. Per-frame", "## 4. Mask transport",
-                    "## 5. Streaming", "not measured"):
+                    "## 5. Streaming", "## 7. Latency", "not measured"):
         assert heading in text
     assert "| llava-1.5-7b shape, fp16 | GPU |" in text  # the placeholder row without --gpu
 

@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 
 from ros_ground import requests, settings
 from ros_ground.camera_watch import camera_topics
-from ros_ground.engine import EngineConfig, build_engine
+from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
 from ros_ground.frames import FrameStore
 from ros_ground.image_codec import ImageDecodeError
@@ -80,11 +80,7 @@ class GroundingNode(ModelNode):
         if self._sam_provider is not None:
             sam = self._sam_provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
         started = time.perf_counter()
-        self._engine = build_engine(
-            model=p["model"], sam_model=p["sam_model"], sam_checkpoint=p["sam_checkpoint"] or None,
-            device=p["device"], dtype=p["dtype"], trust_remote_code=p["trust_remote_code"],
-            allow_download=p["allow_download"],
-            spacy_model=p["spacy_model"], config=EngineConfig.from_settings(p), sam=sam)
+        self._engine = build_engine_from_settings(p, sam=sam)
         self._cameras = list(p["cameras"])
         for camera, response, overlay in zip(self._cameras, camera_topics(self._cameras, "response"),
                                              camera_topics(self._cameras, "overlay")):

@@ -1,0 +1,242 @@
+"""Measurement 6: the latency a robot waits on (issue 24).
+
+- `response_over_generation`: median end-to-end response of the default config (config/sim.yaml's
+  engine: generation with capture, attention views, phrases, SAM, the command's phrases, the
+  response message with its RLE masks; the overlay is drawn only when subscribed, so not here)
+  over the median time the same model takes to generate the same tokens alone (stock SDPA,
+  no capture, `model.generate` on the processor's inputs), same frames, interleaved.
+- decode ms per token (prefill excluded: (t(N tokens) - t(1 token)) / (N - 1)), plain vs
+  capture, eager (`model.generate`, dynamic cache) vs compiled (`CompiledDecoder`, static
+  cache, torch.compile; CUDA graphs on CUDA), interleaved repetitions, medians.
+- `gpu_rows` (`python -m bench.run --gpu`): the same decode rows for a LLaVA-1.5-7B-shaped fp16
+  model, its prefill, the attention-views pass, SAM ViT-H's image embedding and point decodes,
+  and the total of a grounded 64-token answer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from bench.common import log, median
+from bench.models import BenchModel, fixed_generation_config, set_variant
+from ros_ground.compiled import CompiledDecoder
+
+DECODE_VARIANTS = ("plain", "capture", "compiled_plain", "compiled_capture")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PlainCompiledDecoder(CompiledDecoder):
+    """A `CompiledDecoder` whose step skips the capture: the compiled-plain reference (its
+    rows are zeros)."""
+
+    def step(self, input_ids, cache_position, image_positions):
+        out = self.model(input_ids=input_ids, past_key_values=self.cache,
+                         cache_position=cache_position, position_ids=cache_position[None],
+                         use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1, :].float()
+        return logits.argmax(dim=-1), logits.new_zeros(image_positions.shape)
+
+
+def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = True,
+                 backend: str = "inductor") -> dict:
+    """Median ms per decoded token of each variant (see the module docstring), plus the
+    median prefill (1-token generation) ms of the eager plain variant and the compile time
+    (`backend`: torch.compile's, for the compiled variants)."""
+    from transformers import DynamicCache
+
+    from ros_ground.attention import CAPTURE_IMPLEMENTATION, AttentionCapture
+
+    image_token_id = int(bm.model.config.image_token_id)
+    decoders = {}
+    compile_s = {}
+    variants = ["plain", "capture"]
+    if compiled:
+        decoders = {"compiled_plain": PlainCompiledDecoder(bm.model, image_token_id, backend),
+                    "compiled_capture": CompiledDecoder(bm.model, image_token_id, backend)}
+        variants += list(decoders)
+
+    def run(variant: str, tokens: int) -> float:
+        _sync(bm.device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            if variant in decoders:
+                set_variant(bm.model, "capture")  # capture attention; the kwarg turns it on
+                decoders[variant].generate(bm.inputs, bm.image_positions, tokens, set())
+            else:
+                set_variant(bm.model, variant)
+                config = fixed_generation_config(bm.model, tokens)
+                if variant == "capture":
+                    with AttentionCapture(bm.image_positions):
+                        bm.model.generate(**bm.inputs, generation_config=config,
+                                          past_key_values=DynamicCache())
+                else:
+                    bm.model.generate(**bm.inputs, generation_config=config,
+                                      past_key_values=DynamicCache())
+        _sync(bm.device)
+        return time.perf_counter() - t0
+
+    for variant in variants:  # warm-up; compiles the compiled steps
+        t0 = time.perf_counter()
+        run(variant, min(new_tokens, 4))
+        if variant in decoders:
+            compile_s[variant] = time.perf_counter() - t0
+            log(f"latency: {variant} compiled in {compile_s[variant]:.1f} s")
+    full = {v: [] for v in variants}
+    one = {v: [] for v in variants}
+    for rep in range(reps):
+        order = variants[rep % len(variants):] + variants[:rep % len(variants)]
+        for v in order:
+            one[v].append(run(v, 1))
+            full[v].append(run(v, new_tokens))
+    bm.model.set_attn_implementation({"text_config": CAPTURE_IMPLEMENTATION})
+    ms = {v: 1e3 * (median(full[v]) - median(one[v])) / (new_tokens - 1) for v in variants}
+    out = {"ms_per_token": ms, "prefill_ms": 1e3 * median(one["plain"]),
+           "new_tokens": new_tokens, "reps": reps, "compile_s": compile_s,
+           "capture_over_plain": ms["capture"] / ms["plain"]}
+    if compiled:
+        out["compiled_capture_over_compiled_plain"] = \
+            ms["compiled_capture"] / ms["compiled_plain"]
+        out["compiled_over_eager_capture"] = ms["compiled_capture"] / ms["capture"]
+    return out
+
+
+def response_over_generation(engine, frames: int, prompt: str = "Describe the scene.") -> dict:
+    """Median end-to-end response (engine.ground + the response message) over the median plain
+    generation of the same tokens, on the same frames, interleaved."""
+    from std_msgs.msg import Header
+    from transformers import GenerationConfig
+
+    from bench.common import tabletop_image
+    from ros_ground.attention import CAPTURE_IMPLEMENTATION
+    from ros_ground.nodes.conversions import result_to_msg
+
+    lmm = engine.lmm
+    images = [tabletop_image(240, 320, seed=i % 4) for i in range(frames + 1)]
+    response, generation, same = [], [], []
+    for i, image in enumerate(images):
+        t0 = time.perf_counter()
+        result = engine.ground(image, prompt, image_key=("latency", i))
+        result_to_msg(result, Header(frame_id="bench"), "bench", prompt)
+        response_s = time.perf_counter() - t0
+        inputs, _, _ = lmm.prepare(image, prompt)
+        config = lmm._generation_config(GenerationConfig, engine.config.max_new_tokens)
+        lmm.model.set_attn_implementation({"text_config": "sdpa"})
+        try:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = lmm.model.generate(**inputs, generation_config=config)
+            generation_s = time.perf_counter() - t0
+        finally:
+            lmm.model.set_attn_implementation({"text_config": CAPTURE_IMPLEMENTATION})
+        if i == 0:  # first-call costs
+            continue
+        response.append(response_s)
+        generation.append(generation_s)
+        same.append(out[0, inputs["input_ids"].shape[1]:].tolist() == list(result.token_ids))
+    return {
+        "response_over_generation": median(response) / median(generation),
+        "response_ms": 1e3 * median(response),
+        "generation_ms": 1e3 * median(generation),
+        "frames": frames,
+        "same_tokens": all(same),
+        "tokens": len(result.token_ids),
+        "stages_ms_last": {k: round(v, 1) for k, v in result.timing_ms.items()},
+    }
+
+
+def run_latency(quick: bool, engine=None) -> dict:
+    """CPU rows: response_over_generation of the default engine, decode rates of the
+    default LMM (compiled variants only in the full run: inductor compiles for minutes)."""
+    from bench.breakdown import build_default_engine, sim_params
+
+    engine = engine or build_default_engine(sim_params())
+    out = response_over_generation(engine, 3 if quick else 12)
+    lmm = engine.lmm
+    inputs, layout, _ = lmm.prepare(tabletop_image_default(), "Describe the scene.")
+    bm = BenchModel(lmm.name, lmm.model, dict(inputs), layout.positions.clone(), lmm.device,
+                    lmm.dtype)
+    out["decode"] = decode_rates(bm, 16 if quick else 64, 3 if quick else 7,
+                                 compiled=not quick)
+    return out
+
+
+def tabletop_image_default() -> np.ndarray:
+    from bench.common import tabletop_image
+
+    return tabletop_image(240, 320)
+
+
+def gpu_rows(device: str = "cuda", model: str = "llava7b", sam_spec: str = "vit_h",
+             new_tokens: int = 64, reps: int = 5, views: int = 3, points: int = 5,
+             compiled: bool = True) -> dict:
+    """The GPU rows: decode rates, prefill, views pass, SAM embedding and decodes, and the
+    total of a grounded `new_tokens` answer (prefill + compiled capture decoding + views +
+    SAM embedding + decodes of `points` phrases). Smaller `model` / `sam_spec` ("mid",
+    "tiny") and `compiled=False` make a CPU smoke test of the same code."""
+    from bench.models import build_random_llava
+    from ros_ground.attention import CaptureComplete, RowsCapture
+    from ros_ground.sam.build import build_sam_from_config, sam_config
+    from ros_ground.sam.segmenter import SamSegmenter
+
+    dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    log(f"latency: building a {model}-shaped model (random weights, {dtype})")
+    bm = build_random_llava(model, device=device, dtype=dtype)
+    rows = {"model": model, "dtype": str(dtype).replace("torch.", "")}
+    rows["decode"] = decode_rates(bm, new_tokens, reps, compiled=compiled)
+
+    # the views pass: prompt + answer, `views` images in one batch, ends after the last layer
+    answer = torch.randint(3, 100, (1, new_tokens - 1), device=bm.device)
+    ids = torch.cat([bm.inputs["input_ids"], answer], dim=1).repeat(views, 1)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+             "pixel_values": bm.inputs["pixel_values"].repeat(views, 1, 1, 1)}
+    layers = bm.model.config.text_config.num_hidden_layers
+    view_s = []
+    for _ in range(reps + 1):
+        _sync(bm.device)
+        t0 = time.perf_counter()
+        with torch.no_grad(), RowsCapture(bm.image_positions, new_tokens, layers) as capture:
+            try:
+                bm.model(**batch, use_cache=False, logits_to_keep=1)
+            except CaptureComplete:
+                pass
+            capture.maps()
+        _sync(bm.device)
+        view_s.append(time.perf_counter() - t0)
+    rows["views_ms"] = 1e3 * median(view_s[1:])
+    del bm
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+    sam = SamSegmenter(build_sam_from_config(sam_config(sam_spec)), device=device)
+    rng = np.random.default_rng(0)
+    embed_s, decode_s = [], []
+    for i in range(reps + 1):
+        image = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        _sync(torch.device(device))
+        t0 = time.perf_counter()
+        sam.set_image(image, key=("gpu", i))
+        _sync(torch.device(device))
+        t1 = time.perf_counter()
+        sam.segment_points(None, [(100.0 + 80 * k, 240.0) for k in range(points)])
+        _sync(torch.device(device))
+        embed_s.append(t1 - t0)
+        decode_s.append(time.perf_counter() - t1)
+    rows["sam"] = sam_spec
+    rows["sam_embedding_ms"] = 1e3 * median(embed_s[1:])
+    rows["sam_decodes_ms"] = 1e3 * median(decode_s[1:])
+    rows["sam_points"] = points
+    decode = rows["decode"]
+    per_token = decode["ms_per_token"].get("compiled_capture", decode["ms_per_token"]["capture"])
+    rows["total_64_token_answer_ms"] = (decode["prefill_ms"] + (new_tokens - 1) * per_token
+                                        + rows["views_ms"] + rows["sam_embedding_ms"]
+                                        + rows["sam_decodes_ms"])
+    if torch.device(device).type == "cuda":
+        rows["device"] = torch.cuda.get_device_name(0)
+    return rows

@@ -1,0 +1,162 @@
+"""Compiled greedy decoding with the attention capture inside the compiled graph.
+
+`LMMAdapter.generate` decodes with `model.generate`, a dynamic KV cache and `AttentionCapture`:
+on a GPU that loop is bound by kernel launches (every layer of every step launches its own
+kernels from Python). Here the decode step, capture included, is one `torch.compile`d function
+over a static KV cache (transformers `StaticCache`), so its shapes never change and, on CUDA,
+`mode="reduce-overhead"` replays it as one CUDA graph per token.
+
+The prefill (variable length, run once) stays eager under `AttentionCapture`, exactly as the
+eager path runs it (the prompt's own rows included); its keys and values are then copied into
+the static cache. Each decode step passes a list down as a forward kwarg (`ROWS_KWARG`), which
+the capture attention fills with the last query row's scores per layer, and the step reduces
+them to the image row in the graph: no ContextVar, no Python state, so no graph break. The
+static cache's unused tail is masked (-inf) like any future key, so the softmax, and with it
+the captured row, equals the eager one over the real keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ros_ground.attention import ROWS_KWARG, AttentionCapture, image_probabilities
+
+COMPILE_CHOICES = ("off", "auto", "on")
+CACHE_BLOCK = 256  # static cache lengths are rounded up to this: few shapes, few recompiles
+
+
+def compile_enabled(compile: str, device: torch.device) -> bool:
+    """`compile` setting -> whether to decode compiled: on, off, or auto (on for CUDA)."""
+    if compile not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {compile!r}")
+    return compile == "on" or (compile == "auto" and torch.device(device).type == "cuda")
+
+
+class CompiledDecoder:
+    """Greedy decoding of one model with a compiled decode step (batch 1).
+
+    backend / mode: passed to `torch.compile` (mode None: "reduce-overhead" on CUDA, i.e. CUDA
+    graphs, else inductor's default). The compiled step is built on first use and reused while
+    the static cache's length holds (`CACHE_BLOCK` multiples); a longer request reallocates the
+    cache and compiles once more. Not thread-safe: callers serialise requests per model.
+    """
+
+    def __init__(self, model, image_token_id: int, backend: str = "inductor",
+                 mode: str | None = None):
+        self.model = model
+        self.image_token_id = int(image_token_id)
+        self.backend = backend
+        self.mode = mode
+        self.cache = None
+        self._cache_len = 0
+        self._step = None
+        self._rows: list[torch.Tensor] = []
+
+    def partial_maps(self) -> torch.Tensor:
+        """The image rows of the generation in progress so far: float32 [tokens, image tokens]
+        on the CPU (for streaming partial grounding)."""
+        return torch.stack(self._rows).to("cpu", torch.float32)
+
+    # -- the compiled step -------------------------------------------------------------------
+
+    def step(self, input_ids: torch.Tensor, cache_position: torch.Tensor,
+             image_positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decode step, uncompiled: input_ids [1, 1] at cache_position [1] ->
+        (next token id [1] (greedy, image token suppressed), image row float32 [image tokens]:
+        the mean over heads and layers of the fed token's attention to the image tokens)."""
+        rows: list[torch.Tensor] = []
+        out = self.model(input_ids=input_ids, past_key_values=self.cache,
+                         cache_position=cache_position, position_ids=cache_position[None],
+                         use_cache=True, logits_to_keep=1, **{ROWS_KWARG: rows})
+        logits = out.logits[:, -1, :].float()
+        logits[:, self.image_token_id] = float("-inf")
+        scores = torch.stack(rows)  # [layers, Hkv, rep, K]
+        heads = scores.shape[0] * scores.shape[1] * scores.shape[2]
+        row = image_probabilities(scores, image_positions).sum(dim=(0, 1, 2)) / heads
+        return logits.argmax(dim=-1), row
+
+    def compiled_step(self):
+        """The `torch.compile`d `step` (fullgraph: a graph break would raise, not slow down)."""
+        if self._step is None:
+            device = next(self.model.parameters()).device
+            mode = self.mode
+            if mode is None and device.type == "cuda":
+                mode = "reduce-overhead"
+            self._step = torch.compile(self.step, backend=self.backend, mode=mode,
+                                       fullgraph=True, dynamic=False)
+        return self._step
+
+    def prepare_cache(self, length: int) -> None:
+        """A static cache holding at least `length` tokens (reset; reallocated if shorter)."""
+        from transformers import StaticCache
+
+        if self.cache is None or self._cache_len < length:
+            self._cache_len = -(-length // CACHE_BLOCK) * CACHE_BLOCK
+            config = self.model.config
+            self.cache = StaticCache(config=getattr(config, "text_config", config),
+                                     max_cache_len=self._cache_len)
+            self._step = None  # new cache tensors: the old graph's addresses are stale
+        else:
+            self.cache.reset()
+
+    # -- generation --------------------------------------------------------------------------
+
+    def generate(self, inputs: dict, image_positions: torch.Tensor, max_new_tokens: int,
+                 eos_token_ids: set[int], prompt_positions: torch.Tensor | None = None,
+                 on_token: Callable[[torch.Tensor], bool] | None = None,
+                 compiled: bool = True) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """Greedy decoding of the processor `inputs` (batch 1) -> (token ids, image maps
+        float32 [tokens, image tokens] on the CPU, prompt maps float32 [prompt rows, image
+        tokens], as `AttentionCapture.prompt_maps`).
+
+        Stops after an id in `eos_token_ids` (kept, as `model.generate` keeps it), after
+        `max_new_tokens`, or when `on_token(sequence [1, prompt + generated])`, called after
+        every token, returns True. `compiled=False` runs the same steps eagerly (the reference
+        the compiled ones are tested against).
+        """
+        from transformers import DynamicCache
+
+        prompt_len = int(inputs["input_ids"].shape[1])
+        device = inputs["input_ids"].device
+        self.prepare_cache(prompt_len + max_new_tokens)
+        step = self.compiled_step() if compiled else self.step
+        positions = torch.as_tensor(image_positions, dtype=torch.long).to(device)
+        with torch.no_grad():
+            prefill_cache = DynamicCache()
+            with AttentionCapture(positions, prompt_positions) as capture:
+                out = self.model(**inputs, past_key_values=prefill_cache, use_cache=True,
+                                 logits_to_keep=1)
+            at = torch.arange(prompt_len, device=device)
+            for layer, (keys, values) in enumerate(_layers(prefill_cache)):
+                self.cache.update(keys, values, layer, {"cache_position": at})
+            del prefill_cache
+            logits = out.logits[:, -1, :].float()
+            logits[:, self.image_token_id] = float("-inf")
+            token = logits.argmax(dim=-1)
+            rows = self._rows = [capture.steps[0]]
+            prompt_maps = capture.prompt_maps()
+            sequence = torch.cat([inputs["input_ids"], token[:, None]], dim=1)
+            while True:
+                token_id = int(token[0])
+                if on_token is not None and on_token(sequence):
+                    break
+                if token_id in eos_token_ids or len(rows) >= max_new_tokens:
+                    break
+                position = torch.tensor([sequence.shape[1] - 1], device=device)
+                token, row = step(token.view(1, 1), position, positions)
+                # CUDA-graph outputs are overwritten by the next replay: keep copies
+                token, row = token.clone(), row.clone()
+                rows.append(row)
+                sequence = torch.cat([sequence, token[:, None]], dim=1)
+        maps = torch.stack(rows).to("cpu", torch.float32)
+        return sequence[0, prompt_len:].tolist(), maps, prompt_maps
+
+
+def _layers(cache):
+    """(keys, values) per layer of a DynamicCache, [batch, kv heads, tokens, head dim]."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        return [(layer.keys, layer.values) for layer in layers]
+    return list(zip(cache.key_cache, cache.value_cache))
