@@ -20,19 +20,21 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import EntityProposals, GroundedResponse
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from ros_ground import settings
 from ros_ground.engine import EngineConfig, build_engine, check_prompt
 from ros_ground.errors import InputError
-from ros_ground.frames import FrameStore
-from ros_ground.image_codec import ImageDecodeError
+from ros_ground.frames import DepthStore, FrameStore
+from ros_ground.image_codec import ImageDecodeError, image_to_depth
 from ros_ground.nodes import params
 from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, release_memory, spin_nodes
 from ros_ground.nodes.conversions import (
     ProposalError,
+    camera_info_to_k,
     error_response,
     image_msg_to_rgb,
     msg_to_proposals,
@@ -42,8 +44,10 @@ from ros_ground.nodes.conversions import (
 )
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
+from ros_ground.nodes.markers import response_markers
 from ros_ground.overlay import draw_overlay
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
+from ros_ground.spatial import locate_result
 
 Status = GroundedResponse
 CAMERA = "image"  # the one camera source today; FrameStore and Scheduler are keyed by source
@@ -75,8 +79,9 @@ class GroundingNode(ModelNode):
         self._sam_provider = sam_provider
         self._engine = None
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
-        self._response_pub = self._overlay_pub = None
+        self._response_pub = self._overlay_pub = self._markers_pub = None
         self.frames = FrameStore()
+        self.depth = DepthStore()  # registered depth and K, for each phrase's 3-D position
         self._proposals_topic = "proposals"
         self._ids = itertools.count(1)
         self.goals = PendingGoals()
@@ -96,13 +101,15 @@ class GroundingNode(ModelNode):
             spacy_model=p["spacy_model"], config=EngineConfig.from_settings(p), sam=sam)
         self._response_pub = self.lifecycle_publisher(GroundedResponse, "response", RELIABLE)
         self._overlay_pub = self.lifecycle_publisher(Image, "overlay", RELIABLE)
+        self._markers_pub = self.lifecycle_publisher(MarkerArray, "markers", RELIABLE)
         self.apply(p)
         self.get_logger().info(f"loaded model {p['model']!r} and SAM {p['sam_model']!r} on "
                                f"{self._engine.lmm.device} in {time.perf_counter() - started:.1f} s")
 
     def unload(self) -> None:
-        self._engine = self._response_pub = self._overlay_pub = None
+        self._engine = self._response_pub = self._overlay_pub = self._markers_pub = None
         self.frames.clear()
+        self.depth.clear()
 
     def open(self, p: dict) -> None:
         sensors, commands = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
@@ -110,6 +117,10 @@ class GroundingNode(ModelNode):
             EntityProposals, "proposals", self._on_proposals, RELIABLE, callback_group=sensors))
         self._proposals_topic = proposals.topic_name  # resolved: namespace and remappings
         self.opened(self.create_subscription(Image, "image", self._on_image,
+                                             qos_by_name(p["image_qos"]), callback_group=sensors))
+        self.opened(self.create_subscription(Image, "depth", self._on_depth,
+                                             qos_by_name(p["image_qos"]), callback_group=sensors))
+        self.opened(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
                                              qos_by_name(p["image_qos"]), callback_group=sensors))
         self.opened(self.create_subscription(String, "command", self._on_command, RELIABLE,
                                              callback_group=commands))
@@ -151,6 +162,15 @@ class GroundingNode(ModelNode):
         keep = self.count_publishers(self._proposals_topic) > 0  # else nothing to pair with
         self.frames.add_frame(CAMERA, stamp_to_ns(msg.header.stamp), self._decode(msg, "image"),
                               int(self._p["proposal_max_age_s"] * 1e9), keep)
+
+    def _on_depth(self, msg: Image) -> None:
+        self.depth.add_depth(CAMERA, stamp_to_ns(msg.header.stamp), msg)  # decoded when used
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self.depth.set_intrinsics(CAMERA, camera_info_to_k(msg))
+        except ValueError as exc:
+            self.get_logger().warning(f"ignoring camera_info: {exc}", throttle_duration_sec=5.0)
 
     def _on_proposals(self, msg: EntityProposals) -> None:
         self.frames.add_proposals(CAMERA, stamp_to_ns(msg.header.stamp), msg)
@@ -225,6 +245,7 @@ class GroundingNode(ModelNode):
                 accepted_at=ticket.accepted_at)
         except InputError as exc:
             return self._answer(request, Status.STATUS_BAD_INPUT, str(exc))
+        self._locate(result, frame.header)
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         if result.canceled:
             response.status = Status.STATUS_CANCELED
@@ -234,7 +255,28 @@ class GroundingNode(ModelNode):
         if self._p["publish_overlay"] and self._overlay_pub.get_subscription_count() > 0:
             self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
                                                        frame.header))
+        if self._markers_pub.get_subscription_count() > 0:
+            self._markers_pub.publish(response_markers(response))
         return response
+
+    def _locate(self, result, header: Header) -> None:
+        """3-D position and size of every phrase from the depth frame matched to the grounded
+        frame by stamp; without depth or camera_info the phrases keep NaN positions."""
+        if not self.depth.has_depth(CAMERA):
+            return
+        depth = self.depth.depth_near(CAMERA, stamp_to_ns(header.stamp),
+                                      int(self._p["depth_tolerance_s"] * 1e9))
+        k = self.depth.intrinsics(CAMERA)
+        if depth is None or k is None:
+            what = "no depth within depth_tolerance_s" if depth is None else "no camera_info yet"
+            self.get_logger().warning(f"phrases without 3-D positions: {what}",
+                                      throttle_duration_sec=5.0)
+            return
+        try:
+            locate_result(result, image_to_depth(depth, self._p["max_image_pixels"]), k)
+        except ValueError as exc:  # ImageDecodeError included
+            self.get_logger().warning(f"phrases without 3-D positions: {exc}",
+                                      throttle_duration_sec=5.0)
 
     def _decode_proposals(self, msg, frame: Frame):
         """The message's proposals for `frame`, or None (logged) if they do not fit it."""
