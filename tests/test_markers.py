@@ -78,3 +78,15 @@ def test_camera_info_k_uses_p_for_a_distorted_camera():
     assert camera_info_to_k(info)[0, 0] == 90.0
     with pytest.raises(ValueError):
         camera_info_to_k(CameraInfo())
+
+
+def test_rviz_config_shows_the_markers_of_the_sim_namespace():
+    from pathlib import Path
+
+    import yaml
+
+    rviz = yaml.safe_load((Path(__file__).parent.parent / "config" / "ground.rviz").read_text())
+    displays = rviz["Visualization Manager"]["Displays"]
+    topics = [d["Topic"]["Value"] for d in displays
+              if d["Class"] == "rviz_default_plugins/MarkerArray"]
+    assert topics == ["/sim/markers"]
