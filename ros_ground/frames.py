@@ -134,18 +134,23 @@ class DepthStore:
     the latest received: a camera's K changes only when it is recalibrated.
     """
 
-    def __init__(self, max_frames: int = 8):
+    def __init__(self, max_frames: int = 64, min_frames: int = 8):
         self._depth: dict[str, deque[Stamped]] = {}
         self._k: dict[str, Any] = {}
-        self._max_frames = max_frames
+        self._max_frames, self._min_frames = max_frames, min_frames
         self._lock = threading.Lock()
 
-    def add_depth(self, source: str, stamp_ns: int, item) -> None:
+    def add_depth(self, source: str, stamp_ns: int, item, max_age_ns: int = 0) -> None:
+        """Remember a depth frame; the newest `min_frames`, and (up to `max_frames`) those at
+        most `max_age_ns` older than it, are kept: a request may ground an older colour frame
+        (FrameStore.match) and needs that frame's depth."""
         with self._lock:
             queue = self._depth.setdefault(source, deque(maxlen=self._max_frames))
             if queue and queue[-1].stamp_ns > stamp_ns:  # the clock jumped back
                 queue.clear()
             queue.append(Stamped(int(stamp_ns), item))
+            while len(queue) > self._min_frames and stamp_ns - queue[0].stamp_ns > max_age_ns:
+                queue.popleft()
 
     def set_intrinsics(self, source: str, k) -> None:
         with self._lock:

@@ -164,7 +164,8 @@ class GroundingNode(ModelNode):
                               int(self._p["proposal_max_age_s"] * 1e9), keep)
 
     def _on_depth(self, msg: Image) -> None:
-        self.depth.add_depth(CAMERA, stamp_to_ns(msg.header.stamp), msg)  # decoded when used
+        self.depth.add_depth(CAMERA, stamp_to_ns(msg.header.stamp), msg,  # decoded when used
+                             int(self._p["proposal_max_age_s"] * 1e9))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
