@@ -49,6 +49,8 @@ def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
         word = root.text.lower()
         if word in NOT_OBJECTS or word in PLACE_NOUNS or any(t.tag_ in WH_TAGS for t in span):
             continue
+        if root.dep_ == "compound" and root.head.text.lower() in PLACE_NOUNS:
+            root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
         if root.dep_ in OBJECT_DEPS and root.head.pos_ in ("VERB", "AUX"):
             rule = 0
         elif root.dep_ in SUBJECT_DEPS:

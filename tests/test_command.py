@@ -23,6 +23,9 @@ COMMANDS = {
     "Put the green sphere on the tray.": "the green sphere",
     "Push the lego brick towards the jenga block.": "the lego brick",
     "Grab the cube that is right of the duck.": "the cube",
+    # spaCy parses "cube right" as one chunk headed by "right": the object is still the cube
+    "Pick up the orange cube right of the yellow jenga block.": "the orange cube",
+    "Pick up the green lego brick right of the red tray.": "the green lego brick",
     "Is there a soccer ball on the table?": "a soccer ball",
     "the red mug left of the tray": "the red mug",
     "Move to the left of the tray.": "the tray",
