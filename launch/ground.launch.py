@@ -40,8 +40,10 @@ def _nodes(context, *args, **kwargs):
     remap = [("image", arg["image"])]
     use_proposals = _truthy(arg["use_proposals"])
     if _truthy(arg["composed"]):
+        # no `name=`: launch_ros passes it as `-r __node:=NAME`, which renames every node in
+        # the process, and the params file's /**/grounding_node sections would never apply
         return [Node(
-            package="ros_ground", executable="ground_container", name="ground_container",
+            package="ros_ground", executable="ground_container",
             namespace=arg["namespace"], output="screen",
             arguments=[] if use_proposals else ["--no-proposals"],
             parameters=[params_file, overrides], remappings=remap,

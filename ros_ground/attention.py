@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from typing import Self
+from typing import TypeVar
 
 import torch
 
@@ -29,6 +29,8 @@ CAPTURE_IMPLEMENTATION = "ros_ground_capture"
 _ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar(
     "ros_ground_attention_capture", default=None
 )
+# typing.Self is Python 3.11+; Humble runs on 3.10
+_CaptureT = TypeVar("_CaptureT", bound="_Capture")
 
 
 class _Capture:
@@ -43,7 +45,7 @@ class _Capture:
         self._positions_on: dict[torch.device, torch.Tensor] = {}
         self._token: contextvars.Token | None = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _CaptureT) -> _CaptureT:
         self._token = _ACTIVE.set(self)
         return self
 

@@ -116,7 +116,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-        spacy_model=args.spacy_model, config=engine_config(args),
+        spacy_model=args.spacy_model, allow_download=args.allow_download,
+        config=engine_config(args),
     )
     result = engine.ground(image, args.prompt)
     if depth_k is not None:

@@ -88,7 +88,7 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     if not chunks:
         return [], -1, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}
     prompt_gen = replace(gen, token_ids=list(gen.prompt_token_ids), image_maps=gen.prompt_maps)
-    phrases, _, _ = engine._ground_generation(
+    phrases, _, _ = engine.ground_phrases(
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
         spans=list(gen.prompt_token_spans), chunks=chunks)
     index = -1

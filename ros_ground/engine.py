@@ -105,7 +105,8 @@ class GroundingEngine:
         config: EngineConfig | None = None,
         accepted_at: float | None = None,
     ) -> GroundingResult:
-        """Ground `prompt`'s answer in `image` (HxWx3 uint8 RGB).
+        """Ground `prompt`'s answer in `image` (HxWx3 uint8 RGB): `generate`, then
+        `ground_generation`.
 
         `mode` overrides the config's for this request (see `requested_mode`). `proposals` are
         entity masks for this frame (from the proposal node); `image_key` identifies the frame
@@ -116,39 +117,99 @@ class GroundingEngine:
         """
         if mode and mode not in MODES:
             raise InputError(f"mode must be one of {MODES} or empty, got {mode!r}")
-        cfg = config or self.config
-        cfg = replace(cfg, mode=self.requested_mode(mode, cfg)).validate()
+        cfg = self._config(config, mode)
         _check_image(image)
         t_start = time.perf_counter()
-        timing: dict[str, float] = {}
         progress = _Progress(self, image, image_key, cfg, on_progress) if on_progress else None
-        gen = self.lmm.generate(
-            image, prompt, max_new_tokens=cfg.max_new_tokens,
-            on_token=progress.on_token if progress else None, should_stop=should_stop,
-        )
-        timing.update(gen.timing_ms)
-        timing["generation"] = (time.perf_counter() - t_start) * 1e3
-        t_ground = time.perf_counter()
-        gen = self._read_views(image, gen, cfg)
-        timing["views"] = (time.perf_counter() - t_ground) * 1e3
+        gen = self.generate(image, prompt, config=cfg,
+                            on_token=progress.on_token if progress else None,
+                            should_stop=should_stop)
+        result = self.ground_generation(image, gen, config=cfg, proposals=proposals,
+                                        image_key=image_key)
+        # reading the views is part of grounding the answer, as the response reports it
+        result.timing_ms["grounding"] += result.timing_ms.get("views", 0.0)
+        result.timing_ms["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
+        return result
+
+    def generate(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        config: EngineConfig | None = None,
+        views: bool = True,
+        on_token=None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Generation:
+        """The LMM's answer to `prompt` about `image` (HxWx3 uint8 RGB), with one image map per
+        generated token, ready for `ground_generation` (which may ground it several ways).
+
+        `views`: average the maps over `config.attention_views` (`read_views`); False keeps the
+        maps of the image as it is, for callers that read several view sets from one answer.
+        `on_token(token_id, text_so_far, partial)` streams tokens; `should_stop()` cancels.
+        `timing_ms` gains "generation" (and "views") in milliseconds.
+        """
+        cfg = self._config(config)
+        _check_image(image)
+        t0 = time.perf_counter()
+        gen = self.lmm.generate(image, prompt, max_new_tokens=cfg.max_new_tokens,
+                                on_token=on_token, should_stop=should_stop)
+        timing = dict(gen.timing_ms)
+        timing["generation"] = (time.perf_counter() - t0) * 1e3
+        if views:
+            t0 = time.perf_counter()
+            gen = self.read_views(image, gen, cfg)
+            timing["views"] = (time.perf_counter() - t0) * 1e3
+        return replace(gen, timing_ms=timing)
+
+    def read_views(self, image: np.ndarray, gen: Generation,
+                   config: EngineConfig | None = None) -> Generation:
+        """`gen` (generated on `image` as it is) with its maps averaged over
+        `config.attention_views`; a canceled answer is grounded on what it has: no extra passes.
+        """
+        cfg = self._config(config)
+        if cfg.attention_views == ("identity",) or not gen.token_ids or gen.canceled:
+            return gen
+        others = [view for view in cfg.attention_views if view != "identity"]
+        maps = list(self.lmm.view_maps(image, gen.prompt, gen.token_ids, others)) if others else []
+        if "identity" in cfg.attention_views:
+            maps.append(gen.image_maps)
+        return replace(gen, image_maps=np.mean(maps, axis=0, dtype=np.float32))
+
+    def ground_generation(
+        self,
+        image: np.ndarray,
+        gen: Generation,
+        config: EngineConfig | None = None,
+        proposals: list[Proposal] | None = None,
+        image_key=None,
+        command: bool = True,
+    ) -> GroundingResult:
+        """Ground every noun phrase of `gen` (from `generate` on this `image`) per `config`.
+
+        Grounding one answer under several configs (modes, normalisation, phrase contrast,
+        entity choice) costs no further generation. `proposals` and `image_key` as in `ground`.
+        `command`: also ground the prompt's own phrases and pick its target (command.py).
+        `timing_ms` holds `gen`'s stages, each grounding stage and "grounding" (ms).
+        """
+        cfg = self._config(config)
+        _check_image(image)
+        t0 = time.perf_counter()
         made: list[Proposal] = []
+        prompt_phrases, target, prompt_timing = [], -1, {}
         # the answer's and the command's phrases under one hold on SAM (a re-entrant lock), so
         # no other frame is made current between them
         needs_sam = cfg.mode == "point" or not proposals
-        t_wait = time.perf_counter()
         with self.sam.exclusive() if needs_sam else contextlib.nullcontext():
-            waited = (time.perf_counter() - t_wait) * 1e3
-            phrases, ground_timing, used_mode = self._ground_generation(
-                image, gen, cfg, proposals, image_key, proposals_out=made
-            )
-            timing.update(ground_timing)
-            timing["grounding"] = (time.perf_counter() - t_ground) * 1e3
-            prompt_phrases, target, prompt_timing = ground_command(
-                self, image, gen, replace(cfg, mode=used_mode), proposals or made, image_key)
+            waited = (time.perf_counter() - t0) * 1e3
+            phrases, timing, used_mode = self.ground_phrases(
+                image, gen, cfg, proposals, image_key, proposals_out=made)
+            if command:
+                prompt_phrases, target, prompt_timing = ground_command(
+                    self, image, gen, replace(cfg, mode=used_mode), proposals or made, image_key)
         if "sam_wait" in timing:
             timing["sam_wait"] += waited
-        timing.update(prompt_timing)
-        timing["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
+        timing = {**gen.timing_ms, **timing, **prompt_timing,
+                  "grounding": (time.perf_counter() - t0) * 1e3}
         return GroundingResult(
             text=gen.text, phrases=phrases, model=self.model_name,
             image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
@@ -165,29 +226,24 @@ class GroundingEngine:
         """SAM mask for a point on the frame (reuses the frame's embedding); for baselines."""
         return self.sam.segment_point(image, point, self.config.multimask_choice, key=image_key)
 
-    def _read_views(self, image, gen: Generation, cfg: EngineConfig) -> Generation:
-        """The answer with its maps averaged over cfg.attention_views (a canceled answer is
-        grounded on what it has: no extra passes for it)."""
-        if cfg.attention_views == ("identity",) or not gen.token_ids or gen.canceled:
-            return gen
-        others = [view for view in cfg.attention_views if view != "identity"]
-        maps = list(self.lmm.view_maps(image, gen.prompt, gen.token_ids, others)) if others else []
-        if "identity" in cfg.attention_views:
-            maps.append(gen.image_maps)
-        return replace(gen, image_maps=np.mean(maps, axis=0, dtype=np.float32))
+    def _config(self, config: EngineConfig | None, mode: str | None = None) -> EngineConfig:
+        base = config or self.config
+        return replace(base, mode=self.requested_mode(mode, base)).validate()
 
-    def _ground_generation(
-        self, image, gen: Generation, cfg: EngineConfig, proposals, image_key,
-        num_steps: int | None = None, text: str | None = None,
-        spans: list[tuple[int, int]] | None = None, chunks: list[NounPhrase] | None = None,
-        proposals_out: list[Proposal] | None = None,
+    def ground_phrases(
+        self, image: np.ndarray, gen: Generation, cfg: EngineConfig, proposals, image_key,
+        text: str | None = None, spans: list[tuple[int, int]] | None = None,
+        chunks: list[NounPhrase] | None = None, proposals_out: list[Proposal] | None = None,
     ) -> tuple[list[GroundedPhrase], dict[str, float], str]:
-        """Ground the noun phrases of `gen`'s tokens; `text`, the tokens' char `spans` in it and
-        its `chunks` default to the decoded answer's (command.py passes the prompt's). Proposals
-        made here are added to `proposals_out`, so the prompt's phrases reuse them."""
+        """Ground the noun phrases of `gen`'s tokens from `gen.image_maps` (one map per token).
+
+        `text`, the tokens' char `spans` in it and its `chunks` default to the decoded answer's
+        (command.py passes the prompt's). Proposals made here are appended to `proposals_out`,
+        so the prompt's phrases reuse them. Returns (phrases, timing in ms, the mode used).
+        """
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
-        token_ids = gen.token_ids if num_steps is None else gen.token_ids[:num_steps]
+        token_ids = gen.token_ids
         text = self.lmm.decode(token_ids) if text is None else text
         if spans is None:
             spans = token_char_spans(self.lmm.decode, list(token_ids))
@@ -316,10 +372,10 @@ class _Progress:
                         if c.char_end < len(text)}
         if complete - self.attempted:
             self.attempted |= complete
-            found, _, _ = self.engine._ground_generation(
-                self.image, partial(), replace(self.cfg, mode="point"), None, self.image_key,
-            )
-            for phrase in found:
+            found = self.engine.ground_generation(
+                self.image, partial(), replace(self.cfg, mode="point"), image_key=self.image_key,
+                command=False)
+            for phrase in found.phrases:
                 if (phrase.char_start, phrase.char_end) in complete:
                     self.done.setdefault((phrase.char_start, phrase.char_end), phrase)
         self.callback(text, sorted(self.done.values(), key=lambda p: p.char_start))
@@ -335,15 +391,21 @@ def build_engine(
     spacy_model: str = "en_core_web_sm",
     config: EngineConfig | None = None,
     sam: SamSegmenter | None = None,
+    allow_download: bool = False,
 ) -> GroundingEngine:
-    """Load the three models from their specs; pass `sam` to share one SAM between nodes."""
+    """Load the three models from their specs; pass `sam` to share one SAM between nodes.
+
+    allow_download: let a Hugging Face model id missing from the local cache be downloaded
+    (see `load_lmm`); off by default, so a robot never fetches weights at run time.
+    """
     from ros_ground.lmm import load_lmm
     from ros_ground.phrases import load_spacy
     from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
     nlp = load_spacy(spacy_model)
-    lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                   allow_download=allow_download)
     if sam is None:
         sam = load_sam(sam_model, checkpoint=sam_checkpoint, device=str(lmm.device))
     return GroundingEngine(lmm, sam, nlp, config)

@@ -1,20 +1,25 @@
-"""`ros-ground eval`: grounding quality on generated scenes, against their ground truth.
+"""Grounding quality on generated scenes, against their ground truth: the one evaluation protocol.
 
-Each scene is rendered from its seed, the engine answers a prompt, and the answer's phrases are
-scored with GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy. The random-point
-baseline keeps the model's phrases but prompts SAM at a uniformly random point instead of the
-attention peak, so the two differ only in where they look.
+`ros-ground eval` and the model cards (ros_ground.train.evaluation) both run `evaluate`. Each
+scene is rendered from its seed; the engine answers each prompt once (`generate`) and grounds
+that answer under every variant of its settings (`ground_generation`); the phrases are scored
+with GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy (ros_ground.metrics).
+Prompts: "Describe the scene." against every object, and "Where is X?" (the scene's first
+referring expression) against X. The random-point baseline keeps the first variant's phrases but
+prompts SAM at a uniformly random point instead of the attention peak, so the two differ only in
+where they look.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ros_ground.engine import EngineConfig, GroundingEngine, build_engine
 from ros_ground.metrics import (
@@ -22,31 +27,57 @@ from ros_ground.metrics import (
     ImageRecord,
     PredPhrase,
     TextSimilarity,
+    Vocabulary,
     aggregate,
     evaluate_image,
     gt_from_objects,
 )
+from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
+from ros_ground.sim.language import COLORS, PLURALS, SYNONYMS
 
 DESCRIBE_PROMPT = "Describe the scene."
+PROMPT_KINDS = ("describe", "refer", "both")
+# the simulator's words for its categories and colours: which object a phrase names
+SIM_VOCABULARY = Vocabulary(SYNONYMS, tuple(COLORS), PLURALS)
+
+
+@dataclass
+class Answer:
+    """One prompt's answer grounded under one variant, for callers that measure more."""
+
+    scene: object  # ros_ground.sim.scene.Scene
+    prompt: str
+    gt: list[GTPhrase]
+    variant: str
+    result: GroundingResult
+    record: ImageRecord
+    proposals: list[Proposal] | None
 
 
 @dataclass
 class EvalRun:
     """Everything one evaluation produced, for the CLI and for model cards."""
 
-    model: list[ImageRecord] = field(default_factory=list)
+    # variant name -> one record per answer, in scene and prompt order
+    records: dict[str, list[ImageRecord]] = field(default_factory=dict)
     baseline: list[ImageRecord] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: {"render": 0.0, "engine": 0.0,
                                                                 "metrics": 0.0})
-    samples: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)  # the first variant's answers
+
+    @property
+    def model(self) -> list[ImageRecord]:
+        """The first variant's records."""
+        return next(iter(self.records.values()), [])
 
 
 def scene_prompts(scene, kind: str) -> list[tuple[str, list[GTPhrase]]]:
     """(prompt, GT phrases) pairs for a scene: the description task, referring questions, or both."""
-    gt = gt_from_objects(scene.objects)
+    if kind not in PROMPT_KINDS:
+        raise ValueError(f"prompt kind must be one of {PROMPT_KINDS}, got {kind!r}")
     prompts = []
     if kind in ("describe", "both"):
-        prompts.append((DESCRIBE_PROMPT, gt))
+        prompts.append((DESCRIBE_PROMPT, gt_from_objects(scene.objects)))
     if kind in ("refer", "both") and scene.referring:
         expression, index = scene.referring[0]
         target = scene.objects[index]
@@ -54,48 +85,87 @@ def scene_prompts(scene, kind: str) -> list[tuple[str, list[GTPhrase]]]:
     return prompts
 
 
-def evaluate(engine: GroundingEngine, scenes: int, seed: int, mode: str = "auto",
-             prompt: str = "describe", dump: str | None = None, progress: bool = True,
-             width: int = 320, height: int = 240) -> EvalRun:
-    """Scenes use seeds seed .. seed+scenes-1; keep that range disjoint from training seeds."""
+def random_point_baseline(engine: GroundingEngine, image: np.ndarray,
+                          phrases: Sequence[GroundedPhrase], rng: np.random.Generator,
+                          image_key=None) -> list[PredPhrase]:
+    """The phrases, each segmented by SAM from a point drawn uniformly over `image` (HxWx3):
+    the baseline a grounding method must beat, a point that ignores the text."""
+    height, width = image.shape[:2]
+    out = []
+    for phrase in phrases:
+        point = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
+        mask, _ = engine.segment_point(image, point, image_key=image_key)
+        out.append(PredPhrase(phrase.text, mask, point))
+    return out
+
+
+def evaluate(engine: GroundingEngine, scenes: int, seed: int,
+             variants: Mapping[str, dict] | None = None, prompt: str = "describe",
+             amg_params: dict | None = None, dump: str | None = None, progress: bool | None = None,
+             on_answer: Callable[[Answer], None] | None = None, width: int = 320,
+             height: int = 240) -> EvalRun:
+    """Evaluate `engine` on scenes with seeds seed .. seed+scenes-1 (keep them disjoint from
+    training seeds).
+
+    `variants`: name -> changes to `engine.config` (EngineConfig fields); default one variant,
+    "model", with the config as it is. `prompt`: "describe", "refer" or "both". Proposals come
+    from SAM's automatic mask generator with `amg_params` (default the config's), once per
+    scene, for variants in mode auto or entities. `dump`: a directory for an overlay and a
+    record per answer. `progress`: a bar on stderr (None: only on a TTY). `on_answer` sees
+    every answer under every variant.
+    """
     from ros_ground.sim.scene import generate_scene
 
+    variants = dict(variants or {"model": {}})
+    configs = {name: replace(engine.config, **change).validate()
+               for name, change in variants.items()}
+    amg_params = dict(engine.config.amg_params if amg_params is None else amg_params)
+    needs_proposals = any(cfg.mode in ("entities", "auto") for cfg in configs.values())
     text_sim = TextSimilarity()
     rng = np.random.default_rng(seed)
-    run = EvalRun()
+    run = EvalRun(records={name: [] for name in variants})
     out_dir = Path(dump) if dump else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    seeds = range(seed, seed + scenes)
-    iterator = _progress(seeds, progress)
-    for scene_seed in iterator:
+    bar = tqdm(range(seed, seed + scenes), desc="eval", unit="scene",
+               disable=None if progress is None else not progress)
+    for scene_seed in bar:
         t0 = time.perf_counter()
         scene = generate_scene(scene_seed, width=width, height=height)
         run.seconds["render"] += time.perf_counter() - t0
+        key = ("eval", scene_seed)
         proposals = None
         for text, gt in scene_prompts(scene, prompt):
             t0 = time.perf_counter()
-            key = ("eval", scene_seed)
-            if mode in ("entities", "auto") and proposals is None:
-                proposals = engine.sam.propose(scene.rgb, key=key, **engine.config.amg_params)
-            result = engine.ground(scene.rgb, text, mode=mode, proposals=proposals, image_key=key)
-            preds = [PredPhrase(p.text, p.mask, p.point) for p in result.phrases]
-            baseline = []
-            for p in result.phrases:
-                point = (float(rng.uniform(0, scene.width)), float(rng.uniform(0, scene.height)))
-                mask, _ = engine.segment_point(scene.rgb, point, image_key=key)
-                baseline.append(PredPhrase(p.text, mask, point))
+            if needs_proposals and proposals is None:
+                proposals = engine.sam.propose(scene.rgb, key=key, **amg_params)
+            gen = engine.generate(scene.rgb, text, views=False)
+            viewed = {}  # the answer's maps per set of attention views
+            results = {}
+            for name, cfg in configs.items():
+                if cfg.attention_views not in viewed:
+                    viewed[cfg.attention_views] = engine.read_views(scene.rgb, gen, cfg)
+                results[name] = engine.ground_generation(
+                    scene.rgb, viewed[cfg.attention_views], cfg, image_key=key,
+                    proposals=proposals if cfg.mode in ("entities", "auto") else None)
+            first = next(iter(results.values()))
+            baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key)
             run.seconds["engine"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            run.model.append(evaluate_image(preds, gt, text_sim))
-            run.baseline.append(evaluate_image(baseline, gt, text_sim))
+            for name, result in results.items():
+                preds = [PredPhrase(p.text, p.mask, p.point) for p in result.phrases]
+                record = evaluate_image(preds, gt, text_sim, SIM_VOCABULARY)
+                run.records[name].append(record)
+                if on_answer:
+                    on_answer(Answer(scene, text, gt, name, result, record, proposals))
+            run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
             run.seconds["metrics"] += time.perf_counter() - t0
-            sample = {"seed": scene_seed, "prompt": text, "text": result.text,
-                      "phrases": [p.text for p in result.phrases],
+            sample = {"seed": scene_seed, "prompt": text, "text": first.text,
+                      "phrases": [p.text for p in first.phrases],
                       "gt": [g.text for g in gt], "matches": run.model[-1].matches}
             run.samples.append(sample)
             if out_dir:
-                _dump(out_dir, scene, result, sample, len(run.samples))
+                _dump(out_dir, scene, first, sample, len(run.samples))
     return run
 
 
@@ -105,17 +175,6 @@ def _dump(out_dir: Path, scene, result, sample: dict, index: int) -> None:
     stem = f"scene{sample['seed']:06d}_{index:04d}"
     save_png(out_dir / f"{stem}.png", draw_overlay(scene.rgb, result.phrases))
     (out_dir / f"{stem}.json").write_text(json.dumps({**sample, "result": result.to_json()}))
-
-
-def _progress(iterable, enabled: bool):
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-
-        return tqdm(iterable, desc="eval", unit="scene", file=sys.stderr)
-    except ImportError:
-        return iterable
 
 
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
@@ -139,10 +198,11 @@ def run_eval(args, config: EngineConfig) -> int:
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+        allow_download=args.allow_download,
         config=config,
     )
-    run = evaluate(engine, args.scenes, args.seed, args.mode, args.prompt, args.dump,
-                   progress=not args.json)
+    run = evaluate(engine, args.scenes, args.seed, {"model": {"mode": args.mode}}, args.prompt,
+                   dump=args.dump, progress=False if args.json else None)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config)
     if args.json:
         print(json.dumps(report))

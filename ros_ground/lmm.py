@@ -480,27 +480,36 @@ def _looks_like_path(spec: str) -> bool:
 
 def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: torch.device,
                      trust_remote_code: bool):
+    # One path for every device: load on the host, then move. `device_map` would load straight
+    # onto a GPU, but transformers 5 refuses it without the `accelerate` package.
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(
         source, local_files_only=local_only, trust_remote_code=trust_remote_code)
-    kwargs = dict(local_files_only=local_only, trust_remote_code=trust_remote_code, dtype=dtype,
-                  attn_implementation="sdpa")
-    if device.type != "cpu":
-        try:  # straight onto the accelerator, no full copy in host memory
-            model = AutoModelForImageTextToText.from_pretrained(
-                source, device_map={"": str(device)}, **kwargs)
-            return model, processor
-        except ImportError:  # device_map needs `accelerate` on some versions
-            pass
-    model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+    model = AutoModelForImageTextToText.from_pretrained(
+        source, local_files_only=local_only, trust_remote_code=trust_remote_code, dtype=dtype,
+        attn_implementation="sdpa")
     return model.to(device), processor
 
 
+def hub_cache_dir(model_id: str) -> Path:
+    """Where the Hugging Face cache keeps `model_id` (HF_HUB_CACHE / HF_HOME decide the root)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
+
+
 def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
-             trust_remote_code: bool = False, image_fit: str = "processor") -> LMMAdapter:
+             trust_remote_code: bool = False, image_fit: str = "processor",
+             allow_download: bool = False) -> LMMAdapter:
     """Load "tiny", "sim" (the packaged directory), a local checkpoint directory, or a Hugging
-    Face id (cache first)."""
+    Face id from the local cache.
+
+    allow_download: only then may a Hugging Face id missing from the cache be downloaded from
+    the Hub (and only while HF_HUB_OFFLINE is unset); by default nothing is fetched, whatever
+    the environment says. Raises ModelLoadError naming every place searched (for a Hub id, its
+    cache directory) when the model cannot be loaded.
+    """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     if image_fit not in IMAGE_FITS:
@@ -515,6 +524,7 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     tried: list[str] = []
     errors: list[str] = []
+    note = ""
     location = str(SIM_LMM_DIR) if spec == "sim" else spec
     if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():
         raise ModelLoadError(f"the embedded 'sim' model is missing from {str(SIM_LMM_DIR)!r} "
@@ -526,8 +536,13 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
                                  f"(give a checkpoint directory, a Hugging Face id, or 'tiny')")
         attempts = [(str(path), True, f"local directory {str(path)!r}")]
     else:
-        attempts = [(spec, True, f"Hugging Face cache for {spec!r} (local_files_only)")]
-        if not offline:
+        attempts = [(spec, True, f"Hugging Face cache {str(hub_cache_dir(spec))!r}")]
+        if not allow_download:
+            note = (" Downloads are off (allow_download is false): put the model in that cache "
+                    "or give a local directory.")
+        elif offline:
+            note = " HF_HUB_OFFLINE is set, so the Hub was not contacted."
+        else:
             attempts.append((spec, False, f"Hugging Face Hub download of {spec!r}"))
     for source, local_only, what in attempts:
         tried.append(what)
@@ -538,6 +553,6 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
             errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
         return LMMAdapter(spec, model, processor, torch_device, torch_dtype, image_fit)
-    note = " HF_HUB_OFFLINE is set, so the Hub was not contacted." if offline else ""
     raise ModelLoadError(f"could not load model {spec!r}; tried: {'; '.join(tried)}.{note} "
                          f"Errors: {' | '.join(errors)}")
+

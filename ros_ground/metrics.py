@@ -13,12 +13,11 @@ import contextlib
 import io
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
-
-from ros_ground.sim.language import COLORS, SYNONYMS
 
 TextSim = Callable[[list[str], list[str]], np.ndarray]
 
@@ -166,67 +165,73 @@ def point_accuracy(points: Sequence[tuple[float, float] | None],
     return sum(point_in_mask(p, m) for p, m in zip(points, target_masks)) / len(points)
 
 
-def random_point_baseline(gt_masks: Sequence[np.ndarray], rng: np.random.Generator,
-                          count: int | None = None) -> list[tuple[float, float]]:
-    """Uniform random prompt points over the image, one per GT mask (or `count`), at pixel centres.
-
-    The baseline a grounding method must beat: a point that ignores the text.
-    """
-    if not gt_masks:
-        return []
-    height, width = np.asarray(gt_masks[0]).shape
-    n = len(gt_masks) if count is None else count
-    xs, ys = rng.integers(0, width, size=n), rng.integers(0, height, size=n)
-    return [(float(x) + 0.5, float(y) + 0.5) for x, y in zip(xs, ys)]
-
-
 # --- naming: which GT object does a phrase mean? -------------------------------------------------
 
-def _synonym_patterns() -> list[tuple[re.Pattern, frozenset[str]]]:
-    """(word pattern with plurals, categories it may mean), longest words first."""
-    words: dict[str, set[str]] = {}
-    for category, synonyms in SYNONYMS.items():
-        for word in synonyms:
-            words.setdefault(word, set()).add(category)
-    out = []
-    for word in sorted(words, key=len, reverse=True):
-        body = r"(?:torus|tori|toruses)" if word == "torus" else re.escape(word) + r"(?:es|s)?"
-        out.append((re.compile(r"\b" + body + r"\b"), frozenset(words[word])))
-    return out
+@dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """The words that say which ground-truth object a phrase names: the data of a domain.
 
-
-_PATTERNS = _synonym_patterns()
-_COLOR_RE = re.compile(r"\b(" + "|".join(sorted(COLORS, key=len, reverse=True)) + r")\b")
-
-
-def parse_phrase(text: str) -> tuple[frozenset[str], str | None]:
-    """(categories the head noun may mean, colour word before it) of a phrase; empty if none found.
-
-    The head is the first category word, so 'the red cube left of the mug' names a cube.
+    `synonyms` maps each category to the words that may name it (a word may name several
+    categories: 'ball'); `colors` are the colour words that may precede it; `plurals` gives
+    irregular plurals ('torus': 'tori'); '+s' and '+es' are always accepted.
     """
-    lowered = text.lower()
-    best: tuple[int, int, frozenset[str]] | None = None  # start, -length, categories
-    for pattern, categories in _PATTERNS:
-        found = pattern.search(lowered)
-        if found and (best is None or (found.start(), -(found.end() - found.start())) < best[:2]):
-            best = (found.start(), -(found.end() - found.start()), categories)
-    if best is None:
-        return frozenset(), None
-    colors = list(_COLOR_RE.finditer(lowered[: best[0]]))
-    return best[2], colors[-1].group(1) if colors else None
+
+    synonyms: Mapping[str, Sequence[str]]
+    colors: Sequence[str] = ()
+    plurals: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def _patterns(self) -> list[tuple[re.Pattern, frozenset[str]]]:
+        """(word pattern with plurals, categories it may mean), longest words first."""
+        words: dict[str, set[str]] = {}
+        for category, synonyms in self.synonyms.items():
+            for word in synonyms:
+                words.setdefault(word, set()).add(category)
+        out = []
+        for word in sorted(words, key=len, reverse=True):
+            body = re.escape(word) + r"(?:es|s)?"
+            if word in self.plurals:
+                body += "|" + re.escape(self.plurals[word])
+            out.append((re.compile(r"\b(?:" + body + r")\b"), frozenset(words[word])))
+        return out
+
+    @cached_property
+    def _color_re(self) -> re.Pattern | None:
+        if not self.colors:
+            return None
+        return re.compile(r"\b(" + "|".join(sorted(map(re.escape, self.colors), key=len,
+                                                    reverse=True)) + r")\b")
+
+    def parse(self, text: str) -> tuple[frozenset[str], str | None]:
+        """(categories the head noun may mean, colour word before it) of a phrase; empty if none.
+
+        The head is the first category word, so 'the red cube left of the mug' names a cube.
+        """
+        lowered = text.lower()
+        best: tuple[int, int, frozenset[str]] | None = None  # start, -length, categories
+        for pattern, categories in self._patterns:
+            found = pattern.search(lowered)
+            if found and (best is None
+                          or (found.start(), -(found.end() - found.start())) < best[:2]):
+                best = (found.start(), -(found.end() - found.start()), categories)
+        if best is None:
+            return frozenset(), None
+        colors = list(self._color_re.finditer(lowered[: best[0]])) if self._color_re else []
+        return best[2], colors[-1].group(1) if colors else None
 
 
-def match_phrase(text: str, names: Sequence[str], text_sim: TextSim | None = None,
-                 sim_thr: float = 0.5) -> list[int]:
+def match_phrase(text: str, names: Sequence[str], vocabulary: Vocabulary | None = None,
+                 text_sim: TextSim | None = None, sim_thr: float = 0.5) -> list[int]:
     """Indices of the GT objects (given by name, e.g. 'red mug') that a phrase names.
 
-    By category and colour words first (all objects of the category if the colour matches none);
-    otherwise the most similar name by `text_sim` if it reaches `sim_thr`. Several indices mean the
-    phrase fits several objects equally; an empty list means it names none of them.
+    By the `vocabulary`'s category and colour words first (all objects of the category if the
+    colour matches none); otherwise the most similar name by `text_sim` if it reaches `sim_thr`.
+    Several indices mean the phrase fits several objects equally; an empty list means it names
+    none of them.
     """
-    categories, color = parse_phrase(text)
-    parsed = [parse_phrase(n) for n in names]
+    categories, color = vocabulary.parse(text) if vocabulary else (frozenset(), None)
     if categories:
+        parsed = [vocabulary.parse(n) for n in names]
         same = [i for i, (cats, _) in enumerate(parsed) if cats & categories]
         coloured = [i for i in same if color is not None and parsed[i][1] == color]
         if coloured or same:
@@ -239,9 +244,10 @@ def match_phrase(text: str, names: Sequence[str], text_sim: TextSim | None = Non
     return []
 
 
-def target_mask(text: str, gt: Sequence[GTPhrase], text_sim: TextSim | None = None) -> np.ndarray | None:
-    """Union of the masks of the GT objects the phrase names, or None when it names none."""
-    indices = match_phrase(text, [g.text for g in gt], text_sim)
+def target_mask(text: str, gt: Sequence[GTPhrase], vocabulary: Vocabulary | None = None,
+                text_sim: TextSim | None = None) -> np.ndarray | None:
+    """Union of the masks of the GT objects the phrase names (`match_phrase`), or None."""
+    indices = match_phrase(text, [g.text for g in gt], vocabulary, text_sim)
     if not indices:
         return None
     return np.logical_or.reduce([np.asarray(gt[i].mask, dtype=bool) for i in indices])
@@ -286,18 +292,6 @@ class TextSimilarity:
         return np.clip(ea @ eb.T, -1.0, 1.0).astype(np.float64)
 
 
-def lexical_similarity(a: list[str], b: list[str]) -> np.ndarray:
-    """Word-set Jaccard similarity, ignoring articles: a model-free stand-in for tests and fallbacks."""
-    def words(s: str) -> set[str]:
-        return set(re.findall(r"[a-z0-9]+", s.lower())) - {"a", "an", "the"}
-    out = np.zeros((len(a), len(b)))
-    for i, x in enumerate(a):
-        for j, y in enumerate(b):
-            wx, wy = words(x), words(y)
-            out[i, j] = len(wx & wy) / len(wx | wy) if wx | wy else 1.0
-    return out
-
-
 # --- per-image records and the report -----------------------------------------------------------
 
 @dataclass
@@ -315,12 +309,17 @@ class ImageRecord:
 
 
 def evaluate_image(pred: Sequence[PredPhrase], gt: Sequence[GTPhrase], text_sim: TextSim,
-                   iou_thr: float = 0.5, sim_thr: float = 0.5) -> ImageRecord:
-    """All metrics of one image; the random-point baseline goes through here exactly like a model."""
+                   vocabulary: Vocabulary | None = None, iou_thr: float = 0.5,
+                   sim_thr: float = 0.5) -> ImageRecord:
+    """All metrics of one image; the random-point baseline goes through here exactly like a model.
+
+    `vocabulary` decides which GT object a phrase names for point accuracy (`match_phrase`);
+    without one, the GT name most similar by `text_sim` does.
+    """
     matches, num_gt = mask_recall_image(pred, gt, text_sim, iou_thr, sim_thr)
     hit = total = 0
     for phrase in pred:
-        target = target_mask(phrase.text, gt, text_sim)
+        target = target_mask(phrase.text, gt, vocabulary, text_sim)
         if target is not None:
             total += 1
             hit += point_in_mask(phrase.point, target)

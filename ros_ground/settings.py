@@ -90,6 +90,7 @@ GROUNDING = (
     S("dtype", "auto", "dtype of the LMM's weights",
       choices=("auto", "float32", "float16", "bfloat16"), cli=True),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
+    S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
     S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True),
     S("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, else point)",
       True, choices=("point", "entities", "auto"), field="mode", cli=True),
@@ -162,8 +163,8 @@ SIM_CAMERA = (
     S("num_objects", 4, "objects on the table", True, low=2, high=6),
     S("objects", "", "comma-separated categories to place (empty = random)", True),
     S("frame_id", "sim_camera", "frame_id of the published messages"),
-    S("bag", "", "replay this rosbag2 file's image topic instead of simulating"),
-    S("bag_topic", "", "image topic to replay from `bag` (empty = the first sensor_msgs/Image topic)"),
+    S("bag", "", "replay this bag (rosbag2 directory, .db3/.mcap file, directory of .mcap files, or ROS 1 .bag) instead of simulating"),
+    S("bag_topic", "", "image topic to replay from `bag` (empty = the busiest colour (non-depth) Image or CompressedImage topic; depth and camera_info are replayed too)"),
 )
 
 ENGINE = tuple(s for s in GROUNDING if s.field)

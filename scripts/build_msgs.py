@@ -18,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "msg"
-BUILD = ROOT / ".build-msgs"
+# one CMake build tree per venv (.venv, .venv-jazzy): a cache configured for one cannot build for another
+BUILD = ROOT / ".build-msgs" / Path(sys.prefix).name
 STALE_PATHS = {
     "/opt/python/cp311-cp311/include/python3.11": sysconfig.get_paths()["include"],
 }

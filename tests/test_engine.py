@@ -92,6 +92,26 @@ def test_progress_streams_text_and_final_result_matches_plain_run(engine, image)
         np.testing.assert_array_equal(a.mask, b.mask)
 
 
+def test_one_generation_grounds_several_ways_as_ground_does(engine, image):
+    gen = engine.generate(image, PROMPT)
+    assert {"generation", "views"} <= set(gen.timing_ms)
+    for mode in ("point", "entities"):
+        cfg = EngineConfig(mode=mode, max_new_tokens=24)
+        once = engine.ground_generation(image, gen, config=cfg)
+        whole = engine.ground(image, PROMPT, config=cfg)
+        assert once.text == whole.text and once.mode == whole.mode
+        assert once.token_ids == whole.token_ids
+        assert [p.text for p in once.phrases] == [p.text for p in whole.phrases]
+        for a, b in zip(once.phrases, whole.phrases):
+            assert a.point == b.point
+            np.testing.assert_array_equal(a.mask, b.mask)
+    raw = engine.generate(image, PROMPT, views=False)
+    assert "views" not in raw.timing_ms and raw.text == gen.text
+    np.testing.assert_allclose(engine.read_views(image, raw).image_maps, gen.image_maps)
+    with pytest.raises(ValueError):
+        engine.ground_generation(image[..., 0], gen)
+
+
 def test_cancel_stops_early(engine, image):
     calls = []
 

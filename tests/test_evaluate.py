@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from ros_ground.engine import EngineConfig, build_engine
-from ros_ground.evaluate import evaluate, report_json, scene_prompts
+from ros_ground.evaluate import (
+    SIM_VOCABULARY,
+    evaluate,
+    random_point_baseline,
+    report_json,
+    scene_prompts,
+)
+from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image, point_accuracy
 from ros_ground.results import GroundedPhrase, GroundingResult
 from ros_ground.sim.scene import generate_scene
 
@@ -31,7 +38,13 @@ class Oracle:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def ground(self, image, prompt, **kwargs):
+    def generate(self, image, prompt, **kwargs):
+        return prompt
+
+    def read_views(self, image, gen, config=None):
+        return gen
+
+    def ground_generation(self, image, gen, config=None, **kwargs):
         phrases, text = [], ""
         for obj in self.scene.objects:
             start = len(text)
@@ -55,11 +68,59 @@ def test_oracle_scores_perfectly(engine, monkeypatch):
         return oracle.scene
 
     monkeypatch.setattr(scene_module, "generate_scene", remember)
-    run = evaluate(oracle, scenes=2, seed=11, mode="point", progress=False)
+    run = evaluate(oracle, scenes=2, seed=11, variants={"oracle": {"mode": "point"}},
+                   progress=False)
     report = report_json(run, 2, "oracle", 11, "describe", EngineConfig(mode="point"))
     assert report["mask_recall"] == 1.0 and report["miou"] == 1.0
     assert report["ap50"] == pytest.approx(1.0) and report["point_accuracy"] == 1.0
     assert report["baseline_random_point"]["mask_recall"] < 1.0
+
+
+def test_variants_ground_one_generation_and_the_first_is_the_plain_run(engine, monkeypatch):
+    calls = []
+    original = engine.lmm.generate
+    monkeypatch.setattr(engine.lmm, "generate", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    plain = evaluate(engine, scenes=2, seed=5, variants={"point": {"mode": "point"}},
+                     prompt="both", progress=False)
+    answers = len(calls)
+    seen = []
+    run = evaluate(engine, scenes=2, seed=5, prompt="both", progress=False,
+                   variants={"point": {"mode": "point"}, "auto": {"mode": "auto"},
+                             "one view": {"mode": "point", "attention_views": ("identity",)}},
+                   on_answer=seen.append)
+    assert len(calls) == 2 * answers  # one generation per prompt, whatever the variants
+    assert set(run.records) == {"point", "auto", "one view"}
+    assert len(seen) == 3 * answers and {a.variant for a in seen} == set(run.records)
+    assert [r.matches for r in run.model] == [r.matches for r in plain.model]
+    assert [r.miou for r in run.baseline] == [r.miou for r in plain.baseline]
+    assert all(a.result.mode == "point" for a in seen if a.variant != "auto")
+
+
+class _AnyPoint:
+    """Segments nothing: the baseline's points alone are under test."""
+
+    def segment_point(self, image, point, image_key=None):
+        return np.zeros(image.shape[:2], bool), 0.0
+
+
+def test_random_point_baseline_is_uniform_and_scored_like_a_model():
+    image = np.zeros((30, 40, 3), np.uint8)
+    gt = [GTPhrase("red mug", np.zeros((30, 40), bool)), GTPhrase("blue cube", np.zeros((30, 40), bool))]
+    gt[0].mask[:10, :10] = True
+    gt[1].mask[15:25, 20:40] = True
+    phrases = [GroundedPhrase(g.text, 0, len(g.text), 1.0, g.mask) for g in gt]
+    first = random_point_baseline(_AnyPoint(), image, phrases, np.random.default_rng(3))
+    again = random_point_baseline(_AnyPoint(), image, phrases, np.random.default_rng(3))
+    assert [p.point for p in first] == [p.point for p in again] and len(first) == 2
+    assert [p.text for p in first] == ["red mug", "blue cube"]
+    assert all(0 <= p.point[0] < 40 and 0 <= p.point[1] < 30 for p in first)
+    many = random_point_baseline(_AnyPoint(), image, phrases * 2000, np.random.default_rng(0))
+    union = gt[0].mask | gt[1].mask
+    hits = point_accuracy([p.point for p in many], [union] * len(many))
+    assert hits == pytest.approx(union.mean(), abs=0.03)  # uniform over the image
+    preds = [PredPhrase(p.text, g.mask, p.point) for p, g in zip(first, gt)]
+    record = evaluate_image(preds, gt, lambda a, b: np.zeros((len(a), len(b))), SIM_VOCABULARY)
+    assert record.points_total == 2
 
 
 def test_refer_prompt_targets_one_object():
@@ -90,3 +151,25 @@ def test_cli_json_keys_and_ranges(tmp_path):
         assert all(0.0 <= source[k] <= 1.0 for k in ("mask_recall", "miou", "ap50",
                                                       "point_accuracy"))
     assert len(list(tmp_path.glob("*.png"))) == 2 and len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_model_card_tables_come_from_the_same_protocol(engine):
+    from ros_ground.train.evaluation import grounding_eval
+
+    variants = {"point": {"mode": "point"}, "contrast": {"mode": "point", "phrase_contrast": 0.5}}
+    out = grounding_eval(engine, scenes=2, seed=4, variants=variants, progress=False,
+                         amg_params={"points_per_side": 4})
+    assert list(out["table"]) == ["point", "contrast", "random point baseline"]
+    plain = report_json(evaluate(engine, scenes=2, seed=4, variants={"point": {"mode": "point"}},
+                                 progress=False), 2, "tiny", 4, "describe", engine.config)
+    for key in KEYS:
+        assert out["table"]["point"][key] == pytest.approx(plain[key])
+        assert out["table"]["random point baseline"][key] == pytest.approx(
+            plain["baseline_random_point"][key])
+    refer = out["referring"]
+    questions = sum(bool(generate_scene(s).referring) for s in (4, 5))
+    assert refer["questions"] == questions and len(refer["samples"]) == questions
+    assert {"any_phrase_iou_ge_0.5", "named_phrase_iou_ge_0.5", "gcg"} <= set(refer["point"])
+    assert [s["seed"] for s in out["samples"]] == [4, 5]
+    with pytest.raises(ValueError):
+        grounding_eval(engine, scenes=1, seed=20_000)  # training seeds are never evaluated on

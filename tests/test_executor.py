@@ -179,3 +179,39 @@ def test_spin_until_future_complete():
 def test_thread_count_must_be_positive():
     with pytest.raises(ValueError, match="num_threads"):
         CallbackExecutor(0)
+
+
+def test_shutdown_waits_for_callbacks_in_flight_and_starts_no_new_one():
+    """Shutdown returns after the callbacks already submitted have run, with no error, and
+    starts none after that (rclpy 9's own shutdown waits for nothing and destroys the guard
+    condition a submitted handler triggers). One pool thread runs a slow callback while the
+    other timer's handler waits for it."""
+    node = rclpy.create_node("executor_shutdown_in_flight")
+    errors: list[BaseException] = []
+    executor = CallbackExecutor(1, on_error=errors.append)
+    executor.add_node(node)
+    started, ran = threading.Event(), []
+
+    def slow():
+        started.set()
+        time.sleep(0.3)
+        ran.append("slow")
+
+    timers = [node.create_timer(0.01, slow), node.create_timer(0.01, lambda: ran.append("tick"))]
+    try:
+        deadline = time.monotonic() + 5
+        while not started.is_set() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        for _ in range(3):  # the other timer's handler is submitted, waiting for the thread
+            executor.spin_once(timeout_sec=0.05)
+        assert started.is_set()
+        assert executor.shutdown(timeout_sec=5)
+        done = len(ran)
+        assert "slow" in ran and not errors, errors
+        executor.spin_once(timeout_sec=0.05)  # shut down: nothing more starts
+        time.sleep(0.4)
+        assert len(ran) == done
+    finally:
+        for timer in timers:
+            timer.cancel()
+        node.destroy_node()

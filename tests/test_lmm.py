@@ -103,8 +103,7 @@ def test_missing_directory_raises_clear_error(tmp_path):
     assert str(missing) in str(info.value) and isinstance(info.value, ValueError)
 
 
-def test_hub_id_offline_uses_cache_only(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def _spy_loads(monkeypatch) -> list:
     calls = []
     real = lmm_module._from_pretrained
 
@@ -113,11 +112,78 @@ def test_hub_id_offline_uses_cache_only(monkeypatch):
         return real(source, local_only, *args)
 
     monkeypatch.setattr(lmm_module, "_from_pretrained", spy)
+    return calls
+
+
+@pytest.mark.parametrize("offline", ["1", None])
+def test_hub_id_is_cache_only_by_default_whatever_the_environment(monkeypatch, tmp_path, offline):
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    calls = _spy_loads(monkeypatch)
     with pytest.raises(ModelLoadError) as info:
-        load_lmm("ros-ground-test/no-such-model")
+        load_lmm("ros-ground-test/no-such-model", device="cpu")
     assert calls == [True]  # never tried the Hub
     message = str(info.value)
-    assert "ros-ground-test/no-such-model" in message and "HF_HUB_OFFLINE" in message
+    assert "ros-ground-test/no-such-model" in message and "allow_download" in message
+    assert str(tmp_path / "hub" / "models--ros-ground-test--no-such-model") in message
+
+
+def test_allow_download_still_respects_hf_hub_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    calls = _spy_loads(monkeypatch)
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE"):
+        load_lmm("ros-ground-test/no-such-model", device="cpu", allow_download=True)
+    assert calls == [True]
+
+
+def test_allow_download_tries_the_hub_after_the_cache(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def refuse(source, local_only, *args):  # no network here: record the attempt only
+        calls.append(local_only)
+        raise OSError("not reachable")
+
+    monkeypatch.setattr(lmm_module, "_from_pretrained", refuse)
+    with pytest.raises(ModelLoadError, match="Hub download"):
+        load_lmm("ros-ground-test/no-such-model", device="cpu", allow_download=True)
+    assert calls == [True, False]
+
+
+def _load_saved(tmp_path, device):
+    directory = save_tiny_lmm(tmp_path / "tiny_ckpt")
+    return load_lmm(str(directory), device=device, dtype="float32")
+
+
+def test_checkpoint_load_path_is_the_same_for_every_device(tmp_path, monkeypatch):
+    """The CPU run takes the branch a GPU does: load on the host, then `.to(device)`, with no
+    `device_map` (transformers 5 refuses that without the `accelerate` package)."""
+    import transformers
+
+    real = transformers.AutoModelForImageTextToText.from_pretrained
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", spy)
+    adapter = _load_saved(tmp_path, "cpu")
+    assert len(seen) == 1 and "device_map" not in seen[0] and seen[0]["local_files_only"]
+    assert next(adapter.model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_checkpoint_loads_onto_cuda(tmp_path, image):
+    adapter = _load_saved(tmp_path, "cuda")
+    assert {p.device.type for p in adapter.model.parameters()} == {"cuda"}
+    cpu = _load_saved(tmp_path / "cpu", "cpu")
+    a = adapter.generate(image, PROMPT, max_new_tokens=4)
+    assert a.token_ids == cpu.generate(image, PROMPT, max_new_tokens=4).token_ids[:len(a.token_ids)]
 
 
 def test_special_tokens_in_prompt_are_neutralised(tiny, image):

@@ -1,6 +1,7 @@
 """GCG metrics on hand-made cases whose answers are known."""
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -9,19 +10,30 @@ from ros_ground.metrics import (
     EvalReport,
     GTPhrase,
     PredPhrase,
+    Vocabulary,
     aggregate,
     ap50,
     evaluate_image,
     iou,
-    lexical_similarity,
     mask_recall_image,
     match_phrase,
     miou_image,
     point_accuracy,
-    random_point_baseline,
 )
 
 H, W = 30, 40
+
+
+def lexical_similarity(a: list[str], b: list[str]) -> np.ndarray:
+    """Word-set Jaccard similarity, ignoring articles: the model-free text similarity of these tests."""
+    def words(s: str) -> set[str]:
+        return set(re.findall(r"[a-z0-9]+", s.lower())) - {"a", "an", "the"}
+    out = np.zeros((len(a), len(b)))
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            wx, wy = words(x), words(y)
+            out[i, j] = len(wx & wy) / len(wx | wy) if wx | wy else 1.0
+    return out
 
 
 def box(x, y, w, h):
@@ -133,40 +145,42 @@ def test_points_in_evaluate_image_use_the_named_object():
     preds[1].point = (2.5, 2.5)  # "a yellow duck" pointed at the mug: miss
     preds[2].point = None  # no point: miss
     extra = PredPhrase("the wooden table", np.zeros((H, W), bool), (1.0, 1.0))  # names no GT object
-    record = evaluate_image(preds + [extra], GT, lexical_similarity)
+    words = Vocabulary({"mug": ["mug", "cup"], "duck": ["duck"], "cube": ["cube"]},
+                       colors=["red", "yellow", "blue"])
+    record = evaluate_image(preds + [extra], GT, lexical_similarity, words)
     assert (record.points_hit, record.points_total) == (1, 3)
     assert aggregate([record]).point_accuracy == pytest.approx(1 / 3)
 
 
 def test_match_phrase():
+    from ros_ground.evaluate import SIM_VOCABULARY as sim
+
     names = ["red cube", "blue cube", "yellow duck", "soccer ball", "green sphere", "red mug"]
-    assert match_phrase("the red cube left of the mug", names) == [0]
-    assert match_phrase("A blue cube", names) == [1]
-    assert match_phrase("the cubes", names) == [0, 1]
-    assert match_phrase("an orange cube", names) == [0, 1]  # wrong colour: any cube
-    assert match_phrase("a ball", names) == [3, 4]
-    assert match_phrase("the football", names) == [3]
-    assert match_phrase("the coffee cup", names) == [5]
-    assert match_phrase("a rubber duck on the table", names) == [2]
-    assert match_phrase("the wooden table", names) == []
-    assert match_phrase("yellow duck thing", ["yellow duck"]) == [0]
-    assert match_phrase("quackers", ["yellow duck", "red mug"],
+    assert match_phrase("the red cube left of the mug", names, sim) == [0]
+    assert match_phrase("A blue cube", names, sim) == [1]
+    assert match_phrase("the cubes", names, sim) == [0, 1]
+    assert match_phrase("an orange cube", names, sim) == [0, 1]  # wrong colour: any cube
+    assert match_phrase("a ball", names, sim) == [3, 4]
+    assert match_phrase("the football", names, sim) == [3]
+    assert match_phrase("the coffee cup", names, sim) == [5]
+    assert match_phrase("a rubber duck on the table", names, sim) == [2]
+    assert match_phrase("the wooden table", names, sim) == []
+    assert match_phrase("yellow duck thing", ["yellow duck"], sim) == [0]
+    assert match_phrase("the tori", ["white torus"], sim) == [0]  # an irregular plural
+    assert match_phrase("quackers", ["yellow duck", "red mug"], sim,
                         lambda a, b: np.array([[0.7, 0.1]])) == [0]
+    # without a vocabulary only the text similarity decides
+    assert match_phrase("the red cube", names) == []
+    assert match_phrase("the red cube", names, text_sim=lexical_similarity) == [0]
 
 
-def test_random_point_baseline():
-    masks = [g.mask for g in GT]
-    first = random_point_baseline(masks, np.random.default_rng(3))
-    assert first == random_point_baseline(masks, np.random.default_rng(3))
-    assert len(first) == 3 and len(random_point_baseline(masks, np.random.default_rng(3), count=7)) == 7
-    assert all(0 <= x < W and 0 <= y < H for x, y in first)
-    points = random_point_baseline(masks, np.random.default_rng(0), count=4000)
-    covered = sum(m.sum() for m in masks) / (H * W)
-    hits = point_accuracy(points, [np.logical_or.reduce(masks)] * len(points))
-    assert hits == pytest.approx(covered, abs=0.03)  # uniform over the image
-    preds = [PredPhrase(g.text, g.mask, pt) for g, pt in zip(GT, first)]
-    record = evaluate_image(preds, GT, lexical_similarity)  # evaluated like a model's output
-    assert record.points_total == 3
+def test_vocabulary_is_data():
+    words = Vocabulary({"robot": ["robot", "arm"], "box": ["box", "crate"]}, ["grey"],
+                       plurals={"box": "boxen"})
+    assert words.parse("two grey crates beside the arm") == (frozenset({"box"}), "grey")
+    assert words.parse("the boxen") == (frozenset({"box"}), None)
+    assert words.parse("a red mug") == (frozenset(), None)
+    assert match_phrase("the grey box", ["grey box", "robot"], words) == [0]
 
 
 def test_report_json_keys_and_ranges():

@@ -227,3 +227,27 @@ def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "nonsense"])
     assert exit_info.value.code == 2  # argparse's usage error, not a traceback
+
+
+def test_a_resumed_learning_rate_schedule_continues_where_it_stopped():
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    from ros_ground.train.loop import resume_schedule
+
+    def lrs(start: int, count: int) -> list[float]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=123.0)
+        scheduler = resume_schedule(get_cosine_with_min_lr_schedule_with_warmup, optimizer, 0.5,
+                                    start, num_warmup_steps=4, num_training_steps=20,
+                                    min_lr_rate=0.1)
+        out = []
+        for _ in range(count):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return out
+
+    whole = lrs(0, 20)
+    assert whole[:5] == pytest.approx([0.0, 0.125, 0.25, 0.375, 0.5])  # warm-up to the peak
+    assert whole[12] == pytest.approx(0.5 * (0.1 + 0.9 * 0.5))  # half-way down the cosine
+    assert whole[4:] == sorted(whole[4:], reverse=True) and min(whole[4:]) > 0.05  # to 10 %
+    assert lrs(13, 7) == pytest.approx(whole[13:])  # a resumed run picks up the same values

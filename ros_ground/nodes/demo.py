@@ -289,6 +289,7 @@ def _load_scorer():
 
 def _print_scores(responses, truths, scorer) -> None:
     """How the answers compare with the simulator's ground truth of the frames they grounded."""
+    from ros_ground.evaluate import SIM_VOCABULARY
     from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image
 
     by_stamp = {stamp_to_ns(t.header.stamp): t for t in truths}
@@ -300,7 +301,7 @@ def _print_scores(responses, truths, scorer) -> None:
             gt = gt[:1]
         preds = [PredPhrase(p.text, phrase.mask, phrase.point)
                  for p, phrase in ((p, msg_to_phrase(p)) for p in response.phrases)]
-        records.append(evaluate_image(preds, gt, scorer))
+        records.append(evaluate_image(preds, gt, scorer, SIM_VOCABULARY))
     found, objects = sum(r.matches for r in records), sum(r.num_gt for r in records)
     hits, named = sum(r.points_hit for r in records), sum(r.points_total for r in records)
     overlap = float(np.mean([r.miou for r in records])) if records else 0.0

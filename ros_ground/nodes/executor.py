@@ -53,6 +53,7 @@ class CallbackExecutor(Executor):
         self._submitted: set = set()  # handlers in the pool: waiting for a thread or running
         self._on_error = on_error or _log_error
         self._failed_waits = 0
+        self._draining = False  # shutting down: no new callbacks start
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
         self._spin_once(timeout_sec, lambda: False)
@@ -65,7 +66,18 @@ class CallbackExecutor(Executor):
         self._spin_once(timeout_sec, future.done)
 
     def shutdown(self, timeout_sec: float | None = None) -> bool:
-        done = super().shutdown(timeout_sec)
+        """Stop taking callbacks, wait up to `timeout_sec` (None: no limit) for those in flight
+        to end, then release the executor; False when some were still running.
+
+        Why wait here: rclpy 9's Executor.shutdown returns without waiting and destroys the
+        guard condition that a running callback's handler triggers as it ends, so every
+        shutdown during a callback (a camera timer at 5 Hz: nearly every one) logged an
+        InvalidHandle error.
+        """
+        with self._changed:
+            self._draining = True
+            done = self._changed.wait_for(lambda: not self._submitted, timeout=timeout_sec)
+        super().shutdown(timeout_sec=0)
         self._notify()
         self._pool.shutdown(wait=done)
         return done
@@ -87,6 +99,8 @@ class CallbackExecutor(Executor):
             return
         self._failed_waits = 0
         with self._changed:
+            if self._draining:
+                return
             if handler in self._submitted:
                 # handed back before a thread started it: sleep until a callback starts or
                 # ends (a thread is free) rather than loop; the timeout bounds a missed wake-up

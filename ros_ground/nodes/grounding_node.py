@@ -98,6 +98,7 @@ class GroundingNode(ModelNode):
         self._engine = build_engine(
             model=p["model"], sam_model=p["sam_model"], sam_checkpoint=p["sam_checkpoint"] or None,
             device=p["device"], dtype=p["dtype"], trust_remote_code=p["trust_remote_code"],
+            allow_download=p["allow_download"],
             spacy_model=p["spacy_model"], config=EngineConfig.from_settings(p), sam=sam)
         self._response_pub = self.lifecycle_publisher(GroundedResponse, "response", RELIABLE)
         self._overlay_pub = self.lifecycle_publisher(Image, "overlay", RELIABLE)

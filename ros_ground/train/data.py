@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 TRAIN_SEED_START = 100_000
 EVAL_SEED_LIMIT = 10_000  # held-out evaluation seeds are 0 .. EVAL_SEED_LIMIT-1
@@ -112,7 +112,7 @@ def _write_shard(args: tuple[str, int, int]) -> int:
 
 
 def build_cache(start: int, count: int, directory: Path | None = None, workers: int = 1,
-                progress: bool = True) -> Path:
+                progress: bool | None = None) -> Path:
     """Render seeds start .. start+count-1 into `directory` (resumable shard by shard)."""
     check_train_seeds(start, count)
     directory = Path(directory or default_cache_dir())
@@ -122,7 +122,8 @@ def build_cache(start: int, count: int, directory: Path | None = None, workers: 
         marker.write_text("*\n")  # the cache is never committed
     jobs = [(str(directory), s, min(SHARD, start + count - s))
             for s in range(start, start + count, SHARD)]
-    bar = _bar(total=count, desc="render scenes", unit="scene", enabled=progress)
+    bar = tqdm(total=count, desc="render scenes", unit="scene",
+               disable=None if progress is None else not progress)
     t0 = time.perf_counter()
     if workers > 1:
         import multiprocessing as mp
@@ -220,26 +221,6 @@ class SceneStore:
 
 # --------------------------------------------------------------------------- utilities
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix(self, *args, **kwargs) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(enabled: bool = True, **kwargs):
-    """A tqdm progress bar on stderr; disabled: the iterable itself, or a no-op bar."""
-    if not enabled:
-        return kwargs["iterable"] if "iterable" in kwargs else _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)
-
-
 def epoch_orders(count: int, seed: int) -> Iterator[np.ndarray]:
     """An endless stream of permutations of range(count), deterministic in `seed`."""
     rng = np.random.default_rng([seed, 7])
@@ -255,9 +236,3 @@ def batches(count: int, batch_size: int, seed: int) -> Iterator[list[int]]:
         while len(pending) >= batch_size:
             yield pending[:batch_size]
             pending = pending[batch_size:]
-
-
-def words_of(texts: Sequence[str]) -> set[str]:
-    import re
-
-    return {w for t in texts for w in re.findall(r"\w+|[^\w\s]+", t.lower())}

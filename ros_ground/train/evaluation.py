@@ -1,12 +1,11 @@
 """Held-out measurements of the embedded models, for their model cards.
 
 * `sam_quality`: point-prompt IoU per object and automatic-mask-generator recall.
-* `grounding_eval`: the GCG metrics (mask recall, mIoU, AP50, point accuracy, via
-  ros_ground.metrics) for several engine settings from ONE generation per scene, beside the
-  random-point baseline (modes point / auto, flipped attention views or the image alone,
-  attention normalisation on / off, phrase contrast,
-  exclusive vs independent entity choice, whole-chunk vs root-noun maps), plus the
-  referring-expression table.
+* `grounding_eval`: ros_ground.evaluate's GCG metrics (mask recall, mIoU, AP50, point accuracy)
+  for several engine settings from one generation per prompt, beside the random-point baseline
+  (modes point / auto, flipped attention views or the image alone, attention normalisation on /
+  off, phrase contrast, exclusive vs independent entity choice, whole-chunk vs root-noun maps),
+  plus the referring-expression table.
 * `attention_analysis`: which tokens and which layers/heads carry localised attention (eager
   attention on the generated sequence; the hit rate is the share of maps whose peak falls inside
   the object the phrase names).
@@ -17,12 +16,13 @@ Seeds are evaluation seeds (default 0..199), disjoint from training (>= 100000).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
+from tqdm import tqdm
 
+from ros_ground.metrics import aggregate
 from ros_ground.sam import PROPOSAL_DEFAULTS
-from ros_ground.train.data import EVAL_SEED_LIMIT, _bar
+from ros_ground.train.data import EVAL_SEED_LIMIT
 
 
 def _check_eval_seeds(seed: int, scenes: int) -> None:
@@ -40,7 +40,7 @@ def _inner_point(mask: np.ndarray) -> tuple[float, float]:
 
 
 def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict | None = None,
-                progress: bool = True) -> dict:
+                progress: bool | None = None) -> dict:
     """Point-prompt IoU per object (inner point and a random inside point) and, per AMG
     setting, the share of objects with a proposal of IoU >= 0.5 (and the mean best IoU)."""
     from ros_ground.metrics import iou
@@ -56,8 +56,8 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
     inner, random_in, areas = [], [], []
     amg = {name: {"best": [], "count": [], "seconds": 0.0} for name in amg_settings}
     t_point = 0.0
-    for s in _bar(enabled=progress, iterable=range(seed, seed + scenes), desc="sam eval",
-                  unit="scene"):
+    for s in tqdm(range(seed, seed + scenes), desc="sam eval", unit="scene",
+                  disable=None if progress is None else not progress):
         scene = generate_scene(s)
         key = ("sam-eval", s)
         t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
 ABLATIONS: dict[str, dict] = {
     "auto (entities from proposals), whole-chunk maps": {},
     "point, whole-chunk maps": {"mode": "point"},
-    "auto, each phrase chooses alone, margin 0.1 (the previous default)": {
+    "auto, each phrase chooses alone, margin 0.1": {
         "entity_assignment": "independent"},
     "auto, phrase contrast 0.5": {"phrase_contrast": 0.5},
     "point, phrase contrast 0.5": {"mode": "point", "phrase_contrast": 0.5},
@@ -121,120 +121,78 @@ ABLATIONS: dict[str, dict] = {
 
 def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | None = None,
                    amg_params: dict | None = None, refer: bool = True,
-                   progress: bool = True) -> dict:
-    """GCG metrics for each engine variant, and the referring-expression table, from one
-    generation per prompt and one proposal set per scene.
+                   progress: bool | None = None) -> dict:
+    """GCG metrics for each engine variant beside the random-point baseline, and the
+    referring-expression table: ros_ground.evaluate's protocol, one generation per prompt.
 
-    As ros_ground.evaluate does it: "Describe the scene." against every object; "Where is X?"
-    (the scene's first referring expression) against X; proposals from the SAM automatic mask
-    generator (here with `amg_params`, default PROPOSAL_DEFAULTS, as the proposal node uses); the
-    random-point baseline keeps the model's phrases (first variant) and prompts SAM at a
-    uniformly random point. `entities`
-    equals `auto` whenever proposals exist, so it has no row of its own. Each variant's maps are
-    read over its own attention views (one set of view passes per distinct set).
+    Proposals come from SAM's automatic mask generator with `amg_params` (default
+    PROPOSAL_DEFAULTS, as the proposal node uses). `entities` equals `auto` whenever proposals
+    exist, so it has no row of its own.
     """
-    from ros_ground.metrics import (
-        GTPhrase,
-        PredPhrase,
-        TextSimilarity,
-        aggregate,
-        evaluate_image,
-        iou,
-        match_phrase,
-    )
-    from ros_ground.sim.scene import generate_scene
+    from ros_ground.evaluate import evaluate
 
     _check_eval_seeds(seed, scenes)
     variants = variants or ABLATIONS
     amg_params = dict(PROPOSAL_DEFAULTS if amg_params is None else amg_params)
-    text_sim = TextSimilarity()
-    rng = np.random.default_rng(seed)
-    records: dict[str, list] = {name: [] for name in variants}
-    records["random point baseline"] = []
-    refer_records: dict[str, list] = {"auto": [], "point": []}
-    refer_rows: dict[str, list] = {"auto": [], "point": []}
-    kinds: dict[str, list] = {}
-    samples, refer_samples = [], []
-    seconds = {"generate": 0.0, "proposals": 0.0, "ground": 0.0}
-    for s in _bar(enabled=progress, iterable=range(seed, seed + scenes), desc="ground eval",
-                  unit="scene"):
-        scene = generate_scene(s)
-        key = ("ground-eval", s)
-        gt = [GTPhrase(o.name, np.asarray(o.mask, dtype=bool)) for o in scene.objects]
-        t0 = time.perf_counter()
-        gen = engine.lmm.generate(scene.rgb, "Describe the scene.",
-                                  max_new_tokens=engine.config.max_new_tokens)
-        seconds["generate"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        proposals = engine.sam.propose(scene.rgb, key=key, **amg_params)
-        seconds["proposals"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        first = None
-        viewed: dict[tuple, object] = {}  # the answer's maps per set of attention views
-        for name, change in variants.items():
-            cfg = replace(engine.config, **change).validate()
-            props = proposals if cfg.mode in ("auto", "entities") else None
-            if cfg.attention_views not in viewed:
-                viewed[cfg.attention_views] = engine._read_views(scene.rgb, gen, cfg)
-            phrases, _, _ = engine._ground_generation(
-                scene.rgb, viewed[cfg.attention_views], cfg, props, key)
-            records[name].append(evaluate_image(
-                [PredPhrase(p.text, p.mask, p.point) for p in phrases], gt, text_sim))
-            first = phrases if first is None else first
-        baseline = []
-        for p in first or []:
-            point = (float(rng.uniform(0, scene.width)), float(rng.uniform(0, scene.height)))
-            mask, _ = engine.segment_point(scene.rgb, point, image_key=key)
-            baseline.append(PredPhrase(p.text, mask, point))
-        records["random point baseline"].append(evaluate_image(baseline, gt, text_sim))
-        seconds["ground"] += time.perf_counter() - t0
-        samples.append({"seed": s, "text": gen.text, "gt": scene.description,
-                        "proposals": len(proposals)})
-        if not (refer and scene.referring):
-            continue
-        expression, index = scene.referring[0]
-        target = scene.objects[index]
-        prompt = f"Where is {expression}?"
-        t0 = time.perf_counter()
-        gen = engine.lmm.generate(scene.rgb, prompt, max_new_tokens=engine.config.max_new_tokens)
-        gen = engine._read_views(scene.rgb, gen, engine.config)
-        seconds["generate"] += time.perf_counter() - t0
-        kind = _expression_kind(expression)
-        for mode in refer_rows:
-            cfg = replace(engine.config, mode=mode).validate()
-            phrases, _, _ = engine._ground_generation(
-                scene.rgb, gen, cfg, proposals if mode == "auto" else None, key)
-            refer_records[mode].append(evaluate_image(
-                [PredPhrase(p.text, p.mask, p.point) for p in phrases],
-                [GTPhrase(target.name, target.mask)], text_sim))
-            ious = [iou(p.mask, target.mask) for p in phrases]
-            named = [iou(p.mask, target.mask) for p in phrases
-                     if index in match_phrase(p.text, [o.name for o in scene.objects])]
-            row = (bool(ious) and max(ious) >= 0.5, bool(named) and named[0] >= 0.5, bool(named))
-            refer_rows[mode].append(row)
-            if mode == "auto":
-                kinds.setdefault(kind, []).append(row[1])
-        refer_samples.append({"seed": s, "prompt": prompt, "text": gen.text,
-                              "target": target.name})
-    n = max(1, scenes)
+    first = next(iter(variants))
+    samples = []
+
+    def keep_sample(answer) -> None:
+        if answer.variant == first:
+            samples.append({"seed": answer.scene.seed, "text": answer.result.text,
+                            "gt": answer.scene.description, "proposals": len(answer.proposals or [])})
+
+    run = evaluate(engine, scenes, seed, variants, "describe", amg_params, progress=progress,
+                   on_answer=keep_sample)
+    table = {name: aggregate(records).to_json(extended=True)
+             for name, records in run.records.items()}
+    table["random point baseline"] = aggregate(run.baseline).to_json(extended=True)
     out = {"scenes": scenes, "seeds": [seed, seed + scenes - 1], "amg_params": amg_params,
-           "table": {name: aggregate(recs).to_json(extended=True)
-                     for name, recs in records.items()},
-           "seconds_per_scene": {k: v / n for k, v in seconds.items()},
+           "table": table,
+           "seconds_per_scene": {k: v / max(1, scenes) for k, v in run.seconds.items()},
            "samples": samples[:12]}
     if refer:
-        refer_out = {"questions": len(refer_rows["auto"])}
-        for mode, rows in refer_rows.items():
-            arr = np.array(rows, dtype=float).reshape(-1, 3)
-            refer_out[mode] = {"any_phrase_iou_ge_0.5": float(arr[:, 0].mean()),
-                               "named_phrase_iou_ge_0.5": float(arr[:, 1].mean()),
-                               "answer_names_target": float(arr[:, 2].mean()),
-                               "gcg": aggregate(refer_records[mode]).to_json()}
-        refer_out["auto_by_expression_kind"] = {
-            k: {"n": len(v), "named_phrase_iou_ge_0.5": float(np.mean(v))}
-            for k, v in sorted(kinds.items())}
-        refer_out["samples"] = refer_samples[:8]
-        out["referring"] = refer_out
+        out["referring"] = _referring(engine, scenes, seed, amg_params, progress)
+    return out
+
+
+def _referring(engine, scenes: int, seed: int, amg_params: dict, progress: bool | None) -> dict:
+    """"Where is X?" in modes auto and point: does a phrase, and the phrase naming X, find X?"""
+    from ros_ground.evaluate import SIM_VOCABULARY, evaluate
+    from ros_ground.metrics import iou, match_phrase
+
+    rows: dict[str, list] = {"auto": [], "point": []}
+    kinds: dict[str, list] = {}
+    samples = []
+
+    def measure(answer) -> None:
+        expression, index = answer.scene.referring[0]
+        target = answer.scene.objects[index]
+        names = [o.name for o in answer.scene.objects]
+        phrases = answer.result.phrases
+        ious = [iou(p.mask, target.mask) for p in phrases]
+        named = [iou(p.mask, target.mask) for p in phrases
+                 if index in match_phrase(p.text, names, SIM_VOCABULARY)]
+        row = (bool(ious) and max(ious) >= 0.5, bool(named) and named[0] >= 0.5, bool(named))
+        rows[answer.variant].append(row)
+        if answer.variant == "auto":
+            kinds.setdefault(_expression_kind(expression), []).append(row[1])
+            samples.append({"seed": answer.scene.seed, "prompt": answer.prompt,
+                            "text": answer.result.text, "target": target.name})
+
+    run = evaluate(engine, scenes, seed, {mode: {"mode": mode} for mode in rows}, "refer",
+                   amg_params, progress=progress, on_answer=measure)
+    out = {"questions": len(rows["auto"])}
+    for mode, mode_rows in rows.items():
+        arr = np.array(mode_rows, dtype=float).reshape(-1, 3)
+        out[mode] = {"any_phrase_iou_ge_0.5": float(arr[:, 0].mean()),
+                     "named_phrase_iou_ge_0.5": float(arr[:, 1].mean()),
+                     "answer_names_target": float(arr[:, 2].mean()),
+                     "gcg": aggregate(run.records[mode]).to_json()}
+    out["auto_by_expression_kind"] = {
+        k: {"n": len(v), "named_phrase_iou_ge_0.5": float(np.mean(v))}
+        for k, v in sorted(kinds.items())}
+    out["samples"] = samples[:8]
     return out
 
 
@@ -250,7 +208,7 @@ def _expression_kind(expression: str) -> str:
 # --------------------------------------------------------------------------- attention
 
 def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
-                       progress: bool = True) -> dict:
+                       progress: bool | None = None) -> dict:
     """Where the localised attention is: per token role, per layer and per head.
 
     For each generated token inside a noun chunk that names exactly one GT object, the attention
@@ -260,6 +218,7 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
     """
     import torch
 
+    from ros_ground.evaluate import SIM_VOCABULARY
     from ros_ground.geometry import upsample_map
     from ros_ground.lmm import load_lmm
     from ros_ground.maps import contrast_phrase_maps, peak_point
@@ -279,8 +238,8 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
     def add(name: str, value: bool) -> None:
         hits.setdefault(name, []).append(bool(value))
 
-    for s in _bar(enabled=progress, iterable=range(seed, seed + scenes), desc="attention",
-                  unit="scene"):
+    for s in tqdm(range(seed, seed + scenes), desc="attention", unit="scene",
+                  disable=None if progress is None else not progress):
         scene = generate_scene(s)
         gen = adapter.generate(scene.rgb, "Describe the scene.", max_new_tokens=64)
         if not gen.token_ids:
@@ -313,7 +272,7 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
         chunk_maps = np.stack([mean_map[t].mean(0) for _, t in chunks]) if chunks else []
         contrasted = contrast_phrase_maps(chunk_maps, 0.5) if chunks else []
         for (chunk, toks), chunk_map, contrasted_map in zip(chunks, chunk_maps, contrasted):
-            target = match_phrase(chunk.text, names)
+            target = match_phrase(chunk.text, names, SIM_VOCABULARY)
             if len(target) != 1:
                 continue
             mask = scene.objects[target[0]].mask

@@ -11,7 +11,6 @@ holds texts and object names.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections import Counter
@@ -20,16 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from ros_ground.train.data import (
     TRAIN_SEED_START,
     SceneStore,
-    _bar,
     batches,
     check_train_seeds,
     default_cache_dir,
 )
 from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, LMMArch, build_lmm, count_parameters
+from ros_ground.train.loop import LoopState, resume_schedule, train_steps
 
 RELATION_RE = re.compile(r"^the (.+?) (left of|right of|in front of|behind) (the .+)$")
 SUPERLATIVE_RE = re.compile(
@@ -103,9 +103,9 @@ def listed_description(record: dict) -> str:
 
     The simulator lists objects left to right, so its word order alone would teach positions;
     alphabetical order teaches none, and makes the list a question of *which* objects the image
-    holds. Relation sentences are left to the "Where is X?" answers: in the description the
-    first model repeated one of them instead of learning them, adding phrases that name no
-    object it had found.
+    holds. Relation sentences are left to the "Where is X?" answers: in a description a model
+    tends to repeat one of them instead of learning them, adding phrases that name no object it
+    has found.
     """
     from ros_ground.sim.language import indefinite, join_list
 
@@ -227,14 +227,6 @@ def make_batch(store: SceneStore, indices: list[int], processor, encoder: Conver
 
 # --------------------------------------------------------------------------- training
 
-def lr_at(step: int, cfg: LMMTrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
-
-
 def save_lmm(model, processor, out_dir: Path, extra: dict | None = None) -> Path:
     """save_pretrained (weights stored as float16; load_lmm upcasts on the CPU) + processor."""
     out_dir = Path(out_dir)
@@ -248,7 +240,8 @@ def save_lmm(model, processor, out_dir: Path, extra: dict | None = None) -> Path
 
 
 def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
-              state_path: Path | None = None, progress: bool = True, log_path: Path | None = None
+              state_path: Path | None = None, progress: bool | None = None,
+              log_path: Path | None = None
               ) -> dict:
     """Train; returns a summary (losses, wall time, parameters). Resumes from `state_path`."""
     check_train_seeds(cfg.seed_start, cfg.scenes)
@@ -280,71 +273,45 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
-    step, elapsed, history = 0, stage1_s, []
+    loop = LoopState(elapsed_s=stage1_s)
     if state is not None:
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
-        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
+    # warm-up to cfg.lr, then a cosine down to cfg.min_lr_ratio of it at cfg.steps
+    scheduler = resume_schedule(get_cosine_with_min_lr_schedule_with_warmup, optimizer, cfg.lr,
+                                loop.step, num_warmup_steps=cfg.warmup,
+                                num_training_steps=cfg.steps, min_lr_rate=cfg.min_lr_ratio)
     model.train()
     if cfg.freeze_vision:
         model.model.vision_tower.eval()
     batch_iter = batches(cfg.scenes, cfg.batch_size, cfg.seed)
-    for _ in range(step):  # deterministic data order: skip what was already trained on
+    for _ in range(loop.step):  # deterministic data order: skip what was already trained on
         next(batch_iter)
-    bar = _bar(total=cfg.steps, initial=step, desc="train lmm", unit="step", enabled=progress)
-    t_start = time.perf_counter() - elapsed
-    running, stopped_early = None, False
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
-    log = open(log_path, "a") if log_path else None
 
-    def checkpoint(final: bool = False) -> None:
-        elapsed_now = time.perf_counter() - t_start
-        summary = {"step": step, "elapsed_s": round(elapsed_now, 1), "final": final,
-                   "config": cfg.to_dict(), "history": history, "vision": vision_summary}
+    def step_fn(step: int) -> tuple[torch.Tensor, dict]:
+        batch = make_batch(store, next(batch_iter), processor, encoder, step, cfg)
+        return model(**batch).loss, {}
+
+    def checkpoint(loop: LoopState, final: bool = False) -> None:
+        summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": final,
+                   "config": cfg.to_dict(), "history": loop.history, "vision": vision_summary}
         save_lmm(model, processor, out_dir, summary)
         if state_path is not None:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "step": step, "elapsed": elapsed_now, "history": history,
+                        "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
                         "vision": vision_summary}, state_path)
 
     if state is None and cfg.vision_steps:
-        checkpoint()  # stage 1 done: an interruption resumes in stage 2
-
-    while step < cfg.steps:
-        if (time.perf_counter() - t_start) > cfg.time_limit_min * 60:
-            stopped_early = True
-            break
-        indices = next(batch_iter)
-        batch = make_batch(store, indices, processor, encoder, step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        out = model(**batch)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss = float(out.loss.detach())
-        running = loss if running is None else 0.98 * running + 0.02 * loss
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr_at(step - 1, cfg):.1e}")
-        if step % 50 == 0 or step == cfg.steps:
-            entry = {"step": step, "loss": round(running, 4),
-                     "elapsed_s": round(time.perf_counter() - t_start, 1)}
-            history.append(entry)
-            if log:
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
-        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            checkpoint()
-    bar.close()
+        checkpoint(loop)  # stage 1 done: an interruption resumes in stage 2
+    train_steps(step_fn, optimizer, scheduler, model.parameters(), loop, cfg.steps,
+                grad_clip=cfg.grad_clip, time_limit_s=cfg.time_limit_min * 60,
+                checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
+                log_path=log_path, desc="train lmm", progress=progress)
     model.eval()
-    checkpoint(final=True)
-    if log:
-        log.close()
-    wall = time.perf_counter() - t_start
-    return {"steps": step, "wall_s": round(wall, 1), "stopped_early": stopped_early,
-            "final_loss": running, "parameters": count_parameters(model),
-            "sequences": step * cfg.batch_size, "history": history, "vision": vision_summary}
+    checkpoint(loop, final=True)
+    return {"steps": loop.step, "wall_s": round(loop.elapsed_s, 1),
+            "stopped_early": loop.stopped_early, "final_loss": loop.running.get("loss"),
+            "parameters": count_parameters(model), "sequences": loop.step * cfg.batch_size,
+            "history": loop.history, "vision": vision_summary}

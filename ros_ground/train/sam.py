@@ -15,14 +15,14 @@ img_size, normalise, pad bottom/right).
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from ros_ground.train.data import (
     BACKGROUND,
@@ -30,11 +30,11 @@ from ros_ground.train.data import (
     TABLE,
     TRAIN_SEED_START,
     SceneStore,
-    _bar,
     batches,
     check_train_seeds,
     default_cache_dir,
 )
+from ros_ground.train.loop import LoopState, resume_schedule, train_steps
 
 
 def sim_sam_config(img_size: int = 320) -> dict:
@@ -131,15 +131,9 @@ def preprocess(sam, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
 
 # --------------------------------------------------------------------------- losses
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
-               gamma: float = 2.0) -> torch.Tensor:
-    """Per-mask mean sigmoid focal loss; logits/target [..., H, W] -> [...]."""
-    prob = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    p_t = prob * target + (1 - prob) * (1 - target)
-    loss = ce * (1 - p_t) ** gamma
-    loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
-    return loss.flatten(-2).mean(-1)
+def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-mask mean sigmoid focal loss (alpha 0.25, gamma 2); logits/target [..., H, W] -> [...]."""
+    return sigmoid_focal_loss(logits, target, reduction="none").flatten(-2).mean(-1)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -207,22 +201,6 @@ def image_loss(sam, embedding: torch.Tensor, points: torch.Tensor, targets: torc
 
 # --------------------------------------------------------------------------- training
 
-def lr_at(step: int, cfg: SAMTrainConfig) -> float:
-    """Warm-up + cosine over `steps`, then a second short warm-up + cosine for the refinement."""
-    if step >= cfg.steps:
-        k = step - cfg.steps
-        if k < 20:
-            return cfg.refine_lr * (k + 1) / 20
-        progress = (k - 20) / max(1, cfg.refine_steps - 20)
-        return cfg.refine_lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5
-                                * (1 + math.cos(math.pi * min(1.0, progress))))
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5
-                     * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
 def make_example(store: SceneStore, i: int, step: int, cfg: SAMTrainConfig, sam):
     """(preprocessed image, input size, points [P,2], target masks [P,H,W]) for scene i."""
     rng = np.random.default_rng([cfg.seed, step, store.seed(i)])
@@ -239,7 +217,7 @@ def make_example(store: SceneStore, i: int, step: int, cfg: SAMTrainConfig, sam)
 
 
 def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
-              state_path: Path | None = None, progress: bool = True,
+              state_path: Path | None = None, progress: bool | None = None,
               log_path: Path | None = None) -> dict:
     from ros_ground.sam import build_sam_from_config, save_sam
 
@@ -253,78 +231,60 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     no_decay = [p for n, p in sam.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    step, elapsed, history = 0, 0.0, []
+    loop = LoopState()
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         sam.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
     sam.train()
     batch_iter = batches(cfg.scenes, cfg.batch_size, cfg.seed + 1)
-    for _ in range(step):
+    for _ in range(loop.step):
         next(batch_iter)
     total_steps = cfg.steps + cfg.refine_steps
-    bar = _bar(total=total_steps, initial=step, desc="train sam", unit="step", enabled=progress)
-    t_start = time.perf_counter() - elapsed
-    running, running_iou, stopped_early = None, None, False
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
-    log = open(log_path, "a") if log_path else None
 
-    def checkpoint(final: bool = False) -> None:
-        elapsed_now = time.perf_counter() - t_start
-        save_sam(sam, cfg.sam_config, out_dir)
-        summary = {"step": step, "elapsed_s": round(elapsed_now, 1), "final": final,
-                   "config": cfg.to_dict(), "history": history}
-        (Path(out_dir) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
-        if state_path is not None:
-            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
-                        "step": step, "elapsed": elapsed_now, "history": history}, state_path)
-
-    while step < total_steps:
-        if (time.perf_counter() - t_start) > cfg.time_limit_min * 60:
-            stopped_early = True
-            break
+    def step_fn(step: int) -> tuple[torch.Tensor, dict]:
         examples = [make_example(store, i, step, cfg, sam) for i in next(batch_iter)]
-        full_res = step >= cfg.steps
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
         embeddings = sam.image_encoder(torch.cat([x for x, _, _, _ in examples]))
         total, ious = 0.0, []
         for b, (_, size, points, targets) in enumerate(examples):
             loss, stats = image_loss(sam, embeddings[b: b + 1], points, targets, size,
-                                     cfg.focal_weight, full_res)
+                                     cfg.focal_weight, full_res=step >= cfg.steps)
             total = total + loss / len(examples)
             ious.append(stats["iou_best"])
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(sam.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        value, iou_now = float(total.detach()), float(np.mean(ious))
-        running = value if running is None else 0.98 * running + 0.02 * value
-        running_iou = iou_now if running_iou is None else 0.98 * running_iou + 0.02 * iou_now
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", iou=f"{running_iou:.3f}")
-        if step == cfg.steps and cfg.refine_steps:  # the refinement's loss has another scale
-            running = running_iou = None
-        if step % 50 == 0 or step == total_steps:
-            entry = {"step": step, "loss": round(running or value, 4),
-                     "train_iou": round(running_iou or iou_now, 4),
-                     "elapsed_s": round(time.perf_counter() - t_start, 1)}
-            history.append(entry)
-            if log:
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
-        if step % cfg.checkpoint_every == 0 and step < total_steps:
-            checkpoint()
-    bar.close()
+        return total, {"train_iou": float(np.mean(ious))}
+
+    def checkpoint(loop: LoopState, final: bool = False) -> None:
+        save_sam(sam, cfg.sam_config, out_dir)
+        summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": final,
+                   "config": cfg.to_dict(), "history": loop.history}
+        (Path(out_dir) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+        if state_path is not None:
+            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history},
+                       state_path)
+
+    # warm-up + cosine over cfg.steps at half resolution, then a second short warm-up + cosine
+    # from cfg.refine_lr for the full-resolution refinement (its loss has another scale, so its
+    # smoothed values start afresh)
+    phases = [(cfg.steps, cfg.lr, cfg.warmup, cfg.steps, "train sam"),
+              (total_steps, cfg.refine_lr, 20, cfg.refine_steps, "refine sam")]
+    start = 0
+    for end, lr, warmup, length, desc in phases:
+        if loop.step < end and not loop.stopped_early:
+            scheduler = resume_schedule(
+                get_cosine_with_min_lr_schedule_with_warmup, optimizer, lr, loop.step - start,
+                num_warmup_steps=warmup, num_training_steps=length, min_lr_rate=cfg.min_lr_ratio)
+            train_steps(step_fn, optimizer, scheduler, sam.parameters(), loop, end,
+                        grad_clip=cfg.grad_clip, time_limit_s=cfg.time_limit_min * 60,
+                        checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
+                        log_path=log_path, desc=desc, progress=progress)
+        start = end
     sam.eval()
-    checkpoint(final=True)
-    if log:
-        log.close()
-    return {"steps": step, "wall_s": round(time.perf_counter() - t_start, 1),
-            "stopped_early": stopped_early, "final_loss": running, "final_train_iou": running_iou,
+    checkpoint(loop, final=True)
+    return {"steps": loop.step, "wall_s": round(loop.elapsed_s, 1),
+            "stopped_early": loop.stopped_early, "final_loss": loop.running.get("loss"),
+            "final_train_iou": loop.running.get("train_iou"),
             "parameters": sum(p.numel() for p in sam.parameters()),
-            "images": step * cfg.batch_size, "history": history}
+            "images": loop.step * cfg.batch_size, "history": loop.history}

@@ -17,14 +17,15 @@ vision tower is kept, frozen, for stage 2 (`ros_ground.train.lmm`).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import get_cosine_schedule_with_warmup
 
-from ros_ground.train.data import _bar, batches
+from ros_ground.train.data import batches
+from ros_ground.train.loop import LoopState, resume_schedule, train_steps
 
 
 @dataclass
@@ -94,48 +95,34 @@ def patch_features(model, pixel_values: torch.Tensor) -> torch.Tensor:
     return out.hidden_states[layer][:, 1:]
 
 
-def pretrain_vision(model, processor, store, cfg: VisionPretrainConfig, progress: bool = True,
-                    time_limit_s: float | None = None) -> dict:
+def pretrain_vision(model, processor, store, cfg: VisionPretrainConfig,
+                    progress: bool | None = None, time_limit_s: float | None = None) -> dict:
     """Train `model`'s vision tower in place on caption words; returns a summary."""
     vocabulary = tag_vocabulary()
     tower = model.model.vision_tower
     head = TagHead(model.config.vision_config.hidden_size, len(vocabulary), cfg.pool_sharpness)
     params = list(tower.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # warm-up, then a cosine to zero; step k uses the schedule's value at k + 1
+    scheduler = resume_schedule(get_cosine_schedule_with_warmup, optimizer, cfg.lr, 1,
+                                num_warmup_steps=cfg.warmup, num_training_steps=cfg.steps)
     tower.train()
     batch_iter = batches(len(store), cfg.batch_size, cfg.seed + 2)
-    bar = _bar(total=cfg.steps, desc="pretrain vision", unit="step", enabled=progress)
-    t0 = time.perf_counter()
-    history, running, step = [], None, 0
-    for step in range(1, cfg.steps + 1):
-        if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
-            break
+
+    def step_fn(step: int) -> tuple[torch.Tensor, dict]:
         indices = next(batch_iter)
         images = [store.rgb(i) for i in indices]
         targets = torch.from_numpy(np.stack([tags_of(store.texts(i), vocabulary)
                                              for i in indices]))
         pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
-        lr = cfg.lr * min(1.0, step / cfg.warmup) * 0.5 * (
-            1 + math.cos(math.pi * min(1.0, max(0, step - cfg.warmup)
-                                       / max(1, cfg.steps - cfg.warmup))))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         logits = head(patch_features(model, pixels))
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())
-        running = value if running is None else 0.95 * running + 0.05 * value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}")
-        if step % 25 == 0:
-            with torch.no_grad():
-                hit = ((logits > 0).float() == targets).all(dim=1).float().mean()
-            history.append({"step": step, "loss": round(running, 5), "exact_match": float(hit),
-                            "elapsed_s": round(time.perf_counter() - t0, 1)})
-    bar.close()
+        with torch.no_grad():
+            hit = ((logits > 0).float() == targets).all(dim=1).float().mean()
+        return F.binary_cross_entropy_with_logits(logits, targets), {"exact_match": float(hit)}
+
+    loop = train_steps(step_fn, optimizer, scheduler, params, LoopState(), cfg.steps,
+                       time_limit_s=time_limit_s, smoothing=0.95, history_every=25,
+                       desc="pretrain vision", progress=progress)
     tower.eval()
-    return {"steps": step, "wall_s": round(time.perf_counter() - t0, 1), "history": history,
+    return {"steps": loop.step, "wall_s": round(loop.elapsed_s, 1), "history": loop.history,
             "tags": len(vocabulary), "config": cfg.to_dict()}

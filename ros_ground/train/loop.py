@@ -1,0 +1,103 @@
+"""The one training loop of the embedded models (vision pretraining, the LMM, SAM).
+
+A model supplies `step_fn(step) -> (loss, stats)`; the loop does the rest: backward, gradient
+clipping, the optimizer and learning-rate schedule steps, smoothed losses on a tqdm bar, a
+history entry every few steps (also appended to a JSON-lines log), periodic checkpoints, and a
+stop at the time limit. `LoopState` carries what a resumed run needs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+StepFn = Callable[[int], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class LoopState:
+    """Where a run stands: steps done, seconds trained, history, smoothed values."""
+
+    step: int = 0
+    elapsed_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    running: dict[str, float] = field(default_factory=dict)  # exponential moving averages
+
+
+def resume_schedule(make: Callable[..., torch.optim.lr_scheduler.LRScheduler],
+                    optimizer: torch.optim.Optimizer, base_lr: float, step: int, **kwargs):
+    """`make(optimizer, last_epoch=..., **kwargs)` (a transformers schedule) positioned so the
+    next optimizer step uses the schedule's value at `step`, with `base_lr` as its peak."""
+    for group in optimizer.param_groups:
+        group["initial_lr"] = base_lr
+    return make(optimizer, last_epoch=step - 1, **kwargs)
+
+
+def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler,
+                params: Iterable[torch.nn.Parameter], state: LoopState, steps: int, *,
+                grad_clip: float = 1.0, time_limit_s: float | None = None,
+                smoothing: float = 0.98, history_every: int = 50,
+                checkpoint: Callable[[LoopState], None] | None = None,
+                checkpoint_every: int | None = None, log_path: Path | None = None,
+                desc: str = "train", progress: bool | None = None) -> LoopState:
+    """Run steps state.step .. steps-1 (or until `time_limit_s` of training in all, counting
+    `state.elapsed_s`; then `state.stopped_early`). `params` are clipped to norm `grad_clip`.
+
+    `stats` of a step (and its loss) are smoothed with weight `smoothing` on the past; every
+    `history_every` steps and at the last step they enter `state.history` (and `log_path`).
+    `checkpoint(state)` runs every `checkpoint_every` steps before the last. `progress`: a bar
+    on stderr (None: only on a TTY).
+    """
+    params = list(params)
+    t_start = time.perf_counter() - state.elapsed_s
+    state.running = {}
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed below
+    bar = tqdm(total=steps, initial=state.step, desc=desc, unit="step", dynamic_ncols=True,
+               disable=None if progress is None else not progress)
+    try:
+        while state.step < steps:
+            if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
+                state.stopped_early = True
+                break
+            lr = scheduler.get_last_lr()[0]
+            loss, stats = step_fn(state.step)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            for key, value in {"loss": float(loss.detach()), **stats}.items():
+                past = state.running.get(key)
+                state.running[key] = value if past is None else (
+                    smoothing * past + (1 - smoothing) * value)
+            state.step += 1
+            state.elapsed_s = time.perf_counter() - t_start
+            bar.update(1)
+            bar.set_postfix({**{k: f"{v:.3f}" for k, v in state.running.items()},
+                             "lr": f"{lr:.1e}"})
+            if state.step % history_every == 0 or state.step == steps:
+                entry = {"step": state.step,
+                         **{k: round(v, 4) for k, v in state.running.items()},
+                         "elapsed_s": round(state.elapsed_s, 1)}
+                state.history.append(entry)
+                if log:
+                    log.write(json.dumps(entry) + "\n")
+                    log.flush()
+            if checkpoint and checkpoint_every and state.step % checkpoint_every == 0 \
+                    and state.step < steps:
+                checkpoint(state)
+    finally:
+        bar.close()
+        if log:
+            log.close()
+    return state
