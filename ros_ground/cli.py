@@ -85,7 +85,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     evaluate.add_argument("--scenes", type=int, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
     _add_model_args(evaluate)
-    evaluate.add_argument("--prompt", choices=("describe", "refer", "both"), default="describe")
+    evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command"),
+                          default="describe",
+                          help="describe: every object; refer: 'Where is X?'; command: 'Pick up "
+                               "X.' / 'Where is X?', scored as commands (target_accuracy, 3-D "
+                               "error); both: describe and refer")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
 
