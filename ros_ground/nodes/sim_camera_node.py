@@ -2,8 +2,9 @@
 
 Publishes `image_raw` (rgb8), `depth` (32FC1 metres along the optical axis, registered to the
 image, NaN where nothing was hit), `camera_info` (K of the renderer) and `ground_truth`
-(SimGroundTruth, with each object's visible-surface centroid) with one stamp per frame, so a robot-side graph can be tested, and scored, without hardware. A new scene comes
-from the `new_scene` service or from changing `seed` (or the size and object parameters).
+(SimGroundTruth, with each object's visible-surface centroid) with one stamp per frame, so a
+robot-side graph can be tested, and scored, without hardware. A new scene comes from the
+`new_scene` service or from changing `seed` (or the size and object parameters).
 With `bag` set it replays a bag's colour topic instead (ros_ground.sim.bag: rosbag2 or ROS 1,
 raw or compressed), streaming and looping, and publishes `depth` (32FC1 metres) and
 `camera_info` from the bag when it has them.
