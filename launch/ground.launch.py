@@ -2,12 +2,14 @@
 
     ros2 launch ros_ground ground.launch.py image:=/camera/image_raw namespace:=ground
     ros2 launch ros_ground ground.launch.py model:=/models/llava-1.5-7b-hf composed:=false
+    ros2 launch ros_ground ground.launch.py cameras:="[left, right]"   # left/image, right/image
 
 Model arguments left empty take their values from params_file (config/default.yaml).
 """
 
 import os
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -24,6 +26,8 @@ ARGUMENTS = {
     "use_proposals": ("true", "run the mask-proposal node (entities / auto mode)"),
     "composed": ("true", "one process sharing SAM and its embedding, or separate processes"),
     "params_file": ("", "ROS parameters file (empty = the package's config/default.yaml)"),
+    "cameras": ("", "camera names, e.g. [left, right]: topics left/image, left/command, ... "
+                "(empty = from params_file; default one camera on `image`)"),
 }
 
 
@@ -36,7 +40,10 @@ def _nodes(context, *args, **kwargs):
     params_file = arg["params_file"] or os.path.join(
         get_package_share_directory("ros_ground"), "config", "default.yaml")
     overrides = {k: arg[k] for k in ("model", "sam_model", "sam_checkpoint") if arg[k]}
-    sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_")}
+    if arg["cameras"]:
+        cameras = yaml.safe_load(arg["cameras"])  # "[left, right]", or one bare name
+        overrides["cameras"] = [str(c) for c in (cameras if isinstance(cameras, list) else [cameras])]
+    sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
     remap = [("image", arg["image"])]
     use_proposals = _truthy(arg["use_proposals"])
     if _truthy(arg["composed"]):

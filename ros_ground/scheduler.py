@@ -57,16 +57,20 @@ class Scheduler:
       failed: `failed(ticket, exc)` builds the answer of a request whose `run` raised.
       queue_size: requests that may wait while one runs (>= 0); settable at any time.
       name: the worker thread's name.
+      started: `started(ticket)`, called on the worker just before `run(ticket)` (not for a
+        ticket canceled while queued); an exception it raises fails the request like `run`'s.
     """
 
     def __init__(self, run: Callable[[Ticket], Any], deliver: Callable[[Ticket, Any], None],
                  canceled: Callable[[Ticket, str], Any],
                  failed: Callable[[Ticket, BaseException], Any], *, queue_size: int = 4,
-                 name: str = "scheduler") -> None:
+                 name: str = "scheduler",
+                 started: Callable[[Ticket], None] | None = None) -> None:
         if queue_size < 0:
             raise ValueError(f"queue_size must be >= 0, got {queue_size}")
         self.queue_size = queue_size
         self._run, self._deliver, self._canceled, self._failed = run, deliver, canceled, failed
+        self._started = started
         self._queues: OrderedDict[str, deque[Ticket]] = OrderedDict()  # round-robin order
         self._cond = threading.Condition()
         self._open = False
@@ -169,6 +173,8 @@ class Scheduler:
                     answer = self._canceled(ticket, "canceled while queued")
                 else:
                     try:
+                        if self._started is not None:
+                            self._started(ticket)
                         answer = self._run(ticket)
                     except Exception as exc:  # noqa: BLE001 - the worker must outlive any request
                         answer = self._failed(ticket, exc)

@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ros_ground.camera_watch import camera_topics
 from ros_ground.sam import PROPOSAL_DEFAULTS
 from ros_ground.views import FLIPS, VIEWS, check_views
 
-QOS_NAMES = ("sensor_data", "reliable", "best_effort")
+QOS_NAMES = ("auto", "reliable", "sensor_data", "best_effort")
+TRANSPORTS = ("raw", "compressed")
 
 
 def _mask_index(value) -> str | int:
@@ -80,7 +82,16 @@ class Setting:
 S = Setting
 _MODEL = "LMM: Hugging Face id, local directory, 'sim' (embedded, trained in simulation) or 'tiny' (random, for tests)"
 _SAM = "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'sim' (embedded) or 'tiny' (random, for tests)"
-_QOS = "QoS of the image subscription"
+_QOS = ("QoS of the image subscription: auto follows the publishers' reliability (reliable "
+        "until one is seen); a best-effort reader loses most large frames of a reliable camera")
+_TRANSPORT = "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage on `image/compressed`"
+_CAMERAS = ("camera names; each camera X has X/image, X/proposals, X/command, X/response, "
+            "X/overlay ('' = the single camera on image, command, ...)")
+
+
+def _cameras(value) -> list[str]:
+    camera_topics(list(value), "image")  # raises ValueError naming a bad list
+    return list(value)
 
 GROUNDING = (
     S("model", "sim", _MODEL, cli=True),
@@ -99,7 +110,11 @@ GROUNDING = (
     S("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True, low=0),
     S("max_image_pixels", 4096 * 4096, "larger images are rejected with BAD_INPUT", True, low=1),
     S("max_prompt_chars", 2000, "longer prompts are rejected with BAD_INPUT", True, low=1),
-    S("image_qos", "sensor_data", _QOS, choices=QOS_NAMES),
+    S("image_qos", "auto", _QOS, choices=QOS_NAMES),
+    S("image_transport", "raw", _TRANSPORT, choices=TRANSPORTS),
+    S("cameras", [""], _CAMERAS, convert=_cameras),
+    S("max_frame_age_s", 1.0, "a command whose camera's newest frame was received longer ago "
+      "is answered NO_IMAGE (0: any age)", True, low=0.0),
     S("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
     S("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True, low=0.0),
     S("command_words", True, "entities mode: pick the command's target among the proposals with "
@@ -145,7 +160,9 @@ PROPOSAL = (
     S("sam_model", "sim", _SAM),
     S("sam_checkpoint", "", "path to official SAM weights"),
     S("device", "auto", "auto / cpu / cuda / cuda:N"),
-    S("image_qos", "sensor_data", _QOS, choices=QOS_NAMES),
+    S("image_qos", "auto", _QOS, choices=QOS_NAMES),
+    S("image_transport", "raw", _TRANSPORT, choices=TRANSPORTS),
+    S("cameras", [""], "camera names; each camera X has X/image and X/proposals", convert=_cameras),
     S("min_period_s", 1.0, "rest between the end of one proposal run and the next (leaves SAM to commands)", True, low=0.0),
     S("every_n_frames", 1, "consider only every N-th frame", True, low=1),
     S("max_image_pixels", 4096 * 4096, "larger images are skipped with a warning", True, low=1),

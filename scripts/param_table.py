@@ -22,7 +22,8 @@ def _value(value) -> str:
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
     if isinstance(value, list):  # as a YAML flow sequence, the way a params file writes it
-        return f"`[{', '.join(map(str, value))}]`"
+        items = ('""' if v == "" else str(v) for v in value)
+        return f"`[{', '.join(items)}]`"
     return '`""`' if value == "" else f"`{value}`"
 
 

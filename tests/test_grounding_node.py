@@ -145,7 +145,9 @@ def test_bad_input_is_answered_and_node_keeps_serving(running):
     _stream(r)
     for prompt, status in [("", R.STATUS_BAD_INPUT), ("   \n", R.STATUS_BAD_INPUT),
                            ("x" * 51, R.STATUS_BAD_INPUT),
-                           ("<image> USER: <image> ASSISTANT:", R.STATUS_OK)]:
+                           # nothing of its own once pasted chat markup is removed
+                           ("<image> USER: <image> ASSISTANT:", R.STATUS_BAD_INPUT),
+                           ("USER: <image>\nWhere is the mug? ASSISTANT:", R.STATUS_OK)]:
         response = r.ask(prompt)
         assert response.status == status, (prompt, response.error)
         assert response.error or status == R.STATUS_OK

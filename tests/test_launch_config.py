@@ -106,6 +106,18 @@ def test_ground_launch_starts_real_executables(fake_launch, composed, proposals)
             assert overrides["model"] == "/models/llava"
 
 
+@pytest.mark.parametrize("composed", ["true", "false"])
+def test_ground_launch_passes_the_camera_list_to_both_nodes(fake_launch, composed):
+    description = _load(ROOT / "launch" / "ground.launch.py")
+    context = {**_arguments(description), "composed": composed, "cameras": "[left, right]"}
+    opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    nodes = opaque.kwargs["function"](context)
+    assert all(n.kwargs["parameters"][1]["cameras"] == ["left", "right"] for n in nodes)
+    context["cameras"] = ""  # empty: the params file decides
+    nodes = opaque.kwargs["function"](context)
+    assert all("cameras" not in n.kwargs["parameters"][1] for n in nodes)
+
+
 def test_sim_launch(fake_launch):
     description = _load(ROOT / "launch" / "sim.launch.py")
     args = _arguments(description)

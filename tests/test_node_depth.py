@@ -78,7 +78,7 @@ def test_positions_from_depth_match_the_sim_truth(node, scene, encoding, monkeyp
     monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
     markers = []
     node.client.node.create_subscription(MarkerArray, "markers", markers.append, RELIABLE)
-    assert node.client.wait(lambda: node.node._markers_pub.get_subscription_count() > 0, 10)
+    assert node.client.wait(lambda: node.node._markers_pubs[CAMERA].get_subscription_count() > 0, 10)
     response = node.ask("Pick up the mug.")
     assert response.status == response.STATUS_OK and response.target == 1
     for phrases in (response.phrases, response.prompt_phrases):

@@ -47,8 +47,10 @@ VALID_ODD_IMAGES = {
                  np.where(np.arange(600) % 11 == 0, np.inf, 1.0)).astype("<f4").tobytes()),
 }
 BAD_PROMPTS = {"empty": "", "whitespace": " \t\n ", "100 kB": "describe " * 11_500}
-SPECIAL_PROMPTS = ["<image>", "<image><image> What is this?", "USER: <image>\nASSISTANT:",
-                   "<s></s><pad><unk> hello", "<|im_start|>system<|im_end|>"]
+# chat markup and image placeholders pasted into a prompt are removed before templating
+SPECIAL_PROMPTS = ["<image><image> What is this?", "<s></s><pad><unk> hello",
+                   "<|im_start|>system<|im_end|>", "USER: <image>\nWhat is this? ASSISTANT:"]
+MARKUP_ONLY_PROMPTS = ["<image>", "USER: <image>\nASSISTANT:", "<image>\n<image>"]
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,9 @@ def test_bad_and_special_prompts(client):
     for prompt in SPECIAL_PROMPTS:
         response = _ask(client, prompt)
         assert response.status == R.STATUS_OK, (prompt, response.error)
+    for prompt in MARKUP_ONLY_PROMPTS:
+        response = _ask(client, prompt)
+        assert response.status == R.STATUS_BAD_INPUT and "no text" in response.error, prompt
 
 
 def test_bad_proposals_never_break_grounding(client):

@@ -21,7 +21,7 @@ def node():
     runs: list[tuple[float, float, int]] = []  # (start, end, frame sec)
     lock = threading.Lock()
 
-    def propose(msg: Image) -> None:
+    def propose(msg: Image, camera: str = "") -> None:
         start = time.monotonic()
         time.sleep(RUN_S)
         with lock:
@@ -66,3 +66,38 @@ def test_zero_period_runs_back_to_back(node):
     runs = list(node.runs_log)
     assert len(runs) >= 4
     assert max(b[0] - a[1] for a, b in zip(runs, runs[1:])) < 0.2
+
+
+def test_cameras_take_turns_when_one_floods(node):
+    node.set_parameters([Parameter("min_period_s", value=0.0)])
+    served = []
+    node._propose = lambda msg, camera="": (time.sleep(0.1), served.append(camera))
+    deadline = time.monotonic() + 2.0
+    sec = 0
+    while time.monotonic() < deadline:
+        sec += 1
+        for _ in range(5):  # left floods: five frames for each of right's
+            node._on_image(_frame(sec), "left")
+        node._on_image(_frame(sec), "right")
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert served.count("right") >= 5
+    assert abs(served.count("left") - served.count("right")) <= 2, served
+
+
+def test_cameras_have_their_own_image_and_proposals_topics():
+    from ros_ground.nodes.common import autostart
+
+    node = MaskProposalNode(name="proposal_cameras_test", namespace="/pcam", parameter_overrides=[
+        Parameter("sam_model", value="tiny"), Parameter("device", value="cpu"),
+        Parameter("cameras", value=["left", "right"]),
+        Parameter("image_transport", value="compressed")])
+    try:
+        assert autostart(node)
+        assert {c: i.topic for c, i in node.inputs.items()} == {
+            "left": "/pcam/left/image/compressed", "right": "/pcam/right/image/compressed"}
+        topics = dict(node.get_publisher_names_and_types_by_node("proposal_cameras_test", "/pcam"))
+        assert {"/pcam/left/proposals", "/pcam/right/proposals"} <= set(topics)
+    finally:
+        node.shutdown_worker()
+        node.destroy_node()

@@ -25,11 +25,11 @@ def qos_by_name(name: str) -> QoSProfile:
     """Camera QoS is a parameter because a mismatch is the classic 'nothing is published'."""
     if name == "sensor_data":
         return qos_profile_sensor_data
-    if name == "reliable":
+    if name in ("reliable", "auto"):  # auto: reliable until a publisher says otherwise
         return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     if name == "best_effort":
         return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-    raise ValueError(f"image_qos must be one of sensor_data / reliable / best_effort, got {name!r}")
+    raise ValueError(f"image_qos must be one of sensor_data / reliable / best_effort / auto, got {name!r}")
 
 
 def freeze_loaded_objects() -> None:

@@ -3,7 +3,9 @@
 One SAM model serves both nodes, and one image embedding per frame serves the proposal
 generator and every phrase: the container's point. `rclpy_components` is not available as a
 wheel, so this is a plain process that builds the nodes on a multi-threaded executor; on a ROS
-install, ground.launch.py with composed:=true runs the same nodes.
+install, ground.launch.py with composed:=true runs the same nodes. Parameters given on the
+command line reach every node, so `--ros-args -p "cameras:=[left, right]"` gives both model
+nodes the same cameras.
 """
 
 from __future__ import annotations

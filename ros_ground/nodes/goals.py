@@ -1,9 +1,11 @@
-"""`ask` goals between acceptance and result, without holding an executor thread.
+"""`ask` goals between acceptance and result: only the running goal holds an executor thread.
 
-A goal is executed (`goal_handle.execute`) only once its answer exists, and its execute
-callback just sets the terminal state and returns that answer; until then the goal is only
-an entry here. This is ros2/examples' queued-goal server pattern (handle_accepted_callback
-defers execute), with the queue kept by the scheduler instead of the node.
+ros2/examples' queued-goal server pattern (handle_accepted_callback defers execute), with the
+queue kept by the scheduler instead of the node: an accepted goal is only an entry here
+(status ACCEPTED) while it waits in the queue. When the scheduler starts it, `start` executes
+it (status EXECUTING): its execute callback waits on an executor thread for the answer, then
+sets the terminal state and returns it. A goal answered without running (canceled while
+queued, refused at once, the node deactivating) is executed with its answer in hand.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class PendingGoals:
 
     def __init__(self):
         self._tickets: dict[bytes, object] = {}
+        self._answers: dict[bytes, list] = {}  # started goals: [answer or None, its Event]
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -54,9 +57,28 @@ class PendingGoals:
 
         return publish
 
+    def start(self, goal_handle) -> None:
+        """The scheduler starts the goal's request: execute it; its callback waits for `finish`."""
+        slot = [None, threading.Event()]
+        with self._lock:
+            self._answers[bytes(goal_handle.goal_id.uuid)] = slot
+
+        def wait_for_answer(handle):
+            slot[1].wait()
+            return self._result(handle, slot[0])
+
+        goal_handle.execute(wait_for_answer)
+
     def finish(self, goal_handle, response: GroundedResponse) -> None:
-        """Execute the goal now that `response` is its answer."""
-        goal_handle.execute(lambda handle: self._result(handle, response))
+        """`response` is the goal's answer: hand it to its waiting execute callback, or execute
+        the goal now if it never started."""
+        with self._lock:
+            slot = self._answers.pop(bytes(goal_handle.goal_id.uuid), None)
+        if slot is None:
+            goal_handle.execute(lambda handle: self._result(handle, response))
+        else:
+            slot[0] = response
+            slot[1].set()
 
     def wait_finished(self, timeout: float) -> bool:
         """Wait until every tracked goal has its result (their execute callbacks ran)."""

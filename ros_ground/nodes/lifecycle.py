@@ -14,6 +14,7 @@ from rclpy.action import ActionServer
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.publisher import Publisher
 from rclpy.service import Service
+from rclpy.timer import Timer
 
 from ros_ground.nodes import params
 from ros_ground.nodes.common import freeze_loaded_objects, release_memory
@@ -103,6 +104,10 @@ class ModelNode(LifecycleNode):
                 entity.destroy()
             elif isinstance(entity, Service):
                 self.destroy_service(entity)
+            elif isinstance(entity, Timer):
+                self.destroy_timer(entity)
+            elif hasattr(entity, "close"):  # a helper owning its own entities (CameraInput)
+                entity.close()
             else:
                 self.destroy_subscription(entity)
         self._opened = []

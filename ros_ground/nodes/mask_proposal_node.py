@@ -2,8 +2,9 @@
 
 Runs SAM's automatic mask generator on every N-th frame, resting `min_period_s` between runs,
 on a worker thread that always takes the newest frame, and publishes EntityProposals stamped like
-the frame so the grounding node can match them. Composable: give it the grounding node's SAM
-(`sam_provider`) and both use one image embedding per frame.
+the frame so the grounding node can match them. With several `cameras` each camera X has its
+own X/image and X/proposals, and the worker takes the cameras in turn. Composable: give it the
+grounding node's SAM (`sam_provider`) and both use one image embedding per frame.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from ros_ground_msgs.msg import EntityProposals
 from sensor_msgs.msg import Image
 
 from ros_ground import settings
+from ros_ground.camera_watch import camera_topics
 from ros_ground.image_codec import ImageDecodeError
 from ros_ground.nodes import params
+from ros_ground.nodes.camera_input import CameraInput
 from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, spin_nodes
 from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
@@ -30,11 +33,13 @@ class MaskProposalNode(ModelNode):
         super().__init__(name, settings.PROPOSAL, **kwargs)
         self._sam_provider = sam_provider
         self._sam = None
-        self._pub = None
-        self._pending: Image | None = None
+        self._pubs: dict[str, object] = {}
+        self._pending: dict[str, Image] = {}  # camera -> newest frame; insertion order = turn
+        self.inputs: dict[str, CameraInput] = {}
         self._cond = threading.Condition()
         self._stopping = False
-        self._frames_seen = 0
+        self._frames_seen: dict[str, int] = {}
+        self._cameras: list[str] = []
         self._last_run_end = -float("inf")
         self.runs = 0
         self._worker = threading.Thread(target=self._work, name=f"{name}-worker", daemon=True)
@@ -47,18 +52,25 @@ class MaskProposalNode(ModelNode):
         provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
             spec, checkpoint=ckpt, device=_resolve_device(device)))
         self._sam = provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
-        self._pub = self.lifecycle_publisher(EntityProposals, "proposals", RELIABLE)
+        self._cameras = list(p["cameras"])  # read at configure, like the publishers
+        self._pubs = {camera: self.lifecycle_publisher(EntityProposals, topic, RELIABLE)
+                      for camera, topic in zip(self._cameras,
+                                               camera_topics(self._cameras, "proposals"))}
 
     def open(self, p: dict) -> None:
-        self.opened(self.create_subscription(Image, "image", self._on_image,
-                                             qos_by_name(p["image_qos"])))
+        self.inputs = {}
+        for camera, topic in zip(self._cameras, camera_topics(self._cameras, "image")):
+            self.inputs[camera] = self.opened(CameraInput(
+                self, topic, lambda msg, c=camera: self._on_image(msg, c),
+                transport=p["image_transport"], qos_name=p["image_qos"]))
+        self.opened(self.create_timer(1.0, lambda: [i.check() for i in self.inputs.values()]))
 
     def before_close(self) -> None:
         with self._cond:
-            self._pending = None
+            self._pending.clear()
 
     def unload(self) -> None:
-        self._sam = self._pub = None
+        self._sam, self._pubs = None, {}
 
     def shutdown_worker(self) -> None:
         with self._cond:
@@ -66,13 +78,14 @@ class MaskProposalNode(ModelNode):
             self._cond.notify_all()
         self._worker.join(timeout=30.0)  # a run in flight must not publish after destroy_node
 
-    def _on_image(self, msg: Image) -> None:
-        self._frames_seen += 1
+    def _on_image(self, msg, camera: str = "") -> None:
+        seen = self._frames_seen[camera] = self._frames_seen.get(camera, 0) + 1
         every = int(self.get_parameter("every_n_frames").value)
-        if (self._frames_seen - 1) % every:
+        if (seen - 1) % every:
             return
         with self._cond:
-            self._pending = msg  # newest wins: proposals for stale frames help nobody
+            # newest wins (proposals for stale frames help nobody); a camera keeps its turn
+            self._pending[camera] = msg
             self._cond.notify()
 
     def _work(self) -> None:
@@ -80,14 +93,15 @@ class MaskProposalNode(ModelNode):
             with self._cond:
                 while not self._stopping:
                     rest = self._rest_left()
-                    if self._pending is not None and rest <= 0:
+                    if self._pending and rest <= 0:
                         break
                     self._cond.wait(timeout=rest if rest > 0 else None)
                 if self._stopping:
                     return
-                msg, self._pending = self._pending, None
+                camera = next(iter(self._pending))  # the camera waiting longest for its turn
+                msg = self._pending.pop(camera)
             try:
-                self._propose(msg)
+                self._propose(msg, camera)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop proposals
                 if self._stopping or not self.context.ok():
                     return  # shut down mid-run: nothing failed, there is nobody to publish to
@@ -103,7 +117,7 @@ class MaskProposalNode(ModelNode):
         period = float(self.get_parameter("min_period_s").value)
         return period - (time.monotonic() - self._last_run_end)
 
-    def _propose(self, msg: Image) -> None:
+    def _propose(self, msg, camera: str = "") -> None:
         sam = self._sam
         if sam is None:
             return
@@ -117,7 +131,7 @@ class MaskProposalNode(ModelNode):
         proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape), **amg)
         proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
         self.runs += 1
-        publisher = self._pub
+        publisher = self._pubs.get(camera)
         if publisher is not None:
             publisher.publish(proposals_to_msg(proposals, msg.header, sam.feature_source))
 

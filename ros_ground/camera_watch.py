@@ -1,0 +1,71 @@
+"""Camera stream health without ROS: how old a frame is, which reliability to subscribe with,
+and what to say when publishers exist but no frame arrives.
+
+Why: a reliable camera publishing large frames (1080p, 5 MP) reaches a best-effort reader
+rarely or never over Fast DDS's default transport (bench/RESULTS.md section 6), and a camera
+that stops leaves its last frame looking current. The nodes ask these functions, per camera,
+on each command and on a slow timer. Times are seconds; reliabilities are the words
+"reliable" / "best_effort".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+RELIABLE, BEST_EFFORT = "reliable", "best_effort"
+
+
+def camera_topics(cameras: Sequence[str], name: str) -> list[str]:
+    """The relative topic `name` of each camera: `name` for the unnamed camera "", else
+    `<camera>/<name>`. Raises ValueError on a duplicate or an invalid camera name."""
+    if not cameras:
+        raise ValueError("cameras must name at least one camera ([''] = the single camera)")
+    if len(set(cameras)) != len(cameras):
+        raise ValueError(f"cameras must be distinct, got {list(cameras)}")
+    for camera in cameras:
+        if camera and not all(part and (part[0].isalpha() or part[0] == "_")
+                              and all(c.isalnum() or c == "_" for c in part)
+                              for part in camera.split("/")):
+            raise ValueError(f"camera {camera!r} is not a valid ROS name (letters, digits, _ "
+                             "and / between parts, not starting with a digit)")
+    return [f"{camera}/{name}" if camera else name for camera in cameras]
+
+
+def stale_frame_error(age_s: float, max_age_s: float, topic: str) -> str | None:
+    """Why a frame received `age_s` ago may not be grounded, or None when it is fresh enough
+    (`max_age_s` <= 0: any age)."""
+    if max_age_s <= 0 or age_s <= max_age_s:
+        return None
+    return (f"the newest frame on {topic!r} was received {age_s:.1f} s ago "
+            f"(max_frame_age_s={max_age_s:g}): is the camera still publishing?")
+
+
+def auto_reliability(publishers: Sequence[str], current: str) -> str:
+    """The reliability an `image_qos=auto` subscription should have for these publishers.
+
+    Reliable when every publisher is reliable (a best-effort reader loses most large frames
+    of a reliable writer), best effort as soon as one publisher is best effort (a reliable
+    reader would not match it at all); `current` while nobody publishes.
+    """
+    if not publishers:
+        return current
+    return RELIABLE if all(p == RELIABLE for p in publishers) else BEST_EFFORT
+
+
+def silence_warning(topic: str, publishers: Sequence[str], subscribed: str,
+                    silent_s: float, after_s: float) -> str | None:
+    """A warning when `publishers` (their reliabilities) exist on `topic` but no frame has
+    arrived for `silent_s` >= `after_s` seconds; names both ends' QoS when they differ."""
+    if not publishers or silent_s < after_s:
+        return None
+    text = (f"{len(publishers)} publisher(s) on {topic!r} but no frame received for "
+            f"{silent_s:.0f} s")
+    differing = sorted({p for p in publishers if p != subscribed})
+    if differing:
+        text += (f"; publisher QoS {'/'.join(differing)} differs from this subscription's "
+                 f"{subscribed} (set image_qos to match, or 'auto')")
+        if subscribed == BEST_EFFORT:
+            text += ": large frames from a reliable publisher rarely reach a best-effort reader"
+    else:
+        text += " (same QoS at both ends: check image_transport, the topic type and the network)"
+    return text

@@ -1,0 +1,116 @@
+"""One camera's image subscription: transport, QoS (`auto` follows the publishers), receive
+times, and a warning when publishers exist but no frame arrives.
+
+Used by both model nodes; the decisions are ros_ground.camera_watch's (no ROS there).
+"""
+
+from __future__ import annotations
+
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from ros_ground import camera_watch
+from ros_ground.nodes.common import qos_by_name
+
+SILENCE_WARN_S = 5.0  # publishers but no frame for this long: warn (again every this long)
+_WORDS = {ReliabilityPolicy.RELIABLE: camera_watch.RELIABLE,
+          ReliabilityPolicy.BEST_EFFORT: camera_watch.BEST_EFFORT}
+
+
+class CameraInput:
+    """Subscribes `topic` (relative, resolved like any topic: namespace and remappings) as
+    `transport` says: "raw" takes sensor_msgs/Image on it, "compressed" takes
+    sensor_msgs/CompressedImage on `<resolved topic>/compressed`, as image_transport names it.
+
+    Keyword args:
+      callback: called with each message, on `callback_group`.
+      qos_name: sensor_data / reliable / best_effort, or auto: the publishers' reliability
+        (reliable until one is seen; `check` switches when they change).
+      warn_after_s: seconds without a frame, while publishers exist, before `check` warns.
+    `last_received_ns` is the node clock's time of the newest message (None before one).
+    """
+
+    def __init__(self, node, topic: str, callback, *, transport: str = "raw",
+                 qos_name: str = "auto", callback_group=None,
+                 warn_after_s: float = SILENCE_WARN_S):
+        if transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be raw or compressed, got {transport!r}")
+        self._node, self._callback, self._group = node, callback, callback_group
+        self._auto = qos_name == "auto"
+        self._qos_name = qos_name
+        base = node.resolve_topic_name(topic)
+        self.compressed = transport == "compressed"
+        self.topic = f"{base}/compressed" if self.compressed else base
+        self.msg_type = CompressedImage if self.compressed else Image
+        self.warn_after_s = warn_after_s
+        self.last_received_ns: int | None = None
+        self._opened_ns = self._now_ns()
+        self._warned_ns: int | None = None
+        self.reliability = (camera_watch.auto_reliability(self.publishers(), camera_watch.RELIABLE)
+                            if self._auto else _WORDS.get(qos_by_name(qos_name).reliability, ""))
+        self._sub = None
+        self._subscribe()
+
+    def publishers(self) -> list[str]:
+        """The reliability of each publisher on the topic now."""
+        return [_WORDS.get(info.qos_profile.reliability, str(info.qos_profile.reliability))
+                for info in self._node.get_publishers_info_by_topic(self.topic)]
+
+    def age_s(self) -> float | None:
+        """Seconds since the newest message arrived (None before the first)."""
+        if self.last_received_ns is None:
+            return None
+        return (self._now_ns() - self.last_received_ns) / 1e9
+
+    def check(self) -> str | None:
+        """Follow the publishers' reliability (auto) and warn (returned, and logged at most
+        every `warn_after_s`) when they publish but nothing arrives."""
+        publishers = self.publishers()
+        if self._auto:
+            wanted = camera_watch.auto_reliability(publishers, self.reliability)
+            if wanted != self.reliability:
+                self._node.get_logger().info(
+                    f"image_qos auto: {self.topic!r} publishers are {'/'.join(publishers)}: "
+                    f"subscribing {wanted}")
+                self.reliability = wanted
+                self._subscribe()
+                return None
+        now = self._now_ns()
+        since = self._opened_ns if self.last_received_ns is None else self.last_received_ns
+        warning = camera_watch.silence_warning(self.topic, publishers, self.reliability,
+                                               (now - since) / 1e9, self.warn_after_s)
+        if warning and (self._warned_ns is None
+                        or now - self._warned_ns >= self.warn_after_s * 1e9):
+            self._warned_ns = now
+            self._node.get_logger().warning(warning)
+        return warning
+
+    def close(self) -> None:
+        if self._sub is not None:
+            self._node.destroy_subscription(self._sub)
+            self._sub = None
+
+    def _subscribe(self) -> None:
+        self.close()
+        qos = (QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
+                          if self.reliability == camera_watch.RELIABLE
+                          else ReliabilityPolicy.BEST_EFFORT)
+               if self._auto else qos_by_name(self._qos_name))
+        self._sub = self._node.create_subscription(
+            self.msg_type, self.topic, self._on_msg, qos, callback_group=self._group,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
+
+    def _on_msg(self, msg) -> None:
+        self.last_received_ns = self._now_ns()
+        self._callback(msg)
+
+    def _on_incompatible(self, info) -> None:
+        if not self._auto:  # auto re-subscribes on the next check
+            self._node.get_logger().warning(
+                f"a publisher on {self.topic!r} has a QoS incompatible with this subscription's "
+                f"{self.reliability} ({info.last_policy_kind}): set image_qos to match, or "
+                "'auto'", throttle_duration_sec=10.0)
+
+    def _now_ns(self) -> int:
+        return self._node.get_clock().now().nanoseconds

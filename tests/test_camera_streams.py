@@ -1,0 +1,200 @@
+"""grounding_node's camera inputs: stale frames, compressed transport, image_qos auto, the
+silence warning, and several cameras served by one model."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+
+from ros_ground.nodes.conversions import rgb_to_image_msg  # noqa: E402
+from tests.ros_helpers import Client, random_rgb  # noqa: E402
+from tests.test_grounding_node import _frame, _stream, running  # noqa: E402, F401
+
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros")]
+
+
+def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):  # noqa: F811
+    r = running(max_frame_age_s=0.5)
+    _stream(r)
+    assert r.ask().status == R.STATUS_OK
+    r.client._frame = None  # the camera stops
+    time.sleep(1.5)
+    answer = r.ask()
+    assert answer.status == R.STATUS_NO_IMAGE
+    assert "received" in answer.error and "s ago" in answer.error, answer.error
+    age = float(answer.error.split("received ")[1].split(" s ago")[0])
+    assert 1.0 <= age < 30.0
+    _stream(r, stamp_sec=9)  # it comes back
+    assert r.client.wait(lambda: r.node.inputs[""].age_s() < 0.3, 10)
+    assert r.ask().status == R.STATUS_OK
+    r.client._frame = None
+    time.sleep(1.0)
+    r.set(max_frame_age_s=0.0)  # no limit: the old frame is grounded
+    assert r.ask().status == R.STATUS_OK
+
+
+def test_compressed_transport_takes_jpeg_on_image_compressed(running):  # noqa: F811
+    r = running(image_transport="compressed")
+    assert r.node.inputs[""].topic == f"{r.ns}/image/compressed"
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32] = (255, 0, 0)
+    msg = CompressedImage(format="rgb8; jpeg compressed bgr8",
+                          data=cv2.imencode(".jpg", rgb[:, :, ::-1])[1].tobytes())
+    msg.header.frame_id = "jpeg_cam"
+    publisher = r.client.node.create_publisher(CompressedImage, "image/compressed",
+                                               qos_profile_sensor_data)
+    r.client.stream(random_rgb(48, 64))  # raw frames on `image` are not this node's
+    time.sleep(1.0)
+    assert _frame(r) is None
+    assert r.client.wait(lambda: publisher.publish(msg) or _frame(r) is not None, 10)
+    decoded = _frame(r).rgb
+    assert decoded.shape == (48, 64, 3)
+    assert decoded[:, :30, 0].mean() > 200 and decoded[:, 34:, 0].mean() < 50  # red half, RGB
+    answer = r.ask()
+    assert answer.status == R.STATUS_OK and answer.header.frame_id == "jpeg_cam"
+
+
+def test_image_qos_auto_follows_the_publisher_and_silence_is_explained(running):  # noqa: F811
+    r = running(image_qos="auto")
+    source = r.node.inputs[""]
+    assert source.reliability == "reliable"  # nobody publishes yet
+    reliable = r.client.node.create_publisher(
+        Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    msg = rgb_to_image_msg(random_rgb(48, 64))
+    assert r.client.wait(lambda: reliable.publish(msg) or _frame(r) is not None, 10)
+    assert source.reliability == "reliable"
+    r.client.node.destroy_publisher(reliable)
+    r.client.stream(random_rgb(48, 64))  # the helper's camera publishes best effort
+    assert r.client.wait(lambda: source.reliability == "best_effort", 10)
+    assert r.ask().status == R.STATUS_OK
+
+
+def test_silence_warning_names_both_ends_qos(running):  # noqa: F811
+    r = running(image_qos="best_effort")
+    source = r.node.inputs[""]
+    source.warn_after_s = 0.0
+    # the helper's best-effort publisher exists but sends nothing: a stalled driver
+    assert r.client.wait(lambda: source.publishers() == ["best_effort"], 10)
+    assert "same QoS at both ends" in source.check()
+    r.client.node.destroy_publisher(r.client.image_pub)
+    assert r.client.wait(lambda: not source.publishers(), 10)
+    assert source.check() is None  # nobody publishes: nothing to explain
+    # a reliable camera that never reaches this best-effort reader
+    r.client.node.create_publisher(Image, "image",
+                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    assert r.client.wait(lambda: source.publishers() == ["reliable"], 10)
+    warning = source.check()
+    assert "publisher QoS reliable differs from this subscription's best_effort" in warning
+
+
+def test_several_cameras_have_their_own_topics(running):  # noqa: F811
+    r = running(cameras=["left", "right"])
+    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    try:
+        left.stream(random_rgb(48, 64), frame_id="left_optical")
+        right.stream(random_rgb(40, 56), frame_id="right_optical")
+        assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
+        left.command("Describe the image.")
+        right.command("What is on the table?")
+        assert left.wait(lambda: left.responses and right.responses, 60)
+        assert [x.header.frame_id for x in left.responses] == ["left_optical"]
+        assert [x.header.frame_id for x in right.responses] == ["right_optical"]
+        assert right.responses[0].prompt == "What is on the table?"
+        assert not r.client.responses  # nothing on the unnamed camera's topic
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_camera_flooding_commands_cannot_starve_another(running):  # noqa: F811
+    r = running(cameras=["left", "right"], queue_size=20, max_new_tokens=6,
+                attention_views=["identity"])
+    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    try:
+        left.stream(random_rgb(48, 64))
+        right.stream(random_rgb(48, 64))
+        assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
+        for _ in range(12):
+            left.command("Describe the image.")
+        assert left.wait(lambda: r.node.scheduler.waiting >= 6, 30)
+        right.command("What is on the table?")
+        assert right.wait(lambda: right.responses, 120)
+        # right waited for at most the request running and one of left's, not all twelve
+        assert len(left.responses) <= 4, len(left.responses)
+        assert left.wait(lambda: len(left.responses) == 12, 180)
+        assert all(x.status == R.STATUS_OK for x in left.responses + right.responses)
+    finally:
+        left.close()
+        right.close()
+
+
+def test_bad_camera_list_fails_configure(running):  # noqa: F811
+    r = running(cameras=["left", "left"])
+    assert not r.started
+
+
+def test_a_goal_names_its_camera_and_an_unknown_one_is_bad_input(running):  # noqa: F811
+    from rclpy.action import ActionClient
+    from ros_ground_msgs.action import Ground
+
+    r = running(cameras=["left", "right"])
+    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    action = ActionClient(r.client.node, Ground, "ask")
+    try:
+        left.stream(random_rgb(48, 64), frame_id="left_optical")
+        right.stream(random_rgb(40, 56), frame_id="right_optical")
+        assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
+        assert action.wait_for_server(timeout_sec=10)
+
+        def ask(camera):
+            handle = r.client.wait_future(action.send_goal_async(
+                Ground.Goal(prompt="Describe the image.", camera=camera)))
+            return r.client.wait_future(handle.get_result_async()).result.response
+
+        assert ask("right").header.frame_id == "right_optical"
+        assert ask("").header.frame_id == "left_optical"  # empty: the first camera
+        unknown = ask("front")
+        assert unknown.status == R.STATUS_BAD_INPUT and "'front'" in unknown.error
+        assert "left" in unknown.error and "right" in unknown.error
+    finally:
+        action.destroy()
+        left.close()
+        right.close()
+
+
+@pytest.mark.slow
+def test_1080p_frames_of_a_reliable_camera_in_another_process_reach_the_default_node():
+    from std_msgs.msg import String
+
+    from tests.ros_helpers import start_node_process, stop_process
+
+    proc = start_node_process("ros_ground.nodes.grounding_node",
+                              {"model": "tiny", "sam_model": "tiny", "device": "cpu",
+                               "max_new_tokens": 4}, namespace="/bigcam",
+                              remaps={"image": "/bigcam/camera/image_raw"})
+    client = Client(namespace="/bigcam")
+    camera = client.node.create_publisher(  # a driver's default QoS: reliable, keep last 10
+        Image, "/bigcam/camera/image_raw",
+        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    frame = rgb_to_image_msg(random_rgb(1080, 1920))
+    frame.header.frame_id = "big"
+    try:
+        assert client.action.wait_for_server(timeout_sec=90), "grounding_node did not activate"
+        ok = lambda: [x for x in client.responses if x.status == R.STATUS_OK]  # noqa: E731
+        for tick in range(120):  # a 2 Hz camera; a command every second until one is OK
+            camera.publish(frame)
+            if tick % 2 == 0:
+                client.command_pub.publish(String(data="Describe the image."))
+            if client.wait(ok, 0.5):
+                break
+        assert ok(), stop_process(proc)[-3000:]
+        assert ok()[0].header.frame_id == "big"
+    finally:
+        client.close()
+        stop_process(proc)

@@ -1,0 +1,49 @@
+"""camera_watch: per-camera topic names, frame age, auto reliability, the silence warning."""
+
+import pytest
+
+from ros_ground.camera_watch import (
+    BEST_EFFORT,
+    RELIABLE,
+    auto_reliability,
+    camera_topics,
+    silence_warning,
+    stale_frame_error,
+)
+
+
+def test_camera_topics_prefix_named_cameras_and_keep_the_single_camera_plain():
+    assert camera_topics([""], "image") == ["image"]
+    assert camera_topics(["left", "right"], "command") == ["left/command", "right/command"]
+    assert camera_topics(["arm/wrist"], "image") == ["arm/wrist/image"]
+
+
+@pytest.mark.parametrize("cameras", [[], ["a", "a"], ["1cam"], ["bad-name"], ["a//b"], ["", ""]])
+def test_camera_topics_refuse_bad_lists(cameras):
+    with pytest.raises(ValueError, match="camera"):
+        camera_topics(cameras, "image")
+
+
+def test_stale_frame_error_says_how_old_the_frame_is():
+    assert stale_frame_error(0.4, 1.0, "/cam/image") is None
+    assert stale_frame_error(21.3, 0.0, "/cam/image") is None  # 0: no limit
+    error = stale_frame_error(21.3, 1.0, "/cam/image")
+    assert "21.3 s ago" in error and "max_frame_age_s=1" in error and "/cam/image" in error
+
+
+def test_auto_reliability_follows_the_publishers():
+    assert auto_reliability([], RELIABLE) == RELIABLE
+    assert auto_reliability([], BEST_EFFORT) == BEST_EFFORT  # nobody publishes: keep it
+    assert auto_reliability([RELIABLE, RELIABLE], BEST_EFFORT) == RELIABLE
+    # one best-effort publisher would never match a reliable reader
+    assert auto_reliability([RELIABLE, BEST_EFFORT], RELIABLE) == BEST_EFFORT
+
+
+def test_silence_warning_only_with_publishers_after_the_delay_naming_both_qos():
+    assert silence_warning("/image", [], RELIABLE, 60.0, 5.0) is None
+    assert silence_warning("/image", [RELIABLE], BEST_EFFORT, 4.0, 5.0) is None
+    text = silence_warning("/image", [RELIABLE], BEST_EFFORT, 12.0, 5.0)
+    assert "1 publisher(s) on '/image'" in text and "12 s" in text
+    assert "publisher QoS reliable differs from this subscription's best_effort" in text
+    same = silence_warning("/image", [RELIABLE], RELIABLE, 12.0, 5.0)
+    assert "differs" not in same and "same QoS" in same

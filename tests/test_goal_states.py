@@ -1,0 +1,72 @@
+"""`ask` goals follow the queued-goal pattern: ACCEPTED while they wait, EXECUTING once the
+scheduler starts them, and a waiting goal holds no executor thread."""
+
+import threading
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from action_msgs.msg import GoalStatus  # noqa: E402
+from rclpy.action import ActionClient  # noqa: E402
+from ros_ground_msgs.action import Ground  # noqa: E402
+from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
+
+from tests.test_grounding_node import _stream, running  # noqa: E402, F401
+
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros")]
+
+
+def test_a_goal_executes_when_it_starts_not_when_it_is_answered(running, monkeypatch):  # noqa: F811
+    r = running(queue_size=10, max_new_tokens=4, attention_views=["identity"])
+    _stream(r)
+    release = threading.Event()
+    original = r.node._engine.lmm.generate
+
+    def held(*args, **kwargs):  # the model runs until the test lets it finish
+        assert release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(r.node._engine.lmm, "generate", held)
+    action = ActionClient(r.client.node, Ground, "ask")
+    try:
+        assert action.wait_for_server(timeout_sec=10)
+        handles = [r.client.wait_future(action.send_goal_async(Ground.Goal(prompt="Describe.")))
+                   for _ in range(3)]
+        assert all(h.accepted for h in handles)
+        # the first runs (EXECUTING while the model works), the others wait (ACCEPTED)
+        assert r.client.wait(lambda: handles[0].status == GoalStatus.STATUS_EXECUTING, 20)
+        assert r.node.scheduler.busy and r.node.scheduler.waiting == 2
+        assert [h.status for h in handles[1:]] == [GoalStatus.STATUS_ACCEPTED] * 2
+        release.set()
+        results = [r.client.wait_future(h.get_result_async(), 120) for h in handles]
+        assert [x.status for x in results] == [GoalStatus.STATUS_SUCCEEDED] * 3
+        assert all(x.result.response.status == R.STATUS_OK for x in results)
+        assert r.node.goals.wait_finished(5) and len(r.node.goals) == 0
+    finally:
+        release.set()
+        action.destroy()
+
+
+def test_a_goal_canceled_while_queued_never_executes(running, monkeypatch):  # noqa: F811
+    r = running(queue_size=10, max_new_tokens=4, attention_views=["identity"])
+    _stream(r)
+    release = threading.Event()
+    original = r.node._engine.lmm.generate
+    monkeypatch.setattr(r.node._engine.lmm, "generate",
+                        lambda *a, **k: release.wait(60) and original(*a, **k))
+    action = ActionClient(r.client.node, Ground, "ask")
+    try:
+        assert action.wait_for_server(timeout_sec=10)
+        first, second = (r.client.wait_future(action.send_goal_async(Ground.Goal(prompt="Hi.")))
+                         for _ in range(2))
+        assert r.client.wait(lambda: first.status == GoalStatus.STATUS_EXECUTING, 20)
+        r.client.wait_future(second.cancel_goal_async())
+        canceled = r.client.wait_future(second.get_result_async(), 30)
+        assert canceled.status == GoalStatus.STATUS_CANCELED
+        assert canceled.result.response.status == R.STATUS_CANCELED
+        release.set()
+        assert r.client.wait_future(first.get_result_async(), 120).status == \
+            GoalStatus.STATUS_SUCCEEDED
+    finally:
+        release.set()
+        action.destroy()
