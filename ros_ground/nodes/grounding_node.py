@@ -126,17 +126,21 @@ class GroundingNode(ModelNode):
             self.opened(self.create_subscription(
                 String, command, lambda m, c=camera: self._on_command(c, m), RELIABLE,
                 callback_group=commands))
-        # best effort takes reliable and best-effort publishers alike (depth drivers differ)
+        # depth follows its publishers' reliability (image_qos `auto`): a best-effort reader
+        # loses large frames of a reliable driver, and a lost depth frame leaves the phrases
+        # of its colour frame without positions; camera_info is small, best effort hears all
+        self.depth_inputs = {}
         for camera, depth, info in zip(names, camera_topics(names, "depth"),
                                        camera_topics(names, "camera_info")):
-            self.opened(self.create_subscription(
-                Image, depth, lambda m, c=camera: self._on_depth(c, m), qos_profile_sensor_data,
+            self.depth_inputs[camera] = self.opened(CameraInput(
+                self, depth, lambda m, c=camera: self._on_depth(c, m), qos_name="auto",
                 callback_group=sensors))
             self.opened(self.create_subscription(
                 CameraInfo, info, lambda m, c=camera: self._on_camera_info(c, m),
                 qos_profile_sensor_data, callback_group=sensors))
+        sources = [*self.inputs.values(), *self.depth_inputs.values()]
         self.opened(self.create_timer(
-            1.0, lambda: [source.check() for source in self.inputs.values()], callback_group=sensors))
+            1.0, lambda: [source.check() for source in sources], callback_group=sensors))
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
         self.opened(ActionServer(

@@ -22,7 +22,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from ros_ground_msgs.msg import SimGroundTruth
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -41,7 +41,10 @@ class SimCameraNode(Node):
         params.declare(self, params.SIM_CAMERA_PARAMS)
         self.image_pub = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-        self.depth_pub = self.create_publisher(Image, "depth", qos_profile_sensor_data)
+        # reliable, as depth drivers publish: a grounded frame's depth must not be lost on a
+        # busy machine (the grounding node's `auto` QoS follows the publisher)
+        self.depth_pub = self.create_publisher(
+            Image, "depth", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
         self.truth_pub = self.create_publisher(SimGroundTruth, "ground_truth", RELIABLE)
         self.create_service(Trigger, "new_scene", self._on_new_scene)
         self._lock = threading.Lock()
