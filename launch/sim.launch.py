@@ -3,7 +3,7 @@
     ros2 launch ros_ground sim.launch.py
     ros2 run ros_ground ros-ground ask "Describe the scene." --namespace /sim
 
-Without a ROS install: `ground_container --sim --ros-args --params-file config/sim.yaml`.
+Without a ROS install: `ground_container --sim --ros-args --params-file config/sim.yaml -r __ns:=/sim -r image:=image_raw`.
 """
 
 import os
