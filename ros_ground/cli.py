@@ -68,6 +68,13 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     ground.add_argument("--image", required=True, help="PNG/JPEG file")
     ground.add_argument("--prompt", default="Describe the image in detail.")
     _add_model_args(ground)
+    ground.add_argument("--depth", metavar="FILE",
+                        help="depth registered to the image: a 16-bit PNG in millimetres or a "
+                             ".npy in metres (0/NaN = no return); gives each phrase a 3-D "
+                             "position and size (needs --camera-info)")
+    ground.add_argument("--camera-info", metavar="FILE",
+                        help="the image's calibration, the YAML ROS camera_calibration writes "
+                             "(needs --depth)")
     ground.add_argument("--json", action="store_true", help="print one JSON object")
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
     ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
@@ -78,7 +85,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     evaluate.add_argument("--scenes", type=int, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
     _add_model_args(evaluate)
-    evaluate.add_argument("--prompt", choices=("describe", "refer", "both"), default="describe")
+    evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command"),
+                          default="describe",
+                          help="describe: every object; refer: 'Where is X?'; command: 'Pick up "
+                               "X.' / 'Where is X?', scored as commands (target_accuracy, 3-D "
+                               "error); both: describe and refer")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
 
@@ -105,8 +116,13 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
     image = load_rgb(args.image)
     check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
+    depth_k = _load_depth_args(args, image.shape[:2])
     engine = build_engine_from_settings(vars(args))
     result = engine.ground(image, args.prompt)
+    if depth_k is not None:
+        from ros_ground.spatial import locate_result
+
+        locate_result(result, *depth_k)
     if args.overlay:
         save_png(args.overlay, draw_overlay(image, result.phrases))
     if args.json:
@@ -114,6 +130,33 @@ def cmd_ground(args: argparse.Namespace) -> int:
     else:
         print(format_result(result))
     return 0
+
+
+def _load_depth_args(args: argparse.Namespace, shape: tuple[int, int]):
+    """(depth in metres, K) from --depth and --camera-info, None without them; ValueError when
+    only one is given or they do not fit the image (checked before the models load)."""
+    if not args.depth and not args.camera_info:
+        return None
+    if not (args.depth and args.camera_info):
+        raise ValueError("--depth and --camera-info go together: positions need both")
+    from ros_ground.spatial import load_camera_info, load_depth
+
+    depth, info = load_depth(args.depth), load_camera_info(args.camera_info)
+    height, width = shape
+    if depth.shape != (height, width):
+        raise ValueError(f"depth {args.depth!r} is {depth.shape[1]}x{depth.shape[0]}, the image "
+                         f"{width}x{height}: it must be registered to the image")
+    if (info.height, info.width) != (height, width):
+        raise ValueError(f"camera info {args.camera_info!r} is for {info.width}x{info.height}, "
+                         f"the image is {width}x{height}")
+    return depth, info.rectified_k
+
+
+def _where(p) -> str:
+    if not p.depth_points:
+        return ""
+    x, y, z = p.position
+    return f" xyz=({x:.3f},{y:.3f},{z:.3f})m"
 
 
 def format_result(result) -> str:
@@ -125,8 +168,13 @@ def format_result(result) -> str:
         ents = f" entities={p.entity_ids}" if p.entity_ids else ""
         lines.append(
             f"  - {p.text!r} [{p.char_start}:{p.char_end}] area={int(p.mask.sum())}px "
-            f"box=({x},{y},{w},{h}) score={p.score:.2f}{point}{ents}"
+            f"box=({x},{y},{w},{h}) score={p.score:.2f}{point}{ents}{_where(p)}"
         )
+    for i, p in enumerate(result.prompt_phrases):
+        x, y, w, h = p.bbox
+        role = "target" if i == result.target else "command"
+        lines.append(f"  {role}: {p.text!r} area={int(p.mask.sum())}px box=({x},{y},{w},{h})"
+                     f"{_where(p)}")
     timing = ", ".join(f"{k}={v:.0f}ms" for k, v in result.timing_ms.items())
     lines.append(f"  timing: {timing}")
     return "\n".join(lines)

@@ -21,7 +21,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ros_ground.phrases import PLACE_NOUNS, NounPhrase, noun_phrases
+import numpy as np
+
+from ros_ground.geometry import upsample_map
+from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase, noun_phrases, tokens_in_span
+from ros_ground.refer import relation_after, resolve
 from ros_ground.results import GroundedPhrase
 
 OBJECT_DEPS = ("dobj", "obj")
@@ -49,6 +54,8 @@ def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
         word = root.text.lower()
         if word in NOT_OBJECTS or word in PLACE_NOUNS or any(t.tag_ in WH_TAGS for t in span):
             continue
+        if root.dep_ == "compound" and root.head.text.lower() in PLACE_NOUNS:
+            root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
         if root.dep_ in OBJECT_DEPS and root.head.pos_ in ("VERB", "AUX"):
             rule = 0
         elif root.dep_ in SUBJECT_DEPS:
@@ -88,4 +95,34 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     if target >= 0:
         wanted = (chunks[target].char_start, chunks[target].char_end)
         index = next((i for i, p in enumerate(phrases) if (p.char_start, p.char_end) == wanted), -1)
+    if index >= 0 and proposals and cfg.command_words and phrases[index].entity_ids:
+        _resolve_target(image, gen, cfg, chunks, target, phrases[index], proposals)
     return phrases, index, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}
+
+
+def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
+                    phrase: GroundedPhrase, proposals) -> None:
+    """Give the target phrase the proposal its words and attention point to (refer.resolve),
+    in place; the phrase after a spatial relation ("left of *the tray*") is its landmark."""
+    maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
+
+    def heat(chunk: NounPhrase):
+        indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
+        return upsample_map(phrase_map(maps, indices), gen.geometry) if indices else None
+
+    text, chunk = gen.prompt_text, chunks[target]
+    target_heat = heat(chunk)
+    if target_heat is None:
+        return
+    after = text[chunk.char_end:]
+    landmark = chunks[target + 1] if target + 1 < len(chunks) else None
+    landmark_heat = heat(landmark) if landmark is not None and relation_after(after) else None
+    choice = resolve(image, [p.mask for p in proposals], target_heat, chunk.text, after,
+                     landmark_heat, landmark.text if landmark_heat is not None else "")
+    if choice is None:
+        return
+    chosen = proposals[choice]
+    phrase.mask, phrase.score, phrase.entity_ids = chosen.mask.copy(), float(chosen.score), [chosen.id]
+    phrase.entity_scores = {}
+    if chosen.mask.any():  # the hottest pixel on the mask, as entity mode gives
+        phrase.point = peak_point(np.where(chosen.mask, target_heat, np.nan))

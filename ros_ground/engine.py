@@ -59,6 +59,7 @@ class EngineConfig:
     entity_assignment: str = _default("entity_assignment")
     entity_margin: float = _default("entity_margin")
     max_new_tokens: int = _default("max_new_tokens")
+    command_words: bool = _default("command_words")  # refer.py picks the command's target
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
 
     @classmethod

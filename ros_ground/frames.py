@@ -123,3 +123,59 @@ class FrameStore:
             self._latest.clear()
             self._recent.clear()
             self._proposals.clear()
+
+
+class DepthStore:
+    """Recent registered depth frames and the latest camera intrinsics of each source, paired
+    with a colour frame by stamp; thread-safe.
+
+    Depth images are kept as they arrive (`item`, e.g. the message) and decoded by the caller
+    only when a request needs one, so a 30 Hz depth stream costs no decoding. Intrinsics are
+    the latest received: a camera's K changes only when it is recalibrated.
+    """
+
+    def __init__(self, max_frames: int = 64, min_frames: int = 8):
+        self._depth: dict[str, deque[Stamped]] = {}
+        self._k: dict[str, Any] = {}
+        self._max_frames, self._min_frames = max_frames, min_frames
+        self._lock = threading.Lock()
+
+    def add_depth(self, source: str, stamp_ns: int, item, max_age_ns: int = 0) -> None:
+        """Remember a depth frame; the newest `min_frames`, and (up to `max_frames`) those at
+        most `max_age_ns` older than it, are kept: a request may ground an older colour frame
+        (FrameStore.match) and needs that frame's depth."""
+        with self._lock:
+            queue = self._depth.setdefault(source, deque(maxlen=self._max_frames))
+            if queue and queue[-1].stamp_ns > stamp_ns:  # the clock jumped back
+                queue.clear()
+            queue.append(Stamped(int(stamp_ns), item))
+            while len(queue) > self._min_frames and stamp_ns - queue[0].stamp_ns > max_age_ns:
+                queue.popleft()
+
+    def set_intrinsics(self, source: str, k) -> None:
+        with self._lock:
+            self._k[source] = k
+
+    def intrinsics(self, source: str):
+        """The source's latest intrinsics, or None before the first."""
+        with self._lock:
+            return self._k.get(source)
+
+    def depth_near(self, source: str, stamp_ns: int, tolerance_ns: int):
+        """The source's depth item stamped closest to `stamp_ns` if within `tolerance_ns`, else
+        None."""
+        with self._lock:
+            found = [d for d in self._depth.get(source, ())
+                     if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
+        if not found:
+            return None
+        return min(found, key=lambda d: abs(d.stamp_ns - stamp_ns)).item
+
+    def has_depth(self, source: str) -> bool:
+        with self._lock:
+            return bool(self._depth.get(source))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._depth.clear()
+            self._k.clear()

@@ -164,6 +164,12 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
         if chunk.root.dep_ == "pobj" and chunk.root.text.lower() in PLACE_NOUNS:
             continue
         root = chunk.root
+        if root.text.lower() in PLACE_NOUNS and root.i > chunk.start \
+                and doc[root.i - 1].pos_ in ("NOUN", "PROPN"):
+            # "the orange cube right (of the tray)": spaCy takes the place word for the head
+            # noun; the object is the noun before it
+            root = doc[root.i - 1]
+            chunk = doc[chunk.start:root.i + 1]
         phrases.append(
             NounPhrase(
                 text=chunk.text,

@@ -119,6 +119,10 @@ GROUNDING = (
       "is answered NO_IMAGE (0: any age)", True, low=0.0),
     S("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
     S("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True, low=0.0),
+    S("command_words", True, "entities mode: pick the command's target among the proposals with "
+      "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py)",
+      True, field="command_words", cli=True),
+    S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
     S("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
       "newest camera frame that has them if at most this much older (0: never; for scenes "
       "that hold still)", True, low=0.0),

@@ -233,3 +233,17 @@ def locate_phrases(phrases, depth: np.ndarray, k: np.ndarray, **options) -> None
         found = locate(phrase.mask, depth, k, **options)
         phrase.position, phrase.size, phrase.depth_points = \
             found.position, found.size, found.depth_points
+
+
+def locate_result(result, depth: np.ndarray, k: np.ndarray, **options) -> None:
+    """Set the 3-D fields of every phrase of a results.GroundingResult (answer and prompt
+    phrases) from `depth` (HxW metres, NaN = no return, registered to the grounded image) and
+    `k` (3x3), in place. Raises ValueError when the depth is not the grounded image's size
+    (a depth image at another resolution is not registered to it)."""
+    depth = np.asarray(depth)
+    if tuple(depth.shape[:2]) != tuple(result.image_size):
+        raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]}, the image "
+                         f"{result.image_size[1]}x{result.image_size[0]}: not registered to it")
+    k = check_intrinsics(k)
+    locate_phrases(result.phrases, depth, k, **options)
+    locate_phrases(result.prompt_phrases, depth, k, **options)

@@ -23,6 +23,9 @@ COMMANDS = {
     "Put the green sphere on the tray.": "the green sphere",
     "Push the lego brick towards the jenga block.": "the lego brick",
     "Grab the cube that is right of the duck.": "the cube",
+    # spaCy parses "cube right" as one chunk headed by "right": the object is still the cube
+    "Pick up the orange cube right of the yellow jenga block.": "the orange cube",
+    "Pick up the green lego brick right of the red tray.": "the green lego brick",
     "Is there a soccer ball on the table?": "a soccer ball",
     "the red mug left of the tray": "the red mug",
     "Move to the left of the tray.": "the tray",
@@ -102,3 +105,29 @@ def test_entities_mode_and_no_phrases(engine, image):
 
     empty = engine.ground(image, "Describe it.", mode="point")
     assert empty.prompt_phrases == [] and empty.target == -1
+
+
+@pytest.mark.parametrize("colour", ["red", "blue", "green"])
+def test_command_words_pick_the_proposal_the_words_describe(engine, colour):
+    """The tiny model's attention is random; the colour word alone names the right square."""
+    from dataclasses import replace
+
+    image = np.full((90, 150, 3), (200, 170, 130), np.uint8)
+    paint = {"red": (210, 20, 20), "blue": (20, 50, 230), "green": (20, 160, 40)}
+    masks = []
+    for i, rgb in enumerate(paint.values()):
+        m = np.zeros(image.shape[:2], bool)
+        m[30:60, 10 + 50 * i:40 + 50 * i] = True
+        image[m] = rgb
+        masks.append(m)
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    want = list(paint).index(colour)
+    result = engine.ground(image, f"Pick up the {colour} cube.", mode="entities",
+                           proposals=proposals)
+    target = result.prompt_phrases[result.target]
+    assert target.entity_ids == [want] and np.array_equal(target.mask, masks[want])
+    assert target.mask[int(target.point[1]), int(target.point[0])]  # its point lies on it
+    off = replace(engine.config, command_words=False)
+    plain = engine.ground(image, f"Pick up the {colour} cube.", mode="entities",
+                          proposals=proposals, config=off)
+    assert len(plain.prompt_phrases[plain.target].entity_ids) >= 1  # attention alone: any

@@ -1,4 +1,4 @@
-"""`make demo`'s job end to end: the composed graph answers both prompts, each with its own picture."""
+"""`make demo`'s job end to end: the composed graph answers every prompt, each with its own picture."""
 
 import re
 import subprocess
@@ -17,7 +17,11 @@ def test_demo_runs_the_composed_graph(tmp_path):
     assert "The simulated camera sees:" in text
     assert "its wording is often wrong" in text
     assert "Question 1: Describe the scene." in text and "Question 2: Where is the " in text
-    assert text.count("Answered in ") == 2
+    assert "Question 3: Pick up the " in text
+    assert text.count("Answered in ") == 3
+    # the manipulation command: its target's pixels and its position beside the sim's truth
+    assert "The command is about " in text and " pixels, box x=" in text
+    assert "found from the depth image:" in text and "the simulator's truth:" in text
     assert "objects found" in text and "average overlap" in text
     assert not re.search(r"chars \d|proposal \d|AP50|mIoU|it/s", text)
     assert "Loading weights" not in out.stderr  # no progress bar when stderr is not a terminal
@@ -25,7 +29,7 @@ def test_demo_runs_the_composed_graph(tmp_path):
     # the command's frame never has proposals and every answer falls back to point prompts
     assert "outlines after" in text and "masks picked among the proposal node's object outlines" in text
     pictures = sorted(tmp_path.glob("*.png"))
-    assert len(pictures) == 2 and text.count("  Picture: ") == 2
+    assert len(pictures) == 3 and text.count("  Picture: ") == 3
     # each answer's own picture: both questions are grounded on one frame, so a picture matched
     # by the frame's stamp alone would be the same file twice
     assert pictures[0].read_bytes() != pictures[1].read_bytes()

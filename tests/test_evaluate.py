@@ -173,3 +173,50 @@ def test_model_card_tables_come_from_the_same_protocol(engine):
     assert [s["seed"] for s in out["samples"]] == [4, 5]
     with pytest.raises(ValueError):
         grounding_eval(engine, scenes=1, seed=20_000)  # training seeds are never evaluated on
+
+
+def test_command_prompts_and_target_scoring():
+    from ros_ground.evaluate import target_metrics, target_object, target_record
+
+    even = next(s for s in map(generate_scene, range(0, 20, 2)) if s.referring)
+    odd = next(s for s in map(generate_scene, range(1, 20, 2)) if s.referring)
+    assert scene_prompts(even, "command")[0][0].startswith("Pick up the ")
+    assert scene_prompts(odd, "command")[0][0].startswith("Where is the ")
+    assert target_object(even, "describe") is None
+    records = []
+    for scene in (even, odd):
+        obj = target_object(scene, "command")
+        other = next(o for o in scene.objects if o is not obj)
+        target = GroundedPhrase(f"the {obj.name}", 0, 4 + len(obj.name), 1.0, obj.mask)
+        answer = GroundedPhrase(f"the {obj.name}", 0, 4 + len(obj.name), 1.0, other.mask)
+        result = GroundingResult(text="", phrases=[answer], model="oracle",
+                                 image_size=obj.mask.shape, prompt_phrases=[target], target=0)
+        record = target_record(scene, obj, result, answer_hit=False)
+        # the target is right; the answer's phrase with its words is on another object
+        assert record.target_hit and not record.shared_hit
+        assert record.position_error < 0.005 and record.position_error_gt < 0.005
+        assert len(record.answer_position_errors) == 1
+        records.append(record)
+        wrong = GroundingResult(text="", phrases=[], model="oracle", image_size=obj.mask.shape,
+                                prompt_phrases=[answer], target=0)
+        missed = target_record(scene, obj, wrong, answer_hit=True)
+        assert not missed.target_hit and np.isnan(missed.position_error)
+        records.append(missed)
+    metrics = target_metrics(records)
+    assert metrics["target_accuracy"] == 0.5 and metrics["answer_route_accuracy"] == 0.5
+    assert metrics["target_position_error_gt_m"] < 0.005
+    assert target_metrics([]) == {}
+
+
+def test_command_eval_reports_target_keys(engine):
+    run = evaluate(engine, scenes=2, seed=6, prompt="command", progress=False)
+    report = report_json(run, 2, "tiny", 6, "command", engine.config)
+    assert {"target_accuracy", "answer_route_accuracy", "target_accuracy_shared_answer",
+            "target_position_error_m", "target_position_error_gt_m", "answer_position_error_m",
+            "commands"} <= set(report)
+    assert report["commands"] == 2 and 0 <= report["target_accuracy"] <= 1
+    assert 0 <= report["baseline_random_point"]["target_accuracy"] <= 1
+    assert report["target_position_error_gt_m"] < 0.005  # the geometry alone, true masks
+    from ros_ground.evaluate import format_report
+
+    assert "target_accuracy" in format_report(report)

@@ -88,3 +88,22 @@ def test_match_prefers_the_frames_own_proposals_then_an_older_frame_with_some():
     other.add_proposals("cam0", 5 * S, "p5")
     other.add_proposals("cam0", 7 * S, "bad")  # do not fit the frame: the older frame's are used
     assert other.match("cam0", "f7", 7 * S, decode, search_older=True, **kw) == ("f5", "p5@f5")
+
+
+def test_depth_store_matches_by_stamp_and_keeps_what_an_older_frame_needs():
+    from ros_ground.frames import DepthStore
+
+    store = DepthStore(max_frames=20, min_frames=2)
+    assert store.depth_near("cam", 0, 10) is None and store.intrinsics("cam") is None
+    for t in range(0, 100, 10):
+        store.add_depth("cam", t, f"d{t}", max_age_ns=35)
+    assert store.depth_near("cam", 72, 5) == "d70"
+    assert store.depth_near("cam", 75, 4) is None  # nothing within the tolerance
+    assert store.depth_near("cam", 60, 1) == "d60"  # 30 ns before the newest: kept
+    assert store.depth_near("cam", 50, 1) is None  # 40 ns before it: forgotten
+    store.add_depth("cam", 5, "replayed")  # the clock jumped back: the future is dropped
+    assert store.depth_near("cam", 90, 100) == "replayed"
+    store.set_intrinsics("cam", "K")
+    assert store.intrinsics("cam") == "K" and store.has_depth("cam")
+    store.clear()
+    assert not store.has_depth("cam") and store.intrinsics("cam") is None

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Vector3
 from ros_ground_msgs.msg import EntityProposal, EntityProposals, GroundedResponse, MaskRLE
 from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
@@ -51,6 +52,11 @@ def phrase_to_msg(phrase: GroundedPhrase) -> GroundedPhraseMsg:
         (float(phrase.point[0]), float(phrase.point[1])) if phrase.point else (math.nan, math.nan)
     )
     msg.entity_ids = [int(i) for i in phrase.entity_ids]
+    x, y, z = (float(v) for v in phrase.position)
+    msg.position = Point(x=x, y=y, z=z)
+    sx, sy, sz = (float(v) for v in phrase.size)
+    msg.size = Vector3(x=sx, y=sy, z=sz)
+    msg.depth_points = int(phrase.depth_points)
     return msg
 
 
@@ -64,18 +70,25 @@ def msg_to_phrase(msg: GroundedPhraseMsg) -> GroundedPhrase:
         mask=msg_to_mask(msg.mask),
         point=point,
         entity_ids=list(msg.entity_ids),
+        position=np.array([msg.position.x, msg.position.y, msg.position.z], dtype=np.float64),
+        size=np.array([msg.size.x, msg.size.y, msg.size.z], dtype=np.float64),
+        depth_points=int(msg.depth_points),
     )
 
 
 def result_to_msg(
     result: GroundingResult, header: Header, request_id: str, prompt: str
 ) -> GroundedResponse:
+    """The response for `result`; its `prompt` is the cleaned prompt the prompt phrases' char
+    spans index (`result.prompt`), or the request's `prompt` when the result has none."""
     msg = GroundedResponse()
     msg.header = header
     msg.request_id = request_id
-    msg.prompt = prompt
+    msg.prompt = result.prompt or prompt
     msg.text = result.text
     msg.phrases = [phrase_to_msg(p) for p in result.phrases]
+    msg.prompt_phrases = [phrase_to_msg(p) for p in result.prompt_phrases]
+    msg.target = int(result.target)
     msg.status = GroundedResponse.STATUS_OK
     msg.model = result.model
     msg.mode = result.mode
@@ -91,6 +104,9 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
     return {
         "text": msg.text,
         "phrases": phrases,
+        "prompt": msg.prompt,
+        "prompt_phrases": [msg_to_phrase(p).to_json() for p in msg.prompt_phrases],
+        "target": int(msg.target),
         "timing_ms": {
             "total": round(float(msg.total_ms), 3),
             "generation": round(float(msg.generation_ms), 3),
@@ -192,6 +208,20 @@ def msg_to_proposals(msg: EntityProposals, height: int, width: int) -> list[Prop
             )
         )
     return proposals
+
+
+def camera_info_to_k(msg) -> np.ndarray:
+    """3x3 K of the image a sensor_msgs/CameraInfo describes, for a rectified (or undistorted)
+    image: the left 3x3 of P when the camera has distortion and P is set, else K (see
+    ros_ground.spatial for what is assumed). Raises ValueError for an unset or invalid K."""
+    from ros_ground.spatial import CameraInfo as Intrinsics
+    from ros_ground.spatial import check_intrinsics
+
+    info = Intrinsics(width=int(msg.width), height=int(msg.height),
+                      k=np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
+                      d=np.asarray(msg.d, dtype=np.float64),
+                      p=np.asarray(msg.p, dtype=np.float64).reshape(3, 4))
+    return check_intrinsics(info.rectified_k)
 
 
 def stamp_to_ns(stamp: Time) -> int:

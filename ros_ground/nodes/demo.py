@@ -2,9 +2,10 @@
 
 Starts `ground_container --sim` (simulated camera + mask proposals + grounding, the graph that
 launch/sim.launch.py starts) as its own process on a private DDS domain, asks it to describe the
-scene and to find one object, prints each answer with its phrases in plain words, draws each
-answer's own picture into the output folder, and scores the answers against the simulator's
-ground truth.
+scene, to find one object and to pick one up, prints each answer with its phrases in plain
+words (for the pick-up command: which words of the command it acted on, that object's pixels
+and its position in space beside the simulator's truth), draws each answer's own picture into
+the output folder, and scores the answers against the simulator's ground truth.
 """
 
 from __future__ import annotations
@@ -84,6 +85,16 @@ class RecentFrames:
         return self._frames[key], abs(key - stamp_ns)
 
 
+def target_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
+    """The frame with only the command's target drawn, strongly filled and labelled
+    "target: ..." (the frame itself when the command has no target)."""
+    if not 0 <= response.target < len(response.prompt_phrases):
+        return draw_overlay(image_msg_to_rgb(frame), [], zoom=zoom)
+    target = msg_to_phrase(response.prompt_phrases[response.target])
+    target.text = f"target: {target.text}"
+    return draw_overlay(image_msg_to_rgb(frame), [target], fill_alpha=0.4, zoom=zoom)
+
+
 def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
     """The frame with this response's own phrases drawn on it (RGB, `zoom` times the frame's size).
 
@@ -135,6 +146,7 @@ def run_demo(args) -> int:
         prompts = ["Describe the scene."]
         if truth.names:
             prompts.append(f"Where is the {truth.names[0]}?")
+            prompts.append(f"Pick up the {truth.names[-1]}.")
         results = []
         for number, prompt in enumerate(prompts, 1):
             print(f"\nQuestion {number}: {prompt}\n  Answer: ", end="", flush=True)
@@ -150,11 +162,16 @@ def run_demo(args) -> int:
                 print(response.text[shown[0]:], end="")
             print()
             results.append(response)
-            _print_phrases(response)
+            command = prompt.startswith("Pick up")
+            if command:
+                _print_target(response, truths, truth.names[-1])
+            else:
+                _print_phrases(response)
             if response.status == 0:
                 path = out_dir / f"{number}_{_slug(prompt)}.png"
-                print(f"  Picture: {_write_picture(node, frames, response, path)}")
-        _print_scores(results, truths, scorer)
+                print(f"  Picture: {_write_picture(node, frames, response, path, command)}")
+        _print_scores([r for r, p in zip(results, prompts) if not p.startswith("Pick up")],
+                      truths, scorer)
         print(f"\n[demo] Done in {time.monotonic() - started:.0f} s; the graph's log is {log_path}")
         return 0 if all(r.status == 0 for r in results) else 1
     except TimeoutError as exc:
@@ -178,15 +195,16 @@ def _spin_until(node, predicate, timeout: float) -> bool:
     return bool(predicate())
 
 
-def _write_picture(node, frames: RecentFrames, response, path: Path) -> str:
-    """Save the response's picture; returns the path, or why there is none."""
+def _write_picture(node, frames: RecentFrames, response, path: Path, target: bool = False) -> str:
+    """Save the response's picture (its target alone when `target`); returns the path, or why
+    there is none."""
     stamp = stamp_to_ns(response.header.stamp)
     _spin_until(node, lambda: frames.nearest(stamp) and frames.nearest(stamp)[1] == 0, 2.0)
     found = frames.nearest(stamp)
     if found is None:
         return "none (no camera frame received)"
     frame, off_ns = found
-    save_png(path, answer_picture(response, frame))
+    save_png(path, (target_picture if target else answer_picture)(response, frame))
     if off_ns:  # the simulated scene holds still, so a neighbouring frame shows the same view
         return f"{path} (drawn on the camera frame {off_ns / 1e9:.1f} s from the one answered)"
     return str(path)
@@ -211,6 +229,47 @@ def _print_phrases(response) -> None:
         share = 100.0 * area / phrase.mask.size
         where = where_in_image(phrase.mask) if area else "nowhere (empty mask)"
         print(f"   - \"{p.text}\": {where}; {area} pixels ({share:.1f}% of the picture)")
+
+
+def _print_target(response, truths, name: str) -> None:
+    """What a manipulator would act on: the command's target, its pixels and its position."""
+    if response.status != 0:
+        _print_phrases(response)
+        return
+    print(f"  Answered in {response.total_ms / 1000:.1f} s.")
+    if not 0 <= response.target < len(response.prompt_phrases):
+        print("  The command names no object to act on.")
+        return
+    p = response.prompt_phrases[response.target]
+    phrase = msg_to_phrase(p)
+    area = int(phrase.mask.sum())
+    x, y, w, h = phrase.bbox
+    where = where_in_image(phrase.mask) if area else "nowhere (empty mask)"
+    print(f"  The command is about \"{p.text}\": {where}; {area} pixels, "
+          f"box x={x} y={y} width={w} height={h}")
+    truth = _truth_of(response, truths)
+    true = None
+    if truth is not None and name in truth.names and len(truth.centroids) == len(truth.names):
+        c = truth.centroids[list(truth.names).index(name)]
+        true = np.array([c.x, c.y, c.z])
+    if not p.depth_points:
+        print("  Its position in space: unknown (no depth under its mask)")
+        return
+    found = np.array([p.position.x, p.position.y, p.position.z])
+    print("  Where it is, in metres from the camera (right, down, forward):")
+    print(f"    found from the depth image:  {_xyz(found)}")
+    if true is not None:
+        print(f"    the simulator's truth:       {_xyz(true)}  "
+              f"({100 * np.linalg.norm(found - true):.1f} cm apart)")
+
+
+def _xyz(v) -> str:
+    return f"({v[0]:+.3f}, {v[1]:+.3f}, {v[2]:.3f})"
+
+
+def _truth_of(response, truths):
+    by_stamp = {stamp_to_ns(t.header.stamp): t for t in truths}
+    return by_stamp.get(stamp_to_ns(response.header.stamp)) or (truths[-1] if truths else None)
 
 
 def _load_scorer():

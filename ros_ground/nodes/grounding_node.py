@@ -20,23 +20,26 @@ from collections.abc import Callable
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.qos import qos_profile_sensor_data
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import EntityProposals, GroundedResponse
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from ros_ground import requests, settings
 from ros_ground.camera_watch import camera_topics
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
-from ros_ground.frames import FrameStore
-from ros_ground.image_codec import ImageDecodeError
+from ros_ground.frames import DepthStore, FrameStore
+from ros_ground.image_codec import ImageDecodeError, image_to_depth
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_input import CameraInput
 from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, release_memory, spin_nodes
 from ros_ground.nodes.conversions import (
     ProposalError,
+    camera_info_to_k,
     error_response,
     image_msg_to_rgb,
     msg_to_proposals,
@@ -46,9 +49,11 @@ from ros_ground.nodes.conversions import (
 )
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
+from ros_ground.nodes.markers import response_markers
 from ros_ground.overlay import draw_overlay
 from ros_ground.requests import Frame, Request
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
+from ros_ground.spatial import locate_result
 
 Status = GroundedResponse
 CAMERA = ""  # the default camera's name; FrameStore and Scheduler are keyed by camera name
@@ -62,10 +67,12 @@ class GroundingNode(ModelNode):
         self._sam_provider = sam_provider
         self._engine = None
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
-        self._response_pubs, self._overlay_pubs = {}, {}  # camera -> lifecycle publisher
+        # camera -> lifecycle publisher
+        self._response_pubs, self._overlay_pubs, self._markers_pubs = {}, {}, {}
         self._cameras: list[str] = []
         self.inputs: dict[str, CameraInput] = {}
         self.frames = FrameStore()
+        self.depth = DepthStore()  # registered depth and K per camera, for 3-D positions
         self._proposals_topics: dict[str, str] = {}
         self._ids = itertools.count(1)
         self.goals = PendingGoals()
@@ -87,14 +94,17 @@ class GroundingNode(ModelNode):
             self._response_pubs[camera] = self.lifecycle_publisher(GroundedResponse, response,
                                                                    RELIABLE)
             self._overlay_pubs[camera] = self.lifecycle_publisher(Image, overlay, RELIABLE)
+        for camera, markers in zip(self._cameras, camera_topics(self._cameras, "markers")):
+            self._markers_pubs[camera] = self.lifecycle_publisher(MarkerArray, markers, RELIABLE)
         self.apply(p)
         self.get_logger().info(f"loaded model {p['model']!r} and SAM {p['sam_model']!r} on "
                                f"{self._engine.lmm.device} in {time.perf_counter() - started:.1f} s")
 
     def unload(self) -> None:
         self._engine = None
-        self._response_pubs, self._overlay_pubs = {}, {}
+        self._response_pubs, self._overlay_pubs, self._markers_pubs = {}, {}, {}
         self.frames.clear()
+        self.depth.clear()
 
     def open(self, p: dict) -> None:
         sensors, commands = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
@@ -112,8 +122,21 @@ class GroundingNode(ModelNode):
             self.opened(self.create_subscription(
                 String, command, lambda m, c=camera: self._on_command(c, m), RELIABLE,
                 callback_group=commands))
+        # depth follows its publishers' reliability (image_qos `auto`): a best-effort reader
+        # loses large frames of a reliable driver, and a lost depth frame leaves the phrases
+        # of its colour frame without positions; camera_info is small, best effort hears all
+        self.depth_inputs = {}
+        for camera, depth, info in zip(names, camera_topics(names, "depth"),
+                                       camera_topics(names, "camera_info")):
+            self.depth_inputs[camera] = self.opened(CameraInput(
+                self, depth, lambda m, c=camera: self._on_depth(c, m), qos_name="auto",
+                callback_group=sensors))
+            self.opened(self.create_subscription(
+                CameraInfo, info, lambda m, c=camera: self._on_camera_info(c, m),
+                qos_profile_sensor_data, callback_group=sensors))
+        sources = [*self.inputs.values(), *self.depth_inputs.values()]
         self.opened(self.create_timer(
-            1.0, lambda: [source.check() for source in self.inputs.values()], callback_group=sensors))
+            1.0, lambda: [source.check() for source in sources], callback_group=sensors))
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
         self.opened(ActionServer(
@@ -156,6 +179,16 @@ class GroundingNode(ModelNode):
         self.frames.add_frame(camera, stamp_to_ns(msg.header.stamp),
                               self._decode(msg, source.topic, source.last_received_ns),
                               int(self._p["proposal_max_age_s"] * 1e9), keep)
+
+    def _on_depth(self, camera: str, msg: Image) -> None:
+        self.depth.add_depth(camera, stamp_to_ns(msg.header.stamp), msg,  # decoded when used
+                             int(self._p["proposal_max_age_s"] * 1e9))
+
+    def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
+        try:
+            self.depth.set_intrinsics(camera, camera_info_to_k(msg))
+        except ValueError as exc:
+            self.get_logger().warning(f"ignoring camera_info: {exc}", throttle_duration_sec=5.0)
 
     def _on_proposals(self, camera: str, msg: EntityProposals) -> None:
         self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
@@ -237,6 +270,7 @@ class GroundingNode(ModelNode):
                 accepted_at=ticket.accepted_at)
         except InputError as exc:
             return self._answer(request, Status.STATUS_BAD_INPUT, str(exc))
+        self._locate(request.camera, result, frame.header)
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         if result.canceled:
             response.status = Status.STATUS_CANCELED
@@ -246,7 +280,29 @@ class GroundingNode(ModelNode):
         overlay = self._overlay_pubs.get(request.camera)
         if self._p["publish_overlay"] and overlay and overlay.get_subscription_count() > 0:
             overlay.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases), frame.header))
+        markers = self._markers_pubs.get(request.camera)
+        if markers and markers.get_subscription_count() > 0:
+            markers.publish(response_markers(response))
         return response
+
+    def _locate(self, camera: str, result, header: Header) -> None:
+        """3-D position and size of every phrase from the camera's depth frame matched to the
+        grounded frame by stamp; without depth or camera_info the phrases keep NaN positions."""
+        if not self.depth.has_depth(camera):
+            return
+        depth = self.depth.depth_near(camera, stamp_to_ns(header.stamp),
+                                      int(self._p["depth_tolerance_s"] * 1e9))
+        k = self.depth.intrinsics(camera)
+        if depth is None or k is None:
+            what = "no depth within depth_tolerance_s" if depth is None else "no camera_info yet"
+            self.get_logger().warning(f"phrases without 3-D positions: {what}",
+                                      throttle_duration_sec=5.0)
+            return
+        try:
+            locate_result(result, image_to_depth(depth, self._p["max_image_pixels"]), k)
+        except ValueError as exc:  # ImageDecodeError included
+            self.get_logger().warning(f"phrases without 3-D positions: {exc}",
+                                      throttle_duration_sec=5.0)
 
     def _decode_proposals(self, msg, frame: Frame):
         """The message's proposals for `frame`, or None (logged) if they do not fit it."""

@@ -1,8 +1,10 @@
 """sim_camera_node: a PyBullet tabletop camera with ground truth, or a bag replayer.
 
-Publishes `image_raw` (rgb8), `camera_info` and `ground_truth` (SimGroundTruth) with one stamp
-per frame, so a robot-side graph can be tested, and scored, without hardware. A new scene comes
-from the `new_scene` service or from changing `seed` (or the size and object parameters).
+Publishes `image_raw` (rgb8), `depth` (32FC1 metres along the optical axis, registered to the
+image, NaN where nothing was hit), `camera_info` (K of the renderer) and `ground_truth`
+(SimGroundTruth, with each object's visible-surface centroid) with one stamp per frame, so a
+robot-side graph can be tested, and scored, without hardware. A new scene comes from the
+`new_scene` service or from changing `seed` (or the size and object parameters).
 With `bag` set it replays a bag's colour topic instead (ros_ground.sim.bag: rosbag2 or ROS 1,
 raw or compressed), streaming and looping, and publishes `depth` (32FC1 metres) and
 `camera_info` from the bag when it has them.
@@ -13,12 +15,14 @@ from __future__ import annotations
 import sys
 import threading
 
+import numpy as np
 import rclpy
+from geometry_msgs.msg import Point
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from ros_ground_msgs.msg import SimGroundTruth
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -37,6 +41,10 @@ class SimCameraNode(Node):
         params.declare(self, params.SIM_CAMERA_PARAMS)
         self.image_pub = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        # reliable, as depth drivers publish: a grounded frame's depth must not be lost on a
+        # busy machine (the grounding node's `auto` QoS follows the publisher)
+        self.depth_pub = self.create_publisher(
+            Image, "depth", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
         self.truth_pub = self.create_publisher(SimGroundTruth, "ground_truth", RELIABLE)
         self.create_service(Trigger, "new_scene", self._on_new_scene)
         self._lock = threading.Lock()
@@ -75,8 +83,6 @@ class SimCameraNode(Node):
         self._first_frame = next(self._bag_frames, None)
         if self._first_frame is None:
             raise BagError(f"no decodable frame on {self._bag_topics.image} in {path}")
-        if self._bag_topics.depth and getattr(self, "depth_pub", None) is None:
-            self.depth_pub = self.create_publisher(Image, "depth", qos_profile_sensor_data)
         self.get_logger().info(f"replaying {path}: {self._bag_topics.describe()}")
 
     def _loop_bag(self):
@@ -126,6 +132,7 @@ class SimCameraNode(Node):
         image = rgb_to_image_msg(scene.rgb)
         image.header.stamp, image.header.frame_id = stamp, frame_id
         self.image_pub.publish(image)
+        self.depth_pub.publish(depth_to_image_msg(sim_depth(scene), image.header))
         self.info_pub.publish(camera_info(scene, image.header))
         self.truth_pub.publish(ground_truth(scene, image.header))
 
@@ -140,7 +147,7 @@ class SimCameraNode(Node):
         image = rgb_to_image_msg(frame.rgb)
         image.header.stamp, image.header.frame_id = stamp, frame_id
         self.image_pub.publish(image)
-        if frame.depth is not None and getattr(self, "depth_pub", None) is not None:
+        if frame.depth is not None:
             self.depth_pub.publish(depth_to_image_msg(frame.depth, image.header))
         if frame.camera_info is not None:
             c = frame.camera_info
@@ -157,6 +164,16 @@ def depth_to_image_msg(depth, header) -> Image:
                 step=step)
     msg.data = data
     return msg
+
+
+def sim_depth(scene) -> np.ndarray:
+    """The scene's registered metric depth as a depth camera gives it: NaN (no return) where
+    the ray hit nothing, which the renderer reads as its far plane."""
+    from ros_ground.sim.scene import FAR
+
+    depth = scene.depth.astype(np.float32, copy=True)
+    depth[depth >= FAR * 0.999] = np.nan
+    return depth
 
 
 def camera_info(scene, header) -> CameraInfo:
@@ -179,6 +196,8 @@ def ground_truth(scene, header) -> SimGroundTruth:
         categories=[o.category for o in scene.objects],
         masks=[mask_to_msg(o.mask) for o in scene.objects],
         boxes=[bbox_to_roi(o.bbox) for o in scene.objects],
+        centroids=[Point(x=float(x), y=float(y), z=float(z))
+                   for x, y, z in (o.centroid for o in scene.objects)],
         description=scene.description,
     )
 

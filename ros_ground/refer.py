@@ -1,0 +1,158 @@
+"""Which entity proposal a command's referring expression means, from its own words.
+
+The prefill attention of the command's target phrase alone picks the right proposal for about
+a third of the sim commands (it ranks the object first 23% of the time, among ~15 proposals
+that include object parts and the table). The words of a referring expression say more than
+where the model looked, and three kinds can be checked on the proposals without a model:
+- colour words ("the *red* mug"): the share of the mask's pixels of that colour (HSV bins;
+  "white" includes light grey, as shading makes a white object look);
+- a spatial relation to a landmark ("the mug *left of* the tray", "behind", "in front of"):
+  the target and the landmark are chosen as a pair, different objects for which the relation
+  holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
+  nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
+  attention scores;
+- superlatives ("the *leftmost* object", "the cube *closest to the camera*").
+Attention (entities.score_entities of the phrase's prefill map) decides among what the words
+allow; when the words rule out every proposal they are ignored. Masks larger than `max_area` of
+the image (the table, the floor) are never a target: a command names a thing to act on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from ros_ground.entities import score_entities
+
+# hue ranges in degrees (OpenCV's hue x 2) of the chromatic colour words
+HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70),),
+        "green": ((70, 170),), "blue": ((170, 255),), "purple": ((255, 330),),
+        "violet": ((255, 330),), "pink": ((290, 345),)}
+ACHROMATIC = ("white", "black", "grey", "gray")
+COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC)
+RELATIONS = (("to the left of", "left"), ("left of", "left"), ("to the right of", "right"),
+             ("right of", "right"), ("in front of", "front"), ("behind", "behind"))
+SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
+                "farthest from the camera", "furthest from the camera")
+MAX_AREA = 0.2
+MIN_COLOUR = 0.4
+MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
+
+
+def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
+    """Share in [0, 1] of the masked pixels of `rgb` (HxWx3 uint8) that look `word`, a colour
+    word of COLOUR_WORDS. Chromatic words need saturation x value >= 0.25; "white" is
+    saturation < 0.2 and value >= 0.5, "black" value < 0.25, "grey" the unsaturated middle."""
+    if word not in COLOUR_WORDS:
+        raise ValueError(f"not a colour word: {word!r}")
+    pixels = rgb[np.asarray(mask, dtype=bool)]
+    if not len(pixels):
+        return 0.0
+    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_RGB2HSV).reshape(-1, 3)
+    hue, sat, val = hsv[:, 0] * 2.0, hsv[:, 1] / 255.0, hsv[:, 2] / 255.0
+    if word == "white":
+        hit = (sat < 0.2) & (val >= 0.5)
+    elif word == "black":
+        hit = val < 0.25
+    elif word in ("grey", "gray"):
+        hit = (sat < 0.2) & (val >= 0.25) & (val < 0.8)
+    else:
+        coloured = (sat * val >= 0.25) & (val >= 0.25)
+        hit = np.zeros(len(hue), dtype=bool)
+        for lo, hi in HUES[word]:
+            hit |= coloured & (hue >= lo) & (hue < hi)
+    return float(hit.mean())
+
+
+def relation_after(text: str) -> str | None:
+    """The spatial relation that starts `text` (what follows the target phrase), or None:
+    "left", "right", "front" or "behind"."""
+    text = text.lower().lstrip()
+    for words, relation in RELATIONS:
+        if text.startswith(words + " "):
+            return relation
+    return None
+
+
+def _superlative(text: str) -> str | None:
+    text = text.lower()
+    return next((s for s in SUPERLATIVES if s in text), None)
+
+
+def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """[N, 2] of (centroid column, lowest row) per mask (NaN for an empty mask)."""
+    out = np.full((len(masks), 2), np.nan)
+    for i, mask in enumerate(masks):
+        rows, cols = np.nonzero(mask)
+        if rows.size:
+            out[i] = cols.mean(), rows.max()
+    return out
+
+
+def _holds(relation: str, a: np.ndarray, b: np.ndarray) -> bool:
+    return {"left": a[0] < b[0], "right": a[0] > b[0], "front": a[1] > b[1],
+            "behind": a[1] < b[1]}[relation]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
+            max_area: float = MAX_AREA, min_colour: float = MIN_COLOUR) -> np.ndarray:
+    """Bool [N]: masks that may be what `phrase` names: at most `max_area` of the image and,
+    for each colour word in it, at least `min_colour` of their pixels of that colour. When the
+    colours rule out every mask, the size rule alone (words can be wrong)."""
+    small = np.array([np.asarray(m).mean() <= max_area for m in masks], dtype=bool)
+    keep = small.copy()
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word in COLOUR_WORDS:
+            keep &= np.array([colour_share(rgb, m, word) >= min_colour for m in masks])
+    return keep if keep.any() else small
+
+
+def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
+            target_text: str, after_text: str = "", landmark_heat: np.ndarray | None = None,
+            landmark_text: str = "", max_area: float = MAX_AREA,
+            min_colour: float = MIN_COLOUR) -> int | None:
+    """Index into `masks` (the frame's entity proposals, HxW bool) of the target, or None when
+    no mask may be it.
+
+    `target_heat`: the target phrase's attention map at the image's size; `target_text`: the
+    phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.");
+    `landmark_heat`/`landmark_text`: the phrase after a relation ("the tray"), None without
+    one. `max_area`, `min_colour`: see `allowed`. The rule is in the module docstring.
+    """
+    if not len(masks):
+        return None
+    ok = allowed(rgb, masks, target_text, max_area, min_colour)
+    if not ok.any():
+        return None
+    scores = score_entities(target_heat, list(masks))
+    superlative = _superlative(target_text + " " + after_text)
+    centres = _centres(masks)
+    if superlative is not None:
+        index = np.flatnonzero(ok)
+        column, lowest = centres[index, 0], centres[index, 1]
+        key = {"leftmost": column, "rightmost": -column}.get(
+            superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)
+        return int(index[int(np.argmin(key))])
+    relation = relation_after(after_text)
+    if relation is not None and landmark_heat is not None:
+        ok_landmark = allowed(rgb, masks, landmark_text, max_area, min_colour)
+        landmark_scores = score_entities(landmark_heat, list(masks))
+        best, best_score = None, -np.inf
+        for i in np.flatnonzero(ok):
+            for j in np.flatnonzero(ok_landmark):
+                if i == j or not _holds(relation, centres[i], centres[j]):
+                    continue
+                total = scores[i] + landmark_scores[j]
+                if total > best_score and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU:
+                    best, best_score = int(i), total
+        if best is not None:
+            return best
+    return int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])

@@ -1,0 +1,92 @@
+"""Markers and conversions of a response with 3-D positions (pure functions, no node)."""
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
+
+from ros_ground.nodes.conversions import camera_info_to_k, msg_to_result_json, result_to_msg  # noqa: E402
+from ros_ground.nodes.markers import response_markers  # noqa: E402
+from ros_ground.overlay import phrase_colour  # noqa: E402
+from ros_ground.results import GroundedPhrase, GroundingResult  # noqa: E402
+
+
+def _phrase(text, position=None, size=(0.1, 0.05, 0.02), points=40):
+    mask = np.zeros((20, 30), bool)
+    mask[5:10, 5:12] = True
+    p = GroundedPhrase(text, 0, len(text), 0.9, mask)
+    if position is not None:
+        p.position, p.size, p.depth_points = np.array(position), np.array(size), points
+    return p
+
+
+def _response():
+    result = GroundingResult(
+        text="a mug and a tray", model="sim", image_size=(20, 30),
+        phrases=[_phrase("a mug", (0.1, 0.0, 1.0)), _phrase("a tray")],
+        prompt="Pick up the red mug.", prompt_phrases=[_phrase("the red mug", (0.1, 0.01, 1.0))],
+        target=0)
+    return result_to_msg(result, Header(frame_id="cam"), "r1", "USER: Pick up the red mug.")
+
+
+def test_conversions_carry_prompt_phrases_target_and_positions():
+    msg = _response()
+    assert msg.prompt == "Pick up the red mug." and msg.target == 0
+    assert len(msg.prompt_phrases) == 1 and msg.prompt_phrases[0].text == "the red mug"
+    assert msg.phrases[0].position.z == pytest.approx(1.0) and msg.phrases[0].depth_points == 40
+    assert math.isnan(msg.phrases[1].position.x) and msg.phrases[1].depth_points == 0
+    as_json = msg_to_result_json(msg)
+    assert as_json["target"] == 0 and as_json["prompt"] == "Pick up the red mug."
+    assert as_json["prompt_phrases"][0]["position"] == pytest.approx([0.1, 0.01, 1.0])
+    assert as_json["phrases"][1]["position"] == [None, None, None]
+    assert as_json["phrases"][0]["size"] == pytest.approx([0.1, 0.05, 0.02])
+
+
+def test_markers_box_and_label_per_located_phrase_target_highlighted():
+    msg = _response()
+    markers = response_markers(msg).markers
+    assert markers[0].action == Marker.DELETEALL  # stale markers of the last response go
+    drawn = markers[1:]
+    # "a tray" has no depth: no marker; "a mug" (answer 0) and "the red mug" (prompt 0, target)
+    assert [m.type for m in drawn] == [Marker.CUBE, Marker.TEXT_VIEW_FACING] * 2
+    box, label, target_box, target_label = drawn
+    assert (box.pose.position.x, box.pose.position.z) == pytest.approx((0.1, 1.0))
+    assert (box.scale.x, box.scale.y, box.scale.z) == pytest.approx((0.1, 0.05, 0.02))
+    assert label.text == "a mug" and target_label.text == "target: the red mug"
+    assert label.pose.position.y < box.pose.position.y  # above the box (optical y is down)
+    r, g, b = phrase_colour(0)
+    assert (box.color.r, box.color.g, box.color.b) == pytest.approx((r / 255, g / 255, b / 255))
+    r, g, b = phrase_colour(2)  # prompt phrases follow the answer's two in the palette
+    assert (target_box.color.r, target_box.color.g) == pytest.approx((r / 255, g / 255))
+    assert target_box.color.a > box.color.a
+    assert len({(m.ns, m.id) for m in drawn}) == 4
+    assert all(m.header.frame_id == "cam" for m in markers)
+
+
+def test_camera_info_k_uses_p_for_a_distorted_camera():
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo(width=30, height=20)
+    info.k = [100.0, 0.0, 15.0, 0.0, 100.0, 10.0, 0.0, 0.0, 1.0]
+    info.p = [90.0, 0.0, 14.0, 0.0, 0.0, 90.0, 9.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert camera_info_to_k(info)[0, 0] == 100.0
+    info.d = [0.1, 0.0, 0.0, 0.0, 0.0]
+    assert camera_info_to_k(info)[0, 0] == 90.0
+    with pytest.raises(ValueError):
+        camera_info_to_k(CameraInfo())
+
+
+def test_rviz_config_shows_the_markers_of_the_sim_namespace():
+    from pathlib import Path
+
+    import yaml
+
+    rviz = yaml.safe_load((Path(__file__).parent.parent / "config" / "ground.rviz").read_text())
+    displays = rviz["Visualization Manager"]["Displays"]
+    topics = [d["Topic"]["Value"] for d in displays
+              if d["Class"] == "rviz_default_plugins/MarkerArray"]
+    assert topics == ["/sim/markers"]

@@ -1,0 +1,165 @@
+"""grounding_node with registered depth and camera_info: 3-D positions and rviz markers."""
+
+import math
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from ros_ground.nodes.common import RELIABLE  # noqa: E402
+from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
+from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg, sim_depth  # noqa: E402
+from ros_ground.results import GroundedPhrase, GroundingResult  # noqa: E402
+from ros_ground.sim.scene import generate_scene  # noqa: E402
+from tests.test_grounding_node import Running  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros")]
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene(3, width=160, height=120, num_objects=3)
+
+
+@pytest.fixture
+def node():
+    made = Running()
+    yield made
+    made.close()
+
+
+def _gt_result(scene):
+    """What the engine would return if every mask were exactly the object's visible pixels."""
+    def phrases():
+        return [GroundedPhrase(o.name, 0, len(o.name), 1.0, o.mask.copy()) for o in scene.objects]
+
+    return GroundingResult(text="objects", phrases=phrases(), model="tiny",
+                           image_size=(scene.height, scene.width), prompt="Pick up the mug.",
+                           prompt_phrases=phrases(), target=1)
+
+
+def _depth_msg(scene, encoding, stamp_sec):
+    depth = sim_depth(scene)
+    if encoding == "32FC1":
+        msg = depth_to_image_msg(depth, Header())
+    else:
+        mm = np.nan_to_num(depth * 1000.0, nan=0.0).round().astype("<u2")
+        msg = Image(height=scene.height, width=scene.width, encoding="16UC1", is_bigendian=0,
+                    step=scene.width * 2)
+        msg.data = mm.tobytes()
+    msg.header.stamp.sec, msg.header.frame_id = stamp_sec, "cam"
+    return msg
+
+
+def _feed(r, scene, encoding="32FC1", depth_sec=5):
+    """Stream the scene's colour frame (stamp 5 s), its depth and camera_info to the node."""
+    depth_pub = r.client.node.create_publisher(Image, "depth", RELIABLE)
+    info_pub = r.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    r.client.stream(scene.rgb, stamp_sec=5)
+    depth_msg = _depth_msg(scene, encoding, depth_sec)
+    info = camera_info(scene, depth_msg.header)
+
+    def arrived():
+        depth_pub.publish(depth_msg)
+        info_pub.publish(info)
+        return (r.node.frames.latest(CAMERA) is not None and r.node.depth.has_depth(CAMERA)
+                and r.node.depth.intrinsics(CAMERA) is not None)
+
+    assert r.client.wait(arrived, 20)
+
+
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_positions_from_depth_match_the_sim_truth(node, scene, encoding, monkeypatch):
+    _feed(node, scene, encoding)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    markers = []
+    node.client.node.create_subscription(MarkerArray, "markers", markers.append, RELIABLE)
+    assert node.client.wait(lambda: node.node._markers_pubs[CAMERA].get_subscription_count() > 0, 10)
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK and response.target == 1
+    for phrases in (response.phrases, response.prompt_phrases):
+        assert len(phrases) == len(scene.objects)
+        for phrase, obj in zip(phrases, scene.objects):
+            p = phrase.position
+            error = np.linalg.norm(np.array([p.x, p.y, p.z]) - np.array(obj.centroid))
+            assert error < 0.01, (obj.name, error)
+            assert phrase.depth_points > 0.5 * obj.mask.sum()
+            assert 0 < phrase.size.x < 0.5 and 0 < phrase.size.y < 0.5
+    assert node.client.wait(lambda: markers, 10)
+    found = markers[-1].markers
+    assert found[0].action == Marker.DELETEALL
+    boxes = [m for m in found if m.type == Marker.CUBE]
+    labels = [m for m in found if m.type == Marker.TEXT_VIEW_FACING]
+    assert len(boxes) == len(labels) == 2 * len(scene.objects)
+    assert sum(m.text.startswith("target: ") for m in labels) == 1
+    assert all(m.header.frame_id == "cam" for m in found)
+
+
+def test_depth_outside_the_tolerance_leaves_positions_unset(node, scene, monkeypatch):
+    _feed(node, scene, depth_sec=9)  # 4 s after the colour frame; tolerance 0.05 s
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert all(p.depth_points == 0 and math.isnan(p.position.z) for p in response.phrases)
+    node.set(depth_tolerance_s=5.0)
+    response = node.ask("Pick up the mug.")
+    assert all(p.depth_points > 0 for p in response.phrases)
+
+
+def test_real_models_answer_with_positions(node, scene):
+    _feed(node, scene)
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert response.prompt == "Pick up the mug."
+    located = [p for p in list(response.phrases) + list(response.prompt_phrases)
+               if p.depth_points > 0]
+    assert all(0.1 < p.position.z < 5.0 for p in located)
+
+
+def test_sim_camera_publishes_registered_depth_and_centroids(scene):
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from ros_ground_msgs.msg import SimGroundTruth
+
+    from ros_ground.image_codec import image_to_depth
+    from ros_ground.nodes.conversions import camera_info_to_k
+    from ros_ground.nodes.sim_camera_node import SimCameraNode
+
+    sim = SimCameraNode(namespace="/depthsim", parameter_overrides=[
+        Parameter("seed", value=3), Parameter("width", value=160), Parameter("height", value=120),
+        Parameter("num_objects", value=3), Parameter("rate_hz", value=20.0)])
+    listener = rclpy.create_node("depth_listener", namespace="/depthsim")
+    got = {"depth": [], "camera_info": [], "ground_truth": []}
+    listener.create_subscription(Image, "depth", got["depth"].append, qos_profile_sensor_data)
+    listener.create_subscription(CameraInfo, "camera_info", got["camera_info"].append,
+                                 qos_profile_sensor_data)
+    listener.create_subscription(SimGroundTruth, "ground_truth", got["ground_truth"].append,
+                                 RELIABLE)
+    executor = SingleThreadedExecutor()
+    executor.add_node(sim)
+    executor.add_node(listener)
+    try:
+        for _ in range(400):
+            executor.spin_once(timeout_sec=0.05)
+            if all(got.values()):
+                break
+        assert all(got.values()), {k: len(v) for k, v in got.items()}
+        depth = image_to_depth(got["depth"][0])
+        assert got["depth"][0].encoding == "32FC1"
+        hit = np.isfinite(depth)
+        assert hit.any() and not hit.all()  # background (nothing hit) is NaN, not the far plane
+        np.testing.assert_allclose(depth[hit], scene.depth[hit], rtol=1e-6)
+        np.testing.assert_allclose(camera_info_to_k(got["camera_info"][0]), scene.k)
+        truth = got["ground_truth"][0]
+        assert len(truth.centroids) == len(scene.objects)
+        for c, obj in zip(truth.centroids, scene.objects):
+            assert (c.x, c.y, c.z) == pytest.approx(obj.centroid)
+    finally:
+        executor.shutdown()
+        listener.destroy_node()
+        sim.destroy_node()

@@ -1,0 +1,83 @@
+"""refer.py: a command's words pick its target among proposals, where attention alone does not."""
+
+import numpy as np
+import pytest
+
+from ros_ground.refer import colour_share, relation_after, resolve
+
+H, W = 60, 90
+COLOURS = {"red": (200, 20, 20), "blue": (25, 60, 230), "white": (170, 170, 170),
+           "black": (15, 15, 15), "yellow": (240, 215, 25), "green": (25, 160, 40)}
+
+
+def _scene(layout):
+    """An image with one coloured square per (colour, column, row) and their masks."""
+    rgb = np.full((H, W, 3), (200, 170, 130), np.uint8)  # a wooden table
+    masks = []
+    for colour, x, y in layout:
+        mask = np.zeros((H, W), bool)
+        mask[y:y + 10, x:x + 10] = True
+        rgb[mask] = COLOURS[colour]
+        masks.append(mask)
+    return rgb, masks
+
+
+def _heat_on(mask, strength=1.0):
+    return mask.astype(np.float32) * strength
+
+
+@pytest.mark.parametrize("word", sorted(COLOURS))
+def test_colour_share_names_each_colour_and_only_it(word):
+    rgb, masks = _scene([(c, 5 + 14 * i, 20) for i, c in enumerate(sorted(COLOURS))])
+    shares = [colour_share(rgb, m, word) for m in masks]
+    assert shares[sorted(COLOURS).index(word)] == 1.0
+    assert sorted(shares)[-2] == 0.0
+    with pytest.raises(ValueError):
+        colour_share(rgb, masks[0], "wooden")
+
+
+def test_colour_word_beats_attention_on_the_wrong_object():
+    rgb, masks = _scene([("blue", 10, 20), ("red", 50, 20)])
+    heat = _heat_on(masks[0])  # the model looked at the blue one
+    assert resolve(rgb, masks, heat, "the red cube") == 1
+    assert resolve(rgb, masks, heat, "the cube") == 0  # no colour word: attention decides
+
+
+def test_relation_chooses_target_and_landmark_as_a_pair():
+    # two red objects; "left of the blue one" says which
+    rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("red", 75, 20)])
+    flat = np.zeros((H, W), np.float32)
+    flat[0, 0] = 1.0
+    right = resolve(rgb, masks, flat + _heat_on(masks[2]), "the red cube", "left of the blue tray.",
+                    _heat_on(masks[1]), "the blue tray")
+    assert right == 0  # attention preferred the right-hand red cube; the relation overrules it
+    assert resolve(rgb, masks, flat, "the red cube", "right of the blue tray.",
+                   _heat_on(masks[1]), "the blue tray") == 2
+    # behind: higher in the picture (its lowest row is above the landmark's)
+    rgb, masks = _scene([("red", 10, 5), ("blue", 40, 25), ("red", 70, 45)])
+    assert resolve(rgb, masks, flat, "the red cube", "behind the blue tray?",
+                   _heat_on(masks[1]), "the blue tray") == 0
+    assert resolve(rgb, masks, flat, "the red cube", "in front of the blue tray?",
+                   _heat_on(masks[1]), "the blue tray") == 2
+
+
+def test_superlatives_and_large_masks():
+    rgb, masks = _scene([("red", 30, 10), ("blue", 5, 45), ("green", 70, 30)])
+    table = np.ones((H, W), bool)
+    heat = _heat_on(table)
+    assert resolve(rgb, masks + [table], heat, "the leftmost object") == 1
+    assert resolve(rgb, masks + [table], heat, "the rightmost object") == 2
+    assert resolve(rgb, masks, heat, "the object", "closest to the camera.") == 1
+    assert resolve(rgb, masks, heat, "the object", "farthest from the camera.") == 0
+    # the table is never a target, and a colour nobody has falls back to the size rule
+    assert resolve(rgb, [table], heat, "the table") is None
+    assert resolve(rgb, masks, _heat_on(masks[2]), "the purple cube") == 2
+    assert resolve(rgb, [], heat, "the cube") is None
+
+
+def test_relation_after():
+    assert relation_after(" left of the tray.") == "left"
+    assert relation_after(" to the right of the mug") == "right"
+    assert relation_after(" in front of it") == "front"
+    assert relation_after(" behind the duck?") == "behind"
+    assert relation_after(".") is None and relation_after(" leftover") is None
