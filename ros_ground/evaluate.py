@@ -8,6 +8,14 @@ Prompts: "Describe the scene." against every object, and "Where is X?" (the scen
 referring expression) against X. The random-point baseline keeps the first variant's phrases but
 prompts SAM at a uniformly random point instead of the attention peak, so the two differ only in
 where they look.
+
+Scene sets (`SCENE_SETS`): "in" (default) the classic 320x240 scenes, inside the training ranges
+of both the first and the domain-randomised models; "randomised" scenes drawn over the training
+ranges themselves; "ood" scenes drawn outside them on five axes (sim.scene.OOD_RANGES: a lower,
+farther camera, an 800x450 image, held-out colour shades). Besides the GCG metrics each answer
+is scored for naming (`naming`): which ground-truth objects it names with the right category and
+colour, and whether the phrase naming one points inside it, which splits an error on a scene set
+into naming and localisation.
 """
 
 from __future__ import annotations
@@ -31,12 +39,14 @@ from ros_ground.metrics import (
     aggregate,
     evaluate_image,
     gt_from_objects,
+    point_in_mask,
 )
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
-from ros_ground.sim.language import COLORS, PLURALS, SYNONYMS
+from ros_ground.sim.language import COLORS, NUMBER_WORDS, PLURALS, SYNONYMS
 
 DESCRIBE_PROMPT = "Describe the scene."
 PROMPT_KINDS = ("describe", "refer", "both")
+SCENE_SETS = ("in", "randomised", "ood")
 # the simulator's words for its categories and colours: which object a phrase names
 SIM_VOCABULARY = Vocabulary(SYNONYMS, tuple(COLORS), PLURALS)
 
@@ -54,6 +64,69 @@ class Answer:
     proposals: list[Proposal] | None
 
 
+@dataclass(frozen=True)
+class Naming:
+    """How one answer names its ground-truth objects."""
+
+    num_gt: int
+    named: int  # GT objects a phrase names with the right category and colour
+    named_hit: int  # of those, objects whose naming phrase's point lies in their mask
+
+    @staticmethod
+    def total(items: Sequence[Naming]) -> dict:
+        """naming_accuracy = named / GT objects; named_point_accuracy = hits / named objects."""
+        gt, named, hit = (sum(getattr(n, k) for n in items) for k in ("num_gt", "named", "named_hit"))
+        return {"naming_accuracy": named / gt if gt else 0.0,
+                "named_point_accuracy": hit / named if named else 0.0}
+
+
+def _phrase_count(text: str) -> int:
+    """How many objects a phrase names: its number word ('two red cubes' -> 2), else 1."""
+    words = text.lower().split()
+    return next((NUMBER_WORDS.index(w) for w in words if w in NUMBER_WORDS[2:]), 1)
+
+
+def naming(preds: Sequence[PredPhrase], gt: Sequence[GTPhrase],
+           vocabulary: Vocabulary = SIM_VOCABULARY) -> Naming:
+    """Which GT objects the phrases name with the right category and colour word.
+
+    One phrase names at most as many objects as its number word says; among equally named
+    objects it takes the one its point lies in first, so `named_hit` measures localisation
+    given correct naming. A GT object without a colour word needs only its category.
+    """
+    parsed = [vocabulary.parse(g.text) for g in gt]
+    free = set(range(len(gt)))
+    named = hit = 0
+    for phrase in preds:
+        categories, color = vocabulary.parse(phrase.text)
+        if not categories:
+            continue
+        for _ in range(_phrase_count(phrase.text)):
+            fits = [i for i in sorted(free)
+                    if parsed[i][0] & categories and parsed[i][1] in (None, color)]
+            if not fits:
+                break
+            inside = [i for i in fits if point_in_mask(phrase.point, gt[i].mask)]
+            chosen = (inside or fits)[0]
+            free.discard(chosen)
+            named += 1
+            hit += bool(inside)
+    return Naming(len(gt), named, hit)
+
+
+def scene_for(seed: int, scene_set: str = "in", width: int = 320, height: int = 240):
+    """The evaluation scene of `seed` in `scene_set` (SCENE_SETS); `width` x `height` apply to
+    the "in" set only, the others draw their image size from their ranges."""
+    from ros_ground.sim import scene as S
+
+    if scene_set == "in":
+        return S.generate_scene(seed, width=width, height=height)
+    ranges = {"randomised": S.TRAINING_RANGES, "ood": S.OOD_RANGES}.get(scene_set)
+    if ranges is None:
+        raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
+    return S.generate_scene(seed, ranges=ranges)
+
+
 @dataclass
 class EvalRun:
     """Everything one evaluation produced, for the CLI and for model cards."""
@@ -64,6 +137,9 @@ class EvalRun:
     seconds: dict[str, float] = field(default_factory=lambda: {"render": 0.0, "engine": 0.0,
                                                                 "metrics": 0.0})
     samples: list[dict] = field(default_factory=list)  # the first variant's answers
+    # variant name -> one Naming per answer, in the order of `records`
+    naming: dict[str, list[Naming]] = field(default_factory=dict)
+    baseline_naming: list[Naming] = field(default_factory=list)
 
     @property
     def model(self) -> list[ImageRecord]:
@@ -103,7 +179,7 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
              variants: Mapping[str, dict] | None = None, prompt: str = "describe",
              amg_params: dict | None = None, dump: str | None = None, progress: bool | None = None,
              on_answer: Callable[[Answer], None] | None = None, width: int = 320,
-             height: int = 240) -> EvalRun:
+             height: int = 240, scene_set: str = "in") -> EvalRun:
     """Evaluate `engine` on scenes with seeds seed .. seed+scenes-1 (keep them disjoint from
     training seeds).
 
@@ -112,10 +188,11 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     from SAM's automatic mask generator with `amg_params` (default the config's), once per
     scene, for variants in mode auto or entities. `dump`: a directory for an overlay and a
     record per answer. `progress`: a bar on stderr (None: only on a TTY). `on_answer` sees
-    every answer under every variant.
+    every answer under every variant. `scene_set`: which scenes (SCENE_SETS; `width` and
+    `height` size the "in" set's images).
     """
-    from ros_ground.sim.scene import generate_scene
-
+    if scene_set not in SCENE_SETS:
+        raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
     variants = dict(variants or {"model": {}})
     configs = {name: replace(engine.config, **change).validate()
                for name, change in variants.items()}
@@ -123,7 +200,7 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     needs_proposals = any(cfg.mode in ("entities", "auto") for cfg in configs.values())
     text_sim = TextSimilarity()
     rng = np.random.default_rng(seed)
-    run = EvalRun(records={name: [] for name in variants})
+    run = EvalRun(records={name: [] for name in variants}, naming={name: [] for name in variants})
     out_dir = Path(dump) if dump else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +208,7 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                disable=None if progress is None else not progress)
     for scene_seed in bar:
         t0 = time.perf_counter()
-        scene = generate_scene(scene_seed, width=width, height=height)
+        scene = scene_for(scene_seed, scene_set, width, height)
         run.seconds["render"] += time.perf_counter() - t0
         key = ("eval", scene_seed)
         proposals = None
@@ -156,9 +233,11 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                 preds = [PredPhrase(p.text, p.mask, p.point) for p in result.phrases]
                 record = evaluate_image(preds, gt, text_sim, SIM_VOCABULARY)
                 run.records[name].append(record)
+                run.naming[name].append(naming(preds, gt))
                 if on_answer:
                     on_answer(Answer(scene, text, gt, name, result, record, proposals))
             run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
+            run.baseline_naming.append(naming(baseline, gt))
             run.seconds["metrics"] += time.perf_counter() - t0
             sample = {"seed": scene_seed, "prompt": text, "text": first.text,
                       "phrases": [p.text for p in first.phrases],
@@ -178,12 +257,18 @@ def _dump(out_dir: Path, scene, result, sample: dict, index: int) -> None:
 
 
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
-                config: EngineConfig) -> dict:
-    """The metrics, the baseline beside them, and every setting that changes them."""
-    out = aggregate(run.model).to_json()
+                config: EngineConfig, scene_set: str = "in") -> dict:
+    """The metrics, the baseline beside them, and every setting that changes them.
+
+    The baseline keeps the model's phrases, so its naming accuracy is the model's.
+    """
+    names = next(iter(run.naming.values()), [])
+    out = {**aggregate(run.model).to_json(), **Naming.total(names)}
     out["scenes"] = scenes
-    out["baseline_random_point"] = aggregate(run.baseline).to_json()
+    out["baseline_random_point"] = {**aggregate(run.baseline).to_json(),
+                                     **Naming.total(run.baseline_naming)}
     out["baseline_random_point"]["scenes"] = scenes
+    out["scene_set"] = scene_set
     out.update(mode=config.mode, model=model, seed=seed, prompt=prompt,
                phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
                attention_views=list(config.attention_views),
@@ -201,9 +286,11 @@ def run_eval(args, config: EngineConfig) -> int:
         allow_download=args.allow_download,
         config=config,
     )
+    scene_set = getattr(args, "scene_set", "in")
     run = evaluate(engine, args.scenes, args.seed, {"model": {"mode": args.mode}}, args.prompt,
-                   dump=args.dump, progress=False if args.json else None)
-    report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config)
+                   dump=args.dump, progress=False if args.json else None, scene_set=scene_set)
+    report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
+                         scene_set)
     if args.json:
         print(json.dumps(report))
     else:
@@ -214,9 +301,11 @@ def run_eval(args, config: EngineConfig) -> int:
 def format_report(report: dict) -> str:
     base = report["baseline_random_point"]
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
-             f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']}",
-             f"{'metric':<16}{'model':>8}{'random point':>14}"]
-    for key in ("mask_recall", "miou", "ap50", "point_accuracy"):
-        lines.append(f"{key:<16}{report[key]:>8.3f}{base[key]:>14.3f}")
+             f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
+             f" scene set {report.get('scene_set', 'in')}",
+             f"{'metric':<22}{'model':>8}{'random point':>14}"]
+    for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
+                "named_point_accuracy"):
+        lines.append(f"{key:<22}{report[key]:>8.3f}{base[key]:>14.3f}")
     lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
     return "\n".join(lines)
