@@ -210,7 +210,7 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
         t0 = time.perf_counter()
         scene = scene_for(scene_seed, scene_set, width, height)
         run.seconds["render"] += time.perf_counter() - t0
-        key = ("eval", scene_seed)
+        key = ("eval", scene_set, scene_seed)  # seeds repeat across scene sets
         proposals = None
         for text, gt in scene_prompts(scene, prompt):
             t0 = time.perf_counter()

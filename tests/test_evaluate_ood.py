@@ -103,3 +103,13 @@ def test_cli_scene_set_ood(tmp_path):
     action = next(a for a in parser._subparsers._group_actions[0].choices["eval"]._actions
                   if a.dest == "scene_set")
     assert tuple(action.choices) == SCENE_SETS
+
+
+def test_one_engine_evaluates_both_sets_of_the_same_seeds():
+    """Seeds repeat across scene sets: their images must not share the engine's image cache."""
+    engine = build_engine(model="tiny", sam_model="tiny", device="cpu",
+                          config=EngineConfig(max_new_tokens=4))
+    for scene_set in ("in", "ood"):
+        run = evaluate(engine, 1, 6, {"auto": {"mode": "auto"}}, progress=False,
+                       amg_params={"points_per_side": 4}, scene_set=scene_set)
+        assert len(run.model) == 1
