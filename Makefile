@@ -70,9 +70,10 @@ demo: setup
 bench: setup
 	$(VENV)/bin/ros-ground bench
 
-# Retrain the embedded sim models (~1 h each on a 2-core CPU) and rewrite their model cards.
+# Retrain the embedded sim models (~1 h each on a 2-core CPU) on domain-randomised scenes and
+# rewrite their model cards.
 train-sim: setup
-	$(VENV)/bin/ros-ground train all
+	$(VENV)/bin/ros-ground train all --scene-set randomised
 
 lint: setup
 	$(VENV)/bin/ruff check ros_ground tests scripts launch bench

@@ -92,6 +92,10 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "error); both: describe and refer")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
+    evaluate.add_argument("--scene-set", choices=("in", "randomised", "ood"), default="in",
+                          help="in: the classic 320x240 scenes (inside the training ranges); "
+                               "randomised: drawn over the training ranges; ood: outside them "
+                               "(lower, farther camera, 800x450, held-out colours)")
 
     bench = sub.add_parser("bench", help="benchmarks; writes bench/RESULTS.md and results.json")
     bench.add_argument("--quick", action="store_true")

@@ -19,6 +19,14 @@ visible-surface centroid on commands whose target mask is right, and
 `target_position_error_gt_m` the same from X's true mask (the geometry alone);
 `answer_position_error_m`, the same for answer phrases with IoU >= 0.5 with an object. The
 baseline's target is SAM's mask at a random point.
+
+Scene sets (`SCENE_SETS`): "in" (default) the classic 320x240 scenes, inside the training ranges
+of both the first and the domain-randomised models; "randomised" scenes drawn over the training
+ranges themselves; "ood" scenes drawn outside them on five axes (sim.scene.OOD_RANGES: a lower,
+farther camera, an 800x450 image, held-out colour shades). Besides the GCG metrics each answer
+is scored for naming (`naming`): which ground-truth objects it names with the right category and
+colour, and whether the phrase naming one points inside it, which splits an error on a scene set
+into naming and localisation.
 """
 
 from __future__ import annotations
@@ -43,14 +51,16 @@ from ros_ground.metrics import (
     evaluate_image,
     gt_from_objects,
     iou,
+    point_in_mask,
 )
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
-from ros_ground.sim.language import COLORS, PLURALS, SYNONYMS
+from ros_ground.sim.language import COLORS, NUMBER_WORDS, PLURALS, SYNONYMS
 
 DESCRIBE_PROMPT = "Describe the scene."
 PROMPT_KINDS = ("describe", "refer", "both", "command")
 IOU_HIT = 0.5
 DETERMINERS = frozenset(("the", "a", "an"))
+SCENE_SETS = ("in", "randomised", "ood")
 # the simulator's words for its categories and colours: which object a phrase names
 SIM_VOCABULARY = Vocabulary(SYNONYMS, tuple(COLORS), PLURALS)
 
@@ -66,6 +76,69 @@ class Answer:
     result: GroundingResult
     record: ImageRecord
     proposals: list[Proposal] | None
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How one answer names its ground-truth objects."""
+
+    num_gt: int
+    named: int  # GT objects a phrase names with the right category and colour
+    named_hit: int  # of those, objects whose naming phrase's point lies in their mask
+
+    @staticmethod
+    def total(items: Sequence[Naming]) -> dict:
+        """naming_accuracy = named / GT objects; named_point_accuracy = hits / named objects."""
+        gt, named, hit = (sum(getattr(n, k) for n in items) for k in ("num_gt", "named", "named_hit"))
+        return {"naming_accuracy": named / gt if gt else 0.0,
+                "named_point_accuracy": hit / named if named else 0.0}
+
+
+def _phrase_count(text: str) -> int:
+    """How many objects a phrase names: its number word ('two red cubes' -> 2), else 1."""
+    words = text.lower().split()
+    return next((NUMBER_WORDS.index(w) for w in words if w in NUMBER_WORDS[2:]), 1)
+
+
+def naming(preds: Sequence[PredPhrase], gt: Sequence[GTPhrase],
+           vocabulary: Vocabulary = SIM_VOCABULARY) -> Naming:
+    """Which GT objects the phrases name with the right category and colour word.
+
+    One phrase names at most as many objects as its number word says; among equally named
+    objects it takes the one its point lies in first, so `named_hit` measures localisation
+    given correct naming. A GT object without a colour word needs only its category.
+    """
+    parsed = [vocabulary.parse(g.text) for g in gt]
+    free = set(range(len(gt)))
+    named = hit = 0
+    for phrase in preds:
+        categories, color = vocabulary.parse(phrase.text)
+        if not categories:
+            continue
+        for _ in range(_phrase_count(phrase.text)):
+            fits = [i for i in sorted(free)
+                    if parsed[i][0] & categories and parsed[i][1] in (None, color)]
+            if not fits:
+                break
+            inside = [i for i in fits if point_in_mask(phrase.point, gt[i].mask)]
+            chosen = (inside or fits)[0]
+            free.discard(chosen)
+            named += 1
+            hit += bool(inside)
+    return Naming(len(gt), named, hit)
+
+
+def scene_for(seed: int, scene_set: str = "in", width: int = 320, height: int = 240):
+    """The evaluation scene of `seed` in `scene_set` (SCENE_SETS); `width` x `height` apply to
+    the "in" set only, the others draw their image size from their ranges."""
+    from ros_ground.sim import scene as S
+
+    if scene_set == "in":
+        return S.generate_scene(seed, width=width, height=height)
+    ranges = {"randomised": S.TRAINING_RANGES, "ood": S.OOD_RANGES}.get(scene_set)
+    if ranges is None:
+        raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
+    return S.generate_scene(seed, ranges=ranges)
 
 
 @dataclass
@@ -94,6 +167,9 @@ class EvalRun:
     # prompts about one object: variant name -> one TargetRecord per such prompt
     targets: dict[str, list[TargetRecord]] = field(default_factory=dict)
     baseline_targets: list[TargetRecord] = field(default_factory=list)
+    # variant name -> one Naming per answer, in the order of `records`
+    naming: dict[str, list[Naming]] = field(default_factory=dict)
+    baseline_naming: list[Naming] = field(default_factory=list)
 
     @property
     def model(self) -> list[ImageRecord]:
@@ -200,7 +276,7 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
              variants: Mapping[str, dict] | None = None, prompt: str = "describe",
              amg_params: dict | None = None, dump: str | None = None, progress: bool | None = None,
              on_answer: Callable[[Answer], None] | None = None, width: int = 320,
-             height: int = 240) -> EvalRun:
+             height: int = 240, scene_set: str = "in") -> EvalRun:
     """Evaluate `engine` on scenes with seeds seed .. seed+scenes-1 (keep them disjoint from
     training seeds).
 
@@ -209,10 +285,11 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     from SAM's automatic mask generator with `amg_params` (default the config's), once per
     scene, for variants in mode auto or entities. `dump`: a directory for an overlay and a
     record per answer. `progress`: a bar on stderr (None: only on a TTY). `on_answer` sees
-    every answer under every variant.
+    every answer under every variant. `scene_set`: which scenes (SCENE_SETS; `width` and
+    `height` size the "in" set's images).
     """
-    from ros_ground.sim.scene import generate_scene
-
+    if scene_set not in SCENE_SETS:
+        raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
     variants = dict(variants or {"model": {}})
     configs = {name: replace(engine.config, **change).validate()
                for name, change in variants.items()}
@@ -221,7 +298,8 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     text_sim = TextSimilarity()
     rng = np.random.default_rng(seed)
     run = EvalRun(records={name: [] for name in variants},
-                  targets={name: [] for name in variants})
+                  targets={name: [] for name in variants},
+                  naming={name: [] for name in variants})
     out_dir = Path(dump) if dump else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -229,9 +307,9 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                disable=None if progress is None else not progress)
     for scene_seed in bar:
         t0 = time.perf_counter()
-        scene = generate_scene(scene_seed, width=width, height=height)
+        scene = scene_for(scene_seed, scene_set, width, height)
         run.seconds["render"] += time.perf_counter() - t0
-        key = ("eval", scene_seed)
+        key = ("eval", scene_set, scene_seed)  # seeds repeat across scene sets
         proposals = None
         for text, gt in scene_prompts(scene, prompt):
             t0 = time.perf_counter()
@@ -263,9 +341,11 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                 run.records[name].append(record)
                 if obj is not None:
                     run.targets[name].append(target_record(scene, obj, result, record.matches > 0))
+                run.naming[name].append(naming(preds, gt))
                 if on_answer:
                     on_answer(Answer(scene, text, gt, name, result, record, proposals))
             run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
+            run.baseline_naming.append(naming(baseline, gt))
             run.seconds["metrics"] += time.perf_counter() - t0
             sample = {"seed": scene_seed, "prompt": text, "text": first.text,
                       "phrases": [p.text for p in first.phrases],
@@ -285,17 +365,23 @@ def _dump(out_dir: Path, scene, result, sample: dict, index: int) -> None:
 
 
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
-                config: EngineConfig) -> dict:
-    """The metrics, the baseline beside them, and every setting that changes them."""
-    out = aggregate(run.model).to_json()
+                config: EngineConfig, scene_set: str = "in") -> dict:
+    """The metrics, the baseline beside them, and every setting that changes them.
+
+    The baseline keeps the model's phrases, so its naming accuracy is the model's.
+    """
+    names = next(iter(run.naming.values()), [])
+    out = {**aggregate(run.model).to_json(), **Naming.total(names)}
     out["scenes"] = scenes
-    out["baseline_random_point"] = aggregate(run.baseline).to_json()
+    out["baseline_random_point"] = {**aggregate(run.baseline).to_json(),
+                                     **Naming.total(run.baseline_naming)}
     out["baseline_random_point"]["scenes"] = scenes
     first = next(iter(run.targets.values()), [])
     if first:
         out.update(target_metrics(first))
         out["baseline_random_point"]["target_accuracy"] = target_metrics(
             run.baseline_targets)["target_accuracy"]
+    out["scene_set"] = scene_set
     out.update(mode=config.mode, model=model, seed=seed, prompt=prompt,
                phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
                attention_views=list(config.attention_views),
@@ -309,9 +395,11 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
     engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
+    scene_set = getattr(args, "scene_set", "in")
     run = evaluate(engine, args.scenes, args.seed, {"model": {"mode": args.mode}}, args.prompt,
-                   dump=args.dump, progress=False if args.json else None)
-    report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config)
+                   dump=args.dump, progress=False if args.json else None, scene_set=scene_set)
+    report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
+                         scene_set)
     if args.json:
         print(json.dumps(report))
     else:
@@ -322,12 +410,14 @@ def run_eval(args, config: EngineConfig) -> int:
 def format_report(report: dict) -> str:
     base = report["baseline_random_point"]
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
-             f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']}",
-             f"{'metric':<16}{'model':>8}{'random point':>14}"]
-    for key in ("mask_recall", "miou", "ap50", "point_accuracy"):
-        lines.append(f"{key:<16}{report[key]:>8.3f}{base[key]:>14.3f}")
+             f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
+             f" scene set {report.get('scene_set', 'in')}",
+             f"{'metric':<22}{'model':>8}{'random point':>14}"]
+    for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
+                "named_point_accuracy"):
+        lines.append(f"{key:<22}{report[key]:>8.3f}{base[key]:>14.3f}")
     if "target_accuracy" in report:
-        lines.append(f"{'target_accuracy':<16}{report['target_accuracy']:>8.3f}"
+        lines.append(f"{'target_accuracy':<22}{report['target_accuracy']:>8.3f}"
                      f"{base['target_accuracy']:>14.3f}   (commands: {report['commands']})")
         for key in ("answer_route_accuracy", "target_accuracy_shared_answer"):
             lines.append(f"{key}: {report[key]:.3f}")

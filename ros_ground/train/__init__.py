@@ -1,7 +1,9 @@
 """Training of the embedded "sim" models: `ros-ground train data|lmm|sam|eval|all`.
 
 * `data`  renders the training scenes once into .cache/sim_data (optional: without the cache
-          every scene is rendered on the fly from its seed, with identical results);
+          every scene is rendered on the fly from its seed, with identical results); the
+          scenes are domain-randomised over sim.scene.TRAINING_RANGES (`--scene-set randomised`,
+          the default) or the fixed first setting (`--scene-set classic`);
 * `lmm`   trains the LLaVA-architecture LMM on images + texts only -> ros_ground/models/sim_lmm;
 * `sam`   trains the SAM-architecture model on point -> mask pairs -> ros_ground/models/sim_sam;
 * `eval`  measures both on held-out seeds (0..199) and writes each MODEL_CARD.md;
@@ -33,7 +35,7 @@ def _state_dir() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ros_ground.train.data import TRAIN_SEED_START
+    from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS, TRAIN_SEED_START
     from ros_ground.train.lmm import LMMTrainConfig
 
     parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
@@ -47,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training scenes (seeds; default %(default)s)")
         p.add_argument("--cache", default=None, help="scene cache directory "
                        "(default .cache/sim_data; scenes missing there are rendered on the fly)")
+        p.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
+                       help="randomised: settings drawn from sim.scene.TRAINING_RANGES; classic: "
+                            "the fixed 320x240 setting (default %(default)s)")
         if steps is not None:
             p.add_argument("--steps", type=int, default=steps)
             p.add_argument("--seed", type=int, default=0, help="initialisation / sampling seed")
@@ -82,13 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "(its command line on the first line)")
     allp = sub.add_parser("all", help="data, lmm, sam, eval (what `make train-sim` runs)")
     allp.add_argument("--workers", type=int, default=2)
+    allp.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET)
     return parser
 
 
 def _run_lmm(args) -> dict:
     from ros_ground.train.lmm import LMMTrainConfig, train_lmm
 
-    cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, steps=args.steps,
+    cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
+                         steps=args.steps,
                          seed=args.seed, threads=args.threads, vision_steps=args.vision_steps,
                          time_limit_min=args.time_limit_min)
     state = _state_dir() / "lmm_state.pt"
@@ -106,7 +113,8 @@ def _run_lmm(args) -> dict:
 def _run_sam(args) -> dict:
     from ros_ground.train.sam import SAMTrainConfig, train_sam
 
-    cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, steps=args.steps,
+    cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
+                         steps=args.steps,
                          seed=args.seed, threads=args.threads,
                          time_limit_min=args.time_limit_min)
     state = _state_dir() / "sam_state.pt"
@@ -186,12 +194,14 @@ def run_all(args) -> int:
     from ros_ground.train.data import TRAIN_SEED_START, build_cache
     from ros_ground.train.lmm import LMMTrainConfig
 
-    build_cache(TRAIN_SEED_START, LMMTrainConfig().scenes, workers=args.workers)  # SAM's are a prefix
+    build_cache(TRAIN_SEED_START, LMMTrainConfig().scenes, workers=args.workers,
+                scene_set=args.scene_set)  # SAM's are a prefix
     # One after the other: each uses the machine's cores, and each model's card reports its
     # own wall time against the one-hour budget.
     for what in ("lmm", "sam"):
         t0 = time.perf_counter()
-        code = subprocess.call([sys.executable, "-m", "ros_ground.train", what])
+        code = subprocess.call([sys.executable, "-m", "ros_ground.train", what,
+                                "--scene-set", args.scene_set])
         print(f"{what}: training wall time {(time.perf_counter() - t0) / 60:.1f} min")
         if code:
             return code
@@ -206,7 +216,7 @@ def main_train(argv: list[str] | None = None) -> int:
         from ros_ground.train.data import build_cache
 
         build_cache(args.seed_start, args.scenes, Path(args.cache) if args.cache else None,
-                    workers=args.workers)
+                    workers=args.workers, scene_set=args.scene_set)
         return 0
     if args.what == "lmm":
         _run_lmm(args)

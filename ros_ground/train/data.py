@@ -7,9 +7,16 @@ two views of a scene the two models may see.
 * `label_map(scene)` is what the SAM model is trained on: one segment id per pixel (objects, the
   table, the empty background), from the simulator's masks.
 
-Scenes are rendered from their seeds (`generate_scene(seed)`); the cache only memoises renders so
-two training runs do not pay for them twice. Training uses seeds >= TRAIN_SEED_START; evaluation
-uses seeds below EVAL_SEED_LIMIT, so the two never overlap.
+Scenes are rendered from their seeds (`generate_scene(seed, ranges=...)`); the cache only memoises
+renders so two training runs do not pay for them twice. Training uses seeds >= TRAIN_SEED_START;
+evaluation uses seeds below EVAL_SEED_LIMIT, so the two never overlap.
+
+Scene sets (`TRAIN_SCENE_SETS`): "randomised" (the default) draws every scene's camera, image size,
+light, table and object looks from `sim.scene.TRAINING_RANGES`; "classic" is the fixed 320x240
+setting the first models were trained on. Every frame is stored resized to WIDTH x HEIGHT (area
+interpolation for the image, nearest for the labels): the LMM's processor squash-resizes any
+frame to its square input anyway, and SAM's resizes the longest side to 320, so only frames of
+another aspect than 4:3 reach SAM slightly stretched (at most 1.5 / 1.33, about 12 %).
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from tqdm import tqdm
 
 TRAIN_SEED_START = 100_000
 EVAL_SEED_LIMIT = 10_000  # held-out evaluation seeds are 0 .. EVAL_SEED_LIMIT-1
-WIDTH, HEIGHT = 320, 240
+WIDTH, HEIGHT = 320, 240  # stored frame size
+TRAIN_SCENE_SETS = ("randomised", "classic")
+DEFAULT_SCENE_SET = "randomised"
 SHARD = 250  # scenes per cache shard
 BACKGROUND, TABLE, FIRST_OBJECT = 0, 1, 2  # label-map ids; object k has id FIRST_OBJECT + k
 FAR_DEPTH = 4.99  # depth at or beyond this is empty background (the renderer's far plane is 5 m)
@@ -37,6 +46,15 @@ def default_cache_dir() -> Path:
     env = os.environ.get("ROS_GROUND_CACHE")
     root = Path(env) if env else Path(__file__).resolve().parents[2] / ".cache"
     return root / "sim_data"
+
+
+def scene_ranges(scene_set: str):
+    """The sim.scene ranges a training scene set draws from."""
+    from ros_ground.sim.scene import CLASSIC_RANGES, TRAINING_RANGES
+
+    if scene_set not in TRAIN_SCENE_SETS:
+        raise ValueError(f"training scene set must be one of {TRAIN_SCENE_SETS}, got {scene_set!r}")
+    return TRAINING_RANGES if scene_set == "randomised" else CLASSIC_RANGES
 
 
 def check_train_seeds(start: int, count: int) -> None:
@@ -76,22 +94,36 @@ def label_map(scene) -> np.ndarray:
 
 # --------------------------------------------------------------------------- cache
 
-def _render(seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def _render(seed: int, scene_set: str = DEFAULT_SCENE_SET) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(rgb HxWx3, labels HxW, text record) of one training scene, at the stored WIDTH x HEIGHT."""
+    import cv2
+
     from ros_ground.sim.scene import generate_scene
 
-    scene = generate_scene(seed, width=WIDTH, height=HEIGHT)
-    return scene.rgb, label_map(scene), text_record(scene)
+    ranges = scene_ranges(scene_set)
+    if scene_set == "classic":
+        scene = generate_scene(seed, width=WIDTH, height=HEIGHT, ranges=ranges)
+    else:
+        scene = generate_scene(seed, ranges=ranges)
+    rgb, labels = scene.rgb, label_map(scene)
+    if rgb.shape[:2] != (HEIGHT, WIDTH):
+        shrink = scene.width > WIDTH
+        rgb = cv2.resize(rgb, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        labels = cv2.resize(labels, (WIDTH, HEIGHT), interpolation=cv2.INTER_NEAREST)
+    return rgb, labels, text_record(scene)
 
 
-def _shard_paths(directory: Path, start: int) -> dict[str, Path]:
-    return {"rgb": directory / f"rgb_{start}.npy", "labels": directory / f"labels_{start}.npy",
-            "texts": directory / f"texts_{start}.json"}
+def _shard_paths(directory: Path, start: int, scene_set: str = DEFAULT_SCENE_SET) -> dict[str, Path]:
+    prefix = "" if scene_set == "classic" else f"{scene_set}_"  # classic shards keep their names
+    return {"rgb": directory / f"{prefix}rgb_{start}.npy",
+            "labels": directory / f"{prefix}labels_{start}.npy",
+            "texts": directory / f"{prefix}texts_{start}.json"}
 
 
-def _write_shard(args: tuple[str, int, int]) -> int:
-    directory, start, count = args
+def _write_shard(args: tuple[str, int, int, str]) -> int:
+    directory, start, count, scene_set = args
     directory = Path(directory)
-    paths = _shard_paths(directory, start)
+    paths = _shard_paths(directory, start, scene_set)
     if paths["texts"].is_file():
         return count
     import torch
@@ -101,7 +133,7 @@ def _write_shard(args: tuple[str, int, int]) -> int:
     labels = np.zeros((count, HEIGHT, WIDTH), dtype=np.uint8)
     texts = []
     for i in range(count):
-        rgb[i], labels[i], record = _render(start + i)
+        rgb[i], labels[i], record = _render(start + i, scene_set)
         texts.append(record)
     np.save(paths["rgb"], rgb)
     np.save(paths["labels"], labels)
@@ -112,15 +144,17 @@ def _write_shard(args: tuple[str, int, int]) -> int:
 
 
 def build_cache(start: int, count: int, directory: Path | None = None, workers: int = 1,
-                progress: bool | None = None) -> Path:
-    """Render seeds start .. start+count-1 into `directory` (resumable shard by shard)."""
+                progress: bool | None = None, scene_set: str = DEFAULT_SCENE_SET) -> Path:
+    """Render seeds start .. start+count-1 of `scene_set` into `directory` (resumable shard by
+    shard)."""
     check_train_seeds(start, count)
+    scene_ranges(scene_set)  # a clear error before any work
     directory = Path(directory or default_cache_dir())
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory.parent / ".gitignore"
     if not marker.exists():
         marker.write_text("*\n")  # the cache is never committed
-    jobs = [(str(directory), s, min(SHARD, start + count - s))
+    jobs = [(str(directory), s, min(SHARD, start + count - s), scene_set)
             for s in range(start, start + count, SHARD)]
     bar = tqdm(total=count, desc="render scenes", unit="scene",
                disable=None if progress is None else not progress)
@@ -135,17 +169,19 @@ def build_cache(start: int, count: int, directory: Path | None = None, workers: 
         for job in jobs:
             bar.update(_write_shard(job))
     bar.close()
-    meta = {"seed_start": start, "count": count, "width": WIDTH, "height": HEIGHT,
+    meta = {"seed_start": start, "count": count, "width": WIDTH, "height": HEIGHT, "scene_set": scene_set,
             "shard": SHARD, "render_seconds_last_run": round(time.perf_counter() - t0, 1)}
-    (directory / f"meta_{start}_{count}.json").write_text(json.dumps(meta, indent=1))
+    (directory / f"meta_{scene_set}_{start}_{count}.json").write_text(json.dumps(meta, indent=1))
     return directory
 
 
 @dataclass
 class SceneStore:
-    """Scenes seed_start .. seed_start+count-1: from the cache where present, else rendered.
+    """Scenes seed_start .. seed_start+count-1 of `scene_set`: from the cache where present, else
+    rendered.
 
-    `rgb(i)`, `texts(i)` and `labels(i)` index scenes 0..count-1 (seed = seed_start + i).
+    `rgb(i)`, `texts(i)` and `labels(i)` index scenes 0..count-1 (seed = seed_start + i); every
+    frame is WIDTH x HEIGHT.
     """
 
     seed_start: int
@@ -153,8 +189,10 @@ class SceneStore:
     directory: Path | None = None
 
     memo_size: int = 64  # on-the-fly renders kept in memory (most recent)
+    scene_set: str = DEFAULT_SCENE_SET
 
     def __post_init__(self) -> None:
+        scene_ranges(self.scene_set)
         self._shards: dict[int, dict] = {}
         self._memo: dict[int, tuple] = {}
         if self.directory is not None:
@@ -165,7 +203,7 @@ class SceneStore:
         if seed not in self._memo:
             if len(self._memo) >= self.memo_size:
                 self._memo.pop(next(iter(self._memo)))
-            self._memo[seed] = _render(seed)
+            self._memo[seed] = _render(seed, self.scene_set)
         return self._memo[seed]
 
     def __len__(self) -> int:
@@ -182,7 +220,7 @@ class SceneStore:
         if self.directory is None:
             return None, 0
         if start not in self._shards:
-            paths = _shard_paths(self.directory, start)
+            paths = _shard_paths(self.directory, start, self.scene_set)
             if paths["texts"].is_file():
                 self._shards[start] = {
                     "rgb": np.load(paths["rgb"], mmap_mode="r"),

@@ -22,6 +22,7 @@ import torch
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from ros_ground.train.data import (
+    DEFAULT_SCENE_SET,
     TRAIN_SEED_START,
     SceneStore,
     batches,
@@ -41,6 +42,7 @@ IGNORE = -100
 class LMMTrainConfig:
     seed_start: int = TRAIN_SEED_START
     scenes: int = 12000
+    scene_set: str = DEFAULT_SCENE_SET  # data.TRAIN_SCENE_SETS
     steps: int = 3400
     batch_size: int = 8
     lr: float = 1e-3
@@ -247,7 +249,8 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     check_train_seeds(cfg.seed_start, cfg.scenes)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    store = SceneStore(cfg.seed_start, cfg.scenes, cache_dir or default_cache_dir())
+    store = SceneStore(cfg.seed_start, cfg.scenes, cache_dir or default_cache_dir(),
+                       scene_set=cfg.scene_set)
     model, processor = build_lmm(cfg.arch, seed=cfg.seed)
     grid = cfg.arch.image_size // cfg.arch.patch_size
     encoder = ConversationEncoder(processor, grid * grid)

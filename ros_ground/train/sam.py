@@ -26,6 +26,7 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from ros_ground.train.data import (
     BACKGROUND,
+    DEFAULT_SCENE_SET,
     FIRST_OBJECT,
     TABLE,
     TRAIN_SEED_START,
@@ -69,6 +70,7 @@ def sim_sam_config(img_size: int = 320) -> dict:
 class SAMTrainConfig:
     seed_start: int = TRAIN_SEED_START
     scenes: int = 8000
+    scene_set: str = DEFAULT_SCENE_SET  # data.TRAIN_SCENE_SETS
     steps: int = 1000
     batch_size: int = 4  # images per step
     prompts: int = 8  # point prompts per image
@@ -223,7 +225,8 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
 
     check_train_seeds(cfg.seed_start, cfg.scenes)
     torch.set_num_threads(cfg.threads)
-    store = SceneStore(cfg.seed_start, cfg.scenes, cache_dir or default_cache_dir())
+    store = SceneStore(cfg.seed_start, cfg.scenes, cache_dir or default_cache_dir(),
+                       scene_set=cfg.scene_set)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         sam = build_sam_from_config(cfg.sam_config)

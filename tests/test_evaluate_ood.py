@@ -1,0 +1,115 @@
+"""`ros-ground eval --scene-set`: scene sets reach the renderer; naming accuracy and localisation
+given naming."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_evaluate import Oracle
+
+from ros_ground.engine import EngineConfig, build_engine
+from ros_ground.evaluate import SCENE_SETS, evaluate, naming, report_json, scene_for
+from ros_ground.metrics import GTPhrase, PredPhrase
+from ros_ground.sim import scene as S
+
+
+def _mask(x0: int) -> np.ndarray:
+    mask = np.zeros((20, 40), dtype=bool)
+    mask[5:10, x0:x0 + 5] = True
+    return mask
+
+
+GT = [GTPhrase("red cube", _mask(0)), GTPhrase("red cube", _mask(10)),
+      GTPhrase("blue mug", _mask(20)), GTPhrase("teddy bear", _mask(30))]
+
+
+def test_naming_needs_category_and_colour():
+    assert naming([PredPhrase("the blue mug", None, (21.5, 6.5))], GT).named == 1
+    assert naming([PredPhrase("the green mug", None, (21.5, 6.5))], GT).named == 0  # wrong colour
+    assert naming([PredPhrase("the blue cube", None, (1.5, 6.5))], GT).named == 0
+    assert naming([PredPhrase("a cup", None, None)], GT).named == 0  # a colour word is required
+    assert naming([PredPhrase("a brown teddy", None, None)], GT).named == 1  # it has none
+    assert naming([PredPhrase("the table", None, None)], GT).named == 0
+
+
+def test_naming_counts_each_object_once_and_plural_phrases_for_several():
+    one = naming([PredPhrase("a red cube", None, None)] * 3, GT)
+    assert (one.num_gt, one.named) == (4, 2)  # two red cubes exist: a third phrase names none
+    two = naming([PredPhrase("two red cubes", None, None), PredPhrase("a blue cup", None, None)], GT)
+    assert two.named == 3
+
+
+def test_localisation_given_naming_takes_the_object_the_point_is_in():
+    # the point lies in the second red cube: that one is named, and the point hits it
+    hit = naming([PredPhrase("the red cube", None, (11.5, 6.5))], GT)
+    assert (hit.named, hit.named_hit) == (1, 1)
+    miss = naming([PredPhrase("the red cube", None, (35.5, 6.5))], GT)  # in the teddy bear
+    assert (miss.named, miss.named_hit) == (1, 0)
+
+
+def test_scene_sets_render_their_ranges():
+    assert SCENE_SETS == ("in", "randomised", "ood")
+    assert scene_for(3).rgb.tobytes() == S.generate_scene(3).rgb.tobytes()
+    ood = scene_for(3, "ood")
+    assert ood.rgb.shape == (450, 800, 3)
+    assert ood.rgb.tobytes() == S.generate_scene(3, ranges=S.OOD_RANGES).rgb.tobytes()
+    with pytest.raises(ValueError, match="scene set"):
+        scene_for(3, "train")
+
+
+def test_oracle_names_and_points_perfectly_on_ood_scenes(monkeypatch):
+    engine = build_engine(model="tiny", sam_model="tiny", device="cpu",
+                          config=EngineConfig(max_new_tokens=8))
+    oracle = Oracle(engine)
+    original = S.generate_scene
+    shapes = []
+
+    def remember(seed, *args, **kwargs):
+        oracle.scene = original(seed, *args, **kwargs)
+        shapes.append(oracle.scene.rgb.shape)
+        return oracle.scene
+
+    monkeypatch.setattr(S, "generate_scene", remember)
+    run = evaluate(oracle, scenes=2, seed=5, variants={"oracle": {"mode": "point"}},
+                   progress=False, scene_set="ood")
+    assert shapes == [(450, 800, 3)] * 2
+    report = report_json(run, 2, "oracle", 5, "describe", EngineConfig(mode="point"), "ood")
+    assert report["scene_set"] == "ood"
+    assert report["naming_accuracy"] == 1.0 and report["named_point_accuracy"] == 1.0
+    base = report["baseline_random_point"]
+    assert base["naming_accuracy"] == 1.0  # the baseline keeps the model's phrases
+    assert base["named_point_accuracy"] < 1.0  # but not its points
+
+
+def test_cli_scene_set_ood(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "ros_ground.cli", "eval", "--scenes", "1", "--seed", "2",
+         "--model", "tiny", "--mode", "point", "--max-new-tokens", "8", "--scene-set", "ood",
+         "--json", "--dump", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=True)
+    report = json.loads(out.stdout)
+    assert report["scene_set"] == "ood"
+    for source in (report, report["baseline_random_point"]):
+        assert 0.0 <= source["naming_accuracy"] <= 1.0
+        assert 0.0 <= source["named_point_accuracy"] <= 1.0
+    from ros_ground.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["eval"]).scene_set == "in"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--scene-set", "train"])
+    action = next(a for a in parser._subparsers._group_actions[0].choices["eval"]._actions
+                  if a.dest == "scene_set")
+    assert tuple(action.choices) == SCENE_SETS
+
+
+def test_one_engine_evaluates_both_sets_of_the_same_seeds():
+    """Seeds repeat across scene sets: their images must not share the engine's image cache."""
+    engine = build_engine(model="tiny", sam_model="tiny", device="cpu",
+                          config=EngineConfig(max_new_tokens=4))
+    for scene_set in ("in", "ood"):
+        run = evaluate(engine, 1, 6, {"auto": {"mode": "auto"}}, progress=False,
+                       amg_params={"points_per_side": 4}, scene_set=scene_set)
+        assert len(run.model) == 1

@@ -1,0 +1,90 @@
+"""Training data from domain-randomised scenes: stored frames, cache, the LMM never sees a mask."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ros_ground.sim import scene as S
+from ros_ground.train import data as D
+
+
+def test_randomised_frames_are_stored_at_one_size_with_their_labels():
+    store = D.SceneStore(D.TRAIN_SEED_START, 4)
+    classic = D.SceneStore(D.TRAIN_SEED_START, 4, scene_set="classic")
+    assert store.scene_set == D.DEFAULT_SCENE_SET == "randomised"
+    for i in range(4):
+        rgb, labels = store.rgb(i), store.labels(i)
+        assert rgb.shape == (D.HEIGHT, D.WIDTH, 3) and labels.shape == (D.HEIGHT, D.WIDTH)
+        record = store.texts(i)
+        assert set(np.unique(labels)) <= set(range(D.FIRST_OBJECT + len(record["names"])))
+        assert not np.array_equal(rgb, classic.rgb(i))
+    # the stored frame is the rendered one, resized: same seed, same draws
+    scene = S.generate_scene(D.TRAIN_SEED_START, ranges=S.TRAINING_RANGES)
+    assert store.texts(0)["names"] == [o.name for o in scene.objects]
+    assert (scene.height, scene.width) != (D.HEIGHT, D.WIDTH)
+
+
+def test_scene_sets_name_their_ranges():
+    assert D.scene_ranges("randomised") is S.TRAINING_RANGES
+    assert D.scene_ranges("classic") is S.CLASSIC_RANGES
+    with pytest.raises(ValueError, match="scene set"):
+        D.SceneStore(D.TRAIN_SEED_START, 1, scene_set="ood")  # never train on the held-out set
+
+
+def test_cache_of_randomised_scenes_matches_on_the_fly_renders(tmp_path):
+    D.build_cache(D.TRAIN_SEED_START, 2, tmp_path, progress=False)
+    assert (tmp_path / f"randomised_texts_{D.TRAIN_SEED_START}.json").is_file()
+    assert not (tmp_path / f"texts_{D.TRAIN_SEED_START}.json").exists()  # classic names stay free
+    cached = D.SceneStore(D.TRAIN_SEED_START, 2, tmp_path)
+    fresh = D.SceneStore(D.TRAIN_SEED_START, 2)
+    assert cached.cached() == 1
+    classic = D.SceneStore(D.TRAIN_SEED_START, 2, tmp_path, scene_set="classic")
+    assert classic.cached() == 0  # a randomised cache never stands in for classic scenes
+    for i in range(2):
+        assert np.array_equal(cached.rgb(i), fresh.rgb(i))
+        assert np.array_equal(cached.labels(i), fresh.labels(i))
+        assert cached.texts(i) == fresh.texts(i)
+
+
+def test_lmm_training_never_reads_labels_or_masks(tmp_path, monkeypatch):
+    """Both LMM stages run with every route to a mask raising: the store's label maps, the
+    label-map builder and the scenes' object masks. Adding mask supervision anywhere in the LMM
+    pipeline fails here."""
+    from ros_ground.train.lmm import LMMTrainConfig, train_lmm
+    from ros_ground.train.lmm_model import LMMArch
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("LMM training read a mask")
+
+    # render what the store needs before the guards go up (rendering itself builds label maps)
+    texts = {}
+    rgbs = {}
+    store = D.SceneStore(D.TRAIN_SEED_START, 3)
+    for i in range(3):
+        texts[i], rgbs[i] = store.texts(i), store.rgb(i)
+    monkeypatch.setattr(D.SceneStore, "labels", forbidden)
+    monkeypatch.setattr(D.SceneStore, "texts", lambda self, i: texts[i])
+    monkeypatch.setattr(D.SceneStore, "rgb", lambda self, i: rgbs[i].copy())
+    monkeypatch.setattr(D, "label_map", forbidden)
+    monkeypatch.setattr(S.SimObject, "mask", property(forbidden), raising=False)
+    arch = LMMArch(image_size=32, patch_size=16, vision_hidden=32, vision_layers=1,
+                   vision_heads=2, vision_mlp=64, text_hidden=64, text_layers=2, text_heads=2,
+                   text_kv_heads=2, text_mlp=128)
+    cfg = LMMTrainConfig(scenes=3, steps=2, batch_size=3, warmup=1, checkpoint_every=10_000,
+                         arch=arch, threads=1, vision_steps=2)
+    summary = train_lmm(cfg, tmp_path / "lmm", cache_dir=tmp_path / "no_cache", progress=False)
+    assert summary["steps"] == 2 and summary["vision"]["steps"] == 2
+    written = json.loads((tmp_path / "lmm" / "training.json").read_text())
+    assert written["config"]["scene_set"] == "randomised"
+
+
+def test_train_cli_defaults_to_randomised_scenes():
+    from ros_ground.train import build_parser
+
+    parser = build_parser()
+    for what in ("data", "lmm", "sam", "all"):
+        assert parser.parse_args([what]).scene_set == "randomised"
+    assert parser.parse_args(["lmm", "--scene-set", "classic"]).scene_set == "classic"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["lmm", "--scene-set", "ood"])
