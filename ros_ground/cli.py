@@ -59,6 +59,19 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                             help=help_text)
 
 
+def _ints(count: int) -> Callable[[str], tuple[int, ...]]:
+    """argparse type: `count` comma-separated integers."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != count:
+            raise argparse.ArgumentTypeError(f"expected {count} comma-separated integers, got {text!r}")
+        return values
+    return parse
+
+
 def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
     """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli)."""
     parser = argparse.ArgumentParser(prog="ros-ground", description=__doc__.splitlines()[0])
@@ -70,6 +83,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     _add_model_args(ground)
     ground.add_argument("--json", action="store_true", help="print one JSON object")
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
+    where = ground.add_mutually_exclusive_group()
+    where.add_argument("--region", type=_ints(4), metavar="X,Y,W,H",
+                       help="ask about this box's entity (the prompt's 'this' / <region>)")
+    where.add_argument("--point", type=_ints(2), metavar="X,Y",
+                       help="ask about the entity under this pixel")
     ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
                         help="larger images are refused (default %(default)s; the node's "
                              "max_image_pixels)")
@@ -111,7 +129,15 @@ def cmd_ground(args: argparse.Namespace) -> int:
         spacy_model=args.spacy_model, allow_download=args.allow_download,
         config=engine_config(args),
     )
-    result = engine.ground(image, args.prompt)
+    if args.region or args.point:
+        from ros_ground.regions import resolve_region
+
+        region = resolve_region(
+            image.shape[:2], segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
+            **({"box": args.region} if args.region else {"point": args.point}))
+        result = engine.ground_region(image, args.prompt, region)
+    else:
+        result = engine.ground(image, args.prompt)
     if args.overlay:
         save_png(args.overlay, draw_overlay(image, result.phrases))
     if args.json:

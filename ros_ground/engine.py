@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ros_ground import lmm_tokens, retrieval, settings
+from ros_ground import lmm_tokens, regions, retrieval, settings
 from ros_ground.command import ground_command
 from ros_ground.entities import (
     EntitySelection,
@@ -35,6 +35,7 @@ from ros_ground.phrases import (
     token_char_spans,
     tokens_in_span,
 )
+from ros_ground.regions import Region
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
 
@@ -338,11 +339,49 @@ class GroundingEngine:
         image tokens (lmm_tokens; feature_source "lmm_projector"), whatever tokens proposals
         came with: SAM's share no space with the language model. One vision pass per frame
         (`image_key`)."""
+        return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
+
+    def image_tokens(self, image: np.ndarray, image_key=None):
+        """(float32 [grid_h * grid_w, D] projected image tokens, their geometry) of `image`,
+        computed once per frame `image_key` (lmm_tokens.image_features)."""
         cached = self._features
         if image_key is None or cached is None or cached[0] != image_key:
             cached = (image_key, *lmm_tokens.image_features(self.lmm, image))
             self._features = cached if image_key is not None else None
-        return lmm_tokens.entity_tokens(cached[1], cached[2], masks)
+        return cached[1], cached[2]
+
+    def ground_region(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        region: Region,
+        proposals: list[Proposal] | None = None,
+        image_key=None,
+        config: EngineConfig | None = None,
+        focus: str = "region",
+    ) -> GroundingResult:
+        """Answer `prompt` about `region` of `image` (HxWx3 uint8 RGB) and ground the answer.
+
+        `region` (regions.resolve_region) holds the entity mask; its token replaces the
+        prompt's referring word ("this", "it", `<region>`) in the model's context, and with
+        `focus="region"` the other image tokens show the rest of the image's mean (regions.py
+        says why). Raises InputError for a bad image or a region that covers nothing the model
+        sees. timing_ms gains "region" (pooling the token, ms).
+        """
+        cfg = self._config(config)
+        _check_image(image)
+        check_prompt(prompt, 10_000)
+        t0 = time.perf_counter()
+        features, geometry = self.image_tokens(image, image_key)
+        with regions.region_context(self.lmm, image, prompt, features, geometry, region.mask,
+                                    focus):
+            pooled_ms = (time.perf_counter() - t0) * 1e3
+            gen = self.generate(image, prompt, cfg, views=False)
+        gen = self.read_views(image, gen, cfg)
+        result = self.ground_generation(image, gen, cfg, proposals, image_key, command=False)
+        result.timing_ms["region"] = pooled_ms
+        result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
+        return result
 
     def _embedding(self) -> np.ndarray:
         if self._input_embedding is None:

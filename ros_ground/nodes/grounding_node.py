@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import rclpy
+from geometry_msgs.msg import PointStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from ros_ground_msgs.action import Ground
@@ -35,6 +36,7 @@ from ros_ground.nodes.conversions import (
     ProposalError,
     error_response,
     image_msg_to_rgb,
+    msg_to_mask,
     msg_to_proposals,
     result_to_msg,
     rgb_to_image_msg,
@@ -43,6 +45,7 @@ from ros_ground.nodes.conversions import (
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.overlay import draw_overlay
+from ros_ground.regions import click_region, goal_region, resolve_region
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
 
 Status = GroundedResponse
@@ -66,6 +69,7 @@ class Request:
     frame: Frame | None
     goal_handle: object = None
     camera_frame: bool = True  # False for a goal's own image: never swapped for another frame
+    region: Callable | None = None  # () -> regions.resolve_region keywords, or None
 
 
 class GroundingNode(ModelNode):
@@ -114,6 +118,8 @@ class GroundingNode(ModelNode):
                                              qos_by_name(p["image_qos"]), callback_group=sensors))
         self.opened(self.create_subscription(String, "command", self._on_command, RELIABLE,
                                              callback_group=commands))
+        self.opened(self.create_subscription(PointStamped, "clicked_point", self._on_click,
+                                             RELIABLE, callback_group=commands))
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
         self.opened(ActionServer(
@@ -159,6 +165,14 @@ class GroundingNode(ModelNode):
     def _on_command(self, msg: String) -> None:
         self._submit(Request(self._next_id(), msg.data, "", self.frames.latest(CAMERA)), "command")
 
+    def _on_click(self, msg: PointStamped) -> None:
+        """rviz's Publish Point: ask `region_prompt` about the entity under the click. A pixel
+        point is (x, y) in a frame_id equal to the camera image's, with z == 0."""
+        frame = self.frames.latest(CAMERA)
+        request = Request(self._next_id(), self._p["region_prompt"], "", frame,
+                          region=lambda: click_region(msg, frame))
+        self._submit(request, "clicked_point")
+
     def _on_describe(self, request, response):
         request = Request(self._next_id(), self._p["default_prompt"], "", self.frames.latest(CAMERA))
         error = self._submit(request, "describe")[1]
@@ -171,7 +185,8 @@ class GroundingNode(ModelNode):
         own = bool(goal.image.width or goal.image.height or len(goal.image.data))
         frame = self._decode(goal.image, "ask") if own else self.frames.latest(CAMERA)
         request_id = f"goal-{bytes(goal_handle.goal_id.uuid).hex()[:12]}"
-        request = Request(request_id, goal.prompt, goal.mode, frame, goal_handle, not own)
+        request = Request(request_id, goal.prompt, goal.mode, frame, goal_handle, not own,
+                          region=lambda: goal_region(goal, msg_to_mask))
         self.goals.track(goal_handle, lambda: self._submit(request, "ask")[0])
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
@@ -217,13 +232,21 @@ class GroundingNode(ModelNode):
             tolerance_ns=int(self._p["proposal_tolerance_s"] * 1e9),
             max_age_ns=int(self._p["proposal_max_age_s"] * 1e9),
             search_older=request.camera_frame and engine.requested_mode(request.mode) == "auto")
+        key = frame_key(frame.header, frame.rgb.shape)
         try:
-            result = engine.ground(
-                frame.rgb, request.prompt, mode=request.mode or None, proposals=proposals,
-                image_key=frame_key(frame.header, frame.rgb.shape),
-                on_progress=self.goals.feedback(request.goal_handle),
-                should_stop=lambda: self.scheduler.should_stop(ticket),
-                accepted_at=ticket.accepted_at)
+            region = request.region() if request.region else None
+            if region is not None:
+                result = engine.ground_region(
+                    frame.rgb, request.prompt, resolve_region(
+                        frame.rgb.shape[:2], proposals,
+                        lambda x, y: engine.segment_point(frame.rgb, (x, y), key)[0], **region),
+                    proposals, key)
+            else:
+                result = engine.ground(
+                    frame.rgb, request.prompt, mode=request.mode or None, proposals=proposals,
+                    image_key=key, on_progress=self.goals.feedback(request.goal_handle),
+                    should_stop=lambda: self.scheduler.should_stop(ticket),
+                    accepted_at=ticket.accepted_at)
         except InputError as exc:
             return self._answer(request, Status.STATUS_BAD_INPUT, str(exc))
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
