@@ -96,7 +96,8 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     evaluate.add_argument("--scenes", type=int, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
     _add_model_args(evaluate)
-    evaluate.add_argument("--prompt", choices=("describe", "refer", "both"), default="describe")
+    evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "region"),
+                          default="describe")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
 

@@ -369,19 +369,27 @@ class GroundingEngine:
         sees. timing_ms gains "region" (pooling the token, ms).
         """
         cfg = self._config(config)
+        t0 = time.perf_counter()
+        gen = self.generate_region(image, prompt, region, image_key, cfg, focus)
+        result = self.ground_generation(image, self.read_views(image, gen, cfg), cfg, proposals,
+                                        image_key, command=False)
+        result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def generate_region(self, image: np.ndarray, prompt: str, region: Region, image_key=None,
+                        config: EngineConfig | None = None, focus: str = "region") -> Generation:
+        """`generate` with `region` in the model's context (see `ground_region`), on the image
+        as it is (no views); timing_ms gains "region" (the image tokens and the pooling, ms)."""
+        cfg = self._config(config)
         _check_image(image)
-        check_prompt(prompt, 10_000)
         t0 = time.perf_counter()
         features, geometry = self.image_tokens(image, image_key)
         with regions.region_context(self.lmm, image, prompt, features, geometry, region.mask,
                                     focus):
             pooled_ms = (time.perf_counter() - t0) * 1e3
             gen = self.generate(image, prompt, cfg, views=False)
-        gen = self.read_views(image, gen, cfg)
-        result = self.ground_generation(image, gen, cfg, proposals, image_key, command=False)
-        result.timing_ms["region"] = pooled_ms
-        result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
-        return result
+        gen.timing_ms["region"] = pooled_ms
+        return gen
 
     def _embedding(self) -> np.ndarray:
         if self._input_embedding is None:

@@ -207,6 +207,18 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
 
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
+    if args.prompt == "region":
+        from ros_ground.region_eval import evaluate_regions
+
+        engine = build_engine(model=args.model, sam_model=args.sam_model,
+                              sam_checkpoint=args.sam_checkpoint, device=args.device,
+                              dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                              allow_download=args.allow_download, config=config)
+        report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
+                                  progress=False if args.json else None)
+        print(json.dumps(report if args.json else
+                         {k: v for k, v in report.items() if k != "samples"}, indent=None))
+        return 0
     engine = build_engine(
         model=args.model, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,

@@ -434,3 +434,78 @@ def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error
     response = r.client.wait_future(handle.get_result_async()).result.response
     assert response.status == R.STATUS_BAD_INPUT and "mode" in response.error
     assert r.client.wait(lambda: len(r.client.responses) > start, 10)
+
+
+def _spy_regions(r):
+    """Record the region masks the engine is asked about."""
+    seen = []
+    engine = r.node._engine
+    original = engine.generate_region
+
+    def generate_region(image, prompt, region, *args, **kwargs):
+        seen.append((prompt, region.mask.copy()))
+        return original(image, prompt, region, *args, **kwargs)
+
+    engine.generate_region = generate_region
+    return seen
+
+
+def test_a_region_goal_is_answered_about_its_region(running):
+    from ros_ground_msgs.action import Ground
+    from sensor_msgs.msg import RegionOfInterest
+
+    r = running()
+    seen = _spy_regions(r)
+    _stream(r)
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    goal = Ground.Goal(prompt="What is this?",
+                       region=RegionOfInterest(x_offset=10, y_offset=5, width=20, height=12))
+    handle = r.client.wait_future(r.client.action.send_goal_async(goal))
+    response = r.client.wait_future(handle.get_result_async()).result.response
+    assert response.status == R.STATUS_OK and response.prompt == "What is this?"
+    expected = np.zeros((48, 64), bool)
+    expected[5:17, 10:30] = True
+    assert len(seen) == 1 and seen[0][0] == "What is this?"
+    np.testing.assert_array_equal(seen[0][1], expected)
+    # a half-given pixel is bad input, answered once
+    handle = r.client.wait_future(r.client.action.send_goal_async(
+        Ground.Goal(prompt="What is this?", region_x=3)))
+    response = r.client.wait_future(handle.get_result_async()).result.response
+    assert response.status == R.STATUS_BAD_INPUT and "region_y" in response.error
+
+
+def test_a_clicked_pixel_asks_region_prompt_about_the_entity_under_it(running):
+    from geometry_msgs.msg import PointStamped
+
+    r = running(region_prompt="What is it?")
+    seen = _spy_regions(r)
+    engine = r.node._engine
+    points = []
+    segment = engine.segment_point
+
+    def segment_point(image, point, image_key=None):
+        points.append(point)
+        mask, score = segment(image, point, image_key)
+        mask = mask.copy()
+        mask[int(point[1]), int(point[0])] = True  # never empty, whatever the random SAM says
+        return mask, score
+
+    engine.segment_point = segment_point
+    _stream(r)
+    pub = r.client.node.create_publisher(PointStamped, "clicked_point", RELIABLE)
+    start = len(r.client.responses)
+    click = PointStamped()
+    click.header.frame_id = "cam"  # the streamed frames' frame_id
+    click.point.x, click.point.y = 20.0, 30.0
+    assert r.client.wait(lambda: pub.get_subscription_count() > 0, 10)
+    pub.publish(click)
+    assert r.client.wait(lambda: len(r.client.responses) > start, 60)
+    response = r.client.responses[start]
+    assert response.status == R.STATUS_OK and response.prompt == "What is it?"
+    assert points == [(20.0, 30.0)] and seen and seen[0][1][30, 20]
+    # a 3-D point (another frame) cannot be projected here: one BAD_INPUT response saying why
+    click.header.frame_id = "map"
+    pub.publish(click)
+    assert r.client.wait(lambda: len(r.client.responses) > start + 1, 60)
+    response = r.client.responses[start + 1]
+    assert response.status == R.STATUS_BAD_INPUT and "depth" in response.error
