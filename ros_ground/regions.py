@@ -85,6 +85,15 @@ def referring_position(prompt_text: str, spans: list[tuple[int, int]]) -> int | 
     return next((i for i, (a, b) in enumerate(spans) if a <= found < b or a >= found), None)
 
 
+BACKGROUND = "median"
+
+
+def _background(tokens: torch.Tensor) -> torch.Tensor:
+    """The token shown in place of the image outside the region: the element-wise median of
+    the other tokens (mostly table; a mean would blend the other objects' colours in)."""
+    return tokens.median(0).values if BACKGROUND == "median" else tokens.mean(0)
+
+
 @contextlib.contextmanager
 def region_context(adapter, image: np.ndarray, prompt: str, features: np.ndarray,
                    geometry, mask: np.ndarray, focus: str = "none"):
@@ -107,8 +116,10 @@ def region_context(adapter, image: np.ndarray, prompt: str, features: np.ndarray
         own.positions[-1] if own.positions else None)
     length = int(inputs["input_ids"].shape[1])
     image_positions = layout.positions.cpu()
-    outside = w < 0.5
-    rest = features[outside].mean(0) if outside.any() else None
+    # the region's cells: those it covers at least half of, or its best-covered one (a small
+    # object may cover no cell half)
+    outside = w < min(0.5, float(w.max()))
+    rest = _background(features[outside]) if outside.any() else None
 
     def hook(module, args, kwargs):
         embeds = kwargs.get("inputs_embeds")

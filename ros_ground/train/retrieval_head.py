@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     train = scene_pairs(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng)
-    held = scene_pairs(lmm, range(900000, 900060), rng)
+    held = scene_pairs(lmm, range(900000, 900030), rng)
     head = train_head(train, epochs=args.epochs)
     hits = [int(np.argmax(token_scores(p[None], t, head))) == i for p, t, i in held]
     plain = [int(np.argmax(token_scores(p[None], t))) == i for p, t, i in held]
