@@ -97,3 +97,32 @@ def test_a_trained_head_retrieves_entities_in_another_space():
     head = train_head(pairs, epochs=150, lr=0.05)
     hits = [int(np.argmax(token_scores(p[None], t, head))) == i for p, t, i in tests]
     assert np.mean(hits) >= 0.9
+
+
+def test_engine_scores_entities_by_tokens_when_asked():
+    from dataclasses import replace
+
+    from ros_ground.engine import EngineConfig, build_engine
+    from ros_ground.results import Proposal
+
+    engine = build_engine(model="tiny", sam_model="tiny", device="cpu",
+                          config=EngineConfig(max_new_tokens=12, attention_views=("identity",)))
+    image = np.random.RandomState(3).randint(0, 255, (64, 96, 3), dtype=np.uint8)
+    masks = []
+    for i in range(3):
+        m = np.zeros((64, 96), bool)
+        m[:, i * 32:(i + 1) * 32] = True
+        masks.append(m)
+    proposals = [Proposal(id=i, mask=m) for i, m in enumerate(masks)]
+    gen = engine.generate(image, "Describe the image in detail.")
+    cfg = replace(engine.config, mode="entities", entity_scoring="tokens")
+    result = engine.ground_generation(image, gen, cfg, proposals=proposals, command=False)
+    assert result.phrases
+    features, geometry = image_features(engine.lmm, image)
+    tokens = entity_tokens(features, geometry, masks)
+    embedding = engine.lmm.model.get_input_embeddings().weight.detach().float().numpy()
+    for phrase in result.phrases:
+        ids = [gen.token_ids[i] for i in phrase.token_indices]
+        expected = token_scores(phrase_vectors(embedding, [ids]), tokens)[0]
+        got = [phrase.entity_scores[i] for i in range(3)]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
