@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 SCORINGS = ("attention", "tokens", "combined")
-SIM_HEAD_PATH = Path(__file__).resolve().parent / "models" / "sim_retrieval_head.npy"
+SIM_HEAD_PATH = Path(__file__).resolve().parent / "models" / "sim_retrieval" / "head.npy"
 _EPS = 1e-6
 
 
