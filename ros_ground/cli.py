@@ -59,6 +59,19 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                             help=help_text)
 
 
+def _ints(count: int) -> Callable[[str], tuple[int, ...]]:
+    """argparse type: `count` comma-separated integers."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != count:
+            raise argparse.ArgumentTypeError(f"expected {count} comma-separated integers, got {text!r}")
+        return values
+    return parse
+
+
 def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
     """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli)."""
     parser = argparse.ArgumentParser(prog="ros-ground", description=__doc__.splitlines()[0])
@@ -77,6 +90,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                              "(needs --depth)")
     ground.add_argument("--json", action="store_true", help="print one JSON object")
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
+    where = ground.add_mutually_exclusive_group()
+    where.add_argument("--region", type=_ints(4), metavar="X,Y,W,H",
+                       help="ask about this box's entity (the prompt's 'this' / <region>)")
+    where.add_argument("--point", type=_ints(2), metavar="X,Y",
+                       help="ask about the entity under this pixel")
     ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
                         help="larger images are refused (default %(default)s; the node's "
                              "max_image_pixels)")
@@ -85,11 +103,12 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     evaluate.add_argument("--scenes", type=int, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
     _add_model_args(evaluate)
-    evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command"),
+    evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command", "region"),
                           default="describe",
                           help="describe: every object; refer: 'Where is X?'; command: 'Pick up "
                                "X.' / 'Where is X?', scored as commands (target_accuracy, 3-D "
-                               "error); both: describe and refer")
+                               "error); both: describe and refer; region: 'What is this?' "
+                               "about each object's region (region_naming_accuracy)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
     evaluate.add_argument("--scene-set", choices=("in", "randomised", "ood"), default="in",
@@ -122,7 +141,15 @@ def cmd_ground(args: argparse.Namespace) -> int:
     check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])
     engine = build_engine_from_settings(vars(args))
-    result = engine.ground(image, args.prompt)
+    if args.region or args.point:
+        from ros_ground.regions import resolve_region
+
+        region = resolve_region(
+            image.shape[:2], segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
+            **({"box": args.region} if args.region else {"point": args.point}))
+        result = engine.ground_region(image, args.prompt, region)
+    else:
+        result = engine.ground(image, args.prompt)
     if depth_k is not None:
         from ros_ground.spatial import locate_result
 

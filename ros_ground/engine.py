@@ -16,9 +16,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ros_ground import settings
+from ros_ground import lmm_tokens, regions, retrieval, settings
 from ros_ground.command import ground_command
-from ros_ground.entities import EntitySelection, assign_entities, select_entities
+from ros_ground.entities import (
+    EntitySelection,
+    assign_entities,
+    score_entities,
+    select_entities,
+)
 from ros_ground.errors import InputError
 from ros_ground.geometry import upsample_map
 from ros_ground.lmm import Generation, LMMAdapter
@@ -30,6 +35,7 @@ from ros_ground.phrases import (
     token_char_spans,
     tokens_in_span,
 )
+from ros_ground.regions import Region
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
 
@@ -58,6 +64,7 @@ class EngineConfig:
     multimask_choice: str | int = _default("multimask_choice")  # "iou" or a fixed index 0..2
     entity_assignment: str = _default("entity_assignment")
     entity_margin: float = _default("entity_margin")
+    entity_scoring: str = _default("entity_scoring")
     max_new_tokens: int = _default("max_new_tokens")
     command_words: bool = _default("command_words")  # refer.py picks the command's target
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
@@ -88,6 +95,9 @@ class GroundingEngine:
         self.sam = sam
         self.nlp = nlp
         self.config = (config or EngineConfig()).validate()
+        self._features = None  # (image_key, LMM image tokens, geometry) of the last frame
+        self._input_embedding: np.ndarray | None = None
+        self._retrieval_head = False  # loaded on first use
 
     @property
     def model_name(self) -> str:
@@ -288,14 +298,17 @@ class GroundingEngine:
                 low = contrast_phrase_maps(low, cfg.phrase_contrast)
                 heats = [upsample_map(m, gen.geometry) for m in low]
                 if used_mode == "entities" and proposals:
+                    scores = self._entity_scores(image, image_key, cfg, heats, proposals,
+                                                 [[token_ids[i] for i in ix] for _, ix in found])
                     if cfg.entity_assignment == "exclusive":
                         free = later_mentions([chunk for chunk, _ in found], text)
                         selections = assign_entities(
                             heats, proposals, free, counts=[chunk.count for chunk, _ in found],
-                            margin=cfg.entity_margin)
+                            margin=cfg.entity_margin, scores=scores)
                     else:
-                        selections = [select_entities(h, proposals, margin=cfg.entity_margin)
-                                      for h in heats]
+                        selections = [select_entities(h, proposals, margin=cfg.entity_margin,
+                                                      scores=row)
+                                      for h, row in zip(heats, scores)]
                     phrases = [self._entity_phrase(chunk, indices, heat, selection, proposals)
                                for (chunk, indices), heat, selection in zip(found, heats, selections)]
                 else:
@@ -308,6 +321,88 @@ class GroundingEngine:
                         for (chunk, indices), point, (mask, score) in zip(found, points, segmented)]
             timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
+
+    def _entity_scores(self, image, image_key, cfg: EngineConfig, heats, proposals,
+                       phrase_ids: list[list[int]]) -> np.ndarray:
+        """[phrases, proposals] scores per `cfg.entity_scoring` (ros_ground.retrieval)."""
+        masks = [p.mask for p in proposals]
+        attention = np.stack([score_entities(h, masks) for h in heats])
+        if cfg.entity_scoring == "attention":
+            return attention
+        tokens = self.entity_tokens(image, masks, image_key)
+        phrases = retrieval.phrase_vectors(self._embedding(), phrase_ids)
+        return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, self._head()),
+                                 cfg.entity_scoring)
+
+    def entity_tokens(self, image: np.ndarray, masks: list[np.ndarray],
+                      image_key=None) -> np.ndarray:
+        """float32 [N, D] entity tokens of `masks` (HxW each) pooled from this LMM's projected
+        image tokens (lmm_tokens; feature_source "lmm_projector"), whatever tokens proposals
+        came with: SAM's share no space with the language model. One vision pass per frame
+        (`image_key`)."""
+        return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
+
+    def image_tokens(self, image: np.ndarray, image_key=None):
+        """(float32 [grid_h * grid_w, D] projected image tokens, their geometry) of `image`,
+        computed once per frame `image_key` (lmm_tokens.image_features)."""
+        cached = self._features
+        if image_key is None or cached is None or cached[0] != image_key:
+            cached = (image_key, *lmm_tokens.image_features(self.lmm, image))
+            self._features = cached if image_key is not None else None
+        return cached[1], cached[2]
+
+    def ground_region(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        region: Region,
+        proposals: list[Proposal] | None = None,
+        image_key=None,
+        config: EngineConfig | None = None,
+        focus: str = "region",
+    ) -> GroundingResult:
+        """Answer `prompt` about `region` of `image` (HxWx3 uint8 RGB) and ground the answer.
+
+        `region` (regions.resolve_region) holds the entity mask; its token replaces the
+        prompt's referring word ("this", "it", `<region>`) in the model's context, and with
+        `focus="region"` the other image tokens show the rest of the image's mean (regions.py
+        says why). Raises InputError for a bad image or a region that covers nothing the model
+        sees. timing_ms gains "region" (pooling the token, ms).
+        """
+        cfg = self._config(config)
+        t0 = time.perf_counter()
+        gen = self.generate_region(image, prompt, region, image_key, cfg, focus)
+        result = self.ground_generation(image, self.read_views(image, gen, cfg), cfg, proposals,
+                                        image_key, command=False)
+        result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def generate_region(self, image: np.ndarray, prompt: str, region: Region, image_key=None,
+                        config: EngineConfig | None = None, focus: str = "region") -> Generation:
+        """`generate` with `region` in the model's context (see `ground_region`), on the image
+        as it is (no views); timing_ms gains "region" (the image tokens and the pooling, ms)."""
+        cfg = self._config(config)
+        _check_image(image)
+        t0 = time.perf_counter()
+        features, geometry = self.image_tokens(image, image_key)
+        with regions.region_context(self.lmm, image, prompt, features, geometry, region.mask,
+                                    focus):
+            pooled_ms = (time.perf_counter() - t0) * 1e3
+            gen = self.generate(image, prompt, cfg, views=False)
+        gen.timing_ms["region"] = pooled_ms
+        return gen
+
+    def _embedding(self) -> np.ndarray:
+        if self._input_embedding is None:
+            weight = self.lmm.model.get_input_embeddings().weight
+            self._input_embedding = weight.detach().float().cpu().numpy()
+        return self._input_embedding
+
+    def _head(self) -> np.ndarray | None:
+        # the sim model's head was trained on its own tokens; other models compare directly
+        if self._retrieval_head is False:
+            self._retrieval_head = retrieval.load_head() if self.lmm.name == "sim" else None
+        return self._retrieval_head
 
     def _entity_phrase(self, chunk: NounPhrase, indices, heat, selection: EntitySelection,
                        proposals) -> GroundedPhrase:

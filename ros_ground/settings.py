@@ -146,6 +146,8 @@ GROUNDING = (
     S("entity_margin", 0.1, "entities within this share of the score range of the best are "
       "merged: every phrase's when independent, a plural's without a number ('the mugs') "
       "when exclusive", True, low=0.0, field="entity_margin", cli=True),
+    S("entity_scoring", "attention", "how entities are scored against a phrase: attention (its map's correlation with each mask) / tokens (retrieval: its word embeddings against the entities' LMM tokens) / combined (their sum)", True,
+      choices=("attention", "tokens", "combined"), field="entity_scoring", cli=True),
     S("autostart", True, "configure and activate on start; false leaves it unconfigured"),
 )
 

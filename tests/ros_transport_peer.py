@@ -44,7 +44,14 @@ class Peer(Node):
         self.pub.publish(result_to_msg(sample_result("a red mug"), header, "peer-1", "describe"))
 
     def execute(self, goal_handle):
-        prompt = goal_handle.request.prompt
+        goal = goal_handle.request
+        prompt = goal.prompt
+        roi = goal.region
+        if roi.width or len(goal.region_mask.counts) or goal.region_x >= 0:
+            # the region fields, echoed so the other process can check they crossed intact
+            prompt += (f" roi={roi.x_offset},{roi.y_offset},{roi.width},{roi.height}"
+                       f" mask={goal.region_mask.height}x{goal.region_mask.width}:"
+                       f"{list(goal.region_mask.counts)} xy={goal.region_x},{goal.region_y}")
         goal_handle.publish_feedback(Ground.Feedback(partial_text="a"))
         goal_handle.succeed()
         result = Ground.Result()

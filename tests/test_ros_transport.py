@@ -75,6 +75,18 @@ def test_response_and_action_cross_process(peer):
         assert len(response.phrases) == 3
         np.testing.assert_array_equal(msg_to_phrase(response.phrases[2]).mask,
                                       expected.phrases[2].mask)
+        # the goal's region fields (box, mask, pixel) cross processes intact
+        goal = Ground.Goal(prompt="What is this?", region_x=5, region_y=6)
+        goal.region.x_offset, goal.region.y_offset, goal.region.width, goal.region.height = \
+            1, 2, 3, 4
+        goal.region_mask.height, goal.region_mask.width = 48, 64
+        goal.region_mask.counts = [10, 20, 3042]
+        send = client.send_goal_async(goal)
+        assert _spin_until(node, send.done, 30)
+        result_future = send.result().get_result_async()
+        assert _spin_until(node, result_future.done, 30)
+        assert result_future.result().result.response.prompt == (
+            "What is this? roi=1,2,3,4 mask=48x64:[10, 20, 3042] xy=5,6")
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

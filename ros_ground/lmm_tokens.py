@@ -1,0 +1,109 @@
+"""Entity tokens the language model can compare: masks pooled from the LMM's own image tokens.
+
+Which layer: the embeddings the language model receives at the image-token positions, i.e. the
+vision tower's selected layer (`vision_feature_layer`) after the multimodal projector. Why: those
+vectors live in the LMM's input-embedding space, so a pooled one can be compared with the
+phrase's word embeddings and placed in the context in place of a word (Groma's region token,
+training-free for a LLaVA-style model); SAM's neck features share no space with the text.
+Reading them at the language model's input (a pre-hook on its decoder) works for every model
+family whose decoder takes `inputs_embeds`, whatever its projector is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import cv2
+import numpy as np
+import torch
+
+from ros_ground.geometry import ImageGeometry
+
+FEATURE_SOURCE = "lmm_projector"  # EntityProposals.feature_source of tokens pooled here
+
+
+class _Captured(Exception):
+    """Ends a forward pass once the decoder's input has been read (no language-model compute)."""
+
+
+def token_grid_weights(mask: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Fraction of each image-token cell that `mask` covers: float32 [grid_h, grid_w] in [0, 1].
+
+    mask: HxW (bool or 0/1) of the original image (geometry.height x geometry.width). The mask
+    is placed in the window the grid covers (pixels outside the image count as uncovered) and
+    area-averaged onto the grid. Raises ValueError when the mask is not HxW.
+    """
+    mask = np.asarray(mask)
+    h, w = geometry.height, geometry.width
+    if mask.shape != (h, w):
+        raise ValueError(f"mask shape {mask.shape} differs from the image's {(h, w)}")
+    x0, y0, x1, y1 = geometry.window()
+    canvas = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if ix1 > ix0 and iy1 > iy0:
+        canvas[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = mask[iy0:iy1, ix0:ix1]
+    return cv2.resize(canvas, (geometry.grid_w, geometry.grid_h), interpolation=cv2.INTER_AREA)
+
+
+def pool_tokens(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean of token features per mask.
+
+    features: [grid_h * grid_w, D] (row-major grid); weights: [N, grid_h, grid_w] (or flat
+    [N, grid_h * grid_w]). Returns float32 [N, D]; a mask covering no cell gets zeros.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    weights = np.asarray(weights, dtype=np.float32).reshape(len(weights), -1)
+    if weights.shape[1] != features.shape[0]:
+        raise ValueError(f"{weights.shape[1]} weight cells for {features.shape[0]} tokens")
+    totals = weights.sum(axis=1, keepdims=True)
+    pooled = weights @ features
+    return np.divide(pooled, totals, out=np.zeros_like(pooled), where=totals > 0)
+
+
+@contextlib.contextmanager
+def capture_image_embeddings(adapter, stop: bool = False):
+    """Record the language model's input embeddings on its next forward call.
+
+    Yields a dict that gains "embeds" (float32 [L, D] tensor on the CPU, the first call's
+    `inputs_embeds`). `stop`: raise inside that call so no language-model layer runs (the
+    caller catches `_Captured`, as `image_features` does).
+    """
+    box: dict = {}
+
+    def hook(module, args, kwargs):
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is None and args:
+            embeds = args[0] if args[0].is_floating_point() else None
+        if "embeds" not in box and embeds is not None:
+            box["embeds"] = embeds[0].detach().float().cpu()
+            if stop:
+                raise _Captured
+        return None
+
+    handle = adapter.model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+def image_features(adapter, image: np.ndarray) -> tuple[np.ndarray, ImageGeometry]:
+    """The LMM's image tokens for `image` (HxWx3 uint8 RGB) as the language model receives
+    them: (float32 [grid_h * grid_w, D], the grid's geometry). Runs the vision tower and the
+    projector only."""
+    inputs, layout, geometry = adapter.prepare(image, "Describe the scene.")
+    with torch.no_grad(), contextlib.suppress(_Captured), \
+            capture_image_embeddings(adapter, stop=True) as box:
+        adapter.model(**inputs, use_cache=False)
+    if "embeds" not in box:
+        raise RuntimeError(f"{adapter.name}: the decoder was not called with input embeddings")
+    return box["embeds"][layout.positions.cpu()].numpy(), geometry
+
+
+def entity_tokens(features: np.ndarray, geometry: ImageGeometry,
+                  masks: list[np.ndarray]) -> np.ndarray:
+    """float32 [N, D] tokens of `masks` (each HxW of the image `geometry` describes), pooled
+    from `features` ([grid_h * grid_w, D], from `image_features`)."""
+    if not masks:
+        return np.zeros((0, np.asarray(features).shape[-1]), dtype=np.float32)
+    return pool_tokens(features, np.stack([token_grid_weights(m, geometry) for m in masks]))

@@ -1,0 +1,213 @@
+"""Region prompts (Groma's localized visual tokens): ask the LMM about a region of the image.
+
+A region (box, mask or pixel) becomes an entity mask: the proposal that fits it best, else SAM's
+mask for it. Its token, pooled from the LMM's own projected image tokens (lmm_tokens), is put
+into the context where the prompt refers to it: the embedding of the referring word ("this",
+"it", or a literal `<region>`) is replaced during the prefill. Pooled projector features are in
+the language model's input space, so this needs no training for a LLaVA-style model.
+`focus` additionally keeps only the region's own image tokens in view (the others are replaced
+by the mean token of the rest of the image): for a model never shown a region token, such as
+the captions-only sim model, the region is then the only object it can name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ros_ground.errors import InputError
+from ros_ground.lmm_tokens import token_grid_weights
+
+REGION_PLACEHOLDER = "<region>"
+REFERRING_WORDS = ("this", "that", "it")
+FOCUS_MODES = ("none", "region")
+
+
+@dataclass
+class Region:
+    """A region of one frame: `mask` bool HxW, and how it was given ("box", "mask", "point")."""
+
+    mask: np.ndarray
+    kind: str
+
+
+def box_mask(shape: tuple[int, int], x: int, y: int, w: int, h: int) -> np.ndarray:
+    """bool `shape` mask of the box with top-left (x, y), size w x h in pixels, cut to the image.
+    Raises InputError when the box is empty or lies outside the image."""
+    height, width = shape
+    x0, y0, x1, y1 = max(int(x), 0), max(int(y), 0), min(int(x + w), width), min(int(y + h), height)
+    if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
+        raise InputError(f"region box {(x, y, w, h)} is empty or outside the {width}x{height} image")
+    mask = np.zeros(shape, dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def entity_for_box(box: np.ndarray, proposals) -> np.ndarray | None:
+    """The proposal mask of highest IoU with the `box` mask (at least 0.3), else None."""
+    best, best_iou = None, 0.3
+    for p in proposals or []:
+        mask = np.asarray(p.mask, dtype=bool)
+        union = np.logical_or(mask, box).sum()
+        value = np.logical_and(mask, box).sum() / union if union else 0.0
+        if value >= best_iou:
+            best, best_iou = mask, value
+    return best
+
+
+def entity_for_point(x: float, y: float, proposals) -> np.ndarray | None:
+    """The smallest proposal mask that holds pixel (x, y), else None."""
+    held = [np.asarray(p.mask, dtype=bool) for p in proposals or []
+            if np.asarray(p.mask, dtype=bool)[int(y), int(x)]]
+    return min(held, key=lambda m: int(m.sum())) if held else None
+
+
+def check_point(shape: tuple[int, int], x: float, y: float) -> None:
+    """InputError unless pixel (x, y) lies inside an image of `shape` (H, W)."""
+    if not (0 <= x < shape[1] and 0 <= y < shape[0]):
+        raise InputError(f"region point {(x, y)} is outside the {shape[1]}x{shape[0]} image")
+
+
+def referring_position(prompt_text: str, spans: list[tuple[int, int]]) -> int | None:
+    """Index of the prompt token that refers to the region: a `<region>` placeholder, else the
+    first of REFERRING_WORDS; None when the prompt has neither (the token is then appended)."""
+    lowered = prompt_text.lower()
+    found = lowered.find(REGION_PLACEHOLDER)
+    if found < 0:
+        match = re.search(r"\b(" + "|".join(REFERRING_WORDS) + r")\b", lowered)
+        found = match.start() if match else -1
+    if found < 0:
+        return None
+    return next((i for i, (a, b) in enumerate(spans) if a <= found < b or a >= found), None)
+
+
+BACKGROUND = "median"
+
+
+def _background(tokens: torch.Tensor) -> torch.Tensor:
+    """The token shown in place of the image outside the region: the element-wise median of
+    the other tokens (mostly table; a mean would blend the other objects' colours in)."""
+    return tokens.median(0).values if BACKGROUND == "median" else tokens.mean(0)
+
+
+@contextlib.contextmanager
+def region_context(adapter, image: np.ndarray, prompt: str, features: np.ndarray,
+                   geometry, mask: np.ndarray, focus: str = "none"):
+    """While active, the adapter's next `generate(image, prompt)` sees the region: its token
+    (pooled from `features`, [grid_h * grid_w, D]) in place of the referring word's embedding
+    (or of the prompt's last token when none refers), and with `focus="region"` only the
+    region's image tokens. Yields the prompt token index that was replaced."""
+    if focus not in FOCUS_MODES:
+        raise ValueError(f"focus must be one of {FOCUS_MODES}, got {focus!r}")
+    inputs, layout, _ = adapter.prepare(image, prompt)
+    own = adapter.prompt_tokens(prompt, inputs["input_ids"])
+    weights = token_grid_weights(mask, geometry).reshape(-1)
+    if weights.sum() <= 0:
+        raise InputError("the region covers none of the image the model sees")
+    features = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    w = torch.as_tensor(weights)
+    token = (w[:, None] * features).sum(0) / w.sum()
+    index = referring_position(own.text, own.spans) if own.positions else None
+    position = own.positions[index] if index is not None else (
+        own.positions[-1] if own.positions else None)
+    length = int(inputs["input_ids"].shape[1])
+    image_positions = layout.positions.cpu()
+    # the region's cells: those it covers at least half of, or its best-covered one (a small
+    # object may cover no cell half)
+    outside = w < min(0.5, float(w.max()))
+    rest = _background(features[outside]) if outside.any() else None
+
+    def hook(module, args, kwargs):
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is None or embeds.shape[1] != length:  # only the prefill holds the prompt
+            return None
+        embeds = embeds.clone()
+        if position is not None:
+            embeds[0, position] = token.to(embeds.dtype).to(embeds.device)
+        if focus == "region" and rest is not None:
+            rows = image_positions[outside].to(embeds.device)
+            embeds[0, rows] = rest.to(embeds.dtype).to(embeds.device)
+        kwargs["inputs_embeds"] = embeds
+        return args, kwargs
+
+    handle = adapter.model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield index
+    finally:
+        handle.remove()
+
+
+def resolve_region(shape: tuple[int, int], proposals=None, segment_point=None,
+                   box: tuple[int, int, int, int] | None = None, mask: np.ndarray | None = None,
+                   point: tuple[float, float] | None = None) -> Region:
+    """The entity mask of a region given as a `mask` (HxW, used as it is), a `box`
+    (x, y, w, h: the proposal of highest IoU with it, else the box itself) or a `point`
+    (x, y pixel: the smallest proposal holding it, else `segment_point(x, y)`, SAM's mask).
+    Exactly one of them. Raises InputError when none or several are given, or one is outside
+    the image of `shape` (H, W) or empty."""
+    given = [name for name, value in (("box", box), ("mask", mask), ("point", point))
+             if value is not None]
+    if len(given) != 1:
+        raise InputError(f"give exactly one region (box, mask or point), got {given or 'none'}")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != tuple(shape):
+            raise InputError(f"region mask is {mask.shape}, the image is {tuple(shape)}")
+        if not mask.any():
+            raise InputError("region mask is empty")
+        return Region(mask, "mask")
+    if box is not None:
+        boxed = box_mask(shape, *box)
+        found = entity_for_box(boxed, proposals)
+        return Region(boxed if found is None else found, "box")
+    x, y = point
+    check_point(shape, x, y)
+    found = entity_for_point(x, y, proposals)
+    if found is None and segment_point is not None:
+        found = np.asarray(segment_point(float(x), float(y)), dtype=bool)
+    if found is None or not found.any():
+        raise InputError(f"no entity under region point {(x, y)}")
+    return Region(found, "point")
+
+
+def goal_region(goal, decode_mask) -> dict | None:
+    """`resolve_region` keyword arguments from a Ground goal's region fields, None when the
+    goal names no region: `region_mask` (non-empty counts; `decode_mask(msg)` -> HxW), else
+    `region` (a RegionOfInterest with width and height > 0), else `region_x`/`region_y`
+    (both >= 0). The first set one wins, so a client may fill a box and the mask it came from."""
+    rle = getattr(goal, "region_mask", None)
+    if rle is not None and len(rle.counts):
+        try:
+            return {"mask": decode_mask(rle)}
+        except ValueError as exc:
+            raise InputError(f"bad region_mask: {exc}") from exc
+    roi = getattr(goal, "region", None)
+    if roi is not None and roi.width > 0 and roi.height > 0:
+        return {"box": (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))}
+    x, y = int(getattr(goal, "region_x", -1)), int(getattr(goal, "region_y", -1))
+    if x >= 0 and y >= 0:
+        return {"point": (x, y)}
+    if x >= 0 or y >= 0:
+        raise InputError(f"region_x and region_y must both be set (>= 0), got {(x, y)}")
+    return None
+
+
+def click_region(point, frame) -> dict:
+    """`resolve_region` keywords for a clicked point (geometry_msgs/PointStamped-like: header.
+    frame_id, point.x/y/z) on `frame` (with header.frame_id and rgb). The rule: a pixel
+    (x, y) is a point whose frame_id is the camera image's and whose z is 0; any other point
+    is 3-D and needs depth and camera_info to be projected, which this node does not have:
+    InputError saying so, as for a click before any image."""
+    if frame is None or getattr(frame, "rgb", None) is None:
+        raise InputError("no image received yet on 'image' to click on")
+    camera = frame.header.frame_id
+    if point.header.frame_id != camera or point.point.z != 0.0:
+        raise InputError(
+            f"clicked point in frame {point.header.frame_id!r} with z={point.point.z}: only "
+            f"pixel points (frame_id {camera!r}, z 0) are supported; a 3-D point needs depth "
+            f"and camera_info to project")
+    return {"point": (float(point.point.x), float(point.point.y))}

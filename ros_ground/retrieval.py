@@ -1,0 +1,85 @@
+"""GROUNDHOG-style retrieval: score each entity token against a phrase, beside attention.
+
+A phrase is represented by the mean of its tokens' input embeddings; an entity by its token
+pooled from the LMM's projected image tokens (lmm_tokens). The score is the cosine between the
+entity token and `W @ phrase`: W is the identity for a model whose image tokens already share
+the words' space, or a retrieval head trained on (phrase, entity) pairs with mask supervision
+(`train_head`; the sim model ships one). `entity_scoring` chooses attention only, tokens only,
+or their sum (both scores lie in [-1, 1]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+SCORINGS = ("attention", "tokens", "combined")
+SIM_HEAD_PATH = Path(__file__).resolve().parent / "models" / "sim_retrieval" / "head.npy"
+_EPS = 1e-6
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) + _EPS)
+
+
+def phrase_vectors(embedding: np.ndarray, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """float32 [P, D]: mean input embedding (`embedding`, [vocab, D]) of each phrase's token
+    ids; a phrase without tokens gets zeros."""
+    embedding = np.asarray(embedding, dtype=np.float32)
+    return np.stack([embedding[list(ids)].mean(axis=0) if len(ids) else
+                     np.zeros(embedding.shape[1], np.float32) for ids in token_ids])
+
+
+def token_scores(phrases: np.ndarray, tokens: np.ndarray,
+                 head: np.ndarray | None = None) -> np.ndarray:
+    """float32 [P, N] cosine of each entity token ([N, Dv]) with each projected phrase
+    ([P, Dt]; `head` [Dv, Dt], identity when None, needs Dv == Dt). Zero vectors score 0."""
+    phrases = _unit(phrases)
+    projected = phrases if head is None else phrases @ np.asarray(head, np.float32).T
+    return np.clip(_unit(projected) @ _unit(tokens).T, -1.0, 1.0)
+
+
+def combine(attention: np.ndarray, tokens: np.ndarray | None, scoring: str) -> np.ndarray:
+    """The entity scores `scoring` names from attention scores and token scores (same shape)."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"entity_scoring must be one of {SCORINGS}, got {scoring!r}")
+    if scoring == "attention" or tokens is None:
+        return attention
+    return tokens if scoring == "tokens" else attention + tokens
+
+
+def load_head(path: str | Path | None = None) -> np.ndarray | None:
+    """The retrieval head at `path` (default: the sim model's), None when the file is absent."""
+    path = Path(path or SIM_HEAD_PATH)
+    return np.load(path).astype(np.float32) if path.is_file() else None
+
+
+def train_head(pairs: Sequence[tuple[np.ndarray, np.ndarray, int]], epochs: int = 60,
+               lr: float = 1e-3, temperature: float = 0.1, seed: int = 0) -> np.ndarray:
+    """A retrieval head [Dv, Dt] from (phrase vector [Dt], scene's entity tokens [N, Dv],
+    index of the entity the phrase names): full-batch Adam on the cross-entropy of the
+    phrase's cosines with its scene's entities over `temperature`. Mask supervision: the
+    entity tokens are pooled from ground-truth masks."""
+    import torch
+
+    torch.manual_seed(seed)
+    phrases = [torch.from_numpy(_unit(p)) for p, _, _ in pairs]
+    tokens = [torch.from_numpy(_unit(t)) for _, t, _ in pairs]
+    targets = torch.tensor([i for _, _, i in pairs])
+    dv, dt = tokens[0].shape[1], phrases[0].shape[0]
+    weight = torch.eye(dv, dt).requires_grad_(True) if dv == dt else \
+        (torch.randn(dv, dt) / dt ** 0.5).requires_grad_(True)
+    opt = torch.optim.Adam([weight], lr=lr)
+    for _ in range(epochs):
+        loss = 0.0
+        for k, (p, t) in enumerate(zip(phrases, tokens)):
+            q = torch.nn.functional.normalize(weight @ p, dim=0)
+            loss = loss + torch.nn.functional.cross_entropy(
+                (t @ q / temperature)[None], targets[k:k + 1])
+        opt.zero_grad()
+        (loss / len(pairs)).backward()
+        opt.step()
+    return weight.detach().numpy().astype(np.float32)

@@ -1,0 +1,142 @@
+"""Region prompts: a box, mask or pixel becomes an entity mask whose token enters the context."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+import torch
+
+from ros_ground.errors import InputError
+from ros_ground.lmm_tokens import capture_image_embeddings, image_features
+from ros_ground.regions import (
+    click_region,
+    goal_region,
+    referring_position,
+    region_context,
+    resolve_region,
+)
+from ros_ground.results import Proposal
+
+SHAPE = (40, 60)
+
+
+def _box(x0, y0, x1, y1):
+    m = np.zeros(SHAPE, bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+PROPOSALS = [Proposal(1, _box(0, 0, 60, 40)), Proposal(2, _box(10, 10, 30, 30)),
+             Proposal(3, _box(40, 5, 55, 20))]
+
+
+def test_a_point_takes_the_smallest_proposal_under_it_else_sam():
+    np.testing.assert_array_equal(resolve_region(SHAPE, PROPOSALS, point=(15, 15)).mask,
+                                  PROPOSALS[1].mask)
+    sam = _box(0, 30, 5, 40)
+    region = resolve_region(SHAPE, [], lambda x, y: sam, point=(2, 35))
+    assert region.kind == "point"
+    np.testing.assert_array_equal(region.mask, sam)
+    with pytest.raises(InputError, match="outside"):
+        resolve_region(SHAPE, PROPOSALS, point=(60, 5))
+
+
+def test_a_box_takes_the_best_fitting_proposal_else_itself():
+    np.testing.assert_array_equal(resolve_region(SHAPE, PROPOSALS, box=(39, 4, 17, 17)).mask,
+                                  PROPOSALS[2].mask)
+    np.testing.assert_array_equal(resolve_region(SHAPE, PROPOSALS, box=(0, 30, 5, 10)).mask,
+                                  _box(0, 30, 5, 40))
+    with pytest.raises(InputError, match="empty or outside"):
+        resolve_region(SHAPE, PROPOSALS, box=(70, 0, 5, 5))
+
+
+def test_exactly_one_region_and_a_mask_of_the_image_size():
+    with pytest.raises(InputError, match="exactly one"):
+        resolve_region(SHAPE, PROPOSALS)
+    with pytest.raises(InputError, match="exactly one"):
+        resolve_region(SHAPE, PROPOSALS, point=(1, 1), box=(0, 0, 3, 3))
+    with pytest.raises(InputError):
+        resolve_region(SHAPE, mask=np.ones((3, 3), bool))
+    with pytest.raises(InputError, match="empty"):
+        resolve_region(SHAPE, mask=np.zeros(SHAPE, bool))
+
+
+def _goal(counts=(), roi=(0, 0, 0, 0), x=-1, y=-1):
+    return NS(region_mask=NS(counts=list(counts)),
+              region=NS(x_offset=roi[0], y_offset=roi[1], width=roi[2], height=roi[3]),
+              region_x=x, region_y=y)
+
+
+def test_goal_fields_become_region_keywords():
+    decode = lambda msg: np.ones(SHAPE, bool)  # noqa: E731
+    assert goal_region(_goal(), decode) is None
+    assert goal_region(_goal(x=3, y=4), decode) == {"point": (3, 4)}
+    assert goal_region(_goal(roi=(1, 2, 3, 4), x=3, y=4), decode) == {"box": (1, 2, 3, 4)}
+    assert goal_region(_goal(counts=[0, 5], roi=(1, 2, 3, 4)), decode)["mask"].all()
+    with pytest.raises(InputError, match="both"):
+        goal_region(_goal(x=3), decode)
+
+    def broken(msg):
+        raise ValueError("counts do not sum to height x width")
+    with pytest.raises(InputError, match="region_mask"):
+        goal_region(_goal(counts=[1]), broken)
+
+
+def test_a_click_is_a_pixel_only_in_the_cameras_frame_at_z_0():
+    frame = NS(header=NS(frame_id="cam"), rgb=np.zeros((*SHAPE, 3), np.uint8))
+    click = NS(header=NS(frame_id="cam"), point=NS(x=5.0, y=6.0, z=0.0))
+    assert click_region(click, frame) == {"point": (5.0, 6.0)}
+    with pytest.raises(InputError, match="depth"):
+        click_region(NS(header=NS(frame_id="map"), point=NS(x=5.0, y=6.0, z=0.0)), frame)
+    with pytest.raises(InputError, match="depth"):
+        click_region(NS(header=NS(frame_id="cam"), point=NS(x=5.0, y=6.0, z=1.0)), frame)
+    with pytest.raises(InputError, match="no image"):
+        click_region(click, None)
+
+
+def test_referring_word_position():
+    spans = [(0, 4), (5, 7), (8, 12), (12, 13)]  # What is this ?
+    assert referring_position("What is this?", spans) == 2
+    assert referring_position("what is <region> next to", [(0, 4), (5, 7), (8, 16)]) == 2
+    assert referring_position("Describe the scene.", [(0, 8)]) is None
+
+
+@pytest.fixture(scope="module")
+def lmm():
+    from ros_ground.lmm import load_lmm
+
+    return load_lmm("tiny", device="cpu")
+
+
+def test_the_region_token_replaces_the_referring_word_in_the_prefill(lmm):
+    image = np.random.RandomState(1).randint(0, 255, (64, 64, 3), dtype=np.uint8)
+    features, geometry = image_features(lmm, image)
+    mask = np.zeros((64, 64), bool)
+    mask[:32, :32] = True
+    prompt = "what is this"
+    inputs, layout, _ = lmm.prepare(image, prompt)
+    own = lmm.prompt_tokens(prompt, inputs["input_ids"])
+    with capture_image_embeddings(lmm) as plain:
+        lmm.generate(image, prompt, max_new_tokens=1, prompt_maps=False)
+    with region_context(lmm, image, prompt, features, geometry, mask, "region") as index:
+        with capture_image_embeddings(lmm) as seen:
+            lmm.generate(image, prompt, max_new_tokens=1, prompt_maps=False)
+    assert index is not None
+    position = own.positions[index]
+    cells = np.zeros((8, 8), bool)
+    cells[:4, :4] = True
+    expected = features[cells.ravel()].mean(0)
+    np.testing.assert_allclose(seen["embeds"][position].numpy(), expected, rtol=1e-5, atol=1e-5)
+    image_rows = layout.positions.numpy()
+    # focus: the region's own image tokens stay, the others show the rest's median
+    np.testing.assert_allclose(seen["embeds"][image_rows[cells.ravel()]].numpy(),
+                               features[cells.ravel()], rtol=1e-5, atol=1e-5)
+    rest = torch.from_numpy(features[~cells.ravel()]).median(0).values.numpy()
+    np.testing.assert_allclose(seen["embeds"][image_rows[~cells.ravel()]].numpy(),
+                               np.broadcast_to(rest, (48, features.shape[1])),
+                               rtol=1e-5, atol=1e-5)
+    others = [p for p in range(len(plain["embeds"])) if p != position
+              and p not in set(image_rows.tolist())]
+    np.testing.assert_allclose(seen["embeds"][others].numpy(), plain["embeds"][others].numpy())
