@@ -240,6 +240,11 @@ def test_ros2_run_starts_each_executable(ros2_env, probe, executable):
         _wait(lambda: {(n, namespace) for n in expected}
               <= set(probe.get_node_names_and_namespaces()), 180, proc,
               f"{executable} did not start its nodes")
+        if executable == "sim_camera_node":  # its scene loads before it spins: signals then
+            def loaded():                     # end it through rclpy's own handler
+                proc.log.seek(0)
+                return "scene 0:" in proc.log.read()
+            _wait(loaded, 180, proc, "sim_camera_node did not load its scene")
         for node in expected - {"sim_camera_node"}:  # lifecycle nodes: wait until active
             _wait(lambda node=node: _is_active(probe, f"{namespace}/{node}"), 180, proc,
                   f"{node} did not become active")
