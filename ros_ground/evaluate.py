@@ -22,7 +22,7 @@ baseline's target is SAM's mask at a random point.
 
 Scene sets (`SCENE_SETS`): "in" (default) the classic 320x240 scenes, inside the training ranges
 of both the first and the domain-randomised models; "randomised" scenes drawn over the training
-ranges themselves; "ood" scenes drawn outside them on five axes (sim.scene.OOD_RANGES: a lower,
+ranges themselves; "ood" scenes drawn outside them on five axes (sim.ranges.OOD_RANGES: a lower,
 farther camera, an 800x450 image, held-out colour shades). Besides the GCG metrics each answer
 is scored for naming (`naming`): which ground-truth objects it names with the right category and
 colour, and whether the phrase naming one points inside it, which splits an error on a scene set
@@ -134,10 +134,11 @@ def scene_for(seed: int, scene_set: str = "in", width: int = 320, height: int = 
     """The evaluation scene of `seed` in `scene_set` (SCENE_SETS); `width` x `height` apply to
     the "in" set only, the others draw their image size from their ranges."""
     from ros_ground.sim import scene as S
+    from ros_ground.sim.ranges import OOD_RANGES, TRAINING_RANGES
 
     if scene_set == "in":
         return S.generate_scene(seed, width=width, height=height)
-    ranges = {"randomised": S.TRAINING_RANGES, "ood": S.OOD_RANGES}.get(scene_set)
+    ranges = {"randomised": TRAINING_RANGES, "ood": OOD_RANGES}.get(scene_set)
     if ranges is None:
         raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
     return S.generate_scene(seed, ranges=ranges)
@@ -219,7 +220,7 @@ def _words(text: str) -> set[str]:
 
 def target_record(scene, obj, result: GroundingResult, answer_hit: bool) -> TargetRecord:
     """Score one command's result against X (`obj`, a SimObject of `scene`)."""
-    from ros_ground.sim.scene import FAR
+    from ros_ground.sim.camera import FAR
 
     depth = np.where(scene.depth >= FAR * 0.999, np.nan, scene.depth)  # as sim_camera_node sends
     target = (result.prompt_phrases[result.target]
