@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ros_ground.camera_watch import stale_frame_error
-from ros_ground.engine import check_prompt
-from ros_ground.errors import InputError
+from ros_ground.errors import InputError, check_prompt
 
 BAD_INPUT, NO_IMAGE = "bad_input", "no_image"
 
