@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from ros_ground.engine import EngineConfig, build_engine
-from ros_ground.evaluate import (
-    SIM_VOCABULARY,
-    evaluate,
-    random_point_baseline,
-    report_json,
-    scene_prompts,
-)
+from ros_ground.evaluate import SIM_VOCABULARY, evaluate, report_json, scene_prompts
+from ros_ground.evaluate.run import random_point_baseline
 from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image, point_accuracy
 from ros_ground.results import GroundedPhrase, GroundingResult
 from ros_ground.sim.scene import generate_scene
@@ -176,7 +171,8 @@ def test_model_card_tables_come_from_the_same_protocol(engine):
 
 
 def test_command_prompts_and_target_scoring():
-    from ros_ground.evaluate import target_metrics, target_object, target_record
+    from ros_ground.evaluate.scenes import target_object
+    from ros_ground.evaluate.targets import target_metrics, target_record
 
     even = next(s for s in map(generate_scene, range(0, 20, 2)) if s.referring)
     odd = next(s for s in map(generate_scene, range(1, 20, 2)) if s.referring)

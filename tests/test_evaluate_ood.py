@@ -10,7 +10,8 @@ import pytest
 from test_evaluate import Oracle
 
 from ros_ground.engine import EngineConfig, build_engine
-from ros_ground.evaluate import SCENE_SETS, evaluate, naming, report_json, scene_for
+from ros_ground.evaluate import SCENE_SETS, evaluate, report_json, scene_for
+from ros_ground.evaluate.naming import naming
 from ros_ground.metrics import GTPhrase, PredPhrase
 from ros_ground.sim import scene as S
 from ros_ground.sim.ranges import OOD_RANGES
