@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ros_ground.engine import EngineConfig, build_engine_from_settings
-from ros_ground.evaluate.report import format_report, report_json
+from ros_ground.evaluate.report import format_region_report, format_report, report_json
 from ros_ground.evaluate.run import evaluate
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
 from ros_ground.retrieval import SCORINGS
@@ -19,8 +19,7 @@ def run_eval(args, config: EngineConfig) -> int:
         engine = build_engine_from_settings(vars(args))
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
                                   progress=False if args.json else None)
-        print(json.dumps(report if args.json else
-                         {k: v for k, v in report.items() if k != "samples"}, indent=None))
+        print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
     engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
     scene_set = getattr(args, "scene_set", "in")

@@ -1,5 +1,6 @@
 """The evaluation's report: the metrics, the baseline beside them and every setting that
-changes them, as JSON (`report_json`) or as text for a person (`format_report`)."""
+changes them, as JSON (`report_json`) or as text for a person (`format_report`; the region
+evaluation's, evaluate.regions, with `format_region_report`)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,23 @@ def format_report(report: dict) -> str:
     lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
     return "\n".join(lines)
 
+
+def format_region_report(report: dict, model: str = "") -> str:
+    """The region evaluation's report (evaluate.regions.evaluate_regions) as text: how often
+    the answer names the object asked about, beside the same question asked without a region."""
+    last = report["seed"] + report["scenes"] - 1
+    lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{last}), "
+             f"{report['regions']} regions" + (f", model {model}" if model else "")
+             + f", prompt {report['prompt']!r}",
+             f"{'metric':<30}{'region':>8}{'no region':>11}"]
+    for key, baseline in (("region_naming_accuracy", "region_naming_baseline"),
+                          ("region_naming_color_accuracy", "region_naming_color_baseline")):
+        lines.append(f"{key:<30}{_rate(report[key]):>8}{_rate(report[baseline]):>11}")
+    seconds = report["seconds_per_answer"]
+    lines.append(f"seconds per answer: {seconds['region']} with the region, "
+                 f"{seconds['baseline']} without")
+    return "\n".join(lines)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
