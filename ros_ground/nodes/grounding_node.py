@@ -3,13 +3,14 @@
 A lifecycle node (ros_ground.nodes.lifecycle): configure loads the models, activate opens
 topics, the `ask` action and the `describe` service, deactivate answers what is queued and
 closes them, cleanup frees the models. Requests are queued and run one at a time by a
-ros_ground.scheduler.Scheduler, round-robin across each camera's `command`, `describe` and
-`ask` (`cameras`: one model serves them all; one flooding source delays another by one request
-at most); every request gets exactly one GroundedResponse, on its camera's `response`. A
-command is answered NO_IMAGE when its camera's newest frame was received more than
-`max_frame_age_s` ago. An accepted goal holds no executor thread while it waits: it is executed
-(`goal_handle.execute`) when it starts. The sensor streams are kept by nodes/camera_sensors.py,
-the answers published by nodes/outputs.py.
+ros_ground.scheduler.Scheduler, round-robin across each camera's `command`, `describe`, `ask`
+and `clicked_point` (`cameras`: one model serves them all; one flooding source delays another
+by one request at most); every request gets exactly one GroundedResponse, on its camera's
+`response`. A command is answered NO_IMAGE when its camera's newest frame was received more
+than `max_frame_age_s` ago. An accepted goal holds no executor thread while it waits: it is
+executed (`goal_handle.execute`) when it starts. A goal's region, or a point clicked in rviz,
+makes the request about the entity there (ros_ground.regions); the sensor streams are kept by
+nodes/camera_sensors.py, the answers published by nodes/outputs.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 
 import rclpy
+from geometry_msgs.msg import PointStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from ros_ground_msgs.action import Ground
@@ -33,10 +35,11 @@ from ros_ground.errors import InputError
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_sensors import CameraSensors
 from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, release_memory, spin_nodes
-from ros_ground.nodes.conversions import error_response, result_to_msg
+from ros_ground.nodes.conversions import error_response, msg_to_mask, result_to_msg
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.outputs import CameraOutputs
+from ros_ground.regions import click_region, goal_region
 from ros_ground.requests import Request
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
 
@@ -89,6 +92,8 @@ class GroundingNode(ModelNode):
             self.opened(self.create_subscription(
                 String, command, lambda m, c=camera: self._on_command(c, m), RELIABLE,
                 callback_group=commands))
+        self.opened(self.create_subscription(PointStamped, "clicked_point", self._on_click,
+                                             RELIABLE, callback_group=commands))
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
         self.opened(ActionServer(
@@ -101,7 +106,8 @@ class GroundingNode(ModelNode):
             cancel_service_qos_profile=RELIABLE, callback_group=ReentrantCallbackGroup()))
         self.scheduler.open()
         self.get_logger().info(f"active: send a std_msgs/String on "
-                               f"{camera_topics(self._cameras, 'command')} or a goal to 'ask'")
+                               f"{camera_topics(self._cameras, 'command')}, a goal to 'ask' or "
+                               "a point on 'clicked_point'")
 
     def before_close(self) -> None:
         self.scheduler.close("node deactivated before the request ran")
@@ -121,6 +127,16 @@ class GroundingNode(ModelNode):
         self._submit(Request(self._next_id(), msg.data, "", self.frames.latest(camera),
                              camera=camera), "command")
 
+    def _on_click(self, msg: PointStamped) -> None:
+        """rviz's Publish Point: `region_prompt` about the entity under the point, on the
+        camera whose image is in the point's frame (regions.click_region has the rule)."""
+        latest = {camera: self.frames.latest(camera) for camera in self._cameras}
+        camera = requests.camera_of(msg.header.frame_id, latest)
+        request = Request(self._next_id(), self._p["region_prompt"], "", latest[camera],
+                          camera=camera)
+        self._submit(request, "clicked_point", lambda frame: click_region(
+            msg, frame, lambda: self.sensors.registered_depth(camera, frame.header)))
+
     def _on_describe(self, request, response):
         request = Request(self._next_id(), self._p["default_prompt"], "",
                           self.frames.latest(self._cameras[0]), camera=self._cameras[0])
@@ -136,7 +152,8 @@ class GroundingNode(ModelNode):
         frame = self.sensors.decode(goal.image, "ask") if own else self.frames.latest(camera)
         request_id = f"goal-{bytes(goal_handle.goal_id.uuid).hex()[:12]}"
         request = Request(request_id, goal.prompt, goal.mode, frame, goal_handle, not own, camera)
-        self.goals.track(goal_handle, lambda: self._submit(request, "ask")[0])
+        region = lambda frame: goal_region(goal, msg_to_mask)  # noqa: E731
+        self.goals.track(goal_handle, lambda: self._submit(request, "ask", region)[0])
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
         ticket = self.goals.ticket(goal_handle)
@@ -147,9 +164,11 @@ class GroundingNode(ModelNode):
     def _next_id(self) -> str:
         return f"{self.get_name()}-{next(self._ids)}"
 
-    def _submit(self, request: Request, kind: str) -> tuple[Ticket | None, str]:
-        """Queue a request (its ticket, ""), or answer it at once (None, why: bad input, busy)."""
-        problem = self._precheck(request)
+    def _submit(self, request: Request, kind: str,
+                region: Callable | None = None) -> tuple[Ticket | None, str]:
+        """Queue a request (its ticket, ""), or answer it at once (None, why: bad input, busy).
+        `region(frame)` gives the resolve_region keywords of a request about a region."""
+        problem = self._precheck(request, region)
         if problem is None:
             try:
                 return self.scheduler.submit(request, f"{request.camera}/{kind}"), ""
@@ -158,12 +177,14 @@ class GroundingNode(ModelNode):
         self._deliver(Ticket(request), self._answer(request, *problem))
         return None, problem[1]
 
-    def _precheck(self, request: Request) -> tuple[int, str] | None:
+    def _precheck(self, request: Request, region: Callable | None) -> tuple[int, str] | None:
         problem = requests.precheck(
             request, cameras=self._cameras, now_ns=self.get_clock().now().nanoseconds,
             topics={camera: source.topic for camera, source in self.sensors.inputs.items()},
             max_prompt_chars=self._p["max_prompt_chars"],
             max_frame_age_s=self._p["max_frame_age_s"])
+        if problem is None and region is not None:
+            problem = requests.attach_region(request, region)
         if problem is not None:
             return _STATUS[problem[0]], problem[1]
         if self._engine is None:
@@ -179,8 +200,10 @@ class GroundingNode(ModelNode):
         request, engine = ticket.payload, self._engine
         if engine is None:
             return self._answer(request, Status.STATUS_MODEL_ERROR, "model unloaded")
-        # only `auto` may ground an older frame that has proposals; never a goal's own image
-        older = request.camera_frame and engine.requested_mode(request.mode) == "auto"
+        # only `auto` may ground an older frame that has proposals; never a goal's own image,
+        # nor a region whose pixels were given on this frame
+        older = (request.camera_frame and request.region is None
+                 and engine.requested_mode(request.mode) == "auto")
         frame, proposals = self.sensors.match(request.camera, request.frame, older)
         try:
             result = requests.ground(
