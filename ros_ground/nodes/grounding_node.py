@@ -61,7 +61,8 @@ class GroundingNode(ModelNode):
         self._ids = itertools.count(1)
         self.goals = PendingGoals()
         self.outputs = CameraOutputs(self.goals)
-        self.scheduler = Scheduler(self._run, self._deliver, self._canceled, self._failed,
+        deliver = lambda ticket, response: self.outputs.deliver(ticket.payload, response)  # noqa: E731
+        self.scheduler = Scheduler(self._run, deliver, self._canceled, self._failed,
                                    queue_size=self._p["queue_size"], name=f"{name}-worker",
                                    started=self._started)
 
@@ -174,7 +175,7 @@ class GroundingNode(ModelNode):
                 return self.scheduler.submit(request, f"{request.camera}/{kind}"), ""
             except Rejected as exc:
                 problem = (Status.STATUS_REJECTED_BUSY, str(exc))
-        self._deliver(Ticket(request), self._answer(request, *problem))
+        self.outputs.deliver(request, self._answer(request, *problem))
         return None, problem[1]
 
     def _precheck(self, request: Request, region: Callable | None) -> tuple[int, str] | None:
@@ -194,7 +195,7 @@ class GroundingNode(ModelNode):
     # ---- the scheduler's callbacks (run on its worker) ---------------------------------------
     def _started(self, ticket: Ticket) -> None:
         if ticket.payload.goal_handle is not None:
-            self.goals.start(ticket.payload.goal_handle)  # now EXECUTING, until `_deliver`
+            self.goals.start(ticket.payload.goal_handle)  # now EXECUTING, until its answer
 
     def _run(self, ticket: Ticket) -> GroundedResponse:
         request, engine = ticket.payload, self._engine
@@ -238,9 +239,6 @@ class GroundingNode(ModelNode):
         if status != Status.STATUS_OK:
             self.get_logger().warning(f"request {request.request_id}: {error}")
         return error_response(status, error, request.request_id, request.prompt, header, model)
-
-    def _deliver(self, ticket: Ticket, response: GroundedResponse) -> None:
-        self.outputs.deliver(ticket.payload, response)
 
 
 def main(args=None) -> None:
