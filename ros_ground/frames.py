@@ -171,6 +171,20 @@ class DepthStore:
             return None
         return min(found, key=lambda d: abs(d.stamp_ns - stamp_ns)).item
 
+    def registered(self, source: str, stamp_ns: int, tolerance_ns: int, decode: Callable):
+        """(`decode(depth item)`, K) for the source's colour frame stamped `stamp_ns`: its depth
+        frame stamped closest, within `tolerance_ns`. LookupError saying what is missing (no
+        depth received, none within the tolerance, no intrinsics yet); `decode`'s errors pass."""
+        if not self.has_depth(source):
+            raise LookupError("no depth frame received")
+        item = self.depth_near(source, stamp_ns, tolerance_ns)
+        if item is None:
+            raise LookupError("no depth frame within depth_tolerance_s of the image")
+        k = self.intrinsics(source)
+        if k is None:
+            raise LookupError("no camera_info received")
+        return decode(item), k
+
     def has_depth(self, source: str) -> bool:
         with self._lock:
             return bool(self._depth.get(source))

@@ -21,6 +21,7 @@ import torch
 
 from ros_ground.errors import InputError
 from ros_ground.lmm_tokens import token_grid_weights
+from ros_ground.spatial import depth_at, project
 
 REGION_PLACEHOLDER = "<region>"
 REFERRING_WORDS = ("this", "that", "it")
@@ -196,18 +197,54 @@ def goal_region(goal, decode_mask) -> dict | None:
     return None
 
 
-def click_region(point, frame) -> dict:
-    """`resolve_region` keywords for a clicked point (geometry_msgs/PointStamped-like: header.
-    frame_id, point.x/y/z) on `frame` (with header.frame_id and rgb). The rule: a pixel
-    (x, y) is a point whose frame_id is the camera image's and whose z is 0; any other point
-    is 3-D and needs depth and camera_info to be projected, which this node does not have:
-    InputError saying so, as for a click before any image."""
+CLICK_SURFACE_M = 0.1  # a 3-D click this far from the surface seen at its pixel is refused
+
+
+def click_region(point, frame, registered) -> dict:
+    """`resolve_region` keywords for a clicked point on `frame`.
+
+    `point` is a geometry_msgs/PointStamped (or alike: header.frame_id, point.x/y/z), as rviz's
+    "Publish Point" tool sends it; `frame` has header.frame_id (the camera's optical frame) and
+    rgb. `registered()` returns (depth HxW metres registered to the frame, K 3x3) or raises
+    LookupError / ValueError saying what is missing; it is called for a 3-D point only. The rule:
+
+    - the point must be in the image's frame_id: an empty or another frame is refused (no tf
+      lookup here: set rviz's Fixed Frame to the camera's optical frame, or transform it first);
+    - z == 0: a pixel, x the column and y the row (no point the camera can see has z 0: that
+      plane passes through the lens);
+    - z > 0: a 3-D point in metres, seen at the pixel K projects it to; the depth there (median
+      of a 5x5 window) must be within CLICK_SURFACE_M of the point's z, else the point is hidden
+      behind something or in free space, and the entity under its pixel is not what was clicked;
+    - z < 0 or not finite: refused (not in front of the camera).
+    The pixel must lie in the image. Every refusal is an InputError saying why.
+    """
     if frame is None or getattr(frame, "rgb", None) is None:
-        raise InputError("no image received yet on 'image' to click on")
-    camera = frame.header.frame_id
-    if point.header.frame_id != camera or point.point.z != 0.0:
-        raise InputError(
-            f"clicked point in frame {point.header.frame_id!r} with z={point.point.z}: only "
-            f"pixel points (frame_id {camera!r}, z 0) are supported; a 3-D point needs depth "
-            f"and camera_info to project")
-    return {"point": (float(point.point.x), float(point.point.y))}
+        raise InputError("no image received yet to click on")
+    camera, frame_id = frame.header.frame_id, point.header.frame_id
+    if frame_id != camera:
+        given = f"in frame {frame_id!r}" if frame_id else "without a frame_id"
+        raise InputError(f"clicked point {given}, the image is in {camera!r}: points are not "
+                         f"transformed here; set rviz's Fixed Frame to {camera!r}")
+    x, y, z = float(point.point.x), float(point.point.y), float(point.point.z)
+    shape = frame.rgb.shape[:2]
+    if z == 0.0:
+        check_point(shape, x, y)
+        return {"point": (x, y)}
+    if not (np.isfinite([x, y, z]).all() and z > 0):
+        raise InputError(f"clicked point {(x, y, z)} is not in front of the camera: give a "
+                         "3-D point with z > 0 metres, or a pixel with z 0")
+    try:
+        depth, k = registered()
+        col, row = project((x, y, z), k)
+    except (LookupError, ValueError) as exc:
+        raise InputError(f"clicked 3-D point {(x, y, z)} cannot be projected: {exc}") from exc
+    if np.shape(depth)[:2] != tuple(shape):
+        raise InputError(f"depth is {np.shape(depth)[:2]}, the image {tuple(shape)}: not registered")
+    check_point(shape, col, row)
+    seen = depth_at(depth, col, row)
+    if not abs(seen - z) <= CLICK_SURFACE_M:
+        where = ("no depth return" if np.isnan(seen) else
+                 f"the camera sees a surface at {seen:.3f} m, the point is at {z:.3f} m")
+        raise InputError(f"clicked 3-D point {(x, y, z)} is not on what pixel "
+                         f"({col:.0f}, {row:.0f}) shows: {where}")
+    return {"point": (col, row)}

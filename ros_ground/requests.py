@@ -1,17 +1,23 @@
-"""A grounding request as the node queues it, and the checks it must pass to be queued.
+"""A grounding request as the node queues it, the checks it must pass to be queued, and how
+the engine answers it.
 
 A request that fails a check is answered at once (BAD_INPUT or NO_IMAGE) instead of waiting in
-the queue for an answer that is already known. No ROS import: frames carry their message
-header untouched, and times are integer nanoseconds of the node's clock.
+the queue for an answer that is already known. A request may be about a region of its frame
+(a goal's box, mask or pixel, a clicked point: ros_ground.regions), resolved to resolve_region
+keywords when it is made. No ROS import: frames carry their message header untouched, and
+times are integer nanoseconds of the node's clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from ros_ground.camera_watch import stale_frame_error
+from ros_ground.engine import MODES
 from ros_ground.errors import InputError, check_prompt
+from ros_ground.regions import resolve_region
 
 BAD_INPUT, NO_IMAGE = "bad_input", "no_image"
 
@@ -35,6 +41,7 @@ class Request:
     goal_handle: object = None
     camera_frame: bool = True  # False for a goal's own image: never swapped for another frame
     camera: str = ""  # one of the node's `cameras`; "" is the single default camera
+    region: dict | None = None  # regions.resolve_region keywords: the prompt is about them
 
 
 def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, str],
@@ -48,6 +55,8 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
         check_prompt(request.prompt, max_prompt_chars)
     except InputError as exc:
         return BAD_INPUT, str(exc)
+    if request.mode and request.mode not in MODES:
+        return BAD_INPUT, f"mode must be one of {MODES} or empty, got {request.mode!r}"
     if request.camera not in cameras:
         return BAD_INPUT, f"unknown camera {request.camera!r}: this node's cameras are {list(cameras)}"
     topic = topics.get(request.camera, "image")
@@ -61,3 +70,44 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
     if frame.rgb is None:
         return BAD_INPUT, frame.error
     return None
+
+
+def attach_region(request: Request, region: Callable) -> tuple[str, str] | None:
+    """Set `request.region` to `region(request.frame)` (resolve_region keywords, None: the
+    request names no region); (BAD_INPUT, why) when that raises InputError."""
+    try:
+        request.region = region(request.frame)
+    except InputError as exc:
+        return BAD_INPUT, str(exc)
+    return None
+
+
+def camera_of(frame_id: str, frames: Mapping[str, Frame | None]) -> str:
+    """The first camera whose latest frame (`frames`: camera -> Frame or None) is in `frame_id`,
+    e.g. a clicked point's; else the first camera, whose region check then says why not."""
+    return next((camera for camera, frame in frames.items()
+                 if frame is not None and frame.header.frame_id == frame_id), next(iter(frames)))
+
+
+def ground(engine, request: Request, frame: Frame, proposals, *, image_key=None,
+           accepted_at: float | None = None, **progress):
+    """`engine`'s grounded answer to `request` on `frame` (decoded) with its `proposals`.
+
+    A request about a region is answered about the region's entity (regions.resolve_region: a
+    box's best proposal, a pixel's smallest proposal holding it, else SAM's mask at the pixel;
+    engine.ground_region); any other by `engine.ground` with `progress` (on_progress,
+    should_stop). timing_ms["total"] counts from `accepted_at` (time.perf_counter()) when given.
+    Raises InputError for a region outside the image or with no entity under it.
+    """
+    if request.region is None:
+        return engine.ground(frame.rgb, request.prompt, mode=request.mode or None,
+                             proposals=proposals, image_key=image_key, accepted_at=accepted_at,
+                             **progress)
+    region = resolve_region(
+        frame.rgb.shape[:2], proposals,
+        lambda x, y: engine.segment_point(frame.rgb, (x, y), image_key)[0], **request.region)
+    config = replace(engine.config, mode=engine.requested_mode(request.mode))
+    result = engine.ground_region(frame.rgb, request.prompt, region, proposals, image_key, config)
+    if accepted_at is not None:
+        result.timing_ms["total"] = (time.perf_counter() - accepted_at) * 1e3
+    return result

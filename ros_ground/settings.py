@@ -109,6 +109,7 @@ GROUNDING = (
       True, choices=("point", "entities", "auto"), field="mode", cli=True),
     S("max_new_tokens", 64, "maximum generated tokens per request", True, low=1, field="max_new_tokens", cli=True),
     S("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True),
+    S("region_prompt", "What is this?", "prompt asked about the entity under a point on `clicked_point`", True),
     S("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True, low=0),
     S("max_image_pixels", 4096 * 4096, "larger images are rejected with BAD_INPUT", True, low=1),
     S("max_prompt_chars", 2000, "longer prompts are rejected with BAD_INPUT", True, low=1),

@@ -175,6 +175,25 @@ def back_project(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, k: np.ndarra
     return np.stack([x * z, y * z, np.asarray(z, dtype=np.float64)], axis=-1)
 
 
+def project(point, k: np.ndarray) -> tuple[float, float]:
+    """The pixel (col, row) where the optical-frame point (x, y, z metres) is seen: the inverse
+    of `back_project`. ValueError unless the point is finite and in front of the camera (z > 0)."""
+    x, y, z = (float(v) for v in point)
+    if not (np.isfinite([x, y, z]).all() and z > 0):
+        raise ValueError(f"point {(x, y, z)} is not in front of the camera (needs finite z > 0)")
+    k = check_intrinsics(k)
+    return (k[0, 0] * x + k[0, 1] * y) / z + k[0, 2], k[1, 1] * y / z + k[1, 2]
+
+
+def depth_at(depth: np.ndarray, col: float, row: float, radius: int = 2) -> float:
+    """Median depth (metres) of the pixels with a return within `radius` pixels (a square) of
+    pixel (col, row); NaN when none has one. `depth` HxW metres, NaN = no return."""
+    c, r = int(round(col)), int(round(row))
+    window = np.asarray(depth)[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1]
+    found = window[np.isfinite(window) & (window > 0)]
+    return float(np.median(found)) if found.size else float("nan")
+
+
 def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2,
            min_points: int = 10, percentiles: tuple[float, float] = (5.0, 95.0),
            outlier_mads: float = 4.0, min_band_m: float = 0.02) -> Location:

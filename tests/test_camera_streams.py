@@ -31,7 +31,7 @@ def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):
     age = float(answer.error.split("received ")[1].split(" s ago")[0])
     assert 1.0 <= age < 30.0
     _stream(r, stamp_sec=9)  # it comes back
-    assert r.client.wait(lambda: r.node.inputs[""].age_s() < 0.3, 10)
+    assert r.client.wait(lambda: r.node.sensors.inputs[""].age_s() < 0.3, 10)
     assert r.ask().status == R.STATUS_OK
     r.client._frame = None
     time.sleep(1.0)
@@ -41,7 +41,7 @@ def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):
 
 def test_compressed_transport_takes_jpeg_on_image_compressed(running):  # noqa: F811
     r = running(image_transport="compressed")
-    assert r.node.inputs[""].topic == f"{r.ns}/image/compressed"
+    assert r.node.sensors.inputs[""].topic == f"{r.ns}/image/compressed"
     rgb = np.zeros((48, 64, 3), np.uint8)
     rgb[:, :32] = (255, 0, 0)
     msg = CompressedImage(format="rgb8; jpeg compressed bgr8",
@@ -62,7 +62,7 @@ def test_compressed_transport_takes_jpeg_on_image_compressed(running):  # noqa: 
 
 def test_image_qos_auto_follows_the_publisher_and_silence_is_explained(running):  # noqa: F811
     r = running(image_qos="auto")
-    source = r.node.inputs[""]
+    source = r.node.sensors.inputs[""]
     assert source.reliability == "reliable"  # nobody publishes yet
     reliable = r.client.node.create_publisher(
         Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
@@ -77,7 +77,7 @@ def test_image_qos_auto_follows_the_publisher_and_silence_is_explained(running):
 
 def test_silence_warning_names_both_ends_qos(running):  # noqa: F811
     r = running(image_qos="best_effort")
-    source = r.node.inputs[""]
+    source = r.node.sensors.inputs[""]
     source.warn_after_s = 0.0
     # the helper's best-effort publisher exists but sends nothing: a stalled driver
     assert r.client.wait(lambda: source.publishers() == ["best_effort"], 10)

@@ -1,6 +1,8 @@
 """Frames and proposals matched by stamp, per source, without ROS."""
 
-from ros_ground.frames import FrameStore
+import pytest
+
+from ros_ground.frames import DepthStore, FrameStore
 
 S = 1_000_000_000  # ns per second
 
@@ -107,3 +109,16 @@ def test_depth_store_matches_by_stamp_and_keeps_what_an_older_frame_needs():
     assert store.intrinsics("cam") == "K" and store.has_depth("cam")
     store.clear()
     assert not store.has_depth("cam") and store.intrinsics("cam") is None
+
+
+def test_registered_depth_says_what_is_missing():
+    store = DepthStore()
+    with pytest.raises(LookupError, match="no depth frame received"):
+        store.registered("cam", 100, 10, str)
+    store.add_depth("cam", 100, 7)
+    with pytest.raises(LookupError, match="within depth_tolerance_s"):
+        store.registered("cam", 200, 10, str)
+    with pytest.raises(LookupError, match="camera_info"):
+        store.registered("cam", 105, 10, str)
+    store.set_intrinsics("cam", "K")
+    assert store.registered("cam", 105, 10, lambda item: item * 2) == (14, "K")

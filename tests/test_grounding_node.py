@@ -435,16 +435,3 @@ def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error
     assert response.status == R.STATUS_BAD_INPUT and "mode" in response.error
     assert r.client.wait(lambda: len(r.client.responses) > start, 10)
 
-
-def _spy_regions(r):
-    """Record the region masks the engine is asked about."""
-    seen = []
-    engine = r.node._engine
-    original = engine.generate_region
-
-    def generate_region(image, prompt, region, *args, **kwargs):
-        seen.append((prompt, region.mask.copy()))
-        return original(image, prompt, region, *args, **kwargs)
-
-    engine.generate_region = generate_region
-    return seen

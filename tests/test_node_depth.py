@@ -66,8 +66,9 @@ def _feed(r, scene, encoding="32FC1", depth_sec=5):
     def arrived():
         depth_pub.publish(depth_msg)
         info_pub.publish(info)
-        return (r.node.frames.latest(CAMERA) is not None and r.node.depth.has_depth(CAMERA)
-                and r.node.depth.intrinsics(CAMERA) is not None)
+        depth = r.node.sensors.depth
+        return (r.node.frames.latest(CAMERA) is not None and depth.has_depth(CAMERA)
+                and depth.intrinsics(CAMERA) is not None)
 
     assert r.client.wait(arrived, 20)
 
@@ -78,7 +79,7 @@ def test_positions_from_depth_match_the_sim_truth(node, scene, encoding, monkeyp
     monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
     markers = []
     node.client.node.create_subscription(MarkerArray, "markers", markers.append, RELIABLE)
-    assert node.client.wait(lambda: node.node._markers_pubs[CAMERA].get_subscription_count() > 0, 10)
+    assert node.client.wait(lambda: node.node.outputs.markers[CAMERA].get_subscription_count() > 0, 10)
     response = node.ask("Pick up the mug.")
     assert response.status == response.STATUS_OK and response.target == 1
     for phrases in (response.phrases, response.prompt_phrases):

@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -110,6 +111,43 @@ def test_goal_with_its_own_image(client):
     response = client.wait_future(handle.get_result_async()).result.response
     assert response.status == R.STATUS_OK and response.header.stamp.sec == 99
     assert all((p.mask.height, p.mask.width) == (40, 50) for p in response.phrases)
+
+
+def test_region_goal_and_clicked_point_cross_processes(client):
+    from geometry_msgs.msg import PointStamped
+    from sensor_msgs.msg import RegionOfInterest
+
+    from ros_ground.nodes.common import RELIABLE
+    from ros_ground.nodes.conversions import mask_to_msg
+
+    client.stream(random_rgb(60, 80, seed=7), stamp_sec=13)
+    time.sleep(0.3)
+    start = len(client.responses)
+
+    def ask(**fields):
+        handle = client.wait_future(client.action.send_goal_async(
+            Ground.Goal(prompt="What is this?", **fields)))
+        return client.wait_future(handle.get_result_async()).result.response
+
+    box = RegionOfInterest(x_offset=10, y_offset=5, width=20, height=12)
+    assert ask(region=box).status == R.STATUS_OK
+    # each field arrives as sent: the refusals quote them
+    response = ask(region=RegionOfInterest(x_offset=90, y_offset=5, width=7, height=3))
+    assert response.status == R.STATUS_BAD_INPUT and "(90, 5, 7, 3)" in response.error
+    response = ask(region_mask=mask_to_msg(np.ones((10, 12), bool)))
+    assert response.status == R.STATUS_BAD_INPUT and "(10, 12)" in response.error
+    response = ask(region_x=3)
+    assert response.status == R.STATUS_BAD_INPUT and "(3, -1)" in response.error
+
+    clicks = client.node.create_publisher(PointStamped, f"{NS}/clicked_point", RELIABLE)
+    assert client.wait(lambda: clicks.get_subscription_count() > 0, 10)
+    start += len(_responses_after(client, start, 4))  # the goals' responses on `response`
+    click = PointStamped()
+    click.header.frame_id = "map"
+    clicks.publish(click)
+    (response,) = _responses_after(client, start, 1)
+    assert response.status == R.STATUS_BAD_INPUT and "'map'" in response.error
+    client.node.destroy_publisher(clicks)
 
 
 def test_cancel_returns_canceled(client):

@@ -84,16 +84,54 @@ def test_goal_fields_become_region_keywords():
         goal_region(_goal(counts=[1]), broken)
 
 
-def test_a_click_is_a_pixel_only_in_the_cameras_frame_at_z_0():
+def _click(x, y, z, frame_id="cam"):
+    return NS(header=NS(frame_id=frame_id), point=NS(x=x, y=y, z=z))
+
+
+def _no_depth():
+    raise LookupError("no depth received yet")
+
+
+def test_a_click_at_z_0_in_the_cameras_frame_is_a_pixel():
     frame = NS(header=NS(frame_id="cam"), rgb=np.zeros((*SHAPE, 3), np.uint8))
-    click = NS(header=NS(frame_id="cam"), point=NS(x=5.0, y=6.0, z=0.0))
-    assert click_region(click, frame) == {"point": (5.0, 6.0)}
-    with pytest.raises(InputError, match="depth"):
-        click_region(NS(header=NS(frame_id="map"), point=NS(x=5.0, y=6.0, z=0.0)), frame)
-    with pytest.raises(InputError, match="depth"):
-        click_region(NS(header=NS(frame_id="cam"), point=NS(x=5.0, y=6.0, z=1.0)), frame)
+    assert click_region(_click(5.0, 6.0, 0.0), frame, _no_depth) == {"point": (5.0, 6.0)}
+    for click, words in [(_click(5.0, 6.0, 0.0, "map"), "in frame 'map'"),
+                         (_click(5.0, 6.0, 0.0, ""), "without a frame_id"),
+                         (_click(60.0, 6.0, 0.0), "outside the 60x40 image"),
+                         (_click(5.0, 6.0, -0.5), "not in front of the camera"),
+                         (_click(float("nan"), 6.0, 1.0), "not in front of the camera")]:
+        with pytest.raises(InputError, match=words):
+            click_region(click, frame, _no_depth)
     with pytest.raises(InputError, match="no image"):
-        click_region(click, None)
+        click_region(_click(5.0, 6.0, 0.0), None, _no_depth)
+
+
+def test_a_3d_click_is_projected_with_k_onto_the_surface_depth_sees():
+    from ros_ground.spatial import back_project, intrinsic_matrix
+
+    frame = NS(header=NS(frame_id="cam"), rgb=np.zeros((*SHAPE, 3), np.uint8))
+    k = intrinsic_matrix(50.0, 50.0, 29.5, 19.5)
+    depth = np.full(SHAPE, 2.0, np.float32)  # a wall at 2 m ...
+    depth[10:30, 10:30] = 1.0  # ... behind a box 1 m away
+    on_box = back_project(np.array(15.0), np.array(20.0), np.array(1.0), k)
+    x, y, z = (float(v) for v in on_box)
+    col, row = click_region(_click(x, y, z), frame, lambda: (depth, k))["point"]
+    assert (col, row) == pytest.approx((20.0, 15.0))
+    # within CLICK_SURFACE_M of the surface: an object's centre, a little behind its face
+    assert click_region(_click(x * 1.05, y * 1.05, 1.05), frame, lambda: (depth, k))["point"] == \
+        pytest.approx((20.0, 15.0))
+    for click, words in [(_click(x * 1.5, y * 1.5, 1.5), "surface at 1.000 m"),  # hidden
+                         (_click(x * 0.5, y * 0.5, 0.5), "surface at 1.000 m"),  # free space
+                         (_click(3.0, 0.0, 1.0), "outside")]:
+        with pytest.raises(InputError, match=words):
+            click_region(click, frame, lambda: (depth, k))
+    with pytest.raises(InputError, match="no depth received yet"):
+        click_region(_click(x, y, z), frame, _no_depth)
+    holes = np.full(SHAPE, np.nan, np.float32)
+    with pytest.raises(InputError, match="no depth return"):
+        click_region(_click(x, y, z), frame, lambda: (holes, k))
+    with pytest.raises(InputError, match="not registered"):
+        click_region(_click(x, y, z), frame, lambda: (depth[:20], k))
 
 
 def test_referring_word_position():

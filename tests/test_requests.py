@@ -1,8 +1,23 @@
-"""requests.precheck: what is answered at once, before a request is queued."""
+"""requests: what is answered at once, before a request is queued, and how it is grounded."""
+
+from types import SimpleNamespace as NS
 
 import numpy as np
+import pytest
 
-from ros_ground.requests import BAD_INPUT, NO_IMAGE, Frame, Request, precheck
+from ros_ground.engine import EngineConfig
+from ros_ground.errors import InputError
+from ros_ground.regions import click_region
+from ros_ground.requests import (
+    BAD_INPUT,
+    NO_IMAGE,
+    Frame,
+    Request,
+    attach_region,
+    camera_of,
+    ground,
+    precheck,
+)
 
 RGB = np.zeros((4, 4, 3), np.uint8)
 LIMITS = dict(cameras=["left", "right"], topics={"left": "/l/image", "right": "/r/image"},
@@ -37,3 +52,65 @@ def test_unknown_camera_bad_prompt_missing_and_bad_frames():
     broken = Frame(None, None, "bad image: truncated", received_ns=9_900_000_000)
     assert check(Request("1", "Describe.", "", broken, camera="left")) == (
         BAD_INPUT, "bad image: truncated")
+
+    assert check(Request("1", "Describe.", "magic", frame, camera="left"))[0] == BAD_INPUT
+
+
+def _click(x, y, z=0.0, frame_id="cam"):
+    return NS(header=NS(frame_id=frame_id), point=NS(x=x, y=y, z=z))
+
+
+def test_a_click_goes_to_the_camera_whose_frame_it_is_in_and_its_region_is_attached():
+    frames = {"left": Frame(NS(frame_id="left_optical"), RGB), "right": None,
+              "top": Frame(NS(frame_id="top_optical"), RGB)}
+    assert camera_of("top_optical", frames) == "top"
+    assert camera_of("map", frames) == "left"  # refused by the region check, on the first
+    request = Request("1", "What is this?", "", frames["top"], camera="top")
+    click = _click(2.0, 3.0, frame_id="top_optical")
+    assert attach_region(request, lambda frame: click_region(click, frame, None)) is None
+    assert request.region == {"point": (2.0, 3.0)}
+    kind, why = attach_region(request, lambda frame: click_region(_click(9.0, 3.0), frame, None))
+    assert kind == BAD_INPUT and "in frame 'cam'" in why
+
+
+class FakeEngine:
+    """Records what the requests module asks of the engine."""
+
+    def __init__(self):
+        self.config, self.calls = EngineConfig(), []
+
+    def requested_mode(self, mode=None):
+        return mode or self.config.mode
+
+    def ground(self, image, prompt, **kwargs):
+        self.calls.append(("ground", prompt, kwargs))
+        return NS(timing_ms={})
+
+    def segment_point(self, image, point, image_key=None):
+        mask = np.zeros(image.shape[:2], bool)
+        mask[int(point[1]), int(point[0])] = True
+        self.calls.append(("segment_point", point, image_key))
+        return mask, 1.0
+
+    def ground_region(self, image, prompt, region, proposals, image_key, config):
+        self.calls.append(("ground_region", prompt, region, config.mode))
+        return NS(timing_ms={"total": 1.0})
+
+
+def test_ground_answers_about_the_region_when_the_request_names_one():
+    engine, rgb = FakeEngine(), np.zeros((8, 10, 3), np.uint8)
+    request = Request("1", "Describe.", "point", Frame(None, rgb))
+    ground(engine, request, request.frame, None, image_key="k", should_stop=bool)
+    assert engine.calls == [("ground", "Describe.", dict(
+        mode="point", proposals=None, image_key="k", accepted_at=None, should_stop=bool))]
+    engine.calls = []
+    request.region = {"point": (3.0, 4.0)}
+    result = ground(engine, request, request.frame, None, image_key="k", accepted_at=0.0)
+    (segment, (kind, prompt, region, mode)) = engine.calls
+    assert segment == ("segment_point", (3.0, 4.0), "k")
+    assert (kind, prompt, region.kind, mode) == ("ground_region", "Describe.", "point", "point")
+    assert np.argwhere(region.mask).tolist() == [[4, 3]]
+    assert result.timing_ms["total"] > 1.0  # counted from acceptance
+    request.region = {"point": (30.0, 4.0)}
+    with pytest.raises(InputError, match="outside"):
+        ground(engine, request, request.frame, None)

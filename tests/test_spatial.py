@@ -7,11 +7,13 @@ import pytest
 from ros_ground.spatial import (
     back_project,
     check_intrinsics,
+    depth_at,
     depth_to_metres,
     intrinsic_matrix,
     load_camera_info,
     load_depth,
     locate,
+    project,
 )
 
 W, H = 640, 480
@@ -216,3 +218,27 @@ def test_locate_phrases_fills_results():
     out = hit.to_json()
     assert out["depth_points"] == int(face.sum()) and len(out["position"]) == 3
     assert miss.to_json()["position"] == [None, None, None]  # JSON has no NaN
+
+
+def test_project_inverts_back_project():
+    skewed = K.copy()
+    skewed[0, 1] = 3.0
+    for k in (K, skewed):
+        point = back_project(np.array(201.0), np.array(300.5), np.array(0.7), k)
+        col, row = project(point, k)
+        assert (col, row) == pytest.approx((300.5, 201.0))
+    with pytest.raises(ValueError, match="front"):
+        project((0.1, 0.2, 0.0), K)
+    with pytest.raises(ValueError, match="front"):
+        project((0.1, 0.2, -1.0), K)
+    with pytest.raises(ValueError, match="front"):
+        project((np.nan, 0.2, 1.0), K)
+
+
+def test_depth_at_is_the_median_return_around_a_pixel():
+    depth = np.full((10, 10), np.nan, np.float32)
+    depth[4:7, 4:7] = [[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 2.0]]
+    assert depth_at(depth, 5, 5) == 1.0  # one flying pixel does not move it
+    assert depth_at(depth, 5.4, 4.6, radius=0) == 5.0
+    assert np.isnan(depth_at(depth, 0, 0))
+    assert depth_at(depth, 8, 8) == 2.0  # only the block's corner is within 2 pixels

@@ -1,0 +1,145 @@
+"""The grounding node's sensor streams: each camera's colour frames, mask proposals, registered
+depth and camera_info, kept by stamp (ros_ground.frames) for the requests that need them.
+
+`open` makes every sensor subscription (at activate; the node closes what it returns). Frames
+are decoded on arrival, depth only when a request uses it. No request logic here.
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import qos_profile_sensor_data
+from ros_ground_msgs.msg import EntityProposals
+from sensor_msgs.msg import CameraInfo
+
+from ros_ground.camera_watch import camera_topics
+from ros_ground.frames import DepthStore, FrameStore
+from ros_ground.image_codec import ImageDecodeError, image_to_depth
+from ros_ground.nodes.camera_input import CameraInput
+from ros_ground.nodes.common import RELIABLE
+from ros_ground.nodes.conversions import (
+    ProposalError,
+    camera_info_to_k,
+    image_msg_to_rgb,
+    msg_to_proposals,
+    stamp_to_ns,
+)
+from ros_ground.requests import Frame
+from ros_ground.spatial import locate_result
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+class CameraSensors:
+    """Frames, proposals, depth and intrinsics of each camera. `p` holds the node's parameter
+    values (the node replaces it on every accepted change)."""
+
+    def __init__(self, node, p: dict):
+        self._node, self.p = node, p
+        self.frames, self.depth = FrameStore(), DepthStore()
+        self.inputs: dict[str, CameraInput] = {}  # camera -> its image subscription
+        self.depth_inputs: dict[str, CameraInput] = {}
+        self._proposals_topics: dict[str, str] = {}
+
+    def open(self, cameras: list[str], callback_group) -> list:
+        """Subscribe each camera's image, proposals, depth and camera_info; returns the
+        entities (and a timer checking the image streams) for the node to close."""
+        node, opened = self._node, []
+        topics = (camera_topics(cameras, name) for name in
+                  ("image", "proposals", "depth", "camera_info"))
+        for camera, image, proposals, depth, info in zip(cameras, *topics):
+            sub = node.create_subscription(
+                EntityProposals, proposals, lambda m, c=camera: self._on_proposals(c, m),
+                RELIABLE, callback_group=callback_group)
+            self._proposals_topics[camera] = sub.topic_name  # resolved: namespace, remappings
+            self.inputs[camera] = CameraInput(
+                node, image, lambda m, c=camera: self._on_image(c, m),
+                transport=self.p["image_transport"], qos_name=self.p["image_qos"],
+                callback_group=callback_group)
+            # depth follows its publishers' reliability (`auto`): a best-effort reader loses
+            # large frames of a reliable driver, and a lost depth frame leaves the phrases of
+            # its colour frame without positions; camera_info is small, best effort hears all
+            self.depth_inputs[camera] = CameraInput(
+                node, depth, lambda m, c=camera: self._on_depth(c, m), qos_name="auto",
+                callback_group=callback_group)
+            opened += [sub, self.inputs[camera], self.depth_inputs[camera],
+                       node.create_subscription(
+                           CameraInfo, info, lambda m, c=camera: self._on_camera_info(c, m),
+                           qos_profile_sensor_data, callback_group=callback_group)]
+        sources = [*self.inputs.values(), *self.depth_inputs.values()]
+        opened.append(node.create_timer(1.0, lambda: [s.check() for s in sources],
+                                        callback_group=callback_group))
+        return opened
+
+    def clear(self) -> None:
+        self.frames.clear()
+        self.depth.clear()
+
+    def decode(self, msg, what: str, received_ns: int | None = None) -> Frame:
+        """A Frame of an Image or CompressedImage message (or the reason it cannot be one)."""
+        try:
+            return Frame(msg.header, image_msg_to_rgb(msg, self.p["max_image_pixels"]),
+                         received_ns=received_ns)
+        except ImageDecodeError as exc:
+            self._node.get_logger().warning(f"bad image on {what!r}: {exc}",
+                                            throttle_duration_sec=5.0)
+            return Frame(msg.header, None, f"bad image: {exc}", received_ns)
+
+    def match(self, camera: str, frame: Frame, search_older: bool):
+        """The frame to ground and its proposals (FrameStore.match; None when there are none)."""
+        return self.frames.match(
+            camera, frame, stamp_to_ns(frame.header.stamp), self._decode_proposals,
+            tolerance_ns=_ns(self.p["proposal_tolerance_s"]),
+            max_age_ns=_ns(self.p["proposal_max_age_s"]), search_older=search_older)
+
+    def registered_depth(self, camera: str, header):
+        """(depth HxW metres, K) registered to the camera's frame with `header`; LookupError
+        or ValueError (ImageDecodeError included) saying what is missing or wrong."""
+        return self.depth.registered(
+            camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
+            lambda msg: image_to_depth(msg, self.p["max_image_pixels"]))
+
+    def locate(self, camera: str, result, header) -> None:
+        """3-D position and size of every phrase of `result` (grounded on the frame with
+        `header`); without depth or camera_info the phrases keep NaN positions (warned when
+        the camera publishes depth)."""
+        if not self.depth.has_depth(camera):
+            return
+        try:
+            locate_result(result, *self.registered_depth(camera, header))
+        except (LookupError, ValueError) as exc:
+            self._node.get_logger().warning(f"phrases without 3-D positions: {exc}",
+                                            throttle_duration_sec=5.0)
+
+    def _on_image(self, camera: str, msg) -> None:
+        source = self.inputs[camera]
+        keep = self._node.count_publishers(self._proposals_topics[camera]) > 0  # else no pairs
+        self.frames.add_frame(camera, stamp_to_ns(msg.header.stamp),
+                              self.decode(msg, source.topic, source.last_received_ns),
+                              _ns(self.p["proposal_max_age_s"]), keep)
+
+    def _on_depth(self, camera: str, msg) -> None:
+        self.depth.add_depth(camera, stamp_to_ns(msg.header.stamp), msg,  # decoded when used
+                             _ns(self.p["proposal_max_age_s"]))
+
+    def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
+        try:
+            self.depth.set_intrinsics(camera, camera_info_to_k(msg))
+        except ValueError as exc:
+            self._node.get_logger().warning(f"ignoring camera_info: {exc}",
+                                            throttle_duration_sec=5.0)
+
+    def _on_proposals(self, camera: str, msg: EntityProposals) -> None:
+        self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
+
+    def _decode_proposals(self, msg, frame: Frame):
+        """The message's proposals for `frame`, or None (logged) if they do not fit it."""
+        if frame.rgb is None:
+            return None
+        try:
+            return msg_to_proposals(msg, *frame.rgb.shape[:2])
+        except ProposalError as exc:
+            self._node.get_logger().warning(f"ignoring proposals for this frame: {exc}",
+                                            throttle_duration_sec=5.0)
+            return None

@@ -1,0 +1,55 @@
+"""Where the grounding node's answers go: each camera's `response`, `overlay` and `markers`
+(lifecycle publishers, made at configure: they publish only while the node is active), and an
+`ask` goal's result (nodes/goals.py).
+"""
+
+from __future__ import annotations
+
+from ros_ground_msgs.msg import GroundedResponse
+from sensor_msgs.msg import Image
+from visualization_msgs.msg import MarkerArray
+
+from ros_ground.camera_watch import camera_topics
+from ros_ground.nodes.common import RELIABLE
+from ros_ground.nodes.conversions import rgb_to_image_msg
+from ros_ground.nodes.markers import response_markers
+from ros_ground.overlay import draw_overlay
+
+
+class CameraOutputs:
+    """The publishers of each camera (none before `create`) and the node's pending goals."""
+
+    def __init__(self, goals):
+        self._goals = goals
+        self.responses, self.overlays, self.markers = {}, {}, {}
+
+    def create(self, node, cameras: list[str]) -> None:
+        """Make every camera's publishers with `node.lifecycle_publisher` (ModelNode)."""
+        topics = (camera_topics(cameras, name) for name in ("response", "overlay", "markers"))
+        for camera, response, overlay, markers in zip(cameras, *topics):
+            self.responses[camera] = node.lifecycle_publisher(GroundedResponse, response, RELIABLE)
+            self.overlays[camera] = node.lifecycle_publisher(Image, overlay, RELIABLE)
+            self.markers[camera] = node.lifecycle_publisher(MarkerArray, markers, RELIABLE)
+
+    def clear(self) -> None:
+        self.responses, self.overlays, self.markers = {}, {}, {}
+
+    def deliver(self, request, response: GroundedResponse) -> None:
+        """The one answer of a request (requests.Request): on its camera's `response`, and as
+        its goal's result."""
+        publisher = self.responses.get(request.camera)
+        if publisher is not None:
+            publisher.publish(response)
+        if request.goal_handle is not None:
+            self._goals.finish(request.goal_handle, response)
+
+    def show(self, camera: str, frame, result, response: GroundedResponse, overlay: bool) -> None:
+        """The overlay of `result` on `frame` (when `overlay`) and the markers of `response`,
+        each only while someone subscribes: drawing costs ~10% of a small model's frame."""
+        publisher = self.overlays.get(camera)
+        if overlay and publisher is not None and publisher.get_subscription_count() > 0:
+            publisher.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
+                                               frame.header))
+        publisher = self.markers.get(camera)
+        if publisher is not None and publisher.get_subscription_count() > 0:
+            publisher.publish(response_markers(response))
