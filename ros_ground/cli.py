@@ -212,7 +212,7 @@ def format_result(result) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ros_ground.evaluate import run_eval
+    from ros_ground.evaluate.cli import run_eval
 
     return run_eval(args, engine_config(args))
 

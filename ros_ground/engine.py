@@ -5,6 +5,12 @@ by the mean over the output sequence, optionally also by the answer's other phra
 `point` mode its peak prompts SAM, in `entities` mode it scores mask proposals (GROUNDHOG-style
 selection, one entity per phrase), and `auto` uses proposals when the frame has them. One SAM
 image embedding per frame serves every phrase and the proposal generator.
+
+This module holds the request path (`GroundingEngine`: generate, read the views, ground, under
+one hold on SAM), its settings (`EngineConfig`) and building it (`build_engine`). The steps it
+calls live beside it: phrase_grounding.py (heat maps to masks), entity_scoring.py (proposals
+scored against phrases), streaming.py (phrases grounded while the answer streams),
+command.py (the prompt's own phrases) and errors.py (the input checks).
 """
 
 from __future__ import annotations
@@ -16,31 +22,25 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ros_ground import lmm_tokens, regions, retrieval, settings
+from ros_ground import regions, settings
 from ros_ground.command import ground_command
-from ros_ground.entities import (
-    EntitySelection,
-    assign_entities,
-    score_entities,
-    select_entities,
-)
-from ros_ground.errors import InputError
-from ros_ground.geometry import upsample_map
+from ros_ground.entity_scoring import EntityScorer
+from ros_ground.errors import InputError, check_image
 from ros_ground.lmm import Generation, LMMAdapter
-from ros_ground.maps import contrast_phrase_maps, normalise_maps, peak_point, phrase_map
-from ros_ground.phrases import (
-    NounPhrase,
-    later_mentions,
-    noun_phrases,
-    token_char_spans,
-    tokens_in_span,
+from ros_ground.maps import normalise_maps
+from ros_ground.phrase_grounding import (
+    entity_phrases,
+    find_phrase_tokens,
+    phrase_heats,
+    point_phrases,
 )
+from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans
 from ros_ground.regions import Region
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
+from ros_ground.streaming import PhraseStream, ProgressCallback
 
 MODES = settings.by_name(settings.ENGINE)["mode"].choices
-PARSE_PERIOD_S = 0.25  # how often streaming feedback looks for newly completed phrases
 
 
 def _default(name: str):
@@ -84,9 +84,6 @@ class EngineConfig:
         return self
 
 
-ProgressCallback = Callable[[str, list[GroundedPhrase]], None]
-
-
 class GroundingEngine:
     """Owns no thread or queue: callers (CLI, ROS node) serialise requests per model."""
 
@@ -95,9 +92,7 @@ class GroundingEngine:
         self.sam = sam
         self.nlp = nlp
         self.config = (config or EngineConfig()).validate()
-        self._features = None  # (image_key, LMM image tokens, geometry) of the last frame
-        self._input_embedding: np.ndarray | None = None
-        self._retrieval_head = False  # loaded on first use
+        self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, embedding, head
 
     @property
     def model_name(self) -> str:
@@ -128,9 +123,9 @@ class GroundingEngine:
         if mode and mode not in MODES:
             raise InputError(f"mode must be one of {MODES} or empty, got {mode!r}")
         cfg = self._config(config, mode)
-        _check_image(image)
+        check_image(image)
         t_start = time.perf_counter()
-        progress = _Progress(self, image, image_key, cfg, on_progress) if on_progress else None
+        progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
         gen = self.generate(image, prompt, config=cfg,
                             on_token=progress.on_token if progress else None,
                             should_stop=should_stop)
@@ -159,7 +154,7 @@ class GroundingEngine:
         `timing_ms` gains "generation" (and "views") in milliseconds.
         """
         cfg = self._config(config)
-        _check_image(image)
+        check_image(image)
         t0 = time.perf_counter()
         gen = self.lmm.generate(image, prompt, max_new_tokens=cfg.max_new_tokens,
                                 on_token=on_token, should_stop=should_stop)
@@ -202,7 +197,7 @@ class GroundingEngine:
         `timing_ms` holds `gen`'s stages, each grounding stage and "grounding" (ms).
         """
         cfg = self._config(config)
-        _check_image(image)
+        check_image(image)
         t0 = time.perf_counter()
         made: list[Proposal] = []
         prompt_phrases, target, prompt_timing = [], -1, {}
@@ -290,66 +285,24 @@ class GroundingEngine:
                     used_mode = "point"
 
             t0 = time.perf_counter()
-            found = [(chunk, _phrase_token_indices(spans, chunk, cfg.phrase_tokens)) for chunk in chunks]
-            found = [(chunk, indices) for chunk, indices in found if indices]
+            found = find_phrase_tokens(spans, chunks, cfg.phrase_tokens)
             phrases = []
             if found:
-                low = np.stack([phrase_map(maps, indices) for _, indices in found])
-                low = contrast_phrase_maps(low, cfg.phrase_contrast)
-                heats = [upsample_map(m, gen.geometry) for m in low]
+                heats = phrase_heats(maps, found, contrast=cfg.phrase_contrast,
+                                     geometry=gen.geometry)
                 if used_mode == "entities" and proposals:
-                    scores = self._entity_scores(image, image_key, cfg, heats, proposals,
-                                                 [[token_ids[i] for i in ix] for _, ix in found])
-                    if cfg.entity_assignment == "exclusive":
-                        free = later_mentions([chunk for chunk, _ in found], text)
-                        selections = assign_entities(
-                            heats, proposals, free, counts=[chunk.count for chunk, _ in found],
-                            margin=cfg.entity_margin, scores=scores)
-                    else:
-                        selections = [select_entities(h, proposals, margin=cfg.entity_margin,
-                                                      scores=row)
-                                      for h, row in zip(heats, scores)]
-                    phrases = [self._entity_phrase(chunk, indices, heat, selection, proposals)
-                               for (chunk, indices), heat, selection in zip(found, heats, selections)]
+                    scores = self.entities.scores(
+                        image, heats, proposals, [[token_ids[i] for i in ix] for _, ix in found],
+                        scoring=cfg.entity_scoring, image_key=image_key)
+                    phrases = entity_phrases(found, heats, proposals, scores, text=text,
+                                             assignment=cfg.entity_assignment,
+                                             margin=cfg.entity_margin)
                 else:
-                    points = [peak_point(heat) for heat in heats]
-                    segmented = self.sam.segment_points(image, points, cfg.multimask_choice,
-                                                        key=image_key)
-                    phrases = [GroundedPhrase(
-                        text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
-                        score=score, mask=mask, point=point, token_indices=indices)
-                        for (chunk, indices), point, (mask, score) in zip(found, points, segmented)]
+                    phrases = point_phrases(self.sam, image, found, heats,
+                                            multimask_choice=cfg.multimask_choice,
+                                            image_key=image_key)
             timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
-
-    def _entity_scores(self, image, image_key, cfg: EngineConfig, heats, proposals,
-                       phrase_ids: list[list[int]]) -> np.ndarray:
-        """[phrases, proposals] scores per `cfg.entity_scoring` (ros_ground.retrieval)."""
-        masks = [p.mask for p in proposals]
-        attention = np.stack([score_entities(h, masks) for h in heats])
-        if cfg.entity_scoring == "attention":
-            return attention
-        tokens = self.entity_tokens(image, masks, image_key)
-        phrases = retrieval.phrase_vectors(self._embedding(), phrase_ids)
-        return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, self._head()),
-                                 cfg.entity_scoring)
-
-    def entity_tokens(self, image: np.ndarray, masks: list[np.ndarray],
-                      image_key=None) -> np.ndarray:
-        """float32 [N, D] entity tokens of `masks` (HxW each) pooled from this LMM's projected
-        image tokens (lmm_tokens; feature_source "lmm_projector"), whatever tokens proposals
-        came with: SAM's share no space with the language model. One vision pass per frame
-        (`image_key`)."""
-        return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
-
-    def image_tokens(self, image: np.ndarray, image_key=None):
-        """(float32 [grid_h * grid_w, D] projected image tokens, their geometry) of `image`,
-        computed once per frame `image_key` (lmm_tokens.image_features)."""
-        cached = self._features
-        if image_key is None or cached is None or cached[0] != image_key:
-            cached = (image_key, *lmm_tokens.image_features(self.lmm, image))
-            self._features = cached if image_key is not None else None
-        return cached[1], cached[2]
 
     def ground_region(
         self,
@@ -382,98 +335,15 @@ class GroundingEngine:
         """`generate` with `region` in the model's context (see `ground_region`), on the image
         as it is (no views); timing_ms gains "region" (the image tokens and the pooling, ms)."""
         cfg = self._config(config)
-        _check_image(image)
+        check_image(image)
         t0 = time.perf_counter()
-        features, geometry = self.image_tokens(image, image_key)
+        features, geometry = self.entities.image_tokens(image, image_key)
         with regions.region_context(self.lmm, image, prompt, features, geometry, region.mask,
                                     focus):
             pooled_ms = (time.perf_counter() - t0) * 1e3
             gen = self.generate(image, prompt, cfg, views=False)
         gen.timing_ms["region"] = pooled_ms
         return gen
-
-    def _embedding(self) -> np.ndarray:
-        if self._input_embedding is None:
-            weight = self.lmm.model.get_input_embeddings().weight
-            self._input_embedding = weight.detach().float().cpu().numpy()
-        return self._input_embedding
-
-    def _head(self) -> np.ndarray | None:
-        # the sim model's head was trained on its own tokens; other models compare directly
-        if self._retrieval_head is False:
-            self._retrieval_head = retrieval.load_head() if self.lmm.name == "sim" else None
-        return self._retrieval_head
-
-    def _entity_phrase(self, chunk: NounPhrase, indices, heat, selection: EntitySelection,
-                       proposals) -> GroundedPhrase:
-        by_id = {p.id: p for p in proposals}
-        score = float(np.mean([by_id[i].score for i in selection.ids]))
-        # The phrase's point lies on its mask (the hottest pixel there): a robot pointing or
-        # grasping at it must not be sent to the table beside the object the mask shows.
-        point = peak_point(np.where(selection.mask, heat, np.nan)) if selection.mask.any() \
-            else peak_point(heat)
-        return GroundedPhrase(
-            text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
-            score=score, mask=selection.mask, point=point,
-            entity_ids=list(selection.ids), entity_scores=dict(selection.scores),
-            token_indices=indices,
-        )
-
-
-def _phrase_token_indices(spans, chunk: NounPhrase, phrase_tokens: str) -> list[int]:
-    if phrase_tokens == "root":
-        indices = tokens_in_span(spans, chunk.root_start, chunk.root_end)
-        if indices:
-            return indices
-    return tokens_in_span(spans, chunk.char_start, chunk.char_end)
-
-
-def check_prompt(prompt, max_chars: int) -> None:
-    """Raise InputError unless `prompt` is a non-blank string of at most `max_chars` characters."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("empty prompt")
-    if len(prompt) > max_chars:
-        raise InputError(f"prompt has {len(prompt)} characters, limit is {max_chars}")
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-            and image.dtype == np.uint8 and image.shape[0] > 0 and image.shape[1] > 0):
-        shape = getattr(image, "shape", None)
-        raise InputError(f"image must be a non-empty HxWx3 uint8 RGB array, got {shape}")
-
-
-class _Progress:
-    """Grounds phrases as they complete during generation, for streaming feedback.
-
-    Normalises by the mean over the steps so far, on the image as it is (no extra views); the
-    final result is recomputed over the whole sequence and every view, as the method defines it.
-    """
-
-    def __init__(self, engine: GroundingEngine, image, image_key, cfg, callback: ProgressCallback):
-        self.engine, self.image, self.image_key, self.cfg = engine, image, image_key, cfg
-        self.callback = callback
-        self.done: dict[tuple[int, int], GroundedPhrase] = {}
-        self.attempted: set[tuple[int, int]] = set()
-        self.parsed_at = 0.0
-
-    def on_token(self, token_id: int, text: str, partial: Callable[[], Generation]) -> None:
-        # parsing every token would cost more than generating it: re-parse every PARSE_PERIOD_S
-        now = time.perf_counter()
-        complete: set[tuple[int, int]] = set()
-        if now - self.parsed_at >= PARSE_PERIOD_S:
-            self.parsed_at = now
-            complete = {(c.char_start, c.char_end) for c in noun_phrases(self.engine.nlp, text)
-                        if c.char_end < len(text)}
-        if complete - self.attempted:
-            self.attempted |= complete
-            found = self.engine.ground_generation(
-                self.image, partial(), replace(self.cfg, mode="point"), image_key=self.image_key,
-                command=False)
-            for phrase in found.phrases:
-                if (phrase.char_start, phrase.char_end) in complete:
-                    self.done.setdefault((phrase.char_start, phrase.char_end), phrase)
-        self.callback(text, sorted(self.done.values(), key=lambda p: p.char_start))
 
 
 def build_engine(

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from ros_ground.overlay import save_png
-from ros_ground.sim.scene import FAR, generate_scene
+from ros_ground.sim.camera import FAR
+from ros_ground.sim.scene import generate_scene
 
 
 @pytest.fixture(scope="module")

@@ -264,8 +264,7 @@ def test_config_validation():
 
 
 def test_input_checks_raise_input_error():
-    from ros_ground.engine import check_prompt
-    from ros_ground.errors import InputError
+    from ros_ground.errors import InputError, check_prompt
 
     check_prompt("Describe the image.", 100)
     for prompt, limit in [("", 10), ("  \n", 10), ("x" * 11, 10), (None, 10)]:

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from ros_ground.engine import EngineConfig, build_engine
-from ros_ground.evaluate import (
-    SIM_VOCABULARY,
-    evaluate,
-    random_point_baseline,
-    report_json,
-    scene_prompts,
-)
+from ros_ground.evaluate import SIM_VOCABULARY, evaluate, report_json, scene_prompts
+from ros_ground.evaluate.run import random_point_baseline
 from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image, point_accuracy
 from ros_ground.results import GroundedPhrase, GroundingResult
 from ros_ground.sim.scene import generate_scene
@@ -153,6 +148,32 @@ def test_cli_json_keys_and_ranges(tmp_path):
     assert len(list(tmp_path.glob("*.png"))) == 2 and len(list(tmp_path.glob("*.json"))) == 2
 
 
+def test_region_report_text_reads_like_the_others():
+    from ros_ground.evaluate.report import format_region_report
+
+    report = {"scenes": 2, "regions": 5, "prompt": "What is this?", "seed": 3,
+              "region_naming_accuracy": 0.6, "region_naming_color_accuracy": None,
+              "region_naming_baseline": 0.2, "region_naming_color_baseline": 0.0,
+              "seconds_per_answer": {"region": 0.1, "baseline": 0.2}, "samples": []}
+    lines = format_region_report(report, "tiny").splitlines()
+    assert lines[0] == "2 scenes (seeds 3..4), 5 regions, model tiny, prompt 'What is this?'"
+    assert lines[2].split() == ["region_naming_accuracy", "0.600", "0.200"]
+    assert lines[3].split() == ["region_naming_color_accuracy", "n/a", "0.000"]
+
+
+def test_region_eval_prints_the_plain_report_unless_json(capsys):
+    from ros_ground.cli import main
+
+    args = ["eval", "--prompt", "region", "--scenes", "1", "--seed", "3", "--model", "tiny",
+            "--sam-model", "tiny", "--max-new-tokens", "4"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "region_naming_accuracy" in text and "{" not in text
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scenes"] == 1 and {"region_naming_accuracy", "samples"} <= set(report)
+
+
 def test_model_card_tables_come_from_the_same_protocol(engine):
     from ros_ground.train.evaluation import grounding_eval
 
@@ -176,7 +197,8 @@ def test_model_card_tables_come_from_the_same_protocol(engine):
 
 
 def test_command_prompts_and_target_scoring():
-    from ros_ground.evaluate import target_metrics, target_object, target_record
+    from ros_ground.evaluate.scenes import target_object
+    from ros_ground.evaluate.targets import target_metrics, target_record
 
     even = next(s for s in map(generate_scene, range(0, 20, 2)) if s.referring)
     odd = next(s for s in map(generate_scene, range(1, 20, 2)) if s.referring)

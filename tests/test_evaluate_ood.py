@@ -10,9 +10,11 @@ import pytest
 from test_evaluate import Oracle
 
 from ros_ground.engine import EngineConfig, build_engine
-from ros_ground.evaluate import SCENE_SETS, evaluate, naming, report_json, scene_for
+from ros_ground.evaluate import SCENE_SETS, evaluate, report_json, scene_for
+from ros_ground.evaluate.naming import naming
 from ros_ground.metrics import GTPhrase, PredPhrase
 from ros_ground.sim import scene as S
+from ros_ground.sim.ranges import OOD_RANGES
 
 
 def _mask(x0: int) -> np.ndarray:
@@ -54,7 +56,7 @@ def test_scene_sets_render_their_ranges():
     assert scene_for(3).rgb.tobytes() == S.generate_scene(3).rgb.tobytes()
     ood = scene_for(3, "ood")
     assert ood.rgb.shape == (450, 800, 3)
-    assert ood.rgb.tobytes() == S.generate_scene(3, ranges=S.OOD_RANGES).rgb.tobytes()
+    assert ood.rgb.tobytes() == S.generate_scene(3, ranges=OOD_RANGES).rgb.tobytes()
     with pytest.raises(ValueError, match="scene set"):
         scene_for(3, "train")
 

@@ -10,6 +10,8 @@ import torch
 
 from ros_ground import lmm as lmm_module
 from ros_ground.lmm import BadPromptError, Generation, ModelLoadError, load_lmm
+from ros_ground.lmm import layout as layout_module
+from ros_ground.lmm import loading as loading_module
 from ros_ground.tiny import build_tiny_lmm, save_tiny_lmm
 
 PROMPT = "Describe the image in detail."
@@ -106,13 +108,13 @@ def test_missing_directory_raises_clear_error(tmp_path):
 
 def _spy_loads(monkeypatch) -> list:
     calls = []
-    real = lmm_module._from_pretrained
+    real = loading_module._from_pretrained
 
     def spy(source, local_only, *args):
         calls.append(local_only)
         return real(source, local_only, *args)
 
-    monkeypatch.setattr(lmm_module, "_from_pretrained", spy)
+    monkeypatch.setattr(loading_module, "_from_pretrained", spy)
     return calls
 
 
@@ -149,7 +151,7 @@ def test_allow_download_tries_the_hub_after_the_cache(monkeypatch):
         calls.append(local_only)
         raise OSError("not reachable")
 
-    monkeypatch.setattr(lmm_module, "_from_pretrained", refuse)
+    monkeypatch.setattr(loading_module, "_from_pretrained", refuse)
     with pytest.raises(ModelLoadError, match="Hub download"):
         load_lmm("ros-ground-test/no-such-model", device="cpu", allow_download=True)
     assert calls == [True, False]
@@ -203,7 +205,7 @@ def test_image_token_count_is_verified(tiny, image, monkeypatch):
     with pytest.raises(BadPromptError):
         tiny.prepare(image, "two images <image> here")
     monkeypatch.undo()
-    monkeypatch.setattr(tiny, "_expected_image_tokens", lambda inputs: 65)
+    monkeypatch.setattr(layout_module, "expected_image_tokens", lambda inputs, **kwargs: 65)
     with pytest.raises(BadPromptError, match="64 image tokens, expected 65"):
         tiny.prepare(image, PROMPT)
 

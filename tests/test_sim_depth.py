@@ -5,6 +5,8 @@ import pytest
 
 from ros_ground.sim import scene as S
 from ros_ground.sim._quiet import connect_direct
+from ros_ground.sim.camera import FAR
+from ros_ground.sim.world import load_table, p
 from ros_ground.spatial import back_project, locate
 
 SEEDS = range(40, 46)
@@ -17,11 +19,11 @@ def scenes():
 
 @pytest.fixture(scope="module")
 def table_top():
-    client = connect_direct(S.p)
+    client = connect_direct(p)
     try:
-        return S._table(client)[1]
+        return load_table(client)[1]
     finally:
-        S.p.disconnect(physicsClientId=client)
+        p.disconnect(physicsClientId=client)
 
 
 def test_k_is_the_renderers(scenes):
@@ -51,7 +53,7 @@ def test_table_top_is_flat_at_its_height_in_the_world(scenes, table_top):
     """Depth and K put the table's pixels on the plane z = table top in the world frame:
     checks the depth's scale and the focal length without the renderer's matrices."""
     for scene in scenes:
-        hit = (scene.depth < S.FAR * 0.99) & ~np.any([o.mask for o in scene.objects], axis=0)
+        hit = (scene.depth < FAR * 0.99) & ~np.any([o.mask for o in scene.objects], axis=0)
         rows, cols = np.nonzero(hit)
         points = back_project(rows.astype(float), cols.astype(float),
                               scene.depth[rows, cols].astype(float), scene.k)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from ros_ground.sim import scene as S
+from ros_ground.sim.assets import ASSETS
 from ros_ground.sim.language import COLORS
+from ros_ground.sim.ranges import CLASSIC_RANGES, OOD_RANGES, TRAINING_RANGES
 
 
 def _camera_angles(scene) -> tuple[float, float]:
@@ -22,25 +24,25 @@ def _inside(value: float, bounds: tuple[float, float], slack: float = 1e-6) -> b
 
 
 def test_classic_scenes_lie_inside_the_training_ranges():
-    assert S.CLASSIC_RANGES.within(S.TRAINING_RANGES)
-    assert S.CLASSIC_RANGES.axes_outside(S.TRAINING_RANGES) == []
-    assert not S.TRAINING_RANGES.within(S.CLASSIC_RANGES)  # training does randomise
+    assert CLASSIC_RANGES.within(TRAINING_RANGES)
+    assert CLASSIC_RANGES.axes_outside(TRAINING_RANGES) == []
+    assert not TRAINING_RANGES.within(CLASSIC_RANGES)  # training does randomise
 
 
 def test_ood_settings_lie_outside_the_training_ranges_on_at_least_two_axes():
-    outside = S.OOD_RANGES.axes_outside(S.TRAINING_RANGES)
+    outside = OOD_RANGES.axes_outside(TRAINING_RANGES)
     # a camera lower and farther than any training pose, a resolution never trained on,
     # colours held out of training
     assert {"distance", "elevation_deg", "width", "aspect", "palette"} <= set(outside)
-    assert S.OOD_RANGES.distance[0] > S.TRAINING_RANGES.distance[1]
-    assert S.OOD_RANGES.elevation_deg[1] < S.TRAINING_RANGES.elevation_deg[0]
-    assert not S.OOD_RANGES.within(S.TRAINING_RANGES)
+    assert OOD_RANGES.distance[0] > TRAINING_RANGES.distance[1]
+    assert OOD_RANGES.elevation_deg[1] < TRAINING_RANGES.elevation_deg[0]
+    assert not OOD_RANGES.within(TRAINING_RANGES)
 
 
 def test_held_out_shades_are_never_painted_in_training():
     for color in COLORS:
-        train_lo, train_hi = S.TRAINING_RANGES.paint_box(color)
-        ood_lo, ood_hi = S.OOD_RANGES.paint_box(color)
+        train_lo, train_hi = TRAINING_RANGES.paint_box(color)
+        ood_lo, ood_hi = OOD_RANGES.paint_box(color)
         assert np.any((ood_hi < train_lo) | (ood_lo > train_hi)), color
 
 
@@ -48,14 +50,14 @@ def test_axes_outside_sees_a_single_overlap():
     """An ood set that shares one value with training on an axis is not outside on that axis."""
     import dataclasses
 
-    touching = dataclasses.replace(S.OOD_RANGES, distance=(S.TRAINING_RANGES.distance[1], 1.2))
-    assert "distance" not in touching.axes_outside(S.TRAINING_RANGES)
+    touching = dataclasses.replace(OOD_RANGES, distance=(TRAINING_RANGES.distance[1], 1.2))
+    assert "distance" not in touching.axes_outside(TRAINING_RANGES)
     with pytest.raises(ValueError):
-        dataclasses.replace(S.OOD_RANGES, distance=(1.2, 1.0))
+        dataclasses.replace(OOD_RANGES, distance=(1.2, 1.0))
 
 
-@pytest.mark.parametrize("ranges,seeds", [(S.TRAINING_RANGES, range(100_000, 100_006)),
-                                          (S.OOD_RANGES, range(0, 6))])
+@pytest.mark.parametrize("ranges,seeds", [(TRAINING_RANGES, range(100_000, 100_006)),
+                                          (OOD_RANGES, range(0, 6))])
 def test_rendered_scenes_honour_their_ranges(ranges, seeds):
     for seed in seeds:
         scene = S.generate_scene(seed, ranges=ranges)
@@ -69,26 +71,26 @@ def test_rendered_scenes_honour_their_ranges(ranges, seeds):
         assert all(_inside(t, ranges.table_tint) for t in scene.table_look.tint)
         for placement in scene.layout:
             assert _inside(placement.scale, ranges.object_scale)
-            if S.ASSETS[placement.category].recolor:
+            if ASSETS[placement.category].recolor:
                 lo, hi = ranges.paint_box(placement.color)
                 assert np.all(lo - 1e-6 <= placement.rgb) and np.all(np.array(placement.rgb) <= hi + 1e-6)
         assert 1 <= len(scene.objects) <= ranges.num_objects[1]
 
 
 def test_randomised_scenes_are_deterministic_and_vary():
-    a = S.generate_scene(100_003, ranges=S.TRAINING_RANGES)
-    b = S.generate_scene(100_003, ranges=S.TRAINING_RANGES)
+    a = S.generate_scene(100_003, ranges=TRAINING_RANGES)
+    b = S.generate_scene(100_003, ranges=TRAINING_RANGES)
     assert a.rgb.tobytes() == b.rgb.tobytes() and a.description == b.description
-    sizes = {S.generate_scene(s, ranges=S.TRAINING_RANGES).rgb.shape for s in range(100_000, 100_004)}
+    sizes = {S.generate_scene(s, ranges=TRAINING_RANGES).rgb.shape for s in range(100_000, 100_004)}
     assert len(sizes) > 1  # image size and aspect are drawn per scene
     # an explicit size wins over the drawn one
-    assert S.generate_scene(100_003, 200, 150, ranges=S.TRAINING_RANGES).rgb.shape == (150, 200, 3)
+    assert S.generate_scene(100_003, 200, 150, ranges=TRAINING_RANGES).rgb.shape == (150, 200, 3)
 
 
 def test_rebuilt_world_renders_the_randomised_scene():
     """Table look, object scale and paint travel with the scene: rebuilding from its layout and
     camera gives the same pixels (what bags and the sim camera node rely on)."""
-    scene = S.generate_scene(100_001, ranges=S.TRAINING_RANGES)
+    scene = S.generate_scene(100_001, ranges=TRAINING_RANGES)
     again = S.render_layout(scene.layout, scene.camera, scene.width, scene.height, seed=scene.seed,
                             table_look=scene.table_look)
     assert again.rgb.tobytes() == scene.rgb.tobytes()

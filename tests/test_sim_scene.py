@@ -9,7 +9,10 @@ import pybullet as p
 import pytest
 
 from ros_ground.sim import scene as S
+from ros_ground.sim.assets import CATEGORIES
+from ros_ground.sim.camera import make_camera
 from ros_ground.sim.language import PLURALS, RELATIONS
+from ros_ground.sim.world import build_world, place_at
 
 SEEDS = [0, 3, 7, 11, 42]
 TOP = 0.626  # table top height of pybullet_data's table.urdf
@@ -41,7 +44,7 @@ def test_shapes_and_records(scenes):
         assert scene.depth.shape == (240, 320) and scene.depth.dtype == np.float32
         assert 1 <= len(scene.objects) <= 6
         for obj in scene.objects:
-            assert obj.category in S.CATEGORIES
+            assert obj.category in CATEGORIES
             assert obj.name == (f"{obj.color} {obj.category}" if obj.color else obj.category)
             assert obj.mask.dtype == bool and obj.mask.shape == (240, 320)
             x, y, w, h = obj.bbox
@@ -54,7 +57,7 @@ def test_masks_equal_segmentation_buffer(scenes):
     for scene in scenes.values():
         client = p.connect(p.DIRECT)
         try:
-            _, bodies = S.build_world(client, scene.layout)
+            _, bodies = build_world(client, scene.layout)
             _, _, rgba, _, seg = p.getCameraImage(
                 scene.width, scene.height, scene.camera.view_matrix, scene.camera.projection_matrix,
                 lightDirection=scene.camera.light_direction, renderer=p.ER_TINY_RENDERER,
@@ -79,10 +82,10 @@ def test_masks_do_not_overlap(scenes):
 
 
 def test_hidden_and_out_of_view_objects_dropped():
-    camera = S.make_camera((0.0, -0.6, TOP + 0.12), (0.0, 0.0, TOP + 0.05), 50, 320, 240)
-    mug = S.place_at("mug", 0.0, 0.0, yaw=-math.pi / 2, color="red")
-    lego = S.place_at("lego brick", 0.0, 0.08, color="blue")  # right behind the mug
-    far = S.place_at("cube", 2.0, 0.0, color="green")  # off the table, out of view
+    camera = make_camera((0.0, -0.6, TOP + 0.12), (0.0, 0.0, TOP + 0.05), 50, 320, 240)
+    mug = place_at("mug", 0.0, 0.0, yaw=-math.pi / 2, color="red")
+    lego = place_at("lego brick", 0.0, 0.08, color="blue")  # right behind the mug
+    far = place_at("cube", 2.0, 0.0, color="green")  # off the table, out of view
     scene = S.render_layout([mug, lego, far], camera)
     assert [o.name for o in scene.objects] == ["red mug"]
     assert scene.dropped == ["blue lego brick", "green cube"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ros_ground.sim import scene as S
+from ros_ground.sim.ranges import CLASSIC_RANGES, TRAINING_RANGES
 from ros_ground.train import data as D
 
 
@@ -20,14 +21,14 @@ def test_randomised_frames_are_stored_at_one_size_with_their_labels():
         assert set(np.unique(labels)) <= set(range(D.FIRST_OBJECT + len(record["names"])))
         assert not np.array_equal(rgb, classic.rgb(i))
     # the stored frame is the rendered one, resized: same seed, same draws
-    scene = S.generate_scene(D.TRAIN_SEED_START, ranges=S.TRAINING_RANGES)
+    scene = S.generate_scene(D.TRAIN_SEED_START, ranges=TRAINING_RANGES)
     assert store.texts(0)["names"] == [o.name for o in scene.objects]
     assert (scene.height, scene.width) != (D.HEIGHT, D.WIDTH)
 
 
 def test_scene_sets_name_their_ranges():
-    assert D.scene_ranges("randomised") is S.TRAINING_RANGES
-    assert D.scene_ranges("classic") is S.CLASSIC_RANGES
+    assert D.scene_ranges("randomised") is TRAINING_RANGES
+    assert D.scene_ranges("classic") is CLASSIC_RANGES
     with pytest.raises(ValueError, match="scene set"):
         D.SceneStore(D.TRAIN_SEED_START, 1, scene_set="ood")  # never train on the held-out set
 

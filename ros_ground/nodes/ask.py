@@ -1,4 +1,5 @@
-"""`ros-ground ask`: send one Ground goal to a running node, stream its text, print the result."""
+"""`ros-ground ask`: send one Ground goal to a running node, stream its text, print the result
+in plain words (`--json` for every field)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 
 from ros_ground.nodes.conversions import msg_to_phrase, msg_to_result_json
+from ros_ground.overlay import where_in_image
 
 STATUS_NAMES = {
     getattr(GroundedResponse, n): n[len("STATUS_"):]
     for n in dir(GroundedResponse) if n.startswith("STATUS_")
+}
+MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
+    "entities": "masks picked among the proposal node's object outlines",
+    "point": "masks cut around the spot the model looked at; no object outlines yet",
 }
 
 
@@ -62,7 +68,7 @@ def run_ask(args) -> int:
     def stream(feedback_msg):
         text = feedback_msg.feedback.partial_text
         if not args.json and len(text) > shown[0]:
-            sys.stdout.write(text[shown[0]:])
+            sys.stdout.write(("" if shown[0] else "Answer: ") + text[shown[0]:])
             sys.stdout.flush()
             shown[0] = len(text)
 
@@ -84,26 +90,51 @@ def run_ask(args) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    if shown[0]:
-        print()
+    if not args.json:
+        _print_response(response, shown[0])
     if args.overlay:
         _write_overlay(args.overlay, response, overlays[-1] if overlays else None)
     if args.json:
         print(json.dumps(msg_to_result_json(response)))
-    else:
-        _print_response(response)
     return 0 if response.status == GroundedResponse.STATUS_OK else 1
 
 
-def _print_response(response: GroundedResponse) -> None:
-    status = STATUS_NAMES.get(response.status, str(response.status))
-    print(f"[{status}] {response.text}" + (f"  ({response.error})" if response.error else ""))
+def _phrase_words(p) -> str:
+    """One phrase of a response (a GroundedPhrase message) in plain words: where its mask lies
+    in the picture and how much of it it covers."""
+    phrase = msg_to_phrase(p)
+    area = int(phrase.mask.sum())
+    share = 100.0 * area / phrase.mask.size
+    where = where_in_image(phrase.mask) if area else "nowhere (empty mask)"
+    return f"\"{p.text}\": {where}; {area} pixels ({share:.1f}% of the picture)"
+
+
+def _print_response(response: GroundedResponse, shown: int = 0) -> None:
+    """The answer (what is left of it after the `shown` characters streamed) and its phrases."""
+    if response.status == GroundedResponse.STATUS_OK:
+        print(("" if shown else "Answer: ") + response.text[shown:])
+    elif shown:
+        print()
+    print_phrases(response)
+
+
+def print_phrases(response: GroundedResponse) -> None:
+    """How long the answer took and where each of its phrases is, in plain words; why there is
+    no answer when the response has none."""
+    if response.status != 0:
+        status = STATUS_NAMES.get(response.status, str(response.status))
+        print(f"  No answer ({status}): {response.error}")
+        return
+    count = len(response.phrases)
+    took = f"  Answered in {response.total_ms / 1000:.1f} s; "
+    if not count:
+        print(took + "no phrase of it was found in the picture.")
+        return
+    how = MODE_WORDS.get(response.mode, response.mode)
+    print(took + f"{count} phrase{'s' * (count != 1)} found in the picture"
+          + (f" ({how})" if how else "") + ":")
     for p in response.phrases:
-        area = sum(p.mask.counts[1::2])
-        print(f"  - {p.text!r} [{p.char_start}:{p.char_end}] area={area}px box=({p.bbox.x_offset},"
-              f"{p.bbox.y_offset},{p.bbox.width},{p.bbox.height}) score={p.score:.2f}")
-    print(f"  timing: total={response.total_ms:.0f}ms generation={response.generation_ms:.0f}ms "
-          f"grounding={response.grounding_ms:.0f}ms" + (f"  mode: {response.mode}" if response.mode else ""))
+        print(f"   - {_phrase_words(p)}")
 
 
 def _write_overlay(path: str, response: GroundedResponse, overlay_msg) -> None:

@@ -24,16 +24,12 @@ from rclpy.qos import qos_profile_sensor_data
 from ros_ground_msgs.msg import EntityProposals, SimGroundTruth
 from sensor_msgs.msg import Image
 
-from ros_ground.nodes.ask import STATUS_NAMES, ask
+from ros_ground.nodes.ask import ask, print_phrases
 from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
 from ros_ground.overlay import draw_overlay, save_png, where_in_image
 
 NAMESPACE = "/demo"
-MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
-    "entities": "masks picked among the proposal node's object outlines",
-    "point": "masks cut around the spot the model looked at; no object outlines yet",
-}
 CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator; its wording is "
           "often wrong\n(names, colours, counts). The outlines in the pictures show what it "
           "actually pointed at.")
@@ -166,7 +162,7 @@ def run_demo(args) -> int:
             if command:
                 _print_target(response, truths, truth.names[-1])
             else:
-                _print_phrases(response)
+                print_phrases(response)
             if response.status == 0:
                 path = out_dir / f"{number}_{_slug(prompt)}.png"
                 print(f"  Picture: {_write_picture(node, frames, response, path, command)}")
@@ -210,31 +206,10 @@ def _write_picture(node, frames: RecentFrames, response, path: Path, target: boo
     return str(path)
 
 
-def _print_phrases(response) -> None:
-    if response.status != 0:
-        status = STATUS_NAMES.get(response.status, str(response.status))
-        print(f"  No answer ({status}): {response.error}")
-        return
-    count = len(response.phrases)
-    took = f"  Answered in {response.total_ms / 1000:.1f} s; "
-    if not count:
-        print(took + "no phrase of it was found in the picture.")
-        return
-    how = MODE_WORDS.get(response.mode, response.mode)
-    print(took + f"{count} phrase{'s' * (count != 1)} found in the picture"
-          + (f" ({how})" if how else "") + ":")
-    for p in response.phrases:
-        phrase = msg_to_phrase(p)
-        area = int(phrase.mask.sum())
-        share = 100.0 * area / phrase.mask.size
-        where = where_in_image(phrase.mask) if area else "nowhere (empty mask)"
-        print(f"   - \"{p.text}\": {where}; {area} pixels ({share:.1f}% of the picture)")
-
-
 def _print_target(response, truths, name: str) -> None:
     """What a manipulator would act on: the command's target, its pixels and its position."""
     if response.status != 0:
-        _print_phrases(response)
+        print_phrases(response)
         return
     print(f"  Answered in {response.total_ms / 1000:.1f} s.")
     if not 0 <= response.target < len(response.prompt_phrases):
@@ -273,15 +248,15 @@ def _truth_of(response, truths):
 
 
 def _load_scorer():
-    """The text-similarity model that scores answers, loaded quietly unless stderr is a terminal."""
+    """The text-similarity model that scores answers, loaded quietly: it is installed with the
+    package (nothing to download), so a loading bar would only break up the demo's output."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils.logging import disable_progress_bar
+
     from ros_ground.metrics import TextSimilarity
 
-    if not sys.stderr.isatty():
-        from huggingface_hub.utils import disable_progress_bars
-        from transformers.utils.logging import disable_progress_bar
-
-        disable_progress_bars()
-        disable_progress_bar()
+    disable_progress_bars()
+    disable_progress_bar()
     scorer = TextSimilarity()
     scorer.model()
     return scorer

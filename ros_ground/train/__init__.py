@@ -2,7 +2,7 @@
 
 * `data`  renders the training scenes once into .cache/sim_data (optional: without the cache
           every scene is rendered on the fly from its seed, with identical results); the
-          scenes are domain-randomised over sim.scene.TRAINING_RANGES (`--scene-set randomised`,
+          scenes are domain-randomised over sim.ranges.TRAINING_RANGES (`--scene-set randomised`,
           the default) or the fixed first setting (`--scene-set classic`);
 * `lmm`   trains the LLaVA-architecture LMM on images + texts only -> ros_ground/models/sim_lmm;
 * `sam`   trains the SAM-architecture model on point -> mask pairs -> ros_ground/models/sim_sam;
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cache", default=None, help="scene cache directory "
                        "(default .cache/sim_data; scenes missing there are rendered on the fly)")
         p.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
-                       help="randomised: settings drawn from sim.scene.TRAINING_RANGES; classic: "
+                       help="randomised: settings drawn from sim.ranges.TRAINING_RANGES; classic: "
                             "the fixed 320x240 setting (default %(default)s)")
         if steps is not None:
             p.add_argument("--steps", type=int, default=steps)

@@ -12,7 +12,7 @@ renders so two training runs do not pay for them twice. Training uses seeds >= T
 evaluation uses seeds below EVAL_SEED_LIMIT, so the two never overlap.
 
 Scene sets (`TRAIN_SCENE_SETS`): "randomised" (the default) draws every scene's camera, image size,
-light, table and object looks from `sim.scene.TRAINING_RANGES`; "classic" is the fixed 320x240
+light, table and object looks from `sim.ranges.TRAINING_RANGES`; "classic" is the fixed 320x240
 setting the first models were trained on. Every frame is stored resized to WIDTH x HEIGHT (area
 interpolation for the image, nearest for the labels): the LMM's processor squash-resizes any
 frame to its square input anyway, and SAM's resizes the longest side to 320, so only frames of
@@ -49,8 +49,8 @@ def default_cache_dir() -> Path:
 
 
 def scene_ranges(scene_set: str):
-    """The sim.scene ranges a training scene set draws from."""
-    from ros_ground.sim.scene import CLASSIC_RANGES, TRAINING_RANGES
+    """The ranges (sim.ranges) a training scene set draws from."""
+    from ros_ground.sim.ranges import CLASSIC_RANGES, TRAINING_RANGES
 
     if scene_set not in TRAIN_SCENE_SETS:
         raise ValueError(f"training scene set must be one of {TRAIN_SCENE_SETS}, got {scene_set!r}")

@@ -123,8 +123,8 @@ def global_questions(record: dict) -> list[tuple[str, str]]:
     """Questions about the whole image answered from the object names alone: which colours,
     which objects, how many. They need the image but no location, so they teach the vision
     tower colour and shape before the descriptions teach it where to look."""
+    from ros_ground.sim.assets import CATEGORIES
     from ros_ground.sim.language import NUMBER_WORDS, indefinite, join_list
-    from ros_ground.sim.scene import CATEGORIES
 
     names = record["names"]
     if not names:

@@ -66,8 +66,8 @@ def object_words() -> list[str]:
     single "red mug" token was chosen from the presence of every object at once and its
     attention spread over all of them (0.32 peak hit rate in the first shipped model's card).
     """
+    from ros_ground.sim.assets import CATEGORIES
     from ros_ground.sim.language import PLURALS
-    from ros_ground.sim.scene import CATEGORIES
 
     words = [f for category in CATEGORIES for f in (category, PLURALS[category]) if " " in f]
     return sorted(set(words), key=lambda w: (-len(w), w))
@@ -88,8 +88,8 @@ def _split(text: str) -> list[str]:
 def vocabulary_words() -> list[str]:
     """Every token the tokenizer knows, sorted: multi-word category names, the simulator's
     words, the chat format's words."""
+    from ros_ground.sim.assets import CATEGORIES
     from ros_ground.sim.language import COLORS, NUMBER_WORDS, PLURALS, RELATIONS
-    from ros_ground.sim.scene import CATEGORIES
 
     text = " ".join([
         *COLORS, *PLURALS, *PLURALS.values(), *NUMBER_WORDS, *RELATIONS, *CATEGORIES,

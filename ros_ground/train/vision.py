@@ -44,8 +44,8 @@ class VisionPretrainConfig:
 
 def tag_vocabulary() -> list[str]:
     """Image-level words: colours, categories and coloured objects ("red mug")."""
+    from ros_ground.sim.assets import ASSETS, CATEGORIES
     from ros_ground.sim.language import COLORS
-    from ros_ground.sim.scene import ASSETS, CATEGORIES
 
     tags = [*sorted(COLORS), *CATEGORIES]
     for category in CATEGORIES:
@@ -59,7 +59,7 @@ def tag_vocabulary() -> list[str]:
 
 def tags_of(record: dict, vocabulary: list[str]) -> np.ndarray:
     """Multi-hot targets of one scene from its object names (text only)."""
-    from ros_ground.sim.scene import CATEGORIES
+    from ros_ground.sim.assets import CATEGORIES
 
     index = {t: i for i, t in enumerate(vocabulary)}
     target = np.zeros(len(vocabulary), dtype=np.float32)

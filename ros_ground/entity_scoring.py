@@ -1,0 +1,71 @@
+"""How well each mask proposal fits each phrase: attention alone, or beside the LMM's own tokens.
+
+The `entity_scoring` setting chooses: "attention" scores a proposal by the phrase's heat map on
+its mask (entities.score_entities); "tokens" by the cosine of the proposal's entity token,
+pooled from this LMM's projected image tokens (lmm_tokens), with the phrase's word embeddings
+(retrieval.py); "combined" by their sum. `EntityScorer` keeps what that needs per model: the
+last frame's image tokens, the input embedding matrix and the retrieval head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ros_ground import lmm_tokens, retrieval
+from ros_ground.entities import score_entities
+from ros_ground.lmm import LMMAdapter
+from ros_ground.results import Proposal
+
+
+class EntityScorer:
+    """Entity scores for one LMM; the image tokens of one frame are computed once (`image_key`)."""
+
+    def __init__(self, lmm: LMMAdapter):
+        self.lmm = lmm
+        self._features = None  # (image_key, LMM image tokens, geometry) of the last frame
+        self._input_embedding: np.ndarray | None = None
+        self._retrieval_head = False  # loaded on first use
+
+    def scores(self, image: np.ndarray, heats: list[np.ndarray], proposals: list[Proposal],
+               phrase_ids: list[list[int]], *, scoring: str, image_key=None) -> np.ndarray:
+        """[phrases, proposals] scores per `scoring` (see the module docstring).
+
+        heats: each phrase's heat map on `image` (HxW); phrase_ids: each phrase's token ids.
+        """
+        masks = [p.mask for p in proposals]
+        attention = np.stack([score_entities(h, masks) for h in heats])
+        if scoring == "attention":
+            return attention
+        tokens = self.entity_tokens(image, masks, image_key)
+        phrases = retrieval.phrase_vectors(self._embedding(), phrase_ids)
+        return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, self._head()),
+                                 scoring)
+
+    def entity_tokens(self, image: np.ndarray, masks: list[np.ndarray],
+                      image_key=None) -> np.ndarray:
+        """float32 [N, D] entity tokens of `masks` (HxW each) pooled from this LMM's projected
+        image tokens (lmm_tokens; feature_source "lmm_projector"), whatever tokens proposals
+        came with: SAM's share no space with the language model. One vision pass per frame
+        (`image_key`)."""
+        return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
+
+    def image_tokens(self, image: np.ndarray, image_key=None):
+        """(float32 [grid_h * grid_w, D] projected image tokens, their geometry) of `image`,
+        computed once per frame `image_key` (lmm_tokens.image_features)."""
+        cached = self._features
+        if image_key is None or cached is None or cached[0] != image_key:
+            cached = (image_key, *lmm_tokens.image_features(self.lmm, image))
+            self._features = cached if image_key is not None else None
+        return cached[1], cached[2]
+
+    def _embedding(self) -> np.ndarray:
+        if self._input_embedding is None:
+            weight = self.lmm.model.get_input_embeddings().weight
+            self._input_embedding = weight.detach().float().cpu().numpy()
+        return self._input_embedding
+
+    def _head(self) -> np.ndarray | None:
+        # the sim model's head was trained on its own tokens; other models compare directly
+        if self._retrieval_head is False:
+            self._retrieval_head = retrieval.load_head() if self.lmm.name == "sim" else None
+        return self._retrieval_head

@@ -1,0 +1,47 @@
+"""Grounding quality on generated scenes, against their ground truth: the one evaluation protocol.
+
+`ros-ground eval` and the model cards (ros_ground.train.evaluation) both run `evaluate`. Each
+scene is rendered from its seed; the engine answers each prompt once (`generate`) and grounds
+that answer under every variant of its settings (`ground_generation`); the phrases are scored
+with GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy (ros_ground.metrics),
+beside a random-point baseline that keeps the first variant's phrases but prompts SAM at a
+uniformly random point instead of the attention peak, so the two differ only in where they look.
+Prompts about one object are also scored as commands (target accuracy, 3-D error), and each
+answer for naming (right category and colour words), which splits an error on a scene set into
+naming and localisation.
+
+Modules, one job each:
+
+- `scenes`: the scene sets (in, randomised, ood), the prompts and their ground truth;
+- `run`: `evaluate`, the loop over scenes, prompts and variants, and the baseline;
+- `naming`: which ground-truth objects an answer names, and whether it points inside them;
+- `targets`: prompts about one object scored as commands;
+- `report`: the report as JSON and as text;
+- `regions`: `--prompt region`, whether the answer names the region asked about;
+- `cli`: `ros-ground eval`.
+"""
+
+from ros_ground.evaluate.report import format_report, report_json
+from ros_ground.evaluate.run import Answer, EvalRun, evaluate
+from ros_ground.evaluate.scenes import (
+    DESCRIBE_PROMPT,
+    PROMPT_KINDS,
+    SCENE_SETS,
+    SIM_VOCABULARY,
+    scene_for,
+    scene_prompts,
+)
+
+__all__ = [
+    "DESCRIBE_PROMPT",
+    "PROMPT_KINDS",
+    "SCENE_SETS",
+    "SIM_VOCABULARY",
+    "Answer",
+    "EvalRun",
+    "evaluate",
+    "format_report",
+    "report_json",
+    "scene_for",
+    "scene_prompts",
+]

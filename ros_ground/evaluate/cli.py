@@ -1,0 +1,38 @@
+"""`ros-ground eval`: build the engine from the flags, run the protocol, print the report."""
+
+from __future__ import annotations
+
+import json
+
+from ros_ground.engine import EngineConfig, build_engine_from_settings
+from ros_ground.evaluate.report import format_region_report, format_report, report_json
+from ros_ground.evaluate.run import evaluate
+from ros_ground.evaluate.scenes import SIM_VOCABULARY
+from ros_ground.retrieval import SCORINGS
+
+
+def run_eval(args, config: EngineConfig) -> int:
+    """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
+    if args.prompt == "region":
+        from ros_ground.evaluate.regions import evaluate_regions
+
+        engine = build_engine_from_settings(vars(args))
+        report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
+                                  progress=False if args.json else None)
+        print(json.dumps(report) if args.json else format_region_report(report, args.model))
+        return 0
+    engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
+    scene_set = getattr(args, "scene_set", "in")
+    # every entity scoring is measured on the same answers: grounding again costs no generation
+    variants = {"model": {"mode": args.mode},
+                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
+                   for s in SCORINGS if args.mode != "point"}}
+    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt,
+                   dump=args.dump, progress=False if args.json else None, scene_set=scene_set)
+    report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
+                         scene_set)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+    return 0

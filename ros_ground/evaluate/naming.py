@@ -1,0 +1,65 @@
+"""Does an answer name its ground-truth objects? Category and colour words, and where it points.
+
+Each answer is scored for naming: which ground-truth objects it names with the right category
+and colour, and whether the phrase naming one points inside it, which splits an error on a
+scene set into naming and localisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ros_ground.evaluate.scenes import SIM_VOCABULARY
+from ros_ground.metrics import GTPhrase, PredPhrase, Vocabulary, point_in_mask
+from ros_ground.sim.language import NUMBER_WORDS
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How one answer names its ground-truth objects."""
+
+    num_gt: int
+    named: int  # GT objects a phrase names with the right category and colour
+    named_hit: int  # of those, objects whose naming phrase's point lies in their mask
+
+    @staticmethod
+    def total(items: Sequence[Naming]) -> dict:
+        """naming_accuracy = named / GT objects; named_point_accuracy = hits / named objects."""
+        gt, named, hit = (sum(getattr(n, k) for n in items) for k in ("num_gt", "named", "named_hit"))
+        return {"naming_accuracy": named / gt if gt else 0.0,
+                "named_point_accuracy": hit / named if named else 0.0}
+
+
+def _phrase_count(text: str) -> int:
+    """How many objects a phrase names: its number word ('two red cubes' -> 2), else 1."""
+    words = text.lower().split()
+    return next((NUMBER_WORDS.index(w) for w in words if w in NUMBER_WORDS[2:]), 1)
+
+
+def naming(preds: Sequence[PredPhrase], gt: Sequence[GTPhrase],
+           vocabulary: Vocabulary = SIM_VOCABULARY) -> Naming:
+    """Which GT objects the phrases name with the right category and colour word.
+
+    One phrase names at most as many objects as its number word says; among equally named
+    objects it takes the one its point lies in first, so `named_hit` measures localisation
+    given correct naming. A GT object without a colour word needs only its category.
+    """
+    parsed = [vocabulary.parse(g.text) for g in gt]
+    free = set(range(len(gt)))
+    named = hit = 0
+    for phrase in preds:
+        categories, color = vocabulary.parse(phrase.text)
+        if not categories:
+            continue
+        for _ in range(_phrase_count(phrase.text)):
+            fits = [i for i in sorted(free)
+                    if parsed[i][0] & categories and parsed[i][1] in (None, color)]
+            if not fits:
+                break
+            inside = [i for i in fits if point_in_mask(phrase.point, gt[i].mask)]
+            chosen = (inside or fits)[0]
+            free.discard(chosen)
+            named += 1
+            hit += bool(inside)
+    return Naming(len(gt), named, hit)

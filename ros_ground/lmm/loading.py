@@ -1,0 +1,124 @@
+"""Loading a model from its spec: "tiny", "sim", a checkpoint directory or a Hugging Face id
+(from the local cache; downloads only when allowed), on a resolved device and dtype."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter
+from ros_ground.lmm.errors import ModelLoadError
+
+_TRUE = ("1", "true", "yes", "on")
+# "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
+SIM_LMM_DIR = Path(__file__).resolve().parent.parent / "models" / "sim_lmm"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """'auto' -> bf16 (or fp16) on cuda, fp32 on cpu; or an explicit float32|float16|bfloat16."""
+    names = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+             "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if dtype not in names:
+        raise ValueError(f"dtype must be auto|float32|float16|bfloat16, got {dtype!r}")
+    return names[dtype]
+
+
+def _looks_like_path(spec: str) -> bool:
+    """Hub ids are "name" or "owner/name"; anything else path-shaped is a directory."""
+    return (spec.startswith(("/", "./", "../", "~", "."))
+            or spec.count("/") > 1 or os.sep != "/" and os.sep in spec
+            or Path(spec).expanduser().exists())
+
+
+def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: torch.device,
+                     trust_remote_code: bool):
+    # One path for every device: load on the host, then move. `device_map` would load straight
+    # onto a GPU, but transformers 5 refuses it without the `accelerate` package.
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(
+        source, local_files_only=local_only, trust_remote_code=trust_remote_code)
+    model = AutoModelForImageTextToText.from_pretrained(
+        source, local_files_only=local_only, trust_remote_code=trust_remote_code, dtype=dtype,
+        attn_implementation="sdpa")
+    return model.to(device), processor
+
+
+def hub_cache_dir(model_id: str) -> Path:
+    """Where the Hugging Face cache keeps `model_id` (HF_HUB_CACHE / HF_HOME decide the root)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
+
+
+def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
+             trust_remote_code: bool = False, image_fit: str = "processor",
+             allow_download: bool = False, compile: str = "off") -> LMMAdapter:
+    """Load "tiny", "sim" (the packaged directory), a local checkpoint directory, or a Hugging
+    Face id from the local cache. `compile`: see `LMMAdapter`.
+
+    allow_download: only then may a Hugging Face id missing from the cache be downloaded from
+    the Hub (and only while HF_HUB_OFFLINE is unset); by default nothing is fetched, whatever
+    the environment says. Raises ModelLoadError naming every place searched (for a Hub id, its
+    cache directory) when the model cannot be loaded.
+    """
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    if image_fit not in IMAGE_FITS:
+        raise ValueError(f"image_fit must be one of {IMAGE_FITS}, got {image_fit!r}")
+    if spec == "tiny":
+        from ros_ground.tiny import build_tiny_lmm
+
+        model, processor = build_tiny_lmm()
+        model = model.to(torch_device, torch_dtype)
+        return LMMAdapter("tiny", model, processor, torch_device, torch_dtype, image_fit,
+                          compile)
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+    tried: list[str] = []
+    errors: list[str] = []
+    note = ""
+    location = str(SIM_LMM_DIR) if spec == "sim" else spec
+    if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():
+        raise ModelLoadError(f"the embedded 'sim' model is missing from {str(SIM_LMM_DIR)!r} "
+                             f"(train it with `ros-ground train lmm`)")
+    if _looks_like_path(location):
+        path = Path(location).expanduser()
+        if not path.is_dir():
+            raise ModelLoadError(f"model {spec!r}: no such directory {str(path)!r} "
+                                 f"(give a checkpoint directory, a Hugging Face id, or 'tiny')")
+        attempts = [(str(path), True, f"local directory {str(path)!r}")]
+    else:
+        attempts = [(spec, True, f"Hugging Face cache {str(hub_cache_dir(spec))!r}")]
+        if not allow_download:
+            note = (" Downloads are off (allow_download is false): put the model in that cache "
+                    "or give a local directory.")
+        elif offline:
+            note = " HF_HUB_OFFLINE is set, so the Hub was not contacted."
+        else:
+            attempts.append((spec, False, f"Hugging Face Hub download of {spec!r}"))
+    for source, local_only, what in attempts:
+        tried.append(what)
+        try:
+            model, processor = _from_pretrained(source, local_only, torch_dtype, torch_device,
+                                                trust_remote_code)
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        return LMMAdapter(spec, model, processor, torch_device, torch_dtype, image_fit,
+                          compile)
+    raise ModelLoadError(f"could not load model {spec!r}; tried: {'; '.join(tried)}.{note} "
+                         f"Errors: {' | '.join(errors)}")

@@ -1,0 +1,110 @@
+"""The last step of attend-and-segment: from each phrase's heat map to its mask.
+
+A phrase's heat map is the mean of its tokens' image-attention maps, upsampled to the image
+(`phrase_heats`). In point mode SAM is prompted at the map's peak (`point_phrases`); in
+entities mode the map scores mask proposals and each phrase takes the best ones, GROUNDHOG-style
+(`entity_phrases`). The engine (engine.py) decides the mode and holds SAM while these run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ros_ground.entities import EntitySelection, assign_entities, select_entities
+from ros_ground.geometry import ImageGeometry, upsample_map
+from ros_ground.maps import contrast_phrase_maps, peak_point, phrase_map
+from ros_ground.phrases import NounPhrase, later_mentions, tokens_in_span
+from ros_ground.results import GroundedPhrase, Proposal
+
+PhraseTokens = list[tuple[NounPhrase, list[int]]]  # each phrase with the indices of its tokens
+
+
+def find_phrase_tokens(spans: Sequence[tuple[int, int]], chunks: Sequence[NounPhrase],
+                       phrase_tokens: str) -> PhraseTokens:
+    """Each phrase of `chunks` with the indices of its tokens (tokens whose char `spans` it
+    covers); phrases without tokens are left out.
+
+    phrase_tokens: "chunk" (the whole noun chunk, as attend-and-segment does, sec. 3.2) or
+    "root" (its root noun, else the chunk when the root has no token of its own).
+    """
+    found = [(chunk, _token_indices(spans, chunk, phrase_tokens)) for chunk in chunks]
+    return [(chunk, indices) for chunk, indices in found if indices]
+
+
+def _token_indices(spans, chunk: NounPhrase, phrase_tokens: str) -> list[int]:
+    if phrase_tokens == "root":
+        indices = tokens_in_span(spans, chunk.root_start, chunk.root_end)
+        if indices:
+            return indices
+    return tokens_in_span(spans, chunk.char_start, chunk.char_end)
+
+
+def phrase_heats(maps: np.ndarray, found: PhraseTokens, *, contrast: float,
+                 geometry: ImageGeometry) -> list[np.ndarray]:
+    """One heat map per phrase of `found`, on the image's pixels.
+
+    maps: float32 [tokens, grid_h, grid_w], normalised (maps.normalise_maps). contrast: how much
+    of the answer's other phrase maps is taken off each one (maps.contrast_phrase_maps).
+    geometry: how the grid lies on the image (lmm.Generation.geometry).
+    """
+    low = np.stack([phrase_map(maps, indices) for _, indices in found])
+    low = contrast_phrase_maps(low, contrast)
+    return [upsample_map(m, geometry) for m in low]
+
+
+def point_phrases(sam, image: np.ndarray, found: PhraseTokens, heats: Sequence[np.ndarray], *,
+                  multimask_choice: str | int, image_key=None) -> list[GroundedPhrase]:
+    """Point mode: each phrase's mask is SAM's for one point prompt at its heat map's peak.
+
+    sam: the segmenter (sam.SamSegmenter), already holding `image`'s embedding or given
+    `image_key` to find it. multimask_choice: "iou" (SAM's best-scored mask) or a fixed index.
+    """
+    points = [peak_point(heat) for heat in heats]
+    segmented = sam.segment_points(image, points, multimask_choice, key=image_key)
+    return [GroundedPhrase(
+        text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
+        score=score, mask=mask, point=point, token_indices=indices)
+        for (chunk, indices), point, (mask, score) in zip(found, points, segmented)]
+
+
+def entity_phrases(found: PhraseTokens, heats: Sequence[np.ndarray], proposals: list[Proposal],
+                   scores: np.ndarray, *, text: str, assignment: str,
+                   margin: float) -> list[GroundedPhrase]:
+    """Entities mode: each phrase takes the mask proposals its `scores` row picks.
+
+    scores: [phrases, proposals] (entity_scoring.EntityScorer). text: the answer the phrases
+    come from. assignment: "exclusive" (entities.assign_entities: one entity per phrase, as
+    many as a plural names, none shared, later definite mentions excepted) or "independent"
+    (entities.select_entities: each phrase merges the entities within `margin` of its best).
+    margin: a share of the score range over the proposals (the entity_margin setting).
+    """
+    if assignment == "exclusive":
+        free = later_mentions([chunk for chunk, _ in found], text)
+        selections = assign_entities(
+            heats, proposals, free, counts=[chunk.count for chunk, _ in found],
+            margin=margin, scores=scores)
+    else:
+        selections = [select_entities(h, proposals, margin=margin, scores=row)
+                      for h, row in zip(heats, scores)]
+    return [entity_phrase(chunk, indices, heat, selection, proposals)
+            for (chunk, indices), heat, selection in zip(found, heats, selections)]
+
+
+def entity_phrase(chunk: NounPhrase, indices: list[int], heat: np.ndarray,
+                  selection: EntitySelection, proposals: list[Proposal]) -> GroundedPhrase:
+    """The grounded phrase of `chunk` (tokens `indices`, heat map `heat`) for the proposals
+    `selection` picked: their mean score, its mask, and its point on that mask."""
+    by_id = {p.id: p for p in proposals}
+    score = float(np.mean([by_id[i].score for i in selection.ids]))
+    # The phrase's point lies on its mask (the hottest pixel there): a robot pointing or
+    # grasping at it must not be sent to the table beside the object the mask shows.
+    point = peak_point(np.where(selection.mask, heat, np.nan)) if selection.mask.any() \
+        else peak_point(heat)
+    return GroundedPhrase(
+        text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
+        score=score, mask=selection.mask, point=point,
+        entity_ids=list(selection.ids), entity_scores=dict(selection.scores),
+        token_indices=indices,
+    )

@@ -1,0 +1,43 @@
+"""`ros-ground ask`'s text: the answer and where its phrases are, in plain words (no node)."""
+
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+from ros_ground_msgs.msg import GroundedResponse  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from ros_ground.nodes import ask  # noqa: E402
+from ros_ground.nodes.conversions import error_response, result_to_msg  # noqa: E402
+from ros_ground.results import GroundedPhrase, GroundingResult  # noqa: E402
+
+
+def _response() -> GroundedResponse:
+    mask = np.zeros((30, 40), bool)
+    mask[:10, :10] = True
+    phrase = GroundedPhrase("the red mug", 4, 15, 0.87, mask, point=(5.0, 5.0))
+    result = GroundingResult(text="See the red mug.", phrases=[phrase], model="tiny",
+                             image_size=(30, 40), mode="point",
+                             timing_ms={"generation": 900.0, "grounding": 400.0, "total": 1300.0})
+    return result_to_msg(result, Header(), "1", "Where is the mug?")
+
+
+def test_answer_and_phrases_in_plain_words(capsys):
+    ask._print_response(_response())
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Answer: See the red mug."
+    assert lines[1].startswith("  Answered in 1.3 s; 1 phrase found in the picture (masks cut ")
+    assert lines[2] == '   - "the red mug": on the left, near the top; 100 pixels (8.3% of the picture)'
+    assert not re.search(r"\[\d+:\d+\]|area=|score=|\dms", "\n".join(lines))
+
+
+def test_a_streamed_answer_is_finished_not_repeated(capsys):
+    ask._print_response(_response(), shown=len("See the"))
+    assert capsys.readouterr().out.splitlines()[0] == " red mug."
+
+
+def test_no_answer_says_why(capsys):
+    ask._print_response(error_response(GroundedResponse.STATUS_BAD_INPUT, "empty prompt", "1", ""))
+    assert capsys.readouterr().out == "  No answer (BAD_INPUT): empty prompt\n"

@@ -1,0 +1,174 @@
+"""The core's shape: modules of one job each, and no module reaching into another's privates.
+
+Read with `ast`, nothing imported: a module over MAX_LINES lines says why in its module
+docstring (a line starting with "Over 400 lines:"); no module imports another module's private
+name (`from ros_ground.x import _name`) or reaches one through the module
+(`x._name`, `ros_ground.x._name`), nor calls a private method of an object it did not define
+(`engine._read_views()` outside engine.py; `self._name()` and names the module defines itself
+are its own).
+"""
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "ros_ground"
+MAX_LINES = 400
+REASON = "Over 400 lines:"
+NAMEDTUPLE_API = frozenset(("_replace", "_asdict", "_make", "_fields"))  # public, despite the _
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _dotted(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(dotted: str) -> bool:
+    """Whether `dotted` (ros_ground.x.y) names a module or package of this source tree."""
+    path = ROOT.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _resolve(module: str, level: int, current: str, is_package: bool) -> str:
+    """The absolute module an ImportFrom names (relative imports resolved against `current`)."""
+    if not level:
+        return module or ""
+    base = current.split(".")
+    base = base[: len(base) - level + (1 if is_package else 0)]
+    return ".".join(base + ([module] if module else []))
+
+
+def _attribute_path(node: ast.AST) -> list[str] | None:
+    """["a", "b", "c"] for the expression a.b.c, None for anything but names and attributes."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return [node.id, *reversed(parts)]
+
+
+def private_uses(path: Path) -> list[str]:
+    """Where the module at `path` uses another ros_ground module's private name."""
+    tree = ast.parse(path.read_text(), str(path))
+    current = _dotted(path)
+    is_package = path.name == "__init__.py"
+    aliases: dict[str, str] = {}  # local name -> the ros_ground module it is bound to
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] != "ros_ground":
+                    continue
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    aliases["ros_ground"] = "ros_ground"
+        elif isinstance(node, ast.ImportFrom):
+            source = _resolve(node.module, node.level, current, is_package)
+            if source.split(".")[0] != "ros_ground" or source == current:
+                continue
+            for alias in node.names:
+                if _private(alias.name):
+                    found.append((node.lineno, f"from {source} import {alias.name}"))
+                elif _is_module(f"{source}.{alias.name}"):
+                    aliases[alias.asname or alias.name] = f"{source}.{alias.name}"
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not _private(node.attr):
+            continue
+        chain = _attribute_path(node)
+        if chain is None or chain[0] not in aliases:
+            continue
+        owner = ".".join([aliases[chain[0]], *chain[1:-1]])
+        if owner != current and _is_module(owner):
+            found.append((node.lineno, ".".join(chain)))
+    found += _foreign_private_calls(tree)
+    return [f"{path.relative_to(ROOT)}:{line}: {use}" for line, use in sorted(set(found))]
+
+
+def _foreign_private_calls(tree: ast.Module) -> list[tuple[int, str]]:
+    """Calls `obj._name(...)` of a private name this module never defines (as a function, a
+    class, or a name or attribute it assigns), on anything but self, cls or super()."""
+    defined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        name, owner = node.func.attr, node.func.value
+        if not _private(name) or name in defined or name in NAMEDTUPLE_API:
+            continue
+        if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+            continue
+        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) \
+                and owner.func.id == "super":
+            continue
+        found.append((node.lineno, ast.unparse(node.func)))
+    return found
+
+
+def test_no_module_uses_another_modules_private_names():
+    found = [use for path in _modules() for use in private_uses(path)]
+    assert not found, "private names used across modules:\n" + "\n".join(found)
+
+
+def test_long_modules_say_why():
+    long = []
+    for path in _modules():
+        text = path.read_text()
+        lines = len(text.splitlines())
+        if lines <= MAX_LINES:
+            continue
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if not any(line.strip().startswith(REASON) for line in doc.splitlines()):
+            long.append(f"{path.relative_to(ROOT)}: {lines} lines")
+    assert not long, (f"modules over {MAX_LINES} lines without a line starting with {REASON!r} "
+                      "in their docstring (split them by job, or say why not):\n" + "\n".join(long))
+
+
+def test_the_checks_catch_what_they_name(tmp_path, monkeypatch):
+    """The scanner on a made-up package: each kind of private use is found, self's is not."""
+    package = tmp_path / "ros_ground"
+    (package / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "sub/__init__.py", "sub/other.py"):
+        (package / name).write_text('"""x"""\n')
+    user = package / "user.py"
+    user.write_text(
+        "import ros_ground.sub.other\n"
+        "import ros_ground.sub.other as other_alias\n"
+        "from ros_ground.sub import other\n"
+        "from ros_ground.sub.other import _hidden, public\n"
+        "from . import _relative\n"
+        "other._helper()\n"
+        "other_alias._state\n"
+        "ros_ground.sub.other._helper()\n"
+        "public._fine\n"
+        "other.__name__\n"
+        "engine._read_views(1)\n"
+        "row._replace(a=1)\n"
+        "class A(other.Base):\n"
+        "    def _mine(self):\n"
+        "        return super()._base()\n"
+        "    def f(self, peer):\n"
+        "        return self._mine() + peer._mine()\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = [line.split(": ", 1)[1] for line in private_uses(user)]
+    assert found == ["from ros_ground.sub.other import _hidden", "from ros_ground import _relative",
+                     "other._helper", "other_alias._state", "ros_ground.sub.other._helper",
+                     "engine._read_views"]
