@@ -96,14 +96,16 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         wanted = (chunks[target].char_start, chunks[target].char_end)
         index = next((i for i, p in enumerate(phrases) if (p.char_start, p.char_end) == wanted), -1)
     if index >= 0 and proposals and cfg.command_words and phrases[index].entity_ids:
-        _resolve_target(image, gen, cfg, chunks, target, phrases[index], proposals)
+        _resolve_target(image, gen, cfg, chunks, target, phrases, index, proposals)
     return phrases, index, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}
 
 
 def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
-                    phrase: GroundedPhrase, proposals) -> None:
-    """Give the target phrase the proposal its words and attention point to (refer.resolve),
-    in place; the phrase after a spatial relation ("left of *the tray*") is its landmark."""
+                    phrases: list[GroundedPhrase], index: int, proposals) -> None:
+    """Give the target phrase (`phrases[index]`, of `chunks[target]`) the proposal its words
+    and entity scores point to (refer.resolve), in place; the phrase after a spatial relation
+    ("left of *the tray*") is its landmark."""
+    phrase = phrases[index]
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
@@ -117,8 +119,16 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     after = text[chunk.char_end:]
     landmark = chunks[target + 1] if target + 1 < len(chunks) else None
     landmark_heat = heat(landmark) if landmark is not None and relation_after(after) else None
+    # attention scoring: resolve's own attention scores of the prefill maps, as without scores
+    scored = cfg.entity_scoring != "attention"
+    landmark_phrase = None
+    if scored and landmark_heat is not None:
+        span = (landmark.char_start, landmark.char_end)
+        landmark_phrase = next((p for p in phrases if (p.char_start, p.char_end) == span), None)
     choice = resolve(image, [p.mask for p in proposals], target_heat, chunk.text, after,
-                     landmark_heat, landmark.text if landmark_heat is not None else "")
+                     landmark_heat, landmark.text if landmark_heat is not None else "",
+                     scores=_scores_of(phrase, proposals) if scored else None,
+                     landmark_scores=_scores_of(landmark_phrase, proposals))
     if choice is None:
         return
     chosen = proposals[choice]
@@ -126,3 +136,11 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     phrase.entity_scores = {}
     if chosen.mask.any():  # the hottest pixel on the mask, as entity mode gives
         phrase.point = peak_point(np.where(chosen.mask, target_heat, np.nan))
+
+
+def _scores_of(phrase: GroundedPhrase | None, proposals) -> np.ndarray | None:
+    """float [N]: `phrase`'s entity score of each proposal (the engine's entity_scoring), None
+    when it has none for some proposal (then refer.resolve scores by attention)."""
+    if phrase is None or any(p.id not in phrase.entity_scores for p in proposals):
+        return None
+    return np.array([phrase.entity_scores[p.id] for p in proposals], dtype=np.float64)

@@ -12,8 +12,9 @@ where the model looked, and three kinds can be checked on the proposals without 
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
   attention scores;
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*").
-Attention (entities.score_entities of the phrase's prefill map) decides among what the words
-allow; when the words rule out every proposal they are ignored. Masks larger than `max_area` of
+The phrase's entity scores decide among what the words allow: those of the engine's
+`entity_scoring` when given (retrieval with the entity tokens included), else attention
+(entities.score_entities of the phrase's prefill map); when the words rule out every proposal they are ignored. Masks larger than `max_area` of
 the image (the table, the floor) are never a target: a command names a thing to act on.
 """
 
@@ -118,21 +119,27 @@ def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
 def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
             target_text: str, after_text: str = "", landmark_heat: np.ndarray | None = None,
             landmark_text: str = "", max_area: float = MAX_AREA,
-            min_colour: float = MIN_COLOUR) -> int | None:
+            min_colour: float = MIN_COLOUR, scores: np.ndarray | None = None,
+            landmark_scores: np.ndarray | None = None) -> int | None:
     """Index into `masks` (the frame's entity proposals, HxW bool) of the target, or None when
     no mask may be it.
 
     `target_heat`: the target phrase's attention map at the image's size; `target_text`: the
     phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.");
     `landmark_heat`/`landmark_text`: the phrase after a relation ("the tray"), None without
-    one. `max_area`, `min_colour`: see `allowed`. The rule is in the module docstring.
+    one. `max_area`, `min_colour`: see `allowed`. `scores` / `landmark_scores`: float [N], the
+    phrases' scores of each mask under the engine's `entity_scoring` (attention, retrieval or
+    both); default the attention score of `target_heat` / `landmark_heat`
+    (entities.score_entities). The rule is in the module docstring.
     """
     if not len(masks):
         return None
     ok = allowed(rgb, masks, target_text, max_area, min_colour)
     if not ok.any():
         return None
-    scores = score_entities(target_heat, list(masks))
+    if scores is None:
+        scores = score_entities(target_heat, list(masks))
+    scores = np.asarray(scores, dtype=np.float64)
     superlative = _superlative(target_text + " " + after_text)
     centres = _centres(masks)
     if superlative is not None:
@@ -144,7 +151,9 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     relation = relation_after(after_text)
     if relation is not None and landmark_heat is not None:
         ok_landmark = allowed(rgb, masks, landmark_text, max_area, min_colour)
-        landmark_scores = score_entities(landmark_heat, list(masks))
+        if landmark_scores is None:
+            landmark_scores = score_entities(landmark_heat, list(masks))
+        landmark_scores = np.asarray(landmark_scores, dtype=np.float64)
         best, best_score = None, -np.inf
         for i in np.flatnonzero(ok):
             for j in np.flatnonzero(ok_landmark):

@@ -61,6 +61,23 @@ def test_relation_chooses_target_and_landmark_as_a_pair():
                    _heat_on(masks[1]), "the blue tray") == 2
 
 
+def test_given_scores_replace_attention_among_what_the_words_allow():
+    # retrieval scores (entity_scoring tokens) say the second red cube; attention the first
+    rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("red", 75, 20)])
+    heat = _heat_on(masks[0])
+    assert resolve(rgb, masks, heat, "the red cube") == 0
+    assert resolve(rgb, masks, heat, "the red cube", scores=np.array([0.1, 0.9, 0.5])) == 2
+    # the words still rule: the blue cube's top score cannot make it "the red cube"
+    assert resolve(rgb, masks, heat, "the red cube", scores=np.array([0.1, 0.9, 0.05])) == 0
+    # a landmark's given scores choose the pair as its attention would
+    flat = np.zeros((H, W), np.float32)
+    flat[0, 0] = 1.0
+    rgb, masks = _scene([("blue", 5, 20), ("red", 30, 20), ("blue", 55, 20), ("red", 80, 20)])
+    pick = resolve(rgb, masks, flat, "the red cube", "right of the blue tray.", flat,
+                   "the blue tray", scores=np.zeros(4), landmark_scores=np.array([0, 0, 1.0, 0]))
+    assert pick == 3  # right of the landmark the scores chose (the second blue), not the first
+
+
 def test_superlatives_and_large_masks():
     rgb, masks = _scene([("red", 30, 10), ("blue", 5, 45), ("green", 70, 30)])
     table = np.ones((H, W), bool)
