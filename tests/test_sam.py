@@ -362,3 +362,19 @@ def test_prefetch_errors_reach_the_frames_user_and_no_thread_outlives_the_block(
     assert threading.active_count() == threads and not seg._jobs
     assert not seg._lock._is_owned()
     seg.segment_point(_image(), (10.0, 10.0), key="g")  # encoded as usual afterwards
+
+
+@pytest.mark.parametrize("choice", ["iou", 0, 2])
+def test_segment_points_equal_predict_torch_exactly(seg, choice):
+    """Upsampling only the kept candidate changes no pixel: the batch predict_torch decodes."""
+    image = _image(4)
+    points = np.array([(10.0, 12.0), (80.5, 40.0), (150.0, 90.0), (40.0, 70.0)], np.float32)
+    got = seg.segment_points(image, points, choice)
+    predictor = seg.predictor
+    coords = predictor.transform.apply_coords(points[:, None, :], predictor.original_size)
+    masks, scores, _ = predictor.predict_torch(torch.as_tensor(coords, dtype=torch.float),
+                                               torch.ones((len(points), 1), dtype=torch.int))
+    for i, (mask, score) in enumerate(got):
+        index = int(scores[i].argmax()) if choice == "iou" else choice
+        np.testing.assert_array_equal(mask, masks[i, index].numpy())
+        assert score == float(scores[i, index])
