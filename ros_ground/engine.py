@@ -85,10 +85,12 @@ class EngineConfig:
 
 
 class GroundingEngine:
-    """Owns no queue: callers (CLI, ROS node) serialise requests per model. `ground` encodes
+    """Owns no queue: callers (CLI, ROS node) serialise requests per model. `ground` may encode
     the frame for SAM on a worker thread of the request while generating (`prefetch`)."""
 
-    prefetch = True
+    # None: when SAM runs on a GPU. On a CPU with no idle core (2 shared cores, 2026-11-30) the
+    # worker slowed the LMM's prefill by more than the 25 ms of SAM embedding it saved
+    prefetch: bool | None = None
 
     def __init__(self, lmm: LMMAdapter, sam: SamSegmenter, nlp, config: EngineConfig | None = None):
         self.lmm = lmm
@@ -130,8 +132,8 @@ class GroundingEngine:
         t_start = time.perf_counter()
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
         # SAM's embedding of the frame is computed on another core while the LMM generates
-        with self.sam.prefetched(image, image_key, self.prefetch and (cfg.mode == "point"
-                                                                      or not proposals)):
+        ahead = self.sam.device.startswith("cuda") if self.prefetch is None else self.prefetch
+        with self.sam.prefetched(image, image_key, ahead and (cfg.mode == "point" or not proposals)):
             gen = self.generate(image, prompt, config=cfg,
                                 on_token=progress.on_token if progress else None,
                                 should_stop=should_stop)

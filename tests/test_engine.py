@@ -296,6 +296,7 @@ def test_prefetching_sams_embedding_changes_no_result(engine, image, mode, monke
 
 def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine, image,
                                                                          monkeypatch):
+    monkeypatch.setattr(engine, "prefetch", True)
     threads = threading.active_count()
     canceled = engine.ground(image, PROMPT, mode="point", image_key="canceled",
                              should_stop=lambda: True)
