@@ -18,6 +18,7 @@ left"), or one naming the picture rather than a thing in it ("the image", "detai
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 
@@ -67,9 +68,18 @@ def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
 
 
 def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
-    """(noun phrases of the cleaned prompt `text`, index of the target among them or -1)."""
+    """(noun phrases of the cleaned prompt `text`, index of the target among them or -1).
+
+    A robot asks the same few commands again and again: each (nlp, text) is parsed once
+    (`_parsed_command`, two spaCy passes) and its phrases handed out as fresh copies."""
+    phrases, target = _parsed_command(nlp, text)
+    return [replace(p) for p in phrases], target
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int]:
     phrases = noun_phrases(nlp, text)
-    return phrases, target_index(nlp, text, phrases)
+    return tuple(phrases), target_index(nlp, text, phrases)
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None

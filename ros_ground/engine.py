@@ -85,7 +85,12 @@ class EngineConfig:
 
 
 class GroundingEngine:
-    """Owns no thread or queue: callers (CLI, ROS node) serialise requests per model."""
+    """Owns no queue: callers (CLI, ROS node) serialise requests per model. `ground` may encode
+    the frame for SAM on a worker thread of the request while generating (`prefetch`)."""
+
+    # None: when SAM runs on a GPU. On a CPU with no idle core (2 shared cores, 2026-11-30) the
+    # worker slowed the LMM's prefill by more than the 25 ms of SAM embedding it saved
+    prefetch: bool | None = None
 
     def __init__(self, lmm: LMMAdapter, sam: SamSegmenter, nlp, config: EngineConfig | None = None):
         self.lmm = lmm
@@ -126,11 +131,14 @@ class GroundingEngine:
         check_image(image)
         t_start = time.perf_counter()
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
-        gen = self.generate(image, prompt, config=cfg,
-                            on_token=progress.on_token if progress else None,
-                            should_stop=should_stop)
-        result = self.ground_generation(image, gen, config=cfg, proposals=proposals,
-                                        image_key=image_key)
+        # SAM's embedding of the frame is computed on another core while the LMM generates
+        ahead = self.sam.device.startswith("cuda") if self.prefetch is None else self.prefetch
+        with self.sam.prefetched(image, image_key, ahead and (cfg.mode == "point" or not proposals)):
+            gen = self.generate(image, prompt, config=cfg,
+                                on_token=progress.on_token if progress else None,
+                                should_stop=should_stop)
+            result = self.ground_generation(image, gen, config=cfg, proposals=proposals,
+                                            image_key=image_key)
         # reading the views is part of grounding the answer, as the response reports it
         result.timing_ms["grounding"] += result.timing_ms.get("views", 0.0)
         result.timing_ms["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
@@ -271,7 +279,8 @@ class GroundingEngine:
         t0 = time.perf_counter()
         with self.sam.exclusive() if needs_sam else contextlib.nullcontext():
             if needs_sam:
-                timing["sam_wait"] = (time.perf_counter() - t0) * 1e3
+                timing["sam_wait"] = ((time.perf_counter() - t0) * 1e3
+                                      + self.sam.wait_prefetch(image, image_key))
                 t0 = time.perf_counter()
                 self.sam.set_image(image, key=image_key)
                 timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3

@@ -131,3 +131,15 @@ def test_command_words_pick_the_proposal_the_words_describe(engine, colour):
     plain = engine.ground(image, f"Pick up the {colour} cube.", mode="entities",
                           proposals=proposals, config=off)
     assert len(plain.prompt_phrases[plain.target].entity_ids) >= 1  # attention alone: any
+
+
+def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypatch):
+    import ros_ground.command as command
+
+    text = "Pick up the green cube left of the tray."
+    first, target = command_phrases(nlp, text)
+    first[0].text = "changed by a caller"
+    calls = []
+    monkeypatch.setattr(command, "noun_phrases", lambda *a: calls.append(a) or [])
+    again, again_target = command_phrases(nlp, text)
+    assert calls == [] and again_target == target and again[0].text != "changed by a caller"

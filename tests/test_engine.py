@@ -270,3 +270,43 @@ def test_input_checks_raise_input_error():
     for prompt, limit in [("", 10), ("  \n", 10), ("x" * 11, 10), (None, 10)]:
         with pytest.raises(InputError):
             check_prompt(prompt, limit)
+
+
+@pytest.mark.parametrize("mode", ["point", "entities"])
+def test_prefetching_sams_embedding_changes_no_result(engine, image, mode, monkeypatch):
+    """`ground` encodes the frame for SAM on a worker thread while generating: same masks,
+    scores and points as encoding it after generation, and no thread left behind."""
+    config = EngineConfig(max_new_tokens=24, amg_params={"points_per_side": 4})
+    threads = threading.active_count()
+    monkeypatch.setattr(engine, "prefetch", False)
+    plain = engine.ground(image, PROMPT, mode=mode, image_key=f"plain-{mode}", config=config)
+    monkeypatch.setattr(engine, "prefetch", True)
+    before = engine.sam.embedding_passes
+    ahead = engine.ground(image, PROMPT, mode=mode, image_key=f"ahead-{mode}", config=config)
+    assert engine.sam.embedding_passes - before == 1
+    assert threading.active_count() == threads
+    assert ahead.text == plain.text and ahead.phrases
+    pairs = list(zip(plain.phrases + plain.prompt_phrases, ahead.phrases + ahead.prompt_phrases))
+    assert len(pairs) == len(plain.phrases + plain.prompt_phrases)
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert (a.score, a.point, a.entity_ids) == (b.score, b.point, b.entity_ids)
+    assert "sam_wait" in ahead.timing_ms
+
+
+def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine, image,
+                                                                         monkeypatch):
+    monkeypatch.setattr(engine, "prefetch", True)
+    threads = threading.active_count()
+    canceled = engine.ground(image, PROMPT, mode="point", image_key="canceled",
+                             should_stop=lambda: True)
+    assert canceled.canceled and threading.active_count() == threads
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("encoder failed")
+
+    monkeypatch.setattr(engine.sam._prefetch_predictor, "set_image", broken)
+    with pytest.raises(RuntimeError, match="encoder failed"):  # the node answers MODEL_ERROR
+        engine.ground(image, PROMPT, mode="point", image_key="broken")
+    assert threading.active_count() == threads and not engine.sam._jobs
+    assert not engine.sam._lock._is_owned()

@@ -321,3 +321,60 @@ def test_torch_load_uses_weights_only(tmp_path):
     with pytest.raises(SamLoadError, match="refused"):
         load_sam("tiny", checkpoint=str(evil))
     assert _EXPLOITED == []
+
+
+def test_prefetched_embedding_is_the_one_set_image_computes(seg):
+    """The worker encodes on its own predictor, holding no lock; the frame's first use installs
+    its embedding (no second pass) and every mask is bit-identical."""
+    image, point = _image(7), (50.0, 40.0)
+    reference = load_sam("tiny")
+    expected_mask, expected_score = reference.segment_point(image, point, key="f")
+    threads = threading.active_count()
+    with seg.prefetched(image, key="f"):
+        with seg.exclusive():  # a proposal node holding the segmenter cannot stall the worker
+            seg._jobs[("key", "f", "RGB")].done.wait(30)
+        assert seg.wait_prefetch(image, key="f") == 0.0
+        mask, score = seg.segment_point(image, point, key="f")
+        assert seg.embedding_passes == 1
+        seg.set_image(_image(8), key="other")  # another thread's frame, then ours again: free
+        seg.set_image(image, key="f")
+        assert seg.embedding_passes == 2
+    assert threading.active_count() == threads and not seg._jobs
+    np.testing.assert_array_equal(mask, expected_mask)
+    assert score == expected_score
+    torch.testing.assert_close(seg.predictor.features, reference.predictor.features, rtol=0, atol=0)
+    with seg.prefetched(image, key="f"):  # already current: nothing to start
+        assert not seg._jobs
+    assert seg.embedding_passes == 2
+
+
+def test_prefetch_errors_reach_the_frames_user_and_no_thread_outlives_the_block(seg, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("encoder failed")
+
+    monkeypatch.setattr(seg._prefetch_predictor, "set_image", broken)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        with seg.prefetched(_image(), key="g"):
+            seg.segment_point(_image(), (10.0, 10.0), key="g")
+    with seg.prefetched(_image(), key="h"):  # not needed (a canceled answer): dropped
+        pass
+    assert threading.active_count() == threads and not seg._jobs
+    assert not seg._lock._is_owned()
+    seg.segment_point(_image(), (10.0, 10.0), key="g")  # encoded as usual afterwards
+
+
+@pytest.mark.parametrize("choice", ["iou", 0, 2])
+def test_segment_points_equal_predict_torch_exactly(seg, choice):
+    """Upsampling only the kept candidate changes no pixel: the batch predict_torch decodes."""
+    image = _image(4)
+    points = np.array([(10.0, 12.0), (80.5, 40.0), (150.0, 90.0), (40.0, 70.0)], np.float32)
+    got = seg.segment_points(image, points, choice)
+    predictor = seg.predictor
+    coords = predictor.transform.apply_coords(points[:, None, :], predictor.original_size)
+    masks, scores, _ = predictor.predict_torch(torch.as_tensor(coords, dtype=torch.float),
+                                               torch.ones((len(points), 1), dtype=torch.int))
+    for i, (mask, score) in enumerate(got):
+        index = int(scores[i].argmax()) if choice == "iou" else choice
+        np.testing.assert_array_equal(mask, masks[i, index].numpy())
+        assert score == float(scores[i, index])

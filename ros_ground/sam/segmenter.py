@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from ros_ground.results import Proposal
+from ros_ground.sam.prefetch import EmbeddingJob
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
 from ros_ground.sam.tokens import entity_tokens
 
@@ -44,6 +46,15 @@ class _ResizeLongestSide(ResizeLongestSide):
         return max(newh, 1), max(neww, 1)
 
 
+def cache_key_of(image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None):
+    """What names `image`'s embedding: the caller's `key` (trusted: a camera frame's stamp) or,
+    without one, a hash of its pixels."""
+    if key is not None:
+        return ("key", key, image_format)
+    digest = hashlib.blake2b(np.ascontiguousarray(image), digest_size=16).hexdigest()
+    return ("content", image.shape, image.dtype.str, digest, image_format)
+
+
 class CachingPredictor(SamPredictor):
     """SamPredictor that remembers whose embedding it holds and counts image-encoder passes.
 
@@ -61,15 +72,21 @@ class CachingPredictor(SamPredictor):
         self, image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None
     ) -> None:
         image = check_image(image)
-        if key is not None:
-            cache_key = ("key", key, image_format)
-        else:
-            digest = hashlib.blake2b(np.ascontiguousarray(image), digest_size=16).hexdigest()
-            cache_key = ("content", image.shape, image.dtype.str, digest, image_format)
+        cache_key = cache_key_of(image, image_format, key)
         if self.is_image_set and cache_key == self.image_key:
             return
         super().set_image(image, image_format)
         self.image_key = cache_key
+
+    def embedding(self) -> tuple:
+        """The current image's embedding and sizes, for `install` on another predictor."""
+        return self.image_key, self.features, self.original_size, self.input_size
+
+    def install(self, state: tuple) -> None:
+        """Make current an embedding that `embedding` of another predictor of this model gave."""
+        self.reset_image()
+        self.image_key, self.features, self.original_size, self.input_size = state
+        self.is_image_set = True
 
     @torch.no_grad()
     def set_torch_image(self, transformed_image: torch.Tensor, original_image_size) -> None:
@@ -79,6 +96,31 @@ class CachingPredictor(SamPredictor):
     def reset_image(self) -> None:
         super().reset_image()
         self.image_key = None
+
+
+def _decode_chosen(predictor: SamPredictor, coords: torch.Tensor, labels: torch.Tensor,
+                   choice: str | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`predictor.predict_torch(coords, labels, multimask_output=True)` keeping one candidate
+    per prompt (`choice`: "iou" or an index): (bool [B, H, W] masks, [B] predicted IoUs).
+
+    Only the kept candidate is upsampled to the image (a third of predict_torch's upsampling,
+    most of a point decode's time on small models); upsampling works per mask, so the masks
+    are those predict_torch gives.
+    """
+    model = predictor.model
+    sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+    low_res, scores = model.mask_decoder(
+        image_embeddings=predictor.features,
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=True,
+    )
+    rows = torch.arange(len(coords), device=scores.device)
+    index = scores.argmax(dim=1) if choice == "iou" else torch.full_like(rows, choice)
+    masks = model.postprocess_masks(low_res[rows, index][:, None], predictor.input_size,
+                                    predictor.original_size)
+    return masks[:, 0] > model.mask_threshold, scores[rows, index]
 
 
 class SamSegmenter:
@@ -97,11 +139,17 @@ class SamSegmenter:
         # crops of mask proposals (crop_n_layers > 0) are encoded here, never over the frame's
         self._crop_predictor = CachingPredictor(self.sam)
         self._lock = threading.RLock()
+        # `prefetched` encodes frames here, on a worker thread, without taking _lock
+        self._prefetch_predictor = CachingPredictor(self.sam)
+        self._prefetch_lock = threading.Lock()  # one worker at a time on that predictor
+        self._jobs: dict[Hashable, EmbeddingJob] = {}  # by cache key, while their request runs
+        self._jobs_lock = threading.Lock()
 
     @property
     def embedding_passes(self) -> int:
         """Image-encoder runs so far, crops of mask proposals included (benchmarks, tests)."""
-        return self.predictor.encoder_passes + self._crop_predictor.encoder_passes
+        return (self.predictor.encoder_passes + self._crop_predictor.encoder_passes
+                + self._prefetch_predictor.encoder_passes)
 
     @property
     def img_size(self) -> int:
@@ -125,7 +173,72 @@ class SamSegmenter:
         Raises ValueError for anything but an HxWx3 uint8 image.
         """
         with self._lock:
-            self.predictor.set_image(image, key=key)
+            self._make_current(image, key)
+
+    @contextlib.contextmanager
+    def prefetched(self, image: np.ndarray, key: Hashable | None = None,
+                   enabled: bool = True) -> Iterator[None]:
+        """Within the block, `image`'s embedding is computed on a worker thread (prefetch.py);
+        the first call that makes `image` current waits for it (`wait_prefetch`) and installs
+        it instead of encoding again. Nothing starts when disabled or `image` is already current.
+
+        On leaving, the worker has ended (its error, if no call waited for it, is dropped: the
+        embedding was not needed) and the embedding is forgotten unless it was made current.
+        """
+        if not enabled:
+            yield
+            return
+        image = check_image(image)
+        cache_key = cache_key_of(image, "RGB", key)
+        with self._jobs_lock:
+            # a racy look at the current frame: at worst a frame is encoded twice
+            skip = cache_key in self._jobs or (
+                self.predictor.is_image_set and self.predictor.image_key == cache_key)
+            if not skip:
+                job = EmbeddingJob(cache_key, lambda: self._encode_ahead(image, key))
+                self._jobs[cache_key] = job
+        if skip:
+            yield
+            return
+        try:
+            job.start()
+            yield
+        finally:
+            job.join()
+            with self._jobs_lock:
+                self._jobs.pop(cache_key, None)
+
+    def wait_prefetch(self, image: np.ndarray, key: Hashable | None = None) -> float:
+        """Milliseconds spent waiting for the worker `prefetched` started on `image` (0.0 when
+        none); raises what the worker raised."""
+        job = self._jobs.get(cache_key_of(check_image(image), "RGB", key))
+        if job is None or job.done.is_set():
+            if job is not None:
+                job.wait()
+            return 0.0
+        t0 = time.perf_counter()
+        job.wait()
+        return (time.perf_counter() - t0) * 1e3
+
+    def _encode_ahead(self, image: np.ndarray, key: Hashable | None) -> tuple:
+        with self._prefetch_lock:
+            predictor = self._prefetch_predictor
+            predictor.set_image(image, key=key)
+            state = predictor.embedding()
+            predictor.reset_image()
+        return state
+
+    def _make_current(self, image: np.ndarray, key: Hashable | None) -> None:
+        """`predictor.set_image`, taking a prefetched embedding of `image` when there is one
+        (after waiting for it). Call with _lock held."""
+        cache_key = cache_key_of(image, "RGB", key)
+        if self.predictor.is_image_set and self.predictor.image_key == cache_key:
+            return
+        job = self._jobs.get(cache_key)
+        if job is not None:
+            self.predictor.install(job.wait())
+            return
+        self.predictor.set_image(image, key=key)
 
     def segment_point(
         self,
@@ -159,7 +272,7 @@ class SamSegmenter:
         points = np.asarray(points_xy, dtype=np.float32).reshape(-1, 2)
         with self._lock:
             if image is not None:
-                self.predictor.set_image(image, key=key)
+                self._make_current(image, key)
             elif not self.predictor.is_image_set:
                 raise RuntimeError("segment_point(image=None) needs set_image first")
             predictor = self.predictor
@@ -170,15 +283,14 @@ class SamSegmenter:
                 batch = points[start:start + per_batch]
                 coords = predictor.transform.apply_coords(batch[:, None, :], predictor.original_size)
                 with torch.no_grad():
-                    masks, scores, _ = predictor.predict_torch(
+                    masks, scores = _decode_chosen(
+                        predictor,
                         torch.as_tensor(coords, dtype=torch.float, device=predictor.device),
                         torch.ones((len(batch), 1), dtype=torch.int, device=predictor.device),
-                        multimask_output=True,
+                        choice,
                     )
-                rows = torch.arange(len(batch), device=scores.device)
-                index = scores.argmax(dim=1) if choice == "iou" else torch.full_like(rows, choice)
-                chosen = masks[rows, index].cpu().numpy().astype(bool)
-                chosen_scores = scores[rows, index].float().cpu().numpy()
+                chosen = masks.cpu().numpy().astype(bool)
+                chosen_scores = scores.float().cpu().numpy()
                 results += [(chosen[i], float(chosen_scores[i])) for i in range(len(batch))]
         return results
 
@@ -196,7 +308,7 @@ class SamSegmenter:
         proposal_settings(**params)  # unknown names fail before any encoder pass
         image = check_image(image)
         with self._lock:
-            self.predictor.set_image(image, key=key)
+            self._make_current(image, key)
             data = mask_proposals(self.predictor, image, self._crop_predictor, **params)
             masks = data["masks"]
             tokens = entity_tokens(self.predictor, masks)
