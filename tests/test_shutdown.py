@@ -112,6 +112,8 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
             took = time.monotonic() - sent
             output = process_output(proc)[-3000:]
             when = f"try {i}: {took:.1f} s after the signal at {sent_wall:.3f}"
+            print(f"{module.rsplit('.', 1)[1]} {signal.Signals(signum).name} "
+                  f"{'busy' if busy else 'idle'} try {i}: exit {code} {took:.2f} s after the signal")
             assert code == 0, f"{when}: exit status {code}\n{output}"
             assert took < EXIT_WITHIN_S, f"{when}: exited too late\n{output}"
             assert "Traceback" not in output, output
@@ -151,6 +153,7 @@ def _signal_and_time(proc, signum) -> tuple[int | None, float, str]:
     except subprocess.TimeoutExpired:
         code = None
     took = time.monotonic() - sent
+    print(f"{signal.Signals(signum).name}: exit {code} {took:.2f} s after the signal")
     if proc.poll() is None:
         proc.kill()
         proc.wait()
