@@ -97,8 +97,7 @@ class StopOnSignals:
         signal came during the start and its Stopped was swallowed (a bare `except:` in a
         library, or a `finally` it landed in)."""
         self.interrupting = False
-        if self.requested:
-            raise Stopped("signal during the start")
+        self.check()
 
     def check(self) -> None:
         """Raises Stopped when a signal came while starting (see `spinning`)."""
@@ -109,10 +108,11 @@ class StopOnSignals:
         while os.read(read_fd, 1)[0] not in self.SIGNALS:  # another signal: not ours to count
             pass
         time.sleep(EXIT_WITHIN_S)
-        _say(f"still running {EXIT_WITHIN_S} s after the stop signal: exiting without finishing "
-             "the cleanup; the threads were here:")
+        # straight to fd 2 and out: the main thread may hold the locks of sys.stdout / stderr
+        os.write(2, f"[ros_ground] still running {EXIT_WITHIN_S} s after the stop signal: exiting "
+                    "without finishing the cleanup; the threads were here:\n".encode())
         faulthandler.dump_traceback(all_threads=True)
-        exit_now(1)
+        os._exit(1)
 
 
 _stop: StopOnSignals | None = None
@@ -152,6 +152,8 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
 
     Exit status: 0 after a signal or shutdown, the code of a SystemExit raised while making a
     node (a bad parameter, logged by the maker), 1 after any other error (with its traceback).
+    It ends the process (on the main thread only): call it as an executable's main, never in a
+    process that has more to do.
     """
     nodes: list = []
     executor = None
@@ -226,14 +228,16 @@ def _stop_nodes(nodes: list, executor) -> None:
 
 
 def run_module(module: str) -> NoReturn:
-    """A console script: handlers first, then the node module's imports (torch), then its main."""
+    """A console script: handlers first, then the node module's imports (torch), then its main
+    (which ends the process through run_executable)."""
     try:
         stop_on_signals()
-        main = importlib.import_module(module).main
+        importlib.import_module(module).main()
+    except SystemExit:
+        raise  # the container's argparse: --help, a usage error
     except BaseException:  # noqa: BLE001
         exit_now(_failed())
-    main()
-    exit_now(0)  # main ends the process itself; this is for a main that returned
+    exit_now(0)
 
 
 def grounding_node() -> NoReturn:
