@@ -1,16 +1,17 @@
-"""A node executable whose start is slow on purpose, so a test can signal it mid-load.
+"""A node executable whose start (or stop) is slow on purpose, so a test can signal it then.
 
-    python -m tests.slow_start ENTRY [python|c_call] [--ros-args ...]
+    python -m tests.slow_start ENTRY [python|c_call|stuck_cleanup] [--ros-args ...]
 
 ENTRY is one of the console-script functions in ros_ground.nodes.process (grounding_node,
 mask_proposal_node, sim_camera_node, ground_container), started as its console script starts
-it: the stop-on-signal handlers first. Then every model load (ModelNode.on_configure, at
-autostart or when a configure is asked for over the lifecycle service) and the sim camera's
-scene print `SLOW_LOAD <what>` and take up to 120 s before the real load:
-- `python` (the default): Python code, as loading weights is (a Python loop over tensors);
-- `c_call`: one C call that releases the GIL and does not return for a minute (a stand-in
-  for a read or a CUDA call): the signal handler cannot run until it returns, so only the
-  watchdog can end the process.
+it: the stop-on-signal handlers first. Then, by the mode:
+- `python` (the default): every model load (ModelNode.on_configure, at autostart or when a
+  configure is asked for over the lifecycle service) and the sim camera's scene print
+  `SLOW_LOAD <what>` and run Python for up to 120 s first, as loading weights does;
+- `c_call`: the same, in one C call that releases the GIL and does not return for minutes (a
+  stand-in for a read or a CUDA call): the signal handler cannot run until it returns;
+- `stuck_cleanup`: the start is as usual; the cleanup after the signal first spends minutes in
+  one C call, so only the watchdog can end the process.
 """
 
 from __future__ import annotations
@@ -37,8 +38,19 @@ def _slow(what: str, how: str) -> None:
 
 def main() -> None:
     entry = sys.argv.pop(1)
-    how = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in ("python", "c_call") else "python"
+    modes = ("python", "c_call", "stuck_cleanup")
+    how = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in modes else "python"
     process.stop_on_signals()
+
+    if how == "stuck_cleanup":
+        stop_nodes = process._stop_nodes
+
+        def stuck_stop_nodes(*args):
+            _slow("cleanup", "c_call")
+            stop_nodes(*args)
+
+        process._stop_nodes = stuck_stop_nodes
+        getattr(process, entry)()
 
     import ros_ground.sim.scene as scene
     from ros_ground.nodes.lifecycle import ModelNode

@@ -8,8 +8,9 @@ ROS_GROUND_SHUTDOWN_REPEAT=20 runs each case 20 times (about 20 minutes on 2 CPU
 The start is covered too, as the console scripts run it (ros_ground.nodes.process): a signal
 while the modules import torch, while a model loads in the autostart configure or in a
 configure asked for over the lifecycle service, or while the sim camera builds its scene
-(tests/slow_start.py makes those loads last), ends the process cleanly within 5 s; a load stuck
-in a C call is ended by the watchdog, with status 1. Those cases run once each.
+(tests/slow_start.py makes those loads last), even inside one C call, ends the process cleanly
+within 5 s; a cleanup stuck in a C call is ended by the watchdog, with status 1. Those cases
+run once each.
 """
 
 import os
@@ -217,12 +218,22 @@ def test_a_signal_during_a_configure_asked_over_the_service_ends_the_process(ros
     assert "Traceback" not in output, output
 
 
-def test_the_watchdog_ends_a_load_stuck_in_a_c_call():
+def test_a_signal_while_a_load_is_inside_a_c_call_ends_the_process():
     """A signal handler cannot run while the main thread is inside one C call; the watchdog
-    hears of the signal through the wakeup fd and ends the process, with status 1."""
+    hears of the signal through the wakeup fd and, the start being all there is, ends it."""
     proc = _start(["-m", "tests.slow_start", "grounding_node", "c_call"])
     _wait_for(proc, lambda: MARK in process_output(proc), 120, "slow load")
     time.sleep(0.5)  # inside the C call
     code, took, output = _signal_and_time(proc, signal.SIGTERM)
+    assert code == 0 and took < 2.0, f"{took:.1f} s, exit status {code}\n{output}"
+    assert "Traceback" not in output, output
+
+
+def test_the_watchdog_ends_a_cleanup_stuck_in_a_c_call():
+    """The nodes are up; the cleanup after the signal does not end: the watchdog ends the
+    process EXIT_WITHIN_S after the signal, with status 1 and where each thread was."""
+    proc = _start(["-m", "tests.slow_start", "grounding_node", "stuck_cleanup"])
+    _wait_for(proc, lambda: "active:" in process_output(proc), 120, "active node")
+    code, took, output = _signal_and_time(proc, signal.SIGTERM)
     assert code == 1 and WATCHDOG_S <= took < EXIT_WITHIN_S, f"{took:.1f} s, {code}\n{output}"
-    assert "still running" in output and "slow_start.py" in output, output
+    assert "still running" in output and "stuck_stop_nodes" in output, output

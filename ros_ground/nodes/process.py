@@ -4,7 +4,9 @@ Every executable (grounding_node, mask_proposal_node, sim_camera_node, ground_co
 within EXIT_WITHIN_S of the first SIGINT or SIGTERM, whenever it arrives, with exit status 0:
 
 - starting (importing torch, building a scene, loading models in the autostart configure): the
-  signal raises `Stopped` in the main thread, which abandons the start at the next Python line;
+  process exits at once, from the signal handler, or from the watchdog thread when the main
+  thread is inside a C call and the handler cannot run. Nothing is running yet that must be
+  finished; nodes made so far leave the graph when their peers' discovery lease expires;
 - spinning, idle or busy: the signal only sets a flag the spin loop reads every SIGNAL_POLL_S,
   then the nodes stop their workers, callbacks in flight get STOP_WITHIN_S to end, and the nodes
   are destroyed (see `StopOnSignals` for why rclpy's own handlers are not used);
@@ -13,8 +15,13 @@ within EXIT_WITHIN_S of the first SIGINT or SIGTERM, whenever it arrives, with e
   sim camera on 2 loaded cores) and a join of every pool thread, which a callback still loading
   a model (a configure asked for over the lifecycle service) would hold until the load ends.
 
-If the process is still up EXIT_WITHIN_S after the signal (stuck in a C call, or in a cleanup
-that does not end) a watchdog thread prints where every thread is and exits with status 1.
+If the process is still up EXIT_WITHIN_S after the signal (a cleanup stuck in a C call, or one
+that does not end) the watchdog thread prints where every thread is and exits with status 1.
+
+Why the start is not interrupted with an exception (as KeyboardInterrupt does): raised inside
+Python code that C++ called (torch's import registers operators through pybind11), it cannot
+pass the C++ frames and the process aborts (seen: exit -6 for a SIGINT one second into the
+imports); raised inside numpy's import, it comes out as an ImportError.
 
 This module imports only the standard library, so the console scripts (`grounding_node`, ...
 below) install the handlers before the node modules import torch: the first seconds of a
@@ -37,19 +44,15 @@ from typing import NoReturn
 # how often the spin loop looks for a stop request, and how long it waits for callbacks to end
 SIGNAL_POLL_S = 0.2
 STOP_WITHIN_S = 2.0
+# a signal during the start: how long the watchdog leaves the handler to end the process (it
+# flushes the output; the watchdog cannot, as the main thread may hold the streams' locks)
+STARTING_HANDLER_S = 0.5
 # after this long the watchdog ends the process whatever it is doing (the promise: 5 s)
 EXIT_WITHIN_S = 4.5
 
 
-class Stopped(BaseException):
-    """A stop signal arrived while the executable was starting (raised in the main thread).
-
-    A BaseException, like KeyboardInterrupt, so the `except Exception` around a model load
-    (ModelNode.on_configure, rclpy's lifecycle) does not turn it into a failed configure."""
-
-
 class StopOnSignals:
-    """SIGINT and SIGTERM ask the process to stop; while spinning they never raise.
+    """SIGINT and SIGTERM end the start at once, and ask a spinning process to stop.
 
     Why not rclpy's handlers: they shut the context down on a thread of their own and chain to
     Python's SIGINT handler, which raises KeyboardInterrupt in the main thread at an arbitrary
@@ -57,21 +60,21 @@ class StopOnSignals:
     in the middle of the nodes' cleanup, leaving the process up (seen: an idle node that
     needed a second Ctrl-C) or killed half-way; and before spin, during a model load, the
     KeyboardInterrupt ended the process with a traceback and status -2 (254 from `ros2 run`),
-    SIGTERM with -15. Here, until `spinning()`, the first signal raises `Stopped` once (the
-    start has nothing to finish); from then on the handler only sets a flag that the spin loop
-    reads. Another signal within STOP_WITHIN_S is the same request (Ctrl-C reaches the whole
-    process group, and launch signals the node too); a later one exits at once.
+    SIGTERM with -15. Here, until `spinning()`, a signal ends the process (status 0); from then
+    on the handler only sets a flag that the spin loop reads. Another signal within
+    STOP_WITHIN_S is the same request (Ctrl-C reaches the whole process group, and launch
+    signals the node too); a later one exits at once (status 1).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self.interrupting = True  # starting: the first signal raises Stopped
+        self.starting = True  # until `spinning()`: the first signal ends the process at once
         self._since = 0.0
 
     def install(self) -> None:
-        """Handlers first: a signal from here on raises Stopped (even inside this function)."""
+        """Handlers first: from here on a signal ends the start (even inside this function)."""
         for signum in self.SIGNALS:
             signal.signal(signum, self._handle)
         # The watchdog hears of the signal from the C-level handler, through the wakeup fd: the
@@ -83,30 +86,24 @@ class StopOnSignals:
                          daemon=True).start()
 
     def _handle(self, signum, frame) -> None:
+        if self.starting:
+            exit_now(0)
         if not self.requested:
             self.requested, self._since = True, time.monotonic()
-            if self.interrupting:
-                self.interrupting = False
-                raise Stopped(signal.Signals(signum).name)
         elif time.monotonic() - self._since > STOP_WITHIN_S:
             _say(f"{signal.Signals(signum).name} again: exiting without finishing the cleanup")
             exit_now(1)
 
     def spinning(self) -> None:
-        """The start is over: from now a signal only sets the flag. Raises Stopped when a
-        signal came during the start and its Stopped was swallowed (a bare `except:` in a
-        library, or a `finally` it landed in)."""
-        self.interrupting = False
-        self.check()
-
-    def check(self) -> None:
-        """Raises Stopped when a signal came while starting (see `spinning`)."""
-        if self.requested:
-            raise Stopped("signal during the start")
+        """The start is over: from now a signal only sets the flag the spin loop reads."""
+        self.starting = False
 
     def _watchdog(self, read_fd: int) -> None:
         while os.read(read_fd, 1)[0] not in self.SIGNALS:  # another signal: not ours to count
             pass
+        if self.starting:  # the handler ends the process unless the main thread is in a C call
+            time.sleep(STARTING_HANDLER_S)
+            os._exit(0)
         time.sleep(EXIT_WITHIN_S)
         # straight to fd 2 and out: the main thread may hold the locks of sys.stdout / stderr
         os.write(2, f"[ros_ground] still running {EXIT_WITHIN_S} s after the stop signal: exiting "
@@ -134,7 +131,7 @@ def exit_now(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - closed, or a write it interrupted (reentrant call)
             pass
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()
@@ -158,9 +155,8 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
     nodes: list = []
     executor = None
     code = 1
+    stop = stop_on_signals()
     try:
-        stop = stop_on_signals()
-        stop.check()
         import rclpy
         from rclpy.signals import SignalHandlerOptions
 
@@ -169,48 +165,30 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
 
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         for make in makers:
-            stop.check()
             nodes.append(make())
         for node in nodes:
-            stop.check()
             if hasattr(node, "trigger_configure"):
                 autostart(node)
-        stop.spinning()
         executor = CallbackExecutor(threads or DEFAULT_THREADS)
         for node in nodes:
             executor.add_node(node)
+        stop.spinning()
         while not stop.requested and rclpy.ok():
             executor.spin_once(timeout_sec=SIGNAL_POLL_S)
         code = 0
-    except Stopped:
-        code = 0
-    except SystemExit as exc:  # a maker's verdict on its parameters (logged), unless stopping
-        code = 0 if _stopping() or exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # a maker's verdict on its parameters (logged)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - whatever it was, the nodes are stopped and we exit
-        code = _failed()
+        traceback.print_exc()
+        code = 1
     finally:
-        if _stop is not None:
-            _stop.interrupting = False
+        stop.spinning()  # a signal from now on waits for the cleanup (a failed start has one)
         try:
             _stop_nodes(nodes, executor)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
             code = code or 1
         exit_now(code)
-
-
-def _stopping() -> bool:
-    return _stop is not None and _stop.requested
-
-
-def _failed() -> int:
-    """The exit status after an error in the start, printed unless the signal caused it:
-    Stopped raised inside an import or a library's load can come out as another error (numpy
-    turns it into an ImportError), and whatever fails after the signal, the user asked to stop."""
-    if _stopping():
-        return 0
-    traceback.print_exc()
-    return 1
 
 
 def _stop_nodes(nodes: list, executor) -> None:
@@ -230,13 +208,8 @@ def _stop_nodes(nodes: list, executor) -> None:
 def run_module(module: str) -> NoReturn:
     """A console script: handlers first, then the node module's imports (torch), then its main
     (which ends the process through run_executable)."""
-    try:
-        stop_on_signals()
-        importlib.import_module(module).main()
-    except SystemExit:
-        raise  # the container's argparse: --help, a usage error
-    except BaseException:  # noqa: BLE001
-        exit_now(_failed())
+    stop_on_signals()
+    importlib.import_module(module).main()
     exit_now(0)
 
 
