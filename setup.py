@@ -26,10 +26,12 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [
-            "grounding_node = ros_ground.nodes.grounding_node:main",
-            "mask_proposal_node = ros_ground.nodes.mask_proposal_node:main",
-            "sim_camera_node = ros_ground.nodes.sim_camera_node:main",
-            "ground_container = ros_ground.nodes.container:main",
+            # ros_ground.nodes.process installs the stop-on-signal handlers, then imports the
+            # node module (torch): a signal during those seconds ends the process cleanly too
+            "grounding_node = ros_ground.nodes.process:grounding_node",
+            "mask_proposal_node = ros_ground.nodes.process:mask_proposal_node",
+            "sim_camera_node = ros_ground.nodes.process:sim_camera_node",
+            "ground_container = ros_ground.nodes.process:ground_container",
             "ros-ground = ros_ground.nodes.cli:main",
         ],
     },

@@ -73,7 +73,7 @@ def test_no_busy_loop_while_every_thread_is_busy():
 
 def test_rclpy_multithreaded_executor_does_busy_loop_here():
     """Why CallbackExecutor exists: the same load makes rclpy's executor (this version) spin.
-    If this fails after an rclpy upgrade, the upstream fix arrived: spin_nodes could use it."""
+    If this fails after an rclpy upgrade, the upstream fix arrived: run_executable could use it."""
     turns, _ = _saturate(MultiThreadedExecutor(num_threads=2), "executor_rclpy", seconds=0.3)
     assert turns > 300, turns  # 1857-4695 measured; ours: 13-14 in twice the time
 

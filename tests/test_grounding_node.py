@@ -36,7 +36,7 @@ class Running:
         merged = {**BASE, **overrides}
         self.node = GroundingNode(namespace=self.ns, parameter_overrides=[
             Parameter(k, value=v) for k, v in merged.items()])
-        self.executor = CallbackExecutor()  # the executor spin_nodes uses
+        self.executor = CallbackExecutor()  # the executor run_executable spins
         self.executor.add_node(self.node)
         from ros_ground.nodes.common import autostart
 

@@ -4,23 +4,36 @@ Each case starts the executable (tiny models), waits until it is active and spin
 lifecycle state answers), makes it busy if asked (a generation streaming feedback, or the
 proposal generator running on a streamed frame), sends one signal and times the exit.
 ROS_GROUND_SHUTDOWN_REPEAT=20 runs each case 20 times (about 20 minutes on 2 CPU cores).
+
+The start is covered too, as the console scripts run it (ros_ground.nodes.process): a signal
+while the modules import torch, while a model loads in the autostart configure or in a
+configure asked for over the lifecycle service, or while the sim camera builds its scene
+(tests/slow_start.py makes those loads last), even inside one C call, ends the process cleanly
+within 5 s; a cleanup stuck in a C call is ended by the watchdog, with status 1. Those cases
+run once each.
 """
 
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-from lifecycle_msgs.msg import State  # noqa: E402
-from lifecycle_msgs.srv import GetState  # noqa: E402
+from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from ros_ground_msgs.action import Ground  # noqa: E402
 from ros_ground_msgs.msg import EntityProposals  # noqa: E402
 
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import rgb_to_image_msg  # noqa: E402
+from ros_ground.nodes.process import EXIT_WITHIN_S as WATCHDOG_S  # noqa: E402
 from tests.ros_helpers import Client, process_output, random_rgb, start_node_process  # noqa: E402
+from tests.slow_start import MARK  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -34,6 +47,11 @@ EXECUTABLES = {
     "ros_ground.nodes.mask_proposal_node": ("mask_proposal_node",),
     "ros_ground.nodes.container": ("grounding_node", "mask_proposal_node"),
 }
+# console scripts (ros_ground.nodes.process functions, as setup.py names them) -> what their
+# start logs once it is over (the proposal node logs nothing)
+ENTRIES = {"grounding_node": "active:", "mask_proposal_node": None, "sim_camera_node": "scene 0:",
+           "ground_container": "active:"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _wait_active(client: Client, namespace: str, nodes, proc, timeout: float = 120.0) -> None:
@@ -95,6 +113,8 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
             took = time.monotonic() - sent
             output = process_output(proc)[-3000:]
             when = f"try {i}: {took:.1f} s after the signal at {sent_wall:.3f}"
+            print(f"{module.rsplit('.', 1)[1]} {signal.Signals(signum).name} "
+                  f"{'busy' if busy else 'idle'} try {i}: exit {code} {took:.2f} s after the signal")
             assert code == 0, f"{when}: exit status {code}\n{output}"
             assert took < EXIT_WITHIN_S, f"{when}: exited too late\n{output}"
             assert "Traceback" not in output, output
@@ -103,3 +123,117 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _start(args: list[str], params: dict = PARAMS, namespace: str = "") -> subprocess.Popen:
+    cmd = [sys.executable, *args, "--ros-args"]
+    for name, value in params.items():
+        cmd += ["-p", f"{name}:={value}"]
+    if namespace:
+        cmd += ["-r", f"__ns:={namespace}"]
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    proc.log = log
+    return proc
+
+
+def _wait_for(proc, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"exited ({proc.returncode}) before {what}:\n" \
+                                    f"{process_output(proc)[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what}:\n{process_output(proc)[-3000:]}"
+        time.sleep(0.05)
+
+
+def _signal_and_time(proc, signum) -> tuple[int | None, float, str]:
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    try:
+        code = proc.wait(timeout=EXIT_WITHIN_S + 10)
+    except subprocess.TimeoutExpired:
+        code = None
+    took = time.monotonic() - sent
+    print(f"{signal.Signals(signum).name}: exit {code} {took:.2f} s after the signal")
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    return code, took, process_output(proc)[-3000:]
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """The process has a handler for SIGTERM (Python's own startup installs none)."""
+    with open(f"/proc/{pid}/status") as status:
+        caught = next(line for line in status if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.parametrize("later", [0.0, 1.0], ids=["at_once", "1s_later"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("entry", list(ENTRIES))
+def test_a_signal_while_importing_ends_the_process(entry, signum, later):
+    """The console script installs the handlers before the node module imports torch: a signal
+    as soon as they are in, or a second later (inside the imports of numpy, torch, ...)."""
+    proc = _start(["-c", f"from ros_ground.nodes.process import {entry}; {entry}()"])
+    _wait_for(proc, lambda: _catches_sigterm(proc.pid), 30, "stop-on-signal handlers")
+    time.sleep(later)
+    code, took, output = _signal_and_time(proc, signum)
+    assert code == 0 and took < EXIT_WITHIN_S, f"{took:.1f} s, exit status {code}\n{output}"
+    assert "Traceback" not in output, output
+    if not later:
+        assert ENTRIES[entry] is None or ENTRIES[entry] not in output, f"start was over:\n{output}"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("entry", list(ENTRIES))
+def test_a_signal_while_loading_ends_the_process(entry, signum):
+    """A model load in the autostart configure (the sim camera: its scene) is abandoned."""
+    proc = _start(["-m", "tests.slow_start", entry])
+    _wait_for(proc, lambda: MARK in process_output(proc), 120, "slow load")
+    code, took, output = _signal_and_time(proc, signum)
+    assert code == 0 and took < EXIT_WITHIN_S, f"{took:.1f} s, exit status {code}\n{output}"
+    assert "Traceback" not in output, output
+    assert ENTRIES[entry] is None or ENTRIES[entry] not in output, f"the start was over:\n{output}"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_configure_asked_over_the_service_ends_the_process(ros, signum):
+    """The load runs on an executor thread: the spin loop stops, and the process exits
+    without waiting for the load (the interpreter would join that thread)."""
+    namespace = f"/stop_{os.getpid()}_service_{int(signum)}"
+    proc = _start(["-m", "tests.slow_start", "grounding_node"], {**PARAMS, "autostart": False},
+                  namespace)
+    client = Client(namespace=namespace)
+    service = client.node.create_client(ChangeState, f"{namespace}/grounding_node/change_state")
+    try:
+        _wait_for(proc, lambda: service.wait_for_service(timeout_sec=0.5), 120, "change_state")
+        service.call_async(ChangeState.Request(
+            transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        _wait_for(proc, lambda: MARK in process_output(proc), 60, "slow load")
+        code, took, output = _signal_and_time(proc, signum)
+    finally:
+        client.node.destroy_client(service)
+        client.close()
+    assert code == 0 and took < EXIT_WITHIN_S, f"{took:.1f} s, exit status {code}\n{output}"
+    assert "Traceback" not in output, output
+
+
+def test_a_signal_while_a_load_is_inside_a_c_call_ends_the_process():
+    """A signal handler cannot run while the main thread is inside one C call; the watchdog
+    hears of the signal through the wakeup fd and, the start being all there is, ends it."""
+    proc = _start(["-m", "tests.slow_start", "grounding_node", "c_call"])
+    _wait_for(proc, lambda: MARK in process_output(proc), 120, "slow load")
+    time.sleep(0.5)  # inside the C call
+    code, took, output = _signal_and_time(proc, signal.SIGTERM)
+    assert code == 0 and took < 2.0, f"{took:.1f} s, exit status {code}\n{output}"
+    assert "Traceback" not in output, output
+
+
+def test_the_watchdog_ends_a_cleanup_stuck_in_a_c_call():
+    """The nodes are up; the cleanup after the signal does not end: the watchdog ends the
+    process EXIT_WITHIN_S after the signal, with status 1 and where each thread was."""
+    proc = _start(["-m", "tests.slow_start", "grounding_node", "stuck_cleanup"])
+    _wait_for(proc, lambda: "active:" in process_output(proc), 120, "active node")
+    code, took, output = _signal_and_time(proc, signal.SIGTERM)
+    assert code == 1 and WATCHDOG_S <= took < EXIT_WITHIN_S, f"{took:.1f} s, {code}\n{output}"
+    assert "still running" in output and "stuck_stop_nodes" in output, output

@@ -15,7 +15,7 @@ import sys
 
 import rclpy
 
-from ros_ground.nodes.common import autostart, spin_nodes
+from ros_ground.nodes.process import run_executable
 
 
 def shared_sam_provider(spec: str, checkpoint: str | None, device: str):
@@ -28,19 +28,26 @@ def shared_sam_provider(spec: str, checkpoint: str | None, device: str):
     return get_shared_sam(spec, checkpoint, device)
 
 
-def build_nodes(with_proposals: bool = True, with_sim_camera: bool = False) -> list:
-    from ros_ground.nodes.grounding_node import GroundingNode
-    from ros_ground.nodes.mask_proposal_node import MaskProposalNode
+def node_makers(with_proposals: bool = True, with_sim_camera: bool = False) -> list:
+    """A constructor for each node, in the order they are made (and configured). The node
+    modules (torch) are imported by the constructors, after the stop-on-signal handlers are in."""
 
-    nodes = []
-    if with_sim_camera:
-        from ros_ground.nodes.sim_camera_node import SimCameraNode
+    def sim_camera():
+        from ros_ground.nodes.sim_camera_node import make_node
 
-        nodes.append(SimCameraNode())
-    nodes.append(GroundingNode(sam_provider=shared_sam_provider))
-    if with_proposals:
-        nodes.append(MaskProposalNode(sam_provider=shared_sam_provider))
-    return nodes
+        return make_node()
+
+    def grounding():
+        from ros_ground.nodes.grounding_node import GroundingNode
+
+        return GroundingNode(sam_provider=shared_sam_provider)
+
+    def proposals():
+        from ros_ground.nodes.mask_proposal_node import MaskProposalNode
+
+        return MaskProposalNode(sam_provider=shared_sam_provider)
+
+    return ([sim_camera] if with_sim_camera else []) + [grounding] + ([proposals] if with_proposals else [])
 
 
 def main(args=None) -> None:
@@ -49,12 +56,7 @@ def main(args=None) -> None:
     parser.add_argument("--no-proposals", action="store_true", help="run without the proposal node")
     parser.add_argument("--sim", action="store_true", help="also run the simulated camera")
     options = parser.parse_args(argv)
-    rclpy.init(args=args)
-    nodes = build_nodes(not options.no_proposals, options.sim)
-    for node in nodes:
-        if hasattr(node, "trigger_configure"):
-            autostart(node)
-    spin_nodes(nodes)
+    run_executable(node_makers(not options.no_proposals, options.sim), args)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from ros_ground_msgs.msg import EntityProposals, SimGroundTruth
 from sensor_msgs.msg import Image
 
@@ -114,17 +117,22 @@ def run_demo(args) -> int:
     log = open(log_path, "w")
     graph = subprocess.Popen(_graph_command(args.model, args.sam_model), env=env, stdout=log,
                              stderr=subprocess.STDOUT)
-    scorer = _load_scorer()  # now, while the graph starts: loading it later would interrupt the answers
-    rclpy.init()
-    node = rclpy.create_node("ros_ground_demo", namespace=NAMESPACE)
-    truths: list[SimGroundTruth] = []
-    frames = RecentFrames()
-    node.create_subscription(SimGroundTruth, "ground_truth", truths.append, RELIABLE)
-    node.create_subscription(Image, "image_raw", frames.add, qos_profile_sensor_data)
-    proposals: list[EntityProposals] = []
-    node.create_subscription(EntityProposals, "proposals", proposals.append, RELIABLE)
-    started = time.monotonic()
+    # Ctrl-C (KeyboardInterrupt) and SIGTERM end the demo the same way: the graph is stopped
+    # (it has its own process; a SIGTERM to the demo alone would otherwise leave it running)
+    previous_sigterm = _sigterm_raises_keyboard_interrupt()
+    node = None
     try:
+        scorer = _load_scorer()  # now, while the graph starts: loading it later would interrupt the answers
+        # rclpy's handlers would shut the context down under a running spin (a second error)
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        node = rclpy.create_node("ros_ground_demo", namespace=NAMESPACE)
+        truths: list[SimGroundTruth] = []
+        frames = RecentFrames()
+        node.create_subscription(SimGroundTruth, "ground_truth", truths.append, RELIABLE)
+        node.create_subscription(Image, "image_raw", frames.add, qos_profile_sensor_data)
+        proposals: list[EntityProposals] = []
+        node.create_subscription(EntityProposals, "proposals", proposals.append, RELIABLE)
+        started = time.monotonic()
         if not _spin_until(node, lambda: truths, 120):
             print(f"[demo] no ground truth from the sim camera; see {log_path}", file=sys.stderr)
             return 1
@@ -173,8 +181,12 @@ def run_demo(args) -> int:
     except TimeoutError as exc:
         print(f"\n[demo] {exc}; see {log_path}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\n[demo] Interrupted: stopping the graph", file=sys.stderr)
+        return 130
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
         graph.terminate()
         try:
@@ -182,6 +194,20 @@ def run_demo(args) -> int:
         except subprocess.TimeoutExpired:
             graph.kill()
         log.close()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _sigterm_raises_keyboard_interrupt():
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does; returns the handler it replaced (None
+    off the main thread, where Python cannot set one)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _spin_until(node, predicate, timeout: float) -> bool:

@@ -19,7 +19,6 @@ import itertools
 import time
 from collections.abc import Callable
 
-import rclpy
 from geometry_msgs.msg import PointStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -34,11 +33,12 @@ from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_sensors import CameraSensors
-from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, release_memory, spin_nodes
+from ros_ground.nodes.common import RELIABLE, frame_key, qos_by_name, release_memory
 from ros_ground.nodes.conversions import error_response, msg_to_mask, result_to_msg
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.outputs import CameraOutputs
+from ros_ground.nodes.process import run_executable
 from ros_ground.regions import click_region, goal_region
 from ros_ground.requests import Request
 from ros_ground.scheduler import Rejected, Scheduler, Ticket
@@ -242,10 +242,7 @@ class GroundingNode(ModelNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = GroundingNode()
-    autostart(node)
-    spin_nodes([node])
+    run_executable([GroundingNode], args)
 
 
 if __name__ == "__main__":

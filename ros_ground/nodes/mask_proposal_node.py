@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import rclpy
 from ros_ground_msgs.msg import EntityProposals
 from sensor_msgs.msg import Image
 
@@ -22,9 +21,10 @@ from ros_ground.camera_watch import camera_topics
 from ros_ground.image_codec import ImageDecodeError
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_input import CameraInput
-from ros_ground.nodes.common import RELIABLE, autostart, frame_key, qos_by_name, spin_nodes
+from ros_ground.nodes.common import RELIABLE, frame_key, qos_by_name
 from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
+from ros_ground.nodes.process import run_executable
 
 
 class MaskProposalNode(ModelNode):
@@ -145,10 +145,7 @@ def _resolve_device(device: str) -> str:
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = MaskProposalNode()
-    autostart(node)
-    spin_nodes([node])
+    run_executable([MaskProposalNode], args)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ raw or compressed), streaming and looping, and publishes `depth` (32FC1 metres) 
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import get_logger
@@ -29,8 +27,9 @@ from std_srvs.srv import Trigger
 
 from ros_ground.image_codec import encode_depth_32fc1
 from ros_ground.nodes import params
-from ros_ground.nodes.common import RELIABLE, spin_nodes
+from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, rgb_to_image_msg
+from ros_ground.nodes.process import run_executable
 
 SCENE_PARAMS = ("seed", "width", "height", "num_objects", "objects")
 
@@ -202,17 +201,19 @@ def ground_truth(scene, header) -> SimGroundTruth:
     )
 
 
-def main(args=None) -> None:
+def make_node() -> SimCameraNode:
+    """The node; a bag it cannot replay or a bad parameter is logged and ends the process (1)."""
     from ros_ground.sim.bag import BagError
 
-    rclpy.init(args=args)
     try:
-        node = SimCameraNode()
+        return SimCameraNode()
     except (BagError, ValueError, OSError) as exc:
         get_logger("sim_camera_node").error(str(exc))
-        rclpy.try_shutdown()
-        sys.exit(1)
-    spin_nodes([node])
+        raise SystemExit(1) from None
+
+
+def main(args=None) -> None:
+    run_executable([make_node], args)
 
 
 if __name__ == "__main__":
