@@ -168,7 +168,7 @@ def depth_to_image_msg(depth, header) -> Image:
 def sim_depth(scene) -> np.ndarray:
     """The scene's registered metric depth as a depth camera gives it: NaN (no return) where
     the ray hit nothing, which the renderer reads as its far plane."""
-    from ros_ground.sim.scene import FAR
+    from ros_ground.sim.camera import FAR
 
     depth = scene.depth.astype(np.float32, copy=True)
     depth[depth >= FAR * 0.999] = np.nan
@@ -176,7 +176,7 @@ def sim_depth(scene) -> np.ndarray:
 
 
 def camera_info(scene, header) -> CameraInfo:
-    from ros_ground.sim.scene import intrinsics
+    from ros_ground.sim.camera import intrinsics
 
     fx, fy, cx, cy = intrinsics(scene.camera, scene.width, scene.height)
     info = CameraInfo(header=header, height=scene.height, width=scene.width,

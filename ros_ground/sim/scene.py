@@ -19,7 +19,6 @@ from ros_ground.rle import mask_bbox
 from ros_ground.sim._quiet import connect_direct, import_pybullet
 from ros_ground.sim.assets import ASSETS, CATEGORIES, MAX_PER_CATEGORY
 from ros_ground.sim.camera import (
-    FAR,  # noqa: F401  (nodes/sim_camera_node.py imports it from here)
     CameraPose,
     intrinsics,
     render,
