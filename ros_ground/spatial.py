@@ -118,8 +118,12 @@ def load_camera_info(path: str | Path) -> CameraInfo:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such camera info file: {str(path)!r}")
-    with path.open() as f:
-        data = yaml.safe_load(f)
+    try:
+        with path.open(encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{str(path)!r} is not a camera_calibration YAML file: {reason}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} is not a camera_calibration YAML mapping")
 
@@ -129,7 +133,10 @@ def load_camera_info(path: str | Path) -> CameraInfo:
             if required:
                 raise ValueError(f"{str(path)!r} has no {name!r}")
             return np.zeros(shape)
-        values = np.asarray(entry.get("data", []) if isinstance(entry, dict) else entry, float)
+        try:
+            values = np.asarray(entry.get("data", []) if isinstance(entry, dict) else entry, float)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name!r} in {str(path)!r} is not a list of numbers: {e}") from None
         if shape is None:
             return values.ravel()
         if values.size != shape[0] * shape[1]:

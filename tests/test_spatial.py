@@ -201,6 +201,16 @@ def test_camera_calibration_yaml(tmp_path):
     path.write_text("image_width: 640\n")
     with pytest.raises(ValueError):
         load_camera_info(path)
+    # what people pass by mistake: broken YAML, letters in a matrix, an image file
+    path.write_text(CALIBRATION_YAML.replace("data: [615.1,", "data: [615.1,,]"))
+    with pytest.raises(ValueError, match="not a camera_calibration YAML file"):
+        load_camera_info(path)
+    path.write_text(CALIBRATION_YAML.replace("data: [615.1,", "data: [a,"))
+    with pytest.raises(ValueError, match="camera_matrix.*not a list of numbers"):
+        load_camera_info(path)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(ValueError, match="not a camera_calibration YAML file"):
+        load_camera_info(path)
 
 
 def test_locate_phrases_fills_results():
