@@ -41,3 +41,19 @@ def test_a_streamed_answer_is_finished_not_repeated(capsys):
 def test_no_answer_says_why(capsys):
     ask._print_response(error_response(GroundedResponse.STATUS_BAD_INPUT, "empty prompt", "1", ""))
     assert capsys.readouterr().out == "  No answer (BAD_INPUT): empty prompt\n"
+
+
+def test_a_command_says_what_it_is_about_and_where(capsys):
+    mask = np.zeros((30, 40), bool)
+    mask[10:20, 20:30] = True
+    target = GroundedPhrase("the red mug", 8, 19, 0.9, mask, point=(25.0, 15.0),
+                            position=np.array([0.1, -0.02, 0.64]), depth_points=80)
+    result = GroundingResult(text="no.", phrases=[], model="tiny", image_size=(30, 40),
+                             mode="entities", timing_ms={"total": 300.0},
+                             prompt="Pick up the red mug.", prompt_phrases=[target], target=0)
+    ask._print_response(result_to_msg(result, Header(), "1", "Pick up the red mug."))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  Answered in 0.3 s; no phrase of it was found in the picture."
+    assert lines[2].startswith('  The command is about "the red mug": ')
+    assert "box x=20 y=10 width=10 height=10" in lines[2]
+    assert lines[2].endswith("at (0.100, -0.020, 0.640) m from the camera (right, down, forward)")

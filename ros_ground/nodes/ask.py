@@ -129,12 +129,25 @@ def print_phrases(response: GroundedResponse) -> None:
     took = f"  Answered in {response.total_ms / 1000:.1f} s; "
     if not count:
         print(took + "no phrase of it was found in the picture.")
-        return
-    how = MODE_WORDS.get(response.mode, response.mode)
-    print(took + f"{count} phrase{'s' * (count != 1)} found in the picture"
-          + (f" ({how})" if how else "") + ":")
-    for p in response.phrases:
-        print(f"   - {_phrase_words(p)}")
+    else:
+        how = MODE_WORDS.get(response.mode, response.mode)
+        print(took + f"{count} phrase{'s' * (count != 1)} found in the picture"
+              + (f" ({how})" if how else "") + ":")
+        for p in response.phrases:
+            print(f"   - {_phrase_words(p)}")
+    if 0 <= response.target < len(response.prompt_phrases):
+        print(f"  The command is about {_target_words(response.prompt_phrases[response.target])}")
+
+
+def _target_words(p) -> str:
+    """The command's target (a GroundedPhrase message): where, its box and, with depth, its
+    position in metres in the camera's optical frame (x right, y down, z forward)."""
+    x, y, w, h = msg_to_phrase(p).bbox
+    where = f"{_phrase_words(p)}, box x={x} y={y} width={w} height={h}"
+    if not p.depth_points:
+        return where + "; no depth under it"
+    return (where + f"; at ({p.position.x:.3f}, {p.position.y:.3f}, {p.position.z:.3f}) m "
+            "from the camera (right, down, forward)")
 
 
 def _write_overlay(path: str, response: GroundedResponse, overlay_msg) -> None:
