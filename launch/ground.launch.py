@@ -22,7 +22,8 @@ ARGUMENTS = {
     "image": ("/camera/image_raw", "camera image topic (sensor_msgs/Image)"),
     "model": ("", "LMM: Hugging Face id or local directory (empty = from params_file)"),
     "sam_model": ("", "vit_h | vit_l | vit_b | directory (empty = from params_file)"),
-    "sam_checkpoint": ("", "SAM weights file (empty = from params_file)"),
+    "sam_checkpoint": ("", "SAM weights file (empty = from params_file, or none when "
+                       "sam_model is given here: a checkpoint belongs to its model)"),
     "use_proposals": ("true", "run the mask-proposal node (entities / auto mode)"),
     "composed": ("true", "one process sharing SAM and its embedding, or separate processes"),
     "params_file": ("", "ROS parameters file (empty = the package's config/default.yaml)"),
@@ -40,6 +41,8 @@ def _nodes(context, *args, **kwargs):
     params_file = arg["params_file"] or os.path.join(
         get_package_share_directory("ros_ground"), "config", "default.yaml")
     overrides = {k: arg[k] for k in ("model", "sam_model", "sam_checkpoint") if arg[k]}
+    if "sam_model" in overrides:  # the params file's checkpoint was for its own sam_model
+        overrides.setdefault("sam_checkpoint", "")
     if arg["cameras"]:
         cameras = yaml.safe_load(arg["cameras"])  # "[left, right]", or one bare name
         overrides["cameras"] = [str(c) for c in (cameras if isinstance(cameras, list) else [cameras])]

@@ -162,3 +162,20 @@ def test_rviz_config_shows_the_overlay():
     displays = rviz["Visualization Manager"]["Displays"]
     topics = [d.get("Topic", {}).get("Value") for d in displays if d["Class"] == "rviz_default_plugins/Image"]
     assert any(t and t.endswith("overlay") for t in topics)
+
+
+@pytest.mark.parametrize("composed", ["true", "false"])
+def test_a_sam_model_given_at_launch_drops_the_params_files_checkpoint(fake_launch, composed):
+    # config/default.yaml's ViT-H checkpoint must not reach `sam_model:=sim` (a saved model
+    # carries its weights, and configure refuses both); an explicit checkpoint still does
+    description = _load(ROOT / "launch" / "ground.launch.py")
+    context = {**_arguments(description), "composed": composed, "sam_model": "sim"}
+    opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    for node in opaque.kwargs["function"](context):
+        assert node.kwargs["parameters"][1]["sam_checkpoint"] == ""
+    context.update(sam_model="vit_b", sam_checkpoint="/w/sam_vit_b.pth")
+    for node in opaque.kwargs["function"](context):
+        assert node.kwargs["parameters"][1]["sam_checkpoint"] == "/w/sam_vit_b.pth"
+    context.update(sam_model="", sam_checkpoint="")
+    for node in opaque.kwargs["function"](context):
+        assert "sam_checkpoint" not in node.kwargs["parameters"][1]
