@@ -566,6 +566,17 @@ def _notes(lines, r, d):
             f"prototyped during development (1.055 vs 1.065 for the current capture, same run): "
             f"no measurable gain. Eager `output_attentions` is "
             f"{_f(mid.get('eager_over_plain'), 2)}x plain here and keeps every attention matrix.")
+    pf = (d.get("latency") or {}).get("prefill")
+    if pf:
+        add(f"- **Prefill capture (default LMM, CPU)**: "
+            f"{_f(pf.get('capture_prompt_rows_over_plain'), 3)} by CPU time "
+            f"({_f(pf.get('capture_prompt_rows_over_plain_per_rep_median'), 3)} as the median of "
+            f"per-repetition ratios, {_f(pf.get('capture_prompt_rows_over_plain_wall'), 3)} by "
+            f"wall time), of which the last-row capture every generation already pays is "
+            f"{_f(pf.get('capture_over_plain'), 3)}; the prompt rows' own work, attributed in the "
+            f"run, is {_f(100 * (pf.get('prompt_rows_share') or 0), 1)} % of the prefill. A plain "
+            f"prefill takes {_f(pf['cpu_ms']['plain'], 1)} ms of CPU here, so the 5 % target is "
+            f"{_f(0.05 * pf['cpu_ms']['plain'], 1)} ms.")
     bd = d.get("breakdown") or {}
     if bd:
         st = bd["stages_ms"]
