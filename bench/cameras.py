@@ -14,7 +14,9 @@ second.
 
 Every command must be answered (OK, or REJECTED_BUSY when the model cannot keep up: a CPU
 that takes longer per request than the period / cameras), no camera may be starved (each
-camera's share of OK answers close to a third), and RSS should stay flat.
+camera's share of OK answers close to a third), and RSS should stay flat. Not part of `make
+bench`: its table and reading go into bench/hand_run/8_cameras.md, which every render of
+RESULTS.md places as section 8.
 """
 
 from __future__ import annotations
