@@ -23,20 +23,22 @@ from bench.models import VARIANTS, build_random_llava, build_tiny, generate
 
 
 class CaptureTimer:
-    """Time spent inside the capture's per-layer work (AttentionCapture._add, which also closes
-    the previous step's reduction: all but the last step's) during a run: an in-run attribution
-    of the capture's cost, immune to the machine's drift between runs."""
+    """Time spent inside one of the capture's methods during a run: by default its per-layer
+    work (AttentionCapture._add, which also closes the previous step's reduction: all but the
+    last step's); `_add_prompt_rows` for the prefill's prompt rows. An in-run attribution of
+    the capture's cost, immune to the machine's drift between runs."""
 
-    def __init__(self):
+    def __init__(self, method: str = "_add"):
         from ros_ground.attention import AttentionCapture
 
         self.cls = AttentionCapture
+        self.method = method
         self.seconds = 0.0
         self.calls = 0
         self._original = None
 
     def __enter__(self):
-        original = self._original = self.cls._add
+        original = self._original = getattr(self.cls, self.method)
         timer = self
 
         def timed(capture, *args, **kwargs):
@@ -47,11 +49,11 @@ class CaptureTimer:
                 timer.seconds += time.perf_counter() - t0
                 timer.calls += 1
 
-        self.cls._add = timed
+        setattr(self.cls, self.method, timed)
         return self
 
     def __exit__(self, *exc):
-        self.cls._add = self._original
+        setattr(self.cls, self.method, self._original)
 
 
 def time_variants(bm, variants, new_tokens: int, reps: int, warmup_tokens: int = 8,

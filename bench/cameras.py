@@ -14,7 +14,9 @@ second.
 
 Every command must be answered (OK, or REJECTED_BUSY when the model cannot keep up: a CPU
 that takes longer per request than the period / cameras), no camera may be starved (each
-camera's share of OK answers close to a third), and RSS should stay flat.
+camera's share of OK answers close to a third), and RSS should stay flat. Not part of `make
+bench`: its table and reading go into bench/hand_run/8_cameras.md, which every render of
+RESULTS.md places as section 8.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from bench.common import (
     p50_p99,
     private_ros_domain,
     rss_mb,
+    spin_until_set,
     subprocess_env,
     tabletop_image,
+    wait_until,
 )
-from bench.stream import _spin, _wait, stop_node
+from bench.stream import stop_node
 
 CAMERAS = ("cam0", "cam1", "cam2")
 NAMESPACE = "/bench_cameras"
@@ -87,7 +91,7 @@ def run(seconds: float, rate: float, period: float, extra: list[str]) -> dict:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     stop = threading.Event()
-    threading.Thread(target=lambda: _spin(executor, stop), daemon=True).start()
+    threading.Thread(target=lambda: spin_until_set(executor, stop), daemon=True).start()
     frames = {c: rgb_to_image_msg(tabletop_image(240, 320, seed=i)) for i, c in enumerate(CAMERAS)}
     frames_sent = [0]
 
@@ -107,8 +111,8 @@ def run(seconds: float, rate: float, period: float, extra: list[str]) -> dict:
     rss: list[tuple[float, float]] = []
     try:
         log("cameras: waiting for the grounding node to load its models and activate")
-        if not _wait(lambda: all(p.get_subscription_count() for p in commands.values())
-                     or proc.poll() is not None, 180):
+        if not wait_until(lambda: all(p.get_subscription_count() for p in commands.values())
+                          or proc.poll() is not None, 180, poll=0.05):
             raise RuntimeError("grounding node did not activate in 180 s")
         if proc.poll() is not None:
             raise RuntimeError(f"grounding node exited: {stop_node(proc)[-2000:]}")
@@ -116,7 +120,7 @@ def run(seconds: float, rate: float, period: float, extra: list[str]) -> dict:
         time.sleep(2.0)
         for c in CAMERAS:  # warm-up, not measured
             commands[c].publish(String(data=PROMPT))
-        _wait(lambda: all(received[c] for c in CAMERAS), 60)
+        wait_until(lambda: all(received[c] for c in CAMERAS), 60, poll=0.05)
         with lock:
             for c in CAMERAS:
                 received[c].clear()
@@ -132,7 +136,7 @@ def run(seconds: float, rate: float, period: float, extra: list[str]) -> dict:
                 sent[c][prompt] = time.perf_counter()
                 commands[c].publish(String(data=prompt))
             rss.append((time.perf_counter() - start, rss_mb(proc.pid) or float("nan")))
-        _wait(lambda: all(len(received[c]) >= len(sent[c]) for c in CAMERAS), 120)
+        wait_until(lambda: all(len(received[c]) >= len(sent[c]) for c in CAMERAS), 120, poll=0.05)
         elapsed = time.perf_counter() - start
         frames_counted = frames_sent[0] - frames_at_start
     finally:

@@ -222,3 +222,25 @@ def blob_masks(count: int = 10, height: int = 480, width: int = 640, seed: int =
             mask &= ~((xx >= nx) & (xx < nx + w * 0.15) & (yy >= ny) & (yy < ny + h * 0.2))
         masks.append(mask)
     return masks
+
+
+# -- waiting on ROS -------------------------------------------------------------------------
+
+
+def spin_until_set(executor, stop) -> None:
+    """Spin `executor` until the threading.Event `stop` is set (run it in a thread)."""
+    while not stop.is_set():
+        try:
+            executor.spin_once(timeout_sec=0.05)
+        except Exception:  # noqa: BLE001 - shutdown races end the spinner
+            return
+
+
+def wait_until(predicate, timeout: float, poll: float = 0.02) -> bool:
+    """Poll `predicate` every `poll` s until it holds or `timeout` s pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return predicate()

@@ -15,7 +15,7 @@ import threading
 import time
 
 from bench.breakdown import PROMPT, sim_params
-from bench.common import log, median, tabletop_image
+from bench.common import log, median, spin_until_set, tabletop_image, wait_until
 
 NAMESPACE = "/bench_container"
 
@@ -92,9 +92,9 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
             q["sam_model"], q["sam_checkpoint"], q["device"])
         for n in (grounding, proposer, client):
             executor.add_node(n)
-        spinner = threading.Thread(target=lambda: _spin(executor, stop), daemon=True)
+        spinner = threading.Thread(target=lambda: spin_until_set(executor, stop), daemon=True)
         spinner.start()
-        _wait(lambda: command_pub.get_subscription_count() > 0
+        wait_until(lambda: command_pub.get_subscription_count() > 0
               and image_pub.get_subscription_count() >= 2, 20)
         per_frame, modes, entity_phrases = [], [], 0
         for i in range(frames):
@@ -109,14 +109,14 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
             deadline = time.monotonic() + 30
             while not has_proposals() and time.monotonic() < deadline:
                 image_pub.publish(msg)  # best effort: repeat until this frame's proposals arrive
-                _wait(has_proposals, 0.3)
+                wait_until(has_proposals, 0.3)
             if not has_proposals():
                 raise RuntimeError(f"no proposals for frame {i}")
             image_pub.publish(msg)  # the grounding node's latest frame is this one
             time.sleep(0.1)
             start = len(responses)
             command_pub.publish(String(data=PROMPT))
-            if not _wait(lambda start=start: len(responses) > start, 60):
+            if not wait_until(lambda start=start: len(responses) > start, 60):
                 raise RuntimeError(f"no response for frame {i}")
             response = responses[start]
             if response.status != GroundedResponse.STATUS_OK:
@@ -209,20 +209,3 @@ def run_embedding(context, engine, quick: bool) -> dict:
         log("embedding: one SAM ViT-B embedding (random weights) for scale")
         out["vit_b"] = released_sam_embedding_ms("vit_b", reps=1)
     return out
-
-
-def _spin(executor, stop) -> None:
-    while not stop.is_set():
-        try:
-            executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - shutdown races end the spinner
-            return
-
-
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()

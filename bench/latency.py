@@ -1,4 +1,4 @@
-"""Measurement 6: the latency a robot waits on (issue 24).
+"""Section 7 of RESULTS.md: the latency a robot waits on (issue 24).
 
 - `response_over_generation`: median end-to-end response of the default config (config/sim.yaml's
   engine: generation with capture, attention views, phrases, SAM, the command's phrases, the
@@ -8,6 +8,8 @@
 - decode ms per token (prefill excluded: (t(N tokens) - t(1 token)) / (N - 1)), plain vs
   capture, eager (`model.generate`, dynamic cache) vs compiled (`CompiledDecoder`, static
   cache, torch.compile; CUDA graphs on CUDA), interleaved repetitions, medians.
+- the prefill with the capture of the prompt's own rows (command grounding) over a plain
+  prefill, interleaved (bench.prefill).
 - `gpu_rows` (`python -m bench.run --gpu`): the same decode rows for a LLaVA-1.5-7B-shaped fp16
   model, its prefill, the attention-views pass, SAM ViT-H's image embedding and point decodes,
   and the total of a grounded 64-token answer.
@@ -153,8 +155,10 @@ def response_over_generation(engine, frames: int, prompt: str = "Describe the sc
 
 def run_latency(quick: bool, engine=None) -> dict:
     """CPU rows: response_over_generation of the default engine, decode rates of the
-    default LMM (compiled variants only in the full run: inductor compiles for minutes)."""
+    default LMM (compiled variants only in the full run: inductor compiles for minutes) and
+    its prefill with the prompt rows' capture against a plain one (bench.prefill)."""
     from bench.breakdown import build_default_engine, sim_params
+    from bench.prefill import prefill_rates
 
     engine = engine or build_default_engine(sim_params())
     out = response_over_generation(engine, 3 if quick else 12)
@@ -164,6 +168,7 @@ def run_latency(quick: bool, engine=None) -> dict:
                     lmm.dtype)
     out["decode"] = decode_rates(bm, 16 if quick else 64, 3 if quick else 7,
                                  compiled=not quick)
+    out["prefill"] = prefill_rates(lmm, tabletop_image_default(), reps=12 if quick else 60)
     return out
 
 

@@ -9,6 +9,8 @@ transport, and again with FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (Fast DDS shared
     python -m bench.qos [--seconds 20] [--rate 2] [--json]
 
 The header's frame_id carries the frame's index, so a frame counts once however it arrives.
+Not part of `make bench`: its table and reading go into bench/hand_run/6_qos.md, which every
+render of RESULTS.md places as section 6.
 """
 
 from __future__ import annotations

@@ -1,10 +1,20 @@
-"""Render results.json as bench/RESULTS.md."""
+"""Render results.json as bench/RESULTS.md.
+
+Sections 6 (camera QoS) and 8 (several cameras) are hand-run, not part of `make bench`: their
+text lives in bench/hand_run/<number>_*.md (written from the output of `python -m bench.qos` /
+`python -m bench.cameras`) and is placed at its number on every render, so rebuilding
+RESULTS.md from results.json keeps them.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from bench.common import machine_line
 
 GPU_COMMAND = ".venv/bin/python -m bench.run --gpu"
+HAND_RUN_DIR = Path(__file__).resolve().parent / "hand_run"
+NOT_MEASURED = "Not measured in this run."
 
 
 def _f(value, digits: int = 2, unit: str = "") -> str:
@@ -24,7 +34,24 @@ def _pass(flag) -> str:
     return {True: "**pass**", False: "**FAIL**", None: "n/a"}[flag]
 
 
-def render(r: dict) -> str:
+def _section(lines: list[str], title: str, data=True, missing: str = NOT_MEASURED) -> bool:
+    """Open section `title` (`## title` and a blank line); when `data` is empty say `missing`
+    and return False, so the caller returns."""
+    lines += [f"## {title}", ""]
+    if not data:
+        lines += [missing, ""]
+        return False
+    return True
+
+
+def _hand_run(lines: list[str], number: int, directory: Path | None) -> None:
+    """The hand-run section `number`, as its file in `directory` holds it (none: left out)."""
+    for path in sorted(directory.glob(f"{number}_*.md")) if directory else ():
+        lines.extend(path.read_text().rstrip("\n").splitlines())
+        lines.append("")
+
+
+def render(r: dict, hand_run_dir: Path | None = HAND_RUN_DIR) -> str:
     d = r.get("details", {})
     m = r["machine"]
     lines: list[str] = []
@@ -78,15 +105,16 @@ def render(r: dict) -> str:
     _embedding(lines, r, d.get("embedding") or {})
     _transport(lines, r, d.get("transport") or {})
     _stream(lines, r, d.get("stream") or {})
+    _hand_run(lines, 6, hand_run_dir)
     _latency(lines, r, d.get("latency") or {})
+    _hand_run(lines, 8, hand_run_dir)
     _notes(lines, r, d)
     return "\n".join(lines) + "\n"
 
 
 def _attention(lines, r, att):
     add = lines.append
-    add("## 1. Attention-capture overhead")
-    add("")
+    _section(lines, "1. Attention-capture overhead")
     add("Greedy generation of a fixed token count (`min_new_tokens = max_new_tokens`) on one "
         "image + prompt. *plain*: the model's stock SDPA attention. *capture*: ros_ground's "
         "capture attention (`install_capture`) inside an `AttentionCapture`, which is what "
@@ -171,11 +199,9 @@ def _attention(lines, r, att):
 
 def _breakdown(lines, r, bd, mid):
     add = lines.append
-    if not bd:
+    if not _section(lines, "2. Per-frame latency breakdown", bd):
         return
     p = bd.get("params", {})
-    add("## 2. Per-frame latency breakdown")
-    add("")
     add(f"One grounded response as the grounding node produces it, with config/sim.yaml's "
         f"models (`model={p.get('model')}`, `sam_model={p.get('sam_model')}`, "
         f"`max_new_tokens={p.get('max_new_tokens')}`, `mode={p.get('mode')}` -> point prompts, "
@@ -253,12 +279,10 @@ def _breakdown(lines, r, bd, mid):
 
 def _embedding(lines, r, emb):
     add = lines.append
-    if not emb:
+    if not _section(lines, "3. Embedding reuse (composed container)", emb):
         return
     c = emb.get("container") or {}
     s = emb.get("saved") or {}
-    add("## 3. Embedding reuse (composed container)")
-    add("")
     add(f"A GroundingNode and a MaskProposalNode built in one process as `ground_container` "
         f"builds them (`sam_provider=shared_sam_provider`, sim.yaml parameters except: "
         f"proposals for every frame, score thresholds 0 so the random tiny SAM yields "
@@ -287,11 +311,9 @@ def _embedding(lines, r, emb):
 
 def _transport(lines, r, tr):
     add = lines.append
-    if not tr:
+    if not _section(lines, "4. Mask transport", tr):
         return
     s, c, lat = tr["sizes"], tr["codec"], tr["latency_ms"]
-    add("## 4. Mask transport")
-    add("")
     add(f"A GroundedResponse with {s['phrases']} phrases on a {s['frame'][1]}x{s['frame'][0]} "
         f"frame, masks = ellipses and notched rectangles covering {min(s['coverage_pct'])}-"
         f"{max(s['coverage_pct'])} % each. RLE: the masks as MaskRLE in the response. Image: the "
@@ -374,11 +396,7 @@ def _soak_sentence(d) -> str:
 
 def _stream(lines, r, st):
     add = lines.append
-    add("## 5. Streaming load")
-    add("")
-    if not st:
-        add("Not measured in this run.")
-        add("")
+    if not _section(lines, "5. Streaming load", st):
         return
     lat = st["latency_ms"]
     add(f"A grounding node in its own process (`python -m ros_ground.nodes.grounding_node "
@@ -417,11 +435,7 @@ def _stream(lines, r, st):
 
 def _latency(lines, r, la):
     add = lines.append
-    add("## 7. Latency: response over generation, compiled decoding")
-    add("")
-    if not la:
-        add("Not measured in this run.")
-        add("")
+    if not _section(lines, "7. Latency: response over generation, prefill, compiled decoding", la):
         return
     when = la.get("machine")
     if when:
@@ -443,6 +457,7 @@ def _latency(lines, r, la):
     add(f"| response / generation | **{_f(la['response_over_generation'], 3)}** |")
     add(f"| stages of the last response (ms) | {la.get('stages_ms_last')} |")
     add("")
+    _prefill_table(lines, la.get("prefill") or {})
     _decode_table(lines, "CPU (default LMM, float32)", la.get("decode") or {})
     gpu = (r.get("gpu") or {}).get("latency")
     if gpu:
@@ -462,6 +477,37 @@ def _latency(lines, r, la):
         add(f"GPU rows: not measured on this machine (`{GPU_COMMAND}` on a CUDA machine adds "
             f"them).")
         add("")
+
+
+def _prefill_table(lines, pf):
+    add = lines.append
+    if not pf:
+        return
+    add(f"`prefill_capture_over_plain`: one prefill of the default LMM (`{pf['model']}`: vision "
+        f"tower, projector and the text model over the {pf['prompt_tokens']}-token prompt, "
+        f"{pf['image_tokens']} image tokens, \"{pf['prompt']}\") with the capture of the "
+        f"prompt's {pf['prompt_rows']} own text rows, as `LMMAdapter.generate` runs it to "
+        f"ground the command, over a plain SDPA prefill; {pf['reps']} interleaved reps, order "
+        f"rotated, medians of process CPU time (wall time in brackets); same next token: "
+        f"{pf['same_next_token']}.")
+    add("")
+    add("| prefill | ms CPU (wall) | over plain, CPU (wall) | median of per-rep ratios |")
+    add("|---|---|---|---|")
+    names = {"plain": "plain SDPA", "capture": "capture, last row only",
+             "capture_prompt_rows": "capture with the prompt's rows"}
+    for v, name in names.items():
+        ratio, per_rep = "1", ""
+        if v != "plain":
+            bold = "**" if v == "capture_prompt_rows" else ""
+            ratio = (f"{bold}{_f(pf.get(f'{v}_over_plain'), 3)}{bold} "
+                     f"({_f(pf.get(f'{v}_over_plain_wall'), 3)})")
+            per_rep = _f(pf.get(f"{v}_over_plain_per_rep_median"), 3)
+        add(f"| {name} | {_f(pf['cpu_ms'][v])} ({_f(pf['ms'][v])}) | {ratio} | {per_rep} |")
+    add("")
+    add(f"In-run attribution: the time inside `AttentionCapture._add_prompt_rows` is "
+        f"{_f(100 * (pf.get('prompt_rows_share') or 0), 1)} % of the rest of the same prefill "
+        f"(median over reps), immune to the machine's drift between variants.")
+    add("")
 
 
 def _decode_table(lines, title, dec):
@@ -488,8 +534,7 @@ def _decode_table(lines, title, dec):
 
 def _notes(lines, r, d):
     add = lines.append
-    add("## Notes: what is not met, why, and what would change it")
-    add("")
+    _section(lines, "Notes: what is not met, why, and what would change it")
     t = r["targets"]
     failing = [k for k, v in t.items() if v["pass"] is False]
     if not failing:
@@ -521,6 +566,17 @@ def _notes(lines, r, d):
             f"prototyped during development (1.055 vs 1.065 for the current capture, same run): "
             f"no measurable gain. Eager `output_attentions` is "
             f"{_f(mid.get('eager_over_plain'), 2)}x plain here and keeps every attention matrix.")
+    pf = (d.get("latency") or {}).get("prefill")
+    if pf:
+        add(f"- **Prefill capture (default LMM, CPU)**: "
+            f"{_f(pf.get('capture_prompt_rows_over_plain'), 3)} by CPU time "
+            f"({_f(pf.get('capture_prompt_rows_over_plain_per_rep_median'), 3)} as the median of "
+            f"per-repetition ratios, {_f(pf.get('capture_prompt_rows_over_plain_wall'), 3)} by "
+            f"wall time), of which the last-row capture every generation already pays is "
+            f"{_f(pf.get('capture_over_plain'), 3)}; the prompt rows' own work, attributed in the "
+            f"run, is {_f(100 * (pf.get('prompt_rows_share') or 0), 1)} % of the prefill. A plain "
+            f"prefill takes {_f(pf['cpu_ms']['plain'], 1)} ms of CPU here, so the 5 % target is "
+            f"{_f(0.05 * pf['cpu_ms']['plain'], 1)} ms.")
     bd = d.get("breakdown") or {}
     if bd:
         st = bd["stages_ms"]

@@ -18,7 +18,17 @@ import time
 
 import numpy as np
 
-from bench.common import ROOT, log, median, p50_p99, rss_mb, subprocess_env, tabletop_image
+from bench.common import (
+    ROOT,
+    log,
+    median,
+    p50_p99,
+    rss_mb,
+    spin_until_set,
+    subprocess_env,
+    tabletop_image,
+    wait_until,
+)
 
 NAMESPACE = "/bench_stream"
 PROMPT = "Describe the scene."
@@ -82,7 +92,7 @@ def run_stream(node_ctx, quick: bool, camera_hz: float = 30.0, command_period_s:
     executor = SingleThreadedExecutor(context=node_ctx.context)
     executor.add_node(node)
     stop = threading.Event()
-    spinner = threading.Thread(target=lambda: _spin(executor, stop), daemon=True)
+    spinner = threading.Thread(target=lambda: spin_until_set(executor, stop), daemon=True)
     spinner.start()
 
     rgb = tabletop_image(240, 320, seed=1)  # sim.yaml's camera size
@@ -108,8 +118,8 @@ def run_stream(node_ctx, quick: bool, camera_hz: float = 30.0, command_period_s:
     result: dict = {}
     try:
         log("stream: waiting for the grounding node to load its models and activate")
-        if not _wait(lambda: command_pub.get_subscription_count() > 0 or proc.poll() is not None,
-                     120):
+        if not wait_until(lambda: command_pub.get_subscription_count() > 0
+                          or proc.poll() is not None, 120, poll=0.05):
             raise RuntimeError("grounding node did not activate in 120 s")
         if proc.poll() is not None:
             raise RuntimeError(f"grounding node exited: {stop_node(proc)[-2000:]}")
@@ -132,7 +142,7 @@ def run_stream(node_ctx, quick: bool, camera_hz: float = 30.0, command_period_s:
             with lock:
                 outstanding.append(number - 1 - len(received))  # before this command
             rss.append((time.perf_counter() - t_start, rss_mb(proc.pid) or float("nan")))
-        _wait(lambda: len(received) >= number, 30)
+        wait_until(lambda: len(received) >= number, 30, poll=0.05)
         frames = frames_sent[0]
         elapsed = time.perf_counter() - t_start
         stop.set()
@@ -214,20 +224,3 @@ def cpu_ms(pid: int) -> float | None:
         return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _spin(executor, stop) -> None:
-    while not stop.is_set():
-        try:
-            executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - shutdown races end the spinner
-            return
-
-
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()

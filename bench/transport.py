@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, blob_masks, log, median, p50_p99, subprocess_env
+from bench.common import ROOT, blob_masks, log, median, p50_p99, subprocess_env, wait_until
 
 RLE_TOPIC = "/bench/transport/rle"
 IMAGE_RESPONSE_TOPIC = "/bench/transport/response_no_masks"
@@ -203,7 +203,7 @@ class Peer:
         from ros_ground.nodes.common import RELIABLE
 
         control = node.create_publisher(String, CONTROL_TOPIC, RELIABLE)
-        _wait(lambda: control.get_subscription_count() > 0, 10)
+        wait_until(lambda: control.get_subscription_count() > 0, 10)
         control.publish(String(data=str(path)))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not path.exists():
@@ -222,13 +222,6 @@ class Peer:
                 self.proc.wait()
 
 
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def measure_latency(node, peer: Peer, masks: list[np.ndarray], count: int, gap_s: float,

@@ -116,6 +116,28 @@ def test_decode_rates_and_response_over_generation():
     assert ratio["same_tokens"] and ratio["response_over_generation"] > 1.0
 
 
+def test_prefill_rates():
+    """bench.prefill on the tiny LMM: the three variants give the same next token (the
+    capture changes no output), every ratio a positive number, the prompt's rows captured,
+    and the LMM left on the capture attention it generates with."""
+    pytest.importorskip("transformers")
+    from bench.models import build_tiny
+    from bench.prefill import PREFILL_VARIANTS, prefill_rates
+    from ros_ground.attention import CAPTURE_IMPLEMENTATION
+
+    lmm = build_tiny().adapter
+    rates = prefill_rates(lmm, tabletop_image(), reps=2, warmup=0)
+    assert set(rates["ms"]) == set(rates["cpu_ms"]) == set(PREFILL_VARIANTS)
+    assert rates["same_next_token"]
+    assert rates["prompt_rows"] >= 5 and rates["image_tokens"] == 64
+    for key in ("capture_over_plain", "capture_prompt_rows_over_plain",
+                "capture_prompt_rows_over_plain_wall", "prefill_capture_over_plain"):
+        assert _is_num(rates[key]) and rates[key] > 0
+    assert rates["prefill_capture_over_plain"] == rates["capture_prompt_rows_over_plain"]
+    assert _is_num(rates["prompt_rows_share"]) and rates["prompt_rows_share"] > 0
+    assert lmm.model.config.text_config._attn_implementation == CAPTURE_IMPLEMENTATION
+
+
 def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     """A reduced run through `assemble` and `render`: real cheap parts, stand-ins for the
     model-heavy ones (mid-size model, streaming, container), then the `--json` schema."""
@@ -161,7 +183,19 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
                     "generation_ms": 100.0, "frames": 1, "tokens": 10, "same_tokens": True,
                     "decode": {"ms_per_token": {"plain": 1.0, "capture": 1.1}, "prefill_ms": 5.0,
                                "new_tokens": 4, "reps": 1, "compile_s": {},
-                               "capture_over_plain": 1.1}},
+                               "capture_over_plain": 1.1},
+                    "prefill": {"model": "tiny", "prompt": "Pick up the mug.", "prompt_tokens": 70,
+                                "image_tokens": 64, "prompt_rows": 5, "reps": 2,
+                                "ms": {"plain": 2.0, "capture": 2.05, "capture_prompt_rows": 2.1},
+                                "cpu_ms": {"plain": 2.0, "capture": 2.04,
+                                           "capture_prompt_rows": 2.08},
+                                "same_next_token": True, "prompt_rows_share": 0.01,
+                                "capture_over_plain": 1.02, "capture_over_plain_wall": 1.025,
+                                "capture_over_plain_per_rep_median": 1.02,
+                                "capture_prompt_rows_over_plain": 1.04,
+                                "capture_prompt_rows_over_plain_wall": 1.05,
+                                "capture_prompt_rows_over_plain_per_rep_median": 1.04,
+                                "prefill_capture_over_plain": 1.04}},
     }
     results = bench_run.assemble(details, machine_info(), quick=True, timings={"total": 1.0})
     assert bench_run.validate(results) == []
@@ -173,12 +207,20 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     assert results["targets"]["embedding_passes_per_frame"]["pass"] is True
     assert results["targets"]["response_over_generation"]["pass"] is False
     assert results["decode_ms_per_token"] == {"plain": 1.0, "capture": 1.1}
+    assert results["prefill_capture_over_plain"] == 1.04
+    assert results["targets"]["prefill_capture_over_plain"]["pass"] is True
     json_path, md_path = bench_run.write(results, tmp_path, quick=True)
     assert json.loads(json_path.read_text())["rle_size_ratio"] == results["rle_size_ratio"]
     text = md_path.read_text()
     for heading in ("## Targets", "## 1. Attention", "## 2. Per-frame", "## 4. Mask transport",
-                    "## 5. Streaming", "## 7. Latency", "not measured"):
+                    "## 5. Streaming", "## 7. Latency", "not measured",
+                    "| `prefill_capture_over_plain` | 1.040 | <= 1.05 | **pass** |",
+                    "| capture with the prompt's rows | 2.08 (2.10) | **1.040** (1.050) | 1.040 |"):
         assert heading in text
+    # the hand-run sections (not measured by the bench) are kept, each at its number
+    assert text.index("## 5. Streaming") < text.index("## 6. Camera frame delivery") \
+        < text.index("## 7. Latency") < text.index("## 8. Several cameras") \
+        < text.index("## Notes")
     assert "| llava-1.5-7b shape, fp16 | GPU |" in text  # the placeholder row without --gpu
 
     # a --gpu row measured elsewhere is carried into the results and rendered with its machine
@@ -191,6 +233,21 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     assert "| llava7b-fp16 | NVIDIA H200 |" in text
     assert "| llava-1.5-7b shape, fp16 | GPU |" not in text
     assert "NVIDIA H200 (2026-01-01 00:00 UTC; torch 9.9, transformers 8.8)" in text
+
+
+def test_render_places_hand_run_sections_and_says_what_was_not_measured(tmp_path):
+    from bench.report import render
+
+    (tmp_path / "6_a.md").write_text("## 6. Hand A\n\nsix\n")
+    (tmp_path / "8_b.md").write_text("## 8. Hand B\n\neight\n\n")
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    results["details"].pop("stream", None)
+    text = render(results, hand_run_dir=tmp_path)
+    assert "## 6. Hand A\n\nsix\n\n## 7. Latency" in text
+    assert "eight\n\n## Notes" in text
+    assert "## 5. Streaming load\n\nNot measured in this run.\n\n## 6. Hand A" in text
+    assert "## 6. Camera frame delivery" not in text  # only the given directory's sections
+    assert "## 6." not in render(results, hand_run_dir=None)
 
 
 def test_previous_gpu_row_survives_or_is_absent(tmp_path):
