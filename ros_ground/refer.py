@@ -14,8 +14,9 @@ where the model looked, and three kinds can be checked on the proposals without 
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*").
 The phrase's entity scores decide among what the words allow: those of the engine's
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
-(entities.score_entities of the phrase's prefill map); when the words rule out every proposal they are ignored. Masks larger than `max_area` of
-the image (the table, the floor) are never a target: a command names a thing to act on.
+(entities.score_entities of the phrase's prefill map); when the words rule out every proposal
+they are ignored. Masks larger than `max_area` of the image (the table, the floor) are never a
+target: a command names a thing to act on.
 """
 
 from __future__ import annotations

@@ -98,9 +98,13 @@ def private_uses(path: Path) -> list[str]:
 
 def _foreign_private_calls(tree: ast.Module) -> list[tuple[int, str]]:
     """Calls `obj._name(...)` of a private name this module never defines (as a function, a
-    class, or a name or attribute it assigns), on anything but self, cls or super()."""
-    defined = set()
+    class, or a name or attribute it assigns), on anything but self, cls, super() or a module
+    from outside ros_ground (`os._exit` and `sys._current_frames` are documented API there)."""
+    defined, external = set(), set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            external |= {a.asname or a.name.split(".")[0] for a in node.names
+                         if a.name.split(".")[0] != "ros_ground"}
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             defined.add(node.name)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
@@ -114,7 +118,7 @@ def _foreign_private_calls(tree: ast.Module) -> list[tuple[int, str]]:
         name, owner = node.func.attr, node.func.value
         if not _private(name) or name in defined or name in NAMEDTUPLE_API:
             continue
-        if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+        if isinstance(owner, ast.Name) and owner.id in ("self", "cls", *external):
             continue
         if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) \
                 and owner.func.id == "super":
