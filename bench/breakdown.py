@@ -58,7 +58,9 @@ class ForwardTimer:
             self.calls[category].append(dt)
 
         self._handles.append(module.register_forward_pre_hook(pre))
-        self._handles.append(module.register_forward_hook(post))
+        # always_call: the attention-view pass ends by raising CaptureComplete after the last
+        # layer's scores; its time is still model compute
+        self._handles.append(module.register_forward_hook(post, always_call=True))
 
     def add_method(self, category: str, owner, name: str) -> None:
         original = getattr(owner, name)
