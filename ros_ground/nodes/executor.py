@@ -17,6 +17,7 @@ SingleThreadedExecutor ends the spin, taking the node down over one bad message.
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +37,11 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 # answered (a goal is executed once its answer exists), so the cap bounds the callback groups
 # that run at once, not the requests that wait.
 DEFAULT_THREADS = 16
-# wait sets that failed in a row because their entities were being destroyed, before giving up
+# wait sets that failed in a row because their entities were being destroyed, before giving up;
+# each failure waits FAILED_WAIT_PAUSE_S, so the destroying thread (rclpy 7 destroys an action
+# server's handle before it removes the waitable) has time to finish
 MAX_FAILED_WAITS = 100
+FAILED_WAIT_PAUSE_S = 0.002
 
 
 class CallbackExecutor(Executor):
@@ -96,6 +100,7 @@ class CallbackExecutor(Executor):
             self._failed_waits += 1
             if self._failed_waits > MAX_FAILED_WAITS:
                 raise
+            time.sleep(FAILED_WAIT_PAUSE_S)
             return
         self._failed_waits = 0
         with self._changed:
