@@ -103,8 +103,7 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         spans=list(gen.prompt_token_spans), chunks=chunks)
     index = -1
     if target >= 0:
-        wanted = (chunks[target].char_start, chunks[target].char_end)
-        index = next((i for i, p in enumerate(phrases) if (p.char_start, p.char_end) == wanted), -1)
+        index = _grounded_index(phrases, chunks[target])
     if index >= 0 and proposals and cfg.command_words and phrases[index].entity_ids:
         _resolve_target(image, gen, cfg, chunks, target, phrases, index, proposals)
     return phrases, index, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}
@@ -133,8 +132,8 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     scored = cfg.entity_scoring != "attention"
     landmark_phrase = None
     if scored and landmark_heat is not None:
-        span = (landmark.char_start, landmark.char_end)
-        landmark_phrase = next((p for p in phrases if (p.char_start, p.char_end) == span), None)
+        found = _grounded_index(phrases, landmark)
+        landmark_phrase = phrases[found] if found >= 0 else None
     choice = resolve(image, [p.mask for p in proposals], target_heat, chunk.text, after,
                      landmark_heat, landmark.text if landmark_heat is not None else "",
                      scores=_scores_of(phrase, proposals) if scored else None,
@@ -146,6 +145,12 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     phrase.entity_scores = {}
     if chosen.mask.any():  # the hottest pixel on the mask, as entity mode gives
         phrase.point = peak_point(np.where(chosen.mask, target_heat, np.nan))
+
+
+def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:
+    """Index of the grounded phrase of `chunk` (same char span) in `phrases`, -1 if none."""
+    span = (chunk.char_start, chunk.char_end)
+    return next((i for i, p in enumerate(phrases) if (p.char_start, p.char_end) == span), -1)
 
 
 def _scores_of(phrase: GroundedPhrase | None, proposals) -> np.ndarray | None:
