@@ -20,7 +20,7 @@ def test_demo_runs_the_composed_graph(tmp_path):
     assert "Question 3: Pick up the " in text
     assert text.count("Answered in ") == 3
     # the manipulation command: its target's pixels and its position beside the sim's truth
-    assert "The command is about " in text and " pixels, box x=" in text
+    assert "The command is about " in text and "% of the picture), box x=" in text
     assert "found from the depth image:" in text and "the simulator's truth:" in text
     assert "objects found" in text and "average overlap" in text
     assert not re.search(r"chars \d|proposal \d|AP50|mIoU|it/s", text)

@@ -139,11 +139,17 @@ def print_phrases(response: GroundedResponse) -> None:
         print(f"  The command is about {_target_words(response.prompt_phrases[response.target])}")
 
 
-def _target_words(p) -> str:
-    """The command's target (a GroundedPhrase message): where, its box and, with depth, its
-    position in metres in the camera's optical frame (x right, y down, z forward)."""
+def target_where(p) -> str:
+    """The command's target (a GroundedPhrase message) in plain words: its phrase, where its
+    mask lies, its area and its box in pixels (x, y of the top-left corner, width, height)."""
     x, y, w, h = msg_to_phrase(p).bbox
-    where = f"{_phrase_words(p)}, box x={x} y={y} width={w} height={h}"
+    return f"{_phrase_words(p)}, box x={x} y={y} width={w} height={h}"
+
+
+def _target_words(p) -> str:
+    """`target_where` and, with depth, the target's position in metres in the camera's optical
+    frame (x right, y down, z forward)."""
+    where = target_where(p)
     if not p.depth_points:
         return where + "; no depth under it"
     return (where + f"; at ({p.position.x:.3f}, {p.position.y:.3f}, {p.position.z:.3f}) m "

@@ -27,10 +27,10 @@ from rclpy.signals import SignalHandlerOptions
 from ros_ground_msgs.msg import EntityProposals, SimGroundTruth
 from sensor_msgs.msg import Image
 
-from ros_ground.nodes.ask import ask, print_phrases
+from ros_ground.nodes.ask import ask, print_phrases, target_where
 from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
-from ros_ground.overlay import draw_overlay, save_png, where_in_image
+from ros_ground.overlay import draw_overlay, save_png
 
 NAMESPACE = "/demo"
 CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator; its wording is "
@@ -242,12 +242,7 @@ def _print_target(response, truths, name: str) -> None:
         print("  The command names no object to act on.")
         return
     p = response.prompt_phrases[response.target]
-    phrase = msg_to_phrase(p)
-    area = int(phrase.mask.sum())
-    x, y, w, h = phrase.bbox
-    where = where_in_image(phrase.mask) if area else "nowhere (empty mask)"
-    print(f"  The command is about \"{p.text}\": {where}; {area} pixels, "
-          f"box x={x} y={y} width={w} height={h}")
+    print(f"  The command is about {target_where(p)}")
     truth = _truth_of(response, truths)
     true = None
     if truth is not None and name in truth.names and len(truth.centroids) == len(truth.names):
