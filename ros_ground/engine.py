@@ -7,10 +7,8 @@ selection, one entity per phrase), and `auto` uses proposals when the frame has 
 image embedding per frame serves every phrase and the proposal generator.
 
 This module holds the request path (`GroundingEngine`: generate, read the views, ground, under
-one hold on SAM), its settings (`EngineConfig`) and building it (`build_engine`). The steps it
-calls live beside it: phrase_grounding.py (heat maps to masks), entity_scoring.py (proposals
-scored against phrases), streaming.py (phrases grounded while the answer streams),
-command.py (the prompt's own phrases) and errors.py (the input checks).
+one hold on SAM), its settings (`EngineConfig`) and building it (`build_engine`); the steps it
+calls live beside it (phrase_grounding, entity_scoring, streaming, command, errors).
 """
 
 from __future__ import annotations
@@ -313,34 +311,34 @@ class GroundingEngine:
             timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
 
-    def ground_region(
-        self,
-        image: np.ndarray,
-        prompt: str,
-        region: Region,
-        proposals: list[Proposal] | None = None,
-        image_key=None,
-        config: EngineConfig | None = None,
-        focus: str = "region",
-    ) -> GroundingResult:
+    def ground_region(self, image: np.ndarray, prompt: str, region: Region,
+                      proposals: list[Proposal] | None = None, image_key=None,
+                      config: EngineConfig | None = None, focus: str = "region",
+                      on_progress: ProgressCallback | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> GroundingResult:
         """Answer `prompt` about `region` of `image` (HxWx3 uint8 RGB) and ground the answer.
 
         `region` (regions.resolve_region) holds the entity mask; its token replaces the
         prompt's referring word ("this", "it", `<region>`) in the model's context, and with
         `focus="region"` the other image tokens show the rest of the image's mean (regions.py
-        says why). Raises InputError for a bad image or a region that covers nothing the model
-        sees. timing_ms gains "region" (pooling the token, ms).
+        says why). `on_progress` and `should_stop` stream and cancel as in `ground`. Raises
+        InputError for a bad image or a region that covers nothing the model sees. timing_ms
+        gains "region" (pooling the token, ms).
         """
         cfg = self._config(config)
         t0 = time.perf_counter()
-        gen = self.generate_region(image, prompt, region, image_key, cfg, focus)
+        progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
+        gen = self.generate_region(image, prompt, region, image_key, cfg, focus,
+                                   on_token=progress.on_token if progress else None,
+                                   should_stop=should_stop)
         result = self.ground_generation(image, self.read_views(image, gen, cfg), cfg, proposals,
                                         image_key, command=False)
         result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 
     def generate_region(self, image: np.ndarray, prompt: str, region: Region, image_key=None,
-                        config: EngineConfig | None = None, focus: str = "region") -> Generation:
+                        config: EngineConfig | None = None, focus: str = "region", on_token=None,
+                        should_stop: Callable[[], bool] | None = None) -> Generation:
         """`generate` with `region` in the model's context (see `ground_region`), on the image
         as it is (no views); timing_ms gains "region" (the image tokens and the pooling, ms)."""
         cfg = self._config(config)
@@ -350,7 +348,8 @@ class GroundingEngine:
         with regions.region_context(self.lmm, image, prompt, features, geometry, region.mask,
                                     focus):
             pooled_ms = (time.perf_counter() - t0) * 1e3
-            gen = self.generate(image, prompt, cfg, views=False)
+            gen = self.generate(image, prompt, cfg, views=False, on_token=on_token,
+                                should_stop=should_stop)
         gen.timing_ms["region"] = pooled_ms
         return gen
 

@@ -95,7 +95,7 @@ def ground(engine, request: Request, frame: Frame, proposals, *, image_key=None,
 
     A request about a region is answered about the region's entity (regions.resolve_region: a
     box's best proposal, a pixel's smallest proposal holding it, else SAM's mask at the pixel;
-    engine.ground_region); any other by `engine.ground` with `progress` (on_progress,
+    engine.ground_region), any other by `engine.ground`; both with `progress` (on_progress,
     should_stop). timing_ms["total"] counts from `accepted_at` (time.perf_counter()) when given.
     Raises InputError for a region outside the image or with no entity under it.
     """
@@ -107,7 +107,8 @@ def ground(engine, request: Request, frame: Frame, proposals, *, image_key=None,
         frame.rgb.shape[:2], proposals,
         lambda x, y: engine.segment_point(frame.rgb, (x, y), image_key)[0], **request.region)
     config = replace(engine.config, mode=engine.requested_mode(request.mode))
-    result = engine.ground_region(frame.rgb, request.prompt, region, proposals, image_key, config)
+    result = engine.ground_region(frame.rgb, request.prompt, region, proposals, image_key, config,
+                                  **progress)
     if accepted_at is not None:
         result.timing_ms["total"] = (time.perf_counter() - accepted_at) * 1e3
     return result

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ros_ground.engine import EngineConfig, GroundingEngine, build_engine
+from ros_ground.regions import Region
 from ros_ground.results import Proposal
 from ros_ground.rle import rle_to_mask
 
@@ -90,6 +91,22 @@ def test_progress_streams_text_and_final_result_matches_plain_run(engine, image)
     assert lengths == sorted(lengths)
     for a, b in zip(streamed.phrases, plain.phrases):
         np.testing.assert_array_equal(a.mask, b.mask)
+
+
+def test_a_region_answer_streams_and_cancels_as_ground_does(engine, image):
+    region = Region(np.zeros(image.shape[:2], bool), "box")
+    region.mask[20:60, 40:100] = True
+    updates = []
+    streamed = engine.ground_region(image, "What is this?", region, config=EngineConfig(
+        mode="point", max_new_tokens=24), on_progress=lambda *update: updates.append(update))
+    plain = engine.ground_region(image, "What is this?", region,
+                                 config=EngineConfig(mode="point", max_new_tokens=24))
+    assert streamed.text == plain.text and not streamed.canceled
+    assert len(updates) == len(streamed.token_ids) and updates[-1][0] == streamed.text
+    calls = []
+    canceled = engine.ground_region(image, "What is this?", region,
+                                    should_stop=lambda: calls.append(1) or len(calls) > 3)
+    assert canceled.canceled and len(canceled.token_ids) <= 3 < len(plain.token_ids)
 
 
 def test_one_generation_grounds_several_ways_as_ground_does(engine, image):

@@ -92,8 +92,8 @@ class FakeEngine:
         self.calls.append(("segment_point", point, image_key))
         return mask, 1.0
 
-    def ground_region(self, image, prompt, region, proposals, image_key, config):
-        self.calls.append(("ground_region", prompt, region, config.mode))
+    def ground_region(self, image, prompt, region, proposals, image_key, config, **progress):
+        self.calls.append(("ground_region", prompt, region, config.mode, progress))
         return NS(timing_ms={"total": 1.0})
 
 
@@ -105,10 +105,12 @@ def test_ground_answers_about_the_region_when_the_request_names_one():
         mode="point", proposals=None, image_key="k", accepted_at=None, should_stop=bool))]
     engine.calls = []
     request.region = {"point": (3.0, 4.0)}
-    result = ground(engine, request, request.frame, None, image_key="k", accepted_at=0.0)
-    (segment, (kind, prompt, region, mode)) = engine.calls
+    result = ground(engine, request, request.frame, None, image_key="k", accepted_at=0.0,
+                    should_stop=bool)
+    (segment, (kind, prompt, region, mode, progress)) = engine.calls
     assert segment == ("segment_point", (3.0, 4.0), "k")
     assert (kind, prompt, region.kind, mode) == ("ground_region", "Describe.", "point", "point")
+    assert progress == {"should_stop": bool}  # a region goal streams and cancels too
     assert np.argwhere(region.mask).tolist() == [[4, 3]]
     assert result.timing_ms["total"] > 1.0  # counted from acceptance
     request.region = {"point": (30.0, 4.0)}
