@@ -72,6 +72,17 @@ def _ints(count: int) -> Callable[[str], tuple[int, ...]]:
     return parse
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
     """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli)."""
     parser = argparse.ArgumentParser(prog="ros-ground", description=__doc__.splitlines()[0])
@@ -98,9 +109,13 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
                         help="larger images are refused (default %(default)s; the node's "
                              "max_image_pixels)")
+    ground.add_argument("--max-prompt-chars", type=_positive,
+                        default=settings.by_name(settings.GROUNDING)["max_prompt_chars"].default,
+                        help="longer prompts are refused (default %(default)s; the node's "
+                             "max_prompt_chars)")
 
     evaluate = sub.add_parser("eval", help="grounding metrics on simulated scenes")
-    evaluate.add_argument("--scenes", type=int, default=20)
+    evaluate.add_argument("--scenes", type=_positive, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
     _add_model_args(evaluate)
     evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command", "region"),
@@ -134,9 +149,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.engine import build_engine_from_settings
+    from ros_ground.errors import check_prompt
     from ros_ground.image_codec import check_image_size
     from ros_ground.overlay import draw_overlay, load_rgb, save_png
 
+    check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
     image = load_rgb(args.image)
     check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])

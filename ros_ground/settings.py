@@ -10,6 +10,7 @@ through `Setting.check`. Adding a setting is one line in a table below. No ROS i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,8 @@ class Setting:
         if self.convert:
             value = self.convert(value)
         items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and math.isnan(v) for v in items):
+            raise ValueError(f"{self.name} must be a number, got {value!r}")  # NaN passes every bound
         if self.choices:
             bad = [v for v in items if str(v) not in self.choices]
             if bad:

@@ -52,3 +52,14 @@ def test_missing_image_and_model_are_clear_errors(png, tmp_path):
     assert out.returncode == 2 and "could not read" in out.stderr
     out = _run("ground", "--image", str(png), "--model", str(tmp_path / "no-model"), check=False)
     assert out.returncode == 2 and "no-model" in out.stderr
+
+
+def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
+    out = _run("ground", "--image", str(png), "--model", "no-such-model", "--prompt", "x" * 2001,
+               check=False)
+    assert out.returncode == 2 and "prompt has 2001 characters, limit is 2000" in out.stderr
+    assert "no-such-model" not in out.stderr  # refused before the model was looked for
+    out = _run("ground", "--image", str(png), "--prompt", "   ", check=False)
+    assert out.returncode == 2 and "empty prompt" in out.stderr
+    out = _run("eval", "--scenes", "0", check=False)
+    assert out.returncode == 2 and "--scenes: expected an integer >= 1, got '0'" in out.stderr

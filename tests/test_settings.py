@@ -55,7 +55,7 @@ def test_cli_flags_reach_the_engine_config():
 @pytest.mark.parametrize("flag,value", [("--phrase-contrast", "1.5"), ("--mode", "magic"),
                                         ("--multimask-choice", "7"),
                                         ("--attention-views", "identity,mirror"),
-                                        ("--max-new-tokens", "0")])
+                                        ("--max-new-tokens", "0"), ("--phrase-contrast", "nan")])
 def test_cli_rejects_what_the_node_rejects(flag, value, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ground", "--image", "x.png", flag, value])
@@ -68,6 +68,12 @@ def test_cli_rejects_what_the_node_rejects(flag, value, capsys):
 def test_engine_config_rejects_through_the_same_check(field, value):
     with pytest.raises(ValueError):
         EngineConfig(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("s", [s for s in ALL if isinstance(s.default, float)], ids=lambda s: s.name)
+def test_no_number_setting_takes_nan(s):
+    with pytest.raises(ValueError, match=f"{s.name} must be a number"):
+        s.check(float("nan"))
 
 
 def test_checks_name_the_setting_and_convert_to_the_engines_form():
