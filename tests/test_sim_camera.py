@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from ros_ground_msgs.msg import SimGroundTruth  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -14,6 +16,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from ros_ground.image_codec import decode_image  # noqa: E402
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import msg_to_mask, stamp_to_ns  # noqa: E402
+from ros_ground.sim.ranges import OOD_RANGES  # noqa: E402
 from ros_ground.sim.scene import generate_scene  # noqa: E402
 from tests.ros_helpers import start_node_process, stop_process  # noqa: E402
 
@@ -71,6 +74,23 @@ def test_sim_camera_publishes_matching_stamps_and_truth(ros):
         count = len(rec.truths)
         assert rec.spin_until(lambda: len(rec.truths) > count + 1, 30)
         assert rec.truths[-1].description == new_description
+
+        # the out-of-distribution setting, as `ros-ground eval --scene-set ood` draws it
+        ood = generate_scene(4, num_objects=4, ranges=OOD_RANGES)
+        setter = rec.node.create_client(SetParameters, "sim_camera_node/set_parameters")
+        assert setter.wait_for_service(timeout_sec=10)
+        future = setter.call_async(SetParameters.Request(parameters=[Parameter(
+            "scene_set", value="ood").to_parameter_msg()]))
+        assert rec.spin_until(future.done, 60) and future.result().results[0].successful
+        assert rec.spin_until(lambda: rec.truths[-1].description == ood.description, 30)
+        assert rec.spin_until(lambda: rec.images[-1].width == 800, 30)
+        image = rec.images[-1]
+        assert (image.width, image.height) == ood.rgb.shape[1::-1] == (800, 450)
+        future = setter.call_async(SetParameters.Request(parameters=[Parameter(
+            "scene_set", value="indoors").to_parameter_msg()]))
+        assert rec.spin_until(future.done, 30)
+        assert not future.result().results[0].successful
+        assert "one of in / randomised / ood" in future.result().results[0].reason
     finally:
         rec.node.destroy_node()
         stop_process(proc)

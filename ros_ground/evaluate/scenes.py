@@ -13,11 +13,12 @@ the scene's first referring expression) against X, and `command`: "Pick up X." o
 from __future__ import annotations
 
 from ros_ground.metrics import GTPhrase, Vocabulary, gt_from_objects
+from ros_ground.sim import ranges as sim_ranges
 from ros_ground.sim.language import COLORS, PLURALS, SYNONYMS
 
 DESCRIBE_PROMPT = "Describe the scene."
 PROMPT_KINDS = ("describe", "refer", "both", "command")
-SCENE_SETS = ("in", "randomised", "ood")
+SCENE_SETS = tuple(sim_ranges.SCENE_SETS)
 # the simulator's words for its categories and colours: which object a phrase names
 SIM_VOCABULARY = Vocabulary(SYNONYMS, tuple(COLORS), PLURALS)
 
@@ -25,15 +26,12 @@ SIM_VOCABULARY = Vocabulary(SYNONYMS, tuple(COLORS), PLURALS)
 def scene_for(seed: int, scene_set: str = "in", width: int = 320, height: int = 240):
     """The evaluation scene of `seed` in `scene_set` (SCENE_SETS); `width` x `height` apply to
     the "in" set only, the others draw their image size from their ranges."""
-    from ros_ground.sim import scene as S
-    from ros_ground.sim.ranges import OOD_RANGES, TRAINING_RANGES
+    from ros_ground.sim.scene import generate_scene
 
+    ranges = sim_ranges.scene_set_ranges(scene_set)
     if scene_set == "in":
-        return S.generate_scene(seed, width=width, height=height)
-    ranges = {"randomised": TRAINING_RANGES, "ood": OOD_RANGES}.get(scene_set)
-    if ranges is None:
-        raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
-    return S.generate_scene(seed, ranges=ranges)
+        return generate_scene(seed, width=width, height=height)
+    return generate_scene(seed, ranges=ranges)
 
 
 def scene_prompts(scene, kind: str) -> list[tuple[str, list[GTPhrase]]]:

@@ -25,13 +25,14 @@ from ros_ground_msgs.msg import SimGroundTruth
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
+from ros_ground import settings
 from ros_ground.image_codec import encode_depth_32fc1
 from ros_ground.nodes import params
 from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, rgb_to_image_msg
 from ros_ground.nodes.process import run_executable
 
-SCENE_PARAMS = ("seed", "width", "height", "num_objects", "objects")
+SCENE_PARAMS = ("seed", "scene_set", "width", "height", "num_objects", "objects")
 
 
 class SimCameraNode(Node):
@@ -54,7 +55,8 @@ class SimCameraNode(Node):
         if bag:
             self._open_bag(bag, self.get_parameter("bag_topic").value)
         else:
-            self._load_scene(params.values(self, params.SIM_CAMERA_PARAMS))
+            self._load_scene(settings.check(params.SIM_CAMERA_PARAMS,
+                                            params.values(self, params.SIM_CAMERA_PARAMS)))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         rate = float(self.get_parameter("rate_hz").value)
         if rate <= 0:
@@ -62,12 +64,16 @@ class SimCameraNode(Node):
         self.create_timer(1.0 / rate, self._publish)
 
     def _load_scene(self, p: dict) -> None:
+        from ros_ground.sim.ranges import scene_set_ranges
         from ros_ground.sim.scene import generate_scene
 
         objects = [o.strip() for o in str(p["objects"]).split(",") if o.strip()] or None
         count = int(p["num_objects"]) if objects is None else len(objects)
-        scene = generate_scene(int(p["seed"]), width=int(p["width"]), height=int(p["height"]),
-                               num_objects=count, objects=objects)
+        ranges = scene_set_ranges(p["scene_set"])
+        # the other sets draw their image size from their ranges, as the evaluation's scenes do
+        size = dict(width=int(p["width"]), height=int(p["height"])) if p["scene_set"] == "in" else {}
+        scene = generate_scene(int(p["seed"]), num_objects=count, objects=objects, ranges=ranges,
+                               **size)
         with self._lock:
             self.scene = scene
         self.get_logger().info(f"scene {p['seed']}: {scene.description}")
@@ -103,10 +109,10 @@ class SimCameraNode(Node):
                                   f"(log time {log_ns}): {reason}", throttle_duration_sec=5.0)
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
-        p = params.values(self, params.SIM_CAMERA_PARAMS)
-        p.update({c.name: c.value for c in changes})
-        if not any(c.name in SCENE_PARAMS for c in changes) or self._bag_frames is not None:
-            return SetParametersResult(successful=True)
+        result, p = params.check_changes(self, params.SIM_CAMERA_PARAMS, changes)
+        if not result.successful or not any(c.name in SCENE_PARAMS for c in changes) \
+                or self._bag_frames is not None:
+            return result
         try:
             self._load_scene(p)
         except (ValueError, KeyError) as exc:

@@ -145,3 +145,14 @@ OOD_RANGES = SceneRanges(
     light_xy=(-1.5, 1.5), light_z=(0.8, 3.0), light_ambient=(0.4, 0.8), light_diffuse=(0.2, 0.6),
     table_tint=(0.45, 1.0), table_textures=TABLE_TEXTURES, num_objects=(2, 8), region=(0.34, 0.22),
     object_scale=(0.8, 1.25), color_jitter=0.03, palette=HELD_OUT_PALETTE)
+
+# The named scene sets the evaluation and the simulated camera draw from ("in": the classic
+# setting, inside every training range; "randomised": the training ranges; "ood": outside them).
+SCENE_SETS = {"in": CLASSIC_RANGES, "randomised": TRAINING_RANGES, "ood": OOD_RANGES}
+
+
+def scene_set_ranges(name: str) -> SceneRanges:
+    """The ranges of scene set `name` (SCENE_SETS); ValueError naming the sets otherwise."""
+    if name not in SCENE_SETS:
+        raise ValueError(f"scene set must be one of {tuple(SCENE_SETS)}, got {name!r}")
+    return SCENE_SETS[name]
