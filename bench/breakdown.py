@@ -181,6 +181,7 @@ def one_frame(engine, timer: ForwardTimer, image, key, publisher: Publisher | No
         "phrase parsing": tm.get("phrases", 0.0),
         "SAM embedding": tm.get("sam_embedding", 0.0),
         "SAM decodes (all phrases)": tm.get("segment", 0.0),
+        "the prompt's own phrases (command target)": tm.get("prompt_grounding", 0.0),
         "mask encoding (RLE)": rle_ms,
         "message building (excl. RLE)": max(0.0, msg_ms - rle_ms),
         "publish response": publish_ms,
@@ -189,7 +190,7 @@ def one_frame(engine, timer: ForwardTimer, image, key, publisher: Publisher | No
     engine_ms = (t_ground - t_start) * 1e3
     stages["other (engine bookkeeping)"] = max(0.0, engine_ms - sum(
         tm.get(k, 0.0) for k in ("preprocess", "vision_prefill", "decode", "views", "phrases",
-                                 "sam_embedding", "segment")))
+                                 "sam_embedding", "segment", "prompt_grounding")))
     return {
         "stages_ms": stages,
         "model_ms": {
