@@ -150,13 +150,31 @@ def _touches(rect, box) -> bool:
 
 
 def _nearest_free(cx, cy, w, h, width, height, placed, boxes):
-    """The spot nearest (cx, cy) free of labels, preferring one that hides no object's box."""
+    """The spot nearest (cx, cy) free of labels, preferring one that hides no object's box.
+
+    Spots lie on a grid of half a label's height; the test is vectorised over them (as a Python
+    loop it cost ~4 ms per label on a 320x240 picture with 30 labels placed)."""
     step = max(2, h // 2)
-    spots = [(x, y, w, h) for y in range(0, max(height - h, 0) + 1, step)
-             for x in range(0, max(width - w, 0) + 1, step)]
-    spots.sort(key=lambda s: (s[0] + w / 2 - cx) ** 2 + (s[1] + h / 2 - cy) ** 2)
-    free = [s for s in spots if not _hits(s, placed)]
-    return next((s for s in free if not _hits(s, boxes)), free[0] if free else None)
+    ys, xs = np.mgrid[0:max(height - h, 0) + 1:step, 0:max(width - w, 0) + 1:step]
+    xs, ys = xs.ravel(), ys.ravel()
+    order = np.argsort((xs + w / 2 - cx) ** 2 + (ys + h / 2 - cy) ** 2, kind="stable")
+    xs, ys = xs[order], ys[order]
+    free = ~_covers_any(xs, ys, w, h, placed)
+    if not free.any():
+        return None
+    clear = free & ~_covers_any(xs, ys, w, h, boxes)
+    k = int(np.argmax(clear if clear.any() else free))
+    return int(xs[k]), int(ys[k]), w, h
+
+
+def _covers_any(xs: np.ndarray, ys: np.ndarray, w: int, h: int, rects) -> np.ndarray:
+    """Per spot (xs[i], ys[i], w, h): whether it overlaps any of `rects` (x, y, w, h)."""
+    if not len(rects):
+        return np.zeros(len(xs), bool)
+    r = np.asarray(rects, dtype=np.int64).reshape(-1, 4)
+    x, y = xs[:, None], ys[:, None]
+    return ((x < r[:, 0] + r[:, 2]) & (r[:, 0] < x + w)
+            & (y < r[:, 1] + r[:, 3]) & (r[:, 1] < y + h)).any(axis=1)
 
 
 def _anchor(mask: np.ndarray, box) -> tuple[int, int]:
