@@ -222,8 +222,6 @@ class Peer:
                 self.proc.wait()
 
 
-
-
 def measure_latency(node, peer: Peer, masks: list[np.ndarray], count: int, gap_s: float,
                     tmpdir: Path) -> dict:
     """One response in flight at a time: publish, wait for the peer's ack that the whole

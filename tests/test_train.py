@@ -251,3 +251,21 @@ def test_a_resumed_learning_rate_schedule_continues_where_it_stopped():
     assert whole[12] == pytest.approx(0.5 * (0.1 + 0.9 * 0.5))  # half-way down the cosine
     assert whole[4:] == sorted(whole[4:], reverse=True) and min(whole[4:]) > 0.05  # to 10 %
     assert lrs(13, 7) == pytest.approx(whole[13:])  # a resumed run picks up the same values
+
+
+def test_a_run_without_a_terminal_still_reports_progress(capsys):
+    from ros_ground.train.loop import LoopState, train_steps
+
+    weight = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+    step = lambda i: ((weight ** 2).sum(), {"w": float(weight)})  # noqa: E731
+    train_steps(step, optimizer, scheduler, [weight], LoopState(), 4, desc="toy", progress=False,
+                report_every_s=3600.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("toy: step 4/4, loss ")  # the end, once
+    train_steps(step, optimizer, scheduler, [weight], LoopState(), 3, desc="toy", progress=False,
+                report_every_s=0.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["toy: step 1/3", "toy: step 2/3", "toy: step 3/3"]
+    assert all(" min left" in line for line in lines)

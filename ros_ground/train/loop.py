@@ -9,6 +9,7 @@ stop at the time limit. `LoopState` carries what a resumed run needs.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -47,14 +48,17 @@ def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
                 smoothing: float = 0.98, history_every: int = 50,
                 checkpoint: Callable[[LoopState], None] | None = None,
                 checkpoint_every: int | None = None, log_path: Path | None = None,
-                desc: str = "train", progress: bool | None = None) -> LoopState:
+                desc: str = "train", progress: bool | None = None,
+                report_every_s: float = 60.0) -> LoopState:
     """Run steps state.step .. steps-1 (or until `time_limit_s` of training in all, counting
     `state.elapsed_s`; then `state.stopped_early`). `params` are clipped to norm `grad_clip`.
 
     `stats` of a step (and its loss) are smoothed with weight `smoothing` on the past; every
     `history_every` steps and at the last step they enter `state.history` (and `log_path`).
     `checkpoint(state)` runs every `checkpoint_every` steps before the last. `progress`: a bar
-    on stderr (None: only on a TTY).
+    on stderr (None: only on a TTY). Without the bar (a pipe, a log file, CI), one plain line
+    goes to stderr at most every `report_every_s` seconds and at the end, so an hour-long run
+    is never silent.
     """
     params = list(params)
     t_start = time.perf_counter() - state.elapsed_s
@@ -64,6 +68,7 @@ def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
     log = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed below
     bar = tqdm(total=steps, initial=state.step, desc=desc, unit="step", dynamic_ncols=True,
                disable=None if progress is None else not progress)
+    reported = time.perf_counter()
     try:
         while state.step < steps:
             if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
@@ -96,8 +101,20 @@ def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
             if checkpoint and checkpoint_every and state.step % checkpoint_every == 0 \
                     and state.step < steps:
                 checkpoint(state)
+            if bar.disable and (time.perf_counter() - reported >= report_every_s
+                                or state.step == steps):
+                reported = time.perf_counter()
+                _report(desc, state, steps)
     finally:
         bar.close()
         if log:
             log.close()
     return state
+
+
+def _report(desc: str, state: LoopState, steps: int) -> None:
+    """One line of progress: step, smoothed stats, elapsed and remaining time at this pace."""
+    left = state.elapsed_s / max(state.step, 1) * (steps - state.step)
+    stats = " ".join(f"{k} {v:.3f}" for k, v in state.running.items())
+    print(f"{desc}: step {state.step}/{steps}, {stats}, {state.elapsed_s / 60:.1f} min, "
+          f"about {left / 60:.0f} min left", file=sys.stderr, flush=True)
