@@ -13,7 +13,9 @@ The target rule (`target_index`), first match wins, on spaCy's dependency parse:
 3. else the first phrase;
 4. none (-1) when no phrase qualifies.
 Never the target: a phrase asking the question ("what colour", "which object"), a place ("the
-left"), or one naming the picture rather than a thing in it ("the image", "detail").
+left"), or one naming the picture rather than a thing in it ("the image", "detail"). Phrases
+headed by such a picture or property word (`NOT_OBJECTS`) are not grounded at all: no object
+answers to "the image" of "Describe the image in detail.", and a mask for it would point at one.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
 
 @functools.lru_cache(maxsize=64)
 def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int]:
-    phrases = noun_phrases(nlp, text)
+    phrases = [p for p in noun_phrases(nlp, text)
+               if text[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
     return tuple(phrases), target_index(nlp, text, phrases)
 
 

@@ -53,6 +53,12 @@ def test_target_rule(nlp, command):
         assert command[phrases[target].char_start:phrases[target].char_end] == want
 
 
+def test_phrases_naming_the_picture_or_a_property_are_not_grounded(nlp):
+    assert command_phrases(nlp, "Describe the image in detail.") == ([], -1)
+    phrases, target = command_phrases(nlp, "What colour is the mug in the picture?")
+    assert [p.text for p in phrases] == ["the mug"] and target == 0
+
+
 @pytest.fixture(scope="module")
 def engine():
     return build_engine(model="tiny", sam_model="tiny", device="cpu",
