@@ -78,6 +78,17 @@ def test_conversations_are_in_vocabulary_and_match_the_inference_prompt(scene):
     assert ids[: len(expected)] == expected
 
 
+def test_a_table_with_no_object_in_view_is_described_in_the_vocabulary():
+    # randomised cameras can frame a table with every object out of view (6 of 12,000 training
+    # scenes); their description stopped the LMM's training at a word it could not encode
+    from ros_ground.sim.language import default_margins, describe
+
+    text, phrases = describe([], default_margins(320), np.random.default_rng(0))
+    assert phrases == []
+    ConversationEncoder(build_processor(LMMArch(image_size=32, patch_size=16)), 4).encode(
+        [("Describe the scene.", text)])  # raises on words outside the vocabulary
+
+
 def test_colours_and_categories_are_separate_tokens(scene):
     from ros_ground.train.lmm_model import build_tokenizer
 

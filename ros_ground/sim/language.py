@@ -290,7 +290,7 @@ def describe(facts: Sequence[ObjectFacts], margins: Margins, rng: np.random.Gene
     sentences between uniquely named objects. Returns the text and its object phrases.
     """
     if not facts:
-        return "An empty wooden table.", []
+        return "Nothing on the wooden table.", []
     groups: dict[str, list[int]] = {}
     for j in sorted(range(len(facts)), key=lambda k: facts[k].cx):
         groups.setdefault(facts[j].name, []).append(j)
