@@ -68,7 +68,8 @@ def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
     log = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed below
     bar = tqdm(total=steps, initial=state.step, desc=desc, unit="step", dynamic_ncols=True,
                disable=None if progress is None else not progress)
-    reported = time.perf_counter()
+    reported = run_start = time.perf_counter()
+    first_step = state.step
     try:
         while state.step < steps:
             if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
@@ -104,7 +105,8 @@ def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
             if bar.disable and (time.perf_counter() - reported >= report_every_s
                                 or state.step == steps):
                 reported = time.perf_counter()
-                _report(desc, state, steps)
+                pace = (reported - run_start) / max(state.step - first_step, 1)
+                _report(desc, state, steps, pace * (steps - state.step))
     finally:
         bar.close()
         if log:
@@ -112,9 +114,9 @@ def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
     return state
 
 
-def _report(desc: str, state: LoopState, steps: int) -> None:
-    """One line of progress: step, smoothed stats, elapsed and remaining time at this pace."""
-    left = state.elapsed_s / max(state.step, 1) * (steps - state.step)
+def _report(desc: str, state: LoopState, steps: int, left: float) -> None:
+    """One line of progress: step, smoothed stats, elapsed time (a resumed run's included) and
+    `left`, the seconds the remaining steps take at this run's pace."""
     stats = " ".join(f"{k} {v:.3f}" for k, v in state.running.items())
     print(f"{desc}: step {state.step}/{steps}, {stats}, {state.elapsed_s / 60:.1f} min, "
           f"about {left / 60:.0f} min left", file=sys.stderr, flush=True)
