@@ -163,11 +163,32 @@ def _stop(proc, within: float) -> tuple[float, str]:
 
 
 def _start(env, *args):
+    """Start `args` as a terminal would: its own session, SIGINT at its default disposition.
+
+    A process inherits an ignored SIGINT (a test run started with `&` from a script or under
+    nohup has one), and Python then leaves it ignored: `ros2 launch` would never see the
+    SIGINT these tests send (it relies on Python's handler). `env --default-signal=INT`
+    (coreutils >= 8.31) resets it, as the README says to do for launch under such a parent.
+    """
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(list(args), env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=tempfile.gettempdir())
+    proc = subprocess.Popen(["env", "--default-signal=INT", *args], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            cwd=tempfile.gettempdir())
     proc.log = log
     return proc
+
+
+def test_start_gives_the_child_sigint_at_its_default():
+    """Under a parent that ignores SIGINT (as `cmd &` in a script does) the child still gets it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = _start(dict(os.environ), sys.executable, "-c",
+                      "import signal; print(signal.getsignal(signal.SIGINT).__name__)")
+        proc.wait(timeout=60)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    proc.log.seek(0)
+    assert proc.log.read().strip() == "default_int_handler"
 
 
 @pytest.fixture(scope="module")
