@@ -4,7 +4,8 @@
 the captions-only LMM: each simulated object's entity token is pooled from its ground-truth
 mask, and the head learns which one its name (as an answer's noun chunk says it: "a red mug",
 "the mug") retrieves among the scene's entities. Training seeds 100000.. are the LMM's own, so
-the held-out evaluation seeds 0..199 stay unseen.
+the held-out evaluation seeds 0..199 stay unseen. Scenes are drawn from the LMM's training set
+("randomised": sim.ranges.TRAINING_RANGES), so the head sees the cameras the LMM saw.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ TRAIN_SEED = 100000
 def scene_pairs(lmm, seeds, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """(phrase vector, the scene's GT-mask entity tokens, index of the named one) per object."""
     from ros_ground.lmm_tokens import entity_tokens, image_features
-    from ros_ground.sim.scene import generate_scene
+    from ros_ground.sim.scene import scene_in_set
 
     embedding = lmm.model.get_input_embeddings().weight.detach().float().cpu().numpy()
     pairs = []
     for seed in seeds:
-        scene = generate_scene(seed, width=320, height=240)
+        scene = scene_in_set(seed, "randomised")
         features, geometry = image_features(lmm, scene.rgb)
         tokens = entity_tokens(features, geometry, [o.mask for o in scene.objects])
         for i, obj in enumerate(scene.objects):
