@@ -188,6 +188,17 @@ def test_lmm_training_steps_reduce_the_loss(tmp_path):
     gen = adapter.generate(store.rgb(0), "Describe the scene.", max_new_tokens=5)
     assert gen.image_maps.shape[1:] == (2, 2) and gen.geometry.fit == "resize"
 
+    # --init-from: a fine-tune starts from the checkpoint's weights, not a fresh initialisation
+    # (one step at a negligible learning rate leaves them, and so the loss, where they were)
+    tune = LMMTrainConfig(scenes=3, steps=1, batch_size=3, lr=1e-9, warmup=1, max_turns=3,
+                          checkpoint_every=10_000, arch=arch, threads=1, vision_steps=0,
+                          init_from=str(tmp_path / "lmm"))
+    train_lmm(tune, tmp_path / "tuned", cache_dir=tmp_path / "no_cache", progress=False)
+    tuned = LlavaForConditionalGeneration.from_pretrained(tmp_path / "tuned", dtype=torch.float32)
+    with torch.no_grad():
+        resumed = float(tuned.eval()(**batch).loss)
+    assert abs(resumed - after) < 0.02 * after, (after, resumed)
+
 
 def test_sam_training_steps_reduce_the_loss(tmp_path):
     from ros_ground.sam import build_sam_from_config, load_sam

@@ -24,14 +24,10 @@ SIM_VOCABULARY = Vocabulary(SYNONYMS, tuple(COLORS), PLURALS)
 
 
 def scene_for(seed: int, scene_set: str = "in", width: int = 320, height: int = 240):
-    """The evaluation scene of `seed` in `scene_set` (SCENE_SETS); `width` x `height` apply to
-    the "in" set only, the others draw their image size from their ranges."""
-    from ros_ground.sim.scene import generate_scene
+    """The evaluation scene of `seed` in `scene_set` (sim.scene.scene_in_set)."""
+    from ros_ground.sim.scene import scene_in_set
 
-    ranges = sim_ranges.scene_set_ranges(scene_set)
-    if scene_set == "in":
-        return generate_scene(seed, width=width, height=height)
-    return generate_scene(seed, ranges=ranges)
+    return scene_in_set(seed, scene_set, width, height)
 
 
 def scene_prompts(scene, kind: str) -> list[tuple[str, list[GTPhrase]]]:

@@ -64,16 +64,12 @@ class SimCameraNode(Node):
         self.create_timer(1.0 / rate, self._publish)
 
     def _load_scene(self, p: dict) -> None:
-        from ros_ground.sim.ranges import scene_set_ranges
-        from ros_ground.sim.scene import generate_scene
+        from ros_ground.sim.scene import scene_in_set
 
         objects = [o.strip() for o in str(p["objects"]).split(",") if o.strip()] or None
         count = int(p["num_objects"]) if objects is None else len(objects)
-        ranges = scene_set_ranges(p["scene_set"])
-        # the other sets draw their image size from their ranges, as the evaluation's scenes do
-        size = dict(width=int(p["width"]), height=int(p["height"])) if p["scene_set"] == "in" else {}
-        scene = generate_scene(int(p["seed"]), num_objects=count, objects=objects, ranges=ranges,
-                               **size)
+        scene = scene_in_set(int(p["seed"]), p["scene_set"], int(p["width"]), int(p["height"]),
+                             num_objects=count, objects=objects)
         with self._lock:
             self.scene = scene
         self.get_logger().info(f"scene {p['seed']}: {scene.description}")

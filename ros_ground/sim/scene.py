@@ -33,7 +33,7 @@ from ros_ground.sim.language import (
     facts_from_masks,
     scene_texts,
 )
-from ros_ground.sim.ranges import CLASSIC_RANGES, SceneRanges
+from ros_ground.sim.ranges import CLASSIC_RANGES, SceneRanges, scene_set_ranges
 from ros_ground.sim.world import Placement, TableLook, build_world, load_table, place_objects
 
 p = import_pybullet()
@@ -235,3 +235,18 @@ def generate_scene(seed: int, width: int | None = None, height: int | None = Non
     camera = sample_camera(rng, width, height, table_top, ranges, extra)
     return render_layout(layout, camera, width, height, seed=seed, min_visible_pixels=min_visible_pixels,
                          table_look=table_look)
+
+
+def scene_in_set(seed: int, scene_set: str = "in", width: int = 320, height: int = 240,
+                 **kwargs) -> Scene:
+    """The scene of `seed` in scene set `scene_set` (sim.ranges.SCENE_SETS: in, randomised, ood).
+
+    `width` x `height` apply to the "in" set only; the others draw their image size from their
+    ranges. Other keyword arguments go to `generate_scene`. The sim camera node and the
+    evaluation both render their scenes here, so a demo scene is an evaluation scene. Raises
+    ValueError for an unknown set.
+    """
+    ranges = scene_set_ranges(scene_set)
+    size = dict(width=width, height=height) if scene_set == "in" else {}
+    return generate_scene(seed, ranges=ranges, **size, **kwargs)
+

@@ -25,6 +25,30 @@ def _files(directory: Path) -> str:
     return "| file | size |\n|---|---|\n" + "\n".join(rows)
 
 
+def data_ranges(scene_set: str | None) -> str:
+    """One line on the settings the training scenes were drawn from (sim.ranges), for a card."""
+    from ros_ground.sim.ranges import CLASSIC_RANGES, TRAINING_RANGES
+
+    if scene_set != "randomised":
+        return "the classic setting (sim.ranges.CLASSIC_RANGES: 320x240, 2-6 objects)"
+    r, c = TRAINING_RANGES, CLASSIC_RANGES
+
+    def span(pair, unit="", digits=3):
+        return f"{pair[0]:.{digits}g} to {pair[1]:.{digits}g}{unit}"
+
+    return (f"domain-randomised over sim.ranges.TRAINING_RANGES (the classic setting lies inside "
+            f"them): camera {span(r.distance, ' m')} away (classic {span(c.distance, ' m')}), "
+            f"{span(r.elevation_deg, ' deg')} up, azimuth {span(r.azimuth_deg, ' deg')}, "
+            f"look-at offset up to {r.target_offset[1]:g} m, vertical FOV "
+            f"{span(r.fov_deg, ' deg')}; images {r.width[0]}-{r.width[1]} px wide, aspect "
+            f"{span(r.aspect, '', 3)} (resized to the cache's 320x240 for SAM, by the processor "
+            f"for the LMM); light direction and ambient {span(r.light_ambient)} / diffuse "
+            f"{span(r.light_diffuse)}; table texture one of {len(r.table_textures)} "
+            f"({', '.join(r.table_textures)}), tint {span(r.table_tint)}; "
+            f"{r.num_objects[0]}-{r.num_objects[1]} objects, scale {span(r.object_scale)}, "
+            f"paint channels jittered by up to {r.color_jitter:g}")
+
+
 def _metric_table(table: dict) -> str:
     lines = ["| setting | mask recall | mIoU | AP50 | point accuracy | phrases predicted |",
              "|---|---|---|---|---|---|"]
@@ -109,8 +133,8 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         "## Training",
         "",
         f"- data: simulator scenes with seeds {cfg.get('seed_start')} .. "
-        f"{cfg.get('seed_start', 0) + cfg.get('scenes', 0) - 1} ({cfg.get('scenes')} scenes, "
-        "320x240, 2-6 objects); evaluation seeds are 0 .. 199, never trained on",
+        f"{cfg.get('seed_start', 0) + cfg.get('scenes', 0) - 1} ({cfg.get('scenes')} scenes), "
+        f"{data_ranges(cfg.get('scene_set'))}; evaluation seeds are 0 .. 199, never trained on",
         f"- stage 1: {vision.get('steps')} steps x batch "
         f"{vision.get('config', {}).get('batch_size')} images, AdamW lr "
         f"{vision.get('config', {}).get('lr')}, {len_tags} caption words; "
@@ -245,7 +269,8 @@ def sam_card(model_dir: Path, results: dict) -> str:
         "## Training",
         "",
         f"- data: simulator scenes with seeds {cfg.get('seed_start')} .. "
-        f"{cfg.get('seed_start', 0) + cfg.get('scenes', 0) - 1}; segments = each visible object, "
+        f"{cfg.get('seed_start', 0) + cfg.get('scenes', 0) - 1}, "
+        f"{data_ranges(cfg.get('scene_set'))}; segments = each visible object, "
         "the table, the empty background (from the simulator's segmentation); horizontal flips",
         f"- prompts: {cfg.get('prompts')} single foreground points per image "
         f"({cfg.get('object_share')} on objects), uniform inside the segment",

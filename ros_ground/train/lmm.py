@@ -60,6 +60,9 @@ class LMMTrainConfig:
     # bound what the language model can name, so stage 1 gets about half of the hour
     vision_steps: int = 3400
     freeze_vision: bool = True  # stage 2 keeps the tower frozen, as LLaVA-1.5 does with CLIP
+    # fine-tuning: start both stages from this checkpoint directory's weights (same arch), e.g.
+    # ros_ground/models/sim_lmm, instead of a random initialisation (None)
+    init_from: str | None = None
     arch: LMMArch = field(default_factory=LMMArch)
 
     def to_dict(self) -> dict:
@@ -258,6 +261,11 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
+    elif cfg.init_from:
+        from transformers import LlavaForConditionalGeneration
+
+        start = LlavaForConditionalGeneration.from_pretrained(cfg.init_from, dtype=torch.float32)
+        model.load_state_dict(start.state_dict())  # strict: the same architecture or an error
     t_stage1 = time.perf_counter()
     vision_summary = state.get("vision") if state else None
     if cfg.vision_steps and vision_summary is None:

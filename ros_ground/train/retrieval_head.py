@@ -4,7 +4,8 @@
 the captions-only LMM: each simulated object's entity token is pooled from its ground-truth
 mask, and the head learns which one its name (as an answer's noun chunk says it: "a red mug",
 "the mug") retrieves among the scene's entities. Training seeds 100000.. are the LMM's own, so
-the held-out evaluation seeds 0..199 stay unseen.
+the held-out evaluation seeds 0..199 stay unseen. `--scene-set` should be the LMM's own training
+set (train.data.TRAIN_SCENE_SETS), so that the head sees the cameras the LMM saw.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from ros_ground.retrieval import SIM_HEAD_PATH, phrase_vectors, token_scores, tr
 TRAIN_SEED = 100000
 
 
-def scene_pairs(lmm, seeds, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, int]]:
+def scene_pairs(lmm, seeds, rng: np.random.Generator,
+                scene_set: str = "classic") -> list[tuple[np.ndarray, np.ndarray, int]]:
     """(phrase vector, the scene's GT-mask entity tokens, index of the named one) per object."""
     from ros_ground.lmm_tokens import entity_tokens, image_features
-    from ros_ground.sim.scene import generate_scene
+    from ros_ground.sim.scene import scene_in_set
 
     embedding = lmm.model.get_input_embeddings().weight.detach().float().cpu().numpy()
     pairs = []
     for seed in seeds:
-        scene = generate_scene(seed, width=320, height=240)
+        scene = scene_in_set(seed, "in" if scene_set == "classic" else scene_set)
         features, geometry = image_features(lmm, scene.rgb)
         tokens = entity_tokens(features, geometry, [o.mask for o in scene.objects])
         for i, obj in enumerate(scene.objects):
@@ -40,17 +42,20 @@ def scene_pairs(lmm, seeds, rng: np.random.Generator) -> list[tuple[np.ndarray, 
 
 def main(argv=None) -> int:
     from ros_ground.lmm import load_lmm
+    from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--out", default=str(SIM_HEAD_PATH))
+    parser.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
+                        help="the LMM's training scene set (default %(default)s)")
     args = parser.parse_args(argv)
     lmm = load_lmm("sim", device="cpu")
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    train = scene_pairs(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng)
-    held = scene_pairs(lmm, range(900000, 900030), rng)
+    train = scene_pairs(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng, args.scene_set)
+    held = scene_pairs(lmm, range(900000, 900030), rng, args.scene_set)
     head = train_head(train, epochs=args.epochs)
     hits = [int(np.argmax(token_scores(p[None], t, head))) == i for p, t, i in held]
     plain = [int(np.argmax(token_scores(p[None], t))) == i for p, t, i in held]
