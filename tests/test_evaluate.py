@@ -174,6 +174,30 @@ def test_region_eval_prints_the_plain_report_unless_json(capsys):
     assert report["scenes"] == 1 and {"region_naming_accuracy", "samples"} <= set(report)
 
 
+
+def test_region_eval_asks_about_the_objects_of_the_scene_set_given(capsys, monkeypatch):
+    from ros_ground.cli import main
+    from ros_ground.engine import GroundingEngine
+    from ros_ground.evaluate import scene_for
+
+    shapes = []
+    original = GroundingEngine.generate_region
+
+    def generate_region(self, image, *args, **kwargs):
+        shapes.append(image.shape)
+        return original(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(GroundingEngine, "generate_region", generate_region)
+
+    args = ["eval", "--prompt", "region", "--scenes", "1", "--seed", "3", "--model", "tiny",
+            "--sam-model", "tiny", "--max-new-tokens", "2", "--json", "--scene-set", "ood"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    ood = scene_for(3, "ood")
+    assert report["scene_set"] == "ood" and report["regions"] == len(ood.objects)
+    assert [s["object"] for s in report["samples"]] == [o.name for o in ood.objects]
+    assert shapes == [ood.rgb.shape] * len(ood.objects) and ood.rgb.shape != (240, 320, 3)
+
 def test_model_card_tables_come_from_the_same_protocol(engine):
     from ros_ground.train.evaluation import grounding_eval
 

@@ -13,16 +13,16 @@ from ros_ground.retrieval import SCORINGS
 
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
+    scene_set = getattr(args, "scene_set", "in")
     if args.prompt == "region":
         from ros_ground.evaluate.regions import evaluate_regions
 
         engine = build_engine_from_settings(vars(args))
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
-                                  progress=False if args.json else None)
+                                  progress=False if args.json else None, scene_set=scene_set)
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
     engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
-    scene_set = getattr(args, "scene_set", "in")
     # every entity scoring is measured on the same answers: grounding again costs no generation
     variants = {"model": {"mode": args.mode},
                 **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}

@@ -28,10 +28,11 @@ def names(text: str, obj, vocabulary: Vocabulary) -> tuple[bool, bool]:
 
 def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
                      prompt: str = REGION_PROMPT, progress: bool | None = None,
-                     width: int = 320, height: int = 240) -> dict:
-    """Region naming accuracy (category, and with colour) on scenes seed .. seed+scenes-1,
-    beside the no-region baseline, and the seconds per answer of each."""
-    from ros_ground.sim.scene import generate_scene
+                     width: int = 320, height: int = 240, scene_set: str = "in") -> dict:
+    """Region naming accuracy (category, and with colour) on scenes seed .. seed+scenes-1 of
+    `scene_set` (sim.ranges.SCENE_SETS; `width` x `height` for "in" only), beside the
+    no-region baseline, and the seconds per answer of each."""
+    from ros_ground.sim.scene import scene_in_set
 
     counts = {"region": [0, 0], "region_color": [0, 0], "baseline": [0, 0],
               "baseline_color": [0, 0]}
@@ -39,7 +40,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
     samples = []
     for scene_seed in tqdm(range(seed, seed + scenes), desc="eval regions", unit="scene",
                            disable=None if progress is None else not progress):
-        scene = generate_scene(scene_seed, width=width, height=height)
+        scene = scene_in_set(scene_seed, scene_set, width, height)
         key = ("eval-region", scene_seed)
         t0 = time.perf_counter()
         plain = engine.generate(scene.rgb, prompt, views=False).text
@@ -60,7 +61,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
     rate = {k: round(c / n, 4) if n else None for k, (c, n) in counts.items()}
     answers = counts["region"][1]
     return {
-        "scenes": scenes, "regions": answers, "prompt": prompt, "seed": seed,
+        "scenes": scenes, "regions": answers, "prompt": prompt, "seed": seed, "scene_set": scene_set,
         "region_naming_accuracy": rate["region"],
         "region_naming_color_accuracy": rate["region_color"],
         "region_naming_baseline": rate["baseline"],
