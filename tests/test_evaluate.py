@@ -174,7 +174,6 @@ def test_region_eval_prints_the_plain_report_unless_json(capsys):
     assert report["scenes"] == 1 and {"region_naming_accuracy", "samples"} <= set(report)
 
 
-
 def test_region_eval_asks_about_the_objects_of_the_scene_set_given(capsys, monkeypatch):
     from ros_ground.cli import main
     from ros_ground.engine import GroundingEngine
@@ -197,6 +196,7 @@ def test_region_eval_asks_about_the_objects_of_the_scene_set_given(capsys, monke
     assert report["scene_set"] == "ood" and report["regions"] == len(ood.objects)
     assert [s["object"] for s in report["samples"]] == [o.name for o in ood.objects]
     assert shapes == [ood.rgb.shape] * len(ood.objects) and ood.rgb.shape != (240, 320, 3)
+
 
 def test_model_card_tables_come_from_the_same_protocol(engine):
     from ros_ground.train.evaluation import grounding_eval

@@ -249,4 +249,3 @@ def scene_in_set(seed: int, scene_set: str = "in", width: int = 320, height: int
     ranges = scene_set_ranges(scene_set)
     size = dict(width=width, height=height) if scene_set == "in" else {}
     return generate_scene(seed, ranges=ranges, **size, **kwargs)
-

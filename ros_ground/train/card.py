@@ -41,7 +41,7 @@ def data_ranges(scene_set: str | None) -> str:
             f"{span(r.elevation_deg, ' deg')} up, azimuth {span(r.azimuth_deg, ' deg')}, "
             f"look-at offset up to {r.target_offset[1]:g} m, vertical FOV "
             f"{span(r.fov_deg, ' deg')}; images {r.width[0]}-{r.width[1]} px wide, aspect "
-            f"{span(r.aspect, '', 3)} (resized to the cache's 320x240 for SAM, by the processor "
+            f"{span(r.aspect)} (resized to the cache's 320x240 for SAM, by the processor "
             f"for the LMM); light direction and ambient {span(r.light_ambient)} / diffuse "
             f"{span(r.light_diffuse)}; table texture one of {len(r.table_textures)} "
             f"({', '.join(r.table_textures)}), tint {span(r.table_tint)}; "

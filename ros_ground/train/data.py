@@ -94,17 +94,21 @@ def label_map(scene) -> np.ndarray:
 
 # --------------------------------------------------------------------------- cache
 
+def training_scene(seed: int, scene_set: str = DEFAULT_SCENE_SET):
+    """The scene of `seed` in training set `scene_set` (TRAIN_SCENE_SETS): "classic" is the
+    evaluation's "in" set at WIDTH x HEIGHT, "randomised" draws its size from TRAINING_RANGES.
+    ValueError for another set."""
+    from ros_ground.sim.scene import scene_in_set
+
+    scene_ranges(scene_set)  # the error names the training sets
+    return scene_in_set(seed, "in" if scene_set == "classic" else scene_set, WIDTH, HEIGHT)
+
+
 def _render(seed: int, scene_set: str = DEFAULT_SCENE_SET) -> tuple[np.ndarray, np.ndarray, dict]:
     """(rgb HxWx3, labels HxW, text record) of one training scene, at the stored WIDTH x HEIGHT."""
     import cv2
 
-    from ros_ground.sim.scene import generate_scene
-
-    ranges = scene_ranges(scene_set)
-    if scene_set == "classic":
-        scene = generate_scene(seed, width=WIDTH, height=HEIGHT, ranges=ranges)
-    else:
-        scene = generate_scene(seed, ranges=ranges)
+    scene = training_scene(seed, scene_set)
     rgb, labels = scene.rgb, label_map(scene)
     if rgb.shape[:2] != (HEIGHT, WIDTH):
         shrink = scene.width > WIDTH

@@ -24,12 +24,12 @@ def scene_pairs(lmm, seeds, rng: np.random.Generator,
                 scene_set: str = "classic") -> list[tuple[np.ndarray, np.ndarray, int]]:
     """(phrase vector, the scene's GT-mask entity tokens, index of the named one) per object."""
     from ros_ground.lmm_tokens import entity_tokens, image_features
-    from ros_ground.sim.scene import scene_in_set
+    from ros_ground.train.data import training_scene
 
     embedding = lmm.model.get_input_embeddings().weight.detach().float().cpu().numpy()
     pairs = []
     for seed in seeds:
-        scene = scene_in_set(seed, "in" if scene_set == "classic" else scene_set)
+        scene = training_scene(seed, scene_set)
         features, geometry = image_features(lmm, scene.rgb)
         tokens = entity_tokens(features, geometry, [o.mask for o in scene.objects])
         for i, obj in enumerate(scene.objects):
