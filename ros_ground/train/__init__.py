@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(0: none; default %(default)s); --steps counts stage 2")
     lmm.add_argument("--init-from", metavar="DIR", default=None,
                      help="fine-tune: start from this checkpoint's weights (same architecture, "
-                          "e.g. ros_ground/models/sim_lmm) instead of a random initialisation")
+                          "e.g. ros_ground/models/sim_lmm) instead of a random initialisation; "
+                          "a saved training state is resumed instead unless --fresh")
     common(sub.add_parser("sam", help="train the SAM model (point -> mask)"), steps=1000,
            scenes=8000)
     ev = sub.add_parser("eval", help="evaluate both models on held-out seeds; write model cards")
