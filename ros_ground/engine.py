@@ -63,6 +63,7 @@ class EngineConfig:
     entity_assignment: str = _default("entity_assignment")
     entity_margin: float = _default("entity_margin")
     entity_scoring: str = _default("entity_scoring")
+    region_token: str = _default("region_token")  # regions.py / region_encoder.py
     max_new_tokens: int = _default("max_new_tokens")
     command_words: bool = _default("command_words")  # refer.py picks the command's target
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
@@ -96,6 +97,7 @@ class GroundingEngine:
         self.nlp = nlp
         self.config = (config or EngineConfig()).validate()
         self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, embedding, head
+        self._region_encoder = False  # region_token "encoder": loaded on first use
 
     @property
     def model_name(self) -> str:
@@ -336,6 +338,15 @@ class GroundingEngine:
         result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 
+    def region_encoder(self):
+        """The model's trained region encoder (region_encoder.RegionEncoder), None when it has
+        none: the sim model's ships in ros_ground/models/sim_region."""
+        if self._region_encoder is False:
+            from ros_ground.region_encoder import load_encoder
+
+            self._region_encoder = load_encoder() if self.lmm.name == "sim" else None
+        return self._region_encoder
+
     def generate_region(self, image: np.ndarray, prompt: str, region: Region, image_key=None,
                         config: EngineConfig | None = None, focus: str = "region", on_token=None,
                         should_stop: Callable[[], bool] | None = None) -> Generation:
@@ -343,10 +354,14 @@ class GroundingEngine:
         as it is (no views); timing_ms gains "region" (the image tokens and the pooling, ms)."""
         cfg = self._config(config)
         check_image(image)
+        encoder = self.region_encoder() if cfg.region_token == "encoder" else None
+        if cfg.region_token == "encoder" and encoder is None:
+            raise InputError(f"region_token 'encoder' needs a trained region encoder; model "
+                             f"{self.lmm.name!r} has none (the sim model ships one): use 'pooled'")
         t0 = time.perf_counter()
         features, geometry = self.entities.image_tokens(image, image_key)
         with regions.region_context(self.lmm, image, prompt, features, geometry, region.mask,
-                                    focus):
+                                    focus, encoder):
             pooled_ms = (time.perf_counter() - t0) * 1e3
             gen = self.generate(image, prompt, cfg, views=False, on_token=on_token,
                                 should_stop=should_stop)

@@ -95,44 +95,89 @@ def _background(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.median(0).values if BACKGROUND == "median" else tokens.mean(0)
 
 
-@contextlib.contextmanager
-def region_context(adapter, image: np.ndarray, prompt: str, features: np.ndarray,
-                   geometry, mask: np.ndarray, focus: str = "none"):
-    """While active, the adapter's next `generate(image, prompt)` sees the region: its token
-    (pooled from `features`, [grid_h * grid_w, D]) in place of the referring word's embedding
-    (or of the prompt's last token when none refers), and with `focus="region"` only the
-    region's image tokens. Yields the prompt token index that was replaced."""
+@dataclass
+class RegionInputs:
+    """What a region changes in the prefill: `token` ([D], for the referring word's position);
+    the image-token cells that are the region's own, `cells` ([grid_h * grid_w] bool); with
+    focus, the other cells are `hidden`, shown as `rest` ([D], None without focus or when the
+    region covers every cell); `offset` ([D], a trained region encoder's vector, or None) is
+    added to the token and to the region's own cells."""
+
+    token: torch.Tensor
+    cells: torch.Tensor
+    hidden: torch.Tensor
+    rest: torch.Tensor | None
+    offset: torch.Tensor | None = None
+
+
+def region_inputs(features, geometry, mask: np.ndarray, focus: str = "none") -> RegionInputs:
+    """The region's token pooled from `features` ([grid_h * grid_w, D], the LMM's image tokens)
+    over `mask` (HxW bool); its own cells, those it covers at least half of, or its best-covered
+    one (a small object may cover no cell half); with `focus="region"`, the others to hide.
+    Raises InputError when the region covers no cell, ValueError for an unknown focus."""
     if focus not in FOCUS_MODES:
         raise ValueError(f"focus must be one of {FOCUS_MODES}, got {focus!r}")
-    inputs, layout, _ = adapter.prepare(image, prompt)
-    own = adapter.prompt_tokens(prompt, inputs["input_ids"])
     weights = token_grid_weights(mask, geometry).reshape(-1)
     if weights.sum() <= 0:
         raise InputError("the region covers none of the image the model sees")
     features = torch.as_tensor(np.asarray(features, dtype=np.float32))
     w = torch.as_tensor(weights)
     token = (w[:, None] * features).sum(0) / w.sum()
+    cells = w >= min(0.5, float(w.max()))
+    rest = _background(features[~cells]) if focus == "region" and not cells.all() else None
+    return RegionInputs(token, cells, ~cells if rest is not None else torch.zeros_like(cells), rest)
+
+
+def apply_region(embeds: torch.Tensor, inputs: RegionInputs, position: int | None,
+                 image_positions: torch.Tensor) -> torch.Tensor:
+    """A copy of prefill `embeds` ([L, D]) with the region's token at `position` (None: none),
+    the hidden image cells (at sequence indices `image_positions`) replaced by `rest`, and the
+    offset, when there is one, added to the token and the region's own cells."""
+    embeds = embeds.clone()
+    offset = 0 if inputs.offset is None else inputs.offset.to(embeds.dtype).to(embeds.device)
+    if position is not None:
+        embeds[position] = inputs.token.to(embeds.dtype).to(embeds.device) + offset
+    if inputs.rest is not None:
+        rows = image_positions[inputs.hidden].to(embeds.device)
+        embeds[rows] = inputs.rest.to(embeds.dtype).to(embeds.device)
+    if inputs.offset is not None:
+        embeds[image_positions[inputs.cells].to(embeds.device)] += offset
+    return embeds
+
+
+def region_position(adapter, prompt: str, input_ids: torch.Tensor) -> tuple[int | None, int | None]:
+    """(index among the prompt's own tokens, sequence position) of the token the region's
+    token replaces: the referring word (`referring_position`), else the prompt's last token;
+    (None, None) when the prompt's tokens cannot be found."""
+    own = adapter.prompt_tokens(prompt, input_ids)
     index = referring_position(own.text, own.spans) if own.positions else None
     position = own.positions[index] if index is not None else (
         own.positions[-1] if own.positions else None)
+    return index, position
+
+
+@contextlib.contextmanager
+def region_context(adapter, image: np.ndarray, prompt: str, features: np.ndarray,
+                   geometry, mask: np.ndarray, focus: str = "none", encoder=None):
+    """While active, the adapter's next `generate(image, prompt)` sees the region: its token
+    (pooled from `features`, [grid_h * grid_w, D]) in place of the referring word's embedding
+    (or of the prompt's last token when none refers), and with `focus="region"` only the
+    region's image tokens (`region_inputs`); `encoder.encode(image, mask)` (a trained
+    region_encoder.RegionEncoder), when given, is added to the token and the region's own image
+    tokens (`apply_region`). Yields the prompt token index that was replaced."""
+    region = region_inputs(features, geometry, mask, focus)
+    if encoder is not None:
+        region.offset = encoder.encode(image, mask)
+    inputs, layout, _ = adapter.prepare(image, prompt)
+    index, position = region_position(adapter, prompt, inputs["input_ids"])
     length = int(inputs["input_ids"].shape[1])
     image_positions = layout.positions.cpu()
-    # the region's cells: those it covers at least half of, or its best-covered one (a small
-    # object may cover no cell half)
-    outside = w < min(0.5, float(w.max()))
-    rest = _background(features[outside]) if outside.any() else None
 
     def hook(module, args, kwargs):
         embeds = kwargs.get("inputs_embeds")
         if embeds is None or embeds.shape[1] != length:  # only the prefill holds the prompt
             return None
-        embeds = embeds.clone()
-        if position is not None:
-            embeds[0, position] = token.to(embeds.dtype).to(embeds.device)
-        if focus == "region" and rest is not None:
-            rows = image_positions[outside].to(embeds.device)
-            embeds[0, rows] = rest.to(embeds.dtype).to(embeds.device)
-        kwargs["inputs_embeds"] = embeds
+        kwargs["inputs_embeds"] = apply_region(embeds[0], region, position, image_positions)[None]
         return args, kwargs
 
     handle = adapter.model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
