@@ -122,6 +122,15 @@ def test_a_goal_with_a_box_mask_or_pixel_is_answered_about_the_entity_there(node
         assert _names(response, obj, scene), (obj.name, response.text)
 
 
+def test_region_token_encoder_is_a_live_parameter_that_names_the_region(node, scene):
+    node.set(region_token="encoder")  # config/sim.yaml's setting: the sim region encoder
+    for obj in scene.objects:
+        response = _ask(node, region_mask=mask_to_msg(obj.mask))
+        assert response.status == R.STATUS_OK, response.error
+        assert _names(response, obj, scene), (obj.name, response.text)
+        assert response.text.lower().rstrip(".") == f"a {obj.name}", response.text
+
+
 def test_bad_goal_regions_are_refused_once_saying_why(node, scene):
     for fields, words in [(dict(region_x=3), "region_x and region_y"),
                           (dict(region=RegionOfInterest(x_offset=200, y_offset=5, width=10,
