@@ -18,8 +18,9 @@ def run_eval(args, config: EngineConfig) -> int:
         from ros_ground.evaluate.regions import evaluate_regions
 
         engine = build_engine_from_settings(vars(args))
+        # progress=None: a bar on stderr when it is a terminal, so --json's stdout stays clean
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
-                                  progress=False if args.json else None, scene_set=scene_set)
+                                  progress=None, scene_set=scene_set)
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
     engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
@@ -28,7 +29,7 @@ def run_eval(args, config: EngineConfig) -> int:
                 **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
                    for s in SCORINGS if args.mode != "point"}}
     run = evaluate(engine, args.scenes, args.seed, variants, args.prompt,
-                   dump=args.dump, progress=False if args.json else None, scene_set=scene_set)
+                   dump=args.dump, progress=None, scene_set=scene_set)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
                          scene_set)
     if args.json:
