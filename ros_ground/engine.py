@@ -97,7 +97,6 @@ class GroundingEngine:
         self.nlp = nlp
         self.config = (config or EngineConfig()).validate()
         self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, embedding, head
-        self._region_encoder = False  # region_token "encoder": loaded on first use
 
     @property
     def model_name(self) -> str:
@@ -320,12 +319,12 @@ class GroundingEngine:
                       should_stop: Callable[[], bool] | None = None) -> GroundingResult:
         """Answer `prompt` about `region` of `image` (HxWx3 uint8 RGB) and ground the answer.
 
-        `region` (regions.resolve_region) holds the entity mask; its token replaces the
-        prompt's referring word ("this", "it", `<region>`) in the model's context, and with
-        `focus="region"` the other image tokens show the rest of the image's mean (regions.py
-        says why). `on_progress` and `should_stop` stream and cancel as in `ground`. Raises
-        InputError for a bad image or a region that covers nothing the model sees. timing_ms
-        gains "region" (pooling the token, ms).
+        `region` (regions.resolve_region) holds the entity mask; its token (with `region_token:
+        encoder`, plus the trained region encoder's vector) replaces the prompt's referring word
+        ("this", "it", `<region>`), and with `focus="region"` the other image tokens show the
+        rest's median (regions.py says why). `on_progress`/`should_stop` stream and cancel as in
+        `ground`. Raises InputError for a bad image, a region covering nothing the model sees or
+        `encoder` for a model without one. timing_ms gains "region" (pooling the token, ms).
         """
         cfg = self._config(config)
         t0 = time.perf_counter()
@@ -338,15 +337,6 @@ class GroundingEngine:
         result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 
-    def region_encoder(self):
-        """The model's trained region encoder (region_encoder.RegionEncoder), None when it has
-        none: the sim model's ships in ros_ground/models/sim_region."""
-        if self._region_encoder is False:
-            from ros_ground.region_encoder import load_encoder
-
-            self._region_encoder = load_encoder() if self.lmm.name == "sim" else None
-        return self._region_encoder
-
     def generate_region(self, image: np.ndarray, prompt: str, region: Region, image_key=None,
                         config: EngineConfig | None = None, focus: str = "region", on_token=None,
                         should_stop: Callable[[], bool] | None = None) -> Generation:
@@ -354,10 +344,7 @@ class GroundingEngine:
         as it is (no views); timing_ms gains "region" (the image tokens and the pooling, ms)."""
         cfg = self._config(config)
         check_image(image)
-        encoder = self.region_encoder() if cfg.region_token == "encoder" else None
-        if cfg.region_token == "encoder" and encoder is None:
-            raise InputError(f"region_token 'encoder' needs a trained region encoder; model "
-                             f"{self.lmm.name!r} has none (the sim model ships one): use 'pooled'")
+        encoder = regions.token_encoder(cfg.region_token, self.lmm.name)  # InputError: none
         t0 = time.perf_counter()
         features, geometry = self.entities.image_tokens(image, image_key)
         with regions.region_context(self.lmm, image, prompt, features, geometry, region.mask,

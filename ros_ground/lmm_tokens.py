@@ -87,17 +87,24 @@ def capture_image_embeddings(adapter, stop: bool = False):
         handle.remove()
 
 
-def image_features(adapter, image: np.ndarray) -> tuple[np.ndarray, ImageGeometry]:
-    """The LMM's image tokens for `image` (HxWx3 uint8 RGB) as the language model receives
-    them: (float32 [grid_h * grid_w, D], the grid's geometry). Runs the vision tower and the
-    projector only."""
-    inputs, layout, geometry = adapter.prepare(image, "Describe the scene.")
+def prefill_embeddings(adapter, inputs: dict) -> torch.Tensor:
+    """float32 [L, D] (CPU): the language model's input embeddings for processor `inputs`
+    (`adapter.prepare`'s), image tokens merged in. Runs the vision tower and the projector
+    only. RuntimeError when the decoder is not called with input embeddings."""
     with torch.no_grad(), contextlib.suppress(_Captured), \
             capture_image_embeddings(adapter, stop=True) as box:
         adapter.model(**inputs, use_cache=False)
     if "embeds" not in box:
         raise RuntimeError(f"{adapter.name}: the decoder was not called with input embeddings")
-    return box["embeds"][layout.positions.cpu()].numpy(), geometry
+    return box["embeds"]
+
+
+def image_features(adapter, image: np.ndarray) -> tuple[np.ndarray, ImageGeometry]:
+    """The LMM's image tokens for `image` (HxWx3 uint8 RGB) as the language model receives
+    them: (float32 [grid_h * grid_w, D], the grid's geometry). Runs the vision tower and the
+    projector only."""
+    inputs, layout, geometry = adapter.prepare(image, "Describe the scene.")
+    return prefill_embeddings(adapter, inputs)[layout.positions.cpu()].numpy(), geometry
 
 
 def entity_tokens(features: np.ndarray, geometry: ImageGeometry,

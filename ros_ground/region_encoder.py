@@ -14,12 +14,15 @@ LMM frozen (`ros_ground.train.region_encoder`); the LMM itself stays captions-on
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
+
+from ros_ground.errors import InputError
 
 CROP_SIZE = 32
 CROP_MARGIN = 1.5  # the crop's side over the mask box's longer side: some surroundings in view
@@ -105,3 +108,20 @@ def load_encoder(path: str | Path | None = None) -> RegionEncoder | None:
     encoder = RegionEncoder(int(saved["hidden"]), int(saved["size"]))
     encoder.load_state_dict(saved["state_dict"])
     return encoder.eval()
+
+
+_LOADED: dict[str, RegionEncoder] = {}
+_LOCK = threading.Lock()
+
+
+def encoder_for(model: str) -> RegionEncoder:
+    """The trained region encoder of LMM `model` (loaded once, then shared: it is read-only).
+    Raises InputError for a model that ships none (only "sim" does)."""
+    with _LOCK:
+        if model not in _LOADED:
+            encoder = load_encoder() if model == "sim" else None
+            if encoder is None:
+                raise InputError(f"region_token 'encoder' needs a trained region encoder; model "
+                                 f"{model!r} has none (the sim model ships one): use 'pooled'")
+            _LOADED[model] = encoder
+        return _LOADED[model]

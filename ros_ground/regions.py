@@ -156,6 +156,16 @@ def region_position(adapter, prompt: str, input_ids: torch.Tensor) -> tuple[int 
     return index, position
 
 
+def token_encoder(region_token: str, model: str):
+    """The region encoder the `region_token` setting asks for: None for "pooled", LMM `model`'s
+    trained region_encoder.RegionEncoder for "encoder" (InputError when it ships none)."""
+    if region_token != "encoder":
+        return None
+    from ros_ground.region_encoder import encoder_for
+
+    return encoder_for(model)
+
+
 @contextlib.contextmanager
 def region_context(adapter, image: np.ndarray, prompt: str, features: np.ndarray,
                    geometry, mask: np.ndarray, focus: str = "none", encoder=None):

@@ -14,7 +14,6 @@ evaluation seeds 0..199 stay unseen.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from dataclasses import dataclass
 
@@ -61,7 +60,7 @@ def region_samples(lmm, seeds, rng: np.random.Generator, scene_set: str = "class
                    progress: bool | None = None) -> list[Sample]:
     """A Sample per ground-truth object of each training scene of `seeds`."""
     from ros_ground.errors import InputError
-    from ros_ground.lmm_tokens import _Captured, capture_image_embeddings
+    from ros_ground.lmm_tokens import prefill_embeddings
     from ros_ground.regions import apply_region, region_inputs, region_position
     from ros_ground.train.data import training_scene
 
@@ -72,10 +71,7 @@ def region_samples(lmm, seeds, rng: np.random.Generator, scene_set: str = "class
         scene = training_scene(seed, scene_set)
         prompt = str(rng.choice(PROMPTS))
         inputs, layout, geometry = lmm.prepare(scene.rgb, prompt)
-        with torch.no_grad(), contextlib.suppress(_Captured), \
-                capture_image_embeddings(lmm, stop=True) as box:
-            lmm.model(**inputs, use_cache=False)
-        base, positions = box["embeds"], layout.positions.cpu()
+        base, positions = prefill_embeddings(lmm, inputs), layout.positions.cpu()
         _, position = region_position(lmm, prompt, inputs["input_ids"])
         if position is None:
             raise RuntimeError(f"the prompt {prompt!r} has no token for the region")
