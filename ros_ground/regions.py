@@ -99,13 +99,12 @@ def _background(tokens: torch.Tensor) -> torch.Tensor:
 class RegionInputs:
     """What a region changes in the prefill: `token` ([D], for the referring word's position);
     the image-token cells that are the region's own, `cells` ([grid_h * grid_w] bool); with
-    focus, the other cells are `hidden`, shown as `rest` ([D], None without focus or when the
-    region covers every cell); `offset` ([D], a trained region encoder's vector, or None) is
-    added to the token and to the region's own cells."""
+    focus, the other cells all show `rest` ([D], None without focus or when the region covers
+    every cell); `offset` ([D], a trained region encoder's vector, or None) is added to the
+    token and to the region's own cells."""
 
     token: torch.Tensor
     cells: torch.Tensor
-    hidden: torch.Tensor
     rest: torch.Tensor | None
     offset: torch.Tensor | None = None
 
@@ -125,20 +124,21 @@ def region_inputs(features, geometry, mask: np.ndarray, focus: str = "none") -> 
     token = (w[:, None] * features).sum(0) / w.sum()
     cells = w >= min(0.5, float(w.max()))
     rest = _background(features[~cells]) if focus == "region" and not cells.all() else None
-    return RegionInputs(token, cells, ~cells if rest is not None else torch.zeros_like(cells), rest)
+    return RegionInputs(token, cells, rest)
 
 
 def apply_region(embeds: torch.Tensor, inputs: RegionInputs, position: int | None,
                  image_positions: torch.Tensor) -> torch.Tensor:
     """A copy of prefill `embeds` ([L, D]) with the region's token at `position` (None: none),
-    the hidden image cells (at sequence indices `image_positions`) replaced by `rest`, and the
-    offset, when there is one, added to the token and the region's own cells."""
+    the image cells not the region's (at sequence indices `image_positions`) replaced by
+    `rest` when there is one, and the offset, when there is one, added to the token and the
+    region's own cells."""
     embeds = embeds.clone()
     offset = 0 if inputs.offset is None else inputs.offset.to(embeds.dtype).to(embeds.device)
     if position is not None:
         embeds[position] = inputs.token.to(embeds.dtype).to(embeds.device) + offset
     if inputs.rest is not None:
-        rows = image_positions[inputs.hidden].to(embeds.device)
+        rows = image_positions[~inputs.cells].to(embeds.device)
         embeds[rows] = inputs.rest.to(embeds.dtype).to(embeds.device)
     if inputs.offset is not None:
         embeds[image_positions[inputs.cells].to(embeds.device)] += offset
