@@ -116,7 +116,7 @@ def test_training_lowers_the_answer_loss_with_the_lmm_frozen():
     assert samples and all(s.answer[-1] == lmm.tokenizer.eos_token_id for s in samples)
     group = [s for s in samples if s.embeds.shape[0] == samples[0].embeds.shape[0]][:8]
     with torch.no_grad():
-        untrained, _ = batch_loss(lmm, RegionEncoder(int(samples[0].pooled.shape[0])), group)
+        untrained, _ = batch_loss(lmm, RegionEncoder(int(samples[0].region.token.shape[0])), group)
     encoder = train_encoder(lmm, samples, steps=40, batch_size=8, pretrain_steps=20,
                             progress=False)
     with torch.no_grad():

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ros_ground.region_encoder import SIM_REGION_ENCODER_PATH, RegionEncoder, region_crop, save_encoder
+from ros_ground.regions import RegionInputs, apply_region
 
 TRAIN_SEED = 100000
 HELD_OUT_SEED = 900000
@@ -32,12 +33,12 @@ IGNORE = -100
 @dataclass
 class Sample:
     embeds: torch.Tensor  # float16 [L, D]: the prefill, focus applied, the token not yet placed
+    region: RegionInputs  # its token and cells (rest None: the focus is in `embeds` already)
     position: int  # where the region's token goes
-    cells: torch.Tensor  # the sequence positions of the region's own image tokens
-    pooled: torch.Tensor  # float32 [D]: the region's pooled token
+    image_positions: torch.Tensor  # the image tokens' sequence indices
     crop: np.ndarray  # float32 [4, S, S]: region_encoder.region_crop
     answer: list[int]  # the answer's token ids, end-of-sequence last
-    labels: tuple[int, int]  # (category, colour) indices in LABELS, for the auxiliary heads
+    labels: tuple[int, int]  # (category, colour) indices in label_names(), for the auxiliary heads
 
 
 def label_names() -> tuple[list[str], list[str]]:
@@ -61,7 +62,7 @@ def region_samples(lmm, seeds, rng: np.random.Generator, scene_set: str = "class
     """A Sample per ground-truth object of each training scene of `seeds`."""
     from ros_ground.errors import InputError
     from ros_ground.lmm_tokens import prefill_embeddings
-    from ros_ground.regions import apply_region, region_inputs, region_position
+    from ros_ground.regions import region_inputs, region_position
     from ros_ground.train.data import training_scene
 
     categories, colors = label_names()
@@ -81,8 +82,8 @@ def region_samples(lmm, seeds, rng: np.random.Generator, scene_set: str = "class
             except InputError:  # the object lies outside the window the model sees
                 continue
             answer = lmm.tokenizer(answer_text(obj), add_special_tokens=False)["input_ids"]
-            samples.append(Sample(apply_region(base, region, None, positions).half(), position,
-                                  positions[region.cells], region.token,
+            samples.append(Sample(apply_region(base, region, None, positions).half(),
+                                  replace(region, rest=None), position, positions,
                                   region_crop(scene.rgb, obj.mask),
                                   [*answer, lmm.tokenizer.eos_token_id],
                                   (categories.index(obj.category),
@@ -114,9 +115,8 @@ def batch_loss(lmm, encoder: RegionEncoder, batch: list[Sample],
     offsets = encoder.out[-1](features)
     rows, labels = [], torch.full((len(batch), longest), IGNORE)
     for i, sample in enumerate(batch):
-        prefill = sample.embeds.float().clone()
-        prefill[sample.position] = sample.pooled + offsets[i]
-        prefill[sample.cells] = prefill[sample.cells] + offsets[i]  # as regions.apply_region
+        prefill = apply_region(sample.embeds.float(), replace(sample.region, offset=offsets[i]),
+                               sample.position, sample.image_positions)
         # teacher forcing: the answer's tokens but the last are inputs (padded with the last)
         ids = sample.answer[:-1] + [sample.answer[-1]] * (longest - len(sample.answer) + 1)
         rows.append(torch.cat([prefill, embedding(torch.tensor(ids)).detach()]))
@@ -131,6 +131,14 @@ def batch_loss(lmm, encoder: RegionEncoder, batch: list[Sample],
     return loss, float(right)
 
 
+def length_groups(samples: list[Sample]) -> list[list[int]]:
+    """Indices of `samples` grouped by prefill length (one prompt each): a batch's rows stack."""
+    groups: dict[int, list[int]] = {}
+    for i, sample in enumerate(samples):
+        groups.setdefault(sample.embeds.shape[0], []).append(i)
+    return list(groups.values())
+
+
 def train_encoder(lmm, samples: list[Sample], steps: int = 500, batch_size: int = 32,
                   lr: float = 1e-3, seed: int = 0, pretrain_steps: int = 500,
                   progress: bool | None = None) -> RegionEncoder:
@@ -142,7 +150,7 @@ def train_encoder(lmm, samples: list[Sample], steps: int = 500, batch_size: int 
     rng = np.random.default_rng(seed)
     for p in lmm.model.parameters():
         p.requires_grad_(False)
-    encoder = RegionEncoder(int(samples[0].pooled.shape[0]))
+    encoder = RegionEncoder(int(samples[0].region.token.shape[0]))
     width = encoder.out[-1].in_features
     heads = torch.nn.ModuleList(torch.nn.Linear(width, len(names)) for names in label_names())
     parameters = [*encoder.parameters(), *heads.parameters()]
@@ -157,10 +165,7 @@ def train_encoder(lmm, samples: list[Sample], steps: int = 500, batch_size: int 
         optimizer.step()
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1), eta_min=lr * 0.05)
-    by_length: dict[int, list[int]] = {}
-    for i, s in enumerate(samples):
-        by_length.setdefault(s.embeds.shape[0], []).append(i)
-    groups = list(by_length.values())
+    groups = length_groups(samples)
     bar = tqdm(range(steps), desc="region encoder", unit="step",
                disable=None if progress is None else not progress)
     for step in bar:
@@ -179,12 +184,10 @@ def train_encoder(lmm, samples: list[Sample], steps: int = 500, batch_size: int 
 
 def held_out_accuracy(lmm, encoder: RegionEncoder, samples: list[Sample]) -> float:
     """Share of held-out samples whose whole answer is the teacher-forced argmax."""
+    batches = [[samples[i] for i in group[k:k + 64]]
+               for group in length_groups(samples) for k in range(0, len(group), 64)]
     with torch.no_grad():
-        groups: dict[int, list[Sample]] = {}
-        for s in samples:
-            groups.setdefault(s.embeds.shape[0], []).append(s)
-        right = [batch_loss(lmm, encoder, g[i:i + 64])[1] * len(g[i:i + 64])
-                 for g in groups.values() for i in range(0, len(g), 64)]
+        right = [batch_loss(lmm, encoder, batch)[1] * len(batch) for batch in batches]
     return sum(right) / max(len(samples), 1)
 
 
@@ -210,7 +213,7 @@ def main(argv=None) -> int:
     train = region_samples(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng, args.scene_set,
                            progress=True)
     held = region_samples(lmm, range(HELD_OUT_SEED, HELD_OUT_SEED + 100), rng, args.scene_set)
-    untrained = held_out_accuracy(lmm, RegionEncoder(int(train[0].pooled.shape[0])), held)
+    untrained = held_out_accuracy(lmm, RegionEncoder(int(train[0].region.token.shape[0])), held)
     encoder = train_encoder(lmm, train, steps=args.steps, pretrain_steps=args.pretrain_steps,
                             progress=True)
     trained = held_out_accuracy(lmm, encoder, held)
