@@ -16,15 +16,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ros_ground import regions, settings
+from ros_ground import ahead, regions, settings
 from ros_ground.command import ground_command
 from ros_ground.entity_scoring import EntityScorer
 from ros_ground.errors import InputError, check_image
-from ros_ground.lmm import Generation, LMMAdapter
+from ros_ground.lmm import Generation, LMMAdapter, ViewsPrefill
 from ros_ground.maps import normalise_maps
 from ros_ground.phrase_grounding import (
     entity_phrases,
@@ -84,11 +85,11 @@ class EngineConfig:
 
 
 class GroundingEngine:
-    """Owns no queue: callers (CLI, ROS node) serialise requests per model. `ground` may encode
-    the frame for SAM on a worker thread of the request while generating (`prefetch`)."""
+    """Owns no queue: callers (CLI, ROS node) serialise requests per model. `ground` may run the
+    work that needs only the frame on a worker thread of the request while the LMM generates
+    (`prefetch`): SAM's embedding, and the attention views' prompt on a CPU LMM."""
 
-    # None: when SAM runs on a GPU. On a CPU with no idle core (2 shared cores, 2026-11-30) the
-    # worker slowed the LMM's prefill by more than the 25 ms of SAM embedding it saved
+    # None: as ahead.ahead_work decides (SAM on a GPU, or a core torch's threads leave free)
     prefetch: bool | None = None
 
     def __init__(self, lmm: LMMAdapter, sam: SamSegmenter, nlp, config: EngineConfig | None = None):
@@ -102,18 +103,12 @@ class GroundingEngine:
     def model_name(self) -> str:
         return self.lmm.name
 
-    def ground(
-        self,
-        image: np.ndarray,
-        prompt: str,
-        mode: str | None = None,
-        proposals: list[Proposal] | None = None,
-        image_key=None,
-        on_progress: ProgressCallback | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        config: EngineConfig | None = None,
-        accepted_at: float | None = None,
-    ) -> GroundingResult:
+    def ground(self, image: np.ndarray, prompt: str, mode: str | None = None,
+               proposals: list[Proposal] | None = None, image_key=None,
+               on_progress: ProgressCallback | None = None,
+               should_stop: Callable[[], bool] | None = None,
+               config: EngineConfig | None = None,
+               accepted_at: float | None = None) -> GroundingResult:
         """Ground `prompt`'s answer in `image` (HxWx3 uint8 RGB): `generate`, then
         `ground_generation`.
 
@@ -130,12 +125,14 @@ class GroundingEngine:
         check_image(image)
         t_start = time.perf_counter()
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
-        # SAM's embedding of the frame is computed on another core while the LMM generates
-        ahead = self.sam.device.startswith("cuda") if self.prefetch is None else self.prefetch
-        with self.sam.prefetched(image, image_key, ahead and (cfg.mode == "point" or not proposals)):
+        sam_ahead, views_ahead = ahead.ahead_work(self.prefetch, self.sam.device, self.lmm.device)
+        sam_ahead = sam_ahead and (cfg.mode == "point" or not proposals)
+        with self.sam.prefetched(image, image_key, sam_ahead), ahead.views_prefill(
+                self.lmm, self.sam, image, prompt, cfg.attention_views, image_key,
+                views_ahead) as views:
             gen = self.generate(image, prompt, config=cfg,
                                 on_token=progress.on_token if progress else None,
-                                should_stop=should_stop)
+                                should_stop=should_stop, views_prefill=views)
             result = self.ground_generation(image, gen, config=cfg, proposals=proposals,
                                             image_key=image_key)
         # reading the views is part of grounding the answer, as the response reports it
@@ -143,22 +140,17 @@ class GroundingEngine:
         result.timing_ms["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
         return result
 
-    def generate(
-        self,
-        image: np.ndarray,
-        prompt: str,
-        config: EngineConfig | None = None,
-        views: bool = True,
-        on_token=None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> Generation:
+    def generate(self, image: np.ndarray, prompt: str, config: EngineConfig | None = None,
+                 views: bool = True, on_token=None, should_stop: Callable[[], bool] | None = None,
+                 views_prefill: Future | None = None) -> Generation:
         """The LMM's answer to `prompt` about `image` (HxWx3 uint8 RGB), with one image map per
         generated token, ready for `ground_generation` (which may ground it several ways).
 
         `views`: average the maps over `config.attention_views` (`read_views`); False keeps the
         maps of the image as it is, for callers that read several view sets from one answer.
         `on_token(token_id, text_so_far, partial)` streams tokens; `should_stop()` cancels.
-        `timing_ms` gains "generation" (and "views") in milliseconds.
+        `views_prefill`: a future of `LMMAdapter.prefill_views` for these views, started
+        ahead. `timing_ms` gains "generation" (and "views") in milliseconds.
         """
         cfg = self._config(config)
         check_image(image)
@@ -169,33 +161,31 @@ class GroundingEngine:
         timing["generation"] = (time.perf_counter() - t0) * 1e3
         if views:
             t0 = time.perf_counter()
-            gen = self.read_views(image, gen, cfg)
+            wanted = views_prefill and gen.token_ids and not gen.canceled
+            gen = self.read_views(image, gen, cfg, views_prefill.result() if wanted else None)
             timing["views"] = (time.perf_counter() - t0) * 1e3
         return replace(gen, timing_ms=timing)
 
-    def read_views(self, image: np.ndarray, gen: Generation,
-                   config: EngineConfig | None = None) -> Generation:
+    def read_views(self, image: np.ndarray, gen: Generation, config: EngineConfig | None = None,
+                   prefill: ViewsPrefill | None = None) -> Generation:
         """`gen` (generated on `image` as it is) with its maps averaged over
         `config.attention_views`; a canceled answer is grounded on what it has: no extra passes.
+        `prefill`: `LMMAdapter.prefill_views` of the views but identity (same maps, less to do).
         """
         cfg = self._config(config)
         if cfg.attention_views == ("identity",) or not gen.token_ids or gen.canceled:
             return gen
         others = [view for view in cfg.attention_views if view != "identity"]
-        maps = list(self.lmm.view_maps(image, gen.prompt, gen.token_ids, others)) if others else []
+        maps = list(self.lmm.view_maps(image, gen.prompt, gen.token_ids, others, prefill)) \
+            if others else []
         if "identity" in cfg.attention_views:
             maps.append(gen.image_maps)
         return replace(gen, image_maps=np.mean(maps, axis=0, dtype=np.float32))
 
-    def ground_generation(
-        self,
-        image: np.ndarray,
-        gen: Generation,
-        config: EngineConfig | None = None,
-        proposals: list[Proposal] | None = None,
-        image_key=None,
-        command: bool = True,
-    ) -> GroundingResult:
+    def ground_generation(self, image: np.ndarray, gen: Generation,
+                          config: EngineConfig | None = None,
+                          proposals: list[Proposal] | None = None, image_key=None,
+                          command: bool = True) -> GroundingResult:
         """Ground every noun phrase of `gen` (from `generate` on this `image`) per `config`.
 
         Grounding one answer under several configs (modes, normalisation, phrase contrast,
@@ -368,18 +358,24 @@ def build_engine(
     sam: SamSegmenter | None = None,
     allow_download: bool = False,
     compile: str = "off",
+    torch_threads: int = 0,
 ) -> GroundingEngine:
     """Load the three models from their specs; pass `sam` to share one SAM between nodes.
 
     allow_download: let a Hugging Face model id missing from the local cache be downloaded
     (see `load_lmm`); off by default, so a robot never fetches weights at run time.
     compile: off | auto | on, compiled decoding (see `LMMAdapter`).
+    torch_threads: torch.set_num_threads for the whole process when > 0 (ahead.py says why).
     """
     from ros_ground.lmm import load_lmm
     from ros_ground.phrases import load_spacy
     from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
+    if torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile)
@@ -389,7 +385,7 @@ def build_engine(
 
 
 LOAD_SETTINGS = ("model", "sam_model", "sam_checkpoint", "device", "dtype", "trust_remote_code",
-                 "spacy_model", "allow_download", "compile")
+                 "spacy_model", "allow_download", "compile", "torch_threads")
 
 
 def build_engine_from_settings(values, sam: SamSegmenter | None = None) -> GroundingEngine:

@@ -155,7 +155,7 @@ def test_attention_views_reread_the_answer_on_flipped_images(engine, image, monk
     reads = []
     view_maps = engine.lmm.view_maps
     monkeypatch.setattr(engine.lmm, "view_maps",
-                        lambda *a: reads.append(list(a[-1])) or view_maps(*a))
+                        lambda *a: reads.append(list(a[3])) or view_maps(*a))
     one = engine.ground(image, PROMPT, mode="point", config=EngineConfig(
         attention_views=("identity",), max_new_tokens=24))
     assert reads == []
@@ -291,16 +291,22 @@ def test_input_checks_raise_input_error():
 
 @pytest.mark.parametrize("mode", ["point", "entities"])
 def test_prefetching_sams_embedding_changes_no_result(engine, image, mode, monkeypatch):
-    """`ground` encodes the frame for SAM on a worker thread while generating: same masks,
-    scores and points as encoding it after generation, and no thread left behind."""
+    """`ground` encodes the frame for SAM and reads the views' prompt on a worker thread while
+    generating: same masks, scores and points as doing both after generation, and no thread
+    left behind."""
     config = EngineConfig(max_new_tokens=24, amg_params={"points_per_side": 4})
     threads = threading.active_count()
     monkeypatch.setattr(engine, "prefetch", False)
     plain = engine.ground(image, PROMPT, mode=mode, image_key=f"plain-{mode}", config=config)
     monkeypatch.setattr(engine, "prefetch", True)
+    prefill, read = engine.lmm.prefill_views, []
+    monkeypatch.setattr(engine.lmm, "prefill_views", lambda *a: read.append(
+        (threading.current_thread().name, list(a[-1]))) or prefill(*a))
     before = engine.sam.embedding_passes
     ahead = engine.ground(image, PROMPT, mode=mode, image_key=f"ahead-{mode}", config=config)
     assert engine.sam.embedding_passes - before == 1
+    assert [(name.startswith("views-ahead"), views) for name, views in read] == \
+        [(True, ["hflip", "vflip", "rot180"])]
     assert threading.active_count() == threads
     assert ahead.text == plain.text and ahead.phrases
     pairs = list(zip(plain.phrases + plain.prompt_phrases, ahead.phrases + ahead.prompt_phrases))
@@ -327,3 +333,9 @@ def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine
         engine.ground(image, PROMPT, mode="point", image_key="broken")
     assert threading.active_count() == threads and not engine.sam._jobs
     assert not engine.sam._lock._is_owned()
+    monkeypatch.undo()
+    monkeypatch.setattr(engine, "prefetch", True)
+    monkeypatch.setattr(engine.lmm, "prefill_views", broken)
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        engine.ground(image, PROMPT, mode="point", image_key="broken-views")
+    assert threading.active_count() == threads

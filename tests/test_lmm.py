@@ -81,6 +81,29 @@ def test_view_maps_of_several_views_are_one_batch_each_as_alone(tiny, image):
         tiny.view_maps(image, PROMPT, gen.token_ids, [])
 
 
+def test_view_maps_continue_a_prefill_of_the_prompt_exactly(tiny, image):
+    """`prefill_views` (what the engine runs while the answer is generated) + `view_maps` from
+    it give the maps of the one teacher-forced pass, and the prefill serves one call."""
+    gen = tiny.generate(image, PROMPT, max_new_tokens=12)
+    views = ["hflip", "vflip", "rot180"]
+    prefill = tiny.prefill_views(image, PROMPT, views)
+    prompt_len = tiny.prepare(image, PROMPT)[0]["input_ids"].shape[1]
+    assert prefill.cache.get_seq_length() == prompt_len - 1
+    continued = tiny.view_maps(image, PROMPT, gen.token_ids, views, prefill)
+    np.testing.assert_allclose(continued, tiny.view_maps(image, PROMPT, gen.token_ids, views),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="one view_maps call"):
+        tiny.view_maps(image, PROMPT, gen.token_ids, views, prefill)
+    for prompt, wanted, frame in [("Describe it.", views, image), (PROMPT, views[:2], image),
+                                  (PROMPT, views, image[:, :60])]:
+        with pytest.raises(ValueError, match="another prompt, image or view set"):
+            tiny.view_maps(frame, prompt, gen.token_ids, wanted,
+                           tiny.prefill_views(image, PROMPT, views))
+    one = tiny.view_maps(image, PROMPT, gen.token_ids[:1], ["identity"],
+                         tiny.prefill_views(image, PROMPT, ["identity"]))
+    np.testing.assert_allclose(one[0], gen.image_maps[:1], atol=1e-5)  # the prompt's last query
+
+
 def test_same_seed_same_output(tiny, image):
     a = tiny.generate(image, PROMPT, max_new_tokens=6)
     b = load_lmm("tiny", device="cpu").generate(image, PROMPT, max_new_tokens=6)
@@ -268,6 +291,10 @@ def _check_against_eager(adapter, image, prompt):
     # the teacher-forced pass of an attention view sees what the decode loop saw
     forced = adapter.view_maps(image, prompt, gen.token_ids, ["identity", "hflip"])
     np.testing.assert_allclose(forced[0], gen.image_maps, atol=1e-5)  # a batch row as alone
+    prefill = adapter.prefill_views(image, prompt, ["identity", "hflip"])
+    if prefill is not None:  # the same pass, continued from the prompt's cache
+        continued = adapter.view_maps(image, prompt, gen.token_ids, ["identity", "hflip"], prefill)
+        np.testing.assert_allclose(continued, forced, atol=1e-6)
     tokens, maps = _eager_maps(adapter.model, inputs, layout.positions, len(gen.token_ids))
     assert tokens == gen.token_ids
     np.testing.assert_allclose(gen.image_maps.reshape(len(tokens), -1), maps, atol=1e-5)
@@ -375,3 +402,5 @@ def test_qwen2_vl_grid():
     assert (layout.grid_h, layout.grid_w) == (2, 4) and geometry.fit == "resize"
     gen = _check_against_eager(adapter, image, prompt)
     assert gen.image_maps.shape[1:] == (2, 4)
+    # M-RoPE keeps rope_deltas on the model between passes: no prefill on another thread
+    assert adapter.prefill_views(image, prompt, ["hflip"]) is None

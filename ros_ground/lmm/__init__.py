@@ -12,7 +12,7 @@ Modules, one job each:
 - `errors`: `ModelLoadError`, `BadPromptError`.
 """
 
-from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter
+from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter, ViewsPrefill
 from ros_ground.lmm.errors import BadPromptError, ModelLoadError
 from ros_ground.lmm.generation import Generation
 from ros_ground.lmm.loading import SIM_LMM_DIR, hub_cache_dir, load_lmm, resolve_device, resolve_dtype
@@ -23,6 +23,7 @@ __all__ = [
     "BadPromptError",
     "Generation",
     "LMMAdapter",
+    "ViewsPrefill",
     "ModelLoadError",
     "hub_cache_dir",
     "load_lmm",

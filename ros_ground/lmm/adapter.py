@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -222,49 +223,103 @@ class LMMAdapter:
             **prompt_fields,
         )
 
+    def prefill_views(self, image: np.ndarray, prompt: str,
+                      views: Sequence[str]) -> ViewsPrefill | None:
+        """The part of `view_maps` that needs no answer: the views of `image` (one batch) and
+        every prompt token but the last through the model, into a KV cache. It can run on
+        another thread while the answer is generated (the capture is per context, so it records
+        nothing there). None for a model that keeps position state between passes (M-RoPE's
+        `rope_deltas` in Qwen2-VL): a pass on another thread could change it under a generation.
+        """
+        from transformers import DynamicCache
+
+        views = _check_view_list(views)
+        if getattr(getattr(self.model, "model", self.model), "rope_deltas", False) is not False:
+            return None
+        inputs, layout = self._views_batch(image, prompt, views)
+        head = {key: value[:, :-1] if _per_token(value, inputs) else value
+                for key, value in inputs.items()}
+        cache = DynamicCache()
+        with torch.no_grad():
+            self.model(**head, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return ViewsPrefill(prompt, views, tuple(np.shape(image)), layout, cache,
+                            inputs["input_ids"][:, -1:], inputs.get("attention_mask"))
+
     def view_maps(self, image: np.ndarray, prompt: str, token_ids: list[int],
-                  views: Sequence[str]) -> np.ndarray:
+                  views: Sequence[str], prefill: ViewsPrefill | None = None) -> np.ndarray:
         """The image-attention maps of an answer already generated, read on flipped views.
 
         One teacher-forced pass over prompt + answer, the views of `image` as one batch
         (`flip_image`); in view v, row t is the attention of the query that emits token t,
         flipped back onto the original image's grid: float32 [len(views), len(token_ids),
-        grid_h, grid_w], each view like `Generation.image_maps`.
+        grid_h, grid_w], each view like `Generation.image_maps`. With `prefill`
+        (`prefill_views` of this image, prompt and views; used up here), the pass covers only
+        the last prompt token and the answer. Raises ValueError for no tokens or views, or a
+        prefill of another request.
         """
-        token_ids, views = list(token_ids), list(views)
+        token_ids, views = list(token_ids), _check_view_list(views)
         if not token_ids:
             raise ValueError("view_maps needs the answer's token ids")
-        if not views:
-            raise ValueError("view_maps needs at least one view")
-        batch, layout = [], None
-        for view in views:
-            inputs, layout, _ = self.prepare(flip_image(image, view), prompt)
-            batch.append(self._with_answer(inputs, token_ids))
-        # a flip keeps the image's size, so every view has the same tokens at the same places
-        inputs = {key: torch.cat([one[key] for one in batch])
-                  if isinstance(batch[0][key], torch.Tensor) else batch[0][key] for key in batch[0]}
+        if prefill is None:
+            inputs, layout = self._views_batch(image, prompt, views)
+            inputs, cache = self._with_answer(inputs, token_ids), None
+        else:
+            if (prefill.prompt, prefill.views, prefill.image_shape) != \
+                    (prompt, views, tuple(np.shape(image))):
+                raise ValueError("the views prefill is of another prompt, image or view set")
+            if prefill.cache is None:
+                raise ValueError("a views prefill serves one view_maps call")
+            layout, cache, prefill.cache = prefill.layout, prefill.cache, None
+            inputs = self._answer_after(prefill, token_ids, cache.get_seq_length())
         config = self.model.config
         layers = getattr(getattr(config, "text_config", config), "num_hidden_layers", None)
         with torch.no_grad(), RowsCapture(layout.positions, rows=len(token_ids),
                                           layers=layers) as capture:
             # only the attention is wanted: the pass ends once the last layer's scores are read
             try:
-                self.model(**inputs, use_cache=False, logits_to_keep=1)
+                self.model(**inputs, past_key_values=cache, use_cache=cache is not None,
+                           logits_to_keep=1)
             except CaptureComplete:
                 pass
         maps = capture.maps().reshape(len(views), -1, layout.grid_h, layout.grid_w).numpy()
         return np.stack([unflip_maps(m.astype(np.float32), view) for m, view in zip(maps, views)])
 
+    def _views_batch(self, image: np.ndarray, prompt: str,
+                     views: tuple[str, ...]) -> tuple[dict, ImageLayout]:
+        """Processor inputs of the views of `image` as one batch, and their (shared) layout."""
+        batch, layout = [], None
+        for view in views:
+            inputs, layout, _ = self.prepare(flip_image(image, view), prompt)
+            batch.append(inputs)
+        # a flip keeps the image's size, so every view has the same tokens at the same places
+        return {key: torch.cat([one[key] for one in batch])
+                if isinstance(batch[0][key], torch.Tensor) else batch[0][key]
+                for key in batch[0]}, layout
+
+    def _answer_after(self, prefill: ViewsPrefill, token_ids: list[int], cached: int) -> dict:
+        """Inputs continuing `prefill`'s cache: the last prompt token, then the answer but its
+        last token (the query that emits answer token t sits at prompt_len - 1 + t)."""
+        ids = prefill.last_input_ids
+        answer = torch.tensor([token_ids[:-1]], dtype=ids.dtype, device=ids.device)
+        ids = torch.cat([ids, answer.expand(ids.shape[0], -1)], dim=1)
+        inputs = {"input_ids": ids,
+                  "cache_position": torch.arange(cached, cached + ids.shape[1], device=ids.device)}
+        if prefill.attention_mask is not None:
+            inputs["attention_mask"] = torch.cat(
+                [prefill.attention_mask, prefill.attention_mask.new_ones(answer.shape).expand(
+                    ids.shape[0], -1)], dim=1)
+        return inputs
+
     def _with_answer(self, inputs: dict, token_ids: list[int]) -> dict:
         """Processor inputs with the answer appended, for a teacher-forced pass."""
         # the query that emits answer token t sits at prompt_len - 1 + t: the last token is
         # never fed back, so the pass ends with the query that emitted it
-        prompt_len = inputs["input_ids"].shape[1]
+        batch, prompt_len = inputs["input_ids"].shape
         answer = torch.tensor([token_ids[:-1]], dtype=inputs["input_ids"].dtype,
-                              device=self.device)
+                              device=self.device).expand(batch, -1)
         extended = dict(inputs)
         for key, value in inputs.items():
-            if not (isinstance(value, torch.Tensor) and value.shape == (1, prompt_len)):
+            if not _per_token(value, inputs):
                 continue
             if key == "input_ids":
                 tail = answer
@@ -291,3 +346,30 @@ class LMMAdapter:
             repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
             temperature=None, top_p=None, top_k=None, suppress_tokens=[self.image_token_id],
         )
+
+
+@dataclass
+class ViewsPrefill:
+    """The views' prompt, read ahead of the answer (`LMMAdapter.prefill_views`): the KV cache of
+    every prompt token but the last, for one `view_maps` call to continue."""
+
+    prompt: str
+    views: tuple[str, ...]
+    image_shape: tuple[int, ...]
+    layout: ImageLayout
+    cache: object | None  # a transformers DynamicCache, batch = len(views); None once used
+    last_input_ids: torch.Tensor  # [len(views), 1], the prompt's last token
+    attention_mask: torch.Tensor | None  # [len(views), prompt_len]
+
+
+def _check_view_list(views: Sequence[str]) -> tuple[str, ...]:
+    views = tuple(views)
+    if not views:
+        raise ValueError("view_maps needs at least one view")
+    return views
+
+
+def _per_token(value, inputs: dict) -> bool:
+    """Whether a processor output has one entry per input token (ids, mask, token type ids)."""
+    return isinstance(value, torch.Tensor) and value.dim() == 2 \
+        and value.shape == inputs["input_ids"].shape

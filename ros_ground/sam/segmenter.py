@@ -20,6 +20,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from ros_ground.ahead import on_spare_threads
 from ros_ground.results import Proposal
 from ros_ground.sam.prefetch import EmbeddingJob
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
@@ -195,7 +196,7 @@ class SamSegmenter:
             skip = cache_key in self._jobs or (
                 self.predictor.is_image_set and self.predictor.image_key == cache_key)
             if not skip:
-                job = EmbeddingJob(cache_key, lambda: self._encode_ahead(image, key))
+                job = EmbeddingJob(cache_key, on_spare_threads(lambda: self._encode_ahead(image, key)))
                 self._jobs[cache_key] = job
         if skip:
             yield
