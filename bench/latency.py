@@ -4,7 +4,8 @@
   engine: generation with capture, attention views, phrases, SAM, the command's phrases, the
   response message with its RLE masks; the overlay is drawn only when subscribed, so not here)
   over the median time the same model takes to generate the same tokens alone (stock SDPA,
-  no capture, `model.generate` on the processor's inputs), same frames, interleaved.
+  no capture, `model.generate` on the processor's inputs), same frames, interleaved; beside
+  it the response with SAM's embedding and the views' prompt after generation, not ahead.
 - decode ms per token (prefill excluded: (t(N tokens) - t(1 token)) / (N - 1)), plain vs
   capture, eager (`model.generate`, dynamic cache) vs compiled (`CompiledDecoder`, static
   cache, torch.compile; CUDA graphs on CUDA), interleaved repetitions, medians.
@@ -111,22 +112,36 @@ def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = Tr
 
 def response_over_generation(engine, frames: int, prompt: str = "Describe the scene.") -> dict:
     """Median end-to-end response (engine.ground + the response message) over the median plain
-    generation of the same tokens, on the same frames, interleaved."""
+    generation of the same tokens, on the same frames, interleaved. Beside it the same response
+    with the frame-only work after generation (`prefetch` off: `ahead.py`'s worker unused),
+    taking turns with the default on each frame."""
     from std_msgs.msg import Header
     from transformers import GenerationConfig
 
     from bench.common import tabletop_image
+    from ros_ground.ahead import ahead_work
     from ros_ground.attention import CAPTURE_IMPLEMENTATION
     from ros_ground.nodes.conversions import result_to_msg
 
     lmm = engine.lmm
     images = [tabletop_image(240, 320, seed=i % 4) for i in range(frames + 1)]
-    response, generation, same = [], [], []
+    response, after, generation, same = [], [], [], []
+    default_prefetch = engine.prefetch
+
+    def respond(image, key, prefetch):
+        engine.prefetch = prefetch
+        try:
+            t0 = time.perf_counter()
+            result = engine.ground(image, prompt, image_key=key)
+            result_to_msg(result, Header(frame_id="bench"), "bench", prompt)
+            return time.perf_counter() - t0, result
+        finally:
+            engine.prefetch = default_prefetch
+
     for i, image in enumerate(images):
-        t0 = time.perf_counter()
-        result = engine.ground(image, prompt, image_key=("latency", i))
-        result_to_msg(result, Header(frame_id="bench"), "bench", prompt)
-        response_s = time.perf_counter() - t0
+        order = [default_prefetch, False][:: 1 if i % 2 else -1]
+        timed = {p: respond(image, ("latency", i, p), p) for p in order}
+        response_s, result = timed[default_prefetch]
         inputs, _, _ = lmm.prepare(image, prompt)
         config = lmm._generation_config(GenerationConfig, engine.config.max_new_tokens)
         lmm.model.set_attn_implementation({"text_config": "sdpa"})
@@ -140,12 +155,19 @@ def response_over_generation(engine, frames: int, prompt: str = "Describe the sc
         if i == 0:  # first-call costs
             continue
         response.append(response_s)
+        after.append(timed[False][0])
         generation.append(generation_s)
-        same.append(out[0, inputs["input_ids"].shape[1]:].tolist() == list(result.token_ids))
+        same.append(out[0, inputs["input_ids"].shape[1]:].tolist() == list(result.token_ids)
+                    == list(timed[False][1].token_ids))
     return {
         "response_over_generation": median(response) / median(generation),
         "response_ms": 1e3 * median(response),
         "generation_ms": 1e3 * median(generation),
+        "ahead": dict(zip(("sam_embedding", "views_prefill"),
+                          ahead_work(default_prefetch, engine.sam.device, lmm.device))),
+        "torch_threads": torch.get_num_threads(),
+        "response_after_generation_ms": 1e3 * median(after),
+        "response_after_generation_over_generation": median(after) / median(generation),
         "frames": frames,
         "same_tokens": all(same),
         "tokens": len(result.token_ids),

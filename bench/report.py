@@ -455,6 +455,13 @@ def _latency(lines, r, la):
     add(f"| response (ms) | {_f(la['response_ms'], 1)} |")
     add(f"| generation alone (ms) | {_f(la['generation_ms'], 1)} |")
     add(f"| response / generation | **{_f(la['response_over_generation'], 3)}** |")
+    if "response_after_generation_ms" in la:
+        add(f"| frame-only work ahead, on a worker thread (ahead.py; torch threads "
+            f"{la.get('torch_threads')}) | {la.get('ahead')} |")
+        add(f"| response with that work after generation instead (ms), same frames, taking "
+            f"turns | {_f(la['response_after_generation_ms'], 1)} |")
+        add(f"| that response / generation | "
+            f"{_f(la['response_after_generation_over_generation'], 3)} |")
     add(f"| stages of the last response (ms) | {la.get('stages_ms_last')} |")
     add("")
     _prefill_table(lines, la.get("prefill") or {})
