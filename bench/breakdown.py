@@ -90,7 +90,12 @@ class ForwardTimer:
 
 
 def instrument(engine) -> ForwardTimer:
+    """Forward hooks on the engine's models. They time one thread, so until `timer.remove()`
+    the engine runs one stage at a time: the frame-only work it runs ahead by default
+    (ahead.py) is timed after generation; section 7 times the response as the default runs it."""
     timer = ForwardTimer()
+    engine.prefetch = False
+    timer._restore.append((engine, "prefetch"))  # removing the timer restores the default
     model = engine.lmm.model
     timer.add_module("lmm", model)
     inner = getattr(model, "model", model)
@@ -349,16 +354,13 @@ def run_breakdown(quick: bool, publisher: Publisher | None = None, frames: int |
     image = tabletop_image(240, 320)
     frames_n = frames or (3 if quick else 20)
     timer = instrument(engine)
-    # one stage at a time, so each stage and model forward is timed alone: the frame-only work
-    # that `ground` runs ahead by default (ahead.py) is timed after generation here; the
-    # response as the default runs it is section 7's
-    engine.prefetch = False
     try:
         one_frame(engine, timer, image, ("warmup", 0), publisher)  # first-call costs
         frames = [one_frame(engine, timer, image, ("frame", i), publisher)
                   for i in range(frames_n)]
     finally:
         timer.remove()
+    engine.prefetch = False  # as timed above, for the what-ifs and cProfile (one thread)
     out = summarise(frames)
     out["params"] = {k: params.get(k) for k in ("model", "sam_model", "device", "dtype",
                                                 "max_new_tokens", "mode", "publish_overlay")}

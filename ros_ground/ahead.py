@@ -58,6 +58,21 @@ def on_spare_threads(work: Callable[[], object]) -> Callable[[], object]:
 
 
 @contextlib.contextmanager
+def spare_cores_joined(enabled: bool) -> Iterator[None]:
+    """Within the block, the calling thread's torch threads cover every usable core (when
+    `enabled` and some are spare): once the answer is generated, the cores that ran the work
+    ahead are idle, and the grounding stages (the views' answer pass, SAM's decodes) use them.
+    torch's thread count is per thread; it is restored on leaving."""
+    before = torch.get_num_threads()
+    if enabled and spare_threads() > 0:
+        torch.set_num_threads(usable_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def views_prefill(lmm, sam, image, prompt: str, views, image_key,
                   enabled: bool) -> Iterator[Future | None]:
     """Within the block, a future of `lmm.prefill_views(image, prompt, views but identity)` run

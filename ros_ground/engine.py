@@ -130,41 +130,44 @@ class GroundingEngine:
         with self.sam.prefetched(image, image_key, sam_ahead), ahead.views_prefill(
                 self.lmm, self.sam, image, prompt, cfg.attention_views, image_key,
                 views_ahead) as views:
-            gen = self.generate(image, prompt, config=cfg,
+            gen = self.generate(image, prompt, config=cfg, views=False,
                                 on_token=progress.on_token if progress else None,
-                                should_stop=should_stop, views_prefill=views)
-            result = self.ground_generation(image, gen, config=cfg, proposals=proposals,
-                                            image_key=image_key)
+                                should_stop=should_stop)
+            with ahead.spare_cores_joined(sam_ahead or views_ahead):
+                gen = self._timed_views(image, gen, cfg, views)
+                result = self.ground_generation(image, gen, config=cfg, proposals=proposals,
+                                                image_key=image_key)
         # reading the views is part of grounding the answer, as the response reports it
         result.timing_ms["grounding"] += result.timing_ms.get("views", 0.0)
         result.timing_ms["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
         return result
 
     def generate(self, image: np.ndarray, prompt: str, config: EngineConfig | None = None,
-                 views: bool = True, on_token=None, should_stop: Callable[[], bool] | None = None,
-                 views_prefill: Future | None = None) -> Generation:
+                 views: bool = True, on_token=None,
+                 should_stop: Callable[[], bool] | None = None) -> Generation:
         """The LMM's answer to `prompt` about `image` (HxWx3 uint8 RGB), with one image map per
         generated token, ready for `ground_generation` (which may ground it several ways).
 
         `views`: average the maps over `config.attention_views` (`read_views`); False keeps the
         maps of the image as it is, for callers that read several view sets from one answer.
         `on_token(token_id, text_so_far, partial)` streams tokens; `should_stop()` cancels.
-        `views_prefill`: a future of `LMMAdapter.prefill_views` for these views, started
-        ahead. `timing_ms` gains "generation" (and "views") in milliseconds.
+        `timing_ms` gains "generation" (and "views") in milliseconds.
         """
         cfg = self._config(config)
         check_image(image)
         t0 = time.perf_counter()
         gen = self.lmm.generate(image, prompt, max_new_tokens=cfg.max_new_tokens,
                                 on_token=on_token, should_stop=should_stop)
-        timing = dict(gen.timing_ms)
-        timing["generation"] = (time.perf_counter() - t0) * 1e3
-        if views:
-            t0 = time.perf_counter()
-            wanted = views_prefill and gen.token_ids and not gen.canceled
-            gen = self.read_views(image, gen, cfg, views_prefill.result() if wanted else None)
-            timing["views"] = (time.perf_counter() - t0) * 1e3
-        return replace(gen, timing_ms=timing)
+        gen.timing_ms["generation"] = (time.perf_counter() - t0) * 1e3
+        return self._timed_views(image, gen, cfg) if views else gen
+
+    def _timed_views(self, image: np.ndarray, gen: Generation, cfg: EngineConfig,
+                     prefill: Future | None = None) -> Generation:
+        """`read_views`; timing_ms["views"] (ms) includes waiting for `prefill`, a future."""
+        t0 = time.perf_counter()
+        wanted = prefill is not None and gen.token_ids and not gen.canceled
+        gen = self.read_views(image, gen, cfg, prefill.result() if wanted else None)
+        return replace(gen, timing_ms={**gen.timing_ms, "views": (time.perf_counter() - t0) * 1e3})
 
     def read_views(self, image: np.ndarray, gen: Generation, config: EngineConfig | None = None,
                    prefill: ViewsPrefill | None = None) -> Generation:

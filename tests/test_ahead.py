@@ -42,3 +42,16 @@ def test_the_worker_takes_only_the_spare_cores(monkeypatch, threads):
     thread.start()
     thread.join()
     assert seen == {"worker": 2} and torch.get_num_threads() == 4  # the caller's unchanged
+
+
+@pytest.mark.parametrize("enabled,cores,inside", [(True, 3, 3), (False, 3, 1), (True, 1, 1)])
+def test_grounding_after_the_answer_joins_the_spare_cores(monkeypatch, threads, enabled, cores,
+                                                          inside):
+    monkeypatch.setattr(ahead, "usable_cores", lambda: cores)
+    torch.set_num_threads(1)
+    with ahead.spare_cores_joined(enabled):
+        assert torch.get_num_threads() == inside
+    assert torch.get_num_threads() == 1
+    with pytest.raises(RuntimeError), ahead.spare_cores_joined(enabled):
+        raise RuntimeError("a failed stage")
+    assert torch.get_num_threads() == 1
