@@ -285,16 +285,20 @@ def summarise(frames: list[dict]) -> dict:
 
 def build_default_engine(params: dict | None = None, lmm=None):
     """The engine the grounding node builds from config/sim.yaml (or `lmm` swapped in)."""
+    import torch
+
     from ros_ground.engine import EngineConfig, GroundingEngine, build_engine
 
     p = params or sim_params()
     config = EngineConfig(mode=p.get("mode", "auto"), max_new_tokens=int(p.get("max_new_tokens",
                                                                                64)))
+    # the bench's own torch threads (bench.run --threads), not the yaml's
     engine = build_engine(model=p.get("model", "tiny"), sam_model=p.get("sam_model", "tiny"),
                           device=p.get("device", "auto"), dtype=p.get("dtype", "auto"),
-                          config=config)
+                          config=config, torch_threads=torch.get_num_threads())
     if lmm is not None:
-        engine = GroundingEngine(lmm, engine.sam, engine.nlp, engine.config)
+        engine = GroundingEngine(lmm, engine.sam, engine.nlp, engine.config,
+                                 engine.torch_threads)
     return engine
 
 

@@ -2,21 +2,41 @@
 
 SAM's image embedding (sam.prefetch) and the attention views' prompt (`LMMAdapter.prefill_views`)
 do not depend on the answer, so `GroundingEngine.ground` can start them with the request and
-find them done when generation ends. One worker at a time, and only where it has somewhere to
-run: a GPU for SAM, or CPU cores that torch's intra-op threads leave free. Measured on the
-2-core CPU (docs/compiled_decoding.md): with torch at 1 thread the embedded default answers in
-~0.78x the time; with torch's threads on every core the worker's threads and torch's spin
-against each other and the answer takes ~1.3x as long, hence the free-core rule.
+find them done when generation ends. One worker thread, and only where it has somewhere to
+run: a GPU for SAM, or CPU cores left free by an explicit `torch_threads` below the core count.
+Measured on the 2-core CPU (docs/compiled_decoding.md): with torch on one core the embedded
+default answers in 0.77x the time; with torch on both, the worker's threads and torch's spin
+against each other and the answer takes longer than with no worker (1.1-1.3x), hence the rule.
+
+torch's intra-op thread count (OpenMP builds) belongs to the thread that sets it, and a thread
+that has not set it starts from the last value set anywhere in the process; so each request
+sets its own (`use_threads`) and each job its worker's (`with_threads`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import torch
+
+_worker: ThreadPoolExecutor | None = None
+_worker_lock = threading.Lock()
+
+
+def worker() -> ThreadPoolExecutor:
+    """The process's one thread for work ahead (SAM's embedding, the views' prefill), started on
+    first use and kept: jobs run one at a time in the order submitted, and no thread is made
+    per request (a thread per request grew the streaming node's memory 65 MB in 120 s against
+    6 MB with this one, bench section 5)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ground-ahead")
+        return _worker
 
 
 def usable_cores() -> int:
@@ -26,45 +46,52 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def spare_threads() -> int:
-    """Cores left free by torch's intra-op threads (0 when torch uses them all)."""
-    return max(0, usable_cores() - torch.get_num_threads())
+def spare_cores(torch_threads: int) -> int:
+    """Cores a `torch_threads` setting leaves free (0 for 0: torch's default takes them all)."""
+    return max(0, usable_cores() - torch_threads) if torch_threads > 0 else 0
 
 
-def ahead_work(prefetch: bool | None, sam_device: str, lmm_device) -> tuple[bool, bool]:
-    """(SAM's embedding, the views' prefill): whether each runs ahead, on a worker thread.
+def use_threads(torch_threads: int) -> None:
+    """Set the calling thread's torch threads to `torch_threads` (> 0; 0 leaves them)."""
+    if torch_threads > 0 and torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+
+
+def ahead_work(prefetch: bool | None, sam_device: str, lmm_device,
+               torch_threads: int = 0) -> tuple[bool, bool]:
+    """(SAM's embedding, the views' prefill): whether each runs ahead, on the worker thread.
 
     `prefetch` True / False forces both on / off (the views' only with the LMM on the CPU);
-    None: SAM's when it is on a GPU or a core is spare (`spare_threads`), the views' when the
-    LMM is on the CPU and a core is spare. On a GPU the worker's kernels would queue on the
-    decoder's stream, so the views stay after the answer there.
+    None: SAM's when it is on a GPU or a core is spare (`spare_cores(torch_threads)`), the
+    views' when the LMM is on the CPU and a core is spare. On a GPU the worker's kernels would
+    queue on the decoder's stream, so the views stay after the answer there.
     """
     on_cpu = str(lmm_device).startswith("cpu")
     if prefetch is not None:
         return prefetch, prefetch and on_cpu
-    spare = spare_threads() > 0
+    spare = spare_cores(torch_threads) > 0
     return str(sam_device).startswith("cuda") or spare, on_cpu and spare
 
 
-def on_spare_threads(work: Callable[[], object]) -> Callable[[], object]:
-    """`work` to run on a worker thread with torch's intra-op threads set, for that thread
-    only, to the spare cores (at least 1): it must not take the cores the generation runs on."""
+def with_threads(work: Callable[[], object], threads: int) -> Callable[[], object]:
+    """`work`, run by the worker thread with its torch threads set to `threads` (>= 1) first:
+    the cores the generation runs on are not the job's."""
 
     def run():
-        torch.set_num_threads(max(1, spare_threads()))
+        torch.set_num_threads(max(1, threads))
         return work()
 
     return run
 
 
 @contextlib.contextmanager
-def spare_cores_joined(enabled: bool) -> Iterator[None]:
-    """Within the block, the calling thread's torch threads cover every usable core (when
-    `enabled` and some are spare): once the answer is generated, the cores that ran the work
-    ahead are idle, and the grounding stages (the views' answer pass, SAM's decodes) use them.
-    torch's thread count is per thread; it is restored on leaving."""
+def joined(torch_threads: int) -> Iterator[None]:
+    """Within the block, the calling thread's torch threads cover every usable core when
+    `torch_threads` leaves some spare: once the answer is generated, the cores that ran the
+    work ahead are idle, and the grounding stages (the views' answer pass, SAM's decodes) use
+    them. The thread's count is restored on leaving."""
     before = torch.get_num_threads()
-    if enabled and spare_threads() > 0:
+    if spare_cores(torch_threads) > 0:
         torch.set_num_threads(usable_cores())
     try:
         yield
@@ -73,21 +100,20 @@ def spare_cores_joined(enabled: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def views_prefill(lmm, sam, image, prompt: str, views, image_key,
-                  enabled: bool) -> Iterator[Future | None]:
+def views_prefill(lmm, image, prompt: str, views, enabled: bool,
+                  threads: int = 1) -> Iterator[Future | None]:
     """Within the block, a future of `lmm.prefill_views(image, prompt, views but identity)` run
-    on a worker thread, or None (disabled, or no view but identity). The worker starts once
-    SAM's embedding of the frame, if `sam` computes it ahead, is done. On leaving, the worker
-    has ended."""
+    on the `worker` thread with `threads` torch threads (after the jobs submitted before it,
+    such as SAM's embedding of the frame), or None (disabled, or no view but identity). On
+    leaving, the job is canceled if it has not started, else it has ended."""
     others = [view for view in views if view != "identity"]
     if not enabled or not others:
         yield None
         return
-
-    def prefill():
-        with contextlib.suppress(Exception):  # the request meets that error where it waits
-            sam.wait_prefetch(image, image_key)
-        return lmm.prefill_views(image, prompt, others)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="views-ahead") as worker:
-        yield worker.submit(on_spare_threads(prefill))
+    future = worker().submit(with_threads(
+        lambda: lmm.prefill_views(image, prompt, others), threads))
+    try:
+        yield future
+    finally:
+        future.cancel()
+        wait([future])

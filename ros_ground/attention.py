@@ -207,7 +207,7 @@ class RowsCapture(_Capture):
              attention_mask: torch.Tensor | None, scaling: float | None, kwargs: dict) -> None:
         layer = int(module.layer_idx)
         if layer in self._layers or query.shape[2] < self.rows:
-            raise ValueError(f"one RowsCapture reads one forward pass without a cache, of at "
+            raise ValueError(f"one RowsCapture reads one forward pass of at "
                              f"least {self.rows} queries (layer {layer}: {query.shape[2]} "
                              f"queries, seen before: {layer in self._layers})")
         self._layers.add(layer)

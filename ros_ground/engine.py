@@ -89,13 +89,13 @@ class GroundingEngine:
     work that needs only the frame on a worker thread of the request while the LMM generates
     (`prefetch`): SAM's embedding, and the attention views' prompt on a CPU LMM."""
 
-    # None: as ahead.ahead_work decides (SAM on a GPU, or a core torch's threads leave free)
+    # None: as ahead.ahead_work decides (SAM on a GPU, or cores torch_threads leaves free)
     prefetch: bool | None = None
 
-    def __init__(self, lmm: LMMAdapter, sam: SamSegmenter, nlp, config: EngineConfig | None = None):
-        self.lmm = lmm
-        self.sam = sam
-        self.nlp = nlp
+    def __init__(self, lmm: LMMAdapter, sam: SamSegmenter, nlp, config: EngineConfig | None = None,
+                 torch_threads: int = 0):
+        """torch_threads: each request's torch threads (0: leave them); ahead.py on the rest."""
+        self.lmm, self.sam, self.nlp, self.torch_threads = lmm, sam, nlp, torch_threads
         self.config = (config or EngineConfig()).validate()
         self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, embedding, head
 
@@ -125,15 +125,17 @@ class GroundingEngine:
         check_image(image)
         t_start = time.perf_counter()
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
-        sam_ahead, views_ahead = ahead.ahead_work(self.prefetch, self.sam.device, self.lmm.device)
+        ahead.use_threads(self.torch_threads)
+        sam_ahead, views_ahead = ahead.ahead_work(self.prefetch, self.sam.device, self.lmm.device,
+                                                  self.torch_threads)
         sam_ahead = sam_ahead and (cfg.mode == "point" or not proposals)
-        with self.sam.prefetched(image, image_key, sam_ahead), ahead.views_prefill(
-                self.lmm, self.sam, image, prompt, cfg.attention_views, image_key,
-                views_ahead) as views:
+        threads = max(1, ahead.spare_cores(self.torch_threads))
+        with self.sam.prefetched(image, image_key, sam_ahead, threads), ahead.views_prefill(
+                self.lmm, image, prompt, cfg.attention_views, views_ahead, threads) as views:
             gen = self.generate(image, prompt, config=cfg, views=False,
                                 on_token=progress.on_token if progress else None,
                                 should_stop=should_stop)
-            with ahead.spare_cores_joined(sam_ahead or views_ahead):
+            with ahead.joined(self.torch_threads):
                 gen = self._timed_views(image, gen, cfg, views)
                 result = self.ground_generation(image, gen, config=cfg, proposals=proposals,
                                                 image_key=image_key)
@@ -368,23 +370,21 @@ def build_engine(
     allow_download: let a Hugging Face model id missing from the local cache be downloaded
     (see `load_lmm`); off by default, so a robot never fetches weights at run time.
     compile: off | auto | on, compiled decoding (see `LMMAdapter`).
-    torch_threads: torch.set_num_threads for the whole process when > 0 (ahead.py says why).
+    torch_threads: torch's threads for this thread and each request (0: torch's default);
+    below the core count the free cores take the work ahead (ahead.py).
     """
     from ros_ground.lmm import load_lmm
     from ros_ground.phrases import load_spacy
     from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
-    if torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(torch_threads)
+    ahead.use_threads(torch_threads)
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile)
     if sam is None:
         sam = load_sam(sam_model, checkpoint=sam_checkpoint, device=str(lmm.device))
-    return GroundingEngine(lmm, sam, nlp, config)
+    return GroundingEngine(lmm, sam, nlp, config, torch_threads)
 
 
 LOAD_SETTINGS = ("model", "sam_model", "sam_checkpoint", "device", "dtype", "trust_remote_code",

@@ -105,7 +105,7 @@ GROUNDING = (
       choices=("auto", "float32", "float16", "bfloat16"), cli=True),
     S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included; auto: on for CUDA (the first request pays the compilation)",
       choices=("off", "auto", "on"), cli=True),
-    S("torch_threads", 0, "torch's CPU threads in this process (0: torch's default, one per core); with a core left free, SAM's embedding and the attention views' prompt are computed on it while the answer is generated", low=0, cli=True),
+    S("torch_threads", 0, "torch's CPU threads for each grounding request (0: torch's default); below the core count, the cores left free compute SAM's embedding and the attention views' prompt while the answer is generated, then join the grounding", low=0, cli=True),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
     S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
     S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True),

@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 
+from ros_ground import ahead
 from ros_ground.engine import EngineConfig, GroundingEngine, build_engine
 from ros_ground.regions import Region
 from ros_ground.results import Proposal
@@ -289,13 +290,19 @@ def test_input_checks_raise_input_error():
             check_prompt(prompt, limit)
 
 
+def _threads_with_the_ahead_worker() -> int:
+    """Threads alive once the process's one ahead worker runs (it is kept, not one per request)."""
+    ahead.worker().submit(lambda: None).result()
+    return threading.active_count()
+
+
 @pytest.mark.parametrize("mode", ["point", "entities"])
 def test_prefetching_sams_embedding_changes_no_result(engine, image, mode, monkeypatch):
     """`ground` encodes the frame for SAM and reads the views' prompt on a worker thread while
     generating: same masks, scores and points as doing both after generation, and no thread
     left behind."""
     config = EngineConfig(max_new_tokens=24, amg_params={"points_per_side": 4})
-    threads = threading.active_count()
+    threads = _threads_with_the_ahead_worker()
     monkeypatch.setattr(engine, "prefetch", False)
     plain = engine.ground(image, PROMPT, mode=mode, image_key=f"plain-{mode}", config=config)
     monkeypatch.setattr(engine, "prefetch", True)
@@ -305,7 +312,7 @@ def test_prefetching_sams_embedding_changes_no_result(engine, image, mode, monke
     before = engine.sam.embedding_passes
     ahead = engine.ground(image, PROMPT, mode=mode, image_key=f"ahead-{mode}", config=config)
     assert engine.sam.embedding_passes - before == 1
-    assert [(name.startswith("views-ahead"), views) for name, views in read] == \
+    assert [(name.startswith("ground-ahead"), views) for name, views in read] == \
         [(True, ["hflip", "vflip", "rot180"])]
     assert threading.active_count() == threads
     assert ahead.text == plain.text and ahead.phrases
@@ -320,7 +327,7 @@ def test_prefetching_sams_embedding_changes_no_result(engine, image, mode, monke
 def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine, image,
                                                                          monkeypatch):
     monkeypatch.setattr(engine, "prefetch", True)
-    threads = threading.active_count()
+    threads = _threads_with_the_ahead_worker()
     canceled = engine.ground(image, PROMPT, mode="point", image_key="canceled",
                              should_stop=lambda: True)
     assert canceled.canceled and threading.active_count() == threads

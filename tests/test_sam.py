@@ -10,6 +10,7 @@ import pytest
 import torch
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
+from ros_ground import ahead
 from ros_ground.sam import (
     REGISTRY_SPECS,
     SamLoadError,
@@ -329,6 +330,7 @@ def test_prefetched_embedding_is_the_one_set_image_computes(seg):
     image, point = _image(7), (50.0, 40.0)
     reference = load_sam("tiny")
     expected_mask, expected_score = reference.segment_point(image, point, key="f")
+    ahead.worker().submit(lambda: None).result()  # the process's one worker, kept
     threads = threading.active_count()
     with seg.prefetched(image, key="f"):
         with seg.exclusive():  # a proposal node holding the segmenter cannot stall the worker
@@ -353,6 +355,7 @@ def test_prefetch_errors_reach_the_frames_user_and_no_thread_outlives_the_block(
         raise RuntimeError("encoder failed")
 
     monkeypatch.setattr(seg._prefetch_predictor, "set_image", broken)
+    ahead.worker().submit(lambda: None).result()  # the process's one worker, kept
     threads = threading.active_count()
     with pytest.raises(RuntimeError, match="encoder failed"):
         with seg.prefetched(_image(), key="g"):

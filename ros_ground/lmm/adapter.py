@@ -39,6 +39,9 @@ from ros_ground.prompts import ChatMarkers, markers_from_template, require_text,
 from ros_ground.views import flip_image, unflip_maps
 
 IMAGE_FITS = ("processor", "pad")
+# model types whose forward keeps no state between passes and whose continuation from a cache
+# needs only cache positions (causal text over plain 1-D positions): `prefill_views`
+PREFILL_MODEL_TYPES = ("llava", "llava_next")
 
 
 class LMMAdapter:
@@ -228,13 +231,16 @@ class LMMAdapter:
         """The part of `view_maps` that needs no answer: the views of `image` (one batch) and
         every prompt token but the last through the model, into a KV cache. It can run on
         another thread while the answer is generated (the capture is per context, so it records
-        nothing there). None for a model that keeps position state between passes (M-RoPE's
-        `rope_deltas` in Qwen2-VL): a pass on another thread could change it under a generation.
+        nothing there). The cache holds every layer's keys and values of len(views) x prompt
+        tokens until `view_maps` uses it (LLaVA-1.5-7B in float32: ~1 MB per token and view,
+        ~1.8 GB for 3 views of a 600-token prompt). None for model types not checked for it
+        (`PREFILL_MODEL_TYPES`): e.g. Qwen2-VL keeps M-RoPE's `rope_deltas` on the model between
+        passes, which a pass on another thread would change under a generation.
         """
         from transformers import DynamicCache
 
         views = _check_view_list(views)
-        if getattr(getattr(self.model, "model", self.model), "rope_deltas", False) is not False:
+        if self.model_type not in PREFILL_MODEL_TYPES:
             return None
         inputs, layout = self._views_batch(image, prompt, views)
         head = {key: value[:, :-1] if _per_token(value, inputs) else value
@@ -365,7 +371,7 @@ class ViewsPrefill:
 def _check_view_list(views: Sequence[str]) -> tuple[str, ...]:
     views = tuple(views)
     if not views:
-        raise ValueError("view_maps needs at least one view")
+        raise ValueError("reading attention views needs at least one view")
     return views
 
 

@@ -1,4 +1,4 @@
-"""An image embedding computed ahead, on a worker thread, while the caller does something else.
+"""An image embedding computed ahead, on the worker thread, while the caller does something else.
 
 The grounding engine starts SAM's image encoder when a request starts, so it runs on another
 core while the language model prefills and decodes (torch releases the GIL inside its ops), and
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from concurrent.futures import Executor, Future, wait
 from typing import Any
 
 
 class EmbeddingJob:
-    """One frame's embedding being computed by `compute` on a thread of its own.
+    """One frame's embedding being computed by `compute` on an executor's thread (the
+    engine's ahead worker, `ros_ground.ahead.worker`).
 
     `state` is `compute`'s result once `done` is set; `error` what it raised instead.
     """
@@ -27,10 +29,10 @@ class EmbeddingJob:
         self.error: BaseException | None = None
         self.done = threading.Event()
         self._compute = compute
-        self.thread = threading.Thread(target=self._run, name="sam-prefetch", daemon=True)
+        self._future: Future | None = None
 
-    def start(self) -> EmbeddingJob:
-        self.thread.start()
+    def start(self, executor: Executor) -> EmbeddingJob:
+        self._future = executor.submit(self._run)
         return self
 
     def _run(self) -> None:
@@ -50,5 +52,8 @@ class EmbeddingJob:
         return self.state
 
     def join(self) -> None:
-        """Wait for the worker to end, whatever it did (a torch op cannot be interrupted)."""
-        self.thread.join()
+        """Cancel the job if it has not started, else wait for it to end, whatever it does (a
+        torch op cannot be interrupted). For when no one needs the embedding any more."""
+        if self._future is not None:
+            self._future.cancel()
+            wait([self._future])

@@ -20,7 +20,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from ros_ground.ahead import on_spare_threads
+from ros_ground.ahead import with_threads, worker
 from ros_ground.results import Proposal
 from ros_ground.sam.prefetch import EmbeddingJob
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
@@ -178,13 +178,15 @@ class SamSegmenter:
 
     @contextlib.contextmanager
     def prefetched(self, image: np.ndarray, key: Hashable | None = None,
-                   enabled: bool = True) -> Iterator[None]:
-        """Within the block, `image`'s embedding is computed on a worker thread (prefetch.py);
-        the first call that makes `image` current waits for it (`wait_prefetch`) and installs
-        it instead of encoding again. Nothing starts when disabled or `image` is already current.
+                   enabled: bool = True, threads: int = 1) -> Iterator[None]:
+        """Within the block, `image`'s embedding is computed on the ahead worker thread
+        (prefetch.py; `ros_ground.ahead.worker`) with `threads` torch threads; the first call
+        that makes `image` current waits for it (`wait_prefetch`) and installs it instead of
+        encoding again. Nothing starts when disabled or `image` is already current.
 
-        On leaving, the worker has ended (its error, if no call waited for it, is dropped: the
-        embedding was not needed) and the embedding is forgotten unless it was made current.
+        On leaving, the job is canceled if it has not started, else it has ended (its error, if
+        no call waited for it, is dropped: the embedding was not needed) and the embedding is
+        forgotten unless it was made current.
         """
         if not enabled:
             yield
@@ -196,13 +198,13 @@ class SamSegmenter:
             skip = cache_key in self._jobs or (
                 self.predictor.is_image_set and self.predictor.image_key == cache_key)
             if not skip:
-                job = EmbeddingJob(cache_key, on_spare_threads(lambda: self._encode_ahead(image, key)))
+                job = EmbeddingJob(cache_key, with_threads(lambda: self._encode_ahead(image, key), threads))
                 self._jobs[cache_key] = job
         if skip:
             yield
             return
         try:
-            job.start()
+            job.start(worker())
             yield
         finally:
             job.join()
