@@ -86,8 +86,8 @@ class EngineConfig:
 
 class GroundingEngine:
     """Owns no queue: callers (CLI, ROS node) serialise requests per model. `ground` may run the
-    work that needs only the frame on a worker thread of the request while the LMM generates
-    (`prefetch`): SAM's embedding, and the attention views' prompt on a CPU LMM."""
+    work that needs only the frame on the process's ahead worker thread while the LMM generates
+    (`prefetch`, ahead.py): SAM's embedding, and the attention views' prompt on a CPU LMM."""
 
     # None: as ahead.ahead_work decides (SAM on a GPU, or cores torch_threads leaves free)
     prefetch: bool | None = None
