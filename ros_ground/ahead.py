@@ -46,6 +46,15 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def check_torch_threads(torch_threads: int) -> int:
+    """`torch_threads` if 0 (torch's default) .. `usable_cores()`; ValueError naming it else (more
+    threads than CPUs: a request took 11.7 s at 1000 threads on 2 CPUs, 0.2 s at 1)."""
+    if not 0 <= torch_threads <= usable_cores():
+        raise ValueError(f"torch_threads must be 0 (torch's default) .. {usable_cores()} (the "
+                         f"CPUs this process may use), got {torch_threads}")
+    return torch_threads
+
+
 def spare_cores(torch_threads: int) -> int:
     """Cores a `torch_threads` setting leaves free (0 for 0: torch's default takes them all)."""
     return max(0, usable_cores() - torch_threads) if torch_threads > 0 else 0

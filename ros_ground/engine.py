@@ -95,7 +95,8 @@ class GroundingEngine:
     def __init__(self, lmm: LMMAdapter, sam: SamSegmenter, nlp, config: EngineConfig | None = None,
                  torch_threads: int = 0):
         """torch_threads: each request's torch threads (0: leave them); ahead.py on the rest."""
-        self.lmm, self.sam, self.nlp, self.torch_threads = lmm, sam, nlp, torch_threads
+        self.lmm, self.sam, self.nlp = lmm, sam, nlp
+        self.torch_threads = ahead.check_torch_threads(torch_threads)  # ValueError: out of range
         self.config = (config or EngineConfig()).validate()
         self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, embedding, head
 
@@ -378,7 +379,7 @@ def build_engine(
     from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
-    ahead.use_threads(torch_threads)
+    ahead.use_threads(ahead.check_torch_threads(torch_threads))
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ros_ground.ahead import check_torch_threads
 from ros_ground.camera_watch import camera_topics
 from ros_ground.sam import PROPOSAL_DEFAULTS
 from ros_ground.views import FLIPS, VIEWS, check_views
@@ -96,6 +97,10 @@ def _cameras(value) -> list[str]:
     camera_topics(list(value), "image")  # raises ValueError naming a bad list
     return list(value)
 
+
+def _torch_threads(value) -> int:
+    return check_torch_threads(int(value))  # more threads than cores only slow every op
+
 GROUNDING = (
     S("model", "sim", _MODEL, cli=True),
     S("sam_model", "sim", _SAM, cli=True),
@@ -105,7 +110,7 @@ GROUNDING = (
       choices=("auto", "float32", "float16", "bfloat16"), cli=True),
     S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included; auto: on for CUDA (the first request pays the compilation)",
       choices=("off", "auto", "on"), cli=True),
-    S("torch_threads", 0, "torch's CPU threads for each grounding request (0: torch's default); below the core count, the cores left free compute SAM's embedding and the attention views' prompt while the answer is generated, then join the grounding", low=0, cli=True),
+    S("torch_threads", 0, "torch's CPU threads for each grounding request, at most the CPUs the process may use (0: torch's default, nothing ahead); fewer (e.g. CPUs - 1 with the LMM on the CPU): the CPUs left free compute SAM's embedding and the attention views' prompt while the answer is generated, then join the grounding", low=0, cli=True, convert=_torch_threads),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
     S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
     S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True),
