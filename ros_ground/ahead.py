@@ -10,7 +10,7 @@ against each other and the answer takes longer than with no worker (1.1-1.3x), h
 
 torch's intra-op thread count (OpenMP builds) belongs to the thread that sets it, and a thread
 that has not set it starts from the last value set anywhere in the process; so each request
-sets its own (`use_threads`) and each job its worker's (`with_threads`).
+sets its own for its duration (`threads`) and each job its worker's (`with_threads`).
 """
 
 from __future__ import annotations
@@ -60,10 +60,19 @@ def spare_cores(torch_threads: int) -> int:
     return max(0, usable_cores() - torch_threads) if torch_threads > 0 else 0
 
 
-def use_threads(torch_threads: int) -> None:
-    """Set the calling thread's torch threads to `torch_threads` (> 0; 0 leaves them)."""
-    if torch_threads > 0 and torch.get_num_threads() != torch_threads:
+@contextlib.contextmanager
+def threads(torch_threads: int) -> Iterator[None]:
+    """Within the block, the calling thread's torch threads are `torch_threads` (> 0; 0 leaves
+    them); restored on leaving, so the process's other threads (a proposal node in the same
+    container) keep starting from torch's default, not this request's count."""
+    before = torch.get_num_threads()
+    if torch_threads > 0 and before != torch_threads:
         torch.set_num_threads(torch_threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def ahead_work(prefetch: bool | None, sam_device: str, lmm_device,

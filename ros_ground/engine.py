@@ -126,13 +126,13 @@ class GroundingEngine:
         check_image(image)
         t_start = time.perf_counter()
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
-        ahead.use_threads(self.torch_threads)
         sam_ahead, views_ahead = ahead.ahead_work(self.prefetch, self.sam.device, self.lmm.device,
                                                   self.torch_threads)
         sam_ahead = sam_ahead and (cfg.mode == "point" or not proposals)
-        threads = max(1, ahead.spare_cores(self.torch_threads))
-        with self.sam.prefetched(image, image_key, sam_ahead, threads), ahead.views_prefill(
-                self.lmm, image, prompt, cfg.attention_views, views_ahead, threads) as views:
+        spare = max(1, ahead.spare_cores(self.torch_threads))
+        with ahead.threads(self.torch_threads), self.sam.prefetched(
+                image, image_key, sam_ahead, spare), ahead.views_prefill(
+                self.lmm, image, prompt, cfg.attention_views, views_ahead, spare) as views:
             gen = self.generate(image, prompt, config=cfg, views=False,
                                 on_token=progress.on_token if progress else None,
                                 should_stop=should_stop)
@@ -371,15 +371,15 @@ def build_engine(
     allow_download: let a Hugging Face model id missing from the local cache be downloaded
     (see `load_lmm`); off by default, so a robot never fetches weights at run time.
     compile: off | auto | on, compiled decoding (see `LMMAdapter`).
-    torch_threads: torch's threads for this thread and each request (0: torch's default);
-    below the core count the free cores take the work ahead (ahead.py).
+    torch_threads: torch's threads during each `ground` request (0: torch's default); below
+    the core count the free cores take the work ahead (ahead.py).
     """
     from ros_ground.lmm import load_lmm
     from ros_ground.phrases import load_spacy
     from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
-    ahead.use_threads(ahead.check_torch_threads(torch_threads))
+    ahead.check_torch_threads(torch_threads)  # before loading anything
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile)

@@ -60,12 +60,16 @@ def test_grounding_after_the_answer_joins_the_spare_cores(monkeypatch, threads, 
     assert torch.get_num_threads() == 1
 
 
-def test_use_threads_sets_only_an_explicit_count(threads):
+def test_a_request_sets_its_threads_for_its_duration_only(threads):
     torch.set_num_threads(2)
-    ahead.use_threads(0)
+    with ahead.threads(0):
+        assert torch.get_num_threads() == 2
+    with ahead.threads(1):
+        assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == 2
-    ahead.use_threads(1)
-    assert torch.get_num_threads() == 1
+    with pytest.raises(RuntimeError), ahead.threads(1):
+        raise RuntimeError("a failed request")
+    assert torch.get_num_threads() == 2
 
 
 def test_one_worker_thread_serves_every_request_in_order():

@@ -324,6 +324,20 @@ def test_prefetching_sams_embedding_changes_no_result(engine, image, mode, monke
     assert "sam_wait" in ahead.timing_ms
 
 
+def test_torch_threads_hold_for_the_request_only(engine, image):
+    """An engine with torch_threads below the CPUs runs the frame-only work ahead and gives the
+    answer of one without; the caller's thread count is back after the request."""
+    import torch
+
+    one = GroundingEngine(engine.lmm, engine.sam, engine.nlp, engine.config, torch_threads=1)
+    before = torch.get_num_threads()
+    with_threads = one.ground(image, PROMPT, mode="point", image_key="threads-1")
+    assert torch.get_num_threads() == before
+    plain = engine.ground(image, PROMPT, mode="point", image_key="threads-0")
+    assert with_threads.text == plain.text
+    assert [p.point for p in with_threads.phrases] == [p.point for p in plain.phrases]
+
+
 def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine, image,
                                                                          monkeypatch):
     monkeypatch.setattr(engine, "prefetch", True)
