@@ -108,13 +108,8 @@ def joined(torch_threads: int) -> Iterator[None]:
     `torch_threads` leaves some spare: once the answer is generated, the cores that ran the
     work ahead are idle, and the grounding stages (the views' answer pass, SAM's decodes) use
     them. The thread's count is restored on leaving."""
-    before = torch.get_num_threads()
-    if spare_cores(torch_threads) > 0:
-        torch.set_num_threads(usable_cores())
-    try:
+    with threads(usable_cores() if spare_cores(torch_threads) > 0 else 0):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
