@@ -14,6 +14,7 @@ from ros_ground_msgs.msg import EntityProposals  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from ros_ground.nodes import params  # noqa: E402
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import proposals_to_msg  # noqa: E402
 from ros_ground.nodes.executor import CallbackExecutor  # noqa: E402
@@ -109,6 +110,30 @@ def test_bad_model_paths_fail_configure_and_node_recovers(running, tmp_path):
     assert r.node.trigger_activate().name == "SUCCESS"
     _stream(r)
     assert r.ask().status == R.STATUS_OK
+
+
+def test_a_refused_parameter_at_start_leaves_the_node_up_and_unconfigured(running):
+    # rclpy raises while declaring an override outside its range or of another type: the node
+    # (and its container) must survive it, and must not run on the defaults instead
+    r = running(max_new_tokens=-5, queue_size="four")
+    assert not r.started and r.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert r.node.get_parameter("max_new_tokens").value == 64  # declared, not used
+    assert r.node.trigger_configure().name == "FAILURE"
+    r.set(max_new_tokens=8)
+    assert r.node.trigger_configure().name == "FAILURE"  # queue_size is still refused
+    r.set(queue_size=2)
+    assert r.node.trigger_configure().name == "SUCCESS"
+    assert r.node.trigger_activate().name == "SUCCESS"
+    _stream(r)
+    assert r.ask().status == R.STATUS_OK
+    assert r.node._engine.config.max_new_tokens == 8 and r.node.scheduler.queue_size == 2
+
+
+def test_a_setting_read_at_configure_says_so_when_set():
+    changes = [Parameter("sam_model", value="tiny"), Parameter("max_new_tokens", value=6)]
+    assert params.read_at_configure(params.GROUNDING_PARAMS, changes) == \
+        "sam_model is read at configure: takes effect at the next configure"
+    assert params.read_at_configure(params.GROUNDING_PARAMS, changes[1:]) == ""
 
 
 @pytest.mark.parametrize("name,value", [("device", "tpu"), ("dtype", "float7"),

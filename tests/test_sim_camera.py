@@ -154,3 +154,13 @@ def test_bag_start_up_failure_is_one_line_and_exit_1(ros, tmp_path, bag):
     assert "Traceback" not in log
     errors = [line for line in log.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and str(tmp_path / bag) in errors[0], log
+
+
+def test_a_refused_parameter_is_one_line_and_exit_1(ros):
+    proc = start_node_process("ros_ground.nodes.sim_camera_node", {"num_objects": 9})
+    assert proc.wait(timeout=60) == 1
+    log = stop_process(proc)
+    assert "Traceback" not in log
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "parameter num_objects" in errors[0] \
+        and "out of range" in errors[0], log

@@ -26,7 +26,12 @@ class ModelNode(LifecycleNode):
     def __init__(self, name: str, settings, **kwargs):
         super().__init__(name, **kwargs)
         self.settings = settings
-        params.declare(self, settings)
+        # overrides rclpy refused (range, type): declared with their defaults, and the node
+        # refuses to configure until each is set again, rather than run on settings not asked for
+        self._refused = params.declare(self, settings)
+        for name, why in self._refused.items():
+            self.get_logger().error(f"parameter {name}: {why}; the node will not configure "
+                                    f"until {name} is set to a valid value")
         self._opened: list = []
         self._lifecycle_pubs: list = []
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -68,6 +73,11 @@ class ModelNode(LifecycleNode):
 
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
+        if self._refused:
+            self.get_logger().error(
+                "configure refused: invalid parameters given at start: "
+                + "; ".join(f"{name}: {why}" for name, why in self._refused.items()))
+            return TransitionCallbackReturn.FAILURE
         try:
             self.load(self.values())
         except Exception as exc:  # any load failure must leave the node up and reconfigurable
@@ -115,5 +125,10 @@ class ModelNode(LifecycleNode):
     def _on_set_parameters(self, changes):
         result, checked = params.check_changes(self, self.settings, changes)
         if result.successful:
+            for change in changes:
+                self._refused.pop(change.name, None)
             self.apply(checked)
+            later = params.read_at_configure(self.settings, changes)
+            if later:  # rclpy drops a success's reason, so the log says it
+                self.get_logger().info(later)
         return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
 from ros_ground import settings
 from ros_ground.settings import Setting
@@ -39,9 +40,22 @@ def descriptor(setting: Setting) -> ParameterDescriptor:
     return d
 
 
-def declare(node, table) -> None:
+def declare(node, table) -> dict[str, str]:
+    """Declare every setting of `table` on `node`; returns {name: why} for the overrides
+    (launch file, YAML, `-p`) that were refused, each declared with its default instead.
+
+    rclpy raises for an override outside a setting's range or of the wrong type, which would
+    end the node (and a container with it) before it could say more: a lifecycle node comes up
+    unconfigured instead, and refuses to configure until each refused name is set again.
+    """
+    refused = {}
     for s in table:
-        node.declare_parameter(s.name, s.default, descriptor(s))
+        try:
+            node.declare_parameter(s.name, s.default, descriptor(s))
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            node.declare_parameter(s.name, s.default, descriptor(s), ignore_override=True)
+            refused[s.name] = str(exc).removesuffix(f": {s.name}")
+    return refused
 
 
 def values(node, table) -> dict:
@@ -58,3 +72,13 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
     except (ValueError, TypeError) as exc:
         return SetParametersResult(successful=False, reason=str(exc)), merged
     return SetParametersResult(successful=True), checked
+
+
+def read_at_configure(table, changes) -> str:
+    """For a lifecycle node's accepted change: which of the changed settings wait for the
+    next configure ("" if none)."""
+    later = sorted({c.name for c in changes} - {s.name for s in table if s.live})
+    if not later:
+        return ""
+    return (f"{', '.join(later)} {'is' if len(later) == 1 else 'are'} read at configure: "
+            "takes effect at the next configure")

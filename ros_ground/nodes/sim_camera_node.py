@@ -38,7 +38,9 @@ SCENE_PARAMS = ("seed", "scene_set", "width", "height", "num_objects", "objects"
 class SimCameraNode(Node):
     def __init__(self, name: str = "sim_camera_node", **kwargs):
         super().__init__(name, **kwargs)
-        params.declare(self, params.SIM_CAMERA_PARAMS)
+        refused = params.declare(self, params.SIM_CAMERA_PARAMS)
+        if refused:  # a plain node: no unconfigured state to wait in (make_node logs, exits 1)
+            raise ValueError("; ".join(f"parameter {k}: {v}" for k, v in refused.items()))
         self.image_pub = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         # reliable, as depth drivers publish: a grounded frame's depth must not be lost on a
