@@ -19,6 +19,8 @@ def test_demo_runs_the_composed_graph(tmp_path):
     assert "Question 1: Describe the scene." in text and "Question 2: Where is the " in text
     assert "Question 3: Pick up the " in text
     assert text.count("Answered in ") == 3
+    # every answer line says something: words, or why there are none
+    assert not re.search(r"Answer: *\n", text), text
     # the manipulation command: its target's pixels and its position beside the sim's truth
     assert "The command is about " in text and "% of the picture), box x=" in text
     assert "found from the depth image:" in text and "the simulator's truth:" in text

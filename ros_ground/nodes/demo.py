@@ -164,6 +164,9 @@ def run_demo(args) -> int:
             response = ask(node, prompt, NAMESPACE, timeout=240.0, on_feedback=stream)
             if response.text[shown[0]:]:
                 print(response.text[shown[0]:], end="")
+            if response.status == 0 and not response.text.strip():
+                # the embedded model learnt to describe and answer, never to reply to a command
+                print("(no words; what the command is about comes from its own words)", end="")
             print()
             results.append(response)
             command = prompt.startswith("Pick up")
