@@ -266,3 +266,20 @@ def test_command_eval_reports_target_keys(engine):
     from ros_ground.evaluate import format_report
 
     assert "target_accuracy" in format_report(report)
+
+
+def test_eval_runs_with_the_engines_torch_threads_and_restores_them(engine, monkeypatch):
+    import torch
+
+    from ros_ground import ahead
+
+    if ahead.usable_cores() < 2:
+        pytest.skip("needs 2 usable cores to tell 1 thread from the default")
+    monkeypatch.setattr(engine, "torch_threads", 1)
+    before = torch.get_num_threads()
+    if before == 1:
+        pytest.skip("torch already runs one thread here")
+    seen = []
+    evaluate(engine, scenes=1, seed=0, on_answer=lambda a: seen.append(torch.get_num_threads()))
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ros_ground import ahead
 from ros_ground.engine import GroundingEngine
 from ros_ground.evaluate.naming import Naming, naming
 from ros_ground.evaluate.scenes import SCENE_SETS, SIM_VOCABULARY, scene_for, scene_prompts, target_object
@@ -113,57 +114,60 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
         out_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(range(seed, seed + scenes), desc="eval", unit="scene",
                disable=None if progress is None else not progress)
-    for scene_seed in bar:
-        t0 = time.perf_counter()
-        scene = scene_for(scene_seed, scene_set, width, height)
-        run.seconds["render"] += time.perf_counter() - t0
-        key = ("eval", scene_set, scene_seed)  # seeds repeat across scene sets
-        proposals = None
-        for text, gt in scene_prompts(scene, prompt):
+    # the same torch threads an engine request holds (`torch_threads`; 0: torch's default)
+    with ahead.threads(engine.torch_threads):
+        for scene_seed in bar:
             t0 = time.perf_counter()
-            if needs_proposals and proposals is None:
-                proposals = engine.sam.propose(scene.rgb, key=key, **amg_params)
-            gen = engine.generate(scene.rgb, text, views=False)
-            viewed = {}  # the answer's maps per set of attention views
-            results = {}
-            for name, cfg in configs.items():
-                if cfg.attention_views not in viewed:
-                    viewed[cfg.attention_views] = engine.read_views(scene.rgb, gen, cfg)
-                results[name] = engine.ground_generation(
-                    scene.rgb, viewed[cfg.attention_views], cfg, image_key=key,
-                    proposals=proposals if cfg.mode in ("entities", "auto") else None)
-            first = next(iter(results.values()))
-            baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key)
-            obj = target_object(scene, prompt)
-            if obj is not None:  # the baseline's target: SAM at a random point
-                point = random_point_baseline(
-                    engine, scene.rgb, [GTPhrase(obj.name, obj.mask)], rng, key)[0]
-                run.baseline_targets.append(TargetRecord(
-                    target_hit=iou(point.mask, obj.mask) >= IOU_HIT, answer_hit=False,
-                    shared_hit=False))
-            run.seconds["engine"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for name, result in results.items():
-                preds = [PredPhrase(p.text, p.mask, p.point) for p in result.phrases]
-                record = evaluate_image(preds, gt, text_sim, SIM_VOCABULARY)
-                run.records[name].append(record)
-                if obj is not None:
-                    run.targets[name].append(target_record(scene, obj, result, record.matches > 0))
-                run.naming[name].append(naming(preds, gt))
-                counts = selection_counts(result.phrases, gt, SIM_VOCABULARY)
-                total = run.selection.setdefault(name, [0, 0])
-                total[0], total[1] = total[0] + counts[0], total[1] + counts[1]
-                if on_answer:
-                    on_answer(Answer(scene, text, gt, name, result, record, proposals))
-            run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
-            run.baseline_naming.append(naming(baseline, gt))
-            run.seconds["metrics"] += time.perf_counter() - t0
-            sample = {"seed": scene_seed, "prompt": text, "text": first.text,
-                      "phrases": [p.text for p in first.phrases],
-                      "gt": [g.text for g in gt], "matches": run.model[-1].matches}
-            run.samples.append(sample)
-            if out_dir:
-                _dump(out_dir, scene, first, sample, len(run.samples))
+            scene = scene_for(scene_seed, scene_set, width, height)
+            run.seconds["render"] += time.perf_counter() - t0
+            key = ("eval", scene_set, scene_seed)  # seeds repeat across scene sets
+            proposals = None
+            for text, gt in scene_prompts(scene, prompt):
+                t0 = time.perf_counter()
+                if needs_proposals and proposals is None:
+                    proposals = engine.sam.propose(scene.rgb, key=key, **amg_params)
+                gen = engine.generate(scene.rgb, text, views=False)
+                viewed = {}  # the answer's maps per set of attention views
+                results = {}
+                for name, cfg in configs.items():
+                    if cfg.attention_views not in viewed:
+                        viewed[cfg.attention_views] = engine.read_views(scene.rgb, gen, cfg)
+                    results[name] = engine.ground_generation(
+                        scene.rgb, viewed[cfg.attention_views], cfg, image_key=key,
+                        proposals=proposals if cfg.mode in ("entities", "auto") else None)
+                first = next(iter(results.values()))
+                baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key)
+                obj = target_object(scene, prompt)
+                if obj is not None:  # the baseline's target: SAM at a random point
+                    point = random_point_baseline(
+                        engine, scene.rgb, [GTPhrase(obj.name, obj.mask)], rng, key)[0]
+                    run.baseline_targets.append(TargetRecord(
+                        target_hit=iou(point.mask, obj.mask) >= IOU_HIT, answer_hit=False,
+                        shared_hit=False))
+                run.seconds["engine"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                for name, result in results.items():
+                    preds = [PredPhrase(p.text, p.mask, p.point) for p in result.phrases]
+                    record = evaluate_image(preds, gt, text_sim, SIM_VOCABULARY)
+                    run.records[name].append(record)
+                    if obj is not None:
+                        run.targets[name].append(
+                            target_record(scene, obj, result, record.matches > 0))
+                    run.naming[name].append(naming(preds, gt))
+                    counts = selection_counts(result.phrases, gt, SIM_VOCABULARY)
+                    total = run.selection.setdefault(name, [0, 0])
+                    total[0], total[1] = total[0] + counts[0], total[1] + counts[1]
+                    if on_answer:
+                        on_answer(Answer(scene, text, gt, name, result, record, proposals))
+                run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
+                run.baseline_naming.append(naming(baseline, gt))
+                run.seconds["metrics"] += time.perf_counter() - t0
+                sample = {"seed": scene_seed, "prompt": text, "text": first.text,
+                          "phrases": [p.text for p in first.phrases],
+                          "gt": [g.text for g in gt], "matches": run.model[-1].matches}
+                run.samples.append(sample)
+                if out_dir:
+                    _dump(out_dir, scene, first, sample, len(run.samples))
     return run
 
 
