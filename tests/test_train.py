@@ -1,6 +1,7 @@
 """Training code of the embedded models: text-only LMM data, determinism, loss goes down."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -232,6 +233,14 @@ def test_sam_training_steps_reduce_the_loss(tmp_path):
     assert loss_of(segmenter.sam) < before
     mask, score = segmenter.segment_point(store.rgb(0), (160.0, 120.0))
     assert mask.shape == (240, 320) and np.isfinite(score)
+
+    # --init-from: a fine-tune starts from the saved weights (one step at a negligible learning
+    # rate leaves them, and so the loss, where they were), not from a fresh initialisation
+    trained = loss_of(segmenter.sam)
+    tune = replace(cfg, steps=1, refine_steps=0, lr=1e-9, warmup=1,
+                   init_from=str(tmp_path / "sam"))
+    train_sam(tune, tmp_path / "tuned", cache_dir=tmp_path / "no_cache", progress=False)
+    assert abs(loss_of(load_sam(str(tmp_path / "tuned")).sam) - trained) < 0.02 * trained
 
 
 def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):

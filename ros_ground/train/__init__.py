@@ -74,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fine-tune: start from this checkpoint's weights (same architecture, "
                           "e.g. ros_ground/models/sim_lmm) instead of a random initialisation; "
                           "a saved training state is resumed instead unless --fresh")
-    common(sub.add_parser("sam", help="train the SAM model (point -> mask)"), steps=1000,
-           scenes=8000)
+    sam = sub.add_parser("sam", help="train the SAM model (point -> mask)")
+    common(sam, steps=1000, scenes=8000)
+    sam.add_argument("--init-from", metavar="DIR", default=None,
+                     help="fine-tune: start from this saved model's weights (same architecture, "
+                          "e.g. ros_ground/models/sim_sam) instead of a random initialisation; "
+                          "a saved training state is resumed instead unless --fresh")
     ev = sub.add_parser("eval", help="evaluate both models on held-out seeds; write model cards")
     ev.add_argument("--scenes", type=int, default=200)
     ev.add_argument("--seed", type=int, default=0)
@@ -120,7 +124,7 @@ def _run_sam(args) -> dict:
     cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
                          seed=args.seed, threads=args.threads,
-                         time_limit_min=args.time_limit_min)
+                         time_limit_min=args.time_limit_min, init_from=args.init_from)
     state = _state_dir() / "sam_state.pt"
     if args.fresh and state.exists():
         state.unlink()

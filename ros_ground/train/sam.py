@@ -88,6 +88,9 @@ class SAMTrainConfig:
     checkpoint_every: int = 300
     time_limit_min: float = 58.0
     sam_config: dict = field(default_factory=sim_sam_config)
+    # fine-tuning: start from this saved model's weights (a `save_sam` directory of the same
+    # config, e.g. ros_ground/models/sim_sam) instead of a random initialisation (None)
+    init_from: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -240,6 +243,11 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
         sam.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
+    elif cfg.init_from:
+        from ros_ground.sam import load_sam
+
+        # strict: the same architecture or an error
+        sam.load_state_dict(load_sam(str(cfg.init_from)).sam.state_dict())
     sam.train()
     batch_iter = batches(cfg.scenes, cfg.batch_size, cfg.seed + 1)
     for _ in range(loop.step):
