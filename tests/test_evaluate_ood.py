@@ -115,3 +115,14 @@ def test_one_engine_evaluates_both_sets_of_the_same_seeds():
         run = evaluate(engine, 1, 6, {"auto": {"mode": "auto"}}, progress=False,
                        amg_params={"points_per_side": 4}, scene_set=scene_set)
         assert len(run.model) == 1
+
+
+def test_sam_quality_scores_the_scene_set_asked_for():
+    from ros_ground.sam import load_sam
+    from ros_ground.train.evaluation import sam_quality
+
+    seed = 4  # its ood scene holds more objects than its classic one
+    assert len(scene_for(seed, "ood").objects) != len(scene_for(seed, "in").objects)
+    ood = sam_quality(load_sam("tiny"), scenes=1, seed=seed, amg_settings={}, progress=False,
+                      scene_set="ood")
+    assert ood["scene_set"] == "ood" and ood["objects"] == len(scene_for(seed, "ood").objects)

@@ -40,11 +40,12 @@ def _inner_point(mask: np.ndarray) -> tuple[float, float]:
 
 
 def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict | None = None,
-                progress: bool | None = None) -> dict:
+                progress: bool | None = None, scene_set: str = "in") -> dict:
     """Point-prompt IoU per object (inner point and a random inside point) and, per AMG
-    setting, the share of objects with a proposal of IoU >= 0.5 (and the mean best IoU)."""
+    setting, the share of objects with a proposal of IoU >= 0.5 (and the mean best IoU), on
+    the evaluation scenes of `scene_set` (evaluate.SCENE_SETS)."""
+    from ros_ground.evaluate.scenes import scene_for
     from ros_ground.metrics import iou
-    from ros_ground.sim.scene import generate_scene
 
     _check_eval_seeds(seed, scenes)
     amg_settings = amg_settings if amg_settings is not None else {
@@ -58,8 +59,8 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
     t_point = 0.0
     for s in tqdm(range(seed, seed + scenes), desc="sam eval", unit="scene",
                   disable=None if progress is None else not progress):
-        scene = generate_scene(s)
-        key = ("sam-eval", s)
+        scene = scene_for(s, scene_set)
+        key = ("sam-eval", scene_set, s)
         t0 = time.perf_counter()
         for obj in scene.objects:
             mask = np.asarray(obj.mask, dtype=bool)
@@ -81,7 +82,8 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
                 amg[name]["best"].append(best)
     inner, random_in = np.array(inner), np.array(random_in)
     out = {
-        "scenes": scenes, "seeds": [seed, seed + scenes - 1], "objects": len(inner),
+        "scenes": scenes, "scene_set": scene_set, "seeds": [seed, seed + scenes - 1],
+        "objects": len(inner),
         "median_object_area_px": float(np.median(areas)) if areas else 0.0,
         "point_inner": {"miou": float(inner.mean()), "iou_ge_0.5": float((inner >= 0.5).mean()),
                         "iou_ge_0.75": float((inner >= 0.75).mean())},
