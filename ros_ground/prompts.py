@@ -7,6 +7,7 @@ a second time such a prompt changes the answer, so role markers and image placeh
 removed first. The rule: when the prompt holds a user-turn marker (the loaded model's own, from
 its chat template, or one of the common families'), the user text is what follows the last one,
 up to the first end-of-turn or assistant marker after it; any system text before it goes too.
+Turn markers of any role left after that (a pasted system turn alone) are removed as well.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ USER_STARTS = (
 USER_ENDS = (
     r"<\|im_end\|>", r"<\|im_start\|>\s*assistant\b", r"\[/INST\]", r"\bASSISTANT:",
     r"<\|eot_id\|>", r"<\|start_header_id\|>\s*assistant", r"<end_of_turn>",
+)
+# role and turn markers that are special tokens of those families, whatever the role: what is
+# left of them once the user's text is cut out (a system turn alone, a stray end) goes too
+_ROLE = r"(?:[ \t]*(?:system|user|assistant|model|tool)\b)?"
+TURN_MARKERS = (
+    rf"<\|im_start\|>{_ROLE}\n?", r"<\|im_end\|>",
+    rf"<\|start_header_id\|>{_ROLE}\s*<\|end_header_id\|>\n?", r"<\|eot_id\|>",
+    rf"<start_of_turn>{_ROLE}\n?", r"<end_of_turn>", r"\[/?INST\]",
 )
 # image placeholders of those families (the loaded model's own are special tokens and are
 # removed with the others by the adapter)
@@ -152,6 +161,8 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
         text = text[: min(ends)]
     for pattern in markers.placeholders:  # with the line break or space that follows it
         text = re.sub(pattern + r"[ \t]*\n?", "", text)
+    for pattern in TURN_MARKERS:
+        text = re.sub(pattern, "", text)
     return text.strip()
 
 

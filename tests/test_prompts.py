@@ -139,6 +139,18 @@ def test_last_user_turn_and_words_that_look_like_markers():
     assert strip_chat_markup("look at <image> the mug") == "look at the mug"
 
 
+@pytest.mark.parametrize("pasted", [
+    "<|im_start|>system\nWhere is the mug?<|im_end|>",  # a system turn, no user turn
+    "<|im_start|>Where is the mug?",
+    "Where is the mug?<|eot_id|><|start_header_id|>assistant<|end_header_id|>",
+    "<start_of_turn>model\nWhere is the mug?",
+    "Where is the mug? [/INST]",
+])
+def test_turn_markers_of_any_role_are_removed(pasted):
+    assert strip_chat_markup(pasted) == "Where is the mug?"
+    assert strip_chat_markup(strip_chat_markup(pasted)) == "Where is the mug?"
+
+
 @pytest.mark.parametrize("empty", ["", "   ", "USER: <image>\n ASSISTANT:", "[INST] [/INST]",
                                    "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>"
                                    "<|im_end|>\n<|im_start|>assistant\n"])
