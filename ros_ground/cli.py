@@ -83,6 +83,28 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0 (a scene seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
 def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
     """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli)."""
     parser = argparse.ArgumentParser(prog="ros-ground", description=__doc__.splitlines()[0])
@@ -116,7 +138,7 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
     evaluate = sub.add_parser("eval", help="grounding metrics on simulated scenes")
     evaluate.add_argument("--scenes", type=_positive, default=20)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=_non_negative, default=0)
     _add_model_args(evaluate)
     evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command", "region"),
                           default="describe",

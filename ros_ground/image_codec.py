@@ -298,7 +298,8 @@ def _to_rgb8(key: str, pixels: np.ndarray) -> np.ndarray:
 
 def _grey_from_scalar(values: np.ndarray) -> np.ndarray:
     """Min-max scale a depth or 16-bit image to uint8 grey; non-finite pixels become black."""
-    values = values.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # casting signalling NaNs warns; they become black
+        values = values.astype(np.float64)
     valid = np.isfinite(values)
     if not valid.any():
         return np.zeros(values.shape, dtype=np.uint8)

@@ -63,3 +63,12 @@ def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
     assert out.returncode == 2 and "empty prompt" in out.stderr
     out = _run("eval", "--scenes", "0", check=False)
     assert out.returncode == 2 and "--scenes: expected an integer >= 1, got '0'" in out.stderr
+    out = _run("eval", "--seed", "-5", check=False)
+    assert out.returncode == 2 and "--seed: expected an integer >= 0, got '-5'" in out.stderr
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
+def test_ask_timeout_must_be_positive_seconds(timeout):
+    out = subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", "ask", "hi", "--timeout",
+                          timeout], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and f"--timeout: expected seconds > 0, got '{timeout}'" in out.stderr

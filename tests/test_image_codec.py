@@ -358,3 +358,13 @@ def test_pypi_cv_bridge_port_is_never_used():
     if cv_bridge_boost is not None and str(cv_bridge_boost.__file__).endswith(".so"):
         pytest.skip("a compiled (ROS 2) cv_bridge is installed")
     assert _ros_cv_bridge() is None
+
+
+def test_scalar_images_with_any_bit_pattern_decode_without_warnings():
+    import warnings
+
+    raw = np.random.default_rng(0).integers(0, 256, size=48 * 64 * 4, dtype=np.uint8).tobytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # signalling NaNs among random floats warned on the cast
+        rgb = decode_image("32FC1", 48, 64, 64 * 4, False, raw)
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8

@@ -99,7 +99,7 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
         path = Path(location).expanduser()
         if not path.is_dir():
             raise ModelLoadError(f"model {spec!r}: no such directory {str(path)!r} "
-                                 f"(give a checkpoint directory, a Hugging Face id, or 'tiny')")
+                                 f"(give a checkpoint directory, a Hugging Face id, 'sim' or 'tiny')")
         attempts = [(str(path), True, f"local directory {str(path)!r}")]
     else:
         attempts = [(spec, True, f"Hugging Face cache {str(hub_cache_dir(spec))!r}")]

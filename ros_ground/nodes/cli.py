@@ -17,7 +17,8 @@ def add_ros_commands(sub) -> None:
     ask = sub.add_parser("ask", help="send a prompt to a running grounding node (ROS action)")
     ask.add_argument("prompt")
     ask.add_argument("--namespace", default="", help="namespace of the grounding node")
-    ask.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the result")
+    ask.add_argument("--timeout", type=core_cli.positive_seconds, default=120.0,
+                     help="seconds to wait for the result")
     ask.add_argument("--mode", choices=("",) + MODES, default="")
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--overlay", metavar="OUT.png", help="write the node's overlay image")

@@ -73,6 +73,9 @@ def autostart(node: LifecycleNode) -> bool:
         node.get_logger().info("autostart is false: waiting for lifecycle transitions")
         return True
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-        node.get_logger().error("configure failed; fix the parameters and configure again")
+        name = node.get_fully_qualified_name()
+        node.get_logger().error(
+            f"configure failed; fix the parameters (ros2 param set {name} NAME VALUE) and "
+            f"configure again (ros2 lifecycle set {name} configure, then activate)")
         return False
     return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
