@@ -33,6 +33,18 @@ def test_scene_sets_name_their_ranges():
         D.SceneStore(D.TRAIN_SEED_START, 1, scene_set="ood")  # never train on the held-out set
 
 
+def test_mixed_scenes_alternate_classic_and_randomised_by_seed():
+    mixed = D.SceneStore(D.TRAIN_SEED_START, 4, scene_set="mixed")
+    classic = D.SceneStore(D.TRAIN_SEED_START, 4, scene_set="classic")
+    randomised = D.SceneStore(D.TRAIN_SEED_START, 4)
+    assert D.TRAIN_SEED_START % 2 == 0 and D.scene_ranges("mixed") is TRAINING_RANGES
+    for i in range(4):
+        same = classic if i % 2 == 0 else randomised
+        other = randomised if i % 2 == 0 else classic
+        assert np.array_equal(mixed.rgb(i), same.rgb(i)) and mixed.texts(i) == same.texts(i)
+        assert not np.array_equal(mixed.rgb(i), other.rgb(i))
+
+
 def test_cache_of_randomised_scenes_matches_on_the_fly_renders(tmp_path):
     D.build_cache(D.TRAIN_SEED_START, 2, tmp_path, progress=False)
     assert (tmp_path / f"randomised_texts_{D.TRAIN_SEED_START}.json").is_file()

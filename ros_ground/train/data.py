@@ -13,10 +13,12 @@ evaluation uses seeds below EVAL_SEED_LIMIT, so the two never overlap.
 
 Scene sets (`TRAIN_SCENE_SETS`): "randomised" (the default) draws every scene's camera, image size,
 light, table and object looks from `sim.ranges.TRAINING_RANGES`; "classic" is the fixed 320x240
-setting the first models were trained on. Every frame is stored resized to WIDTH x HEIGHT (area
-interpolation for the image, nearest for the labels): the LMM's processor squash-resizes any
-frame to its square input anyway, and SAM's resizes the longest side to 320, so only frames of
-another aspect than 4:3 reach SAM slightly stretched (at most 1.5 / 1.33, about 12 %).
+setting the first models were trained on; "mixed" takes even seeds from "classic" and odd ones from
+"randomised" (fine-tuning a classic model off its setting without forgetting it). Every frame is
+stored resized to WIDTH x HEIGHT (area interpolation for the image, nearest for the labels): the
+LMM's processor squash-resizes any frame to its square input anyway, and SAM's resizes the longest
+side to 320, so only frames of another aspect than 4:3 reach SAM slightly stretched (at most
+1.5 / 1.33, about 12 %).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from tqdm import tqdm
 TRAIN_SEED_START = 100_000
 EVAL_SEED_LIMIT = 10_000  # held-out evaluation seeds are 0 .. EVAL_SEED_LIMIT-1
 WIDTH, HEIGHT = 320, 240  # stored frame size
-TRAIN_SCENE_SETS = ("randomised", "classic")
+TRAIN_SCENE_SETS = ("randomised", "classic", "mixed")
 DEFAULT_SCENE_SET = "randomised"
 SHARD = 250  # scenes per cache shard
 BACKGROUND, TABLE, FIRST_OBJECT = 0, 1, 2  # label-map ids; object k has id FIRST_OBJECT + k
@@ -54,7 +56,7 @@ def scene_ranges(scene_set: str):
 
     if scene_set not in TRAIN_SCENE_SETS:
         raise ValueError(f"training scene set must be one of {TRAIN_SCENE_SETS}, got {scene_set!r}")
-    return TRAINING_RANGES if scene_set == "randomised" else CLASSIC_RANGES
+    return CLASSIC_RANGES if scene_set == "classic" else TRAINING_RANGES  # mixed: their union
 
 
 def check_train_seeds(start: int, count: int) -> None:
@@ -96,11 +98,14 @@ def label_map(scene) -> np.ndarray:
 
 def training_scene(seed: int, scene_set: str = DEFAULT_SCENE_SET):
     """The scene of `seed` in training set `scene_set` (TRAIN_SCENE_SETS): "classic" is the
-    evaluation's "in" set at WIDTH x HEIGHT, "randomised" draws its size from TRAINING_RANGES.
-    ValueError for another set."""
+    evaluation's "in" set at WIDTH x HEIGHT, "randomised" draws its size from TRAINING_RANGES,
+    "mixed" is "classic" for even seeds and "randomised" for odd ones. ValueError for another
+    set."""
     from ros_ground.sim.scene import scene_in_set
 
     scene_ranges(scene_set)  # the error names the training sets
+    if scene_set == "mixed":
+        scene_set = "classic" if seed % 2 == 0 else "randomised"
     return scene_in_set(seed, "in" if scene_set == "classic" else scene_set, WIDTH, HEIGHT)
 
 
