@@ -107,7 +107,8 @@ class Scheduler:
             waiting = sum(len(q) for q in self._queues.values())
             # one request runs and `queue_size` wait; an idle worker takes the next at once
             if waiting >= self.queue_size + (0 if self._running else 1):
-                raise Rejected(f"busy: {waiting} request(s) waiting (queue_size={self.queue_size})")
+                running = "one request running and " if self._running else ""
+                raise Rejected(f"busy: {running}{waiting} waiting (queue_size={self.queue_size})")
             ticket = Ticket(payload, source, number=next(self._numbers))
             self._queues.setdefault(source, deque()).append(ticket)
             self._cond.notify_all()

@@ -62,7 +62,7 @@ def test_every_request_is_answered_once_and_the_queue_is_bounded(h):
     assert h.started.wait(5)
     for i in range(4):
         h.scheduler.submit(f"q{i}")
-    with pytest.raises(Rejected, match="queue_size=4"):
+    with pytest.raises(Rejected, match=r"busy: one request running and 4 waiting \(queue_size=4\)"):
         h.scheduler.submit("one too many")
     h.release.set()
     assert h.wait(lambda: len(h.answers) == 5)
@@ -74,7 +74,7 @@ def test_an_idle_worker_takes_a_request_even_with_queue_size_zero():
     try:
         h.scheduler.submit("a")
         assert h.started.wait(5)
-        with pytest.raises(Rejected):
+        with pytest.raises(Rejected, match=r"one request running and 0 waiting \(queue_size=0\)"):
             h.scheduler.submit("b")
         h.release.set()
         assert h.wait(lambda: len(h.answers) == 1)
