@@ -166,7 +166,8 @@ def run_demo(args) -> int:
                 print(response.text[shown[0]:], end="")
             if response.status == 0 and not response.text.strip():
                 # the embedded model learnt to describe and answer, never to reply to a command
-                print("(no words; what the command is about comes from its own words)", end="")
+                print("(none: this model learnt to describe and answer, not to reply to a "
+                      "command; the target below comes from the command's own words)", end="")
             print()
             results.append(response)
             command = prompt.startswith("Pick up")
