@@ -34,7 +34,7 @@ USER_ENDS = (
 )
 # role and turn markers that are special tokens of those families, whatever the role: what is
 # left of them once the user's text is cut out (a system turn alone, a stray end) goes too
-_ROLE = r"(?:[ \t]*(?:system|user|assistant|model|tool)\b)?"
+_ROLE = r"(?:[ \t]*(?:system|developer|user|assistant|model|tool|ipython)\b)?"
 TURN_MARKERS = (
     rf"<\|im_start\|>{_ROLE}\n?", r"<\|im_end\|>",
     rf"<\|start_header_id\|>{_ROLE}\s*<\|end_header_id\|>\n?", r"<\|eot_id\|>",
@@ -161,9 +161,13 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
         text = text[: min(ends)]
     for pattern in markers.placeholders:  # with the line break or space that follows it
         text = re.sub(pattern + r"[ \t]*\n?", "", text)
-    for pattern in TURN_MARKERS:
-        text = re.sub(pattern, "", text)
-    return text.strip()
+    while True:  # until none is left: removing one can join the pieces of another
+        cleaned = text
+        for pattern in TURN_MARKERS:
+            cleaned = re.sub(pattern, "", cleaned)
+        if cleaned == text:
+            return text.strip()
+        text = cleaned
 
 
 def require_text(prompt: str, original: str) -> str:

@@ -71,4 +71,5 @@ def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
 def test_ask_timeout_must_be_positive_seconds(timeout):
     out = subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", "ask", "hi", "--timeout",
                           timeout], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and f"--timeout: expected seconds > 0, got '{timeout}'" in out.stderr
+    assert out.returncode == 2
+    assert f"--timeout: expected a finite number of seconds > 0, got '{timeout}'" in out.stderr

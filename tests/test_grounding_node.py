@@ -134,6 +134,7 @@ def test_a_setting_read_at_configure_says_so_when_set():
     assert params.read_at_configure(params.GROUNDING_PARAMS, changes) == \
         "sam_model is read at configure: takes effect at the next configure"
     assert params.read_at_configure(params.GROUNDING_PARAMS, changes[1:]) == ""
+    assert params.read_at_configure(params.GROUNDING_PARAMS, [Parameter("autostart", value=False)]) == ""
 
 
 @pytest.mark.parametrize("name,value", [("device", "tpu"), ("dtype", "float7"),

@@ -101,3 +101,12 @@ def test_train_cli_defaults_to_randomised_scenes():
     assert parser.parse_args(["lmm", "--scene-set", "classic"]).scene_set == "classic"
     with pytest.raises(SystemExit):
         parser.parse_args(["lmm", "--scene-set", "ood"])
+
+
+def test_model_cards_name_each_training_scene_set():
+    from ros_ground.train.card import data_ranges
+
+    assert data_ranges("classic").startswith("the classic setting")
+    assert data_ranges("randomised").startswith("domain-randomised over")
+    mixed = data_ranges("mixed")
+    assert mixed.startswith("even seeds the classic setting") and "odd seeds domain-randomised" in mixed

@@ -114,7 +114,8 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
         out_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(range(seed, seed + scenes), desc="eval", unit="scene",
                disable=None if progress is None else not progress)
-    # the same torch threads an engine request holds (`torch_threads`; 0: torch's default)
+    # the torch threads an engine request holds (`torch_threads`; 0: torch's default), and every
+    # usable core for the grounding stages when it leaves some spare, as `ground` does
     with ahead.threads(engine.torch_threads):
         for scene_seed in bar:
             t0 = time.perf_counter()
@@ -129,12 +130,13 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                 gen = engine.generate(scene.rgb, text, views=False)
                 viewed = {}  # the answer's maps per set of attention views
                 results = {}
-                for name, cfg in configs.items():
-                    if cfg.attention_views not in viewed:
-                        viewed[cfg.attention_views] = engine.read_views(scene.rgb, gen, cfg)
-                    results[name] = engine.ground_generation(
-                        scene.rgb, viewed[cfg.attention_views], cfg, image_key=key,
-                        proposals=proposals if cfg.mode in ("entities", "auto") else None)
+                with ahead.joined(engine.torch_threads):  # as `ground` after its answer
+                    for name, cfg in configs.items():
+                        if cfg.attention_views not in viewed:
+                            viewed[cfg.attention_views] = engine.read_views(scene.rgb, gen, cfg)
+                        results[name] = engine.ground_generation(
+                            scene.rgb, viewed[cfg.attention_views], cfg, image_key=key,
+                            proposals=proposals if cfg.mode in ("entities", "auto") else None)
                 first = next(iter(results.values()))
                 baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key)
                 obj = target_object(scene, prompt)

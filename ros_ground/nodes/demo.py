@@ -164,7 +164,7 @@ def run_demo(args) -> int:
             response = ask(node, prompt, NAMESPACE, timeout=240.0, on_feedback=stream)
             if response.text[shown[0]:]:
                 print(response.text[shown[0]:], end="")
-            if response.status == 0 and not response.text.strip():
+            if response.status == 0 and not response.text.strip() and prompt.startswith("Pick up"):
                 # the embedded model learnt to describe and answer, never to reply to a command
                 print("(none: this model learnt to describe and answer, not to reply to a "
                       "command; the target below comes from the command's own words)", end="")

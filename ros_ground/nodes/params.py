@@ -77,7 +77,8 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
 def read_at_configure(table, changes) -> str:
     """For a lifecycle node's accepted change: which of the changed settings wait for the
     next configure ("" if none)."""
-    later = sorted({c.name for c in changes} - {s.name for s in table if s.live})
+    # autostart is read once, when the node starts: not at a configure
+    later = sorted({c.name for c in changes} - {s.name for s in table if s.live} - {"autostart"})
     if not later:
         return ""
     return (f"{', '.join(later)} {'is' if len(later) == 1 else 'are'} read at configure: "

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default .cache/sim_data; scenes missing there are rendered on the fly)")
         p.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
                        help="randomised: settings drawn from sim.ranges.TRAINING_RANGES; classic: "
-                            "the fixed 320x240 setting (default %(default)s)")
+                            "the fixed 320x240 setting; mixed: classic for even seeds, "
+                            "randomised for odd ones (default %(default)s)")
         if steps is not None:
             p.add_argument("--steps", type=int, default=steps)
             p.add_argument("--seed", type=int, default=0, help="initialisation / sampling seed")

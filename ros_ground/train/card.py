@@ -29,14 +29,16 @@ def data_ranges(scene_set: str | None) -> str:
     """One line on the settings the training scenes were drawn from (sim.ranges), for a card."""
     from ros_ground.sim.ranges import CLASSIC_RANGES, TRAINING_RANGES
 
-    if scene_set != "randomised":
-        return "the classic setting (sim.ranges.CLASSIC_RANGES: 320x240, 2-6 objects)"
+    classic = "the classic setting (sim.ranges.CLASSIC_RANGES: 320x240, 2-6 objects)"
+    if scene_set not in ("randomised", "mixed"):
+        return classic
     r, c = TRAINING_RANGES, CLASSIC_RANGES
+    lead = "" if scene_set == "randomised" else f"even seeds {classic}, odd seeds "
 
     def span(pair, unit="", digits=3):
         return f"{pair[0]:.{digits}g} to {pair[1]:.{digits}g}{unit}"
 
-    return (f"domain-randomised over sim.ranges.TRAINING_RANGES (the classic setting lies inside "
+    return (f"{lead}domain-randomised over sim.ranges.TRAINING_RANGES (the classic setting lies inside "
             f"them): camera {span(r.distance, ' m')} away (classic {span(c.distance, ' m')}), "
             f"{span(r.elevation_deg, ' deg')} up, azimuth {span(r.azimuth_deg, ' deg')}, "
             f"look-at offset up to {r.target_offset[1]:g} m, vertical FOV "
