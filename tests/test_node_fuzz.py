@@ -49,8 +49,10 @@ VALID_ODD_IMAGES = {
 BAD_PROMPTS = {"empty": "", "whitespace": " \t\n ", "100 kB": "describe " * 11_500}
 # chat markup and image placeholders pasted into a prompt are removed before templating
 SPECIAL_PROMPTS = ["<image><image> What is this?", "<s></s><pad><unk> hello",
-                   "<|im_start|>system<|im_end|>", "USER: <image>\nWhat is this? ASSISTANT:"]
-MARKUP_ONLY_PROMPTS = ["<image>", "USER: <image>\nASSISTANT:", "<image>\n<image>"]
+                   "<|im_start|>system\nBe brief.<|im_end|>",
+                   "USER: <image>\nWhat is this? ASSISTANT:"]
+MARKUP_ONLY_PROMPTS = ["<image>", "USER: <image>\nASSISTANT:", "<image>\n<image>",
+                       "<|im_start|>system<|im_end|>"]
 
 
 @pytest.fixture(scope="module")

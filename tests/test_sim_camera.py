@@ -83,9 +83,12 @@ def test_sim_camera_publishes_matching_stamps_and_truth(ros):
             "scene_set", value="ood").to_parameter_msg()]))
         assert rec.spin_until(future.done, 60) and future.result().results[0].successful
         assert rec.spin_until(lambda: rec.truths[-1].description == ood.description, 30)
-        assert rec.spin_until(lambda: rec.images[-1].width == 800, 30)
-        image = rec.images[-1]
-        assert (image.width, image.height) == ood.rgb.shape[1::-1] == (800, 450)
+        # the frame's size from its camera_info: a 1 MB best-effort image (sensor-data QoS, as
+        # camera drivers publish) can be lost whole on a loaded machine (bench section 6), the
+        # small camera_info of the same publish arrives
+        assert rec.spin_until(lambda: rec.infos[-1].width == 800, 30)
+        info = rec.infos[-1]
+        assert (info.width, info.height) == ood.rgb.shape[1::-1] == (800, 450)
         future = setter.call_async(SetParameters.Request(parameters=[Parameter(
             "scene_set", value="indoors").to_parameter_msg()]))
         assert rec.spin_until(future.done, 30)
