@@ -162,15 +162,15 @@ def run_demo(args) -> int:
                 shown[0] = len(text)
 
             response = ask(node, prompt, NAMESPACE, timeout=240.0, on_feedback=stream)
+            command = prompt.startswith("Pick up")
             if response.text[shown[0]:]:
                 print(response.text[shown[0]:], end="")
-            if response.status == 0 and not response.text.strip() and prompt.startswith("Pick up"):
+            if response.status == 0 and not response.text.strip() and command:
                 # the embedded model learnt to describe and answer, never to reply to a command
                 print("(none: this model learnt to describe and answer, not to reply to a "
                       "command; the target below comes from the command's own words)", end="")
             print()
             results.append(response)
-            command = prompt.startswith("Pick up")
             if command:
                 _print_target(response, truths, truth.names[-1])
             else:
