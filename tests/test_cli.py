@@ -65,6 +65,10 @@ def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
     assert out.returncode == 2 and "--scenes: expected an integer >= 1, got '0'" in out.stderr
     out = _run("eval", "--seed", "-5", check=False)
     assert out.returncode == 2 and "--seed: expected an integer >= 0, got '-5'" in out.stderr
+    # seeds that reach the training seeds are refused before any model loads
+    out = _run("eval", "--seed", "9990", "--scenes", "11", "--model", "no-such-model", check=False)
+    assert out.returncode == 2 and "got seeds 9990..10000" in out.stderr
+    assert "no-such-model" not in out.stderr
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])

@@ -283,3 +283,13 @@ def test_eval_runs_with_the_engines_torch_threads_and_restores_them(engine, monk
     evaluate(engine, scenes=1, seed=0, on_answer=lambda a: seen.append(torch.get_num_threads()))
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("seed, scenes", [(9999, 2), (100_000, 1), (-1, 3)])
+def test_evaluation_never_scores_a_training_seed(engine, seed, scenes):
+    from ros_ground.evaluate.regions import evaluate_regions
+
+    with pytest.raises(ValueError, match="evaluation seeds must lie in 0..9999"):
+        evaluate(engine, scenes=scenes, seed=seed, progress=False)
+    with pytest.raises(ValueError, match="evaluation seeds must lie in 0..9999"):
+        evaluate_regions(engine, scenes, seed, SIM_VOCABULARY, progress=False)

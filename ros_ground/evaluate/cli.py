@@ -9,11 +9,13 @@ from ros_ground.evaluate.report import format_region_report, format_report, repo
 from ros_ground.evaluate.run import evaluate
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
 from ros_ground.retrieval import SCORINGS
+from ros_ground.train.data import check_eval_seeds
 
 
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
     scene_set = getattr(args, "scene_set", "in")
+    check_eval_seeds(args.seed, args.scenes)  # before loading any model
     if args.prompt == "region":
         from ros_ground.evaluate.regions import evaluate_regions
 

@@ -33,7 +33,9 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
     `scene_set` (sim.ranges.SCENE_SETS; `width` x `height` for "in" only), beside the
     no-region baseline, and the seconds per answer of each."""
     from ros_ground.sim.scene import scene_in_set
+    from ros_ground.train.data import check_eval_seeds
 
+    check_eval_seeds(seed, scenes)
     counts = {"region": [0, 0], "region_color": [0, 0], "baseline": [0, 0],
               "baseline_color": [0, 0]}
     seconds = {"region": 0.0, "baseline": 0.0}

@@ -27,6 +27,7 @@ from ros_ground.evaluate.targets import IOU_HIT, TargetRecord, target_record
 from ros_ground.metrics import GTPhrase, ImageRecord, PredPhrase, TextSimilarity, evaluate_image, iou
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.selection_metrics import selection_counts
+from ros_ground.train.data import check_eval_seeds
 
 
 @dataclass
@@ -86,8 +87,8 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
              amg_params: dict | None = None, dump: str | None = None, progress: bool | None = None,
              on_answer: Callable[[Answer], None] | None = None, width: int = 320,
              height: int = 240, scene_set: str = "in") -> EvalRun:
-    """Evaluate `engine` on scenes with seeds seed .. seed+scenes-1 (keep them disjoint from
-    training seeds).
+    """Evaluate `engine` on scenes with seeds seed .. seed+scenes-1, held-out evaluation seeds
+    (ValueError otherwise: train.data.check_eval_seeds).
 
     `variants`: name -> changes to `engine.config` (EngineConfig fields); default one variant,
     "model", with the config as it is. `prompt`: "describe", "refer" or "both". Proposals come
@@ -99,6 +100,7 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     """
     if scene_set not in SCENE_SETS:
         raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
+    check_eval_seeds(seed, scenes)
     variants = dict(variants or {"model": {}})
     configs = {name: replace(engine.config, **change).validate()
                for name, change in variants.items()}

@@ -59,6 +59,14 @@ def scene_ranges(scene_set: str):
     return CLASSIC_RANGES if scene_set == "classic" else TRAINING_RANGES  # mixed: their union
 
 
+def check_eval_seeds(seed: int, scenes: int) -> None:
+    """ValueError unless seeds seed .. seed+scenes-1 are held-out evaluation seeds
+    (0 .. EVAL_SEED_LIMIT-1), so no evaluation scores a scene a model was trained on."""
+    if seed < 0 or scenes < 1 or seed + scenes > EVAL_SEED_LIMIT:
+        raise ValueError(f"evaluation seeds must lie in 0..{EVAL_SEED_LIMIT - 1} (training uses "
+                         f">= {TRAIN_SEED_START}); got seeds {seed}..{seed + scenes - 1}")
+
+
 def check_train_seeds(start: int, count: int) -> None:
     if start < TRAIN_SEED_START or count < 1:
         raise ValueError(f"training seeds must start at >= {TRAIN_SEED_START} (evaluation uses "

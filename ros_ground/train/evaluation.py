@@ -22,12 +22,7 @@ from tqdm import tqdm
 
 from ros_ground.metrics import aggregate
 from ros_ground.sam import PROPOSAL_DEFAULTS
-from ros_ground.train.data import EVAL_SEED_LIMIT
-
-
-def _check_eval_seeds(seed: int, scenes: int) -> None:
-    if seed < 0 or seed + scenes > EVAL_SEED_LIMIT:
-        raise ValueError(f"evaluation seeds must lie in 0..{EVAL_SEED_LIMIT - 1}")
+from ros_ground.train.data import check_eval_seeds
 
 
 def _inner_point(mask: np.ndarray) -> tuple[float, float]:
@@ -47,7 +42,7 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
     from ros_ground.evaluate.scenes import scene_for
     from ros_ground.metrics import iou
 
-    _check_eval_seeds(seed, scenes)
+    check_eval_seeds(seed, scenes)
     amg_settings = amg_settings if amg_settings is not None else {
         "AMG_DEFAULTS (32 pts, iou 0.88, stability 0.95)": {},
         "node (16 pts, iou 0.7, stability 0.8)": {
@@ -133,7 +128,7 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
     """
     from ros_ground.evaluate import evaluate
 
-    _check_eval_seeds(seed, scenes)
+    check_eval_seeds(seed, scenes)
     variants = variants or ABLATIONS
     amg_params = dict(PROPOSAL_DEFAULTS if amg_params is None else amg_params)
     first = next(iter(variants))
@@ -229,7 +224,7 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
     from ros_ground.sim.language import COLORS
     from ros_ground.sim.scene import generate_scene
 
-    _check_eval_seeds(seed, scenes)
+    check_eval_seeds(seed, scenes)
     adapter = load_lmm(model_dir, device="cpu", dtype="float32")
     model = adapter.model
     nlp = load_spacy()
