@@ -325,11 +325,14 @@ class GroundingEngine:
         cfg = self._config(config)
         t0 = time.perf_counter()
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
-        gen = self.generate_region(image, prompt, region, image_key, cfg, focus,
-                                   on_token=progress.on_token if progress else None,
-                                   should_stop=should_stop)
-        result = self.ground_generation(image, self.read_views(image, gen, cfg), cfg, proposals,
-                                        image_key, command=False)
+        # `torch_threads` holds for this request as for `ground` (nothing runs ahead here)
+        with ahead.threads(self.torch_threads):
+            gen = self.generate_region(image, prompt, region, image_key, cfg, focus,
+                                       on_token=progress.on_token if progress else None,
+                                       should_stop=should_stop)
+            with ahead.joined(self.torch_threads):
+                result = self.ground_generation(image, self.read_views(image, gen, cfg), cfg,
+                                                proposals, image_key, command=False)
         result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 

@@ -338,6 +338,27 @@ def test_torch_threads_hold_for_the_request_only(engine, image):
     assert [p.point for p in with_threads.phrases] == [p.point for p in plain.phrases]
 
 
+def test_a_region_request_runs_on_the_engines_torch_threads_too(engine, image, monkeypatch):
+    """`torch_threads` is per grounding request: a region's answer (clicked_point, region
+    goals) is generated on it and grounded on every core it leaves spare, as `ground`'s."""
+    import torch
+
+    if ahead.usable_cores() < 2 or torch.get_num_threads() == 1:
+        pytest.skip("needs 2 usable cores and torch's default above 1 to tell the counts apart")
+    one = GroundingEngine(engine.lmm, engine.sam, engine.nlp, engine.config, torch_threads=1)
+    seen = {}
+    for stage in ("generate", "ground_generation"):
+        real = getattr(one, stage)
+        monkeypatch.setattr(one, stage, lambda *a, _real=real, _stage=stage, **k: (
+            seen.setdefault(_stage, torch.get_num_threads()), _real(*a, **k))[1])
+    region = Region(np.zeros(image.shape[:2], bool), "box")
+    region.mask[20:60, 40:100] = True
+    before = torch.get_num_threads()
+    one.ground_region(image, "What is this?", region, config=EngineConfig(mode="point"))
+    assert seen == {"generate": 1, "ground_generation": ahead.usable_cores()}
+    assert torch.get_num_threads() == before
+
+
 def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine, image,
                                                                          monkeypatch):
     monkeypatch.setattr(engine, "prefetch", True)
