@@ -11,7 +11,7 @@ from test_evaluate import Oracle
 
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.evaluate import SCENE_SETS, evaluate, report_json, scene_for
-from ros_ground.evaluate.naming import naming
+from ros_ground.evaluate.naming import Naming, naming
 from ros_ground.metrics import GTPhrase, PredPhrase
 from ros_ground.sim import scene as S
 from ros_ground.sim.ranges import OOD_RANGES
@@ -34,6 +34,15 @@ def test_naming_needs_category_and_colour():
     assert naming([PredPhrase("a cup", None, None)], GT).named == 0  # a colour word is required
     assert naming([PredPhrase("a brown teddy", None, None)], GT).named == 1  # it has none
     assert naming([PredPhrase("the table", None, None)], GT).named == 0
+
+
+def test_category_naming_ignores_the_colour_said():
+    said = [PredPhrase("the green mug", None, None), PredPhrase("a black cube", None, None),
+            PredPhrase("a mug", None, None)]  # the second mug phrase finds no free mug
+    result = naming(said, GT)
+    assert (result.named, result.named_category) == (0, 2)
+    assert Naming.total([result, naming([PredPhrase("a blue cube", None, None)], GT)]) == {
+        "naming_accuracy": 0.0, "named_point_accuracy": 0.0, "category_naming_accuracy": 3 / 8}
 
 
 def test_naming_counts_each_object_once_and_plural_phrases_for_several():
@@ -80,6 +89,7 @@ def test_oracle_names_and_points_perfectly_on_ood_scenes(monkeypatch):
     report = report_json(run, 2, "oracle", 5, "describe", EngineConfig(mode="point"), "ood")
     assert report["scene_set"] == "ood"
     assert report["naming_accuracy"] == 1.0 and report["named_point_accuracy"] == 1.0
+    assert report["category_naming_accuracy"] == 1.0
     base = report["baseline_random_point"]
     assert base["naming_accuracy"] == 1.0  # the baseline keeps the model's phrases
     assert base["named_point_accuracy"] < 1.0  # but not its points
@@ -96,6 +106,7 @@ def test_cli_scene_set_ood(tmp_path):
     for source in (report, report["baseline_random_point"]):
         assert 0.0 <= source["naming_accuracy"] <= 1.0
         assert 0.0 <= source["named_point_accuracy"] <= 1.0
+        assert source["naming_accuracy"] <= source["category_naming_accuracy"] <= 1.0
     from ros_ground.cli import build_parser
 
     parser = build_parser()

@@ -2,7 +2,8 @@
 
 Each answer is scored for naming: which ground-truth objects it names with the right category
 and colour, and whether the phrase naming one points inside it, which splits an error on a
-scene set into naming and localisation.
+scene set into naming and localisation; and which it names with the right category whatever
+colour it says, which splits a naming error into category and colour.
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ class Naming:
     num_gt: int
     named: int  # GT objects a phrase names with the right category and colour
     named_hit: int  # of those, objects whose naming phrase's point lies in their mask
+    named_category: int = 0  # GT objects a phrase names with the right category, any colour
 
     @staticmethod
     def total(items: Sequence[Naming]) -> dict:
-        """naming_accuracy = named / GT objects; named_point_accuracy = hits / named objects."""
-        gt, named, hit = (sum(getattr(n, k) for n in items) for k in ("num_gt", "named", "named_hit"))
+        """naming_accuracy = named / GT objects; named_point_accuracy = hits / named objects;
+        category_naming_accuracy = named_category / GT objects."""
+        gt, named, hit, category = (sum(getattr(n, k) for n in items)
+                                    for k in ("num_gt", "named", "named_hit", "named_category"))
         return {"naming_accuracy": named / gt if gt else 0.0,
-                "named_point_accuracy": hit / named if named else 0.0}
+                "named_point_accuracy": hit / named if named else 0.0,
+                "category_naming_accuracy": category / gt if gt else 0.0}
 
 
 def _phrase_count(text: str) -> int:
@@ -39,13 +44,22 @@ def _phrase_count(text: str) -> int:
 
 def naming(preds: Sequence[PredPhrase], gt: Sequence[GTPhrase],
            vocabulary: Vocabulary = SIM_VOCABULARY) -> Naming:
-    """Which GT objects the phrases name with the right category and colour word.
+    """Which GT objects the phrases name with the right category and colour word, and which
+    with the right category whatever colour they say.
 
     One phrase names at most as many objects as its number word says; among equally named
     objects it takes the one its point lies in first, so `named_hit` measures localisation
     given correct naming. A GT object without a colour word needs only its category.
     """
     parsed = [vocabulary.parse(g.text) for g in gt]
+    named, hit = _assign(preds, parsed, gt, vocabulary, colour=True)
+    named_category, _ = _assign(preds, parsed, gt, vocabulary, colour=False)
+    return Naming(len(gt), named, hit, named_category)
+
+
+def _assign(preds: Sequence[PredPhrase], parsed: list, gt: Sequence[GTPhrase],
+            vocabulary: Vocabulary, colour: bool) -> tuple[int, int]:
+    """(objects named, of those pointed inside): each phrase takes free objects it fits."""
     free = set(range(len(gt)))
     named = hit = 0
     for phrase in preds:
@@ -53,8 +67,8 @@ def naming(preds: Sequence[PredPhrase], gt: Sequence[GTPhrase],
         if not categories:
             continue
         for _ in range(_phrase_count(phrase.text)):
-            fits = [i for i in sorted(free)
-                    if parsed[i][0] & categories and parsed[i][1] in (None, color)]
+            fits = [i for i in sorted(free) if parsed[i][0] & categories
+                    and (not colour or parsed[i][1] in (None, color))]
             if not fits:
                 break
             inside = [i for i in fits if point_in_mask(phrase.point, gt[i].mask)]
@@ -62,4 +76,4 @@ def naming(preds: Sequence[PredPhrase], gt: Sequence[GTPhrase],
             free.discard(chosen)
             named += 1
             hit += bool(inside)
-    return Naming(len(gt), named, hit)
+    return named, hit

@@ -57,12 +57,12 @@ def format_report(report: dict) -> str:
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
              f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
              f" scene set {report.get('scene_set', 'in')}",
-             f"{'metric':<22}{'model':>8}{'random point':>14}"]
+             f"{'metric':<26}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
-                "named_point_accuracy"):
-        lines.append(f"{key:<22}{report[key]:>8.3f}{base[key]:>14.3f}")
+                "category_naming_accuracy", "named_point_accuracy"):
+        lines.append(f"{key:<26}{report[key]:>8.3f}{base[key]:>14.3f}")
     if "target_accuracy" in report:
-        lines.append(f"{'target_accuracy':<22}{report['target_accuracy']:>8.3f}"
+        lines.append(f"{'target_accuracy':<26}{report['target_accuracy']:>8.3f}"
                      f"{base['target_accuracy']:>14.3f}   (commands: {report['commands']})")
         for key in ("answer_route_accuracy", "target_accuracy_shared_answer"):
             lines.append(f"{key}: {report[key]:.3f}")
