@@ -300,3 +300,23 @@ def test_a_run_without_a_terminal_still_reports_progress(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(",")[0] for line in lines] == ["toy: step 1/3", "toy: step 2/3", "toy: step 3/3"]
     assert all(" min left" in line for line in lines)
+
+
+def test_lr_flag_reaches_the_training_config_and_refuses_nonsense(monkeypatch, tmp_path):
+    import ros_ground.train as T
+    import ros_ground.train.lmm as L
+    import ros_ground.train.sam as S
+
+    seen = []
+    monkeypatch.setattr(L, "train_lmm", lambda cfg, *a, **k: seen.append(cfg) or {})
+    monkeypatch.setattr(S, "train_sam", lambda cfg, *a, **k: seen.append(cfg) or {})
+    monkeypatch.setattr(T, "_state_dir", lambda: tmp_path)
+    monkeypatch.setattr(T, "_write_summary", lambda *a: None)
+    parser = T.build_parser()
+    T._run_lmm(parser.parse_args(["lmm", "--lr", "2e-4", "--out", str(tmp_path)]))
+    T._run_lmm(parser.parse_args(["lmm", "--out", str(tmp_path)]))
+    T._run_sam(parser.parse_args(["sam", "--lr", "1e-4", "--out", str(tmp_path)]))
+    assert [cfg.lr for cfg in seen] == [2e-4, LMMTrainConfig.lr, 1e-4]
+    for bad in ("0", "-1e-3", "nan", "inf", "fast"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["lmm", "--lr", bad])

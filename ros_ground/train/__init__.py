@@ -34,6 +34,16 @@ def _state_dir() -> Path:
     return default_cache_dir().parent / "train_state"
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS, TRAIN_SEED_START
     from ros_ground.train.lmm import LMMTrainConfig
@@ -62,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--fresh", action="store_true",
                            help="ignore a saved training state instead of resuming from it")
             p.add_argument("--time-limit-min", type=float, default=58.0)
+            p.add_argument("--lr", type=_positive_float, default=None,
+                           help="peak learning rate of the main stage (the LMM's stage 2; "
+                                "default: the config's, tuned for training from scratch; a "
+                                "fine-tune with --init-from may want less)")
 
     data = sub.add_parser("data", help="render the training scenes into the cache")
     common(data)
@@ -106,7 +120,8 @@ def _run_lmm(args) -> dict:
     cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
                          seed=args.seed, threads=args.threads, vision_steps=args.vision_steps,
-                         time_limit_min=args.time_limit_min, init_from=args.init_from)
+                         time_limit_min=args.time_limit_min, init_from=args.init_from,
+                         **({"lr": args.lr} if args.lr else {}))
     state = _state_dir() / "lmm_state.pt"
     if args.fresh and state.exists():
         state.unlink()
@@ -125,7 +140,8 @@ def _run_sam(args) -> dict:
     cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
                          seed=args.seed, threads=args.threads,
-                         time_limit_min=args.time_limit_min, init_from=args.init_from)
+                         time_limit_min=args.time_limit_min, init_from=args.init_from,
+                         **({"lr": args.lr} if args.lr else {}))
     state = _state_dir() / "sam_state.pt"
     if args.fresh and state.exists():
         state.unlink()
