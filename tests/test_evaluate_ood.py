@@ -45,6 +45,13 @@ def test_category_naming_ignores_the_colour_said():
         "naming_accuracy": 0.0, "named_point_accuracy": 0.0, "category_naming_accuracy": 3 / 8}
 
 
+def test_category_naming_never_takes_an_object_a_fully_right_name_needs():
+    # "ball" is both categories: a category-only pass alone would give "a ball" the sphere
+    gt = [GTPhrase("red sphere", _mask(0)), GTPhrase("soccer ball", _mask(10))]
+    result = naming([PredPhrase("a ball", None, None), PredPhrase("a red sphere", None, None)], gt)
+    assert (result.named, result.named_category) == (2, 2)
+
+
 def test_naming_counts_each_object_once_and_plural_phrases_for_several():
     one = naming([PredPhrase("a red cube", None, None)] * 3, GT)
     assert (one.num_gt, one.named) == (4, 2)  # two red cubes exist: a third phrase names none

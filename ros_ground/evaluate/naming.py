@@ -49,24 +49,27 @@ def naming(preds: Sequence[PredPhrase], gt: Sequence[GTPhrase],
 
     One phrase names at most as many objects as its number word says; among equally named
     objects it takes the one its point lies in first, so `named_hit` measures localisation
-    given correct naming. A GT object without a colour word needs only its category.
+    given correct naming. A GT object without a colour word needs only its category. The
+    category count starts from the objects named with both and lets the phrases' unused names
+    take the objects still free, so it is never below `named`.
     """
     parsed = [vocabulary.parse(g.text) for g in gt]
-    named, hit = _assign(preds, parsed, gt, vocabulary, colour=True)
-    named_category, _ = _assign(preds, parsed, gt, vocabulary, colour=False)
-    return Naming(len(gt), named, hit, named_category)
-
-
-def _assign(preds: Sequence[PredPhrase], parsed: list, gt: Sequence[GTPhrase],
-            vocabulary: Vocabulary, colour: bool) -> tuple[int, int]:
-    """(objects named, of those pointed inside): each phrase takes free objects it fits."""
     free = set(range(len(gt)))
+    slots = [(phrase, _phrase_count(phrase.text)) for phrase in preds]
+    named, hit, slots = _assign(slots, parsed, gt, vocabulary, free, colour=True)
+    extra, _, _ = _assign(slots, parsed, gt, vocabulary, free, colour=False)
+    return Naming(len(gt), named, hit, named + extra)
+
+
+def _assign(slots: list[tuple[PredPhrase, int]], parsed: list, gt: Sequence[GTPhrase],
+            vocabulary: Vocabulary, free: set[int], colour: bool):
+    """Each phrase names up to its count of the `free` objects it fits (taken from `free`):
+    (objects named, of those pointed inside, the phrases with the names they did not use)."""
     named = hit = 0
-    for phrase in preds:
+    unused = []
+    for phrase, count in slots:
         categories, color = vocabulary.parse(phrase.text)
-        if not categories:
-            continue
-        for _ in range(_phrase_count(phrase.text)):
+        while count and categories:
             fits = [i for i in sorted(free) if parsed[i][0] & categories
                     and (not colour or parsed[i][1] in (None, color))]
             if not fits:
@@ -76,4 +79,7 @@ def _assign(preds: Sequence[PredPhrase], parsed: list, gt: Sequence[GTPhrase],
             free.discard(chosen)
             named += 1
             hit += bool(inside)
-    return named, hit
+            count -= 1
+        if count and categories:
+            unused.append((phrase, count))
+    return named, hit, unused

@@ -31,7 +31,8 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
                      width: int = 320, height: int = 240, scene_set: str = "in") -> dict:
     """Region naming accuracy (category, and with colour) on scenes seed .. seed+scenes-1 of
     `scene_set` (sim.ranges.SCENE_SETS; `width` x `height` for "in" only), beside the
-    no-region baseline, and the seconds per answer of each."""
+    no-region baseline, and the seconds per answer of each. ValueError for seeds outside the
+    held-out evaluation seeds (train.data.check_eval_seeds)."""
     from ros_ground.sim.scene import scene_in_set
     from ros_ground.train.data import check_eval_seeds
 

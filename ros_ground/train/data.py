@@ -62,7 +62,9 @@ def scene_ranges(scene_set: str):
 def check_eval_seeds(seed: int, scenes: int) -> None:
     """ValueError unless seeds seed .. seed+scenes-1 are held-out evaluation seeds
     (0 .. EVAL_SEED_LIMIT-1), so no evaluation scores a scene a model was trained on."""
-    if seed < 0 or scenes < 1 or seed + scenes > EVAL_SEED_LIMIT:
+    if scenes < 1:
+        raise ValueError(f"evaluation needs at least one scene, got scenes={scenes}")
+    if seed < 0 or seed + scenes > EVAL_SEED_LIMIT:
         raise ValueError(f"evaluation seeds must lie in 0..{EVAL_SEED_LIMIT - 1} (training uses "
                          f">= {TRAIN_SEED_START}); got seeds {seed}..{seed + scenes - 1}")
 
