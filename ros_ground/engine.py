@@ -27,12 +27,7 @@ from ros_ground.entity_scoring import EntityScorer
 from ros_ground.errors import InputError, check_image
 from ros_ground.lmm import Generation, LMMAdapter, ViewsPrefill
 from ros_ground.maps import normalise_maps
-from ros_ground.phrase_grounding import (
-    entity_phrases,
-    find_phrase_tokens,
-    phrase_heats,
-    point_phrases,
-)
+from ros_ground.phrase_grounding import entity_phrases, find_phrase_tokens, phrase_heats, point_phrases
 from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans
 from ros_ground.regions import Region
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
