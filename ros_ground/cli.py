@@ -89,15 +89,22 @@ _positive = _int_at_least(1)
 _non_negative = _int_at_least(0)  # a scene seed
 
 
-def positive_seconds(text: str) -> float:
-    """argparse type: a number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
-    return value
+def positive_number(unit: str = "") -> Callable[[str], float]:
+    """argparse type: a finite number > 0 (of `unit`, which the error names)."""
+    what = f"a finite number of {unit} > 0" if unit else "a finite number > 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+positive_seconds = positive_number("seconds")
 
 
 def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:

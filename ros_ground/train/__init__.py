@@ -34,25 +34,17 @@ def _state_dir() -> Path:
     return default_cache_dir().parent / "train_state"
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from ros_ground.cli import positive_number
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS, TRAIN_SEED_START
     from ros_ground.train.lmm import LMMTrainConfig
+    from ros_ground.train.sam import SAMTrainConfig
 
     parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
 
     def common(p: argparse.ArgumentParser, steps: int | None = None, scenes: int = 12000,
-               threads: int = 1) -> None:
+               threads: int = 1, lr: float | None = None) -> None:
         p.add_argument("--seed-start", type=int, default=TRAIN_SEED_START,
                        help="first training scene seed (default %(default)s)")
         p.add_argument("--scenes", type=int, default=scenes,
@@ -72,16 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--fresh", action="store_true",
                            help="ignore a saved training state instead of resuming from it")
             p.add_argument("--time-limit-min", type=float, default=58.0)
-            p.add_argument("--lr", type=_positive_float, default=None,
+            p.add_argument("--lr", type=positive_number(), default=lr,
                            help="peak learning rate of the main stage (the LMM's stage 2; "
-                                "default: the config's, tuned for training from scratch; a "
+                                "default %(default)s, tuned for training from scratch; a "
                                 "fine-tune with --init-from may want less)")
 
     data = sub.add_parser("data", help="render the training scenes into the cache")
     common(data)
     data.add_argument("--workers", type=int, default=2)
     lmm = sub.add_parser("lmm", help="train the LMM (text supervision only)")
-    common(lmm, steps=LMMTrainConfig.steps, threads=LMMTrainConfig.threads)
+    common(lmm, steps=LMMTrainConfig.steps, threads=LMMTrainConfig.threads, lr=LMMTrainConfig.lr)
     lmm.add_argument("--vision-steps", type=int, default=LMMTrainConfig.vision_steps,
                      help="stage 1 steps: caption-word pretraining of the vision tower "
                           "(0: none; default %(default)s); --steps counts stage 2")
@@ -90,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "e.g. ros_ground/models/sim_lmm) instead of a random initialisation; "
                           "a saved training state is resumed instead unless --fresh")
     sam = sub.add_parser("sam", help="train the SAM model (point -> mask)")
-    common(sam, steps=1000, scenes=8000)
+    common(sam, steps=1000, scenes=8000, lr=SAMTrainConfig.lr)
     sam.add_argument("--init-from", metavar="DIR", default=None,
                      help="fine-tune: start from this saved model's weights (same architecture, "
                           "e.g. ros_ground/models/sim_sam) instead of a random initialisation; "
@@ -120,8 +112,7 @@ def _run_lmm(args) -> dict:
     cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
                          seed=args.seed, threads=args.threads, vision_steps=args.vision_steps,
-                         time_limit_min=args.time_limit_min, init_from=args.init_from,
-                         **({"lr": args.lr} if args.lr else {}))
+                         time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
     state = _state_dir() / "lmm_state.pt"
     if args.fresh and state.exists():
         state.unlink()
@@ -140,8 +131,7 @@ def _run_sam(args) -> dict:
     cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
                          seed=args.seed, threads=args.threads,
-                         time_limit_min=args.time_limit_min, init_from=args.init_from,
-                         **({"lr": args.lr} if args.lr else {}))
+                         time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
     state = _state_dir() / "sam_state.pt"
     if args.fresh and state.exists():
         state.unlink()
