@@ -5,7 +5,9 @@
   response message with its RLE masks; the overlay is drawn only when subscribed, so not here)
   over the median time the same model takes to generate the same tokens alone (stock SDPA,
   no capture, `model.generate` on the processor's inputs), same frames, interleaved; beside
-  it the response with SAM's embedding and the views' prompt after generation, not ahead.
+  it the response with SAM's embedding and the views' prompt after generation, not ahead, and
+  with compiled decoding (sim.yaml's `compile: on`) the response decoding eagerly and
+  `response_over_compiled_generation`, over the same compiled decoder without the capture.
 - decode ms per token (prefill excluded: (t(N tokens) - t(1 token)) / (N - 1)), plain vs
   capture, eager (`model.generate`, dynamic cache) vs compiled (`CompiledDecoder`, static
   cache, torch.compile; CUDA graphs on CUDA), interleaved repetitions, medians.
@@ -112,9 +114,11 @@ def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = Tr
 
 def response_over_generation(engine, frames: int, prompt: str = "Describe the scene.") -> dict:
     """Median end-to-end response (engine.ground + the response message) over the median plain
-    generation of the same tokens, on the same frames, interleaved. Beside it the same response
-    with the frame-only work after generation (`prefetch` off: `ahead.py`'s worker unused),
-    taking turns with the default on each frame."""
+    generation of the same tokens (`model.generate`, stock SDPA), on the same frames,
+    interleaved. Beside it, taking turns with the default on each frame: the response with the
+    frame-only work after generation (`prefetch` off: `ahead.py`'s worker unused) and, when the
+    engine decodes compiled (`compile`), the response decoding eagerly and the same decoder's
+    compiled plain generation (no capture), the reference for the capture's own cost."""
     from std_msgs.msg import Header
     from transformers import GenerationConfig
 
@@ -124,12 +128,20 @@ def response_over_generation(engine, frames: int, prompt: str = "Describe the sc
     from ros_ground.nodes.conversions import result_to_msg
 
     lmm = engine.lmm
+    decoder = lmm.decoder
+    plain_compiled = None
+    if decoder is not None:
+        plain_compiled = PlainCompiledDecoder(lmm.model, lmm.image_token_id, decoder.backend,
+                                              decoder.mode)
     images = [tabletop_image(240, 320, seed=i % 4) for i in range(frames + 1)]
-    response, after, generation, same = [], [], [], []
+    variants = ["default", "after"] + (["eager_decode"] if decoder is not None else [])
+    times = {v: [] for v in variants + ["generation", "generation_compiled"]}
+    same = []
     default_prefetch = engine.prefetch
 
-    def respond(image, key, prefetch):
-        engine.prefetch = prefetch
+    def respond(image, key, variant):
+        engine.prefetch = False if variant == "after" else default_prefetch
+        lmm.decoder = None if variant == "eager_decode" else decoder
         try:
             t0 = time.perf_counter()
             result = engine.ground(image, prompt, image_key=key)
@@ -137,12 +149,12 @@ def response_over_generation(engine, frames: int, prompt: str = "Describe the sc
             return time.perf_counter() - t0, result
         finally:
             engine.prefetch = default_prefetch
+            lmm.decoder = decoder
 
     for i, image in enumerate(images):
-        order = [default_prefetch, False][:: 1 if i % 2 else -1]
-        timed = {p: respond(image, ("latency", i, p), p) for p in order}
-        response_s, result = timed[default_prefetch]
-        inputs, _, _ = lmm.prepare(image, prompt)
+        order = variants[i % len(variants):] + variants[:i % len(variants)]
+        timed = {v: respond(image, ("latency", i, v), v) for v in order}
+        inputs, layout, _ = lmm.prepare(image, prompt)
         config = lmm._generation_config(GenerationConfig, engine.config.max_new_tokens)
         lmm.model.set_attn_implementation({"text_config": "sdpa"})
         try:
@@ -152,28 +164,51 @@ def response_over_generation(engine, frames: int, prompt: str = "Describe the sc
             generation_s = time.perf_counter() - t0
         finally:
             lmm.model.set_attn_implementation({"text_config": CAPTURE_IMPLEMENTATION})
-        if i == 0:  # first-call costs
+        tokens = [out[0, inputs["input_ids"].shape[1]:].tolist()]
+        if plain_compiled is not None:
+            eos = config.eos_token_id
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                ids, _, _ = plain_compiled.generate(
+                    inputs, layout.positions, engine.config.max_new_tokens,
+                    set(eos if isinstance(eos, list) else [eos]))
+            times["generation_compiled"].append(time.perf_counter() - t0)
+            tokens.append(ids)
+        if i == 0:  # first-call costs (and the plain decoder's compilation)
+            for v in times:
+                times[v].clear()
             continue
-        response.append(response_s)
-        after.append(timed[False][0])
-        generation.append(generation_s)
-        same.append(out[0, inputs["input_ids"].shape[1]:].tolist() == list(result.token_ids)
-                    == list(timed[False][1].token_ids))
-    return {
-        "response_over_generation": median(response) / median(generation),
-        "response_ms": 1e3 * median(response),
-        "generation_ms": 1e3 * median(generation),
+        for v in variants:
+            times[v].append(timed[v][0])
+        times["generation"].append(generation_s)
+        result = timed["default"][1]
+        same.append(all(t == list(timed[v][1].token_ids) for t in tokens for v in variants))
+    generation = median(times["generation"])
+    out = {
+        "response_over_generation": median(times["default"]) / generation,
+        "response_ms": 1e3 * median(times["default"]),
+        "generation_ms": 1e3 * generation,
+        "compiled": decoder is not None,
         "ahead": dict(zip(("sam_embedding", "views_prefill"),
                           ahead_work(default_prefetch, engine.sam.device, lmm.device,
                                      engine.torch_threads))),
         "torch_threads": torch.get_num_threads(),
-        "response_after_generation_ms": 1e3 * median(after),
-        "response_after_generation_over_generation": median(after) / median(generation),
+        "response_after_generation_ms": 1e3 * median(times["after"]),
+        "response_after_generation_over_generation": median(times["after"]) / generation,
         "frames": frames,
         "same_tokens": all(same),
         "tokens": len(result.token_ids),
         "stages_ms_last": {k: round(v, 1) for k, v in result.timing_ms.items()},
     }
+    if decoder is not None:
+        compiled_generation = median(times["generation_compiled"])
+        out.update(
+            response_eager_decode_ms=1e3 * median(times["eager_decode"]),
+            response_eager_decode_over_generation=median(times["eager_decode"]) / generation,
+            generation_compiled_ms=1e3 * compiled_generation,
+            response_over_compiled_generation=median(times["default"]) / compiled_generation,
+            eager_requests=decoder.eager_requests)
+    return out
 
 
 def run_latency(quick: bool, engine=None) -> dict:
@@ -183,7 +218,7 @@ def run_latency(quick: bool, engine=None) -> dict:
     from bench.breakdown import build_default_engine, sim_params
     from bench.prefill import prefill_rates
 
-    engine = engine or build_default_engine(sim_params())
+    engine = engine or build_default_engine(sim_params())  # sim.yaml's compile, warmed up
     out = response_over_generation(engine, 3 if quick else 12)
     lmm = engine.lmm
     inputs, layout, _ = lmm.prepare(tabletop_image_default(), "Describe the scene.")

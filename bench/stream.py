@@ -119,8 +119,9 @@ def run_stream(node_ctx, quick: bool, camera_hz: float = 30.0, command_period_s:
     try:
         log("stream: waiting for the grounding node to load its models and activate")
         if not wait_until(lambda: command_pub.get_subscription_count() > 0
-                          or proc.poll() is not None, 120, poll=0.05):
-            raise RuntimeError("grounding node did not activate in 120 s")
+                          or proc.poll() is not None, 300, poll=0.05):
+            # sim.yaml compiles the decode step while the node configures (~30-60 s cold)
+            raise RuntimeError("grounding node did not activate in 300 s")
         if proc.poll() is not None:
             raise RuntimeError(f"grounding node exited: {stop_node(proc)[-2000:]}")
         cam = threading.Thread(target=camera, daemon=True)

@@ -25,6 +25,7 @@ from ros_ground.attention import ROWS_KWARG, AttentionCapture, image_probabiliti
 
 COMPILE_CHOICES = ("off", "auto", "on")
 CACHE_BLOCK = 256  # static cache lengths are rounded up to this: few shapes, few recompiles
+BACKEND = "inductor"  # torch.compile's backend when none is given
 
 
 def compile_enabled(compile: str, device: torch.device) -> bool:
@@ -37,22 +38,26 @@ def compile_enabled(compile: str, device: torch.device) -> bool:
 class CompiledDecoder:
     """Greedy decoding of one model with a compiled decode step (batch 1).
 
-    backend / mode: passed to `torch.compile` (mode None: "reduce-overhead" on CUDA, i.e. CUDA
-    graphs, else inductor's default). The compiled step is built on first use and reused while
-    the static cache's length holds (`CACHE_BLOCK` multiples); a longer request reallocates the
-    cache and compiles once more. Not thread-safe: callers serialise requests per model.
+    backend / mode: passed to `torch.compile` (backend None: `BACKEND`; mode None:
+    "reduce-overhead" on CUDA, i.e. CUDA graphs, else inductor's default). The step is compiled
+    on first use (or by `warm_up`) for one static cache length (a `CACHE_BLOCK` multiple) and
+    reused by every request that fits it. A longer request decodes its steps eagerly on a cache
+    of its own (same tokens and maps) rather than stall for a recompile (~30-60 s on a 2-core
+    CPU); `eager_requests` counts them.
+    Not thread-safe: callers serialise requests per model.
     """
 
-    def __init__(self, model, image_token_id: int, backend: str = "inductor",
+    def __init__(self, model, image_token_id: int, backend: str | None = None,
                  mode: str | None = None):
         self.model = model
         self.image_token_id = int(image_token_id)
-        self.backend = backend
+        self.backend = backend or BACKEND
         self.mode = mode
         self.cache = None
         self._cache_len = 0
         self._step = None
         self._rows: list[torch.Tensor] = []
+        self.eager_requests = 0
 
     def partial_maps(self) -> torch.Tensor:
         """The image rows of the generation in progress so far: float32 [tokens, image tokens]
@@ -88,6 +93,18 @@ class CompiledDecoder:
                                        fullgraph=True, dynamic=False)
         return self._step
 
+    @property
+    def cache_length(self) -> int:
+        """Tokens (prompt + answer) the static cache holds; 0 before the first request."""
+        return self._cache_len
+
+    def warm_up(self, inputs: dict, image_positions: torch.Tensor, length: int) -> None:
+        """Compile the step now, for a static cache of at least `length` tokens (prompt +
+        answer), by decoding two tokens of the processor `inputs`: a node calls this while it
+        configures, so that its first request does not wait for the compilation."""
+        self.prepare_cache(length)
+        self.generate(inputs, image_positions, 2, set())
+
     def prepare_cache(self, length: int) -> None:
         """A static cache holding at least `length` tokens (reset; reallocated if shorter)."""
         from transformers import StaticCache
@@ -119,8 +136,18 @@ class CompiledDecoder:
         from transformers import DynamicCache
 
         prompt_len = int(inputs["input_ids"].shape[1])
+        need = prompt_len + max_new_tokens
+        if compiled and self._step is not None and need > self._cache_len:
+            self.eager_requests += 1
+            kept = self.cache, self._cache_len, self._step
+            self.cache, self._cache_len = None, 0
+            try:
+                return self.generate(inputs, image_positions, max_new_tokens, eos_token_ids,
+                                     prompt_positions, on_token, compiled=False)
+            finally:
+                self.cache, self._cache_len, self._step = kept
         device = inputs["input_ids"].device
-        self.prepare_cache(prompt_len + max_new_tokens)
+        self.prepare_cache(need)
         step = self.compiled_step() if compiled else self.step
         positions = torch.as_tensor(image_positions, dtype=torch.long).to(device)
         with torch.no_grad():

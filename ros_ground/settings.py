@@ -108,7 +108,7 @@ GROUNDING = (
     S("device", "auto", "auto / cpu / cuda / cuda:N", cli=True),
     S("dtype", "auto", "dtype of the LMM's weights",
       choices=("auto", "float32", "float16", "bfloat16"), cli=True),
-    S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included; auto: on for CUDA (the first request pays the compilation)",
+    S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included; auto: on for CUDA. The node compiles it while it configures (~30-60 s on a 2-core CPU the first time, cached by inductor after), for the default prompt plus max_new_tokens; longer requests decode eagerly",
       choices=("off", "auto", "on"), cli=True),
     S("torch_threads", 0, "torch's CPU threads for each grounding request, at most the CPUs the process may use (0: torch's default, nothing ahead); fewer (e.g. CPUs - 1 with the LMM on the CPU): the CPUs left free compute SAM's embedding and the attention views' prompt while the answer is generated, then join the grounding", low=0, cli=True, convert=_torch_threads),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),

@@ -114,6 +114,17 @@ def test_decode_rates_and_response_over_generation():
                                    "max_new_tokens": 8})
     ratio = response_over_generation(engine, frames=1)
     assert ratio["same_tokens"] and ratio["response_over_generation"] > 1.0
+    assert not ratio["compiled"] and "response_over_compiled_generation" not in ratio
+    # compiled decoding (sim.yaml's compile: on): its own rows, beside the eager response
+    from ros_ground.compiled import CompiledDecoder
+
+    lmm = engine.lmm
+    lmm.decoder = CompiledDecoder(lmm.model, lmm.image_token_id, backend="aot_eager")
+    lmm.warm_up("Describe the scene.", 8)
+    ratio = response_over_generation(engine, frames=1)
+    assert ratio["compiled"] and ratio["same_tokens"] and ratio["eager_requests"] == 0
+    assert all(ratio[k] > 0 for k in ("response_over_compiled_generation", "generation_compiled_ms",
+                                      "response_eager_decode_ms"))
 
 
 def test_prefill_rates():

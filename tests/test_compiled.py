@@ -116,3 +116,25 @@ def test_cuda_graphs_equal_eager_fp16(image):
     for _ in range(2):  # the second run replays the recorded graphs
         _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference,
                      atol=1e-3)
+
+
+def test_warm_up_compiles_once_and_a_longer_request_decodes_eagerly(image, eager, reference):
+    adapter = _compiled("aot_eager")
+    assert load_lmm("tiny", device="cpu").warm_up(PROMPT, TOKENS) == 0  # compile off: nothing
+    length = adapter.warm_up(PROMPT, TOKENS)
+    decoder = adapter.decoder
+    step, cache = decoder._step, decoder.cache
+    inputs, _, _ = adapter.prepare(image, PROMPT)
+    assert step is not None and length == decoder.cache_length
+    assert length >= inputs["input_ids"].shape[1] + TOKENS and length % 256 == 0
+    _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference, atol=1e-5)
+    # past the compiled cache: the same answer as eager, no recompilation, the compiled step kept
+    longer = length - inputs["input_ids"].shape[1] + 8
+    long_reference = eager.generate(image, PROMPT, max_new_tokens=longer)
+    assert len(long_reference.token_ids) > TOKENS  # it runs past the compiled cache
+    _assert_same(adapter.generate(image, PROMPT, max_new_tokens=longer), long_reference,
+                 atol=1e-5)
+    assert decoder.eager_requests == 1
+    assert decoder._step is step and decoder.cache is cache and decoder.cache_length == length
+    _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference, atol=1e-5)
+    assert decoder.eager_requests == 1

@@ -461,3 +461,35 @@ def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error
     assert response.status == R.STATUS_BAD_INPUT and "mode" in response.error
     assert r.client.wait(lambda: len(r.client.responses) > start, 10)
 
+
+
+def test_compile_on_compiles_while_configuring_and_answers_as_eager(running, monkeypatch):
+    from ros_ground import compiled
+
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")  # inductor's C++ takes minutes here
+    rgb = random_rgb(48, 64, seed=3)
+    answers = []
+    for compile in ("off", "on"):
+        r = running(compile=compile)
+        decoder = r.node._engine.lmm.decoder
+        assert (decoder is not None) == (compile == "on")
+        if decoder is not None:  # compiled before the first request, for the default prompt's
+            assert decoder._step is not None and decoder.cache_length >= 8
+        _stream(r, rgb)
+        answers.append(r.ask("Describe the image."))
+        assert answers[-1].status == R.STATUS_OK
+    assert answers[0].text == answers[1].text and answers[1].text
+    assert [p.text for p in answers[0].phrases] == [p.text for p in answers[1].phrases]
+
+
+def test_a_failed_compilation_leaves_the_node_decoding_eagerly(running, monkeypatch):
+    from ros_ground.lmm import LMMAdapter
+
+    def fail(self, prompt, max_new_tokens):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(LMMAdapter, "warm_up", fail)
+    r = running(compile="on")
+    assert r.started and r.node._engine.lmm.decoder is None
+    _stream(r)
+    assert r.ask().status == R.STATUS_OK

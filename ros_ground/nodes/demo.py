@@ -53,7 +53,9 @@ def params_file() -> Path:
 def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "ros_ground.nodes.container", "--sim", "--ros-args",
            "--params-file", str(params_file()), "-r", f"__ns:={NAMESPACE}",
-           "-r", "image:=image_raw"]
+           "-r", "image:=image_raw",
+           # three answers do not earn back the decode step's first compilation (~30-60 s here)
+           "-p", "compile:=off"]
     if model:
         cmd += ["-p", f"model:={model}"]
     if sam_model:

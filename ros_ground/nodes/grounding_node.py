@@ -28,6 +28,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ros_ground import requests, settings
+from ros_ground.ahead import threads
 from ros_ground.camera_watch import camera_topics
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
@@ -79,6 +80,27 @@ class GroundingNode(ModelNode):
         self.apply(p)
         self.get_logger().info(f"loaded model {p['model']!r} and SAM {p['sam_model']!r} on "
                                f"{self._engine.lmm.device} in {time.perf_counter() - started:.1f} s")
+        self.warm_up(p)
+
+    def warm_up(self, p: dict) -> None:
+        """With compiled decoding, compile the decode step now rather than in the first request."""
+        lmm = self._engine.lmm
+        if lmm.decoder is None:
+            return
+        self.get_logger().info(f"compile={p['compile']}: compiling the decode step (~30-60 s on a "
+                               "2-core CPU the first time, seconds once inductor has cached it)")
+        started = time.perf_counter()
+        try:
+            with threads(self._engine.torch_threads):
+                length = lmm.warm_up(p["default_prompt"], p["max_new_tokens"])
+        except Exception as exc:  # e.g. no C++ compiler for inductor: same answers, eagerly
+            lmm.decoder = None
+            self.get_logger().warning(f"compiling the decode step failed ({type(exc).__name__}: "
+                                      f"{exc}); decoding eagerly")
+            return
+        self.get_logger().info(f"decode step compiled in {time.perf_counter() - started:.1f} s "
+                               f"for up to {length} tokens (prompt + answer); longer requests "
+                               "decode eagerly")
 
     def unload(self) -> None:
         self._engine = None
