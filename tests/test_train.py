@@ -169,7 +169,8 @@ def test_lmm_training_steps_reduce_the_loss(tmp_path):
                    vision_heads=2, vision_mlp=64, text_hidden=64, text_layers=2, text_heads=2,
                    text_kv_heads=2, text_mlp=128)
     cfg = LMMTrainConfig(scenes=3, steps=20, batch_size=3, lr=3e-3, warmup=2, max_turns=3,
-                         checkpoint_every=10_000, arch=arch, threads=1, vision_steps=3)
+                         checkpoint_every=10_000, arch=arch, threads=1, vision_steps=3,
+                         vision_lr=2e-3)
     store = D.SceneStore(cfg.seed_start, cfg.scenes, tmp_path / "no_cache")
     model, processor = build_lmm(arch, seed=cfg.seed)  # the initialisation train_lmm uses
     batch = make_batch(store, [0, 1, 2], processor, ConversationEncoder(processor, 4), 0, cfg)
@@ -177,6 +178,7 @@ def test_lmm_training_steps_reduce_the_loss(tmp_path):
         before = float(model(**batch).loss)
     summary = train_lmm(cfg, tmp_path / "lmm", cache_dir=tmp_path / "no_cache", progress=False)
     assert summary["steps"] == 20 and summary["vision"]["steps"] == 3
+    assert summary["vision"]["config"]["lr"] == 2e-3  # --vision-lr reaches stage 1
 
     trained = LlavaForConditionalGeneration.from_pretrained(tmp_path / "lmm", dtype=torch.float32)
     with torch.no_grad():
@@ -316,7 +318,10 @@ def test_lr_flag_reaches_the_training_config_and_refuses_nonsense(monkeypatch, t
     T._run_lmm(parser.parse_args(["lmm", "--lr", "2e-4", "--out", str(tmp_path)]))
     T._run_lmm(parser.parse_args(["lmm", "--out", str(tmp_path)]))
     T._run_sam(parser.parse_args(["sam", "--lr", "1e-4", "--out", str(tmp_path)]))
-    assert [cfg.lr for cfg in seen] == [2e-4, LMMTrainConfig.lr, 1e-4]
+    T._run_lmm(parser.parse_args(["lmm", "--vision-lr", "3e-4", "--out", str(tmp_path)]))
+    assert [cfg.lr for cfg in seen] == [2e-4, LMMTrainConfig.lr, 1e-4, LMMTrainConfig.lr]
+    assert [seen[i].vision_lr for i in (0, 3)] == [LMMTrainConfig.vision_lr, 3e-4]
     for bad in ("0", "-1e-3", "nan", "inf", "fast"):
-        with pytest.raises(SystemExit):
-            parser.parse_args(["lmm", "--lr", bad])
+        for flag in ("--lr", "--vision-lr"):
+            with pytest.raises(SystemExit):
+                parser.parse_args(["lmm", flag, bad])

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     lmm.add_argument("--vision-steps", type=int, default=LMMTrainConfig.vision_steps,
                      help="stage 1 steps: caption-word pretraining of the vision tower "
                           "(0: none; default %(default)s); --steps counts stage 2")
+    lmm.add_argument("--vision-lr", type=positive_number(), default=LMMTrainConfig.vision_lr,
+                     help="stage 1's peak learning rate (default %(default)s)")
     lmm.add_argument("--init-from", metavar="DIR", default=None,
                      help="fine-tune: start from this checkpoint's weights (same architecture, "
                           "e.g. ros_ground/models/sim_lmm) instead of a random initialisation; "
@@ -112,6 +114,7 @@ def _run_lmm(args) -> dict:
     cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
                          seed=args.seed, threads=args.threads, vision_steps=args.vision_steps,
+                         vision_lr=args.vision_lr,
                          time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
     state = _state_dir() / "lmm_state.pt"
     if args.fresh and state.exists():

@@ -31,6 +31,7 @@ from ros_ground.train.data import (
 )
 from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, LMMArch, build_lmm, count_parameters
 from ros_ground.train.loop import LoopState, resume_schedule, train_steps
+from ros_ground.train.vision import VisionPretrainConfig
 
 RELATION_RE = re.compile(r"^the (.+?) (left of|right of|in front of|behind) (the .+)$")
 SUPERLATIVE_RE = re.compile(
@@ -59,6 +60,7 @@ class LMMTrainConfig:
     # stage 1: caption-word pretraining of the vision tower (0: none). The frozen tower's features
     # bound what the language model can name, so stage 1 gets about half of the hour
     vision_steps: int = 3400
+    vision_lr: float = VisionPretrainConfig.lr  # stage 1's peak (a fine-tune may want less)
     freeze_vision: bool = True  # stage 2 keeps the tower frozen, as LLaVA-1.5 does with CLIP
     # fine-tuning: start both stages from this checkpoint directory's weights (same arch), e.g.
     # ros_ground/models/sim_lmm, instead of a random initialisation (None)
@@ -269,11 +271,11 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     t_stage1 = time.perf_counter()
     vision_summary = state.get("vision") if state else None
     if cfg.vision_steps and vision_summary is None:
-        from ros_ground.train import vision
+        from ros_ground.train.vision import pretrain_vision
 
-        vision_cfg = vision.VisionPretrainConfig(steps=cfg.vision_steps, seed=cfg.seed)
-        vision_summary = vision.pretrain_vision(model, processor, store, vision_cfg, progress,
-                                                time_limit_s=cfg.time_limit_min * 60)
+        vision_cfg = VisionPretrainConfig(steps=cfg.vision_steps, seed=cfg.seed, lr=cfg.vision_lr)
+        vision_summary = pretrain_vision(model, processor, store, vision_cfg, progress,
+                                         time_limit_s=cfg.time_limit_min * 60)
     stage1_s = time.perf_counter() - t_stage1 if state is None else 0.0
     if cfg.freeze_vision:
         for p in model.model.vision_tower.parameters():
