@@ -46,6 +46,7 @@ class PlainCompiledDecoder(CompiledDecoder):
                          cache_position=cache_position, position_ids=cache_position[None],
                          use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1, :].float()
+        logits[:, self.image_token_id] = float("-inf")  # as the capture's step
         return logits.argmax(dim=-1), logits.new_zeros(image_positions.shape)
 
 

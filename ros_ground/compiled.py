@@ -41,9 +41,8 @@ class CompiledDecoder:
     backend / mode: passed to `torch.compile` (backend None: `BACKEND`; mode None:
     "reduce-overhead" on CUDA, i.e. CUDA graphs, else inductor's default). The step is compiled
     on first use (or by `warm_up`) for one static cache length (a `CACHE_BLOCK` multiple) and
-    reused by every request that fits it. A longer request decodes its steps eagerly on a cache
-    of its own (same tokens and maps) rather than stall for a recompile (~30-60 s on a 2-core
-    CPU); `eager_requests` counts them.
+    reused by every request that `fits` it (the same image tokens, no more tokens); the others
+    are decoded eagerly by the caller (same tokens and maps) rather than stall for a recompile.
     Not thread-safe: callers serialise requests per model.
     """
 
@@ -57,7 +56,8 @@ class CompiledDecoder:
         self._cache_len = 0
         self._step = None
         self._rows: list[torch.Tensor] = []
-        self.eager_requests = 0
+        self._image_tokens = 0  # the compiled step's (its shapes are static)
+        self.eager_requests = 0  # requests that did not fit the compiled step (`fits`)
 
     def partial_maps(self) -> torch.Tensor:
         """The image rows of the generation in progress so far: float32 [tokens, image tokens]
@@ -98,12 +98,29 @@ class CompiledDecoder:
         """Tokens (prompt + answer) the static cache holds; 0 before the first request."""
         return self._cache_len
 
+    def fits(self, length: int, image_tokens: int) -> bool:
+        """Whether a request of `length` tokens (prompt + max_new_tokens) and `image_tokens`
+        runs on the compiled step without compiling it again (always, before the first
+        compilation: that one is shaped for it). A request that does not fit is for the eager
+        path (`LMMAdapter.generate` counts it in `eager_requests`): a recompile would stall
+        it ~30-60 s on a CPU, and dynamo stops compiling a function after a few shapes."""
+        return self._step is None or (length <= self._cache_len
+                                       and image_tokens == self._image_tokens)
+
     def warm_up(self, inputs: dict, image_positions: torch.Tensor, length: int) -> None:
         """Compile the step now, for a static cache of at least `length` tokens (prompt +
-        answer), by decoding two tokens of the processor `inputs`: a node calls this while it
-        configures, so that its first request does not wait for the compilation."""
+        answer), by decoding four tokens of the processor `inputs` (on CUDA the second and
+        third calls record the CUDA graph): a node calls this while it configures, so that its
+        first request does not wait for the compilation."""
         self.prepare_cache(length)
-        self.generate(inputs, image_positions, 2, set())
+        self.generate(inputs, image_positions, 4, set())
+
+    def release(self) -> None:
+        """Drop the compiled step and the cache, and dynamo's compiled code with them: dynamo
+        keeps compiled code per function, not per decoder, and after `recompile_limit` entries
+        a `fullgraph` compile raises, so a node that reconfigures calls this when it unloads."""
+        self._step, self.cache, self._cache_len, self._image_tokens = None, None, 0, 0
+        torch.compiler.reset()
 
     def prepare_cache(self, length: int) -> None:
         """A static cache holding at least `length` tokens (reset; reallocated if shorter)."""
@@ -136,20 +153,13 @@ class CompiledDecoder:
         from transformers import DynamicCache
 
         prompt_len = int(inputs["input_ids"].shape[1])
-        need = prompt_len + max_new_tokens
-        if compiled and self._step is not None and need > self._cache_len:
-            self.eager_requests += 1
-            kept = self.cache, self._cache_len, self._step
-            self.cache, self._cache_len = None, 0
-            try:
-                return self.generate(inputs, image_positions, max_new_tokens, eos_token_ids,
-                                     prompt_positions, on_token, compiled=False)
-            finally:
-                self.cache, self._cache_len, self._step = kept
         device = inputs["input_ids"].device
-        self.prepare_cache(need)
-        step = self.compiled_step() if compiled else self.step
+        self.prepare_cache(prompt_len + max_new_tokens)
         positions = torch.as_tensor(image_positions, dtype=torch.long).to(device)
+        step = self.step
+        if compiled:
+            step = self.compiled_step()
+            self._image_tokens = int(positions.numel())
         with torch.no_grad():
             prefill_cache = DynamicCache()
             with AttentionCapture(positions, prompt_positions) as capture:

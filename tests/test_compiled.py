@@ -118,23 +118,45 @@ def test_cuda_graphs_equal_eager_fp16(image):
                      atol=1e-3)
 
 
-def test_warm_up_compiles_once_and_a_longer_request_decodes_eagerly(image, eager, reference):
+def test_warm_up_compiles_once_and_a_request_that_does_not_fit_decodes_eagerly(
+        image, eager, reference):
+    from torch._dynamo.utils import counters
+
     adapter = _compiled("aot_eager")
     assert load_lmm("tiny", device="cpu").warm_up(PROMPT, TOKENS) == 0  # compile off: nothing
+    graphs = counters["stats"]["unique_graphs"]
     length = adapter.warm_up(PROMPT, TOKENS)
     decoder = adapter.decoder
-    step, cache = decoder._step, decoder.cache
-    inputs, _, _ = adapter.prepare(image, PROMPT)
-    assert step is not None and length == decoder.cache_length
-    assert length >= inputs["input_ids"].shape[1] + TOKENS and length % 256 == 0
+    assert counters["stats"]["unique_graphs"] == graphs + 1  # compiled here, once
+    inputs, layout, _ = adapter.prepare(image, PROMPT)
+    image_tokens = int(layout.positions.numel())
+    assert length == decoder.cache_length and length % 256 == 0
+    assert length >= inputs["input_ids"].shape[1] + TOKENS
     _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference, atol=1e-5)
-    # past the compiled cache: the same answer as eager, no recompilation, the compiled step kept
+    # past the compiled cache: the eager path's answer, nothing compiled again
     longer = length - inputs["input_ids"].shape[1] + 8
     long_reference = eager.generate(image, PROMPT, max_new_tokens=longer)
     assert len(long_reference.token_ids) > TOKENS  # it runs past the compiled cache
+    assert not decoder.fits(length + 8, image_tokens)
+    assert not decoder.fits(length, image_tokens + 1)  # another image size: static shapes
     _assert_same(adapter.generate(image, PROMPT, max_new_tokens=longer), long_reference,
                  atol=1e-5)
-    assert decoder.eager_requests == 1
-    assert decoder._step is step and decoder.cache is cache and decoder.cache_length == length
+    assert decoder.eager_requests == 1 and decoder.cache_length == length
     _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference, atol=1e-5)
     assert decoder.eager_requests == 1
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+
+
+def test_release_lets_the_next_decoder_compile(monkeypatch, image, reference):
+    # dynamo keeps compiled code per function, and a fullgraph compile past its recompile
+    # limit raises: a node that configures again and again must not reach it
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    torch.compiler.reset()
+    for _ in range(3):
+        adapter = _compiled("aot_eager")
+        adapter.warm_up(PROMPT, TOKENS)
+        _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference,
+                     atol=1e-5)
+        assert adapter.decoder.eager_requests == 0
+        adapter.decoder.release()
+        assert adapter.decoder.cache_length == 0

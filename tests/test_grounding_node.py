@@ -480,6 +480,37 @@ def test_compile_on_compiles_while_configuring_and_answers_as_eager(running, mon
         assert answers[-1].status == R.STATUS_OK
     assert answers[0].text == answers[1].text and answers[1].text
     assert [p.text for p in answers[0].phrases] == [p.text for p in answers[1].phrases]
+    # configuring again compiles again: cleanup released dynamo's code (a fullgraph compile
+    # past its recompile limit raises, and the node would quietly decode eagerly)
+    import torch
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    for _ in range(2):
+        for transition in ("deactivate", "cleanup", "configure", "activate"):
+            assert getattr(r.node, f"trigger_{transition}")().name == "SUCCESS", transition
+        decoder = r.node._engine.lmm.decoder
+        assert decoder is not None and decoder._step is not None
+    # a command longer than the compiled cache: answered, eagerly
+    _stream(r, rgb, stamp_sec=6)
+    assert r.ask("the " * (decoder.cache_length + 5)).status == R.STATUS_OK
+    assert decoder.eager_requests == 1 and r.node._eager_said == 1
+
+
+def test_a_bare_yaml_on_for_a_text_setting_is_refused_with_the_fix(running):
+    r = running(compile=True)  # what `compile: on` or -p compile:=on gives
+    assert not r.started
+    assert "quote the text" in r.node._refused["compile"]
+
+
+def test_the_demo_graph_command_sets_compile_off():
+    from ros_ground.nodes.demo import _graph_command
+
+    cmd = _graph_command(None, None)
+    node = GroundingNode(namespace="/demo_args", cli_args=cmd[cmd.index("--ros-args"):])
+    try:
+        assert node.get_parameter("compile").value == "off" and not node._refused
+    finally:
+        node.destroy_node()
 
 
 def test_a_failed_compilation_leaves_the_node_decoding_eagerly(running, monkeypatch):

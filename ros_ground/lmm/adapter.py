@@ -188,7 +188,11 @@ class LMMAdapter:
         hook = TokenHook(self, prompt, prompt_len, layout, geometry, on_token, should_stop)
         t1 = time.perf_counter()
         rows = torch.tensor(own.positions, dtype=torch.long) if own and own.positions else None
-        if self.decoder is not None:
+        compiled = self.decoder is not None and self.decoder.fits(
+            prompt_len + max_new_tokens, int(layout.positions.numel()))
+        if self.decoder is not None and not compiled:
+            self.decoder.eager_requests += 1
+        if compiled:
             eos = config.eos_token_id
             hook.maps = self.decoder.partial_maps
             token_ids, maps, prompt_rows = self.decoder.generate(
@@ -228,9 +232,10 @@ class LMMAdapter:
 
     def warm_up(self, prompt: str, max_new_tokens: int) -> int:
         """Compile the decode step now (compile on; else nothing happens) for requests up to
-        `prompt`'s length plus `max_new_tokens` (the static cache rounds that up to a
-        `CACHE_BLOCK` multiple; longer requests decode eagerly). Returns the tokens the compiled
-        cache holds, 0 when not compiling. Takes ~30-60 s on a 2-core CPU the first time, a few
+        `prompt`'s length plus `max_new_tokens` on a 320x240 frame (the static cache rounds
+        that up to a `CACHE_BLOCK` multiple; longer requests, and frames of another image-token
+        count, decode eagerly: `decoder.eager_requests`). Returns the tokens the compiled cache
+        holds, 0 when not compiling. Takes ~30-60 s on a 2-core CPU the first time, a few
         seconds once inductor's cache (TORCHINDUCTOR_CACHE_DIR) holds the kernels."""
         if self.decoder is None:
             return 0

@@ -55,7 +55,7 @@ def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
            "--params-file", str(params_file()), "-r", f"__ns:={NAMESPACE}",
            "-r", "image:=image_raw",
            # three answers do not earn back the decode step's first compilation (~30-60 s here)
-           "-p", "compile:=off"]
+           "-p", 'compile:="off"']  # quoted: a bare off is YAML's false
     if model:
         cmd += ["-p", f"model:={model}"]
     if sam_model:

@@ -55,6 +55,7 @@ class GroundingNode(ModelNode):
         super().__init__(name, settings.GROUNDING, **kwargs)
         self._sam_provider = sam_provider
         self._engine = None
+        self._eager_said = 0  # requests decoded eagerly with compile on, already logged
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
         self._cameras: list[str] = []
         self.sensors = CameraSensors(self, self._p)
@@ -90,6 +91,7 @@ class GroundingNode(ModelNode):
         self.get_logger().info(f"compile={p['compile']}: compiling the decode step (~30-60 s on a "
                                "2-core CPU the first time, seconds once inductor has cached it)")
         started = time.perf_counter()
+        self._eager_said = 0
         try:
             with threads(self._engine.torch_threads):
                 length = lmm.warm_up(p["default_prompt"], p["max_new_tokens"])
@@ -103,6 +105,8 @@ class GroundingNode(ModelNode):
                                "decode eagerly")
 
     def unload(self) -> None:
+        if self._engine is not None and self._engine.lmm.decoder is not None:
+            self._engine.lmm.decoder.release()
         self._engine = None
         self.outputs.clear()
         self.sensors.clear()
@@ -214,6 +218,16 @@ class GroundingNode(ModelNode):
             return Status.STATUS_MODEL_ERROR, "no model loaded (configure failed or not run)"
         return None
 
+    def _say_if_eager(self, engine) -> None:
+        decoder = engine.lmm.decoder
+        if decoder is not None and decoder.eager_requests > self._eager_said:
+            self._eager_said = decoder.eager_requests
+            self.get_logger().warning(
+                f"{decoder.eager_requests} request(s) did not fit the compiled decode step "
+                f"({decoder.cache_length} tokens of prompt + max_new_tokens, one image size) and "
+                "were decoded eagerly: same answers, slower; configure again to compile for them",
+                throttle_duration_sec=60.0)
+
     # ---- the scheduler's callbacks (run on its worker) ---------------------------------------
     def _started(self, ticket: Ticket) -> None:
         if ticket.payload.goal_handle is not None:
@@ -236,6 +250,7 @@ class GroundingNode(ModelNode):
                 should_stop=lambda: self.scheduler.should_stop(ticket))
         except InputError as exc:
             return self._answer(request, Status.STATUS_BAD_INPUT, str(exc))
+        self._say_if_eager(engine)
         self.sensors.locate(request.camera, result, frame.header)
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         if result.canceled:

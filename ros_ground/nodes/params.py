@@ -55,6 +55,9 @@ def declare(node, table) -> dict[str, str]:
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
             node.declare_parameter(s.name, s.default, descriptor(s), ignore_override=True)
             refused[s.name] = str(exc).removesuffix(f": {s.name}")
+            if isinstance(s.default, str) and "BOOL" in refused[s.name]:
+                refused[s.name] += (" (YAML reads a bare on / off / yes / no as a boolean: "
+                                    f"quote the text, {s.name}: \"on\" or -p '{s.name}:=\"on\"')")
     return refused
 
 
