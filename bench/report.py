@@ -458,9 +458,14 @@ def _latency(lines, r, la):
     add(f"| response (ms) | {_f(la['response_ms'], 1)} |")
     add(f"| generation alone (ms) | {_f(la['generation_ms'], 1)} |")
     add(f"| response / generation | **{_f(la['response_over_generation'], 3)}** |")
+    if la.get("ratio_by_12_frames"):
+        add(f"| the same ratio over each consecutive 12 frames (the machine's drift) | "
+            f"{', '.join(_f(x, 3) for x in la['ratio_by_12_frames'])} |")
     if la.get("compiled"):
-        add(f"| decoding | compiled (`compile: on`; {la.get('eager_requests')} requests longer "
-            f"than the compiled cache decoded eagerly) |")
+        add(f"| decoding | compiled (`compile: on`; {la.get('eager_requests')} requests that did "
+            f"not fit the compiled step decoded eagerly; engine load + warm-up compile "
+            f"{_f(la.get('load_and_warm_up_s'), 1)} s, inductor's disk cache "
+            f"as this machine had it) |")
         add(f"| response decoding eagerly instead (`compile: off`), same frames, taking turns "
             f"(ms) | {_f(la['response_eager_decode_ms'], 1)} |")
         add(f"| that response / generation | "
@@ -538,7 +543,8 @@ def _decode_table(lines, title, dec):
         return
     add(f"Decode ms per token, {title}: (t(N) - t(1)) / (N - 1), N = {dec['new_tokens']}, "
         f"{dec['reps']} interleaved reps, medians, wall clock; compile time "
-        f"{ {k: round(v, 1) for k, v in (dec.get('compile_s') or {}).items()} } s.")
+        f"{ {k: round(v, 1) for k, v in (dec.get('compile_s') or {}).items()} } s (under 1 s: "
+        f"the same step was compiled earlier in the run, and dynamo reuses it).")
     add("")
     add("| | plain | capture | capture / plain |")
     add("|---|---|---|---|")

@@ -124,6 +124,7 @@ def test_warm_up_compiles_once_and_a_request_that_does_not_fit_decodes_eagerly(
 
     adapter = _compiled("aot_eager")
     assert load_lmm("tiny", device="cpu").warm_up(PROMPT, TOKENS) == 0  # compile off: nothing
+    torch.compiler.reset()  # else an earlier test's compiled step is reused, nothing compiles
     graphs = counters["stats"]["unique_graphs"]
     length = adapter.warm_up(PROMPT, TOKENS)
     decoder = adapter.decoder
@@ -147,16 +148,16 @@ def test_warm_up_compiles_once_and_a_request_that_does_not_fit_decodes_eagerly(
     assert counters["stats"]["unique_graphs"] == graphs + 1
 
 
-def test_release_lets_the_next_decoder_compile(monkeypatch, image, reference):
+def test_release_lets_the_next_decoder_compile(image, reference):
     # dynamo keeps compiled code per function, and a fullgraph compile past its recompile
     # limit raises: a node that configures again and again must not reach it
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     torch.compiler.reset()
-    for _ in range(3):
-        adapter = _compiled("aot_eager")
-        adapter.warm_up(PROMPT, TOKENS)
-        _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference,
-                     atol=1e-5)
-        assert adapter.decoder.eager_requests == 0
-        adapter.decoder.release()
-        assert adapter.decoder.cache_length == 0
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for tokens in (TOKENS, TOKENS + 300):  # another cache length: another graph
+            adapter = _compiled("aot_eager")
+            adapter.warm_up(PROMPT, tokens)
+            _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference,
+                         atol=1e-5)
+            assert adapter.decoder.eager_requests == 0
+            adapter.decoder.release()
+            assert adapter.decoder.cache_length == 0

@@ -484,12 +484,13 @@ def test_compile_on_compiles_while_configuring_and_answers_as_eager(running, mon
     # past its recompile limit raises, and the node would quietly decode eagerly)
     import torch
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
-    for _ in range(2):
-        for transition in ("deactivate", "cleanup", "configure", "activate"):
-            assert getattr(r.node, f"trigger_{transition}")().name == "SUCCESS", transition
-        decoder = r.node._engine.lmm.decoder
-        assert decoder is not None and decoder._step is not None
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for tokens in (300, 8):  # another cache length each time: another graph
+            r.set(max_new_tokens=tokens)
+            for transition in ("deactivate", "cleanup", "configure", "activate"):
+                assert getattr(r.node, f"trigger_{transition}")().name == "SUCCESS", transition
+            decoder = r.node._engine.lmm.decoder
+            assert decoder is not None and decoder._step is not None
     # a command longer than the compiled cache: answered, eagerly
     _stream(r, rgb, stamp_sec=6)
     assert r.ask("the " * (decoder.cache_length + 5)).status == R.STATUS_OK
