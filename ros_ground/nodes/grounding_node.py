@@ -225,7 +225,8 @@ class GroundingNode(ModelNode):
             self.get_logger().warning(
                 f"{decoder.eager_requests} request(s) did not fit the compiled decode step "
                 f"({decoder.cache_length} tokens of prompt + max_new_tokens, one image size) and "
-                "were decoded eagerly: same answers, slower; configure again to compile for them",
+                "were decoded eagerly: same answers, slower (a raised max_new_tokens or a longer "
+                "default_prompt is compiled for at the next configure)",
                 throttle_duration_sec=60.0)
 
     # ---- the scheduler's callbacks (run on its worker) ---------------------------------------
