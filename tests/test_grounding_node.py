@@ -462,7 +462,6 @@ def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error
     assert r.client.wait(lambda: len(r.client.responses) > start, 10)
 
 
-
 def test_compile_on_compiles_while_configuring_and_answers_as_eager(running, monkeypatch):
     from ros_ground import compiled
 
