@@ -42,6 +42,7 @@ class Client:
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
+        self._spinning = threading.Lock()
         self._frame: Image | None = None
         self._spin = threading.Thread(target=self._run, daemon=True)
         self._spin.start()
@@ -49,10 +50,24 @@ class Client:
     def _run(self):
         last = 0.0
         while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.02)
+            with self._spinning:
+                self.executor.spin_once(timeout_sec=0.02)
             if self._frame is not None and time.monotonic() - last > 0.1:
                 self.image_pub.publish(self._frame)  # a camera repeats; best effort may drop one
                 last = time.monotonic()
+
+    def action_client(self, **kwargs) -> ActionClient:
+        """A further `ask` action client on this node, made while the spin thread waits.
+
+        rclpy's ActionClient adds itself to the node before it creates its lock, so one made while
+        another thread spins the node can raise in that thread and stop it for good.
+        """
+        with self._spinning:
+            return ActionClient(self.node, Ground, "ask", **kwargs)
+
+    def destroy_action_client(self, action: ActionClient) -> None:
+        with self._spinning:
+            action.destroy()
 
     def stream(self, rgb: np.ndarray | None, stamp_sec: int = 7, frame_id: str = "cam",
                msg: Image | None = None) -> Image:
@@ -74,6 +89,8 @@ class Client:
         while time.monotonic() < deadline:
             if predicate():
                 return True
+            # nothing completes once the spin thread has raised: say so, not "not in time"
+            assert self._spin.is_alive() or self._stop.is_set(), "the client's spin thread died"
             time.sleep(0.02)
         return predicate()
 

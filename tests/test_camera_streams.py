@@ -145,12 +145,11 @@ def test_bad_camera_list_fails_configure(running):  # noqa: F811
 
 
 def test_a_goal_names_its_camera_and_an_unknown_one_is_bad_input(running):  # noqa: F811
-    from rclpy.action import ActionClient
     from ros_ground_msgs.action import Ground
 
     r = running(cameras=["left", "right"])
     left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
-    action = ActionClient(r.client.node, Ground, "ask")
+    action = r.client.action_client()
     try:
         left.stream(random_rgb(48, 64), frame_id="left_optical")
         right.stream(random_rgb(40, 56), frame_id="right_optical")
@@ -168,7 +167,7 @@ def test_a_goal_names_its_camera_and_an_unknown_one_is_bad_input(running):  # no
         assert unknown.status == R.STATUS_BAD_INPUT and "'front'" in unknown.error
         assert "left" in unknown.error and "right" in unknown.error
     finally:
-        action.destroy()
+        r.client.destroy_action_client(action)
         left.close()
         right.close()
 

@@ -7,7 +7,6 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from action_msgs.msg import GoalStatus  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from ros_ground_msgs.action import Ground  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
 
@@ -27,7 +26,7 @@ def test_a_goal_executes_when_it_starts_not_when_it_is_answered(running, monkeyp
         return original(*args, **kwargs)
 
     monkeypatch.setattr(r.node._engine.lmm, "generate", held)
-    action = ActionClient(r.client.node, Ground, "ask")
+    action = r.client.action_client()
     try:
         assert action.wait_for_server(timeout_sec=10)
         handles = [r.client.wait_future(action.send_goal_async(Ground.Goal(prompt="Describe.")))
@@ -44,7 +43,7 @@ def test_a_goal_executes_when_it_starts_not_when_it_is_answered(running, monkeyp
         assert r.node.goals.wait_finished(5) and len(r.node.goals) == 0
     finally:
         release.set()
-        action.destroy()
+        r.client.destroy_action_client(action)
 
 
 def test_a_goal_canceled_while_queued_never_executes(running, monkeypatch):  # noqa: F811
@@ -54,7 +53,7 @@ def test_a_goal_canceled_while_queued_never_executes(running, monkeypatch):  # n
     original = r.node._engine.lmm.generate
     monkeypatch.setattr(r.node._engine.lmm, "generate",
                         lambda *a, **k: release.wait(60) and original(*a, **k))
-    action = ActionClient(r.client.node, Ground, "ask")
+    action = r.client.action_client()
     try:
         assert action.wait_for_server(timeout_sec=10)
         first, second = (r.client.wait_future(action.send_goal_async(Ground.Goal(prompt="Hi.")))
@@ -69,4 +68,4 @@ def test_a_goal_canceled_while_queued_never_executes(running, monkeypatch):  # n
             GoalStatus.STATUS_SUCCEEDED
     finally:
         release.set()
-        action.destroy()
+        r.client.destroy_action_client(action)

@@ -403,14 +403,13 @@ def test_model_error_fails_one_request_and_the_next_works(running, monkeypatch):
 
 
 def test_many_waiting_goals_hold_no_thread_and_every_request_is_answered_once(running):
-    from rclpy.action import ActionClient
     from ros_ground_msgs.action import Ground
 
     r = running(queue_size=30, max_new_tokens=6, attention_views=["identity"])
     _stream(r)
     # a client that sends a burst needs a history as deep as the server's (the default is 10)
-    action = ActionClient(r.client.node, Ground, "ask", goal_service_qos_profile=RELIABLE,
-                          result_service_qos_profile=RELIABLE)
+    action = r.client.action_client(goal_service_qos_profile=RELIABLE,
+                                     result_service_qos_profile=RELIABLE)
     assert action.wait_for_server(timeout_sec=10)
     start = len(r.client.responses)
     sent = [action.send_goal_async(Ground.Goal(prompt="Describe the image.")) for _ in range(25)]
@@ -434,7 +433,7 @@ def test_many_waiting_goals_hold_no_thread_and_every_request_is_answered_once(ru
     ids = [x.request_id for x in published]
     assert len(published) == 29 and len(set(ids)) == 29  # exactly one response each
     assert {a.request_id for a in answers} <= set(ids)
-    action.destroy()
+    r.client.destroy_action_client(action)
 
 
 def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error(
