@@ -135,7 +135,8 @@ def test_cli_json_keys_and_ranges(tmp_path):
          "--attention-views", "identity,vflip",
          "--max-new-tokens", "8", "--json", "--dump", str(tmp_path)],
         capture_output=True, text=True, timeout=600, check=True)
-    report = json.loads(out.stdout)
+    report = json.loads(out.stdout)  # progress goes to stderr, not into the JSON
+    assert "eval: scene 2/2, " in out.stderr  # stderr is a pipe here: lines, not a bar
     assert KEYS | {"baseline_random_point", "mode", "model", "seed"} <= set(report)
     assert report["scenes"] == 2 and report["mode"] == "point" and report["seed"] == 7
     assert report["phrase_tokens"] == "root" and report["entity_margin"] == 0.0
@@ -293,3 +294,19 @@ def test_evaluation_never_scores_a_training_seed(engine, seed, scenes):
         evaluate(engine, scenes=scenes, seed=seed, progress=False)
     with pytest.raises(ValueError, match="evaluation seeds must lie in 0..9999"):
         evaluate_regions(engine, scenes, seed, SIM_VOCABULARY, progress=False)
+
+
+def test_scene_progress_reports_in_lines_without_a_terminal(capsys):
+    from ros_ground.evaluate.progress import scene_progress
+
+    # capsys's stderr is not a terminal: a line every report_every_s and one at the end
+    assert list(scene_progress(range(5, 8), "eval", report_every_s=3600.0)) == [5, 6, 7]
+    assert capsys.readouterr().err.splitlines()[0].startswith("eval: scene 3/3, ")
+    list(scene_progress(range(3), "eval regions", report_every_s=1e-9))
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"eval regions: scene {i}/3" for i in (1, 2, 3)]
+    assert all(line.endswith(" min left") for line in lines)
+    assert list(scene_progress(range(3), "eval", progress=False)) == [0, 1, 2]
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="report_every_s"):
+        list(scene_progress(range(3), "eval", report_every_s=0))

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 
-from tqdm import tqdm
-
+from ros_ground.evaluate.progress import scene_progress
 from ros_ground.metrics import Vocabulary
 from ros_ground.regions import Region
 
@@ -41,8 +40,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
               "baseline_color": [0, 0]}
     seconds = {"region": 0.0, "baseline": 0.0}
     samples = []
-    for scene_seed in tqdm(range(seed, seed + scenes), desc="eval regions", unit="scene",
-                           disable=None if progress is None else not progress):
+    for scene_seed in scene_progress(range(seed, seed + scenes), "eval regions", progress):
         scene = scene_in_set(scene_seed, scene_set, width, height)
         key = ("eval-region", scene_seed)
         t0 = time.perf_counter()

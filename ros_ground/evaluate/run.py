@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ros_ground import ahead
 from ros_ground.engine import GroundingEngine
 from ros_ground.evaluate.naming import Naming, naming
+from ros_ground.evaluate.progress import scene_progress
 from ros_ground.evaluate.scenes import SCENE_SETS, SIM_VOCABULARY, scene_for, scene_prompts, target_object
 from ros_ground.evaluate.targets import IOU_HIT, TargetRecord, target_record
 from ros_ground.metrics import GTPhrase, ImageRecord, PredPhrase, TextSimilarity, evaluate_image, iou
@@ -94,9 +94,9 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     "model", with the config as it is. `prompt`: "describe", "refer" or "both". Proposals come
     from SAM's automatic mask generator with `amg_params` (default the config's), once per
     scene, for variants in mode auto or entities. `dump`: a directory for an overlay and a
-    record per answer. `progress`: a bar on stderr (None: only on a TTY). `on_answer` sees
-    every answer under every variant. `scene_set`: which scenes (SCENE_SETS; `width` and
-    `height` size the "in" set's images).
+    record per answer. `progress`: a bar on stderr (None: a bar on a TTY, else a line a
+    minute; evaluate.progress). `on_answer` sees every answer under every variant.
+    `scene_set`: which scenes (SCENE_SETS; `width` and `height` size the "in" set's images).
     """
     if scene_set not in SCENE_SETS:
         raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
@@ -114,12 +114,10 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     out_dir = Path(dump) if dump else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(range(seed, seed + scenes), desc="eval", unit="scene",
-               disable=None if progress is None else not progress)
     # the torch threads an engine request holds (`torch_threads`; 0: torch's default), and every
     # usable core for the grounding stages when it leaves some spare, as `ground` does
     with ahead.threads(engine.torch_threads):
-        for scene_seed in bar:
+        for scene_seed in scene_progress(range(seed, seed + scenes), "eval", progress):
             t0 = time.perf_counter()
             scene = scene_for(scene_seed, scene_set, width, height)
             run.seconds["render"] += time.perf_counter() - t0
