@@ -60,7 +60,8 @@ class Client:
         """A further `ask` action client on this node, made while the spin thread waits.
 
         rclpy's ActionClient adds itself to the node before it creates its lock, so one made while
-        another thread spins the node can raise in that thread and stop it for good.
+        another thread spins the node can raise in that thread and stop it for good
+        (ros2/rclpy#1589, still in the wheels installed here).
         """
         with self._spinning:
             return ActionClient(self.node, Ground, "ask", **kwargs)
