@@ -1,16 +1,18 @@
 """Progress over an evaluation's scenes: a tqdm bar on a terminal, a line now and then in a log.
 
 An evaluation of 200 scenes runs for 15-20 minutes on a 2-core CPU. tqdm draws its bar only on
-a terminal (`disable=None`), so a run under nohup or in CI would say nothing until it ends.
+a terminal (`disable=None`), so a run under nohup or in CI would say nothing until it ends;
+without one it prints the training loop's progress lines (train.loop.progress_line).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator, Sequence
 
 from tqdm import tqdm
+
+from ros_ground.train.loop import progress_line
 
 REPORT_EVERY_S = 60.0
 
@@ -40,5 +42,4 @@ def scene_progress(seeds: Sequence[int], desc: str, progress: bool | None = None
         if now - reported >= report_every_s or done == len(seeds):
             reported = now
             left = (now - start) / done * (len(seeds) - done)
-            print(f"{desc}: scene {done}/{len(seeds)}, {(now - start) / 60:.1f} min, "
-                  f"about {left / 60:.0f} min left", file=sys.stderr, flush=True)
+            progress_line(desc, "scene", done, len(seeds), now - start, left)

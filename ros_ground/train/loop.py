@@ -117,6 +117,14 @@ def train_steps(step_fn: StepFn, optimizer: torch.optim.Optimizer,
 def _report(desc: str, state: LoopState, steps: int, left: float) -> None:
     """One line of progress: step, smoothed stats, elapsed time (a resumed run's included) and
     `left`, the seconds the remaining steps take at this run's pace."""
-    stats = " ".join(f"{k} {v:.3f}" for k, v in state.running.items())
-    print(f"{desc}: step {state.step}/{steps}, {stats}, {state.elapsed_s / 60:.1f} min, "
-          f"about {left / 60:.0f} min left", file=sys.stderr, flush=True)
+    progress_line(desc, "step", state.step, steps, state.elapsed_s, left,
+                  " ".join(f"{k} {v:.3f}" for k, v in state.running.items()))
+
+
+def progress_line(desc: str, unit: str, done: int, total: int, elapsed_s: float, left_s: float,
+                  stats: str = "") -> None:
+    """One plain progress line on stderr, for a long run that has no tqdm bar (a pipe, a log
+    file, CI): "train: step 120/4000, loss 0.502, 11.1 min, about 25 min left". Seconds in."""
+    stats = f"{stats}, " if stats else ""
+    print(f"{desc}: {unit} {done}/{total}, {stats}{elapsed_s / 60:.1f} min, "
+          f"about {left_s / 60:.0f} min left", file=sys.stderr, flush=True)
