@@ -201,6 +201,10 @@ def test_lmm_training_steps_reduce_the_loss(tmp_path):
     with torch.no_grad():
         resumed = float(tuned.eval()(**batch).loss)
     assert abs(resumed - after) < 0.02 * after, (after, resumed)
+    # ... and records the checkpoint's own training (the lineage its model card reports)
+    lineage = json.loads((tmp_path / "tuned" / "training.json").read_text())
+    assert lineage["base"]["step"] == 20 and lineage["base"]["vision"]["steps"] == 3
+    assert lineage["base"]["base"] is None and lineage["vision"] is None
 
 
 def test_sam_training_steps_reduce_the_loss(tmp_path):
@@ -243,6 +247,8 @@ def test_sam_training_steps_reduce_the_loss(tmp_path):
                    init_from=str(tmp_path / "sam"))
     train_sam(tune, tmp_path / "tuned", cache_dir=tmp_path / "no_cache", progress=False)
     assert abs(loss_of(load_sam(str(tmp_path / "tuned")).sam) - trained) < 0.02 * trained
+    lineage = json.loads((tmp_path / "tuned" / "training.json").read_text())
+    assert lineage["base"]["step"] == 14 and lineage["base"]["config"]["steps"] == 10
 
 
 def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):

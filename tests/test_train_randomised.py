@@ -104,9 +104,50 @@ def test_train_cli_defaults_to_randomised_scenes():
 
 
 def test_model_cards_name_each_training_scene_set():
-    from ros_ground.train.card import data_ranges
+    from ros_ground.train.card_format import data_ranges
 
     assert data_ranges("classic").startswith("the classic setting")
     assert data_ranges("randomised").startswith("domain-randomised over")
     mixed = data_ranges("mixed")
     assert mixed.startswith("even seeds the classic setting") and "odd seeds domain-randomised" in mixed
+
+
+def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path):
+    from ros_ground.train.card import lmm_card, sam_card
+
+    base = {"step": 3400, "elapsed_s": 3000.0, "base": None,
+            "config": {"seed_start": 100000, "scenes": 10, "batch_size": 8, "lr": 1e-3},
+            "vision": {"steps": 3400, "config": {"batch_size": 32, "lr": 1e-3}}}
+    tuned = {"step": 4000, "elapsed_s": 2400.0, "vision": None, "base": base,
+             "config": {"seed_start": 100000, "scenes": 10, "scene_set": "mixed", "lr": 2e-4,
+                        "init_from": "ros_ground/models/sim_lmm"}}
+    (tmp_path / "training.json").write_text(json.dumps(tuned))
+    metrics = ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
+               "category_naming_accuracy", "named_point_accuracy")
+    run = {"scene_set": "ood", "scenes": 2, "phrases": 5, **dict.fromkeys(metrics, 0.25),
+           "baseline_random_point": {"mask_recall": 0.0, "point_accuracy": 0.125}}
+    card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0}, "scene_set_runs": [
+        "ros-ground eval --scene-set ood --json\n" + json.dumps(run)]})
+    assert "**fine-tuned** from `ros_ground/models/sim_lmm`" in card
+    assert "stage 1 3400 steps x batch 32 images at AdamW lr 0.001" in card
+    assert "stage 1: none in the fine-tune" in card and "fine-tune data" in card
+    assert "this fine-tune 40.0 min, with its base's 50.0 min **90.0 min** in all" in card
+    assert "| ood | 2 | 5 | 0.250 | 0.250 |" in card and "| 0.000 / 0.125 |" in card
+    assert "ros-ground eval --scene-set ood --json" in card
+    (tmp_path / "training.json").write_text(json.dumps(base))  # trained from scratch
+    scratch = lmm_card(tmp_path, {"train": {"wall_s": 3000.0}})
+    assert "fine-tune" not in scratch and "**50.0 min**" in scratch
+
+    def quality(objects):
+        return {"scenes": 2, "seeds": [0, 1], "objects": objects, "median_object_area_px": 90.0,
+                "point_inner": {"miou": 0.5, "iou_ge_0.5": 0.5},
+                "point_random_inside": {"miou": 0.4, "iou_ge_0.5": 0.4},
+                "point_ms_per_prompt": 1.0,
+                "amg": {"node (16 pts, iou 0.7, stability 0.8)": {
+                    "recall_iou_0.5": 0.75, "mean_best_iou": 0.6, "proposals_per_scene": 9.0,
+                    "seconds_per_scene": 1.0}}}
+
+    card = sam_card(tmp_path, {"train": {"wall_s": 60.0}, "quality": quality(7),
+                               "quality_by_set": {"ood": quality(8)}})
+    assert "| in | 7 | 90 px | 0.500 | 0.500 | 0.400 | 0.750 |" in card
+    assert "| ood | 8 | 90 px |" in card

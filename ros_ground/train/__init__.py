@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cli-run", metavar="FILE", default=None,
                     help="a saved `ros-ground eval ... --json` output to quote in the LMM card "
                          "(its command line on the first line)")
+    ev.add_argument("--scene-set-run", metavar="FILE", action="append", default=[],
+                    help="a saved `ros-ground eval --scene-set S ... --json` output (its command "
+                         "line on the first line) for the LMM card's table by scene set; "
+                         "repeat it, one per set")
+    ev.add_argument("--sam-scene-sets", nargs="*", default=["randomised", "ood"],
+                    help="scene sets besides `in` for SAM's point-prompt and proposal quality "
+                         "(default %(default)s)")
     allp = sub.add_parser("all", help="data, lmm, sam, eval (what `make train-sim` runs)")
     allp.add_argument("--workers", type=int, default=2)
     allp.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET)
@@ -181,11 +188,17 @@ def run_eval(args) -> dict:
 
     if args.cli_run:
         results["lmm"]["eval_cli"] = Path(args.cli_run).read_text()
+    if args.scene_set_run:
+        results["lmm"]["scene_set_runs"] = [Path(f).read_text() for f in args.scene_set_run]
     if "sam" not in args.skip:
         from ros_ground.sam import load_sam
 
-        results["sam"]["quality"] = evaluation.sam_quality(load_sam("sim"), args.sam_scenes,
-                                                           args.seed)
+        segmenter = load_sam("sim")
+        results["sam"]["quality"] = evaluation.sam_quality(segmenter, args.sam_scenes, args.seed)
+        results["sam"]["quality_by_set"] = {
+            s: evaluation.sam_quality(segmenter, args.sam_scenes, args.seed, scene_set=s,
+                                      amg_settings=evaluation.NODE_AMG)
+            for s in args.sam_scene_sets}
         save()
     if {"ground", "amg-defaults"} - set(args.skip):
         engine = build_engine(model="sim", sam_model="sim", device="cpu", dtype="float32",

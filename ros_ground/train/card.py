@@ -2,76 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-METRICS = ("mask_recall", "miou", "ap50", "point_accuracy")
-
-
-def _read(path: Path) -> dict:
-    path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _minutes(seconds: float | None) -> str:
-    return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
-
-
-def _files(directory: Path) -> str:
-    rows = []
-    for f in sorted(Path(directory).iterdir()):
-        if f.is_file() and f.name != "MODEL_CARD.md":
-            rows.append(f"| `{f.name}` | {f.stat().st_size / 1e6:.2f} MB |")
-    return "| file | size |\n|---|---|\n" + "\n".join(rows)
-
-
-def data_ranges(scene_set: str | None) -> str:
-    """One line on the settings the training scenes were drawn from (sim.ranges), for a card."""
-    from ros_ground.sim.ranges import CLASSIC_RANGES, TRAINING_RANGES
-
-    classic = "the classic setting (sim.ranges.CLASSIC_RANGES: 320x240, 2-6 objects)"
-    if scene_set not in ("randomised", "mixed"):
-        return classic
-    r, c = TRAINING_RANGES, CLASSIC_RANGES
-    lead = "" if scene_set == "randomised" else f"even seeds {classic}, odd seeds "
-
-    def span(pair, unit="", digits=3):
-        return f"{pair[0]:.{digits}g} to {pair[1]:.{digits}g}{unit}"
-
-    return (f"{lead}domain-randomised over sim.ranges.TRAINING_RANGES (the classic setting lies inside "
-            f"them): camera {span(r.distance, ' m')} away (classic {span(c.distance, ' m')}), "
-            f"{span(r.elevation_deg, ' deg')} up, azimuth {span(r.azimuth_deg, ' deg')}, "
-            f"look-at offset up to {r.target_offset[1]:g} m, vertical FOV "
-            f"{span(r.fov_deg, ' deg')}; images {r.width[0]}-{r.width[1]} px wide, aspect "
-            f"{span(r.aspect)} (resized to the cache's 320x240 for SAM, by the processor "
-            f"for the LMM); light direction and ambient {span(r.light_ambient)} / diffuse "
-            f"{span(r.light_diffuse)}; table texture one of {len(r.table_textures)} "
-            f"({', '.join(r.table_textures)}), tint {span(r.table_tint)}; "
-            f"{r.num_objects[0]}-{r.num_objects[1]} objects, scale {span(r.object_scale)}, "
-            f"paint channels jittered by up to {r.color_jitter:g}")
-
-
-def _metric_table(table: dict) -> str:
-    lines = ["| setting | mask recall | mIoU | AP50 | point accuracy | phrases predicted |",
-             "|---|---|---|---|---|---|"]
-    for name, row in table.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in METRICS)
-                     + f" | {row.get('pred_phrases', '')} |")
-    return "\n".join(lines)
-
-
-def _history(history: list[dict], key: str = "loss", every: int = 6) -> str:
-    if not history:
-        return "n/a"
-    picked = history[::every] + ([history[-1]] if (len(history) - 1) % every else [])
-    return ", ".join(f"{h['step']}: {h[key]:.3f}" for h in picked)
+from ros_ground.train.card_format import (
+    base_line,
+    data_ranges,
+    files_table,
+    loss_history,
+    metric_table,
+    minutes,
+    read_json,
+    scene_set_table,
+    seed_range,
+    wall_time_line,
+)
 
 
 def lmm_card(model_dir: Path, results: dict) -> str:
     """Markdown for the LMM; `results` holds 'train' (train_lmm's summary), 'ablation',
     'referring', 'attention' and 'eval_cli' entries where available."""
     train = results.get("train", {})
-    cfg = _read(Path(model_dir) / "training.json").get("config", {})
+    info = read_json(Path(model_dir) / "training.json")
+    cfg, base = info.get("config", {}), info.get("base")
     arch = cfg.get("arch", {})
     params = train.get("parameters", {})
     ground = results.get("ground", {})
@@ -81,7 +33,7 @@ def lmm_card(model_dir: Path, results: dict) -> str:
     vision = train.get("vision") or {}
     len_tags = vision.get("tags", "n/a")
     lines = [
-        "# sim_lmm: a small LLaVA trained from scratch on simulated tabletop scenes, text only",
+        "# sim_lmm: a small LLaVA trained on simulated tabletop scenes, text only",
         "",
         "The embedded default LMM of `ros_ground` (`--model sim`, `model: sim`). A real "
         "`LlavaForConditionalGeneration` (CLIP-ViT vision tower, 2-layer GELU projector, Llama "
@@ -134,13 +86,22 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         "",
         "## Training",
         "",
-        f"- data: simulator scenes with seeds {cfg.get('seed_start')} .. "
-        f"{cfg.get('seed_start', 0) + cfg.get('scenes', 0) - 1} ({cfg.get('scenes')} scenes), "
+    ]
+    if base:
+        bvision, bcfg = base.get("vision") or {}, base.get("config", {})
+        lines.append(base_line(base, cfg.get("init_from"), (
+            f"stage 1 {bvision.get('steps')} steps x batch "
+            f"{bvision.get('config', {}).get('batch_size')} images at AdamW lr "
+            f"{bvision.get('config', {}).get('lr')}, stage 2 {base.get('step')} steps x batch "
+            f"{bcfg.get('batch_size')} at lr {bcfg.get('lr')}")))
+    lines += [
+        "- " + ("fine-tune " if base else "") + f"data: simulator scenes with {seed_range(cfg)}, "
         f"{data_ranges(cfg.get('scene_set'))}; evaluation seeds are 0 .. 199, never trained on",
-        f"- stage 1: {vision.get('steps')} steps x batch "
-        f"{vision.get('config', {}).get('batch_size')} images, AdamW lr "
-        f"{vision.get('config', {}).get('lr')}, {len_tags} caption words; "
-        f"{_minutes(vision.get('wall_s'))}",
+        (f"- stage 1: {vision.get('steps')} steps x batch "
+         f"{vision.get('config', {}).get('batch_size')} images, AdamW lr "
+         f"{vision.get('config', {}).get('lr')}, {len_tags} caption words; "
+         f"{minutes(vision.get('wall_s'))}") if vision or not base else
+        "- stage 1: none in the fine-tune (the base's vision tower, frozen)",
         f"- stage 2: {train.get('steps')} steps x batch {cfg.get('batch_size')} = "
         f"{train.get('sequences')} sequences (one image + up to {cfg.get('max_turns')} turns: in "
         f"{cfg.get('describe_share')} of them the description first, under a random describe "
@@ -148,16 +109,16 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         f"- AdamW, lr {cfg.get('lr')} (warm-up {cfg.get('warmup')}, cosine to "
         f"{cfg.get('min_lr_ratio')}x), weight decay {cfg.get('weight_decay')}, clip "
         f"{cfg.get('grad_clip')}, seed {cfg.get('seed')}, {cfg.get('threads')} CPU thread(s)",
-        f"- wall time, both stages: **{_minutes(train.get('wall_s'))}** on the project's 2-core "
-        "CPU machine (shared with other jobs)" + (" - stopped early at the time limit" if
-                                                  train.get("stopped_early") else ""),
-        f"- stage-2 loss (smoothed) by step: {_history(train.get('history', []))}",
+        wall_time_line(train, base, "both stages"),
+        f"- stage-2 loss (smoothed) by step: {loss_history(train.get('history', []))}",
         f"- command: `{results.get('command', 'ros-ground train lmm')}`",
         "",
     ]
     if results.get("eval_cli"):
         lines += ["## `ros-ground eval` (held-out)", "", "```", results["eval_cli"].strip(),
                   "```", ""]
+    if results.get("scene_set_runs"):
+        lines += scene_set_table(results["scene_set_runs"])
     if ground:
         amg = ", ".join(f"{k}={v}" for k, v in ground.get("amg_params", {}).items())
         lines += [
@@ -172,7 +133,7 @@ def lmm_card(model_dir: Path, results: dict) -> str:
             "the sim graph); `point` prompts SAM at the map's peak. The random-point baseline "
             "keeps the model's phrases but prompts SAM at a uniformly random point.",
             "",
-            _metric_table(ground["table"]),
+            metric_table(ground["table"]),
             "",
         ]
     if defaults:
@@ -183,7 +144,7 @@ def lmm_card(model_dir: Path, results: dict) -> str:
             "table/background proposals; hence the package's own proposal settings "
             "(`ros_ground.sam.PROPOSAL_DEFAULTS`):",
             "",
-            _metric_table(defaults["table"]),
+            metric_table(defaults["table"]),
             "",
         ]
     refer = ground.get("referring", {}) if ground else {}
@@ -236,15 +197,15 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         lines.append("")
     if results.get("notes"):
         lines += ["## Notes", "", results["notes"].strip(), ""]
-    lines += ["## Files", "", _files(model_dir), ""]
+    lines += ["## Files", "", files_table(model_dir), ""]
     return "\n".join(lines)
 
 
 def sam_card(model_dir: Path, results: dict) -> str:
     train = results.get("train", {})
-    info = _read(Path(model_dir) / "training.json")
-    cfg = info.get("config", {})
-    arch = cfg.get("sam_config", _read(Path(model_dir) / "sam_config.json"))
+    info = read_json(Path(model_dir) / "training.json")
+    cfg, base = info.get("config", {}), info.get("base")
+    arch = cfg.get("sam_config", read_json(Path(model_dir) / "sam_config.json"))
     quality = results.get("quality", {})
     grid = arch.get("img_size", 0) // max(1, arch.get("patch_size", 1))
     lines = [
@@ -270,8 +231,15 @@ def sam_card(model_dir: Path, results: dict) -> str:
         "",
         "## Training",
         "",
-        f"- data: simulator scenes with seeds {cfg.get('seed_start')} .. "
-        f"{cfg.get('seed_start', 0) + cfg.get('scenes', 0) - 1}, "
+    ]
+    if base:
+        bcfg = base.get("config", {})
+        lines.append(base_line(base, cfg.get("init_from"), (
+            f"{base.get('step')} steps x {bcfg.get('batch_size')} images at AdamW lr "
+            f"{bcfg.get('lr')} ({bcfg.get('refine_steps')} of them refining at lr "
+            f"{bcfg.get('refine_lr')})")))
+    lines += [
+        "- " + ("fine-tune " if base else "") + f"data: simulator scenes with {seed_range(cfg)}, "
         f"{data_ranges(cfg.get('scene_set'))}; segments = each visible object, "
         "the table, the empty background (from the simulator's segmentation); horizontal flips",
         f"- prompts: {cfg.get('prompts')} single foreground points per image "
@@ -281,10 +249,8 @@ def sam_card(model_dir: Path, results: dict) -> str:
         f"- {train.get('steps')} steps x {cfg.get('batch_size')} images = {train.get('images')} "
         f"images; AdamW lr {cfg.get('lr')} (warm-up {cfg.get('warmup')}, cosine), seed "
         f"{cfg.get('seed')}, {cfg.get('threads')} CPU thread(s)",
-        f"- wall time: **{_minutes(train.get('wall_s'))}** on the project's 2-core CPU machine "
-        "(shared with other jobs)" + (" - stopped early at the time limit" if
-                                      train.get("stopped_early") else ""),
-        f"- loss (smoothed) by step: {_history(train.get('history', []))}",
+        wall_time_line(train, base, "both phases"),
+        f"- loss (smoothed) by step: {loss_history(train.get('history', []))}",
         f"- command: `{results.get('command', 'ros-ground train sam')}`",
         "",
     ]
@@ -311,9 +277,21 @@ def sam_card(model_dir: Path, results: dict) -> str:
             lines.append(f"| {name} | {row['recall_iou_0.5']:.3f} | {row['mean_best_iou']:.3f} | "
                          f"{row['proposals_per_scene']:.1f} | {row['seconds_per_scene']:.2f} |")
         lines.append("")
+    if results.get("quality_by_set"):
+        lines += ["By scene set (the same seeds; proposals with the node's settings; `ood` frames "
+                  "are 800x450, so its objects are smaller in pixels):", "",
+                  "| scene set | objects | median area | mIoU, innermost point | IoU >= 0.5 | "
+                  "mIoU, random inside point | proposal recall |", "|---|---|---|---|---|---|---|"]
+        for name, q in {"in": quality, **results["quality_by_set"]}.items():
+            amg = next((row for key, row in q["amg"].items() if key.startswith("node")), {})
+            lines.append(f"| {name} | {q['objects']} | {q['median_object_area_px']:.0f} px | "
+                         f"{q['point_inner']['miou']:.3f} | {q['point_inner']['iou_ge_0.5']:.3f} | "
+                         f"{q['point_random_inside']['miou']:.3f} | "
+                         f"{amg.get('recall_iou_0.5', float('nan')):.3f} |")
+        lines.append("")
     if results.get("notes"):
         lines += ["## Notes", "", results["notes"].strip(), ""]
-    lines += ["## Files", "", _files(model_dir), ""]
+    lines += ["## Files", "", files_table(model_dir), ""]
     return "\n".join(lines)
 
 

@@ -34,6 +34,10 @@ def _inner_point(mask: np.ndarray) -> tuple[float, float]:
     return float(col), float(row)
 
 
+NODE_AMG = {"node (16 pts, iou 0.7, stability 0.8)": {
+    "points_per_side": 16, "pred_iou_thresh": 0.7, "stability_score_thresh": 0.8}}
+
+
 def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict | None = None,
                 progress: bool | None = None, scene_set: str = "in") -> dict:
     """Point-prompt IoU per object (inner point and a random inside point) and, per AMG
@@ -44,10 +48,7 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
 
     check_eval_seeds(seed, scenes)
     amg_settings = amg_settings if amg_settings is not None else {
-        "AMG_DEFAULTS (32 pts, iou 0.88, stability 0.95)": {},
-        "node (16 pts, iou 0.7, stability 0.8)": {
-            "points_per_side": 16, "pred_iou_thresh": 0.7, "stability_score_thresh": 0.8},
-    }
+        "AMG_DEFAULTS (32 pts, iou 0.88, stability 0.95)": {}, **NODE_AMG}
     rng = np.random.default_rng(seed)
     inner, random_in, areas = [], [], []
     amg = {name: {"best": [], "count": [], "seconds": 0.0} for name in amg_settings}

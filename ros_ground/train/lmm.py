@@ -30,7 +30,7 @@ from ros_ground.train.data import (
     default_cache_dir,
 )
 from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, LMMArch, build_lmm, count_parameters
-from ros_ground.train.loop import LoopState, resume_schedule, train_steps
+from ros_ground.train.loop import LoopState, base_record, resume_schedule, train_steps
 from ros_ground.train.vision import VisionPretrainConfig
 
 RELATION_RE = re.compile(r"^the (.+?) (left of|right of|in front of|behind) (the .+)$")
@@ -268,6 +268,8 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
 
         start = LlavaForConditionalGeneration.from_pretrained(cfg.init_from, dtype=torch.float32)
         model.load_state_dict(start.state_dict())  # strict: the same architecture or an error
+    # a resumed run's base was read when it started (its --out may be its --init-from)
+    base = state.get("base") if state else base_record(cfg.init_from)
     t_stage1 = time.perf_counter()
     vision_summary = state.get("vision") if state else None
     if cfg.vision_steps and vision_summary is None:
@@ -308,13 +310,14 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
 
     def checkpoint(loop: LoopState, final: bool = False) -> None:
         summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": final,
-                   "config": cfg.to_dict(), "history": loop.history, "vision": vision_summary}
+                   "config": cfg.to_dict(), "history": loop.history, "vision": vision_summary,
+                   "base": base}
         save_lmm(model, processor, out_dir, summary)
         if state_path is not None:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "vision": vision_summary}, state_path)
+                        "vision": vision_summary, "base": base}, state_path)
 
     if state is None and cfg.vision_steps:
         checkpoint(loop)  # stage 1 done: an interruption resumes in stage 2

@@ -128,3 +128,15 @@ def progress_line(desc: str, unit: str, done: int, total: int, elapsed_s: float,
     stats = f"{stats}, " if stats else ""
     print(f"{desc}: {unit} {done}/{total}, {stats}{elapsed_s / 60:.1f} min, "
           f"about {left_s / 60:.0f} min left", file=sys.stderr, flush=True)
+
+
+def base_record(init_from: str | Path | None) -> dict | None:
+    """The `training.json` of the checkpoint a fine-tune starts from (`init_from`), read before
+    training can overwrite it, or None (no `init_from`, or a checkpoint without one).
+
+    A fine-tune stores it under "base" in its own `training.json`, so a model card can give the
+    whole lineage: the data and steps of every stage and the wall time they took together."""
+    if not init_from:
+        return None
+    path = Path(init_from) / "training.json"
+    return json.loads(path.read_text()) if path.is_file() else None

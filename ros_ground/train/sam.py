@@ -35,7 +35,7 @@ from ros_ground.train.data import (
     check_train_seeds,
     default_cache_dir,
 )
-from ros_ground.train.loop import LoopState, resume_schedule, train_steps
+from ros_ground.train.loop import LoopState, base_record, resume_schedule, train_steps
 
 
 def sim_sam_config(img_size: int = 320) -> dict:
@@ -238,11 +238,14 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     loop = LoopState()
+    # a resumed run's base was read when it started (its --out may be its --init-from)
+    base = base_record(cfg.init_from)
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         sam.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
+        base = state.get("base")
     elif cfg.init_from:
         from ros_ground.sam import load_sam
 
@@ -268,13 +271,13 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     def checkpoint(loop: LoopState, final: bool = False) -> None:
         save_sam(sam, cfg.sam_config, out_dir)
         summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": final,
-                   "config": cfg.to_dict(), "history": loop.history}
+                   "config": cfg.to_dict(), "history": loop.history, "base": base}
         (Path(out_dir) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
         if state_path is not None:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
-                        "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history},
-                       state_path)
+                        "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
+                        "base": base}, state_path)
 
     # warm-up + cosine over cfg.steps at half resolution, then a second short warm-up + cosine
     # from cfg.refine_lr for the full-resolution refinement (its loss has another scale, so its
