@@ -126,14 +126,13 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
                "category_naming_accuracy", "named_point_accuracy")
     run = {"scene_set": "ood", "scenes": 2, "phrases": 5, **dict.fromkeys(metrics, 0.25),
            "baseline_random_point": {"mask_recall": 0.0, "point_accuracy": 0.125}}
-    card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0}, "scene_set_runs": [
-        "ros-ground eval --scene-set ood --json\n" + json.dumps(run)]})
+    card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0}, "scene_set_runs": [run]})
     assert "**fine-tuned** from `ros_ground/models/sim_lmm`" in card
     assert "stage 1 3400 steps x batch 32 images at AdamW lr 0.001" in card
     assert "stage 1: none in the fine-tune" in card and "fine-tune data" in card
     assert "this fine-tune 40.0 min, with its base's 50.0 min **90.0 min** in all" in card
     assert "| ood | 2 | 5 | 0.250 | 0.250 |" in card and "| 0.000 / 0.125 |" in card
-    assert "ros-ground eval --scene-set ood --json" in card
+    assert "ros-ground eval --scenes 2 --seed 0 --mode auto --scene-set ood" in card
     (tmp_path / "training.json").write_text(json.dumps(base))  # trained from scratch
     scratch = lmm_card(tmp_path, {"train": {"wall_s": 3000.0}})
     assert "fine-tune" not in scratch and "**50.0 min**" in scratch

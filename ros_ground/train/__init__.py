@@ -103,9 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a saved `ros-ground eval ... --json` output to quote in the LMM card "
                          "(its command line on the first line)")
     ev.add_argument("--scene-set-run", metavar="FILE", action="append", default=[],
-                    help="a saved `ros-ground eval --scene-set S ... --json` output (its command "
-                         "line on the first line) for the LMM card's table by scene set; "
-                         "repeat it, one per set")
+                    help="a saved `ros-ground eval --scene-set S ... --json` output for the LMM "
+                         "card's table by scene set; repeat it, one per set")
     ev.add_argument("--sam-scene-sets", nargs="*", default=["randomised", "ood"],
                     help="scene sets besides `in` for SAM's point-prompt and proposal quality "
                          "(default %(default)s)")
@@ -189,7 +188,8 @@ def run_eval(args) -> dict:
     if args.cli_run:
         results["lmm"]["eval_cli"] = Path(args.cli_run).read_text()
     if args.scene_set_run:
-        results["lmm"]["scene_set_runs"] = [Path(f).read_text() for f in args.scene_set_run]
+        results["lmm"]["scene_set_runs"] = [json.loads(Path(f).read_text())
+                                            for f in args.scene_set_run]
     if "sam" not in args.skip:
         from ros_ground.sam import load_sam
 

@@ -93,8 +93,8 @@ def wall_time_line(train: dict, base: dict | None, stages: str) -> str:
             "machine (shared with other jobs)")
 
 
-def scene_set_table(runs: list[str]) -> list[str]:
-    """Card lines for saved `ros-ground eval --scene-set S --json` runs (command line first)."""
+def scene_set_table(runs: list[dict]) -> list[str]:
+    """Card lines for `ros-ground eval --scene-set S --json` results, one row each."""
     lines = [
         "## By scene set: the training camera and others",
         "",
@@ -111,14 +111,14 @@ def scene_set_table(runs: list[str]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands = []
-    for run in runs:
-        command, _, body = run.strip().partition("\n")
-        r = json.loads(body)
+    for r in runs:
         b = r.get("baseline_random_point", {})
         lines.append(
             f"| {r.get('scene_set', 'in')} | {r['scenes']} | {r['phrases']} | "
             + " | ".join(f"{r[k]:.3f}" for k in METRICS + (
                 "naming_accuracy", "category_naming_accuracy", "named_point_accuracy"))
             + f" | {b.get('mask_recall', 0):.3f} / {b.get('point_accuracy', 0):.3f} |")
-        commands.append(command)
+        commands.append(f"ros-ground eval --scenes {r['scenes']} --seed {r.get('seed', 0)} --mode "
+                        f"{r.get('mode', 'auto')} --scene-set {r.get('scene_set', 'in')} "
+                        f"--entity-scoring {r.get('entity_scoring', 'attention')} --json")
     return lines + ["", "```", *commands, "```", ""]
