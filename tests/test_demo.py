@@ -27,11 +27,20 @@ def test_demo_runs_the_composed_graph(tmp_path):
     assert "objects found" in text and "average overlap" in text
     assert not re.search(r"chars \d|proposal \d|AP50|mIoU|it/s", text)
     assert "Loading weights" not in out.stderr  # no progress bar when stderr is not a terminal
-    # the proposal node takes seconds a frame here: without proposal_max_age_s in config/sim.yaml
-    # the command's frame never has proposals and every answer falls back to point prompts
-    assert "outlines after" in text and "masks picked among the proposal node's object outlines" in text
+    # config/demo.yaml: SAM at the attention peak (the proposal node outlines few ood objects)
+    assert "outlines after" in text and "masks cut around the spot the model looked at" in text
+    assert "masks picked among the proposal node's object outlines" not in text
     pictures = sorted(tmp_path.glob("*.png"))
     assert len(pictures) == 3 and text.count("  Picture: ") == 3
     # each answer's own picture: both questions are grounded on one frame, so a picture matched
     # by the frame's stamp alone would be the same file twice
     assert pictures[0].read_bytes() != pictures[1].read_bytes()
+    # the demo's camera is outside the training ranges (config/demo.yaml): OOD_RANGES' 800x450
+    # frames, drawn at their own size
+    from PIL import Image
+
+    from ros_ground.sim.ranges import OOD_RANGES
+
+    width = OOD_RANGES.width[0]
+    assert Image.open(pictures[0]).size == (width, round(width / OOD_RANGES.aspect[0]))
+    assert "demo.yaml" in text

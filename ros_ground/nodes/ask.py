@@ -21,7 +21,7 @@ STATUS_NAMES = {
 }
 MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
     "entities": "masks picked among the proposal node's object outlines",
-    "point": "masks cut around the spot the model looked at; no object outlines yet",
+    "point": "masks cut around the spot the model looked at, not chosen among object outlines",
 }
 
 

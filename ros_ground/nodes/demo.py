@@ -36,23 +36,24 @@ NAMESPACE = "/demo"
 CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator; its wording is "
           "often wrong\n(names, colours, counts). The outlines in the pictures show what it "
           "actually pointed at.")
-ZOOM = 2  # the simulated camera's 320x240 frames, drawn twice as large so the labels are legible
+ZOOM = 2  # frames up to 400 px wide (the classic 320x240) drawn twice as large, for legible labels
 FRAMES_KEPT = 150  # 30 s of the sim camera at 5 Hz: the grounded frame may be 10 s old (config)
 
 
-def params_file() -> Path:
-    """config/sim.yaml of this checkout, else of the installed package."""
-    local = Path(__file__).resolve().parents[2] / "config" / "sim.yaml"
+def params_file(name: str = "sim.yaml") -> Path:
+    """config/`name` of this checkout, else of the installed package."""
+    local = Path(__file__).resolve().parents[2] / "config" / name
     if local.is_file():
         return local
     from ament_index_python.packages import get_package_share_directory
 
-    return Path(get_package_share_directory("ros_ground")) / "config" / "sim.yaml"
+    return Path(get_package_share_directory("ros_ground")) / "config" / name
 
 
 def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "ros_ground.nodes.container", "--sim", "--ros-args",
-           "--params-file", str(params_file()), "-r", f"__ns:={NAMESPACE}",
+           "--params-file", str(params_file()), "--params-file", str(params_file("demo.yaml")),
+           "-r", f"__ns:={NAMESPACE}",
            "-r", "image:=image_raw",
            # three answers do not earn back the decode step's first compilation (~30-60 s here)
            "-p", 'compile:="off"']  # quoted: a bare off is YAML's false
@@ -114,7 +115,7 @@ def run_demo(args) -> int:
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
     os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
     print(f"[demo] Starting the robot graph: simulated camera, object outlines (proposal node) and "
-          f"grounding, with the settings in {params_file()}")
+          f"grounding, with the settings in {params_file()} and {params_file('demo.yaml')}")
     log_path = out_dir / "graph.log"
     log = open(log_path, "w")
     graph = subprocess.Popen(_graph_command(args.model, args.sam_model), env=env, stdout=log,
@@ -232,7 +233,8 @@ def _write_picture(node, frames: RecentFrames, response, path: Path, target: boo
     if found is None:
         return "none (no camera frame received)"
     frame, off_ns = found
-    save_png(path, (target_picture if target else answer_picture)(response, frame))
+    zoom = ZOOM if frame.width <= 400 else 1
+    save_png(path, (target_picture if target else answer_picture)(response, frame, zoom=zoom))
     if off_ns:  # the simulated scene holds still, so a neighbouring frame shows the same view
         return f"{path} (drawn on the camera frame {off_ns / 1e9:.1f} s from the one answered)"
     return str(path)
