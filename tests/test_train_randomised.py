@@ -133,6 +133,15 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
     assert "this fine-tune 40.0 min, with its base's 50.0 min **90.0 min** in all" in card
     assert "| ood | 2 | 5 | 0.250 | 0.250 |" in card and "| 0.000 / 0.125 |" in card
     assert "ros-ground eval --scenes 2 --seed 0 --mode auto --scene-set ood" in card
+    # the table by scene set alone is an evaluation: write_cards writes that card, and leaves
+    # a model without any evaluation (here SAM) with the card it has
+    from ros_ground.train.card import write_cards
+
+    sam_dir = tmp_path / "sam"
+    sam_dir.mkdir()
+    write_cards(tmp_path, sam_dir, {"lmm": {"scene_set_runs": [run]}, "sam": {"train": {}}})
+    assert "| ood | 2 | 5 |" in (tmp_path / "MODEL_CARD.md").read_text()
+    assert not (sam_dir / "MODEL_CARD.md").exists()
     (tmp_path / "training.json").write_text(json.dumps(base))  # trained from scratch
     scratch = lmm_card(tmp_path, {"train": {"wall_s": 3000.0}})
     assert "fine-tune" not in scratch and "**50.0 min**" in scratch
