@@ -238,19 +238,20 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     loop = LoopState()
-    # a resumed run's base was read when it started (its --out may be its --init-from)
-    base = base_record(cfg.init_from)
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         sam.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
+        # read when the run started: its --out may be its --init-from, rewritten since
         base = state.get("base")
-    elif cfg.init_from:
-        from ros_ground.sam import load_sam
+    else:
+        base = base_record(cfg.init_from)
+        if cfg.init_from:
+            from ros_ground.sam import load_sam
 
-        # strict: the same architecture or an error
-        sam.load_state_dict(load_sam(str(cfg.init_from)).sam.state_dict())
+            # strict: the same architecture or an error
+            sam.load_state_dict(load_sam(str(cfg.init_from)).sam.state_dict())
     sam.train()
     batch_iter = batches(cfg.scenes, cfg.batch_size, cfg.seed + 1)
     for _ in range(loop.step):
