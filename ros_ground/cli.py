@@ -89,6 +89,16 @@ _positive = _int_at_least(1)
 _non_negative = _int_at_least(0)  # a scene seed
 
 
+def _scene_set(text: str) -> str:
+    from ros_ground.sim.ranges import scene_set_ranges
+
+    try:
+        scene_set_ranges(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def positive_number(unit: str = "") -> Callable[[str], float]:
     """argparse type: a finite number > 0 (of `unit`, which the error names)."""
     what = f"a finite number of {unit} > 0" if unit else "a finite number > 0"
@@ -150,10 +160,13 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "about each object's region (region_naming_accuracy)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
-    evaluate.add_argument("--scene-set", choices=("in", "randomised", "ood"), default="in",
+    evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",
                           help="in: the classic 320x240 scenes (inside the training ranges); "
                                "randomised: drawn over the training ranges; ood: outside them "
-                               "(lower, farther camera, 800x450, held-out colours)")
+                               "(lower, farther camera, 800x450, held-out colours). SET:AXIS,... "
+                               "draws those axes from the training ranges instead, to measure "
+                               "what each costs (e.g. ood:distance,elevation_deg; axes: the "
+                               "fields of ros_ground.sim.ranges.SceneRanges)")
 
     bench = sub.add_parser("bench", help="benchmarks; writes bench/RESULTS.md and results.json")
     bench.add_argument("--quick", action="store_true")

@@ -9,7 +9,7 @@ import pytest
 from ros_ground.sim import scene as S
 from ros_ground.sim.assets import ASSETS
 from ros_ground.sim.language import COLORS
-from ros_ground.sim.ranges import CLASSIC_RANGES, OOD_RANGES, TRAINING_RANGES
+from ros_ground.sim.ranges import CLASSIC_RANGES, OOD_RANGES, TRAINING_RANGES, scene_set_ranges
 
 
 def _camera_angles(scene) -> tuple[float, float]:
@@ -54,6 +54,21 @@ def test_axes_outside_sees_a_single_overlap():
     assert "distance" not in touching.axes_outside(TRAINING_RANGES)
     with pytest.raises(ValueError):
         dataclasses.replace(OOD_RANGES, distance=(1.2, 1.0))
+
+
+def test_training_axes_bring_just_those_axes_inside():
+    """`SET:AXIS,...` (the per-axis diagnostic) moves exactly the axes named into training."""
+    pose = scene_set_ranges("ood:distance,elevation_deg")
+    assert (pose.distance, pose.elevation_deg) == (TRAINING_RANGES.distance, TRAINING_RANGES.elevation_deg)
+    assert set(OOD_RANGES.axes_outside(TRAINING_RANGES)) - set(pose.axes_outside(TRAINING_RANGES)) == {
+        "distance", "elevation_deg"}
+    paint = scene_set_ranges("ood:palette")
+    assert paint.palette is None and paint.color_jitter == TRAINING_RANGES.color_jitter
+    assert "palette" not in paint.axes_outside(TRAINING_RANGES)
+    assert scene_set_ranges("ood") is OOD_RANGES
+    for bad in ("ood:", "ood:height", "ood:width,width", "ood:color_jitter", "train:width"):
+        with pytest.raises(ValueError, match="training axes|scene set"):
+            scene_set_ranges(bad)
 
 
 @pytest.mark.parametrize("ranges,seeds", [(TRAINING_RANGES, range(100_000, 100_006)),

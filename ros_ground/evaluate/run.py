@@ -22,11 +22,12 @@ from ros_ground import ahead
 from ros_ground.engine import GroundingEngine
 from ros_ground.evaluate.naming import Naming, naming
 from ros_ground.evaluate.progress import scene_progress
-from ros_ground.evaluate.scenes import SCENE_SETS, SIM_VOCABULARY, scene_for, scene_prompts, target_object
+from ros_ground.evaluate.scenes import SIM_VOCABULARY, scene_for, scene_prompts, target_object
 from ros_ground.evaluate.targets import IOU_HIT, TargetRecord, target_record
 from ros_ground.metrics import GTPhrase, ImageRecord, PredPhrase, TextSimilarity, evaluate_image, iou
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.selection_metrics import selection_counts
+from ros_ground.sim.ranges import scene_set_ranges
 from ros_ground.train.data import check_eval_seeds
 
 
@@ -96,10 +97,10 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     scene, for variants in mode auto or entities. `dump`: a directory for an overlay and a
     record per answer. `progress`: a bar on stderr (None: a bar on a TTY, else a line a
     minute; evaluate.progress). `on_answer` sees every answer under every variant.
-    `scene_set`: which scenes (SCENE_SETS; `width` and `height` size the "in" set's images).
+    `scene_set`: which scenes (SCENE_SETS, or `SET:AXIS,...`: sim.ranges.scene_set_ranges;
+    `width` and `height` size the "in" set's images).
     """
-    if scene_set not in SCENE_SETS:
-        raise ValueError(f"scene set must be one of {SCENE_SETS}, got {scene_set!r}")
+    scene_set_ranges(scene_set)  # ValueError naming the sets before any work
     check_eval_seeds(seed, scenes)
     variants = dict(variants or {"model": {}})
     configs = {name: replace(engine.config, **change).validate()

@@ -3,7 +3,7 @@ three named sets of them: classic, training (domain randomisation) and out of di
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -152,7 +152,28 @@ SCENE_SETS = {"in": CLASSIC_RANGES, "randomised": TRAINING_RANGES, "ood": OOD_RA
 
 
 def scene_set_ranges(name: str) -> SceneRanges:
-    """The ranges of scene set `name` (SCENE_SETS); ValueError naming the sets otherwise."""
-    if name not in SCENE_SETS:
-        raise ValueError(f"scene set must be one of {tuple(SCENE_SETS)}, got {name!r}")
-    return SCENE_SETS[name]
+    """The ranges of scene set `name`: one of SCENE_SETS, or `SET:AXIS,...`, set SET with those
+    axes drawn from the training ranges instead (`with_training_axes`), which measures what each
+    axis outside training costs (e.g. "ood:distance,elevation_deg"). ValueError naming the sets
+    or the axes otherwise."""
+    base, colon, axes = name.partition(":")
+    if base not in SCENE_SETS:
+        raise ValueError(f"scene set must be one of {tuple(SCENE_SETS)}, optionally followed by "
+                         f"':AXIS,...' (training axes), got {name!r}")
+    if not colon:
+        return SCENE_SETS[base]
+    return with_training_axes(SCENE_SETS[base], axes.split(","))
+
+
+def with_training_axes(ranges: SceneRanges, axes) -> SceneRanges:
+    """`ranges` with `axes` (SceneRanges field names; "palette" brings its `color_jitter`) taken
+    from TRAINING_RANGES. ValueError for an unknown, repeated or missing axis."""
+    axes = list(axes)
+    names = [f.name for f in fields(SceneRanges) if f.name != "color_jitter"]
+    unknown = [a for a in axes if a not in names]
+    if unknown or not axes or len(set(axes)) != len(axes):
+        raise ValueError(f"training axes must be distinct names among {names}, got {axes}")
+    change = {a: getattr(TRAINING_RANGES, a) for a in axes}
+    if "palette" in axes:
+        change["color_jitter"] = TRAINING_RANGES.color_jitter
+    return replace(ranges, **change)

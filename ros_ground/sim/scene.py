@@ -239,7 +239,8 @@ def generate_scene(seed: int, width: int | None = None, height: int | None = Non
 
 def scene_in_set(seed: int, scene_set: str = "in", width: int = 320, height: int = 240,
                  **kwargs) -> Scene:
-    """The scene of `seed` in scene set `scene_set` (sim.ranges.SCENE_SETS: in, randomised, ood).
+    """The scene of `seed` in scene set `scene_set` (sim.ranges.SCENE_SETS: in, randomised, ood;
+    or `SET:AXIS,...`, those axes drawn from the training ranges: sim.ranges.scene_set_ranges).
 
     `width` x `height` apply to the "in" set only; the others draw their image size from their
     ranges. Other keyword arguments go to `generate_scene`. The sim camera node and the
