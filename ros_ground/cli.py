@@ -158,6 +158,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "X.' / 'Where is X?', scored as commands (target_accuracy, 3-D "
                                "error); both: describe and refer; region: 'What is this?' "
                                "about each object's region (region_naming_accuracy)")
+    evaluate.add_argument("--crop-n-layers", default=0, metavar="N",
+                          type=_flag_type(settings.by_name(settings.PROPOSAL)["crop_n_layers"]),
+                          help="the proposals' crop layers in mode auto / entities, as the "
+                               "mask_proposal_node's crop_n_layers (0..3; 1 finds far, small "
+                               "objects at about 5 times the cost)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
     evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",

@@ -131,6 +131,32 @@ def test_cli_scene_set_ood(tmp_path):
             parser.parse_args(["eval", "--scene-set", bad])
 
 
+def test_eval_crop_layers_reach_the_proposals(monkeypatch):
+    """`--crop-n-layers` sets the proposals' crop layers, as the proposal node's parameter does."""
+    from ros_ground.cli import build_parser, engine_config
+    from ros_ground.evaluate import cli as eval_cli
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(engine, *args, amg_params=None, **kwargs):
+        seen.update(amg_params)
+        raise Stop
+
+    monkeypatch.setattr(eval_cli, "evaluate", capture)
+    parser = build_parser()
+    args = parser.parse_args(["eval", "--model", "tiny", "--sam-model", "tiny", "--scenes", "1",
+                              "--crop-n-layers", "1"])
+    with pytest.raises(Stop):
+        eval_cli.run_eval(args, engine_config(args))
+    assert seen["crop_n_layers"] == 1 and seen["points_per_side"] == 16  # the node's settings
+    assert parser.parse_args(["eval"]).crop_n_layers == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--crop-n-layers", "4"])
+
+
 def test_one_engine_evaluates_both_sets_of_the_same_seeds():
     """Seeds repeat across scene sets: their images must not share the engine's image cache."""
     engine = build_engine(model="tiny", sam_model="tiny", device="cpu",

@@ -79,6 +79,26 @@ def test_sim_sam_loads_from_its_directory_and_masks_have_the_input_size(sam, sce
     assert proposals and all(p.mask.shape == scene.rgb.shape[:2] for p in proposals)
 
 
+def test_crop_layers_find_the_objects_a_far_wide_camera_makes_small(sam):
+    """On an 800x450 ood frame the whole-frame grid outlines none of the objects (each is a few
+    pixels at SAM's input); `crop_n_layers: 1` runs the grid again on 2x2 crops and finds some."""
+    from ros_ground.evaluate.scenes import scene_for
+    from ros_ground.metrics import iou
+    from ros_ground.sam import PROPOSAL_DEFAULTS
+
+    scene = scene_for(1, "ood")
+
+    def found(layers: int) -> int:
+        params = {**PROPOSAL_DEFAULTS, "points_per_side": 8, "crop_n_layers": layers}
+        proposals = sam.propose(scene.rgb, key=("ood", 1), **params)
+        return sum(max((iou(p.mask, o.mask) for p in proposals), default=0.0) >= 0.5
+                   for o in scene.objects)
+
+    assert PROPOSAL_DEFAULTS["crop_n_layers"] == 0  # the cost is the user's choice
+    assert found(0) == 0
+    assert found(1) >= 2
+
+
 def test_sim_graph_defaults_to_the_embedded_models():
     import yaml
 

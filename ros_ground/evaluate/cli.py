@@ -30,10 +30,13 @@ def run_eval(args, config: EngineConfig) -> int:
     variants = {"model": {"mode": args.mode},
                 **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
                    for s in SCORINGS if args.mode != "point"}}
-    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt,
+    crop_n_layers = getattr(args, "crop_n_layers", 0)
+    amg_params = {**config.amg_params, "crop_n_layers": crop_n_layers}
+    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, amg_params=amg_params,
                    dump=args.dump, progress=None, scene_set=scene_set)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
                          scene_set)
+    report["crop_n_layers"] = crop_n_layers
     if args.json:
         print(json.dumps(report))
     else:

@@ -54,6 +54,7 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
     "stability_score_thresh": 0.8,
     "box_nms_thresh": 0.7,
     "min_mask_region_area": 0,
+    "crop_n_layers": 0,
 }
 
 # Crop settings left at segment-anything's defaults (not settable here).
