@@ -161,8 +161,9 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     evaluate.add_argument("--crop-n-layers", default=0, metavar="N",
                           type=_flag_type(settings.by_name(settings.PROPOSAL)["crop_n_layers"]),
                           help="the proposals' crop layers in mode auto / entities, as the "
-                               "mask_proposal_node's crop_n_layers (0..3; 1 finds far, small "
-                               "objects at about 5 times the cost)")
+                               "mask_proposal_node's crop_n_layers (0..3; N costs 1 + 4 + ... "
+                               "+ 4^N encoder passes and point grids per frame; 1 finds far, "
+                               "small objects)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
     evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",
@@ -171,7 +172,8 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "(lower, farther camera, 800x450, held-out colours). SET:AXIS,... "
                                "draws those axes from the training ranges instead, to measure "
                                "what each costs (e.g. ood:distance,elevation_deg; axes: the "
-                               "fields of ros_ground.sim.ranges.SceneRanges)")
+                               "fields of ros_ground.sim.ranges.SceneRanges but color_jitter, "
+                               "which palette brings)")
 
     bench = sub.add_parser("bench", help="benchmarks; writes bench/RESULTS.md and results.json")
     bench.add_argument("--quick", action="store_true")

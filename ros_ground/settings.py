@@ -170,9 +170,10 @@ _AMG = {
     "stability_score_thresh": ("minimum stability score", dict(low=0.0, high=1.0)),
     "box_nms_thresh": ("box NMS IoU threshold", dict(low=0.0, high=1.0)),
     "min_mask_region_area": ("remove small islands/holes below this area", dict(low=0)),
-    "crop_n_layers": ("also run on 4^k crops per layer k = 1..N, each at SAM's full input: finds "
-                      "objects too small in the whole frame (a far or wide camera) at about "
-                      "(1 + 4 + ...) times the encoder cost", dict(low=0, high=3)),
+    "crop_n_layers": ("also run on 4^k crops at layer k = 1..N, each at SAM's full input: finds "
+                      "objects too small in the whole frame (a far or wide camera); N costs 1 + 4 "
+                      "+ ... + 4^N encoder passes and point grids per frame (N=1: 5), holding SAM "
+                      "from commands meanwhile", dict(low=0, high=3)),
 }
 
 PROPOSAL = (

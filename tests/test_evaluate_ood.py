@@ -80,6 +80,7 @@ def test_scene_sets_render_their_ranges():
     assert paint.rgb.shape == (450, 800, 3) and paint.rgb.tobytes() != ood.rgb.tobytes()
     assert [o.name for o in paint.objects] == [o.name for o in ood.objects]
     assert np.array_equal(paint.objects[0].mask, ood.objects[0].mask)
+    assert scene_for(3, "in:light_z", 160, 120).rgb.shape == (120, 160, 3)  # the caller's size
 
 
 def test_oracle_names_and_points_perfectly_on_ood_scenes(monkeypatch):
@@ -141,17 +142,19 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
     class Stop(Exception):
         pass
 
-    def capture(engine, *args, amg_params=None, **kwargs):
-        seen.update(amg_params)
+    def capture(engine, scenes, seed, variants, *args, amg_params=None, **kwargs):
+        seen.update(proposals=amg_params, variants=variants)
         raise Stop
 
     monkeypatch.setattr(eval_cli, "evaluate", capture)
     parser = build_parser()
     args = parser.parse_args(["eval", "--model", "tiny", "--sam-model", "tiny", "--scenes", "1",
-                              "--crop-n-layers", "1"])
+                              "--crop-n-layers", "1"])  # mode auto: every scoring's variant
     with pytest.raises(Stop):
         eval_cli.run_eval(args, engine_config(args))
-    assert seen["crop_n_layers"] == 1 and seen["points_per_side"] == 16  # the node's settings
+    assert seen["proposals"]["crop_n_layers"] == 1 and seen["proposals"]["points_per_side"] == 16
+    # the engine's own proposals (a frame without any) use the same settings
+    assert all(v["amg_params"] == seen["proposals"] for v in seen["variants"].values())
     assert parser.parse_args(["eval"]).crop_n_layers == 0
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--crop-n-layers", "4"])

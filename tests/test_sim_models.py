@@ -80,8 +80,9 @@ def test_sim_sam_loads_from_its_directory_and_masks_have_the_input_size(sam, sce
 
 
 def test_crop_layers_find_the_objects_a_far_wide_camera_makes_small(sam):
-    """On an 800x450 ood frame the whole-frame grid outlines none of the objects (each is a few
-    pixels at SAM's input); `crop_n_layers: 1` runs the grid again on 2x2 crops and finds some."""
+    """On an 800x450 ood frame, shrunk 2.5 times to SAM's input, the whole-frame grid outlines
+    few of the small, far objects; `crop_n_layers: 1` runs the grid again on 2x2 crops, each at
+    SAM's full input, and finds more."""
     from ros_ground.evaluate.scenes import scene_for
     from ros_ground.metrics import iou
     from ros_ground.sam import PROPOSAL_DEFAULTS
@@ -95,8 +96,7 @@ def test_crop_layers_find_the_objects_a_far_wide_camera_makes_small(sam):
                    for o in scene.objects)
 
     assert PROPOSAL_DEFAULTS["crop_n_layers"] == 0  # the cost is the user's choice
-    assert found(0) == 0
-    assert found(1) >= 2
+    assert found(1) >= found(0) + 2  # measured: 0 -> 3 of this scene's 5 objects
 
 
 def test_sim_graph_defaults_to_the_embedded_models():

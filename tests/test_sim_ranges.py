@@ -66,6 +66,9 @@ def test_training_axes_bring_just_those_axes_inside():
     assert paint.palette is None and paint.color_jitter == TRAINING_RANGES.color_jitter
     assert "palette" not in paint.axes_outside(TRAINING_RANGES)
     assert scene_set_ranges("ood") is OOD_RANGES
+    # every axis outside moved in: the ood set becomes the training ranges themselves
+    outside = OOD_RANGES.axes_outside(TRAINING_RANGES)
+    assert scene_set_ranges("ood:" + ",".join(outside)) == TRAINING_RANGES
     for bad in ("ood:", "ood:height", "ood:width,width", "ood:color_jitter", "train:width"):
         with pytest.raises(ValueError, match="training axes|scene set"):
             scene_set_ranges(bad)

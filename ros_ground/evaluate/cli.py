@@ -26,12 +26,14 @@ def run_eval(args, config: EngineConfig) -> int:
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
     engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
-    # every entity scoring is measured on the same answers: grounding again costs no generation
-    variants = {"model": {"mode": args.mode},
-                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
-                   for s in SCORINGS if args.mode != "point"}}
+    # the proposals, and the engine's own when a frame has none, as the proposal node's
     crop_n_layers = getattr(args, "crop_n_layers", 0)
     amg_params = {**config.amg_params, "crop_n_layers": crop_n_layers}
+    # every entity scoring is measured on the same answers: grounding again costs no generation
+    variants = {"model": {"mode": args.mode, "amg_params": amg_params},
+                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s,
+                                           "amg_params": amg_params}
+                   for s in SCORINGS if args.mode != "point"}}
     run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, amg_params=amg_params,
                    dump=args.dump, progress=None, scene_set=scene_set)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,

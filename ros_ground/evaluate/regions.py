@@ -29,7 +29,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
                      prompt: str = REGION_PROMPT, progress: bool | None = None,
                      width: int = 320, height: int = 240, scene_set: str = "in") -> dict:
     """Region naming accuracy (category, and with colour) on scenes seed .. seed+scenes-1 of
-    `scene_set` (sim.ranges.SCENE_SETS; `width` x `height` for "in" only), beside the
+    `scene_set` (sim.ranges.scene_set_ranges; `width` x `height` for "in" only), beside the
     no-region baseline, and the seconds per answer of each. ValueError for seeds outside the
     held-out evaluation seeds (train.data.check_eval_seeds)."""
     from ros_ground.sim.scene import scene_in_set
@@ -42,7 +42,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
     samples = []
     for scene_seed in scene_progress(range(seed, seed + scenes), "eval regions", progress):
         scene = scene_in_set(scene_seed, scene_set, width, height)
-        key = ("eval-region", scene_seed)
+        key = ("eval-region", scene_set, scene_seed)  # seeds repeat across scene sets
         t0 = time.perf_counter()
         plain = engine.generate(scene.rgb, prompt, views=False).text
         seconds["baseline"] += time.perf_counter() - t0

@@ -212,7 +212,9 @@ def generate_scene(seed: int, width: int | None = None, height: int | None = Non
     domain randomisation or OOD_RANGES; `width` and `height` (default 320x240 under the classic
     ranges, else drawn from the ranges) override the image size. The draws the classic scenes
     make come from one seeded stream and everything randomisation adds from a second, so a seed
-    places the same objects in the same poses under any ranges with equal object counts.
+    places the same objects in the same poses under any ranges with equal object counts and
+    the same fixed axes (a range of one value, such as the ood width, draws nothing, so drawing
+    that axis instead shifts the second stream's later draws).
     """
     ranges = CLASSIC_RANGES if ranges is None else ranges
     extra = np.random.default_rng([seed, 2])
@@ -242,11 +244,13 @@ def scene_in_set(seed: int, scene_set: str = "in", width: int = 320, height: int
     """The scene of `seed` in scene set `scene_set` (sim.ranges.SCENE_SETS: in, randomised, ood;
     or `SET:AXIS,...`, those axes drawn from the training ranges: sim.ranges.scene_set_ranges).
 
-    `width` x `height` apply to the "in" set only; the others draw their image size from their
-    ranges. Other keyword arguments go to `generate_scene`. The sim camera node and the
-    evaluation both render their scenes here, so a demo scene is an evaluation scene. Raises
-    ValueError for an unknown set.
+    `width` x `height` apply to the "in" set only (unless it names the width or aspect axis);
+    the others draw their image size from their ranges. Other keyword arguments go to
+    `generate_scene`. The sim camera node and the evaluation both render their scenes here, so
+    a demo scene is an evaluation scene. Raises ValueError for an unknown set.
     """
     ranges = scene_set_ranges(scene_set)
-    size = dict(width=width, height=height) if scene_set == "in" else {}
+    base, _, axes = scene_set.partition(":")
+    sized = base == "in" and not {"width", "aspect"} & set(axes.split(","))
+    size = dict(width=width, height=height) if sized else {}
     return generate_scene(seed, ranges=ranges, **size, **kwargs)
