@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -267,6 +268,10 @@ def test_command_eval_reports_target_keys(engine):
     from ros_ground.evaluate import format_report
 
     assert "target_accuracy" in format_report(report)
+    # the proposals' crop layers are part of what was measured, in the JSON and the text
+    assert report["crop_n_layers"] == 0 and "crop layers" not in format_report(report)
+    cropped = replace(engine.config, amg_params={**engine.config.amg_params, "crop_n_layers": 1})
+    assert "crop layers 1" in format_report(report_json(run, 2, "tiny", 6, "command", cropped))
 
 
 def test_eval_runs_with_the_engines_torch_threads_and_restores_them(engine, monkeypatch):

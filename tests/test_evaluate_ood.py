@@ -4,6 +4,7 @@ given naming."""
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -143,7 +144,8 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
         pass
 
     def capture(engine, scenes, seed, variants, *args, amg_params=None, **kwargs):
-        seen.update(proposals=amg_params, variants=variants)
+        assert amg_params is None  # evaluate's proposals: the engine config's
+        seen.update(proposals=engine.config.amg_params, variants=variants, config=engine.config)
         raise Stop
 
     monkeypatch.setattr(eval_cli, "evaluate", capture)
@@ -154,7 +156,8 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
         eval_cli.run_eval(args, engine_config(args))
     assert seen["proposals"]["crop_n_layers"] == 1 and seen["proposals"]["points_per_side"] == 16
     # the engine's own proposals (a frame without any) use the same settings
-    assert all(v["amg_params"] == seen["proposals"] for v in seen["variants"].values())
+    assert len(seen["variants"]) > 1 and all(
+        replace(seen["config"], **v).amg_params == seen["proposals"] for v in seen["variants"].values())
     assert parser.parse_args(["eval"]).crop_n_layers == 0
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--crop-n-layers", "4"])

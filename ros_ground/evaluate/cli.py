@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.evaluate.report import format_region_report, format_report, report_json
@@ -28,17 +29,16 @@ def run_eval(args, config: EngineConfig) -> int:
     engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
     # the proposals, and the engine's own when a frame has none, as the proposal node's
     crop_n_layers = getattr(args, "crop_n_layers", 0)
-    amg_params = {**config.amg_params, "crop_n_layers": crop_n_layers}
+    engine.config = replace(engine.config, amg_params={**engine.config.amg_params,
+                                                       "crop_n_layers": crop_n_layers}).validate()
     # every entity scoring is measured on the same answers: grounding again costs no generation
-    variants = {"model": {"mode": args.mode, "amg_params": amg_params},
-                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s,
-                                           "amg_params": amg_params}
+    variants = {"model": {"mode": args.mode},
+                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
                    for s in SCORINGS if args.mode != "point"}}
-    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, amg_params=amg_params,
-                   dump=args.dump, progress=None, scene_set=scene_set)
+    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, dump=args.dump,
+                   progress=None, scene_set=scene_set)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
                          scene_set)
-    report["crop_n_layers"] = crop_n_layers
     if args.json:
         print(json.dumps(report))
     else:

@@ -35,6 +35,7 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
                command_words=config.command_words,
                entity_scoring=config.entity_scoring,
+               crop_n_layers=config.amg_params.get("crop_n_layers", 0),
                entity_selection_accuracy=_accuracy(run.selection.get("model")),
                entity_selection_accuracy_by_scoring={
                    name.split(":", 1)[1]: _accuracy(counts) for name, counts
@@ -56,7 +57,8 @@ def format_report(report: dict) -> str:
     base = report["baseline_random_point"]
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
              f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
-             f" scene set {report.get('scene_set', 'in')}",
+             f" scene set {report.get('scene_set', 'in')}"
+             + (f", crop layers {report['crop_n_layers']}" if report.get("crop_n_layers") else ""),
              f"{'metric':<26}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
                 "category_naming_accuracy", "named_point_accuracy"):

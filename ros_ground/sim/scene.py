@@ -244,13 +244,13 @@ def scene_in_set(seed: int, scene_set: str = "in", width: int = 320, height: int
     """The scene of `seed` in scene set `scene_set` (sim.ranges.SCENE_SETS: in, randomised, ood;
     or `SET:AXIS,...`, those axes drawn from the training ranges: sim.ranges.scene_set_ranges).
 
-    `width` x `height` apply to the "in" set only (unless it names the width or aspect axis);
-    the others draw their image size from their ranges. Other keyword arguments go to
-    `generate_scene`. The sim camera node and the evaluation both render their scenes here, so
-    a demo scene is an evaluation scene. Raises ValueError for an unknown set.
+    `width` x `height` apply to sets with the classic image size (the "in" set, unless it names
+    the width or aspect axis); the others draw their image size from their ranges. Other
+    keyword arguments go to `generate_scene`. The sim camera node and the evaluation both render
+    their scenes here, so a demo scene is an evaluation scene. Raises ValueError for an unknown set.
     """
     ranges = scene_set_ranges(scene_set)
-    base, _, axes = scene_set.partition(":")
-    sized = base == "in" and not {"width", "aspect"} & set(axes.split(","))
-    size = dict(width=width, height=height) if sized else {}
+    # the caller's size stands in for the classic one; a set that draws its size keeps its draw
+    classic_size = (ranges.width, ranges.aspect) == (CLASSIC_RANGES.width, CLASSIC_RANGES.aspect)
+    size = dict(width=width, height=height) if classic_size else {}
     return generate_scene(seed, ranges=ranges, **size, **kwargs)

@@ -120,5 +120,7 @@ def scene_set_table(runs: list[dict]) -> list[str]:
             + f" | {b.get('mask_recall', 0):.3f} / {b.get('point_accuracy', 0):.3f} |")
         commands.append(f"ros-ground eval --scenes {r['scenes']} --seed {r.get('seed', 0)} --mode "
                         f"{r.get('mode', 'auto')} --scene-set {r.get('scene_set', 'in')} "
-                        f"--entity-scoring {r.get('entity_scoring', 'attention')} --json")
+                        f"--entity-scoring {r.get('entity_scoring', 'attention')}"
+                        + (f" --crop-n-layers {r['crop_n_layers']}" if r.get("crop_n_layers") else "")
+                        + " --json")
     return lines + ["", "```", *commands, "```", ""]
