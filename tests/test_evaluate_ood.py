@@ -1,6 +1,7 @@
 """`ros-ground eval --scene-set`: scene sets reach the renderer; naming accuracy and localisation
 given naming."""
 
+import inspect
 import json
 import subprocess
 import sys
@@ -143,9 +144,12 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
     class Stop(Exception):
         pass
 
-    def capture(engine, scenes, seed, variants, *args, amg_params=None, **kwargs):
-        assert amg_params is None  # evaluate's proposals: the engine config's
-        seen.update(proposals=engine.config.amg_params, variants=variants, config=engine.config)
+    def capture(*args, **kwargs):
+        bound = inspect.signature(evaluate).bind(*args, **kwargs)
+        assert "amg_params" not in bound.arguments  # evaluate's proposals: the engine config's
+        engine = bound.arguments["engine"]
+        seen.update(proposals=engine.config.amg_params, variants=bound.arguments["variants"],
+                    config=engine.config)
         raise Stop
 
     monkeypatch.setattr(eval_cli, "evaluate", capture)
@@ -161,6 +165,25 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
     assert parser.parse_args(["eval"]).crop_n_layers == 0
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--crop-n-layers", "4"])
+
+
+def test_evaluate_proposes_with_the_engine_configs_settings(monkeypatch):
+    """Without `amg_params`, the frame's proposals and the engine's own (a frame without any)
+    use the engine config's settings, which `--crop-n-layers` sets."""
+    from ros_ground.sam import PROPOSAL_DEFAULTS
+
+    params = {**PROPOSAL_DEFAULTS, "points_per_side": 4, "crop_n_layers": 1}
+    engine = build_engine(model="tiny", sam_model="tiny", device="cpu",
+                          config=EngineConfig(max_new_tokens=4, amg_params=params))
+    calls = []
+
+    def propose(image, key=None, **kwargs):
+        calls.append(kwargs)
+        return []  # none: the engine then makes its own
+
+    monkeypatch.setattr(engine.sam, "propose", propose)
+    evaluate(engine, 1, 6, {"entities": {"mode": "entities"}}, progress=False)
+    assert len(calls) >= 2 and all(c == params for c in calls)
 
 
 def test_one_engine_evaluates_both_sets_of_the_same_seeds():

@@ -126,7 +126,7 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
                "category_naming_accuracy", "named_point_accuracy")
     run = {"scene_set": "ood", "scenes": 2, "phrases": 5, **dict.fromkeys(metrics, 0.25),
            "baseline_random_point": {"mask_recall": 0.0, "point_accuracy": 0.125}}
-    cropped = {**run, "crop_n_layers": 1}  # the command a run was made with is its row's
+    cropped = {**run, "crop_n_layers": 1, "prompt": "command"}  # a row gives its run's command
     card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0}, "scene_set_runs": [run, cropped]})
     assert "**fine-tuned** from `ros_ground/models/sim_lmm`" in card
     assert "stage 1 3400 steps x batch 32 images at AdamW lr 0.001" in card
@@ -134,7 +134,8 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
     assert "this fine-tune 40.0 min, with its base's 50.0 min **90.0 min** in all" in card
     assert "| ood | 2 | 5 | 0.250 | 0.250 |" in card and "| 0.000 / 0.125 |" in card
     assert "ros-ground eval --scenes 2 --seed 0 --mode auto --scene-set ood" in card
-    assert card.count("--crop-n-layers 1 --json") == 1
+    assert card.count("--crop-n-layers") == 1 and card.count("--prompt") == 1
+    assert "--prompt command --crop-n-layers 1 --json" in card and "| ood (crop layers 1) | 2 |" in card
     # the table by scene set alone is an evaluation: write_cards writes that card, and leaves
     # a model without any evaluation (here SAM) with the card it has
     from ros_ground.train.card import write_cards

@@ -26,11 +26,11 @@ def run_eval(args, config: EngineConfig) -> int:
                                   progress=None, scene_set=scene_set)
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
-    engine = build_engine_from_settings(vars(args))  # its config is `config`: the same flags
+    engine = build_engine_from_settings(vars(args))
     # the proposals, and the engine's own when a frame has none, as the proposal node's
     crop_n_layers = getattr(args, "crop_n_layers", 0)
-    engine.config = replace(engine.config, amg_params={**engine.config.amg_params,
-                                                       "crop_n_layers": crop_n_layers}).validate()
+    engine.config = replace(config, amg_params={**config.amg_params,
+                                                "crop_n_layers": crop_n_layers}).validate()
     # every entity scoring is measured on the same answers: grounding again costs no generation
     variants = {"model": {"mode": args.mode},
                 **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}

@@ -58,7 +58,8 @@ def format_report(report: dict) -> str:
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
              f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
              f" scene set {report.get('scene_set', 'in')}"
-             + (f", crop layers {report['crop_n_layers']}" if report.get("crop_n_layers") else ""),
+             + (f", crop layers {report['crop_n_layers']}"  # point mode makes no proposals
+                if report.get("crop_n_layers") and report.get("mode") != "point" else ""),
              f"{'metric':<26}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
                 "category_naming_accuracy", "named_point_accuracy"):

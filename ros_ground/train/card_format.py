@@ -113,14 +113,17 @@ def scene_set_table(runs: list[dict]) -> list[str]:
     commands = []
     for r in runs:
         b = r.get("baseline_random_point", {})
+        crops = f" (crop layers {r['crop_n_layers']})" if r.get("crop_n_layers") else ""
         lines.append(
-            f"| {r.get('scene_set', 'in')} | {r['scenes']} | {r['phrases']} | "
+            f"| {r.get('scene_set', 'in')}{crops} | {r['scenes']} | {r['phrases']} | "
             + " | ".join(f"{r[k]:.3f}" for k in METRICS + (
                 "naming_accuracy", "category_naming_accuracy", "named_point_accuracy"))
             + f" | {b.get('mask_recall', 0):.3f} / {b.get('point_accuracy', 0):.3f} |")
+        prompt = r.get("prompt", "describe")
         commands.append(f"ros-ground eval --scenes {r['scenes']} --seed {r.get('seed', 0)} --mode "
                         f"{r.get('mode', 'auto')} --scene-set {r.get('scene_set', 'in')} "
                         f"--entity-scoring {r.get('entity_scoring', 'attention')}"
+                        + (f" --prompt {prompt}" if prompt != "describe" else "")
                         + (f" --crop-n-layers {r['crop_n_layers']}" if r.get("crop_n_layers") else "")
                         + " --json")
     return lines + ["", "```", *commands, "```", ""]
