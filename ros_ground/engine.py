@@ -390,9 +390,15 @@ LOAD_SETTINGS = ("model", "sam_model", "sam_checkpoint", "device", "dtype", "tru
                  "spacy_model", "allow_download", "compile", "torch_threads")
 
 
-def build_engine_from_settings(values, sam: SamSegmenter | None = None) -> GroundingEngine:
+def build_engine_from_settings(values, sam: SamSegmenter | None = None,
+                               config: EngineConfig | None = None) -> GroundingEngine:
     """`build_engine` from setting values keyed by setting name (node parameters or CLI flags):
-    the loading settings of LOAD_SETTINGS (an empty `sam_checkpoint` is none) and the engine's."""
+    the loading settings of LOAD_SETTINGS (an empty `sam_checkpoint` is none) and the engine's.
+
+    config: the engine config, when the caller has already made (and adjusted) it; by default
+    `EngineConfig.from_settings(values)`.
+    """
     loading = {name: values[name] for name in LOAD_SETTINGS if name in values}
     loading["sam_checkpoint"] = loading.get("sam_checkpoint") or None
-    return build_engine(**loading, config=EngineConfig.from_settings(values), sam=sam)
+    config = config if config is not None else EngineConfig.from_settings(values)
+    return build_engine(**loading, config=config, sam=sam)

@@ -167,6 +167,22 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
         parser.parse_args(["eval", "--crop-n-layers", "4"])
 
 
+@pytest.mark.parametrize("flags", [["--mode", "point"], ["--prompt", "region"]])
+def test_eval_refuses_crop_layers_where_nothing_is_proposed(monkeypatch, flags):
+    """Point prompts and region prompts make no proposals: crop layers there are refused before
+    any model loads, rather than recorded as if they had been measured."""
+    from ros_ground.cli import build_parser, engine_config
+    from ros_ground.evaluate import cli as eval_cli
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(eval_cli, "build_engine_from_settings", no_load)
+    args = build_parser().parse_args(["eval", "--scenes", "1", "--crop-n-layers", "1", *flags])
+    with pytest.raises(ValueError, match="crop-n-layers.*makes? none"):
+        eval_cli.run_eval(args, engine_config(args))
+
+
 def test_evaluate_proposes_with_the_engine_configs_settings(monkeypatch):
     """Without `amg_params`, the frame's proposals and the engine's own (a frame without any)
     use the engine config's settings, which `--crop-n-layers` sets."""

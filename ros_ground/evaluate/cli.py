@@ -14,23 +14,29 @@ from ros_ground.train.data import check_eval_seeds
 
 
 def run_eval(args, config: EngineConfig) -> int:
-    """`ros-ground eval`: `args` name the models and the run, `config` the engine settings."""
+    """`ros-ground eval`: `args` name the models and the run, `config` the engine settings.
+
+    Raises ValueError, before any model loads, for crop layers where no proposals are made.
+    """
     scene_set = getattr(args, "scene_set", "in")
     check_eval_seeds(args.seed, args.scenes)  # before loading any model
+    crop_n_layers = getattr(args, "crop_n_layers", 0)
+    if crop_n_layers and (args.prompt == "region" or args.mode == "point"):
+        raise ValueError("--crop-n-layers sets the mask proposals' crop layers; "
+                         + ("region prompts make" if args.prompt == "region" else "--mode point makes")
+                         + " none, so the flag would change nothing")
+    # the proposals, and the engine's own when a frame has none, as the proposal node's
+    config = replace(config, amg_params={**config.amg_params,
+                                         "crop_n_layers": crop_n_layers}).validate()
+    engine = build_engine_from_settings(vars(args), config=config)
     if args.prompt == "region":
         from ros_ground.evaluate.regions import evaluate_regions
 
-        engine = build_engine_from_settings(vars(args))
         # progress=None: a bar on stderr when it is a terminal, so --json's stdout stays clean
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
                                   progress=None, scene_set=scene_set)
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
-    engine = build_engine_from_settings(vars(args))
-    # the proposals, and the engine's own when a frame has none, as the proposal node's
-    crop_n_layers = getattr(args, "crop_n_layers", 0)
-    engine.config = replace(config, amg_params={**config.amg_params,
-                                                "crop_n_layers": crop_n_layers}).validate()
     # every entity scoring is measured on the same answers: grounding again costs no generation
     variants = {"model": {"mode": args.mode},
                 **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
