@@ -84,7 +84,7 @@ train-sim: setup
 	$(RG) train lmm --init-from ros_ground/models/sim_lmm --scene-set mixed --vision-steps 0 \
 		--steps 4000 --lr 2e-4 --fresh --time-limit-min 60
 	$(RG) train sam --init-from ros_ground/models/sim_sam --scene-set mixed --steps 400 --fresh
-	$(PY) -m ros_ground.train.retrieval_head --scenes 120 --epochs 30 --scene-set classic
+	$(PY) -m ros_ground.train.retrieval_head --scenes 120 --epochs 30 --scene-set mixed
 	$(PY) -m ros_ground.train.region_encoder
 	for s in in randomised ood; do $(RG) eval --scenes 200 --seed 0 --mode auto --scene-set $$s \
 		--torch-threads 1 --json > $(STATE)/eval_$$s.json || exit 1; done

@@ -59,6 +59,7 @@ class EngineConfig:
     entity_assignment: str = _default("entity_assignment")
     entity_margin: float = _default("entity_margin")
     entity_scoring: str = _default("entity_scoring")
+    entity_token_window: float = _default("entity_token_window")  # lmm_tokens.entity_window
     region_token: str = _default("region_token")  # regions.py / region_encoder.py
     max_new_tokens: int = _default("max_new_tokens")
     command_words: bool = _default("command_words")  # refer.py picks the command's target
@@ -290,16 +291,15 @@ class GroundingEngine:
                 heats = phrase_heats(maps, found, contrast=cfg.phrase_contrast,
                                      geometry=gen.geometry)
                 if used_mode == "entities" and proposals:
-                    scores = self.entities.scores(
-                        image, heats, proposals, [[token_ids[i] for i in ix] for _, ix in found],
-                        scoring=cfg.entity_scoring, image_key=image_key)
+                    ids = [[token_ids[i] for i in ix] for _, ix in found]
+                    scores = self.entities.scores(image, heats, proposals, ids, scoring=cfg.entity_scoring,
+                                                  image_key=image_key, token_window=cfg.entity_token_window)
                     phrases = entity_phrases(found, heats, proposals, scores, text=text,
                                              assignment=cfg.entity_assignment,
                                              margin=cfg.entity_margin)
                 else:
-                    phrases = point_phrases(self.sam, image, found, heats,
-                                            multimask_choice=cfg.multimask_choice,
-                                            image_key=image_key)
+                    phrases = point_phrases(self.sam, image, found, heats, image_key=image_key,
+                                            multimask_choice=cfg.multimask_choice)
             timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
 
@@ -393,12 +393,7 @@ LOAD_SETTINGS = ("model", "sam_model", "sam_checkpoint", "device", "dtype", "tru
 def build_engine_from_settings(values, sam: SamSegmenter | None = None,
                                config: EngineConfig | None = None) -> GroundingEngine:
     """`build_engine` from setting values keyed by setting name (node parameters or CLI flags):
-    the loading settings of LOAD_SETTINGS (an empty `sam_checkpoint` is none) and the engine's.
-
-    config: the engine config, when the caller has already made (and adjusted) it; by default
-    `EngineConfig.from_settings(values)`.
-    """
+    LOAD_SETTINGS (an empty `sam_checkpoint` is none), and `config` or the engine's settings."""
     loading = {name: values[name] for name in LOAD_SETTINGS if name in values}
     loading["sam_checkpoint"] = loading.get("sam_checkpoint") or None
-    config = config if config is not None else EngineConfig.from_settings(values)
-    return build_engine(**loading, config=config, sam=sam)
+    return build_engine(**loading, config=config or EngineConfig.from_settings(values), sam=sam)

@@ -2,9 +2,10 @@
 
 The `entity_scoring` setting chooses: "attention" scores a proposal by the phrase's heat map on
 its mask (entities.score_entities); "tokens" by the cosine of the proposal's entity token,
-pooled from this LMM's projected image tokens (lmm_tokens), with the phrase's word embeddings
+pooled from this LMM's projected image tokens (lmm_tokens) of the whole frame or, with
+`entity_token_window`, of a window around the proposal, with the phrase's word embeddings
 (retrieval.py); "combined" by their sum. `EntityScorer` keeps what that needs per model: the
-last frame's image tokens, the input embedding matrix and the retrieval head.
+last frame's image tokens and entity tokens, the input embedding matrix and the retrieval head.
 """
 
 from __future__ import annotations
@@ -23,20 +24,27 @@ class EntityScorer:
     def __init__(self, lmm: LMMAdapter):
         self.lmm = lmm
         self._features = None  # (image_key, LMM image tokens, geometry) of the last frame
+        self._windowed = None  # ((image_key, window, proposal ids and areas), window tokens)
         self._input_embedding: np.ndarray | None = None
         self._retrieval_head = False  # loaded on first use
 
     def scores(self, image: np.ndarray, heats: list[np.ndarray], proposals: list[Proposal],
-               phrase_ids: list[list[int]], *, scoring: str, image_key=None) -> np.ndarray:
+               phrase_ids: list[list[int]], *, scoring: str, image_key=None,
+               token_window: float = 0.0) -> np.ndarray:
         """[phrases, proposals] scores per `scoring` (see the module docstring).
 
-        heats: each phrase's heat map on `image` (HxW); phrase_ids: each phrase's token ids.
+        heats: each phrase's heat map on `image` (HxW); phrase_ids: each phrase's token ids;
+        token_window: entity tokens from a window this many box sides tall around each proposal
+        (lmm_tokens.window_entity_tokens), 0: from the whole frame.
         """
         masks = [p.mask for p in proposals]
         attention = np.stack([score_entities(h, masks) for h in heats])
         if scoring == "attention":
             return attention
-        tokens = self.entity_tokens(image, masks, image_key)
+        if token_window > 0:
+            tokens = self.window_tokens(image, proposals, token_window, image_key)
+        else:
+            tokens = self.entity_tokens(image, masks, image_key)
         phrases = retrieval.phrase_vectors(self._embedding(), phrase_ids)
         return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, self._head()),
                                  scoring)
@@ -48,6 +56,19 @@ class EntityScorer:
         came with: SAM's share no space with the language model. One vision pass per frame
         (`image_key`)."""
         return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
+
+    def window_tokens(self, image: np.ndarray, proposals: list[Proposal], window: float,
+                      image_key=None) -> np.ndarray:
+        """float32 [N, D] entity tokens of `proposals`, each from the window around it
+        (lmm_tokens.window_entity_tokens); computed once per frame `image_key` and proposal set,
+        since a command's phrases are scored against the same proposals as its answer's."""
+        key = (image_key, window, tuple((p.id, int(np.count_nonzero(p.mask))) for p in proposals))
+        if image_key is not None and self._windowed is not None and self._windowed[0] == key:
+            return self._windowed[1]
+        tokens = lmm_tokens.window_entity_tokens(self.lmm, image, [p.mask for p in proposals],
+                                                 window)
+        self._windowed = (key, tokens) if image_key is not None else None
+        return tokens
 
     def image_tokens(self, image: np.ndarray, image_key=None):
         """(float32 [grid_h * grid_w, D] projected image tokens, their geometry) of `image`,

@@ -158,6 +158,11 @@ GROUNDING = (
       "when exclusive", True, low=0.0, field="entity_margin", cli=True),
     S("entity_scoring", "attention", "how entities are scored against a phrase: attention (its map's correlation with each mask) / tokens (retrieval: its word embeddings against the entities' LMM tokens) / combined (their sum)", True,
       choices=("attention", "tokens", "combined"), field="entity_scoring", cli=True),
+    S("entity_token_window", 3.0, "tokens / combined scoring: each entity's token is pooled from "
+      "the LMM's tokens of a 4:3 window around it this many times its box's longer side tall "
+      "(a far object then covers as many patches as a near one; one vision pass per entity) / 0: "
+      "from the whole frame's (one pass per frame)", True, low=0.0, field="entity_token_window",
+      cli=True),
     S("region_token", "pooled", "the region's token in a region prompt: pooled (its mask pooled from the LMM's image tokens, training-free) / encoder (plus the trained region encoder's vector from the region's crop; the sim model ships one)", True,
       choices=("pooled", "encoder"), field="region_token", cli=True),
     S("autostart", True, "configure and activate on start; false leaves it unconfigured"),

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from ros_ground.geometry import ImageGeometry
-from ros_ground.lmm_tokens import entity_tokens, image_features, pool_tokens, token_grid_weights
+from ros_ground.lmm_tokens import (
+    entity_tokens,
+    image_features,
+    pool_tokens,
+    token_grid_weights,
+    window_entity_tokens,
+)
 from ros_ground.retrieval import combine, phrase_vectors, token_scores, train_head
 
 
@@ -115,11 +121,19 @@ def test_engine_scores_entities_by_tokens_when_asked():
         masks.append(m)
     proposals = [Proposal(id=i, mask=m) for i, m in enumerate(masks)]
     gen = engine.generate(image, "Describe the image in detail.")
-    cfg = replace(engine.config, mode="entities", entity_scoring="tokens")
-    result = engine.ground_generation(image, gen, cfg, proposals=proposals, command=False)
-    assert result.phrases
-    features, geometry = image_features(engine.lmm, image)
-    tokens = entity_tokens(features, geometry, masks)
+    for window in (0.0, 3.0):
+        cfg = replace(engine.config, mode="entities", entity_scoring="tokens",
+                      entity_token_window=window)
+        result = engine.ground_generation(image, gen, cfg, proposals=proposals, command=False)
+        assert result.phrases
+        if window:
+            tokens = window_entity_tokens(engine.lmm, image, masks, window)
+        else:
+            tokens = entity_tokens(*image_features(engine.lmm, image), masks)
+        _assert_scores(engine, gen, result, tokens)
+
+
+def _assert_scores(engine, gen, result, tokens):
     embedding = engine.lmm.model.get_input_embeddings().weight.detach().float().numpy()
     for phrase in result.phrases:
         ids = [gen.token_ids[i] for i in phrase.token_indices]

@@ -5,7 +5,8 @@ the captions-only LMM: each simulated object's entity token is pooled from its g
 mask, and the head learns which one its name (as an answer's noun chunk says it: "a red mug",
 "the mug") retrieves among the scene's entities. Training seeds 100000.. are the LMM's own, so
 the held-out evaluation seeds 0..199 stay unseen. `--scene-set` should be the LMM's own training
-set (train.data.TRAIN_SCENE_SETS), so that the head sees the cameras the LMM saw.
+set (train.data.TRAIN_SCENE_SETS), so that the head sees the cameras the LMM saw, and
+`--token-window` the engine's `entity_token_window`, so that it learns the tokens it will score.
 """
 
 from __future__ import annotations
@@ -20,18 +21,22 @@ from ros_ground.retrieval import SIM_HEAD_PATH, phrase_vectors, token_scores, tr
 TRAIN_SEED = 100000
 
 
-def scene_pairs(lmm, seeds, rng: np.random.Generator,
-                scene_set: str = "classic") -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """(phrase vector, the scene's GT-mask entity tokens, index of the named one) per object."""
-    from ros_ground.lmm_tokens import entity_tokens, image_features
+def scene_pairs(lmm, seeds, rng: np.random.Generator, scene_set: str = "classic",
+                token_window: float = 0.0) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """(phrase vector, the scene's GT-mask entity tokens, index of the named one) per object;
+    tokens from a window `token_window` box sides tall around each object, 0: the frame."""
+    from ros_ground.lmm_tokens import entity_tokens, image_features, window_entity_tokens
     from ros_ground.train.data import training_scene
 
     embedding = lmm.model.get_input_embeddings().weight.detach().float().cpu().numpy()
     pairs = []
     for seed in seeds:
         scene = training_scene(seed, scene_set)
-        features, geometry = image_features(lmm, scene.rgb)
-        tokens = entity_tokens(features, geometry, [o.mask for o in scene.objects])
+        masks = [o.mask for o in scene.objects]
+        if token_window > 0:
+            tokens = window_entity_tokens(lmm, scene.rgb, masks, token_window)
+        else:
+            tokens = entity_tokens(*image_features(lmm, scene.rgb), masks)
         for i, obj in enumerate(scene.objects):
             text = str(rng.choice([obj.name, f"a {obj.name}", f"the {obj.name}",
                                    f"the {obj.category}"]))
@@ -41,21 +46,26 @@ def scene_pairs(lmm, seeds, rng: np.random.Generator,
 
 
 def main(argv=None) -> int:
+    from ros_ground import settings
     from ros_ground.lmm import load_lmm
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS
 
+    default_window = settings.by_name(settings.GROUNDING)["entity_token_window"].default
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--out", default=str(SIM_HEAD_PATH))
     parser.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
                         help="the LMM's training scene set (default %(default)s)")
+    parser.add_argument("--token-window", type=float, default=default_window,
+                        help="the entity_token_window the head will score (default %(default)s)")
     args = parser.parse_args(argv)
     lmm = load_lmm("sim", device="cpu")
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    train = scene_pairs(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng, args.scene_set)
-    held = scene_pairs(lmm, range(900000, 900030), rng, args.scene_set)
+    train = scene_pairs(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng, args.scene_set,
+                        args.token_window)
+    held = scene_pairs(lmm, range(900000, 900030), rng, args.scene_set, args.token_window)
     head = train_head(train, epochs=args.epochs)
     hits = [int(np.argmax(token_scores(p[None], t, head))) == i for p, t, i in held]
     plain = [int(np.argmax(token_scores(p[None], t))) == i for p, t, i in held]
