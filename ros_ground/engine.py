@@ -56,6 +56,7 @@ class EngineConfig:
     # identity are read in one batched teacher-forced pass of the LMM after generation
     attention_views: tuple[str, ...] = tuple(_default("attention_views"))
     multimask_choice: str | int = _default("multimask_choice")  # "iou" or a fixed index 0..2
+    point_zoom: bool = _default("point_zoom")  # sam/windows.py
     entity_assignment: str = _default("entity_assignment")
     entity_margin: float = _default("entity_margin")
     entity_scoring: str = _default("entity_scoring")
@@ -299,7 +300,7 @@ class GroundingEngine:
                                              margin=cfg.entity_margin)
                 else:
                     phrases = point_phrases(self.sam, image, found, heats, image_key=image_key,
-                                            multimask_choice=cfg.multimask_choice)
+                                            multimask_choice=cfg.multimask_choice, zoom=cfg.point_zoom)
             timing["segment"] = (time.perf_counter() - t0) * 1e3
         return phrases, timing, used_mode
 

@@ -55,14 +55,16 @@ def phrase_heats(maps: np.ndarray, found: PhraseTokens, *, contrast: float,
 
 
 def point_phrases(sam, image: np.ndarray, found: PhraseTokens, heats: Sequence[np.ndarray], *,
-                  multimask_choice: str | int, image_key=None) -> list[GroundedPhrase]:
+                  multimask_choice: str | int, image_key=None,
+                  zoom: bool = False) -> list[GroundedPhrase]:
     """Point mode: each phrase's mask is SAM's for one point prompt at its heat map's peak.
 
     sam: the segmenter (sam.SamSegmenter), already holding `image`'s embedding or given
     `image_key` to find it. multimask_choice: "iou" (SAM's best-scored mask) or a fixed index.
+    zoom: prompt on windows at SAM's input scale in a larger frame (SamSegmenter.segment_points).
     """
     points = [peak_point(heat) for heat in heats]
-    segmented = sam.segment_points(image, points, multimask_choice, key=image_key)
+    segmented = sam.segment_points(image, points, multimask_choice, key=image_key, zoom=zoom)
     return [GroundedPhrase(
         text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
         score=score, mask=mask, point=point, token_indices=indices)

@@ -25,6 +25,7 @@ from ros_ground.results import Proposal
 from ros_ground.sam.prefetch import EmbeddingJob
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
 from ros_ground.sam.tokens import entity_tokens
+from ros_ground.sam.windows import point_windows, window_size
 
 # segment_points decodes prompts in batches whose three full-size candidate masks stay under this
 BATCH_MASK_BYTES = 64 << 20
@@ -122,6 +123,29 @@ def _decode_chosen(predictor: SamPredictor, coords: torch.Tensor, labels: torch.
     masks = model.postprocess_masks(low_res[rows, index][:, None], predictor.input_size,
                                     predictor.original_size)
     return masks[:, 0] > model.mask_threshold, scores[rows, index]
+
+
+def _decode_points(predictor: SamPredictor, points: np.ndarray,
+                   choice: str | int) -> list[tuple[np.ndarray, float]]:
+    """(bool HxW mask, predicted IoU) for each point prompt (float32 [N, 2], x, y) on the
+    predictor's current image, in batches whose candidates stay under BATCH_MASK_BYTES."""
+    height, width = predictor.original_size
+    per_batch = max(1, BATCH_MASK_BYTES // (3 * height * width))
+    results = []
+    for start in range(0, len(points), per_batch):
+        batch = points[start:start + per_batch]
+        coords = predictor.transform.apply_coords(batch[:, None, :], predictor.original_size)
+        with torch.no_grad():
+            masks, scores = _decode_chosen(
+                predictor,
+                torch.as_tensor(coords, dtype=torch.float, device=predictor.device),
+                torch.ones((len(batch), 1), dtype=torch.int, device=predictor.device),
+                choice,
+            )
+        chosen = masks.cpu().numpy().astype(bool)
+        chosen_scores = scores.float().cpu().numpy()
+        results += [(chosen[i], float(chosen_scores[i])) for i in range(len(batch))]
+    return results
 
 
 class SamSegmenter:
@@ -264,37 +288,44 @@ class SamSegmenter:
         points_xy: Sequence[tuple[float, float]],
         choice: str | int = "iou",
         key: Hashable | None = None,
+        zoom: bool = False,
     ) -> list[tuple[np.ndarray, float]]:
         """`segment_point` for each point, one prompt each, decoded together in one mask-decoder
         pass (batches capped so the candidates' full-size masks stay under BATCH_MASK_BYTES).
 
+        zoom: in a frame larger than SAM's input (`img_size`), prompt each point on a window of
+        the frame at SAM's input scale around it (windows.point_windows; one encoder pass per
+        window) instead of on the whole frame, shrunk; masks are still frame-sized.
         Raises ValueError for a bad `choice`, RuntimeError for `image=None` before any image.
         """
         if not (choice == "iou" or (isinstance(choice, int) and 0 <= choice < 3)):
             raise ValueError(f"choice must be 'iou' or 0, 1, 2; got {choice!r}")
         points = np.asarray(points_xy, dtype=np.float32).reshape(-1, 2)
+        if zoom and image is not None and window_size(*check_image(image).shape[:2], self.img_size):
+            return self._segment_windows(image, points, choice, key)
         with self._lock:
             if image is not None:
                 self._make_current(image, key)
             elif not self.predictor.is_image_set:
                 raise RuntimeError("segment_point(image=None) needs set_image first")
-            predictor = self.predictor
-            height, width = predictor.original_size
-            per_batch = max(1, BATCH_MASK_BYTES // (3 * height * width))
-            results = []
-            for start in range(0, len(points), per_batch):
-                batch = points[start:start + per_batch]
-                coords = predictor.transform.apply_coords(batch[:, None, :], predictor.original_size)
-                with torch.no_grad():
-                    masks, scores = _decode_chosen(
-                        predictor,
-                        torch.as_tensor(coords, dtype=torch.float, device=predictor.device),
-                        torch.ones((len(batch), 1), dtype=torch.int, device=predictor.device),
-                        choice,
-                    )
-                chosen = masks.cpu().numpy().astype(bool)
-                chosen_scores = scores.float().cpu().numpy()
-                results += [(chosen[i], float(chosen_scores[i])) for i in range(len(batch))]
+            return _decode_points(self.predictor, points, choice)
+
+    def _segment_windows(self, image: np.ndarray, points: np.ndarray, choice: str | int,
+                         key: Hashable | None) -> list[tuple[np.ndarray, float]]:
+        """segment_points(zoom=True) on a frame larger than SAM's input."""
+        height, width = image.shape[:2]
+        frame_key = cache_key_of(image, "RGB", key)
+        results: list = [None] * len(points)
+        with self._lock:
+            for (x0, y0, w, h), members in point_windows(points, height, width, self.img_size):
+                # the proposals' crop predictor: the frame's own embedding stays current
+                self._crop_predictor.set_image(np.ascontiguousarray(image[y0:y0 + h, x0:x0 + w]),
+                                               key=("window", frame_key, x0, y0, w, h))
+                shifted = points[members] - np.array([x0, y0], dtype=np.float32)
+                for i, (mask, score) in zip(members, _decode_points(self._crop_predictor, shifted, choice)):
+                    full = np.zeros((height, width), dtype=bool)
+                    full[y0:y0 + h, x0:x0 + w] = mask
+                    results[i] = (full, score)
         return results
 
     def propose(

@@ -1,0 +1,99 @@
+"""Point prompts on windows of a large frame at SAM's input scale (point_zoom)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros_ground.sam import load_sam
+from ros_ground.sam.windows import point_windows, window_size
+
+
+def test_a_window_has_the_frames_aspect_and_sams_input_on_its_longer_side():
+    assert window_size(450, 800, 320) == (320, 180)
+    assert window_size(1944, 2592, 1024) == (1024, 768)
+    assert window_size(240, 320, 320) is None and window_size(480, 640, 1024) is None
+
+
+def test_points_share_a_window_only_well_inside_it():
+    windows = point_windows([(400, 200), (430, 220), (700, 400), (10, 10)], 450, 800, 320)
+    assert windows == [((240, 110, 320, 180), [0, 1]),  # centred on the first; the second inside
+                       ((480, 270, 320, 180), [2]),  # moved inside the frame
+                       ((0, 0, 320, 180), [3])]
+    # a point near a window's inner edge gets its own, centred window
+    assert len(point_windows([(400, 200), (540, 200)], 450, 800, 320)) == 2
+    # at the frame's edge the window cannot move further, so the edge counts as inside
+    assert point_windows([(2, 2), (1, 1)], 450, 800, 320) == [((0, 0, 320, 180), [0, 1])]
+
+
+def test_a_frame_no_larger_than_sams_input_is_one_window_and_bad_points_are_refused():
+    assert point_windows([(5, 5), (300, 200)], 240, 320, 320) == [((0, 0, 320, 240), [0, 1])]
+    assert point_windows([], 450, 800, 320) == []
+    with pytest.raises(ValueError, match="outside"):
+        point_windows([(801, 5)], 450, 800, 320)
+    with pytest.raises(ValueError):
+        point_windows([(5, 5)], 450, 800, 0)
+
+
+def test_zoomed_points_are_the_windows_own_masks_pasted_into_the_frame():
+    seg = load_sam("tiny")
+    side = seg.img_size
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (side + side // 2, 2 * side, 3), dtype=np.uint8)
+    points = [(20.0, 30.0), (2 * side - 40.0, side + 10.0)]
+    passes = seg.embedding_passes
+    zoomed = seg.segment_points(image, points, zoom=True)
+    assert seg.embedding_passes - passes == 2  # one window per point, not the frame
+    for (box, members), (x, y) in zip(point_windows(points, *image.shape[:2], side), points):
+        x0, y0, w, h = box
+        mask, score = seg.segment_point(image[y0:y0 + h, x0:x0 + w].copy(), (x - x0, y - y0))
+        (got, got_score), = [zoomed[i] for i in members]
+        np.testing.assert_array_equal(got[y0:y0 + h, x0:x0 + w], mask)
+        assert not got.sum() - mask.sum() and got.shape == image.shape[:2]  # nothing outside
+        assert got_score == pytest.approx(score)
+    # without zoom, or in a frame SAM reads whole, the frame's own embedding answers
+    small = image[:side // 2, :side]
+    np.testing.assert_array_equal(seg.segment_points(small, [(5, 5)], zoom=True)[0][0],
+                                  seg.segment_points(small, [(5, 5)])[0][0])
+
+
+def test_zoom_gives_better_masks_of_far_objects_with_the_sim_sam():
+    """The sim SAM reads 320 px; ood frames are 800x450 with far, small objects."""
+    import cv2
+
+    from ros_ground.evaluate.scenes import scene_for
+    from ros_ground.metrics import iou
+
+    seg = load_sam("sim")
+    whole, zoomed = [], []
+    for seed in range(3):
+        scene = scene_for(seed, "ood")
+        for obj in scene.objects:
+            depth = cv2.distanceTransform(obj.mask.astype(np.uint8), cv2.DIST_L2, 3)
+            y, x = np.unravel_index(np.argmax(depth), depth.shape)
+            whole.append(iou(seg.segment_point(scene.rgb, (x, y), key=("w", seed))[0], obj.mask))
+            zoomed.append(iou(seg.segment_points(scene.rgb, [(x, y)], zoom=True)[0][0], obj.mask))
+    assert len(whole) >= 10
+    assert np.mean(zoomed) > np.mean(whole) + 0.2, (np.mean(whole), np.mean(zoomed))
+
+
+def test_the_engines_point_mode_zooms_as_its_config_says(monkeypatch):
+    """point_zoom reaches SAM, for the answer's phrases and the command's alike."""
+    from dataclasses import replace
+
+    from ros_ground.engine import EngineConfig, build_engine
+
+    engine = build_engine(model="tiny", sam_model="tiny", device="cpu",
+                          config=EngineConfig(max_new_tokens=16, attention_views=("identity",)))
+    side = engine.sam.img_size
+    image = np.random.default_rng(4).integers(0, 256, (side, 2 * side, 3), dtype=np.uint8)
+    seen = []
+    original = engine.sam.segment_points
+    monkeypatch.setattr(engine.sam, "segment_points",
+                        lambda *a, **k: seen.append(k.get("zoom")) or original(*a, **k))
+    for zoom in (True, False):
+        seen.clear()
+        result = engine.ground(image, "Where is the red cube?",
+                               config=replace(engine.config, mode="point", point_zoom=zoom))
+        assert seen and set(seen) == {zoom}
+        assert all(p.mask.shape == image.shape[:2] for p in result.phrases + result.prompt_phrases)
