@@ -10,6 +10,8 @@ last frame's image tokens and entity tokens, the input embedding matrix and the 
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ros_ground import lmm_tokens, retrieval
@@ -24,7 +26,7 @@ class EntityScorer:
     def __init__(self, lmm: LMMAdapter):
         self.lmm = lmm
         self._features = None  # (image_key, LMM image tokens, geometry) of the last frame
-        self._windowed = None  # ((image_key, window, proposal ids and areas), window tokens)
+        self._windowed = None  # ((image_key, window, the proposals' masks), window tokens)
         self._input_embedding: np.ndarray | None = None
         self._retrieval_head = False  # loaded on first use
 
@@ -62,9 +64,13 @@ class EntityScorer:
         """float32 [N, D] entity tokens of `proposals`, each from the window around it
         (lmm_tokens.window_entity_tokens); computed once per frame `image_key` and proposal set,
         since a command's phrases are scored against the same proposals as its answer's."""
-        key = (image_key, window, tuple((p.id, int(np.count_nonzero(p.mask))) for p in proposals))
-        if image_key is not None and self._windowed is not None and self._windowed[0] == key:
-            return self._windowed[1]
+        digest = hashlib.blake2b(digest_size=16)
+        for p in proposals:
+            digest.update(np.packbits(np.asarray(p.mask, dtype=bool)).tobytes())
+        key = (image_key, window, len(proposals), digest.hexdigest())
+        cached = self._windowed
+        if image_key is not None and cached is not None and cached[0] == key:
+            return cached[1]
         tokens = lmm_tokens.window_entity_tokens(self.lmm, image, [p.mask for p in proposals],
                                                  window)
         self._windowed = (key, tokens) if image_key is not None else None

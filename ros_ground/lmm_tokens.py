@@ -12,6 +12,7 @@ family whose decoder takes `inputs_embeds`, whatever its projector is called.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import cv2
 import numpy as np
@@ -123,19 +124,20 @@ def entity_window(mask: np.ndarray, context: float) -> tuple[int, int, int, int]
     """(x0, y0, w, h), px: the 4:3 window around `mask`'s box, `context` times the box's longer
     side tall (at least MIN_WINDOW), moved inside the image and clipped to it.
 
-    mask: HxW (bool or 0/1); an empty mask gets the whole image. Raises ValueError when
-    `context` is not positive.
+    mask: HxW (bool or 0/1); an empty mask gets the whole image. Each side is clipped to the
+    image on its own, so the window always holds the box when `context` >= 1. Raises
+    ValueError when `context` is not a finite positive number.
     """
-    if not context > 0:
-        raise ValueError(f"window context must be > 0, got {context}")
+    if not (math.isfinite(context) and context > 0):
+        raise ValueError(f"window context must be a finite number > 0, got {context}")
     mask = np.asarray(mask)
     height, width = mask.shape
     ys, xs = np.nonzero(mask)
     if not len(xs):
         return 0, 0, width, height
-    side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
-    h = min(height, max(MIN_WINDOW[1], round(context * side)))
-    w = min(width, max(MIN_WINDOW[0], round(h * 4 / 3)))
+    tall = context * max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    h = min(height, max(MIN_WINDOW[1], round(tall)))
+    w = min(width, max(MIN_WINDOW[0], round(tall * 4 / 3)))
     cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
     x0 = int(np.clip(round(cx - w / 2), 0, width - w))
     y0 = int(np.clip(round(cy - h / 2), 0, height - h))

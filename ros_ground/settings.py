@@ -29,6 +29,14 @@ def _mask_index(value) -> str | int:
     return int(value) if str(value).isdigit() else value
 
 
+def _token_window(value):
+    """entity_token_window: 0 (the frame) or at least 1 (a window smaller than its box would
+    cut the entity)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+        raise ValueError(f"entity_token_window must be 0 or at least 1, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting. `low`/`high` bound a number (inclusive); `choices` bound a string or each
@@ -165,8 +173,9 @@ GROUNDING = (
     S("entity_token_window", 3.0, "tokens / combined scoring: each entity's token is pooled from "
       "the LMM's tokens of a 4:3 window around it this many times its box's longer side tall "
       "(a far object then covers as many patches as a near one; one vision pass per entity) / 0: "
-      "from the whole frame's (one pass per frame)", True, low=0.0, field="entity_token_window",
-      cli=True),
+      "from the whole frame's (one pass per frame); the sim model's retrieval head was trained "
+      "for 3", True, low=0.0, high=20.0, field="entity_token_window", cli=True,
+      convert=_token_window),
     S("region_token", "pooled", "the region's token in a region prompt: pooled (its mask pooled from the LMM's image tokens, training-free) / encoder (plus the trained region encoder's vector from the region's crop; the sim model ships one)", True,
       choices=("pooled", "encoder"), field="region_token", cli=True),
     S("autostart", True, "configure and activate on start; false leaves it unconfigured"),

@@ -35,9 +35,30 @@ def test_the_window_moves_inside_the_image_and_is_clipped_to_it():
     large = _box_mask((240, 320), 0, 0, 200, 200)
     assert entity_window(large, 3.0) == (0, 0, 320, 240)
     assert entity_window(np.zeros((240, 320), bool), 3.0) == (0, 0, 320, 240)  # empty: all
-    for bad in (0.0, -1.0, float("nan")):
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             entity_window(corner, bad)
+
+
+@pytest.mark.parametrize("box", [(0, 0, 800, 450), (50, 200, 700, 40), (300, 10, 40, 430)])
+def test_the_window_always_holds_the_box(box):
+    """Each side is clipped to the frame on its own: a wide box in a wide frame is not cut to
+    4:3 of a clipped height."""
+    x, y, bw, bh = box
+    for context in (1.0, 3.0, 20.0):
+        x0, y0, w, h = entity_window(_box_mask((450, 800), x, y, bw, bh), context)
+        assert x0 <= x and y0 <= y and x + bw <= x0 + w and y + bh <= y0 + h, (box, context)
+        assert 0 <= x0 and 0 <= y0 and x0 + w <= 800 and y0 + h <= 450
+    assert entity_window(np.ones((450, 800), bool), 3.0) == (0, 0, 800, 450)
+
+
+def test_bad_window_settings_are_refused():
+    from ros_ground.engine import EngineConfig
+
+    for bad in (-1.0, 0.5, float("inf"), float("nan"), 21.0):
+        with pytest.raises(ValueError, match="entity_token_window"):
+            EngineConfig(entity_token_window=bad).validate()
+    assert EngineConfig(entity_token_window=0.0).validate().entity_token_window == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +124,8 @@ def test_window_tokens_are_computed_once_per_frame_and_proposals(tiny_lmm, monke
     assert len(calls) == 4  # other proposals, another frame, no frame key: computed again
     scorer.scores(image, heats, proposals, [[5]], scoring="tokens", image_key=9, token_window=0.0)
     assert len(calls) == 4  # 0: the whole frame's tokens
+    # the same ids and areas, other pixels: other tokens
+    moved = [Proposal(id=p.id, mask=np.roll(p.mask, 30, axis=0)) for p in proposals]
+    scorer.scores(image, heats, proposals, [[5]], scoring="tokens", image_key=7, token_window=3.0)
+    scorer.scores(image, heats, moved, [[5]], scoring="tokens", image_key=7, token_window=3.0)
+    assert len(calls) == 6

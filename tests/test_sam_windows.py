@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ros_ground.sam import load_sam
-from ros_ground.sam.windows import point_windows, window_size
+from ros_ground.sam.windows import point_windows, reaches_inner_edge, window_size
 
 
 def test_a_window_has_the_frames_aspect_and_sams_input_on_its_longer_side():
@@ -33,28 +33,74 @@ def test_a_frame_no_larger_than_sams_input_is_one_window_and_bad_points_are_refu
         point_windows([(801, 5)], 450, 800, 320)
     with pytest.raises(ValueError):
         point_windows([(5, 5)], 450, 800, 0)
+    with pytest.raises(ValueError, match="outside"):
+        point_windows([(float("nan"), 5)], 450, 800, 320)
 
 
-def test_zoomed_points_are_the_windows_own_masks_pasted_into_the_frame():
+def test_a_mask_reaching_a_window_edge_inside_the_frame_is_cut_there():
+    edge = np.zeros((180, 320), bool)
+    edge[50:60, 300:320] = True  # reaches the right edge
+    assert reaches_inner_edge(edge, (100, 100, 320, 180), 450, 800)
+    assert not reaches_inner_edge(edge, (480, 100, 320, 180), 450, 800)  # the frame's edge
+    inside = np.zeros((180, 320), bool)
+    inside[50:60, 50:60] = True
+    assert not reaches_inner_edge(inside, (100, 100, 320, 180), 450, 800)
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_zoomed_points_are_the_windows_own_masks_unless_a_window_cuts_them(monkeypatch, cut):
+    from ros_ground.sam import segmenter
+
     seg = load_sam("tiny")
     side = seg.img_size
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (side + side // 2, 2 * side, 3), dtype=np.uint8)
-    points = [(20.0, 30.0), (2 * side - 40.0, side + 10.0)]
+    image = np.random.default_rng(0).integers(0, 256, (side + side // 2, 2 * side, 3), dtype=np.uint8)
+    points = [(20.0, 30.0), (2 * side - 40.0, side + 10.0), (side, side // 2)]
+    frame = seg.segment_points(image, points)
+    # the tiny random SAM's masks are arbitrary: decide the cut here, test it with the sim SAM
+    monkeypatch.setattr(segmenter, "reaches_inner_edge", lambda *args: cut)
     passes = seg.embedding_passes
     zoomed = seg.segment_points(image, points, zoom=True)
-    assert seg.embedding_passes - passes == 2  # one window per point, not the frame
-    for (box, members), (x, y) in zip(point_windows(points, *image.shape[:2], side), points):
+    windows = point_windows(points, *image.shape[:2], side)
+    assert len(windows) == 3  # far apart: a window each
+    assert seg.embedding_passes - passes == 3  # the windows; the frame's stayed current
+    for (box, members), (x, y) in zip(windows, points):
         x0, y0, w, h = box
-        mask, score = seg.segment_point(image[y0:y0 + h, x0:x0 + w].copy(), (x - x0, y - y0))
         (got, got_score), = [zoomed[i] for i in members]
+        assert got.shape == image.shape[:2]
+        if cut:  # cut by its window: the whole frame's mask instead
+            np.testing.assert_array_equal(got, frame[members[0]][0])
+            continue
+        mask, score = seg.segment_point(image[y0:y0 + h, x0:x0 + w].copy(), (x - x0, y - y0))
         np.testing.assert_array_equal(got[y0:y0 + h, x0:x0 + w], mask)
-        assert not got.sum() - mask.sum() and got.shape == image.shape[:2]  # nothing outside
-        assert got_score == pytest.approx(score)
-    # without zoom, or in a frame SAM reads whole, the frame's own embedding answers
+        assert got.sum() == mask.sum() and got_score == pytest.approx(score)
+    # the same frame again (the command's phrases, a streamed update): its windows are kept
+    passes = seg.embedding_passes
+    again = seg.segment_points(image, points, zoom=True)
+    assert seg.embedding_passes == passes
+    assert all((a[0] == b[0]).all() for a, b in zip(again, zoomed))
+    # in a frame SAM reads whole, zoom changes nothing
     small = image[:side // 2, :side]
     np.testing.assert_array_equal(seg.segment_points(small, [(5, 5)], zoom=True)[0][0],
                                   seg.segment_points(small, [(5, 5)])[0][0])
+
+
+def test_a_window_cutting_a_large_object_gives_the_frames_mask():
+    """With the sim SAM: a table-sized object seen through a window reaches its inner edges."""
+    from ros_ground.evaluate.scenes import scene_for
+
+    seg = load_sam("sim")
+    scene = scene_for(0, "ood")
+    h, w = scene.rgb.shape[:2]
+    point = (w / 2, h - 20.0)  # on the table, near the camera
+    frame_mask = seg.segment_points(scene.rgb, [point])[0][0]
+    zoomed = seg.segment_points(scene.rgb, [point], zoom=True)[0][0]
+    (box, _), = point_windows([point], h, w, seg.img_size)
+    x0, y0, bw, bh = box
+    window_mask = zoomed[y0:y0 + bh, x0:x0 + bw]
+    # the contract: the frame's mask, or the window's own that no inner window edge cuts
+    assert zoomed.any()
+    assert (zoomed == frame_mask).all() or (
+        window_mask.sum() == zoomed.sum() and not reaches_inner_edge(window_mask, box, h, w))
 
 
 def test_zoom_gives_better_masks_of_far_objects_with_the_sim_sam():

@@ -25,7 +25,7 @@ from ros_ground.results import Proposal
 from ros_ground.sam.prefetch import EmbeddingJob
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
 from ros_ground.sam.tokens import entity_tokens
-from ros_ground.sam.windows import point_windows, window_size
+from ros_ground.sam.windows import point_windows, reaches_inner_edge, window_size
 
 # segment_points decodes prompts in batches whose three full-size candidate masks stay under this
 BATCH_MASK_BYTES = 64 << 20
@@ -169,6 +169,8 @@ class SamSegmenter:
         self._prefetch_lock = threading.Lock()  # one worker at a time on that predictor
         self._jobs: dict[Hashable, EmbeddingJob] = {}  # by cache key, while their request runs
         self._jobs_lock = threading.Lock()
+        # (frame cache key, {window box: embedding}) of segment_points(zoom=True)'s last frame
+        self._windows: tuple[Hashable, dict] = (None, {})
 
     @property
     def embedding_passes(self) -> int:
@@ -294,9 +296,13 @@ class SamSegmenter:
         pass (batches capped so the candidates' full-size masks stay under BATCH_MASK_BYTES).
 
         zoom: in a frame larger than SAM's input (`img_size`), prompt each point on a window of
-        the frame at SAM's input scale around it (windows.point_windows; one encoder pass per
-        window) instead of on the whole frame, shrunk; masks are still frame-sized.
-        Raises ValueError for a bad `choice`, RuntimeError for `image=None` before any image.
+        the frame at SAM's input scale around it (windows.point_windows: one encoder pass per
+        window, kept for the frame's later calls, and one decoder pass per window) instead of
+        on the whole frame, shrunk. A window's mask that reaches one of its edges inside the
+        frame is cut there, so that point is prompted on the whole frame instead. Masks are
+        frame-sized either way. Not with `image=None` (the frame is needed for its windows).
+        Raises ValueError for a bad `choice` or, with zoom, a point off the frame; RuntimeError
+        for `image=None` before any image.
         """
         if not (choice == "iou" or (isinstance(choice, int) and 0 <= choice < 3)):
             raise ValueError(f"choice must be 'iou' or 0, 1, 2; got {choice!r}")
@@ -316,16 +322,33 @@ class SamSegmenter:
         height, width = image.shape[:2]
         frame_key = cache_key_of(image, "RGB", key)
         results: list = [None] * len(points)
+        cut: list[int] = []
         with self._lock:
-            for (x0, y0, w, h), members in point_windows(points, height, width, self.img_size):
-                # the proposals' crop predictor: the frame's own embedding stays current
-                self._crop_predictor.set_image(np.ascontiguousarray(image[y0:y0 + h, x0:x0 + w]),
-                                               key=("window", frame_key, x0, y0, w, h))
+            if self._windows[0] != frame_key:  # the embeddings of one frame's windows at a time
+                self._windows = (frame_key, {})
+            embedded = self._windows[1]
+            for box, members in point_windows(points, height, width, self.img_size):
+                x0, y0, w, h = box
+                # on the proposals' crop predictor: the frame's own embedding stays current
+                predictor = self._crop_predictor
+                if box in embedded:
+                    predictor.install(embedded[box])
+                else:
+                    predictor.set_image(np.ascontiguousarray(image[y0:y0 + h, x0:x0 + w]),
+                                        key=("window", frame_key, box))
+                    embedded[box] = predictor.embedding()
                 shifted = points[members] - np.array([x0, y0], dtype=np.float32)
-                for i, (mask, score) in zip(members, _decode_points(self._crop_predictor, shifted, choice)):
+                for i, (mask, score) in zip(members, _decode_points(predictor, shifted, choice)):
+                    if reaches_inner_edge(mask, box, height, width):
+                        cut.append(i)
+                        continue
                     full = np.zeros((height, width), dtype=bool)
                     full[y0:y0 + h, x0:x0 + w] = mask
                     results[i] = (full, score)
+            if cut:
+                self._make_current(image, key)
+                for i, result in zip(cut, _decode_points(self.predictor, points[cut], choice)):
+                    results[i] = result
         return results
 
     def propose(

@@ -35,12 +35,13 @@ def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: 
     that is not the frame's; so points of nearby phrases share one encoder pass. Returns
     [(window box, indices of its points)], in the order the windows were made; one window of
     the whole frame when the frame is no larger than `side`. Raises ValueError for a point
-    outside the frame or a non-positive `side`.
+    outside the frame (or not finite) or a non-positive `side`.
     """
     if side <= 0:
         raise ValueError(f"window side must be > 0, got {side}")
     points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-    outside = (points[:, 0] < 0) | (points[:, 0] > width) | (points[:, 1] < 0) | (points[:, 1] > height)
+    outside = ~np.isfinite(points).all(axis=1) | (points[:, 0] < 0) | (points[:, 0] > width) \
+        | (points[:, 1] < 0) | (points[:, 1] > height)
     if outside.any():
         raise ValueError(f"point {tuple(points[outside][0])} lies outside the {width}x{height} frame")
     size = window_size(height, width, side)
@@ -67,3 +68,12 @@ def _holds(box: Box, x: float, y: float, height: int, width: int) -> bool:
     top = 0 if y0 == 0 else y0 + h / 4
     bottom = height if y0 + h == height else y0 + h - h / 4
     return left <= x <= right and top <= y <= bottom
+
+
+def reaches_inner_edge(mask: np.ndarray, box: Box, height: int, width: int) -> bool:
+    """Whether `mask` (h x w, of the window `box` in a `height` x `width` frame) touches an edge
+    of the window that is not the frame's: there the object may go on, cut off by the window."""
+    x0, y0, w, h = box
+    mask = np.asarray(mask, dtype=bool)
+    return bool((x0 > 0 and mask[:, 0].any()) or (x0 + w < width and mask[:, -1].any())
+                or (y0 > 0 and mask[0].any()) or (y0 + h < height and mask[-1].any()))

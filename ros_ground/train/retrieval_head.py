@@ -45,19 +45,29 @@ def scene_pairs(lmm, seeds, rng: np.random.Generator, scene_set: str = "classic"
     return pairs
 
 
+def _checked(setting):
+    """argparse type: a float that `setting` allows, else its reason as the usage error."""
+    def convert(text: str) -> float:
+        try:
+            return setting.check(float(text))
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return convert
+
+
 def main(argv=None) -> int:
     from ros_ground import settings
     from ros_ground.lmm import load_lmm
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS
 
-    default_window = settings.by_name(settings.GROUNDING)["entity_token_window"].default
+    window = settings.by_name(settings.GROUNDING)["entity_token_window"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--out", default=str(SIM_HEAD_PATH))
     parser.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
                         help="the LMM's training scene set (default %(default)s)")
-    parser.add_argument("--token-window", type=float, default=default_window,
+    parser.add_argument("--token-window", type=_checked(window), default=window.default,
                         help="the entity_token_window the head will score (default %(default)s)")
     args = parser.parse_args(argv)
     lmm = load_lmm("sim", device="cpu")
