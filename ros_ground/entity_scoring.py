@@ -43,36 +43,32 @@ class EntityScorer:
         attention = np.stack([score_entities(h, masks) for h in heats])
         if scoring == "attention":
             return attention
-        if token_window > 0:
-            tokens = self.window_tokens(image, proposals, token_window, image_key)
-        else:
-            tokens = self.entity_tokens(image, masks, image_key)
+        tokens = self.entity_tokens(image, masks, image_key, token_window)
         phrases = retrieval.phrase_vectors(self._embedding(), phrase_ids)
         return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, self._head()),
                                  scoring)
 
-    def entity_tokens(self, image: np.ndarray, masks: list[np.ndarray],
-                      image_key=None) -> np.ndarray:
+    def entity_tokens(self, image: np.ndarray, masks: list[np.ndarray], image_key=None,
+                      window: float = 0.0) -> np.ndarray:
         """float32 [N, D] entity tokens of `masks` (HxW each) pooled from this LMM's projected
         image tokens (lmm_tokens; feature_source "lmm_projector"), whatever tokens proposals
-        came with: SAM's share no space with the language model. One vision pass per frame
-        (`image_key`)."""
-        return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
+        came with: SAM's share no space with the language model.
 
-    def window_tokens(self, image: np.ndarray, proposals: list[Proposal], window: float,
-                      image_key=None) -> np.ndarray:
-        """float32 [N, D] entity tokens of `proposals`, each from the window around it
-        (lmm_tokens.window_entity_tokens); computed once per frame `image_key` and proposal set,
-        since a command's phrases are scored against the same proposals as its answer's."""
+        window: 0, pooled from the whole frame's tokens (one vision pass per frame `image_key`);
+        else each from a window this many box sides tall around it (lmm_tokens.
+        window_entity_tokens, one pass per mask), computed once per frame `image_key` and set of
+        masks, since a command's phrases are scored against the same proposals as its answer's.
+        """
+        if window <= 0:
+            return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
         digest = hashlib.blake2b(digest_size=16)
-        for p in proposals:
-            digest.update(np.packbits(np.asarray(p.mask, dtype=bool)).tobytes())
-        key = (image_key, window, len(proposals), digest.hexdigest())
+        for mask in masks:
+            digest.update(np.packbits(np.asarray(mask, dtype=bool)).tobytes())
+        key = (image_key, window, len(masks), digest.hexdigest())
         cached = self._windowed
         if image_key is not None and cached is not None and cached[0] == key:
             return cached[1]
-        tokens = lmm_tokens.window_entity_tokens(self.lmm, image, [p.mask for p in proposals],
-                                                 window)
+        tokens = lmm_tokens.window_entity_tokens(self.lmm, image, masks, window)
         self._windowed = (key, tokens) if image_key is not None else None
         return tokens
 

@@ -25,18 +25,16 @@ def scene_pairs(lmm, seeds, rng: np.random.Generator, scene_set: str = "classic"
                 token_window: float = 0.0) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """(phrase vector, the scene's GT-mask entity tokens, index of the named one) per object;
     tokens from a window `token_window` box sides tall around each object, 0: the frame."""
-    from ros_ground.lmm_tokens import entity_tokens, image_features, window_entity_tokens
+    from ros_ground.entity_scoring import EntityScorer
     from ros_ground.train.data import training_scene
 
     embedding = lmm.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+    scorer = EntityScorer(lmm)  # the engine's own entity tokens
     pairs = []
     for seed in seeds:
         scene = training_scene(seed, scene_set)
-        masks = [o.mask for o in scene.objects]
-        if token_window > 0:
-            tokens = window_entity_tokens(lmm, scene.rgb, masks, token_window)
-        else:
-            tokens = entity_tokens(*image_features(lmm, scene.rgb), masks)
+        tokens = scorer.entity_tokens(scene.rgb, [o.mask for o in scene.objects],
+                                      window=token_window)
         for i, obj in enumerate(scene.objects):
             text = str(rng.choice([obj.name, f"a {obj.name}", f"the {obj.name}",
                                    f"the {obj.category}"]))
