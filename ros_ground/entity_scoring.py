@@ -11,6 +11,7 @@ last frame's image tokens and entity tokens, the input embedding matrix and the 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 
@@ -18,6 +19,8 @@ from ros_ground import lmm_tokens, retrieval
 from ros_ground.entities import score_entities
 from ros_ground.lmm import LMMAdapter
 from ros_ground.results import Proposal
+
+LOG = logging.getLogger(__name__)
 
 
 class EntityScorer:
@@ -29,6 +32,8 @@ class EntityScorer:
         self._windowed = None  # ((image_key, window, the proposals' masks), window tokens)
         self._input_embedding: np.ndarray | None = None
         self._retrieval_head = False  # loaded on first use
+        self._head_window: float | None = None  # the entity_token_window the head learnt
+        self._warned_windows: set[float] = set()
 
     def scores(self, image: np.ndarray, heats: list[np.ndarray], proposals: list[Proposal],
                phrase_ids: list[list[int]], *, scoring: str, image_key=None,
@@ -45,7 +50,8 @@ class EntityScorer:
             return attention
         tokens = self.entity_tokens(image, masks, image_key, token_window)
         phrases = retrieval.phrase_vectors(self._embedding(), phrase_ids)
-        return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, self._head()),
+        head = self._head(token_window)
+        return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, head),
                                  scoring)
 
     def entity_tokens(self, image: np.ndarray, masks: list[np.ndarray], image_key=None,
@@ -87,8 +93,17 @@ class EntityScorer:
             self._input_embedding = weight.detach().float().cpu().numpy()
         return self._input_embedding
 
-    def _head(self) -> np.ndarray | None:
+    def _head(self, token_window: float) -> np.ndarray | None:
         # the sim model's head was trained on its own tokens; other models compare directly
         if self._retrieval_head is False:
             self._retrieval_head = retrieval.load_head() if self.lmm.name == "sim" else None
+            self._head_window = retrieval.head_record().get("entity_token_window")
+        learnt = self._head_window
+        if self._retrieval_head is not None and learnt is not None and token_window != learnt \
+                and token_window not in self._warned_windows:
+            self._warned_windows.add(token_window)
+            LOG.warning("the sim retrieval head learnt entity tokens of entity_token_window %s, "
+                        "not %s: its token scores will be worse (retrain it with python -m "
+                        "ros_ground.train.retrieval_head --token-window %s)",
+                        learnt, token_window, token_window)
         return self._retrieval_head

@@ -10,6 +10,7 @@ or their sum (both scores lie in [-1, 1]).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def load_head(path: str | Path | None = None) -> np.ndarray | None:
     """The retrieval head at `path` (default: the sim model's), None when the file is absent."""
     path = Path(path or SIM_HEAD_PATH)
     return np.load(path).astype(np.float32) if path.is_file() else None
+
+
+def head_record(path: str | Path | None = None) -> dict:
+    """What the head at `path` (default: the sim model's) was trained on, from the JSON file
+    beside it (`train.retrieval_head` writes it): "entity_token_window" (the entity tokens it
+    learnt: 0 the frame's, else a window's), "scene_set", "scenes", "epochs",
+    "held_out_accuracy". {} when there is none."""
+    record = Path(path or SIM_HEAD_PATH).with_suffix(".json")
+    return json.loads(record.read_text()) if record.is_file() else {}
 
 
 def train_head(pairs: Sequence[tuple[np.ndarray, np.ndarray, int]], epochs: int = 60,

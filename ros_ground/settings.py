@@ -174,7 +174,7 @@ GROUNDING = (
       "the LMM's tokens of a 4:3 window around it this many times its box's longer side tall "
       "(a far object then covers as many patches as a near one; one vision pass per entity) / 0: "
       "from the whole frame's (one pass per frame); the sim model's retrieval head was trained "
-      "for 3", True, low=0.0, high=20.0, field="entity_token_window", cli=True,
+      "for 3 and warns at another value", True, low=0.0, high=20.0, field="entity_token_window", cli=True,
       convert=_token_window),
     S("region_token", "pooled", "the region's token in a region prompt: pooled (its mask pooled from the LMM's image tokens, training-free) / encoder (plus the trained region encoder's vector from the region's crop; the sim model ships one)", True,
       choices=("pooled", "encoder"), field="region_token", cli=True),

@@ -129,3 +129,25 @@ def test_window_tokens_are_computed_once_per_frame_and_proposals(tiny_lmm, monke
     scorer.scores(image, heats, proposals, [[5]], scoring="tokens", image_key=7, token_window=3.0)
     scorer.scores(image, heats, moved, [[5]], scoring="tokens", image_key=7, token_window=3.0)
     assert len(calls) == 6
+
+
+def test_the_sim_head_warns_once_when_scoring_tokens_of_a_window_it_did_not_learn(
+        tiny_lmm, monkeypatch, caplog):
+    from ros_ground import retrieval
+    from ros_ground.entity_scoring import EntityScorer
+    from ros_ground.results import Proposal
+
+    assert retrieval.head_record()["entity_token_window"] == 3.0  # the shipped head's record
+    dim = tiny_lmm.model.get_input_embeddings().weight.shape[1]
+    monkeypatch.setattr(tiny_lmm, "name", "sim")  # the head is loaded for the sim model only
+    monkeypatch.setattr(retrieval, "load_head", lambda: np.eye(dim, dtype=np.float32))
+    image = np.random.RandomState(2).randint(0, 255, (96, 128, 3), dtype=np.uint8)
+    proposals = [Proposal(id=0, mask=_box_mask((96, 128), 10, 20, 20, 20))]
+    heats = [np.random.RandomState(3).rand(96, 128).astype(np.float32)]
+    scorer = EntityScorer(tiny_lmm)
+    with caplog.at_level("WARNING", logger="ros_ground.entity_scoring"):
+        for window in (3.0, 3.0, 0.0, 0.0, 5.0):
+            scorer.scores(image, heats, proposals, [[5]], scoring="combined", image_key=1,
+                          token_window=window)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and "window 3.0, not 0.0" in warned[0] and "not 5.0" in warned[1]

@@ -12,7 +12,9 @@ set (train.data.TRAIN_SCENE_SETS), so that the head sees the cameras the LMM saw
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -78,6 +80,11 @@ def main(argv=None) -> int:
     hits = [int(np.argmax(token_scores(p[None], t, head))) == i for p, t, i in held]
     plain = [int(np.argmax(token_scores(p[None], t))) == i for p, t, i in held]
     np.save(args.out, head)
+    # read by the engine, which warns when its entity_token_window is not the one learnt here
+    Path(args.out).with_suffix(".json").write_text(json.dumps({
+        "entity_token_window": args.token_window, "scene_set": args.scene_set,
+        "scenes": args.scenes, "epochs": args.epochs,
+        "held_out_accuracy": round(float(np.mean(hits)), 3)}, indent=1) + "\n")
     print(f"{len(train)} pairs from {args.scenes} scenes; held-out retrieval accuracy on GT "
           f"masks: head {np.mean(hits):.3f}, no head {np.mean(plain):.3f}; "
           f"{time.perf_counter() - t0:.0f} s; wrote {args.out}")
