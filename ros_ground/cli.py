@@ -164,6 +164,10 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "mask_proposal_node's crop_n_layers (0..3; N costs 1 + 4 + ... "
                                "+ 4^N encoder passes and point grids per frame; 1 finds far, "
                                "small objects)")
+    evaluate.add_argument("--proposal-zoom", action=argparse.BooleanOptionalAction, default=False,
+                          help="the proposals also on crops at SAM's input scale in mode auto / "
+                               "entities, as the mask_proposal_node's proposal_zoom (one encoder "
+                               "pass and point grid per crop: 9 on the ood set's 800x450 frames)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
     evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",

@@ -192,6 +192,11 @@ _AMG = {
                       "objects too small in the whole frame (a far or wide camera); N costs 1 + 4 "
                       "+ ... + 4^N encoder passes and point grids per frame (N=1: 5), holding SAM "
                       "from commands meanwhile", dict(low=0, high=3)),
+    "proposal_zoom": ("also run on crops at SAM's input scale (the frame's aspect, SAM's input on "
+                      "the longer side, a quarter overlapping) when the frame is larger than that "
+                      "input: a far object keeps its pixels; one encoder pass and point grid per "
+                      "crop (an 800x450 frame on the sim SAM: 9; none at or below SAM's input)",
+                      {}),
 }
 
 PROPOSAL = (

@@ -272,8 +272,13 @@ def test_command_eval_reports_target_keys(engine):
     assert report["crop_n_layers"] == 0 and "crop layers" not in format_report(report)
     cropped = replace(engine.config, amg_params={**engine.config.amg_params, "crop_n_layers": 1})
     assert "crop layers 1" in format_report(report_json(run, 2, "tiny", 6, "command", cropped))
-    pointed = report_json(run, 2, "tiny", 6, "command", replace(cropped, mode="point"))
+    zoomed = replace(engine.config, amg_params={**cropped.amg_params, "proposal_zoom": True})
+    zoomed_report = report_json(run, 2, "tiny", 6, "command", zoomed)
+    assert zoomed_report["proposal_zoom"] is True and report["proposal_zoom"] is False
+    assert "crop layers 1, zoom crops" in format_report(zoomed_report)
+    pointed = report_json(run, 2, "tiny", 6, "command", replace(zoomed, mode="point"))
     assert "crop layers" not in format_report(pointed)  # point prompts make no proposals
+    assert "zoom" not in format_report(pointed)
 
 
 def test_eval_runs_with_the_engines_torch_threads_and_restores_them(engine, monkeypatch):

@@ -155,20 +155,23 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
     monkeypatch.setattr(eval_cli, "evaluate", capture)
     parser = build_parser()
     args = parser.parse_args(["eval", "--model", "tiny", "--sam-model", "tiny", "--scenes", "1",
-                              "--crop-n-layers", "1"])  # mode auto: every scoring's variant
+                              "--crop-n-layers", "1", "--proposal-zoom"])  # mode auto: each scoring
     with pytest.raises(Stop):
         eval_cli.run_eval(args, engine_config(args))
     assert seen["proposals"]["crop_n_layers"] == 1 and seen["proposals"]["points_per_side"] == 16
+    assert seen["proposals"]["proposal_zoom"] is True
     # the engine's own proposals (a frame without any) use the same settings
     assert len(seen["variants"]) > 1 and all(
         replace(seen["config"], **v).amg_params == seen["proposals"] for v in seen["variants"].values())
     assert parser.parse_args(["eval"]).crop_n_layers == 0
+    assert parser.parse_args(["eval"]).proposal_zoom is False
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--crop-n-layers", "4"])
 
 
+@pytest.mark.parametrize("crops", [["--crop-n-layers", "1"], ["--proposal-zoom"]])
 @pytest.mark.parametrize("flags", [["--mode", "point"], ["--prompt", "region"]])
-def test_eval_refuses_crop_layers_where_nothing_is_proposed(monkeypatch, flags):
+def test_eval_refuses_crop_layers_where_nothing_is_proposed(monkeypatch, flags, crops):
     """Point prompts and region prompts make no proposals: crop layers there are refused before
     any model loads, rather than recorded as if they had been measured."""
     from ros_ground.cli import build_parser, engine_config
@@ -178,8 +181,8 @@ def test_eval_refuses_crop_layers_where_nothing_is_proposed(monkeypatch, flags):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(eval_cli, "build_engine_from_settings", no_load)
-    args = build_parser().parse_args(["eval", "--scenes", "1", "--crop-n-layers", "1", *flags])
-    with pytest.raises(ValueError, match="crop-n-layers.*makes? none"):
+    args = build_parser().parse_args(["eval", "--scenes", "1", *crops, *flags])
+    with pytest.raises(ValueError, match=crops[0] + ".*makes? none"):
         eval_cli.run_eval(args, engine_config(args))
 
 

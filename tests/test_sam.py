@@ -150,6 +150,23 @@ def test_propose_with_crops_restores_full_frame(seg):
     assert seg.embedding_passes == 5
 
 
+def test_proposal_zoom_encodes_one_crop_per_window_of_a_large_frame(seg):
+    from ros_ground.sam.windows import proposal_windows
+
+    small = _image()  # 96x160, below the tiny SAM's 256-px input: no window, the same masks
+    plain = seg.propose(small, key="small", **POINTS)
+    zoomed = seg.propose(small, key="small", proposal_zoom=True, **POINTS)
+    assert seg.embedding_passes == 1
+    assert [p.mask.tolist() for p in zoomed] == [p.mask.tolist() for p in plain]
+    large = np.random.default_rng(2).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    windows = proposal_windows(300, 500, seg.img_size)
+    assert len(windows) == 9
+    proposals = seg.propose(large, key="large", proposal_zoom=True, **POINTS)
+    assert seg.embedding_passes == 1 + 1 + len(windows)  # the frame once, each window once
+    assert tuple(seg.predictor.original_size) == (300, 500)  # the frame stays current
+    assert all(p.mask.shape == (300, 500) for p in proposals)
+
+
 def _blobs() -> np.ndarray:
     """Flat regions (a disc, a box, a background) with some noise: several distinct masks."""
     rows, cols = np.mgrid[0:H, 0:W]

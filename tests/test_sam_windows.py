@@ -1,4 +1,5 @@
-"""Point prompts on windows of a large frame at SAM's input scale (point_zoom)."""
+"""Windows of a large frame at SAM's input scale: point prompts (point_zoom) and mask
+proposals (proposal_zoom)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from ros_ground.sam import load_sam
-from ros_ground.sam.windows import point_windows, reaches_inner_edge, window_size
+from ros_ground.sam.windows import point_windows, proposal_windows, reaches_inner_edge, window_size
 
 
 def test_a_window_has_the_frames_aspect_and_sams_input_on_its_longer_side():
@@ -35,6 +36,29 @@ def test_a_frame_no_larger_than_sams_input_is_one_window_and_bad_points_are_refu
         point_windows([(5, 5)], 450, 800, 0)
     with pytest.raises(ValueError, match="outside"):
         point_windows([(float("nan"), 5)], 450, 800, 320)
+
+
+@pytest.mark.parametrize("height, width, side", [(450, 800, 320), (1944, 2592, 1024),
+                                                  (100, 800, 320), (321, 200, 320)])
+def test_proposal_windows_tile_the_frame_overlapping_by_a_quarter(height, width, side):
+    boxes = proposal_windows(height, width, side)
+    w, h = window_size(height, width, side)
+    assert all(x1 - x0 == w and y1 - y0 == h and 0 <= x0 and 0 <= y0 and x1 <= width
+               and y1 <= height for x0, y0, x1, y1 in boxes)
+    xs, ys = sorted({b[0] for b in boxes}), sorted({b[1] for b in boxes})
+    assert len(boxes) == len(xs) * len(ys)  # a grid
+    assert xs[0] == ys[0] == 0 and xs[-1] == width - w and ys[-1] == height - h
+    # neighbours share at least a quarter of a window: an object that small lies whole in one
+    assert all(b - a <= 0.75 * w for a, b in zip(xs, xs[1:]))
+    assert all(b - a <= 0.75 * h for a, b in zip(ys, ys[1:]))
+
+
+def test_proposal_windows_of_a_frame_at_sams_input_are_none():
+    assert proposal_windows(450, 800, 320) == [
+        [x, y, x + 320, y + 180] for y in (0, 135, 270) for x in (0, 240, 480)]
+    assert proposal_windows(240, 320, 320) == [] and proposal_windows(480, 640, 1024) == []
+    with pytest.raises(ValueError):
+        proposal_windows(450, 800, 0)
 
 
 def test_a_mask_reaching_a_window_edge_inside_the_frame_is_cut_there():

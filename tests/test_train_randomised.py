@@ -127,14 +127,16 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
     run = {"scene_set": "ood", "scenes": 2, "phrases": 5, **dict.fromkeys(metrics, 0.25),
            "baseline_random_point": {"mask_recall": 0.0, "point_accuracy": 0.125}}
     cropped = {**run, "crop_n_layers": 1, "prompt": "command"}  # a row gives its run's command
-    card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0}, "scene_set_runs": [run, cropped]})
+    zoomed = {**run, "proposal_zoom": True, "prompt": "command"}
+    card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0}, "scene_set_runs": [run, cropped, zoomed]})
     assert "**fine-tuned** from `ros_ground/models/sim_lmm`" in card
     assert "stage 1 3400 steps x batch 32 images at AdamW lr 0.001" in card
     assert "stage 1: none in the fine-tune" in card and "fine-tune data" in card
     assert "this fine-tune 40.0 min, with its base's 50.0 min **90.0 min** in all" in card
     assert "| ood | 2 | 5 | 0.250 | 0.250 |" in card and "| 0.000 / 0.125 |" in card
     assert "ros-ground eval --scenes 2 --seed 0 --mode auto --scene-set ood" in card
-    assert card.count("--crop-n-layers") == 1 and card.count("--prompt") == 1
+    assert card.count("--crop-n-layers") == 1 and card.count("--prompt") == 2
+    assert card.count("--proposal-zoom") == 1 and "| ood (zoom crops) | 2 |" in card
     assert "--prompt command --crop-n-layers 1 --json" in card and "| ood (crop layers 1) | 2 |" in card
     # the table by scene set alone is an evaluation: write_cards writes that card, and leaves
     # a model without any evaluation (here SAM) with the card it has

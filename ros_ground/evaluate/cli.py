@@ -16,18 +16,20 @@ from ros_ground.train.data import check_eval_seeds
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings.
 
-    Raises ValueError, before any model loads, for crop layers where no proposals are made.
+    Raises ValueError, before any model loads, for crop layers or zoom crops where no
+    proposals are made.
     """
     scene_set = getattr(args, "scene_set", "in")
     check_eval_seeds(args.seed, args.scenes)  # before loading any model
-    crop_n_layers = getattr(args, "crop_n_layers", 0)
-    if crop_n_layers and (args.prompt == "region" or args.mode == "point"):
-        raise ValueError("--crop-n-layers sets the mask proposals' crop layers; "
+    crops = {"crop_n_layers": getattr(args, "crop_n_layers", 0),
+             "proposal_zoom": getattr(args, "proposal_zoom", False)}
+    given = [name for name, value in crops.items() if value]
+    if given and (args.prompt == "region" or args.mode == "point"):
+        raise ValueError("--" + given[0].replace("_", "-") + " sets the mask proposals' crops; "
                          + ("region prompts make" if args.prompt == "region" else "--mode point makes")
                          + " none, so the flag would change nothing")
     # the proposals, and the engine's own when a frame has none, as the proposal node's
-    config = replace(config, amg_params={**config.amg_params,
-                                         "crop_n_layers": crop_n_layers}).validate()
+    config = replace(config, amg_params={**config.amg_params, **crops}).validate()
     engine = build_engine_from_settings(vars(args), config=config)
     if args.prompt == "region":
         from ros_ground.evaluate.regions import evaluate_regions

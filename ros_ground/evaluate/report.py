@@ -36,6 +36,7 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                command_words=config.command_words,
                entity_scoring=config.entity_scoring,
                crop_n_layers=config.amg_params.get("crop_n_layers", 0),
+               proposal_zoom=bool(config.amg_params.get("proposal_zoom", False)),
                entity_selection_accuracy=_accuracy(run.selection.get("model")),
                entity_selection_accuracy_by_scoring={
                    name.split(":", 1)[1]: _accuracy(counts) for name, counts
@@ -48,6 +49,16 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     return out
 
 
+def proposal_crops_text(report: dict, lead: str) -> str:
+    """`lead` + the run's proposal crops ("crop layers 1, zoom crops"), or "" for none (point
+    mode makes no proposals)."""
+    if report.get("mode") == "point":
+        return ""
+    parts = ([f"crop layers {report['crop_n_layers']}"] if report.get("crop_n_layers") else []) \
+        + (["zoom crops"] if report.get("proposal_zoom") else [])
+    return lead + ", ".join(parts) if parts else ""
+
+
 def _accuracy(counts) -> float | None:
     return round(counts[0] / counts[1], 4) if counts and counts[1] else None
 
@@ -58,8 +69,7 @@ def format_report(report: dict) -> str:
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
              f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
              f" scene set {report.get('scene_set', 'in')}"
-             + (f", crop layers {report['crop_n_layers']}"  # point mode makes no proposals
-                if report.get("crop_n_layers") and report.get("mode") != "point" else ""),
+             + proposal_crops_text(report, ", "),
              f"{'metric':<26}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
                 "category_naming_accuracy", "named_point_accuracy"):

@@ -6,6 +6,12 @@ torchvision's `batched_nms`, `MaskData`, the small-region clean-up) so that the 
 decoded on the caller's predictor, whose cached embedding is used as is. Crops (crop_n_layers >
 0) are encoded on a second predictor, so the full frame's embedding is never replaced. For the
 same settings the result is the generator's, mask for mask, in the same order.
+
+`proposal_zoom`, the one setting the generator lacks, adds crops at SAM's input scale
+(`windows.proposal_windows`): in a frame larger than the encoder's input a far object keeps its
+pixels, as in `point_zoom` for point prompts. SAM's own crop layers halve a crop's side per
+layer, whatever the frame's size, so on an 800x450 frame and the sim SAM's 320-px input layer 1
+still shrinks its crops 1.5 times and layer 2 costs 21 encoder passes.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from segment_anything.utils.amg import (
 )
 from torchvision.ops import batched_nms, box_area
 
-# segment-anything's own defaults, tuned for ViT-H on 1024 px images.
+from ros_ground.sam.windows import proposal_windows
+
+# segment-anything's own defaults, tuned for ViT-H on 1024 px images (proposal_zoom is ours).
 AMG_DEFAULTS: dict[str, Any] = {
     "points_per_side": 32,
     "points_per_batch": 64,
@@ -41,6 +49,7 @@ AMG_DEFAULTS: dict[str, Any] = {
     "box_nms_thresh": 0.7,
     "min_mask_region_area": 0,
     "crop_n_layers": 0,
+    "proposal_zoom": False,
 }
 
 # The package's own settings (mask_proposal_node, and the engine when it proposes for itself).
@@ -55,6 +64,7 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
     "box_nms_thresh": 0.7,
     "min_mask_region_area": 0,
     "crop_n_layers": 0,
+    "proposal_zoom": False,
 }
 
 # Crop settings left at segment-anything's defaults (not settable here).
@@ -84,11 +94,14 @@ def mask_proposals(
     predicted IoU first when there are no crops and no small-region clean-up).
 
     predictor: holds `image`'s embedding already (set_image done); it is only read.
-    crop_predictor: encodes the crops when crop_n_layers > 0 (a new SamPredictor of the same
-        model when None); its image is reset afterwards.
+    crop_predictor: encodes the crops when crop_n_layers > 0 or proposal_zoom (a new
+        SamPredictor of the same model when None); its image is reset afterwards.
     params: see AMG_DEFAULTS (points_per_side, points_per_batch, pred_iou_thresh,
         stability_score_thresh, stability_score_offset, box_nms_thresh, min_mask_region_area,
-        crop_n_layers); unknown names raise TypeError.
+        crop_n_layers, proposal_zoom); unknown names raise TypeError. With proposal_zoom, a
+        frame larger than the encoder's input is also prompted on `proposal_windows` crops,
+        each with the whole frame's grid of points_per_side^2 points (one encoder pass each:
+        9 for an 800x450 frame and a 320-px input).
     Returns MaskData with numpy fields: "masks" (list of bool HxW), "iou_preds" and
     "stability_score" (float32 [N]), "boxes" (XYXY [N, 4]), "points" (prompt x, y [N, 2]) and
     "crop_boxes" ([N, 4]).
@@ -103,6 +116,9 @@ def mask_proposals(
         p["points_per_side"], p["crop_n_layers"], CROP_N_POINTS_DOWNSCALE_FACTOR
     )
     crop_boxes, layers = generate_crop_boxes(orig_size, p["crop_n_layers"], CROP_OVERLAP_RATIO)
+    if p["proposal_zoom"]:
+        zoom = proposal_windows(*orig_size, predictor.model.image_encoder.img_size)
+        crop_boxes, layers = crop_boxes + zoom, layers + [None] * len(zoom)
     data = MaskData()
     for crop_box, layer in zip(crop_boxes, layers):
         if layer == 0:  # the whole image: its embedding is the caller's
@@ -112,7 +128,8 @@ def mask_proposals(
             crop_predictor = SamPredictor(predictor.model)
         x0, y0, x1, y1 = crop_box
         crop_predictor.set_image(image[y0:y1, x0:x1, :])
-        data.cat(_crop_proposals(crop_predictor, grids[layer], crop_box, orig_size, p))
+        grid = grids[0 if layer is None else layer]  # a zoom crop: the whole frame's grid
+        data.cat(_crop_proposals(crop_predictor, grid, crop_box, orig_size, p))
     if crop_predictor is not None:
         crop_predictor.reset_image()
 

@@ -1,4 +1,5 @@
-"""Windows of a large frame at SAM's input scale, for point prompts on small objects.
+"""Windows of a large frame at SAM's input scale, for point prompts and mask proposals on
+small objects.
 
 SAM resizes a frame's longer side to its encoder's input (`img_size`: 1024 for the released
 models, 320 for `sim`), so in a frame larger than that a small object loses pixels before the
@@ -10,6 +11,7 @@ the frame's aspect and `img_size` on its longer side, so SAM reads it without re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +26,22 @@ def window_size(height: int, width: int, side: int) -> tuple[int, int] | None:
     if longest <= side:
         return None
     return max(1, round(width * side / longest)), max(1, round(height * side / longest))
+
+
+def proposal_windows(height: int, width: int, side: int) -> list[list[int]]:
+    """Crop boxes (x0, y0, x1, y1, SAM's crop-box convention) that tile a `height` x `width`
+    frame with windows of `window_size`, neighbours overlapping by at least a quarter of a
+    window, so an object up to a quarter of a window across lies whole inside one of them; []
+    when the frame is no larger than `side`. Raises ValueError for a non-positive `side`."""
+    if side <= 0:
+        raise ValueError(f"window side must be > 0, got {side}")
+    size = window_size(height, width, side)
+    if size is None:
+        return []
+    w, h = size
+    xs = np.linspace(0, width - w, math.ceil((width - w) / (0.75 * w)) + 1).round().astype(int)
+    ys = np.linspace(0, height - h, math.ceil((height - h) / (0.75 * h)) + 1).round().astype(int)
+    return [[int(x), int(y), int(x) + w, int(y) + h] for y in ys for x in xs]
 
 
 def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: int,

@@ -95,6 +95,8 @@ def wall_time_line(train: dict, base: dict | None, stages: str) -> str:
 
 def scene_set_table(runs: list[dict]) -> list[str]:
     """Card lines for `ros-ground eval --scene-set S --json` results, one row each."""
+    from ros_ground.evaluate.report import proposal_crops_text  # the report's own wording
+
     lines = [
         "## By scene set: the training camera and others",
         "",
@@ -113,7 +115,8 @@ def scene_set_table(runs: list[dict]) -> list[str]:
     commands = []
     for r in runs:
         b = r.get("baseline_random_point", {})
-        crops = f" (crop layers {r['crop_n_layers']})" if r.get("crop_n_layers") else ""
+        crops = proposal_crops_text(r, " (")
+        crops += ")" if crops else ""
         lines.append(
             f"| {r.get('scene_set', 'in')}{crops} | {r['scenes']} | {r['phrases']} | "
             + " | ".join(f"{r[k]:.3f}" for k in METRICS + (
@@ -125,5 +128,6 @@ def scene_set_table(runs: list[dict]) -> list[str]:
                         f"--entity-scoring {r.get('entity_scoring', 'attention')}"
                         + (f" --prompt {prompt}" if prompt != "describe" else "")
                         + (f" --crop-n-layers {r['crop_n_layers']}" if r.get("crop_n_layers") else "")
+                        + (" --proposal-zoom" if r.get("proposal_zoom") else "")
                         + " --json")
     return lines + ["", "```", *commands, "```", ""]
