@@ -167,7 +167,7 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     evaluate.add_argument("--proposal-zoom", action=argparse.BooleanOptionalAction, default=False,
                           help="the proposals also on crops at SAM's input scale in mode auto / "
                                "entities, as the mask_proposal_node's proposal_zoom (one encoder "
-                               "pass and point grid per crop: 9 on the ood set's 800x450 frames)")
+                               "pass and point grid per crop: 8 on the ood set's 800x450 frames)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
     evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",

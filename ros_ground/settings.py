@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ros_ground.ahead import check_torch_threads
 from ros_ground.camera_watch import camera_topics
 from ros_ground.sam import PROPOSAL_DEFAULTS
@@ -62,6 +64,8 @@ class Setting:
         items = list(value) if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, float) and math.isnan(v) for v in items):
             raise ValueError(f"{self.name} must be a number, got {value!r}")  # NaN passes every bound
+        if isinstance(self.default, bool) and not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{self.name} must be true or false, got {value!r}")  # 'false' is truthy
         if self.choices:
             bad = [v for v in items if str(v) not in self.choices]
             if bad:
@@ -192,11 +196,11 @@ _AMG = {
                       "objects too small in the whole frame (a far or wide camera); N costs 1 + 4 "
                       "+ ... + 4^N encoder passes and point grids per frame (N=1: 5), holding SAM "
                       "from commands meanwhile", dict(low=0, high=3)),
-    "proposal_zoom": ("also run on crops at SAM's input scale (the frame's aspect, SAM's input on "
-                      "the longer side, a quarter overlapping) when the frame is larger than that "
-                      "input: a far object keeps its pixels; one encoder pass and point grid per "
-                      "crop (an 800x450 frame on the sim SAM: 9; none at or below SAM's input)",
-                      {}),
+    "proposal_zoom": ("also run on square crops of SAM's input size s, which SAM reads unscaled, "
+                      "when the frame's longer side exceeds 1.25 s: a far object keeps its "
+                      "pixels; one encoder pass and point grid per crop, about "
+                      "(1 + (W - s) / (0.75 s - 40)) x (1 + (H - s) / (0.75 s - 40)) rounded up "
+                      "(800x450 on the sim SAM: 8; 1920x1080 on a released SAM: 6)", {}),
 }
 
 PROPOSAL = (

@@ -160,11 +160,16 @@ def test_proposal_zoom_encodes_one_crop_per_window_of_a_large_frame(seg):
     assert [p.mask.tolist() for p in zoomed] == [p.mask.tolist() for p in plain]
     large = np.random.default_rng(2).integers(0, 256, (300, 500, 3), dtype=np.uint8)
     windows = proposal_windows(300, 500, seg.img_size)
-    assert len(windows) == 9
+    assert len(windows) == 6
     proposals = seg.propose(large, key="large", proposal_zoom=True, **POINTS)
     assert seg.embedding_passes == 1 + 1 + len(windows)  # the frame once, each window once
     assert tuple(seg.predictor.original_size) == (300, 500)  # the frame stays current
+    assert seg._crop_predictor.is_image_set is False  # the crops' predictor is released
     assert all(p.mask.shape == (300, 500) for p in proposals)
+    # with crop layers too: the layers' crops and the zoom crops, each encoded once
+    both = seg.propose(large, key="large", proposal_zoom=True, crop_n_layers=1, **POINTS)
+    assert seg.embedding_passes == 2 + len(windows) + 4 + len(windows)
+    assert all(p.mask.shape == (300, 500) for p in both)
 
 
 def _blobs() -> np.ndarray:

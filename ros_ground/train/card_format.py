@@ -93,10 +93,18 @@ def wall_time_line(train: dict, base: dict | None, stages: str) -> str:
             "machine (shared with other jobs)")
 
 
+def proposal_crops_text(report: dict, lead: str) -> str:
+    """`lead` + the proposal crops of an evaluation report (`ros-ground eval --json`): "crop
+    layers 1, zoom crops", or "" for none (point mode and region prompts make no proposals)."""
+    if report.get("mode") == "point" or report.get("prompt") == "region":
+        return ""
+    parts = ([f"crop layers {report['crop_n_layers']}"] if report.get("crop_n_layers") else []) \
+        + (["zoom crops"] if report.get("proposal_zoom") else [])
+    return lead + ", ".join(parts) if parts else ""
+
+
 def scene_set_table(runs: list[dict]) -> list[str]:
     """Card lines for `ros-ground eval --scene-set S --json` results, one row each."""
-    from ros_ground.evaluate.report import proposal_crops_text  # the report's own wording
-
     lines = [
         "## By scene set: the training camera and others",
         "",

@@ -79,15 +79,17 @@ def main(argv=None) -> int:
     head = train_head(train, epochs=args.epochs)
     hits = [int(np.argmax(token_scores(p[None], t, head))) == i for p, t, i in held]
     plain = [int(np.argmax(token_scores(p[None], t))) == i for p, t, i in held]
-    np.save(args.out, head)
+    out = Path(args.out)
+    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")  # as np.save names it
+    np.save(out, head)
     # read by the engine, which warns when its entity_token_window is not the one learnt here
-    Path(args.out).with_suffix(".json").write_text(json.dumps({
+    out.with_suffix(".json").write_text(json.dumps({
         "entity_token_window": args.token_window, "scene_set": args.scene_set,
         "scenes": args.scenes, "epochs": args.epochs,
         "held_out_accuracy": round(float(np.mean(hits)), 3)}, indent=1) + "\n")
     print(f"{len(train)} pairs from {args.scenes} scenes; held-out retrieval accuracy on GT "
           f"masks: head {np.mean(hits):.3f}, no head {np.mean(plain):.3f}; "
-          f"{time.perf_counter() - t0:.0f} s; wrote {args.out}")
+          f"{time.perf_counter() - t0:.0f} s; wrote {out} and its record {out.with_suffix('.json')}")
     return 0
 
 
