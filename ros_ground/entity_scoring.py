@@ -97,10 +97,10 @@ class EntityScorer:
         # the sim model's head was trained on its own tokens; other models compare directly
         if self._retrieval_head is False:
             self._retrieval_head = retrieval.load_head() if self.lmm.name == "sim" else None
-            self._head_window = retrieval.head_record().get("entity_token_window")
+            if self._retrieval_head is not None:  # only a loaded head has a record to read
+                self._head_window = retrieval.head_record().get("entity_token_window")
         learnt = self._head_window
-        if self._retrieval_head is not None and learnt is not None and token_window != learnt \
-                and token_window not in self._warned_windows:
+        if learnt is not None and token_window != learnt and token_window not in self._warned_windows:
             self._warned_windows.add(token_window)
             LOG.warning("the sim retrieval head learnt entity tokens of entity_token_window %s, "
                         "not %s: its token scores will be worse (retrain it with python -m "

@@ -5,8 +5,9 @@ SAM resizes a frame's longer side to its encoder's input (`img_size`: 1024 for t
 models, 320 for `sim`), so in a frame larger than that a small object loses pixels before the
 encoder sees it: on the sim's 800x450 ood frames (2.5 times the sim SAM's input) a point at an
 object's innermost pixel gives masks of mIoU 0.29, against 0.64 when the same point is prompted
-on a window of the frame at SAM's own scale (docs/MEASUREMENTS.md, issue 25). A window here has
-the frame's aspect and `img_size` on its longer side, so SAM reads it without resizing.
+on a window of the frame at SAM's own scale (docs/MEASUREMENTS.md, issue 25). A point's window
+has the frame's aspect and `img_size` on its longer side, a mask-proposal crop is `img_size`
+square; SAM reads either without resizing.
 """
 
 from __future__ import annotations
