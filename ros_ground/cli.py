@@ -42,21 +42,32 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     """One flag per setting marked `cli`, named and defaulting like the node parameter."""
     for s in settings.GROUNDING:
-        if not s.cli:
-            continue
-        flag = "--" + s.name.replace("_", "-")
-        allowed = f"; {s.range_text()}" if s.range_text() else ""
-        help_text = f"{s.description} (default %(default)s{allowed}; the node's {s.name})"
-        if isinstance(s.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default,
-                                help=help_text)
-            continue
-        default = s.default if s.default != "" else None  # "" on the node means "not given"
-        if isinstance(default, list):
-            default = ",".join(default)  # argparse parses a string default through `type`
-        parser.add_argument(flag, type=_flag_type(s), default=default,
-                            metavar="VALUE[,VALUE...]" if isinstance(s.default, list) else None,
+        if s.cli:
+            _add_setting_flag(parser, s, "the node's")
+
+
+def _add_proposal_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per mask-proposal setting (settings.AMG_NAMES), named and defaulting like the
+    mask_proposal_node's parameter: the proposals of mode auto / entities."""
+    for s in settings.PROPOSAL:
+        if s.name in settings.AMG_NAMES:
+            _add_setting_flag(parser, s, "in mode auto / entities, the mask_proposal_node's")
+
+
+def _add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whose: str) -> None:
+    flag = "--" + s.name.replace("_", "-")
+    allowed = f"; {s.range_text()}" if s.range_text() else ""
+    help_text = f"{s.description} (default %(default)s{allowed}; {whose} {s.name})"
+    if isinstance(s.default, bool):
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default,
                             help=help_text)
+        return
+    default = s.default if s.default != "" else None  # "" on the node means "not given"
+    if isinstance(default, list):
+        default = ",".join(default)  # argparse parses a string default through `type`
+    parser.add_argument(flag, type=_flag_type(s), default=default,
+                        metavar="VALUE[,VALUE...]" if isinstance(s.default, list) else None,
+                        help=help_text)
 
 
 def _ints(count: int) -> Callable[[str], tuple[int, ...]]:
@@ -158,16 +169,7 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "X.' / 'Where is X?', scored as commands (target_accuracy, 3-D "
                                "error); both: describe and refer; region: 'What is this?' "
                                "about each object's region (region_naming_accuracy)")
-    evaluate.add_argument("--crop-n-layers", default=0, metavar="N",
-                          type=_flag_type(settings.by_name(settings.PROPOSAL)["crop_n_layers"]),
-                          help="the proposals' crop layers in mode auto / entities, as the "
-                               "mask_proposal_node's crop_n_layers (0..3; N costs 1 + 4 + ... "
-                               "+ 4^N encoder passes and point grids per frame; 1 finds far, "
-                               "small objects)")
-    evaluate.add_argument("--proposal-zoom", action=argparse.BooleanOptionalAction, default=False,
-                          help="the proposals also on crops at SAM's input scale in mode auto / "
-                               "entities, as the mask_proposal_node's proposal_zoom (one encoder "
-                               "pass and point grid per crop: 8 on the ood set's 800x450 frames)")
+    _add_proposal_args(evaluate)
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
     evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",

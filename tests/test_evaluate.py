@@ -276,6 +276,12 @@ def test_command_eval_reports_target_keys(engine):
     zoomed_report = report_json(run, 2, "tiny", 6, "command", zoomed)
     assert zoomed_report["proposal_zoom"] is True and report["proposal_zoom"] is False
     assert "crop layers 1, zoom crops" in format_report(zoomed_report)
+    assert report["proposal_changes"] == {}
+    assert zoomed_report["proposal_changes"] == {"crop_n_layers": 1, "proposal_zoom": True}
+    loose = replace(engine.config, amg_params={**engine.config.amg_params, "pred_iou_thresh": 0.5})
+    loose_report = report_json(run, 2, "tiny", 6, "command", loose)
+    assert loose_report["proposal_changes"] == {"pred_iou_thresh": 0.5}
+    assert "pred_iou_thresh 0.5" in format_report(loose_report)
     pointed = report_json(run, 2, "tiny", 6, "command", replace(zoomed, mode="point"))
     assert "crop layers" not in format_report(pointed)  # point prompts make no proposals
     assert "zoom" not in format_report(pointed)

@@ -15,6 +15,8 @@ from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.evaluate import SCENE_SETS, evaluate, report_json, scene_for
 from ros_ground.evaluate.naming import Naming, naming
 from ros_ground.metrics import GTPhrase, PredPhrase
+from ros_ground.sam import PROPOSAL_DEFAULTS
+from ros_ground.settings import AMG_NAMES
 from ros_ground.sim import scene as S
 from ros_ground.sim.ranges import OOD_RANGES
 
@@ -134,8 +136,9 @@ def test_cli_scene_set_ood(tmp_path):
             parser.parse_args(["eval", "--scene-set", bad])
 
 
-def test_eval_crop_layers_reach_the_proposals(monkeypatch):
-    """`--crop-n-layers` sets the proposals' crop layers, as the proposal node's parameter does."""
+def test_eval_proposal_flags_reach_the_proposals(monkeypatch):
+    """`--crop-n-layers`, `--pred-iou-thresh`, ... set the proposals as the proposal node's
+    parameters do."""
     from ros_ground.cli import build_parser, engine_config
     from ros_ground.evaluate import cli as eval_cli
 
@@ -155,25 +158,31 @@ def test_eval_crop_layers_reach_the_proposals(monkeypatch):
     monkeypatch.setattr(eval_cli, "evaluate", capture)
     parser = build_parser()
     args = parser.parse_args(["eval", "--model", "tiny", "--sam-model", "tiny", "--scenes", "1",
-                              "--crop-n-layers", "1", "--proposal-zoom"])  # mode auto: each scoring
+                              "--crop-n-layers", "1", "--proposal-zoom",
+                              "--pred-iou-thresh", "0.5"])  # mode auto: each scoring
     with pytest.raises(Stop):
         eval_cli.run_eval(args, engine_config(args))
     assert seen["proposals"]["crop_n_layers"] == 1 and seen["proposals"]["points_per_side"] == 16
-    assert seen["proposals"]["proposal_zoom"] is True
+    assert seen["proposals"]["proposal_zoom"] is True and seen["proposals"]["pred_iou_thresh"] == 0.5
     # the engine's own proposals (a frame without any) use the same settings
     assert len(seen["variants"]) > 1 and all(
         replace(seen["config"], **v).amg_params == seen["proposals"] for v in seen["variants"].values())
     assert parser.parse_args(["eval"]).crop_n_layers == 0
     assert parser.parse_args(["eval"]).proposal_zoom is False
-    with pytest.raises(SystemExit):
-        parser.parse_args(["eval", "--crop-n-layers", "4"])
+    # every proposal setting of the node is a flag, named, defaulting and checked like it
+    for name in AMG_NAMES:
+        assert getattr(parser.parse_args(["eval"]), name) == PROPOSAL_DEFAULTS[name]
+    for bad in (["--crop-n-layers", "4"], ["--pred-iou-thresh", "1.5"], ["--points-per-side", "0"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["eval", *bad])
 
 
-@pytest.mark.parametrize("crops", [["--crop-n-layers", "1"], ["--proposal-zoom"]])
+@pytest.mark.parametrize("crops", [["--crop-n-layers", "1"], ["--proposal-zoom"],
+                                   ["--stability-score-thresh", "0.5"]])
 @pytest.mark.parametrize("flags", [["--mode", "point"], ["--prompt", "region"]])
-def test_eval_refuses_crop_layers_where_nothing_is_proposed(monkeypatch, flags, crops):
-    """Point prompts and region prompts make no proposals: crop layers there are refused before
-    any model loads, rather than recorded as if they had been measured."""
+def test_eval_refuses_proposal_flags_where_nothing_is_proposed(monkeypatch, flags, crops):
+    """Point prompts and region prompts make no proposals: proposal settings there are refused
+    before any model loads, rather than recorded as if they had been measured."""
     from ros_ground.cli import build_parser, engine_config
     from ros_ground.evaluate import cli as eval_cli
 
@@ -189,7 +198,6 @@ def test_eval_refuses_crop_layers_where_nothing_is_proposed(monkeypatch, flags, 
 def test_evaluate_proposes_with_the_engine_configs_settings(monkeypatch):
     """Without `amg_params`, the frame's proposals and the engine's own (a frame without any)
     use the engine config's settings, which `--crop-n-layers` sets."""
-    from ros_ground.sam import PROPOSAL_DEFAULTS
 
     params = {**PROPOSAL_DEFAULTS, "points_per_side": 4, "crop_n_layers": 1}
     engine = build_engine(model="tiny", sam_model="tiny", device="cpu",

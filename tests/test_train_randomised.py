@@ -128,7 +128,10 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
            "baseline_random_point": {"mask_recall": 0.0, "point_accuracy": 0.125}}
     cropped = {**run, "crop_n_layers": 1, "prompt": "command"}  # a row gives its run's command
     zoomed = {**run, "proposal_zoom": True, "prompt": "command"}
-    card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0}, "scene_set_runs": [run, cropped, zoomed]})
+    # a newer report names every proposal setting it changed
+    loose = {**run, "proposal_changes": {"proposal_zoom": True, "stability_score_thresh": 0.5}}
+    card = lmm_card(tmp_path, {"train": {"wall_s": 2400.0},
+                               "scene_set_runs": [run, cropped, zoomed, loose]})
     assert "**fine-tuned** from `ros_ground/models/sim_lmm`" in card
     assert "stage 1 3400 steps x batch 32 images at AdamW lr 0.001" in card
     assert "stage 1: none in the fine-tune" in card and "fine-tune data" in card
@@ -136,7 +139,9 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
     assert "| ood | 2 | 5 | 0.250 | 0.250 |" in card and "| 0.000 / 0.125 |" in card
     assert "ros-ground eval --scenes 2 --seed 0 --mode auto --scene-set ood" in card
     assert card.count("--crop-n-layers") == 1 and card.count("--prompt") == 2
-    assert card.count("--proposal-zoom") == 1 and "| ood (zoom crops) | 2 |" in card
+    assert card.count("--proposal-zoom") == 2 and "| ood (zoom crops) | 2 |" in card
+    assert "| ood (zoom crops, stability_score_thresh 0.5) | 2 |" in card
+    assert "--proposal-zoom --stability-score-thresh 0.5 --json" in card
     assert "--prompt command --crop-n-layers 1 --json" in card and "| ood (crop layers 1) | 2 |" in card
     # the table by scene set alone is an evaluation: write_cards writes that card, and leaves
     # a model without any evaluation (here SAM) with the card it has

@@ -10,26 +10,28 @@ from ros_ground.evaluate.report import format_region_report, format_report, repo
 from ros_ground.evaluate.run import evaluate
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
 from ros_ground.retrieval import SCORINGS
+from ros_ground.sam import PROPOSAL_DEFAULTS
+from ros_ground.settings import AMG_NAMES
 from ros_ground.train.data import check_eval_seeds
 
 
 def run_eval(args, config: EngineConfig) -> int:
     """`ros-ground eval`: `args` name the models and the run, `config` the engine settings.
 
-    Raises ValueError, before any model loads, for crop layers or zoom crops where no
-    proposals are made.
+    The proposal flags (settings.AMG_NAMES: `--points-per-side`, `--pred-iou-thresh`,
+    `--proposal-zoom`, ...) set the proposals of mode auto / entities, and the engine's own when
+    a frame has none, as the mask_proposal_node's parameters do. Raises ValueError, before any
+    model loads, for one given a value other than its default where no proposals are made.
     """
     scene_set = getattr(args, "scene_set", "in")
     check_eval_seeds(args.seed, args.scenes)  # before loading any model
-    crops = {"crop_n_layers": getattr(args, "crop_n_layers", 0),
-             "proposal_zoom": getattr(args, "proposal_zoom", False)}
-    given = [name for name, value in crops.items() if value]
+    proposals = {name: getattr(args, name) for name in AMG_NAMES if hasattr(args, name)}
+    given = [name for name, value in proposals.items() if value != PROPOSAL_DEFAULTS[name]]
     if given and (args.prompt == "region" or args.mode == "point"):
-        raise ValueError("--" + given[0].replace("_", "-") + " sets the mask proposals' crops; "
+        raise ValueError("--" + given[0].replace("_", "-") + " sets the mask proposals; "
                          + ("region prompts make" if args.prompt == "region" else "--mode point makes")
                          + " none, so the flag would change nothing")
-    # the proposals, and the engine's own when a frame has none, as the proposal node's
-    config = replace(config, amg_params={**config.amg_params, **crops}).validate()
+    config = replace(config, amg_params={**config.amg_params, **proposals}).validate()
     engine = build_engine_from_settings(vars(args), config=config)
     if args.prompt == "region":
         from ros_ground.evaluate.regions import evaluate_regions

@@ -9,7 +9,8 @@ from ros_ground.evaluate.naming import Naming
 from ros_ground.evaluate.run import EvalRun
 from ros_ground.evaluate.targets import target_metrics
 from ros_ground.metrics import aggregate
-from ros_ground.train.card_format import proposal_crops_text
+from ros_ground.sam import PROPOSAL_DEFAULTS
+from ros_ground.train.card_format import proposal_text
 
 
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
@@ -38,6 +39,8 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                entity_scoring=config.entity_scoring,
                crop_n_layers=config.amg_params.get("crop_n_layers", 0),
                proposal_zoom=bool(config.amg_params.get("proposal_zoom", False)),
+               proposal_changes={k: v for k, v in config.amg_params.items()
+                                 if v != PROPOSAL_DEFAULTS.get(k)},
                entity_selection_accuracy=_accuracy(run.selection.get("model")),
                entity_selection_accuracy_by_scoring={
                    name.split(":", 1)[1]: _accuracy(counts) for name, counts
@@ -60,7 +63,7 @@ def format_report(report: dict) -> str:
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
              f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
              f" scene set {report.get('scene_set', 'in')}"
-             + proposal_crops_text(report, ", "),
+             + proposal_text(report, ", "),
              f"{'metric':<26}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
                 "category_naming_accuracy", "named_point_accuracy"):

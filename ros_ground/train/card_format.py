@@ -93,14 +93,32 @@ def wall_time_line(train: dict, base: dict | None, stages: str) -> str:
             "machine (shared with other jobs)")
 
 
-def proposal_crops_text(report: dict, lead: str) -> str:
-    """`lead` + the proposal crops of an evaluation report (`ros-ground eval --json`): "crop
-    layers 1, zoom crops", or "" for none (point mode and region prompts make no proposals)."""
+def proposal_changes(report: dict) -> dict:
+    """The mask-proposal settings an evaluation report (`ros-ground eval --json`) ran with that
+    differ from the mask_proposal_node's defaults ({} for none; point mode and region prompts
+    make no proposals). Reports older than `proposal_changes` name only the crop settings."""
     if report.get("mode") == "point" or report.get("prompt") == "region":
-        return ""
-    parts = ([f"crop layers {report['crop_n_layers']}"] if report.get("crop_n_layers") else []) \
-        + (["zoom crops"] if report.get("proposal_zoom") else [])
+        return {}
+    if "proposal_changes" in report:
+        return dict(report["proposal_changes"])
+    return {k: report[k] for k in ("crop_n_layers", "proposal_zoom") if report.get(k)}
+
+
+def proposal_text(report: dict, lead: str) -> str:
+    """`lead` + the report's `proposal_changes` in words ("crop layers 1, zoom crops,
+    pred_iou_thresh 0.5"), or "" for none."""
+    words = {"crop_n_layers": lambda v: f"crop layers {v}", "proposal_zoom": lambda v: "zoom crops"}
+    parts = [words.get(k, lambda v, k=k: f"{k} {v}")(v) for k, v in proposal_changes(report).items()]
     return lead + ", ".join(parts) if parts else ""
+
+
+def proposal_flags(report: dict) -> str:
+    """The `ros-ground eval` flags that set the report's `proposal_changes` (" --flag value"...)."""
+    flags = []
+    for k, v in proposal_changes(report).items():
+        flag = "--" + k.replace("_", "-")
+        flags.append(flag if v is True else f"--no-{k.replace('_', '-')}" if v is False else f"{flag} {v}")
+    return "".join(" " + f for f in flags)
 
 
 def scene_set_table(runs: list[dict]) -> list[str]:
@@ -123,7 +141,7 @@ def scene_set_table(runs: list[dict]) -> list[str]:
     commands = []
     for r in runs:
         b = r.get("baseline_random_point", {})
-        crops = proposal_crops_text(r, " (")
+        crops = proposal_text(r, " (")
         crops += ")" if crops else ""
         lines.append(
             f"| {r.get('scene_set', 'in')}{crops} | {r['scenes']} | {r['phrases']} | "
@@ -135,7 +153,6 @@ def scene_set_table(runs: list[dict]) -> list[str]:
                         f"{r.get('mode', 'auto')} --scene-set {r.get('scene_set', 'in')} "
                         f"--entity-scoring {r.get('entity_scoring', 'attention')}"
                         + (f" --prompt {prompt}" if prompt != "describe" else "")
-                        + (f" --crop-n-layers {r['crop_n_layers']}" if r.get("crop_n_layers") else "")
-                        + (" --proposal-zoom" if r.get("proposal_zoom") else "")
+                        + proposal_flags(r)
                         + " --json")
     return lines + ["", "```", *commands, "```", ""]
