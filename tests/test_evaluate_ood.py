@@ -232,3 +232,37 @@ def test_sam_quality_scores_the_scene_set_asked_for():
     ood = sam_quality(load_sam("tiny"), scenes=1, seed=seed, amg_settings={}, progress=False,
                       scene_set="ood")
     assert ood["scene_set"] == "ood" and ood["objects"] == len(scene_for(seed, "ood").objects)
+
+
+def test_changed_settings_are_what_the_proposals_ran_with():
+    """A report names the proposal settings that differ from the node's; batching changes no
+    mask, and names left out take segment-anything's defaults, as `mask_proposals` does."""
+    from ros_ground.sam.proposals import AMG_DEFAULTS, changed_settings
+    from ros_ground.train.card_format import proposal_text
+
+    assert changed_settings(PROPOSAL_DEFAULTS) == {}
+    assert changed_settings({**PROPOSAL_DEFAULTS, "points_per_batch": 8, "pred_iou_thresh": 0.5}) \
+        == {"pred_iou_thresh": 0.5}
+    partial = changed_settings({"crop_n_layers": 1})
+    assert partial["crop_n_layers"] == 1
+    assert partial["points_per_side"] == AMG_DEFAULTS["points_per_side"]
+    assert AMG_DEFAULTS["points_per_side"] != PROPOSAL_DEFAULTS["points_per_side"]
+    report = {"mode": "auto", "proposal_changes": {"proposal_zoom": False, "crop_n_layers": 2}}
+    assert proposal_text(report, "") == "no zoom crops, crop layers 2"
+
+
+def test_eval_lets_batching_through_where_nothing_is_proposed(monkeypatch):
+    from ros_ground.cli import build_parser, engine_config
+    from ros_ground.evaluate import cli as eval_cli
+
+    class Loaded(Exception):
+        pass
+
+    def load(*args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(eval_cli, "build_engine_from_settings", load)
+    args = build_parser().parse_args(["eval", "--scenes", "1", "--mode", "point",
+                                      "--points-per-batch", "8"])
+    with pytest.raises(Loaded):  # past the check: the flag changes no mask
+        eval_cli.run_eval(args, engine_config(args))

@@ -10,7 +10,7 @@ from ros_ground.evaluate.report import format_region_report, format_report, repo
 from ros_ground.evaluate.run import evaluate
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
 from ros_ground.retrieval import SCORINGS
-from ros_ground.sam import PROPOSAL_DEFAULTS
+from ros_ground.sam.proposals import PROPOSAL_DEFAULTS, changed_settings
 from ros_ground.settings import AMG_NAMES
 from ros_ground.train.data import check_eval_seeds
 
@@ -21,12 +21,13 @@ def run_eval(args, config: EngineConfig) -> int:
     The proposal flags (settings.AMG_NAMES: `--points-per-side`, `--pred-iou-thresh`,
     `--proposal-zoom`, ...) set the proposals of mode auto / entities, and the engine's own when
     a frame has none, as the mask_proposal_node's parameters do. Raises ValueError, before any
-    model loads, for one given a value other than its default where no proposals are made.
+    model loads, for one given a value other than its default where no proposals are made
+    (`points_per_batch`, which changes no mask, is let through).
     """
     scene_set = getattr(args, "scene_set", "in")
     check_eval_seeds(args.seed, args.scenes)  # before loading any model
     proposals = {name: getattr(args, name) for name in AMG_NAMES if hasattr(args, name)}
-    given = [name for name, value in proposals.items() if value != PROPOSAL_DEFAULTS[name]]
+    given = list(changed_settings({**PROPOSAL_DEFAULTS, **proposals}))
     if given and (args.prompt == "region" or args.mode == "point"):
         raise ValueError("--" + given[0].replace("_", "-") + " sets the mask proposals; "
                          + ("region prompts make" if args.prompt == "region" else "--mode point makes")

@@ -9,7 +9,7 @@ from ros_ground.evaluate.naming import Naming
 from ros_ground.evaluate.run import EvalRun
 from ros_ground.evaluate.targets import target_metrics
 from ros_ground.metrics import aggregate
-from ros_ground.sam import PROPOSAL_DEFAULTS
+from ros_ground.sam.proposals import changed_settings
 from ros_ground.train.card_format import proposal_text
 
 
@@ -39,8 +39,7 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                entity_scoring=config.entity_scoring,
                crop_n_layers=config.amg_params.get("crop_n_layers", 0),
                proposal_zoom=bool(config.amg_params.get("proposal_zoom", False)),
-               proposal_changes={k: v for k, v in config.amg_params.items()
-                                 if v != PROPOSAL_DEFAULTS.get(k)},
+               proposal_changes=changed_settings(config.amg_params),
                entity_selection_accuracy=_accuracy(run.selection.get("model")),
                entity_selection_accuracy_by_scoring={
                    name.split(":", 1)[1]: _accuracy(counts) for name, counts

@@ -67,6 +67,9 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
     "proposal_zoom": False,
 }
 
+# Settings that change how the work is batched (memory), never which masks are proposed.
+BATCHING_SETTINGS = ("points_per_batch",)
+
 # Crop settings left at segment-anything's defaults (not settable here).
 CROP_NMS_THRESH = 0.7
 CROP_OVERLAP_RATIO = 512 / 1500
@@ -215,3 +218,12 @@ def _batch_proposals(
     data["rles"] = mask_to_rle_pytorch(data["masks"])
     del data["masks"]
     return data
+
+
+def changed_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The settings `params` (as given to `mask_proposals`) propose with that differ from
+    PROPOSAL_DEFAULTS, the proposal node's, leaving out BATCHING_SETTINGS; names missing from
+    `params` take AMG_DEFAULTS' values, as in `mask_proposals`."""
+    used = proposal_settings(**params)
+    return {name: used[name] for name in PROPOSAL_DEFAULTS
+            if name not in BATCHING_SETTINGS and used[name] != PROPOSAL_DEFAULTS[name]}

@@ -107,7 +107,8 @@ def proposal_changes(report: dict) -> dict:
 def proposal_text(report: dict, lead: str) -> str:
     """`lead` + the report's `proposal_changes` in words ("crop layers 1, zoom crops,
     pred_iou_thresh 0.5"), or "" for none."""
-    words = {"crop_n_layers": lambda v: f"crop layers {v}", "proposal_zoom": lambda v: "zoom crops"}
+    words = {"crop_n_layers": lambda v: f"crop layers {v}",
+             "proposal_zoom": lambda v: "zoom crops" if v else "no zoom crops"}
     parts = [words.get(k, lambda v, k=k: f"{k} {v}")(v) for k, v in proposal_changes(report).items()]
     return lead + ", ".join(parts) if parts else ""
 
