@@ -201,6 +201,10 @@ _AMG = {
                       "pixels; one encoder pass and point grid per crop, about "
                       "(1 + (W - s) / (0.75 s - 40)) x (1 + (H - s) / (0.75 s - 40)) rounded up "
                       "(800x450 on the sim SAM: 8; 1920x1080 on a released SAM: 6)", {}),
+    "max_zoom_crops": ("with proposal_zoom, at most this many crops a frame: where crops of s "
+                       "px would be more, they grow until their count fits and SAM reads them "
+                       "shrunk (a 4096x4096 frame on the sim SAM: 400 crops of 320 px, or 16 of "
+                       "1346 px)", dict(low=1)),
 }
 
 PROPOSAL = (

@@ -101,3 +101,18 @@ def test_cameras_have_their_own_image_and_proposals_topics():
     finally:
         node.shutdown_worker()
         node.destroy_node()
+
+
+def test_the_zoom_crops_a_frame_costs_are_logged_once_per_camera_and_size(node):
+    """With proposal_zoom each crop is an encoder pass (seconds on a CPU): the node says how
+    many a camera's frames get, when the camera or its size or the cap first appears."""
+    said = []
+    node.get_logger = lambda: type("Log", (), {"info": lambda self, text: said.append(text)})()
+    for camera, size, cap in [("", (450, 800), 16), ("", (450, 800), 16), ("left", (450, 800), 16),
+                              ("", (450, 800), 16), ("", (4096, 4096), 16), ("", (4096, 4096), 4)]:
+        node._log_zoom(camera, size, 320, cap)
+    assert said == ["image: 800x450 frames: 8 zoom crops of 320x320 px besides the whole frame, "
+                    "one SAM encoder pass each",
+                    "left: 800x450 frames: 8 zoom crops of 320x320 px besides the whole frame, "
+                    "one SAM encoder pass each"] + said[2:]
+    assert len(said) == 4 and "16 zoom crops" in said[2] and "4 zoom crops" in said[3]

@@ -170,6 +170,11 @@ def test_proposal_zoom_encodes_one_crop_per_window_of_a_large_frame(seg):
     both = seg.propose(large, key="large", proposal_zoom=True, crop_n_layers=1, **POINTS)
     assert seg.embedding_passes == 2 + len(windows) + 4 + len(windows)
     assert all(p.mask.shape == (300, 500) for p in both)
+    # max_zoom_crops bounds the encoder passes a frame costs
+    passes = seg.embedding_passes
+    capped = seg.propose(large, key="large", proposal_zoom=True, max_zoom_crops=2, **POINTS)
+    assert seg.embedding_passes - passes == len(proposal_windows(300, 500, seg.img_size, 2)) == 2
+    assert all(p.mask.shape == (300, 500) for p in capped)
 
 
 def _blobs() -> np.ndarray:

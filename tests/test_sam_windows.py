@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from ros_ground.sam import load_sam
-from ros_ground.sam.windows import point_windows, proposal_windows, reaches_inner_edge, window_size
+from ros_ground.sam.windows import (
+    point_windows,
+    proposal_windows,
+    reaches_inner_edge,
+    window_size,
+    zoom_crops_text,
+)
 
 
 def test_a_window_has_the_frames_aspect_and_sams_input_on_its_longer_side():
@@ -64,6 +70,40 @@ def test_every_object_up_to_a_quarter_crop_is_kept_by_some_zoom_crop(height, wid
                              objects[:, 2].clamp(x0, x1) - x0, objects[:, 3].clamp(y0, y1) - y0], 1)
         kept |= inside & ~is_box_near_crop_edge(local, [x0, y0, x1, y1], [0, 0, width, height])
     assert kept.all(), objects[~kept][:3]
+
+
+@pytest.mark.parametrize("height, width, side, max_crops", [
+    (4096, 4096, 320, 16), (2048, 2048, 320, 9), (450, 800, 320, 4), (1944, 2592, 1024, 4)])
+def test_max_zoom_crops_grows_the_crops_until_their_count_fits(height, width, side, max_crops):
+    """A camera far larger than SAM's input would cost an encoder pass per crop (4096x4096 on
+    the sim SAM: 400); the cap trades the crops' scale for their count, and they still tile
+    the frame with the overlap that keeps a small object inside one of them."""
+    uncapped = proposal_windows(height, width, side)
+    capped = proposal_windows(height, width, side, max_crops)
+    assert len(uncapped) > max_crops >= len(capped) > 0
+    size = max(capped[0][2] - capped[0][0], capped[0][3] - capped[0][1])
+    assert size > side
+    # crops just a tenth smaller would be too many: the cap shrinks them no more than it must
+    assert len(proposal_windows(height, width, int(size / 1.1))) > max_crops
+    covered = np.zeros((height, width), bool)
+    for x0, y0, x1, y1 in capped:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        assert (x1 - x0, y1 - y0) == (min(size, width), min(size, height))
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    assert proposal_windows(height, width, side, len(uncapped)) == uncapped  # a cap not reached
+
+
+def test_a_cap_too_small_for_any_zoom_gives_none_and_the_log_says_why():
+    assert proposal_windows(450, 800, 320, 1) == []
+    assert "max_zoom_crops 1" in zoom_crops_text(450, 800, 320, 1)
+    assert zoom_crops_text(450, 800, 320, 16) == (
+        "800x450 frames: 8 zoom crops of 320x320 px besides the whole frame, one SAM encoder "
+        "pass each")
+    assert "shrunk 4.21x" in zoom_crops_text(4096, 4096, 320, 16)
+    assert "within 1.25 x SAM's 320-px input" in zoom_crops_text(240, 320, 320, 16)
+    with pytest.raises(ValueError, match="max_crops"):
+        proposal_windows(450, 800, 320, 0)
 
 
 def test_zoom_crops_are_square_and_none_for_a_frame_near_sams_input():

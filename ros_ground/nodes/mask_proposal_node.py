@@ -25,6 +25,7 @@ from ros_ground.nodes.common import RELIABLE, frame_key, qos_by_name
 from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.process import run_executable
+from ros_ground.sam.windows import zoom_crops_text
 
 
 class MaskProposalNode(ModelNode):
@@ -41,6 +42,7 @@ class MaskProposalNode(ModelNode):
         self._frames_seen: dict[str, int] = {}
         self._cameras: list[str] = []
         self._last_run_end = -float("inf")
+        self._zoom_logged: dict[str, tuple] = {}  # camera -> the crop plan last logged
         self.runs = 0
         self._worker = threading.Thread(target=self._work, name=f"{name}-worker", daemon=True)
         self._worker.start()
@@ -128,12 +130,22 @@ class MaskProposalNode(ModelNode):
             self.get_logger().warning(f"skipping bad image: {exc}", throttle_duration_sec=5.0)
             return
         amg = {name: p[name] for name in settings.AMG_NAMES}
+        if amg["proposal_zoom"]:
+            self._log_zoom(camera, rgb.shape[:2], sam.img_size, int(amg["max_zoom_crops"]))
         proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape), **amg)
         proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
         self.runs += 1
         publisher = self._pubs.get(camera)
         if publisher is not None:
             publisher.publish(proposals_to_msg(proposals, msg.header, sam.feature_source))
+
+    def _log_zoom(self, camera: str, size: tuple[int, int], side: int, max_crops: int) -> None:
+        """Say once per camera, frame size and cap how many zoom crops (encoder passes) a run
+        costs: on a CPU each is seconds, and a larger camera multiplies them."""
+        plan = (size, side, max_crops)
+        if self._zoom_logged.get(camera) != plan:
+            self._zoom_logged[camera] = plan
+            self.get_logger().info(f"{camera or 'image'}: {zoom_crops_text(*size, side, max_crops)}")
 
 
 def _resolve_device(device: str) -> str:

@@ -39,7 +39,8 @@ from torchvision.ops import batched_nms, box_area
 
 from ros_ground.sam.windows import proposal_windows
 
-# segment-anything's own defaults, tuned for ViT-H on 1024 px images (proposal_zoom is ours).
+# segment-anything's own defaults, tuned for ViT-H on 1024 px images (proposal_zoom and
+# max_zoom_crops are ours).
 AMG_DEFAULTS: dict[str, Any] = {
     "points_per_side": 32,
     "points_per_batch": 64,
@@ -50,6 +51,7 @@ AMG_DEFAULTS: dict[str, Any] = {
     "min_mask_region_area": 0,
     "crop_n_layers": 0,
     "proposal_zoom": False,
+    "max_zoom_crops": 16,
 }
 
 # The package's own settings (mask_proposal_node, and the engine when it proposes for itself).
@@ -65,6 +67,7 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
     "min_mask_region_area": 0,
     "crop_n_layers": 0,
     "proposal_zoom": False,
+    "max_zoom_crops": 16,
 }
 
 # Settings that change how the work is batched (memory), never which masks are proposed.
@@ -101,10 +104,11 @@ def mask_proposals(
         SamPredictor of the same model when None); its image is reset afterwards.
     params: see AMG_DEFAULTS (points_per_side, points_per_batch, pred_iou_thresh,
         stability_score_thresh, stability_score_offset, box_nms_thresh, min_mask_region_area,
-        crop_n_layers, proposal_zoom); unknown names raise TypeError. With proposal_zoom, a
-        frame larger than the encoder's input is also prompted on `proposal_windows` crops,
-        each with the whole frame's grid of points_per_side^2 points (one encoder pass each:
-        8 for an 800x450 frame and a 320-px input).
+        crop_n_layers, proposal_zoom, max_zoom_crops); unknown names raise TypeError. With
+        proposal_zoom, a frame larger than the encoder's input is also prompted on
+        `proposal_windows` crops (at most max_zoom_crops), each with the whole frame's grid of
+        points_per_side^2 points (one encoder pass each: 8 for an 800x450 frame and a 320-px
+        input).
     Returns MaskData with numpy fields: "masks" (list of bool HxW), "iou_preds" and
     "stability_score" (float32 [N]), "boxes" (XYXY [N, 4]), "points" (prompt x, y [N, 2]) and
     "crop_boxes" ([N, 4]).
@@ -120,7 +124,8 @@ def mask_proposals(
     )
     crop_boxes, layers = generate_crop_boxes(orig_size, p["crop_n_layers"], CROP_OVERLAP_RATIO)
     if p["proposal_zoom"]:
-        zoom = proposal_windows(*orig_size, predictor.model.image_encoder.img_size)
+        zoom = proposal_windows(*orig_size, predictor.model.image_encoder.img_size,
+                                p["max_zoom_crops"])
         crop_boxes, layers = crop_boxes + zoom, layers + [None] * len(zoom)
     data = MaskData()
     for crop_box, layer in zip(crop_boxes, layers):

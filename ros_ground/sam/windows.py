@@ -37,7 +37,8 @@ EDGE_PX = 20
 MIN_ZOOM = 1.25
 
 
-def proposal_windows(height: int, width: int, side: int) -> list[list[int]]:
+def proposal_windows(height: int, width: int, side: int,
+                     max_crops: int | None = None) -> list[list[int]]:
     """Crop boxes (x0, y0, x1, y1: SAM's crop-box convention, unlike `Box`) that tile a
     `height` x `width` frame for mask proposals at SAM's input scale.
 
@@ -46,15 +47,25 @@ def proposal_windows(height: int, width: int, side: int) -> list[list[int]]:
     overlap by a quarter of a crop plus 2 * EDGE_PX, so an object up to a quarter of a crop
     across lies at least EDGE_PX inside one crop's inner edges, where the generator keeps its
     mask. On an 800x450 frame and a 320-px input: 4 x 2 crops; 1920x1080 on 1024 px: 3 x 2.
-    [] when the frame's longer side is at most MIN_ZOOM * `side`. Raises ValueError for a
-    non-positive `side`.
+
+    max_crops: at most this many crops (each costs an encoder pass). Where `side`-px crops
+        would be more, the crops grow, a tenth at a time, until their count fits; SAM then
+        reads them shrunk by crop / `side`, still less than the whole frame. None: no limit.
+    [] when the frame's longer side is at most MIN_ZOOM * `side`, or when crops few enough
+    would be that large. Raises ValueError for a non-positive `side` or `max_crops`.
     """
     if side <= 0:
         raise ValueError(f"window side must be > 0, got {side}")
-    if max(height, width) <= MIN_ZOOM * side:
-        return []
-    w, h = min(side, width), min(side, height)
-    return [[x, y, x + w, y + h] for y in _starts(height, h) for x in _starts(width, w)]
+    if max_crops is not None and max_crops < 1:
+        raise ValueError(f"max_crops must be >= 1, got {max_crops}")
+    crop = side
+    while max(height, width) > MIN_ZOOM * crop:
+        w, h = min(crop, width), min(crop, height)
+        boxes = [[x, y, x + w, y + h] for y in _starts(height, h) for x in _starts(width, w)]
+        if max_crops is None or len(boxes) <= max_crops:
+            return boxes
+        crop = math.ceil(crop * 1.1)
+    return []
 
 
 def _starts(length: int, crop: int) -> list[int]:
@@ -116,3 +127,20 @@ def reaches_inner_edge(mask: np.ndarray, box: Box, height: int, width: int) -> b
     mask = np.asarray(mask, dtype=bool)
     return bool((x0 > 0 and mask[:, 0].any()) or (x0 + w < width and mask[:, -1].any())
                 or (y0 > 0 and mask[0].any()) or (y0 + h < height and mask[-1].any()))
+
+
+def zoom_crops_text(height: int, width: int, side: int, max_crops: int | None = None) -> str:
+    """One line for a node's log: the `proposal_windows` a `height` x `width` frame gets, their
+    size and, where `max_crops` made them larger than `side`, how much SAM shrinks them."""
+    crops = proposal_windows(height, width, side, max_crops)
+    if not crops:
+        near = max(height, width) <= MIN_ZOOM * side
+        return (f"{width}x{height} frames: no zoom crops ("
+                + (f"within {MIN_ZOOM} x SAM's {side}-px input)" if near else
+                   f"max_zoom_crops {max_crops} would need crops near the frame's size)"))
+    x0, y0, x1, y1 = crops[0]
+    text = (f"{width}x{height} frames: {len(crops)} zoom crops of {x1 - x0}x{y1 - y0} px besides "
+            f"the whole frame, one SAM encoder pass each")
+    shrink = max(x1 - x0, y1 - y0) / side
+    return text + (f", shrunk {shrink:.2f}x to SAM's {side}-px input (max_zoom_crops "
+                   f"{max_crops})" if shrink > 1 else "")
