@@ -36,6 +36,7 @@ class FrameStore:
         self._latest: dict[str, Stamped] = {}
         self._recent: dict[str, deque[Stamped]] = {}
         self._proposals: dict[str, deque[Stamped]] = {}
+        self._paired: dict[str, deque[Stamped]] = {}  # frames kept with proposals that came
         self._lock = threading.Lock()
 
     def add_frame(self, source: str, stamp_ns: int, frame, max_age_ns: int = 0,
@@ -47,18 +48,29 @@ class FrameStore:
         with self._lock:
             self._latest[source] = entry
             recent = self._recent.setdefault(source, deque(maxlen=self._max_frames))
+            paired = self._paired.setdefault(source, deque(maxlen=self._max_proposals))
             if max_age_ns <= 0 or not keep:
                 recent.clear()
+                paired.clear()
                 return
             recent.append(entry)
-            while recent and (entry.stamp_ns - recent[0].stamp_ns > max_age_ns
-                              or recent[0].stamp_ns > entry.stamp_ns):
-                recent.popleft()
+            for frames in (recent, paired):
+                kept = [f for f in frames if 0 <= entry.stamp_ns - f.stamp_ns <= max_age_ns]
+                frames.clear()
+                frames.extend(kept)
 
-    def add_proposals(self, source: str, stamp_ns: int, proposals) -> None:
+    def add_proposals(self, source: str, stamp_ns: int, proposals, tolerance_ns: int = 0) -> None:
+        """Remember the source's proposals stamped `stamp_ns`, and with them the remembered
+        frame closest to that stamp within `tolerance_ns`: a proposal run can outlast the
+        recent frames (a slow node, a fast camera), and its frame must still pair with it."""
         with self._lock:
             queue = self._proposals.setdefault(source, deque(maxlen=self._max_proposals))
             queue.append(Stamped(int(stamp_ns), proposals))
+            near = [f for f in self._recent.get(source, ())
+                    if abs(f.stamp_ns - stamp_ns) <= tolerance_ns]
+            if near:
+                self._paired.setdefault(source, deque(maxlen=self._max_proposals)).append(
+                    min(near, key=lambda f: abs(f.stamp_ns - stamp_ns)))
 
     def latest(self, source: str):
         """The source's latest frame, or None before the first."""
@@ -87,7 +99,7 @@ class FrameStore:
         `stamp_ns` whose proposals are stamped within `tolerance_ns`; newest proposals first,
         each with its closest frame."""
         with self._lock:
-            recent = list(self._recent.get(source, ()))
+            recent = [*self._recent.get(source, ()), *self._paired.get(source, ())]
             proposals = sorted(self._proposals.get(source, ()), key=lambda p: -p.stamp_ns)
         for p in proposals:
             if not 0 <= stamp_ns - p.stamp_ns <= max_age_ns:
@@ -123,6 +135,7 @@ class FrameStore:
             self._latest.clear()
             self._recent.clear()
             self._proposals.clear()
+            self._paired.clear()
 
 
 class DepthStore:
@@ -131,11 +144,14 @@ class DepthStore:
 
     Depth images are kept as they arrive (`item`, e.g. the message) and decoded by the caller
     only when a request needs one, so a 30 Hz depth stream costs no decoding. Intrinsics are
-    the latest received: a camera's K changes only when it is recalibrated.
+    the latest received: a camera's K changes only when it is recalibrated. As many depth
+    frames are kept as colour frames (MAX_FRAMES): a frame the proposals come for late is
+    grounded with its own depth.
     """
 
-    def __init__(self, max_frames: int = 64, min_frames: int = 8):
+    def __init__(self, max_frames: int = MAX_FRAMES, min_frames: int = 8):
         self._depth: dict[str, deque[Stamped]] = {}
+        self._paired: dict[str, deque[Stamped]] = {}  # depth of frames that have proposals
         self._k: dict[str, Any] = {}
         self._max_frames, self._min_frames = max_frames, min_frames
         self._lock = threading.Lock()
@@ -151,6 +167,21 @@ class DepthStore:
             queue.append(Stamped(int(stamp_ns), item))
             while len(queue) > self._min_frames and stamp_ns - queue[0].stamp_ns > max_age_ns:
                 queue.popleft()
+            paired = self._paired.setdefault(source, deque(maxlen=MAX_PROPOSALS))
+            kept = [d for d in paired if 0 <= stamp_ns - d.stamp_ns <= max_age_ns]
+            paired.clear()
+            paired.extend(kept)
+
+    def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
+        """Keep the depth frame closest to `stamp_ns` (within `tolerance_ns`) while it is at
+        most `max_age_ns` old, past the `max_frames` bound: the colour frame stamped `stamp_ns`
+        has proposals, so a request may ground it long after (FrameStore.add_proposals)."""
+        with self._lock:
+            near = [d for d in self._depth.get(source, ())
+                    if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
+            if near:
+                self._paired.setdefault(source, deque(maxlen=MAX_PROPOSALS)).append(
+                    min(near, key=lambda d: abs(d.stamp_ns - stamp_ns)))
 
     def set_intrinsics(self, source: str, k) -> None:
         with self._lock:
@@ -165,7 +196,7 @@ class DepthStore:
         """The source's depth item stamped closest to `stamp_ns` if within `tolerance_ns`, else
         None."""
         with self._lock:
-            found = [d for d in self._depth.get(source, ())
+            found = [d for d in (*self._depth.get(source, ()), *self._paired.get(source, ()))
                      if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
         if not found:
             return None
@@ -192,4 +223,5 @@ class DepthStore:
     def clear(self) -> None:
         with self._lock:
             self._depth.clear()
+            self._paired.clear()
             self._k.clear()

@@ -122,3 +122,40 @@ def test_registered_depth_says_what_is_missing():
         store.registered("cam", 105, 10, str)
     store.set_intrinsics("cam", "K")
     assert store.registered("cam", 105, 10, lambda item: item * 2) == (14, "K")
+
+
+def test_proposals_keep_their_frame_and_depth_past_the_frame_bounds():
+    """A proposal run can outlast the frames kept by count (a 30 Hz camera, a proposal node
+    taking a minute a frame on a CPU, a scene that holds still with proposal_max_age_s): the
+    frame its proposals are for, and that frame's depth, must still pair with them, or auto
+    mode falls back to point prompts and the phrases lose their 3-D positions."""
+    from ros_ground.frames import DepthStore
+
+    frames, depth = FrameStore(max_frames=4), DepthStore(max_frames=4, min_frames=2)
+    max_age, tol = 100 * S, 50_000_000
+    for t in range(3):
+        frames.add_frame("cam", t * S, f"f{t}", max_age)
+        depth.add_depth("cam", t * S, f"d{t}", max_age)
+    frames.add_proposals("cam", 1 * S, "p1", tol)  # the run on f1 ends while f1 is kept
+    depth.keep_near("cam", 1 * S, tol)
+    for t in range(3, 40):
+        frames.add_frame("cam", t * S, f"f{t}", max_age)
+        depth.add_depth("cam", t * S, f"d{t}", max_age)
+    assert frames.recent_count("cam") == 4  # f1 left the recent frames long ago
+    assert frames.match("cam", "f39", 39 * S, lambda p, f: (p, f), tolerance_ns=tol,
+                        max_age_ns=max_age, search_older=True) == ("f1", ("p1", "f1"))
+    assert depth.depth_near("cam", 1 * S, tol) == "d1" and depth.depth_near("cam", 2 * S, tol) is None
+    # proposals whose frame had already gone pair with nothing, as before
+    frames.add_proposals("cam", 2 * S, "p2", tol)
+    assert list(frames.older_pairs("cam", 39 * S, max_age, tol)) == [("f1", "p1")]
+    # the kept frame and depth go with max_age, and with a clock jumping back
+    frames.add_frame("cam", 102 * S, "f102", max_age)
+    depth.add_depth("cam", 102 * S, "d102", max_age)
+    assert list(frames.older_pairs("cam", 102 * S, 200 * S, tol)) == []
+    assert depth.depth_near("cam", 1 * S, tol) is None
+    frames.add_proposals("cam", 102 * S, "p102", tol)
+    depth.keep_near("cam", 102 * S, tol)
+    frames.add_frame("cam", 5 * S, "replayed", max_age)
+    depth.add_depth("cam", 5 * S, "replayed", max_age)
+    assert list(frames.older_pairs("cam", 200 * S, 300 * S, tol)) == []
+    assert depth.depth_near("cam", 102 * S, tol) is None

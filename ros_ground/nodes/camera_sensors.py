@@ -131,7 +131,9 @@ class CameraSensors:
                                             throttle_duration_sec=5.0)
 
     def _on_proposals(self, camera: str, msg: EntityProposals) -> None:
-        self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
+        stamp = stamp_to_ns(msg.header.stamp)
+        self.frames.add_proposals(camera, stamp, msg, _ns(self.p["proposal_tolerance_s"]))
+        self.depth.keep_near(camera, stamp, _ns(self.p["depth_tolerance_s"]))
 
     def _decode_proposals(self, msg, frame: Frame):
         """The message's proposals for `frame`, or None (logged) if they do not fit it."""
