@@ -143,3 +143,28 @@ def test_recent_frames_keeps_the_newest_and_finds_the_nearest():
     assert (frame.header.stamp.sec, off) == (3, 0)
     frame, off = frames.nearest(0)  # seconds 0 and 1 were dropped
     assert (frame.header.stamp.sec, off) == (2, 2 * 10**9)
+
+
+@pytest.mark.ros
+def test_recent_frames_keep_the_frame_the_proposals_are_for():
+    """With proposal_max_age_s (config/demo.yaml) an answer may ground a frame long gone from
+    the last `keep`: the one the proposal node outlined. Its picture is drawn on that frame."""
+    from ros_ground_msgs.msg import EntityProposals
+    from sensor_msgs.msg import Image
+
+    from ros_ground.nodes.demo import RecentFrames
+
+    frames = RecentFrames(keep=3)
+    outlined = EntityProposals()
+    outlined.header.stamp.sec = 1
+    frames.outlined(outlined)  # before its frame came: nothing to keep
+    for sec in range(10):
+        msg = Image()
+        msg.header.stamp.sec = sec
+        frames.add(msg)
+        if sec == 1:
+            frames.outlined(outlined)
+    frame, off = frames.nearest(1 * 10**9)
+    assert (frame.header.stamp.sec, off) == (1, 0)
+    frame, off = frames.nearest(3 * 10**9)  # seconds 2..6 were dropped; 1 is kept, 7..9 recent
+    assert (frame.header.stamp.sec, off) == (1, 2 * 10**9)

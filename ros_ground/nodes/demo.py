@@ -37,7 +37,8 @@ CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator
           "often wrong\n(names, colours, counts). The outlines in the pictures show what it "
           "actually pointed at.")
 ZOOM = 2  # frames up to 400 px wide (the classic 320x240) drawn twice as large, for legible labels
-FRAMES_KEPT = 150  # 30 s of the sim camera at 5 Hz: the grounded frame may be 10 s old (config)
+FRAMES_KEPT = 150  # 30 s of the sim camera at 5 Hz (a frame with proposals is kept longer)
+OUTLINED_KEPT = 4  # frames with proposals, kept however old (config/demo.yaml: one run)
 
 
 def params_file(name: str = "sim.yaml") -> Path:
@@ -64,14 +65,16 @@ def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
     return cmd
 
 
-PROPOSAL_WAIT_S = 60.0
+PROPOSAL_WAIT_S = 180.0
 
 
 class RecentFrames:
-    """The camera's last `keep` frames by stamp, to draw each answer on the frame it grounded."""
+    """The camera's last `keep` frames by stamp, and those the proposal node outlined, to draw
+    each answer on the frame it grounded (with `proposal_max_age_s` that may be a minute old)."""
 
     def __init__(self, keep: int = FRAMES_KEPT):
         self._frames: OrderedDict[int, Image] = OrderedDict()
+        self._outlined: OrderedDict[int, Image] = OrderedDict()
         self._keep = keep
 
     def add(self, msg: Image) -> None:
@@ -79,12 +82,21 @@ class RecentFrames:
         while len(self._frames) > self._keep:
             self._frames.popitem(last=False)
 
+    def outlined(self, proposals) -> None:
+        """Keep the frame `proposals` (EntityProposals) are for, past the last `keep`."""
+        stamp = stamp_to_ns(proposals.header.stamp)
+        if stamp in self._frames:
+            self._outlined[stamp] = self._frames[stamp]
+            while len(self._outlined) > OUTLINED_KEPT:
+                self._outlined.popitem(last=False)
+
     def nearest(self, stamp_ns: int) -> tuple[Image, int] | None:
         """The frame closest in time to `stamp_ns` and how far from it (ns); None before any."""
-        if not self._frames:
+        frames = {**self._outlined, **self._frames}
+        if not frames:
             return None
-        key = min(self._frames, key=lambda k: abs(k - stamp_ns))
-        return self._frames[key], abs(key - stamp_ns)
+        key = min(frames, key=lambda k: abs(k - stamp_ns))
+        return frames[key], abs(key - stamp_ns)
 
 
 def target_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
@@ -134,7 +146,8 @@ def run_demo(args) -> int:
         node.create_subscription(SimGroundTruth, "ground_truth", truths.append, RELIABLE)
         node.create_subscription(Image, "image_raw", frames.add, qos_profile_sensor_data)
         proposals: list[EntityProposals] = []
-        node.create_subscription(EntityProposals, "proposals", proposals.append, RELIABLE)
+        node.create_subscription(EntityProposals, "proposals",
+                                 lambda m: (proposals.append(m), frames.outlined(m)), RELIABLE)
         started = time.monotonic()
         if not _spin_until(node, lambda: truths, 120):
             print(f"[demo] no ground truth from the sim camera; see {log_path}", file=sys.stderr)
