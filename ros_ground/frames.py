@@ -60,17 +60,26 @@ class FrameStore:
                 frames.extend(kept)
 
     def add_proposals(self, source: str, stamp_ns: int, proposals, tolerance_ns: int = 0) -> None:
-        """Remember the source's proposals stamped `stamp_ns`, and with them the remembered
-        frame closest to that stamp within `tolerance_ns`: a proposal run can outlast the
-        recent frames (a slow node, a fast camera), and its frame must still pair with it."""
+        """Remember the source's proposals stamped `stamp_ns`, and keep their frame
+        (`keep_near`) if it is still remembered."""
         with self._lock:
             queue = self._proposals.setdefault(source, deque(maxlen=self._max_proposals))
             queue.append(Stamped(int(stamp_ns), proposals))
+        self.keep_near(source, stamp_ns, tolerance_ns)
+
+    def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
+        """Keep the remembered frame closest to `stamp_ns` (within `tolerance_ns`) past the
+        `max_frames` bound, while it is at most `max_age_ns` old: proposals for it are coming
+        or have come. A proposal run can outlast the recent frames (a proposal node on a CPU,
+        a 30 Hz camera: 256 frames are 8.5 s), so the proposal node says when it starts one."""
+        with self._lock:
             near = [f for f in self._recent.get(source, ())
                     if abs(f.stamp_ns - stamp_ns) <= tolerance_ns]
+            paired = self._paired.setdefault(source, deque(maxlen=self._max_proposals))
             if near:
-                self._paired.setdefault(source, deque(maxlen=self._max_proposals)).append(
-                    min(near, key=lambda f: abs(f.stamp_ns - stamp_ns)))
+                frame = min(near, key=lambda f: abs(f.stamp_ns - stamp_ns))
+                if all(kept is not frame for kept in paired):
+                    paired.append(frame)
 
     def latest(self, source: str):
         """The source's latest frame, or None before the first."""
@@ -81,6 +90,11 @@ class FrameStore:
     def recent_count(self, source: str) -> int:
         with self._lock:
             return len(self._recent.get(source, ()))
+
+    def kept_count(self, source: str) -> int:
+        """Frames kept for proposals past the `max_frames` bound (`keep_near`)."""
+        with self._lock:
+            return len(self._paired.get(source, ()))
 
     def proposal_count(self, source: str) -> int:
         with self._lock:
@@ -174,14 +188,17 @@ class DepthStore:
 
     def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
         """Keep the depth frame closest to `stamp_ns` (within `tolerance_ns`) while it is at
-        most `max_age_ns` old, past the `max_frames` bound: the colour frame stamped `stamp_ns`
-        has proposals, so a request may ground it long after (FrameStore.add_proposals)."""
+        most `max_age_ns` old, past the `max_frames` bound: proposals for the colour frame
+        stamped `stamp_ns` are coming or have come, so a request may ground it long after
+        (FrameStore.keep_near)."""
         with self._lock:
             near = [d for d in self._depth.get(source, ())
                     if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
+            paired = self._paired.setdefault(source, deque(maxlen=MAX_PROPOSALS))
             if near:
-                self._paired.setdefault(source, deque(maxlen=MAX_PROPOSALS)).append(
-                    min(near, key=lambda d: abs(d.stamp_ns - stamp_ns)))
+                depth = min(near, key=lambda d: abs(d.stamp_ns - stamp_ns))
+                if all(kept is not depth for kept in paired):
+                    paired.append(depth)
 
     def set_intrinsics(self, source: str, k) -> None:
         with self._lock:

@@ -297,6 +297,33 @@ def test_auto_grounds_on_an_older_frame_with_proposals_within_max_age(running):
     assert not r.node.set_parameters([Parameter("proposal_max_age_s", value=-1.0)])[0].successful
 
 
+def test_a_frame_whose_proposal_run_outlasts_the_kept_frames_still_pairs(running):
+    """A proposal run can take longer than the frames kept by count last (zoom crops on a
+    CPU, a 30 Hz camera): the proposal node's proposals_started keeps that frame until its
+    proposals come, so auto mode grounds on it instead of falling back to point prompts."""
+    from std_msgs.msg import Header
+
+    from ros_ground.frames import FrameStore
+
+    r = running(proposal_tolerance_s=0.05, proposal_max_age_s=60.0)
+    r.node.frames = r.node.sensors.frames = FrameStore(max_frames=3)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    started = r.client.node.create_publisher(Header, "proposals_started", RELIABLE)
+    assert r.client.wait(lambda: r.node.count_publishers(pub.topic_name) > 0, 10)
+    _stream(r, stamp_sec=5)
+    assert r.client.wait(lambda: r.node.frames.recent_count(CAMERA), 10)
+    started.publish(_proposal_msg(5).header)  # the run on frame 5 begins
+    assert r.client.wait(lambda: r.node.frames.kept_count(CAMERA) == 1, 10)
+    for sec in range(6, 12):  # the run outlasts the three frames kept by count
+        r.client.stream(random_rgb(48, 64, seed=sec), stamp_sec=sec)
+        assert r.client.wait(lambda sec=sec: _frame(r).header.stamp.sec == sec, 10)
+    pub.publish(_proposal_msg(5))
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
+    response = r.ask()
+    assert (response.mode, response.header.stamp.sec) == ("entities", 5)
+    assert response.phrases and all(p.entity_ids for p in response.phrases)
+
+
 def test_frames_are_kept_only_while_a_proposal_node_publishes(running):
     r = running(proposal_max_age_s=10.0)
     _stream(r, stamp_sec=5)

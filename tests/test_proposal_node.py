@@ -97,7 +97,8 @@ def test_cameras_have_their_own_image_and_proposals_topics():
         assert {c: i.topic for c, i in node.inputs.items()} == {
             "left": "/pcam/left/image/compressed", "right": "/pcam/right/image/compressed"}
         topics = dict(node.get_publisher_names_and_types_by_node("proposal_cameras_test", "/pcam"))
-        assert {"/pcam/left/proposals", "/pcam/right/proposals"} <= set(topics)
+        assert {"/pcam/left/proposals", "/pcam/right/proposals", "/pcam/left/proposals_started",
+                "/pcam/right/proposals_started"} <= set(topics)
     finally:
         node.shutdown_worker()
         node.destroy_node()

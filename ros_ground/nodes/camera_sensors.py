@@ -10,6 +10,7 @@ from __future__ import annotations
 from rclpy.qos import qos_profile_sensor_data
 from ros_ground_msgs.msg import EntityProposals
 from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
 
 from ros_ground.camera_watch import camera_topics
 from ros_ground.frames import DepthStore, FrameStore
@@ -43,16 +44,19 @@ class CameraSensors:
         self._proposals_topics: dict[str, str] = {}
 
     def open(self, cameras: list[str], callback_group) -> list:
-        """Subscribe each camera's image, proposals, depth and camera_info; returns the
-        entities (and a timer checking the image streams) for the node to close."""
+        """Subscribe each camera's image, proposals, proposals_started, depth and camera_info;
+        returns the entities (and a timer checking the image streams) for the node to close."""
         node, opened = self._node, []
         topics = (camera_topics(cameras, name) for name in
-                  ("image", "proposals", "depth", "camera_info"))
-        for camera, image, proposals, depth, info in zip(cameras, *topics):
+                  ("image", "proposals", "proposals_started", "depth", "camera_info"))
+        for camera, image, proposals, started, depth, info in zip(cameras, *topics):
             sub = node.create_subscription(
                 EntityProposals, proposals, lambda m, c=camera: self._on_proposals(c, m),
                 RELIABLE, callback_group=callback_group)
             self._proposals_topics[camera] = sub.topic_name  # resolved: namespace, remappings
+            opened.append(node.create_subscription(
+                Header, started, lambda m, c=camera: self._keep_for_proposals(c, m),
+                RELIABLE, callback_group=callback_group))
             self.inputs[camera] = CameraInput(
                 node, image, lambda m, c=camera: self._on_image(c, m),
                 transport=self.p["image_transport"], qos_name=self.p["image_qos"],
@@ -131,8 +135,14 @@ class CameraSensors:
                                             throttle_duration_sec=5.0)
 
     def _on_proposals(self, camera: str, msg: EntityProposals) -> None:
-        stamp = stamp_to_ns(msg.header.stamp)
-        self.frames.add_proposals(camera, stamp, msg, _ns(self.p["proposal_tolerance_s"]))
+        self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
+        self._keep_for_proposals(camera, msg.header)
+
+    def _keep_for_proposals(self, camera: str, header) -> None:
+        """Keep the frame stamped like `header` and its depth: proposals for it are coming (the
+        proposal node's proposals_started) or have come."""
+        stamp = stamp_to_ns(header.stamp)
+        self.frames.keep_near(camera, stamp, _ns(self.p["proposal_tolerance_s"]))
         self.depth.keep_near(camera, stamp, _ns(self.p["depth_tolerance_s"]))
 
     def _decode_proposals(self, msg, frame: Frame):

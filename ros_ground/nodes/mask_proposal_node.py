@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ros_ground_msgs.msg import EntityProposals
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from ros_ground import settings
 from ros_ground.camera_watch import camera_topics
@@ -35,6 +36,7 @@ class MaskProposalNode(ModelNode):
         self._sam_provider = sam_provider
         self._sam = None
         self._pubs: dict[str, object] = {}
+        self._started_pubs: dict[str, object] = {}
         self._pending: dict[str, Image] = {}  # camera -> newest frame; insertion order = turn
         self.inputs: dict[str, CameraInput] = {}
         self._cond = threading.Condition()
@@ -58,6 +60,11 @@ class MaskProposalNode(ModelNode):
         self._pubs = {camera: self.lifecycle_publisher(EntityProposals, topic, RELIABLE)
                       for camera, topic in zip(self._cameras,
                                                camera_topics(self._cameras, "proposals"))}
+        # the header of the frame a run starts on: a run can outlast the frames the grounding
+        # node keeps by count, so it keeps this one until the proposals come
+        self._started_pubs = {camera: self.lifecycle_publisher(Header, topic, RELIABLE)
+                              for camera, topic in zip(self._cameras, camera_topics(
+                                  self._cameras, "proposals_started"))}
 
     def open(self, p: dict) -> None:
         self.inputs = {}
@@ -72,7 +79,7 @@ class MaskProposalNode(ModelNode):
             self._pending.clear()
 
     def unload(self) -> None:
-        self._sam, self._pubs = None, {}
+        self._sam, self._pubs, self._started_pubs = None, {}, {}
 
     def shutdown_worker(self) -> None:
         with self._cond:
@@ -129,6 +136,9 @@ class MaskProposalNode(ModelNode):
         except ImageDecodeError as exc:
             self.get_logger().warning(f"skipping bad image: {exc}", throttle_duration_sec=5.0)
             return
+        started = self._started_pubs.get(camera)
+        if started is not None:
+            started.publish(msg.header)
         amg = {name: p[name] for name in settings.AMG_NAMES}
         if amg["proposal_zoom"]:
             self._log_zoom(camera, rgb.shape[:2], sam.img_size, int(amg["max_zoom_crops"]))
