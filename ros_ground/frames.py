@@ -28,6 +28,64 @@ class Stamped:
     item: Any
 
 
+class KeptForProposals:
+    """Frames (colour or depth) kept past a store's count bound because proposals for them are
+    coming or have come: a proposal run can outlast the frames kept by count (a proposal node
+    on a CPU, a 30 Hz camera: 256 frames are 8.5 s), so the proposal node says when it starts
+    one, and the store keeps that frame (`want`) until it is `max_age_ns` old. A stamp wanted
+    before its frame came is remembered until that frame (or a later one) arrives. At most
+    `maxlen` frames and wanted stamps per source; the stores call it under their own lock.
+    """
+
+    def __init__(self, maxlen: int = MAX_PROPOSALS):
+        self._maxlen = maxlen
+        self._kept: dict[str, deque[Stamped]] = {}
+        self._wanted: dict[str, deque[tuple[int, int]]] = {}  # (stamp, tolerance) ns
+
+    def want(self, source: str, stamp_ns: int, tolerance_ns: int, stored) -> None:
+        """Keep the frame of `stored` (Stamped) closest to `stamp_ns` within `tolerance_ns`,
+        or the first such frame to arrive."""
+        near = [f for f in stored if abs(f.stamp_ns - stamp_ns) <= tolerance_ns]
+        if near:
+            self._keep(source, min(near, key=lambda f: abs(f.stamp_ns - stamp_ns)))
+        else:
+            self._wanted.setdefault(source, deque(maxlen=self._maxlen)).append(
+                (int(stamp_ns), int(tolerance_ns)))
+
+    def arrived(self, source: str, entry: Stamped, max_age_ns: int) -> None:
+        """A new frame: kept if a wanted stamp fits it (that stamp is then served). Kept frames
+        more than `max_age_ns` older than it, or stamped after it (the clock jumped back), are
+        forgotten, and so are wanted stamps it has passed."""
+        wanted = self._wanted.get(source, deque())
+        fits = [abs(entry.stamp_ns - stamp) <= tol for stamp, tol in wanted]
+        if any(fits):
+            self._keep(source, entry)
+        still = [(stamp, tol) for (stamp, tol), fit in zip(wanted, fits)
+                 if not fit and entry.stamp_ns < stamp + tol]
+        wanted.clear()
+        wanted.extend(still)
+        kept = self._kept.get(source, deque())
+        still = [f for f in kept if 0 <= entry.stamp_ns - f.stamp_ns <= max_age_ns]
+        kept.clear()
+        kept.extend(still)
+
+    def frames(self, source: str) -> list[Stamped]:
+        return list(self._kept.get(source, ()))
+
+    def forget(self, source: str | None = None) -> None:
+        """Forget `source`'s kept frames and wanted stamps (every source's when None)."""
+        for table in (self._kept, self._wanted):
+            if source is None:
+                table.clear()
+            else:
+                table.pop(source, None)
+
+    def _keep(self, source: str, entry: Stamped) -> None:
+        kept = self._kept.setdefault(source, deque(maxlen=self._maxlen))
+        if all(f.stamp_ns != entry.stamp_ns for f in kept):
+            kept.append(entry)
+
+
 class FrameStore:
     """Latest frame, recent frames and recent proposals of each source; thread-safe."""
 
@@ -36,7 +94,7 @@ class FrameStore:
         self._latest: dict[str, Stamped] = {}
         self._recent: dict[str, deque[Stamped]] = {}
         self._proposals: dict[str, deque[Stamped]] = {}
-        self._paired: dict[str, deque[Stamped]] = {}  # frames kept with proposals that came
+        self._kept = KeptForProposals(max_proposals)
         self._lock = threading.Lock()
 
     def add_frame(self, source: str, stamp_ns: int, frame, max_age_ns: int = 0,
@@ -48,38 +106,29 @@ class FrameStore:
         with self._lock:
             self._latest[source] = entry
             recent = self._recent.setdefault(source, deque(maxlen=self._max_frames))
-            paired = self._paired.setdefault(source, deque(maxlen=self._max_proposals))
-            if max_age_ns <= 0 or not keep:
+            if max_age_ns <= 0:
                 recent.clear()
-                paired.clear()
+                self._kept.forget(source)
+                return
+            self._kept.arrived(source, entry, max_age_ns)
+            if not keep:  # frames kept for a run in flight stay: its node may be restarting
+                recent.clear()
                 return
             recent.append(entry)
-            for frames in (recent, paired):
-                kept = [f for f in frames if 0 <= entry.stamp_ns - f.stamp_ns <= max_age_ns]
-                frames.clear()
-                frames.extend(kept)
+            kept = [f for f in recent if 0 <= entry.stamp_ns - f.stamp_ns <= max_age_ns]
+            recent.clear()
+            recent.extend(kept)
 
-    def add_proposals(self, source: str, stamp_ns: int, proposals, tolerance_ns: int = 0) -> None:
-        """Remember the source's proposals stamped `stamp_ns`, and keep their frame
-        (`keep_near`) if it is still remembered."""
+    def add_proposals(self, source: str, stamp_ns: int, proposals) -> None:
         with self._lock:
             queue = self._proposals.setdefault(source, deque(maxlen=self._max_proposals))
             queue.append(Stamped(int(stamp_ns), proposals))
-        self.keep_near(source, stamp_ns, tolerance_ns)
 
     def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
-        """Keep the remembered frame closest to `stamp_ns` (within `tolerance_ns`) past the
-        `max_frames` bound, while it is at most `max_age_ns` old: proposals for it are coming
-        or have come. A proposal run can outlast the recent frames (a proposal node on a CPU,
-        a 30 Hz camera: 256 frames are 8.5 s), so the proposal node says when it starts one."""
+        """Keep the frame stamped within `tolerance_ns` of `stamp_ns` past the `max_frames`
+        bound, for `max_age_ns` (KeptForProposals): proposals for it are coming or have come."""
         with self._lock:
-            near = [f for f in self._recent.get(source, ())
-                    if abs(f.stamp_ns - stamp_ns) <= tolerance_ns]
-            paired = self._paired.setdefault(source, deque(maxlen=self._max_proposals))
-            if near:
-                frame = min(near, key=lambda f: abs(f.stamp_ns - stamp_ns))
-                if all(kept is not frame for kept in paired):
-                    paired.append(frame)
+            self._kept.want(source, stamp_ns, tolerance_ns, self._recent.get(source, ()))
 
     def latest(self, source: str):
         """The source's latest frame, or None before the first."""
@@ -94,7 +143,7 @@ class FrameStore:
     def kept_count(self, source: str) -> int:
         """Frames kept for proposals past the `max_frames` bound (`keep_near`)."""
         with self._lock:
-            return len(self._paired.get(source, ()))
+            return len(self._kept.frames(source))
 
     def proposal_count(self, source: str) -> int:
         with self._lock:
@@ -113,7 +162,7 @@ class FrameStore:
         `stamp_ns` whose proposals are stamped within `tolerance_ns`; newest proposals first,
         each with its closest frame."""
         with self._lock:
-            recent = [*self._recent.get(source, ()), *self._paired.get(source, ())]
+            recent = [*self._recent.get(source, ()), *self._kept.frames(source)]
             proposals = sorted(self._proposals.get(source, ()), key=lambda p: -p.stamp_ns)
         for p in proposals:
             if not 0 <= stamp_ns - p.stamp_ns <= max_age_ns:
@@ -149,7 +198,7 @@ class FrameStore:
             self._latest.clear()
             self._recent.clear()
             self._proposals.clear()
-            self._paired.clear()
+            self._kept.forget()
 
 
 class DepthStore:
@@ -165,7 +214,7 @@ class DepthStore:
 
     def __init__(self, max_frames: int = MAX_FRAMES, min_frames: int = 8):
         self._depth: dict[str, deque[Stamped]] = {}
-        self._paired: dict[str, deque[Stamped]] = {}  # depth of frames that have proposals
+        self._kept = KeptForProposals()
         self._k: dict[str, Any] = {}
         self._max_frames, self._min_frames = max_frames, min_frames
         self._lock = threading.Lock()
@@ -178,27 +227,18 @@ class DepthStore:
             queue = self._depth.setdefault(source, deque(maxlen=self._max_frames))
             if queue and queue[-1].stamp_ns > stamp_ns:  # the clock jumped back
                 queue.clear()
-            queue.append(Stamped(int(stamp_ns), item))
+            entry = Stamped(int(stamp_ns), item)
+            queue.append(entry)
             while len(queue) > self._min_frames and stamp_ns - queue[0].stamp_ns > max_age_ns:
                 queue.popleft()
-            paired = self._paired.setdefault(source, deque(maxlen=MAX_PROPOSALS))
-            kept = [d for d in paired if 0 <= stamp_ns - d.stamp_ns <= max_age_ns]
-            paired.clear()
-            paired.extend(kept)
+            self._kept.arrived(source, entry, max_age_ns)
 
     def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
-        """Keep the depth frame closest to `stamp_ns` (within `tolerance_ns`) while it is at
-        most `max_age_ns` old, past the `max_frames` bound: proposals for the colour frame
-        stamped `stamp_ns` are coming or have come, so a request may ground it long after
-        (FrameStore.keep_near)."""
+        """Keep the depth frame stamped within `tolerance_ns` of `stamp_ns` past the
+        `max_frames` bound, for `max_age_ns` (KeptForProposals): a request may ground the
+        colour frame the proposals are for long after (FrameStore.keep_near)."""
         with self._lock:
-            near = [d for d in self._depth.get(source, ())
-                    if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
-            paired = self._paired.setdefault(source, deque(maxlen=MAX_PROPOSALS))
-            if near:
-                depth = min(near, key=lambda d: abs(d.stamp_ns - stamp_ns))
-                if all(kept is not depth for kept in paired):
-                    paired.append(depth)
+            self._kept.want(source, stamp_ns, tolerance_ns, self._depth.get(source, ()))
 
     def set_intrinsics(self, source: str, k) -> None:
         with self._lock:
@@ -213,7 +253,7 @@ class DepthStore:
         """The source's depth item stamped closest to `stamp_ns` if within `tolerance_ns`, else
         None."""
         with self._lock:
-            found = [d for d in (*self._depth.get(source, ()), *self._paired.get(source, ()))
+            found = [d for d in (*self._depth.get(source, ()), *self._kept.frames(source))
                      if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
         if not found:
             return None
@@ -240,5 +280,5 @@ class DepthStore:
     def clear(self) -> None:
         with self._lock:
             self._depth.clear()
-            self._paired.clear()
+            self._kept.forget()
             self._k.clear()

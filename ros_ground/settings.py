@@ -204,7 +204,7 @@ _AMG = {
     "max_zoom_crops": ("with proposal_zoom, at most this many crops a frame: where crops of s "
                        "px would be more, they grow until their count fits and SAM reads them "
                        "shrunk (a 4096x4096 frame on the sim SAM: 400 crops of 320 px, or 16 of "
-                       "1346 px)", dict(low=1)),
+                       "1346 px)", dict(low=2)),
 }
 
 PROPOSAL = (

@@ -136,26 +136,57 @@ def test_proposals_keep_their_frame_and_depth_past_the_frame_bounds():
     for t in range(3):
         frames.add_frame("cam", t * S, f"f{t}", max_age)
         depth.add_depth("cam", t * S, f"d{t}", max_age)
-    frames.add_proposals("cam", 1 * S, "p1", tol)  # the run on f1 ends while f1 is kept
+    frames.keep_near("cam", 1 * S, tol)  # the run on f1 starts (proposals_started)
     depth.keep_near("cam", 1 * S, tol)
     for t in range(3, 40):
         frames.add_frame("cam", t * S, f"f{t}", max_age)
         depth.add_depth("cam", t * S, f"d{t}", max_age)
     assert frames.recent_count("cam") == 4  # f1 left the recent frames long ago
+    frames.add_proposals("cam", 1 * S, "p1")  # and its proposals come
     assert frames.match("cam", "f39", 39 * S, lambda p, f: (p, f), tolerance_ns=tol,
                         max_age_ns=max_age, search_older=True) == ("f1", ("p1", "f1"))
     assert depth.depth_near("cam", 1 * S, tol) == "d1" and depth.depth_near("cam", 2 * S, tol) is None
-    # proposals whose frame had already gone pair with nothing, as before
-    frames.add_proposals("cam", 2 * S, "p2", tol)
+    # proposals whose frame was not kept pair with nothing, as before
+    frames.add_proposals("cam", 2 * S, "p2")
     assert list(frames.older_pairs("cam", 39 * S, max_age, tol)) == [("f1", "p1")]
     # the kept frame and depth go with max_age, and with a clock jumping back
     frames.add_frame("cam", 102 * S, "f102", max_age)
     depth.add_depth("cam", 102 * S, "d102", max_age)
     assert list(frames.older_pairs("cam", 102 * S, 200 * S, tol)) == []
     assert depth.depth_near("cam", 1 * S, tol) is None
-    frames.add_proposals("cam", 102 * S, "p102", tol)
+    frames.keep_near("cam", 102 * S, tol)
     depth.keep_near("cam", 102 * S, tol)
+    assert frames.kept_count("cam") == 1
     frames.add_frame("cam", 5 * S, "replayed", max_age)
     depth.add_depth("cam", 5 * S, "replayed", max_age)
     assert list(frames.older_pairs("cam", 200 * S, 300 * S, tol)) == []
     assert depth.depth_near("cam", 102 * S, tol) is None
+
+
+def test_a_run_announced_before_its_frame_arrives_keeps_that_frame_once():
+    """proposals_started and the image travel on different topics: the notice may come first.
+    The frame is kept when it arrives, once however often it is asked for, and a notice whose
+    frame never comes is forgotten when later frames pass it."""
+    from ros_ground.frames import DepthStore
+
+    frames, depth = FrameStore(max_frames=2), DepthStore(max_frames=2, min_frames=1)
+    max_age, tol = 100 * S, 50_000_000
+    frames.add_frame("cam", 0, "f0", max_age)
+    frames.keep_near("cam", 1 * S, tol)  # the notice of f1 before f1
+    depth.keep_near("cam", 1 * S, tol)
+    frames.keep_near("cam", 3 * S + 500_000_000, tol)  # a frame the store will never get
+    for t in range(1, 10):
+        frames.add_frame("cam", t * S, f"f{t}", max_age)
+        depth.add_depth("cam", t * S, f"d{t}", max_age)
+        if t == 1:
+            frames.keep_near("cam", 1 * S, tol)  # the proposals came too: still one slot
+            depth.keep_near("cam", 1 * S, tol)
+    assert frames.kept_count("cam") == 1 and frames.recent_count("cam") == 2
+    frames.add_proposals("cam", 1 * S, "p1")
+    assert list(frames.older_pairs("cam", 9 * S, max_age, tol)) == [("f1", "p1")]
+    assert depth.depth_near("cam", 1 * S, tol) == "d1"
+    # without a proposal node seen (keep=False, e.g. while it restarts) the kept frame stays
+    frames.add_frame("cam", 10 * S, "f10", max_age, keep=False)
+    assert frames.kept_count("cam") == 1
+    frames.add_frame("cam", 11 * S, "f11", 0)  # no older frame will be asked for
+    assert frames.kept_count("cam") == 0

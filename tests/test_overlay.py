@@ -146,25 +146,30 @@ def test_recent_frames_keeps_the_newest_and_finds_the_nearest():
 
 
 @pytest.mark.ros
-def test_recent_frames_keep_the_frame_the_proposals_are_for():
+def test_recent_frames_keep_the_frames_the_proposals_are_for():
     """With proposal_max_age_s (config/demo.yaml) an answer may ground a frame long gone from
-    the last `keep`: the one the proposal node outlined. Its picture is drawn on that frame."""
-    from ros_ground_msgs.msg import EntityProposals
+    the last `keep`: the one a proposal run was on. Its picture is drawn on that frame,
+    whether the proposal node's notice came before the frame or after it."""
     from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
 
     from ros_ground.nodes.demo import RecentFrames
 
+    def header(sec):
+        h = Header()
+        h.stamp.sec = sec
+        return h
+
     frames = RecentFrames(keep=3)
-    outlined = EntityProposals()
-    outlined.header.stamp.sec = 1
-    frames.outlined(outlined)  # before its frame came: nothing to keep
+    frames.outlined(header(1))  # the notice before its frame
     for sec in range(10):
         msg = Image()
-        msg.header.stamp.sec = sec
+        msg.header = header(sec)
         frames.add(msg)
-        if sec == 1:
-            frames.outlined(outlined)
-    frame, off = frames.nearest(1 * 10**9)
-    assert (frame.header.stamp.sec, off) == (1, 0)
-    frame, off = frames.nearest(3 * 10**9)  # seconds 2..6 were dropped; 1 is kept, 7..9 recent
-    assert (frame.header.stamp.sec, off) == (1, 2 * 10**9)
+        if sec == 5:
+            frames.outlined(header(5))  # the notice after its frame
+    assert [frames.has(sec * 10**9) for sec in range(10)] == [
+        False, True, False, False, False, True, False, True, True, True]
+    for sec, nearest, off in ((1, 1, 0), (5, 5, 0), (2, 1, 1), (4, 5, 1)):
+        frame, got = frames.nearest(sec * 10**9)
+        assert (frame.header.stamp.sec, got) == (nearest, off * 10**9)

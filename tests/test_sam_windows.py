@@ -95,15 +95,19 @@ def test_max_zoom_crops_grows_the_crops_until_their_count_fits(height, width, si
 
 
 def test_a_cap_too_small_for_any_zoom_gives_none_and_the_log_says_why():
-    assert proposal_windows(450, 800, 320, 1) == []
-    assert "max_zoom_crops 1" in zoom_crops_text(450, 800, 320, 1)
+    assert len(proposal_windows(400, 400, 300)) == 4
+    assert proposal_windows(400, 400, 300, 3) == []  # 3 crops would be near the frame's size
+    assert "max_zoom_crops 3" in zoom_crops_text(400, 400, 300, 3)
+    # a huge thin frame (max_image_pixels allows 1 x 16.7 M) is planned without listing boxes
+    assert len(proposal_windows(1, 4096 * 4096, 320, 16)) == 16
     assert zoom_crops_text(450, 800, 320, 16) == (
         "800x450 frames: 8 zoom crops of 320x320 px besides the whole frame, one SAM encoder "
         "pass each")
     assert "shrunk 4.21x" in zoom_crops_text(4096, 4096, 320, 16)
     assert "within 1.25 x SAM's 320-px input" in zoom_crops_text(240, 320, 320, 16)
-    with pytest.raises(ValueError, match="max_crops"):
-        proposal_windows(450, 800, 320, 0)
+    for cap in (0, 1):
+        with pytest.raises(ValueError, match="max_crops"):
+            proposal_windows(450, 800, 320, cap)
 
 
 def test_zoom_crops_are_square_and_none_for_a_frame_near_sams_input():

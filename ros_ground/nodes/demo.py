@@ -26,6 +26,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from ros_ground_msgs.msg import EntityProposals, SimGroundTruth
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from ros_ground.nodes.ask import ask, print_phrases, target_where
 from ros_ground.nodes.common import RELIABLE
@@ -37,8 +38,8 @@ CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator
           "often wrong\n(names, colours, counts). The outlines in the pictures show what it "
           "actually pointed at.")
 ZOOM = 2  # frames up to 400 px wide (the classic 320x240) drawn twice as large, for legible labels
-FRAMES_KEPT = 150  # 30 s of the sim camera at 5 Hz (a frame with proposals is kept longer)
-OUTLINED_KEPT = 4  # frames with proposals, kept however old (config/demo.yaml: one run)
+FRAMES_KEPT = 150  # 30 s of the sim camera at 5 Hz (the frames proposals are for are kept longer)
+OUTLINED_KEPT = 4
 
 
 def params_file(name: str = "sim.yaml") -> Path:
@@ -65,30 +66,46 @@ def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
     return cmd
 
 
-PROPOSAL_WAIT_S = 180.0
+PROPOSAL_WAIT_S = 180.0  # config/demo.yaml: a proposal run takes 35-60 s on a 2-core CPU
 
 
 class RecentFrames:
-    """The camera's last `keep` frames by stamp, and those the proposal node outlined, to draw
-    each answer on the frame it grounded (with `proposal_max_age_s` that may be a minute old)."""
+    """The camera's last `keep` frames by stamp, and those the proposal node outlines, to draw
+    each answer on the frame it grounded (config/demo.yaml: the frame of a proposal run, which
+    may be a minute old)."""
 
     def __init__(self, keep: int = FRAMES_KEPT):
         self._frames: OrderedDict[int, Image] = OrderedDict()
         self._outlined: OrderedDict[int, Image] = OrderedDict()
+        self._wanted: set[int] = set()  # outlined stamps whose frame has not come yet
         self._keep = keep
 
     def add(self, msg: Image) -> None:
-        self._frames[stamp_to_ns(msg.header.stamp)] = msg
+        stamp = stamp_to_ns(msg.header.stamp)
+        self._frames[stamp] = msg
+        if stamp in self._wanted:
+            self._wanted.discard(stamp)
+            self._keep_outlined(stamp, msg)
         while len(self._frames) > self._keep:
             self._frames.popitem(last=False)
 
-    def outlined(self, proposals) -> None:
-        """Keep the frame `proposals` (EntityProposals) are for, past the last `keep`."""
-        stamp = stamp_to_ns(proposals.header.stamp)
+    def outlined(self, header) -> None:
+        """Keep the frame stamped like `header` (of proposals_started or EntityProposals) past
+        the last `keep`, now or when it comes."""
+        stamp = stamp_to_ns(header.stamp)
         if stamp in self._frames:
-            self._outlined[stamp] = self._frames[stamp]
-            while len(self._outlined) > OUTLINED_KEPT:
-                self._outlined.popitem(last=False)
+            self._keep_outlined(stamp, self._frames[stamp])
+        elif len(self._wanted) < OUTLINED_KEPT:
+            self._wanted.add(stamp)
+
+    def has(self, stamp_ns: int) -> bool:
+        """Whether the frame stamped `stamp_ns` is here."""
+        return stamp_ns in self._outlined or stamp_ns in self._frames
+
+    def _keep_outlined(self, stamp: int, msg: Image) -> None:
+        self._outlined[stamp] = msg
+        while len(self._outlined) > OUTLINED_KEPT:
+            self._outlined.popitem(last=False)
 
     def nearest(self, stamp_ns: int) -> tuple[Image, int] | None:
         """The frame closest in time to `stamp_ns` and how far from it (ns); None before any."""
@@ -147,7 +164,8 @@ def run_demo(args) -> int:
         node.create_subscription(Image, "image_raw", frames.add, qos_profile_sensor_data)
         proposals: list[EntityProposals] = []
         node.create_subscription(EntityProposals, "proposals",
-                                 lambda m: (proposals.append(m), frames.outlined(m)), RELIABLE)
+                                 lambda m: (proposals.append(m), frames.outlined(m.header)), RELIABLE)
+        node.create_subscription(Header, "proposals_started", frames.outlined, RELIABLE)
         started = time.monotonic()
         if not _spin_until(node, lambda: truths, 120):
             print(f"[demo] no ground truth from the sim camera; see {log_path}", file=sys.stderr)
@@ -159,7 +177,10 @@ def run_demo(args) -> int:
         # and `auto` would fall back to point prompts for the first question.
         print("[demo] Waiting for the proposal node to outline the objects ...", end="", flush=True)
         waited = time.monotonic()
-        if _spin_until(node, lambda: proposals, PROPOSAL_WAIT_S):
+        # outlines of a frame the demo has (and so the graph too, with its depth): the graph's
+        # first frames can come before every subscription is matched
+        if _spin_until(node, lambda: any(frames.has(stamp_to_ns(p.header.stamp))
+                                         for p in proposals), PROPOSAL_WAIT_S):
             print(f" {len(proposals[-1].entities)} outlines after {time.monotonic() - waited:.1f} s")
         else:
             print(f" none after {PROPOSAL_WAIT_S:.0f} s; answering without them")

@@ -150,8 +150,8 @@ class MaskProposalNode(ModelNode):
             publisher.publish(proposals_to_msg(proposals, msg.header, sam.feature_source))
 
     def _log_zoom(self, camera: str, size: tuple[int, int], side: int, max_crops: int) -> None:
-        """Say once per camera, frame size and cap how many zoom crops (encoder passes) a run
-        costs: on a CPU each is seconds, and a larger camera multiplies them."""
+        """Say how many zoom crops (encoder passes) a run costs, for a camera's first frame and
+        whenever its frame size or the cap changes: on a CPU each crop is seconds."""
         plan = (size, side, max_crops)
         if self._zoom_logged.get(camera) != plan:
             self._zoom_logged[camera] = plan

@@ -52,28 +52,33 @@ def proposal_windows(height: int, width: int, side: int,
         would be more, the crops grow, a tenth at a time, until their count fits; SAM then
         reads them shrunk by crop / `side`, still less than the whole frame. None: no limit.
     [] when the frame's longer side is at most MIN_ZOOM * `side`, or when crops few enough
-    would be that large. Raises ValueError for a non-positive `side` or `max_crops`.
+    would be that large. Raises ValueError for a non-positive `side` or `max_crops` below 2.
     """
     if side <= 0:
         raise ValueError(f"window side must be > 0, got {side}")
-    if max_crops is not None and max_crops < 1:
-        raise ValueError(f"max_crops must be >= 1, got {max_crops}")
+    if max_crops is not None and max_crops < 2:
+        raise ValueError(f"max_crops must be >= 2 (one crop would be the frame), got {max_crops}")
     crop = side
     while max(height, width) > MIN_ZOOM * crop:
         w, h = min(crop, width), min(crop, height)
-        boxes = [[x, y, x + w, y + h] for y in _starts(height, h) for x in _starts(width, w)]
-        if max_crops is None or len(boxes) <= max_crops:
-            return boxes
+        if max_crops is None or _count(height, h) * _count(width, w) <= max_crops:
+            return [[x, y, x + w, y + h] for y in _starts(height, h) for x in _starts(width, w)]
         crop = math.ceil(crop * 1.1)
     return []
+
+
+def _count(length: int, crop: int) -> int:
+    """How many crops of `crop` px tile `length` px with the overlap proposal_windows needs."""
+    if crop >= length:
+        return 1
+    step = max(0.75 * crop - 2 * EDGE_PX, crop / 2)  # crop / 2: SAM inputs below 160 px
+    return math.ceil((length - crop) / step) + 1
 
 
 def _starts(length: int, crop: int) -> list[int]:
     if crop >= length:
         return [0]
-    step = max(0.75 * crop - 2 * EDGE_PX, crop / 2)  # crop / 2: SAM inputs below 160 px
-    count = math.ceil((length - crop) / step) + 1
-    return [int(v) for v in np.linspace(0, length - crop, count).round()]
+    return [int(v) for v in np.linspace(0, length - crop, _count(length, crop)).round()]
 
 
 def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: int,
