@@ -66,7 +66,7 @@ def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
     return cmd
 
 
-PROPOSAL_WAIT_S = 180.0  # config/demo.yaml: a proposal run takes 35-60 s on a 2-core CPU
+PROPOSAL_WAIT_S = 300.0  # config/demo.yaml: a proposal run takes 25-60 s on a 2-core CPU
 
 
 class RecentFrames:
@@ -97,10 +97,6 @@ class RecentFrames:
             self._keep_outlined(stamp, self._frames[stamp])
         elif len(self._wanted) < OUTLINED_KEPT:
             self._wanted.add(stamp)
-
-    def has(self, stamp_ns: int) -> bool:
-        """Whether the frame stamped `stamp_ns` is here."""
-        return stamp_ns in self._outlined or stamp_ns in self._frames
 
     def _keep_outlined(self, stamp: int, msg: Image) -> None:
         self._outlined[stamp] = msg
@@ -177,10 +173,11 @@ def run_demo(args) -> int:
         # and `auto` would fall back to point prompts for the first question.
         print("[demo] Waiting for the proposal node to outline the objects ...", end="", flush=True)
         waited = time.monotonic()
-        # outlines of a frame the demo has (and so the graph too, with its depth): the graph's
-        # first frames can come before every subscription is matched
-        if _spin_until(node, lambda: any(frames.has(stamp_to_ns(p.header.stamp))
-                                         for p in proposals), PROPOSAL_WAIT_S):
+        # outlines of a frame after the first the demo heard of: the graph's first frames, and
+        # their depth in the grounding node, can come before every subscription is matched
+        heard = stamp_to_ns(truths[0].header.stamp)
+        if _spin_until(node, lambda: any(stamp_to_ns(p.header.stamp) > heard for p in proposals),
+                       PROPOSAL_WAIT_S):
             print(f" {len(proposals[-1].entities)} outlines after {time.monotonic() - waited:.1f} s")
         else:
             print(f" none after {PROPOSAL_WAIT_S:.0f} s; answering without them")
