@@ -115,9 +115,9 @@ class FrameStore:
                 recent.clear()
                 return
             recent.append(entry)
-            kept = [f for f in recent if 0 <= entry.stamp_ns - f.stamp_ns <= max_age_ns]
-            recent.clear()
-            recent.extend(kept)
+            while recent and (entry.stamp_ns - recent[0].stamp_ns > max_age_ns
+                              or recent[0].stamp_ns > entry.stamp_ns):
+                recent.popleft()
 
     def add_proposals(self, source: str, stamp_ns: int, proposals) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ the output folder, and scores the answers against the simulator's ground truth.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -28,6 +29,7 @@ from ros_ground_msgs.msg import EntityProposals, SimGroundTruth
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from ros_ground.frames import KeptForProposals, Stamped
 from ros_ground.nodes.ask import ask, print_phrases, target_where
 from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
@@ -76,16 +78,13 @@ class RecentFrames:
 
     def __init__(self, keep: int = FRAMES_KEPT):
         self._frames: OrderedDict[int, Image] = OrderedDict()
-        self._outlined: OrderedDict[int, Image] = OrderedDict()
-        self._wanted: set[int] = set()  # outlined stamps whose frame has not come yet
+        self._outlined = KeptForProposals(OUTLINED_KEPT)
         self._keep = keep
 
     def add(self, msg: Image) -> None:
         stamp = stamp_to_ns(msg.header.stamp)
         self._frames[stamp] = msg
-        if stamp in self._wanted:
-            self._wanted.discard(stamp)
-            self._keep_outlined(stamp, msg)
+        self._outlined.arrived("", Stamped(stamp, msg), math.inf)  # kept however old
         while len(self._frames) > self._keep:
             self._frames.popitem(last=False)
 
@@ -93,19 +92,12 @@ class RecentFrames:
         """Keep the frame stamped like `header` (of proposals_started or EntityProposals) past
         the last `keep`, now or when it comes."""
         stamp = stamp_to_ns(header.stamp)
-        if stamp in self._frames:
-            self._keep_outlined(stamp, self._frames[stamp])
-        elif len(self._wanted) < OUTLINED_KEPT:
-            self._wanted.add(stamp)
-
-    def _keep_outlined(self, stamp: int, msg: Image) -> None:
-        self._outlined[stamp] = msg
-        while len(self._outlined) > OUTLINED_KEPT:
-            self._outlined.popitem(last=False)
+        here = [Stamped(stamp, self._frames[stamp])] if stamp in self._frames else []
+        self._outlined.want("", stamp, 0, here)
 
     def nearest(self, stamp_ns: int) -> tuple[Image, int] | None:
         """The frame closest in time to `stamp_ns` and how far from it (ns); None before any."""
-        frames = {**self._outlined, **self._frames}
+        frames = {**{f.stamp_ns: f.item for f in self._outlined.frames("")}, **self._frames}
         if not frames:
             return None
         key = min(frames, key=lambda k: abs(k - stamp_ns))
