@@ -109,11 +109,15 @@ def test_the_zoom_crops_a_frame_costs_are_logged_once_per_camera_and_size(node):
     many a camera's frames get, when the camera or its size or the cap first appears."""
     said = []
     node.get_logger = lambda: type("Log", (), {"info": lambda self, text: said.append(text)})()
-    for camera, size, cap in [("", (450, 800), 16), ("", (450, 800), 16), ("left", (450, 800), 16),
-                              ("", (450, 800), 16), ("", (4096, 4096), 16), ("", (4096, 4096), 4)]:
-        node._log_zoom(camera, size, 320, cap)
+    for camera, size, cap, mag in [("", (450, 800), 16, 1.0), ("", (450, 800), 16, 1.0),
+                                   ("left", (450, 800), 16, 1.0), ("", (450, 800), 16, 1.0),
+                                   ("", (4096, 4096), 16, 1.0), ("", (4096, 4096), 4, 1.0),
+                                   ("", (4096, 4096), 4, 1.0), ("", (450, 800), 32, 1.6)]:
+        node._log_zoom(camera, size, 320, cap, mag)
     assert said == ["image: 800x450 frames: 8 zoom crops of 320x320 px besides the whole frame, "
                     "one SAM encoder pass each",
                     "left: 800x450 frames: 8 zoom crops of 320x320 px besides the whole frame, "
                     "one SAM encoder pass each"] + said[2:]
-    assert len(said) == 4 and "16 zoom crops" in said[2] and "4 zoom crops" in said[3]
+    assert len(said) == 5 and "16 zoom crops" in said[2] and "4 zoom crops" in said[3]
+    assert said[4].endswith("28 zoom crops of 200x200 px besides the whole frame, one SAM encoder "
+                            "pass each, magnified 1.60x to SAM's 320-px input")

@@ -175,6 +175,15 @@ def test_proposal_zoom_encodes_one_crop_per_window_of_a_large_frame(seg):
     capped = seg.propose(large, key="large", proposal_zoom=True, max_zoom_crops=2, **POINTS)
     assert seg.embedding_passes - passes == len(proposal_windows(300, 500, seg.img_size, 2)) == 2
     assert all(p.mask.shape == (300, 500) for p in capped)
+    # zoom_magnification: crops of img_size / 2 px, which SAM reads twice enlarged
+    passes = seg.embedding_passes
+    magnified = seg.propose(large, key="large", proposal_zoom=True, zoom_magnification=2.0,
+                            max_zoom_crops=100, **POINTS)
+    crops = proposal_windows(300, 500, seg.img_size // 2)
+    assert seg.embedding_passes - passes == len(crops) > len(windows)
+    assert all(p.mask.shape == (300, 500) for p in magnified)
+    with pytest.raises(ValueError, match="zoom_magnification"):
+        seg.propose(large, key="large", proposal_zoom=True, zoom_magnification=0.5, **POINTS)
 
 
 def _blobs() -> np.ndarray:

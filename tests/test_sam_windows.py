@@ -13,6 +13,7 @@ from ros_ground.sam.windows import (
     reaches_inner_edge,
     window_size,
     zoom_crops_text,
+    zoom_side,
 )
 
 
@@ -104,7 +105,18 @@ def test_a_cap_too_small_for_any_zoom_gives_none_and_the_log_says_why():
         "800x450 frames: 8 zoom crops of 320x320 px besides the whole frame, one SAM encoder "
         "pass each")
     assert "shrunk 4.21x" in zoom_crops_text(4096, 4096, 320, 16)
-    assert "within 1.25 x SAM's 320-px input" in zoom_crops_text(240, 320, 320, 16)
+    assert "within 1.25 x a 320-px zoom crop" in zoom_crops_text(240, 320, 320, 16)
+    # magnified crops: smaller ones, more of them, grown back only as far as the cap needs
+    assert zoom_side(320, 1.6) == 200 and zoom_side(320, 1.0) == 320
+    assert len(proposal_windows(450, 800, zoom_side(320, 1.6))) == 28
+    assert zoom_crops_text(450, 800, 320, 16, 1.6) == (
+        "800x450 frames: 15 zoom crops of 244x244 px besides the whole frame, one SAM encoder "
+        "pass each, magnified 1.31x to SAM's 320-px input (max_zoom_crops 16)")
+    # a frame within SAM's input gets crops when they are magnified enough
+    assert len(proposal_windows(240, 320, zoom_side(320, 1.6))) == 6
+    for bad in (0.5, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="zoom_magnification"):
+            zoom_side(320, bad)
     for cap in (0, 1):
         with pytest.raises(ValueError, match="max_crops"):
             proposal_windows(450, 800, 320, cap)

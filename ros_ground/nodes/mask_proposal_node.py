@@ -141,7 +141,8 @@ class MaskProposalNode(ModelNode):
             started.publish(msg.header)
         amg = {name: p[name] for name in settings.AMG_NAMES}
         if amg["proposal_zoom"]:
-            self._log_zoom(camera, rgb.shape[:2], sam.img_size, int(amg["max_zoom_crops"]))
+            self._log_zoom(camera, rgb.shape[:2], sam.img_size, int(amg["max_zoom_crops"]),
+                           float(amg["zoom_magnification"]))
         proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape), **amg)
         proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
         self.runs += 1
@@ -149,13 +150,16 @@ class MaskProposalNode(ModelNode):
         if publisher is not None:
             publisher.publish(proposals_to_msg(proposals, msg.header, sam.feature_source))
 
-    def _log_zoom(self, camera: str, size: tuple[int, int], side: int, max_crops: int) -> None:
+    def _log_zoom(self, camera: str, size: tuple[int, int], side: int, max_crops: int,
+                  magnification: float) -> None:
         """Say how many zoom crops (encoder passes) a run costs, for a camera's first frame and
-        whenever its frame size or the cap changes: on a CPU each crop is seconds."""
-        plan = (size, side, max_crops)
+        whenever its frame size, the cap or the magnification changes: on a CPU each crop is
+        seconds."""
+        plan = (size, side, max_crops, magnification)
         if self._zoom_logged.get(camera) != plan:
             self._zoom_logged[camera] = plan
-            self.get_logger().info(f"{camera or 'image'}: {zoom_crops_text(*size, side, max_crops)}")
+            text = zoom_crops_text(*size, side, max_crops, magnification)
+            self.get_logger().info(f"{camera or 'image'}: {text}")
 
 
 def _resolve_device(device: str) -> str:

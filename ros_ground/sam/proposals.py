@@ -37,10 +37,10 @@ from segment_anything.utils.amg import (
 )
 from torchvision.ops import batched_nms, box_area
 
-from ros_ground.sam.windows import proposal_windows
+from ros_ground.sam.windows import proposal_windows, zoom_side
 
-# segment-anything's own defaults, tuned for ViT-H on 1024 px images (proposal_zoom and
-# max_zoom_crops are ours).
+# segment-anything's own defaults, tuned for ViT-H on 1024 px images (proposal_zoom,
+# max_zoom_crops and zoom_magnification are ours).
 AMG_DEFAULTS: dict[str, Any] = {
     "points_per_side": 32,
     "points_per_batch": 64,
@@ -52,6 +52,7 @@ AMG_DEFAULTS: dict[str, Any] = {
     "crop_n_layers": 0,
     "proposal_zoom": False,
     "max_zoom_crops": 16,
+    "zoom_magnification": 1.0,
 }
 
 # The package's own settings (mask_proposal_node, and the engine when it proposes for itself).
@@ -68,6 +69,7 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
     "crop_n_layers": 0,
     "proposal_zoom": False,
     "max_zoom_crops": 16,
+    "zoom_magnification": 1.0,
 }
 
 # Settings that change how the work is batched (memory), never which masks are proposed.
@@ -80,13 +82,16 @@ CROP_N_POINTS_DOWNSCALE_FACTOR = 1
 
 
 def proposal_settings(**params: Any) -> dict[str, Any]:
-    """AMG_DEFAULTS updated with `params`; raises TypeError naming any unknown parameter."""
+    """AMG_DEFAULTS updated with `params`; raises TypeError naming any unknown parameter and
+    ValueError for a zoom_magnification below 1."""
     unknown = set(params) - set(AMG_DEFAULTS)
     if unknown:
         raise TypeError(
             f"unknown mask-proposal parameters {sorted(unknown)}; allowed: {sorted(AMG_DEFAULTS)}"
         )
-    return {**AMG_DEFAULTS, **params}
+    settings = {**AMG_DEFAULTS, **params}
+    zoom_side(1, settings["zoom_magnification"])  # a bad magnification fails before any work
+    return settings
 
 
 @torch.no_grad()
@@ -104,11 +109,13 @@ def mask_proposals(
         SamPredictor of the same model when None); its image is reset afterwards.
     params: see AMG_DEFAULTS (points_per_side, points_per_batch, pred_iou_thresh,
         stability_score_thresh, stability_score_offset, box_nms_thresh, min_mask_region_area,
-        crop_n_layers, proposal_zoom, max_zoom_crops); unknown names raise TypeError. With
-        proposal_zoom, a frame larger than the encoder's input is also prompted on
-        `proposal_windows` crops (at most max_zoom_crops), each with the whole frame's grid of
-        points_per_side^2 points (one encoder pass each: 8 for an 800x450 frame and a 320-px
-        input).
+        crop_n_layers, proposal_zoom, max_zoom_crops, zoom_magnification); unknown names raise
+        TypeError, a zoom_magnification below 1 ValueError. With proposal_zoom, a frame larger
+        than the encoder's input is also prompted on `proposal_windows` crops (at most
+        max_zoom_crops), each with the whole frame's grid of points_per_side^2 points (one
+        encoder pass each: 8 for an 800x450 frame and a 320-px input). The crops are the
+        encoder's input side / zoom_magnification px, so SAM reads them magnified that many
+        times (1.6 on 800x450: 28 crops).
     Returns MaskData with numpy fields: "masks" (list of bool HxW), "iou_preds" and
     "stability_score" (float32 [N]), "boxes" (XYXY [N, 4]), "points" (prompt x, y [N, 2]) and
     "crop_boxes" ([N, 4]).
@@ -124,7 +131,8 @@ def mask_proposals(
     )
     crop_boxes, layers = generate_crop_boxes(orig_size, p["crop_n_layers"], CROP_OVERLAP_RATIO)
     if p["proposal_zoom"]:
-        zoom = proposal_windows(*orig_size, predictor.model.image_encoder.img_size,
+        zoom = proposal_windows(*orig_size, zoom_side(predictor.model.image_encoder.img_size,
+                                                      p["zoom_magnification"]),
                                 p["max_zoom_crops"])
         crop_boxes, layers = crop_boxes + zoom, layers + [None] * len(zoom)
     data = MaskData()

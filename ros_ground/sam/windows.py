@@ -7,7 +7,9 @@ encoder sees it: on the sim's 800x450 ood frames (2.5 times the sim SAM's input)
 object's innermost pixel gives masks of mIoU 0.29, against 0.64 when the same point is prompted
 on a window of the frame at SAM's own scale (docs/MEASUREMENTS.md, issue 25). A point's window
 has the frame's aspect and `img_size` on its longer side, a mask-proposal crop is `img_size`
-square; SAM reads either without resizing.
+square; SAM reads either without resizing. A mask-proposal crop can also be smaller
+(`zoom_side`), so that SAM reads it magnified: off its training camera the sim SAM outlines far
+objects better at 1.6 times their size (docs/MEASUREMENTS.md, issue 25).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ EDGE_PX = 20
 # Frames whose longer side is at most this many times SAM's input get no zoom crops: SAM shrinks
 # them by less than that, and the crops would cost an encoder pass each for nearly nothing.
 MIN_ZOOM = 1.25
+
+
+def zoom_side(img_size: int, magnification: float) -> int:
+    """The side (px) of a mask-proposal crop that SAM, with a `img_size`-px input, reads
+    `magnification` times enlarged. Raises ValueError for a magnification below 1 or not finite
+    (a crop larger than the input is what max_crops makes, not a setting)."""
+    if not math.isfinite(magnification) or magnification < 1.0:
+        raise ValueError(f"zoom_magnification must be a finite number >= 1, got {magnification}")
+    return max(1, round(img_size / magnification))
 
 
 def proposal_windows(height: int, width: int, side: int,
@@ -134,18 +145,25 @@ def reaches_inner_edge(mask: np.ndarray, box: Box, height: int, width: int) -> b
                 or (y0 > 0 and mask[0].any()) or (y0 + h < height and mask[-1].any()))
 
 
-def zoom_crops_text(height: int, width: int, side: int, max_crops: int | None = None) -> str:
-    """One line for a node's log: the `proposal_windows` a `height` x `width` frame gets, their
-    size and, where `max_crops` made them larger than `side`, how much SAM shrinks them."""
-    crops = proposal_windows(height, width, side, max_crops)
+def zoom_crops_text(height: int, width: int, side: int, max_crops: int | None = None,
+                    magnification: float = 1.0) -> str:
+    """One line for a node's log: the `proposal_windows` a `height` x `width` frame gets with a
+    `side`-px SAM input and `magnification` (`zoom_side`), their size and how much SAM scales
+    them (magnified, or shrunk where `max_crops` made them larger than `side`)."""
+    crop_side = zoom_side(side, magnification)
+    crops = proposal_windows(height, width, crop_side, max_crops)
     if not crops:
-        near = max(height, width) <= MIN_ZOOM * side
+        near = max(height, width) <= MIN_ZOOM * crop_side
         return (f"{width}x{height} frames: no zoom crops ("
-                + (f"within {MIN_ZOOM} x SAM's {side}-px input)" if near else
+                + (f"within {MIN_ZOOM} x a {crop_side}-px zoom crop)" if near else
                    f"max_zoom_crops {max_crops} would need crops near the frame's size)"))
     x0, y0, x1, y1 = crops[0]
     text = (f"{width}x{height} frames: {len(crops)} zoom crops of {x1 - x0}x{y1 - y0} px besides "
             f"the whole frame, one SAM encoder pass each")
-    shrink = max(x1 - x0, y1 - y0) / side
-    return text + (f", shrunk {shrink:.2f}x to SAM's {side}-px input (max_zoom_crops "
-                   f"{max_crops})" if shrink > 1 else "")
+    scale = max(x1 - x0, y1 - y0) / side
+    if scale > 1:
+        return text + f", shrunk {scale:.2f}x to SAM's {side}-px input (max_zoom_crops {max_crops})"
+    if scale < 1:
+        grown = f" (max_zoom_crops {max_crops})" if max(x1 - x0, y1 - y0) > crop_side else ""
+        return text + f", magnified {1 / scale:.2f}x to SAM's {side}-px input{grown}"
+    return text
