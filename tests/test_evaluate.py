@@ -287,6 +287,28 @@ def test_command_eval_reports_target_keys(engine):
     assert "zoom" not in format_report(pointed)
 
 
+def test_command_target_accuracy_is_reported_per_entity_scoring(engine):
+    """One generation per command, grounded under each scoring: the report gives each one's
+    target accuracy, so scorings are compared on the same answers."""
+    from ros_ground.evaluate import format_report
+
+    variants = {"model": {"mode": "auto"},
+                **{f"entity_scoring:{s}": {"mode": "auto", "entity_scoring": s}
+                   for s in ("attention", "combined")}}
+    run = evaluate(engine, scenes=2, seed=6, prompt="command", variants=variants, progress=False)
+    report = report_json(run, 2, "tiny", 6, "command", engine.config)
+    by = report["target_accuracy_by_scoring"]
+    assert set(by) == {"attention", "combined"}
+    for name, value in by.items():
+        hits = [r.target_hit for r in run.targets[f"entity_scoring:{name}"]]
+        assert len(hits) == 2 and value == sum(hits) / 2
+    assert f"target_accuracy by entity scoring: attention {by['attention']:.3f}" in format_report(report)
+    described = evaluate(engine, scenes=1, seed=6, prompt="describe", variants=variants,
+                         progress=False)
+    assert report_json(described, 1, "tiny", 6, "describe", engine.config)[
+        "target_accuracy_by_scoring"] == {}  # descriptions have no target
+
+
 def test_eval_runs_with_the_engines_torch_threads_and_restores_them(engine, monkeypatch):
     import torch
 

@@ -44,6 +44,10 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
                entity_selection_accuracy_by_scoring={
                    name.split(":", 1)[1]: _accuracy(counts) for name, counts
                    in run.selection.items() if name.startswith("entity_scoring:")},
+               target_accuracy_by_scoring={
+                   name.split(":", 1)[1]: target_metrics(records)["target_accuracy"]
+                   for name, records in run.targets.items()
+                   if name.startswith("entity_scoring:") and records},
                mask_recall_by_scoring={
                    name.split(":", 1)[1]: aggregate(records).mask_recall for name, records
                    in run.records.items() if name.startswith("entity_scoring:")},
@@ -76,10 +80,11 @@ def format_report(report: dict) -> str:
                     "answer_position_error_m"):
             value = report[key]
             lines.append(f"{key} (median): " + ("n/a" if value is None else f"{value:.4f}"))
-    by = report.get("entity_selection_accuracy_by_scoring") or {}
-    if by:
-        lines.append("entity_selection_accuracy: " + ", ".join(
-            f"{name} {value if value is None else f'{value:.3f}'}" for name, value in by.items()))
+    for key in ("entity_selection_accuracy", "target_accuracy"):
+        by = report.get(f"{key}_by_scoring") or {}
+        if by:
+            lines.append(f"{key} by entity scoring: " + ", ".join(
+                f"{name} {_rate(value)}" for name, value in by.items()))
     lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
     return "\n".join(lines)
 
