@@ -208,7 +208,8 @@ _AMG = {
     "zoom_magnification": ("with proposal_zoom, the crops are s / this px, so SAM reads them "
                            "this many times enlarged: off its training camera a SAM outlines "
                            "small objects better larger (the sim SAM at 1.6 on 800x450 ood "
-                           "frames: 28 crops instead of 8)", dict(low=1.0)),
+                           "frames: 28 crops instead of 8, given max_zoom_crops >= 28)",
+                           dict(low=1.0)),
 }
 
 PROPOSAL = (

@@ -37,7 +37,7 @@ from segment_anything.utils.amg import (
 )
 from torchvision.ops import batched_nms, box_area
 
-from ros_ground.sam.windows import proposal_windows, zoom_side
+from ros_ground.sam.windows import check_zoom_magnification, proposal_windows, zoom_side
 
 # segment-anything's own defaults, tuned for ViT-H on 1024 px images (proposal_zoom,
 # max_zoom_crops and zoom_magnification are ours).
@@ -90,7 +90,7 @@ def proposal_settings(**params: Any) -> dict[str, Any]:
             f"unknown mask-proposal parameters {sorted(unknown)}; allowed: {sorted(AMG_DEFAULTS)}"
         )
     settings = {**AMG_DEFAULTS, **params}
-    zoom_side(1, settings["zoom_magnification"])  # a bad magnification fails before any work
+    check_zoom_magnification(settings["zoom_magnification"])  # fails before any encoder pass
     return settings
 
 
@@ -115,7 +115,7 @@ def mask_proposals(
         max_zoom_crops), each with the whole frame's grid of points_per_side^2 points (one
         encoder pass each: 8 for an 800x450 frame and a 320-px input). The crops are the
         encoder's input side / zoom_magnification px, so SAM reads them magnified that many
-        times (1.6 on 800x450: 28 crops).
+        times (1.6 on 800x450 and a 320-px input: 28 crops, where max_zoom_crops allows).
     Returns MaskData with numpy fields: "masks" (list of bool HxW), "iou_preds" and
     "stability_score" (float32 [N]), "boxes" (XYXY [N, 4]), "points" (prompt x, y [N, 2]) and
     "crop_boxes" ([N, 4]).

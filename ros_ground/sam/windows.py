@@ -39,12 +39,17 @@ EDGE_PX = 20
 MIN_ZOOM = 1.25
 
 
-def zoom_side(img_size: int, magnification: float) -> int:
-    """The side (px) of a mask-proposal crop that SAM, with a `img_size`-px input, reads
-    `magnification` times enlarged. Raises ValueError for a magnification below 1 or not finite
-    (a crop larger than the input is what max_crops makes, not a setting)."""
+def check_zoom_magnification(magnification: float) -> None:
+    """Raise ValueError for a zoom_magnification below 1 or not finite (a crop larger than
+    SAM's input is what max_crops makes, not a setting)."""
     if not math.isfinite(magnification) or magnification < 1.0:
         raise ValueError(f"zoom_magnification must be a finite number >= 1, got {magnification}")
+
+
+def zoom_side(img_size: int, magnification: float) -> int:
+    """The side (px) of a mask-proposal crop that SAM, with a `img_size`-px input, reads
+    `magnification` times enlarged. Raises ValueError as `check_zoom_magnification`."""
+    check_zoom_magnification(magnification)
     return max(1, round(img_size / magnification))
 
 
