@@ -22,10 +22,10 @@ def test_rle_decoding_fuzz(height, width, runs):
 
 
 entity = st.builds(
-    lambda i, h, w, runs, score: EntityProposal(
-        id=i, mask=MaskRLE(height=h, width=w, counts=runs), score=score),
+    lambda i, h, w, runs, score, stability: EntityProposal(
+        id=i, mask=MaskRLE(height=h, width=w, counts=runs), score=score, stability=stability),
     st.integers(0, 5), st.integers(0, 8), st.integers(0, 8), counts,
-    st.floats(-1e3, 1e3, allow_nan=False, width=32),
+    st.floats(-1e3, 1e3, width=32), st.floats(width=32),
 )
 
 
@@ -44,3 +44,4 @@ def test_proposal_parsing_fuzz(entities, dim, features, height, width):
         assert p.feature is None or p.feature.shape == (dim,)
     assert len({p.id for p in proposals}) == len(proposals)
     assert np.all([p.mask.dtype == bool for p in proposals])
+    assert np.isfinite([(p.score, p.stability) for p in proposals]).all()  # refer.resolve uses both
