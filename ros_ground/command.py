@@ -140,7 +140,8 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     choice = resolve(image, [p.mask for p in proposals], target_heat, chunk.text, after,
                      landmark_heat, landmark.text if landmark_heat is not None else "",
                      scores=_scores_of(phrase, proposals) if scored else None,
-                     landmark_scores=_scores_of(landmark_phrase, proposals))
+                     landmark_scores=_scores_of(landmark_phrase, proposals),
+                     stability=np.array([p.stability for p in proposals], dtype=np.float64))
     if choice is None:
         return
     chosen = proposals[choice]

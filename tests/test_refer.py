@@ -92,6 +92,34 @@ def test_superlatives_and_large_masks():
     assert resolve(rgb, [], heat, "the cube") is None
 
 
+def test_stability_tips_a_near_tie_towards_the_stable_mask():
+    # a stable cube and an unstable texture patch the scores rank just above it
+    rgb, masks = _scene([("red", 10, 20), ("red", 50, 20)])
+    heat = _heat_on(masks[0])
+    scores, stability = np.array([0.40, 0.45]), np.array([0.95, 0.55])
+    assert resolve(rgb, masks, heat, "the cube", scores=scores) == 1
+    assert resolve(rgb, masks, heat, "the cube", scores=scores, stability=stability) == 0
+    # a clear score difference still wins over stability (0.5 x 0.4 = 0.2 < 0.3)
+    assert resolve(rgb, masks, heat, "the cube", scores=np.array([0.2, 0.5]),
+                   stability=stability) == 1
+    # the landmark gains it too: the stable blue tray, not the patch, is what the cube is left of
+    rgb, masks = _scene([("red", 5, 20), ("blue", 30, 20), ("red", 55, 20), ("blue", 80, 20)])
+    pair = dict(scores=np.array([0.4, 0, 0.5, 0]), landmark_scores=np.array([0, 0.5, 0, 0.55]))
+    args = (rgb, masks, heat, "the red cube", "left of the blue tray.", heat, "the blue tray")
+    assert resolve(*args, **pair) == 2  # left of the patch at the right edge
+    assert resolve(*args, **pair, stability=np.array([0.9, 0.95, 0.9, 0.5])) == 0
+
+
+@pytest.mark.parametrize("bad", [np.array([0.9]), np.array([0.9, np.nan]), np.ones((2, 1))])
+def test_per_mask_values_are_checked(bad):
+    rgb, masks = _scene([("red", 10, 20), ("blue", 50, 20)])
+    heat = _heat_on(masks[0])
+    with pytest.raises(ValueError, match="stability must be 2 finite values"):
+        resolve(rgb, masks, heat, "the cube", stability=bad)
+    with pytest.raises(ValueError, match="scores must be 2 finite values"):
+        resolve(rgb, masks, heat, "the cube", scores=bad)
+
+
 def test_relation_after():
     assert relation_after(" left of the tray.") == "left"
     assert relation_after(" to the right of the mug") == "right"
