@@ -10,9 +10,10 @@ where the model looked, and three kinds can be checked on the proposals without 
   the target and the landmark are chosen as a pair, different objects for which the relation
   holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
-  attention scores;
-- superlatives ("the *leftmost* object", "the cube *closest to the camera*").
-The phrase's entity scores decide among what the words allow: those of the engine's
+  scores (below);
+- superlatives ("the *leftmost* object", "the cube *closest to the camera*"): the extreme mask
+  among those the words allow, whatever the scores.
+Otherwise the phrase's entity scores decide among what the words allow: those of the engine's
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
 (entities.score_entities of the phrase's prefill map); when the words rule out every proposal
 they are ignored. Masks larger than `max_area` of the image (the table, the floor) are never a
@@ -20,7 +21,7 @@ target: a command names a thing to act on.
 
 Given the masks' SAM stability scores, each score (target and landmark) gains
 STABILITY_WEIGHT x stability. On a camera unlike the training one SAM also proposes pieces of
-table texture, shadow and table edge small enough to pass the size rule; the phrases' scores do
+table texture, shadow and table edge small enough to pass the size rule; the tokens scores do
 not tell them from objects, but SAM's stability score (the IoU of the mask binarised at two
 logit thresholds, its own objectness filter) does: on 40 ood command frames it ranks object
 proposals above background ones with AUC 0.80, against 0.50 for the tokens scores (measured in
@@ -113,11 +114,17 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def _per_mask(values, n: int, name: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape != (n,) or not np.isfinite(values).all():
-        raise ValueError(f"{name} must be {n} finite values, one per mask; got shape "
-                         f"{values.shape}")
+def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be one number per mask: {exc}") from None
+    if values.shape != (n,):
+        raise ValueError(f"{name} must be one number per mask ({n}), got shape {values.shape}")
+    bad = ~(np.isfinite(values) & (values >= low) & (values <= high))
+    if bad.any():
+        raise ValueError(f"{name} must be finite and in [{low}, {high}]; mask {int(np.argmax(bad))} "
+                         f"has {values[bad][0]}")
     return values
 
 
@@ -151,19 +158,20 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     both); default the attention score of `target_heat` / `landmark_heat`
     (entities.score_entities). `stability`: float [N] in [0, 1], SAM's stability score of
     each mask (Proposal.stability), None to leave the scores as they are. The rule is in the
-    module docstring. ValueError when `scores`, `landmark_scores` or `stability` is not one
-    finite value per mask.
+    module docstring. ValueError when a given `scores`, `landmark_scores` or `stability` is
+    not one finite number per mask (stability in [0, 1]).
     """
-    bonus = STABILITY_WEIGHT * _per_mask(stability, len(masks), "stability") \
-        if stability is not None else 0.0
+    given = {name: _per_mask(values, len(masks), name, *bounds) for name, values, bounds in (
+        ("scores", scores, ()), ("landmark_scores", landmark_scores, ()),
+        ("stability", stability, (0.0, 1.0))) if values is not None}
+    bonus = STABILITY_WEIGHT * given["stability"] if "stability" in given else 0.0
     if not len(masks):
         return None
     ok = allowed(rgb, masks, target_text, max_area, min_colour)
     if not ok.any():
         return None
-    if scores is None:
-        scores = score_entities(target_heat, list(masks))
-    scores = _per_mask(scores, len(masks), "scores") + bonus
+    scores = given["scores"] if scores is not None else score_entities(target_heat, list(masks))
+    scores = scores + bonus
     superlative = _superlative(target_text + " " + after_text)
     centres = _centres(masks)
     if superlative is not None:
@@ -175,9 +183,8 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     relation = relation_after(after_text)
     if relation is not None and landmark_heat is not None:
         ok_landmark = allowed(rgb, masks, landmark_text, max_area, min_colour)
-        if landmark_scores is None:
-            landmark_scores = score_entities(landmark_heat, list(masks))
-        landmark_scores = _per_mask(landmark_scores, len(masks), "landmark_scores") + bonus
+        landmark_scores = (given["landmark_scores"] if landmark_scores is not None
+                           else score_entities(landmark_heat, list(masks))) + bonus
         best, best_score = None, -np.inf
         for i in np.flatnonzero(ok):
             for j in np.flatnonzero(ok_landmark):

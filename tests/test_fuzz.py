@@ -1,6 +1,7 @@
 """Untrusted message contents: decoding raises only our typed errors, never anything else."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ros_ground_msgs.msg import EntityProposal, EntityProposals, MaskRLE
@@ -25,7 +26,7 @@ entity = st.builds(
     lambda i, h, w, runs, score, stability: EntityProposal(
         id=i, mask=MaskRLE(height=h, width=w, counts=runs), score=score, stability=stability),
     st.integers(0, 5), st.integers(0, 8), st.integers(0, 8), counts,
-    st.floats(-1e3, 1e3, width=32), st.floats(width=32),
+    st.floats(-1e3, 1e3, allow_nan=False, width=32), st.floats(width=32),
 )
 
 
@@ -44,4 +45,15 @@ def test_proposal_parsing_fuzz(entities, dim, features, height, width):
         assert p.feature is None or p.feature.shape == (dim,)
     assert len({p.id for p in proposals}) == len(proposals)
     assert np.all([p.mask.dtype == bool for p in proposals])
-    assert np.isfinite([(p.score, p.stability) for p in proposals]).all()  # refer.resolve uses both
+
+
+@pytest.mark.parametrize("score, stability", [(float("nan"), 0.9), (float("inf"), 0.9),
+                                              (0.9, float("nan")), (0.9, -0.1), (0.9, 1.5)])
+def test_score_and_stability_are_checked(score, stability):
+    # refer.resolve adds stability to the command's scores: SAM's is an IoU, in [0, 1]
+    pixel = dict(id=0, mask=MaskRLE(height=1, width=1, counts=[0, 1]))
+    good = EntityProposals(entities=[EntityProposal(**pixel, score=0.9, stability=0.0)])
+    assert msg_to_proposals(good, 1, 1)[0].mask.all()
+    bad = EntityProposals(entities=[EntityProposal(**pixel, score=score, stability=stability)])
+    with pytest.raises(ProposalError, match="entity 0: score must be finite and stability"):
+        msg_to_proposals(bad, 1, 1)

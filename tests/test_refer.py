@@ -108,16 +108,34 @@ def test_stability_tips_a_near_tie_towards_the_stable_mask():
     args = (rgb, masks, heat, "the red cube", "left of the blue tray.", heat, "the blue tray")
     assert resolve(*args, **pair) == 2  # left of the patch at the right edge
     assert resolve(*args, **pair, stability=np.array([0.9, 0.95, 0.9, 0.5])) == 0
+    # and the target: one landmark, two red cubes right of it, the stabler one just behind
+    rgb, masks = _scene([("blue", 20, 20), ("red", 50, 20), ("red", 75, 20)])
+    args = (rgb, masks, heat, "the red cube", "right of the blue tray.", heat, "the blue tray")
+    pair = dict(scores=np.array([0, 0.5, 0.45]), landmark_scores=np.array([0.5, 0, 0]))
+    assert resolve(*args, **pair) == 1
+    assert resolve(*args, **pair, stability=np.array([0.9, 0.5, 0.95])) == 2
 
 
-@pytest.mark.parametrize("bad", [np.array([0.9]), np.array([0.9, np.nan]), np.ones((2, 1))])
+def test_superlatives_ignore_stability():
+    rgb, masks = _scene([("red", 30, 10), ("blue", 5, 45), ("green", 70, 30)])
+    heat = _heat_on(masks[0])
+    for stability in (np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])):
+        assert resolve(rgb, masks, heat, "the leftmost object", stability=stability) == 1
+        assert resolve(rgb, masks, heat, "the object", "closest to the camera.",
+                       stability=stability) == 1
+
+
+@pytest.mark.parametrize("bad", [np.array([0.9]), np.array([0.9, np.nan]), np.ones((2, 1)),
+                                 np.array([0.5, np.inf]), {"a": 1}, ["x", "y"]])
 def test_per_mask_values_are_checked(bad):
     rgb, masks = _scene([("red", 10, 20), ("blue", 50, 20)])
     heat = _heat_on(masks[0])
-    with pytest.raises(ValueError, match="stability must be 2 finite values"):
-        resolve(rgb, masks, heat, "the cube", stability=bad)
-    with pytest.raises(ValueError, match="scores must be 2 finite values"):
-        resolve(rgb, masks, heat, "the cube", scores=bad)
+    for name in ("scores", "landmark_scores", "stability"):
+        # checked up front, also where the rule would not read them (no relation here)
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            resolve(rgb, masks, heat, "the cube", **{name: bad})
+    with pytest.raises(ValueError, match=r"stability must be finite and in \[0.0, 1.0\]; mask 1"):
+        resolve(rgb, masks, heat, "the cube", stability=np.array([0.5, 1.5]))
 
 
 def test_relation_after():

@@ -197,9 +197,9 @@ def msg_to_proposals(msg: EntityProposals, height: int, width: int) -> list[Prop
         if entity.id in seen:
             raise ProposalError(f"duplicate entity id {entity.id}")
         seen.add(entity.id)
-        if not (np.isfinite(entity.score) and np.isfinite(entity.stability)):
-            raise ProposalError(f"entity {entity.id}: score and stability must be finite, got "
-                                f"{entity.score} and {entity.stability}")
+        if not (np.isfinite(entity.score) and 0.0 <= entity.stability <= 1.0):
+            raise ProposalError(f"entity {entity.id}: score must be finite and stability in "
+                                f"[0, 1] (SAM's), got {entity.score} and {entity.stability}")
         try:
             mask = msg_to_mask(entity.mask)
         except RLEError as exc:

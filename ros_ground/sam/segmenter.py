@@ -375,7 +375,8 @@ class SamSegmenter:
                 id=i,
                 mask=masks[i],
                 score=float(data["iou_preds"][i]),
-                stability=float(data["stability_score"][i]),
+                # SAM's score is 0/0 for a mask empty at both thresholds: as unstable as can be
+                stability=float(np.nan_to_num(data["stability_score"][i], nan=0.0)),
                 feature=tokens[i],
             )
             for i in range(len(masks))
