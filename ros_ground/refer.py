@@ -161,16 +161,19 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     module docstring. ValueError when a given `scores`, `landmark_scores` or `stability` is
     not one finite number per mask (stability in [0, 1]).
     """
-    given = {name: _per_mask(values, len(masks), name, *bounds) for name, values, bounds in (
-        ("scores", scores, ()), ("landmark_scores", landmark_scores, ()),
-        ("stability", stability, (0.0, 1.0))) if values is not None}
-    bonus = STABILITY_WEIGHT * given["stability"] if "stability" in given else 0.0
+    if scores is not None:
+        scores = _per_mask(scores, len(masks), "scores")
+    if landmark_scores is not None:
+        landmark_scores = _per_mask(landmark_scores, len(masks), "landmark_scores")
+    bonus = 0.0 if stability is None else \
+        STABILITY_WEIGHT * _per_mask(stability, len(masks), "stability", 0.0, 1.0)
     if not len(masks):
         return None
     ok = allowed(rgb, masks, target_text, max_area, min_colour)
     if not ok.any():
         return None
-    scores = given["scores"] if scores is not None else score_entities(target_heat, list(masks))
+    if scores is None:
+        scores = score_entities(target_heat, list(masks))
     scores = scores + bonus
     superlative = _superlative(target_text + " " + after_text)
     centres = _centres(masks)
@@ -183,8 +186,9 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     relation = relation_after(after_text)
     if relation is not None and landmark_heat is not None:
         ok_landmark = allowed(rgb, masks, landmark_text, max_area, min_colour)
-        landmark_scores = (given["landmark_scores"] if landmark_scores is not None
-                           else score_entities(landmark_heat, list(masks))) + bonus
+        if landmark_scores is None:
+            landmark_scores = score_entities(landmark_heat, list(masks))
+        landmark_scores = landmark_scores + bonus
         best, best_score = None, -np.inf
         for i in np.flatnonzero(ok):
             for j in np.flatnonzero(ok_landmark):

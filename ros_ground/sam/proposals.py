@@ -217,9 +217,10 @@ def _batch_proposals(
     if p["pred_iou_thresh"] > 0.0:
         data.filter(data["iou_preds"] > p["pred_iou_thresh"])
     threshold = predictor.model.mask_threshold
-    data["stability_score"] = calculate_stability_score(
+    # SAM's score is 0/0 for a mask empty at both thresholds: as unstable as a mask can be
+    data["stability_score"] = torch.nan_to_num(calculate_stability_score(
         data["masks"], threshold, p["stability_score_offset"]
-    )
+    ), nan=0.0)
     if p["stability_score_thresh"] > 0.0:
         data.filter(data["stability_score"] >= p["stability_score_thresh"])
     data["masks"] = data["masks"] > threshold

@@ -375,8 +375,7 @@ class SamSegmenter:
                 id=i,
                 mask=masks[i],
                 score=float(data["iou_preds"][i]),
-                # SAM's score is 0/0 for a mask empty at both thresholds: as unstable as can be
-                stability=float(np.nan_to_num(data["stability_score"][i], nan=0.0)),
+                stability=float(data["stability_score"][i]),
                 feature=tokens[i],
             )
             for i in range(len(masks))
