@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
+from ros_ground.nodes.camera_input import CameraInput  # noqa: E402
 from ros_ground.nodes.conversions import rgb_to_image_msg  # noqa: E402
 from tests.ros_helpers import Client, random_rgb  # noqa: E402
 from tests.test_grounding_node import _frame, _stream, running  # noqa: E402, F401
@@ -78,6 +80,32 @@ def test_image_qos_auto_follows_the_publisher_and_silence_is_explained(running):
     old_frame = source.last_received_ns
     assert r.client.wait(lambda: source.last_received_ns != old_frame, 10)
     assert r.ask().status == R.STATUS_OK
+
+
+def test_image_qos_auto_follows_a_later_best_effort_camera_without_waiting_for_a_check():
+    # no check timer here: only DDS's incompatible-QoS report can make the switch, as it does
+    # in the nodes when a camera driver starts after them (its first frames are not lost)
+    reader = rclpy.create_node("auto_reader")
+    camera = rclpy.create_node("auto_camera")
+    executor = SingleThreadedExecutor()
+    received = []
+    try:
+        source = CameraInput(reader, "auto_image", received.append, qos_name="auto")
+        assert source.reliability == "reliable"  # nobody publishes yet
+        publisher = camera.create_publisher(Image, "auto_image", qos_profile_sensor_data)
+        executor.add_node(reader)
+        executor.add_node(camera)
+        msg = rgb_to_image_msg(random_rgb(8, 8))
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            publisher.publish(msg)
+            executor.spin_once(timeout_sec=0.05)
+        assert source.reliability == "best_effort"
+        assert received and received[0].width == 8
+    finally:
+        executor.shutdown()
+        reader.destroy_node()
+        camera.destroy_node()
 
 
 def test_silence_warning_names_both_ends_qos(running):  # noqa: F811

@@ -26,7 +26,8 @@ class CameraInput:
     Keyword args:
       callback: called with each message, on `callback_group`.
       qos_name: sensor_data / reliable / best_effort, or auto: the publishers' reliability
-        (reliable until one is seen; `check` switches when they change).
+        (reliable until one is seen; switched by `check`, and as soon as DDS reports a
+        publisher this subscription cannot match).
       warn_after_s: seconds without a frame, while publishers exist, before `check` warns.
     `last_received_ns` is the node clock's time of the newest message (None before one).
     """
@@ -106,7 +107,11 @@ class CameraInput:
         self._callback(msg)
 
     def _on_incompatible(self, info) -> None:
-        if not self._auto:  # auto re-subscribes on the next check
+        if self._auto:
+            # follow the publisher now rather than at the next check: a camera started after
+            # this node would otherwise lose its first frames, up to a check period of them
+            self.check()
+        else:
             self._node.get_logger().warning(
                 f"a publisher on {self.topic!r} has a QoS incompatible with this subscription's "
                 f"{self.reliability} ({info.last_policy_kind}): set image_qos to match, or "
