@@ -12,7 +12,11 @@ where the model looked, and three kinds can be checked on the proposals without 
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
   scores (below);
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*"): the extreme mask
-  among those the words allow, whatever the scores.
+  among the objects the words allow, whatever the scores. A superlative compares whole objects,
+  so masks touching the image border are left out (the table's edge, the floor, or an object
+  the frame cuts, whose extreme is unknown) and, given SAM's stability scores, so are masks
+  less stable than the most stable of the rest by more than SUPERLATIVE_STABILITY_MARGIN (the
+  pieces of table texture and shadow below); all the allowed masks when that leaves none.
 Otherwise the phrase's entity scores decide among what the words allow: those of the engine's
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
 (entities.score_entities of the phrase's prefill map); when the words rule out every proposal
@@ -52,6 +56,7 @@ MAX_AREA = 0.2
 MIN_COLOUR = 0.4
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
+SUPERLATIVE_STABILITY_MARGIN = 0.15
 
 
 def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
@@ -128,6 +133,25 @@ def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.
     return values
 
 
+def touches_border(mask: np.ndarray) -> bool:
+    """Whether `mask` (HxW bool) has a pixel in the image's first or last row or column."""
+    mask = np.asarray(mask, dtype=bool)
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
+                           stability: np.ndarray | None = None) -> np.ndarray:
+    """Bool [N]: the masks a superlative compares, among `ok` (bool [N], `allowed`): those not
+    touching the image border and, given `stability` (float [N], SAM's stability scores), within
+    SUPERLATIVE_STABILITY_MARGIN of the most stable of them; `ok` itself when none is left."""
+    keep = ok & ~np.array([touches_border(m) for m in masks], dtype=bool)
+    if not keep.any():
+        return ok
+    if stability is not None:
+        keep &= stability >= stability[keep].max() - SUPERLATIVE_STABILITY_MARGIN
+    return keep
+
+
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
             max_area: float = MAX_AREA, min_colour: float = MIN_COLOUR) -> np.ndarray:
     """Bool [N]: masks that may be what `phrase` names: at most `max_area` of the image and,
@@ -157,16 +181,18 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     phrases' scores of each mask under the engine's `entity_scoring` (attention, retrieval or
     both); default the attention score of `target_heat` / `landmark_heat`
     (entities.score_entities). `stability`: float [N] in [0, 1], SAM's stability score of
-    each mask (Proposal.stability), None to leave the scores as they are. The rule is in the
-    module docstring. ValueError when a given `scores`, `landmark_scores` or `stability` is
-    not one finite number per mask (stability in [0, 1]).
+    each mask (Proposal.stability), which raises the scores and narrows a superlative's
+    candidates (`superlative_candidates`); None for neither. The rule is in the module
+    docstring. ValueError when a given `scores`, `landmark_scores` or `stability` is not one
+    finite number per mask (stability in [0, 1]).
     """
     if scores is not None:
         scores = _per_mask(scores, len(masks), "scores")
     if landmark_scores is not None:
         landmark_scores = _per_mask(landmark_scores, len(masks), "landmark_scores")
-    bonus = 0.0 if stability is None else \
-        STABILITY_WEIGHT * _per_mask(stability, len(masks), "stability", 0.0, 1.0)
+    if stability is not None:
+        stability = _per_mask(stability, len(masks), "stability", 0.0, 1.0)
+    bonus = 0.0 if stability is None else STABILITY_WEIGHT * stability
     if not len(masks):
         return None
     ok = allowed(rgb, masks, target_text, max_area, min_colour)
@@ -178,7 +204,7 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     superlative = _superlative(target_text + " " + after_text)
     centres = _centres(masks)
     if superlative is not None:
-        index = np.flatnonzero(ok)
+        index = np.flatnonzero(superlative_candidates(masks, ok, stability))
         column, lowest = centres[index, 0], centres[index, 1]
         key = {"leftmost": column, "rightmost": -column}.get(
             superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)

@@ -116,13 +116,32 @@ def test_stability_tips_a_near_tie_towards_the_stable_mask():
     assert resolve(*args, **pair, stability=np.array([0.9, 0.5, 0.95])) == 2
 
 
-def test_superlatives_ignore_stability():
+def test_superlatives_compare_whole_objects_whatever_the_scores():
     rgb, masks = _scene([("red", 30, 10), ("blue", 5, 45), ("green", 70, 30)])
     heat = _heat_on(masks[0])
-    for stability in (np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])):
-        assert resolve(rgb, masks, heat, "the leftmost object", stability=stability) == 1
-        assert resolve(rgb, masks, heat, "the object", "closest to the camera.",
-                       stability=stability) == 1
+    # the table's edge at the left border, and at the bottom one: no object's extreme
+    left_edge, bottom_edge = np.zeros((H, W), bool), np.zeros((H, W), bool)
+    left_edge[20:40, :3] = True
+    bottom_edge[-3:, 40:60] = True
+    edges = masks + [left_edge, bottom_edge]
+    assert resolve(rgb, edges, heat, "the leftmost object") == 1
+    assert resolve(rgb, edges, heat, "the object", "closest to the camera.") == 1
+    # when every mask the words allow touches the border, those are compared
+    assert resolve(rgb, [bottom_edge, left_edge], heat, "the leftmost object") == 1
+    # a piece of table texture left of every object: left out when SAM finds it much less
+    # stable than the objects, kept within the margin, and the scores never matter
+    piece = np.zeros((H, W), bool)
+    piece[30:34, 4:7] = True
+    pieces = masks + [piece]
+    scores = np.array([1.0, 0.0, 1.0, 0.0])
+    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores) == 3
+    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores,
+                   stability=np.array([0.9, 0.9, 0.95, 0.6])) == 1
+    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores,
+                   stability=np.array([0.9, 0.9, 0.95, 0.85])) == 3
+    # the margin counts from the most stable mask off the border, not from a stabler edge
+    assert resolve(rgb, pieces + [left_edge], heat, "the leftmost object",
+                   stability=np.array([0.8, 0.8, 0.8, 0.7, 1.0])) == 3
 
 
 @pytest.mark.parametrize("bad", [np.array([0.9]), np.array([0.9, np.nan]), np.ones((2, 1)),
