@@ -78,7 +78,7 @@ class Client:
             msg.header.frame_id = frame_id
         self._frame = msg
         # a node with image_qos `auto` subscribes reliable until it has seen this best-effort
-        # publisher, then re-subscribes within a second: frames sent before that never match
+        # publisher, then re-subscribes: frames sent before that never match
         self.wait(lambda: self.image_pub.get_subscription_count() > 0, timeout=5.0)
         return msg
 

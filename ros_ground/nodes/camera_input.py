@@ -51,6 +51,7 @@ class CameraInput:
         self.reliability = (camera_watch.auto_reliability(self.publishers(), camera_watch.RELIABLE)
                             if self._auto else _WORDS.get(qos_by_name(qos_name).reliability, ""))
         self._sub = None
+        self._closed = False
         self._subscribe()
 
     def publishers(self) -> list[str]:
@@ -67,6 +68,8 @@ class CameraInput:
     def check(self) -> str | None:
         """Follow the publishers' reliability (auto) and warn (returned, and logged at most
         every `warn_after_s`) when they publish but nothing arrives."""
+        if self._closed:  # a check or QoS event queued before close() must not re-subscribe
+            return None
         publishers = self.publishers()
         if self._auto:
             wanted = camera_watch.auto_reliability(publishers, self.reliability)
@@ -88,12 +91,16 @@ class CameraInput:
         return warning
 
     def close(self) -> None:
+        self._closed = True
+        self._unsubscribe()
+
+    def _unsubscribe(self) -> None:
         if self._sub is not None:
             self._node.destroy_subscription(self._sub)
             self._sub = None
 
     def _subscribe(self) -> None:
-        self.close()
+        self._unsubscribe()
         qos = (QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
                           if self.reliability == camera_watch.RELIABLE
                           else ReliabilityPolicy.BEST_EFFORT)
