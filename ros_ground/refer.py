@@ -23,13 +23,16 @@ Otherwise the phrase's entity scores decide among what the words allow: those of
 they are ignored. Masks larger than `max_area` of the image (the table, the floor) are never a
 target: a command names a thing to act on.
 
-Given the masks' SAM stability scores, each score (target and landmark) gains
-STABILITY_WEIGHT x stability. On a camera unlike the training one SAM also proposes pieces of
-table texture, shadow and table edge small enough to pass the size rule; the tokens scores do
-not tell them from objects, but SAM's stability score (the IoU of the mask binarised at two
-logit thresholds, its own objectness filter) does: on 40 ood command frames it ranks object
-proposals above background ones with AUC 0.80, against 0.50 for the tokens scores (measured in
-docs/MEASUREMENTS.md, "Stability in the command's choice").
+Each score (target and landmark) gains COLOUR_WEIGHT x the mask's share of the phrase's colour
+(`colour_match`): among the masks the colour words allow (at least MIN_COLOUR of it), an object
+of that colour is mostly of it, a mask of an object and the table beside it only partly.
+Given the masks' SAM stability scores, each score also gains STABILITY_WEIGHT x stability. On a
+camera unlike the training one SAM also proposes pieces of table texture, shadow and table edge
+small enough to pass the size rule; the tokens scores do not tell them from objects, but SAM's
+stability score (the IoU of the mask binarised at two logit thresholds, its own objectness
+filter) does: on 40 ood command frames it ranks object proposals above background ones with
+AUC 0.80, against 0.50 for the tokens scores (measured in docs/MEASUREMENTS.md, "Stability in
+the command's choice"; the colour and superlative rules in the sections after it).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ MAX_AREA = 0.2
 MIN_COLOUR = 0.4
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
+COLOUR_WEIGHT = 0.5
 SUPERLATIVE_STABILITY_MARGIN = 0.15
 
 
@@ -141,15 +145,33 @@ def touches_border(mask: np.ndarray) -> bool:
 
 def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
                            stability: np.ndarray | None = None) -> np.ndarray:
-    """Bool [N]: the masks a superlative compares, among `ok` (bool [N], `allowed`): those not
-    touching the image border and, given `stability` (float [N], SAM's stability scores), within
-    SUPERLATIVE_STABILITY_MARGIN of the most stable of them; `ok` itself when none is left."""
-    keep = ok & ~np.array([touches_border(m) for m in masks], dtype=bool)
+    """Bool [N]: the masks a superlative compares, among `ok` (bool [N], `allowed`): those
+    neither empty (no extreme) nor touching the image border and, given `stability` (finite
+    float [N], SAM's stability scores), within SUPERLATIVE_STABILITY_MARGIN of the most stable
+    of them; the non-empty ones of `ok` when none is left, else `ok` itself."""
+    ok = np.asarray(ok, dtype=bool)
+    filled = ok & np.array([np.asarray(m).any() for m in masks], dtype=bool)
+    keep = filled & ~np.array([touches_border(m) for m in masks], dtype=bool)
     if not keep.any():
-        return ok
+        return filled if filled.any() else ok
     if stability is not None:
+        stability = np.asarray(stability, dtype=np.float64)
         keep &= stability >= stability[keep].max() - SUPERLATIVE_STABILITY_MARGIN
     return keep
+
+
+def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) -> np.ndarray:
+    """Float [words, N]: colour_share of each mask for each colour word of `phrase`."""
+    words = [w for w in re.findall(r"[a-z]+", phrase.lower()) if w in COLOUR_WORDS]
+    return np.array([[colour_share(rgb, m, w) for m in masks] for w in words],
+                    dtype=np.float64).reshape(len(words), len(masks))
+
+
+def _allowed(masks: Sequence[np.ndarray], shares: np.ndarray, max_area: float,
+             min_colour: float) -> np.ndarray:
+    small = np.array([np.asarray(m).mean() <= max_area for m in masks], dtype=bool)
+    keep = small & (shares >= min_colour).all(axis=0)
+    return keep if keep.any() else small
 
 
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
@@ -157,12 +179,17 @@ def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
     """Bool [N]: masks that may be what `phrase` names: at most `max_area` of the image and,
     for each colour word in it, at least `min_colour` of their pixels of that colour. When the
     colours rule out every mask, the size rule alone (words can be wrong)."""
-    small = np.array([np.asarray(m).mean() <= max_area for m in masks], dtype=bool)
-    keep = small.copy()
-    for word in re.findall(r"[a-z]+", phrase.lower()):
-        if word in COLOUR_WORDS:
-            keep &= np.array([colour_share(rgb, m, word) >= min_colour for m in masks])
-    return keep if keep.any() else small
+    return _allowed(masks, _colour_shares(rgb, masks, phrase), max_area, min_colour)
+
+
+def colour_match(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) -> np.ndarray:
+    """Float [N] in [0, 1]: each mask's colour_share of the colour words of `phrase` (their
+    mean with several); 0 for every mask when the phrase has none."""
+    return _mean_share(_colour_shares(rgb, masks, phrase))
+
+
+def _mean_share(shares: np.ndarray) -> np.ndarray:
+    return shares.mean(axis=0) if len(shares) else np.zeros(shares.shape[1])
 
 
 def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
@@ -195,12 +222,13 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     bonus = 0.0 if stability is None else STABILITY_WEIGHT * stability
     if not len(masks):
         return None
-    ok = allowed(rgb, masks, target_text, max_area, min_colour)
+    shares = _colour_shares(rgb, masks, target_text)
+    ok = _allowed(masks, shares, max_area, min_colour)
     if not ok.any():
         return None
     if scores is None:
         scores = score_entities(target_heat, list(masks))
-    scores = scores + bonus
+    scores = scores + bonus + COLOUR_WEIGHT * _mean_share(shares)
     superlative = _superlative(target_text + " " + after_text)
     centres = _centres(masks)
     if superlative is not None:
@@ -211,10 +239,11 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
         return int(index[int(np.argmin(key))])
     relation = relation_after(after_text)
     if relation is not None and landmark_heat is not None:
-        ok_landmark = allowed(rgb, masks, landmark_text, max_area, min_colour)
+        landmark_shares = _colour_shares(rgb, masks, landmark_text)
+        ok_landmark = _allowed(masks, landmark_shares, max_area, min_colour)
         if landmark_scores is None:
             landmark_scores = score_entities(landmark_heat, list(masks))
-        landmark_scores = landmark_scores + bonus
+        landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * _mean_share(landmark_shares)
         best, best_score = None, -np.inf
         for i in np.flatnonzero(ok):
             for j in np.flatnonzero(ok_landmark):

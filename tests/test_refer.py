@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros_ground.refer import colour_share, relation_after, resolve
+from ros_ground.refer import colour_match, colour_share, relation_after, resolve
 
 H, W = 60, 90
 COLOURS = {"red": (200, 20, 20), "blue": (25, 60, 230), "white": (170, 170, 170),
@@ -41,6 +41,31 @@ def test_colour_word_beats_attention_on_the_wrong_object():
     heat = _heat_on(masks[0])  # the model looked at the blue one
     assert resolve(rgb, masks, heat, "the red cube") == 1
     assert resolve(rgb, masks, heat, "the cube") == 0  # no colour word: attention decides
+
+
+def test_the_mask_most_of_the_named_colour_gains():
+    rgb, masks = _scene([("red", 10, 20), ("blue", 50, 20)])
+    cube_and_table = np.zeros((H, W), bool)
+    cube_and_table[20:30, 10:26] = True  # the red cube's 100 px and 60 px of table beside it
+    both = [cube_and_table, masks[0], masks[1]]
+    assert colour_match(rgb, both, "the red cube") == pytest.approx([0.625, 1.0, 0.0])
+    assert colour_match(rgb, both, "the red and blue cube") == pytest.approx([0.3125, 0.5, 0.5])
+    assert colour_match(rgb, both, "the cube").tolist() == [0.0, 0.0, 0.0]
+    # the scores prefer the mask spilling onto the table; both pass the colour rule (>= 0.4)
+    heat = _heat_on(cube_and_table)
+    scores = np.array([0.3, 0.2, 0.0])
+    assert resolve(rgb, both, heat, "the cube", scores=scores) == 0  # no colour word: scores
+    assert resolve(rgb, both, heat, "the red cube", scores=scores) == 1  # 0.2 + 0.5 > 0.3 + 0.31
+    assert resolve(rgb, both, heat, "the red cube", scores=np.array([0.5, 0.2, 0.0])) == 0
+    # and the landmark: the pure blue tray beats a half-blue mask the scores rank just above it
+    rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("red", 60, 20), ("blue", 78, 45)])
+    half_blue = np.zeros((H, W), bool)
+    half_blue[45:55, 70:90] = True
+    masks = masks[:3] + [half_blue]
+    flat = np.zeros((H, W), np.float32)
+    args = (rgb, masks, flat, "the red cube", "left of the blue tray.", flat, "the blue tray")
+    pair = dict(scores=np.array([0.5, 0, 0.55, 0]), landmark_scores=np.array([0, 0.2, 0, 0.3]))
+    assert resolve(*args, **pair) == 0  # left of the pure blue tray (0.5 + 0.2 + 2 x 0.5)
 
 
 def test_relation_chooses_target_and_landmark_as_a_pair():
@@ -128,6 +153,11 @@ def test_superlatives_compare_whole_objects_whatever_the_scores():
     assert resolve(rgb, edges, heat, "the object", "closest to the camera.") == 1
     # when every mask the words allow touches the border, those are compared
     assert resolve(rgb, [bottom_edge, left_edge], heat, "the leftmost object") == 1
+    # an empty mask has no extreme: never the pick, whichever way
+    empty = np.zeros((H, W), bool)
+    for words in ("the leftmost object", "the rightmost object"):
+        assert resolve(rgb, [masks[0], empty], heat, words) == 0
+        assert resolve(rgb, [empty, left_edge], heat, words) == 1
     # a piece of table texture left of every object: left out when SAM finds it much less
     # stable than the objects, kept within the margin, and the scores never matter
     piece = np.zeros((H, W), bool)
