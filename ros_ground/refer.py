@@ -16,7 +16,8 @@ where the model looked, and three kinds can be checked on the proposals without 
   so masks touching the image border are left out (the table's edge, the floor, or an object
   the frame cuts, whose extreme is unknown) and, given SAM's stability scores, so are masks
   less stable than the most stable of the rest by more than SUPERLATIVE_STABILITY_MARGIN (the
-  pieces of table texture and shadow below); all the allowed masks when that leaves none.
+  pieces of table texture and shadow below); all the non-empty allowed masks when that leaves
+  none.
 Otherwise the phrase's entity scores decide among what the words allow: those of the engine's
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
 (entities.score_entities of the phrase's prefill map); when the words rule out every proposal
@@ -25,7 +26,8 @@ target: a command names a thing to act on.
 
 Each score (target and landmark) gains COLOUR_WEIGHT x the mask's share of the phrase's colour
 (`colour_match`): among the masks the colour words allow (at least MIN_COLOUR of it), an object
-of that colour is mostly of it, a mask of an object and the table beside it only partly.
+of that colour is mostly of it, a mask of an object and the table beside it only partly (no gain
+when the words rule out every mask and are ignored).
 Given the masks' SAM stability scores, each score also gains STABILITY_WEIGHT x stability. On a
 camera unlike the training one SAM also proposes pieces of table texture, shadow and table edge
 small enough to pass the size rule; the tokens scores do not tell them from objects, but SAM's
@@ -148,12 +150,11 @@ def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
     """Bool [N]: the masks a superlative compares, among `ok` (bool [N], `allowed`): those
     neither empty (no extreme) nor touching the image border and, given `stability` (finite
     float [N], SAM's stability scores), within SUPERLATIVE_STABILITY_MARGIN of the most stable
-    of them; the non-empty ones of `ok` when none is left, else `ok` itself."""
-    ok = np.asarray(ok, dtype=bool)
-    filled = ok & np.array([np.asarray(m).any() for m in masks], dtype=bool)
+    of them; the non-empty ones of `ok` when none is left (none when all are empty)."""
+    filled = np.asarray(ok, dtype=bool) & np.array([np.asarray(m).any() for m in masks], dtype=bool)
     keep = filled & ~np.array([touches_border(m) for m in masks], dtype=bool)
     if not keep.any():
-        return filled if filled.any() else ok
+        return filled
     if stability is not None:
         stability = np.asarray(stability, dtype=np.float64)
         keep &= stability >= stability[keep].max() - SUPERLATIVE_STABILITY_MARGIN
@@ -161,17 +162,21 @@ def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
 
 
 def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) -> np.ndarray:
-    """Float [words, N]: colour_share of each mask for each colour word of `phrase`."""
-    words = [w for w in re.findall(r"[a-z]+", phrase.lower()) if w in COLOUR_WORDS]
+    """Float [words, N]: colour_share of each mask for each colour word of `phrase` (once each)."""
+    words = list(dict.fromkeys(w for w in re.findall(r"[a-z]+", phrase.lower()) if w in COLOUR_WORDS))
     return np.array([[colour_share(rgb, m, w) for m in masks] for w in words],
                     dtype=np.float64).reshape(len(words), len(masks))
 
 
-def _allowed(masks: Sequence[np.ndarray], shares: np.ndarray, max_area: float,
-             min_colour: float) -> np.ndarray:
+def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, max_area: float,
+           min_colour: float) -> tuple[np.ndarray, np.ndarray]:
+    """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored)."""
+    shares = _colour_shares(rgb, masks, phrase)
     small = np.array([np.asarray(m).mean() <= max_area for m in masks], dtype=bool)
     keep = small & (shares >= min_colour).all(axis=0)
-    return keep if keep.any() else small
+    if keep.any():
+        return keep, _mean_share(shares)
+    return small, np.zeros(len(masks))
 
 
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
@@ -179,7 +184,7 @@ def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
     """Bool [N]: masks that may be what `phrase` names: at most `max_area` of the image and,
     for each colour word in it, at least `min_colour` of their pixels of that colour. When the
     colours rule out every mask, the size rule alone (words can be wrong)."""
-    return _allowed(masks, _colour_shares(rgb, masks, phrase), max_area, min_colour)
+    return _words(rgb, masks, phrase, max_area, min_colour)[0]
 
 
 def colour_match(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) -> np.ndarray:
@@ -222,28 +227,28 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     bonus = 0.0 if stability is None else STABILITY_WEIGHT * stability
     if not len(masks):
         return None
-    shares = _colour_shares(rgb, masks, target_text)
-    ok = _allowed(masks, shares, max_area, min_colour)
+    ok, colour = _words(rgb, masks, target_text, max_area, min_colour)
     if not ok.any():
         return None
     if scores is None:
         scores = score_entities(target_heat, list(masks))
-    scores = scores + bonus + COLOUR_WEIGHT * _mean_share(shares)
+    scores = scores + bonus + COLOUR_WEIGHT * colour
     superlative = _superlative(target_text + " " + after_text)
     centres = _centres(masks)
     if superlative is not None:
         index = np.flatnonzero(superlative_candidates(masks, ok, stability))
+        if not len(index):  # every mask the words allow is empty
+            return None
         column, lowest = centres[index, 0], centres[index, 1]
         key = {"leftmost": column, "rightmost": -column}.get(
             superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)
         return int(index[int(np.argmin(key))])
     relation = relation_after(after_text)
     if relation is not None and landmark_heat is not None:
-        landmark_shares = _colour_shares(rgb, masks, landmark_text)
-        ok_landmark = _allowed(masks, landmark_shares, max_area, min_colour)
+        ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, max_area, min_colour)
         if landmark_scores is None:
             landmark_scores = score_entities(landmark_heat, list(masks))
-        landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * _mean_share(landmark_shares)
+        landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * landmark_colour
         best, best_score = None, -np.inf
         for i in np.flatnonzero(ok):
             for j in np.flatnonzero(ok_landmark):

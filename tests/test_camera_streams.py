@@ -114,6 +114,27 @@ def test_image_qos_auto_follows_a_later_best_effort_camera_without_waiting_for_a
         camera.destroy_node()
 
 
+def test_a_closed_image_input_stays_closed():
+    # a check or QoS event already queued when the node deactivates must not subscribe again
+    reader = rclpy.create_node("closed_reader")
+    camera = rclpy.create_node("closed_camera")
+    try:
+        source = CameraInput(reader, "closed_image", lambda msg: None, qos_name="auto")
+        assert len(list(reader.subscriptions)) == 1
+        source.close()
+        camera.create_publisher(Image, "closed_image", qos_profile_sensor_data)
+        deadline = time.monotonic() + 10
+        while source.publishers() != ["best_effort"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert source.publishers() == ["best_effort"]  # auto would follow it, were it open
+        source.check()
+        source._on_incompatible(None)
+        assert source.reliability == "reliable" and not list(reader.subscriptions)
+    finally:
+        reader.destroy_node()
+        camera.destroy_node()
+
+
 def test_silence_warning_names_both_ends_qos(running):  # noqa: F811
     r = running(image_qos="best_effort")
     source = r.node.sensors.inputs[""]

@@ -57,6 +57,17 @@ def test_the_mask_most_of_the_named_colour_gains():
     assert resolve(rgb, both, heat, "the cube", scores=scores) == 0  # no colour word: scores
     assert resolve(rgb, both, heat, "the red cube", scores=scores) == 1  # 0.2 + 0.5 > 0.3 + 0.31
     assert resolve(rgb, both, heat, "the red cube", scores=np.array([0.5, 0.2, 0.0])) == 0
+    # when the colour rules out every mask (a quarter white at most) the words are ignored,
+    # the gain too: the scores alone decide
+    rgb, masks = _scene([("red", 10, 20), ("white", 50, 20)])
+    white_and_table = np.zeros((H, W), bool)
+    white_and_table[20:40, 45:65] = True  # 100 white px of 400
+    pair = [masks[0], white_and_table]
+    assert colour_match(rgb, pair, "the white cube") == pytest.approx([0.0, 0.25])
+    assert resolve(rgb, pair, heat, "the white cube", scores=np.array([0.1, 0.0])) == 0
+    # a colour word said twice counts once
+    assert colour_match(rgb, pair, "the white cube with red and white dots") == pytest.approx(
+        [0.5, 0.125])
     # and the landmark: the pure blue tray beats a half-blue mask the scores rank just above it
     rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("red", 60, 20), ("blue", 78, 45)])
     half_blue = np.zeros((H, W), bool)

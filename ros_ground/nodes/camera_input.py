@@ -6,6 +6,8 @@ Used by both model nodes; the decisions are ros_ground.camera_watch's (no ROS th
 
 from __future__ import annotations
 
+import threading
+
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -52,6 +54,7 @@ class CameraInput:
                             if self._auto else _WORDS.get(qos_by_name(qos_name).reliability, ""))
         self._sub = None
         self._closed = False
+        self._lock = threading.Lock()  # close() (lifecycle thread) against a check re-subscribing
         self._subscribe()
 
     def publishers(self) -> list[str]:
@@ -68,7 +71,7 @@ class CameraInput:
     def check(self) -> str | None:
         """Follow the publishers' reliability (auto) and warn (returned, and logged at most
         every `warn_after_s`) when they publish but nothing arrives."""
-        if self._closed:  # a check or QoS event queued before close() must not re-subscribe
+        if self._closed:  # a check or QoS event queued before close(): nothing to follow
             return None
         publishers = self.publishers()
         if self._auto:
@@ -91,8 +94,9 @@ class CameraInput:
         return warning
 
     def close(self) -> None:
-        self._closed = True
-        self._unsubscribe()
+        with self._lock:
+            self._closed = True
+            self._unsubscribe()
 
     def _unsubscribe(self) -> None:
         if self._sub is not None:
@@ -100,12 +104,18 @@ class CameraInput:
             self._sub = None
 
     def _subscribe(self) -> None:
-        self._unsubscribe()
+        with self._lock:
+            if not self._closed:
+                self._unsubscribe()
+                self._sub = self._create()
+
+    def _create(self):
+        """A subscription with the QoS `reliability` (auto) or `qos_name` says."""
         qos = (QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
                           if self.reliability == camera_watch.RELIABLE
                           else ReliabilityPolicy.BEST_EFFORT)
                if self._auto else qos_by_name(self._qos_name))
-        self._sub = self._node.create_subscription(
+        return self._node.create_subscription(
             self.msg_type, self.topic, self._on_msg, qos, callback_group=self._group,
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
 
