@@ -77,3 +77,34 @@ def test_ask_timeout_must_be_positive_seconds(timeout):
                           timeout], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert f"--timeout: expected a finite number of seconds > 0, got '{timeout}'" in out.stderr
+
+
+def test_a_question_pools_its_window_entity_tokens_once(tmp_path, monkeypatch, capsys):
+    # the answer's phrases and the question's own are scored against the same proposals: one
+    # frame per run, so the window tokens (a vision pass per proposal) are computed once
+    from ros_ground import cli, lmm_tokens
+    from ros_ground.sim.scene import generate_scene
+
+    path = tmp_path / "scene.png"
+    save_png(path, generate_scene(3, width=160, height=120, num_objects=3).rgb)
+    calls = []
+    pool = lmm_tokens.window_entity_tokens
+    monkeypatch.setattr(lmm_tokens, "window_entity_tokens",
+                        lambda lmm, image, masks, window: calls.append(len(masks))
+                        or pool(lmm, image, masks, window))
+    assert cli.main(["ground", "--model", "sim", "--sam-model", "sim", "--image", str(path),
+                     "--prompt", "Where is the red mug?", "--entity-scoring", "tokens",
+                     "--mode", "entities", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["phrases"] and result["prompt_phrases"]  # both were scored
+    assert len(calls) == 1 and calls[0] > 0
+
+
+@pytest.mark.parametrize("where", [["--point", "50,30"], ["--region", "20,10,40,30"]])
+def test_ground_a_region_by_point_or_box(png, where):
+    out = _run("ground", "--image", str(png), "--model", "tiny", "--prompt", "What is this?",
+               "--json", *where)
+    result = json.loads(out.stdout)
+    assert result["prompt"] == "What is this?" and result["text"]
+    for p in result["phrases"]:
+        assert rle_to_mask(p["mask_rle"]).shape == (70, 110)
