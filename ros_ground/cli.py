@@ -208,19 +208,15 @@ def cmd_ground(args: argparse.Namespace) -> int:
     check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])
     engine = build_engine_from_settings(vars(args))
-    # one frame per run: its key lets the engine reuse per-frame work (SAM's embedding, the
-    # window entity tokens of the answer's phrases for the command's own) instead of redoing it
-    key = ("image file", str(Path(args.image).resolve()))
     if args.region or args.point:
         from ros_ground.regions import resolve_region
 
         region = resolve_region(
-            image.shape[:2],
-            segment_point=lambda x, y: engine.segment_point(image, (x, y), image_key=key)[0],
+            image.shape[:2], segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
             **({"box": args.region} if args.region else {"point": args.point}))
-        result = engine.ground_region(image, args.prompt, region, image_key=key)
+        result = engine.ground_region(image, args.prompt, region)
     else:
-        result = engine.ground(image, args.prompt, image_key=key)
+        result = engine.ground(image, args.prompt)
     if depth_k is not None:
         from ros_ground.spatial import locate_result
 

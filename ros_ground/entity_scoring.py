@@ -19,6 +19,7 @@ from ros_ground import lmm_tokens, retrieval
 from ros_ground.entities import score_entities
 from ros_ground.lmm import LMMAdapter
 from ros_ground.results import Proposal
+from ros_ground.sam.segmenter import cache_key_of
 
 LOG = logging.getLogger(__name__)
 
@@ -60,31 +61,32 @@ class EntityScorer:
         image tokens (lmm_tokens; feature_source "lmm_projector"), whatever tokens proposals
         came with: SAM's share no space with the language model.
 
-        window: 0, pooled from the whole frame's tokens (one vision pass per frame `image_key`);
-        else each from a window this many box sides tall around it (lmm_tokens.
-        window_entity_tokens, one pass per mask), computed once per frame `image_key` and set of
-        masks, since a command's phrases are scored against the same proposals as its answer's.
+        window: 0, pooled from the whole frame's tokens (one vision pass per frame); else each
+        from a window this many box sides tall around it (lmm_tokens.window_entity_tokens, one
+        pass per mask), computed once per frame and set of masks, since a command's phrases are
+        scored against the same proposals as its answer's. A frame is named by `image_key`, or
+        without one by a hash of its pixels (sam.segmenter.cache_key_of).
         """
         if window <= 0:
             return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)
         digest = hashlib.blake2b(digest_size=16)
         for mask in masks:
             digest.update(np.packbits(np.asarray(mask, dtype=bool)).tobytes())
-        key = (image_key, window, len(masks), digest.hexdigest())
+        key = (cache_key_of(image, "RGB", image_key), window, len(masks), digest.hexdigest())
         cached = self._windowed
-        if image_key is not None and cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == key:
             return cached[1]
         tokens = lmm_tokens.window_entity_tokens(self.lmm, image, masks, window)
-        self._windowed = (key, tokens) if image_key is not None else None
+        self._windowed = (key, tokens)
         return tokens
 
     def image_tokens(self, image: np.ndarray, image_key=None):
         """(float32 [grid_h * grid_w, D] projected image tokens, their geometry) of `image`,
-        computed once per frame `image_key` (lmm_tokens.image_features)."""
+        computed once per frame (lmm_tokens.image_features; named as in `entity_tokens`)."""
+        key = cache_key_of(image, "RGB", image_key)
         cached = self._features
-        if image_key is None or cached is None or cached[0] != image_key:
-            cached = (image_key, *lmm_tokens.image_features(self.lmm, image))
-            self._features = cached if image_key is not None else None
+        if cached is None or cached[0] != key:
+            cached = self._features = (key, *lmm_tokens.image_features(self.lmm, image))
         return cached[1], cached[2]
 
     def _embedding(self) -> np.ndarray:

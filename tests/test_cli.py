@@ -80,8 +80,9 @@ def test_ask_timeout_must_be_positive_seconds(timeout):
 
 
 def test_a_question_pools_its_window_entity_tokens_once(tmp_path, monkeypatch, capsys):
-    # the answer's phrases and the question's own are scored against the same proposals: one
-    # frame per run, so the window tokens (a vision pass per proposal) are computed once
+    # the answer's phrases and the question's own are scored against the same proposals of the
+    # same frame (named by its pixels: the CLI gives no key), so the window tokens, a vision
+    # pass per proposal, are computed once
     from ros_ground import cli, lmm_tokens
     from ros_ground.sim.scene import generate_scene
 
