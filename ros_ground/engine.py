@@ -107,8 +107,7 @@ class GroundingEngine:
                should_stop: Callable[[], bool] | None = None,
                config: EngineConfig | None = None,
                accepted_at: float | None = None) -> GroundingResult:
-        """Ground `prompt`'s answer in `image` (HxWx3 uint8 RGB): `generate`, then
-        `ground_generation`.
+        """Ground `prompt`'s answer in `image` (HxWx3 uint8 RGB): `generate`, `ground_generation`.
 
         `mode` overrides the config's for this request (see `requested_mode`). `proposals` are
         entity masks for this frame (from the proposal node); `image_key` identifies the frame
@@ -125,7 +124,8 @@ class GroundingEngine:
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
         sam_ahead, views_ahead = ahead.ahead_work(self.prefetch, self.sam.device, self.lmm.device,
                                                   self.torch_threads)
-        sam_ahead = sam_ahead and (cfg.mode == "point" or not proposals)
+        sam_ahead = sam_ahead and (cfg.mode == "point" or not proposals) and not (
+            cfg.point_zoom and cfg.mode != "entities" and self.sam.zooms(image))  # windows: no frame
         spare = max(1, ahead.spare_cores(self.torch_threads))
         with ahead.threads(self.torch_threads), self.sam.prefetched(
                 image, image_key, sam_ahead, spare), ahead.views_prefill(
@@ -173,8 +173,7 @@ class GroundingEngine:
                    prefill: ViewsPrefill | None = None) -> Generation:
         """`gen` (generated on `image` as it is) with its maps averaged over
         `config.attention_views`; a canceled answer is grounded on what it has: no extra passes.
-        `prefill`: `LMMAdapter.prefill_views` of the views but identity (same maps, less to do).
-        """
+        `prefill`: `LMMAdapter.prefill_views` of the views but identity (same maps, less to do)."""
         cfg = self._config(config)
         if cfg.attention_views == ("identity",) or not gen.token_ids or gen.canceled:
             return gen
@@ -273,9 +272,10 @@ class GroundingEngine:
             if needs_sam:
                 timing["sam_wait"] = ((time.perf_counter() - t0) * 1e3
                                       + self.sam.wait_prefetch(image, image_key))
-                t0 = time.perf_counter()
-                self.sam.set_image(image, key=image_key)
-                timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
+                if not (used_mode == "point" and cfg.point_zoom and self.sam.zooms(image)):
+                    t0 = time.perf_counter()
+                    self.sam.set_image(image, key=image_key)
+                    timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
             if used_mode == "entities" and not proposals:
                 t0 = time.perf_counter()
                 proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)

@@ -204,6 +204,29 @@ def test_one_sam_embedding_per_frame(engine, image):
     assert engine.sam.embedding_passes - before == 1
 
 
+@pytest.mark.parametrize("zoom", [True, False])
+def test_points_on_zoom_windows_cost_no_embedding_of_the_whole_frame(engine, monkeypatch, zoom):
+    """point_zoom prompts each point of a frame larger than SAM's input on a window at SAM's
+    scale: the frame's own embedding, computed or prefetched, would go unused."""
+    from ros_ground.sam import segmenter
+    from ros_ground.sam.windows import point_windows
+
+    # the tiny random SAM's masks are arbitrary: no window cuts one (the cut case: test_sam_windows)
+    monkeypatch.setattr(segmenter, "reaches_inner_edge", lambda *args: False)
+    monkeypatch.setattr(engine, "prefetch", True)  # would encode the frame ahead, on the worker
+    side = engine.sam.img_size
+    large = np.random.RandomState(5).randint(0, 255, (side + side // 2, 2 * side, 3), dtype=np.uint8)
+    assert engine.sam.zooms(large) and not engine.sam.zooms(large[:side, :side])
+    before = engine.sam.embedding_passes
+    result = engine.ground(large, "Where is the red mug?", mode="point", image_key=f"large-{zoom}",
+                           config=EngineConfig(max_new_tokens=24, point_zoom=zoom))
+    points = [p.point for p in result.phrases + result.prompt_phrases]
+    assert points, result.text
+    windows = len(point_windows(points, *large.shape[:2], side))
+    assert engine.sam.embedding_passes - before == (windows if zoom else 1)
+    assert ("sam_embedding" in result.timing_ms) is not zoom
+
+
 def test_another_thread_cannot_switch_the_frame_between_phrases(engine, image, monkeypatch):
     """The composed graph's proposal node shares the segmenter: while a response is being
     grounded its calls wait, so our frame is encoded once whatever the other thread does."""

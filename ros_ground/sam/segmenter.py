@@ -308,7 +308,7 @@ class SamSegmenter:
         if not (choice == "iou" or (isinstance(choice, int) and 0 <= choice < 3)):
             raise ValueError(f"choice must be 'iou' or 0, 1, 2; got {choice!r}")
         points = np.asarray(points_xy, dtype=np.float32).reshape(-1, 2)
-        if zoom and image is not None and window_size(*check_image(image).shape[:2], self.img_size):
+        if zoom and image is not None and self.zooms(image):
             return self._segment_windows(image, points, choice, key)
         with self._lock:
             if image is not None:
@@ -316,6 +316,13 @@ class SamSegmenter:
             elif not self.predictor.is_image_set:
                 raise RuntimeError("segment_point(image=None) needs set_image first")
             return _decode_points(self.predictor, points, choice)
+
+    def zooms(self, image: np.ndarray) -> bool:
+        """Whether `segment_points(image, ..., zoom=True)` prompts on windows: `image` (HxWx3
+        uint8) is larger than SAM's input. Then the whole frame's embedding is computed only
+        for a point whose window cuts its mask. Raises ValueError for a bad image."""
+        height, width = check_image(image).shape[:2]
+        return window_size(height, width, self.img_size) is not None
 
     def _segment_windows(self, image: np.ndarray, points: np.ndarray, choice: str | int,
                          key: Hashable | None) -> list[tuple[np.ndarray, float]]:
