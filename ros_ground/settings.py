@@ -163,8 +163,8 @@ GROUNDING = (
       choices=("iou", "0", "1", "2"), field="multimask_choice", cli=True, convert=_mask_index),
     S("point_zoom", True, "point mode: in a frame larger than SAM's input, prompt each phrase's "
       "point on a window of the frame at SAM's input scale around it (small or far objects keep "
-      "their pixels; an encoder pass per window instead of the frame's) / false: on the whole "
-      "frame, shrunk", True,
+      "their pixels; an encoder pass per window, and the frame's only for a point whose window "
+      "cuts its mask) / false: on the whole frame, shrunk", True,
       field="point_zoom", cli=True),
     S("entity_assignment", "exclusive", "exclusive (one entity per phrase, 'two mugs' two, "
       "none shared, later definite mentions excepted) / independent (each phrase merges the "

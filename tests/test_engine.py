@@ -205,7 +205,8 @@ def test_one_sam_embedding_per_frame(engine, image):
 
 
 @pytest.mark.parametrize("zoom", [True, False])
-def test_points_on_zoom_windows_cost_no_embedding_of_the_whole_frame(engine, monkeypatch, zoom):
+@pytest.mark.parametrize("mode", ["point", "auto"])  # auto: point prompts, no proposals given
+def test_points_on_zoom_windows_cost_no_embedding_of_the_whole_frame(engine, monkeypatch, zoom, mode):
     """point_zoom prompts each point of a frame larger than SAM's input on a window at SAM's
     scale: the frame's own embedding, computed or prefetched, would go unused."""
     from ros_ground.sam import segmenter
@@ -218,13 +219,17 @@ def test_points_on_zoom_windows_cost_no_embedding_of_the_whole_frame(engine, mon
     large = np.random.RandomState(5).randint(0, 255, (side + side // 2, 2 * side, 3), dtype=np.uint8)
     assert engine.sam.zooms(large) and not engine.sam.zooms(large[:side, :side])
     before = engine.sam.embedding_passes
-    result = engine.ground(large, "Where is the red mug?", mode="point", image_key=f"large-{zoom}",
+    result = engine.ground(large, "Where is the red mug?", mode=mode, image_key=f"large-{zoom}-{mode}",
                            config=EngineConfig(max_new_tokens=24, point_zoom=zoom))
-    points = [p.point for p in result.phrases + result.prompt_phrases]
-    assert points, result.text
-    windows = len(point_windows(points, *large.shape[:2], side))
+    # the answer's points, then the command's, each in one call; the second reuses kept windows
+    answer = point_windows([p.point for p in result.phrases], *large.shape[:2], side)
+    kept = [box for box, _ in answer]
+    command = point_windows([p.point for p in result.prompt_phrases], *large.shape[:2], side, kept)
+    windows = len(set(kept) | {box for box, _ in command})
+    assert windows, result.text
     assert engine.sam.embedding_passes - before == (windows if zoom else 1)
     assert ("sam_embedding" in result.timing_ms) is not zoom
+    assert result.mode == "point"
 
 
 def test_another_thread_cannot_switch_the_frame_between_phrases(engine, image, monkeypatch):

@@ -32,6 +32,12 @@ def test_points_share_a_window_only_well_inside_it():
     assert len(point_windows([(400, 200), (540, 200)], 450, 800, 320)) == 2
     # at the frame's edge the window cannot move further, so the edge counts as inside
     assert point_windows([(2, 2), (1, 1)], 450, 800, 320) == [((0, 0, 320, 180), [0, 1])]
+    # windows kept from an earlier call are tried first; one holding no point is left out
+    kept = [(240, 110, 320, 180)]
+    assert point_windows([(430, 220)], 450, 800, 320, kept) == [((240, 110, 320, 180), [0])]
+    assert point_windows([(10, 10), (430, 220)], 450, 800, 320, kept) == [
+        ((240, 110, 320, 180), [1]), ((0, 0, 320, 180), [0])]
+    assert point_windows([(10, 10)], 450, 800, 320, kept) == [((0, 0, 320, 180), [0])]
 
 
 def test_a_frame_no_larger_than_sams_input_is_one_window_and_bad_points_are_refused():
@@ -175,6 +181,10 @@ def test_zoomed_points_are_the_windows_own_masks_unless_a_window_cuts_them(monke
     again = seg.segment_points(image, points, zoom=True)
     assert seg.embedding_passes == passes
     assert all((a[0] == b[0]).all() for a, b in zip(again, zoomed))
+    # another point well inside a kept window is prompted there, at no new encoder pass
+    x, y = points[2]
+    seg.segment_points(image, [(x + 10, y + 5)], zoom=True)
+    assert seg.embedding_passes == passes
     # in a frame SAM reads whole, zoom changes nothing
     small = image[:side // 2, :side]
     np.testing.assert_array_equal(seg.segment_points(small, [(5, 5)], zoom=True)[0][0],

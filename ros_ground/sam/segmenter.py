@@ -335,7 +335,7 @@ class SamSegmenter:
             if self._windows[0] != frame_key:  # the embeddings of one frame's windows at a time
                 self._windows = (frame_key, {})
             embedded = self._windows[1]
-            for box, members in point_windows(points, height, width, self.img_size):
+            for box, members in point_windows(points, height, width, self.img_size, list(embedded)):
                 x0, y0, w, h = box
                 # on the proposals' crop predictor: the frame's own embedding stays current
                 predictor = self._crop_predictor

@@ -98,15 +98,17 @@ def _starts(length: int, crop: int) -> list[int]:
 
 
 def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: int,
-                  side: int) -> list[tuple[Box, list[int]]]:
+                  side: int, kept: Sequence[Box] = ()) -> list[tuple[Box, list[int]]]:
     """Group point prompts (x, y in frame pixels) into windows at SAM's input scale.
 
     Each point gets a window (`window_size`) centred on it and moved inside the frame, unless
     an earlier window already holds it at least a quarter of the window's size from any edge
-    that is not the frame's; so points of nearby phrases share one encoder pass. Returns
-    [(window box, indices of its points)], in the order the windows were made; one window of
-    the whole frame when the frame is no larger than `side`. Raises ValueError for a point
-    outside the frame (or not finite) or a non-positive `side`.
+    that is not the frame's; so points of nearby phrases share one encoder pass. `kept`: boxes
+    of windows already encoded for this frame (an earlier call's, the same size), tried first.
+    Returns [(window box, indices of its points)] for the windows that hold a point, kept ones
+    first, then in the order the windows were made; one window of the whole frame when the frame
+    is no larger than `side`. Raises ValueError for a point outside the frame (or not finite) or
+    a non-positive `side`.
     """
     if side <= 0:
         raise ValueError(f"window side must be > 0, got {side}")
@@ -119,7 +121,7 @@ def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: 
     if size is None:
         return [((0, 0, width, height), list(range(len(points))))]
     w, h = size
-    windows: list[tuple[Box, list[int]]] = []
+    windows: list[tuple[Box, list[int]]] = [(tuple(box), []) for box in kept]
     for i, (x, y) in enumerate(points):
         for box, members in windows:
             if _holds(box, x, y, height, width):
@@ -129,7 +131,7 @@ def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: 
             x0 = int(np.clip(round(x - w / 2), 0, width - w))
             y0 = int(np.clip(round(y - h / 2), 0, height - h))
             windows.append(((x0, y0, w, h), [i]))
-    return windows
+    return [(box, members) for box, members in windows if members]
 
 
 def _holds(box: Box, x: float, y: float, height: int, width: int) -> bool:
