@@ -201,9 +201,11 @@ def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.engine import build_engine_from_settings
     from ros_ground.errors import check_prompt
     from ros_ground.image_codec import check_image_size
-    from ros_ground.overlay import draw_overlay, load_rgb, save_png
+    from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png
 
     check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
+    if args.overlay:
+        check_writable(args.overlay)
     image = load_rgb(args.image)
     check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])

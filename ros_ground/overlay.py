@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -237,8 +238,22 @@ def save_png(path: str, image: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
+def check_writable(path: str) -> None:
+    """OSError saying why `save_png` could not write `path` (no such folder, or no OpenCV
+    writer for its extension), checked before long work; None when it could."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise OSError(f"cannot write {path}: no folder {folder}")
+    if not cv2.haveImageWriter(str(path)):
+        raise OSError(f"cannot write {path}: no image format for the extension {Path(path).suffix!r}")
+
+
 def load_rgb(path: str) -> np.ndarray:
-    """HxWx3 RGB uint8 image read from `path`; OSError if it cannot be read."""
+    """HxWx3 RGB uint8 image read from `path`; OSError if it cannot be read (saying so when
+    there is no such file)."""
+    if not Path(path).is_file():
+        raise OSError(f"could not read an image from {path}: "
+                      + ("a folder" if Path(path).is_dir() else "no such file"))
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise OSError(f"could not read an image from {path}")

@@ -49,12 +49,26 @@ def test_ground_human_output(png):
 
 def test_missing_image_and_model_are_clear_errors(png, tmp_path):
     out = _run("ground", "--image", str(tmp_path / "none.png"), check=False)
-    assert out.returncode == 2 and "could not read" in out.stderr
+    assert out.returncode == 2 and "could not read an image from" in out.stderr
+    assert "no such file" in out.stderr and "imread" not in out.stderr  # not OpenCV's own warning
+    out = _run("ground", "--image", str(tmp_path), check=False)
+    assert out.returncode == 2 and "a folder" in out.stderr
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    out = _run("ground", "--image", str(broken), check=False)
+    assert out.returncode == 2 and f"could not read an image from {broken}" in out.stderr
     out = _run("ground", "--image", str(png), "--model", str(tmp_path / "no-model"), check=False)
     assert out.returncode == 2 and "no-model" in out.stderr
 
 
 def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
+    out = _run("ground", "--image", str(png), "--model", "no-such-model",
+               "--overlay", "/no/such/folder/out.png", check=False)
+    assert out.returncode == 2 and "cannot write /no/such/folder/out.png: no folder" in out.stderr
+    out = _run("ground", "--image", str(png), "--model", "no-such-model", "--overlay", "out.xyz",
+               check=False)
+    assert out.returncode == 2 and "no image format for the extension '.xyz'" in out.stderr
+    assert "no-such-model" not in out.stderr
     out = _run("ground", "--image", str(png), "--model", "no-such-model", "--prompt", "x" * 2001,
                check=False)
     assert out.returncode == 2 and "prompt has 2001 characters, limit is 2000" in out.stderr
