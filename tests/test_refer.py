@@ -36,6 +36,21 @@ def test_colour_share_names_each_colour_and_only_it(word):
         colour_share(rgb, masks[0], "wooden")
 
 
+def test_white_in_shade_is_white_and_black_is_not():
+    # A white object lit from the side renders mid-grey (value ~0.4 on the ood frames); it is
+    # still "white", and "grey" too, while black stays neither.
+    rgb, masks = _scene([("red", 10, 20), ("black", 30, 20), ("red", 50, 20)])
+    rgb[masks[2]] = (98, 100, 104)  # value 0.41, saturation 0.06
+    assert colour_share(rgb, masks[2], "white") == 1.0
+    assert colour_share(rgb, masks[2], "grey") == 1.0
+    assert colour_share(rgb, masks[1], "white") == 0.0
+    rgb[masks[2]] = (60, 60, 60)  # value 0.24: dark grey, not white
+    assert colour_share(rgb, masks[2], "white") == 0.0
+    rgb[masks[2]] = (98, 100, 104)
+    heat = _heat_on(masks[0])  # the model looked at the red one
+    assert resolve(rgb, masks, heat, "the white mug") == 2
+
+
 def test_colour_word_beats_attention_on_the_wrong_object():
     rgb, masks = _scene([("blue", 10, 20), ("red", 50, 20)])
     heat = _heat_on(masks[0])  # the model looked at the blue one
