@@ -151,7 +151,8 @@ def saved_latency(engine, reps: int) -> dict:
     shared SAM (a cache hit) vs a separate SAM instance (a second encoder pass); interleaved.
 
     The proposer's part is `set_image` (the first thing `SamSegmenter.propose` does); the
-    grounding part is the `set_image` the engine runs as its `sam_embedding` stage.
+    grounding part is making the same frame current, which the engine's first SAM call does
+    and reports in its `sam_embedding` stage.
     """
     from ros_ground.sam import load_sam
 
@@ -166,7 +167,7 @@ def saved_latency(engine, reps: int) -> dict:
             before = engine.sam.embedding_passes + separate.embedding_passes
             proposer.set_image(image, key=key)  # the proposal node embeds the frame
             t0 = time.perf_counter()
-            engine.sam.set_image(image, key=key)  # the grounding node's sam_embedding stage
+            engine.sam.set_image(image, key=key)  # in the grounding node's sam_embedding stage
             grounding_ms[variant].append((time.perf_counter() - t0) * 1e3)
             passes[variant].append(engine.sam.embedding_passes + separate.embedding_passes
                                    - before)

@@ -21,7 +21,6 @@ answers to "the image" of "Describe the image in detail.", and a mask for it wou
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -86,20 +85,19 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int]:
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
-                   ) -> tuple[list[GroundedPhrase], int, dict[str, float]]:
+                   ) -> tuple[list[GroundedPhrase], int]:
     """Ground the prompt's own phrases of `gen` (lmm.Generation with prompt maps) in `image`.
 
-    Returns (phrases with char spans into `gen.prompt_text`, index of the target in them or -1,
-    timing in ms). Uses the engine's grounding of answer phrases with the prompt's tokens,
-    spans and maps in place of the answer's, so every mode and option applies unchanged.
-    Without prompt maps (a tokenizer without offsets) there is nothing to ground: ([], -1, {}).
+    Returns (phrases with char spans into `gen.prompt_text`, index of the target in them or -1).
+    Uses the engine's grounding of answer phrases with the prompt's tokens, spans and maps in
+    place of the answer's, so every mode and option applies unchanged. Without prompt maps (a
+    tokenizer without offsets) there is nothing to ground: ([], -1).
     """
-    t0 = time.perf_counter()
     if not gen.prompt_token_ids or gen.prompt_maps.shape[0] != len(gen.prompt_token_ids):
-        return [], -1, {}
+        return [], -1
     chunks, target = command_phrases(engine.nlp, gen.prompt_text)
     if not chunks:
-        return [], -1, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}
+        return [], -1
     prompt_gen = replace(gen, token_ids=list(gen.prompt_token_ids), image_maps=gen.prompt_maps)
     phrases, _, _ = engine.ground_phrases(
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
@@ -109,7 +107,7 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         index = _grounded_index(phrases, chunks[target])
     if index >= 0 and proposals and cfg.command_words and phrases[index].entity_ids:
         _resolve_target(image, gen, cfg, chunks, target, phrases, index, proposals)
-    return phrases, index, {"prompt_grounding": (time.perf_counter() - t0) * 1e3}
+    return phrases, index
 
 
 def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,

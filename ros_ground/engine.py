@@ -32,6 +32,7 @@ from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans
 from ros_ground.regions import Region
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
+from ros_ground.sam.predictor import timed_stage
 from ros_ground.streaming import PhraseStream, ProgressCallback
 
 MODES = settings.by_name(settings.ENGINE)["mode"].choices
@@ -199,7 +200,7 @@ class GroundingEngine:
         check_image(image)
         t0 = time.perf_counter()
         made: list[Proposal] = []
-        prompt_phrases, target, prompt_timing = [], -1, {}
+        prompt_phrases, target = [], -1
         # the answer's and the command's phrases under one hold on SAM (a re-entrant lock), so
         # no other frame is made current between them
         needs_sam = cfg.mode == "point" or not proposals
@@ -208,12 +209,12 @@ class GroundingEngine:
             phrases, timing, used_mode = self.ground_phrases(
                 image, gen, cfg, proposals, image_key, proposals_out=made)
             if command:
-                prompt_phrases, target, prompt_timing = ground_command(
-                    self, image, gen, replace(cfg, mode=used_mode), proposals or made, image_key)
+                with timed_stage(timing, "prompt_grounding"):
+                    prompt_phrases, target = ground_command(
+                        self, image, gen, replace(cfg, mode=used_mode), proposals or made, image_key)
         if "sam_wait" in timing:
             timing["sam_wait"] += waited
-        timing = {**gen.timing_ms, **timing, **prompt_timing,
-                  "grounding": (time.perf_counter() - t0) * 1e3}
+        timing = {**gen.timing_ms, **timing, "grounding": (time.perf_counter() - t0) * 1e3}
         return GroundingResult(
             text=gen.text, phrases=phrases, model=self.model_name,
             image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
@@ -272,36 +273,29 @@ class GroundingEngine:
             if needs_sam:
                 timing["sam_wait"] = ((time.perf_counter() - t0) * 1e3
                                       + self.sam.wait_prefetch(image, image_key))
-                if not (used_mode == "point" and cfg.point_zoom and self.sam.zooms(image)):
-                    t0 = time.perf_counter()
-                    self.sam.set_image(image, key=image_key)
-                    timing["sam_embedding"] = (time.perf_counter() - t0) * 1e3
             if used_mode == "entities" and not proposals:
-                t0 = time.perf_counter()
-                proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)
+                with timed_stage(timing, "proposals"):
+                    proposals = self.sam.propose(image, key=image_key, **cfg.amg_params)
                 if proposals_out is not None:
                     proposals_out.extend(proposals)
-                timing["proposals"] = (time.perf_counter() - t0) * 1e3
                 if not proposals:  # nothing to select from: fall back to the point prompt, visibly
                     used_mode = "point"
 
-            t0 = time.perf_counter()
-            found = find_phrase_tokens(spans, chunks, cfg.phrase_tokens)
-            phrases = []
-            if found:
-                heats = phrase_heats(maps, found, contrast=cfg.phrase_contrast,
-                                     geometry=gen.geometry)
-                if used_mode == "entities" and proposals:
-                    ids = [[token_ids[i] for i in ix] for _, ix in found]
-                    scores = self.entities.scores(image, heats, proposals, ids, scoring=cfg.entity_scoring,
-                                                  image_key=image_key, token_window=cfg.entity_token_window)
-                    phrases = entity_phrases(found, heats, proposals, scores, text=text,
-                                             assignment=cfg.entity_assignment,
-                                             margin=cfg.entity_margin)
-                else:
-                    phrases = point_phrases(self.sam, image, found, heats, image_key=image_key,
-                                            multimask_choice=cfg.multimask_choice, zoom=cfg.point_zoom)
-            timing["segment"] = (time.perf_counter() - t0) * 1e3
+            with timed_stage(timing, "segment"):
+                found = find_phrase_tokens(spans, chunks, cfg.phrase_tokens)
+                phrases = []
+                if found:
+                    heats = phrase_heats(maps, found, contrast=cfg.phrase_contrast, geometry=gen.geometry)
+                    if used_mode == "entities" and proposals:
+                        ids = [[token_ids[i] for i in ix] for _, ix in found]
+                        scores = self.entities.scores(
+                            image, heats, proposals, ids, scoring=cfg.entity_scoring,
+                            image_key=image_key, token_window=cfg.entity_token_window)
+                        phrases = entity_phrases(found, heats, proposals, scores, text=text,
+                                                 assignment=cfg.entity_assignment, margin=cfg.entity_margin)
+                    else:
+                        phrases = point_phrases(self.sam, image, found, heats, image_key=image_key,
+                                                multimask_choice=cfg.multimask_choice, zoom=cfg.point_zoom)
         return phrases, timing, used_mode
 
     def ground_region(self, image: np.ndarray, prompt: str, region: Region,

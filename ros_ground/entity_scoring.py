@@ -19,7 +19,7 @@ from ros_ground import lmm_tokens, retrieval
 from ros_ground.entities import score_entities
 from ros_ground.lmm import LMMAdapter
 from ros_ground.results import Proposal
-from ros_ground.sam.segmenter import cache_key_of
+from ros_ground.sam.predictor import cache_key_of
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class EntityScorer:
         from a window this many box sides tall around it (lmm_tokens.window_entity_tokens, one
         pass per mask), computed once per frame and set of masks, since a command's phrases are
         scored against the same proposals as its answer's. A frame is named by `image_key`, or
-        without one by a hash of its pixels (sam.segmenter.cache_key_of).
+        without one by a hash of its pixels (sam.predictor.cache_key_of).
         """
         if window <= 0:
             return lmm_tokens.entity_tokens(*self.image_tokens(image, image_key), masks)

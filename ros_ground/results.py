@@ -70,7 +70,11 @@ class GroundedPhrase:
 
 @dataclass
 class GroundingResult:
-    """What one grounded response holds; `timing_ms` is keyed by pipeline stage."""
+    """What one grounded response holds; `timing_ms` is keyed by pipeline stage (ms).
+
+    "sam_embedding" is the SAM image encoder's time in the response wherever a stage needed
+    it (the frame, point windows, proposal crops); "proposals", "segment" and
+    "prompt_grounding" exclude it."""
 
     text: str
     phrases: list[GroundedPhrase]

@@ -1,6 +1,7 @@
 """End to end on the tiny models: text in, a mask of the input's size per phrase out."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -228,8 +229,31 @@ def test_points_on_zoom_windows_cost_no_embedding_of_the_whole_frame(engine, mon
     windows = len(set(kept) | {box for box, _ in command})
     assert windows, result.text
     assert engine.sam.embedding_passes - before == (windows if zoom else 1)
-    assert ("sam_embedding" in result.timing_ms) is not zoom
     assert result.mode == "point"
+
+
+@pytest.mark.parametrize("zoom", [True, False])
+def test_the_encoders_time_is_sam_embedding_whichever_stage_runs_it(engine, monkeypatch, zoom):
+    """The frame is encoded inside "segment" (point prompts), a point window's too, and a new
+    window inside "prompt_grounding": each pass is reported as "sam_embedding", not there."""
+    from ros_ground.sam import segmenter
+
+    monkeypatch.setattr(segmenter, "reaches_inner_edge", lambda *args: False)
+    monkeypatch.setattr(engine, "prefetch", False)  # a worker's passes are its own thread's
+    encoder = engine.sam.sam.image_encoder
+    forward = encoder.forward
+    monkeypatch.setattr(encoder, "forward", lambda x: (time.sleep(0.5), forward(x))[1])
+    side = engine.sam.img_size
+    large = np.random.RandomState(6).randint(0, 255, (side + side // 2, 2 * side, 3), dtype=np.uint8)
+    before = engine.sam.embedding_passes
+    result = engine.ground(large, "Where is the red mug?", mode="point", image_key=f"slow-{zoom}",
+                           config=EngineConfig(max_new_tokens=24, point_zoom=zoom))
+    passes = engine.sam.embedding_passes - before
+    timing = result.timing_ms
+    assert passes >= 1 and timing["sam_embedding"] >= 500 * passes, (passes, timing)
+    # the stages' own work (decoding prompts) is short beside the passes they needed
+    assert timing["segment"] + timing["prompt_grounding"] < 500 * passes, (passes, timing)
+    assert timing["grounding"] >= timing["sam_embedding"]
 
 
 def test_another_thread_cannot_switch_the_frame_between_phrases(engine, image, monkeypatch):

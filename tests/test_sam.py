@@ -4,6 +4,7 @@ CPU)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from ros_ground.sam import (
     sam_config,
     save_sam,
 )
+from ros_ground.sam.predictor import timed_stage
 
 H, W = 96, 160
 POINTS = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
@@ -77,11 +79,11 @@ def test_segment_point_shape_and_choice(seg):
 
 @pytest.mark.parametrize("choice", ["iou", 2])
 def test_segment_points_decode_together_what_predict_decodes_one_by_one(seg, monkeypatch, choice):
-    import ros_ground.sam.segmenter as segmenter_module
+    import ros_ground.sam.predictor as predictor_module
 
     image = _image(3)
     points = [(10.0, 12.0), (80.5, 40.0), (150.0, 90.0), (40.0, 70.0), (120.0, 8.0)]
-    monkeypatch.setattr(segmenter_module, "BATCH_MASK_BYTES", 2 * 3 * H * W)  # batches of 2, 2, 1
+    monkeypatch.setattr(predictor_module, "BATCH_MASK_BYTES", 2 * 3 * H * W)  # batches of 2, 2, 1
     together = seg.segment_points(image, points, choice)
     assert len(together) == len(points)
     for point, (mask, score) in zip(points, together):
@@ -106,6 +108,22 @@ def test_same_image_is_encoded_once(seg):
     seg.set_image(image, key=("cam", 7))
     seg.set_image(_image(5), key=("cam", 7))  # an explicit key is trusted, content not hashed
     assert seg.embedding_passes == 3
+
+
+def test_timed_stage_reports_this_threads_encoder_passes_as_embedding(seg, monkeypatch):
+    encoder = seg.sam.image_encoder
+    forward = encoder.forward
+    monkeypatch.setattr(encoder, "forward", lambda x: (time.sleep(0.2), forward(x))[1])
+    timing = {"sam_embedding": 1.0}
+    with timed_stage(timing, "segment"):
+        seg.segment_point(_image(), (10.0, 10.0))  # encodes the frame, then decodes
+    assert timing["sam_embedding"] >= 201.0 and timing["segment"] < 200.0, timing
+    other = threading.Thread(target=seg.set_image, args=(_image(1),))
+    timing = {}
+    with timed_stage(timing, "wait"):  # another thread's pass is not this stage's embedding
+        other.start()
+        other.join()
+    assert timing["sam_embedding"] == 0.0 and timing["wait"] >= 200.0, timing
 
 
 def test_set_image_is_thread_safe(seg):

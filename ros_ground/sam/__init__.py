@@ -43,8 +43,9 @@ from ros_ground.sam.io import (
     save_sam,
 )
 from ros_ground.sam.load import SIM_SAM_DIR, load_sam
+from ros_ground.sam.predictor import CachingPredictor
 from ros_ground.sam.proposals import AMG_DEFAULTS, PROPOSAL_DEFAULTS, mask_proposals
-from ros_ground.sam.segmenter import CachingPredictor, SamSegmenter
+from ros_ground.sam.segmenter import SamSegmenter
 from ros_ground.sam.shared import get_shared_sam
 from ros_ground.sam.tokens import entity_tokens, mask_grid_weights
 

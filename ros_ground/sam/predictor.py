@@ -1,0 +1,167 @@
+"""CachingPredictor: segment-anything's SamPredictor that knows whose embedding it holds, and
+the point decoding SamSegmenter runs on it.
+
+The cache key names a frame (the caller's key, or a hash of its pixels), so `set_image` of the
+frame already held is free; the counters (encoder passes and their time) let the engine report
+the encoder's share of a response and tests count passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Hashable, Iterator
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+# segment_points decodes prompts in batches whose three full-size candidate masks stay under this
+BATCH_MASK_BYTES = 64 << 20
+
+_THREAD = threading.local()  # .encoder_seconds: the calling thread's image-encoder time
+
+
+def check_image(image) -> np.ndarray:
+    """`image` as an array; raises ValueError unless it is a non-empty HxWx3 uint8 (RGB)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+    return image
+
+
+class _ResizeLongestSide(ResizeLongestSide):
+    """SAM's resize with no side rounded to zero pixels (a 1x4096 line would become 0x1024)."""
+
+    @staticmethod
+    def get_preprocess_shape(oldh: int, oldw: int, long_side_length: int) -> tuple[int, int]:
+        newh, neww = ResizeLongestSide.get_preprocess_shape(oldh, oldw, long_side_length)
+        return max(newh, 1), max(neww, 1)
+
+
+def cache_key_of(image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None):
+    """What names `image`'s embedding: the caller's `key` (trusted: a camera frame's stamp) or,
+    without one, a hash of its pixels."""
+    if key is not None:
+        return ("key", key, image_format)
+    digest = hashlib.blake2b(np.ascontiguousarray(image), digest_size=16).hexdigest()
+    return ("content", image.shape, image.dtype.str, digest, image_format)
+
+
+class CachingPredictor(SamPredictor):
+    """SamPredictor that remembers whose embedding it holds, counts image-encoder passes
+    (`encoder_passes`) and adds their time to the calling thread's `thread_encoder_seconds`.
+
+    `set_image` of the image it already holds is free. The image is named by the caller's `key`
+    (trusted: a camera frame's stamp) or, without one, by a hash of its pixels.
+    """
+
+    def __init__(self, sam_model: Sam) -> None:
+        self.image_key: Hashable | None = None
+        self.encoder_passes = 0
+        super().__init__(sam_model)
+        self.transform = _ResizeLongestSide(sam_model.image_encoder.img_size)
+
+    def set_image(
+        self, image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None
+    ) -> None:
+        image = check_image(image)
+        cache_key = cache_key_of(image, image_format, key)
+        if self.is_image_set and cache_key == self.image_key:
+            return
+        super().set_image(image, image_format)
+        self.image_key = cache_key
+
+    def embedding(self) -> tuple:
+        """The current image's embedding and sizes, for `install` on another predictor."""
+        return self.image_key, self.features, self.original_size, self.input_size
+
+    def install(self, state: tuple) -> None:
+        """Make current an embedding that `embedding` of another predictor of this model gave."""
+        self.reset_image()
+        self.image_key, self.features, self.original_size, self.input_size = state
+        self.is_image_set = True
+
+    @torch.no_grad()
+    def set_torch_image(self, transformed_image: torch.Tensor, original_image_size) -> None:
+        self.encoder_passes += 1
+        t0 = time.perf_counter()
+        super().set_torch_image(transformed_image, original_image_size)
+        _THREAD.encoder_seconds = thread_encoder_seconds() + time.perf_counter() - t0
+
+    def reset_image(self) -> None:
+        super().reset_image()
+        self.image_key = None
+
+
+def thread_encoder_seconds() -> float:
+    """Seconds the image encoder of any CachingPredictor has run on the calling thread so far
+    (host wall time): another thread's passes (a proposal node sharing the model, the
+    prefetch worker) are not counted."""
+    return getattr(_THREAD, "encoder_seconds", 0.0)
+
+
+@contextlib.contextmanager
+def timed_stage(timing: dict[str, float], stage: str) -> Iterator[None]:
+    """Time the block as `timing[stage]` (ms) less this thread's image-encoder passes within
+    it, which are added to `timing["sam_embedding"]` (ms): a frame's, a point window's or a
+    proposal crop's encoding is reported as embedding whichever stage needs it."""
+    t0, encoded = time.perf_counter(), thread_encoder_seconds()
+    try:
+        yield
+    finally:
+        encoder = thread_encoder_seconds() - encoded
+        timing[stage] = (time.perf_counter() - t0 - encoder) * 1e3
+        timing["sam_embedding"] = timing.get("sam_embedding", 0.0) + encoder * 1e3
+
+
+def _decode_chosen(predictor: SamPredictor, coords: torch.Tensor, labels: torch.Tensor,
+                   choice: str | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`predictor.predict_torch(coords, labels, multimask_output=True)` keeping one candidate
+    per prompt (`choice`: "iou" or an index): (bool [B, H, W] masks, [B] predicted IoUs).
+
+    Only the kept candidate is upsampled to the image (a third of predict_torch's upsampling,
+    most of a point decode's time on small models); upsampling works per mask, so the masks
+    are those predict_torch gives.
+    """
+    model = predictor.model
+    sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+    low_res, scores = model.mask_decoder(
+        image_embeddings=predictor.features,
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=True,
+    )
+    rows = torch.arange(len(coords), device=scores.device)
+    index = scores.argmax(dim=1) if choice == "iou" else torch.full_like(rows, choice)
+    masks = model.postprocess_masks(low_res[rows, index][:, None], predictor.input_size,
+                                    predictor.original_size)
+    return masks[:, 0] > model.mask_threshold, scores[rows, index]
+
+
+def decode_points(predictor: SamPredictor, points: np.ndarray,
+                   choice: str | int) -> list[tuple[np.ndarray, float]]:
+    """(bool HxW mask, predicted IoU) for each point prompt (float32 [N, 2], x, y) on the
+    predictor's current image, in batches whose candidates stay under BATCH_MASK_BYTES."""
+    height, width = predictor.original_size
+    per_batch = max(1, BATCH_MASK_BYTES // (3 * height * width))
+    results = []
+    for start in range(0, len(points), per_batch):
+        batch = points[start:start + per_batch]
+        coords = predictor.transform.apply_coords(batch[:, None, :], predictor.original_size)
+        with torch.no_grad():
+            masks, scores = _decode_chosen(
+                predictor,
+                torch.as_tensor(coords, dtype=torch.float, device=predictor.device),
+                torch.ones((len(batch), 1), dtype=torch.int, device=predictor.device),
+                choice,
+            )
+        chosen = masks.cpu().numpy().astype(bool)
+        chosen_scores = scores.float().cpu().numpy()
+        results += [(chosen[i], float(chosen_scores[i])) for i in range(len(batch))]
+    return results
