@@ -72,9 +72,10 @@ class GroundedPhrase:
 class GroundingResult:
     """What one grounded response holds; `timing_ms` is keyed by pipeline stage (ms).
 
-    "sam_embedding" is the SAM image encoder's time in the response wherever a stage needed
-    it (the frame, point windows, proposal crops); "proposals", "segment" and
-    "prompt_grounding" exclude it."""
+    "sam_embedding" is the time the response spent encoding images for SAM wherever a stage
+    needed it (the frame, point windows, proposal crops; 0 when none was encoded, as with
+    given proposals); "proposals", "segment" and "prompt_grounding" exclude it. An embedding
+    computed ahead on the worker thread is not in it: waiting for it is "sam_wait"."""
 
     text: str
     phrases: list[GroundedPhrase]

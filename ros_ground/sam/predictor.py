@@ -20,10 +20,12 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-# segment_points decodes prompts in batches whose three full-size candidate masks stay under this
+# decode_points decodes prompts in batches whose three full-size candidate masks stay under this
 BATCH_MASK_BYTES = 64 << 20
 
-_THREAD = threading.local()  # .encoder_seconds: the calling thread's image-encoder time
+# .encoder_seconds: the calling thread's time in set_image encoding (a thread's own, so the
+# prefetch worker's and another node's passes on a shared model are theirs)
+_THREAD = threading.local()
 
 
 def check_image(image) -> np.ndarray:
@@ -54,7 +56,8 @@ def cache_key_of(image: np.ndarray, image_format: str = "RGB", key: Hashable | N
 
 class CachingPredictor(SamPredictor):
     """SamPredictor that remembers whose embedding it holds, counts image-encoder passes
-    (`encoder_passes`) and adds their time to the calling thread's `thread_encoder_seconds`.
+    (`encoder_passes`) and adds the time of each `set_image` that encodes (resize, normalise,
+    encoder) to the calling thread's `thread_encoder_seconds`.
 
     `set_image` of the image it already holds is free. The image is named by the caller's `key`
     (trusted: a camera frame's stamp) or, without one, by a hash of its pixels.
@@ -73,8 +76,12 @@ class CachingPredictor(SamPredictor):
         cache_key = cache_key_of(image, image_format, key)
         if self.is_image_set and cache_key == self.image_key:
             return
+        t0 = time.perf_counter()
         super().set_image(image, image_format)
         self.image_key = cache_key
+        if self.features.is_cuda:  # kernels run asynchronously: wait here, not in the next decode
+            torch.cuda.current_stream(self.features.device).synchronize()
+        _THREAD.encoder_seconds = thread_encoder_seconds() + time.perf_counter() - t0
 
     def embedding(self) -> tuple:
         """The current image's embedding and sizes, for `install` on another predictor."""
@@ -89,9 +96,7 @@ class CachingPredictor(SamPredictor):
     @torch.no_grad()
     def set_torch_image(self, transformed_image: torch.Tensor, original_image_size) -> None:
         self.encoder_passes += 1
-        t0 = time.perf_counter()
         super().set_torch_image(transformed_image, original_image_size)
-        _THREAD.encoder_seconds = thread_encoder_seconds() + time.perf_counter() - t0
 
     def reset_image(self) -> None:
         super().reset_image()
@@ -99,17 +104,18 @@ class CachingPredictor(SamPredictor):
 
 
 def thread_encoder_seconds() -> float:
-    """Seconds the image encoder of any CachingPredictor has run on the calling thread so far
-    (host wall time): another thread's passes (a proposal node sharing the model, the
-    prefetch worker) are not counted."""
+    """Seconds the calling thread has spent so far in CachingPredictor.set_image calls that
+    encoded an image (wall time, CUDA work awaited): another thread's passes (a proposal node
+    sharing the model, the prefetch worker) are not counted."""
     return getattr(_THREAD, "encoder_seconds", 0.0)
 
 
 @contextlib.contextmanager
 def timed_stage(timing: dict[str, float], stage: str) -> Iterator[None]:
     """Time the block as `timing[stage]` (ms) less this thread's image-encoder passes within
-    it, which are added to `timing["sam_embedding"]` (ms): a frame's, a point window's or a
-    proposal crop's encoding is reported as embedding whichever stage needs it."""
+    it, which are added to `timing["sam_embedding"]` (ms, created at 0): a frame's, a point
+    window's or a proposal crop's encoding is reported as embedding whichever stage needs it.
+    Blocks nested on one `timing` would add the inner passes twice: nest on separate dicts."""
     t0, encoded = time.perf_counter(), thread_encoder_seconds()
     try:
         yield

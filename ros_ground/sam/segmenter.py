@@ -172,7 +172,8 @@ class SamSegmenter:
         zoom: bool = False,
     ) -> list[tuple[np.ndarray, float]]:
         """`segment_point` for each point, one prompt each, decoded together in one mask-decoder
-        pass (batches capped so the candidates' full-size masks stay under BATCH_MASK_BYTES).
+        pass (batches capped so the candidates' full-size masks stay under
+        predictor.BATCH_MASK_BYTES).
 
         zoom: in a frame larger than SAM's input (`img_size`), prompt each point on a window of
         the frame at SAM's input scale around it (windows.point_windows: one encoder pass per
