@@ -151,7 +151,7 @@ def _decode_chosen(predictor: SamPredictor, coords: torch.Tensor, labels: torch.
 
 
 def decode_points(predictor: SamPredictor, points: np.ndarray,
-                   choice: str | int) -> list[tuple[np.ndarray, float]]:
+                  choice: str | int) -> list[tuple[np.ndarray, float]]:
     """(bool HxW mask, predicted IoU) for each point prompt (float32 [N, 2], x, y) on the
     predictor's current image, in batches whose candidates stay under BATCH_MASK_BYTES."""
     height, width = predictor.original_size
