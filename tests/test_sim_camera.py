@@ -46,11 +46,21 @@ def test_sim_camera_publishes_matching_stamps_and_truth(ros):
                               namespace="/simtest")
     rec = Recorder("/simtest")
     try:
-        assert rec.spin_until(lambda: rec.images and rec.infos and len(rec.truths) >= 2), \
-            stop_process(proc)
-        stamps = {stamp_to_ns(m.header.stamp) for m in rec.images}
-        assert any(stamp_to_ns(t.header.stamp) in stamps for t in rec.truths)
-        assert any(stamp_to_ns(i.header.stamp) in stamps for i in rec.infos)
+        # Images and camera info are best effort, so the first frames may be lost while the
+        # topics match; wait for a frame whose three messages all arrived, not for the first
+        # message of each kind.
+        def image_stamps():
+            return {stamp_to_ns(m.header.stamp) for m in rec.images}
+
+        def matched():
+            stamps = image_stamps()
+            return (len(rec.truths) >= 2
+                    and any(stamp_to_ns(t.header.stamp) in stamps for t in rec.truths)
+                    and any(stamp_to_ns(i.header.stamp) in stamps for i in rec.infos))
+
+        assert rec.spin_until(lambda: rec.images and rec.infos and rec.truths), stop_process(proc)
+        assert rec.spin_until(matched, 30), (
+            sorted(image_stamps()), [stamp_to_ns(t.header.stamp) for t in rec.truths])
         assert all(m.header.frame_id == "sim_camera" for m in rec.images + rec.truths)
         truth = rec.truths[-1]
         scene = generate_scene(3, width=160, height=120, num_objects=4)
