@@ -126,6 +126,28 @@ def test_timed_stage_reports_this_threads_encoder_passes_as_embedding(seg, monke
     assert timing["sam_embedding"] == 0.0 and timing["wait"] >= 200.0, timing
 
 
+BAD_IMAGES = [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8),
+              np.zeros((0, 8, 3), np.uint8), np.zeros((8, 8, 4), np.uint8),
+              [[[0, 0, 0]]], None]
+
+
+@pytest.mark.parametrize("bad", BAD_IMAGES, ids=["float", "2d", "empty", "rgba", "list", "none"])
+def test_every_model_input_rejects_a_bad_image_with_one_input_error(seg, bad):
+    from ros_ground.errors import InputError
+    from ros_ground.lmm import load_lmm
+
+    adapter = load_lmm("tiny", device="cpu")
+    calls = [lambda: seg.set_image(bad), lambda: seg.zooms(bad), lambda: seg.propose(bad),
+             lambda: adapter.prepare(bad, "Describe the image.")]
+    if bad is not None:  # segment_points(None, ...) decodes on the current image
+        calls.append(lambda: seg.segment_points(bad, [(1.0, 1.0)]))
+    for call in calls:
+        with pytest.raises(InputError, match="non-empty HxWx3 uint8 RGB array") as raised:
+            call()
+        assert isinstance(raised.value, ValueError)  # callers that catch ValueError still do
+    assert seg.embedding_passes == 0
+
+
 def test_set_image_is_thread_safe(seg):
     image = _image()
     threads = [

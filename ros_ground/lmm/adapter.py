@@ -23,7 +23,7 @@ from ros_ground.attention import (
     install_capture,
 )
 from ros_ground.compiled import CompiledDecoder, compile_enabled
-from ros_ground.errors import InputError
+from ros_ground.errors import check_image
 from ros_ground.geometry import (
     ImageGeometry,
     background_fill,
@@ -123,9 +123,7 @@ class LMMAdapter:
 
     def prepare(self, image: np.ndarray, prompt: str) -> tuple[dict, ImageLayout, ImageGeometry]:
         """Processor inputs on the device, the image-token layout and the pixel geometry."""
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
+        image = check_image(image)
         height, width = image.shape[:2]
         image_processor = getattr(self.processor, "image_processor", None)
         if self.image_fit == "pad":

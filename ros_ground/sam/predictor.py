@@ -20,20 +20,14 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from ros_ground.errors import check_image
+
 # decode_points decodes prompts in batches whose three full-size candidate masks stay under this
 BATCH_MASK_BYTES = 64 << 20
 
 # .encoder_seconds: the calling thread's time in set_image encoding (a thread's own, so the
 # prefetch worker's and another node's passes on a shared model are theirs)
 _THREAD = threading.local()
-
-
-def check_image(image) -> np.ndarray:
-    """`image` as an array; raises ValueError unless it is a non-empty HxWx3 uint8 (RGB)."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
-    return image
 
 
 class _ResizeLongestSide(ResizeLongestSide):

@@ -18,8 +18,9 @@ import numpy as np
 from segment_anything.modeling import Sam
 
 from ros_ground.ahead import with_threads, worker
+from ros_ground.errors import check_image
 from ros_ground.results import Proposal
-from ros_ground.sam.predictor import CachingPredictor, cache_key_of, check_image, decode_points
+from ros_ground.sam.predictor import CachingPredictor, cache_key_of, decode_points
 from ros_ground.sam.prefetch import EmbeddingJob
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
 from ros_ground.sam.tokens import entity_tokens
@@ -76,7 +77,7 @@ class SamSegmenter:
     def set_image(self, image: np.ndarray, key: Hashable | None = None) -> None:
         """Make `image` (HxWx3 uint8 RGB) current; free if its key (or content hash) is current.
 
-        Raises ValueError for anything but an HxWx3 uint8 image.
+        Raises errors.InputError (a ValueError) for anything but an HxWx3 uint8 image.
         """
         with self._lock:
             self._make_current(image, key)
@@ -139,6 +140,7 @@ class SamSegmenter:
     def _make_current(self, image: np.ndarray, key: Hashable | None) -> None:
         """`predictor.set_image`, taking a prefetched embedding of `image` when there is one
         (after waiting for it). Call with _lock held."""
+        image = check_image(image)  # before its key: a list or None has no pixels to hash
         cache_key = cache_key_of(image, "RGB", key)
         if self.predictor.is_image_set and self.predictor.image_key == cache_key:
             return
@@ -199,7 +201,7 @@ class SamSegmenter:
     def zooms(self, image: np.ndarray) -> bool:
         """Whether `segment_points(image, ..., zoom=True)` prompts on windows: `image` (HxWx3
         uint8) is larger than SAM's input. Then the whole frame's embedding is computed only
-        for a point whose window cuts its mask. Raises ValueError for a bad image."""
+        for a point whose window cuts its mask. Raises errors.InputError (a ValueError) for a bad image."""
         height, width = check_image(image).shape[:2]
         return window_size(height, width, self.img_size) is not None
 
@@ -247,7 +249,7 @@ class SamSegmenter:
 
         Ids are 0..N-1 in the proposals' order; score = predicted IoU; stability = SAM's
         stability score; feature = entity token. Parameters: see AMG_DEFAULTS (unknown names
-        raise TypeError); a bad image raises ValueError.
+        raise TypeError); a bad image raises errors.InputError (a ValueError).
         """
         proposal_settings(**params)  # unknown names fail before any encoder pass
         image = check_image(image)
