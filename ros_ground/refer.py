@@ -23,7 +23,10 @@ Otherwise the phrase's entity scores decide among what the words allow: those of
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
 (entities.score_entities of the phrase's prefill map); when the words rule out every proposal
 they are ignored. Masks larger than `max_area` of the image (the table, the floor) are never a
-target: a command names a thing to act on.
+target: a command names a thing to act on; nor are masks more than MAX_AREA_OVER_MEDIAN times the
+median area of the frame's masks within `max_area`, the same rule at the camera's own scale: on
+an 800x450 frame from a far camera the objects cover 0.1-1% of it, and light table patches of
+2-12% pass `max_area` and a "white" (docs/MEASUREMENTS.md, "Where the ood command gap is").
 
 Each score (target and landmark) gains COLOUR_WEIGHT x the mask's share of the phrase's colour
 (`colour_match`): among the masks the colour words allow (at least MIN_COLOUR of it), an object
@@ -59,6 +62,9 @@ RELATIONS = (("to the left of", "left"), ("left of", "left"), ("to the right of"
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
                 "farthest from the camera", "furthest from the camera")
 MAX_AREA = 0.2
+# command targets are at most 5.4 times the frame's median mask (in distribution) and 4.0 times
+# (ood); the light table patches ood commands chose as "white" objects were 27-61 times it
+MAX_AREA_OVER_MEDIAN = 10.0
 MIN_COLOUR = 0.4
 # On ood frames (a camera 12-20 degrees up, seeing objects' sides) white objects' median value
 # is 0.33-0.78, and 12 of 23 had under MIN_COLOUR of value >= 0.5 (docs/MEASUREMENTS.md,
@@ -175,11 +181,23 @@ def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) ->
                     dtype=np.float64).reshape(len(words), len(masks))
 
 
+def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
+                 max_area_over_median: float = MAX_AREA_OVER_MEDIAN) -> np.ndarray:
+    """Bool [N]: masks (HxW bool) that may be an object: at most `max_area` of the image and
+    at most `max_area_over_median` times the median area of the non-empty masks within it."""
+    area = np.array([np.asarray(m).mean() for m in masks], dtype=np.float64).reshape(len(masks))
+    small = area <= max_area
+    sized = area[small & (area > 0)]
+    if len(sized):
+        small &= area <= max_area_over_median * float(np.median(sized))
+    return small
+
+
 def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, max_area: float,
            min_colour: float) -> tuple[np.ndarray, np.ndarray]:
     """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored)."""
     shares = _colour_shares(rgb, masks, phrase)
-    small = np.array([np.asarray(m).mean() <= max_area for m in masks], dtype=bool)
+    small = object_sized(masks, max_area)
     keep = small & (shares >= min_colour).all(axis=0)
     if keep.any():
         return keep, _mean_share(shares)
@@ -188,9 +206,10 @@ def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, max_area: 
 
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
             max_area: float = MAX_AREA, min_colour: float = MIN_COLOUR) -> np.ndarray:
-    """Bool [N]: masks that may be what `phrase` names: at most `max_area` of the image and,
-    for each colour word in it, at least `min_colour` of their pixels of that colour. When the
-    colours rule out every mask, the size rule alone (words can be wrong)."""
+    """Bool [N]: masks that may be what `phrase` names: `object_sized` (at most `max_area` of
+    the image and MAX_AREA_OVER_MEDIAN times the frame's median mask) and, for each colour word
+    in it, at least `min_colour` of their pixels of that colour. When the colours rule out
+    every mask, the size rule alone (words can be wrong)."""
     return _words(rgb, masks, phrase, max_area, min_colour)[0]
 
 

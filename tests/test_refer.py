@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros_ground.refer import colour_match, colour_share, relation_after, resolve
+from ros_ground.refer import colour_match, colour_share, object_sized, relation_after, resolve
 
 H, W = 60, 90
 COLOURS = {"red": (200, 20, 20), "blue": (25, 60, 230), "white": (170, 170, 170),
@@ -143,6 +143,29 @@ def test_superlatives_and_large_masks():
     assert resolve(rgb, [table], heat, "the table") is None
     assert resolve(rgb, masks, _heat_on(masks[2]), "the purple cube") == 2
     assert resolve(rgb, [], heat, "the cube") is None
+
+
+def test_a_surface_many_times_the_frames_median_mask_is_not_a_target():
+    # small far cubes (36 px) and a light table patch of 900 px (a sixth of the image, under
+    # MAX_AREA) that the scores and "white" both favour: 25 times the median mask
+    rgb = np.full((H, W, 3), (200, 170, 130), np.uint8)
+    masks = []
+    for colour, x in (("white", 5), ("red", 30), ("blue", 55), ("green", 80)):
+        mask = np.zeros((H, W), bool)
+        mask[5:11, x:x + 6] = True
+        rgb[mask] = COLOURS[colour]
+        masks.append(mask)
+    patch = np.zeros((H, W), bool)
+    patch[25:55, 10:40] = True
+    rgb[patch] = COLOURS["white"]
+    scores = np.array([0.1, 0.0, 0.0, 0.0, 0.9])
+    assert object_sized(masks + [patch]).tolist() == [True] * 4 + [False]
+    assert resolve(rgb, masks + [patch], _heat_on(patch), "the white cube", scores=scores) == 0
+    assert object_sized(masks + [patch], max_area_over_median=30.0).all()
+    # among masks of its own size the patch is one of them: the rule follows the frame's scale
+    assert object_sized([patch, np.roll(patch, 45, axis=1)]).all()
+    # the whole table is too big whatever the others
+    assert object_sized([np.ones((H, W), bool)] + masks).tolist() == [False] + [True] * 4
 
 
 def test_stability_tips_a_near_tie_towards_the_stable_mask():
