@@ -23,10 +23,12 @@ Otherwise the phrase's entity scores decide among what the words allow: those of
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
 (entities.score_entities of the phrase's prefill map); when the words rule out every proposal
 they are ignored. Masks larger than `max_area` of the image (the table, the floor) are never a
-target: a command names a thing to act on; nor are masks more than MAX_AREA_OVER_MEDIAN times the
-median area of the frame's masks within `max_area`, the same rule at the camera's own scale: on
-an 800x450 frame from a far camera the objects cover 0.1-1% of it, and light table patches of
-2-12% pass `max_area` and a "white" (docs/MEASUREMENTS.md, "Where the ood command gap is").
+target, a landmark or a superlative's candidate: a command names things to act on; nor are
+masks more than MAX_AREA_OVER_MEDIAN times the median area of the frame's masks within
+`max_area` (`object_sized`), the same rule at the proposals' own scale: on an 800x450 frame
+from a far camera the objects cover 0.05-2% of it, and light table patches of 2-12% pass
+`max_area` and the colour word "white" (docs/MEASUREMENTS.md, "Where the ood command gap is").
+The median depends on what the proposals hold: many small part masks lower it.
 
 Each score (target and landmark) gains COLOUR_WEIGHT x the mask's share of the phrase's colour
 (`colour_match`): among the masks the colour words allow (at least MIN_COLOUR of it), an object
@@ -184,7 +186,8 @@ def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) ->
 def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
                  max_area_over_median: float = MAX_AREA_OVER_MEDIAN) -> np.ndarray:
     """Bool [N]: masks (HxW bool) that may be an object: at most `max_area` of the image and
-    at most `max_area_over_median` times the median area of the non-empty masks within it."""
+    at most `max_area_over_median` times the median area of the non-empty masks within it. The
+    smallest of those always passes, so the rule never empties what `max_area` leaves."""
     area = np.array([np.asarray(m).mean() for m in masks], dtype=np.float64).reshape(len(masks))
     small = area <= max_area
     sized = area[small & (area > 0)]

@@ -126,17 +126,26 @@ def test_timed_stage_reports_this_threads_encoder_passes_as_embedding(seg, monke
     assert timing["sam_embedding"] == 0.0 and timing["wait"] >= 200.0, timing
 
 
+# an image is a numpy array: a tensor or a list of uint8 pixels is refused, not converted
 BAD_IMAGES = [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8),
               np.zeros((0, 8, 3), np.uint8), np.zeros((8, 8, 4), np.uint8),
-              [[[0, 0, 0]]], None]
+              np.zeros((8, 8, 3), np.uint8).tolist(), torch.zeros((8, 8, 3), dtype=torch.uint8),
+              None]
 
 
-@pytest.mark.parametrize("bad", BAD_IMAGES, ids=["float", "2d", "empty", "rgba", "list", "none"])
-def test_every_model_input_rejects_a_bad_image_with_one_input_error(seg, bad):
-    from ros_ground.errors import InputError
+@pytest.fixture(scope="module")
+def tiny_lmm():
     from ros_ground.lmm import load_lmm
 
-    adapter = load_lmm("tiny", device="cpu")
+    return load_lmm("tiny", device="cpu")
+
+
+@pytest.mark.parametrize("bad", BAD_IMAGES,
+                         ids=["float", "2d", "empty", "rgba", "list", "tensor", "none"])
+def test_every_model_input_rejects_a_bad_image_with_one_input_error(seg, tiny_lmm, bad):
+    from ros_ground.errors import InputError
+
+    adapter = tiny_lmm
     calls = [lambda: seg.set_image(bad), lambda: seg.zooms(bad), lambda: seg.propose(bad),
              lambda: adapter.prepare(bad, "Describe the image.")]
     if bad is not None:  # segment_points(None, ...) decodes on the current image

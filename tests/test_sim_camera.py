@@ -49,18 +49,16 @@ def test_sim_camera_publishes_matching_stamps_and_truth(ros):
         # Images and camera info are best effort, so the first frames may be lost while the
         # topics match; wait for a frame whose three messages all arrived, not for the first
         # message of each kind.
-        def image_stamps():
-            return {stamp_to_ns(m.header.stamp) for m in rec.images}
+        def stamps(messages):
+            return {stamp_to_ns(m.header.stamp) for m in messages}
 
-        def matched():
-            stamps = image_stamps()
-            return (len(rec.truths) >= 2
-                    and any(stamp_to_ns(t.header.stamp) in stamps for t in rec.truths)
-                    and any(stamp_to_ns(i.header.stamp) in stamps for i in rec.infos))
+        def one_frame():
+            return len(rec.truths) >= 2 and bool(
+                stamps(rec.images) & stamps(rec.infos) & stamps(rec.truths))
 
         assert rec.spin_until(lambda: rec.images and rec.infos and rec.truths), stop_process(proc)
-        assert rec.spin_until(matched, 30), (
-            sorted(image_stamps()), [stamp_to_ns(t.header.stamp) for t in rec.truths])
+        assert rec.spin_until(one_frame, 30), (
+            sorted(stamps(rec.images)), sorted(stamps(rec.infos)), sorted(stamps(rec.truths)))
         assert all(m.header.frame_id == "sim_camera" for m in rec.images + rec.truths)
         truth = rec.truths[-1]
         scene = generate_scene(3, width=160, height=120, num_objects=4)

@@ -183,8 +183,9 @@ class SamSegmenter:
         on the whole frame, shrunk. A window's mask that reaches one of its edges inside the
         frame is cut there, so that point is prompted on the whole frame instead. Masks are
         frame-sized either way. Not with `image=None` (the frame is needed for its windows).
-        Raises ValueError for a bad `choice` or, with zoom, a point off the frame; RuntimeError
-        for `image=None` before any image.
+        Raises ValueError for a bad `choice` or, with zoom, a point off the frame;
+        errors.InputError (a ValueError) for a bad image; RuntimeError for `image=None` before
+        any image.
         """
         if not (choice == "iou" or (isinstance(choice, int) and 0 <= choice < 3)):
             raise ValueError(f"choice must be 'iou' or 0, 1, 2; got {choice!r}")
@@ -201,7 +202,8 @@ class SamSegmenter:
     def zooms(self, image: np.ndarray) -> bool:
         """Whether `segment_points(image, ..., zoom=True)` prompts on windows: `image` (HxWx3
         uint8) is larger than SAM's input. Then the whole frame's embedding is computed only
-        for a point whose window cuts its mask. Raises errors.InputError (a ValueError) for a bad image."""
+        for a point whose window cuts its mask. Raises errors.InputError (a ValueError) for a
+        bad image."""
         height, width = check_image(image).shape[:2]
         return window_size(height, width, self.img_size) is not None
 
