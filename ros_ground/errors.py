@@ -27,10 +27,10 @@ def check_prompt(prompt, max_chars: int) -> None:
 def check_image(image) -> np.ndarray:
     """`image`, unchanged; raises InputError unless it is a non-empty HxWx3 uint8 (RGB) numpy
     array. The one image check of every model input: the engine, SAM and the LMM's processor."""
-    array = image if isinstance(image, np.ndarray) else None
-    if not (array is not None and array.ndim == 3 and array.shape[2] == 3
-            and array.dtype == np.uint8 and array.shape[0] > 0 and array.shape[1] > 0):
-        got = f"{array.shape} {array.dtype}" if array is not None else type(image).__name__
-        raise InputError(f"image must be a non-empty HxWx3 uint8 RGB array, got {got}")
-    return array
+    expected = "image must be a non-empty HxWx3 uint8 RGB array"
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{expected}, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise InputError(f"{expected}, got {image.shape} {image.dtype}")
+    return image
 

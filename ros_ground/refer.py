@@ -196,15 +196,15 @@ def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
     return small
 
 
-def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, max_area: float,
+def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.ndarray,
            min_colour: float) -> tuple[np.ndarray, np.ndarray]:
-    """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored)."""
+    """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored),
+    given `sized`, the masks' `object_sized` (one pass over the masks for every phrase)."""
     shares = _colour_shares(rgb, masks, phrase)
-    small = object_sized(masks, max_area)
-    keep = small & (shares >= min_colour).all(axis=0)
+    keep = sized & (shares >= min_colour).all(axis=0)
     if keep.any():
         return keep, _mean_share(shares)
-    return small, np.zeros(len(masks))
+    return sized, np.zeros(len(masks))
 
 
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
@@ -213,7 +213,7 @@ def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
     the image and MAX_AREA_OVER_MEDIAN times the frame's median mask) and, for each colour word
     in it, at least `min_colour` of their pixels of that colour. When the colours rule out
     every mask, the size rule alone (words can be wrong)."""
-    return _words(rgb, masks, phrase, max_area, min_colour)[0]
+    return _words(rgb, masks, phrase, object_sized(masks, max_area), min_colour)[0]
 
 
 def colour_match(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) -> np.ndarray:
@@ -256,7 +256,8 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     bonus = 0.0 if stability is None else STABILITY_WEIGHT * stability
     if not len(masks):
         return None
-    ok, colour = _words(rgb, masks, target_text, max_area, min_colour)
+    sized = object_sized(masks, max_area)
+    ok, colour = _words(rgb, masks, target_text, sized, min_colour)
     if not ok.any():
         return None
     if scores is None:
@@ -274,7 +275,7 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
         return int(index[int(np.argmin(key))])
     relation = relation_after(after_text)
     if relation is not None and landmark_heat is not None:
-        ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, max_area, min_colour)
+        ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, sized, min_colour)
         if landmark_scores is None:
             landmark_scores = score_entities(landmark_heat, list(masks))
         landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * landmark_colour
