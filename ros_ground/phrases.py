@@ -183,6 +183,16 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
     return phrases
 
 
+def head_phrase(token) -> NounPhrase:
+    """The NounPhrase headed by `token` (a spaCy Token): from its subtree's first token to it.
+    For a head noun spaCy's tagger took for another part of speech, so no noun chunk holds it:
+    en_core_web_sm tags "sphere" of "pick up the rightmost sphere" an adverb."""
+    span = token.doc[token.left_edge.i:token.i + 1]
+    return NounPhrase(text=span.text, char_start=span.start_char, char_end=span.end_char,
+                      root_start=token.idx, root_end=token.idx + len(token.text),
+                      count=_count(token))
+
+
 DEFINITE_DETERMINERS = ("the", "this", "that", "these", "those")
 
 

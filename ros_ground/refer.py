@@ -72,6 +72,7 @@ MIN_COLOUR = 0.4
 # is 0.33-0.78, and 12 of 23 had under MIN_COLOUR of value >= 0.5 (docs/MEASUREMENTS.md,
 # "White in shade").
 WHITE_MIN_VALUE = 0.3
+_COPULA = re.compile(r"^(?:(?:that|which|who)\s+)?(?:is|are)\s+")
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
@@ -107,8 +108,9 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
 
 def relation_after(text: str) -> str | None:
     """The spatial relation that starts `text` (what follows the target phrase), or None:
-    "left", "right", "front" or "behind"."""
-    text = text.lower().lstrip()
+    "left", "right", "front" or "behind". A copula before it counts as none: "(that) is left
+    of the tray" of "the cube that is left of the tray", "which object is left of the tray"."""
+    text = _COPULA.sub("", text.lower().lstrip())
     for words, relation in RELATIONS:
         if text.startswith(words + " "):
             return relation

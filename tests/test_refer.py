@@ -244,3 +244,7 @@ def test_relation_after():
     assert relation_after(" in front of it") == "front"
     assert relation_after(" behind the duck?") == "behind"
     assert relation_after(".") is None and relation_after(" leftover") is None
+    assert relation_after(" that is right of the duck.") == "right"
+    assert relation_after(" is behind the tray?") == "behind"
+    assert relation_after(" are in front of the mug") == "front"
+    assert relation_after(" is red?") is None and relation_after(" this is left of it") is None
