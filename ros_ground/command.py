@@ -6,8 +6,8 @@ prompt tokens' prefill attention (Generation.prompt_maps, normalised by their me
 answer's maps are by theirs) and grounded with the engine's modes (point / entities / auto).
 
 The command is parsed in pieces, cut at the spatial words refer.resolve reads (a relation:
-"left of", "behind", "in front of"; a superlative after its noun: "closest to", "farthest
-from"; `command_pieces`). en_core_web_sm, given the whole command, tags "block" of "where is
+"left of", "behind", "in front of"; a superlative after its noun: "closest to the camera";
+`command_pieces`). en_core_web_sm, given the whole command, tags "block" of "where is
 the white jenga block right of the ball?" a verb and "bear" of "pick up the teddy bear behind
 the brick" a clause of its own, so the target phrase came out as "the white jenga" or "the
 teddy", and took "closest" of "pick up the lego brick closest to the camera" for the object,
@@ -54,7 +54,7 @@ WH_TAGS = ("WDT", "WP", "WP$", "WRB")
 # longest first, so "to the left of" is cut whole rather than at "left of"
 _SPATIAL = re.compile(r"\b(?:" + "|".join(sorted(
     {re.escape(words) for words, _ in RELATIONS}
-    | {re.escape(s.split(" the ")[0]) for s in SUPERLATIVES if " the " in s},
+    | {re.escape(s) for s in SUPERLATIVES if " " in s},
     key=lambda words: (-len(words), words))) + r")\b", re.IGNORECASE)
 # head nouns that name the picture or a property asked about, not an object in the scene
 NOT_OBJECTS = frozenset(
@@ -64,9 +64,9 @@ NOT_OBJECTS = frozenset(
 
 def command_pieces(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of `text` between the spatial words refer.resolve reads
-    (refer.RELATIONS, and refer.SUPERLATIVES that follow their noun cut after "to"/"from":
-    "the camera" stays a phrase), whitespace stripped, empty pieces left out; [(0, len)] when
-    there are none."""
+    (refer.RELATIONS, and the refer.SUPERLATIVES that follow their noun, cut whole: "the camera"
+    of "closest to the camera" is the viewpoint, no thing in the picture to give a mask),
+    whitespace stripped, empty pieces left out; [(0, len)] when there are none."""
     pieces, start = [], 0
     for match in _SPATIAL.finditer(text):
         pieces.append((start, match.start()))

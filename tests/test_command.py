@@ -79,11 +79,19 @@ def test_command_pieces_cut_at_the_spatial_words_refer_reads():
         "Where is the white jenga block", "the soccer ball?"]
     text = "Pick up the cube closest to the camera, not the one behind it."
     assert [text[a:b] for a, b in command_pieces(text)] == [
-        "Pick up the cube", "the camera, not the one", "it."]
+        "Pick up the cube", ", not the one", "it."]
     assert command_pieces("Describe the image.") == [(0, 19)]
     assert command_pieces("left of") == [] and command_pieces("") == []
     # whole words only: "behindhand", "cleft of" are no relation
     assert command_pieces("a cleft of rock") == [(0, 15)]
+
+
+def test_the_camera_of_a_superlative_is_no_phrase(nlp):
+    phrases, target = command_phrases(nlp, "Where is the object farthest from the camera?")
+    assert [p.text for p in phrases] == ["the object"] and target == 0
+    # a camera on the table is still a thing to pick up
+    phrases, target = command_phrases(nlp, "Pick up the camera.")
+    assert [p.text for p in phrases] == ["the camera"] and target == 0
 
 
 def test_the_landmark_is_the_phrase_after_the_relation(nlp):
