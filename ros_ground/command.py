@@ -27,6 +27,8 @@ The target rule (`target_index`), first match wins, on spaCy's dependency parse 
    left of the tray";
 3. else the first phrase;
 4. none (-1) when no phrase qualifies.
+The landmark, the first phrase after spatial words, meets rule 3 at best: parsed alone, as its
+piece is, it looks like a subject ("the tray" of "the cube left of *the tray* is mine").
 Never the target: a question word heading its phrase ("what" of "what is it?"), a property
 asked about ("what colour"), a place ("the left"), or a phrase naming the picture rather than a
 thing in it ("the image", "detail"). Phrases
@@ -44,8 +46,15 @@ import numpy as np
 
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
-from ros_ground.phrases import PLACE_NOUNS, NounPhrase, head_phrase, noun_phrases, tokens_in_span
-from ros_ground.refer import RELATIONS, SUPERLATIVES, relation_after, resolve
+from ros_ground.phrases import (
+    PLACE_NOUNS,
+    NounPhrase,
+    head_phrase,
+    noun_phrases,
+    tokens_in_span,
+    without_leading,
+)
+from ros_ground.refer import RELATIONS, SUPERLATIVES, relation_after, relation_only, resolve
 from ros_ground.results import GroundedPhrase
 
 OBJECT_DEPS = ("dobj", "obj")
@@ -56,6 +65,8 @@ _SPATIAL = re.compile(r"\b(?:" + "|".join(sorted(
     {re.escape(words) for words, _ in RELATIONS}
     | {re.escape(s) for s in SUPERLATIVES if " " in s},
     key=lambda words: (-len(words), words))) + r")\b", re.IGNORECASE)
+# what a piece may start with that no phrase does: space, and punctuation left by a cut
+_LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
 # head nouns that name the picture or a property asked about, not an object in the scene
 NOT_OBJECTS = frozenset(
     "image picture photo photograph scene view frame detail details colour color size shape "
@@ -66,18 +77,25 @@ def command_pieces(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of `text` between the spatial words refer.resolve reads
     (refer.RELATIONS, and the refer.SUPERLATIVES that follow their noun, cut whole: "the camera"
     of "closest to the camera" is the viewpoint, no thing in the picture to give a mask),
-    whitespace stripped, empty pieces left out; [(0, len)] when there are none."""
-    pieces, start = [], 0
+    stripped of whitespace and of leading punctuation (", not the one" -> "not the one"), empty
+    pieces left out; [(0, len)] when there are none."""
+    return [(start, end) for start, end, _ in _pieces(text)]
+
+
+def _pieces(text: str) -> list[tuple[int, int, bool]]:
+    """command_pieces, each with whether it follows spatial words (starts with a landmark)."""
+    cuts, start = [], 0
     for match in _SPATIAL.finditer(text):
-        pieces.append((start, match.start()))
+        cuts.append((start, match.start(), start > 0))
         start = match.end()
-    pieces.append((start, len(text)))
+    cuts.append((start, len(text), start > 0))
     out = []
-    for start, end in pieces:
+    for start, end, after in cuts:
         piece = text[start:end]
-        lead = len(piece) - len(piece.lstrip())
-        if piece.strip():
-            out.append((start + lead, start + lead + len(piece.strip())))
+        lead = len(piece) - len(piece.lstrip(_LEADING))
+        kept = piece[lead:].rstrip()
+        if kept:
+            out.append((start + lead, start + lead + len(kept), after))
     return out
 
 
@@ -110,7 +128,7 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[int | None]
             root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
         if root.dep_ in OBJECT_DEPS and root.head.pos_ in ("VERB", "AUX"):
             rules.append(0)
-        elif root.dep_ in SUBJECT_DEPS:
+        elif root.dep_ in SUBJECT_DEPS or root.dep_ == "ROOT":
             rules.append(1)
         else:
             rules.append(2)
@@ -126,25 +144,37 @@ def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
     return [replace(p) for p in phrases], target
 
 
-def _piece_phrases(nlp, piece: str) -> list[NounPhrase]:
+def _piece_phrases(nlp, piece: str, after_cut: bool) -> list[NounPhrase]:
     """noun_phrases of `piece`; when it has none, the phrases headed by the objects and subjects
-    of its parse (phrases.head_phrase) that are no pronoun or question word."""
+    of its parse (phrases.head_phrase) that are no pronoun or question word, else, in a piece
+    after spatial words (which starts with the landmark: "tray" of "cube behind tray?", tagged a
+    verb), the phrase its root heads."""
     found = noun_phrases(nlp, piece)
+    doc = nlp(piece)
     if found:
-        return found
-    return [head_phrase(token) for token in nlp(piece)
-            if token.dep_ in OBJECT_DEPS + SUBJECT_DEPS and token.pos_ != "PRON"
-            and token.tag_ not in WH_TAGS and not token.is_punct]
+        return [without_leading(doc, p) for p in found]
+    heads = [t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS]
+    if not heads and after_cut:
+        heads = [t for t in doc if t.dep_ == "ROOT"]
+    return [head_phrase(t) for t in heads
+            if t.pos_ != "PRON" and t.tag_ not in WH_TAGS and not t.is_punct]
 
 
 @functools.lru_cache(maxsize=64)
 def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int]:
+    """The phrases of every piece, and the target among them: the best rule, then the first.
+    A piece after spatial words starts with the landmark ("the tray" of "the cube left of the
+    tray is mine"), which, parsed alone, looks like the subject: rule 2 at best. A bare noun
+    phrase before them ("the red mug" of "the red mug left of the tray, grab it") is what the
+    sentence is about: rule 1."""
     phrases, candidates = [], []
-    for start, end in command_pieces(text):
+    for start, end, after_cut in _pieces(text):
         piece = text[start:end]
-        found = [p for p in _piece_phrases(nlp, piece)
+        found = [p for p in _piece_phrases(nlp, piece, after_cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
-        for phrase, rule in zip(found, _target_rules(nlp, piece, found)):
+        for k, (phrase, rule) in enumerate(zip(found, _target_rules(nlp, piece, found))):
+            if rule is not None and k == 0 and after_cut:
+                rule = max(rule, 2)
             if rule is not None:
                 candidates.append((rule, len(phrases)))
             phrases.append(replace(phrase, char_start=phrase.char_start + start,
@@ -198,7 +228,10 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
         return
     after = text[chunk.char_end:]
     landmark = chunks[target + 1] if target + 1 < len(chunks) else None
-    landmark_heat = heat(landmark) if landmark is not None and relation_after(after) else None
+    # the relation's words and nothing else between the two phrases: "left of", "that is behind";
+    # not "behind and pick up" of "leave the bear behind and pick up the mug"
+    gap = text[chunk.char_end:landmark.char_start] + " " if landmark is not None else ""
+    landmark_heat = heat(landmark) if relation_after(after) and relation_only(gap) else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
     scored = cfg.entity_scoring != "attention"
     landmark_phrase = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 REPLACEMENT_CHAR = "\ufffd"
 _DEFAULT_EXCLUDE = ("ner", "lemmatizer")  # noun_chunks needs only tagger/attribute_ruler/parser
@@ -183,14 +183,36 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
     return phrases
 
 
+# parts of speech a noun phrase does not start with, though a head's subtree may
+_NOT_LEADING = frozenset(("CCONJ", "SCONJ", "PART", "ADV", "INTJ", "SPACE", "PUNCT"))
+
+
 def head_phrase(token) -> NounPhrase:
     """The NounPhrase headed by `token` (a spaCy Token): from its subtree's first token to it.
     For a head noun spaCy's tagger took for another part of speech, so no noun chunk holds it:
     en_core_web_sm tags "sphere" of "pick up the rightmost sphere" an adverb."""
-    span = token.doc[token.left_edge.i:token.i + 1]
+    start = token.left_edge.i
+    while start < token.i and (token.doc[start].is_punct or token.doc[start].pos_ in _NOT_LEADING):
+        start += 1  # ', not the one' -> 'the one'
+    span = token.doc[start:token.i + 1]
     return NounPhrase(text=span.text, char_start=span.start_char, char_end=span.end_char,
                       root_start=token.idx, root_end=token.idx + len(token.text),
                       count=_count(token))
+
+
+def without_leading(doc, phrase: NounPhrase) -> NounPhrase:
+    """`phrase` (a NounPhrase of `doc`, a spaCy Doc) less the leading words a noun phrase does
+    not start with: spaCy's chunk of a noun at the root of a fragment takes them in ("and the
+    mug", "not the one" of the pieces of a cut command)."""
+    span = doc.char_span(phrase.char_start, phrase.char_end, alignment_mode="expand")
+    if span is None:
+        return phrase
+    start = span.start
+    while start < span.end - 1 and doc[start].idx < phrase.root_start and (
+            doc[start].is_punct or doc[start].pos_ in _NOT_LEADING):
+        start += 1
+    first = doc[start].idx
+    return replace(phrase, text=doc.text[first:phrase.char_end], char_start=first)
 
 
 DEFINITE_DETERMINERS = ("the", "this", "that", "these", "those")

@@ -117,6 +117,17 @@ def relation_after(text: str) -> str | None:
     return None
 
 
+def relation_only(text: str) -> bool:
+    """Whether `text` (what stands between a target phrase and the next phrase) is a relation's
+    words alone, after relation_after's copula, with nothing else but spaces and a determiner
+    left of the next phrase: " left of ", " that is behind ", " to the right of the "."""
+    text = _COPULA.sub("", text.lower().strip() + " ")
+    for words, _ in RELATIONS:
+        if text.startswith(words + " "):
+            return text[len(words):].strip(" \"'\u201c\u2018(") in ("", "the", "a", "an")
+    return False
+
+
 def _superlative(text: str) -> str | None:
     text = text.lower()
     return next((s for s in SUPERLATIVES if s in text), None)

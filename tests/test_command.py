@@ -8,7 +8,7 @@ from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import load_spacy
-from ros_ground.refer import relation_after
+from ros_ground.refer import relation_after, relation_only
 from ros_ground.results import Proposal
 
 # command -> the target phrase (None: no target)
@@ -41,6 +41,13 @@ COMMANDS = {
     "Is there a soccer ball on the table?": "a soccer ball",
     "the red mug left of the tray": "the red mug",
     "Move to the left of the tray.": "the tray",
+    # starting with the object: the landmark after the relation, parsed alone, looks like a
+    # subject, and must not outrank it
+    "The cup behind the bowl needs to be picked up.": "The cup",
+    "The red mug left of the tray is the one I want.": "The red mug",
+    "Red mug left of the tray, grab it.": "Red mug",
+    "The jenga block in front of the teddy bear should go in the bin.": "The jenga block",
+    "Left of the tray there is a coffee mug; pick it up.": "a coffee mug",
     # the object asked for, which the superlative or relation after it picks
     "Which object is closest to the camera?": "Which object",
     "Which cube is left of the red mug?": "Which cube",
@@ -79,11 +86,36 @@ def test_command_pieces_cut_at_the_spatial_words_refer_reads():
         "Where is the white jenga block", "the soccer ball?"]
     text = "Pick up the cube closest to the camera, not the one behind it."
     assert [text[a:b] for a, b in command_pieces(text)] == [
-        "Pick up the cube", ", not the one", "it."]
+        "Pick up the cube", "not the one", "it."]
     assert command_pieces("Describe the image.") == [(0, 19)]
     assert command_pieces("left of") == [] and command_pieces("") == []
     # whole words only: "behindhand", "cleft of" are no relation
     assert command_pieces("a cleft of rock") == [(0, 15)]
+
+
+@pytest.mark.parametrize("command, phrases, landmark", [
+    # a landmark tagged a verb or an auxiliary when its piece is parsed alone
+    ("Pick up cube behind tray?", ["cube", "tray"], "tray"),
+    ("Pick up the bottle behind the can", ["the bottle", "the can"], "the can"),
+    ('Pick up the mug left of "the tray".', ["the mug", "the tray"], "the tray"),
+    # "behind" as an adverb: no relation to the next phrase
+    ("Leave the teddy bear behind and pick up the mug.", ["the teddy bear", "the mug"], None),
+    # words a cut leaves before a phrase are not part of it
+    ("Pick up the lego brick closest to the camera and the mug behind it.",
+     ["the lego brick", "the mug"], None),
+    ("Pick up the cube closest to the camera, not the one behind it.", ["the cube", "the one"], None),
+])
+def test_landmarks_and_phrases_of_pieces(nlp, command, phrases, landmark):
+    found, target = command_phrases(nlp, command)
+    assert [p.text for p in found] == phrases
+    assert all(command[p.char_start:p.char_end] == p.text for p in found)
+    got = None
+    if target + 1 < len(found):
+        after = command[found[target].char_end:]
+        gap = command[found[target].char_end:found[target + 1].char_start] + " "
+        if relation_after(after) and relation_only(gap):
+            got = found[target + 1].text
+    assert got == landmark
 
 
 def test_the_camera_of_a_superlative_is_no_phrase(nlp):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros_ground.refer import colour_match, colour_share, object_sized, relation_after, resolve
+from ros_ground.refer import colour_match, colour_share, object_sized, relation_after, relation_only, resolve
 
 H, W = 60, 90
 COLOURS = {"red": (200, 20, 20), "blue": (25, 60, 230), "white": (170, 170, 170),
@@ -248,3 +248,10 @@ def test_relation_after():
     assert relation_after(" is behind the tray?") == "behind"
     assert relation_after(" are in front of the mug") == "front"
     assert relation_after(" is red?") is None and relation_after(" this is left of it") is None
+
+
+def test_relation_only():
+    assert relation_only(" left of ") and relation_only(" that is behind the ")
+    assert relation_only(" to the right of ") and relation_only(' in front of "')
+    assert not relation_only(" behind and pick up ") and not relation_only(" is ")
+    assert not relation_only(" left of the big box by ")
