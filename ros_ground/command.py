@@ -27,13 +27,17 @@ The target rule (`target_index`), first match wins, on spaCy's dependency parse 
    left of the tray";
 3. else the first phrase;
 4. none (-1) when no phrase qualifies.
-The landmark, the first phrase after spatial words, meets rule 3 at best: parsed alone, as its
-piece is, it looks like a subject ("the tray" of "the cube left of *the tray* is mine").
+The landmark, the first phrase after a relation, is never the target, though parsed alone, as
+its piece is, it looks like a subject ("the tray" of "the cube left of *the tray* is mine"):
+it says where the object is ("what is behind *the mug*?" asks for another one, which the
+answer names). The first phrase after a superlative meets rule 3 at best. A relation after the
+object of a placing verb ("*put* the mug behind the tray", PLACEMENT_VERBS) says where it goes,
+not which one it is, and does not choose it (`is_destination`).
 Never the target: a question word heading its phrase ("what" of "what is it?"), a property
 asked about ("what colour"), a place ("the left"), or a phrase naming the picture rather than a
-thing in it ("the image", "detail"). Phrases
-headed by such a picture or property word (`NOT_OBJECTS`) are not grounded at all: no object
-answers to "the image" of "Describe the image in detail.", and a mask for it would point at one.
+thing in it ("the image", "detail"). Phrases headed by such a picture or property word
+(`NOT_OBJECTS`) are not grounded at all: no object answers to "the image" of "Describe the
+image in detail.", and a mask for it would point at one.
 """
 
 from __future__ import annotations
@@ -54,17 +58,30 @@ from ros_ground.phrases import (
     tokens_in_span,
     without_leading,
 )
-from ros_ground.refer import RELATIONS, SUPERLATIVES, relation_after, relation_only, resolve
+from ros_ground.refer import (
+    SUPERLATIVES,
+    relation_after,
+    relation_only,
+    relation_pattern,
+    resolve,
+)
 from ros_ground.results import GroundedPhrase
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
 WH_TAGS = ("WDT", "WP", "WP$", "WRB")
-# longest first, so "to the left of" is cut whole rather than at "left of"
-_SPATIAL = re.compile(r"\b(?:" + "|".join(sorted(
-    {re.escape(words) for words, _ in RELATIONS}
-    | {re.escape(s) for s in SUPERLATIVES if " " in s},
-    key=lambda words: (-len(words), words))) + r")\b", re.IGNORECASE)
+# a relation (refer.relation_pattern: "to the left of" whole, "right behind") or a superlative
+# that follows its noun ("closest to the camera")
+_SPATIAL = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlative>\b(?:" + "|".join(
+    r"\s+".join(map(re.escape, s.split())) for s in SUPERLATIVES if " " in s) + r")\b)",
+    re.IGNORECASE)
+# verbs whose relation after their object says where to put it ("put the mug *behind the
+# tray*"), not which one it is ("pick up the mug behind the tray")
+PLACEMENT_VERBS = frozenset("put place set lay stack drop move position".split())
+# words after a landmark that start the destination, which makes the relation before it a
+# description again: "put the mug left of the tray *on* the shelf"
+_DESTINATION = re.compile(r"^[\s,]*(?:to|on|onto|into|in|inside|at|near|next|beside|by|under|"
+                          r"over|above|below|between|back)\b", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
 # head nouns that name the picture or a property asked about, not an object in the scene
@@ -75,27 +92,28 @@ NOT_OBJECTS = frozenset(
 
 def command_pieces(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of `text` between the spatial words refer.resolve reads
-    (refer.RELATIONS, and the refer.SUPERLATIVES that follow their noun, cut whole: "the camera"
-    of "closest to the camera" is the viewpoint, no thing in the picture to give a mask),
-    stripped of whitespace and of leading punctuation (", not the one" -> "not the one"), empty
-    pieces left out; [(0, len)] when there are none."""
+    (refer.relation_pattern, and the refer.SUPERLATIVES that follow their noun, cut whole: "the
+    camera" of "closest to the camera" is the viewpoint, no thing in the picture to give a
+    mask), stripped of whitespace and of leading punctuation (", not the one" -> "not the
+    one"), empty pieces left out; [(0, len)] when there are none."""
     return [(start, end) for start, end, _ in _pieces(text)]
 
 
-def _pieces(text: str) -> list[tuple[int, int, bool]]:
-    """command_pieces, each with whether it follows spatial words (starts with a landmark)."""
-    cuts, start = [], 0
+def _pieces(text: str) -> list[tuple[int, int, str | None]]:
+    """command_pieces, each with the kind of spatial words before it: "relation" (it starts
+    with the landmark), "superlative", or None for the first."""
+    cuts, start, kind = [], 0, None
     for match in _SPATIAL.finditer(text):
-        cuts.append((start, match.start(), start > 0))
-        start = match.end()
-    cuts.append((start, len(text), start > 0))
+        cuts.append((start, match.start(), kind))
+        start, kind = match.end(), match.lastgroup
+    cuts.append((start, len(text), kind))
     out = []
-    for start, end, after in cuts:
+    for start, end, kind in cuts:
         piece = text[start:end]
         lead = len(piece) - len(piece.lstrip(_LEADING))
         kept = piece[lead:].rstrip()
         if kept:
-            out.append((start + lead, start + lead + len(kept), after))
+            out.append((start + lead, start + lead + len(kept), kind))
     return out
 
 
@@ -140,11 +158,18 @@ def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
 
     A robot asks the same few commands again and again: each (nlp, text) is parsed once
     (`_parsed_command`, two spaCy passes a piece) and its phrases handed out as fresh copies."""
-    phrases, target = _parsed_command(nlp, text)
+    phrases, target, _ = _parsed_command(nlp, text)
     return [replace(p) for p in phrases], target
 
 
-def _piece_phrases(nlp, piece: str, after_cut: bool) -> list[NounPhrase]:
+def placement(nlp, text: str) -> bool:
+    """Whether the target phrase of `text` (command_phrases) is the object of a PLACEMENT_VERBS
+    verb ("*put* the mug behind the tray"): then a relation right after it says where to put
+    it, unless the destination follows the landmark (`_resolve_target`)."""
+    return _parsed_command(nlp, text)[2]
+
+
+def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
     """noun_phrases of `piece`; when it has none, the phrases headed by the objects and subjects
     of its parse (phrases.head_phrase) that are no pronoun or question word, else, in a piece
     after spatial words (which starts with the landmark: "tray" of "cube behind tray?", tagged a
@@ -161,27 +186,38 @@ def _piece_phrases(nlp, piece: str, after_cut: bool) -> list[NounPhrase]:
 
 
 @functools.lru_cache(maxsize=64)
-def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int]:
-    """The phrases of every piece, and the target among them: the best rule, then the first.
-    A piece after spatial words starts with the landmark ("the tray" of "the cube left of the
-    tray is mine"), which, parsed alone, looks like the subject: rule 2 at best. A bare noun
-    phrase before them ("the red mug" of "the red mug left of the tray, grab it") is what the
-    sentence is about: rule 1."""
-    phrases, candidates = [], []
-    for start, end, after_cut in _pieces(text):
+def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
+    """The phrases of every piece, the target among them (the best rule, then the first), and
+    whether the target is placed (`placement`). A piece after a relation starts with the
+    landmark ("the tray" of "the cube left of the tray is mine"; "the mug" of "what is behind
+    the mug?", which asks for another object), never the target though, parsed alone, it looks
+    like the subject. After a superlative ("which is closest to the camera, *the mug* or the
+    cube?") the first phrase meets rule 3 at best. A bare noun phrase before them ("the red
+    mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 1."""
+    phrases, candidates, placed = [], [], []
+    for start, end, cut in _pieces(text):
         piece = text[start:end]
-        found = [p for p in _piece_phrases(nlp, piece, after_cut)
+        found = [p for p in _piece_phrases(nlp, piece, cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
         for k, (phrase, rule) in enumerate(zip(found, _target_rules(nlp, piece, found))):
-            if rule is not None and k == 0 and after_cut:
-                rule = max(rule, 2)
+            if rule is not None and k == 0 and cut is not None:
+                rule = None if cut == "relation" else max(rule, 2)
             if rule is not None:
                 candidates.append((rule, len(phrases)))
+            placed.append(rule == 0 and _object_of_placement(nlp, piece, phrase))
             phrases.append(replace(phrase, char_start=phrase.char_start + start,
                                    char_end=phrase.char_end + start,
                                    root_start=phrase.root_start + start,
                                    root_end=phrase.root_end + start))
-    return tuple(phrases), (min(candidates)[1] if candidates else -1)
+    target = min(candidates)[1] if candidates else -1
+    return tuple(phrases), target, target >= 0 and placed[target]
+
+
+def _object_of_placement(nlp, piece: str, phrase: NounPhrase) -> bool:
+    """Whether `phrase` of `piece` is the direct object of a PLACEMENT_VERBS word."""
+    root = nlp(piece).char_span(phrase.root_start, phrase.root_end, alignment_mode="expand")
+    return (root is not None and root.root.dep_ in OBJECT_DEPS
+            and root.root.head.text.lower() in PLACEMENT_VERBS)
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
@@ -206,15 +242,18 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     if target >= 0:
         index = _grounded_index(phrases, chunks[target])
     if index >= 0 and proposals and cfg.command_words and phrases[index].entity_ids:
-        _resolve_target(image, gen, cfg, chunks, target, phrases, index, proposals)
+        _resolve_target(image, gen, cfg, chunks, target, phrases, index, proposals,
+                        placement(engine.nlp, gen.prompt_text))
     return phrases, index
 
 
 def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
-                    phrases: list[GroundedPhrase], index: int, proposals) -> None:
+                    phrases: list[GroundedPhrase], index: int, proposals,
+                    placed: bool = False) -> None:
     """Give the target phrase (`phrases[index]`, of `chunks[target]`) the proposal its words
     and entity scores point to (refer.resolve), in place; the phrase after a spatial relation
-    ("left of *the tray*") is its landmark."""
+    ("left of *the tray*") is its landmark, unless the relation is where a `placed` target
+    goes (`is_destination`)."""
     phrase = phrases[index]
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
@@ -231,7 +270,10 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     # the relation's words and nothing else between the two phrases: "left of", "that is behind";
     # not "behind and pick up" of "leave the bear behind and pick up the mug"
     gap = text[chunk.char_end:landmark.char_start] + " " if landmark is not None else ""
-    landmark_heat = heat(landmark) if relation_after(after) and relation_only(gap) else None
+    described = relation_after(after) and relation_only(gap)
+    if described and placed and is_destination(text, chunk, landmark):
+        described = False
+    landmark_heat = heat(landmark) if described else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
     scored = cfg.entity_scoring != "attention"
     landmark_phrase = None
@@ -250,6 +292,17 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     phrase.entity_scores = {}
     if chosen.mask.any():  # the hottest pixel on the mask, as entity mode gives
         phrase.point = peak_point(np.where(chosen.mask, target_heat, np.nan))
+
+
+def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:
+    """Whether the relation between the placed `target` and `landmark` (phrases of `text`) says
+    where to put the target: it follows the target directly, with no copula ("put the mug
+    *that is* behind the tray in the box" describes it), and no destination follows the
+    landmark ("put the mug left of the tray *on the shelf*")."""
+    gap = text[target.char_end:landmark.char_start].lower().split()
+    return (bool(gap) and gap[0] not in ("that", "which", "who", "is", "are")
+            and _DESTINATION.match(text[landmark.char_end:]) is None
+            and relation_after(text[landmark.char_end:]) is None)
 
 
 def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:

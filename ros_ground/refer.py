@@ -11,9 +11,11 @@ where the model looked, and three kinds can be checked on the proposals without 
   the target and the landmark are chosen as a pair, different objects for which the relation
   holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
-  scores (below);
+  scores (below); the wordings are RELATIONS, after an optional adverb ("*right* behind");
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*"): the extreme mask
-  among the objects the words allow, whatever the scores. A superlative compares whole objects,
+  among the objects the words allow, whatever the scores (the target's own: on the landmark, "the
+  cube left of the *leftmost* duck", it is left to the landmark's scores, since the extreme
+  object of any kind is seldom the extreme duck). A superlative compares whole objects,
   so masks touching the image border are left out (the table's edge, the floor, or an object
   the frame cuts, whose extreme is unknown) and, given SAM's stability scores, so are masks
   less stable than the most stable of the rest by more than SUPERLATIVE_STABILITY_MARGIN (the
@@ -59,8 +61,13 @@ HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70)
         "violet": ((255, 330),), "pink": ((290, 345),)}
 ACHROMATIC = ("white", "black", "grey", "gray")
 COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC)
-RELATIONS = (("to the left of", "left"), ("left of", "left"), ("to the right of", "right"),
-             ("right of", "right"), ("in front of", "front"), ("behind", "behind"))
+RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
+             ("on the left of", "left"), ("on the left side of", "left"), ("left of", "left"),
+             ("to the right of", "right"), ("to the right side of", "right"),
+             ("on the right of", "right"), ("on the right side of", "right"), ("right of", "right"),
+             ("in front of", "front"), ("behind", "behind"))
+# adverbs that sharpen a relation without changing it: "right behind", "just left of"
+RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
                 "farthest from the camera", "furthest from the camera")
 MAX_AREA = 0.2
@@ -73,6 +80,7 @@ MIN_COLOUR = 0.4
 # "White in shade").
 WHITE_MIN_VALUE = 0.3
 _COPULA = re.compile(r"^(?:(?:that|which|who)\s+)?(?:is|are)\s+")
+_ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
@@ -106,31 +114,58 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     return float(hit.mean())
 
 
+def relation_pattern() -> str:
+    """Regular expression (for re.IGNORECASE) of a relation's words as a command writes them:
+    any of RELATIONS, its words apart by any whitespace ("left\\nof"), after an optional
+    RELATION_ADVERBS word ("right behind"); the longest wording first, so "to the left of" is
+    found whole rather than as "left of"."""
+    words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
+    return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
+            + "|".join(r"\s+".join(map(re.escape, w.split())) for w in words) + r")\b")
+
+
+def _relation_start(text: str) -> tuple[str, str] | None:
+    """(relation, the text after its words) when `text`, lower-cased with its whitespace
+    collapsed, starts with a relation after an optional copula and adverb; else None."""
+    plain = _COPULA.sub("", " ".join(text.lower().split()) + " ")
+    # the wording as it stands first: "right of" is a relation, "right" of "right behind" an adverb
+    for words_first in (plain, _ADVERB.sub("", plain)):
+        for words, relation in RELATIONS:
+            if words_first.startswith(words + " "):
+                return relation, words_first[len(words):]
+    return None
+
+
 def relation_after(text: str) -> str | None:
     """The spatial relation that starts `text` (what follows the target phrase), or None:
     "left", "right", "front" or "behind". A copula before it counts as none: "(that) is left
-    of the tray" of "the cube that is left of the tray", "which object is left of the tray"."""
-    text = _COPULA.sub("", text.lower().lstrip())
-    for words, relation in RELATIONS:
-        if text.startswith(words + " "):
-            return relation
-    return None
+    of the tray" of "the cube that is left of the tray", "which object is left of the tray";
+    so does an adverb of RELATION_ADVERBS ("right behind"), and line breaks are spaces."""
+    found = _relation_start(text)
+    return None if found is None else found[0]
 
 
 def relation_only(text: str) -> bool:
     """Whether `text` (what stands between a target phrase and the next phrase) is a relation's
-    words alone, after relation_after's copula, with nothing else but spaces and a determiner
-    left of the next phrase: " left of ", " that is behind ", " to the right of the "."""
-    text = _COPULA.sub("", text.lower().strip() + " ")
-    for words, _ in RELATIONS:
-        if text.startswith(words + " "):
-            return text[len(words):].strip(" \"'\u201c\u2018(") in ("", "the", "a", "an")
-    return False
+    words alone, after relation_after's copula and adverb, with nothing else but spaces and a
+    determiner left of the next phrase: " left of ", " that is behind ", " to the right of the "."""
+    found = _relation_start(text)
+    return found is not None and found[1].strip(" \"'\u201c\u2018(") in ("", "the", "a", "an")
 
 
 def _superlative(text: str) -> str | None:
-    text = text.lower()
+    text = " ".join(text.lower().split())
     return next((s for s in SUPERLATIVES if s in text), None)
+
+
+def superlative_of(target_text: str, after_text: str = "") -> str | None:
+    """The SUPERLATIVES entry that applies to the target phrase `target_text` ("the *leftmost*
+    cube") or starts `after_text`, what follows it, after an optional copula and "the" ("the
+    cube *closest to the camera*", "which object is the closest to the camera"); None. One
+    further on belongs to another phrase: "the cube left of the *leftmost* duck"."""
+    after = re.sub(r"^the\s+", "", _COPULA.sub("", " ".join(after_text.lower().split())))
+    return _superlative(target_text) or next(
+        (s for s in SUPERLATIVES if after.startswith(s)), None)
 
 
 def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
@@ -239,6 +274,19 @@ def _mean_share(shares: np.ndarray) -> np.ndarray:
     return shares.mean(axis=0) if len(shares) else np.zeros(shares.shape[1])
 
 
+def _extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, centres: np.ndarray,
+             stability: np.ndarray | None) -> int | None:
+    """Index of the mask that is `superlative` among `superlative_candidates` of `ok`, or None
+    when every mask of `ok` is empty. `centres`: `_centres(masks)`."""
+    index = np.flatnonzero(superlative_candidates(masks, ok, stability))
+    if not len(index):
+        return None
+    column, lowest = centres[index, 0], centres[index, 1]
+    key = {"leftmost": column, "rightmost": -column}.get(
+        superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)
+    return int(index[int(np.argmin(key))])
+
+
 def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
             target_text: str, after_text: str = "", landmark_heat: np.ndarray | None = None,
             landmark_text: str = "", max_area: float = MAX_AREA,
@@ -276,16 +324,10 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     if scores is None:
         scores = score_entities(target_heat, list(masks))
     scores = scores + bonus + COLOUR_WEIGHT * colour
-    superlative = _superlative(target_text + " " + after_text)
+    superlative = superlative_of(target_text, after_text)
     centres = _centres(masks)
     if superlative is not None:
-        index = np.flatnonzero(superlative_candidates(masks, ok, stability))
-        if not len(index):  # every mask the words allow is empty
-            return None
-        column, lowest = centres[index, 0], centres[index, 1]
-        key = {"leftmost": column, "rightmost": -column}.get(
-            superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)
-        return int(index[int(np.argmin(key))])
+        return _extreme(superlative, masks, ok, centres, stability)
     relation = relation_after(after_text)
     if relation is not None and landmark_heat is not None:
         ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, sized, min_colour)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros_ground.command import command_phrases, command_pieces
+from ros_ground.command import command_phrases, command_pieces, is_destination, placement
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
@@ -40,7 +40,10 @@ COMMANDS = {
     "Where is the rightmost sphere?": "the rightmost sphere",
     "Is there a soccer ball on the table?": "a soccer ball",
     "the red mug left of the tray": "the red mug",
-    "Move to the left of the tray.": "the tray",
+    # a relation's landmark is never the target: it is where the object asked for is
+    "Move to the left of the tray.": None,
+    "What is behind the mug?": None,
+    "Behind the mug, pick up the cube.": "the cube",
     # starting with the object: the landmark after the relation, parsed alone, looks like a
     # subject, and must not outrank it
     "The cup behind the bowl needs to be picked up.": "The cup",
@@ -104,6 +107,13 @@ def test_command_pieces_cut_at_the_spatial_words_refer_reads():
     ("Pick up the lego brick closest to the camera and the mug behind it.",
      ["the lego brick", "the mug"], None),
     ("Pick up the cube closest to the camera, not the one behind it.", ["the cube", "the one"], None),
+    # other wordings of the same relations
+    ("Pick up the cube on the left of the duck.", ["the cube", "the duck"], "the duck"),
+    ("Pick up the cube on the right side of the duck.", ["the cube", "the duck"], "the duck"),
+    ("Grab the mug right behind the tray.", ["the mug", "the tray"], "the tray"),
+    ("Grab the mug just left of the tray.", ["the mug", "the tray"], "the tray"),
+    ("Grab the mug left\nof the tray.", ["the mug", "the tray"], "the tray"),
+    ("Pick up the cube immediately to the right of the duck.", ["the cube", "the duck"], "the duck"),
 ])
 def test_landmarks_and_phrases_of_pieces(nlp, command, phrases, landmark):
     found, target = command_phrases(nlp, command)
@@ -132,6 +142,25 @@ def test_the_landmark_is_the_phrase_after_the_relation(nlp):
     assert [p.text for p in phrases] == ["the red jenga block", "the teddy bear"] and target == 0
     assert [text[p.root_start:p.root_end] for p in phrases] == ["block", "bear"]
     assert relation_after(text[phrases[target].char_end:]) == "right"
+
+
+@pytest.mark.parametrize("command, placed, destination", [
+    ("Put the mug behind the tray.", True, True),
+    ("Place the red cube left of the tray.", True, True),
+    ("Move the cube to the right of the tray.", True, True),
+    ("Set the teddy bear in front of the tray.", True, True),
+    # the relation describes the object when the destination follows, or after a copula
+    ("Put the mug left of the tray on the shelf.", True, False),
+    ("Put the mug that is behind the tray in the box.", True, False),
+    ("Put the mug behind the tray behind the duck.", True, False),
+    ("Pick up the mug behind the tray.", False, None),
+    ("Where is the mug behind the tray?", False, None),
+])
+def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destination):
+    phrases, target = command_phrases(nlp, command)
+    assert placement(nlp, command) is placed
+    if destination is not None:
+        assert is_destination(command, phrases[target], phrases[target + 1]) is destination
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +270,48 @@ def test_questions_and_relative_clauses_pick_the_object_asked_for(engine, comman
     assert result.target >= 0, [p.text for p in result.prompt_phrases]
     target = result.prompt_phrases[result.target]
     assert target.text == phrase and target.entity_ids == [want]
+
+
+@pytest.mark.parametrize("command, phrase, want", [
+    ("Pick up the cube on the left of the blue cube.", "the cube", 0),
+    ("Pick up the cube just right of the blue cube.", "the cube", 2),
+    ("Pick up the cube right of the leftmost cube.", "the cube", None),
+])
+def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase, want):
+    """The tiny model's attention is random: only the words can pick the square. A superlative
+    on the landmark is not the target's: "right of the leftmost cube" is never the leftmost."""
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, command, mode="entities", proposals=proposals)
+    target = result.prompt_phrases[result.target]
+    assert target.text == phrase and len(target.entity_ids) == 1
+    if want is None:
+        assert target.entity_ids[0] != 0
+    else:
+        assert target.entity_ids == [want]
+
+
+@pytest.mark.parametrize("command, relation_read", [
+    ("Pick up the cube behind the blue cube.", True),
+    ("Put the cube behind the blue cube.", False),
+    ("Put the cube behind the blue cube on the tray.", True),
+])
+def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, relation_read):
+    """"Put the cube behind the blue cube" says where the cube goes, not which cube: the pair
+    rule, which would take an object already behind it, is not applied (no landmark)."""
+    import ros_ground.command as module
+
+    seen, real = [], module.resolve
+
+    def spy(*args, **kwargs):
+        seen.append(args[5] if len(args) > 5 else kwargs.get("landmark_heat"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "resolve", spy)
+    image, masks = _three_squares()
+    engine.ground(image, command, mode="entities",
+                  proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    assert len(seen) == 1 and (seen[0] is not None) is relation_read
 
 
 def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypatch):

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from ros_ground.refer import colour_match, colour_share, object_sized, relation_after, relation_only, resolve
+from ros_ground.refer import (
+    colour_match,
+    colour_share,
+    object_sized,
+    relation_after,
+    relation_only,
+    resolve,
+    superlative_of,
+)
 
 H, W = 60, 90
 COLOURS = {"red": (200, 20, 20), "blue": (25, 60, 230), "white": (170, 170, 170),
@@ -255,3 +263,42 @@ def test_relation_only():
     assert relation_only(" to the right of ") and relation_only(' in front of "')
     assert not relation_only(" behind and pick up ") and not relation_only(" is ")
     assert not relation_only(" left of the big box by ")
+
+
+def test_relation_wordings():
+    assert relation_after(" on the left of the tray.") == "left"
+    assert relation_after(" on the right side of the tray.") == "right"
+    assert relation_after(" to the left side of the tray.") == "left"
+    assert relation_after(" right behind the duck") == "behind"
+    assert relation_after(" just left of the duck") == "left"
+    assert relation_after(" that is directly in front of the mug") == "front"
+    assert relation_after(" left\nof the tray") == "left" and relation_after(" right  of it") == "right"
+    assert relation_after(" right now") is None and relation_after(" just the mug") is None
+    assert relation_only(" right behind the ") and relation_only(" on the left of ")
+    assert not relation_only(" right behind and then ")
+
+
+def test_a_superlative_belongs_to_the_target_or_what_follows_it():
+    assert superlative_of("the leftmost cube") == "leftmost"
+    assert superlative_of("the cube", " closest to the camera.") == "closest to the camera"
+    assert superlative_of("which object", " is the closest  to the camera?") == "closest to the camera"
+    assert superlative_of("the cube", " left of the leftmost duck.") is None
+    assert superlative_of("the cube", " that is left of the duck closest to the camera") is None
+    assert superlative_of("the cube", "") is None
+
+
+def test_a_superlative_on_the_landmark_does_not_pick_the_target():
+    """"the cube right of the leftmost cube": the target is right of its landmark, so never the
+    leftmost object (the superlative used to be read off the whole text after the target)."""
+    image = np.zeros((60, 200, 3), np.uint8)
+    masks = []
+    for i in range(3):
+        m = np.zeros(image.shape[:2], bool)
+        m[20:40, 20 + 60 * i:50 + 60 * i] = True
+        masks.append(m)
+    heat = np.zeros(image.shape[:2], np.float32)
+    got = resolve(image, masks, heat, "the cube", " right of the leftmost cube.", heat,
+                  "the leftmost cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0])
+    assert got in (1, 2)
+    # the target's own superlative still picks the extreme whatever the scores
+    assert resolve(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 1.0]) == 0
