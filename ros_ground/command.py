@@ -77,11 +77,13 @@ _SPATIAL = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlativ
     re.IGNORECASE)
 # verbs whose relation after their object says where to put it ("put the mug *behind the
 # tray*"), not which one it is ("pick up the mug behind the tray")
-PLACEMENT_VERBS = frozenset("put place set lay stack drop move position".split())
-# words after a landmark that start the destination, which makes the relation before it a
-# description again: "put the mug left of the tray *on* the shelf"
-_DESTINATION = re.compile(r"^[\s,]*(?:to|on|onto|into|in|inside|at|near|next|beside|by|under|"
-                          r"over|above|below|between|back)\b", re.IGNORECASE)
+PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide shift carry leave".split())
+# a destination after a landmark, which makes the relation before it a description again: "put
+# the mug left of the tray *on the shelf*"; not "to hide it", "at once", "on the left"
+_DESTINATION = re.compile(
+    r"^[\s,]*(?:to|on|onto|into|in|inside|at|near|next\s+to|beside|by|under|over|above|below|"
+    r"between|on\s+top\s+of)\s+(?:the|a|an|my|your|his|her|its|our|their|this|that|these|those)"
+    r"\s+(?!(?:" + "|".join(sorted(PLACE_NOUNS)) + r")\b)\w", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
 # head nouns that name the picture or a property asked about, not an object in the scene
@@ -201,7 +203,10 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
         for k, (phrase, rule) in enumerate(zip(found, _target_rules(nlp, piece, found))):
             if rule is not None and k == 0 and cut is not None:
-                rule = None if cut == "relation" else max(rule, 2)
+                # the landmark opens its piece; after a pronoun landmark ("behind *you* is a
+                # mug") the first phrase is the object
+                landmark = cut == "relation" and not re.search(r"\w", piece[:phrase.char_start])
+                rule = None if landmark else max(rule, 2)
             if rule is not None:
                 candidates.append((rule, len(phrases)))
             placed.append(rule == 0 and _object_of_placement(nlp, piece, phrase))
@@ -270,9 +275,8 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     # the relation's words and nothing else between the two phrases: "left of", "that is behind";
     # not "behind and pick up" of "leave the bear behind and pick up the mug"
     gap = text[chunk.char_end:landmark.char_start] + " " if landmark is not None else ""
-    described = relation_after(after) and relation_only(gap)
-    if described and placed and is_destination(text, chunk, landmark):
-        described = False
+    related = bool(relation_after(after) and relation_only(gap))
+    described = related and not (placed and is_destination(text, chunk, landmark))
     landmark_heat = heat(landmark) if described else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
     scored = cfg.entity_scoring != "attention"
@@ -281,7 +285,7 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
         found = _grounded_index(phrases, landmark)
         landmark_phrase = phrases[found] if found >= 0 else None
     choice = resolve(image, [p.mask for p in proposals], target_heat, chunk.text, after,
-                     landmark_heat, landmark.text if landmark_heat is not None else "",
+                     landmark_heat, landmark.text if related else "",
                      scores=_scores_of(phrase, proposals) if scored else None,
                      landmark_scores=_scores_of(landmark_phrase, proposals),
                      stability=np.array([p.stability for p in proposals], dtype=np.float64))

@@ -158,14 +158,16 @@ def _superlative(text: str) -> str | None:
     return next((s for s in SUPERLATIVES if s in text), None)
 
 
-def superlative_of(target_text: str, after_text: str = "") -> str | None:
+def superlative_of(target_text: str, after_text: str = "", landmark_text: str = "") -> str | None:
     """The SUPERLATIVES entry that applies to the target phrase `target_text` ("the *leftmost*
-    cube") or starts `after_text`, what follows it, after an optional copula and "the" ("the
-    cube *closest to the camera*", "which object is the closest to the camera"); None. One
-    further on belongs to another phrase: "the cube left of the *leftmost* duck"."""
-    after = re.sub(r"^the\s+", "", _COPULA.sub("", " ".join(after_text.lower().split())))
-    return _superlative(target_text) or next(
-        (s for s in SUPERLATIVES if after.startswith(s)), None)
+    cube") or is in `after_text`, what follows it ("the cube *closest to the camera*", "the
+    cube, the *leftmost* one"), outside its landmark's phrase `landmark_text` ("the cube left
+    of *the leftmost duck*" has none); None."""
+    after = " ".join(after_text.lower().split())
+    landmark = " ".join(landmark_text.lower().split())
+    if landmark:
+        after = after.replace(landmark, " ", 1)
+    return _superlative(target_text) or _superlative(after)
 
 
 def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
@@ -298,15 +300,16 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
 
     `target_heat`: the target phrase's attention map at the image's size; `target_text`: the
     phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.");
-    `landmark_heat`/`landmark_text`: the phrase after a relation ("the tray"), None without
-    one. `max_area`, `min_colour`: see `allowed`. `scores` / `landmark_scores`: float [N], the
-    phrases' scores of each mask under the engine's `entity_scoring` (attention, retrieval or
-    both); default the attention score of `target_heat` / `landmark_heat`
-    (entities.score_entities). `stability`: float [N] in [0, 1], SAM's stability score of
-    each mask (Proposal.stability), which raises the scores and narrows a superlative's
-    candidates (`superlative_candidates`); None for neither. The rule is in the module
-    docstring. ValueError when a given `scores`, `landmark_scores` or `stability` is not one
-    finite number per mask (stability in [0, 1]).
+    `landmark_heat`/`landmark_text`: the phrase after a relation ("the tray"), None / "" without
+    one; `landmark_text` alone (a destination: "put the cube behind *the leftmost tray*") keeps
+    its superlative off the target (`superlative_of`). `max_area`, `min_colour`: see `allowed`.
+    `scores` / `landmark_scores`: float [N], the phrases' scores of each mask under the engine's
+    `entity_scoring` (attention, retrieval or both); default the attention score of
+    `target_heat` / `landmark_heat` (entities.score_entities). `stability`: float [N] in [0, 1],
+    SAM's stability score of each mask (Proposal.stability), which raises the scores and narrows
+    a superlative's candidates (`superlative_candidates`); None for neither. The rule is in the
+    module docstring. ValueError when a given `scores`, `landmark_scores` or `stability` is not
+    one finite number per mask (stability in [0, 1]).
     """
     if scores is not None:
         scores = _per_mask(scores, len(masks), "scores")
@@ -324,7 +327,7 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     if scores is None:
         scores = score_entities(target_heat, list(masks))
     scores = scores + bonus + COLOUR_WEIGHT * colour
-    superlative = superlative_of(target_text, after_text)
+    superlative = superlative_of(target_text, after_text, landmark_text)
     centres = _centres(masks)
     if superlative is not None:
         return _extreme(superlative, masks, ok, centres, stability)

@@ -44,6 +44,9 @@ COMMANDS = {
     "Move to the left of the tray.": None,
     "What is behind the mug?": None,
     "Behind the mug, pick up the cube.": "the cube",
+    # a pronoun landmark is no phrase: the first phrase after it is the object
+    "Behind you is a mug, pick it up.": "a mug",
+    "To the left of it is a red block; pick that up.": "a red block",
     # starting with the object: the landmark after the relation, parsed alone, looks like a
     # subject, and must not outrank it
     "The cup behind the bowl needs to be picked up.": "The cup",
@@ -153,6 +156,12 @@ def test_the_landmark_is_the_phrase_after_the_relation(nlp):
     ("Put the mug left of the tray on the shelf.", True, False),
     ("Put the mug that is behind the tray in the box.", True, False),
     ("Put the mug behind the tray behind the duck.", True, False),
+    ("Put the mug left of the tray onto a plate.", True, False),
+    # words after the landmark that name no place are no destination
+    ("Put the mug behind the tray to hide it.", True, True),
+    ("Place the cup behind the bowl at once.", True, True),
+    ("Put the mug behind the tray, on the left.", True, True),
+    ("Slide the block behind the box.", True, True),
     ("Pick up the mug behind the tray.", False, None),
     ("Where is the mug behind the tray?", False, None),
 ])

@@ -282,8 +282,10 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     assert superlative_of("the leftmost cube") == "leftmost"
     assert superlative_of("the cube", " closest to the camera.") == "closest to the camera"
     assert superlative_of("which object", " is the closest  to the camera?") == "closest to the camera"
-    assert superlative_of("the cube", " left of the leftmost duck.") is None
-    assert superlative_of("the cube", " that is left of the duck closest to the camera") is None
+    assert superlative_of("the cube", ", the leftmost one.") == "leftmost"
+    assert superlative_of("the cube", " behind the tray, the leftmost one.", "the tray") == "leftmost"
+    assert superlative_of("the cube", " left of the leftmost duck.", "the leftmost duck") is None
+    assert superlative_of("the cube", " left of the Leftmost\nduck.", "the leftmost duck") is None
     assert superlative_of("the cube", "") is None
 
 
