@@ -304,7 +304,7 @@ def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:
     *that is* behind the tray in the box" describes it), and no destination follows the
     landmark ("put the mug left of the tray *on the shelf*")."""
     gap = text[target.char_end:landmark.char_start].lower().split()
-    return (bool(gap) and gap[0] not in ("that", "which", "who", "is", "are")
+    return (bool(gap) and re.match(r",|that\b|which\b|who\b|is\b|are\b", gap[0]) is None
             and _DESTINATION.match(text[landmark.char_end:]) is None
             and relation_after(text[landmark.char_end:]) is None)
 

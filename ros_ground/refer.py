@@ -79,7 +79,7 @@ MIN_COLOUR = 0.4
 # is 0.33-0.78, and 12 of 23 had under MIN_COLOUR of value >= 0.5 (docs/MEASUREMENTS.md,
 # "White in shade").
 WHITE_MIN_VALUE = 0.3
-_COPULA = re.compile(r"^(?:(?:that|which|who)\s+)?(?:is|are)\s+")
+_COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5

@@ -155,6 +155,8 @@ def test_the_landmark_is_the_phrase_after_the_relation(nlp):
     # the relation describes the object when the destination follows, or after a copula
     ("Put the mug left of the tray on the shelf.", True, False),
     ("Put the mug that is behind the tray in the box.", True, False),
+    ("Put the mug that's behind the tray in the box.", True, False),
+    ("Put the mug, which is behind the tray, in the box.", True, False),
     ("Put the mug behind the tray behind the duck.", True, False),
     ("Put the mug left of the tray onto a plate.", True, False),
     # words after the landmark that name no place are no destination

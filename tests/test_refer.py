@@ -274,6 +274,8 @@ def test_relation_wordings():
     assert relation_after(" that is directly in front of the mug") == "front"
     assert relation_after(" left\nof the tray") == "left" and relation_after(" right  of it") == "right"
     assert relation_after(" right now") is None and relation_after(" just the mug") is None
+    assert relation_after(" that's behind the tray") == "behind"
+    assert relation_after(", which is left of the tray") == "left"
     assert relation_only(" right behind the ") and relation_only(" on the left of ")
     assert not relation_only(" right behind and then ")
 
