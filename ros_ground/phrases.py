@@ -147,7 +147,8 @@ PLACE_NOUNS = frozenset(
 
 def noun_phrases(nlp, text: str) -> list[NounPhrase]:
     """Noun chunks of `text` as spaCy gives them, minus pronoun-only chunks ("it", "they") and
-    places ("front" of "in front of the tray").
+    places ("front" of "in front of the tray"), with the head noun the tagger left out put back
+    ("the orange cube right", "the soda can"; `_noun_can`).
 
     The chunk is kept whole (determiners included) for display; the root span is what the
     grounding method pools tokens over. Pronouns rarely point at a region of the image, and a
@@ -170,6 +171,11 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
             # noun; the object is the noun before it
             root = doc[root.i - 1]
             chunk = doc[chunk.start:root.i + 1]
+        if _noun_can(doc, chunk.end):
+            # "the soda can", "the blue can": the tagger takes the noun for the modal verb and
+            # ends the chunk before it
+            root = doc[chunk.end]
+            chunk = doc[chunk.start:chunk.end + 1]
         phrases.append(
             NounPhrase(
                 text=chunk.text,
@@ -181,6 +187,14 @@ def noun_phrases(nlp, text: str) -> list[NounPhrase]:
             )
         )
     return phrases
+
+
+def _noun_can(doc, i: int) -> bool:
+    """Whether token `i` of `doc` is "can" tagged a modal with no verb after it to govern: the
+    noun ("the soda *can* left of the tray", "the red *can*."), not "the robot *can* reach it"."""
+    if i >= len(doc) or doc[i].lower_ not in ("can", "cans") or doc[i].tag_ != "MD":
+        return False
+    return i + 1 == len(doc) or doc[i + 1].tag_ not in ("VB", "RB")
 
 
 # parts of speech a noun phrase does not start with, though a head's subtree may

@@ -39,6 +39,7 @@ COMMANDS = {
     "Pick up the rightmost sphere.": "the rightmost sphere",
     "Where is the rightmost sphere?": "the rightmost sphere",
     "Is there a soccer ball on the table?": "a soccer ball",
+    "Grab the blue can behind the mug.": "the blue can",
     "the red mug left of the tray": "the red mug",
     # a relation's landmark is never the target: it is where the object asked for is
     "Move to the left of the tray.": None,

@@ -230,6 +230,21 @@ def test_noun_phrases_leave_out_places(nlp, text, kept):
     assert [p.text for p in noun_phrases(nlp, text)] == kept
 
 
+@pytest.mark.parametrize("text,kept,roots", [
+    # the tagger takes the noun "can" for the modal verb and ends the chunk before it
+    ("Pick up the soda can.", ["the soda can"], ["can"]),
+    ("A red can left of a blue cube.", ["A red can", "a blue cube"], ["can", "cube"]),
+    ("There are two tin cans and a mug.", ["two tin cans", "a mug"], ["cans", "mug"]),
+    # the modal stays a verb
+    ("The robot can reach the cup.", ["The robot", "the cup"], ["robot", "cup"]),
+    ("The cube can be moved.", ["The cube"], ["cube"]),
+])
+def test_noun_phrases_keep_the_noun_can(nlp, text, kept, roots):
+    phrases = noun_phrases(nlp, text)
+    assert [p.text for p in phrases] == kept
+    assert [text[p.root_start:p.root_end] for p in phrases] == roots
+
+
 def test_noun_phrases_drop_pronouns_and_empty(nlp):
     phrases = noun_phrases(nlp, "It is on the table and they are near it.")
     assert [p.text for p in phrases] == ["the table"]
