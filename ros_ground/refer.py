@@ -13,14 +13,15 @@ where the model looked, and three kinds can be checked on the proposals without 
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
   scores (below); the wordings are RELATIONS, after an optional adverb ("*right* behind");
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*"): the extreme mask
-  among the objects the words allow, whatever the scores (the target's own: on the landmark, "the
-  cube left of the *leftmost* duck", it is left to the landmark's scores, since the extreme
-  object of any kind is seldom the extreme duck). A superlative compares whole objects,
-  so masks touching the image border are left out (the table's edge, the floor, or an object
-  the frame cuts, whose extreme is unknown) and, given SAM's stability scores, so are masks
-  less stable than the most stable of the rest by more than SUPERLATIVE_STABILITY_MARGIN (the
-  pieces of table texture and shadow below); all the non-empty allowed masks when that leaves
-  none.
+  among the objects the words allow, whatever the scores; with a relation too ("the leftmost
+  cube behind the tray"), among those for which it holds with the best-scored landmark. Only the
+  target's own: on the landmark ("the cube left of the *leftmost* duck") it is left to the
+  landmark's scores, since the extreme object of any kind is seldom the extreme duck. A
+  superlative compares whole objects, so masks touching the image border are left out (the
+  table's edge, the floor, or an object the frame cuts, whose extreme is unknown) and, given
+  SAM's stability scores, so are masks less stable than the most stable of the rest by more than
+  SUPERLATIVE_STABILITY_MARGIN (the pieces of table texture and shadow below); all the non-empty
+  allowed masks when that leaves none.
 Otherwise the phrase's entity scores decide among what the words allow: those of the engine's
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
 (entities.score_entities of the phrase's prefill map); when the words rule out every proposal
@@ -329,14 +330,22 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     scores = scores + bonus + COLOUR_WEIGHT * colour
     superlative = superlative_of(target_text, after_text, landmark_text)
     centres = _centres(masks)
-    if superlative is not None:
-        return _extreme(superlative, masks, ok, centres, stability)
     relation = relation_after(after_text)
-    if relation is not None and landmark_heat is not None:
+    paired = relation is not None and landmark_heat is not None
+    if superlative is not None and not paired:
+        return _extreme(superlative, masks, ok, centres, stability)
+    if paired:
         ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, sized, min_colour)
         if landmark_scores is None:
             landmark_scores = score_entities(landmark_heat, list(masks))
         landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * landmark_colour
+        if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
+            j = int(np.flatnonzero(ok_landmark)[int(np.argmax(landmark_scores[ok_landmark]))])
+            holding = ok & np.array([i != j and _holds(relation, centres[i], centres[j])
+                                     and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU
+                                     for i in range(len(masks))], dtype=bool)
+            return _extreme(superlative, masks, holding if holding.any() else ok, centres,
+                            stability)
         best, best_score = None, -np.inf
         for i in np.flatnonzero(ok):
             for j in np.flatnonzero(ok_landmark):

@@ -306,3 +306,23 @@ def test_a_superlative_on_the_landmark_does_not_pick_the_target():
     assert got in (1, 2)
     # the target's own superlative still picks the extreme whatever the scores
     assert resolve(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 1.0]) == 0
+
+
+def test_a_superlative_with_a_relation_picks_among_those_it_holds_for():
+    """"the leftmost cube behind the tray": the leftmost of the cubes behind it, not of all."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    boxes = {"front_left": (60, 80, 10, 40), "behind_mid": (10, 30, 80, 110),
+             "behind_right": (10, 30, 140, 170), "tray": (40, 70, 90, 160)}
+    masks = []
+    for top, bottom, left, right in boxes.values():
+        m = np.zeros(image.shape[:2], bool)
+        m[top:bottom, left:right] = True
+        masks.append(m)
+    heat = np.zeros(image.shape[:2], np.float32)
+    kwargs = dict(scores=[0.0, 0.0, 0.0, 0.0], landmark_scores=[0.0, 0.0, 0.0, 1.0])
+    assert resolve(image, masks, heat, "the leftmost cube", " behind the tray.", heat, "the tray",
+                   **kwargs) == 1
+    assert resolve(image, masks, heat, "the leftmost cube", " in front of the tray.", heat,
+                   "the tray", **kwargs) == 0
+    # without the relation: the leftmost of all
+    assert resolve(image, masks, heat, "the leftmost cube", ".", **kwargs) == 0
