@@ -257,8 +257,8 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
                     placed: bool = False) -> None:
     """Give the target phrase (`phrases[index]`, of `chunks[target]`) the proposal its words
     and entity scores point to (refer.resolve), in place; the phrase after a spatial relation
-    ("left of *the tray*") is its landmark, unless the relation is where a `placed` target
-    goes (`is_destination`)."""
+    ("left of *the tray*", or before the target: `fronted_relation`) is its landmark, unless
+    the relation is where a `placed` target goes (`is_destination`)."""
     phrase = phrases[index]
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
@@ -276,6 +276,11 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     # not "behind and pick up" of "leave the bear behind and pick up the mug"
     gap = text[chunk.char_end:landmark.char_start] + " " if landmark is not None else ""
     related = bool(relation_after(after) and relation_only(gap))
+    fronted = fronted_relation(text, chunks[target - 1], chunk) if target > 0 else None
+    if not related and fronted is not None:
+        # "left of the tray is a mug" reads as "a mug left of the tray"
+        landmark, related = chunks[target - 1], True
+        after = f" {fronted} {landmark.text}"
     described = related and not (placed and is_destination(text, chunk, landmark))
     landmark_heat = heat(landmark) if described else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
@@ -296,6 +301,25 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     phrase.entity_scores = {}
     if chosen.mask.any():  # the hottest pixel on the mask, as entity mode gives
         phrase.point = peak_point(np.where(chosen.mask, target_heat, np.nan))
+
+
+# what may stand between a fronted relation's landmark and the object: "left of the tray *is*
+# a mug", "behind the box*, there are* two cubes"
+_FRONTED_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*",
+                          re.IGNORECASE)
+_RELATION = re.compile(relation_pattern(), re.IGNORECASE)
+
+
+def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase) -> str | None:
+    """The relation's words when `text` puts them before the target's landmark, the target
+    after it ("*left of* the tray is a mug", "behind the box there are two cubes"), else
+    None: the words end right before `landmark`, and only a copula ("is", "there are") stands
+    between `landmark` and `target`."""
+    if not _FRONTED_GAP.fullmatch(text[landmark.char_end:target.char_start]):
+        return None
+    before = text[:landmark.char_start]
+    found = [m for m in _RELATION.finditer(before) if not before[m.end():].strip()]
+    return " ".join(found[-1].group(0).split()) if found else None
 
 
 def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from ros_ground.command import command_phrases, command_pieces, is_destination, placement
+from ros_ground.command import (
+    command_phrases,
+    command_pieces,
+    fronted_relation,
+    is_destination,
+    placement,
+)
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
@@ -175,6 +181,21 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
         assert is_destination(command, phrases[target], phrases[target + 1]) is destination
 
 
+@pytest.mark.parametrize("command, words", [
+    ("Left of the tray is a mug; pick it up.", "Left of"),
+    ("Just behind the box are two cubes.", "Just behind"),
+    ("To the right of\nthe duck sits a red cube.", "To the right of"),
+    ("Left of the tray there is a coffee mug; pick it up.", "Left of"),
+    ("The tray is left of a mug.", None),  # the relation follows its object
+    ("Behind the tray, put the mug.", None),  # a placement, no copula
+])
+def test_a_relation_before_its_landmark_and_object(nlp, command, words):
+    phrases, target = command_phrases(nlp, command)
+    assert target >= 0
+    got = fronted_relation(command, phrases[target - 1], phrases[target]) if target > 0 else None
+    assert got == words
+
+
 @pytest.fixture(scope="module")
 def engine():
     return build_engine(model="tiny", sam_model="tiny", device="cpu",
@@ -288,6 +309,8 @@ def test_questions_and_relative_clauses_pick_the_object_asked_for(engine, comman
     ("Pick up the cube on the left of the blue cube.", "the cube", 0),
     ("Pick up the cube just right of the blue cube.", "the cube", 2),
     ("Pick up the cube right of the leftmost cube.", "the cube", None),
+    ("Left of the blue cube is a cube. Pick it up.", "a cube", 0),
+    ("Right of the blue cube there is a cube; grab it.", "a cube", 2),
 ])
 def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase, want):
     """The tiny model's attention is random: only the words can pick the square. A superlative
