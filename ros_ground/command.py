@@ -78,6 +78,10 @@ _SPATIAL = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlativ
 # verbs whose relation after their object says where to put it ("put the mug *behind the
 # tray*"), not which one it is ("pick up the mug behind the tray")
 PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide shift carry leave".split())
+# imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
+# behind the mug."): never a phrase there, and their object is a verb's object
+COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
+    "pick grab take find fetch get bring hand give show point push pull lift hold".split())
 # a destination after a landmark, which makes the relation before it a description again: "put
 # the mug left of the tray *on the shelf*"; not "to hide it", "at once", "on the left"
 _DESTINATION = re.compile(
@@ -146,7 +150,8 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[int | None]
             continue
         if root.dep_ == "compound" and root.head.text.lower() in PLACE_NOUNS:
             root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
-        if root.dep_ in OBJECT_DEPS and root.head.pos_ in ("VERB", "AUX"):
+        if root.dep_ in OBJECT_DEPS and (root.head.pos_ in ("VERB", "AUX")
+                                         or root.head.text.lower() in COMMAND_VERBS):
             rules.append(0)
         elif root.dep_ in SUBJECT_DEPS or root.dep_ == "ROOT":
             rules.append(1)
@@ -200,7 +205,8 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
     for start, end, cut in _pieces(text):
         piece = text[start:end]
         found = [p for p in _piece_phrases(nlp, piece, cut)
-                 if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
+                 if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS
+                 and not (p.char_start == 0 and p.text.lower() in COMMAND_VERBS)]
         for k, (phrase, rule) in enumerate(zip(found, _target_rules(nlp, piece, found))):
             if rule is not None and k == 0 and cut is not None:
                 # the landmark opens its piece; after a pronoun landmark ("behind *you* is a
@@ -240,9 +246,11 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     if not chunks:
         return [], -1
     prompt_gen = replace(gen, token_ids=list(gen.prompt_token_ids), image_maps=gen.prompt_maps)
+    made: list = []  # proposed here when the answer had no phrase to propose for
     phrases, _, _ = engine.ground_phrases(
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
-        spans=list(gen.prompt_token_spans), chunks=chunks)
+        spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
+    proposals = proposals or made
     index = -1
     if target >= 0:
         index = _grounded_index(phrases, chunks[target])

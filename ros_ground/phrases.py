@@ -208,6 +208,8 @@ def head_phrase(token) -> NounPhrase:
     start = token.left_edge.i
     while start < token.i and (token.doc[start].is_punct or token.doc[start].pos_ in _NOT_LEADING):
         start += 1  # ', not the one' -> 'the one'
+    if _noun_can(token.doc, token.i + 1):  # "pick up the blue can": "blue" heads the parse
+        token = token.doc[token.i + 1]
     span = token.doc[start:token.i + 1]
     return NounPhrase(text=span.text, char_start=span.start_char, char_end=span.end_char,
                       root_start=token.idx, root_end=token.idx + len(token.text),

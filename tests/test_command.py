@@ -46,6 +46,8 @@ COMMANDS = {
     "Where is the rightmost sphere?": "the rightmost sphere",
     "Is there a soccer ball on the table?": "a soccer ball",
     "Grab the blue can behind the mug.": "the blue can",
+    "pick up the blue can": "the blue can",  # no full stop: the tagger makes "blue" the head
+    "where is the soda can": "the soda can",
     "the red mug left of the tray": "the red mug",
     # a relation's landmark is never the target: it is where the object asked for is
     "Move to the left of the tray.": None,
@@ -171,6 +173,7 @@ def test_the_landmark_is_the_phrase_after_the_relation(nlp):
     ("Place the cup behind the bowl at once.", True, True),
     ("Put the mug behind the tray, on the left.", True, True),
     ("Slide the block behind the box.", True, True),
+    ("Lay the duck behind the mug.", True, True),  # "Lay" tagged a proper noun: still the verb
     ("Pick up the mug behind the tray.", False, None),
     ("Where is the mug behind the tray?", False, None),
 ])
@@ -347,6 +350,33 @@ def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, 
     engine.ground(image, command, mode="entities",
                   proposals=[Proposal(i, m) for i, m in enumerate(masks)])
     assert len(seen) == 1 and (seen[0] is not None) is relation_read
+
+
+def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):
+    """Entities mode with no proposals given: the engine proposes for the answer's phrases, and
+    when the answer has none ("Yes."), for the prompt's; those proposals must reach the command
+    rules, which otherwise never ran and left the target to its scores alone."""
+    import ros_ground.command as command
+    import ros_ground.engine as engine_module
+
+    seen, real = [], command.resolve
+
+    def spy(*args, **kwargs):
+        seen.append(len(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(command, "resolve", spy)
+    monkeypatch.setattr(engine_module, "noun_phrases", lambda *a: [])  # an answer without phrases
+    image, _ = _three_squares()
+    from dataclasses import replace
+
+    # the tiny SAM's masks pass no quality filter: keep them all
+    amg = {**engine.config.amg_params, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+    result = engine.ground(image, "Pick up the leftmost cube.", mode="entities",
+                           config=replace(engine.config, amg_params=amg))
+    assert result.phrases == [] and result.target >= 0
+    target = result.prompt_phrases[result.target]
+    assert len(seen) == 1 and seen[0] >= 1 and len(target.entity_ids) == 1
 
 
 def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypatch):
