@@ -126,13 +126,14 @@ def _pieces(text: str) -> list[tuple[int, int, str | None]]:
 def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
     """Index into `phrases` (noun phrases of `text`, in order) of the phrase the command is
     about, or -1; the rule is in the module docstring."""
-    candidates = [(rule, i) for i, rule in enumerate(_target_rules(nlp, text, phrases))
+    candidates = [(rule, i) for i, (rule, _) in enumerate(_target_rules(nlp, text, phrases))
                   if rule is not None]
     return min(candidates)[1] if candidates else -1
 
 
-def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[int | None]:
-    """Per phrase of `text`, the target rule it meets (0, 1 or 2), or None: never the target."""
+def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int | None, bool]]:
+    """Per phrase of `text`, (the target rule it meets: 0, 1 or 2, or None: never the target;
+    whether it is the direct object of a PLACEMENT_VERBS word, which rule 0 requires)."""
     if not phrases:
         return []
     doc = nlp(text)
@@ -141,22 +142,22 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[int | None]
         span = doc.char_span(phrase.char_start, phrase.char_end, alignment_mode="expand")
         root = doc.char_span(phrase.root_start, phrase.root_end, alignment_mode="expand")
         if span is None or root is None:
-            rules.append(None)
+            rules.append((None, False))
             continue
         root = root.root
         word = root.text.lower()
         if word in NOT_OBJECTS or word in PLACE_NOUNS or root.tag_ in WH_TAGS:
-            rules.append(None)
+            rules.append((None, False))
             continue
         if root.dep_ == "compound" and root.head.text.lower() in PLACE_NOUNS:
             root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
-        if root.dep_ in OBJECT_DEPS and (root.head.pos_ in ("VERB", "AUX")
-                                         or root.head.text.lower() in COMMAND_VERBS):
-            rules.append(0)
+        verb = root.head.text.lower()
+        if root.dep_ in OBJECT_DEPS and (root.head.pos_ in ("VERB", "AUX") or verb in COMMAND_VERBS):
+            rules.append((0, verb in PLACEMENT_VERBS))
         elif root.dep_ in SUBJECT_DEPS or root.dep_ == "ROOT":
-            rules.append(1)
+            rules.append((1, False))
         else:
-            rules.append(2)
+            rules.append((2, False))
     return rules
 
 
@@ -207,7 +208,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
         found = [p for p in _piece_phrases(nlp, piece, cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS
                  and not (p.char_start == 0 and p.text.lower() in COMMAND_VERBS)]
-        for k, (phrase, rule) in enumerate(zip(found, _target_rules(nlp, piece, found))):
+        for k, (phrase, (rule, placing)) in enumerate(zip(found, _target_rules(nlp, piece, found))):
             if rule is not None and k == 0 and cut is not None:
                 # the landmark opens its piece; after a pronoun landmark ("behind *you* is a
                 # mug") the first phrase is the object
@@ -215,20 +216,13 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                 rule = None if landmark else max(rule, 2)
             if rule is not None:
                 candidates.append((rule, len(phrases)))
-            placed.append(rule == 0 and _object_of_placement(nlp, piece, phrase))
+            placed.append(rule == 0 and placing)
             phrases.append(replace(phrase, char_start=phrase.char_start + start,
                                    char_end=phrase.char_end + start,
                                    root_start=phrase.root_start + start,
                                    root_end=phrase.root_end + start))
     target = min(candidates)[1] if candidates else -1
     return tuple(phrases), target, target >= 0 and placed[target]
-
-
-def _object_of_placement(nlp, piece: str, phrase: NounPhrase) -> bool:
-    """Whether `phrase` of `piece` is the direct object of a PLACEMENT_VERBS word."""
-    root = nlp(piece).char_span(phrase.root_start, phrase.root_end, alignment_mode="expand")
-    return (root is not None and root.root.dep_ in OBJECT_DEPS
-            and root.root.head.text.lower() in PLACEMENT_VERBS)
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
@@ -284,8 +278,8 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
     # not "behind and pick up" of "leave the bear behind and pick up the mug"
     gap = text[chunk.char_end:landmark.char_start] + " " if landmark is not None else ""
     related = bool(relation_after(after) and relation_only(gap))
-    fronted = fronted_relation(text, chunks[target - 1], chunk) if target > 0 else None
-    if not related and fronted is not None:
+    fronted = None if related or target == 0 else fronted_relation(text, chunks[target - 1], chunk)
+    if fronted is not None:
         # "left of the tray is a mug" reads as "a mug left of the tray"
         landmark, related = chunks[target - 1], True
         after = f" {fronted} {landmark.text}"
@@ -315,7 +309,6 @@ def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
 # a mug", "behind the box*, there are* two cubes"
 _FRONTED_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*",
                           re.IGNORECASE)
-_RELATION = re.compile(relation_pattern(), re.IGNORECASE)
 
 
 def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase) -> str | None:
@@ -326,7 +319,8 @@ def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase) -> str
     if not _FRONTED_GAP.fullmatch(text[landmark.char_end:target.char_start]):
         return None
     before = text[:landmark.char_start]
-    found = [m for m in _RELATION.finditer(before) if not before[m.end():].strip()]
+    found = [m for m in _SPATIAL.finditer(before)
+             if m.lastgroup == "relation" and not before[m.end():].strip()]
     return " ".join(found[-1].group(0).split()) if found else None
 
 

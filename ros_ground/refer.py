@@ -339,20 +339,20 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
         if landmark_scores is None:
             landmark_scores = score_entities(landmark_heat, list(masks))
         landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * landmark_colour
+        def pair(i: int, j: int) -> bool:  # two objects, related as the words say
+            return (i != j and _holds(relation, centres[i], centres[j])
+                    and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU)
+
         if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
             j = int(np.flatnonzero(ok_landmark)[int(np.argmax(landmark_scores[ok_landmark]))])
-            holding = ok & np.array([i != j and _holds(relation, centres[i], centres[j])
-                                     and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU
-                                     for i in range(len(masks))], dtype=bool)
+            holding = ok & np.array([pair(i, j) for i in range(len(masks))], dtype=bool)
             return _extreme(superlative, masks, holding if holding.any() else ok, centres,
                             stability)
         best, best_score = None, -np.inf
         for i in np.flatnonzero(ok):
             for j in np.flatnonzero(ok_landmark):
-                if i == j or not _holds(relation, centres[i], centres[j]):
-                    continue
                 total = scores[i] + landmark_scores[j]
-                if total > best_score and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU:
+                if total > best_score and pair(i, j):
                     best, best_score = int(i), total
         if best is not None:
             return best
