@@ -59,13 +59,15 @@ from ros_ground.phrases import (
     without_leading,
 )
 from ros_ground.refer import (
+    RELATION_NAMES,
     SUPERLATIVES,
     relation_after,
     relation_only,
     relation_pattern,
     resolve,
+    resolve_pair,
 )
-from ros_ground.results import GroundedPhrase
+from ros_ground.results import GroundedPhrase, Reference
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
@@ -226,83 +228,113 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
-                   ) -> tuple[list[GroundedPhrase], int]:
+                   ) -> tuple[list[GroundedPhrase], Reference]:
     """Ground the prompt's own phrases of `gen` (lmm.Generation with prompt maps) in `image`.
 
-    Returns (phrases with char spans into `gen.prompt_text`, index of the target in them or -1).
-    Uses the engine's grounding of answer phrases with the prompt's tokens, spans and maps in
-    place of the answer's, so every mode and option applies unchanged. Without prompt maps (a
-    tokenizer without offsets) there is nothing to ground: ([], -1).
+    Returns (phrases with char spans into `gen.prompt_text`, their Reference). Uses the engine's
+    grounding of answer phrases with the prompt's tokens, spans and maps in place of the
+    answer's, so every mode and option applies unchanged. With proposals and `command_words`,
+    the target and its landmark get the proposals the words point to (`_resolve_target`).
+    Without prompt maps (a tokenizer without offsets) there is nothing to ground: ([], none).
     """
     if not gen.prompt_token_ids or gen.prompt_maps.shape[0] != len(gen.prompt_token_ids):
-        return [], -1
+        return [], Reference()
     chunks, target = command_phrases(engine.nlp, gen.prompt_text)
     if not chunks:
-        return [], -1
+        return [], Reference()
     prompt_gen = replace(gen, token_ids=list(gen.prompt_token_ids), image_maps=gen.prompt_maps)
     made: list = []  # proposed here when the answer had no phrase to propose for
     phrases, _, _ = engine.ground_phrases(
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
         spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
     proposals = proposals or made
-    index = -1
-    if target >= 0:
-        index = _grounded_index(phrases, chunks[target])
-    if index >= 0 and proposals and cfg.command_words and phrases[index].entity_ids:
-        _resolve_target(image, gen, cfg, chunks, target, phrases, index, proposals,
-                        placement(engine.nlp, gen.prompt_text))
-    return phrases, index
+    if target < 0 or (index := _grounded_index(phrases, chunks[target])) < 0:
+        return phrases, Reference()
+    landmark, relation, after, destination = target_relation(
+        gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
+    found = _grounded_index(phrases, chunks[landmark]) if landmark >= 0 else -1
+    ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
+                    destination and found >= 0)
+    if proposals and cfg.command_words and phrases[index].entity_ids:
+        _resolve_target(image, gen, cfg, chunks[target], after,
+                        None if landmark < 0 else chunks[landmark], destination, ref, phrases,
+                        proposals)
+    return phrases, ref
 
 
-def _resolve_target(image, gen, cfg, chunks: list[NounPhrase], target: int,
-                    phrases: list[GroundedPhrase], index: int, proposals,
-                    placed: bool = False) -> None:
-    """Give the target phrase (`phrases[index]`, of `chunks[target]`) the proposal its words
-    and entity scores point to (refer.resolve), in place; the phrase after a spatial relation
-    ("left of *the tray*", or before the target: `fronted_relation`) is its landmark, unless
-    the relation is where a `placed` target goes (`is_destination`)."""
-    phrase = phrases[index]
+def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
+                    ) -> tuple[int, str | None, str, bool]:
+    """(landmark, relation, after, destination) of the target phrase `chunks[target]` of `text`:
+    the index in `chunks` of the phrase right after a spatial relation ("left of *the tray*") or,
+    before the target, of a fronted one (`fronted_relation`), -1 when none; the relation
+    (refer.relation_after's key), None when none; the text the relation is read from (the
+    text after the target, "left of the tray" for a fronted one); and whether the relation says
+    where a `placed` target goes (`is_destination`)."""
+    chunk = chunks[target]
+    after = text[chunk.char_end:]
+    landmark = target + 1 if target + 1 < len(chunks) else -1
+    # the relation's words and nothing else between the two phrases: "left of", "that is behind";
+    # not "behind and pick up" of "leave the bear behind and pick up the mug"
+    gap = text[chunk.char_end:chunks[landmark].char_start] + " " if landmark >= 0 else ""
+    if relation_after(after) and relation_only(gap):
+        return landmark, relation_after(after), after, placed and is_destination(
+            text, chunk, chunks[landmark])
+    fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
+    if fronted is None:
+        return -1, None, after, False
+    # "left of the tray is a mug" reads as "a mug left of the tray"
+    after = f" {fronted} {chunks[target - 1].text}"
+    return target - 1, relation_after(after), after, False
+
+
+def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
+                    destination: bool, ref: Reference, phrases: list[GroundedPhrase],
+                    proposals) -> None:
+    """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
+    `destination`: target_relation's) the proposal its words and entity scores point to
+    (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
+    the relation was judged against; a destination's landmark ("put the cube behind *the
+    leftmost tray*") is chosen by its own words (refer.resolve)."""
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
         indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
         return upsample_map(phrase_map(maps, indices), gen.geometry) if indices else None
 
-    text, chunk = gen.prompt_text, chunks[target]
     target_heat = heat(chunk)
     if target_heat is None:
         return
-    after = text[chunk.char_end:]
-    landmark = chunks[target + 1] if target + 1 < len(chunks) else None
-    # the relation's words and nothing else between the two phrases: "left of", "that is behind";
-    # not "behind and pick up" of "leave the bear behind and pick up the mug"
-    gap = text[chunk.char_end:landmark.char_start] + " " if landmark is not None else ""
-    related = bool(relation_after(after) and relation_only(gap))
-    fronted = None if related or target == 0 else fronted_relation(text, chunks[target - 1], chunk)
-    if fronted is not None:
-        # "left of the tray is a mug" reads as "a mug left of the tray"
-        landmark, related = chunks[target - 1], True
-        after = f" {fronted} {landmark.text}"
-    described = related and not (placed and is_destination(text, chunk, landmark))
-    landmark_heat = heat(landmark) if described else None
+    landmark_heat = heat(landmark) if landmark is not None else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
     scored = cfg.entity_scoring != "attention"
-    landmark_phrase = None
-    if scored and landmark_heat is not None:
-        found = _grounded_index(phrases, landmark)
-        landmark_phrase = phrases[found] if found >= 0 else None
-    choice = resolve(image, [p.mask for p in proposals], target_heat, chunk.text, after,
-                     landmark_heat, landmark.text if related else "",
-                     scores=_scores_of(phrase, proposals) if scored else None,
-                     landmark_scores=_scores_of(landmark_phrase, proposals),
-                     stability=np.array([p.stability for p in proposals], dtype=np.float64))
+    landmark_phrase = phrases[ref.landmark] if ref.landmark >= 0 else None
+    masks = [p.mask for p in proposals]
+    stability = np.array([p.stability for p in proposals], dtype=np.float64)
+    choice, paired = resolve_pair(
+        image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
+        landmark.text if landmark is not None else "",
+        scores=_scores_of(phrases[ref.target], proposals) if scored else None,
+        landmark_scores=_scores_of(landmark_phrase, proposals) if scored else None,
+        stability=stability)
+    _give(phrases[ref.target], proposals, choice, target_heat)
+    if destination and landmark_heat is not None:
+        paired = resolve(image, masks, landmark_heat, landmark.text, gen.prompt_text[
+            landmark.char_end:], scores=_scores_of(landmark_phrase, proposals) if scored else None,
+            stability=stability)
+    if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
+        _give(landmark_phrase, proposals, paired, landmark_heat)
+
+
+def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray) -> None:
+    """Ground `phrase` with `proposals[choice]` in place (nothing when `choice` is None); its
+    point is the hottest pixel of `heat` on the mask, as entity mode gives."""
     if choice is None:
         return
     chosen = proposals[choice]
     phrase.mask, phrase.score, phrase.entity_ids = chosen.mask.copy(), float(chosen.score), [chosen.id]
     phrase.entity_scores = {}
-    if chosen.mask.any():  # the hottest pixel on the mask, as entity mode gives
-        phrase.point = peak_point(np.where(chosen.mask, target_heat, np.nan))
+    if chosen.mask.any():
+        phrase.point = peak_point(np.where(chosen.mask, heat, np.nan))
 
 
 # what may stand between a fronted relation's landmark and the object: "left of the tray *is*

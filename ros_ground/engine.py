@@ -30,7 +30,7 @@ from ros_ground.maps import normalise_maps
 from ros_ground.phrase_grounding import entity_phrases, find_phrase_tokens, phrase_heats, point_phrases
 from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans
 from ros_ground.regions import Region
-from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
+from ros_ground.results import GroundedPhrase, GroundingResult, Proposal, Reference
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
 from ros_ground.sam.predictor import timed_stage
 from ros_ground.streaming import PhraseStream, ProgressCallback
@@ -200,7 +200,7 @@ class GroundingEngine:
         check_image(image)
         t0 = time.perf_counter()
         made: list[Proposal] = []
-        prompt_phrases, target = [], -1
+        prompt_phrases, ref = [], Reference()
         # the answer's and the command's phrases under one hold on SAM (a re-entrant lock), so
         # no other frame is made current between them
         needs_sam = cfg.mode == "point" or not proposals
@@ -210,7 +210,7 @@ class GroundingEngine:
                 image, gen, cfg, proposals, image_key, proposals_out=made)
             if command:
                 with timed_stage(timing, "prompt_grounding"):
-                    prompt_phrases, target = ground_command(
+                    prompt_phrases, ref = ground_command(
                         self, image, gen, replace(cfg, mode=used_mode), proposals or made, image_key)
         if "sam_wait" in timing:
             timing["sam_wait"] += waited
@@ -219,7 +219,8 @@ class GroundingEngine:
             text=gen.text, phrases=phrases, model=self.model_name,
             image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
             token_ids=list(gen.token_ids), mode=used_mode, canceled=gen.canceled,
-            prompt=gen.prompt_text, prompt_phrases=prompt_phrases, target=target,
+            prompt=gen.prompt_text, prompt_phrases=prompt_phrases, target=ref.target,
+            landmark=ref.landmark, relation=ref.relation, destination=ref.destination,
         )
 
     def requested_mode(self, mode: str | None = None, config: EngineConfig | None = None) -> str:

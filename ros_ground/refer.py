@@ -67,6 +67,8 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("to the right of", "right"), ("to the right side of", "right"),
              ("on the right of", "right"), ("on the right side of", "right"), ("right of", "right"),
              ("in front of", "front"), ("behind", "behind"))
+# each relation as a response names it (GroundedResponse.relation)
+RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind"}
 # adverbs that sharpen a relation without changing it: "right behind", "just left of"
 RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
@@ -290,14 +292,22 @@ def _extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, cent
     return int(index[int(np.argmin(key))])
 
 
-def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
-            target_text: str, after_text: str = "", landmark_heat: np.ndarray | None = None,
-            landmark_text: str = "", max_area: float = MAX_AREA,
-            min_colour: float = MIN_COLOUR, scores: np.ndarray | None = None,
-            landmark_scores: np.ndarray | None = None,
-            stability: np.ndarray | None = None) -> int | None:
-    """Index into `masks` (the frame's entity proposals, HxW bool) of the target, or None when
-    no mask may be it.
+def resolve(*args, **kwargs) -> int | None:
+    """Index into `masks` of the target, or None when no mask may be it: resolve_pair's first
+    element, with its arguments."""
+    return resolve_pair(*args, **kwargs)[0]
+
+
+def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
+                 target_text: str, after_text: str = "", landmark_heat: np.ndarray | None = None,
+                 landmark_text: str = "", max_area: float = MAX_AREA,
+                 min_colour: float = MIN_COLOUR, scores: np.ndarray | None = None,
+                 landmark_scores: np.ndarray | None = None,
+                 stability: np.ndarray | None = None) -> tuple[int | None, int | None]:
+    """(target, landmark): indices into `masks` (the frame's entity proposals, HxW bool) of the
+    target, None when no mask may be it, and of the landmark the relation was judged against
+    ("the tray" the chosen mug is left of), None without a relation (`landmark_heat` None) or
+    when no mask may be it.
 
     `target_heat`: the target phrase's attention map at the image's size; `target_text`: the
     phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.");
@@ -320,11 +330,11 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
         stability = _per_mask(stability, len(masks), "stability", 0.0, 1.0)
     bonus = 0.0 if stability is None else STABILITY_WEIGHT * stability
     if not len(masks):
-        return None
+        return None, None
     sized = object_sized(masks, max_area)
     ok, colour = _words(rgb, masks, target_text, sized, min_colour)
     if not ok.any():
-        return None
+        return None, None
     if scores is None:
         scores = score_entities(target_heat, list(masks))
     scores = scores + bonus + COLOUR_WEIGHT * colour
@@ -333,27 +343,36 @@ def resolve(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarra
     relation = relation_after(after_text)
     paired = relation is not None and landmark_heat is not None
     if superlative is not None and not paired:
-        return _extreme(superlative, masks, ok, centres, stability)
-    if paired:
-        ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, sized, min_colour)
-        if landmark_scores is None:
-            landmark_scores = score_entities(landmark_heat, list(masks))
-        landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * landmark_colour
-        def pair(i: int, j: int) -> bool:  # two objects, related as the words say
-            return (i != j and _holds(relation, centres[i], centres[j])
-                    and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU)
+        return _extreme(superlative, masks, ok, centres, stability), None
+    best = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
+    if not paired:
+        return best, None
+    ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, sized, min_colour)
+    if landmark_scores is None:
+        landmark_scores = score_entities(landmark_heat, list(masks))
+    landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * landmark_colour
 
-        if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
-            j = int(np.flatnonzero(ok_landmark)[int(np.argmax(landmark_scores[ok_landmark]))])
-            holding = ok & np.array([pair(i, j) for i in range(len(masks))], dtype=bool)
-            return _extreme(superlative, masks, holding if holding.any() else ok, centres,
-                            stability)
-        best, best_score = None, -np.inf
-        for i in np.flatnonzero(ok):
-            for j in np.flatnonzero(ok_landmark):
-                total = scores[i] + landmark_scores[j]
-                if total > best_score and pair(i, j):
-                    best, best_score = int(i), total
-        if best is not None:
-            return best
-    return int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
+    def pair(i: int, j: int) -> bool:  # two objects, related as the words say
+        return (i != j and _holds(relation, centres[i], centres[j])
+                and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU)
+
+    def best_landmark(exclude: int | None = None) -> int | None:
+        allowed_j = ok_landmark.copy()
+        if exclude is not None:
+            allowed_j[exclude] = False
+        found = np.flatnonzero(allowed_j)
+        return int(found[int(np.argmax(landmark_scores[found]))]) if len(found) else None
+
+    if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
+        j = best_landmark()
+        holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)
+        target = _extreme(superlative, masks, holding if holding.any() else ok, centres, stability)
+        return target, (j if target != j else best_landmark(target))
+    chosen, best_score = None, -np.inf
+    for i in np.flatnonzero(ok):
+        for j in np.flatnonzero(ok_landmark):
+            total = scores[i] + landmark_scores[j]
+            if total > best_score and pair(i, j):
+                chosen, best_score = (int(i), int(j)), total
+    # no pair the relation holds for: the target by its own scores, the landmark by its own
+    return chosen if chosen is not None else (best, best_landmark(best))

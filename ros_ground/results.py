@@ -69,6 +69,22 @@ class GroundedPhrase:
 
 
 @dataclass
+class Reference:
+    """What a command's words make of its grounded phrases (indices into them, -1: none).
+
+    `target`: the phrase the command is about; `landmark`: the phrase its spatial relation
+    relates the target to ("the tray" of "the mug left of the tray"); `relation`: that relation
+    as refer.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether the
+    relation says where to put the target ("put the mug behind the tray", command.is_destination)
+    rather than which one it is."""
+
+    target: int = -1
+    landmark: int = -1
+    relation: str = ""
+    destination: bool = False
+
+
+@dataclass
 class GroundingResult:
     """What one grounded response holds; `timing_ms` is keyed by pipeline stage (ms).
 
@@ -86,10 +102,15 @@ class GroundingResult:
     mode: str = ""
     canceled: bool = False
     # the command's own phrases, char spans into `prompt` (the prompt as cleaned of chat
-    # markup), and the index among them of the phrase the command is about (-1: none)
+    # markup), and what its words make of them (Reference): the index of the phrase
+    # the command is about and of its landmark (-1: none), the relation between the two
+    # ("left of", "" none), and whether it says where to put the target
     prompt: str = ""
     prompt_phrases: list[GroundedPhrase] = field(default_factory=list)
     target: int = -1
+    landmark: int = -1
+    relation: str = ""
+    destination: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -98,6 +119,9 @@ class GroundingResult:
             "prompt": self.prompt,
             "prompt_phrases": [p.to_json() for p in self.prompt_phrases],
             "target": int(self.target),
+            "landmark": int(self.landmark),
+            "relation": self.relation,
+            "destination": bool(self.destination),
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "model": self.model,
             "mode": self.mode,

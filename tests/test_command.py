@@ -232,8 +232,11 @@ def test_model_card_command_is_grounded_on_the_prompt_maps(engine, image):
         assert " ".join(words) == p.text.lower()  # the tiny tokenizer lower-cases
         heat = upsample_map(phrase_map(maps, p.token_indices), gen.geometry)
         assert p.point == peak_point(heat)  # the same pooling and peak as answer phrases
+    # the relation is read from the words in every mode
+    assert (result.landmark, result.relation, result.destination) == (1, "behind", False)
     out = result.to_json()
     assert out["target"] == 0 and out["prompt_phrases"][1]["text"] == "the blue tray"
+    assert (out["landmark"], out["relation"], out["destination"]) == (1, "behind", False)
     assert "prompt_grounding" in result.timing_ms
 
 
@@ -329,6 +332,46 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
         assert target.entity_ids == [want]
 
 
+@pytest.mark.parametrize("command, target, landmark, relation, destination", [
+    ("Pick up the green cube right of the cube.", ("the green cube", {2}), ("the cube", {0, 1}),
+     "right of", False),
+    ("Pick up the cube in front of the red cube.", ("the cube", {1, 2}), ("the red cube", {0}),
+     "in front of", False),
+    ("Left of the blue cube is a cube. Pick it up.", ("a cube", {0}), ("the blue cube", {1}),
+     "left of", False),
+    ("Put the blue cube right of the leftmost cube.", ("the blue cube", {1}),
+     ("the leftmost cube", {0}), "right of", True),
+    ("Put the green cube behind the red cube.", ("the green cube", {2}), ("the red cube", {0}),
+     "behind", True),
+])
+def test_the_response_names_the_landmark_and_the_relation(engine, command, target, landmark,
+                                                          relation, destination):
+    """The landmark phrase is grounded with the proposal the relation was judged against (a
+    description) or the one its own words pick (a destination: "the *leftmost* cube"), so the
+    pair a robot sees is the pair that chose the target; the tiny model's attention is random,
+    so only the words and the relation can pick the squares."""
+    image, masks = _three_squares()
+    result = engine.ground(image, command, mode="entities",
+                           proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    got = {}
+    for role, index, (phrase, allowed) in (("target", result.target, target),
+                                           ("landmark", result.landmark, landmark)):
+        p = result.prompt_phrases[index]
+        assert p.text == phrase and len(p.entity_ids) == 1 and p.entity_ids[0] in allowed, role
+        assert np.array_equal(p.mask, masks[p.entity_ids[0]]) and p.mask[int(p.point[1]), int(p.point[0])]
+        got[role] = p.entity_ids[0]
+    assert (result.relation, result.destination) == (relation, destination)
+    assert got["target"] != got["landmark"]
+
+
+def test_no_relation_no_landmark(engine):
+    image, masks = _three_squares()
+    for mode in ("entities", "point"):
+        result = engine.ground(image, "Pick up the red cube.", mode=mode,
+                               proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+        assert (result.landmark, result.relation, result.destination) == (-1, "", False)
+
+
 @pytest.mark.parametrize("command, relation_read", [
     ("Pick up the cube behind the blue cube.", True),
     ("Put the cube behind the blue cube.", False),
@@ -339,17 +382,19 @@ def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, 
     rule, which would take an object already behind it, is not applied (no landmark)."""
     import ros_ground.command as module
 
-    seen, real = [], module.resolve
+    seen, real = [], module.resolve_pair
 
     def spy(*args, **kwargs):
         seen.append(args[5] if len(args) > 5 else kwargs.get("landmark_heat"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(module, "resolve", spy)
+    monkeypatch.setattr(module, "resolve_pair", spy)
     image, masks = _three_squares()
-    engine.ground(image, command, mode="entities",
-                  proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    result = engine.ground(image, command, mode="entities",
+                           proposals=[Proposal(i, m) for i, m in enumerate(masks)])
     assert len(seen) == 1 and (seen[0] is not None) is relation_read
+    assert result.prompt_phrases[result.landmark].text == "the blue cube"
+    assert result.relation == "behind" and result.destination is not relation_read
 
 
 def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):
@@ -359,13 +404,13 @@ def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):
     import ros_ground.command as command
     import ros_ground.engine as engine_module
 
-    seen, real = [], command.resolve
+    seen, real = [], command.resolve_pair
 
     def spy(*args, **kwargs):
         seen.append(len(args[1]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(command, "resolve", spy)
+    monkeypatch.setattr(command, "resolve_pair", spy)
     monkeypatch.setattr(engine_module, "noun_phrases", lambda *a: [])  # an answer without phrases
     image, _ = _three_squares()
     from dataclasses import replace

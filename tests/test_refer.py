@@ -10,6 +10,7 @@ from ros_ground.refer import (
     relation_after,
     relation_only,
     resolve,
+    resolve_pair,
     superlative_of,
 )
 
@@ -326,3 +327,31 @@ def test_a_superlative_with_a_relation_picks_among_those_it_holds_for():
                    "the tray", **kwargs) == 0
     # without the relation: the leftmost of all
     assert resolve(image, masks, heat, "the leftmost cube", ".", **kwargs) == 0
+
+
+def test_the_landmark_is_the_one_the_relation_was_judged_against():
+    """resolve_pair's landmark is the pair's, not the landmark phrase's own best: "the cube left
+    of the cube" with both phrases' scores on the leftmost square pairs it with the middle one."""
+    image = np.zeros((60, 200, 3), np.uint8)
+    masks = []
+    for i in range(3):
+        m = np.zeros(image.shape[:2], bool)
+        m[20:40, 20 + 60 * i:50 + 60 * i] = True
+        masks.append(m)
+    heat = np.zeros(image.shape[:2], np.float32)
+    pair = dict(scores=[1.0, 0.0, 0.0], landmark_scores=[1.0, 0.5, 0.0])
+    assert resolve_pair(image, masks, heat, "the cube", " left of the cube.", heat, "the cube",
+                        **pair) == (0, 1)
+    # the words allow no pair the relation holds for: each by its words and scores
+    rgb, coloured = _scene([("red", 5, 20), ("blue", 40, 20)])
+    assert resolve_pair(rgb, coloured, heat[:H, :W], "the red cube", " right of the blue cube.",
+                        heat[:H, :W], "the blue cube") == (0, 1)
+    # with the target's superlative: the best-scored landmark, the extreme among those it holds for
+    assert resolve_pair(image, masks, heat, "the leftmost cube", " right of the cube.", heat,
+                        "the cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0]) == (1, 0)
+    # no relation, or no landmark map (a destination): no landmark
+    assert resolve_pair(image, masks, heat, "the cube", ".", **pair) == (0, None)
+    assert resolve_pair(image, masks, heat, "the cube", " left of the cube.", None, "the cube",
+                        **pair) == (0, None)
+    assert resolve_pair(image, [], heat, "the cube", " left of the cube.", heat, "the cube") == \
+        (None, None)
