@@ -259,6 +259,11 @@ def _where(p) -> str:
     return f" xyz=({x:.3f},{y:.3f},{z:.3f})m"
 
 
+def _landmark_role(result) -> str:
+    """"destination behind" / "landmark left of": what the landmark phrase is to the target."""
+    return f"{'destination' if result.destination else 'landmark'} {result.relation}"
+
+
 def format_result(result) -> str:
     """Human-readable summary: the text, then one line per phrase with its mask's area and box."""
     lines = [f"[{result.model}] {result.text}"]
@@ -272,7 +277,8 @@ def format_result(result) -> str:
         )
     for i, p in enumerate(result.prompt_phrases):
         x, y, w, h = p.bbox
-        role = "target" if i == result.target else "command"
+        role = ("target" if i == result.target else _landmark_role(result) if i == result.landmark
+                else "command")
         lines.append(f"  {role}: {p.text!r} area={int(p.mask.sum())}px box=({x},{y},{w},{h})"
                      f"{_where(p)}")
     timing = ", ".join(f"{k}={v:.0f}ms" for k, v in result.timing_ms.items())

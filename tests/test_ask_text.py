@@ -57,3 +57,24 @@ def test_a_command_says_what_it_is_about_and_where(capsys):
     assert lines[2].startswith('  The command is about "the red mug": ')
     assert "box x=20 y=10 width=10 height=10" in lines[2]
     assert lines[2].endswith("at (0.100, -0.020, 0.640) m from the camera (right, down, forward)")
+
+
+def test_the_target_and_its_landmark_in_plain_words(capsys):
+    from ros_ground.cli import format_result
+
+    masks = [np.zeros((30, 40), bool) for _ in range(2)]
+    masks[0][:10, :10] = True
+    masks[1][:10, 20:30] = True
+    prompt = "Put the red mug behind the tray."
+    phrases = [GroundedPhrase("the red mug", 4, 15, 0.9, masks[0]),
+               GroundedPhrase("the tray", 23, 31, 0.8, masks[1])]
+    result = GroundingResult(text="Yes.", phrases=[], model="tiny", image_size=(30, 40),
+                             mode="entities", prompt=prompt, prompt_phrases=phrases, target=0,
+                             landmark=1, relation="behind", destination=True)
+    ask.print_phrases(result_to_msg(result, Header(), "1", prompt))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith('  The command is about "the red mug": on the left')
+    assert lines[-1].startswith('  It goes behind "the tray": in the middle')
+    text = format_result(result).splitlines()
+    assert text[1].startswith("  target: 'the red mug'")
+    assert text[2].startswith("  destination behind: 'the tray'")

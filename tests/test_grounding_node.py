@@ -205,6 +205,18 @@ def test_max_new_tokens_and_default_prompt_via_describe(running):
     assert 1 <= len(response.text.split()) <= 3  # the tiny tokenizer is word-level
 
 
+def test_the_command_s_target_landmark_and_relation_are_published(running):
+    r = running(mode="point")
+    _stream(r)
+    response = r.ask("Put the red cube behind the blue tray.")
+    assert response.status == R.STATUS_OK
+    assert [p.text for p in response.prompt_phrases] == ["the red cube", "the blue tray"]
+    assert (response.target, response.landmark) == (0, 1)
+    assert response.relation == R.RELATION_BEHIND and response.destination
+    response = r.ask("Where is the cube?")
+    assert (response.landmark, response.relation, response.destination) == (-1, "", False)
+
+
 def test_publish_overlay_switch(running):
     r = running(publish_overlay=False)
     _stream(r)

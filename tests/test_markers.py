@@ -28,19 +28,23 @@ def _response():
     result = GroundingResult(
         text="a mug and a tray", model="sim", image_size=(20, 30),
         phrases=[_phrase("a mug", (0.1, 0.0, 1.0)), _phrase("a tray")],
-        prompt="Pick up the red mug.", prompt_phrases=[_phrase("the red mug", (0.1, 0.01, 1.0))],
-        target=0)
-    return result_to_msg(result, Header(frame_id="cam"), "r1", "USER: Pick up the red mug.")
+        prompt="Pick up the red mug left of the tray.",
+        prompt_phrases=[_phrase("the red mug", (0.1, 0.01, 1.0)), _phrase("the tray", (0.3, 0.0, 1.1))],
+        target=0, landmark=1, relation="left of")
+    return result_to_msg(result, Header(frame_id="cam"), "r1",
+                         "USER: Pick up the red mug left of the tray.")
 
 
 def test_conversions_carry_prompt_phrases_target_and_positions():
     msg = _response()
-    assert msg.prompt == "Pick up the red mug." and msg.target == 0
-    assert len(msg.prompt_phrases) == 1 and msg.prompt_phrases[0].text == "the red mug"
+    assert msg.prompt == "Pick up the red mug left of the tray." and msg.target == 0
+    assert (msg.landmark, msg.relation, msg.destination) == (1, msg.RELATION_LEFT_OF, False)
+    assert len(msg.prompt_phrases) == 2 and msg.prompt_phrases[0].text == "the red mug"
     assert msg.phrases[0].position.z == pytest.approx(1.0) and msg.phrases[0].depth_points == 40
     assert math.isnan(msg.phrases[1].position.x) and msg.phrases[1].depth_points == 0
     as_json = msg_to_result_json(msg)
-    assert as_json["target"] == 0 and as_json["prompt"] == "Pick up the red mug."
+    assert as_json["target"] == 0 and as_json["prompt"] == "Pick up the red mug left of the tray."
+    assert (as_json["landmark"], as_json["relation"], as_json["destination"]) == (1, "left of", False)
     assert as_json["prompt_phrases"][0]["position"] == pytest.approx([0.1, 0.01, 1.0])
     assert as_json["phrases"][1]["position"] == [None, None, None]
     assert as_json["phrases"][0]["size"] == pytest.approx([0.1, 0.05, 0.02])
@@ -51,9 +55,11 @@ def test_markers_box_and_label_per_located_phrase_target_highlighted():
     markers = response_markers(msg).markers
     assert markers[0].action == Marker.DELETEALL  # stale markers of the last response go
     drawn = markers[1:]
-    # "a tray" has no depth: no marker; "a mug" (answer 0) and "the red mug" (prompt 0, target)
-    assert [m.type for m in drawn] == [Marker.CUBE, Marker.TEXT_VIEW_FACING] * 2
-    box, label, target_box, target_label = drawn
+    # "a tray" has no depth: no marker; "a mug" (answer 0), "the red mug" (prompt 0, target) and
+    # "the tray" (prompt 1, the landmark)
+    assert [m.type for m in drawn] == [Marker.CUBE, Marker.TEXT_VIEW_FACING] * 3
+    box, label, target_box, target_label, _, landmark_label = drawn
+    assert landmark_label.text == "landmark, left of: the tray"
     assert (box.pose.position.x, box.pose.position.z) == pytest.approx((0.1, 1.0))
     assert (box.scale.x, box.scale.y, box.scale.z) == pytest.approx((0.1, 0.05, 0.02))
     assert label.text == "a mug" and target_label.text == "target: the red mug"
@@ -63,7 +69,7 @@ def test_markers_box_and_label_per_located_phrase_target_highlighted():
     r, g, b = phrase_colour(2)  # prompt phrases follow the answer's two in the palette
     assert (target_box.color.r, target_box.color.g) == pytest.approx((r / 255, g / 255))
     assert target_box.color.a > box.color.a
-    assert len({(m.ns, m.id) for m in drawn}) == 4
+    assert len({(m.ns, m.id) for m in drawn}) == 6
     assert all(m.header.frame_id == "cam" for m in markers)
 
 
@@ -90,3 +96,12 @@ def test_rviz_config_shows_the_markers_of_the_sim_namespace():
     topics = [d["Topic"]["Value"] for d in displays
               if d["Class"] == "rviz_default_plugins/MarkerArray"]
     assert topics == ["/sim/markers"]
+
+
+def test_the_relation_names_match_the_message_constants():
+    from ros_ground_msgs.msg import GroundedResponse
+
+    from ros_ground.refer import RELATION_NAMES
+
+    constants = {v for k, v in vars(GroundedResponse).items() if k.startswith("RELATION_")}
+    assert set(RELATION_NAMES.values()) == constants

@@ -137,6 +137,10 @@ def print_phrases(response: GroundedResponse) -> None:
             print(f"   - {_phrase_words(p)}")
     if 0 <= response.target < len(response.prompt_phrases):
         print(f"  The command is about {_target_words(response.prompt_phrases[response.target])}")
+    if 0 <= response.landmark < len(response.prompt_phrases):
+        how = "It goes" if response.destination else "It is"
+        print(f"  {how} {response.relation} "
+              f"{_target_words(response.prompt_phrases[response.landmark])}")
 
 
 def target_where(p) -> str:

@@ -89,6 +89,9 @@ def result_to_msg(
     msg.phrases = [phrase_to_msg(p) for p in result.phrases]
     msg.prompt_phrases = [phrase_to_msg(p) for p in result.prompt_phrases]
     msg.target = int(result.target)
+    msg.landmark = int(result.landmark)
+    msg.relation = result.relation
+    msg.destination = bool(result.destination)
     msg.status = GroundedResponse.STATUS_OK
     msg.model = result.model
     msg.mode = result.mode
@@ -107,6 +110,9 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
         "prompt": msg.prompt,
         "prompt_phrases": [msg_to_phrase(p).to_json() for p in msg.prompt_phrases],
         "target": int(msg.target),
+        "landmark": int(msg.landmark),
+        "relation": msg.relation,
+        "destination": bool(msg.destination),
         "timing_ms": {
             "total": round(float(msg.total_ms), 3),
             "generation": round(float(msg.generation_ms), 3),

@@ -2,7 +2,9 @@
 
 A pure function of the response message, so the node only publishes what it returns. Answer
 phrase i has the overlay's colour i (ros_ground.overlay.phrase_colour); the command's own
-phrases follow on in the same palette, and the target is drawn opaque with a "target:" label.
+phrases follow on in the same palette, the target drawn opaque with a "target:" label and its
+landmark labelled with the relation ("landmark, left of:" or, where the target goes,
+"destination, behind:").
 Phrases without a position (no depth under the mask) get no marker. Every array starts with
 DELETEALL, so markers of the previous response never linger.
 """
@@ -36,6 +38,8 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
     answer = list(response.phrases)
     groups = (("answer", answer, 0, -1), ("prompt", list(response.prompt_phrases), len(answer),
                                           int(response.target)))
+    landmark = int(response.landmark)
+    role = f"{'destination' if response.destination else 'landmark'}, {response.relation}: "
     for group, phrases, colour_offset, target in groups:
         for i, phrase in enumerate(phrases):
             p = phrase.position
@@ -53,7 +57,8 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
             box.pose.orientation.w = 1.0
             label = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i + 1,
                            type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
-                           text=("target: " if is_target else "") + phrase.text,
+                           text=("target: " if is_target else role if group == "prompt"
+                                 and i == landmark else "") + phrase.text,
                            color=ColorRGBA(r=r, g=g, b=b, a=1.0),
                            scale=Vector3(z=text_height * (1.5 if is_target else 1.0)))
             label.pose.position = Point(x=p.x, y=p.y - size[1] / 2 - text_height, z=p.z)
