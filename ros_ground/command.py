@@ -1,9 +1,8 @@
-"""The command's own phrases: which pixels the prompt means, and which phrase it is about.
+"""The command's own phrases, which one it is about, and what its spatial words relate it to.
 
 The prompt's noun phrases are found with the same rules as the answer's (phrases.noun_phrases)
-on the cleaned prompt (lmm.LMMAdapter.clean_prompt: no chat-template text), pooled over the
-prompt tokens' prefill attention (Generation.prompt_maps, normalised by their mean as the
-answer's maps are by theirs) and grounded with the engine's modes (point / entities / auto).
+on the cleaned prompt (lmm.LMMAdapter.clean_prompt: no chat-template text); prompt_grounding.py
+grounds them in the image.
 
 The command is parsed in pieces, cut at the spatial words refer.resolve reads (a relation:
 "left of", "behind", "in front of"; a superlative after its noun: "closest to the camera";
@@ -34,10 +33,12 @@ answer names). The first phrase after a superlative meets rule 3 at best. A rela
 object of a placing verb ("*put* the mug behind the tray", PLACEMENT_VERBS) says where it goes,
 not which one it is, and does not choose it (`is_destination`).
 Never the target: a question word heading its phrase ("what" of "what is it?"), a property
-asked about ("what colour"), a place ("the left"), or a phrase naming the picture rather than a
-thing in it ("the image", "detail"). Phrases headed by such a picture or property word
-(`NOT_OBJECTS`) are not grounded at all: no object answers to "the image" of "Describe the
-image in detail.", and a mask for it would point at one.
+asked about ("what colour"), a place ("the left"), the object of a negated verb ("don't pick up
+*the mug*, pick up the cube"), the object of a spatial preposition, a place as a landmark is
+("what is next to *the mug*?", "on top of *the tray*", `SPATIAL_PREPOSITIONS`), or a phrase
+naming the picture rather than a thing in it ("the image", "detail"). Phrases headed by such a
+picture or property word (`NOT_OBJECTS`) are not grounded at all: no object answers to "the
+image" of "Describe the image in detail.", and a mask for it would point at one.
 """
 
 from __future__ import annotations
@@ -46,28 +47,19 @@ import functools
 import re
 from dataclasses import replace
 
-import numpy as np
-
-from ros_ground.geometry import upsample_map
-from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import (
     PLACE_NOUNS,
     NounPhrase,
     head_phrase,
     noun_phrases,
-    tokens_in_span,
     without_leading,
 )
 from ros_ground.refer import (
-    RELATION_NAMES,
     SUPERLATIVES,
     relation_after,
     relation_only,
     relation_pattern,
-    resolve,
-    resolve_pair,
 )
-from ros_ground.results import GroundedPhrase, Reference
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
@@ -80,6 +72,13 @@ _SPATIAL = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlativ
 # verbs whose relation after their object says where to put it ("put the mug *behind the
 # tray*"), not which one it is ("pick up the mug behind the tray")
 PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide shift carry leave".split())
+# prepositions whose object is a place ("what is *on* the tray?"); "to"/"from" after NEAR_WORDS
+SPATIAL_PREPOSITIONS = frozenset(
+    "on onto in into inside near beside under underneath beneath below above over atop between "
+    "among around behind against nearest closest".split())
+NEAR_WORDS = frozenset(
+    "next close closer closest near nearer nearest far farther farthest further furthest "
+    "adjacent".split())
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
@@ -155,11 +154,13 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int |
             root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
         verb = root.head.text.lower()
         if root.dep_ in OBJECT_DEPS and (root.head.pos_ in ("VERB", "AUX") or verb in COMMAND_VERBS):
-            rules.append((0, verb in PLACEMENT_VERBS))
+            # "don't pick up the mug, pick up the cube": never what the command excludes
+            negated = any(c.dep_ == "neg" for c in root.head.children)
+            rules.append((None, False) if negated else (0, verb in PLACEMENT_VERBS))
         elif root.dep_ in SUBJECT_DEPS or root.dep_ == "ROOT":
             rules.append((1, False))
         else:
-            rules.append((2, False))
+            rules.append((None if _spatial_object(root) else 2, False))
     return rules
 
 
@@ -179,16 +180,45 @@ def placement(nlp, text: str) -> bool:
     return _parsed_command(nlp, text)[2]
 
 
+def _spatial_object(token) -> bool:
+    """Whether `token` (a spaCy Token) is the object of a spatial preposition, a place things
+    are in relation to ("what is next to *the mug*?", "on top of *the tray*", "between the mug
+    and *the tray*"), as a relation's landmark is: never the target."""
+    while token.dep_ == "conj":
+        token = token.head
+    if token.dep_ != "pobj":
+        return False
+    word, head = token.head.text.lower(), token.head.head.text.lower()
+    return (word in SPATIAL_PREPOSITIONS or (word in ("to", "from") and head in NEAR_WORDS)
+            or (word == "of" and head in PLACE_NOUNS))
+
+
+def _loose_nouns(doc) -> list:
+    """Nouns the parser attached as an unlabelled dependent ("dep"), and those coordinated with
+    them, which no noun chunk holds: "the mug or the cube" of "which is bigger, the mug or the
+    cube?"."""
+    def root_of(t):
+        while t.dep_ == "conj" and t.head is not t:
+            t = t.head
+        return t
+    return [t for t in doc if t.pos_ in ("NOUN", "PROPN") and root_of(t).dep_ == "dep"]
+
+
 def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
-    """noun_phrases of `piece`; when it has none, the phrases headed by the objects and subjects
-    of its parse (phrases.head_phrase) that are no pronoun or question word, else, in a piece
-    after spatial words (which starts with the landmark: "tray" of "cube behind tray?", tagged a
-    verb), the phrase its root heads."""
+    """noun_phrases of `piece` and the phrases its `_loose_nouns` head; when it has none, the
+    phrases headed by the objects and subjects of its parse (phrases.head_phrase) that are no
+    pronoun or question word, else, in a piece after spatial words (which starts with the
+    landmark: "tray" of "cube behind tray?", tagged a verb), the phrase its root heads."""
     found = noun_phrases(nlp, piece)
     doc = nlp(piece)
+    loose = _loose_nouns(doc)
     if found:
-        return [without_leading(doc, p) for p in found]
-    heads = [t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS]
+        found = [without_leading(doc, p) for p in found]
+        found += [head_phrase(t) for t in loose
+                  if not any(p.char_start <= t.idx < p.char_end for p in found)]
+        return sorted(found, key=lambda p: p.char_start)
+    heads = sorted([t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS] + loose,
+                   key=lambda t: t.i)
     if not heads and after_cut:
         heads = [t for t in doc if t.dep_ == "ROOT"]
     return [head_phrase(t) for t in heads
@@ -227,41 +257,6 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
     return tuple(phrases), target, target >= 0 and placed[target]
 
 
-def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
-                   ) -> tuple[list[GroundedPhrase], Reference]:
-    """Ground the prompt's own phrases of `gen` (lmm.Generation with prompt maps) in `image`.
-
-    Returns (phrases with char spans into `gen.prompt_text`, their Reference). Uses the engine's
-    grounding of answer phrases with the prompt's tokens, spans and maps in place of the
-    answer's, so every mode and option applies unchanged. With proposals and `command_words`,
-    the target and its landmark get the proposals the words point to (`_resolve_target`).
-    Without prompt maps (a tokenizer without offsets) there is nothing to ground: ([], none).
-    """
-    if not gen.prompt_token_ids or gen.prompt_maps.shape[0] != len(gen.prompt_token_ids):
-        return [], Reference()
-    chunks, target = command_phrases(engine.nlp, gen.prompt_text)
-    if not chunks:
-        return [], Reference()
-    prompt_gen = replace(gen, token_ids=list(gen.prompt_token_ids), image_maps=gen.prompt_maps)
-    made: list = []  # proposed here when the answer had no phrase to propose for
-    phrases, _, _ = engine.ground_phrases(
-        image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
-        spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
-    proposals = proposals or made
-    if target < 0 or (index := _grounded_index(phrases, chunks[target])) < 0:
-        return phrases, Reference()
-    landmark, relation, after, destination = target_relation(
-        gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
-    found = _grounded_index(phrases, chunks[landmark]) if landmark >= 0 else -1
-    ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
-                    destination and found >= 0)
-    if proposals and cfg.command_words and phrases[index].entity_ids:
-        _resolve_target(image, gen, cfg, chunks[target], after,
-                        None if landmark < 0 else chunks[landmark], destination, ref, phrases,
-                        proposals)
-    return phrases, ref
-
-
 def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
                     ) -> tuple[int, str | None, str, bool]:
     """(landmark, relation, after, destination) of the target phrase `chunks[target]` of `text`:
@@ -285,56 +280,6 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     # "left of the tray is a mug" reads as "a mug left of the tray"
     after = f" {fronted} {chunks[target - 1].text}"
     return target - 1, relation_after(after), after, False
-
-
-def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
-                    destination: bool, ref: Reference, phrases: list[GroundedPhrase],
-                    proposals) -> None:
-    """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
-    `destination`: target_relation's) the proposal its words and entity scores point to
-    (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
-    the relation was judged against; a destination's landmark ("put the cube behind *the
-    leftmost tray*") is chosen by its own words (refer.resolve)."""
-    maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
-
-    def heat(chunk: NounPhrase):
-        indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
-        return upsample_map(phrase_map(maps, indices), gen.geometry) if indices else None
-
-    target_heat = heat(chunk)
-    if target_heat is None:
-        return
-    landmark_heat = heat(landmark) if landmark is not None else None
-    # attention scoring: resolve's own attention scores of the prefill maps, as without scores
-    scored = cfg.entity_scoring != "attention"
-    landmark_phrase = phrases[ref.landmark] if ref.landmark >= 0 else None
-    masks = [p.mask for p in proposals]
-    stability = np.array([p.stability for p in proposals], dtype=np.float64)
-    choice, paired = resolve_pair(
-        image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
-        landmark.text if landmark is not None else "",
-        scores=_scores_of(phrases[ref.target], proposals) if scored else None,
-        landmark_scores=_scores_of(landmark_phrase, proposals) if scored else None,
-        stability=stability)
-    _give(phrases[ref.target], proposals, choice, target_heat)
-    if destination and landmark_heat is not None:
-        paired = resolve(image, masks, landmark_heat, landmark.text, gen.prompt_text[
-            landmark.char_end:], scores=_scores_of(landmark_phrase, proposals) if scored else None,
-            stability=stability)
-    if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
-        _give(landmark_phrase, proposals, paired, landmark_heat)
-
-
-def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray) -> None:
-    """Ground `phrase` with `proposals[choice]` in place (nothing when `choice` is None); its
-    point is the hottest pixel of `heat` on the mask, as entity mode gives."""
-    if choice is None:
-        return
-    chosen = proposals[choice]
-    phrase.mask, phrase.score, phrase.entity_ids = chosen.mask.copy(), float(chosen.score), [chosen.id]
-    phrase.entity_scores = {}
-    if chosen.mask.any():
-        phrase.point = peak_point(np.where(chosen.mask, heat, np.nan))
 
 
 # what may stand between a fronted relation's landmark and the object: "left of the tray *is*
@@ -365,17 +310,3 @@ def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:
     return (bool(gap) and re.match(r",|that\b|which\b|who\b|is\b|are\b", gap[0]) is None
             and _DESTINATION.match(text[landmark.char_end:]) is None
             and relation_after(text[landmark.char_end:]) is None)
-
-
-def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:
-    """Index of the grounded phrase of `chunk` (same char span) in `phrases`, -1 if none."""
-    span = (chunk.char_start, chunk.char_end)
-    return next((i for i, p in enumerate(phrases) if (p.char_start, p.char_end) == span), -1)
-
-
-def _scores_of(phrase: GroundedPhrase | None, proposals) -> np.ndarray | None:
-    """float [N]: `phrase`'s entity score of each proposal (the engine's entity_scoring), None
-    when it has none for some proposal (then refer.resolve scores by attention)."""
-    if phrase is None or any(p.id not in phrase.entity_scores for p in proposals):
-        return None
-    return np.array([phrase.entity_scores[p.id] for p in proposals], dtype=np.float64)

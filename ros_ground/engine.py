@@ -22,13 +22,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ros_ground import ahead, regions, settings
-from ros_ground.command import ground_command
 from ros_ground.entity_scoring import EntityScorer
 from ros_ground.errors import InputError, check_image
 from ros_ground.lmm import Generation, LMMAdapter, ViewsPrefill
 from ros_ground.maps import normalise_maps
 from ros_ground.phrase_grounding import entity_phrases, find_phrase_tokens, phrase_heats, point_phrases
 from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans
+from ros_ground.prompt_grounding import ground_command
 from ros_ground.regions import Region
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal, Reference
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter

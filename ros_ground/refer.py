@@ -72,7 +72,7 @@ RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of"
 # adverbs that sharpen a relation without changing it: "right behind", "just left of"
 RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
-                "farthest from the camera", "furthest from the camera")
+                "nearest the camera", "farthest from the camera", "furthest from the camera")
 MAX_AREA = 0.2
 # command targets are at most 5.4 times the frame's median mask (in distribution) and 4.0 times
 # (ood); the light table patches ood commands chose as "white" objects were 27-61 times it

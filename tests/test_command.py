@@ -66,6 +66,22 @@ COMMANDS = {
     # the object asked for, which the superlative or relation after it picks
     "Which object is closest to the camera?": "Which object",
     "Which cube is left of the red mug?": "Which cube",
+    # what the command excludes is never the target
+    "Don't pick up the red mug, pick up the blue cube.": "the blue cube",
+    "Never grab the mug; grab the cube.": "the cube",
+    "Do not pick up the mug.": None,
+    "Don't pick up the mug left of the tray, pick up the cube.": "the cube",
+    "Don't forget to pick up the mug.": "the mug",
+    # the object of a spatial preposition is a place, as a landmark is
+    "What is next to the red mug?": None,
+    "What is on the black tray?": None,
+    "What is on top of the tray?": None,
+    "What is between the mug and the tray?": None,
+    "What is closest to the mug?": None,
+    "Where is the mug on the tray?": "the mug",
+    # nouns the parser leaves unlabelled still make phrases
+    "Which is bigger, the mug or the cube?": "the mug",
+    "Pick up the cube nearest the camera.": "the cube",
     "Describe the image in detail.": None,
     "What is it?": None,
     "": None,
@@ -87,6 +103,14 @@ def test_target_rule(nlp, command):
         assert 0 <= target < len(phrases) and phrases[target].text == want, \
             ([p.text for p in phrases], target)
         assert command[phrases[target].char_start:phrases[target].char_end] == want
+
+
+def test_unlabelled_nouns_and_the_viewpoint(nlp):
+    phrases, _ = command_phrases(nlp, "Which is taller, the red mug or the cube?")
+    assert [p.text for p in phrases] == ["the red mug", "the cube"]
+    # "nearest the camera" is a superlative: the camera is the viewpoint, no phrase
+    phrases, _ = command_phrases(nlp, "Pick up the cube nearest the camera.")
+    assert [p.text for p in phrases] == ["the cube"]
 
 
 def test_phrases_naming_the_picture_or_a_property_are_not_grounded(nlp):
@@ -380,7 +404,7 @@ def test_no_relation_no_landmark(engine):
 def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, relation_read):
     """"Put the cube behind the blue cube" says where the cube goes, not which cube: the pair
     rule, which would take an object already behind it, is not applied (no landmark)."""
-    import ros_ground.command as module
+    import ros_ground.prompt_grounding as module
 
     seen, real = [], module.resolve_pair
 
@@ -401,8 +425,8 @@ def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):
     """Entities mode with no proposals given: the engine proposes for the answer's phrases, and
     when the answer has none ("Yes."), for the prompt's; those proposals must reach the command
     rules, which otherwise never ran and left the target to its scores alone."""
-    import ros_ground.command as command
     import ros_ground.engine as engine_module
+    import ros_ground.prompt_grounding as command
 
     seen, real = [], command.resolve_pair
 

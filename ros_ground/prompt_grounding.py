@@ -1,0 +1,118 @@
+"""Grounding a command's own phrases in the image: its target and landmark among the proposals.
+
+The prompt's noun phrases (command.command_phrases: which is the target, which its landmark)
+are pooled over the prompt tokens' prefill attention (Generation.prompt_maps, normalised by
+their mean as the answer's maps are by theirs) and grounded with the engine's modes (point /
+entities / auto); with proposals, the command's words then choose the target and its landmark
+among them (refer.resolve_pair), which attention alone does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ros_ground.command import command_phrases, placement, target_relation
+from ros_ground.geometry import upsample_map
+from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.phrases import NounPhrase, tokens_in_span
+from ros_ground.refer import RELATION_NAMES, resolve, resolve_pair
+from ros_ground.results import GroundedPhrase, Reference
+
+
+def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
+                   ) -> tuple[list[GroundedPhrase], Reference]:
+    """Ground the prompt's own phrases of `gen` (lmm.Generation with prompt maps) in `image`.
+
+    Returns (phrases with char spans into `gen.prompt_text`, their Reference). Uses the engine's
+    grounding of answer phrases with the prompt's tokens, spans and maps in place of the
+    answer's, so every mode and option applies unchanged. With proposals and `command_words`,
+    the target and its landmark get the proposals the words point to (`_resolve_target`).
+    Without prompt maps (a tokenizer without offsets) there is nothing to ground: ([], none).
+    """
+    if not gen.prompt_token_ids or gen.prompt_maps.shape[0] != len(gen.prompt_token_ids):
+        return [], Reference()
+    chunks, target = command_phrases(engine.nlp, gen.prompt_text)
+    if not chunks:
+        return [], Reference()
+    prompt_gen = replace(gen, token_ids=list(gen.prompt_token_ids), image_maps=gen.prompt_maps)
+    made: list = []  # proposed here when the answer had no phrase to propose for
+    phrases, _, _ = engine.ground_phrases(
+        image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
+        spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
+    proposals = proposals or made
+    if target < 0 or (index := _grounded_index(phrases, chunks[target])) < 0:
+        return phrases, Reference()
+    landmark, relation, after, destination = target_relation(
+        gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
+    found = _grounded_index(phrases, chunks[landmark]) if landmark >= 0 else -1
+    ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
+                    destination and found >= 0)
+    if proposals and cfg.command_words and phrases[index].entity_ids:
+        _resolve_target(image, gen, cfg, chunks[target], after,
+                        None if landmark < 0 else chunks[landmark], destination, ref, phrases,
+                        proposals)
+    return phrases, ref
+
+def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
+                    destination: bool, ref: Reference, phrases: list[GroundedPhrase],
+                    proposals) -> None:
+    """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
+    `destination`: target_relation's) the proposal its words and entity scores point to
+    (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
+    the relation was judged against; a destination's landmark ("put the cube behind *the
+    leftmost tray*") is chosen by its own words (refer.resolve)."""
+    maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
+
+    def heat(chunk: NounPhrase):
+        indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
+        return upsample_map(phrase_map(maps, indices), gen.geometry) if indices else None
+
+    target_heat = heat(chunk)
+    if target_heat is None:
+        return
+    landmark_heat = heat(landmark) if landmark is not None else None
+    # attention scoring: resolve's own attention scores of the prefill maps, as without scores
+    scored = cfg.entity_scoring != "attention"
+    landmark_phrase = phrases[ref.landmark] if ref.landmark >= 0 else None
+    masks = [p.mask for p in proposals]
+    stability = np.array([p.stability for p in proposals], dtype=np.float64)
+    choice, paired = resolve_pair(
+        image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
+        landmark.text if landmark is not None else "",
+        scores=_scores_of(phrases[ref.target], proposals) if scored else None,
+        landmark_scores=_scores_of(landmark_phrase, proposals) if scored else None,
+        stability=stability)
+    _give(phrases[ref.target], proposals, choice, target_heat)
+    if destination and landmark_heat is not None:
+        paired = resolve(image, masks, landmark_heat, landmark.text, gen.prompt_text[
+            landmark.char_end:], scores=_scores_of(landmark_phrase, proposals) if scored else None,
+            stability=stability)
+    if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
+        _give(landmark_phrase, proposals, paired, landmark_heat)
+
+
+def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray) -> None:
+    """Ground `phrase` with `proposals[choice]` in place (nothing when `choice` is None); its
+    point is the hottest pixel of `heat` on the mask, as entity mode gives."""
+    if choice is None:
+        return
+    chosen = proposals[choice]
+    phrase.mask, phrase.score, phrase.entity_ids = chosen.mask.copy(), float(chosen.score), [chosen.id]
+    phrase.entity_scores = {}
+    if chosen.mask.any():
+        phrase.point = peak_point(np.where(chosen.mask, heat, np.nan))
+
+def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:
+    """Index of the grounded phrase of `chunk` (same char span) in `phrases`, -1 if none."""
+    span = (chunk.char_start, chunk.char_end)
+    return next((i for i, p in enumerate(phrases) if (p.char_start, p.char_end) == span), -1)
+
+
+def _scores_of(phrase: GroundedPhrase | None, proposals) -> np.ndarray | None:
+    """float [N]: `phrase`'s entity score of each proposal (the engine's entity_scoring), None
+    when it has none for some proposal (then refer.resolve scores by attention)."""
+    if phrase is None or any(p.id not in phrase.entity_scores for p in proposals):
+        return None
+    return np.array([phrase.entity_scores[p.id] for p in proposals], dtype=np.float64)
