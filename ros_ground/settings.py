@@ -188,7 +188,8 @@ GROUNDING = (
 
 _AMG = {
     "points_per_side": ("grid of point prompts per side", dict(low=1)),
-    "points_per_batch": ("prompts decoded per batch", dict(low=1)),
+    "points_per_batch": ("prompts decoded per batch, fewer on large frames so their mask logits "
+                         "stay within 512 MiB", dict(low=1)),
     "pred_iou_thresh": ("minimum predicted IoU", dict(low=0.0, high=1.0)),
     "stability_score_thresh": ("minimum stability score", dict(low=0.0, high=1.0)),
     "box_nms_thresh": ("box NMS IoU threshold", dict(low=0.0, high=1.0)),

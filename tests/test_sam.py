@@ -466,3 +466,31 @@ def test_segment_points_equal_predict_torch_exactly(seg, choice):
         index = int(scores[i].argmax()) if choice == "iou" else choice
         np.testing.assert_array_equal(mask, masks[i, index].numpy())
         assert score == float(scores[i, index])
+
+
+def test_large_frames_decode_fewer_points_at_once_and_propose_the_same(monkeypatch):
+    """A 4096x4096 frame's 64 points decode to 12.9 GB of float mask logits at once: the batch
+    is cut to MAX_BATCH_LOGIT_BYTES, and the masks stay segment-anything's."""
+    from ros_ground.sam import proposals
+
+    assert proposals.points_per_batch(64, (450, 800)) == 64
+    assert proposals.points_per_batch(64, (4096, 4096)) == 2
+    assert proposals.points_per_batch(64, (40000, 40000)) == 1
+    image = _blobs()
+    settings = {**POINTS, "box_nms_thresh": 1.0}
+    stock = SamAutomaticMaskGenerator(build_tiny_sam(seed=3), **settings).generate(image)
+    # a budget of three points' logits on this frame
+    monkeypatch.setattr(proposals, "MAX_BATCH_LOGIT_BYTES", 3 * 3 * 4 * H * W)
+    seg = SamSegmenter(build_tiny_sam(seed=3))
+    batches, decode = [], seg.predictor.predict_torch
+
+    def spy(coords, *args, **kwargs):
+        batches.append(coords.shape[0])
+        return decode(coords, *args, **kwargs)
+
+    monkeypatch.setattr(seg.predictor, "predict_torch", spy)
+    found = seg.propose(image, **settings)
+    assert batches and max(batches) == 3 and sum(batches) == 16
+    assert len(found) == len(stock) >= 5
+    for proposal, record in zip(found, stock):
+        np.testing.assert_array_equal(proposal.mask, record["segmentation"])

@@ -74,6 +74,10 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
 
 # Settings that change how the work is batched (memory), never which masks are proposed.
 BATCHING_SETTINGS = ("points_per_batch",)
+# The most bytes of mask logits one batch of point prompts decodes to (3 float32 candidates per
+# point at the crop's size): points_per_batch is cut on large frames, so a 4096x4096 frame no
+# longer decodes 64 x 3 full-size float masks (12.9 GB) at once.
+MAX_BATCH_LOGIT_BYTES = 512 * 2**20
 
 # Crop settings left at segment-anything's defaults (not settable here).
 CROP_NMS_THRESH = 0.7
@@ -178,7 +182,8 @@ def _crop_proposals(
     crop_size = tuple(predictor.original_size)
     points_for_crop = grid * np.array(crop_size)[None, ::-1]
     data = MaskData()
-    for (points,) in batch_iterator(p["points_per_batch"], points_for_crop):
+    for (points,) in batch_iterator(points_per_batch(p["points_per_batch"], crop_size),
+                                    points_for_crop):
         data.cat(_batch_proposals(predictor, points, crop_size, crop_box, orig_size, p))
     data.filter(batched_nms(
         data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),
@@ -188,6 +193,14 @@ def _crop_proposals(
     data["points"] = uncrop_points(data["points"], crop_box)
     data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["rles"]))])
     return data
+
+
+def points_per_batch(requested: int, crop_size: tuple[int, int]) -> int:
+    """How many point prompts to decode at once on a crop of `crop_size` (H, W) px: `requested`,
+    cut so their mask logits (3 float32 candidates per point at the crop's size) stay within
+    MAX_BATCH_LOGIT_BYTES; at least 1. The masks proposed are the same either way."""
+    per_point = 3 * 4 * int(crop_size[0]) * int(crop_size[1])
+    return max(1, min(int(requested), MAX_BATCH_LOGIT_BYTES // max(per_point, 1)))
 
 
 def _batch_proposals(
