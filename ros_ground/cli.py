@@ -148,7 +148,8 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
     where = ground.add_mutually_exclusive_group()
     where.add_argument("--region", type=_ints(4), metavar="X,Y,W,H",
-                       help="ask about this box's entity (the prompt's 'this' / <region>)")
+                       help="ask about this box's entity (the prompt's 'this' / <region>); a "
+                            "negative X needs the '=' form: --region=-5,10,40,30")
     where.add_argument("--point", type=_ints(2), metavar="X,Y",
                        help="ask about the entity under this pixel")
     ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
@@ -278,7 +279,7 @@ def format_result(result) -> str:
     for i, p in enumerate(result.prompt_phrases):
         x, y, w, h = p.bbox
         role = ("target" if i == result.target else _landmark_role(result) if i == result.landmark
-                else "command")
+                else "prompt phrase")
         lines.append(f"  {role}: {p.text!r} area={int(p.mask.sum())}px box=({x},{y},{w},{h})"
                      f"{_where(p)}")
     timing = ", ".join(f"{k}={v:.0f}ms" for k, v in result.timing_ms.items())

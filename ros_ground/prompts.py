@@ -13,6 +13,7 @@ Turn markers of any role left after that (a pasted system turn alone) are remove
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -161,6 +162,9 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
         text = text[: min(ends)]
     for pattern in markers.placeholders:  # with the line break or space that follows it
         text = re.sub(pattern + r"[ \t]*\n?", "", text)
+    # format characters (zero-width spaces and joiners, direction marks) would end up inside
+    # phrases: "the duck\u200b"
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     while True:  # until none is left: removing one can join the pieces of another
         cleaned = text
         for pattern in TURN_MARKERS:

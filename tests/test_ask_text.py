@@ -78,3 +78,13 @@ def test_the_target_and_its_landmark_in_plain_words(capsys):
     text = format_result(result).splitlines()
     assert text[1].startswith("  target: 'the red mug'")
     assert text[2].startswith("  destination behind: 'the tray'")
+
+
+def test_an_unwritable_overlay_path_is_refused_before_asking(monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(ask.rclpy, "init", lambda: pytest.fail("asked the node first"))
+    args = argparse.Namespace(overlay="/nonexistent/x.png", prompt="Pick up the mug.",
+                              namespace="", mode=None, timeout=5.0, json=False)
+    with pytest.raises(OSError, match="no folder /nonexistent"):
+        ask.run_ask(args)

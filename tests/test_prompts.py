@@ -173,3 +173,9 @@ def test_adapter_does_not_template_twice():
     assert tiny.clean_prompt(card) == "Where is the mug?"
     with pytest.raises(EmptyPromptError):
         tiny.build_prompt("USER: <image> ASSISTANT:")
+
+
+def test_invisible_format_characters_are_removed():
+    assert strip_chat_markup("Pick up the duck\u200b.") == "Pick up the duck."
+    assert strip_chat_markup("\u200eWhere is the\u2060 mug?\ufeff") == "Where is the mug?"
+    assert strip_chat_markup("USER: hi ASSISTANT: Pick up the duck") == "hi"  # the last user turn

@@ -61,6 +61,10 @@ def _spin_until(node, done, deadline: float, raise_on_timeout: bool = True) -> N
 
 
 def run_ask(args) -> int:
+    if args.overlay:  # before the node spends a generation on the command
+        from ros_ground.overlay import check_writable
+
+        check_writable(args.overlay)
     rclpy.init()
     node = rclpy.create_node("ros_ground_ask")
     shown = [0]
