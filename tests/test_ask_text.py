@@ -88,3 +88,16 @@ def test_an_unwritable_overlay_path_is_refused_before_asking(monkeypatch):
                               namespace="", mode=None, timeout=5.0, json=False)
     with pytest.raises(OSError, match="no folder /nonexistent"):
         ask.run_ask(args)
+
+
+def test_a_command_whose_phrases_name_no_target_says_so(capsys):
+    mask = np.zeros((30, 40), bool)
+    mask[:10, :10] = True
+    prompt = "What is behind the mug?"
+    result = GroundingResult(text="A duck.", phrases=[], model="tiny", image_size=(30, 40),
+                             prompt=prompt, prompt_phrases=[GroundedPhrase("the mug", 15, 22, 0.9, mask)])
+    ask.print_phrases(result_to_msg(result, Header(), "1", prompt))
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "  None of the command's phrases is the object it is about (target -1)."
+    ask.print_phrases(_response())  # no phrases of its own ("Describe the image."): no such line
+    assert "target -1" not in capsys.readouterr().out

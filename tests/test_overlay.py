@@ -125,6 +125,12 @@ def test_two_answers_on_one_frame_give_two_pictures():
     inside_second = (slice(80, 112), slice(120, 152))  # the bottom-right mask, inside its outline
     assert np.array_equal(first[inside_second], plain[inside_second])
     assert not np.array_equal(second[inside_second], plain[inside_second])
+    # a question's target is drawn too, though the answer does not name it
+    result = GroundingResult("a cube", [_phrase("a cube", top_left)], "sim", (60, 80),
+                             prompt="Where is the tray?", prompt_phrases=[_phrase("the tray", bottom_right)],
+                             target=0)
+    asked = answer_picture(result_to_msg(result, header, "3", "Where is the tray?"), frame, zoom=2)
+    assert not np.array_equal(asked[inside_second], plain[inside_second])
 
 
 @pytest.mark.ros

@@ -115,14 +115,20 @@ def target_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
 
 
 def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
-    """The frame with this response's own phrases drawn on it (RGB, `zoom` times the frame's size).
+    """The frame with this response's own phrases drawn on it and, when the prompt has one, its
+    target labelled "target: ..." (RGB, `zoom` times the frame's size): "Where is the tray?"
+    shows the tray the text says the question is about, which the answer may not name.
 
     Drawn here from the response's masks rather than taken from the node's `overlay` topic: two
     answers grounded on one frame share its stamp, so a stamp cannot tell their overlays apart.
     Raises ImageDecodeError for a malformed frame, ValueError for masks of another size.
     """
-    return draw_overlay(image_msg_to_rgb(frame), [msg_to_phrase(p) for p in response.phrases],
-                        zoom=zoom)
+    phrases = [msg_to_phrase(p) for p in response.phrases]
+    if 0 <= response.target < len(response.prompt_phrases):
+        target = msg_to_phrase(response.prompt_phrases[response.target])
+        target.text = f"target: {target.text}"
+        phrases.append(target)
+    return draw_overlay(image_msg_to_rgb(frame), phrases, zoom=zoom)
 
 
 def run_demo(args) -> int:
