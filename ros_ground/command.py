@@ -18,25 +18,28 @@ A piece without a noun chunk takes the phrases its parse's objects and subjects 
 (phrases.head_phrase): the tagger calls "sphere" of "pick up the rightmost sphere" an adverb.
 
 The target rule (`target_index`), first match wins, on spaCy's dependency parse of each piece:
-1. the direct object of a verb: "pick up *the red mug* left of the tray", "find *the cube*",
-   "put *the sphere* on the tray", "can you grab *the duck*?";
-2. else a subject or attribute of the clause: "where is *the purple tray*?", "what colour is
+1. the direct object of a verb: "pick up *the red mug* left of the tray", "put *the sphere* on
+   the tray", "can you grab *the duck*?";
+2. else the direct object of a verb of looking (`LOOKING_VERBS`): "find *the cube*"; "find the
+   duck, then pick up *the cube*" is about what the robot acts on;
+3. else a subject or attribute of the clause: "where is *the purple tray*?", "what colour is
    *the mug*?", "is there *a ball* on the table?", "*which object* is closest to the camera?"
    (the object asked for: its relation or superlative follows it), or a bare "*the red mug*
    left of the tray";
-3. else the first phrase;
-4. none (-1) when no phrase qualifies.
+4. else the first phrase;
+5. none (-1) when no phrase qualifies.
 The landmark, the first phrase after a relation, is never the target, though parsed alone, as
 its piece is, it looks like a subject ("the tray" of "the cube left of *the tray* is mine"):
 it says where the object is ("what is behind *the mug*?" asks for another one, which the
-answer names). The first phrase after a superlative meets rule 3 at best. A relation after the
+answer names). The first phrase after a superlative meets rule 4 at best. A relation after the
 object of a placing verb ("*put* the mug behind the tray", PLACEMENT_VERBS) says where it goes,
 not which one it is, and does not choose it (`is_destination`).
 Never the target: a question word heading its phrase ("what" of "what is it?"), a property
 asked about ("what colour"), a place ("the left"), the object of a negated verb ("don't pick up
-*the mug*, pick up the cube"), the object of a spatial preposition, a place as a landmark is
-("what is next to *the mug*?", "on top of *the tray*", `SPATIAL_PREPOSITIONS`), or a phrase
-naming the picture rather than a thing in it ("the image", "detail"). Phrases headed by such a
+*the mug*, pick up the cube", "leave *the bear* alone"), the object of a spatial preposition,
+a place as a landmark is ("what is next to *the mug*?", "on top of *the tray*",
+`SPATIAL_PREPOSITIONS`), or a phrase naming the picture rather than a thing in it ("the image",
+"detail"). Phrases headed by such a
 picture or property word (`NOT_OBJECTS`) are not grounded at all: no object answers to "the
 image" of "Describe the image in detail.", and a mask for it would point at one.
 """
@@ -79,6 +82,9 @@ SPATIAL_PREPOSITIONS = frozenset(
 NEAR_WORDS = frozenset(
     "next close closer closest near nearer nearest far farther farthest further furthest "
     "adjacent".split())
+# verbs of looking: their object is the target only when no verb acts on another ("find the
+# duck, then pick up *the cube*")
+LOOKING_VERBS = frozenset("find locate look see spot show identify watch search".split())
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
@@ -133,8 +139,9 @@ def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
 
 
 def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int | None, bool]]:
-    """Per phrase of `text`, (the target rule it meets: 0, 1 or 2, or None: never the target;
-    whether it is the direct object of a PLACEMENT_VERBS word, which rule 0 requires)."""
+    """Per phrase of `text`, (the target rule it meets, 0 to 3 for the module docstring's 1 to
+    4, or None: never the target; whether it is the direct object of a PLACEMENT_VERBS word,
+    which rule 0 requires)."""
     if not phrases:
         return []
     doc = nlp(text)
@@ -154,13 +161,12 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int |
             root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
         verb = root.head.text.lower()
         if root.dep_ in OBJECT_DEPS and (root.head.pos_ in ("VERB", "AUX") or verb in COMMAND_VERBS):
-            # "don't pick up the mug, pick up the cube": never what the command excludes
-            negated = any(c.dep_ == "neg" for c in root.head.children)
-            rules.append((None, False) if negated else (0, verb in PLACEMENT_VERBS))
+            rules.append((None, False) if _excluded(root.head) else
+                         (1 if verb in LOOKING_VERBS else 0, verb in PLACEMENT_VERBS))
         elif root.dep_ in SUBJECT_DEPS or root.dep_ == "ROOT":
-            rules.append((1, False))
+            rules.append((2, False))
         else:
-            rules.append((None if _spatial_object(root) else 2, False))
+            rules.append((None if _spatial_object(root) else 3, False))
     return rules
 
 
@@ -178,6 +184,13 @@ def placement(nlp, text: str) -> bool:
     verb ("*put* the mug behind the tray"): then a relation right after it says where to put
     it, unless the destination follows the landmark (`_resolve_target`)."""
     return _parsed_command(nlp, text)[2]
+
+
+def _excluded(verb) -> bool:
+    """Whether the command excludes the object of `verb` (a spaCy Token): "*don't* pick up the
+    mug", "*never* grab it", "leave the bear *alone*" (or *behind*, when the parse keeps it)."""
+    return any(c.dep_ == "neg" or (verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd", "prt")
+                                   and c.text.lower() in ("behind", "alone")) for c in verb.children)
 
 
 def _spatial_object(token) -> bool:
@@ -232,8 +245,8 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
     landmark ("the tray" of "the cube left of the tray is mine"; "the mug" of "what is behind
     the mug?", which asks for another object), never the target though, parsed alone, it looks
     like the subject. After a superlative ("which is closest to the camera, *the mug* or the
-    cube?") the first phrase meets rule 3 at best. A bare noun phrase before them ("the red
-    mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 1."""
+    cube?") the first phrase meets rule 4 at best. A bare noun phrase before them ("the red
+    mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
     phrases, candidates, placed = [], [], []
     for start, end, cut in _pieces(text):
         piece = text[start:end]
@@ -245,7 +258,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                 # the landmark opens its piece; after a pronoun landmark ("behind *you* is a
                 # mug") the first phrase is the object
                 landmark = cut == "relation" and not re.search(r"\w", piece[:phrase.char_start])
-                rule = None if landmark else max(rule, 2)
+                rule = None if landmark else max(rule, 3)
             if rule is not None:
                 candidates.append((rule, len(phrases)))
             placed.append(rule == 0 and placing)

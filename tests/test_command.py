@@ -72,6 +72,12 @@ COMMANDS = {
     "Do not pick up the mug.": None,
     "Don't pick up the mug left of the tray, pick up the cube.": "the cube",
     "Don't forget to pick up the mug.": "the mug",
+    "Leave the mug alone and grab the cube.": "the cube",
+    "Leave the mug on the tray.": "the mug",
+    # what the robot acts on before what it looks for
+    "Find the duck. Pick up the cube.": "the cube",
+    "Find the duck, then pick up the cube.": "the cube",
+    "Look for the red mug.": "the red mug",
     # the object of a spatial preposition is a place, as a landmark is
     "What is next to the red mug?": None,
     "What is on the black tray?": None,
