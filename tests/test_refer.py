@@ -292,16 +292,21 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     assert superlative_of("the cube", "") is None
 
 
-def test_a_superlative_on_the_landmark_does_not_pick_the_target():
-    """"the cube right of the leftmost cube": the target is right of its landmark, so never the
-    leftmost object (the superlative used to be read off the whole text after the target)."""
+def _three_in_a_row():
+    """A black 60x200 image, three equal squares left to right, and a flat heat map."""
     image = np.zeros((60, 200, 3), np.uint8)
     masks = []
     for i in range(3):
         m = np.zeros(image.shape[:2], bool)
         m[20:40, 20 + 60 * i:50 + 60 * i] = True
         masks.append(m)
-    heat = np.zeros(image.shape[:2], np.float32)
+    return image, masks, np.zeros(image.shape[:2], np.float32)
+
+
+def test_a_superlative_on_the_landmark_does_not_pick_the_target():
+    """"the cube right of the leftmost cube": the target is right of its landmark, so never the
+    leftmost object (the superlative used to be read off the whole text after the target)."""
+    image, masks, heat = _three_in_a_row()
     got = resolve(image, masks, heat, "the cube", " right of the leftmost cube.", heat,
                   "the leftmost cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0])
     assert got in (1, 2)
@@ -332,13 +337,7 @@ def test_a_superlative_with_a_relation_picks_among_those_it_holds_for():
 def test_the_landmark_is_the_one_the_relation_was_judged_against():
     """resolve_pair's landmark is the pair's, not the landmark phrase's own best: "the cube left
     of the cube" with both phrases' scores on the leftmost square pairs it with the middle one."""
-    image = np.zeros((60, 200, 3), np.uint8)
-    masks = []
-    for i in range(3):
-        m = np.zeros(image.shape[:2], bool)
-        m[20:40, 20 + 60 * i:50 + 60 * i] = True
-        masks.append(m)
-    heat = np.zeros(image.shape[:2], np.float32)
+    image, masks, heat = _three_in_a_row()
     pair = dict(scores=[1.0, 0.0, 0.0], landmark_scores=[1.0, 0.5, 0.0])
     assert resolve_pair(image, masks, heat, "the cube", " left of the cube.", heat, "the cube",
                         **pair) == (0, 1)
