@@ -95,6 +95,8 @@ _DESTINATION = re.compile(
     r"^[\s,]*(?:to|on|onto|into|in|inside|at|near|next\s+to|beside|by|under|over|above|below|"
     r"between|on\s+top\s+of)\s+(?:the|a|an|my|your|his|her|its|our|their|this|that|these|those)"
     r"\s+(?!(?:" + "|".join(sorted(PLACE_NOUNS)) + r")\b)\w", re.IGNORECASE)
+# what follows relation words that no landmark starts with: they are an adverb
+_NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
 # head nouns that name the picture or a property asked about, not an object in the scene
@@ -114,11 +116,14 @@ def command_pieces(text: str) -> list[tuple[int, int]]:
 
 def _pieces(text: str) -> list[tuple[int, int, str | None]]:
     """command_pieces, each with the kind of spatial words before it: "relation" (it starts
-    with the landmark), "superlative", or None for the first."""
+    with the landmark), "adverb" (relation words no landmark follows: "leave the bear *behind*
+    and pick up the mug"), "superlative", or None for the first."""
     cuts, start, kind = [], 0, None
     for match in _SPATIAL.finditer(text):
         cuts.append((start, match.start(), kind))
         start, kind = match.end(), match.lastgroup
+        if kind == "relation" and _NO_LANDMARK.match(text, start):
+            kind = "adverb"
     cuts.append((start, len(text), kind))
     out = []
     for start, end, kind in cuts:
@@ -248,17 +253,24 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
     cube?") the first phrase meets rule 4 at best. A bare noun phrase before them ("the red
     mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
     phrases, candidates, placed = [], [], []
-    for start, end, cut in _pieces(text):
+    pieces = _pieces(text)
+    for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]
+        # "leave the bear behind and ...": the cut took "behind" out of the clause that excludes
+        left_behind = (i + 1 < len(pieces) and pieces[i + 1][2] == "adverb"
+                       and re.search(r"\bleave\b", piece, re.IGNORECASE) is not None)
         found = [p for p in _piece_phrases(nlp, piece, cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS
                  and not (p.char_start == 0 and p.text.lower() in COMMAND_VERBS)]
         for k, (phrase, (rule, placing)) in enumerate(zip(found, _target_rules(nlp, piece, found))):
-            if rule is not None and k == 0 and cut is not None:
-                # the landmark opens its piece; after a pronoun landmark ("behind *you* is a
-                # mug") the first phrase is the object
-                landmark = cut == "relation" and not re.search(r"\w", piece[:phrase.char_start])
-                rule = None if landmark else max(rule, 3)
+            if rule is not None and k == 0 and cut is not None and not re.search(
+                    r"\w", piece[:phrase.char_start]):
+                # the landmark opens its piece (after a pronoun landmark, "behind *you* is a
+                # mug", the first phrase is the object); a phrase after words of its own ("...
+                # closest to the camera *and pick up* the cube") keeps its rule
+                rule = None if cut == "relation" else max(rule, 3)
+            if left_behind and placing:
+                rule = None
             if rule is not None:
                 candidates.append((rule, len(phrases)))
             placed.append(rule == 0 and placing)

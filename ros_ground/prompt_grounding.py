@@ -85,10 +85,14 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
         landmark_scores=_scores_of(landmark_phrase, proposals) if scored else None,
         stability=stability)
     _give(phrases[ref.target], proposals, choice, target_heat)
-    if destination and landmark_heat is not None:
-        paired = resolve(image, masks, landmark_heat, landmark.text, gen.prompt_text[
-            landmark.char_end:], scores=_scores_of(landmark_phrase, proposals) if scored else None,
-            stability=stability)
+    if destination and landmark_heat is not None:  # by its words, among all but the target's
+        others = [i for i in range(len(masks)) if i != choice]
+        scores = _scores_of(landmark_phrase, proposals) if scored else None
+        found = resolve(image, [masks[i] for i in others], landmark_heat, landmark.text,
+                        gen.prompt_text[landmark.char_end:],
+                        scores=None if scores is None else scores[others],
+                        stability=stability[others])
+        paired = None if found is None else others[found]
     if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
         _give(landmark_phrase, proposals, paired, landmark_heat)
 

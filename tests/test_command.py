@@ -74,6 +74,8 @@ COMMANDS = {
     "Don't forget to pick up the mug.": "the mug",
     "Leave the mug alone and grab the cube.": "the cube",
     "Leave the mug on the tray.": "the mug",
+    "Leave the teddy bear behind and pick up the mug.": "the mug",
+    "Find the duck closest to the camera and pick up the cube.": "the cube",
     # what the robot acts on before what it looks for
     "Find the duck. Pick up the cube.": "the cube",
     "Find the duck, then pick up the cube.": "the cube",
@@ -372,6 +374,9 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
     ("Put the blue cube right of the leftmost cube.", ("the blue cube", {1}),
      ("the leftmost cube", {0}), "right of", True),
     ("Put the green cube behind the red cube.", ("the green cube", {2}), ("the red cube", {0}),
+     "behind", True),
+    # the destination's own words point at the target itself: the next-leftmost is where it goes
+    ("Put the red cube behind the leftmost cube.", ("the red cube", {0}), ("the leftmost cube", {1}),
      "behind", True),
 ])
 def test_the_response_names_the_landmark_and_the_relation(engine, command, target, landmark,
