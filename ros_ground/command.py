@@ -39,9 +39,9 @@ asked about ("what colour"), a place ("the left"), the object of a negated verb 
 *the mug*, pick up the cube", "leave *the bear* alone"), the object of a spatial preposition,
 a place as a landmark is ("what is next to *the mug*?", "on top of *the tray*",
 `SPATIAL_PREPOSITIONS`), or a phrase naming the picture rather than a thing in it ("the image",
-"detail"). Phrases headed by such a
-picture or property word (`NOT_OBJECTS`) are not grounded at all: no object answers to "the
-image" of "Describe the image in detail.", and a mask for it would point at one.
+"detail"). Phrases headed by such a picture or property word (`NOT_OBJECTS`) are not grounded
+at all: no object answers to "the image" of "Describe the image in detail.", and a mask for it
+would point at one.
 """
 
 from __future__ import annotations
@@ -193,9 +193,10 @@ def placement(nlp, text: str) -> bool:
 
 def _excluded(verb) -> bool:
     """Whether the command excludes the object of `verb` (a spaCy Token): "*don't* pick up the
-    mug", "*never* grab it", "leave the bear *alone*" (or *behind*, when the parse keeps it)."""
-    return any(c.dep_ == "neg" or (verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd", "prt")
-                                   and c.text.lower() in ("behind", "alone")) for c in verb.children)
+    mug", "*never* grab it", "leave the bear *alone*". ("Leave the bear *behind*" never reaches
+    the parse: the relation words are cut out of every piece; `_parsed_command` reads it.)"""
+    return any(c.dep_ == "neg" or (verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd")
+                                   and c.text.lower() == "alone") for c in verb.children)
 
 
 def _spatial_object(token) -> bool:
@@ -296,9 +297,9 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     # the relation's words and nothing else between the two phrases: "left of", "that is behind";
     # not "behind and pick up" of "leave the bear behind and pick up the mug"
     gap = text[chunk.char_end:chunks[landmark].char_start] + " " if landmark >= 0 else ""
-    if relation_after(after) and relation_only(gap):
-        return landmark, relation_after(after), after, placed and is_destination(
-            text, chunk, chunks[landmark])
+    relation = relation_after(after)
+    if relation and relation_only(gap):
+        return landmark, relation, after, placed and is_destination(text, chunk, chunks[landmark])
     fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
     if fronted is None:
         return -1, None, after, False

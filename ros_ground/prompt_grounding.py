@@ -55,6 +55,7 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
                         proposals)
     return phrases, ref
 
+
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
                     destination: bool, ref: Reference, phrases: list[GroundedPhrase],
                     proposals) -> None:
@@ -78,19 +79,18 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     landmark_phrase = phrases[ref.landmark] if ref.landmark >= 0 else None
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
+    landmark_scores = _scores_of(landmark_phrase, proposals) if scored else None
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
         landmark.text if landmark is not None else "",
         scores=_scores_of(phrases[ref.target], proposals) if scored else None,
-        landmark_scores=_scores_of(landmark_phrase, proposals) if scored else None,
-        stability=stability)
+        landmark_scores=landmark_scores, stability=stability)
     _give(phrases[ref.target], proposals, choice, target_heat)
     if destination and landmark_heat is not None:  # by its words, among all but the target's
         others = [i for i in range(len(masks)) if i != choice]
-        scores = _scores_of(landmark_phrase, proposals) if scored else None
         found = resolve(image, [masks[i] for i in others], landmark_heat, landmark.text,
                         gen.prompt_text[landmark.char_end:],
-                        scores=None if scores is None else scores[others],
+                        scores=None if landmark_scores is None else landmark_scores[others],
                         stability=stability[others])
         paired = None if found is None else others[found]
     if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
@@ -107,6 +107,7 @@ def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarra
     phrase.entity_scores = {}
     if chosen.mask.any():
         phrase.point = peak_point(np.where(chosen.mask, heat, np.nan))
+
 
 def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:
     """Index of the grounded phrase of `chunk` (same char span) in `phrases`, -1 if none."""
