@@ -110,12 +110,32 @@ def test_inductor_compiled_equals_eager(image, reference):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graphs_equal_eager_fp16(image):
+    """CUDA graphs (inductor, reduce-overhead) in fp16 decode the eager tokens, and their maps are
+    as close to the float32 maps as eager fp16's are. Inductor fuses the fp16 ops, so its
+    rounding is not eager's: the maps are compared with the float32 ones, not with eager fp16's
+    (they differ from those by up to 6.4e-3). Measured on an H200, against float32, on maps of
+    up to 0.245: image maps compiled 3.6e-3 / 8.1e-3, eager 6.0e-3 / 8.4e-3 (two images),
+    prompt maps 0.021 / 0.015 both. A wrong layer, head or a stale graph replay is off by the
+    maps' own size; the second image checks that a replay reads the new frame."""
+    exact = load_lmm("tiny", device="cuda", dtype="float32", compile="off")
     eager = load_lmm("tiny", device="cuda", dtype="float16", compile="off")
-    reference = eager.generate(image, PROMPT, max_new_tokens=TOKENS)
     adapter = _compiled("inductor", device="cuda", dtype="float16")  # reduce-overhead
-    for _ in range(2):  # the second run replays the recorded graphs
-        _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference,
-                     atol=1e-3)
+    other = np.ascontiguousarray(image[::-1, ::-1])
+    for frame in (image, other, image):  # the second and third runs replay the recorded graphs
+        reference = eager.generate(frame, PROMPT, max_new_tokens=TOKENS)
+        truth = exact.generate(frame, PROMPT, max_new_tokens=TOKENS)
+        gen = adapter.generate(frame, PROMPT, max_new_tokens=TOKENS)
+        assert gen.token_ids == reference.token_ids
+        steps = next((i for i, (a, b) in enumerate(zip(truth.token_ids, gen.token_ids))
+                      if a != b), len(gen.token_ids))
+        assert steps >= 1
+        for name, rows in (("image_maps", steps), ("prompt_maps", None)):  # prompt: the prefill's
+            want = getattr(truth, name)[:rows]
+            eager_error = np.abs(getattr(reference, name)[:rows] - want).max()
+            error = np.abs(getattr(gen, name)[:rows] - want).max()
+            print(f"{name}: steps {steps}, max {want.max():.3g}, eager fp16 error "
+                  f"{eager_error:.3g}, compiled fp16 error {error:.3g}")
+            assert error <= 4 * eager_error + 1e-4, name
 
 
 def test_warm_up_compiles_once_and_a_request_that_does_not_fit_decodes_eagerly(
