@@ -27,6 +27,7 @@ import torch
 
 from bench.common import log, median
 from bench.models import BenchModel, fixed_generation_config, set_variant
+from ros_ground.attention import CAPTURE_IMPLEMENTATION
 from ros_ground.compiled import CompiledDecoder
 
 DECODE_VARIANTS = ("plain", "capture", "compiled_plain", "compiled_capture")
@@ -39,7 +40,22 @@ def _sync(device: torch.device) -> None:
 
 class PlainCompiledDecoder(CompiledDecoder):
     """A `CompiledDecoder` whose step skips the capture: the compiled-plain reference (its
-    rows are zeros)."""
+    rows are zeros). Its steps run plain SDPA, the prefill the capture (as the other's)."""
+
+    def compiled_step(self):
+        step = super().compiled_step()
+        text_config = getattr(self.model.config, "text_config", self.model.config)
+
+        def plain_step(*args):
+            # the capture attention outside its kwarg reads a ContextVar, which torch 2.11's
+            # dynamo cannot trace (fullgraph); plain SDPA is the reference anyway
+            text_config._attn_implementation = "sdpa"
+            try:
+                return step(*args)
+            finally:
+                text_config._attn_implementation = CAPTURE_IMPLEMENTATION
+
+        return plain_step
 
     def step(self, input_ids, cache_position, image_positions):
         out = self.model(input_ids=input_ids, past_key_values=self.cache,
@@ -57,7 +73,7 @@ def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = Tr
     (`backend`: torch.compile's, for the compiled variants)."""
     from transformers import DynamicCache
 
-    from ros_ground.attention import CAPTURE_IMPLEMENTATION, AttentionCapture
+    from ros_ground.attention import AttentionCapture
 
     image_token_id = int(bm.model.config.image_token_id)
     decoders = {}
@@ -310,4 +326,9 @@ def gpu_rows(device: str = "cuda", model: str = "llava7b", sam_spec: str = "vit_
                                         + rows["sam_decodes_ms"])
     if torch.device(device).type == "cuda":
         rows["device"] = torch.cuda.get_device_name(0)
+    import transformers
+
+    rows["measured"] = {"utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                        "torch": torch.__version__, "transformers": transformers.__version__,
+                        "reps": reps}
     return rows

@@ -489,6 +489,14 @@ def _latency(lines, r, la):
     if gpu:
         _decode_table(lines, f"{gpu.get('device', 'GPU')} ({gpu['model']}-shaped, "
                       f"{gpu['dtype']})", gpu["decode"])
+        m = gpu.get("measured") or {}
+        add(f"GPU rows measured on {gpu.get('device', 'a GPU')} ({m.get('utc', 'date not recorded')}; "
+            f"torch {m.get('torch', '?')}, transformers {m.get('transformers', '?')}) by "
+            f"`bench.latency.gpu_rows`, the latency part of `{GPU_COMMAND}`: random weights, "
+            f"{m.get('reps', '?')} interleaved reps, medians, wall clock with "
+            f"`torch.cuda.synchronize`; absolute times. The total adds the parts one after another; "
+            f"the node computes SAM's embedding during generation (ahead.py).")
+        add("")
         add("| GPU stage | ms |")
         add("|---|---|")
         add(f"| prefill (vision + prompt) | {_f(gpu['decode']['prefill_ms'], 1)} |")
@@ -541,10 +549,12 @@ def _decode_table(lines, title, dec):
     ms = dec.get("ms_per_token") or {}
     if not ms:
         return
+    compile_s = {k: round(v, 1) for k, v in (dec.get("compile_s") or {}).items()}
+    reused = " (under 1 s: the same step was compiled earlier in the run, and dynamo reuses it)" \
+        if compile_s and max(compile_s.values()) < 1 else ""
     add(f"Decode ms per token, {title}: (t(N) - t(1)) / (N - 1), N = {dec['new_tokens']}, "
-        f"{dec['reps']} interleaved reps, medians, wall clock; compile time "
-        f"{ {k: round(v, 1) for k, v in (dec.get('compile_s') or {}).items()} } s (under 1 s: "
-        f"the same step was compiled earlier in the run, and dynamo reuses it).")
+        f"{dec['reps']} interleaved reps, medians, wall clock; compile time {compile_s} s"
+        f"{reused}.")
     add("")
     add("| | plain | capture | capture / plain |")
     add("|---|---|---|---|")
