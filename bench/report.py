@@ -90,6 +90,8 @@ def render(r: dict, hand_run_dir: Path | None = HAND_RUN_DIR) -> str:
         "merged in here")
     add(".venv/bin/python -m bench.run --threads 2 # CPU measurements with 2 torch threads "
         "(idle machine)")
+    add(".venv/bin/python -m bench.gpu_engine reference DIR  # then on the GPU: python -m "
+        "bench.gpu_engine compare DIR (docs/MEASUREMENTS.md, \"On a GPU\")")
     add("```")
     add("")
     add("## Targets")

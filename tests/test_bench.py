@@ -284,3 +284,27 @@ def test_written_results_match_the_schema(name):
     if not path.exists():
         pytest.skip(f"bench/{name} not written yet")
     assert bench_run.validate(json.loads(path.read_text())) == []
+
+
+def test_gpu_engine_compare_counts_answers_and_masks_of_same_text_answers():
+    from bench.gpu_engine import compare
+
+    square = np.zeros((8, 8), bool)
+    square[:4, :4] = True
+    half = square.copy()
+    half[:, 2:] = False  # IoU 0.5 with the square
+    ref_rows = [{"key": "0_0_point", "prompt": "p", "mode": "point", "text": "a cube.",
+                 "target": 0, "landmark": -1, "ms": 1.0},
+                {"key": "0_1_point", "prompt": "q", "mode": "point", "text": "a mug.",
+                 "target": -1, "landmark": -1, "ms": 1.0}]
+    rows = [dict(ref_rows[0], ms=3.0), dict(ref_rows[1], text="a tray.", target=0, ms=5.0)]
+    ref_masks = {"0_0_point_0": square, "0_0_point_1": square, "0_1_point_0": square}
+    masks = {"0_0_point_0": square, "0_0_point_1": ~square, "0_1_point_0": square}
+    result = compare(rows, masks, ref_rows, ref_masks)
+    assert (result["answers"], result["same_text"], result["same_target_landmark"]) == (2, 1, 1)
+    # the other answer's mask is not compared, though it happens to match
+    assert result["masks_compared"] == 2 and result["masks_iou_at_least_0.5"] == 1
+    assert result["mask_iou_mean"] == 0.5
+    assert result["differs"] == [("q", "point", "a tray.", "a mug.")]
+    masks["0_0_point_1"] = half
+    assert compare(rows, masks, ref_rows, ref_masks)["masks_iou_at_least_0.5"] == 2
