@@ -302,7 +302,7 @@ def build_default_engine(params: dict | None = None, lmm=None):
                                  engine.torch_threads)
     if engine.lmm.decoder is not None:  # as the node does while it configures
         t0 = time.perf_counter()
-        engine.lmm.warm_up(p.get("default_prompt", PROMPT), config.max_new_tokens)
+        engine.warm_up(p.get("default_prompt", PROMPT), config.max_new_tokens)
         log(f"compiled the decode step in {time.perf_counter() - t0:.1f} s")
     return engine
 

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     engine = build_engine_from_settings(values)
     if engine.lmm.decoder is not None:  # as the node does while it configures
-        engine.lmm.warm_up(values["default_prompt"], int(values["max_new_tokens"]))
+        engine.warm_up(values["default_prompt"], int(values["max_new_tokens"]))
     log(f"LMM on {engine.lmm.device} ({next(engine.lmm.model.parameters()).dtype}), SAM on "
         f"{engine.sam.device}, compiled {engine.lmm.decoder is not None}: loaded and warmed up "
         f"in {time.perf_counter() - t0:.1f} s")

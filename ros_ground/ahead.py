@@ -11,6 +11,11 @@ against each other and the answer takes longer than with no worker (1.1-1.3x), h
 torch's intra-op thread count (OpenMP builds) belongs to the thread that sets it, and a thread
 that has not set it starts from the last value set anywhere in the process; so each request
 sets its own for its duration (`threads`) and each job its worker's (`with_threads`).
+A compiled decode step is guarded on that count, so `GroundingEngine.warm_up` compiles it under
+the requests' count. Compiled under another, it compiles again in the first request, and while
+dynamo compiles, `torch.compiler.is_compiling()` is true for the whole process: the worker's
+transformers forward then takes its compile-time branches (seen once on the 2-core CPU: the
+vision tower's hidden states came back None in the views' prefill).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ image embedding per frame serves every phrase and the proposal generator.
 
 This module holds the request path (`GroundingEngine`: generate, read the views, ground, under
 one hold on SAM), its settings (`EngineConfig`) and building it (`build_engine`); the steps it
-calls live beside it (phrase_grounding, entity_scoring, streaming, command, errors).
+calls live beside it (phrase_grounding, prompt_grounding, entity_scoring, streaming, errors).
 """
 
 from __future__ import annotations
@@ -97,6 +97,11 @@ class GroundingEngine:
         self.torch_threads = ahead.check_torch_threads(torch_threads)  # ValueError: out of range
         self.config = (config or EngineConfig()).validate()
         self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, embedding, head
+
+    def warm_up(self, prompt: str, max_new_tokens: int) -> int:
+        """`LMMAdapter.warm_up` under the requests' torch threads (why: ahead.py)."""
+        with ahead.threads(self.torch_threads):
+            return self.lmm.warm_up(prompt, max_new_tokens)
 
     @property
     def model_name(self) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from ros_ground.ahead import usable_cores
 from ros_ground.compiled import CompiledDecoder, compile_enabled
 from ros_ground.lmm import load_lmm
 
@@ -166,6 +167,32 @@ def test_warm_up_compiles_once_and_a_request_that_does_not_fit_decodes_eagerly(
     _assert_same(adapter.generate(image, PROMPT, max_new_tokens=TOKENS), reference, atol=1e-5)
     assert decoder.eager_requests == 1
     assert counters["stats"]["unique_graphs"] == graphs + 1
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="needs two threads to differ from one")
+def test_engine_warm_up_compiles_for_its_requests_thread_count(image):
+    """The decode step is guarded on torch's thread count, and a request runs under the
+    engine's `torch_threads`: compiled under the process's count, the first request compiled it
+    again, beside the work ahead on the worker thread (ahead.py says what that broke)."""
+    from torch._dynamo.utils import counters
+
+    from ros_ground.engine import build_engine
+
+    engine = build_engine(model="tiny", sam_model="tiny", device="cpu", compile="on",
+                          torch_threads=1)
+    engine.lmm.decoder.backend = "aot_eager"
+    torch.compiler.reset()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the process's count differs from the requests'
+    try:
+        graphs = counters["stats"]["unique_graphs"]
+        engine.warm_up(PROMPT, TOKENS)
+        assert counters["stats"]["unique_graphs"] == graphs + 1
+        engine.ground(image, PROMPT, mode="point", image_key="frame")
+        assert counters["stats"]["unique_graphs"] == graphs + 1  # nothing compiled again
+        assert engine.lmm.decoder.eager_requests == 0 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_release_lets_the_next_decoder_compile(image, reference):

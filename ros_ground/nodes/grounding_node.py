@@ -28,7 +28,6 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ros_ground import requests, settings
-from ros_ground.ahead import threads
 from ros_ground.camera_watch import camera_topics
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
@@ -93,8 +92,7 @@ class GroundingNode(ModelNode):
         started = time.perf_counter()
         self._eager_said = 0
         try:
-            with threads(self._engine.torch_threads):
-                length = lmm.warm_up(p["default_prompt"], p["max_new_tokens"])
+            length = self._engine.warm_up(p["default_prompt"], p["max_new_tokens"])
         except Exception as exc:  # e.g. no C++ compiler for inductor: same answers, eagerly
             lmm.decoder = None
             self.get_logger().warning(f"compiling the decode step failed ({type(exc).__name__}: "
