@@ -121,3 +121,33 @@ def test_the_zoom_crops_a_frame_costs_are_logged_once_per_camera_and_size(node):
     assert len(said) == 5 and "16 zoom crops" in said[2] and "4 zoom crops" in said[3]
     assert said[4].endswith("28 zoom crops of 200x200 px besides the whole frame, one SAM encoder "
                             "pass each, magnified 1.60x to SAM's 320-px input")
+
+
+def test_a_stop_ends_a_run_in_flight_between_batches():
+    """A run takes up to a minute on a CPU; the node's stop must end it within seconds."""
+    from ros_ground.sam.proposals import ProposalsStopped
+
+    node = MaskProposalNode(name="proposal_stop_test")
+    started = threading.Event()
+
+    class SlowSam:  # a run that only a stop ends, asking between "batches" as mask_proposals does
+        img_size, feature_source = 64, "test"
+
+        def propose(self, rgb, key=None, should_stop=lambda: False, **amg):
+            started.set()
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                if should_stop():
+                    raise ProposalsStopped("stopped")
+                time.sleep(0.01)
+            return []
+
+    node._sam = SlowSam()
+    frame = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48))
+    node.set_parameters([Parameter("min_period_s", value=0.0)])
+    node._on_image(frame)
+    assert started.wait(5.0)
+    t0 = time.monotonic()
+    node.shutdown_worker()
+    assert not node._worker.is_alive() and time.monotonic() - t0 < 1.0
+    node.destroy_node()

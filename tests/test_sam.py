@@ -494,3 +494,29 @@ def test_large_frames_decode_fewer_points_at_once_and_propose_the_same(monkeypat
     assert len(found) == len(stock) >= 5
     for proposal, record in zip(found, stock):
         np.testing.assert_array_equal(proposal.mask, record["segmentation"])
+
+
+def test_a_proposal_run_stops_between_batches_when_asked(seg):
+    from ros_ground.sam.proposals import ProposalsStopped
+
+    large = np.random.default_rng(2).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    full = seg.propose(large, key="large", proposal_zoom=True, points_per_batch=4, **POINTS)
+    asked = []
+
+    def stop_after(n):
+        return lambda: asked.append(1) or len(asked) > n
+
+    passes = seg.embedding_passes
+    with pytest.raises(ProposalsStopped):  # in the whole frame's batches: no crop encoded
+        seg.propose(large, key="large", proposal_zoom=True, points_per_batch=4,
+                    should_stop=stop_after(2), **POINTS)
+    assert len(asked) == 3 and seg.embedding_passes == passes
+    asked.clear()
+    with pytest.raises(ProposalsStopped):  # after the frame and a crop or two
+        seg.propose(large, key="large", proposal_zoom=True, points_per_batch=4,
+                    should_stop=stop_after(12), **POINTS)
+    assert seg.embedding_passes > passes and seg._crop_predictor.is_image_set is False
+    # never stopping: the same proposals as without the question
+    again = seg.propose(large, key="large", proposal_zoom=True, points_per_batch=4,
+                        should_stop=lambda: False, **POINTS)
+    assert [p.mask.tolist() for p in again] == [p.mask.tolist() for p in full]

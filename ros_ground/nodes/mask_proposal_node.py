@@ -143,7 +143,9 @@ class MaskProposalNode(ModelNode):
         if amg["proposal_zoom"]:
             self._log_zoom(camera, rgb.shape[:2], sam.img_size, int(amg["max_zoom_crops"]),
                            float(amg["zoom_magnification"]))
-        proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape), **amg)
+        # a run takes up to a minute on a CPU: a stop signal ends it between batches
+        proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape),
+                                should_stop=lambda: self._stopping, **amg)
         proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
         self.runs += 1
         publisher = self._pubs.get(camera)

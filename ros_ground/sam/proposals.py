@@ -16,6 +16,7 @@ still shrinks its crops 1.5 times and layer 2 costs 21 encoder passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,18 @@ CROP_OVERLAP_RATIO = 512 / 1500
 CROP_N_POINTS_DOWNSCALE_FACTOR = 1
 
 
+class ProposalsStopped(Exception):
+    """A `mask_proposals` run ended early because its `should_stop` said so."""
+
+
+def _stopper(should_stop: Callable[[], bool] | None) -> Callable[[], None]:
+    def stop() -> None:
+        if should_stop is not None and should_stop():
+            raise ProposalsStopped("mask proposals stopped before the run ended")
+
+    return stop
+
+
 def proposal_settings(**params: Any) -> dict[str, Any]:
     """AMG_DEFAULTS updated with `params`; raises TypeError naming any unknown parameter and
     ValueError for a zoom_magnification below 1."""
@@ -103,6 +116,7 @@ def mask_proposals(
     predictor: SamPredictor,
     image: np.ndarray,
     crop_predictor: SamPredictor | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **params: Any,
 ) -> MaskData:
     """Mask proposals for `image` (HxWx3 uint8 RGB), in the generator's order (highest
@@ -120,6 +134,9 @@ def mask_proposals(
         encoder pass each: 8 for an 800x450 frame and a 320-px input). The crops are the
         encoder's input side / zoom_magnification px, so SAM reads them magnified that many
         times (1.6 on 800x450 and a 320-px input: 28 crops, where max_zoom_crops allows).
+    should_stop: asked before each crop's encoder pass and each batch of point prompts; True
+        raises ProposalsStopped (a run on a CPU takes seconds to a minute, and a node being
+        stopped must end within seconds).
     Returns MaskData with numpy fields: "masks" (list of bool HxW), "iou_preds" and
     "stability_score" (float32 [N]), "boxes" (XYXY [N, 4]), "points" (prompt x, y [N, 2]) and
     "crop_boxes" ([N, 4]).
@@ -139,19 +156,23 @@ def mask_proposals(
                                                       p["zoom_magnification"]),
                                 p["max_zoom_crops"])
         crop_boxes, layers = crop_boxes + zoom, layers + [None] * len(zoom)
+    stop = _stopper(should_stop)
     data = MaskData()
-    for crop_box, layer in zip(crop_boxes, layers):
-        if layer == 0:  # the whole image: its embedding is the caller's
-            data.cat(_crop_proposals(predictor, grids[0], crop_box, orig_size, p))
-            continue
-        if crop_predictor is None:
-            crop_predictor = SamPredictor(predictor.model)
-        x0, y0, x1, y1 = crop_box
-        crop_predictor.set_image(image[y0:y1, x0:x1, :])
-        grid = grids[0 if layer is None else layer]  # a zoom crop: the whole frame's grid
-        data.cat(_crop_proposals(crop_predictor, grid, crop_box, orig_size, p))
-    if crop_predictor is not None:
-        crop_predictor.reset_image()
+    try:
+        for crop_box, layer in zip(crop_boxes, layers):
+            stop()
+            if layer == 0:  # the whole image: its embedding is the caller's
+                data.cat(_crop_proposals(predictor, grids[0], crop_box, orig_size, p, stop))
+                continue
+            if crop_predictor is None:
+                crop_predictor = SamPredictor(predictor.model)
+            x0, y0, x1, y1 = crop_box
+            crop_predictor.set_image(image[y0:y1, x0:x1, :])
+            grid = grids[0 if layer is None else layer]  # a zoom crop: the whole frame's grid
+            data.cat(_crop_proposals(crop_predictor, grid, crop_box, orig_size, p, stop))
+    finally:
+        if crop_predictor is not None:
+            crop_predictor.reset_image()
 
     if len(crop_boxes) > 1:  # duplicates between crops: prefer the mask of the smaller crop
         scores = (1 / box_area(data["crop_boxes"])).to(data["boxes"].device)
@@ -175,15 +196,17 @@ def _crop_proposals(
     crop_box: list[int],
     orig_size: tuple[int, int],
     p: dict[str, Any],
+    stop: Callable[[], None],
 ) -> MaskData:
     """The masks of one crop (whose embedding `predictor` holds), duplicates removed, in the
-    whole image's coordinates. Masks are kept run-length encoded: a full-size bool mask per
-    prompt and candidate would not fit in memory for dense grids."""
+    whole image's coordinates; `stop()` before each batch. Masks are kept run-length encoded:
+    a full-size bool mask per prompt and candidate would not fit in memory for dense grids."""
     crop_size = tuple(predictor.original_size)
     points_for_crop = grid * np.array(crop_size)[None, ::-1]
     data = MaskData()
     for (points,) in batch_iterator(points_per_batch(p["points_per_batch"], crop_size),
                                     points_for_crop):
+        stop()
         data.cat(_batch_proposals(predictor, points, crop_size, crop_box, orig_size, p))
     data.filter(batched_nms(
         data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -243,7 +243,8 @@ class SamSegmenter:
         return results
 
     def propose(
-        self, image: np.ndarray, key: Hashable | None = None, **params: Any
+        self, image: np.ndarray, key: Hashable | None = None,
+        should_stop: Callable[[], bool] | None = None, **params: Any
     ) -> list[Proposal]:
         """Mask proposals for the whole image (see `proposals.mask_proposals`), on the cached
         embedding: no encoder pass once `image` is current, plus one per crop when
@@ -251,13 +252,15 @@ class SamSegmenter:
 
         Ids are 0..N-1 in the proposals' order; score = predicted IoU; stability = SAM's
         stability score; feature = entity token. Parameters: see AMG_DEFAULTS (unknown names
-        raise TypeError); a bad image raises errors.InputError (a ValueError).
+        raise TypeError); a bad image raises errors.InputError (a ValueError). `should_stop`
+        is asked between crops and batches; True raises proposals.ProposalsStopped.
         """
         proposal_settings(**params)  # unknown names fail before any encoder pass
         image = check_image(image)
         with self._lock:
             self._make_current(image, key)
-            data = mask_proposals(self.predictor, image, self._crop_predictor, **params)
+            data = mask_proposals(self.predictor, image, self._crop_predictor, should_stop,
+                                  **params)
             masks = data["masks"]
             tokens = entity_tokens(self.predictor, masks)
         return [
