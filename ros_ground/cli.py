@@ -315,7 +315,12 @@ CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "tr
 def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
          handlers: dict | None = None) -> int:
     """Run a subcommand; errors users can fix print one line and exit 2."""
-    args = build_parser(extra_commands).parse_args(argv)
+    parser = build_parser(extra_commands)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "train":  # argparse's REMAINDER leaves a leading option ("train -h") out
+        args.train_args = unknown + args.train_args
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     commands = {**CORE_COMMANDS, **(handlers or {})}
     try:
         return commands[args.command](args)

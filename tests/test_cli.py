@@ -123,3 +123,19 @@ def test_ground_a_region_by_point_or_box(png, where):
     assert result["prompt"] == "What is this?" and result["text"]
     for p in result["phrases"]:
         assert rle_to_mask(p["mask_rle"]).shape == (70, 110)
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_train_help_is_trains_own(flag, capsys):
+    """`ros-ground train -h` (the top-level help says "(-h)"): argparse's REMAINDER left a
+    leading option out, and the command failed with "unrecognized arguments"."""
+    from ros_ground.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["train", flag])
+    assert done.value.code == 0
+    assert "usage: ros-ground train [-h] {data,lmm,sam,eval,all}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "--bogus"])
+    assert done.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
