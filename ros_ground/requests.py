@@ -45,15 +45,20 @@ class Request:
 
 
 def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, str],
-             now_ns: int, max_prompt_chars: int, max_frame_age_s: float) -> tuple[str, str] | None:
+             now_ns: int, max_prompt_chars: int, max_frame_age_s: float,
+             clean_prompt: Callable[[str], str] | None = None) -> tuple[str, str] | None:
     """(BAD_INPUT or NO_IMAGE, why) when `request` cannot be grounded as it stands, else None.
 
     `topics` maps each camera to its resolved image topic (named in the errors); a frame
     received more than `max_frame_age_s` before `now_ns` is NO_IMAGE (0: any age).
+    `clean_prompt`: the model's prompt clean-up (`LMMAdapter.clean_prompt`; ValueError when
+    nothing is left), so a prompt of only chat markup or image placeholders takes no queue slot.
     """
     try:
         check_prompt(request.prompt, max_prompt_chars)
-    except InputError as exc:
+        if clean_prompt is not None:
+            clean_prompt(request.prompt)
+    except ValueError as exc:  # InputError, prompts.EmptyPromptError
         return BAD_INPUT, str(exc)
     if request.mode and request.mode not in MODES:
         return BAD_INPUT, f"mode must be one of {MODES} or empty, got {request.mode!r}"

@@ -116,3 +116,17 @@ def test_ground_answers_about_the_region_when_the_request_names_one():
     request.region = {"point": (30.0, 4.0)}
     with pytest.raises(InputError, match="outside"):
         ground(engine, request, request.frame, None)
+
+
+def test_a_prompt_with_no_text_of_its_own_once_cleaned_is_bad_input_at_once():
+    """'<image>' or zero-width characters pass the blank check but leave the model nothing: they
+    were queued, took slots that valid commands were then refused for, and failed later."""
+    from ros_ground.lmm import load_lmm
+
+    clean = load_lmm("tiny", device="cpu").clean_prompt
+    frame = Frame(None, RGB, received_ns=9_500_000_000)
+    for prompt in ("<image>", "\u200b\u200b", "USER: <image>\nASSISTANT:"):
+        kind, error = check(Request("1", prompt, "", frame, camera="left"), clean_prompt=clean)
+        assert kind == BAD_INPUT and "no text of its own" in error, prompt
+    assert check(Request("1", "<image> Describe.", "", frame, camera="left"),
+                 clean_prompt=clean) is None

@@ -207,7 +207,8 @@ class GroundingNode(ModelNode):
             request, cameras=self._cameras, now_ns=self.get_clock().now().nanoseconds,
             topics={camera: source.topic for camera, source in self.sensors.inputs.items()},
             max_prompt_chars=self._p["max_prompt_chars"],
-            max_frame_age_s=self._p["max_frame_age_s"])
+            max_frame_age_s=self._p["max_frame_age_s"],
+            clean_prompt=self._engine.lmm.clean_prompt if self._engine is not None else None)
         if problem is None and region is not None:
             problem = requests.attach_region(request, region)
         if problem is not None:
