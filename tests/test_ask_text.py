@@ -101,3 +101,55 @@ def test_a_command_whose_phrases_name_no_target_says_so(capsys):
         "  None of the command's phrases is the object it is about (target -1)."
     ask.print_phrases(_response())  # no phrases of its own ("Describe the image."): no such line
     assert "target -1" not in capsys.readouterr().out
+
+
+class _Future:
+    def __init__(self, value=None, done=True):
+        self.value, self._done = value, done
+
+    def done(self):
+        return self._done
+
+    def result(self):
+        return self.value
+
+
+def test_ctrl_c_while_waiting_cancels_the_goal_before_leaving(monkeypatch):
+    """Ctrl-C during the answer left the node generating for nobody: the client now asks for the
+    cancel and waits for its answer before the interrupt goes on."""
+    cancel = _Future(done=False)
+    handle = type("Handle", (), {"accepted": True, "canceled": 0})()
+    handle.get_result_async = lambda: _Future(done=False)
+
+    def cancel_goal_async():
+        handle.canceled += 1
+        return cancel
+
+    handle.cancel_goal_async = cancel_goal_async
+
+    class Client:
+        def __init__(self, *args):
+            pass
+
+        def wait_for_server(self, timeout_sec):
+            return True
+
+        def send_goal_async(self, goal, feedback_callback=None):
+            return _Future(handle)
+
+        def destroy(self):
+            pass
+
+    spins = []
+
+    def spin_once(node, timeout_sec):
+        spins.append(handle.canceled)
+        if handle.canceled == 0:
+            raise KeyboardInterrupt  # Ctrl-C while the answer is generated
+        cancel._done = True  # the server answers the cancel request
+
+    monkeypatch.setattr(ask, "ActionClient", Client)
+    monkeypatch.setattr(ask.rclpy, "spin_once", spin_once)
+    with pytest.raises(KeyboardInterrupt):
+        ask.ask(object(), "Describe the scene.", timeout=5.0)
+    assert handle.canceled == 1 and spins == [0, 1]  # spun after the request, until answered

@@ -9,6 +9,7 @@ import time
 
 import rclpy
 from rclpy.action import ActionClient
+from rclpy.signals import SignalHandlerOptions
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 
@@ -43,12 +44,19 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
         result = handle.get_result_async()
         try:
             _spin_until(node, result.done, deadline)
-        except TimeoutError:
-            handle.cancel_goal_async()
+        except (TimeoutError, KeyboardInterrupt):
+            _cancel(node, handle)
             raise
         return result.result().result.response
     finally:
         client.destroy()
+
+
+def _cancel(node, handle, wait_s: float = 2.0) -> None:
+    """Ask the server to cancel the goal, and spin until it answers (at most `wait_s`): a client
+    that leaves at once never sends the request, and the node generates on for nobody."""
+    future = handle.cancel_goal_async()
+    _spin_until(node, future.done, time.monotonic() + wait_s, raise_on_timeout=False)
 
 
 def _spin_until(node, done, deadline: float, raise_on_timeout: bool = True) -> None:
@@ -61,11 +69,21 @@ def _spin_until(node, done, deadline: float, raise_on_timeout: bool = True) -> N
 
 
 def run_ask(args) -> int:
+    """`ros-ground ask`: 0 for STATUS_OK, 1 for another status, 2 for no answer, 130 on Ctrl-C."""
+    try:
+        return _run_ask(args)
+    except KeyboardInterrupt:
+        print("\nros-ground ask: interrupted (a goal already sent was canceled)", file=sys.stderr)
+        return 130
+
+
+def _run_ask(args) -> int:
     if args.overlay:  # before the node spends a generation on the command
         from ros_ground.overlay import check_writable
 
         check_writable(args.overlay)
-    rclpy.init()
+    # Ctrl-C raises KeyboardInterrupt with the context alive, so the goal can still be canceled
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("ros_ground_ask")
     shown = [0]
 
