@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import importlib.machinery
+import io
 import struct
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from ros_ground.errors import InputError
 
@@ -125,8 +127,7 @@ def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -
     if _is_compressed_depth(format):
         depth = decode_compressed_depth(format, data, max_pixels)
         return _to_rgb8("32fc1", depth[:, :, None])
-    image = _imdecode(_byte_view(data), format)
-    check_image_size(image.shape[0], image.shape[1], max_pixels)
+    image = _imdecode(_byte_view(data), format, max_pixels)
     if image.ndim == 2:
         key = "mono8" if image.dtype == np.uint8 else "mono16"
         return _to_rgb8(key, image[:, :, None])
@@ -155,11 +156,10 @@ def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIX
         raise ImageDecodeError(f"compressedDepth payload of {raw.size} bytes has no image after "
                                f"its {_DEPTH_HEADER.size}-byte header")
     _, quant_a, quant_b = _DEPTH_HEADER.unpack(raw[:_DEPTH_HEADER.size].tobytes())
-    image = _imdecode(raw[_DEPTH_HEADER.size:], format)
+    image = _imdecode(raw[_DEPTH_HEADER.size:], format, max_pixels)
     if image.ndim != 2 or image.dtype != np.uint16:
         raise ImageDecodeError(f"compressedDepth image is {image.dtype} with shape {image.shape}, "
                                "expected one 16-bit channel")
-    check_image_size(image.shape[0], image.shape[1], max_pixels)
     if key == "16uc1":
         return _depth_metres(image, 1e-3)
     values = image.astype(np.float32)
@@ -318,9 +318,15 @@ def _is_compressed_depth(format: str) -> bool:
     return "compresseddepth" in (format or "").lower()
 
 
-def _imdecode(raw: np.ndarray, format: str) -> np.ndarray:
+def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
+    """Decodes a JPEG/PNG payload, refusing one above `max_pixels` from its header alone.
+
+    The size is read before decoding so that a small payload declaring a huge image (a
+    decompression bomb: a 1 MB PNG can declare 16384x16384) never allocates its pixels.
+    """
     if raw.size == 0:
         raise ImageDecodeError(f"compressed image ({format!r}) has no data")
+    _check_declared_size(raw, format, max_pixels)
     try:
         image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
@@ -328,7 +334,25 @@ def _imdecode(raw: np.ndarray, format: str) -> np.ndarray:
     if image is None or image.size == 0:
         raise ImageDecodeError(f"cannot decode compressed image ({format!r}): not a JPEG/PNG "
                                "payload or corrupt")
+    check_image_size(image.shape[0], image.shape[1], max_pixels)
     return image
+
+
+def _check_declared_size(raw: np.ndarray, format: str, max_pixels: int) -> None:
+    """Raises ImageDecodeError when the payload's header declares more than `max_pixels`.
+
+    Pillow's open() parses the header only. A payload Pillow cannot identify is left to
+    OpenCV, whose decoders answer None for it or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS.
+    """
+    try:
+        with PIL.Image.open(io.BytesIO(raw.tobytes())) as header:
+            width, height = header.size
+    except PIL.Image.DecompressionBombError as exc:  # above twice Pillow's own limit
+        raise ImageDecodeError(f"compressed image ({format!r}) is above the limit of {max_pixels} "
+                               f"(max_image_pixels): {exc}") from exc
+    except Exception:  # noqa: BLE001 - Pillow raises many types for what it cannot parse
+        return
+    check_image_size(height, width, max_pixels)
 
 
 def encode_rgb8(image: np.ndarray) -> tuple[int, int, int, bytes]:

@@ -284,6 +284,37 @@ def test_compressed_size_limit():
         decode_compressed("png", _encoded(".png", _flat()), max_pixels=10)
 
 
+def _declaring(ext, height, width):
+    """A small real payload whose header is rewritten to declare height x width pixels."""
+    import struct
+    import zlib
+
+    raw = bytearray(_encoded(ext, _flat(2, 2)))
+    if ext == ".png":  # IHDR data follows the 8-byte signature and the chunk's length and type
+        raw[16:24] = struct.pack(">II", width, height)
+        raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    else:  # baseline SOF0: marker, length, precision, then height and width
+        sof = raw.index(b"\xff\xc0")
+        raw[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("ext,format", [(".png", "png"), (".jpg", "jpeg"),
+                                        (".png", "bgr8; png compressed bgr8")])
+@pytest.mark.parametrize("side", [5000, 16384])  # below and above Pillow's own bomb limit
+def test_compressed_size_limit_read_from_the_header(ext, format, side):
+    # a decompression bomb: refused from the header, so its pixels are never allocated
+    # (decoding the rewritten payloads would fail instead: "cannot decode")
+    with pytest.raises(ImageDecodeError, match=r"above the limit of 16777216 \(max_image_pixels\)"):
+        decode_compressed(format, _declaring(ext, side, side), max_pixels=4096 * 4096)
+
+
+def test_compressed_depth_size_limit_read_from_the_header():
+    payload = _DEPTH_HEADER.pack(0, 0.0, 0.0) + _declaring(".png", 16384, 16384)
+    with pytest.raises(ImageDecodeError, match="limit of 100 "):
+        decode_compressed_depth("16UC1; compressedDepth png", payload, max_pixels=100)
+
+
 def test_compressed_depth_16uc1_png():
     mm = np.array([[0, 500, 1000], [1500, 2000, 65535]], np.uint16)
     payload = _DEPTH_HEADER.pack(0, 0.0, 0.0) + _encoded(".png", mm)
