@@ -152,7 +152,8 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                             "negative X needs the '=' form: --region=-5,10,40,30")
     where.add_argument("--point", type=_ints(2), metavar="X,Y",
                        help="ask about the entity under this pixel")
-    ground.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
+    ground.add_argument("--max-image-pixels", type=_positive,
+                        default=settings.by_name(settings.GROUNDING)["max_image_pixels"].default,
                         help="larger images are refused (default %(default)s; the node's "
                              "max_image_pixels)")
     ground.add_argument("--max-prompt-chars", type=_positive,
@@ -187,9 +188,9 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--gpu", action="store_true",
                        help="on a CUDA machine: the LLaVA-1.5-7B-shaped fp16 row")
-    bench.add_argument("--soak", type=float, metavar="SECONDS",
+    bench.add_argument("--soak", type=positive_seconds, metavar="SECONDS",
                        help="only the streaming soak, for this long")
-    bench.add_argument("--threads", type=int, help="torch threads for CPU models (default 1)")
+    bench.add_argument("--threads", type=_positive, help="torch threads for CPU models (default 1)")
     train = sub.add_parser("train", add_help=False,
                            help="train the embedded sim models: train lmm|sam|data|eval|all (-h)")
     train.add_argument("train_args", nargs=argparse.REMAINDER)

@@ -139,3 +139,18 @@ def test_train_help_is_trains_own(flag, capsys):
         main(["bench", "--bogus"])
     assert done.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["ground", "--image", "x.png", "--max-image-pixels", "0"], "--max-image-pixels: expected an "
+     "integer >= 1, got '0'"),
+    (["bench", "--soak", "nan"], "--soak: expected a finite number of seconds > 0, got 'nan'"),
+    (["bench", "--soak", "-1"], "--soak: expected a finite number of seconds > 0, got '-1'"),
+    (["bench", "--threads", "0"], "--threads: expected an integer >= 1, got '0'"),
+])
+def test_numeric_flags_out_of_range_are_usage_errors(args, expected, capsys):
+    from ros_ground.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2 and expected in capsys.readouterr().err
