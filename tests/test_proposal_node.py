@@ -92,10 +92,24 @@ def test_cameras_have_their_own_image_and_proposals_topics():
         Parameter("sam_model", value="tiny"), Parameter("device", value="cpu"),
         Parameter("cameras", value=["left", "right"]),
         Parameter("image_transport", value="compressed")])
+    said, logger = [], node.get_logger()
+
+    class Recorder:  # the info lines, the rest to the node's logger
+        def info(self, text, **kwargs):
+            said.append(text)
+
+        def __getattr__(self, name):
+            return getattr(logger, name)
+
+    node.get_logger = Recorder
     try:
         assert autostart(node)
         assert {c: i.topic for c, i in node.inputs.items()} == {
             "left": "/pcam/left/image/compressed", "right": "/pcam/right/image/compressed"}
+        # a standalone node says what it loaded and what it listens to
+        assert any(line.startswith("loaded SAM 'tiny' on cpu in ") for line in said), said
+        assert ("active: proposals for frames on /pcam/left/image/compressed, "
+                "/pcam/right/image/compressed (every_n_frames 1, min_period_s 1)") == said[-1], said
         topics = dict(node.get_publisher_names_and_types_by_node("proposal_cameras_test", "/pcam"))
         assert {"/pcam/left/proposals", "/pcam/right/proposals", "/pcam/left/proposals_started",
                 "/pcam/right/proposals_started"} <= set(topics)

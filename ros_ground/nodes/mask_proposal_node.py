@@ -55,7 +55,11 @@ class MaskProposalNode(ModelNode):
         qos_by_name(p["image_qos"])
         provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
             spec, checkpoint=ckpt, device=_resolve_device(device)))
+        started = time.perf_counter()
         self._sam = provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
+        self.get_logger().info(f"{'shares' if self._sam_provider else 'loaded'} SAM "
+                               f"{p['sam_model']!r} on {getattr(self._sam, 'device', '?')} in "
+                               f"{time.perf_counter() - started:.1f} s")
         self._cameras = list(p["cameras"])  # read at configure, like the publishers
         self._pubs = {camera: self.lifecycle_publisher(EntityProposals, topic, RELIABLE)
                       for camera, topic in zip(self._cameras,
@@ -73,6 +77,9 @@ class MaskProposalNode(ModelNode):
                 self, topic, lambda msg, c=camera: self._on_image(msg, c),
                 transport=p["image_transport"], qos_name=p["image_qos"]))
         self.opened(self.create_timer(1.0, lambda: [i.check() for i in self.inputs.values()]))
+        self.get_logger().info(
+            f"active: proposals for frames on {', '.join(i.topic for i in self.inputs.values())} "
+            f"(every_n_frames {p['every_n_frames']}, min_period_s {p['min_period_s']:g})")
 
     def before_close(self) -> None:
         with self._cond:
