@@ -13,9 +13,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ros_ground import settings
-from ros_ground.engine import EngineConfig
+
+if TYPE_CHECKING:  # the engine imports torch: only a subcommand that runs a model loads it
+    from ros_ground.engine import EngineConfig
 
 
 def _flag_type(setting: settings.Setting) -> Callable[[str], object]:
@@ -36,6 +39,8 @@ def _flag_type(setting: settings.Setting) -> Callable[[str], object]:
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
     """The EngineConfig the engine flags of `_add_model_args` describe."""
+    from ros_ground.engine import EngineConfig
+
     return EngineConfig.from_settings(vars(args))
 
 

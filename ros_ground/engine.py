@@ -35,7 +35,7 @@ from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
 from ros_ground.sam.predictor import timed_stage
 from ros_ground.streaming import PhraseStream, ProgressCallback
 
-MODES = settings.by_name(settings.ENGINE)["mode"].choices
+MODES = settings.MODES
 
 
 def _default(name: str):

@@ -154,3 +154,16 @@ def test_numeric_flags_out_of_range_are_usage_errors(args, expected, capsys):
     with pytest.raises(SystemExit) as done:
         main(args)
     assert done.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_the_command_line_starts_without_torch():
+    # `ros-ground ask`, `--help` and usage errors answer in a fraction of a second: torch (about
+    # 5 s to import on this CPU) loads only for a subcommand that runs a model
+    code = ("import sys; from ros_ground import cli; from ros_ground.nodes import cli as ros_cli"
+            "; cli.build_parser(ros_cli.add_ros_commands).parse_args(['ask', 'hi'])"
+            "; import ros_ground.nodes.ask"
+            "; print(sorted(m for m in ('torch', 'transformers', 'segment_anything', 'spacy') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from ros_ground import cli as core_cli
-from ros_ground.engine import MODES
+from ros_ground.settings import MODES
 
 
 def add_ros_commands(sub) -> None:
