@@ -55,6 +55,7 @@ import cv2
 import numpy as np
 
 from ros_ground.entities import score_entities
+from ros_ground.metrics import iou
 
 # hue ranges in degrees (OpenCV's hue x 2) of the chromatic colour words
 HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70),),
@@ -186,11 +187,6 @@ def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
 def _holds(relation: str, a: np.ndarray, b: np.ndarray) -> bool:
     return {"left": a[0] < b[0], "right": a[0] > b[0], "front": a[1] > b[1],
             "behind": a[1] < b[1]}[relation]
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
@@ -354,7 +350,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
 
     def pair(i: int, j: int) -> bool:  # two objects, related as the words say
         return (i != j and _holds(relation, centres[i], centres[j])
-                and _iou(masks[i], masks[j]) <= MAX_PAIR_IOU)
+                and iou(masks[i], masks[j]) <= MAX_PAIR_IOU)
 
     def best_landmark(exclude: int | None = None) -> int | None:
         allowed_j = ok_landmark.copy()
