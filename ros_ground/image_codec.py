@@ -356,10 +356,16 @@ def _check_declared_size(raw: np.ndarray, format: str, max_pixels: int) -> None:
 
 
 def encode_rgb8(image: np.ndarray) -> tuple[int, int, int, bytes]:
-    """(height, width, step, data) of an RGB uint8 image, for an rgb8 message."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ImageDecodeError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    """(height, width, step, data) of an HxWx3 uint8 RGB image, for an rgb8 message.
+
+    Raises ImageDecodeError for another shape or dtype: a cast would wrap or truncate the
+    values (a float image in 0..1 would go out black) instead of failing.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageDecodeError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} with "
+                               f"shape {image.shape}")
+    image = np.ascontiguousarray(image)
     height, width = image.shape[:2]
     return height, width, width * 3, image.tobytes()
 

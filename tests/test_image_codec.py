@@ -79,6 +79,15 @@ def test_encode_rgb8_round_trip():
     h, w, step, data = encode_rgb8(RGB)
     out = decode_image("rgb8", h, w, step, 0, data)
     np.testing.assert_array_equal(out, RGB)
+    h, w, step, data = encode_rgb8(RGB[:, ::-1])  # a strided view is packed, not misread
+    np.testing.assert_array_equal(decode_image("rgb8", h, w, step, 0, data), RGB[:, ::-1])
+
+
+@pytest.mark.parametrize("image", [RGB / 255.0, RGB.astype(np.int64) + 200, RGB[:, :, 0],
+                                   np.dstack([RGB, RGB[:, :, :1]])])
+def test_encode_rgb8_refuses_what_a_cast_would_corrupt(image):
+    with pytest.raises(ImageDecodeError, match="expected an HxWx3 uint8 RGB image"):
+        encode_rgb8(image)
 
 
 @settings(max_examples=400, deadline=None)
