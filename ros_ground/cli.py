@@ -207,14 +207,12 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.engine import build_engine_from_settings
     from ros_ground.errors import check_prompt
-    from ros_ground.image_codec import check_image_size
     from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png
 
     check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
     if args.overlay:
         check_writable(args.overlay)
-    image = load_rgb(args.image)
-    check_image_size(image.shape[0], image.shape[1], args.max_image_pixels)
+    image = load_rgb(args.image, args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])
     engine = build_engine_from_settings(vars(args))
     if args.region or args.point:
@@ -333,6 +331,9 @@ def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"ros-ground {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while loading or running: no traceback
+        print(f"ros-ground {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

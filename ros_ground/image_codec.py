@@ -326,7 +326,7 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
     """
     if raw.size == 0:
         raise ImageDecodeError(f"compressed image ({format!r}) has no data")
-    _check_declared_size(raw, format, max_pixels)
+    check_declared_size(raw, max_pixels, f"compressed image ({format!r})")
     try:
         image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
@@ -338,17 +338,19 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
     return image
 
 
-def _check_declared_size(raw: np.ndarray, format: str, max_pixels: int) -> None:
-    """Raises ImageDecodeError when the payload's header declares more than `max_pixels`.
+def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> None:
+    """Raises ImageDecodeError when an encoded image's header declares more than `max_pixels`.
 
-    Pillow's open() parses the header only. A payload Pillow cannot identify is left to
-    OpenCV, whose decoders answer None for it or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS.
+    `data`: the file's bytes (JPEG, PNG, TIFF, ...); `what` names it in the error. Pillow's
+    open() parses the header only, so a decompression bomb is refused before its pixels are
+    allocated. A payload Pillow cannot identify is left to OpenCV, whose decoders answer None
+    for it or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS.
     """
     try:
-        with PIL.Image.open(io.BytesIO(raw.tobytes())) as header:
+        with PIL.Image.open(io.BytesIO(_byte_view(data).tobytes())) as header:
             width, height = header.size
     except PIL.Image.DecompressionBombError as exc:  # above twice Pillow's own limit
-        raise ImageDecodeError(f"compressed image ({format!r}) is above the limit of {max_pixels} "
+        raise ImageDecodeError(f"{what} is above the limit of {max_pixels} "
                                f"(max_image_pixels): {exc}") from exc
     except Exception:  # noqa: BLE001 - Pillow raises many types for what it cannot parse
         return

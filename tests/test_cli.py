@@ -167,3 +167,33 @@ def test_the_command_line_starts_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("side,limit", [(100000, 4096 * 4096), (300, 1000)])
+def test_an_image_file_above_the_limit_is_refused_from_its_header(tmp_path, capsys, side, limit):
+    # a PNG declaring 100000x100000 (OpenCV's own cap is 2^30 pixels) is refused in one line
+    # before a model loads or a pixel is decoded, by --max-image-pixels as by the default
+    from test_image_codec import _declaring
+
+    from ros_ground.cli import main
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_declaring(".png", side, side))
+    assert main(["ground", "--model", "no-such-model", "--image", str(path),
+                 "--max-image-pixels", str(limit)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ros-ground ground: error: {path} is above the limit of {limit} "
+                          "(max_image_pixels)") or f"image {side}x{side} has {side * side} pixels, " \
+        f"above the limit of {limit}" in err, err
+    assert "no-such-model" not in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_grounding_prints_one_line(monkeypatch, capsys, png):
+    from ros_ground import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.CORE_COMMANDS, "ground", interrupted)
+    assert cli.main(["ground", "--image", str(png)]) == 130
+    assert capsys.readouterr().err == "ros-ground ground: interrupted\n"

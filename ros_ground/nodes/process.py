@@ -33,6 +33,7 @@ from __future__ import annotations
 import faulthandler
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -163,7 +164,11 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
         from ros_ground.nodes.common import autostart
         from ros_ground.nodes.executor import DEFAULT_THREADS, CallbackExecutor
 
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        except Exception as exc:  # noqa: BLE001 - rcl's RCLError: the --ros-args do not parse
+            _say(f"cannot start: {_rcl_message(exc)}")
+            raise SystemExit(2) from None
         for make in makers:
             nodes.append(make())
         for node in nodes:
@@ -189,6 +194,11 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
             traceback.print_exc()
             code = code or 1
         exit_now(code)
+
+
+def _rcl_message(exc: Exception) -> str:
+    """rcl's error without the C source locations it appends (", at src/rcl/arguments.c:415")."""
+    return re.sub(r",? at \S+:\d+", "", str(exc)).strip()
 
 
 def _stop_nodes(nodes: list, executor) -> None:
