@@ -163,8 +163,10 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
     for pattern in markers.placeholders:  # with the line break or space that follows it
         text = re.sub(pattern + r"[ \t]*\n?", "", text)
     # format characters (zero-width spaces and joiners, direction marks) would end up inside
-    # phrases: "the duck\u200b"
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    # phrases: "the duck\u200b"; control characters but line breaks and tabs split the words
+    # they sit in for the tagger ("is\x01 the mug" had no noun phrase): a space each
+    text = "".join(" " if unicodedata.category(c) == "Cc" and c not in "\t\n\r" else c
+                   for c in text if unicodedata.category(c) != "Cf")
     while True:  # until none is left: removing one can join the pieces of another
         cleaned = text
         for pattern in TURN_MARKERS:
