@@ -140,7 +140,8 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
     ground = sub.add_parser("ground", help="ground a prompt's answer in one image file (no ROS)")
     ground.add_argument("--image", required=True, help="PNG/JPEG file")
-    ground.add_argument("--prompt", default="Describe the image in detail.")
+    ground.add_argument("--prompt", default="Describe the image in detail.",
+                        help="a description request, question or command (default: %(default)r)")
     _add_model_args(ground)
     ground.add_argument("--depth", metavar="FILE",
                         help="depth registered to the image: a 16-bit PNG in millimetres or a "
@@ -167,8 +168,11 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                              "max_prompt_chars)")
 
     evaluate = sub.add_parser("eval", help="grounding metrics on simulated scenes")
-    evaluate.add_argument("--scenes", type=_positive, default=20)
-    evaluate.add_argument("--seed", type=_non_negative, default=0)
+    evaluate.add_argument("--scenes", type=_positive, default=20,
+                          help="scenes to render and ground (default %(default)s)")
+    evaluate.add_argument("--seed", type=_non_negative, default=0,
+                          help="seed of the first scene; the scenes are SEED..SEED+SCENES-1, "
+                               "disjoint from the training seeds (default %(default)s)")
     _add_model_args(evaluate)
     evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command", "region"),
                           default="describe",
@@ -189,12 +193,15 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "which palette brings)")
 
     bench = sub.add_parser("bench", help="benchmarks; writes bench/RESULTS.md and results.json")
-    bench.add_argument("--quick", action="store_true")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--quick", action="store_true",
+                       help="smaller counts, under a minute; writes bench/RESULTS.quick.md and "
+                            "results.quick.json, leaving the full run's files")
+    bench.add_argument("--json", action="store_true", help="print the results as one JSON line")
     bench.add_argument("--gpu", action="store_true",
                        help="on a CUDA machine: the LLaVA-1.5-7B-shaped fp16 row")
     bench.add_argument("--soak", type=positive_seconds, metavar="SECONDS",
-                       help="only the streaming soak, for this long")
+                       help="only the streaming soak, for this long (memory trend); merged "
+                            "into bench/results.json and RESULTS.md as the soak row")
     bench.add_argument("--threads", type=_positive, help="torch threads for CPU models (default 1)")
     train = sub.add_parser("train", add_help=False,
                            help="train the embedded sim models: train lmm|sam|data|eval|all (-h)")

@@ -15,11 +15,13 @@ from ros_ground.settings import MODES
 
 def add_ros_commands(sub) -> None:
     ask = sub.add_parser("ask", help="send a prompt to a running grounding node (ROS action)")
-    ask.add_argument("prompt")
+    ask.add_argument("prompt", help="a description request, question or command")
     ask.add_argument("--namespace", default="", help="namespace of the grounding node")
     ask.add_argument("--timeout", type=core_cli.positive_seconds, default=120.0,
-                     help="seconds to wait for the result")
-    ask.add_argument("--mode", choices=("",) + MODES, default="")
+                     help="seconds to wait for the result, of which at most 30 for the action "
+                          "server (default %(default)g)")
+    ask.add_argument("--mode", choices=("",) + MODES, default="", metavar="{" + ",".join(MODES) + "}",
+                     help="grounding mode of this goal (default: the node's `mode` parameter)")
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--overlay", metavar="OUT.png", help="write the node's overlay image")
 
