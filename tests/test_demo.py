@@ -46,3 +46,30 @@ def test_demo_runs_the_composed_graph(tmp_path):
     width = OOD_RANGES.width[0]
     assert Image.open(pictures[0]).size == (width, round(width / OOD_RANGES.aspect[0]))
     assert "demo.yaml" in text
+
+
+def test_a_node_that_cannot_configure_ends_the_wait_with_its_own_error(tmp_path):
+    # a model that does not load used to leave the demo waiting 300 s for outlines, then
+    # blaming "no action server"; the watch reads the configure error from the graph's log
+    pytest.importorskip("rclpy")
+    from ros_ground.nodes.demo import GraphFailed, GraphWatch
+
+    log = tmp_path / "graph.log"
+    log.write_text("[INFO] [1.0] [demo.sim_camera_node]: scene 0: a red mug\n")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        watch = GraphWatch(sleeper, log)
+        assert watch.failure() is None
+        watch.check()  # nothing to say yet
+        with open(log, "a") as out:
+            out.write("[ERROR] [2.0] [demo.grounding_node]: configure failed: SamLoadError: "
+                      "unknown SAM spec '/nonexistent'\n")
+        with pytest.raises(GraphFailed, match=r"^demo.grounding_node: configure failed: "
+                                              r"SamLoadError: unknown SAM spec '/nonexistent'$"):
+            watch.check()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    watch = GraphWatch(sleeper, tmp_path / "graph.log")
+    watch._offset = log.stat().st_size  # the error already read: the ended process is the news
+    assert watch.failure() == "the graph's process ended with status -9"

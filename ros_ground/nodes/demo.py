@@ -69,6 +69,38 @@ def _graph_command(model: str | None, sam_model: str | None) -> list[str]:
 
 
 PROPOSAL_WAIT_S = 300.0  # config/demo.yaml: a proposal run takes 25-60 s on a 2-core CPU
+FAILED = ("configure failed: ", "configure refused: ")  # ros_ground.nodes.lifecycle's errors
+
+
+class GraphFailed(RuntimeError):
+    """A node of the graph could not configure, or the graph's process ended."""
+
+
+class GraphWatch:
+    """Reads the graph's log as it grows, so a node that failed to configure (a model that does
+    not load) ends the demo at once with its own error, not after minutes of waiting."""
+
+    def __init__(self, process: subprocess.Popen, log_path: Path):
+        self._process, self._log, self._offset = process, log_path, 0
+
+    def failure(self) -> str | None:
+        """The first configure error logged, or how the process ended; None while all is well."""
+        with open(self._log, errors="replace") as log:
+            log.seek(self._offset)
+            for line in log:
+                for marker in FAILED:
+                    if marker in line:
+                        node = line.split("]: ", 1)[0].rsplit("[", 1)[-1]
+                        return f"{node}: {marker}{line.split(marker, 1)[1].strip()}"
+            self._offset = log.tell()
+        code = self._process.poll()
+        return None if code is None else f"the graph's process ended with status {code}"
+
+    def check(self) -> None:
+        """Raises GraphFailed with `failure()`'s text when there is one."""
+        why = self.failure()
+        if why:
+            raise GraphFailed(why)
 
 
 class RecentFrames:
@@ -147,6 +179,7 @@ def run_demo(args) -> int:
     # (it has its own process; a SIGTERM to the demo alone would otherwise leave it running)
     previous_sigterm = _sigterm_raises_keyboard_interrupt()
     node = None
+    watch = GraphWatch(graph, log_path)
     try:
         scorer = _load_scorer()  # now, while the graph starts: loading it later would interrupt the answers
         # rclpy's handlers would shut the context down under a running spin (a second error)
@@ -161,7 +194,7 @@ def run_demo(args) -> int:
                                  lambda m: (proposals.append(m), frames.outlined(m.header)), RELIABLE)
         node.create_subscription(Header, "proposals_started", frames.outlined, RELIABLE)
         started = time.monotonic()
-        if not _spin_until(node, lambda: truths, 120):
+        if not _spin_until(node, lambda: truths, 120, watch):
             print(f"[demo] no ground truth from the sim camera; see {log_path}", file=sys.stderr)
             return 1
         truth = truths[-1]
@@ -175,7 +208,7 @@ def run_demo(args) -> int:
         # their depth in the grounding node, can come before every subscription is matched
         heard = stamp_to_ns(truths[0].header.stamp)
         if _spin_until(node, lambda: any(stamp_to_ns(p.header.stamp) > heard for p in proposals),
-                       PROPOSAL_WAIT_S):
+                       PROPOSAL_WAIT_S, watch):
             print(f" {len(proposals[-1].entities)} outlines after {time.monotonic() - waited:.1f} s")
         else:
             print(f" none after {PROPOSAL_WAIT_S:.0f} s; answering without them")
@@ -193,6 +226,7 @@ def run_demo(args) -> int:
                 print(text[shown[0]:], end="", flush=True)
                 shown[0] = len(text)
 
+            watch.check()
             response = ask(node, prompt, NAMESPACE, timeout=240.0, on_feedback=stream)
             command = prompt.startswith("Pick up")
             if response.text[shown[0]:]:
@@ -214,8 +248,9 @@ def run_demo(args) -> int:
                       truths, scorer)
         print(f"\n[demo] Done in {time.monotonic() - started:.0f} s; the graph's log is {log_path}")
         return 0 if all(r.status == 0 for r in results) else 1
-    except TimeoutError as exc:
-        print(f"\n[demo] {exc}; see {log_path}", file=sys.stderr)
+    except (TimeoutError, GraphFailed) as exc:
+        why = watch.failure() if isinstance(exc, TimeoutError) else None  # the cause, if logged
+        print(f"\n[demo] {why or exc}; see {log_path}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\n[demo] Interrupted: stopping the graph", file=sys.stderr)
@@ -246,10 +281,15 @@ def _sigterm_raises_keyboard_interrupt():
     return signal.signal(signal.SIGTERM, interrupt)
 
 
-def _spin_until(node, predicate, timeout: float) -> bool:
+def _spin_until(node, predicate, timeout: float, watch: GraphWatch | None = None) -> bool:
+    """Spin until `predicate()` or `timeout` s; raises GraphFailed when `watch` finds a failure."""
     deadline = time.monotonic() + timeout
+    checked = 0.0
     while time.monotonic() < deadline and not predicate():
         rclpy.spin_once(node, timeout_sec=0.05)
+        if watch is not None and time.monotonic() - checked > 0.5:
+            watch.check()
+            checked = time.monotonic()
     return bool(predicate())
 
 
