@@ -99,10 +99,10 @@ _DESTINATION = re.compile(
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
-# head nouns that name the picture or a property asked about, not an object in the scene
+# head nouns that name the picture or a property asked about, or are courtesy, not an object
 NOT_OBJECTS = frozenset(
     "image picture photo photograph scene view frame detail details colour color size shape "
-    "kind type material".split())
+    "kind type material thanks thank please hello hi bye okay ok sorry".split())
 
 
 def command_pieces(text: str) -> list[tuple[int, int]]:
@@ -212,6 +212,16 @@ def _spatial_object(token) -> bool:
             or (word == "of" and head in PLACE_NOUNS))
 
 
+def _imperative(nlp, word: str) -> bool:
+    """Whether `word`, a phrase opening its piece, is a verb the tagger took for a proper noun
+    for its capital: one of COMMAND_VERBS ("Lay the duck ..."), or a word it tags a verb once
+    lower-cased ("Describe." is a proper noun, "describe." a verb; "mug." stays a noun)."""
+    word = word.lower()
+    if word in COMMAND_VERBS:
+        return True
+    return word.isalpha() and nlp(word + ".")[0].pos_ == "VERB"
+
+
 def _loose_nouns(doc) -> list:
     """Nouns the parser attached as an unlabelled dependent ("dep"), and those coordinated with
     them, which no noun chunk holds: "the mug or the cube" of "which is bigger, the mug or the
@@ -262,7 +272,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                        and re.search(r"\bleave\b", piece, re.IGNORECASE) is not None)
         found = [p for p in _piece_phrases(nlp, piece, cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS
-                 and not (p.char_start == 0 and p.text.lower() in COMMAND_VERBS)]
+                 and not (p.char_start == 0 and _imperative(nlp, p.text))]
         for k, (phrase, (rule, placing)) in enumerate(zip(found, _target_rules(nlp, piece, found))):
             if rule is not None and k == 0 and cut is not None and not re.search(
                     r"\w", piece[:phrase.char_start]):

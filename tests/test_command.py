@@ -91,6 +91,15 @@ COMMANDS = {
     "Which is bigger, the mug or the cube?": "the mug",
     "Pick up the cube nearest the camera.": "the cube",
     "Describe the image in detail.": None,
+    # a one-word imperative the tagger takes for a proper noun for its capital, and courtesy
+    "Describe.": None,
+    "Explain!": None,
+    "Thanks!": None,
+    "Thank you.": None,
+    # while a one-word object stays one
+    "Mug.": "Mug",
+    "Cube?": "Cube",
+    "Tray.": "Tray",
     "What is it?": None,
     "": None,
 }
