@@ -95,6 +95,37 @@ def test_checks_name_the_setting_and_convert_to_the_engines_form():
         declared["image_qos"].check("fastest")
 
 
+def test_a_misspelt_parameter_override_is_warned_about():
+    # ROS ignores an override no parameter is declared for: "rate_hs: 2.0" in a params file
+    # left the camera at its default rate without a word
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from ros_ground.nodes.params import declare
+
+    rclpy.init()
+    node = None
+    try:
+        node = Node("typo_test", parameter_overrides=[
+            Parameter("rate_hs", value=2.0), Parameter("seed", value=3),
+            Parameter("model", value="sim"),  # the grounding node's: a shared section is fine
+            Parameter("qos_overrides./image_raw.publisher.depth", value=3),
+            Parameter("zzz_unrelated", value=1)])
+        said = []
+        node.get_logger = lambda: type("Log", (), {"warning": lambda self, text: said.append(text)})()
+        assert declare(node, settings.SIM_CAMERA) == {}
+        assert node.get_parameter("seed").value == 3
+        assert said == [
+            "parameter 'rate_hs' was given but is not one of this node's, so it is ignored: did "
+            "you mean 'rate_hz'?",
+            "parameter 'zzz_unrelated' was given but is not one of this node's, so it is ignored"]
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def test_node_parameters_default_and_range_as_declared():
     rclpy = pytest.importorskip("rclpy")
     from ros_ground.nodes.grounding_node import GroundingNode

@@ -7,6 +7,7 @@ A setting that is not `live` is read at configure: it may be set at any time (it
 
 from __future__ import annotations
 
+import difflib
 import sys
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -58,7 +59,29 @@ def declare(node, table) -> dict[str, str]:
             if isinstance(s.default, str) and "BOOL" in refused[s.name]:
                 refused[s.name] += (" (YAML reads a bare on / off / yes / no as a boolean: "
                                     f"quote the text, {s.name}: \"on\" or -p '{s.name}:=\"on\"')")
+    for warning in unknown_overrides(node, table):
+        node.get_logger().warning(warning)
     return refused
+
+
+def unknown_overrides(node, table) -> list[str]:
+    """A warning for each override given to `node` (params file, `-p`) that names no parameter
+    of it nor of another ros_ground node: a misspelt name, which ROS ignores without a word.
+
+    Reads rclpy's Node._parameter_overrides (no public accessor; {} if it goes away).
+    Parameters rclpy declares later (qos_overrides.*) and use_sim_time are left out.
+    """
+    ours = {s.name for s in table}
+    known = {s.name for t in (GROUNDING_PARAMS, PROPOSAL_PARAMS, SIM_CAMERA_PARAMS) for s in t}
+    warnings = []
+    for name in sorted(getattr(node, "_parameter_overrides", {}) or {}):
+        if name in known or name.startswith("qos_overrides.") or node.has_parameter(name):
+            continue
+        close = difflib.get_close_matches(name, sorted(ours), n=1)
+        hint = f": did you mean {close[0]!r}?" if close else ""
+        warnings.append(f"parameter {name!r} was given but is not one of this node's, so it "
+                        f"is ignored{hint}")
+    return warnings
 
 
 def values(node, table) -> dict:
