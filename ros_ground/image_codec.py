@@ -71,6 +71,7 @@ DEPTH_ENCODINGS = tuple(sorted(_DEPTH))
 # compressed_depth_image_transport's ConfigHeader: int32 compressionFormat (INV_DEPTH = 0),
 # float32 depthParam[2] (the inverse-depth quantisation A, B), in the sender's byte order
 _DEPTH_HEADER = struct.Struct("<iff")
+_JPEG_TAIL = 64  # bytes at a JPEG's end searched for its EOI marker (writers may pad after it)
 
 
 def decode_image(
@@ -327,6 +328,7 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
     if raw.size == 0:
         raise ImageDecodeError(f"compressed image ({format!r}) has no data")
     check_declared_size(raw, max_pixels, f"compressed image ({format!r})")
+    check_complete(raw, f"compressed image ({format!r})")
     try:
         image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
@@ -336,6 +338,18 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
                                "payload or corrupt")
     check_image_size(image.shape[0], image.shape[1], max_pixels)
     return image
+
+
+def check_complete(data, what: str = "image") -> None:
+    """Raises ImageDecodeError for a JPEG without its end-of-image marker: a frame cut short.
+
+    libjpeg decodes such a frame with its missing rows grey and only warns on stderr, so a
+    truncated frame would be grounded as if whole. The marker may be followed by padding.
+    """
+    raw = _byte_view(data)
+    if raw[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in raw[-_JPEG_TAIL:].tobytes():
+        raise ImageDecodeError(f"{what} is a truncated JPEG: its {raw.size} bytes end without "
+                               "the end-of-image marker")
 
 
 def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> None:

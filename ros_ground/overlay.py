@@ -14,7 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ros_ground.image_codec import DEFAULT_MAX_PIXELS, check_declared_size, check_image_size
+from ros_ground.image_codec import (
+    DEFAULT_MAX_PIXELS,
+    check_complete,
+    check_declared_size,
+    check_image_size,
+)
 from ros_ground.results import GroundedPhrase
 
 # Okabe & Ito's colour-blind-safe palette (black left out: it is the outlines' halo), then three
@@ -254,13 +259,14 @@ def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
     Raises OSError if it cannot be read (saying so when there is no such file) and
     image_codec.ImageDecodeError (a ValueError) when it has more than `max_pixels` pixels,
-    judged from its header before it is decoded.
+    judged from its header before it is decoded, or is a truncated JPEG.
     """
     if not Path(path).is_file():
         raise OSError(f"could not read an image from {path}: "
                       + ("a folder" if Path(path).is_dir() else "no such file"))
     data = np.fromfile(path, dtype=np.uint8)
     check_declared_size(data, max_pixels, str(path))
+    check_complete(data, str(path))
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as exc:  # e.g. above OPENCV_IO_MAX_IMAGE_PIXELS in a format Pillow lacks

@@ -318,6 +318,15 @@ def test_compressed_size_limit_read_from_the_header(ext, format, side):
         decode_compressed(format, _declaring(ext, side, side), max_pixels=4096 * 4096)
 
 
+@pytest.mark.parametrize("cut", [1, 2, 100])
+def test_a_truncated_jpeg_is_refused(cut):
+    # libjpeg would decode the rows it has and grey the rest, warning only on stderr
+    whole = _encoded(".jpg", np.random.RandomState(0).randint(0, 255, (64, 64, 3), np.uint8))
+    assert decode_compressed("jpeg", whole + b"\0" * 16).shape == (64, 64, 3)  # padding is fine
+    with pytest.raises(ImageDecodeError, match=f"truncated JPEG: its {len(whole) - cut} bytes"):
+        decode_compressed("jpeg", whole[:-cut])
+
+
 def test_compressed_depth_size_limit_read_from_the_header():
     payload = _DEPTH_HEADER.pack(0, 0.0, 0.0) + _declaring(".png", 16384, 16384)
     with pytest.raises(ImageDecodeError, match="limit of 100 "):
