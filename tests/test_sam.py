@@ -369,8 +369,18 @@ def test_corrupt_and_missing_files(tmp_path):
         load_sam("tiny", checkpoint=str(bad))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"definitely not a checkpoint")
-    with pytest.raises(SamLoadError):
+    with pytest.raises(SamLoadError, match=r"junk.pth is not a SAM checkpoint: neither a PyTorch "
+                                           r"file nor safetensors \(it starts with b'definite'\)"):
         load_sam("tiny", checkpoint=str(junk))
+    # a pickle that would run code: refused in one line, torch's advice to its users left out
+    import pickle
+
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"x": print}, protocol=2))
+    with pytest.raises(SamLoadError, match="refused to load .*evil.pth: it holds more than plain "
+                                           "tensors") as refused:
+        load_sam("tiny", checkpoint=str(evil))
+    assert "\n" not in str(refused.value)
     with pytest.raises(SamLoadError, match="not found"):
         load_sam("tiny", checkpoint=str(tmp_path / "absent.pth"))
     with pytest.raises(SamLoadError, match="unknown SAM spec"):

@@ -92,14 +92,19 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own SafetensorError as well as OSError
             raise SamLoadError(f"corrupt safetensors file {path}: {exc}") from exc
+    elif not head.startswith((b"PK", b"\x80")):  # torch.save's zip archive, or a legacy pickle
+        raise SamLoadError(f"{path} is not a SAM checkpoint: neither a PyTorch file nor "
+                           f"safetensors (it starts with {head[:8]!r})")
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            # torch's first line says what was refused; the rest is advice for its own users
+            why = next((line for line in str(exc).splitlines() if line.strip()), "")
             raise SamLoadError(
                 f"refused to load {path}: it holds more than plain tensors "
                 "(torch.load weights_only=True). "
-                f"Convert it to safetensors in a trusted environment. ({exc})"
+                f"Convert it to safetensors in a trusted environment. ({why})"
             ) from exc
         except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
             raise SamLoadError(f"corrupt or unreadable SAM checkpoint {path}: {exc}") from exc
