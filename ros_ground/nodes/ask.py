@@ -36,7 +36,8 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
         wait_s = min(timeout, 30.0)
         if not client.wait_for_server(timeout_sec=wait_s):
             raise TimeoutError(f"no action server at {action!r} within {wait_s:g} s (discovery "
-                               "can take a second): is grounding_node running?")
+                               "can take a second): is grounding_node running and active "
+                               "(configured; a failed configure is in its log)?")
         send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode),
                                       feedback_callback=on_feedback)
         _spin_until(node, send.done, deadline)
