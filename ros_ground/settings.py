@@ -251,13 +251,13 @@ PROPOSAL = (
 )
 
 SIM_CAMERA = (
-    S("seed", 0, "scene seed; changing it loads a new scene", True),
+    S("seed", 0, "scene seed; changing it loads a new scene", True, low=0),
     S("rate_hz", 5.0, "publish rate of image_raw, camera_info and ground_truth", low=0.01),
     S("scene_set", "in", "in: the classic setting (`width` x `height`); randomised: camera, image "
       "size, light, table and paint drawn over the training ranges; ood: outside them "
       "(ros_ground.sim.ranges)", True, choices=("in", "randomised", "ood")),
-    S("width", 320, "image width in pixels (scene_set in)", True, low=1),
-    S("height", 240, "image height in pixels (scene_set in)", True, low=1),
+    S("width", 320, "image width in pixels (scene_set in)", True, low=1, high=4096),
+    S("height", 240, "image height in pixels (scene_set in)", True, low=1, high=4096),
     S("num_objects", 4, "objects on the table", True, low=2, high=6),
     S("objects", "", "comma-separated categories to place (empty = random)", True),
     S("frame_id", "sim_camera", "frame_id of the published messages"),

@@ -166,10 +166,13 @@ def check_intrinsics(k: np.ndarray) -> np.ndarray:
     """K as a float64 3x3 array; ValueError unless it is an upper-triangular camera matrix with
     positive focal lengths."""
     k = np.asarray(k, dtype=np.float64)
-    if k.shape != (3, 3) or not np.all(np.isfinite(k)):
-        raise ValueError(f"K must be a finite 3x3 matrix, got shape {k.shape}")
+    if k.shape != (3, 3):
+        raise ValueError(f"K must be a 3x3 matrix, got shape {k.shape}")
+    if not np.all(np.isfinite(k)):
+        raise ValueError(f"K must be finite, got {k.ravel().tolist()}")
     if k[0, 0] <= 0 or k[1, 1] <= 0 or np.any(k[2] != (0, 0, 1)) or k[1, 0] != 0:
-        raise ValueError(f"K is not a camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]: {k}")
+        raise ValueError("K is not a camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with "
+                         f"fx, fy > 0: {k.ravel().tolist()}")
     return k
 
 

@@ -95,6 +95,12 @@ def test_checks_name_the_setting_and_convert_to_the_engines_form():
         declared["image_qos"].check("fastest")
 
 
+@pytest.mark.parametrize("name,value", [("seed", -1), ("width", 100000), ("height", 0)])
+def test_the_sim_camera_refuses_a_scene_it_cannot_render(name, value):
+    with pytest.raises(ValueError, match=name):
+        settings.by_name(settings.SIM_CAMERA)[name].check(value)
+
+
 def test_a_misspelt_parameter_override_is_warned_about():
     # ROS ignores an override no parameter is declared for: "rate_hs: 2.0" in a params file
     # left the camera at its default rate without a word

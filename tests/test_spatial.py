@@ -130,8 +130,12 @@ def test_bad_inputs_raise():
         depth_to_metres(depth, "8UC1")
     with pytest.raises(ValueError, match="uint16"):
         depth_to_metres(np.zeros((4, 4), np.uint8) > 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"K must be a 3x3 matrix, got shape \(3, 4\)"):
         check_intrinsics(np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"K must be finite, got \[nan, 0.0"):
+        check_intrinsics(np.where(np.eye(3) > 0, np.nan, 0.0))
+    with pytest.raises(ValueError, match=r"fx, fy > 0: \[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0\]"):
+        check_intrinsics(np.zeros((3, 3)))
 
 
 def test_depth_conversion_marks_no_return():
