@@ -22,6 +22,10 @@ ARGUMENTS = {
     "namespace": ("sim", "namespace of the camera and grounding nodes"),
     "seed": ("0", "scene seed"),
     "composed": ("true", "grounding + proposal nodes in one process"),
+    # declared here, before ground.launch.py's (default /camera/image_raw), so --show-args
+    # shows the topic this file passes
+    "image": ("image_raw", "image topic the grounding graph reads (the simulated camera's, "
+              "relative to the namespace)"),
 }
 
 
@@ -42,7 +46,7 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(os.path.join(share, "launch", "ground.launch.py")),
         launch_arguments={
             "namespace": LaunchConfiguration("namespace"),
-            "image": "image_raw",
+            "image": LaunchConfiguration("image"),
             "composed": LaunchConfiguration("composed"),
             "params_file": params_file,
         }.items(),
