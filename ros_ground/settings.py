@@ -20,17 +20,14 @@ import numpy as np
 from ros_ground.camera_watch import camera_topics
 from ros_ground.views import FLIPS, VIEWS, check_views
 
-# The mask proposals' settings (mask_proposal_node, and the engine when it proposes for itself;
-# ros_ground.sam.proposals.AMG_DEFAULTS has segment-anything's own). Looser than SAM's stock
-# filters: for entity selection a missed object costs more than an extra mask proposal, and
-# small models' honest IoU predictions (~0.87 on the sim's objects) fail a 0.88 / 0.95 filter
-# for nearly every object. Kept here, not in ros_ground.sam, so reading the settings (the
-# command line's flags) does not import torch.
-PROPOSAL_DEFAULTS: dict[str, Any] = {
-    "points_per_side": 16,
+# segment-anything's own automatic-mask defaults, tuned for ViT-H on 1024 px images
+# (proposal_zoom, max_zoom_crops and zoom_magnification are ours).
+AMG_DEFAULTS: dict[str, Any] = {
+    "points_per_side": 32,
     "points_per_batch": 64,
-    "pred_iou_thresh": 0.7,
-    "stability_score_thresh": 0.8,
+    "pred_iou_thresh": 0.88,
+    "stability_score_thresh": 0.95,
+    "stability_score_offset": 1.0,
     "box_nms_thresh": 0.7,
     "min_mask_region_area": 0,
     "crop_n_layers": 0,
@@ -38,6 +35,14 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
     "max_zoom_crops": 16,
     "zoom_magnification": 1.0,
 }
+# The mask proposals' settings (mask_proposal_node, and the engine when it proposes for
+# itself). Looser than SAM's stock filters: for entity selection a missed object costs more than
+# an extra mask proposal, and small models' honest IoU predictions (~0.87 on the sim's objects)
+# fail a 0.88 / 0.95 filter for nearly every object. Both live here, not in ros_ground.sam, so
+# reading the settings (the command line's flags) does not import torch.
+PROPOSAL_DEFAULTS: dict[str, Any] = {
+    **{name: value for name, value in AMG_DEFAULTS.items() if name != "stability_score_offset"},
+    "points_per_side": 16, "pred_iou_thresh": 0.7, "stability_score_thresh": 0.8}
 
 QOS_NAMES = ("auto", "reliable", "sensor_data", "best_effort")
 TRANSPORTS = ("raw", "compressed")

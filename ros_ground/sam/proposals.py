@@ -39,23 +39,7 @@ from segment_anything.utils.amg import (
 from torchvision.ops import batched_nms, box_area
 
 from ros_ground.sam.windows import check_zoom_magnification, proposal_windows, zoom_side
-from ros_ground.settings import PROPOSAL_DEFAULTS
-
-# segment-anything's own defaults, tuned for ViT-H on 1024 px images (proposal_zoom,
-# max_zoom_crops and zoom_magnification are ours).
-AMG_DEFAULTS: dict[str, Any] = {
-    "points_per_side": 32,
-    "points_per_batch": 64,
-    "pred_iou_thresh": 0.88,
-    "stability_score_thresh": 0.95,
-    "stability_score_offset": 1.0,
-    "box_nms_thresh": 0.7,
-    "min_mask_region_area": 0,
-    "crop_n_layers": 0,
-    "proposal_zoom": False,
-    "max_zoom_crops": 16,
-    "zoom_magnification": 1.0,
-}
+from ros_ground.settings import AMG_DEFAULTS, PROPOSAL_DEFAULTS
 
 # Settings that change how the work is batched (memory), never which masks are proposed.
 BATCHING_SETTINGS = ("points_per_batch",)
