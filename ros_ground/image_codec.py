@@ -71,7 +71,7 @@ DEPTH_ENCODINGS = tuple(sorted(_DEPTH))
 # compressed_depth_image_transport's ConfigHeader: int32 compressionFormat (INV_DEPTH = 0),
 # float32 depthParam[2] (the inverse-depth quantisation A, B), in the sender's byte order
 _DEPTH_HEADER = struct.Struct("<iff")
-_JPEG_TAIL = 64  # bytes at a JPEG's end searched for its EOI marker (writers may pad after it)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def decode_image(
@@ -341,14 +341,17 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
 
 
 def check_complete(data, what: str = "image") -> None:
-    """Raises ImageDecodeError for a JPEG without its end-of-image marker: a frame cut short.
+    """Raises ImageDecodeError for a JPEG without an end-of-image marker after its first scan:
+    a frame cut short.
 
     libjpeg decodes such a frame with its missing rows grey and only warns on stderr, so a
-    truncated frame would be grounded as if whole. The marker may be followed by padding.
+    truncated frame would be grounded as if whole. Data after the marker (padding, the video
+    a motion photo appends) is allowed; entropy-coded data holds no marker, so one after the
+    first start-of-scan ends an image.
     """
-    raw = _byte_view(data)
-    if raw[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in raw[-_JPEG_TAIL:].tobytes():
-        raise ImageDecodeError(f"{what} is a truncated JPEG: its {raw.size} bytes end without "
+    raw = _byte_view(data).tobytes()
+    if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") <= raw.find(b"\xff\xda"):
+        raise ImageDecodeError(f"{what} is a truncated JPEG: its {len(raw)} bytes end without "
                                "the end-of-image marker")
 
 
@@ -357,17 +360,22 @@ def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = 
 
     `data`: the file's bytes (JPEG, PNG, TIFF, ...); `what` names it in the error. Pillow's
     open() parses the header only, so a decompression bomb is refused before its pixels are
-    allocated. A payload Pillow cannot identify is left to OpenCV, whose decoders answer None
-    for it or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS.
+    allocated. A PNG Pillow refuses (a bad CRC on an ancillary chunk, which libpng decodes
+    anyway) is sized from its IHDR. Another payload Pillow cannot identify is left to OpenCV,
+    whose decoders answer None for it or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS.
     """
+    raw = _byte_view(data).tobytes()
     try:
-        with PIL.Image.open(io.BytesIO(_byte_view(data).tobytes())) as header:
+        with PIL.Image.open(io.BytesIO(raw)) as header:
             width, height = header.size
     except PIL.Image.DecompressionBombError as exc:  # above twice Pillow's own limit
-        raise ImageDecodeError(f"{what} is above the limit of {max_pixels} "
-                               f"(max_image_pixels): {exc}") from exc
+        raise ImageDecodeError(f"{what} is above the limit of {max_pixels} (max_image_pixels): its "
+                               "header declares more than "
+                               f"{2 * PIL.Image.MAX_IMAGE_PIXELS} pixels") from exc
     except Exception:  # noqa: BLE001 - Pillow raises many types for what it cannot parse
-        return
+        if raw[:8] != _PNG_SIGNATURE or raw[12:16] != b"IHDR" or len(raw) < 24:
+            return
+        width, height = struct.unpack(">II", raw[16:24])  # IHDR: the first chunk, fixed place
     check_image_size(height, width, max_pixels)
 
 

@@ -322,9 +322,23 @@ def test_compressed_size_limit_read_from_the_header(ext, format, side):
 def test_a_truncated_jpeg_is_refused(cut):
     # libjpeg would decode the rows it has and grey the rest, warning only on stderr
     whole = _encoded(".jpg", np.random.RandomState(0).randint(0, 255, (64, 64, 3), np.uint8))
-    assert decode_compressed("jpeg", whole + b"\0" * 16).shape == (64, 64, 3)  # padding is fine
+    for trailer in (b"\0" * 16, b"\0" * 500, b"\xff" * 500, b"ftypmp42" + bytes(range(256))):
+        # padding, or the video a motion photo appends after the image, is no truncation
+        assert decode_compressed("jpeg", whole + trailer).shape == (64, 64, 3)
     with pytest.raises(ImageDecodeError, match=f"truncated JPEG: its {len(whole) - cut} bytes"):
         decode_compressed("jpeg", whole[:-cut])
+
+
+def test_a_png_pillow_refuses_is_still_sized_from_its_ihdr():
+    # a bad CRC on an ancillary chunk: Pillow refuses the file, libpng only warns and decodes
+    # it, so a bomb of this kind would reach OpenCV
+    import struct
+
+    raw = _declaring(".png", 20000, 20000)
+    text = b"tEXt" + b"Comment\0bomb"
+    raw = raw[:33] + struct.pack(">I", len(text) - 4) + text + b"\0\0\0\0" + raw[33:]
+    with pytest.raises(ImageDecodeError, match=r"image 20000x20000 has 400000000 pixels"):
+        decode_compressed("png", raw)
 
 
 def test_compressed_depth_size_limit_read_from_the_header():
