@@ -15,7 +15,7 @@ import sys
 
 import rclpy
 
-from ros_ground.nodes.process import run_executable
+from ros_ground.nodes.process import cannot_start, run_executable
 
 
 def shared_sam_provider(spec: str, checkpoint: str | None, device: str):
@@ -51,7 +51,10 @@ def node_makers(with_proposals: bool = True, with_sim_camera: bool = False) -> l
 
 
 def main(args=None) -> None:
-    argv = rclpy.utilities.remove_ros_args(args if args is not None else sys.argv)[1:]
+    try:
+        argv = rclpy.utilities.remove_ros_args(args if args is not None else sys.argv)[1:]
+    except RuntimeError as exc:  # rcl's RCLInvalidROSArgsError: the --ros-args do not parse
+        cannot_start(exc)
     parser = argparse.ArgumentParser(prog="ground_container", description=__doc__.splitlines()[0])
     parser.add_argument("--no-proposals", action="store_true", help="run without the proposal node")
     parser.add_argument("--sim", action="store_true", help="also run the simulated camera")

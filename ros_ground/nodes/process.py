@@ -167,8 +167,7 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
         try:
             rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         except Exception as exc:  # noqa: BLE001 - rcl's RCLError: the --ros-args do not parse
-            _say(f"cannot start: {_rcl_message(exc)}")
-            raise SystemExit(2) from None
+            cannot_start(exc)
         for make in makers:
             nodes.append(make())
         for node in nodes:
@@ -194,6 +193,12 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
             traceback.print_exc()
             code = code or 1
         exit_now(code)
+
+
+def cannot_start(exc: Exception) -> NoReturn:
+    """Say in one line why rcl refused the command line's --ros-args (`exc`), and exit 2."""
+    _say(f"cannot start: {_rcl_message(exc)}")
+    exit_now(2)
 
 
 def _rcl_message(exc: Exception) -> str:
