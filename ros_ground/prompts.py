@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from ros_ground.errors import InputError
 
+# ECMA-48 control sequences (CSI: ESC [ params intermediates final) and two-byte escapes
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 SENTINEL = "\u2063ros_ground_user_text\u2063"  # invisible separator: never in a real prompt
 
 # user-turn openers and enders of the families whose model cards users copy from; regexes
@@ -165,6 +167,7 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
     # format characters (zero-width spaces and joiners, direction marks) would end up inside
     # phrases: "the duck\u200b"; control characters but line breaks and tabs split the words
     # they sit in for the tagger ("is\x01 the mug" had no noun phrase): a space each
+    text = _ANSI_ESCAPE.sub(" ", text)  # a terminal's colour codes: "the\x1b[31m mug"
     text = "".join(" " if unicodedata.category(c) == "Cc" and c not in "\t\n\r" else c
                    for c in text if unicodedata.category(c) != "Cf")
     while True:  # until none is left: removing one can join the pieces of another

@@ -96,6 +96,7 @@ COMMANDS = {
     "Explain!": None,
     "Thanks!": None,
     "Thank you.": None,
+    "Cheers.": None,
     # while a one-word object stays one
     "Mug.": "Mug",
     "Cube?": "Cube",

@@ -179,5 +179,6 @@ def test_invisible_format_characters_are_removed():
     assert strip_chat_markup("Pick up the duck\u200b.") == "Pick up the duck."
     assert strip_chat_markup("Where is\x01 the\x7fmug?\x00") == "Where is  the mug?"
     assert strip_chat_markup("Where is\tthe\nmug?") == "Where is\tthe\nmug?"
+    assert strip_chat_markup("Where\x07 is the\x1b[31;1m mug\x1b[0m?") == "Where  is the  mug ?"
     assert strip_chat_markup("\u200eWhere is the\u2060 mug?\ufeff") == "Where is the mug?"
     assert strip_chat_markup("USER: hi ASSISTANT: Pick up the duck") == "hi"  # the last user turn

@@ -77,8 +77,9 @@ def unknown_overrides(node, table) -> list[str]:
     for name in sorted(getattr(node, "_parameter_overrides", {}) or {}):
         if name in known or name.startswith("qos_overrides.") or node.has_parameter(name):
             continue
-        close = difflib.get_close_matches(name, sorted(ours), n=1)
-        hint = f": did you mean {close[0]!r}?" if close else ""
+        # among every ros_ground node's names: a shared section reaches several nodes
+        close = difflib.get_close_matches(name, sorted(ours) + sorted(known - ours), n=3)
+        hint = f": did you mean {' or '.join(map(repr, close))}?" if close else ""
         warnings.append(f"parameter {name!r} was given but is not one of this node's, so it "
                         f"is ignored{hint}")
     return warnings
