@@ -71,7 +71,6 @@ DEPTH_ENCODINGS = tuple(sorted(_DEPTH))
 # compressed_depth_image_transport's ConfigHeader: int32 compressionFormat (INV_DEPTH = 0),
 # float32 depthParam[2] (the inverse-depth quantisation A, B), in the sender's byte order
 _DEPTH_HEADER = struct.Struct("<iff")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def decode_image(
@@ -341,10 +340,9 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
 
 
 def check_complete(data, what: str = "image") -> None:
-    """Raises ImageDecodeError for a JPEG without an end-of-image marker after its first scan:
-    a frame cut short.
+    """Raises ImageDecodeError for a JPEG with no end-of-image marker after its first scan.
 
-    libjpeg decodes such a frame with its missing rows grey and only warns on stderr, so a
+    A frame cut short: libjpeg decodes such a frame with its missing rows grey and only warns on stderr, so a
     truncated frame would be grounded as if whole. Data after the marker (padding, the video
     a motion photo appends) is allowed; entropy-coded data holds no marker, so one after the
     first start-of-scan ends an image.
@@ -370,10 +368,9 @@ def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = 
             width, height = header.size
     except PIL.Image.DecompressionBombError as exc:  # above twice Pillow's own limit
         raise ImageDecodeError(f"{what} is above the limit of {max_pixels} (max_image_pixels): its "
-                               "header declares more than "
-                               f"{2 * PIL.Image.MAX_IMAGE_PIXELS} pixels") from exc
+                               f"header declares over {2 * PIL.Image.MAX_IMAGE_PIXELS} pixels") from exc
     except Exception:  # noqa: BLE001 - Pillow raises many types for what it cannot parse
-        if raw[:8] != _PNG_SIGNATURE or raw[12:16] != b"IHDR" or len(raw) < 24:
+        if raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR" or len(raw) < 24:
             return
         width, height = struct.unpack(">II", raw[16:24])  # IHDR: the first chunk, fixed place
     check_image_size(height, width, max_pixels)
