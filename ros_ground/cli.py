@@ -212,7 +212,6 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
 
 def cmd_ground(args: argparse.Namespace) -> int:
-    from ros_ground.engine import build_engine_from_settings
     from ros_ground.errors import check_prompt
     from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png
 
@@ -221,6 +220,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
         check_writable(args.overlay)
     image = load_rgb(args.image, args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])
+    from ros_ground.engine import build_engine_from_settings  # torch: after the inputs are read
+
     engine = build_engine_from_settings(vars(args))
     if args.region or args.point:
         from ros_ground.regions import resolve_region

@@ -157,11 +157,12 @@ def test_numeric_flags_out_of_range_are_usage_errors(args, expected, capsys):
 
 
 def test_the_command_line_starts_without_torch():
-    # `ros-ground ask`, `--help` and usage errors answer in a fraction of a second: torch (about
-    # 5 s to import on this CPU) loads only for a subcommand that runs a model
+    # `ros-ground ask`, `--help`, usage errors and a bad --image answer in a fraction of a
+    # second: torch (about 5 s to import on this CPU) loads only when a model is about to run
     code = ("import sys; from ros_ground import cli; from ros_ground.nodes import cli as ros_cli"
             "; cli.build_parser(ros_cli.add_ros_commands).parse_args(['ask', 'hi'])"
             "; import ros_ground.nodes.ask"
+            "; assert cli.main(['ground', '--image', '/no/such/image.png']) == 2"
             "; print(sorted(m for m in ('torch', 'transformers', 'segment_anything', 'spacy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
