@@ -326,8 +326,9 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
     """
     if raw.size == 0:
         raise ImageDecodeError(f"compressed image ({format!r}) has no data")
-    check_declared_size(raw, max_pixels, f"compressed image ({format!r})")
-    check_complete(raw, f"compressed image ({format!r})")
+    payload, what = raw.tobytes(), f"compressed image ({format!r})"  # one copy for both checks
+    check_declared_size(payload, max_pixels, what)
+    check_complete(payload, what)
     try:
         image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
@@ -342,12 +343,11 @@ def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
 def check_complete(data, what: str = "image") -> None:
     """Raises ImageDecodeError for a JPEG with no end-of-image marker after its first scan.
 
-    A frame cut short: libjpeg decodes such a frame with its missing rows grey and only warns on stderr, so a
-    truncated frame would be grounded as if whole. Data after the marker (padding, the video
-    a motion photo appends) is allowed; entropy-coded data holds no marker, so one after the
-    first start-of-scan ends an image.
+    A frame cut short, which libjpeg decodes with its missing rows grey, warning only on stderr.
+    Data after the marker (padding, a motion photo's video) is allowed: entropy-coded data holds
+    no marker, so one after the first start-of-scan ends an image.
     """
-    raw = _byte_view(data).tobytes()
+    raw = data if isinstance(data, bytes) else _byte_view(data).tobytes()
     if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") <= raw.find(b"\xff\xda"):
         raise ImageDecodeError(f"{what} is a truncated JPEG: its {len(raw)} bytes end without "
                                "the end-of-image marker")
@@ -362,7 +362,7 @@ def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = 
     anyway) is sized from its IHDR. Another payload Pillow cannot identify is left to OpenCV,
     whose decoders answer None for it or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS.
     """
-    raw = _byte_view(data).tobytes()
+    raw = data if isinstance(data, bytes) else _byte_view(data).tobytes()
     try:
         with PIL.Image.open(io.BytesIO(raw)) as header:
             width, height = header.size

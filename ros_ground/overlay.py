@@ -265,8 +265,9 @@ def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise OSError(f"could not read an image from {path}: "
                       + ("a folder" if Path(path).is_dir() else "no such file"))
     data = np.fromfile(path, dtype=np.uint8)
-    check_declared_size(data, max_pixels, str(path))
-    check_complete(data, str(path))
+    payload = data.tobytes()  # one copy for both checks
+    check_declared_size(payload, max_pixels, str(path))
+    check_complete(payload, str(path))
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as exc:  # e.g. above OPENCV_IO_MAX_IMAGE_PIXELS in a format Pillow lacks
