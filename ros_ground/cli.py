@@ -254,7 +254,8 @@ def _load_depth_args(args: argparse.Namespace, shape: tuple[int, int]):
         raise ValueError("--depth and --camera-info go together: positions need both")
     from ros_ground.spatial import load_camera_info, load_depth
 
-    depth, info = load_depth(args.depth), load_camera_info(args.camera_info)
+    depth = load_depth(args.depth, args.max_image_pixels)
+    info = load_camera_info(args.camera_info)
     height, width = shape
     if depth.shape != (height, width):
         raise ValueError(f"depth {args.depth!r} is {depth.shape[1]}x{depth.shape[0]}, the image "

@@ -127,7 +127,7 @@ def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -
     if _is_compressed_depth(format):
         depth = decode_compressed_depth(format, data, max_pixels)
         return _to_rgb8("32fc1", depth[:, :, None])
-    image = _imdecode(_byte_view(data), format, max_pixels)
+    image = imdecode(_byte_view(data), f"compressed image ({format!r})", max_pixels)
     if image.ndim == 2:
         key = "mono8" if image.dtype == np.uint8 else "mono16"
         return _to_rgb8(key, image[:, :, None])
@@ -156,7 +156,7 @@ def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIX
         raise ImageDecodeError(f"compressedDepth payload of {raw.size} bytes has no image after "
                                f"its {_DEPTH_HEADER.size}-byte header")
     _, quant_a, quant_b = _DEPTH_HEADER.unpack(raw[:_DEPTH_HEADER.size].tobytes())
-    image = _imdecode(raw[_DEPTH_HEADER.size:], format, max_pixels)
+    image = imdecode(raw[_DEPTH_HEADER.size:], f"compressedDepth image ({format!r})", max_pixels)
     if image.ndim != 2 or image.dtype != np.uint16:
         raise ImageDecodeError(f"compressedDepth image is {image.dtype} with shape {image.shape}, "
                                "expected one 16-bit channel")
@@ -233,9 +233,8 @@ def _pixels(encoding, height, width, step, is_bigendian, data, max_pixels):
     """
     key = _key(encoding)
     if key not in _PLAIN and key not in _SEMI_PLANAR:
-        raise ImageDecodeError(
-            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-        )
+        raise ImageDecodeError(f"unsupported encoding {encoding!r}; supported: "
+                               f"{', '.join(SUPPORTED_ENCODINGS)}")
     height, width, step = int(height), int(width), int(step)
     check_image_size(height, width, max_pixels)
     channels, kind = _PLAIN.get(key, (1, "u1"))
@@ -249,9 +248,8 @@ def _pixels(encoding, height, width, step, is_bigendian, data, max_pixels):
     itemsize = int(kind[1:])
     row_bytes = width * channels * itemsize
     if step < row_bytes:
-        raise ImageDecodeError(
-            f"step {step} is smaller than width*channels*bytes = {row_bytes} for {encoding}"
-        )
+        raise ImageDecodeError(f"step {step} is smaller than width*channels*bytes = {row_bytes} "
+                               f"for {encoding}")
     buffer = _byte_view(data)
     if buffer.size != rows * step:
         raise ImageDecodeError(
@@ -318,24 +316,25 @@ def _is_compressed_depth(format: str) -> bool:
     return "compresseddepth" in (format or "").lower()
 
 
-def _imdecode(raw: np.ndarray, format: str, max_pixels: int) -> np.ndarray:
-    """Decodes a JPEG/PNG payload, refusing one above `max_pixels` from its header alone.
+def imdecode(raw: np.ndarray, what: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+             flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """cv2.imdecode (`flags`: cv2.IMREAD_*) of an encoded image, `raw` 1-D uint8, `what` in errors.
 
-    The size is read before decoding so that a small payload declaring a huge image (a
-    decompression bomb: a 1 MB PNG can declare 16384x16384) never allocates its pixels.
+    Its header is read first, so a small payload declaring a huge image (a decompression bomb:
+    a 1 MB PNG can declare 16384x16384) is refused above `max_pixels` before its pixels are
+    allocated. Raises ImageDecodeError when it is empty, too large, truncated or undecodable.
     """
     if raw.size == 0:
-        raise ImageDecodeError(f"compressed image ({format!r}) has no data")
-    payload, what = raw.tobytes(), f"compressed image ({format!r})"  # one copy for both checks
+        raise ImageDecodeError(f"{what} has no data")
+    payload = raw.tobytes()  # one copy for both checks
     check_declared_size(payload, max_pixels, what)
     check_complete(payload, what)
     try:
-        image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise ImageDecodeError(f"cannot decode compressed image ({format!r}): {exc}") from exc
+        image = cv2.imdecode(raw, flags)
+    except cv2.error as exc:  # e.g. above OPENCV_IO_MAX_IMAGE_PIXELS in a format Pillow lacks
+        raise ImageDecodeError(f"cannot decode {what}: {exc.err}") from exc
     if image is None or image.size == 0:
-        raise ImageDecodeError(f"cannot decode compressed image ({format!r}): not a JPEG/PNG "
-                               "payload or corrupt")
+        raise ImageDecodeError(f"cannot decode {what}: not an image OpenCV reads, or corrupt")
     check_image_size(image.shape[0], image.shape[1], max_pixels)
     return image
 

@@ -14,12 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ros_ground.image_codec import (
-    DEFAULT_MAX_PIXELS,
-    check_complete,
-    check_declared_size,
-    check_image_size,
-)
+from ros_ground.image_codec import DEFAULT_MAX_PIXELS, imdecode
 from ros_ground.results import GroundedPhrase
 
 # Okabe & Ito's colour-blind-safe palette (black left out: it is the outlines' halo), then three
@@ -257,22 +252,12 @@ def check_writable(path: str) -> None:
 def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """HxWx3 RGB uint8 image read from `path`.
 
-    Raises OSError if it cannot be read (saying so when there is no such file) and
-    image_codec.ImageDecodeError (a ValueError) when it has more than `max_pixels` pixels,
-    judged from its header before it is decoded, or is a truncated JPEG.
+    Raises OSError when there is no such file, and image_codec.ImageDecodeError (a ValueError)
+    when it does not decode, is a truncated JPEG, or has more than `max_pixels` pixels (judged
+    from its header before it is decoded).
     """
     if not Path(path).is_file():
         raise OSError(f"could not read an image from {path}: "
                       + ("a folder" if Path(path).is_dir() else "no such file"))
-    data = np.fromfile(path, dtype=np.uint8)
-    payload = data.tobytes()  # one copy for both checks
-    check_declared_size(payload, max_pixels, str(path))
-    check_complete(payload, str(path))
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error as exc:  # e.g. above OPENCV_IO_MAX_IMAGE_PIXELS in a format Pillow lacks
-        raise OSError(f"could not read an image from {path}: {exc.err}") from exc
-    if image is None:
-        raise OSError(f"could not read an image from {path}")
-    check_image_size(image.shape[0], image.shape[1], max_pixels)
+    image = imdecode(np.fromfile(path, dtype=np.uint8), str(path), max_pixels, cv2.IMREAD_COLOR)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ros_ground.image_codec import DEFAULT_MAX_PIXELS, imdecode
+
 MM_PER_M = 1000.0
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
@@ -70,17 +72,19 @@ def depth_to_metres(depth: np.ndarray, encoding: str | None = None) -> np.ndarra
     return metres
 
 
-def load_depth(path: str | Path) -> np.ndarray:
+def load_depth(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Depth from a file as float32 metres (NaN = no return): a 16-bit PNG in millimetres (as
-    RealSense tools save it) or a .npy array in metres (uint16 .npy arrays are millimetres)."""
+    RealSense tools save it) or a .npy array in metres (uint16 .npy arrays are millimetres).
+
+    Raises ValueError for a missing or unreadable file, one that is not single-channel 16-bit,
+    and (image_codec.ImageDecodeError) one above `max_pixels`, judged from its header.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such depth file: {str(path)!r}")
     if path.suffix.lower() == ".npy":
         return depth_to_metres(np.load(path, allow_pickle=False))
-    depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if depth is None:
-        raise ValueError(f"cannot read depth image {str(path)!r} (a 16-bit PNG or a .npy)")
+    depth = imdecode(np.fromfile(path, dtype=np.uint8), f"depth image {str(path)!r}", max_pixels)
     if depth.dtype != np.uint16 or depth.ndim != 2:
         raise ValueError(f"depth image {str(path)!r} must be single-channel 16-bit (millimetres), "
                          f"got {depth.dtype} with shape {depth.shape}")

@@ -162,6 +162,21 @@ def test_load_depth_png_and_npy(tmp_path):
         load_depth(rgb)
     with pytest.raises(ValueError, match="no such"):
         load_depth(tmp_path / "missing.png")
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot decode depth image"):
+        load_depth(garbage)
+
+
+@pytest.mark.parametrize("side,limit", [(100000, 4096 * 4096), (300, 1000)])
+def test_a_depth_file_above_the_limit_is_refused_from_its_header(tmp_path, side, limit):
+    # as for colour images: a small PNG declaring a huge image never has its pixels allocated
+    from test_image_codec import _declaring
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_declaring(".png", side, side))
+    with pytest.raises(ValueError, match=rf"above the limit of {limit}\b"):
+        load_depth(bomb, max_pixels=limit)
 
 
 CALIBRATION_YAML = """\
