@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from ros_ground_msgs.action import Ground  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse  # noqa: E402
 
+from ros_ground.nodes.common import spin_until  # noqa: E402
 from ros_ground.nodes.conversions import msg_to_phrase  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -34,13 +34,6 @@ def peer():
     proc.wait(timeout=10)
 
 
-def _spin_until(node, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        rclpy.spin_once(node, timeout_sec=0.1)
-    return predicate()
-
-
 def test_response_and_action_cross_process(peer):
     rclpy.init()
     node = rclpy.create_node("transport_test")
@@ -48,7 +41,7 @@ def test_response_and_action_cross_process(peer):
         received = []
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(GroundedResponse, "response", received.append, qos)
-        assert _spin_until(node, lambda: received, 30), "no GroundedResponse from the peer"
+        assert spin_until(node, lambda: received, 30), "no GroundedResponse from the peer"
         msg = received[0]
         expected = sample_result("a red mug")
         assert msg.text == "a red mug" and msg.header.frame_id == "camera"
@@ -65,11 +58,11 @@ def test_response_and_action_cross_process(peer):
         assert client.wait_for_server(timeout_sec=30)
         feedback = []
         send = client.send_goal_async(Ground.Goal(prompt="hello"), feedback_callback=feedback.append)
-        assert _spin_until(node, send.done, 30)
+        assert spin_until(node, send.done, 30)
         handle = send.result()
         assert handle.accepted
         result_future = handle.get_result_async()
-        assert _spin_until(node, result_future.done, 30)
+        assert spin_until(node, result_future.done, 30)
         response = result_future.result().result.response
         assert response.text == "echo hello" and response.prompt == "hello"
         assert len(response.phrases) == 3
@@ -82,9 +75,9 @@ def test_response_and_action_cross_process(peer):
         goal.region_mask.height, goal.region_mask.width = 48, 64
         goal.region_mask.counts = [10, 20, 3042]
         send = client.send_goal_async(goal)
-        assert _spin_until(node, send.done, 30)
+        assert spin_until(node, send.done, 30)
         result_future = send.result().get_result_async()
-        assert _spin_until(node, result_future.done, 30)
+        assert spin_until(node, result_future.done, 30)
         assert result_future.result().result.response.prompt == (
             "What is this? roi=1,2,3,4 mask=48x64:[10, 20, 3042] xy=5,6")
     finally:

@@ -1,6 +1,5 @@
 """sim_camera_node as a process: image, camera info and ground truth arrive with one stamp."""
 
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from ros_ground.image_codec import decode_image  # noqa: E402
-from ros_ground.nodes.common import RELIABLE  # noqa: E402
+from ros_ground.nodes.common import RELIABLE, spin_until  # noqa: E402
 from ros_ground.nodes.conversions import msg_to_mask, stamp_to_ns  # noqa: E402
 from ros_ground.sim.ranges import OOD_RANGES  # noqa: E402
 from ros_ground.sim.scene import generate_scene  # noqa: E402
@@ -34,10 +33,7 @@ class Recorder:
         self.node.create_subscription(SimGroundTruth, "ground_truth", self.truths.append, RELIABLE)
 
     def spin_until(self, predicate, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not predicate():
-            rclpy.spin_once(self.node, timeout_sec=0.05)
-        return predicate()
+        return spin_until(self.node, predicate, timeout)
 
 
 def test_sim_camera_publishes_matching_stamps_and_truth(ros):

@@ -13,6 +13,7 @@ from rclpy.signals import SignalHandlerOptions
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 
+from ros_ground.nodes.common import spin_until
 from ros_ground.nodes.conversions import msg_to_phrase, msg_to_result_json
 from ros_ground.overlay import where_in_image
 
@@ -40,13 +41,13 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
                                "(configured; a failed configure is in its log)?")
         send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode),
                                       feedback_callback=on_feedback)
-        _spin_until(node, send.done, deadline)
+        _wait(node, send.done, deadline)
         handle = send.result()
         if handle is None or not handle.accepted:
             raise RuntimeError("the goal was rejected")
         result = handle.get_result_async()
         try:
-            _spin_until(node, result.done, deadline)
+            _wait(node, result.done, deadline)
         except (TimeoutError, KeyboardInterrupt):
             _cancel(node, handle)
             raise
@@ -55,20 +56,15 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
         client.destroy()
 
 
+def _wait(node, done, deadline: float) -> None:
+    if not spin_until(node, done, deadline - time.monotonic()):
+        raise TimeoutError("timed out waiting for the grounding node")
+
+
 def _cancel(node, handle, wait_s: float = 2.0) -> None:
     """Ask the server to cancel the goal, and spin until it answers (at most `wait_s`): a client
     that leaves at once never sends the request, and the node generates on for nobody."""
-    future = handle.cancel_goal_async()
-    _spin_until(node, future.done, time.monotonic() + wait_s, raise_on_timeout=False)
-
-
-def _spin_until(node, done, deadline: float, raise_on_timeout: bool = True) -> None:
-    while not done():
-        if time.monotonic() > deadline:
-            if raise_on_timeout:
-                raise TimeoutError("timed out waiting for the grounding node")
-            return
-        rclpy.spin_once(node, timeout_sec=0.05)
+    spin_until(node, handle.cancel_goal_async().done, wait_s)
 
 
 def run_ask(args) -> int:
@@ -108,7 +104,7 @@ def _run_ask(args) -> int:
     try:
         response = ask(node, args.prompt, args.namespace, args.mode, args.timeout, stream)
         if args.overlay:  # the node publishes the overlay right before it answers
-            _spin_until(node, lambda: overlays, time.monotonic() + 2.0, raise_on_timeout=False)
+            spin_until(node, lambda: overlays, 2.0)
     except (TimeoutError, RuntimeError) as exc:
         print(f"\nros-ground ask: {exc}", file=sys.stderr)
         return 2

@@ -1,11 +1,14 @@
-"""Small pieces every node needs: QoS by name, frame keys, lifecycle autostart.
+"""Small pieces every node needs: QoS by name, frame keys, lifecycle autostart, spin_until.
 
 How an executable spins its nodes and stops on a signal: ros_ground.nodes.process."""
 
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
 
+import rclpy
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
@@ -80,3 +83,21 @@ def autostart(node: LifecycleNode) -> bool:
             "it with the fixed parameters")
         return False
     return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+def spin_until(node, done: Callable[[], object], timeout_s: float,
+               check: Callable[[], None] | None = None, check_every_s: float = 0.5) -> bool:
+    """Spin `node` until `done()` is true or `timeout_s` seconds pass; returns whether it is done.
+
+    `check`, when given, runs every `check_every_s` seconds of the wait and may raise to end it
+    (the demo's graph watch does when a node fails). rclpy's spin_until_future_complete takes
+    a future only; this takes any condition, e.g. "a message has arrived".
+    """
+    deadline = time.monotonic() + timeout_s
+    checked = time.monotonic()
+    while not done() and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if check is not None and time.monotonic() - checked >= check_every_s:
+            check()
+            checked = time.monotonic()
+    return bool(done())

@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 
 from ros_ground.frames import KeptForProposals, Stamped
 from ros_ground.nodes.ask import ask, print_phrases, target_where
-from ros_ground.nodes.common import RELIABLE
+from ros_ground.nodes.common import RELIABLE, spin_until
 from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
 from ros_ground.overlay import draw_overlay, save_png
 
@@ -194,7 +194,7 @@ def run_demo(args) -> int:
                                  lambda m: (proposals.append(m), frames.outlined(m.header)), RELIABLE)
         node.create_subscription(Header, "proposals_started", frames.outlined, RELIABLE)
         started = time.monotonic()
-        if not _spin_until(node, lambda: truths, 120, watch):
+        if not spin_until(node, lambda: truths, 120, watch.check):
             print(f"[demo] no ground truth from the sim camera; see {log_path}", file=sys.stderr)
             return 1
         truth = truths[-1]
@@ -207,8 +207,8 @@ def run_demo(args) -> int:
         # outlines of a frame after the first the demo heard of: the graph's first frames, and
         # their depth in the grounding node, can come before every subscription is matched
         heard = stamp_to_ns(truths[0].header.stamp)
-        if _spin_until(node, lambda: any(stamp_to_ns(p.header.stamp) > heard for p in proposals),
-                       PROPOSAL_WAIT_S, watch):
+        if spin_until(node, lambda: any(stamp_to_ns(p.header.stamp) > heard for p in proposals),
+                      PROPOSAL_WAIT_S, watch.check):
             print(f" {len(proposals[-1].entities)} outlines after {time.monotonic() - waited:.1f} s")
         else:
             print(f" none after {PROPOSAL_WAIT_S:.0f} s; answering without them")
@@ -281,23 +281,11 @@ def _sigterm_raises_keyboard_interrupt():
     return signal.signal(signal.SIGTERM, interrupt)
 
 
-def _spin_until(node, predicate, timeout: float, watch: GraphWatch | None = None) -> bool:
-    """Spin until `predicate()` or `timeout` s; raises GraphFailed when `watch` finds a failure."""
-    deadline = time.monotonic() + timeout
-    checked = 0.0
-    while time.monotonic() < deadline and not predicate():
-        rclpy.spin_once(node, timeout_sec=0.05)
-        if watch is not None and time.monotonic() - checked > 0.5:
-            watch.check()
-            checked = time.monotonic()
-    return bool(predicate())
-
-
 def _write_picture(node, frames: RecentFrames, response, path: Path, target: bool = False) -> str:
     """Save the response's picture (its target alone when `target`); returns the path, or why
     there is none."""
     stamp = stamp_to_ns(response.header.stamp)
-    _spin_until(node, lambda: frames.nearest(stamp) and frames.nearest(stamp)[1] == 0, 2.0)
+    spin_until(node, lambda: frames.nearest(stamp) and frames.nearest(stamp)[1] == 0, 2.0)
     found = frames.nearest(stamp)
     if found is None:
         return "none (no camera frame received)"
