@@ -157,11 +157,12 @@ def test_numeric_flags_out_of_range_are_usage_errors(args, expected, capsys):
 
 
 def test_the_command_line_starts_without_torch():
-    # `ros-ground ask`, `--help`, usage errors and a bad --image answer in a fraction of a
-    # second: torch (about 5 s to import on this CPU) loads only when a model is about to run
+    # `ros-ground ask`, `--help`, `train -h`, usage errors and a bad --image answer in a fraction
+    # of a second: torch (about 5 s to import on this CPU) loads only when a model is about to run
     code = ("import sys; from ros_ground import cli; from ros_ground.nodes import cli as ros_cli"
             "; cli.build_parser(ros_cli.add_ros_commands).parse_args(['ask', 'hi'])"
             "; import ros_ground.nodes.ask"
+            "; from ros_ground.train import build_parser; build_parser()"  # train -h's defaults
             "; assert cli.main(['ground', '--image', '/no/such/image.png']) == 2"
             "; print(sorted(m for m in ('torch', 'transformers', 'segment_anything', 'spacy') "
             "if m in sys.modules))")

@@ -9,15 +9,10 @@ import torch
 
 from ros_ground.sim.scene import generate_scene
 from ros_ground.train import data as D
-from ros_ground.train.lmm import (
-    ConversationEncoder,
-    LMMTrainConfig,
-    conversation,
-    train_lmm,
-    where_answer,
-)
-from ros_ground.train.lmm_model import LMMArch, build_lmm, build_processor
-from ros_ground.train.sam import SAMTrainConfig, sample_prompts, sim_sam_config, train_sam
+from ros_ground.train.configs import LMMArch, LMMTrainConfig, SAMTrainConfig, sim_sam_config
+from ros_ground.train.lmm import ConversationEncoder, conversation, train_lmm, where_answer
+from ros_ground.train.lmm_model import build_lmm, build_processor
+from ros_ground.train.sam import sample_prompts, train_sam
 
 SEED = D.TRAIN_SEED_START + 17
 

@@ -64,8 +64,8 @@ def test_lmm_training_never_reads_labels_or_masks(tmp_path, monkeypatch):
     """Both LMM stages run with every route to a mask raising: the store's label maps, the
     label-map builder and the scenes' object masks. Adding mask supervision anywhere in the LMM
     pipeline fails here."""
-    from ros_ground.train.lmm import LMMTrainConfig, train_lmm
-    from ros_ground.train.lmm_model import LMMArch
+    from ros_ground.train.configs import LMMArch, LMMTrainConfig
+    from ros_ground.train.lmm import train_lmm
 
     def forbidden(*args, **kwargs):
         raise AssertionError("LMM training read a mask")

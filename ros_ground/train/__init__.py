@@ -36,9 +36,8 @@ def _state_dir() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from ros_ground.cli import positive_number
+    from ros_ground.train.configs import LMMTrainConfig, SAMTrainConfig
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS, TRAIN_SEED_START
-    from ros_ground.train.lmm import LMMTrainConfig
-    from ros_ground.train.sam import SAMTrainConfig
 
     parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -115,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_lmm(args) -> dict:
-    from ros_ground.train.lmm import LMMTrainConfig, train_lmm
+    from ros_ground.train.configs import LMMTrainConfig
+    from ros_ground.train.lmm import train_lmm
 
     cfg = LMMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
@@ -135,7 +135,8 @@ def _run_lmm(args) -> dict:
 
 
 def _run_sam(args) -> dict:
-    from ros_ground.train.sam import SAMTrainConfig, train_sam
+    from ros_ground.train.configs import SAMTrainConfig
+    from ros_ground.train.sam import train_sam
 
     cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
                          steps=args.steps,
@@ -222,8 +223,8 @@ def run_eval(args) -> dict:
 
 def run_all(args) -> int:
     """`make train-sim`: render, train both models (one after the other), evaluate, write the cards."""
+    from ros_ground.train.configs import LMMTrainConfig
     from ros_ground.train.data import TRAIN_SEED_START, build_cache
-    from ros_ground.train.lmm import LMMTrainConfig
 
     build_cache(TRAIN_SEED_START, LMMTrainConfig().scenes, workers=args.workers,
                 scene_set=args.scene_set)  # SAM's are a prefix

@@ -14,61 +14,26 @@ import json
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+from ros_ground.train.configs import LMMTrainConfig, VisionPretrainConfig
 from ros_ground.train.data import (
-    DEFAULT_SCENE_SET,
-    TRAIN_SEED_START,
     SceneStore,
     batches,
     check_train_seeds,
     default_cache_dir,
 )
-from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, LMMArch, build_lmm, count_parameters
+from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, build_lmm, count_parameters
 from ros_ground.train.loop import LoopState, base_record, resume_schedule, train_steps
-from ros_ground.train.vision import VisionPretrainConfig
 
 RELATION_RE = re.compile(r"^the (.+?) (left of|right of|in front of|behind) (the .+)$")
 SUPERLATIVE_RE = re.compile(
     r"^the (?:(leftmost|rightmost) (.+)|(.+) (closest to|farthest from) the camera)$")
 IGNORE = -100
-
-
-@dataclass
-class LMMTrainConfig:
-    seed_start: int = TRAIN_SEED_START
-    scenes: int = 12000
-    scene_set: str = DEFAULT_SCENE_SET  # data.TRAIN_SCENE_SETS
-    steps: int = 3400
-    batch_size: int = 8
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.05
-    warmup: int = 100
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
-    max_turns: int = 3  # turns per sequence (see `conversation`)
-    describe_share: float = 0.7  # sequences that start with the description
-    seed: int = 0
-    threads: int = 2
-    checkpoint_every: int = 300
-    time_limit_min: float = 58.0  # stop early (and say so) rather than exceed the hour
-    # stage 1: caption-word pretraining of the vision tower (0: none). The frozen tower's features
-    # bound what the language model can name, so stage 1 gets about half of the hour
-    vision_steps: int = 3400
-    vision_lr: float = VisionPretrainConfig.lr  # stage 1's peak (a fine-tune may want less)
-    freeze_vision: bool = True  # stage 2 keeps the tower frozen, as LLaVA-1.5 does with CLIP
-    # fine-tuning: start both stages from this checkpoint directory's weights (same arch), e.g.
-    # ros_ground/models/sim_lmm, instead of a random initialisation (None)
-    init_from: str | None = None
-    arch: LMMArch = field(default_factory=LMMArch)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "arch": self.arch.to_dict()}
 
 
 # --------------------------------------------------------------------------- conversations

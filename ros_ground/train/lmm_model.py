@@ -10,12 +10,12 @@ whole tokens.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 
 import torch
 
 # the tiny model's conventions: LLaVA-1.5's conversation format and the same special tokens
 from ros_ground.tiny import CHAT_TEMPLATE, IMAGE_TOKEN, SPECIAL_TOKENS  # noqa: E402, F401
+from ros_ground.train.configs import LMMArch
 
 # Prompts the model is trained to answer with the scene description (the first is the default
 # prompt of config/sim.yaml and of `ros-ground eval`).
@@ -33,28 +33,6 @@ _EXTRA_WORDS = (
     "user assistant : describe the scene image in detail what is on table do you see where "
     "it colours objects . , ? ! ; ' - yes no"
 )
-
-
-@dataclass
-class LMMArch:
-    """Sizes of the embedded LMM (see `build_config`)."""
-
-    image_size: int = 192
-    patch_size: int = 16
-    vision_hidden: int = 128
-    vision_layers: int = 4
-    vision_heads: int = 4
-    vision_mlp: int = 512
-    text_hidden: int = 256
-    text_layers: int = 4
-    text_heads: int = 4
-    text_kv_heads: int = 4
-    text_mlp: int = 768
-    max_positions: int = 512
-    vision_feature_layer: int = -1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def object_words() -> list[str]:

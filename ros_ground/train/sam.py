@@ -15,7 +15,6 @@ img_size, normalise, pad bottom/right).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,77 +23,17 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+from ros_ground.train.configs import SAMTrainConfig
 from ros_ground.train.data import (
     BACKGROUND,
-    DEFAULT_SCENE_SET,
     FIRST_OBJECT,
     TABLE,
-    TRAIN_SEED_START,
     SceneStore,
     batches,
     check_train_seeds,
     default_cache_dir,
 )
 from ros_ground.train.loop import LoopState, base_record, resume_schedule, train_steps
-
-
-def sim_sam_config(img_size: int = 320) -> dict:
-    """Architecture of the embedded SAM: 4-layer ViT-128 encoder at 320 px (a 20x20 embedding,
-    80x80 low-res masks), 128-d prompts and a 2-layer two-way decoder."""
-    from ros_ground.sam import CONFIG_FORMAT, PIXEL_MEAN, PIXEL_STD
-
-    return {
-        "format": CONFIG_FORMAT,
-        "img_size": img_size,
-        "patch_size": 16,
-        "encoder_embed_dim": 128,
-        "encoder_depth": 4,
-        "encoder_num_heads": 4,
-        "encoder_global_attn_indexes": [1, 3],
-        "encoder_mlp_ratio": 4.0,
-        "window_size": 10,
-        "use_rel_pos": True,
-        "prompt_embed_dim": 128,
-        "mask_in_chans": 16,
-        "decoder_depth": 2,
-        "decoder_mlp_dim": 512,
-        "decoder_num_heads": 4,
-        "iou_head_depth": 3,
-        "iou_head_hidden_dim": 128,
-        "pixel_mean": list(PIXEL_MEAN),
-        "pixel_std": list(PIXEL_STD),
-    }
-
-
-@dataclass
-class SAMTrainConfig:
-    seed_start: int = TRAIN_SEED_START
-    scenes: int = 8000
-    scene_set: str = DEFAULT_SCENE_SET  # data.TRAIN_SCENE_SETS
-    steps: int = 1000
-    batch_size: int = 4  # images per step
-    prompts: int = 8  # point prompts per image
-    object_share: float = 0.75  # of prompts on objects; the rest on the table / background
-    lr: float = 8e-4
-    min_lr_ratio: float = 0.05
-    warmup: int = 100
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
-    focal_weight: float = 20.0
-    refine_steps: int = 400  # then this many steps with the full-resolution loss
-    refine_lr: float = 3e-4
-    seed: int = 0
-    threads: int = 1
-    checkpoint_every: int = 300
-    time_limit_min: float = 58.0
-    sam_config: dict = field(default_factory=sim_sam_config)
-    # fine-tuning: start from this saved model's weights (a `save_sam` directory of the same
-    # config, e.g. ros_ground/models/sim_sam) instead of a random initialisation (None)
-    init_from: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 # --------------------------------------------------------------------------- data
 

@@ -17,29 +17,15 @@ vision tower is kept, frozen, for stage 2 (`ros_ground.train.lmm`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import get_cosine_schedule_with_warmup
 
+from ros_ground.train.configs import VisionPretrainConfig
 from ros_ground.train.data import batches
 from ros_ground.train.loop import LoopState, resume_schedule, train_steps
-
-
-@dataclass
-class VisionPretrainConfig:
-    steps: int = 400
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup: int = 30
-    weight_decay: float = 0.05
-    pool_sharpness: float = 5.0  # log-mean-exp temperature: large = max, small = mean
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def tag_vocabulary() -> list[str]:
