@@ -154,10 +154,10 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
     where = ground.add_mutually_exclusive_group()
     where.add_argument("--region", type=_ints(4), metavar="X,Y,W,H",
-                       help="ask about this box's entity (the prompt's 'this' / <region>); a "
-                            "negative X needs the '=' form: --region=-5,10,40,30")
+                       help="ask about the entity in this box of the image (pixels: top-left "
+                            "X,Y, width W, height H; the prompt's 'this' / <region>)")
     where.add_argument("--point", type=_ints(2), metavar="X,Y",
-                       help="ask about the entity under this pixel")
+                       help="ask about the entity under this pixel (column X, row Y)")
     ground.add_argument("--max-image-pixels", type=_positive,
                         default=settings.by_name(settings.GROUNDING)["max_image_pixels"].default,
                         help="larger images are refused (default %(default)s; the node's "
@@ -214,12 +214,17 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.errors import check_prompt
     from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png
+    from ros_ground.regions import box_mask, check_point
 
     check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
     if args.overlay:
         check_writable(args.overlay)
     image = load_rgb(args.image, args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])
+    if args.region:  # checked against the image before the models load
+        box_mask(image.shape[:2], *args.region)
+    if args.point:
+        check_point(image.shape[:2], *args.point)
     from ros_ground.engine import build_engine_from_settings  # torch: after the inputs are read
 
     engine = build_engine_from_settings(vars(args))

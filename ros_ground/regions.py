@@ -15,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ros_ground.errors import InputError
-from ros_ground.lmm_tokens import token_grid_weights
 from ros_ground.spatial import depth_at, project
+
+if TYPE_CHECKING:  # torch loads with the model: resolving a region (CLI checks, nodes) needs none
+    import torch
 
 REGION_PLACEHOLDER = "<region>"
 REFERRING_WORDS = ("this", "that", "it")
@@ -37,14 +39,21 @@ class Region:
 
 
 def box_mask(shape: tuple[int, int], x: int, y: int, w: int, h: int) -> np.ndarray:
-    """bool `shape` mask of the box with top-left (x, y), size w x h in pixels, cut to the image.
-    Raises InputError when the box is empty or lies outside the image."""
+    """bool `shape` mask of the box with top-left (x, y), size w x h in pixels.
+
+    Raises InputError unless the box is non-empty and lies wholly in the image: a box that
+    reaches past an edge was drawn on another image or overflowed (a width of 2**32 - 1), and
+    clipping it would answer about another region than the one asked.
+    """
     height, width = shape
-    x0, y0, x1, y1 = max(int(x), 0), max(int(y), 0), min(int(x + w), width), min(int(y + h), height)
-    if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
-        raise InputError(f"region box {(x, y, w, h)} is empty or outside the {width}x{height} image")
+    x, y, w, h = (int(v) for v in (x, y, w, h))
+    if w <= 0 or h <= 0:
+        raise InputError(f"region box {(x, y, w, h)} is empty (width and height must be >= 1)")
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise InputError(f"region box {(x, y, w, h)} reaches outside the {width}x{height} image "
+                         "(x, y >= 0, x + width <= image width, y + height <= image height)")
     mask = np.zeros(shape, dtype=bool)
-    mask[y0:y1, x0:x1] = True
+    mask[y:y + h, x:x + w] = True
     return mask
 
 
@@ -114,6 +123,10 @@ def region_inputs(features, geometry, mask: np.ndarray, focus: str = "none") -> 
     over `mask` (HxW bool); its own cells, those it covers at least half of, or its best-covered
     one (a small object may cover no cell half); with `focus="region"`, the others to hide.
     Raises InputError when the region covers no cell, ValueError for an unknown focus."""
+    import torch
+
+    from ros_ground.lmm_tokens import token_grid_weights
+
     if focus not in FOCUS_MODES:
         raise ValueError(f"focus must be one of {FOCUS_MODES}, got {focus!r}")
     weights = token_grid_weights(mask, geometry).reshape(-1)
@@ -233,8 +246,10 @@ def resolve_region(shape: tuple[int, int], proposals=None, segment_point=None,
 def goal_region(goal, decode_mask) -> dict | None:
     """`resolve_region` keyword arguments from a Ground goal's region fields, None when the
     goal names no region: `region_mask` (non-empty counts; `decode_mask(msg)` -> HxW), else
-    `region` (a RegionOfInterest with width and height > 0), else `region_x`/`region_y`
-    (both >= 0). The first set one wins, so a client may fill a box and the mask it came from."""
+    `region` (a RegionOfInterest; all zero is none, as in sensor_msgs), else `region_x`/`region_y`
+    (both -1 is none). The first set one wins, so a client may fill a box and the mask it came
+    from. Raises InputError for a mask that does not decode, a box with a zero side, and a pixel
+    with a negative coordinate other than the (-1, -1) of none."""
     rle = getattr(goal, "region_mask", None)
     if rle is not None and len(rle.counts):
         try:
@@ -242,14 +257,15 @@ def goal_region(goal, decode_mask) -> dict | None:
         except ValueError as exc:
             raise InputError(f"bad region_mask: {exc}") from exc
     roi = getattr(goal, "region", None)
-    if roi is not None and roi.width > 0 and roi.height > 0:
+    if roi is not None and (roi.x_offset, roi.y_offset, roi.width, roi.height) != (0, 0, 0, 0):
         return {"box": (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))}
     x, y = int(getattr(goal, "region_x", -1)), int(getattr(goal, "region_y", -1))
-    if x >= 0 and y >= 0:
-        return {"point": (x, y)}
-    if x >= 0 or y >= 0:
-        raise InputError(f"region_x and region_y must both be set (>= 0), got {(x, y)}")
-    return None
+    if (x, y) == (-1, -1):
+        return None
+    if x < 0 or y < 0:
+        raise InputError(f"region_x and region_y must both be set (>= 0), or both -1 for no pixel; "
+                         f"got {(x, y)}")
+    return {"point": (x, y)}
 
 
 CLICK_SURFACE_M = 0.1  # a 3-D click this far from the surface seen at its pixel is refused

@@ -190,6 +190,19 @@ def test_an_image_file_above_the_limit_is_refused_from_its_header(tmp_path, caps
     assert "no-such-model" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("where,words", [
+    (["--region", "10,10,0,0"], "region box (10, 10, 0, 0) is empty"),
+    (["--region", "0,0,4294967295,4294967295"], "reaches outside the 110x70 image"),
+    (["--point", "100000,5"], "region point (100000, 5) is outside the 110x70 image"),
+])
+def test_a_region_off_the_image_is_refused_before_a_model_loads(png, capsys, where, words):
+    from ros_ground.cli import main
+
+    assert main(["ground", "--model", "no-such-model", "--image", str(png), *where]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "no-such-model" not in err, err
+
+
 def test_ctrl_c_while_grounding_prints_one_line(monkeypatch, capsys, png):
     from ros_ground import cli
 

@@ -48,8 +48,19 @@ def test_a_box_takes_the_best_fitting_proposal_else_itself():
                                   PROPOSALS[2].mask)
     np.testing.assert_array_equal(resolve_region(SHAPE, PROPOSALS, box=(0, 30, 5, 10)).mask,
                                   _box(0, 30, 5, 40))
-    with pytest.raises(InputError, match="empty or outside"):
-        resolve_region(SHAPE, PROPOSALS, box=(70, 0, 5, 5))
+    assert resolve_region(SHAPE, box=(55, 35, 5, 5)).mask.sum() == 25  # up to the corner
+
+
+@pytest.mark.parametrize("box,words", [
+    ((70, 0, 5, 5), "reaches outside the 60x40 image"),  # wholly outside
+    ((58, 0, 5, 5), "reaches outside"),  # partly: clipping would ask about another box
+    ((-5, 10, 20, 20), "reaches outside"),
+    ((0, 0, 2**32 - 1, 2**32 - 1), "reaches outside"),  # an overflowed size, not the whole image
+    ((5, 5, 0, 0), "is empty"), ((5, 5, 10, -3), "is empty"),
+])
+def test_a_box_not_wholly_in_the_image_is_refused(box, words):
+    with pytest.raises(InputError, match=words):
+        resolve_region(SHAPE, PROPOSALS, box=box)
 
 
 def test_exactly_one_region_and_a_mask_of_the_image_size():
@@ -75,8 +86,10 @@ def test_goal_fields_become_region_keywords():
     assert goal_region(_goal(x=3, y=4), decode) == {"point": (3, 4)}
     assert goal_region(_goal(roi=(1, 2, 3, 4), x=3, y=4), decode) == {"box": (1, 2, 3, 4)}
     assert goal_region(_goal(counts=[0, 5], roi=(1, 2, 3, 4)), decode)["mask"].all()
-    with pytest.raises(InputError, match="both"):
-        goal_region(_goal(x=3), decode)
+    assert goal_region(_goal(roi=(5, 5, 0, 0)), decode) == {"box": (5, 5, 0, 0)}  # refused later
+    for x, y in [(3, -1), (-1, 3), (-5, -7), (-1, -2)]:  # only (-1, -1) means no pixel
+        with pytest.raises(InputError, match="both -1 for no pixel"):
+            goal_region(_goal(x=x, y=y), decode)
 
     def broken(msg):
         raise ValueError("counts do not sum to height x width")
