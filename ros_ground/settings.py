@@ -11,6 +11,7 @@ through `Setting.check`. Adding a setting is one line in a table below. No ROS i
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -123,8 +124,16 @@ _SAM = "SAM: vit_h / vit_l / vit_b (needs sam_checkpoint), a directory, 'sim' (e
 _QOS = ("QoS of the image subscription: auto follows the publishers' reliability (reliable "
         "until one is seen); a best-effort reader loses most large frames of a reliable camera")
 _TRANSPORT = "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage on `image/compressed`"
+_DEVICE = "auto / cpu / cuda / cuda:N (N: the GPU's index)"
 _CAMERAS = ("camera names; each camera X has X/image, X/proposals, X/proposals_started, "
             "X/command, X/response, X/overlay ('' = the single camera on image, command, ...)")
+
+
+def _device(value) -> str:
+    """Checked by its form, so a typo is refused at once rather than by torch after the load."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(f"device must be {_DEVICE}, got {value!r}")
+    return value
 
 
 def _cameras(value) -> list[str]:
@@ -141,7 +150,7 @@ GROUNDING = (
     S("model", "sim", _MODEL, cli=True),
     S("sam_model", "sim", _SAM, cli=True),
     S("sam_checkpoint", "", "path to official SAM weights (.pth loaded with weights_only, or .safetensors)", cli=True),
-    S("device", "auto", "auto / cpu / cuda / cuda:N", cli=True),
+    S("device", "auto", _DEVICE, cli=True, convert=_device),
     S("dtype", "auto", "dtype of the LMM's weights",
       choices=("auto", "float32", "float16", "bfloat16"), cli=True),
     S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included; auto: on for CUDA. The node compiles it while it configures (~30-60 s on a 2-core CPU the first time, cached by inductor after), for the default prompt plus max_new_tokens; longer requests decode eagerly",
@@ -241,7 +250,7 @@ _AMG = {
 PROPOSAL = (
     S("sam_model", "sim", _SAM),
     S("sam_checkpoint", "", "path to official SAM weights"),
-    S("device", "auto", "auto / cpu / cuda / cuda:N"),
+    S("device", "auto", _DEVICE, convert=_device),
     S("image_qos", "auto", _QOS, choices=QOS_NAMES),
     S("image_transport", "raw", _TRANSPORT, choices=TRANSPORTS),
     S("cameras", [""], "camera names; each camera X has X/image, X/proposals and X/proposals_started",

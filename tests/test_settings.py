@@ -55,7 +55,9 @@ def test_cli_flags_reach_the_engine_config():
 @pytest.mark.parametrize("flag,value", [("--phrase-contrast", "1.5"), ("--mode", "magic"),
                                         ("--multimask-choice", "7"),
                                         ("--attention-views", "identity,mirror"),
-                                        ("--max-new-tokens", "0"), ("--phrase-contrast", "nan")])
+                                        ("--max-new-tokens", "0"), ("--phrase-contrast", "nan"),
+                                        ("--device", "banana"), ("--device", "cuda:x"),
+                                        ("--device", "gpu")])
 def test_cli_rejects_what_the_node_rejects(flag, value, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ground", "--image", "x.png", flag, value])
@@ -162,3 +164,13 @@ def test_node_parameters_default_and_range_as_declared():
             node.shutdown_worker()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize("group", [settings.GROUNDING, settings.PROPOSAL])
+def test_a_device_is_checked_by_its_form_before_torch(group):
+    device = settings.by_name(group)["device"]
+    for ok in ("auto", "cpu", "cuda", "cuda:0", "cuda:12"):
+        assert device.check(ok) == ok
+    for bad in ("banana", "CUDA", "cuda:", "cuda:-1", "cpu ", 0, None):
+        with pytest.raises(ValueError, match="device must be auto / cpu / cuda / cuda:N"):
+            device.check(bad)
