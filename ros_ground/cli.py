@@ -306,6 +306,9 @@ def format_result(result) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ros_ground.train.data import check_eval_seeds
+
+    check_eval_seeds(args.seed, args.scenes)  # before torch and the models load
     from ros_ground.evaluate.cli import run_eval
 
     return run_eval(args, engine_config(args))

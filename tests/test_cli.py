@@ -164,6 +164,7 @@ def test_the_command_line_starts_without_torch():
             "; import ros_ground.nodes.ask"
             "; from ros_ground.train import build_parser; build_parser()"  # train -h's defaults
             "; assert cli.main(['ground', '--image', '/no/such/image.png']) == 2"
+            "; assert cli.main(['eval', '--seed', '100000']) == 2"  # a training seed
             "; print(sorted(m for m in ('torch', 'transformers', 'segment_anything', 'spacy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
