@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib.machinery
 import io
+import re
 import struct
 
 import cv2
@@ -340,12 +341,9 @@ def imdecode(raw: np.ndarray, what: str, max_pixels: int = DEFAULT_MAX_PIXELS,
 
 
 def check_complete(data, what: str = "image") -> None:
-    """Raises ImageDecodeError for a JPEG with no end-of-image marker after its first scan.
-
-    A frame cut short, which libjpeg decodes with its missing rows grey, warning only on stderr.
-    Data after the marker (padding, a motion photo's video) is allowed: entropy-coded data holds
-    no marker, so one after the first start-of-scan ends an image.
-    """
+    """Raises ImageDecodeError for a JPEG with no end-of-image marker after its first scan: a frame
+    cut short, which libjpeg decodes with its missing rows grey. Data after the marker (padding, a
+    motion photo's video) is allowed: entropy-coded data holds no marker, so that one ends it."""
     raw = data if isinstance(data, bytes) else _byte_view(data).tobytes()
     if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") <= raw.find(b"\xff\xda"):
         raise ImageDecodeError(f"{what} is a truncated JPEG: its {len(raw)} bytes end without "
@@ -366,8 +364,10 @@ def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = 
         with PIL.Image.open(io.BytesIO(raw)) as header:
             width, height = header.size
     except PIL.Image.DecompressionBombError as exc:  # above twice Pillow's own limit
+        size = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's message holds the declared size
+        size = size[1] if size else f"over {2 * PIL.Image.MAX_IMAGE_PIXELS}"
         raise ImageDecodeError(f"{what} is above the limit of {max_pixels} (max_image_pixels): its "
-                               f"header declares over {2 * PIL.Image.MAX_IMAGE_PIXELS} pixels") from exc
+                               f"header declares {size} pixels") from exc
     except Exception:  # noqa: BLE001 - Pillow raises many types for what it cannot parse
         if raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR" or len(raw) < 24:
             return

@@ -257,7 +257,8 @@ def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     from its header before it is decoded).
     """
     if not Path(path).is_file():
-        raise OSError(f"could not read an image from {path}: "
-                      + ("a folder" if Path(path).is_dir() else "no such file"))
+        what = ("a folder" if Path(path).is_dir() else "not a regular file (a device or pipe)"
+                if Path(path).exists() else "no such file")
+        raise OSError(f"could not read an image from {path}: {what}")
     image = imdecode(np.fromfile(path, dtype=np.uint8), str(path), max_pixels, cv2.IMREAD_COLOR)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

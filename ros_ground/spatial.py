@@ -81,7 +81,8 @@ def load_depth(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"no such depth file: {str(path)!r}")
+        raise ValueError(f"no such depth file: {str(path)!r}" if not path.exists() else
+                         f"depth file {str(path)!r} is not a regular file")
     if path.suffix.lower() == ".npy":
         return depth_to_metres(np.load(path, allow_pickle=False))
     depth = imdecode(np.fromfile(path, dtype=np.uint8), f"depth image {str(path)!r}", max_pixels)

@@ -53,6 +53,8 @@ def test_missing_image_and_model_are_clear_errors(png, tmp_path):
     assert "no such file" in out.stderr and "imread" not in out.stderr  # not OpenCV's own warning
     out = _run("ground", "--image", str(tmp_path), check=False)
     assert out.returncode == 2 and "a folder" in out.stderr
+    out = _run("ground", "--image", "/dev/zero", check=False)  # would never end reading
+    assert out.returncode == 2 and "/dev/zero: not a regular file" in out.stderr
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     out = _run("ground", "--image", str(broken), check=False)
