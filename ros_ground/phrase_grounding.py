@@ -62,12 +62,14 @@ def point_phrases(sam, image: np.ndarray, found: PhraseTokens, heats: Sequence[n
     sam: the segmenter (sam.SamSegmenter), already holding `image`'s embedding or given
     `image_key` to find it. multimask_choice: "iou" (SAM's best-scored mask) or a fixed index.
     zoom: prompt on windows at SAM's input scale in a larger frame (SamSegmenter.segment_points).
+    A phrase whose mask is empty scores 0.
     """
     points = [peak_point(heat) for heat in heats]
     segmented = sam.segment_points(image, points, multimask_choice, key=image_key, zoom=zoom)
+    # SAM still predicts an IoU for a mask with no pixel (a 1x1 image); such a mask grounds nothing
     return [GroundedPhrase(
         text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
-        score=score, mask=mask, point=point, token_indices=indices)
+        score=score if mask.any() else 0.0, mask=mask, point=point, token_indices=indices)
         for (chunk, indices), point, (mask, score) in zip(found, points, segmented)]
 
 
