@@ -38,6 +38,13 @@ def test_a_streamed_answer_is_finished_not_repeated(capsys):
     assert capsys.readouterr().out.splitlines()[0] == " red mug."
 
 
+def test_an_empty_answer_says_so(capsys):
+    response = _response()
+    response.text, response.phrases = "", []
+    ask._print_response(response)
+    assert capsys.readouterr().out.splitlines()[0] == "Answer: (none: the model generated no text)"
+
+
 def test_no_answer_says_why(capsys):
     ask._print_response(error_response(GroundedResponse.STATUS_BAD_INPUT, "empty prompt", "1", ""))
     assert capsys.readouterr().out == "  No answer (BAD_INPUT): empty prompt\n"

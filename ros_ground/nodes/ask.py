@@ -133,7 +133,8 @@ def _phrase_words(p) -> str:
 def _print_response(response: GroundedResponse, shown: int = 0) -> None:
     """The answer (what is left of it after the `shown` characters streamed) and its phrases."""
     if response.status == GroundedResponse.STATUS_OK:
-        print(("" if shown else "Answer: ") + response.text[shown:])
+        rest = response.text[shown:] if response.text.strip() else "(none: the model generated no text)"
+        print(("" if shown else "Answer: ") + rest)
     elif shown:
         print()
     print_phrases(response)

@@ -20,7 +20,7 @@ def add_ros_commands(sub) -> None:
     ask.add_argument("--timeout", type=core_cli.positive_seconds, default=120.0,
                      help="seconds to wait for the result, of which at most 30 for the action "
                           "server (default %(default)g)")
-    ask.add_argument("--mode", choices=("",) + MODES, default="", metavar="{" + ",".join(MODES) + "}",
+    ask.add_argument("--mode", choices=MODES, default="",  # "" (the node's) is not checked
                      help="grounding mode of this goal (default: the node's `mode` parameter)")
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--overlay", metavar="OUT.png", help="write the node's overlay image")
