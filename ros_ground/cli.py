@@ -217,6 +217,9 @@ def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.regions import box_mask, check_point
 
     check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our error names the file's fault
     if args.overlay:
         check_writable(args.overlay)
     image = load_rgb(args.image, args.max_image_pixels)
