@@ -367,9 +367,10 @@ def _print_scores(responses, truths, scorer) -> None:
     hits, named = sum(r.points_hit for r in records), sum(r.points_total for r in records)
     overlap = float(np.mean([r.miou for r in records])) if records else 0.0
     print("\n[demo] Checked against the simulator's ground truth:")
+    should = ", ".join(f"{r.num_gt} that {response.prompt!r} should name"
+                       for r, response in zip(records, responses))
     print(f"  objects found (named closely enough, with a mask covering at least half of it): "
-          f"{found} of {objects} (the objects the {len(records)} checked answers should name, "
-          f"added up)")
+          f"{found} of {objects} ({should})")
     print(f"  average overlap of the masks with the true objects: {overlap:.0%}")
     print(f"  phrases naming a real object whose point lies on it: {hits} of {named}")
     print("  (many scenes, with a random-guess baseline: ros-ground eval --scenes 200 --seed 0)")
