@@ -183,5 +183,6 @@ def require_text(prompt: str, original: str) -> str:
     """`prompt` if it holds any non-space character, else EmptyPromptError naming `original`."""
     if not prompt.strip():
         raise EmptyPromptError(f"the prompt has no text of its own once chat markup and image "
-                               f"placeholders are removed: {original!r}")
+                               f"placeholders are removed (of a conversation, only its last user "
+                               f"turn is kept): {original!r}")
     return prompt
