@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import scipy.ndimage as ndi
 
 from ros_ground.command import command_phrases, placement, target_relation
 from ros_ground.geometry import upsample_map
@@ -85,7 +86,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
         landmark.text if landmark is not None else "",
         scores=_scores_of(phrases[ref.target], proposals) if scored else None,
         landmark_scores=landmark_scores, stability=stability)
-    _give(phrases[ref.target], proposals, choice, target_heat)
+    _give(phrases[ref.target], proposals, choice, target_heat, one_piece=True)
     if destination and landmark_heat is not None:  # by its words, among all but the target's
         others = [i for i in range(len(masks)) if i != choice]
         found = resolve(image, [masks[i] for i in others], landmark_heat, landmark.text,
@@ -97,16 +98,36 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
         _give(landmark_phrase, proposals, paired, landmark_heat)
 
 
-def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray) -> None:
+def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray,
+          one_piece: bool = False) -> None:
     """Ground `phrase` with `proposals[choice]` in place (nothing when `choice` is None); its
-    point is the hottest pixel of `heat` on the mask, as entity mode gives."""
+    point is the hottest pixel of `heat` on the mask, as entity mode gives; `one_piece` keeps
+    only the mask's `hottest_piece` (a command's target)."""
     if choice is None:
         return
     chosen = proposals[choice]
-    phrase.mask, phrase.score, phrase.entity_ids = chosen.mask.copy(), float(chosen.score), [chosen.id]
+    mask = hottest_piece(chosen.mask, heat) if one_piece else chosen.mask.copy()
+    phrase.mask, phrase.score, phrase.entity_ids = mask, float(chosen.score), [chosen.id]
     phrase.entity_scores = {}
-    if chosen.mask.any():
-        phrase.point = peak_point(np.where(chosen.mask, heat, np.nan))
+    if mask.any():
+        phrase.point = peak_point(np.where(mask, heat, np.nan))
+
+
+def hottest_piece(mask: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """The 8-connected piece of `mask` (HxW bool) that holds the most of `heat` (HxW, counted
+    above its least value on the mask), as a new HxW bool mask (a copy of `mask` when it is in one piece).
+
+    A command's target is one object, but a proposal can span two (SAM's "whole" output of two
+    red objects side by side) or carry specks off it; the robot acts on the mask and its 3-D
+    position. Measured on 40 in / 20 ood command scenes: target accuracy unchanged (38/40,
+    11/20), 7 of the 20 ood targets trimmed, median position error 6.8 -> 6.2 mm
+    (docs/MEASUREMENTS.md).
+    """
+    labels, count = ndi.label(mask, structure=np.ones((3, 3)))
+    if count <= 1:
+        return mask.copy()
+    mass = ndi.sum_labels(heat - heat[mask].min(), labels, index=np.arange(1, count + 1))
+    return labels == 1 + int(np.argmax(mass))
 
 
 def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:
