@@ -214,7 +214,7 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.errors import check_prompt
     from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png
-    from ros_ground.regions import box_mask, check_point
+    from ros_ground.regions import box_mask, check_point, resolve_region
 
     check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
     import cv2
@@ -232,8 +232,6 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
     engine = build_engine_from_settings(vars(args))
     if args.region or args.point:
-        from ros_ground.regions import resolve_region
-
         region = resolve_region(
             image.shape[:2], segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
             **({"box": args.region} if args.region else {"point": args.point}))

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
 
-    def common(p: argparse.ArgumentParser, steps: int | None = None, scenes: int = 12000,
+    def common(p: argparse.ArgumentParser, steps: int | None = None, scenes: int = LMMTrainConfig.scenes,
                threads: int = 1, lr: float | None = None) -> None:
         p.add_argument("--seed-start", type=int, default=TRAIN_SEED_START,
                        help="first training scene seed (default %(default)s)")
@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "e.g. ros_ground/models/sim_lmm) instead of a random initialisation; "
                           "a saved training state is resumed instead unless --fresh")
     sam = sub.add_parser("sam", help="train the SAM model (point -> mask)")
-    common(sam, steps=1000, scenes=8000, lr=SAMTrainConfig.lr)
+    common(sam, steps=SAMTrainConfig.steps, scenes=SAMTrainConfig.scenes,
+           threads=SAMTrainConfig.threads, lr=SAMTrainConfig.lr)
     sam.add_argument("--init-from", metavar="DIR", default=None,
                      help="fine-tune: start from this saved model's weights (same architecture, "
                           "e.g. ros_ground/models/sim_sam) instead of a random initialisation; "
