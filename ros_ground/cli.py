@@ -88,7 +88,7 @@ def _ints(count: int) -> Callable[[str], tuple[int, ...]]:
     return parse
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def int_at_least(low: int) -> Callable[[str], int]:
     """argparse type: an integer >= `low`."""
     def parse(text: str) -> int:
         try:
@@ -101,8 +101,8 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-_positive = _int_at_least(1)
-_non_negative = _int_at_least(0)  # a scene seed
+_positive = int_at_least(1)
+_non_negative = int_at_least(0)  # a scene seed
 
 
 def _scene_set(text: str) -> str:

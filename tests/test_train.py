@@ -245,6 +245,19 @@ def test_sam_training_steps_reduce_the_loss(tmp_path):
     lineage = json.loads((tmp_path / "tuned" / "training.json").read_text())
     assert lineage["base"]["step"] == 14 and lineage["base"]["config"]["steps"] == 10
 
+    # a saved state is resumed from where it started: another --init-from is refused, not
+    # ignored and then credited in training.json
+    state = tmp_path / "state.pt"
+    train_sam(tune, tmp_path / "resumable", cache_dir=tmp_path / "no_cache", state_path=state,
+              progress=False)
+    with pytest.raises(ValueError, match="--fresh"):
+        train_sam(replace(tune, init_from=str(tmp_path / "tuned")), tmp_path / "resumable",
+                  cache_dir=tmp_path / "no_cache", state_path=state, progress=False)
+    train_sam(replace(tune, steps=2), tmp_path / "resumable", cache_dir=tmp_path / "no_cache",
+              state_path=state, progress=False)
+    resumed = json.loads((tmp_path / "resumable" / "training.json").read_text())
+    assert resumed["step"] == 2 and resumed["config"]["init_from"] == str(tmp_path / "sam")
+
 
 def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):
     from ros_ground.cli import main
@@ -326,3 +339,32 @@ def test_lr_flag_reaches_the_training_config_and_refuses_nonsense(monkeypatch, t
         for flag in ("--lr", "--vision-lr"):
             with pytest.raises(SystemExit):
                 parser.parse_args(["lmm", flag, bad])
+
+
+@pytest.mark.parametrize("argv", [["lmm", "--steps", "-1"], ["lmm", "--steps", "0"],
+                                  ["sam", "--steps", "-3"], ["lmm", "--scenes", "0"],
+                                  ["lmm", "--vision-steps", "-1"], ["sam", "--threads", "0"],
+                                  ["lmm", "--time-limit-min", "nan"], ["data", "--workers", "0"],
+                                  ["lmm", "--seed-start", "0"], ["eval", "--scenes", "0"],
+                                  ["lmm", "--init-from", "/nonexistent"],
+                                  ["sam", "--init-from", "/nonexistent"]])
+def test_train_refuses_a_run_that_would_save_an_untrained_or_unnamed_model(argv, capsys):
+    from ros_ground.train import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "argument --" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, field", [(LMMTrainConfig, "steps"), (LMMTrainConfig, "scenes"),
+                                           (LMMTrainConfig, "lr"), (SAMTrainConfig, "steps"),
+                                           (SAMTrainConfig, "refine_lr")])
+def test_training_configs_refuse_counts_and_rates_below_one_step(config, field):
+    with pytest.raises(ValueError, match=f"{config.__name__}.{field} must be"):
+        config(**{field: -1})
+    with pytest.raises(ValueError, match="vision_steps must be"):
+        LMMTrainConfig(vision_steps=-1)
+    assert LMMTrainConfig(vision_steps=0).vision_steps == 0  # no stage 1 is a valid run
+    with pytest.raises(ValueError, match="at least one scene"):
+        D.check_train_seeds(D.TRAIN_SEED_START, 0)

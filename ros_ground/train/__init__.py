@@ -34,19 +34,27 @@ def _state_dir() -> Path:
     return default_cache_dir().parent / "train_state"
 
 
+def _model_dir(text: str) -> str:
+    """argparse type: an existing directory (a saved model, checked for its weights on load)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such model directory: {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from ros_ground.cli import positive_number
+    from ros_ground.cli import int_at_least, positive_number
     from ros_ground.train.configs import LMMTrainConfig, SAMTrainConfig
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS, TRAIN_SEED_START
 
+    positive, non_negative = int_at_least(1), int_at_least(0)
     parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
 
     def common(p: argparse.ArgumentParser, steps: int | None = None, scenes: int = LMMTrainConfig.scenes,
-               threads: int = 1, lr: float | None = None) -> None:
-        p.add_argument("--seed-start", type=int, default=TRAIN_SEED_START,
+               threads: int = 1, lr: float | None = None, name: str = "") -> None:
+        p.add_argument("--seed-start", type=int_at_least(TRAIN_SEED_START), default=TRAIN_SEED_START,
                        help="first training scene seed (default %(default)s)")
-        p.add_argument("--scenes", type=int, default=scenes,
+        p.add_argument("--scenes", type=positive, default=scenes,
                        help="training scenes (seeds; default %(default)s)")
         p.add_argument("--cache", default=None, help="scene cache directory "
                        "(default .cache/sim_data; scenes missing there are rendered on the fly)")
@@ -55,50 +63,57 @@ def build_parser() -> argparse.ArgumentParser:
                             "the fixed 320x240 setting; mixed: classic for even seeds, "
                             "randomised for odd ones (default %(default)s)")
         if steps is not None:
-            p.add_argument("--steps", type=int, default=steps)
-            p.add_argument("--seed", type=int, default=0, help="initialisation / sampling seed")
-            p.add_argument("--threads", type=int, default=threads,
+            p.add_argument("--steps", type=positive, default=steps,
+                           help="optimiser steps of the main stage (the LMM's stage 2; SAM's "
+                                "half-resolution stage, before its refinement; default %(default)s)")
+            p.add_argument("--seed", type=non_negative, default=0,
+                           help="initialisation / sampling seed")
+            p.add_argument("--threads", type=positive, default=threads,
                           help="torch CPU threads (default %(default)s)")
             p.add_argument("--out", default=None, help="output directory (default: the package's)")
             p.add_argument("--fresh", action="store_true",
                            help="ignore a saved training state instead of resuming from it")
-            p.add_argument("--time-limit-min", type=float, default=58.0)
+            p.add_argument("--time-limit-min", type=positive_number("minutes"), default=58.0,
+                           help="stop, with a checkpoint, after this much training time; a "
+                                "later run resumes (default %(default)s)")
             p.add_argument("--lr", type=positive_number(), default=lr,
-                           help="peak learning rate of the main stage (the LMM's stage 2; "
-                                "default %(default)s, tuned for training from scratch; a "
-                                "fine-tune with --init-from may want less)")
+                           help="peak learning rate of the main stage (default %(default)s, "
+                                "tuned for training from scratch; a fine-tune with --init-from "
+                                "may want less)")
+            p.add_argument("--init-from", metavar="DIR", type=_model_dir, default=None,
+                           help="fine-tune: start from this saved model's weights (same "
+                                f"architecture, e.g. ros_ground/models/{name}) instead of a random "
+                                "initialisation; a saved training state is resumed instead "
+                                "unless --fresh")
 
     data = sub.add_parser("data", help="render the training scenes into the cache")
     common(data)
-    data.add_argument("--workers", type=int, default=2)
+    data.add_argument("--workers", type=positive, default=2)
     lmm = sub.add_parser("lmm", help="train the LMM (text supervision only)")
-    common(lmm, steps=LMMTrainConfig.steps, threads=LMMTrainConfig.threads, lr=LMMTrainConfig.lr)
-    lmm.add_argument("--vision-steps", type=int, default=LMMTrainConfig.vision_steps,
+    common(lmm, steps=LMMTrainConfig.steps, threads=LMMTrainConfig.threads, lr=LMMTrainConfig.lr,
+           name="sim_lmm")
+    lmm.add_argument("--vision-steps", type=non_negative, default=LMMTrainConfig.vision_steps,
                      help="stage 1 steps: caption-word pretraining of the vision tower "
                           "(0: none; default %(default)s); --steps counts stage 2")
     lmm.add_argument("--vision-lr", type=positive_number(), default=LMMTrainConfig.vision_lr,
                      help="stage 1's peak learning rate (default %(default)s)")
-    lmm.add_argument("--init-from", metavar="DIR", default=None,
-                     help="fine-tune: start from this checkpoint's weights (same architecture, "
-                          "e.g. ros_ground/models/sim_lmm) instead of a random initialisation; "
-                          "a saved training state is resumed instead unless --fresh")
     sam = sub.add_parser("sam", help="train the SAM model (point -> mask)")
     common(sam, steps=SAMTrainConfig.steps, scenes=SAMTrainConfig.scenes,
-           threads=SAMTrainConfig.threads, lr=SAMTrainConfig.lr)
-    sam.add_argument("--init-from", metavar="DIR", default=None,
-                     help="fine-tune: start from this saved model's weights (same architecture, "
-                          "e.g. ros_ground/models/sim_sam) instead of a random initialisation; "
-                          "a saved training state is resumed instead unless --fresh")
+           threads=SAMTrainConfig.threads, lr=SAMTrainConfig.lr, name="sim_sam")
     ev = sub.add_parser("eval", help="evaluate both models on held-out seeds; write model cards")
-    ev.add_argument("--scenes", type=int, default=200)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--sam-scenes", type=int, default=40)
-    ev.add_argument("--amg-default-scenes", type=int, default=30,
+    ev.add_argument("--scenes", type=positive, default=200,
+                    help="held-out scenes grounded for the LMM card (default %(default)s)")
+    ev.add_argument("--seed", type=non_negative, default=0, help="first held-out scene seed")
+    ev.add_argument("--sam-scenes", type=positive, default=40,
+                    help="scenes of SAM's point-prompt and proposal quality (default %(default)s)")
+    ev.add_argument("--amg-default-scenes", type=positive, default=30,
                     help="scenes grounded with SAM's stock AMG settings (slow: 32x32 prompts)")
-    ev.add_argument("--attention-scenes", type=int, default=60)
+    ev.add_argument("--attention-scenes", type=positive, default=60,
+                    help="scenes of the attention ablations (default %(default)s)")
     ev.add_argument("--skip", nargs="*", default=[],
-                    choices=["ground", "amg-defaults", "attention", "sam"])
-    ev.add_argument("--threads", type=int, default=2)
+                    choices=["ground", "amg-defaults", "attention", "sam"],
+                    help="parts of the evaluation not to run")
+    ev.add_argument("--threads", type=positive, default=2, help="torch CPU threads")
     ev.add_argument("--cli-run", metavar="FILE", default=None,
                     help="a saved `ros-ground eval ... --json` output to quote in the LMM card "
                          "(its command line on the first line)")
@@ -109,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scene sets besides `in` for SAM's point-prompt and proposal quality "
                          "(default %(default)s)")
     allp = sub.add_parser("all", help="data, lmm, sam, eval (what `make train-sim` runs)")
-    allp.add_argument("--workers", type=int, default=2)
+    allp.add_argument("--workers", type=positive, default=2)
     allp.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET)
     return parser
 

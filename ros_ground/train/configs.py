@@ -11,6 +11,18 @@ from dataclasses import asdict, dataclass, field
 from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SEED_START
 
 
+def check_run(cfg, positive: tuple[str, ...], non_negative: tuple[str, ...] = ()) -> None:
+    """ValueError naming the first field of `cfg` not > 0 (`positive`) or not >= 0
+    (`non_negative`): a run of -1 steps would save an untrained model as if trained."""
+    for name in positive + non_negative:
+        value = getattr(cfg, name)
+        low_ok = value >= 0 if name in non_negative else value > 0
+        if not (low_ok and value != float("inf")):
+            bound = ">= 0" if name in non_negative else "> 0"
+            raise ValueError(f"{type(cfg).__name__}.{name} must be a finite number {bound}, "
+                             f"got {value!r}")
+
+
 @dataclass
 class LMMArch:
     """Sizes of the embedded LMM (see lmm_model.build_config)."""
@@ -79,6 +91,10 @@ class LMMTrainConfig:
     init_from: str | None = None
     arch: LMMArch = field(default_factory=LMMArch)
 
+    def __post_init__(self) -> None:
+        check_run(self, ("scenes", "steps", "batch_size", "lr", "threads", "time_limit_min",
+                         "vision_lr"), ("vision_steps", "warmup"))
+
     def to_dict(self) -> dict:
         return {**asdict(self), "arch": self.arch.to_dict()}
 
@@ -141,3 +157,7 @@ class SAMTrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __post_init__(self) -> None:
+        check_run(self, ("scenes", "steps", "batch_size", "prompts", "lr", "refine_lr", "threads",
+                         "time_limit_min"), ("refine_steps", "warmup"))

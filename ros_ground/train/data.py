@@ -70,7 +70,10 @@ def check_eval_seeds(seed: int, scenes: int) -> None:
 
 
 def check_train_seeds(start: int, count: int) -> None:
-    if start < TRAIN_SEED_START or count < 1:
+    """ValueError unless seeds start .. start+count-1 are training seeds (>= TRAIN_SEED_START)."""
+    if count < 1:
+        raise ValueError(f"training needs at least one scene, got scenes={count}")
+    if start < TRAIN_SEED_START:
         raise ValueError(f"training seeds must start at >= {TRAIN_SEED_START} (evaluation uses "
                          f"0..{EVAL_SEED_LIMIT - 1}); got start={start} count={count}")
 

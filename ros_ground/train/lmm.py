@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,13 @@ from ros_ground.train.data import (
     default_cache_dir,
 )
 from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, build_lmm, count_parameters
-from ros_ground.train.loop import LoopState, base_record, resume_schedule, train_steps
+from ros_ground.train.loop import (
+    LoopState,
+    base_record,
+    resume_schedule,
+    resumed_init_from,
+    train_steps,
+)
 
 RELATION_RE = re.compile(r"^the (.+?) (left of|right of|in front of|behind) (the .+)$")
 SUPERLATIVE_RE = re.compile(
@@ -227,6 +234,7 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     state = None
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
+        cfg = replace(cfg, init_from=resumed_init_from(state, cfg.init_from, state_path))
         model.load_state_dict(state["model"])
     elif cfg.init_from:
         from transformers import LlavaForConditionalGeneration
@@ -282,7 +290,8 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "vision": vision_summary, "base": base}, state_path)
+                        "vision": vision_summary, "base": base, "init_from": cfg.init_from},
+                       state_path)
 
     if state is None and cfg.vision_steps:
         checkpoint(loop)  # stage 1 done: an interruption resumes in stage 2

@@ -140,3 +140,19 @@ def base_record(init_from: str | Path | None) -> dict | None:
         return None
     path = Path(init_from) / "training.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def resumed_init_from(state: dict, init_from: str | None, state_path: Path) -> str | None:
+    """The `init_from` a resumed run started from, as its saved training `state` records it.
+
+    Raises ValueError when `init_from` (this run's --init-from) names another start: the saved
+    state would be resumed and the flag silently ignored, and the model card would credit a
+    start that was never used. A state saved without the record keeps `init_from`."""
+    if "init_from" not in state:
+        return init_from
+    started = state["init_from"]
+    if init_from and (not started or Path(init_from).resolve() != Path(started).resolve()):
+        raise ValueError(f"the saved training state {str(state_path)!r} started from "
+                         f"{started or 'a random initialisation'!r} and would be resumed; pass "
+                         f"--fresh to start from {init_from!r} instead")
+    return started

@@ -15,6 +15,7 @@ img_size, normalise, pad bottom/right).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,13 @@ from ros_ground.train.data import (
     check_train_seeds,
     default_cache_dir,
 )
-from ros_ground.train.loop import LoopState, base_record, resume_schedule, train_steps
+from ros_ground.train.loop import (
+    LoopState,
+    base_record,
+    resume_schedule,
+    resumed_init_from,
+    train_steps,
+)
 
 # --------------------------------------------------------------------------- data
 
@@ -179,6 +186,7 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     loop = LoopState()
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
+        cfg = replace(cfg, init_from=resumed_init_from(state, cfg.init_from, state_path))
         sam.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
@@ -217,7 +225,7 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "base": base}, state_path)
+                        "base": base, "init_from": cfg.init_from}, state_path)
 
     # warm-up + cosine over cfg.steps at half resolution, then a second short warm-up + cosine
     # from cfg.refine_lr for the full-resolution refinement (its loss has another scale, so its
