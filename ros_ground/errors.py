@@ -17,11 +17,18 @@ class InputError(ValueError):
 
 
 def check_prompt(prompt, max_chars: int) -> None:
-    """Raise InputError unless `prompt` is a non-blank string of at most `max_chars` characters."""
+    """Raise InputError unless `prompt` is a non-blank string of at most `max_chars` characters,
+    all of them encodable as UTF-8 (a command line's undecodable bytes reach Python as lone
+    surrogates, which the tokenizers reject with a TypeError)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError("empty prompt")
     if len(prompt) > max_chars:
         raise InputError(f"prompt has {len(prompt)} characters, limit is {max_chars}")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(f"prompt is not valid UTF-8 text: character {err.start} stands for an "
+                         "undecodable byte") from None
 
 
 def check_image(image) -> np.ndarray:

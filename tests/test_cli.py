@@ -77,6 +77,11 @@ def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
     assert "no-such-model" not in out.stderr  # refused before the model was looked for
     out = _run("ground", "--image", str(png), "--prompt", "   ", check=False)
     assert out.returncode == 2 and "empty prompt" in out.stderr
+    # bytes that are not UTF-8 (argv holds them as surrogate escapes) reached the tokenizer
+    out = _run("ground", "--image", str(png), "--model", "no-such-model", "--prompt",
+               "\udcff\udcfe bad", check=False)
+    assert out.returncode == 2 and "prompt is not valid UTF-8 text: character 0" in out.stderr
+    assert "Traceback" not in out.stderr and "no-such-model" not in out.stderr
     out = _run("eval", "--scenes", "0", check=False)
     assert out.returncode == 2 and "--scenes: expected an integer >= 1, got '0'" in out.stderr
     out = _run("eval", "--seed", "-5", check=False)

@@ -337,7 +337,7 @@ def test_input_checks_raise_input_error():
     from ros_ground.errors import InputError, check_prompt
 
     check_prompt("Describe the image.", 100)
-    for prompt, limit in [("", 10), ("  \n", 10), ("x" * 11, 10), (None, 10)]:
+    for prompt, limit in [("", 10), ("  \n", 10), ("x" * 11, 10), (None, 10), ("a\udcff", 10)]:
         with pytest.raises(InputError):
             check_prompt(prompt, limit)
 
