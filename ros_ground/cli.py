@@ -232,12 +232,21 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
     engine = build_engine_from_settings(vars(args))
     if args.region or args.point:
+        # as the node does with its proposal node's masks: a box becomes the proposal of highest
+        # IoU with it, a pixel the smallest one holding it; without proposals (modes auto and
+        # point here) the box itself, and SAM's mask under the pixel
+        proposals = (engine.sam.propose(image, **engine.config.amg_params)
+                     if engine.requested_mode() == "entities" else None)
         region = resolve_region(
-            image.shape[:2], segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
+            image.shape[:2], proposals,
+            segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
             **({"box": args.region} if args.region else {"point": args.point}))
-        result = engine.ground_region(image, args.prompt, region)
+        result = engine.ground_region(image, args.prompt, region, proposals=proposals or None)
     else:
         result = engine.ground(image, args.prompt)
+    if engine.requested_mode() == "entities" and result.mode == "point":
+        print("ros-ground ground: SAM proposed no entity masks in this image; grounded in point "
+              "mode instead", file=sys.stderr)
     if depth_k is not None:
         from ros_ground.spatial import locate_result
 

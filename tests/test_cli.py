@@ -132,6 +132,31 @@ def test_ground_a_region_by_point_or_box(png, where):
         assert rle_to_mask(p["mask_rle"]).shape == (70, 110)
 
 
+def test_a_box_becomes_a_proposal_in_entities_mode(tmp_path, monkeypatch, capsys):
+    # as README says and the node does: the box selects the proposal of highest IoU with it,
+    # and those proposals ground the answer (SAM proposes once)
+    from ros_ground import cli, regions
+    from ros_ground.sam.segmenter import SamSegmenter
+    from ros_ground.sim.scene import generate_scene
+
+    path = tmp_path / "scene.png"
+    save_png(path, generate_scene(3).rgb)
+    chosen, proposed = [], []
+    pick = regions.entity_for_box
+    monkeypatch.setattr(regions, "entity_for_box",
+                        lambda box, proposals: chosen.append(pick(box, proposals)) or chosen[-1])
+    propose = SamSegmenter.propose
+    monkeypatch.setattr(SamSegmenter, "propose",
+                        lambda self, *a, **k: proposed.append(1) or propose(self, *a, **k))
+    box = (140, 115, 35, 52)  # around the green mug (144, 118, 29, 47)
+    assert cli.main(["ground", "--image", str(path), "--prompt", "What is this?", "--region",
+                     ",".join(map(str, box)), "--mode", "entities", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "entities"
+    rectangle = regions.box_mask((240, 320), *box)
+    assert chosen[0] is not None and chosen[0].sum() < 0.8 * rectangle.sum()  # the mug, not the box
+    assert len(proposed) == 1
+
+
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_train_help_is_trains_own(flag, capsys):
     """`ros-ground train -h` (the top-level help says "(-h)"): argparse's REMAINDER left a
