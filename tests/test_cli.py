@@ -157,6 +157,17 @@ def test_a_box_becomes_a_proposal_in_entities_mode(tmp_path, monkeypatch, capsys
     assert len(proposed) == 1
 
 
+def test_entities_mode_without_proposals_says_it_grounded_by_points(png, monkeypatch, capsys):
+    from ros_ground import cli
+    from ros_ground.sam.segmenter import SamSegmenter
+
+    monkeypatch.setattr(SamSegmenter, "propose", lambda self, *a, **k: [])
+    assert cli.main(["ground", "--image", str(png), "--prompt", "Describe the image.",
+                     "--mode", "entities"]) == 0
+    out = capsys.readouterr()
+    assert "grounded in point mode instead" in out.err and out.out.startswith("[sim] ")
+
+
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_train_help_is_trains_own(flag, capsys):
     """`ros-ground train -h` (the top-level help says "(-h)"): argparse's REMAINDER left a
