@@ -182,7 +182,9 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                                "about each object's region (region_naming_accuracy)")
     _add_proposal_args(evaluate)
     evaluate.add_argument("--json", action="store_true")
-    evaluate.add_argument("--dump", metavar="DIR", help="write overlays and per-scene records")
+    evaluate.add_argument("--dump", metavar="DIR",
+                          help="write overlays and per-scene records into this folder (created; "
+                               "--prompt region: each region labelled with its answer)")
     evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",
                           help="in: the classic 320x240 scenes (inside the training ranges); "
                                "randomised: drawn over the training ranges; ood: outside them "
@@ -319,6 +321,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ros_ground.train.data import check_eval_seeds
 
     check_eval_seeds(args.seed, args.scenes)  # before torch and the models load
+    if args.dump and Path(args.dump).exists() and not Path(args.dump).is_dir():
+        raise OSError(f"--dump {args.dump}: not a folder")
     from ros_ground.evaluate.cli import run_eval
 
     return run_eval(args, engine_config(args))

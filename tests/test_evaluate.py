@@ -176,6 +176,27 @@ def test_region_eval_prints_the_plain_report_unless_json(capsys):
     assert report["scenes"] == 1 and {"region_naming_accuracy", "samples"} <= set(report)
 
 
+def test_region_eval_dumps_each_scenes_regions_and_answers(capsys, tmp_path):
+    from ros_ground.cli import main
+    from ros_ground.evaluate import scene_for
+    from ros_ground.overlay import load_rgb
+
+    args = ["eval", "--prompt", "region", "--scenes", "1", "--seed", "3", "--model", "tiny",
+            "--sam-model", "tiny", "--max-new-tokens", "4", "--json", "--dump", str(tmp_path / "d")]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    record = json.loads((tmp_path / "d" / "scene000003_regions.json").read_text())
+    scene = scene_for(3, "in")
+    assert [r["object"] for r in record["regions"]] == [o.name for o in scene.objects]
+    assert [r["answer"] for r in record["regions"]] == [s["answer"] for s in report["samples"]]
+    picture = load_rgb(str(tmp_path / "d" / "scene000003_regions.png"))
+    assert picture.shape == scene.rgb.shape and (picture != scene.rgb).any()  # regions drawn
+    # a --dump that is a file is refused before any model loads
+    (tmp_path / "file").write_text("x")
+    assert main([*args[:-1], str(tmp_path / "file"), "--model", "no-such-model"]) == 2
+    assert capsys.readouterr().err.strip().endswith("/file: not a folder")
+
+
 def test_region_eval_asks_about_the_objects_of_the_scene_set_given(capsys, monkeypatch):
     from ros_ground.cli import main
     from ros_ground.engine import GroundingEngine

@@ -39,7 +39,7 @@ def run_eval(args, config: EngineConfig) -> int:
 
         # progress=None: a bar on stderr when it is a terminal, so --json's stdout stays clean
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
-                                  progress=None, scene_set=scene_set)
+                                  progress=None, scene_set=scene_set, dump=args.dump)
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
     # every entity scoring is measured on the same answers: grounding again costs no generation

@@ -9,7 +9,10 @@ region when the first category word it says (`Vocabulary.parse`) is the object's
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 from ros_ground.evaluate.progress import scene_progress
 from ros_ground.metrics import Vocabulary
@@ -27,11 +30,14 @@ def names(text: str, obj, vocabulary: Vocabulary) -> tuple[bool, bool]:
 
 def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
                      prompt: str = REGION_PROMPT, progress: bool | None = None,
-                     width: int = 320, height: int = 240, scene_set: str = "in") -> dict:
+                     width: int = 320, height: int = 240, scene_set: str = "in",
+                     dump: str | Path | None = None) -> dict:
     """Region naming accuracy (category, and with colour) on scenes seed .. seed+scenes-1 of
     `scene_set` (sim.ranges.scene_set_ranges; `width` x `height` for "in" only), beside the
-    no-region baseline, and the seconds per answer of each. ValueError for seeds outside the
-    held-out evaluation seeds (train.data.check_eval_seeds)."""
+    no-region baseline, and the seconds per answer of each. `dump`: a directory (created) for
+    each scene's picture, every object's region outlined and labelled with the answer about it,
+    and its record (`_dump`). ValueError for seeds outside the held-out evaluation seeds
+    (train.data.check_eval_seeds)."""
     from ros_ground.sim.scene import scene_in_set
     from ros_ground.train.data import check_eval_seeds
 
@@ -40,16 +46,20 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
               "baseline_color": [0, 0]}
     seconds = {"region": 0.0, "baseline": 0.0}
     samples = []
+    if dump:
+        Path(dump).mkdir(parents=True, exist_ok=True)
     for scene_seed in scene_progress(range(seed, seed + scenes), "eval regions", progress):
         scene = scene_in_set(scene_seed, scene_set, width, height)
         key = ("eval-region", scene_set, scene_seed)  # seeds repeat across scene sets
         t0 = time.perf_counter()
         plain = engine.generate(scene.rgb, prompt, views=False).text
         seconds["baseline"] += time.perf_counter() - t0
+        answers = []
         for obj in scene.objects:
             t0 = time.perf_counter()
             text = engine.generate_region(scene.rgb, prompt, Region(obj.mask, "mask"), key).text
             seconds["region"] += time.perf_counter() - t0
+            answers.append((obj, text))
             for name, answer in (("region", text), ("baseline", plain)):
                 category, color = names(answer, obj, vocabulary)
                 counts[name][0] += category
@@ -59,6 +69,8 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
             if len(samples) < 20:
                 samples.append({"seed": scene_seed, "object": obj.name, "answer": text,
                                 "baseline": plain})
+        if dump:
+            _dump(Path(dump), scene, scene_set, prompt, plain, answers, vocabulary)
     rate = {k: round(c / n, 4) if n else None for k, (c, n) in counts.items()}
     answers = counts["region"][1]
     return {
@@ -71,3 +83,21 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
                                "baseline": round(seconds["baseline"] / max(scenes, 1), 4)},
         "samples": samples,
     }
+
+
+def _dump(out_dir: Path, scene, scene_set: str, prompt: str, baseline: str, answers: list,
+          vocabulary: Vocabulary) -> None:
+    """scene{seed}_regions.png (each region outlined, labelled with the answer about it) and
+    scene{seed}_regions.json (the prompt, the baseline answer, and per object its name, box,
+    answer and whether the answer names it)."""
+    from ros_ground.overlay import draw_overlay, save_png
+
+    stem = f"scene{scene.seed:06d}_regions"
+    shown = [SimpleNamespace(mask=obj.mask, point=None, text=text) for obj, text in answers]
+    save_png(out_dir / f"{stem}.png", draw_overlay(scene.rgb, shown))
+    regions = [{"object": obj.name, "bbox": [int(v) for v in obj.bbox], "answer": text,
+                "names_category": bool(named[0]), "names_color": bool(named[1])}
+               for obj, text in answers for named in [names(text, obj, vocabulary)]]
+    record = {"seed": int(scene.seed), "scene_set": scene_set, "prompt": prompt,
+              "baseline": baseline, "regions": regions}
+    (out_dir / f"{stem}.json").write_text(json.dumps(record))
