@@ -70,6 +70,16 @@ def test_oracle_scores_perfectly(engine, monkeypatch):
     assert report["mask_recall"] == 1.0 and report["miou"] == 1.0
     assert report["ap50"] == pytest.approx(1.0) and report["point_accuracy"] == 1.0
     assert report["baseline_random_point"]["mask_recall"] < 1.0
+    # every setting that changes the numbers is in the report, under its parameter's name
+    settings_given = {"sam_model": "sim", "device": "cpu", "dtype": "float32", "image": None}
+    report = report_json(run, 2, "oracle", 11, "describe",
+                         EngineConfig(mode="point", point_zoom=False, entity_token_window=2.0,
+                                      max_new_tokens=7), values=settings_given)
+    assert (report["point_zoom"], report["entity_token_window"], report["max_new_tokens"]) == (
+        False, 2.0, 7)
+    assert {"normalise_maps", "multimask_choice", "region_token"} <= set(report)
+    assert (report["sam_model"], report["device"], report["dtype"]) == ("sim", "cpu", "float32")
+    assert "image" not in report and report["mode"] == "point"
 
 
 def test_variants_ground_one_generation_and_the_first_is_the_plain_run(engine, monkeypatch):
@@ -174,6 +184,7 @@ def test_region_eval_prints_the_plain_report_unless_json(capsys):
     assert main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["scenes"] == 1 and {"region_naming_accuracy", "samples"} <= set(report)
+    assert (report["model"], report["region_token"], report["sam_model"]) == ("tiny", "pooled", "tiny")
 
 
 def test_region_eval_dumps_each_scenes_regions_and_answers(capsys, tmp_path):

@@ -6,7 +6,12 @@ import json
 from dataclasses import replace
 
 from ros_ground.engine import EngineConfig, build_engine_from_settings
-from ros_ground.evaluate.report import format_region_report, format_report, report_json
+from ros_ground.evaluate.report import (
+    format_region_report,
+    format_report,
+    report_json,
+    run_settings,
+)
 from ros_ground.evaluate.run import evaluate
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
 from ros_ground.retrieval import SCORINGS
@@ -40,6 +45,7 @@ def run_eval(args, config: EngineConfig) -> int:
         # progress=None: a bar on stderr when it is a terminal, so --json's stdout stays clean
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
                                   progress=None, scene_set=scene_set, dump=args.dump)
+        report.update(run_settings(engine.config, vars(args)))
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
     # every entity scoring is measured on the same answers: grounding again costs no generation
@@ -49,7 +55,7 @@ def run_eval(args, config: EngineConfig) -> int:
     run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, dump=args.dump,
                    progress=None, scene_set=scene_set)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
-                         scene_set)
+                         scene_set, vars(args))
     if args.json:
         print(json.dumps(report))
     else:

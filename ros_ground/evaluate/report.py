@@ -4,6 +4,9 @@ evaluation's, evaluate.regions, with `format_region_report`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from ros_ground import settings
 from ros_ground.engine import EngineConfig
 from ros_ground.evaluate.naming import Naming
 from ros_ground.evaluate.run import EvalRun
@@ -13,14 +16,29 @@ from ros_ground.sam.proposals import changed_settings
 from ros_ground.train.card_format import proposal_text
 
 
+def run_settings(config: EngineConfig, values: Mapping | None = None) -> dict:
+    """Every grounding setting of a run, keyed by its node parameter's name: the engine's
+    (settings.ENGINE) from `config`, and those that choose and load the models (sam_model,
+    device, dtype, ...: settings.GROUNDING) from `values`, the command line's flags, where
+    given. Two runs whose reports agree here ran the same settings."""
+    values = values or {}
+    out = {s.name: values[s.name] for s in settings.GROUNDING
+           if not s.field and s.name in values and s.name not in ("trust_remote_code", "allow_download")}
+    for s in settings.ENGINE:
+        value = getattr(config, s.field)
+        out[s.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
-                config: EngineConfig, scene_set: str = "in") -> dict:
-    """The metrics, the baseline beside them, and every setting that changes them.
+                config: EngineConfig, scene_set: str = "in", values: Mapping | None = None) -> dict:
+    """The metrics, the baseline beside them, and every setting that changes them (`run_settings`
+    of `config` and `values`, the command line's flags; the proposals' as `proposal_changes`).
 
     The baseline keeps the model's phrases, so its naming accuracy is the model's.
     """
     names = next(iter(run.naming.values()), [])
-    out = {**aggregate(run.model).to_json(), **Naming.total(names)}
+    out = {**aggregate(run.model).to_json(), **Naming.total(names), **run_settings(config, values)}
     out["scenes"] = scenes
     out["baseline_random_point"] = {**aggregate(run.baseline).to_json(),
                                      **Naming.total(run.baseline_naming)}
@@ -95,7 +113,8 @@ def format_region_report(report: dict, model: str = "") -> str:
     last = report["seed"] + report["scenes"] - 1
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{last}), "
              f"{report['regions']} regions" + (f", model {model}" if model else "")
-             + f", prompt {report['prompt']!r}",
+             + f", prompt {report['prompt']!r}"
+             + (f", region_token {report['region_token']}" if "region_token" in report else ""),
              f"{'metric':<30}{'region':>8}{'no region':>11}"]
     for key, baseline in (("region_naming_accuracy", "region_naming_baseline"),
                           ("region_naming_color_accuracy", "region_naming_color_baseline")):
