@@ -52,6 +52,25 @@ def test_generate_returns_one_map_per_token(tiny, image):
     assert gen.text.strip()  # the word-level tiny model emits words
 
 
+def test_max_new_tokens_is_capped_at_the_models_context(tiny, image, monkeypatch):
+    from ros_ground.errors import InputError
+    from ros_ground.lmm.layout import answer_room
+
+    # 2e9 tokens asked a static cache of 2 TB from the compiled decoder
+    config = tiny.model.config
+    assert config.text_config.max_position_embeddings == 512
+    assert answer_room(config, 100, 2_000_000_000) == 412 and answer_room(config, 100, 5) == 5
+    with pytest.raises(InputError, match="the prompt takes 512 tokens"):
+        answer_room(config, 512, 1)
+    with pytest.raises(ValueError, match=">= 1"):
+        answer_room(config, 10, 0)
+    monkeypatch.setattr(config.text_config, "max_position_embeddings", 80)
+    inputs, _, _ = tiny.prepare(image, PROMPT)
+    room = 80 - int(inputs["input_ids"].shape[1])
+    gen = tiny.generate(image, PROMPT, max_new_tokens=2_000_000_000)
+    assert 1 <= len(gen.token_ids) <= room
+
+
 @pytest.mark.parametrize("view", ["hflip", "vflip", "rot180"])
 def test_view_maps_read_the_flipped_image_and_flip_back(tiny, image, view):
     from ros_ground.views import flip_image, unflip_maps

@@ -33,7 +33,7 @@ from ros_ground.geometry import (
 )
 from ros_ground.lmm.errors import BadPromptError
 from ros_ground.lmm.generation import Generation, TokenHook
-from ros_ground.lmm.layout import ImageLayout, find_image_token_id, image_layout
+from ros_ground.lmm.layout import ImageLayout, answer_room, find_image_token_id, image_layout
 from ros_ground.lmm.text import PromptTokens, find_prompt_tokens, special_strings, strip_special_strings
 from ros_ground.prompts import ChatMarkers, markers_from_template, require_text, strip_chat_markup
 from ros_ground.views import flip_image, unflip_maps
@@ -159,6 +159,8 @@ class LMMAdapter:
 
         With `prompt_maps`, the prefill also records the image attention of the prompt's own
         text tokens (`Generation.prompt_maps`, for grounding the command itself).
+        `max_new_tokens` is capped at the room the model's context leaves after the prompt
+        (layout.answer_room; InputError when the prompt alone fills it, ValueError below 1).
 
         `on_token(token_id, text_so_far, partial)` runs after every token, where `partial()`
         returns the Generation so far (maps included); `should_stop()` is polled
@@ -166,11 +168,10 @@ class LMMAdapter:
         """
         from transformers import DynamicCache, GenerationConfig, StoppingCriteriaList
 
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
         t0 = time.perf_counter()
         inputs, layout, geometry = self.prepare(image, prompt)
         prompt_len = int(inputs["input_ids"].shape[1])
+        max_new_tokens = answer_room(self.model.config, prompt_len, max_new_tokens)
         own = self.prompt_tokens(prompt, inputs["input_ids"]) if prompt_maps else None
         timing = {"preprocess": (time.perf_counter() - t0) * 1e3}
         empty = np.zeros((0, layout.grid_h, layout.grid_w), dtype=np.float32)
@@ -238,7 +239,8 @@ class LMMAdapter:
         if self.decoder is None:
             return 0
         inputs, layout, _ = self.prepare(np.full((240, 320, 3), 127, np.uint8), prompt)
-        length = int(inputs["input_ids"].shape[1]) + max_new_tokens
+        prompt_len = int(inputs["input_ids"].shape[1])
+        length = prompt_len + answer_room(self.model.config, prompt_len, max_new_tokens)
         with torch.no_grad():
             self.decoder.warm_up(inputs, layout.positions, length)
         return self.decoder.cache_length

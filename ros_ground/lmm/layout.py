@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ros_ground.errors import InputError
 from ros_ground.lmm.errors import BadPromptError, ModelLoadError
 
 
@@ -87,3 +88,19 @@ def expected_image_tokens(inputs, *, config, processor, image_token: str) -> int
     vision = config.vision_config
     full = getattr(config, "vision_feature_select_strategy", "default") == "full"
     return (vision.image_size // vision.patch_size) ** 2 + int(full)
+
+
+def answer_room(config, prompt_len: int, max_new_tokens: int) -> int:
+    """`max_new_tokens`, capped at the tokens the text model's context (its config's
+    `max_position_embeddings`; no cap where it gives none) leaves after `prompt_len` prompt
+    tokens. Raises InputError when the prompt alone fills the context, ValueError for
+    `max_new_tokens` < 1."""
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    limit = getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return max_new_tokens
+    if prompt_len >= limit:
+        raise InputError(f"the prompt takes {prompt_len} tokens, image included; the model's "
+                         f"context holds {limit}")
+    return min(max_new_tokens, limit - prompt_len)
