@@ -111,6 +111,26 @@ def test_depth_outside_the_tolerance_leaves_positions_unset(node, scene, monkeyp
     assert all(p.depth_points > 0 for p in response.phrases)
 
 
+def test_the_grounded_frames_depth_is_kept_while_the_model_runs(node, scene, monkeypatch):
+    # a 30 Hz depth stream moved the store past the frame's depth during a request of seconds
+    # (the newest 8 are kept with proposal_max_age_s 0), and the answer lost its positions
+    node.set(proposal_max_age_s=0.0)
+    _feed(node, scene)
+    later = _depth_msg(scene, "32FC1", 6)
+    depth = node.node.sensors.depth
+
+    def ground_while_depth_streams(*args, **kwargs):
+        for i in range(30):
+            depth.add_depth(CAMERA, (6 + i) * 10**9, later)
+        return _gt_result(scene)
+
+    monkeypatch.setattr(node.node._engine, "ground", ground_while_depth_streams)
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert depth.depth_near(CAMERA, 5 * 10**9, 10**8) is None  # gone from the store by now
+    assert all(p.depth_points > 0 for p in response.phrases)
+
+
 def test_real_models_answer_with_positions(node, scene):
     _feed(node, scene)
     response = node.ask("Pick up the mug.")

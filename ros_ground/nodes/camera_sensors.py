@@ -104,14 +104,26 @@ class CameraSensors:
             camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
             lambda msg: image_to_depth(msg, self.p["max_image_pixels"]))
 
-    def locate(self, camera: str, result, header) -> None:
-        """3-D position and size of every phrase of `result` (grounded on the frame with
-        `header`); without depth or camera_info the phrases keep NaN positions (warned when
-        the camera publishes depth)."""
+    def pin_depth(self, camera: str, header):
+        """`registered_depth` of the frame with `header` when it is there now, else None: taken
+        before the model runs, as the depth store keeps only the newest frames (a few tenths of
+        a second of a 30 Hz camera with proposal_max_age_s 0) and a request takes seconds."""
         if not self.depth.has_depth(camera):
+            return None
+        try:
+            return self.registered_depth(camera, header)
+        except (LookupError, ValueError):
+            return None  # the depth may come after its colour frame: `locate` looks again
+
+    def locate(self, camera: str, result, header, pinned=None) -> None:
+        """3-D position and size of every phrase of `result` (grounded on the frame with
+        `header`) from the `pinned` depth (`pin_depth`), else the depth registered to it now;
+        without depth or camera_info the phrases keep NaN positions (warned when the camera
+        publishes depth)."""
+        if pinned is None and not self.depth.has_depth(camera):
             return
         try:
-            locate_result(result, *self.registered_depth(camera, header))
+            locate_result(result, *(pinned or self.registered_depth(camera, header)))
         except (LookupError, ValueError) as exc:
             self._node.get_logger().warning(f"phrases without 3-D positions: {exc}",
                                             throttle_duration_sec=5.0)

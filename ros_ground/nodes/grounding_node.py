@@ -242,6 +242,7 @@ class GroundingNode(ModelNode):
         older = (request.camera_frame and request.region is None
                  and engine.requested_mode(request.mode) == "auto")
         frame, proposals = self.sensors.match(request.camera, request.frame, older)
+        depth = self.sensors.pin_depth(request.camera, frame.header)
         try:
             result = requests.ground(
                 engine, request, frame, proposals, accepted_at=ticket.accepted_at,
@@ -251,7 +252,7 @@ class GroundingNode(ModelNode):
         except InputError as exc:
             return self._answer(request, Status.STATUS_BAD_INPUT, str(exc))
         self._say_if_eager(engine)
-        self.sensors.locate(request.camera, result, frame.header)
+        self.sensors.locate(request.camera, result, frame.header, depth)
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         if result.canceled:
             response.status = Status.STATUS_CANCELED
