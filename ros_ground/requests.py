@@ -77,6 +77,25 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
     return None
 
 
+def at_start(request: Request, newest: Frame | None, *, now_ns: int, max_frame_age_s: float,
+             topic: str) -> tuple[str, str] | None:
+    """When `request` leaves the queue: a command about its camera (no own image, no region
+    drawn on its frame) takes the camera's `newest` frame, the scene as it is now after
+    seconds in the queue; (NO_IMAGE or BAD_INPUT, why) when the frame it would ground was
+    received more than `max_frame_age_s` before `now_ns` (0: any age) or does not decode, else
+    None. A region's frame stays: its pixels were given on it, and its age was checked."""
+    if not request.camera_frame or request.region is not None:
+        return None
+    if newest is not None:
+        request.frame = newest
+    frame = request.frame
+    if frame.received_ns is not None:
+        stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic)
+        if stale:
+            return NO_IMAGE, stale
+    return None if frame.rgb is not None else (BAD_INPUT, frame.error)
+
+
 def attach_region(request: Request, region: Callable) -> tuple[str, str] | None:
     """Set `request.region` to `region(request.frame)` (resolve_region keywords, None: the
     request names no region); (BAD_INPUT, why) when that raises InputError."""

@@ -13,6 +13,7 @@ from ros_ground.requests import (
     NO_IMAGE,
     Frame,
     Request,
+    at_start,
     attach_region,
     camera_of,
     ground,
@@ -40,6 +41,27 @@ def test_a_frame_older_than_max_frame_age_is_no_image_with_its_age():
     assert check(Request("1", "Describe.", "", frame, camera="right"), max_frame_age_s=0) is None
     own = Frame(None, RGB)  # a goal's own image has no receive time: never stale
     assert check(Request("1", "Describe.", "", own, camera="right")) is None
+
+
+def test_a_command_leaving_the_queue_grounds_the_newest_frame_if_it_is_fresh():
+    queued = Frame(None, RGB, received_ns=1_000_000_000)
+    newest = Frame(None, RGB.copy(), received_ns=9_800_000_000)
+    start = dict(now_ns=10_000_000_000, max_frame_age_s=1.0, topic="/l/image")
+    request = Request("1", "Describe.", "", queued, camera="left")
+    assert at_start(request, newest, **start) is None and request.frame is newest
+    # the camera stopped while the command waited: the frame it would ground is too old
+    request = Request("2", "Describe.", "", queued, camera="left")
+    kind, error = at_start(request, queued, **start)
+    assert kind == NO_IMAGE and "9.0 s ago" in error and "/l/image" in error
+    assert at_start(Request("3", "Describe.", "", queued), queued, **{**start, "max_frame_age_s": 0}) is None
+    broken = Frame(None, None, "bad image: truncated", received_ns=9_900_000_000)
+    assert at_start(Request("4", "Describe.", "", queued), broken, **start) == (
+        BAD_INPUT, "bad image: truncated")
+    # a region's pixels were given on its frame, and a goal's own image is its own
+    region = Request("5", "What is this?", "", queued, region={"point": (1, 1)})
+    own = Request("6", "Describe.", "", queued, camera_frame=False)
+    for request in (region, own):
+        assert at_start(request, newest, **start) is None and request.frame is queued
 
 
 def test_unknown_camera_bad_prompt_missing_and_bad_frames():

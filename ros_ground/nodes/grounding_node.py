@@ -6,9 +6,10 @@ closes them, cleanup frees the models. Requests are queued and run one at a time
 ros_ground.scheduler.Scheduler, round-robin across each camera's `command`, `describe`, `ask`
 and `clicked_point` (`cameras`: one model serves them all; one flooding source delays another
 by one request at most); every request gets exactly one GroundedResponse, on its camera's
-`response`. A command is answered NO_IMAGE when its camera's newest frame was received more
-than `max_frame_age_s` ago. An accepted goal holds no executor thread while it waits: it is
-executed (`goal_handle.execute`) when it starts. A goal's region, or a point clicked in rviz,
+`response`. A command grounds its camera's newest frame when it leaves the queue, and is
+answered NO_IMAGE when that frame was received more than `max_frame_age_s` ago. An accepted
+goal holds no executor thread while it waits: it is executed (`goal_handle.execute`) when it
+starts. A goal's region, or a point clicked in rviz,
 makes the request about the entity there (ros_ground.regions); the sensor streams are kept by
 nodes/camera_sensors.py, the answers published by nodes/outputs.py.
 """
@@ -237,6 +238,12 @@ class GroundingNode(ModelNode):
         request, engine = ticket.payload, self._engine
         if engine is None:
             return self._answer(request, Status.STATUS_MODEL_ERROR, "model unloaded")
+        source = self.sensors.inputs.get(request.camera)
+        problem = requests.at_start(
+            request, self.frames.latest(request.camera), now_ns=self.get_clock().now().nanoseconds,
+            max_frame_age_s=self._p["max_frame_age_s"], topic=getattr(source, "topic", "image"))
+        if problem is not None:
+            return self._answer(request, _STATUS[problem[0]], problem[1])
         # only `auto` may ground an older frame that has proposals; never a goal's own image,
         # nor a region whose pixels were given on this frame
         older = (request.camera_frame and request.region is None
