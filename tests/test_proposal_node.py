@@ -165,3 +165,31 @@ def test_a_stop_ends_a_run_in_flight_between_batches():
     node.shutdown_worker()
     assert not node._worker.is_alive() and time.monotonic() - t0 < 1.0
     node.destroy_node()
+
+
+def test_a_long_proposal_run_is_said(monkeypatch):
+    """One 5 MP frame held a shared SAM for two minutes and nothing said so."""
+    from ros_ground.nodes import mask_proposal_node
+
+    node = MaskProposalNode(name="proposal_slow_test")
+    said = []
+    node.get_logger = lambda: type("Log", (), {
+        "warning": lambda self, text, **kw: said.append(text), "info": lambda self, text: None})()
+
+    class Sam:
+        img_size, feature_source = 64, "test"
+
+        def propose(self, rgb, key=None, should_stop=lambda: False, **amg):
+            time.sleep(0.05)
+            return []
+
+    node._sam = Sam()
+    frame = Image(height=4, width=6, encoding="rgb8", step=18, data=bytes(72))
+    node._propose(frame)
+    assert said == []
+    monkeypatch.setattr(mask_proposal_node, "SLOW_RUN_S", 0.01)
+    node._propose(frame)
+    assert len(said) == 1 and said[0].startswith("image: proposals for a 6x4 frame took 0 s")
+    assert "points_per_side 32" in said[0] or "points_per_side 16" in said[0]
+    node.shutdown_worker()
+    node.destroy_node()

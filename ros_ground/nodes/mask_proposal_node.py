@@ -28,6 +28,8 @@ from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.process import run_executable
 from ros_ground.sam.windows import zoom_crops_text
 
+SLOW_RUN_S = 20.0  # a proposal run this long is said: commands wait behind it
+
 
 class MaskProposalNode(ModelNode):
     def __init__(self, name: str = "mask_proposal_node", sam_provider: Callable | None = None,
@@ -151,8 +153,16 @@ class MaskProposalNode(ModelNode):
             self._log_zoom(camera, rgb.shape[:2], sam.img_size, int(amg["max_zoom_crops"]),
                            float(amg["zoom_magnification"]))
         # a run takes up to a minute on a CPU: a stop signal ends it between batches
+        t0 = time.monotonic()
         proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape),
                                 should_stop=lambda: self._stopping, **amg)
+        took = time.monotonic() - t0
+        if took > SLOW_RUN_S:  # in the composed graph the grounding node's commands waited on it
+            self.get_logger().warning(
+                f"{camera or 'image'}: proposals for a {rgb.shape[1]}x{rgb.shape[0]} frame took "
+                f"{took:.0f} s (points_per_side {amg['points_per_side']}, crop_n_layers "
+                f"{amg['crop_n_layers']}); a shared SAM answers no command meanwhile: fewer "
+                "points or a GPU shorten it", throttle_duration_sec=60.0)
         proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
         self.runs += 1
         publisher = self._pubs.get(camera)
