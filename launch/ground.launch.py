@@ -1,6 +1,9 @@
 """Grounding node and mask-proposal node, composed in one process or as separate processes.
 
     ros2 launch ros_ground ground.launch.py image:=/camera/image_raw namespace:=ground
+    ros2 launch ros_ground ground.launch.py image:=/camera/color/image_raw \
+        depth:=/camera/aligned_depth_to_color/image_raw camera_info:=/camera/color/camera_info \
+        clicked_point:=/clicked_point
     ros2 launch ros_ground ground.launch.py model:=/models/llava-1.5-7b-hf composed:=false
     ros2 launch ros_ground ground.launch.py cameras:="[left, right]"   # left/image, right/image
 
@@ -20,6 +23,12 @@ from launch import LaunchDescription
 ARGUMENTS = {
     "namespace": ("", "namespace of the nodes and their topics"),
     "image": ("/camera/image_raw", "camera image topic (sensor_msgs/Image)"),
+    "depth": ("", "depth registered to the image, e.g. /camera/aligned_depth_to_color/image_raw "
+              "(empty = `depth` in the namespace)"),
+    "camera_info": ("", "the image's sensor_msgs/CameraInfo, e.g. /camera/color/camera_info "
+                    "(empty = `camera_info` in the namespace)"),
+    "clicked_point": ("", "rviz's Publish Point topic, e.g. /clicked_point "
+                      "(empty = `clicked_point` in the namespace)"),
     "model": ("", "LMM: Hugging Face id or local directory (empty = from params_file)"),
     "sam_model": ("", "vit_h | vit_l | vit_b | directory (empty = from params_file)"),
     "sam_checkpoint": ("", "SAM weights file (empty = from params_file, or none when "
@@ -47,7 +56,8 @@ def _nodes(context, *args, **kwargs):
         cameras = yaml.safe_load(arg["cameras"])  # "[left, right]", or one bare name
         overrides["cameras"] = [str(c) for c in (cameras if isinstance(cameras, list) else [cameras])]
     sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
-    remap = [("image", arg["image"])]
+    remap = [("image", arg["image"])] + [(name, arg[name]) for name in
+                                         ("depth", "camera_info", "clicked_point") if arg[name]]
     use_proposals = _truthy(arg["use_proposals"])
     if _truthy(arg["composed"]):
         # no `name=`: launch_ros passes it as `-r __node:=NAME`, which renames every node in

@@ -107,6 +107,21 @@ def test_ground_launch_starts_real_executables(fake_launch, composed, proposals)
 
 
 @pytest.mark.parametrize("composed", ["true", "false"])
+def test_ground_launch_connects_a_depth_camera_and_rviz(fake_launch, composed):
+    # README's 3-D section: a RealSense's registered depth and calibration, and rviz's points
+    description = _load(ROOT / "launch" / "ground.launch.py")
+    given = {"depth": "/camera/aligned_depth_to_color/image_raw",
+             "camera_info": "/camera/color/camera_info", "clicked_point": "/clicked_point"}
+    context = {**_arguments(description), "composed": composed, "namespace": "ground", **given}
+    opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    for node in opaque.kwargs["function"](context):
+        assert node.kwargs["remappings"] == [("image", "/camera/image_raw"), *given.items()]
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| argument | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    assert all(f"`{name}`" in table for name in _arguments(description))  # each documented
+
+
+@pytest.mark.parametrize("composed", ["true", "false"])
 def test_ground_launch_passes_the_camera_list_to_both_nodes(fake_launch, composed):
     description = _load(ROOT / "launch" / "ground.launch.py")
     context = {**_arguments(description), "composed": composed, "cameras": "[left, right]"}
