@@ -134,6 +134,33 @@ def test_a_misspelt_parameter_override_is_warned_about():
         rclpy.try_shutdown()
 
 
+def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it():
+    # "max_frame_age_s: 0" (README: 0 accepts any age) and "multimask_choice: 1" (README: iou /
+    # 0 / 1 / 2) are typed INTEGER by YAML, and rclpy's refusal said only the type numbers
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from ros_ground.nodes.params import declare
+
+    rclpy.init()
+    node = None
+    try:
+        node = Node("type_test", parameter_overrides=[
+            Parameter("max_frame_age_s", value=0), Parameter("multimask_choice", value=1),
+            Parameter("compile", value=False), Parameter("queue_size", value=3)])
+        refused = declare(node, settings.GROUNDING)
+        assert set(refused) == {"max_frame_age_s", "multimask_choice", "compile"}
+        assert refused["max_frame_age_s"].endswith("max_frame_age_s: 0.0, or -p max_frame_age_s:=0.0)")
+        assert "multimask_choice: \"1\"" in refused["multimask_choice"]
+        assert "a bare on / off / yes / no as a boolean" in refused["compile"]
+        assert node.get_parameter("queue_size").value == 3
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def test_node_parameters_default_and_range_as_declared():
     rclpy = pytest.importorskip("rclpy")
     from ros_ground.nodes.grounding_node import GroundingNode

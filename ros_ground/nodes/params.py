@@ -55,13 +55,24 @@ def declare(node, table) -> dict[str, str]:
             node.declare_parameter(s.name, s.default, descriptor(s))
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
             node.declare_parameter(s.name, s.default, descriptor(s), ignore_override=True)
-            refused[s.name] = str(exc).removesuffix(f": {s.name}")
-            if isinstance(s.default, str) and "BOOL" in refused[s.name]:
-                refused[s.name] += (" (YAML reads a bare on / off / yes / no as a boolean: "
-                                    f"quote the text, {s.name}: \"on\" or -p '{s.name}:=\"on\"')")
+            refused[s.name] = str(exc).removesuffix(f": {s.name}") + type_hint(s, str(exc))
     for warning in unknown_overrides(node, table):
         node.get_logger().warning(warning)
     return refused
+
+
+def type_hint(setting: Setting, error: str) -> str:
+    """How to write `setting`'s value so that ROS types it as declared, for rclpy's type
+    `error` ("" when no hint applies): ROS parameters take the type YAML reads, so 0 is an
+    integer, not a double, and a bare on / 1 is a boolean / integer, not text."""
+    name = setting.name
+    if isinstance(setting.default, float) and "INTEGER" in error:
+        return f" (a double needs its decimal point: {name}: 0.0, or -p {name}:=0.0)"
+    if isinstance(setting.default, str) and ("BOOL" in error or "INTEGER" in error
+                                             or "DOUBLE" in error):
+        return (f" (YAML reads a bare on / off / yes / no as a boolean and 1 as a number: "
+                f"quote the text, {name}: \"1\" or -p '{name}:=\"1\"')")
+    return ""
 
 
 def unknown_overrides(node, table) -> list[str]:
