@@ -55,12 +55,13 @@ def _depth_msg(scene, encoding, stamp_sec):
     return msg
 
 
-def _feed(r, scene, encoding="32FC1", depth_sec=5):
+def _feed(r, scene, encoding="32FC1", depth_sec=5, depth_frame="cam"):
     """Stream the scene's colour frame (stamp 5 s), its depth and camera_info to the node."""
     depth_pub = r.client.node.create_publisher(Image, "depth", RELIABLE)
     info_pub = r.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
     r.client.stream(scene.rgb, stamp_sec=5)
     depth_msg = _depth_msg(scene, encoding, depth_sec)
+    depth_msg.header.frame_id = depth_frame
     info = camera_info(scene, depth_msg.header)
 
     def arrived():
@@ -129,6 +130,22 @@ def test_the_grounded_frames_depth_is_kept_while_the_model_runs(node, scene, mon
     assert response.status == response.STATUS_OK
     assert depth.depth_near(CAMERA, 5 * 10**9, 10**8) is None  # gone from the store by now
     assert all(p.depth_points > 0 for p in response.phrases)
+
+
+def test_depth_in_another_frame_than_the_image_is_warned_about(node, scene, monkeypatch):
+    # the depth camera's own frame (depth/image_rect_raw) at the colour size is not registered
+    # to the image: its positions would be wrong without another sign
+    _feed(node, scene, depth_frame="camera_depth_optical_frame")
+    said = []
+    logger = node.node.get_logger()
+    monkeypatch.setattr(node.node, "get_logger", lambda: type("Log", (), {
+        "warning": lambda self, text, **kw: said.append(text),
+        "info": lambda self, *a, **kw: logger.info(*a, **kw),
+        "error": lambda self, *a, **kw: logger.error(*a, **kw)})())
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    assert node.ask("Pick up the mug.").status == 0
+    assert any("depth is in frame 'camera_depth_optical_frame', the image in 'cam'" in t
+               for t in said), said
 
 
 def test_real_models_answer_with_positions(node, scene):

@@ -102,7 +102,18 @@ class CameraSensors:
         or ValueError (ImageDecodeError included) saying what is missing or wrong."""
         return self.depth.registered(
             camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
-            lambda msg: image_to_depth(msg, self.p["max_image_pixels"]))
+            lambda msg: self._depth_of(msg, header))
+
+    def _depth_of(self, msg, header):
+        """The depth message's HxW metres; warns when its frame_id is not the colour image's: a
+        depth camera's own frame (RealSense depth/image_rect_raw) is not registered to it, and
+        at the same size would give wrong positions without another sign."""
+        if msg.header.frame_id and header.frame_id and msg.header.frame_id != header.frame_id:
+            self._node.get_logger().warning(
+                f"depth is in frame {msg.header.frame_id!r}, the image in {header.frame_id!r}: "
+                "depth must be registered to the colour image (e.g. RealSense "
+                "aligned_depth_to_color), or the positions are wrong", throttle_duration_sec=30.0)
+        return image_to_depth(msg, self.p["max_image_pixels"])
 
     def pin_depth(self, camera: str, header):
         """`registered_depth` of the frame with `header` when it is there now, else None: taken
