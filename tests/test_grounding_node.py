@@ -562,3 +562,14 @@ def test_a_failed_compilation_leaves_the_node_decoding_eagerly(running, monkeypa
     assert r.started and r.node._engine.lmm.decoder is None
     _stream(r)
     assert r.ask().status == R.STATUS_OK
+
+
+def test_ask_names_the_camera_its_goal_is_about(running):
+    # `ros-ground ask --camera`: a multi-camera node could be asked about its first camera only
+    from ros_ground.nodes.ask import ask
+
+    r = running()
+    _stream(r)
+    response = ask(r.client.node, "Describe the image.", r.ns, camera="left", timeout=60.0)
+    assert response.status == R.STATUS_BAD_INPUT and "unknown camera 'left'" in response.error
+    assert ask(r.client.node, "Describe the image.", r.ns, timeout=60.0).status == R.STATUS_OK

@@ -28,8 +28,9 @@ MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the metho
 
 
 def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float = 120.0,
-        on_feedback=None) -> GroundedResponse:
-    """Send the goal and wait; raises TimeoutError when no server or no result in time."""
+        on_feedback=None, camera: str = "") -> GroundedResponse:
+    """Send the goal (about `camera`, one of the node's `cameras`; "" the first) and wait;
+    raises TimeoutError when no server or no result in time."""
     action = f"{namespace.rstrip('/')}/ask" if namespace else "ask"
     client = ActionClient(node, Ground, action)
     deadline = time.monotonic() + timeout
@@ -39,7 +40,7 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
             raise TimeoutError(f"no action server at {action!r} within {wait_s:g} s (discovery "
                                "can take a second): is grounding_node running and active "
                                "(configured; a failed configure is in its log)?")
-        send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode),
+        send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode, camera=camera),
                                       feedback_callback=on_feedback)
         _wait(node, send.done, deadline)
         handle = send.result()
@@ -102,7 +103,8 @@ def _run_ask(args) -> int:
         topic = f"{args.namespace.rstrip('/')}/overlay" if args.namespace else "overlay"
         node.create_subscription(Image, topic, overlays.append, RELIABLE)
     try:
-        response = ask(node, args.prompt, args.namespace, args.mode, args.timeout, stream)
+        response = ask(node, args.prompt, args.namespace, args.mode, args.timeout, stream,
+                       getattr(args, "camera", ""))
         if args.overlay:  # the node publishes the overlay right before it answers
             spin_until(node, lambda: overlays, 2.0)
     except (TimeoutError, RuntimeError) as exc:

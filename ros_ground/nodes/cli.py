@@ -22,6 +22,8 @@ def add_ros_commands(sub) -> None:
                           "server (default %(default)g)")
     ask.add_argument("--mode", choices=MODES, default="",  # "" (the node's) is not checked
                      help="grounding mode of this goal (default: the node's `mode` parameter)")
+    ask.add_argument("--camera", default="",
+                     help="which of the node's `cameras` to ground on (default: the first)")
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--overlay", metavar="OUT.png", help="write the node's overlay image")
 
