@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ros_ground.image_codec import DEFAULT_MAX_PIXELS, imdecode
+from ros_ground.image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, imdecode
 
 MM_PER_M = 1000.0
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
@@ -84,7 +84,14 @@ def load_depth(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         raise ValueError(f"no such depth file: {str(path)!r}" if not path.exists() else
                          f"depth file {str(path)!r} is not a regular file")
     if path.suffix.lower() == ".npy":
-        return depth_to_metres(np.load(path, allow_pickle=False))
+        try:  # a memory map reads the header only: the size is judged before any data
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:  # not .npy, truncated, object arrays
+            raise ValueError(f"cannot read depth array {str(path)!r}: {exc}") from None
+        if array.size > max_pixels:
+            raise ImageDecodeError(f"depth array {str(path)!r} has {array.size} values, above "
+                                   f"the limit of {max_pixels} (max_image_pixels)")
+        return depth_to_metres(np.array(array))
     depth = imdecode(np.fromfile(path, dtype=np.uint8), f"depth image {str(path)!r}", max_pixels)
     if depth.dtype != np.uint16 or depth.ndim != 2:
         raise ValueError(f"depth image {str(path)!r} must be single-channel 16-bit (millimetres), "
@@ -122,7 +129,8 @@ def load_camera_info(path: str | Path) -> CameraInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"no such camera info file: {str(path)!r}")
+        raise ValueError(f"no such camera info file: {str(path)!r}" if not path.exists() else
+                         f"camera info file {str(path)!r} is not a regular file")
     try:
         with path.open(encoding="utf-8") as f:
             data = yaml.safe_load(f)

@@ -179,6 +179,24 @@ def test_a_depth_file_above_the_limit_is_refused_from_its_header(tmp_path, side,
         load_depth(bomb, max_pixels=limit)
 
 
+def test_a_depth_array_is_judged_by_its_header_and_named_when_unreadable(tmp_path):
+    big = tmp_path / "big.npy"
+    np.save(big, np.zeros((40, 30), np.float32))
+    with pytest.raises(ValueError, match=r"has 1200 values, above the limit of 1000\b"):
+        load_depth(big, max_pixels=1000)
+    assert load_depth(big, max_pixels=1200).shape == (40, 30)
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"depth": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"cannot read depth array '.*objects.npy'"):
+        load_depth(objects)  # never unpickled
+    truncated = tmp_path / "truncated.npy"
+    truncated.write_bytes(big.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cannot read depth array '.*truncated.npy'"):
+        load_depth(truncated)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        load_camera_info(tmp_path)
+
+
 CALIBRATION_YAML = """\
 image_width: 640
 image_height: 480
