@@ -366,19 +366,19 @@ def build_engine(
     torch_threads: int = 0,
 ) -> GroundingEngine:
     """Load the three models from their specs; pass `sam` to share one SAM between nodes.
-
     allow_download: let a Hugging Face model id missing from the local cache be downloaded
-    (see `load_lmm`); off by default, so a robot never fetches weights at run time.
-    compile: off | auto | on, compiled decoding (see `LMMAdapter`).
-    torch_threads: torch's threads during each `ground` request (0: torch's default); below
-    the core count the free cores take the work ahead (ahead.py).
+    (see `load_lmm`); off by default, so a robot never fetches weights at run time. compile:
+    off | auto | on, compiled decoding (see `LMMAdapter`). torch_threads: torch's threads during
+    each `ground` request (0: torch's default); the free cores take the work ahead (ahead.py).
     """
-    from ros_ground.lmm import load_lmm
+    from ros_ground.lmm import load_lmm, resolve_device
     from ros_ground.phrases import load_spacy
-    from ros_ground.sam import load_sam
+    from ros_ground.sam import check_sam_spec, load_sam
 
     config = (config or EngineConfig()).validate()
-    ahead.check_torch_threads(torch_threads)  # before loading anything
+    ahead.check_torch_threads(torch_threads)  # before loading anything, as SAM's spec is
+    if sam is None:
+        check_sam_spec(sam_model, sam_checkpoint, str(resolve_device(device)))
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile)

@@ -286,6 +286,25 @@ def test_released_architecture_without_checkpoint_fails_at_load(spec):
         get_shared_sam(spec, None, "cpu")
 
 
+def test_sam_settings_are_checked_before_the_lmm_loads(monkeypatch, tmp_path):
+    # each of these was found only after seconds of loading the LMM, some with a misleading
+    # message ("a saved-model path ..." for the default sim with a checkpoint)
+    import ros_ground.lmm as lmm
+    from ros_ground.engine import build_engine
+
+    monkeypatch.setattr(lmm, "load_lmm", lambda *a, **k: pytest.fail("the LMM was loaded"))
+    for sam_model, checkpoint, device, words in [
+            ("vit_b", str(tmp_path / "missing.pth"), "cpu", "SAM checkpoint not found"),
+            ("vit_h", None, "cpu", "needs its checkpoint"),
+            ("sim", str(tmp_path / "x.pth"), "cpu", "sam_checkpoint is for vit_h / vit_l / vit_b"),
+            (str(tmp_path / "nowhere"), None, "cpu", "unknown SAM spec")]:
+        with pytest.raises(SamLoadError, match=words):
+            build_engine("tiny", sam_model, checkpoint, device=device)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' requested but CUDA is not available"):
+            build_engine("tiny", "tiny", device="cuda")
+
+
 def test_configs_read_back_from_models():
     assert config_of(build_tiny_sam(img_size=128)) == sam_config("tiny", img_size=128)
     vit_b = sam_config("vit_b")  # read from segment-anything's builder

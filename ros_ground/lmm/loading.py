@@ -17,9 +17,12 @@ SIM_LMM_DIR = Path(__file__).resolve().parent.parent / "models" / "sim_lmm"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
+    """'auto' -> cuda when available, else cpu. ModelLoadError for a CUDA device without CUDA
+    (torch's own error names its driver, not the setting)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
     return torch.device(device)
 
 

@@ -42,7 +42,7 @@ from ros_ground.sam.io import (
     read_state_dict,
     save_sam,
 )
-from ros_ground.sam.load import SIM_SAM_DIR, load_sam
+from ros_ground.sam.load import SIM_SAM_DIR, check_sam_spec, load_sam
 from ros_ground.sam.predictor import CachingPredictor
 from ros_ground.sam.proposals import AMG_DEFAULTS, PROPOSAL_DEFAULTS, mask_proposals
 from ros_ground.sam.segmenter import SamSegmenter
@@ -50,6 +50,7 @@ from ros_ground.sam.shared import get_shared_sam
 from ros_ground.sam.tokens import entity_tokens, mask_grid_weights
 
 __all__ = [
+    "check_sam_spec",
     "AMG_DEFAULTS",
     "CONFIG_FORMAT",
     "CONFIG_NAME",

@@ -16,6 +16,43 @@ from ros_ground.sam.segmenter import SamSegmenter
 SIM_SAM_DIR = Path(__file__).resolve().parents[1] / "models" / "sim_sam"
 
 
+def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu") -> Path | None:
+    """The checks of `load_sam` that read no weights, so a caller can make them before loading
+    anything else for seconds (build_engine: before the LMM). Returns the saved model's
+    directory for "sim" or a path, else None; raises SamLoadError as `load_sam` says."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise SamLoadError(f"device {device!r} requested but CUDA is not available")
+    if spec in REGISTRY_SPECS:
+        if checkpoint is None:
+            raise SamLoadError(
+                f"SAM {spec!r} needs its checkpoint (sam_checkpoint / --sam-checkpoint, e.g. "
+                f"Meta's sam_{spec}_*.pth): without one it has random weights and its masks "
+                "mean nothing. Use sam_model 'sim' for the embedded model."
+            )
+        if not Path(checkpoint).expanduser().is_file():
+            raise SamLoadError(f"SAM checkpoint not found: {checkpoint}")
+        return None
+    if spec == "tiny":
+        if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
+            raise SamLoadError(f"SAM checkpoint not found: {checkpoint}")
+        return None
+    path = SIM_SAM_DIR if spec == "sim" else Path(str(spec)).expanduser()
+    if spec == "sim" and not (path / WEIGHTS_NAME).is_file():
+        raise SamLoadError(f"the embedded 'sim' SAM is missing from {str(path)!r} "
+                           "(train it with `ros-ground train sam`)")
+    if not path.exists():
+        raise SamLoadError(
+            f"unknown SAM spec {spec!r}: expected {', '.join(REGISTRY_SPECS)}, 'tiny', "
+            "'sim' or the path of a model saved by save_sam"
+        )
+    if checkpoint is not None:
+        raise SamLoadError(
+            f"sam_model {spec!r} carries its own weights (the embedded model, or a directory "
+            f"save_sam wrote); sam_checkpoint is for {' / '.join(REGISTRY_SPECS)}: leave it empty"
+        )
+    return path
+
+
 def load_sam(spec: str, checkpoint: str | None = None, device: str = "cpu") -> SamSegmenter:
     """A SamSegmenter for one of:
 
@@ -26,17 +63,10 @@ def load_sam(spec: str, checkpoint: str | None = None, device: str = "cpu") -> S
 
     Raises SamLoadError for an unknown spec, a released architecture without its checkpoint
     (random weights would give meaningless masks after minutes of loading), missing or
-    unfitting weights, and a CUDA device without CUDA.
+    unfitting weights, and a CUDA device without CUDA (`check_sam_spec`, first).
     """
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise SamLoadError(f"device {device!r} requested but CUDA is not available")
+    path = check_sam_spec(spec, checkpoint, device)
     if spec in REGISTRY_SPECS:
-        if checkpoint is None:
-            raise SamLoadError(
-                f"SAM {spec!r} needs its checkpoint (sam_checkpoint / --sam-checkpoint, e.g. "
-                f"Meta's sam_{spec}_*.pth): without one it has random weights and its masks "
-                "mean nothing. Use sam_model 'sim' for the embedded model."
-            )
         sam = sam_model_registry[spec](checkpoint=None)
         load_weights(sam, checkpoint)
     elif spec == "tiny":
@@ -44,18 +74,5 @@ def load_sam(spec: str, checkpoint: str | None = None, device: str = "cpu") -> S
         if checkpoint is not None:
             load_weights(sam, checkpoint)
     else:
-        path = SIM_SAM_DIR if spec == "sim" else Path(str(spec)).expanduser()
-        if spec == "sim" and not (path / WEIGHTS_NAME).is_file():
-            raise SamLoadError(f"the embedded 'sim' SAM is missing from {str(path)!r} "
-                               "(train it with `ros-ground train sam`)")
-        if not path.exists():
-            raise SamLoadError(
-                f"unknown SAM spec {spec!r}: expected {', '.join(REGISTRY_SPECS)}, 'tiny', "
-                "'sim' or the path of a model saved by save_sam"
-            )
-        if checkpoint is not None:
-            raise SamLoadError(
-                "a saved-model path carries its own weights; do not pass checkpoint too"
-            )
         sam = load_saved_sam(path)
     return SamSegmenter(sam, device=device)
