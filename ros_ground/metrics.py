@@ -26,6 +26,8 @@ _MODEL_CACHE: dict[str, object] = {}  # device -> loaded SentenceTransformer
 
 @dataclass
 class PredPhrase:
+    """A predicted phrase: its text, its HxW bool mask and the point SAM was prompted at."""
+
     text: str
     mask: np.ndarray  # bool HxW
     point: tuple[float, float] | None = None  # (x, y) prompt point; pixel (i, j) covers [i, i+1) x [j, j+1)
@@ -33,6 +35,8 @@ class PredPhrase:
 
 @dataclass
 class GTPhrase:
+    """A ground-truth phrase: its text and its HxW bool mask."""
+
     text: str
     mask: np.ndarray  # bool HxW
 
@@ -332,6 +336,10 @@ def evaluate_image(pred: Sequence[PredPhrase], gt: Sequence[GTPhrase], text_sim:
 
 @dataclass
 class EvalReport:
+    """GLaMM's GCG metrics over a set of images (`aggregate`): mask recall, mIoU, AP50, and
+    point accuracy (the share of prompt points inside their matched ground truth), each in
+    0..1, with the counts they were computed from."""
+
     scenes: int
     phrases: int  # ground-truth phrases (the recall denominator)
     mask_recall: float

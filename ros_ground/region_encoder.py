@@ -95,6 +95,8 @@ class RegionEncoder(nn.Module):
 
 
 def save_encoder(encoder: RegionEncoder, path: str | Path) -> None:
+    """Write `encoder`'s sizes and weights to `path` (a torch file `load_encoder` reads with
+    weights_only)."""
     torch.save({"hidden": encoder.hidden, "size": encoder.size,
                 "state_dict": encoder.state_dict()}, path)
 

@@ -34,6 +34,9 @@ class Frame:
 
 @dataclass
 class Request:
+    """One request to a grounding node: a command, a `describe` call or an `ask` goal, with the
+    camera frame (or the goal's own image) it is about; `precheck` and `at_start` judge it."""
+
     request_id: str
     prompt: str
     mode: str

@@ -53,6 +53,9 @@ class GroundedPhrase:
         return mask_bbox(self.mask)
 
     def to_json(self) -> dict:
+        """The phrase as `ros-ground ground --json` prints it (README, "Command line"): the
+        mask as COCO uncompressed RLE, bbox [x, y, w, h] and point [x, y] in pixels, position
+        and size in metres (NaN: no depth)."""
         return {
             "text": self.text,
             "char_start": self.char_start,
@@ -113,6 +116,7 @@ class GroundingResult:
     destination: bool = False
 
     def to_json(self) -> dict:
+        """The result as `ros-ground ground --json` prints it (README, "Command line")."""
         return {
             "text": self.text,
             "phrases": [p.to_json() for p in self.phrases],

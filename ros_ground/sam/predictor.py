@@ -35,6 +35,8 @@ class _ResizeLongestSide(ResizeLongestSide):
 
     @staticmethod
     def get_preprocess_shape(oldh: int, oldw: int, long_side_length: int) -> tuple[int, int]:
+        """segment-anything's resized (height, width), at least 1 pixel each: a 1-pixel-tall
+        panorama would otherwise resize to height 0."""
         newh, neww = ResizeLongestSide.get_preprocess_shape(oldh, oldw, long_side_length)
         return max(newh, 1), max(neww, 1)
 
@@ -66,6 +68,8 @@ class CachingPredictor(SamPredictor):
     def set_image(
         self, image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None
     ) -> None:
+        """SamPredictor.set_image of an HxWx3 uint8 image (InputError otherwise), skipped when
+        the image named by `key` (else its pixels' hash) is the one already held."""
         image = check_image(image)
         cache_key = cache_key_of(image, image_format, key)
         if self.is_image_set and cache_key == self.image_key:
@@ -89,10 +93,12 @@ class CachingPredictor(SamPredictor):
 
     @torch.no_grad()
     def set_torch_image(self, transformed_image: torch.Tensor, original_image_size) -> None:
+        """SamPredictor.set_torch_image (one image-encoder pass), counted in `encoder_passes`."""
         self.encoder_passes += 1
         super().set_torch_image(transformed_image, original_image_size)
 
     def reset_image(self) -> None:
+        """Forget the held embedding and whose it was."""
         super().reset_image()
         self.image_key = None
 

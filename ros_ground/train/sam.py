@@ -170,6 +170,9 @@ def make_example(store: SceneStore, i: int, step: int, cfg: SAMTrainConfig, sam)
 def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
               state_path: Path | None = None, progress: bool | None = None,
               log_path: Path | None = None) -> dict:
+    """Train the SAM model per `cfg` into `out_dir` (`save_sam`); returns a summary (steps,
+    wall seconds, losses). Resumes from `state_path` (see loop.resumed_init_from); ValueError
+    for training seeds below TRAIN_SEED_START."""
     from ros_ground.sam import build_sam_from_config, save_sam
 
     check_train_seeds(cfg.seed_start, cfg.scenes)
