@@ -137,6 +137,17 @@ def test_a_setting_read_at_configure_says_so_when_set():
     assert params.read_at_configure(params.GROUNDING_PARAMS, [Parameter("autostart", value=False)]) == ""
 
 
+def test_setting_a_configure_time_value_to_what_it_is_says_nothing(running, monkeypatch):
+    r = running()
+    said = []
+    monkeypatch.setattr(r.node, "get_logger", lambda: type("Log", (), {
+        "info": lambda self, text, **kw: said.append(text)})())
+    r.set(sam_model=r.node.get_parameter("sam_model").value)
+    assert said == []
+    r.set(sam_model="sim")
+    assert said == ["sam_model is read at configure: takes effect at the next configure"]
+
+
 @pytest.mark.parametrize("name,value", [("device", "tpu"), ("dtype", "float7"),
                                         ("spacy_model", "xx_no_such_pipeline")])
 def test_bad_device_dtype_spacy_fail_configure(running, name, value):
