@@ -103,62 +103,60 @@ def test_the_sim_camera_refuses_a_scene_it_cannot_render(name, value):
         settings.by_name(settings.SIM_CAMERA)[name].check(value)
 
 
-def test_a_misspelt_parameter_override_is_warned_about():
+@pytest.fixture
+def node_with():
+    """A plain rclpy Node made with the given parameter overrides (destroyed after the test)."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    rclpy.init()
+    made = []
+
+    def make(name: str, **overrides):
+        made.append(Node(name, parameter_overrides=[Parameter(k, value=v)
+                                                    for k, v in overrides.items()]))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for node in made:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def test_a_misspelt_parameter_override_is_warned_about(node_with):
     # ROS ignores an override no parameter is declared for: "rate_hs: 2.0" in a params file
     # left the camera at its default rate without a word
-    rclpy = pytest.importorskip("rclpy")
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-
     from ros_ground.nodes.params import declare
 
-    rclpy.init()
-    node = None
-    try:
-        node = Node("typo_test", parameter_overrides=[
-            Parameter("rate_hs", value=2.0), Parameter("seed", value=3),
-            Parameter("model", value="sim"),  # the grounding node's: a shared section is fine
-            Parameter("qos_overrides./image_raw.publisher.depth", value=3),
-            Parameter("zzz_unrelated", value=1)])
-        said = []
-        node.get_logger = lambda: type("Log", (), {"warning": lambda self, text: said.append(text)})()
-        assert declare(node, settings.SIM_CAMERA) == {}
-        assert node.get_parameter("seed").value == 3
-        assert said == [
-            "parameter 'rate_hs' was given but is not one of this node's, so it is ignored: did "
-            "you mean 'rate_hz'?",
-            "parameter 'zzz_unrelated' was given but is not one of this node's, so it is ignored"]
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    node = node_with("typo_test", rate_hs=2.0, seed=3,
+                     model="sim",  # the grounding node's: a shared section is fine
+                     **{"qos_overrides./image_raw.publisher.depth": 3, "zzz_unrelated": 1})
+    said = []
+    node.get_logger = lambda: type("Log", (), {"warning": lambda self, text: said.append(text)})()
+    assert declare(node, settings.SIM_CAMERA) == {}
+    assert node.get_parameter("seed").value == 3
+    assert said == [
+        "parameter 'rate_hs' was given but is not one of this node's, so it is ignored: did "
+        "you mean 'rate_hz'?",
+        "parameter 'zzz_unrelated' was given but is not one of this node's, so it is ignored"]
 
 
-def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it():
+def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it(node_with):
     # "max_frame_age_s: 0" (README: 0 accepts any age) and "multimask_choice: 1" (README: iou /
     # 0 / 1 / 2) are typed INTEGER by YAML, and rclpy's refusal said only the type numbers
-    rclpy = pytest.importorskip("rclpy")
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-
     from ros_ground.nodes.params import declare
 
-    rclpy.init()
-    node = None
-    try:
-        node = Node("type_test", parameter_overrides=[
-            Parameter("max_frame_age_s", value=0), Parameter("multimask_choice", value=1),
-            Parameter("compile", value=False), Parameter("queue_size", value=3)])
-        refused = declare(node, settings.GROUNDING)
-        assert set(refused) == {"max_frame_age_s", "multimask_choice", "compile"}
-        assert refused["max_frame_age_s"].endswith("max_frame_age_s: 0.0, or -p max_frame_age_s:=0.0)")
-        assert "multimask_choice: \"1\"" in refused["multimask_choice"]
-        assert "a bare on / off / yes / no as a boolean" in refused["compile"]
-        assert node.get_parameter("queue_size").value == 3
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    node = node_with("type_test", max_frame_age_s=0, multimask_choice=1, compile=False,
+                     queue_size=3)
+    refused = declare(node, settings.GROUNDING)
+    assert set(refused) == {"max_frame_age_s", "multimask_choice", "compile"}
+    assert refused["max_frame_age_s"].endswith("max_frame_age_s: 0.0, or -p max_frame_age_s:=0.0)")
+    assert "multimask_choice: \"1\"" in refused["multimask_choice"]
+    assert "a bare on / off / yes / no as a boolean" in refused["compile"]
+    assert node.get_parameter("queue_size").value == 3
 
 
 def test_node_parameters_default_and_range_as_declared():
