@@ -24,6 +24,12 @@ def check_prompt(prompt, max_chars: int) -> None:
         raise InputError("empty prompt")
     if len(prompt) > max_chars:
         raise InputError(f"prompt has {len(prompt)} characters, limit is {max_chars}")
+    check_utf8(prompt)
+
+
+def check_utf8(prompt: str) -> None:
+    """InputError unless `prompt` encodes as UTF-8: a command line's undecodable bytes reach
+    Python as lone surrogates, which neither a tokenizer nor a ROS string takes."""
     try:
         prompt.encode("utf-8")
     except UnicodeEncodeError as err:

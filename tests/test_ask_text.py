@@ -95,6 +95,10 @@ def test_an_unwritable_overlay_path_is_refused_before_asking(monkeypatch):
                               namespace="", mode=None, timeout=5.0, json=False)
     with pytest.raises(OSError, match="no folder /nonexistent"):
         ask.run_ask(args)
+    # a prompt of undecodable bytes cannot go into a ROS string (it raised in serialisation)
+    args.overlay, args.prompt = None, "\udcff the mug"
+    with pytest.raises(ValueError, match="prompt is not valid UTF-8 text: character 0"):
+        ask.run_ask(args)
 
 
 def test_a_command_whose_phrases_name_no_target_says_so(capsys):

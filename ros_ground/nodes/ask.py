@@ -78,6 +78,9 @@ def run_ask(args) -> int:
 
 
 def _run_ask(args) -> int:
+    from ros_ground.errors import check_utf8
+
+    check_utf8(args.prompt)  # before any ROS: a ROS string cannot hold undecodable bytes
     if args.overlay:  # before the node spends a generation on the command
         from ros_ground.overlay import check_writable
 
@@ -100,7 +103,9 @@ def _run_ask(args) -> int:
 
         from ros_ground.nodes.common import RELIABLE
 
-        topic = f"{args.namespace.rstrip('/')}/overlay" if args.namespace else "overlay"
+        # a named camera's overlay is <camera>/overlay (camera_watch.camera_topics)
+        name = f"{args.camera}/overlay" if getattr(args, "camera", "") else "overlay"
+        topic = f"{args.namespace.rstrip('/')}/{name}" if args.namespace else name
         node.create_subscription(Image, topic, overlays.append, RELIABLE)
     try:
         response = ask(node, args.prompt, args.namespace, args.mode, args.timeout, stream,
