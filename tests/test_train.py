@@ -202,7 +202,7 @@ def test_lmm_training_steps_reduce_the_loss(tmp_path):
     assert lineage["base"]["base"] is None and lineage["vision"] is None
 
 
-def test_sam_training_steps_reduce_the_loss(tmp_path):
+def test_sam_training_steps_reduce_the_loss(tmp_path, monkeypatch):
     from ros_ground.sam import build_sam_from_config, load_sam
     from ros_ground.train.sam import image_loss, make_example
 
@@ -253,8 +253,9 @@ def test_sam_training_steps_reduce_the_loss(tmp_path):
     with pytest.raises(ValueError, match="--fresh"):
         train_sam(replace(tune, init_from=str(tmp_path / "tuned")), tmp_path / "resumable",
                   cache_dir=tmp_path / "no_cache", state_path=state, progress=False)
-    train_sam(replace(tune, steps=2), tmp_path / "resumable", cache_dir=tmp_path / "no_cache",
-              state_path=state, progress=False)
+    monkeypatch.chdir(tmp_path)  # the same directory named from elsewhere is the same start
+    train_sam(replace(tune, steps=2, init_from="sam"), tmp_path / "resumable",
+              cache_dir=tmp_path / "no_cache", state_path=state, progress=False)
     resumed = json.loads((tmp_path / "resumable" / "training.json").read_text())
     assert resumed["step"] == 2 and resumed["config"]["init_from"] == str(tmp_path / "sam")
 
@@ -355,6 +356,19 @@ def test_train_refuses_a_run_that_would_save_an_untrained_or_unnamed_model(argv,
         build_parser().parse_args(argv)
     assert exit_info.value.code == 2
     assert "argument --" in capsys.readouterr().err
+
+
+def test_python_m_train_reports_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "ros_ground.train", "eval", "--seed", "9990",
+                          "--scenes", "20"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "got seeds 9990..10009" in out.stderr  # before the models load
+    out = subprocess.run([sys.executable, "-m", "ros_ground.train", "lmm", "--init-from",
+                          __file__], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "is not a directory (a saved model's)" in out.stderr
 
 
 @pytest.mark.parametrize("config, field", [(LMMTrainConfig, "steps"), (LMMTrainConfig, "scenes"),

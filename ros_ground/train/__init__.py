@@ -37,7 +37,9 @@ def _state_dir() -> Path:
 def _model_dir(text: str) -> str:
     """argparse type: an existing directory (a saved model, checked for its weights on load)."""
     if not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"no such model directory: {text!r}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory (a saved model's)"
+                                         if Path(text).exists() else
+                                         f"no such model directory: {text!r}")
     return text
 
 
@@ -181,6 +183,10 @@ def _results_path() -> Path:
 
 def run_eval(args) -> dict:
     """Evaluate the packaged models on held-out seeds and (re)write both model cards."""
+    from ros_ground.train.data import check_eval_seeds
+
+    for scenes in (args.scenes, args.sam_scenes, args.amg_default_scenes, args.attention_scenes):
+        check_eval_seeds(args.seed, scenes)  # before torch and the models load
     import torch
 
     from ros_ground.engine import EngineConfig, build_engine

@@ -2,6 +2,6 @@
 
 import sys
 
-from ros_ground.train import main_train
+from ros_ground.cli import main
 
-sys.exit(main_train(sys.argv[1:]))
+sys.exit(main(["train", *sys.argv[1:]]))  # its errors as one line, as `ros-ground train` has them

@@ -32,6 +32,7 @@ from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, build_lmm, count_parame
 from ros_ground.train.loop import (
     LoopState,
     base_record,
+    init_from_record,
     resume_schedule,
     resumed_init_from,
     train_steps,
@@ -290,7 +291,7 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "vision": vision_summary, "base": base, "init_from": cfg.init_from},
+                        "vision": vision_summary, "base": base, **init_from_record(cfg.init_from)},
                        state_path)
 
     if state is None and cfg.vision_steps:

@@ -142,6 +142,13 @@ def base_record(init_from: str | Path | None) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def init_from_record(init_from: str | None) -> dict:
+    """What a training state records of its start: the `init_from` given, and the directory it
+    named (a later run may be started from another working directory)."""
+    return {"init_from": init_from,
+            "init_from_resolved": str(Path(init_from).resolve()) if init_from else None}
+
+
 def resumed_init_from(state: dict, init_from: str | None, state_path: Path) -> str | None:
     """The `init_from` a resumed run started from, as its saved training `state` records it.
 
@@ -150,8 +157,9 @@ def resumed_init_from(state: dict, init_from: str | None, state_path: Path) -> s
     start that was never used. A state saved without the record keeps `init_from`."""
     if "init_from" not in state:
         return init_from
-    started = state["init_from"]
-    if init_from and (not started or Path(init_from).resolve() != Path(started).resolve()):
+    started = state["init_from"]  # as given then; compared as the directory it named then
+    where = state.get("init_from_resolved") or (started and str(Path(started).resolve()))
+    if init_from and (not started or str(Path(init_from).resolve()) != where):
         raise ValueError(f"the saved training state {str(state_path)!r} started from "
                          f"{started or 'a random initialisation'!r} and would be resumed; pass "
                          f"--fresh to start from {init_from!r} instead")

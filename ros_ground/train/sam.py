@@ -37,6 +37,7 @@ from ros_ground.train.data import (
 from ros_ground.train.loop import (
     LoopState,
     base_record,
+    init_from_record,
     resume_schedule,
     resumed_init_from,
     train_steps,
@@ -228,7 +229,7 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "base": base, "init_from": cfg.init_from}, state_path)
+                        "base": base, **init_from_record(cfg.init_from)}, state_path)
 
     # warm-up + cosine over cfg.steps at half resolution, then a second short warm-up + cosine
     # from cfg.refine_lr for the full-resolution refinement (its loss has another scale, so its
