@@ -83,20 +83,28 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
 def at_start(request: Request, newest: Frame | None, *, now_ns: int, max_frame_age_s: float,
              topic: str) -> tuple[str, str] | None:
     """When `request` leaves the queue: a command about its camera (no own image, no region
-    drawn on its frame) takes the camera's `newest` frame, the scene as it is now after
-    seconds in the queue; (NO_IMAGE or BAD_INPUT, why) when the frame it would ground was
-    received more than `max_frame_age_s` before `now_ns` (0: any age) or does not decode, else
-    None. A region's frame stays: its pixels were given on it, and its age was checked."""
-    if not request.camera_frame or request.region is not None:
-        return None
-    if newest is not None:
-        request.frame = newest
+    drawn on its frame) whose frame was received more than `max_frame_age_s` before `now_ns`
+    while it waited takes the camera's `newest` frame, the scene as it is now; a frame still
+    fresh stays, with the proposals that may have come for it. (NO_IMAGE, why) when the frame
+    it would ground is stale too (the camera stopped) or does not decode, else None.
+    `max_frame_age_s` 0 accepts any age, and keeps the frame. A region's frame stays: its
+    pixels were given on it, and its age was checked when it came."""
     frame = request.frame
-    if frame.received_ns is not None:
-        stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic)
-        if stale:
-            return NO_IMAGE, stale
-    return None if frame.rgb is not None else (BAD_INPUT, frame.error)
+    if (not request.camera_frame or request.region is not None or frame is None
+            or frame.received_ns is None):
+        return None
+    stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic)
+    if stale is None:
+        return None
+    if newest is None or newest.received_ns is None or newest is frame:
+        return NO_IMAGE, stale
+    stale = stale_frame_error((now_ns - newest.received_ns) / 1e9, max_frame_age_s, topic)
+    if stale:
+        return NO_IMAGE, stale
+    if newest.rgb is None:  # the camera's fault, not the request's: no frame to ground
+        return NO_IMAGE, f"the newest frame on {topic!r} does not decode: {newest.error}"
+    request.frame = newest
+    return None
 
 
 def attach_region(request: Request, region: Callable) -> tuple[str, str] | None:

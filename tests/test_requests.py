@@ -43,23 +43,30 @@ def test_a_frame_older_than_max_frame_age_is_no_image_with_its_age():
     assert check(Request("1", "Describe.", "", own, camera="right")) is None
 
 
-def test_a_command_leaving_the_queue_grounds_the_newest_frame_if_it_is_fresh():
-    queued = Frame(None, RGB, received_ns=1_000_000_000)
-    newest = Frame(None, RGB.copy(), received_ns=9_800_000_000)
+def test_a_command_leaving_the_queue_keeps_a_fresh_frame_and_swaps_a_stale_one():
     start = dict(now_ns=10_000_000_000, max_frame_age_s=1.0, topic="/l/image")
-    request = Request("1", "Describe.", "", queued, camera="left")
-    assert at_start(request, newest, **start) is None and request.frame is newest
-    # the camera stopped while the command waited: the frame it would ground is too old
+    fresh = Frame(None, RGB, received_ns=9_500_000_000)
+    newest = Frame(None, RGB.copy(), received_ns=9_800_000_000)
+    # a frame still fresh stays: proposals may have come for it while the command waited
+    request = Request("1", "Describe.", "", fresh, camera="left")
+    assert at_start(request, newest, **start) is None and request.frame is fresh
+    # one that went stale in the queue (a 5 MP proposal run held SAM for two minutes) is the
+    # scene of long ago: the newest frame is grounded instead
+    queued = Frame(None, RGB, received_ns=1_000_000_000)
     request = Request("2", "Describe.", "", queued, camera="left")
+    assert at_start(request, newest, **start) is None and request.frame is newest
+    # the camera stopped while the command waited: the newest frame is too old as well
+    request = Request("3", "Describe.", "", queued, camera="left")
     kind, error = at_start(request, queued, **start)
     assert kind == NO_IMAGE and "9.0 s ago" in error and "/l/image" in error
-    assert at_start(Request("3", "Describe.", "", queued), queued, **{**start, "max_frame_age_s": 0}) is None
+    assert at_start(Request("4", "Describe.", "", queued), newest,
+                    **{**start, "max_frame_age_s": 0}) is None  # 0: any age, the frame stays
     broken = Frame(None, None, "bad image: truncated", received_ns=9_900_000_000)
-    assert at_start(Request("4", "Describe.", "", queued), broken, **start) == (
-        BAD_INPUT, "bad image: truncated")
+    assert at_start(Request("5", "Describe.", "", queued), broken, **start) == (
+        NO_IMAGE, "the newest frame on '/l/image' does not decode: bad image: truncated")
     # a region's pixels were given on its frame, and a goal's own image is its own
-    region = Request("5", "What is this?", "", queued, region={"point": (1, 1)})
-    own = Request("6", "Describe.", "", queued, camera_frame=False)
+    region = Request("6", "What is this?", "", queued, region={"point": (1, 1)})
+    own = Request("7", "Describe.", "", queued, camera_frame=False)
     for request in (region, own):
         assert at_start(request, newest, **start) is None and request.frame is queued
 

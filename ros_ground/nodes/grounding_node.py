@@ -6,8 +6,9 @@ closes them, cleanup frees the models. Requests are queued and run one at a time
 ros_ground.scheduler.Scheduler, round-robin across each camera's `command`, `describe`, `ask`
 and `clicked_point` (`cameras`: one model serves them all; one flooding source delays another
 by one request at most); every request gets exactly one GroundedResponse, on its camera's
-`response`. A command grounds its camera's newest frame when it leaves the queue, and is
-answered NO_IMAGE when that frame was received more than `max_frame_age_s` ago. An accepted
+`response`. A command is answered NO_IMAGE when its camera's newest frame was received more
+than `max_frame_age_s` ago; one whose frame grew older while it was queued grounds the newest
+frame when it starts (requests.at_start). An accepted
 goal holds no executor thread while it waits: it is executed (`goal_handle.execute`) when it
 starts. A goal's region, or a point clicked in rviz,
 makes the request about the entity there (ros_ground.regions); the sensor streams are kept by
