@@ -230,6 +230,10 @@ def cmd_ground(args: argparse.Namespace) -> int:
         box_mask(image.shape[:2], *args.region)
     if args.point:
         check_point(image.shape[:2], *args.point)
+    from dataclasses import replace
+
+    import numpy as np
+
     from ros_ground.engine import build_engine_from_settings  # torch: after the inputs are read
 
     engine = build_engine_from_settings(vars(args))
@@ -243,7 +247,14 @@ def cmd_ground(args: argparse.Namespace) -> int:
             image.shape[:2], proposals,
             segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
             **({"box": args.region} if args.region else {"point": args.point}))
-        result = engine.ground_region(image, args.prompt, region, proposals=proposals or None)
+        if proposals and args.region and np.array_equal(region.mask, box_mask(image.shape[:2],
+                                                                               *args.region)):
+            print("ros-ground ground: no proposal matches the box (IoU >= 0.3); the box itself "
+                  "is the region", file=sys.stderr)
+        # no proposals in entities mode: point mode, not a second proposal pass that finds none
+        config = replace(engine.config, mode="point") if proposals == [] else None
+        result = engine.ground_region(image, args.prompt, region, proposals=proposals or None,
+                                      config=config)
     else:
         result = engine.ground(image, args.prompt)
     if engine.requested_mode() == "entities" and result.mode == "point":

@@ -155,6 +155,16 @@ def test_a_box_becomes_a_proposal_in_entities_mode(tmp_path, monkeypatch, capsys
     rectangle = regions.box_mask((240, 320), *box)
     assert chosen[0] is not None and chosen[0].sum() < 0.8 * rectangle.sum()  # the mug, not the box
     assert len(proposed) == 1
+    # a box no proposal matches is the region as drawn, and says so
+    assert cli.main(["ground", "--image", str(path), "--prompt", "What is this?", "--region",
+                     "0,0,6,6", "--mode", "entities", "--json"]) == 0
+    assert "no proposal matches the box" in capsys.readouterr().err and chosen[-1] is None
+    # no proposals at all: point mode, without a second proposal pass
+    proposed.clear()
+    monkeypatch.setattr(SamSegmenter, "propose", lambda self, *a, **k: proposed.append(1) or [])
+    assert cli.main(["ground", "--image", str(path), "--prompt", "What is this?", "--region",
+                     ",".join(map(str, box)), "--mode", "entities", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "point" and len(proposed) == 1
 
 
 def test_entities_mode_without_proposals_says_it_grounded_by_points(png, monkeypatch, capsys):
