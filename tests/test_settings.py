@@ -149,13 +149,16 @@ def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it(node
     # 0 / 1 / 2) are typed INTEGER by YAML, and rclpy's refusal said only the type numbers
     from ros_ground.nodes.params import declare
 
-    node = node_with("type_test", max_frame_age_s=0, multimask_choice=1, compile=False,
-                     queue_size=3)
+    node = node_with("type_test", max_frame_age_s=5, multimask_choice=1, compile=False,
+                     image_qos=1, queue_size=3)
     refused = declare(node, settings.GROUNDING)
-    assert set(refused) == {"max_frame_age_s", "multimask_choice", "compile"}
-    assert refused["max_frame_age_s"].endswith("max_frame_age_s: 0.0, or -p max_frame_age_s:=0.0)")
+    assert set(refused) == {"max_frame_age_s", "multimask_choice", "compile", "image_qos"}
+    assert refused["max_frame_age_s"].endswith("max_frame_age_s: 5.0, or -p max_frame_age_s:=5.0)")
     assert "multimask_choice: \"1\"" in refused["multimask_choice"]
     assert "a bare on / off / yes / no as a boolean" in refused["compile"]
+    # the hint's example is an allowed value: the given one when it is, else the default
+    assert "compile: \"auto\"" in refused["compile"] and "one of off / auto / on" in refused["compile"]
+    assert "image_qos: \"auto\"" in refused["image_qos"]
     assert node.get_parameter("queue_size").value == 3
 
 

@@ -55,23 +55,32 @@ def declare(node, table) -> dict[str, str]:
             node.declare_parameter(s.name, s.default, descriptor(s))
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
             node.declare_parameter(s.name, s.default, descriptor(s), ignore_override=True)
-            refused[s.name] = str(exc).removesuffix(f": {s.name}") + type_hint(s, str(exc))
+            given = getattr(node, "_parameter_overrides", {}).get(s.name)  # no public accessor
+            refused[s.name] = (str(exc).removesuffix(f": {s.name}")
+                               + type_hint(s, str(exc), getattr(given, "value", None)))
     for warning in unknown_overrides(node, table):
         node.get_logger().warning(warning)
     return refused
 
 
-def type_hint(setting: Setting, error: str) -> str:
+def type_hint(setting: Setting, error: str, given=None) -> str:
     """How to write `setting`'s value so that ROS types it as declared, for rclpy's type
-    `error` ("" when no hint applies): ROS parameters take the type YAML reads, so 0 is an
-    integer, not a double, and a bare on / 1 is a boolean / integer, not text."""
+    `error` and the value `given` ("" when no hint applies): ROS parameters take the type YAML
+    reads, so 5 is an integer, not a double, and a bare on / 1 is a boolean / integer, not
+    text."""
     name = setting.name
     if isinstance(setting.default, float) and "INTEGER" in error:
-        return f" (a double needs its decimal point: {name}: 0.0, or -p {name}:=0.0)"
+        value = float(given) if isinstance(given, int) else 0.0
+        return f" (a double needs its decimal point: {name}: {value}, or -p {name}:={value})"
     if isinstance(setting.default, str) and ("BOOL" in error or "INTEGER" in error
                                              or "DOUBLE" in error):
+        text = str(given) if isinstance(given, (int, float)) and not isinstance(given, bool) \
+            else setting.default
+        if setting.choices and text not in setting.choices:
+            text = setting.default
+        allowed = f"; {setting.range_text()}" if setting.choices else ""
         return (f" (YAML reads a bare on / off / yes / no as a boolean and 1 as a number: "
-                f"quote the text, {name}: \"1\" or -p '{name}:=\"1\"')")
+                f"quote the text, {name}: \"{text}\" or -p '{name}:=\"{text}\"'{allowed})")
     return ""
 
 
