@@ -332,8 +332,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ros_ground.train.data import check_eval_seeds
 
     check_eval_seeds(args.seed, args.scenes)  # before torch and the models load
-    if args.dump and Path(args.dump).exists() and not Path(args.dump).is_dir():
-        raise OSError(f"--dump {args.dump}: not a folder")
+    if args.dump:  # it is created: the nearest part that exists must be a folder
+        dump = Path(args.dump).absolute()
+        existing = next(p for p in (dump, *dump.parents) if p.exists())
+        if not existing.is_dir():
+            raise OSError(f"--dump {args.dump}: {existing} is not a folder")
     from ros_ground.evaluate.cli import run_eval
 
     return run_eval(args, engine_config(args))

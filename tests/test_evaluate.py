@@ -204,8 +204,9 @@ def test_region_eval_dumps_each_scenes_regions_and_answers(capsys, tmp_path):
     assert picture.shape == scene.rgb.shape and (picture != scene.rgb).any()  # regions drawn
     # a --dump that is a file is refused before any model loads
     (tmp_path / "file").write_text("x")
-    assert main([*args[:-1], str(tmp_path / "file"), "--model", "no-such-model"]) == 2
-    assert capsys.readouterr().err.strip().endswith("/file: not a folder")
+    for dump in (tmp_path / "file", tmp_path / "file" / "sub"):
+        assert main([*args[:-1], str(dump), "--model", "no-such-model"]) == 2
+        assert capsys.readouterr().err.strip().endswith("/file is not a folder")
 
 
 def test_region_eval_asks_about_the_objects_of_the_scene_set_given(capsys, monkeypatch):

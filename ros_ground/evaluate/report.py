@@ -20,7 +20,7 @@ def run_settings(config: EngineConfig, values: Mapping | None = None) -> dict:
     """Every grounding setting of a run, keyed by its node parameter's name: the engine's
     (settings.ENGINE) from `config`, and those that choose and load the models (sam_model,
     device, dtype, ...: settings.GROUNDING) from `values`, the command line's flags, where
-    given. Two runs whose reports agree here ran the same settings."""
+    given, as given (`device: auto` is the machine's choice)."""
     values = values or {}
     out = {s.name: values[s.name] for s in settings.GROUNDING
            if not s.field and s.name in values and s.name not in ("trust_remote_code", "allow_download")}
