@@ -8,11 +8,10 @@ and `clicked_point` (`cameras`: one model serves them all; one flooding source d
 by one request at most); every request gets exactly one GroundedResponse, on its camera's
 `response`. A command is answered NO_IMAGE when its camera's newest frame was received more
 than `max_frame_age_s` ago; one whose frame grew older while it was queued grounds the newest
-frame when it starts (requests.at_start). An accepted
-goal holds no executor thread while it waits: it is executed (`goal_handle.execute`) when it
-starts. A goal's region, or a point clicked in rviz,
-makes the request about the entity there (ros_ground.regions); the sensor streams are kept by
-nodes/camera_sensors.py, the answers published by nodes/outputs.py.
+frame when it starts (requests.at_start). An accepted goal holds no executor thread while it
+waits: it is executed (`goal_handle.execute`) when it starts. A goal's region, or a point
+clicked in rviz, makes the request about the entity there (ros_ground.regions); the sensor
+streams are kept by nodes/camera_sensors.py, the answers published by nodes/outputs.py.
 """
 
 from __future__ import annotations
