@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -361,11 +362,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "train": cmd_train}
 
 
+def _attach_negative_values(argv: list[str], flags=("--region", "--point")) -> list[str]:
+    """argv with a pixel list that starts with "-" joined to its flag ("--region -5,10,20,20"
+    -> "--region=-5,10,20,20"): argparse reads it as an option and said "expected one
+    argument", where the region check says the pixel is outside the image."""
+    out = []
+    for arg in argv:
+        if out and out[-1] in flags and re.fullmatch(r"-\d[\d,.-]*", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
          handlers: dict | None = None) -> int:
     """Run a subcommand; errors users can fix print one line and exit 2."""
     parser = build_parser(extra_commands)
-    args, unknown = parser.parse_known_args(argv)
+    args, unknown = parser.parse_known_args(_attach_negative_values(
+        sys.argv[1:] if argv is None else list(argv)))
     if args.command == "train":  # argparse's REMAINDER leaves a leading option ("train -h") out
         args.train_args = unknown + args.train_args
     elif unknown:

@@ -248,6 +248,9 @@ def test_an_image_file_above_the_limit_is_refused_from_its_header(tmp_path, caps
     (["--region", "10,10,0,0"], "region box (10, 10, 0, 0) is empty"),
     (["--region", "0,0,4294967295,4294967295"], "reaches outside the 110x70 image"),
     (["--point", "100000,5"], "region point (100000, 5) is outside the 110x70 image"),
+    # a value starting with "-" read as an option: "expected one argument"
+    (["--region", "-5,10,20,20"], "region box (-5, 10, 20, 20) reaches outside"),
+    (["--point", "-1,3"], "region point (-1, 3) is outside the 110x70 image"),
 ])
 def test_a_region_off_the_image_is_refused_before_a_model_loads(png, capsys, where, words):
     from ros_ground.cli import main
