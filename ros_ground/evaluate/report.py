@@ -49,12 +49,8 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
         out["baseline_random_point"]["target_accuracy"] = target_metrics(
             run.baseline_targets)["target_accuracy"]
     out["scene_set"] = scene_set
-    out.update(mode=config.mode, model=model, seed=seed, prompt=prompt,
-               phrase_tokens=config.phrase_tokens, phrase_contrast=config.phrase_contrast,
-               attention_views=list(config.attention_views),
-               entity_assignment=config.entity_assignment, entity_margin=config.entity_margin,
-               command_words=config.command_words,
-               entity_scoring=config.entity_scoring,
+    # the engine's settings (mode, phrase_tokens, entity_scoring, ...) came with run_settings
+    out.update(model=model, seed=seed, prompt=prompt,
                crop_n_layers=config.amg_params.get("crop_n_layers", 0),
                proposal_zoom=bool(config.amg_params.get("proposal_zoom", False)),
                proposal_changes=changed_settings(config.amg_params),
