@@ -69,6 +69,14 @@ def load_saved_sam(path) -> Sam:
     return sam
 
 
+def checkpoint_path(path) -> Path:
+    """`path` (a user's `~` expanded) as a checkpoint file; SamLoadError when there is none."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SamLoadError(f"SAM checkpoint not found: {path}")
+    return path
+
+
 def read_state_dict(path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint, never executing pickled code.
 
@@ -76,9 +84,7 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     through torch.load(weights_only=True), which refuses pickles that build arbitrary objects.
     A dict wrapped as {"model": ...} or {"state_dict": ...} is unwrapped.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise SamLoadError(f"SAM checkpoint not found: {path}")
+    path = checkpoint_path(path)
     try:
         with open(path, "rb") as f:
             head = f.read(9)

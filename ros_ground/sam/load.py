@@ -9,7 +9,7 @@ from segment_anything import sam_model_registry
 
 from ros_ground.sam.build import REGISTRY_SPECS, build_tiny_sam
 from ros_ground.sam.errors import SamLoadError
-from ros_ground.sam.io import WEIGHTS_NAME, load_saved_sam, load_weights
+from ros_ground.sam.io import WEIGHTS_NAME, checkpoint_path, load_saved_sam, load_weights
 from ros_ground.sam.segmenter import SamSegmenter
 
 # "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
@@ -22,19 +22,15 @@ def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu"
     directory for "sim" or a path, else None; raises SamLoadError as `load_sam` says."""
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise SamLoadError(f"device {device!r} requested but CUDA is not available")
-    if spec in REGISTRY_SPECS:
-        if checkpoint is None:
+    if spec in (*REGISTRY_SPECS, "tiny"):
+        if checkpoint is None and spec != "tiny":
             raise SamLoadError(
                 f"SAM {spec!r} needs its checkpoint (sam_checkpoint / --sam-checkpoint, e.g. "
                 f"Meta's sam_{spec}_*.pth): without one it has random weights and its masks "
                 "mean nothing. Use sam_model 'sim' for the embedded model."
             )
-        if not Path(checkpoint).expanduser().is_file():
-            raise SamLoadError(f"SAM checkpoint not found: {checkpoint}")
-        return None
-    if spec == "tiny":
-        if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
-            raise SamLoadError(f"SAM checkpoint not found: {checkpoint}")
+        if checkpoint is not None:
+            checkpoint_path(checkpoint)
         return None
     path = SIM_SAM_DIR if spec == "sim" else Path(str(spec)).expanduser()
     if spec == "sim" and not (path / WEIGHTS_NAME).is_file():
