@@ -227,8 +227,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
         check_writable(args.overlay)
     image = load_rgb(args.image, args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])
-    if args.region:  # checked against the image before the models load
-        box_mask(image.shape[:2], *args.region)
+    # checked against the image before the models load
+    boxed = box_mask(image.shape[:2], *args.region) if args.region else None
     if args.point:
         check_point(image.shape[:2], *args.point)
     from dataclasses import replace
@@ -238,18 +238,17 @@ def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.engine import build_engine_from_settings  # torch: after the inputs are read
 
     engine = build_engine_from_settings(vars(args))
+    entities = engine.requested_mode() == "entities"
     if args.region or args.point:
         # as the node does with its proposal node's masks: a box becomes the proposal of highest
         # IoU with it, a pixel the smallest one holding it; without proposals (modes auto and
         # point here) the box itself, and SAM's mask under the pixel
-        proposals = (engine.sam.propose(image, **engine.config.amg_params)
-                     if engine.requested_mode() == "entities" else None)
+        proposals = engine.sam.propose(image, **engine.config.amg_params) if entities else None
         region = resolve_region(
             image.shape[:2], proposals,
             segment_point=lambda x, y: engine.segment_point(image, (x, y))[0],
             **({"box": args.region} if args.region else {"point": args.point}))
-        if proposals and args.region and np.array_equal(region.mask, box_mask(image.shape[:2],
-                                                                               *args.region)):
+        if proposals and args.region and np.array_equal(region.mask, boxed):
             print("ros-ground ground: no proposal matches the box (IoU >= 0.3); the box itself "
                   "is the region", file=sys.stderr)
         # no proposals in entities mode: point mode, not a second proposal pass that finds none
@@ -258,7 +257,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
                                       config=config)
     else:
         result = engine.ground(image, args.prompt)
-    if engine.requested_mode() == "entities" and result.mode == "point":
+    if entities and result.mode == "point":
         print("ros-ground ground: SAM proposed no entity masks in this image; grounded in point "
               "mode instead", file=sys.stderr)
     if depth_k is not None:

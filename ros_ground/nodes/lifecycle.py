@@ -123,14 +123,16 @@ class ModelNode(LifecycleNode):
         self._opened = []
 
     def _on_set_parameters(self, changes):
-        current = params.values(self, self.settings)  # before the change: the callback runs first
+        # read before the change is made (the callback runs first): a value set to what it is
+        # changes nothing to wait for
+        changed = [c for c in changes
+                   if self.has_parameter(c.name) and self.get_parameter(c.name).value != c.value]
         result, checked = params.check_changes(self, self.settings, changes)
         if result.successful:
             for change in changes:
                 self._refused.pop(change.name, None)
             self.apply(checked)
-            later = params.read_at_configure(  # a value set to what it is changes nothing
-                self.settings, [c for c in changes if current.get(c.name, c.value) != c.value])
+            later = params.read_at_configure(self.settings, changed)
             if later:  # rclpy drops a success's reason, so the log says it
                 self.get_logger().info(later)
         return result
