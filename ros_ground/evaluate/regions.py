@@ -54,14 +54,14 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
         t0 = time.perf_counter()
         plain = engine.generate(scene.rgb, prompt, views=False).text
         seconds["baseline"] += time.perf_counter() - t0
-        answers = []
+        said = []  # (object, its region's answer, what that answer names of it)
         for obj in scene.objects:
             t0 = time.perf_counter()
             text = engine.generate_region(scene.rgb, prompt, Region(obj.mask, "mask"), key).text
             seconds["region"] += time.perf_counter() - t0
-            answers.append((obj, text))
-            for name, answer in (("region", text), ("baseline", plain)):
-                category, color = names(answer, obj, vocabulary)
+            said.append((obj, text, names(text, obj, vocabulary)))
+            for name, (category, color) in (("region", said[-1][2]),
+                                            ("baseline", names(plain, obj, vocabulary))):
                 counts[name][0] += category
                 counts[name][1] += 1
                 counts[name + "_color"][0] += color
@@ -70,7 +70,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
                 samples.append({"seed": scene_seed, "object": obj.name, "answer": text,
                                 "baseline": plain})
         if dump:
-            _dump(Path(dump), scene, scene_set, prompt, plain, answers, vocabulary)
+            _dump(Path(dump), scene, scene_set, prompt, plain, said)
     rate = {k: round(c / n, 4) if n else None for k, (c, n) in counts.items()}
     answers = counts["region"][1]
     return {
@@ -85,19 +85,18 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
     }
 
 
-def _dump(out_dir: Path, scene, scene_set: str, prompt: str, baseline: str, answers: list,
-          vocabulary: Vocabulary) -> None:
+def _dump(out_dir: Path, scene, scene_set: str, prompt: str, baseline: str, said: list) -> None:
     """scene{seed}_regions.png (each region outlined, labelled with the answer about it) and
     scene{seed}_regions.json (the prompt, the baseline answer, and per object its name, box,
     answer and whether the answer names it)."""
     from ros_ground.overlay import draw_overlay, save_png
 
     stem = f"scene{scene.seed:06d}_regions"
-    shown = [SimpleNamespace(mask=obj.mask, point=None, text=text) for obj, text in answers]
+    shown = [SimpleNamespace(mask=obj.mask, point=None, text=text) for obj, text, _ in said]
     save_png(out_dir / f"{stem}.png", draw_overlay(scene.rgb, shown))
     regions = [{"object": obj.name, "bbox": [int(v) for v in obj.bbox], "answer": text,
-                "names_category": bool(named[0]), "names_color": bool(named[1])}
-               for obj, text in answers for named in [names(text, obj, vocabulary)]]
+                "names_category": bool(category), "names_color": bool(color)}
+               for obj, text, (category, color) in said]
     record = {"seed": int(scene.seed), "scene_set": scene_set, "prompt": prompt,
               "baseline": baseline, "regions": regions}
     (out_dir / f"{stem}.json").write_text(json.dumps(record))
