@@ -158,8 +158,7 @@ def resumed_init_from(state: dict, init_from: str | None, state_path: Path) -> s
     if "init_from" not in state:
         return init_from
     started = state["init_from"]  # as given then; compared as the directory it named then
-    where = state.get("init_from_resolved") or (started and str(Path(started).resolve()))
-    if init_from and (not started or str(Path(init_from).resolve()) != where):
+    if init_from and (not started or str(Path(init_from).resolve()) != state["init_from_resolved"]):
         raise ValueError(f"the saved training state {str(state_path)!r} started from "
                          f"{started or 'a random initialisation'!r} and would be resumed; pass "
                          f"--fresh to start from {init_from!r} instead")
