@@ -163,6 +163,39 @@ def test_device_dtype_and_trust_remote_code_reach_the_model(running):
     assert next(r.node._engine.lmm.model.parameters()).dtype == torch.float32
 
 
+def test_a_failed_activate_leaves_the_node_inactive_with_nothing_open(running, monkeypatch):
+    r = running(autostart=False)
+    assert r.node.trigger_configure().name == "SUCCESS"
+    subscriptions = len(list(r.node.subscriptions))
+
+    def refuse(*args):
+        raise RuntimeError("rcl refused the topic")
+
+    monkeypatch.setattr(r.node, "_on_click", None)  # opened after the camera's subscriptions
+    monkeypatch.setattr(r.node, "create_service", refuse)
+    assert r.node.trigger_activate().name == "FAILURE"
+    assert r.state() == State.PRIMARY_STATE_INACTIVE
+    assert r.node._opened == [] and len(list(r.node.subscriptions)) == subscriptions
+    monkeypatch.undo()
+    assert r.node.trigger_activate().name == "SUCCESS"
+    _stream(r)
+    assert r.ask().status == R.STATUS_OK
+
+
+def test_shutdown_while_active_answers_the_queue_and_releases_everything(running):
+    r = running(queue_size=5, max_new_tokens=300)
+    _stream(r)
+    start = len(r.client.responses)
+    for _ in range(3):
+        r.client.command("Describe the image.")
+    assert r.client.wait(lambda: r.node.scheduler.busy, 10)
+    assert r.node.trigger_shutdown().name == "SUCCESS"
+    assert r.state() == State.PRIMARY_STATE_FINALIZED
+    assert r.client.wait(lambda: len(r.client.responses) >= start + 3, 30)
+    assert {x.status for x in r.client.responses[start:]} <= {R.STATUS_CANCELED, R.STATUS_OK}
+    assert r.node._engine is None and r.node._opened == [] and r.node._lifecycle_pubs == []
+
+
 def test_autostart_false_waits_unconfigured(running):
     r = running(autostart=False)
     assert r.state() == State.PRIMARY_STATE_UNCONFIGURED and r.node._engine is None

@@ -82,31 +82,61 @@ class ModelNode(LifecycleNode):
             self.load(self.values())
         except Exception as exc:  # any load failure must leave the node up and reconfigurable
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
-            self.unload()
+            self._release()
             return TransitionCallbackReturn.FAILURE
         freeze_loaded_objects()
         return super().on_configure(state)
 
     def on_activate(self, state) -> TransitionCallbackReturn:
-        self.open(self.values())
+        try:
+            self.open(self.values())
+        except Exception as exc:  # e.g. a topic rcl refuses: stay inactive, nothing half-open
+            self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
+            self._close_opened()
+            return TransitionCallbackReturn.FAILURE
         return super().on_activate(state)  # activates the lifecycle publishers
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
-        self.before_close()
+        self._answer_pending()
         self._close_opened()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        # from any primary state: queued work is answered while the publishers still publish,
+        # then the node holds nothing (finalized has no way back to configure)
+        self.shutdown_worker()
+        self._answer_pending()
+        self._close_opened()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        # rclpy turns an exception out of a transition into ErrorProcessing without logging it
+        self.get_logger().error(f"a transition from {state.label} raised; the node is back to "
+                                "unconfigured, its entities and models released")
+        self._close_opened()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _answer_pending(self) -> None:
+        if not self._opened:
+            return
+        try:
+            self.before_close()
+        except Exception as exc:  # the entities must close all the same
+            self.get_logger().error(f"answering pending work failed: {type(exc).__name__}: {exc}")
+
+    def _release(self) -> None:
+        """Destroy the lifecycle publishers and drop the models (cleanup, a failed configure)."""
         for publisher in self._lifecycle_pubs:
             self.destroy_lifecycle_publisher(publisher)
         self._lifecycle_pubs = []
         self.unload()
         release_memory(models_dropped=True)
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self.shutdown_worker()
-        return TransitionCallbackReturn.SUCCESS
 
     def _close_opened(self) -> None:
         for entity in self._opened:
