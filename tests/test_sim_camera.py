@@ -7,7 +7,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from ros_ground_msgs.msg import SimGroundTruth  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -87,9 +87,9 @@ def test_sim_camera_publishes_matching_stamps_and_truth(ros):
             "scene_set", value="ood").to_parameter_msg()]))
         assert rec.spin_until(future.done, 60) and future.result().results[0].successful
         assert rec.spin_until(lambda: rec.truths[-1].description == ood.description, 30)
-        # the frame's size from its camera_info: a 1 MB best-effort image (sensor-data QoS, as
-        # camera drivers publish) can be lost whole on a loaded machine (bench section 6), the
-        # small camera_info of the same publish arrives
+        # the frame's size from its camera_info: a 1 MB image to this best-effort reader (as
+        # REP 2003 has camera subscribers read) can be lost whole on a loaded machine (bench
+        # section 6), the small camera_info of the same publish arrives
         assert rec.spin_until(lambda: rec.infos[-1].width == 800, 30)
         info = rec.infos[-1]
         assert (info.width, info.height) == ood.rgb.shape[1::-1] == (800, 450)
@@ -117,6 +117,14 @@ def test_bag_replay(ros, tmp_path):
         seen = {decode_image(m.encoding, m.height, m.width, m.step, m.is_bigendian,
                              m.data).tobytes() for m in rec.images}
         assert seen == {s.rgb.tobytes() for s in scenes}
+        # the camera's QoS is REP 2003's for drivers: a default (reliable) reader, rviz's, matches
+        info = rec.node.get_publishers_info_by_topic("/replay/image_raw")
+        assert [i.qos_profile.reliability for i in info] == [ReliabilityPolicy.RELIABLE]
+        client = rec.node.create_client(Trigger, "/replay/new_scene")
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(Trigger.Request())
+        assert rec.spin_until(future.done, 30)  # answered, not lost to an AttributeError
+        assert not future.result().success and "replaying the bag" in future.result().message
     finally:
         rec.node.destroy_node()
         stop_process(proc)

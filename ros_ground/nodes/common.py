@@ -16,8 +16,10 @@ from ros_ground.nodes.conversions import stamp_to_ns
 
 # Commands and results must arrive: reliable and keep-all, so a burst of commands (or of the
 # rejections they earn) is held until delivered instead of being overwritten by newer ones.
-RELIABLE = QoSProfile(depth=100, history=HistoryPolicy.KEEP_ALL,
-                      reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+# Pictures, markers, proposals and sim ground truth: reliable, but only the newest few kept, so
+# a slow reader (rviz over Wi-Fi) gets fresh ones and the writer never holds every frame for it.
+LATEST = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def qos_by_name(name: str) -> QoSProfile:

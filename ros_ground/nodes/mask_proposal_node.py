@@ -22,7 +22,7 @@ from ros_ground.camera_watch import camera_topics
 from ros_ground.image_codec import ImageDecodeError
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_input import CameraInput
-from ros_ground.nodes.common import RELIABLE, frame_key, qos_by_name
+from ros_ground.nodes.common import LATEST, frame_key, qos_by_name
 from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.process import run_executable
@@ -63,12 +63,12 @@ class MaskProposalNode(ModelNode):
                                f"{p['sam_model']!r} on {getattr(self._sam, 'device', '?')} in "
                                f"{time.perf_counter() - started:.1f} s")
         self._cameras = list(p["cameras"])  # read at configure, like the publishers
-        self._pubs = {camera: self.lifecycle_publisher(EntityProposals, topic, RELIABLE)
+        self._pubs = {camera: self.lifecycle_publisher(EntityProposals, topic, LATEST)
                       for camera, topic in zip(self._cameras,
                                                camera_topics(self._cameras, "proposals"))}
         # the header of the frame a run starts on: a run can outlast the frames the grounding
         # node keeps by count, so it keeps this one until the proposals come
-        self._started_pubs = {camera: self.lifecycle_publisher(Header, topic, RELIABLE)
+        self._started_pubs = {camera: self.lifecycle_publisher(Header, topic, LATEST)
                               for camera, topic in zip(self._cameras, camera_topics(
                                   self._cameras, "proposals_started"))}
 

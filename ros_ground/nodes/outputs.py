@@ -10,7 +10,7 @@ from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
 from ros_ground.camera_watch import camera_topics
-from ros_ground.nodes.common import RELIABLE
+from ros_ground.nodes.common import LATEST, RELIABLE
 from ros_ground.nodes.conversions import rgb_to_image_msg
 from ros_ground.nodes.markers import response_markers
 from ros_ground.overlay import draw_overlay
@@ -28,8 +28,8 @@ class CameraOutputs:
         topics = (camera_topics(cameras, name) for name in ("response", "overlay", "markers"))
         for camera, response, overlay, markers in zip(cameras, *topics):
             self.responses[camera] = node.lifecycle_publisher(GroundedResponse, response, RELIABLE)
-            self.overlays[camera] = node.lifecycle_publisher(Image, overlay, RELIABLE)
-            self.markers[camera] = node.lifecycle_publisher(MarkerArray, markers, RELIABLE)
+            self.overlays[camera] = node.lifecycle_publisher(Image, overlay, LATEST)
+            self.markers[camera] = node.lifecycle_publisher(MarkerArray, markers, LATEST)
 
     def clear(self) -> None:
         self.responses, self.overlays, self.markers = {}, {}, {}

@@ -20,7 +20,6 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from ros_ground_msgs.msg import SimGroundTruth
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -28,7 +27,7 @@ from std_srvs.srv import Trigger
 from ros_ground import settings
 from ros_ground.image_codec import encode_depth_32fc1
 from ros_ground.nodes import params
-from ros_ground.nodes.common import RELIABLE
+from ros_ground.nodes.common import LATEST
 from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, rgb_to_image_msg
 from ros_ground.nodes.process import run_executable
 
@@ -41,13 +40,12 @@ class SimCameraNode(Node):
         refused = params.declare(self, params.SIM_CAMERA_PARAMS)
         if refused:  # a plain node: no unconfigured state to wait in (make_node logs, exits 1)
             raise ValueError("; ".join(f"parameter {k}: {v}" for k, v in refused.items()))
-        self.image_pub = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-        # reliable, as depth drivers publish: a grounded frame's depth must not be lost on a
-        # busy machine (the grounding node's `auto` QoS follows the publisher)
-        self.depth_pub = self.create_publisher(
-            Image, "depth", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
-        self.truth_pub = self.create_publisher(SimGroundTruth, "ground_truth", RELIABLE)
+        # reliable, as REP 2003 asks of sensor drivers: every reader matches, a best-effort one
+        # included (a grounding node's `auto` follows it)
+        self.image_pub = self.create_publisher(Image, "image_raw", LATEST)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", LATEST)
+        self.depth_pub = self.create_publisher(Image, "depth", LATEST)
+        self.truth_pub = self.create_publisher(SimGroundTruth, "ground_truth", LATEST)
         self.create_service(Trigger, "new_scene", self._on_new_scene)
         self._lock = threading.Lock()
         self.scene = None
@@ -60,10 +58,7 @@ class SimCameraNode(Node):
             self._load_scene(settings.check(params.SIM_CAMERA_PARAMS,
                                             params.values(self, params.SIM_CAMERA_PARAMS)))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        rate = float(self.get_parameter("rate_hz").value)
-        if rate <= 0:
-            raise ValueError("rate_hz must be > 0")
-        self.create_timer(1.0 / rate, self._publish)
+        self.create_timer(1.0 / float(self.get_parameter("rate_hz").value), self._publish)
 
     def _load_scene(self, p: dict) -> None:
         from ros_ground.sim.scene import scene_in_set
@@ -118,6 +113,11 @@ class SimCameraNode(Node):
         return SetParametersResult(successful=True)
 
     def _on_new_scene(self, request, response):
+        if self._bag_frames is not None:
+            response.success = False
+            response.message = (f"replaying the bag {self._bag_path!r}: new_scene renders "
+                                "simulated scenes only (start the node without `bag`)")
+            return response
         seed = int(self.get_parameter("seed").value) + 1
         result = self.set_parameters([Parameter("seed", value=seed)])[0]
         response.success = result.successful
