@@ -55,7 +55,7 @@ class GroundedPhrase:
     def to_json(self) -> dict:
         """The phrase as `ros-ground ground --json` prints it (README, "Command line"): the
         mask as COCO uncompressed RLE, bbox [x, y, w, h] and point [x, y] in pixels, position
-        and size in metres (NaN: no depth)."""
+        and size in metres (without depth: position null, size 0)."""
         return {
             "text": self.text,
             "char_start": self.char_start,

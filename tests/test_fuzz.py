@@ -57,3 +57,18 @@ def test_score_and_stability_are_checked(score, stability):
     bad = EntityProposals(entities=[EntityProposal(**pixel, score=score, stability=stability)])
     with pytest.raises(ProposalError, match="entity 0: score must be finite and stability"):
         msg_to_proposals(bad, 1, 1)
+
+
+def test_every_proposal_id_reaches_the_phrase_message():
+    # a proposal's id is uint32: the phrase that merges it must carry any of them
+    from ros_ground.nodes.conversions import phrase_to_msg
+    from ros_ground.results import GroundedPhrase
+
+    ids = [0, 2**31 + 5, 2**32 - 1]
+    msg = EntityProposals(entities=[EntityProposal(
+        id=i, mask=MaskRLE(height=1, width=1, counts=[0, 1]), score=0.9, stability=0.9)
+        for i in ids])
+    proposals = msg_to_proposals(msg, 1, 1)
+    phrase = GroundedPhrase(text="a", char_start=0, char_end=1, score=0.9,
+                            mask=proposals[0].mask, entity_ids=[p.id for p in proposals])
+    assert list(phrase_to_msg(phrase).entity_ids) == ids
