@@ -5,7 +5,7 @@ its mask (entities.score_entities); "tokens" by the cosine of the proposal's ent
 pooled from this LMM's projected image tokens (lmm_tokens) of the whole frame or, with
 `entity_token_window`, of a window around the proposal, with the phrase's word embeddings
 (retrieval.py); "combined" by their sum. `EntityScorer` keeps what that needs per model: the
-last frame's image tokens and entity tokens, the input embedding matrix and the retrieval head.
+last frame's image tokens and entity tokens, and the retrieval head.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import logging
 
 import numpy as np
+import torch
 
 from ros_ground import lmm_tokens, retrieval
 from ros_ground.entities import score_entities
@@ -31,7 +32,6 @@ class EntityScorer:
         self.lmm = lmm
         self._features = None  # (image_key, LMM image tokens, geometry) of the last frame
         self._windowed = None  # ((image_key, window, the proposals' masks), window tokens)
-        self._input_embedding: np.ndarray | None = None
         self._retrieval_head = False  # loaded on first use
         self._head_window: float | None = None  # the entity_token_window the head learnt
         self._warned_windows: set[float] = set()
@@ -50,7 +50,7 @@ class EntityScorer:
         if scoring == "attention":
             return attention
         tokens = self.entity_tokens(image, masks, image_key, token_window)
-        phrases = retrieval.phrase_vectors(self._embedding(), phrase_ids)
+        phrases = self.phrase_vectors(phrase_ids)
         head = self._head(token_window)
         return retrieval.combine(attention, retrieval.token_scores(phrases, tokens, head),
                                  scoring)
@@ -89,11 +89,16 @@ class EntityScorer:
             cached = self._features = (key, *lmm_tokens.image_features(self.lmm, image))
         return cached[1], cached[2]
 
-    def _embedding(self) -> np.ndarray:
-        if self._input_embedding is None:
-            weight = self.lmm.model.get_input_embeddings().weight
-            self._input_embedding = weight.detach().float().cpu().numpy()
-        return self._input_embedding
+    def phrase_vectors(self, phrase_ids: list[list[int]]) -> np.ndarray:
+        """float32 [P, D]: each phrase's mean input embedding (retrieval.phrase_vectors), from
+        the rows its token ids name alone: a 7B model's whole matrix is ~0.5 GB as float32."""
+        wanted = sorted({int(i) for ids in phrase_ids for i in ids})
+        weight = self.lmm.model.get_input_embeddings().weight
+        with torch.no_grad():
+            rows = weight[torch.tensor(wanted, dtype=torch.long, device=weight.device)]
+            rows = rows.float().cpu().numpy()
+        row_of = {token: k for k, token in enumerate(wanted)}
+        return retrieval.phrase_vectors(rows, [[row_of[int(i)] for i in ids] for ids in phrase_ids])
 
     def _head(self, token_window: float) -> np.ndarray | None:
         # the sim model's head was trained on its own tokens; other models compare directly

@@ -30,6 +30,8 @@ def phrase_vectors(embedding: np.ndarray, token_ids: Sequence[Sequence[int]]) ->
     """float32 [P, D]: mean input embedding (`embedding`, [vocab, D]) of each phrase's token
     ids; a phrase without tokens gets zeros."""
     embedding = np.asarray(embedding, dtype=np.float32)
+    if not len(token_ids):
+        return np.zeros((0, embedding.shape[1]), np.float32)
     return np.stack([embedding[list(ids)].mean(axis=0) if len(ids) else
                      np.zeros(embedding.shape[1], np.float32) for ids in token_ids])
 

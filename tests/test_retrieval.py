@@ -87,6 +87,18 @@ def test_phrase_vectors_average_the_tokens_embeddings():
     vectors = phrase_vectors(embedding, [[1, 3], []])
     np.testing.assert_allclose(vectors[0], (embedding[1] + embedding[3]) / 2)
     np.testing.assert_array_equal(vectors[1], 0.0)
+    assert phrase_vectors(embedding, []).shape == (0, 3)
+
+
+def test_the_scorer_reads_only_the_rows_its_phrases_name():
+    from ros_ground.entity_scoring import EntityScorer
+    from ros_ground.lmm import load_lmm
+
+    lmm = load_lmm("tiny", device="cpu")
+    embedding = lmm.model.get_input_embeddings().weight.detach().float().numpy()
+    phrase_ids = [[7, 3, 7], [], [3], [embedding.shape[0] - 1]]
+    np.testing.assert_allclose(EntityScorer(lmm).phrase_vectors(phrase_ids),
+                               phrase_vectors(embedding, phrase_ids), rtol=1e-6)
 
 
 def test_a_trained_head_retrieves_entities_in_another_space():
