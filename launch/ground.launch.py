@@ -15,6 +15,7 @@ import os
 import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import evaluate_condition_expression
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -41,10 +42,6 @@ ARGUMENTS = {
 }
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def _nodes(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     params_file = arg["params_file"] or os.path.join(
@@ -58,8 +55,10 @@ def _nodes(context, *args, **kwargs):
     sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
     remap = [("image", arg["image"])] + [(name, arg[name]) for name in
                                          ("depth", "camera_info", "clicked_point") if arg[name]]
-    use_proposals = _truthy(arg["use_proposals"])
-    if _truthy(arg["composed"]):
+    # launch's own rule for a boolean: true/1 or false/0, anything else an error naming the
+    # argument (a typo such as composed:=ture must not quietly mean false)
+    use_proposals = evaluate_condition_expression(context, [LaunchConfiguration("use_proposals")])
+    if evaluate_condition_expression(context, [LaunchConfiguration("composed")]):
         # no `name=`: launch_ros passes it as `-r __node:=NAME`, which renames every node in
         # the process, and the params file's /**/grounding_node sections would never apply
         return [Node(

@@ -1,7 +1,7 @@
 """Launch files, parameter files and the README agree with the nodes' declared parameters.
 
-`launch`/`launch_ros` are not installable here, so the launch files run against small stand-ins
-that record what they are asked to start.
+The launch files run against small stand-ins for `launch`/`launch_ros` that record what they
+are asked to start (test_launch_real runs them under the real `ros2 launch`).
 """
 
 import ast
@@ -37,6 +37,14 @@ class _Config:
         return context[self.name]
 
 
+def _condition(context, expression):
+    """launch.conditions.evaluate_condition_expression's rule, on the stand-in's context."""
+    value = "".join(sub.perform(context) for sub in expression).strip().lower()
+    if value in ("true", "1", "false", "0"):
+        return value in ("true", "1")
+    raise ValueError(f"invalid condition expression {value!r}")
+
+
 class _Record:
     def __init__(self, *args, **kwargs):
         self.args, self.kwargs = args, kwargs
@@ -55,6 +63,7 @@ def fake_launch(monkeypatch):
         "launch.actions": dict(DeclareLaunchArgument=_Record, OpaqueFunction=_Record,
                                IncludeLaunchDescription=_Record),
         "launch.substitutions": dict(LaunchConfiguration=_Config),
+        "launch.conditions": dict(evaluate_condition_expression=_condition),
         "launch.launch_description_sources": dict(PythonLaunchDescriptionSource=_Record),
         "launch_ros": {},
         "launch_ros.actions": dict(Node=_Record),
