@@ -353,9 +353,7 @@ def _transport(lines, r, tr):
         f"**{_f(c['encode_decode_ms'])} ms** (p99 {_f(c['encode_decode_p99_ms'])}; wall clock "
         f"{_f(c.get('encode_decode_wall_ms'))} ms, p99 {_f(c.get('encode_decode_wall_p99_ms'))}); "
         f"through MaskRLE messages (`mask_to_msg` + `msg_to_mask`, wall) "
-        f"{_f(c['via_messages_ms'])} ms. With the vectorised encoder proposed below: "
-        f"{_f(c.get('encode_decode_ms_vectorised'))} ms (wall "
-        f"{_f(c.get('encode_decode_wall_ms_vectorised'))} ms).")
+        f"{_f(c['via_messages_ms'])} ms.")
     add("")
 
 
@@ -624,7 +622,6 @@ def _notes(lines, r, d):
         sam_gap = st["SAM decodes (all phrases)"] - bd["model_ms"][
             "SAM prompt enc + mask dec + upsample"]
         w = bd.get("what_if") or {}
-        codec = ((d.get("transport") or {}).get("codec") or {})
         mid_bd = d.get("breakdown_mid_lmm")
         scale = ""
         if mid_bd:
@@ -653,9 +650,7 @@ def _notes(lines, r, d):
             f"only while someone subscribes (this run has a subscriber). What would bring the "
             f"default-model share down further (measured where possible): no contours for "
             f"speckled masks in the hot path ({_f(st['overlay (draw + publish)'])} ms for the "
-            f"overlay); the vectorised RLE encoder below "
-            f"({_f(codec.get('encode_decode_ms'))} -> {_f(codec.get('encode_decode_ms_vectorised'))}"
-            f" ms for 10 640x480 masks); and for tiny models a lean decode loop instead of "
+            f"overlay); and for tiny models a lean decode loop instead of "
             f"`generate()` (its per-token bookkeeping is a fixed "
             f"{_f(lmm_gap / max(1, bd.get('tokens') or 1))} ms). Even all of these together leave "
             f"the tiny default above 5 %: with models this small the pipeline's Python glue is "
@@ -685,13 +680,7 @@ def _notes(lines, r, d):
     tr = d.get("transport") or {}
     if tr:
         dm = tr.get("sizes_default_model_masks") or {}
-        add(f"- **RLE**: `ros_ground.rle.mask_to_counts` spends most of its time in "
-            f"`ravel(order='F')` (a strided transpose of the whole mask). "
-            f"`bench.transport.vectorised_counts` finds the same runs on the C-ordered mask "
-            f"(vertical changes inside columns + changes across column boundaries, then sorts "
-            f"only the change positions); it is checked equal to `mask_to_counts` in "
-            f"tests/test_bench.py and is the proposed replacement for ros_ground/rle.py. RLE "
-            f"size depends on mask shape: {_f(tr['sizes']['rle_size_ratio'], 0)}x smaller for "
+        add(f"- **RLE**: size depends on mask shape: {_f(tr['sizes']['rle_size_ratio'], 0)}x smaller for "
             f"object-like blobs, but only {_f(dm.get('rle_size_ratio'), 1)}x for the speckled "
             f"masks of the random-weight tiny SAM (uint32 runs of a few pixels each).")
     add("- Peak memory: the capture keeps one float32 vector per step (steps x image tokens), "

@@ -243,7 +243,6 @@ def assemble(details: dict, machine: dict, quick: bool, timings: dict,
         "overhead_fraction_outside_models_mid_lmm": (details.get("breakdown_mid_lmm") or {}).get(
             "overhead_fraction_outside_models"),
         "embedding_saved_ms_per_frame": (emb.get("saved") or {}).get("saved_ms_per_frame"),
-        "mask_codec_ms_vectorised_encoder": tr["codec"].get("encode_decode_ms_vectorised"),
         "gpu": gpu,
         "run_s": timings,
         "details": details,

@@ -121,8 +121,8 @@ def codec_timing(masks: list[np.ndarray], reps: int = 50) -> dict:
     def clocks():
         return time.perf_counter(), time.thread_time()
 
-    enc, dec, enc_cpu, dec_cpu, msg_rt, vec, vec_cpu = [], [], [], [], [], [], []
-    decoded = back = vdecoded = []
+    enc, dec, enc_cpu, dec_cpu, msg_rt = [], [], [], [], []
+    decoded = back = []
     for _ in range(max(1, reps)):
         w0, c0 = clocks()
         counts = [mask_to_counts(m) for m in masks]
@@ -132,17 +132,12 @@ def codec_timing(masks: list[np.ndarray], reps: int = 50) -> dict:
         msgs = [mask_to_msg(m) for m in masks]
         back = [msg_to_mask(x) for x in msgs]
         w3, c3 = clocks()
-        vcounts = [vectorised_counts(m) for m in masks]  # the proposed encoder, same masks
-        vdecoded = [counts_to_mask(m.shape[0], m.shape[1], c) for m, c in zip(masks, vcounts)]
-        w4, c4 = clocks()
         enc.append((w1 - w0) * 1e3)
         dec.append((w2 - w1) * 1e3)
         enc_cpu.append((c1 - c0) * 1e3)
         dec_cpu.append((c2 - c1) * 1e3)
         msg_rt.append((w3 - w2) * 1e3)
-        vec.append((w4 - w3) * 1e3)
-        vec_cpu.append((c4 - c3) * 1e3)
-    for result in (decoded, back, vdecoded):
+    for result in (decoded, back):
         assert all(np.array_equal(a, b) for a, b in zip(masks, result))
     total = [a + b for a, b in zip(enc, dec)]
     total_cpu = [a + b for a, b in zip(enc_cpu, dec_cpu)]
@@ -152,34 +147,7 @@ def codec_timing(masks: list[np.ndarray], reps: int = 50) -> dict:
             "encode_decode_p99_ms": float(np.percentile(total_cpu, 99)),
             "encode_decode_wall_ms": median(total),
             "encode_decode_wall_p99_ms": float(np.percentile(total, 99)),
-            "via_messages_ms": median(msg_rt),
-            "encode_decode_ms_vectorised": median(vec_cpu),
-            "encode_decode_wall_ms_vectorised": median(vec)}
-
-
-def vectorised_counts(mask: np.ndarray) -> list[int]:
-    """Same output as ros_ground.rle.mask_to_counts without the column-major copy.
-
-    mask_to_counts spends most of its time in `ravel(order="F")` (a strided transpose of the
-    whole mask). Run boundaries of the column-major flattening are the vertical changes inside
-    each column plus the changes between the last pixel of a column and the first of the next;
-    both are found on the C-ordered array, and only the (few) change positions are sorted.
-    A proposal for ros_ground/rle.py, checked equal to mask_to_counts in tests/test_bench.py.
-    """
-    m = np.asarray(mask, dtype=bool)
-    if m.ndim != 2:
-        raise ValueError(f"mask must be 2-D, got shape {m.shape}")
-    h, w = m.shape
-    if m.size == 0:
-        return []
-    rows, cols = np.divmod(np.flatnonzero(m[1:, :] != m[:-1, :]), w)
-    inside = cols.astype(np.int64) * h + rows + 1
-    across = (np.flatnonzero(m[0, 1:] != m[-1, :-1]).astype(np.int64) + 1) * h
-    change = np.sort(np.concatenate((inside, across)))
-    counts = np.diff(np.concatenate(([0], change, [h * w])))
-    if m[0, 0]:
-        counts = np.concatenate(([0], counts))
-    return counts.astype(np.int64).tolist()
+            "via_messages_ms": median(msg_rt)}
 
 
 # -- cross-process latency -----------------------------------------------------------------------

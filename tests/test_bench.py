@@ -15,8 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import run as bench_run  # noqa: E402
 from bench.common import blob_masks, machine_info, p50_p99, tabletop_image  # noqa: E402
-from bench.transport import codec_timing, vectorised_counts, wire_sizes  # noqa: E402
-from ros_ground.rle import counts_to_mask, mask_to_counts  # noqa: E402
+from bench.transport import codec_timing, wire_sizes  # noqa: E402
 
 
 def _is_num(value) -> bool:
@@ -33,17 +32,6 @@ def test_blob_masks_are_realistic(masks):
     for m in masks:
         assert m.shape == (480, 640) and m.dtype == bool
         assert 0.005 <= m.mean() <= 0.12  # 1-10 % each, give or take the notches
-
-
-def test_vectorised_counts_equals_mask_to_counts(masks):
-    rng = np.random.default_rng(1)
-    cases = list(masks) + [rng.random((7, 5)) > 0.5 for _ in range(50)] + [
-        np.ones((3, 4), bool), np.zeros((4, 3), bool), np.ones((1, 1), bool),
-        np.zeros((1, 5), bool), np.ones((5, 1), bool), np.eye(6, dtype=bool)]
-    for mask in cases:
-        counts = vectorised_counts(mask)
-        assert counts == mask_to_counts(mask)
-        np.testing.assert_array_equal(counts_to_mask(*mask.shape, counts), mask)
 
 
 def test_wire_sizes(masks):
@@ -63,7 +51,7 @@ def test_codec_timing_function(masks):
     codec = codec_timing(masks[:3], reps=2)
     assert codec["masks"] == 3 and codec["reps"] == 2
     for key in ("encode_ms", "decode_ms", "encode_decode_ms", "encode_decode_p99_ms",
-                "via_messages_ms", "encode_decode_ms_vectorised"):
+                "via_messages_ms"):
         assert _is_num(codec[key]) and codec[key] >= 0
 
 
