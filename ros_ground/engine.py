@@ -38,6 +38,11 @@ from ros_ground.streaming import PhraseStream, ProgressCallback
 MODES = settings.MODES
 
 
+def needs_sam(mode: str, proposals) -> bool:
+    """Selecting among given `proposals` needs no SAM (no wait behind a node sharing it)."""
+    return mode == "point" or not proposals
+
+
 def _default(name: str):
     return settings.by_name(settings.ENGINE)[name].default
 
@@ -96,16 +101,12 @@ class GroundingEngine:
         self.lmm, self.sam, self.nlp = lmm, sam, nlp
         self.torch_threads = ahead.check_torch_threads(torch_threads)  # ValueError: out of range
         self.config = (config or EngineConfig()).validate()
-        self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, embedding, head
+        self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, head
 
     def warm_up(self, prompt: str, max_new_tokens: int) -> int:
         """`LMMAdapter.warm_up` under the requests' torch threads (why: ahead.py)."""
         with ahead.threads(self.torch_threads):
             return self.lmm.warm_up(prompt, max_new_tokens)
-
-    @property
-    def model_name(self) -> str:
-        return self.lmm.name
 
     def ground(self, image: np.ndarray, prompt: str, mode: str | None = None,
                proposals: list[Proposal] | None = None, image_key=None,
@@ -130,7 +131,7 @@ class GroundingEngine:
         progress = PhraseStream(self, image, image_key, cfg, on_progress) if on_progress else None
         sam_ahead, views_ahead = ahead.ahead_work(self.prefetch, self.sam.device, self.lmm.device,
                                                   self.torch_threads)
-        sam_ahead = sam_ahead and (cfg.mode == "point" or not proposals) and not (
+        sam_ahead = sam_ahead and needs_sam(cfg.mode, proposals) and not (
             cfg.point_zoom and cfg.mode != "entities" and self.sam.zooms(image))  # windows: no frame
         spare = max(1, ahead.spare_cores(self.torch_threads))
         with ahead.threads(self.torch_threads), self.sam.prefetched(
@@ -208,8 +209,7 @@ class GroundingEngine:
         prompt_phrases, ref = [], Reference()
         # the answer's and the command's phrases under one hold on SAM (a re-entrant lock), so
         # no other frame is made current between them
-        needs_sam = cfg.mode == "point" or not proposals
-        with self.sam.exclusive() if needs_sam else contextlib.nullcontext():
+        with self.sam.exclusive() if needs_sam(cfg.mode, proposals) else contextlib.nullcontext():
             waited = (time.perf_counter() - t0) * 1e3
             phrases, timing, used_mode = self.ground_phrases(
                 image, gen, cfg, proposals, image_key, proposals_out=made)
@@ -221,7 +221,7 @@ class GroundingEngine:
             timing["sam_wait"] += waited
         timing = {**gen.timing_ms, **timing, "grounding": (time.perf_counter() - t0) * 1e3}
         return GroundingResult(
-            text=gen.text, phrases=phrases, model=self.model_name,
+            text=gen.text, phrases=phrases, model=self.lmm.name,
             image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
             token_ids=list(gen.token_ids), mode=used_mode, canceled=gen.canceled,
             prompt=gen.prompt_text, prompt_phrases=prompt_phrases, target=ref.target,
@@ -229,8 +229,7 @@ class GroundingEngine:
         )
 
     def requested_mode(self, mode: str | None = None, config: EngineConfig | None = None) -> str:
-        """The mode a request runs in: its own, else the config's. `auto` is resolved per
-        frame while grounding (entities when proposals are given, else point)."""
+        """The mode a request runs in: its own, else the config's (`auto`: resolved per frame)."""
         return mode or (config or self.config).mode
 
     def segment_point(self, image: np.ndarray, point: tuple[float, float], image_key=None):
@@ -245,12 +244,14 @@ class GroundingEngine:
         self, image: np.ndarray, gen: Generation, cfg: EngineConfig, proposals, image_key,
         text: str | None = None, spans: list[tuple[int, int]] | None = None,
         chunks: list[NounPhrase] | None = None, proposals_out: list[Proposal] | None = None,
+        segment_only: set[tuple[int, int]] | None = None,
     ) -> tuple[list[GroundedPhrase], dict[str, float], str]:
         """Ground the noun phrases of `gen`'s tokens from `gen.image_maps` (one map per token).
 
         `text`, the tokens' char `spans` in it and its `chunks` default to the decoded answer's
         (command.py passes the prompt's). Proposals made here are appended to `proposals_out`,
-        so the prompt's phrases reuse them. Returns (phrases, timing in ms, the mode used).
+        so the prompt's phrases reuse them. `segment_only`: point_phrases's `only`. Returns
+        (phrases, timing in ms, the mode used).
         """
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -269,14 +270,12 @@ class GroundingEngine:
         if not chunks:
             return [], timing, used_mode
 
-        # Selecting among given proposals needs no SAM: no wait behind a proposal node sharing
-        # the segmenter, and no encoder pass for a frame it has already moved past. Otherwise one
-        # hold on SAM for the whole response: that node can no longer switch its cached image
-        # between our phrases, so we wait for it at most once and encode our frame once.
-        needs_sam = not (used_mode == "entities" and proposals)
+        # one hold on SAM for the whole response: a proposal node sharing it can no longer switch
+        # its cached image between our phrases, so we wait for it at most once and encode once
+        sam = needs_sam(used_mode, proposals)
         t0 = time.perf_counter()
-        with self.sam.exclusive() if needs_sam else contextlib.nullcontext():
-            if needs_sam:
+        with self.sam.exclusive() if sam else contextlib.nullcontext():
+            if sam:
                 timing["sam_wait"] = ((time.perf_counter() - t0) * 1e3
                                       + self.sam.wait_prefetch(image, image_key))
             if used_mode == "entities" and not proposals:
@@ -301,7 +300,8 @@ class GroundingEngine:
                                                  assignment=cfg.entity_assignment, margin=cfg.entity_margin)
                     else:
                         phrases = point_phrases(self.sam, image, found, heats, image_key=image_key,
-                                                multimask_choice=cfg.multimask_choice, zoom=cfg.point_zoom)
+                                                multimask_choice=cfg.multimask_choice,
+                                                zoom=cfg.point_zoom, only=segment_only)
         return phrases, timing, used_mode
 
     def ground_region(self, image: np.ndarray, prompt: str, region: Region,

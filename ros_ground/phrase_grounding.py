@@ -55,15 +55,19 @@ def phrase_heats(maps: np.ndarray, found: PhraseTokens, *, contrast: float,
 
 
 def point_phrases(sam, image: np.ndarray, found: PhraseTokens, heats: Sequence[np.ndarray], *,
-                  multimask_choice: str | int, image_key=None,
-                  zoom: bool = False) -> list[GroundedPhrase]:
+                  multimask_choice: str | int, image_key=None, zoom: bool = False,
+                  only: set[tuple[int, int]] | None = None) -> list[GroundedPhrase]:
     """Point mode: each phrase's mask is SAM's for one point prompt at its heat map's peak.
 
     sam: the segmenter (sam.SamSegmenter), already holding `image`'s embedding or given
     `image_key` to find it. multimask_choice: "iou" (SAM's best-scored mask) or a fixed index.
     zoom: prompt on windows at SAM's input scale in a larger frame (SamSegmenter.segment_points).
-    A phrase whose mask is empty scores 0.
+    only: the (char_start, char_end) of the phrases to segment, of those in `found` (all when
+    None). A phrase whose mask is empty scores 0.
     """
+    if only is not None:
+        kept = [k for k, (chunk, _) in enumerate(found) if (chunk.char_start, chunk.char_end) in only]
+        found, heats = [found[k] for k in kept], [heats[k] for k in kept]
     points = [peak_point(heat) for heat in heats]
     segmented = sam.segment_points(image, points, multimask_choice, key=image_key, zoom=zoom)
     # SAM still predicts an IoU for a mask with no pixel (a 1x1 image); such a mask grounds nothing

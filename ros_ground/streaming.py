@@ -48,13 +48,13 @@ class PhraseStream:
             self.parsed_at = now
             complete = {(c.char_start, c.char_end) for c in noun_phrases(self.engine.nlp, text)
                         if c.char_end < len(text)}
-        if complete - self.attempted:
-            self.attempted |= complete
-            found = self.engine.ground_generation(
-                self.image, partial(), replace(self.cfg, mode="point"), image_key=self.image_key,
-                command=False)
-            for phrase in found.phrases:
-                if (phrase.char_start, phrase.char_end) in complete:
-                    self.done.setdefault((phrase.char_start, phrase.char_end), phrase)
+        new = complete - self.attempted
+        if new:
+            self.attempted |= new
+            found, _, _ = self.engine.ground_phrases(
+                self.image, partial(), replace(self.cfg, mode="point"), None, self.image_key,
+                segment_only=new)
+            for phrase in found:
+                self.done.setdefault((phrase.char_start, phrase.char_end), phrase)
         self.callback(text, sorted(self.done.values(), key=lambda p: p.char_start))
 

@@ -95,6 +95,21 @@ def test_progress_streams_text_and_final_result_matches_plain_run(engine, image)
         np.testing.assert_array_equal(a.mask, b.mask)
 
 
+def test_streaming_segments_each_phrase_once(engine, image, monkeypatch):
+    from ros_ground import streaming
+
+    monkeypatch.setattr(streaming, "PARSE_PERIOD_S", 0.0)  # look after every token
+    points, segment = [], engine.sam.segment_points
+    monkeypatch.setattr(engine.sam, "segment_points",
+                        lambda image, pts, *a, **k: points.append(len(pts)) or segment(image, pts, *a, **k))
+    updates = []
+    result = engine.ground(image, PROMPT, mode="point", config=EngineConfig(max_new_tokens=48),
+                           on_progress=lambda text, phrases: updates.append(phrases))
+    streamed = updates[-1]
+    assert len(streamed) >= 3 and points[-1] == len(result.phrases)  # the last call: the answer's
+    assert sum(points[:-1]) == len(streamed)  # while streaming: each phrase once, as it completes
+
+
 def test_a_region_answer_streams_and_cancels_as_ground_does(engine, image):
     region = Region(np.zeros(image.shape[:2], bool), "box")
     region.mask[20:60, 40:100] = True

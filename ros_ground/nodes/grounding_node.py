@@ -280,7 +280,7 @@ class GroundingNode(ModelNode):
 
     def _answer(self, request: Request, status: int, error: str) -> GroundedResponse:
         header = request.frame.header if request.frame is not None else None
-        model = self._engine.model_name if self._engine is not None else ""
+        model = self._engine.lmm.name if self._engine is not None else ""
         if status != Status.STATUS_OK:
             self.get_logger().warning(f"request {request.request_id}: {error}")
         return error_response(status, error, request.request_id, request.prompt, header, model)
