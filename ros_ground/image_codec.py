@@ -64,10 +64,11 @@ _CONVERSIONS = {
        for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
 }
 _SCALAR = ("mono16", "16uc1", "16sc1", "32fc1", "64fc1")  # grey by min-max scaling
-_DEPTH = {"16uc1": 1e-3, "mono16": 1e-3, "32fc1": 1.0}  # metres per unit
+# units per metre of each depth encoding: REP 118 has 16UC1 in millimetres, 32FC1 in metres
+DEPTH_UNITS_PER_METRE = {"16uc1": 1000.0, "mono16": 1000.0, "32fc1": 1.0}
 
 SUPPORTED_ENCODINGS = tuple(sorted([*_PLAIN, *_SEMI_PLANAR]))
-DEPTH_ENCODINGS = tuple(sorted(_DEPTH))
+DEPTH_ENCODINGS = tuple(sorted(DEPTH_UNITS_PER_METRE))
 
 # compressed_depth_image_transport's ConfigHeader: int32 compressionFormat (INV_DEPTH = 0),
 # float32 depthParam[2] (the inverse-depth quantisation A, B), in the sender's byte order
@@ -111,10 +112,10 @@ def decode_depth(
     no return. Other encodings raise ImageDecodeError.
     """
     key = _key(encoding)
-    if key not in _DEPTH:
+    if key not in DEPTH_UNITS_PER_METRE:
         raise ImageDecodeError(f"depth must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
     key, pixels = _pixels(encoding, height, width, step, is_bigendian, data, max_pixels)
-    return _depth_metres(pixels[:, :, 0], _DEPTH[key])
+    return depth_metres(pixels[:, :, 0], DEPTH_UNITS_PER_METRE[key])
 
 
 def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -162,11 +163,11 @@ def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIX
         raise ImageDecodeError(f"compressedDepth image is {image.dtype} with shape {image.shape}, "
                                "expected one 16-bit channel")
     if key == "16uc1":
-        return _depth_metres(image, 1e-3)
+        return depth_metres(image, DEPTH_UNITS_PER_METRE[key])
     values = image.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.float32(quant_a) / (values - np.float32(quant_b))
-    return _depth_metres(np.where(image == 0, np.nan, depth).astype(np.float32), 1.0)
+    return depth_metres(np.where(image == 0, np.nan, depth).astype(np.float32), 1.0)
 
 
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -308,8 +309,10 @@ def _grey_from_scalar(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _depth_metres(values: np.ndarray, scale: float) -> np.ndarray:
-    depth = values.astype(np.float32) * np.float32(scale)
+def depth_metres(values: np.ndarray, units_per_metre: float) -> np.ndarray:
+    """float32 metres of depth `values` (any numeric array, e.g. uint16 mm with 1000), a new
+    array; NaN where there is no return (0, negative, NaN or inf)."""
+    depth = values.astype(np.float32) / np.float32(units_per_metre)
     return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan)).astype(np.float32)
 
 

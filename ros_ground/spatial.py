@@ -20,9 +20,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ros_ground.image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, imdecode
+from ros_ground.image_codec import (
+    DEFAULT_MAX_PIXELS,
+    DEPTH_UNITS_PER_METRE,
+    ImageDecodeError,
+    depth_metres,
+    imdecode,
+)
 
-MM_PER_M = 1000.0
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
 
@@ -50,26 +55,26 @@ def depth_to_metres(depth: np.ndarray, encoding: str | None = None) -> np.ndarra
 
     `encoding` is the ROS image encoding: "16UC1"/"mono16" (uint16 millimetres) or "32FC1"
     (float metres); None takes it from the dtype (unsigned integers: millimetres; floats:
-    metres). 0, negative, NaN and inf become NaN. Raises ValueError for other shapes or types.
+    metres). 0, negative, NaN and inf become NaN (image_codec.depth_metres, as for a message).
+    Raises ValueError for other shapes or types.
     """
     depth = np.asarray(depth)
     if depth.ndim == 3 and depth.shape[2] == 1:
         depth = depth[:, :, 0]
     if depth.ndim != 2:
         raise ValueError(f"depth must be HxW, got shape {depth.shape}")
-    if encoding is not None and encoding not in DEPTH_ENCODINGS:
+    if encoding is not None and encoding.lower() not in DEPTH_UNITS_PER_METRE:
         raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
-    if encoding in ("16UC1", "mono16") or (encoding is None and depth.dtype.kind == "u"):
-        if depth.dtype.kind not in "ui":
-            raise ValueError(f"{encoding or 'integer'} depth must hold integers, got {depth.dtype}")
-        metres = depth.astype(np.float32) / np.float32(MM_PER_M)
-    elif depth.dtype.kind == "f":
-        metres = depth.astype(np.float32)  # a copy: the NaN marking below must not write through
+    if encoding is not None:
+        units = DEPTH_UNITS_PER_METRE[encoding.lower()]
     else:
+        units = DEPTH_UNITS_PER_METRE["16uc1" if depth.dtype.kind == "u" else "32fc1"]
+    if units != 1.0 and depth.dtype.kind not in "ui":
+        raise ValueError(f"{encoding} depth must hold integers, got {depth.dtype}")
+    if units == 1.0 and depth.dtype.kind != "f":
         raise ValueError(f"depth must be uint16 millimetres or float metres, got {depth.dtype}"
                          + (f" for {encoding}" if encoding else ""))
-    metres[~(np.isfinite(metres) & (metres > 0))] = np.nan
-    return metres
+    return depth_metres(depth, units)
 
 
 def load_depth(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
