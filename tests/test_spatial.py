@@ -289,3 +289,12 @@ def test_depth_at_is_the_median_return_around_a_pixel():
     assert depth_at(depth, 5.4, 4.6, radius=0) == 5.0
     assert np.isnan(depth_at(depth, 0, 0))
     assert depth_at(depth, 8, 8) == 2.0  # only the block's corner is within 2 pixels
+
+
+def test_a_depth_file_and_a_depth_message_give_the_same_metres():
+    from ros_ground.image_codec import decode_depth
+
+    mm = np.random.default_rng(0).integers(0, 65536, (6, 7), dtype=np.uint16)
+    message = decode_depth("16UC1", 6, 7, 14, False, mm.tobytes())
+    np.testing.assert_array_equal(depth_to_metres(mm), message)
+    np.testing.assert_array_equal(depth_to_metres(mm, "mono16"), message)
