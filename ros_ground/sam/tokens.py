@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from segment_anything import SamPredictor
 
+from ros_ground.lmm_tokens import pool_tokens
+
 
 def mask_grid_weights(
     mask: np.ndarray,
@@ -59,9 +61,4 @@ def entity_tokens(predictor: SamPredictor, masks: list[np.ndarray]) -> np.ndarra
         )
         for m in masks
     ]).reshape(len(masks), gh * gw)
-    flat = features.reshape(channels, gh * gw).float().cpu().numpy()
-    totals = weights.sum(axis=1, keepdims=True)
-    pooled = weights @ flat.T
-    return np.divide(pooled, totals, out=np.zeros_like(pooled), where=totals > 0).astype(
-        np.float32
-    )
+    return pool_tokens(features.reshape(channels, gh * gw).float().cpu().numpy().T, weights)
