@@ -64,8 +64,7 @@ _CONVERSIONS = {
        for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
 }
 _SCALAR = ("mono16", "16uc1", "16sc1", "32fc1", "64fc1")  # grey by min-max scaling
-# units per metre of each depth encoding: REP 118 has 16UC1 in millimetres, 32FC1 in metres
-DEPTH_UNITS_PER_METRE = {"16uc1": 1000.0, "mono16": 1000.0, "32fc1": 1.0}
+DEPTH_UNITS_PER_METRE = {"16uc1": 1000.0, "mono16": 1000.0, "32fc1": 1.0}  # REP 118: mm, mm, m
 
 SUPPORTED_ENCODINGS = tuple(sorted([*_PLAIN, *_SEMI_PLANAR]))
 DEPTH_ENCODINGS = tuple(sorted(DEPTH_UNITS_PER_METRE))
@@ -310,8 +309,7 @@ def _grey_from_scalar(values: np.ndarray) -> np.ndarray:
 
 
 def depth_metres(values: np.ndarray, units_per_metre: float) -> np.ndarray:
-    """float32 metres of depth `values` (any numeric array, e.g. uint16 mm with 1000), a new
-    array; NaN where there is no return (0, negative, NaN or inf)."""
+    """New float32 metres of `values` (e.g. uint16 mm, 1000); NaN: 0, negative, NaN, inf."""
     depth = values.astype(np.float32) / np.float32(units_per_metre)
     return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan)).astype(np.float32)
 
