@@ -371,14 +371,14 @@ def build_engine(
     off | auto | on, compiled decoding (see `LMMAdapter`). torch_threads: torch's threads during
     each `ground` request (0: torch's default); the free cores take the work ahead (ahead.py).
     """
-    from ros_ground.lmm import load_lmm, resolve_device
+    from ros_ground.lmm import load_lmm
     from ros_ground.phrases import load_spacy
     from ros_ground.sam import check_sam_spec, load_sam
 
     config = (config or EngineConfig()).validate()
     ahead.check_torch_threads(torch_threads)  # before loading anything, as SAM's spec is
     if sam is None:
-        check_sam_spec(sam_model, sam_checkpoint, str(resolve_device(device)))
+        check_sam_spec(sam_model, sam_checkpoint, device)
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile)

@@ -301,8 +301,10 @@ def test_sam_settings_are_checked_before_the_lmm_loads(monkeypatch, tmp_path):
         with pytest.raises(SamLoadError, match=words):
             build_engine("tiny", sam_model, checkpoint, device=device)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="'cuda' requested but CUDA is not available"):
+        with pytest.raises(SamLoadError, match="'cuda' requested but CUDA is not available"):
             build_engine("tiny", "tiny", device="cuda")
+        # "auto" is resolved as the LMM's is, by every SAM loader
+        assert str(load_sam("tiny", device="auto").device) == "cpu"
 
 
 def test_configs_read_back_from_models():

@@ -8,22 +8,13 @@ from pathlib import Path
 
 import torch
 
+from ros_ground.device import resolve_device
 from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter
 from ros_ground.lmm.errors import ModelLoadError
 
 _TRUE = ("1", "true", "yes", "on")
 # "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
 SIM_LMM_DIR = Path(__file__).resolve().parent.parent / "models" / "sim_lmm"
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu. ModelLoadError for a CUDA device without CUDA
-    (torch's own error names its driver, not the setting)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -78,7 +69,7 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
     the environment says. Raises ModelLoadError naming every place searched (for a Hub id, its
     cache directory) when the model cannot be loaded.
     """
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, ModelLoadError)
     torch_dtype = resolve_dtype(dtype, torch_device)
     if image_fit not in IMAGE_FITS:
         raise ValueError(f"image_fit must be one of {IMAGE_FITS}, got {image_fit!r}")

@@ -19,13 +19,11 @@ from ros_ground.nodes.process import cannot_start, run_executable
 
 
 def shared_sam_provider(spec: str, checkpoint: str | None, device: str):
-    from ros_ground.sam import get_shared_sam
+    from ros_ground.device import resolve_device
+    from ros_ground.sam import SamLoadError, get_shared_sam
 
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return get_shared_sam(spec, checkpoint, device)
+    # resolved first: "auto" and the device it names must share one SAM
+    return get_shared_sam(spec, checkpoint, str(resolve_device(device, SamLoadError)))
 
 
 def node_makers(with_proposals: bool = True, with_sim_camera: bool = False) -> list:

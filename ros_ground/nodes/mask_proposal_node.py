@@ -56,7 +56,7 @@ class MaskProposalNode(ModelNode):
 
         qos_by_name(p["image_qos"])
         provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
-            spec, checkpoint=ckpt, device=_resolve_device(device)))
+            spec, checkpoint=ckpt, device=device))
         started = time.perf_counter()
         self._sam = provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
         self.get_logger().info(f"{'shares' if self._sam_provider else 'loaded'} SAM "
@@ -179,14 +179,6 @@ class MaskProposalNode(ModelNode):
             self._zoom_logged[camera] = plan
             text = zoom_crops_text(*size, side, max_crops, magnification)
             self.get_logger().info(f"{camera or 'image'}: {text}")
-
-
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def main(args=None) -> None:

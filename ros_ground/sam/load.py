@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from segment_anything import sam_model_registry
 
+from ros_ground.device import resolve_device
 from ros_ground.sam.build import REGISTRY_SPECS, build_tiny_sam
 from ros_ground.sam.errors import SamLoadError
 from ros_ground.sam.io import WEIGHTS_NAME, checkpoint_path, load_saved_sam, load_weights
@@ -20,8 +20,7 @@ def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu"
     """The checks of `load_sam` that read no weights, so a caller can make them before loading
     anything else for seconds (build_engine: before the LMM). Returns the saved model's
     directory for "sim" or a path, else None; raises SamLoadError as `load_sam` says."""
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise SamLoadError(f"device {device!r} requested but CUDA is not available")
+    resolve_device(device, SamLoadError)
     if spec in (*REGISTRY_SPECS, "tiny"):
         if checkpoint is None and spec != "tiny":
             raise SamLoadError(
@@ -55,13 +54,15 @@ def load_sam(spec: str, checkpoint: str | None = None, device: str = "cpu") -> S
     - "vit_h" | "vit_l" | "vit_b" with `checkpoint` (safetensors or a plain-tensor .pth, e.g.
       the official sam_vit_h_4b8939.pth), built by segment-anything's registry;
     - "tiny" (random weights, for tests; `checkpoint` optional);
-    - "sim" (the packaged model) or the path of a model saved by `save_sam` (no `checkpoint`).
+    - "sim" (the packaged model) or the path of a model saved by `save_sam` (no `checkpoint`);
 
-    Raises SamLoadError for an unknown spec, a released architecture without its checkpoint
-    (random weights would give meaningless masks after minutes of loading), missing or
-    unfitting weights, and a CUDA device without CUDA (`check_sam_spec`, first).
+    on `device` ("auto": CUDA when torch sees a GPU, device.resolve_device). Raises
+    SamLoadError for an unknown spec, a released architecture without its checkpoint (random
+    weights would give meaningless masks after minutes of loading), missing or unfitting
+    weights, and a CUDA device without CUDA (`check_sam_spec`, first).
     """
     path = check_sam_spec(spec, checkpoint, device)
+    device = str(resolve_device(device, SamLoadError))
     if spec in REGISTRY_SPECS:
         sam = sam_model_registry[spec](checkpoint=None)
         load_weights(sam, checkpoint)
