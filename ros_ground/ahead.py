@@ -1,6 +1,6 @@
 """Work that needs only the frame, done on a worker thread while the LMM generates the answer.
 
-SAM's image embedding (sam.prefetch) and the attention views' prompt (`LMMAdapter.prefill_views`)
+SAM's image embedding (`SamSegmenter.prefetched`) and the attention views' prompt (`LMMAdapter.prefill_views`)
 do not depend on the answer, so `GroundingEngine.ground` can start them with the request and
 find them done when generation ends. One worker thread, and only where it has somewhere to
 run: a GPU for SAM, or CPU cores left free by an explicit `torch_threads` below the core count.

@@ -450,7 +450,7 @@ def test_prefetched_embedding_is_the_one_set_image_computes(seg):
     threads = threading.active_count()
     with seg.prefetched(image, key="f"):
         with seg.exclusive():  # a proposal node holding the segmenter cannot stall the worker
-            seg._jobs[("key", "f", "RGB")].done.wait(30)
+            seg._jobs[("key", "f", "RGB")].result(timeout=30)
         assert seg.wait_prefetch(image, key="f") == 0.0
         mask, score = seg.segment_point(image, point, key="f")
         assert seg.embedding_passes == 1

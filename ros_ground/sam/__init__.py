@@ -16,11 +16,16 @@ Modules, one job each:
 - `build`: architecture configs and building models from them (released ones through
   segment-anything's `sam_model_registry`);
 - `io`: reading checkpoints safely, checking them, saving and loading models;
-- `segmenter`: `SamSegmenter`, the embedding cache and point prompts;
+- `predictor`: `CachingPredictor`, segment-anything's predictor that knows whose embedding it
+  holds, and batched point decoding;
+- `segmenter`: `SamSegmenter`, the embedding cache shared between threads (and computed ahead),
+  point prompts;
+- `windows`: windows of a large frame at SAM's input scale, for small objects;
 - `proposals`: automatic mask proposals from segment-anything's public pieces;
 - `tokens`: entity tokens;
 - `load`: `load_sam`, a segmenter from a spec string;
-- `shared`: the process-wide cache of segmenters (`get_shared_sam`).
+- `shared`: the process-wide cache of segmenters (`get_shared_sam`);
+- `errors`: `SamLoadError`.
 """
 
 from ros_ground.sam.build import (

@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent import futures
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,6 @@ from ros_ground.ahead import with_threads, worker
 from ros_ground.errors import check_image
 from ros_ground.results import Proposal
 from ros_ground.sam.predictor import CachingPredictor, cache_key_of, decode_points
-from ros_ground.sam.prefetch import EmbeddingJob
 from ros_ground.sam.proposals import mask_proposals, proposal_settings
 from ros_ground.sam.tokens import entity_tokens
 from ros_ground.sam.windows import point_windows, reaches_inner_edge, window_size
@@ -47,7 +47,7 @@ class SamSegmenter:
         # `prefetched` encodes frames here, on a worker thread, without taking _lock
         self._prefetch_predictor = CachingPredictor(self.sam)
         self._prefetch_lock = threading.Lock()  # one worker at a time on that predictor
-        self._jobs: dict[Hashable, EmbeddingJob] = {}  # by cache key, while their request runs
+        self._jobs: dict[Hashable, futures.Future] = {}  # by cache key, while their request runs
         self._jobs_lock = threading.Lock()
         # (frame cache key, {window box: embedding}) of segment_points(zoom=True)'s last frame
         self._windows: tuple[Hashable, dict] = (None, {})
@@ -86,9 +86,12 @@ class SamSegmenter:
     def prefetched(self, image: np.ndarray, key: Hashable | None = None,
                    enabled: bool = True, threads: int = 1) -> Iterator[None]:
         """Within the block, `image`'s embedding is computed on the ahead worker thread
-        (prefetch.py; `ros_ground.ahead.worker`) with `threads` torch threads; the first call
-        that makes `image` current waits for it (`wait_prefetch`) and installs it instead of
-        encoding again. Nothing starts when disabled or `image` is already current.
+        (`ros_ground.ahead.worker`) with `threads` torch threads; the first call that makes
+        `image` current waits for it (`wait_prefetch`) and installs it instead of encoding again.
+        Nothing starts when disabled or `image` is already current. Why: the encoder then runs
+        on another core while the LMM prefills and decodes (torch releases the GIL in its ops).
+        The worker encodes on its own predictor, never the shared one, so it holds no lock a
+        request or the proposal node waits on and nothing they do changes what it computes.
 
         On leaving, the job is canceled if it has not started, else it has ended (its error, if
         no call waited for it, is dropped: the embedding was not needed) and the embedding is
@@ -104,16 +107,16 @@ class SamSegmenter:
             skip = cache_key in self._jobs or (
                 self.predictor.is_image_set and self.predictor.image_key == cache_key)
             if not skip:
-                job = EmbeddingJob(cache_key, with_threads(lambda: self._encode_ahead(image, key), threads))
+                job = worker().submit(with_threads(lambda: self._encode_ahead(image, key), threads))
                 self._jobs[cache_key] = job
         if skip:
             yield
             return
         try:
-            job.start(worker())
             yield
         finally:
-            job.join()
+            job.cancel()  # if it has not started; else wait for it (a torch op cannot stop)
+            futures.wait([job])
             with self._jobs_lock:
                 self._jobs.pop(cache_key, None)
 
@@ -121,13 +124,12 @@ class SamSegmenter:
         """Milliseconds spent waiting for the worker `prefetched` started on `image` (0.0 when
         none); raises what the worker raised."""
         job = self._jobs.get(cache_key_of(check_image(image), "RGB", key))
-        if job is None or job.done.is_set():
-            if job is not None:
-                job.wait()
+        if job is None or job.cancelled():
             return 0.0
         t0 = time.perf_counter()
-        job.wait()
-        return (time.perf_counter() - t0) * 1e3
+        waited = not job.done()
+        job.result()
+        return (time.perf_counter() - t0) * 1e3 if waited else 0.0
 
     def _encode_ahead(self, image: np.ndarray, key: Hashable | None) -> tuple:
         with self._prefetch_lock:
@@ -146,8 +148,11 @@ class SamSegmenter:
             return
         job = self._jobs.get(cache_key)
         if job is not None:
-            self.predictor.install(job.wait())
-            return
+            try:
+                self.predictor.install(job.result())
+                return
+            except futures.CancelledError:  # its request ended before the worker took it
+                pass
         self.predictor.set_image(image, key=key)
 
     def segment_point(

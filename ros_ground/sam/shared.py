@@ -2,7 +2,6 @@
 
 Nodes composed into one process (nodes/container.py) get the same model and therefore the same
 cached image embedding: the grounding node reads the frame the mask-proposal node already encoded.
-This module-level dict is the only global state of the package.
 """
 
 from __future__ import annotations
