@@ -41,6 +41,7 @@ class GTPhrase:
     mask: np.ndarray  # bool HxW
 
 
+# IoU in numpy rather than pycocotools.mask.iou: that one takes RLE, and every mask here is dense
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two boolean masks; 0 when both are empty (GLaMM would give NaN)."""
     a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)

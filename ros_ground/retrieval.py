@@ -4,8 +4,8 @@ A phrase is represented by the mean of its tokens' input embeddings; an entity b
 pooled from the LMM's projected image tokens (lmm_tokens). The score is the cosine between the
 entity token and `W @ phrase`: W is the identity for a model whose image tokens already share
 the words' space, or a retrieval head trained on (phrase, entity) pairs with mask supervision
-(`train_head`; the sim model ships one). `entity_scoring` chooses attention only, tokens only,
-or their sum (both scores lie in [-1, 1]).
+(ros_ground.train.retrieval_head; the sim model ships one). `entity_scoring` chooses attention
+only, tokens only, or their sum (both scores lie in [-1, 1]).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ SIM_HEAD_PATH = Path(__file__).resolve().parent / "models" / "sim_retrieval" / "
 _EPS = 1e-6
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
+    """float32 `x` scaled to unit length along its last axis (zero vectors stay ~zero)."""
     x = np.asarray(x, dtype=np.float32)
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + _EPS)
 
@@ -40,9 +41,9 @@ def token_scores(phrases: np.ndarray, tokens: np.ndarray,
                  head: np.ndarray | None = None) -> np.ndarray:
     """float32 [P, N] cosine of each entity token ([N, Dv]) with each projected phrase
     ([P, Dt]; `head` [Dv, Dt], identity when None, needs Dv == Dt). Zero vectors score 0."""
-    phrases = _unit(phrases)
+    phrases = unit(phrases)
     projected = phrases if head is None else phrases @ np.asarray(head, np.float32).T
-    return np.clip(_unit(projected) @ _unit(tokens).T, -1.0, 1.0)
+    return np.clip(unit(projected) @ unit(tokens).T, -1.0, 1.0)
 
 
 def combine(attention: np.ndarray, tokens: np.ndarray | None, scoring: str) -> np.ndarray:
@@ -67,31 +68,3 @@ def head_record(path: str | Path | None = None) -> dict:
     "held_out_accuracy". {} when there is none."""
     record = Path(path or SIM_HEAD_PATH).with_suffix(".json")
     return json.loads(record.read_text()) if record.is_file() else {}
-
-
-def train_head(pairs: Sequence[tuple[np.ndarray, np.ndarray, int]], epochs: int = 60,
-               lr: float = 1e-3, temperature: float = 0.1, seed: int = 0) -> np.ndarray:
-    """A retrieval head [Dv, Dt] from (phrase vector [Dt], scene's entity tokens [N, Dv],
-    index of the entity the phrase names): full-batch Adam on the cross-entropy of the
-    phrase's cosines with its scene's entities over `temperature`. Mask supervision: the
-    entity tokens are pooled from ground-truth masks."""
-    import torch
-
-    torch.manual_seed(seed)
-    phrases = [torch.from_numpy(_unit(p)) for p, _, _ in pairs]
-    tokens = [torch.from_numpy(_unit(t)) for _, t, _ in pairs]
-    targets = torch.tensor([i for _, _, i in pairs])
-    dv, dt = tokens[0].shape[1], phrases[0].shape[0]
-    weight = torch.eye(dv, dt).requires_grad_(True) if dv == dt else \
-        (torch.randn(dv, dt) / dt ** 0.5).requires_grad_(True)
-    opt = torch.optim.Adam([weight], lr=lr)
-    for _ in range(epochs):
-        loss = 0.0
-        for k, (p, t) in enumerate(zip(phrases, tokens)):
-            q = torch.nn.functional.normalize(weight @ p, dim=0)
-            loss = loss + torch.nn.functional.cross_entropy(
-                (t @ q / temperature)[None], targets[k:k + 1])
-        opt.zero_grad()
-        (loss / len(pairs)).backward()
-        opt.step()
-    return weight.detach().numpy().astype(np.float32)

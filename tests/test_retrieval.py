@@ -14,7 +14,8 @@ from ros_ground.lmm_tokens import (
     token_grid_weights,
     window_entity_tokens,
 )
-from ros_ground.retrieval import combine, phrase_vectors, token_scores, train_head
+from ros_ground.retrieval import combine, phrase_vectors, token_scores
+from ros_ground.train.retrieval_head import train_head
 
 
 def test_pooled_tokens_equal_a_hand_computation_on_a_known_grid():
@@ -112,7 +113,9 @@ def test_a_trained_head_retrieves_entities_in_another_space():
         phrase = np.linalg.solve(mix, tokens[index]).astype(np.float32)
         (pairs if k < 60 else tests).append((phrase, tokens, index))
     assert np.mean([np.argmax(token_scores(p[None], t)) == i for p, t, i in tests]) < 0.8
+    state = torch.random.get_rng_state()
     head = train_head(pairs, epochs=150, lr=0.05)
+    assert torch.equal(torch.random.get_rng_state(), state)  # seeded on a fork of the RNG
     hits = [int(np.argmax(token_scores(p[None], t, head))) == i for p, t, i in tests]
     assert np.mean(hits) >= 0.9
 

@@ -14,13 +14,43 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ros_ground.retrieval import SIM_HEAD_PATH, phrase_vectors, token_scores, train_head
+from ros_ground.retrieval import SIM_HEAD_PATH, phrase_vectors, token_scores, unit
 
 TRAIN_SEED = 100000
+
+
+def train_head(pairs: Sequence[tuple[np.ndarray, np.ndarray, int]], epochs: int = 60,
+               lr: float = 1e-3, temperature: float = 0.1, seed: int = 0) -> np.ndarray:
+    """A retrieval head [Dv, Dt] from (phrase vector [Dt], scene's entity tokens [N, Dv],
+    index of the entity the phrase names): full-batch Adam on the cross-entropy of the
+    phrase's cosines with its scene's entities over `temperature`. Mask supervision: the
+    entity tokens are pooled from ground-truth masks. `seed` seeds a forked torch RNG, so the
+    caller's random state is left as it was."""
+    phrases = [torch.from_numpy(unit(p)) for p, _, _ in pairs]
+    tokens = [torch.from_numpy(unit(t)) for _, t, _ in pairs]
+    targets = torch.tensor([i for _, _, i in pairs])
+    dv, dt = tokens[0].shape[1], phrases[0].shape[0]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        weight = torch.eye(dv, dt).requires_grad_(True) if dv == dt else \
+            (torch.randn(dv, dt) / dt ** 0.5).requires_grad_(True)
+    opt = torch.optim.Adam([weight], lr=lr)
+    for _ in range(epochs):
+        loss = 0.0
+        for k, (p, t) in enumerate(zip(phrases, tokens)):
+            q = torch.nn.functional.normalize(weight @ p, dim=0)
+            loss = loss + torch.nn.functional.cross_entropy(
+                (t @ q / temperature)[None], targets[k:k + 1])
+        opt.zero_grad()
+        (loss / len(pairs)).backward()
+        opt.step()
+    return weight.detach().numpy().astype(np.float32)
 
 
 def scene_pairs(lmm, seeds, rng: np.random.Generator, scene_set: str = "classic",
