@@ -6,7 +6,7 @@ into the context where the prompt refers to it: the embedding of the referring w
 "it", or a literal `<region>`) is replaced during the prefill. Pooled projector features are in
 the language model's input space, so this needs no training for a LLaVA-style model.
 `focus` additionally keeps only the region's own image tokens in view (the others are replaced
-by the mean token of the rest of the image): for a model never shown a region token, such as
+by the median token of the rest of the image): for a model never shown a region token, such as
 the captions-only sim model, the region is then the only object it can name.
 """
 
@@ -97,13 +97,10 @@ def referring_position(prompt_text: str, spans: list[tuple[int, int]]) -> int | 
     return next((i for i, (a, b) in enumerate(spans) if a <= found < b or a >= found), None)
 
 
-BACKGROUND = "median"
-
-
 def _background(tokens: torch.Tensor) -> torch.Tensor:
     """The token shown in place of the image outside the region: the element-wise median of
     the other tokens (mostly table; a mean would blend the other objects' colours in)."""
-    return tokens.median(0).values if BACKGROUND == "median" else tokens.mean(0)
+    return tokens.median(0).values
 
 
 @dataclass
