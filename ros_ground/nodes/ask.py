@@ -195,11 +195,11 @@ def _write_overlay(path: str, response: GroundedResponse, overlay_msg) -> None:
     """The node's own overlay when it publishes one, else the masks drawn on a black canvas."""
     import numpy as np
 
-    from ros_ground.nodes.conversions import image_msg_to_rgb
+    from ros_ground.image_codec import image_to_rgb
     from ros_ground.overlay import draw_overlay, save_png
 
     if overlay_msg is not None and overlay_msg.header.stamp == response.header.stamp:
-        save_png(path, image_msg_to_rgb(overlay_msg))
+        save_png(path, image_to_rgb(overlay_msg))
         return
     phrases = [msg_to_phrase(p) for p in response.phrases]
     if not phrases:

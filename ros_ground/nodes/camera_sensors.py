@@ -14,13 +14,12 @@ from std_msgs.msg import Header
 
 from ros_ground.camera_watch import camera_topics
 from ros_ground.frames import DepthStore, FrameStore
-from ros_ground.image_codec import ImageDecodeError, image_to_depth
+from ros_ground.image_codec import ImageDecodeError, image_to_depth, image_to_rgb
 from ros_ground.nodes.camera_input import CameraInput
 from ros_ground.nodes.common import RELIABLE
 from ros_ground.nodes.conversions import (
     ProposalError,
     camera_info_to_k,
-    image_msg_to_rgb,
     msg_to_proposals,
     stamp_to_ns,
 )
@@ -83,7 +82,7 @@ class CameraSensors:
     def decode(self, msg, what: str, received_ns: int | None = None) -> Frame:
         """A Frame of an Image or CompressedImage message (or the reason it cannot be one)."""
         try:
-            return Frame(msg.header, image_msg_to_rgb(msg, self.p["max_image_pixels"]),
+            return Frame(msg.header, image_to_rgb(msg, self.p["max_image_pixels"]),
                          received_ns=received_ns)
         except ImageDecodeError as exc:
             self._node.get_logger().warning(f"bad image on {what!r}: {exc}",

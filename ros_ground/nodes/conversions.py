@@ -16,7 +16,7 @@ from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from ros_ground.image_codec import DEFAULT_MAX_PIXELS, encode_rgb8, image_to_rgb
+from ros_ground.image_codec import encode_rgb8
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.rle import RLEError, counts_to_mask, mask_bbox, mask_to_counts
 
@@ -139,12 +139,6 @@ def error_response(
     msg.error = error
     msg.model = model
     return msg
-
-
-def image_msg_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """RGB of an Image or CompressedImage; raises ros_ground.image_codec.ImageDecodeError on
-    malformed images."""
-    return image_to_rgb(msg, max_pixels)
 
 
 def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:

@@ -30,9 +30,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from ros_ground.frames import KeptForProposals, Stamped
+from ros_ground.image_codec import image_to_rgb
 from ros_ground.nodes.ask import ask, print_phrases, target_where
 from ros_ground.nodes.common import RELIABLE, spin_until
-from ros_ground.nodes.conversions import image_msg_to_rgb, msg_to_mask, msg_to_phrase, stamp_to_ns
+from ros_ground.nodes.conversions import msg_to_mask, msg_to_phrase, stamp_to_ns
 from ros_ground.overlay import draw_overlay, save_png
 
 NAMESPACE = "/demo"
@@ -140,10 +141,10 @@ def target_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
     """The frame with only the command's target drawn, strongly filled and labelled
     "target: ..." (the frame itself when the command has no target)."""
     if not 0 <= response.target < len(response.prompt_phrases):
-        return draw_overlay(image_msg_to_rgb(frame), [], zoom=zoom)
+        return draw_overlay(image_to_rgb(frame), [], zoom=zoom)
     target = msg_to_phrase(response.prompt_phrases[response.target])
     target.text = f"target: {target.text}"
-    return draw_overlay(image_msg_to_rgb(frame), [target], fill_alpha=0.4, zoom=zoom)
+    return draw_overlay(image_to_rgb(frame), [target], fill_alpha=0.4, zoom=zoom)
 
 
 def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
@@ -160,7 +161,7 @@ def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
         target = msg_to_phrase(response.prompt_phrases[response.target])
         target.text = f"target: {target.text}"
         phrases.append(target)
-    return draw_overlay(image_msg_to_rgb(frame), phrases, zoom=zoom)
+    return draw_overlay(image_to_rgb(frame), phrases, zoom=zoom)
 
 
 def run_demo(args) -> int:

@@ -34,7 +34,7 @@ from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_sensors import CameraSensors
-from ros_ground.nodes.common import RELIABLE, frame_key, qos_by_name, release_memory
+from ros_ground.nodes.common import RELIABLE, frame_key, release_memory
 from ros_ground.nodes.conversions import error_response, msg_to_mask, result_to_msg
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
@@ -70,7 +70,6 @@ class GroundingNode(ModelNode):
 
     # ---- lifecycle -------------------------------------------------------------------------
     def load(self, p: dict) -> None:
-        qos_by_name(p["image_qos"])
         sam = None
         if self._sam_provider is not None:
             sam = self._sam_provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])

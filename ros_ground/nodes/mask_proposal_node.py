@@ -19,11 +19,11 @@ from std_msgs.msg import Header
 
 from ros_ground import settings
 from ros_ground.camera_watch import camera_topics
-from ros_ground.image_codec import ImageDecodeError
+from ros_ground.image_codec import ImageDecodeError, image_to_rgb
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_input import CameraInput
-from ros_ground.nodes.common import LATEST, frame_key, qos_by_name
-from ros_ground.nodes.conversions import image_msg_to_rgb, proposals_to_msg
+from ros_ground.nodes.common import LATEST, frame_key
+from ros_ground.nodes.conversions import proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.process import run_executable
 from ros_ground.sam.windows import zoom_crops_text
@@ -54,7 +54,6 @@ class MaskProposalNode(ModelNode):
     def load(self, p: dict) -> None:
         from ros_ground.sam import load_sam
 
-        qos_by_name(p["image_qos"])
         provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
             spec, checkpoint=ckpt, device=device))
         started = time.perf_counter()
@@ -141,7 +140,7 @@ class MaskProposalNode(ModelNode):
             return
         p = params.values(self, params.PROPOSAL_PARAMS)
         try:
-            rgb = image_msg_to_rgb(msg, int(p["max_image_pixels"]))
+            rgb = image_to_rgb(msg, int(p["max_image_pixels"]))
         except ImageDecodeError as exc:
             self.get_logger().warning(f"skipping bad image: {exc}", throttle_duration_sec=5.0)
             return
