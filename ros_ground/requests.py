@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ros_ground.camera_watch import stale_frame_error
-from ros_ground.engine import MODES
 from ros_ground.errors import InputError, check_prompt
 from ros_ground.regions import resolve_region
+from ros_ground.settings import MODES
 
 BAD_INPUT, NO_IMAGE = "bad_input", "no_image"
 

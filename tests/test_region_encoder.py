@@ -102,7 +102,7 @@ def test_region_token_encoder_is_refused_for_a_model_without_one():
     with pytest.raises(InputError, match="region encoder"):
         engine.generate_region(image, "what is this", Region(mask, "mask"),
                                config=EngineConfig(region_token="encoder"))
-    assert engine.generate_region(image, "what is this", Region(mask, "mask")).text is not None
+    assert engine.generate_region(image, "what is this", Region(mask, "mask")).token_ids  # answered
 
 
 def test_training_lowers_the_answer_loss_with_the_lmm_frozen():

@@ -150,7 +150,7 @@ def _print_response(response: GroundedResponse, shown: int = 0) -> None:
 def print_phrases(response: GroundedResponse) -> None:
     """How long the answer took and where each of its phrases is, in plain words; why there is
     no answer when the response has none."""
-    if response.status != 0:
+    if response.status != GroundedResponse.STATUS_OK:
         status = STATUS_NAMES.get(response.status, str(response.status))
         print(f"  No answer ({status}): {response.error}")
         return

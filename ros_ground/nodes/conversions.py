@@ -26,6 +26,7 @@ class ProposalError(ValueError):
 
 
 def mask_to_msg(mask: np.ndarray) -> MaskRLE:
+    """MaskRLE of a bool HxW mask: COCO uncompressed RLE, column-major (rle.mask_to_counts)."""
     msg = MaskRLE()
     msg.height, msg.width = int(mask.shape[0]), int(mask.shape[1])
     msg.counts = mask_to_counts(mask)
@@ -33,15 +34,18 @@ def mask_to_msg(mask: np.ndarray) -> MaskRLE:
 
 
 def msg_to_mask(msg: MaskRLE) -> np.ndarray:
+    """The bool HxW mask of a MaskRLE; raises rle.RLEError when its counts do not fill HxW."""
     return counts_to_mask(msg.height, msg.width, np.asarray(msg.counts, dtype=np.int64))
 
 
 def bbox_to_roi(bbox: tuple[int, int, int, int]) -> RegionOfInterest:
+    """sensor_msgs/RegionOfInterest of an (x, y, w, h) box in pixels."""
     x, y, w, h = bbox
     return RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h))
 
 
 def phrase_to_msg(phrase: GroundedPhrase) -> GroundedPhraseMsg:
+    """The GroundedPhrase message of a phrase: a non-finite score as 0, no point as NaN, NaN."""
     msg = GroundedPhraseMsg()
     msg.text = phrase.text
     msg.char_start, msg.char_end = int(phrase.char_start), int(phrase.char_end)
@@ -130,6 +134,8 @@ def error_response(
     status: int, error: str, request_id: str, prompt: str, header: Header | None = None,
     model: str = "",
 ) -> GroundedResponse:
+    """A response that answers a request with `status` (a GroundedResponse.STATUS_*) and the
+    `error` text, no phrases: every rejected or failed request still gets its one response."""
     msg = GroundedResponse()
     if header is not None:
         msg.header = header
@@ -142,6 +148,7 @@ def error_response(
 
 
 def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:
+    """An rgb8 sensor_msgs/Image of an HxWx3 uint8 RGB array."""
     height, width, step, data = encode_rgb8(image)
     msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=step)
     msg.data = data
@@ -153,6 +160,8 @@ def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:
 def proposals_to_msg(
     proposals: list[Proposal], header: Header, feature_source: str = ""
 ) -> EntityProposals:
+    """EntityProposals for a frame (`header`); the entity tokens go in `features` (row-major
+    entities x feature_dim, from `feature_source`) only when every proposal has one."""
     msg = EntityProposals()
     msg.header = header
     msg.entities = [

@@ -50,6 +50,11 @@ _STATUS = {requests.BAD_INPUT: Status.STATUS_BAD_INPUT, requests.NO_IMAGE: Statu
 
 
 class GroundingNode(ModelNode):
+    """Answers commands, goals and clicks about its cameras' frames with grounded text.
+
+    One Scheduler turn per request (one at a time, fair between cameras and sources); each gets
+    exactly one GroundedResponse or goal result. Topics, parameters: README, "Nodes".
+    """
     def __init__(self, name: str = "grounding_node", sam_provider: Callable | None = None,
                  **kwargs):
         super().__init__(name, settings.GROUNDING, **kwargs)

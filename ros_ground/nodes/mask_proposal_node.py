@@ -32,6 +32,8 @@ SLOW_RUN_S = 20.0  # a proposal run this long is said: commands wait behind it
 
 
 class MaskProposalNode(ModelNode):
+    """Publishes SAM's entity masks and tokens for its cameras' frames (`proposals`), on its own
+    worker thread: every `every_n_frames`-th frame, resting `min_period_s` between runs."""
     def __init__(self, name: str = "mask_proposal_node", sam_provider: Callable | None = None,
                  **kwargs):
         super().__init__(name, settings.PROPOSAL, **kwargs)

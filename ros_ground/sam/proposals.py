@@ -44,8 +44,8 @@ from ros_ground.settings import AMG_DEFAULTS, PROPOSAL_DEFAULTS
 # Settings that change how the work is batched (memory), never which masks are proposed.
 BATCHING_SETTINGS = ("points_per_batch",)
 # The most bytes of mask logits one batch of point prompts decodes to (3 float32 candidates per
-# point at the crop's size): points_per_batch is cut on large frames, so a 4096x4096 frame no
-# longer decodes 64 x 3 full-size float masks (12.9 GB) at once.
+# point at the crop's size): points_per_batch is cut on large frames, where 64 x 3 full-size
+# float masks of a 4096x4096 frame would take 12.9 GB at once.
 MAX_BATCH_LOGIT_BYTES = 512 * 2**20
 
 # Crop settings left at segment-anything's defaults (not settable here).
