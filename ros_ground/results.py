@@ -48,6 +48,12 @@ class GroundedPhrase:
     depth_points: int = 0
 
     @property
+    def confidence(self) -> float:
+        """`score` as a confidence in [0, 1] (0 when not finite): SAM's predicted IoU is a
+        regression and can come out a little above 1."""
+        return min(max(float(self.score), 0.0), 1.0) if math.isfinite(self.score) else 0.0
+
+    @property
     def bbox(self) -> tuple[int, int, int, int]:
         """(x, y, w, h) of the mask; zeros for an empty mask."""
         return mask_bbox(self.mask)
@@ -60,7 +66,7 @@ class GroundedPhrase:
             "text": self.text,
             "char_start": self.char_start,
             "char_end": self.char_end,
-            "score": _finite(self.score),
+            "score": self.confidence,
             "bbox": list(self.bbox),
             "point": None if self.point is None else [float(self.point[0]), float(self.point[1])],
             "mask_rle": mask_to_rle(self.mask),

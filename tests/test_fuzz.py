@@ -72,3 +72,15 @@ def test_every_proposal_id_reaches_the_phrase_message():
     phrase = GroundedPhrase(text="a", char_start=0, char_end=1, score=0.9,
                             mask=proposals[0].mask, entity_ids=[p.id for p in proposals])
     assert list(phrase_to_msg(phrase).entity_ids) == ids
+
+
+@pytest.mark.parametrize("score, confidence", [(1.016, 1.0), (-0.2, 0.0), (0.5, 0.5),
+                                               (float("nan"), 0.0)])
+def test_a_phrase_s_score_reaches_messages_and_json_as_a_confidence(score, confidence):
+    # SAM's predicted IoU is a regression: a proposal's can be a little above 1
+    from ros_ground.nodes.conversions import phrase_to_msg
+    from ros_ground.results import GroundedPhrase
+
+    phrase = GroundedPhrase(text="a", char_start=0, char_end=1, score=score,
+                            mask=np.ones((1, 1), bool))
+    assert phrase_to_msg(phrase).score == confidence == phrase.to_json()["score"]

@@ -45,11 +45,12 @@ def bbox_to_roi(bbox: tuple[int, int, int, int]) -> RegionOfInterest:
 
 
 def phrase_to_msg(phrase: GroundedPhrase) -> GroundedPhraseMsg:
-    """The GroundedPhrase message of a phrase: a non-finite score as 0, no point as NaN, NaN."""
+    """The GroundedPhrase message of a phrase: its score as a confidence (in [0, 1]), no point
+    as NaN, NaN."""
     msg = GroundedPhraseMsg()
     msg.text = phrase.text
     msg.char_start, msg.char_end = int(phrase.char_start), int(phrase.char_end)
-    msg.score = float(phrase.score) if math.isfinite(phrase.score) else 0.0
+    msg.score = phrase.confidence
     msg.mask = mask_to_msg(phrase.mask)
     msg.bbox = bbox_to_roi(phrase.bbox)
     msg.point_x, msg.point_y = (
