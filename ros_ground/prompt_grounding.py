@@ -43,7 +43,8 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
         spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
     proposals = proposals or made
-    if target < 0 or (index := _grounded_index(phrases, chunks[target])) < 0:
+    if target < 0 or not readable(engine.lmm.tokenizer, gen, chunks[target]) \
+            or (index := _grounded_index(phrases, chunks[target])) < 0:
         return phrases, Reference()
     landmark, relation, after, destination = target_relation(
         gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
@@ -55,6 +56,18 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
                         None if landmark < 0 else chunks[landmark], destination, ref, phrases,
                         proposals)
     return phrases, ref
+
+
+def readable(tokenizer, gen, chunk: NounPhrase) -> bool:
+    """Whether the model can read `chunk`'s head noun: False when every prompt token of it is
+    the tokenizer's unknown token ("giraffe", "🐙" for the sim model's 112 words). Such a phrase
+    names nothing the model could tell apart, so the command has no target rather than the
+    best match of the words around it; a byte-level tokenizer has no unknown token: always True.
+    """
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    indices = tokens_in_span(list(gen.prompt_token_spans), chunk.root_start, chunk.root_end)
+    return unknown is None or not indices or any(
+        gen.prompt_token_ids[i] != unknown for i in indices)
 
 
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,

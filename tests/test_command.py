@@ -298,6 +298,21 @@ def test_entities_mode_and_no_phrases(engine, image):
     assert empty.prompt_phrases == [] and empty.target == -1
 
 
+@pytest.mark.parametrize("command", ["Pick up the giraffe.", "Pick up the \U0001F419 octopus.",
+                                     "Where is the aaaaaaaaaaaa?", "Pick up the red \ufffd."])
+def test_a_target_the_model_cannot_read_is_no_target(engine, image, command):
+    # the tiny and sim tokenizers read a fixed vocabulary: an unknown head noun is <unk>, and the
+    # best match of "the" or "red" alone would send a robot to some object all the same
+    masks = [np.zeros(image.shape[:2], bool) for _ in range(2)]
+    masks[0][:, :75], masks[1][:, 75:] = True, True
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, command, mode="entities", proposals=proposals)
+    assert result.prompt_phrases and result.target == -1, [p.text for p in result.prompt_phrases]
+    known = engine.ground(image, command.replace("giraffe", "mug"), mode="entities",
+                          proposals=proposals)
+    assert (known.target == 0) == ("giraffe" in command)
+
+
 @pytest.mark.parametrize("colour", ["red", "blue", "green"])
 def test_command_words_pick_the_proposal_the_words_describe(engine, colour):
     """The tiny model's attention is random; the colour word alone names the right square."""
