@@ -216,7 +216,7 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
 
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.errors import check_prompt
-    from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png
+    from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png, with_target
     from ros_ground.regions import box_mask, check_point, resolve_region
 
     check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
@@ -265,7 +265,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
         locate_result(result, *depth_k)
     if args.overlay:
-        save_png(args.overlay, draw_overlay(image, result.phrases))
+        save_png(args.overlay, draw_overlay(image, with_target(result.phrases, result.prompt_phrases,
+                                                               result.target)))
     if args.json:
         print(json.dumps(result.to_json()))
     else:

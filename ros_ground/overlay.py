@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,17 @@ def phrase_colour(index: int) -> tuple[int, int, int]:
     hue = (0.61803398875 * index + 0.1) % 1.0
     r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
     return int(r * 255), int(g * 255), int(b * 255)
+
+
+def with_target(phrases: Sequence[GroundedPhrase], prompt_phrases: Sequence[GroundedPhrase],
+                target: int) -> list[GroundedPhrase]:
+    """`phrases` (an answer's) and then the command's target, `prompt_phrases[target]`, as a copy
+    labelled "target: ...", so a picture shows what a robot would act on ("Pick up the mug."
+    is often answered with no phrase at all). Only `phrases` when `target` is -1."""
+    if not 0 <= target < len(prompt_phrases):
+        return list(phrases)
+    chosen = prompt_phrases[target]
+    return [*phrases, replace(chosen, text=f"target: {chosen.text}")]
 
 
 def draw_overlay(image: np.ndarray, phrases: Sequence[GroundedPhrase], *, fill_alpha: float = 0.15,

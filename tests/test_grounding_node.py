@@ -14,11 +14,13 @@ from ros_ground_msgs.msg import EntityProposals  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from ros_ground.image_codec import image_to_rgb  # noqa: E402
 from ros_ground.nodes import params  # noqa: E402
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
-from ros_ground.nodes.conversions import proposals_to_msg  # noqa: E402
+from ros_ground.nodes.conversions import msg_to_phrase, proposals_to_msg  # noqa: E402
 from ros_ground.nodes.executor import CallbackExecutor  # noqa: E402
 from ros_ground.nodes.grounding_node import CAMERA, GroundingNode  # noqa: E402
+from ros_ground.overlay import draw_overlay, with_target  # noqa: E402
 from ros_ground.results import Proposal  # noqa: E402
 from tests.ros_helpers import Client, random_rgb  # noqa: E402
 
@@ -277,6 +279,15 @@ def test_publish_overlay_switch(running):
     r.set(publish_overlay=True)
     r.ask()
     assert r.client.wait(lambda: r.client.overlays, 10)
+    # a command's target is drawn beside the answer's phrases, as the markers show it
+    response = r.ask("Pick up the red mug.")
+    assert 0 <= response.target < len(response.prompt_phrases)
+    assert r.client.wait(lambda: r.client.overlays[-1].header.stamp == response.header.stamp, 10)
+    rgb, answer = _frame(r).rgb, [msg_to_phrase(p) for p in response.phrases]
+    prompt = [msg_to_phrase(p) for p in response.prompt_phrases]
+    drawn = image_to_rgb(r.client.overlays[-1])
+    np.testing.assert_array_equal(drawn, draw_overlay(rgb, with_target(answer, prompt, response.target)))
+    assert (drawn != draw_overlay(rgb, answer)).any()
 
 
 def test_image_qos_reliable_and_invalid(running):

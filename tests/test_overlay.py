@@ -5,7 +5,14 @@ import itertools
 import numpy as np
 import pytest
 
-from ros_ground.overlay import PALETTE, draw_overlay, phrase_colour, place_labels, where_in_image
+from ros_ground.overlay import (
+    PALETTE,
+    draw_overlay,
+    phrase_colour,
+    place_labels,
+    where_in_image,
+    with_target,
+)
 from ros_ground.results import GroundedPhrase
 
 
@@ -177,3 +184,13 @@ def test_recent_frames_keep_the_frames_the_proposals_are_for():
     for sec, nearest, off in ((1, 1, 0), (5, 5, 0), (2, 1, 1), (4, 5, 1)):
         frame, got = frames.nearest(sec * 10**9)
         assert (frame.header.stamp.sec, got) == (nearest, off * 10**9)
+
+
+def test_a_command_s_target_joins_the_answer_s_phrases_labelled():
+    answer = [_phrase("a mug", _square((20, 20), 0, 0, 5))]
+    prompt = [_phrase("the cube", _square((20, 20), 10, 10, 5)),
+              _phrase("the tray", _square((20, 20), 0, 10, 5))]
+    shown = with_target(answer, prompt, 0)
+    assert [p.text for p in shown] == ["a mug", "target: the cube"]
+    assert shown[1].mask is prompt[0].mask and prompt[0].text == "the cube"  # a copy, relabelled
+    assert with_target(answer, prompt, -1) == answer and with_target([], prompt, 5) == []

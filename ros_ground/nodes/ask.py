@@ -196,12 +196,13 @@ def _write_overlay(path: str, response: GroundedResponse, overlay_msg) -> None:
     import numpy as np
 
     from ros_ground.image_codec import image_to_rgb
-    from ros_ground.overlay import draw_overlay, save_png
+    from ros_ground.overlay import draw_overlay, save_png, with_target
 
     if overlay_msg is not None and overlay_msg.header.stamp == response.header.stamp:
         save_png(path, image_to_rgb(overlay_msg))
         return
-    phrases = [msg_to_phrase(p) for p in response.phrases]
+    phrases = with_target([msg_to_phrase(p) for p in response.phrases],
+                          [msg_to_phrase(p) for p in response.prompt_phrases], response.target)
     if not phrases:
         print("ros-ground ask: no phrases and no overlay image: nothing written", file=sys.stderr)
         return

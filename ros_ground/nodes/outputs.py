@@ -13,7 +13,7 @@ from ros_ground.camera_watch import camera_topics
 from ros_ground.nodes.common import LATEST, RELIABLE
 from ros_ground.nodes.conversions import rgb_to_image_msg
 from ros_ground.nodes.markers import response_markers
-from ros_ground.overlay import draw_overlay
+from ros_ground.overlay import draw_overlay, with_target
 
 
 class CameraOutputs:
@@ -48,8 +48,8 @@ class CameraOutputs:
         each only while someone subscribes: drawing costs ~10% of a small model's frame."""
         publisher = self.overlays.get(camera)
         if overlay and publisher is not None and publisher.get_subscription_count() > 0:
-            publisher.publish(rgb_to_image_msg(draw_overlay(frame.rgb, result.phrases),
-                                               frame.header))
+            phrases = with_target(result.phrases, result.prompt_phrases, result.target)
+            publisher.publish(rgb_to_image_msg(draw_overlay(frame.rgb, phrases), frame.header))
         publisher = self.markers.get(camera)
         if publisher is not None and publisher.get_subscription_count() > 0:
             publisher.publish(response_markers(response))
