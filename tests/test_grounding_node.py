@@ -146,6 +146,8 @@ def test_a_setting_read_at_configure_says_so_when_set():
         "sam_model is read at configure: takes effect at the next configure"
     assert params.read_at_configure(params.GROUNDING_PARAMS, changes[1:]) == ""
     assert params.read_at_configure(params.GROUNDING_PARAMS, [Parameter("autostart", value=False)]) == ""
+    # rclpy's own: the clock switches at once
+    assert params.read_at_configure(params.GROUNDING_PARAMS, [Parameter("use_sim_time", value=True)]) == ""
 
 
 def test_setting_a_configure_time_value_to_what_it_is_says_nothing(running, monkeypatch):

@@ -7,6 +7,7 @@ Used by both model nodes; the decisions are ros_ground.camera_watch's (no ROS th
 from __future__ import annotations
 
 import threading
+import time
 
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -47,8 +48,9 @@ class CameraInput:
         self.topic = f"{base}/compressed" if self.compressed else base
         self.msg_type = CompressedImage if self.compressed else Image
         self.warn_after_s = warn_after_s
-        self.last_received_ns: int | None = None
-        self._opened_ns = self._now_ns()
+        self.last_received_ns: int | None = None  # node clock: frame ages are judged on it
+        # the silence warning is about wall time, whatever clock the node runs on (sim time)
+        self._arrived_mono_ns = time.monotonic_ns()
         self._warned_ns: int | None = None
         self.reliability = (camera_watch.auto_reliability(self.publishers(), camera_watch.RELIABLE)
                             if self._auto else _WORDS.get(qos_by_name(qos_name).reliability, ""))
@@ -83,10 +85,9 @@ class CameraInput:
                 self.reliability = wanted
                 self._subscribe()
                 return None
-        now = self._now_ns()
-        since = self._opened_ns if self.last_received_ns is None else self.last_received_ns
+        now = time.monotonic_ns()
         warning = camera_watch.silence_warning(self.topic, publishers, self.reliability,
-                                               (now - since) / 1e9, self.warn_after_s)
+                                               (now - self._arrived_mono_ns) / 1e9, self.warn_after_s)
         if warning and (self._warned_ns is None
                         or now - self._warned_ns >= self.warn_after_s * 1e9):
             self._warned_ns = now
@@ -121,6 +122,7 @@ class CameraInput:
 
     def _on_msg(self, msg) -> None:
         self.last_received_ns = self._now_ns()
+        self._arrived_mono_ns = time.monotonic_ns()
         self._callback(msg)
 
     def _on_incompatible(self, info) -> None:

@@ -124,8 +124,9 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
 def read_at_configure(table, changes) -> str:
     """For a lifecycle node's accepted change: which of the changed settings wait for the
     next configure ("" if none)."""
-    # autostart is read once, when the node starts: not at a configure
-    later = sorted({c.name for c in changes} - {s.name for s in table if s.live} - {"autostart"})
+    # autostart is read once, when the node starts: not at a configure; rclpy's own parameters
+    # (use_sim_time) are not in the table and take effect at once
+    later = sorted({c.name for c in changes} & {s.name for s in table if not s.live} - {"autostart"})
     if not later:
         return ""
     return (f"{', '.join(later)} {'is' if len(later) == 1 else 'are'} read at configure: "
