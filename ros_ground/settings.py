@@ -266,7 +266,7 @@ PROPOSAL = (
 
 SIM_CAMERA = (
     S("seed", 0, "scene seed; changing it loads a new scene", True, low=0),
-    S("rate_hz", 5.0, "publish rate of image_raw, camera_info and ground_truth", low=0.01),
+    S("rate_hz", 5.0, "publish rate of image_raw, camera_info and ground_truth", True, low=0.01),
     S("scene_set", "in", "in: the classic setting (`width` x `height`); randomised: camera, image "
       "size, light, table and paint drawn over the training ranges; ood: outside them "
       "(ros_ground.sim.ranges)", True, choices=("in", "randomised", "ood")),
@@ -274,9 +274,9 @@ SIM_CAMERA = (
     S("height", 240, "image height in pixels (scene_set in)", True, low=1, high=4096),
     S("num_objects", 4, "objects on the table", True, low=2, high=6),
     S("objects", "", "comma-separated categories to place (empty = random)", True),
-    S("frame_id", "sim_camera", "frame_id of the published messages"),
-    S("bag", "", "replay this bag (rosbag2 directory, .db3/.mcap file, directory of .mcap files, or ROS 1 .bag) instead of simulating"),
-    S("bag_topic", "", "image topic to replay from `bag` (empty = the busiest colour (non-depth) Image or CompressedImage topic; depth and camera_info are replayed too)"),
+    S("frame_id", "sim_camera", "frame_id of the published messages", True),
+    S("bag", "", "replay this bag (rosbag2 directory, .db3/.mcap file, directory of .mcap files, or ROS 1 .bag) instead of simulating; read when the node starts"),
+    S("bag_topic", "", "image topic to replay from `bag` (empty = the busiest colour (non-depth) Image or CompressedImage topic; depth and camera_info are replayed too); read when the node starts"),
 )
 
 ENGINE = tuple(s for s in GROUNDING if s.field)

@@ -179,3 +179,23 @@ def test_a_refused_parameter_is_one_line_and_exit_1(ros):
     errors = [line for line in log.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "parameter num_objects" in errors[0] \
         and "out of range" in errors[0], log
+
+
+def test_rate_and_frame_id_apply_at_once_and_the_bag_is_read_only_at_start(ros):
+    from ros_ground.nodes.sim_camera_node import SimCameraNode
+
+    node = SimCameraNode(namespace="/rates", parameter_overrides=[
+        Parameter("width", value=64), Parameter("height", value=48)])
+    try:
+        assert node._timer.timer_period_ns == 200_000_000  # 5 Hz
+        assert node.set_parameters([Parameter("rate_hz", value=20.0)])[0].successful
+        assert node._timer.timer_period_ns == 50_000_000
+        # a change refused with a scene change leaves the rate as it was
+        refused = node.set_parameters_atomically([Parameter("rate_hz", value=2.0),
+                                                  Parameter("scene_set", value="indoors")])
+        assert not refused.successful and node._timer.timer_period_ns == 50_000_000
+        bag = node.set_parameters([Parameter("bag", value="/tmp/a.mcap")])[0]
+        assert not bag.successful and "read-only" in bag.reason
+        assert "read when the node starts" in node.describe_parameter("bag").description
+    finally:
+        node.destroy_node()

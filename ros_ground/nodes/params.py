@@ -23,10 +23,12 @@ SIM_CAMERA_PARAMS = settings.SIM_CAMERA
 _INT_MAX = 2**63 - 1
 
 
-def descriptor(setting: Setting) -> ParameterDescriptor:
-    """The setting's description, choices and numeric range as a ParameterDescriptor."""
-    suffix = "" if setting.live else " (read at configure)"
-    d = ParameterDescriptor(description=setting.description + suffix,
+def descriptor(setting: Setting, read_only: bool = False) -> ParameterDescriptor:
+    """The setting's description, choices and numeric range as a ParameterDescriptor;
+    `read_only` for a plain node's setting read once, at start (rclpy then refuses changes; its
+    description says so)."""
+    suffix = "" if setting.live or read_only else " (read at configure)"
+    d = ParameterDescriptor(description=setting.description + suffix, read_only=read_only,
                             additional_constraints=setting.range_text())
     if setting.low is None and setting.high is None:
         return d
@@ -41,9 +43,10 @@ def descriptor(setting: Setting) -> ParameterDescriptor:
     return d
 
 
-def declare(node, table) -> dict[str, str]:
-    """Declare every setting of `table` on `node`; returns {name: why} for the overrides
-    (launch file, YAML, `-p`) that were refused, each declared with its default instead.
+def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
+    """Declare every setting of `table` on `node` (those named in `read_only` read-only);
+    returns {name: why} for the overrides (launch file, YAML, `-p`) that were refused, each
+    declared with its default instead.
 
     rclpy raises for an override outside a setting's range or of the wrong type, which would
     end the node (and a container with it) before it could say more: a lifecycle node comes up
@@ -52,9 +55,10 @@ def declare(node, table) -> dict[str, str]:
     refused = {}
     for s in table:
         try:
-            node.declare_parameter(s.name, s.default, descriptor(s))
+            node.declare_parameter(s.name, s.default, descriptor(s, s.name in read_only))
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-            node.declare_parameter(s.name, s.default, descriptor(s), ignore_override=True)
+            node.declare_parameter(s.name, s.default, descriptor(s, s.name in read_only),
+                                   ignore_override=True)
             given = getattr(node, "_parameter_overrides", {}).get(s.name)  # no public accessor
             refused[s.name] = (str(exc).removesuffix(f": {s.name}")
                                + type_hint(s, str(exc), getattr(given, "value", None)))

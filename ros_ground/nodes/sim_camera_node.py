@@ -32,12 +32,13 @@ from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, rgb_to_image_
 from ros_ground.nodes.process import run_executable
 
 SCENE_PARAMS = ("seed", "scene_set", "width", "height", "num_objects", "objects")
+START_PARAMS = ("bag", "bag_topic")  # read once, when the node starts
 
 
 class SimCameraNode(Node):
     def __init__(self, name: str = "sim_camera_node", **kwargs):
         super().__init__(name, **kwargs)
-        refused = params.declare(self, params.SIM_CAMERA_PARAMS)
+        refused = params.declare(self, params.SIM_CAMERA_PARAMS, read_only=START_PARAMS)
         if refused:  # a plain node: no unconfigured state to wait in (make_node logs, exits 1)
             raise ValueError("; ".join(f"parameter {k}: {v}" for k, v in refused.items()))
         # reliable, as REP 2003 asks of sensor drivers: every reader matches, a best-effort one
@@ -58,7 +59,8 @@ class SimCameraNode(Node):
             self._load_scene(settings.check(params.SIM_CAMERA_PARAMS,
                                             params.values(self, params.SIM_CAMERA_PARAMS)))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(1.0 / float(self.get_parameter("rate_hz").value), self._publish)
+        self._timer = self.create_timer(1.0 / float(self.get_parameter("rate_hz").value),
+                                        self._publish)
 
     def _load_scene(self, p: dict) -> None:
         from ros_ground.sim.scene import scene_in_set
@@ -103,14 +105,17 @@ class SimCameraNode(Node):
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         result, p = params.check_changes(self, params.SIM_CAMERA_PARAMS, changes)
-        if not result.successful or not any(c.name in SCENE_PARAMS for c in changes) \
-                or self._bag_frames is not None:
+        if not result.successful:
             return result
-        try:
-            self._load_scene(p)
-        except (ValueError, KeyError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
+        if any(c.name in SCENE_PARAMS for c in changes) and self._bag_frames is None:
+            try:
+                self._load_scene(p)
+            except (ValueError, KeyError) as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        if any(c.name == "rate_hz" for c in changes):
+            self.destroy_timer(self._timer)
+            self._timer = self.create_timer(1.0 / float(p["rate_hz"]), self._publish)
+        return result
 
     def _on_new_scene(self, request, response):
         if self._bag_frames is not None:
