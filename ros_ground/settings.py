@@ -141,6 +141,15 @@ def _cameras(value) -> list[str]:
     return list(value)
 
 
+def _prompt(name: str) -> Callable[[Any], str]:
+    """A prompt setting's check: a blank one would fail every request that asks it."""
+    def check(value) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a prompt (non-blank text), got {value!r}")
+        return value
+    return check
+
+
 def _torch_threads(value) -> int:
     from ros_ground.ahead import check_torch_threads  # imports torch: only when a value is set
 
@@ -162,8 +171,10 @@ GROUNDING = (
     S("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, else point)",
       True, choices=("point", "entities", "auto"), field="mode", cli=True),
     S("max_new_tokens", 64, "maximum generated tokens per request", True, low=1, field="max_new_tokens", cli=True),
-    S("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True),
-    S("region_prompt", "What is this?", "prompt asked about the entity under a point on `clicked_point`", True),
+    S("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True,
+      convert=_prompt("default_prompt")),
+    S("region_prompt", "What is this?", "prompt asked about the entity under a point on "
+      "`clicked_point`", True, convert=_prompt("region_prompt")),
     S("queue_size", 4, "requests that may wait while one runs; beyond it REJECTED_BUSY", True, low=0),
     S("max_image_pixels", 4096 * 4096, "larger images are rejected with BAD_INPUT", True, low=1),
     S("max_prompt_chars", 2000, "longer prompts are rejected with BAD_INPUT", True, low=1),

@@ -454,7 +454,8 @@ def test_live_thresholds_reach_the_engine(running):
     for name, value in [("mode", "magic"), ("phrase_tokens", "all"), ("multimask_choice", "7"),
                         ("queue_size", -1), ("entity_margin", -1.0), ("entity_assignment", "greedy"),
                         ("phrase_contrast", 1.5), ("attention_views", ["identity", "mirror"]),
-                        ("attention_views", ["vflip", "vflip"])]:
+                        ("attention_views", ["vflip", "vflip"]), ("default_prompt", ""),
+                        ("region_prompt", "   ")]:  # a blank prompt would fail each describe
         assert not r.node.set_parameters([Parameter(name, value=value)])[0].successful, name
 
 
