@@ -186,6 +186,11 @@ def test_rviz_config_shows_the_overlay():
     displays = rviz["Visualization Manager"]["Displays"]
     topics = [d.get("Topic", {}).get("Value") for d in displays if d["Class"] == "rviz_default_plugins/Image"]
     assert any(t and t.endswith("overlay") for t in topics)
+    # the sim graph's namespace throughout: a click reaches grounding_node's clicked_point
+    namespaced = [*topics, *(t["Topic"]["Value"] for t in rviz["Visualization Manager"]["Tools"]
+                             if t["Class"] == "rviz_default_plugins/PublishPoint")]
+    assert len(namespaced) == 3 and all(t.startswith("/sim/") for t in namespaced), namespaced
+    assert "/sim/clicked_point" in namespaced
 
 
 @pytest.mark.parametrize("composed", ["true", "false"])
