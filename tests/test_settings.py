@@ -142,6 +142,11 @@ def test_a_misspelt_parameter_override_is_warned_about(node_with):
         "parameter 'rate_hs' was given but is not one of this node's, so it is ignored: did "
         "you mean 'rate_hz'?",
         "parameter 'zzz_unrelated' was given but is not one of this node's, so it is ignored"]
+    # on another node, the hint says whose parameter the close name is
+    said.clear()
+    assert declare(node, settings.PROPOSAL) == {}
+    assert said[0] == ("parameter 'rate_hs' was given but is not one of this node's, so it is "
+                       "ignored: did you mean 'rate_hz' (a sim_camera_node parameter)?"), said
 
 
 def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it(node_with):

@@ -96,14 +96,18 @@ def unknown_overrides(node, table) -> list[str]:
     Parameters rclpy declares later (qos_overrides.*) and use_sim_time are left out.
     """
     ours = {s.name for s in table}
-    known = {s.name for t in (GROUNDING_PARAMS, PROPOSAL_PARAMS, SIM_CAMERA_PARAMS) for s in t}
+    owner = {s.name: node_name for node_name, t in (("sim_camera_node", SIM_CAMERA_PARAMS),
+                                                    ("mask_proposal_node", PROPOSAL_PARAMS),
+                                                    ("grounding_node", GROUNDING_PARAMS)) for s in t}
+    known = set(owner)
     warnings = []
     for name in sorted(getattr(node, "_parameter_overrides", {}) or {}):
         if name in known or name.startswith("qos_overrides.") or node.has_parameter(name):
             continue
         # among every ros_ground node's names: a shared section reaches several nodes
         close = difflib.get_close_matches(name, sorted(ours) + sorted(known - ours), n=3)
-        hint = f": did you mean {' or '.join(map(repr, close))}?" if close else ""
+        named = [repr(c) if c in ours else f"{c!r} (a {owner[c]} parameter)" for c in close]
+        hint = f": did you mean {' or '.join(named)}?" if close else ""
         warnings.append(f"parameter {name!r} was given but is not one of this node's, so it "
                         f"is ignored{hint}")
     return warnings
