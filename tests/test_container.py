@@ -85,8 +85,10 @@ def test_ros_ground_ask_cli(container, tmp_path):
     assert load_rgb(overlay).shape == (64, 96, 3)
 
 
-def test_ask_without_server_times_out_clearly():
+def test_ask_without_server_times_out_clearly(container):
     out = subprocess.run(
         [sys.executable, "-m", "ros_ground.nodes.cli", "ask", "hi", "--namespace", "/nobody",
          "--timeout", "2"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no action server" in out.stderr
+    # the namespace that would have reached the running node (the container's)
+    assert f"Ground servers running: --namespace {NS}" in out.stderr, out.stderr

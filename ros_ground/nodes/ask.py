@@ -27,6 +27,15 @@ MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the metho
 }
 
 
+def _elsewhere(node) -> str:
+    """The Ground action servers in the graph, as the --namespace that reaches each."""
+    from rclpy.action import get_action_names_and_types
+
+    found = [name.removesuffix("/ask") for name, types in get_action_names_and_types(node)
+             if name.endswith("/ask") and "ros_ground_msgs/action/Ground" in types]
+    return f" Ground servers running: --namespace {' / '.join(found)}" if found else ""
+
+
 def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float = 120.0,
         on_feedback=None, camera: str = "") -> GroundedResponse:
     """Send the goal (about `camera`, one of the node's `cameras`; "" the first) and wait;
@@ -39,7 +48,8 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
         if not client.wait_for_server(timeout_sec=wait_s):
             raise TimeoutError(f"no action server at {action!r} within {wait_s:g} s (discovery "
                                "can take a second): is grounding_node running and active "
-                               "(configured; a failed configure is in its log)?")
+                               "(configured; a failed configure is in its log)?"
+                               + _elsewhere(node))
         send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode, camera=camera),
                                       feedback_callback=on_feedback)
         _wait(node, send.done, deadline)
