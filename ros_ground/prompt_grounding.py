@@ -43,11 +43,13 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
         spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
     proposals = proposals or made
-    if target < 0 or not readable(engine.lmm.tokenizer, gen, chunks[target]) \
+    if target < 0 or not readable(engine, gen, chunks[target]) \
             or (index := _grounded_index(phrases, chunks[target])) < 0:
         return phrases, Reference()
     landmark, relation, after, destination = target_relation(
         gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
+    if landmark >= 0 and not readable(engine, gen, chunks[landmark]):
+        landmark, after = -1, ""  # "left of the giraffe" can say nothing about which mug
     found = _grounded_index(phrases, chunks[landmark]) if landmark >= 0 else -1
     ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
                     destination and found >= 0)
@@ -58,16 +60,30 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     return phrases, ref
 
 
-def readable(tokenizer, gen, chunk: NounPhrase) -> bool:
-    """Whether the model can read `chunk`'s head noun: False when every prompt token of it is
-    the tokenizer's unknown token ("giraffe", "🐙" for the sim model's 112 words). Such a phrase
-    names nothing the model could tell apart, so the command has no target rather than the
-    best match of the words around it; a byte-level tokenizer has no unknown token: always True.
+def readable(engine, gen, chunk: NounPhrase) -> bool:
+    """Whether the model can read what `chunk` names: False when each of its nouns (and of an
+    "of" phrase on its head: "the handle *of the mug*") is all the tokenizer's unknown token
+    ("the giraffe", "the red 🐙" for the sim model's 112 words). Such a phrase names nothing the
+    model could tell apart, so it is no target or landmark rather than the best match of "the"
+    or "red" alone. A byte-level tokenizer has no unknown token: always True.
     """
-    unknown = getattr(tokenizer, "unk_token_id", None)
-    indices = tokens_in_span(list(gen.prompt_token_spans), chunk.root_start, chunk.root_end)
-    return unknown is None or not indices or any(
-        gen.prompt_token_ids[i] != unknown for i in indices)
+    unknown = getattr(engine.lmm.tokenizer, "unk_token_id", None)
+    if unknown is None:
+        return True
+    doc = engine.nlp(gen.prompt_text)
+    span = doc.char_span(chunk.char_start, chunk.char_end, alignment_mode="expand")
+    if span is None:
+        return True
+    nouns = [t for t in span if t.pos_ in ("NOUN", "PROPN")] or [span.root]
+    nouns += [t for prep in span.root.children if prep.lower_ == "of"
+              for t in prep.subtree if t.pos_ in ("NOUN", "PROPN")]
+    spans = list(gen.prompt_token_spans)
+
+    def known(word) -> bool:
+        indices = tokens_in_span(spans, word.idx, word.idx + len(word))
+        return not indices or any(gen.prompt_token_ids[i] != unknown for i in indices)
+
+    return any(known(word) for word in nouns)
 
 
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,

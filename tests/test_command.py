@@ -313,6 +313,30 @@ def test_a_target_the_model_cannot_read_is_no_target(engine, image, command):
     assert (known.target == 0) == ("giraffe" in command)
 
 
+@pytest.mark.parametrize("command", ["Pick up the mug handle.", "Pick up the mug's handle.",
+                                     "Pick up the handle of the mug."])
+def test_a_part_of_a_known_object_keeps_the_object_as_target(engine, image, command):
+    # "handle" is no word of the tiny model's, "mug" is: the phrase still names a mug
+    masks = [np.zeros(image.shape[:2], bool) for _ in range(2)]
+    masks[0][:, :75], masks[1][:, 75:] = True, True
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, command, mode="entities", proposals=proposals)
+    assert result.target >= 0 and "handle" in result.prompt_phrases[result.target].text
+
+
+def test_a_landmark_the_model_cannot_read_chooses_nothing(engine, image):
+    masks = [np.zeros(image.shape[:2], bool) for _ in range(2)]
+    masks[0][:, :75], masks[1][:, 75:] = True, True
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, "Pick up the mug left of the giraffe.", mode="entities",
+                           proposals=proposals)
+    assert result.prompt_phrases[result.target].text == "the mug"
+    assert (result.landmark, result.relation) == (-1, "")
+    read = engine.ground(image, "Pick up the mug left of the tray.", mode="entities",
+                         proposals=proposals)
+    assert (read.landmark, read.relation) == (1, "left of")
+
+
 @pytest.mark.parametrize("colour", ["red", "blue", "green"])
 def test_command_words_pick_the_proposal_the_words_describe(engine, colour):
     """The tiny model's attention is random; the colour word alone names the right square."""
