@@ -305,6 +305,9 @@ def test_sam_settings_are_checked_before_the_lmm_loads(monkeypatch, tmp_path):
             build_engine("tiny", "tiny", device="cuda")
         # "auto" is resolved as the LMM's is, by every SAM loader
         assert str(load_sam("tiny", device="auto").device) == "cpu"
+    for device in ("CPU", "", "gpu"):  # torch's own RuntimeError named no setting
+        with pytest.raises(SamLoadError, match="device must be auto, cpu, cuda or cuda:N"):
+            load_sam("tiny", device=device)
 
 
 def test_configs_read_back_from_models():
@@ -464,6 +467,25 @@ def test_prefetched_embedding_is_the_one_set_image_computes(seg):
     with seg.prefetched(image, key="f"):  # already current: nothing to start
         assert not seg._jobs
     assert seg.embedding_passes == 2
+
+
+def test_a_prefetch_the_worker_never_started_is_dropped_at_once(seg):
+    gate = threading.Event()
+    busy = ahead.worker().submit(gate.wait)  # the process's one worker, held by other work
+    image = _image(9)
+    try:
+        t0 = time.perf_counter()
+        with seg.prefetched(image, key="late"):
+            pass
+        assert time.perf_counter() - t0 < 1.0 and not seg._jobs  # not held until the worker frees
+        with seg.prefetched(image, key="late2"):
+            seg._jobs[("key", "late2", "RGB")].cancel()  # another request's block ended first
+            assert seg.wait_prefetch(image, key="late2") == 0.0
+            mask, _ = seg.segment_point(image, (50.0, 40.0), key="late2")  # encoded here instead
+        assert mask.shape == image.shape[:2]
+    finally:
+        gate.set()
+        busy.result(timeout=10)
 
 
 def test_prefetch_errors_reach_the_frames_user_and_no_thread_outlives_the_block(seg, monkeypatch):

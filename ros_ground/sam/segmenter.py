@@ -115,8 +115,8 @@ class SamSegmenter:
         try:
             yield
         finally:
-            job.cancel()  # if it has not started; else wait for it (a torch op cannot stop)
-            futures.wait([job])
+            if not job.cancel():  # it has started: wait for it (a torch op cannot stop)
+                futures.wait([job])
             with self._jobs_lock:
                 self._jobs.pop(cache_key, None)
 
@@ -124,11 +124,14 @@ class SamSegmenter:
         """Milliseconds spent waiting for the worker `prefetched` started on `image` (0.0 when
         none); raises what the worker raised."""
         job = self._jobs.get(cache_key_of(check_image(image), "RGB", key))
-        if job is None or job.cancelled():
+        if job is None:
             return 0.0
         t0 = time.perf_counter()
         waited = not job.done()
-        job.result()
+        try:
+            job.result()
+        except futures.CancelledError:  # the request that started it ended first: encode anew
+            return 0.0
         return (time.perf_counter() - t0) * 1e3 if waited else 0.0
 
     def _encode_ahead(self, image: np.ndarray, key: Hashable | None) -> tuple:
