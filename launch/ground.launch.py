@@ -55,8 +55,8 @@ def _nodes(context, *args, **kwargs):
     sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
     remap = [("image", arg["image"])] + [(name, arg[name]) for name in
                                          ("depth", "camera_info", "clicked_point") if arg[name]]
-    # launch's own rule for a boolean: true/1 or false/0, anything else an error naming the
-    # argument (a typo such as composed:=ture must not quietly mean false)
+    # launch's own rule for a boolean: true/1 or false/0, anything else an error quoting the
+    # value (a typo such as composed:=ture must not quietly mean false)
     use_proposals = evaluate_condition_expression(context, [LaunchConfiguration("use_proposals")])
     if evaluate_condition_expression(context, [LaunchConfiguration("composed")]):
         # no `name=`: launch_ros passes it as `-r __node:=NAME`, which renames every node in

@@ -51,4 +51,6 @@ def generate_launch_description() -> LaunchDescription:
             "params_file": params_file,
         }.items(),
     )
-    return LaunchDescription(declared + [camera, grounding])
+    # the include first: launch visits it (and refuses a bad argument such as composed:=nope)
+    # before it starts the camera, which would otherwise be left running after the error
+    return LaunchDescription(declared + [grounding, camera])

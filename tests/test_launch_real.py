@@ -323,11 +323,14 @@ def test_ros2_run_ros_ground_cli(ros2_env):
     assert result.returncode == 0 and "ask" in result.stdout, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("argument", ["composed:=ture", "use_proposals:=no"])
-def test_a_launch_argument_that_is_no_boolean_is_refused(ros2_env, argument):
-    # a typo must not quietly mean false (separate processes, or no proposals at all)
+@pytest.mark.parametrize("launch_file, argument", [("ground.launch.py", "composed:=ture"),
+                                                   ("ground.launch.py", "use_proposals:=no"),
+                                                   ("sim.launch.py", "composed:=nope")])
+def test_a_launch_argument_that_is_no_boolean_is_refused(ros2_env, launch_file, argument):
+    # a typo must not quietly mean false (separate processes, or no proposals at all), nor
+    # leave sim.launch.py's camera running after the error
     _, env = ros2_env
-    result = _run(env, "ros2", "launch", "ros_ground", "ground.launch.py", argument, timeout=120)
+    result = _run(env, "ros2", "launch", "ros_ground", launch_file, argument, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert f"got '{argument.split(':=')[1]}'" in output and "expected one of" in output, output
