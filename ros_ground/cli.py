@@ -316,7 +316,7 @@ def format_result(result) -> str:
         ents = f" entities={p.entity_ids}" if p.entity_ids else ""
         lines.append(
             f"  - {p.text!r} [{p.char_start}:{p.char_end}] area={int(p.mask.sum())}px "
-            f"box=({x},{y},{w},{h}) score={p.score:.2f}{point}{ents}{_where(p)}"
+            f"box=({x},{y},{w},{h}) score={p.confidence:.2f}{point}{ents}{_where(p)}"
         )
     for i, p in enumerate(result.prompt_phrases):
         x, y, w, h = p.bbox

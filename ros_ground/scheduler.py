@@ -74,6 +74,7 @@ class Scheduler:
         self._queues: OrderedDict[str, deque[Ticket]] = OrderedDict()  # round-robin order
         self._cond = threading.Condition()
         self._open = False
+        self.closed_because = ""  # the reason `close` was given, while closed
         self._stopping = False
         self._running: Ticket | None = None
         self._numbers = itertools.count(1)
@@ -128,12 +129,14 @@ class Scheduler:
 
     def open(self) -> None:
         with self._cond:
-            self._open = True
+            self._open, self.closed_because = True, ""
 
     def close(self, reason: str, timeout: float = 60.0) -> None:
         """Stop accepting, answer every queued request with `canceled(ticket, reason)`, and
         wait (at most `timeout` s) for the running one, which sees `should_stop`, to answer."""
         with self._cond:
+            if self._open or not self.closed_because:
+                self.closed_because = reason
             self._open = False
             pending = [t for q in self._queues.values() for t in q]
             self._queues.clear()

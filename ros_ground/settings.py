@@ -142,10 +142,11 @@ def _cameras(value) -> list[str]:
 
 
 def _prompt(name: str) -> Callable[[Any], str]:
-    """A prompt setting's check: a blank one would fail every request that asks it."""
+    """A prompt setting's check: one without a word (blank, zero-width or control characters)
+    would fail every request that asks it."""
     def check(value) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{name} must be a prompt (non-blank text), got {value!r}")
+        if not isinstance(value, str) or not any(c.isalnum() for c in value):
+            raise ValueError(f"{name} must be a prompt (text with a word), got {value!r}")
         return value
     return check
 

@@ -455,7 +455,8 @@ def test_live_thresholds_reach_the_engine(running):
                         ("queue_size", -1), ("entity_margin", -1.0), ("entity_assignment", "greedy"),
                         ("phrase_contrast", 1.5), ("attention_views", ["identity", "mirror"]),
                         ("attention_views", ["vflip", "vflip"]), ("default_prompt", ""),
-                        ("region_prompt", "   ")]:  # a blank prompt would fail each describe
+                        ("default_prompt", "\u200b"), ("default_prompt", "\x00 ?"),
+                        ("region_prompt", "   ")]:  # a prompt with no word fails each describe
         assert not r.node.set_parameters([Parameter(name, value=value)])[0].successful, name
 
 

@@ -28,12 +28,16 @@ MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the metho
 
 
 def _elsewhere(node) -> str:
-    """The Ground action servers in the graph, as the --namespace that reaches each."""
-    from rclpy.action import get_action_names_and_types
+    """The --namespace of each Ground action server in the graph (servers only: this command's
+    own client is on the action too)."""
+    from rclpy.action import get_action_server_names_and_types_by_node
 
-    found = [name.removesuffix("/ask") for name, types in get_action_names_and_types(node)
-             if name.endswith("/ask") and "ros_ground_msgs/action/Ground" in types]
-    return f" Ground servers running: --namespace {' / '.join(found)}" if found else ""
+    found = sorted({name.removesuffix("/ask") or "/"
+                    for node_name, node_ns in node.get_node_names_and_namespaces()
+                    for name, types in get_action_server_names_and_types_by_node(
+                        node, node_name, node_ns)
+                    if name.endswith("/ask") and "ros_ground_msgs/action/Ground" in types})
+    return f" Ground servers running: --namespace {', '.join(found)}" if found else ""
 
 
 def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float = 120.0,

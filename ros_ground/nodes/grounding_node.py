@@ -140,7 +140,7 @@ class GroundingNode(ModelNode):
                                "a point on 'clicked_point'")
 
     def before_close(self) -> None:
-        self.scheduler.close("node deactivated before the request ran")
+        self.scheduler.close("node deactivated")
         self.goals.wait_finished(timeout=10.0)  # let the answered goals' results go out
 
     def apply(self, p: dict) -> None:
@@ -267,13 +267,15 @@ class GroundingNode(ModelNode):
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         if result.canceled:
             response.status = Status.STATUS_CANCELED
-            response.error = ("canceled" if self.scheduler.is_open()
-                              else "node deactivated during generation")
+            response.error = ("canceled" if self.scheduler.is_open() else
+                              f"{self.scheduler.closed_because} during generation")
         self.outputs.show(request.camera, frame, result, response, self._p["publish_overlay"])
         return response
 
     def _canceled(self, ticket: Ticket, reason: str) -> GroundedResponse:
-        return self._answer(ticket.payload, Status.STATUS_CANCELED, reason)
+        # a queued request's reason is the scheduler's ("node deactivated") or the client's
+        return self._answer(ticket.payload, Status.STATUS_CANCELED,
+                            reason if self.scheduler.is_open() else f"{reason} before the request ran")
 
     def _failed(self, ticket: Ticket, exc: BaseException) -> GroundedResponse:
         release_memory(models_dropped=False)

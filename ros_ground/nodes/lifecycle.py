@@ -112,6 +112,8 @@ class ModelNode(LifecycleNode):
         self._answer_pending()
         self._close_opened()
         self._release()
+        self.get_logger().info(f"shut down from {state.label}: pending requests answered, "
+                               "topics, services and models released")
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state) -> TransitionCallbackReturn:

@@ -96,9 +96,11 @@ def unknown_overrides(node, table) -> list[str]:
     Parameters rclpy declares later (qos_overrides.*) and use_sim_time are left out.
     """
     ours = {s.name for s in table}
-    owner = {s.name: node_name for node_name, t in (("sim_camera_node", SIM_CAMERA_PARAMS),
-                                                    ("mask_proposal_node", PROPOSAL_PARAMS),
-                                                    ("grounding_node", GROUNDING_PARAMS)) for s in t}
+    owner: dict[str, list[str]] = {}
+    for node_name, t in (("grounding_node", GROUNDING_PARAMS),
+                         ("mask_proposal_node", PROPOSAL_PARAMS), ("sim_camera_node", SIM_CAMERA_PARAMS)):
+        for s in t:
+            owner.setdefault(s.name, []).append(node_name)
     known = set(owner)
     warnings = []
     for name in sorted(getattr(node, "_parameter_overrides", {}) or {}):
@@ -106,7 +108,8 @@ def unknown_overrides(node, table) -> list[str]:
             continue
         # among every ros_ground node's names: a shared section reaches several nodes
         close = difflib.get_close_matches(name, sorted(ours) + sorted(known - ours), n=3)
-        named = [repr(c) if c in ours else f"{c!r} (a {owner[c]} parameter)" for c in close]
+        named = [repr(c) if c in ours else f"{c!r} (a {' / '.join(owner[c])} parameter)"
+                 for c in close]
         hint = f": did you mean {' or '.join(named)}?" if close else ""
         warnings.append(f"parameter {name!r} was given but is not one of this node's, so it "
                         f"is ignored{hint}")
