@@ -34,7 +34,7 @@ from ros_ground.image_codec import image_to_rgb
 from ros_ground.nodes.ask import ask, print_phrases, target_where
 from ros_ground.nodes.common import RELIABLE, spin_until
 from ros_ground.nodes.conversions import msg_to_mask, msg_to_phrase, stamp_to_ns
-from ros_ground.overlay import draw_overlay, save_png
+from ros_ground.overlay import draw_overlay, save_png, with_target
 
 NAMESPACE = "/demo"
 CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator; its wording is "
@@ -140,11 +140,8 @@ class RecentFrames:
 def target_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
     """The frame with only the command's target drawn, strongly filled and labelled
     "target: ..." (the frame itself when the command has no target)."""
-    if not 0 <= response.target < len(response.prompt_phrases):
-        return draw_overlay(image_to_rgb(frame), [], zoom=zoom)
-    target = msg_to_phrase(response.prompt_phrases[response.target])
-    target.text = f"target: {target.text}"
-    return draw_overlay(image_to_rgb(frame), [target], fill_alpha=0.4, zoom=zoom)
+    target = with_target([], [msg_to_phrase(p) for p in response.prompt_phrases], response.target)
+    return draw_overlay(image_to_rgb(frame), target, fill_alpha=0.4, zoom=zoom)
 
 
 def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
@@ -156,11 +153,8 @@ def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
     answers grounded on one frame share its stamp, so a stamp cannot tell their overlays apart.
     Raises ImageDecodeError for a malformed frame, ValueError for masks of another size.
     """
-    phrases = [msg_to_phrase(p) for p in response.phrases]
-    if 0 <= response.target < len(response.prompt_phrases):
-        target = msg_to_phrase(response.prompt_phrases[response.target])
-        target.text = f"target: {target.text}"
-        phrases.append(target)
+    phrases = with_target([msg_to_phrase(p) for p in response.phrases],
+                          [msg_to_phrase(p) for p in response.prompt_phrases], response.target)
     return draw_overlay(image_to_rgb(frame), phrases, zoom=zoom)
 
 
