@@ -9,6 +9,7 @@ among them (refer.resolve_pair), which attention alone does not.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -60,6 +61,12 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     return phrases, ref
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(nlp, text: str):
+    """spaCy's parse of a prompt; a robot asks the same few commands again and again."""
+    return nlp(text)
+
+
 def readable(engine, gen, chunk: NounPhrase) -> bool:
     """Whether the model can read what `chunk` names: False when each of its nouns (and of an
     "of" phrase on its head: "the handle *of the mug*") is all the tokenizer's unknown token
@@ -70,7 +77,7 @@ def readable(engine, gen, chunk: NounPhrase) -> bool:
     unknown = getattr(engine.lmm.tokenizer, "unk_token_id", None)
     if unknown is None:
         return True
-    doc = engine.nlp(gen.prompt_text)
+    doc = _parsed(engine.nlp, gen.prompt_text)  # once for the target and its landmark
     span = doc.char_span(chunk.char_start, chunk.char_end, alignment_mode="expand")
     if span is None:
         return True
