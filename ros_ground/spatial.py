@@ -22,13 +22,12 @@ import numpy as np
 
 from ros_ground.image_codec import (
     DEFAULT_MAX_PIXELS,
+    DEPTH_ENCODINGS,
     DEPTH_UNITS_PER_METRE,
     ImageDecodeError,
     depth_metres,
     imdecode,
 )
-
-DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
 
 @dataclass
