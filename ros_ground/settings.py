@@ -151,6 +151,16 @@ def _prompt(name: str) -> Callable[[Any], str]:
     return check
 
 
+def _frame_id(value) -> str:
+    """A frame_id tf2 can look up: non-empty, no whitespace, no leading '/' (tf2 refuses those
+    names in every lookup, so rviz and transforms would drop the messages)."""
+    if not isinstance(value, str) or not value or value.startswith("/") \
+            or any(c.isspace() for c in value):
+        raise ValueError(f"frame_id must be a tf2 frame name (non-empty, no spaces, no leading "
+                         f"'/'), got {value!r}")
+    return value
+
+
 def _torch_threads(value) -> int:
     from ros_ground.ahead import check_torch_threads  # imports torch: only when a value is set
 
@@ -286,7 +296,8 @@ SIM_CAMERA = (
     S("height", 240, "image height in pixels (scene_set in)", True, low=1, high=4096),
     S("num_objects", 4, "objects on the table", True, low=2, high=6),
     S("objects", "", "comma-separated categories to place (empty = random)", True),
-    S("frame_id", "sim_camera", "frame_id of the published messages", True),
+    S("frame_id", "sim_camera", "frame_id of the published messages (a tf2 frame name: non-empty, no leading '/')", True,
+      convert=_frame_id),
     S("bag", "", "replay this bag (rosbag2 directory, .db3/.mcap file, directory of .mcap files, or ROS 1 .bag) instead of simulating; read when the node starts"),
     S("bag_topic", "", "image topic to replay from `bag` (empty = the busiest colour (non-depth) Image or CompressedImage topic; depth and camera_info are replayed too); read when the node starts"),
 )

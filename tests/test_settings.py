@@ -103,6 +103,14 @@ def test_the_sim_camera_refuses_a_scene_it_cannot_render(name, value):
         settings.by_name(settings.SIM_CAMERA)[name].check(value)
 
 
+@pytest.mark.parametrize("frame_id", ["", " ", "/camera", "sim camera"])
+def test_the_sim_camera_frame_id_is_one_tf2_can_look_up(frame_id):
+    frame = settings.by_name(settings.SIM_CAMERA)["frame_id"]
+    with pytest.raises(ValueError, match="frame_id must be a tf2 frame name"):
+        frame.check(frame_id)
+    assert frame.check("robot/camera_optical_frame") == "robot/camera_optical_frame"
+
+
 @pytest.fixture
 def node_with():
     """A plain rclpy Node made with the given parameter overrides (destroyed after the test)."""

@@ -188,6 +188,8 @@ def test_rate_and_frame_id_apply_at_once_and_the_bag_is_read_only_at_start(ros):
         Parameter("width", value=64), Parameter("height", value=48)])
     try:
         assert node._timer.timer_period_ns == 200_000_000  # 5 Hz
+        empty = node.set_parameters([Parameter("frame_id", value="")])[0]
+        assert not empty.successful and "tf2 frame name" in empty.reason
         assert node.set_parameters([Parameter("rate_hz", value=20.0)])[0].successful
         assert node._timer.timer_period_ns == 50_000_000
         # a change refused with a scene change leaves the rate as it was
