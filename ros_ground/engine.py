@@ -70,6 +70,7 @@ class EngineConfig:
     region_token: str = _default("region_token")  # regions.py / region_encoder.py
     max_new_tokens: int = _default("max_new_tokens")
     command_words: bool = _default("command_words")  # refer.py picks the command's target
+    min_target_score: float = _default("min_target_score")  # refer.absent
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
 
     @classmethod
@@ -119,9 +120,9 @@ class GroundingEngine:
         `mode` overrides the config's for this request (see `requested_mode`). `proposals` are
         entity masks for this frame (from the proposal node); `image_key` identifies the frame
         so the SAM embedding is computed once per frame. `on_progress` receives the partial
-        text and the phrases completed so far while generating. `accepted_at`
-        (time.perf_counter() when a caller queued the request) makes timing_ms["total"]
-        include the wait in that queue. Raises InputError for an image or mode it cannot take.
+        text and the phrases completed so far while generating. `accepted_at` (perf_counter()
+        when a caller queued the request) makes timing_ms["total"] include the wait in that queue.
+        Raises InputError for an image or mode it cannot take.
         """
         if mode and mode not in MODES:
             raise InputError(f"mode must be one of {MODES} or empty, got {mode!r}")
@@ -178,9 +179,8 @@ class GroundingEngine:
 
     def read_views(self, image: np.ndarray, gen: Generation, config: EngineConfig | None = None,
                    prefill: ViewsPrefill | None = None) -> Generation:
-        """`gen` (generated on `image` as it is) with its maps averaged over
-        `config.attention_views`; a canceled answer is grounded on what it has: no extra passes.
-        `prefill`: `LMMAdapter.prefill_views` of the views but identity (same maps, less to do)."""
+        """`gen` (made on `image` as it is), maps averaged over `config.attention_views` (`prefill`:
+        `LMMAdapter.prefill_views` of those but identity); a canceled answer: no extra passes."""
         cfg = self._config(config)
         if cfg.attention_views == ("identity",) or not gen.token_ids or gen.canceled:
             return gen
@@ -225,7 +225,7 @@ class GroundingEngine:
             image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
             token_ids=list(gen.token_ids), mode=used_mode, canceled=gen.canceled,
             prompt=gen.prompt_text, prompt_phrases=prompt_phrases, target=ref.target,
-            landmark=ref.landmark, relation=ref.relation, destination=ref.destination,
+            landmark=ref.landmark, relation=ref.relation, destination=ref.destination, absent=ref.absent,
         )
 
     def requested_mode(self, mode: str | None = None, config: EngineConfig | None = None) -> str:

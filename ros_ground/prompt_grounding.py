@@ -16,10 +16,11 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ros_ground.command import command_phrases, placement, target_relation
+from ros_ground.entities import score_entities
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.refer import RELATION_NAMES, resolve, resolve_pair
+from ros_ground.refer import RELATION_NAMES, absent, resolve, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
 
 
@@ -55,9 +56,11 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
                     destination and found >= 0)
     if proposals and cfg.command_words and phrases[index].entity_ids:
-        _resolve_target(image, gen, cfg, chunks[target], after,
-                        None if landmark < 0 else chunks[landmark], destination, ref, phrases,
-                        proposals)
+        min_score = cfg.min_target_score if names_a_kind(engine, gen, chunks[target]) else None
+        if not _resolve_target(image, gen, cfg, chunks[target], after,
+                               None if landmark < 0 else chunks[landmark], destination, ref,
+                               phrases, proposals, min_score):
+            return phrases, Reference(absent=index)  # nothing in view is what it names
     return phrases, ref
 
 
@@ -93,14 +96,29 @@ def readable(engine, gen, chunk: NounPhrase) -> bool:
     return any(known(word) for word in nouns)
 
 
+# head nouns that name no kind of object: "the leftmost *object*", "pick *it* up"
+GENERIC_NOUNS = frozenset(("object", "objects", "thing", "things", "item", "items", "one", "ones",
+                           "something", "anything", "stuff", "everything", "entity", "entities"))
+
+
+def names_a_kind(engine, gen, chunk: NounPhrase) -> bool:
+    """Whether `chunk`'s head names a kind of object ("the red *mug*"), so that a frame can lack
+    it, rather than any object ("the leftmost *object*", a pronoun: GENERIC_NOUNS)."""
+    span = _parsed(engine.nlp, gen.prompt_text).char_span(chunk.char_start, chunk.char_end,
+                                                          alignment_mode="expand")
+    # the word itself: the pipeline runs no lemmatizer (phrases.load_spacy)
+    return span is None or (span.root.pos_ != "PRON" and span.root.lower_ not in GENERIC_NOUNS)
+
+
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
                     destination: bool, ref: Reference, phrases: list[GroundedPhrase],
-                    proposals) -> None:
+                    proposals, min_score: float | None) -> bool:
     """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
     `destination`: target_relation's) the proposal its words and entity scores point to
     (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
     the relation was judged against; a destination's landmark ("put the cube behind *the
-    leftmost tray*") is chosen by its own words (refer.resolve)."""
+    leftmost tray*") is chosen by its own words (refer.resolve). False, changing nothing, when
+    the frame holds nothing the target phrase can be (refer.absent with `min_score`)."""
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
@@ -109,7 +127,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
 
     target_heat = heat(chunk)
     if target_heat is None:
-        return
+        return True  # no maps to score by: the phrase keeps its grounding
     landmark_heat = heat(landmark) if landmark is not None else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
     scored = cfg.entity_scoring != "attention"
@@ -117,10 +135,15 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     landmark_scores = _scores_of(landmark_phrase, proposals) if scored else None
+    scores = _scores_of(phrases[ref.target], proposals) if scored else None
+    if scored and scores is None:
+        min_score = None  # a threshold in entity_scoring's units, not the attention scores'
+    if absent(image, masks, chunk.text, score_entities(target_heat, masks) if scores is None
+              else scores, min_score):
+        return False
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
-        landmark.text if landmark is not None else "",
-        scores=_scores_of(phrases[ref.target], proposals) if scored else None,
+        landmark.text if landmark is not None else "", scores=scores,
         landmark_scores=landmark_scores, stability=stability)
     _give(phrases[ref.target], proposals, choice, target_heat, one_piece=True)
     if destination and landmark_heat is not None:  # by its words, among all but the target's
@@ -132,6 +155,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
         paired = None if found is None else others[found]
     if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
         _give(landmark_phrase, proposals, paired, landmark_heat)
+    return True
 
 
 def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray,

@@ -85,12 +85,15 @@ class Reference:
     relates the target to ("the tray" of "the mug left of the tray"); `relation`: that relation
     as refer.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether the
     relation says where to put the target ("put the mug behind the tray", command.is_destination)
-    rather than which one it is."""
+    rather than which one it is; `absent`: the phrase the command is about when the frame holds
+    nothing it can be ("the purple mug" with nothing purple in view: refer.resolve_pair), which
+    is then no target."""
 
     target: int = -1
     landmark: int = -1
     relation: str = ""
     destination: bool = False
+    absent: int = -1
 
 
 @dataclass
@@ -113,13 +116,15 @@ class GroundingResult:
     # the command's own phrases, char spans into `prompt` (the prompt as cleaned of chat
     # markup), and what its words make of them (Reference): the index of the phrase
     # the command is about and of its landmark (-1: none), the relation between the two
-    # ("left of", "" none), and whether it says where to put the target
+    # ("left of", "" none), whether it says where to put the target, and the phrase the command
+    # is about when the frame holds none of what it names (-1: none)
     prompt: str = ""
     prompt_phrases: list[GroundedPhrase] = field(default_factory=list)
     target: int = -1
     landmark: int = -1
     relation: str = ""
     destination: bool = False
+    absent: int = -1
 
     def to_json(self) -> dict:
         """The result as `ros-ground ground --json` prints it (README, "Command line")."""
@@ -132,6 +137,7 @@ class GroundingResult:
             "landmark": int(self.landmark),
             "relation": self.relation,
             "destination": bool(self.destination),
+            "absent": int(self.absent),
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "model": self.model,
             "mode": self.mode,

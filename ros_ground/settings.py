@@ -199,6 +199,11 @@ GROUNDING = (
     S("command_words", True, "entities mode: pick the command's target among the proposals with "
       "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py)",
       True, field="command_words", cli=True),
+    S("min_target_score", -2.0, "commands: the target is absent (none, `absent` names its phrase) when no "
+      "proposal its words allow has an entity score of at least this, in entity_scoring's units "
+      "(attention and tokens: [-1, 1], combined: [-2, 2]); -2: never. The scale is the model's: "
+      "set it from commands about absent objects (config/sim.yaml: 0.15 for the sim model, "
+      "docs/MEASUREMENTS.md)", True, low=-2.0, high=2.0, field="min_target_score", cli=True),
     S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
     S("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
       "newest camera frame that has them if at most this much older (0: never; for scenes "

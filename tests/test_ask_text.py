@@ -114,6 +114,23 @@ def test_a_command_whose_phrases_name_no_target_says_so(capsys):
     assert "target -1" not in capsys.readouterr().out
 
 
+def test_an_absent_target_is_named(capsys):
+    from ros_ground.cli import format_result
+    from ros_ground.nodes.conversions import msg_to_result_json
+
+    prompt = "Pick up the purple mug."
+    phrase = GroundedPhrase("the purple mug", 8, 22, 0.9, np.zeros((30, 40), bool))
+    result = GroundingResult(text="Yes.", phrases=[], model="tiny", image_size=(30, 40),
+                             prompt=prompt, prompt_phrases=[phrase], absent=0)
+    msg = result_to_msg(result, Header(), "1", prompt)
+    assert (msg.target, msg.absent) == (-1, 0) and msg_to_result_json(msg)["absent"] == 0
+    ask.print_phrases(msg)
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "  Nothing in view is 'the purple mug': the command has no target (target -1)."
+    assert format_result(result).splitlines()[1].startswith(
+        "  absent (nothing in view is this; no target): 'the purple mug'")
+
+
 class _Future:
     def __init__(self, value=None, done=True):
         self.value, self._done = value, done

@@ -29,7 +29,7 @@ def test_ground_json_schema_and_mask_sizes(png, tmp_path):
                "--model", "tiny", "--json", "--overlay", str(overlay))
     result = json.loads(out.stdout)
     assert set(result) == {"text", "phrases", "timing_ms", "model", "mode", "prompt",
-                           "prompt_phrases", "target", "landmark", "relation", "destination"}
+                           "prompt_phrases", "target", "landmark", "relation", "destination", "absent"}
     assert result["model"] == "tiny" and result["text"]
     assert result["mode"] == "point"  # auto without proposals: SAM at each phrase's peak
     assert result["phrases"], result["text"]

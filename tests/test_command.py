@@ -363,6 +363,43 @@ def test_command_words_pick_the_proposal_the_words_describe(engine, colour):
     assert len(plain.prompt_phrases[plain.target].entity_ids) >= 1  # attention alone: any
 
 
+@pytest.mark.parametrize("command", ["Pick up the purple cube.", "Pick up the leftmost purple cube.",
+                                     "Where is the purple cube left of the blue cube?",
+                                     "Put the purple cube behind the blue cube."])
+def test_a_colour_nothing_in_view_has_makes_the_target_absent(engine, command):
+    """A robot told "the purple cube" with nothing purple in view must not get the best of the
+    rest: the response names the phrase as absent and has no target."""
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, command, mode="entities", proposals=proposals)
+    assert (result.target, result.landmark, result.relation) == (-1, -1, "")
+    assert result.prompt_phrases[result.absent].text.endswith("purple cube")
+    assert result.to_json()["absent"] == result.absent
+    green = engine.ground(image, command.replace("purple", "green"), mode="entities",
+                          proposals=proposals)
+    assert green.absent == -1 and green.prompt_phrases[green.target].entity_ids == [2]
+
+
+def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
+    from dataclasses import replace
+
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+
+    def ground(command, min_target_score):
+        config = replace(engine.config, min_target_score=min_target_score)
+        return engine.ground(image, command, mode="entities", proposals=proposals, config=config)
+
+    # attention scores are correlations: none reaches 1 on these squares
+    strict = ground("Pick up the cube.", 1.0)
+    assert (strict.target, strict.absent) == (-1, 0)
+    assert ground("Pick up the cube.", -2.0).target == 0  # the default: never
+    # a head that names no kind ("object", a pronoun's) is any object: the threshold is not
+    # applied, the words choose
+    generic = ground("Pick up the leftmost object.", 1.0)
+    assert generic.absent == -1 and generic.prompt_phrases[generic.target].entity_ids == [0]
+
+
 def _three_squares():
     """A beige 90x150 image with red, blue and green squares left to right, the blue one
     reaching lowest (nearest the camera); (image, masks)."""

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ros_ground.refer import (
+    absent,
     colour_match,
     colour_share,
     object_sized,
@@ -354,3 +355,25 @@ def test_the_landmark_is_the_one_the_relation_was_judged_against():
                         **pair) == (0, None)
     assert resolve_pair(image, [], heat, "the cube", " left of the cube.", heat, "the cube") == \
         (None, None)
+
+
+def test_absent_when_the_colour_words_or_the_scores_rule_out_every_object():
+    rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("green", 70, 40)])
+    scores = np.array([0.1, 0.6, 0.3])
+    assert absent(rgb, masks, "the purple cube", scores)  # nothing purple in view
+    assert absent(rgb, masks, "the yellow cube", scores)
+    assert not absent(rgb, masks, "the blue cube", scores)
+    assert not absent(rgb, masks, "the cube", scores)  # no colour word, no threshold
+    # the threshold is on the best score among the masks the words allow
+    assert not absent(rgb, masks, "the cube", scores, min_score=0.6)
+    assert absent(rgb, masks, "the cube", scores, min_score=0.61)
+    assert absent(rgb, masks, "the red cube", scores, min_score=0.2)  # the red one scores 0.1
+    assert not absent(rgb, masks, "the red cube", scores, min_score=0.1)
+    # nothing object-sized to judge by (a close-up): never absent, whatever the words
+    close = np.zeros((H, W), bool)
+    close[5:55, 5:85] = True
+    assert not absent(rgb, [close], "the purple cube", np.array([-1.0]), min_score=1.0)
+    # a landmark's colour words are still ignored when they rule out every mask
+    assert resolve(rgb, masks, np.zeros((H, W)), "the cube", " left of the purple tray.",
+                   np.zeros((H, W)), "the purple tray", scores=scores,
+                   landmark_scores=np.zeros(3)) is not None

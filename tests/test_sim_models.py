@@ -127,3 +127,35 @@ def test_sim_graph_defaults_to_the_embedded_models():
     grounding = config["/**/grounding_node"]["ros__parameters"]
     proposals = config["/**/mask_proposal_node"]["ros__parameters"]
     assert (grounding["model"], grounding["sam_model"], proposals["sam_model"]) == ("sim", "sim", "sim")
+
+
+def test_the_sim_config_finds_a_kind_the_frame_lacks_absent(lmm, sam):
+    """config/sim.yaml's min_target_score on a held-out scene: the object asked about is found,
+    a kind the frame lacks is absent (calibrated in docs/MEASUREMENTS.md)."""
+    import yaml
+
+    from ros_ground.engine import EngineConfig, GroundingEngine
+    from ros_ground.evaluate.scenes import scene_for
+    from ros_ground.metrics import iou
+    from ros_ground.phrases import load_spacy
+    from ros_ground.settings import PROPOSAL_DEFAULTS
+
+    config_file = Path(__file__).resolve().parents[1] / "config" / "sim.yaml"
+    params = yaml.safe_load(config_file.read_text())["/**/grounding_node"]["ros__parameters"]
+    engine = GroundingEngine(lmm, sam, load_spacy("en_core_web_sm"), EngineConfig(
+        mode="auto", entity_scoring=params["entity_scoring"],
+        min_target_score=params["min_target_score"]))
+    scene = scene_for(25)  # a yellow duck, a red tray, two teddy bears; no cylinder
+    # the proposals of the command evaluation (docs/MEASUREMENTS.md)
+    proposals = sam.propose(scene.rgb, **{**PROPOSAL_DEFAULTS, "pred_iou_thresh": 0.5,
+                                          "stability_score_thresh": 0.5})
+    duck = next(o for o in scene.objects if o.name == "yellow duck")
+    present = engine.ground(scene.rgb, "Where is the yellow duck?", proposals=proposals)
+    assert present.absent == -1
+    assert iou(present.prompt_phrases[present.target].mask, duck.mask) >= 0.5
+    missing = engine.ground(scene.rgb, "Where is the cylinder?", proposals=proposals)
+    assert missing.target == -1 and missing.prompt_phrases[missing.absent].text == "the cylinder"
+    # the same command without the threshold sends the robot to some object
+    config = EngineConfig(mode="auto", entity_scoring=params["entity_scoring"])
+    assert engine.ground(scene.rgb, "Where is the cylinder?", proposals=proposals,
+                         config=config).target == 0

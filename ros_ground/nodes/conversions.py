@@ -97,6 +97,7 @@ def result_to_msg(
     msg.landmark = int(result.landmark)
     msg.relation = result.relation
     msg.destination = bool(result.destination)
+    msg.absent = int(result.absent)
     msg.status = GroundedResponse.STATUS_OK
     msg.model = result.model
     msg.mode = result.mode
@@ -118,6 +119,7 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
         "landmark": int(msg.landmark),
         "relation": msg.relation,
         "destination": bool(msg.destination),
+        "absent": int(msg.absent),
         "timing_ms": {
             "total": round(float(msg.total_ms), 3),
             "generation": round(float(msg.generation_ms), 3),
