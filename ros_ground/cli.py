@@ -175,12 +175,12 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
                           help="seed of the first scene; the scenes are SEED..SEED+SCENES-1, "
                                "disjoint from the training seeds (default %(default)s)")
     _add_model_args(evaluate)
-    evaluate.add_argument("--prompt", choices=("describe", "refer", "both", "command", "region"),
-                          default="describe",
-                          help="describe: every object; refer: 'Where is X?'; command: 'Pick up "
-                               "X.' / 'Where is X?', scored as commands (target_accuracy, 3-D "
-                               "error); both: describe and refer; region: 'What is this?' "
-                               "about each object's region (region_naming_accuracy)")
+    evaluate.add_argument("--prompt", default="describe", choices=(
+        "describe", "refer", "both", "command", "region", "absent"), help=(
+        "describe: every object; refer: 'Where is X?'; command: 'Pick up X.' / 'Where is X?', "
+        "scored as commands (target_accuracy, 3-D error); both: describe and refer; region: 'What "
+        "is this?' about each object's region (region_naming_accuracy); absent: the command, then "
+        "commands about what the scene lacks, scored by whether they get no target"))
     _add_proposal_args(evaluate)
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR",
@@ -314,13 +314,12 @@ def format_result(result) -> str:
         x, y, w, h = p.bbox
         point = "" if p.point is None else f" point=({p.point[0]:.0f},{p.point[1]:.0f})"
         ents = f" entities={p.entity_ids}" if p.entity_ids else ""
-        lines.append(
-            f"  - {p.text!r} [{p.char_start}:{p.char_end}] area={int(p.mask.sum())}px "
-            f"box=({x},{y},{w},{h}) score={p.confidence:.2f}{point}{ents}{_where(p)}"
-        )
+        lines.append(f"  - {p.text!r} [{p.char_start}:{p.char_end}] area={int(p.mask.sum())}px "
+                     f"box=({x},{y},{w},{h}) score={p.confidence:.2f}{point}{ents}{_where(p)}")
     for i, p in enumerate(result.prompt_phrases):
         x, y, w, h = p.bbox
         role = ("target" if i == result.target else _landmark_role(result) if i == result.landmark
+                else "absent (nothing in view is this; no target)" if i == result.absent
                 else "prompt phrase")
         lines.append(f"  {role}: {p.text!r} area={int(p.mask.sum())}px box=({x},{y},{w},{h})"
                      f"{_where(p)}")

@@ -18,6 +18,7 @@ Modules, one job each:
 - `targets`: prompts about one object scored as commands;
 - `report`: the report as JSON and as text;
 - `regions`: `--prompt region`, whether the answer names the region asked about;
+- `absent`: `--prompt absent`, whether commands about what a scene lacks get no target;
 - `cli`: `ros-ground eval`.
 """
 

@@ -39,6 +39,13 @@ def run_eval(args, config: EngineConfig) -> int:
                          + " none, so the flag would change nothing")
     config = replace(config, amg_params={**config.amg_params, **proposals}).validate()
     engine = build_engine_from_settings(vars(args), config=config)
+    if args.prompt == "absent":
+        from ros_ground.evaluate.absent import evaluate_absent, format_absent_report
+
+        report = evaluate_absent(engine, args.scenes, args.seed, progress=None, scene_set=scene_set)
+        report.update(run_settings(engine.config, vars(args)))
+        print(json.dumps(report) if args.json else format_absent_report(report, args.model))
+        return 0
     if args.prompt == "region":
         from ros_ground.evaluate.regions import evaluate_regions
 

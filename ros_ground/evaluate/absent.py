@@ -1,0 +1,124 @@
+"""`ros-ground eval --prompt absent`: does a command about an object the frame lacks get no target?
+
+A robot told "Pick up the duck." with no duck in view must not be sent to the best match of the
+rest. For every scene the command evaluation's own command about a present object X (the
+scene's first referring expression, `scene_prompts(..., "command")`) is asked, then commands
+about what the scene lacks (`absent_commands`), all with the same words ("Pick up ..." on even
+seeds, "Where is ...?" on odd ones) and the same proposals. Reported: the share of present
+commands whose target is X (IoU >= 0.5, `target_accuracy`) and the share of each kind of absent
+command answered with no target (`no_target`, GroundingResult.target -1), the trade-off
+`min_target_score` sets (refer.absent).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ros_ground.evaluate.progress import scene_progress
+from ros_ground.evaluate.scenes import scene_for, scene_prompts, target_object
+from ros_ground.evaluate.targets import IOU_HIT
+from ros_ground.metrics import iou
+from ros_ground.sim.language import COLORS, PLURALS
+
+# the categories a command can name; a sphere and a soccer ball are both "a ball"
+CATEGORIES = tuple(c for c in PLURALS if c != "object")
+BALLS = frozenset(("sphere", "soccer ball"))
+ABSENT_KINDS = (
+    "category",  # "the duck": no duck in view
+    "category_colour",  # "the red duck": no duck, something red
+    "colour_elsewhere",  # "the blue mug": mugs, none blue, something blue
+    "colour_nowhere",  # "the purple mug": mugs, nothing purple
+)
+
+
+def absent_commands(scene) -> list[tuple[str, str]]:
+    """(kind of ABSENT_KINDS, command) about what `scene` lacks, drawn from its seed: a
+    category with no object in view (bare, and with a colour some object has), and a category
+    in view with a colour none of its objects has (some other object's; no object's). Kinds the
+    scene cannot give (every category in view, no coloured object) are left out."""
+    rng = np.random.default_rng(scene.seed + 7)
+    categories = {o.category for o in scene.objects}
+    colours = sorted({o.color for o in scene.objects if o.color})
+    missing = [c for c in CATEGORIES if c not in categories and not (c in BALLS and categories & BALLS)]
+    ask = (lambda x: f"Pick up {x}.") if scene.seed % 2 == 0 else (lambda x: f"Where is {x}?")
+    out = []
+    if missing:
+        category = missing[rng.integers(len(missing))]
+        out.append(("category", ask(f"the {category}")))
+        if colours:
+            out.append(("category_colour", ask(f"the {colours[rng.integers(len(colours))]} {category}")))
+    coloured = [o for o in scene.objects if o.color]
+    if coloured:
+        obj = coloured[rng.integers(len(coloured))]
+        own = {o.color for o in scene.objects if o.category == obj.category}
+        elsewhere = sorted(set(colours) - own)
+        if elsewhere:
+            out.append(("colour_elsewhere",
+                        ask(f"the {elsewhere[rng.integers(len(elsewhere))]} {obj.category}")))
+        nowhere = sorted(set(COLORS) - set(colours))
+        if nowhere:
+            out.append(("colour_nowhere", ask(f"the {nowhere[rng.integers(len(nowhere))]} {obj.category}")))
+    return out
+
+
+def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None,
+                    scene_set: str = "in") -> dict:
+    """Target accuracy on the present commands and the no-target share of each kind of absent
+    command (module docstring) on scenes seed .. seed+scenes-1 of `scene_set`, the engine in
+    its config's mode with its config's proposals (made once per scene). ValueError for seeds
+    outside the held-out evaluation seeds (train.data.check_eval_seeds)."""
+    from ros_ground.train.data import check_eval_seeds
+
+    check_eval_seeds(seed, scenes)
+    present = [0, 0, 0]  # right target, no target, commands
+    absent = {kind: [0, 0] for kind in ABSENT_KINDS}  # no target, commands
+    samples = []
+    for scene_seed in scene_progress(range(seed, seed + scenes), "eval absent", progress):
+        scene = scene_for(scene_seed, scene_set)
+        key = ("eval-absent", scene_set, scene_seed)  # seeds repeat across scene sets
+        proposals = None
+        if engine.config.mode != "point":
+            proposals = engine.sam.propose(scene.rgb, key=key, **engine.config.amg_params)
+        obj = target_object(scene, "command")
+        for text, _ in scene_prompts(scene, "command"):
+            result = engine.ground(scene.rgb, text, proposals=proposals, image_key=key)
+            target = result.prompt_phrases[result.target] if result.target >= 0 else None
+            present[0] += target is not None and iou(target.mask, obj.mask) >= IOU_HIT
+            present[1] += target is None
+            present[2] += 1
+        for kind, text in absent_commands(scene):
+            result = engine.ground(scene.rgb, text, proposals=proposals, image_key=key)
+            absent[kind][0] += result.target < 0
+            absent[kind][1] += 1
+            if len(samples) < 20:
+                samples.append({"seed": scene_seed, "kind": kind, "command": text,
+                                "target": result.target, "absent": result.absent})
+    return {
+        "scenes": scenes, "seed": seed, "scene_set": scene_set, "commands": present[2],
+        "target_accuracy": _share(present[0], present[2]),
+        "present_no_target": _share(present[1], present[2]),
+        "absent": {kind: {"commands": n, "no_target": _share(c, n)} for kind, (c, n) in absent.items()},
+        "samples": samples,
+    }
+
+
+def _share(count: int, total: int) -> float | None:
+    return round(count / total, 4) if total else None
+
+
+def format_absent_report(report: dict, model: str = "") -> str:
+    """`evaluate_absent`'s report as text: one row per kind of command."""
+    last = report["seed"] + report["scenes"] - 1
+    lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{last}), scene set "
+             f"{report['scene_set']}" + (f", model {model}" if model else "")
+             + f", min_target_score {report.get('min_target_score', 'n/a')}",
+             f"{'commands':<36}{'n':>5}{'no target':>11}{'right target':>14}",
+             f"{'present (the object asked about)':<36}{report['commands']:>5}"
+             f"{_rate(report['present_no_target']):>11}{_rate(report['target_accuracy']):>14}"]
+    for kind, row in report["absent"].items():
+        lines.append(f"{'absent: ' + kind:<36}{row['commands']:>5}{_rate(row['no_target']):>11}")
+    return "\n".join(lines)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
