@@ -54,8 +54,7 @@ class EngineConfig:
 
     mode: str = _default("mode")
     normalise: bool = _default("normalise_maps")
-    # tokens whose maps are averaged into a phrase's map: the whole noun chunk, as
-    # attend-and-segment does (sec. 3.2), or only its root noun
+    # a phrase's map averages its whole noun chunk's maps (attend-and-segment sec. 3.2) or its root's
     phrase_tokens: str = _default("phrase_tokens")
     phrase_contrast: float = _default("phrase_contrast")
     # the answer's maps are the mean over these views of the image (views.py): those other than
@@ -85,6 +84,7 @@ class EngineConfig:
         for s in settings.ENGINE:
             setattr(self, s.field, s.check(getattr(self, s.field)))
         settings.check(settings.PROPOSAL, self.amg_params)
+        settings.check_combination({s.name: getattr(self, s.field) for s in settings.ENGINE})
         return self
 
 

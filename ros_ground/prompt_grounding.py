@@ -56,12 +56,20 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
                     destination and found >= 0)
     if proposals and cfg.command_words and phrases[index].entity_ids:
-        min_score = cfg.min_target_score if names_a_kind(engine, gen, chunks[target]) else None
+        scored = names_a_kind(engine, gen, chunks[target]) and all_known(engine, gen, chunks[target])
         if not _resolve_target(image, gen, cfg, chunks[target], after,
                                None if landmark < 0 else chunks[landmark], destination, ref,
-                               phrases, proposals, min_score):
-            return phrases, Reference(absent=index)  # nothing in view is what it names
+                               phrases, proposals, cfg.min_target_score if scored else None):
+            _clear(phrases[index])  # its own grounding is some other object's mask
+            return phrases, Reference(absent=index)
     return phrases, ref
+
+
+def _clear(phrase: GroundedPhrase) -> None:
+    """Empty `phrase`'s grounding in place: no mask, point, proposal or score (so no 3-D
+    position, marker or overlay either)."""
+    phrase.mask = np.zeros_like(phrase.mask, dtype=bool)
+    phrase.point, phrase.entity_ids, phrase.entity_scores, phrase.score = None, [], {}, 0.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -108,6 +116,15 @@ def names_a_kind(engine, gen, chunk: NounPhrase) -> bool:
                                                           alignment_mode="expand")
     # the word itself: the pipeline runs no lemmatizer (phrases.load_spacy)
     return span is None or (span.root.pos_ != "PRON" and span.root.lower_ not in GENERIC_NOUNS)
+
+
+def all_known(engine, gen, chunk: NounPhrase) -> bool:
+    """Whether none of `chunk`'s tokens is the tokenizer's unknown token: a phrase with a word
+    the model cannot read ("the *violet* torus" for the sim model) scores lower against every
+    proposal, so a score threshold would call the object absent."""
+    unknown = getattr(engine.lmm.tokenizer, "unk_token_id", None)
+    indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
+    return unknown is None or all(gen.prompt_token_ids[i] != unknown for i in indices)
 
 
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,

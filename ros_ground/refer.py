@@ -84,6 +84,7 @@ MIN_COLOUR = 0.4
 # is 0.33-0.78, and 12 of 23 had under MIN_COLOUR of value >= 0.5 (docs/MEASUREMENTS.md,
 # "White in shade").
 WHITE_MIN_VALUE = 0.3
+_NEGATED = re.compile(r"\b(?:non|not|no)[\s-]+[a-z]+", re.IGNORECASE)
 _COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
@@ -247,13 +248,12 @@ def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
 
 
 def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.ndarray,
-           min_colour: float, fallback: bool = True) -> tuple[np.ndarray, np.ndarray]:
+           min_colour: float) -> tuple[np.ndarray, np.ndarray]:
     """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored),
-    given `sized`, the masks' `object_sized` (one pass over the masks for every phrase);
-    `fallback` False: none allowed, rather than `sized`, when the colours rule out every mask."""
+    given `sized`, the masks' `object_sized` (one pass over the masks for every phrase)."""
     shares = _colour_shares(rgb, masks, phrase)
     keep = sized & (shares >= min_colour).all(axis=0)
-    if keep.any() or not fallback:
+    if keep.any():
         return keep, _mean_share(shares)
     return sized, np.zeros(len(masks))
 
@@ -261,23 +261,23 @@ def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.
 def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np.ndarray,
            min_score: float | None = None, max_area: float = MAX_AREA,
            min_colour: float = MIN_COLOUR) -> bool:
-    """Whether `rgb` (HxWx3 uint8) holds nothing `phrase`, a command's target, can be, though
-    some of `masks` (HxW bool) are `object_sized`: its colour words rule out each of them ("the
-    purple mug" with nothing purple in view), or, given `min_score`, none they allow has a score
-    in `scores` (float [N], the phrase's entity scores) of at least `min_score`. False with no
-    object-sized mask (a close-up, an empty view: nothing to judge by).
-
-    The colour test is `allowed`'s, which on the eval's 120 commands per scene set about present
-    objects rules out no target. A retrieval score is a cosine between the phrase and each entity
-    token, so a kind of object the frame lacks matches every proposal poorly; the threshold is
-    the model's (measured for the sim model in docs/MEASUREMENTS.md, "Commands about absent
-    objects")."""
+    """Whether none of `masks` (HxW bool) on `rgb` (HxWx3 uint8) can be `phrase`, a command's
+    target, though some are `object_sized`: no such mask has min_colour of any of its colour
+    words (a negated one, "non-purple", counts for none), or, given `min_score`, none that
+    `allowed` leaves has a score in `scores` (float [N], its entity scores) of at least that.
+    False with no object-sized mask (a close-up, an empty view: nothing to judge by). An
+    object the proposals miss is absent too. A retrieval score is a cosine between the phrase
+    and each entity token, so a kind of object the frame lacks matches every proposal poorly;
+    the threshold is the model's (docs/MEASUREMENTS.md, "Commands about absent objects")."""
     sized = object_sized(masks, max_area)
     if not sized.any():
         return False
-    ok = _words(rgb, masks, phrase, sized, min_colour, fallback=False)[0]
-    return not ok.any() or (min_score is not None
-                            and float(np.max(np.asarray(scores, dtype=np.float64)[ok])) < min_score)
+    said = _NEGATED.sub(" ", phrase)  # "the non-purple mug" names no purple
+    shares = _colour_shares(rgb, masks, said)
+    if len(shares) and not (sized & (shares >= min_colour).any(axis=0)).any():
+        return True
+    ok = _words(rgb, masks, said, sized, min_colour)[0]
+    return min_score is not None and float(np.max(np.asarray(scores, dtype=np.float64)[ok])) < min_score
 
 
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,

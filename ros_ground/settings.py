@@ -199,11 +199,11 @@ GROUNDING = (
     S("command_words", True, "entities mode: pick the command's target among the proposals with "
       "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py)",
       True, field="command_words", cli=True),
-    S("min_target_score", -2.0, "commands: the target is absent (none, `absent` names its phrase) when no "
-      "proposal its words allow has an entity score of at least this, in entity_scoring's units "
-      "(attention and tokens: [-1, 1], combined: [-2, 2]); -2: never. The scale is the model's: "
-      "set it from commands about absent objects (config/sim.yaml: 0.15 for the sim model, "
-      "docs/MEASUREMENTS.md)", True, low=-2.0, high=2.0, field="min_target_score", cli=True),
+    S("min_target_score", -2.0, "entity_scoring tokens: a command's target is absent (none, `absent` names "
+      "its phrase) when no proposal its words allow has a retrieval score (a cosine) of at least "
+      "this; -2: never. The scale is the model's: set it from commands about absent objects "
+      "(`ros-ground eval --prompt absent`; config/sim.yaml: 0.15 for the sim model)", True,
+      low=-2.0, high=1.0, field="min_target_score", cli=True),
     S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
     S("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
       "newest camera frame that has them if at most this much older (0: never; for scenes "
@@ -320,8 +320,20 @@ def check(table: Iterable[Setting], values: Mapping[str, Any]) -> dict[str, Any]
     """Check every value of `values` that `table` declares; returns them in the engine's form.
     Raises ValueError naming the first setting whose value is not allowed."""
     declared = by_name(table)
-    return {name: declared[name].check(value) for name, value in values.items()
-            if name in declared}
+    checked = {name: declared[name].check(value) for name, value in values.items()
+               if name in declared}
+    check_combination(checked)
+    return checked
+
+
+def check_combination(values: Mapping[str, Any]) -> None:
+    """The rules between settings, for those of `values` (engine form) that hold both; ValueError
+    naming both. min_target_score is a retrieval cosine: attention scores (and their sum with
+    the cosine) tell no absent object from a present one (docs/MEASUREMENTS.md)."""
+    scoring = values.get("entity_scoring", "tokens")
+    if values.get("min_target_score", -2.0) > -2.0 and scoring != "tokens":
+        raise ValueError(f"min_target_score {values['min_target_score']} needs entity_scoring tokens "
+                         f"(a retrieval cosine), not {scoring}: set min_target_score to -2 (off) first")
 
 
 def engine_fields(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -387,10 +387,10 @@ def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
     proposals = [Proposal(i, m) for i, m in enumerate(masks)]
 
     def ground(command, min_target_score):
-        config = replace(engine.config, min_target_score=min_target_score)
+        config = replace(engine.config, entity_scoring="tokens", min_target_score=min_target_score)
         return engine.ground(image, command, mode="entities", proposals=proposals, config=config)
 
-    # attention scores are correlations: none reaches 1 on these squares
+    # retrieval scores are cosines of a phrase with image features: none reaches 1
     strict = ground("Pick up the cube.", 1.0)
     assert (strict.target, strict.absent) == (-1, 0)
     assert ground("Pick up the cube.", -2.0).target == 0  # the default: never
@@ -398,6 +398,15 @@ def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
     # applied, the words choose
     generic = ground("Pick up the leftmost object.", 1.0)
     assert generic.absent == -1 and generic.prompt_phrases[generic.target].entity_ids == [0]
+    # nor to a phrase with a word the model cannot read: it would score low against everything
+    unread = ground("Pick up the glossy cube.", 1.0)
+    assert unread.absent == -1 and unread.target == 0
+    # the absent phrase keeps no other object's mask, point or proposal
+    absent = strict.prompt_phrases[strict.absent]
+    assert not absent.mask.any() and absent.point is None and absent.entity_ids == []
+    # the threshold is a cosine: attention scores cannot take it
+    with pytest.raises(ValueError, match="min_target_score 0.15 needs entity_scoring tokens"):
+        replace(engine.config, entity_scoring="attention", min_target_score=0.15).validate()
 
 
 def _three_squares():

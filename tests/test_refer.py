@@ -364,6 +364,11 @@ def test_absent_when_the_colour_words_or_the_scores_rule_out_every_object():
     assert absent(rgb, masks, "the yellow cube", scores)
     assert not absent(rgb, masks, "the blue cube", scores)
     assert not absent(rgb, masks, "the cube", scores)  # no colour word, no threshold
+    # one of several colours is enough (no mask is 40% of each), a negated one counts for none
+    assert not absent(rgb, masks, "the red and white cube", scores)
+    assert not absent(rgb, masks, "the non-purple cube", scores)
+    assert not absent(rgb, masks, "the cube, not purple", scores)
+    assert absent(rgb, masks, "the purple and white cube", scores)
     # the threshold is on the best score among the masks the words allow
     assert not absent(rgb, masks, "the cube", scores, min_score=0.6)
     assert absent(rgb, masks, "the cube", scores, min_score=0.61)
