@@ -319,7 +319,7 @@ def format_result(result) -> str:
     for i, p in enumerate(result.prompt_phrases):
         x, y, w, h = p.bbox
         role = ("target" if i == result.target else _landmark_role(result) if i == result.landmark
-                else "absent (nothing in view is this; no target)" if i == result.absent
+                else "absent (no proposal can be this; no target)" if i == result.absent
                 else "prompt phrase")
         lines.append(f"  {role}: {p.text!r} area={int(p.mask.sum())}px box=({x},{y},{w},{h})"
                      f"{_where(p)}")

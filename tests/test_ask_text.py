@@ -126,9 +126,9 @@ def test_an_absent_target_is_named(capsys):
     assert (msg.target, msg.absent) == (-1, 0) and msg_to_result_json(msg)["absent"] == 0
     ask.print_phrases(msg)
     assert capsys.readouterr().out.splitlines()[-1] == \
-        "  Nothing in view is 'the purple mug': the command has no target (target -1)."
+        "  Found nothing that is 'the purple mug': the command has no target (target -1)."
     assert format_result(result).splitlines()[1].startswith(
-        "  absent (nothing in view is this; no target): 'the purple mug'")
+        "  absent (no proposal can be this; no target): 'the purple mug'")
 
 
 class _Future:

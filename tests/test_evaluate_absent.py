@@ -38,7 +38,7 @@ def test_the_absent_eval_scores_present_and_absent_commands(monkeypatch):
     from ros_ground.results import Proposal
 
     engine = build_engine(model="tiny", sam_model="tiny", device="cpu", config=EngineConfig(
-        max_new_tokens=4, mode="entities", min_target_score=1.0))
+        max_new_tokens=4, mode="entities", entity_scoring="tokens", min_target_score=1.0))
 
     def squares(image, **kwargs):  # object-sized proposals (the tiny SAM's are not)
         masks = [np.zeros(image.shape[:2], bool) for _ in range(3)]
@@ -50,12 +50,13 @@ def test_the_absent_eval_scores_present_and_absent_commands(monkeypatch):
     asked = []
     real = absent.absent_commands
     monkeypatch.setattr(absent, "absent_commands", lambda scene: asked.extend(real(scene)) or real(scene))
-    # a threshold no attention score reaches: every command is refused, present ones too
+    # a threshold no cosine reaches: every command is refused, present ones too
     report = absent.evaluate_absent(engine, 2, 2, progress=False)
     assert (report["scenes"], report["commands"]) == (2, 2)
     assert report["target_accuracy"] == 0.0 and report["present_no_target"] == 1.0
     assert sum(row["commands"] for row in report["absent"].values()) == len(asked) > 0
-    assert all(row["no_target"] == 1.0 for row in report["absent"].values() if row["commands"])
+    assert all(row["no_target"] == row["named_absent"] == 1.0
+               for row in report["absent"].values() if row["commands"])
     # never: "Pick up the teddy bear." (seed 2) and "... the <category>." get the best square
     # (the commands with a colour word are refused when the squares lack it)
     engine.config.min_target_score = -2.0
@@ -71,6 +72,6 @@ def test_the_absent_eval_prints_a_table_unless_json(capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "absent: category" in text and "min_target_score -2.0" in text and "{" not in text
-    assert main([*args, "--min-target-score", "0.3", "--json"]) == 0
+    assert main([*args, "--entity-scoring", "tokens", "--min-target-score", "0.3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["min_target_score"] == 0.3 and set(report["absent"]) == set(ABSENT_KINDS)

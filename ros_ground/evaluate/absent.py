@@ -5,9 +5,11 @@ rest. For every scene the command evaluation's own command about a present objec
 scene's first referring expression, `scene_prompts(..., "command")`) is asked, then commands
 about what the scene lacks (`absent_commands`), all with the same words ("Pick up ..." on even
 seeds, "Where is ...?" on odd ones) and the same proposals. Reported: the share of present
-commands whose target is X (IoU >= 0.5, `target_accuracy`) and the share of each kind of absent
-command answered with no target (`no_target`, GroundingResult.target -1), the trade-off
-`min_target_score` sets (refer.absent).
+commands whose target is X (IoU >= 0.5, `target_accuracy`) and, of each kind of absent
+command, the share answered with no target (`no_target`, GroundingResult.target -1) and the share
+whose response names the phrase absent (`named_absent`, GroundingResult.absent; the rest of no
+target: a phrase the model cannot read, none grounded): the trade-off `min_target_score` sets
+(refer.absent).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ ABSENT_KINDS = (
     "category",  # "the duck": no duck in view
     "category_colour",  # "the red duck": no duck, something red
     "colour_elsewhere",  # "the blue mug": mugs, none blue, something blue
-    "colour_nowhere",  # "the purple mug": mugs, nothing purple
+    "colour_nowhere",  # "the purple mug": mugs, no object painted purple
 )
 
 
@@ -71,7 +73,7 @@ def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None
 
     check_eval_seeds(seed, scenes)
     present = [0, 0, 0]  # right target, no target, commands
-    absent = {kind: [0, 0] for kind in ABSENT_KINDS}  # no target, commands
+    absent = {kind: [0, 0, 0] for kind in ABSENT_KINDS}  # no target, named absent, commands
     samples = []
     for scene_seed in scene_progress(range(seed, seed + scenes), "eval absent", progress):
         scene = scene_for(scene_seed, scene_set)
@@ -89,7 +91,8 @@ def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None
         for kind, text in absent_commands(scene):
             result = engine.ground(scene.rgb, text, proposals=proposals, image_key=key)
             absent[kind][0] += result.target < 0
-            absent[kind][1] += 1
+            absent[kind][1] += result.absent >= 0
+            absent[kind][2] += 1
             if len(samples) < 20:
                 samples.append({"seed": scene_seed, "kind": kind, "command": text,
                                 "target": result.target, "absent": result.absent})
@@ -97,7 +100,8 @@ def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None
         "scenes": scenes, "seed": seed, "scene_set": scene_set, "commands": present[2],
         "target_accuracy": _share(present[0], present[2]),
         "present_no_target": _share(present[1], present[2]),
-        "absent": {kind: {"commands": n, "no_target": _share(c, n)} for kind, (c, n) in absent.items()},
+        "absent": {kind: {"commands": n, "no_target": _share(none, n), "named_absent": _share(named, n)}
+                   for kind, (none, named, n) in absent.items()},
         "samples": samples,
     }
 
@@ -112,11 +116,12 @@ def format_absent_report(report: dict, model: str = "") -> str:
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{last}), scene set "
              f"{report['scene_set']}" + (f", model {model}" if model else "")
              + f", min_target_score {report.get('min_target_score', 'n/a')}",
-             f"{'commands':<36}{'n':>5}{'no target':>11}{'right target':>14}",
+             f"{'commands':<36}{'n':>5}{'no target':>11}{'right target':>14}{'named absent':>14}",
              f"{'present (the object asked about)':<36}{report['commands']:>5}"
              f"{_rate(report['present_no_target']):>11}{_rate(report['target_accuracy']):>14}"]
     for kind, row in report["absent"].items():
-        lines.append(f"{'absent: ' + kind:<36}{row['commands']:>5}{_rate(row['no_target']):>11}")
+        lines.append(f"{'absent: ' + kind:<36}{row['commands']:>5}{_rate(row['no_target']):>11}"
+                     f"{'':>14}{_rate(row['named_absent']):>14}")
     return "\n".join(lines)
 
 

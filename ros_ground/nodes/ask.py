@@ -181,7 +181,7 @@ def print_phrases(response: GroundedResponse) -> None:
     if 0 <= response.target < len(response.prompt_phrases):
         print(f"  The command is about {_target_words(response.prompt_phrases[response.target])}")
     elif 0 <= response.absent < len(response.prompt_phrases):
-        print(f"  Nothing in view is {response.prompt_phrases[response.absent].text!r}: "
+        print(f"  Found nothing that is {response.prompt_phrases[response.absent].text!r}: "
               "the command has no target (target -1).")
     elif response.prompt_phrases:  # "what is behind the mug?": a landmark, a place
         print("  None of the command's phrases is the object it is about (target -1).")

@@ -298,6 +298,9 @@ def _print_target(response, truths, name: str) -> None:
         print_phrases(response)
         return
     print(f"  Answered in {response.total_ms / 1000:.1f} s.")
+    if 0 <= response.absent < len(response.prompt_phrases):
+        print(f"  Found nothing that is {response.prompt_phrases[response.absent].text!r}.")
+        return
     if not 0 <= response.target < len(response.prompt_phrases):
         print("  The command names no object to act on.")
         return
