@@ -215,3 +215,15 @@ def test_a_device_is_checked_by_its_form_before_torch(group):
     for bad in ("banana", "CUDA", "cuda:", "cuda:-1", "cpu ", 0, None):
         with pytest.raises(ValueError, match="device must be auto / cpu / cuda / cuda:N"):
             device.check(bad)
+
+
+def test_min_target_score_needs_the_scoring_it_is_a_cosine_of():
+    # what a node's set-parameters callback runs on every value after the change
+    ok = settings.check(settings.GROUNDING, {"entity_scoring": "tokens", "min_target_score": 0.15})
+    assert ok["min_target_score"] == 0.15
+    assert settings.check(settings.GROUNDING, {"entity_scoring": "attention",
+                                               "min_target_score": -2.0})
+    for scoring in ("attention", "combined"):
+        with pytest.raises(ValueError, match=f"needs entity_scoring tokens .*not {scoring}: set "
+                                             "min_target_score to -2"):
+            settings.check(settings.GROUNDING, {"entity_scoring": scoring, "min_target_score": 0.15})
