@@ -88,7 +88,7 @@ def test_ros_ground_ask_cli(container, tmp_path):
 def test_ask_without_server_times_out_clearly(container):
     out = subprocess.run(
         [sys.executable, "-m", "ros_ground.nodes.cli", "ask", "hi", "--namespace", "/nobody",
-         "--timeout", "2"], capture_output=True, text=True, timeout=60)
+         "--timeout", "6"], capture_output=True, text=True, timeout=60)  # time to discover the rest
     assert out.returncode == 2 and "no action server" in out.stderr
     # the namespace that would have reached the running node (the container's)
     listed = out.stderr.split("Ground servers running: --namespace ")[-1].strip().split(", ")
