@@ -16,7 +16,6 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ros_ground.command import command_phrases, placement, target_relation
-from ros_ground.entities import score_entities
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import NounPhrase, tokens_in_span
@@ -56,7 +55,8 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
                     destination and found >= 0)
     if proposals and cfg.command_words and phrases[index].entity_ids:
-        scored = names_a_kind(engine, gen, chunks[target]) and all_known(engine, gen, chunks[target])
+        scored = cfg.min_target_score > -2.0 and names_a_kind(engine, gen, chunks[target]) \
+            and all_known(engine, gen, chunks[target])
         if not _resolve_target(image, gen, cfg, chunks[target], after,
                                None if landmark < 0 else chunks[landmark], destination, ref,
                                phrases, proposals, cfg.min_target_score if scored else None):
@@ -153,10 +153,8 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     landmark_scores = _scores_of(landmark_phrase, proposals) if scored else None
     scores = _scores_of(phrases[ref.target], proposals) if scored else None
-    if scored and scores is None:
-        min_score = None  # a threshold in entity_scoring's units, not the attention scores'
-    if absent(image, masks, chunk.text, score_entities(target_heat, masks) if scores is None
-              else scores, min_score):
+    # the threshold is a retrieval cosine (settings.check_combination): none without those scores
+    if absent(image, masks, chunk.text, scores, None if scores is None else min_score):
         return False
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,

@@ -248,27 +248,29 @@ def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
 
 
 def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.ndarray,
-           min_colour: float) -> tuple[np.ndarray, np.ndarray]:
+           min_colour: float, shares: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored),
-    given `sized`, the masks' `object_sized` (one pass over the masks for every phrase)."""
-    shares = _colour_shares(rgb, masks, phrase)
+    given `sized`, the masks' `object_sized`, and `shares`, the phrase's `_colour_shares` if
+    computed (one pass over the masks for every phrase)."""
+    shares = _colour_shares(rgb, masks, phrase) if shares is None else shares
     keep = sized & (shares >= min_colour).all(axis=0)
     if keep.any():
         return keep, _mean_share(shares)
     return sized, np.zeros(len(masks))
 
 
-def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np.ndarray,
+def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np.ndarray | None,
            min_score: float | None = None, max_area: float = MAX_AREA,
            min_colour: float = MIN_COLOUR) -> bool:
     """Whether none of `masks` (HxW bool) on `rgb` (HxWx3 uint8) can be `phrase`, a command's
     target, though some are `object_sized`: no such mask has min_colour of any of its colour
     words (a negated one, "non-purple", counts for none), or, given `min_score`, none that
-    `allowed` leaves has a score in `scores` (float [N], its entity scores) of at least that.
-    False with no object-sized mask (a close-up, an empty view: nothing to judge by). An
-    object the proposals miss is absent too. A retrieval score is a cosine between the phrase
-    and each entity token, so a kind of object the frame lacks matches every proposal poorly;
-    the threshold is the model's (docs/MEASUREMENTS.md, "Commands about absent objects")."""
+    `allowed` leaves has a score in `scores` (float [N], its entity scores; None only without
+    `min_score`) of at least that. False with no object-sized mask (a close-up, an empty view:
+    nothing to judge by). An object the proposals miss is absent too. A retrieval score is a
+    cosine of the phrase with each entity token, so a kind the frame lacks matches every
+    proposal poorly; the threshold is the model's (docs/MEASUREMENTS.md, "Commands about absent
+    objects")."""
     sized = object_sized(masks, max_area)
     if not sized.any():
         return False
@@ -276,8 +278,8 @@ def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np
     shares = _colour_shares(rgb, masks, said)
     if len(shares) and not (sized & (shares >= min_colour).any(axis=0)).any():
         return True
-    ok = _words(rgb, masks, said, sized, min_colour)[0]
-    return min_score is not None and float(np.max(np.asarray(scores, dtype=np.float64)[ok])) < min_score
+    ok = _words(rgb, masks, said, sized, min_colour, shares)[0]
+    return min_score is not None and float(np.max(np.asarray(scores, np.float64)[ok])) < min_score
 
 
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
