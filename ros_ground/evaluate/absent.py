@@ -108,22 +108,3 @@ def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None
 
 def _share(count: int, total: int) -> float | None:
     return round(count / total, 4) if total else None
-
-
-def format_absent_report(report: dict, model: str = "") -> str:
-    """`evaluate_absent`'s report as text: one row per kind of command."""
-    last = report["seed"] + report["scenes"] - 1
-    lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{last}), scene set "
-             f"{report['scene_set']}" + (f", model {model}" if model else "")
-             + f", min_target_score {report.get('min_target_score', 'n/a')}",
-             f"{'commands':<36}{'n':>5}{'no target':>11}{'right target':>14}{'named absent':>14}",
-             f"{'present (the object asked about)':<36}{report['commands']:>5}"
-             f"{_rate(report['present_no_target']):>11}{_rate(report['target_accuracy']):>14}"]
-    for kind, row in report["absent"].items():
-        lines.append(f"{'absent: ' + kind:<36}{row['commands']:>5}{_rate(row['no_target']):>11}"
-                     f"{'':>14}{_rate(row['named_absent']):>14}")
-    return "\n".join(lines)
-
-
-def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.evaluate.report import (
+    format_absent_report,
     format_region_report,
     format_report,
     report_json,
@@ -40,7 +41,7 @@ def run_eval(args, config: EngineConfig) -> int:
     config = replace(config, amg_params={**config.amg_params, **proposals}).validate()
     engine = build_engine_from_settings(vars(args), config=config)
     if args.prompt == "absent":
-        from ros_ground.evaluate.absent import evaluate_absent, format_absent_report
+        from ros_ground.evaluate.absent import evaluate_absent
 
         report = evaluate_absent(engine, args.scenes, args.seed, progress=None, scene_set=scene_set)
         report.update(run_settings(engine.config, vars(args)))

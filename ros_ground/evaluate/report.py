@@ -1,6 +1,7 @@
 """The evaluation's report: the metrics, the baseline beside them and every setting that
 changes them, as JSON (`report_json`) or as text for a person (`format_report`; the region
-evaluation's, evaluate.regions, with `format_region_report`)."""
+evaluation's, evaluate.regions, with `format_region_report`; the absent-object one's,
+evaluate.absent, with `format_absent_report`)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,22 @@ def format_region_report(report: dict, model: str = "") -> str:
     seconds = report["seconds_per_answer"]
     lines.append(f"seconds per answer: {seconds['region']} with the region, "
                  f"{seconds['baseline']} without")
+    return "\n".join(lines)
+
+
+def format_absent_report(report: dict, model: str = "") -> str:
+    """The absent-object evaluation's report (evaluate.absent.evaluate_absent) as text: one row
+    per kind of command."""
+    last = report["seed"] + report["scenes"] - 1
+    lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{last}), scene set "
+             f"{report['scene_set']}" + (f", model {model}" if model else "")
+             + f", min_target_score {report.get('min_target_score', 'n/a')}",
+             f"{'commands':<36}{'n':>5}{'no target':>11}{'right target':>14}{'named absent':>14}",
+             f"{'present (the object asked about)':<36}{report['commands']:>5}"
+             f"{_rate(report['present_no_target']):>11}{_rate(report['target_accuracy']):>14}"]
+    for kind, row in report["absent"].items():
+        lines.append(f"{'absent: ' + kind:<36}{row['commands']:>5}{_rate(row['no_target']):>11}"
+                     f"{'':>14}{_rate(row['named_absent']):>14}")
     return "\n".join(lines)
 
 
