@@ -154,7 +154,8 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     landmark_scores = _scores_of(landmark_phrase, proposals) if scored else None
     scores = _scores_of(phrases[ref.target], proposals) if scored else None
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
-    if absent(image, masks, chunk.text, scores, None if scores is None else min_score):
+    if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
+              after_text=after):
         return False
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,

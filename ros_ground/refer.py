@@ -4,9 +4,9 @@ The prefill attention of the command's target phrase alone picks the right propo
 a third of the sim commands (it ranks the object first 23% of the time, among ~15 proposals
 that include object parts and the table). The words of a referring expression say more than
 where the model looked, and three kinds can be checked on the proposals without a model:
-- colour words ("the *red* mug"): the share of the mask's pixels of that colour (HSV bins;
-  "white" is any unsaturated pixel that is not dark, WHITE_MIN_VALUE: a white surface turned
-  from the light renders mid-grey, and one frame cannot tell it from a lit grey one);
+- colour words, before the noun or stated after it ("the *red* mug", "the mug that is *red*",
+  "the *non-red* mug": colour_words.named_colours): at least MIN_COLOUR of the mask's pixels
+  of each colour named (colour_words.colour_share), under it of each one ruled out;
 - a spatial relation to a landmark ("the mug *left of* the tray", "behind", "in front of"):
   the target and the landmark are chosen as a pair, different objects for which the relation
   holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
@@ -52,18 +52,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from ros_ground.colour_words import colour_share, named_colours
 from ros_ground.entities import score_entities
 from ros_ground.metrics import iou
 
-# hue ranges in degrees (OpenCV's hue x 2) of the chromatic colour words
-HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70),),
-        "green": ((70, 170),), "blue": ((170, 255),), "purple": ((255, 330),),
-        "violet": ((255, 330),), "pink": ((290, 345),)}
-ACHROMATIC = ("white", "black", "grey", "gray")
-COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC)
 RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("on the left of", "left"), ("on the left side of", "left"), ("left of", "left"),
              ("to the right of", "right"), ("to the right side of", "right"),
@@ -80,44 +74,12 @@ MAX_AREA = 0.2
 # (ood); the light table patches ood commands chose as "white" objects were 27-61 times it
 MAX_AREA_OVER_MEDIAN = 10.0
 MIN_COLOUR = 0.4
-# On ood frames (a camera 12-20 degrees up, seeing objects' sides) white objects' median value
-# is 0.33-0.78, and 12 of 23 had under MIN_COLOUR of value >= 0.5 (docs/MEASUREMENTS.md,
-# "White in shade").
-WHITE_MIN_VALUE = 0.3
-_NEGATED = re.compile(r"\b(?:non|not|no)[\s-]+[a-z]+", re.IGNORECASE)
 _COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
 SUPERLATIVE_STABILITY_MARGIN = 0.15
-
-
-def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
-    """Share in [0, 1] of the masked pixels of `rgb` (HxWx3 uint8) that look `word`, a colour
-    word of COLOUR_WORDS. Chromatic words need saturation x value >= 0.25; "white" is
-    saturation < 0.2 and value >= WHITE_MIN_VALUE, "black" value < 0.25, "grey" the unsaturated
-    middle (0.25 <= value < 0.8: a grey, like a shaded white, is both). ValueError for another
-    word."""
-    if word not in COLOUR_WORDS:
-        raise ValueError(f"not a colour word: {word!r}")
-    pixels = rgb[np.asarray(mask, dtype=bool)]
-    if not len(pixels):
-        return 0.0
-    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_RGB2HSV).reshape(-1, 3)
-    hue, sat, val = hsv[:, 0] * 2.0, hsv[:, 1] / 255.0, hsv[:, 2] / 255.0
-    if word == "white":
-        hit = (sat < 0.2) & (val >= WHITE_MIN_VALUE)
-    elif word == "black":
-        hit = val < 0.25
-    elif word in ("grey", "gray"):
-        hit = (sat < 0.2) & (val >= 0.25) & (val < 0.8)
-    else:
-        coloured = (sat * val >= 0.25) & (val >= 0.25)
-        hit = np.zeros(len(hue), dtype=bool)
-        for lo, hi in HUES[word]:
-            hit |= coloured & (hue >= lo) & (hue < hi)
-    return float(hit.mean())
 
 
 def relation_pattern() -> str:
@@ -227,9 +189,8 @@ def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
     return keep
 
 
-def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) -> np.ndarray:
-    """Float [words, N]: colour_share of each mask for each colour word of `phrase` (once each)."""
-    words = list(dict.fromkeys(w for w in re.findall(r"[a-z]+", phrase.lower()) if w in COLOUR_WORDS))
+def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], words: Sequence[str]) -> np.ndarray:
+    """Float [words, N]: colour_share of each mask for each of the colour `words`."""
     return np.array([[colour_share(rgb, m, w) for m in masks] for w in words],
                     dtype=np.float64).reshape(len(words), len(masks))
 
@@ -248,12 +209,13 @@ def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
 
 
 def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.ndarray,
-           min_colour: float, shares: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+           min_colour: float, after_text: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored),
-    given `sized`, the masks' `object_sized`, and `shares`, the phrase's `_colour_shares` if
-    computed (one pass over the masks for every phrase)."""
-    shares = _colour_shares(rgb, masks, phrase) if shares is None else shares
-    keep = sized & (shares >= min_colour).all(axis=0)
+    given `sized`, the masks' `object_sized`."""
+    named, ruled_out = named_colours(phrase, after_text)
+    shares = _colour_shares(rgb, masks, named)
+    keep = sized & (shares >= min_colour).all(axis=0) \
+        & (_colour_shares(rgb, masks, ruled_out) < min_colour).all(axis=0)
     if keep.any():
         return keep, _mean_share(shares)
     return sized, np.zeros(len(masks))
@@ -261,40 +223,44 @@ def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.
 
 def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np.ndarray | None,
            min_score: float | None = None, max_area: float = MAX_AREA,
-           min_colour: float = MIN_COLOUR) -> bool:
+           min_colour: float = MIN_COLOUR, after_text: str = "") -> bool:
     """Whether none of `masks` (HxW bool) on `rgb` (HxWx3 uint8) can be `phrase`, a command's
-    target, though some are `object_sized`: no such mask has min_colour of any of its colour
-    words (a negated one, "non-purple", counts for none), or, given `min_score`, none that
-    `allowed` leaves has a score in `scores` (float [N], its entity scores; None only without
-    `min_score`) of at least that. False with no object-sized mask (a close-up, an empty view:
-    nothing to judge by). An object the proposals miss is absent too. A retrieval score is a
-    cosine of the phrase with each entity token, so a kind the frame lacks matches every
-    proposal poorly; the threshold is the model's (docs/MEASUREMENTS.md, "Commands about absent
-    objects")."""
+    target followed by `after_text` ("that is purple": colour_words.named_colours), though some
+    are `object_sized`: no such mask has min_colour of any colour it names (a ruled-out one,
+    "non-purple", counts for none), or, given `min_score`, none that `allowed` leaves has a
+    score in `scores` (float [N], its entity scores; None only without `min_score`) of at least
+    that. False with no object-sized mask (a close-up, an empty view: nothing to judge by). An
+    object the proposals miss is absent too. A retrieval score is a cosine of the phrase with
+    each entity token, so a kind the frame lacks matches every proposal poorly; the threshold
+    is the model's (docs/MEASUREMENTS.md, "Commands about absent objects")."""
     sized = object_sized(masks, max_area)
     if not sized.any():
         return False
-    said = _NEGATED.sub(" ", phrase)  # "the non-purple mug" names no purple
-    shares = _colour_shares(rgb, masks, said)
+    shares = _colour_shares(rgb, masks, named_colours(phrase, after_text)[0])
     if len(shares) and not (sized & (shares >= min_colour).any(axis=0)).any():
         return True
-    ok = _words(rgb, masks, said, sized, min_colour, shares)[0]
-    return min_score is not None and float(np.max(np.asarray(scores, np.float64)[ok])) < min_score
+    if min_score is None:
+        return False
+    ok = _words(rgb, masks, phrase, sized, min_colour, after_text)[0]
+    return float(np.max(np.asarray(scores, np.float64)[ok])) < min_score
 
 
 def allowed(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
-            max_area: float = MAX_AREA, min_colour: float = MIN_COLOUR) -> np.ndarray:
-    """Bool [N]: masks that may be what `phrase` names: `object_sized` (at most `max_area` of
-    the image and MAX_AREA_OVER_MEDIAN times the frame's median mask) and, for each colour word
-    in it, at least `min_colour` of their pixels of that colour. When the colours rule out
-    every mask, the size rule alone (words can be wrong)."""
-    return _words(rgb, masks, phrase, object_sized(masks, max_area), min_colour)[0]
+            max_area: float = MAX_AREA, min_colour: float = MIN_COLOUR,
+            after_text: str = "") -> np.ndarray:
+    """Bool [N]: masks that may be what `phrase` (followed by `after_text`) names:
+    `object_sized` (at most `max_area` of the image and MAX_AREA_OVER_MEDIAN times the frame's
+    median mask), at least `min_colour` of their pixels of each colour it names and under that
+    of each it rules out (colour_words.named_colours). When the colours rule out every mask,
+    the size rule alone (words can be wrong)."""
+    return _words(rgb, masks, phrase, object_sized(masks, max_area), min_colour, after_text)[0]
 
 
-def colour_match(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str) -> np.ndarray:
-    """Float [N] in [0, 1]: each mask's colour_share of the colour words of `phrase` (their
-    mean with several); 0 for every mask when the phrase has none."""
-    return _mean_share(_colour_shares(rgb, masks, phrase))
+def colour_match(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
+                 after_text: str = "") -> np.ndarray:
+    """Float [N] in [0, 1]: each mask's colour_share of the colours `phrase` (followed by
+    `after_text`) names (their mean with several); 0 for every mask when it names none."""
+    return _mean_share(_colour_shares(rgb, masks, named_colours(phrase, after_text)[0]))
 
 
 def _mean_share(shares: np.ndarray) -> np.ndarray:
@@ -332,7 +298,8 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     when no mask may be it.
 
     `target_heat`: the target phrase's attention map at the image's size; `target_text`: the
-    phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.");
+    phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.";
+    a colour stated there is the target's: "that is red.", colour_words.colours_after);
     `landmark_heat`/`landmark_text`: the phrase after a relation ("the tray"), None / "" without
     one; `landmark_text` alone (a destination: "put the cube behind *the leftmost tray*") keeps
     its superlative off the target (`superlative_of`). `max_area`, `min_colour`: see `allowed`.
@@ -354,7 +321,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     if not len(masks):
         return None, None
     sized = object_sized(masks, max_area)
-    ok, colour = _words(rgb, masks, target_text, sized, min_colour)
+    ok, colour = _words(rgb, masks, target_text, sized, min_colour, after_text)
     if not ok.any():
         return None, None
     if scores is None:

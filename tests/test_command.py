@@ -380,6 +380,22 @@ def test_a_colour_nothing_in_view_has_makes_the_target_absent(engine, command):
     assert green.absent == -1 and green.prompt_phrases[green.target].entity_ids == [2]
 
 
+@pytest.mark.parametrize("command", [
+    "Pick up the cube that is green.", "Where is the cube in green?", "Pick up the cube, the green one.",
+    "Pick up the non-red, non-blue cube.", "Pick up the cube that is not red or blue."])
+def test_a_colour_stated_after_the_noun_or_ruled_out_chooses_the_target(engine, command):
+    """The words choose the green square whether its colour comes before the noun, after it, or
+    as the colours it is not; stated after the noun, a colour nothing has makes it absent."""
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, command, mode="entities", proposals=proposals)
+    assert result.absent == -1 and result.prompt_phrases[result.target].entity_ids == [2]
+    if "green" in command:
+        gone = engine.ground(image, command.replace("green", "purple"), mode="entities",
+                             proposals=proposals)
+        assert gone.target == -1 and gone.prompt_phrases[gone.absent].text.endswith("cube")
+
+
 def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
     from dataclasses import replace
 

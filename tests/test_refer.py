@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from ros_ground.colour_words import colour_share
 from ros_ground.refer import (
     absent,
     colour_match,
-    colour_share,
     object_sized,
     relation_after,
     relation_only,
@@ -382,3 +382,18 @@ def test_absent_when_the_colour_words_or_the_scores_rule_out_every_object():
     assert resolve(rgb, masks, np.zeros((H, W)), "the cube", " left of the purple tray.",
                    np.zeros((H, W)), "the purple tray", scores=scores,
                    landmark_scores=np.zeros(3)) is not None
+
+
+def test_a_colour_after_the_noun_or_ruled_out_is_read_as_the_targets():
+    rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("green", 70, 40)])
+    heat = _heat_on(masks[0])  # the model looked at the red one
+    assert resolve(rgb, masks, heat, "the cube", " that is blue.") == 1
+    assert resolve(rgb, masks, heat, "the cube", ", the green one.") == 2
+    assert resolve(rgb, masks, heat, "the non-red cube") == 1  # the best of the rest
+    assert resolve(rgb, masks, heat, "the cube", " that is not red or blue.") == 2
+    # a colour after a relation is the landmark's: the target is chosen by its own scores
+    assert resolve(rgb, masks, heat, "the cube", " left of the green tray.") == 0
+    scores = np.array([0.1, 0.6, 0.3])
+    assert absent(rgb, masks, "the cube", scores, after_text=" that is purple.")
+    assert not absent(rgb, masks, "the cube", scores, after_text=" left of the purple tray.")
+    assert not absent(rgb, masks, "the cube", scores, after_text=" that is blue.")

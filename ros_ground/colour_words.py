@@ -1,0 +1,107 @@
+"""The colour words of a referring expression, and how much of a mask looks each one.
+
+A command states an object's colour before its noun ("the *red* mug"), after it ("the mug that
+is red", "the mug in red", "the mug, the red one") or negated ("the non-red mug", "the mug that
+is not red"). `named_colours` reads the words of a phrase, with those `colours_after` finds in
+the text after it, into the colours named and those ruled out; `colour_share` checks one word
+on a mask's pixels.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+
+# hue ranges in degrees (OpenCV's hue x 2) of the chromatic colour words
+HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70),),
+        "green": ((70, 170),), "blue": ((170, 255),), "purple": ((255, 330),),
+        "violet": ((255, 330),), "pink": ((290, 345),)}
+ACHROMATIC = ("white", "black", "grey", "gray")
+COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC)
+# On ood frames (a camera 12-20 degrees up, seeing objects' sides) white objects' median value
+# is 0.33-0.78, and 12 of 23 had under 40% of value >= 0.5 (docs/MEASUREMENTS.md, "White in
+# shade").
+WHITE_MIN_VALUE = 0.3
+NEGATIONS = ("non", "not", "no", "neither")
+# what states a colour of the phrase before it: a copula ("that is", "which are", "that's"),
+# "in", "coloured", "painted"; an apposition (", the red one") is read apart, ending in "one"
+_STATED = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)|(?:that|which|it)['\u2019]s|in"
+                     r"|colou?red|painted)\s+")
+_APPOSITION = re.compile(r"^\s*,\s*the\s+")
+# words that may stand between the colours of one statement: "red and white", "not red"
+_JOINERS = frozenset(("and", "or", "nor", ",", "but") + NEGATIONS)
+# a negation rules out each colour up to a word other than these: "not red or blue"
+_NEGATION_CARRIES = frozenset(("or", "nor", ","))
+
+
+def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
+    """Share in [0, 1] of the masked pixels of `rgb` (HxWx3 uint8) that look `word`, a colour
+    word of COLOUR_WORDS, by HSV bins. Chromatic words need saturation x value >= 0.25; "white"
+    is saturation < 0.2 and value >= WHITE_MIN_VALUE (a white surface turned from the light
+    renders mid-grey, and one frame cannot tell it from a lit grey one), "black" value < 0.25,
+    "grey" the unsaturated middle (0.25 <= value < 0.8: a grey, like a shaded white, is both).
+    ValueError for another word."""
+    if word not in COLOUR_WORDS:
+        raise ValueError(f"not a colour word: {word!r}")
+    pixels = rgb[np.asarray(mask, dtype=bool)]
+    if not len(pixels):
+        return 0.0
+    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_RGB2HSV).reshape(-1, 3)
+    hue, sat, val = hsv[:, 0] * 2.0, hsv[:, 1] / 255.0, hsv[:, 2] / 255.0
+    if word == "white":
+        hit = (sat < 0.2) & (val >= WHITE_MIN_VALUE)
+    elif word == "black":
+        hit = val < 0.25
+    elif word in ("grey", "gray"):
+        hit = (sat < 0.2) & (val >= 0.25) & (val < 0.8)
+    else:
+        coloured = (sat * val >= 0.25) & (val >= 0.25)
+        hit = np.zeros(len(hue), dtype=bool)
+        for lo, hi in HUES[word]:
+            hit |= coloured & (hue >= lo) & (hue < hi)
+    return float(hit.mean())
+
+
+def colours_after(after_text: str) -> str:
+    """The words by which `after_text`, the text right after a target phrase, states that
+    phrase's colour, or "" when it states none: the colour words, with "and", "or", "," and
+    negations between them, after a copula ("that is red", "which are red and white", "that's
+    not red"), "in", "coloured" or "painted" ("the mug in red"), or as an apposition ending in
+    "one" ("the mug, the red one"). A colour of another phrase is not the target's: "" for "left
+    of the red tray", "that is left of the red tray", "in the red box"."""
+    text = " ".join(after_text.lower().split())
+    stated = _STATED.match(text)
+    found = stated or _APPOSITION.match(text)
+    if found is None:
+        return ""
+    run: list[str] = []
+    rest = re.findall(r"[a-z]+|,", text[found.end():])
+    for word in rest:
+        if word not in COLOUR_WORDS and word not in _JOINERS:
+            break
+        run.append(word)
+    if stated is None and rest[len(run):len(run) + 1] not in (["one"], ["ones"]):
+        return ""
+    return " ".join(run) if COLOUR_WORDS.intersection(run) else ""
+
+
+def named_colours(phrase: str, after_text: str = "") -> tuple[list[str], list[str]]:
+    """(named, ruled out): the colour words of `phrase` ("the red and white mug") and of what
+    `after_text` states of it (`colours_after`), each once in order. A colour after one of
+    NEGATIONS ("non-red", "not red", "neither red nor blue") is ruled out rather than named, as
+    is each one after it up to a word other than "or", "nor" or a colour ("not red or blue";
+    "not red but blue" names blue)."""
+    words = re.findall(r"[a-z]+|,", f"{phrase} {colours_after(after_text)}".lower())
+    named: list[str] = []
+    ruled_out: list[str] = []
+    negated = False
+    for word in words:
+        if word in COLOUR_WORDS:
+            (ruled_out if negated else named).append(word)
+        elif word in NEGATIONS:
+            negated = True
+        elif word not in _NEGATION_CARRIES:
+            negated = False
+    return list(dict.fromkeys(named)), list(dict.fromkeys(ruled_out))

@@ -1,0 +1,41 @@
+"""colour_words.py: the colours a referring expression names or rules out, wherever it says them."""
+
+import pytest
+
+from ros_ground.colour_words import colours_after, named_colours
+
+
+@pytest.mark.parametrize("phrase, after, named, ruled_out", [
+    ("the red mug", "", ["red"], []),
+    ("the green and white mug", " left of the tray.", ["green", "white"], []),
+    ("the mug", " that is purple.", ["purple"], []),
+    ("the mug", " which is Purple?", ["purple"], []),
+    ("the mugs", " that are red and white.", ["red", "white"], []),
+    ("the cube", " that's  red", ["red"], []),
+    ("the mug", ", which is red,", ["red"], []),
+    ("the mug", " in red.", ["red"], []),
+    ("the mug", " painted blue", ["blue"], []),
+    ("the mug", ", the red one.", ["red"], []),
+    ("the non-red mug", "", [], ["red"]),
+    ("the mug", " that is not red.", [], ["red"]),
+    ("the mug", " that is not red or blue.", [], ["red", "blue"]),
+    ("the mug", " that is neither red nor blue.", [], ["red", "blue"]),
+    ("the mug", " that is not red but blue.", ["blue"], ["red"]),
+    ("the red mug", " that is red", ["red"], []),  # each colour once
+])
+def test_named_colours_reads_colours_before_and_after_the_noun(phrase, after, named, ruled_out):
+    assert named_colours(phrase, after) == (named, ruled_out)
+
+
+@pytest.mark.parametrize("after", [
+    " left of the red tray.",            # the landmark's colour
+    " that is left of the red tray.",    # a copula before a relation, not a colour
+    " in the red box.",                  # "in" before another phrase
+    " in front of the blue cube",
+    ", the red tray.",                   # an apposition that names another thing
+    " and the red cube.",
+    "",
+])
+def test_colours_of_another_phrase_are_not_the_targets(after):
+    assert colours_after(after) == ""
+    assert named_colours("the mug", after) == ([], [])
