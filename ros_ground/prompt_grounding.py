@@ -55,13 +55,18 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
                     destination and found >= 0)
     if proposals and cfg.command_words and phrases[index].entity_ids:
-        scored = cfg.min_target_score > -2.0 and names_a_kind(engine, gen, chunks[target]) \
-            and all_known(engine, gen, chunks[target])
-        if not _resolve_target(image, gen, cfg, chunks[target], after,
-                               None if landmark < 0 else chunks[landmark], destination, ref,
-                               phrases, proposals, cfg.min_target_score if scored else None):
-            _clear(phrases[index])  # its own grounding is some other object's mask
-            return phrases, Reference(absent=index)
+        def min_score(chunk: NounPhrase) -> float | None:  # the threshold, where it may apply
+            scored = cfg.min_target_score > -2.0 and names_a_kind(engine, gen, chunk) \
+                and all_known(engine, gen, chunk)
+            return cfg.min_target_score if scored else None
+
+        missing = _resolve_target(
+            image, gen, cfg, chunks[target], after, None if landmark < 0 else chunks[landmark],
+            destination, ref, phrases, proposals, min_score(chunks[target]),
+            None if landmark < 0 else min_score(chunks[landmark]))
+        if missing >= 0:
+            _clear(phrases[missing])  # its own grounding is some other object's mask
+            return phrases, Reference(absent=missing)
     return phrases, ref
 
 
@@ -129,13 +134,16 @@ def all_known(engine, gen, chunk: NounPhrase) -> bool:
 
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
                     destination: bool, ref: Reference, phrases: list[GroundedPhrase],
-                    proposals, min_score: float | None) -> bool:
+                    proposals, min_score: float | None, landmark_min_score: float | None) -> int:
     """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
     `destination`: target_relation's) the proposal its words and entity scores point to
     (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
     the relation was judged against; a destination's landmark ("put the cube behind *the
-    leftmost tray*") is chosen by its own words (refer.resolve). False, changing nothing, when
-    the frame holds nothing the target phrase can be (refer.absent with `min_score`)."""
+    leftmost tray*") is chosen by its own words (refer.resolve). Returns -1, or, changing
+    nothing, the index in `phrases` of the target or landmark phrase when the frame holds
+    nothing it can be (refer.absent with `min_score` / `landmark_min_score`): "the mug left of
+    *the duck*" with no duck in view says nothing about which mug, and "put the mug behind *the
+    duck*" nowhere to put it."""
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
@@ -144,7 +152,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
 
     target_heat = heat(chunk)
     if target_heat is None:
-        return True  # no maps to score by: the phrase keeps its grounding
+        return -1  # no maps to score by: the phrase keeps its grounding
     landmark_heat = heat(landmark) if landmark is not None else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
     scored = cfg.entity_scoring != "attention"
@@ -156,7 +164,12 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
               after_text=after):
-        return False
+        return ref.target
+    if landmark_phrase is not None and landmark_heat is not None and absent(
+            image, masks, landmark.text, landmark_scores,
+            None if landmark_scores is None else landmark_min_score,
+            after_text=gen.prompt_text[landmark.char_end:]):
+        return ref.landmark
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
         landmark.text if landmark is not None else "", scores=scores,
@@ -171,7 +184,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
         paired = None if found is None else others[found]
     if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
         _give(landmark_phrase, proposals, paired, landmark_heat)
-    return True
+    return -1
 
 
 def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray,

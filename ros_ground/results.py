@@ -85,9 +85,9 @@ class Reference:
     relates the target to ("the tray" of "the mug left of the tray"); `relation`: that relation
     as refer.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether the
     relation says where to put the target ("put the mug behind the tray", command.is_destination)
-    rather than which one it is; `absent`: the phrase the command is about when the frame holds
-    nothing it can be ("the purple mug" with nothing purple in view: refer.resolve_pair), which
-    is then no target."""
+    rather than which one it is; `absent`: the phrase the command is about, or its landmark or
+    destination, when the frame holds nothing it can be ("the purple mug" with nothing purple in
+    view, "the mug left of the duck" with no duck: refer.absent); the command then has no target."""
 
     target: int = -1
     landmark: int = -1
@@ -116,8 +116,8 @@ class GroundingResult:
     # the command's own phrases, char spans into `prompt` (the prompt as cleaned of chat
     # markup), and what its words make of them (Reference): the index of the phrase
     # the command is about and of its landmark (-1: none), the relation between the two
-    # ("left of", "" none), whether it says where to put the target, and the phrase the command
-    # is about when the frame holds none of what it names (-1: none)
+    # ("left of", "" none), whether it says where to put the target, and the phrase (the target,
+    # its landmark or destination) the frame holds none of what it names (-1: none)
     prompt: str = ""
     prompt_phrases: list[GroundedPhrase] = field(default_factory=list)
     target: int = -1

@@ -396,6 +396,27 @@ def test_a_colour_stated_after_the_noun_or_ruled_out_chooses_the_target(engine, 
         assert gone.target == -1 and gone.prompt_phrases[gone.absent].text.endswith("cube")
 
 
+@pytest.mark.parametrize("command, landmark", [
+    ("Pick up the cube left of the purple cube.", "the purple cube"),
+    ("Where is the cube in front of the purple cube?", "the purple cube"),
+    ("Put the red cube behind the purple cube.", "the purple cube"),  # a destination
+    ("Pick up the cube that is left of the cube that is purple.", "the cube")])
+def test_a_landmark_or_destination_nothing_in_view_can_be_leaves_no_target(engine, command, landmark):
+    """"The cube left of the purple cube" with nothing purple says nothing about which cube,
+    and "put it behind the purple cube" nowhere to put it: the response names the landmark as
+    absent, empties its mask, and has no target, rather than a target chosen against another
+    object."""
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    result = engine.ground(image, command, mode="entities", proposals=proposals)
+    assert (result.target, result.landmark, result.relation) == (-1, -1, "")
+    gone = result.prompt_phrases[result.absent]
+    assert gone.text == landmark and not gone.mask.any() and gone.entity_ids == []
+    found = engine.ground(image, command.replace("purple", "green"), mode="entities",
+                          proposals=proposals)
+    assert found.absent == -1 and found.target >= 0 and found.prompt_phrases[found.landmark].entity_ids == [2]
+
+
 def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
     from dataclasses import replace
 
