@@ -63,7 +63,8 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         missing = _resolve_target(
             image, gen, cfg, chunks[target], after, None if landmark < 0 else chunks[landmark],
             destination, ref, phrases, proposals, min_score(chunks[target]),
-            None if landmark < 0 else min_score(chunks[landmark]))
+            None if landmark < 0 else min_score(chunks[landmark]),
+            any_object=not names_a_kind(engine, gen, chunks[target]))
         if missing >= 0:
             _clear(phrases[missing])  # its own grounding is some other object's mask
             return phrases, Reference(absent=missing)
@@ -134,7 +135,8 @@ def all_known(engine, gen, chunk: NounPhrase) -> bool:
 
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
                     destination: bool, ref: Reference, phrases: list[GroundedPhrase],
-                    proposals, min_score: float | None, landmark_min_score: float | None) -> int:
+                    proposals, min_score: float | None, landmark_min_score: float | None,
+                    any_object: bool = False) -> int:
     """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
     `destination`: target_relation's) the proposal its words and entity scores point to
     (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
@@ -143,7 +145,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     nothing, the index in `phrases` of the target or landmark phrase when the frame holds
     nothing it can be (refer.absent with `min_score` / `landmark_min_score`): "the mug left of
     *the duck*" with no duck in view says nothing about which mug, and "put the mug behind *the
-    duck*" nowhere to put it."""
+    duck*" nowhere to put it. `any_object`: the target names no kind (refer.resolve_pair)."""
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
@@ -173,7 +175,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
         landmark.text if landmark is not None else "", scores=scores,
-        landmark_scores=landmark_scores, stability=stability)
+        landmark_scores=landmark_scores, stability=stability, any_object=any_object)
     _give(phrases[ref.target], proposals, choice, target_heat, one_piece=True)
     if destination and landmark_heat is not None:  # by its words, among all but the target's
         others = [i for i in range(len(masks)) if i != choice]

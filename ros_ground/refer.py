@@ -291,7 +291,8 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
                  landmark_text: str = "", max_area: float = MAX_AREA,
                  min_colour: float = MIN_COLOUR, scores: np.ndarray | None = None,
                  landmark_scores: np.ndarray | None = None,
-                 stability: np.ndarray | None = None) -> tuple[int | None, int | None]:
+                 stability: np.ndarray | None = None, any_object: bool = False
+                 ) -> tuple[int | None, int | None]:
     """(target, landmark): indices into `masks` (the frame's entity proposals, HxW bool) of the
     target, None when no mask may be it, and of the landmark the relation was judged against
     ("the tray" the chosen mug is left of), None without a relation (`landmark_heat` None) or
@@ -309,7 +310,10 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     SAM's stability score of each mask (Proposal.stability), which raises the scores and narrows
     a superlative's candidates (`superlative_candidates`); None for neither. The rule is in the
     module docstring. ValueError when a given `scores`, `landmark_scores` or `stability` is not
-    one finite number per mask (stability in [0, 1]).
+    one finite number per mask (stability in [0, 1]). `any_object`: the target phrase names no
+    kind ("the object", "it"), so its scores say little: the target is then one of the whole,
+    stable objects a superlative compares (`superlative_candidates`), not the strip of floor
+    beyond the table that the frame's border cuts.
     """
     if scores is not None:
         scores = _per_mask(scores, len(masks), "scores")
@@ -324,6 +328,8 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     ok, colour = _words(rgb, masks, target_text, sized, min_colour, after_text)
     if not ok.any():
         return None, None
+    if any_object:
+        ok = superlative_candidates(masks, ok, stability)
     if scores is None:
         scores = score_entities(target_heat, list(masks))
     scores = scores + bonus + COLOUR_WEIGHT * colour

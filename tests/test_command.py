@@ -417,6 +417,33 @@ def test_a_landmark_or_destination_nothing_in_view_can_be_leaves_no_target(engin
     assert found.absent == -1 and found.target >= 0 and found.prompt_phrases[found.landmark].entity_ids == [2]
 
 
+@pytest.mark.parametrize("command, any_object", [
+    ("Pick up the object.", True), ("Where is the object left of the blue cube?", True),
+    ("Pick up the cube.", False), ("Pick up the red cube left of the blue cube.", False)])
+def test_a_command_naming_no_kind_is_resolved_among_whole_objects(engine, monkeypatch, command,
+                                                                  any_object):
+    """"The object" says nothing its scores could tell a table strip from an object by: the
+    choice is told so (refer.resolve_pair's any_object, tested in test_refer) and the floor
+    strip the frame's edge cuts is not the target."""
+    import ros_ground.prompt_grounding as prompt_grounding
+
+    seen = []
+    real = prompt_grounding.resolve_pair
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("any_object"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prompt_grounding, "resolve_pair", spy)
+    image, masks = _three_squares()
+    strip = np.zeros(image.shape[:2], bool)
+    strip[:12] = True
+    proposals = [Proposal(i, m) for i, m in enumerate([strip] + masks)]
+    result = engine.ground(image, command, mode="entities", proposals=proposals)
+    assert seen == [any_object]
+    assert result.prompt_phrases[result.target].entity_ids in ([1], [2], [3])
+
+
 def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
     from dataclasses import replace
 

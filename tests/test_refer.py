@@ -397,3 +397,18 @@ def test_a_colour_after_the_noun_or_ruled_out_is_read_as_the_targets():
     assert absent(rgb, masks, "the cube", scores, after_text=" that is purple.")
     assert not absent(rgb, masks, "the cube", scores, after_text=" left of the purple tray.")
     assert not absent(rgb, masks, "the cube", scores, after_text=" that is blue.")
+
+
+def test_a_target_that_names_no_kind_is_a_whole_object_not_a_strip_the_border_cuts():
+    """"Pick up the object.": the strip of floor beyond the table, which the frame's top edge
+    cuts, must not be the target however the phrase scores on it; with a kind named, the
+    scores still decide (an object may stand at the border)."""
+    rgb, masks = _scene([("red", 5, 30), ("blue", 40, 30), ("green", 70, 40)])
+    strip = np.zeros((H, W), bool)
+    strip[:8] = True  # 13% of the frame, under MAX_AREA, touching the border
+    masks = [strip] + masks
+    heat = _heat_on(strip, 5.0)
+    assert resolve(rgb, masks, heat, "the mug") == 0
+    assert resolve(rgb, masks, heat, "the object", any_object=True) in (1, 2, 3)
+    scores = np.array([0.9, 0.1, 0.3, 0.2])
+    assert resolve(rgb, masks, heat, "it", scores=scores, any_object=True) == 2
