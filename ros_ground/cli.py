@@ -185,7 +185,8 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR",
                           help="write overlays and per-scene records into this folder (created; "
-                               "--prompt region: each region labelled with its answer)")
+                               "--prompt region: each region labelled with its answer; not with "
+                               "--prompt absent)")
     evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",
                           help="in: the classic 320x240 scenes (inside the training ranges); "
                                "randomised: drawn over the training ranges; ood: outside them "

@@ -199,9 +199,9 @@ GROUNDING = (
     S("command_words", True, "entities mode: pick the command's target among the proposals with "
       "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py)",
       True, field="command_words", cli=True),
-    S("min_target_score", -2.0, "entity_scoring tokens: a command's target is absent (none, `absent` names "
-      "its phrase) when no proposal its words allow has a retrieval score (a cosine) of at least "
-      "this; -2: never. The scale is the model's: set it from commands about absent objects "
+    S("min_target_score", -2.0, "entities mode, with entity_scoring tokens and command_words: a "
+      "command's target, landmark or destination is absent (no target, `absent` names its phrase) "
+      "when no proposal its words allow has a retrieval score (a cosine) of at least this; -2: never. The scale is the model's: set it from commands about absent objects "
       "(`ros-ground eval --prompt absent`; config/sim.yaml: 0.15 for the sim model)", True,
       low=-2.0, high=1.0, field="min_target_score", cli=True),
     S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
@@ -328,12 +328,21 @@ def check(table: Iterable[Setting], values: Mapping[str, Any]) -> dict[str, Any]
 
 def check_combination(values: Mapping[str, Any]) -> None:
     """The rules between settings, for those of `values` (engine form) that hold both; ValueError
-    naming both. min_target_score is a retrieval cosine: attention scores (and their sum with
-    the cosine) tell no absent object from a present one (docs/MEASUREMENTS.md)."""
+    naming both, and which to set first either way. min_target_score is a retrieval cosine:
+    attention scores (and their sum with the cosine) tell no absent object from a present one
+    (docs/MEASUREMENTS.md); it is read only where the command's words choose its target."""
+    threshold = values.get("min_target_score", -2.0)
+    if threshold <= -2.0:
+        return
     scoring = values.get("entity_scoring", "tokens")
-    if values.get("min_target_score", -2.0) > -2.0 and scoring != "tokens":
-        raise ValueError(f"min_target_score {values['min_target_score']} needs entity_scoring tokens "
-                         f"(a retrieval cosine), not {scoring}: set min_target_score to -2 (off) first")
+    if scoring != "tokens":
+        raise ValueError(f"min_target_score {threshold} needs entity_scoring tokens (a retrieval "
+                         f"cosine), not {scoring}: to use the threshold, set entity_scoring to "
+                         "tokens first; to score otherwise, set min_target_score to -2 (off) first")
+    if values.get("command_words") is False:
+        raise ValueError(f"min_target_score {threshold} needs command_words true (the threshold is "
+                         "part of the command's choice of target): set command_words to true "
+                         "first, or min_target_score to -2 (off) before turning it off")
 
 
 def engine_fields(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -383,3 +383,21 @@ def test_scene_progress_reports_in_lines_without_a_terminal(capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="report_every_s"):
         list(scene_progress(range(3), "eval", report_every_s=0))
+
+
+def test_command_eval_measures_the_threshold_on_tokens_and_refuses_dump_for_absent(capsys, tmp_path):
+    """min_target_score is a retrieval cosine: the eval's attention and combined variants run
+    without it instead of refusing the whole run; --prompt absent writes no dump, so it says so
+    before any model loads rather than leaving the folder empty."""
+    from ros_ground.cli import main
+
+    args = ["eval", "--prompt", "command", "--scenes", "1", "--seed", "3", "--model", "tiny",
+            "--sam-model", "tiny", "--max-new-tokens", "4", "--mode", "entities",
+            "--entity-scoring", "tokens", "--min-target-score", "0.15", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["min_target_score"] == 0.15
+    dump = tmp_path / "d"
+    assert main(["eval", "--prompt", "absent", "--scenes", "1", "--seed", "3", "--model", "tiny",
+                 "--sam-model", "tiny", "--dump", str(dump)]) == 2
+    assert "--prompt absent keeps neither" in capsys.readouterr().err and not dump.exists()

@@ -140,6 +140,24 @@ def test_a_refused_parameter_at_start_leaves_the_node_up_and_unconfigured(runnin
     assert r.node._engine.config.max_new_tokens == 8 and r.node.scheduler.queue_size == 2
 
 
+def test_bad_text_values_at_start_are_all_named_and_mended_one_at_a_time(running):
+    """rclpy declares "device: gpu" and "entity_scoring: tokenz" (strings) without a word: both
+    are named at start, and setting either one right is not refused for the other's sake."""
+    r = running(device="gpu", entity_scoring="tokenz")
+    assert not r.started and r.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert set(r.node._refused) == {"device", "entity_scoring"}
+    assert "device must be" in r.node._refused["device"]
+    results = r.node.set_parameters([Parameter("max_new_tokens", value=8)])
+    assert results[0].successful, results[0].reason  # an unrelated change goes through
+    refused = r.node.set_parameters([Parameter("entity_scoring", value="tokenz2")])[0]
+    assert not refused.successful and "entity_scoring" in refused.reason  # the change's own name
+    r.set(entity_scoring="tokens")
+    assert r.node.trigger_configure().name == "FAILURE"  # device is still refused
+    r.set(device="cpu")
+    assert r.node.trigger_configure().name == "SUCCESS"
+    assert r.node._engine.config.max_new_tokens == 8
+
+
 def test_a_setting_read_at_configure_says_so_when_set():
     changes = [Parameter("sam_model", value="tiny"), Parameter("max_new_tokens", value=6)]
     assert params.read_at_configure(params.GROUNDING_PARAMS, changes) == \

@@ -224,6 +224,15 @@ def test_min_target_score_needs_the_scoring_it_is_a_cosine_of():
     assert settings.check(settings.GROUNDING, {"entity_scoring": "attention",
                                                "min_target_score": -2.0})
     for scoring in ("attention", "combined"):
-        with pytest.raises(ValueError, match=f"needs entity_scoring tokens .*not {scoring}: set "
-                                             "min_target_score to -2"):
+        # the advice works both ways: turning the threshold on, or changing the scoring
+        with pytest.raises(ValueError, match=f"needs entity_scoring tokens .*not {scoring}: to use "
+                                             "the threshold, set entity_scoring to tokens first; to "
+                                             "score otherwise, set min_target_score to -2"):
             settings.check(settings.GROUNDING, {"entity_scoring": scoring, "min_target_score": 0.15})
+
+
+def test_min_target_score_needs_the_command_words_that_read_it():
+    with pytest.raises(ValueError, match="needs command_words true"):
+        settings.check(settings.GROUNDING, {"entity_scoring": "tokens", "min_target_score": 0.15,
+                                            "command_words": False})
+    assert settings.check(settings.GROUNDING, {"min_target_score": -2.0, "command_words": False})

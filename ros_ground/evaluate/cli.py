@@ -28,10 +28,14 @@ def run_eval(args, config: EngineConfig) -> int:
     `--proposal-zoom`, ...) set the proposals of mode auto / entities, and the engine's own when
     a frame has none, as the mask_proposal_node's parameters do. Raises ValueError, before any
     model loads, for one given a value other than its default where no proposals are made
-    (`points_per_batch`, which changes no mask, is let through).
+    (`points_per_batch`, which changes no mask, is let through), and for `--dump` with
+    `--prompt absent`, which writes nothing to it.
     """
     scene_set = getattr(args, "scene_set", "in")
     check_eval_seeds(args.seed, args.scenes)  # before loading any model
+    if getattr(args, "dump", None) and args.prompt == "absent":
+        raise ValueError("--dump writes each answer's overlay and record; --prompt absent keeps "
+                         "neither (it counts targets), so leave --dump out")
     proposals = {name: getattr(args, name) for name in AMG_NAMES if hasattr(args, name)}
     given = list(changed_settings({**PROPOSAL_DEFAULTS, **proposals}))
     if given and (args.prompt == "region" or args.mode == "point"):
@@ -56,9 +60,11 @@ def run_eval(args, config: EngineConfig) -> int:
         report.update(run_settings(engine.config, vars(args)))
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
-    # every entity scoring is measured on the same answers: grounding again costs no generation
+    # every entity scoring is measured on the same answers: grounding again costs no generation;
+    # min_target_score is a retrieval cosine (settings.check_combination), so only tokens keeps it
     variants = {"model": {"mode": args.mode},
-                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s}
+                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s,
+                                           **({} if s == "tokens" else {"min_target_score": -2.0})}
                    for s in SCORINGS if args.mode != "point"}}
     run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, dump=args.dump,
                    progress=None, scene_set=scene_set)

@@ -62,6 +62,11 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
             given = getattr(node, "_parameter_overrides", {}).get(s.name)  # no public accessor
             refused[s.name] = (str(exc).removesuffix(f": {s.name}")
                                + type_hint(s, str(exc), getattr(given, "value", None)))
+            continue
+        try:  # what rclpy's types and ranges let through: "device: gpu", "mode: entitys"
+            s.check(node.get_parameter(s.name).value)
+        except (ValueError, TypeError) as exc:
+            refused[s.name] = str(exc)
     for warning in unknown_overrides(node, table):
         node.get_logger().warning(warning)
     return refused
@@ -122,11 +127,26 @@ def values(node, table) -> dict:
 
 def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
     """Check proposed parameter changes against the settings (what a set-parameters callback
-    returns), with every value of `table` after the change, checked, in the engine's form."""
+    returns), with every value of `table` after the change, checked, in the engine's form.
+
+    Each changed value is checked, and the rules between settings on all of them; a value
+    `declare` refused at start that the change leaves as it is does not refuse the change (it
+    stands in the result as the setting's default, and the node still refuses to configure
+    until it is set), so several bad values can be mended one at a time."""
+    declared = settings.by_name(table)
     merged = values(node, table)
     merged.update({c.name: c.value for c in changes})
+    changed = {c.name for c in changes}
+    checked = {}
     try:
-        checked = settings.check(table, merged)
+        for name, value in merged.items():
+            try:
+                checked[name] = declared[name].check(value)
+            except (ValueError, TypeError):
+                if name in changed:
+                    raise
+                checked[name] = declared[name].default
+        settings.check_combination(checked)
     except (ValueError, TypeError) as exc:
         return SetParametersResult(successful=False, reason=str(exc)), merged
     return SetParametersResult(successful=True), checked
