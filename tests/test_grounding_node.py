@@ -158,6 +158,19 @@ def test_bad_text_values_at_start_are_all_named_and_mended_one_at_a_time(running
     assert r.node._engine.config.max_new_tokens == 8
 
 
+def test_a_device_torch_cannot_use_here_is_refused_when_set(running):
+    """"cuda:3" would take effect at the next configure and fail it then; `ros2 param get`
+    would report a device the node does not run on until that configure."""
+    import torch
+
+    r = running()
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU torch sees
+    result = r.node.set_parameters([Parameter("device", value=missing)])[0]
+    assert not result.successful and missing in result.reason
+    assert r.node.get_parameter("device").value != missing
+    r.set(device="cpu")
+
+
 def test_a_setting_read_at_configure_says_so_when_set():
     changes = [Parameter("sam_model", value="tiny"), Parameter("max_new_tokens", value=6)]
     assert params.read_at_configure(params.GROUNDING_PARAMS, changes) == \

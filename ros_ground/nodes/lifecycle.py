@@ -10,6 +10,7 @@ made at configure with `create_lifecycle_publisher`: they publish only while act
 
 from __future__ import annotations
 
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.publisher import Publisher
@@ -160,6 +161,8 @@ class ModelNode(LifecycleNode):
         changed = [c for c in changes
                    if self.has_parameter(c.name) and self.get_parameter(c.name).value != c.value]
         result, checked = params.check_changes(self, self.settings, changes)
+        if result.successful and any(c.name == "device" for c in changed):
+            result = _usable_device(checked["device"])  # "cuda:3" on a machine with one GPU
         if result.successful:
             for change in changes:
                 self._refused.pop(change.name, None)
@@ -168,3 +171,15 @@ class ModelNode(LifecycleNode):
             if later:  # rclpy drops a success's reason, so the log says it
                 self.get_logger().info(later)
         return result
+
+
+def _usable_device(device: str) -> SetParametersResult:
+    """Whether torch here can run on `device` (device.resolve_device), as a set-parameters
+    result: the value waits for the next configure, which would fail on it then."""
+    from ros_ground.device import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        return SetParametersResult(successful=False, reason=str(exc))
+    return SetParametersResult(successful=True)
