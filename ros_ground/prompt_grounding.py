@@ -44,9 +44,12 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
         spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
     proposals = proposals or made
-    if target < 0 or not readable(engine, gen, chunks[target]) \
-            or (index := _grounded_index(phrases, chunks[target])) < 0:
+    if target < 0 or (index := _grounded_index(phrases, chunks[target])) < 0:
         return phrases, Reference()
+    if not readable(engine, gen, chunks[target]):
+        # its grounding is that of "the" or "red" alone; a robot must find it absent, not near
+        _clear(phrases[index])
+        return phrases, Reference(absent=index)
     landmark, relation, after, destination = target_relation(
         gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
     if landmark >= 0 and not readable(engine, gen, chunks[landmark]):

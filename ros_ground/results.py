@@ -87,7 +87,8 @@ class Reference:
     relation says where to put the target ("put the mug behind the tray", command.is_destination)
     rather than which one it is; `absent`: the phrase the command is about, or its landmark or
     destination, when the frame holds nothing it can be ("the purple mug" with nothing purple in
-    view, "the mug left of the duck" with no duck: refer.absent); the command then has no target."""
+    view, "the mug left of the duck" with no duck: refer.absent), or the target whose nouns the
+    model cannot read ("the giraffe" for the sim model); the command then has no target."""
 
     target: int = -1
     landmark: int = -1

@@ -306,8 +306,12 @@ def test_a_target_the_model_cannot_read_is_no_target(engine, image, command):
     masks = [np.zeros(image.shape[:2], bool) for _ in range(2)]
     masks[0][:, :75], masks[1][:, 75:] = True, True
     proposals = [Proposal(i, m) for i, m in enumerate(masks)]
-    result = engine.ground(image, command, mode="entities", proposals=proposals)
-    assert result.prompt_phrases and result.target == -1, [p.text for p in result.prompt_phrases]
+    for mode in ("entities", "point"):
+        result = engine.ground(image, command, mode=mode, proposals=proposals)
+        assert result.prompt_phrases and result.target == -1, [p.text for p in result.prompt_phrases]
+        # named absent, with no mask or point for a robot to take for the object's place
+        gone = result.prompt_phrases[result.absent]
+        assert not gone.mask.any() and gone.point is None and gone.entity_ids == []
     known = engine.ground(image, command.replace("giraffe", "mug"), mode="entities",
                           proposals=proposals)
     assert (known.target == 0) == ("giraffe" in command)
