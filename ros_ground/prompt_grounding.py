@@ -52,9 +52,10 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         return phrases, Reference(absent=index)
     landmark, relation, after, destination = target_relation(
         gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
-    if landmark >= 0 and not readable(engine, gen, chunks[landmark]):
-        landmark, after = -1, ""  # "left of the giraffe" can say nothing about which mug
     found = _grounded_index(phrases, chunks[landmark]) if landmark >= 0 else -1
+    if found >= 0 and not readable(engine, gen, chunks[landmark]):
+        # "left of the giraffe" says nothing about which mug, "put it behind the giraffe" where
+        return phrases, _without_target(phrases, index, found)
     ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
                     destination and found >= 0)
     if proposals and cfg.command_words and phrases[index].entity_ids:
@@ -66,12 +67,19 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         missing = _resolve_target(
             image, gen, cfg, chunks[target], after, None if landmark < 0 else chunks[landmark],
             destination, ref, phrases, proposals, min_score(chunks[target]),
-            None if landmark < 0 else min_score(chunks[landmark]),
             any_object=not names_a_kind(engine, gen, chunks[target]))
         if missing >= 0:
-            _clear(phrases[missing])  # its own grounding is some other object's mask
-            return phrases, Reference(absent=missing)
+            return phrases, _without_target(phrases, index, missing)
     return phrases, ref
+
+
+def _without_target(phrases: list[GroundedPhrase], target: int, missing: int) -> Reference:
+    """The Reference of a command whose phrase `phrases[missing]` (its target or landmark) the
+    frame holds nothing of: that phrase named absent, and it and the target emptied in place,
+    as neither grounding is of what the command names (no mask, 3-D position or marker)."""
+    _clear(phrases[missing])
+    _clear(phrases[target])
+    return Reference(absent=missing)
 
 
 def _clear(phrase: GroundedPhrase) -> None:
@@ -91,8 +99,9 @@ def readable(engine, gen, chunk: NounPhrase) -> bool:
     """Whether the model can read what `chunk` names: False when each of its nouns (and of an
     "of" phrase on its head: "the handle *of the mug*") is all the tokenizer's unknown token
     ("the giraffe", "the red 🐙" for the sim model's 112 words). Such a phrase names nothing the
-    model could tell apart, so it is no target or landmark rather than the best match of "the"
-    or "red" alone. A byte-level tokenizer has no unknown token: always True.
+    model could tell apart, so it is absent rather than the best match of "the" or "red" alone.
+    A word of GENERIC_NOUNS ("the *thing*") names no kind, so any object may be it: read. A
+    byte-level tokenizer has no unknown token: always True.
     """
     unknown = getattr(engine.lmm.tokenizer, "unk_token_id", None)
     if unknown is None:
@@ -106,9 +115,10 @@ def readable(engine, gen, chunk: NounPhrase) -> bool:
               for t in prep.subtree if t.pos_ in ("NOUN", "PROPN")]
     spans = list(gen.prompt_token_spans)
 
-    def known(word) -> bool:
+    def known(word) -> bool:  # a word naming no kind ("thing") needs no reading: any object
         indices = tokens_in_span(spans, word.idx, word.idx + len(word))
-        return not indices or any(gen.prompt_token_ids[i] != unknown for i in indices)
+        return not indices or word.lower_ in GENERIC_NOUNS \
+            or any(gen.prompt_token_ids[i] != unknown for i in indices)
 
     return any(known(word) for word in nouns)
 
@@ -138,17 +148,18 @@ def all_known(engine, gen, chunk: NounPhrase) -> bool:
 
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
                     destination: bool, ref: Reference, phrases: list[GroundedPhrase],
-                    proposals, min_score: float | None, landmark_min_score: float | None,
-                    any_object: bool = False) -> int:
+                    proposals, min_score: float | None, any_object: bool = False) -> int:
     """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
     `destination`: target_relation's) the proposal its words and entity scores point to
     (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
     the relation was judged against; a destination's landmark ("put the cube behind *the
     leftmost tray*") is chosen by its own words (refer.resolve). Returns -1, or, changing
     nothing, the index in `phrases` of the target or landmark phrase when the frame holds
-    nothing it can be (refer.absent with `min_score` / `landmark_min_score`): "the mug left of
-    *the duck*" with no duck in view says nothing about which mug, and "put the mug behind *the
-    duck*" nowhere to put it. `any_object`: the target names no kind (refer.resolve_pair)."""
+    nothing it can be (refer.absent; with `min_score` for the target, by its colour words alone
+    for the landmark, whose wording is seldom the model's own: "left of the tray" scores under
+    0.15 on the sim model's purple trays): "the mug left of *the purple duck*" with nothing purple
+    in view says nothing about which mug, and "put the mug behind *the purple duck*" nowhere to
+    put it. `any_object`: the target names no kind (refer.resolve_pair)."""
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
@@ -171,9 +182,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
               after_text=after):
         return ref.target
     if landmark_phrase is not None and landmark_heat is not None and absent(
-            image, masks, landmark.text, landmark_scores,
-            None if landmark_scores is None else landmark_min_score,
-            after_text=gen.prompt_text[landmark.char_end:]):
+            image, masks, landmark.text, None, after_text=gen.prompt_text[landmark.char_end:]):
         return ref.landmark
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,

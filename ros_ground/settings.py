@@ -200,8 +200,9 @@ GROUNDING = (
       "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py)",
       True, field="command_words", cli=True),
     S("min_target_score", -2.0, "entities mode, with entity_scoring tokens and command_words: a "
-      "command's target, landmark or destination is absent (no target, `absent` names its phrase) "
-      "when no proposal its words allow has a retrieval score (a cosine) of at least this; -2: never. The scale is the model's: set it from commands about absent objects "
+      "command's target is absent (no target, `absent` names its phrase) when no proposal its "
+      "words allow has a retrieval score (a cosine) of at least this (never applied to a "
+      "landmark); -2: never. The scale is the model's: set it from commands about absent objects "
       "(`ros-ground eval --prompt absent`; config/sim.yaml: 0.15 for the sim model)", True,
       low=-2.0, high=1.0, field="min_target_score", cli=True),
     S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
@@ -338,11 +339,11 @@ def check_combination(values: Mapping[str, Any]) -> None:
     if scoring != "tokens":
         raise ValueError(f"min_target_score {threshold} needs entity_scoring tokens (a retrieval "
                          f"cosine), not {scoring}: to use the threshold, set entity_scoring to "
-                         "tokens first; to score otherwise, set min_target_score to -2 (off) first")
+                         "tokens first; to score otherwise, set min_target_score to -2.0 (off) first")
     if values.get("command_words") is False:
         raise ValueError(f"min_target_score {threshold} needs command_words true (the threshold is "
                          "part of the command's choice of target): set command_words to true "
-                         "first, or min_target_score to -2 (off) before turning it off")
+                         "first, or min_target_score to -2.0 (off) before turning it off")
 
 
 def engine_fields(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -158,6 +158,22 @@ def test_bad_text_values_at_start_are_all_named_and_mended_one_at_a_time(running
     assert r.node._engine.config.max_new_tokens == 8
 
 
+@pytest.mark.parametrize("scoring", ["tokenz", "attention"])
+def test_a_rule_broken_at_start_refuses_only_what_breaks_it_again(running, scoring):
+    """config/sim.yaml's min_target_score 0.15 beside a bad or attention entity_scoring given
+    at start: fixing the device, or any unrelated value, must not be refused for that rule
+    (nor for a default that stood in for the bad value); configure is, until it holds."""
+    r = running(device="gpu", min_target_score=0.15, entity_scoring=scoring)
+    assert not r.started
+    r.set(device="cpu", max_new_tokens=8)
+    assert r.node.trigger_configure().name == "FAILURE"  # the scoring still breaks the rule
+    other = "combined" if scoring == "attention" else "attention"
+    refused = r.node.set_parameters([Parameter("entity_scoring", value=other)])[0]
+    assert not refused.successful and "min_target_score 0.15 needs entity_scoring tokens" in refused.reason
+    r.set(entity_scoring="tokens")
+    assert r.node.trigger_configure().name == "SUCCESS"
+
+
 def test_a_device_torch_cannot_use_here_is_refused_when_set(running):
     """"cuda:3" would take effect at the next configure and fail it then; `ros2 param get`
     would report a device the node does not run on until that configure."""

@@ -69,6 +69,9 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
             refused[s.name] = str(exc)
     for warning in unknown_overrides(node, table):
         node.get_logger().warning(warning)
+    broken = _broken_rule(table, values(node, table))
+    if broken is not None:  # each value allowed, two together not: configure will refuse
+        node.get_logger().error(f"{broken}; the node will not configure until then")
     return refused
 
 
@@ -132,10 +135,11 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
     Each changed value is checked, and the rules between settings on all of them; a value
     `declare` refused at start that the change leaves as it is does not refuse the change (it
     stands in the result as the setting's default, and the node still refuses to configure
-    until it is set), so several bad values can be mended one at a time."""
+    until it is set), nor does a rule the values broke before the change, so several bad values
+    can be mended one at a time."""
     declared = settings.by_name(table)
-    merged = values(node, table)
-    merged.update({c.name: c.value for c in changes})
+    before = values(node, table)
+    merged = {**before, **{c.name: c.value for c in changes}}
     changed = {c.name for c in changes}
     checked = {}
     try:
@@ -146,10 +150,29 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
                 if name in changed:
                     raise
                 checked[name] = declared[name].default
-        settings.check_combination(checked)
+        broken = _broken_rule(table, merged)
+        if broken is not None and broken != _broken_rule(table, before):  # this change breaks it
+            raise ValueError(broken)
     except (ValueError, TypeError) as exc:
         return SetParametersResult(successful=False, reason=str(exc)), merged
     return SetParametersResult(successful=True), checked
+
+
+def _broken_rule(table, given: dict) -> str | None:
+    """Why the values of `given` that pass their own checks break a rule between settings
+    (settings.check_combination), None when they break none; a value that fails its own check
+    is left out, so it breaks no rule on another's behalf."""
+    valid = {}
+    for s in table:
+        try:
+            valid[s.name] = s.check(given[s.name])
+        except (KeyError, ValueError, TypeError):
+            pass
+    try:
+        settings.check_combination(valid)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def read_at_configure(table, changes) -> str:
