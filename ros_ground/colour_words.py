@@ -93,15 +93,36 @@ def named_colours(phrase: str, after_text: str = "") -> tuple[list[str], list[st
     NEGATIONS ("non-red", "not red", "neither red nor blue") is ruled out rather than named, as
     is each one after it up to a word other than "or", "nor" or a colour ("not red or blue";
     "not red but blue" names blue)."""
-    words = re.findall(r"[a-z]+|,", f"{phrase} {colours_after(after_text)}".lower())
     named: list[str] = []
     ruled_out: list[str] = []
+    for word, role, _ in _roles(f"{phrase} {colours_after(after_text)}"):
+        if role == "named":
+            named.append(word)
+        elif role == "ruled out":
+            ruled_out.append(word)
+    return list(dict.fromkeys(named)), list(dict.fromkeys(ruled_out))
+
+
+def ruled_out_spans(phrase: str) -> list[tuple[int, int]]:
+    """(start, end) character spans in `phrase` of its negations and the colours they rule out
+    (`named_colours`): "non" and "red" of "the non-red mug". What they say is checked on the
+    pixels; in the phrase's own entity scores (the mean embedding of its words) they would pull
+    towards red things."""
+    return [span for _, role, span in _roles(phrase) if role in ("negation", "ruled out")]
+
+
+def _roles(text: str) -> list[tuple[str, str, tuple[int, int]]]:
+    """(word, role, (start, end)) of each word and comma of `text`, lower-cased: role "named" or
+    "ruled out" for a colour word, "negation" for one of NEGATIONS, else ""."""
+    out = []
     negated = False
-    for word in words:
+    for match in re.finditer(r"[a-z]+|,", text.lower()):
+        word, role = match.group(), ""
         if word in COLOUR_WORDS:
-            (ruled_out if negated else named).append(word)
+            role = "ruled out" if negated else "named"
         elif word in NEGATIONS:
-            negated = True
+            negated, role = True, "negation"
         elif word not in _NEGATION_CARRIES:
             negated = False
-    return list(dict.fromkeys(named)), list(dict.fromkeys(ruled_out))
+        out.append((word, role, match.span()))
+    return out

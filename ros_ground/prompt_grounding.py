@@ -15,9 +15,11 @@ from dataclasses import replace
 import numpy as np
 import scipy.ndimage as ndi
 
+from ros_ground.colour_words import ruled_out_spans
 from ros_ground.command import command_phrases, placement, target_relation
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.refer import RELATION_NAMES, absent, resolve, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
@@ -64,10 +66,15 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
                 and all_known(engine, gen, chunk)
             return cfg.min_target_score if scored else None
 
+        def rescore(heat: np.ndarray, token_ids: list[int]) -> np.ndarray:
+            return engine.entities.scores(
+                image, [heat], proposals, [token_ids], scoring=cfg.entity_scoring,
+                image_key=image_key, token_window=cfg.entity_token_window)[0]
+
         missing = _resolve_target(
             image, gen, cfg, chunks[target], after, None if landmark < 0 else chunks[landmark],
             destination, ref, phrases, proposals, min_score(chunks[target]),
-            any_object=not names_a_kind(engine, gen, chunks[target]))
+            any_object=not names_a_kind(engine, gen, chunks[target]), rescore=rescore)
         if missing >= 0:
             return phrases, _without_target(phrases, index, missing)
     return phrases, ref
@@ -148,7 +155,8 @@ def all_known(engine, gen, chunk: NounPhrase) -> bool:
 
 def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
                     destination: bool, ref: Reference, phrases: list[GroundedPhrase],
-                    proposals, min_score: float | None, any_object: bool = False) -> int:
+                    proposals, min_score: float | None, any_object: bool = False,
+                    rescore=None) -> int:
     """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
     `destination`: target_relation's) the proposal its words and entity scores point to
     (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
@@ -159,7 +167,10 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     for the landmark, whose wording is seldom the model's own: "left of the tray" scores under
     0.15 on the sim model's purple trays): "the mug left of *the purple duck*" with nothing purple
     in view says nothing about which mug, and "put the mug behind *the purple duck*" nowhere to
-    put it. `any_object`: the target names no kind (refer.resolve_pair)."""
+    put it. `any_object`: the target names no kind (refer.resolve_pair). `rescore(heat, token
+    ids)`: the engine's entity scores of the proposals for those tokens, with which a target
+    that rules a colour out ("the *non-red* mug") is scored without those words
+    (`_tokens_without`)."""
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
@@ -177,6 +188,10 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     landmark_scores = _scores_of(landmark_phrase, proposals) if scored else None
     scores = _scores_of(phrases[ref.target], proposals) if scored else None
+    kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text))
+    if scores is not None and rescore is not None and kept:
+        scores = np.asarray(rescore(target_heat, [gen.prompt_token_ids[i] for i in kept]),
+                            dtype=np.float64)
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
               after_text=after):
@@ -199,6 +214,21 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
         _give(landmark_phrase, proposals, paired, landmark_heat)
     return -1
+
+
+def _tokens_without(gen, cfg, chunk: NounPhrase, spans: list[tuple[int, int]]) -> list[int]:
+    """The indices of `chunk`'s tokens (as the engine takes them: `phrase_tokens`) less those
+    overlapping `spans` (character spans within the chunk's text); [] when that leaves all of
+    them or none."""
+    found = find_phrase_tokens(list(gen.prompt_token_spans), [chunk], cfg.phrase_tokens)
+    if not spans or not found:
+        return []
+    indices = found[0][1]
+    spans = [(chunk.char_start + a, chunk.char_start + b) for a, b in spans]
+    kept = [i for i in indices if not any(
+        gen.prompt_token_spans[i][0] < end and start < gen.prompt_token_spans[i][1]
+        for start, end in spans)]
+    return kept if 0 < len(kept) < len(indices) else []
 
 
 def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray,

@@ -468,6 +468,37 @@ def test_the_score_threshold_never_makes_a_landmark_absent(engine):
     assert result.absent == -1 and result.target >= 0 and result.relation == "left of"
 
 
+def test_a_ruled_out_colour_is_left_out_of_the_targets_scores(engine, monkeypatch):
+    """"The non-red cube" averaged with "red" in its words would be scored towards red things
+    (and the sim model cannot read "non"): the target is scored as "the cube", and the red
+    square is ruled out by its pixels."""
+    from dataclasses import replace
+
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    calls = []
+    real = engine.entities.scores
+
+    def spy(image, heats, proposals, ids, **kwargs):
+        calls.append(ids)
+        return real(image, heats, proposals, ids, **kwargs)
+
+    monkeypatch.setattr(engine.entities, "scores", spy)
+    config = replace(engine.config, entity_scoring="tokens")
+    result = engine.ground(image, "Pick up the non-red cube.", mode="entities",
+                           proposals=proposals, config=config)
+    red, = engine.lmm.tokenizer("red", add_special_tokens=False)["input_ids"]
+    cube = engine.lmm.tokenizer("cube", add_special_tokens=False)["input_ids"]
+    phrase_ids, rescored = calls[-2][0], calls[-1]
+    assert red in phrase_ids and rescored[0] and red not in rescored[0]
+    assert set(cube) <= set(rescored[0]) < set(phrase_ids)
+    assert result.prompt_phrases[result.target].entity_ids in ([1], [2])
+    ruled_out_calls = len(calls)
+    calls.clear()
+    engine.ground(image, "Pick up the red cube.", mode="entities", proposals=proposals, config=config)
+    assert len(calls) == ruled_out_calls - 1  # nothing ruled out: the phrase's own scores
+
+
 def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
     from dataclasses import replace
 
