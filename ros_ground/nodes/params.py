@@ -53,6 +53,7 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
     unconfigured instead, and refuses to configure until each refused name is set again.
     """
     refused = {}
+    valid = {}  # the declared values that pass their own checks, in the engine's form
     for s in table:
         try:
             node.declare_parameter(s.name, s.default, descriptor(s, s.name in read_only))
@@ -64,12 +65,12 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
                                + type_hint(s, str(exc), getattr(given, "value", None)))
             continue
         try:  # what rclpy's types and ranges let through: "device: gpu", "mode: entitys"
-            s.check(node.get_parameter(s.name).value)
+            valid[s.name] = s.check(node.get_parameter(s.name).value)
         except (ValueError, TypeError) as exc:
             refused[s.name] = str(exc)
     for warning in unknown_overrides(node, table):
         node.get_logger().warning(warning)
-    broken = _broken_rule(table, values(node, table))
+    broken = _broken_rule(valid)
     if broken is not None:  # each value allowed, two together not: configure will refuse
         node.get_logger().error(f"{broken}; the node will not configure until then")
     return refused
@@ -141,33 +142,38 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
     before = values(node, table)
     merged = {**before, **{c.name: c.value for c in changes}}
     changed = {c.name for c in changes}
-    checked = {}
+    checked, valid = {}, {}
     try:
         for name, value in merged.items():
             try:
-                checked[name] = declared[name].check(value)
+                checked[name] = valid[name] = declared[name].check(value)
             except (ValueError, TypeError):
                 if name in changed:
                     raise
                 checked[name] = declared[name].default
-        broken = _broken_rule(table, merged)
-        if broken is not None and broken != _broken_rule(table, before):  # this change breaks it
+        broken = _broken_rule(valid)
+        if broken is not None and broken != _broken_rule(_valid(table, before)):  # this change breaks it
             raise ValueError(broken)
     except (ValueError, TypeError) as exc:
         return SetParametersResult(successful=False, reason=str(exc)), merged
     return SetParametersResult(successful=True), checked
 
 
-def _broken_rule(table, given: dict) -> str | None:
-    """Why the values of `given` that pass their own checks break a rule between settings
-    (settings.check_combination), None when they break none; a value that fails its own check
-    is left out, so it breaks no rule on another's behalf."""
+def _valid(table, given: dict) -> dict:
+    """The values of `given` that pass their own checks, in the engine's form: a value that
+    fails its own is left out, so it breaks no rule between settings on another's behalf."""
     valid = {}
     for s in table:
         try:
             valid[s.name] = s.check(given[s.name])
         except (KeyError, ValueError, TypeError):
             pass
+    return valid
+
+
+def _broken_rule(valid: dict) -> str | None:
+    """Why `valid` (values that pass their own checks, in the engine's form) breaks a rule
+    between settings (settings.check_combination), None when it breaks none."""
     try:
         settings.check_combination(valid)
     except ValueError as exc:
