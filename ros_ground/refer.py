@@ -209,11 +209,13 @@ def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
 
 
 def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.ndarray,
-           min_colour: float, after_text: str = "") -> tuple[np.ndarray, np.ndarray]:
+           min_colour: float, after_text: str = "", shares: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
     """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored),
-    given `sized`, the masks' `object_sized`."""
+    given `sized`, the masks' `object_sized`, and `shares`, the `_colour_shares` of the colours
+    the phrase names if computed (one pass over the masks for every phrase)."""
     named, ruled_out = named_colours(phrase, after_text)
-    shares = _colour_shares(rgb, masks, named)
+    shares = _colour_shares(rgb, masks, named) if shares is None else shares
     keep = sized & (shares >= min_colour).all(axis=0) \
         & (_colour_shares(rgb, masks, ruled_out) < min_colour).all(axis=0)
     if keep.any():
@@ -241,7 +243,7 @@ def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np
         return True
     if min_score is None:
         return False
-    ok = _words(rgb, masks, phrase, sized, min_colour, after_text)[0]
+    ok = _words(rgb, masks, phrase, sized, min_colour, after_text, shares)[0]
     return float(np.max(np.asarray(scores, np.float64)[ok])) < min_score
 
 
