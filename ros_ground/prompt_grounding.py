@@ -61,10 +61,9 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
                     destination and found >= 0)
     if proposals and cfg.command_words and phrases[index].entity_ids:
-        def min_score(chunk: NounPhrase) -> float | None:  # the threshold, where it may apply
-            scored = cfg.min_target_score > -2.0 and names_a_kind(engine, gen, chunk) \
-                and all_known(engine, gen, chunk)
-            return cfg.min_target_score if scored else None
+        kind = names_a_kind(engine, gen, chunks[target])
+        # the threshold, where it may apply: a phrase that names a kind, in words the model reads
+        thresholded = cfg.min_target_score > -2.0 and kind and all_known(engine, gen, chunks[target])
 
         def rescore(heat: np.ndarray, token_ids: list[int]) -> np.ndarray:
             return engine.entities.scores(
@@ -73,8 +72,8 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
 
         missing = _resolve_target(
             image, gen, cfg, chunks[target], after, None if landmark < 0 else chunks[landmark],
-            destination, ref, phrases, proposals, min_score(chunks[target]),
-            any_object=not names_a_kind(engine, gen, chunks[target]), rescore=rescore)
+            destination, ref, phrases, proposals, cfg.min_target_score if thresholded else None,
+            any_object=not kind, rescore=rescore)
         if missing >= 0:
             return phrases, _without_target(phrases, index, missing)
     return phrases, ref
@@ -188,8 +187,9 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     landmark_scores = _scores_of(landmark_phrase, proposals) if scored else None
     scores = _scores_of(phrases[ref.target], proposals) if scored else None
-    kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text))
-    if scores is not None and rescore is not None and kept:
+    kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)) \
+        if scores is not None and rescore is not None else []
+    if kept:
         scores = np.asarray(rescore(target_heat, [gen.prompt_token_ids[i] for i in kept]),
                             dtype=np.float64)
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
@@ -220,8 +220,10 @@ def _tokens_without(gen, cfg, chunk: NounPhrase, spans: list[tuple[int, int]]) -
     """The indices of `chunk`'s tokens (as the engine takes them: `phrase_tokens`) less those
     overlapping `spans` (character spans within the chunk's text); [] when that leaves all of
     them or none."""
+    if not spans:
+        return []
     found = find_phrase_tokens(list(gen.prompt_token_spans), [chunk], cfg.phrase_tokens)
-    if not spans or not found:
+    if not found:
         return []
     indices = found[0][1]
     spans = [(chunk.char_start + a, chunk.char_start + b) for a, b in spans]
