@@ -157,22 +157,42 @@ def test_a_misspelt_parameter_override_is_warned_about(node_with):
                        "ignored: did you mean 'rate_hz' (a sim_camera_node parameter)?"), said
 
 
-def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it(node_with):
+def test_an_override_yaml_typed_otherwise_is_taken_where_what_was_meant_is_clear(node_with):
     # "max_frame_age_s: 0" (README: 0 accepts any age) and "multimask_choice: 1" (README: iou /
-    # 0 / 1 / 2) are typed INTEGER by YAML, and rclpy's refusal said only the type numbers
+    # 0 / 1 / 2) are typed INTEGER by YAML, "compile: off" BOOL; rclpy refused each, saying only
+    # the type numbers
     from ros_ground.nodes.params import declare
 
-    node = node_with("type_test", max_frame_age_s=5, multimask_choice=1, compile=False,
-                     image_qos=1, queue_size=3)
+    node = node_with("retype_test", max_frame_age_s=5, multimask_choice=1, compile=False,
+                     mode="auto", queue_size=3.0, phrase_contrast=0)
+    assert declare(node, settings.GROUNDING) == {}
+    got = {n: node.get_parameter(n).value for n in ("max_frame_age_s", "multimask_choice", "compile",
+                                                    "queue_size", "phrase_contrast")}
+    assert got == {"max_frame_age_s": 5.0, "multimask_choice": "1", "compile": "off",
+                   "queue_size": 3, "phrase_contrast": 0.0}
+    assert type(got["max_frame_age_s"]) is float and type(got["queue_size"]) is int
+    # as ros2 param describe shows it: the declared type, not the YAML one
+    assert node.describe_parameter("max_frame_age_s").type == 3  # DOUBLE
+
+
+def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it(node_with):
+    from ros_ground.nodes.params import declare
+
+    node = node_with("type_test", image_qos=1, device=0, queue_size=2.5, max_frame_age_s=-3,
+                     phrase_tokens=True)
     refused = declare(node, settings.GROUNDING)
-    assert set(refused) == {"max_frame_age_s", "multimask_choice", "compile", "image_qos"}
-    assert refused["max_frame_age_s"].endswith("max_frame_age_s: 5.0, or -p max_frame_age_s:=5.0)")
-    assert "multimask_choice: \"1\"" in refused["multimask_choice"]
-    assert "a bare on / off / yes / no as a boolean" in refused["compile"]
-    # the hint's example is an allowed value: the given one when it is, else the default
-    assert "compile: \"auto\"" in refused["compile"] and "one of off / auto / on" in refused["compile"]
+    assert set(refused) == {"image_qos", "device", "queue_size", "max_frame_age_s", "phrase_tokens"}
+    # a number or boolean that is no choice: how to quote it, with a value that is allowed
     assert "image_qos: \"auto\"" in refused["image_qos"]
-    assert node.get_parameter("queue_size").value == 3
+    assert "one of auto / reliable / sensor_data / best_effort" in refused["image_qos"]
+    assert "a bare on / off / yes / no as a boolean" in refused["device"]
+    # a boolean is taken as on / true / yes only where the choices hold such a word
+    assert "phrase_tokens: \"chunk\"" in refused["phrase_tokens"]
+    assert "queue_size" in refused and "max_frame_age_s" in refused
+    # retyped, then out of range: the range is what is said
+    assert "out of range" in refused["max_frame_age_s"], refused["max_frame_age_s"]
+    for name in refused:
+        assert node.get_parameter(name).value == settings.by_name(settings.GROUNDING)[name].default
 
 
 def test_node_parameters_default_and_range_as_declared():
@@ -202,6 +222,50 @@ def test_node_parameters_default_and_range_as_declared():
         assert not too_big.successful
     finally:
         for node in nodes:
+            node.shutdown_worker()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def test_ros2_param_set_of_a_value_yaml_typed_otherwise():
+    # `ros2 param set /ground/grounding_node max_frame_age_s 0` sends an INTEGER: rclpy refused it
+    # with "Wrong parameter type, expected '3' got '2'"
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.parameter import Parameter
+
+    from ros_ground.nodes.grounding_node import GroundingNode
+
+    rclpy.init()
+    node = None
+    try:
+        node = GroundingNode(namespace="/retype")
+        said = []
+        node.get_logger = lambda: type("Log", (), {"warning": lambda self, t: said.append(t),
+                                                   "info": lambda self, t: None})()
+        results = node.set_parameters([Parameter("max_frame_age_s", value=0),
+                                       Parameter("compile", value=False),
+                                       Parameter("multimask_choice", value=2),
+                                       Parameter("max_new_tokens", value=48.0)])
+        assert all(r.successful for r in results), [r.reason for r in results]
+        assert node.get_parameter("max_frame_age_s").value == 0.0
+        assert type(node.get_parameter("max_frame_age_s").value) is float
+        assert node.get_parameter("compile").value == "off"
+        assert node.get_parameter("multimask_choice").value == "2"
+        assert node.get_parameter("max_new_tokens").value == 48
+        assert said == []
+        # retyped, the value still meets the range and the setting's own check
+        low = node.set_parameters([Parameter("max_frame_age_s", value=-1)])[0]
+        assert not low.successful and "out of range" in low.reason
+        bad = node.set_parameters([Parameter("multimask_choice", value=7)])[0]
+        assert not bad.successful and 'multimask_choice: "iou"' in said.pop()
+        # what cannot be retyped is refused, and the node says how to write it
+        device = node.set_parameters([Parameter("device", value=0)])[0]
+        assert not device.successful and node.get_parameter("device").value == "auto"
+        assert len(said) == 1 and said[0].startswith("parameter device: 0 is refused, expected "
+                                                     "STRING got INTEGER")
+        assert 'device: "auto"' in said[0], said
+    finally:
+        if node is not None:
             node.shutdown_worker()
             node.destroy_node()
         rclpy.try_shutdown()

@@ -35,6 +35,7 @@ class ModelNode(LifecycleNode):
                                     f"until {name} is set to a valid value")
         self._opened: list = []
         self._lifecycle_pubs: list = []
+        self.add_pre_set_parameters_callback(params.retype_changes(self, settings))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---- for subclasses --------------------------------------------------------------------

@@ -12,6 +12,7 @@ import sys
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.parameter import Parameter
 
 from ros_ground import settings
 from ros_ground.settings import Setting
@@ -55,15 +56,24 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
     refused = {}
     valid = {}  # the declared values that pass their own checks, in the engine's form
     for s in table:
+        d = descriptor(s, s.name in read_only)
         try:
-            node.declare_parameter(s.name, s.default, descriptor(s, s.name in read_only))
+            node.declare_parameter(s.name, s.default, d)
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-            node.declare_parameter(s.name, s.default, descriptor(s, s.name in read_only),
-                                   ignore_override=True)
-            given = getattr(node, "_parameter_overrides", {}).get(s.name)  # no public accessor
-            refused[s.name] = (str(exc).removesuffix(f": {s.name}")
-                               + type_hint(s, str(exc), getattr(given, "value", None)))
-            continue
+            given = getattr(getattr(node, "_parameter_overrides", {}).get(s.name),  # no public accessor
+                            "value", None)
+            why = str(exc).removesuffix(f": {s.name}") + type_hint(s, str(exc), given)
+            fixed = as_declared(s, given) if isinstance(exc, InvalidParameterTypeException) else None
+            if fixed is not None:
+                try:
+                    node.declare_parameter(s.name, fixed, d, ignore_override=True)
+                    why = ""
+                except InvalidParameterValueException as out_of_range:
+                    why = str(out_of_range)
+            if why:
+                node.declare_parameter(s.name, s.default, d, ignore_override=True)
+                refused[s.name] = why
+                continue
         try:  # what rclpy's types and ranges let through: "device: gpu", "mode: entitys"
             valid[s.name] = s.check(node.get_parameter(s.name).value)
         except (ValueError, TypeError) as exc:
@@ -74,6 +84,61 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
     if broken is not None:  # each value allowed, two together not: configure will refuse
         node.get_logger().error(f"{broken}; the node will not configure until then")
     return refused
+
+
+def as_declared(setting: Setting, value):
+    """`value` in the type `setting` is declared with, where YAML typed it otherwise and what
+    was meant is not in doubt; None where it is, or where the type is already right.
+
+    An integer for a double (`max_frame_age_s: 0`), a whole double for an integer
+    (`queue_size: 3.0`), and for text with choices the choice YAML read as a number or a
+    boolean (`multimask_choice: 1`, `compile: off`). rclpy refuses each of these by type, and
+    under Python 3.11+ says only "expected '3' got '2'" (it formats the type enum as a number).
+    Anything else (`device: 0`) is still refused, with type_hint's advice.
+    """
+    d = setting.default
+    if isinstance(d, bool) or value is None:
+        return None
+    if isinstance(d, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(d, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(d, str) and setting.choices:
+        if isinstance(value, bool):
+            words = ("on", "true", "yes") if value else ("off", "false", "no")
+            return next((w for w in words if w in setting.choices), None)
+        if isinstance(value, (int, float)) and str(value) in setting.choices:
+            return str(value)
+    return None
+
+
+def retype_changes(node, table):
+    """A pre-set-parameters callback for `node` (Node.add_pre_set_parameters_callback): each
+    change to a setting of `table` of another type than declared, in the declared type where
+    as_declared can tell what was meant (`ros2 param set ... max_frame_age_s 0`); a change it
+    cannot retype is passed on for rclpy to refuse, and the node logs how to write it."""
+    declared = settings.by_name(table)
+
+    def retype(changes: list) -> list:
+        out = []
+        for p in changes:
+            s = declared.get(p.name)
+            if s is None or p.type_ == Parameter.Type.NOT_SET:
+                out.append(p)
+                continue
+            fixed = as_declared(s, p.value)
+            if fixed is not None:
+                out.append(Parameter(p.name, value=fixed))
+                continue
+            wanted = Parameter.Type.from_parameter_value(s.default)
+            if p.type_ != wanted:
+                error = f"expected {wanted.name} got {p.type_.name}"
+                node.get_logger().warning(f"parameter {p.name}: {p.value!r} is refused, "
+                                          f"{error}{type_hint(s, error, p.value)}")
+            out.append(p)
+        return out
+
+    return retype
 
 
 def type_hint(setting: Setting, error: str, given=None) -> str:
@@ -89,7 +154,9 @@ def type_hint(setting: Setting, error: str, given=None) -> str:
                                              or "DOUBLE" in error):
         text = str(given) if isinstance(given, (int, float)) and not isinstance(given, bool) \
             else setting.default
-        if setting.choices and text not in setting.choices:
+        try:
+            setting.check(text)
+        except (ValueError, TypeError):
             text = setting.default
         allowed = f"; {setting.range_text()}" if setting.choices else ""
         return (f" (YAML reads a bare on / off / yes / no as a boolean and 1 as a number: "
