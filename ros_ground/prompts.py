@@ -163,7 +163,7 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
     if ends:
         text = text[: min(ends)]
     for pattern in markers.placeholders:  # with the line break or space that follows it
-        text = re.sub(pattern + r"[ \t]*\n?", "", text)
+        text = _cut(pattern + r"[ \t]*\n?", text)
     # format characters (zero-width spaces and joiners, direction marks) would end up inside
     # phrases: "the duck\u200b"; control characters but line breaks and tabs split the words
     # they sit in for the tagger ("is\x01 the mug" had no noun phrase): a space each
@@ -173,10 +173,19 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
     while True:  # until none is left: removing one can join the pieces of another
         cleaned = text
         for pattern in TURN_MARKERS:
-            cleaned = re.sub(pattern, "", cleaned)
+            cleaned = re.sub(pattern, "", cleaned)  # no space: one may sit inside another
         if cleaned == text:
             return text.strip()
         text = cleaned
+
+
+def _cut(pattern: str, text: str) -> str:
+    """`text` without the matches of `pattern`, each replaced by a space where it stood between
+    two words ("the mug<image>on the left" is "the mug on the left", not "the mugon ...")."""
+    def space_or_nothing(m: re.Match) -> str:
+        before, after = text[m.start() - 1:m.start()], text[m.end():m.end() + 1]
+        return " " if before.isalnum() and after.isalnum() else ""
+    return re.sub(pattern, space_or_nothing, text)
 
 
 def require_text(prompt: str, original: str) -> str:

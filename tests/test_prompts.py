@@ -137,6 +137,10 @@ def test_last_user_turn_and_words_that_look_like_markers():
     assert strip_chat_markup("the user: manual, and the [inst] sheet") == \
         "the user: manual, and the [inst] sheet"
     assert strip_chat_markup("look at <image> the mug") == "look at the mug"
+    # a placeholder between two words keeps them apart: "the mugon the left" named no mug
+    assert strip_chat_markup("Pick up the mug<image>on the left.") == "Pick up the mug on the left."
+    assert strip_chat_markup("Pick up the mug<image> on the left.") == "Pick up the mug on the left."
+    assert strip_chat_markup("the mug<|image_pad|>.") == "the mug."
 
 
 @pytest.mark.parametrize("pasted", [
