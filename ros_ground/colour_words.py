@@ -20,6 +20,17 @@ HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70)
         "violet": ((255, 330),), "pink": ((290, 345),)}
 ACHROMATIC = ("white", "black", "grey", "gray")
 COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC)
+# other words for those colours, read as the colour they name ("the reddish mug" is a red one);
+# none is also the name of an object a robot picks up ("rose", "lemon", "lime", "olive" are not)
+SYNONYMS = {
+    "reddish": "red", "crimson": "red", "scarlet": "red", "maroon": "red", "burgundy": "red",
+    "orangish": "orange", "orangey": "orange", "amber": "orange", "yellowish": "yellow",
+    "golden": "yellow", "greenish": "green", "emerald": "green", "bluish": "blue",
+    "blueish": "blue", "navy": "blue", "azure": "blue", "cyan": "blue", "turquoise": "blue",
+    "teal": "blue", "purplish": "purple", "lilac": "purple", "lavender": "purple",
+    "magenta": "purple", "indigo": "purple", "pinkish": "pink", "whitish": "white",
+    "ivory": "white", "blackish": "black", "greyish": "grey", "grayish": "gray", "silver": "grey",
+}
 # On ood frames (a camera 12-20 degrees up, seeing objects' sides) white objects' median value
 # is 0.33-0.78, and 12 of 23 had under 40% of value >= 0.5 (docs/MEASUREMENTS.md, "White in
 # shade").
@@ -28,7 +39,7 @@ NEGATIONS = ("non", "not", "no", "neither")
 # what states a colour of the phrase before it: a copula ("that is", "which are", "that's"),
 # "in", "coloured", "painted"; an apposition (", the red one") is read apart, ending in "one"
 _STATED = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)|(?:that|which|it)['\u2019]s|in"
-                     r"|colou?red|painted)\s+")
+                     r"|whose\s+colou?r\s+is|colou?red|painted)(?:\s+(?:colou?red|painted))?\s+")
 _APPOSITION = re.compile(r"^\s*,\s*the\s+")
 # words that may stand between the colours of one statement: "red and white", "not red"
 _JOINERS = frozenset(("and", "or", "nor", ",", "but") + NEGATIONS)
@@ -79,6 +90,7 @@ def colours_after(after_text: str) -> str:
     run: list[str] = []
     rest = re.findall(r"[a-z]+|,", text[found.end():])
     for word in rest:
+        word = SYNONYMS.get(word, word)
         if word not in COLOUR_WORDS and word not in _JOINERS:
             break
         run.append(word)
@@ -117,7 +129,7 @@ def _roles(text: str) -> list[tuple[str, str, tuple[int, int]]]:
     out = []
     negated = False
     for match in re.finditer(r"[a-z]+|,", text.lower()):
-        word, role = match.group(), ""
+        word, role = SYNONYMS.get(match.group(), match.group()), ""
         if word in COLOUR_WORDS:
             role = "ruled out" if negated else "named"
         elif word in NEGATIONS:

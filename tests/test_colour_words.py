@@ -22,6 +22,18 @@ from ros_ground.colour_words import colours_after, named_colours
     ("the mug", " that is neither red nor blue.", [], ["red", "blue"]),
     ("the mug", " that is not red but blue.", ["blue"], ["red"]),
     ("the red mug", " that is red", ["red"], []),  # each colour once
+    # other words for the colours, and other ways to state one after the noun
+    ("the reddish mug", "", ["red"], []),
+    ("the crimson mug", "", ["red"], []),
+    ("the Scarlet mug", "", ["red"], []),
+    ("the mug", " in navy", ["blue"], []),
+    ("the non-crimson mug", "", [], ["red"]),
+    ("the mug", " whose colour is red.", ["red"], []),
+    ("the mug", " whose color is bluish", ["blue"], []),
+    ("the mug", " that is coloured red", ["red"], []),
+    ("the mug", " is painted red", ["red"], []),
+    ("the lemon", "", [], []),  # an object's name, not a colour of it
+    ("the rose", "", [], []),
 ])
 def test_named_colours_reads_colours_before_and_after_the_noun(phrase, after, named, ruled_out):
     assert named_colours(phrase, after) == (named, ruled_out)
@@ -34,6 +46,7 @@ def test_named_colours_reads_colours_before_and_after_the_noun(phrase, after, na
     " in front of the blue cube",
     ", the red tray.",                   # an apposition that names another thing
     " and the red cube.",
+    " whose handle is red",              # a part's colour, not the object's
     "",
 ])
 def test_colours_of_another_phrase_are_not_the_targets(after):
