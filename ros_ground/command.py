@@ -33,7 +33,7 @@ its piece is, it looks like a subject ("the tray" of "the cube left of *the tray
 it says where the object is ("what is behind *the mug*?" asks for another one, which the
 answer names). The first phrase after a superlative meets rule 4 at best. A relation after the
 object of a placing verb ("*put* the mug behind the tray", PLACEMENT_VERBS) says where it goes,
-not which one it is, and does not choose it (`is_destination`).
+not which one it is, and does not choose it (command_relations.py).
 Never the target: a question word heading its phrase ("what" of "what is it?"), a property
 asked about ("what colour"), a place ("the left"), the object of a negated verb ("don't pick up
 *the mug*, pick up the cube", "leave *the bear* alone"), the object of a spatial preposition,
@@ -57,19 +57,14 @@ from ros_ground.phrases import (
     noun_phrases,
     without_leading,
 )
-from ros_ground.refer import (
-    SUPERLATIVES,
-    relation_after,
-    relation_only,
-    relation_pattern,
-)
+from ros_ground.refer import SUPERLATIVES, relation_pattern
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
 WH_TAGS = ("WDT", "WP", "WP$", "WRB")
 # a relation (refer.relation_pattern: "to the left of" whole, "right behind") or a superlative
 # that follows its noun ("closest to the camera")
-_SPATIAL = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlative>\b(?:" + "|".join(
+SPATIAL_WORDS = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlative>\b(?:" + "|".join(
     r"\s+".join(map(re.escape, s.split())) for s in SUPERLATIVES if " " in s) + r")\b)",
     re.IGNORECASE)
 # verbs whose relation after their object says where to put it ("put the mug *behind the
@@ -89,12 +84,6 @@ LOOKING_VERBS = frozenset("find locate look see spot show identify watch search"
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
     "pick grab take find fetch get bring hand give show point push pull lift hold".split())
-# a destination after a landmark, which makes the relation before it a description again: "put
-# the mug left of the tray *on the shelf*"; not "to hide it", "at once", "on the left"
-_DESTINATION = re.compile(
-    r"^[\s,]*(?:to|on|onto|into|in|inside|at|near|next\s+to|beside|by|under|over|above|below|"
-    r"between|on\s+top\s+of)\s+(?:the|a|an|my|your|his|her|its|our|their|this|that|these|those)"
-    r"\s+(?!(?:" + "|".join(sorted(PLACE_NOUNS)) + r")\b)\w", re.IGNORECASE)
 # what follows relation words that no landmark starts with: they are an adverb
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
@@ -119,7 +108,7 @@ def _pieces(text: str) -> list[tuple[int, int, str | None]]:
     with the landmark), "adverb" (relation words no landmark follows: "leave the bear *behind*
     and pick up the mug"), "superlative", or None for the first."""
     cuts, start, kind = [], 0, None
-    for match in _SPATIAL.finditer(text):
+    for match in SPATIAL_WORDS.finditer(text):
         cuts.append((start, match.start(), kind))
         start, kind = match.end(), match.lastgroup
         if kind == "relation" and _NO_LANDMARK.match(text, start):
@@ -291,58 +280,3 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                                    root_end=phrase.root_end + start))
     target = min(candidates)[1] if candidates else -1
     return tuple(phrases), target, target >= 0 and placed[target]
-
-
-def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
-                    ) -> tuple[int, str | None, str, bool]:
-    """(landmark, relation, after, destination) of the target phrase `chunks[target]` of `text`:
-    the index in `chunks` of the phrase right after a spatial relation ("left of *the tray*") or,
-    before the target, of a fronted one (`fronted_relation`), -1 when none; the relation
-    (refer.relation_after's key), None when none; the text the relation is read from (the
-    text after the target, "left of the tray" for a fronted one); and whether the relation says
-    where a `placed` target goes (`is_destination`)."""
-    chunk = chunks[target]
-    after = text[chunk.char_end:]
-    landmark = target + 1 if target + 1 < len(chunks) else -1
-    # the relation's words and nothing else between the two phrases: "left of", "that is behind";
-    # not "behind and pick up" of "leave the bear behind and pick up the mug"
-    gap = text[chunk.char_end:chunks[landmark].char_start] + " " if landmark >= 0 else ""
-    relation = relation_after(after)
-    if relation and relation_only(gap):
-        return landmark, relation, after, placed and is_destination(text, chunk, chunks[landmark])
-    fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
-    if fronted is None:
-        return -1, None, after, False
-    # "left of the tray is a mug" reads as "a mug left of the tray"
-    after = f" {fronted} {chunks[target - 1].text}"
-    return target - 1, relation_after(after), after, False
-
-
-# what may stand between a fronted relation's landmark and the object: "left of the tray *is*
-# a mug", "behind the box*, there are* two cubes"
-_FRONTED_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*",
-                          re.IGNORECASE)
-
-
-def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase) -> str | None:
-    """The relation's words when `text` puts them before the target's landmark, the target
-    after it ("*left of* the tray is a mug", "behind the box there are two cubes"), else
-    None: the words end right before `landmark`, and only a copula ("is", "there are") stands
-    between `landmark` and `target`."""
-    if not _FRONTED_GAP.fullmatch(text[landmark.char_end:target.char_start]):
-        return None
-    before = text[:landmark.char_start]
-    found = [m for m in _SPATIAL.finditer(before)
-             if m.lastgroup == "relation" and not before[m.end():].strip()]
-    return " ".join(found[-1].group(0).split()) if found else None
-
-
-def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:
-    """Whether the relation between the placed `target` and `landmark` (phrases of `text`) says
-    where to put the target: it follows the target directly, with no copula ("put the mug
-    *that is* behind the tray in the box" describes it), and no destination follows the
-    landmark ("put the mug left of the tray *on the shelf*")."""
-    gap = text[target.char_end:landmark.char_start].lower().split()
-    return (bool(gap) and re.match(r",|that\b|which\b|who\b|is\b|are\b", gap[0]) is None
-            and _DESTINATION.match(text[landmark.char_end:]) is None
-            and relation_after(text[landmark.char_end:]) is None)

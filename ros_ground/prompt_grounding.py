@@ -16,12 +16,13 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ros_ground.colour_words import ruled_out_spans
-from ros_ground.command import command_phrases, placement, target_relation
+from ros_ground.command import command_phrases, placement
+from ros_ground.command_relations import command_relations
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.refer import RELATION_NAMES, absent, resolve, resolve_pair
+from ros_ground.refer import RELATION_NAMES, absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
 
 
@@ -52,14 +53,21 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         # its grounding is that of "the" or "red" alone; a robot must find it absent, not near
         _clear(phrases[index])
         return phrases, Reference(absent=index)
-    landmark, relation, after, destination = target_relation(
-        gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
-    found = _grounded_index(phrases, chunks[landmark]) if landmark >= 0 else -1
-    if found >= 0 and not readable(engine, gen, chunks[landmark]):
-        # "left of the giraffe" says nothing about which mug, "put it behind the giraffe" where
-        return phrases, _without_target(phrases, index, found)
-    ref = Reference(index, found, RELATION_NAMES[relation] if found >= 0 else "",
-                    destination and found >= 0)
+    rel = command_relations(gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
+    roles = {k: (chunks[k], found) for k in (rel.landmark, rel.destination, rel.destination_landmark)
+             if k >= 0 and (found := _grounded_index(phrases, chunks[k])) >= 0}
+    for chunk, found in roles.values():
+        if not readable(engine, gen, chunk):
+            # "left of the giraffe" says nothing about which mug, "put it behind the giraffe" where
+            return phrases, _without_target(phrases, index, found)
+    landmark, destination, destination_landmark = (
+        roles.get(k) for k in (rel.landmark, rel.destination, rel.destination_landmark))
+    if destination is not None:
+        ref = Reference(index, destination[1], rel.place, True)
+    elif landmark is not None:
+        ref = Reference(index, landmark[1], RELATION_NAMES[rel.relation])
+    else:
+        ref = Reference(index)
     if proposals and cfg.command_words and phrases[index].entity_ids:
         kind = names_a_kind(engine, gen, chunks[target])
         # the threshold, where it may apply: a phrase that names a kind, in words the model reads
@@ -71,9 +79,9 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
                 image_key=image_key, token_window=cfg.entity_token_window)[0]
 
         missing = _resolve_target(
-            image, gen, cfg, chunks[target], after, None if landmark < 0 else chunks[landmark],
-            destination, ref, phrases, proposals, cfg.min_target_score if thresholded else None,
-            any_object=not kind, rescore=rescore)
+            image, gen, cfg, chunks[target], rel.after, index, phrases, proposals,
+            cfg.min_target_score if thresholded else None, landmark, destination,
+            destination_landmark, any_object=not kind, rescore=rescore)
         if missing >= 0:
             return phrases, _without_target(phrases, index, missing)
     return phrases, ref
@@ -152,24 +160,27 @@ def all_known(engine, gen, chunk: NounPhrase) -> bool:
     return unknown is None or all(gen.prompt_token_ids[i] != unknown for i in indices)
 
 
-def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: NounPhrase | None,
-                    destination: bool, ref: Reference, phrases: list[GroundedPhrase],
-                    proposals, min_score: float | None, any_object: bool = False,
-                    rescore=None) -> int:
-    """Give the target phrase (`phrases[ref.target]`, of `chunk`; `after`, `landmark` and
-    `destination`: target_relation's) the proposal its words and entity scores point to
-    (refer.resolve_pair), in place, and its landmark phrase (`phrases[ref.landmark]`) the one
-    the relation was judged against; a destination's landmark ("put the cube behind *the
-    leftmost tray*") is chosen by its own words (refer.resolve). Returns -1, or, changing
-    nothing, the index in `phrases` of the target or landmark phrase when the frame holds
-    nothing it can be (refer.absent; with `min_score` for the target, by its colour words alone
-    for the landmark, whose wording is seldom the model's own: "left of the tray" scores under
-    0.15 on the sim model's purple trays): "the mug left of *the purple duck*" with nothing purple
-    in view says nothing about which mug, and "put the mug behind *the purple duck*" nowhere to
-    put it. `any_object`: the target names no kind (refer.resolve_pair). `rescore(heat, token
-    ids)`: the engine's entity scores of the proposals for those tokens, with which a target
-    that rules a colour out ("the *non-red* mug") is scored without those words
-    (`_tokens_without`)."""
+def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
+                    phrases: list[GroundedPhrase], proposals, min_score: float | None,
+                    landmark: tuple[NounPhrase, int] | None = None,
+                    destination: tuple[NounPhrase, int] | None = None,
+                    destination_landmark: tuple[NounPhrase, int] | None = None,
+                    any_object: bool = False, rescore=None) -> int:
+    """Give the target phrase (`phrases[target]`, of `chunk`; `after`: command_relations') the
+    proposal its words and entity scores point to (refer.resolve_pair), in place, and its
+    landmark phrase the one the relation was judged against; a destination ("put the cube
+    behind *the leftmost tray*") gets the proposal its own words point to, among the others,
+    with the relation after it that says which (`destination_landmark`: "the tray *left of the
+    duck*"). `landmark`, `destination`, `destination_landmark`: (phrase, index in `phrases`),
+    None for none. Returns -1, or, changing nothing, the index in `phrases` of the target or of
+    one of these when the frame holds nothing it can be (refer.absent; with `min_score` for the
+    target, by its colour words alone for the others, whose wording is seldom the model's own:
+    "left of the tray" scores under 0.15 on the sim model's purple trays): "the mug left of
+    *the purple duck*" with nothing purple in view says nothing about which mug, and "put the
+    mug behind *the purple duck*" nowhere to put it. `any_object`: the target names no kind
+    (refer.resolve_pair). `rescore(heat, token ids)`: the engine's entity scores of the
+    proposals for those tokens, with which a target that rules a colour out ("the *non-red*
+    mug") is scored without those words (`_tokens_without`)."""
     maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
 
     def heat(chunk: NounPhrase):
@@ -179,14 +190,15 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     target_heat = heat(chunk)
     if target_heat is None:
         return -1  # no maps to score by: the phrase keeps its grounding
-    landmark_heat = heat(landmark) if landmark is not None else None
     # attention scoring: resolve's own attention scores of the prefill maps, as without scores
     scored = cfg.entity_scoring != "attention"
-    landmark_phrase = phrases[ref.landmark] if ref.landmark >= 0 else None
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
-    landmark_scores = _scores_of(landmark_phrase, proposals) if scored else None
-    scores = _scores_of(phrases[ref.target], proposals) if scored else None
+
+    def scores_of(role: tuple[NounPhrase, int] | None) -> np.ndarray | None:
+        return _scores_of(phrases[role[1]], proposals) if scored and role is not None else None
+
+    scores = _scores_of(phrases[target], proposals) if scored else None
     kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)) \
         if scores is not None and rescore is not None else []
     if kept:
@@ -195,24 +207,37 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, landmark: No
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
               after_text=after):
-        return ref.target
-    if landmark_phrase is not None and landmark_heat is not None and absent(
-            image, masks, landmark.text, None, after_text=gen.prompt_text[landmark.char_end:]):
-        return ref.landmark
+        return target
+    heats = {}
+    for role in (landmark, destination, destination_landmark):
+        if role is not None and (heats.setdefault(role[1], heat(role[0]))) is not None and absent(
+                image, masks, role[0].text, None, after_text=gen.prompt_text[role[0].char_end:]):
+            return role[1]
+    landmark_heat = heats.get(landmark[1]) if landmark is not None else None
     choice, paired = resolve_pair(
-        image, masks, target_heat, chunk.text, after, None if destination else landmark_heat,
-        landmark.text if landmark is not None else "", scores=scores,
-        landmark_scores=landmark_scores, stability=stability, any_object=any_object)
-    _give(phrases[ref.target], proposals, choice, target_heat, one_piece=True)
-    if destination and landmark_heat is not None:  # by its words, among all but the target's
+        image, masks, target_heat, chunk.text, after, landmark_heat,
+        landmark[0].text if landmark is not None else "", scores=scores,
+        landmark_scores=scores_of(landmark), stability=stability, any_object=any_object)
+    _give(phrases[target], proposals, choice, target_heat, one_piece=True)
+    if landmark_heat is not None and phrases[landmark[1]].entity_ids:
+        _give(phrases[landmark[1]], proposals, paired, landmark_heat)
+    if destination is not None and heats.get(destination[1]) is not None:
+        # by its words and the relation after it, among all but the target's
         others = [i for i in range(len(masks)) if i != choice]
-        found = resolve(image, [masks[i] for i in others], landmark_heat, landmark.text,
-                        gen.prompt_text[landmark.char_end:],
-                        scores=None if landmark_scores is None else landmark_scores[others],
-                        stability=stability[others])
-        paired = None if found is None else others[found]
-    if landmark_phrase is not None and landmark_heat is not None and landmark_phrase.entity_ids:
-        _give(landmark_phrase, proposals, paired, landmark_heat)
+        of = destination_landmark
+        of_heat = heats.get(of[1]) if of is not None else None
+        d_scores, of_scores = scores_of(destination), scores_of(of)
+        found, found_of = resolve_pair(
+            image, [masks[i] for i in others], heats[destination[1]], destination[0].text,
+            gen.prompt_text[destination[0].char_end:], of_heat, of[0].text if of is not None else "",
+            scores=None if d_scores is None else d_scores[others],
+            landmark_scores=None if of_scores is None else of_scores[others],
+            stability=stability[others])
+        if phrases[destination[1]].entity_ids:
+            _give(phrases[destination[1]], proposals, None if found is None else others[found],
+                  heats[destination[1]])
+        if of_heat is not None and found_of is not None and phrases[of[1]].entity_ids:
+            _give(phrases[of[1]], proposals, others[found_of], of_heat)
     return -1
 
 

@@ -3,13 +3,8 @@
 import numpy as np
 import pytest
 
-from ros_ground.command import (
-    command_phrases,
-    command_pieces,
-    fronted_relation,
-    is_destination,
-    placement,
-)
+from ros_ground.command import command_phrases, command_pieces, placement
+from ros_ground.command_relations import command_relations, fronted_relation, is_destination
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
@@ -208,7 +203,8 @@ def test_the_landmark_is_the_phrase_after_the_relation(nlp):
     ("Put the mug that is behind the tray in the box.", True, False),
     ("Put the mug that's behind the tray in the box.", True, False),
     ("Put the mug, which is behind the tray, in the box.", True, False),
-    ("Put the mug behind the tray behind the duck.", True, False),
+    # a relation after the landmark says which landmark: "behind (the tray behind the duck)"
+    ("Put the mug behind the tray behind the duck.", True, True),
     ("Put the mug left of the tray onto a plate.", True, False),
     # words after the landmark that name no place are no destination
     ("Put the mug behind the tray to hide it.", True, True),
@@ -224,6 +220,58 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     assert placement(nlp, command) is placed
     if destination is not None:
         assert is_destination(command, phrases[target], phrases[target + 1]) is destination
+
+
+@pytest.mark.parametrize("command, landmark, relation, destination, place, of, of_relation", [
+    ("Put the mug on the tray.", None, None, "the tray", "on", None, None),
+    ("Put the red mug onto the purple tray.", None, None, "the purple tray", "on", None, None),
+    ("Place the cube on top of the box.", None, None, "the box", "on", None, None),
+    ("Drop the duck into the bowl.", None, None, "the bowl", "in", None, None),
+    ("Put the mug in the box.", None, None, "the box", "in", None, None),
+    ("Move the red mug to the tray.", None, None, "the tray", "to", None, None),
+    ("Put the blue mug next to the tray.", None, None, "the tray", "next to", None, None),
+    ("Put the mug beside the duck.", None, None, "the duck", "next to", None, None),
+    ("Stack the blue mug on the red mug.", None, None, "the red mug", "on", None, None),
+    ("Put the mug behind the tray.", None, None, "the tray", "behind", None, None),
+    # the relation after the destination says which one
+    ("Put the red mug behind the tray left of the duck.", None, None, "the tray", "behind",
+     "the duck", "left"),
+    ("Put the red mug on the tray left of the duck.", None, None, "the tray", "on",
+     "the duck", "left"),
+    # a relation before a place says which object: both are read
+    ("Put the mug left of the tray on the shelf.", "the tray", "left", "the shelf", "on", None, None),
+    ("Put the mug that is behind the tray in the box.", "the tray", "behind", "the box", "in",
+     None, None),
+    # no placing verb: a place preposition chooses nothing
+    ("Pick up the mug on the tray.", None, None, None, "", None, None),
+    ("Pick up the mug left of the tray.", "the tray", "left", None, "", None, None),
+    ("Put the mug down.", None, None, None, "", None, None),
+    ("Put the mug in front of the tray.", None, None, "the tray", "in front of", None, None),
+    # the target picked up, then put somewhere as "it"
+    ("Pick up the red mug and put it left of the duck.", None, None, "the duck", "left of",
+     None, None),
+    ("Pick up the red mug. Put it behind the duck.", None, None, "the duck", "behind", None, None),
+    ("Grab the mug, then place it on the tray left of the duck.", None, None, "the tray", "on",
+     "the duck", "left"),
+    ("Pick up the mug and look at the duck.", None, None, None, "", None, None),
+    ("Pick up the mug and put it down. Then find the duck.", None, None, None, "", None, None),
+])
+def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
+                                          of_relation):
+    phrases, target = command_phrases(nlp, command)
+    rel = command_relations(command, phrases, target, placement(nlp, command))
+
+    def text(i):
+        return None if i < 0 else phrases[i].text
+
+    assert (text(rel.landmark), rel.relation, text(rel.destination), rel.place,
+            text(rel.destination_landmark), rel.destination_relation) == (
+        landmark, relation, destination, place, of, of_relation)
+    # the target's own words end where its destination starts: "the leftmost tray" of a
+    # destination is no superlative of the target's
+    if rel.destination >= 0:
+        assert command[phrases[target].char_end:].startswith(rel.after)
+        assert phrases[rel.destination].text not in rel.after
 
 
 @pytest.mark.parametrize("command, words", [
@@ -621,14 +669,16 @@ def test_no_relation_no_landmark(engine):
         assert (result.landmark, result.relation, result.destination) == (-1, "", False)
 
 
-@pytest.mark.parametrize("command, relation_read", [
-    ("Pick up the cube behind the blue cube.", True),
-    ("Put the cube behind the blue cube.", False),
-    ("Put the cube behind the blue cube on the tray.", True),
+@pytest.mark.parametrize("command, relation_read, landmark, relation", [
+    ("Pick up the cube behind the blue cube.", True, "the blue cube", "behind"),
+    ("Put the cube behind the blue cube.", False, "the blue cube", "behind"),
+    ("Put the cube behind the blue cube on the tray.", True, "the tray", "on"),
 ])
-def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, relation_read):
+def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, relation_read,
+                                                  landmark, relation):
     """"Put the cube behind the blue cube" says where the cube goes, not which cube: the pair
-    rule, which would take an object already behind it, is not applied (no landmark)."""
+    rule, which would take an object already behind it, is not applied (no landmark). The
+    destination is chosen after the target, among the other proposals."""
     import ros_ground.prompt_grounding as module
 
     seen, real = [], module.resolve_pair
@@ -641,9 +691,14 @@ def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, 
     image, masks = _three_squares()
     result = engine.ground(image, command, mode="entities",
                            proposals=[Proposal(i, m) for i, m in enumerate(masks)])
-    assert len(seen) == 1 and (seen[0] is not None) is relation_read
-    assert result.prompt_phrases[result.landmark].text == "the blue cube"
-    assert result.relation == "behind" and result.destination is not relation_read
+    placed = command.startswith("Put")
+    assert len(seen) == 1 + placed and (seen[0] is not None) is relation_read
+    assert result.prompt_phrases[result.landmark].text == landmark
+    assert (result.relation, result.destination) == (relation, placed)
+    if placed:  # a place for the cube, not the cube itself
+        target, destination = (result.prompt_phrases[i].entity_ids for i in (result.target,
+                                                                             result.landmark))
+        assert len(target) == 1 and len(destination) == 1 and target != destination
 
 
 def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):

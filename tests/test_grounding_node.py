@@ -315,6 +315,9 @@ def test_the_command_s_target_landmark_and_relation_are_published(running):
     assert [p.text for p in response.prompt_phrases] == ["the red cube", "the blue tray"]
     assert (response.target, response.landmark) == (0, 1)
     assert response.relation == R.RELATION_BEHIND and response.destination
+    response = r.ask("Put the red cube into the blue tray.")
+    assert (response.target, response.landmark) == (0, 1)
+    assert response.relation == R.RELATION_IN and response.destination
     response = r.ask("Where is the cube?")
     assert (response.landmark, response.relation, response.destination) == (-1, "", False)
 

@@ -1,0 +1,171 @@
+"""What a command's spatial words make of the phrases around its target: the landmark a
+relation relates it to, which chooses it ("the mug left of *the tray*"), and, for an object a
+placing verb moves (command.PLACEMENT_VERBS), its destination ("put the mug *behind the tray*",
+"*on the shelf*") and what says which destination it is ("the tray *left of the duck*").
+
+A relation right after a placed object, with no copula, says where it goes, unless a
+destination follows its landmark ("put the mug left of the tray *on the shelf*": the relation
+then says which mug); a relation after the destination says which one ("put the mug behind the
+tray *left of the duck*"). The place prepositions (`PLACE_WORDS`: on, in, next to, to) name a
+destination only: "the mug on the tray" is not judged in the image.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ros_ground.command import PLACEMENT_VERBS, SPATIAL_WORDS
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase
+from ros_ground.refer import RELATION_NAMES, relation_after, relation_only
+
+# a destination after a landmark, which makes the relation before it a description again: "put
+# the mug left of the tray *on the shelf*"; not "to hide it", "at once", "on the left"
+_DESTINATION = re.compile(
+    r"^[\s,]*(?:to|on|onto|into|in|inside|at|near|next\s+to|beside|by|under|over|above|below|"
+    r"between|on\s+top\s+of)\s+(?:the|a|an|my|your|his|her|its|our|their|this|that|these|those)"
+    r"\s+(?!(?:" + "|".join(sorted(PLACE_NOUNS)) + r")\b)\w", re.IGNORECASE)
+
+def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
+                    ) -> tuple[int, str | None, str, bool]:
+    """(landmark, relation, after, destination) of the target phrase `chunks[target]` of `text`:
+    the index in `chunks` of the phrase right after a spatial relation ("left of *the tray*") or,
+    before the target, of a fronted one (`fronted_relation`), -1 when none; the relation
+    (refer.relation_after's key), None when none; the text the relation is read from (the
+    text after the target, "left of the tray" for a fronted one); and whether the relation says
+    where a `placed` target goes (`is_destination`)."""
+    chunk = chunks[target]
+    after = text[chunk.char_end:]
+    landmark = target + 1 if target + 1 < len(chunks) else -1
+    # the relation's words and nothing else between the two phrases: "left of", "that is behind";
+    # not "behind and pick up" of "leave the bear behind and pick up the mug"
+    gap = text[chunk.char_end:chunks[landmark].char_start] + " " if landmark >= 0 else ""
+    relation = relation_after(after)
+    if relation and relation_only(gap):
+        return landmark, relation, after, placed and is_destination(text, chunk, chunks[landmark])
+    fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
+    if fronted is None:
+        return -1, None, after, False
+    # "left of the tray is a mug" reads as "a mug left of the tray"
+    after = f" {fronted} {chunks[target - 1].text}"
+    return target - 1, relation_after(after), after, False
+
+
+# what may stand between a fronted relation's landmark and the object: "left of the tray *is*
+# a mug", "behind the box*, there are* two cubes"
+_FRONTED_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*",
+                          re.IGNORECASE)
+
+
+def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase) -> str | None:
+    """The relation's words when `text` puts them before the target's landmark, the target
+    after it ("*left of* the tray is a mug", "behind the box there are two cubes"), else
+    None: the words end right before `landmark`, and only a copula ("is", "there are") stands
+    between `landmark` and `target`."""
+    if not _FRONTED_GAP.fullmatch(text[landmark.char_end:target.char_start]):
+        return None
+    before = text[:landmark.char_start]
+    found = [m for m in SPATIAL_WORDS.finditer(before)
+             if m.lastgroup == "relation" and not before[m.end():].strip()]
+    return " ".join(found[-1].group(0).split()) if found else None
+
+
+def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:
+    """Whether the relation between the placed `target` and `landmark` (phrases of `text`) says
+    where to put the target: it follows the target directly, with no copula ("put the mug
+    *that is* behind the tray in the box" describes it), and no destination follows the
+    landmark ("put the mug left of the tray *on the shelf*"). A relation after the landmark
+    says which landmark ("put the mug behind *the tray left of the duck*")."""
+    gap = text[target.char_end:landmark.char_start].lower().split()
+    return (bool(gap) and re.match(r",|that\b|which\b|who\b|is\b|are\b", gap[0]) is None
+            and _DESTINATION.match(text[landmark.char_end:]) is None)
+
+
+# where a placed object goes, in the words of a preposition before its destination, and the
+# relation a response names for each (GroundedResponse.RELATION_*); these choose no object ("the
+# mug on the tray" is not judged in the image), so they are read after a placing verb only
+PLACE_WORDS = {"on": "on", "onto": "on", "on top of": "on", "atop": "on", "in": "in",
+               "into": "in", "inside": "in", "inside of": "in", "next to": "next to",
+               "beside": "next to", "by": "next to", "near": "next to", "close to": "next to",
+               "to": "to"}
+
+
+def place_between(gap: str) -> str | None:
+    """The relation PLACE_WORDS gives the words of `gap`, the text between a placed object's
+    phrase (or its landmark's) and the next phrase, when they are a preposition of it alone,
+    after an optional comma and before an optional article the phrase left out (" on ",
+    " into the ", ", next to "); else None."""
+    words = " ".join(gap.lower().lstrip(" \t\r\n,").split())
+    return PLACE_WORDS.get(re.sub(r"\s*\b(?:the|a|an)$", "", words))
+
+
+@dataclass(frozen=True)
+class Relations:
+    """The spatial roles of a command's phrases around its target (indices into its phrases;
+    -1 for none). `landmark`/`relation`: the phrase a relation relates the target to and the
+    relation (refer.relation_after's key), which choose the target ("the mug left of *the
+    tray*"); `after`: the text the target's own words are read from, after its phrase and up to
+    its destination; `destination`/`place`: where a placed target goes and how, as a response
+    names it ("behind", "on", "in", "next to", "to": "put the mug *on the tray*"); and
+    `destination_landmark`/`destination_relation`: a relation that says which destination ("on
+    the tray *left of the duck*")."""
+
+    landmark: int = -1
+    relation: str | None = None
+    after: str = ""
+    destination: int = -1
+    place: str = ""
+    destination_landmark: int = -1
+    destination_relation: str | None = None
+
+
+def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
+                      ) -> Relations:
+    """The Relations of the target phrase `chunks[target]` of `text` (command_phrases), whose
+    object is `placed` (`placement`): target_relation's, with, for a placed target, the
+    destination a relation right after it names ("put the mug *behind the tray*",
+    `is_destination`) or a place preposition after it or after its landmark does ("put the mug
+    *on the tray*", "put the mug left of the tray *in the box*", `PLACE_WORDS`), and the
+    relation after the destination that says which one it is."""
+    landmark, relation, after, destination = target_relation(text, chunks, target, placed)
+    if landmark < 0 and not placed and target + 1 < len(chunks):
+        gap = text[chunks[target].char_end:chunks[target + 1].char_start]
+        moved = _PLACED_AGAIN.search(gap)
+        words = moved.group("words") if moved else ""
+        how = relation_after(words) if relation_only(words + " ") else None
+        place = RELATION_NAMES[how] if how else place_between(words) if moved else None
+        if place:  # "pick up the mug and put *it* left of the duck": the target goes there
+            return Relations(after=gap[:moved.start()], destination=target + 1, place=place,
+                             **_described(text, chunks, target + 1))
+    if destination:
+        return Relations(after=text[chunks[target].char_end:chunks[landmark].char_start],
+                         destination=landmark, place=RELATION_NAMES[relation],
+                         **_described(text, chunks, landmark))
+    if not placed:
+        return Relations(landmark, relation, after)
+    last = landmark if landmark > target else target  # the place follows the target's words
+    place = None if last + 1 >= len(chunks) else place_between(
+        text[chunks[last].char_end:chunks[last + 1].char_start])
+    if place is None:
+        return Relations(landmark, relation, after)
+    return Relations(landmark, relation, text[chunks[target].char_end:chunks[last + 1].char_start],
+                     last + 1, place, **_described(text, chunks, last + 1))
+
+
+# a placing verb whose object is a pronoun, the words after it up to the next phrase: "(pick up
+# the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)"
+_PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS)) + r")\s+(?:it|them)\s+"
+                           r"(?P<words>[^.;!?]*)$", re.IGNORECASE)
+
+
+def _described(text: str, chunks: list[NounPhrase], destination: int) -> dict:
+    """The relation right after the destination `chunks[destination]` that says which it is
+    ("the tray *left of the duck*"), as Relations' destination_landmark / destination_relation."""
+    following = destination + 1
+    if following >= len(chunks):
+        return {}
+    relation = relation_after(text[chunks[destination].char_end:])
+    if relation is None or not relation_only(
+            text[chunks[destination].char_end:chunks[following].char_start] + " "):
+        return {}
+    return {"destination_landmark": following, "destination_relation": relation}
