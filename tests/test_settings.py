@@ -264,11 +264,62 @@ def test_ros2_param_set_of_a_value_yaml_typed_otherwise():
         assert len(said) == 1 and said[0].startswith("parameter device: 0 is refused, expected "
                                                      "STRING got INTEGER")
         assert 'device: "auto"' in said[0], said
+        # a name the node lacks: rclpy refuses it ("Invalid access to undeclared parameter(s):
+        # []"), and the node says what was meant
+        from rclpy.exceptions import ParameterNotDeclaredException
+
+        with pytest.raises(ParameterNotDeclaredException):
+            node.set_parameters([Parameter("max_frame_age", value=2.0)])
+        assert said[-1] == "parameter 'max_frame_age' is not one of this node's: did you mean " \
+                           "'max_frame_age_s'?"
     finally:
         if node is not None:
             node.shutdown_worker()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def test_rclpys_own_parameters_and_empty_lists_are_answered():
+    # helper-57: `ros2 param set ... use_sim_time true` raised KeyError in the callback, which
+    # rclpy's executor only logs, so the set-parameters service never answered (nor param load);
+    # `-p cameras:=[]` ended the node (an empty list is declared without a type)
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.parameter import Parameter
+
+    from ros_ground.nodes.grounding_node import GroundingNode
+    from ros_ground.nodes.mask_proposal_node import MaskProposalNode
+
+    rclpy.init()
+    nodes = []
+    try:
+        nodes.append(GroundingNode(namespace="/empty", cli_args=["--ros-args", "-p", "cameras:=[]"]))
+        nodes.append(MaskProposalNode(namespace="/empty", cli_args=["--ros-args", "-p",
+                                                                   "cameras:=[]"]))
+        for node in nodes:
+            assert "cameras must name at least one camera" in node._refused["cameras"]
+            sim_time = node.set_parameters([Parameter("use_sim_time", value=True)])[0]
+            assert sim_time.successful and node.get_parameter("use_sim_time").value is True
+        node = nodes[0]
+        empty = node.set_parameters([Parameter("attention_views", value=[])])[0]
+        assert not empty.successful and "needs at least one of" in empty.reason
+        mended = node.set_parameters([Parameter("cameras", value=["left", "right"])])[0]
+        assert mended.successful and "cameras" not in node._refused
+    finally:
+        for node in nodes:
+            node.shutdown_worker()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def test_a_set_parameters_callback_that_raises_still_answers():
+    from ros_ground.nodes.params import refusing_on_error
+
+    def broken(changes):
+        raise KeyError("use_sim_time")
+
+    change = type("Change", (), {"name": "use_sim_time"})()
+    result = refusing_on_error(broken)([change])
+    assert not result.successful and result.reason == "setting use_sim_time failed: KeyError: 'use_sim_time'"
 
 
 @pytest.mark.parametrize("group", [settings.GROUNDING, settings.PROPOSAL])

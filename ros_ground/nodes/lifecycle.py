@@ -36,7 +36,7 @@ class ModelNode(LifecycleNode):
         self._opened: list = []
         self._lifecycle_pubs: list = []
         self.add_pre_set_parameters_callback(params.retype_changes(self, settings))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(params.refusing_on_error(self._on_set_parameters))
 
     # ---- for subclasses --------------------------------------------------------------------
     def load(self, p: dict) -> None:

@@ -8,10 +8,15 @@ A setting that is not `live` is read at configure: it may be set at any time (it
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterUninitializedException,
+)
 from rclpy.parameter import Parameter
 
 from ros_ground import settings
@@ -65,11 +70,17 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
             why = str(exc).removesuffix(f": {s.name}") + type_hint(s, str(exc), given)
             fixed = as_declared(s, given) if isinstance(exc, InvalidParameterTypeException) else None
             if fixed is not None:
-                try:
-                    node.declare_parameter(s.name, fixed, d, ignore_override=True)
-                    why = ""
-                except InvalidParameterValueException as out_of_range:
-                    why = str(out_of_range)
+                why = _declare_as(node, s, fixed, d)
+            if why:
+                node.declare_parameter(s.name, s.default, d, ignore_override=True)
+                refused[s.name] = why
+                continue
+        try:
+            node.get_parameter(s.name)
+        except ParameterUninitializedException:  # "-p cameras:=[]": declared without a type
+            node.undeclare_parameter(s.name)
+            why = _declare_as(node, s, [], d) if isinstance(s.default, (list, tuple)) \
+                else "the value given has no type"
             if why:
                 node.declare_parameter(s.name, s.default, d, ignore_override=True)
                 refused[s.name] = why
@@ -91,14 +102,18 @@ def as_declared(setting: Setting, value):
     was meant is not in doubt; None where it is, or where the type is already right.
 
     An integer for a double (`max_frame_age_s: 0`), a whole double for an integer
-    (`queue_size: 3.0`), and for text with choices the choice YAML read as a number or a
-    boolean (`multimask_choice: 1`, `compile: off`). rclpy refuses each of these by type, and
-    under Python 3.11+ says only "expected '3' got '2'" (it formats the type enum as a number).
+    (`queue_size: 3.0`), for text with choices the choice YAML read as a number or a boolean
+    (`multimask_choice: 1`, `compile: off`), and an empty list for a list (`cameras: []`).
+    rclpy refuses each of these by type, and under Python 3.11+ says only "expected '3' got
+    '2'" (it formats the type enum as a number).
     Anything else (`device: 0`) is still refused, with type_hint's advice.
     """
     d = setting.default
     if isinstance(d, bool) or value is None:
         return None
+    if isinstance(d, (list, tuple)) and not isinstance(value, str) and hasattr(value, "__len__") \
+            and len(value) == 0:
+        return []  # "[]" has no item type: YAML's empty list is typed a byte array, or nothing
     if isinstance(d, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(d, int) and isinstance(value, float) and value.is_integer():
@@ -112,6 +127,26 @@ def as_declared(setting: Setting, value):
     return None
 
 
+def _declare_as(node, setting: Setting, value, d: ParameterDescriptor) -> str:
+    """Declare `setting` on `node` with `value` (of as_declared), ignoring the override; "" or,
+    declaring nothing, why rclpy refused it (out of range). An empty list is declared typed
+    first, then set: rclpy types a bare [] as a byte array."""
+    if not (isinstance(value, list) and not value):
+        try:
+            node.declare_parameter(setting.name, value, d, ignore_override=True)
+        except InvalidParameterValueException as exc:
+            return str(exc)
+        return ""
+    kind = Parameter.Type.from_parameter_value(setting.default)
+    if d.read_only:
+        return f"an empty list cannot be set on read-only {setting.name}: leave it out for its default"
+    node.declare_parameter(setting.name, kind, d, ignore_override=True)
+    result = node.set_parameters([Parameter(setting.name, kind, value)])[0]
+    if not result.successful:
+        node.undeclare_parameter(setting.name)
+    return "" if result.successful else result.reason
+
+
 def retype_changes(node, table):
     """A pre-set-parameters callback for `node` (Node.add_pre_set_parameters_callback): each
     change to a setting of `table` of another type than declared, in the declared type where
@@ -123,14 +158,17 @@ def retype_changes(node, table):
         out = []
         for p in changes:
             s = declared.get(p.name)
-            if s is None or p.type_ == Parameter.Type.NOT_SET:
+            if s is None and not node.has_parameter(p.name):  # rclpy's refusal names nothing
+                node.get_logger().warning(f"parameter {p.name!r} is not one of this node's"
+                                          + _closest(p.name, table))
+            wanted = None if s is None else Parameter.Type.from_parameter_value(s.default)
+            if s is None or p.type_ in (Parameter.Type.NOT_SET, wanted):
                 out.append(p)
                 continue
             fixed = as_declared(s, p.value)
             if fixed is not None:
-                out.append(Parameter(p.name, value=fixed))
+                out.append(Parameter(p.name, wanted, fixed))
                 continue
-            wanted = Parameter.Type.from_parameter_value(s.default)
             if p.type_ != wanted:
                 error = f"expected {wanted.name} got {p.type_.name}"
                 node.get_logger().warning(f"parameter {p.name}: {p.value!r} is refused, "
@@ -171,25 +209,27 @@ def unknown_overrides(node, table) -> list[str]:
     Reads rclpy's Node._parameter_overrides (no public accessor; {} if it goes away).
     Parameters rclpy declares later (qos_overrides.*) and use_sim_time are left out.
     """
+    known = {s.name for t in (GROUNDING_PARAMS, PROPOSAL_PARAMS, SIM_CAMERA_PARAMS) for s in t}
+    return [f"parameter {name!r} was given but is not one of this node's, so it is ignored"
+            + _closest(name, table)
+            for name in sorted(getattr(node, "_parameter_overrides", {}) or {})
+            if name not in known and not name.startswith("qos_overrides.")
+            and not node.has_parameter(name)]
+
+
+def _closest(name: str, table) -> str:
+    """': did you mean ...?' naming the parameters closest to the unknown `name`, among the
+    node's own (`table`) and then every ros_ground node's ("" when none is close)."""
     ours = {s.name for s in table}
     owner: dict[str, list[str]] = {}
     for node_name, t in (("grounding_node", GROUNDING_PARAMS),
                          ("mask_proposal_node", PROPOSAL_PARAMS), ("sim_camera_node", SIM_CAMERA_PARAMS)):
         for s in t:
             owner.setdefault(s.name, []).append(node_name)
-    known = set(owner)
-    warnings = []
-    for name in sorted(getattr(node, "_parameter_overrides", {}) or {}):
-        if name in known or name.startswith("qos_overrides.") or node.has_parameter(name):
-            continue
-        # among every ros_ground node's names: a shared section reaches several nodes
-        close = difflib.get_close_matches(name, sorted(ours) + sorted(known - ours), n=3)
-        named = [repr(c) if c in ours else f"{c!r} (a {' / '.join(owner[c])} parameter)"
-                 for c in close]
-        hint = f": did you mean {' or '.join(named)}?" if close else ""
-        warnings.append(f"parameter {name!r} was given but is not one of this node's, so it "
-                        f"is ignored{hint}")
-    return warnings
+    # among every ros_ground node's names: a shared section reaches several nodes
+    close = difflib.get_close_matches(name, sorted(ours) + sorted(set(owner) - ours), n=3)
+    named = [repr(c) if c in ours else f"{c!r} (a {' / '.join(owner[c])} parameter)" for c in close]
+    return f": did you mean {' or '.join(named)}?" if close else ""
 
 
 def values(node, table) -> dict:
@@ -207,8 +247,10 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
     can be mended one at a time."""
     declared = settings.by_name(table)
     before = values(node, table)
-    merged = {**before, **{c.name: c.value for c in changes}}
-    changed = {c.name for c in changes}
+    # rclpy's own parameters (use_sim_time, qos_overrides.*) are rclpy's to check
+    ours = [c for c in changes if c.name in declared]
+    merged = {**before, **{c.name: c.value for c in ours}}
+    changed = {c.name for c in ours}
     checked, valid = {}, {}
     try:
         for name, value in merged.items():
@@ -224,6 +266,21 @@ def check_changes(node, table, changes) -> tuple[SetParametersResult, dict]:
     except (ValueError, TypeError) as exc:
         return SetParametersResult(successful=False, reason=str(exc)), merged
     return SetParametersResult(successful=True), checked
+
+
+def refusing_on_error(callback):
+    """`callback` (a node's set-parameters callback) returning a refusal that names the error
+    where it raises: rclpy's executor would log the exception and never answer the
+    set-parameters service, so `ros2 param set` (and dump / load) waited forever."""
+    @functools.wraps(callback)
+    def checked(changes):
+        try:
+            return callback(changes)
+        except Exception as exc:  # noqa: BLE001 - any error must still answer the request
+            names = ", ".join(c.name for c in changes)
+            return SetParametersResult(successful=False, reason=f"setting {names} failed: "
+                                                                  f"{type(exc).__name__}: {exc}")
+    return checked
 
 
 def _valid(table, given: dict) -> dict:

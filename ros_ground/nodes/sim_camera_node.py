@@ -59,7 +59,7 @@ class SimCameraNode(Node):
             self._load_scene(settings.check(params.SIM_CAMERA_PARAMS,
                                             params.values(self, params.SIM_CAMERA_PARAMS)))
         self.add_pre_set_parameters_callback(params.retype_changes(self, params.SIM_CAMERA_PARAMS))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(params.refusing_on_error(self._on_set_parameters))
         self._timer = self.create_timer(1.0 / float(self.get_parameter("rate_hz").value),
                                         self._publish)
 
