@@ -46,6 +46,10 @@ def _nodes(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     params_file = arg["params_file"] or os.path.join(
         get_package_share_directory("ros_ground"), "config", "default.yaml")
+    if not os.path.isfile(params_file):
+        # launch_ros only warns and starts the nodes on their defaults: the embedded sim models
+        # in place of the robot's
+        raise FileNotFoundError(f"params_file {params_file!r} is not a file")
     overrides = {k: arg[k] for k in ("model", "sam_model", "sam_checkpoint") if arg[k]}
     if "sam_model" in overrides:  # the params file's checkpoint was for its own sam_model
         overrides.setdefault("sam_checkpoint", "")

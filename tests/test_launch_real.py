@@ -335,3 +335,16 @@ def test_a_launch_argument_that_is_no_boolean_is_refused(ros2_env, launch_file, 
     assert result.returncode != 0, output
     assert f"got '{argument.split(':=')[1]}'" in output and "expected one of" in output, output
     assert "process started" not in output, output
+
+
+def test_a_params_file_that_is_not_there_is_refused(ros2_env, tmp_path):
+    # launch_ros warned "Parameter file path is not a file" and started the nodes on their
+    # defaults: the 4.5 M-parameter sim model answering in place of the robot's
+    _, env = ros2_env
+    missing = tmp_path / "robot.yaml"
+    result = _run(env, "ros2", "launch", "ros_ground", "ground.launch.py",
+                  f"params_file:={missing}", timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"params_file '{missing}' is not a file" in output, output
+    assert "process started" not in output, output
