@@ -55,14 +55,20 @@ def _depth_msg(scene, encoding, stamp_sec):
     return msg
 
 
-def _feed(r, scene, encoding="32FC1", depth_sec=5, depth_frame="cam"):
-    """Stream the scene's colour frame (stamp 5 s), its depth and camera_info to the node."""
+def _feed(r, scene, encoding="32FC1", depth_sec=5, depth_frame="cam", info_size=None,
+          info_frame=None):
+    """Stream the scene's colour frame (stamp 5 s), its depth and camera_info to the node
+    (`info_size` (width, height) and `info_frame` in place of the camera_info's own)."""
     depth_pub = r.client.node.create_publisher(Image, "depth", RELIABLE)
     info_pub = r.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
     r.client.stream(scene.rgb, stamp_sec=5)
     depth_msg = _depth_msg(scene, encoding, depth_sec)
     depth_msg.header.frame_id = depth_frame
     info = camera_info(scene, depth_msg.header)
+    if info_size is not None:
+        info.width, info.height = info_size
+    if info_frame is not None:
+        info.header.frame_id = info_frame
 
     def arrived():
         depth_pub.publish(depth_msg)
@@ -201,3 +207,36 @@ def test_sim_camera_publishes_registered_depth_and_centroids(scene):
         executor.shutdown()
         listener.destroy_node()
         sim.destroy_node()
+
+
+def _warnings(node, monkeypatch) -> list:
+    said = []
+    logger = node.node.get_logger()
+    monkeypatch.setattr(node.node, "get_logger", lambda: type("Log", (), {
+        "warning": lambda self, text, **kw: said.append(text),
+        "info": lambda self, *a, **kw: logger.info(*a, **kw),
+        "error": lambda self, *a, **kw: logger.error(*a, **kw)})())
+    return said
+
+
+def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monkeypatch):
+    # helper-57: a camera_info of 640x480 for a 320x240 image was used as it was, and every
+    # position came out off by the factor of two, without a word
+    _feed(node, scene, info_size=(2 * scene.width, 2 * scene.height))
+    said = _warnings(node, monkeypatch)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert all(p.depth_points == 0 and math.isnan(p.position.z) for p in response.phrases)
+    assert any(f"camera_info is for {2 * scene.width}x{2 * scene.height}, the depth and image are "
+               f"{scene.width}x{scene.height}" in t for t in said), said
+
+
+def test_camera_info_in_another_frame_is_warned_about(node, scene, monkeypatch):
+    _feed(node, scene, info_frame="camera_depth_optical_frame")
+    said = _warnings(node, monkeypatch)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK and response.phrases[0].depth_points > 0
+    assert any("camera_info is in frame 'camera_depth_optical_frame', the image in 'cam'" in t
+               for t in said), said

@@ -41,6 +41,7 @@ class CameraSensors:
         self.inputs: dict[str, CameraInput] = {}  # camera -> its image subscription
         self.depth_inputs: dict[str, CameraInput] = {}
         self._proposals_topics: dict[str, str] = {}
+        self._info: dict[str, tuple[int, int, str]] = {}  # camera -> camera_info's width, height, frame
 
     def open(self, cameras: list[str], callback_group) -> list:
         """Subscribe each camera's image, proposals, proposals_started, depth and camera_info;
@@ -78,6 +79,7 @@ class CameraSensors:
     def clear(self) -> None:
         self.frames.clear()
         self.depth.clear()
+        self._info.clear()
 
     def decode(self, msg, what: str, received_ns: int | None = None) -> Frame:
         """A Frame of an Image or CompressedImage message (or the reason it cannot be one)."""
@@ -99,9 +101,20 @@ class CameraSensors:
     def registered_depth(self, camera: str, header):
         """(depth HxW metres, K) registered to the camera's frame with `header`; LookupError
         or ValueError (ImageDecodeError included) saying what is missing or wrong."""
-        return self.depth.registered(
+        depth, k = self.depth.registered(
             camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
             lambda msg: self._depth_of(msg, header))
+        width, height, frame = self._info.get(camera, (0, 0, ""))
+        if width and height and (height, width) != tuple(depth.shape[:2]):
+            # K scales with the image: from another resolution every position is off by the ratio
+            raise ValueError(f"camera_info is for {width}x{height}, the depth and image are "
+                             f"{depth.shape[1]}x{depth.shape[0]}: publish the camera_info of the "
+                             "image's own resolution (resize it with the image)")
+        if frame and header.frame_id and frame != header.frame_id:
+            self._node.get_logger().warning(
+                f"camera_info is in frame {frame!r}, the image in {header.frame_id!r}: its K must "
+                "be the colour camera's, or the positions are wrong", throttle_duration_sec=30.0)
+        return depth, k
 
     def _depth_of(self, msg, header):
         """The depth message's HxW metres; warns when its frame_id is not the colour image's: a
@@ -152,6 +165,7 @@ class CameraSensors:
     def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
         try:
             self.depth.set_intrinsics(camera, camera_info_to_k(msg))
+            self._info[camera] = (int(msg.width), int(msg.height), msg.header.frame_id)
         except ValueError as exc:
             self._node.get_logger().warning(f"ignoring camera_info: {exc}",
                                             throttle_duration_sec=5.0)
