@@ -153,6 +153,24 @@ def test_silence_warning_names_both_ends_qos(running):  # noqa: F811
     assert "publisher QoS reliable differs from this subscription's best_effort" in warning
 
 
+def test_silence_counts_from_when_a_publisher_appears(running):  # noqa: F811
+    # helper-57: a driver started after the node, advertising a second before its first frame,
+    # was warned "no frame received for 16 s": counted from the node's start
+    r = running(image_qos="best_effort")
+    source = r.node.sensors.inputs[""]
+    r.client.node.destroy_publisher(r.client.image_pub)
+    assert r.client.wait(lambda: not source.publishers(), 10)
+    source.warn_after_s = 3.0
+    time.sleep(3.5)  # up and silent longer than warn_after_s, with nobody publishing
+    assert source.check() is None
+    r.client.node.create_publisher(Image, "image",
+                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    assert r.client.wait(lambda: source.publishers() == ["best_effort"], 10)
+    assert source.check() is None
+    time.sleep(3.2)
+    assert "no frame received for 3 s" in source.check()
+
+
 def test_several_cameras_have_their_own_topics(running):  # noqa: F811
     r = running(cameras=["left", "right"])
     left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")

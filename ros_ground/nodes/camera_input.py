@@ -86,6 +86,8 @@ class CameraInput:
                 self._subscribe()
                 return None
         now = time.monotonic_ns()
+        if not publishers:  # silence counts from when a publisher appears, not from the start
+            self._arrived_mono_ns = max(self._arrived_mono_ns, now)
         warning = camera_watch.silence_warning(self.topic, publishers, self.reliability,
                                                (now - self._arrived_mono_ns) / 1e9, self.warn_after_s)
         if warning and (self._warned_ns is None
