@@ -270,7 +270,7 @@ def goal_region(goal, decode_mask) -> dict | None:
 CLICK_SURFACE_M = 0.1  # a 3-D click this far from the surface seen at its pixel is refused
 
 
-def click_region(point, frame, registered) -> dict:
+def click_region(point, frame, registered, other_frames=()) -> dict:
     """`resolve_region` keywords for a clicked point on `frame`.
 
     `point` is a geometry_msgs/PointStamped (or alike: header.frame_id, point.x/y/z), as rviz's
@@ -286,15 +286,18 @@ def click_region(point, frame, registered) -> dict:
       of a 5x5 window) must be within CLICK_SURFACE_M of the point's z, else the point is hidden
       behind something or in free space, and the entity under its pixel is not what was clicked;
     - z < 0 or not finite: refused (not in front of the camera).
-    The pixel must lie in the image. Every refusal is an InputError saying why.
+    The pixel must lie in the image. Every refusal is an InputError saying why, naming the
+    frames of `other_frames` (the node's other cameras' images) when the point is in none.
     """
     if frame is None or getattr(frame, "rgb", None) is None:
         raise InputError("no image received yet to click on")
     camera, frame_id = frame.header.frame_id, point.header.frame_id
     if frame_id != camera:
         given = f"in frame {frame_id!r}" if frame_id else "without a frame_id"
-        raise InputError(f"clicked point {given}, the image is in {camera!r}: points are not "
-                         f"transformed here; set rviz's Fixed Frame to {camera!r}")
+        others = sorted(set(other_frames) - {camera})
+        also = f" (the other cameras' in {', '.join(map(repr, others))})" if others else ""
+        raise InputError(f"clicked point {given}, the image is in {camera!r}{also}: points are "
+                         f"not transformed here; set rviz's Fixed Frame to {camera!r}")
     x, y, z = float(point.point.x), float(point.point.y), float(point.point.z)
     shape = frame.rgb.shape[:2]
     if z == 0.0:

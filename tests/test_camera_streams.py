@@ -190,6 +190,30 @@ def test_several_cameras_have_their_own_topics(running):  # noqa: F811
         right.close()
 
 
+def test_a_click_in_a_frame_two_cameras_share_is_warned_about(running, monkeypatch):  # noqa: F811
+    from geometry_msgs.msg import PointStamped
+
+    r = running(cameras=["left", "right"])
+    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    try:
+        left.stream(random_rgb(48, 64), frame_id="cam")
+        right.stream(random_rgb(48, 64), frame_id="cam")
+        assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
+        said = []
+        monkeypatch.setattr(r.node, "get_logger", lambda: type("Log", (), {
+            "warning": lambda self, text, **kw: said.append(text),
+            "info": lambda self, *a, **kw: None, "error": lambda self, *a, **kw: None})())
+        click = PointStamped()
+        click.header.frame_id, click.point.x, click.point.y = "cam", 5.0, 5.0
+        r.node._on_click(click)
+        assert said == ["cameras 'left', 'right' all publish images in frame 'cam': a click there "
+                        "goes to 'left' (give each camera its own optical frame)"]
+        assert left.wait(lambda: left.responses, 60) and not right.responses
+    finally:
+        left.close()
+        right.close()
+
+
 def test_a_camera_flooding_commands_cannot_starve_another(running):  # noqa: F811
     r = running(cameras=["left", "right"], queue_size=20, max_new_tokens=6,
                 attention_views=["identity"])

@@ -162,10 +162,18 @@ class GroundingNode(ModelNode):
         camera whose image is in the point's frame (regions.click_region has the rule)."""
         latest = {camera: self.frames.latest(camera) for camera in self._cameras}
         camera = requests.camera_of(msg.header.frame_id, latest)
+        frames = {c: f.header.frame_id for c, f in latest.items() if f is not None}
+        alike = [c for c, f in frames.items() if f == msg.header.frame_id]
+        if len(alike) > 1:
+            self.get_logger().warning(
+                f"cameras {', '.join(map(repr, alike))} all publish images in frame "
+                f"{msg.header.frame_id!r}: a click there goes to {camera!r} (give each camera "
+                "its own optical frame)", throttle_duration_sec=30.0)
         request = Request(self._next_id(), self._p["region_prompt"], "", latest[camera],
                           camera=camera)
+        others = [f for c, f in frames.items() if c != camera]
         self._submit(request, "clicked_point", lambda frame: click_region(
-            msg, frame, lambda: self.sensors.registered_depth(camera, frame.header)))
+            msg, frame, lambda: self.sensors.registered_depth(camera, frame.header), others))
 
     def _on_describe(self, request, response):
         request = Request(self._next_id(), self._p["default_prompt"], "",
