@@ -142,11 +142,14 @@ def _cameras(value) -> list[str]:
 
 
 def _prompt(name: str) -> Callable[[Any], str]:
-    """A prompt setting's check: one without a word (blank, zero-width or control characters)
-    would fail every request that asks it."""
+    """A prompt setting's check: one without a word once chat markup is removed (blank,
+    zero-width or control characters, "<image>") would fail every request that asks it."""
     def check(value) -> str:
-        if not isinstance(value, str) or not any(c.isalnum() for c in value):
-            raise ValueError(f"{name} must be a prompt (text with a word), got {value!r}")
+        from ros_ground.prompts import strip_chat_markup
+
+        if not isinstance(value, str) or not any(c.isalnum() for c in strip_chat_markup(value)):
+            raise ValueError(f"{name} must be a prompt (text with a word, besides chat markup), "
+                             f"got {value!r}")
         return value
     return check
 

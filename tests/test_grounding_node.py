@@ -506,7 +506,8 @@ def test_live_thresholds_reach_the_engine(running):
                         ("phrase_contrast", 1.5), ("attention_views", ["identity", "mirror"]),
                         ("attention_views", ["vflip", "vflip"]), ("default_prompt", ""),
                         ("default_prompt", "\u200b"), ("default_prompt", "\x00 ?"),
-                        ("region_prompt", "   ")]:  # a prompt with no word fails each describe
+                        ("region_prompt", "   "), ("region_prompt", "<image>"),
+                        ("default_prompt", "USER: <image>\nASSISTANT:")]:  # no word: fails each describe
         assert not r.node.set_parameters([Parameter(name, value=value)])[0].successful, name
 
 
@@ -644,10 +645,12 @@ def test_compile_on_compiles_while_configuring_and_answers_as_eager(running, mon
     assert decoder.eager_requests == 1 and r.node._eager_said == 1
 
 
-def test_a_bare_yaml_on_for_a_text_setting_is_refused_with_the_fix(running):
-    r = running(compile=True)  # what `compile: on` or -p compile:=on gives
+def test_a_bare_yaml_on_for_a_text_setting_is_taken_as_the_choice_or_refused_with_the_fix(running):
+    r = running(compile=False)  # what `compile: off` or -p compile:=off gives: the choice "off"
+    assert r.started and r.node.get_parameter("compile").value == "off"
+    r = running(phrase_tokens=True)  # chunk / root: no choice a boolean could mean
     assert not r.started
-    assert "quote the text" in r.node._refused["compile"]
+    assert "quote the text" in r.node._refused["phrase_tokens"]
 
 
 def test_the_demo_graph_command_sets_compile_off():
