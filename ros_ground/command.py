@@ -57,12 +57,12 @@ from ros_ground.phrases import (
     noun_phrases,
     without_leading,
 )
-from ros_ground.refer import SUPERLATIVES, relation_pattern
+from ros_ground.spatial_words import SUPERLATIVES, relation_pattern
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
 WH_TAGS = ("WDT", "WP", "WP$", "WRB")
-# a relation (refer.relation_pattern: "to the left of" whole, "right behind") or a superlative
+# a relation (spatial_words.relation_pattern: "to the left of" whole, "right behind") or a superlative
 # that follows its noun ("closest to the camera")
 SPATIAL_WORDS = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlative>\b(?:" + "|".join(
     r"\s+".join(map(re.escape, s.split())) for s in SUPERLATIVES if " " in s) + r")\b)",
@@ -96,8 +96,8 @@ NOT_OBJECTS = frozenset(
 
 def command_pieces(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of `text` between the spatial words refer.resolve reads
-    (refer.relation_pattern, and the refer.SUPERLATIVES that follow their noun, cut whole: "the
-    camera" of "closest to the camera" is the viewpoint, no thing in the picture to give a
+    (spatial_words.relation_pattern, and the spatial_words.SUPERLATIVES that follow their noun,
+    cut whole: "the camera" of "closest to the camera" is the viewpoint, no thing in the picture to give a
     mask), stripped of whitespace and of leading punctuation (", not the one" -> "not the
     one"), empty pieces left out; [(0, len)] when there are none."""
     return [(start, end) for start, end, _ in _pieces(text)]

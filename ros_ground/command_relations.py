@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ros_ground.command import PLACEMENT_VERBS, SPATIAL_WORDS
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
-from ros_ground.refer import RELATION_NAMES, relation_after, relation_only
+from ros_ground.spatial_words import RELATION_NAMES, relation_after, relation_only
 
 # a destination after a landmark, which makes the relation before it a description again: "put
 # the mug left of the tray *on the shelf*"; not "to hide it", "at once", "on the left"
@@ -31,7 +31,7 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     """(landmark, relation, after, destination) of the target phrase `chunks[target]` of `text`:
     the index in `chunks` of the phrase right after a spatial relation ("left of *the tray*") or,
     before the target, of a fronted one (`fronted_relation`), -1 when none; the relation
-    (refer.relation_after's key), None when none; the text the relation is read from (the
+    (spatial_words.relation_after's key), None when none; the text the relation is read from (the
     text after the target, "left of the tray" for a fronted one); and whether the relation says
     where a `placed` target goes (`is_destination`)."""
     chunk = chunks[target]
@@ -103,7 +103,7 @@ def place_between(gap: str) -> str | None:
 class Relations:
     """The spatial roles of a command's phrases around its target (indices into its phrases;
     -1 for none). `landmark`/`relation`: the phrase a relation relates the target to and the
-    relation (refer.relation_after's key), which choose the target ("the mug left of *the
+    relation (spatial_words.relation_after's key), which choose the target ("the mug left of *the
     tray*"); `after`: the text the target's own words are read from, after its phrase and up to
     its destination; `destination`/`place`: where a placed target goes and how, as a response
     names it ("behind", "on", "in", "next to", "to": "put the mug *on the tray*"); and

@@ -22,8 +22,9 @@ from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.refer import RELATION_NAMES, absent, resolve_pair
+from ros_ground.refer import absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
+from ros_ground.spatial_words import RELATION_NAMES
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None

@@ -12,9 +12,12 @@ where the model looked, and three kinds can be checked on the proposals without 
   holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
   scores (below); the wordings are RELATIONS, after an optional adverb ("*right* behind");
-- superlatives ("the *leftmost* object", "the cube *closest to the camera*"): the extreme mask
-  among the objects the words allow, whatever the scores; with a relation too ("the leftmost
-  cube behind the tray"), among those for which it holds with the best-scored landmark. Only the
+- superlatives ("the *leftmost* object", "the cube *closest to the camera*", "the mug *on the
+  left*", "the *biggest* mug": spatial_words.superlative_of): the extreme mask among the
+  objects the words allow and, when the phrase names a kind ("cube", not "object"), whose score
+  is within SUPERLATIVE_KIND_MARGIN of the best of them (of one kind: the biggest object in view
+  is seldom the biggest mug); with a relation too ("the leftmost cube behind the tray"), among
+  those for which it holds with the best-scored landmark. Only the
   target's own: on the landmark ("the cube left of the *leftmost* duck") it is left to the
   landmark's scores, since the extreme object of any kind is seldom the extreme duck. A
   superlative compares whole objects, so masks touching the image border are left out (the
@@ -49,7 +52,6 @@ the command's choice"; the colour and superlative rules in the sections after it
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,85 +59,20 @@ import numpy as np
 from ros_ground.colour_words import colour_share, named_colours
 from ros_ground.entities import score_entities
 from ros_ground.metrics import iou
+from ros_ground.spatial_words import relation_after, superlative_of
 
-RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
-             ("on the left of", "left"), ("on the left side of", "left"), ("left of", "left"),
-             ("to the right of", "right"), ("to the right side of", "right"),
-             ("on the right of", "right"), ("on the right side of", "right"), ("right of", "right"),
-             ("in front of", "front"), ("behind", "behind"))
-# each relation as a response names it (GroundedResponse.relation)
-RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind"}
-# adverbs that sharpen a relation without changing it: "right behind", "just left of"
-RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
-SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
-                "nearest the camera", "farthest from the camera", "furthest from the camera")
 MAX_AREA = 0.2
 # command targets are at most 5.4 times the frame's median mask (in distribution) and 4.0 times
 # (ood); the light table patches ood commands chose as "white" objects were 27-61 times it
 MAX_AREA_OVER_MEDIAN = 10.0
 MIN_COLOUR = 0.4
-_COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
-_ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
 SUPERLATIVE_STABILITY_MARGIN = 0.15
-
-
-def relation_pattern() -> str:
-    """Regular expression (for re.IGNORECASE) of a relation's words as a command writes them:
-    any of RELATIONS, its words apart by any whitespace ("left\\nof"), after an optional
-    RELATION_ADVERBS word ("right behind"); the longest wording first, so "to the left of" is
-    found whole rather than as "left of"."""
-    words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
-    return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
-            + "|".join(r"\s+".join(map(re.escape, w.split())) for w in words) + r")\b")
-
-
-def _relation_start(text: str) -> tuple[str, str] | None:
-    """(relation, the text after its words) when `text`, lower-cased with its whitespace
-    collapsed, starts with a relation after an optional copula and adverb; else None."""
-    plain = _COPULA.sub("", " ".join(text.lower().split()) + " ")
-    # the wording as it stands first: "right of" is a relation, "right" of "right behind" an adverb
-    for words_first in (plain, _ADVERB.sub("", plain)):
-        for words, relation in RELATIONS:
-            if words_first.startswith(words + " "):
-                return relation, words_first[len(words):]
-    return None
-
-
-def relation_after(text: str) -> str | None:
-    """The spatial relation that starts `text` (what follows the target phrase), or None:
-    "left", "right", "front" or "behind". A copula before it counts as none: "(that) is left
-    of the tray" of "the cube that is left of the tray", "which object is left of the tray";
-    so does an adverb of RELATION_ADVERBS ("right behind"), and line breaks are spaces."""
-    found = _relation_start(text)
-    return None if found is None else found[0]
-
-
-def relation_only(text: str) -> bool:
-    """Whether `text` (what stands between a target phrase and the next phrase) is a relation's
-    words alone, after relation_after's copula and adverb, with nothing else but spaces and a
-    determiner left of the next phrase: " left of ", " that is behind ", " to the right of the "."""
-    found = _relation_start(text)
-    return found is not None and found[1].strip(" \"'\u201c\u2018(") in ("", "the", "a", "an")
-
-
-def _superlative(text: str) -> str | None:
-    text = " ".join(text.lower().split())
-    return next((s for s in SUPERLATIVES if s in text), None)
-
-
-def superlative_of(target_text: str, after_text: str = "", landmark_text: str = "") -> str | None:
-    """The SUPERLATIVES entry that applies to the target phrase `target_text` ("the *leftmost*
-    cube") or is in `after_text`, what follows it ("the cube *closest to the camera*", "the
-    cube, the *leftmost* one"), outside its landmark's phrase `landmark_text` ("the cube left
-    of *the leftmost duck*" has none); None."""
-    after = " ".join(after_text.lower().split())
-    landmark = " ".join(landmark_text.lower().split())
-    if landmark:
-        after = after.replace(landmark, " ", 1)
-    return _superlative(target_text) or _superlative(after)
+# measured neutral on the eval's 120 superlative and relation commands (docs/MEASUREMENTS.md,
+# "Superlatives of one kind"), and what makes "the biggest mug" a mug
+SUPERLATIVE_KIND_MARGIN = 0.1
 
 
 def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
@@ -270,14 +207,20 @@ def _mean_share(shares: np.ndarray) -> np.ndarray:
 
 
 def _extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, centres: np.ndarray,
-             stability: np.ndarray | None) -> int | None:
+             stability: np.ndarray | None, kind_scores: np.ndarray | None = None) -> int | None:
     """Index of the mask that is `superlative` among `superlative_candidates` of `ok`, or None
-    when every mask of `ok` is empty. `centres`: `_centres(masks)`."""
+    when every mask of `ok` is empty. `centres`: `_centres(masks)`. `kind_scores`: float [N],
+    the target phrase's own scores, when it names a kind: only the candidates within
+    SUPERLATIVE_KIND_MARGIN of the best-scored one are compared."""
     index = np.flatnonzero(superlative_candidates(masks, ok, stability))
     if not len(index):
         return None
+    if kind_scores is not None:
+        index = index[kind_scores[index] >= kind_scores[index].max() - SUPERLATIVE_KIND_MARGIN]
     column, lowest = centres[index, 0], centres[index, 1]
-    key = {"leftmost": column, "rightmost": -column}.get(
+    area = np.array([np.count_nonzero(masks[i]) for i in index], dtype=np.float64)  # in the image
+    key = {"leftmost": column, "rightmost": -column, "largest": -area, "biggest": -area,
+           "smallest": area, "tiniest": area}.get(
         superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)
     return int(index[int(np.argmin(key))])
 
@@ -334,13 +277,14 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
         ok = superlative_candidates(masks, ok, stability)
     if scores is None:
         scores = score_entities(target_heat, list(masks))
+    kind_scores = None if any_object else scores
     scores = scores + bonus + COLOUR_WEIGHT * colour
     superlative = superlative_of(target_text, after_text, landmark_text)
     centres = _centres(masks)
     relation = relation_after(after_text)
     paired = relation is not None and landmark_heat is not None
     if superlative is not None and not paired:
-        return _extreme(superlative, masks, ok, centres, stability), None
+        return _extreme(superlative, masks, ok, centres, stability, kind_scores), None
     best = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
     if not paired:
         return best, None
@@ -363,7 +307,8 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
         j = best_landmark()
         holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)
-        target = _extreme(superlative, masks, holding if holding.any() else ok, centres, stability)
+        target = _extreme(superlative, masks, holding if holding.any() else ok, centres, stability,
+                          kind_scores)
         return target, (j if target != j else best_landmark(target))
     chosen, best_score = None, -np.inf
     for i in np.flatnonzero(ok):

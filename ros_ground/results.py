@@ -83,7 +83,7 @@ class Reference:
 
     `target`: the phrase the command is about; `landmark`: the phrase its spatial relation
     relates the target to ("the tray" of "the mug left of the tray"); `relation`: that relation
-    as refer.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether the
+    as spatial_words.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether the
     relation says where to put the target ("put the mug behind the tray", command.is_destination)
     rather than which one it is; `absent`: the phrase the command is about, or its landmark or
     destination, when the frame holds nothing it can be ("the purple mug" with nothing purple in

@@ -9,8 +9,8 @@ from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import load_spacy
-from ros_ground.refer import relation_after, relation_only
 from ros_ground.results import Proposal
+from ros_ground.spatial_words import relation_after, relation_only
 
 # command -> the target phrase (None: no target)
 COMMANDS = {

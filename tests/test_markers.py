@@ -102,7 +102,7 @@ def test_the_relation_names_match_the_message_constants():
     from ros_ground_msgs.msg import GroundedResponse
 
     from ros_ground.command_relations import PLACE_WORDS
-    from ros_ground.refer import RELATION_NAMES
+    from ros_ground.spatial_words import RELATION_NAMES
 
     constants = {v for k, v in vars(GroundedResponse).items() if k.startswith("RELATION_")}
     assert set(RELATION_NAMES.values()) | set(PLACE_WORDS.values()) == constants

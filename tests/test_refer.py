@@ -4,16 +4,8 @@ import numpy as np
 import pytest
 
 from ros_ground.colour_words import colour_share
-from ros_ground.refer import (
-    absent,
-    colour_match,
-    object_sized,
-    relation_after,
-    relation_only,
-    resolve,
-    resolve_pair,
-    superlative_of,
-)
+from ros_ground.refer import absent, colour_match, object_sized, resolve, resolve_pair
+from ros_ground.spatial_words import relation_after, relation_only, superlative_of
 
 H, W = 60, 90
 COLOURS = {"red": (200, 20, 20), "blue": (25, 60, 230), "white": (170, 170, 170),
@@ -210,10 +202,10 @@ def test_superlatives_compare_whole_objects_whatever_the_scores():
     left_edge[20:40, :3] = True
     bottom_edge[-3:, 40:60] = True
     edges = masks + [left_edge, bottom_edge]
-    assert resolve(rgb, edges, heat, "the leftmost object") == 1
-    assert resolve(rgb, edges, heat, "the object", "closest to the camera.") == 1
+    assert resolve(rgb, edges, heat, "the leftmost object", any_object=True) == 1
+    assert resolve(rgb, edges, heat, "the object", "closest to the camera.", any_object=True) == 1
     # when every mask the words allow touches the border, those are compared
-    assert resolve(rgb, [bottom_edge, left_edge], heat, "the leftmost object") == 1
+    assert resolve(rgb, [bottom_edge, left_edge], heat, "the leftmost object", any_object=True) == 1
     # an empty mask has no extreme: never the pick, whichever way
     empty = np.zeros((H, W), bool)
     for words in ("the leftmost object", "the rightmost object"):
@@ -225,13 +217,13 @@ def test_superlatives_compare_whole_objects_whatever_the_scores():
     piece[30:34, 4:7] = True
     pieces = masks + [piece]
     scores = np.array([1.0, 0.0, 1.0, 0.0])
-    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores) == 3
-    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores,
+    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True) == 3
+    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True,
                    stability=np.array([0.9, 0.9, 0.95, 0.6])) == 1
-    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores,
+    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True,
                    stability=np.array([0.9, 0.9, 0.95, 0.85])) == 3
     # the margin counts from the most stable mask off the border, not from a stabler edge
-    assert resolve(rgb, pieces + [left_edge], heat, "the leftmost object",
+    assert resolve(rgb, pieces + [left_edge], heat, "the leftmost object", any_object=True,
                    stability=np.array([0.8, 0.8, 0.8, 0.7, 1.0])) == 3
 
 
@@ -293,6 +285,44 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     assert superlative_of("the cube", "") is None
 
 
+@pytest.mark.parametrize("phrase, after, superlative", [
+    # a side, in the phrase or right after it, where no landmark follows
+    ("the left mug", "", "leftmost"),
+    ("the far-right mug", "", "rightmost"),
+    ("the right-hand mug", "", "rightmost"),
+    ("the mug", " on the left.", "leftmost"),
+    ("the mug", " on the far right", "rightmost"),
+    ("the mug", " that is on the right side.", "rightmost"),
+    ("the mug", ", to the left", "leftmost"),
+    ("the mug", " on the left of the tray", None),         # a relation
+    ("the mug", " on the left side of the tray", None),
+    ("the mug", " to the right-hand side of the duck", None),
+    ("the mug", " left of the tray on the right", None),   # the tray's side, not the mug's
+    ("the left-hand side of the box", "", None),
+    # size: a superlative or, of two, a comparative
+    ("the biggest mug", "", "biggest"),
+    ("the largest cube", "", "largest"),
+    ("the bigger mug", "", "biggest"),
+    ("the smaller cube", "", "smallest"),
+    ("the tiniest duck", "", "tiniest"),
+    ("the big mug", "", None),
+])
+def test_other_wordings_of_a_superlative(phrase, after, superlative):
+    assert superlative_of(phrase, after) == superlative
+
+
+def test_a_size_superlative_compares_areas_in_the_image():
+    rgb, masks = _scene([("red", 10, 10), ("red", 40, 10), ("red", 70, 10)])
+    masks[1][10:30, 40:60] = True  # the middle one four times the others' area
+    masks[2][10:15, 70:80] = False  # the right one half
+    heat = np.ones((H, W), np.float32)  # three red cubes alike to the model
+    assert resolve(rgb, masks, heat, "the biggest cube") == 1
+    assert resolve(rgb, masks, heat, "the smaller cube") == 2
+    assert resolve(rgb, masks, heat, "the cube", " on the right.") == 2
+    # of one kind: a mask the scores put far below the best is not compared
+    assert resolve(rgb, masks, heat, "the biggest cube", scores=[1.0, 0.0, 1.0]) == 0
+
+
 def _three_in_a_row():
     """A black 60x200 image, three equal squares left to right, and a flat heat map."""
     image = np.zeros((60, 200, 3), np.uint8)
@@ -311,8 +341,13 @@ def test_a_superlative_on_the_landmark_does_not_pick_the_target():
     got = resolve(image, masks, heat, "the cube", " right of the leftmost cube.", heat,
                   "the leftmost cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0])
     assert got in (1, 2)
-    # the target's own superlative still picks the extreme whatever the scores
-    assert resolve(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 1.0]) == 0
+    # the target's own superlative picks the extreme of the cubes its scores allow: all three
+    # within SUPERLATIVE_KIND_MARGIN of the best, or only the one far above the others
+    assert resolve(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 0.05]) == 0
+    assert resolve(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 1.0]) == 2
+    # a phrase naming no kind compares every object, whatever the scores
+    assert resolve(image, masks, heat, "the leftmost object", ".", scores=[0.0, 0.0, 1.0],
+                   any_object=True) == 0
 
 
 def test_a_superlative_with_a_relation_picks_among_those_it_holds_for():

@@ -1,0 +1,99 @@
+"""The spatial words of a referring expression: its relation to a landmark ("the mug *left of*
+the tray") and its superlative ("the *leftmost* mug", "the mug *on the left*", "the *biggest*
+mug"), as refer.py checks them on the proposals and command.py cuts a command at them.
+"""
+
+from __future__ import annotations
+
+import re
+
+RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
+             ("on the left of", "left"), ("on the left side of", "left"), ("left of", "left"),
+             ("to the right of", "right"), ("to the right side of", "right"),
+             ("on the right of", "right"), ("on the right side of", "right"), ("right of", "right"),
+             ("in front of", "front"), ("behind", "behind"))
+# each relation as a response names it (GroundedResponse.relation)
+RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind"}
+# adverbs that sharpen a relation without changing it: "right behind", "just left of"
+RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
+SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
+                "nearest the camera", "farthest from the camera", "furthest from the camera",
+                "largest", "biggest", "smallest", "tiniest")
+# other wordings of a superlative, and the SUPERLATIVES entry each stands for: a side in the
+# phrase ("the (far) left mug", "the right-hand one") or right after it, where no landmark
+# follows ("the mug on the left", "that is to the far right"; not "on the left of the tray"),
+# and a comparative of size ("the bigger mug": of two, the biggest)
+_NOT_OF = r"(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)"  # "left of", "left-hand side of": a relation
+_SIDE_IN = re.compile(r"\b(?:far[- ]|very )?(left|right)(?:[- ]hand)?\b" + _NOT_OF)
+_SIDE_AFTER = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)\s+|that['\u2019]s\s+)?"
+                         r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
+_SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
+_COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
+_ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
+
+def relation_pattern() -> str:
+    """Regular expression (for re.IGNORECASE) of a relation's words as a command writes them:
+    any of RELATIONS, its words apart by any whitespace ("left\\nof"), after an optional
+    RELATION_ADVERBS word ("right behind"); the longest wording first, so "to the left of" is
+    found whole rather than as "left of"."""
+    words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
+    return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
+            + "|".join(r"\s+".join(map(re.escape, w.split())) for w in words) + r")\b")
+
+
+def _relation_start(text: str) -> tuple[str, str] | None:
+    """(relation, the text after its words) when `text`, lower-cased with its whitespace
+    collapsed, starts with a relation after an optional copula and adverb; else None."""
+    plain = _COPULA.sub("", " ".join(text.lower().split()) + " ")
+    # the wording as it stands first: "right of" is a relation, "right" of "right behind" an adverb
+    for words_first in (plain, _ADVERB.sub("", plain)):
+        for words, relation in RELATIONS:
+            if words_first.startswith(words + " "):
+                return relation, words_first[len(words):]
+    return None
+
+
+def relation_after(text: str) -> str | None:
+    """The spatial relation that starts `text` (what follows the target phrase), or None:
+    "left", "right", "front" or "behind". A copula before it counts as none: "(that) is left
+    of the tray" of "the cube that is left of the tray", "which object is left of the tray";
+    so does an adverb of RELATION_ADVERBS ("right behind"), and line breaks are spaces."""
+    found = _relation_start(text)
+    return None if found is None else found[0]
+
+
+def relation_only(text: str) -> bool:
+    """Whether `text` (what stands between a target phrase and the next phrase) is a relation's
+    words alone, after relation_after's copula and adverb, with nothing else but spaces and a
+    determiner left of the next phrase: " left of ", " that is behind ", " to the right of the "."""
+    found = _relation_start(text)
+    return found is not None and found[1].strip(" \"'\u201c\u2018(") in ("", "the", "a", "an")
+
+
+def _superlative(text: str) -> str | None:
+    text = " ".join(text.lower().split())
+    return next((s for s in SUPERLATIVES if s in text), None)
+
+
+def _worded(target_text: str, after: str) -> str | None:
+    """The SUPERLATIVES entry another wording in the target phrase or right after it stands
+    for (`_SIDE_IN`, `_SIDE_AFTER`, `_SIZE`), None."""
+    phrase = " ".join(target_text.lower().split())
+    side = _SIDE_IN.search(phrase) or _SIDE_AFTER.match(after)
+    if side:
+        return f"{side.group(1)}most"
+    size = _SIZE.search(phrase)
+    return None if size is None else "biggest" if size.group(1) else "smallest"
+
+
+def superlative_of(target_text: str, after_text: str = "", landmark_text: str = "") -> str | None:
+    """The SUPERLATIVES entry that applies to the target phrase `target_text` ("the *leftmost*
+    cube", "the *left* cube", "the *bigger* cube") or is in `after_text`, what follows it ("the
+    cube *closest to the camera*", "the cube, the *leftmost* one", "the cube *on the left*"),
+    outside its landmark's phrase `landmark_text` ("the cube left of *the leftmost duck*" has
+    none); None."""
+    after = " ".join(after_text.lower().split())
+    landmark = " ".join(landmark_text.lower().split())
+    if landmark:
+        after = after.replace(landmark, " ", 1)
+    return _superlative(target_text) or _superlative(after) or _worded(target_text, after)
