@@ -11,7 +11,10 @@ where the model looked, and three kinds can be checked on the proposals without 
   the target and the landmark are chosen as a pair, different objects for which the relation
   holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
-  scores (below); the wordings are RELATIONS, after an optional adverb ("*right* behind");
+  scores (below); the wordings are spatial_words.RELATIONS, after an optional adverb ("*right*
+  behind"). Nearness ("the mug *next to* the duck", "beside", "nearest to") ranks instead: the
+  landmark by its own scores, then, of the target's kind (as for a superlative), the object
+  whose centroid column and lowest row are nearest the landmark's in the image;
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*", "the mug *on the
   left*", "the *biggest* mug": spatial_words.superlative_of): the extreme mask among the
   objects the words allow and, when the phrase names a kind ("cube", not "object"), whose score
@@ -86,8 +89,24 @@ def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _holds(relation: str, a: np.ndarray, b: np.ndarray) -> bool:
+    # "near" ranks rather than holds: `_nearest` chooses among the pairs
     return {"left": a[0] < b[0], "right": a[0] > b[0], "front": a[1] > b[1],
-            "behind": a[1] < b[1]}[relation]
+            "behind": a[1] < b[1], "near": True}[relation]
+
+
+def _nearest(candidates: np.ndarray, j: int, centres: np.ndarray,
+             kind_scores: np.ndarray | None) -> int | None:
+    """Index of the mask of `candidates` (indices) whose (centroid column, lowest row) is
+    nearest landmark `j`'s in the image, among those whose `kind_scores` are within
+    SUPERLATIVE_KIND_MARGIN of the best ("the mug next to the duck": of the mugs); None
+    when there are none."""
+    if not len(candidates):
+        return None
+    if kind_scores is not None:
+        candidates = candidates[kind_scores[candidates]
+                                >= kind_scores[candidates].max() - SUPERLATIVE_KIND_MARGIN]
+    distance = np.hypot(*(centres[candidates] - centres[j]).T)
+    return int(candidates[int(np.argmin(distance))])
 
 
 def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
@@ -304,6 +323,13 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
         found = np.flatnonzero(allowed_j)
         return int(found[int(np.argmax(landmark_scores[found]))]) if len(found) else None
 
+    if relation == "near" and superlative is None:  # of the target's kind, the one nearest it
+        j = best_landmark()
+        if j is None:
+            return best, None
+        others = np.flatnonzero(ok & np.array([pair(i, j) for i in range(len(masks))], dtype=bool))
+        target = _nearest(others, j, centres, kind_scores)
+        return (best, best_landmark(best)) if target is None else (target, j)
     if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
         j = best_landmark()
         holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)

@@ -11,9 +11,15 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("on the left of", "left"), ("on the left side of", "left"), ("left of", "left"),
              ("to the right of", "right"), ("to the right side of", "right"),
              ("on the right of", "right"), ("on the right side of", "right"), ("right of", "right"),
-             ("in front of", "front"), ("behind", "behind"))
+             ("in front of", "front"), ("behind", "behind"),
+             # nearness: of the objects of the target's kind, the one nearest the landmark
+             ("next to", "near"), ("beside", "near"), ("nearest to", "near"), ("nearest", "near"),
+             ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"))
 # each relation as a response names it (GroundedResponse.relation)
-RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind"}
+RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind",
+                  "near": "next to"}
+# "closest to the camera" is a superlative, the camera no landmark in the picture
+_CAMERA = re.compile(r"\s*the\s+camera\b")
 # adverbs that sharpen a relation without changing it: "right behind", "just left of"
 RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
@@ -31,6 +37,7 @@ _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
 _COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 
+
 def relation_pattern() -> str:
     """Regular expression (for re.IGNORECASE) of a relation's words as a command writes them:
     any of RELATIONS, its words apart by any whitespace ("left\\nof"), after an optional
@@ -38,7 +45,8 @@ def relation_pattern() -> str:
     found whole rather than as "left of"."""
     words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
     return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
-            + "|".join(r"\s+".join(map(re.escape, w.split())) for w in words) + r")\b")
+            + "|".join(r"\s+".join(map(re.escape, w.split())) for w in words)
+            + r")\b(?!" + _CAMERA.pattern + ")")
 
 
 def _relation_start(text: str) -> tuple[str, str] | None:
@@ -48,14 +56,15 @@ def _relation_start(text: str) -> tuple[str, str] | None:
     # the wording as it stands first: "right of" is a relation, "right" of "right behind" an adverb
     for words_first in (plain, _ADVERB.sub("", plain)):
         for words, relation in RELATIONS:
-            if words_first.startswith(words + " "):
+            if words_first.startswith(words + " ") and not _CAMERA.match(words_first[len(words):]):
                 return relation, words_first[len(words):]
     return None
 
 
 def relation_after(text: str) -> str | None:
     """The spatial relation that starts `text` (what follows the target phrase), or None:
-    "left", "right", "front" or "behind". A copula before it counts as none: "(that) is left
+    "left", "right", "front", "behind" or "near" ("next to", "beside", "nearest to"; not
+    "closest to the camera", a superlative). A copula before it counts as none: "(that) is left
     of the tray" of "the cube that is left of the tray", "which object is left of the tray";
     so does an adverb of RELATION_ADVERBS ("right behind"), and line breaks are spaces."""
     found = _relation_start(text)

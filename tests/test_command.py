@@ -244,6 +244,9 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
      None, None),
     # no placing verb: a place preposition chooses nothing
     ("Pick up the mug on the tray.", None, None, None, "", None, None),
+    ("Pick up the mug next to the duck.", "the duck", "near", None, "", None, None),
+    ("Grab the cube nearest to the tray.", "the tray", "near", None, "", None, None),
+    ("Pick up the cube closest to the camera.", None, None, None, "", None, None),
     ("Pick up the mug left of the tray.", "the tray", "left", None, "", None, None),
     ("Put the mug down.", None, None, None, "", None, None),
     ("Put the mug in front of the tray.", None, None, "the tray", "in front of", None, None),

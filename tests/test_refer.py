@@ -334,6 +334,38 @@ def _three_in_a_row():
     return image, masks, np.zeros(image.shape[:2], np.float32)
 
 
+@pytest.mark.parametrize("words", [" next to the duck.", " beside the duck", " nearest to the duck",
+                                   " that is close to the duck", " nearest the duck"])
+def test_nearness_picks_the_object_of_the_kind_nearest_the_landmark(words):
+    # four squares in a row: cube, cube, duck, cube; "the cube next to the duck" is the one
+    # nearest it of those the scores call cubes, not the best-scored cube
+    image = np.zeros((60, 260, 3), np.uint8)
+    masks = []
+    for i in range(4):
+        m = np.zeros(image.shape[:2], bool)
+        m[20:40, 20 + 60 * i:50 + 60 * i] = True
+        masks.append(m)
+    heat = np.zeros(image.shape[:2], np.float32)
+    cubes, duck = [0.5, 0.45, 0.0, 0.48], [0.0, 0.0, 1.0, 0.0]
+    pair = resolve_pair(image, masks, heat, "the cube", words, heat, "the duck", scores=cubes,
+                        landmark_scores=duck)
+    assert pair == (1, 2)  # left of the duck by one square; the right one is as near: the first
+    # of its kind only: the landmark itself, and an object scored far below the cubes, are not
+    cubes[1] = -1.0
+    assert resolve_pair(image, masks, heat, "the cube", words, heat, "the duck", scores=cubes,
+                        landmark_scores=duck) == (3, 2)
+    # "the object next to the duck" compares every object
+    assert resolve_pair(image, masks, heat, "the object", words, heat, "the duck", scores=cubes,
+                        landmark_scores=duck, any_object=True)[0] in (1, 3)
+
+
+def test_closest_to_the_camera_is_a_superlative_not_a_landmark():
+    assert relation_after(" closest to the camera.") is None
+    assert relation_after(" nearest the camera") is None
+    assert relation_after(" closest to the tray") == "near"
+    assert superlative_of("the cube", " closest to the camera.") == "closest to the camera"
+
+
 def test_a_superlative_on_the_landmark_does_not_pick_the_target():
     """"the cube right of the leftmost cube": the target is right of its landmark, so never the
     leftmost object (the superlative used to be read off the whole text after the target)."""
