@@ -171,13 +171,20 @@ def test_silence_counts_from_when_a_publisher_appears(running):  # noqa: F811
     assert "no frame received for 3 s" in source.check()
 
 
+def _left_and_right(r, left_frame: str, right_frame: str):
+    """Clients of a two-camera node's `left` and `right` cameras, each streaming a frame in the
+    frame_id given, once the node holds both."""
+    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    left.stream(random_rgb(48, 64), frame_id=left_frame)
+    right.stream(random_rgb(40, 56), frame_id=right_frame)
+    assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
+    return left, right
+
+
 def test_several_cameras_have_their_own_topics(running):  # noqa: F811
     r = running(cameras=["left", "right"])
-    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    left, right = _left_and_right(r, "left_optical", "right_optical")
     try:
-        left.stream(random_rgb(48, 64), frame_id="left_optical")
-        right.stream(random_rgb(40, 56), frame_id="right_optical")
-        assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
         left.command("Describe the image.")
         right.command("What is on the table?")
         assert left.wait(lambda: left.responses and right.responses, 60)
@@ -194,11 +201,8 @@ def test_a_click_in_a_frame_two_cameras_share_is_warned_about(running, monkeypat
     from geometry_msgs.msg import PointStamped
 
     r = running(cameras=["left", "right"])
-    left, right = Client(namespace=f"{r.ns}/left"), Client(namespace=f"{r.ns}/right")
+    left, right = _left_and_right(r, "cam", "cam")
     try:
-        left.stream(random_rgb(48, 64), frame_id="cam")
-        right.stream(random_rgb(48, 64), frame_id="cam")
-        assert left.wait(lambda: r.node.frames.latest("left") and r.node.frames.latest("right"), 10)
         said = []
         monkeypatch.setattr(r.node, "get_logger", lambda: type("Log", (), {
             "warning": lambda self, text, **kw: said.append(text),

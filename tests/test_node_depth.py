@@ -138,16 +138,22 @@ def test_the_grounded_frames_depth_is_kept_while_the_model_runs(node, scene, mon
     assert all(p.depth_points > 0 for p in response.phrases)
 
 
-def test_depth_in_another_frame_than_the_image_is_warned_about(node, scene, monkeypatch):
-    # the depth camera's own frame (depth/image_rect_raw) at the colour size is not registered
-    # to the image: its positions would be wrong without another sign
-    _feed(node, scene, depth_frame="camera_depth_optical_frame")
+def _warnings(node, monkeypatch) -> list:
+    """The node's warnings from now on, in a list (its other logs pass through)."""
     said = []
     logger = node.node.get_logger()
     monkeypatch.setattr(node.node, "get_logger", lambda: type("Log", (), {
         "warning": lambda self, text, **kw: said.append(text),
         "info": lambda self, *a, **kw: logger.info(*a, **kw),
         "error": lambda self, *a, **kw: logger.error(*a, **kw)})())
+    return said
+
+
+def test_depth_in_another_frame_than_the_image_is_warned_about(node, scene, monkeypatch):
+    # the depth camera's own frame (depth/image_rect_raw) at the colour size is not registered
+    # to the image: its positions would be wrong without another sign
+    _feed(node, scene, depth_frame="camera_depth_optical_frame")
+    said = _warnings(node, monkeypatch)
     monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
     assert node.ask("Pick up the mug.").status == 0
     assert any("depth is in frame 'camera_depth_optical_frame', the image in 'cam'" in t
@@ -207,16 +213,6 @@ def test_sim_camera_publishes_registered_depth_and_centroids(scene):
         executor.shutdown()
         listener.destroy_node()
         sim.destroy_node()
-
-
-def _warnings(node, monkeypatch) -> list:
-    said = []
-    logger = node.node.get_logger()
-    monkeypatch.setattr(node.node, "get_logger", lambda: type("Log", (), {
-        "warning": lambda self, text, **kw: said.append(text),
-        "info": lambda self, *a, **kw: logger.info(*a, **kw),
-        "error": lambda self, *a, **kw: logger.error(*a, **kw)})())
-    return said
 
 
 def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monkeypatch):

@@ -323,11 +323,12 @@ def test_a_size_superlative_compares_areas_in_the_image():
     assert resolve(rgb, masks, heat, "the biggest cube", scores=[1.0, 0.0, 1.0]) == 0
 
 
-def _three_in_a_row():
-    """A black 60x200 image, three equal squares left to right, and a flat heat map."""
-    image = np.zeros((60, 200, 3), np.uint8)
+def _squares_in_a_row(count: int = 3):
+    """A black 60 x (20 + 60 `count`) image, `count` equal squares left to right, and a flat
+    heat map."""
+    image = np.zeros((60, 20 + 60 * count, 3), np.uint8)
     masks = []
-    for i in range(3):
+    for i in range(count):
         m = np.zeros(image.shape[:2], bool)
         m[20:40, 20 + 60 * i:50 + 60 * i] = True
         masks.append(m)
@@ -339,13 +340,7 @@ def _three_in_a_row():
 def test_nearness_picks_the_object_of_the_kind_nearest_the_landmark(words):
     # four squares in a row: cube, cube, duck, cube; "the cube next to the duck" is the one
     # nearest it of those the scores call cubes, not the best-scored cube
-    image = np.zeros((60, 260, 3), np.uint8)
-    masks = []
-    for i in range(4):
-        m = np.zeros(image.shape[:2], bool)
-        m[20:40, 20 + 60 * i:50 + 60 * i] = True
-        masks.append(m)
-    heat = np.zeros(image.shape[:2], np.float32)
+    image, masks, heat = _squares_in_a_row(4)
     cubes, duck = [0.5, 0.45, 0.0, 0.48], [0.0, 0.0, 1.0, 0.0]
     pair = resolve_pair(image, masks, heat, "the cube", words, heat, "the duck", scores=cubes,
                         landmark_scores=duck)
@@ -369,7 +364,7 @@ def test_closest_to_the_camera_is_a_superlative_not_a_landmark():
 def test_a_superlative_on_the_landmark_does_not_pick_the_target():
     """"the cube right of the leftmost cube": the target is right of its landmark, so never the
     leftmost object (the superlative used to be read off the whole text after the target)."""
-    image, masks, heat = _three_in_a_row()
+    image, masks, heat = _squares_in_a_row()
     got = resolve(image, masks, heat, "the cube", " right of the leftmost cube.", heat,
                   "the leftmost cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0])
     assert got in (1, 2)
@@ -405,7 +400,7 @@ def test_a_superlative_with_a_relation_picks_among_those_it_holds_for():
 def test_the_landmark_is_the_one_the_relation_was_judged_against():
     """resolve_pair's landmark is the pair's, not the landmark phrase's own best: "the cube left
     of the cube" with both phrases' scores on the leftmost square pairs it with the middle one."""
-    image, masks, heat = _three_in_a_row()
+    image, masks, heat = _squares_in_a_row()
     pair = dict(scores=[1.0, 0.0, 0.0], landmark_scores=[1.0, 0.5, 0.0])
     assert resolve_pair(image, masks, heat, "the cube", " left of the cube.", heat, "the cube",
                         **pair) == (0, 1)
