@@ -90,13 +90,17 @@ PLACE_WORDS = {"on": "on", "onto": "on", "on top of": "on", "atop": "on", "in": 
                "to": "to"}
 
 
+# words that may stand before a destination's preposition: "put it *down* on the tray"
+_MANNER = re.compile(r"^(?:(?:down|back|carefully|gently|slowly|softly)\s+)+")
+
+
 def place_between(gap: str) -> str | None:
     """The relation PLACE_WORDS gives the words of `gap`, the text between a placed object's
     phrase (or its landmark's) and the next phrase, when they are a preposition of it alone,
-    after an optional comma and before an optional article the phrase left out (" on ",
-    " into the ", ", next to "); else None."""
-    words = " ".join(gap.lower().lstrip(" \t\r\n,").split())
-    return PLACE_WORDS.get(re.sub(r"\s*\b(?:the|a|an)$", "", words))
+    after optional commas, ellipses and _MANNER words and before an optional article the phrase
+    left out (" on ", " into the ", ", next to ", " down on the ", " on... the "); else None."""
+    words = " ".join(re.sub(r"[,.\u2026]", " ", gap.lower()).split())
+    return PLACE_WORDS.get(re.sub(r"\s*\b(?:the|a|an)$", "", _MANNER.sub("", words)))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ among them (refer.resolve_pair), which attention alone does not.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -20,11 +21,12 @@ from ros_ground.command import command_phrases, placement
 from ros_ground.command_relations import command_relations
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.metrics import iou
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.refer import absent, resolve_pair
+from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
-from ros_ground.spatial_words import RELATION_NAMES
+from ros_ground.spatial_words import RELATION_NAMES, superlative_spans
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
@@ -200,7 +202,10 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
         return _scores_of(phrases[role[1]], proposals) if scored and role is not None else None
 
     scores = _scores_of(phrases[target], proposals) if scored else None
-    kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)) \
+    # the kind's own scores: without the colours ruled out ("non-red") and the superlative's
+    # words ("rightmost"), which pull towards what the model links with those words
+    kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)
+                           + superlative_spans(chunk.text) + _question_spans(chunk.text)) \
         if scores is not None and rescore is not None else []
     if kept:
         scores = np.asarray(rescore(target_heat, [gen.prompt_token_ids[i] for i in kept]),
@@ -223,8 +228,9 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     if landmark_heat is not None and phrases[landmark[1]].entity_ids:
         _give(phrases[landmark[1]], proposals, paired, landmark_heat)
     if destination is not None and heats.get(destination[1]) is not None:
-        # by its words and the relation after it, among all but the target's
-        others = [i for i in range(len(masks)) if i != choice]
+        # by its words and the relation after it, among the others: none the target's object
+        others = [i for i in range(len(masks)) if choice is None or (
+            i != choice and iou(masks[i], masks[choice]) <= MAX_PAIR_IOU)]
         of = destination_landmark
         of_heat = heats.get(of[1]) if of is not None else None
         d_scores, of_scores = scores_of(destination), scores_of(of)
@@ -240,6 +246,14 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
         if of_heat is not None and found_of is not None and phrases[of[1]].entity_ids:
             _give(phrases[of[1]], proposals, others[found_of], of_heat)
     return -1
+
+
+def _question_spans(text: str) -> list[tuple[int, int]]:
+    """The span of a question word opening a phrase ("*Which* mug is on the left?"): it names
+    no property of the object, and in the phrase's entity scores it pulls towards whatever the
+    model links with it."""
+    found = re.match(r"(?:which|what)\b", text, re.IGNORECASE)
+    return [found.span()] if found else []
 
 
 def _tokens_without(gen, cfg, chunk: NounPhrase, spans: list[tuple[int, int]]) -> list[int]:

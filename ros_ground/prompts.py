@@ -162,8 +162,9 @@ def strip_chat_markup(prompt: str, markers: ChatMarkers | None = None) -> str:
     ends = [m.start() for pattern in markers.user_ends for m in [re.search(pattern, text)] if m]
     if ends:
         text = text[: min(ends)]
-    for pattern in markers.placeholders:  # with the line break or space that follows it
-        text = _cut(pattern + r"[ \t]*\n?", text)
+    # each run of placeholders at once ("red<image><image>mug"), with the line break or space
+    # that follows each
+    text = _cut(r"(?:(?:" + "|".join(markers.placeholders) + r")[ \t]*\n?)+", text)
     # format characters (zero-width spaces and joiners, direction marks) would end up inside
     # phrases: "the duck\u200b"; control characters but line breaks and tabs split the words
     # they sit in for the tagger ("is\x01 the mug" had no noun phrase): a space each

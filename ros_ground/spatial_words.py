@@ -106,3 +106,15 @@ def superlative_of(target_text: str, after_text: str = "", landmark_text: str = 
     if landmark:
         after = after.replace(landmark, " ", 1)
     return _superlative(target_text) or _superlative(after) or _worded(target_text, after)
+
+
+def superlative_spans(phrase: str) -> list[tuple[int, int]]:
+    """(start, end) character spans in `phrase` of the words that make it a superlative
+    ("rightmost" of "the rightmost mug", "right-hand", "biggest", "bigger"). What they say is
+    checked on the masks; in the phrase's entity scores, which tell its kind, they pull towards
+    whatever the model links with "right" or "big"."""
+    text = phrase.lower()
+    spans = [m.span() for s in SUPERLATIVES if " " not in s
+             for m in re.finditer(r"\b" + re.escape(s) + r"\b", text)]
+    spans += [m.span() for m in _SIDE_IN.finditer(text)] + [m.span() for m in _SIZE.finditer(text)]
+    return sorted(spans)

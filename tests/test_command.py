@@ -258,6 +258,11 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
      "the duck", "left"),
     ("Pick up the mug and look at the duck.", None, None, None, "", None, None),
     ("Pick up the mug and put it down. Then find the duck.", None, None, None, "", None, None),
+    ("Pick up the red mug and put it down on the tray.", None, None, "the tray", "on", None, None),
+    ("Pick up the red mug and place it carefully on the tray.", None, None, "the tray", "on",
+     None, None),
+    ("Put the red mug on... the tray.", None, None, "the tray", "on", None, None),
+    ("Put the mug gently into the box.", None, None, "the box", "in", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -702,6 +707,37 @@ def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, 
         target, destination = (result.prompt_phrases[i].entity_ids for i in (result.target,
                                                                              result.landmark))
         assert len(target) == 1 and len(destination) == 1 and target != destination
+
+
+def test_a_destination_is_never_the_targets_object(engine):
+    """SAM proposes one object twice (its whole and a slightly smaller mask): "put the red cube
+    on the red cube" must not send it onto itself (helper-59: the destination was the target's
+    own object, IoU 0.90)."""
+    image, masks = _three_squares()
+    again = masks[0].copy()
+    again[20, 10:40] = False  # the red square less a row: another proposal of the same object
+    proposals = [Proposal(i, m) for i, m in enumerate(masks + [again])]
+    result = engine.ground(image, "Put the red cube on the red cube.", mode="entities",
+                           proposals=proposals)
+    target, destination = (result.prompt_phrases[i] for i in (result.target, result.landmark))
+    assert result.destination and result.relation == "on"
+    assert target.entity_ids and target.entity_ids[0] in (0, 3)
+    assert destination.entity_ids == [] or destination.entity_ids[0] in (1, 2)
+
+
+def test_the_words_left_out_of_a_superlatives_kind_scores():
+    from ros_ground.prompt_grounding import _question_spans
+    from ros_ground.spatial_words import superlative_spans
+
+    def words(spans, text):
+        return [text[a:b] for a, b in spans]
+
+    assert words(superlative_spans("the rightmost mug"), "the rightmost mug") == ["rightmost"]
+    assert words(superlative_spans("the far-left mug"), "the far-left mug") == ["far-left"]
+    assert words(superlative_spans("the Biggest red mug"), "the Biggest red mug") == ["Biggest"]
+    assert superlative_spans("the red mug") == [] and superlative_spans("the mug left of") == []
+    assert words(_question_spans("Which mug"), "Which mug") == ["Which"]
+    assert _question_spans("the mug") == []
 
 
 def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):

@@ -141,6 +141,8 @@ def test_last_user_turn_and_words_that_look_like_markers():
     assert strip_chat_markup("Pick up the mug<image>on the left.") == "Pick up the mug on the left."
     assert strip_chat_markup("Pick up the mug<image> on the left.") == "Pick up the mug on the left."
     assert strip_chat_markup("the mug<|image_pad|>.") == "the mug."
+    assert strip_chat_markup("Put the red<image><image>mug on the tray.") == "Put the red mug on the tray."
+    assert strip_chat_markup("the red<image>\n<start_of_image>mug") == "the red mug"
 
 
 @pytest.mark.parametrize("pasted", [
