@@ -73,6 +73,7 @@ MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
 SUPERLATIVE_STABILITY_MARGIN = 0.15
+UNION_PART = 0.2  # of a union's area, the least each of its two objects covers (`_unions`)
 # measured neutral on the eval's 120 superlative and relation commands (docs/MEASUREMENTS.md,
 # "Superlatives of one kind"), and what makes "the biggest mug" a mug
 SUPERLATIVE_KIND_MARGIN = 0.1
@@ -142,7 +143,27 @@ def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
     if stability is not None:
         stability = np.asarray(stability, dtype=np.float64)
         keep &= stability >= stability[keep].max() - SUPERLATIVE_STABILITY_MARGIN
-    return keep
+    whole = keep & ~_unions(masks, keep)
+    return whole if whole.any() else keep
+
+
+def _unions(masks: Sequence[np.ndarray], among: np.ndarray) -> np.ndarray:
+    """Bool [N]: the masks of `among` that are two other proposals together (SAM's mask of a
+    mug and the tray it touches, which is the biggest "mug" and the mean of two positions):
+    two masks apart (overlapping under a fifth of the smaller), each UNION_PART of its area or
+    more and 80% inside it, that together cover 80% of it. A part too small to be an object
+    (a mug's handle) makes no union. Counted on every second pixel."""
+    grid = np.stack([np.asarray(m, dtype=bool)[::2, ::2] for m in masks])
+    flat = grid.reshape(len(masks), -1).astype(np.float32)
+    area, inter = flat.sum(1), flat @ flat.T
+    out = np.zeros(len(masks), dtype=bool)
+    for i in np.flatnonzero(among):
+        parts = [j for j in range(len(masks)) if j != i and UNION_PART * area[i] <= area[j] < area[i]
+                 and inter[i, j] >= 0.8 * area[j]]
+        out[i] = any(inter[a, b] < 0.2 * min(area[a], area[b])
+                     and inter[i, a] + inter[i, b] >= 0.8 * area[i]
+                     for k, a in enumerate(parts) for b in parts[k + 1:])
+    return out
 
 
 def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], words: Sequence[str]) -> np.ndarray:

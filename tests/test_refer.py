@@ -354,6 +354,23 @@ def test_nearness_picks_the_object_of_the_kind_nearest_the_landmark(words):
                         landmark_scores=duck, any_object=True)[0] in (1, 3)
 
 
+def test_a_superlative_skips_the_mask_of_two_objects_together():
+    # SAM's mask of a mug and the tray it touches is the biggest "mug" and the rightmost, and its
+    # position lies between the two (helper-59)
+    image, masks, heat = _squares_in_a_row(2)
+    masks[1][20:40, 50:80] = True  # the right square widened to touch the left one
+    union = masks[0] | masks[1]
+    cubes = [0.5, 0.5, 0.5]
+    assert resolve(image, masks + [union], heat, "the biggest cube", scores=cubes) == 1
+    assert resolve(image, masks + [union], heat, "the rightmost cube", scores=cubes) == 1
+    # a part too small to be an object (a mug's handle) makes no union: the whole is compared
+    handle = np.zeros_like(masks[0])
+    handle[25:35, 20:24] = True
+    body = masks[0] & ~handle
+    assert resolve(image, [masks[0], body, handle], heat, "the biggest cube",
+                   scores=cubes) == 0
+
+
 def test_closest_to_the_camera_is_a_superlative_not_a_landmark():
     assert relation_after(" closest to the camera.") is None
     assert relation_after(" nearest the camera") is None
