@@ -31,7 +31,8 @@ SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to th
 # and a comparative of size ("the bigger mug": of two, the biggest)
 _NOT_OF = r"(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)"  # "left of", "left-hand side of": a relation
 _SIDE_IN = re.compile(r"\b(?:far[- ]|very )?(left|right)(?:[- ]hand)?\b" + _NOT_OF)
-_SIDE_AFTER = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)\s+|that['\u2019]s\s+)?"
+_SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?"
+                         r"(?:(?:(?:that|which)\s+)?(?:is|are)\s+|that['\u2019]s\s+)?"
                          r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
 _COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")

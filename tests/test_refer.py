@@ -294,6 +294,8 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the mug", " on the far right", "rightmost"),
     ("the mug", " that is on the right side.", "rightmost"),
     ("the mug", ", to the left", "leftmost"),
+    ("the mug", ", the one on the left.", "leftmost"),
+    ("the mugs", ", the ones that are on the right", "rightmost"),
     ("the mug", " on the left of the tray", None),         # a relation
     ("the mug", " on the left side of the tray", None),
     ("the mug", " to the right-hand side of the duck", None),
