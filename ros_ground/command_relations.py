@@ -134,6 +134,11 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     landmark, relation, after, destination = target_relation(text, chunks, target, placed)
     if landmark < 0 and not placed and target + 1 < len(chunks):
         gap = text[chunks[target].char_end:chunks[target + 1].char_start]
+        carried = _CARRIED.search(text[:chunks[target].char_start]) and _MOTION.match(gap)
+        if carried:  # "bring the mug *to* the tray"; "bring the mug on the tray" says which mug
+            return Relations(after=gap[:carried.start()], destination=target + 1,
+                             place=PLACE_WORDS[carried.group(1).lower()],
+                             **_described(text, chunks, target + 1))
         moved = _PLACED_AGAIN.search(gap)
         words = moved.group("words") if moved else ""
         how = relation_after(words) if relation_only(words + " ") else None
@@ -156,6 +161,10 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
                      last + 1, place, **_described(text, chunks, last + 1))
 
 
+# verbs that carry their object somewhere only with a preposition of motion after it (_MOTION):
+# "bring the mug *to* the tray", where "bring the mug on the tray" says which mug
+_CARRIED = re.compile(r"\b(?:bring|take|carry|fetch|get|hand)\s+(?:me\s+)?$", re.IGNORECASE)
+_MOTION = re.compile(r"^[\s,]*(to|into|onto)\s+(?:the\s+|a\s+|an\s+)?$", re.IGNORECASE)
 # a placing verb whose object is a pronoun, the words after it up to the next phrase: "(pick up
 # the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)"
 _PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS)) + r")\s+(?:it|them)\s+"

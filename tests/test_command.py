@@ -263,6 +263,11 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
      None, None),
     ("Put the red mug on... the tray.", None, None, "the tray", "on", None, None),
     ("Put the mug gently into the box.", None, None, "the box", "in", None, None),
+    # carrying verbs: a destination only after a preposition of motion
+    ("Bring the red mug to the tray.", None, None, "the tray", "to", None, None),
+    ("Take the cube into the box.", None, None, "the box", "in", None, None),
+    ("Bring the mug on the tray.", None, None, None, "", None, None),
+    ("Bring the mug left of the tray.", "the tray", "left", None, "", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
