@@ -26,6 +26,7 @@ _DESTINATION = re.compile(
     r"between|on\s+top\s+of)\s+(?:the|a|an|my|your|his|her|its|our|their|this|that|these|those)"
     r"\s+(?!(?:" + "|".join(sorted(PLACE_NOUNS)) + r")\b)\w", re.IGNORECASE)
 
+
 def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
                     ) -> tuple[int, str | None, str, bool]:
     """(landmark, relation, after, destination) of the target phrase `chunks[target]` of `text`:
@@ -36,12 +37,9 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     where a `placed` target goes (`is_destination`)."""
     chunk = chunks[target]
     after = text[chunk.char_end:]
-    landmark = target + 1 if target + 1 < len(chunks) else -1
-    # the relation's words and nothing else between the two phrases: "left of", "that is behind";
-    # not "behind and pick up" of "leave the bear behind and pick up the mug"
-    gap = text[chunk.char_end:chunks[landmark].char_start] + " " if landmark >= 0 else ""
-    relation = relation_after(after)
-    if relation and relation_only(gap):
+    relation = relation_to_next(text, chunks, target)
+    if relation:
+        landmark = target + 1
         return landmark, relation, after, placed and is_destination(text, chunk, chunks[landmark])
     fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
     if fronted is None:
@@ -174,11 +172,18 @@ _PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS)) + r")\s+
 def _described(text: str, chunks: list[NounPhrase], destination: int) -> dict:
     """The relation right after the destination `chunks[destination]` that says which it is
     ("the tray *left of the duck*"), as Relations' destination_landmark / destination_relation."""
-    following = destination + 1
-    if following >= len(chunks):
-        return {}
-    relation = relation_after(text[chunks[destination].char_end:])
-    if relation is None or not relation_only(
-            text[chunks[destination].char_end:chunks[following].char_start] + " "):
-        return {}
-    return {"destination_landmark": following, "destination_relation": relation}
+    relation = relation_to_next(text, chunks, destination)
+    return {"destination_landmark": destination + 1, "destination_relation": relation} \
+        if relation else {}
+
+
+def relation_to_next(text: str, chunks: list[NounPhrase], k: int) -> str | None:
+    """The relation (spatial_words.relation_after's key) from `chunks[k]` of `text` to the
+    phrase after it, when the relation's words and nothing else stand between the two ("left
+    of", "that is behind"; not "behind and pick up" of "leave the bear behind and pick up the
+    mug"); None when there is no next phrase or no such relation."""
+    if k + 1 >= len(chunks):
+        return None
+    relation = relation_after(text[chunks[k].char_end:])
+    gap = text[chunks[k].char_end:chunks[k + 1].char_start] + " "
+    return relation if relation and relation_only(gap) else None

@@ -103,11 +103,18 @@ def _nearest(candidates: np.ndarray, j: int, centres: np.ndarray,
     when there are none."""
     if not len(candidates):
         return None
-    if kind_scores is not None:
-        candidates = candidates[kind_scores[candidates]
-                                >= kind_scores[candidates].max() - SUPERLATIVE_KIND_MARGIN]
+    candidates = _of_kind(candidates, kind_scores)
     distance = np.hypot(*(centres[candidates] - centres[j]).T)
     return int(candidates[int(np.argmin(distance))])
+
+
+def _of_kind(index: np.ndarray, kind_scores: np.ndarray | None) -> np.ndarray:
+    """The masks of `index` (non-empty indices) whose `kind_scores` are within
+    SUPERLATIVE_KIND_MARGIN of the best of them: of the kind the phrase names; all of `index`
+    without scores (a phrase naming no kind)."""
+    if kind_scores is None:
+        return index
+    return index[kind_scores[index] >= kind_scores[index].max() - SUPERLATIVE_KIND_MARGIN]
 
 
 def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
@@ -255,8 +262,7 @@ def _extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, cent
     index = np.flatnonzero(superlative_candidates(masks, ok, stability))
     if not len(index):
         return None
-    if kind_scores is not None:
-        index = index[kind_scores[index] >= kind_scores[index].max() - SUPERLATIVE_KIND_MARGIN]
+    index = _of_kind(index, kind_scores)
     column, lowest = centres[index, 0], centres[index, 1]
     area = np.array([np.count_nonzero(masks[i]) for i in index], dtype=np.float64)  # in the image
     key = {"leftmost": column, "rightmost": -column, "largest": -area, "biggest": -area,

@@ -62,6 +62,7 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
     valid = {}  # the declared values that pass their own checks, in the engine's form
     for s in table:
         d = descriptor(s, s.name in read_only)
+        why = ""
         try:
             node.declare_parameter(s.name, s.default, d)
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
@@ -71,20 +72,17 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
             fixed = as_declared(s, given) if isinstance(exc, InvalidParameterTypeException) else None
             if fixed is not None:
                 why = _declare_as(node, s, fixed, d)
-            if why:
-                node.declare_parameter(s.name, s.default, d, ignore_override=True)
-                refused[s.name] = why
-                continue
-        try:
-            node.get_parameter(s.name)
-        except ParameterUninitializedException:  # "-p cameras:=[]": declared without a type
-            node.undeclare_parameter(s.name)
-            why = _declare_as(node, s, [], d) if isinstance(s.default, (list, tuple)) \
-                else "the value given has no type"
-            if why:
-                node.declare_parameter(s.name, s.default, d, ignore_override=True)
-                refused[s.name] = why
-                continue
+        else:
+            try:
+                node.get_parameter(s.name)
+            except ParameterUninitializedException:  # "-p cameras:=[]": declared without a type
+                node.undeclare_parameter(s.name)
+                why = _declare_as(node, s, [], d) if isinstance(s.default, (list, tuple)) \
+                    else "the value given has no type"
+        if why:
+            node.declare_parameter(s.name, s.default, d, ignore_override=True)
+            refused[s.name] = why
+            continue
         try:  # what rclpy's types and ranges let through: "device: gpu", "mode: entitys"
             valid[s.name] = s.check(node.get_parameter(s.name).value)
         except (ValueError, TypeError) as exc:
@@ -169,10 +167,9 @@ def retype_changes(node, table):
             if fixed is not None:
                 out.append(Parameter(p.name, wanted, fixed))
                 continue
-            if p.type_ != wanted:
-                error = f"expected {wanted.name} got {p.type_.name}"
-                node.get_logger().warning(f"parameter {p.name}: {p.value!r} is refused, "
-                                          f"{error}{type_hint(s, error, p.value)}")
+            error = f"expected {wanted.name} got {p.type_.name}"
+            node.get_logger().warning(f"parameter {p.name}: {p.value!r} is refused, "
+                                      f"{error}{type_hint(s, error, p.value)}")
             out.append(p)
         return out
 
