@@ -12,7 +12,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
-from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg, sim_depth  # noqa: E402
+from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg  # noqa: E402
 from ros_ground.results import GroundedPhrase, GroundingResult  # noqa: E402
 from ros_ground.sim.scene import generate_scene  # noqa: E402
 from tests.test_grounding_node import Running  # noqa: E402
@@ -43,7 +43,7 @@ def _gt_result(scene):
 
 
 def _depth_msg(scene, encoding, stamp_sec):
-    depth = sim_depth(scene)
+    depth = scene.sensor_depth()
     if encoding == "32FC1":
         msg = depth_to_image_msg(depth, Header())
     else:

@@ -62,3 +62,15 @@ def test_table_top_is_flat_at_its_height_in_the_world(scenes, table_top):
         assert np.mean(np.abs(height - table_top) < 0.002) > 0.9  # the top, not its edges
         # nothing above it but objects (a placed object too hidden to keep may show a little)
         assert np.percentile(height, 99.5) < table_top + 0.002
+
+
+def test_sensor_depth_has_no_return_where_the_renderer_hit_nothing(scenes):
+    """The far plane is the renderer's, not a surface: a depth camera sends NaN there
+    (the sim camera node and the command eval both read `sensor_depth`)."""
+    for scene in scenes:
+        depth = scene.sensor_depth()
+        far = scene.depth >= FAR * 0.999
+        assert far.any() and not far.all()  # the wall strip above the table is in view
+        assert np.isnan(depth[far]).all()
+        np.testing.assert_array_equal(depth[~far], scene.depth[~far])
+        assert scene.depth[far].min() > 0  # the scene's own depth is left as rendered

@@ -53,9 +53,7 @@ def _words(text: str) -> set[str]:
 
 def target_record(scene, obj, result: GroundingResult, answer_hit: bool) -> TargetRecord:
     """Score one command's result against X (`obj`, a SimObject of `scene`)."""
-    from ros_ground.sim.camera import FAR
-
-    depth = np.where(scene.depth >= FAR * 0.999, np.nan, scene.depth)  # as sim_camera_node sends
+    depth = scene.sensor_depth()  # as sim_camera_node sends it
     target = (result.prompt_phrases[result.target]
               if 0 <= result.target < len(result.prompt_phrases) else None)
     hit = target is not None and iou(target.mask, obj.mask) >= IOU_HIT

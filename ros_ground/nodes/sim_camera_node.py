@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import get_logger
@@ -141,7 +140,7 @@ class SimCameraNode(Node):
         image = rgb_to_image_msg(scene.rgb)
         image.header.stamp, image.header.frame_id = stamp, frame_id
         self.image_pub.publish(image)
-        self.depth_pub.publish(depth_to_image_msg(sim_depth(scene), image.header))
+        self.depth_pub.publish(depth_to_image_msg(scene.sensor_depth(), image.header))
         self.info_pub.publish(camera_info(scene, image.header))
         self.truth_pub.publish(ground_truth(scene, image.header))
 
@@ -173,16 +172,6 @@ def depth_to_image_msg(depth, header) -> Image:
                 step=step)
     msg.data = data
     return msg
-
-
-def sim_depth(scene) -> np.ndarray:
-    """The scene's registered metric depth as a depth camera gives it: NaN (no return) where
-    the ray hit nothing, which the renderer reads as its far plane."""
-    from ros_ground.sim.camera import FAR
-
-    depth = scene.depth.astype(np.float32, copy=True)
-    depth[depth >= FAR * 0.999] = np.nan
-    return depth
 
 
 def camera_info(scene, header) -> CameraInfo:

@@ -19,6 +19,7 @@ from ros_ground.rle import mask_bbox
 from ros_ground.sim._quiet import connect_direct, import_pybullet
 from ros_ground.sim.assets import ASSETS, CATEGORIES, MAX_PER_CATEGORY
 from ros_ground.sim.camera import (
+    FAR,
     CameraPose,
     intrinsics,
     render,
@@ -85,6 +86,13 @@ class Scene:
     @property
     def width(self) -> int:
         return int(self.rgb.shape[1])
+
+    def sensor_depth(self) -> np.ndarray:
+        """`depth` as a depth camera sends it (HxW float32, metres): NaN, no return, where the
+        ray hit nothing; the renderer reads those pixels as its far plane (`FAR`)."""
+        depth = self.depth.astype(np.float32, copy=True)
+        depth[depth >= FAR * 0.999] = np.nan
+        return depth
 
 
 def _parse_request(text: str, rng: np.random.Generator) -> tuple[str, str | None]:
