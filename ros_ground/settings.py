@@ -304,7 +304,8 @@ SIM_CAMERA = (
     S("width", 320, "image width in pixels (scene_set in)", True, low=1, high=4096),
     S("height", 240, "image height in pixels (scene_set in)", True, low=1, high=4096),
     S("num_objects", 4, "objects on the table", True, low=2, high=6),
-    S("objects", "", "comma-separated categories to place (empty = random)", True),
+    S("objects", "", "comma-separated objects to place, e.g. `red mug, duck` (empty = random); "
+      "those the table has no room for are left out, with a warning", True),
     S("frame_id", "sim_camera", "frame_id of the published messages (a tf2 frame name: non-empty, no leading '/')", True,
       convert=_frame_id),
     S("bag", "", "replay this bag (rosbag2 directory, .db3/.mcap file, directory of .mcap files, or ROS 1 .bag) instead of simulating; read when the node starts"),

@@ -236,3 +236,27 @@ def test_camera_info_in_another_frame_is_warned_about(node, scene, monkeypatch):
     assert response.status == response.STATUS_OK and response.phrases[0].depth_points > 0
     assert any("camera_info is in frame 'camera_depth_optical_frame', the image in 'cam'" in t
                for t in said), said
+
+
+def test_sim_camera_warns_of_named_objects_it_could_not_place(monkeypatch):
+    from rclpy.parameter import Parameter
+
+    from ros_ground.nodes.sim_camera_node import SimCameraNode
+
+    said = []
+
+    class Logger:
+        def __getattr__(self, level):
+            return lambda message, **_: said.append((level, message))
+
+    monkeypatch.setattr(SimCameraNode, "get_logger", lambda self: Logger())
+    names = "red mug, blue mug, green mug, red cube, duck, tray, jenga block, soccer ball, " \
+            "teddy bear, red torus, purple sphere"
+    sim = SimCameraNode(namespace="/roomsim", parameter_overrides=[
+        Parameter("seed", value=1), Parameter("objects", value=names)])
+    try:
+        warned = [m for level, m in said if level in ("warning", "warn")]
+        assert any("no room on the table for" in m and "of 11 objects" in m for m in warned), said
+        assert len(sim.scene.objects) + len(sim.scene.dropped) + len(sim.scene.unplaced) == 11
+    finally:
+        sim.destroy_node()

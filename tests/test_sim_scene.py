@@ -201,3 +201,16 @@ def test_fast_enough():
         S.generate_scene(seed)
         times.append(time.perf_counter() - start)
     assert max(times) < 1.0, times
+
+
+def test_objects_the_table_has_no_room_for_are_named_not_lost():
+    """Eleven named objects do not fit the table's region: every request ends up placed and
+    visible, hidden (`dropped`) or named in `unplaced`; none disappears without a trace."""
+    names = ["red mug", "blue mug", "green mug", "red cube", "duck", "tray", "jenga block",
+             "soccer ball", "teddy bear", "red torus", "purple sphere"]
+    scene = S.generate_scene(1, objects=names)
+    assert scene.unplaced  # the table's region holds fewer
+    kept = [o.name for o in scene.objects] + scene.dropped + scene.unplaced
+    assert len(kept) == len(names)
+    assert {n.split()[-1] for n in kept} == {n.split()[-1] for n in names}
+    assert S.generate_scene(1, objects=names[:3]).unplaced == []

@@ -72,6 +72,14 @@ class SimCameraNode(Node):
         with self._lock:
             self.scene = scene
         self.get_logger().info(f"scene {p['seed']}: {scene.description}")
+        # objects the user named and will not see are worth a warning; a random draw's, a note
+        log = self.get_logger().warning if objects else self.get_logger().info
+        if scene.unplaced:
+            log(f"scene {p['seed']}: no room on the table for {len(scene.unplaced)} of {count} "
+                f"objects ({', '.join(scene.unplaced)}); ask for fewer")
+        if scene.dropped:
+            log(f"scene {p['seed']}: {', '.join(scene.dropped)} placed but hidden from the camera "
+                "(too few pixels to keep), so left out of the ground truth")
 
     def _open_bag(self, path: str, topic: str) -> None:
         """Stream the bag, looping; raises BagError when it has no decodable colour frame."""

@@ -70,6 +70,7 @@ class Scene:
     phrases: list[Phrase] = field(default_factory=list)  # description spans -> object indices
     layout: list[Placement] = field(default_factory=list)  # everything placed, visible or not
     dropped: list[str] = field(default_factory=list)  # names of placed objects too hidden to keep
+    unplaced: list[str] = field(default_factory=list)  # names of requests the table had no room for
     margins: Margins = field(default_factory=lambda: Margins(0.0, 0.0))  # used for relations
     table_look: TableLook = field(default_factory=TableLook)
 
@@ -239,12 +240,14 @@ def generate_scene(seed: int, width: int | None = None, height: int | None = Non
     client = connect_direct(p)
     try:
         _, table_top = load_table(client)
-        layout = place_objects(client, rng, requests, table_top, ranges.region, looks)
+        layout, unplaced = place_objects(client, rng, requests, table_top, ranges.region, looks)
     finally:
         p.disconnect(physicsClientId=client)
     camera = sample_camera(rng, width, height, table_top, ranges, extra)
-    return render_layout(layout, camera, width, height, seed=seed, min_visible_pixels=min_visible_pixels,
-                         table_look=table_look)
+    scene = render_layout(layout, camera, width, height, seed=seed, min_visible_pixels=min_visible_pixels,
+                          table_look=table_look)
+    scene.unplaced = unplaced
+    return scene
 
 
 def scene_in_set(seed: int, scene_set: str = "in", width: int = 320, height: int = 240,

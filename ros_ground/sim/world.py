@@ -45,7 +45,12 @@ class Placement:
 
     @property
     def name(self) -> str:
-        return f"{self.color} {self.category}" if self.color else self.category
+        return object_name(self.category, self.color)
+
+
+def object_name(category: str, color: str | None) -> str:
+    """'red mug'; a category without a colour word is its own name."""
+    return f"{color} {category}" if color else category
 
 
 def _asset_path(source: str) -> str:
@@ -174,11 +179,15 @@ def place_at(category: str, x: float, y: float, yaw: float = 0.0, color: str | N
 def place_objects(client: int, rng: np.random.Generator, requests: Sequence[tuple[str, str | None]],
            table_top: float, region: tuple[float, float] = REGION,
            looks: Sequence[tuple[float, tuple[float, float, float] | None]] | None = None
-           ) -> list[Placement]:
+           ) -> tuple[list[Placement], list[str]]:
     """Random non-overlapping resting poses (bounding circles apart) within `region` of the
-    table; `looks` gives each request's (scale, paint) (default: 1 and its colour word's)."""
+    table; `looks` gives each request's (scale, paint) (default: 1 and its colour word's).
+
+    Returns the placements and the names of the requests no free spot was found for (200
+    random tries each), in request order.
+    """
     placed: list[tuple[float, float, float]] = []  # x, y, footprint radius
-    layout = []
+    layout, unplaced = [], []
     for k, (category, color) in enumerate(requests):
         scale, rgb = looks[k] if looks is not None else (1.0, None)
         box = _resting_pose(client, category, color, float(rng.uniform(0, 2 * math.pi)), scale)
@@ -188,7 +197,8 @@ def place_objects(client: int, rng: np.random.Generator, requests: Sequence[tupl
             if all(math.hypot(x - px, y - py) > radius + pr + GAP for px, py, pr in placed):
                 break
         else:
-            continue  # no room left: place fewer objects
+            unplaced.append(object_name(category, color))
+            continue
         placed.append((x, y, radius))
         layout.append(_placement(category, color, x, y, table_top, box, scale, rgb))
-    return layout
+    return layout, unplaced
