@@ -66,6 +66,22 @@ def test_a_command_says_what_it_is_about_and_where(capsys):
     assert lines[2].endswith("at (0.100, -0.020, 0.640) m from the camera (right, down, forward)")
 
 
+def test_a_target_without_a_position_says_why(capsys):
+    mask = np.zeros((30, 40), bool)
+    mask[10:20, 20:30] = True
+    target = GroundedPhrase("the red mug", 8, 19, 0.9, mask)
+    result = GroundingResult(text="no.", phrases=[], model="tiny", image_size=(30, 40),
+                             mode="entities", prompt="Pick up the red mug.",
+                             prompt_phrases=[target], target=0)
+    response = result_to_msg(result, Header(), "1", "Pick up the red mug.")
+    ask.print_phrases(response)
+    assert capsys.readouterr().out.splitlines()[-1].endswith("; no depth under its mask")
+    response.position_error = "camera_info is for 640x480, the depth and image are 40x30"
+    ask.print_phrases(response)
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "; no 3-D position: camera_info is for 640x480, the depth and image are 40x30")
+
+
 def test_the_target_and_its_landmark_in_plain_words(capsys):
     from ros_ground.cli import format_result
 

@@ -1,6 +1,7 @@
 """grounding_node with registered depth and camera_info: 3-D positions and rviz markers."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -107,15 +108,28 @@ def test_positions_from_depth_match_the_sim_truth(node, scene, encoding, monkeyp
     assert all(m.header.frame_id == "cam" for m in found)
 
 
+def test_without_depth_the_response_says_where_it_listened(node, scene, monkeypatch):
+    node.client.stream(scene.rgb, stamp_sec=5)
+    assert node.client.wait(lambda: node.node.frames.latest(CAMERA) is not None, 20)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert all(p.depth_points == 0 for p in response.phrases)
+    assert re.fullmatch(r"no depth frame received on '/\S*depth'", response.position_error), \
+        response.position_error
+
+
 def test_depth_outside_the_tolerance_leaves_positions_unset(node, scene, monkeypatch):
     _feed(node, scene, depth_sec=9)  # 4 s after the colour frame; tolerance 0.05 s
     monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
     response = node.ask("Pick up the mug.")
     assert response.status == response.STATUS_OK
     assert all(p.depth_points == 0 and math.isnan(p.position.z) for p in response.phrases)
+    assert response.position_error == "no depth frame within depth_tolerance_s of the image"
     node.set(depth_tolerance_s=5.0)
     response = node.ask("Pick up the mug.")
     assert all(p.depth_points > 0 for p in response.phrases)
+    assert response.position_error == ""
 
 
 def test_the_grounded_frames_depth_is_kept_while_the_model_runs(node, scene, monkeypatch):
@@ -226,6 +240,9 @@ def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monke
     assert all(p.depth_points == 0 and math.isnan(p.position.z) for p in response.phrases)
     assert any(f"camera_info is for {2 * scene.width}x{2 * scene.height}, the depth and image are "
                f"{scene.width}x{scene.height}" in t for t in said), said
+    # the response says so too: a robot reading it learns why its target has no position
+    assert response.position_error.startswith(
+        f"camera_info is for {2 * scene.width}x{2 * scene.height}, the depth and image are ")
 
 
 def test_camera_info_in_another_frame_is_warned_about(node, scene, monkeypatch):

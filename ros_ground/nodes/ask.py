@@ -179,7 +179,8 @@ def print_phrases(response: GroundedResponse) -> None:
         for p in response.phrases:
             print(f"   - {_phrase_words(p)}")
     if 0 <= response.target < len(response.prompt_phrases):
-        print(f"  The command is about {_target_words(response.prompt_phrases[response.target])}")
+        print(f"  The command is about "
+              f"{_target_words(response.prompt_phrases[response.target], response.position_error)}")
     elif 0 <= response.absent < len(response.prompt_phrases):
         print(f"  Found nothing that is {response.prompt_phrases[response.absent].text!r}: "
               "the command has no target (target -1).")
@@ -188,7 +189,7 @@ def print_phrases(response: GroundedResponse) -> None:
     if 0 <= response.landmark < len(response.prompt_phrases):
         how = "It goes" if response.destination else "It is"
         print(f"  {how} {response.relation} "
-              f"{_target_words(response.prompt_phrases[response.landmark])}")
+              f"{_target_words(response.prompt_phrases[response.landmark], response.position_error)}")
 
 
 def target_where(p) -> str:
@@ -198,12 +199,14 @@ def target_where(p) -> str:
     return f"{_phrase_words(p)}, box x={x} y={y} width={w} height={h}"
 
 
-def _target_words(p) -> str:
+def _target_words(p, position_error: str = "") -> str:
     """`target_where` and, with depth, the target's position in metres in the camera's optical
-    frame (x right, y down, z forward)."""
+    frame (x right, y down, z forward); without, why not (the response's `position_error`)."""
     where = target_where(p)
+    if position_error:
+        return where + f"; no 3-D position: {position_error}"
     if not p.depth_points:
-        return where + "; no depth under it"
+        return where + "; no depth under its mask"
     return (where + f"; at ({p.position.x:.3f}, {p.position.y:.3f}, {p.position.z:.3f}) m "
             "from the camera (right, down, forward)")
 

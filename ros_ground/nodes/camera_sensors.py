@@ -138,18 +138,23 @@ class CameraSensors:
         except (LookupError, ValueError):
             return None  # the depth may come after its colour frame: `locate` looks again
 
-    def locate(self, camera: str, result, header, pinned=None) -> None:
+    def locate(self, camera: str, result, header, pinned=None) -> str:
         """3-D position and size of every phrase of `result` (grounded on the frame with
-        `header`) from the `pinned` depth (`pin_depth`), else the depth registered to it now;
-        without depth or camera_info the phrases keep NaN positions (warned when the camera
-        publishes depth)."""
+        `header`) from the `pinned` depth (`pin_depth`), else the depth registered to it now.
+
+        Returns "" when the phrases were located, else why they keep NaN positions (also
+        warned when the camera publishes depth), for the response's `position_error`.
+        """
         if pinned is None and not self.depth.has_depth(camera):
-            return
+            source = self.depth_inputs.get(camera)
+            return f"no depth frame received on {getattr(source, 'topic', 'depth')!r}"
         try:
             locate_result(result, *(pinned or self.registered_depth(camera, header)))
         except (LookupError, ValueError) as exc:
             self._node.get_logger().warning(f"phrases without 3-D positions: {exc}",
                                             throttle_duration_sec=5.0)
+            return str(exc)
+        return ""
 
     def _on_image(self, camera: str, msg) -> None:
         source = self.inputs[camera]

@@ -312,7 +312,8 @@ def _print_target(response, truths, name: str) -> None:
         c = truth.centroids[list(truth.names).index(name)]
         true = np.array([c.x, c.y, c.z])
     if not p.depth_points:
-        print("  Its position in space: unknown (no depth under its mask)")
+        print("  Its position in space: unknown ("
+              f"{response.position_error or 'no depth under its mask'})")
         return
     found = np.array([p.position.x, p.position.y, p.position.z])
     print("  Where it is, in metres from the camera (right, down, forward):")

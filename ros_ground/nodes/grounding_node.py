@@ -271,8 +271,9 @@ class GroundingNode(ModelNode):
         except InputError as exc:
             return self._answer(request, Status.STATUS_BAD_INPUT, str(exc))
         self._say_if_eager(engine)
-        self.sensors.locate(request.camera, result, frame.header, depth)
+        unlocated = self.sensors.locate(request.camera, result, frame.header, depth)
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
+        response.position_error = unlocated
         if result.canceled:
             response.status = Status.STATUS_CANCELED
             response.error = ("canceled" if self.scheduler.is_open() else
