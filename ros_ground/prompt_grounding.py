@@ -26,7 +26,7 @@ from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
-from ros_ground.spatial_words import RELATION_NAMES, superlative_spans
+from ros_ground.spatial_words import RELATION_NAMES, ordinal_of, superlative_spans
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
@@ -224,6 +224,8 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
         image, masks, target_heat, chunk.text, after, landmark_heat,
         landmark[0].text if landmark is not None else "", scores=scores,
         landmark_scores=scores_of(landmark), stability=stability, any_object=any_object)
+    if choice is None and ordinal_of(chunk.text) > 1:
+        return target  # "the fourth mug from the left" of three: no proposal can be it
     _give(phrases[target], proposals, choice, target_heat, one_piece=True)
     if landmark_heat is not None and phrases[landmark[1]].entity_ids:
         _give(phrases[landmark[1]], proposals, paired, landmark_heat)

@@ -20,7 +20,10 @@ where the model looked, and three kinds can be checked on the proposals without 
   objects the words allow and, when the phrase names a kind ("cube", not "object"), whose score
   is within SUPERLATIVE_KIND_MARGIN of the best of them (of one kind: the biggest object in view
   is seldom the biggest mug); with a relation too ("the leftmost cube behind the tray"), among
-  those for which it holds with the best-scored landmark. Only the
+  those for which it holds with the best-scored landmark. An ordinal ("the *second* mug from
+  the left", "the third biggest cube": spatial_words.ordinal_of) takes the k-th object in the
+  same order, and no mask when fewer than k are compared; "the middle mug" the object halfway
+  along them from left to right. Only the
   target's own: on the landmark ("the cube left of the *leftmost* duck") it is left to the
   landmark's scores, since the extreme object of any kind is seldom the extreme duck. A
   superlative compares whole objects, so masks touching the image border are left out (the
@@ -62,7 +65,7 @@ import numpy as np
 from ros_ground.colour_words import colour_share, named_colours
 from ros_ground.entities import score_entities
 from ros_ground.metrics import iou
-from ros_ground.spatial_words import relation_after, superlative_of
+from ros_ground.spatial_words import ordinal_of, relation_after, superlative_of
 
 MAX_AREA = 0.2
 # command targets are at most 5.4 times the frame's median mask (in distribution) and 4.0 times
@@ -254,21 +257,42 @@ def _mean_share(shares: np.ndarray) -> np.ndarray:
 
 
 def _extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, centres: np.ndarray,
-             stability: np.ndarray | None, kind_scores: np.ndarray | None = None) -> int | None:
-    """Index of the mask that is `superlative` among `superlative_candidates` of `ok`, or None
-    when every mask of `ok` is empty. `centres`: `_centres(masks)`. `kind_scores`: float [N],
-    the target phrase's own scores, when it names a kind: only the candidates within
-    SUPERLATIVE_KIND_MARGIN of the best-scored one are compared."""
+             stability: np.ndarray | None, kind_scores: np.ndarray | None = None,
+             rank: int = 1) -> int | None:
+    """Index of the mask that is `superlative` among `superlative_candidates` of `ok` (with
+    `rank` k > 1, the k-th object in that order, masks of one object counted once: "the second
+    mug from the left"), or None when fewer than `rank` objects are candidates. `centres`:
+    `_centres(masks)`. `kind_scores`: float [N], the target phrase's own scores, when it names a
+    kind: only the candidates within SUPERLATIVE_KIND_MARGIN of the best-scored one are
+    compared."""
     index = np.flatnonzero(superlative_candidates(masks, ok, stability))
-    if not len(index):
+    if len(index) < rank:
         return None
     index = _of_kind(index, kind_scores)
+    if len(index) < rank:
+        return None
     column, lowest = centres[index, 0], centres[index, 1]
     area = np.array([np.count_nonzero(masks[i]) for i in index], dtype=np.float64)  # in the image
-    key = {"leftmost": column, "rightmost": -column, "largest": -area, "biggest": -area,
+    key = {"leftmost": column, "middle": column, "rightmost": -column, "largest": -area, "biggest": -area,
            "smallest": area, "tiniest": area}.get(
         superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)
-    return int(index[int(np.argmin(key))])
+    order = index[np.argsort(key, kind="stable")]
+    if rank == 1 and superlative != "middle":
+        return int(order[0])
+    counted: list[int] = []  # one mask per object: SAM's whole mug and its body are one mug
+    for i in order:
+        if not any(_one_object(masks[i], masks[j]) for j in counted):
+            counted.append(int(i))
+    if superlative == "middle":  # of an even count, the left one of the two in the middle
+        return counted[(len(counted) - 1) // 2]
+    return counted[rank - 1] if len(counted) >= rank else None
+
+
+def _one_object(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two masks are (parts of) one object: more than half the smaller one lies in the
+    other."""
+    smaller = min(np.count_nonzero(a), np.count_nonzero(b))
+    return smaller > 0 and np.count_nonzero(a & b) > 0.5 * smaller
 
 
 def resolve(*args, **kwargs) -> int | None:
@@ -326,11 +350,12 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     kind_scores = None if any_object else scores
     scores = scores + bonus + COLOUR_WEIGHT * colour
     superlative = superlative_of(target_text, after_text, landmark_text)
+    rank = ordinal_of(target_text)
     centres = _centres(masks)
     relation = relation_after(after_text)
     paired = relation is not None and landmark_heat is not None
     if superlative is not None and not paired:
-        return _extreme(superlative, masks, ok, centres, stability, kind_scores), None
+        return _extreme(superlative, masks, ok, centres, stability, kind_scores, rank), None
     best = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
     if not paired:
         return best, None
@@ -361,7 +386,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
         j = best_landmark()
         holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)
         target = _extreme(superlative, masks, holding if holding.any() else ok, centres, stability,
-                          kind_scores)
+                          kind_scores, rank)
         return target, (j if target != j else best_landmark(target))
     chosen, best_score = None, -np.inf
     for i in np.flatnonzero(ok):

@@ -1,6 +1,7 @@
 """The spatial words of a referring expression: its relation to a landmark ("the mug *left of*
-the tray") and its superlative ("the *leftmost* mug", "the mug *on the left*", "the *biggest*
-mug"), as refer.py checks them on the proposals and command.py cuts a command at them.
+the tray"), its superlative ("the *leftmost* mug", "the mug *on the left*", "the *biggest*
+mug") and an ordinal in the superlative's order ("the *second* mug *from the left*"), as
+refer.py checks them on the proposals and command.py cuts a command at them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,26 @@ _SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?"
                          r"(?:(?:(?:that|which)\s+)?(?:is|are)\s+|that['\u2019]s\s+)?"
                          r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
+# an ordinal picks the k-th of a superlative's order: "the *second* mug from the left", "the
+# *third* biggest cube"; the side it counts from follows the phrase ("from the left", "from the
+# front": nearest the camera), and without one it counts as a reader does, from the left
+ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+            "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6}
+_ORDINAL = re.compile(r"\b(" + "|".join(ORDINALS) + r")\b")
+_FROM = {"left": "leftmost", "right": "rightmost", "front": "closest to the camera",
+         "back": "farthest from the camera", "camera": "closest to the camera"}
+COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|counting|counted)\s+)?from\s+(?:the\s+)?"
+                           r"(left|right|front|back|camera)\b" + _NOT_OF)
+# "the *last* mug (from the left)": the first counted from the other side
+_LAST = re.compile(r"\blast\b")
+_OTHER_END = {"leftmost": "rightmost", "rightmost": "leftmost",
+              "closest to the camera": "farthest from the camera",
+              "farthest from the camera": "closest to the camera"}
+# "the *middle* mug", "the mug *in the middle*": of the objects left to right, the one halfway
+_NOT_OF_WORD = r"(?!\s+of\b)"
+_MIDDLE_IN = re.compile(r"\b(?:middle|cent(?:er|re|ral))\b" + _NOT_OF_WORD)
+_MIDDLE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?(?:(?:(?:that|which)\s+)?(?:is|are)\s+)?"
+                           r"(?:in|at)\s+the\s+(?:middle|cent(?:er|re))\b" + _NOT_OF_WORD)
 _COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 
@@ -87,13 +108,31 @@ def _superlative(text: str) -> str | None:
 
 def _worded(target_text: str, after: str) -> str | None:
     """The SUPERLATIVES entry another wording in the target phrase or right after it stands
-    for (`_SIDE_IN`, `_SIDE_AFTER`, `_SIZE`), None."""
+    for (`_SIDE_IN`, `_SIDE_AFTER`, `COUNTING_FROM`, `_LAST`, `_SIZE`; an ordinal alone counts
+    from the left), "middle" for `_MIDDLE_IN` / `_MIDDLE_AFTER`, or None."""
     phrase = " ".join(target_text.lower().split())
     side = _SIDE_IN.search(phrase) or _SIDE_AFTER.match(after)
     if side:
         return f"{side.group(1)}most"
+    if _MIDDLE_IN.search(phrase) or _MIDDLE_AFTER.match(after):
+        return "middle"
+    start = COUNTING_FROM.match(after)
+    counted = _FROM[start.group(1)] if start else "leftmost"
+    if _LAST.search(phrase):
+        return _OTHER_END[counted]
+    if start:
+        return counted
     size = _SIZE.search(phrase)
-    return None if size is None else "biggest" if size.group(1) else "smallest"
+    if size:
+        return "biggest" if size.group(1) else "smallest"
+    return "leftmost" if _ORDINAL.search(phrase) else None
+
+
+def ordinal_of(target_text: str) -> int:
+    """The rank an ordinal in the target phrase asks for in its superlative's order: 2 for "the
+    second mug (from the left)", 3 for "the 3rd biggest cube"; 1 without one."""
+    found = _ORDINAL.search(target_text.lower())
+    return 1 if found is None else ORDINALS[found.group(1)]
 
 
 def superlative_of(target_text: str, after_text: str = "", landmark_text: str = "") -> str | None:
@@ -101,7 +140,9 @@ def superlative_of(target_text: str, after_text: str = "", landmark_text: str = 
     cube", "the *left* cube", "the *bigger* cube") or is in `after_text`, what follows it ("the
     cube *closest to the camera*", "the cube, the *leftmost* one", "the cube *on the left*"),
     outside its landmark's phrase `landmark_text` ("the cube left of *the leftmost duck*" has
-    none); None."""
+    none); the side an ordinal counts from ("the second cube *from the left*": leftmost, whose
+    rank `ordinal_of` gives; "the *last* cube": rightmost); "middle" for "the *middle* cube",
+    "the cube *in the centre*"; None."""
     after = " ".join(after_text.lower().split())
     landmark = " ".join(landmark_text.lower().split())
     if landmark:
@@ -117,5 +158,6 @@ def superlative_spans(phrase: str) -> list[tuple[int, int]]:
     text = phrase.lower()
     spans = [m.span() for s in SUPERLATIVES if " " not in s
              for m in re.finditer(r"\b" + re.escape(s) + r"\b", text)]
-    spans += [m.span() for m in _SIDE_IN.finditer(text)] + [m.span() for m in _SIZE.finditer(text)]
+    spans += [m.span() for pattern in (_SIDE_IN, _SIZE, _ORDINAL, _LAST, _MIDDLE_IN)
+              for m in pattern.finditer(text)]
     return sorted(spans)

@@ -268,6 +268,11 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Take the cube into the box.", None, None, "the box", "in", None, None),
     ("Bring the mug on the tray.", None, None, None, "", None, None),
     ("Bring the mug left of the tray.", "the tray", "left", None, "", None, None),
+    # the side an ordinal counts from is the target's, not a place
+    ("Put the second mug from the left on the tray.", None, None, "the tray", "on", None, None),
+    ("Put the third cube, counting from the right, into the box.", None, None, "the box", "in",
+     None, None),
+    ("Put the mug from the left of the tray on the shelf.", None, None, None, "", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -637,6 +642,27 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
         assert target.entity_ids[0] != 0
     else:
         assert target.entity_ids == [want]
+
+
+@pytest.mark.parametrize("command, want", [
+    # "object": of any kind, as the tiny model's random scores tell no kind apart
+    ("Pick up the second object from the left.", 1),
+    ("Pick up the second object from the right.", 1),
+    ("Pick up the third object from the left.", 2),
+    ("Pick up the last object.", 2),
+    ("Pick up the object in the middle.", 1),
+    ("Put the third object from the right on the tray.", 0),
+    ("Pick up the fourth object from the left.", None),  # of three: the command has no target
+])
+def test_ordinals_count_the_objects(engine, command, want):
+    image, masks = _three_squares()
+    result = engine.ground(image, command, mode="entities",
+                           proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    if want is None:
+        assert result.target == -1 and result.prompt_phrases[result.absent].text == "the fourth object"
+        assert not result.prompt_phrases[result.absent].mask.any()
+    else:
+        assert result.prompt_phrases[result.target].entity_ids == [want]
 
 
 @pytest.mark.parametrize("command, target, landmark, relation, destination", [

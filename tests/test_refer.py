@@ -308,6 +308,22 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the smaller cube", "", "smallest"),
     ("the tiniest duck", "", "tiniest"),
     ("the big mug", "", None),
+    # an ordinal counts from the side after the phrase (ordinal_of gives the rank), or the left
+    ("the second mug", " from the left.", "leftmost"),
+    ("the 2nd mug", " from the right", "rightmost"),
+    ("the third cube", ", counting from the front", "closest to the camera"),
+    ("the second mug", " from the back", "farthest from the camera"),
+    ("the second mug", "", "leftmost"),
+    ("the mug", " from the left of the tray", None),         # a relation's words
+    ("the last mug", "", "rightmost"),
+    ("the last mug", " from the right", "leftmost"),
+    ("the last mug", " on the left", "leftmost"),
+    # halfway along the objects
+    ("the middle mug", "", "middle"),
+    ("the centre cube", "", "middle"),
+    ("the mug", " in the middle.", "middle"),
+    ("the mug", " that is in the center", "middle"),
+    ("the mug", " in the middle of the table", None),
 ])
 def test_other_wordings_of_a_superlative(phrase, after, superlative):
     assert superlative_of(phrase, after) == superlative
@@ -354,6 +370,39 @@ def test_nearness_picks_the_object_of_the_kind_nearest_the_landmark(words):
     # "the object next to the duck" compares every object
     assert resolve_pair(image, masks, heat, "the object", words, heat, "the duck", scores=cubes,
                         landmark_scores=duck, any_object=True)[0] in (1, 3)
+
+
+def test_an_ordinal_counts_objects_in_the_superlatives_order():
+    from ros_ground.spatial_words import ordinal_of
+
+    assert [ordinal_of(t) for t in ("the mug", "the second mug", "the 3rd cube", "the Fourth one")] \
+        == [1, 2, 3, 4]
+    image, masks, heat = _squares_in_a_row(4)
+    cubes = [0.5] * 4
+    for words, after, found in [("the second cube", " from the left.", 1),
+                                ("the second cube", " from the right.", 2),
+                                ("the 2nd cube", "", 1),
+                                ("the fourth cube", " from the left", 3),
+                                ("the fifth cube", " from the left", None),  # of four: none
+                                ("the last cube", "", 3),
+                                ("the third biggest cube", "", 2)]:
+        assert resolve(image, masks, heat, words, after, scores=cubes) == found, (words, after)
+    # a second mask of one object (SAM's whole cube and its left half) is not another object
+    half = masks[0].copy()
+    half[:, 35:] = False
+    assert resolve(image, [half] + masks, heat, "the second cube", " from the left",
+                   scores=[0.5] * 5) == 2
+    # of the kind only: the object the scores put far below the cubes is not counted
+    assert resolve(image, masks, heat, "the second cube", " from the left",
+                   scores=[0.5, -1.0, 0.5, 0.5]) == 2
+
+
+def test_the_middle_object_is_halfway_from_left_to_right():
+    image, masks, heat = _squares_in_a_row(3)
+    assert resolve(image, masks, heat, "the middle cube", scores=[0.5] * 3) == 1
+    assert resolve(image, masks, heat, "the cube", " in the middle.", scores=[0.5] * 3) == 1
+    image, masks, heat = _squares_in_a_row(5)
+    assert resolve(image, masks[::-1], heat, "the middle cube", scores=[0.5] * 5) == 2
 
 
 def test_a_superlative_skips_the_mask_of_two_objects_together():
