@@ -222,21 +222,29 @@ def _loose_nouns(doc) -> list:
     return [t for t in doc if t.pos_ in ("NOUN", "PROPN") and root_of(t).dep_ == "dep"]
 
 
+def _described_ones(doc) -> list:
+    """"one" / "ones" with a determiner or adjective of its own, which no noun chunk holds when
+    the tagger takes it for a number: "the blue one" of "don't pick up the red mug, pick up *the
+    blue one*"."""
+    return [t for t in doc if t.lower_ in ("one", "ones") and t.pos_ in ("NUM", "PRON", "NOUN")
+            and any(c.dep_ in ("det", "amod") for c in t.children)]
+
+
 def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
-    """noun_phrases of `piece` and the phrases its `_loose_nouns` head; when it has none, the
-    phrases headed by the objects and subjects of its parse (phrases.head_phrase) that are no
-    pronoun or question word, else, in a piece after spatial words (which starts with the
+    """noun_phrases of `piece` and the phrases its `_loose_nouns` and `_described_ones` head;
+    when it has none, the phrases headed by the objects and subjects of its parse
+    (phrases.head_phrase) that are no pronoun or question word, else, in a piece after spatial words (which starts with the
     landmark: "tray" of "cube behind tray?", tagged a verb), the phrase its root heads."""
     found = noun_phrases(nlp, piece)
     doc = nlp(piece)
-    loose = _loose_nouns(doc)
+    loose = _loose_nouns(doc) + _described_ones(doc)
     if found:
         found = [without_leading(doc, p) for p in found]
         found += [head_phrase(t) for t in loose
                   if not any(p.char_start <= t.idx < p.char_end for p in found)]
         return sorted(found, key=lambda p: p.char_start)
-    heads = sorted([t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS] + loose,
-                   key=lambda t: t.i)
+    heads = sorted({t.i: t for t in [t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS]
+                    + loose}.values(), key=lambda t: t.i)
     if not heads and after_cut:
         heads = [t for t in doc if t.dep_ == "ROOT"]
     return [head_phrase(t) for t in heads

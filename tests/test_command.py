@@ -63,6 +63,8 @@ COMMANDS = {
     "Which cube is left of the red mug?": "Which cube",
     # what the command excludes is never the target
     "Don't pick up the red mug, pick up the blue cube.": "the blue cube",
+    "Don't pick up the red mug, pick up the blue one.": "the blue one",  # "one" tagged a number
+    "Pick up the blue one.": "the blue one",
     "Never grab the mug; grab the cube.": "the cube",
     "Do not pick up the mug.": None,
     "Don't pick up the mug left of the tray, pick up the cube.": "the cube",
