@@ -233,8 +233,9 @@ def _described_ones(doc) -> list:
 def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
     """noun_phrases of `piece` and the phrases its `_loose_nouns` and `_described_ones` head;
     when it has none, the phrases headed by the objects and subjects of its parse
-    (phrases.head_phrase) that are no pronoun or question word, else, in a piece after spatial words (which starts with the
-    landmark: "tray" of "cube behind tray?", tagged a verb), the phrase its root heads."""
+    (phrases.head_phrase) that are no pronoun or question word, else, in a piece after spatial
+    words (which starts with the landmark: "tray" of "cube behind tray?", tagged a verb), the
+    phrase its root heads."""
     found = noun_phrases(nlp, piece)
     doc = nlp(piece)
     loose = _loose_nouns(doc) + _described_ones(doc)
