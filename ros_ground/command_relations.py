@@ -17,7 +17,12 @@ from dataclasses import dataclass
 
 from ros_ground.command import PLACEMENT_VERBS, SPATIAL_WORDS
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
-from ros_ground.spatial_words import COUNTING_FROM, RELATION_NAMES, relation_after, relation_only
+from ros_ground.spatial_words import (
+    RELATION_NAMES,
+    relation_after,
+    relation_only,
+    side_after,
+)
 
 # a destination after a landmark, which makes the relation before it a description again: "put
 # the mug left of the tray *on the shelf*"; not "to hide it", "at once", "on the left"
@@ -95,11 +100,11 @@ _MANNER = re.compile(r"^(?:(?:down|back|carefully|gently|slowly|softly)\s+)+")
 def place_between(gap: str) -> str | None:
     """The relation PLACE_WORDS gives the words of `gap`, the text between a placed object's
     phrase (or its landmark's) and the next phrase, when they are a preposition of it alone,
-    after optional commas, ellipses, the side an ordinal counts from ("from the left":
-    spatial_words.COUNTING_FROM) and _MANNER words and before an optional article the phrase
+    after optional commas, ellipses, the target's side ("on the right", "from the left":
+    spatial_words.side_after) and _MANNER words and before an optional article the phrase
     left out (" on ", " into the ", ", next to ", " down on the ", " on... the "); else None."""
     words = " ".join(re.sub(r"[,.\u2026]", " ", gap.lower()).split())
-    words = COUNTING_FROM.sub("", words).strip()  # "(the second mug) from the left on (the tray)"
+    words = words[side_after(words):].strip()  # "(the second mug) from the left on (the tray)"
     return PLACE_WORDS.get(re.sub(r"\s*\b(?:the|a|an)$", "", _MANNER.sub("", words)))
 
 
@@ -156,6 +161,9 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     place = None if last + 1 >= len(chunks) else place_between(
         text[chunks[last].char_end:chunks[last + 1].char_start])
     if place is None:
+        if landmark < 0 and side_after(" ".join(after.lower().split())):
+            # "put the mug on the right": where it goes, not which one
+            return Relations()
         return Relations(landmark, relation, after)
     return Relations(landmark, relation, text[chunks[target].char_end:chunks[last + 1].char_start],
                      last + 1, place, **_described(text, chunks, last + 1))

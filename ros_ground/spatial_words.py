@@ -128,6 +128,17 @@ def _worded(target_text: str, after: str) -> str | None:
     return "leftmost" if _ORDINAL.search(phrase) else None
 
 
+def side_after(after_text: str) -> int:
+    """The length of the side of the picture, with no landmark, that `after_text` (what
+    follows a phrase; lower-case, single-spaced) starts with, 0 for none: "on the left", "to
+    the far right", "in the middle", "from the left" (an ordinal's). Of a placed object, that
+    is which one it is when a destination follows ("put the mug on the right *on the tray*"),
+    else where it goes ("put the mug *on the right*")."""
+    found = (_SIDE_AFTER.match(after_text) or _MIDDLE_AFTER.match(after_text)
+             or COUNTING_FROM.match(after_text))
+    return found.end() if found else 0
+
+
 def ordinal_of(target_text: str) -> int:
     """The rank an ordinal in the target phrase asks for in its superlative's order: 2 for "the
     second mug (from the left)", 3 for "the 3rd biggest cube"; 1 without one."""

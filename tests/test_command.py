@@ -275,6 +275,8 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Put the third cube, counting from the right, into the box.", None, None, "the box", "in",
      None, None),
     ("Put the mug from the left of the tray on the shelf.", None, None, None, "", None, None),
+    ("Put the mug on the right on the tray.", None, None, "the tray", "on", None, None),
+    ("Put the mug in the middle into the box.", None, None, "the box", "in", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -644,6 +646,23 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
         assert target.entity_ids[0] != 0
     else:
         assert target.entity_ids == [want]
+
+
+@pytest.mark.parametrize("command, superlative", [
+    ("Put the mug on the right.", None),  # where it goes
+    ("Move the cube to the far left.", None),
+    ("Place the red cube in the middle.", None),
+    ("Pick up the mug on the right.", "rightmost"),  # which one
+    ("Put the mug on the right on the tray.", "rightmost"),
+    ("Put the mug in the middle into the box.", "middle"),
+])
+def test_a_side_after_a_placed_object_is_where_it_goes_unless_a_place_follows(nlp, command,
+                                                                              superlative):
+    from ros_ground.spatial_words import superlative_of
+
+    phrases, target = command_phrases(nlp, command)
+    rel = command_relations(command, phrases, target, placement(nlp, command))
+    assert superlative_of(phrases[target].text, rel.after) == superlative
 
 
 @pytest.mark.parametrize("command, want", [
