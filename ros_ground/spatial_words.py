@@ -36,6 +36,8 @@ _SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?"
                          r"(?:(?:(?:that|which)\s+)?(?:is|are)\s+|that['\u2019]s\s+)?"
                          r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
+_SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s+)?"
+                         r"(?:(bigger|larger)|(smaller|tinier))\b")  # "which mug is bigger?"
 # an ordinal picks the k-th of a superlative's order: "the *second* mug from the left", "the
 # *third* biggest cube"; the side it counts from follows the phrase ("from the left", "from the
 # front": nearest the camera), and without one it counts as a reader does, from the left
@@ -122,7 +124,7 @@ def _worded(target_text: str, after: str) -> str | None:
         return _OTHER_END[counted]
     if start:
         return counted
-    size = _SIZE.search(phrase)
+    size = _SIZE.search(phrase) or _SIZE_AFTER.match(after)
     if size:
         return "biggest" if size.group(1) else "smallest"
     return "leftmost" if _ORDINAL.search(phrase) else None

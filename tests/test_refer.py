@@ -308,6 +308,9 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the smaller cube", "", "smallest"),
     ("the tiniest duck", "", "tiniest"),
     ("the big mug", "", None),
+    ("which mug", " is bigger?", "biggest"),
+    ("which cube", " is the smaller one?", "smallest"),
+    ("the mug", " that is larger", "biggest"),
     # an ordinal counts from the side after the phrase (ordinal_of gives the rank), or the left
     ("the second mug", " from the left.", "leftmost"),
     ("the 2nd mug", " from the right", "rightmost"),
