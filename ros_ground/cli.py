@@ -134,8 +134,10 @@ def positive_number(unit: str = "") -> Callable[[str], float]:
 positive_seconds = positive_number("seconds")
 
 
-def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentParser:
-    """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli)."""
+def build_parser(extra_commands: Callable | None = None, ground_defaults: dict | None = None
+                 ) -> argparse.ArgumentParser:
+    """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli);
+    `ground_defaults`: setting values (a `--params-file`'s) in place of the node's defaults."""
     parser = argparse.ArgumentParser(prog="ros-ground", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -143,7 +145,12 @@ def build_parser(extra_commands: Callable | None = None) -> argparse.ArgumentPar
     ground.add_argument("--image", required=True, help="PNG/JPEG file")
     ground.add_argument("--prompt", default="Describe the image in detail.",
                         help="a description request, question or command (default: %(default)r)")
+    ground.add_argument("--params-file", metavar="FILE.yaml",
+                        help="the grounding_node's parameters from a ROS 2 parameter file (e.g. "
+                             "config/sim.yaml, as the launch file gives the node); flags win")
     _add_model_args(ground)
+    ground.set_defaults(**{name: ",".join(map(str, v)) if isinstance(v, list) else v
+                           for name, v in (ground_defaults or {}).items()})
     ground.add_argument("--depth", metavar="FILE",
                         help="depth registered to the image: a 16-bit PNG in millimetres or a "
                              ".npy in metres (0/NaN = no return); gives each phrase a 3-D "
@@ -378,9 +385,17 @@ def _attach_negative_values(argv: list[str], flags=("--region", "--point")) -> l
 def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
          handlers: dict | None = None) -> int:
     """Run a subcommand; errors users can fix print one line and exit 2."""
+    argv = _attach_negative_values(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(extra_commands)
-    args, unknown = parser.parse_known_args(_attach_negative_values(
-        sys.argv[1:] if argv is None else list(argv)))
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(args, "params_file", None):  # the file's values become the flags' defaults
+        try:
+            found = settings.params_file(args.params_file, "grounding_node", settings.GROUNDING)
+        except (ValueError, OSError) as exc:
+            parser.error(str(exc))
+        flags = {s.name for s in settings.GROUNDING if s.cli}  # the node's others: no flag's
+        parser = build_parser(extra_commands, {k: v for k, v in found.items() if k in flags})
+        args, unknown = parser.parse_known_args(argv)
     if args.command == "train":  # argparse's REMAINDER leaves a leading option ("train -h") out
         args.train_args = unknown + args.train_args
     elif unknown:

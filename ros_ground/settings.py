@@ -354,3 +354,33 @@ def engine_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     """EngineConfig keyword arguments from setting values keyed by setting name (missing ones
     keep their defaults)."""
     return {s.field: values[s.name] for s in ENGINE if s.name in values}
+
+
+def params_file(path: str, node: str, table: Iterable[Setting]) -> dict[str, Any]:
+    """The parameters a ROS 2 parameter file (the YAML of `--params-file`, `ros2 param dump`,
+    launch's `params_file`) gives node `node` in no namespace: the `ros__parameters` of each
+    top-level key naming it (`grounding_node`, `/grounding_node`, `/**/grounding_node`, `/**`),
+    a later key's value winning. Only those `table` declares are returned; OSError when the file
+    cannot be read, ValueError when it is no parameter file or names a parameter `node` lacks."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        try:
+            content = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not YAML: {exc}") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} is no ROS 2 parameter file (node: ros__parameters: ...)")
+    values: dict[str, Any] = {}
+    for key, entry in content.items():
+        if str(key).strip("/").split("/")[-1] in (node, "*", "**"):
+            params = entry.get("ros__parameters") if isinstance(entry, dict) else None
+            if not isinstance(params, dict):
+                raise ValueError(f"{path}: {key!r} has no ros__parameters mapping")
+            values.update(params)
+    declared = by_name(table)
+    unknown = sorted(set(values) - set(declared) - {"use_sim_time"})
+    if unknown:
+        raise ValueError(f"{path}: {node} has no parameter {', '.join(unknown)}")
+    return {name: value for name, value in values.items() if name in declared}
+

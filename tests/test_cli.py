@@ -269,3 +269,44 @@ def test_ctrl_c_while_grounding_prints_one_line(monkeypatch, capsys, png):
     monkeypatch.setitem(cli.CORE_COMMANDS, "ground", interrupted)
     assert cli.main(["ground", "--image", str(png)]) == 130
     assert capsys.readouterr().err == "ros-ground ground: interrupted\n"
+
+
+def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, capsys):
+    """`--params-file config/sim.yaml` grounds as the launched node does (its entity scoring and
+    target threshold, not the node's defaults); a flag given still wins."""
+    import ros_ground.cli as cli
+
+    seen = []
+    monkeypatch.setitem(cli.CORE_COMMANDS, "ground", lambda args: seen.append(args) or 0)
+    assert cli.main(["ground", "--image", "x.png", "--params-file", "config/sim.yaml"]) == 0
+    assert cli.main(["ground", "--image", "x.png", "--params-file", "config/sim.yaml",
+                     "--min-target-score", "0.3", "--no-command-words"]) == 0
+    assert cli.main(["ground", "--image", "x.png"]) == 0
+    sim, flagged, plain = seen
+    assert (sim.entity_scoring, sim.min_target_score, sim.region_token) == ("tokens", 0.15, "encoder")
+    assert (flagged.min_target_score, flagged.command_words, flagged.entity_scoring) == (0.3, False,
+                                                                                           "tokens")
+    assert (plain.entity_scoring, plain.min_target_score) == ("attention", -2.0)
+    # a list, as the node's YAML writes it; a wildcard key; a later key wins
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("/**:\n  ros__parameters:\n    attention_views: [identity, hflip]\n"
+                      "    max_new_tokens: 8\n/**/grounding_node:\n  ros__parameters:\n"
+                      "    max_new_tokens: 16\n    queue_size: 2\n"
+                      "other_node:\n  ros__parameters:\n    nonsense: 1\n")
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(listed)]) == 0
+    assert (seen[-1].attention_views, seen[-1].max_new_tokens) == (["identity", "hflip"], 16)
+    # what a user can get wrong: the file, a parameter's name, its value
+    bad = tmp_path / "bad.yaml"
+    for text, words in [("grounding_node:\n  ros__parameters:\n    min_target_scor: 0.2\n",
+                         "grounding_node has no parameter min_target_scor"),
+                        ("- a\n- b\n", "is no ROS 2 parameter file"),
+                        ("grounding_node: [1]\n", "'grounding_node' has no ros__parameters mapping"),
+                        ("grounding_node:\n  ros__parameters:\n    min_target_score: lots\n",
+                         "--min-target-score")]:
+        bad.write_text(text)
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["ground", "--image", "x.png", "--params-file", str(bad)])
+        assert exc.value.code == 2 and words in capsys.readouterr().err, text
+    with pytest.raises(SystemExit):
+        cli.main(["ground", "--image", "x.png", "--params-file", str(tmp_path / "none.yaml")])
+    assert "none.yaml" in capsys.readouterr().err
