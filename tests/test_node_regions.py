@@ -17,7 +17,7 @@ from std_msgs.msg import Header  # noqa: E402
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, proposals_to_msg  # noqa: E402
 from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
-from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg, sim_depth  # noqa: E402
+from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg  # noqa: E402
 from ros_ground.results import Proposal  # noqa: E402
 from ros_ground.sim.scene import generate_scene  # noqa: E402
 from ros_ground.spatial import back_project  # noqa: E402
@@ -153,7 +153,7 @@ def test_a_clicked_pixel_asks_region_prompt_about_the_entity_under_it(node, scen
 
 
 def _feed_depth(r, scene, with_info=True):
-    depth = depth_to_image_msg(sim_depth(scene), Header(frame_id="cam"))
+    depth = depth_to_image_msg(scene.sensor_depth(), Header(frame_id="cam"))
     depth.header.stamp.sec = STAMP
     depth_pub = r.client.node.create_publisher(Image, "depth", RELIABLE)
     info_pub = r.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
