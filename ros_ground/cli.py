@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ros_ground import settings
+from ros_ground.arg_types import int_at_least, ints, positive_seconds, scene_set
 
 if TYPE_CHECKING:  # the engine imports torch: only a subcommand that runs a model loads it
     from ros_ground.engine import EngineConfig
@@ -76,62 +77,9 @@ def _add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whos
                         help=help_text)
 
 
-def _ints(count: int) -> Callable[[str], tuple[int, ...]]:
-    """argparse type: `count` comma-separated integers."""
-    def parse(text: str) -> tuple[int, ...]:
-        try:
-            values = tuple(int(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != count:
-            raise argparse.ArgumentTypeError(f"expected {count} comma-separated integers, got {text!r}")
-        return values
-    return parse
-
-
-def int_at_least(low: int) -> Callable[[str], int]:
-    """argparse type: an integer >= `low`."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        return value
-    return parse
-
-
 _positive = int_at_least(1)
 _non_negative = int_at_least(0)  # a scene seed
 
-
-def _scene_set(text: str) -> str:
-    from ros_ground.sim.ranges import scene_set_ranges
-
-    try:
-        scene_set_ranges(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-def positive_number(unit: str = "") -> Callable[[str], float]:
-    """argparse type: a finite number > 0 (of `unit`, which the error names)."""
-    what = f"a finite number of {unit} > 0" if unit else "a finite number > 0"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = 0.0
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-positive_seconds = positive_number("seconds")
 
 
 def build_parser(extra_commands: Callable | None = None, ground_defaults: dict | None = None
@@ -161,10 +109,10 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
     ground.add_argument("--json", action="store_true", help="print one JSON object")
     ground.add_argument("--overlay", metavar="OUT.png", help="write the image with masks and labels")
     where = ground.add_mutually_exclusive_group()
-    where.add_argument("--region", type=_ints(4), metavar="X,Y,W,H",
+    where.add_argument("--region", type=ints(4), metavar="X,Y,W,H",
                        help="ask about the entity in this box of the image (pixels: top-left "
                             "X,Y, width W, height H; the prompt's 'this' / <region>)")
-    where.add_argument("--point", type=_ints(2), metavar="X,Y",
+    where.add_argument("--point", type=ints(2), metavar="X,Y",
                        help="ask about the entity under this pixel (column X, row Y)")
     ground.add_argument("--max-image-pixels", type=_positive,
                         default=settings.by_name(settings.GROUNDING)["max_image_pixels"].default,
@@ -194,7 +142,7 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
                           help="write overlays and per-scene records into this folder (created; "
                                "--prompt region: each region labelled with its answer; not with "
                                "--prompt absent)")
-    evaluate.add_argument("--scene-set", type=_scene_set, default="in", metavar="SET[:AXIS,...]",
+    evaluate.add_argument("--scene-set", type=scene_set, default="in", metavar="SET[:AXIS,...]",
                           help="in: the classic 320x240 scenes (inside the training ranges); "
                                "randomised: drawn over the training ranges; ood: outside them "
                                "(lower, farther camera, 800x450, held-out colours). SET:AXIS,... "

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from ros_ground import cli as core_cli
+from ros_ground.arg_types import positive_seconds
 from ros_ground.settings import MODES
 
 
@@ -18,7 +19,7 @@ def add_ros_commands(sub) -> None:
     ask.add_argument("prompt", help="a description request, question or command")
     ask.add_argument("--namespace", default="", help="namespace of the grounding node "
                      "(default: none; sim.launch.py and make demo use /sim)")
-    ask.add_argument("--timeout", type=core_cli.positive_seconds, default=120.0,
+    ask.add_argument("--timeout", type=positive_seconds, default=120.0,
                      help="seconds to wait for the result, of which at most 30 for the action "
                           "server (default %(default)g)")
     ask.add_argument("--mode", choices=MODES, default="",  # "" (the node's) is not checked

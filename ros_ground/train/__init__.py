@@ -44,7 +44,7 @@ def _model_dir(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ros_ground.cli import int_at_least, positive_number
+    from ros_ground.arg_types import int_at_least, positive_number
     from ros_ground.train.configs import LMMTrainConfig, SAMTrainConfig
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS, TRAIN_SEED_START
 
