@@ -245,6 +245,32 @@ def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monke
         f"camera_info is for {2 * scene.width}x{2 * scene.height}, the depth and image are ")
 
 
+def test_depth_of_another_size_is_blamed_not_the_camera_info(node, scene, monkeypatch):
+    # helper-60: a 160x120 depth beside a right 320x240 camera_info was reported as a
+    # camera_info "for 320x240" against "depth and image" of 160x120
+    depth_pub = node.client.node.create_publisher(Image, "depth", RELIABLE)
+    info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    node.client.stream(scene.rgb, stamp_sec=5)
+    half = depth_to_image_msg(scene.sensor_depth()[::2, ::2].copy(), Header(frame_id="cam"))
+    half.header.stamp.sec = 5
+    info = camera_info(scene, Header(frame_id="cam"))
+
+    def arrived():
+        depth_pub.publish(half)
+        info_pub.publish(info)
+        depth = node.node.sensors.depth
+        return (node.node.frames.latest(CAMERA) is not None and depth.has_depth(CAMERA)
+                and depth.intrinsics(CAMERA) is not None)
+
+    assert node.client.wait(arrived, 20)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert response.position_error.startswith(
+        f"depth is {scene.width // 2}x{scene.height // 2}, the image {scene.width}x{scene.height}: "
+        "publish depth registered to the colour image"), response.position_error
+
+
 def test_camera_info_in_another_frame_is_warned_about(node, scene, monkeypatch):
     _feed(node, scene, info_frame="camera_depth_optical_frame")
     said = _warnings(node, monkeypatch)

@@ -98,17 +98,22 @@ class CameraSensors:
             tolerance_ns=_ns(self.p["proposal_tolerance_s"]),
             max_age_ns=_ns(self.p["proposal_max_age_s"]), search_older=search_older)
 
-    def registered_depth(self, camera: str, header):
-        """(depth HxW metres, K) registered to the camera's frame with `header`; LookupError
-        or ValueError (ImageDecodeError included) saying what is missing or wrong."""
+    def registered_depth(self, camera: str, header, size: tuple[int, int]):
+        """(depth HxW metres, K) registered to the camera's frame with `header`, whose image is
+        `size` (height, width) pixels; LookupError or ValueError (ImageDecodeError included)
+        saying what is missing or wrong, the depth's size before the camera_info's."""
         depth, k = self.depth.registered(
             camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
             lambda msg: self._depth_of(msg, header))
+        if tuple(depth.shape[:2]) != tuple(size):
+            raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]}, the image {size[1]}x"
+                             f"{size[0]}: publish depth registered to the colour image, at its "
+                             "size (e.g. RealSense aligned_depth_to_color)")
         width, height, frame = self._info.get(camera, (0, 0, ""))
-        if width and height and (height, width) != tuple(depth.shape[:2]):
+        if width and height and (height, width) != tuple(size):
             # K scales with the image: from another resolution every position is off by the ratio
             raise ValueError(f"camera_info is for {width}x{height}, the depth and image are "
-                             f"{depth.shape[1]}x{depth.shape[0]}: publish the camera_info of the "
+                             f"{size[1]}x{size[0]}: publish the camera_info of the "
                              "image's own resolution (resize it with the image)")
         if frame and header.frame_id and frame != header.frame_id:
             self._node.get_logger().warning(
@@ -127,14 +132,15 @@ class CameraSensors:
                 "aligned_depth_to_color), or the positions are wrong", throttle_duration_sec=30.0)
         return image_to_depth(msg, self.p["max_image_pixels"])
 
-    def pin_depth(self, camera: str, header):
-        """`registered_depth` of the frame with `header` when it is there now, else None: taken
-        before the model runs, as the depth store keeps only the newest frames (a few tenths of
-        a second of a 30 Hz camera with proposal_max_age_s 0) and a request takes seconds."""
+    def pin_depth(self, camera: str, header, size: tuple[int, int]):
+        """`registered_depth` of the frame with `header` (of `size`) when it is there now, else
+        None: taken before the model runs, as the depth store keeps only the newest frames (a
+        few tenths of a second of a 30 Hz camera with proposal_max_age_s 0) and a request takes
+        seconds."""
         if not self.depth.has_depth(camera):
             return None
         try:
-            return self.registered_depth(camera, header)
+            return self.registered_depth(camera, header, size)
         except (LookupError, ValueError):
             return None  # the depth may come after its colour frame: `locate` looks again
 
@@ -149,7 +155,8 @@ class CameraSensors:
             source = self.depth_inputs.get(camera)
             return f"no depth frame received on {getattr(source, 'topic', 'depth')!r}"
         try:
-            locate_result(result, *(pinned or self.registered_depth(camera, header)))
+            locate_result(result, *(pinned or self.registered_depth(camera, header,
+                                                                   result.image_size)))
         except (LookupError, ValueError) as exc:
             self._node.get_logger().warning(f"phrases without 3-D positions: {exc}",
                                             throttle_duration_sec=5.0)

@@ -173,7 +173,8 @@ class GroundingNode(ModelNode):
                           camera=camera)
         others = [f for c, f in frames.items() if c != camera]
         self._submit(request, "clicked_point", lambda frame: click_region(
-            msg, frame, lambda: self.sensors.registered_depth(camera, frame.header), others))
+            msg, frame, lambda: self.sensors.registered_depth(camera, frame.header, frame.rgb.shape[:2]),
+            others))
 
     def _on_describe(self, request, response):
         request = Request(self._next_id(), self._p["default_prompt"], "",
@@ -261,7 +262,7 @@ class GroundingNode(ModelNode):
         older = (request.camera_frame and request.region is None
                  and engine.requested_mode(request.mode) == "auto")
         frame, proposals = self.sensors.match(request.camera, request.frame, older)
-        depth = self.sensors.pin_depth(request.camera, frame.header)
+        depth = self.sensors.pin_depth(request.camera, frame.header, frame.rgb.shape[:2])
         try:
             result = requests.ground(
                 engine, request, frame, proposals, accepted_at=ticket.accepted_at,
