@@ -303,3 +303,48 @@ def test_1080p_frames_of_a_reliable_camera_in_another_process_reach_the_default_
     finally:
         client.close()
         stop_process(proc)
+
+
+def test_a_stream_that_stays_silent_is_warned_about_less_and_less_often(running, monkeypatch):  # noqa: F811
+    import ros_ground.nodes.camera_input as module
+
+    r = running(image_qos="best_effort")
+    source = r.node.sensors.inputs[""]
+    assert r.client.wait(lambda: source.publishers() == ["best_effort"], 10)  # and it sends nothing
+    said, now = [], [time.monotonic_ns()]
+
+    class Logger:
+        def warning(self, text, **_):
+            said.append(text)
+
+        def info(self, text, **_):
+            pass
+
+    monkeypatch.setattr(r.node, "get_logger", lambda: Logger())
+    monkeypatch.setattr(module.time, "monotonic_ns", lambda: now[0])
+    source._arrived_mono_ns = now[0]
+    warned_at = []
+    for second in range(0, 200):  # one check a second, as the node's timer makes them
+        now[0] += 1_000_000_000
+        count = len(said)
+        source.check()
+        if len(said) > count:
+            warned_at.append(second + 1)
+    assert warned_at[:5] == [5, 10, 20, 40, 80], warned_at  # not every 5 s for ever
+    r.client.stream(random_rgb(48, 64))  # a frame: the next silence is warned about soon again
+    assert r.client.wait(lambda: source.age_s() is not None, 10)
+    assert source._warn_every_s == source.warn_after_s
+
+
+def test_a_compressed_reader_of_a_raw_camera_is_told_which_transport_to_set(running):  # noqa: F811
+    r = running(image_transport="compressed")
+    source = r.node.sensors.inputs[""]
+    r.client.stream(random_rgb(48, 64))  # raw frames on `image` only
+    assert r.client.wait(lambda: source.transport_hint(), 10)
+    answer = r.ask()
+    assert answer.status == R.STATUS_NO_IMAGE
+    assert answer.error == (f"no image received yet on '{r.ns}/image/compressed'; nothing publishes "
+                            f"on '{r.ns}/image/compressed' but '{r.ns}/image' has a publisher: set "
+                            "image_transport to raw")
+    source.warn_after_s = 0.0
+    assert "set image_transport to raw" in source.check()

@@ -16,7 +16,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from ros_ground import camera_watch
 from ros_ground.nodes.common import qos_by_name
 
-SILENCE_WARN_S = 5.0  # publishers but no frame for this long: warn (again every this long)
+SILENCE_WARN_S = 5.0  # publishers but no frame for this long: warn, then again after twice as long
+SILENCE_WARN_MAX_S = 300.0  # ... up to every this long, while it lasts
 _WORDS = {ReliabilityPolicy.RELIABLE: camera_watch.RELIABLE,
           ReliabilityPolicy.BEST_EFFORT: camera_watch.BEST_EFFORT}
 
@@ -31,7 +32,9 @@ class CameraInput:
       qos_name: sensor_data / reliable / best_effort, or auto: the publishers' reliability
         (reliable until one is seen; switched by `check`, and as soon as DDS reports a
         publisher this subscription cannot match).
-      warn_after_s: seconds without a frame, while publishers exist, before `check` warns.
+      warn_after_s: seconds without a frame, while publishers exist, before `check` warns
+        (then after twice as long each time, up to SILENCE_WARN_MAX_S, until a frame comes);
+        with none, it warns when the other transport's topic has one (`transport_hint`).
     `last_received_ns` is the node clock's time of the newest message (None before one).
     """
 
@@ -52,6 +55,7 @@ class CameraInput:
         # the silence warning is about wall time, whatever clock the node runs on (sim time)
         self._arrived_mono_ns = time.monotonic_ns()
         self._warned_ns: int | None = None
+        self._warn_every_s = warn_after_s  # doubles with each warning, until a frame arrives
         self.reliability = (camera_watch.auto_reliability(self.publishers(), camera_watch.RELIABLE)
                             if self._auto else _WORDS.get(qos_by_name(qos_name).reliability, ""))
         self._sub = None
@@ -63,6 +67,17 @@ class CameraInput:
         """The reliability of each publisher on the topic now."""
         return [_WORDS.get(info.qos_profile.reliability, str(info.qos_profile.reliability))
                 for info in self._node.get_publishers_info_by_topic(self.topic)]
+
+    def transport_hint(self) -> str:
+        """What to set when nothing publishes on the topic but something does on the other
+        transport's ("; ... set image_transport to raw"), else ""."""
+        if self._node.count_publishers(self.topic):
+            return ""
+        other = self.topic[:-len("/compressed")] if self.compressed else f"{self.topic}/compressed"
+        if not self._node.count_publishers(other):
+            return ""
+        return (f"; nothing publishes on {self.topic!r} but {other!r} has a publisher: set "
+                f"image_transport to {'raw' if self.compressed else 'compressed'}")
 
     def age_s(self) -> float | None:
         """Seconds since the newest message arrived (None before the first)."""
@@ -90,8 +105,13 @@ class CameraInput:
             self._arrived_mono_ns = max(self._arrived_mono_ns, now)
         warning = camera_watch.silence_warning(self.topic, publishers, self.reliability,
                                                (now - self._arrived_mono_ns) / 1e9, self.warn_after_s)
+        if not publishers and (now - self._arrived_mono_ns) / 1e9 >= self.warn_after_s:
+            hint = self.transport_hint()
+            warning = f"no image on {self.topic!r}{hint}" if hint else None
         if warning and (self._warned_ns is None
-                        or now - self._warned_ns >= self.warn_after_s * 1e9):
+                        or now - self._warned_ns >= self._warn_every_s * 1e9):
+            if self._warned_ns is not None:  # a stream that stays silent says so less often
+                self._warn_every_s = min(2 * self._warn_every_s, SILENCE_WARN_MAX_S)
             self._warned_ns = now
             self._node.get_logger().warning(warning)
         return warning
@@ -125,6 +145,7 @@ class CameraInput:
     def _on_msg(self, msg) -> None:
         self.last_received_ns = self._now_ns()
         self._arrived_mono_ns = time.monotonic_ns()
+        self._warned_ns, self._warn_every_s = None, self.warn_after_s
         self._callback(msg)
 
     def _on_incompatible(self, info) -> None:

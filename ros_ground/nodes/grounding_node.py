@@ -223,6 +223,9 @@ class GroundingNode(ModelNode):
             max_prompt_chars=self._p["max_prompt_chars"],
             max_frame_age_s=self._p["max_frame_age_s"],
             clean_prompt=self._engine.lmm.clean_prompt if self._engine is not None else None)
+        if problem is not None and problem[0] == requests.NO_IMAGE and request.frame is None:
+            source = self.sensors.inputs.get(request.camera)
+            problem = (problem[0], problem[1] + (source.transport_hint() if source else ""))
         if problem is None and region is not None:
             problem = requests.attach_region(request, region)
         if problem is not None:
