@@ -69,3 +69,19 @@ def silence_warning(topic: str, publishers: Sequence[str], subscribed: str,
     else:
         text += " (same QoS at both ends: check image_transport, the topic type and the network)"
     return text
+
+
+def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float) -> str | None:
+    """A warning when a frame's header stamp (`stamp_ns`) is more than `max_skew_s` seconds
+    from the node clock's `now_ns`: the response carries that stamp, and a tf lookup at it (to
+    put a target in the robot's frame) fails or uses the wrong pose. None when it is close."""
+    if stamp_ns == 0:
+        return (f"frames on {topic!r} have a zero header stamp: the driver sets none, and a tf "
+                "lookup at it fails")
+    skew_s = (now_ns - stamp_ns) / 1e9
+    if abs(skew_s) <= max_skew_s:
+        return None
+    how = f"{skew_s:.0f} s behind" if skew_s > 0 else f"{-skew_s:.0f} s ahead of"
+    return (f"frames on {topic!r} are stamped {how} this node's clock: a tf lookup at their "
+            "stamps fails; sync the clocks (e.g. chrony), or set use_sim_time when replaying a bag")
+

@@ -348,3 +348,28 @@ def test_a_compressed_reader_of_a_raw_camera_is_told_which_transport_to_set(runn
                             "image_transport to raw")
     source.warn_after_s = 0.0
     assert "set image_transport to raw" in source.check()
+
+
+def test_frames_stamped_far_from_the_nodes_clock_are_warned_about(running, monkeypatch):  # noqa: F811
+    # helper-60: a frame stamped in 1970 or an hour ahead was grounded without a word, and the
+    # response's stamp is what a robot's tf lookup uses
+    r = running()
+    said = []
+
+    class Logger:
+        def warning(self, text, **_):
+            said.append(text)
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    monkeypatch.setattr(r.node, "get_logger", lambda: Logger())
+    now = r.node.get_clock().now().nanoseconds
+    msg = rgb_to_image_msg(random_rgb(48, 64))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 10**9)
+    r.client.stream(None, msg=msg)
+    assert r.client.wait(lambda: _frame(r) is not None, 10)
+    time.sleep(0.5)
+    assert not [t for t in said if "stamped" in t], said
+    r.client.stream(random_rgb(48, 64), stamp_sec=1000)
+    assert r.client.wait(lambda: any("s behind this node's clock" in t for t in said), 10), said

@@ -47,3 +47,17 @@ def test_silence_warning_only_with_publishers_after_the_delay_naming_both_qos():
     assert "publisher QoS reliable differs from this subscription's best_effort" in text
     same = silence_warning("/image", [RELIABLE], RELIABLE, 12.0, 5.0)
     assert "differs" not in same and "same QoS" in same
+
+
+def test_a_frame_stamped_far_from_the_nodes_clock_is_warned_about():
+    from ros_ground.camera_watch import stamp_skew_warning
+
+    now = 1_764_000_000 * 10**9
+    assert stamp_skew_warning("/cam", now - 2 * 10**9, now, 10.0) is None  # a slow driver
+    assert stamp_skew_warning("/cam", now + 10**9, now, 10.0) is None  # clocks a second apart
+    old = stamp_skew_warning("/cam", 1000 * 10**9, now, 10.0)  # a bag's stamp, on wall time
+    assert old.startswith(f"frames on '/cam' are stamped {(now // 10**9) - 1000} s behind this "
+                          "node's clock") and "use_sim_time" in old
+    assert "3600 s ahead of this node's clock" in stamp_skew_warning("/cam", now + 3600 * 10**9,
+                                                                     now, 10.0)
+    assert "zero header stamp" in stamp_skew_warning("/cam", 0, now, 10.0)

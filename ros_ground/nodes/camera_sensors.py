@@ -12,7 +12,7 @@ from ros_ground_msgs.msg import EntityProposals
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from ros_ground.camera_watch import camera_topics
+from ros_ground.camera_watch import camera_topics, stamp_skew_warning
 from ros_ground.frames import DepthStore, FrameStore
 from ros_ground.image_codec import ImageDecodeError, image_to_depth, image_to_rgb
 from ros_ground.nodes.camera_input import CameraInput
@@ -25,6 +25,11 @@ from ros_ground.nodes.conversions import (
 )
 from ros_ground.requests import Frame
 from ros_ground.spatial import locate_result
+
+# a frame stamped further than this from the node's clock is warned about (tf lookups fail);
+# transport and driver delays are milliseconds, an unsynchronised clock or a bag replayed on
+# wall time seconds to years
+STAMP_SKEW_WARN_S = 10.0
 
 
 def _ns(seconds: float) -> int:
@@ -165,6 +170,11 @@ class CameraSensors:
 
     def _on_image(self, camera: str, msg) -> None:
         source = self.inputs[camera]
+        now = self._node.get_clock().now().nanoseconds  # 0: sim time before the first /clock
+        skew = now and stamp_skew_warning(source.topic, stamp_to_ns(msg.header.stamp), now,
+                                          STAMP_SKEW_WARN_S)
+        if skew:
+            self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
         keep = self._node.count_publishers(self._proposals_topics[camera]) > 0  # else no pairs
         self.frames.add_frame(camera, stamp_to_ns(msg.header.stamp),
                               self.decode(msg, source.topic, source.last_received_ns),
