@@ -11,7 +11,7 @@ Without a ROS install:
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -29,6 +29,16 @@ ARGUMENTS = {
 }
 
 
+def _stop_if_failed(event, context):
+    """The camera exited with an error (a bad parameter, a bag it cannot read): with no frames
+    the grounding graph has nothing to do, so the launch ends rather than keep it running."""
+    if event.returncode and not context.is_shutdown:
+        why = (f"sim_camera_node exited with code {event.returncode}: the grounding graph would "
+               "have no camera, stopping it")
+        return [LogInfo(msg=why), Shutdown(reason=why)]
+    return None
+
+
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory("ros_ground")
     declared = [DeclareLaunchArgument(name, default_value=default, description=doc)
@@ -41,6 +51,7 @@ def generate_launch_description() -> LaunchDescription:
         package="ros_ground", executable="sim_camera_node", name="sim_camera_node",
         namespace=LaunchConfiguration("namespace"), output="screen",
         parameters=[params_file, {"seed": LaunchConfiguration("seed")}],
+        on_exit=_stop_if_failed,
     )
     grounding = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, "launch", "ground.launch.py")),

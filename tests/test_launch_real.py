@@ -15,6 +15,7 @@ another place). Without them every test here skips, saying why.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -289,6 +290,7 @@ def test_ros2_launch_stopped_through_launch_alone_needs_no_escalation(ros2_env, 
     print(f"stopped {'while loading' if loading else 'when active'} in {took:.1f} s")
     print(output[-3000:])
     _assert_clean_launch_stop(proc, output, took, processes=2)
+    assert "would have no camera" not in output  # a camera stopped with the rest: no failure
 
 
 @pytest.mark.parametrize("executable", EXECUTABLES)
@@ -335,6 +337,24 @@ def test_a_launch_argument_that_is_no_boolean_is_refused(ros2_env, launch_file, 
     assert result.returncode != 0, output
     assert f"got '{argument.split(':=')[1]}'" in output and "expected one of" in output, output
     assert "process started" not in output, output
+
+
+def test_sim_launch_ends_when_its_camera_dies(ros2_env, tmp_path):
+    # helper-60: a sim camera refusing `width: 0` died, and the container kept running, active,
+    # with no frames to ground, the error scrolled away in the log
+    _, env = ros2_env
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(
+        {f"/**/{node}": {"ros__parameters": values} for node, values in
+         {**PARAMS, "sim_camera_node": {"width": 0}}.items()}))
+    result = _run(env, "env", "--default-signal=INT", "ros2", "launch", "ros_ground",
+                  "sim.launch.py", f"params_file:={params_file}", "namespace:=dead_camera",
+                  timeout=150)
+    output = result.stdout + result.stderr
+    assert "parameter width" in output and "sim_camera_node exited with code 1: the grounding " \
+        "graph would have no camera, stopping it" in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert re.search(r"\[ground_container-\d+\]: process has finished cleanly", output), output
 
 
 def test_a_params_file_that_is_not_there_is_refused(ros2_env, tmp_path):
