@@ -61,7 +61,7 @@ def fake_launch(monkeypatch):
     modules = {
         "launch": dict(LaunchDescription=_Description),
         "launch.actions": dict(DeclareLaunchArgument=_Record, OpaqueFunction=_Record,
-                               IncludeLaunchDescription=_Record),
+                               IncludeLaunchDescription=_Record, LogInfo=_Record, Shutdown=_Record),
         "launch.substitutions": dict(LaunchConfiguration=_Config),
         "launch.conditions": dict(evaluate_condition_expression=_condition),
         "launch.launch_description_sources": dict(PythonLaunchDescriptionSource=_Record),
@@ -156,6 +156,13 @@ def test_sim_launch(fake_launch):
     passed = dict(include.kwargs["launch_arguments"])
     ground_args = _arguments(_load(included))
     assert set(passed) <= set(ground_args)
+    # a camera that fails ends the launch; one stopped with the rest (or ending well) does not
+    stop = camera.kwargs["on_exit"]
+    failed = stop(types.SimpleNamespace(returncode=1), types.SimpleNamespace(is_shutdown=False))
+    assert [type(a).__name__ for a in failed] == ["_Record", "_Record"]
+    assert "sim_camera_node exited with code 1" in failed[1].kwargs["reason"]
+    assert stop(types.SimpleNamespace(returncode=-2), types.SimpleNamespace(is_shutdown=True)) is None
+    assert stop(types.SimpleNamespace(returncode=0), types.SimpleNamespace(is_shutdown=False)) is None
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "sim.yaml"])
