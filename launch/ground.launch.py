@@ -42,6 +42,18 @@ ARGUMENTS = {
 }
 
 
+def _flag(context, name: str) -> bool:
+    """Launch argument `name` as a boolean by launch's own rule (true/1, false/0, any case);
+    anything else is an error naming the argument: a typo such as composed:=ture must not
+    quietly mean false, and launch's own message names no argument."""
+    try:
+        return evaluate_condition_expression(context, [LaunchConfiguration(name)])
+    except ValueError:
+        value = LaunchConfiguration(name).perform(context)
+        raise ValueError(f"launch argument {name}: got {value!r}, expected one of true, false, "
+                         "1, 0") from None
+
+
 def _nodes(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     params_file = arg["params_file"] or os.path.join(
@@ -59,10 +71,8 @@ def _nodes(context, *args, **kwargs):
     sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
     remap = [("image", arg["image"])] + [(name, arg[name]) for name in
                                          ("depth", "camera_info", "clicked_point") if arg[name]]
-    # launch's own rule for a boolean: true/1 or false/0, anything else an error quoting the
-    # value (a typo such as composed:=ture must not quietly mean false)
-    use_proposals = evaluate_condition_expression(context, [LaunchConfiguration("use_proposals")])
-    if evaluate_condition_expression(context, [LaunchConfiguration("composed")]):
+    use_proposals = _flag(context, "use_proposals")
+    if _flag(context, "composed"):
         # no `name=`: launch_ros passes it as `-r __node:=NAME`, which renames every node in
         # the process, and the params file's /**/grounding_node sections would never apply
         return [Node(

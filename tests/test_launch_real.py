@@ -335,7 +335,9 @@ def test_a_launch_argument_that_is_no_boolean_is_refused(ros2_env, launch_file, 
     result = _run(env, "ros2", "launch", "ros_ground", launch_file, argument, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert f"got '{argument.split(':=')[1]}'" in output and "expected one of" in output, output
+    name, value = argument.split(":=")
+    assert f"launch argument {name}: got '{value}', expected one of true, false, 1, 0" in output, \
+        output
     assert "process started" not in output, output
 
 
