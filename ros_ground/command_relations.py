@@ -169,6 +169,27 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
                      last + 1, place, **_described(text, chunks, last + 1))
 
 
+_NEGATED = re.compile(r"\b(?:don['\u2019]?t|do\s+not|never|dont)\s*$", re.IGNORECASE)
+
+
+def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
+    """Of a command with no target whose placing verb's object is a pronoun, the robot's own
+    object ("put *it* on the tray", "now place them left of the duck": what it holds, from an
+    earlier command), the destination and how (`place`, and the relation after it that says
+    which: `_described`) as Relations with no landmark; None when no phrase is such a place."""
+    for k, chunk in enumerate(chunks):
+        gap = text[chunks[k - 1].char_end if k else 0:chunk.char_start]
+        moved = _PLACED_AGAIN.search(gap)
+        if moved is None or _NEGATED.search(gap[:moved.start()]):  # "don't put it on the tray"
+            continue
+        words = moved.group("words")
+        how = relation_after(words) if relation_only(words + " ") else None
+        place = RELATION_NAMES[how] if how else place_between(words)
+        if place:
+            return Relations(destination=k, place=place, **_described(text, chunks, k))
+    return None
+
+
 # verbs that carry their object somewhere only with a preposition of motion after it (_MOTION):
 # "bring the mug *to* the tray", where "bring the mug on the tray" says which mug
 _CARRIED = re.compile(r"\b(?:bring|take|carry|fetch|get|hand)\s+(?:me\s+)?$", re.IGNORECASE)

@@ -18,7 +18,7 @@ import scipy.ndimage as ndi
 
 from ros_ground.colour_words import ruled_out_spans
 from ros_ground.command import command_phrases, placement
-from ros_ground.command_relations import command_relations
+from ros_ground.command_relations import command_relations, held_destination
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.metrics import iou
@@ -50,7 +50,9 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         image, prompt_gen, cfg, proposals, image_key, text=gen.prompt_text,
         spans=list(gen.prompt_token_spans), chunks=chunks, proposals_out=made)
     proposals = proposals or made
-    if target < 0 or (index := _grounded_index(phrases, chunks[target])) < 0:
+    if target < 0:
+        return phrases, _held_destination(engine, image, gen, cfg, chunks, phrases, proposals)
+    if (index := _grounded_index(phrases, chunks[target])) < 0:
         return phrases, Reference()
     if not readable(engine, gen, chunks[target]):
         # its grounding is that of "the" or "red" alone; a robot must find it absent, not near
@@ -88,6 +90,33 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         if missing >= 0:
             return phrases, _without_target(phrases, index, missing)
     return phrases, ref
+
+
+def _held_destination(engine, image, gen, cfg, chunks, phrases, proposals) -> Reference:
+    """The Reference of a command about what the robot holds ("put it on the tray": no target,
+    command_relations.held_destination): the destination grounded by its words and the relation
+    after it (with proposals and `command_words`), or absent when the frame holds nothing it
+    can be; an empty one for any other command without a target."""
+    rel = held_destination(gen.prompt_text, chunks)
+    found = -1 if rel is None else _grounded_index(phrases, chunks[rel.destination])
+    if found < 0:
+        return Reference()
+    if not readable(engine, gen, chunks[rel.destination]):
+        _clear(phrases[found])
+        return Reference(absent=found)
+    destination = (chunks[rel.destination], found)
+    of = rel.destination_landmark
+    of_found = _grounded_index(phrases, chunks[of]) if of >= 0 else -1
+    destination_landmark = (chunks[of], of_found) if of_found >= 0 else None
+    if proposals and cfg.command_words and phrases[found].entity_ids:
+        masks = [p.mask for p in proposals]
+        for chunk, index in filter(None, (destination, destination_landmark)):
+            if absent(image, masks, chunk.text, None, after_text=gen.prompt_text[chunk.char_end:]):
+                _clear(phrases[index])
+                return Reference(absent=index)
+        _resolve_destination(image, gen, cfg, phrases, proposals, destination,
+                             destination_landmark, None)
+    return Reference(landmark=found, relation=rel.place, destination=True)
 
 
 def _without_target(phrases: list[GroundedPhrase], target: int, missing: int) -> Reference:
@@ -184,12 +213,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     (refer.resolve_pair). `rescore(heat, token ids)`: the engine's entity scores of the
     proposals for those tokens, with which a target that rules a colour out ("the *non-red*
     mug") is scored without those words (`_tokens_without`)."""
-    maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
-
-    def heat(chunk: NounPhrase):
-        indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
-        return upsample_map(phrase_map(maps, indices), gen.geometry) if indices else None
-
+    heat = _heat_of(gen, cfg)
     target_heat = heat(chunk)
     if target_heat is None:
         return -1  # no maps to score by: the phrase keeps its grounding
@@ -229,25 +253,61 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     _give(phrases[target], proposals, choice, target_heat, one_piece=True)
     if landmark_heat is not None and phrases[landmark[1]].entity_ids:
         _give(phrases[landmark[1]], proposals, paired, landmark_heat)
-    if destination is not None and heats.get(destination[1]) is not None:
-        # by its words and the relation after it, among the others: none the target's object
-        others = [i for i in range(len(masks)) if choice is None or (
-            i != choice and iou(masks[i], masks[choice]) <= MAX_PAIR_IOU)]
-        of = destination_landmark
-        of_heat = heats.get(of[1]) if of is not None else None
-        d_scores, of_scores = scores_of(destination), scores_of(of)
-        found, found_of = resolve_pair(
-            image, [masks[i] for i in others], heats[destination[1]], destination[0].text,
-            gen.prompt_text[destination[0].char_end:], of_heat, of[0].text if of is not None else "",
-            scores=None if d_scores is None else d_scores[others],
-            landmark_scores=None if of_scores is None else of_scores[others],
-            stability=stability[others])
-        if phrases[destination[1]].entity_ids:
-            _give(phrases[destination[1]], proposals, None if found is None else others[found],
-                  heats[destination[1]])
-        if of_heat is not None and found_of is not None and phrases[of[1]].entity_ids:
-            _give(phrases[of[1]], proposals, others[found_of], of_heat)
+    if destination is not None:
+        _resolve_destination(image, gen, cfg, phrases, proposals, destination,
+                             destination_landmark, choice, heats)
     return -1
+
+
+def _heat_of(gen, cfg):
+    """A function from a prompt phrase to its attention map at the image's size (None when no
+    token of `gen`'s prompt lies in it)."""
+    maps = normalise_maps(np.asarray(gen.prompt_maps, dtype=np.float32), enabled=cfg.normalise)
+
+    def heat(chunk: NounPhrase):
+        indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
+        return upsample_map(phrase_map(maps, indices), gen.geometry) if indices else None
+    return heat
+
+
+def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposals,
+                         destination: tuple[NounPhrase, int],
+                         destination_landmark: tuple[NounPhrase, int] | None,
+                         choice: int | None, heats: dict | None = None) -> None:
+    """Give the destination phrase the proposal its words and the relation after it point to
+    (refer.resolve_pair), among the proposals other than the target's `choice` (None: no
+    target, as "put *it* on the tray"), in place; the destination's landmark the one that
+    relation was judged against. `heats`: phrase index -> attention map, where known."""
+    heats = {} if heats is None else heats
+    heat = _heat_of(gen, cfg)
+    for role in (destination, destination_landmark):
+        if role is not None and role[1] not in heats:
+            heats[role[1]] = heat(role[0])
+    if heats.get(destination[1]) is None:
+        return
+    masks = [p.mask for p in proposals]
+    stability = np.array([p.stability for p in proposals], dtype=np.float64)
+    scored = cfg.entity_scoring != "attention"
+
+    def scores_of(role):
+        return _scores_of(phrases[role[1]], proposals) if scored and role is not None else None
+
+    others = [i for i in range(len(masks)) if choice is None or (
+        i != choice and iou(masks[i], masks[choice]) <= MAX_PAIR_IOU)]
+    of = destination_landmark
+    of_heat = heats.get(of[1]) if of is not None else None
+    d_scores, of_scores = scores_of(destination), scores_of(of)
+    found, found_of = resolve_pair(
+        image, [masks[i] for i in others], heats[destination[1]], destination[0].text,
+        gen.prompt_text[destination[0].char_end:], of_heat, of[0].text if of is not None else "",
+        scores=None if d_scores is None else d_scores[others],
+        landmark_scores=None if of_scores is None else of_scores[others],
+        stability=stability[others])
+    if phrases[destination[1]].entity_ids:
+        _give(phrases[destination[1]], proposals, None if found is None else others[found],
+              heats[destination[1]])
+    if of_heat is not None and found_of is not None and phrases[of[1]].entity_ids:
+        _give(phrases[of[1]], proposals, others[found_of], of_heat)
 
 
 def _question_spans(text: str) -> list[tuple[int, int]]:

@@ -85,7 +85,8 @@ class Reference:
     relates the target to ("the tray" of "the mug left of the tray"); `relation`: that relation
     as spatial_words.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether
     the relation says where to put the target ("put the mug behind the tray", "on the shelf":
-    command_relations.py) rather than which one it is; `absent`: the phrase the command is
+    command_relations.py) rather than which one it is (with no target, where to put what the
+    robot holds: "put *it* on the tray"); `absent`: the phrase the command is
     about, or its landmark or destination, when the frame holds nothing it can be ("the purple
     mug" with nothing purple in view, "the mug left of the duck" with no duck: refer.absent), or
     the target whose nouns the model cannot read ("the giraffe" for the sim model); the command

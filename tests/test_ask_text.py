@@ -103,6 +103,20 @@ def test_the_target_and_its_landmark_in_plain_words(capsys):
     assert text[2].startswith("  destination behind: 'the tray'")
 
 
+def test_put_it_somewhere_says_where_what_the_robot_holds_goes(capsys):
+    mask = np.zeros((30, 40), bool)
+    mask[:10, 20:30] = True
+    prompt = "Put it on the tray."
+    result = GroundingResult(text="", phrases=[], model="tiny", image_size=(30, 40),
+                             mode="entities", prompt=prompt,
+                             prompt_phrases=[GroundedPhrase("the tray", 10, 18, 0.8, mask)],
+                             target=-1, landmark=0, relation="on", destination=True)
+    ask.print_phrases(result_to_msg(result, Header(), "1", prompt))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2] == "  The command is about what the robot holds (target -1)."
+    assert lines[-1].startswith('  It goes on "the tray": ')
+
+
 def test_an_unwritable_overlay_path_is_refused_before_asking(monkeypatch):
     import argparse
 

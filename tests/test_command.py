@@ -829,3 +829,45 @@ def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypat
     monkeypatch.setattr(command, "noun_phrases", lambda *a: calls.append(a) or [])
     again, again_target = command_phrases(nlp, text)
     assert calls == [] and again_target == target and again[0].text != "changed by a caller"
+
+
+@pytest.mark.parametrize("command, destination, place, of, of_relation", [
+    ("Put it on the tray.", "the tray", "on", None, None),
+    ("Now place them left of the duck.", "the duck", "left of", None, None),
+    ("Put it down gently inside the box.", "the box", "in", None, None),
+    ("Put it on the tray left of the duck.", "the tray", "on", "the duck", "left"),
+    ("Drop it into the bin.", "the bin", "in", None, None),
+    ("Don't put it on the tray.", None, None, None, None),
+    ("Put it down.", None, None, None, None),
+    ("Where is it?", None, None, None, None),
+])
+def test_a_command_about_what_the_robot_holds_names_where_it_goes(nlp, command, destination,
+                                                                   place, of, of_relation):
+    from ros_ground.command_relations import held_destination
+
+    phrases, target = command_phrases(nlp, command)
+    assert target == -1
+    rel = held_destination(command, phrases)
+    if destination is None:
+        assert rel is None
+        return
+    assert (phrases[rel.destination].text, rel.place) == (destination, place)
+    assert (phrases[rel.destination_landmark].text if rel.destination_landmark >= 0 else None,
+            rel.destination_relation) == (of, of_relation)
+
+
+@pytest.mark.parametrize("command, want, absent", [
+    ("Put it on the blue cube.", 1, None),
+    ("Now put it behind the green cube.", 2, None),
+    ("Put it on the purple cube.", None, "the purple cube"),  # nothing purple in view
+])
+def test_put_it_grounds_the_destination_without_a_target(engine, command, want, absent):
+    image, masks = _three_squares()
+    result = engine.ground(image, command, mode="entities",
+                           proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    assert result.target == -1
+    if absent is not None:
+        assert result.landmark == -1 and result.prompt_phrases[result.absent].text == absent
+        return
+    assert result.destination and result.absent == -1
+    assert result.prompt_phrases[result.landmark].entity_ids == [want]

@@ -184,6 +184,8 @@ def print_phrases(response: GroundedResponse) -> None:
     elif 0 <= response.absent < len(response.prompt_phrases):
         print(f"  Found nothing that is {response.prompt_phrases[response.absent].text!r}: "
               "the command has no target (target -1).")
+    elif response.destination and 0 <= response.landmark < len(response.prompt_phrases):
+        print("  The command is about what the robot holds (target -1).")  # "put it on the tray"
     elif response.prompt_phrases:  # "what is behind the mug?": a landmark, a place
         print("  None of the command's phrases is the object it is about (target -1).")
     if 0 <= response.landmark < len(response.prompt_phrases):
