@@ -57,14 +57,16 @@ def _depth_msg(scene, encoding, stamp_sec):
 
 
 def _feed(r, scene, encoding="32FC1", depth_sec=5, depth_frame="cam", info_size=None,
-          info_frame=None):
-    """Stream the scene's colour frame (stamp 5 s), its depth and camera_info to the node
-    (`info_size` (width, height) and `info_frame` in place of the camera_info's own)."""
+          info_frame=None, depth_msg=None):
+    """Stream the scene's colour frame (stamp 5 s), its depth (`depth_msg` in its place) and
+    camera_info to the node (`info_size` (width, height) and `info_frame` in place of the
+    camera_info's own)."""
     depth_pub = r.client.node.create_publisher(Image, "depth", RELIABLE)
     info_pub = r.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
     r.client.stream(scene.rgb, stamp_sec=5)
-    depth_msg = _depth_msg(scene, encoding, depth_sec)
-    depth_msg.header.frame_id = depth_frame
+    if depth_msg is None:
+        depth_msg = _depth_msg(scene, encoding, depth_sec)
+        depth_msg.header.frame_id = depth_frame
     info = camera_info(scene, depth_msg.header)
     if info_size is not None:
         info.width, info.height = info_size
@@ -248,21 +250,9 @@ def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monke
 def test_depth_of_another_size_is_blamed_not_the_camera_info(node, scene, monkeypatch):
     # helper-60: a 160x120 depth beside a right 320x240 camera_info was reported as a
     # camera_info "for 320x240" against "depth and image" of 160x120
-    depth_pub = node.client.node.create_publisher(Image, "depth", RELIABLE)
-    info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
-    node.client.stream(scene.rgb, stamp_sec=5)
     half = depth_to_image_msg(scene.sensor_depth()[::2, ::2].copy(), Header(frame_id="cam"))
     half.header.stamp.sec = 5
-    info = camera_info(scene, Header(frame_id="cam"))
-
-    def arrived():
-        depth_pub.publish(half)
-        info_pub.publish(info)
-        depth = node.node.sensors.depth
-        return (node.node.frames.latest(CAMERA) is not None and depth.has_depth(CAMERA)
-                and depth.intrinsics(CAMERA) is not None)
-
-    assert node.client.wait(arrived, 20)
+    _feed(node, scene, depth_msg=half)
     monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
     response = node.ask("Pick up the mug.")
     assert response.status == response.STATUS_OK
