@@ -91,7 +91,8 @@ _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
 # head nouns that name the picture or a property asked about, or are courtesy, not an object
 NOT_OBJECTS = frozenset(
     "image picture photo photograph scene view frame detail details colour color size shape "
-    "kind type material thanks thank thx ty cheers please hello hi hey bye okay ok sorry".split())
+    "kind type material thanks thank thx ty cheers please hello hi hey bye okay ok sorry "
+    "trouble problem favour favor moment minute".split())  # "do me a favour and pick up ..."
 
 
 def command_pieces(text: str) -> list[tuple[int, int]]:

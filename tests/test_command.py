@@ -65,6 +65,10 @@ COMMANDS = {
     "Don't pick up the red mug, pick up the blue cube.": "the blue cube",
     "Don't pick up the red mug, pick up the blue one.": "the blue one",  # "one" tagged a number
     "Pick up the blue one.": "the blue one",
+    # courtesy is no object: "a favour" was the target of the first
+    "Could you do me a favour and pick up the mug?": "the mug",
+    "Give me a moment and then pick up the cube.": "the cube",
+    "If it's not too much trouble, could you pick up the red mug?": "the red mug",
     "Never grab the mug; grab the cube.": "the cube",
     "Do not pick up the mug.": None,
     "Don't pick up the mug left of the tray, pick up the cube.": "the cube",
