@@ -18,7 +18,7 @@ where the model looked, and three kinds can be checked on the proposals without 
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*", "the mug *on the
   left*", "the *biggest* mug": spatial_words.superlative_of): the extreme mask among the
   objects the words allow and, when the phrase names a kind ("cube", not "object"), whose score
-  is within SUPERLATIVE_KIND_MARGIN of the best of them (of one kind: the biggest object in view
+  is within extremes.SUPERLATIVE_KIND_MARGIN of the best of them (of one kind: the biggest object in view
   is seldom the biggest mug); with a relation too ("the leftmost cube behind the tray"), among
   those for which it holds with the best-scored landmark. An ordinal ("the *second* mug from
   the left", "the third biggest cube": spatial_words.ordinal_of) takes the k-th object in the
@@ -29,7 +29,7 @@ where the model looked, and three kinds can be checked on the proposals without 
   superlative compares whole objects, so masks touching the image border are left out (the
   table's edge, the floor, or an object the frame cuts, whose extreme is unknown) and, given
   SAM's stability scores, so are masks less stable than the most stable of the rest by more than
-  SUPERLATIVE_STABILITY_MARGIN (the pieces of table texture and shadow below); all the non-empty
+  extremes.SUPERLATIVE_STABILITY_MARGIN (the pieces of table texture and shadow below); all the non-empty
   allowed masks when that leaves none.
 Otherwise the phrase's entity scores decide among what the words allow: those of the engine's
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
@@ -64,6 +64,7 @@ import numpy as np
 
 from ros_ground.colour_words import colour_share, named_colours
 from ros_ground.entities import score_entities
+from ros_ground.extremes import extreme, of_kind, superlative_candidates
 from ros_ground.metrics import iou
 from ros_ground.spatial_words import ordinal_of, relation_after, superlative_of
 
@@ -75,11 +76,6 @@ MIN_COLOUR = 0.4
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
 STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
-SUPERLATIVE_STABILITY_MARGIN = 0.15
-UNION_PART = 0.2  # of a union's area, the least each of its two objects covers (`_unions`)
-# measured neutral on the eval's 120 superlative and relation commands (docs/MEASUREMENTS.md,
-# "Superlatives of one kind"), and what makes "the biggest mug" a mug
-SUPERLATIVE_KIND_MARGIN = 0.1
 
 
 def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
@@ -102,22 +98,13 @@ def _nearest(candidates: np.ndarray, j: int, centres: np.ndarray,
              kind_scores: np.ndarray | None) -> int | None:
     """Index of the mask of `candidates` (indices) whose (centroid column, lowest row) is
     nearest landmark `j`'s in the image, among those whose `kind_scores` are within
-    SUPERLATIVE_KIND_MARGIN of the best ("the mug next to the duck": of the mugs); None
+    extremes.SUPERLATIVE_KIND_MARGIN of the best ("the mug next to the duck": of the mugs); None
     when there are none."""
     if not len(candidates):
         return None
-    candidates = _of_kind(candidates, kind_scores)
+    candidates = of_kind(candidates, kind_scores)
     distance = np.hypot(*(centres[candidates] - centres[j]).T)
     return int(candidates[int(np.argmin(distance))])
-
-
-def _of_kind(index: np.ndarray, kind_scores: np.ndarray | None) -> np.ndarray:
-    """The masks of `index` (non-empty indices) whose `kind_scores` are within
-    SUPERLATIVE_KIND_MARGIN of the best of them: of the kind the phrase names; all of `index`
-    without scores (a phrase naming no kind)."""
-    if kind_scores is None:
-        return index
-    return index[kind_scores[index] >= kind_scores[index].max() - SUPERLATIVE_KIND_MARGIN]
 
 
 def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
@@ -132,48 +119,6 @@ def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.
         raise ValueError(f"{name} must be finite and in [{low}, {high}]; mask {int(np.argmax(bad))} "
                          f"has {values[bad][0]}")
     return values
-
-
-def touches_border(mask: np.ndarray) -> bool:
-    """Whether `mask` (HxW bool) has a pixel in the image's first or last row or column."""
-    mask = np.asarray(mask, dtype=bool)
-    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-
-
-def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
-                           stability: np.ndarray | None = None) -> np.ndarray:
-    """Bool [N]: the masks a superlative compares, among `ok` (bool [N], `allowed`): those
-    neither empty (no extreme) nor touching the image border and, given `stability` (finite
-    float [N], SAM's stability scores), within SUPERLATIVE_STABILITY_MARGIN of the most stable
-    of them; the non-empty ones of `ok` when none is left (none when all are empty)."""
-    filled = np.asarray(ok, dtype=bool) & np.array([np.asarray(m).any() for m in masks], dtype=bool)
-    keep = filled & ~np.array([touches_border(m) for m in masks], dtype=bool)
-    if not keep.any():
-        return filled
-    if stability is not None:
-        stability = np.asarray(stability, dtype=np.float64)
-        keep &= stability >= stability[keep].max() - SUPERLATIVE_STABILITY_MARGIN
-    whole = keep & ~_unions(masks, keep)
-    return whole if whole.any() else keep
-
-
-def _unions(masks: Sequence[np.ndarray], among: np.ndarray) -> np.ndarray:
-    """Bool [N]: the masks of `among` that are two other proposals together (SAM's mask of a
-    mug and the tray it touches, which is the biggest "mug" and the mean of two positions):
-    two masks apart (overlapping under a fifth of the smaller), each UNION_PART of its area or
-    more and 80% inside it, that together cover 80% of it. A part too small to be an object
-    (a mug's handle) makes no union. Counted on every second pixel."""
-    grid = np.stack([np.asarray(m, dtype=bool)[::2, ::2] for m in masks])
-    flat = grid.reshape(len(masks), -1).astype(np.float32)
-    area, inter = flat.sum(1), flat @ flat.T
-    out = np.zeros(len(masks), dtype=bool)
-    for i in np.flatnonzero(among):
-        parts = [j for j in range(len(masks)) if j != i and UNION_PART * area[i] <= area[j] < area[i]
-                 and inter[i, j] >= 0.8 * area[j]]
-        out[i] = any(inter[a, b] < 0.2 * min(area[a], area[b])
-                     and inter[i, a] + inter[i, b] >= 0.8 * area[i]
-                     for k, a in enumerate(parts) for b in parts[k + 1:])
-    return out
 
 
 def _colour_shares(rgb: np.ndarray, masks: Sequence[np.ndarray], words: Sequence[str]) -> np.ndarray:
@@ -256,45 +201,6 @@ def _mean_share(shares: np.ndarray) -> np.ndarray:
     return shares.mean(axis=0) if len(shares) else np.zeros(shares.shape[1])
 
 
-def _extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, centres: np.ndarray,
-             stability: np.ndarray | None, kind_scores: np.ndarray | None = None,
-             rank: int = 1) -> int | None:
-    """Index of the mask that is `superlative` among `superlative_candidates` of `ok` (with
-    `rank` k > 1, the k-th object in that order, masks of one object counted once: "the second
-    mug from the left"), or None when fewer than `rank` objects are candidates. `centres`:
-    `_centres(masks)`. `kind_scores`: float [N], the target phrase's own scores, when it names a
-    kind: only the candidates within SUPERLATIVE_KIND_MARGIN of the best-scored one are
-    compared."""
-    index = np.flatnonzero(superlative_candidates(masks, ok, stability))
-    if len(index) < rank:
-        return None
-    index = _of_kind(index, kind_scores)
-    if len(index) < rank:
-        return None
-    column, lowest = centres[index, 0], centres[index, 1]
-    area = np.array([np.count_nonzero(masks[i]) for i in index], dtype=np.float64)  # in the image
-    key = {"leftmost": column, "middle": column, "rightmost": -column, "largest": -area, "biggest": -area,
-           "smallest": area, "tiniest": area}.get(
-        superlative, -lowest if superlative.startswith(("closest", "nearest")) else lowest)
-    order = index[np.argsort(key, kind="stable")]
-    if rank == 1 and superlative != "middle":
-        return int(order[0])
-    counted: list[int] = []  # one mask per object: SAM's whole mug and its body are one mug
-    for i in order:
-        if not any(_one_object(masks[i], masks[j]) for j in counted):
-            counted.append(int(i))
-    if superlative == "middle":  # of an even count, the left one of the two in the middle
-        return counted[(len(counted) - 1) // 2]
-    return counted[rank - 1] if len(counted) >= rank else None
-
-
-def _one_object(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two masks are (parts of) one object: more than half the smaller one lies in the
-    other."""
-    smaller = min(np.count_nonzero(a), np.count_nonzero(b))
-    return smaller > 0 and np.count_nonzero(a & b) > 0.5 * smaller
-
-
 def resolve(*args, **kwargs) -> int | None:
     """Index into `masks` of the target, or None when no mask may be it: resolve_pair's first
     element, with its arguments."""
@@ -355,7 +261,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     relation = relation_after(after_text)
     paired = relation is not None and landmark_heat is not None
     if superlative is not None and not paired:
-        return _extreme(superlative, masks, ok, centres, stability, kind_scores, rank), None
+        return extreme(superlative, masks, ok, centres, stability, kind_scores, rank, rgb), None
     best = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
     if not paired:
         return best, None
@@ -385,8 +291,8 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
         j = best_landmark()
         holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)
-        target = _extreme(superlative, masks, holding if holding.any() else ok, centres, stability,
-                          kind_scores, rank)
+        target = extreme(superlative, masks, holding if holding.any() else ok, centres, stability,
+                          kind_scores, rank, rgb)
         return target, (j if target != j else best_landmark(target))
     chosen, best_score = None, -np.inf
     for i in np.flatnonzero(ok):

@@ -395,6 +395,18 @@ def test_an_ordinal_counts_objects_in_the_superlatives_order():
     half[:, 35:] = False
     assert resolve(image, [half] + masks, heat, "the second cube", " from the left",
                    scores=[0.5] * 5) == 2
+    # nor are two halves that do not overlap each other, with the whole they make (helper-62)
+    top, bottom = masks[1].copy(), masks[1].copy()
+    top[30:], bottom[:30] = False, False
+    parts = [masks[0], top, bottom, masks[1], masks[2], masks[3]]
+    for words, found in [("the second cube", 3), ("the third cube", 4), ("the fourth cube", 5),
+                         ("the fifth cube", None)]:
+        assert resolve(image, parts, heat, words, " from the left", scores=[0.5] * 6) == found
+    # two objects of two colours, one on the other, and SAM's mask of both: two objects
+    painted = image.copy()
+    painted[top], painted[bottom] = (200, 20, 20), (20, 60, 230)
+    assert resolve(painted, parts, heat, "the third cube", " from the left",
+                   scores=[0.5] * 6) in (1, 2)
     # of the kind only: the object the scores put far below the cubes is not counted
     assert resolve(image, masks, heat, "the second cube", " from the left",
                    scores=[0.5, -1.0, 0.5, 0.5]) == 2
