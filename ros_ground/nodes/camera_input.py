@@ -53,7 +53,7 @@ class CameraInput:
         self.warn_after_s = warn_after_s
         self.last_received_ns: int | None = None  # node clock: frame ages are judged on it
         # the silence warning is about wall time, whatever clock the node runs on (sim time)
-        self._arrived_mono_ns = time.monotonic_ns()
+        self._arrived_mono_ns = self._opened_mono_ns = time.monotonic_ns()
         self._warned_ns: int | None = None
         self._warn_every_s = warn_after_s  # doubles with each warning, until a frame arrives
         self.reliability = (camera_watch.auto_reliability(self.publishers(), camera_watch.RELIABLE)
@@ -101,12 +101,15 @@ class CameraInput:
                 self._subscribe()
                 return None
         now = time.monotonic_ns()
-        if not publishers:  # silence counts from when a publisher appears, not from the start
+        if publishers:
+            warning = camera_watch.silence_warning(self.topic, publishers, self.reliability,
+                                                   (now - self._arrived_mono_ns) / 1e9,
+                                                   self.warn_after_s)
+        else:  # silence counts from when a publisher appears, not from the start
             self._arrived_mono_ns = max(self._arrived_mono_ns, now)
-        warning = camera_watch.silence_warning(self.topic, publishers, self.reliability,
-                                               (now - self._arrived_mono_ns) / 1e9, self.warn_after_s)
-        if not publishers and (now - self._arrived_mono_ns) / 1e9 >= self.warn_after_s:
-            hint = self.transport_hint()
+            # ... but a camera on the other transport is worth a word after as long
+            hint = (self.transport_hint()
+                    if (now - self._opened_mono_ns) / 1e9 >= self.warn_after_s else "")
             warning = f"no image on {self.topic!r}{hint}" if hint else None
         if warning and (self._warned_ns is None
                         or now - self._warned_ns >= self._warn_every_s * 1e9):
