@@ -139,9 +139,10 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     landmark, relation, after, destination = target_relation(text, chunks, target, placed)
     if landmark < 0 and not placed and target + 1 < len(chunks):
         gap = text[chunks[target].char_end:chunks[target + 1].char_start]
-        carried = _CARRIED.search(text[:chunks[target].char_start]) and _MOTION.match(gap)
+        side = side_after(gap.lower())  # "bring the second mug from the left to the tray"
+        carried = _CARRIED.search(text[:chunks[target].char_start]) and _MOTION.match(gap[side:])
         if carried:  # "bring the mug *to* the tray"; "bring the mug on the tray" says which mug
-            return Relations(after=gap[:carried.start()], destination=target + 1,
+            return Relations(after=gap[:side + carried.start()], destination=target + 1,
                              place=PLACE_WORDS[carried.group(1).lower()],
                              **_described(text, chunks, target + 1))
         moved = _PLACED_AGAIN.search(gap)

@@ -248,7 +248,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
         image, masks, target_heat, chunk.text, after, landmark_heat,
         landmark[0].text if landmark is not None else "", scores=scores,
         landmark_scores=scores_of(landmark), stability=stability, any_object=any_object)
-    if choice is None and ordinal_of(chunk.text) > 1:
+    if choice is None and ordinal_of(chunk.text, after) > 1:
         return target  # "the fourth mug from the left" of three: no proposal can be it
     _give(phrases[target], proposals, choice, target_heat, one_piece=True)
     if landmark_heat is not None and phrases[landmark[1]].entity_ids:

@@ -256,7 +256,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     kind_scores = None if any_object else scores
     scores = scores + bonus + COLOUR_WEIGHT * colour
     superlative = superlative_of(target_text, after_text, landmark_text)
-    rank = ordinal_of(target_text)
+    rank = ordinal_of(target_text, after_text)
     centres = _centres(masks)
     relation = relation_after(after_text)
     paired = relation is not None and landmark_heat is not None

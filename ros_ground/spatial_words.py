@@ -41,12 +41,18 @@ _SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s
 # an ordinal picks the k-th of a superlative's order: "the *second* mug from the left", "the
 # *third* biggest cube"; the side it counts from follows the phrase ("from the left", "from the
 # front": nearest the camera), and without one it counts as a reader does, from the left
-ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
-            "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6}
+ORDINALS = {**{word: k for k, word in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth".split(), start=1)},
+    **{f"{k}{'st' if k == 1 else 'nd' if k == 2 else 'rd' if k == 3 else 'th'}": k
+       for k in range(1, 11)}}
 _ORDINAL = re.compile(r"\b(" + "|".join(ORDINALS) + r")\b")
 _FROM = {"left": "leftmost", "right": "rightmost", "front": "closest to the camera",
          "back": "farthest from the camera", "camera": "closest to the camera"}
-COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|counting|counted)\s+)?from\s+(?:the\s+)?"
+# "(the mug) *second* from the left": an ordinal after the phrase, before the side
+_ORDINAL_AFTER = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(" + "|".join(ORDINALS) + r")\b"
+                            r"(?:\s+(?:one\s+)?(?=from\b))")
+COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(?:(?:" + "|".join(ORDINALS)
+                           + r")\s+(?:one\s+)?)?(?:(?:counting|counted)\s+)?from\s+(?:the\s+)?"
                            r"(left|right|front|back|camera)\b" + _NOT_OF)
 # "the *last* mug (from the left)": the first counted from the other side
 _LAST = re.compile(r"\blast\b")
@@ -141,10 +147,12 @@ def side_after(after_text: str) -> int:
     return found.end() if found else 0
 
 
-def ordinal_of(target_text: str) -> int:
-    """The rank an ordinal in the target phrase asks for in its superlative's order: 2 for "the
-    second mug (from the left)", 3 for "the 3rd biggest cube"; 1 without one."""
-    found = _ORDINAL.search(target_text.lower())
+def ordinal_of(target_text: str, after_text: str = "") -> int:
+    """The rank an ordinal in the target phrase, or right after it before the side it counts
+    from (`after_text`), asks for in its superlative's order: 2 for "the second mug (from the
+    left)" and "the mug *second* from the left", 3 for "the 3rd biggest cube"; 1 without one."""
+    found = (_ORDINAL.search(target_text.lower())
+             or _ORDINAL_AFTER.match(" ".join(after_text.lower().split())))
     return 1 if found is None else ORDINALS[found.group(1)]
 
 

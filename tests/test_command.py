@@ -280,6 +280,9 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
      None, None),
     ("Put the mug from the left of the tray on the shelf.", None, None, None, "", None, None),
     ("Put the mug on the right on the tray.", None, None, "the tray", "on", None, None),
+    ("Bring the second mug from the left to the tray.", None, None, "the tray", "to", None, None),
+    ("Take the mug in the middle to the tray.", None, None, "the tray", "to", None, None),
+    ("Put the mug second from the left on the tray.", None, None, "the tray", "on", None, None),
     ("Put the mug in the middle into the box.", None, None, "the box", "in", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
@@ -678,6 +681,7 @@ def test_a_side_after_a_placed_object_is_where_it_goes_unless_a_place_follows(nl
     ("Pick up the object in the middle.", 1),
     ("Put the third object from the right on the tray.", 0),
     ("Pick up the fourth object from the left.", None),  # of three: the command has no target
+    ("Pick up the object second from the right.", 1),
 ])
 def test_ordinals_count_the_objects(engine, command, want):
     image, masks = _three_squares()

@@ -318,6 +318,8 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the second mug", " from the back", "farthest from the camera"),
     ("the second mug", "", "leftmost"),
     ("the mug", " from the left of the tray", None),         # a relation's words
+    ("the mug", " second from the left.", "leftmost"),
+    ("the 10th cube", " from the right", "rightmost"),
     ("the last mug", "", "rightmost"),
     ("the last mug", " from the right", "leftmost"),
     ("the last mug", " on the left", "leftmost"),
@@ -378,8 +380,11 @@ def test_nearness_picks_the_object_of_the_kind_nearest_the_landmark(words):
 def test_an_ordinal_counts_objects_in_the_superlatives_order():
     from ros_ground.spatial_words import ordinal_of
 
-    assert [ordinal_of(t) for t in ("the mug", "the second mug", "the 3rd cube", "the Fourth one")] \
-        == [1, 2, 3, 4]
+    assert [ordinal_of(t) for t in ("the mug", "the second mug", "the 3rd cube", "the Fourth one",
+                                    "the seventh mug", "the 10th mug")] == [1, 2, 3, 4, 7, 10]
+    assert ordinal_of("the mug", " second from the left") == 2
+    assert ordinal_of("the mug", " that is third from the right.") == 3
+    assert ordinal_of("the mug", " second, please") == 1  # no side: not an ordinal's
     image, masks, heat = _squares_in_a_row(4)
     cubes = [0.5] * 4
     for words, after, found in [("the second cube", " from the left.", 1),
