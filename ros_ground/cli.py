@@ -93,12 +93,11 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
     ground.add_argument("--image", required=True, help="PNG/JPEG file")
     ground.add_argument("--prompt", default="Describe the image in detail.",
                         help="a description request, question or command (default: %(default)r)")
-    ground.add_argument("--params-file", metavar="FILE.yaml",
+    ground.add_argument("--params-file", metavar="FILE.yaml", action="append",
                         help="the grounding_node's parameters from a ROS 2 parameter file (e.g. "
-                             "config/sim.yaml, as the launch file gives the node); flags win")
+                             "config/sim.yaml, as the launch file gives the node); again for "
+                             "more files, a later one winning; flags win")
     _add_model_args(ground)
-    ground.set_defaults(**{name: ",".join(map(str, v)) if isinstance(v, list) else v
-                           for name, v in (ground_defaults or {}).items()})
     ground.add_argument("--depth", metavar="FILE",
                         help="depth registered to the image: a 16-bit PNG in millimetres or a "
                              ".npy in metres (0/NaN = no return); gives each phrase a 3-D "
@@ -122,6 +121,10 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
                         default=settings.by_name(settings.GROUNDING)["max_prompt_chars"].default,
                         help="longer prompts are refused (default %(default)s; the node's "
                              "max_prompt_chars)")
+
+    # after every flag is added (an explicit default wins over set_defaults); strings are
+    # parsed by each flag's type
+    ground.set_defaults(**(ground_defaults or {}))
 
     evaluate = sub.add_parser("eval", help="grounding metrics on simulated scenes")
     evaluate.add_argument("--scenes", type=_positive, default=20,
@@ -317,6 +320,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "train": cmd_train}
 
 
+def _file_flags(path: str) -> dict:
+    """The flag values a parameter file gives `ground` (settings.params_file), each checked as
+    its flag would be; ValueError naming the file and the parameter. The node's other
+    parameters (queue_size, image_qos, ...) have no flag and are not used here."""
+    flags = {s.name: s for s in settings.GROUNDING if s.cli or s.name in _GROUND_LIMITS}
+    found = {}
+    for name, value in settings.params_file(path, "grounding_node", settings.GROUNDING).items():
+        setting = flags.get(name)
+        if setting is None:
+            continue
+        if isinstance(setting.default, bool) != isinstance(value, bool) or value is None:
+            raise ValueError(f"{path}: {name} must be {type(setting.default).__name__}, got "
+                             f"{value!r}")
+        if not isinstance(value, bool):
+            value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            try:
+                (_flag_type(setting) if setting.cli else int_at_least(1))(value)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise ValueError(f"{path}: {name}: {exc}") from None
+        found[name] = value
+    return found
+
+
+_GROUND_LIMITS = ("max_image_pixels", "max_prompt_chars")  # node limits `ground` has flags of
+
+
 def _attach_negative_values(argv: list[str], flags=("--region", "--point")) -> list[str]:
     """argv with a pixel list that starts with "-" joined to its flag ("--region -5,10,20,20"
     -> "--region=-5,10,20,20"): argparse reads it as an option and said "expected one
@@ -336,13 +365,14 @@ def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
     argv = _attach_negative_values(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(extra_commands)
     args, unknown = parser.parse_known_args(argv)
-    if getattr(args, "params_file", None):  # the file's values become the flags' defaults
+    if getattr(args, "params_file", None):  # the files' values become the flags' defaults
+        found = {}
         try:
-            found = settings.params_file(args.params_file, "grounding_node", settings.GROUNDING)
+            for path in args.params_file:
+                found.update(_file_flags(path))
         except (ValueError, OSError) as exc:
             parser.error(str(exc))
-        flags = {s.name for s in settings.GROUNDING if s.cli}  # the node's others: no flag's
-        parser = build_parser(extra_commands, {k: v for k, v in found.items() if k in flags})
+        parser = build_parser(extra_commands, found)
         args, unknown = parser.parse_known_args(argv)
     if args.command == "train":  # argparse's REMAINDER leaves a leading option ("train -h") out
         args.train_args = unknown + args.train_args

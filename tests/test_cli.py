@@ -295,14 +295,31 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
                       "other_node:\n  ros__parameters:\n    nonsense: 1\n")
     assert cli.main(["ground", "--image", "x.png", "--params-file", str(listed)]) == 0
     assert (seen[-1].attention_views, seen[-1].max_new_tokens) == (["identity", "hflip"], 16)
+    # the node's limits, which `ground` has flags of; files layered, a later one winning; a
+    # wildcard section's parameter of another node is that node's
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("/robot/grounding_node:\n  ros__parameters:\n    max_image_pixels: 10\n"
+                      "    max_new_tokens: 4\n/**:\n  ros__parameters:\n    camera_fps: 30\n")
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(listed),
+                     "--params-file", str(limits)]) == 0
+    assert (seen[-1].max_image_pixels, seen[-1].max_new_tokens, seen[-1].attention_views) == (
+        10, 4, ["identity", "hflip"])
     # what a user can get wrong: the file, a parameter's name, its value
     bad = tmp_path / "bad.yaml"
     for text, words in [("grounding_node:\n  ros__parameters:\n    min_target_scor: 0.2\n",
                          "grounding_node has no parameter min_target_scor"),
                         ("- a\n- b\n", "is no ROS 2 parameter file"),
                         ("grounding_node: [1]\n", "'grounding_node' has no ros__parameters mapping"),
+                        ("sim_camera_node:\n  ros__parameters:\n    seed: 1\n",
+                         "has no section for grounding_node (its sections: sim_camera_node)"),
                         ("grounding_node:\n  ros__parameters:\n    min_target_score: lots\n",
-                         "--min-target-score")]:
+                         f"{bad}: min_target_score: "),
+                        ("grounding_node:\n  ros__parameters:\n    torch_threads: true\n",
+                         f"{bad}: torch_threads must be int, got True"),
+                        ("grounding_node:\n  ros__parameters:\n    device: null\n",
+                         f"{bad}: device must be str, got None"),
+                        ("grounding_node:\n  ros__parameters:\n    max_image_pixels: 0\n",
+                         f"{bad}: max_image_pixels: expected an integer >= 1, got '0'")]:
         bad.write_text(text)
         with pytest.raises(SystemExit) as exc:
             cli.main(["ground", "--image", "x.png", "--params-file", str(bad)])
