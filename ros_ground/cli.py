@@ -317,6 +317,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return main_train(args.train_args)
 
 
+ROS_COMMANDS = ("ask", "demo")  # added by ros_ground.nodes.cli, the `ros-ground` entry point
 CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "train": cmd_train}
 
 
@@ -364,6 +365,9 @@ def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
     """Run a subcommand; errors users can fix print one line and exit 2."""
     argv = _attach_negative_values(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(extra_commands)
+    if extra_commands is None and argv and argv[0] in ROS_COMMANDS:
+        parser.error(f"{argv[0]} needs ROS: run it from the `ros-ground` entry point "
+                     f"(`python -m ros_ground.nodes.cli {argv[0]} ...`), not ros_ground.cli")
     args, unknown = parser.parse_known_args(argv)
     if getattr(args, "params_file", None):  # the files' values become the flags' defaults
         found = {}

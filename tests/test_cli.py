@@ -327,3 +327,10 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
     with pytest.raises(SystemExit):
         cli.main(["ground", "--image", "x.png", "--params-file", str(tmp_path / "none.yaml")])
     assert "none.yaml" in capsys.readouterr().err
+
+
+def test_a_ros_subcommand_of_the_core_command_line_says_where_it_is():
+    out = _run("ask", "Describe the scene.", check=False)
+    assert out.returncode == 2 and "ask needs ROS: run it from the `ros-ground` entry point " \
+        "(`python -m ros_ground.nodes.cli ask ...`)" in out.stderr, out.stderr
+
