@@ -109,13 +109,14 @@ def _held_destination(engine, image, gen, cfg, chunks, phrases, proposals) -> Re
     of_found = _grounded_index(phrases, chunks[of]) if of >= 0 else -1
     destination_landmark = (chunks[of], of_found) if of_found >= 0 else None
     if proposals and cfg.command_words and phrases[found].entity_ids:
-        masks = [p.mask for p in proposals]
-        for chunk, index in filter(None, (destination, destination_landmark)):
-            if absent(image, masks, chunk.text, None, after_text=gen.prompt_text[chunk.char_end:]):
-                _clear(phrases[index])
-                return Reference(absent=index)
+        heats: dict = {}
+        missing = _absent_role(image, [p.mask for p in proposals], gen, _heat_of(gen, cfg), heats,
+                               destination, destination_landmark)
+        if missing >= 0:
+            _clear(phrases[missing])
+            return Reference(absent=missing)
         _resolve_destination(image, gen, cfg, phrases, proposals, destination,
-                             destination_landmark, None)
+                             destination_landmark, None, heats)
     return Reference(landmark=found, relation=rel.place, destination=True)
 
 
@@ -217,15 +218,9 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     target_heat = heat(chunk)
     if target_heat is None:
         return -1  # no maps to score by: the phrase keeps its grounding
-    # attention scoring: resolve's own attention scores of the prefill maps, as without scores
-    scored = cfg.entity_scoring != "attention"
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
-
-    def scores_of(role: tuple[NounPhrase, int] | None) -> np.ndarray | None:
-        return _scores_of(phrases[role[1]], proposals) if scored and role is not None else None
-
-    scores = _scores_of(phrases[target], proposals) if scored else None
+    scores = _role_scores(cfg, phrases, proposals, (chunk, target))
     # the kind's own scores: without the colours ruled out ("non-red") and the superlative's
     # words ("rightmost"), which pull towards what the model links with those words
     kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)
@@ -238,16 +233,17 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
               after_text=after):
         return target
-    heats = {}
-    for role in (landmark, destination, destination_landmark):
-        if role is not None and (heats.setdefault(role[1], heat(role[0]))) is not None and absent(
-                image, masks, role[0].text, None, after_text=gen.prompt_text[role[0].char_end:]):
-            return role[1]
+    heats: dict = {}
+    missing = _absent_role(image, masks, gen, heat, heats, landmark, destination,
+                           destination_landmark)
+    if missing >= 0:
+        return missing
     landmark_heat = heats.get(landmark[1]) if landmark is not None else None
     choice, paired = resolve_pair(
         image, masks, target_heat, chunk.text, after, landmark_heat,
         landmark[0].text if landmark is not None else "", scores=scores,
-        landmark_scores=scores_of(landmark), stability=stability, any_object=any_object)
+        landmark_scores=_role_scores(cfg, phrases, proposals, landmark), stability=stability,
+        any_object=any_object)
     if choice is None and ordinal_of(chunk.text, after) > 1:
         return target  # "the fourth mug from the left" of three: no proposal can be it
     _give(phrases[target], proposals, choice, target_heat, one_piece=True)
@@ -270,33 +266,47 @@ def _heat_of(gen, cfg):
     return heat
 
 
+def _absent_role(image, masks, gen, heat, heats: dict,
+                 *roles: tuple[NounPhrase, int] | None) -> int:
+    """The index in the phrases of the first of `roles` ((phrase, index) or None: a landmark, a
+    destination, its landmark) the frame holds nothing of (refer.absent, by its colour words
+    alone: their wording is seldom the model's own), else -1; each role's attention map goes
+    into `heats` on the way (by `heat`, `_heat_of`), for the choice that follows."""
+    for role in roles:
+        if role is not None and (heats.setdefault(role[1], heat(role[0]))) is not None and absent(
+                image, masks, role[0].text, None, after_text=gen.prompt_text[role[0].char_end:]):
+            return role[1]
+    return -1
+
+
+def _role_scores(cfg, phrases: list[GroundedPhrase], proposals,
+                 role: tuple[NounPhrase, int] | None) -> np.ndarray | None:
+    """The entity scores of the role's phrase (`_scores_of`) under the engine's entity_scoring;
+    None for none, or for attention scoring: resolve_pair then scores the prefill maps itself."""
+    if role is None or cfg.entity_scoring == "attention":
+        return None
+    return _scores_of(phrases[role[1]], proposals)
+
+
 def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposals,
                          destination: tuple[NounPhrase, int],
                          destination_landmark: tuple[NounPhrase, int] | None,
-                         choice: int | None, heats: dict | None = None) -> None:
+                         choice: int | None, heats: dict) -> None:
     """Give the destination phrase the proposal its words and the relation after it point to
     (refer.resolve_pair), among the proposals other than the target's `choice` (None: no
     target, as "put *it* on the tray"), in place; the destination's landmark the one that
-    relation was judged against. `heats`: phrase index -> attention map, where known."""
-    heats = {} if heats is None else heats
-    heat = _heat_of(gen, cfg)
-    for role in (destination, destination_landmark):
-        if role is not None and role[1] not in heats:
-            heats[role[1]] = heat(role[0])
+    relation was judged against. `heats`: phrase index -> attention map of both
+    (`_absent_role` fills it)."""
     if heats.get(destination[1]) is None:
         return
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
-    scored = cfg.entity_scoring != "attention"
-
-    def scores_of(role):
-        return _scores_of(phrases[role[1]], proposals) if scored and role is not None else None
-
     others = [i for i in range(len(masks)) if choice is None or (
         i != choice and iou(masks[i], masks[choice]) <= MAX_PAIR_IOU)]
     of = destination_landmark
     of_heat = heats.get(of[1]) if of is not None else None
-    d_scores, of_scores = scores_of(destination), scores_of(of)
+    d_scores = _role_scores(cfg, phrases, proposals, destination)
+    of_scores = _role_scores(cfg, phrases, proposals, of)
     found, found_of = resolve_pair(
         image, [masks[i] for i in others], heats[destination[1]], destination[0].text,
         gen.prompt_text[destination[0].char_end:], of_heat, of[0].text if of is not None else "",
