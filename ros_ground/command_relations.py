@@ -146,9 +146,7 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
                              place=PLACE_WORDS[carried.group(1).lower()],
                              **_described(text, chunks, target + 1))
         moved = _PLACED_AGAIN.search(gap)
-        words = moved.group("words") if moved else ""
-        how = relation_after(words) if relation_only(words + " ") else None
-        place = RELATION_NAMES[how] if how else place_between(words) if moved else None
+        place = _place_of(moved.group("words")) if moved else None
         if place:  # "pick up the mug and put *it* left of the duck": the target goes there
             return Relations(after=gap[:moved.start()], destination=target + 1, place=place,
                              **_described(text, chunks, target + 1))
@@ -183,9 +181,7 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
         moved = _PLACED_AGAIN.search(gap)
         if moved is None or _NEGATED.search(gap[:moved.start()]):  # "don't put it on the tray"
             continue
-        words = moved.group("words")
-        how = relation_after(words) if relation_only(words + " ") else None
-        place = RELATION_NAMES[how] if how else place_between(words)
+        place = _place_of(moved.group("words"))
         if place:
             return Relations(destination=k, place=place, **_described(text, chunks, k))
     return None
@@ -199,6 +195,14 @@ _MOTION = re.compile(r"^[\s,]*(to|into|onto)\s+(?:the\s+|a\s+|an\s+)?$", re.IGNO
 # the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)"
 _PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS)) + r")\s+(?:it|them)\s+"
                            r"(?P<words>[^.;!?]*)$", re.IGNORECASE)
+
+
+def _place_of(words: str) -> str | None:
+    """Where the words after "put it" up to the next phrase put it, as a response names it: a
+    relation alone ("left of", "right behind": RELATION_NAMES) or a place preposition
+    (`place_between`: "on", "down in"); None for neither."""
+    how = relation_after(words) if relation_only(words + " ") else None
+    return RELATION_NAMES[how] if how else place_between(words)
 
 
 def _described(text: str, chunks: list[NounPhrase], destination: int) -> dict:

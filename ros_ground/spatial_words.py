@@ -48,12 +48,11 @@ ORDINALS = {**{word: k for k, word in enumerate(
 _ORDINAL = re.compile(r"\b(" + "|".join(ORDINALS) + r")\b")
 _FROM = {"left": "leftmost", "right": "rightmost", "front": "closest to the camera",
          "back": "farthest from the camera", "camera": "closest to the camera"}
-# "(the mug) *second* from the left": an ordinal after the phrase, before the side
-_ORDINAL_AFTER = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(" + "|".join(ORDINALS) + r")\b"
-                            r"(?:\s+(?:one\s+)?(?=from\b))")
-COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(?:(?:" + "|".join(ORDINALS)
+# the side an ordinal counts from, after the phrase, with the ordinal itself when it stands
+# there too: "(the second mug) from the left", "(the mug) *second* from the left"
+COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(?:(?P<ordinal>" + "|".join(ORDINALS)
                            + r")\s+(?:one\s+)?)?(?:(?:counting|counted)\s+)?from\s+(?:the\s+)?"
-                           r"(left|right|front|back|camera)\b" + _NOT_OF)
+                           r"(?P<side>left|right|front|back|camera)\b" + _NOT_OF)
 # "the *last* mug (from the left)": the first counted from the other side
 _LAST = re.compile(r"\blast\b")
 _OTHER_END = {"leftmost": "rightmost", "rightmost": "leftmost",
@@ -125,7 +124,7 @@ def _worded(target_text: str, after: str) -> str | None:
     if _MIDDLE_IN.search(phrase) or _MIDDLE_AFTER.match(after):
         return "middle"
     start = COUNTING_FROM.match(after)
-    counted = _FROM[start.group(1)] if start else "leftmost"
+    counted = _FROM[start.group("side")] if start else "leftmost"
     if _LAST.search(phrase):
         return _OTHER_END[counted]
     if start:
@@ -151,9 +150,11 @@ def ordinal_of(target_text: str, after_text: str = "") -> int:
     """The rank an ordinal in the target phrase, or right after it before the side it counts
     from (`after_text`), asks for in its superlative's order: 2 for "the second mug (from the
     left)" and "the mug *second* from the left", 3 for "the 3rd biggest cube"; 1 without one."""
-    found = (_ORDINAL.search(target_text.lower())
-             or _ORDINAL_AFTER.match(" ".join(after_text.lower().split())))
-    return 1 if found is None else ORDINALS[found.group(1)]
+    found = _ORDINAL.search(target_text.lower())
+    if found is not None:
+        return ORDINALS[found.group(1)]
+    counted = COUNTING_FROM.match(" ".join(after_text.lower().split()))  # "the mug *second* from"
+    return ORDINALS[counted.group("ordinal")] if counted and counted.group("ordinal") else 1
 
 
 def superlative_of(target_text: str, after_text: str = "", landmark_text: str = "") -> str | None:
