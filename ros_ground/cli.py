@@ -337,7 +337,7 @@ def _file_flags(path: str) -> dict:
         if not isinstance(value, bool):
             value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
             try:
-                (_flag_type(setting) if setting.cli else int_at_least(1))(value)
+                (_flag_type(setting) if setting.cli else _positive)(value)  # the limits' type
             except (argparse.ArgumentTypeError, ValueError) as exc:
                 raise ValueError(f"{path}: {name}: {exc}") from None
         found[name] = value

@@ -375,7 +375,8 @@ def params_file(path: str, node: str, table: Iterable[Setting]) -> dict[str, Any
         raise ValueError(f"{path} is no ROS 2 parameter file (node: ros__parameters: ...)")
     declared = by_name(table)
     values: dict[str, Any] = {}
-    sections = [key for key in content if str(key).strip("/").split("/")[-1] in (node, "*", "**")]
+    named = {key: str(key).strip("/").split("/")[-1] for key in content}  # "/**/x" -> "x"
+    sections = [key for key, name in named.items() if name in (node, "*", "**")]
     if not sections:
         raise ValueError(f"{path} has no section for {node} (its sections: "
                          f"{', '.join(map(str, content))}); e.g. /**/{node}: ros__parameters:")
@@ -384,7 +385,7 @@ def params_file(path: str, node: str, table: Iterable[Setting]) -> dict[str, Any
         if not isinstance(params, dict):
             raise ValueError(f"{path}: {key!r} has no ros__parameters mapping")
         unknown = sorted(set(params) - set(declared) - {"use_sim_time"})
-        if unknown and str(key).strip("/").split("/")[-1] == node:
+        if unknown and named[key] == node:
             raise ValueError(f"{path}: {node} has no parameter {', '.join(unknown)}")
         values.update({name: value for name, value in params.items() if name in declared})
     return values

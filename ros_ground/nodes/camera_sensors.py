@@ -170,15 +170,15 @@ class CameraSensors:
 
     def _on_image(self, camera: str, msg) -> None:
         source = self.inputs[camera]
+        stamp = stamp_to_ns(msg.header.stamp)
         now = self._node.get_clock().now().nanoseconds  # 0: sim time before the first /clock
-        skew = now and stamp_skew_warning(source.topic, stamp_to_ns(msg.header.stamp), now,
-                                          STAMP_SKEW_WARN_S)
-        if skew and msg.header.stamp.sec == msg.header.stamp.nanosec == 0:
+        skew = now and stamp_skew_warning(source.topic, stamp, now, STAMP_SKEW_WARN_S)
+        if skew and stamp == 0:
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
         elif skew:  # its own call site: rclpy throttles each apart
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
         keep = self._node.count_publishers(self._proposals_topics[camera]) > 0  # else no pairs
-        self.frames.add_frame(camera, stamp_to_ns(msg.header.stamp),
+        self.frames.add_frame(camera, stamp,
                               self.decode(msg, source.topic, source.last_received_ns),
                               _ns(self.p["proposal_max_age_s"]), keep)
 
