@@ -57,7 +57,7 @@ from ros_ground.phrases import (
     noun_phrases,
     without_leading,
 )
-from ros_ground.spatial_words import SUPERLATIVES, relation_pattern
+from ros_ground.spatial_words import SUPERLATIVES, joined_from_last, relation_pattern
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
@@ -263,6 +263,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
     cube?") the first phrase meets rule 4 at best. A bare noun phrase before them ("the red
     mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
     phrases, candidates, placed = [], [], []
+    said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]
@@ -284,7 +285,8 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
             if rule is not None:
                 candidates.append((rule, len(phrases)))
             placed.append(rule == 0 and placing)
-            phrases.append(replace(phrase, char_start=phrase.char_start + start,
+            phrases.append(replace(phrase, text=said[phrase.char_start + start:phrase.char_end + start],
+                                   char_start=phrase.char_start + start,
                                    char_end=phrase.char_end + start,
                                    root_start=phrase.root_start + start,
                                    root_end=phrase.root_end + start))

@@ -53,8 +53,11 @@ _FROM = {"left": "leftmost", "right": "rightmost", "front": "closest to the came
 COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(?:(?P<ordinal>" + "|".join(ORDINALS)
                            + r")\s+(?:one\s+)?)?(?:(?:counting|counted)\s+)?from\s+(?:the\s+)?"
                            r"(?P<side>left|right|front|back|camera)\b" + _NOT_OF)
-# "the *last* mug (from the left)": the first counted from the other side
-_LAST = re.compile(r"\blast\b")
+# "the *last* mug (from the left)": the first counted from the other side; "the *second to
+# last* mug", "the *next-to-last*", "the *last but one*", "the *penultimate*": the second
+_LAST = re.compile(r"\b(?:last|penultimate)\b")
+FROM_LAST = re.compile(r"\b(?:(?P<ordinal>" + "|".join(ORDINALS) + r"|next)[-\s]to[-\s]last"
+                       r"|last[-\s]but[-\s]one|penultimate)\b", re.IGNORECASE)
 _OTHER_END = {"leftmost": "rightmost", "rightmost": "leftmost",
               "closest to the camera": "farthest from the camera",
               "farthest from the camera": "closest to the camera"}
@@ -149,8 +152,14 @@ def side_after(after_text: str) -> int:
 def ordinal_of(target_text: str, after_text: str = "") -> int:
     """The rank an ordinal in the target phrase, or right after it before the side it counts
     from (`after_text`), asks for in its superlative's order: 2 for "the second mug (from the
-    left)" and "the mug *second* from the left", 3 for "the 3rd biggest cube"; 1 without one."""
-    found = _ORDINAL.search(target_text.lower())
+    left)" and "the mug *second* from the left", 3 for "the 3rd biggest cube" and "the third to
+    last cube" (`FROM_LAST`, counted from the other end), 2 for "the next to last", "the last
+    but one" and "the penultimate"; 1 without one."""
+    text = target_text.lower()
+    from_last = FROM_LAST.search(text)
+    if from_last is not None:
+        return ORDINALS.get(from_last.group("ordinal"), 2)
+    found = _ORDINAL.search(text)
     if found is not None:
         return ORDINALS[found.group(1)]
     counted = COUNTING_FROM.match(" ".join(after_text.lower().split()))  # "the mug *second* from"
@@ -180,6 +189,15 @@ def superlative_spans(phrase: str) -> list[tuple[int, int]]:
     text = phrase.lower()
     spans = [m.span() for s in SUPERLATIVES if " " not in s
              for m in re.finditer(r"\b" + re.escape(s) + r"\b", text)]
-    spans += [m.span() for pattern in (_SIDE_IN, _SIZE, _ORDINAL, _LAST, _MIDDLE_IN)
+    spans += [m.span() for pattern in (_SIDE_IN, _SIZE, _ORDINAL, _LAST, FROM_LAST, _MIDDLE_IN)
               for m in pattern.finditer(text)]
     return sorted(spans)
+
+
+def joined_from_last(text: str) -> str:
+    """`text` with the words of each `FROM_LAST` wording joined by hyphens, the same length
+    ("the second to last mug" -> "the second-to-last mug"), so that a parse keeps them in their
+    noun phrase: en_core_web_sm makes "last mug" the phrase of "the second to last mug", "one
+    mug" that of "the last but one mug", and the cut at the relation "next to" splits "the next
+    to last mug"."""
+    return FROM_LAST.sub(lambda m: re.sub(r"\s", "-", m.group()), text)

@@ -92,6 +92,13 @@ COMMANDS = {
     "Which is bigger, the mug or the cube?": "the mug",
     "Pick up the cube nearest the camera.": "the cube",
     "Describe the image in detail.": None,
+    # an ordinal counted from the other end stays in its phrase ("last mug" was the target of
+    # the first, "one mug" of the third; "next to" cut the second at a relation)
+    "Pick up the second to last mug.": "the second to last mug",
+    "Pick up the next to last mug.": "the next to last mug",
+    "Pick up the last but one mug.": "the last but one mug",
+    "Put the Third to last cube on the tray.": "the Third to last cube",
+    "Pick up the mug next to the last mug.": "the mug",
     # a one-word imperative the tagger takes for a proper noun for its capital, and courtesy
     "Describe.": None,
     "Explain!": None,

@@ -323,6 +323,9 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the last mug", "", "rightmost"),
     ("the last mug", " from the right", "leftmost"),
     ("the last mug", " on the left", "leftmost"),
+    ("the second to last mug", "", "rightmost"),
+    ("the next-to-last cube", " from the left", "rightmost"),
+    ("the penultimate mug", "", "rightmost"),
     # halfway along the objects
     ("the middle mug", "", "middle"),
     ("the centre cube", "", "middle"),
@@ -385,6 +388,10 @@ def test_an_ordinal_counts_objects_in_the_superlatives_order():
     assert ordinal_of("the mug", " second from the left") == 2
     assert ordinal_of("the mug", " that is third from the right.") == 3
     assert ordinal_of("the mug", " second, please") == 1  # no side: not an ordinal's
+    # counted from the other end: the rank is the ordinal's, or 2 for the words that mean it
+    assert [ordinal_of(t) for t in ("the second to last mug", "the third-to-last cube",
+                                    "the next to last mug", "the last but one mug",
+                                    "the penultimate mug", "the last mug")] == [2, 3, 2, 2, 2, 1]
     image, masks, heat = _squares_in_a_row(4)
     cubes = [0.5] * 4
     for words, after, found in [("the second cube", " from the left.", 1),
@@ -393,6 +400,9 @@ def test_an_ordinal_counts_objects_in_the_superlatives_order():
                                 ("the fourth cube", " from the left", 3),
                                 ("the fifth cube", " from the left", None),  # of four: none
                                 ("the last cube", "", 3),
+                                ("the second to last cube", "", 2),
+                                ("the third-to-last cube", "", 1),
+                                ("the last but one cube", " from the right", 1),
                                 ("the third biggest cube", "", 2)]:
         assert resolve(image, masks, heat, words, after, scores=cubes) == found, (words, after)
     # a second mask of one object (SAM's whole cube and its left half) is not another object
