@@ -2,7 +2,8 @@
 
 A command states an object's colour before its noun ("the *red* mug"), after it ("the mug that
 is red", "the mug in red", "the mug, the red one") or negated ("the non-red mug", "the mug that
-is not red"). `named_colours` reads the words of a phrase, with those `colours_after` finds in
+is not red"), or excludes others of the kind by theirs ("the mug, not the red one", "any mug
+except the blue one"). `named_colours` reads the words of a phrase, with those `colours_after` finds in
 the text after it, into the colours named and those ruled out; `colour_share` checks one word
 on a mask's pixels.
 """
@@ -41,6 +42,11 @@ NEGATIONS = ("non", "not", "no", "neither")
 _STATED = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)|(?:that|which|it)['\u2019]s|in"
                      r"|whose\s+colou?r\s+is|colou?red|painted)(?:\s+(?:colou?red|painted))?\s+")
 _APPOSITION = re.compile(r"^\s*,\s*the\s+")
+# what rules out the colours of another one of the kind: "the mug, *not the* red one", "any mug
+# *except the* blue one", "a mug *other than the* green mug", "the mug *but not* red"
+_EXCLUDING = re.compile(r"^[\s,;:(\u2013\u2014-]*(?:but\s+)?(?:not|except(?:\s+for)?|other\s+than"
+                        r"|apart\s+from|besides|excluding|rather\s+than|instead\s+of)"
+                        r"\s+(?:(?:the|a|an|any)\s+)?")
 # words that may stand between the colours of one statement: "red and white", "not red"
 _JOINERS = frozenset(("and", "or", "nor", ",", "but") + NEGATIONS)
 # a negation rules out each colour up to a word other than these: "not red or blue"
@@ -75,14 +81,23 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     return float(hit.mean())
 
 
-def colours_after(after_text: str) -> str:
+def colours_after(after_text: str, phrase: str = "") -> str:
     """The words by which `after_text`, the text right after a target phrase, states that
     phrase's colour, or "" when it states none: the colour words, with "and", "or", "," and
     negations between them, after a copula ("that is red", "which are red and white", "that's
     not red"), "in", "coloured" or "painted" ("the mug in red"), or as an apposition ending in
     "one" ("the mug, the red one"). A colour of another phrase is not the target's: "" for "left
-    of the red tray", "that is left of the red tray", "in the red box"."""
+    of the red tray", "that is left of the red tray", "in the red box".
+
+    An exclusion of others of the kind rules their colours out, "not red or blue" for "the mug,
+    not the red or blue one", "any mug except the red one", "a mug other than the blue mug", "the
+    mug, but not red": the colours must end the text or stand before "one(s)" or the head noun
+    (last word) of `phrase`, the target phrase; "not the red tray" of "the mug" is another
+    kind's colour."""
     text = " ".join(after_text.lower().split())
+    excluded = _excluded_colours(text, phrase)
+    if excluded:
+        return excluded
     stated = _STATED.match(text)
     found = stated or _APPOSITION.match(text)
     if found is None:
@@ -99,6 +114,23 @@ def colours_after(after_text: str) -> str:
     return " ".join(run) if COLOUR_WORDS.intersection(run) else ""
 
 
+def _excluded_colours(text: str, phrase: str) -> str:
+    """colours_after's exclusion: "not c1 or c2 ..." for the colours `text` (lower-case, single
+    spaced) rules out of the kind `phrase` names, or ""."""
+    found = _EXCLUDING.match(text)
+    if found is None:
+        return ""
+    words = re.findall(r"[a-z]+|[^\sa-z]", text[found.end():]) + [""]
+    colours, i = [], 0
+    while SYNONYMS.get(words[i], words[i]) in COLOUR_WORDS or words[i] in ("and", "or", "nor", ","):
+        if SYNONYMS.get(words[i], words[i]) in COLOUR_WORDS:
+            colours.append(SYNONYMS.get(words[i], words[i]))
+        i += 1
+    head = (re.findall(r"[a-z]+", phrase.lower()) or [""])[-1]
+    ends = not words[i].isalpha() or words[i] in ("one", "ones", head, head + "s", head.removesuffix("s"))
+    return "not " + " or ".join(colours) if colours and ends else ""
+
+
 def named_colours(phrase: str, after_text: str = "") -> tuple[list[str], list[str]]:
     """(named, ruled out): the colour words of `phrase` ("the red and white mug") and of what
     `after_text` states of it (`colours_after`), each once in order. A colour after one of
@@ -107,7 +139,7 @@ def named_colours(phrase: str, after_text: str = "") -> tuple[list[str], list[st
     "not red but blue" names blue)."""
     named: list[str] = []
     ruled_out: list[str] = []
-    for word, role, _ in _roles(f"{phrase} {colours_after(after_text)}"):
+    for word, role, _ in _roles(f"{phrase} {colours_after(after_text, phrase)}"):
         if role == "named":
             named.append(word)
         elif role == "ruled out":

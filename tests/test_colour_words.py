@@ -32,6 +32,15 @@ from ros_ground.colour_words import colours_after, named_colours
     ("the mug", " whose color is bluish", ["blue"], []),
     ("the mug", " that is coloured red", ["red"], []),
     ("the mug", " is painted red", ["red"], []),
+    # an exclusion of others of the kind rules their colours out
+    ("the mug", ", not the red one.", [], ["red"]),
+    ("a mug", " but not the red one", [], ["red"]),
+    ("any mug", " except the blue or green ones", [], ["blue", "green"]),
+    ("any mug", " except for the crimson one, please", [], ["red"]),
+    ("a mug", " other than the blue mug", [], ["blue"]),
+    ("the mugs", ", not the red mug", [], ["red"]),
+    ("the mug", ", not red.", [], ["red"]),
+    ("the blue mug", ", not the green mug", ["blue"], ["green"]),
     ("the lemon", "", [], []),  # an object's name, not a colour of it
     ("the rose", "", [], []),
 ])
@@ -47,6 +56,9 @@ def test_named_colours_reads_colours_before_and_after_the_noun(phrase, after, na
     ", the red tray.",                   # an apposition that names another thing
     " and the red cube.",
     " whose handle is red",              # a part's colour, not the object's
+    ", not the red tray.",               # another kind excluded
+    " except the one on the red tray",
+    " not far from the red tray",
     "",
 ])
 def test_colours_of_another_phrase_are_not_the_targets(after):

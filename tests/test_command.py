@@ -475,7 +475,9 @@ def test_a_colour_nothing_in_view_has_makes_the_target_absent(engine, command):
 
 @pytest.mark.parametrize("command", [
     "Pick up the cube that is green.", "Where is the cube in green?", "Pick up the cube, the green one.",
-    "Pick up the non-red, non-blue cube.", "Pick up the cube that is not red or blue."])
+    "Pick up the non-red, non-blue cube.", "Pick up the cube that is not red or blue.",
+    "Pick up the cube, not the red or blue one.", "Pick up any cube except the red and blue ones.",
+    "Grab a cube other than the red or blue cube."])
 def test_a_colour_stated_after_the_noun_or_ruled_out_chooses_the_target(engine, command):
     """The words choose the green square whether its colour comes before the noun, after it, or
     as the colours it is not; stated after the noun, a colour nothing has makes it absent."""
