@@ -76,8 +76,9 @@ def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float
     from the node clock's `now_ns`: the response carries that stamp, and a tf lookup at it (to
     put a target in the robot's frame) fails or uses the wrong pose. None when it is close."""
     if stamp_ns == 0:
-        return (f"frames on {topic!r} have a zero header stamp: the driver sets none, and a tf "
-                "lookup at it fails")
+        return (f"frames on {topic!r} have a zero header stamp: the driver sets none; each is "
+                "stamped with the time it was received, which is late by the transport's latency "
+                "for a tf lookup: set the stamp in the driver")
     skew_s = (now_ns - stamp_ns) / 1e9
     if abs(skew_s) <= max_skew_s:
         return None

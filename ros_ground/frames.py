@@ -253,11 +253,12 @@ class DepthStore:
         """The source's depth item stamped closest to `stamp_ns` if within `tolerance_ns`, else
         None."""
         with self._lock:
-            found = [d for d in (*self._depth.get(source, ()), *self._kept.frames(source))
+            found = [d for d in (*self._kept.frames(source), *self._depth.get(source, ()))
                      if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
         if not found:
             return None
-        return min(found, key=lambda d: abs(d.stamp_ns - stamp_ns)).item
+        # of equally near ones (one stamp twice), the newest
+        return min(reversed(found), key=lambda d: abs(d.stamp_ns - stamp_ns)).item
 
     def registered(self, source: str, stamp_ns: int, tolerance_ns: int, decode: Callable):
         """(`decode(depth item)`, K) for the source's colour frame stamped `stamp_ns`: its depth

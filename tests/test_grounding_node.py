@@ -481,6 +481,31 @@ def test_a_goal_with_its_own_image_is_never_swapped_for_an_older_frame(running):
     assert (response.mode, response.header.stamp.sec) == ("point", 8)
 
 
+def test_a_goals_own_image_is_named_by_its_pixels_not_its_header(running, monkeypatch):
+    # helper-65: clients send one header (often a zero stamp) with every image; keyed by it,
+    # SAM segmented the second image with the first one's embedding, and answered OK
+    from ros_ground_msgs.action import Ground
+
+    from ros_ground.nodes.conversions import rgb_to_image_msg
+
+    r = running()
+    seen = []
+    ground = r.node._engine.ground
+    monkeypatch.setattr(r.node._engine, "ground",
+                        lambda *a, **k: seen.append(k.get("image_key")) or ground(*a, **k))
+    _stream(r, stamp_sec=5)
+    assert r.client.wait(lambda: r.node.frames.latest(CAMERA) is not None, 10)
+    assert r.ask().status == R.STATUS_OK
+    assert seen[-1] is not None and seen[-1][1] == 5 * 10**9  # a camera frame: by its stamp
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    for seed in (2, 3):
+        image = rgb_to_image_msg(random_rgb(48, 64, seed=seed))  # zero stamp, same header
+        handle = r.client.wait_future(r.client.action.send_goal_async(Ground.Goal(
+            prompt="Describe the image.", image=image)))
+        assert r.client.wait_future(handle.get_result_async()).result.response.status == R.STATUS_OK
+        assert seen[-1] is None
+
+
 def test_bad_proposals_are_ignored_with_a_warning(running):
     r = running(proposal_tolerance_s=0.5)
     pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)

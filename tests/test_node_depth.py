@@ -2,6 +2,7 @@
 
 import math
 import re
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
+from ros_ground.nodes.conversions import stamp_to_ns  # noqa: E402
 from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
 from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg  # noqa: E402
 from ros_ground.results import GroundedPhrase, GroundingResult  # noqa: E402
@@ -293,3 +295,83 @@ def test_sim_camera_warns_of_named_objects_it_could_not_place(monkeypatch):
         assert len(sim.scene.objects) + len(sim.scene.dropped) + len(sim.scene.unplaced) == 11
     finally:
         sim.destroy_node()
+
+
+def test_depth_with_no_valid_return_under_a_mask_is_named(node, scene, monkeypatch):
+    # helper-65: an all-NaN (or all-zero 16UC1) depth left every position NaN and
+    # `position_error` empty, which the message defines as "located from the depth"
+    blank = depth_to_image_msg(np.full((scene.height, scene.width), np.nan, np.float32),
+                               Header(frame_id="cam"))
+    blank.header.stamp.sec = 5
+    _feed(node, scene, depth_msg=blank)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert all(p.depth_points == 0 for p in response.phrases)
+    first = scene.objects[0].name
+    assert response.position_error.startswith(
+        f"no valid depth (0, NaN, inf or negative) under the mask of {first!r}"), \
+        response.position_error
+
+
+def test_a_camera_info_that_was_ignored_is_named_not_missing(node, scene, monkeypatch):
+    # helper-65: an uncalibrated driver's camera_info (K all zero) was reported as "no
+    # camera_info received", sending the user to check the topic rather than the calibration
+    info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    depth_pub = node.client.node.create_publisher(Image, "depth", RELIABLE)
+    node.client.stream(scene.rgb, stamp_sec=5)
+    uncalibrated = camera_info(scene, Header(frame_id="cam"))
+    uncalibrated.k = [0.0] * 9
+    depth = _depth_msg(scene, "32FC1", 5)
+    sensors = node.node.sensors
+
+    def arrived():
+        depth_pub.publish(depth)
+        info_pub.publish(uncalibrated)
+        return (CAMERA in sensors._info_refused and sensors.depth.has_depth(CAMERA)
+                and node.node.frames.latest(CAMERA) is not None)
+
+    assert node.client.wait(arrived, 20)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert response.position_error.startswith("the camera_info received was ignored: "), \
+        response.position_error
+
+
+def test_unstamped_frames_are_paired_by_the_time_they_arrive(node, scene, monkeypatch):
+    # helper-65: a driver that stamps nothing gave every frame stamp 0: SAM reused the first
+    # frame's embedding for every later one (keyed by stamp), and depth was paired with the
+    # oldest of the zero-stamped depth frames
+    node.set(depth_tolerance_s=5.0)
+    keys = []
+
+    def ground(*args, **kwargs):
+        keys.append(kwargs.get("image_key"))
+        return _gt_result(scene)
+
+    monkeypatch.setattr(node.node._engine, "ground", ground)
+    depth_pub = node.client.node.create_publisher(Image, "depth", RELIABLE)
+    info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    blank = depth_to_image_msg(np.full((scene.height, scene.width), np.nan, np.float32),
+                               Header(frame_id="cam"))
+    good = _depth_msg(scene, "32FC1", 0)
+    assert good.header.stamp.sec == 0 and good.header.stamp.nanosec == 0
+    depth_pub.publish(blank)  # the oldest, unstamped: never the one used
+    info_pub.publish(camera_info(scene, Header(frame_id="cam")))
+    assert node.client.wait(lambda: node.node.sensors.depth.has_depth(CAMERA), 20)
+    time.sleep(0.3)
+    depth_pub.publish(good)
+    node.client.stream(scene.rgb, stamp_sec=0)
+    assert node.client.wait(lambda: node.node.frames.latest(CAMERA) is not None
+                            and node.node.sensors.depth.intrinsics(CAMERA) is not None, 20)
+    first = node.ask("Pick up the mug.")
+    assert first.status == first.STATUS_OK
+    assert first.header.stamp.sec > 0  # stamped when it arrived, as the response says
+    assert all(p.depth_points > 0 for p in first.phrases), first.position_error
+    assert keys[-1] is not None and keys[-1][1] > 0
+    node.client.stream(scene.rgb[::-1].copy(), stamp_sec=0)  # another unstamped frame
+    assert node.client.wait(lambda: stamp_to_ns(node.node.frames.latest(CAMERA).header.stamp)
+                            > stamp_to_ns(first.header.stamp), 20)
+    node.ask("Pick up the mug.")
+    assert keys[-1] != keys[-2]  # another frame: SAM embeds it anew

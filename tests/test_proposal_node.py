@@ -193,3 +193,31 @@ def test_a_long_proposal_run_is_said(monkeypatch):
     assert "points_per_side 32" in said[0] or "points_per_side 16" in said[0]
     node.shutdown_worker()
     node.destroy_node()
+
+
+def test_an_unstamped_frame_is_stamped_when_it_arrives_and_embedded_by_its_pixels():
+    """A driver that stamps nothing gave every frame stamp 0: the proposals were paired with
+    whichever zero-stamped frame the grounding node held, and keyed by that stamp SAM reused
+    the first frame's embedding. The frame takes the time it arrived, as the grounding node's
+    frames do."""
+    node = MaskProposalNode(name="proposal_stamp_test")
+    keys = []
+
+    class Sam:
+        img_size, feature_source = 64, "test"
+
+        def propose(self, rgb, key=None, should_stop=lambda: False, **amg):
+            keys.append(key)
+            return []
+
+    node._sam = Sam()
+    stamped = []
+    node._started_pubs[""] = type("Pub", (), {"publish": lambda self, h: stamped.append(h)})()
+    frame = Image(height=4, width=6, encoding="rgb8", step=18, data=bytes(72))
+    before = node.get_clock().now().nanoseconds
+    node._propose(frame)
+    sent = stamped[-1].stamp.sec * 10**9 + stamped[-1].stamp.nanosec
+    assert before <= sent <= node.get_clock().now().nanoseconds
+    assert keys[-1] is not None and keys[-1][1] == sent  # a key of its own stamp, not of 0
+    node.shutdown_worker()
+    node.destroy_node()

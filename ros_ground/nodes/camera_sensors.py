@@ -16,7 +16,7 @@ from ros_ground.camera_watch import camera_topics, stamp_skew_warning
 from ros_ground.frames import DepthStore, FrameStore
 from ros_ground.image_codec import ImageDecodeError, image_to_depth, image_to_rgb
 from ros_ground.nodes.camera_input import CameraInput
-from ros_ground.nodes.common import RELIABLE
+from ros_ground.nodes.common import RELIABLE, stamp_if_unset
 from ros_ground.nodes.conversions import (
     ProposalError,
     camera_info_to_k,
@@ -24,7 +24,7 @@ from ros_ground.nodes.conversions import (
     stamp_to_ns,
 )
 from ros_ground.requests import Frame
-from ros_ground.spatial import locate_result
+from ros_ground.spatial import locate_result, unlocated_phrases
 
 # a frame stamped further than this from the node's clock is warned about (tf lookups fail);
 # transport and driver delays are milliseconds, an unsynchronised clock or a bag replayed on
@@ -47,6 +47,7 @@ class CameraSensors:
         self.depth_inputs: dict[str, CameraInput] = {}
         self._proposals_topics: dict[str, str] = {}
         self._info: dict[str, tuple[int, int, str]] = {}  # camera -> camera_info's width, height, frame
+        self._info_refused: dict[str, str] = {}  # camera -> why its last camera_info was ignored
 
     def open(self, cameras: list[str], callback_group) -> list:
         """Subscribe each camera's image, proposals, proposals_started, depth and camera_info;
@@ -85,6 +86,7 @@ class CameraSensors:
         self.frames.clear()
         self.depth.clear()
         self._info.clear()
+        self._info_refused.clear()
 
     def decode(self, msg, what: str, received_ns: int | None = None) -> Frame:
         """A Frame of an Image or CompressedImage message (or the reason it cannot be one)."""
@@ -107,9 +109,15 @@ class CameraSensors:
         """(depth HxW metres, K) registered to the camera's frame with `header`, whose image is
         `size` (height, width) pixels; LookupError or ValueError (ImageDecodeError included)
         saying what is missing or wrong, the depth's size before the camera_info's."""
-        depth, k = self.depth.registered(
-            camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
-            lambda msg: self._depth_of(msg, header))
+        try:
+            depth, k = self.depth.registered(
+                camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
+                lambda msg: self._depth_of(msg, header))
+        except LookupError:
+            refused = self._info_refused.get(camera)
+            if refused and self.depth.intrinsics(camera) is None:
+                raise LookupError(f"the camera_info received was ignored: {refused}") from None
+            raise
         if tuple(depth.shape[:2]) != tuple(size):
             raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]}, the image {size[1]}x"
                              f"{size[0]}: publish depth registered to the colour image, at its "
@@ -166,7 +174,7 @@ class CameraSensors:
             self._node.get_logger().warning(f"phrases without 3-D positions: {exc}",
                                             throttle_duration_sec=5.0)
             return str(exc)
-        return ""
+        return unlocated_phrases(result)
 
     def _on_image(self, camera: str, msg) -> None:
         source = self.inputs[camera]
@@ -175,7 +183,11 @@ class CameraSensors:
         skew = now and stamp_skew_warning(source.topic, stamp, now, STAMP_SKEW_WARN_S)
         if skew and stamp == 0:
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
-        elif skew:  # its own call site: rclpy throttles each apart
+            stamp_if_unset(msg.header, self._node.get_clock())
+            stamp = stamp_to_ns(msg.header.stamp)
+        elif skew and stamp > now:  # a call site each: rclpy throttles each apart
+            self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
+        elif skew:
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
         keep = self._node.count_publishers(self._proposals_topics[camera]) > 0  # else no pairs
         self.frames.add_frame(camera, stamp,
@@ -183,6 +195,7 @@ class CameraSensors:
                               _ns(self.p["proposal_max_age_s"]), keep)
 
     def _on_depth(self, camera: str, msg) -> None:
+        stamp_if_unset(msg.header, self._node.get_clock())  # as its colour frames are
         self.depth.add_depth(camera, stamp_to_ns(msg.header.stamp), msg,  # decoded when used
                              _ns(self.p["proposal_max_age_s"]))
 
@@ -191,6 +204,7 @@ class CameraSensors:
             self.depth.set_intrinsics(camera, camera_info_to_k(msg))
             self._info[camera] = (int(msg.width), int(msg.height), msg.header.frame_id)
         except ValueError as exc:
+            self._info_refused[camera] = str(exc)
             self._node.get_logger().warning(f"ignoring camera_info: {exc}",
                                             throttle_duration_sec=5.0)
 

@@ -67,9 +67,22 @@ def release_memory(models_dropped: bool) -> None:
         pass
 
 
-def frame_key(header, shape) -> tuple:
-    """Identifies one camera frame across nodes, so SAM embeds it once in a shared process."""
-    return (header.frame_id, stamp_to_ns(header.stamp), int(shape[0]), int(shape[1]))
+def frame_key(header, shape) -> tuple | None:
+    """Identifies one camera frame across nodes, so SAM embeds it once in a shared process;
+    None for a zero stamp, which names no frame: SAM then names the image by its pixels."""
+    stamp = stamp_to_ns(header.stamp)
+    return (header.frame_id, stamp, int(shape[0]), int(shape[1])) if stamp else None
+
+
+def stamp_if_unset(header, clock) -> None:
+    """Set `header`'s zero stamp to `clock`'s now, the time the frame was received (left zero
+    under sim time before the first /clock). A driver that stamps nothing would otherwise give
+    every frame one stamp, and depth, proposals and SAM embeddings are paired with a frame by
+    its stamp: each frame would be paired with the first one's."""
+    if stamp_to_ns(header.stamp) == 0:
+        now = clock.now()
+        if now.nanoseconds:
+            header.stamp = now.to_msg()
 
 
 def autostart(node: LifecycleNode) -> bool:

@@ -269,7 +269,8 @@ class GroundingNode(ModelNode):
         try:
             result = requests.ground(
                 engine, request, frame, proposals, accepted_at=ticket.accepted_at,
-                image_key=frame_key(frame.header, frame.rgb.shape),
+                # a goal's own image is named by its pixels: clients send one header for all
+                image_key=frame_key(frame.header, frame.rgb.shape) if request.camera_frame else None,
                 on_progress=self.goals.feedback(request.goal_handle),
                 should_stop=lambda: self.scheduler.should_stop(ticket))
         except InputError as exc:

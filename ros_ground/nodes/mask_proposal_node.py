@@ -22,7 +22,7 @@ from ros_ground.camera_watch import camera_topics
 from ros_ground.image_codec import ImageDecodeError, image_to_rgb
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_input import CameraInput
-from ros_ground.nodes.common import LATEST, frame_key
+from ros_ground.nodes.common import LATEST, frame_key, stamp_if_unset
 from ros_ground.nodes.conversions import proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.process import run_executable
@@ -146,6 +146,7 @@ class MaskProposalNode(ModelNode):
         except ImageDecodeError as exc:
             self.get_logger().warning(f"skipping bad image: {exc}", throttle_duration_sec=5.0)
             return
+        stamp_if_unset(msg.header, self.get_clock())  # as the grounding node does: pairs by stamp
         started = self._started_pubs.get(camera)
         if started is not None:
             started.publish(msg.header)
