@@ -31,13 +31,29 @@ def camera_topics(cameras: Sequence[str], name: str) -> list[str]:
     return [f"{camera}/{name}" if camera else name for camera in cameras]
 
 
-def stale_frame_error(age_s: float, max_age_s: float, topic: str) -> str | None:
+def stale_frame_error(age_s: float, max_age_s: float, topic: str,
+                      why: str = "is the camera still publishing?") -> str | None:
     """Why a frame received `age_s` ago may not be grounded, or None when it is fresh enough
-    (`max_age_s` <= 0: any age)."""
+    (`max_age_s` <= 0: any age); `why` ends it (`stale_reason`)."""
     if max_age_s <= 0 or age_s <= max_age_s:
         return None
     return (f"the newest frame on {topic!r} was received {age_s:.1f} s ago "
-            f"(max_frame_age_s={max_age_s:g}): is the camera still publishing?")
+            f"(max_frame_age_s={max_age_s:g}): {why}")
+
+
+def stale_reason(publishers: int, gap_s: float | None, max_age_s: float) -> str:
+    """What a stale frame says of its camera, from the topic's `publishers` now and `gap_s`,
+    the typical time between the frames this node received lately (None: too few yet). A
+    camera that publishes but whose frames arrive further apart than `max_age_s` is not
+    stopped: it is slow, or its frames reach this node late (large raw frames on a busy CPU
+    take seconds to deserialise), and each command about it would be refused."""
+    if not publishers:
+        return "nothing publishes on it now"
+    if gap_s is not None and gap_s > max_age_s:
+        return (f"its frames reach this node {gap_s:.1f} s apart lately: raise max_frame_age_s "
+                "for a slow camera; large raw frames on a busy CPU arrive late (use the "
+                "compressed transport, or a smaller image)")
+    return f"{publishers} publisher(s) on it: is the camera still publishing?"
 
 
 def auto_reliability(publishers: Sequence[str], current: str) -> str:

@@ -49,13 +49,15 @@ class Request:
 
 def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, str],
              now_ns: int, max_prompt_chars: int, max_frame_age_s: float,
-             clean_prompt: Callable[[str], str] | None = None) -> tuple[str, str] | None:
+             clean_prompt: Callable[[str], str] | None = None,
+             why_stale: Callable[[str], str] | None = None) -> tuple[str, str] | None:
     """(BAD_INPUT or NO_IMAGE, why) when `request` cannot be grounded as it stands, else None.
 
     `topics` maps each camera to its resolved image topic (named in the errors); a frame
     received more than `max_frame_age_s` before `now_ns` is NO_IMAGE (0: any age).
     `clean_prompt`: the model's prompt clean-up (`LMMAdapter.clean_prompt`; ValueError when
     nothing is left), so a prompt of only chat markup or image placeholders takes no queue slot.
+    `why_stale`: camera -> what a stale frame says of it (camera_watch.stale_reason).
     """
     try:
         check_prompt(request.prompt, max_prompt_chars)
@@ -72,7 +74,8 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
     if frame is None:
         return NO_IMAGE, f"no image received yet on {topic!r}"
     if frame.received_ns is not None:
-        stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic)
+        stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic,
+                                  *([why_stale(request.camera)] if why_stale else []))
         if stale:
             return NO_IMAGE, stale
     if frame.rgb is None:
@@ -81,24 +84,25 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
 
 
 def at_start(request: Request, newest: Frame | None, *, now_ns: int, max_frame_age_s: float,
-             topic: str) -> tuple[str, str] | None:
+             topic: str, why_stale: Callable[[str], str] | None = None) -> tuple[str, str] | None:
     """When `request` leaves the queue: a command about its camera (no own image, no region
     drawn on its frame) whose frame was received more than `max_frame_age_s` before `now_ns`
     while it waited takes the camera's `newest` frame, the scene as it is now; a frame still
     fresh stays, with the proposals that may have come for it. (NO_IMAGE, why) when the frame
     it would ground is stale too (the camera stopped) or does not decode, else None.
     `max_frame_age_s` 0 accepts any age, and keeps the frame. A region's frame stays: its
-    pixels were given on it, and its age was checked when it came."""
+    pixels were given on it, and its age was checked when it came. `why_stale` as in precheck."""
     frame = request.frame
     if (not request.camera_frame or request.region is not None or frame is None
             or frame.received_ns is None):
         return None
-    stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic)
+    why = [why_stale(request.camera)] if why_stale else []
+    stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic, *why)
     if stale is None:
         return None
     if newest is None or newest.received_ns is None or newest is frame:
         return NO_IMAGE, stale
-    stale = stale_frame_error((now_ns - newest.received_ns) / 1e9, max_frame_age_s, topic)
+    stale = stale_frame_error((now_ns - newest.received_ns) / 1e9, max_frame_age_s, topic, *why)
     if stale:
         return NO_IMAGE, stale
     if newest.rgb is None:  # the camera's fault, not the request's: no frame to ground

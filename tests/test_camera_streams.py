@@ -30,6 +30,7 @@ def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):
     answer = r.ask()
     assert answer.status == R.STATUS_NO_IMAGE
     assert "received" in answer.error and "s ago" in answer.error, answer.error
+    assert answer.error.endswith("1 publisher(s) on it: is the camera still publishing?")
     age = float(answer.error.split("received ")[1].split(" s ago")[0])
     assert 1.0 <= age < 30.0
     _stream(r, stamp_sec=9)  # it comes back
@@ -39,6 +40,23 @@ def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):
     time.sleep(1.0)
     r.set(max_frame_age_s=0.0)  # no limit: the old frame is grounded
     assert r.ask().status == R.STATUS_OK
+
+
+def test_frames_that_arrive_further_apart_than_max_frame_age_s_are_said_to(running):  # noqa: F811
+    # helper-65: a camera whose frames reached the node 2 s apart was asked whether it still
+    # published; the refusal now says how far apart they arrive, and what to change
+    r = running(max_frame_age_s=0.4)
+    pub = r.client.node.create_publisher(Image, "image", qos_profile_sensor_data)
+    assert r.client.wait(lambda: pub.get_subscription_count() > 0, 10)
+    for sec in range(1, 5):
+        msg = rgb_to_image_msg(random_rgb(48, 64))
+        msg.header.stamp.sec = sec
+        pub.publish(msg)
+        time.sleep(0.8)
+    answer = r.ask()
+    assert answer.status == R.STATUS_NO_IMAGE
+    assert "its frames reach this node 0.8 s apart lately: raise max_frame_age_s" in answer.error, \
+        answer.error
 
 
 def test_compressed_transport_takes_jpeg_on_image_compressed(running):  # noqa: F811

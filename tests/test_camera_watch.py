@@ -9,6 +9,7 @@ from ros_ground.camera_watch import (
     camera_topics,
     silence_warning,
     stale_frame_error,
+    stale_reason,
 )
 
 
@@ -29,6 +30,17 @@ def test_stale_frame_error_says_how_old_the_frame_is():
     assert stale_frame_error(21.3, 0.0, "/cam/image") is None  # 0: no limit
     error = stale_frame_error(21.3, 1.0, "/cam/image")
     assert "21.3 s ago" in error and "max_frame_age_s=1" in error and "/cam/image" in error
+
+
+def test_a_stale_frame_says_whether_the_camera_stopped_or_its_frames_come_slowly():
+    # helper-65: 5 MP frames on a busy CPU reached the node 1-2.4 s apart while the camera
+    # published at 5 Hz, and every refusal asked "is the camera still publishing?"
+    assert stale_reason(0, None, 1.0) == "nothing publishes on it now"
+    assert stale_reason(1, None, 1.0) == "1 publisher(s) on it: is the camera still publishing?"
+    assert stale_reason(2, 0.2, 1.0).startswith("2 publisher(s)")
+    slow = stale_reason(1, 2.4, 1.0)
+    assert slow.startswith("its frames reach this node 2.4 s apart lately: raise max_frame_age_s")
+    assert stale_frame_error(3.0, 1.0, "/cam/image", slow).endswith(slow)
 
 
 def test_auto_reliability_follows_the_publishers():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -52,6 +53,8 @@ class CameraInput:
         self.msg_type = CompressedImage if self.compressed else Image
         self.warn_after_s = warn_after_s
         self.last_received_ns: int | None = None  # node clock: frame ages are judged on it
+        self._gaps_ns: deque[int] = deque(maxlen=8)  # between the latest arrivals, wall time
+        self._last_mono_ns: int | None = None
         # the silence warning is about wall time, whatever clock the node runs on (sim time)
         self._arrived_mono_ns = self._opened_mono_ns = time.monotonic_ns()
         self._warned_ns: int | None = None
@@ -145,9 +148,19 @@ class CameraInput:
             self.msg_type, self.topic, self._on_msg, qos, callback_group=self._group,
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
 
+    def stale_reason(self, max_age_s: float) -> str:
+        """What a frame of this topic older than `max_age_s` says of the camera
+        (camera_watch.stale_reason): none publishes, or they arrive too far apart."""
+        gaps = sorted(self._gaps_ns)
+        gap_s = gaps[len(gaps) // 2] / 1e9 if len(gaps) >= 2 else None
+        return camera_watch.stale_reason(self._node.count_publishers(self.topic), gap_s, max_age_s)
+
     def _on_msg(self, msg) -> None:
         self.last_received_ns = self._now_ns()
-        self._arrived_mono_ns = time.monotonic_ns()
+        now = time.monotonic_ns()
+        if self._last_mono_ns is not None:
+            self._gaps_ns.append(now - self._last_mono_ns)
+        self._arrived_mono_ns = self._last_mono_ns = now
         self._warned_ns, self._warn_every_s = None, self.warn_after_s
         self._callback(msg)
 

@@ -216,13 +216,17 @@ class GroundingNode(ModelNode):
         self.outputs.deliver(request, self._answer(request, *problem))
         return None, problem[1]
 
+    def _why_stale(self, camera: str) -> str:  # asked of known cameras only: precheck's order
+        return self.sensors.inputs[camera].stale_reason(self._p["max_frame_age_s"])
+
     def _precheck(self, request: Request, region: Callable | None) -> tuple[int, str] | None:
         problem = requests.precheck(
             request, cameras=self._cameras, now_ns=self.get_clock().now().nanoseconds,
             topics={camera: source.topic for camera, source in self.sensors.inputs.items()},
             max_prompt_chars=self._p["max_prompt_chars"],
             max_frame_age_s=self._p["max_frame_age_s"],
-            clean_prompt=self._engine.lmm.clean_prompt if self._engine is not None else None)
+            clean_prompt=self._engine.lmm.clean_prompt if self._engine is not None else None,
+            why_stale=self._why_stale)
         if problem is not None and problem[0] == requests.NO_IMAGE and request.frame is None:
             source = self.sensors.inputs.get(request.camera)
             problem = (problem[0], problem[1] + (source.transport_hint() if source else ""))
@@ -257,7 +261,8 @@ class GroundingNode(ModelNode):
         source = self.sensors.inputs.get(request.camera)
         problem = requests.at_start(
             request, self.frames.latest(request.camera), now_ns=self.get_clock().now().nanoseconds,
-            max_frame_age_s=self._p["max_frame_age_s"], topic=getattr(source, "topic", "image"))
+            max_frame_age_s=self._p["max_frame_age_s"], topic=getattr(source, "topic", "image"),
+            why_stale=self._why_stale)
         if problem is not None:
             return self._answer(request, _STATUS[problem[0]], problem[1])
         # only `auto` may ground an older frame that has proposals; never a goal's own image,
