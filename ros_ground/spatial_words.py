@@ -35,6 +35,18 @@ _SIDE_IN = re.compile(r"\b(?:far[- ]|very )?(left|right)(?:[- ]hand)?\b" + _NOT_
 _SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?"
                          r"(?:(?:(?:that|which)\s+)?(?:is|are)\s+|that['\u2019]s\s+)?"
                          r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
+# nearness to the camera in the phrase ("the *front* mug", "the *rearmost* cube") or right
+# after it ("the mug *in front*", "the one *at the back*"; not "in front of"), and its
+# comparative of two ("the mug *closer to the camera*")
+_DEPTH_IN = re.compile(r"\b(?:(front(?:most)?|fore(?:most)?)|(back(?:most)?|rear(?:most)?|hindmost))\b"
+                       r"(?![- ]*(?:side\s+)?of\b)")
+_DEPTH_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?(?:(?:(?:that|which)\s+)?(?:is|are)\s+)?"
+                          r"(?:in|at)\s+(?:the\s+(?:very\s+)?)?(?:(front)|(back|rear))\b(?!\s+of\b)")
+COMPARATIVES = {"closer to the camera": "closest to the camera",
+                "nearer to the camera": "closest to the camera",
+                "nearer the camera": "closest to the camera",
+                "farther from the camera": "farthest from the camera",
+                "further from the camera": "farthest from the camera"}
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
 _SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s+)?"
                          r"(?:(bigger|larger)|(smaller|tinier))\b")  # "which mug is bigger?"
@@ -113,7 +125,8 @@ def relation_only(text: str) -> bool:
 
 def _superlative(text: str) -> str | None:
     text = " ".join(text.lower().split())
-    return next((s for s in SUPERLATIVES if s in text), None)
+    return next((s for s in SUPERLATIVES if s in text), None) or next(
+        (s for c, s in COMPARATIVES.items() if c in text), None)
 
 
 def _worded(target_text: str, after: str) -> str | None:
@@ -124,6 +137,9 @@ def _worded(target_text: str, after: str) -> str | None:
     side = _SIDE_IN.search(phrase) or _SIDE_AFTER.match(after)
     if side:
         return f"{side.group(1)}most"
+    depth = _DEPTH_IN.search(phrase) or _DEPTH_AFTER.match(after)
+    if depth:
+        return "closest to the camera" if depth.group(1) else "farthest from the camera"
     if _MIDDLE_IN.search(phrase) or _MIDDLE_AFTER.match(after):
         return "middle"
     start = COUNTING_FROM.match(after)
@@ -145,7 +161,7 @@ def side_after(after_text: str) -> int:
     is which one it is when a destination follows ("put the mug on the right *on the tray*"),
     else where it goes ("put the mug *on the right*")."""
     found = (_SIDE_AFTER.match(after_text) or _MIDDLE_AFTER.match(after_text)
-             or COUNTING_FROM.match(after_text))
+             or _DEPTH_AFTER.match(after_text) or COUNTING_FROM.match(after_text))
     return found.end() if found else 0
 
 
@@ -189,7 +205,8 @@ def superlative_spans(phrase: str) -> list[tuple[int, int]]:
     text = phrase.lower()
     spans = [m.span() for s in SUPERLATIVES if " " not in s
              for m in re.finditer(r"\b" + re.escape(s) + r"\b", text)]
-    spans += [m.span() for pattern in (_SIDE_IN, _SIZE, _ORDINAL, _LAST, FROM_LAST, _MIDDLE_IN)
+    spans += [m.span() for pattern in (_SIDE_IN, _DEPTH_IN, _SIZE, _ORDINAL, _LAST, FROM_LAST,
+                                       _MIDDLE_IN)
               for m in pattern.finditer(text)]
     return sorted(spans)
 

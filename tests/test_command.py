@@ -99,6 +99,9 @@ COMMANDS = {
     "Pick up the last but one mug.": "the last but one mug",
     "Put the Third to last cube on the tray.": "the Third to last cube",
     "Pick up the mug next to the last mug.": "the mug",
+    # "the camera" of a comparative is the viewpoint, as of a superlative
+    "Which ball is closer to the camera?": "Which ball",
+    "Is the mug farther from the camera than the cube?": "the mug",
     # a one-word imperative the tagger takes for a proper noun for its capital, and courtesy
     "Describe.": None,
     "Explain!": None,
@@ -193,6 +196,9 @@ def test_landmarks_and_phrases_of_pieces(nlp, command, phrases, landmark):
 def test_the_camera_of_a_superlative_is_no_phrase(nlp):
     phrases, target = command_phrases(nlp, "Where is the object farthest from the camera?")
     assert [p.text for p in phrases] == ["the object"] and target == 0
+    # nor of a comparative (helper-64: "the camera" was grounded as an object)
+    phrases, target = command_phrases(nlp, "Which ball is closer to the camera?")
+    assert [p.text for p in phrases] == ["Which ball"] and target == 0
     # a camera on the table is still a thing to pick up
     phrases, target = command_phrases(nlp, "Pick up the camera.")
     assert [p.text for p in phrases] == ["the camera"] and target == 0
@@ -291,6 +297,7 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Take the mug in the middle to the tray.", None, None, "the tray", "to", None, None),
     ("Put the mug second from the left on the tray.", None, None, "the tray", "on", None, None),
     ("Put the mug in the middle into the box.", None, None, "the box", "in", None, None),
+    ("Put the mug at the back on the tray.", None, None, "the tray", "on", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):

@@ -326,6 +326,18 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the second to last mug", "", "rightmost"),
     ("the next-to-last cube", " from the left", "rightmost"),
     ("the penultimate mug", "", "rightmost"),
+    # nearness to the camera: in the phrase, right after it, or compared
+    ("the front mug", "", "closest to the camera"),
+    ("the frontmost cube", "", "closest to the camera"),
+    ("the rearmost cube", "", "farthest from the camera"),
+    ("the mug", " in front.", "closest to the camera"),
+    ("the one", " at the very front", "closest to the camera"),
+    ("the mug", " that is at the back", "farthest from the camera"),
+    ("the mug", " in front of the tray", None),           # a relation's words
+    ("the mug", " at the back of the table", None),
+    ("the back of the mug", "", None),
+    ("which mug", " is closer to the camera?", "closest to the camera"),
+    ("the mug", " further from the camera", "farthest from the camera"),
     # halfway along the objects
     ("the middle mug", "", "middle"),
     ("the centre cube", "", "middle"),
