@@ -36,7 +36,9 @@ object of a placing verb ("*put* the mug behind the tray", PLACEMENT_VERBS) says
 not which one it is, and does not choose it (command_relations.py).
 Never the target: a question word heading its phrase ("what" of "what is it?"), a property
 asked about ("what colour"), a place ("the left"), the object of a negated verb ("don't pick up
-*the mug*, pick up the cube", "leave *the bear* alone"), the object of a spatial preposition,
+*the mug*, pick up the cube", "leave *the bear* alone", "*avoid* the duck"), a phrase excluded
+by the words before it ("*not* the red one, the green one", "everything *except* the duck"),
+the object of a spatial preposition,
 a place as a landmark is ("what is next to *the mug*?", "on top of *the tray*",
 `SPATIAL_PREPOSITIONS`), or a phrase naming the picture rather than a thing in it ("the image",
 "detail"). Phrases headed by such a picture or property word (`NOT_OBJECTS`) are not grounded
@@ -80,6 +82,13 @@ NEAR_WORDS = frozenset(
 # verbs of looking: their object is the target only when no verb acts on another ("find the
 # duck, then pick up *the cube*")
 LOOKING_VERBS = frozenset("find locate look see spot show identify watch search".split())
+# verbs whose object the robot must keep away from, never the target: "*avoid* the duck and
+# grab the mug"
+EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
+# words that exclude the phrase right after them: "*not* the red one, the green one", "pick up
+# everything *except* the duck"
+_EXCLUDED_AFTER = re.compile(r"\b(?:not|except(?:\s+for)?|besides|excluding|other\s+than|apart\s+from"
+                             r"|rather\s+than|instead\s+of)\s*$", re.IGNORECASE)
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
@@ -183,10 +192,12 @@ def placement(nlp, text: str) -> bool:
 
 def _excluded(verb) -> bool:
     """Whether the command excludes the object of `verb` (a spaCy Token): "*don't* pick up the
-    mug", "*never* grab it", "leave the bear *alone*". ("Leave the bear *behind*" never reaches
-    the parse: the relation words are cut out of every piece; `_parsed_command` reads it.)"""
-    return any(c.dep_ == "neg" or (verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd")
-                                   and c.text.lower() == "alone") for c in verb.children)
+    mug", "*never* grab it", "leave the bear *alone*", "*avoid* the duck" (EXCLUDING_VERBS).
+    ("Leave the bear *behind*" never reaches the parse: the relation words are cut out of every
+    piece; `_parsed_command` reads it.)"""
+    return verb.text.lower() in EXCLUDING_VERBS or any(
+        c.dep_ == "neg" or (verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd")
+                            and c.text.lower() == "alone") for c in verb.children)
 
 
 def _spatial_object(token) -> bool:
@@ -236,7 +247,7 @@ def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
     when it has none, the phrases headed by the objects and subjects of its parse
     (phrases.head_phrase) that are no pronoun or question word, else, in a piece after spatial
     words (which starts with the landmark: "tray" of "cube behind tray?", tagged a verb), the
-    phrase its root heads."""
+    phrase its root heads. An adverbial noun counts as an object there: "Red mug, please."."""
     found = noun_phrases(nlp, piece)
     doc = nlp(piece)
     loose = _loose_nouns(doc) + _described_ones(doc)
@@ -245,8 +256,9 @@ def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
         found += [head_phrase(t) for t in loose
                   if not any(p.char_start <= t.idx < p.char_end for p in found)]
         return sorted(found, key=lambda p: p.char_start)
-    heads = sorted({t.i: t for t in [t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS]
-                    + loose}.values(), key=lambda t: t.i)
+    # "mug" of "Red mug, please." is an adverbial noun (npadvmod) of "please"
+    heads = sorted({t.i: t for t in [t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS or (
+        t.dep_ == "npadvmod" and t.pos_ in ("NOUN", "PROPN"))] + loose}.values(), key=lambda t: t.i)
     if not heads and after_cut:
         heads = [t for t in doc if t.dep_ == "ROOT"]
     return [head_phrase(t) for t in heads
@@ -280,7 +292,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                 # mug", the first phrase is the object); a phrase after words of its own ("...
                 # closest to the camera *and pick up* the cube") keeps its rule
                 rule = None if cut == "relation" else max(rule, 3)
-            if left_behind and placing:
+            if (left_behind and placing) or _EXCLUDED_AFTER.search(piece[:phrase.char_start]):
                 rule = None
             if rule is not None:
                 candidates.append((rule, len(phrases)))

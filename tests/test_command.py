@@ -74,6 +74,15 @@ COMMANDS = {
     "Don't pick up the mug left of the tray, pick up the cube.": "the cube",
     "Don't forget to pick up the mug.": "the mug",
     "Leave the mug alone and grab the cube.": "the cube",
+    # helper-64: what is avoided, or named after "not" / "except", was the target
+    "Avoid the duck and grab the green mug.": "the green mug",
+    "Ignore the duck and pick up the mug.": "the mug",
+    "Not the red one, the green one.": "the green one",
+    "Pick up everything except the duck.": None,
+    "Pick up the cube instead of the mug.": "the cube",
+    "Not the mug.": None,
+    # an adverbial noun of a one-phrase request
+    "Red mug, please.": "Red mug",
     "Leave the mug on the tray.": "the mug",
     "Leave the teddy bear behind and pick up the mug.": "the mug",
     "Find the duck closest to the camera and pick up the cube.": "the cube",
