@@ -32,6 +32,24 @@ def test_absent_commands_name_only_what_the_scene_lacks(scene_set):
     assert kinds == set(ABSENT_KINDS)
 
 
+@pytest.mark.parametrize("scene_set", ["in", "ood"])
+def test_a_bare_category_command_names_an_object_alone_of_its_kind(scene_set):
+    from ros_ground.evaluate.absent import bare_category_commands
+    from ros_ground.evaluate.scenes import target_object
+
+    asked = 0
+    for seed in range(12):
+        scene = scene_for(seed, scene_set)
+        obj = target_object(scene, "command")
+        same = [o for o in scene.objects if o.category == obj.category
+                or {o.category, obj.category} <= BALLS]
+        commands = bare_category_commands(scene)
+        assert commands == ([] if len(same) > 1 else [
+            f"Pick up the {obj.category}." if seed % 2 == 0 else f"Where is the {obj.category}?"])
+        asked += len(commands)
+    assert asked > 0
+
+
 def test_the_absent_eval_scores_present_and_absent_commands(monkeypatch):
     from ros_ground.engine import EngineConfig, build_engine
     from ros_ground.evaluate import absent
@@ -54,6 +72,8 @@ def test_the_absent_eval_scores_present_and_absent_commands(monkeypatch):
     report = absent.evaluate_absent(engine, 2, 2, progress=False)
     assert (report["scenes"], report["commands"]) == (2, 2)
     assert report["target_accuracy"] == 0.0 and report["present_no_target"] == 1.0
+    bare = report["present_category"]
+    assert bare["commands"] >= 1 and bare["no_target"] == 1.0 and bare["target_accuracy"] == 0.0
     assert sum(row["commands"] for row in report["absent"].values()) == len(asked) > 0
     assert all(row["no_target"] == row["named_absent"] == 1.0
                for row in report["absent"].values() if row["commands"])
@@ -72,6 +92,7 @@ def test_the_absent_eval_prints_a_table_unless_json(capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "absent: category" in text and "min_target_score -2.0" in text and "{" not in text
+    assert "present, by its category alone" in text
     assert main([*args, "--entity-scoring", "tokens", "--min-target-score", "0.3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["min_target_score"] == 0.3 and set(report["absent"]) == set(ABSENT_KINDS)

@@ -5,11 +5,13 @@ rest. For every scene the command evaluation's own command about a present objec
 scene's first referring expression, `scene_prompts(..., "command")`) is asked, then commands
 about what the scene lacks (`absent_commands`), all with the same words ("Pick up ..." on even
 seeds, "Where is ...?" on odd ones) and the same proposals. Reported: the share of present
-commands whose target is X (IoU >= 0.5, `target_accuracy`) and, of each kind of absent
-command, the share answered with no target (`no_target`, GroundingResult.target -1) and the share
-whose response names the phrase absent (`named_absent`, GroundingResult.absent; the rest of no
-target: a phrase the model cannot read, none grounded): the trade-off `min_target_score` sets
-(refer.absent).
+commands whose target is X (IoU >= 0.5, `target_accuracy`); the same for X named by its
+category alone ("the tray", `present_category`) where no other object in view is of it, as
+a robot's user says it and the eval's own commands never do (they name the colour); and, of
+each kind of absent command, the share answered with no target (`no_target`,
+GroundingResult.target -1) and the share whose response names the phrase absent
+(`named_absent`, GroundingResult.absent; the rest of no target: a phrase the model cannot read,
+none grounded): the trade-off `min_target_score` sets (refer.absent).
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ def absent_commands(scene) -> list[tuple[str, str]]:
     return out
 
 
+def bare_category_commands(scene) -> list[str]:
+    """The command about the scene's command target X (`target_object`) by its category alone,
+    in the scene's wording ("Pick up the tray." / "Where is the tray?"), when X is the only
+    object of it in view (a ball counts among BALLS); [] otherwise."""
+    obj = target_object(scene, "command")
+    if sum(o.category == obj.category or {o.category, obj.category} <= BALLS
+           for o in scene.objects) != 1:
+        return []
+    return [f"Pick up the {obj.category}." if scene.seed % 2 == 0 else f"Where is the {obj.category}?"]
+
+
 def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None,
                     scene_set: str = "in") -> dict:
     """Target accuracy on the present commands and the no-target share of each kind of absent
@@ -73,6 +86,7 @@ def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None
 
     check_eval_seeds(seed, scenes)
     present = [0, 0, 0]  # right target, no target, commands
+    bare = [0, 0, 0]  # the same for the object named by its category alone
     absent = {kind: [0, 0, 0] for kind in ABSENT_KINDS}  # no target, named absent, commands
     samples = []
     for scene_seed in scene_progress(range(seed, seed + scenes), "eval absent", progress):
@@ -88,6 +102,12 @@ def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None
             present[0] += target is not None and iou(target.mask, obj.mask) >= IOU_HIT
             present[1] += target is None
             present[2] += 1
+        for text in bare_category_commands(scene):
+            result = engine.ground(scene.rgb, text, proposals=proposals, image_key=key)
+            target = result.prompt_phrases[result.target] if result.target >= 0 else None
+            bare[0] += target is not None and iou(target.mask, obj.mask) >= IOU_HIT
+            bare[1] += target is None
+            bare[2] += 1
         for kind, text in absent_commands(scene):
             result = engine.ground(scene.rgb, text, proposals=proposals, image_key=key)
             absent[kind][0] += result.target < 0
@@ -100,6 +120,8 @@ def evaluate_absent(engine, scenes: int, seed: int, progress: bool | None = None
         "scenes": scenes, "seed": seed, "scene_set": scene_set, "commands": present[2],
         "target_accuracy": _share(present[0], present[2]),
         "present_no_target": _share(present[1], present[2]),
+        "present_category": {"commands": bare[2], "target_accuracy": _share(bare[0], bare[2]),
+                             "no_target": _share(bare[1], bare[2])},
         "absent": {kind: {"commands": n, "no_target": _share(none, n), "named_absent": _share(named, n)}
                    for kind, (none, named, n) in absent.items()},
         "samples": samples,

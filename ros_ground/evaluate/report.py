@@ -132,6 +132,10 @@ def format_absent_report(report: dict, model: str = "") -> str:
              f"{'commands':<36}{'n':>5}{'no target':>11}{'right target':>14}{'named absent':>14}",
              f"{'present (the object asked about)':<36}{report['commands']:>5}"
              f"{_rate(report['present_no_target']):>11}{_rate(report['target_accuracy']):>14}"]
+    bare = report.get("present_category")
+    if bare:
+        lines.append(f"{'present, by its category alone':<36}{bare['commands']:>5}"
+                     f"{_rate(bare['no_target']):>11}{_rate(bare['target_accuracy']):>14}")
     for kind, row in report["absent"].items():
         lines.append(f"{'absent: ' + kind:<36}{row['commands']:>5}{_rate(row['no_target']):>11}"
                      f"{'':>14}{_rate(row['named_absent']):>14}")
