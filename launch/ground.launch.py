@@ -20,6 +20,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from ros_ground import param_files
 
 ARGUMENTS = {
     "namespace": ("", "namespace of the nodes and their topics"),
@@ -62,6 +63,13 @@ def _nodes(context, *args, **kwargs):
         # launch_ros only warns and starts the nodes on their defaults: the embedded sim models
         # in place of the robot's
         raise FileNotFoundError(f"params_file {params_file!r} is not a file")
+    use_proposals = _flag(context, "use_proposals")
+    namespace = "/" + arg["namespace"].strip("/") if arg["namespace"].strip("/") else ""
+    started = [f"{namespace}/grounding_node"] + ([f"{namespace}/mask_proposal_node"]
+                                                 if use_proposals else [])
+    unmatched = param_files.unmatched(params_file, started)
+    if unmatched:  # as with no file: the nodes would start on the sim models' defaults
+        raise ValueError(f"params_file: {unmatched}")
     overrides = {k: arg[k] for k in ("model", "sam_model", "sam_checkpoint") if arg[k]}
     if "sam_model" in overrides:  # the params file's checkpoint was for its own sam_model
         overrides.setdefault("sam_checkpoint", "")
@@ -71,7 +79,6 @@ def _nodes(context, *args, **kwargs):
     sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
     remap = [("image", arg["image"])] + [(name, arg[name]) for name in
                                          ("depth", "camera_info", "clicked_point") if arg[name]]
-    use_proposals = _flag(context, "use_proposals")
     if _flag(context, "composed"):
         # no `name=`: launch_ros passes it as `-r __node:=NAME`, which renames every node in
         # the process, and the params file's /**/grounding_node sections would never apply

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ros_ground import settings
+from ros_ground import param_files, settings
 from ros_ground.arg_types import int_at_least, ints, positive_seconds, scene_set
 
 if TYPE_CHECKING:  # the engine imports torch: only a subcommand that runs a model loads it
@@ -322,12 +322,12 @@ CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "tr
 
 
 def _file_flags(path: str) -> dict:
-    """The flag values a parameter file gives `ground` (settings.params_file), each checked as
+    """The flag values a parameter file gives `ground` (param_files.params_file), each checked as
     its flag would be; ValueError naming the file and the parameter. The node's other
     parameters (queue_size, image_qos, ...) have no flag and are not used here."""
     flags = {s.name: s for s in settings.GROUNDING if s.cli or s.name in _GROUND_LIMITS}
     found = {}
-    for name, value in settings.params_file(path, "grounding_node", settings.GROUNDING).items():
+    for name, value in param_files.params_file(path, "grounding_node", settings.GROUNDING).items():
         setting = flags.get(name)
         if setting is None:
             continue

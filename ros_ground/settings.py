@@ -354,38 +354,3 @@ def engine_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     """EngineConfig keyword arguments from setting values keyed by setting name (missing ones
     keep their defaults)."""
     return {s.field: values[s.name] for s in ENGINE if s.name in values}
-
-
-def params_file(path: str, node: str, table: Iterable[Setting]) -> dict[str, Any]:
-    """The parameters a ROS 2 parameter file (the YAML of `--params-file`, `ros2 param dump`,
-    launch's `params_file`) gives node `node` in any namespace: the `ros__parameters` of each
-    top-level key naming it (`grounding_node`, `/ns/grounding_node`, `/**/grounding_node`,
-    `/**`), a later key's value winning. Only those `table` declares are returned; a name it
-    lacks is an error in the node's own section and left to other nodes in a wildcard one, as
-    the node itself does. OSError when the file cannot be read, ValueError when it is no
-    parameter file, has no section for `node`, or names a parameter `node` lacks."""
-    import yaml
-
-    with open(path, encoding="utf-8") as f:
-        try:
-            content = yaml.safe_load(f)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path} is not YAML: {exc}") from None
-    if not isinstance(content, dict):
-        raise ValueError(f"{path} is no ROS 2 parameter file (node: ros__parameters: ...)")
-    declared = by_name(table)
-    values: dict[str, Any] = {}
-    named = {key: str(key).strip("/").split("/")[-1] for key in content}  # "/**/x" -> "x"
-    sections = [key for key, name in named.items() if name in (node, "*", "**")]
-    if not sections:
-        raise ValueError(f"{path} has no section for {node} (its sections: "
-                         f"{', '.join(map(str, content))}); e.g. /**/{node}: ros__parameters:")
-    for key in sections:
-        params = content[key].get("ros__parameters") if isinstance(content[key], dict) else None
-        if not isinstance(params, dict):
-            raise ValueError(f"{path}: {key!r} has no ros__parameters mapping")
-        unknown = sorted(set(params) - set(declared) - {"use_sim_time"})
-        if unknown and named[key] == node:
-            raise ValueError(f"{path}: {node} has no parameter {', '.join(unknown)}")
-        values.update({name: value for name, value in params.items() if name in declared})
-    return values

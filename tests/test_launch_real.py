@@ -370,3 +370,29 @@ def test_a_params_file_that_is_not_there_is_refused(ros2_env, tmp_path):
     assert result.returncode != 0, output
     assert f"params_file '{missing}' is not a file" in output, output
     assert "process started" not in output, output
+
+
+def test_a_params_file_for_other_nodes_is_refused_by_launch_and_named_by_the_node(
+        ros2_env, tmp_path, probe):
+    # helper-63: /robot/grounding_node in a file launched with namespace:=ground applied to no
+    # node, and the graph ran the embedded sim models in place of the robot's without a word
+    _, env = ros2_env
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(yaml.safe_dump({"/robot/grounding_node": {"ros__parameters": {"model": "x"}}}))
+    result = _run(env, "ros2", "launch", "ros_ground", "ground.launch.py", "namespace:=ground",
+                  f"params_file:={robot}", timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert (f"params_file: parameter file {robot} has no section for /ground/grounding_node, "
+            "/ground/mask_proposal_node (its sections: /robot/grounding_node)") in output, output
+    assert "process started" not in output, output
+    # ros2 run takes any file: the node says so in its log, and runs
+    proc = _start(env, "ros2", "run", "ros_ground", "grounding_node", "--ros-args",
+                  "-r", "__ns:=/ground", "--params-file", str(robot),
+                  "-p", "model:=tiny", "-p", "sam_model:=tiny", "-p", "device:=cpu")
+    try:
+        _wait(lambda: ("grounding_node", "/ground") in set(probe.get_node_names_and_namespaces()),
+              180, proc, "grounding_node did not start")
+    finally:
+        _, output = _stop(proc, within=5)
+    assert f"parameter file {robot} has no section for /ground/grounding_node" in output, output

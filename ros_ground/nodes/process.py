@@ -170,6 +170,7 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
             cannot_start(exc)
         for make in makers:
             nodes.append(make())
+        _warn_unmatched_params_files(args if args is not None else sys.argv, nodes)
         for node in nodes:
             if hasattr(node, "trigger_configure"):
                 autostart(node)
@@ -193,6 +194,19 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
             traceback.print_exc()
             code = code or 1
         exit_now(code)
+
+
+def _warn_unmatched_params_files(argv: Sequence[str], nodes: list) -> None:
+    """Log, from the first node, each `--params-file` of `argv` whose sections apply to none of
+    `nodes` (param_files.unmatched): rcl applies none of it, silently."""
+    from ros_ground.param_files import unmatched
+
+    paths = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--params-file"]
+    names = [n.get_fully_qualified_name() for n in nodes]
+    for path in paths:
+        why = unmatched(path, names) if names else None
+        if why:
+            nodes[0].get_logger().warning(why)
 
 
 def cannot_start(exc: Exception) -> NoReturn:

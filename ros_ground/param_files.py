@@ -1,0 +1,102 @@
+"""ROS 2 parameter files (the YAML of `--params-file`, `ros2 param dump`, launch's
+`params_file`): which sections apply to a node, and what they give it.
+
+A file whose sections name no node it is given to is the classic silent failure of a robot
+bring-up: `/robot/grounding_node:` in a file launched with `namespace:=ground` applies to
+nothing, and the nodes start on their defaults (the embedded sim models). rcl matches a
+section to a node by its fully qualified name, with `*` one name token and `**` any number
+(the ROS 2 command-line arguments design, "Parameter files"), after joining nested namespace
+keys (`ground: grounding_node: ros__parameters:`) and putting a `/` before a name without one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ros_ground.settings import by_name
+
+PARAMS_KEY = "ros__parameters"
+
+
+def load(path: str) -> dict:
+    """The YAML mapping of the parameter file at `path`. OSError when it cannot be read,
+    ValueError when it is not YAML or not a mapping."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        try:
+            content = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not YAML: {exc}") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} is no ROS 2 parameter file (node: ros__parameters: ...)")
+    return content
+
+
+def sections(content: dict) -> list[str]:
+    """The node names of a parameter file's sections, nested keys joined ("/ground/x" of
+    `ground: x: ros__parameters:`), each with a leading "/" as rcl reads them."""
+    out = []
+
+    def walk(prefix: str, mapping: dict) -> None:
+        for key, value in mapping.items():
+            name = f"{prefix}/{str(key).strip('/')}"
+            if isinstance(value, dict) and PARAMS_KEY in value:
+                out.append(name)
+            elif isinstance(value, dict):
+                walk(name, value)
+    walk("", content)
+    return out
+
+
+def applies(section: str, node: str) -> bool:
+    """Whether the section named `section` (`sections`) applies to the node whose fully
+    qualified name is `node` ("/ground/grounding_node"): "*" matches one name token, "**" any
+    number, as rcl matches them."""
+    tokens = [t for t in section.split("/") if t]
+    pattern = "".join(r"(?:/[^/]+)*" if t == "**" else r"/[^/]+" if t == "*" else "/" + re.escape(t)
+                      for t in tokens)
+    return re.fullmatch(pattern or "/", node) is not None
+
+
+def unmatched(path: str, nodes: Sequence[str]) -> str | None:
+    """Why the parameter file at `path` sets nothing on any of `nodes` (fully qualified
+    names), or None when a section of it applies to one; a file that cannot be read says so."""
+    try:
+        names = sections(load(path))
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    if any(applies(s, n) for s in names for n in nodes):
+        return None
+    return (f"parameter file {path} has no section for {', '.join(nodes)} (its sections: "
+            f"{', '.join(names) or 'none'}): its values apply to no node here, which runs on its "
+            f"defaults; name the nodes as /**/{nodes[0].rsplit('/', 1)[-1]}: ros__parameters: ...")
+
+
+def params_file(path: str, node: str, table: Iterable) -> dict[str, Any]:
+    """The parameters a ROS 2 parameter file gives node `node` in any namespace: the
+    `ros__parameters` of each top-level key naming it (`grounding_node`, `/ns/grounding_node`,
+    `/**/grounding_node`, `/**`), a later key's value winning. Only those `table`
+    (settings.Setting) declares are returned; a name it lacks is an error in the node's own
+    section and left to other nodes in a wildcard one, as the node itself does. OSError when the
+    file cannot be read, ValueError when it is no parameter file, has no section for `node`, or
+    names a parameter `node` lacks."""
+    content = load(path)
+    declared = by_name(table)
+    values: dict[str, Any] = {}
+    named = {key: str(key).strip("/").split("/")[-1] for key in content}  # "/**/x" -> "x"
+    found = [key for key, name in named.items() if name in (node, "*", "**")]
+    if not found:
+        raise ValueError(f"{path} has no section for {node} (its sections: "
+                         f"{', '.join(map(str, content))}); e.g. /**/{node}: ros__parameters:")
+    for key in found:
+        params = content[key].get("ros__parameters") if isinstance(content[key], dict) else None
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: {key!r} has no ros__parameters mapping")
+        unknown = sorted(set(params) - set(declared) - {"use_sim_time"})
+        if unknown and named[key] == node:
+            raise ValueError(f"{path}: {node} has no parameter {', '.join(unknown)}")
+        values.update({name: value for name, value in params.items() if name in declared})
+    return values

@@ -1,0 +1,50 @@
+"""param_files.py: which sections of a ROS 2 parameter file apply to a node, as rcl matches them."""
+
+import pytest
+import yaml
+
+from ros_ground.param_files import applies, sections, unmatched
+
+
+@pytest.mark.parametrize("section, node, hit", [
+    ("/**", "/ground/grounding_node", True),
+    ("/**/grounding_node", "/grounding_node", True),        # ** is zero tokens too
+    ("/**/grounding_node", "/a/b/grounding_node", True),
+    ("/ground/grounding_node", "/ground/grounding_node", True),
+    ("/robot/grounding_node", "/ground/grounding_node", False),
+    ("/grounding_node", "/ground/grounding_node", False),   # a bare name is the root namespace's
+    ("/*/grounding_node", "/ground/grounding_node", True),
+    ("/*/grounding_node", "/a/b/grounding_node", False),    # * is one token
+    ("/**/mask_proposal_node", "/ground/grounding_node", False),
+    ("/ground/*", "/ground/grounding_node", True),
+    ("/ground_node", "/ground/grounding_node", False),      # no partial matches
+])
+def test_a_section_applies_as_rcl_matches_it(section, node, hit):
+    assert applies(section, node) is hit
+
+
+def test_sections_join_nested_namespaces_and_lead_with_a_slash():
+    content = {"grounding_node": {"ros__parameters": {}},
+               "ground": {"left": {"grounding_node": {"ros__parameters": {}}}},
+               "/**": {"ros__parameters": {}}}
+    assert sections(content) == ["/grounding_node", "/ground/left/grounding_node", "/**"]
+
+
+def test_a_file_for_another_namespace_is_named_with_its_sections(tmp_path):
+    # helper-63: /robot/grounding_node in a file launched with namespace:=ground set nothing,
+    # and the node ran the embedded sim model in place of the robot's without a word
+    path = tmp_path / "robot.yaml"
+    path.write_text(yaml.safe_dump({"/robot/grounding_node": {"ros__parameters": {"model": "x"}}}))
+    why = unmatched(str(path), ["/ground/grounding_node", "/ground/mask_proposal_node"])
+    assert why.startswith(f"parameter file {path} has no section for /ground/grounding_node, "
+                          "/ground/mask_proposal_node (its sections: /robot/grounding_node)")
+    assert "/**/grounding_node: ros__parameters:" in why
+    assert unmatched(str(path), ["/robot/grounding_node"]) is None
+    assert "is not YAML" in unmatched(_written(tmp_path, "a: [b"), ["/x"])
+    assert "No such file" in unmatched(str(tmp_path / "none.yaml"), ["/x"])
+
+
+def _written(tmp_path, text: str) -> str:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return str(path)
