@@ -20,7 +20,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from ros_ground import param_files
+from ros_ground import camera_watch, param_files
 
 ARGUMENTS = {
     "namespace": ("", "namespace of the nodes and their topics"),
@@ -55,6 +55,23 @@ def _flag(context, name: str) -> bool:
                          "1, 0") from None
 
 
+def _cameras(text: str) -> list[str]:
+    """The `cameras` launch argument ("[left, right]", or one bare name) as a list of names,
+    checked as the node checks its parameter (camera_watch.camera_topics); an error naming the
+    argument, not launch's or YAML's own (an empty list has no type launch can pass)."""
+    try:
+        cameras = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"launch argument cameras: {text!r} is no YAML list of names, e.g. "
+                         f"\"[left, right]\" ({str(exc).splitlines()[0]})") from None
+    names = [str(c) for c in (cameras if isinstance(cameras, list) else [cameras])]
+    try:
+        camera_watch.camera_topics(names, "image")
+    except ValueError as exc:
+        raise ValueError(f"launch argument cameras: {exc}") from None
+    return names
+
+
 def _nodes(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     params_file = arg["params_file"] or os.path.join(
@@ -74,8 +91,7 @@ def _nodes(context, *args, **kwargs):
     if "sam_model" in overrides:  # the params file's checkpoint was for its own sam_model
         overrides.setdefault("sam_checkpoint", "")
     if arg["cameras"]:
-        cameras = yaml.safe_load(arg["cameras"])  # "[left, right]", or one bare name
-        overrides["cameras"] = [str(c) for c in (cameras if isinstance(cameras, list) else [cameras])]
+        overrides["cameras"] = _cameras(arg["cameras"])
     sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
     remap = [("image", arg["image"])] + [(name, arg[name]) for name in
                                          ("depth", "camera_info", "clicked_point") if arg[name]]

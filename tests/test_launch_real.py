@@ -341,6 +341,23 @@ def test_a_launch_argument_that_is_no_boolean_is_refused(ros2_env, launch_file, 
     assert "process started" not in output, output
 
 
+@pytest.mark.parametrize("cameras, said", [
+    ("[]", "cameras must name at least one camera"),
+    ("[left, right", "is no YAML list of names"),
+    ("[left, left]", "cameras must be distinct"),
+])
+def test_a_bad_camera_list_is_refused_naming_the_argument(ros2_env, cameras, said):
+    # helper-63: cameras:=[] ended launch with "Expected 'value' to be one of [<class 'float'>,
+    # ...]", and an unclosed list with a YAML traceback naming no argument
+    _, env = ros2_env
+    result = _run(env, "ros2", "launch", "ros_ground", "ground.launch.py", f"cameras:={cameras}",
+                  timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "launch argument cameras: " in output and said in output, \
+        output
+    assert "Traceback" not in output and "process started" not in output, output
+
+
 def test_sim_launch_ends_when_its_camera_dies(ros2_env, tmp_path):
     # helper-60: a sim camera refusing `width: 0` died, and the container kept running, active,
     # with no frames to ground, the error scrolled away in the log
