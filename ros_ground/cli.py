@@ -317,7 +317,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return main_train(args.train_args)
 
 
-ROS_COMMANDS = ("ask", "demo")  # added by ros_ground.nodes.cli, the `ros-ground` entry point
+ROS_COMMANDS = ("ask", "demo", "lifecycle")  # added by ros_ground.nodes.cli, the `ros-ground` entry point
 CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "train": cmd_train}
 
 

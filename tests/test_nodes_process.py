@@ -225,3 +225,29 @@ def test_declared_parameters_have_documented_defaults(client):
         assert got == want, f"{p.name}: {got!r} != {want!r}"
     described = client.wait_future(param_client.describe_parameters(names)).descriptors
     assert all(d.description for d in described)
+
+
+def test_ros_ground_lifecycle_reads_and_changes_the_state(client):
+    # helper-63: on the PyPI install `ros2 lifecycle set` and `ros2 service call` end in
+    # KeyError (no rosidl_runtime_py), and a node whose configure failed could not be
+    # configured again from a shell
+    import subprocess
+    import sys
+
+    def life(*words):
+        return subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", "lifecycle",
+                               f"{NS}/grounding_node", *words], capture_output=True, text=True,
+                              timeout=120)
+
+    assert life().stdout.strip() == "active"
+    done = life("deactivate")
+    assert done.returncode == 0 and done.stdout.strip() == \
+        f"deactivate: {NS}/grounding_node is inactive", done.stdout + done.stderr
+    refused = life("deactivate")  # not available from inactive
+    assert refused.returncode == 1 and "is inactive: no 'deactivate' from there (available: " \
+        in refused.stderr, refused.stderr
+    assert life("activate").returncode == 0 and life().stdout.strip() == "active"
+    missing = subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", "lifecycle",
+                              "/nobody/here", "--timeout", "1"], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 2 and "no service /nobody/here/get_state" in missing.stderr

@@ -1,7 +1,8 @@
 """`ros-ground`, the user command: the core subcommands plus those that talk to ROS.
 
-`ask` sends a goal to a running grounding node; `demo` runs the composed graph on the
-embedded default models. rclpy is imported only when one of them is chosen.
+`ask` sends a goal to a running grounding node; `lifecycle` reads or changes a node's
+lifecycle state; `demo` runs the composed graph on the embedded default models. rclpy is
+imported only when one of them is chosen.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from ros_ground import cli as core_cli
 from ros_ground.arg_types import positive_seconds
 from ros_ground.settings import MODES
+
+TRANSITIONS = ("configure", "activate", "deactivate", "cleanup", "shutdown")  # lifecycle_cli's
 
 
 def add_ros_commands(sub) -> None:
@@ -29,6 +32,14 @@ def add_ros_commands(sub) -> None:
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--overlay", metavar="OUT.png", help="write the node's overlay image")
 
+    life = sub.add_parser("lifecycle", help="a lifecycle node's state, or a transition of it "
+                          "(ros2 lifecycle get/set, for installs without it)")
+    life.add_argument("node", help="the node's full name, e.g. /ground/grounding_node")
+    life.add_argument("transition", nargs="?", choices=TRANSITIONS,
+                      help="the transition to trigger (default: print the state)")
+    life.add_argument("--timeout", type=positive_seconds, default=10.0,
+                      help="seconds to wait for the node's services (default %(default)g)")
+
     demo = sub.add_parser("demo", help="run the composed graph on the embedded default models")
     demo.add_argument("--out", default="demo_out", help="folder for overlays and the graph log")
     demo.add_argument("--model", default=None, help="override config/sim.yaml's model")
@@ -41,6 +52,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return run_ask(args)
 
 
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    from ros_ground.nodes.lifecycle_cli import run_lifecycle
+
+    return run_lifecycle(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ros_ground.nodes.demo import run_demo
 
@@ -49,7 +66,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     return core_cli.main(argv, extra_commands=add_ros_commands,
-                         handlers={"ask": cmd_ask, "demo": cmd_demo})
+                         handlers={"ask": cmd_ask, "demo": cmd_demo, "lifecycle": cmd_lifecycle})
 
 
 if __name__ == "__main__":

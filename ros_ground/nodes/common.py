@@ -94,9 +94,9 @@ def autostart(node: LifecycleNode) -> bool:
         name = node.get_fully_qualified_name()
         node.get_logger().error(
             f"configure failed; fix the parameters (ros2 param set {name} NAME VALUE) and "
-            f"configure again (ros2 lifecycle set {name} configure, then activate; or a "
-            f"lifecycle_msgs/srv/ChangeState call to {name}/change_state), or restart it with "
-            "the fixed parameters")
+            f"configure again (ros2 lifecycle set {name} configure, then activate; without "
+            f"that command, ros-ground lifecycle {name} configure), or restart it with the "
+            "fixed parameters")
         return False
     return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
 

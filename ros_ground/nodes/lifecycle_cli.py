@@ -1,0 +1,69 @@
+"""`ros-ground lifecycle NODE [TRANSITION]`: a lifecycle node's state, or a transition of it.
+
+What `ros2 lifecycle get/set` does, for installs without it: the PyPI ROS 2 wheels have no
+rosidl_runtime_py, which `ros2 lifecycle set` and `ros2 service call` import, so after a failed
+configure a robot integrator on such an install had no shell command to configure again.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from lifecycle_msgs.srv import ChangeState, GetAvailableTransitions, GetState
+from rclpy.signals import SignalHandlerOptions
+
+
+def run_lifecycle(args) -> int:
+    """The node's state (no transition) or the transition's outcome, printed; 0 when done, 1
+    when the node refused it (its log says why) or it is not available from this state, 2 when
+    no such node answers within `args.timeout` seconds."""
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("ros_ground_lifecycle")
+    try:
+        return _run(node, args.node.rstrip("/"), args.transition, args.timeout)
+    except TimeoutError as exc:
+        print(f"ros-ground lifecycle: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _call(node, srv_type, name: str, request, timeout_s: float):
+    client = node.create_client(srv_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError(f"no service {name}: is the node running (`ros2 node list`), "
+                               "under this name and namespace?")
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout_s)
+        if not future.done():
+            raise TimeoutError(f"{name} did not answer within {timeout_s:g} s")
+        return future.result()
+    finally:
+        node.destroy_client(client)
+
+
+def _run(node, target: str, transition: str | None, timeout_s: float) -> int:
+    state = _call(node, GetState, f"{target}/get_state", GetState.Request(), timeout_s)
+    if transition is None:
+        print(state.current_state.label)
+        return 0
+    available = _call(node, GetAvailableTransitions, f"{target}/get_available_transitions",
+                      GetAvailableTransitions.Request(), timeout_s).available_transitions
+    found = next((t.transition for t in available if t.transition.label == transition), None)
+    if found is None:
+        print(f"ros-ground lifecycle: {target} is {state.current_state.label}: no '{transition}' "
+              f"from there (available: {', '.join(t.transition.label for t in available) or 'none'})",
+              file=sys.stderr)
+        return 1
+    done = _call(node, ChangeState, f"{target}/change_state",
+                 ChangeState.Request(transition=found), timeout_s)
+    after = _call(node, GetState, f"{target}/get_state", GetState.Request(), timeout_s)
+    if not done.success:
+        print(f"ros-ground lifecycle: {target} refused '{transition}' and is "
+              f"{after.current_state.label}; its log says why", file=sys.stderr)
+        return 1
+    print(f"{transition}: {target} is {after.current_state.label}")
+    return 0
