@@ -297,7 +297,8 @@ def test_sam_settings_are_checked_before_the_lmm_loads(monkeypatch, tmp_path):
             ("vit_b", str(tmp_path / "missing.pth"), "cpu", "SAM checkpoint not found"),
             ("vit_h", None, "cpu", "needs its checkpoint"),
             ("sim", str(tmp_path / "x.pth"), "cpu", "sam_checkpoint is for vit_h / vit_l / vit_b"),
-            (str(tmp_path / "nowhere"), None, "cpu", "unknown SAM spec")]:
+            (str(tmp_path / "nowhere"), None, "cpu", "no such directory"),  # as the LMM says
+            ("vit_x", None, "cpu", "unknown SAM spec 'vit_x'")]:
         with pytest.raises(SamLoadError, match=words):
             build_engine("tiny", sam_model, checkpoint, device=device)
     if not torch.cuda.is_available():

@@ -22,7 +22,7 @@ STATUS_NAMES = {
     for n in dir(GroundedResponse) if n.startswith("STATUS_")
 }
 MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
-    "entities": "masks picked among the proposal node's object outlines",
+    "entities": "masks picked among the frame's object outlines (entity proposals)",
     "point": "masks cut around the spot the model looked at, not chosen among object outlines",
 }
 

@@ -36,6 +36,10 @@ def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu"
         raise SamLoadError(f"the embedded 'sim' SAM is missing from {str(path)!r} "
                            "(train it with `ros-ground train sam`)")
     if not path.exists():
+        if "/" in str(spec) or "\\" in str(spec) or str(spec).startswith(("~", ".")):
+            raise SamLoadError(f"sam_model {spec!r}: no such directory {str(path)!r} (give a "
+                               f"directory save_sam wrote, {', '.join(REGISTRY_SPECS)}, 'tiny' "
+                               "or 'sim')")
         raise SamLoadError(
             f"unknown SAM spec {spec!r}: expected {', '.join(REGISTRY_SPECS)}, 'tiny', "
             "'sim' or the path of a model saved by save_sam"
