@@ -170,6 +170,8 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
     train.add_argument("train_args", nargs=argparse.REMAINDER)
     if extra_commands is not None:
         extra_commands(sub)
+    # each subcommand's parser: an error of its flags shows its usage, not the subcommands
+    parser.subcommands = sub.choices
     return parser
 
 
@@ -375,13 +377,13 @@ def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
             for path in args.params_file:
                 found.update(_file_flags(path))
         except (ValueError, OSError) as exc:
-            parser.error(str(exc))
+            parser.subcommands[args.command].error(str(exc))
         parser = build_parser(extra_commands, found)
         args, unknown = parser.parse_known_args(argv)
     if args.command == "train":  # argparse's REMAINDER leaves a leading option ("train -h") out
         args.train_args = unknown + args.train_args
     elif unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     commands = {**CORE_COMMANDS, **(handlers or {})}
     try:
         return commands[args.command](args)

@@ -191,7 +191,14 @@ def test_train_help_is_trains_own(flag, capsys):
     with pytest.raises(SystemExit) as done:
         main(["bench", "--bogus"])
     assert done.value.code == 2
-    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    # the subcommand's usage and name, not the list of subcommands (helper-63)
+    err = capsys.readouterr().err
+    assert "ros-ground bench: error: unrecognized arguments: --bogus" in err
+    assert err.startswith("usage: ros-ground bench")
+    with pytest.raises(SystemExit) as done:
+        main(["ground", "--image", "x.png", "--params-file", "/nonexistent/robot.yaml"])
+    assert done.value.code == 2
+    assert "ros-ground ground: error: [Errno 2] No such file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,expected", [
