@@ -268,11 +268,24 @@ class DepthStore:
             raise LookupError("no depth frame received")
         item = self.depth_near(source, stamp_ns, tolerance_ns)
         if item is None:
-            raise LookupError("no depth frame within depth_tolerance_s of the image")
+            raise LookupError("no depth frame within depth_tolerance_s of the image"
+                              + self._nearest_offset(source, stamp_ns))
         k = self.intrinsics(source)
         if k is None:
             raise LookupError("no camera_info received")
         return decode(item), k
+
+    def _nearest_offset(self, source: str, stamp_ns: int) -> str:
+        """" (the nearest is stamped 2.000 s before it)" for the depth frame kept nearest
+        `stamp_ns`: how far to widen depth_tolerance_s, or which clock to fix."""
+        with self._lock:
+            offsets = [d.stamp_ns - stamp_ns for d in (*self._kept.frames(source),
+                                                          *self._depth.get(source, ()))]
+        if not offsets:
+            return ""
+        nearest = min(offsets, key=abs)
+        side = "before" if nearest < 0 else "after"
+        return f" (the nearest is stamped {abs(nearest) / 1e9:.3f} s {side} it)"
 
     def has_depth(self, source: str) -> bool:
         with self._lock:
