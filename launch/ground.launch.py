@@ -18,6 +18,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import evaluate_condition_expression
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.utilities import make_namespace_absolute, prefix_namespace
 
 from launch import LaunchDescription
 from ros_ground import camera_watch, param_files
@@ -81,7 +82,9 @@ def _nodes(context, *args, **kwargs):
         # in place of the robot's
         raise FileNotFoundError(f"params_file {params_file!r} is not a file")
     use_proposals = _flag(context, "use_proposals")
-    namespace = "/" + arg["namespace"].strip("/") if arg["namespace"].strip("/") else ""
+    # the nodes' namespace as launch_ros makes it: under an including file's PushRosNamespace
+    namespace = make_namespace_absolute(prefix_namespace(
+        context.launch_configurations.get("ros_namespace"), arg["namespace"])).rstrip("/")
     started = [f"{namespace}/grounding_node"] + ([f"{namespace}/mask_proposal_node"]
                                                  if use_proposals else [])
     unmatched = param_files.unmatched(params_file, started)

@@ -88,7 +88,8 @@ EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
 # words that exclude the phrase right after them: "*not* the red one, the green one", "pick up
 # everything *except* the duck"
 _EXCLUDED_AFTER = re.compile(r"\b(?:not|except(?:\s+for)?|besides|excluding|other\s+than|apart\s+from"
-                             r"|rather\s+than|instead\s+of)\s*$", re.IGNORECASE)
+                             r"|rather\s+than|instead\s+of|(?:everything|anything|all)\s+but)\s*$",
+                             re.IGNORECASE)
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
@@ -195,9 +196,11 @@ def _excluded(verb) -> bool:
     mug", "*never* grab it", "leave the bear *alone*", "*avoid* the duck" (EXCLUDING_VERBS).
     ("Leave the bear *behind*" never reaches the parse: the relation words are cut out of every
     piece; `_parsed_command` reads it.)"""
-    return verb.text.lower() in EXCLUDING_VERBS or any(
-        c.dep_ == "neg" or (verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd")
-                            and c.text.lower() == "alone") for c in verb.children)
+    negated = any(c.dep_ == "neg" for c in verb.children)
+    if verb.text.lower() in EXCLUDING_VERBS:  # "*don't* ignore the mug": the mug after all
+        return not negated
+    return negated or any(verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd")
+                          and c.text.lower() == "alone" for c in verb.children)
 
 
 def _spatial_object(token) -> bool:
@@ -248,7 +251,9 @@ def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
     (phrases.head_phrase) that are no pronoun or question word, else, in a piece after spatial
     words (which starts with the landmark: "tray" of "cube behind tray?", tagged a verb), the
     phrase its root heads. An adverbial noun counts as an object there: "Red mug, please."."""
-    found = noun_phrases(nlp, piece)
+    # courtesy and picture words make no phrase (NOT_OBJECTS): "thanks" of "Green mug, thanks."
+    found = [p for p in noun_phrases(nlp, piece)
+             if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
     doc = nlp(piece)
     loose = _loose_nouns(doc) + _described_ones(doc)
     if found:

@@ -62,17 +62,29 @@ def applies(section: str, node: str) -> bool:
 
 
 def unmatched(path: str, nodes: Sequence[str]) -> str | None:
-    """Why the parameter file at `path` sets nothing on any of `nodes` (fully qualified
-    names), or None when a section of it applies to one; a file that cannot be read says so."""
+    """Why the parameter file at `path` misses `nodes` (fully qualified names), or None: a
+    section of it names one of them by its node name ("/robot/grounding_node") but none of
+    those applies to it, or no section applies to any of them; a file that cannot be read
+    says so. A wildcard section ("/**": use_sim_time) does not hide a node's own section
+    written for another namespace."""
     try:
         names = sections(load(path))
     except (OSError, ValueError) as exc:
         return str(exc)
-    if any(applies(s, n) for s in names for n in nodes):
+    def own(node: str) -> list[str]:  # the sections naming the node by its node name
+        return [s for s in names if _last(s) == _last(node)]
+
+    missed = [n for n in nodes if own(n) and not any(applies(s, n) for s in own(n))]
+    if not missed and any(applies(s, n) for s in names for n in nodes):
         return None
-    return (f"parameter file {path} has no section for {', '.join(nodes)} (its sections: "
-            f"{', '.join(names) or 'none'}): its values apply to no node here, which runs on its "
-            f"defaults; name the nodes as /**/{nodes[0].rsplit('/', 1)[-1]}: ros__parameters: ...")
+    missed = missed or list(nodes)
+    return (f"parameter file {path} has no section for {', '.join(missed)} (its sections: "
+            f"{', '.join(names) or 'none'}): its values for it apply to no node here, which runs "
+            f"on its defaults; name the nodes as /**/{_last(missed[0])}: ros__parameters: ...")
+
+
+def _last(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
 
 
 def params_file(path: str, node: str, table: Iterable) -> dict[str, Any]:

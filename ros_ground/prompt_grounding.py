@@ -321,10 +321,12 @@ def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposa
 
 
 def _question_spans(text: str) -> list[tuple[int, int]]:
-    """The span of a question word opening a phrase ("*Which* mug is on the left?"): it names
-    no property of the object, and in the phrase's entity scores it pulls towards whatever the
-    model links with it."""
-    found = re.match(r"(?:which|what)\b", text, re.IGNORECASE)
+    """The span of a question word or quantifier opening a phrase ("*Which* mug is on the
+    left?", "*any* mug except the red one", "*all the* mugs"): it names no property of the
+    object, and in the phrase's entity scores it pulls towards whatever the model links with
+    it (the sim model's captions never say "any")."""
+    found = re.match(r"(?:which|what|any|every|each|either|all(?:\s+(?:of\s+)?the)?)\b", text,
+                     re.IGNORECASE)
     return [found.span()] if found else []
 
 

@@ -20,7 +20,7 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
 RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind",
                   "near": "next to"}
 # "closest to the camera" is a superlative, the camera no landmark in the picture
-_CAMERA = re.compile(r"\s*the\s+camera\b")
+_CAMERA = re.compile(r"\s*(?:to\s+)?the\s+camera\b")  # "nearest (to) the camera"
 # adverbs that sharpen a relation without changing it: "right behind", "just left of"
 RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
@@ -66,9 +66,10 @@ COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(?:(?P<ordinal>" + 
                            + r")\s+(?:one\s+)?)?(?:(?:counting|counted)\s+)?from\s+(?:the\s+)?"
                            r"(?P<side>left|right|front|back|camera)\b" + _NOT_OF)
 # "the *last* mug (from the left)": the first counted from the other side; "the *second to
-# last* mug", "the *next-to-last*", "the *last but one*", "the *penultimate*": the second
+# last* mug", "the *second from last*", "the *next-to-last*", "the *last but one*", "the
+# *penultimate*": the second
 _LAST = re.compile(r"\b(?:last|penultimate)\b")
-FROM_LAST = re.compile(r"\b(?:(?P<ordinal>" + "|".join(ORDINALS) + r"|next)[-\s]to[-\s]last"
+FROM_LAST = re.compile(r"\b(?:(?P<ordinal>" + "|".join(ORDINALS) + r"|next)[-\s](?:to|from)[-\s]last"
                        r"|last[-\s]but[-\s]one|penultimate)\b", re.IGNORECASE)
 _OTHER_END = {"leftmost": "rightmost", "rightmost": "leftmost",
               "closest to the camera": "farthest from the camera",

@@ -83,6 +83,10 @@ COMMANDS = {
     "Not the mug.": None,
     # an adverbial noun of a one-phrase request
     "Red mug, please.": "Red mug",
+    "Green mug, thanks.": "Green mug",  # "thanks" took the place of a phrase (helper-66)
+    "Pick up everything but the duck.": None,
+    "Don't ignore the red mug, pick it up.": "the red mug",  # two negations
+    "Pick up the second from last mug.": "the second from last mug",
     "Leave the mug on the tray.": "the mug",
     "Leave the teddy bear behind and pick up the mug.": "the mug",
     "Find the duck closest to the camera and pick up the cube.": "the cube",
@@ -208,6 +212,9 @@ def test_the_camera_of_a_superlative_is_no_phrase(nlp):
     # nor of a comparative (helper-64: "the camera" was grounded as an object)
     phrases, target = command_phrases(nlp, "Which ball is closer to the camera?")
     assert [p.text for p in phrases] == ["Which ball"] and target == 0
+    # nor "nearest to the camera", which read "nearest" as a relation to it (helper-66)
+    phrases, target = command_phrases(nlp, "Which mug is nearest to the camera?")
+    assert [p.text for p in phrases] == ["Which mug"] and target == 0
     # a camera on the table is still a thing to pick up
     phrases, target = command_phrases(nlp, "Pick up the camera.")
     assert [p.text for p in phrases] == ["the camera"] and target == 0

@@ -29,6 +29,20 @@ def _entry_points() -> set[str]:
     raise AssertionError("no entry_points in setup.py")
 
 
+class _Context(dict):
+    """launch's context: the launch arguments, as its launch_configurations are."""
+
+    @property
+    def launch_configurations(self):
+        return self
+
+
+def _prefix_namespace(base, ns):  # launch_ros.utilities' rule, for the stand-in
+    if base is None or ns.startswith("/"):
+        return ns.rstrip("/")
+    return f"{base.rstrip('/')}/{ns}".rstrip("/")
+
+
 class _Config:
     def __init__(self, name, default=None):
         self.name, self.default = name, default
@@ -67,6 +81,8 @@ def fake_launch(monkeypatch):
         "launch.launch_description_sources": dict(PythonLaunchDescriptionSource=_Record),
         "launch_ros": {},
         "launch_ros.actions": dict(Node=_Record),
+        "launch_ros.utilities": dict(prefix_namespace=_prefix_namespace,
+                                     make_namespace_absolute=lambda ns: "/" + ns.lstrip("/")),
         "ament_index_python.packages": dict(get_package_share_directory=lambda pkg: str(ROOT)),
     }
     for name, attrs in modules.items():
@@ -83,8 +99,8 @@ def _load(path: Path):
 
 
 def _arguments(description) -> dict:
-    return {e.kwargs.get("name", e.args[0] if e.args else None): e.kwargs["default_value"]
-            for e in description.entities if "default_value" in e.kwargs}
+    return _Context({e.kwargs.get("name", e.args[0] if e.args else None): e.kwargs["default_value"]
+                     for e in description.entities if "default_value" in e.kwargs})
 
 
 @pytest.mark.parametrize("composed,proposals", [("true", "true"), ("false", "true"),
@@ -121,7 +137,7 @@ def test_ground_launch_connects_a_depth_camera_and_rviz(fake_launch, composed):
     description = _load(ROOT / "launch" / "ground.launch.py")
     given = {"depth": "/camera/aligned_depth_to_color/image_raw",
              "camera_info": "/camera/color/camera_info", "clicked_point": "/clicked_point"}
-    context = {**_arguments(description), "composed": composed, "namespace": "ground", **given}
+    context = _Context({**_arguments(description), "composed": composed, "namespace": "ground", **given})
     opaque = next(e for e in description.entities if e.kwargs.get("function"))
     for node in opaque.kwargs["function"](context):
         assert node.kwargs["remappings"] == [("image", "/camera/image_raw"), *given.items()]
@@ -133,7 +149,7 @@ def test_ground_launch_connects_a_depth_camera_and_rviz(fake_launch, composed):
 @pytest.mark.parametrize("composed", ["true", "false"])
 def test_ground_launch_passes_the_camera_list_to_both_nodes(fake_launch, composed):
     description = _load(ROOT / "launch" / "ground.launch.py")
-    context = {**_arguments(description), "composed": composed, "cameras": "[left, right]"}
+    context = _Context({**_arguments(description), "composed": composed, "cameras": "[left, right]"})
     opaque = next(e for e in description.entities if e.kwargs.get("function"))
     nodes = opaque.kwargs["function"](context)
     assert all(n.kwargs["parameters"][1]["cameras"] == ["left", "right"] for n in nodes)
@@ -205,7 +221,7 @@ def test_a_sam_model_given_at_launch_drops_the_params_files_checkpoint(fake_laun
     # config/default.yaml's ViT-H checkpoint must not reach `sam_model:=sim` (a saved model
     # carries its weights, and configure refuses both); an explicit checkpoint still does
     description = _load(ROOT / "launch" / "ground.launch.py")
-    context = {**_arguments(description), "composed": composed, "sam_model": "sim"}
+    context = _Context({**_arguments(description), "composed": composed, "sam_model": "sim"})
     opaque = next(e for e in description.entities if e.kwargs.get("function"))
     for node in opaque.kwargs["function"](context):
         assert node.kwargs["parameters"][1]["sam_checkpoint"] == ""

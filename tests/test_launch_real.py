@@ -400,8 +400,8 @@ def test_a_params_file_for_other_nodes_is_refused_by_launch_and_named_by_the_nod
                   f"params_file:={robot}", timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert (f"params_file: parameter file {robot} has no section for /ground/grounding_node, "
-            "/ground/mask_proposal_node (its sections: /robot/grounding_node)") in output, output
+    assert (f"params_file: parameter file {robot} has no section for /ground/grounding_node "
+            "(its sections: /robot/grounding_node)") in output, output
     assert "process started" not in output, output
     # ros2 run takes any file: the node says so in its log, and runs
     proc = _start(env, "ros2", "run", "ros_ground", "grounding_node", "--ros-args",
@@ -413,3 +413,33 @@ def test_a_params_file_for_other_nodes_is_refused_by_launch_and_named_by_the_nod
     finally:
         _, output = _stop(proc, within=5)
     assert f"parameter file {robot} has no section for /ground/grounding_node" in output, output
+
+
+def test_an_including_launch_files_namespace_counts_for_the_params_file(ros2_env, probe, tmp_path):
+    # helper-66: under an including file's PushRosNamespace("robot") a file with
+    # /robot/grounding_node sections was refused as having no section for /grounding_node
+    _, env = ros2_env
+    params_file = tmp_path / "robot.yaml"
+    params_file.write_text(yaml.safe_dump(
+        {f"/robot/{node}": {"ros__parameters": values} for node, values in PARAMS.items()}))
+    outer = tmp_path / "robot.launch.py"
+    outer.write_text(
+        "import os\n"
+        "from ament_index_python.packages import get_package_share_directory\n"
+        "from launch import LaunchDescription\n"
+        "from launch.actions import GroupAction, IncludeLaunchDescription\n"
+        "from launch.launch_description_sources import PythonLaunchDescriptionSource\n"
+        "from launch_ros.actions import PushRosNamespace\n\n\n"
+        "def generate_launch_description():\n"
+        "    ground = os.path.join(get_package_share_directory('ros_ground'), 'launch',\n"
+        "                          'ground.launch.py')\n"
+        "    return LaunchDescription([GroupAction([PushRosNamespace('robot'),\n"
+        "        IncludeLaunchDescription(PythonLaunchDescriptionSource(ground), launch_arguments=\n"
+        f"            {{'params_file': '{params_file}'}}.items())])])\n")
+    proc = _start(env, "ros2", "launch", str(outer))
+    try:
+        _wait(lambda: ("grounding_node", "/robot") in set(probe.get_node_names_and_namespaces()),
+              180, proc, "/robot/grounding_node did not appear")
+    finally:
+        _, output = _stop(proc, within=10)
+    assert "has no section" not in output, output[-3000:]

@@ -36,10 +36,20 @@ def test_a_file_for_another_namespace_is_named_with_its_sections(tmp_path):
     path = tmp_path / "robot.yaml"
     path.write_text(yaml.safe_dump({"/robot/grounding_node": {"ros__parameters": {"model": "x"}}}))
     why = unmatched(str(path), ["/ground/grounding_node", "/ground/mask_proposal_node"])
-    assert why.startswith(f"parameter file {path} has no section for /ground/grounding_node, "
-                          "/ground/mask_proposal_node (its sections: /robot/grounding_node)")
+    assert why.startswith(f"parameter file {path} has no section for /ground/grounding_node "
+                          "(its sections: /robot/grounding_node)")
+    assert unmatched(str(path), ["/ground/mask_proposal_node"]).startswith(  # none at all
+        f"parameter file {path} has no section for /ground/mask_proposal_node")
     assert "/**/grounding_node: ros__parameters:" in why
     assert unmatched(str(path), ["/robot/grounding_node"]) is None
+    # a wildcard section of other values does not hide it (helper-66)
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"use_sim_time": True}},
+                                    "/robot/grounding_node": {"ros__parameters": {"model": "x"}}}))
+    assert unmatched(str(path), ["/ground/grounding_node"]).startswith(
+        f"parameter file {path} has no section for /ground/grounding_node (its sections: /**, "
+        "/robot/grounding_node)")
+    assert unmatched(str(path), ["/ground/mask_proposal_node"]) is None  # "/**" is for it
+    assert unmatched(str(path), ["/robot/grounding_node", "/robot/mask_proposal_node"]) is None
     assert "is not YAML" in unmatched(_written(tmp_path, "a: [b"), ["/x"])
     assert "No such file" in unmatched(str(tmp_path / "none.yaml"), ["/x"])
 

@@ -250,6 +250,9 @@ def test_relation_after():
     assert relation_after(" is behind the tray?") == "behind"
     assert relation_after(" are in front of the mug") == "front"
     assert relation_after(" is red?") is None and relation_after(" this is left of it") is None
+    # the camera is the viewpoint of a superlative, no landmark: "nearest (to) the camera"
+    assert relation_after(" is nearest to the camera?") is None
+    assert relation_after(" nearest the camera") is None and relation_after(" nearest the tray") == "near"
 
 
 def test_relation_only():
@@ -338,6 +341,7 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the back of the mug", "", None),
     ("which mug", " is closer to the camera?", "closest to the camera"),
     ("the mug", " further from the camera", "farthest from the camera"),
+    ("which mug", " is nearest to the camera?", "nearest to the camera"),
     # halfway along the objects
     ("the middle mug", "", "middle"),
     ("the centre cube", "", "middle"),
@@ -401,6 +405,7 @@ def test_an_ordinal_counts_objects_in_the_superlatives_order():
     assert ordinal_of("the mug", " that is third from the right.") == 3
     assert ordinal_of("the mug", " second, please") == 1  # no side: not an ordinal's
     # counted from the other end: the rank is the ordinal's, or 2 for the words that mean it
+    assert ordinal_of("the second from last mug") == 2
     assert [ordinal_of(t) for t in ("the second to last mug", "the third-to-last cube",
                                     "the next to last mug", "the last but one mug",
                                     "the penultimate mug", "the last mug")] == [2, 3, 2, 2, 2, 1]
