@@ -164,7 +164,7 @@ def readable(engine, gen, chunk: NounPhrase) -> bool:
 
     def known(word) -> bool:  # a word naming no kind ("thing") needs no reading: any object
         indices = tokens_in_span(spans, word.idx, word.idx + len(word))
-        return not indices or word.lower_ in GENERIC_NOUNS \
+        return not indices or _no_kind(word, chunk) \
             or any(gen.prompt_token_ids[i] != unknown for i in indices)
 
     return any(known(word) for word in nouns)
@@ -181,7 +181,14 @@ def names_a_kind(engine, gen, chunk: NounPhrase) -> bool:
     span = _parsed(engine.nlp, gen.prompt_text).char_span(chunk.char_start, chunk.char_end,
                                                           alignment_mode="expand")
     # the word itself: the pipeline runs no lemmatizer (phrases.load_spacy)
-    return span is None or (span.root.pos_ != "PRON" and span.root.lower_ not in GENERIC_NOUNS)
+    return span is None or (span.root.pos_ != "PRON" and not _no_kind(span.root, chunk))
+
+
+def _no_kind(word, chunk: NounPhrase) -> bool:
+    """Whether `word` (a spaCy Token of `chunk`) names no kind: of GENERIC_NOUNS, or a superlative
+    or ordinal standing for its noun ("the *leftmost*", "the *penultimate*": superlative_spans)."""
+    at = word.idx - chunk.char_start
+    return word.lower_ in GENERIC_NOUNS or any(a <= at < b for a, b in superlative_spans(chunk.text))
 
 
 def all_known(engine, gen, chunk: NounPhrase) -> bool:

@@ -539,6 +539,8 @@ def test_a_landmark_or_destination_nothing_in_view_can_be_leaves_no_target(engin
 @pytest.mark.parametrize("command, any_object", [
     ("Pick up the object.", True), ("Where is the object left of the blue cube?", True),
     ("Where is the thing?", True), ("Pick up the red item.", True),  # words the model lacks
+    # a superlative or ordinal standing for its noun (helper-66: "the penultimate" was absent)
+    ("Pick up the leftmost.", True), ("Pick up the second to last.", True),
     ("Pick up the cube.", False), ("Pick up the red cube left of the blue cube.", False)])
 def test_a_command_naming_no_kind_is_resolved_among_whole_objects(engine, monkeypatch, command,
                                                                   any_object):
