@@ -30,7 +30,7 @@ def test_demo_runs_the_composed_graph(tmp_path):
     # config/demo.yaml: the far-camera settings; every answer picks among the proposal node's
     # outlines of its one run (a point-prompt fallback would mean they were lost or too old)
     assert re.search(r"\d+ outlines after", text), text
-    assert text.count("masks picked among the frame's object outlines (entity proposals)") == 2
+    assert text.count("masks picked among the outlines of the objects in the frame") == 2
     assert "masks cut around the spot the model looked at" not in text
     pictures = sorted(tmp_path.glob("*.png"))
     assert len(pictures) == 3 and text.count("  Picture: ") == 3

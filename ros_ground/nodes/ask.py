@@ -22,7 +22,7 @@ STATUS_NAMES = {
     for n in dir(GroundedResponse) if n.startswith("STATUS_")
 }
 MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the method
-    "entities": "masks picked among the frame's object outlines (entity proposals)",
+    "entities": "masks picked among the outlines of the objects in the frame",
     "point": "masks cut around the spot the model looked at, not chosen among object outlines",
 }
 
