@@ -78,9 +78,11 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         # the threshold, where it may apply: a phrase that names a kind, in words the model reads
         thresholded = cfg.min_target_score > -2.0 and kind and all_known(engine, gen, chunks[target])
 
-        def rescore(heat: np.ndarray, token_ids: list[int]) -> np.ndarray:
+        def rescore(heat: np.ndarray, token_ids: list[int], article: bool = False) -> np.ndarray:
+            # "which mug" scored as "the mug", the wording the model was trained on, not "mug"
+            ids = engine.lmm.tokenizer("the", add_special_tokens=False)["input_ids"] if article else []
             return engine.entities.scores(
-                image, [heat], proposals, [token_ids], scoring=cfg.entity_scoring,
+                image, [heat], proposals, [ids + token_ids], scoring=cfg.entity_scoring,
                 image_key=image_key, token_window=cfg.entity_token_window)[0]
 
         missing = _resolve_target(
@@ -234,8 +236,8 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
                            + superlative_spans(chunk.text) + _question_spans(chunk.text)) \
         if scores is not None and rescore is not None else []
     if kept:
-        scores = np.asarray(rescore(target_heat, [gen.prompt_token_ids[i] for i in kept]),
-                            dtype=np.float64)
+        scores = np.asarray(rescore(target_heat, [gen.prompt_token_ids[i] for i in kept],
+                                    bool(_question_spans(chunk.text))), dtype=np.float64)
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
               after_text=after):
@@ -328,10 +330,8 @@ def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposa
 
 
 def _question_spans(text: str) -> list[tuple[int, int]]:
-    """The span of a question word or quantifier opening a phrase ("*Which* mug is on the
-    left?", "*any* mug except the red one", "*all the* mugs"): it names no property of the
-    object, and in the phrase's entity scores it pulls towards whatever the model links with
-    it (the sim model's captions never say "any")."""
+    """The span of a question word or quantifier opening a phrase ("*Which* mug", "*any* mug",
+    "*all the* mugs"): no property of the object, it pulls its entity scores astray."""
     found = re.match(r"(?:which|what|any|every|each|either|all(?:\s+(?:of\s+)?the)?)\b", text,
                      re.IGNORECASE)
     return [found.span()] if found else []

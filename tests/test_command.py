@@ -610,6 +610,31 @@ def test_a_ruled_out_colour_is_left_out_of_the_targets_scores(engine, monkeypatc
     assert len(calls) == ruled_out_calls - 1  # nothing ruled out: the phrase's own scores
 
 
+@pytest.mark.parametrize("command", ["Which cube is closest to the camera?",
+                                     "Pick up any cube except the red one."])
+def test_a_question_word_or_quantifier_is_scored_as_the_article(engine, monkeypatch, command):
+    """"Which cube" and "any cube" are scored as "the cube", the wording the sim model's head
+    learnt: "cube" alone scored the nearest cube out of the kind (helper-66)."""
+    from dataclasses import replace
+
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    calls = []
+    real = engine.entities.scores
+
+    def spy(image, heats, proposals, ids, **kwargs):
+        calls.append(ids)
+        return real(image, heats, proposals, ids, **kwargs)
+
+    monkeypatch.setattr(engine.entities, "scores", spy)
+    engine.ground(image, command, mode="entities", proposals=proposals,
+                  config=replace(engine.config, entity_scoring="tokens"))
+    the = engine.lmm.tokenizer("the", add_special_tokens=False)["input_ids"]
+    cube = engine.lmm.tokenizer("cube", add_special_tokens=False)["input_ids"]
+    rescored = calls[-1][0]
+    assert rescored[:len(the)] == the and rescored[len(the):] == cube, (rescored, the, cube)
+
+
 def test_min_target_score_makes_a_kind_no_proposal_matches_absent(engine):
     from dataclasses import replace
 
