@@ -579,14 +579,12 @@ def test_the_score_threshold_never_makes_a_landmark_absent(engine):
     assert result.absent == -1 and result.target >= 0 and result.relation == "left of"
 
 
-def test_a_ruled_out_colour_is_left_out_of_the_targets_scores(engine, monkeypatch):
-    """"The non-red cube" averaged with "red" in its words would be scored towards red things
-    (and the sim model cannot read "non"): the target is scored as "the cube", and the red
-    square is ruled out by its pixels."""
+def _scored_ids(engine, monkeypatch):
+    """(three squares, their proposals, a config scoring tokens, the list each call of the
+    engine's entity scores appends its phrases' token ids to)."""
     from dataclasses import replace
 
     image, masks = _three_squares()
-    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
     calls = []
     real = engine.entities.scores
 
@@ -595,7 +593,15 @@ def test_a_ruled_out_colour_is_left_out_of_the_targets_scores(engine, monkeypatc
         return real(image, heats, proposals, ids, **kwargs)
 
     monkeypatch.setattr(engine.entities, "scores", spy)
-    config = replace(engine.config, entity_scoring="tokens")
+    return (image, [Proposal(i, m) for i, m in enumerate(masks)],
+            replace(engine.config, entity_scoring="tokens"), calls)
+
+
+def test_a_ruled_out_colour_is_left_out_of_the_targets_scores(engine, monkeypatch):
+    """"The non-red cube" averaged with "red" in its words would be scored towards red things
+    (and the sim model cannot read "non"): the target is scored as "the cube", and the red
+    square is ruled out by its pixels."""
+    image, proposals, config, calls = _scored_ids(engine, monkeypatch)
     result = engine.ground(image, "Pick up the non-red cube.", mode="entities",
                            proposals=proposals, config=config)
     red, = engine.lmm.tokenizer("red", add_special_tokens=False)["input_ids"]
@@ -615,20 +621,8 @@ def test_a_ruled_out_colour_is_left_out_of_the_targets_scores(engine, monkeypatc
 def test_a_question_word_or_quantifier_is_scored_as_the_article(engine, monkeypatch, command):
     """"Which cube" and "any cube" are scored as "the cube", the wording the sim model's head
     learnt: "cube" alone scored the nearest cube out of the kind (helper-66)."""
-    from dataclasses import replace
-
-    image, masks = _three_squares()
-    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
-    calls = []
-    real = engine.entities.scores
-
-    def spy(image, heats, proposals, ids, **kwargs):
-        calls.append(ids)
-        return real(image, heats, proposals, ids, **kwargs)
-
-    monkeypatch.setattr(engine.entities, "scores", spy)
-    engine.ground(image, command, mode="entities", proposals=proposals,
-                  config=replace(engine.config, entity_scoring="tokens"))
+    image, proposals, config, calls = _scored_ids(engine, monkeypatch)
+    engine.ground(image, command, mode="entities", proposals=proposals, config=config)
     the = engine.lmm.tokenizer("the", add_special_tokens=False)["input_ids"]
     cube = engine.lmm.tokenizer("cube", add_special_tokens=False)["input_ids"]
     rescored = calls[-1][0]
