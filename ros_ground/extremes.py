@@ -40,25 +40,30 @@ def touches_border(mask: np.ndarray) -> bool:
 
 
 def superlative_candidates(masks: Sequence[np.ndarray], ok: np.ndarray,
-                           stability: np.ndarray | None = None, unions: bool = False
-                           ) -> np.ndarray:
+                           stability: np.ndarray | None = None) -> np.ndarray:
     """Bool [N]: the masks a superlative compares, among `ok` (bool [N], `allowed`): those
     neither empty (no extreme) nor touching the image border and, given `stability` (finite
     float [N], SAM's stability scores), within SUPERLATIVE_STABILITY_MARGIN of the most stable
     of them; the non-empty ones of `ok` when none is left (none when all are empty). A mask
-    that is two others together (`_unions`) is left out unless `unions`: an ordinal counts
-    objects, and a whole mug is also its two halves together."""
+    that is two others together (`_unions`) is left out."""
+    return _candidates(masks, ok, stability)[2]
+
+
+def _candidates(masks: Sequence[np.ndarray], ok: np.ndarray, stability: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(the candidates with the unions, the `_unions` among them or None when none was judged,
+    `superlative_candidates`). An ordinal needs all three: it counts objects, and a whole mug
+    is also its two halves together."""
     filled = np.asarray(ok, dtype=bool) & np.array([np.asarray(m).any() for m in masks], dtype=bool)
     keep = filled & ~np.array([touches_border(m) for m in masks], dtype=bool)
     if not keep.any():
-        return filled
+        return filled, None, filled
     if stability is not None:
         stability = np.asarray(stability, dtype=np.float64)
         keep &= stability >= stability[keep].max() - SUPERLATIVE_STABILITY_MARGIN
-    if unions:
-        return keep
-    whole = keep & ~_unions(masks, keep)
-    return whole if whole.any() else keep
+    unions = _unions(masks, keep)
+    whole = keep & ~unions
+    return keep, unions, (whole if whole.any() else keep)
 
 
 def _unions(masks: Sequence[np.ndarray], among: np.ndarray) -> np.ndarray:
@@ -91,7 +96,8 @@ def extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, centr
     SUPERLATIVE_KIND_MARGIN of the best-scored one are compared. `rgb`: the image (HxWx3), which
     tells a whole object's two parts from two objects when counting."""
     counting = rank > 1 or superlative == "middle"
-    index = np.flatnonzero(superlative_candidates(masks, ok, stability))
+    with_unions, unions, whole = _candidates(masks, ok, stability)
+    index = np.flatnonzero(whole)
     if len(index) < rank:
         return None
     index = of_kind(index, kind_scores)
@@ -105,21 +111,24 @@ def extreme(superlative: str, masks: Sequence[np.ndarray], ok: np.ndarray, centr
     order = index[np.argsort(key, kind="stable")]
     if not counting:
         return int(order[0])
-    wholes = [] if rgb is None else _one_colour_unions(
-        rgb, masks, superlative_candidates(masks, ok, stability, unions=True), index)
+    wholes: list[int] = []
+    if rgb is not None:
+        if unions is None:  # every candidate touched the border: judged among all of them here
+            unions = _unions(masks, with_unions)
+        wholes = _one_colour_unions(rgb, masks, np.flatnonzero(unions), index)
     counted = _objects(masks, [int(i) for i in order], wholes)
     if superlative == "middle":  # of an even count, the left one of the two in the middle
         return counted[(len(counted) - 1) // 2]
     return counted[rank - 1] if len(counted) >= rank else None
 
 
-def _one_colour_unions(rgb: np.ndarray, masks: Sequence[np.ndarray], with_unions: np.ndarray,
+def _one_colour_unions(rgb: np.ndarray, masks: Sequence[np.ndarray], unions: np.ndarray,
                        parts: np.ndarray) -> list[int]:
-    """The masks of `with_unions` (bool [N]) that `_unions` finds to be two of `parts` (indices)
-    together and whose parts are one colour (mean RGB within 40 of each other): SAM's whole mug
-    beside its two halves, rather than a mug and the tray it touches."""
+    """The masks of `unions` (indices the `_unions` of the candidates found) that are two of
+    `parts` (indices) together and whose parts are one colour (mean RGB within 40 of each
+    other): SAM's whole mug beside its two halves, rather than a mug and the tray it touches."""
     found = []
-    for u in np.flatnonzero(with_unions & _unions(masks, with_unions)):
+    for u in unions:
         area = np.count_nonzero(masks[u])
         inside = [j for j in parts if j != u and np.count_nonzero(masks[j]) >= UNION_PART * area
                   and np.count_nonzero(masks[j] & masks[u]) >= 0.8 * np.count_nonzero(masks[j])]
