@@ -252,9 +252,7 @@ class DepthStore:
     def depth_near(self, source: str, stamp_ns: int, tolerance_ns: int):
         """The source's depth item stamped closest to `stamp_ns` if within `tolerance_ns`, else
         None."""
-        with self._lock:
-            found = [d for d in (*self._kept.frames(source), *self._depth.get(source, ()))
-                     if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
+        found = [d for d in self._stored(source) if abs(d.stamp_ns - stamp_ns) <= tolerance_ns]
         if not found:
             return None
         # of equally near ones (one stamp twice), the newest
@@ -278,14 +276,18 @@ class DepthStore:
     def _nearest_offset(self, source: str, stamp_ns: int) -> str:
         """" (the nearest is stamped 2.000 s before it)" for the depth frame kept nearest
         `stamp_ns`: how far to widen depth_tolerance_s, or which clock to fix."""
-        with self._lock:
-            offsets = [d.stamp_ns - stamp_ns for d in (*self._kept.frames(source),
-                                                          *self._depth.get(source, ()))]
+        offsets = [d.stamp_ns - stamp_ns for d in self._stored(source)]
         if not offsets:
             return ""
         nearest = min(offsets, key=abs)
         side = "before" if nearest < 0 else "after"
         return f" (the nearest is stamped {abs(nearest) / 1e9:.3f} s {side} it)"
+
+    def _stored(self, source: str) -> list:
+        """The source's depth frames, those kept for proposals first, then the recent ones
+        oldest to newest."""
+        with self._lock:
+            return [*self._kept.frames(source), *self._depth.get(source, ())]
 
     def has_depth(self, source: str) -> bool:
         with self._lock:
