@@ -10,7 +10,7 @@ on each command and on a slow timer. Times are seconds; reliabilities are the wo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 RELIABLE, BEST_EFFORT = "reliable", "best_effort"
 
@@ -32,13 +32,13 @@ def camera_topics(cameras: Sequence[str], name: str) -> list[str]:
 
 
 def stale_frame_error(age_s: float, max_age_s: float, topic: str,
-                      why: str = "is the camera still publishing?") -> str | None:
+                      why: Callable[[], str] | None = None) -> str | None:
     """Why a frame received `age_s` ago may not be grounded, or None when it is fresh enough
-    (`max_age_s` <= 0: any age); `why` ends it (`stale_reason`)."""
+    (`max_age_s` <= 0: any age); `why()`, asked only of a stale frame, ends it (`stale_reason`)."""
     if max_age_s <= 0 or age_s <= max_age_s:
         return None
     return (f"the newest frame on {topic!r} was received {age_s:.1f} s ago "
-            f"(max_frame_age_s={max_age_s:g}): {why}")
+            f"(max_frame_age_s={max_age_s:g}): {why() if why else 'is the camera still publishing?'}")
 
 
 def stale_reason(publishers: int, gap_s: float | None, max_age_s: float) -> str:

@@ -75,7 +75,7 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
         return NO_IMAGE, f"no image received yet on {topic!r}"
     if frame.received_ns is not None:
         stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic,
-                                  *([why_stale(request.camera)] if why_stale else []))
+                                  _why(why_stale, request.camera))
         if stale:
             return NO_IMAGE, stale
     if frame.rgb is None:
@@ -96,19 +96,24 @@ def at_start(request: Request, newest: Frame | None, *, now_ns: int, max_frame_a
     if (not request.camera_frame or request.region is not None or frame is None
             or frame.received_ns is None):
         return None
-    why = [why_stale(request.camera)] if why_stale else []
-    stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic, *why)
+    why = _why(why_stale, request.camera)
+    stale = stale_frame_error((now_ns - frame.received_ns) / 1e9, max_frame_age_s, topic, why)
     if stale is None:
         return None
     if newest is None or newest.received_ns is None or newest is frame:
         return NO_IMAGE, stale
-    stale = stale_frame_error((now_ns - newest.received_ns) / 1e9, max_frame_age_s, topic, *why)
+    stale = stale_frame_error((now_ns - newest.received_ns) / 1e9, max_frame_age_s, topic, why)
     if stale:
         return NO_IMAGE, stale
     if newest.rgb is None:  # the camera's fault, not the request's: no frame to ground
         return NO_IMAGE, f"the newest frame on {topic!r} does not decode: {newest.error}"
     request.frame = newest
     return None
+
+
+def _why(why_stale: Callable[[str], str] | None, camera: str) -> Callable[[], str] | None:
+    """`why_stale` of `camera`, to be asked only of a stale frame: it reads the ROS graph."""
+    return None if why_stale is None else lambda: why_stale(camera)
 
 
 def attach_region(request: Request, region: Callable) -> tuple[str, str] | None:

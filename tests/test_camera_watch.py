@@ -40,7 +40,7 @@ def test_a_stale_frame_says_whether_the_camera_stopped_or_its_frames_come_slowly
     assert stale_reason(2, 0.2, 1.0).startswith("2 publisher(s)")
     slow = stale_reason(1, 2.4, 1.0)
     assert slow.startswith("its frames reach this node 2.4 s apart lately: raise max_frame_age_s")
-    assert stale_frame_error(3.0, 1.0, "/cam/image", slow).endswith(slow)
+    assert stale_frame_error(3.0, 1.0, "/cam/image", lambda: slow).endswith(slow)
 
 
 def test_auto_reliability_follows_the_publishers():
