@@ -42,11 +42,14 @@ NEGATIONS = ("non", "not", "no", "neither")
 _STATED = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)|(?:that|which|it)['\u2019]s|in"
                      r"|whose\s+colou?r\s+is|colou?red|painted)(?:\s+(?:colou?red|painted))?\s+")
 _APPOSITION = re.compile(r"^\s*,\s*the\s+")
+# the words that exclude what follows them ("*not* the red one", "*except* the duck"), a regular
+# expression for command.py's target rule as well as for the colours below
+EXCLUDING_WORDS = (r"(?:not|except(?:\s+for)?|besides|excluding|other\s+than|apart\s+from"
+                   r"|rather\s+than|instead\s+of)")
 # what rules out the colours of another one of the kind: "the mug, *not the* red one", "any mug
 # *except the* blue one", "a mug *other than the* green mug", "the mug *but not* red"
-_EXCLUDING = re.compile(r"^[\s,;:(\u2013\u2014-]*(?:but\s+)?(?:not|except(?:\s+for)?|other\s+than"
-                        r"|apart\s+from|besides|excluding|rather\s+than|instead\s+of)"
-                        r"\s+(?:(?:the|a|an|any)\s+)?")
+_EXCLUDING = re.compile(r"^[\s,;:(\u2013\u2014-]*(?:but\s+)?" + EXCLUDING_WORDS
+                        + r"\s+(?:(?:the|a|an|any)\s+)?")
 # words that may stand between the colours of one statement: "red and white", "not red"
 _JOINERS = frozenset(("and", "or", "nor", ",", "but") + NEGATIONS)
 # a negation rules out each colour up to a word other than these: "not red or blue"

@@ -52,6 +52,7 @@ import functools
 import re
 from dataclasses import replace
 
+from ros_ground.colour_words import EXCLUDING_WORDS
 from ros_ground.phrases import (
     PLACE_NOUNS,
     NounPhrase,
@@ -87,8 +88,7 @@ LOOKING_VERBS = frozenset("find locate look see spot show identify watch search"
 EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
 # words that exclude the phrase right after them: "*not* the red one, the green one", "pick up
 # everything *except* the duck"
-_EXCLUDED_AFTER = re.compile(r"\b(?:not|except(?:\s+for)?|besides|excluding|other\s+than|apart\s+from"
-                             r"|rather\s+than|instead\s+of|(?:everything|anything|all)\s+but)\s*$",
+_EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anything|all)\s+but)\s*$",
                              re.IGNORECASE)
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
