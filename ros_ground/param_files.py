@@ -71,10 +71,9 @@ def unmatched(path: str, nodes: Sequence[str]) -> str | None:
         names = sections(load(path))
     except (OSError, ValueError) as exc:
         return str(exc)
-    def own(node: str) -> list[str]:  # the sections naming the node by its node name
-        return [s for s in names if _last(s) == _last(node)]
-
-    missed = [n for n in nodes if own(n) and not any(applies(s, n) for s in own(n))]
+    # a node missed: the sections naming it by its node name, and none of them applying to it
+    missed = [n for n in nodes if (own := [s for s in names if _last(s) == _last(n)])
+              and not any(applies(s, n) for s in own)]
     if not missed and any(applies(s, n) for s in names for n in nodes):
         return None
     missed = missed or list(nodes)
@@ -98,13 +97,13 @@ def params_file(path: str, node: str, table: Iterable) -> dict[str, Any]:
     content = load(path)
     declared = by_name(table)
     values: dict[str, Any] = {}
-    named = {key: str(key).strip("/").split("/")[-1] for key in content}  # "/**/x" -> "x"
+    named = {key: _last(str(key).strip("/")) for key in content}  # "/**/x" -> "x"
     found = [key for key, name in named.items() if name in (node, "*", "**")]
     if not found:
         raise ValueError(f"{path} has no section for {node} (its sections: "
                          f"{', '.join(map(str, content))}); e.g. /**/{node}: ros__parameters:")
     for key in found:
-        params = content[key].get("ros__parameters") if isinstance(content[key], dict) else None
+        params = content[key].get(PARAMS_KEY) if isinstance(content[key], dict) else None
         if not isinstance(params, dict):
             raise ValueError(f"{path}: {key!r} has no ros__parameters mapping")
         unknown = sorted(set(params) - set(declared) - {"use_sim_time"})
