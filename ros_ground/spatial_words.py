@@ -19,8 +19,9 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
 # each relation as a response names it (GroundedResponse.relation)
 RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind",
                   "near": "next to"}
-# "closest to the camera" is a superlative, the camera no landmark in the picture
-_CAMERA = re.compile(r"\s*(?:to\s+)?the\s+camera\b")  # "nearest (to) the camera"
+# "closest to the camera" is a superlative, the camera no landmark in the picture; so is
+# "closest to you": the robot a command addresses sees from its camera
+_CAMERA = re.compile(r"\s*(?:to\s+)?(?:the\s+camera|you(?:rself)?)\b")  # "nearest (to) the camera"
 # adverbs that sharpen a relation without changing it: "right behind", "just left of"
 RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
@@ -47,6 +48,13 @@ COMPARATIVES = {"closer to the camera": "closest to the camera",
                 "nearer the camera": "closest to the camera",
                 "farther from the camera": "farthest from the camera",
                 "further from the camera": "farthest from the camera"}
+# the superlatives and comparatives of nearness said of the robot addressed ("the mug nearest
+# *you*", "which cube is farther from you?"), each with the SUPERLATIVES entry it stands for
+TO_YOU = {wording.replace("the camera", you): ("farthest from the camera" if "from" in wording
+                                               else "closest to the camera")
+          for wording in (*SUPERLATIVES, *COMPARATIVES) if "the camera" in wording
+          for you in ("you", "yourself")}
+_TO_YOU = re.compile(r"\b(?:" + "|".join(map(re.escape, TO_YOU)) + r")\b")
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
 _SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s+)?"
                          r"(?:(bigger|larger)|(smaller|tinier))\b")  # "which mug is bigger?"
@@ -59,12 +67,13 @@ ORDINALS = {**{word: k for k, word in enumerate(
        for k in range(1, 11)}}
 _ORDINAL = re.compile(r"\b(" + "|".join(ORDINALS) + r")\b")
 _FROM = {"left": "leftmost", "right": "rightmost", "front": "closest to the camera",
-         "back": "farthest from the camera", "camera": "closest to the camera"}
+         "back": "farthest from the camera", "camera": "closest to the camera",
+         "you": "closest to the camera"}
 # the side an ordinal counts from, after the phrase, with the ordinal itself when it stands
 # there too: "(the second mug) from the left", "(the mug) *second* from the left"
 COUNTING_FROM = re.compile(r"^[\s,]*(?:(?:that\s+is|the)\s+)?(?:(?P<ordinal>" + "|".join(ORDINALS)
                            + r")\s+(?:one\s+)?)?(?:(?:counting|counted)\s+)?from\s+(?:the\s+)?"
-                           r"(?P<side>left|right|front|back|camera)\b" + _NOT_OF)
+                           r"(?P<side>left|right|front|back|camera|you)\b" + _NOT_OF)
 # "the *last* mug (from the left)": the first counted from the other side; "the *second to
 # last* mug", "the *second from last*", "the *next-to-last*", "the *last but one*", "the
 # *penultimate*": the second
@@ -126,8 +135,10 @@ def relation_only(text: str) -> bool:
 
 def _superlative(text: str) -> str | None:
     text = " ".join(text.lower().split())
+    to_you = _TO_YOU.search(text)
     return next((s for s in SUPERLATIVES if s in text), None) or next(
-        (s for c, s in COMPARATIVES.items() if c in text), None)
+        (s for c, s in COMPARATIVES.items() if c in text), None) or (
+        TO_YOU[to_you.group()] if to_you else None)
 
 
 def _worded(target_text: str, after: str) -> str | None:

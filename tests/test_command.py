@@ -115,6 +115,9 @@ COMMANDS = {
     # "the camera" of a comparative is the viewpoint, as of a superlative
     "Which ball is closer to the camera?": "Which ball",
     "Is the mug farther from the camera than the cube?": "the mug",
+    # and so is "you", the robot addressed
+    "Can you pick up the mug closest to you?": "the mug",
+    "Which ball is farther from you?": "Which ball",
     # a one-word imperative the tagger takes for a proper noun for its capital, and courtesy
     "Describe.": None,
     "Explain!": None,
@@ -152,6 +155,8 @@ def test_unlabelled_nouns_and_the_viewpoint(nlp):
     assert [p.text for p in phrases] == ["the red mug", "the cube"]
     # "nearest the camera" is a superlative: the camera is the viewpoint, no phrase
     phrases, _ = command_phrases(nlp, "Pick up the cube nearest the camera.")
+    assert [p.text for p in phrases] == ["the cube"]
+    phrases, _ = command_phrases(nlp, "Pick up the cube nearest to you.")
     assert [p.text for p in phrases] == ["the cube"]
 
 

@@ -342,6 +342,13 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("which mug", " is closer to the camera?", "closest to the camera"),
     ("the mug", " further from the camera", "farthest from the camera"),
     ("which mug", " is nearest to the camera?", "nearest to the camera"),
+    # the robot addressed sees from its camera
+    ("the mug", " closest to you", "closest to the camera"),
+    ("the mug", " nearest you.", "closest to the camera"),
+    ("which cube", " is farther from you?", "farthest from the camera"),
+    ("the mug", " furthest from yourself", "farthest from the camera"),
+    ("the second mug", " from you", "closest to the camera"),
+    ("the mug", " closest to your hand", None),          # a landmark
     # halfway along the objects
     ("the middle mug", "", "middle"),
     ("the centre cube", "", "middle"),
@@ -474,6 +481,8 @@ def test_closest_to_the_camera_is_a_superlative_not_a_landmark():
     assert relation_after(" nearest the camera") is None
     assert relation_after(" closest to the tray") == "near"
     assert superlative_of("the cube", " closest to the camera.") == "closest to the camera"
+    assert relation_after(" closest to you.") is None and relation_after(" nearest yourself") is None
+    assert relation_after(" closest to your hand") == "near"
 
 
 def test_a_superlative_on_the_landmark_does_not_pick_the_target():
