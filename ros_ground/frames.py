@@ -136,6 +136,13 @@ class FrameStore:
             entry = self._latest.get(source)
         return None if entry is None else entry.item
 
+    def stamped(self, source: str, stamp_ns: int) -> list:
+        """The source's remembered frames (latest, recent, kept for proposals) stamped `stamp_ns`."""
+        with self._lock:
+            entries = [self._latest.get(source), *self._recent.get(source, ()),
+                       *self._kept.frames(source)]
+        return [e.item for e in entries if e is not None and e.stamp_ns == stamp_ns]
+
     def recent_count(self, source: str) -> int:
         with self._lock:
             return len(self._recent.get(source, ()))

@@ -481,6 +481,34 @@ def test_a_goal_with_its_own_image_is_never_swapped_for_an_older_frame(running):
     assert (response.mode, response.header.stamp.sec) == ("point", 8)
 
 
+def test_a_goals_own_image_takes_the_cameras_proposals_only_when_it_is_the_cameras_frame(running):
+    # helper-69: another picture stamped as a camera frame was grounded with that frame's
+    # entity masks, answered OK in entities mode
+    from ros_ground_msgs.action import Ground
+
+    from ros_ground.nodes.conversions import rgb_to_image_msg
+    from ros_ground.nodes.grounding_node import OWN_IMAGE_UNLOCATED
+
+    r = running(proposal_tolerance_s=0.05, proposal_max_age_s=10.0)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    camera_msg = _stream(r, stamp_sec=5)
+    assert r.client.wait(lambda: r.node.frames.recent_count(CAMERA), 10)
+    pub.publish(_proposal_msg(5))
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
+    other = rgb_to_image_msg(random_rgb(48, 64, seed=2))
+    other.header = camera_msg.header  # stamped as the camera frame, other pixels
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    answers = []
+    for image in (other, camera_msg):
+        handle = r.client.wait_future(r.client.action.send_goal_async(Ground.Goal(
+            prompt="Describe the image.", image=image, mode="auto")))
+        answers.append(r.client.wait_future(handle.get_result_async()).result.response)
+    assert [a.status for a in answers] == [R.STATUS_OK, R.STATUS_OK]
+    assert [a.mode for a in answers] == ["point", "entities"]
+    assert answers[0].position_error == OWN_IMAGE_UNLOCATED
+    assert answers[1].position_error != OWN_IMAGE_UNLOCATED
+
+
 def test_a_goals_own_image_is_named_by_its_pixels_not_its_header(running, monkeypatch):
     # helper-65: clients send one header (often a zero stamp) with every image; keyed by it,
     # SAM segmented the second image with the first one's embedding, and answered OK

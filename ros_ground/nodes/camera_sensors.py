@@ -7,6 +7,7 @@ are decoded on arrival, depth only when a request uses it. No request logic here
 
 from __future__ import annotations
 
+import numpy as np
 from rclpy.qos import qos_profile_sensor_data
 from ros_ground_msgs.msg import EntityProposals
 from sensor_msgs.msg import CameraInfo
@@ -104,6 +105,14 @@ class CameraSensors:
             camera, frame, stamp_to_ns(frame.header.stamp), self._decode_proposals,
             tolerance_ns=_ns(self.p["proposal_tolerance_s"]),
             max_age_ns=_ns(self.p["proposal_max_age_s"]), search_older=search_older)
+
+    def is_camera_frame(self, camera: str, frame: Frame) -> bool:
+        """Whether `frame` (a goal's own image) is one of the camera's remembered frames, the
+        same stamp and pixels: only then are the camera's proposals and depth for it."""
+        rgb = frame.rgb
+        return rgb is not None and any(
+            f.rgb is not None and f.rgb.shape == rgb.shape and np.array_equal(f.rgb, rgb)
+            for f in self.frames.stamped(camera, stamp_to_ns(frame.header.stamp)))
 
     def registered_depth(self, camera: str, header, size: tuple[int, int]):
         """(depth HxW metres, K) registered to the camera's frame with `header`, whose image is

@@ -46,6 +46,9 @@ from ros_ground.scheduler import Rejected, Scheduler, Ticket
 
 Status = GroundedResponse
 CAMERA = ""  # the default camera's name; FrameStore and Scheduler are keyed by camera name
+# the position_error of a goal's own image that is none of the camera's frames
+OWN_IMAGE_UNLOCATED = ("the goal's own image is none of the camera's recent frames (same stamp and "
+                       "pixels), so no depth frame is registered to it")
 _STATUS = {requests.BAD_INPUT: Status.STATUS_BAD_INPUT, requests.NO_IMAGE: Status.STATUS_NO_IMAGE}
 
 
@@ -266,11 +269,16 @@ class GroundingNode(ModelNode):
         if problem is not None:
             return self._answer(request, _STATUS[problem[0]], problem[1])
         # only `auto` may ground an older frame that has proposals; never a goal's own image,
-        # nor a region whose pixels were given on this frame
+        # nor a region whose pixels were given on this frame. A goal's own image takes the
+        # camera's proposals and depth only when it is one of the camera's frames: a client's
+        # own picture stamped near a camera frame is not that frame
         older = (request.camera_frame and request.region is None
                  and engine.requested_mode(request.mode) == "auto")
-        frame, proposals = self.sensors.match(request.camera, request.frame, older)
-        depth = self.sensors.pin_depth(request.camera, frame.header, frame.rgb.shape[:2])
+        camera_frame = request.camera_frame or self.sensors.is_camera_frame(request.camera, request.frame)
+        frame, proposals = (self.sensors.match(request.camera, request.frame, older) if camera_frame
+                            else (request.frame, None))
+        depth = (self.sensors.pin_depth(request.camera, frame.header, frame.rgb.shape[:2])
+                 if camera_frame else None)
         try:
             result = requests.ground(
                 engine, request, frame, proposals, accepted_at=ticket.accepted_at,
@@ -281,7 +289,8 @@ class GroundingNode(ModelNode):
         except InputError as exc:
             return self._answer(request, Status.STATUS_BAD_INPUT, str(exc))
         self._say_if_eager(engine)
-        unlocated = self.sensors.locate(request.camera, result, frame.header, depth)
+        unlocated = (self.sensors.locate(request.camera, result, frame.header, depth)
+                     if camera_frame else OWN_IMAGE_UNLOCATED)
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         response.position_error = unlocated
         if result.canceled:
