@@ -69,3 +69,25 @@ def test_a_goal_canceled_while_queued_never_executes(running, monkeypatch):  # n
     finally:
         release.set()
         r.client.destroy_action_client(action)
+
+
+def test_a_goal_gets_its_result_when_publishing_the_response_fails(running, monkeypatch):  # noqa: F811
+    # helper-69: a response publish that raised (a publisher cleanup destroyed under a request
+    # that outlived the wait for it) left the goal's execute callback waiting forever
+    r = running(max_new_tokens=4, attention_views=["identity"])
+    _stream(r)
+
+    def destroyed(msg):
+        raise RuntimeError("publisher's handle is not valid")
+
+    monkeypatch.setattr(r.node.outputs.responses[""], "publish", destroyed)
+    action = r.client.action_client()
+    try:
+        assert action.wait_for_server(timeout_sec=10)
+        handle = r.client.wait_future(action.send_goal_async(Ground.Goal(prompt="Describe.")))
+        result = r.client.wait_future(handle.get_result_async(), 60)
+        assert result.status == GoalStatus.STATUS_SUCCEEDED
+        assert result.result.response.status == R.STATUS_OK
+        assert r.node.goals.wait_finished(5)
+    finally:
+        r.client.destroy_action_client(action)

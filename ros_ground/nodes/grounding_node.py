@@ -306,7 +306,10 @@ class GroundingNode(ModelNode):
                             reason if self.scheduler.is_open() else f"{reason} before the request ran")
 
     def _failed(self, ticket: Ticket, exc: BaseException) -> GroundedResponse:
-        release_memory(models_dropped=False)
+        try:
+            release_memory(models_dropped=False)
+        except Exception as freeing:  # noqa: BLE001 - the request is answered whatever the allocator says
+            self.get_logger().warning(f"freeing memory after a failed request: {freeing}")
         self.get_logger().error(f"request {ticket.payload.request_id} failed: "
                                 f"{type(exc).__name__}: {exc}")
         return self._answer(ticket.payload, Status.STATUS_MODEL_ERROR,

@@ -36,12 +36,15 @@ class CameraOutputs:
 
     def deliver(self, request, response: GroundedResponse) -> None:
         """The one answer of a request (requests.Request): on its camera's `response`, and as
-        its goal's result."""
+        its goal's result, even when publishing raises (a publisher cleanup destroyed under a
+        request that outlived the wait for it): its execute callback waits for it."""
         publisher = self.responses.get(request.camera)
-        if publisher is not None:
-            publisher.publish(response)
-        if request.goal_handle is not None:
-            self._goals.finish(request.goal_handle, response)
+        try:
+            if publisher is not None:
+                publisher.publish(response)
+        finally:
+            if request.goal_handle is not None:
+                self._goals.finish(request.goal_handle, response)
 
     def show(self, camera: str, frame, result, response: GroundedResponse, overlay: bool) -> None:
         """The overlay of `result` on `frame` (when `overlay`) and the markers of `response`,
