@@ -215,6 +215,19 @@ def test_several_cameras_have_their_own_topics(running):  # noqa: F811
         right.close()
 
 
+def test_reconfigured_with_fewer_cameras_the_node_forgets_the_others(running):  # noqa: F811
+    from rclpy.parameter import Parameter
+
+    r = running(cameras=["left", "right"])
+    assert sorted(r.node.sensors.inputs) == ["left", "right"]
+    for transition in ("deactivate", "cleanup"):
+        assert getattr(r.node, f"trigger_{transition}")().name == "SUCCESS"
+    r.node.set_parameters([Parameter("cameras", value=["left"])])
+    for transition in ("configure", "activate"):
+        assert getattr(r.node, f"trigger_{transition}")().name == "SUCCESS"
+    assert list(r.node.sensors.inputs) == list(r.node.sensors.depth_inputs) == ["left"]
+
+
 def test_a_click_in_a_frame_two_cameras_share_is_warned_about(running, monkeypatch):  # noqa: F811
     from geometry_msgs.msg import PointStamped
 

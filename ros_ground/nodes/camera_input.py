@@ -6,6 +6,7 @@ Used by both model nodes; the decisions are ros_ground.camera_watch's (no ROS th
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import deque
@@ -151,8 +152,8 @@ class CameraInput:
     def stale_reason(self, max_age_s: float) -> str:
         """What a frame of this topic older than `max_age_s` says of the camera
         (camera_watch.stale_reason): none publishes, or they arrive too far apart."""
-        gaps = sorted(self._gaps_ns)
-        gap_s = gaps[len(gaps) // 2] / 1e9 if len(gaps) >= 2 else None
+        gaps = list(self._gaps_ns)
+        gap_s = statistics.median(gaps) / 1e9 if len(gaps) >= 2 else None
         return camera_watch.stale_reason(self._node.count_publishers(self.topic), gap_s, max_age_s)
 
     def _on_msg(self, msg) -> None:

@@ -52,8 +52,11 @@ class CameraSensors:
 
     def open(self, cameras: list[str], callback_group) -> list:
         """Subscribe each camera's image, proposals, proposals_started, depth and camera_info;
-        returns the entities (and a timer checking the image streams) for the node to close."""
+        returns the entities (and a timer checking the image streams) for the node to close;
+        the cameras of an earlier `open` are forgotten (`cameras` may have changed since)."""
         node, opened = self._node, []
+        for table in (self.inputs, self.depth_inputs, self._proposals_topics):
+            table.clear()
         topics = (camera_topics(cameras, name) for name in
                   ("image", "proposals", "proposals_started", "depth", "camera_info"))
         for camera, image, proposals, started, depth, info in zip(cameras, *topics):
