@@ -35,8 +35,6 @@ from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
 from ros_ground.sam.predictor import timed_stage
 from ros_ground.streaming import PhraseStream, ProgressCallback
 
-MODES = settings.MODES
-
 
 def needs_sam(mode: str, proposals) -> bool:
     """Selecting among given `proposals` needs no SAM (no wait behind a node sharing it)."""
@@ -124,8 +122,8 @@ class GroundingEngine:
         when a caller queued the request) makes timing_ms["total"] include the wait in that queue.
         Raises InputError for an image or mode it cannot take.
         """
-        if mode and mode not in MODES:
-            raise InputError(f"mode must be one of {MODES} or empty, got {mode!r}")
+        if mode and mode not in settings.MODES:
+            raise InputError(f"mode must be one of {settings.MODES} or empty, got {mode!r}")
         cfg = self._config(config, mode)
         check_image(image)
         t_start = time.perf_counter()
@@ -147,7 +145,8 @@ class GroundingEngine:
                                                 image_key=image_key)
         # reading the views is part of grounding the answer, as the response reports it
         result.timing_ms["grounding"] += result.timing_ms.get("views", 0.0)
-        result.timing_ms["total"] = (time.perf_counter() - (accepted_at or t_start)) * 1e3
+        start = t_start if accepted_at is None else accepted_at
+        result.timing_ms["total"] = (time.perf_counter() - start) * 1e3
         return result
 
     def generate(self, image: np.ndarray, prompt: str, config: EngineConfig | None = None,
