@@ -216,6 +216,14 @@ def _spatial_object(token) -> bool:
             or (word == "of" and head in PLACE_NOUNS))
 
 
+def _interjected_noun(nlp, token) -> bool:
+    """Whether `token`, tagged an interjection, is a noun the tagger took for one before
+    courtesy: "Tray" of "Tray, please." ("Tray." alone is a noun; "Yes", "Sure", "Wow" stay
+    interjections, and NOT_OBJECTS words such as "hello" are none)."""
+    return (token.pos_ == "INTJ" and token.is_alpha and token.lower_ not in NOT_OBJECTS
+            and nlp(token.text + ".")[0].pos_ in ("NOUN", "PROPN"))
+
+
 def _imperative(nlp, word: str) -> bool:
     """Whether `word`, a phrase opening its piece, is a verb the tagger took for a proper noun
     for its capital: one of COMMAND_VERBS ("Lay the duck ..."), or a word it tags a verb once
@@ -261,9 +269,11 @@ def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
         found += [head_phrase(t) for t in loose
                   if not any(p.char_start <= t.idx < p.char_end for p in found)]
         return sorted(found, key=lambda p: p.char_start)
-    # "mug" of "Red mug, please." is an adverbial noun (npadvmod) of "please"
+    # "mug" of "Red mug, please." is an adverbial noun (npadvmod) of "please", and "Tray" of
+    # "Tray, please." an interjection that alone is a noun
     heads = sorted({t.i: t for t in [t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS or (
-        t.dep_ == "npadvmod" and t.pos_ in ("NOUN", "PROPN"))] + loose}.values(), key=lambda t: t.i)
+        t.dep_ == "npadvmod" and t.pos_ in ("NOUN", "PROPN")) or _interjected_noun(nlp, t)]
+        + loose}.values(), key=lambda t: t.i)
     if not heads and after_cut:
         heads = [t for t in doc if t.dep_ == "ROOT"]
     return [head_phrase(t) for t in heads

@@ -128,6 +128,9 @@ COMMANDS = {
     "Mug.": "Mug",
     "Cube?": "Cube",
     "Tray.": "Tray",
+    "Tray, please.": "Tray",  # tagged an interjection before "please"
+    "Yes, please.": None,
+    "Sure, please.": None,
     "What is it?": None,
     "": None,
 }
