@@ -6,7 +6,8 @@ placing verb moves (command.PLACEMENT_VERBS), its destination ("put the mug *beh
 A relation right after a placed object, with no copula, says where it goes, unless a
 destination follows its landmark ("put the mug left of the tray *on the shelf*": the relation
 then says which mug); a relation after the destination says which one ("put the mug behind the
-tray *left of the duck*"). The place prepositions (`PLACE_WORDS`: on, in, next to, to) name a
+tray *left of the duck*"). The place prepositions (`PLACE_WORDS`: on, in, next to, to, under,
+above) name a
 destination only: "the mug on the tray" is not judged in the image.
 """
 
@@ -90,7 +91,8 @@ def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:
 PLACE_WORDS = {"on": "on", "onto": "on", "on top of": "on", "atop": "on", "in": "in",
                "into": "in", "inside": "in", "inside of": "in", "next to": "next to",
                "beside": "next to", "by": "next to", "near": "next to", "close to": "next to",
-               "to": "to"}
+               "to": "to", "under": "under", "underneath": "under", "beneath": "under",
+               "below": "under", "above": "above", "over": "above"}
 
 
 # words that may stand before a destination's preposition: "put it *down* on the tray"

@@ -276,6 +276,10 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Put the mug beside the duck.", None, None, "the duck", "next to", None, None),
     ("Stack the blue mug on the red mug.", None, None, "the red mug", "on", None, None),
     ("Put the mug behind the tray.", None, None, "the tray", "behind", None, None),
+    ("Put the red mug under the shelf.", None, None, "the shelf", "under", None, None),
+    ("Place the cube beneath the table.", None, None, "the table", "under", None, None),
+    ("Hold the duck above the tray.", None, None, None, "", None, None),  # no placing verb
+    ("Move the duck over the box.", None, None, "the box", "above", None, None),
     # the relation after the destination says which one
     ("Put the red mug behind the tray left of the duck.", None, None, "the tray", "behind",
      "the duck", "left"),
