@@ -25,6 +25,10 @@ class Rejected(Exception):
     """`submit` could not queue the request (closed, or the queue is full); says why."""
 
 
+class Closed(Rejected):
+    """`submit` could not queue the request: the scheduler is closed (`closed_because`)."""
+
+
 @dataclass(eq=False)
 class Ticket:
     """One accepted request: its payload, its source and when it was accepted."""
@@ -101,10 +105,10 @@ class Scheduler:
 
     # ---- requests --------------------------------------------------------------------------
     def submit(self, payload, source: str = "") -> Ticket:
-        """Queue a request; raises Rejected (with the reason) when closed or full."""
+        """Queue a request; raises Closed when closed, Rejected when full (each says why)."""
         with self._cond:
             if not self._open:
-                raise Rejected("not accepting requests (node not active)")
+                raise Closed(f"not accepting requests ({self.closed_because or 'node not active'})")
             waiting = sum(len(q) for q in self._queues.values())
             # one request runs and `queue_size` wait; an idle worker takes the next at once
             if waiting >= self.queue_size + (0 if self._running else 1):

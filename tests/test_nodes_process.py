@@ -203,6 +203,15 @@ def test_lifecycle_deactivate_and_activate(client):
     assert state() == "active"
     assert change(Transition.TRANSITION_DEACTIVATE)
     assert state() == "inactive"
+    # the ask server stays (the results of goals answered at deactivate reach their clients)
+    # and rejects goals, which `ros-ground ask` says with the command that tells the state
+    import subprocess
+    import sys
+    refused = subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", "ask", "hi", "--namespace",
+                              NS, "--timeout", "30"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert (f"the goal was rejected: is the node active? (`ros-ground lifecycle {NS}/grounding_node`"
+            in refused.stdout + refused.stderr), refused.stdout + refused.stderr
     assert change(Transition.TRANSITION_ACTIVATE)
     assert state() == "active"
     client.stream(random_rgb(60, 80, seed=6), stamp_sec=12)

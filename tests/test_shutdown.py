@@ -27,7 +27,7 @@ rclpy = pytest.importorskip("rclpy")
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from ros_ground_msgs.action import Ground  # noqa: E402
-from ros_ground_msgs.msg import EntityProposals  # noqa: E402
+from ros_ground_msgs.msg import EntityProposals, GroundedResponse  # noqa: E402
 
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import rgb_to_image_msg  # noqa: E402
@@ -74,19 +74,21 @@ def _wait_active(client: Client, namespace: str, nodes, proc, timeout: float = 1
         client.node.destroy_client(service)
 
 
-def _make_busy(client: Client, nodes) -> None:
+def _make_busy(client: Client, nodes) -> list:
+    """Make the process busy; the result futures of its `ask` goals (one running, two queued)."""
     client.stream(random_rgb(48, 64))
     if "grounding_node" in nodes:
         assert client.action.wait_for_server(timeout_sec=30)
         feedback = []
         goal = Ground.Goal(prompt="Describe the scene.", image=rgb_to_image_msg(random_rgb(48, 64)))
         sent = [client.action.send_goal_async(goal, feedback_callback=feedback.append)
-                for _ in range(3)]  # one running, two queued
-        handle = client.wait_future(sent[0], 30)
-        assert handle.accepted
-        result = handle.get_result_async()
-        assert client.wait(lambda: feedback or result.done(), 60)
-        assert feedback, f"the generation never started: {result.result().result.response}"
+                for _ in range(3)]
+        handles = [client.wait_future(f, 30) for f in sent]
+        assert all(h.accepted for h in handles)
+        results = [h.get_result_async() for h in handles]  # asked for at once, as clients do
+        assert client.wait(lambda: feedback or results[0].done(), 60)
+        assert feedback, f"the generation never started: {results[0].result().result.response}"
+        return results
     else:
         proposals = []
         sub = client.node.create_subscription(EntityProposals, "proposals", proposals.append,
@@ -94,6 +96,7 @@ def _make_busy(client: Client, nodes) -> None:
         # the generator runs back to back (min_period_s 0): after one result the next is running
         assert client.wait(lambda: proposals, 60), "no proposals"
         client.node.destroy_subscription(sub)
+        return []
 
 
 @pytest.mark.timeout(300 + 120 * REPEAT)  # each try starts a process: tens of seconds under load
@@ -108,8 +111,7 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
         client = Client(namespace=namespace)
         try:
             _wait_active(client, namespace, nodes, proc)
-            if busy:
-                _make_busy(client, nodes)
+            results = _make_busy(client, nodes) if busy else []
             sent, sent_wall = time.monotonic(), time.time()  # wall clock: compare with the log
             proc.send_signal(signum)
             try:
@@ -124,6 +126,11 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
             assert code == 0, f"{when}: exit status {code}\n{output}"
             assert took < EXIT_WITHIN_S, f"{when}: exited too late\n{output}"
             assert "Traceback" not in output, output
+            # helper-67: the goals answered at the stop got no result, and their clients waited
+            client.wait(lambda futures=results: all(f.done() for f in futures), 2)
+            answered = [f.done() for f in results]
+            assert all(answered), f"{when}: {sum(answered)} of {len(results)} goals got a result"
+            assert {f.result().result.response.status for f in results} <= {GroundedResponse.STATUS_CANCELED}
         finally:
             client.close()
             if proc.poll() is None:

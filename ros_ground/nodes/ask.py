@@ -59,7 +59,10 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
         _wait(node, send.done, deadline)
         handle = send.result()
         if handle is None or not handle.accepted:
-            raise RuntimeError("the goal was rejected")
+            # the server takes no goal while the node is inactive (deactivated, not reactivated)
+            node_name = f"{namespace.rstrip('/')}/grounding_node" if namespace else "grounding_node"
+            raise RuntimeError(f"the goal was rejected: is the node active? (`ros-ground lifecycle "
+                               f"{node_name}` says its state)")
         result = handle.get_result_async()
         try:
             _wait(node, result.done, deadline)

@@ -42,7 +42,7 @@ from ros_ground.nodes.outputs import CameraOutputs
 from ros_ground.nodes.process import run_executable
 from ros_ground.regions import click_region, goal_region
 from ros_ground.requests import Request
-from ros_ground.scheduler import Rejected, Scheduler, Ticket
+from ros_ground.scheduler import Closed, Rejected, Scheduler, Ticket
 
 Status = GroundedResponse
 CAMERA = ""  # the default camera's name; FrameStore and Scheduler are keyed by camera name
@@ -63,6 +63,7 @@ class GroundingNode(ModelNode):
         super().__init__(name, settings.GROUNDING, **kwargs)
         self._sam_provider = sam_provider
         self._engine = None
+        self._ask = None  # the `ask` action server, from the first activate to cleanup
         self._eager_said = 0  # requests decoded eagerly with compile on, already logged
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
         self._cameras: list[str] = []
@@ -113,7 +114,7 @@ class GroundingNode(ModelNode):
     def unload(self) -> None:
         if self._engine is not None and self._engine.lmm.decoder is not None:
             self._engine.lmm.decoder.release()
-        self._engine = None
+        self._engine = self._ask = None  # the server was destroyed with the configured ones
         self.outputs.clear()
         self.sensors.clear()
 
@@ -129,14 +130,15 @@ class GroundingNode(ModelNode):
                                              RELIABLE, callback_group=commands))
         self.opened(self.create_service(Trigger, "describe", self._on_describe,
                                         callback_group=commands))
-        self.opened(ActionServer(
-            # every goal is executed by self.goals with its own callback: this default never runs
-            self, Ground, "ask", execute_callback=lambda handle: Ground.Result(),
-            goal_callback=lambda goal: GoalResponse.ACCEPT,
-            handle_accepted_callback=self._on_goal, cancel_callback=self._on_cancel,
-            # keep-all, as for commands: the default history (10) drops a burst of goals
-            goal_service_qos_profile=RELIABLE, result_service_qos_profile=RELIABLE,
-            cancel_service_qos_profile=RELIABLE, callback_group=ReentrantCallbackGroup()))
+        if self._ask is None:  # made at the first activate, kept until cleanup: see configured
+            self._ask = self.configured(ActionServer(
+                # every goal is executed by self.goals with its own callback: this one never runs
+                self, Ground, "ask", execute_callback=lambda handle: Ground.Result(),
+                goal_callback=self._on_goal_request,
+                handle_accepted_callback=self._on_goal, cancel_callback=self._on_cancel,
+                # keep-all, as for commands: the default history (10) drops a burst of goals
+                goal_service_qos_profile=RELIABLE, result_service_qos_profile=RELIABLE,
+                cancel_service_qos_profile=RELIABLE, callback_group=ReentrantCallbackGroup()))
         self.scheduler.open()
         self.get_logger().info(f"active: send a std_msgs/String on "
                                f"{camera_topics(self._cameras, 'command')}, a goal to 'ask' or "
@@ -187,6 +189,15 @@ class GroundingNode(ModelNode):
         response.message = error or request.request_id
         return response
 
+    def _on_goal_request(self, goal) -> GoalResponse:
+        # the server lives from configure to cleanup, so that the results of goals answered
+        # at deactivate reach their clients; while inactive it takes no goal
+        if self.scheduler.is_open():
+            return GoalResponse.ACCEPT
+        self.get_logger().warning("ask goal rejected: the node is not active",
+                                  throttle_duration_sec=5.0)
+        return GoalResponse.REJECT
+
     def _on_goal(self, goal_handle) -> None:
         goal = goal_handle.request
         own = bool(goal.image.width or goal.image.height or len(goal.image.data))
@@ -214,6 +225,8 @@ class GroundingNode(ModelNode):
         if problem is None:
             try:
                 return self.scheduler.submit(request, f"{request.camera}/{kind}"), ""
+            except Closed as exc:  # deactivating: as a request queued then is answered
+                problem = (Status.STATUS_CANCELED, str(exc))
             except Rejected as exc:
                 problem = (Status.STATUS_REJECTED_BUSY, str(exc))
         self.outputs.deliver(request, self._answer(request, *problem))

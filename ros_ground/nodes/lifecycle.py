@@ -2,7 +2,9 @@
 the topics, services and action servers a node opens on activate, closed in one place.
 
 A subclass implements `load` (configure: build models from the parameter values; raise on
-failure), `open` (activate: create subscriptions, services, action servers through `opened`),
+failure), `open` (activate: create subscriptions and services through `opened`, and, at the
+first activate, action servers through `configured`: kept until cleanup, so the results of goals
+answered at deactivate still reach their clients, they refuse goals while inactive),
 `before_close` (deactivate: answer what is pending while the publishers still publish),
 `unload` (cleanup) and `apply` (a checked live change). Publishers are lifecycle publishers,
 made at configure with `create_lifecycle_publisher`: they publish only while active.
@@ -34,6 +36,7 @@ class ModelNode(LifecycleNode):
             self.get_logger().error(f"parameter {name}: {why}; the node will not configure "
                                     f"until {name} is set to a valid value")
         self._opened: list = []
+        self._configured: list = []  # action servers, from configure to cleanup
         self._lifecycle_pubs: list = []
         self.add_pre_set_parameters_callback(params.retype_changes(self, settings))
         self.add_on_set_parameters_callback(params.refusing_on_error(self._on_set_parameters))
@@ -46,8 +49,7 @@ class ModelNode(LifecycleNode):
         """Cleanup (and a failed configure): drop the models."""
 
     def open(self, p: dict) -> None:
-        """Activate: create subscriptions, services and action servers (register each with
-        `opened`)."""
+        """Activate: create subscriptions and services (register each with `opened`)."""
 
     def before_close(self) -> None:
         """Deactivate, before the entities close: answer or drop pending work."""
@@ -66,6 +68,12 @@ class ModelNode(LifecycleNode):
 
     def opened(self, entity):
         self._opened.append(entity)
+        return entity
+
+    def configured(self, entity: ActionServer) -> ActionServer:
+        """An action server kept until cleanup or shutdown (made at the first activate, so a
+        client's `wait_for_server` still waits for the node to start)."""
+        self._configured.append(entity)
         return entity
 
     def lifecycle_publisher(self, msg_type, topic: str, qos) -> Publisher:
@@ -138,7 +146,9 @@ class ModelNode(LifecycleNode):
         """Destroy the lifecycle publishers and drop the models (cleanup, a failed configure)."""
         for publisher in self._lifecycle_pubs:
             self.destroy_lifecycle_publisher(publisher)
-        self._lifecycle_pubs = []
+        for server in self._configured:
+            server.destroy()
+        self._lifecycle_pubs, self._configured = [], []
         self.unload()
         release_memory(models_dropped=True)
 

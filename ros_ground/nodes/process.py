@@ -45,6 +45,9 @@ from typing import NoReturn
 # how often the spin loop looks for a stop request, and how long it waits for callbacks to end
 SIGNAL_POLL_S = 0.2
 STOP_WITHIN_S = 2.0
+# the ask goals answered at a stop send their results within this, then their replies this long
+RESULTS_WITHIN_S = 1.0
+RESULT_REPLIES_S = 0.2
 # a signal during the start: how long the watchdog leaves the handler to end the process (it
 # flushes the output; the watchdog cannot, as the main thread may hold the streams' locks)
 STARTING_HANDLER_S = 0.5
@@ -221,17 +224,33 @@ def _rcl_message(exc: Exception) -> str:
 
 
 def _stop_nodes(nodes: list, executor) -> None:
+    goals = [n.goals for n in nodes if hasattr(n, "goals")]  # GroundingNode's PendingGoals
+    answering = any(len(g) for g in goals)
     for node in nodes:
         shutdown = getattr(node, "shutdown_worker", None)
         if shutdown:
             shutdown()  # queued requests answered CANCELED, the running one stops
     if executor is not None:
+        if answering:
+            _send_results(goals, executor)
         executor.shutdown(timeout_sec=STOP_WITHIN_S)  # callbacks in flight end first
     for node in nodes:
         node.destroy_node()  # each node leaves the graph now, not at its peers' lease timeout
     import rclpy
 
     rclpy.try_shutdown()
+
+
+def _send_results(goals: list, executor) -> None:
+    """Spin on until the `ask` goals the stop answered have sent their results (at most
+    RESULTS_WITHIN_S): a goal's result goes out from executor callbacks (its execute callback,
+    then rclpy's reply to the client's result request), and the loop that ran them has ended."""
+    deadline = time.monotonic() + RESULTS_WITHIN_S
+    while any(len(g) for g in goals) and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    replies = min(deadline, time.monotonic() + RESULT_REPLIES_S)
+    while time.monotonic() < replies:
+        executor.spin_once(timeout_sec=0.05)
 
 
 def run_module(module: str) -> NoReturn:
