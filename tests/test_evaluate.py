@@ -165,12 +165,14 @@ def test_region_report_text_reads_like_the_others():
 
     report = {"scenes": 2, "regions": 5, "prompt": "What is this?", "seed": 3,
               "region_naming_accuracy": 0.6, "region_naming_color_accuracy": None,
+              "region_mask_accuracy": 0.4,
               "region_naming_baseline": 0.2, "region_naming_color_baseline": 0.0,
               "seconds_per_answer": {"region": 0.1, "baseline": 0.2}, "samples": []}
     lines = format_region_report(report, "tiny").splitlines()
     assert lines[0] == "2 scenes (seeds 3..4), 5 regions, model tiny, prompt 'What is this?'"
     assert lines[2].split() == ["region_naming_accuracy", "0.600", "0.200"]
     assert lines[3].split() == ["region_naming_color_accuracy", "n/a", "0.000"]
+    assert lines[4].split() == ["region_mask_accuracy", "0.400", "-"]
 
 
 def test_region_eval_prints_the_plain_report_unless_json(capsys):

@@ -159,3 +159,21 @@ def test_the_sim_config_finds_a_kind_the_frame_lacks_absent(lmm, sam):
     config = EngineConfig(mode="auto", entity_scoring=params["entity_scoring"])
     assert engine.ground(scene.rgb, "Where is the cylinder?", proposals=proposals,
                          config=config).target == 0
+
+
+def test_a_region_answer_is_grounded_on_the_region(lmm, sam):
+    """helper-68: "What is this?" about the purple sphere was answered "a purple lego brick"
+    outlined on the blue mug: the maps of the flipped views, read without the region in the
+    context, were averaged in. The answer's own maps put it on the region."""
+    from ros_ground.engine import EngineConfig, GroundingEngine
+    from ros_ground.metrics import iou
+    from ros_ground.phrases import load_spacy
+    from ros_ground.regions import Region
+
+    scene = generate_scene(7)  # an evaluation seed
+    sphere = next(o for o in scene.objects if o.name == "purple sphere")
+    engine = GroundingEngine(lmm, sam, load_spacy("en_core_web_sm"), EngineConfig(
+        mode="point", region_token="encoder"))  # attention_views: all four, the default
+    result = engine.ground_region(scene.rgb, "What is this?", Region(sphere.mask, "mask"))
+    assert result.phrases and iou(result.phrases[0].mask, sphere.mask) >= 0.5, \
+        [(p.text, p.bbox) for p in result.phrases]

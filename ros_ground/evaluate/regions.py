@@ -5,6 +5,9 @@ the object's mask as the region (`GroundingEngine.generate_region`) and once per
 any region (the baseline: what the model says unprompted by a region). An answer names the
 region when the first category word it says (`Vocabulary.parse`) is the object's category;
 `region_naming_color_accuracy` also needs the colour word before it to be the object's.
+`region_mask_accuracy` is the share of region answers whose first grounded phrase (the one
+naming what "this" is) has a mask of IoU >= 0.5 with the object's: where the answer says the
+region is, as a robot or rviz reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from ros_ground.evaluate.progress import scene_progress
-from ros_ground.metrics import Vocabulary
+from ros_ground.metrics import Vocabulary, iou
 from ros_ground.regions import Region
 
 REGION_PROMPT = "What is this?"
@@ -42,7 +45,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
     from ros_ground.train.data import check_eval_seeds
 
     check_eval_seeds(seed, scenes)
-    counts = {"region": [0, 0], "region_color": [0, 0], "baseline": [0, 0],
+    counts = {"region": [0, 0], "region_color": [0, 0], "region_mask": [0, 0], "baseline": [0, 0],
               "baseline_color": [0, 0]}
     seconds = {"region": 0.0, "baseline": 0.0}
     samples = []
@@ -57,8 +60,12 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
         said = []  # (object, its region's answer, what that answer names of it)
         for obj in scene.objects:
             t0 = time.perf_counter()
-            text = engine.generate_region(scene.rgb, prompt, Region(obj.mask, "mask"), key).text
+            result = engine.ground_region(scene.rgb, prompt, Region(obj.mask, "mask"), image_key=key)
             seconds["region"] += time.perf_counter() - t0
+            text = result.text
+            grounded = [p for p in result.phrases if p.mask is not None and p.mask.any()]
+            counts["region_mask"][0] += bool(grounded) and iou(grounded[0].mask, obj.mask) >= 0.5
+            counts["region_mask"][1] += 1
             said.append((obj, text, names(text, obj, vocabulary)))
             for name, (category, color) in (("region", said[-1][2]),
                                             ("baseline", names(plain, obj, vocabulary))):
@@ -77,6 +84,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
         "scenes": scenes, "regions": answers, "prompt": prompt, "seed": seed, "scene_set": scene_set,
         "region_naming_accuracy": rate["region"],
         "region_naming_color_accuracy": rate["region_color"],
+        "region_mask_accuracy": rate["region_mask"],
         "region_naming_baseline": rate["baseline"],
         "region_naming_color_baseline": rate["baseline_color"],
         "seconds_per_answer": {"region": round(seconds["region"] / max(answers, 1), 4),

@@ -116,6 +116,7 @@ def format_region_report(report: dict, model: str = "") -> str:
     for key, baseline in (("region_naming_accuracy", "region_naming_baseline"),
                           ("region_naming_color_accuracy", "region_naming_color_baseline")):
         lines.append(f"{key:<30}{_rate(report[key]):>8}{_rate(report[baseline]):>11}")
+    lines.append(f"{'region_mask_accuracy':<30}{_rate(report['region_mask_accuracy']):>8}{'-':>11}")
     seconds = report["seconds_per_answer"]
     lines.append(f"seconds per answer: {seconds['region']} with the region, "
                  f"{seconds['baseline']} without")
