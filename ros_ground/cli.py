@@ -14,72 +14,13 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ros_ground import param_files, settings
+from ros_ground import settings
 from ros_ground.arg_types import int_at_least, ints, positive_seconds, scene_set
-
-if TYPE_CHECKING:  # the engine imports torch: only a subcommand that runs a model loads it
-    from ros_ground.engine import EngineConfig
-
-
-def _flag_type(setting: settings.Setting) -> Callable[[str], object]:
-    """argparse type of a setting's flag: its default's type, a list as VALUE[,VALUE...], each
-    value checked against the setting so a bad one is a usage error naming the flag."""
-    kind = type(setting.default)
-
-    def parse(text: str):
-        try:
-            value = [v.strip() for v in text.split(",")] if kind is list else kind(text)
-            setting.check(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-        return value
-
-    return parse
-
-
-def engine_config(args: argparse.Namespace) -> EngineConfig:
-    """The EngineConfig the engine flags of `_add_model_args` describe."""
-    from ros_ground.engine import EngineConfig
-
-    return EngineConfig.from_settings(vars(args))
-
-
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting marked `cli`, named and defaulting like the node parameter."""
-    for s in settings.GROUNDING:
-        if s.cli:
-            _add_setting_flag(parser, s, "the node's")
-
-
-def _add_proposal_args(parser: argparse.ArgumentParser) -> None:
-    """One flag per mask-proposal setting (settings.AMG_NAMES), named and defaulting like the
-    mask_proposal_node's parameter: the proposals of mode auto / entities."""
-    for s in settings.PROPOSAL:
-        if s.name in settings.AMG_NAMES:
-            _add_setting_flag(parser, s, "in mode auto / entities, the mask_proposal_node's")
-
-
-def _add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whose: str) -> None:
-    flag = "--" + s.name.replace("_", "-")
-    allowed = f"; {s.range_text()}" if s.range_text() else ""
-    help_text = f"{s.description} (default %(default)s{allowed}; {whose} {s.name})"
-    if isinstance(s.default, bool):
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default,
-                            help=help_text)
-        return
-    default = s.default if s.default != "" else None  # "" on the node means "not given"
-    if isinstance(default, list):
-        default = ",".join(default)  # argparse parses a string default through `type`
-    parser.add_argument(flag, type=_flag_type(s), default=default,
-                        metavar="VALUE[,VALUE...]" if isinstance(s.default, list) else None,
-                        help=help_text)
-
+from ros_ground.cli_flags import add_model_args, add_proposal_args, engine_config, file_flags
 
 _positive = int_at_least(1)
 _non_negative = int_at_least(0)  # a scene seed
-
 
 
 def build_parser(extra_commands: Callable | None = None, ground_defaults: dict | None = None
@@ -94,10 +35,12 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
     ground.add_argument("--prompt", default="Describe the image in detail.",
                         help="a description request, question or command (default: %(default)r)")
     ground.add_argument("--params-file", metavar="FILE.yaml", action="append",
-                        help="the grounding_node's parameters from a ROS 2 parameter file (e.g. "
-                             "config/sim.yaml, as the launch file gives the node); again for "
-                             "more files, a later one winning; flags win")
-    _add_model_args(ground)
+                        help="the grounding_node's parameters, and the mask_proposal_node's "
+                             "proposal settings, from a ROS 2 parameter file (e.g. "
+                             "config/sim.yaml, as the launch file gives the nodes; not compile); "
+                             "again for more files, a later one winning; flags win")
+    add_model_args(ground)
+    add_proposal_args(ground)
     ground.add_argument("--depth", metavar="FILE",
                         help="depth registered to the image: a 16-bit PNG in millimetres or a "
                              ".npy in metres (0/NaN = no return); gives each phrase a 3-D "
@@ -132,14 +75,14 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
     evaluate.add_argument("--seed", type=_non_negative, default=0,
                           help="seed of the first scene; the scenes are SEED..SEED+SCENES-1, "
                                "disjoint from the training seeds (default %(default)s)")
-    _add_model_args(evaluate)
+    add_model_args(evaluate)
     evaluate.add_argument("--prompt", default="describe", choices=(
         "describe", "refer", "both", "command", "region", "absent"), help=(
         "describe: every object; refer: 'Where is X?'; command: 'Pick up X.' / 'Where is X?', "
         "scored as commands (target_accuracy, 3-D error); both: describe and refer; region: 'What "
         "is this?' about each object's region (region_naming_accuracy); absent: the command, then "
         "commands about what the scene lacks, scored by whether they get no target"))
-    _add_proposal_args(evaluate)
+    add_proposal_args(evaluate)
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--dump", metavar="DIR",
                           help="write overlays and per-scene records into this folder (created; "
@@ -198,7 +141,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
     from ros_ground.engine import build_engine_from_settings  # torch: after the inputs are read
 
-    engine = build_engine_from_settings(vars(args))
+    engine = build_engine_from_settings(vars(args), config=engine_config(args))
     entities = engine.requested_mode() == "entities"
     if args.region or args.point:
         # as the node does with its proposal node's masks: a box becomes the proposal of highest
@@ -221,17 +164,21 @@ def cmd_ground(args: argparse.Namespace) -> int:
     if entities and result.mode == "point":
         print("ros-ground ground: SAM proposed no entity masks in this image; grounded in point "
               "mode instead", file=sys.stderr)
+    # why the phrases have no 3-D position, as the node's response says it
+    position_error = "no --depth and --camera-info given"
     if depth_k is not None:
-        from ros_ground.spatial import locate_result
+        from ros_ground.spatial import locate_result, unlocated_phrases
 
         locate_result(result, *depth_k)
+        position_error = unlocated_phrases(result)
     if args.overlay:
         save_png(args.overlay, draw_overlay(image, with_target(result.phrases, result.prompt_phrases,
                                                                result.target)))
     if args.json:
-        print(json.dumps(result.to_json()))
+        print(json.dumps({**result.to_json(), "position_error": position_error}))
     else:
-        print(format_result(result))
+        print(format_result(result) + (f"\nNo 3-D positions: {position_error}"
+                                       if position_error and depth_k is not None else ""))
     return 0
 
 
@@ -323,32 +270,6 @@ ROS_COMMANDS = ("ask", "demo", "lifecycle")  # added by ros_ground.nodes.cli, th
 CORE_COMMANDS = {"ground": cmd_ground, "eval": cmd_eval, "bench": cmd_bench, "train": cmd_train}
 
 
-def _file_flags(path: str) -> dict:
-    """The flag values a parameter file gives `ground` (param_files.params_file), each checked as
-    its flag would be; ValueError naming the file and the parameter. The node's other
-    parameters (queue_size, image_qos, ...) have no flag and are not used here."""
-    flags = {s.name: s for s in settings.GROUNDING if s.cli or s.name in _GROUND_LIMITS}
-    found = {}
-    for name, value in param_files.params_file(path, "grounding_node", settings.GROUNDING).items():
-        setting = flags.get(name)
-        if setting is None:
-            continue
-        if isinstance(setting.default, bool) != isinstance(value, bool) or value is None:
-            raise ValueError(f"{path}: {name} must be {type(setting.default).__name__}, got "
-                             f"{value!r}")
-        if not isinstance(value, bool):
-            value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-            try:
-                (_flag_type(setting) if setting.cli else _positive)(value)  # the limits' type
-            except (argparse.ArgumentTypeError, ValueError) as exc:
-                raise ValueError(f"{path}: {name}: {exc}") from None
-        found[name] = value
-    return found
-
-
-_GROUND_LIMITS = ("max_image_pixels", "max_prompt_chars")  # node limits `ground` has flags of
-
-
 def _attach_negative_values(argv: list[str], flags=("--region", "--point")) -> list[str]:
     """argv with a pixel list that starts with "-" joined to its flag ("--region -5,10,20,20"
     -> "--region=-5,10,20,20"): argparse reads it as an option and said "expected one
@@ -375,7 +296,7 @@ def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
         found = {}
         try:
             for path in args.params_file:
-                found.update(_file_flags(path))
+                found.update(file_flags(path))
         except (ValueError, OSError) as exc:
             parser.subcommands[args.command].error(str(exc))
         parser = build_parser(extra_commands, found)

@@ -313,12 +313,11 @@ class GroundingEngine:
         `region` (regions.resolve_region) holds the entity mask; its token (with `region_token:
         encoder`, plus the trained region encoder's vector) replaces the prompt's referring word
         ("this", "it", `<region>`), and with `focus="region"` the other image tokens show the
-        rest's median (regions.py says why). The answer is grounded on the maps of its own
-        generation, with the region in the context (`attention_views` other than identity are
-        not read: without the region, the answer's words attend elsewhere).
-        `on_progress`/`should_stop` stream and cancel as in `ground`. Raises InputError for a
-        bad image, a region covering nothing the model sees or `encoder` for a model without
-        one. timing_ms gains "region" (pooling the token, ms).
+        rest's median (regions.py says why). Grounded on its own generation's maps only (the
+        other attention_views, read without the region, look elsewhere). `on_progress` and
+        `should_stop` as in `ground`. Raises InputError for a bad image, a region covering
+        nothing the model sees or `encoder` for a model without one. timing_ms gains "region"
+        (pooling the token, ms).
         """
         cfg = self._config(config)
         t0 = time.perf_counter()
@@ -328,8 +327,6 @@ class GroundingEngine:
             gen = self.generate_region(image, prompt, region, image_key, cfg, focus,
                                        on_token=progress.on_token if progress else None,
                                        should_stop=should_stop)
-            # the answer's own maps only: the other attention_views would be read without the
-            # region in the context, where the answer's words look elsewhere
             with ahead.joined(self.torch_threads):
                 result = self.ground_generation(image, gen, cfg, proposals, image_key, command=False)
         result.timing_ms["total"] = (time.perf_counter() - t0) * 1e3

@@ -7,15 +7,19 @@ nothing, and the nodes start on their defaults (the embedded sim models). rcl ma
 section to a node by its fully qualified name, with `*` one name token and `**` any number
 (the ROS 2 command-line arguments design, "Parameter files"), after joining nested namespace
 keys (`ground: grounding_node: ros__parameters:`) and putting a `/` before a name without one.
+A value YAML typed otherwise than its parameter is declared (`compile: off` is a boolean) is
+read as the node reads it (`as_declared`), and an unknown name gets the closest known ones
+(`closest`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ros_ground.settings import by_name
+from ros_ground.settings import GROUNDING, PROPOSAL, SIM_CAMERA, Setting, by_name
 
 PARAMS_KEY = "ros__parameters"
 
@@ -86,19 +90,21 @@ def _last(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def params_file(path: str, node: str, table: Iterable) -> dict[str, Any]:
+def params_file(path: str, node: str, table: Iterable, required: bool = True) -> dict[str, Any]:
     """The parameters a ROS 2 parameter file gives node `node` in any namespace: the
     `ros__parameters` of each top-level key naming it (`grounding_node`, `/ns/grounding_node`,
     `/**/grounding_node`, `/**`), a later key's value winning. Only those `table`
     (settings.Setting) declares are returned; a name it lacks is an error in the node's own
     section and left to other nodes in a wildcard one, as the node itself does. OSError when the
-    file cannot be read, ValueError when it is no parameter file, has no section for `node`, or
-    names a parameter `node` lacks."""
+    file cannot be read, ValueError when it is no parameter file, has no section for `node`
+    (unless not `required`: then {}), or names a parameter `node` lacks."""
     content = load(path)
     declared = by_name(table)
     values: dict[str, Any] = {}
     named = {key: _last(str(key).strip("/")) for key in content}  # "/**/x" -> "x"
     found = [key for key, name in named.items() if name in (node, "*", "**")]
+    if not found and not required:
+        return values
     if not found:
         raise ValueError(f"{path} has no section for {node} (its sections: "
                          f"{', '.join(map(str, content))}); e.g. /**/{node}: ros__parameters:")
@@ -111,3 +117,62 @@ def params_file(path: str, node: str, table: Iterable) -> dict[str, Any]:
             raise ValueError(f"{path}: {node} has no parameter {', '.join(unknown)}")
         values.update({name: value for name, value in params.items() if name in declared})
     return values
+
+
+def unknown_names(path: str) -> list[str]:
+    """The parameter names of the file's wildcard sections (`/**`, `*`) that no ros_ground node
+    declares, sorted: a typo there reaches no node, silently (a node's own section with one is
+    refused by `params_file`; another node's section is that node's). OSError or ValueError as
+    `load`."""
+    known = {s.name for table in (GROUNDING, PROPOSAL, SIM_CAMERA) for s in table} | {"use_sim_time"}
+    names: set[str] = set()
+    for key, section in load(path).items():
+        params = section.get(PARAMS_KEY) if isinstance(section, dict) else None
+        if isinstance(params, dict) and _last(str(key).strip("/")) in ("*", "**"):
+            names.update(params)
+    return sorted(names - known)
+
+
+def as_declared(setting: Setting, value):
+    """`value` in the type `setting` is declared with, where YAML typed it otherwise and what
+    was meant is not in doubt; None where it is, or where the type is already right.
+
+    An integer for a double (`max_frame_age_s: 0`), a whole double for an integer
+    (`queue_size: 3.0`), for text with choices the choice YAML read as a number or a boolean
+    (`multimask_choice: 1`, `compile: off`), and an empty list for a list (`cameras: []`).
+    rclpy refuses each of these by type, and under Python 3.11+ says only "expected '3' got
+    '2'" (it formats the type enum as a number).
+    Anything else (`device: 0`) is still refused, with type_hint's advice.
+    """
+    d = setting.default
+    if isinstance(d, bool) or value is None:
+        return None
+    if isinstance(d, (list, tuple)) and not isinstance(value, str) and hasattr(value, "__len__") \
+            and len(value) == 0:
+        return []  # "[]" has no item type: YAML's empty list is typed a byte array, or nothing
+    if isinstance(d, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(d, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(d, str) and setting.choices:
+        if isinstance(value, bool):
+            words = ("on", "true", "yes") if value else ("off", "false", "no")
+            return next((w for w in words if w in setting.choices), None)
+        if isinstance(value, (int, float)) and str(value) in setting.choices:
+            return str(value)
+    return None
+
+
+def closest(name: str, table) -> str:
+    """': did you mean ...?' naming the parameters closest to the unknown `name`, among the
+    node's own (`table`) and then every ros_ground node's ("" when none is close)."""
+    ours = {s.name for s in table}
+    owner: dict[str, list[str]] = {}
+    for node_name, t in (("grounding_node", GROUNDING), ("mask_proposal_node", PROPOSAL),
+                         ("sim_camera_node", SIM_CAMERA)):
+        for s in t:
+            owner.setdefault(s.name, []).append(node_name)
+    # among every ros_ground node's names: a shared section reaches several nodes
+    close = difflib.get_close_matches(name, sorted(ours) + sorted(set(owner) - ours), n=3)
+    named = [repr(c) if c in ours else f"{c!r} (a {' / '.join(owner[c])} parameter)" for c in close]
+    return f": did you mean {' or '.join(named)}?" if close else ""

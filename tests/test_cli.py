@@ -29,7 +29,9 @@ def test_ground_json_schema_and_mask_sizes(png, tmp_path):
                "--model", "tiny", "--json", "--overlay", str(overlay))
     result = json.loads(out.stdout)
     assert set(result) == {"text", "phrases", "timing_ms", "model", "mode", "prompt",
-                           "prompt_phrases", "target", "landmark", "relation", "destination", "absent"}
+                           "prompt_phrases", "target", "landmark", "relation", "destination", "absent",
+                           "position_error"}
+    assert result["position_error"] == "no --depth and --camera-info given"
     assert result["model"] == "tiny" and result["text"]
     assert result["mode"] == "point"  # auto without proposals: SAM at each phrase's peak
     assert result["phrases"], result["text"]
@@ -334,6 +336,25 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
     with pytest.raises(SystemExit):
         cli.main(["ground", "--image", "x.png", "--params-file", str(tmp_path / "none.yaml")])
     assert "none.yaml" in capsys.readouterr().err
+    # helper-68: `compile: off` (a YAML boolean) is read as the node reads it, and not used
+    # for one image; a typo in a wildcard section is named; the proposal node's settings give
+    # the engine's own proposals, as on a far camera (config/demo.yaml)
+    node = tmp_path / "node.yaml"
+    node.write_text("/**:\n  ros__parameters:\n    max_new_tokns: 8\n    use_sim_time: true\n"
+                    "grounding_node:\n  ros__parameters:\n    compile: off\n"
+                    "other_node:\n  ros__parameters:\n    gain: 2\n")
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(node)]) == 0
+    err = capsys.readouterr().err
+    assert seen[-1].compile == "auto"
+    assert "compile: 'off' is for the node; one image is grounded with --compile" in err
+    assert "no ros_ground node has a parameter 'max_new_tokns'" in err and "'max_new_tokens'" in err
+    assert "gain" not in err and "use_sim_time" not in err
+    assert cli.main(["ground", "--image", "x.png", "--params-file", "config/sim.yaml",
+                     "--params-file", "config/demo.yaml"]) == 0
+    far = seen[-1]
+    assert (far.proposal_zoom, far.pred_iou_thresh, far.stability_score_thresh, far.mode) == (
+        True, 0.5, 0.5, "auto")
+    assert cli.engine_config(far).amg_params["proposal_zoom"] is True
 
 
 def test_a_ros_subcommand_of_the_core_command_line_says_where_it_is():

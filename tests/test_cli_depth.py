@@ -60,6 +60,21 @@ def test_json_has_positions_of_every_masked_phrase(files, depth):
     for p in phrases:
         if p["depth_points"] == 0:
             assert p["position"] == [None, None, None]
+    unlocated = [p["text"] for p in phrases if p["depth_points"] == 0 and p["mask_rle"]["counts"][1:]]
+    assert (result["position_error"] == "") == (not unlocated)
+
+
+def test_a_depth_with_no_valid_value_under_the_masks_says_so(files, tmp_path):
+    # helper-68: an all-zero depth left every position null and nothing said why
+    _, root = files
+    np.save(tmp_path / "zero.npy", np.zeros((120, 160), np.float32))
+    out = _run("--image", str(root / "rgb.png"), "--depth", str(tmp_path / "zero.npy"),
+               "--camera-info", str(root / "camera.yaml"), "--prompt", "Pick up the mug.", "--json")
+    result = json.loads(out.stdout)
+    assert result["position_error"].startswith("no valid depth (0, NaN, inf or negative) under the mask of")
+    text = _run("--image", str(root / "rgb.png"), "--depth", str(tmp_path / "zero.npy"),
+                "--camera-info", str(root / "camera.yaml"), "--prompt", "Pick up the mug.").stdout
+    assert "No 3-D positions: no valid depth" in text
 
 
 def test_human_output_shows_positions_and_target(files):

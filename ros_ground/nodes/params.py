@@ -7,7 +7,6 @@ A setting that is not `live` is read at configure: it may be set at any time (it
 
 from __future__ import annotations
 
-import difflib
 import functools
 import sys
 
@@ -20,6 +19,7 @@ from rclpy.exceptions import (
 from rclpy.parameter import Parameter
 
 from ros_ground import settings
+from ros_ground.param_files import as_declared, closest
 from ros_ground.settings import Setting
 
 GROUNDING_PARAMS = settings.GROUNDING
@@ -95,36 +95,6 @@ def declare(node, table, read_only: tuple[str, ...] = ()) -> dict[str, str]:
     return refused
 
 
-def as_declared(setting: Setting, value):
-    """`value` in the type `setting` is declared with, where YAML typed it otherwise and what
-    was meant is not in doubt; None where it is, or where the type is already right.
-
-    An integer for a double (`max_frame_age_s: 0`), a whole double for an integer
-    (`queue_size: 3.0`), for text with choices the choice YAML read as a number or a boolean
-    (`multimask_choice: 1`, `compile: off`), and an empty list for a list (`cameras: []`).
-    rclpy refuses each of these by type, and under Python 3.11+ says only "expected '3' got
-    '2'" (it formats the type enum as a number).
-    Anything else (`device: 0`) is still refused, with type_hint's advice.
-    """
-    d = setting.default
-    if isinstance(d, bool) or value is None:
-        return None
-    if isinstance(d, (list, tuple)) and not isinstance(value, str) and hasattr(value, "__len__") \
-            and len(value) == 0:
-        return []  # "[]" has no item type: YAML's empty list is typed a byte array, or nothing
-    if isinstance(d, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(d, int) and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(d, str) and setting.choices:
-        if isinstance(value, bool):
-            words = ("on", "true", "yes") if value else ("off", "false", "no")
-            return next((w for w in words if w in setting.choices), None)
-        if isinstance(value, (int, float)) and str(value) in setting.choices:
-            return str(value)
-    return None
-
-
 def _declare_as(node, setting: Setting, value, d: ParameterDescriptor) -> str:
     """Declare `setting` on `node` with `value` (of as_declared), ignoring the override; "" or,
     declaring nothing, why rclpy refused it (out of range). An empty list is declared typed
@@ -158,7 +128,7 @@ def retype_changes(node, table):
             s = declared.get(p.name)
             if s is None and not node.has_parameter(p.name):  # rclpy's refusal names nothing
                 node.get_logger().warning(f"parameter {p.name!r} is not one of this node's"
-                                          + _closest(p.name, table))
+                                          + closest(p.name, table))
             wanted = None if s is None else Parameter.Type.from_parameter_value(s.default)
             if s is None or p.type_ in (Parameter.Type.NOT_SET, wanted):
                 out.append(p)
@@ -208,25 +178,10 @@ def unknown_overrides(node, table) -> list[str]:
     """
     known = {s.name for t in (GROUNDING_PARAMS, PROPOSAL_PARAMS, SIM_CAMERA_PARAMS) for s in t}
     return [f"parameter {name!r} was given but is not one of this node's, so it is ignored"
-            + _closest(name, table)
+            + closest(name, table)
             for name in sorted(getattr(node, "_parameter_overrides", {}) or {})
             if name not in known and not name.startswith("qos_overrides.")
             and not node.has_parameter(name)]
-
-
-def _closest(name: str, table) -> str:
-    """': did you mean ...?' naming the parameters closest to the unknown `name`, among the
-    node's own (`table`) and then every ros_ground node's ("" when none is close)."""
-    ours = {s.name for s in table}
-    owner: dict[str, list[str]] = {}
-    for node_name, t in (("grounding_node", GROUNDING_PARAMS),
-                         ("mask_proposal_node", PROPOSAL_PARAMS), ("sim_camera_node", SIM_CAMERA_PARAMS)):
-        for s in t:
-            owner.setdefault(s.name, []).append(node_name)
-    # among every ros_ground node's names: a shared section reaches several nodes
-    close = difflib.get_close_matches(name, sorted(ours) + sorted(set(owner) - ours), n=3)
-    named = [repr(c) if c in ours else f"{c!r} (a {' / '.join(owner[c])} parameter)" for c in close]
-    return f": did you mean {' or '.join(named)}?" if close else ""
 
 
 def values(node, table) -> dict:

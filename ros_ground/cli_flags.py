@@ -1,0 +1,121 @@
+"""The command line's flags that mirror node parameters, one per setting, named and defaulting
+like the parameter (`--max-new-tokens` is `max_new_tokens`), and their values from ROS 2
+parameter files (`ros-ground ground --params-file`), read as the nodes read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ros_ground import param_files, settings
+from ros_ground.arg_types import int_at_least
+
+if TYPE_CHECKING:  # the engine imports torch: only a subcommand that runs a model loads it
+    from ros_ground.engine import EngineConfig
+
+GROUND_LIMITS = ("max_image_pixels", "max_prompt_chars")  # node limits `ground` has flags of
+# a node setting `ground` does not take from a file: compiling the decode step pays over a
+# node's many requests, not one image (the sim model: 16.7 s against 0.2 s on a 2-core CPU)
+NOT_FROM_FILES = ("compile",)
+_positive = int_at_least(1)
+
+
+def flag_type(setting: settings.Setting) -> Callable[[str], object]:
+    """argparse type of a setting's flag: its default's type, a list as VALUE[,VALUE...], each
+    value checked against the setting so a bad one is a usage error naming the flag."""
+    kind = type(setting.default)
+
+    def parse(text: str):
+        try:
+            value = [v.strip() for v in text.split(",")] if kind is list else kind(text)
+            setting.check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+        return value
+
+    return parse
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The EngineConfig the engine flags of `add_model_args` (and the proposal flags of
+    `add_proposal_args`, where the parser has them) describe."""
+    from ros_ground.engine import EngineConfig
+
+    config = EngineConfig.from_settings(vars(args))
+    proposals = {name: getattr(args, name) for name in settings.AMG_NAMES if hasattr(args, name)}
+    return replace(config, amg_params={**config.amg_params, **proposals}).validate()
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting marked `cli`, named and defaulting like the node parameter."""
+    for s in settings.GROUNDING:
+        if s.cli:
+            add_setting_flag(parser, s, "the node's")
+
+
+def add_proposal_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per mask-proposal setting (settings.AMG_NAMES), named and defaulting like the
+    mask_proposal_node's parameter: the proposals of mode auto / entities."""
+    for s in settings.PROPOSAL:
+        if s.name in settings.AMG_NAMES:
+            add_setting_flag(parser, s, "in mode auto / entities, the mask_proposal_node's")
+
+
+def add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whose: str) -> None:
+    flag = "--" + s.name.replace("_", "-")
+    allowed = f"; {s.range_text()}" if s.range_text() else ""
+    help_text = f"{s.description} (default %(default)s{allowed}; {whose} {s.name})"
+    if isinstance(s.default, bool):
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default,
+                            help=help_text)
+        return
+    default = s.default if s.default != "" else None  # "" on the node means "not given"
+    if isinstance(default, list):
+        default = ",".join(default)  # argparse parses a string default through `type`
+    parser.add_argument(flag, type=flag_type(s), default=default,
+                        metavar="VALUE[,VALUE...]" if isinstance(s.default, list) else None,
+                        help=help_text)
+
+
+def file_flags(path: str) -> dict:
+    """The flag values the parameter file at `path` gives `ground`: the grounding_node's
+    (param_files.params_file; its model and engine settings and GROUND_LIMITS) and the
+    mask_proposal_node's proposal settings (settings.AMG_NAMES: the engine's own proposals),
+    each read as the node reads it (param_files.as_declared: `compile: off`) and checked as its
+    flag would be. ValueError naming the file and the parameter. The nodes' other parameters
+    (queue_size, image_qos, ...) have no flag and are not used; names no node has, and
+    NOT_FROM_FILES, are said on stderr."""
+    flags = {s.name: s for s in settings.GROUNDING if s.cli or s.name in GROUND_LIMITS}
+    flags.update({s.name: s for s in settings.PROPOSAL if s.name in settings.AMG_NAMES})
+    given = {**param_files.params_file(path, "grounding_node", settings.GROUNDING),
+             **param_files.params_file(path, "mask_proposal_node", settings.PROPOSAL, required=False)}
+    for name in param_files.unknown_names(path):
+        print(f"ros-ground ground: {path}: no ros_ground node has a parameter {name!r}, so it is "
+              f"ignored{param_files.closest(name, settings.GROUNDING)}", file=sys.stderr)
+    found = {}
+    for name, value in given.items():
+        setting = flags.get(name)
+        if setting is None:
+            continue
+        fixed = param_files.as_declared(setting, value)
+        value = value if fixed is None else fixed
+        if name in NOT_FROM_FILES:
+            print(f"ros-ground ground: {path}: {name}: {value!r} is for the node; one image is "
+                  f"grounded with --{name.replace('_', '-')} (default {setting.default!r})",
+                  file=sys.stderr)
+            continue
+        if isinstance(setting.default, bool) != isinstance(value, bool) or value is None:
+            raise ValueError(f"{path}: {name} must be {type(setting.default).__name__}, got "
+                             f"{value!r}")
+        if not isinstance(value, bool):
+            value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            try:
+                (flag_type(setting) if name not in GROUND_LIMITS else _positive)(value)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise ValueError(f"{path}: {name}: {exc}") from None
+        found[name] = value
+    return found
