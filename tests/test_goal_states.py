@@ -119,3 +119,24 @@ def test_deactivate_gives_every_goal_its_result_and_the_inactive_node_rejects_go
         assert r.client.wait_future(again.get_result_async(), 120).result.response.status == R.STATUS_OK
     finally:
         r.client.destroy_action_client(action)
+
+
+@pytest.mark.parametrize("transitions", [("deactivate", "cleanup"), ("shutdown",)])
+def test_goals_answered_as_the_server_goes_get_their_results(running, transitions):  # noqa: F811
+    # helper-70: cleanup right after deactivate, or shutdown from active, destroyed the server
+    # before rclpy replied to the clients' result requests
+    r = running(queue_size=5, max_new_tokens=300)
+    _stream(r)
+    action = r.client.action_client()
+    try:
+        assert action.wait_for_server(timeout_sec=10)
+        handles = [r.client.wait_future(action.send_goal_async(Ground.Goal(
+            prompt="Describe the image in detail."))) for _ in range(3)]
+        results = [h.get_result_async() for h in handles]
+        assert r.client.wait(lambda: r.node.scheduler.busy, 20)
+        for transition in transitions:
+            assert getattr(r.node, f"trigger_{transition}")().name == "SUCCESS"
+        done = [r.client.wait_future(f, 20) for f in results]
+        assert [d.result.response.status for d in done] == [R.STATUS_CANCELED] * 3
+    finally:
+        r.client.destroy_action_client(action)

@@ -18,6 +18,10 @@ from ros_ground_msgs.msg import GroundedResponse
 
 from ros_ground.nodes.conversions import phrase_to_msg
 
+# how long after a goal's execute callback returns its result reply is sent (tens of ms: an
+# executor callback), with a margin for a loaded machine
+RESULT_REPLY_S = 0.3
+
 
 class PendingGoals:
     """Accepted goals not yet finished, each with the scheduler ticket that will answer it."""
@@ -26,6 +30,7 @@ class PendingGoals:
         self._tickets: dict[bytes, object] = {}
         self._answers: dict[bytes, list] = {}  # started goals: [answer or None, its Event]
         self._lock = threading.Lock()
+        self._last_result = float("-inf")  # time.monotonic() of the newest goal's end
 
     def __len__(self) -> int:
         with self._lock:
@@ -87,6 +92,16 @@ class PendingGoals:
             time.sleep(0.01)
         return not len(self)
 
+    def settle(self, timeout: float) -> None:
+        """`wait_finished`, then until RESULT_REPLY_S after the newest goal ended: rclpy replies
+        to a client's result request in an executor callback after the goal's execute callback
+        returns, and a server destroyed before then never sends it."""
+        self.wait_finished(timeout)
+        with self._lock:
+            left = self._last_result + RESULT_REPLY_S - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+
     def _result(self, handle, response: GroundedResponse) -> Ground.Result:
         if response.status == GroundedResponse.STATUS_OK:
             handle.succeed()
@@ -96,4 +111,5 @@ class PendingGoals:
             handle.abort()
         with self._lock:
             self._tickets.pop(bytes(handle.goal_id.uuid), None)
+            self._last_result = time.monotonic()
         return Ground.Result(response=response)

@@ -148,6 +148,9 @@ class GroundingNode(ModelNode):
         self.scheduler.close("node deactivated")
         self.goals.wait_finished(timeout=10.0)  # let the answered goals' results go out
 
+    def before_release(self) -> None:
+        self.goals.settle(timeout=10.0)
+
     def apply(self, p: dict) -> None:
         self._p = self.sensors.p = p
         self.scheduler.queue_size = p["queue_size"]

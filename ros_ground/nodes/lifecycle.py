@@ -54,6 +54,10 @@ class ModelNode(LifecycleNode):
     def before_close(self) -> None:
         """Deactivate, before the entities close: answer or drop pending work."""
 
+    def before_release(self) -> None:
+        """Cleanup or shutdown, before the action servers are destroyed: let the results of
+        goals just answered reach their clients."""
+
     def apply(self, p: dict) -> None:
         """A change of parameters was accepted; `p` holds every checked value."""
 
@@ -146,6 +150,8 @@ class ModelNode(LifecycleNode):
         """Destroy the lifecycle publishers and drop the models (cleanup, a failed configure)."""
         for publisher in self._lifecycle_pubs:
             self.destroy_lifecycle_publisher(publisher)
+        if self._configured:
+            self.before_release()
         for server in self._configured:
             server.destroy()
         self._lifecycle_pubs, self._configured = [], []

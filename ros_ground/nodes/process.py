@@ -45,9 +45,8 @@ from typing import NoReturn
 # how often the spin loop looks for a stop request, and how long it waits for callbacks to end
 SIGNAL_POLL_S = 0.2
 STOP_WITHIN_S = 2.0
-# the ask goals answered at a stop send their results within this, then their replies this long
+# the ask goals answered at a stop end within this (then their replies go: goals.RESULT_REPLY_S)
 RESULTS_WITHIN_S = 1.0
-RESULT_REPLIES_S = 0.2
 # a signal during the start: how long the watchdog leaves the handler to end the process (it
 # flushes the output; the watchdog cannot, as the main thread may hold the streams' locks)
 STARTING_HANDLER_S = 0.5
@@ -245,10 +244,12 @@ def _send_results(goals: list, executor) -> None:
     """Spin on until the `ask` goals the stop answered have sent their results (at most
     RESULTS_WITHIN_S): a goal's result goes out from executor callbacks (its execute callback,
     then rclpy's reply to the client's result request), and the loop that ran them has ended."""
+    from ros_ground.nodes.goals import RESULT_REPLY_S
+
     deadline = time.monotonic() + RESULTS_WITHIN_S
     while any(len(g) for g in goals) and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
-    replies = min(deadline, time.monotonic() + RESULT_REPLIES_S)
+    replies = time.monotonic() + RESULT_REPLY_S
     while time.monotonic() < replies:
         executor.spin_once(timeout_sec=0.05)
 
