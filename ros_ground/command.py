@@ -98,11 +98,13 @@ COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
-# head nouns that name the picture or a property asked about, or are courtesy, not an object
+# head nouns that name the picture or a property asked about, or are courtesy or an
+# interjection the tagger takes for a noun ("Ugh, please."), not an object
 NOT_OBJECTS = frozenset(
     "image picture photo photograph scene view frame detail details colour color size shape "
     "kind type material thanks thank thx ty cheers please hello hi hey bye okay ok sorry "
-    "trouble problem favour favor moment minute".split())  # "do me a favour and pick up ..."
+    "trouble problem favour favor moment minute "  # "do me a favour and pick up ..."
+    "ugh oi meh argh psst yay phew yep yeah nah nope hmm um uh er oh ah aha oops".split())
 
 
 def command_pieces(text: str) -> list[tuple[int, int]]:

@@ -92,11 +92,12 @@ PLACE_WORDS = {"on": "on", "onto": "on", "on top of": "on", "atop": "on", "in": 
                "into": "in", "inside": "in", "inside of": "in", "next to": "next to",
                "beside": "next to", "by": "next to", "near": "next to", "close to": "next to",
                "to": "to", "under": "under", "underneath": "under", "beneath": "under",
-               "below": "under", "above": "above", "over": "above"}
+               "below": "under", "above": "above"}  # not "over": "move the mug over a bit"
 
 
-# words that may stand before a destination's preposition: "put it *down* on the tray"
-_MANNER = re.compile(r"^(?:(?:down|back|carefully|gently|slowly|softly)\s+)+")
+# words that may stand before a destination's preposition: "put it *down* on the tray", "put
+# it *right* under the shelf"
+_MANNER = re.compile(r"^(?:(?:down|back|carefully|gently|slowly|softly|right|just|directly)\s+)+")
 
 
 def place_between(gap: str) -> str | None:

@@ -130,6 +130,8 @@ COMMANDS = {
     "Tray.": "Tray",
     "Tray, please.": "Tray",  # tagged an interjection before "please"
     "Yes, please.": None,
+    "Ugh, please.": None,
+    "Hmm, the duck?": "the duck",
     "Sure, please.": None,
     "What is it?": None,
     "": None,
@@ -279,7 +281,10 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Put the red mug under the shelf.", None, None, "the shelf", "under", None, None),
     ("Place the cube beneath the table.", None, None, "the table", "under", None, None),
     ("Hold the duck above the tray.", None, None, None, "", None, None),  # no placing verb
-    ("Move the duck over the box.", None, None, "the box", "above", None, None),
+    ("Hold the duck over the box.", None, None, None, "", None, None),
+    ("Move the mug over a bit.", None, None, None, "", None, None),  # "over": no destination
+    ("Put the mug right under the shelf.", None, None, "the shelf", "under", None, None),
+    ("Put the duck just above the tray.", None, None, "the tray", "above", None, None),
     # the relation after the destination says which one
     ("Put the red mug behind the tray left of the duck.", None, None, "the tray", "behind",
      "the duck", "left"),
