@@ -20,6 +20,7 @@ from ros_ground.command import PLACEMENT_VERBS, SPATIAL_WORDS
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
+    comparative_after,
     relation_after,
     relation_only,
     side_after,
@@ -104,10 +105,12 @@ def place_between(gap: str) -> str | None:
     """The relation PLACE_WORDS gives the words of `gap`, the text between a placed object's
     phrase (or its landmark's) and the next phrase, when they are a preposition of it alone,
     after optional commas, ellipses, the target's side ("on the right", "from the left":
-    spatial_words.side_after) and _MANNER words and before an optional article the phrase
-    left out (" on ", " into the ", ", next to ", " down on the ", " on... the "); else None."""
+    spatial_words.side_after) or comparative ("closer to you") and _MANNER words and before an
+    optional article the phrase left out (" on ", " into the ", ", next to ", " down on the ",
+    " on... the "); else None."""
     words = " ".join(re.sub(r"[,.\u2026]", " ", gap.lower()).split())
     words = words[side_after(words):].strip()  # "(the second mug) from the left on (the tray)"
+    words = words[comparative_after(words):].strip()  # "(the mug) closer to you on (the tray)"
     return PLACE_WORDS.get(re.sub(r"\s*\b(?:the|a|an)$", "", _MANNER.sub("", words)))
 
 
@@ -158,13 +161,15 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
                          destination=landmark, place=RELATION_NAMES[relation],
                          **_described(text, chunks, landmark))
     if not placed:
+        if landmark < 0 and comparative_after(after) and _MOVING.search(text[:chunks[target].char_start]):
+            return Relations()  # "push the mug farther from you": where it goes, not which one
         return Relations(landmark, relation, after)
     last = landmark if landmark > target else target  # the place follows the target's words
     place = None if last + 1 >= len(chunks) else place_between(
         text[chunks[last].char_end:chunks[last + 1].char_start])
     if place is None:
-        if landmark < 0 and side_after(" ".join(after.lower().split())):
-            # "put the mug on the right": where it goes, not which one
+        if landmark < 0 and (side_after(" ".join(after.lower().split())) or comparative_after(after)):
+            # "put the mug on the right", "move it closer to you": where it goes, not which one
             return Relations()
         return Relations(landmark, relation, after)
     return Relations(landmark, relation, text[chunks[target].char_end:chunks[last + 1].char_start],
@@ -192,6 +197,9 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
 
 # verbs that carry their object somewhere only with a preposition of motion after it (_MOTION):
 # "bring the mug *to* the tray", where "bring the mug on the tray" says which mug
+# verbs that move their object without placing it: a comparative after it says where to
+_MOVING = re.compile(r"\b(?:bring|take|carry|fetch|get|hand|push|pull|drag|nudge)\s+(?:me\s+)?$",
+                     re.IGNORECASE)
 _CARRIED = re.compile(r"\b(?:bring|take|carry|fetch|get|hand)\s+(?:me\s+)?$", re.IGNORECASE)
 _MOTION = re.compile(r"^[\s,]*(to|into|onto)\s+(?:the\s+|a\s+|an\s+)?$", re.IGNORECASE)
 # a placing verb whose object is a pronoun, the words after it up to the next phrase: "(pick up

@@ -55,6 +55,10 @@ TO_YOU = {wording.replace("the camera", you): ("farthest from the camera" if "fr
           for wording in (*SUPERLATIVES, *COMPARATIVES) if "the camera" in wording
           for you in ("you", "yourself")}
 _TO_YOU = re.compile(r"\b(?:" + "|".join(map(re.escape, TO_YOU)) + r")\b")
+# a comparative right after a phrase: "(move the mug) *closer to you*"
+_COMPARATIVE_AFTER = re.compile(r"^[\s,]*(?:" + "|".join(
+    r"\s+".join(map(re.escape, w.split())) for w in (*COMPARATIVES, *TO_YOU)
+    if w.split()[0] in ("closer", "nearer", "farther", "further")) + r")\b")
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
 _SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s+)?"
                          r"(?:(bigger|larger)|(smaller|tinier))\b")  # "which mug is bigger?"
@@ -174,6 +178,15 @@ def side_after(after_text: str) -> int:
     else where it goes ("put the mug *on the right*")."""
     found = (_SIDE_AFTER.match(after_text) or _MIDDLE_AFTER.match(after_text)
              or _DEPTH_AFTER.match(after_text) or COUNTING_FROM.match(after_text))
+    return found.end() if found else 0
+
+
+def comparative_after(after_text: str) -> int:
+    """The length of the comparative of nearness to the camera that `after_text` (what follows
+    a phrase) starts with, 0 for none: "closer to the camera", "nearer you", "farther from
+    you". Of a moved object that is where it goes ("move the mug *closer to you*"), not which
+    one, unless a destination follows ("put the mug closer to you *on the tray*")."""
+    found = _COMPARATIVE_AFTER.match(after_text.lower())
     return found.end() if found else 0
 
 

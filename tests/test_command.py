@@ -949,3 +949,22 @@ def test_put_it_grounds_the_destination_without_a_target(engine, command, want, 
         return
     assert result.destination and result.absent == -1
     assert result.prompt_phrases[result.landmark].entity_ids == [want]
+
+
+@pytest.mark.parametrize("command, destination, superlative", [
+    # helper-70: a comparative after a moved object is where it goes, not which one
+    ("Move the mug closer to you.", None, None),
+    ("Push the mug farther from you.", None, None),
+    ("Bring the cube nearer the camera.", None, None),
+    ("Put the mug closer to you on the tray.", "the tray", "closest to the camera"),
+    ("Pick up the mug closer to you.", None, "closest to the camera"),
+    ("Which mug is farther from you?", None, "farthest from the camera"),
+])
+def test_a_comparative_after_a_moved_object_is_where_it_goes(nlp, command, destination, superlative):
+    from ros_ground.command_relations import command_relations
+    from ros_ground.spatial_words import superlative_of
+
+    phrases, target = command_phrases(nlp, command)
+    rel = command_relations(command, phrases, target, placement(nlp, command))
+    assert (phrases[rel.destination].text if rel.destination >= 0 else None) == destination
+    assert superlative_of(phrases[target].text, rel.after) == superlative
