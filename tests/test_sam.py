@@ -439,9 +439,13 @@ def test_torch_load_uses_weights_only(tmp_path):
 
     evil = tmp_path / "evil.pth"
     torch.save({"image_encoder.x": _Malicious()}, evil)
-    with pytest.raises(SamLoadError, match="refused"):
+    with pytest.raises(SamLoadError, match="refused") as refused:
         load_sam("tiny", checkpoint=str(evil))
     assert _EXPLOITED == []
+    # what was refused, without torch's advice to load it with weights_only=False
+    said = str(refused.value)
+    assert "unsupported global" in said.lower() and "_exploit" in said
+    assert "weights_only` set to `False" not in said and "safe_globals" not in said
 
 
 def test_prefetched_embedding_is_the_one_set_image_computes(seg):

@@ -110,7 +110,11 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
             model, processor = _from_pretrained(source, local_only, torch_dtype, torch_device,
                                                 trust_remote_code)
         except (OSError, ValueError, KeyError, ImportError) as exc:
-            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            if local_only and "couldn't connect" in first:
+                # transformers says so of local_files_only too, where nothing was contacted
+                first = "the files are not there"
+            errors.append(f"{type(exc).__name__}: {first}")
             continue
         return LMMAdapter(spec, model, processor, torch_device, torch_dtype, image_fit,
                           compile)

@@ -105,8 +105,12 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            # torch's first line says what was refused; the rest is advice for its own users
-            why = next((line for line in str(exc).splitlines() if line.strip()), "")
+            # the line that says what was refused ("unsupported GLOBAL posix.system"); the rest
+            # is torch's advice to its own users, to load it with weights_only=False
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            why = next((line for line in lines if "unsupported" in line.lower()
+                        or "unpickler error" in line.lower()), lines[-1] if lines else "")
+            why = why.split(". Please")[0].rstrip(".")  # not how to allowlist it
             raise SamLoadError(
                 f"refused to load {path}: it holds more than plain tensors "
                 "(torch.load weights_only=True). "
