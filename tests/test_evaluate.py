@@ -303,6 +303,9 @@ def test_command_eval_reports_target_keys(engine):
     from ros_ground.evaluate import format_report
 
     assert "target_accuracy" in format_report(report)
+    # the random point grounds the model's own answer: its naming is not a baseline's
+    naming = next(line for line in format_report(report).splitlines() if line.startswith("naming_accuracy"))
+    assert naming.split()[-2:] == ["(same", "text)"]
     # the proposals' crop layers are part of what was measured, in the JSON and the text
     assert report["crop_n_layers"] == 0 and "crop layers" not in format_report(report)
     cropped = replace(engine.config, amg_params={**engine.config.amg_params, "crop_n_layers": 1})

@@ -85,7 +85,10 @@ def format_report(report: dict) -> str:
              f"{'metric':<26}{'model':>8}{'random point':>14}"]
     for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
                 "category_naming_accuracy", "named_point_accuracy"):
-        lines.append(f"{key:<26}{report[key]:>8.3f}{base[key]:>14.3f}")
+        # the baseline grounds the model's own answer: its naming is the model's, not shown
+        same = key in ("naming_accuracy", "category_naming_accuracy")
+        lines.append(f"{key:<26}{report[key]:>8.3f}" + (f"{'(same text)':>14}" if same
+                                                          else f"{base[key]:>14.3f}"))
     if "target_accuracy" in report:
         lines.append(f"{'target_accuracy':<26}{report['target_accuracy']:>8.3f}"
                      f"{base['target_accuracy']:>14.3f}   (commands: {report['commands']})")
