@@ -372,13 +372,13 @@ def build_engine(
     each `ground` request (0: torch's default); the free cores take the work ahead (ahead.py).
     """
     from ros_ground.lmm import load_lmm
+    from ros_ground.model_specs import check_model_specs
     from ros_ground.phrases import load_spacy
-    from ros_ground.sam import check_sam_spec, load_sam
+    from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
-    ahead.check_torch_threads(torch_threads)  # before loading anything, as SAM's spec is
-    if sam is None:
-        check_sam_spec(sam_model, sam_checkpoint, device)
+    ahead.check_torch_threads(torch_threads)  # before loading anything, as the models' specs are
+    check_model_specs(model, sam_model if sam is None else None, sam_checkpoint, device, allow_download)
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile)

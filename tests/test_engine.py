@@ -448,3 +448,24 @@ def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine
     with pytest.raises(RuntimeError, match="encoder failed"):
         engine.ground(image, PROMPT, mode="point", image_key="broken-views")
     assert threading.active_count() == threads
+
+
+def test_both_models_wrong_are_named_at_once_before_anything_loads(monkeypatch, tmp_path):
+    """helper-68: config/default.yaml on a machine without its weights named the missing SAM
+    checkpoint, and the missing LLaVA only once SAM was fixed and the node configured again."""
+    from ros_ground.lmm import ModelLoadError
+    from ros_ground.sam import SamLoadError
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    loads = []
+    monkeypatch.setattr("ros_ground.lmm.load_lmm", lambda *a, **k: loads.append(a))
+    missing = str(tmp_path / "sam_vit_h.pth")
+    with pytest.raises(ModelLoadError) as both:
+        build_engine("llava-hf/llava-1.5-7b-hf", "vit_h", sam_checkpoint=missing, device="cpu")
+    said = str(both.value)
+    assert missing in said and "'llava-hf/llava-1.5-7b-hf' is not in the Hugging Face cache" in said
+    assert "; and " in said and loads == []
+    with pytest.raises(SamLoadError):  # one problem keeps its own type
+        build_engine("tiny", "vit_h", sam_checkpoint=missing, device="cpu")
+    with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
+        build_engine("llava-hf/llava-1.5-7b-hf", "tiny", device="cpu")

@@ -15,7 +15,14 @@ Modules, one job each:
 from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter, ViewsPrefill
 from ros_ground.lmm.errors import BadPromptError, ModelLoadError
 from ros_ground.lmm.generation import Generation
-from ros_ground.lmm.loading import SIM_LMM_DIR, hub_cache_dir, load_lmm, resolve_device, resolve_dtype
+from ros_ground.lmm.loading import (
+    SIM_LMM_DIR,
+    check_lmm_spec,
+    hub_cache_dir,
+    load_lmm,
+    resolve_device,
+    resolve_dtype,
+)
 
 __all__ = [
     "IMAGE_FITS",
@@ -27,6 +34,7 @@ __all__ = [
     "ModelLoadError",
     "hub_cache_dir",
     "load_lmm",
+    "check_lmm_spec",
     "resolve_device",
     "resolve_dtype",
 ]

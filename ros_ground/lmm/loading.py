@@ -58,6 +58,28 @@ def hub_cache_dir(model_id: str) -> Path:
     return Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
 
 
+def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
+    """The checks of `load_lmm` that read no weights, so a caller can make them before loading
+    anything for seconds (build_engine, beside SAM's): ModelLoadError for the embedded 'sim'
+    model missing, a path that is no directory, and, when `allow_download` is False (None: not
+    checked), a Hugging Face id with nothing in the cache."""
+    if spec == "tiny":
+        return
+    if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():
+        raise ModelLoadError(f"the embedded 'sim' model is missing from {str(SIM_LMM_DIR)!r} "
+                             f"(train it with `ros-ground train lmm`)")
+    location = str(SIM_LMM_DIR) if spec == "sim" else spec
+    if _looks_like_path(location):
+        path = Path(location).expanduser()
+        if not path.is_dir():
+            raise ModelLoadError(f"model {spec!r}: no such directory {str(path)!r} "
+                                 f"(give a checkpoint directory, a Hugging Face id, 'sim' or 'tiny')")
+    elif allow_download is False and not hub_cache_dir(spec).is_dir():
+        raise ModelLoadError(f"model {spec!r} is not in the Hugging Face cache "
+                             f"{str(hub_cache_dir(spec))!r}, and downloads are off (allow_download "
+                             "is false): put the model in that cache or give a local directory")
+
+
 def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
              trust_remote_code: bool = False, image_fit: str = "processor",
              allow_download: bool = False, compile: str = "off") -> LMMAdapter:
@@ -86,14 +108,9 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
     errors: list[str] = []
     note = ""
     location = str(SIM_LMM_DIR) if spec == "sim" else spec
-    if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():
-        raise ModelLoadError(f"the embedded 'sim' model is missing from {str(SIM_LMM_DIR)!r} "
-                             f"(train it with `ros-ground train lmm`)")
+    check_lmm_spec(spec)
     if _looks_like_path(location):
         path = Path(location).expanduser()
-        if not path.is_dir():
-            raise ModelLoadError(f"model {spec!r}: no such directory {str(path)!r} "
-                                 f"(give a checkpoint directory, a Hugging Face id, 'sim' or 'tiny')")
         attempts = [(str(path), True, f"local directory {str(path)!r}")]
     else:
         attempts = [(spec, True, f"Hugging Face cache {str(hub_cache_dir(spec))!r}")]
