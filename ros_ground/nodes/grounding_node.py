@@ -32,6 +32,7 @@ from ros_ground import requests, settings
 from ros_ground.camera_watch import camera_topics
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
+from ros_ground.model_specs import check_model_specs
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_sensors import CameraSensors
 from ros_ground.nodes.common import RELIABLE, frame_key, release_memory
@@ -80,6 +81,9 @@ class GroundingNode(ModelNode):
     # ---- lifecycle -------------------------------------------------------------------------
     def load(self, p: dict) -> None:
         sam = None
+        # both models' specs before the shared SAM loads: every problem in one error
+        check_model_specs(p["model"], p["sam_model"], p["sam_checkpoint"] or None, p["device"],
+                          p["allow_download"])
         if self._sam_provider is not None:
             sam = self._sam_provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
         started = time.perf_counter()
