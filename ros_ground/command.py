@@ -90,6 +90,8 @@ EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
 # everything *except* the duck"
 _EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anything|all)\s+but)\s*$",
                              re.IGNORECASE)
+# a count asked for ("*how many* mugs are there?") is about no one object: no target
+_HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
@@ -309,8 +311,9 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                 # mug", the first phrase is the object); a phrase after words of its own ("...
                 # closest to the camera *and pick up* the cube") keeps its rule
                 rule = None if cut == "relation" else max(rule, 3)
-            if (left_behind and placing) or _EXCLUDED_AFTER.search(piece[:phrase.char_start]):
-                rule = None
+            if ((left_behind and placing) or _EXCLUDED_AFTER.search(piece[:phrase.char_start])
+                    or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text))):
+                rule = None  # excluded, or counted: "how *many mugs* are there?" is about none
             if rule is not None:
                 candidates.append((rule, len(phrases)))
             placed.append(rule == 0 and placing)

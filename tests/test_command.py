@@ -129,6 +129,10 @@ COMMANDS = {
     "Cube?": "Cube",
     "Tray.": "Tray",
     "Tray, please.": "Tray",  # tagged an interjection before "please"
+    # a count is about no one object
+    "How many mugs are there?": None,
+    "How many red cubes are left of the tray?": None,
+    "Pick up the mug, how many are there?": "the mug",
     "Yes, please.": None,
     "Ugh, please.": None,
     "Hmm, the duck?": "the duck",
