@@ -83,39 +83,47 @@ def add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whose
 
 def file_flags(path: str) -> dict:
     """The flag values the parameter file at `path` gives `ground`: the grounding_node's
-    (param_files.params_file; its model and engine settings and GROUND_LIMITS) and the
-    mask_proposal_node's proposal settings (settings.AMG_NAMES: the engine's own proposals),
-    each read as the node reads it (param_files.as_declared: `compile: off`) and checked as its
-    flag would be. ValueError naming the file and the parameter. The nodes' other parameters
-    (queue_size, image_qos, ...) have no flag and are not used; names no node has, and
-    NOT_FROM_FILES, are said on stderr."""
+    (param_files.params_file; its model and engine settings and GROUND_LIMITS) and, from the
+    mask_proposal_node's section, its proposal settings only (settings.AMG_NAMES: the engine's
+    own proposals; its sam_model or device are that node's), each read as the node reads it
+    (param_files.as_declared: `compile: off`) and checked as its flag would be. Every other
+    value of the two sections is checked as its node would (and not used). ValueError naming
+    the file and the parameter, or a file with a section for neither node. Names no node has,
+    and NOT_FROM_FILES, are said on stderr."""
     flags = {s.name: s for s in settings.GROUNDING if s.cli or s.name in GROUND_LIMITS}
-    flags.update({s.name: s for s in settings.PROPOSAL if s.name in settings.AMG_NAMES})
-    given = {**param_files.params_file(path, "grounding_node", settings.GROUNDING),
-             **param_files.params_file(path, "mask_proposal_node", settings.PROPOSAL, required=False)}
+    grounding = param_files.params_file(path, "grounding_node", settings.GROUNDING, required=False)
+    proposal = param_files.params_file(path, "mask_proposal_node", settings.PROPOSAL, required=False)
+    if not grounding and not proposal:  # a section for neither: say which sections it has
+        param_files.params_file(path, "grounding_node", settings.GROUNDING)
     for name in param_files.unknown_names(path):
         print(f"ros-ground ground: {path}: no ros_ground node has a parameter {name!r}, so it is "
               f"ignored{param_files.closest(name, settings.GROUNDING)}", file=sys.stderr)
     found = {}
-    for name, value in given.items():
-        setting = flags.get(name)
-        if setting is None:
-            continue
-        fixed = param_files.as_declared(setting, value)
-        value = value if fixed is None else fixed
-        if name in NOT_FROM_FILES:
-            print(f"ros-ground ground: {path}: {name}: {value!r} is for the node; one image is "
-                  f"grounded with --{name.replace('_', '-')} (default {setting.default!r})",
-                  file=sys.stderr)
-            continue
-        if isinstance(setting.default, bool) != isinstance(value, bool) or value is None:
-            raise ValueError(f"{path}: {name} must be {type(setting.default).__name__}, got "
-                             f"{value!r}")
-        if not isinstance(value, bool):
-            value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-            try:
-                (flag_type(setting) if name not in GROUND_LIMITS else _positive)(value)
-            except (argparse.ArgumentTypeError, ValueError) as exc:
-                raise ValueError(f"{path}: {name}: {exc}") from None
-        found[name] = value
+    for table, values, used in ((settings.GROUNDING, grounding, flags),
+                                (settings.PROPOSAL, proposal, settings.AMG_NAMES)):
+        declared = settings.by_name(table)
+        for name, value in values.items():
+            setting = declared[name]
+            fixed = param_files.as_declared(setting, value)
+            value = value if fixed is None else fixed
+            if isinstance(setting.default, bool) != isinstance(value, bool) or value is None:
+                raise ValueError(f"{path}: {name} must be {type(setting.default).__name__}, got "
+                                 f"{value!r}")
+            if name not in used or name in NOT_FROM_FILES:
+                try:
+                    setting.check(value)
+                except ValueError as exc:
+                    raise ValueError(f"{path}: {exc}") from None
+                if name in NOT_FROM_FILES:
+                    print(f"ros-ground ground: {path}: {name}: {value!r} is for the node; one image "
+                          f"is grounded with --{name.replace('_', '-')} (default "
+                          f"{setting.default!r})", file=sys.stderr)
+                continue
+            if not isinstance(value, bool):
+                value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+                try:
+                    (_positive if name in GROUND_LIMITS else flag_type(setting))(value)
+                except (argparse.ArgumentTypeError, ValueError) as exc:
+                    raise ValueError(f"{path}: {name}: {exc}") from None
+            found[name] = value
     return found

@@ -39,20 +39,26 @@ def load(path: str) -> dict:
     return content
 
 
+def _param_sections(content: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """(name, value) of each section of a parameter file: a key holding `ros__parameters`, or
+    holding no mapping below it (a section written wrong); nested namespace keys joined
+    ("ground/x" of `ground: x: ros__parameters:`), a top-level key as written."""
+    out = []
+    for key, value in content.items():
+        name = f"{prefix}/{str(key).strip('/')}" if prefix else str(key)
+        if isinstance(value, dict) and PARAMS_KEY not in value and any(
+                isinstance(v, dict) for v in value.values()):
+            out += _param_sections(value, name)
+        else:
+            out.append((name, value))
+    return out
+
+
 def sections(content: dict) -> list[str]:
     """The node names of a parameter file's sections, nested keys joined ("/ground/x" of
     `ground: x: ros__parameters:`), each with a leading "/" as rcl reads them."""
-    out = []
-
-    def walk(prefix: str, mapping: dict) -> None:
-        for key, value in mapping.items():
-            name = f"{prefix}/{str(key).strip('/')}"
-            if isinstance(value, dict) and PARAMS_KEY in value:
-                out.append(name)
-            elif isinstance(value, dict):
-                walk(name, value)
-    walk("", content)
-    return out
+    return ["/" + name.strip("/") for name, value in _param_sections(content)
+            if isinstance(value, dict) and PARAMS_KEY in value]
 
 
 def applies(section: str, node: str) -> bool:
@@ -92,28 +98,28 @@ def _last(name: str) -> str:
 
 def params_file(path: str, node: str, table: Iterable, required: bool = True) -> dict[str, Any]:
     """The parameters a ROS 2 parameter file gives node `node` in any namespace: the
-    `ros__parameters` of each top-level key naming it (`grounding_node`, `/ns/grounding_node`,
-    `/**/grounding_node`, `/**`), a later key's value winning. Only those `table`
-    (settings.Setting) declares are returned; a name it lacks is an error in the node's own
+    `ros__parameters` of each section naming it (`grounding_node`, `/ns/grounding_node`,
+    `/**/grounding_node`, `/**`, nested `ns: grounding_node:`), a later one's value winning.
+    Only those `table` (settings.Setting) declares are returned; a name it lacks is an error in the node's own
     section and left to other nodes in a wildcard one, as the node itself does. OSError when the
     file cannot be read, ValueError when it is no parameter file, has no section for `node`
     (unless not `required`: then {}), or names a parameter `node` lacks."""
-    content = load(path)
+    all_sections = _param_sections(load(path))
     declared = by_name(table)
     values: dict[str, Any] = {}
-    named = {key: _last(str(key).strip("/")) for key in content}  # "/**/x" -> "x"
-    found = [key for key, name in named.items() if name in (node, "*", "**")]
+    found = [(key, section) for key, section in all_sections
+             if _last(key.strip("/")) in (node, "*", "**")]  # "/**/x" -> "x"
     if not found and not required:
         return values
     if not found:
         raise ValueError(f"{path} has no section for {node} (its sections: "
-                         f"{', '.join(map(str, content))}); e.g. /**/{node}: ros__parameters:")
-    for key in found:
-        params = content[key].get(PARAMS_KEY) if isinstance(content[key], dict) else None
+                         f"{', '.join(key for key, _ in all_sections)}); e.g. /**/{node}: ros__parameters:")
+    for key, section in found:
+        params = section.get(PARAMS_KEY) if isinstance(section, dict) else None
         if not isinstance(params, dict):
             raise ValueError(f"{path}: {key!r} has no ros__parameters mapping")
         unknown = sorted(set(params) - set(declared) - {"use_sim_time"})
-        if unknown and named[key] == node:
+        if unknown and _last(key.strip("/")) == node:
             raise ValueError(f"{path}: {node} has no parameter {', '.join(unknown)}")
         values.update({name: value for name, value in params.items() if name in declared})
     return values
@@ -126,9 +132,9 @@ def unknown_names(path: str) -> list[str]:
     `load`."""
     known = {s.name for table in (GROUNDING, PROPOSAL, SIM_CAMERA) for s in table} | {"use_sim_time"}
     names: set[str] = set()
-    for key, section in load(path).items():
+    for key, section in _param_sections(load(path)):
         params = section.get(PARAMS_KEY) if isinstance(section, dict) else None
-        if isinstance(params, dict) and _last(str(key).strip("/")) in ("*", "**"):
+        if isinstance(params, dict) and _last(key.strip("/")) in ("*", "**"):
             names.update(params)
     return sorted(names - known)
 

@@ -357,6 +357,36 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
     assert cli.engine_config(far).amg_params["proposal_zoom"] is True
 
 
+def test_a_params_file_gives_ground_only_the_proposal_nodes_proposal_settings(monkeypatch, tmp_path,
+                                                                            capsys):
+    """helper-71: the proposal node's section set the engine's sam_model and device too, a
+    nested namespace key was refused, so was a file with a proposal section only, and a value
+    the proposal node would refuse passed when `ground` has no flag of it."""
+    import ros_ground.cli as cli
+
+    seen = []
+    monkeypatch.setitem(cli.CORE_COMMANDS, "ground", lambda args: seen.append(args) or 0)
+    both = tmp_path / "both.yaml"
+    both.write_text("/**/grounding_node:\n  ros__parameters:\n    sam_model: sim\n    device: cpu\n"
+                    "/**/mask_proposal_node:\n  ros__parameters:\n    sam_model: vit_b\n"
+                    "    device: cuda\n    pred_iou_thresh: 0.6\n")
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(both)]) == 0
+    assert (seen[-1].sam_model, seen[-1].device, seen[-1].pred_iou_thresh) == ("sim", "cpu", 0.6)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("ground:\n  grounding_node:\n    ros__parameters:\n      min_target_score: 0.33\n")
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(nested)]) == 0
+    assert seen[-1].min_target_score == 0.33
+    proposals = tmp_path / "proposals.yaml"
+    proposals.write_text("/**/mask_proposal_node:\n  ros__parameters:\n    proposal_zoom: true\n")
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(proposals)]) == 0
+    assert seen[-1].proposal_zoom is True
+    refused = tmp_path / "refused.yaml"
+    refused.write_text("/**/mask_proposal_node:\n  ros__parameters:\n    min_period_s: -1.0\n")
+    with pytest.raises(SystemExit):
+        cli.main(["ground", "--image", "x.png", "--params-file", str(refused)])
+    assert f"{refused}: min_period_s must be" in capsys.readouterr().err
+
+
 def test_a_ros_subcommand_of_the_core_command_line_says_where_it_is():
     out = _run("ask", "Describe the scene.", check=False)
     assert out.returncode == 2 and "ask needs ROS: run it from the `ros-ground` entry point " \
