@@ -28,4 +28,4 @@ def check_model_specs(model: str, sam_model: str | None, sam_checkpoint: str | N
     if len(problems) == 1:
         raise problems[0]
     if problems:
-        raise ModelLoadError("; and ".join(map(str, problems)))
+        raise ModelLoadError("; and ".join(str(p).rstrip(".") for p in problems))

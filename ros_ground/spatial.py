@@ -299,10 +299,10 @@ def unlocated_phrases(result, shown: int = 3) -> str:
     """Why phrases of a located results.GroundingResult with a mask have no position: "no valid
     depth (0, NaN, inf or negative) under the mask of 'the mug'" (the first `shown` phrases
     named, and how many more), or "" when every one was located."""
-    missing = [p.text for p in (*result.phrases, *result.prompt_phrases)
-               if p.mask is not None and p.mask.any() and not p.depth_points]
+    missing = list(dict.fromkeys(p.text for p in (*result.phrases, *result.prompt_phrases)
+                                 if p.mask is not None and p.mask.any() and not p.depth_points))
     if not missing:
         return ""
-    named = ", ".join(repr(t) for t in dict.fromkeys(missing[:shown]))
+    named = ", ".join(repr(t) for t in missing[:shown])
     more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
     return f"no valid depth (0, NaN, inf or negative) under the mask of {named}{more}"

@@ -402,12 +402,15 @@ def test_corrupt_and_missing_files(tmp_path):
 
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"x": print}, protocol=2))
-    with pytest.raises(SamLoadError, match="refused to load .*evil.pth: it holds more than plain "
-                                           "tensors") as refused:
+    with pytest.raises(SamLoadError, match=r"refused to load .*evil.pth: torch.load\(weights_only="
+                                           r"True\), which takes plain tensors only, refused it "
+                                           r"\(Unsupported global: GLOBAL print") as refused:
         load_sam("tiny", checkpoint=str(evil))
     assert "\n" not in str(refused.value)
     with pytest.raises(SamLoadError, match="not found"):
         load_sam("tiny", checkpoint=str(tmp_path / "absent.pth"))
+    with pytest.raises(SamLoadError, match="is a directory: give the checkpoint file"):
+        load_sam("tiny", checkpoint=str(tmp_path))
     with pytest.raises(SamLoadError, match="unknown SAM spec"):
         load_sam("vit_xxl")
     (tmp_path / "model.safetensors").write_bytes(b"")
@@ -446,6 +449,13 @@ def test_torch_load_uses_weights_only(tmp_path):
     said = str(refused.value)
     assert "unsupported global" in said.lower() and "_exploit" in said
     assert "weights_only` set to `False" not in said and "safe_globals" not in said
+    # helper-71: a legacy pickle's refusal ("Unsupported operand 149") was lost behind torch's
+    # "file an issue" line; it claims nothing of what the file holds
+    legacy = tmp_path / "legacy.pth"
+    torch.save(build_tiny_sam(seed=4).state_dict(), legacy, _use_new_zipfile_serialization=False,
+               pickle_protocol=4)
+    with pytest.raises(SamLoadError, match=r"refused it \(Unsupported operand \d+\)"):
+        load_sam("tiny", checkpoint=str(legacy))
 
 
 def test_prefetched_embedding_is_the_one_set_image_computes(seg):

@@ -298,3 +298,19 @@ def test_a_depth_file_and_a_depth_message_give_the_same_metres():
     message = decode_depth("16UC1", 6, 7, 14, False, mm.tobytes())
     np.testing.assert_array_equal(depth_to_metres(mm), message)
     np.testing.assert_array_equal(depth_to_metres(mm, "mono16"), message)
+
+
+def test_unlocated_phrases_names_each_phrase_once_and_counts_the_others():
+    # helper-71: four "the mug" and a tray said "'the mug' and 2 more"
+    from types import SimpleNamespace
+
+    from ros_ground.results import GroundedPhrase
+    from ros_ground.spatial import unlocated_phrases
+
+    mask = np.ones((4, 4), bool)
+    phrases = [GroundedPhrase(text, 0, len(text), 1.0, mask)
+               for text in ("the mug", "the mug", "the tray", "the mug", "the duck", "the cube")]
+    said = unlocated_phrases(SimpleNamespace(phrases=phrases[:4], prompt_phrases=[]))
+    assert said == "no valid depth (0, NaN, inf or negative) under the mask of 'the mug', 'the tray'"
+    said = unlocated_phrases(SimpleNamespace(phrases=phrases, prompt_phrases=[]), shown=2)
+    assert said.endswith("'the mug', 'the tray' and 2 more")

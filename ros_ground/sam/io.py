@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -72,6 +73,9 @@ def load_saved_sam(path) -> Sam:
 def checkpoint_path(path) -> Path:
     """`path` (a user's `~` expanded) as a checkpoint file; SamLoadError when there is none."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise SamLoadError(f"SAM checkpoint {path} is a directory: give the checkpoint file "
+                           "(e.g. sam_vit_h_4b8939.pth), or the directory as sam_model")
     if not path.is_file():
         raise SamLoadError(f"SAM checkpoint not found: {path}")
     return path
@@ -103,18 +107,14 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
                            f"safetensors (it starts with {head[:8]!r})")
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # our refusal says it; torch's warning repeats it
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            # the line that says what was refused ("unsupported GLOBAL posix.system"); the rest
-            # is torch's advice to its own users, to load it with weights_only=False
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            why = next((line for line in lines if "unsupported" in line.lower()
-                        or "unpickler error" in line.lower()), lines[-1] if lines else "")
-            why = why.split(". Please")[0].rstrip(".")  # not how to allowlist it
             raise SamLoadError(
-                f"refused to load {path}: it holds more than plain tensors "
-                "(torch.load weights_only=True). "
-                f"Convert it to safetensors in a trusted environment. ({why})"
+                f"refused to load {path}: torch.load(weights_only=True), which takes plain "
+                f"tensors only, refused it ({_refusal(str(exc))}). Convert it to safetensors in "
+                "an environment you trust."
             ) from exc
         except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
             raise SamLoadError(f"corrupt or unreadable SAM checkpoint {path}: {exc}") from exc
@@ -161,3 +161,14 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
         if keys
     )
     raise SamLoadError(f"checkpoint {source} does not fit this SAM architecture{hint}: {details}")
+
+
+def _refusal(message: str) -> str:
+    """What torch.load(weights_only=True) refused ("Unsupported global: GLOBAL posix.system",
+    "Unsupported operand 149"), out of its message; the rest is advice to its own users: load
+    it with weights_only=False, allowlist the global, file an issue."""
+    said = message.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    if "WeightsUnpickler error:" not in message:  # another wording: the line naming the refusal
+        lines = [line for line in lines if "unsupported" in line.lower()] or lines[-1:]
+    return lines[0].split(". Please")[0].rstrip(".") if lines else "no reason given"
