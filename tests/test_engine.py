@@ -469,3 +469,11 @@ def test_both_models_wrong_are_named_at_once_before_anything_loads(monkeypatch, 
         build_engine("tiny", "vit_h", sam_checkpoint=missing, device="cpu")
     with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
         build_engine("llava-hf/llava-1.5-7b-hf", "tiny", device="cpu")
+    # helper-71: a download that never finished, and a directory that is no checkpoint
+    (tmp_path / "hub" / "models--llava-hf--llava-1.5-7b-hf" / "snapshots" / "abc").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError) as both:
+        build_engine("llava-hf/llava-1.5-7b-hf", "vit_h", sam_checkpoint=missing, device="cpu")
+    assert "not in the Hugging Face cache" in str(both.value) and missing in str(both.value)
+    with pytest.raises(ModelLoadError, match="holds no config.json"):
+        build_engine(str(tmp_path / "empty"), "tiny", device="cpu")

@@ -62,7 +62,8 @@ def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
     """The checks of `load_lmm` that read no weights, so a caller can make them before loading
     anything for seconds (build_engine, beside SAM's): ModelLoadError for the embedded 'sim'
     model missing, a path that is no directory, and, when `allow_download` is False (None: not
-    checked), a Hugging Face id with nothing in the cache."""
+    checked), a Hugging Face id with no snapshot holding a config.json in the cache (nothing,
+    or a download that never finished)."""
     if spec == "tiny":
         return
     if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():
@@ -74,7 +75,10 @@ def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
         if not path.is_dir():
             raise ModelLoadError(f"model {spec!r}: no such directory {str(path)!r} "
                                  f"(give a checkpoint directory, a Hugging Face id, 'sim' or 'tiny')")
-    elif allow_download is False and not hub_cache_dir(spec).is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"model {spec!r}: {str(path)!r} holds no config.json, so it is no "
+                                 "Hugging Face checkpoint directory (save_pretrained writes one)")
+    elif allow_download is False and not any((hub_cache_dir(spec) / "snapshots").glob("*/config.json")):
         raise ModelLoadError(f"model {spec!r} is not in the Hugging Face cache "
                              f"{str(hub_cache_dir(spec))!r}, and downloads are off (allow_download "
                              "is false): put the model in that cache or give a local directory")
