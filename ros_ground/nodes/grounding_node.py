@@ -197,8 +197,8 @@ class GroundingNode(ModelNode):
         return response
 
     def _on_goal_request(self, goal) -> GoalResponse:
-        # the server lives from configure to cleanup, so that the results of goals answered
-        # at deactivate reach their clients; while inactive it takes no goal
+        # the server lives from the first activate to cleanup, so that the results of goals
+        # answered at deactivate reach their clients; while inactive it takes no goal
         if self.scheduler.is_open():
             return GoalResponse.ACCEPT
         self.get_logger().warning("ask goal rejected: the node is not active",
