@@ -36,7 +36,7 @@ class ModelNode(LifecycleNode):
             self.get_logger().error(f"parameter {name}: {why}; the node will not configure "
                                     f"until {name} is set to a valid value")
         self._opened: list = []
-        self._configured: list = []  # action servers, from configure to cleanup
+        self._configured: list = []  # action servers, from the first activate to cleanup
         self._lifecycle_pubs: list = []
         self.add_pre_set_parameters_callback(params.retype_changes(self, settings))
         self.add_on_set_parameters_callback(params.refusing_on_error(self._on_set_parameters))
