@@ -21,6 +21,7 @@ from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
     comparative_after,
+    nearness_after,
     relation_after,
     relation_only,
     side_after,
@@ -105,12 +106,12 @@ def place_between(gap: str) -> str | None:
     """The relation PLACE_WORDS gives the words of `gap`, the text between a placed object's
     phrase (or its landmark's) and the next phrase, when they are a preposition of it alone,
     after optional commas, ellipses, the target's side ("on the right", "from the left":
-    spatial_words.side_after) or comparative ("closer to you") and _MANNER words and before an
-    optional article the phrase left out (" on ", " into the ", ", next to ", " down on the ",
-    " on... the "); else None."""
+    spatial_words.side_after) or nearness ("closest to you": nearness_after) and _MANNER words
+    and before an optional article the phrase left out (" on ", " into the ", ", next to ",
+    " down on the ", " on... the "); else None."""
     words = " ".join(re.sub(r"[,.\u2026]", " ", gap.lower()).split())
     words = words[side_after(words):].strip()  # "(the second mug) from the left on (the tray)"
-    words = words[comparative_after(words):].strip()  # "(the mug) closer to you on (the tray)"
+    words = words[nearness_after(words):].strip()  # "(the mug) closest to you on (the tray)"
     return PLACE_WORDS.get(re.sub(r"\s*\b(?:the|a|an)$", "", _MANNER.sub("", words)))
 
 

@@ -181,6 +181,20 @@ def side_after(after_text: str) -> int:
     return found.end() if found else 0
 
 
+_NEARNESS_AFTER = re.compile(r"^[\s,]*(?:" + "|".join(
+    r"\s+".join(map(re.escape, w.split())) for w in sorted((*SUPERLATIVES, *COMPARATIVES, *TO_YOU),
+                                                          key=len, reverse=True) if " " in w) + r")\b")
+
+
+def nearness_after(after_text: str) -> int:
+    """The length of the superlative or comparative of nearness to the camera that `after_text`
+    (what follows a phrase) starts with, 0 for none: "closest to the camera", "nearest you",
+    "closer to you". It says which object a placed one is when a destination follows ("put the
+    mug *closest to the camera* on the tray")."""
+    found = _NEARNESS_AFTER.match(after_text.lower())
+    return found.end() if found else 0
+
+
 def comparative_after(after_text: str) -> int:
     """The length of the comparative of nearness to the camera that `after_text` (what follows
     a phrase) starts with, 0 for none: "closer to the camera", "nearer you", "farther from

@@ -335,6 +335,10 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Put the mug second from the left on the tray.", None, None, "the tray", "on", None, None),
     ("Put the mug in the middle into the box.", None, None, "the box", "in", None, None),
     ("Put the mug at the back on the tray.", None, None, "the tray", "on", None, None),
+    # a superlative of nearness after the placed object says which one; the place still follows
+    ("Put the mug closest to the camera on the tray.", None, None, "the tray", "on", None, None),
+    ("Move the mug closest to you to the tray.", None, None, "the tray", "to", None, None),
+    ("Put the mug nearest the camera into the box.", None, None, "the box", "in", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -961,6 +965,7 @@ def test_put_it_grounds_the_destination_without_a_target(engine, command, want, 
     ("Push the mug farther from you.", None, None),
     ("Bring the cube nearer the camera.", None, None),
     ("Put the mug closer to you on the tray.", "the tray", "closest to the camera"),
+    ("Put the mug closest to the camera on the tray.", "the tray", "closest to the camera"),
     ("Pick up the mug closer to you.", None, "closest to the camera"),
     ("Which mug is farther from you?", None, "farthest from the camera"),
 ])
