@@ -60,16 +60,15 @@ from ros_ground.phrases import (
     noun_phrases,
     without_leading,
 )
-from ros_ground.spatial_words import COMPARATIVES, SUPERLATIVES, TO_YOU, joined_from_last, relation_pattern
+from ros_ground.spatial_words import NEARNESS_WORDS, joined_from_last, relation_pattern
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
 WH_TAGS = ("WDT", "WP", "WP$", "WRB")
 # a relation (spatial_words.relation_pattern: "to the left of" whole, "right behind") or a superlative
 # that follows its noun ("closest to the camera")
-SPATIAL_WORDS = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlative>\b(?:" + "|".join(
-    r"\s+".join(map(re.escape, s.split())) for s in (*SUPERLATIVES, *COMPARATIVES, *TO_YOU) if " " in s)
-    + r")\b)", re.IGNORECASE)
+SPATIAL_WORDS = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlative>\b(?:"
+                           + NEARNESS_WORDS + r")\b)", re.IGNORECASE)
 # verbs whose relation after their object says where to put it ("put the mug *behind the
 # tray*"), not which one it is ("pick up the mug behind the tray")
 PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide shift carry leave".split())

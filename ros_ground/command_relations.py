@@ -7,8 +7,7 @@ A relation right after a placed object, with no copula, says where it goes, unle
 destination follows its landmark ("put the mug left of the tray *on the shelf*": the relation
 then says which mug); a relation after the destination says which one ("put the mug behind the
 tray *left of the duck*"). The place prepositions (`PLACE_WORDS`: on, in, next to, to, under,
-above) name a
-destination only: "the mug on the tray" is not judged in the image.
+above) name a destination only: "the mug on the tray" is not judged in the image.
 """
 
 from __future__ import annotations
@@ -198,10 +197,11 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
 
 # verbs that carry their object somewhere only with a preposition of motion after it (_MOTION):
 # "bring the mug *to* the tray", where "bring the mug on the tray" says which mug
+_CARRYING = "bring take carry fetch get hand".split()
+_CARRIED = re.compile(r"\b(?:" + "|".join(_CARRYING) + r")\s+(?:me\s+)?$", re.IGNORECASE)
 # verbs that move their object without placing it: a comparative after it says where to
-_MOVING = re.compile(r"\b(?:bring|take|carry|fetch|get|hand|push|pull|drag|nudge)\s+(?:me\s+)?$",
-                     re.IGNORECASE)
-_CARRIED = re.compile(r"\b(?:bring|take|carry|fetch|get|hand)\s+(?:me\s+)?$", re.IGNORECASE)
+_MOVING = re.compile(r"\b(?:" + "|".join(_CARRYING + ["push", "pull", "drag", "nudge"])
+                     + r")\s+(?:me\s+)?$", re.IGNORECASE)
 _MOTION = re.compile(r"^[\s,]*(to|into|onto)\s+(?:the\s+|a\s+|an\s+)?$", re.IGNORECASE)
 # a placing verb whose object is a pronoun, the words after it up to the next phrase: "(pick up
 # the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)"

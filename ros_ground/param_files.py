@@ -100,10 +100,10 @@ def params_file(path: str, node: str, table: Iterable, required: bool = True) ->
     """The parameters a ROS 2 parameter file gives node `node` in any namespace: the
     `ros__parameters` of each section naming it (`grounding_node`, `/ns/grounding_node`,
     `/**/grounding_node`, `/**`, nested `ns: grounding_node:`), a later one's value winning.
-    Only those `table` (settings.Setting) declares are returned; a name it lacks is an error in the node's own
-    section and left to other nodes in a wildcard one, as the node itself does. OSError when the
-    file cannot be read, ValueError when it is no parameter file, has no section for `node`
-    (unless not `required`: then {}), or names a parameter `node` lacks."""
+    Only those `table` (settings.Setting) declares are returned; a name it lacks is an error in
+    the node's own section and left to other nodes in a wildcard one, as the node itself does.
+    OSError when the file cannot be read, ValueError when it is no parameter file, has no
+    section for `node` (unless not `required`: then {}), or names a parameter `node` lacks."""
     all_sections = _param_sections(load(path))
     declared = by_name(table)
     values: dict[str, Any] = {}

@@ -55,10 +55,20 @@ TO_YOU = {wording.replace("the camera", you): ("farthest from the camera" if "fr
           for wording in (*SUPERLATIVES, *COMPARATIVES) if "the camera" in wording
           for you in ("you", "yourself")}
 _TO_YOU = re.compile(r"\b(?:" + "|".join(map(re.escape, TO_YOU)) + r")\b")
+
+
+def _wordings(wordings) -> str:
+    """Regular expression of `wordings`, their words apart by any whitespace, the longest first."""
+    return "|".join(r"\s+".join(map(re.escape, w.split())) for w in sorted(wordings, key=len, reverse=True))
+
+
+# the superlatives and comparatives of nearness that follow their noun ("the mug *closest to
+# the camera*", "*closer to you*"): every multi-word wording; command.py cuts commands at them
+NEARNESS_WORDS = _wordings(w for w in (*SUPERLATIVES, *COMPARATIVES, *TO_YOU) if " " in w)
 # a comparative right after a phrase: "(move the mug) *closer to you*"
-_COMPARATIVE_AFTER = re.compile(r"^[\s,]*(?:" + "|".join(
-    r"\s+".join(map(re.escape, w.split())) for w in (*COMPARATIVES, *TO_YOU)
-    if w.split()[0] in ("closer", "nearer", "farther", "further")) + r")\b")
+_COMPARATIVE_AFTER = re.compile(r"^[\s,]*(?:" + _wordings(
+    w for w in (*COMPARATIVES, *TO_YOU) if w.split()[0] in ("closer", "nearer", "farther", "further"))
+    + r")\b")
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
 _SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s+)?"
                          r"(?:(bigger|larger)|(smaller|tinier))\b")  # "which mug is bigger?"
@@ -139,10 +149,11 @@ def relation_only(text: str) -> bool:
 
 def _superlative(text: str) -> str | None:
     text = " ".join(text.lower().split())
-    to_you = _TO_YOU.search(text)
-    return next((s for s in SUPERLATIVES if s in text), None) or next(
-        (s for c, s in COMPARATIVES.items() if c in text), None) or (
-        TO_YOU[to_you.group()] if to_you else None)
+    found = next((s for s in SUPERLATIVES if s in text), None) or next(
+        (s for c, s in COMPARATIVES.items() if c in text), None)
+    if found is None and (to_you := _TO_YOU.search(text)):
+        found = TO_YOU[to_you.group()]
+    return found
 
 
 def _worded(target_text: str, after: str) -> str | None:
@@ -181,9 +192,7 @@ def side_after(after_text: str) -> int:
     return found.end() if found else 0
 
 
-_NEARNESS_AFTER = re.compile(r"^[\s,]*(?:" + "|".join(
-    r"\s+".join(map(re.escape, w.split())) for w in sorted((*SUPERLATIVES, *COMPARATIVES, *TO_YOU),
-                                                          key=len, reverse=True) if " " in w) + r")\b")
+_NEARNESS_AFTER = re.compile(r"^[\s,]*(?:" + NEARNESS_WORDS + r")\b")
 
 
 def nearness_after(after_text: str) -> int:

@@ -114,7 +114,7 @@ class CameraSensors:
         same stamp and pixels: only then are the camera's proposals and depth for it."""
         rgb = frame.rgb
         return rgb is not None and any(
-            f.rgb is not None and f.rgb.shape == rgb.shape and np.array_equal(f.rgb, rgb)
+            f.rgb is not None and np.array_equal(f.rgb, rgb)  # of another shape: not equal
             for f in self.frames.stamped(camera, stamp_to_ns(frame.header.stamp)))
 
     def registered_depth(self, camera: str, header, size: tuple[int, int]):
