@@ -32,8 +32,9 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
 
     ground = sub.add_parser("ground", help="ground a prompt's answer in one image file (no ROS)")
     ground.add_argument("--image", required=True, help="PNG/JPEG file")
-    ground.add_argument("--prompt", default="Describe the image in detail.",
-                        help="a description request, question or command (default: %(default)r)")
+    ground.add_argument("--prompt", default=settings.by_name(settings.GROUNDING)["default_prompt"].default,
+                        help="a description request, question or command (default: the node's "
+                             "default_prompt, a --params-file's if it sets one: %(default)r)")
     ground.add_argument("--params-file", metavar="FILE.yaml", action="append",
                         help="the grounding_node's parameters, and the mask_proposal_node's "
                              "proposal settings, from a ROS 2 parameter file (e.g. "

@@ -83,9 +83,10 @@ def add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whose
 
 def file_flags(path: str) -> dict:
     """The flag values the parameter file at `path` gives `ground`: the grounding_node's
-    (param_files.params_file; its model and engine settings and GROUND_LIMITS) and, from the
-    mask_proposal_node's section, its proposal settings only (settings.AMG_NAMES: the engine's
-    own proposals; its sam_model or device are that node's), each read as the node reads it
+    (param_files.params_file; its model and engine settings, GROUND_LIMITS, and its
+    default_prompt as `--prompt`) and, from the mask_proposal_node's section, its proposal
+    settings only (settings.AMG_NAMES: the engine's own proposals; its sam_model or device are
+    that node's), each read as the node reads it
     (param_files.as_declared: `compile: off`) and checked as its flag would be. Every other
     value of the two sections is checked as its node would (and not used). ValueError naming
     the file and the parameter, or a file with a section for neither node. Names no node has,
@@ -126,4 +127,6 @@ def file_flags(path: str) -> dict:
                 except (argparse.ArgumentTypeError, ValueError) as exc:
                     raise ValueError(f"{path}: {name}: {exc}") from None
             found[name] = value
+    if "default_prompt" in grounding:  # what the node's `describe` asks, so `ground`'s question too
+        found["prompt"] = grounding["default_prompt"]
     return found

@@ -296,14 +296,19 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
     assert (flagged.min_target_score, flagged.command_words, flagged.entity_scoring) == (0.3, False,
                                                                                            "tokens")
     assert (plain.entity_scoring, plain.min_target_score) == ("attention", -2.0)
+    # one image is asked what the node's `describe` asks: its default_prompt, or a file's
+    assert plain.prompt == "Describe the scene."
     # a list, as the node's YAML writes it; a wildcard key; a later key wins
     listed = tmp_path / "listed.yaml"
     listed.write_text("/**:\n  ros__parameters:\n    attention_views: [identity, hflip]\n"
                       "    max_new_tokens: 8\n/**/grounding_node:\n  ros__parameters:\n"
-                      "    max_new_tokens: 16\n    queue_size: 2\n"
+                      "    max_new_tokens: 16\n    queue_size: 2\n    default_prompt: What is red?\n"
                       "other_node:\n  ros__parameters:\n    nonsense: 1\n")
     assert cli.main(["ground", "--image", "x.png", "--params-file", str(listed)]) == 0
     assert (seen[-1].attention_views, seen[-1].max_new_tokens) == (["identity", "hflip"], 16)
+    assert seen[-1].prompt == "What is red?"
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(listed), "--prompt", "Hi?"]) == 0
+    assert seen[-1].prompt == "Hi?"
     # the node's limits, which `ground` has flags of; files layered, a later one winning; a
     # wildcard section's parameter of another node is that node's
     limits = tmp_path / "limits.yaml"
