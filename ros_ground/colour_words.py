@@ -42,6 +42,7 @@ NEGATIONS = ("non", "not", "no", "neither")
 _STATED = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)|(?:that|which|it)['\u2019]s|in"
                      r"|whose\s+colou?r\s+is|colou?red|painted)(?:\s+(?:colou?red|painted))?\s+")
 _APPOSITION = re.compile(r"^\s*,\s*the\s+")
+_CONTRACTED = re.compile(r"\b(is|are|was|were)n['\u2019]?t\b")
 # the words that exclude what follows them ("*not* the red one", "*except* the duck"), a regular
 # expression for command.py's target rule as well as for the colours below
 EXCLUDING_WORDS = (r"(?:not|except(?:\s+for)?|besides|excluding|other\s+than|apart\s+from"
@@ -97,7 +98,8 @@ def colours_after(after_text: str, phrase: str = "") -> str:
     mug, but not red": the colours must end the text or stand before "one(s)" or the head noun
     (last word) of `phrase`, the target phrase; "not the red tray" of "the mug" is another
     kind's colour."""
-    text = " ".join(after_text.lower().split())
+    # spoken or typed short: "that isn't red", "thats red"
+    text = _CONTRACTED.sub(r"\1 not", " ".join(after_text.lower().split())).replace("thats ", "that's ")
     excluded = _excluded_colours(text, phrase)
     if excluded:
         return excluded

@@ -38,7 +38,9 @@ Never the target: a question word heading its phrase ("what" of "what is it?"), 
 asked about ("what colour"), a place ("the left"), the object of a negated verb ("don't pick up
 *the mug*, pick up the cube", "leave *the bear* alone", "*avoid* the duck"), a phrase excluded
 by the words before it ("*not* the red one, the green one", "everything *except* the duck"),
-the object of a spatial preposition,
+one a self-correction replaces ("pick up the red mug, *no wait*, the blue one": `_CORRECTION`),
+a demonstrative alone ("grab *that one*": `_pointed_at`), where a carried object goes ("bring it
+*to the tray*"), the object of a spatial preposition,
 a place as a landmark is ("what is next to *the mug*?", "on top of *the tray*",
 `SPATIAL_PREPOSITIONS`), or a phrase naming the picture rather than a thing in it ("the image",
 "detail"). Phrases headed by such a picture or property word (`NOT_OBJECTS`) are not grounded
@@ -60,7 +62,13 @@ from ros_ground.phrases import (
     noun_phrases,
     without_leading,
 )
-from ros_ground.spatial_words import NEARNESS_WORDS, joined_from_last, relation_pattern
+from ros_ground.spatial_words import (
+    NEARNESS_WORDS,
+    joined_from_last,
+    relation_after,
+    relation_pattern,
+    superlative_of,
+)
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
@@ -71,7 +79,11 @@ SPATIAL_WORDS = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<super
                            + NEARNESS_WORDS + r")\b)", re.IGNORECASE)
 # verbs whose relation after their object says where to put it ("put the mug *behind the
 # tray*"), not which one it is ("pick up the mug behind the tray")
-PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide shift carry leave".split())
+PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide shift carry leave throw toss "
+                            "insert push pull drag nudge shove roll tuck".split())
+# verbs that carry their object somewhere only with a preposition of motion after it: "bring the
+# mug *to* the tray", where "bring the mug on the tray" says which mug (command_relations.py)
+CARRYING_VERBS = ("bring", "take", "carry", "fetch", "get", "hand")
 # prepositions whose object is a place ("what is *on* the tray?"); "to"/"from" after NEAR_WORDS
 SPATIAL_PREPOSITIONS = frozenset(
     "on onto in into inside near beside under underneath beneath below above over atop between "
@@ -89,6 +101,14 @@ EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
 # everything *except* the duck"
 _EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anything|all)\s+but)\s*$",
                              re.IGNORECASE)
+# a self-correction right before a phrase, which then replaces the target before it: "pick up
+# the red mug *no wait* the blue one", "*I mean*", ", *sorry*,", "*or rather*", "*actually no*"
+_CORRECTION = re.compile(r"(?:^|[\s,.;:!?])(?:no+\s+wait|wait(?:\s+no)?|i\s+meant?|actually(?:\s+no)?|"
+                         r"sorry|(?:or\s+)?rather|no+|make\s+(?:that|it)|scratch\s+that)[\s,.;:!?-]*$",
+                         re.IGNORECASE)
+# a demonstrative for what the user points at or the robot holds, as "it" is: "grab *that
+# one*", "put *this one* on the tray" name no kind or colour to ground
+_DEICTIC = re.compile(r"(?:(?:this|that|these|those)\s+)?ones?", re.IGNORECASE)
 # a count asked for ("*how many* mugs are there?") is about no one object: no target
 _HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
@@ -105,6 +125,7 @@ NOT_OBJECTS = frozenset(
     "image picture photo photograph scene view frame detail details colour color size shape "
     "kind type material thanks thank thx ty cheers please hello hi hey bye okay ok sorry "
     "trouble problem favour favor moment minute "  # "do me a favour and pick up ..."
+    "bit tad "  # how far: "move it *a bit* to the left"
     "ugh oi meh argh psst yay phew yep yeah nah nope hmm um uh er oh ah aha oops".split())
 
 
@@ -199,7 +220,10 @@ def _excluded(verb) -> bool:
     mug", "*never* grab it", "leave the bear *alone*", "*avoid* the duck" (EXCLUDING_VERBS).
     ("Leave the bear *behind*" never reaches the parse: the relation words are cut out of every
     piece; `_parsed_command` reads it.)"""
-    negated = any(c.dep_ == "neg" for c in verb.children)
+    # before the verb: "pick up the green cube *not* the red one" (speech, no comma) hangs
+    # "not" on "pick", but it excludes the phrase after it (_EXCLUDED_AFTER); "no" of "*no*
+    # wait, the blue one" corrects (_CORRECTION)
+    negated = any(c.dep_ == "neg" and c.i < verb.i and c.lower_ != "no" for c in verb.children)
     if verb.text.lower() in EXCLUDING_VERBS:  # "*don't* ignore the mug": the mug after all
         return not negated
     return negated or any(verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd")
@@ -215,8 +239,20 @@ def _spatial_object(token) -> bool:
     if token.dep_ != "pobj":
         return False
     word, head = token.head.text.lower(), token.head.head.text.lower()
-    return (word in SPATIAL_PREPOSITIONS or (word in ("to", "from") and head in NEAR_WORDS)
+    # "bring it *to the tray*": where a carried or placed object goes ("point to the mug" and
+    # "go to the tray" are about the mug and the tray)
+    carried = word in ("to", "toward", "towards") and head in CARRYING_VERBS + tuple(PLACEMENT_VERBS)
+    return (word in SPATIAL_PREPOSITIONS or carried or (word in ("to", "from") and head in NEAR_WORDS)
             or (word == "of" and head in PLACE_NOUNS))
+
+
+def _pointed_at(phrase: str, after: str) -> bool:
+    """Whether `phrase` is a demonstrative alone (`_DEICTIC`: "that one", "this one", "one") that
+    nothing after it (`after`) says more of: no superlative ("that one *on the left*") and no
+    relation ("this one *behind the tray*"). It means what the user points at or the robot holds,
+    as "it" does; grounded, it would be an arbitrary object."""
+    return (_DEICTIC.fullmatch(phrase) is not None and superlative_of(phrase, after) is None
+            and relation_after(after) is None)
 
 
 def _interjected_noun(nlp, token) -> bool:
@@ -302,6 +338,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                        and re.search(r"\bleave\b", piece, re.IGNORECASE) is not None)
         found = [p for p in _piece_phrases(nlp, piece, cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS
+                 and not _pointed_at(p.text, text[start + p.char_end:])
                  and not (p.char_start == 0 and _imperative(nlp, p.text))]
         for k, (phrase, (rule, placing)) in enumerate(zip(found, _target_rules(nlp, piece, found))):
             if rule is not None and k == 0 and cut is not None and not re.search(
@@ -313,6 +350,9 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
             if ((left_behind and placing) or _EXCLUDED_AFTER.search(piece[:phrase.char_start])
                     or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text))):
                 rule = None  # excluded, or counted: "how *many mugs* are there?" is about none
+            if rule is not None and candidates and _CORRECTION.search(
+                    said[phrases[-1].char_end:start + phrase.char_start]):
+                rule, candidates = min(candidates)[0], []  # the object meant after all
             if rule is not None:
                 candidates.append((rule, len(phrases)))
             placed.append(rule == 0 and placing)

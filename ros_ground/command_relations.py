@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ros_ground.command import PLACEMENT_VERBS, SPATIAL_WORDS
+from ros_ground.command import CARRYING_VERBS, PLACEMENT_VERBS, SPATIAL_WORDS
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
@@ -37,10 +37,12 @@ _DESTINATION = re.compile(
 def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
                     ) -> tuple[int, str | None, str, bool]:
     """(landmark, relation, after, destination) of the target phrase `chunks[target]` of `text`:
-    the index in `chunks` of the phrase right after a spatial relation ("left of *the tray*") or,
-    before the target, of a fronted one (`fronted_relation`), -1 when none; the relation
-    (spatial_words.relation_after's key), None when none; the text the relation is read from (the
-    text after the target, "left of the tray" for a fronted one); and whether the relation says
+    the index in `chunks` of the phrase right after a spatial relation ("left of *the tray*"),
+    after "to" of an unplaced target whose phrase says "nearest" or "closest" ("the nearest cube
+    to *the duck*") or, before the target, of a fronted one (`fronted_relation`), -1 when none;
+    the relation (spatial_words.relation_after's key), None when none; the text the relation is
+    read from (the text after the target; "left of the tray" for a fronted one, "nearest to the
+    duck" for "nearest ... to"); and whether the relation says
     where a `placed` target goes (`is_destination`)."""
     chunk = chunks[target]
     after = text[chunk.char_end:]
@@ -48,6 +50,10 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     if relation:
         landmark = target + 1
         return landmark, relation, after, placed and is_destination(text, chunk, chunks[landmark])
+    if not placed and _NEAREST_TO.search(chunk.text) and target + 1 < len(chunks) and _TO.fullmatch(
+            text[chunk.char_end:chunks[target + 1].char_start]):
+        # "the nearest cube *to the duck*" reads as "the cube nearest to the duck"
+        return target + 1, "near", f" nearest to {text[chunks[target + 1].char_start:]}", False
     fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
     if fronted is None:
         return -1, None, after, False
@@ -55,6 +61,9 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     after = f" {fronted} {chunks[target - 1].text}"
     return target - 1, relation_after(after), after, False
 
+
+_NEAREST_TO = re.compile(r"\b(?:nearest|closest)\b", re.IGNORECASE)
+_TO = re.compile(r"\s*to\s*", re.IGNORECASE)
 
 # what may stand between a fronted relation's landmark and the object: "left of the tray *is*
 # a mug", "behind the box*, there are* two cubes"
@@ -93,7 +102,8 @@ PLACE_WORDS = {"on": "on", "onto": "on", "on top of": "on", "atop": "on", "in": 
                "into": "in", "inside": "in", "inside of": "in", "next to": "next to",
                "beside": "next to", "by": "next to", "near": "next to", "close to": "next to",
                "to": "to", "under": "under", "underneath": "under", "beneath": "under",
-               "below": "under", "above": "above"}  # not "over": "move the mug over a bit"
+               "below": "under", "above": "above", "toward": "to", "towards": "to"}
+# not "over": "move the mug over a bit"
 
 
 # words that may stand before a destination's preposition: "put it *down* on the tray", "put
@@ -161,8 +171,8 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
                          destination=landmark, place=RELATION_NAMES[relation],
                          **_described(text, chunks, landmark))
     if not placed:
-        if landmark < 0 and comparative_after(after) and _MOVING.search(text[:chunks[target].char_start]):
-            return Relations()  # "push the mug farther from you": where it goes, not which one
+        if landmark < 0 and comparative_after(after) and _CARRIED.search(text[:chunks[target].char_start]):
+            return Relations()  # "bring the mug closer to you": where it goes, not which one
         return Relations(landmark, relation, after)
     last = landmark if landmark > target else target  # the place follows the target's words
     place = None if last + 1 >= len(chunks) else place_between(
@@ -195,17 +205,16 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
     return None
 
 
-# verbs that carry their object somewhere only with a preposition of motion after it (_MOTION):
-# "bring the mug *to* the tray", where "bring the mug on the tray" says which mug
-_CARRYING = "bring take carry fetch get hand".split()
-_CARRIED = re.compile(r"\b(?:" + "|".join(_CARRYING) + r")\s+(?:me\s+)?$", re.IGNORECASE)
-# verbs that move their object without placing it: a comparative after it says where to
-_MOVING = re.compile(r"\b(?:" + "|".join(_CARRYING + ["push", "pull", "drag", "nudge"])
-                     + r")\s+(?:me\s+)?$", re.IGNORECASE)
-_MOTION = re.compile(r"^[\s,]*(to|into|onto)\s+(?:the\s+|a\s+|an\s+)?$", re.IGNORECASE)
-# a placing verb whose object is a pronoun, the words after it up to the next phrase: "(pick up
-# the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)"
-_PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS)) + r")\s+(?:it|them)\s+"
+# a carrying verb before its object (command.CARRYING_VERBS), which a preposition of motion
+# after it (_MOTION) carries somewhere: a comparative after it says where to, too ("bring the
+# mug closer to you")
+_CARRIED = re.compile(r"\b(?:" + "|".join(CARRYING_VERBS) + r")\s+(?:me\s+)?$", re.IGNORECASE)
+_MOTION = re.compile(r"^[\s,]*(to|into|onto|towards?)\s+(?:the\s+|a\s+|an\s+)?$", re.IGNORECASE)
+# a placing or carrying verb whose object is a pronoun, the words after it up to the next phrase:
+# "(pick up the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)", "*bring
+# it to* (the tray)", "*put this one in* (the box)"
+_PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS) + list(CARRYING_VERBS))
+                           + r")\s+(?:it|them|(?:this|that|these|those)(?:\s+ones?)?)\s+"
                            r"(?P<words>[^.;!?]*)$", re.IGNORECASE)
 
 

@@ -33,16 +33,23 @@ SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to th
 # and a comparative of size ("the bigger mug": of two, the biggest)
 _NOT_OF = r"(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)"  # "left of", "left-hand side of": a relation
 _SIDE_IN = re.compile(r"\b(?:far[- ]|very )?(left|right)(?:[- ]hand)?\b" + _NOT_OF)
-_SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?"
-                         r"(?:(?:(?:that|which)\s+)?(?:is|are)\s+|that['\u2019]s\s+)?"
-                         r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
+# a copula after the phrase: "(the mug) that is", "which are", "that's", speech-to-text "thats"
+_THAT_IS = r"(?:(?:(?:that|which)\s+)?(?:is|are)\s+|(?:that|which)['\u2019]?s\s+)?"
+_SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS
+                         + r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
 # nearness to the camera in the phrase ("the *front* mug", "the *rearmost* cube") or right
 # after it ("the mug *in front*", "the one *at the back*"; not "in front of"), and its
 # comparative of two ("the mug *closer to the camera*")
 _DEPTH_IN = re.compile(r"\b(?:(front(?:most)?|fore(?:most)?)|(back(?:most)?|rear(?:most)?|hindmost))\b"
                        r"(?![- ]*(?:side\s+)?of\b)")
-_DEPTH_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?(?:(?:(?:that|which)\s+)?(?:is|are)\s+)?"
+_DEPTH_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS +
                           r"(?:in|at)\s+(?:the\s+(?:very\s+)?)?(?:(front)|(back|rear))\b(?!\s+of\b)")
+# nearness without a landmark: "the *nearest* mug", "the mug *furthest away*", "the *closest*
+# one": to the robot, whose camera sees the table ("the nearest cube *to the duck*" has one)
+_NEAR_IN = re.compile(r"\b(?:(nearest|closest)|(farthest|furthest))\b")
+_NEAR_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS + r"(?:the\s+)?"
+                         r"(?:(nearest|closest)|(farthest|furthest))(?:\s+(?:one|away))?\b"
+                         r"(?![\s,]+(?:to|from|of)\b)")
 COMPARATIVES = {"closer to the camera": "closest to the camera",
                 "nearer to the camera": "closest to the camera",
                 "nearer the camera": "closest to the camera",
@@ -65,8 +72,12 @@ def _wordings(wordings) -> str:
 # the superlatives and comparatives of nearness that follow their noun ("the mug *closest to
 # the camera*", "*closer to you*"): every multi-word wording; command.py cuts commands at them
 NEARNESS_WORDS = _wordings(w for w in (*SUPERLATIVES, *COMPARATIVES, *TO_YOU) if " " in w)
+# how far, before a comparative or side of where a moved object goes: "(move the mug) *a little*
+# closer to you", "(push it) *a bit* to the left"
+_DEGREE = re.compile(r"^[\s,]*(?:(?:a\s+(?:little|bit|tad|touch|lot)(?:\s+bit)?|slightly|much|way|even|just"
+                     r"|somewhat)\s+(?:more\s+)?)?")
 # a comparative right after a phrase: "(move the mug) *closer to you*"
-_COMPARATIVE_AFTER = re.compile(r"^[\s,]*(?:" + _wordings(
+_COMPARATIVE_AFTER = re.compile(_DEGREE.pattern + r"(?:" + _wordings(
     w for w in (*COMPARATIVES, *TO_YOU) if w.split()[0] in ("closer", "nearer", "farther", "further"))
     + r")\b")
 _SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
@@ -100,7 +111,7 @@ _OTHER_END = {"leftmost": "rightmost", "rightmost": "leftmost",
 # "the *middle* mug", "the mug *in the middle*": of the objects left to right, the one halfway
 _NOT_OF_WORD = r"(?!\s+of\b)"
 _MIDDLE_IN = re.compile(r"\b(?:middle|cent(?:er|re|ral))\b" + _NOT_OF_WORD)
-_MIDDLE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?(?:(?:(?:that|which)\s+)?(?:is|are)\s+)?"
+_MIDDLE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS +
                            r"(?:in|at)\s+the\s+(?:middle|cent(?:er|re))\b" + _NOT_OF_WORD)
 _COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
@@ -109,12 +120,20 @@ _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 def relation_pattern() -> str:
     """Regular expression (for re.IGNORECASE) of a relation's words as a command writes them:
     any of RELATIONS, its words apart by any whitespace ("left\\nof"), after an optional
-    RELATION_ADVERBS word ("right behind"); the longest wording first, so "to the left of" is
-    found whole rather than as "left of"."""
+    RELATION_ADVERBS word ("right behind"), "nearest" and "near" not after an article ("the
+    nearest mug"); the longest wording first, so "to the left of" is found whole rather than as
+    "left of"."""
     words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
     return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
-            + "|".join(r"\s+".join(map(re.escape, w.split())) for w in words)
+            + "|".join((_IN_PHRASE if w in _ADJECTIVES else "") + r"\s+".join(map(re.escape, w.split()))
+                       for w in words)
             + r")\b(?!" + _CAMERA.pattern + ")")
+
+
+# relation words that are an adjective of the phrase after an article ("the *nearest* mug", "a
+# *near* one"), a superlative of nearness to the robot (`_NEAR_IN`), not a relation
+_ADJECTIVES = ("nearest", "near")
+_IN_PHRASE = r"(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)(?<!\bthat\s)(?<!\bthis\s)"
 
 
 def _relation_start(text: str) -> tuple[str, str] | None:
@@ -156,15 +175,18 @@ def _superlative(text: str) -> str | None:
     return found
 
 
-def _worded(target_text: str, after: str) -> str | None:
+def _worded(target_text: str, after: str, landmark: bool = False) -> str | None:
     """The SUPERLATIVES entry another wording in the target phrase or right after it stands
-    for (`_SIDE_IN`, `_SIDE_AFTER`, `COUNTING_FROM`, `_LAST`, `_SIZE`; an ordinal alone counts
-    from the left), "middle" for `_MIDDLE_IN` / `_MIDDLE_AFTER`, or None."""
+    for (`_SIDE_IN`, `_SIDE_AFTER`, `_DEPTH_IN`, `_DEPTH_AFTER`, `COUNTING_FROM`, `_LAST`,
+    `_SIZE`, and `_NEAR_IN` / `_NEAR_AFTER` unless there is a `landmark`, which "the nearest cube
+    to the duck" is nearest to; an ordinal alone counts from the left), "middle" for
+    `_MIDDLE_IN` / `_MIDDLE_AFTER`, or None."""
     phrase = " ".join(target_text.lower().split())
     side = _SIDE_IN.search(phrase) or _SIDE_AFTER.match(after)
     if side:
         return f"{side.group(1)}most"
-    depth = _DEPTH_IN.search(phrase) or _DEPTH_AFTER.match(after)
+    depth = (_DEPTH_IN.search(phrase) or _DEPTH_AFTER.match(after)
+             or (None if landmark else _NEAR_IN.search(phrase) or _NEAR_AFTER.match(after)))
     if depth:
         return "closest to the camera" if depth.group(1) else "farthest from the camera"
     if _MIDDLE_IN.search(phrase) or _MIDDLE_AFTER.match(after):
@@ -184,12 +206,17 @@ def _worded(target_text: str, after: str) -> str | None:
 def side_after(after_text: str) -> int:
     """The length of the side of the picture, with no landmark, that `after_text` (what
     follows a phrase; lower-case, single-spaced) starts with, 0 for none: "on the left", "to
-    the far right", "in the middle", "from the left" (an ordinal's). Of a placed object, that
+    the far right", "in the middle", "from the left" (an ordinal's), after a degree ("a bit to
+    the left", `_DEGREE`). Of a placed object, that
     is which one it is when a destination follows ("put the mug on the right *on the tray*"),
     else where it goes ("put the mug *on the right*")."""
-    found = (_SIDE_AFTER.match(after_text) or _MIDDLE_AFTER.match(after_text)
-             or _DEPTH_AFTER.match(after_text) or COUNTING_FROM.match(after_text))
-    return found.end() if found else 0
+    degree = _DEGREE.match(after_text).end()  # "(push the mug) a bit to the left"
+    for text in (after_text, after_text[degree:]):
+        found = (_SIDE_AFTER.match(text) or _MIDDLE_AFTER.match(text)
+                 or _DEPTH_AFTER.match(text) or COUNTING_FROM.match(text))
+        if found:
+            return len(after_text) - len(text) + found.end()
+    return 0
 
 
 _NEARNESS_AFTER = re.compile(r"^[\s,]*(?:" + NEARNESS_WORDS + r")\b")
@@ -242,7 +269,7 @@ def superlative_of(target_text: str, after_text: str = "", landmark_text: str = 
     landmark = " ".join(landmark_text.lower().split())
     if landmark:
         after = after.replace(landmark, " ", 1)
-    return _superlative(target_text) or _superlative(after) or _worded(target_text, after)
+    return _superlative(target_text) or _superlative(after) or _worded(target_text, after, bool(landmark))
 
 
 def superlative_spans(phrase: str) -> list[tuple[int, int]]:

@@ -40,6 +40,10 @@ from ros_ground.colour_words import colours_after, named_colours
     ("a mug", " other than the blue mug", [], ["blue"]),
     ("the mugs", ", not the red mug", [], ["red"]),
     ("the mug", ", not red.", [], ["red"]),
+    ("the cube", " that isn't red", [], ["red"]),  # spoken or typed short
+    ("the cube", " which aren\u2019t blue", [], ["blue"]),
+    ("the cube", " thats not red", [], ["red"]),
+    ("the cube", " thats green", ["green"], []),
     ("the blue mug", ", not the green mug", ["blue"], ["green"]),
     ("the lemon", "", [], []),  # an object's name, not a colour of it
     ("the rose", "", [], []),

@@ -138,6 +138,25 @@ COMMANDS = {
     "Hmm, the duck?": "the duck",
     "Sure, please.": None,
     "What is it?": None,
+    # spoken commands (helper-75): no comma before a ruled-out one; "nearest" in the phrase is
+    # no relation; a self-correction replaces the object before it; where a carried "it" goes
+    # is no target; a demonstrative alone is what the user points at, as "it" is
+    "pick up the green cube not the red one": "the green cube",
+    "do not pick up the mug": None,
+    "pick up the nearest mug": "the nearest mug",
+    "pick up the nearest cube to the duck": "the nearest cube",
+    "pick up the red mug no wait the blue mug": "the blue mug",
+    "Pick up the red mug, I mean the blue one.": "the blue one",
+    "pick up the red mug sorry the blue one": "the blue one",
+    "Put the mug on the tray, no, in the box.": "the mug",  # a place is never the target
+    "bring it to the tray": None,
+    "Take it to the box.": None,
+    "Point to the red mug.": "the red mug",  # not carried: the object to point at
+    "go to the tray": "the tray",
+    "grab that one": None,
+    "Pick up that one on the left.": "that one",
+    "Pick up this one behind the tray.": "this one",
+    "move it a bit to the left": None,
     "": None,
 }
 
@@ -339,6 +358,13 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Put the mug closest to the camera on the tray.", None, None, "the tray", "on", None, None),
     ("Move the mug closest to you to the tray.", None, None, "the tray", "to", None, None),
     ("Put the mug nearest the camera into the box.", None, None, "the box", "in", None, None),
+    # moving verbs place their object too; "nearest ... to" says which one
+    ("Throw the cube in the bin.", None, None, "the bin", "in", None, None),
+    ("push the cube into the box", None, None, "the box", "in", None, None),
+    ("Push the mug towards the tray.", None, None, "the tray", "to", None, None),
+    ("drag the mug next to the tray", None, None, "the tray", "next to", None, None),
+    ("Pick up the nearest cube to the duck.", "the duck", "near", None, "", None, None),
+    ("Put the nearest mug on the tray.", None, None, "the tray", "on", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -525,7 +551,10 @@ def test_a_colour_nothing_in_view_has_makes_the_target_absent(engine, command):
     "Pick up the cube that is green.", "Where is the cube in green?", "Pick up the cube, the green one.",
     "Pick up the non-red, non-blue cube.", "Pick up the cube that is not red or blue.",
     "Pick up the cube, not the red or blue one.", "Pick up any cube except the red and blue ones.",
-    "Grab a cube other than the red or blue cube."])
+    "Grab a cube other than the red or blue cube.",
+    # spoken: no comma, a contraction, a self-correction
+    "pick up the green cube not the red one", "pick up the cube that isn't red or blue",
+    "pick up the red cube no wait the green cube"])
 def test_a_colour_stated_after_the_noun_or_ruled_out_chooses_the_target(engine, command):
     """The words choose the green square whether its colour comes before the noun, after it, or
     as the colours it is not; stated after the noun, a colour nothing has makes it absent."""
@@ -740,6 +769,17 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
     ("Pick up the mug on the right.", "rightmost"),  # which one
     ("Put the mug on the right on the tray.", "rightmost"),
     ("Put the mug in the middle into the box.", "middle"),
+    # how far it goes before the side or comparative (helper-75)
+    ("Push the mug a bit to the left.", None),
+    ("move the mug a little closer to you", None),
+    ("Bring the mug slightly closer to you.", None),
+    ("Pick up the mug that's in the middle.", "middle"),
+    ("pick up the cube thats on the left", "leftmost"),
+    # nearness with no landmark is to the robot
+    ("Pick up the nearest mug.", "closest to the camera"),
+    ("pick up the closest mug", "closest to the camera"),
+    ("Pick up the mug furthest away.", "farthest from the camera"),
+    ("Put the farthest cube in the box.", "farthest from the camera"),
 ])
 def test_a_side_after_a_placed_object_is_where_it_goes_unless_a_place_follows(nlp, command,
                                                                               superlative):
@@ -923,6 +963,10 @@ def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypat
     ("Put it down gently inside the box.", "the box", "in", None, None),
     ("Put it on the tray left of the duck.", "the tray", "on", "the duck", "left"),
     ("Drop it into the bin.", "the bin", "in", None, None),
+    ("bring it to the tray", "the tray", "to", None, None),
+    ("Carry them into the box.", "the box", "in", None, None),
+    ("Put this one on the tray.", "the tray", "on", None, None),
+    ("put that in the box", "the box", "in", None, None),
     ("Don't put it on the tray.", None, None, None, None),
     ("Put it down.", None, None, None, None),
     ("Where is it?", None, None, None, None),
