@@ -62,6 +62,8 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     return target - 1, relation_after(after), after, False
 
 
+# between two placed objects: "the mug*, *the cube* and *the ball"
+_CONJOINED = re.compile(r"\s*(?:,\s*(?:and|or|&)?|and|or|&)\s*(?:then\s+)?", re.IGNORECASE)
 _NEAREST_TO = re.compile(r"\b(?:nearest|closest)\b", re.IGNORECASE)
 _TO = re.compile(r"\s*to\s*", re.IGNORECASE)
 
@@ -84,14 +86,19 @@ def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase) -> str
     return " ".join(found[-1].group(0).split()) if found else None
 
 
+_DESCRIBING = re.compile(r",|(?:that|which|who|is|are|sitting|standing|lying|located|placed|positioned"
+                         r"|resting)\b")
+
+
 def is_destination(text: str, target: NounPhrase, landmark: NounPhrase) -> bool:
     """Whether the relation between the placed `target` and `landmark` (phrases of `text`) says
-    where to put the target: it follows the target directly, with no copula ("put the mug
-    *that is* behind the tray in the box" describes it), and no destination follows the
+    where to put the target: it follows the target directly, with no copula or participle ("put
+    the mug *that is* / *sitting* behind the tray in the box" describes it), and no destination
+    follows the
     landmark ("put the mug left of the tray *on the shelf*"). A relation after the landmark
     says which landmark ("put the mug behind *the tray left of the duck*")."""
     gap = text[target.char_end:landmark.char_start].lower().split()
-    return (bool(gap) and re.match(r",|that\b|which\b|who\b|is\b|are\b", gap[0]) is None
+    return (bool(gap) and _DESCRIBING.match(gap[0]) is None
             and _DESTINATION.match(text[landmark.char_end:]) is None)
 
 
@@ -107,8 +114,9 @@ PLACE_WORDS = {"on": "on", "onto": "on", "on top of": "on", "atop": "on", "in": 
 
 
 # words that may stand before a destination's preposition: "put it *down* on the tray", "put
-# it *right* under the shelf"
-_MANNER = re.compile(r"^(?:(?:down|back|carefully|gently|slowly|softly|right|just|directly)\s+)+")
+# it *right* under the shelf", "bring it *over* to the tray", speech's fillers ("*uh* in the box")
+_MANNER = re.compile(r"^(?:(?:down|back|over|carefully|gently|slowly|softly|right|just|directly"
+                     r"|um+|uh+|erm?|uhm)\s+)+")
 
 
 def place_between(gap: str) -> str | None:
@@ -175,6 +183,11 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
             return Relations()  # "bring the mug closer to you": where it goes, not which one
         return Relations(landmark, relation, after)
     last = landmark if landmark > target else target  # the place follows the target's words
+    own_end = None
+    while landmark < 0 and last + 1 < len(chunks) and _CONJOINED.fullmatch(
+            text[chunks[last].char_end:chunks[last + 1].char_start]):
+        # "put the mug and the ball in the box": the mug (the target) goes there too
+        own_end, last = own_end or chunks[target + 1].char_start, last + 1
     place = None if last + 1 >= len(chunks) else place_between(
         text[chunks[last].char_end:chunks[last + 1].char_start])
     if place is None:
@@ -182,7 +195,8 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
             # "put the mug on the right", "move it closer to you": where it goes, not which one
             return Relations()
         return Relations(landmark, relation, after)
-    return Relations(landmark, relation, text[chunks[target].char_end:chunks[last + 1].char_start],
+    return Relations(landmark, relation,
+                     text[chunks[target].char_end:own_end or chunks[last + 1].char_start],
                      last + 1, place, **_described(text, chunks, last + 1))
 
 
@@ -209,7 +223,8 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
 # after it (_MOTION) carries somewhere: a comparative after it says where to, too ("bring the
 # mug closer to you")
 _CARRIED = re.compile(r"\b(?:" + "|".join(CARRYING_VERBS) + r")\s+(?:me\s+)?$", re.IGNORECASE)
-_MOTION = re.compile(r"^[\s,]*(to|into|onto|towards?)\s+(?:the\s+|a\s+|an\s+)?$", re.IGNORECASE)
+_MOTION = re.compile(r"^[\s,]*(?:(?:over|back|down)\s+)?(to|into|onto|towards?)\s+(?:the\s+|a\s+|an\s+)?$",
+                     re.IGNORECASE)
 # a placing or carrying verb whose object is a pronoun, the words after it up to the next phrase:
 # "(pick up the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)", "*bring
 # it to* (the tray)", "*put this one in* (the box)"

@@ -12,7 +12,9 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("on the left of", "left"), ("on the left side of", "left"), ("left of", "left"),
              ("to the right of", "right"), ("to the right side of", "right"),
              ("on the right of", "right"), ("on the right side of", "right"), ("right of", "right"),
-             ("in front of", "front"), ("behind", "behind"),
+             ("at the left of", "left"), ("at the right of", "right"),
+             ("in front of", "front"), ("behind", "behind"), ("in back of", "behind"),
+             ("at the back of", "behind"),
              # nearness: of the objects of the target's kind, the one nearest the landmark
              ("next to", "near"), ("beside", "near"), ("nearest to", "near"), ("nearest", "near"),
              ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"))
@@ -113,7 +115,10 @@ _NOT_OF_WORD = r"(?!\s+of\b)"
 _MIDDLE_IN = re.compile(r"\b(?:middle|cent(?:er|re|ral))\b" + _NOT_OF_WORD)
 _MIDDLE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS +
                            r"(?:in|at)\s+the\s+(?:middle|cent(?:er|re))\b" + _NOT_OF_WORD)
-_COPULA = re.compile(r"^,?\s*(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+")
+# a copula or a participle of where a thing is before a relation: "(the mug) that is", "which's",
+# "sitting", "that is located"
+_COPULA = re.compile(r"^,?\s*(?:(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+)?"
+                     r"(?:(?:sitting|standing|lying|located|placed|positioned|resting)\s+)?")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 
 

@@ -365,6 +365,18 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("drag the mug next to the tray", None, None, "the tray", "next to", None, None),
     ("Pick up the nearest cube to the duck.", "the duck", "near", None, "", None, None),
     ("Put the nearest mug on the tray.", None, None, "the tray", "on", None, None),
+    # where a thing is, said with a participle, describes it; more wordings of a relation;
+    # conjoined objects and speech's fillers before the place
+    ("Pick up the mug sitting behind the tray.", "the tray", "behind", None, "", None, None),
+    ("pick up the mug located to the left of the tray", "the tray", "left", None, "", None, None),
+    ("Put the mug sitting behind the tray.", "the tray", "behind", None, "", None, None),
+    ("Pick up the mug at the back of the tray.", "the tray", "behind", None, "", None, None),
+    ("pick up the mug in back of the tray", "the tray", "behind", None, "", None, None),
+    ("Pick up the cube at the left of the duck.", "the duck", "left", None, "", None, None),
+    ("Put the mug and the ball in the box.", None, None, "the box", "in", None, None),
+    ("Put the red mug, the cube and the ball on the tray.", None, None, "the tray", "on", None, None),
+    ("um put the mug uh in the box", None, None, "the box", "in", None, None),
+    ("Bring the mug over to the tray.", None, None, "the tray", "to", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -964,6 +976,7 @@ def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypat
     ("Put it on the tray left of the duck.", "the tray", "on", "the duck", "left"),
     ("Drop it into the bin.", "the bin", "in", None, None),
     ("bring it to the tray", "the tray", "to", None, None),
+    ("Bring it over to the tray.", "the tray", "to", None, None),
     ("Carry them into the box.", "the box", "in", None, None),
     ("Put this one on the tray.", "the tray", "on", None, None),
     ("put that in the box", "the box", "in", None, None),
