@@ -8,6 +8,7 @@ import pytest
 
 from ros_ground.sam import load_sam
 from ros_ground.sam.windows import (
+    MIN_ZOOM,
     point_windows,
     proposal_windows,
     reaches_inner_edge,
@@ -21,6 +22,18 @@ def test_a_window_has_the_frames_aspect_and_sams_input_on_its_longer_side():
     assert window_size(450, 800, 320) == (320, 180)
     assert window_size(1944, 2592, 1024) == (1024, 768)
     assert window_size(240, 320, 320) is None and window_size(480, 640, 1024) is None
+
+
+@pytest.mark.parametrize("height,width,side", [(776, 1032, 1024), (720, 1280, 1024),
+                                               (1024, 1280, 1024), (240, 400, 320)])
+def test_a_frame_at_most_min_zoom_times_sams_input_gets_no_point_windows(height, width, side):
+    # as proposal crops: SAM would read a window at most 1.25x larger, for an encoder pass each
+    assert max(height, width) <= MIN_ZOOM * side
+    assert window_size(height, width, side) is None
+    assert point_windows([(5, 5), (width - 5, height - 5)], height, width, side) == [
+        ((0, 0, width, height), [0, 1])]
+    assert proposal_windows(height, width, side) == []
+    assert window_size(240, 401, 320) == (320, 192)  # just beyond: windows, as crops
 
 
 def test_points_share_a_window_only_well_inside_it():

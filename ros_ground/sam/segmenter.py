@@ -185,11 +185,11 @@ class SamSegmenter:
         pass (batches capped so the candidates' full-size masks stay under
         predictor.BATCH_MASK_BYTES).
 
-        zoom: in a frame larger than SAM's input (`img_size`), prompt each point on a window of
-        the frame at SAM's input scale around it (windows.point_windows: one encoder pass per
-        window, kept for the frame's later calls, and one decoder pass per window) instead of
-        on the whole frame, shrunk. A window's mask that reaches one of its edges inside the
-        frame is cut there, so that point is prompted on the whole frame instead. Masks are
+        zoom: in a frame more than windows.MIN_ZOOM times SAM's input (`img_size`), prompt each
+        point on a window of the frame at SAM's input scale around it (windows.point_windows:
+        one encoder pass per window, kept for the frame's later calls, and one decoder pass per
+        window) instead of on the whole frame, shrunk. A window's mask that reaches one of its
+        edges inside the frame is cut there, so that point is prompted on the whole frame instead. Masks are
         frame-sized either way. Not with `image=None` (the frame is needed for its windows).
         Raises ValueError for a bad `choice` or, with zoom, a point off the frame;
         errors.InputError (a ValueError) for a bad image; RuntimeError for `image=None` before
@@ -209,15 +209,15 @@ class SamSegmenter:
 
     def zooms(self, image: np.ndarray) -> bool:
         """Whether `segment_points(image, ..., zoom=True)` prompts on windows: `image` (HxWx3
-        uint8) is larger than SAM's input. Then the whole frame's embedding is computed only
-        for a point whose window cuts its mask. Raises errors.InputError (a ValueError) for a
+        uint8) is more than windows.MIN_ZOOM times SAM's input. Then the whole frame's embedding
+        is computed only for a point whose window cuts its mask. Raises errors.InputError (a ValueError) for a
         bad image."""
         height, width = check_image(image).shape[:2]
         return window_size(height, width, self.img_size) is not None
 
     def _segment_windows(self, image: np.ndarray, points: np.ndarray, choice: str | int,
                          key: Hashable | None) -> list[tuple[np.ndarray, float]]:
-        """segment_points(zoom=True) on a frame larger than SAM's input."""
+        """segment_points(zoom=True) on a frame more than MIN_ZOOM times SAM's input."""
         height, width = image.shape[:2]
         frame_key = cache_key_of(image, "RGB", key)
         results: list = [None] * len(points)

@@ -20,13 +20,18 @@ from collections.abc import Sequence
 import numpy as np
 
 Box = tuple[int, int, int, int]  # x0, y0, width, height (px)
+# Frames whose longer side is at most this many times SAM's input get no zoom crops and no point
+# windows: SAM shrinks them by less than that, and a crop or window would cost an encoder pass
+# for nearly nothing (a 1032x776 frame on a released SAM: 1.01x, ~2.3 ViT-H passes an answer).
+MIN_ZOOM = 1.25
 
 
 def window_size(height: int, width: int, side: int) -> tuple[int, int] | None:
     """(w, h) of a window with the frame's aspect and `side` px on its longer side; None when
-    the frame's longer side is at most `side` (SAM reads the whole frame at its scale)."""
+    the frame's longer side is at most MIN_ZOOM * `side` (SAM reads the whole frame at its
+    scale, or shrunk so little that a window's encoder pass would gain nearly nothing)."""
     longest = max(height, width)
-    if longest <= side:
+    if longest <= MIN_ZOOM * side:
         return None
     return max(1, round(width * side / longest)), max(1, round(height * side / longest))
 
@@ -34,9 +39,6 @@ def window_size(height: int, width: int, side: int) -> tuple[int, int] | None:
 # segment-anything's `is_box_near_crop_edge` tolerance (px): the generator drops a crop's mask
 # this near one of the crop's edges inside the frame, since the object may go on past it.
 EDGE_PX = 20
-# Frames whose longer side is at most this many times SAM's input get no zoom crops: SAM shrinks
-# them by less than that, and the crops would cost an encoder pass each for nearly nothing.
-MIN_ZOOM = 1.25
 
 
 def check_zoom_magnification(magnification: float) -> None:
@@ -106,9 +108,9 @@ def point_windows(points_xy: Sequence[tuple[float, float]], height: int, width: 
     that is not the frame's; so points of nearby phrases share one encoder pass. `kept`: boxes
     of windows already encoded for this frame (an earlier call's, the same size), tried first.
     Returns [(window box, indices of its points)] for the windows that hold a point, kept ones
-    first, then in the order the windows were made; one window of the whole frame when the frame
-    is no larger than `side`. Raises ValueError for a point outside the frame (or not finite) or
-    a non-positive `side`.
+    first, then in the order the windows were made; one window of the whole frame when
+    `window_size` gives none (a frame at most MIN_ZOOM * `side`). Raises ValueError for a point
+    outside the frame (or not finite) or a non-positive `side`.
     """
     if side <= 0:
         raise ValueError(f"window side must be > 0, got {side}")
