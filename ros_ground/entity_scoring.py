@@ -19,6 +19,7 @@ import torch
 from ros_ground import lmm_tokens, retrieval
 from ros_ground.entities import score_entities
 from ros_ground.lmm import LMMAdapter
+from ros_ground.maps import no_peak_reason
 from ros_ground.results import Proposal
 from ros_ground.sam.predictor import cache_key_of
 
@@ -43,11 +44,14 @@ class EntityScorer:
 
         heats: each phrase's heat map on `image` (HxW); phrase_ids: each phrase's token ids;
         token_window: entity tokens from a window this many box sides tall around each proposal
-        (lmm_tokens.window_entity_tokens), 0: from the whole frame.
+        (lmm_tokens.window_entity_tokens), 0: from the whole frame. With attention scoring, the
+        row of a phrase whose map has no peak (maps.no_peak_reason) is NaN: nothing to choose by.
         """
         masks = [p.mask for p in proposals]
         attention = np.stack([score_entities(h, masks) for h in heats])
         if scoring == "attention":
+            # a map without a peak tells no proposal from another: no score, no entity
+            attention[[no_peak_reason(h) is not None for h in heats]] = np.nan
             return attention
         tokens = self.entity_tokens(image, masks, image_key, token_window)
         phrases = self.phrase_vectors(phrase_ids)

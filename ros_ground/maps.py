@@ -68,3 +68,27 @@ def peak_point(heatmap: np.ndarray) -> tuple[float, float]:
         raise ValueError("heatmap has no finite values")
     row, col = np.unravel_index(int(np.argmax(finite)), heatmap.shape)
     return float(col), float(row)
+
+
+def no_peak_reason(heatmap: np.ndarray, rtol: float = 1e-5) -> str | None:
+    """Why `heatmap` (2-D) points nowhere, or None when it has a peak. It has none when it holds
+    no finite value (an fp16 overflow in the LMM's attention) or is flat: its finite values
+    spread over at most `rtol` of their largest magnitude (a one-token answer's map, normalised
+    by the answer's mean map, is 0 everywhere). Its argmax would then be pixel (0, 0), or noise."""
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    finite = heatmap[np.isfinite(heatmap)]
+    if finite.size == 0:
+        return "its attention map has no finite value"
+    low, high = finite.min(), finite.max()
+    if high - low <= rtol * max(abs(low), abs(high)):
+        return "its attention map is flat (e.g. a one-token text's, less the text's mean map)"
+    return None
+
+
+def point_on_mask(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(x, y) of `heatmap`'s hottest pixel on `mask` (both HxW; the mask non-empty): a robot
+    sent to the phrase's point must land on its mask. Where the map has no finite value on the
+    mask, the mask's first pixel."""
+    mask = np.asarray(mask, dtype=bool)
+    on_mask = np.where(mask, heatmap, np.nan)
+    return peak_point(on_mask if np.isfinite(on_mask).any() else np.where(mask, 1.0, np.nan))

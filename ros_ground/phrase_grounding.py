@@ -8,16 +8,18 @@ entities mode the map scores mask proposals and each phrase takes the best ones,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from ros_ground.entities import EntitySelection, assign_entities, select_entities
 from ros_ground.geometry import ImageGeometry, upsample_map
-from ros_ground.maps import contrast_phrase_maps, peak_point, phrase_map
+from ros_ground.maps import contrast_phrase_maps, no_peak_reason, peak_point, phrase_map, point_on_mask
 from ros_ground.phrases import NounPhrase, later_mentions, tokens_in_span
 from ros_ground.results import GroundedPhrase, Proposal
 
+LOG = logging.getLogger(__name__)
 PhraseTokens = list[tuple[NounPhrase, list[int]]]  # each phrase with the indices of its tokens
 
 
@@ -63,18 +65,40 @@ def point_phrases(sam, image: np.ndarray, found: PhraseTokens, heats: Sequence[n
     `image_key` to find it. multimask_choice: "iou" (SAM's best-scored mask) or a fixed index.
     zoom: prompt on windows at SAM's input scale in a larger frame (SamSegmenter.segment_points).
     only: the (char_start, char_end) of the phrases to segment, of those in `found` (all when
-    None). A phrase whose mask is empty scores 0.
+    None). A phrase whose mask is empty scores 0. A phrase whose heat map has no peak (flat, or
+    no finite value: maps.no_peak_reason) is not prompted: it is left `ungrounded`.
     """
     if only is not None:
         kept = [k for k, (chunk, _) in enumerate(found) if (chunk.char_start, chunk.char_end) in only]
         found, heats = [found[k] for k in kept], [heats[k] for k in kept]
-    points = [peak_point(heat) for heat in heats]
-    segmented = sam.segment_points(image, points, multimask_choice, key=image_key, zoom=zoom)
-    # SAM still predicts an IoU for a mask with no pixel (a 1x1 image); such a mask grounds nothing
-    return [GroundedPhrase(
-        text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
-        score=score if mask.any() else 0.0, mask=mask, point=point, token_indices=indices)
-        for (chunk, indices), point, (mask, score) in zip(found, points, segmented)]
+    reasons = [no_peak_reason(heat) for heat in heats]
+    peaked = [k for k, reason in enumerate(reasons) if reason is None]
+    points = [peak_point(heats[k]) for k in peaked]
+    segmented = sam.segment_points(image, points, multimask_choice, key=image_key, zoom=zoom) \
+        if points else []
+    prompted = dict(zip(peaked, zip(points, segmented)))
+    out = []
+    for k, (chunk, indices) in enumerate(found):
+        if k not in prompted:
+            out.append(ungrounded(chunk, indices, image.shape[:2], reasons[k]))
+            continue
+        point, (mask, score) = prompted[k]
+        # SAM still predicts an IoU for a mask with no pixel (a 1x1 image); it grounds nothing
+        out.append(GroundedPhrase(
+            text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
+            score=score if mask.any() else 0.0, mask=mask, point=point, token_indices=indices))
+    return out
+
+
+def ungrounded(chunk: NounPhrase, indices: list[int], shape: tuple[int, int],
+               reason: str) -> GroundedPhrase:
+    """`chunk` left ungrounded, as a command's absent phrase is (prompt_grounding): an empty
+    mask of `shape` (H, W), no point or entity, score 0; `reason` is logged (a warning)."""
+    LOG.warning("phrase %r (chars %d-%d) left ungrounded: %s", chunk.text, chunk.char_start,
+                chunk.char_end, reason)
+    return GroundedPhrase(text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
+                          score=0.0, mask=np.zeros(shape, dtype=bool), point=None,
+                          token_indices=indices)
 
 
 def entity_phrases(found: PhraseTokens, heats: Sequence[np.ndarray], proposals: list[Proposal],
@@ -86,18 +110,26 @@ def entity_phrases(found: PhraseTokens, heats: Sequence[np.ndarray], proposals: 
     come from. assignment: "exclusive" (entities.assign_entities: one entity per phrase, as
     many as a plural names, none shared, later definite mentions excepted) or "independent"
     (entities.select_entities: each phrase merges the entities within `margin` of its best).
-    margin: a share of the score range over the proposals (the entity_margin setting).
+    margin: a share of the score range over the proposals (the entity_margin setting). A
+    phrase whose row has no finite score (attention scoring of a map without a peak) is left
+    `ungrounded`; the others are chosen among themselves.
     """
+    scores = np.asarray(scores, dtype=np.float64)
+    scored = [k for k in range(len(found)) if np.isfinite(scores[k]).any()]
+    chosen = [found[k] for k in scored]
     if assignment == "exclusive":
-        free = later_mentions([chunk for chunk, _ in found], text)
+        free = later_mentions([chunk for chunk, _ in chosen], text)
         selections = assign_entities(
-            heats, proposals, free, counts=[chunk.count for chunk, _ in found],
-            margin=margin, scores=scores)
+            [heats[k] for k in scored], proposals, free, counts=[chunk.count for chunk, _ in chosen],
+            margin=margin, scores=scores[scored]) if scored else []
     else:
-        selections = [select_entities(h, proposals, margin=margin, scores=row)
-                      for h, row in zip(heats, scores)]
-    return [entity_phrase(chunk, indices, heat, selection, proposals)
-            for (chunk, indices), heat, selection in zip(found, heats, selections)]
+        selections = [select_entities(heats[k], proposals, margin=margin, scores=scores[k])
+                      for k in scored]
+    picked = dict(zip(scored, selections))
+    shape = proposals[0].mask.shape if proposals else heats[0].shape
+    return [entity_phrase(chunk, indices, heats[k], picked[k], proposals) if k in picked else
+            ungrounded(chunk, indices, shape, no_peak_reason(heats[k]) or "no proposal has a score")
+            for k, (chunk, indices) in enumerate(found)]
 
 
 def entity_phrase(chunk: NounPhrase, indices: list[int], heat: np.ndarray,
@@ -108,8 +140,10 @@ def entity_phrase(chunk: NounPhrase, indices: list[int], heat: np.ndarray,
     score = float(np.mean([by_id[i].score for i in selection.ids]))
     # The phrase's point lies on its mask (the hottest pixel there): a robot pointing or
     # grasping at it must not be sent to the table beside the object the mask shows.
-    point = peak_point(np.where(selection.mask, heat, np.nan)) if selection.mask.any() \
-        else peak_point(heat)
+    if selection.mask.any():
+        point = point_on_mask(heat, selection.mask)
+    else:
+        point = peak_point(heat) if no_peak_reason(heat) is None else None
     return GroundedPhrase(
         text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
         score=score, mask=selection.mask, point=point,

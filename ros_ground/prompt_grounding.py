@@ -20,7 +20,7 @@ from ros_ground.colour_words import ruled_out_spans
 from ros_ground.command import command_phrases, placement
 from ros_ground.command_relations import command_relations, held_destination
 from ros_ground.geometry import upsample_map
-from ros_ground.maps import normalise_maps, peak_point, phrase_map
+from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
 from ros_ground.metrics import iou
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
@@ -366,7 +366,7 @@ def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarra
     phrase.mask, phrase.score, phrase.entity_ids = mask, float(chosen.score), [chosen.id]
     phrase.entity_scores = {}
     if mask.any():
-        phrase.point = peak_point(np.where(mask, heat, np.nan))
+        phrase.point = point_on_mask(heat, mask)
 
 
 def hottest_piece(mask: np.ndarray, heat: np.ndarray) -> np.ndarray:

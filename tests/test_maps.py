@@ -70,3 +70,18 @@ def test_contrast_of_one_phrase_is_identity_and_rank_is_checked():
     np.testing.assert_array_equal(contrast_phrase_maps(one), one)
     with pytest.raises(ValueError, match="P, h, w"):
         contrast_phrase_maps(one[0])
+
+
+def test_no_peak_reason_names_flat_and_non_finite_maps():
+    from ros_ground.maps import no_peak_reason, point_on_mask
+
+    peaked = np.zeros((3, 4), np.float32)
+    peaked[2, 1] = 1e-4  # small attention is still a peak
+    assert no_peak_reason(peaked) is None
+    assert "flat" in no_peak_reason(np.zeros((3, 4)))
+    assert "flat" in no_peak_reason(np.full((3, 4), 0.3) + np.float32(1e-9))
+    assert "no finite value" in no_peak_reason(np.full((3, 4), np.nan))
+    mask = np.zeros((3, 4), bool)
+    mask[1:, 2:] = True
+    assert point_on_mask(np.full((3, 4), np.nan), mask) == (2.0, 1.0)  # on the mask, no error
+    assert point_on_mask(peaked + mask, mask) == (2.0, 1.0)
