@@ -17,6 +17,7 @@ the captured row, equals the eager one over the real keys.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -26,6 +27,11 @@ from ros_ground.attention import ROWS_KWARG, AttentionCapture, image_probabiliti
 COMPILE_CHOICES = ("off", "auto", "on")
 CACHE_BLOCK = 256  # static cache lengths are rounded up to this: few shapes, few recompiles
 BACKEND = "inductor"  # torch.compile's backend when none is given
+# model types whose decode step is positioned by its cache position alone (1-D RoPE), as `step`
+# passes it. Qwen2-VL / Qwen2.5-VL place text after an image at cache position + rope_deltas
+# on three M-RoPE axes: given cache positions, they decode other tokens from the second on.
+COMPILED_MODEL_TYPES = ("llava", "llava_next")
+LOG = logging.getLogger(__name__)
 
 
 def compile_enabled(compile: str, device: torch.device) -> bool:
@@ -33,6 +39,22 @@ def compile_enabled(compile: str, device: torch.device) -> bool:
     if compile not in COMPILE_CHOICES:
         raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {compile!r}")
     return compile == "on" or (compile == "auto" and torch.device(device).type == "cuda")
+
+
+def compiled_decoding(compile: str, device: torch.device, model_type: str) -> bool:
+    """Whether a model of `model_type` decodes compiled: `compile_enabled`, for
+    COMPILED_MODEL_TYPES only. compile auto logs that another type decodes eagerly; compile on
+    raises ValueError for it (its answers would be wrong, not slow)."""
+    if not compile_enabled(compile, device):
+        return False
+    if model_type in COMPILED_MODEL_TYPES:
+        return True
+    reason = (f"the compiled decode step positions tokens for {' / '.join(COMPILED_MODEL_TYPES)} "
+              f"only, not for model type {model_type!r} (Qwen2-VL's M-RoPE positions)")
+    if compile == "on":
+        raise ValueError(f"compile on: {reason}; set compile to auto or off")
+    LOG.warning("compile auto: decoding eagerly, as %s", reason)
+    return False
 
 
 class CompiledDecoder:
@@ -48,6 +70,10 @@ class CompiledDecoder:
 
     def __init__(self, model, image_token_id: int, backend: str | None = None,
                  mode: str | None = None):
+        model_type = getattr(model.config, "model_type", "")
+        if model_type not in COMPILED_MODEL_TYPES:  # its tokens would be wrong: compiled_decoding
+            raise ValueError(f"the compiled decoder positions tokens for "
+                             f"{' / '.join(COMPILED_MODEL_TYPES)} only, not {model_type!r}")
         self.model = model
         self.image_token_id = int(image_token_id)
         self.backend = backend or BACKEND

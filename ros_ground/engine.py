@@ -362,14 +362,14 @@ def build_engine(
     config: EngineConfig | None = None,
     sam: SamSegmenter | None = None,
     allow_download: bool = False,
-    compile: str = "off",
+    compile: str = "off", image_fit: str = "auto",
     torch_threads: int = 0,
 ) -> GroundingEngine:
     """Load the three models from their specs; pass `sam` to share one SAM between nodes.
     allow_download: let a Hugging Face model id missing from the local cache be downloaded
-    (see `load_lmm`); off by default, so a robot never fetches weights at run time. compile:
-    off | auto | on, compiled decoding (see `LMMAdapter`). torch_threads: torch's threads during
-    each `ground` request (0: torch's default); the free cores take the work ahead (ahead.py).
+    (see `load_lmm`); off by default, so a robot never fetches weights at run time. compile (off
+    | auto | on, compiled decoding), image_fit (auto | processor | pad): see `LMMAdapter`.
+    torch_threads: each `ground` request's torch threads (0: torch's default; ahead.py).
     """
     from ros_ground.lmm import load_lmm
     from ros_ground.model_specs import check_model_specs
@@ -381,14 +381,14 @@ def build_engine(
     check_model_specs(model, sam_model if sam is None else None, sam_checkpoint, device, allow_download)
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                   allow_download=allow_download, compile=compile)
+                   allow_download=allow_download, compile=compile, image_fit=image_fit)
     if sam is None:
         sam = load_sam(sam_model, checkpoint=sam_checkpoint, device=str(lmm.device))
     return GroundingEngine(lmm, sam, nlp, config, torch_threads)
 
 
 LOAD_SETTINGS = ("model", "sam_model", "sam_checkpoint", "device", "dtype", "trust_remote_code",
-                 "spacy_model", "allow_download", "compile", "torch_threads")
+                 "spacy_model", "allow_download", "compile", "image_fit", "torch_threads")
 
 
 def build_engine_from_settings(values, sam: SamSegmenter | None = None,

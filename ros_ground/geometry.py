@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 FITS = ("crop", "pad", "resize")
+# the `image_fit` setting (lmm.fit): auto / the processor's own fit / pad to a square first
+IMAGE_FITS = ("auto", "processor", "pad")
 
 
 @dataclass

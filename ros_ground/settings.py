@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ros_ground.camera_watch import camera_topics
+from ros_ground.geometry import IMAGE_FITS
 from ros_ground.views import FLIPS, VIEWS, check_views
 
 # segment-anything's own automatic-mask defaults, tuned for ViT-H on 1024 px images
@@ -176,8 +177,14 @@ GROUNDING = (
     S("device", "auto", _DEVICE, cli=True, convert=_device),
     S("dtype", "auto", "dtype of the LMM's weights",
       choices=("auto", "float32", "float16", "bfloat16"), cli=True),
-    S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included; auto: on for CUDA. The node compiles it while it configures (~30-60 s on a 2-core CPU the first time, cached by inductor after), for the default prompt plus max_new_tokens; longer requests decode eagerly",
+    S("compile", "auto", "decode with a static KV cache and a torch.compile'd step (CUDA graphs on CUDA), attention capture included, for LLaVA / LLaVA-NeXT (Qwen2-VL's M-RoPE positions are not passed: auto decodes it eagerly, on is refused); auto: on for CUDA. The node compiles it while it configures (~30-60 s on a 2-core CPU the first time, cached by inductor after), for the default prompt plus max_new_tokens; longer requests decode eagerly",
       choices=("off", "auto", "on"), cli=True),
+    S("image_fit", "auto", "how the frame is fitted to the LMM's square input: pad (to a square "
+      "of the processor's mean colour, as LLaVA-1.5 was trained: the whole frame, smaller) / "
+      "processor (its own fit: llava-hf's LLaVA-1.5 resize + centre crop never shows the model "
+      "a 640x480 frame's outer 80 px each side, a 1280x720 frame's outer 280 px) / auto: pad "
+      "where the processor would centre-crop, else the processor's (which sees the whole frame)",
+      choices=IMAGE_FITS, cli=True),
     S("torch_threads", 0, "torch's CPU threads for each grounding request, at most the CPUs the process may use (0: torch's default, nothing ahead); fewer (e.g. CPUs - 1 with the LMM on the CPU): the CPUs left free compute SAM's embedding and the attention views' prompt while the answer is generated, then join the grounding", low=0, cli=True, convert=_torch_threads),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
     S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
@@ -225,9 +232,10 @@ GROUNDING = (
       choices=VIEWS, field="attention_views", cli=True, convert=check_views),
     S("multimask_choice", "iou", "iou (best predicted IoU) or a fixed SAM output index", True,
       choices=("iou", "0", "1", "2"), field="multimask_choice", cli=True, convert=_mask_index),
-    S("point_zoom", True, "point mode: in a frame larger than SAM's input, prompt each phrase's "
-      "point on a window of the frame at SAM's input scale around it (small or far objects keep "
-      "their pixels; an encoder pass per window, and the frame's only for a point whose window "
+    S("point_zoom", True, "point mode: in a frame whose longer side is more than 1.25 times "
+      "SAM's input (1280 px for a released SAM, 400 for the sim's), prompt each phrase's point "
+      "on a window of the frame at SAM's input scale around it (small or far objects keep their "
+      "pixels; an encoder pass per window, and the frame's only for a point whose window "
       "cuts its mask) / false: on the whole frame, shrunk", True,
       field="point_zoom", cli=True),
     S("entity_assignment", "exclusive", "exclusive (one entity per phrase, 'two mugs' two, "

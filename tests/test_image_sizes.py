@@ -75,6 +75,10 @@ def test_a_line_image_reaches_the_processor_cut_to_its_centre(engine, monkeypatc
     monkeypatch.setattr(type(processor), "__call__", spy)
     line = np.zeros((1, 4096, 3), np.uint8)
     line[0, 2040:2056] = 255  # the centre the processor keeps
+    # image_fit pad (tiny's auto): shrunk before it is padded, not a 4096 x 4096 square
+    engine.lmm.prepare(line, "Describe the image.")
+    assert seen[-1] == (2048, 2048)
+    monkeypatch.setattr(engine.lmm, "image_fit", "processor")
     engine.lmm.prepare(line, "Describe the image.")
     assert seen and seen[-1][0] <= 3 and seen[-1][1] == 1  # PIL size is (width, height)
     square = np.zeros((40, 60, 3), np.uint8)  # an ordinary frame goes through whole

@@ -47,7 +47,7 @@ def test_generate_returns_one_map_per_token(tiny, image):
     for i, (_, text, partial) in enumerate(streamed):  # partial maps are the final maps' prefix
         assert partial.text == text and len(partial.token_ids) == i + 1
         np.testing.assert_allclose(partial.image_maps, gen.image_maps[: i + 1], atol=1e-6)
-    assert gen.geometry.fit == "crop" and (gen.geometry.height, gen.geometry.width) == (48, 80)
+    assert gen.geometry.fit == "pad" and (gen.geometry.height, gen.geometry.width) == (48, 80)
     assert {"vision_prefill", "decode"} <= set(gen.timing_ms)
     assert gen.text.strip()  # the word-level tiny model emits words
 
@@ -378,7 +378,8 @@ def test_llava_next_base_grid():
     assert gen.image_maps.shape[1:] == (8, 8)
 
 
-def test_qwen2_vl_grid():
+def _tiny_qwen2_vl():
+    """A random Qwen2-VL of the tiny tokenizer: (model, processor)."""
     from transformers import (
         Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
@@ -416,6 +417,11 @@ def test_qwen2_vl_grid():
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
         tokenizer=tok, video_processor=Qwen2VLVideoProcessor(), chat_template=template)
+    return model, processor
+
+
+def test_qwen2_vl_grid():
+    model, processor = _tiny_qwen2_vl()
     adapter = lmm_module.LMMAdapter("qwen", model, processor, torch.device("cpu"), torch.float32)
     image = np.random.RandomState(0).randint(0, 255, (60, 120, 3), dtype=np.uint8)
     prompt = "Describe <|vision_start|> the <image> <|im_end|>"
@@ -425,3 +431,20 @@ def test_qwen2_vl_grid():
     assert gen.image_maps.shape[1:] == (2, 4)
     # M-RoPE keeps rope_deltas on the model between passes: no prefill on another thread
     assert adapter.prefill_views(image, prompt, ["hflip"]) is None
+
+
+def test_qwen2_vl_never_decodes_through_the_compiled_step():
+    # the compiled step passes 1-D cache positions; M-RoPE's are cache position + rope_deltas,
+    # so its tokens would differ from the second on: neither compile auto (on for CUDA) nor
+    # compile on may build it, nor may the step itself run (compiled=False is its eager twin)
+    from ros_ground.compiled import CompiledDecoder
+
+    model, processor = _tiny_qwen2_vl()
+    with pytest.raises(ValueError, match="positions tokens for llava / llava_next only"):
+        CompiledDecoder(model, model.config.image_token_id)
+    with pytest.raises(ValueError, match="compile on: .*'qwen2_vl'.*set compile to auto or off"):
+        lmm_module.LMMAdapter("qwen", model, processor, torch.device("cpu"), torch.float32,
+                              compile="on")
+    cuda = lmm_module.LMMAdapter("qwen", model, processor, torch.device("cuda"), torch.float32,
+                                 compile="auto")
+    assert cuda.decoder is None

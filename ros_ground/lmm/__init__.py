@@ -6,13 +6,15 @@ Modules, one job each:
 - `adapter`: `LMMAdapter`, a loaded model with attention capture: prompts, inputs, greedy
   generation with maps, maps read again on flipped views;
 - `generation`: `Generation`, one request's output, and the hook that streams it;
+- `fit`: how the camera frame is fitted to the model's image input (`image_fit`);
 - `layout`: where each model family puts the image tokens and what grid they form;
 - `text`: the tokenizer's special strings and where the user's own text sits in the input;
 - `loading`: `load_lmm`, a model from its spec ("tiny", "sim", a directory, a Hub id);
 - `errors`: `ModelLoadError`, `BadPromptError`.
 """
 
-from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter, ViewsPrefill
+from ros_ground.geometry import IMAGE_FITS
+from ros_ground.lmm.adapter import LMMAdapter, ViewsPrefill
 from ros_ground.lmm.errors import BadPromptError, ModelLoadError
 from ros_ground.lmm.generation import Generation
 from ros_ground.lmm.loading import (

@@ -22,23 +22,17 @@ from ros_ground.attention import (
     RowsCapture,
     install_capture,
 )
-from ros_ground.compiled import CompiledDecoder, compile_enabled
+from ros_ground.compiled import CompiledDecoder, compiled_decoding
 from ros_ground.errors import check_image
-from ros_ground.geometry import (
-    ImageGeometry,
-    background_fill,
-    geometry_for,
-    pad_to_square,
-    trim_to_crop,
-)
+from ros_ground.geometry import ImageGeometry, geometry_for
 from ros_ground.lmm.errors import BadPromptError
+from ros_ground.lmm.fit import fit_image, report_unseen, resolve_image_fit
 from ros_ground.lmm.generation import Generation, TokenHook
 from ros_ground.lmm.layout import ImageLayout, answer_room, find_image_token_id, image_layout
 from ros_ground.lmm.text import PromptTokens, find_prompt_tokens, special_strings, strip_special_strings
 from ros_ground.prompts import ChatMarkers, markers_from_template, require_text, strip_chat_markup
 from ros_ground.views import flip_image, unflip_maps
 
-IMAGE_FITS = ("processor", "pad")
 # model types whose forward keeps no state between passes and whose continuation from a cache
 # needs only cache positions (causal text over plain 1-D positions): `prefill_views`
 PREFILL_MODEL_TYPES = ("llava", "llava_next")
@@ -48,25 +42,27 @@ class LMMAdapter:
     """A loaded image-text model with attention capture installed on its text decoder."""
 
     def __init__(self, name: str, model, processor, device: torch.device, dtype: torch.dtype,
-                 image_fit: str = "processor", compile: str = "off"):
-        """compile: off | auto | on (auto: on for CUDA): decode with a static KV cache and a
-        torch.compile'd step (compiled.py; `warm_up`, else the first request, compiles it)."""
-        if image_fit not in IMAGE_FITS:
-            raise ValueError(f"image_fit must be one of {IMAGE_FITS}, got {image_fit!r}")
+                 image_fit: str = "auto", compile: str = "off"):
+        """image_fit: auto | processor | pad (lmm.fit; ValueError for another), resolved here to
+        processor or pad. compile: off | auto | on (auto: on for CUDA): decode with a static KV
+        cache and a torch.compile'd step (compiled.py; `warm_up`, else the first request), for
+        compiled.COMPILED_MODEL_TYPES only (on: ValueError for another)."""
         self.name = name
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.device = torch.device(device)
         self.dtype = dtype
-        self.image_fit = image_fit
         self.model_type = getattr(model.config, "model_type", "")
+        self.image_fit = resolve_image_fit(image_fit, self.model_type,
+                                           getattr(processor, "image_processor", None))
+        self._unseen_said: set = set()  # frame sizes whose centre crop was logged
         self.image_token = getattr(processor, "image_token", None) or "<image>"
         self.image_token_id = find_image_token_id(model.config, self.tokenizer, self.image_token)
         self._markers: ChatMarkers | None = None  # from the chat template, on first use
         install_capture(model)
         self.decoder = CompiledDecoder(self.model, self.image_token_id) \
-            if compile_enabled(compile, self.device) else None
+            if compiled_decoding(compile, self.device, self.model_type) else None
 
     # -- text ---------------------------------------------------------------------------------
 
@@ -126,10 +122,7 @@ class LMMAdapter:
         image = check_image(image)
         height, width = image.shape[:2]
         image_processor = getattr(self.processor, "image_processor", None)
-        if self.image_fit == "pad":
-            image = pad_to_square(image, background_fill(image_processor))
-        elif self.model_type == "llava":
-            image = trim_to_crop(image, image_processor)
+        image = fit_image(image, self.image_fit, self.model_type, image_processor)
         text = self.build_prompt(prompt)
         try:
             # a PIL image: an array with 1 or 3 rows is read as channels-first by the processor
@@ -142,6 +135,7 @@ class LMMAdapter:
                               image_token_id=self.image_token_id)
         fit = "pad" if self.image_fit == "pad" else layout.fit
         geometry = geometry_for(image_processor, height, width, layout.grid_h, layout.grid_w, fit)
+        report_unseen(geometry, self._unseen_said)
         moved = {}
         for key, value in inputs.items():
             if isinstance(value, torch.Tensor):

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from ros_ground.device import resolve_device
-from ros_ground.lmm.adapter import IMAGE_FITS, LMMAdapter
+from ros_ground.geometry import IMAGE_FITS
+from ros_ground.lmm.adapter import LMMAdapter
 from ros_ground.lmm.errors import ModelLoadError
 
 _TRUE = ("1", "true", "yes", "on")
@@ -85,10 +86,10 @@ def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
 
 
 def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
-             trust_remote_code: bool = False, image_fit: str = "processor",
+             trust_remote_code: bool = False, image_fit: str = "auto",
              allow_download: bool = False, compile: str = "off") -> LMMAdapter:
     """Load "tiny", "sim" (the packaged directory), a local checkpoint directory, or a Hugging
-    Face id from the local cache. `compile`: see `LMMAdapter`.
+    Face id from the local cache. `image_fit`, `compile`: see `LMMAdapter`.
 
     allow_download: only then may a Hugging Face id missing from the cache be downloaded from
     the Hub (and only while HF_HUB_OFFLINE is unset); by default nothing is fetched, whatever
