@@ -52,7 +52,7 @@ class EngineConfig:
 
     mode: str = _default("mode")
     normalise: bool = _default("normalise_maps")
-    # a phrase's map averages its whole noun chunk's maps (attend-and-segment sec. 3.2) or its root's
+    # a phrase's map averages its noun chunk's maps, or its root's (attend-and-segment, app. A)
     phrase_tokens: str = _default("phrase_tokens")
     phrase_contrast: float = _default("phrase_contrast")
     # the answer's maps are the mean over these views of the image (views.py): those other than

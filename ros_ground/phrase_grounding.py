@@ -28,8 +28,9 @@ def find_phrase_tokens(spans: Sequence[tuple[int, int]], chunks: Sequence[NounPh
     """Each phrase of `chunks` with the indices of its tokens (tokens whose char `spans` it
     covers); phrases without tokens are left out.
 
-    phrase_tokens: "chunk" (the whole noun chunk, as attend-and-segment does, sec. 3.2) or
-    "root" (its root noun, else the chunk when the root has no token of its own).
+    phrase_tokens: "chunk" (the whole noun chunk: on the sim model it grounds better) or "root"
+    (its root noun, as attend-and-segment's appendix A does; else the chunk when the root has no
+    token of its own).
     """
     found = [(chunk, _token_indices(spans, chunk, phrase_tokens)) for chunk in chunks]
     return [(chunk, indices) for chunk, indices in found if indices]
