@@ -47,7 +47,7 @@ JAZZY := .venv-jazzy
 JAZZY_TESTS := tests/test_ros_transport.py tests/test_nodes_process.py tests/test_grounding_node.py \
 	tests/test_proposal_node.py tests/test_container.py tests/test_executor.py tests/test_fuzz.py \
 	tests/test_node_fuzz.py tests/test_load.py tests/test_shutdown.py tests/test_launch_config.py \
-	tests/test_launch_real.py tests/test_goal_states.py tests/test_node_depth.py
+	tests/test_launch_real.py tests/test_goal_states.py tests/test_node_depth.py tests/test_ros_logging.py
 
 $(JAZZY)/.deps-stamp: requirements-jazzy.txt | $(VENV)/.deps-stamp
 	$(PYTHON) -m venv $(JAZZY)

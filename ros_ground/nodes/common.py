@@ -1,10 +1,12 @@
-"""Small pieces every node needs: QoS by name, frame keys, lifecycle autostart, spin_until.
+"""Small pieces every node needs: QoS by name, frame keys, lifecycle autostart, spin_until, the
+core's Python logging into rclpy's.
 
 How an executable spins its nodes and stops on a signal: ros_ground.nodes.process."""
 
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable
 
@@ -117,3 +119,37 @@ def spin_until(node, done: Callable[[], object], timeout_s: float,
             check()
             checked = time.monotonic()
     return bool(done())
+
+
+class RosLogging(logging.Handler):
+    """Python logging of the ROS-free core (the `ros_ground` loggers: a centre crop the LMM
+    never sees, a phrase whose map has no peak, compiled decoding off for a model type) into a
+    node's rclpy logger, so it reaches /rosout, rqt_console and the launch log as the node's own
+    messages do; by itself it would reach stderr alone."""
+
+    def __init__(self, logger):
+        super().__init__()
+        self.logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelno
+            say = (self.logger.error if level >= logging.ERROR else self.logger.warning
+                   if level >= logging.WARNING else self.logger.info if level >= logging.INFO
+                   else self.logger.debug)
+            say(f"[{record.name.removeprefix('ros_ground.')}] {record.getMessage()}")
+        except Exception:  # noqa: BLE001 - logging must never fail the code that logs
+            self.handleError(record)
+
+
+def forward_core_logging(logger) -> RosLogging:
+    """Send the core's Python logging to `logger` (an rclpy logger: the process's first node's)
+    through one RosLogging on the `ros_ground` logger, which then no longer propagates to the
+    root logger's stderr (each message once). Returns the handler."""
+    core = logging.getLogger("ros_ground")
+    for handler in [h for h in core.handlers if isinstance(h, RosLogging)]:
+        core.removeHandler(handler)
+    handler = RosLogging(logger)
+    core.addHandler(handler)
+    core.propagate = False
+    return handler

@@ -163,7 +163,7 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
         import rclpy
         from rclpy.signals import SignalHandlerOptions
 
-        from ros_ground.nodes.common import autostart
+        from ros_ground.nodes.common import autostart, forward_core_logging
         from ros_ground.nodes.executor import DEFAULT_THREADS, CallbackExecutor
 
         try:
@@ -172,6 +172,8 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
             cannot_start(exc)
         for make in makers:
             nodes.append(make())
+            if len(nodes) == 1:  # before any node configures: it loads the models, which log
+                forward_core_logging(nodes[0].get_logger())
         _warn_unmatched_params_files(args if args is not None else sys.argv, nodes)
         for node in nodes:
             if hasattr(node, "trigger_configure"):

@@ -1,0 +1,58 @@
+"""The core's Python logging reaches /rosout as the node's own messages do."""
+
+import logging
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from rcl_interfaces.msg import Log  # noqa: E402
+
+from ros_ground.nodes.common import RosLogging, forward_core_logging  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture
+def core_logger():
+    core = logging.getLogger("ros_ground")
+    handlers, propagate = list(core.handlers), core.propagate
+    yield core
+    core.handlers[:], core.propagate = handlers, propagate
+
+
+def test_a_core_warning_is_published_on_rosout_by_the_node(ros, core_logger):
+    node = rclpy.create_node("logging_probe")
+    seen = []
+    node.create_subscription(Log, "/rosout", seen.append, 100)
+    forward_core_logging(node.get_logger())
+    time.sleep(0.5)  # the subscription matched before the message goes out
+    logging.getLogger("ros_ground.lmm.fit").warning("the frame is cut at x %d", 80)
+    logging.getLogger("ros_ground.lmm.fit").info("not a warning")  # below the logger's level
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("cut at" in m.msg for m in seen):
+        rclpy.spin_once(node, timeout_sec=0.1)
+    ours = [m for m in seen if m.name == "logging_probe"]
+    assert [(m.level, m.msg) for m in ours] == [(Log.WARN, "[lmm.fit] the frame is cut at x 80")]
+    assert core_logger.propagate is False  # each message once, not also on stderr
+    node.destroy_node()
+
+
+def test_levels_are_kept_and_one_handler_is_installed(core_logger):
+    calls = []
+
+    class Logger:
+        def __getattr__(self, level):
+            return lambda msg: calls.append((level, msg))
+
+    forward_core_logging(Logger())
+    forward_core_logging(Logger())  # a second node's process start replaces, not doubles
+    assert sum(isinstance(h, RosLogging) for h in core_logger.handlers) == 1
+    log = logging.getLogger("ros_ground.scheduler")
+    log.setLevel(logging.DEBUG)
+    try:
+        for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL):
+            log.log(level, "x")
+    finally:
+        log.setLevel(logging.NOTSET)
+    assert [level for level, _ in calls] == ["debug", "info", "warning", "error", "error"]
