@@ -11,7 +11,7 @@ Without a ROS install:
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, Shutdown
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -31,11 +31,12 @@ ARGUMENTS = {
 
 def _stop_if_failed(event, context):
     """The camera exited with an error (a bad parameter, a bag it cannot read): with no frames
-    the grounding graph has nothing to do, so the launch ends rather than keep it running."""
+    the grounding graph has nothing to do, so the launch fails. Raised here, the error makes
+    launch stop every process and `ros2 launch` exit 1 (a Shutdown action exits 0, which
+    systemd or CI would take for a good bring-up)."""
     if event.returncode and not context.is_shutdown:
-        why = (f"sim_camera_node exited with code {event.returncode}: the grounding graph would "
-               "have no camera, stopping it")
-        return [LogInfo(msg=why), Shutdown(reason=why)]
+        raise RuntimeError(f"sim_camera_node exited with code {event.returncode}: the grounding "
+                           "graph would have no camera, stopping it")
     return None
 
 

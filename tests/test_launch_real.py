@@ -372,6 +372,7 @@ def test_sim_launch_ends_when_its_camera_dies(ros2_env, tmp_path):
     output = result.stdout + result.stderr
     assert "parameter width" in output and "sim_camera_node exited with code 1: the grounding " \
         "graph would have no camera, stopping it" in output, output[-3000:]
+    assert result.returncode == 1, output[-3000:]  # a failed bring-up, for systemd or CI (helper-73)
     assert "Traceback" not in output, output[-3000:]
     assert re.search(r"\[ground_container-\d+\]: process has finished cleanly", output), output
 
