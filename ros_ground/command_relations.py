@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ros_ground.command import CARRYING_VERBS, PLACEMENT_VERBS, SPATIAL_WORDS
+from ros_ground.command import CARRYING_VERBS, PLACEMENT_VERBS, SPATIAL_WORDS, command_phrases
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
@@ -198,6 +198,14 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     return Relations(landmark, relation,
                      text[chunks[target].char_end:own_end or chunks[last + 1].char_start],
                      last + 1, place, **_described(text, chunks, last + 1))
+
+
+def about_an_object(nlp, text: str) -> bool:
+    """Whether the command `text` is about an object in view the robot acts on or asks after: it
+    has a target (command.command_phrases: "pick up the red mug", "where is the tray?") or
+    puts what the robot holds somewhere (`held_destination`: "put it on the tray")."""
+    phrases, target = command_phrases(nlp, text)
+    return target >= 0 or held_destination(text, phrases) is not None
 
 
 _NEGATED = re.compile(r"\b(?:don['\u2019]?t|do\s+not|never|dont)\s*$", re.IGNORECASE)

@@ -189,7 +189,7 @@ GROUNDING = (
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
     S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
     S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True),
-    S("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, else point)",
+    S("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, or with the engine's own for a command about an object; else point)",
       True, choices=("point", "entities", "auto"), field="mode", cli=True),
     S("max_new_tokens", 64, "maximum generated tokens per request", True, low=1, field="max_new_tokens", cli=True),
     S("default_prompt", "Describe the scene.", "prompt used by the `describe` service", True,
