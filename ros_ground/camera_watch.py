@@ -87,10 +87,12 @@ def silence_warning(topic: str, publishers: Sequence[str], subscribed: str,
     return text
 
 
-def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float) -> str | None:
+def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float,
+                       sim_time: bool = False) -> str | None:
     """A warning when a frame's header stamp (`stamp_ns`) is more than `max_skew_s` seconds
     from the node clock's `now_ns`: the response carries that stamp, and a tf lookup at it (to
-    put a target in the robot's frame) fails or uses the wrong pose. None when it is close."""
+    put a target in the robot's frame) fails or uses the wrong pose. None when it is close.
+    `sim_time`: the node's use_sim_time, which changes the advice."""
     if stamp_ns == 0:
         return (f"frames on {topic!r} have a zero header stamp: the driver sets none; each is "
                 "stamped with the time it was received, which is late by the transport's latency "
@@ -99,6 +101,8 @@ def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float
     if abs(skew_s) <= max_skew_s:
         return None
     how = f"{skew_s:.0f} s behind" if skew_s > 0 else f"{-skew_s:.0f} s ahead of"
+    advice = ("is /clock the bag's (ros2 bag play --clock), and are the frames from that bag?"
+              if sim_time else "sync the clocks (e.g. chrony), or set use_sim_time when replaying a bag")
     return (f"frames on {topic!r} are stamped {how} this node's clock: a tf lookup at their "
-            "stamps fails; sync the clocks (e.g. chrony), or set use_sim_time when replaying a bag")
+            f"stamps fails; {advice}")
 

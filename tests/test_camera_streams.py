@@ -407,3 +407,22 @@ def test_frames_stamped_far_from_the_nodes_clock_are_warned_about(running, monke
     assert not [t for t in said if "stamped" in t], said
     r.client.stream(random_rgb(48, 64), stamp_sec=1000)
     assert r.client.wait(lambda: any("s behind this node's clock" in t for t in said), 10), said
+
+
+def test_sim_time_without_a_clock_still_ages_frames_and_stamps_unstamped_ones(running):  # noqa: F811
+    # helper-72: use_sim_time with nothing on /clock (a bag played without --clock) read 0 as
+    # now: a frame 15 s old was answered OK, zero stamps stayed zero (every frame one stamp), and
+    # nothing was said
+    from ros_ground.nodes.conversions import stamp_to_ns
+
+    r = running(max_frame_age_s=0.5, use_sim_time=True)
+    assert r.node.get_clock().now().nanoseconds == 0
+    r.client.stream(None, msg=rgb_to_image_msg(random_rgb(48, 64)))  # a zero stamp
+    assert r.client.wait(lambda: _frame(r) is not None, 10)
+    assert abs(stamp_to_ns(_frame(r).header.stamp) / 1e9 - time.time()) < 10
+    assert r.ask().status == R.STATUS_OK
+    assert r.node._ros_ground_no_clock_said  # warned, once
+    r.client._frame = None  # the camera stops
+    time.sleep(1.5)
+    answer = r.ask()
+    assert answer.status == R.STATUS_NO_IMAGE and "s ago" in answer.error, answer.error

@@ -73,3 +73,5 @@ def test_a_frame_stamped_far_from_the_nodes_clock_is_warned_about():
     assert "3600 s ahead of this node's clock" in stamp_skew_warning("/cam", now + 3600 * 10**9,
                                                                      now, 10.0)
     assert "zero header stamp" in stamp_skew_warning("/cam", 0, now, 10.0)
+    # on sim time already (helper-72 was told to set it): is /clock the bag's?
+    assert "ros2 bag play --clock" in stamp_skew_warning("/cam", 1000 * 10**9, now, 10.0, True)

@@ -16,7 +16,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from ros_ground import camera_watch
-from ros_ground.nodes.common import qos_by_name
+from ros_ground.nodes.common import now_ns, qos_by_name
 
 SILENCE_WARN_S = 5.0  # publishers but no frame for this long: warn, then again after twice as long
 SILENCE_WARN_MAX_S = 300.0  # ... up to every this long, while it lasts
@@ -177,4 +177,4 @@ class CameraInput:
                 "'auto'", throttle_duration_sec=10.0)
 
     def _now_ns(self) -> int:
-        return self._node.get_clock().now().nanoseconds
+        return now_ns(self._node)

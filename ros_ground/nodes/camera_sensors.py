@@ -17,7 +17,7 @@ from ros_ground.camera_watch import camera_topics, stamp_skew_warning
 from ros_ground.frames import DepthStore, FrameStore
 from ros_ground.image_codec import ImageDecodeError, image_to_depth, image_to_rgb
 from ros_ground.nodes.camera_input import CameraInput
-from ros_ground.nodes.common import RELIABLE, stamp_if_unset
+from ros_ground.nodes.common import RELIABLE, now_ns, stamp_if_unset
 from ros_ground.nodes.conversions import (
     ProposalError,
     camera_info_to_k,
@@ -191,11 +191,12 @@ class CameraSensors:
     def _on_image(self, camera: str, msg) -> None:
         source = self.inputs[camera]
         stamp = stamp_to_ns(msg.header.stamp)
-        now = self._node.get_clock().now().nanoseconds  # 0: sim time before the first /clock
-        skew = now and stamp_skew_warning(source.topic, stamp, now, STAMP_SKEW_WARN_S)
+        now = now_ns(self._node)
+        skew = stamp_skew_warning(source.topic, stamp, now, STAMP_SKEW_WARN_S,
+                                  self._node.get_parameter("use_sim_time").value)
         if skew and stamp == 0:
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
-            stamp_if_unset(msg.header, self._node.get_clock())
+            stamp_if_unset(msg.header, self._node)
             stamp = stamp_to_ns(msg.header.stamp)
         elif skew and stamp > now:  # a call site each: rclpy throttles each apart
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
@@ -207,7 +208,7 @@ class CameraSensors:
                               _ns(self.p["proposal_max_age_s"]), keep)
 
     def _on_depth(self, camera: str, msg) -> None:
-        stamp_if_unset(msg.header, self._node.get_clock())  # as its colour frames are
+        stamp_if_unset(msg.header, self._node)  # as its colour frames are
         self.depth.add_depth(camera, stamp_to_ns(msg.header.stamp), msg,  # decoded when used
                              _ns(self.p["proposal_max_age_s"]))
 

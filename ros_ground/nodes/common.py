@@ -14,7 +14,7 @@ import rclpy
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
-from ros_ground.nodes.conversions import stamp_to_ns
+from ros_ground.nodes.conversions import ns_to_stamp, stamp_to_ns
 
 # Commands and results must arrive: reliable and keep-all, so a burst of commands (or of the
 # rejections they earn) is held until delivered instead of being overwritten by newer ones.
@@ -76,15 +76,28 @@ def frame_key(header, shape) -> tuple | None:
     return (header.frame_id, stamp, int(shape[0]), int(shape[1])) if stamp else None
 
 
-def stamp_if_unset(header, clock) -> None:
-    """Set `header`'s zero stamp to `clock`'s now, the time the frame was received (left zero
-    under sim time before the first /clock). A driver that stamps nothing would otherwise give
-    every frame one stamp, and depth, proposals and SAM embeddings are paired with a frame by
-    its stamp: each frame would be paired with the first one's."""
+def now_ns(node) -> int:
+    """`node`'s clock now (ns). Under sim time before any /clock (a bag played without `--clock`)
+    that clock reads 0, and every frame would be 0 s old and a zero stamp stay zero: the
+    system's time stands in, and the node warns once that it does."""
+    now = node.get_clock().now().nanoseconds
+    if now:
+        return now
+    if not getattr(node, "_ros_ground_no_clock_said", False):
+        node._ros_ground_no_clock_said = True
+        node.get_logger().warning(
+            "use_sim_time is true but nothing publishes /clock (a bag played without --clock?): "
+            "frame ages and the stamps of unstamped frames use the system's time until it does")
+    return time.time_ns()
+
+
+def stamp_if_unset(header, node) -> None:
+    """Set `header`'s zero stamp to `node`'s now (`now_ns`), the time the frame was received. A
+    driver that stamps nothing would otherwise give every frame one stamp, and depth, proposals
+    and SAM embeddings are paired with a frame by its stamp: each frame would be paired with the
+    first one's."""
     if stamp_to_ns(header.stamp) == 0:
-        now = clock.now()
-        if now.nanoseconds:
-            header.stamp = now.to_msg()
+        header.stamp = ns_to_stamp(now_ns(node))
 
 
 def autostart(node: LifecycleNode) -> bool:

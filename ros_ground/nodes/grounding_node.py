@@ -35,7 +35,7 @@ from ros_ground.errors import InputError
 from ros_ground.model_specs import check_model_specs
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_sensors import CameraSensors
-from ros_ground.nodes.common import RELIABLE, frame_key, release_memory
+from ros_ground.nodes.common import RELIABLE, frame_key, now_ns, release_memory
 from ros_ground.nodes.conversions import error_response, msg_to_mask, result_to_msg
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
@@ -244,7 +244,7 @@ class GroundingNode(ModelNode):
 
     def _precheck(self, request: Request, region: Callable | None) -> tuple[int, str] | None:
         problem = requests.precheck(
-            request, cameras=self._cameras, now_ns=self.get_clock().now().nanoseconds,
+            request, cameras=self._cameras, now_ns=now_ns(self),
             topics={camera: source.topic for camera, source in self.sensors.inputs.items()},
             max_prompt_chars=self._p["max_prompt_chars"],
             max_frame_age_s=self._p["max_frame_age_s"],
@@ -283,7 +283,7 @@ class GroundingNode(ModelNode):
             return self._answer(request, Status.STATUS_MODEL_ERROR, "model unloaded")
         source = self.sensors.inputs.get(request.camera)
         problem = requests.at_start(
-            request, self.frames.latest(request.camera), now_ns=self.get_clock().now().nanoseconds,
+            request, self.frames.latest(request.camera), now_ns=now_ns(self),
             max_frame_age_s=self._p["max_frame_age_s"], topic=getattr(source, "topic", "image"),
             why_stale=self._why_stale)
         if problem is not None:

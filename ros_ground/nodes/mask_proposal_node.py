@@ -146,7 +146,7 @@ class MaskProposalNode(ModelNode):
         except ImageDecodeError as exc:
             self.get_logger().warning(f"skipping bad image: {exc}", throttle_duration_sec=5.0)
             return
-        stamp_if_unset(msg.header, self.get_clock())  # as the grounding node does: pairs by stamp
+        stamp_if_unset(msg.header, self)  # as the grounding node does: pairs by stamp
         started = self._started_pubs.get(camera)
         if started is not None:
             started.publish(msg.header)
