@@ -248,8 +248,12 @@ class DepthStore:
             self._kept.want(source, stamp_ns, tolerance_ns, self._depth.get(source, ()))
 
     def set_intrinsics(self, source: str, k) -> None:
+        """The source's intrinsics from now on; None: none (its camera_info was refused)."""
         with self._lock:
-            self._k[source] = k
+            if k is None:
+                self._k.pop(source, None)
+            else:
+                self._k[source] = k
 
     def intrinsics(self, source: str):
         """The source's latest intrinsics, or None before the first."""

@@ -340,6 +340,35 @@ def test_a_camera_info_that_was_ignored_is_named_not_missing(node, scene, monkey
         response.position_error
 
 
+def test_a_camera_info_refused_after_a_good_one_leaves_no_k_in_use(node, scene, monkeypatch):
+    # helper-72: after a valid camera_info, one with K all zero (or NaN) was only logged: the
+    # responses kept positions from the earlier K (another publisher's) and an empty position_error
+    info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    depth_pub = node.client.node.create_publisher(Image, "depth", RELIABLE)
+    node.client.stream(scene.rgb, stamp_sec=5)
+    good = camera_info(scene, Header(frame_id="cam"))
+    bad = camera_info(scene, Header(frame_id="cam"))
+    bad.k = [float("nan")] * 9
+    depth = _depth_msg(scene, "32FC1", 5)
+    sensors = node.node.sensors
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+
+    def sent(info, refused):
+        def arrived():
+            depth_pub.publish(depth)
+            info_pub.publish(info)
+            return ((CAMERA in sensors._info_refused) == refused and sensors.depth.has_depth(CAMERA)
+                    and node.node.frames.latest(CAMERA) is not None)
+        assert node.client.wait(arrived, 20)
+        return node.ask("Pick up the mug.")
+
+    assert sent(good, False).position_error == ""
+    ignored = sent(bad, True)
+    assert ignored.position_error.startswith("the camera_info received was ignored: "), \
+        ignored.position_error
+    assert sent(good, False).position_error == ""  # a valid one again
+
+
 def test_unstamped_frames_are_paired_by_the_time_they_arrive(node, scene, monkeypatch):
     # helper-65: a driver that stamps nothing gave every frame stamp 0: SAM reused the first
     # frame's embedding for every later one (keyed by stamp), and depth was paired with the

@@ -216,7 +216,12 @@ class CameraSensors:
         try:
             self.depth.set_intrinsics(camera, camera_info_to_k(msg))
             self._info[camera] = (int(msg.width), int(msg.height), msg.header.frame_id)
+            self._info_refused.pop(camera, None)
         except ValueError as exc:
+            # the K received before no longer says how the camera sees (helper-72: another
+            # publisher's, kept, gave positions with no word): none until a valid one comes
+            self.depth.set_intrinsics(camera, None)
+            self._info.pop(camera, None)
             self._info_refused[camera] = str(exc)
             self._node.get_logger().warning(f"ignoring camera_info: {exc}",
                                             throttle_duration_sec=5.0)
