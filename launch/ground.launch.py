@@ -6,16 +6,19 @@
         clicked_point:=/clicked_point
     ros2 launch ros_ground ground.launch.py model:=/models/llava-1.5-7b-hf composed:=false
     ros2 launch ros_ground ground.launch.py cameras:="[left, right]"   # left/image, right/image
+    ros2 launch ros_ground ground.launch.py use_sim_time:=true   # beside `ros2 bag play --clock`
 
 Model arguments left empty take their values from params_file (config/default.yaml).
 """
 
+import difflib
 import os
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import evaluate_condition_expression
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.utilities import make_namespace_absolute, prefix_namespace
@@ -41,7 +44,22 @@ ARGUMENTS = {
     "params_file": ("", "ROS parameters file (empty = the package's config/default.yaml)"),
     "cameras": ("", "camera names, e.g. [left, right]: topics left/image, left/command, ... "
                 "(empty = from params_file; default one camera on `image`)"),
+    "use_sim_time": ("false", "the nodes' clock is /clock (a bag replayed with `ros2 bag play "
+                     "--clock`), not the system's"),
 }
+
+
+def _warn_misspelt(context, known) -> None:
+    """Warn of each `name:=value` on the command line that is none of `known` but close to one
+    (image_topic:= for image:=): launch ignores an argument no file declares, silently. Only
+    the close ones: a launch file including this one may declare arguments of its own."""
+    given = [a.split(":=", 1)[0] for a in context.argv if ":=" in a]
+    for name in given:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if name not in known and close:
+            get_logger("ground.launch.py").warning(
+                f"launch argument {name!r} is declared by no launch file here, so it is ignored "
+                f"(did you mean {' or '.join(map(repr, close))}? `--show-args` lists them)")
 
 
 def _flag(context, name: str) -> bool:
@@ -74,6 +92,7 @@ def _cameras(text: str) -> list[str]:
 
 
 def _nodes(context, *args, **kwargs):
+    _warn_misspelt(context, [*ARGUMENTS, "seed"])  # seed: sim.launch.py's own, which includes this
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     params_file = arg["params_file"] or os.path.join(
         get_package_share_directory("ros_ground"), "config", "default.yaml")
@@ -91,11 +110,13 @@ def _nodes(context, *args, **kwargs):
     if unmatched:  # as with no file: the nodes would start on the sim models' defaults
         raise ValueError(f"params_file: {unmatched}")
     overrides = {k: arg[k] for k in ("model", "sam_model", "sam_checkpoint") if arg[k]}
+    overrides["use_sim_time"] = _flag(context, "use_sim_time")
     if "sam_model" in overrides:  # the params file's checkpoint was for its own sam_model
         overrides.setdefault("sam_checkpoint", "")
     if arg["cameras"]:
         overrides["cameras"] = _cameras(arg["cameras"])
-    sam_overrides = {k: v for k, v in overrides.items() if k.startswith("sam_") or k == "cameras"}
+    sam_overrides = {k: v for k, v in overrides.items()
+                     if k.startswith("sam_") or k in ("cameras", "use_sim_time")}
     remap = [("image", arg["image"])] + [(name, arg[name]) for name in
                                          ("depth", "camera_info", "clicked_point") if arg[name]]
     if _flag(context, "composed"):

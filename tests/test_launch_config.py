@@ -30,11 +30,17 @@ def _entry_points() -> set[str]:
 
 
 class _Context(dict):
-    """launch's context: the launch arguments, as its launch_configurations are."""
+    """launch's context: the launch arguments, as its launch_configurations are; `argv`, the
+    command line's `name:=value` arguments."""
+
+    argv: list = []
 
     @property
     def launch_configurations(self):
         return self
+
+
+WARNINGS: list = []  # launch.logging's warnings in the stand-in
 
 
 def _prefix_namespace(base, ns):  # launch_ros.utilities' rule, for the stand-in
@@ -77,6 +83,7 @@ def fake_launch(monkeypatch):
         "launch.actions": dict(DeclareLaunchArgument=_Record, OpaqueFunction=_Record,
                                IncludeLaunchDescription=_Record, LogInfo=_Record, Shutdown=_Record),
         "launch.substitutions": dict(LaunchConfiguration=_Config),
+        "launch.logging": dict(get_logger=lambda name: types.SimpleNamespace(warning=WARNINGS.append)),
         "launch.conditions": dict(evaluate_condition_expression=_condition),
         "launch.launch_description_sources": dict(PythonLaunchDescriptionSource=_Record),
         "launch_ros": {},
@@ -125,10 +132,29 @@ def test_ground_launch_starts_real_executables(fake_launch, composed, proposals)
         # the container hosts several nodes: a process-wide `name=` would rename them all
         assert "name" not in node.kwargs or composed == "false"
         table = {p.name for p in TABLES.get(node.kwargs.get("name"), params.GROUNDING_PARAMS)}
-        assert set(overrides) <= table
+        assert set(overrides) <= table | {"use_sim_time"}  # every node has use_sim_time
+        assert overrides["use_sim_time"] is False
         assert node.kwargs["remappings"] == [("image", "/camera/image_raw")]
         if node.kwargs["executable"] != "mask_proposal_node":
             assert overrides["model"] == "/models/llava"
+
+
+def test_ground_launch_passes_use_sim_time_and_names_a_misspelt_argument(fake_launch):
+    """helper-72: `use_sim_time:=true` and `image_topic:=/my/cam` were ignored without a word
+    (launch ignores an argument no file declares), the nodes left on the wall clock and on
+    /camera/image_raw."""
+    description = _load(ROOT / "launch" / "ground.launch.py")
+    context = _arguments(description)
+    context.update(composed="false", use_sim_time="true")
+    context.argv = ["use_sim_time:=true", "image_topic:=/my/cam", "robot_name:=r2"]
+    WARNINGS.clear()
+    opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    nodes = opaque.kwargs["function"](context)
+    assert {n.kwargs["parameters"][1]["use_sim_time"] for n in nodes} == {True}
+    assert len(WARNINGS) == 1 and "'image_topic'" in WARNINGS[0] and "'image'" in WARNINGS[0]
+    context.update(use_sim_time="ture")
+    with pytest.raises(ValueError, match="launch argument use_sim_time: got 'ture'"):
+        opaque.kwargs["function"](context)
 
 
 @pytest.mark.parametrize("composed", ["true", "false"])
