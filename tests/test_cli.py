@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -397,3 +398,18 @@ def test_a_ros_subcommand_of_the_core_command_line_says_where_it_is():
     assert out.returncode == 2 and "ask needs ROS: run it from the `ros-ground` entry point " \
         "(`python -m ros_ground.nodes.cli ask ...`)" in out.stderr, out.stderr
 
+
+
+def test_the_readmes_sample_scene_grounds_its_command_in_3d():
+    """docs/sample (helper-73: the README's `ground --image scene.png` had no scene.png to
+    give): the README's second command finds the green mug and where it is."""
+    sample = Path(__file__).resolve().parent.parent / "docs" / "sample"
+    out = _run("ground", "--image", str(sample / "scene.png"), "--depth", str(sample / "depth.png"),
+               "--camera-info", str(sample / "camera_info.yaml"), "--params-file", "config/sim.yaml",
+               "--prompt", "Pick up the green mug.", "--json")
+    result = json.loads(out.stdout)
+    target = result["prompt_phrases"][result["target"]]
+    assert target["text"] == "the green mug" and result["position_error"] == ""
+    x, y, w, h = target["bbox"]
+    assert abs(x - 145) <= 3 and abs(y - 119) <= 3 and abs(w - 28) <= 3 and abs(h - 45) <= 3
+    assert abs(target["position"][2] - 0.619) < 0.02  # metres from the camera
