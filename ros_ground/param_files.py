@@ -24,14 +24,32 @@ from ros_ground.settings import GROUNDING, PROPOSAL, SIM_CAMERA, Setting, by_nam
 PARAMS_KEY = "ros__parameters"
 
 
+def _loader():
+    """yaml's SafeLoader reading `!!python/tuple` as a list. launch_ros writes the parameters a
+    launch file gives as a dict (`parameters=[{"cameras": [...]}]`) to a temporary params file
+    with yaml.dump, and a list parameter's value is a tuple there by then (its
+    evaluate_parameters): rcl reads that tag as a list, safe_load refuses it. No other python
+    tag is accepted: a params file builds no arbitrary objects here. (launch_ros's bytes come
+    as `!!binary`, which safe_load reads.)"""
+    import yaml
+
+    class ParamsLoader(yaml.SafeLoader):
+        pass
+
+    ParamsLoader.add_constructor("tag:yaml.org,2002:python/tuple",
+                                 lambda loader, node: loader.construct_sequence(node, deep=True))
+    return ParamsLoader
+
+
 def load(path: str) -> dict:
-    """The YAML mapping of the parameter file at `path`. OSError when it cannot be read,
-    ValueError when it is not YAML or not a mapping."""
+    """The YAML mapping of the parameter file at `path` (as rcl reads it, launch_ros's
+    `!!python/tuple` a list). OSError when it cannot be read, ValueError when it is not YAML or
+    not a mapping."""
     import yaml
 
     with open(path, encoding="utf-8") as f:
         try:
-            content = yaml.safe_load(f)
+            content = yaml.load(f, Loader=_loader())  # a SafeLoader: no arbitrary objects
         except yaml.YAMLError as exc:
             raise ValueError(f"{path} is not YAML: {exc}") from None
     if not isinstance(content, dict):

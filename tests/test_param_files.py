@@ -58,3 +58,47 @@ def _written(tmp_path, text: str) -> str:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     return str(path)
+
+
+def _launch_ros_params_file(params: dict, name: str | None, namespace: str) -> str:
+    """The temporary params file launch_ros's Node writes for `parameters=[params]`, by its own
+    code: evaluate_parameters makes a list a tuple, yaml.dump writes it `!!python/tuple`."""
+    from launch_ros.actions import Node
+    from launch_ros.utilities import evaluate_parameters, normalize_parameters
+
+    from launch import LaunchContext
+
+    context = LaunchContext()
+    node = Node(package="ros_ground", executable="grounding_node", name=name, namespace=namespace)
+    node._perform_substitutions(context)
+    evaluated = evaluate_parameters(context, normalize_parameters([params]))
+    return node._create_params_file_from_dict(evaluated[0])
+
+
+@pytest.mark.parametrize("name", ["grounding_node", None])  # None: composed, written as /**
+def test_a_params_file_written_by_launch_ros_is_read_with_its_lists(name):
+    # trial-72: 'cameras:=[left, right]' logged "/tmp/launch_params_... is not YAML: could not
+    # determine a constructor for the tag 'tag:yaml.org,2002:python/tuple'", and the file's
+    # sections went unchecked, though rcl applies it
+    import os
+
+    from ros_ground.param_files import load, params_file
+    from ros_ground.settings import GROUNDING
+
+    path = _launch_ros_params_file({"cameras": ["left", "right"], "depth_tolerance_s": 0.1},
+                                   name, "ground")
+    try:
+        assert "!!python/tuple" in open(path).read()
+        assert unmatched(path, ["/ground/grounding_node"]) is None
+        assert params_file(path, "grounding_node", GROUNDING)["cameras"] == ["left", "right"]
+        section = "/ground/grounding_node" if name else "/**"
+        assert load(path)[section]["ros__parameters"]["cameras"] == ["left", "right"]
+    finally:
+        os.unlink(path)
+
+
+def test_a_params_file_builds_no_python_objects(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    x: !!python/object/apply:os.getcwd []\n")
+    why = unmatched(str(path), ["/grounding_node"])
+    assert "is not YAML" in why and "python/object/apply" in why
