@@ -93,3 +93,25 @@ def test_ask_without_server_times_out_clearly(container):
     # the namespace that would have reached the running node (the container's)
     listed = out.stderr.split("Ground servers running: --namespace ")[-1].strip().split(", ")
     assert NS in listed and "/nobody" not in listed, out.stderr  # others' test nodes may linger
+
+
+def test_composed_nodes_asking_for_different_sams_are_warned_about(monkeypatch):
+    # trial-72: the proposal node reconfigured with sam_model tiny logged "shares SAM 'tiny' on
+    # cpu in 0.0 s" while the grounding node used 'sim': no word that nothing was shared
+    import ros_ground.sam
+    from ros_ground.nodes import container as module
+
+    said = []
+    monkeypatch.setattr(module, "log", type("Log", (), {"warning": lambda self, text: said.append(text)})())
+    monkeypatch.setattr(ros_ground.sam, "get_shared_sam", lambda *key: key)
+    sam = module.SharedSam()
+    grounding, proposals = sam.provider("grounding_node"), sam.provider("mask_proposal_node")
+    assert grounding("sim", None, "cpu") == ("sim", None, "cpu")
+    assert proposals("sim", None, "cpu") == ("sim", None, "cpu")
+    assert said == []
+    assert proposals("tiny", None, "cpu") == ("tiny", None, "cpu")  # its own, as it asked
+    assert len(said) == 1
+    assert said[0].startswith("mask_proposal_node uses SAM 'tiny' on cpu, grounding_node 'sim' on "
+                              "cpu: the composed nodes share SAM and its image embedding only"), said
+    proposals("sim", None, "cpu")  # set back: shared again, nothing to say
+    assert len(said) == 1
