@@ -426,3 +426,33 @@ def test_sim_time_without_a_clock_still_ages_frames_and_stamps_unstamped_ones(ru
     time.sleep(1.5)
     answer = r.ask()
     assert answer.status == R.STATUS_NO_IMAGE and "s ago" in answer.error, answer.error
+
+
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_no_image_says_which_transport_to_set_after_frames_came_on_this_one(running, transport):  # noqa: F811
+    # trial-72: raw frames, then the driver restarted with compression only: NO_IMAGE said
+    # "nothing publishes on it now" and not which image_transport to set, as it did before any frame
+    r = running(image_transport=transport, max_frame_age_s=0.5)
+    jpeg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", random_rgb(48, 64))[1].tobytes())
+    jpeg.header.stamp.sec = 5
+    compressed = r.client.node.create_publisher(CompressedImage, "image/compressed",
+                                                qos_profile_sensor_data)
+    if transport == "raw":
+        _stream(r)
+    else:
+        assert r.client.wait(lambda: compressed.publish(jpeg) or _frame(r) is not None, 10)
+    with r.client._spinning:  # the driver restarts on the other transport only
+        r.client._frame = None
+        if transport == "raw":
+            r.client.node.destroy_publisher(r.client.image_pub)
+        else:
+            r.client.node.destroy_publisher(compressed)
+    topic = r.node.sensors.inputs[""].topic
+    assert r.client.wait(lambda: r.node.count_publishers(topic) == 0, 10)
+    time.sleep(0.6)
+    answer = r.ask()
+    assert answer.status == R.STATUS_NO_IMAGE
+    other = "compressed" if transport == "raw" else "raw"
+    assert "nothing publishes on it now" in answer.error
+    assert answer.error.endswith(f"has a publisher: set image_transport to {other}"), answer.error
+

@@ -250,9 +250,7 @@ class GroundingNode(ModelNode):
             max_frame_age_s=self._p["max_frame_age_s"],
             clean_prompt=self._engine.lmm.clean_prompt if self._engine is not None else None,
             why_stale=self._why_stale)
-        if problem is not None and problem[0] == requests.NO_IMAGE and request.frame is None:
-            source = self.sensors.inputs.get(request.camera)
-            problem = (problem[0], problem[1] + (source.transport_hint() if source else ""))
+        problem = self._with_transport_hint(request, problem)
         if problem is None and region is not None:
             problem = requests.attach_region(request, region)
         if problem is not None:
@@ -260,6 +258,15 @@ class GroundingNode(ModelNode):
         if self._engine is None:
             return Status.STATUS_MODEL_ERROR, "no model loaded (configure failed or not run)"
         return None
+
+    def _with_transport_hint(self, request: Request, problem):
+        """A NO_IMAGE `problem` saying which image_transport to set when only the other
+        transport's topic has a publisher now: also after frames came on this one (a driver
+        restarted with compression only leaves its last raw frame)."""
+        source = self.sensors.inputs.get(request.camera)
+        if problem is None or problem[0] != requests.NO_IMAGE or source is None:
+            return problem
+        return problem[0], problem[1] + source.transport_hint()
 
     def _say_if_eager(self, engine) -> None:
         decoder = engine.lmm.decoder
@@ -286,6 +293,7 @@ class GroundingNode(ModelNode):
             request, self.frames.latest(request.camera), now_ns=now_ns(self),
             max_frame_age_s=self._p["max_frame_age_s"], topic=getattr(source, "topic", "image"),
             why_stale=self._why_stale)
+        problem = self._with_transport_hint(request, problem)
         if problem is not None:
             return self._answer(request, _STATUS[problem[0]], problem[1])
         # only `auto` may ground an older frame that has proposals; never a goal's own image,
