@@ -456,3 +456,24 @@ def test_no_image_says_which_transport_to_set_after_frames_came_on_this_one(runn
     assert "nothing publishes on it now" in answer.error
     assert answer.error.endswith(f"has a publisher: set image_transport to {other}"), answer.error
 
+
+def test_depth_on_compressed_depth_only_is_said_in_position_error_and_warned(running):  # noqa: F811
+    # trial-72: a driver's depth on depth/compressedDepth was not subscribed, and position_error
+    # said only that no depth frame came
+    r = running()
+    _stream(r)
+    depth = r.client.node.create_publisher(CompressedImage, "depth/compressedDepth",
+                                           qos_profile_sensor_data)
+    source = r.node.sensors.depth_inputs[""]
+    assert r.client.wait(lambda: r.node.count_publishers(f"{r.ns}/depth/compressedDepth") > 0, 10)
+    hint = (f"nothing publishes on '{r.ns}/depth' but '{r.ns}/depth/compressedDepth' has a "
+            "publisher: depth is taken raw only")
+    answer = r.ask()
+    assert answer.status == R.STATUS_OK
+    assert answer.position_error.startswith(f"no depth frame received on '{r.ns}/depth'; {hint}"), \
+        answer.position_error
+    source.warn_after_s = 0.5
+    time.sleep(0.6)
+    assert hint in source.check()
+    assert "image_transport to" not in source.check()  # a colour setting: not depth's
+    assert depth.get_subscription_count() >= 0  # kept alive to here

@@ -52,6 +52,9 @@ class CameraInput:
         self.compressed = transport == "compressed"
         self.topic = f"{base}/compressed" if self.compressed else base
         self.msg_type = CompressedImage if self.compressed else Image
+        # the other transport's topic -> what to set when only it has a publisher
+        self._others = ({base: "set image_transport to raw"} if self.compressed else
+                        {f"{base}/compressed": "set image_transport to compressed"})
         self.warn_after_s = warn_after_s
         self.last_received_ns: int | None = None  # node clock: frame ages are judged on it
         self._gaps_ns: deque[int] = deque(maxlen=8)  # between the latest arrivals, wall time
@@ -73,15 +76,23 @@ class CameraInput:
                 for info in self._node.get_publishers_info_by_topic(self.topic)]
 
     def transport_hint(self) -> str:
-        """What to set when nothing publishes on the topic but something does on the other
+        """What to do when nothing publishes on the topic but something does on another
         transport's ("; ... set image_transport to raw"), else ""."""
         if self._node.count_publishers(self.topic):
             return ""
-        other = self.topic[:-len("/compressed")] if self.compressed else f"{self.topic}/compressed"
-        if not self._node.count_publishers(other):
+        other = next((t for t in self._others if self._node.count_publishers(t)), None)
+        if other is None:
             return ""
-        return (f"; nothing publishes on {self.topic!r} but {other!r} has a publisher: set "
-                f"image_transport to {'raw' if self.compressed else 'compressed'}")
+        return f"; nothing publishes on {self.topic!r} but {other!r} has a publisher: {self._others[other]}"
+
+    def watch_depth_transports(self) -> None:
+        """Make `transport_hint` (and the silence warning) about depth: a driver's depth on
+        image_transport's `compressedDepth` (or `compressed`) is not subscribed, and
+        image_transport (a colour setting) does not change that."""
+        advice = ("depth is taken raw only (sensor_msgs/Image 16UC1 or 32FC1): remap `depth` to "
+                  "a raw depth topic, or republish it raw (image_transport's republish node, "
+                  "in_transport compressedDepth, out_transport raw)")
+        self._others = {f"{self.topic}/compressedDepth": advice, f"{self.topic}/compressed": advice}
 
     def age_s(self) -> float | None:
         """Seconds since the newest message arrived (None before the first)."""

@@ -126,6 +126,8 @@ class GroundingNode(ModelNode):
         sensors, commands = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         for entity in self.sensors.open(self._cameras, sensors):
             self.opened(entity)
+        for source in self.sensors.depth_inputs.values():
+            source.watch_depth_transports()
         for camera, command in zip(self._cameras, camera_topics(self._cameras, "command")):
             self.opened(self.create_subscription(
                 String, command, lambda m, c=camera: self._on_command(c, m), RELIABLE,
@@ -319,6 +321,8 @@ class GroundingNode(ModelNode):
         self._say_if_eager(engine)
         unlocated = (self.sensors.locate(request.camera, result, frame.header, depth)
                      if camera_frame else OWN_IMAGE_UNLOCATED)
+        if unlocated and camera_frame and request.camera in self.sensors.depth_inputs:
+            unlocated += self.sensors.depth_inputs[request.camera].transport_hint()  # compressedDepth
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         response.position_error = unlocated
         if result.canceled:
