@@ -10,9 +10,13 @@ on each command and on a slow timer. Times are seconds; reliabilities are the wo
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from collections.abc import Callable, Sequence
 
 RELIABLE, BEST_EFFORT = "reliable", "best_effort"
+# proposals silent this long (or 4 of their usual gaps, if longer) while frames come: stopped
+PROPOSALS_STALL_S = 10.0
 
 
 def camera_topics(cameras: Sequence[str], name: str) -> list[str]:
@@ -106,3 +110,43 @@ def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float
     return (f"frames on {topic!r} are stamped {how} this node's clock: a tf lookup at their "
             f"stamps fails; {advice}")
 
+
+
+class ProposalFlow:
+    """Whether a camera's proposals, once arriving, have stopped: their publisher left the
+    graph, or none came for `stall_s` (or 4 of their usual gaps: a proposal node on a CPU takes
+    seconds a frame) while frames still arrive. Nothing else shows it: a killed proposal node
+    only changes the answers' mode (`auto` grounds commands among the engine's own proposals,
+    descriptions by points). `update`, called on a timer, says it once per change."""
+
+    def __init__(self, topic: str, stall_s: float = PROPOSALS_STALL_S):
+        self.topic, self.stall_s = topic, stall_s
+        self.stopped = False
+        self._count, self._last_s = 0, None  # proposals received, and when the count last grew
+        self._gaps: deque[float] = deque(maxlen=8)
+
+    def update(self, now_s: float, received: int, publishers: int, frame_age_s: float | None) -> str | None:
+        """What changed, or None: `received` proposal messages ever, `publishers` on the topic
+        now, the newest frame `frame_age_s` old (None: none yet); `now_s` monotonic seconds."""
+        if received != self._count:
+            if self._last_s is not None:
+                self._gaps.append(now_s - self._last_s)
+            self._count, self._last_s = received, now_s
+            if self.stopped:
+                self.stopped = False
+                return f"proposals on {self.topic!r} arrive again"
+            return None
+        if self._last_s is None or self.stopped:
+            return None
+        silent_s = now_s - self._last_s
+        limit_s = max(self.stall_s, 4 * statistics.median(self._gaps)) if self._gaps else self.stall_s
+        if not publishers:
+            why = "nothing publishes on it now"
+        elif silent_s >= limit_s and frame_age_s is not None and frame_age_s <= limit_s / 2:
+            why = f"none for {silent_s:.0f} s while frames still arrive"
+        else:
+            return None
+        self.stopped = True
+        return (f"proposals on {self.topic!r} stopped ({why}): is the mask_proposal_node "
+                "running? Until they come back, mode auto grounds commands among the engine's "
+                "own proposals and descriptions by points")

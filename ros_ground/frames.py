@@ -94,6 +94,7 @@ class FrameStore:
         self._latest: dict[str, Stamped] = {}
         self._recent: dict[str, deque[Stamped]] = {}
         self._proposals: dict[str, deque[Stamped]] = {}
+        self._proposals_received: dict[str, int] = {}  # ever, per source: the flow's sign of life
         self._kept = KeptForProposals(max_proposals)
         self._lock = threading.Lock()
 
@@ -123,6 +124,12 @@ class FrameStore:
         with self._lock:
             queue = self._proposals.setdefault(source, deque(maxlen=self._max_proposals))
             queue.append(Stamped(int(stamp_ns), proposals))
+            self._proposals_received[source] = self._proposals_received.get(source, 0) + 1
+
+    def proposals_received(self, source: str) -> int:
+        """How many proposal messages the source has had, ever (not reset by `clear`)."""
+        with self._lock:
+            return self._proposals_received.get(source, 0)
 
     def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
         """Keep the frame stamped within `tolerance_ns` of `stamp_ns` past the `max_frames`

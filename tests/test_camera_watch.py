@@ -75,3 +75,37 @@ def test_a_frame_stamped_far_from_the_nodes_clock_is_warned_about():
     assert "zero header stamp" in stamp_skew_warning("/cam", 0, now, 10.0)
     # on sim time already (helper-72 was told to set it): is /clock the bag's?
     assert "ros2 bag play --clock" in stamp_skew_warning("/cam", 1000 * 10**9, now, 10.0, True)
+
+
+def test_proposals_that_stop_while_frames_come_are_said_once_and_again_when_back():
+    from ros_ground.camera_watch import ProposalFlow
+
+    flow = ProposalFlow("/proposals", stall_s=10.0)
+    assert flow.update(0.0, 0, 0, None) is None  # none yet: nothing to miss
+    assert flow.update(1.0, 0, 1, 0.1) is None
+    for second in range(2, 8):  # one a second
+        assert flow.update(float(second), second, 1, 0.1) is None
+    assert flow.update(16.0, 7, 1, 0.1) is None  # 9 s silent: within stall_s
+    said = flow.update(17.0, 7, 1, 0.1)
+    assert said.startswith("proposals on '/proposals' stopped (none for 10 s while frames still "
+                           "arrive): is the mask_proposal_node running?"), said
+    assert flow.stopped
+    assert flow.update(18.0, 7, 1, 0.1) is None  # once per change
+    assert flow.update(19.0, 8, 1, 0.1) == "proposals on '/proposals' arrive again"
+    assert not flow.stopped
+
+
+def test_proposals_whose_publisher_left_are_said_to_stop_at_once_and_not_when_frames_stop_too():
+    from ros_ground.camera_watch import ProposalFlow
+
+    flow = ProposalFlow("/p", stall_s=10.0)
+    flow.update(0.0, 1, 1, 0.1)
+    assert "stopped (nothing publishes on it now)" in flow.update(1.0, 1, 0, 0.1)
+    quiet = ProposalFlow("/p", stall_s=10.0)
+    quiet.update(0.0, 1, 1, 0.1)
+    assert quiet.update(60.0, 1, 1, 55.0) is None  # the camera stopped too: nothing to pair with
+    slow = ProposalFlow("/p", stall_s=10.0)  # a proposal node on a CPU: one every 5 s
+    for n, t in enumerate(range(0, 30, 5)):
+        slow.update(float(t), n + 1, 1, 0.1)
+    assert slow.update(25.0 + 15, 6, 1, 0.1) is None  # 15 s: three gaps, not yet four
+    assert "none for 20 s" in slow.update(25.0 + 20, 6, 1, 0.1)

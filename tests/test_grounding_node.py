@@ -739,3 +739,39 @@ def test_ask_names_the_camera_its_goal_is_about(running):
     response = ask(r.client.node, "Describe the image.", r.ns, camera="left", timeout=60.0)
     assert response.status == R.STATUS_BAD_INPUT and "unknown camera 'left'" in response.error
     assert ask(r.client.node, "Describe the image.", r.ns, timeout=60.0).status == R.STATUS_OK
+
+
+class _Said:
+    """A logger recording warnings and infos (monkeypatched in for the node's)."""
+
+    def __init__(self):
+        self.warnings, self.infos = [], []
+
+    def warning(self, text, **_):
+        self.warnings.append(text)
+
+    def info(self, text, **_):
+        self.infos.append(text)
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def test_proposals_that_stop_arriving_are_warned_about_and_their_return_said(running, monkeypatch):
+    # trial-72: kill -9 of mask_proposal_node (composed:=false) switched answers from entities
+    # to point mode without a word in the grounding node's log
+    r = running(proposal_tolerance_s=0.5)
+    said = _Said()
+    monkeypatch.setattr(r.node, "get_logger", lambda: said)
+    _stream(r, stamp_sec=5)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    assert r.client.wait(lambda: pub.publish(_proposal_msg(5)) or r.node.frames.proposal_count(CAMERA), 10)
+    with r.client._spinning:
+        r.client.node.destroy_publisher(pub)  # the proposal node dies
+    stopped = f"proposals on '{r.ns}/proposals' stopped (nothing publishes on it now)"
+    assert r.client.wait(lambda: any(w.startswith(stopped) for w in said.warnings), 15), said.warnings
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    assert r.client.wait(lambda: pub.publish(_proposal_msg(5)) or (
+        f"proposals on '{r.ns}/proposals' arrive again" in said.infos), 15), said.infos
+    assert sum(w.startswith(f"proposals on '{r.ns}/proposals'") for w in said.warnings) == 1
+

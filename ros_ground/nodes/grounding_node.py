@@ -29,7 +29,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ros_ground import requests, settings
-from ros_ground.camera_watch import camera_topics
+from ros_ground.camera_watch import ProposalFlow, camera_topics
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.errors import InputError
 from ros_ground.model_specs import check_model_specs
@@ -68,6 +68,7 @@ class GroundingNode(ModelNode):
         self._eager_said = 0  # requests decoded eagerly with compile on, already logged
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
         self._cameras: list[str] = []
+        self._flows: dict[str, ProposalFlow] = {}  # camera -> its proposals' flow, while active
         self.sensors = CameraSensors(self, self._p)
         self.frames = self.sensors.frames
         self._ids = itertools.count(1)
@@ -128,6 +129,9 @@ class GroundingNode(ModelNode):
             self.opened(entity)
         for source in self.sensors.depth_inputs.values():
             source.watch_depth_transports()
+        self._flows = {camera: ProposalFlow(self.resolve_topic_name(topic)) for camera, topic
+                       in zip(self._cameras, camera_topics(self._cameras, "proposals"))}
+        self.opened(self.create_timer(2.0, self._watch_proposals, callback_group=sensors))
         for camera, command in zip(self._cameras, camera_topics(self._cameras, "command")):
             self.opened(self.create_subscription(
                 String, command, lambda m, c=camera: self._on_command(c, m), RELIABLE,
@@ -269,6 +273,15 @@ class GroundingNode(ModelNode):
         if problem is None or problem[0] != requests.NO_IMAGE or source is None:
             return problem
         return problem[0], problem[1] + source.transport_hint()
+
+    def _watch_proposals(self) -> None:
+        now = time.monotonic()
+        for camera, flow in self._flows.items():
+            source = self.sensors.inputs.get(camera)
+            change = flow.update(now, self.frames.proposals_received(camera),
+                                 self.count_publishers(flow.topic), source and source.age_s())
+            if change:
+                (self.get_logger().warning if flow.stopped else self.get_logger().info)(change)
 
     def _say_if_eager(self, engine) -> None:
         decoder = engine.lmm.decoder
