@@ -775,3 +775,31 @@ def test_proposals_that_stop_arriving_are_warned_about_and_their_return_said(run
         f"proposals on '{r.ns}/proposals' arrive again" in said.infos), 15), said.infos
     assert sum(w.startswith(f"proposals on '{r.ns}/proposals'") for w in said.warnings) == 1
 
+
+def test_frames_without_a_frame_id_are_warned_about_for_topics_and_goals_alike(running, monkeypatch):
+    # trial-72: an ask goal whose image had an empty header.frame_id was answered in no frame
+    # without a word; frames on the topic are grounded and warned about the same way
+    from ros_ground_msgs.action import Ground
+
+    from ros_ground.nodes.conversions import rgb_to_image_msg
+
+    r = running()
+    said = _Said()
+    monkeypatch.setattr(r.node, "get_logger", lambda: said)
+    image = rgb_to_image_msg(random_rgb(48, 64, seed=2))  # frame_id ""
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    for _ in range(2):
+        handle = r.client.wait_future(r.client.action.send_goal_async(Ground.Goal(
+            prompt="Describe the image.", image=image)))
+        response = r.client.wait_future(handle.get_result_async()).result.response
+        assert (response.status, response.header.frame_id) == (R.STATUS_OK, "")
+    r.client.stream(random_rgb(48, 64), stamp_sec=5, frame_id="")
+    assert r.client.wait(lambda: _frame(r) is not None, 10)
+    assert r.ask().status == R.STATUS_OK
+    r.ask()
+    empty = [w for w in said.warnings if "empty header.frame_id" in w]
+    assert empty == [
+        "ask goals' own images for camera '' have an empty header.frame_id: their responses, 3-D "
+        "positions and markers name no tf frame; set it to the camera's optical frame",
+        f"frames on '{r.ns}/image' have an empty header.frame_id: their responses, 3-D positions "
+        "and markers name no tf frame; set it to the camera's optical frame"], said.warnings

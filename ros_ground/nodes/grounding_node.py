@@ -69,6 +69,7 @@ class GroundingNode(ModelNode):
         self._p = params.values(self, settings.GROUNDING)  # checked at configure
         self._cameras: list[str] = []
         self._flows: dict[str, ProposalFlow] = {}  # camera -> its proposals' flow, while active
+        self._no_frame_id_said: set[str] = set()
         self.sensors = CameraSensors(self, self._p)
         self.frames = self.sensors.frames
         self._ids = itertools.count(1)
@@ -131,6 +132,7 @@ class GroundingNode(ModelNode):
             source.watch_depth_transports()
         self._flows = {camera: ProposalFlow(self.resolve_topic_name(topic)) for camera, topic
                        in zip(self._cameras, camera_topics(self._cameras, "proposals"))}
+        self._no_frame_id_said.clear()
         self.opened(self.create_timer(2.0, self._watch_proposals, callback_group=sensors))
         for camera, command in zip(self._cameras, camera_topics(self._cameras, "command")):
             self.opened(self.create_subscription(
@@ -283,6 +285,19 @@ class GroundingNode(ModelNode):
             if change:
                 (self.get_logger().warning if flow.stopped else self.get_logger().info)(change)
 
+    def _say_no_frame_id(self, request: Request, camera_frame: bool) -> None:
+        """Warn once per source (a camera's topic, goals' own images) of frames without a
+        frame_id: they are grounded, but their responses, positions and markers name no tf
+        frame (rviz drops the markers, a tf lookup fails)."""
+        source = self.sensors.inputs.get(request.camera)
+        what = (f"frames on {source.topic!r}" if camera_frame and source else
+                f"ask goals' own images for camera {request.camera!r}")
+        if what not in self._no_frame_id_said:
+            self._no_frame_id_said.add(what)
+            self.get_logger().warning(
+                f"{what} have an empty header.frame_id: their responses, 3-D positions and markers "
+                "name no tf frame; set it to the camera's optical frame")
+
     def _say_if_eager(self, engine) -> None:
         decoder = engine.lmm.decoder
         if decoder is not None and decoder.eager_requests > self._eager_said:
@@ -320,6 +335,8 @@ class GroundingNode(ModelNode):
         camera_frame = request.camera_frame or self.sensors.is_camera_frame(request.camera, request.frame)
         frame, proposals = (self.sensors.match(request.camera, request.frame, older) if camera_frame
                             else (request.frame, None))
+        if not frame.header.frame_id:
+            self._say_no_frame_id(request, camera_frame)
         depth = (self.sensors.pin_depth(request.camera, frame.header, frame.rgb.shape[:2])
                  if camera_frame else None)
         try:
