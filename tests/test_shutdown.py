@@ -265,3 +265,13 @@ def test_arguments_rcl_cannot_parse_end_the_process_with_one_line(entry, ros_arg
     assert out.returncode == 2, out.stderr
     assert "[ros_ground] cannot start: " in out.stderr and f"{said}\n" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and "arguments.c" not in out.stderr
+
+
+def test_exit_now_while_logging_is_half_imported():
+    """A signal landing while `logging` was being imported (ground_container imports it) made
+    exit_now raise "partially initialized module 'logging' has no attribute 'shutdown'": exit
+    status 1, not the signal's 0."""
+    code = ("import sys, types; sys.modules['logging'] = types.ModuleType('logging'); "
+            "from ros_ground.nodes.process import exit_now; exit_now(0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -136,8 +136,13 @@ def exit_now(code: int) -> NoReturn:
             stream.flush()
         except Exception:  # noqa: BLE001 - closed, or a write it interrupted (reentrant call)
             pass
-    if "logging" in sys.modules:
-        sys.modules["logging"].shutdown()
+    # a signal may land while `logging` is still being imported: no shutdown there yet
+    shutdown = getattr(sys.modules.get("logging"), "shutdown", None)
+    if shutdown is not None:
+        try:
+            shutdown()
+        except Exception:  # noqa: BLE001 - a handler half set up: exit all the same
+            pass
     os._exit(code)
 
 
