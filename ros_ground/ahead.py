@@ -21,12 +21,13 @@ vision tower's hidden states came back None in the views' prefill).
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import torch
+
+from ros_ground.cores import usable_cores
 
 _worker: ThreadPoolExecutor | None = None
 _worker_lock = threading.Lock()
@@ -42,22 +43,6 @@ def worker() -> ThreadPoolExecutor:
         if _worker is None:
             _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ground-ahead")
         return _worker
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def check_torch_threads(torch_threads: int) -> int:
-    """`torch_threads` if 0 (torch's default) .. `usable_cores()`; ValueError naming it else (more
-    threads than CPUs: a request took 11.7 s at 1000 threads on 2 CPUs, 0.2 s at 1)."""
-    if not 0 <= torch_threads <= usable_cores():
-        raise ValueError(f"torch_threads must be 0 (torch's default) .. {usable_cores()} (the "
-                         f"CPUs this process may use), got {torch_threads}")
-    return torch_threads
 
 
 def spare_cores(torch_threads: int) -> int:

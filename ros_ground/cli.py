@@ -286,8 +286,20 @@ def _attach_negative_values(argv: list[str], flags=("--region", "--point")) -> l
 
 def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
          handlers: dict | None = None) -> int:
-    """Run a subcommand; errors users can fix print one line and exit 2."""
+    """Run a subcommand; errors users can fix print one line and exit 2; Ctrl-C prints one line
+    and exits 130, from the first line on: parsing reads and checks --params-file files, and a
+    ROS subcommand imports rclpy before it runs."""
     argv = _attach_negative_values(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return _parse_and_run(argv, extra_commands, handlers)
+    except KeyboardInterrupt:
+        known = (*CORE_COMMANDS, *ROS_COMMANDS)
+        command = f" {argv[0]}" if argv and argv[0] in known else ""
+        print(f"ros-ground{command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parse_and_run(argv: list[str], extra_commands: Callable | None, handlers: dict | None) -> int:
     parser = build_parser(extra_commands)
     if extra_commands is None and argv and argv[0] in ROS_COMMANDS:
         parser.error(f"{argv[0]} needs ROS: run it from the `ros-ground` entry point "
@@ -312,10 +324,6 @@ def main(argv: list[str] | None = None, extra_commands: Callable | None = None,
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"ros-ground {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C while loading or running: no traceback
-        print(f"ros-ground {args.command}: interrupted", file=sys.stderr)
-        return 130
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ros_ground import ahead, regions, settings
+from ros_ground import ahead, cores, regions, settings
 from ros_ground.command_relations import about_an_object
 from ros_ground.entity_scoring import EntityScorer
 from ros_ground.errors import InputError, check_image
@@ -96,7 +96,7 @@ class GroundingEngine:
                  torch_threads: int = 0):
         """torch_threads: each request's torch threads (0: leave them); ahead.py on the rest."""
         self.lmm, self.sam, self.nlp = lmm, sam, nlp
-        self.torch_threads = ahead.check_torch_threads(torch_threads)  # ValueError: out of range
+        self.torch_threads = cores.check_torch_threads(torch_threads)  # ValueError: out of range
         self.config = (config or EngineConfig()).validate()
         self.entities = EntityScorer(lmm)  # entity_scoring's state: tokens, head
 
@@ -377,7 +377,7 @@ def build_engine(
     from ros_ground.sam import load_sam
 
     config = (config or EngineConfig()).validate()
-    ahead.check_torch_threads(torch_threads)  # before loading anything, as the models' specs are
+    cores.check_torch_threads(torch_threads)  # before loading anything, as the models' specs are
     check_model_specs(model, sam_model if sam is None else None, sam_checkpoint, device, allow_download)
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,

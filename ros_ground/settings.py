@@ -166,7 +166,7 @@ def _frame_id(value) -> str:
 
 
 def _torch_threads(value) -> int:
-    from ros_ground.ahead import check_torch_threads  # imports torch: only when a value is set
+    from ros_ground.cores import check_torch_threads
 
     return check_torch_threads(int(value))  # more threads than cores only slow every op
 

@@ -103,10 +103,10 @@ def test_a_views_prefill_nobody_waited_for_is_canceled_or_finished():
 def test_torch_threads_beyond_the_cpus_are_refused_everywhere(monkeypatch):
     """More threads than CPUs only slow every op (11.7 s a request at 1000 threads on 2 CPUs):
     the setting, the engine and the API refuse them, naming the setting."""
-    from ros_ground import settings
+    from ros_ground import cores, settings
     from ros_ground.engine import GroundingEngine
 
-    monkeypatch.setattr(ahead, "usable_cores", lambda: 4)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 4)
     setting = settings.by_name(settings.GROUNDING)["torch_threads"]
     assert [setting.check(n) for n in (0, 1, 4)] == [0, 1, 4]
     for bad in (5, 1000, -1):

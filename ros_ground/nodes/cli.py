@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ros_ground import cli as core_cli
 from ros_ground.arg_types import positive_seconds
-from ros_ground.settings import MODES
 
 TRANSITIONS = ("configure", "activate", "deactivate", "cleanup", "shutdown")  # lifecycle_cli's
 
 
 def add_ros_commands(sub) -> None:
+    from ros_ground.settings import MODES
+
     ask = sub.add_parser("ask", help="send a prompt to a running grounding node (ROS action)")
     ask.add_argument("prompt", help="a description request, question or command")
     ask.add_argument("--namespace", default="", help="namespace of the grounding node "
@@ -65,6 +65,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # imported here, where Ctrl-C is caught: the core command line imports numpy (~0.1 s), the
+    # first moment a user can cut the entry point short
+    try:
+        from ros_ground import cli as core_cli
+    except KeyboardInterrupt:
+        args = sys.argv[1:] if argv is None else argv
+        command = f" {args[0]}" if args and args[0].isalpha() else ""
+        print(f"ros-ground{command}: interrupted", file=sys.stderr)
+        return 130
     return core_cli.main(argv, extra_commands=add_ros_commands,
                          handlers={"ask": cmd_ask, "demo": cmd_demo, "lifecycle": cmd_lifecycle})
 
