@@ -241,11 +241,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ros_ground.train.data import check_eval_seeds
 
     check_eval_seeds(args.seed, args.scenes)  # before torch and the models load
-    if args.dump:  # it is created: the nearest part that exists must be a folder
-        dump = Path(args.dump).absolute()
-        existing = next(p for p in (dump, *dump.parents) if p.exists())
-        if not existing.is_dir():
-            raise OSError(f"--dump {args.dump}: {existing} is not a folder")
+    if args.dump:
+        from ros_ground.out_paths import check_output_folder
+
+        check_output_folder(args.dump, "--dump")
     from ros_ground.evaluate.cli import run_eval
 
     return run_eval(args, engine_config(args))

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ros_ground.image_codec import DEFAULT_MAX_PIXELS, imdecode
+from ros_ground.out_paths import check_output_file
 from ros_ground.results import GroundedPhrase
 
 # Okabe & Ito's colour-blind-safe palette (black left out: it is the outlines' halo), then three
@@ -252,11 +253,10 @@ def save_png(path: str, image: np.ndarray) -> None:
 
 
 def check_writable(path: str) -> None:
-    """OSError saying why `save_png` could not write `path` (no such folder, or no OpenCV
-    writer for its extension), checked before long work; None when it could."""
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise OSError(f"cannot write {path}: no folder {folder}")
+    """OSError saying why `save_png` could not write `path` (a folder, no such folder, no
+    permission, or no OpenCV writer for its extension), checked before long work; None when it
+    could."""
+    check_output_file(path)
     if not cv2.haveImageWriter(str(path)):
         raise OSError(f"cannot write {path}: no image format for the extension {Path(path).suffix!r}")
 

@@ -4,6 +4,7 @@ exit 2 for bad input and 130 for Ctrl-C, whenever it comes."""
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ros_ground import cli
@@ -61,3 +62,32 @@ def test_the_entry_point_imports_next_to_nothing_before_it_can_catch_ctrl_c():
     code = "import sys, ros_ground.nodes.cli; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["ground", "--model", "no-such-model", "--image", "IMG", "--overlay", "DIR/out.png"],
+     "ros-ground ground: error: cannot write DIR/out.png: it is a folder"),
+    (["eval", "--model", "no-such-model", "--dump", "FILE"],
+     "ros-ground eval: error: --dump FILE: is a file, not a folder"),
+    (["demo", "--out", "FILE"], "ros-ground demo: error: --out FILE: is a file, not a folder"),
+    (["demo", "--out", "FILE/sub"],
+     "ros-ground demo: error: --out FILE/sub: cannot be made: FILE is a file, not a folder"),
+    (["train", "lmm", "--out", "FILE"], "ros-ground train: error: --out FILE: is a file, not a folder"),
+])
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_path, capsys, argv,
+                                                                          words):
+    from ros_ground.nodes import cli as ros_cli
+    from ros_ground.overlay import save_png
+
+    save_png(tmp_path / "img.png", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "out.png").mkdir()
+    (tmp_path / "file").write_text("")
+    names = {"IMG": str(tmp_path / "img.png"), "DIR": str(tmp_path), "FILE": str(tmp_path / "file")}
+
+    def fill(text):
+        return text.replace("IMG", names["IMG"]).replace("DIR", names["DIR"]).replace(
+            "FILE", names["FILE"])
+
+    assert ros_cli.main([fill(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err == fill(words) + "\n", err

@@ -208,7 +208,7 @@ def test_region_eval_dumps_each_scenes_regions_and_answers(capsys, tmp_path):
     (tmp_path / "file").write_text("x")
     for dump in (tmp_path / "file", tmp_path / "file" / "sub"):
         assert main([*args[:-1], str(dump), "--model", "no-such-model"]) == 2
-        assert capsys.readouterr().err.strip().endswith("/file is not a folder")
+        assert capsys.readouterr().err.strip().endswith("is a file, not a folder")
 
 
 def test_region_eval_asks_about_the_objects_of_the_scene_set_given(capsys, monkeypatch):

@@ -159,6 +159,9 @@ def answer_picture(response, frame: Image, zoom: int = ZOOM) -> np.ndarray:
 
 
 def run_demo(args) -> int:
+    from ros_ground.out_paths import check_output_folder
+
+    check_output_folder(args.out, "--out")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

@@ -266,6 +266,10 @@ def run_all(args) -> int:
 def main_train(argv: list[str] | None = None) -> int:
     """Entry point of `ros-ground train ...` (argv without the leading 'train')."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "out", None):  # before hours of training
+        from ros_ground.out_paths import check_output_folder
+
+        check_output_folder(args.out, "--out")
     if args.what == "data":
         from ros_ground.train.data import build_cache
 
