@@ -41,17 +41,36 @@ def _loader():
     return ParamsLoader
 
 
+def read_yaml(path) -> Any:
+    """The YAML document of the file at `path`. OSError or ValueError in one line naming the
+    file and what is wrong: no such file, a folder, no permission, not a YAML text file (not
+    UTF-8: an image given by mistake), or where its YAML is broken."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=_loader())  # a SafeLoader: no arbitrary objects
+    except FileNotFoundError:
+        raise OSError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise OSError(f"{path}: is a directory, not a YAML file") from None
+    except OSError as exc:
+        raise OSError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, yaml.reader.ReaderError):
+        raise ValueError(f"{path}: not a YAML text file (not UTF-8 text)") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: YAML error{where}: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: YAML error: {str(exc).splitlines()[0]}") from None
+
+
 def load(path: str) -> dict:
     """The YAML mapping of the parameter file at `path` (as rcl reads it, launch_ros's
     `!!python/tuple` a list). OSError when it cannot be read, ValueError when it is not YAML or
-    not a mapping."""
-    import yaml
-
-    with open(path, encoding="utf-8") as f:
-        try:
-            content = yaml.load(f, Loader=_loader())  # a SafeLoader: no arbitrary objects
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path} is not YAML: {exc}") from None
+    not a mapping (`read_yaml`)."""
+    content = read_yaml(path)
     if not isinstance(content, dict):
         raise ValueError(f"{path} is no ROS 2 parameter file (node: ros__parameters: ...)")
     return content

@@ -129,17 +129,16 @@ def load_camera_info(path: str | Path) -> CameraInfo:
     image_width, image_height, camera_name, camera_matrix {rows, cols, data}, distortion_model,
     distortion_coefficients, rectification_matrix, projection_matrix. Raises ValueError when a
     field is missing or has the wrong size."""
-    import yaml
+    from ros_ground.param_files import read_yaml
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such camera info file: {str(path)!r}" if not path.exists() else
                          f"camera info file {str(path)!r} is not a regular file")
     try:
-        with path.open(encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        data = read_yaml(path)
+    except (OSError, ValueError) as exc:  # "<path>: YAML error at line L column C: ..."
+        reason = str(exc).removeprefix(f"{path}: ")
         raise ValueError(f"{str(path)!r} is not a camera_calibration YAML file: {reason}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} is not a camera_calibration YAML mapping")
@@ -166,7 +165,10 @@ def load_camera_info(path: str | Path) -> CameraInfo:
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{str(path)!r} needs integer image_width and image_height") from exc
     k = matrix("camera_matrix", (3, 3))
-    check_intrinsics(k)
+    try:
+        check_intrinsics(k)
+    except ValueError as exc:
+        raise ValueError(f"camera_matrix in {str(path)!r}: {exc}") from None
     return CameraInfo(width=width, height=height, k=k,
                       d=matrix("distortion_coefficients", None, required=False),
                       p=matrix("projection_matrix", (3, 4), required=False),

@@ -201,7 +201,7 @@ def test_train_help_is_trains_own(flag, capsys):
     with pytest.raises(SystemExit) as done:
         main(["ground", "--image", "x.png", "--params-file", "/nonexistent/robot.yaml"])
     assert done.value.code == 2
-    assert "ros-ground ground: error: [Errno 2] No such file" in capsys.readouterr().err
+    assert "ros-ground ground: error: /nonexistent/robot.yaml: no such file\n" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,expected", [

@@ -91,3 +91,18 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_pa
     assert ros_cli.main([fill(a) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err == fill(words) + "\n", err
+
+
+@pytest.mark.parametrize("text,words", [
+    ("image_width: 4\nimage_height: 3\ncamera_matrix: {rows: 3, cols: 3, data: [.nan, 0, 2, 0, 5, 1, "
+     "0, 0, 1]}\n", "camera_matrix in 'INFO': K must be finite"),
+    (b"\x89PNG\r\n\x1a\n", "'INFO' is not a camera_calibration YAML file: not a YAML text file"),
+])
+def test_a_camera_info_file_error_names_the_file(tmp_path, text, words):
+    from ros_ground.spatial import load_camera_info
+
+    path = tmp_path / "info.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ValueError) as raised:
+        load_camera_info(path)
+    assert words.replace("INFO", str(path)) in str(raised.value)

@@ -50,8 +50,8 @@ def test_a_file_for_another_namespace_is_named_with_its_sections(tmp_path):
         "/robot/grounding_node)")
     assert unmatched(str(path), ["/ground/mask_proposal_node"]) is None  # "/**" is for it
     assert unmatched(str(path), ["/robot/grounding_node", "/robot/mask_proposal_node"]) is None
-    assert "is not YAML" in unmatched(_written(tmp_path, "a: [b"), ["/x"])
-    assert "No such file" in unmatched(str(tmp_path / "none.yaml"), ["/x"])
+    assert "YAML error at line" in unmatched(_written(tmp_path, "a: [b"), ["/x"])
+    assert "none.yaml: no such file" in unmatched(str(tmp_path / "none.yaml"), ["/x"])
 
 
 def _written(tmp_path, text: str) -> str:
@@ -101,4 +101,25 @@ def test_a_params_file_builds_no_python_objects(tmp_path):
     path = tmp_path / "evil.yaml"
     path.write_text("/**:\n  ros__parameters:\n    x: !!python/object/apply:os.getcwd []\n")
     why = unmatched(str(path), ["/grounding_node"])
-    assert "is not YAML" in why and "python/object/apply" in why
+    assert "YAML error" in why and "python/object/apply" in why
+
+
+@pytest.mark.parametrize("content,words", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "bad.yaml: not a YAML text file (not UTF-8 text)"),
+    (b"a: [b\n", "bad.yaml: YAML error at line 2 column 1: expected ',' or ']', but got '<stream end>'"),
+    (b"a:\n  b: 1\n c: 2\n", "bad.yaml: YAML error at line 3 column 2: "),
+    (None, "none.yaml: no such file"),
+    ("dir", "is a directory, not a YAML file"),
+])
+def test_a_file_that_is_no_yaml_text_is_named_in_one_line(tmp_path, content, words):
+    from ros_ground.param_files import load
+
+    path = tmp_path / ("none.yaml" if content is None else "bad.yaml")
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises((OSError, ValueError)) as raised:
+        load(str(path))
+    message = str(raised.value)
+    assert "\n" not in message and str(path) in message and words in message, message
