@@ -7,6 +7,15 @@ import argparse
 from collections.abc import Callable
 
 
+class ExactParser(argparse.ArgumentParser):
+    """A parser that takes flags only as spelt in full (allow_abbrev=False): argparse's default
+    took a misspelt `--max-new-token 5` for `--max-new-tokens` in silence. Subparsers are of the
+    parser's class, so they are exact too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
+
 def ints(count: int) -> Callable[[str], tuple[int, ...]]:
     """argparse type: `count` comma-separated integers."""
     def parse(text: str) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ros_ground import settings
-from ros_ground.arg_types import int_at_least, ints, positive_seconds, scene_set
+from ros_ground.arg_types import ExactParser, int_at_least, ints, positive_seconds, scene_set
 from ros_ground.cli_flags import add_model_args, add_proposal_args, engine_config, file_flags
 
 _positive = int_at_least(1)
@@ -27,8 +27,8 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
                  ) -> argparse.ArgumentParser:
     """The core subcommands; `extra_commands(subparsers)` adds the ROS ones (ros_ground.nodes.cli);
     `ground_defaults`: setting values (a `--params-file`'s) in place of the node's defaults."""
-    parser = argparse.ArgumentParser(prog="ros-ground", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = ExactParser(prog="ros-ground", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)  # ExactParsers too
 
     ground = sub.add_parser("ground", help="ground a prompt's answer in one image file (no ROS)")
     ground.add_argument("--image", required=True, help="PNG/JPEG file")

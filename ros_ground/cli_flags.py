@@ -28,10 +28,14 @@ def flag_type(setting: settings.Setting) -> Callable[[str], object]:
     """argparse type of a setting's flag: its default's type, a list as VALUE[,VALUE...], each
     value checked against the setting so a bad one is a usage error naming the flag."""
     kind = type(setting.default)
+    expected = {int: "an integer", float: "a number"}.get(kind)
 
     def parse(text: str):
         try:
             value = [v.strip() for v in text.split(",")] if kind is list else kind(text)
+        except ValueError:  # int("abc")'s own words name Python, not the flag's value
+            raise argparse.ArgumentTypeError(f"expected {expected or kind.__name__}, got {text!r}") from None
+        try:
             setting.check(value)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from exc

@@ -106,3 +106,31 @@ def test_a_camera_info_file_error_names_the_file(tmp_path, text, words):
     with pytest.raises(ValueError) as raised:
         load_camera_info(path)
     assert words.replace("INFO", str(path)) in str(raised.value)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--max-new-tokens", "abc"], "--max-new-tokens: expected an integer, got 'abc'"),
+    (["--phrase-contrast", "abc"], "--phrase-contrast: expected a number, got 'abc'"),
+    (["--max-new-token", "5"], "unrecognized arguments: --max-new-token 5"),  # no abbreviations
+])
+def test_a_bad_flag_value_says_what_was_expected(args, expected, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["ground", "--image", "x.png", *args])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and expected in err and "invalid literal" not in err, err
+
+
+@pytest.mark.parametrize("value", ["8.5", "many"])
+def test_a_params_file_value_of_the_wrong_type_says_what_was_expected(tmp_path, capsys, value):
+    path = tmp_path / "p.yaml"
+    path.write_text(f"grounding_node:\n  ros__parameters:\n    max_new_tokens: {value}\n")
+    with pytest.raises(SystemExit):
+        cli.main(["ground", "--image", "x.png", "--params-file", str(path)])
+    err = capsys.readouterr().err
+    assert f"max_new_tokens: expected an integer, got '{value}'" in err, err
+
+
+def test_train_takes_no_abbreviated_flag(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "lmm", "--step", "1"])
+    assert done.value.code == 2 and "unrecognized arguments: --step" in capsys.readouterr().err

@@ -44,12 +44,12 @@ def _model_dir(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ros_ground.arg_types import int_at_least, positive_number
+    from ros_ground.arg_types import ExactParser, int_at_least, positive_number
     from ros_ground.train.configs import LMMTrainConfig, SAMTrainConfig
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS, TRAIN_SEED_START
 
     positive, non_negative = int_at_least(1), int_at_least(0)
-    parser = argparse.ArgumentParser(prog="ros-ground train", description=__doc__.splitlines()[0])
+    parser = ExactParser(prog="ros-ground train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
 
     def common(p: argparse.ArgumentParser, steps: int | None = None, scenes: int = LMMTrainConfig.scenes,
