@@ -22,6 +22,7 @@ import importlib.machinery
 import io
 import re
 import struct
+import warnings
 
 import cv2
 import numpy as np
@@ -336,9 +337,18 @@ def imdecode(raw: np.ndarray, what: str, max_pixels: int = DEFAULT_MAX_PIXELS,
     except cv2.error as exc:  # e.g. above OPENCV_IO_MAX_IMAGE_PIXELS in a format Pillow lacks
         raise ImageDecodeError(f"cannot decode {what}: {exc.err}") from exc
     if image is None or image.size == 0:
-        raise ImageDecodeError(f"cannot decode {what}: not an image OpenCV reads, or corrupt")
+        raise ImageDecodeError(f"cannot decode {what}: {_undecodable(raw, flags)}")
     check_image_size(image.shape[0], image.shape[1], max_pixels)
     return image
+
+
+def _undecodable(raw: np.ndarray, flags: int) -> str:
+    """Why OpenCV decoded nothing: a floating-point image (a float32 TIFF) asked for as 8-bit,
+    or no image it reads."""
+    whole = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if flags != cv2.IMREAD_UNCHANGED else None
+    if whole is not None and whole.dtype.kind == "f":
+        return f"it is a {whole.dtype} (floating-point) image; 8- and 16-bit images are read"
+    return "not an image OpenCV reads, or corrupt"
 
 
 def check_complete(data, what: str = "image") -> None:
@@ -354,18 +364,20 @@ def check_complete(data, what: str = "image") -> None:
 def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> None:
     """Raises ImageDecodeError when an encoded image's header declares more than `max_pixels`.
 
-    `data`: the file's bytes (JPEG, PNG, TIFF, ...); `what` names it in the error. Pillow's
-    open() parses the header only, so a decompression bomb is refused before its pixels are
-    allocated. A PNG Pillow refuses (a bad CRC on an ancillary chunk, which libpng decodes
-    anyway) is sized from its IHDR. Another payload Pillow cannot identify is left to OpenCV,
-    whose decoders answer None for it or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS.
-    """
+    `data`: the file's bytes (JPEG, PNG, TIFF, ...), `what` names it. Pillow's open() parses the
+    header only: a bomb is refused before its pixels are allocated. A PNG Pillow refuses (a bad
+    ancillary CRC, which libpng decodes) is sized from its IHDR; other payloads are left to
+    OpenCV (its decoders answer None or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS)."""
     raw = data if isinstance(data, bytes) else _byte_view(data).tobytes()
-    try:
-        with PIL.Image.open(io.BytesIO(raw)) as header:
-            width, height = header.size
-    except PIL.Image.DecompressionBombError as exc:  # above twice Pillow's own limit
+    try:  # max_pixels is the only limit; Pillow's (a global, every thread's) is left as it is:
+        with warnings.catch_warnings():  # its warning silenced, its refusal's count checked
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(io.BytesIO(raw)) as header:
+                width, height = header.size
+    except PIL.Image.DecompressionBombError as exc:
         size = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's message holds the declared size
+        if size and int(size[1]) <= max_pixels:
+            return  # decoded, the image's size is checked again
         size = size[1] if size else f"over {2 * PIL.Image.MAX_IMAGE_PIXELS}"
         raise ImageDecodeError(f"{what} is above the limit of {max_pixels} (max_image_pixels): its "
                                f"header declares {size} pixels") from exc
@@ -374,27 +386,3 @@ def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = 
             return
         width, height = struct.unpack(">II", raw[16:24])  # IHDR: the first chunk, fixed place
     check_image_size(height, width, max_pixels)
-
-
-def encode_rgb8(image: np.ndarray) -> tuple[int, int, int, bytes]:
-    """(height, width, step, data) of an HxWx3 uint8 RGB image, for an rgb8 message.
-
-    Raises ImageDecodeError for another shape or dtype: a cast would wrap or truncate the
-    values (a float image in 0..1 would go out black) instead of failing.
-    """
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageDecodeError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} with "
-                               f"shape {image.shape}")
-    image = np.ascontiguousarray(image)
-    height, width = image.shape[:2]
-    return height, width, width * 3, image.tobytes()
-
-
-def encode_depth_32fc1(depth: np.ndarray) -> tuple[int, int, int, bytes]:
-    """(height, width, step, data) of an HxW depth image in metres, for a 32FC1 message."""
-    depth = np.ascontiguousarray(depth, dtype="<f4")
-    if depth.ndim != 2:
-        raise ImageDecodeError(f"expected an HxW depth image, got shape {depth.shape}")
-    height, width = depth.shape
-    return height, width, width * 4, depth.tobytes()

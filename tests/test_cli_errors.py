@@ -134,3 +134,29 @@ def test_train_takes_no_abbreviated_flag(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["train", "lmm", "--step", "1"])
     assert done.value.code == 2 and "unrecognized arguments: --step" in capsys.readouterr().err
+
+
+def test_max_image_pixels_is_the_only_limit_on_a_header(recwarn):
+    # Pillow's own limit (MAX_IMAGE_PIXELS, ~89M: a warning; twice it: a refusal) was read as a
+    # breach of the user's, "is above the limit of 500000000 ... declares 400000000 pixels"
+    from test_image_codec import _declaring
+
+    from ros_ground.image_codec import ImageDecodeError, check_declared_size
+
+    check_declared_size(_declaring(".png", 20000, 20000), 500_000_000)
+    check_declared_size(_declaring(".png", 10000, 10000), 200_000_000)
+    assert not [w for w in recwarn if "DecompressionBomb" in w.category.__name__]
+    with pytest.raises(ImageDecodeError, match="above the limit of 300000000 .* 400000000 pixels"):
+        check_declared_size(_declaring(".png", 20000, 20000), 300_000_000)
+
+
+def test_a_floating_point_image_file_says_which_images_are_read(tmp_path):
+    import cv2
+
+    from ros_ground.image_codec import ImageDecodeError
+    from ros_ground.overlay import load_rgb
+
+    path = str(tmp_path / "float.tiff")
+    assert cv2.imwrite(path, np.random.RandomState(0).rand(6, 8, 3).astype(np.float32))
+    with pytest.raises(ImageDecodeError, match="float32 .*floating-point.* 8- and 16-bit images"):
+        load_rgb(path)

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ros_ground.image_codec import SUPPORTED_ENCODINGS, ImageDecodeError, decode_image, encode_rgb8
+from ros_ground.image_codec import SUPPORTED_ENCODINGS, ImageDecodeError, decode_image
+from ros_ground.image_encode import encode_rgb8
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 7
 

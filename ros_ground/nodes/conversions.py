@@ -16,7 +16,7 @@ from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from ros_ground.image_codec import encode_rgb8
+from ros_ground.image_encode import encode_rgb8
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.rle import RLEError, counts_to_mask, mask_bbox, mask_to_counts
 

@@ -24,7 +24,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from ros_ground import settings
-from ros_ground.image_codec import encode_depth_32fc1
+from ros_ground.image_encode import encode_depth_32fc1
 from ros_ground.nodes import params
 from ros_ground.nodes.common import LATEST
 from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, rgb_to_image_msg
