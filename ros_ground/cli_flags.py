@@ -93,8 +93,9 @@ def file_flags(path: str) -> dict:
     that node's), each read as the node reads it
     (param_files.as_declared: `compile: off`) and checked as its flag would be. Every other
     value of the two sections is checked as its node would (and not used). ValueError naming
-    the file and the parameter, or a file with a section for neither node. Names no node has,
-    and NOT_FROM_FILES, are said on stderr."""
+    the file and the parameter, or a file with a section for neither node. Names no node has
+    are said on stderr; NOT_FROM_FILES are checked and left out in silence (the --params-file
+    help says so: config/sim.yaml, the recommended file, sets compile)."""
     flags = {s.name: s for s in settings.GROUNDING if s.cli or s.name in GROUND_LIMITS}
     grounding = param_files.params_file(path, "grounding_node", settings.GROUNDING, required=False)
     proposal = param_files.params_file(path, "mask_proposal_node", settings.PROPOSAL, required=False)
@@ -119,10 +120,6 @@ def file_flags(path: str) -> dict:
                     setting.check(value)
                 except ValueError as exc:
                     raise ValueError(f"{path}: {exc}") from None
-                if name in NOT_FROM_FILES:
-                    print(f"ros-ground ground: {path}: {name}: {value!r} is for the node; one image "
-                          f"is grounded with --{name.replace('_', '-')} (default "
-                          f"{setting.default!r})", file=sys.stderr)
                 continue
             if not isinstance(value, bool):
                 value = ",".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -160,3 +160,16 @@ def test_a_floating_point_image_file_says_which_images_are_read(tmp_path):
     assert cv2.imwrite(path, np.random.RandomState(0).rand(6, 8, 3).astype(np.float32))
     with pytest.raises(ImageDecodeError, match="float32 .*floating-point.* 8- and 16-bit images"):
         load_rgb(path)
+
+
+def test_the_embedded_model_loads_without_a_progress_bar(tmp_path):
+    # transformers' "Loading weights 0%...100%" on every run, for a model that loads in a
+    # fraction of a second; real weights keep theirs (minutes)
+    from ros_ground.overlay import save_png
+
+    save_png(tmp_path / "img.png", np.zeros((24, 32, 3), np.uint8))
+    out = subprocess.run([sys.executable, "-m", "ros_ground.cli", "ground", "--image",
+                          str(tmp_path / "img.png"), "--model", "sim", "--mode", "point",
+                          "--max-new-tokens", "2"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Loading weights" not in out.stderr

@@ -39,16 +39,26 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: torch.device,
-                     trust_remote_code: bool):
+                     trust_remote_code: bool, progress: bool = True):
+    """`progress`: transformers' "Loading weights" bar, worth showing for real weights (minutes)
+    and noise on every run for the embedded sim model (a fraction of a second)."""
     # One path for every device: load on the host, then move. `device_map` would load straight
     # onto a GPU, but transformers 5 refuses it without the `accelerate` package.
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
 
     processor = AutoProcessor.from_pretrained(
         source, local_files_only=local_only, trust_remote_code=trust_remote_code)
-    model = AutoModelForImageTextToText.from_pretrained(
-        source, local_files_only=local_only, trust_remote_code=trust_remote_code, dtype=dtype,
-        attn_implementation="sdpa")
+    shown = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(
+            source, local_files_only=local_only, trust_remote_code=trust_remote_code, dtype=dtype,
+            attn_implementation="sdpa")
+    finally:
+        if shown and not progress:
+            hf_logging.enable_progress_bar()
     return model.to(device), processor
 
 
@@ -130,7 +140,7 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
         tried.append(what)
         try:
             model, processor = _from_pretrained(source, local_only, torch_dtype, torch_device,
-                                                trust_remote_code)
+                                                trust_remote_code, progress=spec != "sim")
         except (OSError, ValueError, KeyError, ImportError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             if local_only and "couldn't connect" in first:
