@@ -173,3 +173,39 @@ def test_the_embedded_model_loads_without_a_progress_bar(tmp_path):
                           "--max-new-tokens", "2"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "Loading weights" not in out.stderr
+
+
+class _NoServerYet:
+    """An ActionClient whose server is still being waited for when Ctrl-C comes."""
+
+    def __init__(self, *args):
+        pass
+
+    def wait_for_server(self, timeout_sec):
+        raise KeyboardInterrupt
+
+    def destroy(self):
+        pass
+
+
+def test_ctrl_c_before_a_goal_is_sent_does_not_say_one_was_canceled(monkeypatch):
+    ask = pytest.importorskip("ros_ground.nodes.ask")
+    monkeypatch.setattr(ask, "ActionClient", _NoServerYet)
+    with pytest.raises(ask.Interrupted, match="^before a goal was sent$"):
+        ask.ask(None, "hi")
+
+
+@pytest.mark.parametrize("raised,words,code", [
+    (TimeoutError("no action server at 'ask'"), "ros-ground ask: no action server at 'ask'\n", 2),
+    ("interrupted", "ros-ground ask: interrupted (before a goal was sent)\n", 130),
+])
+def test_ask_errors_are_one_line_without_an_empty_one_first(monkeypatch, capsys, raised, words, code):
+    ask = pytest.importorskip("ros_ground.nodes.ask")
+    from ros_ground.nodes import cli as ros_cli
+
+    def fails(*args, **kwargs):
+        raise ask.Interrupted("before a goal was sent") if raised == "interrupted" else raised
+
+    monkeypatch.setattr(ask, "ask", fails)
+    assert ros_cli.main(["ask", "hi"]) == code
+    assert capsys.readouterr().err == words

@@ -47,6 +47,7 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
     action = f"{namespace.rstrip('/')}/ask" if namespace else "ask"
     client = ActionClient(node, Ground, action)
     deadline = time.monotonic() + timeout
+    stage = "before a goal was sent"  # what a Ctrl-C leaves behind, said by the caller
     try:
         wait_s = min(timeout, 30.0)
         if not client.wait_for_server(timeout_sec=wait_s):
@@ -56,6 +57,7 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
                                + _elsewhere(node))
         send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode, camera=camera),
                                       feedback_callback=on_feedback)
+        stage = "after the goal was sent, before the node accepted it (it may still run it)"
         _wait(node, send.done, deadline)
         handle = send.result()
         if handle is None or not handle.accepted:
@@ -64,14 +66,21 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
             raise RuntimeError(f"the goal was rejected: is the node active? (`ros-ground lifecycle "
                                f"{node_name}` says its state)")
         result = handle.get_result_async()
+        stage = "the goal was canceled"
         try:
             _wait(node, result.done, deadline)
         except (TimeoutError, KeyboardInterrupt):
             _cancel(node, handle)
             raise
         return result.result().result.response
+    except KeyboardInterrupt:
+        raise Interrupted(stage) from None
     finally:
         client.destroy()
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during `ask`; its message says what became of the goal."""
 
 
 def _wait(node, done, deadline: float) -> None:
@@ -87,11 +96,7 @@ def _cancel(node, handle, wait_s: float = 2.0) -> None:
 
 def run_ask(args) -> int:
     """`ros-ground ask`: 0 for STATUS_OK, 1 for another status, 2 for no answer, 130 on Ctrl-C."""
-    try:
-        return _run_ask(args)
-    except KeyboardInterrupt:
-        print("\nros-ground ask: interrupted (a goal already sent was canceled)", file=sys.stderr)
-        return 130
+    return _run_ask(args)
 
 
 def _run_ask(args) -> int:
@@ -130,8 +135,12 @@ def _run_ask(args) -> int:
         if args.overlay:  # the node publishes the overlay right before it answers
             spin_until(node, lambda: overlays, 2.0)
     except (TimeoutError, RuntimeError) as exc:
-        print(f"\nros-ground ask: {exc}", file=sys.stderr)
+        # a new line only after streamed text, which ends without one
+        print(f"{chr(10) * bool(shown[0])}ros-ground ask: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"{chr(10) * bool(shown[0])}ros-ground ask: interrupted ({exc})", file=sys.stderr)
+        return 130
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
