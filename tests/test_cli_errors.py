@@ -209,3 +209,37 @@ def test_ask_errors_are_one_line_without_an_empty_one_first(monkeypatch, capsys,
     monkeypatch.setattr(ask, "ask", fails)
     assert ros_cli.main(["ask", "hi"]) == code
     assert capsys.readouterr().err == words
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["lifecycle", "/sim/bad node"], "node '/sim/bad node' is not a ROS name: node name must not "
+     "contain"),
+    (["lifecycle", "/sim/../x"], "node '/sim/../x' is not a ROS name: namespace must not contain"),
+    (["lifecycle", ""], "node '' is not a ROS name: node name must not be empty"),
+    (["lifecycle", "/"], "node '/' is not a ROS name: node name must not be empty"),
+    (["ask", "--namespace", "bad ns!", "hi"], "--namespace 'bad ns!' is not a ROS name"),
+    (["ask", "--camera", "left cam", "hi"], "--camera 'left cam' is not a ROS name"),
+])
+def test_a_bad_ros_name_is_one_line_before_ros_starts(capsys, argv, words):
+    pytest.importorskip("rclpy")
+    from ros_ground.nodes import cli as ros_cli
+
+    assert ros_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ros-ground {argv[0]}: error: {words}") and err.count("\n") == 1, err
+
+
+def test_a_running_node_without_lifecycle_services_is_said_to_be_no_lifecycle_node():
+    rclpy = pytest.importorskip("rclpy")
+    from lifecycle_msgs.srv import GetState
+
+    from ros_ground.nodes import lifecycle_cli
+
+    rclpy.init()
+    try:
+        plain = rclpy.create_node("plain_node", namespace="/t")
+        with pytest.raises(TimeoutError, match="/t/plain_node is running .* may not be a lifecycle"):
+            lifecycle_cli._call(plain, GetState, "/t/plain_node/get_state", GetState.Request(), 1.0)
+        plain.destroy_node()
+    finally:
+        rclpy.try_shutdown()

@@ -13,7 +13,7 @@ from rclpy.signals import SignalHandlerOptions
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 
-from ros_ground.nodes.common import spin_until
+from ros_ground.nodes.common import check_ros_name, spin_until
 from ros_ground.nodes.conversions import msg_to_phrase, msg_to_result_json
 from ros_ground.overlay import where_in_image
 
@@ -103,6 +103,10 @@ def _run_ask(args) -> int:
     from ros_ground.errors import check_utf8
 
     check_utf8(args.prompt)  # before any ROS: a ROS string cannot hold undecodable bytes
+    if args.namespace:
+        check_ros_name(args.namespace, "--namespace")
+    if getattr(args, "camera", ""):  # its topics are <camera>/..., names as a namespace's
+        check_ros_name(args.camera, "--camera")
     if args.overlay:  # before the node spends a generation on the command
         from ros_ground.overlay import check_writable
 

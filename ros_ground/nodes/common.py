@@ -166,3 +166,25 @@ def forward_core_logging(logger) -> RosLogging:
     core.addHandler(handler)
     core.propagate = False
     return handler
+
+
+def check_ros_name(name: str, what: str, node: bool = False) -> str:
+    """`name` ("/sim/grounding_node", a namespace "sim") made absolute; ValueError in one line,
+    saying where it breaks ROS's naming rules, before rclpy raises them as a traceback (a
+    node's services) or a RuntimeWarning (a client's action name)."""
+    from rclpy.exceptions import NameValidationException
+    from rclpy.validate_namespace import validate_namespace
+    from rclpy.validate_node_name import validate_node_name
+
+    full = "/" + name.strip("/")
+    try:
+        if node:
+            namespace, _, base = full.rpartition("/")
+            validate_node_name(base)
+            validate_namespace(namespace or "/")
+        else:
+            validate_namespace(full)
+    except NameValidationException as exc:
+        why = str(exc).splitlines()[0].split(": ", 1)[-1].rstrip(":")
+        raise ValueError(f"{what} {name!r} is not a ROS name: {why}") from None
+    return full

@@ -18,10 +18,13 @@ def run_lifecycle(args) -> int:
     """The node's state (no transition) or the transition's outcome, printed; 0 when done, 1
     when the node refused it (its log says why) or it is not available from this state, 2 when
     no such node answers within `args.timeout` seconds."""
+    from ros_ground.nodes.common import check_ros_name
+
+    target = check_ros_name(args.node, "node", node=True)  # ValueError: a usage error, 2
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("ros_ground_lifecycle")
     try:
-        return _run(node, args.node.rstrip("/"), args.transition, args.timeout)
+        return _run(node, target, args.transition, args.timeout)
     except TimeoutError as exc:
         print(f"ros-ground lifecycle: {exc}", file=sys.stderr)
         return 2
@@ -34,6 +37,11 @@ def _call(node, srv_type, name: str, request, timeout_s: float):
     client = node.create_client(srv_type, name)
     try:
         if not client.wait_for_service(timeout_sec=timeout_s):
+            target = name.rpartition("/")[0]
+            running = {f"{ns.rstrip('/')}/{n}" for n, ns in node.get_node_names_and_namespaces()}
+            if target in running:
+                raise TimeoutError(f"{target} is running but has no service {name}: it may not be "
+                                   "a lifecycle node")
             raise TimeoutError(f"no service {name}: is the node running (`ros2 node list`), "
                                "under this name and namespace?")
         future = client.call_async(request)
