@@ -230,8 +230,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     scores = _role_scores(cfg, phrases, proposals, (chunk, target))
-    # the kind's own scores: without the colours ruled out ("non-red") and the superlative's
-    # words ("rightmost"), which pull towards what the model links with those words
+    # the kind's own scores: without ruled-out colours ("non-red") and superlatives ("rightmost")
     kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)
                            + superlative_spans(chunk.text) + _question_spans(chunk.text)) \
         if scores is not None and rescore is not None else []
@@ -252,7 +251,8 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
         image, masks, target_heat, chunk.text, after, landmark_heat,
         landmark[0].text if landmark is not None else "", scores=scores,
         landmark_scores=_role_scores(cfg, phrases, proposals, landmark), stability=stability,
-        any_object=any_object)
+        any_object=any_object,  # "left of the cube *that is green*": the landmark's colour
+        landmark_after=gen.prompt_text[landmark[0].char_end:] if landmark is not None else "")
     if choice is None and ordinal_of(chunk.text, after) > 1:
         return target  # "the fourth mug from the left" of three: no proposal can be it
     _give(phrases[target], proposals, choice, target_heat, one_piece=True)

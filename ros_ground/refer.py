@@ -212,8 +212,8 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
                  landmark_text: str = "", max_area: float = MAX_AREA,
                  min_colour: float = MIN_COLOUR, scores: np.ndarray | None = None,
                  landmark_scores: np.ndarray | None = None,
-                 stability: np.ndarray | None = None, any_object: bool = False
-                 ) -> tuple[int | None, int | None]:
+                 stability: np.ndarray | None = None, any_object: bool = False,
+                 landmark_after: str = "") -> tuple[int | None, int | None]:
     """(target, landmark): indices into `masks` (the frame's entity proposals, HxW bool) of the
     target, None when no mask may be it, and of the landmark the relation was judged against
     ("the tray" the chosen mug is left of), None without a relation (`landmark_heat` None) or
@@ -223,8 +223,9 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.";
     a colour stated there is the target's: "that is red.", colour_words.colours_after);
     `landmark_heat`/`landmark_text`: the phrase after a relation ("the tray"), None / "" without
-    one; `landmark_text` alone (a destination: "put the cube behind *the leftmost tray*") keeps
-    its superlative off the target (`superlative_of`). `max_area`, `min_colour`: see `allowed`.
+    one; `landmark_after`: the text after it, where its colour may be stated ("that is green");
+    `landmark_text` alone (a destination: "put the cube behind *the leftmost tray*") keeps its
+    superlative off the target (`superlative_of`). `max_area`, `min_colour`: see `allowed`.
     `scores` / `landmark_scores`: float [N], the phrases' scores of each mask under the engine's
     `entity_scoring` (attention, retrieval or both); default the attention score of
     `target_heat` / `landmark_heat` (entities.score_entities). `stability`: float [N] in [0, 1],
@@ -265,7 +266,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     best = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
     if not paired:
         return best, None
-    ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, sized, min_colour)
+    ok_landmark, landmark_colour = _words(rgb, masks, landmark_text, sized, min_colour, landmark_after)
     if landmark_scores is None:
         landmark_scores = score_entities(landmark_heat, list(masks))
     landmark_scores = landmark_scores + bonus + COLOUR_WEIGHT * landmark_colour

@@ -116,6 +116,19 @@ def test_relation_chooses_target_and_landmark_as_a_pair():
                    _heat_on(masks[1]), "the blue tray") == 2
 
 
+def test_a_landmarks_colour_stated_after_it_chooses_the_landmark():
+    # "the cube that is left of the cube that is green": the landmark is the green cube, not
+    # the one attention prefers (a test on the tiny model passed by its random attention alone)
+    rgb, masks = _scene([("red", 5, 20), ("green", 40, 20), ("blue", 75, 20)])
+    flat = np.zeros((H, W), np.float32)
+    flat[0, 0] = 1.0
+    pair = resolve_pair(rgb, masks, flat, "the cube", " that is left of the cube that is green.",
+                        _heat_on(masks[2]), "the cube", landmark_after=" that is green.")
+    assert pair == (0, 1)
+    assert resolve_pair(rgb, masks, flat, "the cube", " that is left of the cube.",
+                        _heat_on(masks[2]), "the cube")[1] == 2  # without it, attention's
+
+
 def test_given_scores_replace_attention_among_what_the_words_allow():
     # retrieval scores (entity_scoring tokens) say the second red cube; attention the first
     rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("red", 75, 20)])
