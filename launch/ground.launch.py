@@ -13,6 +13,7 @@ Model arguments left empty take their values from params_file (config/default.ya
 
 import difflib
 import os
+import sys
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
@@ -52,7 +53,10 @@ ARGUMENTS = {
 def _warn_misspelt(context, known) -> None:
     """Warn of each `name:=value` on the command line that is none of `known` but close to one
     (image_topic:= for image:=): launch ignores an argument no file declares, silently. Only
-    the close ones: a launch file including this one may declare arguments of its own."""
+    when this file or sim.launch.py is the one `ros2 launch` runs: a launch file including this
+    one declares arguments of its own (`camera:=`), which launch gives no way to list here."""
+    if not any(os.path.basename(a) in ("ground.launch.py", "sim.launch.py") for a in sys.argv):
+        return
     given = [a.split(":=", 1)[0] for a in context.argv if ":=" in a]
     for name in given:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)

@@ -80,10 +80,12 @@ SPATIAL_WORDS = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<super
 # verbs whose relation after their object says where to put it ("put the mug *behind the
 # tray*"), not which one it is ("pick up the mug behind the tray")
 PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide shift carry leave throw toss "
-                            "insert push pull drag nudge shove roll tuck".split())
-# verbs that carry their object somewhere only with a preposition of motion after it: "bring the
-# mug *to* the tray", where "bring the mug on the tray" says which mug (command_relations.py)
-CARRYING_VERBS = ("bring", "take", "carry", "fetch", "get", "hand")
+                            "insert tuck".split())
+# verbs that carry or move their object somewhere only with a preposition of motion after it:
+# "bring / push the mug *to* the tray", where "bring the mug on the tray" and "push the button
+# next to the door" say which one (command_relations.py)
+CARRYING_VERBS = ("bring", "take", "carry", "fetch", "get", "hand", "push", "pull", "drag", "nudge",
+                  "shove", "roll")
 # prepositions whose object is a place ("what is *on* the tray?"); "to"/"from" after NEAR_WORDS
 SPATIAL_PREPOSITIONS = frozenset(
     "on onto in into inside near beside under underneath beneath below above over atop between "
@@ -239,9 +241,10 @@ def _spatial_object(token) -> bool:
     if token.dep_ != "pobj":
         return False
     word, head = token.head.text.lower(), token.head.head.text.lower()
-    # "bring it *to the tray*": where a carried or placed object goes ("point to the mug" and
-    # "go to the tray" are about the mug and the tray)
-    carried = word in ("to", "toward", "towards") and head in CARRYING_VERBS + tuple(PLACEMENT_VERBS)
+    # "bring it *to the tray*": where a carried or placed object goes ("point to the mug", "go
+    # to the tray" and "move to the duck", with no object moved, are about the mug, tray, duck)
+    carried = (word in ("to", "toward", "towards") and head in CARRYING_VERBS + tuple(PLACEMENT_VERBS)
+               and any(c.dep_ in OBJECT_DEPS for c in token.head.head.children))
     return (word in SPATIAL_PREPOSITIONS or carried or (word in ("to", "from") and head in NEAR_WORDS)
             or (word == "of" and head in PLACE_NOUNS))
 
@@ -350,8 +353,10 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
             if ((left_behind and placing) or _EXCLUDED_AFTER.search(piece[:phrase.char_start])
                     or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text))):
                 rule = None  # excluded, or counted: "how *many mugs* are there?" is about none
-            if rule is not None and candidates and _CORRECTION.search(
-                    said[phrases[-1].char_end:start + phrase.char_start]):
+            if rule is not None and candidates and candidates[-1][1] == len(phrases) - 1 and \
+                    _CORRECTION.search(said[phrases[-1].char_end:start + phrase.char_start]):
+                # right after the target ("the red mug, no, the blue one"; not "the mug in the
+                # box, no, the tray", which corrects where)
                 rule, candidates = min(candidates)[0], []  # the object meant after all
             if rule is not None:
                 candidates.append((rule, len(phrases)))

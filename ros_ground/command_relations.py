@@ -50,8 +50,7 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     if relation:
         landmark = target + 1
         return landmark, relation, after, placed and is_destination(text, chunk, chunks[landmark])
-    if not placed and _NEAREST_TO.search(chunk.text) and target + 1 < len(chunks) and _TO.fullmatch(
-            text[chunk.char_end:chunks[target + 1].char_start]):
+    if _nearest_to(text, chunks, target, placed):
         # "the nearest cube *to the duck*" reads as "the cube nearest to the duck"
         return target + 1, "near", f" nearest to {text[chunks[target + 1].char_start:]}", False
     fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
@@ -63,6 +62,27 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
 
 
 # between two placed objects: "the mug*, *the cube* and *the ball"
+def _nearest_to(text: str, chunks: list[NounPhrase], target: int, placed: bool) -> bool:
+    """Whether the target phrase says "nearest" or "closest" and the next phrase follows "to": a
+    landmark it is nearest to, unless that is the viewpoint ("the closest mug to the camera",
+    "to the robot": a superlative) or, after a verb that moves the target, where it goes ("move /
+    bring the nearest mug to the tray"; "put the nearest cube to the duck *on the tray*" has a
+    destination of its own)."""
+    if not (_NEAREST_TO.search(chunks[target].text) and target + 1 < len(chunks)
+            and _TO.fullmatch(text[chunks[target].char_end:chunks[target + 1].char_start])):
+        return False
+    landmark = chunks[target + 1]
+    if _VIEWPOINT.fullmatch(landmark.text):
+        return False
+    moved = placed or _CARRIED.search(text[:chunks[target].char_start])
+    return not moved or _DESTINATION.match(text[landmark.char_end:]) is not None
+
+
+# a side of the picture a carried or moved object goes to ("pull the mug *to the left*"; "bring
+# the mug *on the left*" says which one)
+_TO_SIDE = re.compile(r"^[\s,]*(?:(?:a\s+(?:little|bit)|slightly)\s+)?(?:to|towards?)\s+the\s+(?:far\s+)?"
+                      r"(?:left|right)\b(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)", re.IGNORECASE)
+_VIEWPOINT = re.compile(r"(?:the\s+)?(?:camera|robot)", re.IGNORECASE)
 _CONJOINED = re.compile(r"\s*(?:,\s*(?:and|or|&)?|and|or|&)\s*(?:then\s+)?", re.IGNORECASE)
 _NEAREST_TO = re.compile(r"\b(?:nearest|closest)\b", re.IGNORECASE)
 _TO = re.compile(r"\s*to\s*", re.IGNORECASE)
@@ -179,8 +199,9 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
                          destination=landmark, place=RELATION_NAMES[relation],
                          **_described(text, chunks, landmark))
     if not placed:
-        if landmark < 0 and comparative_after(after) and _CARRIED.search(text[:chunks[target].char_start]):
-            return Relations()  # "bring the mug closer to you": where it goes, not which one
+        if landmark < 0 and (comparative_after(after) or _TO_SIDE.match(after)) and _CARRIED.search(
+                text[:chunks[target].char_start]):
+            return Relations()  # "bring the mug closer to you", "pull it to the left": where it goes
         return Relations(landmark, relation, after)
     last = landmark if landmark > target else target  # the place follows the target's words
     own_end = None

@@ -157,6 +157,11 @@ COMMANDS = {
     "Pick up that one on the left.": "that one",
     "Pick up this one behind the tray.": "this one",
     "move it a bit to the left": None,
+    # helper-79: with no object moved, "to" names the target; a correction after a place
+    # corrects the place
+    "move to the tray": "the tray",
+    "Roll over to the duck.": "the duck",
+    "pick up the mug in the box no the tray": "the mug",
     "": None,
 }
 
@@ -362,7 +367,15 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Throw the cube in the bin.", None, None, "the bin", "in", None, None),
     ("push the cube into the box", None, None, "the box", "in", None, None),
     ("Push the mug towards the tray.", None, None, "the tray", "to", None, None),
-    ("drag the mug next to the tray", None, None, "the tray", "next to", None, None),
+    ("drag the mug into the box", None, None, "the box", "in", None, None),
+    # ... but a relation after what is pushed or pulled in place says which one (helper-79)
+    ("Push the button next to the door.", "the door", "near", None, "", None, None),
+    ("pull the handle left of the door", "the door", "left", None, "", None, None),
+    ("push the button on the wall", None, None, None, "", None, None),
+    ("grab the closest mug to the camera", None, None, None, "", None, None),  # the viewpoint
+    ("pick up the nearest mug to the robot", None, None, None, "", None, None),
+    ("Put the nearest cube to the duck on the tray.", "the duck", "near", "the tray", "on", None, None),
+    ("Bring the nearest cube to the tray.", None, None, "the tray", "to", None, None),
     ("Pick up the nearest cube to the duck.", "the duck", "near", None, "", None, None),
     ("Put the nearest mug on the tray.", None, None, "the tray", "on", None, None),
     # where a thing is, said with a participle, describes it; more wordings of a relation;
@@ -811,6 +824,9 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
     ("pick up the closest mug", "closest to the camera"),
     ("Pick up the mug furthest away.", "farthest from the camera"),
     ("Put the farthest cube in the box.", "farthest from the camera"),
+    ("Grab the closest mug to the camera.", "closest to the camera"),
+    ("Pull the mug to the left.", None),  # where it goes
+    ("Bring the mug on the left.", "leftmost"),  # which one
 ])
 def test_a_side_after_a_placed_object_is_where_it_goes_unless_a_place_follows(nlp, command,
                                                                               superlative):

@@ -139,7 +139,7 @@ def test_ground_launch_starts_real_executables(fake_launch, composed, proposals)
             assert overrides["model"] == "/models/llava"
 
 
-def test_ground_launch_passes_use_sim_time_and_names_a_misspelt_argument(fake_launch):
+def test_ground_launch_passes_use_sim_time_and_names_a_misspelt_argument(fake_launch, monkeypatch):
     """helper-72: `use_sim_time:=true` and `image_topic:=/my/cam` were ignored without a word
     (launch ignores an argument no file declares), the nodes left on the wall clock and on
     /camera/image_raw."""
@@ -149,6 +149,10 @@ def test_ground_launch_passes_use_sim_time_and_names_a_misspelt_argument(fake_la
     context.argv = ["use_sim_time:=true", "image_topic:=/my/cam", "robot_name:=r2"]
     WARNINGS.clear()
     opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    monkeypatch.setattr(sys, "argv", ["ros2", "launch", "ros_ground", "robot.launch.py"])
+    opaque.kwargs["function"](context)  # included by the robot's file: its arguments are its own
+    assert WARNINGS == []
+    monkeypatch.setattr(sys, "argv", ["ros2", "launch", "ros_ground", "ground.launch.py"])
     nodes = opaque.kwargs["function"](context)
     assert {n.kwargs["parameters"][1]["use_sim_time"] for n in nodes} == {True}
     assert len(WARNINGS) == 1 and "'image_topic'" in WARNINGS[0] and "'image'" in WARNINGS[0]
