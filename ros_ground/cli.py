@@ -309,8 +309,8 @@ def _parse_and_run(argv: list[str], extra_commands: Callable | None, handlers: d
         try:
             for path in args.params_file:
                 found.update(file_flags(path))
-        except (ValueError, OSError) as exc:
-            parser.subcommands[args.command].error(str(exc))
+        except (ValueError, OSError) as exc:  # the file's fault, not the command line's: no usage
+            parser.subcommands[args.command].exit(2, f"ros-ground {args.command}: error: {exc}\n")
         parser = build_parser(extra_commands, found)
         args, unknown = parser.parse_known_args(argv)
     if args.command == "train":  # argparse's REMAINDER leaves a leading option ("train -h") out
