@@ -152,9 +152,9 @@ def _spy_loads(monkeypatch) -> list:
     calls = []
     real = loading_module._from_pretrained
 
-    def spy(source, local_only, *args):
+    def spy(source, local_only, *args, **kwargs):
         calls.append(local_only)
-        return real(source, local_only, *args)
+        return real(source, local_only, *args, **kwargs)
 
     monkeypatch.setattr(loading_module, "_from_pretrained", spy)
     return calls
@@ -191,7 +191,7 @@ def test_allow_download_tries_the_hub_after_the_cache(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     calls = []
 
-    def refuse(source, local_only, *args):  # no network here: record the attempt only
+    def refuse(source, local_only, *args, **kwargs):  # no network here: record the attempt only
         calls.append(local_only)
         raise OSError("not reachable")
 
