@@ -201,6 +201,9 @@ GROUNDING = (
     S("max_prompt_chars", 2000, "longer prompts are rejected with BAD_INPUT", True, low=1),
     S("image_qos", "auto", _QOS, choices=QOS_NAMES),
     S("image_transport", "raw", _TRANSPORT, choices=TRANSPORTS),
+    S("depth_transport", "raw", "raw: sensor_msgs/Image (16UC1 mm or 32FC1 m) on `depth`; "
+      "compressedDepth: image_transport's sensor_msgs/CompressedImage (PNG) on "
+      "`depth/compressedDepth`, as a driver sends depth over Wi-Fi", choices=("raw", "compressedDepth")),
     S("cameras", [""], _CAMERAS, convert=_cameras),
     S("max_frame_age_s", 1.0, "a command whose camera's newest frame was received longer ago "
       "is answered NO_IMAGE (0: any age)", True, low=0.0),

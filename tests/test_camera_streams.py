@@ -467,7 +467,7 @@ def test_depth_on_compressed_depth_only_is_said_in_position_error_and_warned(run
     source = r.node.sensors.depth_inputs[""]
     assert r.client.wait(lambda: r.node.count_publishers(f"{r.ns}/depth/compressedDepth") > 0, 10)
     hint = (f"nothing publishes on '{r.ns}/depth' but '{r.ns}/depth/compressedDepth' has a "
-            "publisher: depth is taken raw only")
+            "publisher: set depth_transport to compressedDepth")
     answer = r.ask()
     assert answer.status == R.STATUS_OK
     assert answer.position_error.startswith(f"no depth frame received on '{r.ns}/depth'; {hint}"), \

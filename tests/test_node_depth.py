@@ -340,6 +340,42 @@ def test_a_camera_info_that_was_ignored_is_named_not_missing(node, scene, monkey
         response.position_error
 
 
+def test_depth_over_compressed_depth_is_located_as_raw_depth(scene, monkeypatch):
+    # helper-72: a driver sending depth over Wi-Fi as image_transport's compressedDepth was not
+    # subscribed: with depth_transport compressedDepth its 16-bit PNG is read on
+    # depth/compressedDepth, and every position is the raw depth's
+    import struct
+
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    r = Running(depth_transport="compressedDepth")
+    try:
+        mm = np.nan_to_num(scene.sensor_depth() * 1000.0, nan=0.0).round().astype(np.uint16)
+        msg = CompressedImage(format="16UC1; compressedDepth png", data=struct.pack(
+            "<iff", 0, 0.0, 0.0) + cv2.imencode(".png", mm)[1].tobytes())
+        msg.header.stamp.sec, msg.header.frame_id = 5, "cam"
+        pub = r.client.node.create_publisher(CompressedImage, "depth/compressedDepth", RELIABLE)
+        info_pub = r.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
+        r.client.stream(scene.rgb, stamp_sec=5)
+        info = camera_info(scene, msg.header)
+
+        def arrived():
+            pub.publish(msg)
+            info_pub.publish(info)
+            return r.node.frames.latest(CAMERA) is not None and r.node.sensors.depth.has_depth(CAMERA)
+
+        assert r.client.wait(arrived, 20)
+        monkeypatch.setattr(r.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+        response = r.ask("Pick up the mug.")
+        assert response.position_error == "", response.position_error
+        for phrase, obj in zip(response.phrases, scene.objects):
+            p = phrase.position
+            assert np.linalg.norm(np.array([p.x, p.y, p.z]) - np.array(obj.centroid)) < 0.01
+    finally:
+        r.close()
+
+
 def test_a_camera_info_refused_after_a_good_one_leaves_no_k_in_use(node, scene, monkeypatch):
     # helper-72: after a valid camera_info, one with K all zero (or NaN) was only logged: the
     # responses kept positions from the earlier K (another publisher's) and an empty position_error

@@ -27,7 +27,9 @@ _WORDS = {ReliabilityPolicy.RELIABLE: camera_watch.RELIABLE,
 class CameraInput:
     """Subscribes `topic` (relative, resolved like any topic: namespace and remappings) as
     `transport` says: "raw" takes sensor_msgs/Image on it, "compressed" takes
-    sensor_msgs/CompressedImage on `<resolved topic>/compressed`, as image_transport names it.
+    sensor_msgs/CompressedImage on `<resolved topic>/compressed`, as image_transport names it, and
+    "compressedDepth" on `<resolved topic>/compressedDepth` (for depth: `setting`
+    "depth_transport", the node parameter its hints name).
 
     Keyword args:
       callback: called with each message, on `callback_group`.
@@ -42,19 +44,22 @@ class CameraInput:
 
     def __init__(self, node, topic: str, callback, *, transport: str = "raw",
                  qos_name: str = "auto", callback_group=None,
-                 warn_after_s: float = SILENCE_WARN_S):
-        if transport not in ("raw", "compressed"):
-            raise ValueError(f"image_transport must be raw or compressed, got {transport!r}")
+                 warn_after_s: float = SILENCE_WARN_S, setting: str = "image_transport"):
+        # the transports of the image (raw / compressed) or of depth (raw / compressedDepth), by
+        # the node parameter that chooses them, each with the suffix image_transport gives it
+        choices = ("raw", "compressed") if setting == "image_transport" else ("raw", "compressedDepth")
+        if transport not in choices:
+            raise ValueError(f"{setting} must be {' or '.join(choices)}, got {transport!r}")
         self._node, self._callback, self._group = node, callback, callback_group
         self._auto = qos_name == "auto"
         self._qos_name = qos_name
         base = node.resolve_topic_name(topic)
-        self.compressed = transport == "compressed"
-        self.topic = f"{base}/compressed" if self.compressed else base
+        self.compressed = transport != "raw"
+        self.topic = base if transport == "raw" else f"{base}/{transport}"
         self.msg_type = CompressedImage if self.compressed else Image
         # the other transport's topic -> what to set when only it has a publisher
-        self._others = ({base: "set image_transport to raw"} if self.compressed else
-                        {f"{base}/compressed": "set image_transport to compressed"})
+        self._others = {(base if other == "raw" else f"{base}/{other}"): f"set {setting} to {other}"
+                        for other in choices if other != transport}
         self.warn_after_s = warn_after_s
         self.last_received_ns: int | None = None  # node clock: frame ages are judged on it
         self._gaps_ns: deque[int] = deque(maxlen=8)  # between the latest arrivals, wall time
@@ -84,15 +89,6 @@ class CameraInput:
         if other is None:
             return ""
         return f"; nothing publishes on {self.topic!r} but {other!r} has a publisher: {self._others[other]}"
-
-    def watch_depth_transports(self) -> None:
-        """Make `transport_hint` (and the silence warning) about depth: a driver's depth on
-        image_transport's `compressedDepth` (or `compressed`) is not subscribed, and
-        image_transport (a colour setting) does not change that."""
-        advice = ("depth is taken raw only (sensor_msgs/Image 16UC1 or 32FC1): remap `depth` to "
-                  "a raw depth topic, or republish it raw (image_transport's republish node, "
-                  "in_transport compressedDepth, out_transport raw)")
-        self._others = {f"{self.topic}/compressedDepth": advice, f"{self.topic}/compressed": advice}
 
     def age_s(self) -> float | None:
         """Seconds since the newest message arrived (None before the first)."""

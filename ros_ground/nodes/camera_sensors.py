@@ -76,7 +76,8 @@ class CameraSensors:
             # its colour frame without positions; camera_info is small, best effort hears all
             self.depth_inputs[camera] = CameraInput(
                 node, depth, lambda m, c=camera: self._on_depth(c, m), qos_name="auto",
-                callback_group=callback_group)
+                callback_group=callback_group, transport=self.p["depth_transport"],
+                setting="depth_transport")
             opened += [sub, self.inputs[camera], self.depth_inputs[camera],
                        node.create_subscription(
                            CameraInfo, info, lambda m, c=camera: self._on_camera_info(c, m),

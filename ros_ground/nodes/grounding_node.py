@@ -128,8 +128,6 @@ class GroundingNode(ModelNode):
         sensors, commands = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         for entity in self.sensors.open(self._cameras, sensors):
             self.opened(entity)
-        for source in self.sensors.depth_inputs.values():
-            source.watch_depth_transports()
         self._flows = {camera: ProposalFlow(self.resolve_topic_name(topic)) for camera, topic
                        in zip(self._cameras, camera_topics(self._cameras, "proposals"))}
         self._no_frame_id_said.clear()
