@@ -111,7 +111,6 @@ def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float
             f"stamps fails; {advice}")
 
 
-
 class ProposalFlow:
     """Whether a camera's proposals, once arriving, have stopped: their publisher left the
     graph, or none came for `stall_s` (or 4 of their usual gaps: a proposal node on a CPU takes

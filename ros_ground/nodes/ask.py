@@ -96,10 +96,6 @@ def _cancel(node, handle, wait_s: float = 2.0) -> None:
 
 def run_ask(args) -> int:
     """`ros-ground ask`: 0 for STATUS_OK, 1 for another status, 2 for no answer, 130 on Ctrl-C."""
-    return _run_ask(args)
-
-
-def _run_ask(args) -> int:
     from ros_ground.errors import check_utf8
 
     check_utf8(args.prompt)  # before any ROS: a ROS string cannot hold undecodable bytes

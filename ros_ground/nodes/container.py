@@ -65,7 +65,9 @@ class SharedSam:
                             "sam_checkpoint and device; proposals now come from another SAM than "
                             f"the grounding node's, each frame encoded by both. Set {other}'s (or "
                             f"{node}'s) to match and reconfigure it")
-            return shared_sam_provider(*key)
+            from ros_ground.sam import get_shared_sam
+
+            return get_shared_sam(*key)  # the key resolved above: its device named once
         return provide
 
 

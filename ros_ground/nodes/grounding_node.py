@@ -350,7 +350,7 @@ class GroundingNode(ModelNode):
         unlocated = (self.sensors.locate(request.camera, result, frame.header, depth)
                      if camera_frame else OWN_IMAGE_UNLOCATED)
         if unlocated and camera_frame and request.camera in self.sensors.depth_inputs:
-            unlocated += self.sensors.depth_inputs[request.camera].transport_hint()  # compressedDepth
+            unlocated += self.sensors.depth_inputs[request.camera].transport_hint()  # depth_transport
         response = result_to_msg(result, frame.header, request.request_id, request.prompt)
         response.position_error = unlocated
         if result.canceled:
