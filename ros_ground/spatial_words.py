@@ -32,7 +32,7 @@ SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to th
 # other wordings of a superlative, and the SUPERLATIVES entry each stands for: a side in the
 # phrase ("the (far) left mug", "the right-hand one") or right after it, where no landmark
 # follows ("the mug on the left", "that is to the far right"; not "on the left of the tray"),
-# and a comparative of size ("the bigger mug": of two, the biggest)
+# and a size ("the bigger mug": of two, the biggest; "the big mug")
 _NOT_OF = r"(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)"  # "left of", "left-hand side of": a relation
 _SIDE_IN = re.compile(r"\b(?:far[- ]|very )?(left|right)(?:[- ]hand)?\b" + _NOT_OF)
 # a copula after the phrase: "(the mug) that is", "which are", "that's", speech-to-text "thats"
@@ -82,9 +82,12 @@ _DEGREE = re.compile(r"^[\s,]*(?:(?:a\s+(?:little|bit|tad|touch|lot)(?:\s+bit)?|
 _COMPARATIVE_AFTER = re.compile(_DEGREE.pattern + r"(?:" + _wordings(
     w for w in (*COMPARATIVES, *TO_YOU) if w.split()[0] in ("closer", "nearer", "farther", "further"))
     + r")\b")
-_SIZE = re.compile(r"\b(?:(bigger|larger)|(smaller|tinier))\b")
+# a size said plainly picks by size too: "the *big* box" is the biggest of the boxes there, as
+# "the *bigger* box" is of two
+_BIG, _SMALL = r"bigger|larger|big|large|huge|giant", r"smaller|tinier|small|little|tiny|mini"
+_SIZE = re.compile(rf"\b(?:({_BIG})|({_SMALL}))\b")
 _SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s+)?"
-                         r"(?:(bigger|larger)|(smaller|tinier))\b")  # "which mug is bigger?"
+                         rf"(?:({_BIG})|({_SMALL}))\b")  # "which mug is bigger?"
 # an ordinal picks the k-th of a superlative's order: "the *second* mug from the left", "the
 # *third* biggest cube"; the side it counts from follows the phrase ("from the left", "from the
 # front": nearest the camera), and without one it counts as a reader does, from the left

@@ -323,7 +323,12 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the bigger mug", "", "biggest"),
     ("the smaller cube", "", "smallest"),
     ("the tiniest duck", "", "tiniest"),
-    ("the big mug", "", None),
+    # a size said plainly: of several mugs a user means the biggest by "the big mug"
+    ("the big mug", "", "biggest"),
+    ("the little ball", "", "smallest"),
+    ("the tiny red cube", "", "smallest"),
+    ("the mug", " that is large", "biggest"),
+    ("the mug", " a little to the left", None),
     ("which mug", " is bigger?", "biggest"),
     ("which cube", " is the smaller one?", "smallest"),
     ("the mug", " that is larger", "biggest"),
