@@ -20,18 +20,22 @@ HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70)
         "green": ((70, 170),), "blue": ((170, 255),), "purple": ((255, 330),),
         "violet": ((255, 330),), "pink": ((290, 345),)}
 ACHROMATIC = ("white", "black", "grey", "gray")
-COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC)
+# brown is a dark, saturated red to orange: the hue alone cannot tell it (colour_share)
+COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC) | {"brown"}
 # other words for those colours, read as the colour they name ("the reddish mug" is a red one);
 # none is also the name of an object a robot picks up ("rose", "lemon", "lime", "olive" are not)
 SYNONYMS = {
     "reddish": "red", "crimson": "red", "scarlet": "red", "maroon": "red", "burgundy": "red",
     "orangish": "orange", "orangey": "orange", "amber": "orange", "yellowish": "yellow",
-    "golden": "yellow", "greenish": "green", "emerald": "green", "bluish": "blue",
-    "blueish": "blue", "navy": "blue", "azure": "blue", "cyan": "blue", "turquoise": "blue",
+    "golden": "yellow", "gold": "yellow", "greenish": "green", "emerald": "green", "bluish": "blue",
+    "blueish": "blue", "navy": "blue", "azure": "blue", "cyan": "blue", "aqua": "blue", "turquoise": "blue",
     "teal": "blue", "purplish": "purple", "lilac": "purple", "lavender": "purple",
     "magenta": "purple", "indigo": "purple", "pinkish": "pink", "whitish": "white",
-    "ivory": "white", "blackish": "black", "greyish": "grey", "grayish": "gray", "silver": "grey",
+    "ivory": "white", "cream": "white", "blackish": "black", "greyish": "grey", "grayish": "gray",
+    "silver": "grey", "brownish": "brown", "chocolate": "brown", "tan": "brown",
 }
+# words that shade a colour without changing it: "(the mug that is) *dark* blue"
+SHADES = frozenset(("dark", "light", "bright", "pale", "deep", "pastel", "vivid"))
 # On ood frames (a camera 12-20 degrees up, seeing objects' sides) white objects' median value
 # is 0.33-0.78, and 12 of 23 had under 40% of value >= 0.5 (docs/MEASUREMENTS.md, "White in
 # shade").
@@ -41,7 +45,7 @@ NEGATIONS = ("non", "not", "no", "neither")
 # "in", "coloured", "painted"; an apposition (", the red one") is read apart, ending in "one"
 _STATED = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)|(?:that|which|it)['\u2019]s|in"
                      r"|whose\s+colou?r\s+is|colou?red|painted)(?:\s+(?:colou?red|painted))?\s+")
-_APPOSITION = re.compile(r"^\s*,\s*the\s+")
+_APPOSITION = re.compile(r"^\s*,?\s*the\s+")  # spoken without the comma: "the mug the red one"
 _CONTRACTED = re.compile(r"\b(is|are|was|were)n['\u2019]?t\b")
 # the words that exclude what follows them ("*not* the red one", "*except* the duck"), a regular
 # expression for command.py's target rule as well as for the colours below
@@ -62,8 +66,9 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     word of COLOUR_WORDS, by HSV bins. Chromatic words need saturation x value >= 0.25; "white"
     is saturation < 0.2 and value >= WHITE_MIN_VALUE (a white surface turned from the light
     renders mid-grey, and one frame cannot tell it from a lit grey one), "black" value < 0.25,
-    "grey" the unsaturated middle (0.25 <= value < 0.8: a grey, like a shaded white, is both).
-    ValueError for another word."""
+    "grey" the unsaturated middle (0.25 <= value < 0.8: a grey, like a shaded white, is both),
+    "brown" a hue of 0-45 degrees with saturation >= 0.3 and 0.1 <= value < 0.65 (an orange or
+    red in shade is brown too, as it looks). ValueError for another word."""
     if word not in COLOUR_WORDS:
         raise ValueError(f"not a colour word: {word!r}")
     pixels = rgb[np.asarray(mask, dtype=bool)]
@@ -77,6 +82,8 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
         hit = val < 0.25
     elif word in ("grey", "gray"):
         hit = (sat < 0.2) & (val >= 0.25) & (val < 0.8)
+    elif word == "brown":
+        hit = (hue < 45) & (sat >= 0.3) & (val >= 0.1) & (val < 0.65)
     else:
         coloured = (sat * val >= 0.25) & (val >= 0.25)
         hit = np.zeros(len(hue), dtype=bool)
@@ -111,7 +118,7 @@ def colours_after(after_text: str, phrase: str = "") -> str:
     rest = re.findall(r"[a-z]+|,", text[found.end():])
     for word in rest:
         word = SYNONYMS.get(word, word)
-        if word not in COLOUR_WORDS and word not in _JOINERS:
+        if word not in COLOUR_WORDS and word not in _JOINERS and word not in SHADES:
             break
         run.append(word)
     if stated is None and rest[len(run):len(run) + 1] not in (["one"], ["ones"]):
@@ -165,9 +172,12 @@ def _roles(text: str) -> list[tuple[str, str, tuple[int, int]]]:
     "ruled out" for a colour word, "negation" for one of NEGATIONS, else ""."""
     out = []
     negated = False
-    for match in re.finditer(r"[a-z]+|,", text.lower()):
+    matches = list(re.finditer(r"[a-z]+|,", text.lower()))
+    for i, match in enumerate(matches):
         word, role = SYNONYMS.get(match.group(), match.group()), ""
-        if word in COLOUR_WORDS:
+        shade = match.group().endswith("ish") and i + 1 < len(matches) and SYNONYMS.get(
+            matches[i + 1].group(), matches[i + 1].group()) in COLOUR_WORDS  # "*reddish*-brown": brown
+        if word in COLOUR_WORDS and not shade:
             role = "ruled out" if negated else "named"
         elif word in NEGATIONS:
             negated, role = True, "negation"

@@ -28,6 +28,12 @@ from ros_ground.colour_words import colours_after, named_colours
     ("the Scarlet mug", "", ["red"], []),
     ("the mug", " in navy", ["blue"], []),
     ("the non-crimson mug", "", [], ["red"]),
+    ("the brown box", "", ["brown"], []),
+    ("the gold ring", "", ["yellow"], []),
+    ("the aqua cube", "", ["blue"], []),
+    ("the reddish-brown cube", "", ["brown"], []),  # an -ish word before a colour shades it
+    ("the mug", " that is dark blue", ["blue"], []),  # a shade word does not end the colours
+    ("the mug", " the red one", ["red"], []),  # an apposition spoken without its comma
     ("the mug", " whose colour is red.", ["red"], []),
     ("the mug", " whose color is bluish", ["blue"], []),
     ("the mug", " that is coloured red", ["red"], []),

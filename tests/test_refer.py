@@ -55,6 +55,16 @@ def test_white_in_shade_is_white_and_black_is_not():
     assert resolve(rgb, masks, heat, "the white mug") == 2
 
 
+def test_brown_is_a_dark_warm_colour_not_orange_red_or_a_wooden_table():
+    rgb, masks = _scene([("red", 10, 20), ("yellow", 30, 20), ("red", 50, 20)])
+    rgb[masks[1]] = (240, 140, 20)  # orange
+    rgb[masks[2]] = (110, 65, 30)  # brown: hue 26 degrees, value 0.43
+    table = np.ones((H, W), bool)
+    table[15:35] = False
+    assert [colour_share(rgb, m, "brown") for m in (*masks, table)] == [0.0, 0.0, 1.0, 0.0]
+    assert resolve(rgb, masks, _heat_on(masks[0]), "the brown box") == 2
+
+
 def test_colour_word_beats_attention_on_the_wrong_object():
     rgb, masks = _scene([("blue", 10, 20), ("red", 50, 20)])
     heat = _heat_on(masks[0])  # the model looked at the blue one
