@@ -219,7 +219,8 @@ def placement(nlp, text: str) -> bool:
 
 def _excluded(verb) -> bool:
     """Whether the command excludes the object of `verb` (a spaCy Token): "*don't* pick up the
-    mug", "*never* grab it", "leave the bear *alone*", "*avoid* the duck" (EXCLUDING_VERBS).
+    mug", "*never* grab it", "leave the bear *alone*" (`_left_alone`), "*avoid* the duck"
+    (EXCLUDING_VERBS), "*without* touching the mug".
     ("Leave the bear *behind*" never reaches the parse: the relation words are cut out of every
     piece; `_parsed_command` reads it.)"""
     # before the verb: "pick up the green cube *not* the red one" (speech, no comma) hangs
@@ -228,8 +229,24 @@ def _excluded(verb) -> bool:
     negated = any(c.dep_ == "neg" and c.i < verb.i and c.lower_ != "no" for c in verb.children)
     if verb.text.lower() in EXCLUDING_VERBS:  # "*don't* ignore the mug": the mug after all
         return not negated
-    return negated or any(verb.text.lower() == "leave" and c.dep_ in ("advmod", "oprd")
-                          and c.text.lower() == "alone" for c in verb.children)
+    if verb.dep_ == "pcomp" and verb.head.lower_ == "without":  # "*without* touching the mug"
+        return True
+    return negated or (verb.lower_ == "leave" and _left_alone(verb))
+
+
+def _left_alone(leave) -> bool:
+    """Whether "leave" (a spaCy Token) leaves its object where it is: "leave the bear *alone*",
+    "*there*", "*be*", "the mug *where it is*", or with another verb that acts on an object and
+    no place of its own ("leave the mug and *take the cube*"; "leave it on the tray" places it)."""
+    if any(c.dep_ in ("advmod", "oprd", "xcomp") and c.lower_ in ("alone", "there", "be")
+           for c in leave.children):
+        return True
+    objects = [c for c in leave.children if c.dep_ == "dobj"]
+    if any(w.lower_ == "where" for o in objects for clause in o.children if clause.dep_ == "relcl"
+           for w in clause.children):
+        return True
+    acts = any(any(c.dep_ == "dobj" for c in other.children) for other in leave.conjuncts)
+    return acts and not any(c.dep_ == "prep" for c in leave.children)
 
 
 def _spatial_object(token) -> bool:

@@ -74,6 +74,13 @@ COMMANDS = {
     "Don't pick up the mug left of the tray, pick up the cube.": "the cube",
     "Don't forget to pick up the mug.": "the mug",
     "Leave the mug alone and grab the cube.": "the cube",
+    # what the user says not to touch, or to leave where it is, is not what the robot acts on
+    "Without touching the mug, pick up the cube.": "the cube",
+    "Pick up the cube without touching the mug.": "the cube",
+    "Leave the mug there and grab the cube.": "the cube",
+    "Leave the mug where it is and grab the cube.": "the cube",
+    "Leave the mug and take the cube.": "the cube",
+    "Leave the mug on the tray.": "the mug",  # placed: "leave" with a place of its own
     # helper-64: what is avoided, or named after "not" / "except", was the target
     "Avoid the duck and grab the green mug.": "the green mug",
     "Ignore the duck and pick up the mug.": "the mug",
