@@ -201,12 +201,27 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int |
     return rules
 
 
+# a distance or an angle ("10 cm", "0.1 m", "5 centimetres", "3 inches", "90 degrees") says how
+# far to move or turn, never which object or where: neither a target nor a landmark (after an
+# article it is the object's own: "the 3 m cable")
+_MEASURE = re.compile(r"(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)\b\d+(?:[.,]\d+)?\s*(?:mm|cm|m|millimet(?:er|re)s?|centimet(?:er|re)s?"
+                      r"|met(?:er|re)s?|inch(?:es)?|ft|feet|foot|deg(?:rees?)?|\u00b0)(?!\w)", re.IGNORECASE)
+
+
+def without_measures(text: str) -> str:
+    """`text` with each distance or angle in it (`_MEASURE`) turned to as many spaces, so the
+    character spans of everything else stay: "place the cube 10 cm left of the tray" is read
+    as "place the cube left of the tray". Every reading of a command's words starts here."""
+    return _MEASURE.sub(lambda m: " " * len(m.group()), text)
+
+
 def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
-    """(noun phrases of the cleaned prompt `text`, index of the target among them or -1).
+    """(noun phrases of the cleaned prompt `text`, index of the target among them or -1),
+    distances and angles left out (`without_measures`).
 
     A robot asks the same few commands again and again: each (nlp, text) is parsed once
     (`_parsed_command`, two spaCy passes a piece) and its phrases handed out as fresh copies."""
-    phrases, target, _ = _parsed_command(nlp, text)
+    phrases, target, _ = _parsed_command(nlp, without_measures(text))
     return [replace(p) for p in phrases], target
 
 
@@ -214,7 +229,7 @@ def placement(nlp, text: str) -> bool:
     """Whether the target phrase of `text` (command_phrases) is the object of a PLACEMENT_VERBS
     verb ("*put* the mug behind the tray"): then a relation right after it says where to put
     it, unless the destination follows the landmark (`_resolve_target`)."""
-    return _parsed_command(nlp, text)[2]
+    return _parsed_command(nlp, without_measures(text))[2]
 
 
 def _excluded(verb) -> bool:

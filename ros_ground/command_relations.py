@@ -15,7 +15,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ros_ground.command import CARRYING_VERBS, PLACEMENT_VERBS, SPATIAL_WORDS, command_phrases
+from ros_ground.command import (
+    CARRYING_VERBS,
+    PLACEMENT_VERBS,
+    SPATIAL_WORDS,
+    command_phrases,
+    without_measures,
+)
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
@@ -180,6 +186,7 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     `is_destination`) or a place preposition after it or after its landmark does ("put the mug
     *on the tray*", "put the mug left of the tray *in the box*", `PLACE_WORDS`), and the
     relation after the destination that says which one it is."""
+    text = without_measures(text)
     landmark, relation, after, destination = target_relation(text, chunks, target, placed)
     if landmark < 0 and not placed and target + 1 < len(chunks):
         gap = text[chunks[target].char_end:chunks[target + 1].char_start]
@@ -237,6 +244,7 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
     object ("put *it* on the tray", "now place them left of the duck": what it holds, from an
     earlier command), the destination and how (`place`, and the relation after it that says
     which: `_described`) as Relations with no landmark; None when no phrase is such a place."""
+    text = without_measures(text)
     for k, chunk in enumerate(chunks):
         gap = text[chunks[k - 1].char_end if k else 0:chunk.char_start]
         moved = _PLACED_AGAIN.search(gap)

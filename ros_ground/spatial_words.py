@@ -17,13 +17,14 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("at the back of", "behind"),
              # nearness: of the objects of the target's kind, the one nearest the landmark
              ("next to", "near"), ("beside", "near"), ("nearest to", "near"), ("nearest", "near"),
-             ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"))
+             ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"),
+             ("alongside", "near"), ("close by", "near"), ("over by", "near"), ("by", "near"))
 # each relation as a response names it (GroundedResponse.relation)
 RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind",
                   "near": "next to"}
 # "closest to the camera" is a superlative, the camera no landmark in the picture; so is
 # "closest to you": the robot a command addresses sees from its camera
-_CAMERA = re.compile(r"\s*(?:to\s+)?(?:the\s+camera|you(?:rself)?)\b")  # "nearest (to) the camera"
+_CAMERA = re.compile(r"\s*(?:to\s+)?(?:the\s+(?:camera|robot)|you(?:rself)?)\b")  # "nearest (to) the camera"
 # adverbs that sharpen a relation without changing it: "right behind", "just left of"
 RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
@@ -58,11 +59,12 @@ COMPARATIVES = {"closer to the camera": "closest to the camera",
                 "farther from the camera": "farthest from the camera",
                 "further from the camera": "farthest from the camera"}
 # the superlatives and comparatives of nearness said of the robot addressed ("the mug nearest
-# *you*", "which cube is farther from you?"), each with the SUPERLATIVES entry it stands for
+# *you*", "which cube is farther from you?", "closest to the robot"), each with the SUPERLATIVES
+# entry it stands for
 TO_YOU = {wording.replace("the camera", you): ("farthest from the camera" if "from" in wording
                                                else "closest to the camera")
           for wording in (*SUPERLATIVES, *COMPARATIVES) if "the camera" in wording
-          for you in ("you", "yourself")}
+          for you in ("you", "yourself", "the robot")}
 _TO_YOU = re.compile(r"\b(?:" + "|".join(map(re.escape, TO_YOU)) + r")\b")
 
 
@@ -134,8 +136,14 @@ def relation_pattern() -> str:
     words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
     return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
             + "|".join((_IN_PHRASE if w in _ADJECTIVES else "") + r"\s+".join(map(re.escape, w.split()))
-                       for w in words)
+                       + (_NOT_A_PART if w.endswith("by") else "") for w in words)
             + r")\b(?!" + _CAMERA.pattern + ")")
+
+
+# "by" says how a thing is held or how far it moves, not where it is, before a part of it or a
+# possessive ("pick it up *by the handle*", "by its rim") and before a distance ("by 10 cm")
+_NOT_A_PART = (r"(?!\s+(?:its|their|his|her|the\s+(?:handle|rim|edge|side|top|bottom|base|lid|neck)s?\b"
+               r"|\d|a\s+(?:bit|little|few)\b|hand\b))")
 
 
 # relation words that are an adjective of the phrase after an article ("the *nearest* mug", "a
@@ -151,8 +159,10 @@ def _relation_start(text: str) -> tuple[str, str] | None:
     # the wording as it stands first: "right of" is a relation, "right" of "right behind" an adverb
     for words_first in (plain, _ADVERB.sub("", plain)):
         for words, relation in RELATIONS:
-            if words_first.startswith(words + " ") and not _CAMERA.match(words_first[len(words):]):
-                return relation, words_first[len(words):]
+            rest = words_first[len(words):]
+            if (words_first.startswith(words + " ") and not _CAMERA.match(rest)
+                    and (not words.endswith("by") or re.match(_NOT_A_PART, rest))):
+                return relation, rest
     return None
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros_ground.command import command_phrases, command_pieces, placement
+from ros_ground.command import command_phrases, command_pieces, placement, without_measures
 from ros_ground.command_relations import command_relations, fronted_relation, is_destination
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.geometry import upsample_map
@@ -81,6 +81,10 @@ COMMANDS = {
     "Leave the mug where it is and grab the cube.": "the cube",
     "Leave the mug and take the cube.": "the cube",
     "Leave the mug on the tray.": "the mug",  # placed: "leave" with a place of its own
+    # a distance or an angle is how far, never an object
+    "Move the mug 5 centimeters to the right.": "the mug",
+    "Rotate the mug 90 degrees.": "the mug",
+    "Pick up the 3 m cable.": "the 3 m cable",  # after an article: the object's own
     # helper-64: what is avoided, or named after "not" / "except", was the target
     "Avoid the duck and grab the green mug.": "the green mug",
     "Ignore the duck and pick up the mug.": "the mug",
@@ -397,6 +401,13 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Put the red mug, the cube and the ball on the tray.", None, None, "the tray", "on", None, None),
     ("um put the mug uh in the box", None, None, "the box", "in", None, None),
     ("Bring the mug over to the tray.", None, None, "the tray", "to", None, None),
+    # nearness said with "by"; a distance before a place is how far, not a phrase
+    ("Pick up the mug by the duck.", "the duck", "near", None, "", None, None),
+    ("Grab the cube close by the tray.", "the tray", "near", None, "", None, None),
+    ("Pick up the mug by its handle.", None, None, None, "", None, None),
+    ("Place the cube 10 cm left of the tray.", None, None, "the tray", "left of", None, None),
+    ("Move the cube 0.1 m to the left of the mug.", None, None, "the mug", "left of", None, None),
+    ("Move the cube by 10 cm.", None, None, None, "", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -411,8 +422,8 @@ def test_command_relations_name_each_role(nlp, command, landmark, relation, dest
         landmark, relation, destination, place, of, of_relation)
     # the target's own words end where its destination starts: "the leftmost tray" of a
     # destination is no superlative of the target's
-    if rel.destination >= 0:
-        assert command[phrases[target].char_end:].startswith(rel.after)
+    if rel.destination >= 0:  # (distances read as spaces)
+        assert without_measures(command)[phrases[target].char_end:].startswith(rel.after)
         assert phrases[rel.destination].text not in rel.after
 
 

@@ -276,6 +276,16 @@ def test_relation_after():
     # the camera is the viewpoint of a superlative, no landmark: "nearest (to) the camera"
     assert relation_after(" is nearest to the camera?") is None
     assert relation_after(" nearest the camera") is None and relation_after(" nearest the tray") == "near"
+    assert relation_after(" closest to the robot") is None  # the robot sees from its camera
+
+
+def test_by_is_nearness_unless_it_says_how():
+    for after in (" by the duck", " that is by the mug", " close by the tray", " over by the tray",
+                  " alongside the mug", " right by the mug"):
+        assert relation_after(after) == "near", after
+    # how the object is held or how far it moves, not where it is
+    for after in (" by its handle", " by the handle", " by the rims", " by 10 cm", " by a bit", " by hand"):
+        assert relation_after(after) is None, after
 
 
 def test_relation_only():
@@ -373,6 +383,7 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     # the robot addressed sees from its camera
     ("the mug", " closest to you", "closest to the camera"),
     ("the mug", " nearest you.", "closest to the camera"),
+    ("the cube", " closest to the robot", "closest to the camera"),
     ("which cube", " is farther from you?", "farthest from the camera"),
     ("the mug", " furthest from yourself", "farthest from the camera"),
     ("the second mug", " from you", "closest to the camera"),
