@@ -209,6 +209,15 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
         if landmark < 0 and (comparative_after(after) or _TO_SIDE.match(after)) and _CARRIED.search(
                 text[:chunks[target].char_start]):
             return Relations()  # "bring the mug closer to you", "pull it to the left": where it goes
+        if target < landmark < len(chunks) - 1:
+            # "grab the cube behind the mug *and put it* on the tray": chosen by the relation, put there
+            gap = text[chunks[landmark].char_end:chunks[landmark + 1].char_start]
+            moved = _PLACED_AGAIN.search(gap)
+            place = _place_of(moved.group("words")) if moved else None
+            if place:
+                return Relations(landmark, relation,
+                                 text[chunks[target].char_end:chunks[landmark].char_end + moved.start()],
+                                 landmark + 1, place, **_described(text, chunks, landmark + 1))
         return Relations(landmark, relation, after)
     last = landmark if landmark > target else target  # the place follows the target's words
     own_end = None
@@ -273,7 +282,8 @@ _PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS) + list(CA
 def _place_of(words: str) -> str | None:
     """Where the words after "put it" up to the next phrase put it, as a response names it: a
     relation alone ("left of", "right behind": RELATION_NAMES) or a place preposition
-    (`place_between`: "on", "down in"); None for neither."""
+    (`place_between`: "on", "down in"), after _MANNER words ("down left of"); None for neither."""
+    words = _MANNER.sub("", " ".join(words.lower().split()))
     how = relation_after(words) if relation_only(words + " ") else None
     return RELATION_NAMES[how] if how else place_between(words)
 

@@ -18,7 +18,10 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              # nearness: of the objects of the target's kind, the one nearest the landmark
              ("next to", "near"), ("beside", "near"), ("nearest to", "near"), ("nearest", "near"),
              ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"),
-             ("alongside", "near"), ("close by", "near"), ("over by", "near"), ("by", "near"))
+             ("alongside", "near"), ("close by", "near"), ("over by", "near"), ("by", "near"),
+             ("left from", "left"), ("right from", "right"),
+             *((f"{more} {side} than", side) for more in ("further", "farther", "more to the")
+               for side in ("left", "right")))
 # each relation as a response names it (GroundedResponse.relation)
 RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind",
                   "near": "next to"}
@@ -38,8 +41,8 @@ _NOT_OF = r"(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)"  # "left of", "left-hand si
 _SIDE_IN = re.compile(r"\b(?:far[- ]|very )?(left|right)(?:[- ]hand)?\b" + _NOT_OF)
 # a copula after the phrase: "(the mug) that is", "which are", "that's", speech-to-text "thats"
 _THAT_IS = r"(?:(?:(?:that|which)\s+)?(?:is|are)\s+|(?:that|which)['\u2019]?s\s+)?"
-_SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS
-                         + r"(?:on|at|to)\s+(?:the\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
+_SIDE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS + r"(?:all\s+the\s+way\s+)?"
+                         r"(?:on|at|to)\s+(?:the\s+|your\s+)?(?:far\s+|very\s+)?(left|right)\b" + _NOT_OF)
 # nearness to the camera in the phrase ("the *front* mug", "the *rearmost* cube") or right
 # after it ("the mug *in front*", "the one *at the back*"; not "in front of"), and its
 # comparative of two ("the mug *closer to the camera*")
@@ -136,7 +139,9 @@ def relation_pattern() -> str:
     words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
     return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
             + "|".join((_IN_PHRASE if w in _ADJECTIVES else "") + r"\s+".join(map(re.escape, w.split()))
-                       + (_NOT_A_PART if w.endswith("by") else "") for w in words)
+                       + (_NOT_A_PART if w.endswith("by") else "")
+                       + (r"(?![\s-]+last\b)" if w == "next to" else "")  # "the next to last mug"
+                       for w in words)
             + r")\b(?!" + _CAMERA.pattern + ")")
 
 
@@ -161,7 +166,8 @@ def _relation_start(text: str) -> tuple[str, str] | None:
         for words, relation in RELATIONS:
             rest = words_first[len(words):]
             if (words_first.startswith(words + " ") and not _CAMERA.match(rest)
-                    and (not words.endswith("by") or re.match(_NOT_A_PART, rest))):
+                    and (not words.endswith("by") or re.match(_NOT_A_PART, rest))
+                    and not (words == "next to" and rest.startswith(" last "))):
                 return relation, rest
     return None
 

@@ -85,6 +85,7 @@ COMMANDS = {
     "Move the mug 5 centimeters to the right.": "the mug",
     "Rotate the mug 90 degrees.": "the mug",
     "Pick up the 3 m cable.": "the 3 m cable",  # after an article: the object's own
+    "Grab the next to last cube.": "the next to last cube",  # an ordinal, not "next to" a landmark
     # helper-64: what is avoided, or named after "not" / "except", was the target
     "Avoid the duck and grab the green mug.": "the green mug",
     "Ignore the duck and pick up the mug.": "the mug",
@@ -408,6 +409,10 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Place the cube 10 cm left of the tray.", None, None, "the tray", "left of", None, None),
     ("Move the cube 0.1 m to the left of the mug.", None, None, "the mug", "left of", None, None),
     ("Move the cube by 10 cm.", None, None, None, "", None, None),
+    # chosen by a relation, then put somewhere as "it": both reported
+    ("Grab the cube behind the mug and put it on the tray.", "the mug", "behind", "the tray", "on",
+     None, None),
+    ("pick up the cube, put it down left of the mug", None, None, "the mug", "left of", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):

@@ -279,6 +279,12 @@ def test_relation_after():
     assert relation_after(" closest to the robot") is None  # the robot sees from its camera
 
 
+def test_comparatives_of_a_side_are_relations():
+    assert relation_after(" further left than the tray") == "left"
+    assert relation_after(" more to the right than the duck") == "right"
+    assert relation_after(" left from the tray") == "left"
+
+
 def test_by_is_nearness_unless_it_says_how():
     for after in (" by the duck", " that is by the mug", " close by the tray", " over by the tray",
                   " alongside the mug", " right by the mug"):
@@ -384,6 +390,8 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the mug", " closest to you", "closest to the camera"),
     ("the mug", " nearest you.", "closest to the camera"),
     ("the cube", " closest to the robot", "closest to the camera"),
+    ("the mug", " all the way on the left", "leftmost"),
+    ("the mug", " on your right", "rightmost"),  # the robot's right: its camera's
     ("which cube", " is farther from you?", "farthest from the camera"),
     ("the mug", " furthest from yourself", "farthest from the camera"),
     ("the second mug", " from you", "closest to the camera"),
