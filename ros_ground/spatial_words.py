@@ -125,7 +125,9 @@ _MIDDLE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS +
                            r"(?:in|at)\s+the\s+(?:middle|cent(?:er|re))\b" + _NOT_OF_WORD)
 # a copula or a participle of where a thing is before a relation: "(the mug) that is", "which's",
 # "sitting", "that is located"
-_COPULA = re.compile(r"^,?\s*(?:(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+)?"
+# ("pick the cube *up* that's next to the duck": the verb's particle may stand before a clause)
+_COPULA = re.compile(r"^,?\s*(?:(?:up|down|out)\s+(?=(?:that|which)\b))?"
+                     r"(?:(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+)?"
                      r"(?:(?:sitting|standing|lying|located|placed|positioned|resting)\s+)?")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 

@@ -279,6 +279,12 @@ def test_relation_after():
     assert relation_after(" closest to the robot") is None  # the robot sees from its camera
 
 
+def test_a_relation_after_the_verbs_particle():
+    assert relation_after(" up that's next to the duck") == "near"
+    assert relation_after(" up that is left of the tray") == "left"
+    assert relation_after(" up next to the duck") is None  # where it is picked up to, not which
+
+
 def test_comparatives_of_a_side_are_relations():
     assert relation_after(" further left than the tray") == "left"
     assert relation_after(" more to the right than the duck") == "right"
