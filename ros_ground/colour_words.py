@@ -20,7 +20,7 @@ HUES = {"red": ((0, 15), (330, 361)), "orange": ((15, 40),), "yellow": ((40, 70)
         "green": ((70, 170),), "blue": ((170, 255),), "purple": ((255, 330),),
         "violet": ((255, 330),), "pink": ((290, 345),)}
 ACHROMATIC = ("white", "black", "grey", "gray")
-# brown is a dark, saturated red to orange: the hue alone cannot tell it (colour_share)
+# brown is a dark, saturated orange: the hue alone cannot tell it (colour_share)
 COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC) | {"brown"}
 # other words for those colours, read as the colour they name ("the reddish mug" is a red one);
 # none is also the name of an object a robot picks up ("rose", "lemon", "lime", "olive" are not)
@@ -67,8 +67,9 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     is saturation < 0.2 and value >= WHITE_MIN_VALUE (a white surface turned from the light
     renders mid-grey, and one frame cannot tell it from a lit grey one), "black" value < 0.25,
     "grey" the unsaturated middle (0.25 <= value < 0.8: a grey, like a shaded white, is both),
-    "brown" a hue of 0-45 degrees with saturation >= 0.3 and 0.1 <= value < 0.65 (an orange or
-    red in shade is brown too, as it looks). ValueError for another word."""
+    "brown" a hue of 12-45 degrees with saturation >= 0.3 and 0.1 <= value < 0.65 (an orange in
+    shade is brown too, as it looks; a red in shade, hue under 12, stays red). ValueError for
+    another word."""
     if word not in COLOUR_WORDS:
         raise ValueError(f"not a colour word: {word!r}")
     pixels = rgb[np.asarray(mask, dtype=bool)]
@@ -83,7 +84,7 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     elif word in ("grey", "gray"):
         hit = (sat < 0.2) & (val >= 0.25) & (val < 0.8)
     elif word == "brown":
-        hit = (hue < 45) & (sat >= 0.3) & (val >= 0.1) & (val < 0.65)
+        hit = (hue >= 12) & (hue < 45) & (sat >= 0.3) & (val >= 0.1) & (val < 0.65)
     else:
         coloured = (sat * val >= 0.25) & (val >= 0.25)
         hit = np.zeros(len(hue), dtype=bool)

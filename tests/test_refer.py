@@ -57,6 +57,7 @@ def test_white_in_shade_is_white_and_black_is_not():
 
 def test_brown_is_a_dark_warm_colour_not_orange_red_or_a_wooden_table():
     rgb, masks = _scene([("red", 10, 20), ("yellow", 30, 20), ("red", 50, 20)])
+    rgb[masks[0]] = (130, 12, 12)  # a red in shade: value 0.51, hue 0
     rgb[masks[1]] = (240, 140, 20)  # orange
     rgb[masks[2]] = (110, 65, 30)  # brown: hue 26 degrees, value 0.43
     table = np.ones((H, W), bool)
