@@ -23,7 +23,8 @@ ACHROMATIC = ("white", "black", "grey", "gray")
 # brown is a dark, saturated orange: the hue alone cannot tell it (colour_share)
 COLOUR_WORDS = frozenset(HUES) | frozenset(ACHROMATIC) | {"brown"}
 # other words for those colours, read as the colour they name ("the reddish mug" is a red one);
-# none is also the name of an object a robot picks up ("rose", "lemon", "lime", "olive" are not)
+# none is also the name of an object a robot picks up ("rose", "lemon", "lime", "olive" are not,
+# nor "cream", "chocolate", "tan": cream cheese, a chocolate bar, sun tan lotion)
 SYNONYMS = {
     "reddish": "red", "crimson": "red", "scarlet": "red", "maroon": "red", "burgundy": "red",
     "orangish": "orange", "orangey": "orange", "amber": "orange", "yellowish": "yellow",
@@ -31,9 +32,11 @@ SYNONYMS = {
     "blueish": "blue", "navy": "blue", "azure": "blue", "cyan": "blue", "aqua": "blue", "turquoise": "blue",
     "teal": "blue", "purplish": "purple", "lilac": "purple", "lavender": "purple",
     "magenta": "purple", "indigo": "purple", "pinkish": "pink", "whitish": "white",
-    "ivory": "white", "cream": "white", "blackish": "black", "greyish": "grey", "grayish": "gray",
-    "silver": "grey", "brownish": "brown", "chocolate": "brown", "tan": "brown",
+    "ivory": "white", "blackish": "black", "greyish": "grey", "grayish": "gray", "silver": "grey",
+    "brownish": "brown",
 }
+# words that name a colour only before "coloured": "the *cream*-coloured mug", not "the cream cheese"
+COLOURED = {"cream": "white", "beige": "brown", "tan": "brown", "chocolate": "brown"}
 # words that shade a colour without changing it: "(the mug that is) *dark* blue"
 SHADES = frozenset(("dark", "light", "bright", "pale", "deep", "pastel", "vivid"))
 # On ood frames (a camera 12-20 degrees up, seeing objects' sides) white objects' median value
@@ -67,9 +70,10 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     is saturation < 0.2 and value >= WHITE_MIN_VALUE (a white surface turned from the light
     renders mid-grey, and one frame cannot tell it from a lit grey one), "black" value < 0.25,
     "grey" the unsaturated middle (0.25 <= value < 0.8: a grey, like a shaded white, is both),
-    "brown" a hue of 12-45 degrees with saturation >= 0.3 and 0.1 <= value < 0.65 (an orange in
-    shade is brown too, as it looks; a red in shade, hue under 12, stays red). ValueError for
-    another word."""
+    "brown" a hue of 12-45 degrees, saturation >= 0.25 and value >= 0.1, either dark (value <
+    0.65: an orange in shade is brown too, as it looks) or dull (saturation < 0.6 and value <
+    0.9: cardboard, tan, oak; a lit orange is neither); a red in shade, hue under 12, stays red.
+    ValueError for another word."""
     if word not in COLOUR_WORDS:
         raise ValueError(f"not a colour word: {word!r}")
     pixels = rgb[np.asarray(mask, dtype=bool)]
@@ -84,7 +88,8 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     elif word in ("grey", "gray"):
         hit = (sat < 0.2) & (val >= 0.25) & (val < 0.8)
     elif word == "brown":
-        hit = (hue >= 12) & (hue < 45) & (sat >= 0.3) & (val >= 0.1) & (val < 0.65)
+        hit = ((hue >= 12) & (hue < 45) & (sat >= 0.25) & (val >= 0.1)
+               & ((val < 0.65) | ((sat < 0.6) & (val < 0.9))))
     else:
         coloured = (sat * val >= 0.25) & (val >= 0.25)
         hit = np.zeros(len(hue), dtype=bool)
@@ -176,6 +181,8 @@ def _roles(text: str) -> list[tuple[str, str, tuple[int, int]]]:
     matches = list(re.finditer(r"[a-z]+|,", text.lower()))
     for i, match in enumerate(matches):
         word, role = SYNONYMS.get(match.group(), match.group()), ""
+        if word in COLOURED and i + 1 < len(matches) and matches[i + 1].group() in ("coloured", "colored"):
+            word = COLOURED[word]
         shade = match.group().endswith("ish") and i + 1 < len(matches) and SYNONYMS.get(
             matches[i + 1].group(), matches[i + 1].group()) in COLOUR_WORDS  # "*reddish*-brown": brown
         if word in COLOUR_WORDS and not shade:

@@ -282,10 +282,14 @@ _PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS) + list(CA
 def _place_of(words: str) -> str | None:
     """Where the words after "put it" up to the next phrase put it, as a response names it: a
     relation alone ("left of", "right behind": RELATION_NAMES) or a place preposition
-    (`place_between`: "on", "down in"), after _MANNER words ("down left of"); None for neither."""
-    words = _MANNER.sub("", " ".join(words.lower().split()))
-    how = relation_after(words) if relation_only(words + " ") else None
-    return RELATION_NAMES[how] if how else place_between(words)
+    (`place_between`: "on", "down in"), also after _MANNER words ("down left of"; "right of" is
+    a relation before "right" is a manner); None for neither."""
+    words = " ".join(words.lower().split())
+    for worded in (words, _MANNER.sub("", words)):
+        how = relation_after(worded) if relation_only(worded + " ") else None
+        if how:
+            return RELATION_NAMES[how]
+    return place_between(words)
 
 
 def _described(text: str, chunks: list[NounPhrase], destination: int) -> dict:

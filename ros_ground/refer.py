@@ -74,6 +74,9 @@ MAX_AREA = 0.2
 MAX_AREA_OVER_MEDIAN = 10.0
 MIN_COLOUR = 0.4
 MAX_PAIR_IOU = 0.2  # a target and its landmark overlapping more are one object
+# "next to" a landmark, for a superlative to choose among: within twice the nearest object's
+# distance (two mugs either side of a tray are both next to it; one across the table is not)
+NEAR_FACTOR = 2.0
 STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
 
@@ -105,6 +108,15 @@ def _nearest(candidates: np.ndarray, j: int, centres: np.ndarray,
     candidates = of_kind(candidates, kind_scores)
     distance = np.hypot(*(centres[candidates] - centres[j]).T)
     return int(candidates[int(np.argmin(distance))])
+
+
+def _near_to(candidates: np.ndarray, j: int, centres: np.ndarray) -> np.ndarray:
+    """Bool [N]: the masks of `candidates` (bool [N]) whose (centroid column, lowest row) lies
+    within NEAR_FACTOR times the nearest one's distance of landmark `j`'s: the objects "next to"
+    it, of which a superlative then picks one."""
+    distance = np.hypot(*(centres - centres[j]).T)
+    nearest = np.nanmin(np.where(candidates, distance, np.nan))
+    return candidates & (distance <= NEAR_FACTOR * max(nearest, 1.0))
 
 
 def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
@@ -292,6 +304,8 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
         j = best_landmark()
         holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)
+        if relation == "near" and holding.any():  # "the big mug next to the tray": of those near it
+            holding = _near_to(holding, j, centres)
         target = extreme(superlative, masks, holding if holding.any() else ok, centres, stability,
                           kind_scores, rank, rgb)
         return target, (j if target != j else best_landmark(target))

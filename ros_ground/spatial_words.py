@@ -27,7 +27,11 @@ RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of"
                   "near": "next to"}
 # "closest to the camera" is a superlative, the camera no landmark in the picture; so is
 # "closest to you": the robot a command addresses sees from its camera
-_CAMERA = re.compile(r"\s*(?:to\s+)?(?:the\s+(?:camera|robot)|you(?:rself)?)\b")  # "nearest (to) the camera"
+# "the robot" is the viewpoint only when no noun follows it: "the robot toy" is a landmark
+_NO_NOUN_AFTER = (r"(?!['\u2019]s\b|\s+(?!(?:and|or|then|please|so|now|but|on|in|at|to|from|with|that"
+                  r"|which)\b)[a-z])")
+_CAMERA = re.compile(r"\s*(?:to\s+)?(?:the\s+camera|the\s+robot\b" + _NO_NOUN_AFTER
+                     + r"|you(?:rself)?)\b")  # "nearest (to) the camera"
 # adverbs that sharpen a relation without changing it: "right behind", "just left of"
 RELATION_ADVERBS = ("right", "just", "directly", "immediately", "slightly")
 SUPERLATIVES = ("leftmost", "rightmost", "closest to the camera", "nearest to the camera",
@@ -63,17 +67,20 @@ COMPARATIVES = {"closer to the camera": "closest to the camera",
                 "further from the camera": "farthest from the camera"}
 # the superlatives and comparatives of nearness said of the robot addressed ("the mug nearest
 # *you*", "which cube is farther from you?", "closest to the robot"), each with the SUPERLATIVES
-# entry it stands for
+# entry it stands for; nearness to it is nearness to its camera ("the mug next to you")
+_NEXT_TO = ("next to", "beside", "near", "close to", "by")
 TO_YOU = {wording.replace("the camera", you): ("farthest from the camera" if "from" in wording
                                                else "closest to the camera")
-          for wording in (*SUPERLATIVES, *COMPARATIVES) if "the camera" in wording
-          for you in ("you", "yourself", "the robot")}
-_TO_YOU = re.compile(r"\b(?:" + "|".join(map(re.escape, TO_YOU)) + r")\b")
+          for wording in (*SUPERLATIVES, *COMPARATIVES, *(f"{near} the camera" for near in _NEXT_TO))
+          if "the camera" in wording for you in ("you", "yourself", "the robot")}
+_TO_YOU = re.compile(r"\b(?:" + "|".join(map(re.escape, TO_YOU)) + r")\b" + _NO_NOUN_AFTER)
 
 
 def _wordings(wordings) -> str:
-    """Regular expression of `wordings`, their words apart by any whitespace, the longest first."""
-    return "|".join(r"\s+".join(map(re.escape, w.split())) for w in sorted(wordings, key=len, reverse=True))
+    """Regular expression of `wordings`, their words apart by any whitespace, the longest first
+    (one ending in "the robot" not before a noun: `_NO_NOUN_AFTER`)."""
+    return "|".join(r"\s+".join(map(re.escape, w.split())) + (_NO_NOUN_AFTER if w.endswith("robot") else "")
+                    for w in sorted(wordings, key=len, reverse=True))
 
 
 # the superlatives and comparatives of nearness that follow their noun ("the mug *closest to

@@ -31,6 +31,10 @@ from ros_ground.colour_words import colours_after, named_colours
     ("the brown box", "", ["brown"], []),
     ("the gold ring", "", ["yellow"], []),
     ("the aqua cube", "", ["blue"], []),
+    ("the cream cheese", "", [], []),  # object names, not colours
+    ("the chocolate bar", "", [], []),
+    ("the cream-coloured mug", "", ["white"], []),
+    ("the beige colored box", "", ["brown"], []),
     ("the reddish-brown cube", "", ["brown"], []),  # an -ish word before a colour shades it
     ("the mug", " that is dark blue", ["blue"], []),  # a shade word does not end the colours
     ("the mug", " the red one", ["red"], []),  # an apposition spoken without its comma

@@ -55,15 +55,30 @@ def test_white_in_shade_is_white_and_black_is_not():
     assert resolve(rgb, masks, heat, "the white mug") == 2
 
 
-def test_brown_is_a_dark_warm_colour_not_orange_red_or_a_wooden_table():
-    rgb, masks = _scene([("red", 10, 20), ("yellow", 30, 20), ("red", 50, 20)])
+def test_a_superlative_next_to_a_landmark_chooses_among_those_next_to_it():
+    rgb = np.full((200, 400, 3), 90, np.uint8)
+    masks = []
+    for r0, r1, c0, c1 in ((100, 140, 40, 120), (105, 135, 125, 155), (110, 130, 10, 30),
+                           (100, 140, 330, 370)):  # a tray, a mug either side of it, a big mug far off
+        mask = np.zeros(rgb.shape[:2], bool)
+        mask[r0:r1, c0:c1] = True
+        masks.append(mask)
+    heat = np.zeros(rgb.shape[:2])
+    kinds = dict(scores=np.array([0.0, 1.0, 1.0, 1.0]), landmark_scores=np.array([1.0, 0.0, 0.0, 0.0]))
+    for phrase, after, target in (("the big mug", " next to the tray", 1), ("the bigger mug", " by the tray", 1),
+                                  ("the little mug", " beside the tray", 2), ("the big mug", "", 3)):
+        assert resolve_pair(rgb, masks, heat, phrase, after, heat, "the tray" if after else "",
+                            **kinds)[0] == target, phrase + after
+
+
+def test_brown_is_dark_or_dull_orange_not_a_lit_orange_or_a_red_in_shade():
+    rgb, masks = _scene([("red", 10, 20), ("yellow", 30, 20), ("red", 50, 20), ("red", 70, 20)])
     rgb[masks[0]] = (130, 12, 12)  # a red in shade: value 0.51, hue 0
-    rgb[masks[1]] = (240, 140, 20)  # orange
-    rgb[masks[2]] = (110, 65, 30)  # brown: hue 26 degrees, value 0.43
-    table = np.ones((H, W), bool)
-    table[15:35] = False
-    assert [colour_share(rgb, m, "brown") for m in (*masks, table)] == [0.0, 0.0, 1.0, 0.0]
-    assert resolve(rgb, masks, _heat_on(masks[0]), "the brown box") == 2
+    rgb[masks[1]] = (240, 140, 20)  # a lit orange: saturation 0.92, value 0.94
+    rgb[masks[2]] = (110, 65, 30)  # dark brown: hue 26 degrees, value 0.43
+    rgb[masks[3]] = (200, 160, 110)  # cardboard: saturation 0.45, value 0.78
+    assert [colour_share(rgb, m, "brown") for m in masks] == [0.0, 0.0, 1.0, 1.0]
+    assert resolve(rgb, masks, _heat_on(masks[0]), "the brown box") in (2, 3)
 
 
 def test_colour_word_beats_attention_on_the_wrong_object():
