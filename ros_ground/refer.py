@@ -65,7 +65,7 @@ import numpy as np
 from ros_ground.colour_words import colour_share, named_colours
 from ros_ground.entities import score_entities
 from ros_ground.extremes import extreme, of_kind, superlative_candidates
-from ros_ground.metrics import iou
+from ros_ground.masks import iou
 from ros_ground.spatial_words import ordinal_of, relation_after, superlative_of
 
 MAX_AREA = 0.2

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ros_ground.errors import InputError
+from ros_ground.masks import iou
 from ros_ground.spatial import depth_at, project
 
 if TYPE_CHECKING:  # torch loads with the model: resolving a region (CLI checks, nodes) needs none
@@ -59,9 +60,7 @@ def box_mask(shape: tuple[int, int], x: int, y: int, w: int, h: int) -> np.ndarr
 
 def entity_for_box(box: np.ndarray, proposals) -> np.ndarray | None:
     """The proposal mask of highest IoU with the `box` mask (at least 0.3), else None.
-    ValueError when a proposal's mask is not the box's shape (metrics.iou)."""
-    from ros_ground.metrics import iou
-
+    ValueError when a proposal's mask is not the box's shape (masks.iou)."""
     best, best_iou = None, 0.3
     for p in proposals or []:
         mask = np.asarray(p.mask, dtype=bool)

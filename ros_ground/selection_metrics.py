@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ros_ground.metrics import GTPhrase, Vocabulary, iou, match_phrase
+from ros_ground.masks import iou
+from ros_ground.metrics import GTPhrase, Vocabulary, match_phrase
 from ros_ground.results import GroundedPhrase
 
 IOU_THRESHOLD = 0.5

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from ros_ground.masks import iou
 from ros_ground.metrics import (
     EvalReport,
     GTPhrase,
@@ -14,7 +15,6 @@ from ros_ground.metrics import (
     aggregate,
     ap50,
     evaluate_image,
-    iou,
     mask_recall_image,
     match_phrase,
     miou_image,

@@ -10,10 +10,10 @@ from ros_ground.geometry import ImageGeometry
 from ros_ground.lmm_tokens import (
     entity_tokens,
     image_features,
-    pool_tokens,
     token_grid_weights,
     window_entity_tokens,
 )
+from ros_ground.masks import pool_tokens
 from ros_ground.retrieval import combine, phrase_vectors, token_scores
 from ros_ground.train.retrieval_head import train_head
 

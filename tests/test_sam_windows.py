@@ -228,7 +228,7 @@ def test_zoom_gives_better_masks_of_far_objects_with_the_sim_sam():
     import cv2
 
     from ros_ground.evaluate.scenes import scene_for
-    from ros_ground.metrics import iou
+    from ros_ground.masks import iou
 
     seg = load_sam("sim")
     whole, zoomed = [], []

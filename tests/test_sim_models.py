@@ -84,7 +84,7 @@ def test_crop_layers_find_the_objects_a_far_wide_camera_makes_small(sam):
     few of the small, far objects; `crop_n_layers: 1` runs the grid again on 2x2 crops, each at
     SAM's full input, and finds more."""
     from ros_ground.evaluate.scenes import scene_for
-    from ros_ground.metrics import iou
+    from ros_ground.masks import iou
     from ros_ground.sam import PROPOSAL_DEFAULTS
 
     scene = scene_for(1, "ood")
@@ -104,7 +104,7 @@ def test_zoom_crops_find_the_objects_a_far_wide_camera_makes_small(sam):
     sim SAM reads unscaled (eight of them), and finds what the whole frame, shrunk 2.5 times,
     misses. (Against a crop layer: docs/MEASUREMENTS.md, 40 scenes.)"""
     from ros_ground.evaluate.scenes import scene_for
-    from ros_ground.metrics import iou
+    from ros_ground.masks import iou
     from ros_ground.sam import PROPOSAL_DEFAULTS
 
     def found(seed: int, **crops) -> int:
@@ -136,7 +136,7 @@ def test_the_sim_config_finds_a_kind_the_frame_lacks_absent(lmm, sam):
 
     from ros_ground.engine import EngineConfig, GroundingEngine
     from ros_ground.evaluate.scenes import scene_for
-    from ros_ground.metrics import iou
+    from ros_ground.masks import iou
     from ros_ground.phrases import load_spacy
     from ros_ground.settings import PROPOSAL_DEFAULTS
 
@@ -166,7 +166,7 @@ def test_a_region_answer_is_grounded_on_the_region(lmm, sam):
     outlined on the blue mug: the maps of the flipped views, read without the region in the
     context, were averaged in. The answer's own maps put it on the region."""
     from ros_ground.engine import EngineConfig, GroundingEngine
-    from ros_ground.metrics import iou
+    from ros_ground.masks import iou
     from ros_ground.phrases import load_spacy
     from ros_ground.regions import Region
 

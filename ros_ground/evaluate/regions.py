@@ -18,7 +18,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from ros_ground.evaluate.progress import scene_progress
-from ros_ground.metrics import Vocabulary, iou
+from ros_ground.masks import iou
+from ros_ground.metrics import Vocabulary
 from ros_ground.regions import Region
 
 REGION_PROMPT = "What is this?"

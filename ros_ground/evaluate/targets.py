@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ros_ground.metrics import iou
+from ros_ground.masks import iou
 from ros_ground.results import GroundingResult
 
 IOU_HIT = 0.5

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from segment_anything import SamPredictor
 
-from ros_ground.lmm_tokens import pool_tokens
+from ros_ground.masks import pool_tokens
 
 
 def mask_grid_weights(

@@ -44,7 +44,7 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
     setting, the share of objects with a proposal of IoU >= 0.5 (and the mean best IoU), on
     the evaluation scenes of `scene_set` (evaluate.SCENE_SETS)."""
     from ros_ground.evaluate.scenes import scene_for
-    from ros_ground.metrics import iou
+    from ros_ground.masks import iou
 
     check_eval_seeds(seed, scenes)
     amg_settings = amg_settings if amg_settings is not None else {
@@ -157,7 +157,8 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
 def _referring(engine, scenes: int, seed: int, amg_params: dict, progress: bool | None) -> dict:
     """"Where is X?" in modes auto and point: does a phrase, and the phrase naming X, find X?"""
     from ros_ground.evaluate import SIM_VOCABULARY, evaluate
-    from ros_ground.metrics import iou, match_phrase
+    from ros_ground.masks import iou
+    from ros_ground.metrics import match_phrase
 
     rows: dict[str, list] = {"auto": [], "point": []}
     kinds: dict[str, list] = {}

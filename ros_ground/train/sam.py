@@ -97,7 +97,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """IoU of each predicted mask (logits > 0) with its target, the IoU head's training target:
-    an empty prediction of an empty target is exact, so 1 (metrics.iou's 0 is the evaluation's)."""
+    an empty prediction of an empty target is exact, so 1 (masks.iou's 0 is the evaluation's)."""
     pred = (logits > 0).flatten(-2)
     target = target.flatten(-2) > 0.5
     inter = (pred & target).sum(-1).float()
