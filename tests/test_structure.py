@@ -5,7 +5,7 @@ docstring (a line starting with "Over 400 lines:"); no module imports another mo
 name (`from ros_ground.x import _name`) or reaches one through the module
 (`x._name`, `ros_ground.x._name`), nor calls a private method of an object it did not define
 (`engine._read_views()` outside engine.py; `self._name()` and names the module defines itself
-are its own).
+are its own); the runtime pipeline reaches no evaluation module and SAM no LMM module.
 """
 
 import ast
@@ -130,6 +130,40 @@ def _foreign_private_calls(tree: ast.Module) -> list[tuple[int, str]]:
 def test_no_module_uses_another_modules_private_names():
     found = [use for path in _modules() for use in private_uses(path)]
     assert not found, "private names used across modules:\n" + "\n".join(found)
+
+
+def _imported(dotted: str) -> set[str]:
+    """The ros_ground modules `dotted` imports anywhere in its body (lazy imports included)."""
+    path = ROOT.joinpath(*dotted.split("."))
+    path = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.split(".")[0] == "ros_ground" and _is_module(name)}
+
+
+def reachable(dotted: str) -> set[str]:
+    """Every ros_ground module `dotted` imports, directly or through others."""
+    seen, todo = set(), [dotted]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imported(name))
+    return seen
+
+
+def test_layers_import_downwards():
+    """The pipeline does not load the evaluation (its sentence-transformers text similarity) to
+    compare masks, and SAM's package needs no LMM code: shared pieces live in the core (masks.py)."""
+    assert not reachable("ros_ground.engine") & {"ros_ground.metrics", "ros_ground.evaluate"}
+    assert not {m for m in reachable("ros_ground.sam")
+                if m in ("ros_ground.lmm", "ros_ground.lmm_tokens", "ros_ground.attention")
+                or m.startswith("ros_ground.lmm.")}
 
 
 def test_long_modules_say_why():
