@@ -227,13 +227,18 @@ def last_row_image_attention(module: torch.nn.Module, query: torch.Tensor, key: 
     """Sum over heads of softmax(q_last . k^T * scaling + mask_row)[image columns], float32.
 
     Raw probabilities over the whole context (not renormalised over the image slice).
+    query: [1, Hq, Q, D] (its last row is read), key: [1, Hkv, K, D], attention_mask: None or
+    additive/bool [1, 1 or Hq, Q, K]; image_positions: long [I] key indices. Returns float32 [I].
+    Raises NotImplementedError for a batch above 1, a mask not covering the K keys, logit
+    soft-capping or attention sinks; ValueError when Hq is not a multiple of Hkv.
     """
     scores = last_row_scores(module, query, key, attention_mask, scaling, kwargs)
     return image_probabilities(scores, image_positions).sum(dim=(0, 1))
 
 
 def image_probabilities(scores: torch.Tensor, image_positions: torch.Tensor) -> torch.Tensor:
-    """softmax over the keys (last dim), then the image-token columns only."""
+    """softmax over the keys (last dim), then the image-token columns only: scores [..., K]
+    and image_positions long [I] -> [..., I] probabilities (not renormalised over the I)."""
     return torch.softmax(scores, dim=-1).index_select(-1, image_positions)
 
 

@@ -4,7 +4,7 @@ The prompt's noun phrases are found with the same rules as the answer's (phrases
 on the cleaned prompt (lmm.LMMAdapter.clean_prompt: no chat-template text); prompt_grounding.py
 grounds them in the image.
 
-The command is parsed in pieces, cut at the spatial words refer.resolve reads (a relation:
+The command is parsed in pieces, cut at the spatial words refer.resolve_pair reads (a relation:
 "left of", "behind", "in front of"; a superlative after its noun: "closest to the camera";
 `command_pieces`). en_core_web_sm, given the whole command, tags "block" of "where is
 the white jenga block right of the ball?" a verb and "bear" of "pick up the teddy bear behind
@@ -132,7 +132,7 @@ NOT_OBJECTS = frozenset(
 
 
 def command_pieces(text: str) -> list[tuple[int, int]]:
-    """(start, end) character spans of `text` between the spatial words refer.resolve reads
+    """(start, end) character spans of `text` between the spatial words refer.resolve_pair reads
     (spatial_words.relation_pattern, and the spatial_words.SUPERLATIVES that follow their noun,
     cut whole: "the camera" of "closest to the camera" is the viewpoint, no thing in the picture to give a
     mask), stripped of whitespace and of leading punctuation (", not the one" -> "not the

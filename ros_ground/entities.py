@@ -37,6 +37,9 @@ def score_entities(heatmap: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
     heatmap's spread makes it independent of the heatmap's units and offset (so normalised or raw
     maps score alike), and the result is bounded in [-1, 1], so thresholds mean the same on every
     image. Empty masks score -1, masks covering everything (no contrast) and flat heatmaps score 0.
+
+    heatmap: [H, W] (non-finite values count as 0); masks: N bool HxW. Returns float64 [N] in
+    [-1, 1]. Raises ValueError when the heatmap is not 2-D or a mask is not its shape.
     """
     heat = np.asarray(heatmap, dtype=np.float64)
     if heat.ndim != 2:
@@ -113,7 +116,11 @@ def assign_entities(
     definite mention such as "the mug" after "a red mug", which may name the same thing) and
     phrases beyond the number of proposals take their best entities, whoever else has them.
     `scores` ([len(heatmaps), N]) replaces `score_entities` (e.g. retrieval scores,
-    ros_ground.retrieval). Returns None when there are no proposals.
+    ros_ground.retrieval). heatmaps: P maps [H, W], each proposal's mask HxW.
+
+    Returns one EntitySelection per heatmap ([] without heatmaps), None when there are no
+    proposals. Raises ValueError when `free` or `counts` is not one per heatmap, a count is
+    below 1, or (via `score_entities`) a heatmap is not 2-D or a mask is not its shape.
     """
     if not proposals:
         return None

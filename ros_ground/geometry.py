@@ -148,7 +148,8 @@ def upsample_map(grid_map: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     """[grid_h, grid_w] token map -> float32 [height, width] map over the original image.
 
     Bicubic upsampling to the window the grid covers, then cut to the image; pixels the model
-    never saw (outside a centre crop) get the map's minimum.
+    never saw (outside a centre crop) get the map's minimum. Raises ValueError when the map's
+    shape is not (geometry.grid_h, geometry.grid_w).
     """
     grid_map = np.asarray(grid_map, dtype=np.float32)
     if grid_map.shape != (geometry.grid_h, geometry.grid_w):
@@ -167,7 +168,9 @@ def upsample_map(grid_map: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
 
 
 def pad_to_square(image: np.ndarray, fill: Any = 0) -> np.ndarray:
-    """Centre the image on a max(H, W) square of `fill` (LLaVA-1.5's expand2square)."""
+    """Centre an [H, W] or [H, W, C] image on a max(H, W) square of `fill` (LLaVA-1.5's
+    expand2square): [S, S] or [S, S, C] of the image's dtype, S = max(H, W); a copy when square.
+    `fill` is a scalar or one value per channel (e.g. `background_fill`)."""
     image = np.asarray(image)
     h, w = image.shape[:2]
     s = max(h, w)

@@ -14,7 +14,8 @@ def normalise_maps(maps: np.ndarray, enabled: bool = True) -> np.ndarray:
 
     Attention sinks and position biases show up in every step; removing the sequence mean leaves
     what is specific to each token (the paper's ablation: +2.5 points of mask recall). With
-    `enabled=False` the maps are returned unchanged.
+    `enabled=False` (or T = 0) the maps are returned unchanged; otherwise float32 [T, h, w].
+    Raises ValueError when `maps` is not 3-D.
     """
     maps = np.asarray(maps)
     if maps.ndim != 3:
@@ -26,7 +27,10 @@ def normalise_maps(maps: np.ndarray, enabled: bool = True) -> np.ndarray:
 
 
 def phrase_map(maps: np.ndarray, token_indices: list[int]) -> np.ndarray:
-    """Mean of the listed steps' maps -> [h, w]: a phrase's attention is that of its tokens."""
+    """Mean of the listed steps' maps: [T, h, w] -> float32 [h, w]; a phrase's attention is that
+    of its tokens. `token_indices` index the T steps (negative from the end). Raises ValueError
+    when `maps` is not 3-D or no index is given, IndexError when an index is outside [-T, T).
+    """
     maps = np.asarray(maps)
     if maps.ndim != 3:
         raise ValueError(f"maps must be [T, h, w], got shape {maps.shape}")
@@ -46,7 +50,8 @@ def contrast_phrase_maps(phrase_maps: np.ndarray, weight: float = 1.0) -> np.nda
     answer's other phrases attend to, so an object that draws some attention from every phrase
     stops winning them all. It is weighted, and off in the engine by default, because in "the
     mug is left of the tray" the second phrase's map also looks at the mug. One phrase alone,
-    or weight 0, is returned unchanged.
+    or weight 0, is returned unchanged; otherwise float32 [P, h, w]. Raises ValueError when
+    `phrase_maps` is not 3-D.
     """
     maps = np.asarray(phrase_maps, dtype=np.float32)
     if maps.ndim != 3:
@@ -59,7 +64,9 @@ def contrast_phrase_maps(phrase_maps: np.ndarray, weight: float = 1.0) -> np.nda
 
 
 def peak_point(heatmap: np.ndarray) -> tuple[float, float]:
-    """(x=col, y=row) of the heatmap's maximum in its own pixels; first on ties, NaNs ignored."""
+    """(x=col, y=row) of the maximum of a 2-D [h, w] heatmap, in its own pixels; first on ties,
+    NaN and inf ignored. Raises ValueError when the heatmap is not 2-D, is empty, or holds no
+    finite value (all NaN / inf)."""
     heatmap = np.asarray(heatmap)
     if heatmap.ndim != 2 or heatmap.size == 0:
         raise ValueError(f"heatmap must be a non-empty 2-D array, got shape {heatmap.shape}")

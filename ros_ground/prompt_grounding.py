@@ -394,7 +394,7 @@ def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:
 
 def _scores_of(phrase: GroundedPhrase | None, proposals) -> np.ndarray | None:
     """float [N]: `phrase`'s entity score of each proposal (the engine's entity_scoring), None
-    when it has none for some proposal (then refer.resolve scores by attention)."""
+    when it has none for some proposal (then refer.resolve_pair scores by attention)."""
     if phrase is None or any(p.id not in phrase.entity_scores for p in proposals):
         return None
     return np.array([phrase.entity_scores[p.id] for p in proposals], dtype=np.float64)

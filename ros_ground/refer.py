@@ -213,12 +213,6 @@ def _mean_share(shares: np.ndarray) -> np.ndarray:
     return shares.mean(axis=0) if len(shares) else np.zeros(shares.shape[1])
 
 
-def resolve(*args, **kwargs) -> int | None:
-    """Index into `masks` of the target, or None when no mask may be it: resolve_pair's first
-    element, with its arguments."""
-    return resolve_pair(*args, **kwargs)[0]
-
-
 def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
                  target_text: str, after_text: str = "", landmark_heat: np.ndarray | None = None,
                  landmark_text: str = "", max_area: float = MAX_AREA,

@@ -19,7 +19,7 @@ class Proposal:
 
     id: int
     mask: np.ndarray  # bool HxW
-    score: float = 1.0
+    score: float = 1.0  # SAM's predicted IoU of the mask: nominally 0..1, a regression (may exceed 1)
     stability: float = 1.0
     feature: np.ndarray | None = None  # entity token, float32 [D]
 
@@ -35,6 +35,8 @@ class GroundedPhrase:
     text: str
     char_start: int
     char_end: int
+    # SAM's predicted IoU of the mask (nominally 0..1; `confidence` clips it): the point
+    # prompt's, or the mean of the chosen proposals' in entities mode; 0 when ungrounded
     score: float
     mask: np.ndarray  # bool HxW, the input image's size
     point: tuple[float, float] | None = None  # (x, y) prompt point in pixels

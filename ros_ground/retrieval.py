@@ -22,7 +22,8 @@ _EPS = 1e-6
 
 
 def unit(x: np.ndarray) -> np.ndarray:
-    """float32 `x` scaled to unit length along its last axis (zero vectors stay ~zero)."""
+    """float32 `x` ([..., D]) scaled to unit length along its last axis, same shape (zero
+    vectors stay ~zero)."""
     x = np.asarray(x, dtype=np.float32)
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + _EPS)
 
@@ -47,7 +48,9 @@ def token_scores(phrases: np.ndarray, tokens: np.ndarray,
 
 
 def combine(attention: np.ndarray, tokens: np.ndarray | None, scoring: str) -> np.ndarray:
-    """The entity scores `scoring` names from attention scores and token scores (same shape)."""
+    """The entity scores `scoring` names from attention scores and token scores (both [P, N], or
+    any one shape): "attention" (also when `tokens` is None), "tokens" or "combined" (their sum,
+    in [-2, 2]). Raises ValueError for any other `scoring`."""
     if scoring not in SCORINGS:
         raise ValueError(f"entity_scoring must be one of {SCORINGS}, got {scoring!r}")
     if scoring == "attention" or tokens is None:

@@ -23,7 +23,8 @@ def mask_to_counts(mask: np.ndarray) -> list[int]:
     Works on the C-ordered array: run boundaries of the column-major flattening are the vertical
     changes inside each column plus the changes from one column's last pixel to the next
     column's first, so only the (few) change positions are sorted, not the whole mask
-    transposed (3x faster on 640x480 masks).
+    transposed (3x faster on 640x480 masks). [] for a mask with no pixels. Raises RLEError
+    (a ValueError) when the mask is not 2-D.
     """
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2:
@@ -60,7 +61,8 @@ def counts_to_mask(height: int, width: int, counts) -> np.ndarray:
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:
-    """COCO uncompressed RLE dict of a boolean mask."""
+    """COCO uncompressed RLE dict {"size": [h, w], "counts": [...]} of a 2-D [h, w] boolean
+    mask. Raises RLEError (a ValueError) when the mask is not 2-D."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise RLEError(f"mask must be 2-D, got shape {mask.shape}")
@@ -68,7 +70,11 @@ def mask_to_rle(mask: np.ndarray) -> dict:
 
 
 def rle_to_mask(rle: dict) -> np.ndarray:
-    """Boolean mask from a COCO uncompressed RLE dict."""
+    """Bool [h, w] mask from a COCO uncompressed RLE dict {"size": [h, w], "counts": [...]}.
+
+    Raises RLEError (a ValueError) when `rle` lacks "size" or "counts", its counts are a
+    compressed string, or they do not describe a mask of that size (`counts_to_mask`).
+    """
     try:
         height, width = rle["size"]
         counts = rle["counts"]

@@ -50,7 +50,7 @@ def test_proposal_parsing_fuzz(entities, dim, features, height, width):
 @pytest.mark.parametrize("score, stability", [(float("nan"), 0.9), (float("inf"), 0.9),
                                               (0.9, float("nan")), (0.9, -0.1), (0.9, 1.5)])
 def test_score_and_stability_are_checked(score, stability):
-    # refer.resolve adds stability to the command's scores: SAM's is an IoU, in [0, 1]
+    # refer.resolve_pair adds stability to the command's scores: SAM's is an IoU, in [0, 1]
     pixel = dict(id=0, mask=MaskRLE(height=1, width=1, counts=[0, 1]))
     good = EntityProposals(entities=[EntityProposal(**pixel, score=0.9, stability=0.0)])
     assert msg_to_proposals(good, 1, 1)[0].mask.all()

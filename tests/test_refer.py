@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ros_ground.colour_words import colour_share
-from ros_ground.refer import absent, colour_match, object_sized, resolve, resolve_pair
+from ros_ground.refer import absent, colour_match, object_sized, resolve_pair
 from ros_ground.spatial_words import relation_after, relation_only, superlative_of
 
 H, W = 60, 90
@@ -22,6 +22,11 @@ def _scene(layout):
         rgb[mask] = COLOURS[colour]
         masks.append(mask)
     return rgb, masks
+
+
+def target_index(*args, **kwargs):
+    """resolve_pair's target index alone: most tests here judge only the target."""
+    return resolve_pair(*args, **kwargs)[0]
 
 
 def _heat_on(mask, strength=1.0):
@@ -52,7 +57,7 @@ def test_white_in_shade_is_white_and_black_is_not():
     assert colour_share(rgb, masks[2], "white") == 0.0
     rgb[masks[2]] = (98, 100, 104)
     heat = _heat_on(masks[0])  # the model looked at the red one
-    assert resolve(rgb, masks, heat, "the white mug") == 2
+    assert target_index(rgb, masks, heat, "the white mug") == 2
 
 
 def test_a_superlative_next_to_a_landmark_chooses_among_those_next_to_it():
@@ -84,8 +89,8 @@ def test_brown_is_dark_or_dull_orange_not_a_lit_orange_or_a_red_in_shade():
 def test_colour_word_beats_attention_on_the_wrong_object():
     rgb, masks = _scene([("blue", 10, 20), ("red", 50, 20)])
     heat = _heat_on(masks[0])  # the model looked at the blue one
-    assert resolve(rgb, masks, heat, "the red cube") == 1
-    assert resolve(rgb, masks, heat, "the cube") == 0  # no colour word: attention decides
+    assert target_index(rgb, masks, heat, "the red cube") == 1
+    assert target_index(rgb, masks, heat, "the cube") == 0  # no colour word: attention decides
 
 
 def test_the_mask_most_of_the_named_colour_gains():
@@ -99,9 +104,9 @@ def test_the_mask_most_of_the_named_colour_gains():
     # the scores prefer the mask spilling onto the table; both pass the colour rule (>= 0.4)
     heat = _heat_on(cube_and_table)
     scores = np.array([0.3, 0.2, 0.0])
-    assert resolve(rgb, both, heat, "the cube", scores=scores) == 0  # no colour word: scores
-    assert resolve(rgb, both, heat, "the red cube", scores=scores) == 1  # 0.2 + 0.5 > 0.3 + 0.31
-    assert resolve(rgb, both, heat, "the red cube", scores=np.array([0.5, 0.2, 0.0])) == 0
+    assert target_index(rgb, both, heat, "the cube", scores=scores) == 0  # no colour word: scores
+    assert target_index(rgb, both, heat, "the red cube", scores=scores) == 1  # 0.2 + 0.5 > 0.3 + 0.31
+    assert target_index(rgb, both, heat, "the red cube", scores=np.array([0.5, 0.2, 0.0])) == 0
     # when the colour rules out every mask (a quarter white at most) the words are ignored,
     # the gain too: the scores alone decide
     rgb, masks = _scene([("red", 10, 20), ("white", 50, 20)])
@@ -109,7 +114,7 @@ def test_the_mask_most_of_the_named_colour_gains():
     white_and_table[20:40, 45:65] = True  # 100 white px of 400
     pair = [masks[0], white_and_table]
     assert colour_match(rgb, pair, "the white cube") == pytest.approx([0.0, 0.25])
-    assert resolve(rgb, pair, heat, "the white cube", scores=np.array([0.1, 0.0])) == 0
+    assert target_index(rgb, pair, heat, "the white cube", scores=np.array([0.1, 0.0])) == 0
     # a colour word said twice counts once
     assert colour_match(rgb, pair, "the white cube with red and white dots") == pytest.approx(
         [0.5, 0.125])
@@ -121,7 +126,7 @@ def test_the_mask_most_of_the_named_colour_gains():
     flat = np.zeros((H, W), np.float32)
     args = (rgb, masks, flat, "the red cube", "left of the blue tray.", flat, "the blue tray")
     pair = dict(scores=np.array([0.5, 0, 0.55, 0]), landmark_scores=np.array([0, 0.2, 0, 0.3]))
-    assert resolve(*args, **pair) == 0  # left of the pure blue tray (0.5 + 0.2 + 2 x 0.5)
+    assert target_index(*args, **pair) == 0  # left of the pure blue tray (0.5 + 0.2 + 2 x 0.5)
 
 
 def test_relation_chooses_target_and_landmark_as_a_pair():
@@ -129,16 +134,16 @@ def test_relation_chooses_target_and_landmark_as_a_pair():
     rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("red", 75, 20)])
     flat = np.zeros((H, W), np.float32)
     flat[0, 0] = 1.0
-    right = resolve(rgb, masks, flat + _heat_on(masks[2]), "the red cube", "left of the blue tray.",
+    right = target_index(rgb, masks, flat + _heat_on(masks[2]), "the red cube", "left of the blue tray.",
                     _heat_on(masks[1]), "the blue tray")
     assert right == 0  # attention preferred the right-hand red cube; the relation overrules it
-    assert resolve(rgb, masks, flat, "the red cube", "right of the blue tray.",
+    assert target_index(rgb, masks, flat, "the red cube", "right of the blue tray.",
                    _heat_on(masks[1]), "the blue tray") == 2
     # behind: higher in the picture (its lowest row is above the landmark's)
     rgb, masks = _scene([("red", 10, 5), ("blue", 40, 25), ("red", 70, 45)])
-    assert resolve(rgb, masks, flat, "the red cube", "behind the blue tray?",
+    assert target_index(rgb, masks, flat, "the red cube", "behind the blue tray?",
                    _heat_on(masks[1]), "the blue tray") == 0
-    assert resolve(rgb, masks, flat, "the red cube", "in front of the blue tray?",
+    assert target_index(rgb, masks, flat, "the red cube", "in front of the blue tray?",
                    _heat_on(masks[1]), "the blue tray") == 2
 
 
@@ -159,15 +164,15 @@ def test_given_scores_replace_attention_among_what_the_words_allow():
     # retrieval scores (entity_scoring tokens) say the second red cube; attention the first
     rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("red", 75, 20)])
     heat = _heat_on(masks[0])
-    assert resolve(rgb, masks, heat, "the red cube") == 0
-    assert resolve(rgb, masks, heat, "the red cube", scores=np.array([0.1, 0.9, 0.5])) == 2
+    assert target_index(rgb, masks, heat, "the red cube") == 0
+    assert target_index(rgb, masks, heat, "the red cube", scores=np.array([0.1, 0.9, 0.5])) == 2
     # the words still rule: the blue cube's top score cannot make it "the red cube"
-    assert resolve(rgb, masks, heat, "the red cube", scores=np.array([0.1, 0.9, 0.05])) == 0
+    assert target_index(rgb, masks, heat, "the red cube", scores=np.array([0.1, 0.9, 0.05])) == 0
     # a landmark's given scores choose the pair as its attention would
     flat = np.zeros((H, W), np.float32)
     flat[0, 0] = 1.0
     rgb, masks = _scene([("blue", 5, 20), ("red", 30, 20), ("blue", 55, 20), ("red", 80, 20)])
-    pick = resolve(rgb, masks, flat, "the red cube", "right of the blue tray.", flat,
+    pick = target_index(rgb, masks, flat, "the red cube", "right of the blue tray.", flat,
                    "the blue tray", scores=np.zeros(4), landmark_scores=np.array([0, 0, 1.0, 0]))
     assert pick == 3  # right of the landmark the scores chose (the second blue), not the first
 
@@ -176,14 +181,14 @@ def test_superlatives_and_large_masks():
     rgb, masks = _scene([("red", 30, 10), ("blue", 5, 45), ("green", 70, 30)])
     table = np.ones((H, W), bool)
     heat = _heat_on(table)
-    assert resolve(rgb, masks + [table], heat, "the leftmost object") == 1
-    assert resolve(rgb, masks + [table], heat, "the rightmost object") == 2
-    assert resolve(rgb, masks, heat, "the object", "closest to the camera.") == 1
-    assert resolve(rgb, masks, heat, "the object", "farthest from the camera.") == 0
+    assert target_index(rgb, masks + [table], heat, "the leftmost object") == 1
+    assert target_index(rgb, masks + [table], heat, "the rightmost object") == 2
+    assert target_index(rgb, masks, heat, "the object", "closest to the camera.") == 1
+    assert target_index(rgb, masks, heat, "the object", "farthest from the camera.") == 0
     # the table is never a target, and a colour nobody has falls back to the size rule
-    assert resolve(rgb, [table], heat, "the table") is None
-    assert resolve(rgb, masks, _heat_on(masks[2]), "the purple cube") == 2
-    assert resolve(rgb, [], heat, "the cube") is None
+    assert target_index(rgb, [table], heat, "the table") is None
+    assert target_index(rgb, masks, _heat_on(masks[2]), "the purple cube") == 2
+    assert target_index(rgb, [], heat, "the cube") is None
 
 
 def test_a_surface_many_times_the_frames_median_mask_is_not_a_target():
@@ -201,7 +206,7 @@ def test_a_surface_many_times_the_frames_median_mask_is_not_a_target():
     rgb[patch] = COLOURS["white"]
     scores = np.array([0.1, 0.0, 0.0, 0.0, 0.9])
     assert object_sized(masks + [patch]).tolist() == [True] * 4 + [False]
-    assert resolve(rgb, masks + [patch], _heat_on(patch), "the white cube", scores=scores) == 0
+    assert target_index(rgb, masks + [patch], _heat_on(patch), "the white cube", scores=scores) == 0
     assert object_sized(masks + [patch], max_area_over_median=30.0).all()
     # among masks of its own size the patch is one of them: the rule follows the frame's scale
     assert object_sized([patch, np.roll(patch, 45, axis=1)]).all()
@@ -214,23 +219,23 @@ def test_stability_tips_a_near_tie_towards_the_stable_mask():
     rgb, masks = _scene([("red", 10, 20), ("red", 50, 20)])
     heat = _heat_on(masks[0])
     scores, stability = np.array([0.40, 0.45]), np.array([0.95, 0.55])
-    assert resolve(rgb, masks, heat, "the cube", scores=scores) == 1
-    assert resolve(rgb, masks, heat, "the cube", scores=scores, stability=stability) == 0
+    assert target_index(rgb, masks, heat, "the cube", scores=scores) == 1
+    assert target_index(rgb, masks, heat, "the cube", scores=scores, stability=stability) == 0
     # a clear score difference still wins over stability (0.5 x 0.4 = 0.2 < 0.3)
-    assert resolve(rgb, masks, heat, "the cube", scores=np.array([0.2, 0.5]),
+    assert target_index(rgb, masks, heat, "the cube", scores=np.array([0.2, 0.5]),
                    stability=stability) == 1
     # the landmark gains it too: the stable blue tray, not the patch, is what the cube is left of
     rgb, masks = _scene([("red", 5, 20), ("blue", 30, 20), ("red", 55, 20), ("blue", 80, 20)])
     pair = dict(scores=np.array([0.4, 0, 0.5, 0]), landmark_scores=np.array([0, 0.5, 0, 0.55]))
     args = (rgb, masks, heat, "the red cube", "left of the blue tray.", heat, "the blue tray")
-    assert resolve(*args, **pair) == 2  # left of the patch at the right edge
-    assert resolve(*args, **pair, stability=np.array([0.9, 0.95, 0.9, 0.5])) == 0
+    assert target_index(*args, **pair) == 2  # left of the patch at the right edge
+    assert target_index(*args, **pair, stability=np.array([0.9, 0.95, 0.9, 0.5])) == 0
     # and the target: one landmark, two red cubes right of it, the stabler one just behind
     rgb, masks = _scene([("blue", 20, 20), ("red", 50, 20), ("red", 75, 20)])
     args = (rgb, masks, heat, "the red cube", "right of the blue tray.", heat, "the blue tray")
     pair = dict(scores=np.array([0, 0.5, 0.45]), landmark_scores=np.array([0.5, 0, 0]))
-    assert resolve(*args, **pair) == 1
-    assert resolve(*args, **pair, stability=np.array([0.9, 0.5, 0.95])) == 2
+    assert target_index(*args, **pair) == 1
+    assert target_index(*args, **pair, stability=np.array([0.9, 0.5, 0.95])) == 2
 
 
 def test_superlatives_compare_whole_objects_whatever_the_scores():
@@ -241,28 +246,28 @@ def test_superlatives_compare_whole_objects_whatever_the_scores():
     left_edge[20:40, :3] = True
     bottom_edge[-3:, 40:60] = True
     edges = masks + [left_edge, bottom_edge]
-    assert resolve(rgb, edges, heat, "the leftmost object", any_object=True) == 1
-    assert resolve(rgb, edges, heat, "the object", "closest to the camera.", any_object=True) == 1
+    assert target_index(rgb, edges, heat, "the leftmost object", any_object=True) == 1
+    assert target_index(rgb, edges, heat, "the object", "closest to the camera.", any_object=True) == 1
     # when every mask the words allow touches the border, those are compared
-    assert resolve(rgb, [bottom_edge, left_edge], heat, "the leftmost object", any_object=True) == 1
+    assert target_index(rgb, [bottom_edge, left_edge], heat, "the leftmost object", any_object=True) == 1
     # an empty mask has no extreme: never the pick, whichever way
     empty = np.zeros((H, W), bool)
     for words in ("the leftmost object", "the rightmost object"):
-        assert resolve(rgb, [masks[0], empty], heat, words) == 0
-        assert resolve(rgb, [empty, left_edge], heat, words) == 1
+        assert target_index(rgb, [masks[0], empty], heat, words) == 0
+        assert target_index(rgb, [empty, left_edge], heat, words) == 1
     # a piece of table texture left of every object: left out when SAM finds it much less
     # stable than the objects, kept within the margin, and the scores never matter
     piece = np.zeros((H, W), bool)
     piece[30:34, 4:7] = True
     pieces = masks + [piece]
     scores = np.array([1.0, 0.0, 1.0, 0.0])
-    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True) == 3
-    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True,
+    assert target_index(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True) == 3
+    assert target_index(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True,
                    stability=np.array([0.9, 0.9, 0.95, 0.6])) == 1
-    assert resolve(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True,
+    assert target_index(rgb, pieces, heat, "the leftmost object", scores=scores, any_object=True,
                    stability=np.array([0.9, 0.9, 0.95, 0.85])) == 3
     # the margin counts from the most stable mask off the border, not from a stabler edge
-    assert resolve(rgb, pieces + [left_edge], heat, "the leftmost object", any_object=True,
+    assert target_index(rgb, pieces + [left_edge], heat, "the leftmost object", any_object=True,
                    stability=np.array([0.8, 0.8, 0.8, 0.7, 1.0])) == 3
 
 
@@ -274,9 +279,9 @@ def test_per_mask_values_are_checked(bad):
     for name in ("scores", "landmark_scores", "stability"):
         # checked up front, also where the rule would not read them (no relation here)
         with pytest.raises(ValueError, match=f"^{name} must be"):
-            resolve(rgb, masks, heat, "the cube", **{name: bad})
+            target_index(rgb, masks, heat, "the cube", **{name: bad})
     with pytest.raises(ValueError, match=r"stability must be finite and in \[0.0, 1.0\]; mask 1"):
-        resolve(rgb, masks, heat, "the cube", stability=np.array([0.5, 1.5]))
+        target_index(rgb, masks, heat, "the cube", stability=np.array([0.5, 1.5]))
 
 
 def test_relation_after():
@@ -434,11 +439,11 @@ def test_a_size_superlative_compares_areas_in_the_image():
     masks[1][10:30, 40:60] = True  # the middle one four times the others' area
     masks[2][10:15, 70:80] = False  # the right one half
     heat = np.ones((H, W), np.float32)  # three red cubes alike to the model
-    assert resolve(rgb, masks, heat, "the biggest cube") == 1
-    assert resolve(rgb, masks, heat, "the smaller cube") == 2
-    assert resolve(rgb, masks, heat, "the cube", " on the right.") == 2
+    assert target_index(rgb, masks, heat, "the biggest cube") == 1
+    assert target_index(rgb, masks, heat, "the smaller cube") == 2
+    assert target_index(rgb, masks, heat, "the cube", " on the right.") == 2
     # of one kind: a mask the scores put far below the best is not compared
-    assert resolve(rgb, masks, heat, "the biggest cube", scores=[1.0, 0.0, 1.0]) == 0
+    assert target_index(rgb, masks, heat, "the biggest cube", scores=[1.0, 0.0, 1.0]) == 0
 
 
 def _squares_in_a_row(count: int = 3):
@@ -497,11 +502,11 @@ def test_an_ordinal_counts_objects_in_the_superlatives_order():
                                 ("the third-to-last cube", "", 1),
                                 ("the last but one cube", " from the right", 1),
                                 ("the third biggest cube", "", 2)]:
-        assert resolve(image, masks, heat, words, after, scores=cubes) == found, (words, after)
+        assert target_index(image, masks, heat, words, after, scores=cubes) == found, (words, after)
     # a second mask of one object (SAM's whole cube and its left half) is not another object
     half = masks[0].copy()
     half[:, 35:] = False
-    assert resolve(image, [half] + masks, heat, "the second cube", " from the left",
+    assert target_index(image, [half] + masks, heat, "the second cube", " from the left",
                    scores=[0.5] * 5) == 2
     # nor are two halves that do not overlap each other, with the whole they make (helper-62)
     top, bottom = masks[1].copy(), masks[1].copy()
@@ -509,23 +514,23 @@ def test_an_ordinal_counts_objects_in_the_superlatives_order():
     parts = [masks[0], top, bottom, masks[1], masks[2], masks[3]]
     for words, found in [("the second cube", 3), ("the third cube", 4), ("the fourth cube", 5),
                          ("the fifth cube", None)]:
-        assert resolve(image, parts, heat, words, " from the left", scores=[0.5] * 6) == found
+        assert target_index(image, parts, heat, words, " from the left", scores=[0.5] * 6) == found
     # two objects of two colours, one on the other, and SAM's mask of both: two objects
     painted = image.copy()
     painted[top], painted[bottom] = (200, 20, 20), (20, 60, 230)
-    assert resolve(painted, parts, heat, "the third cube", " from the left",
+    assert target_index(painted, parts, heat, "the third cube", " from the left",
                    scores=[0.5] * 6) in (1, 2)
     # of the kind only: the object the scores put far below the cubes is not counted
-    assert resolve(image, masks, heat, "the second cube", " from the left",
+    assert target_index(image, masks, heat, "the second cube", " from the left",
                    scores=[0.5, -1.0, 0.5, 0.5]) == 2
 
 
 def test_the_middle_object_is_halfway_from_left_to_right():
     image, masks, heat = _squares_in_a_row(3)
-    assert resolve(image, masks, heat, "the middle cube", scores=[0.5] * 3) == 1
-    assert resolve(image, masks, heat, "the cube", " in the middle.", scores=[0.5] * 3) == 1
+    assert target_index(image, masks, heat, "the middle cube", scores=[0.5] * 3) == 1
+    assert target_index(image, masks, heat, "the cube", " in the middle.", scores=[0.5] * 3) == 1
     image, masks, heat = _squares_in_a_row(5)
-    assert resolve(image, masks[::-1], heat, "the middle cube", scores=[0.5] * 5) == 2
+    assert target_index(image, masks[::-1], heat, "the middle cube", scores=[0.5] * 5) == 2
 
 
 def test_a_superlative_skips_the_mask_of_two_objects_together():
@@ -535,13 +540,13 @@ def test_a_superlative_skips_the_mask_of_two_objects_together():
     masks[1][20:40, 50:80] = True  # the right square widened to touch the left one
     union = masks[0] | masks[1]
     cubes = [0.5, 0.5, 0.5]
-    assert resolve(image, masks + [union], heat, "the biggest cube", scores=cubes) == 1
-    assert resolve(image, masks + [union], heat, "the rightmost cube", scores=cubes) == 1
+    assert target_index(image, masks + [union], heat, "the biggest cube", scores=cubes) == 1
+    assert target_index(image, masks + [union], heat, "the rightmost cube", scores=cubes) == 1
     # a part too small to be an object (a mug's handle) makes no union: the whole is compared
     handle = np.zeros_like(masks[0])
     handle[25:35, 20:24] = True
     body = masks[0] & ~handle
-    assert resolve(image, [masks[0], body, handle], heat, "the biggest cube",
+    assert target_index(image, [masks[0], body, handle], heat, "the biggest cube",
                    scores=cubes) == 0
 
 
@@ -558,15 +563,15 @@ def test_a_superlative_on_the_landmark_does_not_pick_the_target():
     """"the cube right of the leftmost cube": the target is right of its landmark, so never the
     leftmost object (the superlative used to be read off the whole text after the target)."""
     image, masks, heat = _squares_in_a_row()
-    got = resolve(image, masks, heat, "the cube", " right of the leftmost cube.", heat,
+    got = target_index(image, masks, heat, "the cube", " right of the leftmost cube.", heat,
                   "the leftmost cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0])
     assert got in (1, 2)
     # the target's own superlative picks the extreme of the cubes its scores allow: all three
     # within SUPERLATIVE_KIND_MARGIN of the best, or only the one far above the others
-    assert resolve(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 0.05]) == 0
-    assert resolve(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 1.0]) == 2
+    assert target_index(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 0.05]) == 0
+    assert target_index(image, masks, heat, "the leftmost cube", ".", scores=[0.0, 0.0, 1.0]) == 2
     # a phrase naming no kind compares every object, whatever the scores
-    assert resolve(image, masks, heat, "the leftmost object", ".", scores=[0.0, 0.0, 1.0],
+    assert target_index(image, masks, heat, "the leftmost object", ".", scores=[0.0, 0.0, 1.0],
                    any_object=True) == 0
 
 
@@ -582,12 +587,12 @@ def test_a_superlative_with_a_relation_picks_among_those_it_holds_for():
         masks.append(m)
     heat = np.zeros(image.shape[:2], np.float32)
     kwargs = dict(scores=[0.0, 0.0, 0.0, 0.0], landmark_scores=[0.0, 0.0, 0.0, 1.0])
-    assert resolve(image, masks, heat, "the leftmost cube", " behind the tray.", heat, "the tray",
+    assert target_index(image, masks, heat, "the leftmost cube", " behind the tray.", heat, "the tray",
                    **kwargs) == 1
-    assert resolve(image, masks, heat, "the leftmost cube", " in front of the tray.", heat,
+    assert target_index(image, masks, heat, "the leftmost cube", " in front of the tray.", heat,
                    "the tray", **kwargs) == 0
     # without the relation: the leftmost of all
-    assert resolve(image, masks, heat, "the leftmost cube", ".", **kwargs) == 0
+    assert target_index(image, masks, heat, "the leftmost cube", ".", **kwargs) == 0
 
 
 def test_the_landmark_is_the_one_the_relation_was_judged_against():
@@ -634,7 +639,7 @@ def test_absent_when_the_colour_words_or_the_scores_rule_out_every_object():
     close[5:55, 5:85] = True
     assert not absent(rgb, [close], "the purple cube", np.array([-1.0]), min_score=1.0)
     # a landmark's colour words are still ignored when they rule out every mask
-    assert resolve(rgb, masks, np.zeros((H, W)), "the cube", " left of the purple tray.",
+    assert target_index(rgb, masks, np.zeros((H, W)), "the cube", " left of the purple tray.",
                    np.zeros((H, W)), "the purple tray", scores=scores,
                    landmark_scores=np.zeros(3)) is not None
 
@@ -642,12 +647,12 @@ def test_absent_when_the_colour_words_or_the_scores_rule_out_every_object():
 def test_a_colour_after_the_noun_or_ruled_out_is_read_as_the_targets():
     rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("green", 70, 40)])
     heat = _heat_on(masks[0])  # the model looked at the red one
-    assert resolve(rgb, masks, heat, "the cube", " that is blue.") == 1
-    assert resolve(rgb, masks, heat, "the cube", ", the green one.") == 2
-    assert resolve(rgb, masks, heat, "the non-red cube") == 1  # the best of the rest
-    assert resolve(rgb, masks, heat, "the cube", " that is not red or blue.") == 2
+    assert target_index(rgb, masks, heat, "the cube", " that is blue.") == 1
+    assert target_index(rgb, masks, heat, "the cube", ", the green one.") == 2
+    assert target_index(rgb, masks, heat, "the non-red cube") == 1  # the best of the rest
+    assert target_index(rgb, masks, heat, "the cube", " that is not red or blue.") == 2
     # a colour after a relation is the landmark's: the target is chosen by its own scores
-    assert resolve(rgb, masks, heat, "the cube", " left of the green tray.") == 0
+    assert target_index(rgb, masks, heat, "the cube", " left of the green tray.") == 0
     scores = np.array([0.1, 0.6, 0.3])
     assert absent(rgb, masks, "the cube", scores, after_text=" that is purple.")
     assert not absent(rgb, masks, "the cube", scores, after_text=" left of the purple tray.")
@@ -663,7 +668,7 @@ def test_a_target_that_names_no_kind_is_a_whole_object_not_a_strip_the_border_cu
     strip[:8] = True  # 13% of the frame, under MAX_AREA, touching the border
     masks = [strip] + masks
     heat = _heat_on(strip, 5.0)
-    assert resolve(rgb, masks, heat, "the mug") == 0
-    assert resolve(rgb, masks, heat, "the object", any_object=True) in (1, 2, 3)
+    assert target_index(rgb, masks, heat, "the mug") == 0
+    assert target_index(rgb, masks, heat, "the object", any_object=True) in (1, 2, 3)
     scores = np.array([0.9, 0.1, 0.3, 0.2])
-    assert resolve(rgb, masks, heat, "it", scores=scores, any_object=True) == 2
+    assert target_index(rgb, masks, heat, "it", scores=scores, any_object=True) == 2
