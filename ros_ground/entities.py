@@ -1,5 +1,7 @@
 """GROUNDHOG-style entity selection: score every proposed mask against a phrase's heatmap and
-keep the best ones.
+keep the best ones (Zhang et al., "GROUNDHOG: Grounding Large Language Models to Holistic
+Segmentation", 2024, arXiv:2402.16846; there a trained head scores the entities, here the
+phrase's attention map does).
 
 Scoring and selection are kept apart from proposal so a failure can be read off the logged
 per-entity scores: either no proposal covered the object, or the wrong one scored highest.

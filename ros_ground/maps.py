@@ -13,7 +13,9 @@ def normalise_maps(maps: np.ndarray, enabled: bool = True) -> np.ndarray:
     """Subtract the mean map over all T output steps from each step's map ([T, h, w]).
 
     Attention sinks and position biases show up in every step; removing the sequence mean leaves
-    what is specific to each token (the paper's ablation: +2.5 points of mask recall). With
+    what is specific to each token (attend-and-segment's ablation: GCG mask recall 44.1 -> 46.6;
+    Cao, Gui and Wang, "Emerging Pixel Grounding in Large Multimodal Models Without Grounding
+    Supervision", arXiv:2410.08209, Table 4 and appendix B). With
     `enabled=False` (or T = 0) the maps are returned unchanged; otherwise float32 [T, h, w].
     Raises ValueError when `maps` is not 3-D.
     """

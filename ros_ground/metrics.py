@@ -5,6 +5,10 @@ one-to-one pairings, thresholds 0.5, COCOeval segm with every score 1.0), except
 similarity uses all-MiniLM-L6-v2 sentence embeddings (installable offline) instead of BERT mean
 pooling. Point accuracy is the attend-and-segment pilot's measure: the share of prompt points
 that fall inside the mask of the object the phrase names.
+
+GLaMM: Rasheed et al., "GLaMM: Pixel Grounding Large Multimodal Model", CVPR 2024,
+arXiv:2311.03356. attend-and-segment: Cao, Gui and Wang, "Emerging Pixel Grounding in Large
+Multimodal Models Without Grounding Supervision", arXiv:2410.08209.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A phrase's heat map is the mean of its tokens' image-attention maps, upsampled t
 (`phrase_heats`). In point mode SAM is prompted at the map's peak (`point_phrases`); in
 entities mode the map scores mask proposals and each phrase takes the best ones, GROUNDHOG-style
 (`entity_phrases`). The engine (engine.py) decides the mode and holds SAM while these run.
+
+attend-and-segment: Cao, Gui and Wang, "Emerging Pixel Grounding in Large Multimodal Models
+Without Grounding Supervision", arXiv:2410.08209. GROUNDHOG: Zhang et al., "GROUNDHOG:
+Grounding Large Language Models to Holistic Segmentation", 2024, arXiv:2402.16846.
 """
 
 from __future__ import annotations

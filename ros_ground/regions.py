@@ -1,5 +1,8 @@
 """Region prompts (Groma's localized visual tokens): ask the LMM about a region of the image.
 
+Groma: "Groma: Localized Visual Tokenization for Grounding Multimodal Large Language Models",
+ECCV 2024, arXiv:2404.13013.
+
 A region (box, mask or pixel) becomes an entity mask: the proposal that fits it best, else SAM's
 mask for it. Its token, pooled from the LMM's own projected image tokens (lmm_tokens), is put
 into the context where the prompt refers to it: the embedding of the referring word ("this",

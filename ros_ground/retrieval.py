@@ -1,4 +1,6 @@
-"""GROUNDHOG-style retrieval: score each entity token against a phrase, beside attention.
+"""GROUNDHOG-style retrieval: score each entity token against a phrase, beside attention
+(Zhang et al., "GROUNDHOG: Grounding Large Language Models to Holistic Segmentation", 2024,
+arXiv:2402.16846).
 
 A phrase is represented by the mean of its tokens' input embeddings; an entity by its token
 pooled from the LMM's projected image tokens (lmm_tokens). The score is the cosine between the
