@@ -84,7 +84,7 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
         "is this?' about each object's region (region_naming_accuracy); absent: the command, then "
         "commands about what the scene lacks, scored by whether they get no target"))
     add_proposal_args(evaluate)
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="print the report as one JSON object")
     evaluate.add_argument("--dump", metavar="DIR",
                           help="write overlays and per-scene records into this folder (created; "
                                "--prompt region: each region labelled with its answer; not with "
@@ -111,7 +111,8 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
     bench.add_argument("--threads", type=_positive, help="torch threads for CPU models (default 1)")
     train = sub.add_parser("train", add_help=False,
                            help="train the embedded sim models: train lmm|sam|data|eval|all (-h)")
-    train.add_argument("train_args", nargs=argparse.REMAINDER)
+    train.add_argument("train_args", nargs=argparse.REMAINDER,
+                       help="lmm|sam|data|eval|all and its flags (`ros-ground train -h`)")
     if extra_commands is not None:
         extra_commands(sub)
     # each subcommand's parser: an error of its flags shows its usage, not the subcommands

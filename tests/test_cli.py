@@ -414,3 +414,47 @@ def test_the_readmes_sample_scene_grounds_its_command_in_3d():
     x, y, w, h = target["bbox"]
     assert abs(x - 145) <= 3 and abs(y - 119) <= 3 and abs(w - 28) <= 3 and abs(h - 45) <= 3
     assert abs(target["position"][2] - 0.619) < 0.02  # metres from the camera
+
+
+def _parser_of(main, monkeypatch, argv=()):
+    """The parser a `main(argv)` builds, caught as it starts parsing (nothing else runs)."""
+    import argparse
+
+    class Built(Exception):
+        pass
+
+    def catch(parser, *args, **kwargs):
+        raise Built(parser)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", catch)
+    with pytest.raises(Built) as built:
+        main(list(argv))
+    monkeypatch.undo()
+    return built.value.args[0]
+
+
+def _undocumented(parser, prefix="") -> list[str]:
+    import argparse
+
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _undocumented(sub, f"{prefix}{name} ")
+        elif not isinstance(action, argparse._HelpAction) and not action.help:
+            found.append(prefix + "/".join(action.option_strings or [action.dest]))
+    return found
+
+
+def test_every_flag_says_what_it_does(monkeypatch):
+    # `-h` is where a user learns a flag: one listed bare leaves them reading the source
+    from ros_ground import cli
+    from ros_ground.nodes import cli as ros_cli
+    from ros_ground.train import build_parser, region_encoder, retrieval_head
+
+    parsers = {"ros-ground": cli.build_parser(ros_cli.add_ros_commands),
+               "ros-ground train": build_parser(),
+               "train.retrieval_head": _parser_of(retrieval_head.main, monkeypatch),
+               "train.region_encoder": _parser_of(region_encoder.main, monkeypatch)}
+    bare = [f"{name}: {flag}" for name, parser in parsers.items() for flag in _undocumented(parser)]
+    assert not bare, "flags without help text:\n" + "\n".join(bare)

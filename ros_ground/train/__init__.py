@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="render the training scenes into the cache")
     common(data)
-    data.add_argument("--workers", type=positive, default=2)
+    data.add_argument("--workers", type=positive, default=2,
+                      help="processes rendering scenes in parallel (default %(default)s)")
     lmm = sub.add_parser("lmm", help="train the LMM (text supervision only)")
     common(lmm, steps=LMMTrainConfig.steps, threads=LMMTrainConfig.threads, lr=LMMTrainConfig.lr,
            name="sim_lmm")
@@ -126,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scene sets besides `in` for SAM's point-prompt and proposal quality "
                          "(default %(default)s)")
     allp = sub.add_parser("all", help="data, lmm, sam, eval (what `make train-sim` runs)")
-    allp.add_argument("--workers", type=positive, default=2)
-    allp.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET)
+    allp.add_argument("--workers", type=positive, default=2,
+                      help="processes rendering the training scenes in parallel (default %(default)s)")
+    allp.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
+                      help="the scene set both models train on, as for `data` (default %(default)s)")
     return parser
 
 

@@ -196,15 +196,21 @@ def main(argv=None) -> int:
     from ros_ground.train.data import TRAIN_SCENE_SETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=800)
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--scenes", type=int, default=800,
+                        help="training scenes (seeds from 100000) the regions come from "
+                             "(default %(default)s)")
+    parser.add_argument("--steps", type=int, default=500,
+                        help="optimiser steps on the answer loss through the frozen LMM (plus the "
+                             "heads'), after --pretrain-steps (default %(default)s)")
     parser.add_argument("--pretrain-steps", type=int, default=500,
                         help="steps of the category and colour heads alone, first")
-    parser.add_argument("--out", default=str(SIM_REGION_ENCODER_PATH))
+    parser.add_argument("--out", default=str(SIM_REGION_ENCODER_PATH),
+                        help="where the encoder goes (a torch file; default: the sim model's)")
     parser.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default="classic",
                         help="the LMM's training scene set (default %(default)s, the shipped "
                              "sim LMM's)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads (default %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     lmm = load_lmm("sim", device="cpu")

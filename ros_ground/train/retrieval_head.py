@@ -92,9 +92,14 @@ def main(argv=None) -> int:
 
     window = settings.by_name(settings.GROUNDING)["entity_token_window"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=300)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--out", default=str(SIM_HEAD_PATH))
+    parser.add_argument("--scenes", type=int, default=300,
+                        help="training scenes (seeds from 100000) whose phrases and ground-truth "
+                             "entities give the pairs (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=40,
+                        help="full-batch Adam epochs over the pairs (default %(default)s)")
+    parser.add_argument("--out", default=str(SIM_HEAD_PATH),
+                        help="where the head goes (.npy; its record beside it as .json; default: "
+                             "the sim model's)")
     parser.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
                         help="the LMM's training scene set (default %(default)s)")
     parser.add_argument("--token-window", type=_checked(window), default=window.default,
