@@ -33,7 +33,11 @@ from ros_ground.errors import InputError
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
-class ImageDecodeError(InputError):
+class ImageCodecError(InputError):
+    """An image that cannot be decoded or encoded as given (base of the two errors below)."""
+
+
+class ImageDecodeError(ImageCodecError):
     """The image fields are inconsistent, the payload is corrupt, or the encoding unsupported."""
 
 
@@ -65,7 +69,10 @@ _CONVERSIONS = {
        for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
 }
 _SCALAR = ("mono16", "16uc1", "16sc1", "32fc1", "64fc1")  # grey by min-max scaling
-DEPTH_UNITS_PER_METRE = {"16uc1": 1000.0, "mono16": 1000.0, "32fc1": 1.0}  # REP 118: mm, mm, m
+# REP 118 defines 16UC1 (millimetres) and 32FC1 (metres) only. mono16 as millimetres is our
+# convention: it is 16UC1's layout under a display name, which some drivers and image_transport's
+# PNG path give depth, and REP 118's one scale for 16-bit depth is the millimetre
+DEPTH_UNITS_PER_METRE = {"16uc1": 1000.0, "mono16": 1000.0, "32fc1": 1.0}
 
 SUPPORTED_ENCODINGS = tuple(sorted([*_PLAIN, *_SEMI_PLANAR]))
 DEPTH_ENCODINGS = tuple(sorted(DEPTH_UNITS_PER_METRE))
@@ -108,8 +115,8 @@ def decode_depth(
 ) -> np.ndarray:
     """HxW float32 depth in metres from a depth image's fields; NaN where there is no return.
 
-    16UC1 (and mono16) are millimetres, 32FC1 metres (REP 118); 0 and non-finite values mean
-    no return. Other encodings raise ImageDecodeError.
+    16UC1 is millimetres, 32FC1 metres (REP 118); mono16 is read as 16UC1 (our convention:
+    DEPTH_UNITS_PER_METRE); 0 and non-finite values mean no return. Other encodings raise ImageDecodeError.
     """
     key = _key(encoding)
     if key not in DEPTH_UNITS_PER_METRE:

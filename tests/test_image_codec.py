@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ros_ground.image_codec import SUPPORTED_ENCODINGS, ImageDecodeError, decode_image
-from ros_ground.image_encode import encode_rgb8
+from ros_ground.image_codec import SUPPORTED_ENCODINGS, ImageCodecError, ImageDecodeError, decode_image
+from ros_ground.image_encode import ImageEncodeError, encode_rgb8
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 7
 
@@ -87,8 +87,10 @@ def test_encode_rgb8_round_trip():
 @pytest.mark.parametrize("image", [RGB / 255.0, RGB.astype(np.int64) + 200, RGB[:, :, 0],
                                    np.dstack([RGB, RGB[:, :, :1]])])
 def test_encode_rgb8_refuses_what_a_cast_would_corrupt(image):
-    with pytest.raises(ImageDecodeError, match="expected an HxWx3 uint8 RGB image"):
+    with pytest.raises(ImageEncodeError, match="expected an HxWx3 uint8 RGB image"):
         encode_rgb8(image)
+    assert not issubclass(ImageEncodeError, ImageDecodeError)  # an encoder's error is no decode's
+    assert issubclass(ImageEncodeError, ImageCodecError) and issubclass(ImageDecodeError, ImageCodecError)
 
 
 @settings(max_examples=400, deadline=None)
