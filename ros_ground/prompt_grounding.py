@@ -26,6 +26,7 @@ from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
+from ros_ground.settings import TARGET_SCORE_OFF
 from ros_ground.spatial_words import RELATION_NAMES, ordinal_of, superlative_spans
 
 
@@ -76,7 +77,8 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     if proposals and cfg.command_words and phrases[index].entity_ids:
         kind = names_a_kind(engine, gen, chunks[target])
         # the threshold, where it may apply: a phrase that names a kind, in words the model reads
-        thresholded = cfg.min_target_score > -2.0 and kind and all_known(engine, gen, chunks[target])
+        thresholded = (cfg.min_target_score > TARGET_SCORE_OFF and kind
+                       and all_known(engine, gen, chunks[target]))
 
         def rescore(heat: np.ndarray, token_ids: list[int], article: bool = False) -> np.ndarray:
             # "which mug" scored as "the mug", the wording the model was trained on, not "mug"
@@ -149,9 +151,8 @@ def readable(engine, gen, chunk: NounPhrase) -> bool:
     "of" phrase on its head: "the handle *of the mug*") is all the tokenizer's unknown token
     ("the giraffe", "the red 🐙" for the sim model's 112 words). Such a phrase names nothing the
     model could tell apart, so it is absent rather than the best match of "the" or "red" alone.
-    A word of GENERIC_NOUNS ("the *thing*") names no kind, so any object may be it: read. A
-    byte-level tokenizer has no unknown token: always True.
-    """
+    A word of GENERIC_NOUNS ("the *thing*") names no kind, so any object may be it: read. Always
+    True for a byte-level tokenizer (it has no unknown token)."""
     unknown = getattr(engine.lmm.tokenizer, "unk_token_id", None)
     if unknown is None:
         return True
@@ -377,8 +378,7 @@ def hottest_piece(mask: np.ndarray, heat: np.ndarray) -> np.ndarray:
     red objects side by side) or carry specks off it; the robot acts on the mask and its 3-D
     position. Measured on 40 in / 20 ood command scenes: target accuracy unchanged (38/40,
     11/20), 7 of the 20 ood targets trimmed, median position error 6.8 -> 6.2 mm
-    (docs/MEASUREMENTS.md).
-    """
+    (docs/MEASUREMENTS.md)."""
     labels, count = ndi.label(mask, structure=np.ones((3, 3)))
     if count <= 1:
         return mask.copy()

@@ -47,6 +47,8 @@ PROPOSAL_DEFAULTS: dict[str, Any] = {
     "points_per_side": 16, "pred_iou_thresh": 0.7, "stability_score_thresh": 0.8}
 
 QOS_NAMES = ("auto", "reliable", "sensor_data", "best_effort")
+# min_target_score's "off": below every cosine (>= -1), so no proposal falls short of it
+TARGET_SCORE_OFF = -2.0
 TRANSPORTS = ("raw", "compressed")
 
 
@@ -212,12 +214,12 @@ GROUNDING = (
     S("command_words", True, "entities mode: pick the command's target among the proposals with "
       "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py)",
       True, field="command_words", cli=True),
-    S("min_target_score", -2.0, "entities mode, with entity_scoring tokens and command_words: a "
+    S("min_target_score", TARGET_SCORE_OFF, "entities mode, with entity_scoring tokens and command_words: a "
       "command's target is absent (no target, `absent` names its phrase) when no proposal its "
       "words allow has a retrieval score (a cosine) of at least this (never applied to a "
       "landmark); -2: never. The scale is the model's: set it from commands about absent objects "
       "(`ros-ground eval --prompt absent`; config/sim.yaml: 0.15 for the sim model)", True,
-      low=-2.0, high=1.0, field="min_target_score", cli=True),
+      low=TARGET_SCORE_OFF, high=1.0, field="min_target_score", cli=True),
     S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
     S("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
       "newest camera frame that has them if at most this much older (0: never; for scenes "
@@ -347,18 +349,19 @@ def check_combination(values: Mapping[str, Any]) -> None:
     naming both, and which to set first either way. min_target_score is a retrieval cosine:
     attention scores (and their sum with the cosine) tell no absent object from a present one
     (docs/MEASUREMENTS.md); it is read only where the command's words choose its target."""
-    threshold = values.get("min_target_score", -2.0)
-    if threshold <= -2.0:
+    threshold = values.get("min_target_score", TARGET_SCORE_OFF)
+    if threshold <= TARGET_SCORE_OFF:
         return
     scoring = values.get("entity_scoring", "tokens")
     if scoring != "tokens":
         raise ValueError(f"min_target_score {threshold} needs entity_scoring tokens (a retrieval "
                          f"cosine), not {scoring}: to use the threshold, set entity_scoring to "
-                         "tokens first; to score otherwise, set min_target_score to -2.0 (off) first")
+                         "tokens first; to score otherwise, set min_target_score to "
+                         f"{TARGET_SCORE_OFF} (off) first")
     if values.get("command_words") is False:
         raise ValueError(f"min_target_score {threshold} needs command_words true (the threshold is "
                          "part of the command's choice of target): set command_words to true "
-                         "first, or min_target_score to -2.0 (off) before turning it off")
+                         f"first, or min_target_score to {TARGET_SCORE_OFF} (off) before turning it off")
 
 
 def engine_fields(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ros_ground.evaluate.run import evaluate
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
 from ros_ground.retrieval import SCORINGS
 from ros_ground.sam.proposals import PROPOSAL_DEFAULTS, changed_settings
-from ros_ground.settings import AMG_NAMES
+from ros_ground.settings import AMG_NAMES, TARGET_SCORE_OFF
 from ros_ground.train.data import check_eval_seeds
 
 
@@ -62,9 +62,10 @@ def run_eval(args, config: EngineConfig) -> int:
         return 0
     # every entity scoring is measured on the same answers: grounding again costs no generation;
     # min_target_score is a retrieval cosine (settings.check_combination), so only tokens keeps it
+    off = {"min_target_score": TARGET_SCORE_OFF}
     variants = {"model": {"mode": args.mode},
                 **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s,
-                                           **({} if s == "tokens" else {"min_target_score": -2.0})}
+                                           **({} if s == "tokens" else off)}
                    for s in SCORINGS if args.mode != "point"}}
     run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, dump=args.dump,
                    progress=None, scene_set=scene_set)
