@@ -184,7 +184,7 @@ def _results_path() -> Path:
     return _state_dir() / "eval_results.json"
 
 
-def run_eval(args) -> dict:
+def evaluate_models(args) -> dict:
     """Evaluate the packaged models on held-out seeds and (re)write both model cards."""
     from ros_ground.train.data import check_eval_seeds
 
@@ -262,7 +262,7 @@ def run_all(args) -> int:
         print(f"{what}: training wall time {(time.perf_counter() - t0) / 60:.1f} min")
         if code:
             return code
-    run_eval(build_parser().parse_args(["eval"]))
+    evaluate_models(build_parser().parse_args(["eval"]))
     return 0
 
 
@@ -286,7 +286,7 @@ def main_train(argv: list[str] | None = None) -> int:
         _run_sam(args)
         return 0
     if args.what == "eval":
-        run_eval(args)
+        evaluate_models(args)
         return 0
     if args.what == "all":
         return run_all(args)
