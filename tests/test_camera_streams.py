@@ -43,8 +43,8 @@ def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):
 
 
 def test_frames_that_arrive_further_apart_than_max_frame_age_s_are_said_to(running):  # noqa: F811
-    # helper-65: a camera whose frames reached the node 2 s apart was asked whether it still
-    # published; the refusal now says how far apart they arrive, and what to change
+    # a camera whose frames reach the node 2 s apart still publishes: the refusal says how far
+    # apart they arrive, and what to change, rather than asking whether it publishes
     r = running(max_frame_age_s=0.4)
     pub = r.client.node.create_publisher(Image, "image", qos_profile_sensor_data)
     assert r.client.wait(lambda: pub.get_subscription_count() > 0, 10)
@@ -172,8 +172,8 @@ def test_silence_warning_names_both_ends_qos(running):  # noqa: F811
 
 
 def test_silence_counts_from_when_a_publisher_appears(running):  # noqa: F811
-    # helper-57: a driver started after the node, advertising a second before its first frame,
-    # was warned "no frame received for 16 s": counted from the node's start
+    # a driver started after the node, advertising a second before its first frame, is not
+    # warned "no frame received for 16 s" as if counted from the node's start
     r = running(image_qos="best_effort")
     source = r.node.sensors.inputs[""]
     r.client.node.destroy_publisher(r.client.image_pub)
@@ -377,16 +377,16 @@ def test_a_compressed_reader_of_a_raw_camera_is_told_which_transport_to_set(runn
     assert answer.error == (f"no image received yet on '{r.ns}/image/compressed'; nothing publishes "
                             f"on '{r.ns}/image/compressed' but '{r.ns}/image' has a publisher: set "
                             "image_transport to raw")
-    # the node's own check warns too, once the input has been open warn_after_s (helper-62: the
-    # silence clock restarted at every check while nothing published on the topic itself)
+    # the node's own check warns too, once the input has been open warn_after_s (the silence
+    # clock must not restart at every check while nothing publishes on the topic itself)
     source.warn_after_s = 0.5
     time.sleep(0.6)
     assert "set image_transport to raw" in source.check()
 
 
 def test_frames_stamped_far_from_the_nodes_clock_are_warned_about(running, monkeypatch):  # noqa: F811
-    # helper-60: a frame stamped in 1970 or an hour ahead was grounded without a word, and the
-    # response's stamp is what a robot's tf lookup uses
+    # a frame stamped in 1970 or an hour ahead is warned about: the response's stamp is what a
+    # robot's tf lookup uses
     r = running()
     said = []
 
@@ -410,9 +410,9 @@ def test_frames_stamped_far_from_the_nodes_clock_are_warned_about(running, monke
 
 
 def test_sim_time_without_a_clock_still_ages_frames_and_stamps_unstamped_ones(running):  # noqa: F811
-    # helper-72: use_sim_time with nothing on /clock (a bag played without --clock) read 0 as
-    # now: a frame 15 s old was answered OK, zero stamps stayed zero (every frame one stamp), and
-    # nothing was said
+    # use_sim_time with nothing on /clock (a bag played without --clock) reads 0 as now: frames
+    # must still age (not a 15 s old one answered OK), zero stamps still get one (not every
+    # frame one stamp), and the user is told
     from ros_ground.nodes.conversions import stamp_to_ns
 
     r = running(max_frame_age_s=0.5, use_sim_time=True)

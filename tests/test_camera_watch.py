@@ -33,8 +33,8 @@ def test_stale_frame_error_says_how_old_the_frame_is():
 
 
 def test_a_stale_frame_says_whether_the_camera_stopped_or_its_frames_come_slowly():
-    # helper-65: 5 MP frames on a busy CPU reached the node 1-2.4 s apart while the camera
-    # published at 5 Hz, and every refusal asked "is the camera still publishing?"
+    # 5 MP frames on a busy CPU can reach the node 1-2.4 s apart while the camera publishes at
+    # 5 Hz: the refusal says which, rather than always asking "is the camera still publishing?"
     assert stale_reason(0, None, 1.0) == "nothing publishes on it now"
     assert stale_reason(1, None, 1.0) == "1 publisher(s) on it: is the camera still publishing?"
     assert stale_reason(2, 0.2, 1.0).startswith("2 publisher(s)")
@@ -73,7 +73,7 @@ def test_a_frame_stamped_far_from_the_nodes_clock_is_warned_about():
     assert "3600 s ahead of this node's clock" in stamp_skew_warning("/cam", now + 3600 * 10**9,
                                                                      now, 10.0)
     assert "zero header stamp" in stamp_skew_warning("/cam", 0, now, 10.0)
-    # on sim time already (helper-72 was told to set it): is /clock the bag's?
+    # on sim time already (use_sim_time set, as the warning above advises): is /clock the bag's?
     assert "ros2 bag play --clock" in stamp_skew_warning("/cam", 1000 * 10**9, now, 10.0, True)
 
 

@@ -194,7 +194,7 @@ def test_train_help_is_trains_own(flag, capsys):
     with pytest.raises(SystemExit) as done:
         main(["bench", "--bogus"])
     assert done.value.code == 2
-    # the subcommand's usage and name, not the list of subcommands (helper-63)
+    # the subcommand's usage and name, not the list of subcommands: the user sees which flags it takes
     err = capsys.readouterr().err
     assert "ros-ground bench: error: unrecognized arguments: --bogus" in err
     assert err.startswith("usage: ros-ground bench")
@@ -343,7 +343,7 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
     with pytest.raises(SystemExit):
         cli.main(["ground", "--image", "x.png", "--params-file", str(tmp_path / "none.yaml")])
     assert "none.yaml" in capsys.readouterr().err
-    # helper-68: `compile: off` (a YAML boolean) is read as the node reads it, and not used
+    # `compile: off` (a YAML boolean) is read as the node reads it, and not used
     # for one image; a typo in a wildcard section is named; the proposal node's settings give
     # the engine's own proposals, as on a far camera (config/demo.yaml)
     node = tmp_path / "node.yaml"
@@ -366,9 +366,9 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
 
 def test_a_params_file_gives_ground_only_the_proposal_nodes_proposal_settings(monkeypatch, tmp_path,
                                                                             capsys):
-    """helper-71: the proposal node's section set the engine's sam_model and device too, a
-    nested namespace key was refused, so was a file with a proposal section only, and a value
-    the proposal node would refuse passed when `ground` has no flag of it."""
+    """The proposal node's section gives `ground` its proposal settings only (never the engine's
+    sam_model or device); a nested namespace key and a file with a proposal section only are
+    read; a value the proposal node would refuse is refused, even with no `ground` flag of it."""
     import ros_ground.cli as cli
 
     seen = []
@@ -402,8 +402,8 @@ def test_a_ros_subcommand_of_the_core_command_line_says_where_it_is():
 
 
 def test_the_readmes_sample_scene_grounds_its_command_in_3d():
-    """docs/sample (helper-73: the README's `ground --image scene.png` had no scene.png to
-    give): the README's second command finds the green mug and where it is."""
+    """docs/sample holds the files the README's commands name: its second command finds the
+    green mug and where it is."""
     sample = Path(__file__).resolve().parent.parent / "docs" / "sample"
     out = _run("ground", "--image", str(sample / "scene.png"), "--depth", str(sample / "depth.png"),
                "--camera-info", str(sample / "camera_info.yaml"), "--params-file", "config/sim.yaml",

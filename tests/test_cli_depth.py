@@ -65,7 +65,7 @@ def test_json_has_positions_of_every_masked_phrase(files, depth):
 
 
 def test_a_depth_with_no_valid_value_under_the_masks_says_so(files, tmp_path):
-    # helper-68: an all-zero depth left every position null and nothing said why
+    # an all-zero depth leaves every position null: the output must say why
     _, root = files
     np.save(tmp_path / "zero.npy", np.zeros((120, 160), np.float32))
     out = _run("--image", str(root / "rgb.png"), "--depth", str(tmp_path / "zero.npy"),

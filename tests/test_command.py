@@ -86,7 +86,7 @@ COMMANDS = {
     "Rotate the mug 90 degrees.": "the mug",
     "Pick up the 3 m cable.": "the 3 m cable",  # after an article: the object's own
     "Grab the next to last cube.": "the next to last cube",  # an ordinal, not "next to" a landmark
-    # helper-64: what is avoided, or named after "not" / "except", was the target
+    # what is avoided, or named after "not" / "except", is not the target
     "Avoid the duck and grab the green mug.": "the green mug",
     "Ignore the duck and pick up the mug.": "the mug",
     "Not the red one, the green one.": "the green one",
@@ -95,7 +95,7 @@ COMMANDS = {
     "Not the mug.": None,
     # an adverbial noun of a one-phrase request
     "Red mug, please.": "Red mug",
-    "Green mug, thanks.": "Green mug",  # "thanks" took the place of a phrase (helper-66)
+    "Green mug, thanks.": "Green mug",  # "thanks" is no phrase
     "Pick up everything but the duck.": None,
     "Don't ignore the red mug, pick it up.": "the red mug",  # two negations
     "Pick up the second from last mug.": "the second from last mug",
@@ -150,7 +150,7 @@ COMMANDS = {
     "Hmm, the duck?": "the duck",
     "Sure, please.": None,
     "What is it?": None,
-    # spoken commands (helper-75): no comma before a ruled-out one; "nearest" in the phrase is
+    # spoken commands: no comma before a ruled-out one; "nearest" in the phrase is
     # no relation; a self-correction replaces the object before it; where a carried "it" goes
     # is no target; a demonstrative alone is what the user points at, as "it" is
     "pick up the green cube not the red one": "the green cube",
@@ -169,7 +169,7 @@ COMMANDS = {
     "Pick up that one on the left.": "that one",
     "Pick up this one behind the tray.": "this one",
     "move it a bit to the left": None,
-    # helper-79: with no object moved, "to" names the target; a correction after a place
+    # with no object moved, "to" names the target; a correction after a place
     # corrects the place
     "move to the tray": "the tray",
     "Roll over to the duck.": "the duck",
@@ -259,10 +259,10 @@ def test_landmarks_and_phrases_of_pieces(nlp, command, phrases, landmark):
 def test_the_camera_of_a_superlative_is_no_phrase(nlp):
     phrases, target = command_phrases(nlp, "Where is the object farthest from the camera?")
     assert [p.text for p in phrases] == ["the object"] and target == 0
-    # nor of a comparative (helper-64: "the camera" was grounded as an object)
+    # nor of a comparative ("the camera" is no object to ground)
     phrases, target = command_phrases(nlp, "Which ball is closer to the camera?")
     assert [p.text for p in phrases] == ["Which ball"] and target == 0
-    # nor "nearest to the camera", which read "nearest" as a relation to it (helper-66)
+    # nor "nearest to the camera": "nearest" is no relation to it
     phrases, target = command_phrases(nlp, "Which mug is nearest to the camera?")
     assert [p.text for p in phrases] == ["Which mug"] and target == 0
     # a camera on the table is still a thing to pick up
@@ -380,7 +380,7 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("push the cube into the box", None, None, "the box", "in", None, None),
     ("Push the mug towards the tray.", None, None, "the tray", "to", None, None),
     ("drag the mug into the box", None, None, "the box", "in", None, None),
-    # ... but a relation after what is pushed or pulled in place says which one (helper-79)
+    # ... but a relation after what is pushed or pulled in place says which one
     ("Push the button next to the door.", "the door", "near", None, "", None, None),
     ("pull the handle left of the door", "the door", "left", None, "", None, None),
     ("push the button on the wall", None, None, None, "", None, None),
@@ -598,8 +598,8 @@ def test_a_colour_nothing_in_view_has_makes_the_target_absent(engine, command):
 def test_mode_auto_grounds_a_command_about_an_object_among_whole_objects(engine, monkeypatch):
     """A frame without proposals in mode auto: a command about an object is grounded among the
     engine's own proposals (its target right for 0.90 of the eval's commands, against 0.20 by
-    SAM at the prompt's peak: helper-72 and helper-73 found robots sent to the wrong object); a
-    description is grounded by points, as before."""
+    SAM at the prompt's peak, which sends robots to the wrong object); a description is
+    grounded by points."""
     image, masks = _three_squares()
     made = []
     monkeypatch.setattr(engine.sam, "propose", lambda *a, **k: made.append(1) or [
@@ -660,7 +660,7 @@ def test_a_landmark_or_destination_nothing_in_view_can_be_leaves_no_target(engin
 @pytest.mark.parametrize("command, any_object", [
     ("Pick up the object.", True), ("Where is the object left of the blue cube?", True),
     ("Where is the thing?", True), ("Pick up the red item.", True),  # words the model lacks
-    # a superlative or ordinal standing for its noun (helper-66: "the penultimate" was absent)
+    # a superlative or ordinal standing for its noun ("the penultimate" is not absent)
     ("Pick up the leftmost.", True), ("Pick up the second to last.", True),
     ("Pick up the cube.", False), ("Pick up the red cube left of the blue cube.", False)])
 def test_a_command_naming_no_kind_is_resolved_among_whole_objects(engine, monkeypatch, command,
@@ -741,7 +741,7 @@ def test_a_ruled_out_colour_is_left_out_of_the_targets_scores(engine, monkeypatc
                                      "Pick up any cube except the red one."])
 def test_a_question_word_or_quantifier_is_scored_as_the_article(engine, monkeypatch, command):
     """"Which cube" and "any cube" are scored as "the cube", the wording the sim model's head
-    learnt: "cube" alone scored the nearest cube out of the kind (helper-66)."""
+    learnt: "cube" alone scores the nearest cube out of the kind."""
     image, proposals, config, calls = _scored_ids(engine, monkeypatch)
     engine.ground(image, command, mode="entities", proposals=proposals, config=config)
     the = engine.lmm.tokenizer("the", add_special_tokens=False)["input_ids"]
@@ -836,7 +836,7 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
     ("Pick up the mug on the right.", "rightmost"),  # which one
     ("Put the mug on the right on the tray.", "rightmost"),
     ("Put the mug in the middle into the box.", "middle"),
-    # how far it goes before the side or comparative (helper-75)
+    # how far it goes before the side or comparative
     ("Push the mug a bit to the left.", None),
     ("move the mug a little closer to you", None),
     ("Bring the mug slightly closer to you.", None),
@@ -959,8 +959,8 @@ def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, 
 
 def test_a_destination_is_never_the_targets_object(engine):
     """SAM proposes one object twice (its whole and a slightly smaller mask): "put the red cube
-    on the red cube" must not send it onto itself (helper-59: the destination was the target's
-    own object, IoU 0.90)."""
+    on the red cube" must not send it onto itself (the second mask, IoU 0.90 with the
+    target's, is the same object)."""
     image, masks = _three_squares()
     again = masks[0].copy()
     again[20, 10:40] = False  # the red square less a row: another proposal of the same object
@@ -1075,7 +1075,7 @@ def test_put_it_grounds_the_destination_without_a_target(engine, command, want, 
 
 
 @pytest.mark.parametrize("command, destination, superlative", [
-    # helper-70: a comparative after a moved object is where it goes, not which one
+    # a comparative after a moved object is where it goes, not which one
     ("Move the mug closer to you.", None, None),
     ("Push the mug farther from you.", None, None),
     ("Bring the cube nearer the camera.", None, None),

@@ -49,8 +49,8 @@ def test_demo_runs_the_composed_graph(tmp_path):
 
 
 def test_a_node_that_cannot_configure_ends_the_wait_with_its_own_error(tmp_path):
-    # a model that does not load used to leave the demo waiting 300 s for outlines, then
-    # blaming "no action server"; the watch reads the configure error from the graph's log
+    # a model that does not load must end the demo's wait with the configure error, read from
+    # the graph's log, not after 300 s for outlines with "no action server" blamed
     pytest.importorskip("rclpy")
     from ros_ground.nodes.demo import GraphFailed, GraphWatch
 

@@ -453,8 +453,9 @@ def test_prefetch_failure_is_the_requests_error_and_cancel_leaves_nothing(engine
 
 
 def test_both_models_wrong_are_named_at_once_before_anything_loads(monkeypatch, tmp_path):
-    """helper-68: config/default.yaml on a machine without its weights named the missing SAM
-    checkpoint, and the missing LLaVA only once SAM was fixed and the node configured again."""
+    """config/default.yaml on a machine without its weights: the missing SAM checkpoint and the
+    missing LLaVA are named in one error, not the second only after the first is fixed and the
+    node configured again."""
     from ros_ground.lmm import ModelLoadError
     from ros_ground.sam import SamLoadError
 
@@ -471,7 +472,7 @@ def test_both_models_wrong_are_named_at_once_before_anything_loads(monkeypatch, 
         build_engine("tiny", "vit_h", sam_checkpoint=missing, device="cpu")
     with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
         build_engine("llava-hf/llava-1.5-7b-hf", "tiny", device="cpu")
-    # helper-71: a download that never finished, and a directory that is no checkpoint
+    # a download that never finished, and a directory that is no checkpoint
     (tmp_path / "hub" / "models--llava-hf--llava-1.5-7b-hf" / "snapshots" / "abc").mkdir(parents=True)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError) as both:

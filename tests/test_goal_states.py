@@ -72,8 +72,8 @@ def test_a_goal_canceled_while_queued_never_executes(running, monkeypatch):  # n
 
 
 def test_a_goal_gets_its_result_when_publishing_the_response_fails(running, monkeypatch):  # noqa: F811
-    # helper-69: a response publish that raised (a publisher cleanup destroyed under a request
-    # that outlived the wait for it) left the goal's execute callback waiting forever
+    # a response publish that raises (a publisher cleanup destroyed under a request that
+    # outlived the wait for it) must not leave the goal's execute callback waiting forever
     r = running(max_new_tokens=4, attention_views=["identity"])
     _stream(r)
 
@@ -112,9 +112,9 @@ def _three_goals_then(r, action, transitions) -> list:
 
 @pytest.mark.parametrize("transitions", [("deactivate",), ("deactivate", "cleanup"), ("shutdown",)])
 def test_goals_answered_as_the_node_stops_serving_get_their_results(running, transitions):  # noqa: F811
-    # helper-67: the ask server was destroyed right after deactivate answered its goals, so the
-    # results on their way were lost and clients waited forever; helper-70: the same at cleanup
-    # right after deactivate, and at shutdown from active
+    # the ask server outlives the results of the goals deactivate, cleanup right after it, or
+    # shutdown from active answers: destroyed at once, their results would be lost on the way
+    # and the clients wait forever
     r = running(queue_size=5, max_new_tokens=300)
     _stream(r)
     action = r.client.action_client()

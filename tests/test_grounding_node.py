@@ -482,8 +482,8 @@ def test_a_goal_with_its_own_image_is_never_swapped_for_an_older_frame(running):
 
 
 def test_a_goals_own_image_takes_the_cameras_proposals_only_when_it_is_the_cameras_frame(running):
-    # helper-69: another picture stamped as a camera frame was grounded with that frame's
-    # entity masks, answered OK in entities mode
+    # another picture stamped as a camera frame must not be grounded with that frame's entity
+    # masks (they outline other objects) and answered OK
     from ros_ground_msgs.action import Ground
 
     from ros_ground.nodes.conversions import rgb_to_image_msg
@@ -510,8 +510,8 @@ def test_a_goals_own_image_takes_the_cameras_proposals_only_when_it_is_the_camer
 
 
 def test_a_goals_own_image_is_named_by_its_pixels_not_its_header(running, monkeypatch):
-    # helper-65: clients send one header (often a zero stamp) with every image; keyed by it,
-    # SAM segmented the second image with the first one's embedding, and answered OK
+    # clients send one header (often a zero stamp) with every image; keyed by it, SAM would
+    # segment the second image with the first one's embedding and answer OK
     from ros_ground_msgs.action import Ground
 
     from ros_ground.nodes.conversions import rgb_to_image_msg

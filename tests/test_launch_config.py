@@ -140,9 +140,9 @@ def test_ground_launch_starts_real_executables(fake_launch, composed, proposals)
 
 
 def test_ground_launch_passes_use_sim_time_and_names_a_misspelt_argument(fake_launch, monkeypatch):
-    """helper-72: `use_sim_time:=true` and `image_topic:=/my/cam` were ignored without a word
-    (launch ignores an argument no file declares), the nodes left on the wall clock and on
-    /camera/image_raw."""
+    """`use_sim_time:=true` reaches the nodes, and a misspelt `image_topic:=/my/cam` is named:
+    launch ignores an argument no file declares, leaving the nodes on the wall clock and on
+    /camera/image_raw without a word."""
     description = _load(ROOT / "launch" / "ground.launch.py")
     context = _arguments(description)
     context.update(composed="false", use_sim_time="true")

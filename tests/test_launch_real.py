@@ -347,8 +347,8 @@ def test_a_launch_argument_that_is_no_boolean_is_refused(ros2_env, launch_file, 
     ("[left, left]", "cameras must be distinct"),
 ])
 def test_a_bad_camera_list_is_refused_naming_the_argument(ros2_env, cameras, said):
-    # helper-63: cameras:=[] ended launch with "Expected 'value' to be one of [<class 'float'>,
-    # ...]", and an unclosed list with a YAML traceback naming no argument
+    # cameras:=[] and an unclosed list are refused naming the argument, not with launch's
+    # "Expected 'value' to be one of [<class 'float'>, ...]" or a YAML traceback
     _, env = ros2_env
     result = _run(env, "ros2", "launch", "ros_ground", "ground.launch.py", f"cameras:={cameras}",
                   timeout=120)
@@ -359,8 +359,8 @@ def test_a_bad_camera_list_is_refused_naming_the_argument(ros2_env, cameras, sai
 
 
 def test_sim_launch_ends_when_its_camera_dies(ros2_env, tmp_path):
-    # helper-60: a sim camera refusing `width: 0` died, and the container kept running, active,
-    # with no frames to ground, the error scrolled away in the log
+    # a sim camera refusing `width: 0` exits: the launch ends with it, rather than the container
+    # running on, active, with no frames to ground and the error scrolled away in the log
     _, env = ros2_env
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(
@@ -372,7 +372,7 @@ def test_sim_launch_ends_when_its_camera_dies(ros2_env, tmp_path):
     output = result.stdout + result.stderr
     assert "parameter width" in output and "sim_camera_node exited with code 1: the grounding " \
         "graph would have no camera, stopping it" in output, output[-3000:]
-    assert result.returncode == 1, output[-3000:]  # a failed bring-up, for systemd or CI (helper-73)
+    assert result.returncode == 1, output[-3000:]  # a failed bring-up, for systemd or CI
     assert "Traceback" not in output, output[-3000:]
     assert re.search(r"\[ground_container-\d+\]: process has finished cleanly", output), output
 
@@ -392,8 +392,8 @@ def test_a_params_file_that_is_not_there_is_refused(ros2_env, tmp_path):
 
 def test_a_params_file_for_other_nodes_is_refused_by_launch_and_named_by_the_node(
         ros2_env, tmp_path, probe):
-    # helper-63: /robot/grounding_node in a file launched with namespace:=ground applied to no
-    # node, and the graph ran the embedded sim models in place of the robot's without a word
+    # /robot/grounding_node in a file launched with namespace:=ground applies to no node: it is
+    # refused and named, or the graph would run the embedded sim models in place of the robot's
     _, env = ros2_env
     robot = tmp_path / "robot.yaml"
     robot.write_text(yaml.safe_dump({"/robot/grounding_node": {"ros__parameters": {"model": "x"}}}))
@@ -417,8 +417,8 @@ def test_a_params_file_for_other_nodes_is_refused_by_launch_and_named_by_the_nod
 
 
 def test_an_including_launch_files_namespace_counts_for_the_params_file(ros2_env, probe, tmp_path):
-    # helper-66: under an including file's PushRosNamespace("robot") a file with
-    # /robot/grounding_node sections was refused as having no section for /grounding_node
+    # under an including file's PushRosNamespace("robot") a file with /robot/grounding_node
+    # sections is the node's, not one with no section for /grounding_node
     _, env = ros2_env
     params_file = tmp_path / "robot.yaml"
     params_file.write_text(yaml.safe_dump(

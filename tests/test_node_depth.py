@@ -235,8 +235,8 @@ def test_sim_camera_publishes_registered_depth_and_centroids(scene):
 
 
 def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monkeypatch):
-    # helper-57: a camera_info of 640x480 for a 320x240 image was used as it was, and every
-    # position came out off by the factor of two, without a word
+    # a camera_info of 640x480 for a 320x240 image is not used as it is: every position would
+    # be off by the factor of two, without a word
     _feed(node, scene, info_size=(2 * scene.width, 2 * scene.height))
     said = _warnings(node, monkeypatch)
     monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
@@ -251,8 +251,8 @@ def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monke
 
 
 def test_depth_of_another_size_is_blamed_not_the_camera_info(node, scene, monkeypatch):
-    # helper-60: a 160x120 depth beside a right 320x240 camera_info was reported as a
-    # camera_info "for 320x240" against "depth and image" of 160x120
+    # a 160x120 depth beside a right 320x240 camera_info is the depth's fault: the error must
+    # not send the user to the camera_info
     half = depth_to_image_msg(scene.sensor_depth()[::2, ::2].copy(), Header(frame_id="cam"))
     half.header.stamp.sec = 5
     _feed(node, scene, depth_msg=half)
@@ -299,8 +299,8 @@ def test_sim_camera_warns_of_named_objects_it_could_not_place(monkeypatch):
 
 
 def test_depth_with_no_valid_return_under_a_mask_is_named(node, scene, monkeypatch):
-    # helper-65: an all-NaN (or all-zero 16UC1) depth left every position NaN and
-    # `position_error` empty, which the message defines as "located from the depth"
+    # an all-NaN (or all-zero 16UC1) depth leaves every position NaN: `position_error` must say
+    # why, since empty is defined as "located from the depth"
     blank = depth_to_image_msg(np.full((scene.height, scene.width), np.nan, np.float32),
                                Header(frame_id="cam"))
     blank.header.stamp.sec = 5
@@ -316,8 +316,8 @@ def test_depth_with_no_valid_return_under_a_mask_is_named(node, scene, monkeypat
 
 
 def test_a_camera_info_that_was_ignored_is_named_not_missing(node, scene, monkeypatch):
-    # helper-65: an uncalibrated driver's camera_info (K all zero) was reported as "no
-    # camera_info received", sending the user to check the topic rather than the calibration
+    # an uncalibrated driver's camera_info (K all zero) is named as refused, not as "no
+    # camera_info received", so the user checks the calibration rather than the topic
     info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
     depth_pub = node.client.node.create_publisher(Image, "depth", RELIABLE)
     node.client.stream(scene.rgb, stamp_sec=5)
@@ -341,9 +341,9 @@ def test_a_camera_info_that_was_ignored_is_named_not_missing(node, scene, monkey
 
 
 def test_depth_over_compressed_depth_is_located_as_raw_depth(scene, monkeypatch):
-    # helper-72: a driver sending depth over Wi-Fi as image_transport's compressedDepth was not
-    # subscribed: with depth_transport compressedDepth its 16-bit PNG is read on
-    # depth/compressedDepth, and every position is the raw depth's
+    # a driver sending depth over Wi-Fi as image_transport's compressedDepth: with
+    # depth_transport compressedDepth its 16-bit PNG is read on depth/compressedDepth, and every
+    # position is the raw depth's
     import struct
 
     import cv2
@@ -377,8 +377,8 @@ def test_depth_over_compressed_depth_is_located_as_raw_depth(scene, monkeypatch)
 
 
 def test_a_camera_info_refused_after_a_good_one_leaves_no_k_in_use(node, scene, monkeypatch):
-    # helper-72: after a valid camera_info, one with K all zero (or NaN) was only logged: the
-    # responses kept positions from the earlier K (another publisher's) and an empty position_error
+    # after a valid camera_info, one with K all zero (or NaN) drops the earlier K (it may be
+    # another publisher's): no positions from it, and position_error says why
     info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
     depth_pub = node.client.node.create_publisher(Image, "depth", RELIABLE)
     node.client.stream(scene.rgb, stamp_sec=5)
@@ -406,9 +406,9 @@ def test_a_camera_info_refused_after_a_good_one_leaves_no_k_in_use(node, scene, 
 
 
 def test_unstamped_frames_are_paired_by_the_time_they_arrive(node, scene, monkeypatch):
-    # helper-65: a driver that stamps nothing gave every frame stamp 0: SAM reused the first
-    # frame's embedding for every later one (keyed by stamp), and depth was paired with the
-    # oldest of the zero-stamped depth frames
+    # a driver that stamps nothing gives every frame stamp 0: keyed by stamp, SAM would reuse
+    # the first frame's embedding for every later one and depth would pair with the oldest
+    # zero-stamped depth frame, so such frames are keyed and paired by arrival
     node.set(depth_tolerance_s=5.0)
     keys = []
 

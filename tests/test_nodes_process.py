@@ -237,9 +237,9 @@ def test_declared_parameters_have_documented_defaults(client):
 
 
 def test_ros_ground_lifecycle_reads_and_changes_the_state(client):
-    # helper-63: on the PyPI install `ros2 lifecycle set` and `ros2 service call` end in
-    # KeyError (no rosidl_runtime_py), and a node whose configure failed could not be
-    # configured again from a shell
+    # on the PyPI install `ros2 lifecycle set` and `ros2 service call` end in KeyError (no
+    # rosidl_runtime_py): `ros-ground lifecycle` reads and changes the state there, and
+    # configures again a node whose configure failed
     import subprocess
     import sys
 

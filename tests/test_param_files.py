@@ -31,8 +31,8 @@ def test_sections_join_nested_namespaces_and_lead_with_a_slash():
 
 
 def test_a_file_for_another_namespace_is_named_with_its_sections(tmp_path):
-    # helper-63: /robot/grounding_node in a file launched with namespace:=ground set nothing,
-    # and the node ran the embedded sim model in place of the robot's without a word
+    # /robot/grounding_node in a file launched with namespace:=ground sets nothing: named, or
+    # the node would run the embedded sim model in place of the robot's without a word
     path = tmp_path / "robot.yaml"
     path.write_text(yaml.safe_dump({"/robot/grounding_node": {"ros__parameters": {"model": "x"}}}))
     why = unmatched(str(path), ["/ground/grounding_node", "/ground/mask_proposal_node"])
@@ -42,7 +42,7 @@ def test_a_file_for_another_namespace_is_named_with_its_sections(tmp_path):
         f"parameter file {path} has no section for /ground/mask_proposal_node")
     assert "/**/grounding_node: ros__parameters:" in why
     assert unmatched(str(path), ["/robot/grounding_node"]) is None
-    # a wildcard section of other values does not hide it (helper-66)
+    # a wildcard section of other values does not hide it
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"use_sim_time": True}},
                                     "/robot/grounding_node": {"ros__parameters": {"model": "x"}}}))
     assert unmatched(str(path), ["/ground/grounding_node"]).startswith(

@@ -508,7 +508,7 @@ def test_an_ordinal_counts_objects_in_the_superlatives_order():
     half[:, 35:] = False
     assert target_index(image, [half] + masks, heat, "the second cube", " from the left",
                    scores=[0.5] * 5) == 2
-    # nor are two halves that do not overlap each other, with the whole they make (helper-62)
+    # nor are two halves that do not overlap each other, with the whole they make
     top, bottom = masks[1].copy(), masks[1].copy()
     top[30:], bottom[:30] = False, False
     parts = [masks[0], top, bottom, masks[1], masks[2], masks[3]]
@@ -535,7 +535,7 @@ def test_the_middle_object_is_halfway_from_left_to_right():
 
 def test_a_superlative_skips_the_mask_of_two_objects_together():
     # SAM's mask of a mug and the tray it touches is the biggest "mug" and the rightmost, and its
-    # position lies between the two (helper-59)
+    # position lies between the two: a robot sent there reaches neither
     image, masks, heat = _squares_in_a_row(2)
     masks[1][20:40, 50:80] = True  # the right square widened to touch the left one
     union = masks[0] | masks[1]
@@ -561,7 +561,8 @@ def test_closest_to_the_camera_is_a_superlative_not_a_landmark():
 
 def test_a_superlative_on_the_landmark_does_not_pick_the_target():
     """"the cube right of the leftmost cube": the target is right of its landmark, so never the
-    leftmost object (the superlative used to be read off the whole text after the target)."""
+    leftmost object: the superlative belongs to the landmark, not to the whole text after the
+    target."""
     image, masks, heat = _squares_in_a_row()
     got = target_index(image, masks, heat, "the cube", " right of the leftmost cube.", heat,
                   "the leftmost cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0])

@@ -117,7 +117,7 @@ def test_a_click_at_z_0_in_the_cameras_frame_is_a_pixel():
             click_region(click, frame, _no_depth)
     with pytest.raises(InputError, match="no image"):
         click_region(_click(5.0, 6.0, 0.0), None, _no_depth)
-    # several cameras: a point in none of their frames names them all (helper-57: only the first)
+    # several cameras: a point in none of their frames names them all, not the first alone
     with pytest.raises(InputError, match=r"the image is in 'cam' \(the other cameras' in "
                                          r"'lcam', 'rcam'\): points are not transformed"):
         click_region(_click(5.0, 6.0, 0.0, "map"), frame, _no_depth, ["rcam", "lcam", "cam"])

@@ -449,8 +449,8 @@ def test_torch_load_uses_weights_only(tmp_path):
     said = str(refused.value)
     assert "unsupported global" in said.lower() and "_exploit" in said
     assert "weights_only` set to `False" not in said and "safe_globals" not in said
-    # helper-71: a legacy pickle's refusal ("Unsupported operand 149") was lost behind torch's
-    # "file an issue" line; it claims nothing of what the file holds
+    # a legacy pickle's refusal ("Unsupported operand 149") is shown, not hidden behind torch's
+    # "file an issue" line, and claims nothing of what the file holds
     legacy = tmp_path / "legacy.pth"
     torch.save(build_tiny_sam(seed=4).state_dict(), legacy, _use_new_zipfile_serialization=False,
                pickle_protocol=4)

@@ -280,9 +280,9 @@ def test_ros2_param_set_of_a_value_yaml_typed_otherwise():
 
 
 def test_rclpys_own_parameters_and_empty_lists_are_answered():
-    # helper-57: `ros2 param set ... use_sim_time true` raised KeyError in the callback, which
-    # rclpy's executor only logs, so the set-parameters service never answered (nor param load);
-    # `-p cameras:=[]` ended the node (an empty list is declared without a type)
+    # `ros2 param set ... use_sim_time true` is answered: a KeyError in the callback would only
+    # be logged by rclpy's executor, the set-parameters service (and param load) never
+    # answering; `-p cameras:=[]` must not end the node (an empty list is declared untyped)
     rclpy = pytest.importorskip("rclpy")
     from rclpy.parameter import Parameter
 

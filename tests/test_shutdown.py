@@ -126,7 +126,7 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
             assert code == 0, f"{when}: exit status {code}\n{output}"
             assert took < EXIT_WITHIN_S, f"{when}: exited too late\n{output}"
             assert "Traceback" not in output, output
-            # helper-67: the goals answered at the stop got no result, and their clients waited
+            # the goals answered at the stop get their result: else their clients wait forever
             client.wait(lambda futures=results: all(f.done() for f in futures), 2)
             answered = [f.done() for f in results]
             assert all(answered), f"{when}: {sum(answered)} of {len(results)} goals got a result"

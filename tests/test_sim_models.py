@@ -162,9 +162,9 @@ def test_the_sim_config_finds_a_kind_the_frame_lacks_absent(lmm, sam):
 
 
 def test_a_region_answer_is_grounded_on_the_region(lmm, sam):
-    """helper-68: "What is this?" about the purple sphere was answered "a purple lego brick"
-    outlined on the blue mug: the maps of the flipped views, read without the region in the
-    context, were averaged in. The answer's own maps put it on the region."""
+    """"What is this?" about the purple sphere is answered on the region: the flipped views'
+    maps, read without the region in the context, would put it elsewhere ("a purple lego brick"
+    on the blue mug), so a region answer is grounded on the answer's own maps."""
     from ros_ground.engine import EngineConfig, GroundingEngine
     from ros_ground.masks import iou
     from ros_ground.phrases import load_spacy

@@ -301,7 +301,8 @@ def test_a_depth_file_and_a_depth_message_give_the_same_metres():
 
 
 def test_unlocated_phrases_names_each_phrase_once_and_counts_the_others():
-    # helper-71: four "the mug" and a tray said "'the mug' and 2 more"
+    # three "the mug" and a tray: each text is named once, so the tray is named rather than
+    # hidden in "'the mug' and 2 more"; past `shown` texts, the others are counted
     from types import SimpleNamespace
 
     from ros_ground.results import GroundedPhrase

@@ -219,8 +219,9 @@ class CameraSensors:
             self._info[camera] = (int(msg.width), int(msg.height), msg.header.frame_id)
             self._info_refused.pop(camera, None)
         except ValueError as exc:
-            # the K received before no longer says how the camera sees (helper-72: another
-            # publisher's, kept, gave positions with no word): none until a valid one comes
+            # a refused camera_info says the K received before may not be how this camera sees
+            # (it may be another publisher's): none until a valid one comes, and position_error
+            # names the refusal rather than positions coming silently from a stale K
             self.depth.set_intrinsics(camera, None)
             self._info.pop(camera, None)
             self._info_refused[camera] = str(exc)
