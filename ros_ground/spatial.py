@@ -238,7 +238,9 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
     of the object still counts but border pixels at background depth do not. The position is
     the mean of those points (the centre of the visible surface, not of the object's volume:
     the camera sees no back side); the size is the extent between the `percentiles` along each
-    axis. No valid depth under the mask: `no_location()`.
+    axis. No valid depth under the mask: `no_location()`. Raises ValueError when the mask is not
+    2-D or the depth not its shape, erode_px < 0, min_points < 1, the percentiles are not
+    0 <= low < high <= 100, or `k` is no camera matrix (`check_intrinsics`).
     """
     mask = np.asarray(mask, dtype=bool)
     depth = np.asarray(depth)
