@@ -129,6 +129,8 @@ def colours_after(after_text: str, phrase: str = "") -> str:
         run.append(word)
     if stated is None and rest[len(run):len(run) + 1] not in (["one"], ["ones"]):
         return ""
+    if stated is None and "," not in found.group() and rest[len(run) + 1:len(run) + 2] not in ([], [","]):
+        return ""  # without its comma only at the end: "the mug the red one *is on*" is another
     return " ".join(run) if COLOUR_WORDS.intersection(run) else ""
 
 

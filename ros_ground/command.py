@@ -68,6 +68,7 @@ from ros_ground.spatial_words import (
     relation_after,
     relation_pattern,
     superlative_of,
+    without_measures,
 )
 
 OBJECT_DEPS = ("dobj", "obj")
@@ -201,20 +202,6 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int |
     return rules
 
 
-# a distance or an angle ("10 cm", "0.1 m", "5 centimetres", "3 inches", "90 degrees") says how
-# far to move or turn, never which object or where: neither a target nor a landmark (after an
-# article it is the object's own: "the 3 m cable")
-_MEASURE = re.compile(r"(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)\b\d+(?:[.,]\d+)?\s*(?:mm|cm|m|millimet(?:er|re)s?|centimet(?:er|re)s?"
-                      r"|met(?:er|re)s?|inch(?:es)?|ft|feet|foot|deg(?:rees?)?|\u00b0)(?!\w)", re.IGNORECASE)
-
-
-def without_measures(text: str) -> str:
-    """`text` with each distance or angle in it (`_MEASURE`) turned to as many spaces, so the
-    character spans of everything else stay: "place the cube 10 cm left of the tray" is read
-    as "place the cube left of the tray". Every reading of a command's words starts here."""
-    return _MEASURE.sub(lambda m: " " * len(m.group()), text)
-
-
 def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
     """(noun phrases of the cleaned prompt `text`, index of the target among them or -1),
     distances and angles left out (`without_measures`).
@@ -251,17 +238,25 @@ def _excluded(verb) -> bool:
 
 def _left_alone(leave) -> bool:
     """Whether "leave" (a spaCy Token) leaves its object where it is: "leave the bear *alone*",
-    "*there*", "*be*", "the mug *where it is*", or with another verb that acts on an object and
-    no place of its own ("leave the mug and *take the cube*"; "leave it on the tray" places it)."""
+    "*there*", "*be*", "the mug *where it is*", or beside another verb acting on an object
+    and with no place of its own ("leave the mug and *take the cube*", "leave the mug for now.
+    *Grab the cube*."; "leave it on the tray" places it)."""
     if any(c.dep_ in ("advmod", "oprd", "xcomp") and c.lower_ in ("alone", "there", "be")
-           for c in leave.children):
-        return True
-    objects = [c for c in leave.children if c.dep_ == "dobj"]
-    if any(w.lower_ == "where" for o in objects for clause in o.children if clause.dep_ == "relcl"
+           for c in leave.children) or (leave.dep_ == "csubj" and leave.head.lemma_ == "be"):
+        return True  # "leave the mug be and ...": spaCy makes "be" the root
+    if any(w.lower_ == "where" for clause in leave.subtree if clause.dep_ in ("relcl", "ccomp")
            for w in clause.children):
         return True
-    acts = any(any(c.dep_ == "dobj" for c in other.children) for other in leave.conjuncts)
-    return acts and not any(c.dep_ == "prep" for c in leave.children)
+    if any(c.dep_ == "prep" and c.lower_ in _PLACING_PREPOSITIONS for c in leave.children):
+        return False
+    return any(verb is not leave and verb.pos_ == "VERB" and any(
+        c.dep_ == "dobj" or (c.dep_ == "prep" and any(g.dep_ == "pobj" for g in c.children))
+        for c in verb.children) for verb in leave.doc)
+
+
+# where "leave" puts its object ("leave it *on* the tray"), rather than when or how
+_PLACING_PREPOSITIONS = frozenset("on onto in into inside at under underneath beneath beside by near "
+                                  "behind next above below to toward towards".split())
 
 
 def _spatial_object(token) -> bool:

@@ -20,7 +20,6 @@ from ros_ground.command import (
     PLACEMENT_VERBS,
     SPATIAL_WORDS,
     command_phrases,
-    without_measures,
 )
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
@@ -30,6 +29,7 @@ from ros_ground.spatial_words import (
     relation_after,
     relation_only,
     side_after,
+    without_measures,
 )
 
 # a destination after a landmark, which makes the relation before it a description again: "put
@@ -86,7 +86,8 @@ def _nearest_to(text: str, chunks: list[NounPhrase], target: int, placed: bool) 
 
 # a side of the picture a carried or moved object goes to ("pull the mug *to the left*"; "bring
 # the mug *on the left*" says which one)
-_TO_SIDE = re.compile(r"^[\s,]*(?:(?:a\s+(?:little|bit)|slightly)\s+)?(?:to|towards?)\s+the\s+(?:far\s+)?"
+_TO_SIDE = re.compile(r"^[\s,]*(?:(?:a\s+(?:little|bit)|slightly|all\s+the\s+way)\s+)?"
+                      r"(?:to|towards?)\s+(?:the|your)\s+(?:far\s+)?"
                       r"(?:left|right)\b(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)", re.IGNORECASE)
 _VIEWPOINT = re.compile(r"(?:the\s+)?(?:camera|robot)", re.IGNORECASE)
 _CONJOINED = re.compile(r"\s*(?:,\s*(?:and|or|&)?|and|or|&)\s*(?:then\s+)?", re.IGNORECASE)

@@ -98,6 +98,7 @@ _COMPARATIVE_AFTER = re.compile(_DEGREE.pattern + r"(?:" + _wordings(
 # "the *bigger* box" is of two
 _BIG, _SMALL = r"bigger|larger|big|large|huge|giant", r"smaller|tinier|small|little|tiny|mini"
 _SIZE = re.compile(rf"\b(?:({_BIG})|({_SMALL}))\b")
+_NOT_SO = re.compile(r"\bnot\s+(?:(?:so|very|too|that|all\s+that)\s+)?$")  # "the not so big mug": no size
 _SIZE_AFTER = re.compile(r"^[\s,]*(?:(?:that|which)\s+)?(?:is|are|'s)\s+(?:the\s+)?"
                          rf"(?:({_BIG})|({_SMALL}))\b")  # "which mug is bigger?"
 # an ordinal picks the k-th of a superlative's order: "the *second* mug from the left", "the
@@ -154,10 +155,14 @@ def relation_pattern() -> str:
             + r")\b(?!" + _CAMERA.pattern + ")")
 
 
-# "by" says how a thing is held or how far it moves, not where it is, before a part of it or a
-# possessive ("pick it up *by the handle*", "by its rim") and before a distance ("by 10 cm")
-_NOT_A_PART = (r"(?!\s+(?:its|their|his|her|the\s+(?:handle|rim|edge|side|top|bottom|base|lid|neck)s?\b"
-               r"|\d|a\s+(?:bit|little|few)\b|hand\b))")
+# "by" says where only before an object it is by: a determiner and not a part of the thing held
+# ("pick it up *by the handle*", "by the duck's head"), a time or a manner ("by the way", "by
+# then", "by hand", "by mistake"), an amount ("by 10 cm", "by a bit") or an author ("by Tolkien")
+_PARTS = ("handle|rim|edge|side|top|bottom|base|lid|neck|cap|blade|lip|body|stem|tip|corner|end|plug"
+          "|head|leg|arm|foot|way|time")
+_NOT_A_PART = (r"(?=\s+(?:the|this|that|these|those|my|your|a|an)\s|\s*$)"  # (or the next phrase's start)
+               r"(?!\s+\w+\s+(?:(?:" + _PARTS + r")s?\b|\w+['\u2019]s\b))"
+               r"(?!\s+an?\s+(?:bit|little|few|lot|quarter|half)\b)")
 
 
 # relation words that are an adjective of the phrase after an article ("the *nearest* mug", "a
@@ -231,7 +236,7 @@ def _worded(target_text: str, after: str, landmark: bool = False) -> str | None:
     if start:
         return counted
     size = _SIZE.search(phrase) or _SIZE_AFTER.match(after)
-    if size:
+    if size and not _NOT_SO.search(phrase[:size.start()] if size.re is _SIZE else ""):
         return "biggest" if size.group(1) else "smallest"
     return "leftmost" if _ORDINAL.search(phrase) else None
 
@@ -326,3 +331,27 @@ def joined_from_last(text: str) -> str:
     mug" that of "the last but one mug", and the cut at the relation "next to" splits "the next
     to last mug"."""
     return FROM_LAST.sub(lambda m: re.sub(r"\s", "-", m.group()), text)
+
+
+# a distance or an angle ("10 cm", "0.1 m", "five centimetres", "an inch", "90 degrees", "a
+# quarter turn") says how far to move or turn, never which object or where: neither a target nor
+# a landmark; one before a noun is the object's own ("the 3 m cable", "a 10 cm cube")
+_NUMBER = (r"(?:(?:\d+(?:[.,]\d+)?|[.,]\d+)\s*-?\s*"
+           r"|(?:an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty(?:-five)?|fifty|sixty|seventy|eighty|ninety|hundred"
+           r"|a\s+hundred|half\s+an?|a\s+quarter(?:\s+of\s+an?)?|a\s+few|a\s+couple\s+of)(?:\s+|-))")
+_UNIT = (r"(?:mm|cms?|(?-i:m)(?!&)|millimet(?:er|re)s?|centimet(?:er|re)s?|met(?:er|re)s?|inch(?:es)?"
+         r"|in\.|ft|feet|foot|yards?|deg(?:rees?)?|\u00b0|turns?)")
+# words a distance may stand before: a direction, a place, the end of the command
+_AFTER_MEASURE = (r"(?=\s*(?:$|[^\w\s]|(?:left|right|to|towards?|from|behind|in|into|onto|on|off|of"
+                  r"|closer|further|farther|nearer|away|up|down|back|forwards?|backwards?|and|then"
+                  r"|please|higher|lower|clockwise|counter-?clockwise|anti-?clockwise|over|under|above"
+                  r"|below|past|beyond|along|more|less|apart|now)\b))")
+_MEASURE = re.compile(r"(?<![\w.])" + _NUMBER + _UNIT + r"(?!\w)" + _AFTER_MEASURE,
+                      re.IGNORECASE)
+
+
+def without_measures(text: str) -> str:
+    """`text` with each distance or angle in it (`_MEASURE`) turned to as many spaces, so the
+    character spans of everything else stay: "place the cube 10 cm left of the tray" is read
+    as "place the cube left of the tray". Every reading of a command's words starts here."""
+    return _MEASURE.sub(lambda m: " " * len(m.group()), text)

@@ -38,6 +38,7 @@ from ros_ground.colour_words import colours_after, named_colours
     ("the reddish-brown cube", "", ["brown"], []),  # an -ish word before a colour shades it
     ("the mug", " that is dark blue", ["blue"], []),  # a shade word does not end the colours
     ("the mug", " the red one", ["red"], []),  # an apposition spoken without its comma
+    ("the mug", " the red one is on", [], []),  # ... only at the end: here a clause of another
     ("the mug", " whose colour is red.", ["red"], []),
     ("the mug", " whose color is bluish", ["blue"], []),
     ("the mug", " that is coloured red", ["red"], []),

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from ros_ground.command import command_phrases, command_pieces, placement, without_measures
+from ros_ground.command import command_phrases, command_pieces, placement
 from ros_ground.command_relations import command_relations, fronted_relation, is_destination
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import load_spacy
 from ros_ground.results import Proposal
-from ros_ground.spatial_words import relation_after, relation_only
+from ros_ground.spatial_words import relation_after, relation_only, without_measures
 
 # command -> the target phrase (None: no target)
 COMMANDS = {
@@ -80,11 +80,18 @@ COMMANDS = {
     "Leave the mug there and grab the cube.": "the cube",
     "Leave the mug where it is and grab the cube.": "the cube",
     "Leave the mug and take the cube.": "the cube",
-    "Leave the mug on the tray.": "the mug",  # placed: "leave" with a place of its own
+    "Leave the mug be and grab the cube.": "the cube",
+    "Leave the mug. Grab the cube.": "the cube",
+    "Leave the mug for now and go to the cube.": "the cube",
+    "Leave the room and pick up the mug.": "the mug",
     # a distance or an angle is how far, never an object
     "Move the mug 5 centimeters to the right.": "the mug",
     "Rotate the mug 90 degrees.": "the mug",
-    "Pick up the 3 m cable.": "the 3 m cable",  # after an article: the object's own
+    "Pick up the 3 m cable.": "the 3 m cable",  # before a noun: the object's own
+    "Pick up this 3 m cable.": "this 3 m cable",
+    "Put the mug five inches behind the tray.": "the mug",
+    "Rotate the mug ninety degrees.": "the mug",
+    "Put 3 m&ms in the box.": "3 m&ms",
     "Grab the next to last cube.": "the next to last cube",  # an ordinal, not "next to" a landmark
     # what is avoided, or named after "not" / "except", is not the target
     "Avoid the duck and grab the green mug.": "the green mug",
@@ -409,6 +416,12 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Place the cube 10 cm left of the tray.", None, None, "the tray", "left of", None, None),
     ("Move the cube 0.1 m to the left of the mug.", None, None, "the mug", "left of", None, None),
     ("Move the cube by 10 cm.", None, None, None, "", None, None),
+    ("Pick up the mug, by the way.", None, None, None, "", None, None),
+    ("Pick up the book by Tolkien.", None, None, None, "", None, None),
+    ("Pick up the mug by the duck's handle.", None, None, None, "", None, None),
+    ("Pick up the mug closest to the robot toy.", "the robot toy", "near", None, "", None, None),
+    ("Pick up the cube and put it right of the mug.", None, None, "the mug", "right of", None, None),
+    ("Put the cube ten centimetres left of the tray.", None, None, "the tray", "left of", None, None),
     # chosen by a relation, then put somewhere as "it": both reported
     ("Grab the cube behind the mug and put it on the tray.", "the mug", "behind", "the tray", "on",
      None, None),

@@ -70,7 +70,8 @@ def test_a_superlative_next_to_a_landmark_chooses_among_those_next_to_it():
         masks.append(mask)
     heat = np.zeros(rgb.shape[:2])
     kinds = dict(scores=np.array([0.0, 1.0, 1.0, 1.0]), landmark_scores=np.array([1.0, 0.0, 0.0, 0.0]))
-    for phrase, after, target in (("the big mug", " next to the tray", 1), ("the bigger mug", " by the tray", 1),
+    for phrase, after, target in (("the big mug", " next to the tray", 1),
+                                  ("the bigger mug", " by the tray", 1),
                                   ("the little mug", " beside the tray", 2), ("the big mug", "", 3)):
         assert resolve_pair(rgb, masks, heat, phrase, after, heat, "the tray" if after else "",
                             **kinds)[0] == target, phrase + after
@@ -83,7 +84,7 @@ def test_brown_is_dark_or_dull_orange_not_a_lit_orange_or_a_red_in_shade():
     rgb[masks[2]] = (110, 65, 30)  # dark brown: hue 26 degrees, value 0.43
     rgb[masks[3]] = (200, 160, 110)  # cardboard: saturation 0.45, value 0.78
     assert [colour_share(rgb, m, "brown") for m in masks] == [0.0, 0.0, 1.0, 1.0]
-    assert resolve(rgb, masks, _heat_on(masks[0]), "the brown box") in (2, 3)
+    assert target_index(rgb, masks, _heat_on(masks[0]), "the brown box") in (2, 3)
 
 
 def test_colour_word_beats_attention_on_the_wrong_object():
@@ -419,6 +420,9 @@ def test_a_superlative_belongs_to_the_target_or_what_follows_it():
     ("the cube", " closest to the robot", "closest to the camera"),
     ("the mug", " all the way on the left", "leftmost"),
     ("the mug", " on your right", "rightmost"),  # the robot's right: its camera's
+    ("the not so big mug", "", None),  # a negated size picks neither end
+    ("the mug", " next to you", "closest to the camera"),
+    ("the mug", " closest to the robot toy", None),  # a landmark, not the viewpoint
     ("which cube", " is farther from you?", "farthest from the camera"),
     ("the mug", " furthest from yourself", "farthest from the camera"),
     ("the second mug", " from you", "closest to the camera"),
