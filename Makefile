@@ -71,25 +71,12 @@ bench: setup
 	$(VENV)/bin/ros-ground bench
 
 # Retrain the embedded sim models as shipped (about 4 h on a 2-core CPU, then about 1.5 h of
-# evaluation): both from scratch on the classic setting, then fine-tuned on mixed scenes (even
-# seeds classic, odd domain-randomised), the retrieval head and region encoder on the result,
-# the evaluation by scene set, and the model cards.
-RG := $(VENV)/bin/ros-ground
-STATE := .cache/train_state
+# evaluation): `ros-ground train all` holds the recipe (ros_ground.train.train_sim_steps): both
+# from scratch on the classic setting, then fine-tuned on mixed scenes (even seeds classic, odd
+# domain-randomised), the retrieval head and region encoder on the result, the evaluation by
+# scene set, and the model cards.
 train-sim: setup
-	$(RG) train data --scene-set classic
-	$(RG) train lmm --scene-set classic --fresh
-	$(RG) train sam --scene-set classic --fresh
-	$(RG) train data --scene-set mixed
-	$(RG) train lmm --init-from ros_ground/models/sim_lmm --scene-set mixed --vision-steps 0 \
-		--steps 4000 --lr 2e-4 --fresh --time-limit-min 60
-	$(RG) train sam --init-from ros_ground/models/sim_sam --scene-set mixed --steps 400 --fresh
-	$(PY) -m ros_ground.train.retrieval_head --scenes 120 --epochs 30 --scene-set mixed
-	$(PY) -m ros_ground.train.region_encoder
-	for s in in randomised ood; do $(RG) eval --scenes 200 --seed 0 --mode auto --scene-set $$s \
-		--torch-threads 1 --json > $(STATE)/eval_$$s.json || exit 1; done
-	$(RG) train eval --scene-set-run $(STATE)/eval_in.json \
-		--scene-set-run $(STATE)/eval_randomised.json --scene-set-run $(STATE)/eval_ood.json
+	$(VENV)/bin/ros-ground train all
 
 lint: setup
 	$(VENV)/bin/ruff check ros_ground tests scripts launch bench

@@ -1,6 +1,7 @@
 """Training data from domain-randomised scenes: stored frames, cache, the LMM never sees a mask."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,7 +97,7 @@ def test_train_cli_defaults_to_randomised_scenes():
     from ros_ground.train import build_parser
 
     parser = build_parser()
-    for what in ("data", "lmm", "sam", "all"):
+    for what in ("data", "lmm", "sam"):
         assert parser.parse_args([what]).scene_set == "randomised"
     assert parser.parse_args(["lmm", "--scene-set", "classic"]).scene_set == "classic"
     with pytest.raises(SystemExit):
@@ -169,3 +170,56 @@ def test_a_fine_tunes_card_gives_its_lineage_and_the_table_by_scene_set(tmp_path
                                "quality_by_set": {"ood": quality(8)}})
     assert "| in | 7 | 90 px | 0.500 | 0.500 | 0.400 | 0.750 |" in card
     assert "| ood | 8 | 90 px |" in card
+
+
+def test_make_train_sim_runs_train_all_whose_steps_are_the_shipped_recipe_and_parse():
+    from ros_ground import cli
+    from ros_ground.train import build_parser, train_sim_steps
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\ntrain-sim:", 1)[1].split("\n\n", 1)[0]
+    assert [line.strip() for line in recipe.splitlines()[1:]] == ["$(VENV)/bin/ros-ground train all"]
+    steps = train_sim_steps(workers=3)
+    names = [" ".join(argv[:3 if argv[1] == "train" else 2]) if argv[0] == "ros_ground.cli" else argv[0]
+             for argv, _ in steps]
+    assert names == ["ros_ground.cli train data", "ros_ground.cli train lmm", "ros_ground.cli train sam",
+                     "ros_ground.cli train data", "ros_ground.cli train lmm", "ros_ground.cli train sam",
+                     "ros_ground.train.retrieval_head", "ros_ground.train.region_encoder",
+                     "ros_ground.cli eval", "ros_ground.cli eval", "ros_ground.cli eval",
+                     "ros_ground.cli train eval"]
+    train = [build_parser().parse_args(argv[2:]) for argv, _ in steps if argv[1:2] == ["train"]]
+    assert [(a.what, getattr(a, "scene_set", None)) for a in train[:6]] == [
+        ("data", "classic"), ("lmm", "classic"), ("sam", "classic"),
+        ("data", "mixed"), ("lmm", "mixed"), ("sam", "mixed")]
+    assert train[0].workers == 3 and train[1].fresh and train[1].init_from is None
+    assert train[4].init_from == "ros_ground/models/sim_lmm" and train[4].vision_steps == 0
+    assert train[5].init_from == "ros_ground/models/sim_sam" and train[5].steps == 400
+    evals = [(cli.build_parser().parse_args(argv[1:]), out) for argv, out in steps
+             if argv[1:2] == ["eval"]]
+    assert [a.scene_set for a, _ in evals] == ["in", "randomised", "ood"]
+    assert all(a.json and out.name == f"eval_{a.scene_set}.json" for a, out in evals)
+    assert train[-1].scene_set_run == [str(out) for _, out in evals]
+
+
+def test_train_all_runs_each_step_in_turn_and_stops_at_the_first_failure(tmp_path, monkeypatch):
+    import subprocess
+
+    from ros_ground.train import main_train, train_sim_steps
+
+    monkeypatch.setenv("ROS_GROUND_CACHE", str(tmp_path))
+    calls = []
+
+    def call(argv, cwd=None, stdout=None):
+        calls.append((argv, stdout.name if stdout else None))
+        return 3 if "ros_ground.train.region_encoder" in argv else 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    assert main_train(["all"]) == 3
+    steps = train_sim_steps()
+    assert [argv[2:] for argv, _ in calls] == [argv for argv, _ in steps[:8]]
+    calls.clear()
+    monkeypatch.setattr(subprocess, "call", lambda argv, cwd=None, stdout=None:
+                        calls.append((argv, stdout.name if stdout else None)) or 0)
+    assert main_train(["all"]) == 0
+    assert [(argv[2:], out) for argv, out in calls] == [
+        (argv, str(out) if out else None) for argv, out in steps]

@@ -7,7 +7,9 @@
 * `lmm`   trains the LLaVA-architecture LMM on images + texts only -> ros_ground/models/sim_lmm;
 * `sam`   trains the SAM-architecture model on point -> mask pairs -> ros_ground/models/sim_sam;
 * `eval`  measures both on held-out seeds (0..199) and writes each MODEL_CARD.md;
-* `all`   data, then lmm (2 CPU threads), then sam (1 thread), then eval (`make train-sim`).
+* `all`   the shipped models' recipe, which `make train-sim` runs (`train_sim_steps`): data,
+          LMM and SAM from scratch on classic scenes, both fine-tuned on mixed scenes, the
+          retrieval head and the region encoder on the result, evaluation by scene set, the cards.
 
 Training seeds are >= 100000; evaluation seeds are below 10000. Same arguments, same models
 (up to floating-point summation order across thread counts).
@@ -126,11 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--sam-scene-sets", nargs="*", default=["randomised", "ood"],
                     help="scene sets besides `in` for SAM's point-prompt and proposal quality "
                          "(default %(default)s)")
-    allp = sub.add_parser("all", help="data, lmm, sam, eval (what `make train-sim` runs)")
+    allp = sub.add_parser("all", help="the shipped models' recipe, which `make train-sim` runs: "
+                          "classic-scene LMM and SAM, both fine-tuned on mixed scenes, the "
+                          "retrieval head, the region encoder, evaluation by scene set, the cards")
     allp.add_argument("--workers", type=positive, default=2,
-                      help="processes rendering the training scenes in parallel (default %(default)s)")
-    allp.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default=DEFAULT_SCENE_SET,
-                      help="the scene set both models train on, as for `data` (default %(default)s)")
+                      help="scene-rendering processes (default %(default)s)")
     return parser
 
 
@@ -246,23 +248,57 @@ def evaluate_models(args) -> dict:
     return results
 
 
-def run_all(args) -> int:
-    """`make train-sim`: render, train both models (one after the other), evaluate, write the cards."""
-    from ros_ground.train.configs import LMMTrainConfig
-    from ros_ground.train.data import TRAIN_SEED_START, build_cache
+def train_sim_steps(workers: int = 2) -> list[tuple[list[str], Path | None]]:
+    """The shipped models' recipe, in order: (arguments after `python -m`, the file that takes
+    the command's stdout or None). Both models from scratch on the classic setting, each
+    fine-tuned from those weights on mixed scenes, the retrieval head and the region encoder
+    on the fine-tuned LMM (they record its fingerprint), `ros-ground eval` per scene set, then
+    `train eval` to write the model cards quoting those runs."""
+    state = _state_dir()
+    cli = ["ros_ground.cli"]  # as `ros-ground`, so a summary's recorded command reads as typed
+    data = ["--workers", str(workers)]
+    steps: list[tuple[list[str], Path | None]] = [
+        ([*cli, "train", "data", "--scene-set", "classic", *data], None),
+        ([*cli, "train", "lmm", "--scene-set", "classic", "--fresh"], None),
+        ([*cli, "train", "sam", "--scene-set", "classic", "--fresh"], None),
+        ([*cli, "train", "data", "--scene-set", "mixed", *data], None),
+        ([*cli, "train", "lmm", "--init-from", "ros_ground/models/sim_lmm", "--scene-set", "mixed",
+          "--vision-steps", "0", "--steps", "4000", "--lr", "2e-4", "--fresh",
+          "--time-limit-min", "60"], None),
+        ([*cli, "train", "sam", "--init-from", "ros_ground/models/sim_sam", "--scene-set", "mixed",
+          "--steps", "400", "--fresh"], None),
+        (["ros_ground.train.retrieval_head", "--scenes", "120", "--epochs", "30",
+          "--scene-set", "mixed"], None),
+        (["ros_ground.train.region_encoder"], None),
+    ]
+    runs = []
+    for scene_set in ("in", "randomised", "ood"):
+        runs += ["--scene-set-run", str(state / f"eval_{scene_set}.json")]
+        steps.append(([*cli, "eval", "--scenes", "200", "--seed", "0", "--mode", "auto",
+                       "--scene-set", scene_set, "--torch-threads", "1", "--json"],
+                      state / f"eval_{scene_set}.json"))
+    steps.append(([*cli, "train", "eval", *runs], None))
+    return steps
 
-    build_cache(TRAIN_SEED_START, LMMTrainConfig().scenes, workers=args.workers,
-                scene_set=args.scene_set)  # SAM's are a prefix
-    # One after the other: each uses the machine's cores, and each model's card reports its
-    # own wall time against the one-hour budget.
-    for what in ("lmm", "sam"):
+
+def run_all(args) -> int:
+    """`ros-ground train all`, which `make train-sim` runs: each of `train_sim_steps` in its own
+    process, in the repository root (the steps name ros_ground/models/... relative to it), one
+    after the other (each uses the machine's cores, and each model's card reports its own wall
+    time); the first that fails ends the run with its exit status."""
+    _state_dir().mkdir(parents=True, exist_ok=True)
+    for argv, out in train_sim_steps(args.workers):
+        print("+ python -m " + " ".join(argv) + (f" > {out}" if out else ""), flush=True)
         t0 = time.perf_counter()
-        code = subprocess.call([sys.executable, "-m", "ros_ground.train", what,
-                                "--scene-set", args.scene_set])
-        print(f"{what}: training wall time {(time.perf_counter() - t0) / 60:.1f} min")
+        if out is None:
+            code = subprocess.call([sys.executable, "-m", *argv], cwd=PACKAGE_DIR.parent)
+        else:
+            with open(out, "w") as stdout:
+                code = subprocess.call([sys.executable, "-m", *argv], cwd=PACKAGE_DIR.parent,
+                                       stdout=stdout)
+        print(f"  wall time {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
         if code:
             return code
-    evaluate_models(build_parser().parse_args(["eval"]))
     return 0
 
 
