@@ -107,7 +107,11 @@ class EntityScorer:
     def _head(self, token_window: float) -> np.ndarray | None:
         # the sim model's head was trained on its own tokens; other models compare directly
         if self._retrieval_head is False:
-            self._retrieval_head = retrieval.load_head() if self.lmm.name == "sim" else None
+            self._retrieval_head = None
+            if self.lmm.name == "sim":  # only the one it was trained for: warns otherwise
+                from ros_ground.lmm_fingerprint import lmm_sha256
+
+                self._retrieval_head = retrieval.load_head(lmm_sha256=lmm_sha256() or "")
             if self._retrieval_head is not None:  # only a loaded head has a record to read
                 self._head_window = retrieval.head_record().get("entity_token_window")
         learnt = self._head_window

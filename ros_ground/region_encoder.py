@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ros_ground.errors import InputError
+from ros_ground.lmm_fingerprint import KEY, lmm_sha256, trained_for
 
 CROP_SIZE = 32
 CROP_MARGIN = 1.5  # the crop's side over the mask box's longer side: some surroundings in view
@@ -94,36 +95,50 @@ class RegionEncoder(nn.Module):
             return self(crop.to(next(self.parameters()).device))[0].float().cpu()
 
 
-def save_encoder(encoder: RegionEncoder, path: str | Path) -> None:
+RETRAIN_ENCODER = "python -m ros_ground.train.region_encoder, as `ros-ground train all` does"
+
+
+def save_encoder(encoder: RegionEncoder, path: str | Path, lmm_sha256: str | None = None) -> None:
     """Write `encoder`'s sizes and weights to `path` (a torch file `load_encoder` reads with
-    weights_only)."""
-    torch.save({"hidden": encoder.hidden, "size": encoder.size,
+    weights_only), with `lmm_sha256`: the fingerprint of the LMM it was trained for
+    (lmm_fingerprint.lmm_sha256), None for none."""
+    torch.save({"hidden": encoder.hidden, "size": encoder.size, KEY: lmm_sha256,
                 "state_dict": encoder.state_dict()}, path)
 
 
-def load_encoder(path: str | Path | None = None) -> RegionEncoder | None:
-    """The encoder saved at `path` (default: the sim model's), None when the file is absent."""
+def load_encoder(path: str | Path | None = None,
+                 lmm_sha256: str | None = None) -> RegionEncoder | None:
+    """The encoder saved at `path` (default: the sim model's), None when the file is absent.
+    Given `lmm_sha256` (the fingerprint of the LMM it would serve), also None, with a warning,
+    unless the file records that LMM: a vector fitted to other weights means nothing to them."""
     path = Path(path or SIM_REGION_ENCODER_PATH)
     if not path.is_file():
         return None
     saved = torch.load(path, map_location="cpu", weights_only=True)
+    if lmm_sha256 is not None and not trained_for(saved.get(KEY), lmm_sha256, path, RETRAIN_ENCODER):
+        return None
     encoder = RegionEncoder(int(saved["hidden"]), int(saved["size"]))
     encoder.load_state_dict(saved["state_dict"])
     return encoder.eval()
 
 
-_LOADED: dict[str, RegionEncoder] = {}
+_LOADED: dict[str, RegionEncoder | None] = {}
 _LOCK = threading.Lock()
 
 
 def encoder_for(model: str) -> RegionEncoder:
     """The trained region encoder of LMM `model` (loaded once, then shared: it is read-only).
-    Raises InputError for a model that ships none (only "sim" does)."""
+    Raises InputError for a model that ships none (only "sim" does) or whose encoder was
+    trained for other weights of it (lmm_fingerprint)."""
     with _LOCK:
         if model not in _LOADED:
-            encoder = load_encoder() if model == "sim" else None
-            if encoder is None:
-                raise InputError(f"region_token 'encoder' needs a trained region encoder; model "
-                                 f"{model!r} has none (the sim model ships one): use 'pooled'")
-            _LOADED[model] = encoder
-        return _LOADED[model]
+            # once: load_encoder warns of one trained for other weights
+            _LOADED[model] = load_encoder(lmm_sha256=lmm_sha256() or "") if model == "sim" else None
+        encoder = _LOADED[model]
+        if encoder is None:
+            why = (f"the sim model's ({str(SIM_REGION_ENCODER_PATH)!r}) is absent or was trained "
+                   f"for other weights: retrain it with `{RETRAIN_ENCODER.split(',')[0]}`, or"
+                   if model == "sim" else f"model {model!r} has none (only the sim model ships one):")
+            raise InputError(f"region_token 'encoder' needs a region encoder trained for the "
+                             f"model; {why} use 'pooled'")
+        return encoder

@@ -60,16 +60,31 @@ def combine(attention: np.ndarray, tokens: np.ndarray | None, scoring: str) -> n
     return tokens if scoring == "tokens" else attention + tokens
 
 
-def load_head(path: str | Path | None = None) -> np.ndarray | None:
-    """The retrieval head at `path` (default: the sim model's), None when the file is absent."""
+RETRAIN_HEAD = ("python -m ros_ground.train.retrieval_head --scenes 120 --epochs 30 "
+                "--scene-set mixed, as `ros-ground train all` does")
+
+
+def load_head(path: str | Path | None = None, lmm_sha256: str | None = None) -> np.ndarray | None:
+    """The retrieval head [Dv, Dt] at `path` (default: the sim model's), None when the file is
+    absent. Given `lmm_sha256` (lmm_fingerprint.lmm_sha256 of the LMM it would serve), also None,
+    with a warning, unless its record (`head_record`) names that LMM: a head fitted to other
+    weights' tokens would rank entities at random."""
     path = Path(path or SIM_HEAD_PATH)
-    return np.load(path).astype(np.float32) if path.is_file() else None
+    if not path.is_file():
+        return None
+    if lmm_sha256 is not None:
+        from ros_ground.lmm_fingerprint import KEY, trained_for
+
+        if not trained_for(head_record(path).get(KEY), lmm_sha256, path, RETRAIN_HEAD):
+            return None
+    return np.load(path).astype(np.float32)
 
 
 def head_record(path: str | Path | None = None) -> dict:
     """What the head at `path` (default: the sim model's) was trained on, from the JSON file
     beside it (`train.retrieval_head` writes it): "entity_token_window" (the entity tokens it
     learnt: 0 the frame's, else a window's), "scene_set", "scenes", "epochs",
-    "held_out_accuracy". {} when there is none."""
+    "held_out_accuracy", "lmm_sha256" (lmm_fingerprint: the LMM it was trained for). {} when
+    there is none."""
     record = Path(path or SIM_HEAD_PATH).with_suffix(".json")
     return json.loads(record.read_text()) if record.is_file() else {}

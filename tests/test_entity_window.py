@@ -140,7 +140,7 @@ def test_the_sim_head_warns_once_when_scoring_tokens_of_a_window_it_did_not_lear
     assert retrieval.head_record()["entity_token_window"] == 3.0  # the shipped head's record
     dim = tiny_lmm.model.get_input_embeddings().weight.shape[1]
     monkeypatch.setattr(tiny_lmm, "name", "sim")  # the head is loaded for the sim model only
-    monkeypatch.setattr(retrieval, "load_head", lambda: np.eye(dim, dtype=np.float32))
+    monkeypatch.setattr(retrieval, "load_head", lambda **_: np.eye(dim, dtype=np.float32))
     image = np.random.RandomState(2).randint(0, 255, (96, 128, 3), dtype=np.uint8)
     proposals = [Proposal(id=0, mask=_box_mask((96, 128), 10, 20, 20, 20))]
     heats = [np.random.RandomState(3).rand(96, 128).astype(np.float32)]

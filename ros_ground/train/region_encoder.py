@@ -192,7 +192,8 @@ def held_out_accuracy(lmm, encoder: RegionEncoder, samples: list[Sample]) -> flo
 
 
 def main(argv=None) -> int:
-    from ros_ground.lmm import load_lmm
+    from ros_ground.lmm import SIM_LMM_DIR, load_lmm
+    from ros_ground.lmm_fingerprint import lmm_sha256
     from ros_ground.train.data import TRAIN_SCENE_SETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -214,6 +215,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     lmm = load_lmm("sim", device="cpu")
+    fingerprint = lmm_sha256(SIM_LMM_DIR)  # of the weights just loaded
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     train = region_samples(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng, args.scene_set,
@@ -223,7 +225,7 @@ def main(argv=None) -> int:
     encoder = train_encoder(lmm, train, steps=args.steps, pretrain_steps=args.pretrain_steps,
                             progress=True)
     trained = held_out_accuracy(lmm, encoder, held)
-    save_encoder(encoder, args.out)
+    save_encoder(encoder, args.out, lmm_sha256=fingerprint)
     print(f"{len(train)} regions from {args.scenes} scenes, {args.steps} steps; held-out answers "
           f"right (teacher-forced, {len(held)} regions): encoder {trained:.3f}, untrained "
           f"{untrained:.3f}; {time.perf_counter() - t0:.0f} s; wrote {args.out}")

@@ -87,7 +87,8 @@ def _checked(setting):
 
 def main(argv=None) -> int:
     from ros_ground import settings
-    from ros_ground.lmm import load_lmm
+    from ros_ground.lmm import SIM_LMM_DIR, load_lmm
+    from ros_ground.lmm_fingerprint import KEY, lmm_sha256
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS
 
     window = settings.by_name(settings.GROUNDING)["entity_token_window"]
@@ -106,6 +107,7 @@ def main(argv=None) -> int:
                         help="the entity_token_window the head will score (default %(default)s)")
     args = parser.parse_args(argv)
     lmm = load_lmm("sim", device="cpu")
+    fingerprint = lmm_sha256(SIM_LMM_DIR)  # of the weights just loaded
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     train = scene_pairs(lmm, range(TRAIN_SEED, TRAIN_SEED + args.scenes), rng, args.scene_set,
@@ -121,7 +123,9 @@ def main(argv=None) -> int:
     out.with_suffix(".json").write_text(json.dumps({
         "entity_token_window": args.token_window, "scene_set": args.scene_set,
         "scenes": args.scenes, "epochs": args.epochs,
-        "held_out_accuracy": round(float(np.mean(hits)), 3)}, indent=1) + "\n")
+        "held_out_accuracy": round(float(np.mean(hits)), 3),
+        # the engine uses the head only with these LMM weights (lmm_fingerprint)
+        KEY: fingerprint}, indent=1) + "\n")
     print(f"{len(train)} pairs from {args.scenes} scenes; held-out retrieval accuracy on GT "
           f"masks: head {np.mean(hits):.3f}, no head {np.mean(plain):.3f}; "
           f"{time.perf_counter() - t0:.0f} s; wrote {out} and its record {out.with_suffix('.json')}")
