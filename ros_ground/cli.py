@@ -122,7 +122,8 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
 
 def cmd_ground(args: argparse.Namespace) -> int:
     from ros_ground.errors import check_prompt
-    from ros_ground.overlay import check_writable, draw_overlay, load_rgb, save_png, with_target
+    from ros_ground.image_files import check_writable, load_rgb, save_png
+    from ros_ground.overlay import draw_overlay, with_target
     from ros_ground.regions import box_mask, check_point, resolve_region
 
     check_prompt(args.prompt, args.max_prompt_chars)  # before any model loads
@@ -191,7 +192,8 @@ def _load_depth_args(args: argparse.Namespace, shape: tuple[int, int]):
         return None
     if not (args.depth and args.camera_info):
         raise ValueError("--depth and --camera-info go together: positions need both")
-    from ros_ground.spatial import load_camera_info, load_depth
+    from ros_ground.image_files import load_depth
+    from ros_ground.spatial import load_camera_info
 
     depth = load_depth(args.depth, args.max_image_pixels)
     info = load_camera_info(args.camera_info)

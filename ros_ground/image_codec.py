@@ -9,16 +9,13 @@ strings such as "jpeg" or "rgb8; jpeg compressed bgr8") and `compressedDepth` (a
 ConfigHeader, then a PNG). Depth decodes to float32 metres with NaN where the sensor had no
 return.
 
-Where the ROS 2 cv_bridge (an apt install, a compiled module) is importable, `image_to_rgb`
-lets it convert colour images; PyPI's pure-Python `cv-bridge` port is never used (it fails
-under numpy 2 and maps 16UC1 wrongly). The field-level functions here are the tested path and
-take plain values, so they can be fuzzed without ROS messages.
+cv_bridge is not used: these conversions cover every encoding it would convert, so one path
+is tested (PyPI's `cv-bridge` port also fails under numpy 2). The field-level functions take
+plain values, so they can be fuzzed without ROS messages.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.machinery
 import io
 import re
 import struct
@@ -118,11 +115,42 @@ def decode_depth(
     16UC1 is millimetres, 32FC1 metres (REP 118); mono16 is read as 16UC1 (our convention:
     DEPTH_UNITS_PER_METRE); 0 and non-finite values mean no return. Other encodings raise ImageDecodeError.
     """
+    units = depth_units(encoding)
+    _, pixels = _pixels(encoding, height, width, step, is_bigendian, data, max_pixels)
+    return depth_metres(pixels[:, :, 0], units)
+
+
+def depth_units(encoding: str) -> float:
+    """Units per metre of a depth encoding (REP 118: 16UC1 and mono16 millimetres, 32FC1
+    metres; case-insensitive). Raises ImageDecodeError for any other encoding."""
     key = _key(encoding)
     if key not in DEPTH_UNITS_PER_METRE:
-        raise ImageDecodeError(f"depth must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
-    key, pixels = _pixels(encoding, height, width, step, is_bigendian, data, max_pixels)
-    return depth_metres(pixels[:, :, 0], DEPTH_UNITS_PER_METRE[key])
+        raise ImageDecodeError(f"depth must be one of {', '.join(DEPTH_ENCODINGS)} (REP 118 "
+                               f"encodings), got {encoding!r}")
+    return DEPTH_UNITS_PER_METRE[key]
+
+
+def depth_to_metres(depth: np.ndarray, encoding: str | None = None) -> np.ndarray:
+    """A depth array (HxW, or HxWx1) as new HxW float32 metres, NaN where there is no return.
+
+    `encoding` as `depth_units` takes it; None takes it from the dtype (unsigned integers:
+    16UC1 millimetres; floats: 32FC1 metres). 0, negative, NaN and inf become NaN, as in
+    `decode_depth`. Raises ImageDecodeError (a ValueError) for another shape, encoding, or a
+    dtype that does not fit the encoding.
+    """
+    depth = np.asarray(depth)
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[:, :, 0]
+    if depth.ndim != 2:
+        raise ImageDecodeError(f"depth must be HxW, got shape {depth.shape}")
+    units = depth_units(encoding if encoding is not None else
+                        "16uc1" if depth.dtype.kind == "u" else "32fc1")
+    if units != 1.0 and depth.dtype.kind not in "ui":
+        raise ImageDecodeError(f"{encoding} depth must hold integers, got {depth.dtype}")
+    if units == 1.0 and depth.dtype.kind != "f":
+        raise ImageDecodeError(f"depth must be uint16 millimetres or float metres, got "
+                               f"{depth.dtype}" + (f" for {encoding}" if encoding else ""))
+    return depth_metres(depth, units)
 
 
 def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -170,7 +198,7 @@ def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIX
         raise ImageDecodeError(f"compressedDepth image is {image.dtype} with shape {image.shape}, "
                                "expected one 16-bit channel")
     if key == "16uc1":
-        return depth_metres(image, DEPTH_UNITS_PER_METRE[key])
+        return depth_metres(image, depth_units(key))
     values = image.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.float32(quant_a) / (values - np.float32(quant_b))
@@ -184,14 +212,6 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
     if hasattr(msg, "format"):
         return decode_compressed(msg.format, msg.data, max_pixels)
-    bridge = _ros_cv_bridge()
-    key = _key(msg.encoding)
-    if bridge is not None and key in _PLAIN and key not in _SCALAR:
-        check_image_size(int(msg.height), int(msg.width), max_pixels)
-        try:
-            return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-        except Exception:  # noqa: BLE001 - cv_bridge raises its own and OpenCV's types
-            pass  # an encoding this cv_bridge build lacks: the conversions below have it
     return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
                         msg.data, max_pixels)
 
@@ -202,24 +222,6 @@ def image_to_depth(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         return decode_compressed_depth(msg.format, msg.data, max_pixels)
     return decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
                         msg.data, max_pixels)
-
-
-@functools.cache
-def _ros_cv_bridge():
-    """A CvBridge from the ROS 2 cv_bridge when installed, else None.
-
-    The ROS 2 build has a compiled `cv_bridge.boost.cv_bridge_boost`; PyPI's port is pure
-    Python under the same names and is rejected by that test.
-    """
-    try:
-        from cv_bridge import CvBridge
-        from cv_bridge.boost import cv_bridge_boost
-    except Exception:  # noqa: BLE001 - a broken install is as good as none
-        return None
-    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    if not str(getattr(cv_bridge_boost, "__file__", "")).endswith(suffixes):
-        return None
-    return CvBridge()
 
 
 def _key(encoding) -> str:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import colorsys
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ros_ground.image_codec import DEFAULT_MAX_PIXELS, imdecode
-from ros_ground.out_paths import check_output_file
 from ros_ground.results import GroundedPhrase
 
 # Okabe & Ito's colour-blind-safe palette (black left out: it is the outlines' halo), then three
@@ -244,33 +241,3 @@ def where_in_image(mask: np.ndarray) -> str:
     if (col, row) == (1, 1):
         return "in the centre"
     return f"{across}, {down}"
-
-
-def save_png(path: str, image: np.ndarray) -> None:
-    """Write an RGB uint8 image to `path` (format from the extension); OSError if it cannot."""
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-
-
-def check_writable(path: str) -> None:
-    """OSError saying why `save_png` could not write `path` (a folder, no such folder, no
-    permission, or no OpenCV writer for its extension), checked before long work; None when it
-    could."""
-    check_output_file(path)
-    if not cv2.haveImageWriter(str(path)):
-        raise OSError(f"cannot write {path}: no image format for the extension {Path(path).suffix!r}")
-
-
-def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """HxWx3 RGB uint8 image read from `path`.
-
-    Raises OSError when there is no such file, and image_codec.ImageDecodeError (a ValueError)
-    when it does not decode, is a truncated JPEG, or has more than `max_pixels` pixels (judged
-    from its header before it is decoded).
-    """
-    if not Path(path).is_file():
-        what = ("a folder" if Path(path).is_dir() else "not a regular file (a device or pipe)"
-                if Path(path).exists() else "no such file")
-        raise OSError(f"could not read an image from {path}: {what}")
-    image = imdecode(np.fromfile(path, dtype=np.uint8), str(path), max_pixels, cv2.IMREAD_COLOR)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

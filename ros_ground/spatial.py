@@ -20,15 +20,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ros_ground.image_codec import (
-    DEFAULT_MAX_PIXELS,
-    DEPTH_ENCODINGS,
-    DEPTH_UNITS_PER_METRE,
-    ImageDecodeError,
-    depth_metres,
-    imdecode,
-)
-
 
 @dataclass
 class Location:
@@ -47,60 +38,6 @@ class Location:
 def no_location() -> Location:
     """The Location of a mask without depth: position NaN, size 0, no points."""
     return Location(np.full(3, np.nan), np.zeros(3), 0)
-
-
-def depth_to_metres(depth: np.ndarray, encoding: str | None = None) -> np.ndarray:
-    """A depth image as float32 metres, NaN where there is no return.
-
-    `encoding` is the ROS image encoding: "16UC1"/"mono16" (uint16 millimetres) or "32FC1"
-    (float metres); None takes it from the dtype (unsigned integers: millimetres; floats:
-    metres). 0, negative, NaN and inf become NaN (image_codec.depth_metres, as for a message).
-    Raises ValueError for other shapes or types.
-    """
-    depth = np.asarray(depth)
-    if depth.ndim == 3 and depth.shape[2] == 1:
-        depth = depth[:, :, 0]
-    if depth.ndim != 2:
-        raise ValueError(f"depth must be HxW, got shape {depth.shape}")
-    if encoding is not None and encoding.lower() not in DEPTH_UNITS_PER_METRE:
-        raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
-    if encoding is not None:
-        units = DEPTH_UNITS_PER_METRE[encoding.lower()]
-    else:
-        units = DEPTH_UNITS_PER_METRE["16uc1" if depth.dtype.kind == "u" else "32fc1"]
-    if units != 1.0 and depth.dtype.kind not in "ui":
-        raise ValueError(f"{encoding} depth must hold integers, got {depth.dtype}")
-    if units == 1.0 and depth.dtype.kind != "f":
-        raise ValueError(f"depth must be uint16 millimetres or float metres, got {depth.dtype}"
-                         + (f" for {encoding}" if encoding else ""))
-    return depth_metres(depth, units)
-
-
-def load_depth(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Depth from a file as float32 metres (NaN = no return): a 16-bit PNG in millimetres (as
-    RealSense tools save it) or a .npy array in metres (uint16 .npy arrays are millimetres).
-
-    Raises ValueError for a missing or unreadable file, one that is not single-channel 16-bit,
-    and (image_codec.ImageDecodeError) one above `max_pixels`, judged from its header.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such depth file: {str(path)!r}" if not path.exists() else
-                         f"depth file {str(path)!r} is not a regular file")
-    if path.suffix.lower() == ".npy":
-        try:  # a memory map reads the header only: the size is judged before any data
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, EOFError, OSError) as exc:  # not .npy, truncated, object arrays
-            raise ValueError(f"cannot read depth array {str(path)!r}: {exc}") from None
-        if array.size > max_pixels:
-            raise ImageDecodeError(f"depth array {str(path)!r} has {array.size} values, above "
-                                   f"the limit of {max_pixels} (max_image_pixels)")
-        return depth_to_metres(np.array(array))
-    depth = imdecode(np.fromfile(path, dtype=np.uint8), f"depth image {str(path)!r}", max_pixels)
-    if depth.dtype != np.uint16 or depth.ndim != 2:
-        raise ValueError(f"depth image {str(path)!r} must be single-channel 16-bit (millimetres), "
-                         f"got {depth.dtype} with shape {depth.shape}")
-    return depth_to_metres(depth, "16UC1")
 
 
 @dataclass
@@ -176,9 +113,12 @@ def load_camera_info(path: str | Path) -> CameraInfo:
                       camera_name=str(data.get("camera_name", "")))
 
 
-def intrinsic_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    """3x3 K from focal lengths and principal point (pixels, pixel centres at integers)."""
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+def pinhole_matrices(fx: float, fy: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray]:
+    """(K 3x3, P 3x4) float64 of a distortion-free pinhole camera, as CameraInfo's `k` and `p`
+    hold them: focal lengths and principal point in pixels, pixel centres at integers; P is
+    [K | 0] (a monocular camera: no baseline)."""
+    k = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+    return k, np.hstack([k, np.zeros((3, 1))])
 
 
 def check_intrinsics(k: np.ndarray) -> np.ndarray:
@@ -228,7 +168,7 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
            outlier_mads: float = 4.0, min_band_m: float = 0.02) -> Location:
     """Robust 3-D centre and size of the surface a mask covers.
 
-    `mask` bool HxW; `depth` HxW float metres, NaN/0 = no return (`depth_to_metres`); `k` 3x3.
+    `mask` bool HxW; `depth` HxW float metres, NaN/0 = no return (image_codec.depth_to_metres); `k` 3x3.
     The object's depth is read on the mask eroded by `erode_px` pixels (a 3x3 cross per pixel),
     away from the flying pixels that depth cameras put on object borders (half object, half
     background) and from a predicted mask's overshoot; when erosion leaves fewer than

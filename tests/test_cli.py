@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_ground.overlay import load_rgb, save_png
+from ros_ground.image_files import load_rgb, save_png
 from ros_ground.rle import rle_to_mask
 
 

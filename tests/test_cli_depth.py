@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ros_ground.overlay import save_png
+from ros_ground.image_files import save_png
 from ros_ground.sim.camera import FAR
 from ros_ground.sim.scene import generate_scene
 
@@ -94,4 +94,4 @@ def test_depth_flags_errors(files):
     assert out.returncode == 2 and "320x120" in out.stderr
     out = _run(*image, "--depth", str(root / "none.npy"), "--camera-info",
                str(root / "camera.yaml"), check=False)
-    assert out.returncode == 2 and "no such depth file" in out.stderr
+    assert out.returncode == 2 and "could not read a depth image from" in out.stderr

@@ -76,8 +76,8 @@ def test_the_entry_point_imports_next_to_nothing_before_it_can_catch_ctrl_c():
 ])
 def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_path, capsys, argv,
                                                                           words):
+    from ros_ground.image_files import save_png
     from ros_ground.nodes import cli as ros_cli
-    from ros_ground.overlay import save_png
 
     save_png(tmp_path / "img.png", np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "out.png").mkdir()
@@ -154,7 +154,7 @@ def test_a_floating_point_image_file_says_which_images_are_read(tmp_path):
     import cv2
 
     from ros_ground.image_codec import ImageDecodeError
-    from ros_ground.overlay import load_rgb
+    from ros_ground.image_files import load_rgb
 
     path = str(tmp_path / "float.tiff")
     assert cv2.imwrite(path, np.random.RandomState(0).rand(6, 8, 3).astype(np.float32))
@@ -165,7 +165,7 @@ def test_a_floating_point_image_file_says_which_images_are_read(tmp_path):
 def test_the_embedded_model_loads_without_a_progress_bar(tmp_path):
     # transformers' "Loading weights 0%...100%" on every run, for a model that loads in a
     # fraction of a second; real weights keep theirs (minutes)
-    from ros_ground.overlay import save_png
+    from ros_ground.image_files import save_png
 
     save_png(tmp_path / "img.png", np.zeros((24, 32, 3), np.uint8))
     out = subprocess.run([sys.executable, "-m", "ros_ground.cli", "ground", "--image",

@@ -80,7 +80,7 @@ def test_ros_ground_ask_cli(container, tmp_path):
     for p in result["phrases"]:
         assert result["text"][p["char_start"]:p["char_end"]] == p["text"]
         assert p["mask_rle"]["size"] == [64, 96]
-    from ros_ground.overlay import load_rgb
+    from ros_ground.image_files import load_rgb
 
     assert load_rgb(overlay).shape == (64, 96, 3)
 

@@ -192,7 +192,7 @@ def test_region_eval_prints_the_plain_report_unless_json(capsys):
 def test_region_eval_dumps_each_scenes_regions_and_answers(capsys, tmp_path):
     from ros_ground.cli import main
     from ros_ground.evaluate import scene_for
-    from ros_ground.overlay import load_rgb
+    from ros_ground.image_files import load_rgb
 
     args = ["eval", "--prompt", "region", "--scenes", "1", "--seed", "3", "--model", "tiny",
             "--sam-model", "tiny", "--max-new-tokens", "4", "--json", "--dump", str(tmp_path / "d")]

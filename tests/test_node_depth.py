@@ -13,9 +13,9 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
-from ros_ground.nodes.conversions import stamp_to_ns  # noqa: E402
+from ros_ground.nodes.conversions import depth_to_image_msg, stamp_to_ns  # noqa: E402
 from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
-from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg  # noqa: E402
+from ros_ground.nodes.sim_camera_node import camera_info  # noqa: E402
 from ros_ground.results import GroundedPhrase, GroundingResult  # noqa: E402
 from ros_ground.sim.scene import generate_scene  # noqa: E402
 from tests.test_grounding_node import Running  # noqa: E402

@@ -15,9 +15,14 @@ from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
-from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, proposals_to_msg  # noqa: E402
+from ros_ground.nodes.conversions import (  # noqa: E402
+    bbox_to_roi,
+    depth_to_image_msg,
+    mask_to_msg,
+    proposals_to_msg,
+)
 from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
-from ros_ground.nodes.sim_camera_node import camera_info, depth_to_image_msg  # noqa: E402
+from ros_ground.nodes.sim_camera_node import camera_info  # noqa: E402
 from ros_ground.results import Proposal  # noqa: E402
 from ros_ground.sim.scene import generate_scene  # noqa: E402
 from ros_ground.spatial import back_project  # noqa: E402

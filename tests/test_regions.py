@@ -124,10 +124,10 @@ def test_a_click_at_z_0_in_the_cameras_frame_is_a_pixel():
 
 
 def test_a_3d_click_is_projected_with_k_onto_the_surface_depth_sees():
-    from ros_ground.spatial import back_project, intrinsic_matrix
+    from ros_ground.spatial import back_project, pinhole_matrices
 
     frame = NS(header=NS(frame_id="cam"), rgb=np.zeros((*SHAPE, 3), np.uint8))
-    k = intrinsic_matrix(50.0, 50.0, 29.5, 19.5)
+    k = pinhole_matrices(50.0, 50.0, 29.5, 19.5)[0]
     depth = np.full(SHAPE, 2.0, np.float32)  # a wall at 2 m ...
     depth[10:30, 10:30] = 1.0  # ... behind a box 1 m away
     on_box = back_project(np.array(15.0), np.array(20.0), np.array(1.0), k)

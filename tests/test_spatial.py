@@ -4,20 +4,19 @@ import cv2
 import numpy as np
 import pytest
 
+from ros_ground.image_codec import depth_to_metres
 from ros_ground.spatial import (
     back_project,
     check_intrinsics,
     depth_at,
-    depth_to_metres,
-    intrinsic_matrix,
     load_camera_info,
-    load_depth,
     locate,
+    pinhole_matrices,
     project,
 )
 
 W, H = 640, 480
-K = intrinsic_matrix(500.0, 520.0, 319.5, 241.0)
+K = pinhole_matrices(500.0, 520.0, 319.5, 241.0)[0]
 
 
 def _pixels():
@@ -148,51 +147,13 @@ def test_depth_conversion_marks_no_return():
     assert f[0, 0] == 0.0  # the input is left as it was
 
 
-def test_load_depth_png_and_npy(tmp_path):
-    mm = np.array([[0, 1500], [800, 20]], np.uint16)
-    png = tmp_path / "d.png"
-    cv2.imwrite(str(png), mm)
-    np.testing.assert_allclose(load_depth(png), [[np.nan, 1.5], [0.8, 0.02]])
-    npy = tmp_path / "d.npy"
-    np.save(npy, np.array([[1.25, 0.0]], np.float32))
-    np.testing.assert_allclose(load_depth(npy), [[1.25, np.nan]])
-    rgb = tmp_path / "rgb.png"
-    cv2.imwrite(str(rgb), np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(ValueError, match="16-bit"):
-        load_depth(rgb)
-    with pytest.raises(ValueError, match="no such"):
-        load_depth(tmp_path / "missing.png")
-    garbage = tmp_path / "garbage.png"
-    garbage.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="cannot decode depth image"):
-        load_depth(garbage)
+def test_pinhole_matrices_are_camera_infos_k_and_p():
+    k, p = pinhole_matrices(500.0, 520.0, 319.5, 241.0)
+    assert k.ravel().tolist() == [500.0, 0.0, 319.5, 0.0, 520.0, 241.0, 0.0, 0.0, 1.0]
+    assert p.ravel().tolist() == [500.0, 0.0, 319.5, 0.0, 0.0, 520.0, 241.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 
 
-@pytest.mark.parametrize("side,limit", [(100000, 4096 * 4096), (300, 1000)])
-def test_a_depth_file_above_the_limit_is_refused_from_its_header(tmp_path, side, limit):
-    # as for colour images: a small PNG declaring a huge image never has its pixels allocated
-    from test_image_codec import _declaring
-
-    bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_declaring(".png", side, side))
-    with pytest.raises(ValueError, match=rf"above the limit of {limit}\b"):
-        load_depth(bomb, max_pixels=limit)
-
-
-def test_a_depth_array_is_judged_by_its_header_and_named_when_unreadable(tmp_path):
-    big = tmp_path / "big.npy"
-    np.save(big, np.zeros((40, 30), np.float32))
-    with pytest.raises(ValueError, match=r"has 1200 values, above the limit of 1000\b"):
-        load_depth(big, max_pixels=1000)
-    assert load_depth(big, max_pixels=1200).shape == (40, 30)
-    objects = tmp_path / "objects.npy"
-    np.save(objects, np.array([{"depth": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"cannot read depth array '.*objects.npy'"):
-        load_depth(objects)  # never unpickled
-    truncated = tmp_path / "truncated.npy"
-    truncated.write_bytes(big.read_bytes()[:100])
-    with pytest.raises(ValueError, match=r"cannot read depth array '.*truncated.npy'"):
-        load_depth(truncated)
+def test_camera_info_from_a_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="is not a regular file"):
         load_camera_info(tmp_path)
 

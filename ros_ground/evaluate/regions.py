@@ -98,7 +98,8 @@ def _dump(out_dir: Path, scene, scene_set: str, prompt: str, baseline: str, said
     """scene{seed}_regions.png (each region outlined, labelled with the answer about it) and
     scene{seed}_regions.json (the prompt, the baseline answer, and per object its name, box,
     answer and whether the answer names it)."""
-    from ros_ground.overlay import draw_overlay, save_png
+    from ros_ground.image_files import save_png
+    from ros_ground.overlay import draw_overlay
 
     stem = f"scene{scene.seed:06d}_regions"
     shown = [SimpleNamespace(mask=obj.mask, point=None, text=text) for obj, text, _ in said]

@@ -176,7 +176,8 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
 
 
 def _dump(out_dir: Path, scene, result, sample: dict, index: int) -> None:
-    from ros_ground.overlay import draw_overlay, save_png
+    from ros_ground.image_files import save_png
+    from ros_ground.overlay import draw_overlay
 
     stem = f"scene{sample['seed']:06d}_{index:04d}"
     save_png(out_dir / f"{stem}.png", draw_overlay(scene.rgb, result.phrases))

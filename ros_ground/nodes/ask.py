@@ -104,7 +104,7 @@ def run_ask(args) -> int:
     if getattr(args, "camera", ""):  # its topics are <camera>/..., names as a namespace's
         check_ros_name(args.camera, "--camera")
     if args.overlay:  # before the node spends a generation on the command
-        from ros_ground.overlay import check_writable
+        from ros_ground.image_files import check_writable
 
         check_writable(args.overlay)
     # Ctrl-C raises KeyboardInterrupt with the context alive, so the goal can still be canceled
@@ -230,7 +230,8 @@ def _write_overlay(path: str, response: GroundedResponse, overlay_msg) -> None:
     import numpy as np
 
     from ros_ground.image_codec import image_to_rgb
-    from ros_ground.overlay import draw_overlay, save_png, with_target
+    from ros_ground.image_files import save_png
+    from ros_ground.overlay import draw_overlay, with_target
 
     if overlay_msg is not None and overlay_msg.header.stamp == response.header.stamp:
         save_png(path, image_to_rgb(overlay_msg))

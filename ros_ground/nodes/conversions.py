@@ -16,7 +16,7 @@ from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from ros_ground.image_encode import encode_rgb8
+from ros_ground.image_encode import encode_depth_32fc1, encode_rgb8
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.rle import RLEError, counts_to_mask, mask_bbox, mask_to_counts
 
@@ -154,6 +154,16 @@ def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:
     """An rgb8 sensor_msgs/Image of an HxWx3 uint8 RGB array."""
     height, width, step, data = encode_rgb8(image)
     msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=step)
+    msg.data = data
+    if header is not None:
+        msg.header = header
+    return msg
+
+
+def depth_to_image_msg(depth: np.ndarray, header: Header | None = None) -> Image:
+    """A 32FC1 sensor_msgs/Image (metres, NaN = no return) of an HxW float32 array."""
+    height, width, step, data = encode_depth_32fc1(depth)
+    msg = Image(height=height, width=width, encoding="32FC1", is_bigendian=0, step=step)
     msg.data = data
     if header is not None:
         msg.header = header

@@ -31,10 +31,11 @@ from std_msgs.msg import Header
 
 from ros_ground.frames import KeptForProposals, Stamped
 from ros_ground.image_codec import image_to_rgb
+from ros_ground.image_files import save_png
 from ros_ground.nodes.ask import ask, print_phrases, target_where
 from ros_ground.nodes.common import RELIABLE, spin_until
 from ros_ground.nodes.conversions import msg_to_mask, msg_to_phrase, stamp_to_ns
-from ros_ground.overlay import draw_overlay, save_png, with_target
+from ros_ground.overlay import draw_overlay, with_target
 
 NAMESPACE = "/demo"
 CAVEAT = ("Note: the answers come from a small model trained in a tiny simulator; its wording is "

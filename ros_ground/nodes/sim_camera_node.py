@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import get_logger
@@ -24,10 +25,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from ros_ground import settings
-from ros_ground.image_encode import encode_depth_32fc1
 from ros_ground.nodes import params
 from ros_ground.nodes.common import LATEST
-from ros_ground.nodes.conversions import bbox_to_roi, mask_to_msg, rgb_to_image_msg
+from ros_ground.nodes.conversions import bbox_to_roi, depth_to_image_msg, mask_to_msg, rgb_to_image_msg
 from ros_ground.nodes.process import run_executable
 
 SCENE_PARAMS = ("seed", "scene_set", "width", "height", "num_objects", "objects")
@@ -173,25 +173,17 @@ class SimCameraNode(Node):
             self.info_pub.publish(info)
 
 
-def depth_to_image_msg(depth, header) -> Image:
-    """A 32FC1 Image (metres, NaN = no return) of an HxW float32 array."""
-    height, width, step, data = encode_depth_32fc1(depth)
-    msg = Image(header=header, height=height, width=width, encoding="32FC1", is_bigendian=0,
-                step=step)
-    msg.data = data
-    return msg
-
-
 def camera_info(scene, header) -> CameraInfo:
+    """The distortion-free CameraInfo of a sim.Scene's camera (its rendered image's size)."""
     from ros_ground.sim.camera import intrinsics
+    from ros_ground.spatial import pinhole_matrices
 
-    fx, fy, cx, cy = intrinsics(scene.camera, scene.width, scene.height)
+    k, p = pinhole_matrices(*intrinsics(scene.camera, scene.width, scene.height))
     info = CameraInfo(header=header, height=scene.height, width=scene.width,
                       distortion_model="plumb_bob")
     info.d = [0.0] * 5
-    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.k, info.p = k.ravel().tolist(), p.ravel().tolist()
+    info.r = np.eye(3).ravel().tolist()
     return info
 
 

@@ -22,6 +22,7 @@ from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
 from ros_ground.image_codec import image_to_depth, image_to_rgb
+from ros_ground.spatial import pinhole_matrices
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -89,12 +90,11 @@ def image_message(rgb: np.ndarray, stamp_ns: int, frame_id: str):
 
 def camera_info_message(intrinsics: Sequence[float], width: int, height: int, stamp_ns: int, frame_id: str):
     """A distortion-free sensor_msgs/CameraInfo for (fx, fy, cx, cy)."""
-    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    k, p = pinhole_matrices(*(float(v) for v in intrinsics))
     types = _TYPESTORE.types
     return types[CAMERA_INFO](
         header=_header(stamp_ns, frame_id), height=height, width=width, distortion_model="plumb_bob",
-        d=np.zeros(5), k=np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], dtype=np.float64),
-        r=np.eye(3).reshape(-1), p=np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], dtype=np.float64),
+        d=np.zeros(5), k=k.reshape(-1), r=np.eye(3).reshape(-1), p=p.reshape(-1),
         binning_x=0, binning_y=0,
         roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
                                                       do_rectify=False))

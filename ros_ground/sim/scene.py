@@ -36,6 +36,7 @@ from ros_ground.sim.language import (
 )
 from ros_ground.sim.ranges import CLASSIC_RANGES, SceneRanges, scene_set_ranges
 from ros_ground.sim.world import Placement, TableLook, build_world, load_table, place_objects
+from ros_ground.spatial import pinhole_matrices
 
 p = import_pybullet()
 
@@ -81,8 +82,7 @@ class Scene:
     @property
     def k(self) -> np.ndarray:
         """3x3 intrinsic matrix of `rgb` (and of `depth`, registered to it): CameraInfo's K."""
-        fx, fy, cx, cy = self.intrinsics
-        return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        return pinhole_matrices(*self.intrinsics)[0]
 
     @property
     def width(self) -> int:
