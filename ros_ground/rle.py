@@ -88,15 +88,3 @@ def rle_to_mask(rle: dict) -> np.ndarray:
 def rle_area(counts) -> int:
     """Number of set pixels, read off the counts without decoding."""
     return int(sum(counts[1::2]))
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the set pixels; (0, 0, 0, 0) for an empty mask."""
-    mask = np.asarray(mask, dtype=bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return (0, 0, 0, 0)
-    y0, y1 = int(rows[0]), int(rows[-1])
-    x0, x1 = int(cols[0]), int(cols[-1])
-    return (x0, y0, x1 - x0 + 1, y1 - y0 + 1)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.stats import median_abs_deviation
 
 
 @dataclass
@@ -206,7 +207,7 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
             break
     core_z = depth[core].astype(np.float64)
     median = np.median(core_z)
-    band = max(outlier_mads * 1.4826 * np.median(np.abs(core_z - median)), min_band_m)
+    band = max(outlier_mads * median_abs_deviation(core_z, scale="normal"), min_band_m)
     rows, cols = np.nonzero(valid)
     z = depth[rows, cols].astype(np.float64)
     keep = np.abs(z - median) <= band

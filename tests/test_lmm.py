@@ -179,6 +179,29 @@ def test_hub_id_is_cache_only_by_default_whatever_the_environment(monkeypatch, t
     assert "couldn't connect" not in message, message
 
 
+def test_a_hub_id_is_in_the_cache_when_mains_snapshot_holds_its_config(monkeypatch, tmp_path):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = loading_module.hub_cache_dir("owner/model")
+    assert repo == tmp_path / "hub" / "models--owner--model"
+    with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
+        loading_module.check_lmm_spec("owner/model", allow_download=False)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)  # a download that never finished
+    with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
+        loading_module.check_lmm_spec("owner/model", allow_download=False)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    loading_module.check_lmm_spec("owner/model", allow_download=False)
+
+
+@pytest.mark.parametrize("value,offline", [("1", True), ("yes", True), (" ON ", True),
+                                           ("0", False), ("", False), ("off", False)])
+def test_hf_hub_offline_is_read_when_loading_with_huggingface_hubs_true_values(
+        monkeypatch, value, offline):
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert loading_module.hub_offline() is offline
+
+
 def test_allow_download_still_respects_hf_hub_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     calls = _spy_loads(monkeypatch)

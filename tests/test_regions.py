@@ -195,3 +195,20 @@ def test_the_region_token_replaces_the_referring_word_in_the_prefill(lmm):
     others = [p for p in range(len(plain["embeds"])) if p != position
               and p not in set(image_rows.tolist())]
     np.testing.assert_allclose(seen["embeds"][others].numpy(), plain["embeds"][others].numpy())
+
+
+def test_a_masks_box_is_its_set_pixels_extent():
+    from ros_ground.regions import box_mask, mask_bbox
+
+    mask = np.zeros((5, 6), bool)
+    mask[1:3, 2:5] = True
+    assert mask_bbox(mask) == (2, 1, 3, 2)
+    assert mask_bbox(np.zeros((4, 4), bool)) == (0, 0, 0, 0)
+    assert mask_bbox(box_mask((40, 50), 7, 3, 20, 11)) == (7, 3, 20, 11)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # scattered pixels, several parts: the extent of them all
+        scattered = rng.random((30, 40)) > 0.995
+        if scattered.any():
+            rows, cols = np.nonzero(scattered)
+            assert mask_bbox(scattered) == (cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1)
+

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pycocotools import mask as coco_mask
 
-from ros_ground.rle import RLEError, counts_to_mask, mask_bbox, mask_to_rle, rle_area, rle_to_mask
+from ros_ground.rle import RLEError, counts_to_mask, mask_to_rle, rle_area, rle_to_mask
 
 masks = st.tuples(st.integers(0, 12), st.integers(0, 12)).flatmap(
     lambda hw: arrays(np.bool_, hw)
@@ -63,10 +63,3 @@ def test_compressed_and_garbage_rejected():
         rle_to_mask({"counts": [4]})
     with pytest.raises(RLEError):
         counts_to_mask(100_000, 100_000, [10_000_000_000])
-
-
-def test_bbox():
-    mask = np.zeros((5, 6), bool)
-    mask[1:3, 2:5] = True
-    assert mask_bbox(mask) == (2, 1, 3, 2)
-    assert mask_bbox(np.zeros((4, 4), bool)) == (0, 0, 0, 0)

@@ -13,7 +13,6 @@ from ros_ground.geometry import IMAGE_FITS
 from ros_ground.lmm.adapter import LMMAdapter
 from ros_ground.lmm.errors import ModelLoadError
 
-_TRUE = ("1", "true", "yes", "on")
 # "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
 SIM_LMM_DIR = Path(__file__).resolve().parent.parent / "models" / "sim_lmm"
 
@@ -65,16 +64,33 @@ def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: 
 def hub_cache_dir(model_id: str) -> Path:
     """Where the Hugging Face cache keeps `model_id` (HF_HUB_CACHE / HF_HOME decide the root)."""
     from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
 
-    return Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
+    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=model_id, repo_type="model")
+
+
+def in_hub_cache(model_id: str) -> bool:
+    """Whether the Hugging Face cache holds `model_id`'s config.json at the revision a
+    cache-only load reads (main): huggingface_hub's own lookup, as transformers makes it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it (its true values), but read now: its
+    constants.HF_HUB_OFFLINE is read once, at import, and would miss a later setting."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in constants.ENV_VARS_TRUE_VALUES
 
 
 def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
     """The checks of `load_lmm` that read no weights, so a caller can make them before loading
     anything for seconds (build_engine, beside SAM's): ModelLoadError for the embedded 'sim'
     model missing, a path that is no directory, and, when `allow_download` is False (None: not
-    checked), a Hugging Face id with no snapshot holding a config.json in the cache (nothing,
-    or a download that never finished)."""
+    checked), a Hugging Face id whose config.json is not in the cache (`in_hub_cache`:
+    nothing, or a download that never finished)."""
     if spec == "tiny":
         return
     if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():
@@ -89,7 +105,7 @@ def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"model {spec!r}: {str(path)!r} holds no config.json, so it is no "
                                  "Hugging Face checkpoint directory (save_pretrained writes one)")
-    elif allow_download is False and not any((hub_cache_dir(spec) / "snapshots").glob("*/config.json")):
+    elif allow_download is False and not in_hub_cache(spec):
         raise ModelLoadError(f"model {spec!r} is not in the Hugging Face cache "
                              f"{str(hub_cache_dir(spec))!r}, and downloads are off (allow_download "
                              "is false): put the model in that cache or give a local directory")
@@ -118,7 +134,7 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
         return LMMAdapter("tiny", model, processor, torch_device, torch_dtype, image_fit,
                           compile)
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+    offline = hub_offline()
     tried: list[str] = []
     errors: list[str] = []
     note = ""
