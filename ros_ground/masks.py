@@ -1,14 +1,16 @@
 """Operations on dense masks that the pipeline, the evaluation and both token sources share.
 
 `iou` / `iou_matrix` compare boolean masks (the runtime uses them to pick a proposal and to
-merge duplicates, the evaluation to score); `pool_tokens` averages grid features under mask
-weights (entity tokens from the LMM's image tokens and from SAM's image embedding alike).
+merge duplicates, the evaluation to score); `mask_bbox` gives a mask's box; `pool_tokens`
+averages grid features under mask weights (entity tokens from the LMM's image tokens and from
+SAM's image embedding alike).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 
@@ -60,3 +62,9 @@ def pool_tokens(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     totals = weights.sum(axis=1, keepdims=True)
     pooled = weights @ features
     return np.divide(pooled, totals, out=np.zeros_like(pooled), where=totals > 0)
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) in pixels of the set pixels of an HxW mask (the inverse of regions.box_mask);
+    (0, 0, 0, 0) for an empty mask. OpenCV's boundingRect of the non-zero pixels."""
+    return tuple(int(v) for v in cv2.boundingRect(np.asarray(mask, dtype=bool).astype(np.uint8)))

@@ -20,7 +20,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from ros_ground.errors import InputError
@@ -60,12 +59,6 @@ def box_mask(shape: tuple[int, int], x: int, y: int, w: int, h: int) -> np.ndarr
     mask = np.zeros(shape, dtype=bool)
     mask[y:y + h, x:x + w] = True
     return mask
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) in pixels of the set pixels of an HxW mask (the inverse of `box_mask`);
-    (0, 0, 0, 0) for an empty mask. OpenCV's boundingRect of the non-zero pixels."""
-    return tuple(int(v) for v in cv2.boundingRect(np.asarray(mask, dtype=bool).astype(np.uint8)))
 
 
 def entity_for_box(box: np.ndarray, proposals) -> np.ndarray | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ros_ground.regions import mask_bbox
+from ros_ground.masks import mask_bbox
 from ros_ground.rle import mask_to_rle
 
 

@@ -198,7 +198,8 @@ def test_the_region_token_replaces_the_referring_word_in_the_prefill(lmm):
 
 
 def test_a_masks_box_is_its_set_pixels_extent():
-    from ros_ground.regions import box_mask, mask_bbox
+    from ros_ground.masks import mask_bbox
+    from ros_ground.regions import box_mask
 
     mask = np.zeros((5, 6), bool)
     mask[1:3, 2:5] = True

@@ -166,6 +166,17 @@ def test_layers_import_downwards():
                 or m.startswith("ros_ground.lmm.")}
 
 
+def test_readmes_layout_names_every_module():
+    # a newcomer finds a concern's home from the Layout section: every module of the core and of
+    # the ROS shells is named there
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):readme.index("## More")]
+    missing = [str(p.relative_to(PACKAGE)) for folder in (PACKAGE, PACKAGE / "nodes")
+               for p in sorted(folder.glob("*.py"))
+               if p.name != "__init__.py" and f"`{p.name}`" not in layout]
+    assert not missing, f"README's Layout names no {missing}"
+
+
 def test_long_modules_say_why():
     long = []
     for path in _modules():

@@ -17,7 +17,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from ros_ground.image_encode import encode_depth_32fc1, encode_rgb8
-from ros_ground.regions import mask_bbox
+from ros_ground.masks import mask_bbox
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.rle import RLEError, counts_to_mask, mask_to_counts
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ros_ground.regions import mask_bbox
+from ros_ground.masks import mask_bbox
 from ros_ground.sim._quiet import connect_direct, import_pybullet
 from ros_ground.sim.assets import ASSETS, CATEGORIES, MAX_PER_CATEGORY
 from ros_ground.sim.camera import (
