@@ -10,14 +10,44 @@ No ROS import: the grounding node converts stamps and decodes messages.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 MAX_FRAMES = 256  # memory bound on the frames kept per source
 MAX_PROPOSALS = 16  # proposal messages kept per source
+# bytes a fingerprint reads: ~0.3 ms on a 2592x1944 rgb8 frame (15 MB), where blake2b of every
+# byte takes ~30 ms, and a frame is fingerprinted at each request and each proposal run
+FINGERPRINT_SAMPLES = 1 << 16
+
+
+@lru_cache(maxsize=8)
+def _sample_positions(size: int) -> np.ndarray:
+    """FINGERPRINT_SAMPLES sorted byte positions in [0, size), the same for every image of
+    `size` bytes (seeded by it): uniform, so no row, column or stripe is skipped."""
+    if size <= FINGERPRINT_SAMPLES:
+        return np.arange(size)
+    return np.unique(np.random.default_rng(size).integers(0, size, FINGERPRINT_SAMPLES))
+
+
+def pixel_fingerprint(image: np.ndarray) -> str:
+    """A cheap name for `image`'s pixels (any shape and dtype): blake2b of its shape, dtype
+    and FINGERPRINT_SAMPLES of its bytes at fixed pseudo-random positions (all of them in an
+    image of at most that many bytes). Equal images get equal fingerprints; two pictures that
+    differ over n bytes of a B-byte image get different ones but with probability about
+    exp(-n * FINGERPRINT_SAMPLES / B): for a 5 MP rgb8 frame about 1 in 10^4 for a change of
+    26 x 26 pixels (which leaves SAM's embedding almost the same), under 1e-11 for 200 x 10.
+    Sampled, not hashed whole, for speed (FINGERPRINT_SAMPLES says how much)."""
+    flat = np.ascontiguousarray(image).reshape(-1).view(np.uint8)
+    digest = hashlib.blake2b(repr((image.shape, image.dtype.str)).encode(), digest_size=16)
+    digest.update(flat.take(_sample_positions(flat.size)))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

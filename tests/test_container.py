@@ -11,6 +11,7 @@ rclpy = pytest.importorskip("rclpy")
 from ros_ground_msgs.msg import EntityProposals  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
 
+from bench.breakdown import sim_params  # noqa: E402
 from ros_ground.nodes.common import RELIABLE  # noqa: E402
 from ros_ground.nodes.conversions import msg_to_proposals, stamp_to_ns  # noqa: E402
 from tests.ros_helpers import Client, random_rgb, start_node_process, stop_process  # noqa: E402
@@ -115,3 +116,20 @@ def test_composed_nodes_asking_for_different_sams_are_warned_about(monkeypatch):
                               "cpu: the composed nodes share SAM and its image embedding only"), said
     proposals("sim", None, "cpu")  # set back: shared again, nothing to say
     assert len(said) == 1
+
+
+def test_a_command_and_the_proposal_run_on_one_frame_share_one_embedding(monkeypatch):
+    # SAM's key names a frame by its topic, header and pixels: both composed nodes, each with
+    # its own decode of the frame, must still name it alike, or each frame costs two passes.
+    # Point mode: its phrases are cut from the frame's embedding (entity masks are not)
+    from bench import embedding
+
+    monkeypatch.setattr(embedding, "sim_params", lambda: {**sim_params(), "mode": "point"})
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        result = embedding.container_passes(context, 2, points_per_side=4)
+    finally:
+        rclpy.shutdown(context=context)
+    assert result["grounding_modes"] == ["point", "point"], result
+    assert result["shared_instance"] and result["passes_per_frame"] == [1, 1], result

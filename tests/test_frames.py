@@ -1,8 +1,9 @@
 """Frames and proposals matched by stamp, per source, without ROS."""
 
+import numpy as np
 import pytest
 
-from ros_ground.frames import DepthStore, FrameStore
+from ros_ground.frames import DepthStore, FrameStore, pixel_fingerprint
 
 S = 1_000_000_000  # ns per second
 
@@ -190,3 +191,21 @@ def test_a_run_announced_before_its_frame_arrives_keeps_that_frame_once():
     assert frames.kept_count("cam") == 1
     frames.add_frame("cam", 11 * S, "f11", 0)  # no older frame will be asked for
     assert frames.kept_count("cam") == 0
+
+
+def test_pixel_fingerprint_tells_pictures_apart_and_names_equal_ones_alike():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (1944, 2592, 3), dtype=np.uint8)  # 15 MB: sampled, not hashed whole
+    same = pixel_fingerprint(image)
+    assert pixel_fingerprint(image.copy()) == same
+    assert pixel_fingerprint(np.ascontiguousarray(image[:, :, ::-1])) \
+        == pixel_fingerprint(image[:, :, ::-1])  # a view is named by its pixels, not its memory
+    assert pixel_fingerprint(np.roll(image, 120, axis=1)) != same  # the scene moved
+    moved = image.copy()
+    moved[900:940, 1200:1240] = 0  # an object of 40 x 40 pixels
+    assert pixel_fingerprint(moved) != same
+    assert pixel_fingerprint(image.reshape(2592, 1944, 3)) != same  # other shape, same bytes
+    small = rng.integers(0, 255, (4, 6, 3), dtype=np.uint8)
+    changed = small.copy()
+    changed[3, 5, 2] ^= 1  # a small image is hashed whole: one bit tells
+    assert pixel_fingerprint(changed) != pixel_fingerprint(small)

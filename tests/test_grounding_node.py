@@ -534,6 +534,29 @@ def test_a_goals_own_image_is_named_by_its_pixels_not_its_header(running, monkey
         assert seen[-1] is None
 
 
+def test_frames_with_one_header_and_other_pixels_are_embedded_apart(running, monkeypatch):
+    # helper-80: a replay sent a second picture with the first one's frame_id and stamp; keyed
+    # by the header, SAM cut its masks from the first picture's embedding and answered OK
+    r = running()
+    keys = []
+    ground = r.node._engine.ground
+    monkeypatch.setattr(r.node._engine, "ground",
+                        lambda *a, **k: keys.append(k.get("image_key")) or ground(*a, **k))
+    said = _Said()
+    monkeypatch.setattr(r.node, "get_logger", lambda: said)
+    first, second = random_rgb(48, 64, seed=1), random_rgb(48, 64, seed=2)
+    _stream(r, first, stamp_sec=5)
+    assert r.ask().status == R.STATUS_OK
+    assert r.ask().status == R.STATUS_OK  # the same frame (republished): the same key
+    r.client.stream(second, stamp_sec=5)
+    assert r.client.wait(lambda: np.array_equal(_frame(r).rgb, second), 10)
+    assert r.ask().status == R.STATUS_OK
+    assert keys[0] is not None and keys[0] == keys[1] != keys[2], keys
+    repeated = [w for w in said.warnings if "the previous frame's frame_id 'cam'" in w]
+    assert len(repeated) == 1, said.warnings  # once per camera, however often it repeats
+    assert repeated[0].startswith(f"a frame on '{r.ns}/image' has the previous frame's"), repeated
+
+
 def test_bad_proposals_are_ignored_with_a_warning(running):
     r = running(proposal_tolerance_s=0.5)
     pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)

@@ -3,6 +3,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -219,5 +220,35 @@ def test_an_unstamped_frame_is_stamped_when_it_arrives_and_embedded_by_its_pixel
     sent = stamped[-1].stamp.sec * 10**9 + stamped[-1].stamp.nanosec
     assert before <= sent <= node.get_clock().now().nanoseconds
     assert keys[-1] is not None and keys[-1][1] == sent  # a key of its own stamp, not of 0
+    node.shutdown_worker()
+    node.destroy_node()
+
+
+def test_cameras_frames_with_one_header_and_other_pixels_are_embedded_apart():
+    """helper-80: a hardware-synced stereo pair in one frame_id (one stamp, one frame_id) got
+    one SAM embedding, keyed by the header: right's proposals were left's."""
+    node = MaskProposalNode(name="proposal_key_test")
+    keys = []
+
+    class Sam:
+        img_size, feature_source = 64, "test"
+
+        def propose(self, rgb, key=None, should_stop=lambda: False, **amg):
+            keys.append(key)
+            return []
+
+    node._sam = Sam()
+
+    def frame(seed):
+        pixels = bytes(np.random.default_rng(seed).integers(0, 255, 72, dtype=np.uint8))
+        msg = Image(height=4, width=6, encoding="rgb8", step=18, data=pixels)
+        msg.header.stamp.sec, msg.header.frame_id = 9, "cam"
+        return msg
+
+    node._propose(frame(1), "left")
+    node._propose(frame(2), "right")
+    node._propose(frame(1), "left")
+    node._propose(frame(2), "left")  # a replay: one camera, one header, other pixels
+    assert None not in keys and keys[0] != keys[1] and keys[0] == keys[2] != keys[3], keys
     node.shutdown_worker()
     node.destroy_node()

@@ -14,7 +14,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from ros_ground.camera_watch import camera_topics, stamp_skew_warning
-from ros_ground.frames import DepthStore, FrameStore
+from ros_ground.frames import DepthStore, FrameStore, pixel_fingerprint
 from ros_ground.image_codec import ImageDecodeError, image_to_depth, image_to_rgb
 from ros_ground.nodes.camera_input import CameraInput
 from ros_ground.nodes.common import RELIABLE, now_ns, stamp_if_unset
@@ -49,6 +49,7 @@ class CameraSensors:
         self._proposals_topics: dict[str, str] = {}
         self._info: dict[str, tuple[int, int, str]] = {}  # camera -> camera_info's width, height, frame
         self._info_refused: dict[str, str] = {}  # camera -> why its last camera_info was ignored
+        self._repeat_said: set[str] = set()  # cameras warned of a header repeated with new pixels
 
     def open(self, cameras: list[str], callback_group) -> list:
         """Subscribe each camera's image, proposals, proposals_started, depth and camera_info;
@@ -204,9 +205,26 @@ class CameraSensors:
         elif skew:
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
         keep = self._node.count_publishers(self._proposals_topics[camera]) > 0  # else no pairs
-        self.frames.add_frame(camera, stamp,
-                              self.decode(msg, source.topic, source.last_received_ns),
-                              _ns(self.p["proposal_max_age_s"]), keep)
+        frame = self.decode(msg, source.topic, source.last_received_ns)
+        self._say_if_header_repeated(camera, source.topic, frame)
+        self.frames.add_frame(camera, stamp, frame, _ns(self.p["proposal_max_age_s"]), keep)
+
+    def _say_if_header_repeated(self, camera: str, topic: str, frame: Frame) -> None:
+        """Warn, once per camera, of a frame with its previous frame's frame_id and stamp but
+        other pixels (a driver that stamps once, or reuses a stamp): SAM tells the two apart by
+        their pixels, but proposals and depth are paired with frames by stamp alone."""
+        last = self.frames.latest(camera)
+        if (camera in self._repeat_said or frame.rgb is None or last is None or last.rgb is None
+                or last.header.frame_id != frame.header.frame_id
+                or stamp_to_ns(last.header.stamp) != stamp_to_ns(frame.header.stamp)
+                or pixel_fingerprint(last.rgb) == pixel_fingerprint(frame.rgb)):
+            return
+        self._repeat_said.add(camera)
+        self._node.get_logger().warning(
+            f"a frame on {topic!r} has the previous frame's frame_id {frame.header.frame_id!r} "
+            f"and stamp ({stamp_to_ns(frame.header.stamp)} ns) but other pixels: stamp each frame "
+            "with its capture time, or its proposals and depth may be paired with another picture "
+            "(said once)")
 
     def _on_depth(self, camera: str, msg) -> None:
         stamp_if_unset(msg.header, self._node)  # as its colour frames are

@@ -14,6 +14,7 @@ import rclpy
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
+from ros_ground.frames import pixel_fingerprint
 from ros_ground.nodes.conversions import ns_to_stamp, stamp_to_ns
 
 # Commands and results must arrive: reliable and keep-all, so a burst of commands (or of the
@@ -69,11 +70,18 @@ def release_memory(models_dropped: bool) -> None:
         pass
 
 
-def frame_key(header, shape) -> tuple | None:
-    """Identifies one camera frame across nodes, so SAM embeds it once in a shared process;
-    None for a zero stamp, which names no frame: SAM then names the image by its pixels."""
+def frame_key(header, rgb, topic: str) -> tuple | None:
+    """Names one camera frame's pixels across nodes, so SAM embeds it once in a shared process:
+    (frame_id, stamp ns, height, width, `topic` (the camera's resolved image topic), the
+    decoded HxWx3 `rgb`'s frames.pixel_fingerprint). A header names no picture by itself (a
+    replay, a hardware-synced stereo pair in one frame_id, a driver that repeats a stamp), so
+    the pixels are in the key. None for a zero stamp, which names no frame: SAM then names the
+    image by all of its pixels."""
     stamp = stamp_to_ns(header.stamp)
-    return (header.frame_id, stamp, int(shape[0]), int(shape[1])) if stamp else None
+    if not stamp:
+        return None
+    return (header.frame_id, stamp, int(rgb.shape[0]), int(rgb.shape[1]), topic,
+            pixel_fingerprint(rgb))
 
 
 def now_ns(node) -> int:

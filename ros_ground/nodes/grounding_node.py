@@ -341,7 +341,8 @@ class GroundingNode(ModelNode):
             result = requests.ground(
                 engine, request, frame, proposals, accepted_at=ticket.accepted_at,
                 # a goal's own image is named by its pixels: clients send one header for all
-                image_key=frame_key(frame.header, frame.rgb.shape) if request.camera_frame else None,
+                image_key=(frame_key(frame.header, frame.rgb, source.topic)
+                           if request.camera_frame and source is not None else None),
                 on_progress=self.goals.feedback(request.goal_handle),
                 should_stop=lambda: self.scheduler.should_stop(ticket))
         except InputError as exc:

@@ -156,7 +156,9 @@ class MaskProposalNode(ModelNode):
                            float(amg["zoom_magnification"]))
         # a run takes up to a minute on a CPU: a stop signal ends it between batches
         t0 = time.monotonic()
-        proposals = sam.propose(rgb, key=frame_key(msg.header, rgb.shape),
+        source = self.inputs.get(camera)
+        key = frame_key(msg.header, rgb, source.topic if source is not None else camera)
+        proposals = sam.propose(rgb, key=key,
                                 should_stop=lambda: self._stopping, **amg)
         took = time.monotonic() - t0
         if took > SLOW_RUN_S:  # in the composed graph the grounding node's commands waited on it

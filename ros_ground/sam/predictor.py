@@ -42,8 +42,9 @@ class _ResizeLongestSide(ResizeLongestSide):
 
 
 def cache_key_of(image: np.ndarray, image_format: str = "RGB", key: Hashable | None = None):
-    """What names `image`'s embedding: the caller's `key` (trusted: a camera frame's stamp) or,
-    without one, a hash of its pixels."""
+    """What names `image`'s embedding: the caller's `key` (trusted, so it must tell pictures
+    apart: a camera frame's topic, stamp and frames.pixel_fingerprint) or, without one, a hash
+    of all its pixels."""
     if key is not None:
         return ("key", key, image_format)
     digest = hashlib.blake2b(np.ascontiguousarray(image), digest_size=16).hexdigest()
@@ -56,7 +57,8 @@ class CachingPredictor(SamPredictor):
     encoder) to the calling thread's `thread_encoder_seconds`.
 
     `set_image` of the image it already holds is free. The image is named by the caller's `key`
-    (trusted: a camera frame's stamp) or, without one, by a hash of its pixels.
+    (trusted: it must tell pictures apart, see `cache_key_of`) or, without one, by a hash of its
+    pixels.
     """
 
     def __init__(self, sam_model: Sam) -> None:
