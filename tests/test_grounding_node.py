@@ -1,6 +1,7 @@
 """grounding_node in-process: every parameter does what the README says, bad input is answered."""
 
 import gc
+import sys
 import threading
 import time
 
@@ -765,15 +766,27 @@ def test_ask_names_the_camera_its_goal_is_about(running):
 
 
 class _Said:
-    """A logger recording warnings and infos (monkeypatched in for the node's)."""
+    """A logger recording warnings and infos (monkeypatched in for the node's) that refuses, as
+    rclpy's does, a call site whose severity changes (helper-80: `(warning if stopped else
+    info)(change)` raised there, and the message was lost)."""
 
     def __init__(self):
         self.warnings, self.infos = [], []
+        self._sites = {}
+
+    def _check(self, severity: str) -> None:
+        from rclpy.impl.rcutils_logger import CallerId
+
+        site = CallerId(sys._getframe(2))  # the node's line that called warning / info
+        if self._sites.setdefault(site, severity) != severity:
+            raise ValueError("Logger severity cannot be changed between calls.")
 
     def warning(self, text, **_):
+        self._check("warning")
         self.warnings.append(text)
 
     def info(self, text, **_):
+        self._check("info")
         self.infos.append(text)
 
     def __getattr__(self, name):

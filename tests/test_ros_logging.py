@@ -56,3 +56,28 @@ def test_levels_are_kept_and_one_handler_is_installed(core_logger):
     finally:
         log.setLevel(logging.NOTSET)
     assert [level for level, _ in calls] == ["debug", "info", "warning", "error", "error"]
+
+
+def test_core_messages_of_every_level_reach_rosout_from_one_handler(ros, core_logger):
+    # rclpy refuses a call site whose severity changes ("Logger severity cannot be changed
+    # between calls"): one call for every level lost each message after the first level's
+    node = rclpy.create_node("logging_levels_probe")
+    seen = []
+    node.create_subscription(Log, "/rosout", seen.append, 100)
+    forward_core_logging(node.get_logger())
+    time.sleep(0.5)
+    log = logging.getLogger("ros_ground.scheduler")
+    log.setLevel(logging.INFO)
+    try:
+        log.info("first an info")
+        log.warning("then a warning")
+        log.error("then an error")
+    finally:
+        log.setLevel(logging.NOTSET)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("then an error" in m.msg for m in seen):
+        rclpy.spin_once(node, timeout_sec=0.1)
+    ours = [(m.level, m.msg) for m in seen if m.name == "logging_levels_probe"]
+    assert ours == [(Log.INFO, "[scheduler] first an info"), (Log.WARN, "[scheduler] then a warning"),
+                    (Log.ERROR, "[scheduler] then an error")], ours
+    node.destroy_node()

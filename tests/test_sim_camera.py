@@ -201,3 +201,40 @@ def test_rate_and_frame_id_apply_at_once_and_the_bag_is_read_only_at_start(ros):
         assert "read when the node starts" in node.describe_parameter("bag").description
     finally:
         node.destroy_node()
+
+
+class _Scene:
+    """What scene_in_set gives, with objects that could not be shown."""
+
+    def __init__(self, seed, *args, **kwargs):
+        self.seed, self.description = seed, f"scene {seed}"
+        self.unplaced, self.dropped = ["duck"], ["green cube"]
+
+
+def test_a_scene_change_is_said_and_applied_whole_or_not_at_all(ros, monkeypatch):
+    # helper-80: a named object with no room after a random draw's was said from one call site at
+    # another severity; rclpy raised, and the change was refused after the new scene was shown:
+    # `ros2 param get num_objects` disagreed with the rendered scene
+    import ros_ground.sim.scene
+    from ros_ground.nodes.sim_camera_node import SimCameraNode
+
+    monkeypatch.setattr(ros_ground.sim.scene, "scene_in_set", _Scene)
+    node = SimCameraNode(namespace="/atomic")
+    try:
+        assert node.scene.seed == 0  # a random draw's lost objects: said as info
+        named = node.set_parameters([Parameter("objects", value="duck, green cube"),
+                                     Parameter("seed", value=1)])
+        assert all(r.successful for r in named), [r.reason for r in named]
+        assert node.scene.seed == 1  # the user's own lost objects: a warning, said
+        drawn = node.set_parameters([Parameter("objects", value=""), Parameter("seed", value=2)])
+        assert all(r.successful for r in drawn) and node.scene.seed == 2, [r.reason for r in drawn]
+
+        def failing():
+            raise ValueError("the log is full")
+
+        monkeypatch.setattr(node, "get_logger", failing)
+        refused = node.set_parameters([Parameter("seed", value=3)])[0]
+        assert not refused.successful and "the log is full" in refused.reason
+        assert node.scene.seed == 2 and node.get_parameter("seed").value == 2  # they agree
+    finally:
+        node.destroy_node()

@@ -221,3 +221,28 @@ def test_the_checks_catch_what_they_name(tmp_path, monkeypatch):
     assert found == ["from ros_ground.sub.other import _hidden", "from ros_ground import _relative",
                      "other._helper", "other_alias._state", "ros_ground.sub.other._helper",
                      "engine._read_views"]
+
+
+_SEVERITIES = frozenset(("debug", "info", "warning", "warn", "error", "fatal"))
+
+
+def _chosen_severities(tree: ast.AST) -> list[int]:
+    """Lines where a logging method is chosen by a condition (`(log.warning if x else
+    log.info)(...)`, `say = log.warning if x else log.info`): one call site then logs at two
+    severities, which rclpy refuses ("Logger severity cannot be changed between calls")."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.IfExp) and any(
+                isinstance(branch, ast.Attribute) and branch.attr in _SEVERITIES
+                for branch in (node.body, node.orelse)):
+            found.append(node.lineno)
+    return found
+
+
+def test_no_node_logs_at_a_severity_chosen_by_a_condition():
+    chosen = [f"{path.relative_to(ROOT)}:{line}" for path in sorted((PACKAGE / "nodes").glob("*.py"))
+              for line in _chosen_severities(ast.parse(path.read_text()))]
+    assert chosen == [], chosen
+    caught = _chosen_severities(ast.parse("say = log.warning if bad else log.info\n"
+                                          "(log.error if bad else log.info)('x')\n"))
+    assert caught == [1, 2]

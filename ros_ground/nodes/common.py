@@ -155,10 +155,16 @@ class RosLogging(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level = record.levelno
-            say = (self.logger.error if level >= logging.ERROR else self.logger.warning
-                   if level >= logging.WARNING else self.logger.info if level >= logging.INFO
-                   else self.logger.debug)
-            say(f"[{record.name.removeprefix('ros_ground.')}] {record.getMessage()}")
+            text = f"[{record.name.removeprefix('ros_ground.')}] {record.getMessage()}"
+            # one call site per severity: rclpy refuses a call site whose severity changes
+            if level >= logging.ERROR:
+                self.logger.error(text)
+            elif level >= logging.WARNING:
+                self.logger.warning(text)
+            elif level >= logging.INFO:
+                self.logger.info(text)
+            else:
+                self.logger.debug(text)
         except Exception:  # noqa: BLE001 - logging must never fail the code that logs
             self.handleError(record)
 

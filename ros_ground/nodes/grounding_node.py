@@ -280,8 +280,11 @@ class GroundingNode(ModelNode):
             source = self.sensors.inputs.get(camera)
             change = flow.update(now, self.frames.proposals_received(camera),
                                  self.count_publishers(flow.topic), source and source.age_s())
-            if change:
-                (self.get_logger().warning if flow.stopped else self.get_logger().info)(change)
+            # one call site per severity: rclpy refuses a call site whose severity changes
+            if change and flow.stopped:
+                self.get_logger().warning(change)
+            elif change:
+                self.get_logger().info(change)
 
     def _say_no_frame_id(self, request: Request, camera_frame: bool) -> None:
         """Warn once per source (a camera's topic, goals' own images) of frames without a

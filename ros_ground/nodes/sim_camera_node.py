@@ -69,17 +69,24 @@ class SimCameraNode(Node):
         count = int(p["num_objects"]) if objects is None else len(objects)
         scene = scene_in_set(int(p["seed"]), p["scene_set"], int(p["width"]), int(p["height"]),
                              num_objects=count, objects=objects)
+        # said before the scene is shown: a failure leaves the old scene and the old parameters
+        self.get_logger().info(f"scene {p['seed']}: {scene.description}")
+        lost = []
+        if scene.unplaced:
+            lost.append(f"scene {p['seed']}: no room on the table for {len(scene.unplaced)} of "
+                        f"{count} objects ({', '.join(scene.unplaced)}); ask for fewer")
+        if scene.dropped:
+            lost.append(f"scene {p['seed']}: {', '.join(scene.dropped)} placed but hidden from the "
+                        "camera (too few pixels to keep), so left out of the ground truth")
+        # objects the user named and will not see are worth a warning; a random draw's, a note.
+        # One call site per severity: rclpy refuses a call site whose severity changes
+        for text in lost:
+            if objects:
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().info(text)
         with self._lock:
             self.scene = scene
-        self.get_logger().info(f"scene {p['seed']}: {scene.description}")
-        # objects the user named and will not see are worth a warning; a random draw's, a note
-        log = self.get_logger().warning if objects else self.get_logger().info
-        if scene.unplaced:
-            log(f"scene {p['seed']}: no room on the table for {len(scene.unplaced)} of {count} "
-                f"objects ({', '.join(scene.unplaced)}); ask for fewer")
-        if scene.dropped:
-            log(f"scene {p['seed']}: {', '.join(scene.dropped)} placed but hidden from the camera "
-                "(too few pixels to keep), so left out of the ground truth")
 
     def _open_bag(self, path: str, topic: str) -> None:
         """Stream the bag, looping; raises BagError when it has no decodable colour frame."""
