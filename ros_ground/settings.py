@@ -139,6 +139,17 @@ def _device(value) -> str:
     return value
 
 
+def _named(name: str) -> Callable[[Any], str]:
+    """A model setting's check: an empty or blank name would be read as a path, the current
+    directory, and fail (or load) there."""
+    def check(value) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must name a model, got {value!r} (empty is no model: "
+                             f"leave {name} out for its default)")
+        return value
+    return check
+
+
 def _cameras(value) -> list[str]:
     camera_topics(list(value), "image")  # raises ValueError naming a bad list
     return list(value)
@@ -173,8 +184,8 @@ def _torch_threads(value) -> int:
     return check_torch_threads(int(value))  # more threads than cores only slow every op
 
 GROUNDING = (
-    S("model", "sim", _MODEL, cli=True),
-    S("sam_model", "sim", _SAM, cli=True),
+    S("model", "sim", _MODEL, cli=True, convert=_named("model")),
+    S("sam_model", "sim", _SAM, cli=True, convert=_named("sam_model")),
     S("sam_checkpoint", "", "path to official SAM weights (.pth loaded with weights_only, or .safetensors)", cli=True),
     S("device", "auto", _DEVICE, cli=True, convert=_device),
     S("dtype", "auto", "dtype of the LMM's weights",
@@ -190,7 +201,8 @@ GROUNDING = (
     S("torch_threads", 0, "torch's CPU threads for each grounding request, at most the CPUs the process may use (0: torch's default, nothing ahead); fewer (e.g. CPUs - 1 with the LMM on the CPU): the CPUs left free compute SAM's embedding and the attention views' prompt while the answer is generated, then join the grounding", low=0, cli=True, convert=_torch_threads),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
     S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
-    S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True),
+    S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True,
+      convert=_named("spacy_model")),
     S("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, or with the engine's own for a command about an object; else point)",
       True, choices=("point", "entities", "auto"), field="mode", cli=True),
     S("max_new_tokens", 64, "maximum generated tokens per request", True, low=1, field="max_new_tokens", cli=True),
@@ -292,7 +304,7 @@ _AMG = {
 }
 
 PROPOSAL = (
-    S("sam_model", "sim", _SAM),
+    S("sam_model", "sim", _SAM, convert=_named("sam_model")),
     S("sam_checkpoint", "", "path to official SAM weights"),
     S("device", "auto", _DEVICE, convert=_device),
     S("image_qos", "auto", _QOS, choices=QOS_NAMES),

@@ -209,6 +209,18 @@ def test_setting_a_configure_time_value_to_what_it_is_says_nothing(running, monk
     assert said == ["sam_model is read at configure: takes effect at the next configure"]
 
 
+def test_an_empty_model_name_is_refused_at_start_and_when_set(running):
+    # helper-80: model "" was taken for Path(""), the current directory
+    r = running(model="")
+    assert not r.started and r.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert r.node._refused["model"].startswith("model must name a model, got ''")
+    for name in ("sam_model", "spacy_model"):
+        refused = r.node.set_parameters([Parameter(name, value=" ")])[0]
+        assert not refused.successful and f"{name} must name a model" in refused.reason
+    r.set(model="tiny")
+    assert r.node.trigger_configure().name == "SUCCESS"
+
+
 @pytest.mark.parametrize("name,value", [("device", "tpu"), ("dtype", "float7"),
                                         ("spacy_model", "xx_no_such_pipeline")])
 def test_bad_device_dtype_spacy_fail_configure(running, name, value):

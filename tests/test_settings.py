@@ -351,3 +351,42 @@ def test_min_target_score_needs_the_command_words_that_read_it():
         settings.check(settings.GROUNDING, {"entity_scoring": "tokens", "min_target_score": 0.15,
                                             "command_words": False})
     assert settings.check(settings.GROUNDING, {"min_target_score": -2.0, "command_words": False})
+
+
+@pytest.mark.parametrize("group,name", [(settings.GROUNDING, "model"), (settings.GROUNDING, "sam_model"),
+                                        (settings.GROUNDING, "spacy_model"),
+                                        (settings.PROPOSAL, "sam_model")])
+def test_an_empty_model_name_is_refused_not_read_as_the_current_directory(group, name):
+    # helper-80: model "" was accepted, and Path("") is ".": the node looked for a model there
+    s = settings.by_name(group)[name]
+    for empty in ("", " ", "\t"):
+        with pytest.raises(ValueError, match=f"{name} must name a model, got "):
+            s.check(empty)
+    assert s.check(s.default) == s.default
+
+
+@pytest.mark.parametrize("argv", [["ground", "--image", "x.png", "--model", ""],
+                                  ["ground", "--image", "x.png", "--sam-model", " "],
+                                  ["ground", "--image", "x.png", "--spacy-model", ""],
+                                  ["demo", "--model", ""], ["demo", "--sam-model", ""]])
+def test_an_empty_model_flag_is_a_usage_error(argv, capsys):
+    from ros_ground.nodes.cli import add_ros_commands
+
+    with pytest.raises(SystemExit) as done:
+        build_parser(add_ros_commands).parse_args(argv)
+    assert done.value.code == 2 and "must name a model" in capsys.readouterr().err
+
+
+def test_the_loaders_refuse_an_empty_name():
+    from ros_ground.lmm.errors import ModelLoadError
+    from ros_ground.lmm.loading import check_lmm_spec
+    from ros_ground.phrases import SpacyUnavailableError, load_spacy
+    from ros_ground.sam.errors import SamLoadError
+    from ros_ground.sam.load import check_sam_spec
+
+    with pytest.raises(ModelLoadError, match="model '' is empty"):
+        check_lmm_spec("")
+    with pytest.raises(SamLoadError, match="sam_model ' ' is empty"):
+        check_sam_spec(" ")
+    with pytest.raises(SpacyUnavailableError, match="spaCy pipeline '' is empty"):
+        load_spacy("")

@@ -90,7 +90,11 @@ def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
     anything for seconds (build_engine, beside SAM's): ModelLoadError for the embedded 'sim'
     model missing, a path that is no directory, and, when `allow_download` is False (None: not
     checked), a Hugging Face id whose config.json is not in the cache (`in_hub_cache`:
-    nothing, or a download that never finished)."""
+    nothing, or a download that never finished), and an empty spec (Path("") is the current
+    directory)."""
+    if not str(spec).strip():
+        raise ModelLoadError(f"model {spec!r} is empty: give a checkpoint directory, a Hugging "
+                             "Face id, 'sim' or 'tiny'")
     if spec == "tiny":
         return
     if spec == "sim" and not (SIM_LMM_DIR / "config.json").is_file():

@@ -16,7 +16,8 @@ TRANSITIONS = ("configure", "activate", "deactivate", "cleanup", "shutdown")  # 
 
 
 def add_ros_commands(sub) -> None:
-    from ros_ground.settings import MODES
+    from ros_ground.cli_flags import flag_type
+    from ros_ground.settings import GROUNDING, MODES, by_name
 
     ask = sub.add_parser("ask", help="send a prompt to a running grounding node (ROS action)")
     ask.add_argument("prompt", help="a description request, question or command")
@@ -42,8 +43,11 @@ def add_ros_commands(sub) -> None:
 
     demo = sub.add_parser("demo", help="run the composed graph on the embedded default models")
     demo.add_argument("--out", default="demo_out", help="folder for overlays and the graph log")
-    demo.add_argument("--model", default=None, help="override config/sim.yaml's model")
-    demo.add_argument("--sam-model", default=None, help="override config/sim.yaml's sam_model")
+    models = by_name(GROUNDING)
+    demo.add_argument("--model", type=flag_type(models["model"]), default=None,
+                      help="override config/sim.yaml's model")
+    demo.add_argument("--sam-model", type=flag_type(models["sam_model"]), default=None,
+                      help="override config/sim.yaml's sam_model")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

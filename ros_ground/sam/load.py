@@ -19,7 +19,11 @@ SIM_SAM_DIR = Path(__file__).resolve().parents[1] / "models" / "sim_sam"
 def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu") -> Path | None:
     """The checks of `load_sam` that read no weights, so a caller can make them before loading
     anything else for seconds (build_engine: before the LMM). Returns the saved model's
-    directory for "sim" or a path, else None; raises SamLoadError as `load_sam` says."""
+    directory for "sim" or a path, else None; raises SamLoadError as `load_sam` says, and for
+    an empty spec (Path("") is the current directory)."""
+    if not str(spec).strip():
+        raise SamLoadError(f"sam_model {spec!r} is empty: give {', '.join(REGISTRY_SPECS)}, "
+                           "'tiny', 'sim' or a directory save_sam wrote")
     resolve_device(device, SamLoadError)
     if spec in (*REGISTRY_SPECS, "tiny"):
         if checkpoint is None and spec != "tiny":
