@@ -570,6 +570,31 @@ def test_frames_with_one_header_and_other_pixels_are_embedded_apart(running, mon
     assert repeated[0].startswith(f"a frame on '{r.ns}/image' has the previous frame's"), repeated
 
 
+def test_request_ids_name_the_node_and_its_start_and_a_twin_is_warned_about(running, monkeypatch):
+    # helper-80: ids were "grounding_node-<n>": the same from nodes in /a and /b, and again after
+    # each restart; two nodes of one name in one namespace answered each command twice, unsaid
+    r = running()
+    response = r.ask()
+    assert response.request_id.startswith(f"{r.ns}/grounding_node-"), response.request_id
+    twin = GroundingNode(namespace=r.ns, parameter_overrides=[Parameter("autostart", value=False)])
+    try:
+        assert twin._next_id() != response.request_id  # a restart: another start's ids
+        assert twin._next_id().startswith(f"{r.ns}/grounding_node-")
+        fq = f"{r.ns}/grounding_node"
+        assert r.client.wait(lambda: sum(f"{ns}/{n}" == fq for n, ns in
+                                         r.node.get_node_names_and_namespaces()) == 2, 10)
+        said = _Said()
+        monkeypatch.setattr(r.node, "get_logger", lambda: said)
+        assert r.node.trigger_deactivate().name == "SUCCESS"
+        assert r.node.trigger_activate().name == "SUCCESS"
+        assert [w for w in said.warnings if "nodes named" in w] == [
+            f"2 nodes named {fq} are running: each command, click and describe gets a response "
+            "from each; give each its own name or namespace"], said.warnings
+    finally:
+        twin.shutdown_worker()
+        twin.destroy_node()
+
+
 def test_bad_proposals_are_ignored_with_a_warning(running):
     r = running(proposal_tolerance_s=0.5)
     pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)

@@ -124,6 +124,16 @@ def autostart(node: LifecycleNode) -> bool:
     return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
 
+def say_twins(node, effect: str) -> None:
+    """Warn when another node of `node`'s fully qualified name is in the graph (ROS lets two
+    start); `effect` says what the duplicate does, e.g. that each command gets two answers."""
+    name = node.get_fully_qualified_name()
+    twins = sum(f"{ns.rstrip('/')}/{n}" == name for n, ns in node.get_node_names_and_namespaces())
+    if twins > 1:
+        node.get_logger().warning(f"{twins} nodes named {name} are running: {effect}; give each "
+                                  "its own name or namespace")
+
+
 def spin_until(node, done: Callable[[], object], timeout_s: float,
                check: Callable[[], None] | None = None, check_every_s: float = 0.5) -> bool:
     """Spin `node` until `done()` is true or `timeout_s` seconds pass; returns whether it is done.

@@ -17,6 +17,7 @@ streams are kept by nodes/camera_sensors.py, the answers published by nodes/outp
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections.abc import Callable
 
@@ -35,7 +36,7 @@ from ros_ground.errors import InputError
 from ros_ground.model_specs import check_model_specs
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_sensors import CameraSensors
-from ros_ground.nodes.common import RELIABLE, frame_key, now_ns, release_memory
+from ros_ground.nodes.common import RELIABLE, frame_key, now_ns, release_memory, say_twins
 from ros_ground.nodes.conversions import error_response, msg_to_mask, result_to_msg
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
@@ -73,6 +74,8 @@ class GroundingNode(ModelNode):
         self.sensors = CameraSensors(self, self._p)
         self.frames = self.sensors.frames
         self._ids = itertools.count(1)
+        # names this node and this start: request ids stay unique across namespaces and restarts
+        self._id_prefix = f"{self.get_fully_qualified_name()}-{secrets.token_hex(3)}"
         self.goals = PendingGoals()
         self.outputs = CameraOutputs(self.goals)
         deliver = lambda ticket, response: self.outputs.deliver(ticket.payload, response)  # noqa: E731
@@ -150,6 +153,7 @@ class GroundingNode(ModelNode):
                 goal_service_qos_profile=RELIABLE, result_service_qos_profile=RELIABLE,
                 cancel_service_qos_profile=RELIABLE, callback_group=ReentrantCallbackGroup()))
         self.scheduler.open()
+        say_twins(self, "each command, click and describe gets a response from each")
         self.get_logger().info(f"active: send a std_msgs/String on "
                                f"{camera_topics(self._cameras, 'command')}, a goal to 'ask' or "
                                "a point on 'clicked_point'")
@@ -228,7 +232,7 @@ class GroundingNode(ModelNode):
         return CancelResponse.ACCEPT
 
     def _next_id(self) -> str:
-        return f"{self.get_name()}-{next(self._ids)}"
+        return f"{self._id_prefix}-{next(self._ids)}"
 
     def _submit(self, request: Request, kind: str,
                 region: Callable | None = None) -> tuple[Ticket | None, str]:
