@@ -272,7 +272,8 @@ GROUNDING = (
       convert=_token_window),
     S("region_token", "pooled", "the region's token in a region prompt: pooled (its mask pooled from the LMM's image tokens, training-free) / encoder (plus the trained region encoder's vector from the region's crop; the sim model ships one)", True,
       choices=("pooled", "encoder"), field="region_token", cli=True),
-    S("autostart", True, "configure and activate on start; false leaves it unconfigured"),
+    S("autostart", True, "configure and activate on start; false leaves it unconfigured; "
+      "read when the node starts"),
 )
 
 _AMG = {
@@ -317,7 +318,8 @@ PROPOSAL = (
     *(S(name, PROPOSAL_DEFAULTS[name], f"SAM automatic masks: {text}", True, **bounds)
       for name, (text, bounds) in _AMG.items()),
     S("max_entities", 64, "keep at most this many proposals (highest score first)", True, low=1),
-    S("autostart", True, "configure and activate on start; false leaves it unconfigured"),
+    S("autostart", True, "configure and activate on start; false leaves it unconfigured; "
+      "read when the node starts"),
 )
 
 SIM_CAMERA = (

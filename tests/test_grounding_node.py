@@ -198,6 +198,21 @@ def test_a_setting_read_at_configure_says_so_when_set():
     assert params.read_at_configure(params.GROUNDING_PARAMS, [Parameter("use_sim_time", value=True)]) == ""
 
 
+def test_autostart_says_it_is_read_at_start_and_a_change_at_run_time_is_warned_about(running,
+                                                                                    monkeypatch):
+    # helper-80: autostart was described "(read at configure)", but only the start reads it
+    r = running()
+    description = r.node.describe_parameter("autostart").description
+    assert "read at configure" not in description and description.endswith("read when the node starts")
+    said = _Said()
+    monkeypatch.setattr(r.node, "get_logger", lambda: said)
+    r.set(autostart=True)  # to what it is: nothing to say
+    assert said.warnings == []
+    r.set(autostart=False)
+    assert said.warnings == ["autostart is read only when the node starts: the change does nothing "
+                             "until the node is restarted"]
+
+
 def test_setting_a_configure_time_value_to_what_it_is_says_nothing(running, monkeypatch):
     r = running()
     said = []

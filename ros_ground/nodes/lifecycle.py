@@ -187,6 +187,9 @@ class ModelNode(LifecycleNode):
             later = params.read_at_configure(self.settings, changed)
             if later:  # rclpy drops a success's reason, so the log says it
                 self.get_logger().info(later)
+            at_start = params.read_at_start(changed)
+            if at_start:
+                self.get_logger().warning(at_start)
         return result
 
 

@@ -2,7 +2,8 @@
 reading, and the check a set-parameters callback runs.
 
 A setting that is not `live` is read at configure: it may be set at any time (it is not
-`read_only`, which would forbid that), and takes effect on the next configure.
+`read_only`, which would forbid that), and takes effect on the next configure; those of
+READ_AT_START are read when the node starts only.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ PROPOSAL_PARAMS = settings.PROPOSAL
 SIM_CAMERA_PARAMS = settings.SIM_CAMERA
 
 _INT_MAX = 2**63 - 1
+# a lifecycle node's settings read once, when it starts (its description says so): not at a
+# configure, and a change at run time is warned about (read_at_start)
+READ_AT_START = ("autostart",)
 
 
 def descriptor(setting: Setting, read_only: bool = False) -> ParameterDescriptor:
     """The setting's description, choices and numeric range as a ParameterDescriptor;
     `read_only` for a plain node's setting read once, at start (rclpy then refuses changes; its
     description says so)."""
-    suffix = "" if setting.live or read_only else " (read at configure)"
+    suffix = "" if setting.live or read_only or setting.name in READ_AT_START else " (read at configure)"
     d = ParameterDescriptor(description=setting.description + suffix, read_only=read_only,
                             additional_constraints=setting.range_text())
     if setting.low is None and setting.high is None:
@@ -260,10 +264,20 @@ def _broken_rule(valid: dict) -> str | None:
 def read_at_configure(table, changes) -> str:
     """For a lifecycle node's accepted change: which of the changed settings wait for the
     next configure ("" if none)."""
-    # autostart is read once, when the node starts: not at a configure; rclpy's own parameters
-    # (use_sim_time) are not in the table and take effect at once
-    later = sorted({c.name for c in changes} & {s.name for s in table if not s.live} - {"autostart"})
+    # rclpy's own parameters (use_sim_time) are not in the table and take effect at once
+    later = sorted({c.name for c in changes} & {s.name for s in table if not s.live}
+                   - set(READ_AT_START))
     if not later:
         return ""
     return (f"{', '.join(later)} {'is' if len(later) == 1 else 'are'} read at configure: "
             "takes effect at the next configure")
+
+
+def read_at_start(changes) -> str:
+    """For a lifecycle node's accepted change: which changed settings (READ_AT_START) are read
+    only when the node starts, so the change does nothing until a restart ("" if none)."""
+    later = sorted({c.name for c in changes} & set(READ_AT_START))
+    if not later:
+        return ""
+    return (f"{', '.join(later)} is read only when the node starts: the change does nothing "
+            "until the node is restarted")
