@@ -89,7 +89,8 @@ def at_start(request: Request, newest: Frame | None, *, now_ns: int, max_frame_a
     drawn on its frame) whose frame was received more than `max_frame_age_s` before `now_ns`
     while it waited takes the camera's `newest` frame, the scene as it is now; a frame still
     fresh stays, with the proposals that may have come for it. (NO_IMAGE, why) when the frame
-    it would ground is stale too (the camera stopped) or does not decode, else None.
+    it would ground is stale too (the camera stopped) or does not decode, else None; either
+    way `request.frame` is then that frame, the one its response's header names.
     `max_frame_age_s` 0 accepts any age, and keeps the frame. A region's frame stays: its
     pixels were given on it, and its age was checked when it came. `why_stale` as in precheck."""
     frame = request.frame
@@ -102,12 +103,13 @@ def at_start(request: Request, newest: Frame | None, *, now_ns: int, max_frame_a
         return None
     if newest is None or newest.received_ns is None or newest is frame:
         return NO_IMAGE, stale
+    # the frame it would ground, whose header its response carries even when it is NO_IMAGE
+    request.frame = newest
     stale = stale_frame_error((now_ns - newest.received_ns) / 1e9, max_frame_age_s, topic, why)
     if stale:
         return NO_IMAGE, stale
     if newest.rgb is None:  # the camera's fault, not the request's: no frame to ground
         return NO_IMAGE, f"the newest frame on {topic!r} does not decode: {newest.error}"
-    request.frame = newest
     return None
 
 

@@ -33,6 +33,8 @@ def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):
     assert answer.error.endswith("1 publisher(s) on it: is the camera still publishing?")
     age = float(answer.error.split("received ")[1].split(" s ago")[0])
     assert 1.0 <= age < 30.0
+    # its header names the frame found too old (GroundedResponse.msg)
+    assert (answer.header.stamp.sec, answer.header.frame_id) == (5, "cam")
     _stream(r, stamp_sec=9)  # it comes back
     assert r.client.wait(lambda: r.node.sensors.inputs[""].age_s() < 0.3, 10)
     assert r.ask().status == R.STATUS_OK

@@ -59,11 +59,18 @@ def test_a_command_leaving_the_queue_keeps_a_fresh_frame_and_swaps_a_stale_one()
     request = Request("3", "Describe.", "", queued, camera="left")
     kind, error = at_start(request, queued, **start)
     assert kind == NO_IMAGE and "9.0 s ago" in error and "/l/image" in error
+    # the response's header names the frame found too old: the newest, not the queued one
+    stopped = Frame(None, RGB.copy(), received_ns=2_000_000_000)
+    request = Request("3b", "Describe.", "", queued, camera="left")
+    kind, error = at_start(request, stopped, **start)
+    assert kind == NO_IMAGE and "8.0 s ago" in error and request.frame is stopped
     assert at_start(Request("4", "Describe.", "", queued), newest,
                     **{**start, "max_frame_age_s": 0}) is None  # 0: any age, the frame stays
     broken = Frame(None, None, "bad image: truncated", received_ns=9_900_000_000)
-    assert at_start(Request("5", "Describe.", "", queued), broken, **start) == (
+    request = Request("5", "Describe.", "", queued)
+    assert at_start(request, broken, **start) == (
         NO_IMAGE, "the newest frame on '/l/image' does not decode: bad image: truncated")
+    assert request.frame is broken
     # a region's pixels were given on its frame, and a goal's own image is its own
     region = Request("6", "What is this?", "", queued, region={"point": (1, 1)})
     own = Request("7", "Describe.", "", queued, camera_frame=False)
