@@ -195,6 +195,18 @@ def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it(node
         assert node.get_parameter(name).value == settings.by_name(settings.GROUNDING)[name].default
 
 
+def test_a_number_that_is_no_choice_is_not_told_to_quote_it(node_with):
+    # helper-80: "multimask_choice: 3" was told to quote the text (multimask_choice: "iou"), yet
+    # "3" quoted is refused as well: the hint names the allowed values instead
+    from ros_ground.nodes.params import declare
+
+    node = node_with("choice_hint_test", multimask_choice=3)
+    why = declare(node, settings.GROUNDING)["multimask_choice"]
+    assert why.endswith("(3 is refused quoted too: multimask_choice must be one of iou / 0 / 1 / 2, "
+                        "as text: multimask_choice: \"0\" or -p 'multimask_choice:=\"0\"')"), why
+    assert "quote the text" not in why
+
+
 def test_node_parameters_default_and_range_as_declared():
     rclpy = pytest.importorskip("rclpy")
     from ros_ground.nodes.grounding_node import GroundingNode
@@ -257,7 +269,8 @@ def test_ros2_param_set_of_a_value_yaml_typed_otherwise():
         low = node.set_parameters([Parameter("max_frame_age_s", value=-1)])[0]
         assert not low.successful and "out of range" in low.reason
         bad = node.set_parameters([Parameter("multimask_choice", value=7)])[0]
-        assert not bad.successful and 'multimask_choice: "iou"' in said.pop()
+        assert not bad.successful and ("7 is refused quoted too: multimask_choice must be one of "
+                                       "iou / 0 / 1 / 2") in said.pop()
         # what cannot be retyped is refused, and the node says how to write it
         device = node.set_parameters([Parameter("device", value=0)])[0]
         assert not device.successful and node.get_parameter("device").value == "auto"

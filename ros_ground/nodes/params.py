@@ -161,12 +161,17 @@ def type_hint(setting: Setting, error: str, given=None) -> str:
         return f" (a double needs its decimal point: {name}: {value}, or -p {name}:={value})"
     if isinstance(setting.default, str) and ("BOOL" in error or "INTEGER" in error
                                              or "DOUBLE" in error):
-        text = str(given) if isinstance(given, (int, float)) and not isinstance(given, bool) \
-            else setting.default
+        number = isinstance(given, (int, float)) and not isinstance(given, bool)
+        text = str(given) if number else setting.default
         try:
             setting.check(text)
         except (ValueError, TypeError):
             text = setting.default
+            if number and setting.choices:  # quoting would not help: say what would
+                example = next((c for c in setting.choices if c[:1].isdigit()), setting.default)
+                return (f" ({given} is refused quoted too: {name} must be "
+                        f"{setting.range_text()}, as text: {name}: \"{example}\" or "
+                        f"-p '{name}:=\"{example}\"')")
         allowed = f"; {setting.range_text()}" if setting.choices else ""
         return (f" (YAML reads a bare on / off / yes / no as a boolean and 1 as a number: "
                 f"quote the text, {name}: \"{text}\" or -p '{name}:=\"{text}\"'{allowed})")
