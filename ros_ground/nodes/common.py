@@ -101,9 +101,9 @@ def now_ns(node) -> int:
 
 def stamp_if_unset(header, node) -> None:
     """Set `header`'s zero stamp to `node`'s now (`now_ns`), the time the frame was received. A
-    driver that stamps nothing would otherwise give every frame one stamp, and depth, proposals
-    and SAM embeddings are paired with a frame by its stamp: each frame would be paired with the
-    first one's."""
+    driver that stamps nothing would otherwise give every frame one stamp, and depth and
+    proposals are paired with a frame by its stamp: each frame would be paired with the first
+    one's."""
     if stamp_to_ns(header.stamp) == 0:
         header.stamp = ns_to_stamp(now_ns(node))
 
