@@ -153,18 +153,17 @@ def error_response(
 
 def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:
     """An rgb8 sensor_msgs/Image of an HxWx3 uint8 RGB array."""
-    height, width, step, data = encode_rgb8(image)
-    msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=step)
-    msg.data = data
-    if header is not None:
-        msg.header = header
-    return msg
+    return _image_msg("rgb8", encode_rgb8(image), header)
 
 
 def depth_to_image_msg(depth: np.ndarray, header: Header | None = None) -> Image:
     """A 32FC1 sensor_msgs/Image (metres, NaN = no return) of an HxW float32 array."""
-    height, width, step, data = encode_depth_32fc1(depth)
-    msg = Image(height=height, width=width, encoding="32FC1", is_bigendian=0, step=step)
+    return _image_msg("32FC1", encode_depth_32fc1(depth), header)
+
+
+def _image_msg(encoding: str, fields: tuple, header: Header | None) -> Image:
+    height, width, step, data = fields  # image_encode's (height, width, step, data)
+    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
     msg.data = data
     if header is not None:
         msg.header = header
