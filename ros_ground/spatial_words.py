@@ -19,7 +19,6 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("next to", "near"), ("beside", "near"), ("nearest to", "near"), ("nearest", "near"),
              ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"),
              ("alongside", "near"), ("close by", "near"), ("over by", "near"), ("by", "near"),
-             ("left from", "left"), ("right from", "right"),
              *((f"{more} {side} than", side) for more in ("further", "farther", "more to the")
                for side in ("left", "right")))
 # each relation as a response names it (GroundedResponse.relation)
@@ -171,6 +170,10 @@ _ADJECTIVES = ("nearest", "near")
 _IN_PHRASE = r"(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)(?<!\bthat\s)(?<!\bthis\s)"
 
 
+# what a comparative may be "than" that is no landmark: "further left than the others / usual"
+_NO_OBJECT = re.compile(r"\s*(?:the\s+)?(?:others?|rest|usual|before|that|ever|normal|any\s+other)\b")
+
+
 def _relation_start(text: str) -> tuple[str, str] | None:
     """(relation, the text after its words) when `text`, lower-cased with its whitespace
     collapsed, starts with a relation after an optional copula and adverb; else None."""
@@ -181,7 +184,8 @@ def _relation_start(text: str) -> tuple[str, str] | None:
             rest = words_first[len(words):]
             if (words_first.startswith(words + " ") and not _CAMERA.match(rest)
                     and (not words.endswith("by") or re.match(_NOT_A_PART, rest))
-                    and not (words == "next to" and rest.startswith(" last "))):
+                    and not (words == "next to" and rest.startswith(" last "))
+                    and not (words.endswith("than") and _NO_OBJECT.match(rest))):
                 return relation, rest
     return None
 

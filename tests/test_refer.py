@@ -310,7 +310,8 @@ def test_a_relation_after_the_verbs_particle():
 def test_comparatives_of_a_side_are_relations():
     assert relation_after(" further left than the tray") == "left"
     assert relation_after(" more to the right than the duck") == "right"
-    assert relation_after(" left from the tray") == "left"
+    assert relation_after(" further left than the others") is None  # no landmark: "the others"
+    assert relation_after(" right from the start") is None
 
 
 def test_by_is_nearness_unless_it_says_how():
