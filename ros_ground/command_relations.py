@@ -197,10 +197,9 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
             return Relations(after=gap[:side + carried.start()], destination=target + 1,
                              place=PLACE_WORDS[carried.group(1).lower()],
                              **_described(text, chunks, target + 1))
-        moved = _PLACED_AGAIN.search(gap)
-        place = _place_of(moved.group("words")) if moved else None
-        if place:  # "pick up the mug and put *it* left of the duck": the target goes there
-            return Relations(after=gap[:moved.start()], destination=target + 1, place=place,
+        put = _put_again(gap)
+        if put:  # "pick up the mug and put *it* left of the duck": the target goes there
+            return Relations(after=gap[:put[0]], destination=target + 1, place=put[1],
                              **_described(text, chunks, target + 1))
     if destination:
         return Relations(after=text[chunks[target].char_end:chunks[landmark].char_start],
@@ -212,13 +211,11 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
             return Relations()  # "bring the mug closer to you", "pull it to the left": where it goes
         if target < landmark < len(chunks) - 1:
             # "grab the cube behind the mug *and put it* on the tray": chosen by the relation, put there
-            gap = text[chunks[landmark].char_end:chunks[landmark + 1].char_start]
-            moved = _PLACED_AGAIN.search(gap)
-            place = _place_of(moved.group("words")) if moved else None
-            if place:
+            put = _put_again(text[chunks[landmark].char_end:chunks[landmark + 1].char_start])
+            if put:
                 return Relations(landmark, relation,
-                                 text[chunks[target].char_end:chunks[landmark].char_end + moved.start()],
-                                 landmark + 1, place, **_described(text, chunks, landmark + 1))
+                                 text[chunks[target].char_end:chunks[landmark].char_end + put[0]],
+                                 landmark + 1, put[1], **_described(text, chunks, landmark + 1))
         return Relations(landmark, relation, after)
     last = landmark if landmark > target else target  # the place follows the target's words
     own_end = None
@@ -257,12 +254,9 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
     text = without_measures(text)
     for k, chunk in enumerate(chunks):
         gap = text[chunks[k - 1].char_end if k else 0:chunk.char_start]
-        moved = _PLACED_AGAIN.search(gap)
-        if moved is None or _NEGATED.search(gap[:moved.start()]):  # "don't put it on the tray"
-            continue
-        place = _place_of(moved.group("words"))
-        if place:
-            return Relations(destination=k, place=place, **_described(text, chunks, k))
+        put = _put_again(gap)
+        if put and not _NEGATED.search(gap[:put[0]]):  # not "don't put it on the tray"
+            return Relations(destination=k, place=put[1], **_described(text, chunks, k))
     return None
 
 
@@ -278,6 +272,15 @@ _MOTION = re.compile(r"^[\s,]*(?:(?:over|back|down)\s+)?(to|into|onto|towards?)\
 _PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS) + list(CARRYING_VERBS))
                            + r")\s+(?:it|them|(?:this|that|these|those)(?:\s+ones?)?)\s+"
                            r"(?P<words>[^.;!?]*)$", re.IGNORECASE)
+
+
+def _put_again(gap: str) -> tuple[int, str] | None:
+    """(where the verb starts in `gap`, the place `_place_of` reads after it) when `gap`, the
+    text before a phrase, ends in a placing or carrying verb of a pronoun and a place
+    (`_PLACED_AGAIN`: "and put it left of", ". Place them on"); else None."""
+    moved = _PLACED_AGAIN.search(gap)
+    place = _place_of(moved.group("words")) if moved else None
+    return (moved.start(), place) if place else None
 
 
 def _place_of(words: str) -> str | None:
