@@ -148,9 +148,7 @@ def relation_pattern() -> str:
     words = sorted({w for w, _ in RELATIONS}, key=lambda w: (-len(w), w))
     return (r"\b(?:(?:" + "|".join(RELATION_ADVERBS) + r")\s+)?(?:"
             + "|".join((_IN_PHRASE if w in _ADJECTIVES else "") + r"\s+".join(map(re.escape, w.split()))
-                       + (_NOT_A_PART if w.endswith("by") else "")
-                       + (r"(?![\s-]+last\b)" if w == "next to" else "")  # "the next to last mug"
-                       for w in words)
+                       + _guard(w) for w in words)
             + r")\b(?!" + _CAMERA.pattern + ")")
 
 
@@ -162,6 +160,14 @@ _PARTS = ("handle|rim|edge|side|top|bottom|base|lid|neck|cap|blade|lip|body|stem
 _NOT_A_PART = (r"(?=\s+(?:the|this|that|these|those|my|your|a|an)\s|\s*$)"  # (or the next phrase's start)
                r"(?!\s+\w+\s+(?:(?:" + _PARTS + r")s?\b|\w+['\u2019]s\b))"
                r"(?!\s+an?\s+(?:bit|little|few|lot|quarter|half)\b)")
+
+
+def _guard(words: str) -> str:
+    """The lookahead that must hold after relation `words` for them to be one ("" for none),
+    read both where a command is cut (`relation_pattern`) and where a relation is read
+    (`_relation_start`): "by" before an object (`_NOT_A_PART`), "next to" not of "the next to
+    last mug"."""
+    return _NOT_A_PART if words.endswith("by") else r"(?![\s-]+last\b)" if words == "next to" else ""
 
 
 # relation words that are an adjective of the phrase after an article ("the *nearest* mug", "a
@@ -183,8 +189,7 @@ def _relation_start(text: str) -> tuple[str, str] | None:
         for words, relation in RELATIONS:
             rest = words_first[len(words):]
             if (words_first.startswith(words + " ") and not _CAMERA.match(rest)
-                    and (not words.endswith("by") or re.match(_NOT_A_PART, rest))
-                    and not (words == "next to" and rest.startswith(" last "))
+                    and re.match(_guard(words), rest)
                     and not (words.endswith("than") and _NO_OBJECT.match(rest))):
                 return relation, rest
     return None
