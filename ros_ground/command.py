@@ -118,6 +118,8 @@ _HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
     "pick grab take find fetch get bring hand give show point push pull lift hold".split())
+# "between the mug *and* the duck": its two landmarks (command_relations.second_of)
+AND, _BETWEEN = re.compile(r"[\s,]*(?:and|&)\s*", re.IGNORECASE), re.compile(r"\bbetween\s*$", re.IGNORECASE)
 # what follows relation words that no landmark starts with: they are an adverb
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
@@ -371,11 +373,12 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                  and not _pointed_at(p.text, text[start + p.char_end:])
                  and not (p.char_start == 0 and _imperative(nlp, p.text))]
         for k, (phrase, (rule, placing)) in enumerate(zip(found, _target_rules(nlp, piece, found))):
-            if rule is not None and k == 0 and cut is not None and not re.search(
-                    r"\w", piece[:phrase.char_start]):
-                # the landmark opens its piece (after a pronoun landmark, "behind *you* is a
-                # mug", the first phrase is the object); a phrase after words of its own ("...
-                # closest to the camera *and pick up* the cube") keeps its rule
+            # the landmark opens its piece (after a pronoun landmark, "behind *you* is a mug", the first
+            # phrase is the object; "between the mug *and the duck*" has two); a phrase after words of
+            # its own ("... closest to the camera *and pick up* the cube") keeps its rule
+            landmark = (not re.search(r"\w", piece[:phrase.char_start]) if k == 0 else _BETWEEN.search(
+                text, 0, start) and AND.fullmatch(piece, found[0].char_end, phrase.char_start))
+            if rule is not None and cut is not None and landmark:
                 rule = None if cut == "relation" else max(rule, 3)
             if ((left_behind and placing) or _EXCLUDED_AFTER.search(piece[:phrase.char_start])
                     or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text))):

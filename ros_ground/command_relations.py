@@ -13,9 +13,10 @@ above) name a destination only: "the mug on the tray" is not judged in the image
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ros_ground.command import (
+    AND,
     CARRYING_VERBS,
     PLACEMENT_VERBS,
     SPATIAL_WORDS,
@@ -136,7 +137,8 @@ PLACE_WORDS = {"on": "on", "onto": "on", "on top of": "on", "atop": "on", "in": 
                "into": "in", "inside": "in", "inside of": "in", "next to": "next to",
                "beside": "next to", "by": "next to", "near": "next to", "close to": "next to",
                "to": "to", "under": "under", "underneath": "under", "beneath": "under",
-               "below": "under", "above": "above", "toward": "to", "towards": "to"}
+               "below": "under", "above": "above", "toward": "to", "towards": "to",
+               "between": "between", "in between": "between"}
 # not "over": "move the mug over a bit"
 
 
@@ -168,7 +170,10 @@ class Relations:
     its destination; `destination`/`place`: where a placed target goes and how, as a response
     names it ("behind", "on", "in", "next to", "to": "put the mug *on the tray*"); and
     `destination_landmark`/`destination_relation`: a relation that says which destination ("on
-    the tray *left of the duck*")."""
+    the tray *left of the duck*"); `second`: of "between", its other landmark (or destination),
+    the phrase after "and" ("between the mug *and the duck*"), or the landmark's own index when
+    one plural phrase names both ("between *the two mugs*"), -1 for none (`second_of`): of the
+    destination when `place` is "between", else of the landmark."""
 
     landmark: int = -1
     relation: str | None = None
@@ -177,6 +182,7 @@ class Relations:
     place: str = ""
     destination_landmark: int = -1
     destination_relation: str | None = None
+    second: int = -1
 
 
 def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: bool = False
@@ -188,6 +194,10 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     *on the tray*", "put the mug left of the tray *in the box*", `PLACE_WORDS`), and the
     relation after the destination that says which one it is."""
     text = without_measures(text)
+    return _with_second(text, chunks, _relations(text, chunks, target, placed))
+
+
+def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -> Relations:
     landmark, relation, after, destination = target_relation(text, chunks, target, placed)
     if landmark < 0 and not placed and target + 1 < len(chunks):
         gap = text[chunks[target].char_end:chunks[target + 1].char_start]
@@ -209,13 +219,14 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
         if landmark < 0 and (comparative_after(after) or _TO_SIDE.match(after)) and _CARRIED.search(
                 text[:chunks[target].char_start]):
             return Relations()  # "bring the mug closer to you", "pull it to the left": where it goes
-        if target < landmark < len(chunks) - 1:
+        last = max(landmark, second_of(text, chunks, landmark) if relation == "between" else -1)
+        if target < landmark and last < len(chunks) - 1:
             # "grab the cube behind the mug *and put it* on the tray": chosen by the relation, put there
-            put = _put_again(text[chunks[landmark].char_end:chunks[landmark + 1].char_start])
+            put = _put_again(text[chunks[last].char_end:chunks[last + 1].char_start])
             if put:
                 return Relations(landmark, relation,
-                                 text[chunks[target].char_end:chunks[landmark].char_end + put[0]],
-                                 landmark + 1, put[1], **_described(text, chunks, landmark + 1))
+                                 text[chunks[target].char_end:chunks[last].char_end + put[0]],
+                                 last + 1, put[1], **_described(text, chunks, last + 1))
         return Relations(landmark, relation, after)
     last = landmark if landmark > target else target  # the place follows the target's words
     own_end = None
@@ -256,8 +267,34 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
         gap = text[chunks[k - 1].char_end if k else 0:chunk.char_start]
         put = _put_again(gap)
         if put and not _NEGATED.search(gap[:put[0]]):  # not "don't put it on the tray"
-            return Relations(destination=k, place=put[1], **_described(text, chunks, k))
+            return _with_second(text, chunks, Relations(destination=k, place=put[1],
+                                                        **_described(text, chunks, k)))
     return None
+
+
+def _with_second(text: str, chunks: list[NounPhrase], rel: Relations) -> Relations:
+    """`rel` with the other landmark of "between" (`second_of`) of its destination when it goes
+    "between", else of its landmark; "between the mug" alone, a slip, as next to it (as
+    refer.resolve_pair judges it)."""
+    if "between" not in (rel.relation, rel.place):
+        return rel
+    put = rel.place == "between"
+    second = second_of(text, chunks, rel.destination if put else rel.landmark)
+    if second >= 0:
+        return replace(rel, second=second)
+    return replace(rel, place="next to") if put else replace(rel, relation="near")
+
+
+def second_of(text: str, chunks: list[NounPhrase], k: int) -> int:
+    """The other landmark of "between" whose first is `chunks[k]` (of `text`): the next phrase
+    when only "and" stands between the two ("between the mug *and the duck*"); `k` itself when
+    the phrase names more than one thing ("between *the two mugs*", "*both mugs*", "*the
+    mugs*": NounPhrase.count), of which two are the landmarks; -1 for neither (-1 for `k` < 0)."""
+    if k < 0:
+        return -1
+    if k + 1 < len(chunks) and AND.fullmatch(text[chunks[k].char_end:chunks[k + 1].char_start]):
+        return k + 1
+    return k if chunks[k].count != 1 else -1
 
 
 # a carrying verb before its object (command.CARRYING_VERBS), which a preposition of motion

@@ -19,11 +19,14 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("next to", "near"), ("beside", "near"), ("nearest to", "near"), ("nearest", "near"),
              ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"),
              ("alongside", "near"), ("close by", "near"), ("over by", "near"), ("by", "near"),
+             # between two landmarks ("between the mug and the duck") or two objects one plural
+             # landmark names ("between the two mugs"): command_relations.Relations.second
+             ("in between", "between"), ("between", "between"),
              *((f"{more} {side} than", side) for more in ("further", "farther", "more to the")
                for side in ("left", "right")))
 # each relation as a response names it (GroundedResponse.relation)
 RELATION_NAMES = {"left": "left of", "right": "right of", "front": "in front of", "behind": "behind",
-                  "near": "next to"}
+                  "near": "next to", "between": "between"}
 # "closest to the camera" is a superlative, the camera no landmark in the picture; so is
 # "closest to you": the robot a command addresses sees from its camera
 # "the robot" is the viewpoint only when no noun follows it: "the robot toy" is a landmark

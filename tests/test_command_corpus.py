@@ -24,12 +24,13 @@ def nlp():
 def read(nlp, text: str) -> dict:
     """What the parser reads in `text`, in the corpus's fields."""
     chunks, target = command_phrases(nlp, text)
-    out = {"target": None, "relation": None, "landmark": None, "destination": False,
+    out = {"target": None, "relation": None, "landmark": None, "second": None, "destination": False,
            "superlative": None, "ordinal": 1, "colours": [], "excluded_colours": []}
     if target < 0:
         rel = held_destination(text, chunks)  # "put it in the box": where the held object goes
         if rel is not None:
-            out.update(landmark=chunks[rel.destination].text.lower(), relation=rel.place, destination=True)
+            out.update(landmark=chunks[rel.destination].text.lower(), relation=rel.place, destination=True,
+                       second=chunks[rel.second].text.lower() if rel.second >= 0 else None)
         return out
     rel = command_relations(text, chunks, target, placement(nlp, text))
     phrase = chunks[target].text
@@ -38,6 +39,8 @@ def read(nlp, text: str) -> dict:
         out.update(landmark=chunks[rel.destination].text.lower(), relation=rel.place, destination=True)
     elif rel.landmark >= 0:
         out.update(landmark=chunks[rel.landmark].text.lower(), relation=RELATION_NAMES[rel.relation])
+    if rel.second >= 0 and (rel.destination < 0 or rel.place == "between"):  # "and *the duck*"
+        out["second"] = chunks[rel.second].text.lower()
     which_landmark = "" if out["destination"] else out["landmark"] or ""
     out["superlative"] = superlative_of(phrase, rel.after, which_landmark)
     out["ordinal"] = ordinal_of(phrase, rel.after)
@@ -48,7 +51,8 @@ def read(nlp, text: str) -> dict:
 
 def _expected(case: dict) -> dict:
     return {"target": case.get("target"), "relation": case.get("relation"),
-            "landmark": case.get("landmark"), "destination": bool(case.get("destination")),
+            "landmark": case.get("landmark"), "second": case.get("second"),
+            "destination": bool(case.get("destination")),
             "superlative": case.get("superlative"), "ordinal": case.get("ordinal", 1),
             "colours": sorted(case.get("colours", [])),
             "excluded_colours": sorted(case.get("excluded_colours", []))}
@@ -57,7 +61,7 @@ def _expected(case: dict) -> dict:
 def fields(case: dict, got: dict) -> list[str]:
     """The fields `case` decides: with no target either way only the target and a held object's
     destination; colours only where the case names them."""
-    decided = ["target", "relation", "landmark", "destination"]
+    decided = ["target", "relation", "landmark", "second", "destination"]
     if got["target"] is not None or case.get("target") is not None:
         decided += ["superlative", "ordinal"]
         decided += [f for f in ("colours", "excluded_colours") if f in case]
@@ -75,7 +79,7 @@ def test_spoken_command(nlp, case):
 
 
 def test_corpus_is_well_formed():
-    known = {"say", "kind", "target", "relation", "landmark", "destination", "superlative",
+    known = {"say", "kind", "target", "relation", "landmark", "second", "destination", "superlative",
              "ordinal", "colours", "excluded_colours", "read_wrong"}
     assert len(CASES) > 400
     assert len({c["say"] for c in CASES}) == len(CASES)
