@@ -230,7 +230,8 @@ def format_result(result) -> str:
                      f"box=({x},{y},{w},{h}) score={p.confidence:.2f}{point}{ents}{_where(p)}")
     for i, p in enumerate(result.prompt_phrases):
         x, y, w, h = p.bbox
-        role = ("target" if i == result.target else _landmark_role(result) if i == result.landmark
+        role = ("target" if i == result.target
+                else _landmark_role(result) if i in (result.landmark, result.second_landmark)
                 else "absent (no proposal can be this; no target)" if i == result.absent
                 else "prompt phrase")
         lines.append(f"  {role}: {p.text!r} area={int(p.mask.sum())}px box=({x},{y},{w},{h})"

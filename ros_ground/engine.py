@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -223,9 +223,7 @@ class GroundingEngine:
             text=gen.text, phrases=phrases, model=self.lmm.name,
             image_size=(int(image.shape[0]), int(image.shape[1])), timing_ms=timing,
             token_ids=list(gen.token_ids), mode=used_mode, canceled=gen.canceled,
-            prompt=gen.prompt_text, prompt_phrases=prompt_phrases, target=ref.target,
-            landmark=ref.landmark, relation=ref.relation, destination=ref.destination, absent=ref.absent,
-        )
+            prompt=gen.prompt_text, prompt_phrases=prompt_phrases, **asdict(ref))
 
     def requested_mode(self, mode: str | None = None, config: EngineConfig | None = None) -> str:
         """The mode a request runs in: its own, else the config's (`auto`: resolved per frame)."""

@@ -24,7 +24,7 @@ from ros_ground.masks import iou
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrase_reading import all_known, names_a_kind, readable
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
+from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_between, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
 from ros_ground.settings import TARGET_SCORE_OFF
 from ros_ground.spatial_words import RELATION_NAMES, ordinal_of, superlative_spans
@@ -60,18 +60,22 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         _clear(phrases[index])
         return phrases, Reference(absent=index)
     rel = command_relations(gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
-    roles = {k: (chunks[k], found) for k in (rel.landmark, rel.destination, rel.destination_landmark)
+    roles = {k: (chunks[k], found) for k in (rel.landmark, rel.destination, rel.destination_landmark,
+                                             rel.second)
              if k >= 0 and (found := _grounded_index(phrases, chunks[k])) >= 0}
     for chunk, found in roles.values():
         if not readable(engine, gen, chunk):
             # "left of the giraffe" says nothing about which mug, "put it behind the giraffe" where
             return phrases, _without_target(phrases, index, found)
-    landmark, destination, destination_landmark = (
-        roles.get(k) for k in (rel.landmark, rel.destination, rel.destination_landmark))
+    landmark, destination, destination_landmark, second = (
+        roles.get(k) for k in (rel.landmark, rel.destination, rel.destination_landmark, rel.second))
+    # "between the mug and *the duck*": where the target goes, or which one it is
+    put_between = rel.place == "between"
+    other = -1 if second is None else second[1]
     if destination is not None:
-        ref = Reference(index, destination[1], rel.place, True)
+        ref = Reference(index, destination[1], rel.place, True, second_landmark=other if put_between else -1)
     elif landmark is not None:
-        ref = Reference(index, landmark[1], RELATION_NAMES[rel.relation])
+        ref = Reference(index, landmark[1], RELATION_NAMES[rel.relation], second_landmark=other)
     else:
         ref = Reference(index)
     if proposals and cfg.command_words and phrases[index].entity_ids:
@@ -90,7 +94,8 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         missing = _resolve_target(
             image, gen, cfg, chunks[target], rel.after, index, phrases, proposals,
             cfg.min_target_score if thresholded else None, landmark, destination,
-            destination_landmark, any_object=not kind, rescore=rescore)
+            destination_landmark, any_object=not kind, rescore=rescore,
+            second=None if put_between else second, destination_second=second if put_between else None)
         if missing >= 0:
             return phrases, _without_target(phrases, index, missing)
     return phrases, ref
@@ -109,19 +114,20 @@ def _held_destination(engine, image, gen, cfg, chunks, phrases, proposals) -> Re
         _clear(phrases[found])
         return Reference(absent=found)
     destination = (chunks[rel.destination], found)
-    of = rel.destination_landmark
-    of_found = _grounded_index(phrases, chunks[of]) if of >= 0 else -1
-    destination_landmark = (chunks[of], of_found) if of_found >= 0 else None
+    destination_landmark, second = (
+        (chunks[k], at) if k >= 0 and (at := _grounded_index(phrases, chunks[k])) >= 0 else None
+        for k in (rel.destination_landmark, rel.second))
     if proposals and cfg.command_words and phrases[found].entity_ids:
         heats: dict = {}
         missing = _absent_role(image, [p.mask for p in proposals], gen, _heat_of(gen, cfg), heats,
-                               destination, destination_landmark)
+                               destination, destination_landmark, second)
         if missing >= 0:
             _clear(phrases[missing])
             return Reference(absent=missing)
         _resolve_destination(image, gen, cfg, phrases, proposals, destination,
-                             destination_landmark, None, heats)
-    return Reference(landmark=found, relation=rel.place, destination=True)
+                             destination_landmark, None, heats, second)
+    return Reference(landmark=found, relation=rel.place, destination=True,
+                     second_landmark=-1 if second is None else second[1])
 
 
 def _without_target(phrases: list[GroundedPhrase], target: int, missing: int) -> Reference:
@@ -145,7 +151,9 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
                     landmark: tuple[NounPhrase, int] | None = None,
                     destination: tuple[NounPhrase, int] | None = None,
                     destination_landmark: tuple[NounPhrase, int] | None = None,
-                    any_object: bool = False, rescore=None) -> int:
+                    any_object: bool = False, rescore=None,
+                    second: tuple[NounPhrase, int] | None = None,
+                    destination_second: tuple[NounPhrase, int] | None = None) -> int:
     """Give the target phrase (`phrases[target]`, of `chunk`; `after`: command_relations') the
     proposal its words and entity scores point to (refer.resolve_pair), in place, and its
     landmark phrase the one the relation was judged against; a destination ("put the cube
@@ -157,7 +165,10 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     target, by its colour words alone for the others, whose wording is seldom the model's own:
     "left of the tray" scores under 0.15 on the sim model's purple trays): "the mug left of
     *the purple duck*" with nothing purple in view says nothing about which mug, and "put the
-    mug behind *the purple duck*" nowhere to put it. `any_object`: the target names no kind
+    mug behind *the purple duck*" nowhere to put it. `second`: the landmark's other one when the
+    target is "between" the two (refer.resolve_between), the landmark itself when one phrase
+    names both ("between *the two mugs*"); `destination_second`: the same of a destination ("put
+    the cube between the mug and *the duck*"). `any_object`: the target names no kind
     (refer.resolve_pair). `rescore(heat, token ids)`: the engine's entity scores of the
     proposals for those tokens, with which a target that rules a colour out ("the *non-red*
     mug") is scored without those words (`_tokens_without`)."""
@@ -181,24 +192,36 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
         return target
     heats: dict = {}
     missing = _absent_role(image, masks, gen, heat, heats, landmark, destination,
-                           destination_landmark)
+                           destination_landmark, second, destination_second)
     if missing >= 0:
         return missing
     landmark_heat = heats.get(landmark[1]) if landmark is not None else None
-    choice, paired = resolve_pair(
-        image, masks, target_heat, chunk.text, after, landmark_heat,
-        landmark[0].text if landmark is not None else "", scores=scores,
-        landmark_scores=_role_scores(cfg, phrases, proposals, landmark), stability=stability,
-        any_object=any_object,  # "left of the cube *that is green*": the landmark's colour
-        landmark_after=gen.prompt_text[landmark[0].char_end:] if landmark is not None else "")
+    # "the cube between the mug and the duck": the three chosen together
+    between = [(heats[k], c.text, _role_scores(cfg, phrases, proposals, (c, k)),
+                gen.prompt_text[c.char_end:]) for c, k in (landmark, second)[:1 + (second != landmark)]
+               ] if second is not None and landmark is not None else []
+    if between and all(heat is not None for heat, *_ in between):
+        choice, paired, paired_second = resolve_between(
+            image, masks, target_heat, chunk.text, after, between, scores=scores, stability=stability,
+            any_object=any_object)
+    else:
+        (choice, paired), paired_second = resolve_pair(
+            image, masks, target_heat, chunk.text, after, landmark_heat,
+            landmark[0].text if landmark is not None else "", scores=scores,
+            landmark_scores=_role_scores(cfg, phrases, proposals, landmark), stability=stability,
+            any_object=any_object,  # "left of the cube *that is green*": the landmark's colour
+            landmark_after=gen.prompt_text[landmark[0].char_end:] if landmark is not None else ""), None
     if choice is None and ordinal_of(chunk.text, after) > 1:
         return target  # "the fourth mug from the left" of three: no proposal can be it
     _give(phrases[target], proposals, choice, target_heat, one_piece=True)
     if landmark_heat is not None and phrases[landmark[1]].entity_ids:
-        _give(phrases[landmark[1]], proposals, paired, landmark_heat)
+        both = second is not None and second[1] == landmark[1]  # "the two mugs": its mask holds the two
+        _give(phrases[landmark[1]], proposals, paired, landmark_heat, also=paired_second if both else None)
+    if between and second[1] != landmark[1] and phrases[second[1]].entity_ids:
+        _give(phrases[second[1]], proposals, paired_second, heats[second[1]])
     if destination is not None:
         _resolve_destination(image, gen, cfg, phrases, proposals, destination,
-                             destination_landmark, choice, heats)
+                             destination_landmark, choice, heats, destination_second)
     return -1
 
 
@@ -238,13 +261,18 @@ def _role_scores(cfg, phrases: list[GroundedPhrase], proposals,
 def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposals,
                          destination: tuple[NounPhrase, int],
                          destination_landmark: tuple[NounPhrase, int] | None,
-                         choice: int | None, heats: dict) -> None:
+                         choice: int | None, heats: dict,
+                         second: tuple[NounPhrase, int] | None = None) -> None:
     """Give the destination phrase the proposal its words and the relation after it point to
     (refer.resolve_pair), among the proposals other than the target's `choice` (None: no
     target, as "put *it* on the tray"), in place; the destination's landmark the one that
-    relation was judged against. `heats`: phrase index -> attention map of both
-    (`_absent_role` fills it)."""
-    if heats.get(destination[1]) is None:
+    relation was judged against; `second`, the other destination of "between" ("between the mug
+    and *the duck*"), the proposal its own words point to. One phrase that names both ("between
+    *the two mugs*") keeps its grounding, as many entities as it names. `heats`: phrase index ->
+    attention map of each (`_absent_role` fills it)."""
+    if second is not None and second[1] != destination[1]:
+        _resolve_destination(image, gen, cfg, phrases, proposals, second, None, choice, heats)
+    if heats.get(destination[1]) is None or (second is not None and second[1] == destination[1]):
         return
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
@@ -293,15 +321,18 @@ def _tokens_without(gen, cfg, chunk: NounPhrase, spans: list[tuple[int, int]]) -
 
 
 def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray,
-          one_piece: bool = False) -> None:
-    """Ground `phrase` with `proposals[choice]` in place (nothing when `choice` is None); its
-    point is the hottest pixel of `heat` on the mask, as entity mode gives; `one_piece` keeps
-    only the mask's `hottest_piece` (a command's target)."""
+          one_piece: bool = False, also: int | None = None) -> None:
+    """Ground `phrase` with `proposals[choice]` in place (nothing when `choice` is None), and
+    with `proposals[also]` too when given (the union: "the two mugs"); its point is the hottest
+    pixel of `heat` on the mask, as entity mode gives; `one_piece` keeps only the mask's
+    `hottest_piece` (a command's target)."""
     if choice is None:
         return
     chosen = proposals[choice]
     mask = hottest_piece(chosen.mask, heat) if one_piece else chosen.mask.copy()
     phrase.mask, phrase.score, phrase.entity_ids = mask, float(chosen.score), [chosen.id]
+    if also is not None and also != choice:
+        phrase.mask, phrase.entity_ids = mask | proposals[also].mask, [chosen.id, proposals[also].id]
     phrase.entity_scores = {}
     if mask.any():
         phrase.point = point_on_mask(heat, mask)

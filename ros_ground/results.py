@@ -89,7 +89,10 @@ class Reference:
     as spatial_words.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether
     the relation says where to put the target ("put the mug behind the tray", "on the shelf":
     command_relations.py) rather than which one it is (with no target, where to put what the
-    robot holds: "put *it* on the tray"); `absent`: the phrase the command is
+    robot holds: "put *it* on the tray"); `second_landmark`: with relation "between", the other
+    landmark ("the duck" of "between the mug and the duck"), or `landmark` itself when one phrase
+    names both ("between the two mugs": its mask holds the two), -1 otherwise; `absent`: the
+    phrase the command is
     about, or its landmark or destination, when the frame holds nothing it can be ("the purple
     mug" with nothing purple in view, "the mug left of the duck" with no duck: refer.absent), or
     the target whose nouns the model cannot read ("the giraffe" for the sim model); the command
@@ -100,6 +103,7 @@ class Reference:
     relation: str = ""
     destination: bool = False
     absent: int = -1
+    second_landmark: int = -1
 
 
 @dataclass
@@ -122,8 +126,9 @@ class GroundingResult:
     # the command's own phrases, char spans into `prompt` (the prompt as cleaned of chat
     # markup), and what its words make of them (Reference): the index of the phrase
     # the command is about and of its landmark (-1: none), the relation between the two
-    # ("left of", "" none), whether it says where to put the target, and the phrase (the target,
-    # its landmark or destination) the frame holds none of what it names (-1: none)
+    # ("left of", "" none), whether it says where to put the target, the phrase (the target,
+    # its landmark or destination) the frame holds none of what it names (-1: none), and the
+    # other landmark of "between" (Reference.second_landmark)
     prompt: str = ""
     prompt_phrases: list[GroundedPhrase] = field(default_factory=list)
     target: int = -1
@@ -131,6 +136,7 @@ class GroundingResult:
     relation: str = ""
     destination: bool = False
     absent: int = -1
+    second_landmark: int = -1
 
     def to_json(self) -> dict:
         """The result as `ros-ground ground --json` prints it (README, "Command line")."""
@@ -144,6 +150,7 @@ class GroundingResult:
             "relation": self.relation,
             "destination": bool(self.destination),
             "absent": int(self.absent),
+            "second_landmark": int(self.second_landmark),
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "model": self.model,
             "mode": self.mode,

@@ -117,6 +117,27 @@ def test_put_it_somewhere_says_where_what_the_robot_holds_goes(capsys):
     assert lines[-1].startswith('  It goes on "the tray": ')
 
 
+def test_put_it_between_names_both_places(capsys):
+    from ros_ground.cli import format_result
+
+    masks = [np.zeros((30, 40), bool) for _ in range(2)]
+    masks[0][:10, :10] = True
+    masks[1][:10, 30:] = True
+    prompt = "Put it between the mug and the tray."
+    result = GroundingResult(text="", phrases=[], model="tiny", image_size=(30, 40),
+                             mode="entities", prompt=prompt,
+                             prompt_phrases=[GroundedPhrase("the mug", 15, 22, 0.8, masks[0]),
+                                             GroundedPhrase("the tray", 27, 35, 0.8, masks[1])],
+                             target=-1, landmark=0, relation="between", destination=True,
+                             second_landmark=1)
+    ask.print_phrases(result_to_msg(result, Header(), "1", prompt))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith('  It goes between "the mug": on the left')
+    assert lines[-1].startswith('  and "the tray": on the right')
+    text = format_result(result).splitlines()
+    assert [line.split(":")[0] for line in text[1:3]] == ["  destination between"] * 2
+
+
 def test_an_unwritable_overlay_path_is_refused_before_asking(monkeypatch):
     import argparse
 

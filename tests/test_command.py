@@ -1105,3 +1105,39 @@ def test_a_comparative_after_a_moved_object_is_where_it_goes(nlp, command, desti
     rel = command_relations(command, phrases, target, placement(nlp, command))
     assert (phrases[rel.destination].text if rel.destination >= 0 else None) == destination
     assert superlative_of(phrases[target].text, rel.after) == superlative
+
+
+@pytest.mark.parametrize("command, target, landmarks, destination", [
+    ("Pick up the cube between the red cube and the green cube.", [1], ([0], [2]), False),
+    ("Which cube is in between the green cube and the red cube?", [1], ([2], [0]), False),
+    ("Put it between the red cube and the green cube.", None, ([0], [2]), True),
+    # one phrase naming both: its mask is the two
+    ("Pick up the cube between the two red ones.", [1], ([0, 2], [0, 2]), False),
+])
+def test_between_chooses_among_two_landmarks(engine, command, target, landmarks, destination):
+    """The tiny model's attention is random: only the words can pick the square between the two
+    (red, blue, green left to right; the plural case has a red one on the right instead)."""
+    image, masks = _three_squares()
+    if "two red" in command:  # (the tiny model reads no plural noun but "ones")
+        image[masks[2]] = image[masks[0]][0]
+    result = engine.ground(image, command, mode="entities",
+                           proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    assert (result.relation, result.destination, result.absent) == ("between", destination, -1)
+    assert result.second_landmark >= 0 and (result.second_landmark == result.landmark) == (
+        landmarks[0] == landmarks[1])
+    found = [sorted(result.prompt_phrases[k].entity_ids) for k in (result.landmark, result.second_landmark)]
+    assert tuple(found) == landmarks
+    if target is None:
+        assert result.target == -1
+    else:
+        assert result.prompt_phrases[result.target].entity_ids == target
+
+
+def test_between_one_landmark_is_next_to_it(engine):
+    """"between the red cube" alone, a slip: judged and reported as next to it, never fatal."""
+    image, masks = _three_squares()
+    result = engine.ground(image, "Pick up the cube between the red cube.", mode="entities",
+                           proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    assert (result.relation, result.second_landmark) == ("next to", -1)
+    assert result.prompt_phrases[result.target].entity_ids in ([1], [2])  # a cube, not the landmark
+    assert result.prompt_phrases[result.landmark].entity_ids == [0]

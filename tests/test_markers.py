@@ -106,3 +106,21 @@ def test_the_relation_names_match_the_message_constants():
 
     constants = {v for k, v in vars(GroundedResponse).items() if k.startswith("RELATION_")}
     assert set(RELATION_NAMES.values()) | set(PLACE_WORDS.values()) == constants
+
+
+def test_between_reports_and_labels_both_landmarks():
+    """"between the mug and the tray": the second landmark travels in the message and the JSON,
+    and rviz labels it as it labels the first."""
+    result = GroundingResult(
+        text="", model="sim", image_size=(20, 30), phrases=[],
+        prompt="Pick up the cube between the mug and the tray.",
+        prompt_phrases=[_phrase("the cube", (0.2, 0.0, 1.0)), _phrase("the mug", (0.1, 0.0, 1.0)),
+                        _phrase("the tray", (0.3, 0.0, 1.0))],
+        target=0, landmark=1, relation="between", second_landmark=2)
+    msg = result_to_msg(result, Header(frame_id="cam"), "r1", result.prompt)
+    assert (msg.landmark, msg.second_landmark, msg.relation) == (1, 2, msg.RELATION_BETWEEN)
+    assert msg_to_result_json(msg)["second_landmark"] == 2
+    labels = [m.text for m in response_markers(msg).markers if m.type == Marker.TEXT_VIEW_FACING]
+    assert labels == ["target: the cube", "landmark, between: the mug", "landmark, between: the tray"]
+    empty = GroundingResult(text="", model="sim", image_size=(1, 1), phrases=[])
+    assert empty.to_json()["second_landmark"] == -1

@@ -204,6 +204,9 @@ def print_phrases(response: GroundedResponse) -> None:
         how = "It goes" if response.destination else "It is"
         print(f"  {how} {response.relation} "
               f"{_target_words(response.prompt_phrases[response.landmark], response.position_error)}")
+        second = int(response.second_landmark)
+        if second != response.landmark and 0 <= second < len(response.prompt_phrases):  # "between"
+            print(f"  and {_target_words(response.prompt_phrases[second], response.position_error)}")
 
 
 def target_where(p) -> str:

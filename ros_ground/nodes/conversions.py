@@ -99,6 +99,7 @@ def result_to_msg(
     msg.relation = result.relation
     msg.destination = bool(result.destination)
     msg.absent = int(result.absent)
+    msg.second_landmark = int(result.second_landmark)
     msg.status = GroundedResponse.STATUS_OK
     msg.model = result.model
     msg.mode = result.mode
@@ -121,6 +122,7 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
         "relation": msg.relation,
         "destination": bool(msg.destination),
         "absent": int(msg.absent),
+        "second_landmark": int(msg.second_landmark),
         "timing_ms": {
             "total": round(float(msg.total_ms), 3),
             "generation": round(float(msg.generation_ms), 3),

@@ -38,7 +38,7 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
     answer = list(response.phrases)
     groups = (("answer", answer, 0, -1), ("prompt", list(response.prompt_phrases), len(answer),
                                           int(response.target)))
-    landmark = int(response.landmark)
+    landmarks = {int(response.landmark), int(response.second_landmark)} - {-1}  # "between" has two
     role = f"{'destination' if response.destination else 'landmark'}, {response.relation}: "
     for group, phrases, colour_offset, target in groups:
         for i, phrase in enumerate(phrases):
@@ -58,7 +58,7 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
             label = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i + 1,
                            type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
                            text=("target: " if is_target else role if group == "prompt"
-                                 and i == landmark else "") + phrase.text,
+                                 and i in landmarks else "") + phrase.text,
                            color=ColorRGBA(r=r, g=g, b=b, a=1.0),
                            scale=Vector3(z=text_height * (1.5 if is_target else 1.0)))
             label.pose.position = Point(x=p.x, y=p.y - size[1] / 2 - text_height, z=p.z)
