@@ -118,8 +118,9 @@ _HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
     "pick grab take find fetch get bring hand give show point push pull lift hold".split())
-# "between the mug *and* the duck": its two landmarks (command_relations.second_of)
-AND, _BETWEEN = re.compile(r"[\s,]*(?:and|&)\s*", re.IGNORECASE), re.compile(r"\bbetween\s*$", re.IGNORECASE)
+# "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
+AND = re.compile(r"\s*(?:,\s*(?:(?:and|or|&)\s*)?|(?:and|or|&)\s*)(?:then\s+)?", re.IGNORECASE)
+_BETWEEN = re.compile(r"\bbetween\s*$", re.IGNORECASE)
 # what follows relation words that no landmark starts with: they are an adverb
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
@@ -373,9 +374,8 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                  and not _pointed_at(p.text, text[start + p.char_end:])
                  and not (p.char_start == 0 and _imperative(nlp, p.text))]
         for k, (phrase, (rule, placing)) in enumerate(zip(found, _target_rules(nlp, piece, found))):
-            # the landmark opens its piece (after a pronoun landmark, "behind *you* is a mug", the first
-            # phrase is the object; "between the mug *and the duck*" has two); a phrase after words of
-            # its own ("... closest to the camera *and pick up* the cube") keeps its rule
+            # the landmark opens its piece ("behind *you* is a mug": the object; "between the mug *and the
+            # duck*": two); a phrase after words of its own ("... *and pick up* the cube") keeps its rule
             landmark = (not re.search(r"\w", piece[:phrase.char_start]) if k == 0 else _BETWEEN.search(
                 text, 0, start) and AND.fullmatch(piece, found[0].char_end, phrase.char_start))
             if rule is not None and cut is not None and landmark:

@@ -274,20 +274,18 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
 
 def _with_second(text: str, chunks: list[NounPhrase], rel: Relations) -> Relations:
     """`rel` with the other landmark of "between" (`second_of`) of its destination when it goes
-    "between", else of its landmark; "between the mug" alone, a slip, as next to it (as
-    refer.resolve_pair judges it)."""
+    "between", else of its landmark; none for "between the mug" alone (refer.resolve_pair
+    judges it as next to the mug)."""
     if "between" not in (rel.relation, rel.place):
         return rel
-    put = rel.place == "between"
-    second = second_of(text, chunks, rel.destination if put else rel.landmark)
-    if second >= 0:
-        return replace(rel, second=second)
-    return replace(rel, place="next to") if put else replace(rel, relation="near")
+    return replace(rel, second=second_of(text, chunks, rel.destination if rel.place == "between"
+                                         else rel.landmark))
 
 
 def second_of(text: str, chunks: list[NounPhrase], k: int) -> int:
     """The other landmark of "between" whose first is `chunks[k]` (of `text`): the next phrase
-    when only "and" stands between the two ("between the mug *and the duck*"); `k` itself when
+    when only "and", "or" or a comma stands between the two ("between the mug *and the duck*",
+    "the mug, the duck and the tray": the first two); `k` itself when
     the phrase names more than one thing ("between *the two mugs*", "*both mugs*", "*the
     mugs*": NounPhrase.count), of which two are the landmarks; -1 for neither (-1 for `k` < 0)."""
     if k < 0:

@@ -1,9 +1,9 @@
 """Operations on dense masks that the pipeline, the evaluation and both token sources share.
 
 `iou` / `iou_matrix` compare boolean masks (the runtime uses them to pick a proposal and to
-merge duplicates, the evaluation to score); `mask_bbox` gives a mask's box; `pool_tokens`
-averages grid features under mask weights (entity tokens from the LMM's image tokens and from
-SAM's image embedding alike).
+merge duplicates, the evaluation to score), `overlap_matrix` says how much of one lies in
+another; `mask_bbox` gives a mask's box; `pool_tokens` averages grid features under mask
+weights (entity tokens from the LMM's image tokens and from SAM's image embedding alike).
 """
 
 from __future__ import annotations
@@ -44,6 +44,23 @@ def iou_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> np.nda
     inter = flat_r @ flat_c.T
     union = flat_r.sum(1)[:, None] + flat_c.sum(1)[None, :] - inter
     np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def overlap_matrix(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """How much of the smaller of every pair of HxW masks lies in the other: float64 [N, N] in
+    [0, 1], their intersection over the smaller one's area (0 where either is empty). IoU hides
+    a small piece inside a large mask (a piece of a cube merged with a duck: IoU 0.1 with the
+    cube, half of it inside); this does not. Raises ValueError when the masks differ in size."""
+    out = np.zeros((len(masks), len(masks)))
+    if not len(masks):
+        return out
+    if len({np.shape(m) for m in masks}) > 1:
+        raise ValueError("mask shapes differ")
+    flat = np.stack([np.asarray(m, dtype=bool).ravel() for m in masks]).astype(np.float32)
+    area = flat.sum(1)
+    smaller = np.minimum.outer(area, area)
+    np.divide(flat @ flat.T, smaller, out=out, where=smaller > 0)
     return out
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import scipy.ndimage as ndi
 
+from ros_ground.between import resolve_between
 from ros_ground.colour_words import ruled_out_spans
 from ros_ground.command import command_phrases, placement
 from ros_ground.command_relations import command_relations, held_destination
@@ -24,7 +25,7 @@ from ros_ground.masks import iou
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrase_reading import all_known, names_a_kind, readable
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_between, resolve_pair
+from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
 from ros_ground.settings import TARGET_SCORE_OFF
 from ros_ground.spatial_words import RELATION_NAMES, ordinal_of, superlative_spans
@@ -110,13 +111,14 @@ def _held_destination(engine, image, gen, cfg, chunks, phrases, proposals) -> Re
     found = -1 if rel is None else _grounded_index(phrases, chunks[rel.destination])
     if found < 0:
         return Reference()
-    if not readable(engine, gen, chunks[rel.destination]):
-        _clear(phrases[found])
-        return Reference(absent=found)
     destination = (chunks[rel.destination], found)
     destination_landmark, second = (
         (chunks[k], at) if k >= 0 and (at := _grounded_index(phrases, chunks[k])) >= 0 else None
         for k in (rel.destination_landmark, rel.second))
+    for role in (destination, destination_landmark, second):
+        if role is not None and not readable(engine, gen, role[0]):  # "between the mug and the giraffe"
+            _clear(phrases[role[1]])
+            return Reference(absent=role[1])
     if proposals and cfg.command_words and phrases[found].entity_ids:
         heats: dict = {}
         missing = _absent_role(image, [p.mask for p in proposals], gen, _heat_of(gen, cfg), heats,
@@ -166,7 +168,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     "left of the tray" scores under 0.15 on the sim model's purple trays): "the mug left of
     *the purple duck*" with nothing purple in view says nothing about which mug, and "put the
     mug behind *the purple duck*" nowhere to put it. `second`: the landmark's other one when the
-    target is "between" the two (refer.resolve_between), the landmark itself when one phrase
+    target is "between" the two (between.resolve_between), the landmark itself when one phrase
     names both ("between *the two mugs*"); `destination_second`: the same of a destination ("put
     the cube between the mug and *the duck*"). `any_object`: the target names no kind
     (refer.resolve_pair). `rescore(heat, token ids)`: the engine's entity scores of the
@@ -266,18 +268,28 @@ def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposa
     """Give the destination phrase the proposal its words and the relation after it point to
     (refer.resolve_pair), among the proposals other than the target's `choice` (None: no
     target, as "put *it* on the tray"), in place; the destination's landmark the one that
-    relation was judged against; `second`, the other destination of "between" ("between the mug
-    and *the duck*"), the proposal its own words point to. One phrase that names both ("between
-    *the two mugs*") keeps its grounding, as many entities as it names. `heats`: phrase index ->
-    attention map of each (`_absent_role` fills it)."""
-    if second is not None and second[1] != destination[1]:
-        _resolve_destination(image, gen, cfg, phrases, proposals, second, None, choice, heats)
-    if heats.get(destination[1]) is None or (second is not None and second[1] == destination[1]):
+    relation was judged against. With `second`, the other place of "between" ("between the mug
+    and *the duck*"; the destination itself for "between *the two mugs*"), the two are chosen
+    together, two objects (between.resolve_between with no target; a phrase naming both gets
+    the two). `heats`: phrase index -> attention map of each (`_absent_role` fills it)."""
+    if heats.get(destination[1]) is None or (second is not None and heats.get(second[1]) is None):
         return
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     others = [i for i in range(len(masks)) if choice is None or (
         i != choice and iou(masks[i], masks[choice]) <= MAX_PAIR_IOU)]
+    if second is not None:
+        roles = [destination, second][:1 + (second[1] != destination[1])]
+        _, a, b = resolve_between(image, [masks[i] for i in others], None, "", "", [
+            (heats[k], c.text, None if (r := _role_scores(cfg, phrases, proposals, (c, k))) is None
+             else r[others], gen.prompt_text[c.char_end:]) for c, k in roles], stability=stability[others])
+        a, b = (None if x is None else others[x] for x in (a, b))
+        k = destination[1]
+        if phrases[k].entity_ids:  # "between the two mugs": its mask holds the two
+            _give(phrases[k], proposals, a, heats[k], also=b if len(roles) == 1 else None)
+        if len(roles) == 2 and phrases[second[1]].entity_ids:
+            _give(phrases[second[1]], proposals, b, heats[second[1]])
+        return
     of = destination_landmark
     of_heat = heats.get(of[1]) if of is not None else None
     d_scores = _role_scores(cfg, phrases, proposals, destination)

@@ -65,7 +65,7 @@ import numpy as np
 from ros_ground.colour_words import colour_share, named_colours
 from ros_ground.entities import score_entities
 from ros_ground.extremes import extreme, of_kind, superlative_candidates
-from ros_ground.masks import iou, iou_matrix
+from ros_ground.masks import iou
 from ros_ground.spatial_words import ordinal_of, relation_after, superlative_of
 
 MAX_AREA = 0.2
@@ -81,8 +81,9 @@ STABILITY_WEIGHT = 0.5
 COLOUR_WEIGHT = 0.5
 
 
-def _centres(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """[N, 2] of (centroid column, lowest row) per mask (NaN for an empty mask)."""
+def mask_centres(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Float [N, 2]: (centroid column, lowest row) in pixels per HxW mask (NaN for an empty
+    mask), the point the relations compare (module docstring)."""
     out = np.full((len(masks), 2), np.nan)
     for i, mask in enumerate(masks):
         rows, cols = np.nonzero(mask)
@@ -119,7 +120,9 @@ def _near_to(candidates: np.ndarray, j: int, centres: np.ndarray) -> np.ndarray:
     return candidates & (distance <= NEAR_FACTOR * max(nearest, 1.0))
 
 
-def _per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
+def per_mask(values, n: int, name: str, low: float = -np.inf, high: float = np.inf) -> np.ndarray:
+    """`values` as float64 [n], one per mask; ValueError naming `name` when they are not n
+    finite numbers in [low, high]."""
     try:
         values = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -213,13 +216,14 @@ def _mean_share(shares: np.ndarray) -> np.ndarray:
     return shares.mean(axis=0) if len(shares) else np.zeros(shares.shape[1])
 
 
-def _scored_target(rgb, masks, heat, text, after, max_area, min_colour, scores, stability, any_object):
-    """(ok, scores, kind_scores, sized, bonus) of a target phrase for resolve_pair /
-    resolve_between: the masks its words allow, its scores with the stability and colour gains,
-    its scores before them to tell its kind by (None for `any_object`), the masks'
-    `object_sized`, the stability gain; None when no mask may be it."""
+def scored_target(rgb, masks, heat, text, after, max_area, min_colour, scores, stability, any_object):
+    """(ok, scores, kind_scores, sized, bonus) of a target phrase for resolve_pair and
+    between.resolve_between (their arguments): bool [N], the masks its words allow; float [N],
+    its scores with the stability and colour gains; its scores before them, to tell its kind by
+    (None for `any_object`); bool [N], the masks' `object_sized`; the stability gain (0.0 or
+    float [N]). None when no mask may be it. ValueError for `scores` not one number per mask."""
     if scores is not None:
-        scores = _per_mask(scores, len(masks), "scores")
+        scores = per_mask(scores, len(masks), "scores")
     bonus = 0.0 if stability is None else STABILITY_WEIGHT * stability
     if not len(masks):
         return None
@@ -234,8 +238,9 @@ def _scored_target(rgb, masks, heat, text, after, max_area, min_colour, scores, 
     return ok, scores + bonus + COLOUR_WEIGHT * colour, None if any_object else scores, sized, bonus
 
 
-def _scored_landmark(rgb, masks, heat, text, after, sized, min_colour, scores, bonus):
-    """(allowed, scores with the stability and colour gains) of a landmark phrase."""
+def scored_landmark(rgb, masks, heat, text, after, sized, min_colour, scores, bonus):
+    """(bool [N], the masks a landmark phrase's words allow; float [N], its `scores`, or the
+    attention scores of `heat` when None, with the stability gain `bonus` and the colour gain)."""
     ok, colour = _words(rgb, masks, text, sized, min_colour, after)
     if scores is None:
         scores = score_entities(heat, list(masks))
@@ -273,18 +278,18 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     beyond the table that the frame's border cuts.
     """
     if landmark_scores is not None:
-        landmark_scores = _per_mask(landmark_scores, len(masks), "landmark_scores")
+        landmark_scores = per_mask(landmark_scores, len(masks), "landmark_scores")
     if stability is not None:
-        stability = _per_mask(stability, len(masks), "stability", 0.0, 1.0)
-    scored = _scored_target(rgb, masks, target_heat, target_text, after_text, max_area, min_colour,
+        stability = per_mask(stability, len(masks), "stability", 0.0, 1.0)
+    scored = scored_target(rgb, masks, target_heat, target_text, after_text, max_area, min_colour,
                             scores, stability, any_object)
     if scored is None:
         return None, None
     ok, scores, kind_scores, sized, bonus = scored
     superlative = superlative_of(target_text, after_text, landmark_text)
     rank = ordinal_of(target_text, after_text)
-    centres = _centres(masks)
-    # "between" one landmark ("the cube between the mug", a slip: resolve_between takes two) is near it
+    centres = mask_centres(masks)
+    # "between" one landmark ("the cube between the mug": between.resolve_between takes two) is near it
     relation = {"between": "near"}.get(found := relation_after(after_text), found)
     paired = relation is not None and landmark_heat is not None
     if superlative is not None and not paired:
@@ -292,7 +297,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     best = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
     if not paired:
         return best, None
-    ok_landmark, landmark_scores = _scored_landmark(rgb, masks, landmark_heat, landmark_text, landmark_after,
+    ok_landmark, landmark_scores = scored_landmark(rgb, masks, landmark_heat, landmark_text, landmark_after,
                                                     sized, min_colour, landmark_scores, bonus)
 
     def pair(i: int, j: int) -> bool:  # two objects, related as the words say
@@ -300,7 +305,7 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
                 and iou(masks[i], masks[j]) <= MAX_PAIR_IOU)
 
     def best_landmark(exclude: int | None = None) -> int | None:
-        return _best(ok_landmark & (np.arange(len(masks)) != exclude), landmark_scores)
+        return best_of(ok_landmark & (np.arange(len(masks)) != exclude), landmark_scores)
 
     if relation == "near" and superlative is None:  # of the target's kind, the one nearest it
         j = best_landmark()
@@ -327,74 +332,6 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     return chosen if chosen is not None else (best, best_landmark(best))
 
 
-# "between" two landmarks, off the line joining them by at most this times their distance (a mug
-# and a duck 200 px apart: a cube up to 100 px in front of or behind that line)
-BETWEEN_WIDTH = 0.5
-
-
-def between(p: np.ndarray, a: np.ndarray, b: np.ndarray, width: float = BETWEEN_WIDTH) -> bool:
-    """Whether point `p` lies between points `a` and `b` (each (column, row), pixels): its
-    projection on the segment from `a` to `b` falls inside it and it is at most `width` times
-    the segment's length off the line. False for a NaN point or `a` and `b` under 1 px apart."""
-    v, w = np.asarray(b, float) - a, np.asarray(p, float) - a
-    length = float(np.hypot(*v))
-    if not length >= 1.0:
-        return False
-    along = float(w @ v) / length
-    return 0.0 < along < length and abs(float(v[0] * w[1] - v[1] * w[0])) / length <= width * length
-
-
-def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
-                    target_text: str, after_text: str, landmarks: Sequence[tuple],
-                    max_area: float = MAX_AREA, min_colour: float = MIN_COLOUR,
-                    scores: np.ndarray | None = None, stability: np.ndarray | None = None,
-                    any_object: bool = False) -> tuple[int | None, int | None, int | None]:
-    """(target, landmark, second landmark): indices into `masks` (HxW bool) for "the cube
-    *between* the mug and the duck", each None when no mask may be it.
-
-    `landmarks`: per landmark phrase (heat, text, scores or None, text after it), as resolve_pair
-    takes its landmark: two ("the mug", "the duck"), or one that names both ("the two mugs"), whose
-    two objects are the landmarks. The target and the landmarks are chosen together: three
-    objects (overlapping pairwise by at most MAX_PAIR_IOU), the target `between` the two,
-    maximising their summed scores; a superlative or ordinal ("the biggest cube between ...")
-    chooses among the objects between the best-scored landmarks (a superlative in the landmarks'
-    words is theirs: "between the mug and *the small duck*"). Without such three, each by
-    its own scores. The other arguments, and ValueError, as resolve_pair's."""
-    stability = None if stability is None else _per_mask(stability, len(masks), "stability", 0.0, 1.0)
-    scored = _scored_target(rgb, masks, target_heat, target_text, after_text, max_area, min_colour,
-                            scores, stability, any_object)
-    if scored is None:
-        return None, None, None
-    ok, scores, kind_scores, sized, bonus = scored
-    found = [_scored_landmark(rgb, masks, heat, text, after, sized, min_colour,
-                              None if given is None else _per_mask(given, len(masks), "landmark scores"),
-                              bonus) for heat, text, given, after in landmarks]
-    (ok_a, a_scores), (ok_b, b_scores) = (found * 2)[:2] if len(found) == 1 else found[:2]
-    apart = (iou_matrix(masks, masks) <= MAX_PAIR_IOU) & ~np.eye(len(masks), dtype=bool)
-    centres = _centres(masks)
-    pairs = [(a_scores[j] + b_scores[k], int(j), int(k)) for j in np.flatnonzero(ok_a)
-             for k in np.flatnonzero(ok_b) if apart[j, k]]
-    after = after_text.replace(landmarks[-1][1], " ", 1) if len(landmarks) > 1 else after_text
-    superlative = superlative_of(target_text, after, landmarks[0][1])
-    rank = ordinal_of(target_text, after_text)
-    if superlative is not None and pairs:
-        _, j, k = max(pairs)
-        holding = ok & apart[j] & apart[k] & np.array([between(c, centres[j], centres[k]) for c in centres])
-        target = extreme(superlative, masks, holding if holding.any() else ok, centres, stability,
-                         kind_scores, rank, rgb)
-        return target, j, k
-    chosen, best_score = None, -np.inf
-    for total, j, k in pairs:
-        for i in np.flatnonzero(ok & apart[j] & apart[k]):
-            if total + scores[i] > best_score and between(centres[i], centres[j], centres[k]):
-                chosen, best_score = (int(i), j, k), total + scores[i]
-    if chosen is not None:
-        return chosen
-    target = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
-    j = _best(ok_a & apart[target], a_scores)
-    k = _best(ok_b & apart[target] & (apart[j] if j is not None else True), b_scores)
-    return target, j, k
-
-
-def _best(allowed: np.ndarray, scores: np.ndarray) -> int | None:
+def best_of(allowed: np.ndarray, scores: np.ndarray) -> int | None:
+    """Index of the highest of `scores` (float [N]) where `allowed` (bool [N]), None for none."""
     return int(np.argmax(np.where(allowed, scores, -np.inf))) if allowed.any() else None

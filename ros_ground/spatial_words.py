@@ -21,7 +21,8 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("alongside", "near"), ("close by", "near"), ("over by", "near"), ("by", "near"),
              # between two landmarks ("between the mug and the duck") or two objects one plural
              # landmark names ("between the two mugs"): command_relations.Relations.second
-             ("in between", "between"), ("between", "between"),
+             ("in between", "between"), ("in-between", "between"), ("halfway between", "between"),
+             ("midway between", "between"), ("somewhere between", "between"), ("between", "between"),
              *((f"{more} {side} than", side) for more in ("further", "farther", "more to the")
                for side in ("left", "right")))
 # each relation as a response names it (GroundedResponse.relation)
@@ -137,7 +138,8 @@ _MIDDLE_AFTER = re.compile(r"^[\s,]*(?:the\s+ones?\s+)?" + _THAT_IS +
 # "sitting", "that is located"
 # ("pick the cube *up* that's next to the duck": the verb's particle may stand before a clause)
 _COPULA = re.compile(r"^,?\s*(?:(?:up|down|out)\s+(?=(?:that|which)\b))?"
-                     r"(?:(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s)\s+)?"
+                     r"(?:(?:(?:(?:that|which|who)\s+)?(?:is|are)|(?:that|which|who)['\u2019]s"
+                     r"|(?:that|which)\s+(?:sits|stands|lies|rests))\s+)?"
                      r"(?:(?:sitting|standing|lying|located|placed|positioned|resting)\s+)?")
 _ADVERB = re.compile(r"^(?:" + "|".join(RELATION_ADVERBS) + r")\s+")
 
@@ -362,8 +364,15 @@ _MEASURE = re.compile(r"(?<![\w.])" + _NUMBER + _UNIT + r"(?!\w)" + _AFTER_MEASU
                       re.IGNORECASE)
 
 
+# a range before a distance: "(move it) *between 5 and* 10 cm", "*from two to* three inches"
+_RANGE = re.compile(r"(?<![\w.])(?:(?:between|from)\s+)?" + _NUMBER + r"(?:and|to|or)\s+(?="
+                    + _MEASURE.pattern + ")", re.IGNORECASE)
+
+
 def without_measures(text: str) -> str:
-    """`text` with each distance or angle in it (`_MEASURE`) turned to as many spaces, so the
-    character spans of everything else stay: "place the cube 10 cm left of the tray" is read
-    as "place the cube left of the tray". Every reading of a command's words starts here."""
-    return _MEASURE.sub(lambda m: " " * len(m.group()), text)
+    """`text` with each distance or angle in it (`_MEASURE`, and a range before one: `_RANGE`)
+    turned to as many spaces, so the character spans of everything else stay: "place the cube
+    10 cm left of the tray" is read as "place the cube left of the tray". Every reading of a
+    command's words starts here."""
+    blank = _RANGE.sub(lambda m: " " * len(m.group()), text)
+    return _MEASURE.sub(lambda m: " " * len(m.group()), blank)

@@ -548,7 +548,9 @@ def test_a_part_of_a_known_object_keeps_the_object_as_target(engine, image, comm
 
 
 @pytest.mark.parametrize("command", ["Pick up the mug left of the giraffe.",
-                                     "Put the mug behind the giraffe."])
+                                     "Put the mug behind the giraffe.",
+                                     "Pick up the mug between the cube and the giraffe.",
+                                     "Put it between the cube and the giraffe."])
 def test_a_landmark_the_model_cannot_read_leaves_no_target(engine, image, command):
     """"Left of the giraffe" says nothing about which mug, "behind the giraffe" nowhere to put
     it: the landmark is named absent and neither phrase keeps a mask, as for an unreadable
@@ -559,10 +561,10 @@ def test_a_landmark_the_model_cannot_read_leaves_no_target(engine, image, comman
     result = engine.ground(image, command, mode="entities", proposals=proposals)
     assert (result.target, result.landmark, result.relation) == (-1, -1, "")
     assert result.prompt_phrases[result.absent].text == "the giraffe"
-    assert not any(p.mask.any() for p in result.prompt_phrases)
+    assert not any(p.mask.any() for p in result.prompt_phrases if p.text in ("the mug", "the giraffe"))
     read = engine.ground(image, command.replace("giraffe", "tray"), mode="entities",
                          proposals=proposals)
-    assert read.absent == -1 and read.landmark == 1 and read.relation in ("left of", "behind")
+    assert read.absent == -1 and read.landmark >= 0 and read.relation in ("left of", "behind", "between")
 
 
 @pytest.mark.parametrize("colour", ["red", "blue", "green"])
@@ -1113,6 +1115,7 @@ def test_a_comparative_after_a_moved_object_is_where_it_goes(nlp, command, desti
     ("Put it between the red cube and the green cube.", None, ([0], [2]), True),
     # one phrase naming both: its mask is the two
     ("Pick up the cube between the two red ones.", [1], ([0, 2], [0, 2]), False),
+    ("Put it between the two red ones.", None, ([0, 2], [0, 2]), True),
 ])
 def test_between_chooses_among_two_landmarks(engine, command, target, landmarks, destination):
     """The tiny model's attention is random: only the words can pick the square between the two
@@ -1133,11 +1136,22 @@ def test_between_chooses_among_two_landmarks(engine, command, target, landmarks,
         assert result.prompt_phrases[result.target].entity_ids == target
 
 
+def test_two_places_between_are_two_objects(engine):
+    """"put it between the red cube and the cube": chosen together, the places are two objects
+    (the tiny model's attention is random, so "the cube" alone might be the red one again)."""
+    image, masks = _three_squares()
+    proposals = [Proposal(i, m) for i, m in enumerate(masks)]
+    for command in ("Put it between the red cube and the cube.", "Put it between the cube and the red cube."):
+        result = engine.ground(image, command, mode="entities", proposals=proposals)
+        places = [result.prompt_phrases[k].entity_ids for k in (result.landmark, result.second_landmark)]
+        assert len(places[0]) == len(places[1]) == 1 and places[0] != places[1] and [0] in places
+
+
 def test_between_one_landmark_is_next_to_it(engine):
-    """"between the red cube" alone, a slip: judged and reported as next to it, never fatal."""
+    """"between the red cube" alone, a slip: judged as next to it, never fatal."""
     image, masks = _three_squares()
     result = engine.ground(image, "Pick up the cube between the red cube.", mode="entities",
                            proposals=[Proposal(i, m) for i, m in enumerate(masks)])
-    assert (result.relation, result.second_landmark) == ("next to", -1)
+    assert (result.relation, result.second_landmark) == ("between", -1)
     assert result.prompt_phrases[result.target].entity_ids in ([1], [2])  # a cube, not the landmark
     assert result.prompt_phrases[result.landmark].entity_ids == [0]

@@ -39,10 +39,12 @@ def read(nlp, text: str) -> dict:
         out.update(landmark=chunks[rel.destination].text.lower(), relation=rel.place, destination=True)
     elif rel.landmark >= 0:
         out.update(landmark=chunks[rel.landmark].text.lower(), relation=RELATION_NAMES[rel.relation])
+    after = rel.after
     if rel.second >= 0 and (rel.destination < 0 or rel.place == "between"):  # "and *the duck*"
         out["second"] = chunks[rel.second].text.lower()
+        after = after.replace(chunks[rel.second].text, " ", 1)  # its words are its own, as in between.py
     which_landmark = "" if out["destination"] else out["landmark"] or ""
-    out["superlative"] = superlative_of(phrase, rel.after, which_landmark)
+    out["superlative"] = superlative_of(phrase, after, which_landmark)
     out["ordinal"] = ordinal_of(phrase, rel.after)
     named, excluded = named_colours(phrase, rel.after)
     out["colours"], out["excluded_colours"] = sorted(named), sorted(excluded)

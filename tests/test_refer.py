@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ros_ground.colour_words import colour_share
-from ros_ground.refer import absent, between, colour_match, object_sized, resolve_between, resolve_pair
+from ros_ground.refer import absent, colour_match, object_sized, resolve_pair
 from ros_ground.spatial_words import relation_after, relation_only, superlative_of
 
 H, W = 60, 90
@@ -679,58 +679,3 @@ def test_a_target_that_names_no_kind_is_a_whole_object_not_a_strip_the_border_cu
     scores = np.array([0.9, 0.1, 0.3, 0.2])
     assert target_index(rgb, masks, heat, "it", scores=scores, any_object=True) == 2
 
-
-@pytest.mark.parametrize("point, want", [
-    ((50, 20), True), ((50, 44), True),  # on the line, and off it by under half the distance
-    ((50, 61), False), ((5, 20), False), ((95, 20), False),  # too far off it; beyond either end
-    ((np.nan, 20), False)])
-def test_between_is_within_the_segment_and_near_its_line(point, want):
-    assert between(np.array(point, float), np.array([10.0, 20.0]), np.array([90.0, 20.0])) is want
-    assert not between(np.array([10.0, 20.0]), np.array([10.0, 20.0]), np.array([10.0, 20.0]))
-
-
-def _between_scene():
-    """Red, blue, green, blue squares left to right: the first blue lies between the red and
-    the green one, the second right of both."""
-    return _scene([("red", 5, 20), ("blue", 30, 24), ("green", 55, 20), ("blue", 78, 20)])
-
-
-def _landmark(masks, k, text):
-    return (_heat_on(masks[k]), text, None, "")
-
-
-def test_resolve_between_picks_the_object_between_its_two_landmarks():
-    rgb, masks = _between_scene()
-    # the other blue square draws more of the target's attention: the words still decide
-    heat = _heat_on(masks[1], 0.5) + _heat_on(masks[3])
-    landmarks = [_landmark(masks, 0, "the red cube"), _landmark(masks, 2, "the green cube")]
-    assert resolve_between(rgb, masks, heat, "the blue cube", " between the red cube and the green cube",
-                           landmarks) == (1, 0, 2)
-    # the landmark the relation holds for: the green square is between the red and the right
-    # blue one, though "the blue cube" draws more attention on the left one
-    blue = _landmark(masks, 1, "the blue cube")
-    assert resolve_between(rgb, masks, heat, "the green cube", "", [landmarks[0], blue]) == (2, 0, 3)
-    # the red one is between no two: with no three that fit, each by its own words and scores
-    assert resolve_between(rgb, masks, heat, "the red cube", "", [landmarks[1], blue]) == (0, 2, 1)
-    assert resolve_between(rgb, [], heat, "the blue cube", "", landmarks) == (None, None, None)
-
-
-def test_one_plural_landmark_names_both_objects():
-    """"between the two red cubes": two objects of the one phrase are the landmarks."""
-    rgb, masks = _scene([("red", 5, 20), ("blue", 30, 20), ("red", 55, 20), ("blue", 78, 20)])
-    heat = _heat_on(masks[3])
-    red = _heat_on(masks[0]) + _heat_on(masks[2])
-    target, a, b = resolve_between(rgb, masks, heat, "the blue cube", " between the two red cubes",
-                                   [(red, "the two red cubes", None, "")])
-    assert target == 1 and {a, b} == {0, 2}
-
-
-def test_a_superlative_chooses_among_the_objects_between():
-    rgb, masks = _scene([("red", 2, 20), ("blue", 22, 20), ("blue", 42, 20), ("green", 62, 20),
-                         ("blue", 80, 20)])
-    heat = _heat_on(masks[4])
-    landmarks = [_landmark(masks, 0, "the red cube"), _landmark(masks, 3, "the green cube")]
-    assert resolve_between(rgb, masks, heat, "the rightmost blue cube", "", landmarks)[0] == 2
-    assert resolve_between(rgb, masks, heat, "the second blue cube", " from the left", landmarks)[0] == 2
-    with pytest.raises(ValueError, match="^landmark scores must be"):
-        resolve_between(rgb, masks, heat, "the cube", "", [(None, "the red cube", [1.0], "")] * 2)
