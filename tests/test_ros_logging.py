@@ -81,3 +81,34 @@ def test_core_messages_of_every_level_reach_rosout_from_one_handler(ros, core_lo
     assert ours == [(Log.INFO, "[scheduler] first an info"), (Log.WARN, "[scheduler] then a warning"),
                     (Log.ERROR, "[scheduler] then an error")], ours
     node.destroy_node()
+
+
+def test_a_failed_delivery_says_why_and_the_traceback_goes_to_debug(core_logger):
+    # the scheduler logs a failed publish with exc_info: the ROS line must carry the reason
+    # (here the one a message built from another msg/ than its type support raises)
+    from ros_ground.scheduler import Scheduler
+
+    calls = []
+
+    class Logger:
+        def __getattr__(self, level):
+            return lambda msg: calls.append((level, msg))
+
+    def deliver(ticket, answer):
+        raise AttributeError("'GroundedResponse' object has no attribute 'second_landmark'")
+
+    forward_core_logging(Logger())
+    scheduler = Scheduler(lambda t: "answer", deliver, lambda t, why: None, lambda t, e: None)
+    scheduler.open()
+    scheduler.submit("request")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(calls) < 2:
+        time.sleep(0.01)
+    scheduler.stop()
+    (level, line), (debug, trace) = [c for c in calls if "deliver" in c[1]]
+    assert level == "error"
+    assert line.startswith("[scheduler] delivering the answer of request 1 failed: AttributeError: "
+                           "'GroundedResponse' object has no attribute 'second_landmark' (at "
+                           "test_ros_logging.py:"), line
+    assert line.endswith(" in deliver)") and "\n" not in line
+    assert debug == "debug" and trace.startswith("Traceback (most recent call last):")

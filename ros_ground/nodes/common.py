@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
+import traceback
 from collections.abc import Callable
 
 import rclpy
@@ -156,7 +158,8 @@ class RosLogging(logging.Handler):
     """Python logging of the ROS-free core (the `ros_ground` loggers: a centre crop the LMM
     never sees, a phrase whose map has no peak, compiled decoding off for a model type) into a
     node's rclpy logger, so it reaches /rosout, rqt_console and the launch log as the node's own
-    messages do; by itself it would reach stderr alone."""
+    messages do; by itself it would reach stderr alone. A record with an exception (LOG.exception)
+    gets its type, message and raising frame on the same line, and its traceback at debug."""
 
     def __init__(self, logger):
         super().__init__()
@@ -164,19 +167,39 @@ class RosLogging(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            level = record.levelno
             text = f"[{record.name.removeprefix('ros_ground.')}] {record.getMessage()}"
-            # one call site per severity: rclpy refuses a call site whose severity changes
-            if level >= logging.ERROR:
-                self.logger.error(text)
-            elif level >= logging.WARNING:
-                self.logger.warning(text)
-            elif level >= logging.INFO:
-                self.logger.info(text)
+            if record.exc_info and record.exc_info[1] is not None:
+                # the reason on the line itself, the whole traceback at debug: a bare "failed"
+                # would leave the cause to a debugger
+                text += f": {exception_summary(record.exc_info[1])}"
+                self._say(record.levelno, text)
+                self._say(logging.DEBUG, "".join(traceback.format_exception(*record.exc_info)))
             else:
-                self.logger.debug(text)
+                self._say(record.levelno, text)
         except Exception:  # noqa: BLE001 - logging must never fail the code that logs
             self.handleError(record)
+
+    def _say(self, level: int, text: str) -> None:
+        # one call site per severity: rclpy refuses a call site whose severity changes
+        if level >= logging.ERROR:
+            self.logger.error(text)
+        elif level >= logging.WARNING:
+            self.logger.warning(text)
+        elif level >= logging.INFO:
+            self.logger.info(text)
+        else:
+            self.logger.debug(text)
+
+
+def exception_summary(exc: BaseException) -> str:
+    """One readable line for `exc`: "AttributeError: ... (at outputs.py:41 in deliver)", the
+    frame that raised it; its type alone when it has no message."""
+    line = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        line += f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
+    return line
 
 
 def forward_core_logging(logger) -> RosLogging:
