@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -235,3 +236,74 @@ def check_ros_name(name: str, what: str, node: bool = False) -> str:
         why = str(exc).splitlines()[0].split(": ", 1)[-1].rstrip(":")
         raise ValueError(f"{what} {name!r} is not a ROS name: {why}") from None
     return full
+
+
+def check_type_support(msg_type) -> None:
+    """Raise RuntimeError, naming both install locations, when `msg_type`'s Python class and
+    the C type support loaded for it were built from different .msg files: a colcon workspace
+    built from a newer msg/ than the venv's package (or the reverse) gives the Python classes
+    of one and, through LD_LIBRARY_PATH, the C libraries of the other, and every publish then
+    fails (a field the C side reads is missing) or drops a field (one it does not know).
+
+    How: one message with every field set is serialised and read back (~0.1 ms); a field that
+    does not come back equal, or a serialisation that raises, is the disagreement."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    sent = _every_field_set(msg_type)
+    try:
+        back = deserialize_message(serialize_message(sent), msg_type)
+    except (AttributeError, TypeError, ValueError) as exc:
+        why = f"serialising one raises {type(exc).__name__}: {exc}"
+    else:
+        lost = [name for name in msg_type.get_fields_and_field_types()
+                if getattr(back, name, None) != getattr(sent, name)]
+        if not lost:
+            return
+        why = f"field(s) {', '.join(lost)} do not survive serialisation"
+    package = msg_type.__module__.split(".")[0]
+    libraries = sorted({os.path.dirname(line.split()[-1]) for line in _mapped_files()
+                        if f"lib{package}__rosidl" in line}) or ["LD_LIBRARY_PATH"]
+    classes = os.path.dirname(sys.modules[msg_type.__module__].__file__)
+    raise RuntimeError(
+        f"{msg_type.__name__}'s Python class (from {classes}) and its C type support (from "
+        f"{', '.join(libraries)}) are built from different msg/ files: {why}. After pulling "
+        "changes to msg/, rebuild both (make msgs in the checkout, then colcon build in the "
+        "workspace; README, 'Install without an apt ROS')")
+
+
+def _every_field_set(msg_type):
+    """An instance of `msg_type` whose fields (nested messages and one element of each sequence
+    included) are all off their defaults, so a field either side lacks reads back changed."""
+    import importlib
+
+    from rosidl_parser.definition import AbstractSequence, AbstractString, BasicType, NamespacedType
+
+    def value(slot):
+        if isinstance(slot, NamespacedType):
+            module = importlib.import_module(".".join(slot.namespaces))
+            return _every_field_set(getattr(module, slot.name))
+        if isinstance(slot, AbstractString):
+            return "x"
+        if isinstance(slot, BasicType):
+            return {"float": 0.5, "double": 0.5, "boolean": True, "octet": b"\x01",
+                    "char": "x"}.get(slot.typename, 1)
+        if isinstance(slot, AbstractSequence) and not isinstance(slot.value_type, AbstractSequence):
+            element = value(slot.value_type)
+            return None if element is None else [element]
+        return None  # a fixed-size array: left at its default
+
+    msg = msg_type()
+    for name, slot in zip(msg_type.get_fields_and_field_types(), msg_type.SLOT_TYPES):
+        chosen = value(slot)
+        if chosen is not None:
+            setattr(msg, name, chosen)
+    return msg
+
+
+def _mapped_files() -> list[str]:
+    """The lines of /proc/self/maps (the shared libraries loaded), [] where there is none."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return maps.read().splitlines()
+    except OSError:
+        return []
