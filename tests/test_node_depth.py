@@ -264,6 +264,33 @@ def test_depth_of_another_size_is_blamed_not_the_camera_info(node, scene, monkey
         "publish depth registered to the colour image"), response.position_error
 
 
+@pytest.mark.parametrize("wrong", ["camera_info", "depth"])
+def test_a_size_mismatch_is_reported_after_the_depth_stream_moved_on(node, scene, monkeypatch, wrong):
+    # the pair's size mismatch was found before the model ran and dropped; looked up again
+    # after it, the depth was gone and the answer blamed depth_tolerance_s for equal stamps
+    node.set(proposal_max_age_s=0.0)
+    if wrong == "camera_info":
+        _feed(node, scene, info_size=(2 * scene.width, 2 * scene.height))
+        expected = f"camera_info is for {2 * scene.width}x{2 * scene.height}, the depth and image"
+    else:
+        half = depth_to_image_msg(scene.sensor_depth()[::2, ::2].copy(), Header(frame_id="cam"))
+        half.header.stamp.sec = 5
+        _feed(node, scene, depth_msg=half)
+        expected = f"depth is {scene.width // 2}x{scene.height // 2}, the image"
+    later = _depth_msg(scene, "32FC1", 6)
+    depth = node.node.sensors.depth
+
+    def ground_while_depth_streams(*args, **kwargs):
+        for i in range(30):
+            depth.add_depth(CAMERA, (6 + i) * 10**9, later)
+        return _gt_result(scene)
+
+    monkeypatch.setattr(node.node._engine, "ground", ground_while_depth_streams)
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK
+    assert response.position_error.startswith(expected), response.position_error
+
+
 def test_camera_info_in_another_frame_is_warned_about(node, scene, monkeypatch):
     _feed(node, scene, info_frame="camera_depth_optical_frame")
     said = _warnings(node, monkeypatch)

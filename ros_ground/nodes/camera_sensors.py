@@ -163,17 +163,22 @@ class CameraSensors:
         """`registered_depth` of the frame with `header` (of `size`) when it is there now, else
         None: taken before the model runs, as the depth store keeps only the newest frames (a
         few tenths of a second of a 30 Hz camera with proposal_max_age_s 0) and a request takes
-        seconds."""
+        seconds. The ValueError, returned, when the depth found does not fit the frame (its
+        size, the camera_info's, an undecodable depth): looked up again after the model ran,
+        that depth may be gone and the reason would read as a timing problem."""
         if not self.depth.has_depth(camera):
             return None
         try:
             return self.registered_depth(camera, header, size)
-        except (LookupError, ValueError):
+        except LookupError:
             return None  # the depth may come after its colour frame: `locate` looks again
+        except ValueError as exc:
+            return exc
 
     def locate(self, camera: str, result, header, pinned=None) -> str:
         """3-D position and size of every phrase of `result` (grounded on the frame with
-        `header`) from the `pinned` depth (`pin_depth`), else the depth registered to it now.
+        `header`) from the `pinned` depth (`pin_depth`; its ValueError is the reason there are
+        none), else the depth registered to it now.
 
         Returns "" when the phrases were located, else why they keep NaN positions (also
         warned when the camera publishes depth), for the response's `position_error`.
@@ -182,6 +187,8 @@ class CameraSensors:
             source = self.depth_inputs.get(camera)
             return f"no depth frame received on {getattr(source, 'topic', 'depth')!r}"
         try:
+            if isinstance(pinned, ValueError):
+                raise pinned
             locate_result(result, *(pinned or self.registered_depth(camera, header,
                                                                    result.image_size)))
         except (LookupError, ValueError) as exc:
