@@ -98,6 +98,29 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     return float(hit.mean())
 
 
+def has_colour(rgb: np.ndarray) -> bool:
+    """Whether `rgb` (HxWx3 uint8) has a pixel whose three channels differ: False for a mono
+    camera's frame (image_codec.decode_image gives a single-channel image three equal ones), on
+    which colour words cannot be judged: a green mug is as grey as a red one. Every 8th row and
+    column first, where a colour frame shows its colour, so only a grey frame is compared whole
+    (~1 ms a megapixel)."""
+    for pixels in (rgb[::8, ::8], rgb):
+        if not (np.array_equal(pixels[..., 0], pixels[..., 1])
+                and np.array_equal(pixels[..., 1], pixels[..., 2])):
+            return True
+    return False
+
+
+def judged_colours(rgb: np.ndarray, phrase: str, after_text: str = "") -> tuple[list[str], list[str]]:
+    """`named_colours` of `phrase` as they can be checked on `rgb` (HxWx3 uint8): none on a
+    frame without colour (`has_colour`), where judging them would rule out or find absent an
+    object of the colour named; the phrase's other words still apply."""
+    named, ruled_out = named_colours(phrase, after_text)
+    if (named or ruled_out) and not has_colour(rgb):
+        return [], []
+    return named, ruled_out
+
+
 def colours_after(after_text: str, phrase: str = "") -> str:
     """The words by which `after_text`, the text right after a target phrase, states that
     phrase's colour, or "" when it states none: the colour words, with "and", "or", "," and

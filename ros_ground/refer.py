@@ -6,7 +6,8 @@ that include object parts and the table). The words of a referring expression sa
 where the model looked, and three kinds can be checked on the proposals without a model:
 - colour words, before the noun or stated after it ("the *red* mug", "the mug that is *red*",
   "the *non-red* mug": colour_words.named_colours): at least MIN_COLOUR of the mask's pixels
-  of each colour named (colour_words.colour_share), under it of each one ruled out;
+  of each colour named (colour_words.colour_share), under it of each one ruled out; none on a
+  frame without colour (a mono camera's: colour_words.judged_colours);
 - a spatial relation to a landmark ("the mug *left of* the tray", "behind", "in front of"):
   the target and the landmark are chosen as a pair, different objects for which the relation
   holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
@@ -23,14 +24,13 @@ where the model looked, and three kinds can be checked on the proposals without 
   those for which it holds with the best-scored landmark. An ordinal ("the *second* mug from
   the left", "the third biggest cube": spatial_words.ordinal_of) takes the k-th object in the
   same order, and no mask when fewer than k are compared; "the middle mug" the object halfway
-  along them from left to right. Only the
-  target's own: on the landmark ("the cube left of the *leftmost* duck") it is left to the
-  landmark's scores, since the extreme object of any kind is seldom the extreme duck. A
-  superlative compares whole objects, so masks touching the image border are left out (the
-  table's edge, the floor, or an object the frame cuts, whose extreme is unknown) and, given
-  SAM's stability scores, so are masks less stable than the most stable of the rest by more than
-  extremes.SUPERLATIVE_STABILITY_MARGIN (the pieces of table texture and shadow below); all the non-empty
-  allowed masks when that leaves none.
+  along them from left to right. Only the target's own: on the landmark ("the cube left of the
+  *leftmost* duck") it is left to the landmark's scores, since the extreme object of any kind
+  is seldom the extreme duck. A superlative compares whole objects, so masks touching the
+  image border are left out (the table's edge, the floor, or an object the frame cuts, whose
+  extreme is unknown) and, given SAM's stability scores, so are masks less stable than the
+  most stable of the rest by more than extremes.SUPERLATIVE_STABILITY_MARGIN (the pieces of
+  table texture and shadow below); all the non-empty allowed masks when that leaves none.
 Otherwise the phrase's entity scores decide among what the words allow: those of the engine's
 `entity_scoring` when given (retrieval with the entity tokens included), else attention
 (entities.score_entities of the phrase's prefill map); when the words rule out every proposal
@@ -62,7 +62,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ros_ground.colour_words import colour_share, named_colours
+from ros_ground.colour_words import colour_share, judged_colours
 from ros_ground.entities import score_entities
 from ros_ground.extremes import extreme, of_kind, superlative_candidates
 from ros_ground.masks import iou
@@ -161,7 +161,7 @@ def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.
     """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored),
     given `sized`, the masks' `object_sized`, and `shares`, the `_colour_shares` of the colours
     the phrase names if computed (one pass over the masks for every phrase)."""
-    named, ruled_out = named_colours(phrase, after_text)
+    named, ruled_out = judged_colours(rgb, phrase, after_text)
     shares = _colour_shares(rgb, masks, named) if shares is None else shares
     keep = sized & (shares >= min_colour).all(axis=0) \
         & (_colour_shares(rgb, masks, ruled_out) < min_colour).all(axis=0)
@@ -185,7 +185,7 @@ def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np
     sized = object_sized(masks, max_area)
     if not sized.any():
         return False
-    shares = _colour_shares(rgb, masks, named_colours(phrase, after_text)[0])
+    shares = _colour_shares(rgb, masks, judged_colours(rgb, phrase, after_text)[0])
     if len(shares) and not (sized & (shares >= min_colour).any(axis=0)).any():
         return True
     if min_score is None:
@@ -209,7 +209,7 @@ def colour_match(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str,
                  after_text: str = "") -> np.ndarray:
     """Float [N] in [0, 1]: each mask's colour_share of the colours `phrase` (followed by
     `after_text`) names (their mean with several); 0 for every mask when it names none."""
-    return _mean_share(_colour_shares(rgb, masks, named_colours(phrase, after_text)[0]))
+    return _mean_share(_colour_shares(rgb, masks, judged_colours(rgb, phrase, after_text)[0]))
 
 
 def _mean_share(shares: np.ndarray) -> np.ndarray:

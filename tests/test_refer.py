@@ -679,3 +679,24 @@ def test_a_target_that_names_no_kind_is_a_whole_object_not_a_strip_the_border_cu
     scores = np.array([0.9, 0.1, 0.3, 0.2])
     assert target_index(rgb, masks, heat, "it", scores=scores, any_object=True) == 2
 
+
+def test_colour_words_are_not_judged_on_a_frame_without_colour():
+    # a mono camera's frame (decode_image gives it three equal channels): the green cube is as
+    # grey as the others, and its colour word made it absent; the other words still apply
+    import cv2
+
+    from ros_ground.colour_words import has_colour
+
+    rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("green", 70, 40)])
+    grey = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    scores = np.array([0.1, 0.6, 0.3])
+    assert not has_colour(grey) and has_colour(rgb)
+    assert not absent(grey, masks, "the green cube", scores)
+    assert not absent(grey, masks, "the cube that is purple", scores)
+    assert absent(grey, masks, "the green cube", scores, min_score=0.61)  # the scores still judge
+    # the green cube's grey is light enough for "white": on grey the heat chooses, not the word
+    assert target_index(grey, masks, _heat_on(masks[0]), "the white cube") == 0
+    assert colour_match(grey, masks, "the green cube").tolist() == [0.0, 0.0, 0.0]
+    # one coloured pixel off the sampled grid is colour all the same
+    grey[3, 5] = (10, 200, 10)
+    assert has_colour(grey)
