@@ -479,3 +479,26 @@ def test_depth_on_compressed_depth_only_is_said_in_position_error_and_warned(run
     assert hint in source.check()
     assert "image_transport to" not in source.check()  # a colour setting: not depth's
     assert depth.get_subscription_count() >= 0  # kept alive to here
+
+
+@pytest.mark.parametrize("encoding, why", [("mono8", "a mono camera's frames carry no colour"),
+                                           ("32FC1", "is a depth topic remapped onto the colour")])
+def test_an_image_encoding_without_colour_is_warned_about_once(running, monkeypatch, encoding, why):  # noqa: F811
+    # colour words are not judged on such frames (refer.py): the user hears why once
+    r = running()
+    said = []
+    monkeypatch.setattr(r.node, "get_logger", lambda: type("Log", (), {
+        "warning": lambda self, text, **kw: said.append(text),
+        "info": lambda self, *a, **kw: None, "error": lambda self, *a, **kw: None})())
+    values = random_rgb(48, 64)[:, :, 0]
+    msg = Image(height=48, width=64, encoding=encoding, step=64 * values.itemsize)
+    if encoding == "32FC1":
+        values = values.astype("<f4")
+        msg.step = 64 * 4
+    msg.data = values.tobytes()
+    msg.header.stamp.sec, msg.header.frame_id = 5, "cam"
+    r.client.stream(None, msg=msg)
+    assert r.client.wait(lambda: _frame(r) is not None, 10)
+    time.sleep(0.5)  # several frames
+    grey = [text for text in said if "colour words" in text]
+    assert len(grey) == 1 and why in grey[0] and f"are {encoding} (" in grey[0], said

@@ -15,7 +15,7 @@ from std_msgs.msg import Header
 
 from ros_ground.camera_watch import camera_topics, stamp_skew_warning
 from ros_ground.frames import DepthStore, FrameStore, pixel_fingerprint
-from ros_ground.image_codec import ImageDecodeError, image_to_depth, image_to_rgb
+from ros_ground.image_codec import GREY_ENCODINGS, ImageDecodeError, image_to_depth, image_to_rgb
 from ros_ground.nodes.camera_input import CameraInput
 from ros_ground.nodes.common import RELIABLE, now_ns, stamp_if_unset
 from ros_ground.nodes.conversions import (
@@ -50,6 +50,7 @@ class CameraSensors:
         self._info: dict[str, tuple[int, int, str]] = {}  # camera -> camera_info's width, height, frame
         self._info_refused: dict[str, str] = {}  # camera -> why its last camera_info was ignored
         self._repeat_said: set[str] = set()  # cameras warned of a header repeated with new pixels
+        self._grey_said: set[str] = set()  # cameras warned that their encoding has no colour
 
     def open(self, cameras: list[str], callback_group) -> list:
         """Subscribe each camera's image, proposals, proposals_started, depth and camera_info;
@@ -212,9 +213,28 @@ class CameraSensors:
         elif skew:
             self._node.get_logger().warning(skew, throttle_duration_sec=60.0)
         keep = self._node.count_publishers(self._proposals_topics[camera]) > 0  # else no pairs
+        self._say_if_grey(camera, source.topic, msg)
         frame = self.decode(msg, source.topic, source.last_received_ns)
         self._say_if_header_repeated(camera, source.topic, frame)
         self.frames.add_frame(camera, stamp, frame, _ns(self.p["proposal_max_age_s"]), keep)
+
+    def _say_if_grey(self, camera: str, topic: str, msg) -> None:
+        """Warn, once per camera, when its image encoding carries no colour (mono8, mono16: colour
+        words are not judged on its frames) or is a depth encoding (16UC1, 32FC1: probably a
+        depth topic remapped onto `image`)."""
+        encoding = getattr(msg, "encoding", None)
+        if encoding is None:  # a CompressedImage: "mono8; jpeg compressed mono8"
+            encoding = msg.format.split(";")[0].strip()
+        if camera in self._grey_said or encoding.lower() not in GREY_ENCODINGS:
+            return
+        self._grey_said.add(camera)
+        if encoding.lower() in ("mono8", "mono16", "8uc1"):
+            why = "a mono camera's frames carry no colour"
+        else:
+            why = "a depth or sensor encoding: is a depth topic remapped onto the colour image?"
+        self._node.get_logger().warning(
+            f"images on {topic!r} are {encoding} ({why}): colour words ('the green mug') are not "
+            "judged on them, the rest of a command's words are (said once)")
 
     def _say_if_header_repeated(self, camera: str, topic: str, frame: Frame) -> None:
         """Warn, once per camera, of a frame with its previous frame's frame_id and stamp but
