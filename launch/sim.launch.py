@@ -11,7 +11,7 @@ Without a ROS install:
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -20,7 +20,7 @@ from launch import LaunchDescription
 
 ARGUMENTS = {
     "namespace": ("sim", "namespace of the camera and grounding nodes"),
-    "seed": ("0", "scene seed"),
+    "seed": ("", "scene seed (empty = from params_file)"),
     "composed": ("true", "grounding + proposal nodes in one process"),
     # declared here, before ground.launch.py's (default /camera/image_raw), so --show-args
     # shows the topic this file passes
@@ -40,6 +40,18 @@ def _stop_if_failed(event, context):
     return None
 
 
+def _camera(context, *args, **kwargs):
+    """The simulated camera; `seed` overrides the params file's only when given, as
+    ground.launch.py's `model` does (a default here would always replace the file's)."""
+    overrides = {"seed": LaunchConfiguration("seed")} if LaunchConfiguration("seed").perform(context) else {}
+    return [Node(
+        package="ros_ground", executable="sim_camera_node", name="sim_camera_node",
+        namespace=LaunchConfiguration("namespace"), output="screen",
+        parameters=[LaunchConfiguration("params_file"), overrides],
+        on_exit=_stop_if_failed,
+    )]
+
+
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory("ros_ground")
     declared = [DeclareLaunchArgument(name, default_value=default, description=doc)
@@ -48,12 +60,6 @@ def generate_launch_description() -> LaunchDescription:
         "params_file", default_value=os.path.join(share, "config", "sim.yaml"),
         description="ROS parameters file (default: the package's config/sim.yaml)"))
     params_file = LaunchConfiguration("params_file")
-    camera = Node(
-        package="ros_ground", executable="sim_camera_node", name="sim_camera_node",
-        namespace=LaunchConfiguration("namespace"), output="screen",
-        parameters=[params_file, {"seed": LaunchConfiguration("seed")}],
-        on_exit=_stop_if_failed,
-    )
     grounding = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, "launch", "ground.launch.py")),
         launch_arguments={
@@ -65,4 +71,4 @@ def generate_launch_description() -> LaunchDescription:
     )
     # the include first: launch visits it (and refuses a bad argument such as composed:=nope)
     # before it starts the camera, which would otherwise be left running after the error
-    return LaunchDescription(declared + [grounding, camera])
+    return LaunchDescription(declared + [grounding, OpaqueFunction(function=_camera)])

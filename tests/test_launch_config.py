@@ -192,8 +192,16 @@ def test_sim_launch(fake_launch):
     description = _load(ROOT / "launch" / "sim.launch.py")
     args = _arguments(description)
     assert Path(args["params_file"]).name == "sim.yaml" and Path(args["params_file"]).is_file()
-    camera = next(e for e in description.entities
-                  if e.kwargs.get("executable") == "sim_camera_node")
+    context = _arguments(description)
+    context["namespace"] = "sim"
+    opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    (camera,) = opaque.kwargs["function"](context)
+    assert camera.kwargs["executable"] == "sim_camera_node"
+    # no seed given: the params file's (config/sim.yaml's, or the robot's own) is kept
+    assert camera.kwargs["parameters"][1] == {}
+    context["seed"] = "7"
+    (seeded,) = opaque.kwargs["function"](context)
+    assert seeded.kwargs["parameters"][1]["seed"].perform(context) == "7"
     assert camera.kwargs["executable"] in _entry_points()
     include = next(e for e in description.entities if type(e) is _Record and e.args
                    and type(e.args[0]) is _Record)
