@@ -243,3 +243,61 @@ def test_a_running_node_without_lifecycle_services_is_said_to_be_no_lifecycle_no
         plain.destroy_node()
     finally:
         rclpy.try_shutdown()
+
+
+def test_a_transition_still_running_is_said_to_be_so_not_that_no_node_answers(capsys):
+    # a configure compiling for 40 s outlived the wait: "did not answer", exit 2, read as no node
+    rclpy = pytest.importorskip("rclpy")
+    import threading
+    import time
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    from ros_ground.nodes import lifecycle_cli
+
+    class Slow(LifecycleNode):
+        def on_configure(self, state):
+            time.sleep(3.0)
+            return TransitionCallbackReturn.SUCCESS
+
+    rclpy.init()
+    try:
+        slow, cli_node = Slow("slow_node", namespace="/t"), rclpy.create_node("t_lifecycle_cli")
+        executor = SingleThreadedExecutor()
+        executor.add_node(slow)
+        spinning = threading.Thread(target=executor.spin, daemon=True)
+        spinning.start()
+        with pytest.raises(lifecycle_cli.Unanswered) as caught:
+            lifecycle_cli._run(cli_node, "/t/slow_node", "configure", 5.0, transition_timeout_s=1.0)
+        said = str(caught.value)
+        assert said.startswith("/t/slow_node was unconfigured and has not finished 'configure' "
+                               "within 1 s; it may still be running"), said
+        assert "`ros-ground lifecycle /t/slow_node`" in said
+        time.sleep(2.5)  # the configure ends: the node says so
+        assert lifecycle_cli._run(cli_node, "/t/slow_node", None, 5.0) == 0
+        assert capsys.readouterr().out.strip() == "inactive"
+        executor.shutdown()
+        slow.destroy_node()
+        cli_node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+
+
+def test_configure_waits_longer_and_a_still_running_transition_exits_3(monkeypatch, capsys):
+    pytest.importorskip("rclpy")
+    from ros_ground.nodes import cli as ros_cli
+    from ros_ground.nodes import lifecycle_cli
+
+    waited = []
+
+    def run(node, target, transition, timeout, waits):
+        waited.append((timeout, waits))
+        raise lifecycle_cli.Unanswered("it may still be running")
+
+    monkeypatch.setattr(lifecycle_cli, "_run", run)
+    assert ros_cli.main(["lifecycle", "/sim/grounding_node", "configure"]) == 3
+    assert ros_cli.main(["lifecycle", "/sim/grounding_node", "activate"]) == 3
+    assert ros_cli.main(["lifecycle", "/sim/grounding_node", "configure", "--timeout", "5"]) == 3
+    assert waited == [(10.0, 300.0), (10.0, 10.0), (5.0, 5.0)]
+    assert capsys.readouterr().err.count("ros-ground lifecycle: it may still be running\n") == 3

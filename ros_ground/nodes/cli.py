@@ -38,8 +38,9 @@ def add_ros_commands(sub) -> None:
     life.add_argument("node", help="the node's full name, e.g. /ground/grounding_node")
     life.add_argument("transition", nargs="?", choices=TRANSITIONS,
                       help="the transition to trigger (default: print the state)")
-    life.add_argument("--timeout", type=positive_seconds, default=10.0,
-                      help="seconds to wait for the node's services (default %(default)g)")
+    life.add_argument("--timeout", type=positive_seconds, default=None,
+                      help="seconds to wait for the node's services and for the transition's "
+                      "answer (default 10; a configure's answer 300: it loads the models)")
 
     demo = sub.add_parser("demo", help="run the composed graph on the embedded default models")
     demo.add_argument("--out", default="demo_out", help="folder for overlays and the graph log")

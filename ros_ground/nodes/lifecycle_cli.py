@@ -13,18 +13,35 @@ import rclpy
 from lifecycle_msgs.srv import ChangeState, GetAvailableTransitions, GetState
 from rclpy.signals import SignalHandlerOptions
 
+# seconds to wait for the node's services and quick answers, and for a configure's answer,
+# which comes once the models are loaded (and, with compile on, the decode step compiled: ~40 s
+# on a 2-core CPU; real weights from a slow disk take minutes)
+TIMEOUT_S = 10.0
+CONFIGURE_TIMEOUT_S = 300.0
+
+
+class Unanswered(TimeoutError):
+    """A service that exists did not answer in time: the call may still be running."""
+
 
 def run_lifecycle(args) -> int:
     """The node's state (no transition) or the transition's outcome, printed; 0 when done, 1
     when the node refused it (its log says why) or it is not available from this state, 2 when
-    no such node answers within `args.timeout` seconds."""
+    no such node answers within `args.timeout` seconds (None: TIMEOUT_S), 3 when the node is
+    there but its transition has not answered within `args.timeout` (None: TIMEOUT_S, a
+    configure CONFIGURE_TIMEOUT_S): it may still be running."""
     from ros_ground.nodes.common import check_ros_name
 
     target = check_ros_name(args.node, "node", node=True)  # ValueError: a usage error, 2
+    timeout = TIMEOUT_S if args.timeout is None else args.timeout
+    waits = args.timeout or (CONFIGURE_TIMEOUT_S if args.transition == "configure" else TIMEOUT_S)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("ros_ground_lifecycle")
     try:
-        return _run(node, target, args.transition, args.timeout)
+        return _run(node, target, args.transition, timeout, waits)
+    except Unanswered as exc:
+        print(f"ros-ground lifecycle: {exc}", file=sys.stderr)
+        return 3
     except TimeoutError as exc:
         print(f"ros-ground lifecycle: {exc}", file=sys.stderr)
         return 2
@@ -47,13 +64,16 @@ def _call(node, srv_type, name: str, request, timeout_s: float):
         future = client.call_async(request)
         rclpy.spin_until_future_complete(node, future, timeout_sec=timeout_s)
         if not future.done():
-            raise TimeoutError(f"{name} did not answer within {timeout_s:g} s")
+            raise Unanswered(f"{name} did not answer within {timeout_s:g} s")
         return future.result()
     finally:
         node.destroy_client(client)
 
 
-def _run(node, target: str, transition: str | None, timeout_s: float) -> int:
+def _run(node, target: str, transition: str | None, timeout_s: float,
+         transition_timeout_s: float = CONFIGURE_TIMEOUT_S) -> int:
+    """`run_lifecycle`'s work: services awaited `timeout_s`, the transition's answer
+    `transition_timeout_s` seconds; Unanswered when that does not come."""
     state = _call(node, GetState, f"{target}/get_state", GetState.Request(), timeout_s)
     if transition is None:
         print(state.current_state.label)
@@ -66,8 +86,17 @@ def _run(node, target: str, transition: str | None, timeout_s: float) -> int:
               f"from there (available: {', '.join(t.transition.label for t in available) or 'none'})",
               file=sys.stderr)
         return 1
-    done = _call(node, ChangeState, f"{target}/change_state",
-                 ChangeState.Request(transition=found), timeout_s)
+    try:
+        done = _call(node, ChangeState, f"{target}/change_state",
+                     ChangeState.Request(transition=found), transition_timeout_s)
+    except Unanswered:
+        # the node answered get_state just now: it is there, busy with the transition (a
+        # configure loading models), which goes on without this command
+        raise Unanswered(
+            f"{target} was {state.current_state.label} and has not finished '{transition}' "
+            f"within {transition_timeout_s:g} s; it may still be running (a configure loads the "
+            f"models, with compile on compiles too): see its state later with `ros-ground "
+            f"lifecycle {target}`, or wait longer with --timeout") from None
     after = _call(node, GetState, f"{target}/get_state", GetState.Request(), timeout_s)
     if not done.success:
         print(f"ros-ground lifecycle: {target} refused '{transition}' and is "
