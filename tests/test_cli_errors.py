@@ -301,3 +301,35 @@ def test_configure_waits_longer_and_a_still_running_transition_exits_3(monkeypat
     assert ros_cli.main(["lifecycle", "/sim/grounding_node", "configure", "--timeout", "5"]) == 3
     assert waited == [(10.0, 300.0), (10.0, 10.0), (5.0, 5.0)]
     assert capsys.readouterr().err.count("ros-ground lifecycle: it may still be running\n") == 3
+
+
+def test_ask_names_a_server_in_the_graph_it_could_not_match_rather_than_its_own_namespace():
+    # "no action server at '/sim/ask' ... Ground servers running: --namespace /sim" sent the user
+    # back to the namespace given
+    rclpy = pytest.importorskip("rclpy")
+    import time
+
+    from rclpy.action import ActionServer
+    from ros_ground_msgs.action import Ground
+
+    from ros_ground.nodes.ask import _elsewhere
+
+    rclpy.init()
+    try:
+        server_node, client = rclpy.create_node("grounding_node", namespace="/t_unmatched"), \
+            rclpy.create_node("t_ask_cli")
+        server = ActionServer(server_node, Ground, "ask", execute_callback=lambda h: Ground.Result())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "/t_unmatched" not in _elsewhere(client, "/nobody/ask"):
+            time.sleep(0.1)
+        elsewhere = _elsewhere(client, "/nobody/ask")
+        assert "Ground servers running: --namespace " in elsewhere and "/t_unmatched" in elsewhere
+        same = _elsewhere(client, "/t_unmatched/ask")
+        assert same.startswith(" A Ground server is at /t_unmatched/ask but this client did not "
+                               "match it"), same
+        assert "--namespace" not in same
+        server.destroy()
+        server_node.destroy_node()
+        client.destroy_node()
+    finally:
+        rclpy.try_shutdown()

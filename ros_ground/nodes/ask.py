@@ -27,9 +27,10 @@ MODE_WORDS = {  # GroundedResponse.mode, for a reader who has not seen the metho
 }
 
 
-def _elsewhere(node) -> str:
+def _elsewhere(node, action: str) -> str:
     """The --namespace of each Ground action server in the graph (servers only: this command's
-    own client is on the action too)."""
+    own client is on the action too); when one serves `action` itself, that it is there
+    unmatched, as naming the namespace asked for would send the user round in a circle."""
     from rclpy.action import get_action_server_names_and_types_by_node
 
     found = sorted({name.removesuffix("/ask") or "/"
@@ -37,6 +38,11 @@ def _elsewhere(node) -> str:
                     for name, types in get_action_server_names_and_types_by_node(
                         node, node_name, node_ns)
                     if name.endswith("/ask") and "ros_ground_msgs/action/Ground" in types})
+    asked = node.resolve_topic_name(action).removesuffix("/ask") or "/"
+    if asked in found:
+        return (f" A Ground server is at {asked.rstrip('/')}/ask but this client did not match "
+                "it: it may be busy starting, or built from another msg/ than this command's "
+                "ros_ground_msgs (a workspace's beside the venv's: rebuild both)")
     return f" Ground servers running: --namespace {', '.join(found)}" if found else ""
 
 
@@ -54,7 +60,7 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
             raise TimeoutError(f"no action server at {action!r} within {wait_s:g} s (discovery "
                                "can take a second): is grounding_node running and active "
                                "(configured; a failed configure is in its log)?"
-                               + _elsewhere(node))
+                               + _elsewhere(node, action))
         send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode, camera=camera),
                                       feedback_callback=on_feedback)
         stage = "after the goal was sent, before the node accepted it (it may still run it)"
