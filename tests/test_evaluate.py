@@ -10,9 +10,10 @@ import pytest
 
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.evaluate import SIM_VOCABULARY, evaluate, report_json, scene_prompts
-from ros_ground.evaluate.run import random_point_baseline
+from ros_ground.evaluate.report import format_report
+from ros_ground.evaluate.run import random_point_baseline, random_proposal_baseline
 from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image, point_accuracy
-from ros_ground.results import GroundedPhrase, GroundingResult
+from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sim.scene import generate_scene
 
 KEYS = {"scenes", "phrases", "mask_recall", "miou", "ap50", "point_accuracy"}
@@ -127,6 +128,47 @@ def test_random_point_baseline_is_uniform_and_scored_like_a_model():
     preds = [PredPhrase(p.text, g.mask, p.point) for p, g in zip(first, gt)]
     record = evaluate_image(preds, gt, lambda a, b: np.zeros((len(a), len(b))), SIM_VOCABULARY)
     assert record.points_total == 2
+
+
+def test_random_proposal_baseline_draws_uniformly_among_the_frames_proposals():
+    masks = [np.zeros((30, 40), bool) for _ in range(3)]
+    for k, mask in enumerate(masks):
+        mask[k * 10:k * 10 + 5, 4:9] = True
+    proposals = [Proposal(k, mask) for k, mask in enumerate(masks)]
+    phrases = [GroundedPhrase("red mug", 0, 7, 1.0, masks[0])] * 3000
+    first = random_proposal_baseline(phrases, proposals, np.random.default_rng(3))
+    again = random_proposal_baseline(phrases, proposals, np.random.default_rng(3))
+    assert [p.point for p in first] == [p.point for p in again] and first[0].text == "red mug"
+    chosen = [next(k for k, m in enumerate(masks) if m is p.mask) for p in first]
+    assert np.bincount(chosen, minlength=3) / len(chosen) == pytest.approx([1 / 3] * 3, abs=0.04)
+    assert point_accuracy([p.point for p in first], [p.mask for p in first]) == 1.0
+    with pytest.raises(ValueError):
+        random_proposal_baseline(phrases, [], np.random.default_rng(0))
+
+
+def test_entity_modes_are_scored_beside_a_random_proposal_too(engine):
+    seen = []
+    # the untrained tiny SAM's masks pass only thresholds of 0
+    loose = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+    run = evaluate(engine, scenes=2, seed=5, variants={"auto": {"mode": "auto"}},
+                   progress=False, on_answer=seen.append, amg_params=loose)
+    among = [a for a in seen if a.result.mode == "entities" and a.proposals]
+    assert among and run.proposal_answers == len(among)
+    assert len(run.baseline_proposal) == len(run.baseline) == len(seen)
+    report = report_json(run, 2, "tiny", 5, "describe", replace(engine.config, mode="auto"))
+    base = report["baseline_random_proposal"]
+    assert KEYS <= set(base) and base["answers_among_proposals"] == len(among)
+    assert "baseline_random_point" in report
+    table = format_report(report)
+    assert "random proposal" in table.splitlines()[1] and "recall and AP50" in table
+    # the random points are drawn as without it, and a point mode has no proposal baseline
+    plain = evaluate(engine, scenes=2, seed=5, variants={"point": {"mode": "point"}},
+                     progress=False)
+    assert [r.miou for r in run.baseline] == [r.miou for r in plain.baseline]
+    assert not plain.baseline_proposal
+    report = report_json(plain, 2, "tiny", 5, "describe", engine.config)
+    assert "baseline_random_proposal" not in report
+    assert "random proposal" not in format_report(report)
 
 
 def test_refer_prompt_targets_one_object():

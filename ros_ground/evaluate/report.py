@@ -36,7 +36,11 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     """The metrics, the baseline beside them, and every setting that changes them (`run_settings`
     of `config` and `values`, the command line's flags; the proposals' as `proposal_changes`).
 
-    The baseline keeps the model's phrases, so its naming accuracy is the model's.
+    The baselines keep the model's phrases, so their naming accuracy is the model's.
+    "baseline_random_point" prompts SAM at random points; "baseline_random_proposal", there
+    only when the model's mode is entities or auto, gives each phrase a random proposal of the
+    same frame where the model chose among proposals (a random point's mask on the
+    other answers; `answers_among_proposals` counts the first).
     """
     names = next(iter(run.naming.values()), [])
     out = {**aggregate(run.model).to_json(), **Naming.total(names), **run_settings(config, values)}
@@ -44,11 +48,19 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     out["baseline_random_point"] = {**aggregate(run.baseline).to_json(),
                                      **Naming.total(run.baseline_naming)}
     out["baseline_random_point"]["scenes"] = scenes
+    if run.baseline_proposal:
+        out["baseline_random_proposal"] = {
+            **aggregate(run.baseline_proposal).to_json(),
+            **Naming.total(run.baseline_proposal_naming), "scenes": scenes,
+            "answers_among_proposals": run.proposal_answers}
     first = next(iter(run.targets.values()), [])
     if first:
         out.update(target_metrics(first))
         out["baseline_random_point"]["target_accuracy"] = target_metrics(
             run.baseline_targets)["target_accuracy"]
+        if run.baseline_proposal_targets:
+            out["baseline_random_proposal"]["target_accuracy"] = target_metrics(
+                run.baseline_proposal_targets)["target_accuracy"]
     out["scene_set"] = scene_set
     # the engine's settings (mode, phrase_tokens, entity_scoring, ...) came with run_settings
     out.update(model=model, seed=seed, prompt=prompt,
@@ -76,22 +88,26 @@ def _accuracy(counts) -> float | None:
 
 
 def format_report(report: dict) -> str:
-    """`report_json`'s report as text: one row per metric, the model beside the baseline."""
-    base = report["baseline_random_point"]
+    """`report_json`'s report as text: one row per metric, the model beside the baselines."""
+    bases = [report["baseline_random_point"]] + (
+        [report["baseline_random_proposal"]] if "baseline_random_proposal" in report else [])
     lines = [f"{report['scenes']} scenes (seeds {report['seed']}..{report['seed'] + report['scenes'] - 1}),"
              f" model {report['model']}, mode {report['mode']}, prompt {report['prompt']},"
              f" scene set {report.get('scene_set', 'in')}"
              + proposal_text(report, ", "),
-             f"{'metric':<26}{'model':>8}{'random point':>14}"]
+             f"{'metric':<26}{'model':>8}{'random point':>14}"
+             + (f"{'random proposal':>17}" if len(bases) > 1 else "")]
+    widths = (14, 17)
     for key in ("mask_recall", "miou", "ap50", "point_accuracy", "naming_accuracy",
                 "category_naming_accuracy", "named_point_accuracy"):
-        # the baseline grounds the model's own answer: its naming is the model's, not shown
+        # the baselines ground the model's own answer: their naming is the model's, not shown
         same = key in ("naming_accuracy", "category_naming_accuracy")
-        lines.append(f"{key:<26}{report[key]:>8.3f}" + (f"{'(same text)':>14}" if same
-                                                          else f"{base[key]:>14.3f}"))
+        lines.append(f"{key:<26}{report[key]:>8.3f}" + "".join(
+            f"{'(same text)':>{w}}" if same else f"{base[key]:>{w}.3f}" for base, w in zip(bases, widths)))
     if "target_accuracy" in report:
         lines.append(f"{'target_accuracy':<26}{report['target_accuracy']:>8.3f}"
-                     f"{base['target_accuracy']:>14.3f}   (commands: {report['commands']})")
+                     + "".join(f"{base['target_accuracy']:>{w}.3f}" for base, w in zip(bases, widths))
+                     + f"   (commands: {report['commands']})")
         for key in ("answer_route_accuracy", "target_accuracy_shared_answer"):
             lines.append(f"{key}: {report[key]:.3f}")
         for key in ("target_position_error_m", "target_position_error_gt_m",
@@ -103,6 +119,11 @@ def format_report(report: dict) -> str:
         if by:
             lines.append(f"{key} by entity scoring: " + ", ".join(
                 f"{name} {_rate(value)}" for name, value in by.items()))
+    if len(bases) > 1:
+        lines.append(f"random proposal: a random proposal of the frame for each phrase, in the "
+                     f"{bases[1]['answers_among_proposals']} answers grounded among proposals "
+                     "(a random point in the others); mIoU counts no unmatched mask, so a random "
+                     "whole object scores a high mIoU: recall and AP50 tell the model from it")
     lines.append(f"GT phrases: {report['phrases']}; seconds per scene: {report['seconds_per_scene']}")
     return "\n".join(lines)
 

@@ -1,11 +1,15 @@
 """The evaluation loop: render each scene, answer each prompt once, ground the answer under
-every variant of the engine's settings, and score it beside the random-point baseline.
+every variant of the engine's settings, and score it beside the baselines.
 
 The engine answers each prompt once (`generate`) and grounds that answer under every variant
 (`ground_generation`); the phrases are scored with GLaMM's GCG metrics (mask recall, mIoU),
-AP50 and point accuracy (ros_ground.metrics). The random-point baseline keeps the first
-variant's phrases but prompts SAM at a uniformly random point instead of the attention peak, so
-the two differ only in where they look.
+AP50 and point accuracy (ros_ground.metrics). Both baselines keep the first variant's phrases.
+The random-point baseline prompts SAM at a uniformly random point instead of the attention
+peak. Where the first variant chooses among SAM's whole-object proposals (mode entities, or
+auto on a frame with proposals), where it looks is not all that differs: any proposal is a
+whole object, and GLaMM's mIoU does not count unmatched masks, so a random choice already
+scores a high mIoU. The random-proposal baseline gives each phrase a uniformly random
+proposal of the same frame instead, so it differs from the model only in which proposal.
 """
 
 from __future__ import annotations
@@ -61,6 +65,12 @@ class EvalRun:
     # variant name -> one Naming per answer, in the order of `records`
     naming: dict[str, list[Naming]] = field(default_factory=dict)
     baseline_naming: list[Naming] = field(default_factory=list)
+    # the random-proposal baseline, where the first variant's mode is entities or auto: one
+    # record per answer (a random point's where the model did not choose among proposals)
+    baseline_proposal: list[ImageRecord] = field(default_factory=list)
+    baseline_proposal_targets: list[TargetRecord] = field(default_factory=list)
+    baseline_proposal_naming: list[Naming] = field(default_factory=list)
+    proposal_answers: int = 0  # answers the first variant grounded among proposals
     # variant name -> [correct, counted] entity choices (selection_metrics.selection_counts)
     selection: dict[str, list[int]] = field(default_factory=dict)
 
@@ -80,6 +90,24 @@ def random_point_baseline(engine: GroundingEngine, image: np.ndarray,
     for phrase in phrases:
         point = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
         mask, _ = engine.segment_point(image, point, image_key=image_key)
+        out.append(PredPhrase(phrase.text, mask, point))
+    return out
+
+
+def random_proposal_baseline(phrases: Sequence[GroundedPhrase], proposals: Sequence[Proposal],
+                             rng: np.random.Generator) -> list[PredPhrase]:
+    """The phrases, each given a proposal drawn uniformly from `proposals` (the frame's, which
+    the model chose among), its point a uniformly drawn pixel centre (x, y) of that mask: the
+    baseline for grounding among proposals, a choice that ignores the text. ValueError when
+    `proposals` is empty."""
+    if not proposals:
+        raise ValueError("the random-proposal baseline needs at least one proposal")
+    out = []
+    for phrase in phrases:
+        mask = proposals[int(rng.integers(len(proposals)))].mask
+        ys, xs = np.nonzero(mask)
+        pick = int(rng.integers(len(xs))) if len(xs) else None
+        point = None if pick is None else (float(xs[pick]) + 0.5, float(ys[pick]) + 0.5)
         out.append(PredPhrase(phrase.text, mask, point))
     return out
 
@@ -110,6 +138,9 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     needs_proposals = any(cfg.mode in ("entities", "auto") for cfg in configs.values())
     text_sim = TextSimilarity()
     rng = np.random.default_rng(seed)
+    # its own stream, so the random-point baseline draws the same points with or without it
+    proposal_rng = np.random.default_rng([seed, 1])
+    picks = next(iter(configs.values())).mode in ("entities", "auto")
     run = EvalRun(records={name: [] for name in variants},
                   targets={name: [] for name in variants},
                   naming={name: [] for name in variants})
@@ -142,11 +173,20 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                 first = next(iter(results.values()))
                 baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key)
                 obj = target_object(scene, prompt)
+                named = [GTPhrase(obj.name, obj.mask)] if obj is not None else []
                 if obj is not None:  # the baseline's target: SAM at a random point
-                    point = random_point_baseline(
-                        engine, scene.rgb, [GTPhrase(obj.name, obj.mask)], rng, key)[0]
+                    point = random_point_baseline(engine, scene.rgb, named, rng, key)[0]
                     run.baseline_targets.append(TargetRecord(
                         target_hit=iou(point.mask, obj.mask) >= IOU_HIT, answer_hit=False,
+                        shared_hit=False))
+                among = picks and first.mode == "entities" and bool(proposals)
+                chosen = (random_proposal_baseline(first.phrases, proposals, proposal_rng)
+                          if among else baseline)
+                if picks and obj is not None:  # its target: a random proposal, as the model's
+                    mask = (random_proposal_baseline(named, proposals, proposal_rng)[0].mask
+                            if among else point.mask)
+                    run.baseline_proposal_targets.append(TargetRecord(
+                        target_hit=iou(mask, obj.mask) >= IOU_HIT, answer_hit=False,
                         shared_hit=False))
                 run.seconds["engine"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -165,6 +205,10 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                         on_answer(Answer(scene, text, gt, name, result, record, proposals))
                 run.baseline.append(evaluate_image(baseline, gt, text_sim, SIM_VOCABULARY))
                 run.baseline_naming.append(naming(baseline, gt))
+                if picks:
+                    run.proposal_answers += among
+                    run.baseline_proposal.append(evaluate_image(chosen, gt, text_sim, SIM_VOCABULARY))
+                    run.baseline_proposal_naming.append(naming(chosen, gt))
                 run.seconds["metrics"] += time.perf_counter() - t0
                 sample = {"seed": scene_seed, "prompt": text, "text": first.text,
                           "phrases": [p.text for p in first.phrases],
