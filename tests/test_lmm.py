@@ -179,6 +179,46 @@ def test_hub_id_is_cache_only_by_default_whatever_the_environment(monkeypatch, t
     assert "couldn't connect" not in message, message
 
 
+_NETWORK: list | None = None  # while a list, the audit hook below records network calls into it
+
+
+def _audit_network(event, args):
+    if _NETWORK is not None and event in ("socket.getaddrinfo", "socket.connect"):
+        _NETWORK.append((event, args[:2]))
+
+
+def test_a_cached_hub_id_loads_without_any_network_call(monkeypatch, tmp_path):
+    """Even with HF_HUB_OFFLINE unset: local_files_only alone still lets the hub fetch its
+    agent-harness list while building headers."""
+    import sys
+
+    global _NETWORK
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _detect_agent
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"))
+    monkeypatch.setattr(_detect_agent, "_registry", None)  # not yet fetched in this process
+    repo = loading_module.hub_cache_dir("ros-ground-test/tiny")
+    commit = "a" * 40
+    save_tiny_lmm(repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    sys.addaudithook(_audit_network)
+    _NETWORK = []
+    try:
+        adapter = load_lmm("ros-ground-test/tiny", device="cpu")
+        seen = list(_NETWORK)
+    finally:
+        _NETWORK = None
+    assert adapter.model is not None
+    assert seen == []
+    assert constants.HF_HUB_OFFLINE is False  # the switch is held for the load only
+
+
 def test_a_hub_id_is_in_the_cache_when_mains_snapshot_holds_its_config(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     repo = loading_module.hub_cache_dir("owner/model")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -37,6 +38,23 @@ def _looks_like_path(spec: str) -> bool:
             or Path(spec).expanduser().exists())
 
 
+@contextlib.contextmanager
+def hub_offline_held():
+    """huggingface_hub's offline switch on for the block, so a cache-only load makes no network
+    call: with `local_files_only` alone the hub still asks huggingface.co for its list of agent
+    harnesses while it builds request headers (utils/_detect_agent.py). The hub and transformers
+    read the switch from `huggingface_hub.constants.HF_HUB_OFFLINE`, set from HF_HUB_OFFLINE
+    once at import, so the constant is set, not the variable; restored on exit."""
+    from huggingface_hub import constants
+
+    held = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = held
+
+
 def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: torch.device,
                      trust_remote_code: bool, progress: bool = True):
     """`progress`: transformers' "Loading weights" bar, worth showing for real weights (minutes)
@@ -46,15 +64,16 @@ def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: 
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as hf_logging
 
-    processor = AutoProcessor.from_pretrained(
-        source, local_files_only=local_only, trust_remote_code=trust_remote_code)
     shown = hf_logging.is_progress_bar_enabled()
     if not progress:
         hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForImageTextToText.from_pretrained(
-            source, local_files_only=local_only, trust_remote_code=trust_remote_code, dtype=dtype,
-            attn_implementation="sdpa")
+        with hub_offline_held() if local_only else contextlib.nullcontext():
+            processor = AutoProcessor.from_pretrained(
+                source, local_files_only=local_only, trust_remote_code=trust_remote_code)
+            model = AutoModelForImageTextToText.from_pretrained(
+                source, local_files_only=local_only, trust_remote_code=trust_remote_code,
+                dtype=dtype, attn_implementation="sdpa")
     finally:
         if shown and not progress:
             hf_logging.enable_progress_bar()
