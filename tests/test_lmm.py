@@ -264,6 +264,21 @@ def test_allow_download_tries_the_hub_after_the_cache(monkeypatch):
     assert calls == [True, False]
 
 
+def test_a_load_error_keeps_the_loaders_whole_explanation(tmp_path):
+    model, processor = build_tiny_lmm()
+    model.save_pretrained(tmp_path / "no_tokenizer")
+    processor.image_processor.save_pretrained(tmp_path / "no_tokenizer")
+    with pytest.raises(ModelLoadError) as info:
+        load_lmm(str(tmp_path / "no_tokenizer"), device="cpu")
+    message = str(info.value)
+    # transformers' explanation runs over several lines; its end says what is missing
+    assert "Couldn't instantiate the backend tokenizer" in message
+    assert "slow tokenizer" in message and "\n" not in message
+    long = loading_module._one_line("why\n  " + "x" * 5000)
+    assert long.startswith("why x") and long.endswith("...")
+    assert len(long) == loading_module.ERROR_CHARS
+
+
 def _load_saved(tmp_path, device):
     directory = save_tiny_lmm(tmp_path / "tiny_ckpt")
     return load_lmm(str(directory), device=device, dtype="float32")

@@ -104,6 +104,16 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in constants.ENV_VARS_TRUE_VALUES
 
 
+ERROR_CHARS = 600  # of a loader's message kept in ModelLoadError: transformers' run to a few lines
+
+
+def _one_line(message: str, limit: int = ERROR_CHARS) -> str:
+    """`message` with its whitespace collapsed to single spaces, cut to `limit` characters
+    (ending in "...") where longer: a loader's whole explanation, on the one line a log keeps."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
 def check_lmm_spec(spec: str, allow_download: bool | None = None) -> None:
     """The checks of `load_lmm` that read no weights, so a caller can make them before loading
     anything for seconds (build_engine, beside SAM's): ModelLoadError for the embedded 'sim'
@@ -181,11 +191,11 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
             model, processor = _from_pretrained(source, local_only, torch_dtype, torch_device,
                                                 trust_remote_code, progress=spec != "sim")
         except (OSError, ValueError, KeyError, ImportError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            if local_only and "couldn't connect" in first:
+            said = _one_line(str(exc))
+            if local_only and "couldn't connect" in said:
                 # transformers says so of local_files_only too, where nothing was contacted
-                first = "the files are not there"
-            errors.append(f"{type(exc).__name__}: {first}")
+                said = "the files are not there"
+            errors.append(f"{type(exc).__name__}: {said}")
             continue
         return LMMAdapter(spec, model, processor, torch_device, torch_dtype, image_fit,
                           compile)
