@@ -5,7 +5,10 @@ scene is rendered from its seed; the engine answers each prompt once (`generate`
 that answer under every variant of its settings (`ground_generation`); the phrases are scored
 with GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy (ros_ground.metrics),
 beside a random-point baseline that keeps the first variant's phrases but prompts SAM at a
-uniformly random point instead of the attention peak, so the two differ only in where they look.
+uniformly random point instead of the attention peak, and, where the first variant chooses among
+SAM's proposals (mode entities / auto), a random-proposal baseline that gives each phrase a
+uniformly random proposal of the frame: any proposal is a whole object, so against a random
+point the choice among proposals would look better than it is (evaluate.run).
 Prompts about one object are also scored as commands (target accuracy, 3-D error), and each
 answer for naming (right category and colour words), which splits an error on a scene set into
 naming and localisation.
@@ -13,7 +16,7 @@ naming and localisation.
 Modules, one job each:
 
 - `scenes`: the scene sets (in, randomised, ood), the prompts and their ground truth;
-- `run`: `evaluate`, the loop over scenes, prompts and variants, and the baseline;
+- `run`: `evaluate`, the loop over scenes, prompts and variants, and the baselines;
 - `naming`: which ground-truth objects an answer names, and whether it points inside them;
 - `targets`: prompts about one object scored as commands;
 - `report`: the report as JSON and as text;
