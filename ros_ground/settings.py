@@ -200,7 +200,7 @@ GROUNDING = (
       choices=IMAGE_FITS, cli=True),
     S("torch_threads", 0, "torch's CPU threads for each grounding request, at most the CPUs the process may use (0: torch's default, nothing ahead); fewer (e.g. CPUs - 1 with the LMM on the CPU): the CPUs left free compute SAM's embedding and the attention views' prompt while the answer is generated, then join the grounding", low=0, cli=True, convert=_torch_threads),
     S("trust_remote_code", False, "let model repositories run their own code; off unless you trust the weights", cli=True),
-    S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only", cli=True),
+    S("allow_download", False, "fetch a Hugging Face model missing from the local cache; off: load from the cache or a directory only. Without a network the Hub client retries each file 5 times, so the load fails only after about 2.5 minutes: set HF_HUB_OFFLINE=1 where the Hub cannot be reached", cli=True),
     S("spacy_model", "en_core_web_sm", "spaCy pipeline used for noun phrases", cli=True,
       convert=_named("spacy_model")),
     S("mode", "auto", "point / entities (the frame's proposals, else the engine's own) / auto (entities when proposals for the frame exist, see proposal_max_age_s, or with the engine's own for a command about an object; else point)",

@@ -152,7 +152,9 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
 
     allow_download: only then may a Hugging Face id missing from the cache be downloaded from
     the Hub (and only while HF_HUB_OFFLINE is unset); by default nothing is fetched, whatever
-    the environment says. Raises ModelLoadError naming every place searched (for a Hub id, its
+    the environment says. Without a network huggingface_hub retries each file 5 times (its
+    retries are fixed, not a setting), so a download fails only after minutes (about 2.5 for a
+    LLaVA checkpoint). Raises ModelLoadError naming every place searched (for a Hub id, its
     cache directory) when the model cannot be loaded.
     """
     torch_device = resolve_device(device, ModelLoadError)
