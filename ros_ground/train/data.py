@@ -61,7 +61,8 @@ def scene_ranges(scene_set: str):
 
 def check_eval_seeds(seed: int, scenes: int) -> None:
     """ValueError unless seeds seed .. seed+scenes-1 are held-out evaluation seeds
-    (0 .. EVAL_SEED_LIMIT-1), so no evaluation scores a scene a model was trained on."""
+    (0 .. EVAL_SEED_LIMIT-1), so no evaluation scores a scene a model was trained on. Of those,
+    5000..5999 are for tuning settings and 0..4999 for reporting (docs/MEASUREMENTS.md)."""
     if scenes < 1:
         raise ValueError(f"evaluation needs at least one scene, got scenes={scenes}")
     if seed < 0 or seed + scenes > EVAL_SEED_LIMIT:
