@@ -98,17 +98,23 @@ def colour_share(rgb: np.ndarray, mask: np.ndarray, word: str) -> float:
     return float(hit.mean())
 
 
+# a frame has colour when over COLOUR_SHARE of its pixels have channels more than COLOUR_SPREAD
+# levels apart: a mono camera's frame (image_codec.decode_image repeats its one channel) is 0
+# everywhere, a YUV camera in night mode or a white-balanced grey frame a few levels, a coloured
+# timestamp overlay under 1% of the pixels; a table of wood or of coloured objects far more (a
+# grey room with one small coloured object is judged grey: its colour words are unused, not wrong)
+COLOUR_SPREAD, COLOUR_SHARE = 12, 0.01
+
+
 def has_colour(rgb: np.ndarray) -> bool:
-    """Whether `rgb` (HxWx3 uint8) has a pixel whose three channels differ: False for a mono
-    camera's frame (image_codec.decode_image gives a single-channel image three equal ones), on
-    which colour words cannot be judged: a green mug is as grey as a red one. Every 8th row and
-    column first, where a colour frame shows its colour, so only a grey frame is compared whole
-    (~1 ms a megapixel)."""
-    for pixels in (rgb[::8, ::8], rgb):
-        if not (np.array_equal(pixels[..., 0], pixels[..., 1])
-                and np.array_equal(pixels[..., 1], pixels[..., 2])):
-            return True
-    return False
+    """Whether `rgb` (HxWx3 uint8) has colour (COLOUR_SPREAD, COLOUR_SHARE), judged on every
+    8th row and column (~0.1 ms a megapixel). On a frame without it (a mono camera's) colour
+    words cannot be judged: a green mug is as grey as a red one."""
+    pixels = np.asarray(rgb)[::8, ::8].reshape(-1, 3).astype(np.int16)
+    if not len(pixels):
+        return False
+    spread = pixels.max(axis=1) - pixels.min(axis=1)
+    return bool((spread > COLOUR_SPREAD).mean() > COLOUR_SHARE)
 
 
 def judged_colours(rgb: np.ndarray, phrase: str, after_text: str = "") -> tuple[list[str], list[str]]:

@@ -219,6 +219,21 @@ def test_a_cached_hub_id_loads_without_any_network_call(monkeypatch, tmp_path):
     assert constants.HF_HUB_OFFLINE is False  # the switch is held for the load only
 
 
+def test_overlapping_offline_holds_keep_it_on_until_the_last_ends(monkeypatch):
+    """Two cache-only loads at once in threads: the first to end must not turn the switch off
+    under the second, and the last restores what it was."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    first, second = loading_module.hub_offline_held(), loading_module.hub_offline_held()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert constants.HF_HUB_OFFLINE is True
+    second.__exit__(None, None, None)
+    assert constants.HF_HUB_OFFLINE is False
+
+
 def test_a_hub_id_is_in_the_cache_when_mains_snapshot_holds_its_config(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     repo = loading_module.hub_cache_dir("owner/model")

@@ -112,3 +112,19 @@ def test_a_failed_delivery_says_why_and_the_traceback_goes_to_debug(core_logger)
                            "test_ros_logging.py:"), line
     assert line.endswith(" in deliver)") and "\n" not in line
     assert debug == "debug" and trace.startswith("Traceback (most recent call last):")
+
+
+def test_an_exception_is_one_line_even_when_its_message_is_not():
+    from ros_ground.nodes.common import exception_summary
+
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    try:
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2.00 GiB")
+    except RuntimeError as exc:
+        line = exception_summary(exc)
+    assert line.startswith("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (at ")
+    assert "\n" not in line
+    assert exception_summary(Unprintable()) == "Unprintable"

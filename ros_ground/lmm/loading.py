@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -38,21 +39,32 @@ def _looks_like_path(spec: str) -> bool:
             or Path(spec).expanduser().exists())
 
 
+_OFFLINE_LOCK = threading.Lock()
+_offline = {"holds": 0, "saved": False}
+
+
 @contextlib.contextmanager
 def hub_offline_held():
     """huggingface_hub's offline switch on for the block, so a cache-only load makes no network
     call: with `local_files_only` alone the hub still asks huggingface.co for its list of agent
     harnesses while it builds request headers (utils/_detect_agent.py). The hub and transformers
     read the switch from `huggingface_hub.constants.HF_HUB_OFFLINE`, set from HF_HUB_OFFLINE
-    once at import, so the constant is set, not the variable; restored on exit."""
+    once at import, so the constant is set, not the variable; restored when the last of the
+    holds running at once in threads ends (a download in another thread meanwhile is offline too)."""
     from huggingface_hub import constants
 
-    held = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
+    with _OFFLINE_LOCK:  # loads at once in threads: on while any holds it, restored by the last
+        if _offline["holds"] == 0:
+            _offline["saved"] = constants.HF_HUB_OFFLINE
+        _offline["holds"] += 1
+        constants.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        constants.HF_HUB_OFFLINE = held
+        with _OFFLINE_LOCK:
+            _offline["holds"] -= 1
+            if _offline["holds"] == 0:
+                constants.HF_HUB_OFFLINE = _offline["saved"]
 
 
 def _from_pretrained(source: str, local_only: bool, dtype: torch.dtype, device: torch.device,

@@ -195,7 +195,11 @@ class RosLogging(logging.Handler):
 def exception_summary(exc: BaseException) -> str:
     """One readable line for `exc`: "AttributeError: ... (at outputs.py:41 in deliver)", the
     frame that raised it; its type alone when it has no message."""
-    line = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        said = " ".join(str(exc).split())  # a CUDA out-of-memory message spans lines
+    except Exception:  # noqa: BLE001 - an exception whose str() raises still gets its line
+        said = ""
+    line = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
     frames = traceback.extract_tb(exc.__traceback__)
     if frames:
         last = frames[-1]
