@@ -137,11 +137,9 @@ def test_depth_outside_the_tolerance_leaves_positions_unset(node, scene, monkeyp
     assert response.position_error == ""
 
 
-def test_the_grounded_frames_depth_is_kept_while_the_model_runs(node, scene, monkeypatch):
-    # a 30 Hz depth stream moved the store past the frame's depth during a request of seconds
-    # (the newest 8 are kept with proposal_max_age_s 0), and the answer lost its positions
-    node.set(proposal_max_age_s=0.0)
-    _feed(node, scene)
+def _ask_while_depth_streams(node, scene, monkeypatch):
+    """The response to "Pick up the mug." while 30 newer depth frames arrive during grounding
+    (the newest 8 are kept with proposal_max_age_s 0): the frame's own depth is gone by the end."""
     later = _depth_msg(scene, "32FC1", 6)
     depth = node.node.sensors.depth
 
@@ -153,7 +151,16 @@ def test_the_grounded_frames_depth_is_kept_while_the_model_runs(node, scene, mon
     monkeypatch.setattr(node.node._engine, "ground", ground_while_depth_streams)
     response = node.ask("Pick up the mug.")
     assert response.status == response.STATUS_OK
-    assert depth.depth_near(CAMERA, 5 * 10**9, 10**8) is None  # gone from the store by now
+    return response
+
+
+def test_the_grounded_frames_depth_is_kept_while_the_model_runs(node, scene, monkeypatch):
+    # a 30 Hz depth stream moved the store past the frame's depth during a request of seconds
+    # (the newest 8 are kept with proposal_max_age_s 0), and the answer lost its positions
+    node.set(proposal_max_age_s=0.0)
+    _feed(node, scene)
+    response = _ask_while_depth_streams(node, scene, monkeypatch)
+    assert node.node.sensors.depth.depth_near(CAMERA, 5 * 10**9, 10**8) is None  # gone by now
     assert all(p.depth_points > 0 for p in response.phrases)
 
 
@@ -277,17 +284,7 @@ def test_a_size_mismatch_is_reported_after_the_depth_stream_moved_on(node, scene
         half.header.stamp.sec = 5
         _feed(node, scene, depth_msg=half)
         expected = f"depth is {scene.width // 2}x{scene.height // 2}, the image"
-    later = _depth_msg(scene, "32FC1", 6)
-    depth = node.node.sensors.depth
-
-    def ground_while_depth_streams(*args, **kwargs):
-        for i in range(30):
-            depth.add_depth(CAMERA, (6 + i) * 10**9, later)
-        return _gt_result(scene)
-
-    monkeypatch.setattr(node.node._engine, "ground", ground_while_depth_streams)
-    response = node.ask("Pick up the mug.")
-    assert response.status == response.STATUS_OK
+    response = _ask_while_depth_streams(node, scene, monkeypatch)
     assert response.position_error.startswith(expected), response.position_error
 
 

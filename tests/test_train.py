@@ -307,7 +307,7 @@ def test_a_run_without_a_terminal_still_reports_progress(capsys):
     weight = torch.nn.Parameter(torch.ones(1))
     optimizer = torch.optim.SGD([weight], lr=0.1)
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
-    step = lambda i: ((weight ** 2).sum(), {"w": float(weight)})  # noqa: E731
+    step = lambda i: ((weight ** 2).sum(), {"w": float(weight.detach())})  # noqa: E731
     train_steps(step, optimizer, scheduler, [weight], LoopState(), 4, desc="toy", progress=False,
                 report_every_s=3600.0)
     lines = capsys.readouterr().err.splitlines()
