@@ -8,7 +8,6 @@ from ros_ground_msgs.action import Ground  # noqa: E402
 from ros_ground_msgs.msg import GroundedResponse  # noqa: E402
 from rosidl_parser.definition import UnboundedString  # noqa: E402
 
-from ros_ground.nodes import outputs  # noqa: E402
 from ros_ground.nodes.common import check_type_support  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -72,7 +71,28 @@ def test_a_field_the_c_side_lacks_is_found_too():
         check_type_support(NewerClass)
 
 
-def test_configure_refuses_a_mismatch_before_making_the_publishers(monkeypatch):
-    monkeypatch.setattr(outputs, "GroundedResponse", OlderClass)
-    with pytest.raises(RuntimeError, match="second_landmark"):
-        outputs.CameraOutputs(goals=None).create(node=None, cameras=["camera"])
+def test_configure_refuses_a_mismatch_before_loading_the_models(monkeypatch):
+    """A mismatch fails configure at once: loading real weights first takes minutes."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from ros_ground.nodes import grounding_node
+
+    loaded = []
+    monkeypatch.setattr(grounding_node, "GroundedResponse", OlderClass)
+    monkeypatch.setattr(grounding_node, "check_model_specs", lambda *a, **k: loaded.append("specs"))
+    monkeypatch.setattr(grounding_node, "build_engine_from_settings", lambda *a, **k: loaded.append("models"))
+    rclpy.init()
+    try:
+        node = grounding_node.GroundingNode(namespace="/type_support", parameter_overrides=[
+            Parameter("autostart", value=False), Parameter("model", value="tiny"),
+            Parameter("sam_model", value="tiny")])
+        try:
+            with pytest.raises(RuntimeError, match="second_landmark"):
+                node.load(node.values())
+            assert loaded == []
+        finally:
+            node.shutdown_worker()
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()

@@ -36,7 +36,7 @@ from ros_ground.errors import InputError
 from ros_ground.model_specs import check_model_specs
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_sensors import CameraSensors
-from ros_ground.nodes.common import RELIABLE, frame_key, now_ns, release_memory, say_twins
+from ros_ground.nodes.common import RELIABLE, check_type_support, frame_key, now_ns, release_memory, say_twins
 from ros_ground.nodes.conversions import error_response, msg_to_mask, result_to_msg
 from ros_ground.nodes.goals import PendingGoals
 from ros_ground.nodes.lifecycle import ModelNode
@@ -85,6 +85,7 @@ class GroundingNode(ModelNode):
 
     # ---- lifecycle -------------------------------------------------------------------------
     def load(self, p: dict) -> None:
+        check_type_support(GroundedResponse)  # a msg/ mismatch fails at once, not after the models load
         sam = None
         # both models' specs before the shared SAM loads: every problem in one error
         check_model_specs(p["model"], p["sam_model"], p["sam_checkpoint"] or None, p["device"],

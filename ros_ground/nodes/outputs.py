@@ -10,7 +10,7 @@ from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
 from ros_ground.camera_watch import camera_topics
-from ros_ground.nodes.common import LATEST, RELIABLE, check_type_support
+from ros_ground.nodes.common import LATEST, RELIABLE
 from ros_ground.nodes.conversions import rgb_to_image_msg
 from ros_ground.nodes.markers import response_markers
 from ros_ground.overlay import draw_overlay, with_target
@@ -24,10 +24,8 @@ class CameraOutputs:
         self.responses, self.overlays, self.markers = {}, {}, {}
 
     def create(self, node, cameras: list[str]) -> None:
-        """Make every camera's publishers with `node.lifecycle_publisher` (ModelNode). Raises
-        RuntimeError (common.check_type_support) when GroundedResponse's Python class and C type
-        support disagree: every answer would fail to publish."""
-        check_type_support(GroundedResponse)
+        """Make every camera's publishers with `node.lifecycle_publisher` (ModelNode); the
+        grounding node checks their type support first (common.check_type_support)."""
         topics = (camera_topics(cameras, name) for name in ("response", "overlay", "markers"))
         for camera, response, overlay, markers in zip(cameras, *topics):
             self.responses[camera] = node.lifecycle_publisher(GroundedResponse, response, RELIABLE)
