@@ -74,9 +74,11 @@ def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: n
     stability = None if stability is None else per_mask(stability, len(masks), "stability", 0.0, 1.0)
     if not len(masks):
         return None, None, None
-    ok = kind_scores = None
-    sized, bonus = object_sized(masks, max_area), 0.0 if stability is None else STABILITY_WEIGHT * stability
-    if target_heat is not None:
+    if target_heat is None:
+        ok = kind_scores = None
+        sized = object_sized(masks, max_area)
+        bonus = 0.0 if stability is None else STABILITY_WEIGHT * stability
+    else:
         scored = scored_target(rgb, masks, target_heat, target_text, after_text, max_area, min_colour,
                                scores, stability, any_object)
         if scored is None:
@@ -111,5 +113,8 @@ def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: n
     # no three fit: the landmarks by their own words first (a named mug and duck are surer than
     # "the cube"), then the target among the other objects
     j, k = pairs[0][1:] if pairs else (best_of(ok_a, a_scores), None)
-    clear = ok & np.all([apart[x] for x in (j, k) if x is not None], axis=0) if j is not None else ok
+    clear = ok.copy()
+    for landmark in (j, k):
+        if landmark is not None:
+            clear &= apart[landmark]
     return best_of(clear if clear.any() else ok, scores), j, k

@@ -705,7 +705,7 @@ def test_colour_words_are_not_judged_on_a_frame_without_colour():
     uyvy[..., 1] = grey[..., 0]
     uyvy[..., 0] = 128 + np.random.default_rng(1).integers(-1, 2, (H, W))
     jittered = decode_image("uyvy", H, W, W * 2, 0, uyvy.tobytes())
-    assert jittered.max(2).astype(int).__sub__(jittered.min(2)).max() > 0
+    assert (jittered.max(2).astype(int) - jittered.min(2)).max() > 0
     assert not has_colour(jittered) and not absent(jittered, masks, "the green cube", scores)
     frame = np.full((240, 320, 3), 128, np.uint8)
     frame[:8, :48] = (10, 200, 10)  # a coloured timestamp: 0.5% of the pixels
