@@ -537,6 +537,15 @@ def test_a_goals_own_image_takes_the_cameras_proposals_only_when_it_is_the_camer
     assert answers[1].position_error != OWN_IMAGE_UNLOCATED
 
 
+def _image_keys(r, monkeypatch) -> list:
+    """The list each grounding of node `r` appends its SAM image key to."""
+    keys = []
+    ground = r.node._engine.ground
+    monkeypatch.setattr(r.node._engine, "ground",
+                        lambda *a, **k: keys.append(k.get("image_key")) or ground(*a, **k))
+    return keys
+
+
 def test_a_goals_own_image_is_named_by_its_pixels_not_its_header(running, monkeypatch):
     # clients send one header (often a zero stamp) with every image; keyed by it, SAM would
     # segment the second image with the first one's embedding and answer OK
@@ -545,10 +554,7 @@ def test_a_goals_own_image_is_named_by_its_pixels_not_its_header(running, monkey
     from ros_ground.nodes.conversions import rgb_to_image_msg
 
     r = running()
-    seen = []
-    ground = r.node._engine.ground
-    monkeypatch.setattr(r.node._engine, "ground",
-                        lambda *a, **k: seen.append(k.get("image_key")) or ground(*a, **k))
+    seen = _image_keys(r, monkeypatch)
     _stream(r, stamp_sec=5)
     assert r.client.wait(lambda: r.node.frames.latest(CAMERA) is not None, 10)
     assert r.ask().status == R.STATUS_OK
@@ -566,10 +572,7 @@ def test_frames_with_one_header_and_other_pixels_are_embedded_apart(running, mon
     # helper-80: a replay sent a second picture with the first one's frame_id and stamp; keyed
     # by the header, SAM cut its masks from the first picture's embedding and answered OK
     r = running()
-    keys = []
-    ground = r.node._engine.ground
-    monkeypatch.setattr(r.node._engine, "ground",
-                        lambda *a, **k: keys.append(k.get("image_key")) or ground(*a, **k))
+    keys = _image_keys(r, monkeypatch)
     said = _Said()
     monkeypatch.setattr(r.node, "get_logger", lambda: said)
     first, second = random_rgb(48, 64, seed=1), random_rgb(48, 64, seed=2)

@@ -196,12 +196,9 @@ def test_a_long_proposal_run_is_said(monkeypatch):
     node.destroy_node()
 
 
-def test_an_unstamped_frame_is_stamped_when_it_arrives_and_embedded_by_its_pixels():
-    """A driver that stamps nothing gave every frame stamp 0: the proposals were paired with
-    whichever zero-stamped frame the grounding node held, and keyed by that stamp SAM reused
-    the first frame's embedding. The frame takes the time it arrived, as the grounding node's
-    frames do."""
-    node = MaskProposalNode(name="proposal_stamp_test")
+def _node_recording_keys(name: str):
+    """(a MaskProposalNode whose SAM proposes nothing, the list of SAM frame keys it is given)."""
+    node = MaskProposalNode(name=name)
     keys = []
 
     class Sam:
@@ -212,6 +209,15 @@ def test_an_unstamped_frame_is_stamped_when_it_arrives_and_embedded_by_its_pixel
             return []
 
     node._sam = Sam()
+    return node, keys
+
+
+def test_an_unstamped_frame_is_stamped_when_it_arrives_and_embedded_by_its_pixels():
+    """A driver that stamps nothing gave every frame stamp 0: the proposals were paired with
+    whichever zero-stamped frame the grounding node held, and keyed by that stamp SAM reused
+    the first frame's embedding. The frame takes the time it arrived, as the grounding node's
+    frames do."""
+    node, keys = _node_recording_keys("proposal_stamp_test")
     stamped = []
     node._started_pubs[""] = type("Pub", (), {"publish": lambda self, h: stamped.append(h)})()
     frame = Image(height=4, width=6, encoding="rgb8", step=18, data=bytes(72))
@@ -227,17 +233,7 @@ def test_an_unstamped_frame_is_stamped_when_it_arrives_and_embedded_by_its_pixel
 def test_cameras_frames_with_one_header_and_other_pixels_are_embedded_apart():
     """helper-80: a hardware-synced stereo pair in one frame_id (one stamp, one frame_id) got
     one SAM embedding, keyed by the header: right's proposals were left's."""
-    node = MaskProposalNode(name="proposal_key_test")
-    keys = []
-
-    class Sam:
-        img_size, feature_source = 64, "test"
-
-        def propose(self, rgb, key=None, should_stop=lambda: False, **amg):
-            keys.append(key)
-            return []
-
-    node._sam = Sam()
+    node, keys = _node_recording_keys("proposal_key_test")
 
     def frame(seed):
         pixels = bytes(np.random.default_rng(seed).integers(0, 255, 72, dtype=np.uint8))
