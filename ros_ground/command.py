@@ -40,12 +40,11 @@ asked about ("what colour"), a place ("the left"), the object of a negated verb 
 by the words before it ("*not* the red one, the green one", "everything *except* the duck"),
 one a self-correction replaces ("pick up the red mug, *no wait*, the blue one": `_CORRECTION`),
 a demonstrative alone ("grab *that one*": `_pointed_at`), where a carried object goes ("bring it
-*to the tray*"), the object of a spatial preposition,
-a place as a landmark is ("what is next to *the mug*?", "on top of *the tray*",
-`SPATIAL_PREPOSITIONS`), or a phrase naming the picture rather than a thing in it ("the image",
-"detail"). Phrases headed by such a picture or property word (`NOT_OBJECTS`) are not grounded
-at all: no object answers to "the image" of "Describe the image in detail.", and a mask for it
-would point at one.
+*to the tray*"), the object of a spatial preposition, a place as a landmark is ("what is next
+to *the mug*?", "on top of *the tray*", `SPATIAL_PREPOSITIONS`), or a phrase naming the
+picture rather than a thing in it ("the image", "detail"). Phrases headed by such a picture or
+property word (`NOT_OBJECTS`) are not grounded at all: no object answers to "the image" of
+"Describe the image in detail.", and a mask for it would point at one.
 """
 
 from __future__ import annotations
@@ -137,10 +136,9 @@ NOT_OBJECTS = frozenset(
 
 def command_pieces(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of `text` between the spatial words refer.resolve_pair reads
-    (spatial_words.relation_pattern, and the spatial_words.SUPERLATIVES that follow their noun,
-    cut whole: "the camera" of "closest to the camera" is the viewpoint, no thing in the picture to give a
-    mask), stripped of whitespace and of leading punctuation (", not the one" -> "not the
-    one"), empty pieces left out; [(0, len)] when there are none."""
+    (spatial_words.relation_pattern, and the SUPERLATIVES after their noun, cut whole: "the
+    camera" of "closest to the camera" is the viewpoint), stripped of whitespace and leading
+    punctuation (", not the one" -> "not the one"), empty ones left out; [(0, len)] for none."""
     return [(start, end) for start, end, _ in _pieces(text)]
 
 
@@ -225,9 +223,8 @@ def placement(nlp, text: str) -> bool:
 def _excluded(verb) -> bool:
     """Whether the command excludes the object of `verb` (a spaCy Token): "*don't* pick up the
     mug", "*never* grab it", "leave the bear *alone*" (`_left_alone`), "*avoid* the duck"
-    (EXCLUDING_VERBS), "*without* touching the mug".
-    ("Leave the bear *behind*" never reaches the parse: the relation words are cut out of every
-    piece; `_parsed_command` reads it.)"""
+    (EXCLUDING_VERBS), "*without* touching the mug". (`_parsed_command` reads "leave the bear
+    *behind*": the cut takes the relation words out of every piece.)"""
     # before the verb: "pick up the green cube *not* the red one" (speech, no comma) hangs
     # "not" on "pick", but it excludes the phrase after it (_EXCLUDED_AFTER); "no" of "*no*
     # wait, the blue one" corrects (_CORRECTION)
@@ -336,6 +333,9 @@ def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
              if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
     doc = nlp(piece)
     loose = _loose_nouns(doc) + _described_ones(doc)
+    if after_cut == "relation":  # the landmark opening it, tagged an adverbial noun ("the box, can you")
+        loose += [t for t in doc if t.dep_ == "npadvmod" and t.pos_ in ("NOUN", "PROPN")
+                  and t.left_edge.i == 0]
     if found:
         found = [without_leading(doc, p) for p in found]
         found += [head_phrase(t) for t in loose

@@ -60,12 +60,15 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     if _nearest_to(text, chunks, target, placed):
         # "the nearest cube *to the duck*" reads as "the cube nearest to the duck"
         return target + 1, "near", f" nearest to {text[chunks[target + 1].char_start:]}", False
-    fronted = None if target == 0 else fronted_relation(text, chunks[target - 1], chunk)
-    if fronted is None:
-        return -1, None, after, False
-    # "left of the tray is a mug" reads as "a mug left of the tray"
-    after = f" {fronted} {chunks[target - 1].text}"
-    return target - 1, relation_after(after), after, False
+    for first in (target - 1, target - 2):  # "between the duck and the tray, grab the cube": two
+        if first < 0 or (first < target - 1 and second_of(text, chunks, first) != target - 1):
+            continue
+        fronted = fronted_relation(text, chunks[first], chunk, chunks[target - 1])
+        # "left of the tray is a mug" reads as "a mug left of the tray"
+        words = f" {fronted} {text[chunks[first].char_start:chunks[target - 1].char_end]}"
+        if fronted is not None and relation_after(words):  # not "in front of the camera, ..."
+            return first, relation_after(words), words, False
+    return -1, None, after, False
 
 
 # between two placed objects: "the mug*, *the cube* and *the ball"
@@ -95,23 +98,48 @@ _CONJOINED = re.compile(r"\s*(?:,\s*(?:and|or|&)?|and|or|&)\s*(?:then\s+)?", re.
 _NEAREST_TO = re.compile(r"\b(?:nearest|closest)\b", re.IGNORECASE)
 _TO = re.compile(r"\s*to\s*", re.IGNORECASE)
 
-# what may stand between a fronted relation's landmark and the object: "left of the tray *is*
-# a mug", "behind the box*, there are* two cubes"
-_FRONTED_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*",
-                          re.IGNORECASE)
+# what may stand between a fronted relation's landmark and the object: a copula ("left of the
+# tray *is* a mug", "behind the box*, there are* two cubes") or the words of the clause that
+# names it ("left of the tray*, pick up* the mug", "*, can you grab* the cube")
+_COPULA_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*", re.IGNORECASE)
+_CLAUSE_GAP = re.compile(r",?[^,.;:!?]*")
+# what may open a sentence before a fronted relation: "*OK, so* left of the tray, ..."
+_FILLERS = re.compile(r"\s*(?:(?:ok(?:ay)?|so|now|and|then|right|alright|um+|uh+|hey)[\s,]+)*", re.IGNORECASE)
+_OPENING = re.compile(r"(?:^|.*[.;:!?])" + _FILLERS.pattern, re.IGNORECASE | re.DOTALL)
 
 
-def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase) -> str | None:
+def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase,
+                     last: NounPhrase | None = None) -> str | None:
     """The relation's words when `text` puts them before the target's landmark, the target
-    after it ("*left of* the tray is a mug", "behind the box there are two cubes"), else
-    None: the words end right before `landmark`, and only a copula ("is", "there are") stands
-    between `landmark` and `target`."""
-    if not _FRONTED_GAP.fullmatch(text[landmark.char_end:target.char_start]):
+    after it ("*left of* the tray is a mug", "behind the box there are two cubes", "*left of*
+    the tray, pick up the mug"), else None: the words end right before `landmark`, and between
+    `last` (the landmark's last phrase: "the tray" of "between the duck and the tray"; default
+    `landmark`) and `target` stands only a copula ("is", "there are") or, when the relation
+    words open the sentence, the words of one clause ("left of the tray*, pick up* the mug")."""
+    gap = text[(last or landmark).char_end:target.char_start]
+    copula = _COPULA_GAP.fullmatch(gap)
+    if not (copula or _CLAUSE_GAP.fullmatch(gap)):
         return None
     before = text[:landmark.char_start]
     found = [m for m in SPATIAL_WORDS.finditer(before)
              if m.lastgroup == "relation" and not before[m.end():].strip()]
-    return " ".join(found[-1].group(0).split()) if found else None
+    if not found or not (copula or _OPENING.fullmatch(before[:found[-1].start()])):
+        return None
+    return " ".join(found[-1].group(0).split())
+
+
+def fronted_side(text: str, previous: NounPhrase | None, target: NounPhrase) -> str | None:
+    """The words of a side of the picture (spatial_words.side_after: "on the left", "from the
+    right") that open the sentence of `target`, before the words of its clause and no phrase
+    (`previous`, the phrase before the target, ends before the sentence), else None: "*on the
+    left*, pick up the mug" reads as "the mug on the left"."""
+    start = max(text.rfind(c, 0, target.char_start) for c in ".;:!?") + 1
+    if previous is not None and previous.char_end > start:
+        return None
+    opening = _FILLERS.match(text, start, target.char_start)
+    words = text[opening.end():target.char_start].lower()
+    side = side_after(words)
+    return words[:side].strip(" ,") if side and _CLAUSE_GAP.fullmatch(words[side:]) else None
 
 
 _DESCRIBING = re.compile(r",|(?:that|which|who|is|are|sitting|standing|lying|located|placed|positioned"
@@ -192,9 +220,15 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     destination a relation right after it names ("put the mug *behind the tray*",
     `is_destination`) or a place preposition after it or after its landmark does ("put the mug
     *on the tray*", "put the mug left of the tray *in the box*", `PLACE_WORDS`), and the
-    relation after the destination that says which one it is."""
+    relation after the destination that says which one it is; a side of the picture that opens
+    the sentence ("*on the left*, pick up the mug", `fronted_side`) is read as the target's own
+    words after it, unless it says where a placed target goes ("to the left, move the mug")."""
     text = without_measures(text)
-    return _with_second(text, chunks, _relations(text, chunks, target, placed))
+    rel = _relations(text, chunks, target, placed)
+    # "on the left, pick up the mug" says which mug; "to the left, move the mug" where it goes
+    side = None if placed and rel.destination < 0 else fronted_side(
+        text, chunks[target - 1] if target else None, chunks[target])
+    return _with_second(text, chunks, replace(rel, after=f" {side}{rel.after}") if side else rel)
 
 
 def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -> Relations:
@@ -219,12 +253,13 @@ def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -
         if landmark < 0 and (comparative_after(after) or _TO_SIDE.match(after)) and _CARRIED.search(
                 text[:chunks[target].char_start]):
             return Relations()  # "bring the mug closer to you", "pull it to the left": where it goes
-        last = max(landmark, second_of(text, chunks, landmark) if relation == "between" else -1)
-        if target < landmark and last < len(chunks) - 1:
-            # "grab the cube behind the mug *and put it* on the tray": chosen by the relation, put there
+        last = max(target, landmark, second_of(text, chunks, landmark) if relation == "between" else -1)
+        if landmark >= 0 and last < len(chunks) - 1:
+            # "grab the cube behind the mug *and put it* on the tray", "left of the tray is a mug*;
+            # put it* in the box": chosen by the relation, put there (a fronted one's words kept)
             put = _put_again(text[chunks[last].char_end:chunks[last + 1].char_start])
             if put:
-                return Relations(landmark, relation,
+                return Relations(landmark, relation, after if landmark < target else
                                  text[chunks[target].char_end:chunks[last].char_end + put[0]],
                                  last + 1, put[1], **_described(text, chunks, last + 1))
         return Relations(landmark, relation, after)
@@ -237,6 +272,9 @@ def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -
     place = None if last + 1 >= len(chunks) else place_between(
         text[chunks[last].char_end:chunks[last + 1].char_start])
     if place is None:
+        if 0 <= landmark < target:  # "behind the tray, put the mug": fronted, where it goes
+            return Relations(after=text[chunks[target].char_end:], destination=landmark,
+                             place=RELATION_NAMES[relation])
         if landmark < 0 and (side_after(" ".join(after.lower().split())) or comparative_after(after)):
             # "put the mug on the right", "move it closer to you": where it goes, not which one
             return Relations()

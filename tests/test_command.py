@@ -426,6 +426,15 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Grab the cube behind the mug and put it on the tray.", "the mug", "behind", "the tray", "on",
      None, None),
     ("pick up the cube, put it down left of the mug", None, None, "the mug", "left of", None, None),
+    # a relation before its landmark, then the clause that names the object: which one it is,
+    # or where a placed one goes; a relation after it of its own comes first
+    ("Left of the tray, pick up the mug.", "the tray", "left", None, "", None, None),
+    ("Behind the tray, put the mug.", None, None, "the tray", "behind", None, None),
+    ("Left of the tray, put the mug on the shelf.", "the tray", "left", "the shelf", "on", None, None),
+    ("Left of the tray is a mug; put it in the box.", "the tray", "left", "the box", "in", None, None),
+    ("Next to the tray, pick up the mug behind the duck.", "the duck", "behind", None, "", None, None),
+    ("In front of the camera, pick up the mug.", None, None, None, "", None, None),
+    ("Pick up the cube. Behind the tray, grab the mug.", None, None, None, "", None, None),
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -439,9 +448,10 @@ def test_command_relations_name_each_role(nlp, command, landmark, relation, dest
             text(rel.destination_landmark), rel.destination_relation) == (
         landmark, relation, destination, place, of, of_relation)
     # the target's own words end where its destination starts: "the leftmost tray" of a
-    # destination is no superlative of the target's
+    # destination is no superlative of the target's (a fronted relation's are its words)
     if rel.destination >= 0:  # (distances read as spaces)
-        assert without_measures(command)[phrases[target].char_end:].startswith(rel.after)
+        assert rel.landmark < target or without_measures(command)[phrases[target].char_end:].startswith(
+            rel.after)
         assert phrases[rel.destination].text not in rel.after
 
 
@@ -451,7 +461,12 @@ def test_command_relations_name_each_role(nlp, command, landmark, relation, dest
     ("To the right of\nthe duck sits a red cube.", "To the right of"),
     ("Left of the tray there is a coffee mug; pick it up.", "Left of"),
     ("The tray is left of a mug.", None),  # the relation follows its object
-    ("Behind the tray, put the mug.", None),  # a placement, no copula
+    ("Behind the tray, put the mug.", "Behind"),  # where it goes (command_relations)
+    ("Left of the tray, pick up the mug.", "Left of"),
+    ("OK, so behind the box, can you grab the cube?", "behind"),
+    ("in front of the tray grab the red mug", "in front of"),
+    ("Pick up the mug left of the tray, then grab the cube.", None),  # the relation follows the mug
+    ("Pick up the cube, left of the tray grab the mug.", None),  # the relation opens no sentence
 ])
 def test_a_relation_before_its_landmark_and_object(nlp, command, words):
     phrases, target = command_phrases(nlp, command)
