@@ -10,8 +10,10 @@ scores with the colour and stability gains). Between is judged on the point refe
 compare (refer.mask_centres: centroid column, lowest row): the target's projects inside the
 segment joining the landmarks' and lies off its line by at most BETWEEN_WIDTH times its length.
 A superlative or ordinal on the target ("the biggest cube between ...") chooses among the
-objects between the best-scored pair of landmarks. When no three fit, the landmarks are chosen
-by their own scores and the target by its own among the other objects. Without a target (where
+objects between the best-scored pair of landmarks. When no three fit, the target is absent
+(as refer.resolve_pair's when its relation holds for no pair) and the landmarks are the
+best-scored pair; only without two landmarks apart, which leaves "between" nothing to be judged
+by, is the target chosen by its own scores among the other objects. Without a target (where
 to put something: "between the mug and the duck", "between the two mugs") the two landmarks
 alone, apart, by their summed scores.
 """
@@ -100,9 +102,10 @@ def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: n
         _, j, k = pairs[0]
         clear = ok & apart[j] & apart[k]
         holding = clear & np.array([between(c, centres[j], centres[k]) for c in centres])
-        target = extreme(superlative, masks, holding if holding.any() else clear if clear.any() else ok,
-                         centres, stability, kind_scores, ordinal_of(target_text, after_text), rgb)
-        return target, j, k
+        if not holding.any():  # "the biggest cube between the mug and the duck" with none there
+            return None, j, k
+        return extreme(superlative, masks, holding, centres, stability, kind_scores,
+                       ordinal_of(target_text, after_text), rgb), j, k
     chosen, best_score = None, -np.inf
     for total, j, k in pairs:
         for i in np.flatnonzero(ok & apart[j] & apart[k]):
@@ -110,11 +113,9 @@ def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: n
                 chosen, best_score = (int(i), j, k), total + scores[i]
     if chosen is not None:
         return chosen
-    # no three fit: the landmarks by their own words first (a named mug and duck are surer than
-    # "the cube"), then the target among the other objects
-    j, k = pairs[0][1:] if pairs else (best_of(ok_a, a_scores), None)
-    clear = ok.copy()
-    for landmark in (j, k):
-        if landmark is not None:
-            clear &= apart[landmark]
-    return best_of(clear if clear.any() else ok, scores), j, k
+    if pairs:  # no three fit: nothing stands between the best two landmarks
+        return None, *pairs[0][1:]
+    # no two landmarks apart: the target among the objects clear of the one found
+    j = best_of(ok_a, a_scores)
+    clear = ok & (apart[j] if j is not None else True)
+    return best_of(clear if clear.any() else ok, scores), j, None

@@ -213,14 +213,15 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
             landmark_scores=_role_scores(cfg, phrases, proposals, landmark), stability=stability,
             any_object=any_object,  # "left of the cube *that is green*": the landmark's colour
             landmark_after=gen.prompt_text[landmark[0].char_end:] if landmark is not None else ""), None
-    if choice is None and ordinal_of(chunk.text, after) > 1:
-        return target  # "the fourth mug from the left" of three: no proposal can be it
-    _give(phrases[target], proposals, choice, target_heat, one_piece=True)
     if landmark_heat is not None and phrases[landmark[1]].entity_ids:
         both = second is not None and second[1] == landmark[1]  # "the two mugs": its mask holds the two
         _give(phrases[landmark[1]], proposals, paired, landmark_heat, also=paired_second if both else None)
     if between and second[1] != landmark[1] and phrases[second[1]].entity_ids:
         _give(phrases[second[1]], proposals, paired_second, heats[second[1]])
+    if choice is None and (paired is not None or ordinal_of(chunk.text, after) > 1):
+        # "the mug left of the tray" with none left of it, "the fourth mug from the left" of three
+        return target
+    _give(phrases[target], proposals, choice, target_heat, one_piece=True)
     if destination is not None:
         _resolve_destination(image, gen, cfg, phrases, proposals, destination,
                              destination_landmark, choice, heats, destination_second)

@@ -12,10 +12,13 @@ where the model looked, and three kinds can be checked on the proposals without 
   the target and the landmark are chosen as a pair, different objects for which the relation
   holds in the image (left/right: mask centroid column; front/behind: the mask's lowest row,
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
-  scores (below); the wordings are spatial_words.RELATIONS, after an optional adverb ("*right*
-  behind"). Nearness ("the mug *next to* the duck", "beside", "nearest to") ranks instead: the
-  landmark by its own scores, then, of the target's kind (as for a superlative), the object
-  whose centroid column and lowest row are nearest the landmark's in the image;
+  scores (below); with no such pair the target is absent ("the red cube right of the blue
+  cube" with every red cube left of it: acting on one would do what the command rules out),
+  the landmark the best-scored one; the wordings are spatial_words.RELATIONS, after an
+  optional adverb ("*right* behind"). Nearness ("the mug *next to* the duck", "beside",
+  "nearest to") ranks instead: the landmark by its own scores, then, of the target's kind (as
+  for a superlative), the object whose centroid column and lowest row are nearest the
+  landmark's in the image;
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*", "the mug *on the
   left*", "the *biggest* mug": spatial_words.superlative_of): the extreme mask among the
   objects the words allow and, when the phrase names a kind ("cube", not "object"), whose score
@@ -255,9 +258,10 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
                  stability: np.ndarray | None = None, any_object: bool = False,
                  landmark_after: str = "") -> tuple[int | None, int | None]:
     """(target, landmark): indices into `masks` (the frame's entity proposals, HxW bool) of the
-    target, None when no mask may be it, and of the landmark the relation was judged against
-    ("the tray" the chosen mug is left of), None without a relation (`landmark_heat` None) or
-    when no mask may be it.
+    target, None when no mask may be it (also with a landmark: the relation, or a superlative's
+    with it, holds for no mask the words allow, so the target is absent), and of the landmark
+    the relation was judged against ("the tray" the chosen mug is left of), None without a
+    relation (`landmark_heat` None) or when no mask may be it.
 
     `target_heat`: the target phrase's attention map at the image's size; `target_text`: the
     phrase ("the red mug"); `after_text`: the command's text after it ("left of the tray.";
@@ -317,10 +321,13 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
         j = best_landmark()
         holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)
-        if relation == "near" and holding.any():  # "the big mug next to the tray": of those near it
+        if j is None:  # no landmark to judge by: the superlative alone
+            holding = ok
+        elif not holding.any():  # "the leftmost cube behind the tray" with none behind it
+            return None, j
+        elif relation == "near":  # "the big mug next to the tray": of those near it
             holding = _near_to(holding, j, centres)
-        target = extreme(superlative, masks, holding if holding.any() else ok, centres, stability,
-                          kind_scores, rank, rgb)
+        target = extreme(superlative, masks, holding, centres, stability, kind_scores, rank, rgb)
         return target, (j if target != j else best_landmark(target))
     chosen, best_score = None, -np.inf
     for i in np.flatnonzero(ok):
@@ -328,8 +335,9 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
             total = scores[i] + landmark_scores[j]
             if total > best_score and pair(i, j):
                 chosen, best_score = (int(i), int(j)), total
-    # no pair the relation holds for: the target by its own scores, the landmark by its own
-    return chosen if chosen is not None else (best, best_landmark(best))
+    if chosen is None and ok_landmark.any():  # no pair the relation holds for: no target
+        return None, best_landmark()
+    return chosen if chosen is not None else (best, None)
 
 
 def best_of(allowed: np.ndarray, scores: np.ndarray) -> int | None:

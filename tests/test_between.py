@@ -38,8 +38,9 @@ def test_resolve_between_picks_the_object_between_its_two_landmarks():
     # blue one, though "the blue cube" draws more attention on the left one
     blue = _landmark(masks, 1, "the blue cube")
     assert resolve_between(rgb, masks, heat, "the green cube", "", [landmarks[0], blue]) == (2, 0, 3)
-    # the red one is between no two: with no three that fit, each by its own words and scores
-    assert resolve_between(rgb, masks, heat, "the red cube", "", [landmarks[1], blue]) == (0, 2, 1)
+    # the red one is between no two: with no three that fit, no target, the landmarks by their
+    # own words and scores
+    assert resolve_between(rgb, masks, heat, "the red cube", "", [landmarks[1], blue]) == (None, 2, 1)
     assert resolve_between(rgb, [], heat, "the blue cube", "", landmarks) == (None, None, None)
 
 
@@ -74,10 +75,11 @@ def test_a_mask_mostly_inside_a_landmark_is_no_third_object():
     heat = _heat_on(piece) * 2 + _heat_on(masks[1])
     landmarks = [_landmark(masks, 0, "the red cube"), _landmark(masks, 2, "the green cube")]
     assert resolve_between(rgb, masks, heat, "the object", "", landmarks)[0] == 1
-    # with no object between, the landmarks first and the target among the others
+    # with no object between, the landmarks and no target: the green cube lies beyond them
     rgb, masks = _scene([("red", 5, 20), ("blue", 20, 20), ("green", 75, 20)])
     far = [_landmark(masks, 0, "the red cube"), _landmark(masks, 1, "the blue cube")]
-    assert resolve_between(rgb, masks, _heat_on(masks[0]), "the cube", "", far) == (2, 0, 1)
+    assert resolve_between(rgb, masks, _heat_on(masks[0]), "the cube", "", far) == (None, 0, 1)
+    assert resolve_between(rgb, masks, _heat_on(masks[0]), "the biggest cube", "", far) == (None, 0, 1)
 
 
 def test_without_a_target_the_two_places_are_two_objects():

@@ -620,8 +620,9 @@ def test_a_colour_nothing_in_view_has_makes_the_target_absent(engine, command):
     assert (result.target, result.landmark, result.relation) == (-1, -1, "")
     assert result.prompt_phrases[result.absent].text.endswith("purple cube")
     assert result.to_json()["absent"] == result.absent
-    green = engine.ground(image, command.replace("purple", "green"), mode="entities",
-                          proposals=proposals)
+    # (the green square is right of the blue one: "left of" would leave it no target either)
+    green = engine.ground(image, command.replace("purple", "green").replace("left of", "right of"),
+                          mode="entities", proposals=proposals)
     assert green.absent == -1 and green.prompt_phrases[green.target].entity_ids == [2]
 
 
@@ -945,6 +946,22 @@ def test_the_response_names_the_landmark_and_the_relation(engine, command, targe
         got[role] = p.entity_ids[0]
     assert (result.relation, result.destination) == (relation, destination)
     assert got["target"] != got["landmark"]
+
+
+@pytest.mark.parametrize("command", [
+    "Pick up the red cube right of the blue cube.",  # the red one is left of it
+    "Right of the green cube, pick up the red cube.",
+    "Pick up the leftmost red cube in front of the blue cube.",  # the blue one reaches lowest
+    "Pick up the red cube between the blue cube and the green cube.",
+])
+def test_a_relation_that_holds_for_no_object_leaves_no_target(engine, command):
+    """A robot must not act on an object the command's relation rules out: with no red cube
+    right of the blue one the target is absent (no mask), not the red cube anyway."""
+    image, masks = _three_squares()
+    result = engine.ground(image, command, mode="entities",
+                           proposals=[Proposal(i, m) for i, m in enumerate(masks)])
+    assert result.target == -1 and result.prompt_phrases[result.absent].text.endswith("red cube")
+    assert not result.prompt_phrases[result.absent].mask.any()
 
 
 def test_no_relation_no_landmark(engine):

@@ -608,10 +608,16 @@ def test_the_landmark_is_the_one_the_relation_was_judged_against():
     pair = dict(scores=[1.0, 0.0, 0.0], landmark_scores=[1.0, 0.5, 0.0])
     assert resolve_pair(image, masks, heat, "the cube", " left of the cube.", heat, "the cube",
                         **pair) == (0, 1)
-    # the words allow no pair the relation holds for: each by its words and scores
+    # the words allow no pair the relation holds for: no target (the red cube is left of the
+    # blue one; a robot must not act on it), the landmark by its words and scores
     rgb, coloured = _scene([("red", 5, 20), ("blue", 40, 20)])
     assert resolve_pair(rgb, coloured, heat[:H, :W], "the red cube", " right of the blue cube.",
+                        heat[:H, :W], "the blue cube") == (None, 1)
+    assert resolve_pair(rgb, coloured, heat[:H, :W], "the red cube", " left of the blue cube.",
                         heat[:H, :W], "the blue cube") == (0, 1)
+    # a superlative with the relation, none of whose objects it holds for: no target either
+    assert resolve_pair(rgb, coloured, heat[:H, :W], "the leftmost red cube", " right of the blue cube.",
+                        heat[:H, :W], "the blue cube") == (None, 1)
     # with the target's superlative: the best-scored landmark, the extreme among those it holds for
     assert resolve_pair(image, masks, heat, "the leftmost cube", " right of the cube.", heat,
                         "the cube", scores=[0.0, 0.0, 0.0], landmark_scores=[1.0, 0.0, 0.0]) == (1, 0)
