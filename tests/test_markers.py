@@ -50,11 +50,40 @@ def test_conversions_carry_prompt_phrases_target_and_positions():
     assert as_json["phrases"][0]["size"] == pytest.approx([0.1, 0.05, 0.02])
 
 
+def _rviz_display(arrays, shown=None) -> dict:
+    """The markers an rviz MarkerArray display shows after `arrays`, keyed (ns, id): its rule
+    (rviz_default_plugins MarkerCommon::processMessage) is that a DELETEALL with an `ns` deletes
+    that namespace's markers only, one with an empty `ns` all of them."""
+    shown = {} if shown is None else shown
+    for array in arrays:
+        for m in array.markers:
+            if m.action == Marker.DELETEALL:
+                for key in [k for k in shown if not m.ns or k[0] == m.ns]:
+                    del shown[key]
+            elif m.action == Marker.DELETE:
+                shown.pop((m.ns, m.id), None)
+            else:
+                shown[(m.ns, m.id)] = m
+    return shown
+
+
+def test_a_new_answer_leaves_none_of_the_last_ones_markers_in_rviz():
+    first = _response()
+    second = GroundingResult(text="a cube", model="sim", image_size=(20, 30),
+                             phrases=[_phrase("a cube", (0.0, 0.0, 0.8))])
+    second = result_to_msg(second, Header(frame_id="cam"), "r2", "Describe the scene.")
+    shown = _rviz_display([response_markers(first)])
+    assert len(shown) == 6
+    shown = _rviz_display([response_markers(second)], shown)
+    assert sorted(m.text for m in shown.values() if m.type == Marker.TEXT_VIEW_FACING) == ["a cube"]
+    assert len(shown) == 2
+
+
 def test_markers_box_and_label_per_located_phrase_target_highlighted():
     msg = _response()
     markers = response_markers(msg).markers
-    assert markers[0].action == Marker.DELETEALL  # stale markers of the last response go
-    drawn = markers[1:]
+    drawn = [m for m in markers if m.action != Marker.DELETEALL]
+    assert drawn == markers[2:] and {m.action for m in markers[:2]} == {Marker.DELETEALL}
     # "a tray" has no depth: no marker; "a mug" (answer 0), "the red mug" (prompt 0, target) and
     # "the tray" (prompt 1, the landmark)
     assert [m.type for m in drawn] == [Marker.CUBE, Marker.TEXT_VIEW_FACING] * 3

@@ -6,7 +6,7 @@ phrases follow on in the same palette, the target drawn opaque with a "target:" 
 landmark labelled with the relation ("landmark, left of:" or, where the target goes,
 "destination, behind:").
 Phrases without a position (no depth under the mask) get no marker. Every array starts with
-DELETEALL, so markers of the previous response never linger.
+one DELETEALL per namespace drawn in, so markers of the previous response never linger.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ros_ground.overlay import phrase_colour
 
 NAMESPACE = "ros_ground"
+GROUPS = ("answer", "prompt")  # the sub-namespaces drawn in: `namespace`/answer, `namespace`/prompt
 MIN_SIZE_M = 0.005  # rviz draws nothing for a zero-size box (a flat or one-point surface)
 TEXT_HEIGHT_M = 0.03
 ALPHA, TARGET_ALPHA = 0.35, 0.8
@@ -27,16 +28,14 @@ ALPHA, TARGET_ALPHA = 0.35, 0.8
 
 def response_markers(response, namespace: str = NAMESPACE, text_height: float = TEXT_HEIGHT_M
                      ) -> MarkerArray:
-    """MarkerArray for a ros_ground_msgs/GroundedResponse: DELETEALL, then for each phrase with
+    """MarkerArray for a ros_ground_msgs/GroundedResponse: `clear_markers`, then for each phrase with
     a finite position a CUBE (centre `position`, edges `size`, at least MIN_SIZE_M) and a
     TEXT_VIEW_FACING label `text_height` metres tall just above it (optical frame: -y is up),
     in `response.header`'s frame. Ids: answer phrase i is boxes 2i / labels 2i+1 in
     `namespace`/answer; prompt phrase j the same in `namespace`/prompt."""
-    out = MarkerArray()
-    clear = Marker(header=response.header, ns=namespace, action=Marker.DELETEALL)
-    out.markers.append(clear)
+    out = clear_markers(response.header, namespace)
     answer = list(response.phrases)
-    groups = (("answer", answer, 0, -1), ("prompt", list(response.prompt_phrases), len(answer),
+    groups = ((GROUPS[0], answer, 0, -1), (GROUPS[1], list(response.prompt_phrases), len(answer),
                                           int(response.target)))
     landmarks = {int(response.landmark), int(response.second_landmark)} - {-1}  # "between" has two
     role = f"{'destination' if response.destination else 'landmark'}, {response.relation}: "
@@ -65,3 +64,15 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
             label.pose.orientation.w = 1.0
             out.markers.extend([box, label])
     return out
+
+
+def clear_markers(header, namespace: str = NAMESPACE) -> MarkerArray:
+    """A MarkerArray of one DELETEALL per namespace `response_markers` draws in (GROUPS under
+    `namespace`), in `header`'s frame.
+
+    rviz (MarkerCommon::processMessage), as visualization_msgs/Marker documents, deletes only
+    the markers of a DELETEALL's `ns` when it is set, and every marker of the display when it
+    is empty. One per namespace rather than one empty: the display's other markers (another
+    node remapped onto the same topic with its own `namespace`) stay."""
+    return MarkerArray(markers=[Marker(header=header, ns=f"{namespace}/{group}", action=Marker.DELETEALL)
+                                for group in GROUPS])
