@@ -79,6 +79,26 @@ def test_a_new_answer_leaves_none_of_the_last_ones_markers_in_rviz():
     assert len(shown) == 2
 
 
+def test_phrases_of_one_object_share_one_box_and_one_label():
+    """The answer's "a red brick" and "it" and the command's target "the red mug" resolved to one
+    object: one opaque target box, one label naming all three; the landmark keeps its own."""
+    result = GroundingResult(
+        text="a red brick, it is small", model="sim", image_size=(20, 30),
+        phrases=[_phrase("a red brick", (0.1, 0.0, 1.0)), _phrase("it", (0.1, 0.0, 1.0))],
+        prompt="Pick up the red mug left of the tray.",
+        prompt_phrases=[_phrase("the red mug", (0.1, 0.0, 1.0)), _phrase("the tray", (0.3, 0.0, 1.1))],
+        target=0, landmark=1, relation="left of")
+    msg = result_to_msg(result, Header(frame_id="cam"), "r1", result.prompt)
+    drawn = [m for m in response_markers(msg).markers if m.action != Marker.DELETEALL]
+    labels = [m for m in drawn if m.type == Marker.TEXT_VIEW_FACING]
+    assert [m.text for m in labels] == ["target: the red mug / a red brick / it",
+                                        "landmark, left of: the tray"]
+    boxes = [m for m in drawn if m.type == Marker.CUBE]
+    assert len(boxes) == 2 and boxes[0].ns.endswith("/prompt") and boxes[0].color.a == pytest.approx(0.8)
+    places = [(m.pose.position.x, m.pose.position.y, m.pose.position.z) for m in labels]
+    assert len(set(places)) == len(places)
+
+
 def test_markers_box_and_label_per_located_phrase_target_highlighted():
     msg = _response()
     markers = response_markers(msg).markers

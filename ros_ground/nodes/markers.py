@@ -5,7 +5,8 @@ phrase i has the overlay's colour i (ros_ground.overlay.phrase_colour); the comm
 phrases follow on in the same palette, the target drawn opaque with a "target:" label and its
 landmark labelled with the relation ("landmark, left of:" or, where the target goes,
 "destination, behind:").
-Phrases without a position (no depth under the mask) get no marker. Every array starts with
+Phrases at one position (one object) share one box and one label. Phrases without a
+position (no depth under the mask) get no marker. Every array starts with
 one DELETEALL per namespace drawn in, so markers of the previous response never linger.
 """
 
@@ -24,46 +25,78 @@ GROUPS = ("answer", "prompt")  # the sub-namespaces drawn in: `namespace`/answer
 MIN_SIZE_M = 0.005  # rviz draws nothing for a zero-size box (a flat or one-point surface)
 TEXT_HEIGHT_M = 0.03
 ALPHA, TARGET_ALPHA = 0.35, 0.8
+# phrases whose positions are this close are one object: phrases grounded on one entity share
+# its mask, hence its position exactly; distinct objects' centres are centimetres apart at least
+SAME_PLACE_M = 0.001
 
 
 def response_markers(response, namespace: str = NAMESPACE, text_height: float = TEXT_HEIGHT_M
                      ) -> MarkerArray:
-    """MarkerArray for a ros_ground_msgs/GroundedResponse: `clear_markers`, then for each phrase with
-    a finite position a CUBE (centre `position`, edges `size`, at least MIN_SIZE_M) and a
+    """MarkerArray for a ros_ground_msgs/GroundedResponse: `clear_markers`, then for each object
+    with a finite position a CUBE (centre `position`, edges `size`, at least MIN_SIZE_M) and a
     TEXT_VIEW_FACING label `text_height` metres tall just above it (optical frame: -y is up),
     in `response.header`'s frame. Ids: answer phrase i is boxes 2i / labels 2i+1 in
-    `namespace`/answer; prompt phrase j the same in `namespace`/prompt."""
+    `namespace`/answer; prompt phrase j the same in `namespace`/prompt.
+
+    Phrases at one position (within SAME_PLACE_M: one object, e.g. the answer's "the red lego
+    brick" and the command's target "the red mug") get one box and one label, "target: the red
+    mug / the red lego brick": two boxes and labels at one pose are unreadable. The command's
+    phrase, its target first, draws it; an answer's phrase only when no command phrase is there.
+    """
     out = clear_markers(response.header, namespace)
-    answer = list(response.phrases)
-    groups = ((GROUPS[0], answer, 0, -1), (GROUPS[1], list(response.prompt_phrases), len(answer),
-                                          int(response.target)))
+    answer, prompt = list(response.phrases), list(response.prompt_phrases)
+    target = int(response.target)
     landmarks = {int(response.landmark), int(response.second_landmark)} - {-1}  # "between" has two
     role = f"{'destination' if response.destination else 'landmark'}, {response.relation}: "
-    for group, phrases, colour_offset, target in groups:
-        for i, phrase in enumerate(phrases):
-            p = phrase.position
-            if not all(math.isfinite(v) for v in (p.x, p.y, p.z)):
-                continue
-            is_target = i == target
-            r, g, b = (c / 255.0 for c in phrase_colour(colour_offset + i))
-            colour = ColorRGBA(r=r, g=g, b=b, a=TARGET_ALPHA if is_target else ALPHA)
-            size = [max(float(v), MIN_SIZE_M) if math.isfinite(v) else MIN_SIZE_M
-                    for v in (phrase.size.x, phrase.size.y, phrase.size.z)]
-            box = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i,
-                         type=Marker.CUBE, action=Marker.ADD, color=colour,
-                         scale=Vector3(x=size[0], y=size[1], z=size[2]))
-            box.pose.position = Point(x=p.x, y=p.y, z=p.z)
-            box.pose.orientation.w = 1.0
-            label = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i + 1,
-                           type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
-                           text=("target: " if is_target else role if group == "prompt"
-                                 and i in landmarks else "") + phrase.text,
-                           color=ColorRGBA(r=r, g=g, b=b, a=1.0),
-                           scale=Vector3(z=text_height * (1.5 if is_target else 1.0)))
-            label.pose.position = Point(x=p.x, y=p.y - size[1] / 2 - text_height, z=p.z)
-            label.pose.orientation.w = 1.0
-            out.markers.extend([box, label])
+    located = [(group, i, phrase) for group, phrases in ((GROUPS[0], answer), (GROUPS[1], prompt))
+               for i, phrase in enumerate(phrases) if _finite(phrase.position)]
+
+    def precedence(item):  # the command's phrases, its target first, then the answer's
+        group, i, _ = item
+        return (0, i != target, i) if group == GROUPS[1] else (1, False, i)
+
+    texts = {}  # (group, i) of each drawn phrase -> the label texts of the phrases at its place
+    for group, i, phrase in sorted(located, key=precedence):
+        text = ("target: " if group == GROUPS[1] and i == target else role if group == GROUPS[1]
+                and i in landmarks else "") + phrase.text
+        owner = next((key for key in texts if _same_place(_phrase(key, answer, prompt).position,
+                                                         phrase.position)), None)
+        texts.setdefault(owner or (group, i), []).append(text)
+    for group, i, phrase in located:
+        if (group, i) not in texts:
+            continue
+        p = phrase.position
+        is_target = group == GROUPS[1] and i == target
+        r, g, b = (c / 255.0 for c in phrase_colour(i + (len(answer) if group == GROUPS[1] else 0)))
+        colour = ColorRGBA(r=r, g=g, b=b, a=TARGET_ALPHA if is_target else ALPHA)
+        size = [max(float(v), MIN_SIZE_M) if math.isfinite(v) else MIN_SIZE_M
+                for v in (phrase.size.x, phrase.size.y, phrase.size.z)]
+        box = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i,
+                     type=Marker.CUBE, action=Marker.ADD, color=colour,
+                     scale=Vector3(x=size[0], y=size[1], z=size[2]))
+        box.pose.position = Point(x=p.x, y=p.y, z=p.z)
+        box.pose.orientation.w = 1.0
+        label = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i + 1,
+                       type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
+                       text=" / ".join(texts[(group, i)]), color=ColorRGBA(r=r, g=g, b=b, a=1.0),
+                       scale=Vector3(z=text_height * (1.5 if is_target else 1.0)))
+        label.pose.position = Point(x=p.x, y=p.y - size[1] / 2 - text_height, z=p.z)
+        label.pose.orientation.w = 1.0
+        out.markers.extend([box, label])
     return out
+
+
+def _finite(p) -> bool:
+    return all(math.isfinite(v) for v in (p.x, p.y, p.z))
+
+
+def _same_place(a, b) -> bool:
+    return max(abs(a.x - b.x), abs(a.y - b.y), abs(a.z - b.z)) < SAME_PLACE_M
+
+
+def _phrase(key, answer, prompt):
+    group, i = key
+    return (answer if group == GROUPS[0] else prompt)[i]
 
 
 def clear_markers(header, namespace: str = NAMESPACE) -> MarkerArray:
