@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_ground.frames import pixel_fingerprint
 from ros_ground.nodes.conversions import ns_to_stamp, stamp_to_ns
@@ -26,6 +26,10 @@ RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPol
 # Pictures, markers, proposals and sim ground truth: reliable, but only the newest few kept, so
 # a slow reader (rviz over Wi-Fi) gets fresh ones and the writer never holds every frame for it.
 LATEST = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+# What an answer looks like (overlay, markers): the last one kept for a viewer that starts later
+# (rviz opened after the answer); volatile readers match it too
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def qos_by_name(name: str) -> QoSProfile:

@@ -1,0 +1,45 @@
+"""grounding_node's outputs as an rviz user sees them: latched overlay and markers, cleared
+markers after a failed answer, and markers named by their response's request_id."""
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_ground_msgs.msg import GroundedResponse as R  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+
+from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
+from tests.test_grounding_node import Running, _stream  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros")]
+
+
+@pytest.fixture
+def r():
+    made = Running()
+    yield made
+    made.close()
+
+
+def _subscribe(r, topic, msg_type, durability=DurabilityPolicy.VOLATILE) -> list:
+    got = []
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+    r.client.node.create_subscription(msg_type, topic, got.append, qos)
+    return got
+
+
+def test_a_viewer_started_after_the_answer_gets_its_overlay_and_markers(r):
+    _stream(r)
+    response = r.ask()
+    assert response.status == R.STATUS_OK
+    # rviz opened now, its displays set to Transient Local as for any latched topic
+    overlays = _subscribe(r, "overlay", Image, DurabilityPolicy.TRANSIENT_LOCAL)
+    markers = _subscribe(r, "markers", MarkerArray, DurabilityPolicy.TRANSIENT_LOCAL)
+    assert r.client.wait(lambda: overlays and markers, 10)
+    assert overlays[-1].header.stamp == markers[-1].markers[0].header.stamp == response.header.stamp
+    assert len(overlays) == len(markers) == 1  # the last answer's alone
+    # the response is no picture: a client that starts later must not take the last answer for
+    # one to its own command
+    durability = r.node.outputs.responses[CAMERA].qos_profile.durability
+    assert durability == DurabilityPolicy.VOLATILE
