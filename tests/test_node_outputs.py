@@ -10,6 +10,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from ros_ground.nodes.grounding_node import CAMERA  # noqa: E402
+from ros_ground.nodes.markers import response_markers  # noqa: E402
 from tests.test_grounding_node import Running, _stream  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros")]
@@ -43,3 +44,16 @@ def test_a_viewer_started_after_the_answer_gets_its_overlay_and_markers(r):
     # one to its own command
     durability = r.node.outputs.responses[CAMERA].qos_profile.durability
     assert durability == DurabilityPolicy.VOLATILE
+
+
+def test_a_failed_answer_clears_the_markers_of_the_last_one(r):
+    from tests.test_markers import _response, _rviz_display
+
+    markers = _subscribe(r, "markers", MarkerArray)
+    assert r.client.wait(lambda: r.node.outputs.markers[CAMERA].get_subscription_count() > 0, 10)
+    response = r.ask()  # no frame yet
+    assert response.status == R.STATUS_NO_IMAGE
+    assert r.client.wait(lambda: markers, 10)
+    # rviz showing a grounded answer's boxes shows none after the failed one
+    assert len(_rviz_display([response_markers(_response())])) == 6
+    assert _rviz_display([response_markers(_response()), markers[-1]]) == {}

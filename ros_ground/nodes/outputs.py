@@ -37,26 +37,28 @@ class CameraOutputs:
         self.responses, self.overlays, self.markers = {}, {}, {}
 
     def deliver(self, request, response: GroundedResponse) -> None:
-        """The one answer of a request (requests.Request): on its camera's `response`, and as
-        its goal's result, even when publishing raises (a publisher cleanup destroyed under a
-        request that outlived the wait for it): its execute callback waits for it."""
-        publisher = self.responses.get(request.camera)
+        """The one answer of a request (requests.Request): on its camera's `response`, then its
+        markers (markers.response_markers) on its camera's `markers`, and as its goal's result,
+        even when publishing raises (a publisher cleanup destroyed under a request that outlived
+        the wait for it): its execute callback waits for it. A failed answer's markers are the
+        DELETEALLs alone: rviz would otherwise show the last answer's boxes as this one's."""
+        publisher, markers = self.responses.get(request.camera), self.markers.get(request.camera)
         try:
             if publisher is not None:
                 publisher.publish(response)
+            if markers is not None:
+                markers.publish(response_markers(response))
         finally:
             if request.goal_handle is not None:
                 self._goals.finish(request.goal_handle, response)
 
     def show(self, camera: str, frame, result, response: GroundedResponse, overlay: bool) -> None:
-        """The overlay of `result` on `frame` (when `overlay`) and the markers of `response`.
-        Both are latched (common.LATCHED), so they are published with no subscriber too, for a
-        viewer that starts later: drawing a 640x480 overlay takes ~12 ms of a 2-core CPU
-        (`publish_overlay` turns it off)."""
+        """The overlay of `result` on `frame` (when `overlay`). Overlay and markers are latched
+        (common.LATCHED), so they are published with no subscriber too, for a viewer that starts
+        later: drawing a 640x480 overlay takes ~12 ms of a 2-core CPU (`publish_overlay` turns
+        it off). A failed answer, with no frame to draw on, leaves the last overlay: a picture
+        shows the scene it was drawn on, where markers would sit on the live one as current."""
         publisher = self.overlays.get(camera)
         if overlay and publisher is not None:
             phrases = with_target(result.phrases, result.prompt_phrases, result.target)
             publisher.publish(rgb_to_image_msg(draw_overlay(frame.rgb, phrases), frame.header))
-        publisher = self.markers.get(camera)
-        if publisher is not None:
-            publisher.publish(response_markers(response))
