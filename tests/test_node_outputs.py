@@ -57,3 +57,42 @@ def test_a_failed_answer_clears_the_markers_of_the_last_one(r):
     # rviz showing a grounded answer's boxes shows none after the failed one
     assert len(_rviz_display([response_markers(_response())])) == 6
     assert _rviz_display([response_markers(_response()), markers[-1]]) == {}
+
+
+def test_the_response_goes_first_and_its_markers_carry_its_request_id():
+    from types import SimpleNamespace
+
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from ros_ground.nodes.conversions import result_to_msg
+    from ros_ground.nodes.outputs import CameraOutputs
+    from ros_ground.results import GroundingResult
+    from tests.test_markers import _phrase
+
+    sent = []
+
+    def publisher(topic):
+        return SimpleNamespace(publish=lambda msg: sent.append((topic, msg)))
+
+    outputs = CameraOutputs(goals=None)
+    outputs.responses, outputs.overlays, outputs.markers = (
+        {"": publisher(topic)} for topic in ("response", "overlay", "markers"))
+
+    result = GroundingResult(text="a mug", model="sim", image_size=(20, 30),
+                             phrases=[_phrase("a mug", (0.1, 0.0, 1.0))])
+    frame = SimpleNamespace(rgb=np.zeros((20, 30, 3), np.uint8), header=Header(frame_id="cam"))
+    response = result_to_msg(result, frame.header, "node-1", "Describe the scene.")
+    request = SimpleNamespace(camera="", goal_handle=None, request_id="node-1")
+    outputs.show("", frame, result, response, overlay=True)
+    outputs.deliver(request, response)
+    assert [topic for topic, _ in sent] == ["response", "markers", "overlay"]
+    drawn = sent[1][1].markers
+    assert {m.text for m in drawn if m.type != m.TEXT_VIEW_FACING} == {"node-1"}
+    assert [m.text for m in drawn if m.type == m.TEXT_VIEW_FACING] == ["a mug"]
+    # an answer that drew nothing (failed) publishes no overlay, and none drawn for another
+    sent.clear()
+    outputs.show("", frame, result, response, overlay=True)
+    other = result_to_msg(result, frame.header, "node-2", "Describe the scene.")
+    outputs.deliver(SimpleNamespace(camera="", goal_handle=None, request_id="node-2"), other)
+    assert [topic for topic, _ in sent] == ["response", "markers"]

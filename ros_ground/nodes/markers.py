@@ -5,7 +5,10 @@ phrase i has the overlay's colour i (ros_ground.overlay.phrase_colour); the comm
 phrases follow on in the same palette, the target drawn opaque with a "target:" label and its
 landmark labelled with the relation ("landmark, left of:" or, where the target goes,
 "destination, behind:").
-Phrases at one position (one object) share one box and one label. Phrases without a
+Phrases at one position (one object) share one box and one label. The response's request_id
+is the `text` of each DELETEALL and box: rviz draws `text` for text markers alone (Marker.msg:
+"only used for text markers"), so a reader matches an array to its response with no label
+or namespace changed. Phrases without a
 position (no depth under the mask) get no marker. Every array starts with
 one DELETEALL per namespace drawn in, so markers of the previous response never linger.
 """
@@ -43,7 +46,7 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
     mug / the red lego brick": two boxes and labels at one pose are unreadable. The command's
     phrase, its target first, draws it; an answer's phrase only when no command phrase is there.
     """
-    out = clear_markers(response.header, namespace)
+    out = clear_markers(response.header, namespace, response.request_id)
     answer, prompt = list(response.phrases), list(response.prompt_phrases)
     target = int(response.target)
     landmarks = {int(response.landmark), int(response.second_landmark)} - {-1}  # "between" has two
@@ -72,7 +75,7 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
         size = [max(float(v), MIN_SIZE_M) if math.isfinite(v) else MIN_SIZE_M
                 for v in (phrase.size.x, phrase.size.y, phrase.size.z)]
         box = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i,
-                     type=Marker.CUBE, action=Marker.ADD, color=colour,
+                     type=Marker.CUBE, action=Marker.ADD, color=colour, text=response.request_id,
                      scale=Vector3(x=size[0], y=size[1], z=size[2]))
         box.pose.position = Point(x=p.x, y=p.y, z=p.z)
         box.pose.orientation.w = 1.0
@@ -99,13 +102,13 @@ def _phrase(key, answer, prompt):
     return (answer if group == GROUPS[0] else prompt)[i]
 
 
-def clear_markers(header, namespace: str = NAMESPACE) -> MarkerArray:
+def clear_markers(header, namespace: str = NAMESPACE, request_id: str = "") -> MarkerArray:
     """A MarkerArray of one DELETEALL per namespace `response_markers` draws in (GROUPS under
-    `namespace`), in `header`'s frame.
+    `namespace`), in `header`'s frame, each with `request_id` as its `text`.
 
     rviz (MarkerCommon::processMessage), as visualization_msgs/Marker documents, deletes only
     the markers of a DELETEALL's `ns` when it is set, and every marker of the display when it
     is empty. One per namespace rather than one empty: the display's other markers (another
     node remapped onto the same topic with its own `namespace`) stay."""
-    return MarkerArray(markers=[Marker(header=header, ns=f"{namespace}/{group}", action=Marker.DELETEALL)
-                                for group in GROUPS])
+    return MarkerArray(markers=[Marker(header=header, ns=f"{namespace}/{group}", action=Marker.DELETEALL,
+                                       text=request_id) for group in GROUPS])

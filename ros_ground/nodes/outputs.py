@@ -22,6 +22,7 @@ class CameraOutputs:
     def __init__(self, goals):
         self._goals = goals
         self.responses, self.overlays, self.markers = {}, {}, {}
+        self._drawn = {}  # camera -> (request_id, overlay Image) drawn, for deliver to publish
 
     def create(self, node, cameras: list[str]) -> None:
         """Make every camera's publishers with `node.lifecycle_publisher` (ModelNode); the
@@ -34,26 +35,35 @@ class CameraOutputs:
             self.markers[camera] = node.lifecycle_publisher(MarkerArray, markers, LATCHED)
 
     def clear(self) -> None:
-        self.responses, self.overlays, self.markers = {}, {}, {}
+        self.responses, self.overlays, self.markers, self._drawn = {}, {}, {}, {}
 
     def deliver(self, request, response: GroundedResponse) -> None:
         """The one answer of a request (requests.Request): on its camera's `response`, then its
-        markers (markers.response_markers) on its camera's `markers`, and as its goal's result,
-        even when publishing raises (a publisher cleanup destroyed under a request that outlived
-        the wait for it): its execute callback waits for it. A failed answer's markers are the
-        DELETEALLs alone: rviz would otherwise show the last answer's boxes as this one's."""
-        publisher, markers = self.responses.get(request.camera), self.markers.get(request.camera)
+        markers (markers.response_markers, which carry its request_id) on its camera's `markers`
+        and the overlay `show` drew for it on `overlay`, and as its goal's result, even when
+        publishing raises (a publisher cleanup destroyed under a request that outlived the wait
+        for it): its execute callback waits for it. A failed answer's markers are the DELETEALLs
+        alone: rviz would otherwise show the last answer's boxes as this one's. The response
+        goes first, so a reader has it when the pictures of it come (the overlay has its
+        header's stamp, the markers its request_id)."""
+        camera = request.camera
+        publisher, markers, overlays = (self.responses.get(camera), self.markers.get(camera),
+                                        self.overlays.get(camera))
+        drawn_for, overlay = self._drawn.pop(camera, ("", None))
         try:
             if publisher is not None:
                 publisher.publish(response)
             if markers is not None:
                 markers.publish(response_markers(response))
+            if overlays is not None and overlay is not None and drawn_for == response.request_id:
+                overlays.publish(overlay)
         finally:
             if request.goal_handle is not None:
                 self._goals.finish(request.goal_handle, response)
 
     def show(self, camera: str, frame, result, response: GroundedResponse, overlay: bool) -> None:
-        """The overlay of `result` on `frame` (when `overlay`). Overlay and markers are latched
+        """Draw the overlay of `result` on `frame` (when `overlay`), which `deliver` publishes
+        after `response`. Overlay and markers are latched
         (common.LATCHED), so they are published with no subscriber too, for a viewer that starts
         later: drawing a 640x480 overlay takes ~12 ms of a 2-core CPU (`publish_overlay` turns
         it off). A failed answer, with no frame to draw on, leaves the last overlay: a picture
@@ -61,4 +71,5 @@ class CameraOutputs:
         publisher = self.overlays.get(camera)
         if overlay and publisher is not None:
             phrases = with_target(result.phrases, result.prompt_phrases, result.target)
-            publisher.publish(rgb_to_image_msg(draw_overlay(frame.rgb, phrases), frame.header))
+            self._drawn[camera] = (response.request_id,
+                                   rgb_to_image_msg(draw_overlay(frame.rgb, phrases), frame.header))
