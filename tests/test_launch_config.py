@@ -253,6 +253,41 @@ def test_rviz_config_shows_the_overlay():
     assert "/sim/clicked_point" in namespaced
 
 
+def test_rviz_config_looks_at_the_sim_scene_and_names_its_topics():
+    import math
+
+    from ros_ground import settings
+
+    manager = yaml.safe_load((ROOT / "config" / "ground.rviz").read_text())["Visualization Manager"]
+    readme = (ROOT / "README.md").read_text()
+    topics = []
+    for display in manager["Displays"]:
+        assert display["Class"].startswith("rviz_default_plugins/"), display["Class"]
+        topics += [display["Topic"]["Value"]] if "Topic" in display else []
+        topics += [display[key] for key in ("Depth Map Topic", "Color Image Topic") if key in display]
+    # each a topic of the sim graph that README's node table names
+    assert all(t.startswith("/sim/") and f"`{t.removeprefix('/sim/')}`" in readme for t in topics), topics
+    # the 3-D scene a Publish Point click lands on: depth coloured by the image, selectable
+    cloud = next(d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/DepthCloud")
+    assert (cloud["Depth Map Topic"], cloud["Color Image Topic"], cloud["Selectable"]) == (
+        "/sim/depth", "/sim/image_raw", True)
+    frame_id = next(spec.default for spec in settings.SIM_CAMERA if spec.name == "frame_id")
+    assert manager["Global Options"]["Fixed Frame"] == frame_id
+    # the view, placed by rviz's Orbit (OrbitViewController::updateCamera; yaw axis z), looks
+    # along the optical frame's +z at the objects (0.5-0.8 m ahead) with optical up (-y) up
+    view = manager["Views"]["Current"]
+    assert view["Class"] == "rviz_default_plugins/Orbit"
+    focal = [view["Focal Point"][axis] for axis in "XYZ"]
+    yaw, pitch, distance = view["Yaw"], view["Pitch"], view["Distance"]
+    position = [focal[0] + distance * math.cos(yaw) * math.cos(pitch),
+                focal[1] + distance * math.sin(yaw) * math.cos(pitch), focal[2] + distance * math.sin(pitch)]
+    look = [(f - p) / distance for f, p in zip(focal, position)]
+    up = [-look[2] * v for v in look]
+    up[2] += 1.0  # the yaw axis z, less its part along the view
+    assert 0.5 <= focal[2] <= 0.8 and look[2] > 0.9 and position[2] < 0
+    assert up[1] < 0 and abs(up[0]) < 1e-3 * abs(up[1])
+
+
 @pytest.mark.parametrize("composed", ["true", "false"])
 def test_a_sam_model_given_at_launch_drops_the_params_files_checkpoint(fake_launch, composed):
     # config/default.yaml's ViT-H checkpoint must not reach `sam_model:=sim` (a saved model
