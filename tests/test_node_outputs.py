@@ -90,9 +90,11 @@ def test_the_response_goes_first_and_its_markers_carry_its_request_id():
     drawn = sent[1][1].markers
     assert {m.text for m in drawn if m.type != m.TEXT_VIEW_FACING} == {"node-1"}
     assert [m.text for m in drawn if m.type == m.TEXT_VIEW_FACING] == ["a mug"]
-    # an answer that drew nothing (failed) publishes no overlay, and none drawn for another
+    # a request refused (busy) while another's overlay is drawn publishes none and leaves it
     sent.clear()
     outputs.show("", frame, result, response, overlay=True)
     other = result_to_msg(result, frame.header, "node-2", "Describe the scene.")
     outputs.deliver(SimpleNamespace(camera="", goal_handle=None, request_id="node-2"), other)
     assert [topic for topic, _ in sent] == ["response", "markers"]
+    outputs.deliver(request, response)
+    assert [topic for topic, _ in sent[2:]] == ["response", "markers", "overlay"]

@@ -30,7 +30,8 @@ class CameraOutputs:
         topics = (camera_topics(cameras, name) for name in ("response", "overlay", "markers"))
         for camera, response, overlay, markers in zip(cameras, *topics):
             self.responses[camera] = node.lifecycle_publisher(GroundedResponse, response, RELIABLE)
-            # not the response: a late reader of commands' answers would take an old one for its own
+            # the pictures latched, for a viewer that starts later; not the response: a client
+            # that starts later would take the last answer for the answer to its own command
             self.overlays[camera] = node.lifecycle_publisher(Image, overlay, LATCHED)
             self.markers[camera] = node.lifecycle_publisher(MarkerArray, markers, LATCHED)
 
@@ -38,36 +39,39 @@ class CameraOutputs:
         self.responses, self.overlays, self.markers, self._drawn = {}, {}, {}, {}
 
     def deliver(self, request, response: GroundedResponse) -> None:
-        """The one answer of a request (requests.Request): on its camera's `response`, then its
-        markers (markers.response_markers, which carry its request_id) on its camera's `markers`
-        and the overlay `show` drew for it on `overlay`, and as its goal's result, even when
-        publishing raises (a publisher cleanup destroyed under a request that outlived the wait
-        for it): its execute callback waits for it. A failed answer's markers are the DELETEALLs
-        alone: rviz would otherwise show the last answer's boxes as this one's. The response
-        goes first, so a reader has it when the pictures of it come (the overlay has its
-        header's stamp, the markers its request_id)."""
+        """The one answer of a request (requests.Request): on its camera's `response` and as
+        its goal's result, even when publishing raises (a publisher cleanup destroyed under a
+        request that outlived the wait for it): its execute callback waits for it. Then its
+        markers (markers.response_markers, which carry its request_id) on the camera's
+        `markers`, and the overlay `show` drew for it on `overlay`: after the response, so a
+        reader has it when its pictures come. A failed answer's markers are the DELETEALLs
+        alone: rviz would otherwise show the last answer's boxes as this one's."""
         camera = request.camera
-        publisher, markers, overlays = (self.responses.get(camera), self.markers.get(camera),
-                                        self.overlays.get(camera))
-        drawn_for, overlay = self._drawn.pop(camera, ("", None))
+        publisher = self.responses.get(camera)
         try:
             if publisher is not None:
                 publisher.publish(response)
-            if markers is not None:
-                markers.publish(response_markers(response))
-            if overlays is not None and overlay is not None and drawn_for == response.request_id:
-                overlays.publish(overlay)
         finally:
             if request.goal_handle is not None:
                 self._goals.finish(request.goal_handle, response)
+        markers, overlays = self.markers.get(camera), self.overlays.get(camera)
+        if markers is not None:
+            markers.publish(response_markers(response))
+        # taken by its own request's answer alone: a request refused meanwhile (busy) is
+        # answered from another thread while this one's is on its way
+        drawn = self._drawn.get(camera)
+        if drawn is not None and drawn[0] == response.request_id:
+            self._drawn.pop(camera, None)
+            if overlays is not None:
+                overlays.publish(drawn[1])
 
     def show(self, camera: str, frame, result, response: GroundedResponse, overlay: bool) -> None:
         """Draw the overlay of `result` on `frame` (when `overlay`), which `deliver` publishes
-        after `response`. Overlay and markers are latched
-        (common.LATCHED), so they are published with no subscriber too, for a viewer that starts
-        later: drawing a 640x480 overlay takes ~12 ms of a 2-core CPU (`publish_overlay` turns
-        it off). A failed answer, with no frame to draw on, leaves the last overlay: a picture
-        shows the scene it was drawn on, where markers would sit on the live one as current."""
+        after `response`. Overlay and markers are latched (common.LATCHED), so they are
+        published with no subscriber too, for a viewer that starts later: drawing a 640x480
+        overlay takes ~12 ms of a 2-core CPU (`publish_overlay` turns it off). A failed answer,
+        with no frame to draw on, leaves the last overlay: a picture shows the scene it was
+        drawn on, where markers would sit on the live one as current."""
         publisher = self.overlays.get(camera)
         if overlay and publisher is not None:
             phrases = with_target(result.phrases, result.prompt_phrases, result.target)
