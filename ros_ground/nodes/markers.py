@@ -4,13 +4,12 @@ A pure function of the response message, so the node only publishes what it retu
 phrase i has the overlay's colour i (ros_ground.overlay.phrase_colour); the command's own
 phrases follow on in the same palette, the target drawn opaque with a "target:" label and its
 landmark labelled with the relation ("landmark, left of:" or, where the target goes,
-"destination, behind:").
-Phrases at one position (one object) share one box and one label. The response's request_id
-is the `text` of each DELETEALL and box: rviz draws `text` for text markers alone (Marker.msg:
-"only used for text markers"), so a reader matches an array to its response with no label
-or namespace changed. Phrases without a
-position (no depth under the mask) get no marker. Every array starts with
-one DELETEALL per namespace drawn in, so markers of the previous response never linger.
+"destination, behind:"). Phrases at one position (one object) share one box and one label;
+phrases without a position (no depth under the mask) get no marker. Every array starts with
+one DELETEALL per namespace drawn in, so markers of the previous response never linger. The
+response's request_id is the `text` of each DELETEALL and box: rviz draws `text` for text
+markers alone (Marker.msg: "only used for text markers"), so a reader matches an array to its
+response with no label or namespace changed.
 """
 
 from __future__ import annotations
