@@ -12,8 +12,10 @@ segment joining the landmarks' and lies off its line by at most BETWEEN_WIDTH ti
 A superlative or ordinal on the target ("the biggest cube between ...") chooses among the
 objects between the best-scored pair of landmarks. When no three fit, the target is absent
 (as refer.resolve_pair's when its relation holds for no pair) and the landmarks are the
-best-scored pair; only without two landmarks apart, which leaves "between" nothing to be judged
-by, is the target chosen by its own scores among the other objects. Without a target (where
+best-scored pair; only without two landmarks apart, or when a landmark's colour words match
+no object (any object may then be taken for it), is the target chosen by its own scores among
+the other objects. A superlative takes the best-scored pair that some allowed object stands
+between. Without a target (where
 to put something: "between the mug and the duck", "between the two mugs") the two landmarks
 alone, apart, by their summed scores.
 """
@@ -89,7 +91,7 @@ def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: n
     found = [scored_landmark(rgb, masks, heat, text, after, sized, min_colour,
                              None if given is None else per_mask(given, len(masks), "landmark scores"),
                              bonus) for heat, text, given, after in landmarks]
-    (ok_a, a_scores), (ok_b, b_scores) = (found * 2)[:2] if len(found) == 1 else found[:2]
+    (ok_a, a_scores, named_a), (ok_b, b_scores, named_b) = (found * 2)[:2] if len(found) == 1 else found[:2]
     apart = (overlap_matrix(masks) <= MAX_PAIR_IOU) & ~np.eye(len(masks), dtype=bool)
     pairs = sorted(((a_scores[j] + b_scores[k], int(j), int(k)) for j in np.flatnonzero(ok_a)
                     for k in np.flatnonzero(ok_b) if apart[j, k]), reverse=True)
@@ -98,12 +100,20 @@ def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: n
     centres = mask_centres(masks)
     after = after_text.replace(landmarks[-1][1], " ", 1) if len(landmarks) > 1 else after_text
     superlative = superlative_of(target_text, after, landmarks[0][1])
+    named = named_a and named_b  # else a landmark may be any object: "between" says little
     if superlative is not None and pairs:
-        _, j, k = pairs[0]
-        clear = ok & apart[j] & apart[k]
-        holding = clear & np.array([between(c, centres[j], centres[k]) for c in centres])
-        if not holding.any():  # "the biggest cube between the mug and the duck" with none there
-            return None, j, k
+        # among the objects between the best-scored two landmarks that any allowed one stands between
+        for _, j, k in pairs:
+            clear = ok & apart[j] & apart[k]
+            holding = clear & np.array([between(c, centres[j], centres[k]) for c in centres])
+            if holding.any():
+                break
+        else:
+            _, j, k = pairs[0]
+            if named:  # "the biggest cube between the mug and the duck" with none there
+                return None, j, k
+            clear = ok & apart[j] & apart[k]
+            holding = clear if clear.any() else ok
         return extreme(superlative, masks, holding, centres, stability, kind_scores,
                        ordinal_of(target_text, after_text), rgb), j, k
     chosen, best_score = None, -np.inf
@@ -113,9 +123,12 @@ def resolve_between(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: n
                 chosen, best_score = (int(i), j, k), total + scores[i]
     if chosen is not None:
         return chosen
-    if pairs:  # no three fit: nothing stands between the best two landmarks
+    if pairs and named:  # no three fit: nothing stands between the best two landmarks
         return None, *pairs[0][1:]
-    # no two landmarks apart: the target among the objects clear of the one found
-    j = best_of(ok_a, a_scores)
-    clear = ok & (apart[j] if j is not None else True)
-    return best_of(clear if clear.any() else ok, scores), j, None
+    # no two landmarks apart, or their words matched nothing: the target among the other objects
+    j, k = pairs[0][1:] if pairs else (best_of(ok_a, a_scores), None)
+    clear = ok.copy()
+    for landmark in (j, k):
+        if landmark is not None:
+            clear &= apart[landmark]
+    return best_of(clear if clear.any() else ok, scores), j, k

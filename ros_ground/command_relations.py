@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from ros_ground.command import (
     AND,
     CARRYING_VERBS,
+    COMMAND_VERBS,
+    LOOKING_VERBS,
     PLACEMENT_VERBS,
     SPATIAL_WORDS,
     command_phrases,
@@ -61,7 +63,8 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
         # "the nearest cube *to the duck*" reads as "the cube nearest to the duck"
         return target + 1, "near", f" nearest to {text[chunks[target + 1].char_start:]}", False
     for first in (target - 1, target - 2):  # "between the duck and the tray, grab the cube": two
-        if first < 0 or (first < target - 1 and second_of(text, chunks, first) != target - 1):
+        if first < 0 or (first < target - 1 and second_of(text, chunks, first) != target - 1) or \
+                text[chunks[first].root_start:chunks[first].root_end].lower() in _NOT_THINGS:
             continue
         fronted = fronted_relation(text, chunks[first], chunk, chunks[target - 1])
         # "left of the tray is a mug" reads as "a mug left of the tray"
@@ -102,9 +105,23 @@ _TO = re.compile(r"\s*to\s*", re.IGNORECASE)
 # tray *is* a mug", "behind the box*, there are* two cubes") or the words of the clause that
 # names it ("left of the tray*, pick up* the mug", "*, can you grab* the cube")
 _COPULA_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*", re.IGNORECASE)
-_CLAUSE_GAP = re.compile(r",?[^,.;:!?]*")
+# a clause that asks the robot to act: a verb of acting or looking, after words of a request
+# ("*can you* grab", "*I want you to* put"), or, after a pause, a question; not one with a
+# subject of its own ("left of the tray *there is nothing so* pick up the mug", "*I put* ...")
+_ACTING = sorted(COMMAND_VERBS | set(CARRYING_VERBS) | LOOKING_VERBS
+                 | set("collect retrieve touch tap rotate turn raise remove reach".split()))
+_ASKING = (r"(?:(?:please|kindly|now|then|just|so|and|also|carefully|gently|go(?:\s+ahead\s+and)?|"
+           r"(?:can|could|would|will)\s+you(?:\s+please)?|i\s+(?:want|need|would\s+like|['\u2019]d\s+like)"
+           r"\s+you\s+to|you\s+(?:should|can|could|must|need\s+to))\s+)*(?:" + "|".join(_ACTING) + r")\b")
+_CLAUSE_GAP = re.compile(r"\s*(?:(?:[,:\-\u2013\u2014]|\.\.\.|\u2026)\s*(?:(?:what|which|where|how|is|are|do|"
+                         r"does)\b|" + _ASKING + r")|" + _ASKING + r")[^,.;:!?]*", re.IGNORECASE)
 # what may open a sentence before a fronted relation: "*OK, so* left of the tray, ..."
-_FILLERS = re.compile(r"\s*(?:(?:ok(?:ay)?|so|now|and|then|right|alright|um+|uh+|hey)[\s,]+)*", re.IGNORECASE)
+_FILLERS = re.compile(r"\s*(?:(?:ok(?:ay)?|so|now|and|then|right|alright|well|please|um+|uh+|hey|"
+                      r"(?:hey\s+)?robot)[\s,]+)*", re.IGNORECASE)
+# nouns after relation words that name no thing in view: "*behind schedule*, grab the mug",
+# "*near the end*", "*between the meetings*"
+_NOT_THINGS = frozenset("schedule end time times meeting meetings moment moments while day days week "
+                        "weeks way ways beginning start".split())
 _OPENING = re.compile(r"(?:^|.*[.;:!?])" + _FILLERS.pattern, re.IGNORECASE | re.DOTALL)
 
 

@@ -14,7 +14,8 @@ where the model looked, and three kinds can be checked on the proposals without 
   nearer objects on a table reaching lower in the picture), maximising the two phrases' summed
   scores (below); with no such pair the target is absent ("the red cube right of the blue
   cube" with every red cube left of it: acting on one would do what the command rules out),
-  the landmark the best-scored one; the wordings are spatial_words.RELATIONS, after an
+  the landmark the best-scored one, unless the landmark's colour words matched no object (any
+  may then be taken for it: the target by its own scores); the wordings are spatial_words.RELATIONS, after an
   optional adverb ("*right* behind"). Nearness ("the mug *next to* the duck", "beside",
   "nearest to") ranks instead: the landmark by its own scores, then, of the target's kind (as
   for a superlative), the object whose centroid column and lowest row are nearest the
@@ -161,16 +162,17 @@ def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
 def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.ndarray,
            min_colour: float, after_text: str = "", shares: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
-    """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored),
-    given `sized`, the masks' `object_sized`, and `shares`, the `_colour_shares` of the colours
-    the phrase names if computed (one pass over the masks for every phrase)."""
+    """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored,
+    whether they were not: True too when the phrase names no colour), given `sized`, the masks'
+    `object_sized`, and `shares`, the `_colour_shares` of the colours the phrase names if
+    computed (one pass over the masks for every phrase)."""
     named, ruled_out = judged_colours(rgb, phrase, after_text)
     shares = _colour_shares(rgb, masks, named) if shares is None else shares
     keep = sized & (shares >= min_colour).all(axis=0) \
         & (_colour_shares(rgb, masks, ruled_out) < min_colour).all(axis=0)
     if keep.any():
-        return keep, _mean_share(shares)
-    return sized, np.zeros(len(masks))
+        return keep, _mean_share(shares), True
+    return sized, np.zeros(len(masks)), not (named or ruled_out)
 
 
 def absent(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, scores: np.ndarray | None,
@@ -231,7 +233,7 @@ def scored_target(rgb, masks, heat, text, after, max_area, min_colour, scores, s
     if not len(masks):
         return None
     sized = object_sized(masks, max_area)
-    ok, colour = _words(rgb, masks, text, sized, min_colour, after)
+    ok, colour, _ = _words(rgb, masks, text, sized, min_colour, after)
     if not ok.any():
         return None
     if any_object:
@@ -243,11 +245,14 @@ def scored_target(rgb, masks, heat, text, after, max_area, min_colour, scores, s
 
 def scored_landmark(rgb, masks, heat, text, after, sized, min_colour, scores, bonus):
     """(bool [N], the masks a landmark phrase's words allow; float [N], its `scores`, or the
-    attention scores of `heat` when None, with the stability gain `bonus` and the colour gain)."""
-    ok, colour = _words(rgb, masks, text, sized, min_colour, after)
+    attention scores of `heat` when None, with the stability gain `bonus` and the colour gain;
+    whether its colour words matched a mask, so the landmark is the object they name: with
+    "the green tray" matching none, any object may be taken for it, and a relation that holds
+    for no pair says nothing of the target)."""
+    ok, colour, matched = _words(rgb, masks, text, sized, min_colour, after)
     if scores is None:
         scores = score_entities(heat, list(masks))
-    return ok, scores + bonus + COLOUR_WEIGHT * colour
+    return ok, scores + bonus + COLOUR_WEIGHT * colour, matched
 
 
 def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.ndarray,
@@ -301,8 +306,9 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
     best = int(np.flatnonzero(ok)[int(np.argmax(scores[ok]))])
     if not paired:
         return best, None
-    ok_landmark, landmark_scores = scored_landmark(rgb, masks, landmark_heat, landmark_text, landmark_after,
-                                                    sized, min_colour, landmark_scores, bonus)
+    ok_landmark, landmark_scores, named = scored_landmark(rgb, masks, landmark_heat, landmark_text,
+                                                           landmark_after, sized, min_colour, landmark_scores,
+                                                           bonus)
 
     def pair(i: int, j: int) -> bool:  # two objects, related as the words say
         return (i != j and _holds(relation, centres[i], centres[j])
@@ -318,15 +324,17 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
         others = np.flatnonzero(ok & np.array([pair(i, j) for i in range(len(masks))], dtype=bool))
         target = _nearest(others, j, centres, kind_scores)
         return (best, best_landmark(best)) if target is None else (target, j)
-    if superlative is not None:  # "the leftmost cube behind the tray": among those behind it
-        j = best_landmark()
-        holding = ok & np.array([j is not None and pair(i, j) for i in range(len(masks))], dtype=bool)
-        if j is None:  # no landmark to judge by: the superlative alone
-            holding = ok
-        elif not holding.any():  # "the leftmost cube behind the tray" with none behind it
-            return None, j
-        elif relation == "near":  # "the big mug next to the tray": of those near it
-            holding = _near_to(holding, j, centres)
+    if superlative is not None:  # "the leftmost cube behind the tray": among those behind it,
+        # of the best-scored landmark that any allowed object stands so to
+        j, holding = best_landmark(), ok
+        for k in sorted(np.flatnonzero(ok_landmark), key=lambda k: -landmark_scores[k]):
+            held = ok & np.array([pair(i, k) for i in range(len(masks))], dtype=bool)
+            if held.any():
+                j, holding = int(k), (_near_to(held, k, centres) if relation == "near" else held)
+                break
+        else:
+            if j is not None and named:  # "the leftmost cube behind the tray" with none behind it
+                return None, j
         target = extreme(superlative, masks, holding, centres, stability, kind_scores, rank, rgb)
         return target, (j if target != j else best_landmark(target))
     chosen, best_score = None, -np.inf
@@ -335,9 +343,11 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
             total = scores[i] + landmark_scores[j]
             if total > best_score and pair(i, j):
                 chosen, best_score = (int(i), int(j)), total
-    if chosen is None and ok_landmark.any():  # no pair the relation holds for: no target
+    if chosen is not None:
+        return chosen
+    if named and ok_landmark.any():  # no pair the relation holds for: no target
         return None, best_landmark()
-    return chosen if chosen is not None else (best, None)
+    return best, best_landmark(best)  # the landmark's words matched nothing: the target by its own
 
 
 def best_of(allowed: np.ndarray, scores: np.ndarray) -> int | None:

@@ -94,3 +94,16 @@ def test_without_a_target_the_two_places_are_two_objects():
     plural = [(both, "the two red cubes", None, "")]
     assert set(resolve_between(rgb, masks, None, "", "", plural)[1:]) == {0, 2}
     assert resolve_between(rgb, [], None, "", "", places) == (None, None, None)
+
+
+def test_a_superlative_takes_the_best_pair_some_object_stands_between():
+    """"the biggest cube between the mug and the duck": a red thing scoring a little better as
+    "the mug" has nothing between it and the duck, so the pair with the real mug is taken
+    (the best pair alone made the cube absent)."""
+    rgb, masks = _scene([("red", 2, 20), ("yellow", 78, 20), ("blue", 40, 22), ("red", 78, 45)])
+    heat = _heat_on(masks[2])
+    mug = (_heat_on(masks[0]), "the mug", np.array([0.5, 0.0, 0.0, 0.55]), " and the duck.")
+    duck = (_heat_on(masks[1]), "the duck", np.array([0.0, 0.6, 0.0, 0.0]), ".")
+    scores = np.array([0.0, 0.0, 0.6, 0.0])
+    assert resolve_between(rgb, masks, heat, "the biggest cube", "", [mug, duck], scores=scores) == (2, 0, 1)
+    assert resolve_between(rgb, masks, heat, "the cube", "", [mug, duck], scores=scores) == (2, 0, 1)

@@ -718,3 +718,35 @@ def test_colour_words_are_not_judged_on_a_frame_without_colour():
     assert not has_colour(frame)
     frame[100:140, 100:140] = (200, 30, 30)  # a red mug: 2% more
     assert has_colour(frame)
+
+
+def test_a_superlative_takes_the_best_landmark_some_object_stands_so_to():
+    """"the biggest mug behind the tray": a thing at the very back scoring a little better as
+    "the tray" has no mug behind it, so the tray (next best) is the landmark, not 'absent'."""
+    rgb, masks = _scene([("black", 40, 40), ("red", 10, 15), ("red", 70, 15), ("yellow", 45, 0)])
+    masks[2][15:25, 60:70] = True  # the mug at the right is the bigger one
+    rgb[masks[2]] = COLOURS["red"]
+    ts, ls = np.array([0.1, 0.6, 0.6, 0.1]), np.array([0.50, 0.1, 0.1, 0.52])
+    args = (rgb, masks, _heat_on(masks[1]))
+    assert resolve_pair(*args, "the biggest mug", " behind the tray.", _heat_on(masks[0]), "the tray",
+                        scores=ts, landmark_scores=ls) == (2, 0)
+    # no mug behind the duck, the one yellow thing: absent
+    assert resolve_pair(*args, "the biggest mug", " behind the yellow duck.", _heat_on(masks[3]),
+                        "the yellow duck", scores=ts, landmark_scores=ls)[0] is None
+
+
+def test_a_landmark_whose_colour_matches_nothing_leaves_the_target_its_own_choice():
+    """"the red mug in front of the green tray" where no object-sized mask is green (the tray
+    fills too much of the frame to be one): any object could be taken for the landmark, so a
+    relation that holds for no pair says nothing of the target, which its own words choose."""
+    rgb, masks = _scene([("red", 40, 30), ("blue", 10, 50)])  # the blue cube nearest the camera
+    tray = np.zeros((H, W), bool)
+    tray[2:26, 20:85] = True  # 29% of the frame: over MAX_AREA
+    rgb[tray & ~masks[1]] = COLOURS["green"]
+    masks.append(tray)
+    got = resolve_pair(rgb, masks, _heat_on(masks[0]), "the red mug", " in front of the green tray.",
+                       _heat_on(tray), "the green tray")
+    assert got[0] == 0
+    # a landmark named in a colour some object has: no pair, no target
+    assert resolve_pair(rgb, masks, _heat_on(masks[0]), "the red mug", " in front of the blue cube.",
+                        _heat_on(masks[1]), "the blue cube")[0] is None
