@@ -5,7 +5,8 @@ import pytest
 from rosbags.rosbag2 import Reader, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ros_ground.sim.bag import image_topics, read_images, write_scenes
+from ros_ground.image_encode import ImageEncodeError
+from ros_ground.sim.bag import image_message, image_topics, read_images, write_scenes
 from ros_ground.sim.scene import generate_scene
 
 START = 1_700_000_000_123_456_789
@@ -41,6 +42,21 @@ def test_camera_info_written(tmp_path, scenes):
     assert list(info.k) == [fx, 0, cx, 0, fy, cy, 0, 0, 1]
     assert (info.width, info.height, info.header.frame_id) == (320, 240, "cam")
     assert info.header.stamp.sec * 10**9 + info.header.stamp.nanosec == START
+
+
+@pytest.mark.parametrize("image", [np.full((2, 3, 3), 0.8), np.full((2, 3, 3), 300),
+                                   np.zeros((2, 3), np.uint8)])
+def test_image_message_refuses_what_a_cast_would_corrupt(image):
+    # a float image in 0..1 cast to uint8 goes out black, 300 wraps to 44: refuse, as encode_rgb8 does
+    with pytest.raises(ImageEncodeError, match="HxWx3 uint8"):
+        image_message(image, START, "cam")
+
+
+def test_image_message_keeps_the_pixels():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)[:, ::-1]  # not contiguous
+    msg = image_message(rgb, START, "cam")
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (2, 3, 9, "rgb8")
+    assert bytes(msg.data) == np.ascontiguousarray(rgb).tobytes()
 
 
 def _foreign_bag(path, frames):

@@ -22,6 +22,7 @@ from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
 from ros_ground.image_codec import image_to_depth, image_to_rgb
+from ros_ground.image_encode import encode_rgb8
 from ros_ground.spatial import pinhole_matrices
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -79,13 +80,14 @@ def _header(stamp_ns: int, frame_id: str):
 
 
 def image_message(rgb: np.ndarray, stamp_ns: int, frame_id: str):
-    """An rgb8 sensor_msgs/Image (rosbags object) of an HxWx3 uint8 image."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
-    height, width = rgb.shape[:2]
+    """An rgb8 sensor_msgs/Image (rosbags object) of an HxWx3 uint8 image.
+
+    Raises ImageEncodeError (a ValueError) for another shape or dtype, as encode_rgb8 does.
+    """
+    height, width, step, data = encode_rgb8(rgb)
     return _TYPESTORE.types[IMAGE](header=_header(stamp_ns, frame_id), height=height, width=width,
-                                   encoding="rgb8", is_bigendian=0, step=width * 3, data=rgb.reshape(-1))
+                                   encoding="rgb8", is_bigendian=0, step=step,
+                                   data=np.frombuffer(data, dtype=np.uint8))
 
 
 def camera_info_message(intrinsics: Sequence[float], width: int, height: int, stamp_ns: int, frame_id: str):
