@@ -13,6 +13,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ros_ground.image_files import save_png  # noqa: E402
 from ros_ground.sim.scene import generate_scene  # noqa: E402
 
 SEED = 3  # held out of training (its seeds start at 100000): a teddy bear, two ducks, a green mug, ...
@@ -21,9 +22,12 @@ SEED = 3  # held out of training (its seeds start at 100000): a teddy bear, two 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     scene = generate_scene(SEED)
-    cv2.imwrite(str(out / "scene.png"), cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR))
-    depth_mm = np.where(np.isfinite(scene.depth) & (scene.depth > 0), scene.depth * 1000.0, 0.0)
-    cv2.imwrite(str(out / "depth.png"), np.clip(np.rint(depth_mm), 0, 65535).astype(np.uint16))
+    save_png(out / "scene.png", scene.rgb)
+    depth = scene.sensor_depth()  # NaN where the ray hit nothing (the renderer's far plane)
+    depth_mm = np.where(np.isfinite(depth) & (depth > 0), depth * 1000.0, 0.0)
+    # save_png writes RGB only; a 16-bit single-channel PNG goes through OpenCV directly
+    if not cv2.imwrite(str(out / "depth.png"), np.clip(np.rint(depth_mm), 0, 65535).astype(np.uint16)):
+        raise OSError(f"could not write {out / 'depth.png'}")
     fx, fy, cx, cy = scene.intrinsics
     height, width = scene.rgb.shape[:2]
     k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]

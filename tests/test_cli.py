@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_ground.image_files import load_rgb, save_png
+from ros_ground.image_files import load_depth, load_rgb, save_png
 from ros_ground.rle import rle_to_mask
 
 
@@ -414,6 +414,16 @@ def test_the_readmes_sample_scene_grounds_its_command_in_3d():
     x, y, w, h = target["bbox"]
     assert abs(x - 145) <= 3 and abs(y - 119) <= 3 and abs(w - 28) <= 3 and abs(h - 45) <= 3
     assert abs(target["position"][2] - 0.619) < 0.02  # metres from the camera
+
+
+def test_the_sample_depth_has_no_return_where_the_ray_hit_nothing():
+    """docs/sample/depth.png is what a depth camera sends: 0 where nothing reflected, never the
+    renderer's far plane, which `ground --depth` would take for a surface 5 m away."""
+    from ros_ground.sim.camera import FAR
+
+    depth = load_depth(Path(__file__).resolve().parent.parent / "docs" / "sample" / "depth.png")
+    assert np.isnan(depth).any()
+    assert np.nanmax(depth) < FAR * 0.999
 
 
 def _parser_of(main, monkeypatch, argv=()):
