@@ -5,7 +5,8 @@ docstring (a line starting with "Over 400 lines:"); no module imports another mo
 name (`from ros_ground.x import _name`) or reaches one through the module
 (`x._name`, `ros_ground.x._name`), nor calls a private method of an object it did not define
 (`engine._read_views()` outside engine.py; `self._name()` and names the module defines itself
-are its own); the runtime pipeline reaches no evaluation module and SAM no LMM module.
+are its own); the runtime pipeline reaches no evaluation module and SAM no LMM module; nothing
+outside ros_ground/nodes/ imports ROS or the ROS shells.
 """
 
 import ast
@@ -164,6 +165,75 @@ def test_layers_import_downwards():
     assert not {m for m in reachable("ros_ground.sam")
                 if m in ("ros_ground.lmm", "ros_ground.lmm_tokens", "ros_ground.attention")
                 or m.startswith("ros_ground.lmm.")}
+
+
+# packages that exist only in a ROS install (the core runs, and its tests pass, from PyPI alone);
+# message, service and interface packages are told by their suffix
+ROS_ONLY = frozenset(("rclpy", "launch", "launch_ros", "builtin_interfaces", "rosidl_runtime_py",
+                      "cv_bridge", "message_filters", "tf2_ros", "ament_index_python"))
+
+
+def _ros_only(name: str) -> bool:
+    top = name.split(".")[0]
+    return (top in ROS_ONLY or top.endswith(("_msgs", "_srvs", "_interfaces"))
+            or name == "ros_ground.nodes" or name.startswith("ros_ground.nodes."))
+
+
+def ros_imports(path: Path) -> list[str]:
+    """Where the module at `path` imports ROS (rclpy, launch, a message package) or a ROS shell
+    (ros_ground.nodes), at module level or inside a function."""
+    current = _dotted(path)
+    is_package = path.name == "__init__.py"
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            source = _resolve(node.module, node.level, current, is_package)
+            names = [source, *(f"{source}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        ros = [name for name in names if _ros_only(name)]
+        if ros:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ros[0]}")
+    return found
+
+
+def _core_modules() -> list[Path]:
+    return [path for path in _modules() if "nodes" not in path.relative_to(PACKAGE).parts]
+
+
+def test_the_core_imports_no_ros():
+    """The architecture's rule: everything under ros_ground/ but nodes/ runs without ROS, so
+    nothing there imports rclpy, launch, a message package or the ROS shells, not even lazily."""
+    found = [use for path in _core_modules() for use in ros_imports(path)]
+    assert not found, "ROS imported by the ROS-free core:\n" + "\n".join(found)
+
+
+def test_the_ros_import_check_catches_each_form(tmp_path, monkeypatch):
+    package = tmp_path / "ros_ground"
+    (package / "sub").mkdir(parents=True)
+    user = package / "sub" / "user.py"
+    user.write_text(
+        "import os\n"
+        "import rclpy\n"
+        "from rclpy.node import Node\n"
+        "import sensor_msgs.msg as sm\n"
+        "from example_interfaces.srv import AddTwoInts\n"
+        "from ros_ground_msgs.msg import Phrase\n"
+        "from launch_ros.actions import Node\n"
+        "import launch\n"
+        "def lazy():\n"
+        "    from ros_ground.nodes import common\n"
+        "    import ros_ground.nodes.grounding_node\n"
+        "    from ..nodes.common import qos\n"
+        "    from ros_ground import nodes\n"
+        "from ros_ground import masks\n"
+        "from rosbags.highlevel import AnyReader\n"
+        "import launcher\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    lines = sorted({int(use.split(":")[1]) for use in ros_imports(user)})
+    assert lines == [2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13]
 
 
 def test_readmes_layout_names_every_module():
