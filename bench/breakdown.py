@@ -11,10 +11,6 @@ upsampling, RLE, message building, publishing and the overlay the node publishes
 
 from __future__ import annotations
 
-import cProfile
-import io
-import itertools
-import pstats
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import ROOT, log, median, tabletop_image
+from bench.frame_profile import profile_buckets, profile_frame
 
 PROMPT = "Describe the scene."
 
@@ -307,53 +304,6 @@ def build_default_engine(params: dict | None = None, lmm=None):
     return engine
 
 
-def profile_frame(engine, image, key, top: int = 25) -> str:
-    """cProfile of one grounded response: the functions with the most time of their own."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    engine.ground(image, PROMPT, image_key=key)
-    profiler.disable()
-    stream = io.StringIO()
-    stats = pstats.Stats(profiler, stream=stream)
-    stats.sort_stats("tottime").print_stats(top)
-    text = stream.getvalue()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    start = next((i for i, ln in enumerate(lines) if "ncalls" in ln), 0)
-    return "\n".join(lines[max(0, start - 2):])
-
-
-def profile_buckets(engine, image, key) -> dict:
-    """Own time of one response grouped by where the code lives (torch, transformers, ...)."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    engine.ground(image, PROMPT, image_key=key)
-    profiler.disable()
-    stats = pstats.Stats(profiler)
-    buckets: dict[str, float] = defaultdict(float)
-    for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
-        buckets[_bucket(filename, func)] += tottime * 1e3
-    return dict(sorted(buckets.items(), key=lambda kv: -kv[1]))
-
-
-def _bucket(filename: str, func: str) -> str:
-    f = filename.replace("\\", "/")
-    if filename == "~":  # C functions: name them by what they are
-        name = func
-        if "torch" in name or name.startswith("<method") and "Tensor" in name:
-            return "torch C kernels / ops"
-        return "builtins (C)"
-    for key, label in (("/transformers/generation/", "transformers generate loop"),
-                       ("/transformers/", "transformers (modules, masks, cache)"),
-                       ("/torch/", "torch python"), ("/spacy/", "spaCy"), ("/thinc/", "spaCy"),
-                       ("/segment_anything/", "segment_anything python"),
-                       ("/tokenizers/", "tokenizer"), ("/ros_ground/", "ros_ground python"),
-                       ("/PIL/", "image processing (PIL/numpy)"),
-                       ("/numpy/", "image processing (PIL/numpy)")):
-        if key in f:
-            return label
-    return "other python"
-
-
 def run_breakdown(quick: bool, publisher: Publisher | None = None, frames: int | None = None,
                   profile: bool = True) -> dict:
     params = sim_params()
@@ -382,8 +332,8 @@ def run_breakdown(quick: bool, publisher: Publisher | None = None, frames: int |
     out["what_if"] = what_if(engine, image, ("frame", frames_n - 1), frames[-1]["_result"],
                              reps=3 if quick else 10)
     if profile and not quick:
-        out["profile_top"] = profile_frame(engine, image, ("profile", 0))
-        out["profile_buckets_ms"] = profile_buckets(engine, image, ("profile", 1))
+        out["profile_top"] = profile_frame(engine, image, ("profile", 0), PROMPT)
+        out["profile_buckets_ms"] = profile_buckets(engine, image, ("profile", 1), PROMPT)
     del engine.prefetch  # the class default again, for the sections that reuse the engine
     out["_engine"] = engine  # reused by the embedding measurement; not serialised
     return out
@@ -391,7 +341,7 @@ def run_breakdown(quick: bool, publisher: Publisher | None = None, frames: int |
 
 def run_breakdown_mid(quick: bool, publisher: Publisher | None = None) -> dict | None:
     """The same pipeline with the mid-size LMM in place of the tiny one (a realistic ratio)."""
-    from bench.models import mid_config  # noqa: F401  (documented shape)
+    from bench.models import mid_adapter
 
     adapter = mid_adapter()
     engine = build_default_engine(lmm=adapter)
@@ -406,59 +356,6 @@ def run_breakdown_mid(quick: bool, publisher: Publisher | None = None) -> dict |
     out = summarise(frames)
     out["text_sample"] = frames[-1]["_result"].text
     return out
-
-
-def mid_adapter():
-    """An LMMAdapter over the mid-size random LLaVA with a LLaVA-1.5-style processor (336 px,
-    576 image tokens) whose word-level tokenizer covers the model's 32064-entry vocabulary."""
-    import torch
-    from transformers import CLIPImageProcessor, LlavaProcessor
-
-    from bench.models import build_random_llava
-    from ros_ground.lmm import LMMAdapter
-    from ros_ground.tiny import CHAT_TEMPLATE
-
-    tokenizer = _wide_tokenizer(32064)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 336},
-                                         crop_size={"height": 336, "width": 336},
-                                         do_center_crop=True)
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                               patch_size=14, vision_feature_select_strategy="default",
-                               num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
-    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    bm = build_random_llava("mid")
-    bm.model.config.image_token_id = image_token_id
-    bm.model.generation_config.eos_token_id = tokenizer.eos_token_id
-    bm.model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return LMMAdapter("mid-random", bm.model, processor, torch.device("cpu"), torch.float32)
-
-
-def _wide_tokenizer(vocab_size: int):
-    """The tiny model's tabletop word tokenizer, padded to `vocab_size` with two-word tokens
-    ("red mug") so every id a random model emits decodes to tabletop words spaCy can parse."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from ros_ground.tiny import SPECIAL_TOKENS, build_tokenizer
-
-    base = build_tokenizer()
-    vocab = dict(sorted(base.get_vocab().items(), key=lambda kv: kv[1]))
-    words = [w for w in vocab if w not in SPECIAL_TOKENS and w.isalpha()]
-    fillers = itertools.chain(itertools.product(words, repeat=2),
-                              itertools.product(words, repeat=3))
-    for combo in fillers:  # fillers are multi-word tokens ("red mug"): decoded text stays words
-        if len(vocab) >= vocab_size:
-            break
-        vocab.setdefault(" ".join(combo), len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    tok.add_special_tokens(list(SPECIAL_TOKENS))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-        pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
-        chat_template=base.chat_template, padding_side="left")
 
 
 __all__ = ["run_breakdown", "run_breakdown_mid", "sim_params", "ForwardTimer", "np"]

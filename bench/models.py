@@ -13,6 +13,7 @@ Variants of one greedy generation with a fixed token count (min_new_tokens = max
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -194,3 +195,54 @@ def _adapter_generate(bm: BenchModel, new_tokens: int):
     finally:
         del adapter._generation_config
     return seconds, len(gen.token_ids), gen.image_maps
+
+
+def mid_adapter():
+    """An LMMAdapter over the mid-size random LLaVA with a LLaVA-1.5-style processor (336 px,
+    576 image tokens) whose word-level tokenizer covers the model's 32064-entry vocabulary."""
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    from ros_ground.lmm import LMMAdapter
+    from ros_ground.tiny import CHAT_TEMPLATE
+
+    tokenizer = _wide_tokenizer(32064)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 336},
+                                         crop_size={"height": 336, "width": 336},
+                                         do_center_crop=True)
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                               patch_size=14, vision_feature_select_strategy="default",
+                               num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    bm = build_random_llava("mid")
+    bm.model.config.image_token_id = image_token_id
+    bm.model.generation_config.eos_token_id = tokenizer.eos_token_id
+    bm.model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return LMMAdapter("mid-random", bm.model, processor, torch.device("cpu"), torch.float32)
+
+
+def _wide_tokenizer(vocab_size: int):
+    """The tiny model's tabletop word tokenizer, padded to `vocab_size` with two-word tokens
+    ("red mug") so every id a random model emits decodes to tabletop words spaCy can parse."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from ros_ground.tiny import SPECIAL_TOKENS, build_tokenizer
+
+    base = build_tokenizer()
+    vocab = dict(sorted(base.get_vocab().items(), key=lambda kv: kv[1]))
+    words = [w for w in vocab if w not in SPECIAL_TOKENS and w.isalpha()]
+    fillers = itertools.chain(itertools.product(words, repeat=2),
+                              itertools.product(words, repeat=3))
+    for combo in fillers:  # fillers are multi-word tokens ("red mug"): decoded text stays words
+        if len(vocab) >= vocab_size:
+            break
+        vocab.setdefault(" ".join(combo), len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+        pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
+        chat_template=base.chat_template, padding_side="left")

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import run as bench_run  # noqa: E402
+from bench import targets as bench_targets  # noqa: E402
 from bench.common import blob_masks, machine_info, p50_p99, tabletop_image  # noqa: E402
 from bench.transport import codec_timing, wire_sizes  # noqa: E402
 
@@ -197,8 +198,8 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
                                 "prefill_capture_over_plain": 1.04}},
     }
     results = bench_run.assemble(details, machine_info(), quick=True, timings={"total": 1.0})
-    assert bench_run.validate(results) == []
-    for key in bench_run.REQUIRED_KEYS:
+    assert bench_targets.validate(results) == []
+    for key in bench_targets.REQUIRED_KEYS:
         assert key in results
     assert set(results["transport_latency_ms"]) == {"rle", "image"}
     assert set(results["transport_latency_ms"]["rle"]) == {"p50", "p99"}
@@ -227,7 +228,7 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
            "machine": {"date_utc": "2026-01-01 00:00 UTC", "torch": "9.9", "transformers": "8.8"}}
     with_gpu = bench_run.assemble(details, machine_info(), quick=True, timings={"total": 1.0},
                                   gpu=gpu)
-    assert bench_run.validate(with_gpu) == []
+    assert bench_targets.validate(with_gpu) == []
     text = bench_run.write(with_gpu, tmp_path, quick=True)[1].read_text()
     assert "| llava7b-fp16 | NVIDIA H200 |" in text
     assert "| llava-1.5-7b shape, fp16 | GPU |" not in text
@@ -259,7 +260,7 @@ def test_previous_gpu_row_survives_or_is_absent(tmp_path):
 
 
 def test_validate_flags_missing_and_malformed_keys():
-    errors = bench_run.validate({"attention_overhead_ratio": "fast",
+    errors = bench_targets.validate({"attention_overhead_ratio": "fast",
                                  "transport_latency_ms": {"rle": {"p50": 1.0}}})
     assert any("missing key 'machine'" in e for e in errors)
     assert any("attention_overhead_ratio" in e for e in errors)
@@ -271,7 +272,7 @@ def test_written_results_match_the_schema(name):
     path = ROOT / "bench" / name
     if not path.exists():
         pytest.skip(f"bench/{name} not written yet")
-    assert bench_run.validate(json.loads(path.read_text())) == []
+    assert bench_targets.validate(json.loads(path.read_text())) == []
 
 
 def test_gpu_engine_compare_counts_answers_and_masks_of_same_text_answers():
