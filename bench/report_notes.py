@@ -106,14 +106,6 @@ def notes_section(lines, r, d):
             f"({fmt(st.get('rss_growth_second_half_mb'), 1)} MB in the second half, trend "
             f"{fmt(st.get('rss_slope_mb_per_min'), 1)} MB/min)" + soak_sentence(d) + ". "
             + spread_sentence(st, words[0] if same else None, la))
-        add("- **The executor**: the nodes spin on `ros_ground.nodes.executor.CallbackExecutor`. "
-            "On rclpy's MultiThreadedExecutor (rclpy 9) the previous full run (2026-11-29 00:46, "
-            "120 s) had a tail 3.9x its median with up to 2 requests waiting; sampling each "
-            "thread's CPU time in a 90 s soak showed seconds in which the spin thread used "
-            "0.8-0.9 s and the request 0.1-0.2 s, as that executor resubmits a callback still "
-            "waiting for a pool thread instead of waiting, holding the GIL. Two 90 s soaks with "
-            "CallbackExecutor: p99/p50 1.36 and 1.25, none waiting, spin thread 30-40 ms of CPU "
-            "per second (80 before).")
     tr = d.get("transport") or {}
     if tr:
         dm = tr.get("sizes_default_model_masks") or {}

@@ -24,8 +24,8 @@ def spread_sentence(st: dict, words: int | None, la: dict) -> str:
     if cpu_ratio > 3.0:
         return (same + f"yet the node's own CPU time per request has a p99 {fmt(cpu_ratio, 1)}x "
                 "its median: the slow requests did more work in the node process, not waiting "
-                "for a core. The cause found so far, rclpy's executor busy-looping, is fixed "
-                "(see above); sample per-thread CPU (`/proc/PID/task/*/stat`) to find another.")
+                "for a core. Sampling each thread's CPU time (`/proc/PID/task/*/stat`) shows "
+                "which thread it is (docs/MEASUREMENTS.md, \"Executor\", found one cause that way).")
     return (same + "so the spread of both wall and CPU time comes from the machine: 2 vCPUs "
             f"shared with other work (load average {fmt(la.get('min'))}-{fmt(la.get('max'))}), "
             "where even CPU time stretches when a co-runner thrashes the caches. A tail target "

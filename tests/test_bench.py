@@ -235,6 +235,20 @@ def test_reduced_run_schema(tiny_attention, masks, tmp_path):
     assert "NVIDIA H200 (2026-01-01 00:00 UTC; torch 9.9, transformers 8.8)" in text
 
 
+def test_the_report_says_only_what_its_run_measured():
+    """History (an earlier run's numbers, a fix "above") belongs in docs/MEASUREMENTS.md: a
+    rendered RESULTS.md holds this run's measurements, whichever branch of the notes it takes."""
+    from bench.report import render
+
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    stream = results["details"]["stream"]
+    stream.update(node_cpu_p99_over_p50=4.0, words_per_response_range=[7, 7])  # the node's tail
+    text = render(results, hand_run_dir=None)
+    assert "Notes" in text and "same 7-word" in text
+    for history in ("2026-11-29", "previous full run", "see above", "before)"):
+        assert history not in text, history
+
+
 def test_render_places_hand_run_sections_and_says_what_was_not_measured(tmp_path):
     from bench.report import render
 
