@@ -32,8 +32,10 @@ def percentile(values, q: float) -> float | None:
 
 
 def p50_p99(values) -> dict:
+    """{"p50", "p99", "n"} of `values` (any iterable of numbers, a generator too; read once)."""
+    values = [float(v) for v in values]
     return {"p50": _round(percentile(values, 50)), "p99": _round(percentile(values, 99)),
-            "n": len(list(values))}
+            "n": len(values)}
 
 
 def _round(value, digits: int = 3):
