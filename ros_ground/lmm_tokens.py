@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ros_ground.geometry import ImageGeometry
-from ros_ground.masks import pool_tokens
+from ros_ground.masks import mask_bbox, pool_tokens
 
 FEATURE_SOURCE = "lmm_projector"  # EntityProposals.feature_source of tokens pooled here
 
@@ -116,15 +116,14 @@ def entity_window(mask: np.ndarray, context: float) -> tuple[int, int, int, int]
     """
     if not (math.isfinite(context) and context > 0):
         raise ValueError(f"window context must be a finite number > 0, got {context}")
-    mask = np.asarray(mask)
-    height, width = mask.shape
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
+    height, width = np.shape(mask)
+    bx, by, bw, bh = mask_bbox(mask)
+    if bw == 0:
         return 0, 0, width, height
-    tall = context * max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    tall = context * max(bw, bh)
     h = min(height, max(MIN_WINDOW[1], round(tall)))
     w = min(width, max(MIN_WINDOW[0], round(tall * 4 / 3)))
-    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+    cx, cy = bx + bw / 2, by + bh / 2
     x0 = int(np.clip(round(cx - w / 2), 0, width - w))
     y0 = int(np.clip(round(cy - h / 2), 0, height - h))
     return x0, y0, int(w), int(h)

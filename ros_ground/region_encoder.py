@@ -24,6 +24,7 @@ from torch import nn
 
 from ros_ground.errors import InputError
 from ros_ground.lmm_fingerprint import KEY, lmm_sha256, trained_for
+from ros_ground.masks import mask_bbox
 
 CROP_SIZE = 32
 CROP_MARGIN = 1.5  # the crop's side over the mask box's longer side: some surroundings in view
@@ -43,12 +44,12 @@ def region_crop(image: np.ndarray, mask: np.ndarray, size: int = CROP_SIZE,
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask shape {mask.shape} differs from the image's {image.shape[:2]}")
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
+    x, y, w, h = mask_bbox(mask)
+    if w == 0:
         raise ValueError("region mask is empty")
-    side = max(4, int(np.ceil(margin * max(np.ptp(rows) + 1, np.ptp(cols) + 1))))
-    top = int((rows.min() + rows.max() + 1) // 2 - side // 2)
-    left = int((cols.min() + cols.max() + 1) // 2 - side // 2)
+    side = max(4, int(np.ceil(margin * max(h, w))))
+    top = (2 * y + h) // 2 - side // 2
+    left = (2 * x + w) // 2 - side // 2
     stack = np.dstack([image, mask.astype(np.uint8) * 255])
     pad = [max(0, -top), max(0, top + side - mask.shape[0]),
            max(0, -left), max(0, left + side - mask.shape[1])]
