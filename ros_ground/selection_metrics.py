@@ -11,10 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ros_ground.masks import iou
-from ros_ground.metrics import GTPhrase, Vocabulary, match_phrase
+from ros_ground.metrics import IOU_HIT, GTPhrase, Vocabulary, match_phrase
 from ros_ground.results import GroundedPhrase
-
-IOU_THRESHOLD = 0.5
 
 
 def selection_counts(phrases: Sequence[GroundedPhrase], gt: Sequence[GTPhrase],
@@ -33,5 +31,5 @@ def selection_counts(phrases: Sequence[GroundedPhrase], gt: Sequence[GTPhrase],
         counted += 1
         masks = [np.asarray(gt[i].mask, dtype=bool) for i in named]
         best = max(iou(phrase.mask, m) for m in [*masks, np.logical_or.reduce(masks)])
-        correct += int(best >= IOU_THRESHOLD)
+        correct += int(best >= IOU_HIT)
     return correct, counted

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 from ros_ground.evaluate.progress import scene_progress
 from ros_ground.masks import iou
-from ros_ground.metrics import Vocabulary
+from ros_ground.metrics import IOU_HIT, Vocabulary
 from ros_ground.regions import Region
 
 REGION_PROMPT = "What is this?"
@@ -65,7 +65,7 @@ def evaluate_regions(engine, scenes: int, seed: int, vocabulary: Vocabulary,
             seconds["region"] += time.perf_counter() - t0
             text = result.text
             grounded = [p for p in result.phrases if p.mask is not None and p.mask.any()]
-            counts["region_mask"][0] += bool(grounded) and iou(grounded[0].mask, obj.mask) >= 0.5
+            counts["region_mask"][0] += bool(grounded) and iou(grounded[0].mask, obj.mask) >= IOU_HIT
             counts["region_mask"][1] += 1
             said.append((obj, text, names(text, obj, vocabulary)))
             for name, (category, color) in (("region", said[-1][2]),

@@ -27,9 +27,9 @@ from ros_ground.engine import GroundingEngine
 from ros_ground.evaluate.naming import Naming, naming
 from ros_ground.evaluate.progress import scene_progress
 from ros_ground.evaluate.scenes import SIM_VOCABULARY, scene_for, scene_prompts, target_object
-from ros_ground.evaluate.targets import IOU_HIT, TargetRecord, target_record
+from ros_ground.evaluate.targets import TargetRecord, target_record
 from ros_ground.masks import iou
-from ros_ground.metrics import GTPhrase, ImageRecord, PredPhrase, TextSimilarity, evaluate_image
+from ros_ground.metrics import IOU_HIT, GTPhrase, ImageRecord, PredPhrase, TextSimilarity, evaluate_image
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.selection_metrics import selection_counts
 from ros_ground.sim.ranges import scene_set_ranges

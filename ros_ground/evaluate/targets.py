@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ros_ground.masks import iou
+from ros_ground.metrics import IOU_HIT
 from ros_ground.results import GroundingResult
 
-IOU_HIT = 0.5
 DETERMINERS = frozenset(("the", "a", "an"))
 
 

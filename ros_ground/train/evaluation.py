@@ -20,7 +20,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ros_ground.metrics import aggregate
+from ros_ground.metrics import IOU_HIT, aggregate
 from ros_ground.sam import PROPOSAL_DEFAULTS
 from ros_ground.train.data import check_eval_seeds
 
@@ -81,16 +81,16 @@ def sam_quality(segmenter, scenes: int = 100, seed: int = 0, amg_settings: dict 
         "scenes": scenes, "scene_set": scene_set, "seeds": [seed, seed + scenes - 1],
         "objects": len(inner),
         "median_object_area_px": float(np.median(areas)) if areas else 0.0,
-        "point_inner": {"miou": float(inner.mean()), "iou_ge_0.5": float((inner >= 0.5).mean()),
+        "point_inner": {"miou": float(inner.mean()), "iou_ge_0.5": float((inner >= IOU_HIT).mean()),
                         "iou_ge_0.75": float((inner >= 0.75).mean())},
         "point_random_inside": {"miou": float(random_in.mean()),
-                                "iou_ge_0.5": float((random_in >= 0.5).mean())},
+                                "iou_ge_0.5": float((random_in >= IOU_HIT).mean())},
         "point_ms_per_prompt": 1e3 * t_point / max(1, 2 * len(inner)),
         "amg": {},
     }
     for name, record in amg.items():
         best = np.array(record["best"])
-        out["amg"][name] = {"recall_iou_0.5": float((best >= 0.5).mean()),
+        out["amg"][name] = {"recall_iou_0.5": float((best >= IOU_HIT).mean()),
                             "mean_best_iou": float(best.mean()),
                             "proposals_per_scene": float(np.mean(record["count"])),
                             "seconds_per_scene": record["seconds"] / scenes}
@@ -172,7 +172,7 @@ def _referring(engine, scenes: int, seed: int, amg_params: dict, progress: bool 
         ious = [iou(p.mask, target.mask) for p in phrases]
         named = [iou(p.mask, target.mask) for p in phrases
                  if index in match_phrase(p.text, names, SIM_VOCABULARY)]
-        row = (bool(ious) and max(ious) >= 0.5, bool(named) and named[0] >= 0.5, bool(named))
+        row = (bool(ious) and max(ious) >= IOU_HIT, bool(named) and named[0] >= IOU_HIT, bool(named))
         rows[answer.variant].append(row)
         if answer.variant == "auto":
             kinds.setdefault(_expression_kind(expression), []).append(row[1])
