@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-# where weights hold data a model can run on; "meta" holds shapes alone, and torch has more
-RUNNABLE = ("cpu", "cuda", "mps", "xpu")
+# the device types the package runs its models on, as the `device` setting spells them
+# (settings._device): "meta" holds shapes alone, and mps / xpu go untested here while the loaders'
+# dtype choice, SAM's stream synchronisation and ahead.py's worker know only the CPU and CUDA
+RUNNABLE = ("cpu", "cuda")
 
 
 def resolve_device(device: str = "auto", error: type[Exception] = ValueError) -> torch.device:

@@ -31,3 +31,14 @@ def test_cuda_index_is_checked_against_the_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("name", ["mps", "xpu", "meta", "cuda:-1"])
+def test_the_loaders_refuse_what_the_setting_refuses(name):
+    # the node's `device` check (settings) and the loaders' (resolve_device) take the same names
+    from ros_ground import settings
+
+    with pytest.raises(ValueError, match="device must be auto"):
+        settings.by_name(settings.GROUNDING)["device"].check(name)
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N"):
+        resolve_device(name)
