@@ -432,8 +432,8 @@ def test_sim_time_without_a_clock_still_ages_frames_and_stamps_unstamped_ones(ru
 
 @pytest.mark.parametrize("transport", ["raw", "compressed"])
 def test_no_image_says_which_transport_to_set_after_frames_came_on_this_one(running, transport):  # noqa: F811
-    # trial-72: raw frames, then the driver restarted with compression only: NO_IMAGE said
-    # "nothing publishes on it now" and not which image_transport to set, as it did before any frame
+    # NO_IMAGE names the image_transport to set whenever only the other transport publishes,
+    # after frames came on this one (a driver restarted with compression only) as before any
     r = running(image_transport=transport, max_frame_age_s=0.5)
     jpeg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", random_rgb(48, 64))[1].tobytes())
     jpeg.header.stamp.sec = 5
@@ -460,8 +460,8 @@ def test_no_image_says_which_transport_to_set_after_frames_came_on_this_one(runn
 
 
 def test_depth_on_compressed_depth_only_is_said_in_position_error_and_warned(running):  # noqa: F811
-    # trial-72: a driver's depth on depth/compressedDepth was not subscribed, and position_error
-    # said only that no depth frame came
+    # depth published only on depth/compressedDepth (as drivers do) is named in position_error
+    # and warned about, not reported as "no depth frame came"
     r = running()
     _stream(r)
     depth = r.client.node.create_publisher(CompressedImage, "depth/compressedDepth",

@@ -97,8 +97,8 @@ def test_ask_without_server_times_out_clearly(container):
 
 
 def test_composed_nodes_asking_for_different_sams_are_warned_about(monkeypatch):
-    # trial-72: the proposal node reconfigured with sam_model tiny logged "shares SAM 'tiny' on
-    # cpu in 0.0 s" while the grounding node used 'sim': no word that nothing was shared
+    # composed nodes that ask for different SAMs share none, and the log says so rather than
+    # "shares SAM 'tiny'" while the other node uses 'sim'
     import ros_ground.sam
     from ros_ground.nodes import container as module
 

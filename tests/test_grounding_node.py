@@ -200,7 +200,7 @@ def test_a_setting_read_at_configure_says_so_when_set():
 
 def test_autostart_says_it_is_read_at_start_and_a_change_at_run_time_is_warned_about(running,
                                                                                     monkeypatch):
-    # helper-80: autostart was described "(read at configure)", but only the start reads it
+    # autostart's description says when it is read (at the node's start, not at configure)
     r = running()
     description = r.node.describe_parameter("autostart").description
     assert "read at configure" not in description and description.endswith("read when the node starts")
@@ -225,7 +225,7 @@ def test_setting_a_configure_time_value_to_what_it_is_says_nothing(running, monk
 
 
 def test_an_empty_model_name_is_refused_at_start_and_when_set(running):
-    # helper-80: model "" was taken for Path(""), the current directory
+    # an empty model name is no model: Path("") would be the current directory
     r = running(model="")
     assert not r.started and r.state() == State.PRIMARY_STATE_UNCONFIGURED
     assert r.node._refused["model"].startswith("model must name a model, got ''")
@@ -569,8 +569,8 @@ def test_a_goals_own_image_is_named_by_its_pixels_not_its_header(running, monkey
 
 
 def test_frames_with_one_header_and_other_pixels_are_embedded_apart(running, monkeypatch):
-    # helper-80: a replay sent a second picture with the first one's frame_id and stamp; keyed
-    # by the header, SAM cut its masks from the first picture's embedding and answered OK
+    # a second picture with the first one's frame_id and stamp (a replay) gets its own SAM
+    # embedding: keyed by the header alone, its masks would be cut from the first picture's
     r = running()
     keys = _image_keys(r, monkeypatch)
     said = _Said()
@@ -589,8 +589,9 @@ def test_frames_with_one_header_and_other_pixels_are_embedded_apart(running, mon
 
 
 def test_request_ids_name_the_node_and_its_start_and_a_twin_is_warned_about(running, monkeypatch):
-    # helper-80: ids were "grounding_node-<n>": the same from nodes in /a and /b, and again after
-    # each restart; two nodes of one name in one namespace answered each command twice, unsaid
+    # a request id names the node's namespace and its start, so nodes in /a and /b, and one node
+    # across restarts, never share one; two nodes of one name in one namespace (each command
+    # answered twice) are warned about
     r = running()
     response = r.ask()
     assert response.request_id.startswith(f"{r.ns}/grounding_node-"), response.request_id
@@ -822,8 +823,8 @@ def test_ask_names_the_camera_its_goal_is_about(running):
 
 class _Said:
     """A logger recording warnings and infos (monkeypatched in for the node's) that refuses, as
-    rclpy's does, a call site whose severity changes (helper-80: `(warning if stopped else
-    info)(change)` raised there, and the message was lost)."""
+    rclpy's does, a call site whose severity changes (`(warning if stopped else info)(change)`
+    raises there, and the message is lost)."""
 
     def __init__(self):
         self.warnings, self.infos = [], []
@@ -849,8 +850,8 @@ class _Said:
 
 
 def test_proposals_that_stop_arriving_are_warned_about_and_their_return_said(running, monkeypatch):
-    # trial-72: kill -9 of mask_proposal_node (composed:=false) switched answers from entities
-    # to point mode without a word in the grounding node's log
+    # proposals that stop arriving (mask_proposal_node killed, composed:=false) switch answers
+    # from entities to point mode: the grounding node's log says so, and says when they return
     r = running(proposal_tolerance_s=0.5)
     said = _Said()
     monkeypatch.setattr(r.node, "get_logger", lambda: said)
@@ -868,8 +869,8 @@ def test_proposals_that_stop_arriving_are_warned_about_and_their_return_said(run
 
 
 def test_frames_without_a_frame_id_are_warned_about_for_topics_and_goals_alike(running, monkeypatch):
-    # trial-72: an ask goal whose image had an empty header.frame_id was answered in no frame
-    # without a word; frames on the topic are grounded and warned about the same way
+    # a frame with an empty header.frame_id is answered in no frame: warned about, whether it
+    # came as an ask goal's image or on the image topic
     from ros_ground_msgs.action import Ground
 
     from ros_ground.nodes.conversions import rgb_to_image_msg

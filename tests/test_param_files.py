@@ -77,9 +77,9 @@ def _launch_ros_params_file(params: dict, name: str | None, namespace: str) -> s
 
 @pytest.mark.parametrize("name", ["grounding_node", None])  # None: composed, written as /**
 def test_a_params_file_written_by_launch_ros_is_read_with_its_lists(name):
-    # trial-72: 'cameras:=[left, right]' logged "/tmp/launch_params_... is not YAML: could not
-    # determine a constructor for the tag 'tag:yaml.org,2002:python/tuple'", and the file's
-    # sections went unchecked, though rcl applies it
+    # launch_ros writes a list argument ('cameras:=[left, right]') as a python/tuple YAML tag,
+    # which rcl applies: the file is read with its lists and its sections checked, never
+    # refused as "not YAML"
     import os
 
     from ros_ground.param_files import load, params_file

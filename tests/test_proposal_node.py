@@ -231,8 +231,9 @@ def test_an_unstamped_frame_is_stamped_when_it_arrives_and_embedded_by_its_pixel
 
 
 def test_cameras_frames_with_one_header_and_other_pixels_are_embedded_apart():
-    """helper-80: a hardware-synced stereo pair in one frame_id (one stamp, one frame_id) got
-    one SAM embedding, keyed by the header: right's proposals were left's."""
+    """Frames are keyed by their pixels as well as their header: a hardware-synced stereo pair
+    in one frame_id (one stamp, one frame_id) gets two SAM embeddings, so right's proposals are
+    cut from right's picture."""
     node, keys = _node_recording_keys("proposal_key_test")
 
     def frame(seed):

@@ -196,8 +196,8 @@ def test_an_override_of_the_wrong_yaml_type_is_refused_with_how_to_write_it(node
 
 
 def test_a_number_that_is_no_choice_is_not_told_to_quote_it(node_with):
-    # helper-80: "multimask_choice: 3" was told to quote the text (multimask_choice: "iou"), yet
-    # "3" quoted is refused as well: the hint names the allowed values instead
+    # a number given for a choice ("multimask_choice: 3") is told the allowed values, not to
+    # quote it: "3" quoted is refused as well
     from ros_ground.nodes.params import declare
 
     node = node_with("choice_hint_test", multimask_choice=3)
@@ -370,7 +370,7 @@ def test_min_target_score_needs_the_command_words_that_read_it():
                                         (settings.GROUNDING, "spacy_model"),
                                         (settings.PROPOSAL, "sam_model")])
 def test_an_empty_model_name_is_refused_not_read_as_the_current_directory(group, name):
-    # helper-80: model "" was accepted, and Path("") is ".": the node looked for a model there
+    # an empty or blank model name is refused: Path("") is ".", where no model is
     s = settings.by_name(group)[name]
     for empty in ("", " ", "\t"):
         with pytest.raises(ValueError, match=f"{name} must name a model, got "):

@@ -212,9 +212,9 @@ class _Scene:
 
 
 def test_a_scene_change_is_said_and_applied_whole_or_not_at_all(ros, monkeypatch):
-    # helper-80: a named object with no room after a random draw's was said from one call site at
-    # another severity; rclpy raised, and the change was refused after the new scene was shown:
-    # `ros2 param get num_objects` disagreed with the rendered scene
+    # a scene change is said at one severity per call site (rclpy raises otherwise) and applied
+    # whole or not at all: `ros2 param get num_objects` agrees with the rendered scene, also when
+    # a named object finds no room after a random draw's
     import ros_ground.sim.scene
     from ros_ground.nodes.sim_camera_node import SimCameraNode
 
