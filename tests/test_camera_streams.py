@@ -32,7 +32,7 @@ def test_a_camera_that_stops_gets_no_image_saying_how_old_its_frame_is(running):
     assert "received" in answer.error and "s ago" in answer.error, answer.error
     assert answer.error.endswith("1 publisher(s) on it: is the camera still publishing?")
     age = float(answer.error.split("received ")[1].split(" s ago")[0])
-    assert 1.0 <= age < 30.0
+    assert 1.0 <= age < 10.0  # slept 1.5 s; the bound leaves room for a loaded machine
     # its header names the frame found too old (GroundedResponse.msg)
     assert (answer.header.stamp.sec, answer.header.frame_id) == (5, "cam")
     _stream(r, stamp_sec=9)  # it comes back
@@ -478,7 +478,8 @@ def test_depth_on_compressed_depth_only_is_said_in_position_error_and_warned(run
     time.sleep(0.6)
     assert hint in source.check()
     assert "image_transport to" not in source.check()  # a colour setting: not depth's
-    assert depth.get_subscription_count() >= 0  # kept alive to here
+    # the publisher the hint names lived to here (an unreferenced one could be collected early)
+    assert r.client.node.destroy_publisher(depth)
 
 
 @pytest.mark.parametrize("encoding, why", [("mono8", "a mono camera's frames carry no colour"),
