@@ -121,6 +121,7 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
 
 
 def cmd_ground(args: argparse.Namespace) -> int:
+    """`ros-ground ground`: ground one prompt on one image file and print the result; 0."""
     from ros_ground.errors import check_prompt
     from ros_ground.image_files import check_writable, load_rgb, save_png
     from ros_ground.overlay import draw_overlay, with_target
@@ -242,6 +243,7 @@ def format_result(result) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """`ros-ground eval`: grounding metrics on simulated scenes; the evaluation's exit status."""
     from ros_ground.train.data import check_eval_seeds
 
     check_eval_seeds(args.seed, args.scenes)  # before torch and the models load
@@ -255,6 +257,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """`ros-ground bench`: bench/run.py from a source checkout (RuntimeError outside one)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "bench" / "run.py").is_file():
         raise RuntimeError("benchmarks live in bench/ of a source checkout; run from the repository")
@@ -265,6 +268,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`ros-ground train`: the training command named by its arguments; its exit status."""
     from ros_ground.train import main_train
 
     return main_train(args.train_args)

@@ -70,6 +70,7 @@ def add_proposal_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whose: str) -> None:
+    """Add `--NAME` for setting `s` to `parser`, its default, allowed values and `whose` in the help."""
     flag = "--" + s.name.replace("_", "-")
     allowed = f"; {s.range_text()}" if s.range_text() else ""
     help_text = f"{s.description} (default %(default)s{allowed}; {whose} {s.name})"

@@ -168,9 +168,10 @@ def upsample_map(grid_map: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
 
 
 def pad_to_square(image: np.ndarray, fill: Any = 0) -> np.ndarray:
-    """Centre an [H, W] or [H, W, C] image on a max(H, W) square of `fill` (LLaVA-1.5's
-    expand2square): [S, S] or [S, S, C] of the image's dtype, S = max(H, W); a copy when square.
-    `fill` is a scalar or one value per channel (e.g. `background_fill`)."""
+    """Centre an [H, W] or [H, W, C] image on a max(H, W) square of `fill`: [S, S] or [S, S, C]
+    of the image's dtype, S = max(H, W); a copy when square. `fill` is a scalar or one value per
+    channel (e.g. `background_fill`). LLaVA-1.5's `expand2square` (Liu et al., "Improved
+    Baselines with Visual Instruction Tuning", arXiv:2310.03744; CVPR 2024)."""
     image = np.asarray(image)
     h, w = image.shape[:2]
     s = max(h, w)

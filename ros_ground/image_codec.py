@@ -76,8 +76,9 @@ DEPTH_UNITS_PER_METRE = {"16uc1": 1000.0, "mono16": 1000.0, "32fc1": 1.0}
 SUPPORTED_ENCODINGS = tuple(sorted([*_PLAIN, *_SEMI_PLANAR]))
 DEPTH_ENCODINGS = tuple(sorted(DEPTH_UNITS_PER_METRE))
 
-# compressed_depth_image_transport's ConfigHeader: int32 compressionFormat (INV_DEPTH = 0),
-# float32 depthParam[2] (the inverse-depth quantisation A, B), in the sender's byte order
+# compressed_depth_image_transport's ConfigHeader: int32 compressionFormat (INV_DEPTH = 0), float32
+# depthParam[2] (inverse-depth quantisation A, B), memcpy'd: the sender's native order, unmarked;
+# read as little-endian, the order of every platform ROS 2 ships for (x86-64, arm64)
 _DEPTH_HEADER = struct.Struct("<iff")
 
 

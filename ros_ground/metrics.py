@@ -53,7 +53,9 @@ class GTPhrase:
 def miou_image(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> float:
     """GLaMM's per-image mIoU: greedy one-to-one pairing by global max IoU, mean of the pairs.
 
-    Unpaired masks are not penalised; 0.0 when nothing overlaps.
+    preds: P masks, gts: G masks, each HxW bool of one image size. Unpaired masks are not
+    penalised; 0.0 when nothing overlaps (or either list is empty). Rasheed et al., "GLaMM:
+    Pixel Grounding Large Multimodal Model", CVPR 2024 (arXiv:2311.03356), eval/gcg/evaluate.py.
     """
     matrix = iou_matrix(preds, gts)
     paired = []

@@ -345,6 +345,7 @@ MODES = next(s.choices for s in ENGINE if s.name == "mode")
 
 
 def by_name(table: Iterable[Setting]) -> dict[str, Setting]:
+    """The settings of `table` keyed by their names."""
     return {s.name: s for s in table}
 
 

@@ -7,7 +7,8 @@ TwoWayTransformer), only small, built by `ros_ground.sam.build_sam_from_config` 
 
 Training follows SAM's recipe at small scale: a foreground point inside a segment (an object,
 the table or the empty background), three candidate masks, focal (x20) + dice loss on the best
-candidate only (ambiguity-aware), and the IoU head regressed onto every candidate's actual IoU.
+candidate only (ambiguity-aware), and the IoU head regressed onto every candidate's actual IoU
+(Kirillov et al., "Segment Anything", ICCV 2023: focal and dice loss 20:1, the IoU head by MSE).
 Images are preprocessed exactly as `SamPredictor.set_image` does (resize longest side to
 img_size, normalise, pad bottom/right).
 """
@@ -89,6 +90,11 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-mask soft dice loss, 1 - (2|P.T| + 1) / (|P| + |T| + 1); logits/target [..., H, W] ->
+    [...], P the sigmoid of the logits and T the 0/1 target. The +1 smoothing makes an empty
+    prediction of an empty target a loss of 0 and keeps the gradient finite. Milletari et al.,
+    "V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image Segmentation", 3DV 2016
+    (there with squared sums in the denominator; here plain sums, the form of DETR's dice_loss)."""
     prob = logits.sigmoid().flatten(-2)
     target = target.flatten(-2)
     inter = (prob * target).sum(-1)
