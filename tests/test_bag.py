@@ -1,12 +1,13 @@
-"""rosbag2 recording of scenes and replay of image topics, without ROS."""
+"""rosbag2 recording of scenes (sim.bag) and replay of any bag's image topics (bags), without ROS."""
 
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ros_ground.bags import image_topics, read_images
 from ros_ground.image_encode import ImageEncodeError
-from ros_ground.sim.bag import image_message, image_topics, read_images, write_scenes
+from ros_ground.sim.bag import image_message, write_scenes
 from ros_ground.sim.scene import generate_scene
 
 START = 1_700_000_000_123_456_789
@@ -120,7 +121,7 @@ import tracemalloc  # noqa: E402
 from rosbags.rosbag1 import Writer as Writer1  # noqa: E402
 from rosbags.rosbag2.enums import StoragePlugin  # noqa: E402
 
-from ros_ground.sim.bag import BagError, bag_topics  # noqa: E402
+from ros_ground.bags import BagError, bag_topics  # noqa: E402
 
 IMAGE, COMPRESSED, INFO = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
                            "sensor_msgs/msg/CameraInfo")

@@ -5,7 +5,7 @@ image, NaN where nothing was hit), `camera_info` (K of the renderer) and `ground
 (SimGroundTruth, with each object's visible-surface centroid) with one stamp per frame, so a
 robot-side graph can be tested, and scored, without hardware. A new scene comes from the
 `new_scene` service or from changing `seed` (or the size and object parameters).
-With `bag` set it replays a bag's colour topic instead (ros_ground.sim.bag: rosbag2 or ROS 1,
+With `bag` set it replays a bag's colour topic instead (ros_ground.bags: rosbag2 or ROS 1,
 raw or compressed), streaming and looping, and publishes `depth` (32FC1 metres) and
 `camera_info` from the bag when it has them.
 """
@@ -90,7 +90,7 @@ class SimCameraNode(Node):
 
     def _open_bag(self, path: str, topic: str) -> None:
         """Stream the bag, looping; raises BagError when it has no decodable colour frame."""
-        from ros_ground.sim.bag import BagError, bag_topics
+        from ros_ground.bags import BagError, bag_topics
 
         self._bag_path = path
         self._bag_topics = bag_topics(path, topic or None)
@@ -102,7 +102,7 @@ class SimCameraNode(Node):
 
     def _loop_bag(self):
         """The bag's frames, over and over; reopened at each pass so memory stays flat."""
-        from ros_ground.sim.bag import read_images
+        from ros_ground.bags import read_images
 
         t = self._bag_topics
         while True:
@@ -209,7 +209,7 @@ def ground_truth(scene, header) -> SimGroundTruth:
 
 def make_node() -> SimCameraNode:
     """The node; a bag it cannot replay or a bad parameter is logged and ends the process (1)."""
-    from ros_ground.sim.bag import BagError
+    from ros_ground.bags import BagError
 
     try:
         return SimCameraNode()
