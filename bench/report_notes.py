@@ -83,8 +83,9 @@ def notes_section(lines, r, d):
             f"({fmt(st['publish response'])} ms).{scale}")
         add(f"- Done already: the phrases' SAM point prompts are decoded in one batch "
             f"({fmt(w.get('sam_decode_per_phrase_ms'))} ms one by one -> "
-            f"{fmt(w.get('sam_decode_batched_ms'))} ms, identical masks), and the overlay is drawn "
-            f"only while someone subscribes (this run has a subscriber). What would bring the "
+            f"{fmt(w.get('sam_decode_batched_ms'))} ms, identical masks); the overlay is drawn for "
+            f"every answer, latched for a late rviz (`publish_overlay: false` drops it). What would "
+            f"bring the "
             f"default-model share down further (measured where possible): no contours for "
             f"speckled masks in the hot path ({fmt(st['overlay (draw + publish)'])} ms for the "
             f"overlay); and for tiny models a lean decode loop instead of "

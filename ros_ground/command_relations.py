@@ -18,12 +18,10 @@ from dataclasses import dataclass, replace
 from ros_ground.command import (
     AND,
     CARRYING_VERBS,
-    COMMAND_VERBS,
-    LOOKING_VERBS,
     PLACEMENT_VERBS,
-    SPATIAL_WORDS,
     command_phrases,
 )
+from ros_ground.fronted import NOT_THINGS, fronted_relation, fronted_side
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
@@ -64,7 +62,7 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
         return target + 1, "near", f" nearest to {text[chunks[target + 1].char_start:]}", False
     for first in (target - 1, target - 2):  # "between the duck and the tray, grab the cube": two
         if first < 0 or (first < target - 1 and second_of(text, chunks, first) != target - 1) or \
-                text[chunks[first].root_start:chunks[first].root_end].lower() in _NOT_THINGS:
+                text[chunks[first].root_start:chunks[first].root_end].lower() in NOT_THINGS:
             continue
         fronted = fronted_relation(text, chunks[first], chunk, chunks[target - 1])
         # "left of the tray is a mug" reads as "a mug left of the tray"
@@ -100,64 +98,6 @@ _VIEWPOINT = re.compile(r"(?:the\s+)?(?:camera|robot)", re.IGNORECASE)
 _CONJOINED = re.compile(r"\s*(?:,\s*(?:and|or|&)?|and|or|&)\s*(?:then\s+)?", re.IGNORECASE)
 _NEAREST_TO = re.compile(r"\b(?:nearest|closest)\b", re.IGNORECASE)
 _TO = re.compile(r"\s*to\s*", re.IGNORECASE)
-
-# what may stand between a fronted relation's landmark and the object: a copula ("left of the
-# tray *is* a mug", "behind the box*, there are* two cubes") or the words of the clause that
-# names it ("left of the tray*, pick up* the mug", "*, can you grab* the cube")
-_COPULA_GAP = re.compile(r"\s*,?\s*(?:there\s+)?(?:is|are|'s|\u2019s|sits|stands|lies)\s*", re.IGNORECASE)
-# a clause that asks the robot to act: a verb of acting or looking, after words of a request
-# ("*can you* grab", "*I want you to* put"), or, after a pause, a question; not one with a
-# subject of its own ("left of the tray *there is nothing so* pick up the mug", "*I put* ...")
-_ACTING = sorted(COMMAND_VERBS | set(CARRYING_VERBS) | LOOKING_VERBS
-                 | set("collect retrieve touch tap rotate turn raise remove reach".split()))
-_ASKING = (r"(?:(?:please|kindly|now|then|just|so|and|also|carefully|gently|go(?:\s+ahead\s+and)?|"
-           r"(?:can|could|would|will)\s+you(?:\s+please)?|i\s+(?:want|need|would\s+like|['\u2019]d\s+like)"
-           r"\s+you\s+to|you\s+(?:should|can|could|must|need\s+to))\s+)*(?:" + "|".join(_ACTING) + r")\b")
-_CLAUSE_GAP = re.compile(r"\s*(?:(?:[,:\-\u2013\u2014]|\.\.\.|\u2026)\s*(?:(?:what|which|where|how|is|are|do|"
-                         r"does)\b|" + _ASKING + r")|" + _ASKING + r")[^,.;:!?]*", re.IGNORECASE)
-# what may open a sentence before a fronted relation: "*OK, so* left of the tray, ..."
-_FILLERS = re.compile(r"\s*(?:(?:ok(?:ay)?|so|now|and|then|right|alright|well|please|um+|uh+|hey|"
-                      r"(?:hey\s+)?robot)[\s,]+)*", re.IGNORECASE)
-# nouns after relation words that name no thing in view: "*behind schedule*, grab the mug",
-# "*near the end*", "*between the meetings*"
-_NOT_THINGS = frozenset("schedule end time times meeting meetings moment moments while day days week "
-                        "weeks way ways beginning start".split())
-_OPENING = re.compile(r"(?:^|.*[.;:!?])" + _FILLERS.pattern, re.IGNORECASE | re.DOTALL)
-
-
-def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase,
-                     last: NounPhrase | None = None) -> str | None:
-    """The relation's words when `text` puts them before the target's landmark, the target
-    after it ("*left of* the tray is a mug", "behind the box there are two cubes", "*left of*
-    the tray, pick up the mug"), else None: the words end right before `landmark`, and between
-    `last` (the landmark's last phrase: "the tray" of "between the duck and the tray"; default
-    `landmark`) and `target` stands only a copula ("is", "there are") or, when the relation
-    words open the sentence, the words of one clause ("left of the tray*, pick up* the mug")."""
-    gap = text[(last or landmark).char_end:target.char_start]
-    copula = _COPULA_GAP.fullmatch(gap)
-    if not (copula or _CLAUSE_GAP.fullmatch(gap)):
-        return None
-    before = text[:landmark.char_start]
-    found = [m for m in SPATIAL_WORDS.finditer(before)
-             if m.lastgroup == "relation" and not before[m.end():].strip()]
-    if not found or not (copula or _OPENING.fullmatch(before[:found[-1].start()])):
-        return None
-    return " ".join(found[-1].group(0).split())
-
-
-def fronted_side(text: str, previous: NounPhrase | None, target: NounPhrase) -> str | None:
-    """The words of a side of the picture (spatial_words.side_after: "on the left", "from the
-    right") that open the sentence of `target`, before the words of its clause and no phrase
-    (`previous`, the phrase before the target, ends before the sentence), else None: "*on the
-    left*, pick up the mug" reads as "the mug on the left"."""
-    start = max(text.rfind(c, 0, target.char_start) for c in ".;:!?") + 1
-    if previous is not None and previous.char_end > start:
-        return None
-    opening = _FILLERS.match(text, start, target.char_start)
-    words = text[opening.end():target.char_start].lower()
-    side = side_after(words)
-    return words[:side].strip(" ,") if side and _CLAUSE_GAP.fullmatch(words[side:]) else None
-
 
 _DESCRIBING = re.compile(r",|(?:that|which|who|is|are|sitting|standing|lying|located|placed|positioned"
                          r"|resting)\b")

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from ros_ground.command import command_phrases, command_pieces, placement
-from ros_ground.command_relations import command_relations, fronted_relation, is_destination
+from ros_ground.command_relations import command_relations, is_destination
 from ros_ground.engine import EngineConfig, build_engine
+from ros_ground.fronted import fronted_relation
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import load_spacy
