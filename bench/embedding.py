@@ -1,7 +1,7 @@
 """Measurement 3: one SAM image embedding per frame in the composed container.
 
 A GroundingNode and a MaskProposalNode are built in this process exactly as ground_container
-builds them (`sam_provider=shared_sam_provider`, config/sim.yaml parameters, proposals for every
+builds them (`SharedSam().provider(node)`, config/sim.yaml parameters, proposals for every
 frame). For each frame: publish it, wait for its EntityProposals, send a command, wait for the
 response; the shared SamSegmenter's `embedding_passes` counter gives the encoder passes the
 frame cost both nodes together. The latency saved is what a second, unshared SAM instance
@@ -53,7 +53,7 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
 
     from ros_ground.nodes import params
     from ros_ground.nodes.common import RELIABLE, autostart
-    from ros_ground.nodes.container import shared_sam_provider
+    from ros_ground.nodes.container import SharedSam
     from ros_ground.nodes.conversions import rgb_to_image_msg
     from ros_ground.nodes.executor import CallbackExecutor
     from ros_ground.nodes.grounding_node import GroundingNode
@@ -64,10 +64,11 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
                 "stability_score_thresh": 0.0}
     if points_per_side:
         p_values["points_per_side"] = points_per_side
-    grounding = GroundingNode(sam_provider=shared_sam_provider, namespace=NAMESPACE,
+    shared_sam = SharedSam()
+    grounding = GroundingNode(sam_provider=shared_sam.provider("grounding_node"), namespace=NAMESPACE,
                               context=context,
                               parameter_overrides=_overrides(g_values, params.GROUNDING_PARAMS))
-    proposer = MaskProposalNode(sam_provider=shared_sam_provider, namespace=NAMESPACE,
+    proposer = MaskProposalNode(sam_provider=shared_sam.provider("mask_proposal_node"), namespace=NAMESPACE,
                                 context=context,
                                 parameter_overrides=_overrides(p_values, params.PROPOSAL_PARAMS))
     client = rclpy.create_node("bench_container_client", namespace=NAMESPACE, context=context)
@@ -87,7 +88,7 @@ def container_passes(context, frames: int, points_per_side: int | None = None) -
         g = params.values(grounding, params.GROUNDING_PARAMS)
         q = params.values(proposer, params.PROPOSAL_PARAMS)
         # the provider hands both nodes one SamSegmenter per (spec, checkpoint, device)
-        sam = shared_sam_provider(g["sam_model"], g["sam_checkpoint"] or None, g["device"])
+        sam = shared_sam.provider("grounding_node")(g["sam_model"], g["sam_checkpoint"] or None, g["device"])
         shared = (g["sam_model"], g["sam_checkpoint"], g["device"]) == (
             q["sam_model"], q["sam_checkpoint"], q["device"])
         for n in (grounding, proposer, client):

@@ -13,7 +13,7 @@ def embedding_section(lines, r, emb):
     c = emb.get("container") or {}
     s = emb.get("saved") or {}
     add(f"A GroundingNode and a MaskProposalNode built in one process as `ground_container` "
-        f"builds them (`sam_provider=shared_sam_provider`, sim.yaml parameters except: "
+        f"builds them (`SharedSam().provider(node)`, sim.yaml parameters except: "
         f"proposals for every frame, score thresholds 0 so the random tiny SAM yields "
         f"proposals, {c.get('points_per_side')} points per side). Per frame: publish it, wait "
         f"for its EntityProposals, send a command, wait for the response. SAM encoder passes "

@@ -133,3 +133,39 @@ def test_a_command_and_the_proposal_run_on_one_frame_share_one_embedding(monkeyp
         rclpy.shutdown(context=context)
     assert result["grounding_modes"] == ["point", "point"], result
     assert result["shared_instance"] and result["passes_per_frame"] == [1, 1], result
+
+
+def test_the_shared_sam_is_freed_when_the_last_composed_node_cleans_up():
+    # the process-wide cache kept every SAM it ever loaded: after both nodes' cleanup (which
+    # logs "models released") the model stayed in memory, and a reconfigure with another
+    # sam_model kept both
+    import weakref
+
+    from ros_ground.nodes import container as module
+    from ros_ground.nodes.grounding_node import GroundingNode
+    from ros_ground.nodes.mask_proposal_node import MaskProposalNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    sam = module.SharedSam()
+    values = {"sam_model": "tiny", "device": "cpu", "autostart": False}
+    overrides = [rclpy.parameter.Parameter(k, value=v) for k, v in values.items()]
+    grounding = GroundingNode(sam_provider=sam.provider("grounding_node"), context=context,
+                              namespace="/freed", parameter_overrides=[
+                                  *overrides, rclpy.parameter.Parameter("model", value="tiny")])
+    proposer = MaskProposalNode(sam_provider=sam.provider("mask_proposal_node"), context=context,
+                                namespace="/freed", parameter_overrides=overrides)
+    try:
+        assert grounding.trigger_configure().name == "SUCCESS"
+        assert proposer.trigger_configure().name == "SUCCESS"
+        assert proposer._sam is grounding._engine.sam  # shared
+        held = weakref.ref(proposer._sam)
+        assert proposer.trigger_cleanup().name == "SUCCESS"
+        assert held() is not None  # the grounding node still uses it
+        assert grounding.trigger_cleanup().name == "SUCCESS"
+        assert held() is None, "the last user's cleanup must free the shared SAM"
+    finally:
+        for node in (proposer, grounding):
+            node.shutdown_worker()
+            node.destroy_node()
+        rclpy.shutdown(context=context)

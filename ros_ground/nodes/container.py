@@ -23,13 +23,6 @@ from ros_ground.nodes.process import cannot_start, run_executable
 log = logging.getLogger(__name__)
 
 
-def shared_sam_provider(spec: str, checkpoint: str | None, device: str):
-    """The process's SAM for (spec, checkpoint, device), loaded once (sam.get_shared_sam)."""
-    from ros_ground.sam import get_shared_sam
-
-    return get_shared_sam(*_sam_key(spec, checkpoint, device))
-
-
 def _sam_key(spec: str, checkpoint: str | None, device: str) -> tuple:
     from ros_ground.device import resolve_device
     from ros_ground.sam import SamLoadError
@@ -45,7 +38,8 @@ class SharedSam:
     (sam_model, sam_checkpoint, device). A node reconfigured with another (`ros2 param set
     /mask_proposal_node sam_model tiny`, then configure) gets its own, as it asked; that is
     warned about, naming both, since nothing else shows it: the proposals then come from
-    another model than the one grounding the phrases, and each frame is encoded twice.
+    another model than the one grounding the phrases, and each frame is encoded twice. A model
+    lives while a node holds it (sam.get_shared_sam): the last node's cleanup frees it.
     """
 
     def __init__(self):
