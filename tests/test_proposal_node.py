@@ -249,3 +249,49 @@ def test_cameras_frames_with_one_header_and_other_pixels_are_embedded_apart():
     assert None not in keys and keys[0] != keys[1] and keys[0] == keys[2] != keys[3], keys
     node.shutdown_worker()
     node.destroy_node()
+
+
+def test_deactivate_stops_the_run_in_flight_and_nothing_is_published_after():
+    """A run (up to a minute on a CPU) went on holding SAM after deactivate returned, and one
+    ending after cleanup published on a destroyed publisher ("proposals failed")."""
+    from ros_ground.sam.proposals import ProposalsStopped
+
+    started, ended = threading.Event(), []
+    published, errors = [], []
+
+    class SlowSam:  # a run that ends at its deadline unless stopped first, like mask_proposals
+        img_size, feature_source, device = 64, "test", "cpu"
+
+        def propose(self, rgb, key=None, should_stop=lambda: False, **amg):
+            started.set()
+            try:
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    if should_stop():
+                        raise ProposalsStopped("stopped")
+                    time.sleep(0.01)
+                return []
+            finally:
+                ended.append(time.monotonic())
+
+    node = MaskProposalNode(name="proposal_deactivate_test", sam_provider=lambda *key: SlowSam(),
+                            parameter_overrides=[Parameter("min_period_s", value=0.0)])
+    logger = node.get_logger()
+    node.get_logger = lambda: type("Log", (), {
+        "error": lambda self, text, **kw: errors.append(text),
+        "__getattr__": lambda self, name: getattr(logger, name)})()
+    try:
+        assert node.trigger_configure().name == "SUCCESS"
+        assert node.trigger_activate().name == "SUCCESS"
+        node._pubs[""] = type("Pub", (), {"publish": lambda self, msg: published.append(msg)})()
+        node._on_image(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48)))
+        assert started.wait(5.0)
+        assert node.trigger_deactivate().name == "SUCCESS"
+        returned = time.monotonic()
+        assert ended and ended[0] <= returned, "deactivate returned while the run went on"
+        assert node.trigger_cleanup().name == "SUCCESS"
+        time.sleep(2.2)  # past the run's own deadline
+        assert published == [] and errors == []
+    finally:
+        node.shutdown_worker()
+        node.destroy_node()

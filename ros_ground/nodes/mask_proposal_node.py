@@ -29,6 +29,9 @@ from ros_ground.nodes.process import run_executable
 from ros_ground.sam.windows import zoom_crops_text
 
 SLOW_RUN_S = 20.0  # a proposal run this long is said: commands wait behind it
+# deactivate waits this long for the run in flight to stop (it asks between SAM's batches); a
+# run still going after it publishes nothing
+STOP_WAIT_S = 30.0
 
 
 class MaskProposalNode(ModelNode):
@@ -45,6 +48,11 @@ class MaskProposalNode(ModelNode):
         self.inputs: dict[str, CameraInput] = {}
         self._cond = threading.Condition()
         self._stopping = False
+        # set at deactivate: ends the activation's run in flight and forbids its publishing; a
+        # new one per activation, so a run of an earlier one never resumes
+        self._activation_stop = threading.Event()
+        self._run_stop = self._activation_stop  # the flag of the run in flight (or the last)
+        self._running = False
         self._frames_seen: dict[str, int] = {}
         self._cameras: list[str] = []
         self._last_run_end = -float("inf")
@@ -74,6 +82,8 @@ class MaskProposalNode(ModelNode):
                                   self._cameras, "proposals_started"))}
 
     def open(self, p: dict) -> None:
+        with self._cond:
+            self._activation_stop = threading.Event()
         self.inputs = {}
         for camera, topic in zip(self._cameras, camera_topics(self._cameras, "image")):
             self.inputs[camera] = self.opened(CameraInput(
@@ -85,8 +95,15 @@ class MaskProposalNode(ModelNode):
             f"(every_n_frames {p['every_n_frames']}, min_period_s {p['min_period_s']:g})")
 
     def before_close(self) -> None:
+        """Drop the waiting frames, stop the run in flight and wait (at most STOP_WAIT_S) for it
+        to end: it holds SAM, and the publishers close next."""
         with self._cond:
             self._pending.clear()
+            self._activation_stop.set()
+            ended = self._cond.wait_for(lambda: not self._running, timeout=STOP_WAIT_S)
+        if not ended:
+            self.get_logger().warning(f"the proposal run in flight did not stop within {STOP_WAIT_S:g} s "
+                                      "of deactivate; it publishes nothing when it ends")
 
     def unload(self) -> None:
         self._sam, self._pubs, self._started_pubs = None, {}, {}
@@ -119,15 +136,20 @@ class MaskProposalNode(ModelNode):
                     return
                 camera = next(iter(self._pending))  # the camera waiting longest for its turn
                 msg = self._pending.pop(camera)
+                self._run_stop, self._running = self._activation_stop, True
             try:
                 self._propose(msg, camera)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop proposals
                 if self._stopping or not self.context.ok():
                     return  # shut down mid-run: nothing failed, there is nobody to publish to
-                self.get_logger().error(f"proposals failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=5.0)
+                if not self._run_stop.is_set():  # else stopped by deactivate: nothing failed
+                    self.get_logger().error(f"proposals failed: {type(exc).__name__}: {exc}",
+                                            throttle_duration_sec=5.0)
             finally:
                 self._last_run_end = time.monotonic()
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()
 
     def _rest_left(self) -> float:
         """Seconds until the next run may start. The rest runs from the END of the last run: in
@@ -137,7 +159,7 @@ class MaskProposalNode(ModelNode):
         return period - (time.monotonic() - self._last_run_end)
 
     def _propose(self, msg, camera: str = "") -> None:
-        sam = self._sam
+        sam, stop = self._sam, self._run_stop
         if sam is None:
             return
         p = params.values(self, params.PROPOSAL_PARAMS)
@@ -148,18 +170,18 @@ class MaskProposalNode(ModelNode):
             return
         stamp_if_unset(msg.header, self)  # as the grounding node does: pairs by stamp
         started = self._started_pubs.get(camera)
-        if started is not None:
+        if started is not None and not stop.is_set():
             started.publish(msg.header)
         amg = {name: p[name] for name in settings.AMG_NAMES}
         if amg["proposal_zoom"]:
             self._log_zoom(camera, rgb.shape[:2], sam.img_size, int(amg["max_zoom_crops"]),
                            float(amg["zoom_magnification"]))
-        # a run takes up to a minute on a CPU: a stop signal ends it between batches
+        # a run takes up to a minute on a CPU: a stop (shutdown, deactivate) ends it between batches
         t0 = time.monotonic()
         source = self.inputs.get(camera)
         key = frame_key(msg.header, rgb, source.topic if source is not None else camera)
         proposals = sam.propose(rgb, key=key,
-                                should_stop=lambda: self._stopping, **amg)
+                                should_stop=lambda: self._stopping or stop.is_set(), **amg)
         took = time.monotonic() - t0
         if took > SLOW_RUN_S:  # in the composed graph the grounding node's commands waited on it
             self.get_logger().warning(
@@ -170,7 +192,7 @@ class MaskProposalNode(ModelNode):
         proposals = sorted(proposals, key=lambda q: -q.score)[: int(p["max_entities"])]
         self.runs += 1
         publisher = self._pubs.get(camera)
-        if publisher is not None:
+        if publisher is not None and not stop.is_set():  # deactivated: the publishers close
             publisher.publish(proposals_to_msg(proposals, msg.header, sam.feature_source))
 
     def _log_zoom(self, camera: str, size: tuple[int, int], side: int, max_crops: int,
