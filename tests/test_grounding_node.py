@@ -296,6 +296,39 @@ def test_loaded_models_skip_full_garbage_collections_until_cleanup(running):
     assert gc.get_freeze_count() == 0 and r.node._engine is None
 
 
+def test_one_nodes_cleanup_leaves_the_other_nodes_models_frozen(monkeypatch):
+    # gc.freeze is per process: in the composed container the proposal node's cleanup thawed
+    # the grounding node's loaded models too, and full collections walked them again
+    import weakref
+
+    from ros_ground.nodes import common
+
+    monkeypatch.setattr(common, "_MODEL_HOLDERS", weakref.WeakSet())
+
+    class Model:  # a model with a reference cycle: only a full collection frees it
+        def __init__(self):
+            self.me = self
+
+    class Node:
+        pass
+
+    proposer, grounding = Node(), Node()
+    gc.unfreeze()
+    dropped = proposer.model = Model()
+    common.freeze_loaded_objects(proposer)
+    grounding.model = Model()
+    common.freeze_loaded_objects(grounding)
+    dropped_ref = weakref.ref(dropped)
+    del dropped, proposer.model
+    common.release_memory(dropped_by=proposer)
+    assert dropped_ref() is None  # the proposer's models are freed
+    # the grounding node's are still exempt: not among the objects full collections walk
+    assert gc.get_freeze_count() > 0
+    assert not any(o is grounding.model for o in gc.get_objects())
+    common.release_memory(dropped_by=grounding)
+    assert gc.get_freeze_count() == 0
+
+
 def test_bad_input_is_answered_and_node_keeps_serving(running):
     r = running(max_prompt_chars=50)
     _stream(r)

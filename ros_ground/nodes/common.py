@@ -9,8 +9,10 @@ import gc
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 
 import rclpy
@@ -43,29 +45,46 @@ def qos_by_name(name: str) -> QoSProfile:
     raise ValueError(f"image_qos must be one of sensor_data / reliable / best_effort / auto, got {name!r}")
 
 
-def freeze_loaded_objects() -> None:
-    """Exempt everything loaded so far (models, libraries) from the cyclic garbage collector.
+# the nodes of this process whose loaded models are exempt from full collections; weak, so a
+# node destroyed without a cleanup stops counting once it is collected
+_MODEL_HOLDERS: weakref.WeakSet = weakref.WeakSet()
+_GC_LOCK = threading.Lock()
+
+
+def freeze_loaded_objects(holder) -> None:
+    """Exempt everything loaded so far (models, libraries) from the cyclic garbage collector;
+    `holder` (the node that loaded them) counts as holding models until `release_memory`.
 
     Why: a full collection walks every tracked object; with the LMM, SAM and spaCy loaded that
     is ~490k objects and ~250 ms on a robot CPU, landing inside a request every minute or two.
-    Objects made later are still collected. Call `thaw_loaded_objects` before dropping a model.
+    Objects made later are still collected.
     """
-    gc.collect()
-    gc.freeze()
+    with _GC_LOCK:
+        _MODEL_HOLDERS.add(holder)
+        gc.collect()
+        gc.freeze()
 
 
-def thaw_loaded_objects() -> None:
-    """Undo `freeze_loaded_objects` and collect, so a dropped model's cycles are freed."""
-    gc.unfreeze()
-    gc.collect()
+def thaw_loaded_objects(holder) -> None:
+    """`holder` dropped its models: collect them, cycles included. The freeze is per process
+    while its effect is wanted per node: while another node of the process (the composed
+    container) still holds models, what survives the collection is frozen again, so only the
+    dropped models leave the exemption."""
+    with _GC_LOCK:
+        _MODEL_HOLDERS.discard(holder)
+        gc.unfreeze()
+        gc.collect()
+        if _MODEL_HOLDERS:
+            gc.freeze()
 
 
-def release_memory(models_dropped: bool) -> None:
+def release_memory(dropped_by=None) -> None:
     """Collect garbage and return cached CUDA blocks, after a failed request or a cleanup.
-    Only when the models were dropped is their exemption from full collections lifted; after a
-    failed request they are still loaded, and what it left behind was made after the freeze."""
-    if models_dropped:
-        thaw_loaded_objects()
+    `dropped_by`: the node that dropped its models (cleanup), lifting their exemption from full
+    collections (`thaw_loaded_objects`); None after a failed request, whose models are still
+    loaded and whose leftovers were made after the freeze."""
+    if dropped_by is not None:
+        thaw_loaded_objects(dropped_by)
     else:
         gc.collect()
     try:

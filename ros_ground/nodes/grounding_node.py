@@ -376,7 +376,7 @@ class GroundingNode(ModelNode):
 
     def _failed(self, ticket: Ticket, exc: BaseException) -> GroundedResponse:
         try:
-            release_memory(models_dropped=False)
+            release_memory()
         except Exception as freeing:  # noqa: BLE001 - the request is answered whatever the allocator says
             self.get_logger().warning(f"freeing memory after a failed request: {freeing}")
         self.get_logger().error(f"request {ticket.payload.request_id} failed: "

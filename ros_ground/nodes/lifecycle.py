@@ -98,7 +98,7 @@ class ModelNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             self._release()
             return TransitionCallbackReturn.FAILURE
-        freeze_loaded_objects()
+        freeze_loaded_objects(self)
         return super().on_configure(state)
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -156,7 +156,7 @@ class ModelNode(LifecycleNode):
             server.destroy()
         self._lifecycle_pubs, self._configured = [], []
         self.unload()
-        release_memory(models_dropped=True)
+        release_memory(dropped_by=self)
 
     def _close_opened(self) -> None:
         for entity in self._opened:
