@@ -139,3 +139,44 @@ def test_an_inactive_node_rejects_goals_and_takes_them_again_once_active(running
         assert r.client.wait_future(again.get_result_async(), 120).result.response.status == R.STATUS_OK
     finally:
         r.client.destroy_action_client(action)
+
+
+class _Handle:
+    """A goal handle's part PendingGoals uses: `execute` runs the callback on its own thread."""
+
+    def __init__(self, n: int):
+        self.goal_id = type("Id", (), {"uuid": bytes([n] * 16)})()
+        self.is_cancel_requested, self.state, self.result = False, "", None
+
+    def execute(self, callback):
+        self.thread = threading.Thread(target=lambda: setattr(self, "result", callback(self)))
+        self.thread.start()
+
+    def succeed(self):
+        self.state = "succeeded"
+
+    def abort(self):
+        self.state = "aborted"
+
+
+def test_a_started_goal_nobody_answers_is_aborted_not_waited_on_forever(monkeypatch):
+    # a started goal's execute callback waited on its answer with no timeout: when nothing
+    # answered (the scheduler's stop timed out) it held an executor thread for ever
+    from ros_ground.nodes import goals as module
+
+    monkeypatch.setattr(module, "ANSWER_WAIT_S", 0.2)
+    goals, stuck, shut = module.PendingGoals(), _Handle(1), _Handle(2)
+    goals.track(stuck, lambda: object())
+    goals.start(stuck)
+    stuck.thread.join(2.0)
+    assert not stuck.thread.is_alive() and stuck.state == "aborted"
+    assert "no answer within 0.2 s" in stuck.result.response.error
+    assert stuck.result.response.status == R.STATUS_MODEL_ERROR
+    goals.track(shut, lambda: object())
+    goals.start(shut)
+    goals.give_up("node shut down before the request ended")  # after the scheduler's stop
+    shut.thread.join(1.0)
+    assert shut.state == "aborted" and shut.result.response.error == "node shut down before the request ended"
+    assert goals.wait_finished(1.0) and len(goals) == 0
+    goals.finish(stuck, R(status=R.STATUS_OK))  # the answer after all: ignored, not executed again
+    assert stuck.state == "aborted"

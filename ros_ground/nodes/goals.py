@@ -21,6 +21,10 @@ from ros_ground.nodes.conversions import phrase_to_msg
 # how long after a goal's execute callback returns its result reply is sent (tens of ms: an
 # executor callback), with a margin for a loaded machine
 RESULT_REPLY_S = 0.3
+# the longest a started goal's execute callback (an executor thread) waits for its answer: far
+# past any request (minutes on a CPU); reached only when the scheduler never answers (its
+# worker stuck past a stop's timeout), and the goal is then aborted saying so
+ANSWER_WAIT_S = 1800.0
 
 
 class PendingGoals:
@@ -29,7 +33,9 @@ class PendingGoals:
     def __init__(self):
         self._tickets: dict[bytes, object] = {}
         self._answers: dict[bytes, list] = {}  # started goals: [answer or None, its Event]
+        self._given_up: set[bytes] = set()  # started goals aborted unanswered: `finish` ignores them
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)  # notified as each goal's result is set
         self._last_result = float("-inf")  # time.monotonic() of the newest goal's end
 
     def __len__(self) -> int:
@@ -64,12 +70,15 @@ class PendingGoals:
 
     def start(self, goal_handle) -> None:
         """The scheduler starts the goal's request: execute it; its callback waits for `finish`."""
+        key = bytes(goal_handle.goal_id.uuid)
         slot = [None, threading.Event()]
         with self._lock:
-            self._answers[bytes(goal_handle.goal_id.uuid)] = slot
+            self._answers[key] = slot
 
         def wait_for_answer(handle):
-            slot[1].wait()
+            if not slot[1].wait(ANSWER_WAIT_S):
+                self._give_up([key], f"no answer within {ANSWER_WAIT_S:g} s of the request "
+                              "starting: the node's request worker is stuck")
             return self._result(handle, slot[0])
 
         goal_handle.execute(wait_for_answer)
@@ -77,20 +86,38 @@ class PendingGoals:
     def finish(self, goal_handle, response: GroundedResponse) -> None:
         """`response` is the goal's answer: hand it to its waiting execute callback, or execute
         the goal now if it never started."""
+        key = bytes(goal_handle.goal_id.uuid)
         with self._lock:
-            slot = self._answers.pop(bytes(goal_handle.goal_id.uuid), None)
+            slot = self._answers.pop(key, None)
+            if key in self._given_up:  # already aborted: its result is out
+                self._given_up.discard(key)
+                return
         if slot is None:
             goal_handle.execute(lambda handle: self._result(handle, response))
         else:
             slot[0] = response
             slot[1].set()
 
+    def give_up(self, reason: str) -> None:
+        """Abort every started goal still waiting for its answer, with `reason` as its error:
+        after the scheduler's stop timed out, nothing will answer them."""
+        with self._lock:
+            keys = list(self._answers)
+        self._give_up(keys, reason)
+
+    def _give_up(self, keys: list, reason: str) -> None:
+        with self._lock:
+            slots = [(key, self._answers.pop(key)) for key in keys if key in self._answers]
+            self._given_up.update(key for key, _ in slots)
+        for _, slot in slots:
+            slot[0] = GroundedResponse(status=GroundedResponse.STATUS_MODEL_ERROR, error=reason)
+            slot[1].set()
+
     def wait_finished(self, timeout: float) -> bool:
-        """Wait until every tracked goal has its result (their execute callbacks ran)."""
-        deadline = time.monotonic() + timeout
-        while len(self) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return not len(self)
+        """Wait (at most `timeout` s) until every tracked goal has its result (their execute
+        callbacks ran); whether they all have."""
+        with self._finished:
+            return self._finished.wait_for(lambda: not self._tickets, timeout=timeout)
 
     def settle(self, timeout: float) -> None:
         """`wait_finished`, then until RESULT_REPLY_S after the newest goal ended: rclpy replies
@@ -112,4 +139,5 @@ class PendingGoals:
         with self._lock:
             self._tickets.pop(bytes(handle.goal_id.uuid), None)
             self._last_result = time.monotonic()
+            self._finished.notify_all()
         return Ground.Result(response=response)

@@ -148,16 +148,15 @@ class GroundingNode(ModelNode):
             self._ask = self.configured(ActionServer(
                 # every goal is executed by self.goals with its own callback: this one never runs
                 self, Ground, "ask", execute_callback=lambda handle: Ground.Result(),
-                goal_callback=self._on_goal_request,
-                handle_accepted_callback=self._on_goal, cancel_callback=self._on_cancel,
+                goal_callback=self._on_goal_request, handle_accepted_callback=self._on_goal,
+                cancel_callback=self._on_cancel,
                 # keep-all, as for commands: the default history (10) drops a burst of goals
                 goal_service_qos_profile=RELIABLE, result_service_qos_profile=RELIABLE,
                 cancel_service_qos_profile=RELIABLE, callback_group=ReentrantCallbackGroup()))
         self.scheduler.open()
         say_twins(self, "each command, click and describe gets a response from each")
-        self.get_logger().info(f"active: send a std_msgs/String on "
-                               f"{camera_topics(self._cameras, 'command')}, a goal to 'ask' or "
-                               "a point on 'clicked_point'")
+        self.get_logger().info(f"active: send a std_msgs/String on {camera_topics(self._cameras, 'command')},"
+                               " a goal to 'ask' or a point on 'clicked_point'")
 
     def before_close(self) -> None:
         self.scheduler.close("node deactivated")
@@ -174,6 +173,7 @@ class GroundingNode(ModelNode):
 
     def shutdown_worker(self) -> None:
         self.scheduler.stop("node shutting down")
+        self.goals.give_up("node shut down before the request ended")  # ran past stop's timeout
 
     # ---- requests --------------------------------------------------------------------------
     def _on_command(self, camera: str, msg: String) -> None:
