@@ -503,3 +503,21 @@ def test_an_image_encoding_without_colour_is_warned_about_once(running, monkeypa
     time.sleep(0.5)  # several frames
     grey = [text for text in said if "colour words" in text]
     assert len(grey) == 1 and why in grey[0] and f"are {encoding} (" in grey[0], said
+
+
+def test_the_once_per_camera_warnings_come_again_after_a_cleanup():
+    # a reconfigure may bring other cameras (or drivers) under the same names: a grey stream
+    # after it went unsaid, as it had been said before the cleanup
+    from ros_ground.nodes.camera_sensors import CameraSensors
+
+    said = []
+    node = type("Node", (), {"get_logger": lambda self: type("Log", (), {
+        "warning": lambda self, text, **kw: said.append(text)})()})()
+    sensors = CameraSensors(node, {})
+    grey = Image(height=1, width=1, encoding="mono8", step=1, data=bytes(1))
+    sensors._say_if_grey("", "image", grey)
+    sensors._say_if_grey("", "image", grey)
+    assert len(said) == 1
+    sensors.clear()
+    sensors._say_if_grey("", "image", grey)
+    assert len(said) == 2 and said[1] == said[0]

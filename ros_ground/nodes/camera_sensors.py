@@ -90,10 +90,14 @@ class CameraSensors:
         return opened
 
     def clear(self) -> None:
+        """Forget every stream (cleanup); the once-per-camera warnings are said again after the
+        next configure, whose cameras (or the drivers behind them) may be others."""
         self.frames.clear()
         self.depth.clear()
         self._info.clear()
         self._info_refused.clear()
+        self._repeat_said.clear()
+        self._grey_said.clear()
 
     def decode(self, msg, what: str, received_ns: int | None = None) -> Frame:
         """A Frame of an Image or CompressedImage message (or the reason it cannot be one)."""
