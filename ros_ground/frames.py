@@ -1,10 +1,11 @@
 """Camera frames and mask proposals matched by stamp, per source (camera).
 
-Stamps are integer nanoseconds. A proposal node on a CPU takes seconds a frame, so its
-proposals arrive after newer frames: `FrameStore` keeps each source's recent frames (only as
-long as `max_age_ns` asks, and only while `keep` says someone publishes proposals) to pair
-with proposals that come late. A clock that jumps back (a bag replayed again, a simulator
-reset) leaves frames stamped in the future; they are dropped as soon as an older stamp arrives.
+Stamps are integer nanoseconds. A proposal node takes seconds a frame (a GPU: about one), so
+its proposals arrive after newer frames: `FrameStore` keeps each source's recent frames (the
+newest few, and as many as `max_age_ns` asks, only while `keep` says someone publishes
+proposals) and the frame of each proposal run, to pair with proposals that come late. A
+clock that jumps back (a bag replayed again, a simulator reset) leaves frames stamped in the
+future; they are dropped as soon as an older stamp arrives.
 No ROS import: the grounding node converts stamps and decodes messages.
 """
 
@@ -21,6 +22,11 @@ from typing import Any
 import numpy as np
 
 MAX_FRAMES = 256  # memory bound on the frames kept per source
+# the newest frames kept while proposals come, whatever max_age: a run's frame is among them
+# when its proposals_started comes
+MIN_FRAMES = 8
+# the longest proposal run counted (KeptForProposals): a 2-core CPU takes 25-60 s a frame
+MAX_RUN_NS = 60 * 10**9
 MAX_PROPOSALS = 16  # proposal messages kept per source
 # bytes a fingerprint reads: ~0.3 ms on a 2592x1944 rgb8 frame (15 MB), where blake2b of every
 # byte takes ~30 ms, and a frame is fingerprinted at each request and each proposal run
@@ -56,28 +62,35 @@ class Stamped:
 
     stamp_ns: int
     item: Any
+    run_ns: int = 0  # proposals: how far the camera's stamps moved on while their run took
 
 
 class KeptForProposals:
-    """Frames (colour or depth) kept past a store's count bound because proposals for them are
+    """Frames (colour or depth) kept past a store's bounds because proposals for them are
     coming or have come: a proposal run can outlast the frames kept by count (a proposal node
-    on a CPU, a 30 Hz camera: 256 frames are 8.5 s), so the proposal node says when it starts
-    one, and the store keeps that frame (`want`) until it is `max_age_ns` old. A stamp wanted
-    before its frame came is remembered until that frame (or a later one) arrives. At most
-    `maxlen` frames and wanted stamps per source; the stores call it under their own lock.
+    on a CPU, a 30 Hz camera: 256 frames are 8.5 s) or by `max_age_ns`, so the proposal node
+    says when it starts one, and the store keeps that frame (`want`) while the run lasts (at
+    most MAX_RUN_NS) and, once its proposals came, as long again as the run took: pairable
+    until the next run's proposals are due, whatever `max_age_ns` (the longer of the two
+    holds). A stamp wanted before its frame came is remembered until that frame (or a later
+    one) arrives. At most `maxlen` frames and wanted stamps per source; the stores call it
+    under their own lock.
     """
 
     def __init__(self, maxlen: int = MAX_PROPOSALS):
         self._maxlen = maxlen
-        self._kept: dict[str, deque[Stamped]] = {}
+        # kept frames, each with how long past its stamp it stays (beyond max_age_ns)
+        self._kept: dict[str, deque[tuple[Stamped, int]]] = {}
         self._wanted: dict[str, deque[tuple[int, int]]] = {}  # (stamp, tolerance) ns
 
-    def want(self, source: str, stamp_ns: int, tolerance_ns: int, stored) -> None:
+    def want(self, source: str, stamp_ns: int, tolerance_ns: int, stored,
+             run_ns: int | None = None) -> None:
         """Keep the frame of `stored` (Stamped) closest to `stamp_ns` within `tolerance_ns`,
-        or the first such frame to arrive."""
-        near = [f for f in stored if abs(f.stamp_ns - stamp_ns) <= tolerance_ns]
+        or the first such frame to arrive; `run_ns`: its proposals came, after a run that
+        took this long (Stamped.run_ns), so it stays 2 x `run_ns` past its stamp."""
+        near = [f for f in [*stored, *self.frames(source)] if abs(f.stamp_ns - stamp_ns) <= tolerance_ns]
         if near:
-            self._keep(source, min(near, key=lambda f: abs(f.stamp_ns - stamp_ns)))
+            self._keep(source, min(near, key=lambda f: abs(f.stamp_ns - stamp_ns)), run_ns)
         else:
             self._wanted.setdefault(source, deque(maxlen=self._maxlen)).append(
                 (int(stamp_ns), int(tolerance_ns)))
@@ -95,12 +108,13 @@ class KeptForProposals:
         wanted.clear()
         wanted.extend(still)
         kept = self._kept.get(source, deque())
-        still = [f for f in kept if 0 <= entry.stamp_ns - f.stamp_ns <= max_age_ns]
+        still = [(f, stays) for f, stays in kept
+                 if 0 <= entry.stamp_ns - f.stamp_ns <= max(max_age_ns, stays)]
         kept.clear()
         kept.extend(still)
 
     def frames(self, source: str) -> list[Stamped]:
-        return list(self._kept.get(source, ()))
+        return [f for f, _ in self._kept.get(source, ())]
 
     def forget(self, source: str | None = None) -> None:
         """Forget `source`'s kept frames and wanted stamps (every source's when None)."""
@@ -110,17 +124,24 @@ class KeptForProposals:
             else:
                 table.pop(source, None)
 
-    def _keep(self, source: str, entry: Stamped) -> None:
+    def _keep(self, source: str, entry: Stamped, run_ns: int | None = None) -> None:
         kept = self._kept.setdefault(source, deque(maxlen=self._maxlen))
-        if all(f.stamp_ns != entry.stamp_ns for f in kept):
-            kept.append(entry)
+        stays = MAX_RUN_NS if run_ns is None else 2 * min(max(int(run_ns), 0), MAX_RUN_NS)
+        for i, (f, _) in enumerate(kept):
+            if f.stamp_ns == entry.stamp_ns:
+                if run_ns is not None:  # its run ended: kept as long again as it took
+                    kept[i] = (f, stays)
+                return
+        kept.append((entry, stays))
 
 
 class FrameStore:
     """Latest frame, recent frames and recent proposals of each source; thread-safe."""
 
-    def __init__(self, max_frames: int = MAX_FRAMES, max_proposals: int = MAX_PROPOSALS):
+    def __init__(self, max_frames: int = MAX_FRAMES, max_proposals: int = MAX_PROPOSALS,
+                 min_frames: int = MIN_FRAMES):
         self._max_frames, self._max_proposals = max_frames, max_proposals
+        self._min_frames = min_frames
         self._latest: dict[str, Stamped] = {}
         self._recent: dict[str, deque[Stamped]] = {}
         self._proposals: dict[str, deque[Stamped]] = {}
@@ -130,42 +151,47 @@ class FrameStore:
 
     def add_frame(self, source: str, stamp_ns: int, frame, max_age_ns: int = 0,
                   keep: bool = True) -> None:
-        """Make `frame` the source's latest; remember it for `max_age_ns` when `keep` (someone
-        publishes proposals to pair it with). Older frames beyond `max_age_ns`, and frames
-        stamped after this one (the clock jumped back), are forgotten."""
+        """Make `frame` the source's latest; when `keep` (someone publishes proposals to pair
+        it with) remember it while it is one of the newest `min_frames` or at most
+        `max_age_ns` older than the latest. Frames stamped after this one (the clock jumped
+        back) are forgotten; frames kept for a proposal run go as KeptForProposals says."""
         entry = Stamped(int(stamp_ns), frame)
         with self._lock:
             self._latest[source] = entry
             recent = self._recent.setdefault(source, deque(maxlen=self._max_frames))
-            if max_age_ns <= 0:
-                recent.clear()
-                self._kept.forget(source)
-                return
-            self._kept.arrived(source, entry, max_age_ns)
+            self._kept.arrived(source, entry, max(int(max_age_ns), 0))
             if not keep:  # frames kept for a run in flight stay: its node may be restarting
                 recent.clear()
                 return
             recent.append(entry)
-            while recent and (entry.stamp_ns - recent[0].stamp_ns > max_age_ns
-                              or recent[0].stamp_ns > entry.stamp_ns):
+            while recent and (recent[0].stamp_ns > entry.stamp_ns or (
+                    len(recent) > self._min_frames and entry.stamp_ns - recent[0].stamp_ns > max_age_ns)):
                 recent.popleft()
 
-    def add_proposals(self, source: str, stamp_ns: int, proposals) -> None:
+    def add_proposals(self, source: str, stamp_ns: int, proposals) -> int:
+        """Remember proposals for the source's frame stamped `stamp_ns`; returns their run's
+        time (Stamped.run_ns): how far the source's latest stamp is past theirs now, at most
+        MAX_RUN_NS. Give it to `keep_near` to keep their frame as long again."""
         with self._lock:
+            latest = self._latest.get(source)
+            run = min(max(latest.stamp_ns - int(stamp_ns), 0), MAX_RUN_NS) if latest else 0
             queue = self._proposals.setdefault(source, deque(maxlen=self._max_proposals))
-            queue.append(Stamped(int(stamp_ns), proposals))
+            queue.append(Stamped(int(stamp_ns), proposals, run))
             self._proposals_received[source] = self._proposals_received.get(source, 0) + 1
+        return run
 
     def proposals_received(self, source: str) -> int:
         """How many proposal messages the source has had, ever (not reset by `clear`)."""
         with self._lock:
             return self._proposals_received.get(source, 0)
 
-    def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
-        """Keep the frame stamped within `tolerance_ns` of `stamp_ns` past the `max_frames`
-        bound, for `max_age_ns` (KeptForProposals): proposals for it are coming or have come."""
+    def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int,
+                  run_ns: int | None = None) -> None:
+        """Keep the frame stamped within `tolerance_ns` of `stamp_ns` past the store's bounds
+        (KeptForProposals): proposals for it are coming, or have come after a run of `run_ns`
+        (`add_proposals`)."""
         with self._lock:
-            self._kept.want(source, stamp_ns, tolerance_ns, self._recent.get(source, ()))
+            self._kept.want(source, stamp_ns, tolerance_ns, self._recent.get(source, ()), run_ns)
 
     def latest(self, source: str):
         """The source's latest frame, or None before the first."""
@@ -202,14 +228,14 @@ class FrameStore:
 
     def older_pairs(self, source: str, stamp_ns: int, max_age_ns: int,
                     tolerance_ns: int) -> Iterator[tuple[Any, Any]]:
-        """(frame, proposals) pairs of remembered frames at most `max_age_ns` before
-        `stamp_ns` whose proposals are stamped within `tolerance_ns`; newest proposals first,
-        each with its closest frame."""
+        """(frame, proposals) pairs of remembered frames at most `max_age_ns`, or twice their
+        proposals' run (Stamped.run_ns), before `stamp_ns` whose proposals are stamped within
+        `tolerance_ns`; newest proposals first, each with its closest frame."""
         with self._lock:
             recent = [*self._recent.get(source, ()), *self._kept.frames(source)]
             proposals = sorted(self._proposals.get(source, ()), key=lambda p: -p.stamp_ns)
         for p in proposals:
-            if not 0 <= stamp_ns - p.stamp_ns <= max_age_ns:
+            if not 0 <= stamp_ns - p.stamp_ns <= max(max_age_ns, 2 * p.run_ns):
                 continue
             near = [f for f in recent if abs(f.stamp_ns - p.stamp_ns) <= tolerance_ns]
             if near:
@@ -218,8 +244,10 @@ class FrameStore:
     def match(self, source: str, frame, stamp_ns: int, decode: Callable[[Any, Any], Any], *,
               tolerance_ns: int, max_age_ns: int = 0, search_older: bool = False):
         """The frame to ground and its proposals: `frame` with the closest proposals within
-        `tolerance_ns`, else (when `search_older`) the newest remembered frame at most
-        `max_age_ns` older that has proposals, else (`frame`, None). `decode(proposals, frame)`
+        `tolerance_ns`, else (when `search_older`) the newest remembered frame that has
+        proposals at most `max_age_ns` older, or twice its proposal run (`older_pairs`: with a
+        live camera the frame of the newest run pairs until the next run's proposals are
+        due), else (`frame`, None). `decode(proposals, frame)`
         turns stored proposals into the frame's, or None when they do not fit it.
 
         Why older frames: a proposal node on a CPU takes seconds a frame, so the newest frame
@@ -277,12 +305,13 @@ class DepthStore:
                 queue.popleft()
             self._kept.arrived(source, entry, max_age_ns)
 
-    def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int) -> None:
-        """Keep the depth frame stamped within `tolerance_ns` of `stamp_ns` past the
-        `max_frames` bound, for `max_age_ns` (KeptForProposals): a request may ground the
-        colour frame the proposals are for long after (FrameStore.keep_near)."""
+    def keep_near(self, source: str, stamp_ns: int, tolerance_ns: int,
+                  run_ns: int | None = None) -> None:
+        """Keep the depth frame stamped within `tolerance_ns` of `stamp_ns` past the store's
+        bounds (KeptForProposals, `run_ns` as there): a request may ground the colour frame
+        the proposals are for long after (FrameStore.keep_near)."""
         with self._lock:
-            self._kept.want(source, stamp_ns, tolerance_ns, self._depth.get(source, ()))
+            self._kept.want(source, stamp_ns, tolerance_ns, self._depth.get(source, ()), run_ns)
 
     def set_intrinsics(self, source: str, k) -> None:
         """The source's intrinsics from now on; None: none (its camera_info was refused)."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros_ground.frames import DepthStore, FrameStore, pixel_fingerprint
+from ros_ground.frames import MAX_RUN_NS, MIN_FRAMES, DepthStore, FrameStore, pixel_fingerprint
 
 S = 1_000_000_000  # ns per second
 
@@ -27,23 +27,29 @@ def test_proposals_near_a_stamp_closest_first_within_tolerance():
 
 
 def test_frames_are_kept_for_max_age_only_while_asked():
-    store = FrameStore()
+    store = FrameStore(min_frames=1)
     store.add_frame("cam0", 5 * S, "f5", max_age_ns=0)
-    assert store.recent_count("cam0") == 0  # max age 0: nothing to pair later
+    assert store.recent_count("cam0") == 1  # the newest, whatever max_age
     store.add_frame("cam0", 5 * S, "f5", max_age_ns=3 * S, keep=False)
     assert store.recent_count("cam0") == 0  # nobody publishes proposals
     for sec in (5, 6, 7, 9):
         store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=3 * S)
     assert store.recent_count("cam0") == 3  # f5 is more than 3 s older than f9
+    newest = FrameStore()  # a run's frame is among the newest when its proposals_started comes
+    for sec in range(20):
+        newest.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=0)
+    assert newest.recent_count("cam0") == MIN_FRAMES
 
 
 def test_older_pairs_newest_proposals_first_each_with_its_closest_frame():
     store = FrameStore()
-    for sec in (5, 6, 7):
+    for sec in (5, 6, 7):  # each frame's proposals at once: runs of no time
         store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
-    store.add_proposals("cam0", 5 * S + 10_000_000, "p5")
-    store.add_proposals("cam0", 6 * S, "p6")
-    store.add_proposals("cam0", 4 * S, "p4 (no frame near)")
+        if sec == 5:
+            store.add_proposals("cam0", 5 * S + 10_000_000, "p5")
+            store.add_proposals("cam0", 4 * S, "p4 (no frame near)")
+        if sec == 6:
+            store.add_proposals("cam0", 6 * S, "p6")
     assert list(store.older_pairs("cam0", 7 * S, 10 * S, 50_000_000)) == [
         ("f6", "p6"), ("f5", "p5")]
     assert list(store.older_pairs("cam0", 7 * S, int(1.5 * S), 50_000_000)) == [("f6", "p6")]
@@ -71,9 +77,9 @@ def test_clear_forgets_everything():
 
 def test_match_prefers_the_frames_own_proposals_then_an_older_frame_with_some():
     store = FrameStore()
-    for sec in (5, 7):
-        store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
-    store.add_proposals("cam0", 5 * S, "p5")
+    store.add_frame("cam0", 5 * S, "f5", max_age_ns=10 * S)
+    store.add_proposals("cam0", 5 * S, "p5")  # at once: a run of no time
+    store.add_frame("cam0", 7 * S, "f7", max_age_ns=10 * S)
 
     def decode(proposals, frame):
         return None if proposals == "bad" else f"{proposals}@{frame}"
@@ -183,14 +189,62 @@ def test_a_run_announced_before_its_frame_arrives_keeps_that_frame_once():
             frames.keep_near("cam", 1 * S, tol)  # the proposals came too: still one slot
             depth.keep_near("cam", 1 * S, tol)
     assert frames.kept_count("cam") == 1 and frames.recent_count("cam") == 2
-    frames.add_proposals("cam", 1 * S, "p1")
+    frames.keep_near("cam", 1 * S, tol, frames.add_proposals("cam", 1 * S, "p1"))  # as the node does
     assert list(frames.older_pairs("cam", 9 * S, max_age, tol)) == [("f1", "p1")]
     assert depth.depth_near("cam", 1 * S, tol) == "d1"
     # without a proposal node seen (keep=False, e.g. while it restarts) the kept frame stays
     frames.add_frame("cam", 10 * S, "f10", max_age, keep=False)
     assert frames.kept_count("cam") == 1
-    frames.add_frame("cam", 11 * S, "f11", 0)  # no older frame will be asked for
+    # f1's proposals came 8 s after it (at f9): it stays 2 x 8 s past its stamp, max_age or not
+    frames.add_frame("cam", 11 * S, "f11", 0)
+    assert frames.kept_count("cam") == 1
+    frames.add_frame("cam", 18 * S, "f18", 0)
     assert frames.kept_count("cam") == 0
+
+
+def test_a_live_cameras_frames_pair_with_the_proposals_of_the_newest_run_without_max_age():
+    """proposal_max_age_s 0 (config/default.yaml) with a 30 Hz camera: proposals come seconds
+    after their frame, when it is no longer the newest, and never paired; the proposal node's
+    runs were wasted. A run's frame stays pairable while it runs and as long again after."""
+    frames, depth = FrameStore(), DepthStore()
+    period, tol, run = 33_000_000, 50_000_000, 15
+    frames.add_frame("", 0, "frame0", max_age_ns=0)
+    depth.add_depth("", 0, "depth0", max_age_ns=0)
+    frames.keep_near("", 0, tol)  # proposals_started for frame0
+    depth.keep_near("", 0, tol)
+    for k in range(1, run + 1):  # 0.5 s of frames while SAM runs
+        frames.add_frame("", k * period, f"frame{k}", max_age_ns=0)
+        depth.add_depth("", k * period, f"depth{k}", max_age_ns=0)
+    ran = frames.add_proposals("", 0, "proposals for frame0")
+    assert ran == run * period
+    frames.keep_near("", 0, tol, ran)
+    depth.keep_near("", 0, tol, ran)
+
+    def match(k):
+        return frames.match("", f"frame{k}", k * period, lambda p, f: p, tolerance_ns=tol,
+                            max_age_ns=0, search_older=True)
+
+    assert match(run) == ("frame0", "proposals for frame0")
+    assert depth.depth_near("", 0, tol) == "depth0"  # its depth too, for positions
+    for k in range(run + 1, 2 * run + 1):  # for as long again as the run took
+        frames.add_frame("", k * period, f"frame{k}", max_age_ns=0)
+        depth.add_depth("", k * period, f"depth{k}", max_age_ns=0)
+    assert match(2 * run) == ("frame0", "proposals for frame0")
+    k = 2 * run + 1  # then the next run's proposals are due: the newest frame, alone
+    frames.add_frame("", k * period, f"frame{k}", max_age_ns=0)
+    depth.add_depth("", k * period, f"depth{k}", max_age_ns=0)
+    assert match(k) == (f"frame{k}", None)
+    assert frames.kept_count("") == 0 and depth.depth_near("", 0, tol) is None
+
+
+def test_a_run_whose_proposals_never_come_keeps_its_frame_for_max_run_only():
+    frames = FrameStore()
+    frames.add_frame("", 0, "f0", max_age_ns=0)
+    frames.keep_near("", 0, 10)  # proposals_started; the proposal node then stops
+    frames.add_frame("", MAX_RUN_NS, "late", max_age_ns=0)
+    assert frames.kept_count("") == 1
+    frames.add_frame("", MAX_RUN_NS + 1, "later", max_age_ns=0)
+    assert frames.kept_count("") == 0
 
 
 def test_pixel_fingerprint_tells_pictures_apart_and_names_equal_ones_alike():

@@ -278,15 +278,15 @@ class CameraSensors:
                                             throttle_duration_sec=5.0)
 
     def _on_proposals(self, camera: str, msg: EntityProposals) -> None:
-        self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
-        self._keep_for_proposals(camera, msg.header)
+        run = self.frames.add_proposals(camera, stamp_to_ns(msg.header.stamp), msg)
+        self._keep_for_proposals(camera, msg.header, run)
 
-    def _keep_for_proposals(self, camera: str, header) -> None:
+    def _keep_for_proposals(self, camera: str, header, run_ns: int | None = None) -> None:
         """Keep the frame stamped like `header` and its depth: proposals for it are coming (the
-        proposal node's proposals_started) or have come."""
+        proposal node's proposals_started) or have come after a run of `run_ns`."""
         stamp = stamp_to_ns(header.stamp)
-        self.frames.keep_near(camera, stamp, _ns(self.p["proposal_tolerance_s"]))
-        self.depth.keep_near(camera, stamp, _ns(self.p["depth_tolerance_s"]))
+        self.frames.keep_near(camera, stamp, _ns(self.p["proposal_tolerance_s"]), run_ns)
+        self.depth.keep_near(camera, stamp, _ns(self.p["depth_tolerance_s"]), run_ns)
 
     def _decode_proposals(self, msg, frame: Frame):
         """The message's proposals for `frame`, or None (logged) if they do not fit it."""
