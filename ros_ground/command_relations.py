@@ -21,7 +21,7 @@ from ros_ground.command import (
     PLACEMENT_VERBS,
     command_phrases,
 )
-from ros_ground.fronted import NOT_THINGS, fronted_relation, fronted_side
+from ros_ground.fronted import NOT_THINGS, asks_to_act, fronted_relation, fronted_side, sentence_opening
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
@@ -232,6 +232,9 @@ def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -
         if 0 <= landmark < target:  # "behind the tray, put the mug": fronted, where it goes
             return Relations(after=text[chunks[target].char_end:], destination=landmark,
                              place=RELATION_NAMES[relation])
+        fronted = _fronted_place(text, chunks, target - 1) if landmark < 0 and target else None
+        if fronted and asks_to_act(text[chunks[target - 1].char_end:chunks[target].char_start]):
+            return Relations(after=text[chunks[target].char_end:], destination=target - 1, place=fronted)
         if landmark < 0 and (side_after(" ".join(after.lower().split())) or comparative_after(after)):
             # "put the mug on the right", "move it closer to you": where it goes, not which one
             return Relations()
@@ -264,8 +267,27 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
         if put and not _NEGATED.search(gap[:put[0]]):  # not "don't put it on the tray"
             return _with_second(text, chunks, Relations(destination=k, place=put[1],
                                                         **_described(text, chunks, k)))
+        fronted = _fronted_place(text, chunks, k)  # "behind the box, put it down"
+        if fronted and _HELD_AFTER.match(text, chunk.char_end):
+            return _with_second(text, chunks, Relations(destination=k, place=fronted))
     return None
 
+
+# a placing verb of a pronoun right after a fronted place, ending the sentence: "(behind the box)*,
+# put it down.*"
+_HELD_AFTER = re.compile(r"\s*(?:[,:\-\u2013\u2014]|\.\.\.|\u2026)?\s*(?:please\s+)?(?:" + "|".join(
+    sorted(PLACEMENT_VERBS)) + r")\s+(?:it|them|(?:this|that|these|those)(?:\s+ones?)?)(?:\s+(?:down|back|"
+    r"there|please))*\s*(?:[.!?;]|$)", re.IGNORECASE)
+
+
+def _fronted_place(text: str, chunks: list[NounPhrase], k: int) -> str | None:
+    """The place, as a response names it, that words opening the sentence give `chunks[k]`:
+    a relation ("*left of* the tray, put it") or a place preposition ("*on top of* the box, put
+    the cube": PLACE_WORDS); None for neither."""
+    opening = sentence_opening(text, chunks[k - 1] if k else None, chunks[k])
+    if opening is None or not opening.strip():
+        return None
+    return _place_of(opening)
 
 def _with_second(text: str, chunks: list[NounPhrase], rel: Relations) -> Relations:
     """`rel` with the other landmark of "between" (`second_of`) of its destination when it goes

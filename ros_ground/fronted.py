@@ -74,3 +74,20 @@ def fronted_side(text: str, previous: NounPhrase | None, target: NounPhrase) -> 
     words = text[opening.end():target.char_start].lower()
     side = side_after(words)
     return words[:side].strip(" ,") if side and _CLAUSE_GAP.fullmatch(words[side:]) else None
+
+
+def sentence_opening(text: str, previous: NounPhrase | None, phrase: NounPhrase) -> str | None:
+    """The words that open the sentence of `phrase` (of `text`) before it, after _FILLERS
+    ("on top of " of "OK, on top of the box, put the cube"); None when another phrase
+    (`previous`, the one before `phrase`) stands in that sentence."""
+    start = max(text.rfind(c, 0, phrase.char_start) for c in ".;:!?") + 1
+    if previous is not None and previous.char_end > start:
+        return None
+    return text[_FILLERS.match(text, start, phrase.char_start).end():phrase.char_start]
+
+
+def asks_to_act(gap: str) -> bool:
+    """Whether `gap`, the text between a fronted landmark and the object, is the words of a
+    clause that asks the robot to act or asks a question (", pick up ", ", can you grab ")."""
+    return _CLAUSE_GAP.fullmatch(gap) is not None
+

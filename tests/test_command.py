@@ -436,6 +436,9 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Next to the tray, pick up the mug behind the duck.", "the duck", "behind", None, "", None, None),
     ("In front of the camera, pick up the mug.", None, None, None, "", None, None),
     ("Pick up the cube. Behind the tray, grab the mug.", None, None, None, "", None, None),
+    ("On top of the box, put the cube.", None, None, "the box", "on", None, None),
+    ("Into the box, drop the cube.", None, None, "the box", "in", None, None),
+    ("On the table, pick up the mug.", None, None, None, "", None, None),  # a place, not a destination
 ])
 def test_command_relations_name_each_role(nlp, command, landmark, relation, destination, place, of,
                                           of_relation):
@@ -1089,6 +1092,11 @@ def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypat
     ("Don't put it on the tray.", None, None, None, None),
     ("Put it down.", None, None, None, None),
     ("Where is it?", None, None, None, None),
+    # the place said first, opening the sentence
+    ("Left of the tray, put it.", "the tray", "left of", None, None),
+    ("Behind the box, put it down.", "the box", "behind", None, None),
+    ("On top of the box, put it.", "the box", "on", None, None),
+    ("Behind the box, I put it.", None, None, None, None),  # a statement, not a command
 ])
 def test_a_command_about_what_the_robot_holds_names_where_it_goes(nlp, command, destination,
                                                                    place, of, of_relation):
