@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 
 MAX_FRAMES = 256  # memory bound on the frames kept per source
-# the newest frames kept while proposals come, whatever max_age: a run's frame is among them
-# when its proposals_started comes
-MIN_FRAMES = 8
-# the longest proposal run counted (KeptForProposals): a 2-core CPU takes 25-60 s a frame
-MAX_RUN_NS = 60 * 10**9
+# how long the newest frames are kept while proposals come, whatever max_age: a run's frame is
+# among them when its proposals_started comes, which the proposal node sends after decoding it
+MIN_KEEP_NS = 2 * 10**9
+# the longest proposal run counted (KeptForProposals), so that with max_age 0 a command grounds
+# a frame at most twice this old: within tf2's default 10 s buffer, for looking up its stamp.
+# A GPU takes about a second a frame; a CPU's 25-60 s runs pair only through max_age
+MAX_RUN_NS = 5 * 10**9
 MAX_PROPOSALS = 16  # proposal messages kept per source
 # bytes a fingerprint reads: ~0.3 ms on a 2592x1944 rgb8 frame (15 MB), where blake2b of every
 # byte takes ~30 ms, and a frame is fingerprinted at each request and each proposal run
@@ -139,9 +141,9 @@ class FrameStore:
     """Latest frame, recent frames and recent proposals of each source; thread-safe."""
 
     def __init__(self, max_frames: int = MAX_FRAMES, max_proposals: int = MAX_PROPOSALS,
-                 min_frames: int = MIN_FRAMES):
+                 min_keep_ns: int = MIN_KEEP_NS):
         self._max_frames, self._max_proposals = max_frames, max_proposals
-        self._min_frames = min_frames
+        self._min_keep_ns = min_keep_ns
         self._latest: dict[str, Stamped] = {}
         self._recent: dict[str, deque[Stamped]] = {}
         self._proposals: dict[str, deque[Stamped]] = {}
@@ -152,21 +154,29 @@ class FrameStore:
     def add_frame(self, source: str, stamp_ns: int, frame, max_age_ns: int = 0,
                   keep: bool = True) -> None:
         """Make `frame` the source's latest; when `keep` (someone publishes proposals to pair
-        it with) remember it while it is one of the newest `min_frames` or at most
-        `max_age_ns` older than the latest. Frames stamped after this one (the clock jumped
-        back) are forgotten; frames kept for a proposal run go as KeptForProposals says."""
+        it with) remember it while it is at most `min_keep_ns` or `max_age_ns` older than the
+        latest. Frames and proposals stamped after this one (the clock jumped back: a bag
+        replayed again, a simulator reset) are forgotten; frames kept for a proposal run go
+        as KeptForProposals says."""
         entry = Stamped(int(stamp_ns), frame)
         with self._lock:
+            before = self._latest.get(source)
             self._latest[source] = entry
             recent = self._recent.setdefault(source, deque(maxlen=self._max_frames))
             self._kept.arrived(source, entry, max(int(max_age_ns), 0))
+            proposals = self._proposals.get(source)
+            if proposals and before is not None and before.stamp_ns > entry.stamp_ns:
+                kept = [p for p in proposals if p.stamp_ns <= entry.stamp_ns]
+                proposals.clear()
+                proposals.extend(kept)
             if not keep:  # frames kept for a run in flight stay: its node may be restarting
                 recent.clear()
                 return
+            window = max(int(max_age_ns), self._min_keep_ns)
+            kept = [f for f in recent if 0 < entry.stamp_ns - f.stamp_ns <= window]  # a stamp once
+            recent.clear()
+            recent.extend(kept)
             recent.append(entry)
-            while recent and (recent[0].stamp_ns > entry.stamp_ns or (
-                    len(recent) > self._min_frames and entry.stamp_ns - recent[0].stamp_ns > max_age_ns)):
-                recent.popleft()
 
     def add_proposals(self, source: str, stamp_ns: int, proposals) -> int:
         """Remember proposals for the source's frame stamped `stamp_ns`; returns their run's
@@ -284,16 +294,16 @@ class DepthStore:
     grounded with its own depth.
     """
 
-    def __init__(self, max_frames: int = MAX_FRAMES, min_frames: int = 8):
+    def __init__(self, max_frames: int = MAX_FRAMES, min_keep_ns: int = MIN_KEEP_NS):
         self._depth: dict[str, deque[Stamped]] = {}
         self._kept = KeptForProposals()
         self._k: dict[str, Any] = {}
-        self._max_frames, self._min_frames = max_frames, min_frames
+        self._max_frames, self._min_keep_ns = max_frames, min_keep_ns
         self._lock = threading.Lock()
 
     def add_depth(self, source: str, stamp_ns: int, item, max_age_ns: int = 0) -> None:
-        """Remember a depth frame; the newest `min_frames`, and (up to `max_frames`) those at
-        most `max_age_ns` older than it, are kept: a request may ground an older colour frame
+        """Remember a depth frame; (up to `max_frames`) those at most `min_keep_ns` or
+        `max_age_ns` older than it are kept: a request may ground an older colour frame
         (FrameStore.match) and needs that frame's depth."""
         with self._lock:
             queue = self._depth.setdefault(source, deque(maxlen=self._max_frames))
@@ -301,7 +311,7 @@ class DepthStore:
                 queue.clear()
             entry = Stamped(int(stamp_ns), item)
             queue.append(entry)
-            while len(queue) > self._min_frames and stamp_ns - queue[0].stamp_ns > max_age_ns:
+            while stamp_ns - queue[0].stamp_ns > max(max_age_ns, self._min_keep_ns):
                 queue.popleft()
             self._kept.arrived(source, entry, max_age_ns)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros_ground.frames import MAX_RUN_NS, MIN_FRAMES, DepthStore, FrameStore, pixel_fingerprint
+from ros_ground.frames import MAX_RUN_NS, MIN_KEEP_NS, DepthStore, FrameStore, pixel_fingerprint
 
 S = 1_000_000_000  # ns per second
 
@@ -27,7 +27,7 @@ def test_proposals_near_a_stamp_closest_first_within_tolerance():
 
 
 def test_frames_are_kept_for_max_age_only_while_asked():
-    store = FrameStore(min_frames=1)
+    store = FrameStore(min_keep_ns=0)
     store.add_frame("cam0", 5 * S, "f5", max_age_ns=0)
     assert store.recent_count("cam0") == 1  # the newest, whatever max_age
     store.add_frame("cam0", 5 * S, "f5", max_age_ns=3 * S, keep=False)
@@ -35,10 +35,15 @@ def test_frames_are_kept_for_max_age_only_while_asked():
     for sec in (5, 6, 7, 9):
         store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=3 * S)
     assert store.recent_count("cam0") == 3  # f5 is more than 3 s older than f9
-    newest = FrameStore()  # a run's frame is among the newest when its proposals_started comes
-    for sec in range(20):
-        newest.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=0)
-    assert newest.recent_count("cam0") == MIN_FRAMES
+    # a run's frame is among those kept when its proposals_started comes, however fast the
+    # camera: the newest MIN_KEEP_NS of frames, by stamp, not a count
+    period = 11_000_000  # 90 Hz
+    newest = FrameStore()
+    for k in range(500):
+        newest.add_frame("cam0", k * period, f"f{k}", max_age_ns=0)
+    assert newest.recent_count("cam0") == 1 + MIN_KEEP_NS // period
+    newest.keep_near("cam0", 400 * period, 5_000_000)  # started 1.1 s after its frame
+    assert newest.kept_count("cam0") == 1
 
 
 def test_older_pairs_newest_proposals_first_each_with_its_closest_frame():
@@ -60,10 +65,17 @@ def test_a_clock_jumping_back_drops_the_frames_from_the_future():
     store = FrameStore()
     for sec in (100, 101, 102):
         store.add_frame("cam0", sec * S, f"f{sec}", max_age_ns=10 * S)
+    store.add_proposals("cam0", 102 * S, "p102 (the old scene)")
     store.add_frame("cam0", 1 * S, "f1", max_age_ns=10 * S)  # a bag started again
     assert store.recent_count("cam0") == 1 and store.latest("cam0") == "f1"
+    assert store.proposal_count("cam0") == 0  # the old scene's proposals never pair with the new
     store.add_proposals("cam0", 101 * S, "p101")
     assert list(store.older_pairs("cam0", 1 * S, 10 * S, 50_000_000)) == []
+    # a jump back of a few frames: every frame stamped after the new one goes, not the oldest only
+    small = FrameStore()
+    for k in (13, 14, 15, 16, 17, 18, 19, 16):
+        small.add_frame("cam0", k * S // 10, f"f{k}", max_age_ns=10 * S)
+    assert small.stamped("cam0", 17 * S // 10) == [] and small.recent_count("cam0") == 4
 
 
 def test_clear_forgets_everything():
@@ -102,7 +114,7 @@ def test_match_prefers_the_frames_own_proposals_then_an_older_frame_with_some():
 def test_depth_store_matches_by_stamp_and_keeps_what_an_older_frame_needs():
     from ros_ground.frames import DepthStore
 
-    store = DepthStore(max_frames=20, min_frames=2)
+    store = DepthStore(max_frames=20, min_keep_ns=0)
     assert store.depth_near("cam", 0, 10) is None and store.intrinsics("cam") is None
     for t in range(0, 100, 10):
         store.add_depth("cam", t, f"d{t}", max_age_ns=35)
@@ -138,7 +150,7 @@ def test_proposals_keep_their_frame_and_depth_past_the_frame_bounds():
     mode falls back to point prompts and the phrases lose their 3-D positions."""
     from ros_ground.frames import DepthStore
 
-    frames, depth = FrameStore(max_frames=4), DepthStore(max_frames=4, min_frames=2)
+    frames, depth = FrameStore(max_frames=4), DepthStore(max_frames=4, min_keep_ns=0)
     max_age, tol = 100 * S, 50_000_000
     for t in range(3):
         frames.add_frame("cam", t * S, f"f{t}", max_age)
@@ -176,7 +188,7 @@ def test_a_run_announced_before_its_frame_arrives_keeps_that_frame_once():
     frame never comes is forgotten when later frames pass it."""
     from ros_ground.frames import DepthStore
 
-    frames, depth = FrameStore(max_frames=2), DepthStore(max_frames=2, min_frames=1)
+    frames, depth = FrameStore(max_frames=2), DepthStore(max_frames=2, min_keep_ns=0)
     max_age, tol = 100 * S, 50_000_000
     frames.add_frame("cam", 0, "f0", max_age)
     frames.keep_near("cam", 1 * S, tol)  # the notice of f1 before f1
@@ -234,7 +246,10 @@ def test_a_live_cameras_frames_pair_with_the_proposals_of_the_newest_run_without
     frames.add_frame("", k * period, f"frame{k}", max_age_ns=0)
     depth.add_depth("", k * period, f"depth{k}", max_age_ns=0)
     assert match(k) == (f"frame{k}", None)
-    assert frames.kept_count("") == 0 and depth.depth_near("", 0, tol) is None
+    assert frames.kept_count("") == 0
+    k = MIN_KEEP_NS // period + 1  # then past the newest frames kept by time, its depth goes too
+    depth.add_depth("", k * period, f"depth{k}", max_age_ns=0)
+    assert depth.depth_near("", 0, 1) is None
 
 
 def test_a_run_whose_proposals_never_come_keeps_its_frame_for_max_run_only():

@@ -98,3 +98,25 @@ def test_the_response_goes_first_and_its_markers_carry_its_request_id():
     assert [topic for topic, _ in sent] == ["response", "markers"]
     outputs.deliver(request, response)
     assert [topic for topic, _ in sent[2:]] == ["response", "markers", "overlay"]
+    # a refused request leaves the markers on screen; a request without a frame clears them
+    for status, topics in ((other.STATUS_REJECTED_BUSY, ["response"]), (other.STATUS_BAD_INPUT, ["response"]),
+                           (other.STATUS_NO_IMAGE, ["response", "markers"])):
+        sent.clear()
+        refused = result_to_msg(result, frame.header, "node-3", "Describe the scene.")
+        refused.status, refused.phrases = status, []
+        outputs.deliver(SimpleNamespace(camera="", goal_handle=None, request_id="node-3"), refused)
+        assert [topic for topic, _ in sent] == topics, status
+
+
+def test_deactivate_clears_the_latched_markers(r):
+    """Latched, the last answer's boxes would show in an rviz started while the node is
+    inactive as if current: deactivate publishes them cleared first."""
+    from tests.test_markers import _rviz_display
+
+    _stream(r)
+    assert r.ask().status == R.STATUS_OK
+    assert r.node.trigger_deactivate().name == "SUCCESS"
+    markers = _subscribe(r, "markers", MarkerArray, DurabilityPolicy.TRANSIENT_LOCAL)
+    assert r.client.wait(lambda: markers, 10)
+    assert _rviz_display(markers) == {}
+    assert r.node.trigger_activate().name == "SUCCESS"  # the fixture closes an active node

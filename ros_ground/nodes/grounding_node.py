@@ -1,8 +1,8 @@
 """grounding_node: camera frames + language commands in, grounded responses out.
 
 A lifecycle node (ros_ground.nodes.lifecycle): configure loads the models, activate opens
-topics, the `ask` action and the `describe` service, deactivate answers what is queued and
-closes them, cleanup frees the models. Requests are queued and run one at a time by a
+topics, the `ask` action and the `describe` service, deactivate answers what is queued, clears
+the latched markers and closes them, cleanup frees the models. Requests are queued and run one at a time by a
 ros_ground.scheduler.Scheduler, round-robin across each camera's `command`, `describe`, `ask`
 and `clicked_point` (`cameras`: one model serves them all; one flooding source delays another
 by one request at most); every request gets exactly one GroundedResponse, on its camera's
@@ -161,6 +161,7 @@ class GroundingNode(ModelNode):
     def before_close(self) -> None:
         self.scheduler.close("node deactivated")
         self.goals.wait_finished(timeout=10.0)  # let the answered goals' results go out
+        self.outputs.withdraw()
 
     def before_release(self) -> None:
         self.goals.settle(timeout=10.0)
@@ -181,8 +182,7 @@ class GroundingNode(ModelNode):
                              camera=camera), "command")
 
     def _on_click(self, msg: PointStamped) -> None:
-        """rviz's Publish Point: `region_prompt` about the entity under the point, on the
-        camera whose image is in the point's frame (regions.click_region has the rule)."""
+        """rviz's Publish Point: `region_prompt` about the entity under the point (regions.click_region)."""
         latest = {camera: self.frames.latest(camera) for camera in self._cameras}
         camera = requests.camera_of(msg.header.frame_id, latest)
         frames = {c: f.header.frame_id for c, f in latest.items() if f is not None}

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from ros_ground_msgs.msg import GroundedResponse
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from ros_ground.camera_watch import camera_topics
 from ros_ground.nodes.common import LATCHED, RELIABLE
 from ros_ground.nodes.conversions import rgb_to_image_msg
-from ros_ground.nodes.markers import response_markers
+from ros_ground.nodes.markers import NAMESPACE, clear_markers, response_markers
 from ros_ground.overlay import draw_overlay, with_target
+
+# the answers whose markers replace those on screen: a grounding, or a failure that says the
+# last one no longer holds (no camera frame, the model failed)
+_SHOWN = (GroundedResponse.STATUS_OK, GroundedResponse.STATUS_NO_IMAGE, GroundedResponse.STATUS_MODEL_ERROR)
 
 
 class CameraOutputs:
@@ -35,6 +40,13 @@ class CameraOutputs:
             self.overlays[camera] = node.lifecycle_publisher(Image, overlay, LATCHED)
             self.markers[camera] = node.lifecycle_publisher(MarkerArray, markers, LATCHED)
 
+    def withdraw(self) -> None:
+        """Publish each camera's markers cleared (markers.clear_markers), while the node is
+        still active: latched, the last answer's boxes would show in an rviz started while the
+        node is inactive as if current."""
+        for publisher in self.markers.values():
+            publisher.publish(clear_markers(Header(), NAMESPACE, ""))
+
     def clear(self) -> None:
         self.responses, self.overlays, self.markers, self._drawn = {}, {}, {}, {}
 
@@ -44,8 +56,10 @@ class CameraOutputs:
         request that outlived the wait for it): its execute callback waits for it. Then its
         markers (markers.response_markers, which carry its request_id) on the camera's
         `markers`, and the overlay `show` drew for it on `overlay`: after the response, so a
-        reader has it when its pictures come. A failed answer's markers are the DELETEALLs
-        alone: rviz would otherwise show the last answer's boxes as this one's."""
+        reader has it when its pictures come. An answer that failed for want of a frame or in
+        the model clears the markers (the DELETEALLs alone): rviz would otherwise show the last
+        answer's boxes as this one's. A request refused (busy, bad input, a click on no object)
+        or canceled leaves them: the answer on screen, maybe the one the robot acts on, stands."""
         camera = request.camera
         publisher = self.responses.get(camera)
         try:
@@ -55,7 +69,7 @@ class CameraOutputs:
             if request.goal_handle is not None:
                 self._goals.finish(request.goal_handle, response)
         markers, overlays = self.markers.get(camera), self.overlays.get(camera)
-        if markers is not None:
+        if markers is not None and response.status in _SHOWN:
             markers.publish(response_markers(response))
         # taken by its own request's answer alone: a request refused meanwhile (busy) is
         # answered from another thread while this one's is on its way
