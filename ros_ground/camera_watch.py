@@ -17,6 +17,9 @@ from collections.abc import Callable, Sequence
 RELIABLE, BEST_EFFORT = "reliable", "best_effort"
 # proposals silent this long (or 4 of their usual gaps, if longer) while frames come: stopped
 PROPOSALS_STALL_S = 10.0
+# ... and this long before two proposal messages give a gap: the node publishes nothing during a
+# run, and a first run on a CPU takes a minute or more (800x450, 8 zoom crops, sim SAM: 60 s)
+PROPOSALS_FIRST_GAP_S = 300.0
 
 
 def camera_topics(cameras: Sequence[str], name: str) -> list[str]:
@@ -114,12 +117,14 @@ def stamp_skew_warning(topic: str, stamp_ns: int, now_ns: int, max_skew_s: float
 class ProposalFlow:
     """Whether a camera's proposals, once arriving, have stopped: their publisher left the
     graph, or none came for `stall_s` (or 4 of their usual gaps: a proposal node on a CPU takes
-    seconds a frame) while frames still arrive. Nothing else shows it: a killed proposal node
+    seconds to a minute a frame, and publishes nothing during a run; `first_gap_s` before a
+    gap is measured) while frames still arrive. Nothing else shows it: a killed proposal node
     only changes the answers' mode (`auto` grounds commands among the engine's own proposals,
     descriptions by points). `update`, called on a timer, says it once per change."""
 
-    def __init__(self, topic: str, stall_s: float = PROPOSALS_STALL_S):
-        self.topic, self.stall_s = topic, stall_s
+    def __init__(self, topic: str, stall_s: float = PROPOSALS_STALL_S,
+                 first_gap_s: float = PROPOSALS_FIRST_GAP_S):
+        self.topic, self.stall_s, self.first_gap_s = topic, stall_s, first_gap_s
         self.stopped = False
         self._count, self._last_s = 0, None  # proposals received, and when the count last grew
         self._gaps: deque[float] = deque(maxlen=8)
@@ -138,7 +143,8 @@ class ProposalFlow:
         if self._last_s is None or self.stopped:
             return None
         silent_s = now_s - self._last_s
-        limit_s = max(self.stall_s, 4 * statistics.median(self._gaps)) if self._gaps else self.stall_s
+        usual_s = 4 * statistics.median(self._gaps) if self._gaps else self.first_gap_s
+        limit_s = max(self.stall_s, usual_s)
         if not publishers:
             why = "nothing publishes on it now"
         elif silent_s >= limit_s and frame_age_s is not None and frame_age_s <= limit_s / 2:

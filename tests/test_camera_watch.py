@@ -109,3 +109,18 @@ def test_proposals_whose_publisher_left_are_said_to_stop_at_once_and_not_when_fr
         slow.update(float(t), n + 1, 1, 0.1)
     assert slow.update(25.0 + 15, 6, 1, 0.1) is None  # 15 s: three gaps, not yet four
     assert "none for 20 s" in slow.update(25.0 + 20, 6, 1, 0.1)
+
+
+def test_proposals_of_a_minute_long_run_are_not_said_to_stop_and_a_stopped_node_still_is():
+    from ros_ground.camera_watch import ProposalFlow
+
+    flow = ProposalFlow("/p", stall_s=10.0)  # the node's 2 s timer, frames every 0.1 s
+    flow.update(0.0, 1, 1, 0.1)  # the first run's proposals; the next run takes 60 s after a 5 s rest
+    assert all(flow.update(float(t), 1, 1, 0.1) is None for t in range(2, 65, 2))
+    assert flow.update(65.0, 2, 1, 0.1) is None  # a gap of 65 s measured: 4 of them is the limit
+    assert all(flow.update(65.0 + t, 2, 1, 0.1) is None for t in range(2, 259, 2))
+    assert "none for 260 s while frames still arrive" in flow.update(65.0 + 260, 2, 1, 0.1)
+    stopped = ProposalFlow("/p", stall_s=10.0)  # stopped after its first proposals: no gap yet
+    stopped.update(0.0, 1, 1, 0.1)
+    assert stopped.update(299.0, 1, 1, 0.1) is None
+    assert "stopped (none for 300 s" in stopped.update(300.0, 1, 1, 0.1)
