@@ -247,6 +247,21 @@ def test_readmes_layout_names_every_module():
     assert not missing, f"README's Layout names no {missing}"
 
 
+def test_readme_sections_named_elsewhere_exist():
+    # docs and docstrings send the reader to a README section by name ('README, "Command line"'):
+    # each name must open one of its headings
+    import re
+
+    prose = re.sub(r"^```.*?^```", "", (ROOT / "README.md").read_text(), flags=re.S | re.M)
+    headings = [line.lstrip("#").strip().replace("`", "") for line in prose.splitlines()
+                if line.startswith("#")]
+    files = [*_modules(), *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "config").glob("*.yaml"))]
+    missing = [f"{path.relative_to(ROOT)}: {name!r}" for path in files
+               for name in re.findall(r'README(?:\.md)?, "([^"]+)"', path.read_text())
+               if not any(h.startswith(name) for h in headings)]
+    assert not missing, f"no README heading starts with {missing}"
+
+
 def test_long_modules_say_why():
     # the rule holds for the benchmark and the scripts as for the package
     long = []
