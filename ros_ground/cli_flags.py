@@ -95,16 +95,20 @@ def file_flags(path: str) -> dict:
     (param_files.as_declared: `compile: off`) and checked as its flag would be. Every other
     value of the two sections is checked as its node would (and not used). ValueError naming
     the file and the parameter, or a file with a section for neither node. Names no node has
-    are said on stderr; NOT_FROM_FILES are checked and left out in silence (the --params-file
-    help says so: config/sim.yaml, the recommended file, sets compile)."""
+    (param_files.unknown_names) are said on stderr with the closest names and ignored, as the
+    nodes do; NOT_FROM_FILES are checked and left out in silence (the --params-file help says
+    so: config/sim.yaml, the recommended file, sets compile)."""
     flags = {s.name: s for s in settings.GROUNDING if s.cli or s.name in GROUND_LIMITS}
     grounding = param_files.params_file(path, "grounding_node", settings.GROUNDING, required=False)
     proposal = param_files.params_file(path, "mask_proposal_node", settings.PROPOSAL, required=False)
     if not grounding and not proposal:  # a section for neither: say which sections it has
         param_files.params_file(path, "grounding_node", settings.GROUNDING)
-    for name in param_files.unknown_names(path):
-        print(f"ros-ground ground: {path}: no ros_ground node has a parameter {name!r}, so it is "
-              f"ignored{param_files.closest(name, settings.GROUNDING)}", file=sys.stderr)
+    for name, node in param_files.unknown_names(path):  # ignored with a word, as the node does
+        table = {"mask_proposal_node": settings.PROPOSAL, "sim_camera_node": settings.SIM_CAMERA}.get(
+            node, settings.GROUNDING)
+        who = f"{node} has no parameter" if node else "no ros_ground node has a parameter"
+        print(f"ros-ground ground: {path}: {who} {name!r}, so it is ignored"
+              f"{param_files.closest(name, table)}", file=sys.stderr)
     found = {}
     for table, values, used in ((settings.GROUNDING, grounding, flags),
                                 (settings.PROPOSAL, proposal, settings.AMG_NAMES)):

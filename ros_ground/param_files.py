@@ -137,10 +137,10 @@ def params_file(path: str, node: str, table: Iterable, required: bool = True) ->
     """The parameters a ROS 2 parameter file gives node `node` in any namespace: the
     `ros__parameters` of each section naming it (`grounding_node`, `/ns/grounding_node`,
     `/**/grounding_node`, `/**`, nested `ns: grounding_node:`), a later one's value winning.
-    Only those `table` (settings.Setting) declares are returned; a name it lacks is an error in
-    the node's own section and left to other nodes in a wildcard one, as the node itself does.
-    OSError when the file cannot be read, ValueError when it is no parameter file, has no
-    section for `node` (unless not `required`: then {}), or names a parameter `node` lacks."""
+    Only those `table` (settings.Setting) declares are returned; a name it lacks is ignored, as
+    the node itself ignores it (`unknown_names` finds them to warn of). OSError when the file
+    cannot be read, ValueError when it is no parameter file or has no section for `node` (unless
+    not `required`: then {})."""
     all_sections = _param_sections(load(path))
     declared = by_name(table)
     values: dict[str, Any] = {}
@@ -155,25 +155,27 @@ def params_file(path: str, node: str, table: Iterable, required: bool = True) ->
         params = section.get(PARAMS_KEY) if isinstance(section, dict) else None
         if not isinstance(params, dict):
             raise ValueError(f"{path}: {key!r} has no ros__parameters mapping")
-        unknown = sorted(set(params) - set(declared) - {"use_sim_time"})
-        if unknown and _last(key.strip("/")) == node:
-            raise ValueError(f"{path}: {node} has no parameter {', '.join(unknown)}")
         values.update({name: value for name, value in params.items() if name in declared})
     return values
 
 
-def unknown_names(path: str) -> list[str]:
-    """The parameter names of the file's wildcard sections (`/**`, `*`) that no ros_ground node
-    declares, sorted: a typo there reaches no node, silently (a node's own section with one is
-    refused by `params_file`; another node's section is that node's). OSError or ValueError as
-    `load`."""
-    known = {s.name for table in (GROUNDING, PROPOSAL, SIM_CAMERA) for s in table} | {"use_sim_time"}
-    names: set[str] = set()
+def unknown_names(path: str) -> list[tuple[str, str]]:
+    """The misspelt parameter names of the file, sorted, each with the node whose own section
+    names it ("" for a wildcard section, `/**` or `*`): in a wildcard section a name no
+    ros_ground node declares, in a ros_ground node's own section one that node lacks. Either
+    reaches no node, which ignores it (the node warns, nodes.params.unknown_overrides); other
+    nodes' sections are theirs. OSError or ValueError as `load`."""
+    tables = {"grounding_node": GROUNDING, "mask_proposal_node": PROPOSAL, "sim_camera_node": SIM_CAMERA}
+    known = {node: {s.name for s in table} | {"use_sim_time"} for node, table in tables.items()}
+    known["*"] = known["**"] = set().union(*known.values())
+    found: set[tuple[str, str]] = set()
     for key, section in _param_sections(load(path)):
         params = section.get(PARAMS_KEY) if isinstance(section, dict) else None
-        if isinstance(params, dict) and _last(key.strip("/")) in ("*", "**"):
-            names.update(params)
-    return sorted(names - known)
+        owner = _last(key.strip("/"))
+        if isinstance(params, dict) and owner in known:
+            found.update((name, "" if owner in ("*", "**") else owner)
+                         for name in params if name not in known[owner])
+    return sorted(found)
 
 
 def as_declared(setting: Setting, value):

@@ -321,9 +321,7 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
         10, 4, ["identity", "hflip"])
     # what a user can get wrong: the file, a parameter's name, its value
     bad = tmp_path / "bad.yaml"
-    for text, words in [("grounding_node:\n  ros__parameters:\n    min_target_scor: 0.2\n",
-                         "grounding_node has no parameter min_target_scor"),
-                        ("- a\n- b\n", "is no ROS 2 parameter file"),
+    for text, words in [("- a\n- b\n", "is no ROS 2 parameter file"),
                         ("grounding_node: [1]\n", "'grounding_node' has no ros__parameters mapping"),
                         ("sim_camera_node:\n  ros__parameters:\n    seed: 1\n",
                          "has no section for grounding_node (its sections: sim_camera_node)"),
@@ -356,6 +354,19 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
     assert "compile" not in err  # the --params-file help says so; no note on every run
     assert "no ros_ground node has a parameter 'max_new_tokns'" in err and "'max_new_tokens'" in err
     assert "gain" not in err and "use_sim_time" not in err
+    # a typo in a node's own section is ignored with the same word as in a wildcard one (the
+    # node itself warns and ignores it); a name of the other node there is that node's
+    node.write_text("/**/grounding_node:\n  ros__parameters:\n    min_target_scor: 0.2\n"
+                    "    points_per_side: 8\n"
+                    "mask_proposal_node:\n  ros__parameters:\n    pred_iou_thres: 0.5\n")
+    assert cli.main(["ground", "--image", "x.png", "--params-file", str(node)]) == 0
+    err = capsys.readouterr().err
+    assert (f"{node}: grounding_node has no parameter 'min_target_scor', so it is ignored: did you "
+            "mean 'min_target_score'?") in err
+    assert "grounding_node has no parameter 'points_per_side', so it is ignored: did you mean " \
+        "'points_per_side' (a mask_proposal_node parameter)" in err
+    assert "mask_proposal_node has no parameter 'pred_iou_thres', so it is ignored: did you mean " \
+        "'pred_iou_thresh'" in err
     assert cli.main(["ground", "--image", "x.png", "--params-file", "config/sim.yaml",
                      "--params-file", "config/demo.yaml"]) == 0
     far = seen[-1]
