@@ -60,7 +60,7 @@ def render(r: dict, hand_run_dir: Path | None = HAND_RUN_DIR) -> str:
     add("```bash")
     add("make bench                          # = .venv/bin/ros-ground bench: writes bench/RESULTS.md"
         " + bench/results.json")
-    add(".venv/bin/ros-ground bench --quick  # < 1 min, same keys; writes bench/RESULTS.quick.md"
+    add(".venv/bin/ros-ground bench --quick  # ~1.5 min CPU, same keys; writes bench/RESULTS.quick.md"
         " + results.quick.json")
     add(".venv/bin/ros-ground bench --json   # also prints the results (without details) as JSON")
     add(f"{GPU_COMMAND}   # on a CUDA machine: LLaVA-1.5-7B-shaped fp16 row, merged in here")

@@ -7,7 +7,7 @@ LLaVA-1.5-7B-shaped model (random weights, fp16, 64 tokens) on CUDA, and its lat
 section 7, latency (compiled decoding included); all three merge into the existing results.json /
 RESULTS.md.
 
-The full run writes bench/RESULTS.md and bench/results.json; `--quick` (under a minute, smaller
+The full run writes bench/RESULTS.md and bench/results.json; `--quick` (~1.5 min of CPU, smaller
 counts, the same keys) writes bench/RESULTS.quick.md and bench/results.quick.json so it never
 overwrites the full numbers.
 """
@@ -318,7 +318,7 @@ def run_bench(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, ~1.5 min of CPU")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line")
     parser.add_argument("--out", default=None, help="output directory (default bench/)")
     parser.add_argument("--threads", type=int, default=None,

@@ -100,7 +100,8 @@ def build_parser(extra_commands: Callable | None = None, ground_defaults: dict |
 
     bench = sub.add_parser("bench", help="benchmarks; writes bench/RESULTS.md and results.json")
     bench.add_argument("--quick", action="store_true",
-                       help="smaller counts, under a minute; writes bench/RESULTS.quick.md and "
+                       help="smaller counts, ~1.5 min of CPU (4 min on a busy 2-core CPU); writes "
+                            "bench/RESULTS.quick.md and "
                             "results.quick.json, leaving the full run's files")
     bench.add_argument("--json", action="store_true", help="print the results as one JSON line")
     bench.add_argument("--gpu", action="store_true",
