@@ -36,8 +36,10 @@ ARGUMENTS = {
                     "(empty = `camera_info` in the namespace)"),
     "clicked_point": ("", "rviz's Publish Point topic, e.g. /clicked_point "
                       "(empty = `clicked_point` in the namespace)"),
-    "model": ("", "LMM: Hugging Face id or local directory (empty = from params_file)"),
-    "sam_model": ("", "vit_h | vit_l | vit_b | directory (empty = from params_file)"),
+    "model": ("", "LMM: Hugging Face id, local directory, sim (embedded) or tiny (random, for "
+              "tests) (empty = from params_file)"),
+    "sam_model": ("", "vit_h | vit_l | vit_b | directory | sim (embedded) | tiny (random, for "
+                  "tests) (empty = from params_file)"),
     "sam_checkpoint": ("", "SAM weights file (empty = from params_file, or none when "
                        "sam_model is given here: a checkpoint belongs to its model)"),
     "use_proposals": ("true", "run the mask-proposal node (entities / auto mode)"),

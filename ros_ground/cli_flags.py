@@ -73,7 +73,8 @@ def add_setting_flag(parser: argparse.ArgumentParser, s: settings.Setting, whose
     """Add `--NAME` for setting `s` to `parser`, its default, allowed values and `whose` in the help."""
     flag = "--" + s.name.replace("_", "-")
     allowed = f"; {s.range_text()}" if s.range_text() else ""
-    help_text = f"{s.description} (default %(default)s{allowed}; {whose} {s.name})"
+    shown = '""' if s.default == "" else "%(default)s"  # as the README's tables give it
+    help_text = f"{s.description} (default {shown}{allowed}; {whose} {s.name})"
     if isinstance(s.default, bool):
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=s.default,
                             help=help_text)

@@ -479,3 +479,13 @@ def test_every_flag_says_what_it_does(monkeypatch):
                "train.region_encoder": _parser_of(region_encoder.main, monkeypatch)}
     bare = [f"{name}: {flag}" for name, parser in parsers.items() for flag in _undocumented(parser)]
     assert not bare, "flags without help text:\n" + "\n".join(bare)
+
+
+def test_ground_help_gives_an_empty_default_as_the_readme_does(capsys):
+    # the README's parameter table gives sam_checkpoint's default as "" (not given); -h said None
+    from ros_ground import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["ground", "-h"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default \"\"; the node's sam_checkpoint)" in out and "default None" not in out

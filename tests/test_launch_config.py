@@ -303,3 +303,23 @@ def test_a_sam_model_given_at_launch_drops_the_params_files_checkpoint(fake_laun
     context.update(sam_model="", sam_checkpoint="")
     for node in opaque.kwargs["function"](context):
         assert "sam_checkpoint" not in node.kwargs["parameters"][1]
+
+
+def test_ground_launch_arguments_agree_with_the_readme_and_name_every_model(fake_launch):
+    # --show-args is what a user reads before launching: the model arguments name the embedded
+    # models the README's recipes launch with (model:=sim sam_model:=sim), and an empty default
+    # is "empty" in the README's table as it is there
+    import re
+
+    description = _load(ROOT / "launch" / "ground.launch.py")
+    declared = {e.args[0]: e.kwargs for e in description.entities if e.args
+                and "default_value" in e.kwargs}
+    for name in ("model", "sam_model"):
+        assert "sim" in declared[name]["description"] and "tiny" in declared[name]["description"], name
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| argument | default | meaning |"):]
+    table = table[:table.index("\n\n")]
+    for names, default in re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| ([^|]+) \|", table, re.M):
+        for name in re.findall(r"`(\w+)`", names):
+            empty = declared[name]["default_value"] == ""
+            assert default.startswith("empty") == empty, (name, default, declared[name]["default_value"])
