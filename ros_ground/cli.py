@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -329,9 +330,21 @@ def _parse_and_run(argv: list[str], extra_commands: Callable | None, handlers: d
     commands = {**CORE_COMMANDS, **(handlers or {})}
     try:
         return commands[args.command](args)
+    except BrokenPipeError:  # the reader left (`| head -3`): end quietly, as CLI tools do
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool the signal ended
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"ros-ground {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it again at exit, and a closed pipe would say
+    so in a traceback (the `signal` module's recipe for SIGPIPE)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (captured by a test): nothing to flush
+        pass
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -232,3 +232,84 @@ def test_ctrl_c_while_waiting_cancels_the_goal_before_leaving(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ask.ask(object(), "Describe the scene.", timeout=5.0)
     assert handle.canceled == 1 and spins == [0, 1]  # spun after the request, until answered
+
+
+def _client_never_answering(fed: bool):
+    """An action client whose goal is accepted and never finishes; with `fed`, its feedback
+    (the answer streaming) comes on the first spin."""
+    handle = type("Handle", (), {"accepted": True, "canceled": 0})()
+    handle.get_result_async = lambda: _Future(done=False)
+
+    def cancel_goal_async():
+        handle.canceled += 1
+        return _Future()
+
+    handle.cancel_goal_async = cancel_goal_async
+    callbacks = []
+
+    class Client:
+        def __init__(self, *args):
+            pass
+
+        def wait_for_server(self, timeout_sec):
+            return True
+
+        def send_goal_async(self, goal, feedback_callback=None):
+            callbacks.append(feedback_callback)
+            return _Future(handle)
+
+        def destroy(self):
+            pass
+
+    def spin_once(node, timeout_sec):
+        if fed and callbacks:
+            callbacks.pop()(None)
+
+    return Client, spin_once, handle
+
+
+@pytest.mark.parametrize("fed,how", [(True, "while the node was still answering"),
+                                     (False, "before an answer began")])
+def test_a_timeout_says_whether_the_node_was_answering_and_that_the_goal_was_canceled(
+        monkeypatch, fed, how):
+    # "Answer: a blue cube" then "timed out waiting for the grounding node": it was answering
+    client, spin_once, handle = _client_never_answering(fed)
+    monkeypatch.setattr(ask, "ActionClient", client)
+    monkeypatch.setattr(ask.rclpy, "spin_once", spin_once)
+    heard = []
+    with pytest.raises(TimeoutError) as exc:
+        ask.ask(object(), "Describe the scene.", timeout=0.2, on_feedback=heard.append)
+    assert str(exc.value) == f"timed out after 0.2 s {how}; the goal was canceled"
+    assert handle.canceled == 1 and heard == [None] * fed
+
+
+def test_a_timeout_after_streamed_text_ends_its_line_on_stdout(monkeypatch, capsys):
+    from ros_ground.nodes import cli as ros_cli
+
+    def streams_then_times_out(node, prompt, namespace, mode, timeout, on_feedback, camera):
+        feedback = type("F", (), {"feedback": type("P", (), {"partial_text": "a blue cube"})()})()
+        on_feedback(feedback)
+        raise TimeoutError("timed out after 3 s while the node was still answering; the goal "
+                           "was canceled")
+
+    monkeypatch.setattr(ask, "ask", streams_then_times_out)
+    assert ros_cli.main(["ask", "Describe the scene.", "--timeout", "3"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "Answer: a blue cube\n"
+    assert err == "ros-ground ask: timed out after 3 s while the node was still answering; the " \
+        "goal was canceled\n"
+
+
+def test_a_reader_that_leaves_ends_ask_quietly_and_cancels_the_goal(monkeypatch, capsys):
+    # `ros-ground ask ... | head -3` ended with "ros-ground ask: error: [Errno 32] Broken pipe"
+    from ros_ground.nodes import cli as ros_cli
+
+    client, _, handle = _client_never_answering(True)
+
+    def spin_once(node, timeout_sec):
+        raise BrokenPipeError(32, "Broken pipe")  # the streamed text's write, in a callback
+
+    monkeypatch.setattr(ask, "ActionClient", client)
+    monkeypatch.setattr(ask.rclpy, "spin_once", spin_once)
+    assert ros_cli.main(["ask", "Describe the scene."]) == 141
+    assert capsys.readouterr().err == "" and handle.canceled == 1

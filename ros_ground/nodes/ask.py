@@ -49,10 +49,16 @@ def _elsewhere(node, action: str) -> str:
 def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float = 120.0,
         on_feedback=None, camera: str = "") -> GroundedResponse:
     """Send the goal (about `camera`, one of the node's `cameras`; "" the first) and wait;
-    raises TimeoutError when no server or no result in time."""
+    raises TimeoutError when no server or no result in time (the goal, once sent, canceled)."""
     action = f"{namespace.rstrip('/')}/ask" if namespace else "ask"
     client = ActionClient(node, Ground, action)
     deadline = time.monotonic() + timeout
+    answering = []  # feedback came: the node had begun answering
+
+    def feedback(msg):
+        answering.append(True)
+        if on_feedback is not None:
+            on_feedback(msg)
     stage = "before a goal was sent"  # what a Ctrl-C leaves behind, said by the caller
     try:
         wait_s = min(timeout, 30.0)
@@ -62,9 +68,10 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
                                "(configured; a failed configure is in its log)?"
                                + _elsewhere(node, action))
         send = client.send_goal_async(Ground.Goal(prompt=prompt, mode=mode, camera=camera),
-                                      feedback_callback=on_feedback)
+                                      feedback_callback=feedback)
         stage = "after the goal was sent, before the node accepted it (it may still run it)"
-        _wait(node, send.done, deadline)
+        _wait(node, send.done, deadline, f"timed out after {timeout:g} s before the grounding node "
+              "accepted the goal")
         handle = send.result()
         if handle is None or not handle.accepted:
             # the server takes no goal while the node is inactive (deactivated, not reactivated)
@@ -74,8 +81,12 @@ def ask(node, prompt: str, namespace: str = "", mode: str = "", timeout: float =
         result = handle.get_result_async()
         stage = "the goal was canceled"
         try:
-            _wait(node, result.done, deadline)
-        except (TimeoutError, KeyboardInterrupt):
+            _wait(node, result.done, deadline, "")
+        except TimeoutError:
+            _cancel(node, handle)
+            how = "while the node was still answering" if answering else "before an answer began"
+            raise TimeoutError(f"timed out after {timeout:g} s {how}; the goal was canceled") from None
+        except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or the reader of the text left
             _cancel(node, handle)
             raise
         return result.result().result.response
@@ -89,9 +100,9 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during `ask`; its message says what became of the goal."""
 
 
-def _wait(node, done, deadline: float) -> None:
+def _wait(node, done, deadline: float, why: str) -> None:
     if not spin_until(node, done, deadline - time.monotonic()):
-        raise TimeoutError("timed out waiting for the grounding node")
+        raise TimeoutError(why)
 
 
 def _cancel(node, handle, wait_s: float = 2.0) -> None:
@@ -141,11 +152,12 @@ def run_ask(args) -> int:
         if args.overlay:  # the node publishes the overlay right before it answers
             spin_until(node, lambda: overlays, 2.0)
     except (TimeoutError, RuntimeError) as exc:
-        # a new line only after streamed text, which ends without one
-        print(f"{chr(10) * bool(shown[0])}ros-ground ask: {exc}", file=sys.stderr)
+        _end_line(shown[0])
+        print(f"ros-ground ask: {exc}", file=sys.stderr)
         return 2
     except Interrupted as exc:
-        print(f"{chr(10) * bool(shown[0])}ros-ground ask: interrupted ({exc})", file=sys.stderr)
+        _end_line(shown[0])
+        print(f"ros-ground ask: interrupted ({exc})", file=sys.stderr)
         return 130
     finally:
         node.destroy_node()
@@ -157,6 +169,13 @@ def run_ask(args) -> int:
     if args.json:
         print(json.dumps(msg_to_result_json(response)))
     return 0 if response.status == GroundedResponse.STATUS_OK else 1
+
+
+def _end_line(streamed: int) -> None:
+    """End the streamed answer's line on stdout, where it is (it ends without one), so that an
+    error on stderr starts a line of its own in a terminal and the saved text ends in one."""
+    if streamed:
+        print(flush=True)
 
 
 def _phrase_words(p) -> str:
