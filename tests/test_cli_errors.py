@@ -218,7 +218,7 @@ def test_ask_errors_are_one_line_without_an_empty_one_first(monkeypatch, capsys,
     (["lifecycle", ""], "node '' is not a ROS name: node name must not be empty"),
     (["lifecycle", "/"], "node '/' is not a ROS name: node name must not be empty"),
     (["ask", "--namespace", "bad ns!", "hi"], "--namespace 'bad ns!' is not a ROS name"),
-    (["ask", "--camera", "left cam", "hi"], "--camera 'left cam' is not a ROS name"),
+    (["ask", "--camera", "left cam", "hi"], "camera 'left cam' is not a valid ROS name"),
 ])
 def test_a_bad_ros_name_is_one_line_before_ros_starts(capsys, argv, words):
     pytest.importorskip("rclpy")

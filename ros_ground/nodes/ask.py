@@ -13,6 +13,7 @@ from rclpy.signals import SignalHandlerOptions
 from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 
+from ros_ground.camera_watch import camera_topics
 from ros_ground.nodes.common import check_ros_name, spin_until
 from ros_ground.nodes.conversions import msg_to_phrase, msg_to_result_json
 from ros_ground.overlay import where_in_image
@@ -118,8 +119,8 @@ def run_ask(args) -> int:
     check_utf8(args.prompt)  # before any ROS: a ROS string cannot hold undecodable bytes
     if args.namespace:
         check_ros_name(args.namespace, "--namespace")
-    if getattr(args, "camera", ""):  # its topics are <camera>/..., names as a namespace's
-        check_ros_name(args.camera, "--camera")
+    if getattr(args, "camera", ""):  # as the node checks its `cameras`: the error names a camera
+        camera_topics([args.camera], "image")
     if args.overlay:  # before the node spends a generation on the command
         from ros_ground.image_files import check_writable
 
