@@ -274,6 +274,12 @@ def test_a_transition_still_running_is_said_to_be_so_not_that_no_node_answers(ca
         assert said.startswith("/t/slow_node was unconfigured and has not finished 'configure' "
                                "within 1 s; it may still be running"), said
         assert "`ros-ground lifecycle /t/slow_node`" in said
+        with pytest.raises(lifecycle_cli.Unanswered) as caught:  # its state, while configuring
+            lifecycle_cli._run(cli_node, "/t/slow_node", None, 0.5)
+        assert str(caught.value) == (
+            "/t/slow_node/get_state did not answer within 0.5 s: a node busy in a transition "
+            "answers no service until it is done (a configure loads the models, with compile on "
+            "compiles too); ask again later, or wait longer with --timeout")
         time.sleep(2.5)  # the configure ends: the node says so
         assert lifecycle_cli._run(cli_node, "/t/slow_node", None, 5.0) == 0
         assert capsys.readouterr().out.strip() == "inactive"

@@ -74,7 +74,12 @@ def _run(node, target: str, transition: str | None, timeout_s: float,
          transition_timeout_s: float = CONFIGURE_TIMEOUT_S) -> int:
     """`run_lifecycle`'s work: services awaited `timeout_s`, the transition's answer
     `transition_timeout_s` seconds; Unanswered when that does not come."""
-    state = _call(node, GetState, f"{target}/get_state", GetState.Request(), timeout_s)
+    try:
+        state = _call(node, GetState, f"{target}/get_state", GetState.Request(), timeout_s)
+    except Unanswered as exc:  # its services exist: the node is there, its executor busy
+        raise Unanswered(f"{exc}: a node busy in a transition answers no service until it is "
+                         "done (a configure loads the models, with compile on compiles too); ask "
+                         "again later, or wait longer with --timeout") from None
     if transition is None:
         print(state.current_state.label)
         return 0
