@@ -18,8 +18,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip==26.3
 
-# requirements.txt is what a robot with an apt ROS installs; the ROS wheels are for this venv only
-$(VENV)/.deps-stamp: requirements.txt requirements-ros-wheels.txt constraints.txt | $(PY)
+# requirements-robot.txt (in requirements.txt) is what a robot with an apt ROS installs; the ROS
+# wheels are for this venv only
+$(VENV)/.deps-stamp: requirements.txt requirements-robot.txt requirements-ros-wheels.txt constraints.txt | $(PY)
 	$(PIP) install --quiet -r requirements.txt -r requirements-ros-wheels.txt -c constraints.txt
 	touch $@
 
