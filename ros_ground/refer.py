@@ -161,11 +161,11 @@ def object_sized(masks: Sequence[np.ndarray], max_area: float = MAX_AREA,
 
 def _words(rgb: np.ndarray, masks: Sequence[np.ndarray], phrase: str, sized: np.ndarray,
            min_colour: float, after_text: str = "", shares: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """(`allowed`, the colour_match the score gains: 0 where the colour words were ignored,
-    whether they were not: True too when the phrase names no colour), given `sized`, the masks'
-    `object_sized`, and `shares`, the `_colour_shares` of the colours the phrase names if
-    computed (one pass over the masks for every phrase)."""
+           ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(`allowed`, the colour_match the score gains, 0 where the colour words were ignored;
+    whether they were used: False when they ruled out every mask, True when the phrase names
+    no colour), given `sized`, the masks' `object_sized`, and `shares`, the `_colour_shares` of
+    the colours the phrase names if computed (one pass over the masks for every phrase)."""
     named, ruled_out = judged_colours(rgb, phrase, after_text)
     shares = _colour_shares(rgb, masks, named) if shares is None else shares
     keep = sized & (shares >= min_colour).all(axis=0) \

@@ -160,8 +160,8 @@ class _Handle:
 
 
 def test_a_started_goal_nobody_answers_is_aborted_not_waited_on_forever(monkeypatch):
-    # a started goal's execute callback waited on its answer with no timeout: when nothing
-    # answered (the scheduler's stop timed out) it held an executor thread for ever
+    # when nothing answers a started goal (the scheduler's stop timed out), its execute
+    # callback must not hold an executor thread for ever
     from ros_ground.nodes import goals as module
 
     monkeypatch.setattr(module, "ANSWER_WAIT_S", 0.2)
@@ -172,6 +172,8 @@ def test_a_started_goal_nobody_answers_is_aborted_not_waited_on_forever(monkeypa
     assert not stuck.thread.is_alive() and stuck.state == "aborted"
     assert "no answer within 0.2 s" in stuck.result.response.error
     assert stuck.result.response.status == R.STATUS_MODEL_ERROR
+    # named as the node names a goal's request, so a client can tell which goal it was
+    assert stuck.result.response.request_id == f"goal-{bytes(stuck.goal_id.uuid).hex()[:12]}"
     goals.track(shut, lambda: object())
     goals.start(shut)
     goals.give_up("node shut down before the request ended")  # after the scheduler's stop

@@ -109,8 +109,9 @@ class PendingGoals:
         with self._lock:
             slots = [(key, self._answers.pop(key)) for key in keys if key in self._answers]
             self._given_up.update(key for key, _ in slots)
-        for _, slot in slots:
-            slot[0] = GroundedResponse(status=GroundedResponse.STATUS_MODEL_ERROR, error=reason)
+        for key, slot in slots:  # named as the node names a goal's request (grounding_node)
+            slot[0] = GroundedResponse(status=GroundedResponse.STATUS_MODEL_ERROR, error=reason,
+                                       request_id=f"goal-{key.hex()[:12]}")
             slot[1].set()
 
     def wait_finished(self, timeout: float) -> bool:
