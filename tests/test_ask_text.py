@@ -193,12 +193,12 @@ class _Future:
         return self.value
 
 
-def test_ctrl_c_while_waiting_cancels_the_goal_before_leaving(monkeypatch):
-    """Ctrl-C during the answer left the node generating for nobody: the client now asks for the
-    cancel and waits for its answer before the interrupt goes on."""
-    cancel = _Future(done=False)
+def _goal_never_finishing(cancel: _Future):
+    """(an action client class whose goal is accepted and never finishes, its goal handle,
+    the feedback callbacks sent with each goal); a cancel request answers `cancel`."""
     handle = type("Handle", (), {"accepted": True, "canceled": 0})()
     handle.get_result_async = lambda: _Future(done=False)
+    callbacks = []
 
     def cancel_goal_async():
         handle.canceled += 1
@@ -214,11 +214,20 @@ def test_ctrl_c_while_waiting_cancels_the_goal_before_leaving(monkeypatch):
             return True
 
         def send_goal_async(self, goal, feedback_callback=None):
+            callbacks.append(feedback_callback)
             return _Future(handle)
 
         def destroy(self):
             pass
 
+    return Client, handle, callbacks
+
+
+def test_ctrl_c_while_waiting_cancels_the_goal_before_leaving(monkeypatch):
+    """Ctrl-C during the answer left the node generating for nobody: the client now asks for the
+    cancel and waits for its answer before the interrupt goes on."""
+    cancel = _Future(done=False)
+    Client, handle, _ = _goal_never_finishing(cancel)
     spins = []
 
     def spin_once(node, timeout_sec):
@@ -237,29 +246,7 @@ def test_ctrl_c_while_waiting_cancels_the_goal_before_leaving(monkeypatch):
 def _client_never_answering(fed: bool):
     """An action client whose goal is accepted and never finishes; with `fed`, its feedback
     (the answer streaming) comes on the first spin."""
-    handle = type("Handle", (), {"accepted": True, "canceled": 0})()
-    handle.get_result_async = lambda: _Future(done=False)
-
-    def cancel_goal_async():
-        handle.canceled += 1
-        return _Future()
-
-    handle.cancel_goal_async = cancel_goal_async
-    callbacks = []
-
-    class Client:
-        def __init__(self, *args):
-            pass
-
-        def wait_for_server(self, timeout_sec):
-            return True
-
-        def send_goal_async(self, goal, feedback_callback=None):
-            callbacks.append(feedback_callback)
-            return _Future(handle)
-
-        def destroy(self):
-            pass
+    Client, handle, callbacks = _goal_never_finishing(_Future())
 
     def spin_once(node, timeout_sec):
         if fed and callbacks:
