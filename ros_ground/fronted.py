@@ -73,7 +73,11 @@ def fronted_side(text: str, previous: NounPhrase | None, target: NounPhrase) -> 
     opening = _FILLERS.match(text, start, target.char_start)
     words = text[opening.end():target.char_start].lower()
     side = side_after(words)
-    return words[:side].strip(" ,") if side and _CLAUSE_GAP.fullmatch(words[side:]) else None
+    rest = _HAND_SIDE.match(words, side).end() if side else 0  # "on the left *hand side*, ..."
+    return words[:side].strip(" ,") if side and _CLAUSE_GAP.fullmatch(words[rest:]) else None
+
+
+_HAND_SIDE = re.compile(r"(?:[- ]+hand\b)?(?:[- ]+side\b)?")
 
 
 def sentence_opening(text: str, previous: NounPhrase | None, phrase: NounPhrase) -> str | None:

@@ -885,6 +885,10 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
     ("Grab the closest mug to the camera.", "closest to the camera"),
     ("Pull the mug to the left.", None),  # where it goes
     ("Bring the mug on the left.", "leftmost"),  # which one
+    # a side opening the sentence is the target's, however it is said
+    ("On the left hand side, pick up the mug.", "leftmost"),
+    ("on the right-hand side grab the cube", "rightmost"),
+    ("On the left handle, pick up the mug.", None),
 ])
 def test_a_side_after_a_placed_object_is_where_it_goes_unless_a_place_follows(nlp, command,
                                                                               superlative):
