@@ -15,9 +15,8 @@ objects between the best-scored pair of landmarks. When no three fit, the target
 best-scored pair; only without two landmarks apart, or when a landmark's colour words match
 no object (any object may then be taken for it), is the target chosen by its own scores among
 the other objects. A superlative takes the best-scored pair that some allowed object stands
-between. Without a target (where
-to put something: "between the mug and the duck", "between the two mugs") the two landmarks
-alone, apart, by their summed scores.
+between. Without a target (where to put something: "between the mug and the duck", "between
+the two mugs") the two landmarks alone, apart, by their summed scores.
 """
 
 from __future__ import annotations

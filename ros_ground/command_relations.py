@@ -21,7 +21,14 @@ from ros_ground.command import (
     PLACEMENT_VERBS,
     command_phrases,
 )
-from ros_ground.fronted import NOT_THINGS, asks_to_act, fronted_relation, fronted_side, sentence_opening
+from ros_ground.fronted import (
+    NOT_THINGS,
+    PAUSE,
+    asks_to_act,
+    fronted_relation,
+    fronted_side,
+    sentence_opening,
+)
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.spatial_words import (
     RELATION_NAMES,
@@ -65,10 +72,13 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
                 text[chunks[first].root_start:chunks[first].root_end].lower() in NOT_THINGS:
             continue
         fronted = fronted_relation(text, chunks[first], chunk, chunks[target - 1])
+        if fronted is None:
+            continue
         # "left of the tray is a mug" reads as "a mug left of the tray"
         words = f" {fronted} {text[chunks[first].char_start:chunks[target - 1].char_end]}"
-        if fronted is not None and relation_after(words):  # not "in front of the camera, ..."
-            return first, relation_after(words), words, False
+        relation = relation_after(words)
+        if relation:  # not "in front of the camera, ..."
+            return first, relation, words, False
     return -1, None, after, False
 
 
@@ -275,7 +285,7 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
 
 # a placing verb of a pronoun right after a fronted place, ending the sentence: "(behind the box)*,
 # put it down.*"
-_HELD_AFTER = re.compile(r"\s*(?:[,:\-\u2013\u2014]|\.\.\.|\u2026)?\s*(?:please\s+)?(?:" + "|".join(
+_HELD_AFTER = re.compile(r"\s*" + PAUSE + r"?\s*(?:please\s+)?(?:" + "|".join(
     sorted(PLACEMENT_VERBS)) + r")\s+(?:it|them|(?:this|that|these|those)(?:\s+ones?)?)(?:\s+(?:down|back|"
     r"there|please))*\s*(?:[.!?;]|$)", re.IGNORECASE)
 
@@ -288,6 +298,7 @@ def _fronted_place(text: str, chunks: list[NounPhrase], k: int) -> str | None:
     if opening is None or not opening.strip():
         return None
     return _place_of(opening)
+
 
 def _with_second(text: str, chunks: list[NounPhrase], rel: Relations) -> Relations:
     """`rel` with the other landmark of "between" (`second_of`) of its destination when it goes

@@ -30,8 +30,10 @@ _ACTING = sorted(COMMAND_VERBS | set(CARRYING_VERBS) | LOOKING_VERBS
 _ASKING = (r"(?:(?:please|kindly|now|then|just|so|and|also|carefully|gently|go(?:\s+ahead\s+and)?|"
            r"(?:can|could|would|will)\s+you(?:\s+please)?|i\s+(?:want|need|would\s+like|['\u2019]d\s+like)"
            r"\s+you\s+to|you\s+(?:should|can|could|must|need\s+to))\s+)*(?:" + "|".join(_ACTING) + r")\b")
-_CLAUSE_GAP = re.compile(r"\s*(?:(?:[,:\-\u2013\u2014]|\.\.\.|\u2026)\s*(?:(?:what|which|where|how|is|are|do|"
-                         r"does)\b|" + _ASKING + r")|" + _ASKING + r")[^,.;:!?]*", re.IGNORECASE)
+# a pause for the comma: "left of the tray*:* pick up the mug", "*...*", a dash
+PAUSE = r"(?:[,:\-\u2013\u2014]|\.\.\.|\u2026)"
+_CLAUSE_GAP = re.compile(r"\s*(?:" + PAUSE + r"\s*(?:(?:what|which|where|how|is|are|do|does)\b|"
+                         + _ASKING + r")|" + _ASKING + r")[^,.;:!?]*", re.IGNORECASE)
 # what may open a sentence before a fronted relation: "*OK, so* left of the tray, ..."
 _FILLERS = re.compile(r"\s*(?:(?:ok(?:ay)?|so|now|and|then|right|alright|well|please|um+|uh+|hey|"
                       r"(?:hey\s+)?robot)[\s,]+)*", re.IGNORECASE)
@@ -40,6 +42,7 @@ _FILLERS = re.compile(r"\s*(?:(?:ok(?:ay)?|so|now|and|then|right|alright|well|pl
 NOT_THINGS = frozenset("schedule end time times meeting meetings moment moments while day days week "
                         "weeks way ways beginning start".split())
 _OPENING = re.compile(r"(?:^|.*[.;:!?])" + _FILLERS.pattern, re.IGNORECASE | re.DOTALL)
+_HAND_SIDE = re.compile(r"(?:[- ]+hand\b)?(?:[- ]+side\b)?")  # "on the left *hand side*"
 
 
 def fronted_relation(text: str, landmark: NounPhrase, target: NounPhrase,
@@ -67,17 +70,10 @@ def fronted_side(text: str, previous: NounPhrase | None, target: NounPhrase) -> 
     right") that open the sentence of `target`, before the words of its clause and no phrase
     (`previous`, the phrase before the target, ends before the sentence), else None: "*on the
     left*, pick up the mug" reads as "the mug on the left"."""
-    start = max(text.rfind(c, 0, target.char_start) for c in ".;:!?") + 1
-    if previous is not None and previous.char_end > start:
-        return None
-    opening = _FILLERS.match(text, start, target.char_start)
-    words = text[opening.end():target.char_start].lower()
+    words = (sentence_opening(text, previous, target) or "").lower()
     side = side_after(words)
     rest = _HAND_SIDE.match(words, side).end() if side else 0  # "on the left *hand side*, ..."
     return words[:side].strip(" ,") if side and _CLAUSE_GAP.fullmatch(words[rest:]) else None
-
-
-_HAND_SIDE = re.compile(r"(?:[- ]+hand\b)?(?:[- ]+side\b)?")
 
 
 def sentence_opening(text: str, previous: NounPhrase | None, phrase: NounPhrase) -> str | None:

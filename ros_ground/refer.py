@@ -15,11 +15,11 @@ where the model looked, and three kinds can be checked on the proposals without 
   scores (below); with no such pair the target is absent ("the red cube right of the blue
   cube" with every red cube left of it: acting on one would do what the command rules out),
   the landmark the best-scored one, unless the landmark's colour words matched no object (any
-  may then be taken for it: the target by its own scores); the wordings are spatial_words.RELATIONS, after an
-  optional adverb ("*right* behind"). Nearness ("the mug *next to* the duck", "beside",
-  "nearest to") ranks instead: the landmark by its own scores, then, of the target's kind (as
-  for a superlative), the object whose centroid column and lowest row are nearest the
-  landmark's in the image;
+  may then be taken for it: the target by its own scores); the wordings are
+  spatial_words.RELATIONS, after an optional adverb ("*right* behind"). Nearness ("the mug
+  *next to* the duck", "beside", "nearest to") ranks instead: the landmark by its own scores,
+  then, of the target's kind (as for a superlative), the object whose centroid column and
+  lowest row are nearest the landmark's in the image;
 - superlatives ("the *leftmost* object", "the cube *closest to the camera*", "the mug *on the
   left*", "the *biggest* mug": spatial_words.superlative_of): the extreme mask among the
   objects the words allow and, when the phrase names a kind ("cube", not "object"), whose score
