@@ -1,9 +1,11 @@
 """Operations on dense masks that the pipeline, the evaluation and both token sources share.
 
 `iou` / `iou_matrix` compare boolean masks (the runtime uses them to pick a proposal and to
-merge duplicates, the evaluation to score), `overlap_matrix` says how much of one lies in
-another; `mask_bbox` gives a mask's box; `pool_tokens` averages grid features under mask
-weights (entity tokens from the LMM's image tokens and from SAM's image embedding alike).
+merge duplicates, the evaluation to score), `self_iou_matrix` / `overlap_matrix` compare the
+masks of one frame with each other, pair by pair within their boxes (`pair_intersections`),
+and say how much of one lies in another; `mask_bbox` gives a mask's box; `pool_tokens` averages
+grid features under mask weights (entity tokens from the LMM's image tokens and from SAM's
+image embedding alike).
 """
 
 from __future__ import annotations
@@ -47,20 +49,54 @@ def iou_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> np.nda
     return out
 
 
+def pair_intersections(masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels shared by every pair of HxW masks, and each mask's area: (int64 [N, N], int64 [N]).
+
+    Only the pairs whose bounding boxes meet are counted, each on the boxes' common window. A
+    flattened N x H*W matrix product, as `iou_matrix` does, would hold N float32 copies of the
+    frame: 6 GB and 7 s for 30 masks of a 4096x4096 frame, against milliseconds here, where
+    objects rarely touch. Raises ValueError when the masks differ in size.
+    """
+    n = len(masks)
+    inter, area = np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64)
+    if len({np.shape(m) for m in masks}) > 1:
+        raise ValueError("mask shapes differ")
+    bools = [np.asarray(m, dtype=bool) for m in masks]
+    boxes = np.zeros((n, 4), dtype=np.int64)  # x0, y0, x1, y1, ends exclusive
+    for i, m in enumerate(bools):
+        x, y, w, h = mask_bbox(m)
+        boxes[i] = (x, y, x + w, y + h)
+        area[i] = int(np.count_nonzero(m[y:y + h, x:x + w]))
+    for i in range(n):
+        inter[i, i] = area[i]
+        for j in range(i + 1, n):
+            x0, y0 = max(boxes[i, 0], boxes[j, 0]), max(boxes[i, 1], boxes[j, 1])
+            x1, y1 = min(boxes[i, 2], boxes[j, 2]), min(boxes[i, 3], boxes[j, 3])
+            if x0 < x1 and y0 < y1:
+                inter[i, j] = inter[j, i] = np.count_nonzero(bools[i][y0:y1, x0:x1] & bools[j][y0:y1, x0:x1])
+    return inter, area
+
+
+def self_iou_matrix(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """IoU of every pair of one set of HxW masks: float64 [N, N] in [0, 1] (`iou_matrix(masks,
+    masks)` without its N frame copies: `pair_intersections`). A pair of empty masks scores 0;
+    the diagonal is 1 for every non-empty mask. Raises ValueError when the masks differ in size."""
+    inter, area = pair_intersections(masks)
+    union = area[:, None] + area[None, :] - inter
+    out = np.zeros(inter.shape)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
 def overlap_matrix(masks: Sequence[np.ndarray]) -> np.ndarray:
     """How much of the smaller of every pair of HxW masks lies in the other: float64 [N, N] in
     [0, 1], their intersection over the smaller one's area (0 where either is empty). IoU hides
     a small piece inside a large mask (a piece of a cube merged with a duck: IoU 0.1 with the
     cube, half of it inside); this does not. Raises ValueError when the masks differ in size."""
-    out = np.zeros((len(masks), len(masks)))
-    if not len(masks):
-        return out
-    if len({np.shape(m) for m in masks}) > 1:
-        raise ValueError("mask shapes differ")
-    flat = np.stack([np.asarray(m, dtype=bool).ravel() for m in masks]).astype(np.float32)
-    area = flat.sum(1)
+    inter, area = pair_intersections(masks)
     smaller = np.minimum.outer(area, area)
-    np.divide(flat @ flat.T, smaller, out=out, where=smaller > 0)
+    out = np.zeros(inter.shape)
+    np.divide(inter, smaller, out=out, where=smaller > 0)
     return out
 
 

@@ -21,7 +21,7 @@ from ros_ground.command import command_phrases, placement
 from ros_ground.command_relations import command_relations, held_destination
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
-from ros_ground.masks import iou
+from ros_ground.masks import self_iou_matrix
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrase_reading import all_known, names_a_kind, readable
 from ros_ground.phrases import NounPhrase, tokens_in_span
@@ -277,8 +277,8 @@ def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposa
         return
     masks = [p.mask for p in proposals]
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
-    others = [i for i in range(len(masks)) if choice is None or (
-        i != choice and iou(masks[i], masks[choice]) <= MAX_PAIR_IOU)]
+    ious = None if choice is None else self_iou_matrix(masks)[choice]
+    others = [i for i in range(len(masks)) if ious is None or (i != choice and ious[i] <= MAX_PAIR_IOU)]
     if second is not None:
         roles = [destination, second][:1 + (second[1] != destination[1])]
         _, a, b = resolve_between(image, [masks[i] for i in others], None, "", "", [

@@ -69,7 +69,7 @@ import numpy as np
 from ros_ground.colour_words import colour_share, judged_colours
 from ros_ground.entities import score_entities
 from ros_ground.extremes import extreme, of_kind, superlative_candidates
-from ros_ground.masks import iou
+from ros_ground.masks import self_iou_matrix
 from ros_ground.spatial_words import ordinal_of, relation_after, superlative_of
 
 MAX_AREA = 0.2
@@ -310,9 +310,10 @@ def resolve_pair(rgb: np.ndarray, masks: Sequence[np.ndarray], target_heat: np.n
                                                            landmark_after, sized, min_colour, landmark_scores,
                                                            bonus)
 
+    apart = self_iou_matrix(masks) <= MAX_PAIR_IOU
+
     def pair(i: int, j: int) -> bool:  # two objects, related as the words say
-        return (i != j and _holds(relation, centres[i], centres[j])
-                and iou(masks[i], masks[j]) <= MAX_PAIR_IOU)
+        return i != j and bool(apart[i, j]) and _holds(relation, centres[i], centres[j])
 
     def best_landmark(exclude: int | None = None) -> int | None:
         return best_of(ok_landmark & (np.arange(len(masks)) != exclude), landmark_scores)
