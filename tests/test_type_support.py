@@ -96,3 +96,49 @@ def test_configure_refuses_a_mismatch_before_loading_the_models(monkeypatch):
             node.destroy_node()
     finally:
         rclpy.try_shutdown()
+
+
+def test_the_proposal_node_refuses_a_mismatch_before_loading_sam(monkeypatch):
+    import rclpy
+    from rclpy.parameter import Parameter
+    from ros_ground_msgs.msg import EntityProposals
+
+    from ros_ground.nodes import mask_proposal_node
+
+    class Twin(EntityProposals):  # a Python class built from a msg/ without `feature_source`
+        __slots__ = ()
+
+        def __getattribute__(self, name):
+            if name == "feature_source":
+                raise AttributeError(f"'EntityProposals' object has no attribute {name!r}")
+            return super().__getattribute__(name)
+
+    Twin.__name__, Twin.__module__ = EntityProposals.__name__, EntityProposals.__module__
+    loaded = []
+    monkeypatch.setattr(mask_proposal_node, "EntityProposals", Twin)
+    rclpy.init()
+    try:
+        node = mask_proposal_node.MaskProposalNode(
+            sam_provider=lambda *a: loaded.append("sam"), namespace="/type_support",
+            parameter_overrides=[Parameter("autostart", value=False), Parameter("sam_model", value="tiny")])
+        try:
+            with pytest.raises(RuntimeError, match="feature_source"):
+                node.load(node.values())
+            assert loaded == []
+        finally:
+            node.shutdown_worker()
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+
+
+def test_ask_says_the_mismatch_instead_of_waiting_for_a_server(monkeypatch, capsys):
+    import argparse
+
+    from ros_ground.nodes import ask
+
+    monkeypatch.setattr(ask, "GroundedResponse", OlderClass)
+    args = argparse.Namespace(prompt="Where is the mug?", namespace="", camera="", overlay="", json=False,
+                              mode="", timeout=30.0)
+    assert ask.run_ask(args) == 2
+    assert "second_landmark" in capsys.readouterr().err

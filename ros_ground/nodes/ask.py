@@ -14,7 +14,7 @@ from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 
 from ros_ground.camera_watch import camera_topics
-from ros_ground.nodes.common import check_ros_name, spin_until
+from ros_ground.nodes.common import check_ros_name, check_type_support, spin_until
 from ros_ground.nodes.conversions import msg_to_phrase, msg_to_result_json
 from ros_ground.overlay import where_in_image
 
@@ -148,6 +148,7 @@ def run_ask(args) -> int:
         topic = f"{args.namespace.rstrip('/')}/{name}" if args.namespace else name
         node.create_subscription(Image, topic, overlays.append, RELIABLE)
     try:
+        check_type_support(GroundedResponse)  # else a mismatched msg/ reads as a server that never matches
         response = ask(node, args.prompt, args.namespace, args.mode, args.timeout, stream,
                        getattr(args, "camera", ""))
         if args.overlay:  # the node publishes the overlay right before it answers

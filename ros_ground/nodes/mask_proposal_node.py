@@ -22,7 +22,7 @@ from ros_ground.camera_watch import camera_topics
 from ros_ground.image_codec import ImageDecodeError, image_to_rgb
 from ros_ground.nodes import params
 from ros_ground.nodes.camera_input import CameraInput
-from ros_ground.nodes.common import LATEST, frame_key, stamp_if_unset
+from ros_ground.nodes.common import LATEST, check_type_support, frame_key, stamp_if_unset
 from ros_ground.nodes.conversions import proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.process import run_executable
@@ -64,6 +64,7 @@ class MaskProposalNode(ModelNode):
     def load(self, p: dict) -> None:
         from ros_ground.sam import load_sam
 
+        check_type_support(EntityProposals)  # a msg/ mismatch fails at once, not after SAM loads
         provider = self._sam_provider or (lambda spec, ckpt, device: load_sam(
             spec, checkpoint=ckpt, device=device))
         started = time.perf_counter()
