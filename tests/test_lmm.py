@@ -148,6 +148,35 @@ def test_missing_directory_raises_clear_error(tmp_path):
     assert str(missing) in str(info.value) and isinstance(info.value, ValueError)
 
 
+def test_a_tokenizer_that_disagrees_with_the_config_fails_the_load(tmp_path):
+    """Else the load passes and every request fails with a token-count error blaming the prompt."""
+    import json
+
+    directory = save_tiny_lmm(tmp_path / "tiny_ckpt")
+    config = json.loads((directory / "config.json").read_text())
+    config["image_token_index"] -= 1  # the tokenizer's "<image>" stays where it was
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"image_token_id is 3, but the tokenizer gives '<image>' the id 4"):
+        load_lmm(str(directory), device="cpu")
+
+
+def test_a_tokenizer_without_the_image_token_is_named():
+    class Tokenizer:  # a Llama tokenizer saved without the processor's added "<image>"
+        unk_token_id = 0
+
+        def convert_tokens_to_ids(self, token):
+            return {"<s>": 1}.get(token, self.unk_token_id)
+
+    class Config:
+        image_token_id = 32000
+
+    with pytest.raises(ModelLoadError, match="image_token_id is 32000, but the tokenizer has no '<image>' token"):
+        layout_module.find_image_token_id(Config(), Tokenizer(), "<image>")
+    Config.image_token_id = None  # nothing to go by
+    with pytest.raises(ModelLoadError, match="cannot find the image token id"):
+        layout_module.find_image_token_id(Config(), Tokenizer(), "<image>")
+
+
 def _spy_loads(monkeypatch) -> list:
     calls = []
     real = loading_module._from_pretrained

@@ -27,15 +27,29 @@ class ImageLayout:
 
 
 def find_image_token_id(config, tokenizer, image_token: str) -> int:
-    """The id of the image placeholder token: the model config's, else the tokenizer's."""
+    """The id of the image placeholder token `image_token`: the model config's
+    (`image_token_id` / `image_token_index`), else the tokenizer's. Raises ModelLoadError when
+    the tokenizer does not know the token, or gives it another id than the config: the
+    processor would then write prompts the model cannot place the image in, and every request
+    would fail with a token-count error that blames the prompt."""
+    known = tokenizer.convert_tokens_to_ids(image_token)
+    if known == getattr(tokenizer, "unk_token_id", None):
+        known = None
     for name in ("image_token_id", "image_token_index"):
         value = getattr(config, name, None)
-        if value is not None:
+        if value is None:
+            continue
+        if known is not None and int(known) == int(value):
             return int(value)
-    value = tokenizer.convert_tokens_to_ids(image_token)
-    if value is None or value == getattr(tokenizer, "unk_token_id", None):
+        raise ModelLoadError(
+            f"the model config's {name} is {int(value)}, but the tokenizer "
+            + (f"gives {image_token!r} the id {int(known)}" if known is not None
+               else f"has no {image_token!r} token")
+            + ": the tokenizer and the model come from different checkpoints, or the tokenizer "
+            "was saved without the processor's added tokens")
+    if known is None:
         raise ModelLoadError(f"cannot find the image token id ({image_token!r})")
-    return int(value)
+    return int(known)
 
 
 def image_layout(inputs, *, config, model_type: str, processor, image_token: str,
