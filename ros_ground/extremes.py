@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ros_ground.masks import overlap_matrix
+
 SUPERLATIVE_STABILITY_MARGIN = 0.15
 UNION_PART = 0.2  # of a union's area, the least each of its two objects covers (`_unions`)
 # measured neutral on the eval's 120 superlative and relation commands (docs/MEASUREMENTS.md,
@@ -140,26 +142,23 @@ def _one_colour_unions(rgb: np.ndarray, masks: Sequence[np.ndarray], unions: np.
 
 def _objects(masks: Sequence[np.ndarray], order: list[int], wholes: Sequence[int] = ()
              ) -> list[int]:
-    """One index per object of the masks `order` lists: masks that are one object (`_one_object`)
-    with any other of its masks group together, and each group is its largest mask, at the
-    place in `order` of its first. `wholes` (`_one_colour_unions`) join the groups of the
+    """One index per object of the masks `order` lists: masks that are (parts of) one object,
+    more than half the smaller one inside the other, group together with any other of its
+    masks (the connected components of that relation), and each group is its largest mask, at
+    the place in `order` of its first. `wholes` (`_one_colour_unions`) join the groups of the
     parts they hold, as SAM's whole mug joins its top and bottom halves, which do not overlap.
     """
-    groups: list[list[int]] = []
-    for i in [*order, *wholes]:
-        joined = [g for g in groups if any(_one_object(masks[i], masks[j]) for j in g)]
-        if joined:  # the first group it joins keeps its place; the others merge into it
-            for g in joined[1:]:
-                joined[0].extend(g)
-                groups.remove(g)
-            joined[0].append(i)
-        else:
-            groups.append([i])
-    return [max(g, key=lambda j: np.count_nonzero(masks[j])) for g in groups]
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nodes = [*order, *wholes]
+    if not nodes:
+        return []
+    one_object = overlap_matrix([masks[i] for i in nodes]) > 0.5
+    _, label = connected_components(csr_matrix(one_object), directed=False)
+    groups: dict[int, list[int]] = {}  # in the order of each group's first mask
+    for k, i in enumerate(nodes):
+        groups.setdefault(int(label[k]), []).append(i)
+    return [max(g, key=lambda j: np.count_nonzero(masks[j])) for g in groups.values()]
 
 
-def _one_object(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two masks are (parts of) one object: more than half the smaller one lies in the
-    other."""
-    smaller = min(np.count_nonzero(a), np.count_nonzero(b))
-    return smaller > 0 and np.count_nonzero(a & b) > 0.5 * smaller
