@@ -521,3 +521,30 @@ def test_the_once_per_camera_warnings_come_again_after_a_cleanup():
     sensors.clear()
     sensors._say_if_grey("", "image", grey)
     assert len(said) == 2 and said[1] == said[0]
+
+
+def test_a_command_before_any_frame_names_the_image_topics_that_are_published(running):  # noqa: F811
+    """A mistyped or unremapped image topic is a new user's first mistake: say what is there."""
+    r = running(cameras=["front"])  # listens on front/image; the client publishes on image
+    from ros_ground_msgs.action import Ground
+
+    assert r.client.wait(lambda: r.node.count_publishers(f"{r.ns}/image") > 0, 10)
+    assert r.client.action.wait_for_server(timeout_sec=10)
+    handle = r.client.wait_future(r.client.action.send_goal_async(Ground.Goal(prompt="Describe the image.")))
+    answer = r.client.wait_future(handle.get_result_async()).result.response
+    assert answer.status == R.STATUS_NO_IMAGE
+    assert answer.error.startswith(f"no image received yet on '{r.ns}/front/image' (nothing publishes on it; "
+                                   "sensor_msgs/msg/Image topics published now: "), answer.error
+    assert f"'{r.ns}/image'" in answer.error
+    assert "overlay" not in answer.error  # the node's own output is no camera
+
+
+def test_why_no_frame_came():
+    from ros_ground.camera_watch import no_frame_reason
+
+    kind = "sensor_msgs/msg/Image"
+    assert no_frame_reason("/cam/image", 2, ["/a"], kind).startswith("2 publisher(s) on it, but no frame")
+    assert no_frame_reason("/cam/image", 0, [], kind) == (
+        "nothing publishes on it, nor on any other sensor_msgs/msg/Image topic")
+    many = no_frame_reason("/cam/image", 0, [f"/t{i}" for i in range(7, 0, -1)], kind)
+    assert many.endswith("'/t1', '/t2', '/t3', '/t4', '/t5' and 2 more"), many

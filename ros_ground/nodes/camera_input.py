@@ -90,6 +90,25 @@ class CameraInput:
             return ""
         return f"; nothing publishes on {self.topic!r} but {other!r} has a publisher: {self._others[other]}"
 
+    def no_image_hint(self, any_frame: bool) -> str:
+        """What a NO_IMAGE answer about this camera adds: which image_transport to set when only
+        the other transport's topic has a publisher now, also after frames came on this one (a
+        driver restarted with compression only leaves its last raw frame); else, when no frame
+        (`any_frame` False) came at all, why (`no_frame_reason`)."""
+        return self.transport_hint() or ("" if any_frame else f" ({self.no_frame_reason()})")
+
+    def no_frame_reason(self) -> str:
+        """Why no frame has come yet, from the graph now (camera_watch.no_frame_reason); the
+        topics this node publishes itself (its overlay) are not offered."""
+        type_name = f"sensor_msgs/msg/{self.msg_type.__name__}"
+        own = {name for name, _ in self._node.get_publisher_names_and_types_by_node(
+            self._node.get_name(), self._node.get_namespace())}
+        others = [name for name, types in self._node.get_topic_names_and_types()
+                  if type_name in types and name != self.topic and name not in own
+                  and self._node.count_publishers(name)]
+        return camera_watch.no_frame_reason(self.topic, self._node.count_publishers(self.topic),
+                                            others, type_name)
+
     def age_s(self) -> float | None:
         """Seconds since the newest message arrived (None before the first)."""
         if self.last_received_ns is None:

@@ -261,7 +261,7 @@ class GroundingNode(ModelNode):
             max_frame_age_s=self._p["max_frame_age_s"],
             clean_prompt=self._engine.lmm.clean_prompt if self._engine is not None else None,
             why_stale=self._why_stale)
-        problem = self._with_transport_hint(request, problem)
+        problem = self._with_input_hint(request, problem)
         if problem is None and region is not None:
             problem = requests.attach_region(request, region)
         if problem is not None:
@@ -270,14 +270,12 @@ class GroundingNode(ModelNode):
             return Status.STATUS_MODEL_ERROR, "no model loaded (configure failed or not run)"
         return None
 
-    def _with_transport_hint(self, request: Request, problem):
-        """A NO_IMAGE `problem` saying which image_transport to set when only the other
-        transport's topic has a publisher now: also after frames came on this one (a driver
-        restarted with compression only leaves its last raw frame)."""
+    def _with_input_hint(self, request: Request, problem):
+        """A NO_IMAGE `problem` with what its camera's input can tell (CameraInput.no_image_hint)."""
         source = self.sensors.inputs.get(request.camera)
         if problem is None or problem[0] != requests.NO_IMAGE or source is None:
             return problem
-        return problem[0], problem[1] + source.transport_hint()
+        return problem[0], problem[1] + source.no_image_hint(request.frame is not None)
 
     def _watch_proposals(self) -> None:
         now = time.monotonic()
@@ -329,7 +327,7 @@ class GroundingNode(ModelNode):
             request, self.frames.latest(request.camera), now_ns=now_ns(self),
             max_frame_age_s=self._p["max_frame_age_s"], topic=getattr(source, "topic", "image"),
             why_stale=self._why_stale)
-        problem = self._with_transport_hint(request, problem)
+        problem = self._with_input_hint(request, problem)
         if problem is not None:
             return self._answer(request, _STATUS[problem[0]], problem[1])
         # only `auto` may ground an older frame that has proposals; never a goal's own image,
