@@ -236,28 +236,35 @@ class FrameStore:
                      if abs(p.stamp_ns - stamp_ns) <= tolerance_ns]
         return [p.item for p in sorted(found, key=lambda p: abs(p.stamp_ns - stamp_ns))]
 
-    def older_pairs(self, source: str, stamp_ns: int, max_age_ns: int,
-                    tolerance_ns: int) -> Iterator[tuple[Any, Any]]:
+    def older_pairs(self, source: str, stamp_ns: int, max_age_ns: int, tolerance_ns: int,
+                    fresh: Callable[[Any], bool] | None = None) -> Iterator[tuple[Any, Any]]:
         """(frame, proposals) pairs of remembered frames at most `max_age_ns`, or twice their
         proposals' run (Stamped.run_ns), before `stamp_ns` whose proposals are stamped within
-        `tolerance_ns`; newest proposals first, each with its closest frame."""
+        `tolerance_ns`; newest proposals first, each with its closest frame. A frame paired by
+        its run alone must also be `fresh(frame)` (the node: received within max_frame_age_s):
+        `max_age_ns` is the caller's word that older scenes are still right, the run is not."""
         with self._lock:
             recent = [*self._recent.get(source, ()), *self._kept.frames(source)]
             proposals = sorted(self._proposals.get(source, ()), key=lambda p: -p.stamp_ns)
         for p in proposals:
-            if not 0 <= stamp_ns - p.stamp_ns <= max(max_age_ns, 2 * p.run_ns):
+            gap = stamp_ns - p.stamp_ns
+            if not 0 <= gap <= max(max_age_ns, 2 * p.run_ns):
                 continue
             near = [f for f in recent if abs(f.stamp_ns - p.stamp_ns) <= tolerance_ns]
-            if near:
-                yield min(near, key=lambda f: abs(f.stamp_ns - p.stamp_ns)).item, p.item
+            if not near:
+                continue
+            frame = min(near, key=lambda f: abs(f.stamp_ns - p.stamp_ns)).item
+            if gap <= max_age_ns or fresh is None or fresh(frame):
+                yield frame, p.item
 
     def match(self, source: str, frame, stamp_ns: int, decode: Callable[[Any, Any], Any], *,
-              tolerance_ns: int, max_age_ns: int = 0, search_older: bool = False):
+              tolerance_ns: int, max_age_ns: int = 0, search_older: bool = False,
+              fresh: Callable[[Any], bool] | None = None):
         """The frame to ground and its proposals: `frame` with the closest proposals within
         `tolerance_ns`, else (when `search_older`) the newest remembered frame that has
-        proposals at most `max_age_ns` older, or twice its proposal run (`older_pairs`: with a
-        live camera the frame of the newest run pairs until the next run's proposals are
-        due), else (`frame`, None). `decode(proposals, frame)`
+        proposals at most `max_age_ns` older, or twice its proposal run while `fresh`
+        (`older_pairs`: with a live camera the frame of the newest run pairs until the next
+        run's proposals are due), else (`frame`, None). `decode(proposals, frame)`
         turns stored proposals into the frame's, or None when they do not fit it.
 
         Why older frames: a proposal node on a CPU takes seconds a frame, so the newest frame
@@ -269,7 +276,7 @@ class FrameStore:
             if found is not None:
                 return frame, found
         if search_older:
-            for older, proposals in self.older_pairs(source, stamp_ns, max_age_ns, tolerance_ns):
+            for older, proposals in self.older_pairs(source, stamp_ns, max_age_ns, tolerance_ns, fresh):
                 found = decode(proposals, older)
                 if found is not None:
                     return older, found

@@ -252,6 +252,28 @@ def test_a_live_cameras_frames_pair_with_the_proposals_of_the_newest_run_without
     assert depth.depth_near("", 0, 1) is None
 
 
+def test_a_frame_paired_by_its_run_alone_must_be_fresh_and_one_within_max_age_need_not():
+    """A changed scene: the run's frame, seconds old, pairs by its run only while the caller
+    finds it fresh (the node: received within max_frame_age_s); proposal_max_age_s is the
+    user's word that an older scene is still right."""
+    frames, period, tol, run = FrameStore(), 100_000_000, 50_000_000, 10
+    frames.add_frame("", 0, "frame0", max_age_ns=0)
+    frames.keep_near("", 0, tol)
+    for k in range(1, run + 1):
+        frames.add_frame("", k * period, f"frame{k}", max_age_ns=0)
+    frames.keep_near("", 0, tol, frames.add_proposals("", 0, "proposals for frame0"))
+
+    def match(max_age_ns, fresh):
+        return frames.match("", f"frame{run}", run * period, lambda p, f: p, tolerance_ns=tol,
+                            max_age_ns=max_age_ns, search_older=True, fresh=fresh)
+
+    stale = lambda frame: frame != "frame0"  # noqa: E731
+    assert match(0, None) == ("frame0", "proposals for frame0")
+    assert match(0, lambda frame: True) == ("frame0", "proposals for frame0")
+    assert match(0, stale) == (f"frame{run}", None)
+    assert match(run * period, stale) == ("frame0", "proposals for frame0")
+
+
 def test_a_run_whose_proposals_never_come_keeps_its_frame_for_max_run_only():
     frames = FrameStore()
     frames.add_frame("", 0, "f0", max_age_ns=0)

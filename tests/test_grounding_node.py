@@ -511,6 +511,34 @@ def test_a_frame_whose_proposal_run_outlasts_the_kept_frames_still_pairs(running
     assert response.phrases and all(p.entity_ids for p in response.phrases)
 
 
+@pytest.mark.parametrize("max_frame_age_s", [1.0, 0.0])
+def test_a_proposal_runs_frame_older_than_max_frame_age_is_not_answered_on(running, max_frame_age_s):
+    """The scene may have changed since the run's frame (helper-103: a cube moved, the answer
+    put it where it was, STATUS_OK): in auto mode that frame pairs by its run only while it is
+    as fresh as a command's own frame must be; max_frame_age_s 0 accepts any age."""
+    from std_msgs.msg import Header
+
+    r = running(proposal_tolerance_s=0.05, max_frame_age_s=max_frame_age_s)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    started = r.client.node.create_publisher(Header, "proposals_started", RELIABLE)
+    assert r.client.wait(lambda: r.node.count_publishers(pub.topic_name) > 0, 10)
+    _stream(r, stamp_sec=5)
+    assert r.client.wait(lambda: r.node.frames.recent_count(CAMERA), 10)
+    started.publish(_proposal_msg(5).header)
+    assert r.client.wait(lambda: r.node.frames.kept_count(CAMERA) == 1, 10)
+    r.client.stream(random_rgb(48, 64, seed=6), stamp_sec=7)  # the run took 2 s: pairs up to 4 s
+    assert r.client.wait(lambda: _frame(r).header.stamp.sec == 7, 10)
+    pub.publish(_proposal_msg(5))
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
+    time.sleep(1.2)  # frame 5 is now received more than 1 s ago
+    r.client.stream(random_rgb(48, 64, seed=8), stamp_sec=8)
+    assert r.client.wait(lambda: _frame(r).header.stamp.sec == 8, 10)
+    response = r.ask()
+    assert response.status == R.STATUS_OK
+    want = ("entities", 5) if max_frame_age_s == 0.0 else ("point", 8)
+    assert (response.mode, response.header.stamp.sec) == want
+
+
 def test_frames_are_kept_only_while_a_proposal_node_publishes(running):
     r = running(proposal_max_age_s=10.0)
     _stream(r, stamp_sec=5)

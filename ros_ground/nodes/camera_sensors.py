@@ -110,11 +110,16 @@ class CameraSensors:
             return Frame(msg.header, None, f"bad image: {exc}", received_ns)
 
     def match(self, camera: str, frame: Frame, search_older: bool):
-        """The frame to ground and its proposals (FrameStore.match; None when there are none)."""
+        """The frame to ground and its proposals (FrameStore.match; None when there are none).
+        An older frame paired by its proposal run alone is one received within
+        max_frame_age_s (0: any age), as the command's own frame must be: the scene may have
+        changed since (proposal_max_age_s is the user's word that it has not)."""
+        limit, now = _ns(self.p["max_frame_age_s"]), now_ns(self._node)
         return self.frames.match(
             camera, frame, stamp_to_ns(frame.header.stamp), self._decode_proposals,
             tolerance_ns=_ns(self.p["proposal_tolerance_s"]),
-            max_age_ns=_ns(self.p["proposal_max_age_s"]), search_older=search_older)
+            max_age_ns=_ns(self.p["proposal_max_age_s"]), search_older=search_older,
+            fresh=lambda older: not limit or older.received_ns is None or now - older.received_ns <= limit)
 
     def is_camera_frame(self, camera: str, frame: Frame) -> bool:
         """Whether `frame` (a goal's own image) is one of the camera's remembered frames, the
