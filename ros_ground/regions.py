@@ -83,7 +83,8 @@ def entity_for_point(x: float, y: float, proposals) -> np.ndarray | None:
 def check_point(shape: tuple[int, int], x: float, y: float) -> None:
     """InputError unless pixel (x, y) lies inside an image of `shape` (H, W)."""
     if not (0 <= x < shape[1] and 0 <= y < shape[0]):
-        raise InputError(f"region point {(x, y)} is outside the {shape[1]}x{shape[0]} image")
+        where = f"({float(x):.10g}, {float(y):.10g})"  # numpy scalars print as np.float64(...)
+        raise InputError(f"region point {where} is outside the {shape[1]}x{shape[0]} image")
 
 
 def referring_position(prompt_text: str, spans: list[tuple[int, int]]) -> int | None:

@@ -213,3 +213,13 @@ def test_a_masks_box_is_its_set_pixels_extent():
             rows, cols = np.nonzero(scattered)
             assert mask_bbox(scattered) == (cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1)
 
+
+
+def test_a_point_outside_the_image_is_named_in_plain_numbers():
+    import numpy as np
+
+    from ros_ground.errors import InputError
+    from ros_ground.regions import check_point
+
+    with pytest.raises(InputError, match=r"^region point \(1660, 120.5\) is outside the 320x240 image$"):
+        check_point((240, 320), np.float64(1660.0), np.float64(120.5))
