@@ -57,7 +57,11 @@ def write(readme: Path) -> None:
 
 
 if __name__ == "__main__":
-    if "--write" in sys.argv[1:]:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="rewrite README.md's tables in place")
+    if parser.parse_args().write:
         write(Path(__file__).resolve().parent.parent / "README.md")
     else:
         print(render())
