@@ -505,6 +505,20 @@ def test_an_image_encoding_without_colour_is_warned_about_once(running, monkeypa
     assert len(grey) == 1 and why in grey[0] and f"are {encoding} (" in grey[0], said
 
 
+def test_a_mono_camera_then_depth_on_its_topic_are_each_said():
+    """helper-103: after a mono8 frame, 32FC1 on the same topic (a depth topic remapped onto it)
+    went unsaid: the two say different things."""
+    from ros_ground.nodes.camera_sensors import CameraSensors
+
+    said = []
+    node = type("Node", (), {"get_logger": lambda self: type("Log", (), {
+        "warning": lambda self, text, **kw: said.append(text)})()})()
+    sensors = CameraSensors(node, {})
+    for encoding in ("mono8", "32FC1", "mono16", "16UC1"):
+        sensors._say_if_grey("", "image", Image(height=1, width=1, encoding=encoding, step=1, data=bytes(1)))
+    assert [("mono camera" in text, "depth topic" in text) for text in said] == [(True, False), (False, True)]
+
+
 def test_the_once_per_camera_warnings_come_again_after_a_cleanup():
     # a reconfigure may bring other cameras (or drivers) under the same names: a grey stream
     # after it went unsaid, as it had been said before the cleanup

@@ -50,7 +50,7 @@ class CameraSensors:
         self._info: dict[str, tuple[int, int, str]] = {}  # camera -> camera_info's width, height, frame
         self._info_refused: dict[str, str] = {}  # camera -> why its last camera_info was ignored
         self._repeat_said: set[str] = set()  # cameras warned of a header repeated with new pixels
-        self._grey_said: set[str] = set()  # cameras warned that their encoding has no colour
+        self._grey_said: set[tuple[str, bool]] = set()  # (camera, mono) warned: no colour
 
     def open(self, cameras: list[str], callback_group) -> list:
         """Subscribe each camera's image, proposals, proposals_started, depth and camera_info;
@@ -234,10 +234,13 @@ class CameraSensors:
         encoding = getattr(msg, "encoding", None)
         if encoding is None:  # a CompressedImage: "mono8; jpeg compressed mono8"
             encoding = msg.format.split(";")[0].strip()
-        if camera in self._grey_said or encoding.lower() not in GREY_ENCODINGS:
+        if encoding.lower() not in GREY_ENCODINGS:
             return
-        self._grey_said.add(camera)
-        if encoding.lower() in ("mono8", "mono16", "8uc1"):
+        mono = encoding.lower() in ("mono8", "mono16", "8uc1")
+        if (camera, mono) in self._grey_said:  # a mono camera, then depth on its topic: both said
+            return
+        self._grey_said.add((camera, mono))
+        if mono:
             why = "a mono camera's frames carry no colour"
         else:
             why = "a depth or sensor encoding: is a depth topic remapped onto the colour image?"
