@@ -336,7 +336,7 @@ SIM_CAMERA = (
     S("num_objects", 4, "objects on the table", True, low=2, high=6),
     S("objects", "", "comma-separated objects to place, e.g. `red mug, duck` (empty = random); "
       "those the table has no room for are left out, with a warning", True),
-    S("frame_id", "sim_camera", "frame_id of the published messages (a tf2 frame name: non-empty, no leading '/')", True,
+    S("frame_id", "sim_camera_optical_frame", "frame_id of the published messages, an optical frame (REP 103: x right, y down, z forward; a tf2 frame name: non-empty, no leading '/')", True,
       convert=_frame_id),
     S("bag", "", "replay this bag (rosbag2 directory, .db3/.mcap file, directory of .mcap files, or ROS 1 .bag) instead of simulating; read when the node starts"),
     S("bag_topic", "", "image topic to replay from `bag` (empty = the busiest colour (non-depth) Image or CompressedImage topic; depth and camera_info are replayed too); read when the node starts"),

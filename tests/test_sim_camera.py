@@ -55,7 +55,7 @@ def test_sim_camera_publishes_matching_stamps_and_truth(ros):
         assert rec.spin_until(one_frame, 90), (
             sorted(stamps(rec.images)), sorted(stamps(rec.infos)), sorted(stamps(rec.truths)),
             stop_process(proc))
-        assert all(m.header.frame_id == "sim_camera" for m in rec.images + rec.truths)
+        assert all(m.header.frame_id == "sim_camera_optical_frame" for m in rec.images + rec.truths)
         truth = rec.truths[-1]
         scene = generate_scene(3, width=160, height=120, num_objects=4)
         image = rec.images[0]
