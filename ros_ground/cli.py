@@ -239,6 +239,8 @@ def format_result(result) -> str:
                 else "prompt phrase")
         lines.append(f"  {role}: {p.text!r} area={int(p.mask.sum())}px box=({x},{y},{w},{h})"
                      f"{_where(p)}")
+    if result.prompt_phrases or result.intent != "none":
+        lines.append(f"  intent: {result.intent}")
     timing = ", ".join(f"{k}={v:.0f}ms" for k, v in result.timing_ms.items())
     lines.append(f"  timing: {timing}")
     return "\n".join(lines)

@@ -6,22 +6,16 @@ grounds them in the image.
 
 The command is parsed in pieces, cut at the spatial words refer.resolve_pair reads (a relation:
 "left of", "behind", "in front of"; a superlative after its noun: "closest to the camera";
-`command_pieces`). en_core_web_sm, given the whole command, tags "block" of "where is
-the white jenga block right of the ball?" a verb and "bear" of "pick up the teddy bear behind
-the brick" a clause of its own, so the target phrase came out as "the white jenga" or "the
-teddy", and took "closest" of "pick up the lego brick closest to the camera" for the object,
-making "the camera" the target; each piece alone parses as the noun phrase it is. On the 240
-commands of the eval's seeds 0..119 (in distribution and ood) the whole-command parse got 19
-target phrases and 19 landmarks wrong, the pieces none (docs/MEASUREMENTS.md, "The command's
-parse").
+`command_pieces`): given the whole command, en_core_web_sm tags "block" of "where is the
+white jenga block right of the ball?" a verb, and the target came out as "the white jenga";
+each piece alone parses as the noun phrase it is (docs/MEASUREMENTS.md, "The command's parse").
 A piece without a noun chunk takes the phrases its parse's objects and subjects head
 (phrases.head_phrase): the tagger calls "sphere" of "pick up the rightmost sphere" an adverb.
 
 The target rule (`target_index`), first match wins, on spaCy's dependency parse of each piece:
 1. the direct object of a verb: "pick up *the red mug* left of the tray", "put *the sphere* on
    the tray", "can you grab *the duck*?";
-2. else the direct object of a verb of looking (`LOOKING_VERBS`): "find *the cube*"; "find the
-   duck, then pick up *the cube*" is about what the robot acts on;
+2. else the object of a verb of looking or telling (`LOOKING_VERBS`): "find / describe *the cube*";
 3. else a subject or attribute of the clause: "where is *the purple tray*?", "what colour is
    *the mug*?", "is there *a ball* on the table?", "*which object* is closest to the camera?"
    (the object asked for: its relation or superlative follows it), or a bare "*the red mug*
@@ -93,9 +87,10 @@ SPATIAL_PREPOSITIONS = frozenset(
 NEAR_WORDS = frozenset(
     "next close closer closest near nearer nearest far farther farthest further furthest "
     "adjacent".split())
-# verbs of looking: their object is the target only when no verb acts on another ("find the
-# duck, then pick up *the cube*")
-LOOKING_VERBS = frozenset("find locate look see spot show identify watch search".split())
+# verbs of looking or telling: their object is the target when no verb acts on another ("find the
+# duck, then pick up *the cube*"), asked about, not acted on (intent.py)
+LOOKING_VERBS = frozenset("find locate look see spot show identify watch search describe tell name "
+                          "count explain".split())
 # verbs whose object the robot must keep away from, never the target: "*avoid* the duck and
 # grab the mug"
 EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
@@ -209,8 +204,13 @@ def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
 
     A robot asks the same few commands again and again: each (nlp, text) is parsed once
     (`_parsed_command`, two spaCy passes a piece) and its phrases handed out as fresh copies."""
-    phrases, target, _ = _parsed_command(nlp, without_measures(text))
+    phrases, target, _, _ = _parsed_command(nlp, without_measures(text))
     return [replace(p) for p in phrases], target
+
+
+def target_rule(nlp, text: str) -> int | None:
+    """The rule naming the command's target: 0 to 3 (the module docstring's 1 to 4), None: none."""
+    return _parsed_command(nlp, without_measures(text))[3]
 
 
 def placement(nlp, text: str) -> bool:
@@ -353,13 +353,13 @@ def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
 
 
 @functools.lru_cache(maxsize=64)
-def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
-    """The phrases of every piece, the target among them (the best rule, then the first), and
-    whether the target is placed (`placement`). A piece after a relation starts with the
-    landmark ("the tray" of "the cube left of the tray is mine"; "the mug" of "what is behind
-    the mug?", which asks for another object), never the target though, parsed alone, it looks
-    like the subject. After a superlative ("which is closest to the camera, *the mug* or the
-    cube?") the first phrase meets rule 4 at best. A bare noun phrase before them ("the red
+def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, int | None]:
+    """The phrases of every piece, the target among them (the best rule, then the first),
+    whether the target is placed (`placement`), and the target's rule (None: no target). A
+    piece after a relation starts with the landmark ("the tray" of "the cube left of the tray
+    is mine"; "the mug" of "what is behind the mug?"), never the target though, alone, it
+    looks like the subject. After a superlative ("which is closest to the camera, *the mug* or
+    the cube?") the first phrase meets rule 4 at best. A bare noun phrase before them ("the red
     mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
     phrases, candidates, placed = [], [], []
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
@@ -396,5 +396,5 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool]:
                                    char_end=phrase.char_end + start,
                                    root_start=phrase.root_start + start,
                                    root_end=phrase.root_end + start))
-    target = min(candidates)[1] if candidates else -1
-    return tuple(phrases), target, target >= 0 and placed[target]
+    rule, target = min(candidates) if candidates else (None, -1)
+    return tuple(phrases), target, target >= 0 and placed[target], rule

@@ -26,6 +26,7 @@ from ros_ground import ahead, cores, regions, settings
 from ros_ground.command_relations import about_an_object
 from ros_ground.entity_scoring import EntityScorer
 from ros_ground.errors import InputError, check_image
+from ros_ground.intent import command_intent
 from ros_ground.lmm import Generation, LMMAdapter, ViewsPrefill
 from ros_ground.maps import normalise_maps
 from ros_ground.phrase_grounding import entity_phrases, find_phrase_tokens, phrase_heats, point_phrases
@@ -216,6 +217,7 @@ class GroundingEngine:
                 with timed_stage(timing, "prompt_grounding"):
                     prompt_phrases, ref = ground_command(
                         self, image, gen, replace(cfg, mode=used_mode), proposals or made, image_key)
+                    ref = replace(ref, intent=command_intent(self.nlp, gen.prompt_text))
         if "sam_wait" in timing:
             timing["sam_wait"] += waited
         timing = {**gen.timing_ms, **timing, "grounding": (time.perf_counter() - t0) * 1e3}

@@ -96,7 +96,8 @@ class Reference:
     about, or its landmark or destination, when the frame holds nothing it can be ("the purple
     mug" with nothing purple in view, "the mug left of the duck" with no duck: refer.absent), or
     the target whose nouns the model cannot read ("the giraffe" for the sim model); the command
-    then has no target."""
+    then has no target. `intent`: what the words ask of the robot, one of intent.INTENTS
+    ("act", "locate", "none")."""
 
     target: int = -1
     landmark: int = -1
@@ -104,6 +105,7 @@ class Reference:
     destination: bool = False
     absent: int = -1
     second_landmark: int = -1
+    intent: str = "none"
 
 
 @dataclass
@@ -128,7 +130,8 @@ class GroundingResult:
     # the command is about and of its landmark (-1: none), the relation between the two
     # ("left of", "" none), whether it says where to put the target, the phrase (the target,
     # its landmark or destination) the frame holds none of what it names (-1: none), and the
-    # other landmark of "between" (Reference.second_landmark)
+    # other landmark of "between" (Reference.second_landmark), and what the words ask of the
+    # robot (Reference.intent)
     prompt: str = ""
     prompt_phrases: list[GroundedPhrase] = field(default_factory=list)
     target: int = -1
@@ -137,6 +140,7 @@ class GroundingResult:
     destination: bool = False
     absent: int = -1
     second_landmark: int = -1
+    intent: str = "none"
 
     def to_json(self) -> dict:
         """The result as `ros-ground ground --json` prints it (README, "Command line")."""
@@ -151,6 +155,7 @@ class GroundingResult:
             "destination": bool(self.destination),
             "absent": int(self.absent),
             "second_landmark": int(self.second_landmark),
+            "intent": self.intent,
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "model": self.model,
             "mode": self.mode,

@@ -536,6 +536,18 @@ def test_entities_mode_and_no_phrases(engine, image):
     assert empty.prompt_phrases == [] and empty.target == -1
 
 
+def test_the_result_says_what_the_words_ask_even_without_a_target(engine, image):
+    # the intent is the words', whatever the image holds: an absent target keeps `act`
+    asked = {text: engine.ground(image, text, mode="point") for text in (
+        "Pick up the red mug.", "Where is the red mug?", "Describe the image.", "Pick up the giraffe.")}
+    assert {text: r.intent for text, r in asked.items()} == {
+        "Pick up the red mug.": "act", "Where is the red mug?": "locate", "Describe the image.": "none",
+        "Pick up the giraffe.": "act"}
+    assert asked["Pick up the red mug."].target == asked["Where is the red mug?"].target == 0
+    absent = asked["Pick up the giraffe."]
+    assert absent.target == -1 and absent.to_json()["intent"] == "act"
+
+
 @pytest.mark.parametrize("command", ["Pick up the giraffe.", "Pick up the \U0001F419 octopus.",
                                      "Where is the aaaaaaaaaaaa?", "Pick up the red \ufffd."])
 def test_a_target_the_model_cannot_read_is_no_target(engine, image, command):

@@ -43,7 +43,8 @@ def test_point_mode_masks_match_image_and_spans_index_text(engine, image):
 def test_json_schema(engine, image):
     out = engine.ground(image, PROMPT, mode="point").to_json()
     assert set(out) == {"text", "phrases", "timing_ms", "model", "mode", "prompt", "prompt_phrases",
-                        "target", "landmark", "relation", "destination", "absent", "second_landmark"}
+                        "target", "landmark", "relation", "destination", "absent", "second_landmark",
+                        "intent"}
     assert out["mode"] == "point"
     for p in out["phrases"]:
         assert set(p) == {"text", "char_start", "char_end", "score", "bbox", "point", "mask_rle",

@@ -956,3 +956,12 @@ def test_frames_without_a_frame_id_are_warned_about_for_topics_and_goals_alike(r
         "positions and markers name no tf frame; set it to the camera's optical frame",
         f"frames on '{r.ns}/image' have an empty header.frame_id: their responses, 3-D positions "
         "and markers name no tf frame; set it to the camera's optical frame"], said.warnings
+
+
+def test_a_response_says_whether_its_command_asks_the_robot_to_act(running):
+    r = running()
+    _stream(r)
+    acted, asked = r.ask("Pick up the red mug."), r.ask("Where is the red mug?")
+    assert (acted.status, asked.status) == (R.STATUS_OK, R.STATUS_OK)
+    assert (acted.intent, asked.intent) == (R.INTENT_ACT, R.INTENT_LOCATE)
+    assert acted.target == asked.target == 0

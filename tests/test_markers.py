@@ -1,6 +1,7 @@
 """Markers and conversions of a response with 3-D positions (pure functions, no node)."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -169,6 +170,9 @@ def test_between_reports_and_labels_both_landmarks():
     msg = result_to_msg(result, Header(frame_id="cam"), "r1", result.prompt)
     assert (msg.landmark, msg.second_landmark, msg.relation) == (1, 2, msg.RELATION_BETWEEN)
     assert msg_to_result_json(msg)["second_landmark"] == 2
+    assert (msg.intent, msg_to_result_json(msg)["intent"]) == (msg.INTENT_NONE, "none")
+    picked = result_to_msg(replace(result, intent="act"), Header(frame_id="cam"), "r2", result.prompt)
+    assert (picked.intent, msg_to_result_json(picked)["intent"]) == (msg.INTENT_ACT, "act")
     labels = [m.text for m in response_markers(msg).markers if m.type == Marker.TEXT_VIEW_FACING]
     assert labels == ["target: the cube", "landmark, between: the mug", "landmark, between: the tray"]
     empty = GroundingResult(text="", model="sim", image_size=(1, 1), phrases=[])

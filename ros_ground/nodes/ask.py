@@ -227,6 +227,8 @@ def print_phrases(response: GroundedResponse) -> None:
         print("  The command is about what the robot holds (target -1).")  # "put it on the tray"
     elif response.prompt_phrases:  # "what is behind the mug?": a landmark, a place
         print("  None of the command's phrases is the object it is about (target -1).")
+    if intent := INTENT_WORDS.get(response.intent):
+        print(f"  It asks the robot {intent}.")
     if 0 <= response.landmark < len(response.prompt_phrases):
         how = "It goes" if response.destination else "It is"
         print(f"  {how} {response.relation} "
@@ -234,6 +236,11 @@ def print_phrases(response: GroundedResponse) -> None:
         second = int(response.second_landmark)
         if second != response.landmark and 0 <= second < len(response.prompt_phrases):  # "between"
             print(f"  and {_target_words(response.prompt_phrases[second], response.position_error)}")
+
+
+# what GroundedResponse.intent asks, in the sentence "It asks the robot ..."
+INTENT_WORDS = {GroundedResponse.INTENT_ACT: "to act on it (INTENT_ACT)",
+                GroundedResponse.INTENT_LOCATE: "only to find or tell about it (INTENT_LOCATE)"}
 
 
 def target_where(p) -> str:

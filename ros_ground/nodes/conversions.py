@@ -17,6 +17,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from ros_ground.image_encode import encode_depth_32fc1, encode_rgb8
+from ros_ground.intent import INTENTS
 from ros_ground.masks import mask_bbox
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.rle import RLEError, counts_to_mask, mask_to_counts
@@ -100,6 +101,7 @@ def result_to_msg(
     msg.destination = bool(result.destination)
     msg.absent = int(result.absent)
     msg.second_landmark = int(result.second_landmark)
+    msg.intent = INTENTS.index(result.intent)
     msg.status = GroundedResponse.STATUS_OK
     msg.model = result.model
     msg.mode = result.mode
@@ -123,6 +125,7 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
         "destination": bool(msg.destination),
         "absent": int(msg.absent),
         "second_landmark": int(msg.second_landmark),
+        "intent": INTENTS[msg.intent] if msg.intent < len(INTENTS) else str(msg.intent),
         "timing_ms": {
             "total": round(float(msg.total_ms), 3),
             "generation": round(float(msg.generation_ms), 3),
