@@ -12,7 +12,7 @@ each piece alone parses as the noun phrase it is (docs/MEASUREMENTS.md, "The com
 A piece without a noun chunk takes the phrases its parse's objects and subjects head
 (phrases.head_phrase): the tagger calls "sphere" of "pick up the rightmost sphere" an adverb.
 
-The target rule (`target_index`), first match wins, on spaCy's dependency parse of each piece:
+The target rule (`target_rule`), first match wins, on spaCy's dependency parse of each piece:
 1. the direct object of a verb: "pick up *the red mug* left of the tray", "put *the sphere* on
    the tray", "can you grab *the duck*?";
 2. else the object of a verb of looking or telling (`LOOKING_VERBS`): "find / describe *the cube*";
@@ -91,8 +91,7 @@ NEAR_WORDS = frozenset(
 # duck, then pick up *the cube*"), asked about, not acted on (intent.py)
 LOOKING_VERBS = frozenset("find locate look see spot show identify watch search describe tell name "
                           "count explain".split())
-# verbs whose object the robot must keep away from, never the target: "*avoid* the duck and
-# grab the mug"
+# verbs whose object the robot must keep away from, never the target: "*avoid* the duck"
 EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
 # words that exclude the phrase right after them: "*not* the red one, the green one", "pick up
 # everything *except* the duck"
@@ -103,10 +102,9 @@ _EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anyth
 _CORRECTION = re.compile(r"(?:^|[\s,.;:!?])(?:no+\s+wait|wait(?:\s+no)?|i\s+meant?|actually(?:\s+no)?|"
                          r"sorry|(?:or\s+)?rather|no+|make\s+(?:that|it)|scratch\s+that)[\s,.;:!?-]*$",
                          re.IGNORECASE)
-# a demonstrative for what the user points at or the robot holds, as "it" is: "grab *that
-# one*", "put *this one* on the tray" name no kind or colour to ground
+# a demonstrative for what the user points at or the robot holds, as "it": "grab *that one*"
 _DEICTIC = re.compile(r"(?:(?:this|that|these|those)\s+)?ones?", re.IGNORECASE)
-# a count asked for ("*how many* mugs are there?") is about no one object: no target
+# a count ("*how many* mugs are there?") is about no one object: no target
 _HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
@@ -158,18 +156,10 @@ def _pieces(text: str) -> list[tuple[int, int, str | None]]:
     return out
 
 
-def target_index(nlp, text: str, phrases: list[NounPhrase]) -> int:
-    """Index into `phrases` (noun phrases of `text`, in order) of the phrase the command is
-    about, or -1; the rule is in the module docstring."""
-    candidates = [(rule, i) for i, (rule, _) in enumerate(_target_rules(nlp, text, phrases))
-                  if rule is not None]
-    return min(candidates)[1] if candidates else -1
-
-
-def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int | None, bool]]:
+def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int | None, bool | None]]:
     """Per phrase of `text`, (the target rule it meets, 0 to 3 for the module docstring's 1 to
     4, or None: never the target; whether it is the direct object of a PLACEMENT_VERBS word,
-    which rule 0 requires)."""
+    which rule 0 requires, or None for the object of a negated or excluding verb: ruled out)."""
     if not phrases:
         return []
     doc = nlp(text)
@@ -189,7 +179,7 @@ def _target_rules(nlp, text: str, phrases: list[NounPhrase]) -> list[tuple[int |
             root = root.head  # "pick up the cube right of ...": the parse hangs on "right"
         verb = root.head.text.lower()
         if root.dep_ in OBJECT_DEPS and (root.head.pos_ in ("VERB", "AUX") or verb in COMMAND_VERBS):
-            rules.append((None, False) if _excluded(root.head) else
+            rules.append((None, None) if _excluded(root.head) else
                          (1 if verb in LOOKING_VERBS else 0, verb in PLACEMENT_VERBS))
         elif root.dep_ in SUBJECT_DEPS or root.dep_ == "ROOT":
             rules.append((2, False))
@@ -204,13 +194,18 @@ def command_phrases(nlp, text: str) -> tuple[list[NounPhrase], int]:
 
     A robot asks the same few commands again and again: each (nlp, text) is parsed once
     (`_parsed_command`, two spaCy passes a piece) and its phrases handed out as fresh copies."""
-    phrases, target, _, _ = _parsed_command(nlp, without_measures(text))
+    phrases, target, *_ = _parsed_command(nlp, without_measures(text))
     return [replace(p) for p in phrases], target
 
 
 def target_rule(nlp, text: str) -> int | None:
     """The rule naming the command's target: 0 to 3 (the module docstring's 1 to 4), None: none."""
     return _parsed_command(nlp, without_measures(text))[3]
+
+
+def ruled_out(nlp, text: str) -> tuple[int, ...]:
+    """Indices into command_phrases' phrases the command rules out ("not *the mug*", "don't ...")."""
+    return _parsed_command(nlp, without_measures(text))[4]
 
 
 def placement(nlp, text: str) -> bool:
@@ -353,15 +348,16 @@ def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
 
 
 @functools.lru_cache(maxsize=64)
-def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, int | None]:
+def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, int | None, tuple]:
     """The phrases of every piece, the target among them (the best rule, then the first),
-    whether the target is placed (`placement`), and the target's rule (None: no target). A
+    whether the target is placed (`placement`), the target's rule (None: no target), and the
+    phrases ruled out (`ruled_out`). A
     piece after a relation starts with the landmark ("the tray" of "the cube left of the tray
     is mine"; "the mug" of "what is behind the mug?"), never the target though, alone, it
     looks like the subject. After a superlative ("which is closest to the camera, *the mug* or
     the cube?") the first phrase meets rule 4 at best. A bare noun phrase before them ("the red
     mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
-    phrases, candidates, placed = [], [], []
+    phrases, candidates, placed, ruled = [], [], [], []
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
@@ -380,21 +376,25 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
                 text, 0, start) and AND.fullmatch(piece, found[0].char_end, phrase.char_start))
             if rule is not None and cut is not None and landmark:
                 rule = None if cut == "relation" else max(rule, 3)
-            if ((left_behind and placing) or _EXCLUDED_AFTER.search(piece[:phrase.char_start])
-                    or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text))):
+            shunned = (left_behind and placing) or placing is None or _EXCLUDED_AFTER.search(
+                piece[:phrase.char_start])
+            if shunned or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text)):
                 rule = None  # excluded, or counted: "how *many mugs* are there?" is about none
             if rule is not None and candidates and candidates[-1][1] == len(phrases) - 1 and \
                     _CORRECTION.search(said[phrases[-1].char_end:start + phrase.char_start]):
                 # right after the target ("the red mug, no, the blue one"; not "the mug in the
                 # box, no, the tray", which corrects where)
+                ruled.append(candidates[-1][1])  # the target it corrects
                 rule, candidates = min(candidates)[0], []  # the object meant after all
             if rule is not None:
                 candidates.append((rule, len(phrases)))
-            placed.append(rule == 0 and placing)
+            elif shunned:
+                ruled.append(len(phrases))
+            placed.append(rule == 0 and bool(placing))
             phrases.append(replace(phrase, text=said[phrase.char_start + start:phrase.char_end + start],
                                    char_start=phrase.char_start + start,
                                    char_end=phrase.char_end + start,
                                    root_start=phrase.root_start + start,
                                    root_end=phrase.root_end + start))
     rule, target = min(candidates) if candidates else (None, -1)
-    return tuple(phrases), target, target >= 0 and placed[target], rule
+    return tuple(phrases), target, target >= 0 and placed[target], rule, tuple(sorted(ruled))

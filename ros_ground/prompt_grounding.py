@@ -16,8 +16,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ros_ground.between import resolve_between
-from ros_ground.colour_words import ruled_out_spans
-from ros_ground.command import command_phrases, placement
+from ros_ground.colour_words import named_colours, ruled_out_spans
+from ros_ground.command import command_phrases, placement, ruled_out
 from ros_ground.command_relations import command_relations, held_destination
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
@@ -92,8 +92,14 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
                 image, [heat], proposals, [ids + token_ids], scoring=cfg.entity_scoring,
                 image_key=image_key, token_window=cfg.entity_token_window)[0]
 
+        # never an entity the phrases' joint assignment gave one the command rules out: "the cube,
+        # *not the mug*" would otherwise take the mug the sim model's "cube" scores highest (a
+        # colour ruled out, "not the red one", is the colour rule's: refer.py)
+        shunned = {e for k in ruled_out(engine.nlp, gen.prompt_text) if not named_colours(chunks[k].text)[0]
+                   and (j := _grounded_index(phrases, chunks[k])) >= 0 for e in phrases[j].entity_ids}
         missing = _resolve_target(
-            image, gen, cfg, chunks[target], rel.after, index, phrases, proposals,
+            image, gen, cfg, chunks[target], rel.after, index, phrases,
+            [p for p in proposals if p.id not in shunned],
             cfg.min_target_score if thresholded else None, landmark, destination,
             destination_landmark, any_object=not kind, rescore=rescore,
             second=None if put_between else second, destination_second=second if put_between else None)

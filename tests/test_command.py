@@ -1,5 +1,8 @@
 """The command's own phrases: the target rule on a table of commands, and grounding them."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -534,6 +537,34 @@ def test_entities_mode_and_no_phrases(engine, image):
 
     empty = engine.ground(image, "Describe it.", mode="point")
     assert empty.prompt_phrases == [] and empty.target == -1
+
+
+def test_the_target_never_takes_what_the_command_rules_out(tmp_path, capsys):
+    """helper-105's scene (the sim camera's first, seed 0): the sim model's "the cube" scores the
+    red mug highest, and "Pick up the cube, not the mug." was answered with the mug's mask."""
+    import cv2
+
+    from ros_ground.cli import main
+    from ros_ground.sim.scene import scene_in_set
+
+    scene = scene_in_set(0, "in", 320, 240, num_objects=4)
+    png = tmp_path / "scene.png"
+    cv2.imwrite(str(png), cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR))
+    config = Path(__file__).resolve().parent.parent / "config" / "sim.yaml"
+    got = {}
+    ruling_out = ("Pick up the cube, not the mug.", "Don't pick up the mug, pick up the cube.")
+    for command in ("Pick up the cube.", *ruling_out):
+        assert main(["ground", "--image", str(png), "--params-file", str(config), "--prompt", command,
+                     "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        phrases = result["prompt_phrases"]
+        got[command] = (phrases[result["target"]]["entity_ids"],
+                        [p["entity_ids"] for i, p in enumerate(phrases) if i != result["target"]])
+    cube, _ = got["Pick up the cube."]
+    for command in ruling_out:
+        target, (mug,) = got[command]
+        assert mug == cube  # the mug, which the bare "the cube" takes ...
+        assert target and not set(target) & set(mug), command  # ... and the target may not
 
 
 def test_the_result_says_what_the_words_ask_even_without_a_target(engine, image):
