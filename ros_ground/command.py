@@ -113,12 +113,11 @@ COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
 # "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
 AND = re.compile(r"\s*(?:,\s*(?:(?:and|or|&)\s*)?|(?:and|or|&)\s*)(?:then\s+)?", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\s*$", re.IGNORECASE)
-# what follows relation words that no landmark starts with: they are an adverb
-_NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)
+_TRAILING_PLEASE = re.compile(r"(?<=\w)\s+(?:please|pls|plz)\b", re.IGNORECASE)  # no comma before it
+_NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)  # no landmark: an adverb
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
-# head nouns that name the picture or a property asked about, or are courtesy or an
-# interjection the tagger takes for a noun ("Ugh, please."), not an object
+# head nouns naming the picture, a property asked about, courtesy or an interjection ("Ugh, please.")
 NOT_OBJECTS = frozenset(
     "image picture photo photograph scene view frame detail details colour color size shape "
     "kind type material thanks thank thx ty cheers please hello hi hey bye okay ok sorry "
@@ -359,6 +358,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
     phrases, candidates, placed, ruled = [], [], [], []
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
+    text = _TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), text)  # "the cube please": "please" its head
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]
