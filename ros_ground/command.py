@@ -113,7 +113,7 @@ COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
 # "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
 AND = re.compile(r"\s*(?:,\s*(?:(?:and|or|&)\s*)?|(?:and|or|&)\s*)(?:then\s+)?", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\s*$", re.IGNORECASE)
-_TRAILING_PLEASE = re.compile(r"(?<=\w)\s+(?:please|pls|plz)\b", re.IGNORECASE)  # no comma before it
+TRAILING_PLEASE = re.compile(r"(?<=\w)\s+(?:please|pls|plz)\b", re.IGNORECASE)  # no comma before it
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)  # no landmark: an adverb
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
@@ -358,7 +358,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
     phrases, candidates, placed, ruled = [], [], [], []
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
-    text = _TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), text)  # "the cube please": "please" its head
+    text = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), text)  # "the cube please": "please" its head
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]
