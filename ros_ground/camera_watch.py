@@ -66,13 +66,16 @@ def stale_reason(publishers: int, gap_s: float | None, max_age_s: float) -> str:
 def no_frame_reason(topic: str, publishers: int, others: Sequence[str], type_name: str) -> str:
     """Why no frame has come yet on `topic`, for a command that finds none: `publishers` on it
     now, and `others`, the topics of the same `type_name` that something else publishes (a
-    mistyped or unremapped topic is the usual cause; a few of them are named)."""
+    mistyped or unremapped topic is the usual cause; five are named, those with this topic's
+    last name first)."""
     if publishers:
         return (f"{publishers} publisher(s) on it, but no frame has arrived yet (a QoS this "
                 "node cannot match is logged as a warning)")
     if not others:
         return f"nothing publishes on it, nor on any other {type_name} topic"
-    shown = ", ".join(repr(t) for t in sorted(others)[:5])
+    # those named as this one is first ('/camera/color/image_raw' for 'image_raw')
+    last = topic.rsplit("/", 1)[-1]
+    shown = ", ".join(repr(t) for t in sorted(others, key=lambda t: (t.rsplit("/", 1)[-1] != last, t))[:5])
     more = f" and {len(others) - 5} more" if len(others) > 5 else ""
     return f"nothing publishes on it; {type_name} topics published now: {shown}{more}"
 

@@ -235,10 +235,10 @@ GROUNDING = (
     S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
     S("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
       "newest camera frame that has them if at most this much older, or at most twice its "
-      "proposal run older while it was received within max_frame_age_s (the run's frame pairs "
-      "until the next run's proposals are due; runs counted up to 5 s, so at most 10 s old, "
-      "within tf2's default buffer). 0: that run's frame only (a CPU's runs of 25-60 s then "
-      "never pair); more for scenes that hold still", True, low=0.0),
+      "proposal run older while it was received within max_frame_age_s (runs counted up to 5 s, "
+      "so at most 10 s old, within tf2's default buffer). 0: that run's frame only, so a run "
+      "longer than max_frame_age_s never pairs (a CPU's: each command about an object then "
+      "proposes on its own frame, 2-5 s on a 2-core CPU); more for scenes that hold still", True, low=0.0),
     S("normalise_maps", True, "subtract the mean attention map over the output (ablation switch)", True,
       field="normalise", cli=True),
     S("phrase_tokens", "chunk", "tokens whose attention forms a phrase's map: the whole noun chunk or its root noun", True,

@@ -562,3 +562,7 @@ def test_why_no_frame_came():
         "nothing publishes on it, nor on any other sensor_msgs/msg/Image topic")
     many = no_frame_reason("/cam/image", 0, [f"/t{i}" for i in range(7, 0, -1)], kind)
     assert many.endswith("'/t1', '/t2', '/t3', '/t4', '/t5' and 2 more"), many
+    others = [f"/a{i}/depth" for i in range(6)] + ["/z/color/image_raw"]
+    camera = no_frame_reason("/cam/image_raw", 0, others, kind)
+    assert camera.endswith("now: '/z/color/image_raw', '/a0/depth', '/a1/depth', '/a2/depth', '/a3/depth' "
+                           "and 2 more"), camera

@@ -99,13 +99,13 @@ class CameraInput:
 
     def no_frame_reason(self) -> str:
         """Why no frame has come yet, from the graph now (camera_watch.no_frame_reason); the
-        topics this node publishes itself (its overlay) are not offered."""
+        topics this node publishes itself, and any grounding node's overlay, are no camera."""
         type_name = f"sensor_msgs/msg/{self.msg_type.__name__}"
         own = {name for name, _ in self._node.get_publisher_names_and_types_by_node(
             self._node.get_name(), self._node.get_namespace())}
         others = [name for name, types in self._node.get_topic_names_and_types()
                   if type_name in types and name != self.topic and name not in own
-                  and self._node.count_publishers(name)]
+                  and not name.endswith("/overlay") and self._node.count_publishers(name)]
         return camera_watch.no_frame_reason(self.topic, self._node.count_publishers(self.topic),
                                             others, type_name)
 
