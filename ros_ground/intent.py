@@ -14,17 +14,18 @@ anything else fails safe, to `locate` or `none`:
   after "can / could / will / would" ("can you grab the mug?") or before "should / must" ("you
   should grab it"), or what "I want / need" wants ("I want you to pick up the mug"), and
   neither it nor a verb above it negated ("don't", "never", "under no circumstances") or
-  stopping ("stop", "refrain from"), with no question word ("how would you pick up ...?");
+  stopping ("stop", "refrain from"), with no question word ("how would you pick up ...?"), not
+  put off ("if I say so") nor asked of a kind by its examples ("things like the box");
 - `none`: no target and nothing to put ("Describe the scene.", "How many mugs are there?"),
   an act forbidden ("Don't pick up the mug.", "I don't want you to touch the knife."), or a
-  request taken back after it ("Pick up the mug. Actually, don't.");
+  request taken back after it ("Pick up the mug. Actually, don't.", "... nah, leave it");
 - `locate`: every other command with a target: looked for, asked about, described ("where is",
   "find", "describe", "is there"), a bare phrase ("the red mug"), and a question or statement
   about acting ("did you pick up the mug?", "should I grab it?", "I'll grab the mug myself").
 
 The intent is the words', whatever the image holds: a command whose target is `absent` keeps
-`act`, and the robot cannot act on it. Measured on the 341 commands helper-106 wrote to break
-it (tests/data/intent_commands.yaml): docs/MEASUREMENTS.md, "What a command asks of the robot".
+`act`, and the robot cannot act on it. Measured on 679 commands two trials wrote to break it
+(tests/data/intent_commands.yaml): docs/MEASUREMENTS.md, "What a command asks of the robot".
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ ACTING_VERBS = (PLACEMENT_VERBS | frozenset(CARRYING_VERBS) | frozenset(
     "remove knock tip flip turn rotate open close stack sort clear empty throw toss drop move "
     "deliver collect gather retrieve return squeeze press pour wipe clean wash fill shake screw "
     "unscrew catch kick hit cut slice peel fold hang release swap tidy approach go come".split())
-                ) - LOOKING_VERBS
+                ) - LOOKING_VERBS - {"leave"}  # "leave it": don't touch it; "leave it on the tray" places
 # modals of a request: "can you grab ...?", "you should pick up ..."
 _REQUEST_MODALS = frozenset("can could will would should must".split())
 # verbs whose object or object clause the speaker asks for: "I want the mug", "I want you to
@@ -64,9 +65,18 @@ _STOPPING = frozenset("stop quit cease refrain avoid forget forbid prohibit".spl
 _NEGATING = frozenset("not n't never no nobody none nothing neither nor".split())
 # a request taken back after it: "Pick up the mug. Actually, don't.", "... just kidding"
 _TAKEN_BACK = re.compile(
-    r"[.,;:!?]\s*(?:(?:actually|wait|no|oh|sorry)[\s,]+)*(?:don'?t|do\s+not|stop|never\s*mind|cancel(?:\s+that)?|"
-    r"(?:just\s+)?kidding|forget\s+(?:it|that)|scratch\s+that|abort)\s*[.!]*\s*$", re.IGNORECASE)
+    r"(?:^|[\s.,;:!?])(?:(?:actually|wait|no|nah|oh|sorry|hmm+|um+|uh+|on\s+second\s+thoughts?)[\s,.]+)*"
+    r"(?:don'?t(?:\s+(?:do\s+(?:it|that)|bother))?|do\s+not(?:\s+do\s+(?:it|that))?|stop|never\s*mind|"
+    r"cancel(?:\s+(?:it|that))?|(?:just\s+)?kidding|forget\s+(?:about\s+)?(?:it|that)|scratch\s+that|"
+    r"belay\s+that|abort|nah|no|leave\s+it(?:\s+alone)?|i'?ll\s+do\s+it\s+myself)\s*[.!]*\s*$",
+    re.IGNORECASE)
 _PRONOUNS = frozenset("it them that this one".split())
+# an act put off until a signal, or supposed: "only pick up the mug if I say so", "could you lift
+# it if you wanted to"
+_NOT_NOW = re.compile(r"\b(?:if|when|until|once|after)\s+i\s+(?:say|tell|give|ask)\b|"
+                      r"\bif\s+you\s+(?:wanted|had\s+to|were|could)\b", re.IGNORECASE)
+# a kind asked about by its examples: "can you pick up heavy things *like* the box"
+_EXAMPLES = re.compile(r"\s*(?:like|such\s+as)\b", re.IGNORECASE)
 # a command is parsed clause by clause, each in command.py's pieces: "don't pick up the mug,
 # *pick up the cube*" parsed whole hangs the second verb under the negated first, and "put the
 # mug left of the tray" makes "left" a verb
@@ -83,6 +93,8 @@ def command_intent(nlp, text: str) -> str:
         return "none"
     if _TAKEN_BACK.search(text):
         return "none"
+    if _NOT_NOW.search(text) or (target >= 0 and _EXAMPLES.match(text, chunks[target].char_end)):
+        return "locate" if rule is not None else "none"
     # shouted commands tag as proper nouns ("PICK UP THE MUG"); "the mug please" as please's subject
     said = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), text.lower() if text.isupper() else text)
     clauses = [(m.start() + a, nlp(said[m.start() + a:m.start() + b])) for m in _CLAUSE.finditer(said)
@@ -117,7 +129,7 @@ def _asked(verb) -> bool:
     """Whether spaCy token `verb` is a verb the command asks the robot to do to a thing."""
     word = verb.lower_
     subject = {t.lower_ for t in verb.children if t.dep_ == "nsubj"}
-    if word in _WANTING or (word in ("have", "get") and subject):  # "I want it", "can I have it?"
+    if word in _WANTING or (word in ("have", "get") and subject & {"i", "we"}):  # "can I have it?"
         return _wanted(verb)
     if verb.tag_ == "VBG" and verb.head.lower_ == "mind":  # "would you mind picking up ...?"
         stems = {word[:-3], word[:-3] + "e", word[:-4]}  # picking, moving, grabbing
@@ -145,11 +157,11 @@ def _requested(verb) -> bool:
     head = verb.head
     led = verb.dep_ in ("xcomp", "ccomp", "advcl") and head.lower_ in _LEADING and _requested(head)
     wanted = led or verb.dep_ in ("xcomp", "ccomp") and (
-        (head.lower_ in _WANTING and _wanted(head))
+        (head.lower_ in _WANTING and _wanted(head) and [t.lower_ for t in subject] == ["you"])
         or (head.lower_ in ("need", "have") and any(t.lower_ == "you" for t in head.children)))
-    # "you should pick up ...", not "should you pick up ...?"; "help *me* pick up ..."
+    # "can you pick up ...?" and "you should pick up ...", not "should you ...?" or "you will ..."
     asking = {t.lower_ for t in verb.children if t.dep_ == "aux" and (
-        t.lower_ not in ("should", "must") or (subject and subject[0].i < t.i))}
+        (t.lower_ in ("should", "must")) == bool(subject and subject[0].i < t.i))}
     if subject and not (subject[0].lower_ == "you" and (asking & _REQUEST_MODALS or wanted)
                         or led and subject[0].lower_ in ("me", "us")):
         return False
@@ -166,7 +178,11 @@ def _asks_why(verb) -> bool:
 
 
 def _negated(verb) -> bool:
-    """A negation on `verb` or on a verb above it, or a stopping verb above it ("stop grabbing")."""
+    """A negation on `verb` or on a verb above it, or before it in its clause ("never ever
+    grab"), or a stopping verb above it ("stop grabbing")."""
+    if any(t.i < verb.i and t.lower_ in _NEGATING and t.dep_ in ("neg", "advmod", "det")
+           for t in verb.subtree):
+        return True
     for token in (verb, *verb.ancestors):
         if token is not verb and token.lower_ in _STOPPING:
             return True
