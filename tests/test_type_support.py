@@ -73,7 +73,6 @@ def test_a_field_the_c_side_lacks_is_found_too():
 
 def test_configure_refuses_a_mismatch_before_loading_the_models(monkeypatch):
     """A mismatch fails configure at once: loading real weights first takes minutes."""
-    import rclpy
     from rclpy.parameter import Parameter
 
     from ros_ground.nodes import grounding_node
@@ -82,13 +81,20 @@ def test_configure_refuses_a_mismatch_before_loading_the_models(monkeypatch):
     monkeypatch.setattr(grounding_node, "GroundedResponse", OlderClass)
     monkeypatch.setattr(grounding_node, "check_model_specs", lambda *a, **k: loaded.append("specs"))
     monkeypatch.setattr(grounding_node, "build_engine_from_settings", lambda *a, **k: loaded.append("models"))
+    _load_refused(lambda: grounding_node.GroundingNode(namespace="/type_support", parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("model", value="tiny"),
+        Parameter("sam_model", value="tiny")]), "second_landmark", loaded)
+
+
+def _load_refused(make, field: str, loaded: list) -> None:
+    """The node `make()` builds refuses its load naming `field`, having loaded nothing into `loaded`."""
+    import rclpy
+
     rclpy.init()
     try:
-        node = grounding_node.GroundingNode(namespace="/type_support", parameter_overrides=[
-            Parameter("autostart", value=False), Parameter("model", value="tiny"),
-            Parameter("sam_model", value="tiny")])
+        node = make()
         try:
-            with pytest.raises(RuntimeError, match="second_landmark"):
+            with pytest.raises(RuntimeError, match=field):
                 node.load(node.values())
             assert loaded == []
         finally:
@@ -99,7 +105,6 @@ def test_configure_refuses_a_mismatch_before_loading_the_models(monkeypatch):
 
 
 def test_the_proposal_node_refuses_a_mismatch_before_loading_sam(monkeypatch):
-    import rclpy
     from rclpy.parameter import Parameter
     from ros_ground_msgs.msg import EntityProposals
 
@@ -116,20 +121,10 @@ def test_the_proposal_node_refuses_a_mismatch_before_loading_sam(monkeypatch):
     Twin.__name__, Twin.__module__ = EntityProposals.__name__, EntityProposals.__module__
     loaded = []
     monkeypatch.setattr(mask_proposal_node, "EntityProposals", Twin)
-    rclpy.init()
-    try:
-        node = mask_proposal_node.MaskProposalNode(
-            sam_provider=lambda *a: loaded.append("sam"), namespace="/type_support",
-            parameter_overrides=[Parameter("autostart", value=False), Parameter("sam_model", value="tiny")])
-        try:
-            with pytest.raises(RuntimeError, match="feature_source"):
-                node.load(node.values())
-            assert loaded == []
-        finally:
-            node.shutdown_worker()
-            node.destroy_node()
-    finally:
-        rclpy.try_shutdown()
+    _load_refused(lambda: mask_proposal_node.MaskProposalNode(
+        sam_provider=lambda *a: loaded.append("sam"), namespace="/type_support",
+        parameter_overrides=[Parameter("autostart", value=False), Parameter("sam_model", value="tiny")]),
+        "feature_source", loaded)
 
 
 def test_ask_says_the_mismatch_instead_of_waiting_for_a_server(monkeypatch, capsys):
