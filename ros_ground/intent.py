@@ -80,7 +80,11 @@ _EXAMPLES = re.compile(r"\s*(?:like|such\s+as)\b", re.IGNORECASE)
 # a command is parsed clause by clause, each in command.py's pieces: "don't pick up the mug,
 # *pick up the cube*" parsed whole hangs the second verb under the negated first, and "put the
 # mug left of the tray" makes "left" a verb
-_CLAUSE = re.compile(r"[^,.;:!?]+")
+_CLAUSE_END = re.compile(r"[,.;:!?]|\bthen\b", re.IGNORECASE)  # "find the mug then grab it"
+# spoken fillers, and the robot called by name first, that the tagger would take for the
+# sentence's subject: "hey robot grab the mug", "so um could you uh hand me the pen"
+_FILLERS = re.compile(r"^\s*(?:(?:hey|ok(?:ay)?|so|well)\s+)?robot\b|\b(?:um+|uh+|erm|hmm+)\b",
+                      re.IGNORECASE)
 _OBJECTS = ("dobj", "obj", "dative")
 
 
@@ -96,9 +100,12 @@ def command_intent(nlp, text: str) -> str:
     if _NOT_NOW.search(text) or (target >= 0 and _EXAMPLES.match(text, chunks[target].char_end)):
         return "locate" if rule is not None else "none"
     # shouted commands tag as proper nouns ("PICK UP THE MUG"); "the mug please" as please's subject
-    said = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), text.lower() if text.isupper() else text)
-    clauses = [(m.start() + a, nlp(said[m.start() + a:m.start() + b])) for m in _CLAUSE.finditer(said)
-               for a, b in command_pieces(m.group())]
+    said = text.lower() if text.isupper() else text
+    for words in (TRAILING_PLEASE, _FILLERS):  # blanked, so every offset stays the text's
+        said = words.sub(lambda m: " " * len(m.group()), said)
+    ends = [0, *(i for m in _CLAUSE_END.finditer(said) for i in (m.start(), m.end())), len(said)]
+    clauses = [(start + a, nlp(said[start + a:start + b])) for start, end in zip(ends[::2], ends[1::2])
+               if said[start:end].strip() for a, b in command_pieces(said[start:end])]
     tokens = [(start, t) for start, doc in clauses for t in doc]
     if held:  # "put it on the tray": the placing verb must be asked
         return "act" if any(t.lower_ in PLACEMENT_VERBS and _asked(t) for _, t in tokens) else "none"
