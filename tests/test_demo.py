@@ -24,6 +24,9 @@ def test_demo_runs_the_composed_graph(tmp_path):
     # the manipulation command: its target's pixels and its position beside the sim's truth
     assert "The command is about " in text and "% of the picture), box x=" in text
     assert "found from the depth image:" in text and "the simulator's truth:" in text
+    # "Where is ...?" asks only to find it, "Pick up ..." to act (GroundedResponse.intent)
+    assert "It asks the robot only to find or tell about it (INTENT_LOCATE)." in text
+    assert "It asks the robot to act on it (INTENT_ACT)." in text
     assert "objects found" in text and "average overlap" in text
     assert not re.search(r"chars \d|proposal \d|AP50|mIoU|it/s", text)
     assert "Loading weights" not in out.stderr  # no progress bar when stderr is not a terminal

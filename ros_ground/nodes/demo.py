@@ -32,7 +32,7 @@ from std_msgs.msg import Header
 from ros_ground.frames import KeptForProposals, Stamped
 from ros_ground.image_codec import image_to_rgb
 from ros_ground.image_files import save_png
-from ros_ground.nodes.ask import ask, print_phrases, target_where
+from ros_ground.nodes.ask import INTENT_WORDS, ask, print_phrases, target_where
 from ros_ground.nodes.common import RELIABLE, spin_until
 from ros_ground.nodes.conversions import msg_to_mask, msg_to_phrase, stamp_to_ns
 from ros_ground.overlay import draw_overlay, with_target
@@ -310,6 +310,8 @@ def _print_target(response, truths, name: str) -> None:
         return
     p = response.prompt_phrases[response.target]
     print(f"  The command is about {target_where(p)}")
+    if intent := INTENT_WORDS.get(response.intent):  # what a robot may do with it
+        print(f"  It asks the robot {intent}.")
     truth = _truth_of(response, truths)
     true = None
     if truth is not None and name in truth.names and len(truth.centroids) == len(truth.names):
