@@ -30,6 +30,7 @@ The intent is the words', whatever the image holds: a command whose target is `a
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ros_ground.command import (
@@ -88,8 +89,11 @@ _FILLERS = re.compile(r"^\s*(?:(?:hey|ok(?:ay)?|so|well)\s+)?robot\b|\b(?:um+|uh
 _OBJECTS = ("dobj", "obj", "dative")
 
 
+@functools.lru_cache(maxsize=64)
 def command_intent(nlp, text: str) -> str:
-    """One of INTENTS for the cleaned prompt `text` (the module docstring's rule)."""
+    """One of INTENTS for the cleaned prompt `text` (the module docstring's rule). Each (nlp,
+    text) is read once, as command.py parses it once: a robot asks the same few commands again
+    and again, and this parses each clause anew."""
     rule = target_rule(nlp, text)
     chunks, target = command_phrases(nlp, text)
     held = rule is None and bool(chunks) and held_destination(text, chunks) is not None
@@ -193,7 +197,7 @@ def _negated(verb) -> bool:
     for token in (verb, *verb.ancestors):
         if token is not verb and token.lower_ in _STOPPING:
             return True
-        if any(t.dep_ == "neg" or (t.lower_ in _NEGATING and t.dep_ in ("det", "advmod", "neg"))
+        if any(t.dep_ == "neg" or (t.lower_ in _NEGATING and t.dep_ in ("det", "advmod"))
                or (t.dep_ == "prep" and any(d.lower_ in _NEGATING for d in t.subtree))
                for t in token.children):
             return True
