@@ -81,7 +81,7 @@ class AttentionCapture(_Capture):
         super().__init__(image_positions)
         self.prompt_positions = None if prompt_positions is None else \
             torch.as_tensor(prompt_positions, dtype=torch.long).flatten()
-        self._prompt_on: dict[torch.device, torch.Tensor] = {}
+        self._prompt_on: dict[tuple[torch.device, int], torch.Tensor] = {}
         self._prompt_sum: torch.Tensor | None = None  # [rows, num_image_tokens], prefill only
         self._prompt_count = 0
         self._passes = 0
@@ -149,23 +149,35 @@ class AttentionCapture(_Capture):
                 f"layer {layer_idx} sees {k_len} keys but layer {self._first_layer} saw "
                 f"{self._context_len} (sliding-window cache?); capture would be inexact"
             )
-        self._scores.append(last_row_scores(module, query, key, attention_mask, scaling, kwargs))
-        self._count += query.shape[1]
         if self._passes == 1 and self.prompt_positions is not None \
                 and self.prompt_positions.numel():
-            self._add_prompt_rows(module, query, key, attention_mask, scaling, kwargs)
+            last = self._add_prompt_rows(module, query, key, attention_mask, scaling, kwargs)
+        else:
+            last = last_row_scores(module, query, key, attention_mask, scaling, kwargs)
+        self._scores.append(last)
+        self._count += query.shape[1]
 
-    def _add_prompt_rows(self, module, query, key, attention_mask, scaling, kwargs) -> None:
+    def _add_prompt_rows(self, module, query, key, attention_mask, scaling,
+                         kwargs) -> torch.Tensor:
+        """Adds the prompt rows' maps of this layer; returns its last row's scores [Hkv, rep, K].
+
+        The last row is read in the same product as the prompt rows: on a small model each
+        extra product costs more in launches than in arithmetic."""
         # per layer, summed at once: the prefill runs once, and holding every layer's
         # [heads x rows x keys] scores until the pass ends would cost layers times the memory
-        device = query.device
-        if device not in self._prompt_on:
-            self._prompt_on[device] = self.prompt_positions.to(device)
+        if query.shape[0] != 1:
+            raise NotImplementedError("attention capture while decoding supports batch size 1 only")
+        device, q_len = query.device, query.shape[2]
+        if (device, q_len) not in self._prompt_on:
+            last = torch.tensor([q_len - 1], dtype=torch.long)
+            self._prompt_on[(device, q_len)] = torch.cat([self.prompt_positions, last]).to(device)
         scores = query_rows_scores(module, query, key, attention_mask, scaling,
-                                   self._prompt_on[device], kwargs)  # [1, Hkv, rep, rows, K]
-        probs = image_probabilities(scores, self._positions(device)).sum(dim=(0, 1, 2))
+                                   self._prompt_on[(device, q_len)], kwargs)
+        # scores: [1, Hkv, rep, rows + 1, K]
+        probs = image_probabilities(scores[..., :-1, :], self._positions(device)).sum(dim=(0, 1, 2))
         self._prompt_sum = probs if self._prompt_sum is None else self._prompt_sum + probs
         self._prompt_count += query.shape[1]
+        return scores[0, :, :, -1, :]
 
 
 class CaptureComplete(Exception):

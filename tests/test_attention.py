@@ -279,7 +279,9 @@ def test_prefill_prompt_rows_equal_eager(heads, kv_heads):
     with AttentionCapture(positions, prompt_positions=rows) as capture:
         generated = _greedy(model, inputs)
     assert torch.equal(generated, reference)
-    torch.testing.assert_close(capture.maps(), plain.maps(), atol=0, rtol=0)
+    # the prefill's last row is read in the prompt rows' product: equal to float rounding
+    torch.testing.assert_close(capture.maps()[0], plain.maps()[0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(capture.maps()[1:], plain.maps()[1:], atol=0, rtol=0)
     got = capture.prompt_maps()
     assert got.shape == (rows.numel(), positions.numel()) and got.dtype == torch.float32
 
