@@ -48,13 +48,8 @@ import re
 from dataclasses import replace
 
 from ros_ground.colour_words import EXCLUDING_WORDS
-from ros_ground.phrases import (
-    PLACE_NOUNS,
-    NounPhrase,
-    head_phrase,
-    noun_phrases,
-    without_leading,
-)
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase
+from ros_ground.piece_phrases import NOT_OBJECTS, OBJECT_DEPS, SUBJECT_DEPS, WH_TAGS, piece_phrases
 from ros_ground.spatial_words import (
     NEARNESS_WORDS,
     joined_from_last,
@@ -64,9 +59,6 @@ from ros_ground.spatial_words import (
     without_measures,
 )
 
-OBJECT_DEPS = ("dobj", "obj")
-SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
-WH_TAGS = ("WDT", "WP", "WP$", "WRB")
 # a relation (spatial_words.relation_pattern: "to the left of" whole, "right behind") or a superlative
 # that follows its noun ("closest to the camera")
 SPATIAL_WORDS = re.compile(r"(?P<relation>" + relation_pattern() + r")|(?P<superlative>\b(?:"
@@ -117,13 +109,6 @@ TRAILING_PLEASE = re.compile(r"(?<=\w)\s+(?:please|pls|plz)\b", re.IGNORECASE)  
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)  # no landmark: an adverb
 # what a piece may start with that no phrase does: space, and punctuation left by a cut
 _LEADING = " \t\r\n,;:.!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019("
-# head nouns naming the picture, a property asked about, courtesy or an interjection ("Ugh, please.")
-NOT_OBJECTS = frozenset(
-    "image picture photo photograph scene view frame detail details colour color size shape "
-    "kind type material thanks thank thx ty cheers please hello hi hey bye okay ok sorry "
-    "trouble problem favour favor moment minute "  # "do me a favour and pick up ..."
-    "bit tad "  # how far: "move it *a bit* to the left"
-    "ugh oi meh argh psst yay phew yep yeah nah nope hmm um uh er oh ah aha oops".split())
 
 
 def command_pieces(text: str) -> list[tuple[int, int]]:
@@ -279,14 +264,6 @@ def _pointed_at(phrase: str, after: str) -> bool:
             and relation_after(after) is None)
 
 
-def _interjected_noun(nlp, token) -> bool:
-    """Whether `token`, tagged an interjection, is a noun the tagger took for one before
-    courtesy: "Tray" of "Tray, please." ("Tray." alone is a noun; "Yes", "Sure", "Wow" stay
-    interjections, and NOT_OBJECTS words such as "hello" are none)."""
-    return (token.pos_ == "INTJ" and token.is_alpha and token.lower_ not in NOT_OBJECTS
-            and nlp(token.text + ".")[0].pos_ in ("NOUN", "PROPN"))
-
-
 def _imperative(nlp, word: str) -> bool:
     """Whether `word`, a phrase opening its piece, is a verb the tagger took for a proper noun
     for its capital: one of COMMAND_VERBS ("Lay the duck ..."), or a word it tags a verb once
@@ -295,55 +272,6 @@ def _imperative(nlp, word: str) -> bool:
     if word in COMMAND_VERBS:
         return True
     return word.isalpha() and nlp(word + ".")[0].pos_ == "VERB"
-
-
-def _loose_nouns(doc) -> list:
-    """Nouns the parser attached as an unlabelled dependent ("dep"), and those coordinated with
-    them, which no noun chunk holds: "the mug or the cube" of "which is bigger, the mug or the
-    cube?"."""
-    def root_of(t):
-        while t.dep_ == "conj" and t.head is not t:
-            t = t.head
-        return t
-    return [t for t in doc if t.pos_ in ("NOUN", "PROPN") and root_of(t).dep_ == "dep"]
-
-
-def _described_ones(doc) -> list:
-    """"one" / "ones" with a determiner or adjective of its own, which no noun chunk holds when
-    the tagger takes it for a number: "the blue one" of "don't pick up the red mug, pick up *the
-    blue one*"."""
-    return [t for t in doc if t.lower_ in ("one", "ones") and t.pos_ in ("NUM", "PRON", "NOUN")
-            and any(c.dep_ in ("det", "amod") for c in t.children)]
-
-
-def _piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
-    """noun_phrases of `piece` and the phrases its `_loose_nouns` and `_described_ones` head;
-    when it has none, the phrases headed by the objects and subjects of its parse
-    (phrases.head_phrase) that are no pronoun or question word, else, in a piece after spatial
-    words (which starts with the landmark: "tray" of "cube behind tray?", tagged a verb), the
-    phrase its root heads. An adverbial noun counts as an object there: "Red mug, please."."""
-    # courtesy and picture words make no phrase (NOT_OBJECTS): "thanks" of "Green mug, thanks."
-    found = [p for p in noun_phrases(nlp, piece)
-             if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS]
-    doc = nlp(piece)
-    loose = _loose_nouns(doc) + _described_ones(doc)
-    if after_cut == "relation":  # the landmark opening it, tagged an adverbial noun ("the box, can you")
-        loose += [t for t in doc if t.dep_ == "npadvmod" and t.pos_ in ("NOUN", "PROPN")
-                  and t.left_edge.i == 0]
-    if found:
-        found = [without_leading(doc, p) for p in found]
-        found += [head_phrase(t) for t in loose
-                  if not any(p.char_start <= t.idx < p.char_end for p in found)]
-        return sorted(found, key=lambda p: p.char_start)
-    # "mug" of "Red mug, please." is an adverbial noun (npadvmod) of "please", and "Tray" of
-    # "Tray, please." an interjection that alone is a noun
-    heads = sorted({t.i: t for t in [t for t in doc if t.dep_ in OBJECT_DEPS + SUBJECT_DEPS or (
-        t.dep_ == "npadvmod" and t.pos_ in ("NOUN", "PROPN")) or _interjected_noun(nlp, t)]
-        + loose}.values(), key=lambda t: t.i)
-    if not heads and after_cut:
-        heads = [t for t in doc if t.dep_ == "ROOT"]
-    return [head_phrase(t) for t in heads
-            if t.pos_ != "PRON" and t.tag_ not in WH_TAGS and not t.is_punct]
 
 
 @functools.lru_cache(maxsize=64)
@@ -365,7 +293,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
         # "leave the bear behind and ...": the cut took "behind" out of the clause that excludes
         left_behind = (i + 1 < len(pieces) and pieces[i + 1][2] == "adverb"
                        and re.search(r"\bleave\b", piece, re.IGNORECASE) is not None)
-        found = [p for p in _piece_phrases(nlp, piece, cut)
+        found = [p for p in piece_phrases(nlp, piece, cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS
                  and not _pointed_at(p.text, text[start + p.char_end:])
                  and not (p.char_start == 0 and _imperative(nlp, p.text))]

@@ -1114,13 +1114,13 @@ def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):
 
 
 def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypatch):
-    import ros_ground.command as command
+    import ros_ground.piece_phrases as piece_phrases
 
     text = "Pick up the green cube left of the tray."
     first, target = command_phrases(nlp, text)
     first[0].text = "changed by a caller"
     calls = []
-    monkeypatch.setattr(command, "noun_phrases", lambda *a: calls.append(a) or [])
+    monkeypatch.setattr(piece_phrases, "noun_phrases", lambda *a: calls.append(a) or [])
     again, again_target = command_phrases(nlp, text)
     assert calls == [] and again_target == target and again[0].text != "changed by a caller"
 
