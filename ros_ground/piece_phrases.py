@@ -20,7 +20,7 @@ WH_TAGS = ("WDT", "WP", "WP$", "WRB")
 NOT_OBJECTS = frozenset(
     "image picture photo photograph scene view frame detail details colour color size shape "
     "kind type material thanks thank thx ty cheers please hello hi hey bye okay ok sorry "
-    "trouble problem favour favor moment minute "  # "do me a favour and pick up ..."
+    "trouble problem favour favor moment moments minute minutes jiffy "  # "do me a favour and pick up ..."
     "bit tad "  # how far: "move it *a bit* to the left"
     "ugh oi meh argh psst yay phew yep yeah nah nope hmm um uh er oh ah aha oops".split())
 
@@ -68,7 +68,7 @@ def piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
                   and t.left_edge.i == 0]
     if found:
         found = [without_leading(doc, p) for p in found]
-        found += [head_phrase(t) for t in loose
+        found += [without_leading(doc, head_phrase(t)) for t in loose
                   if not any(p.char_start <= t.idx < p.char_end for p in found)]
         return sorted(found, key=lambda p: p.char_start)
     # "mug" of "Red mug, please." is an adverbial noun (npadvmod) of "please", and "Tray" of
