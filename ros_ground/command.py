@@ -48,6 +48,7 @@ import re
 from dataclasses import replace
 
 from ros_ground.colour_words import EXCLUDING_WORDS
+from ros_ground.conjoined import more_targets
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 from ros_ground.piece_phrases import NOT_OBJECTS, OBJECT_DEPS, SUBJECT_DEPS, WH_TAGS, piece_phrases
 from ros_ground.spatial_words import (
@@ -84,10 +85,11 @@ NEAR_WORDS = frozenset(
 LOOKING_VERBS = frozenset("find locate look see spot show identify watch search describe tell name "
                           "count explain".split())
 # verbs whose object the robot must keep away from, never the target: "*avoid* the duck"
-EXCLUDING_VERBS = frozenset("avoid ignore skip disregard".split())
+EXCLUDING_VERBS = frozenset("avoid ignore skip disregard exclude".split())
 # words that exclude the phrase right after them: "*not* the red one, the green one", "pick up
 # everything *except* the duck"
-_EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anything|all)\s+but)\s*$",
+_EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anything|all)\s+but|"
+                             r"(?:whatever|anything|whichever|one|that|which)\s+(?:is|'s)(?:\s+not|n'?t))\s*$",
                              re.IGNORECASE)
 # a self-correction right before a phrase, which then replaces the target before it: "pick up
 # the red mug *no wait* the blue one", "*I mean*", ", *sorry*,", "*or rather*", "*actually no*"
@@ -324,5 +326,9 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
                                    char_end=phrase.char_end + start,
                                    root_start=phrase.root_start + start,
                                    root_end=phrase.root_end + start))
+    # what is joined to a phrase ruled out is ruled out with it: "don't pick up the mug *and the
+    # cube*", "everything except the mug *and the cube*"
+    ruled += [k for r in ruled for k in more_targets(said, phrases, r)]
+    candidates = [c for c in candidates if c[1] not in ruled]
     rule, target = min(candidates) if candidates else (None, -1)
-    return tuple(phrases), target, target >= 0 and placed[target], rule, tuple(sorted(ruled))
+    return tuple(phrases), target, target >= 0 and placed[target], rule, tuple(sorted(set(ruled)))

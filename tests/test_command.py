@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_ground.command import command_phrases, command_pieces, placement
+from ros_ground.command import command_phrases, command_pieces, placement, ruled_out
 from ros_ground.command_relations import command_relations, is_destination
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.fronted import fronted_relation
@@ -1243,3 +1243,24 @@ def test_between_one_landmark_is_next_to_it(engine):
     assert (result.relation, result.second_landmark) == ("between", -1)
     assert result.prompt_phrases[result.target].entity_ids in ([1], [2])  # a cube, not the landmark
     assert result.prompt_phrases[result.landmark].entity_ids == [0]
+
+
+@pytest.mark.parametrize("command, target, ruled", [
+    ("Pick up the cube, not the mug.", "the cube", ["the mug"]),
+    ("Don't pick up the mug, pick up the cube.", "the cube", ["the mug"]),
+    # what is joined to a phrase ruled out is ruled out with it
+    ("Don't pick up the mug and the cube.", None, ["the mug", "the cube"]),
+    ("Pick up everything except the mug and the cube.", None, ["the mug", "the cube"]),
+    ("Pick up the cube, not the mug and the duck.", "the cube", ["the mug", "the duck"]),
+    ("Don't pick up the mug, and grab the cube.", "the cube", ["the mug"]),
+    ("exclude the duck and grab the mug", "the mug", ["the duck"]),
+    ("grab whatever isn't the duck", None, ["the duck"]),
+    ("pick up whichever isn't the mug", None, ["the mug"]),
+    # a spoken correction with no comma: "no" is no part of the phrase after it
+    ("grab the mug no the cube", "the cube", ["the mug"]),
+    ("grab the red mug no the blue one", "the blue one", ["the red mug"]),
+])
+def test_ruled_out_phrases_are_never_the_target(nlp, command, target, ruled):
+    phrases, index = command_phrases(nlp, command)
+    assert (phrases[index].text if index >= 0 else None) == target
+    assert [phrases[k].text for k in ruled_out(nlp, command)] == ruled

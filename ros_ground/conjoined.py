@@ -1,0 +1,55 @@
+"""The other objects a command is about beside its target: "pick up the red mug *and the blue cube*".
+
+A command names one target (command.command_phrases), but people join several: "grab the mug
+and the duck", "bring me the mug, the cube and the duck", "put the mug and the cube on the
+tray". A robot given only the first would drop the others without a word, so they are read
+here, from the words between the phrases alone: the dependency parse attaches a second object
+now to the first ("cube" conj of "mug"), now to the verb ("... and then the cube"), or as a
+second direct object ("... as well as the cube"), while the words between the two phrases say
+the same thing every time.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ros_ground.phrases import NounPhrase
+
+# what may stand between two joined objects: a comma, "and" (with "then", "also", "too"), "&",
+# "plus", "as well as"; "or" joins alternatives, one of which is the target, so it joins none
+_JOINER = re.compile(
+    r"\s*(?:,\s*)?(?:(?:and|&|plus|as\s+well\s+as|along\s+with|together\s+with)"
+    r"(?:\s+(?:then|also|too))?\s*)?(?:both\s+)?", re.IGNORECASE)
+# at least one of the gaps must say "and": a comma alone also sets off an apposition ("the mug,
+# the red one") or a correction ("the mug, the cube I mean")
+_AND = re.compile(r"\b(?:and|plus|as\s+well\s+as|along\s+with|together\s+with)\b|&", re.IGNORECASE)
+
+
+def more_targets(text: str, chunks: list[NounPhrase], target: int,
+                 excluded: tuple[int, ...] | set[int] = ()) -> tuple[int, ...]:
+    """Indices into `chunks` (the command's phrases in order, char spans into `text`) of the
+    objects joined to `chunks[target]` by "and": "the blue cube" of "pick up the red mug and the
+    blue cube", "the cube" and "the duck" of "bring me the mug, the cube and the duck"; () when
+    none, or when `target` is -1.
+
+    The phrases after the target are taken while only a comma or a joining word stands between
+    each and the one before it (not a space alone: "hand the man the mug"), and only if some gap
+    says "and" (a comma alone also sets off "the mug, the red one"). `excluded`: indices never
+    taken, nor read past: the phrases the command rules out (command.ruled_out: "the cube, *not
+    the mug*", whose gap is no joiner anyway), its landmark and destination. A phrase after a
+    relation ("the mug left of the tray and the duck": of the tray, or of the mug?) is not
+    taken: the gap before it holds the relation.
+    """
+    if not 0 <= target < len(chunks):
+        return ()
+    taken: list[int] = []
+    said_and = False
+    previous = chunks[target]
+    for k in range(target + 1, len(chunks)):
+        gap = text[previous.char_end:chunks[k].char_start]
+        if k in excluded or not gap.strip() or not _JOINER.fullmatch(gap):
+            break
+        said_and |= bool(_AND.search(gap))
+        taken.append(k)
+        previous = chunks[k]
+    return tuple(taken) if said_and else ()

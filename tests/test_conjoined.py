@@ -1,0 +1,64 @@
+"""conjoined.py: the objects a command joins to its target by "and"."""
+
+import pytest
+
+from ros_ground.command import command_phrases, ruled_out
+from ros_ground.conjoined import more_targets
+from ros_ground.phrases import NounPhrase, load_spacy
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return load_spacy()
+
+
+@pytest.mark.parametrize("command, target, more", [
+    ("Pick up the red mug and the blue cube.", "the red mug", ["the blue cube"]),
+    ("pick up the mug and then the cube", "the mug", ["the cube"]),
+    ("Bring me the mug, the cube and the duck.", "the mug", ["the cube", "the duck"]),
+    ("Put the mug and the cube on the tray.", "the mug", ["the cube"]),  # the tray: where
+    ("pick up the mug as well as the cube", "the mug", ["the cube"]),
+    ("grab the mug and the cube please", "the mug", ["the cube"]),
+    ("pick up both the mug and the cube", "the mug", ["the cube"]),
+    ("Pick up the mug, and the duck too.", "the mug", ["the duck"]),
+    ("Grab the mug & the cube", "the mug", ["the cube"]),
+    ("Where are the mug and the duck?", "the mug", ["the duck"]),
+    # alternatives, appositions, exclusions, relations: one object
+    ("Pick up the mug or the cube.", "the mug", []),
+    ("Pick up the mug, the red one.", "the mug", []),
+    ("Pick up the cube, not the mug.", "the cube", []),
+    ("Pick up the mug but not the cube.", "the mug", []),
+    ("Pick up the cube and the mug, not the duck.", "the cube", ["the mug"]),
+    ("Pick up the mug left of the tray and the duck.", "the mug", []),
+    ("Pick up the mug between the tray and the duck.", "the mug", []),
+    ("Grab the mug and put it on the tray.", "the mug", []),
+    ("Put the mug on the tray and the cube in the box.", "the mug", []),
+    ("Don't pick up the mug and the cube.", None, []),
+])
+def test_more_targets(nlp, command, target, more):
+    phrases, index = command_phrases(nlp, command)
+    assert (phrases[index].text if index >= 0 else None) == target
+    found = more_targets(command, phrases, index, set(ruled_out(nlp, command)))
+    assert [phrases[k].text for k in found] == more
+
+
+def _phrases(text: str, *words: str) -> list[NounPhrase]:
+    out = []
+    for word in words:
+        start = text.index(word)
+        out.append(NounPhrase(text=word, char_start=start, char_end=start + len(word),
+                              root_start=start, root_end=start + len(word)))
+    return out
+
+
+def test_more_targets_stop_at_an_excluded_phrase_and_need_an_and():
+    text = "the mug, the cube and the duck"
+    phrases = _phrases(text, "the mug", "the cube", "the duck")
+    assert more_targets(text, phrases, 0) == (1, 2)
+    assert more_targets(text, phrases, 0, {1}) == ()  # not read past it: no "and" before it
+    assert more_targets(text, phrases, 1) == (2,)
+    assert more_targets(text, phrases, -1) == ()
+    text = "the mug, the cube"  # a comma alone: an apposition as likely as a list
+    assert more_targets(text, _phrases(text, "the mug", "the cube"), 0) == ()
+    text = "the man the mug"  # no word between them: "hand the man the mug"
+    assert more_targets(text, _phrases(text, "the man", "the mug"), 0) == ()
