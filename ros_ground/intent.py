@@ -43,6 +43,7 @@ from ros_ground.command import (
     TRAILING_PLEASE,
     command_phrases,
     command_pieces,
+    ruled_out,
     target_rule,
 )
 from ros_ground.command_relations import held_destination
@@ -92,6 +93,8 @@ _NOT_NOW = re.compile(r"\b(?:if|when|until|once|after)\s+i\s+(?:say|tell|give|as
                       r"\b(?:can|could)\s+you\s+(?:even|actually|really)\b|"
                       r"\b(?:hypothetically|theoretically|in\s+(?:principle|theory))\b|^\s*(?:pretty\s+)?soon\b",
                       re.IGNORECASE)
+# a request broken off for a question: "pick up the red mug, no, where is the blue one?"
+_THEN_ASKED = re.compile(r"[,.;:!]\s*(?:no+|wait|actually|hmm+|sorry|oh)\b[^.!]*\?\s*$", re.IGNORECASE)
 # a kind asked about by its examples: "can you pick up heavy things *like* the box"
 _EXAMPLES = re.compile(r"\s*(?:like|such\s+as)\b", re.IGNORECASE)
 # a command is parsed clause by clause, each in command.py's pieces: "don't pick up the mug,
@@ -121,7 +124,8 @@ def command_intent(nlp, text: str) -> str:
         return "none"
     if _TAKEN_BACK.search(text):
         return "none"
-    if _NOT_NOW.search(text) or (target >= 0 and _EXAMPLES.match(text, chunks[target].char_end)):
+    if _NOT_NOW.search(text) or _THEN_ASKED.search(text) or (
+            target >= 0 and _EXAMPLES.match(text, chunks[target].char_end)):
         return "locate" if rule is not None else "none"
     # shouted commands tag as proper nouns ("PICK UP THE MUG"); "the mug please" as please's subject
     said = text.lower() if text.isupper() else text
@@ -137,8 +141,10 @@ def command_intent(nlp, text: str) -> str:
     if _NO_OBJECT.match(said_target) or _A_SECOND.fullmatch(said_target) or _NO_OBJECT_BEFORE.search(
             text, 0, chunks[target].char_start):
         return "none"  # "grab neither the mug nor the duck", "pick up none of them", "hang on a sec"
-    root = chunks[target].root_start
-    named = [t for start, t in tokens if start + t.idx <= root < start + t.idx + len(t)]
+    # "pick up the red mug, no wait, the blue one": the verb said of the phrase the target
+    # corrects (command.ruled_out; a phrase ruled out otherwise has a negated or excluding verb)
+    roots = [chunks[k].root_start for k in (target, *ruled_out(nlp, text)) if k <= target]
+    named = [t for start, t in tokens if any(start + t.idx <= r < start + t.idx + len(t) for r in roots)]
     verbs = [_governing(t) for t in named]
     # "find the mug and pick *it* up", "if you see a mug, pick *it* up", "the mug, grab it"
     verbs += [t.head for _, t in tokens if t.lower_ in _PRONOUNS and t.dep_ in _OBJECTS]

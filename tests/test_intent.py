@@ -19,15 +19,17 @@ SAID = {
             "Put it on the tray.", "Put the mug left of the tray.", "Bring the mug to the tray.",
             "push the cube left", "Pick up the unicorn.", "Find the duck, then pick up the cube.",
             "Pick up the cube, not the mug.", "Find the mug and pick it up.", "Grab the cube please.",
-            "I want you to pick up the mug.", "PICK UP THE MUG", "Would you mind picking up the mug?"],
+            "I want you to pick up the mug.", "PICK UP THE MUG", "Would you mind picking up the mug?",
+            "Pick up the red mug, no wait, the blue one.", "pick up the red mug, I mean the blue one"],
     "locate": ["Where is the blue cube?", "Find the duck.", "Describe the mug.", "Show me the cube.",
                "Is there a mug on the table?", "What colour is the mug?", "Do you see the mug?",
                "the red mug, please", "Did you pick up the mug?", "Should I pick up the mug?",
-               "How would you pick up the mug?", "I'll grab the mug myself.", "Detect the mug."],
+               "How would you pick up the mug?", "I'll grab the mug myself.", "Detect the mug.",
+               "Pick up the red mug, no, where is the blue one?"],
     "none": ["Describe the scene.", "How many objects are there?", "Don't pick up the mug.",
              "What is left of the tray?", "", "I don't want you to touch the knife.",
              "Under no circumstances pick up the knife.", "Pick up the mug. Actually, don't.",
-             "Stop grabbing the mug."],
+             "Stop grabbing the mug.", "Don't pick up the red mug, the blue one."],
 }
 
 
