@@ -25,6 +25,7 @@ from ros_ground.nodes.conversions import (
     stamp_to_ns,
 )
 from ros_ground.requests import Frame
+from ros_ground.scene_change import same_scene
 from ros_ground.spatial import locate_result, unlocated_phrases
 
 # a frame stamped further than this from the node's clock is warned about (tf lookups fail);
@@ -113,13 +114,22 @@ class CameraSensors:
         """The frame to ground and its proposals (FrameStore.match; None when there are none).
         An older frame paired by its proposal run alone is one received within
         max_frame_age_s (0: any age), as the command's own frame must be: the scene may have
-        changed since (proposal_max_age_s is the user's word that it has not)."""
+        changed since (proposal_max_age_s is the user's word that it has not). Either way an
+        older frame pairs only if it shows the same scene as `frame` (scene_change.same_scene):
+        a scene changed since it, whatever the settings say, is grounded on `frame` alone."""
         limit, now = _ns(self.p["max_frame_age_s"]), now_ns(self._node)
-        return self.frames.match(
+        paired, proposals = self.frames.match(
             camera, frame, stamp_to_ns(frame.header.stamp), self._decode_proposals,
             tolerance_ns=_ns(self.p["proposal_tolerance_s"]),
             max_age_ns=_ns(self.p["proposal_max_age_s"]), search_older=search_older,
             fresh=lambda older: not limit or older.received_ns is None or now - older.received_ns <= limit)
+        if proposals is not None and paired is not frame and not same_scene(paired.rgb, frame.rgb):
+            # an object moved, or a new scene: the older frame's answer would be of before
+            self._node.get_logger().info(
+                f"{camera!r}: the scene changed since the newest frame with proposals; grounding "
+                "the newest frame without them", throttle_duration_sec=10.0)
+            return frame, None
+        return paired, proposals
 
     def is_camera_frame(self, camera: str, frame: Frame) -> bool:
         """Whether `frame` (a goal's own image) is one of the camera's remembered frames, the
