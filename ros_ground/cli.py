@@ -234,6 +234,7 @@ def format_result(result) -> str:
     for i, p in enumerate(result.prompt_phrases):
         x, y, w, h = p.bbox
         role = ("target" if i == result.target
+                else "also a target" if i in result.more_targets
                 else _landmark_role(result) if i in (result.landmark, result.second_landmark)
                 else "absent (no proposal can be this; no target)" if i == result.absent
                 else "prompt phrase")

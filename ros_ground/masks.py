@@ -3,9 +3,9 @@
 `iou` / `iou_matrix` compare boolean masks (the runtime uses them to pick a proposal and to
 merge duplicates, the evaluation to score), `self_iou_matrix` / `overlap_matrix` compare the
 masks of one frame with each other, pair by pair within their boxes (`pair_intersections`),
-and say how much of one lies in another; `mask_bbox` gives a mask's box; `pool_tokens` averages
-grid features under mask weights (entity tokens from the LMM's image tokens and from SAM's
-image embedding alike).
+and say how much of one lies in another; `mask_bbox` gives a mask's box, `hottest_piece` the
+piece of it that holds the most of a map; `pool_tokens` averages grid features under mask
+weights (entity tokens from the LMM's image tokens and from SAM's image embedding alike).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import scipy.ndimage as ndi
 
 
 # IoU in numpy rather than pycocotools.mask.iou: that one takes RLE, and every mask here is dense
@@ -121,3 +122,19 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(x, y, w, h) in pixels of the set pixels of an HxW mask (the inverse of regions.box_mask);
     (0, 0, 0, 0) for an empty mask. OpenCV's boundingRect of the non-zero pixels."""
     return tuple(int(v) for v in cv2.boundingRect(np.asarray(mask, dtype=bool).astype(np.uint8)))
+
+
+def hottest_piece(mask: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """The 8-connected piece of `mask` (HxW bool) that holds the most of `heat` (HxW, counted
+    above its least value on the mask), as a new HxW bool mask (a copy of `mask` when it is in one piece).
+
+    A command's target is one object, but a proposal can span two (SAM's "whole" output of two
+    red objects side by side) or carry specks off it; the robot acts on the mask and its 3-D
+    position. Measured on 40 in / 20 ood command scenes: target accuracy unchanged (38/40,
+    11/20), 7 of the 20 ood targets trimmed, median position error 6.8 -> 6.2 mm
+    (docs/MEASUREMENTS.md)."""
+    labels, count = ndi.label(mask, structure=np.ones((3, 3)))
+    if count <= 1:
+        return mask.copy()
+    mass = ndi.sum_labels(heat - heat[mask].min(), labels, index=np.arange(1, count + 1))
+    return labels == 1 + int(np.argmax(mass))

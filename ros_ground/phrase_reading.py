@@ -1,14 +1,18 @@
 """What a model can read of a command's phrase: whether its tokenizer knows the phrase's nouns
 (`readable`: "the giraffe" is no word of the sim model's), whether the phrase names a kind of
 object at all (`names_a_kind`: "the *object*", "it" do not) and whether every word of it is
-known (`all_known`). prompt_grounding.py asks these before choosing a target among the
-proposals: a phrase the model cannot read is absent, not the best match of "the" alone.
+known (`all_known`), and which of its tokens say what kind it is (`tokens_without`: not
+"non-red" or "rightmost", nor a question word, `question_spans`). prompt_grounding.py asks
+these before choosing a target among the proposals: a phrase the model cannot read is absent,
+not the best match of "the" alone.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 
+from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.spatial_words import superlative_spans
 
@@ -74,3 +78,28 @@ def all_known(engine, gen, chunk: NounPhrase) -> bool:
     unknown = getattr(engine.lmm.tokenizer, "unk_token_id", None)
     indices = tokens_in_span(list(gen.prompt_token_spans), chunk.char_start, chunk.char_end)
     return unknown is None or all(gen.prompt_token_ids[i] != unknown for i in indices)
+
+
+def question_spans(text: str) -> list[tuple[int, int]]:
+    """The span of a question word or quantifier opening a phrase ("*Which* mug", "*any* mug",
+    "*all the* mugs"): no property of the object, it pulls its entity scores astray."""
+    found = re.match(r"(?:which|what|any|every|each|either|all(?:\s+(?:of\s+)?the)?)\b", text,
+                     re.IGNORECASE)
+    return [found.span()] if found else []
+
+
+def tokens_without(gen, cfg, chunk: NounPhrase, spans: list[tuple[int, int]]) -> list[int]:
+    """The indices of `chunk`'s tokens (as the engine takes them: `phrase_tokens`) less those
+    overlapping `spans` (character spans within the chunk's text); [] when that leaves all of
+    them or none."""
+    if not spans:
+        return []
+    found = find_phrase_tokens(list(gen.prompt_token_spans), [chunk], cfg.phrase_tokens)
+    if not found:
+        return []
+    indices = found[0][1]
+    spans = [(chunk.char_start + a, chunk.char_start + b) for a, b in spans]
+    kept = [i for i in indices if not any(
+        gen.prompt_token_spans[i][0] < end and start < gen.prompt_token_spans[i][1]
+        for start, end in spans)]
+    return kept if 0 < len(kept) < len(indices) else []

@@ -9,21 +9,19 @@ among them (refer.resolve_pair), which attention alone does not.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import numpy as np
-import scipy.ndimage as ndi
 
 from ros_ground.between import resolve_between
 from ros_ground.colour_words import named_colours, ruled_out_spans
 from ros_ground.command import command_phrases, placement, ruled_out
 from ros_ground.command_relations import command_relations, held_destination
+from ros_ground.conjoined import more_targets
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
-from ros_ground.masks import self_iou_matrix
-from ros_ground.phrase_grounding import find_phrase_tokens
-from ros_ground.phrase_reading import all_known, names_a_kind, readable
+from ros_ground.masks import hottest_piece, self_iou_matrix
+from ros_ground.phrase_reading import all_known, names_a_kind, question_spans, readable, tokens_without
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
@@ -56,10 +54,43 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         return phrases, _held_destination(engine, image, gen, cfg, chunks, phrases, proposals)
     if (index := _grounded_index(phrases, chunks[target])) < 0:
         return phrases, Reference()
+    rescore = _rescorer(engine, image, proposals, cfg, image_key)
+    ref = _target_reference(engine, image, gen, cfg, chunks, target, index, phrases, proposals, rescore)
+    if ref.target < 0:  # nothing to act on: the robot asks, and the other objects wait with it
+        return phrases, ref
+    more = _more_targets(engine, image, gen, cfg, chunks, target, phrases, proposals, rescore, ref)
+    return phrases, replace(ref, more_targets=more)
+
+
+def _rescorer(engine, image, proposals, cfg, image_key):
+    """rescore(heat, token ids, article): the engine's entity scores of `proposals` for those
+    tokens of the prompt, [N] (`_resolve_target`)."""
+    def rescore(heat: np.ndarray, token_ids: list[int], article: bool = False) -> np.ndarray:
+        # "which mug" scored as "the mug", the wording the model was trained on, not "mug"
+        ids = engine.lmm.tokenizer("the", add_special_tokens=False)["input_ids"] if article else []
+        return engine.entities.scores(
+            image, [heat], proposals, [ids + token_ids], scoring=cfg.entity_scoring,
+            image_key=image_key, token_window=cfg.entity_token_window)[0]
+    return rescore
+
+
+def _threshold(engine, gen, cfg, chunk: NounPhrase) -> tuple[bool, float | None]:
+    """(whether `chunk` names a kind, the min_target_score that applies to it or None): the
+    threshold applies to a phrase that names a kind, in words the model reads."""
+    kind = names_a_kind(engine, gen, chunk)
+    on = cfg.min_target_score > TARGET_SCORE_OFF and kind and all_known(engine, gen, chunk)
+    return kind, cfg.min_target_score if on else None
+
+
+def _target_reference(engine, image, gen, cfg, chunks, target: int, index: int,
+                      phrases: list[GroundedPhrase], proposals, rescore) -> Reference:
+    """The Reference of the command whose target is `chunks[target]` (`phrases[index]`): its
+    relation's landmark or destination, each grounded in place among the proposals by its words
+    (`_resolve_target`), or the phrase the frame holds nothing of (`absent`, no target)."""
     if not readable(engine, gen, chunks[target]):
         # its grounding is that of "the" or "red" alone; a robot must find it absent, not near
         _clear(phrases[index])
-        return phrases, Reference(absent=index)
+        return Reference(absent=index)
     rel = command_relations(gen.prompt_text, chunks, target, placement(engine.nlp, gen.prompt_text))
     roles = {k: (chunks[k], found) for k in (rel.landmark, rel.destination, rel.destination_landmark,
                                              rel.second)
@@ -67,7 +98,7 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     for chunk, found in roles.values():
         if not readable(engine, gen, chunk):
             # "left of the giraffe" says nothing about which mug, "put it behind the giraffe" where
-            return phrases, _without_target(phrases, index, found)
+            return _without_target(phrases, index, found)
     landmark, destination, destination_landmark, second = (
         roles.get(k) for k in (rel.landmark, rel.destination, rel.destination_landmark, rel.second))
     # "between the mug and *the duck*": where the target goes, or which one it is
@@ -80,32 +111,50 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     else:
         ref = Reference(index)
     if proposals and cfg.command_words and phrases[index].entity_ids:
-        kind = names_a_kind(engine, gen, chunks[target])
-        # the threshold, where it may apply: a phrase that names a kind, in words the model reads
-        thresholded = (cfg.min_target_score > TARGET_SCORE_OFF and kind
-                       and all_known(engine, gen, chunks[target]))
-
-        def rescore(heat: np.ndarray, token_ids: list[int], article: bool = False) -> np.ndarray:
-            # "which mug" scored as "the mug", the wording the model was trained on, not "mug"
-            ids = engine.lmm.tokenizer("the", add_special_tokens=False)["input_ids"] if article else []
-            return engine.entities.scores(
-                image, [heat], proposals, [ids + token_ids], scoring=cfg.entity_scoring,
-                image_key=image_key, token_window=cfg.entity_token_window)[0]
-
-        # never an entity the phrases' joint assignment gave one the command rules out: "the cube,
-        # *not the mug*" would otherwise take the mug the sim model's "cube" scores highest (a
-        # colour ruled out, "not the red one", is the colour rule's: refer.py)
-        shunned = {e for k in ruled_out(engine.nlp, gen.prompt_text) if not named_colours(chunks[k].text)[0]
-                   and (j := _grounded_index(phrases, chunks[k])) >= 0 for e in phrases[j].entity_ids}
+        kind, min_score = _threshold(engine, gen, cfg, chunks[target])
+        shunned = _shunned(engine, gen, chunks, phrases)
         missing = _resolve_target(
             image, gen, cfg, chunks[target], rel.after, index, phrases,
             [p for p in proposals if p.id not in shunned],
-            cfg.min_target_score if thresholded else None, landmark, destination,
+            min_score, landmark, destination,
             destination_landmark, any_object=not kind, rescore=rescore,
             second=None if put_between else second, destination_second=second if put_between else None)
         if missing >= 0:
-            return phrases, _without_target(phrases, index, missing)
-    return phrases, ref
+            return _without_target(phrases, index, missing)
+    return ref
+
+
+def _more_targets(engine, image, gen, cfg, chunks, target: int, phrases: list[GroundedPhrase],
+                  proposals, rescore, ref: Reference) -> tuple[int, ...]:
+    """Indices into `phrases` of the objects joined to the target by "and" ("the blue cube" of
+    "pick up the red mug and the blue cube": conjoined.more_targets), each given, in place, the
+    proposal its own words point to among those no earlier one took (`_resolve_target`, no
+    relation), or emptied when the frame holds nothing it can be."""
+    excluded = set(ruled_out(engine.nlp, gen.prompt_text)) | {
+        k for k, c in enumerate(chunks) if _grounded_index(phrases, c) in (ref.landmark, ref.second_landmark)}
+    taken, shunned, out = set(phrases[ref.target].entity_ids), _shunned(engine, gen, chunks, phrases), []
+    for k in more_targets(gen.prompt_text, chunks, target, excluded):
+        if (j := _grounded_index(phrases, chunks[k])) < 0:
+            continue
+        out.append(j)
+        if not readable(engine, gen, chunks[k]):
+            _clear(phrases[j])
+        elif proposals and cfg.command_words and phrases[j].entity_ids:
+            kind, min_score = _threshold(engine, gen, cfg, chunks[k])
+            if _resolve_target(image, gen, cfg, chunks[k], gen.prompt_text[chunks[k].char_end:], j, phrases,
+                               [p for p in proposals if p.id not in taken | shunned], min_score,
+                               any_object=not kind, rescore=rescore) >= 0:
+                _clear(phrases[j])
+        taken |= set(phrases[j].entity_ids)
+    return tuple(out)
+
+
+def _shunned(engine, gen, chunks, phrases: list[GroundedPhrase]) -> set[int]:
+    """The entity ids the phrases' joint assignment gave those the command rules out, never a
+    target's: "the cube, *not the mug*" would otherwise take the mug the sim model's "cube"
+    scores highest (a colour ruled out, "not the red one", is the colour rule's: refer.py)."""
+    return {e for k in ruled_out(engine.nlp, gen.prompt_text) if not named_colours(chunks[k].text)[0]
+            and (j := _grounded_index(phrases, chunks[k])) >= 0 for e in phrases[j].entity_ids}
 
 
 def _held_destination(engine, image, gen, cfg, chunks, phrases, proposals) -> Reference:
@@ -179,7 +228,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     the cube between the mug and *the duck*"). `any_object`: the target names no kind
     (refer.resolve_pair). `rescore(heat, token ids)`: the engine's entity scores of the
     proposals for those tokens, with which a target that rules a colour out ("the *non-red*
-    mug") is scored without those words (`_tokens_without`)."""
+    mug") is scored without those words (`phrase_reading.tokens_without`)."""
     heat = _heat_of(gen, cfg)
     target_heat = heat(chunk)
     if target_heat is None:
@@ -188,12 +237,12 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     scores = _role_scores(cfg, phrases, proposals, (chunk, target))
     # the kind's own scores: without ruled-out colours ("non-red") and superlatives ("rightmost")
-    kept = _tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)
-                           + superlative_spans(chunk.text) + _question_spans(chunk.text)) \
+    kept = tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)
+                           + superlative_spans(chunk.text) + question_spans(chunk.text)) \
         if scores is not None and rescore is not None else []
     if kept:
         scores = np.asarray(rescore(target_heat, [gen.prompt_token_ids[i] for i in kept],
-                                    bool(_question_spans(chunk.text))), dtype=np.float64)
+                                    bool(question_spans(chunk.text))), dtype=np.float64)
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
               after_text=after):
@@ -314,31 +363,6 @@ def _resolve_destination(image, gen, cfg, phrases: list[GroundedPhrase], proposa
         _give(phrases[of[1]], proposals, others[found_of], of_heat)
 
 
-def _question_spans(text: str) -> list[tuple[int, int]]:
-    """The span of a question word or quantifier opening a phrase ("*Which* mug", "*any* mug",
-    "*all the* mugs"): no property of the object, it pulls its entity scores astray."""
-    found = re.match(r"(?:which|what|any|every|each|either|all(?:\s+(?:of\s+)?the)?)\b", text,
-                     re.IGNORECASE)
-    return [found.span()] if found else []
-
-
-def _tokens_without(gen, cfg, chunk: NounPhrase, spans: list[tuple[int, int]]) -> list[int]:
-    """The indices of `chunk`'s tokens (as the engine takes them: `phrase_tokens`) less those
-    overlapping `spans` (character spans within the chunk's text); [] when that leaves all of
-    them or none."""
-    if not spans:
-        return []
-    found = find_phrase_tokens(list(gen.prompt_token_spans), [chunk], cfg.phrase_tokens)
-    if not found:
-        return []
-    indices = found[0][1]
-    spans = [(chunk.char_start + a, chunk.char_start + b) for a, b in spans]
-    kept = [i for i in indices if not any(
-        gen.prompt_token_spans[i][0] < end and start < gen.prompt_token_spans[i][1]
-        for start, end in spans)]
-    return kept if 0 < len(kept) < len(indices) else []
-
-
 def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarray,
           one_piece: bool = False, also: int | None = None) -> None:
     """Ground `phrase` with `proposals[choice]` in place (nothing when `choice` is None), and
@@ -355,22 +379,6 @@ def _give(phrase: GroundedPhrase, proposals, choice: int | None, heat: np.ndarra
     phrase.entity_scores = {}
     if mask.any():
         phrase.point = point_on_mask(heat, mask)
-
-
-def hottest_piece(mask: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """The 8-connected piece of `mask` (HxW bool) that holds the most of `heat` (HxW, counted
-    above its least value on the mask), as a new HxW bool mask (a copy of `mask` when it is in one piece).
-
-    A command's target is one object, but a proposal can span two (SAM's "whole" output of two
-    red objects side by side) or carry specks off it; the robot acts on the mask and its 3-D
-    position. Measured on 40 in / 20 ood command scenes: target accuracy unchanged (38/40,
-    11/20), 7 of the 20 ood targets trimmed, median position error 6.8 -> 6.2 mm
-    (docs/MEASUREMENTS.md)."""
-    labels, count = ndi.label(mask, structure=np.ones((3, 3)))
-    if count <= 1:
-        return mask.copy()
-    mass = ndi.sum_labels(heat - heat[mask].min(), labels, index=np.arange(1, count + 1))
-    return labels == 1 + int(np.argmax(mass))
 
 
 def _grounded_index(phrases: list[GroundedPhrase], chunk: NounPhrase) -> int:

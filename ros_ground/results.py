@@ -97,7 +97,9 @@ class Reference:
     mug" with nothing purple in view, "the mug left of the duck" with no duck: refer.absent), or
     the target whose nouns the model cannot read ("the giraffe" for the sim model); the command
     then has no target. `intent`: what the words ask of the robot, one of intent.INTENTS
-    ("act", "locate", "none")."""
+    ("act", "locate", "none"). `more_targets`: the other phrases the command is about, joined to
+    the target by "and" ("the blue cube" of "pick up the red mug and the blue cube":
+    conjoined.py), in the order said; () without a target."""
 
     target: int = -1
     landmark: int = -1
@@ -106,6 +108,7 @@ class Reference:
     absent: int = -1
     second_landmark: int = -1
     intent: str = "none"
+    more_targets: tuple[int, ...] = ()
 
 
 @dataclass
@@ -130,8 +133,8 @@ class GroundingResult:
     # the command is about and of its landmark (-1: none), the relation between the two
     # ("left of", "" none), whether it says where to put the target, the phrase (the target,
     # its landmark or destination) the frame holds none of what it names (-1: none), and the
-    # other landmark of "between" (Reference.second_landmark), and what the words ask of the
-    # robot (Reference.intent)
+    # other landmark of "between" (Reference.second_landmark), what the words ask of the robot
+    # (Reference.intent), and the other objects joined to the target (Reference.more_targets)
     prompt: str = ""
     prompt_phrases: list[GroundedPhrase] = field(default_factory=list)
     target: int = -1
@@ -141,6 +144,7 @@ class GroundingResult:
     absent: int = -1
     second_landmark: int = -1
     intent: str = "none"
+    more_targets: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         """The result as `ros-ground ground --json` prints it (README, "Command line")."""
@@ -156,6 +160,7 @@ class GroundingResult:
             "absent": int(self.absent),
             "second_landmark": int(self.second_landmark),
             "intent": self.intent,
+            "more_targets": [int(k) for k in self.more_targets],
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "model": self.model,
             "mode": self.mode,

@@ -300,3 +300,26 @@ def test_a_reader_that_leaves_ends_ask_quietly_and_cancels_the_goal(monkeypatch,
     monkeypatch.setattr(ask.rclpy, "spin_once", spin_once)
     assert ros_cli.main(["ask", "Describe the scene."]) == 141
     assert capsys.readouterr().err == "" and handle.canceled == 1
+
+
+def test_each_object_joined_to_the_target_is_said_and_carried_by_the_message(capsys):
+    from ros_ground.cli import format_result
+    from ros_ground.nodes.conversions import msg_to_result_json
+
+    masks = [np.zeros((30, 40), bool) for _ in range(2)]
+    masks[0][:10, :10] = True
+    masks[1][:10, 20:30] = True
+    phrases = [GroundedPhrase("the red mug", 8, 19, 0.9, masks[0]),
+               GroundedPhrase("the blue cube", 24, 37, 0.8, masks[1])]
+    result = GroundingResult(text="ok.", phrases=[], model="tiny", image_size=(30, 40),
+                             mode="entities", prompt="Pick up the red mug and the blue cube.",
+                             prompt_phrases=phrases, target=0, more_targets=(1,), intent="act")
+    response = result_to_msg(result, Header(), "1", result.prompt)
+    assert list(response.more_targets) == [1]
+    assert msg_to_result_json(response)["more_targets"] == result.to_json()["more_targets"] == [1]
+    ask.print_phrases(response)
+    lines = capsys.readouterr().out.splitlines()
+    about = next(i for i, line in enumerate(lines) if line.startswith("  The command is about"))
+    assert lines[about].startswith('  The command is about "the red mug"')
+    assert lines[about + 1].startswith('  and about "the blue cube"') and "box x=20 y=0" in lines[about + 1]
+    assert "  also a target: 'the blue cube'" in format_result(result)

@@ -31,7 +31,7 @@ def test_ground_json_schema_and_mask_sizes(png, tmp_path):
     result = json.loads(out.stdout)
     assert set(result) == {"text", "phrases", "timing_ms", "model", "mode", "prompt",
                            "prompt_phrases", "target", "landmark", "relation", "destination", "absent",
-                           "second_landmark", "intent", "position_error"}
+                           "second_landmark", "intent", "more_targets", "position_error"}
     assert result["position_error"] == "no --depth and --camera-info given"
     assert result["model"] == "tiny" and result["text"]
     assert result["mode"] == "point"  # auto without proposals: SAM at each phrase's peak

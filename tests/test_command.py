@@ -1072,7 +1072,7 @@ def test_a_destination_is_never_the_targets_object(engine):
 
 
 def test_the_words_left_out_of_a_superlatives_kind_scores():
-    from ros_ground.prompt_grounding import _question_spans
+    from ros_ground.phrase_reading import question_spans
     from ros_ground.spatial_words import superlative_spans
 
     def words(spans, text):
@@ -1082,8 +1082,8 @@ def test_the_words_left_out_of_a_superlatives_kind_scores():
     assert words(superlative_spans("the far-left mug"), "the far-left mug") == ["far-left"]
     assert words(superlative_spans("the Biggest red mug"), "the Biggest red mug") == ["Biggest"]
     assert superlative_spans("the red mug") == [] and superlative_spans("the mug left of") == []
-    assert words(_question_spans("Which mug"), "Which mug") == ["Which"]
-    assert _question_spans("the mug") == []
+    assert words(question_spans("Which mug"), "Which mug") == ["Which"]
+    assert question_spans("the mug") == []
 
 
 def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):

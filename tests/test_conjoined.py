@@ -62,3 +62,45 @@ def test_more_targets_stop_at_an_excluded_phrase_and_need_an_and():
     assert more_targets(text, _phrases(text, "the mug", "the cube"), 0) == ()
     text = "the man the mug"  # no word between them: "hand the man the mug"
     assert more_targets(text, _phrases(text, "the man", "the mug"), 0) == ()
+
+
+def test_each_object_joined_by_and_gets_its_own_proposal(tmp_path, capsys):
+    """The sim camera's first scene (a red mug, a blue cube, a red lego brick, a purple tray): the
+    second object of "pick up the red mug and the blue cube" was in prompt_phrases with nothing
+    to say the command is about it; now it is in more_targets, with the object "Pick up the blue
+    cube." chooses, and one the frame holds nothing of has an empty mask."""
+    import json
+    from pathlib import Path
+
+    import cv2
+
+    from ros_ground.cli import main
+    from ros_ground.sim.scene import scene_in_set
+
+    scene = scene_in_set(0, "in", 320, 240, num_objects=4)
+    png = tmp_path / "scene.png"
+    cv2.imwrite(str(png), cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR))
+    config = Path(__file__).resolve().parent.parent / "config" / "sim.yaml"
+
+    def ground(command):
+        assert main(["ground", "--image", str(png), "--params-file", str(config), "--prompt", command,
+                     "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    def entities(result, k):
+        return result["prompt_phrases"][k]["entity_ids"]
+
+    alone = {name: entities(r, r["target"]) for name in ("red mug", "blue cube", "purple tray")
+             if (r := ground(f"Pick up the {name}."))}
+    both = ground("Pick up the red mug and the blue cube.")
+    assert both["intent"] == "act" and both["more_targets"] == [1]
+    assert entities(both, both["target"]) == alone["red mug"]
+    assert entities(both, 1) == alone["blue cube"] != alone["red mug"]
+    three = ground("Bring me the blue cube, the red mug and the purple tray.")
+    assert three["more_targets"] == [1, 2]
+    assert [entities(three, k) for k in (three["target"], 1, 2)] == [
+        alone["blue cube"], alone["red mug"], alone["purple tray"]]
+    missing = ground("Pick up the red mug and the purple giraffe.")
+    assert missing["more_targets"] == [1] and not entities(missing, 1)
+    assert missing["prompt_phrases"][1]["bbox"] == [0, 0, 0, 0]
+    assert ground("Pick up the red mug or the blue cube.")["more_targets"] == []

@@ -44,7 +44,7 @@ def test_json_schema(engine, image):
     out = engine.ground(image, PROMPT, mode="point").to_json()
     assert set(out) == {"text", "phrases", "timing_ms", "model", "mode", "prompt", "prompt_phrases",
                         "target", "landmark", "relation", "destination", "absent", "second_landmark",
-                        "intent"}
+                        "intent", "more_targets"}
     assert out["mode"] == "point"
     for p in out["phrases"]:
         assert set(p) == {"text", "char_start", "char_end", "score", "bbox", "point", "mask_rle",

@@ -220,6 +220,9 @@ def print_phrases(response: GroundedResponse) -> None:
     if 0 <= response.target < len(response.prompt_phrases):
         print(f"  The command is about "
               f"{_target_words(response.prompt_phrases[response.target], response.position_error)}")
+        for k in response.more_targets:  # "the red mug and the blue cube"
+            if 0 <= k < len(response.prompt_phrases):
+                print(f"  and about {_target_words(response.prompt_phrases[k], response.position_error)}")
     elif 0 <= response.absent < len(response.prompt_phrases):
         print(f"  Found nothing that is {response.prompt_phrases[response.absent].text!r}: "
               "the command has no target (target -1).")

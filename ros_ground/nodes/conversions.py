@@ -102,6 +102,7 @@ def result_to_msg(
     msg.absent = int(result.absent)
     msg.second_landmark = int(result.second_landmark)
     msg.intent = INTENTS.index(result.intent)
+    msg.more_targets = [int(k) for k in result.more_targets]
     msg.status = GroundedResponse.STATUS_OK
     msg.model = result.model
     msg.mode = result.mode
@@ -126,6 +127,7 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
         "absent": int(msg.absent),
         "second_landmark": int(msg.second_landmark),
         "intent": INTENTS[msg.intent] if msg.intent < len(INTENTS) else str(msg.intent),
+        "more_targets": [int(k) for k in msg.more_targets],
         "timing_ms": {
             "total": round(float(msg.total_ms), 3),
             "generation": round(float(msg.generation_ms), 3),

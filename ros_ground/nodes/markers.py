@@ -48,6 +48,7 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
     out = clear_markers(response.header, namespace, response.request_id)
     answer, prompt = list(response.phrases), list(response.prompt_phrases)
     target = int(response.target)
+    targets = {target, *(int(k) for k in response.more_targets)} - {-1}  # "the mug and the cube"
     landmarks = {int(response.landmark), int(response.second_landmark)} - {-1}  # "between" has two
     role = f"{'destination' if response.destination else 'landmark'}, {response.relation}: "
     located = [(group, i, phrase) for group, phrases in ((GROUPS[0], answer), (GROUPS[1], prompt))
@@ -59,7 +60,7 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
 
     texts = {}  # (group, i) of each drawn phrase -> the label texts of the phrases at its place
     for group, i, phrase in sorted(located, key=precedence):
-        text = ("target: " if group == GROUPS[1] and i == target else role if group == GROUPS[1]
+        text = ("target: " if group == GROUPS[1] and i in targets else role if group == GROUPS[1]
                 and i in landmarks else "") + phrase.text
         owner = next((key for key in texts if _same_place(_phrase(key, answer, prompt).position,
                                                          phrase.position)), None)

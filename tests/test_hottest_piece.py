@@ -1,8 +1,8 @@
-"""prompt_grounding.hottest_piece: a command's target is one object, not a proposal's pieces."""
+"""masks.hottest_piece: a command's target is one object, not a proposal's pieces."""
 
 import numpy as np
 
-from ros_ground.prompt_grounding import hottest_piece
+from ros_ground.masks import hottest_piece
 
 
 def test_the_target_keeps_the_piece_with_the_most_heat():
