@@ -50,7 +50,14 @@ from dataclasses import replace
 from ros_ground.colour_words import EXCLUDING_WORDS
 from ros_ground.conjoined import more_targets
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
-from ros_ground.piece_phrases import NOT_OBJECTS, OBJECT_DEPS, SUBJECT_DEPS, WH_TAGS, piece_phrases
+from ros_ground.piece_phrases import (
+    NOT_OBJECTS,
+    OBJECT_DEPS,
+    SUBJECT_DEPS,
+    WH_TAGS,
+    blank_symbols,
+    piece_phrases,
+)
 from ros_ground.spatial_words import (
     NEARNESS_WORDS,
     joined_from_last,
@@ -288,7 +295,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     mug" of "the red mug left of the tray, grab it") is what the sentence is about: rule 3."""
     phrases, candidates, placed, ruled = [], [], [], []
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
-    text = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), text)  # "the cube please": "please" its head
+    text = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), blank_symbols(text))  # "please": the head
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]

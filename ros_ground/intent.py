@@ -47,6 +47,7 @@ from ros_ground.command import (
     target_rule,
 )
 from ros_ground.command_relations import held_destination
+from ros_ground.piece_phrases import blank_symbols
 
 INTENTS = ("none", "locate", "act")  # GroundedResponse.INTENT_* are their indices
 # verbs are matched by their words, not lemmas (phrases.load_spacy leaves the lemmatizer out): a
@@ -128,7 +129,7 @@ def command_intent(nlp, text: str) -> str:
             target >= 0 and _EXAMPLES.match(text, chunks[target].char_end)):
         return "locate" if rule is not None else "none"
     # shouted commands tag as proper nouns ("PICK UP THE MUG"); "the mug please" as please's subject
-    said = text.lower() if text.isupper() else text
+    said = blank_symbols(text.lower() if text.isupper() else text)
     for words in (TRAILING_PLEASE, _FILLERS):  # blanked, so every offset stays the text's
         said = words.sub(lambda m: " " * len(m.group()), said)
     ends = [0, *(i for m in _CLAUSE_END.finditer(said) for i in (m.start(), m.end())), len(said)]

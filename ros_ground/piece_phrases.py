@@ -10,6 +10,8 @@ property asked about or courtesy (`NOT_OBJECTS`) make no phrase.
 
 from __future__ import annotations
 
+import unicodedata
+
 from ros_ground.phrases import NounPhrase, head_phrase, noun_phrases, without_leading
 
 OBJECT_DEPS = ("dobj", "obj")
@@ -23,6 +25,18 @@ NOT_OBJECTS = frozenset(
     "trouble problem favour favor moment moments minute minutes jiffy "  # "do me a favour and pick up ..."
     "bit tad "  # how far: "move it *a bit* to the left"
     "ugh oi meh argh psst yay phew yep yeah nah nope hmm um uh er oh ah aha oops".split())
+
+
+def blank_symbols(text: str) -> str:
+    """`text` with each emoji or other symbol (Unicode category So, and the joiners and variation
+    selectors that build emoji) a space, so every offset stays the text's: the tagger takes "🙂"
+    for a noun, the head of "the red mug 🙂" or the subject of "🙂 pick up the mug"."""
+    # not U+FFFD, a word lost in decoding: "the red \ufffd" names an object no model can read
+    return "".join(" " if (unicodedata.category(c) == "So" and c != "\ufffd") or c in _EMOJI_PARTS else c
+                   for c in text)
+
+
+_EMOJI_PARTS = frozenset("\u200d\ufe0e\ufe0f\u20e3")
 
 
 def _interjected_noun(nlp, token) -> bool:

@@ -1264,3 +1264,19 @@ def test_ruled_out_phrases_are_never_the_target(nlp, command, target, ruled):
     phrases, index = command_phrases(nlp, command)
     assert (phrases[index].text if index >= 0 else None) == target
     assert [phrases[k].text for k in ruled_out(nlp, command)] == ruled
+
+
+@pytest.mark.parametrize("command, phrases, target", [
+    ("Pick up the red mug 🙂", ["the red mug"], "the red mug"),  # "🙂" was its head noun
+    ("🙂 pick up the mug", ["the mug"], "the mug"),  # and the subject
+    ("grab the mug 👍🏽 thanks", ["the mug"], "the mug"),
+    ("pick up the mug ❤️", ["the mug"], "the mug"),
+    ("Pick up the 🍎", [], None),  # a picture is no word of the models'
+])
+def test_emoji_are_no_words(nlp, command, phrases, target):
+    from ros_ground.intent import command_intent
+
+    found, index = command_phrases(nlp, command)
+    assert [p.text for p in found] == phrases
+    assert (found[index].text if index >= 0 else None) == target
+    assert command_intent(nlp, command) == ("act" if target else "none")
