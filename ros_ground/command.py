@@ -113,6 +113,7 @@ COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
     "pick grab take find fetch get bring hand give show point push pull lift hold".split())
 # "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
 AND = re.compile(r"\s*(?:,\s*(?:(?:and|or|&)\s*)?|(?:and|or|&)\s*)(?:then\s+)?", re.IGNORECASE)
+_AN_FOR_AND = re.compile(r"\ban(?=\s+(?:the|this|that|these|those|my|your|a)\b)", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\s*$", re.IGNORECASE)
 TRAILING_PLEASE = re.compile(r"(?<=\w)\s+(?:please|pls|plz)\b", re.IGNORECASE)  # no comma before it
 _NO_LANDMARK = re.compile(r"\s*(?:$|[,.;:!?]|(?:and|or|then|but)\b)", re.IGNORECASE)  # no landmark: an adverb
@@ -296,6 +297,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     phrases, candidates, placed, ruled = [], [], [], []
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
     text = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), blank_symbols(text))  # "please": the head
+    text = _AN_FOR_AND.sub("& ", text)  # speech to text: "the mug *an* the cube" made the mug a dative
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]
@@ -334,8 +336,10 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
                                    root_start=phrase.root_start + start,
                                    root_end=phrase.root_end + start))
     # what is joined to a phrase ruled out is ruled out with it: "don't pick up the mug *and the
-    # cube*", "everything except the mug *and the cube*"
-    ruled += [k for r in ruled for k in more_targets(said, phrases, r)]
+    # cube*", "everything except the mug *and the cube*"; not past a comma: "pick up the duck, not
+    # the mug, *and the cube*"
+    ruled += [k for r in ruled for k in more_targets(said, phrases, r)
+              if "," not in said[phrases[r].char_end:phrases[k].char_start]]
     candidates = [c for c in candidates if c[1] not in ruled]
     rule, target = min(candidates) if candidates else (None, -1)
     return tuple(phrases), target, target >= 0 and placed[target], rule, tuple(sorted(set(ruled)))

@@ -18,11 +18,15 @@ from ros_ground.phrases import NounPhrase
 # what may stand between two joined objects: a comma, "and" (with "then", "also", "too"), "&",
 # "plus", "as well as"; "or" joins alternatives, one of which is the target, so it joins none
 _JOINER = re.compile(
-    r"\s*(?:,\s*)?(?:(?:and|&|plus|as\s+well\s+as|along\s+with|together\s+with)"
+    r"\s*(?:,\s*)?(?:(?:and|an|n|&|plus|as\s+well\s+as|along\s+with|together\s+with)"
     r"(?:\s+(?:then|also|too))?\s*)?(?:both\s+)?", re.IGNORECASE)
 # at least one of the gaps must say "and": a comma alone also sets off an apposition ("the mug,
 # the red one") or a correction ("the mug, the cube I mean")
-_AND = re.compile(r"\b(?:and|plus|as\s+well\s+as|along\s+with|together\s+with)\b|&", re.IGNORECASE)
+_AND = re.compile(r"\b(?:and|an|n|plus|as\s+well\s+as|along\s+with|together\s+with)\b|&", re.IGNORECASE)
+# a phrase that is the subject of a clause of its own: "grab the mug and *the cube stays* here"
+_OWN_CLAUSE = re.compile(r"[\s,]*(?:is|are|was|were|stays?|remains?|will|would|can|could|should|must|may|"
+                         r"might|has|have|goes|sits?|whichever|whatever)\b", re.IGNORECASE)
+_DETERMINERS = frozenset("the a an this that these those".split())
 
 
 def more_targets(text: str, chunks: list[NounPhrase], target: int,
@@ -47,9 +51,24 @@ def more_targets(text: str, chunks: list[NounPhrase], target: int,
     previous = chunks[target]
     for k in range(target + 1, len(chunks)):
         gap = text[previous.char_end:chunks[k].char_start]
-        if k in excluded or not gap.strip() or not _JOINER.fullmatch(gap):
+        if k in excluded or not gap.strip() or not _JOINER.fullmatch(gap) or _OWN_CLAUSE.match(
+                text, chunks[k].char_end):
             break
         said_and |= bool(_AND.search(gap))
         taken.append(k)
         previous = chunks[k]
-    return tuple(taken) if said_and else ()
+    if not said_and:
+        return ()
+    # ruled out later by its words ("the mug and the cube, *not the cube*"), or the target said
+    # again alone ("the mug and the cube? no, *just the mug*")
+    ruled = {_words(chunks[k].text) for k in excluded}
+    said_again = r"\b(?:just|only)\s+(?:the\s+|a\s+|an\s+)?" + r"\s+".join(map(re.escape, _words(
+        chunks[target].text))) + r"\b"
+    if re.search(said_again, text[chunks[taken[-1]].char_end:], re.IGNORECASE):
+        return ()
+    return tuple(k for k in taken if _words(chunks[k].text) not in ruled)
+
+
+def _words(phrase: str) -> tuple[str, ...]:
+    """The words of `phrase`, lower-cased, without determiners: "the cube" and "a Cube" are one."""
+    return tuple(w for w in re.findall(r"\w+", phrase.lower()) if w not in _DETERMINERS)

@@ -229,7 +229,8 @@ def without_leading(doc, phrase: NounPhrase) -> NounPhrase:
     start = span.start
     while start < span.end - 1 and doc[start].idx < phrase.root_start and (
             doc[start].is_punct or doc[start].pos_ in _NOT_LEADING
-            or (doc[start].tag_ == "PDT" and doc[start].lower_ == "no")):  # "grab the mug *no* the cube"
+            or (doc[start].tag_ == "PDT" and doc[start].lower_ == "no")  # "grab the mug *no* the cube"
+            or (doc[start].lower_ in ("a", "an") and doc[start + 1].pos_ == "DET")):  # "*an* the cube": "and"
         start += 1
     first = doc[start].idx
     return replace(phrase, text=doc.text[first:phrase.char_end], char_start=first)

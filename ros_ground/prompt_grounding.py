@@ -20,7 +20,7 @@ from ros_ground.command_relations import command_relations, held_destination
 from ros_ground.conjoined import more_targets
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
-from ros_ground.masks import hottest_piece, self_iou_matrix
+from ros_ground.masks import hottest_piece, iou, self_iou_matrix
 from ros_ground.phrase_reading import all_known, names_a_kind, question_spans, readable, tokens_without
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
@@ -54,7 +54,7 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
         return phrases, _held_destination(engine, image, gen, cfg, chunks, phrases, proposals)
     if (index := _grounded_index(phrases, chunks[target])) < 0:
         return phrases, Reference()
-    rescore = _rescorer(engine, image, proposals, cfg, image_key)
+    rescore = _rescorer(engine, image, cfg, image_key)
     ref = _target_reference(engine, image, gen, cfg, chunks, target, index, phrases, proposals, rescore)
     if ref.target < 0:  # nothing to act on: the robot asks, and the other objects wait with it
         return phrases, ref
@@ -62,10 +62,10 @@ def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
     return phrases, replace(ref, more_targets=more)
 
 
-def _rescorer(engine, image, proposals, cfg, image_key):
-    """rescore(heat, token ids, article): the engine's entity scores of `proposals` for those
-    tokens of the prompt, [N] (`_resolve_target`)."""
-    def rescore(heat: np.ndarray, token_ids: list[int], article: bool = False) -> np.ndarray:
+def _rescorer(engine, image, cfg, image_key):
+    """rescore(proposals, heat, token ids, article): the engine's entity scores of those
+    proposals (the ones a choice is among) for those tokens of the prompt, [N] (`_resolve_target`)."""
+    def rescore(proposals, heat: np.ndarray, token_ids: list[int], article: bool = False) -> np.ndarray:
         # "which mug" scored as "the mug", the wording the model was trained on, not "mug"
         ids = engine.lmm.tokenizer("the", add_special_tokens=False)["input_ids"] if article else []
         return engine.entities.scores(
@@ -132,20 +132,24 @@ def _more_targets(engine, image, gen, cfg, chunks, target: int, phrases: list[Gr
     relation), or emptied when the frame holds nothing it can be."""
     excluded = set(ruled_out(engine.nlp, gen.prompt_text)) | {
         k for k, c in enumerate(chunks) if _grounded_index(phrases, c) in (ref.landmark, ref.second_landmark)}
-    taken, shunned, out = set(phrases[ref.target].entity_ids), _shunned(engine, gen, chunks, phrases), []
+    # the objects taken, by mask: SAM proposes one object under several ids (helper-110: "the
+    # duck and the other duck" gave the one duck twice)
+    taken, shunned, out = [phrases[ref.target].mask], _shunned(engine, gen, chunks, phrases), []
     for k in more_targets(gen.prompt_text, chunks, target, excluded):
         if (j := _grounded_index(phrases, chunks[k])) < 0:
             continue
         out.append(j)
-        if not readable(engine, gen, chunks[k]):
+        free = [p for p in proposals
+                if p.id not in shunned and all(iou(p.mask, m) <= MAX_PAIR_IOU for m in taken)]
+        if not readable(engine, gen, chunks[k]) or (proposals and not free):
             _clear(phrases[j])
-        elif proposals and cfg.command_words and phrases[j].entity_ids:
+        elif free and cfg.command_words and phrases[j].entity_ids:
             kind, min_score = _threshold(engine, gen, cfg, chunks[k])
             if _resolve_target(image, gen, cfg, chunks[k], gen.prompt_text[chunks[k].char_end:], j, phrases,
-                               [p for p in proposals if p.id not in taken | shunned], min_score,
-                               any_object=not kind, rescore=rescore) >= 0:
+                               free, min_score, any_object=not kind, rescore=rescore) >= 0:
                 _clear(phrases[j])
-        taken |= set(phrases[j].entity_ids)
+        if phrases[j].mask.any():
+            taken.append(phrases[j].mask)
     return tuple(out)
 
 
@@ -226,7 +230,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     target is "between" the two (between.resolve_between), the landmark itself when one phrase
     names both ("between *the two mugs*"); `destination_second`: the same of a destination ("put
     the cube between the mug and *the duck*"). `any_object`: the target names no kind
-    (refer.resolve_pair). `rescore(heat, token ids)`: the engine's entity scores of the
+    (refer.resolve_pair). `rescore(proposals, heat, token ids)`: the engine's entity scores of the
     proposals for those tokens, with which a target that rules a colour out ("the *non-red*
     mug") is scored without those words (`phrase_reading.tokens_without`)."""
     heat = _heat_of(gen, cfg)
@@ -241,7 +245,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
                            + superlative_spans(chunk.text) + question_spans(chunk.text)) \
         if scores is not None and rescore is not None else []
     if kept:
-        scores = np.asarray(rescore(target_heat, [gen.prompt_token_ids[i] for i in kept],
+        scores = np.asarray(rescore(proposals, target_heat, [gen.prompt_token_ids[i] for i in kept],
                                     bool(question_spans(chunk.text))), dtype=np.float64)
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,

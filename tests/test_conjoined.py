@@ -34,6 +34,17 @@ def nlp():
     ("Grab the mug and put it on the tray.", "the mug", []),
     ("Put the mug on the tray and the cube in the box.", "the mug", []),
     ("Don't pick up the mug and the cube.", None, []),
+    # helper-111: ruled out after, the target said again alone, a clause of its own, speech to text
+    ("grab the mug and the cube, wait, not the cube", "the mug", []),
+    ("grab the mug and the cube except the cube", "the mug", []),
+    ("grab the mug and the cube? no, just the mug", "the mug", []),
+    ("grab the mug and the cube, actually just the mug", "the mug", []),
+    ("grab the mug and the cube stays here", "the mug", []),
+    ("grab the mug and the duck can wait", "the mug", []),
+    ("grab the mug and the cube, whichever is closer", "the mug", []),
+    ("grab the mug and the cube that is red", "the mug", ["the cube"]),
+    ("grab the mug an the cube", "the mug", ["the cube"]),
+    ("grab the mug n the cube", "the mug", ["the cube"]),
 ])
 def test_more_targets(nlp, command, target, more):
     phrases, index = command_phrases(nlp, command)
@@ -104,3 +115,35 @@ def test_each_object_joined_by_and_gets_its_own_proposal(tmp_path, capsys):
     assert missing["more_targets"] == [1] and not entities(missing, 1)
     assert missing["prompt_phrases"][1]["bbox"] == [0, 0, 0, 0]
     assert ground("Pick up the red mug or the blue cube.")["more_targets"] == []
+
+
+@pytest.mark.parametrize("seed, commands", [
+    # helper-110: a second object scored on some of its words ("leftmost", "non-red", "all") was
+    # scored against every proposal but chosen among the others: ValueError, no answer at all
+    (0, ["pick up the cube and the leftmost object", "pick up the mug and the non-red cube",
+         "pick up the mug and all the cubes", "pick up the leftmost object, not the mug"]),
+    # and an IndexError; then "the right duck" was the left one again, under another proposal id
+    (2, ["pick up the left duck and the right duck", "pick up the duck and the other duck"]),
+])
+def test_every_object_is_answered_and_none_twice(tmp_path, capsys, seed, commands):
+    import json
+    from pathlib import Path
+
+    import cv2
+
+    from ros_ground.cli import main
+    from ros_ground.masks import iou
+    from ros_ground.rle import rle_to_mask
+    from ros_ground.sim.scene import scene_in_set
+
+    scene = scene_in_set(seed, "in", 320, 240, num_objects=4)
+    png = tmp_path / "scene.png"
+    cv2.imwrite(str(png), cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR))
+    config = Path(__file__).resolve().parent.parent / "config" / "sim.yaml"
+    for command in commands:
+        assert main(["ground", "--image", str(png), "--params-file", str(config), "--prompt", command,
+                     "--json"]) == 0, command
+        result = json.loads(capsys.readouterr().out)
+        masks = [rle_to_mask(p["mask_rle"]) for p in result["prompt_phrases"]]
+        chosen = [masks[k] for k in (result["target"], *result["more_targets"]) if masks[k].any()]
+        assert all(iou(a, b) <= 0.2 for i, a in enumerate(chosen) for b in chosen[i + 1:]), command

@@ -127,7 +127,7 @@ class CameraSensors:
             # an object moved, or a new scene: the older frame's answer would be of before
             self._node.get_logger().info(
                 f"{camera!r}: the scene changed since the newest frame with proposals; grounding "
-                "the newest frame without them", throttle_duration_sec=10.0)
+                "the newest frame as if none had come", throttle_duration_sec=10.0)
             return frame, None
         return paired, proposals
 
