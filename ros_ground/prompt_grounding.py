@@ -20,7 +20,7 @@ from ros_ground.command_relations import command_relations, held_destination
 from ros_ground.conjoined import more_targets
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
-from ros_ground.masks import hottest_piece, iou, self_iou_matrix
+from ros_ground.masks import hottest_piece, self_iou_matrix
 from ros_ground.phrase_reading import all_known, names_a_kind, question_spans, readable, tokens_without
 from ros_ground.phrases import NounPhrase, tokens_in_span
 from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
@@ -139,8 +139,8 @@ def _more_targets(engine, image, gen, cfg, chunks, target: int, phrases: list[Gr
         if (j := _grounded_index(phrases, chunks[k])) < 0:
             continue
         out.append(j)
-        free = [p for p in proposals
-                if p.id not in shunned and all(iou(p.mask, m) <= MAX_PAIR_IOU for m in taken)]
+        overlaps = self_iou_matrix([p.mask for p in proposals] + taken)[:len(proposals), len(proposals):]
+        free = [p for p, o in zip(proposals, overlaps) if p.id not in shunned and (o <= MAX_PAIR_IOU).all()]
         if not readable(engine, gen, chunks[k]) or (proposals and not free):
             _clear(phrases[j])
         elif free and cfg.command_words and phrases[j].entity_ids:
