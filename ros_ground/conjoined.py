@@ -15,14 +15,16 @@ import re
 
 from ros_ground.phrases import NounPhrase
 
-# what may stand between two joined objects: a comma, "and" (with "then", "also", "too"), "&",
-# "plus", "as well as"; "or" joins alternatives, one of which is the target, so it joins none
-_JOINER = re.compile(
-    r"\s*(?:,\s*)?(?:(?:and|an|n|&|plus|as\s+well\s+as|along\s+with|together\s+with)"
-    r"(?:\s+(?:then|also|too))?\s*)?(?:both\s+)?", re.IGNORECASE)
+# words that join objects: "and" ("an", "n" of speech to text), "plus", "as well as"; "or" joins
+# alternatives, one of which is the target, so it joins none
+_JOINING = r"and|an|n|plus|as\s+well\s+as|along\s+with|together\s+with"
+# what may stand between two joined objects: a comma, a joining word or "&" (with "then",
+# "also", "too")
+_JOINER = re.compile(r"\s*(?:,\s*)?(?:(?:" + _JOINING + r"|&)(?:\s+(?:then|also|too))?\s*)?(?:both\s+)?",
+                     re.IGNORECASE)
 # at least one of the gaps must say "and": a comma alone also sets off an apposition ("the mug,
 # the red one") or a correction ("the mug, the cube I mean")
-_AND = re.compile(r"\b(?:and|an|n|plus|as\s+well\s+as|along\s+with|together\s+with)\b|&", re.IGNORECASE)
+_AND = re.compile(r"\b(?:" + _JOINING + r")\b|&", re.IGNORECASE)
 # a phrase that is the subject of a clause of its own: "grab the mug and *the cube stays* here"
 _OWN_CLAUSE = re.compile(r"[\s,]*(?:is|are|was|were|stays?|remains?|will|would|can|could|should|must|may|"
                          r"might|has|have|goes|sits?|whichever|whatever)\b", re.IGNORECASE)

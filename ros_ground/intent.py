@@ -109,8 +109,9 @@ _NOT_NOW = re.compile(r"\b(?:if|when|until|once|after)\s+i\s+(?:say|tell|give|as
                       r"repeat\s+after\s+me|say|reminder)\s*:|^\s*(?:here'?s\s+how|how\s+to)\b",
                       re.IGNORECASE)
 # said to someone else in the room: "hey mike hand me the bottle", "I'm talking to Anna: ..."
-_TO_SOMEONE_ELSE = re.compile(r"^\s*(?:hey|hi|yo|oi)\s+(?P<name>\w+)|\btalking\s+to\s+(?!you\b)\w+",
-                              re.IGNORECASE)
+_GREETINGS = ("hey", "hi", "yo", "oi")
+_TO_SOMEONE_ELSE = re.compile(r"^\s*(?:" + "|".join(_GREETINGS) + r")\s+(?P<name>\w+)|"
+                              r"\btalking\s+to\s+(?!you\b)\w+", re.IGNORECASE)
 _ROBOT_NAMES = frozenset("robot ros bot there you guys can could would will please pls so um uh".split())
 # a request broken off for a question: "pick up the red mug, no, where is the blue one?"
 _THEN_ASKED = re.compile(r"[,.;:!]\s*(?:no+|wait|actually|hmm+|sorry|oh)\b[^.!]*\?\s*$", re.IGNORECASE)
@@ -188,7 +189,7 @@ def _vocative(doc, start: int, target) -> bool:
     """Whether the clause `doc` (at `start` in the text) only names whom it is said to, someone
     other than the robot: "*john*, grab the mug", "grab the mug, *kids*" (not the target of
     "Mug, grab it", courtesy or "robot")."""
-    words = [t for t in doc if not t.is_punct and t.lower_ not in ("hey", "hi", "yo", "oi", "ok", "okay")]
+    words = [t for t in doc if not t.is_punct and t.lower_ not in (*_GREETINGS, "ok", "okay")]
     if len(words) != 1:
         return False
     word = words[0]
@@ -202,14 +203,12 @@ def _governing(token):
     preposition ("point *at* the mug", "go to the mug"), or of "want" / "have" ("I want the
     mug", "can I have the mug?"); None for none."""
     if token.dep_ in _OBJECTS:
-        # "pass *on* the cube" declines it
-        passed_on = token.head.lower_ == "pass" and any(c.lower_ == "on" and c.i < token.i
-                                                        for c in token.head.children)
-        return None if passed_on else token.head
-    if token.dep_ == "pobj" and token.head.dep_ == "prep" and token.head.head.pos_ == "VERB":
-        # "pass *on* the cube" declines it
-        return None if (token.head.lower_, token.head.head.lower_) == ("on", "pass") else token.head.head
-    return None
+        verb, on = token.head, any(c.lower_ == "on" and c.i < token.i for c in token.head.children)
+    elif token.dep_ == "pobj" and token.head.dep_ == "prep" and token.head.head.pos_ == "VERB":
+        verb, on = token.head.head, token.head.lower_ == "on"
+    else:
+        return None
+    return None if on and verb.lower_ == "pass" else verb  # "pass *on* the cube" declines it
 
 
 def _asked(verb) -> bool:
