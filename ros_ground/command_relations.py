@@ -208,10 +208,12 @@ def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -
             return Relations(after=gap[:side + carried.start()], destination=target + 1,
                              place=PLACE_WORDS[carried.group(1).lower()],
                              **_described(text, chunks, target + 1))
-        put = _put_again(gap)
+        last = _last_conjoined(text, chunks, target)  # "pick up the mug and the ball and put *them*"
+        put = _put_again(text[chunks[last].char_end:chunks[last + 1].char_start]) if last + 1 < len(
+            chunks) else None
         if put:  # "pick up the mug and put *it* left of the duck": the target goes there
-            return Relations(after=gap[:put[0]], destination=target + 1, place=put[1],
-                             **_described(text, chunks, target + 1))
+            return Relations(after=gap[:put[0]] if last == target else gap, destination=last + 1,
+                             place=put[1], **_described(text, chunks, last + 1))
     if destination:
         return Relations(after=text[chunks[target].char_end:chunks[landmark].char_start],
                          destination=landmark, place=RELATION_NAMES[relation],
@@ -230,12 +232,10 @@ def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -
                                  text[chunks[target].char_end:chunks[last].char_end + put[0]],
                                  last + 1, put[1], **_described(text, chunks, last + 1))
         return Relations(landmark, relation, after)
-    last = landmark if landmark > target else target  # the place follows the target's words
-    own_end = None
-    while landmark < 0 and last + 1 < len(chunks) and _CONJOINED.fullmatch(
-            text[chunks[last].char_end:chunks[last + 1].char_start]):
-        # "put the mug and the ball in the box": the mug (the target) goes there too
-        own_end, last = own_end or chunks[target + 1].char_start, last + 1
+    last = landmark if landmark > target else _last_conjoined(text, chunks, target) if landmark < 0 \
+        else target  # the place follows the target's words
+    # "put the mug and the ball in the box": the mug (the target) goes there too
+    own_end = chunks[target + 1].char_start if last > max(target, landmark) else None
     place = None if last + 1 >= len(chunks) else place_between(
         text[chunks[last].char_end:chunks[last + 1].char_start])
     if place is None:
@@ -252,6 +252,16 @@ def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -
     return Relations(landmark, relation,
                      text[chunks[target].char_end:own_end or chunks[last + 1].char_start],
                      last + 1, place, **_described(text, chunks, last + 1))
+
+
+def _last_conjoined(text: str, chunks: list[NounPhrase], target: int) -> int:
+    """The index of the last phrase joined to `chunks[target]` by "and" / "," / "or" alone
+    ("the mug, the cube and *the ball*"), `target` itself when none is."""
+    last = target
+    while last + 1 < len(chunks) and _CONJOINED.fullmatch(
+            text[chunks[last].char_end:chunks[last + 1].char_start]):
+        last += 1
+    return last
 
 
 def about_an_object(nlp, text: str) -> bool:

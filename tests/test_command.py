@@ -430,6 +430,11 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Grab the cube behind the mug and put it on the tray.", "the mug", "behind", "the tray", "on",
      None, None),
     ("pick up the cube, put it down left of the mug", None, None, "the mug", "left of", None, None),
+    # more objects joined to the target, then put somewhere as "them": all go there
+    ("Pick up the mug and the ball and put them on the tray.", None, None, "the tray", "on", None, None),
+    ("grab the mug, the cube and the ball, then place them in the box", None, None, "the box", "in",
+     None, None),
+    ("Pick up the mug and the ball.", None, None, None, "", None, None),
     # a relation before its landmark, then the clause that names the object: which one it is,
     # or where a placed one goes; a relation after it of its own comes first
     ("Left of the tray, pick up the mug.", "the tray", "left", None, "", None, None),
