@@ -338,7 +338,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     # what is joined to a phrase ruled out is ruled out with it: "don't pick up the mug *and the
     # cube*", "everything except the mug *and the cube*"; not past a comma: "pick up the duck, not
     # the mug, *and the cube*"
-    ruled += [k for r in ruled for k in more_targets(said, phrases, r)
+    ruled += [k for r in ruled for k in more_targets(said, phrases, r, clauses=False)
               if "," not in said[phrases[r].char_end:phrases[k].char_start]]
     candidates = [c for c in candidates if c[1] not in ruled]
     rule, target = min(candidates) if candidates else (None, -1)

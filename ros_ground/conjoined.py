@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from ros_ground.phrases import NounPhrase
+from ros_ground.spatial_words import side_after
 
 # words that join objects: "and" ("an", "n" of speech to text), "plus", "as well as"; "or" joins
 # alternatives, one of which is the target, so it joins none
@@ -29,22 +30,37 @@ _AND = re.compile(r"\b(?:" + _JOINING + r")\b|&", re.IGNORECASE)
 _OWN_CLAUSE = re.compile(r"[\s,]*(?:is|are|was|were|stays?|remains?|will|would|can|could|should|must|may|"
                          r"might|has|have|goes|sits?|whichever|whatever)\b", re.IGNORECASE)
 _DETERMINERS = frozenset("the a an this that these those".split())
+# a second clause that takes another object into the robot's hand: "pick up the mug *and grab* the
+# cube", "grab the mug*, then pick up* the ball". Only verbs of taking: a clause that moves or
+# places its object ("and push the cube", "and put the cube on the tray") asks for a destination
+# of its own, and a response holds one
+_TAKING = (r"pick\s+up|pick|grab|take|get|fetch|bring(?:\s+me)?|hand\s+me|give\s+me|pass\s+me|lift|"
+           r"grasp|collect|retrieve")
+_AGAIN = re.compile(r"\s*(?:[,.;]\s*)?(?:(?:and|an|n|&)\s+)?(?P<then>then|also|next|after\s+that)?[,\s]*"
+                    r"(?:please\s+)?(?:" + _TAKING + r")(?:\s+(?:up|out|too|also))?\s*", re.IGNORECASE)
+# a clause that takes an object back: "grab the mug, and then grab the cube *instead*"
+_INSTEAD = re.compile(r"[\s,]*(?:instead|rather)\b", re.IGNORECASE)
 
 
 def more_targets(text: str, chunks: list[NounPhrase], target: int,
-                 excluded: tuple[int, ...] | set[int] = ()) -> tuple[int, ...]:
+                 excluded: tuple[int, ...] | set[int] = (), clauses: bool = True) -> tuple[int, ...]:
     """Indices into `chunks` (the command's phrases in order, char spans into `text`) of the
     objects joined to `chunks[target]` by "and": "the blue cube" of "pick up the red mug and the
     blue cube", "the cube" and "the duck" of "bring me the mug, the cube and the duck"; () when
     none, or when `target` is -1.
 
     The phrases after the target are taken while only a comma or a joining word stands between
-    each and the one before it (not a space alone: "hand the man the mug"), and only if some gap
-    says "and" (a comma alone also sets off "the mug, the red one"). `excluded`: indices never
+    each and the one before it (not a space alone: "hand the man the mug"), after a side of the
+    picture that is its own words ("the mug *on the left* and the cube": spatial_words.side_after),
+    or a second clause of taking ("the mug *and grab* the cube", "the mug. *Then pick up* the
+    cube"; not "... the cube instead"), and only if some gap says "and" or "then" (a comma alone
+    also sets off "the mug, the red one"). `excluded`: indices never
     taken, nor read past: the phrases the command rules out (command.ruled_out: "the cube, *not
     the mug*", whose gap is no joiner anyway), its landmark and destination. A phrase after a
     relation ("the mug left of the tray and the duck": of the tray, or of the mug?) is not
-    taken: the gap before it holds the relation.
+    taken: the gap before it holds the relation. `clauses`: False takes no second clause's
+    object, only the phrases joined to the target's own (what a ruled-out phrase takes with it:
+    "don't grab the mug *and the cube*", not "leave the mug and take *the cube*").
     """
     if not 0 <= target < len(chunks):
         return ()
@@ -52,11 +68,13 @@ def more_targets(text: str, chunks: list[NounPhrase], target: int,
     said_and = False
     previous = chunks[target]
     for k in range(target + 1, len(chunks)):
-        gap = text[previous.char_end:chunks[k].char_start]
-        if k in excluded or not gap.strip() or not _JOINER.fullmatch(gap) or _OWN_CLAUSE.match(
-                text, chunks[k].char_end):
+        gap = " ".join(text[previous.char_end:chunks[k].char_start].split())
+        gap = gap[side_after(gap.lower()):]  # "the mug *on the left* and the cube": its own words
+        again = clauses and _AGAIN.fullmatch(gap)
+        if k in excluded or not gap.strip() or not (_JOINER.fullmatch(gap) or again) or _OWN_CLAUSE.match(
+                text, chunks[k].char_end) or again and _INSTEAD.match(text, chunks[k].char_end):
             break
-        said_and |= bool(_AND.search(gap))
+        said_and |= bool(_AND.search(gap) or again and (again.group("then") or _AND.search(gap)))
         taken.append(k)
         previous = chunks[k]
     if not said_and:

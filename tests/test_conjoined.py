@@ -45,6 +45,21 @@ def nlp():
     ("grab the mug and the cube that is red", "the mug", ["the cube"]),
     ("grab the mug an the cube", "the mug", ["the cube"]),
     ("grab the mug n the cube", "the mug", ["the cube"]),
+    # a side of the picture is the object's own words; a second clause that takes another object
+    ("Grab the mug on the left and the ball.", "the mug", ["the ball"]),
+    ("grab the mug from the left and the cube in the middle and the duck", "the mug",
+     ["the cube", "the duck"]),
+    ("Pick up the mug and grab the ball.", "the mug", ["the ball"]),
+    ("pick up the mug, and then pick up the cube", "the mug", ["the cube"]),
+    ("Pick up the mug. Then grab the ball.", "the mug", ["the ball"]),
+    ("grab the mug and hand me the ball and the cube", "the mug", ["the ball", "the cube"]),
+    ("Pick up the mug, grab the ball.", "the mug", []),  # no "and" / "then": a correction as likely
+    ("Pick up the mug and grab the ball instead.", "the mug", []),
+    ("Pick up the mug and push the ball.", "the mug", []),  # moved: a destination of its own
+    ("Pick up the mug and put the ball on the tray.", "the mug", []),
+    ("Pick up the mug and look at the ball.", "the mug", []),
+    ("Pick up the mug and don't grab the ball.", "the mug", []),
+    ("Pick up the mug or grab the ball.", "the mug", []),
 ])
 def test_more_targets(nlp, command, target, more):
     phrases, index = command_phrases(nlp, command)
