@@ -98,19 +98,31 @@ EXCLUDING_VERBS = frozenset("avoid ignore skip disregard exclude".split())
 _EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anything|all)\s+but|"
                              r"(?:whatever|anything|whichever|one|that|which)\s+(?:is|'s)(?:\s+not|n'?t))\s*$",
                              re.IGNORECASE)
-# a self-correction right before a phrase, which then replaces the target before it: "pick up
-# the red mug *no wait* the blue one", "*I mean*", ", *sorry*,", "*or rather*", "*actually no*"
-_CORRECTION = re.compile(r"(?:^|[\s,.;:!?])(?:no+\s+wait|wait(?:\s+no)?|i\s+meant?|actually(?:\s+no)?|"
-                         r"sorry|(?:or\s+)?rather|no+|make\s+(?:that|it)|scratch\s+that)[\s,.;:!?-]*$",
-                         re.IGNORECASE)
-# a demonstrative for what the user points at or the robot holds, as "it": "grab *that one*"
-_DEICTIC = re.compile(r"(?:(?:this|that|these|those)\s+)?ones?", re.IGNORECASE)
-# a count ("*how many* mugs are there?") is about no one object: no target
-_HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
 # imperatives the tagger may take for a proper noun at the start of a command ("Lay the duck
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
     "pick grab take find fetch get bring hand give show point push pull lift hold".split())
+# corrections the tagger reads a noun phrase in ("scratch", "second thought", "plans"): blanked
+# before phrases are found
+_CORRECTION_IDIOMS = re.compile(r"\b(?:scratch\s+that|on\s+(?:second|further)\s+thoughts?|"
+                                r"change\s+of\s+plans?)\b", re.IGNORECASE)
+# a self-correction right before a phrase, which then replaces the target before it: "pick up
+# the red mug *no wait* the blue one", "*I mean*", ", *sorry*,", "*or rather*", "*actually no*",
+# with the request said again: "the mug. *No wait, grab* the ball"
+_CORRECTION = re.compile(r"(?:^|[\s,.;:!?])(?:no+\s+wait|wait(?:\s+no)?|i\s+meant?|actually(?:\s+no)?|"
+                         r"sorry|(?:or\s+)?rather|no+|make\s+(?:that|it)|never\s*mind|nvm|forget\s+(?:it|that)|"
+                         + _CORRECTION_IDIOMS.pattern + r")[\s,.;:!?-]*"
+                         r"(?:(?:just|please)\s+)?(?:(?:" + "|".join(sorted(COMMAND_VERBS)) +
+                         r")(?:\s+(?:up|me|out))?\s+)?$", re.IGNORECASE)
+# a request said again for a phrase that "instead" after it makes a correction: "pick up the mug
+# *and grab* the ball instead" (not "instead of", which rules out what follows)
+_SAID_AGAIN = re.compile(r"[\s,.;:!?]*(?:(?:and|but)\s+)?(?:(?:then|just|please|actually)\s+)*(?:" + "|".join(
+    sorted(COMMAND_VERBS)) + r")(?:\s+(?:up|me|out))?\s+", re.IGNORECASE)
+_INSTEAD = re.compile(r"[\s,]*instead\b(?!\s+of)", re.IGNORECASE)
+# a demonstrative for what the user points at or the robot holds, as "it": "grab *that one*"
+_DEICTIC = re.compile(r"(?:(?:this|that|these|those)\s+)?ones?", re.IGNORECASE)
+# a count ("*how many* mugs are there?") is about no one object: no target
+_HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
 # "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
 AND = re.compile(r"\s*(?:,\s*(?:(?:and|or|&)\s*)?|(?:and|or|&)\s*)(?:then\s+)?", re.IGNORECASE)
 _AN_FOR_AND = re.compile(r"\ban(?=\s+(?:the|this|that|these|those|my|your|a)\b)", re.IGNORECASE)
@@ -298,6 +310,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
     text = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), blank_symbols(text))  # "please": the head
     text = _AN_FOR_AND.sub("& ", text)  # speech to text: "the mug *an* the cube" made the mug a dative
+    text = _CORRECTION_IDIOMS.sub(lambda m: " " * len(m.group()), text)
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]
@@ -319,8 +332,10 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
                 piece[:phrase.char_start])
             if shunned or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text)):
                 rule = None  # excluded, or counted: "how *many mugs* are there?" is about none
-            if rule is not None and candidates and candidates[-1][1] == len(phrases) - 1 and \
-                    _CORRECTION.search(said[phrases[-1].char_end:start + phrase.char_start]):
+            gap = said[phrases[-1].char_end:start + phrase.char_start] if phrases else ""
+            if rule is not None and candidates and candidates[-1][1] == len(phrases) - 1 and (
+                    _CORRECTION.search(gap) or _SAID_AGAIN.fullmatch(gap) and _INSTEAD.match(
+                        said, start + phrase.char_end)):
                 # right after the target ("the red mug, no, the blue one"; not "the mug in the
                 # box, no, the tray", which corrects where)
                 ruled.append(candidates[-1][1])  # the target it corrects

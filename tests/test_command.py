@@ -171,6 +171,17 @@ COMMANDS = {
     "pick up the red mug no wait the blue mug": "the blue mug",
     "Pick up the red mug, I mean the blue one.": "the blue one",
     "pick up the red mug sorry the blue one": "the blue one",
+    # a correction with the request said again, in idioms the tagger reads nouns in, and a
+    # request said again for the one meant "instead"
+    "Pick up the mug. No wait, grab the ball.": "the ball",
+    "pick up the mug, scratch that, pick up the ball": "the ball",
+    "Pick up the mug. Never mind, grab the ball.": "the ball",
+    "pick up the mug, on second thought, grab the ball": "the ball",
+    "Pick up the mug. Change of plans: grab the ball.": "the ball",
+    "pick up the mug and grab the ball instead": "the ball",
+    "Grab the ball instead of the mug.": "the ball",
+    "pick up the mug and grab the ball": "the mug",  # both asked for (conjoined.more_targets)
+    "Pick up the mug, then grab the ball.": "the mug",
     "Put the mug on the tray, no, in the box.": "the mug",  # a place is never the target
     "bring it to the tray": None,
     "Take it to the box.": None,

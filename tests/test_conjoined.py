@@ -54,7 +54,7 @@ def nlp():
     ("Pick up the mug. Then grab the ball.", "the mug", ["the ball"]),
     ("grab the mug and hand me the ball and the cube", "the mug", ["the ball", "the cube"]),
     ("Pick up the mug, grab the ball.", "the mug", []),  # no "and" / "then": a correction as likely
-    ("Pick up the mug and grab the ball instead.", "the mug", []),
+    ("Pick up the mug and grab the ball instead.", "the ball", []),  # a correction
     ("Pick up the mug and push the ball.", "the mug", []),  # moved: a destination of its own
     ("Pick up the mug and put the ball on the tray.", "the mug", []),
     ("Pick up the mug and look at the ball.", "the mug", []),
