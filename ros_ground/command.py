@@ -47,6 +47,7 @@ import functools
 import re
 from dataclasses import replace
 
+from ros_ground import corrections
 from ros_ground.colour_words import EXCLUDING_WORDS
 from ros_ground.conjoined import more_targets
 from ros_ground.phrases import PLACE_NOUNS, NounPhrase
@@ -102,25 +103,21 @@ _EXCLUDED_AFTER = re.compile(r"\b(?:" + EXCLUDING_WORDS + r"|(?:everything|anyth
 # behind the mug."): never a phrase there, and their object is a verb's object
 COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
     "pick grab take find fetch get bring hand give show point push pull lift hold".split())
-# corrections the tagger reads a noun phrase in ("scratch", "second thought", "plans"): blanked
-# before phrases are found
-_CORRECTION_IDIOMS = re.compile(r"\b(?:scratch\s+that|on\s+(?:second|further)\s+thoughts?|"
-                                r"change\s+of\s+plans?)\b", re.IGNORECASE)
 # a self-correction right before a phrase, which then replaces the target before it: "pick up
 # the red mug *no wait* the blue one", "*I mean*", ", *sorry*,", "*or rather*", "*actually no*",
 # with the request said again: "the mug. *No wait, grab* the ball"
-_CORRECTION = re.compile(r"(?:^|[\s,.;:!?])(?:no+\s+wait|wait(?:\s+no)?|i\s+meant?|actually(?:\s+no)?|"
-                         r"sorry|(?:or\s+)?rather|no+|make\s+(?:that|it)|never\s*mind|nvm|forget\s+(?:it|that)|"
-                         + _CORRECTION_IDIOMS.pattern + r")[\s,.;:!?-]*"
-                         r"(?:(?:just|please)\s+)?(?:(?:" + "|".join(sorted(COMMAND_VERBS)) +
-                         r")(?:\s+(?:up|me|out))?\s+)?$", re.IGNORECASE)
+_CORRECTION = re.compile(r"(?:^|[\s,.;:!?])" + corrections.WORDS + r"[\s,.;:!?-]*(?:(?:just|please)\s+)?"
+                         r"(?:(?:" + "|".join(sorted(COMMAND_VERBS)) + r")(?:\s+(?:up|me|out))?\s+)?$",
+                         re.IGNORECASE)
 # a request said again for a phrase that "instead" after it makes a correction: "pick up the mug
 # *and grab* the ball instead" (not "instead of", which rules out what follows)
 _SAID_AGAIN = re.compile(r"[\s,.;:!?]*(?:(?:and|but)\s+)?(?:(?:then|just|please|actually)\s+)*(?:" + "|".join(
     sorted(COMMAND_VERBS)) + r")(?:\s+(?:up|me|out))?\s+", re.IGNORECASE)
 _INSTEAD = re.compile(r"[\s,]*instead\b(?!\s+of)", re.IGNORECASE)
-# a demonstrative for what the user points at or the robot holds, as "it": "grab *that one*"
-_DEICTIC = re.compile(r"(?:(?:this|that|these|those)\s+)?ones?", re.IGNORECASE)
+# a demonstrative for what the user points at or the robot holds, as "it": "grab *that one*", or
+# "one" of what was said or done before: "*the other one*", "*the one* you just dropped"
+_DEICTIC = re.compile(r"(?:(?:this|that|these|those|the|an?)\s+)?(?:(?:other|next|same|remaining|previous|"
+                      r"last|former|latter|another|only)\s+)?ones?", re.IGNORECASE)
 # a count ("*how many* mugs are there?") is about no one object: no target
 _HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
 # "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
@@ -278,7 +275,7 @@ def _spatial_object(token) -> bool:
 
 
 def _pointed_at(phrase: str, after: str) -> bool:
-    """Whether `phrase` is a demonstrative alone (`_DEICTIC`: "that one", "this one", "one") that
+    """Whether `phrase` is a demonstrative alone (`_DEICTIC`: "that one", "the other one", "one") that
     nothing after it (`after`) says more of: no superlative ("that one *on the left*") and no
     relation ("this one *behind the tray*"). It means what the user points at or the robot holds,
     as "it" does; grounded, it would be an arbitrary object."""
@@ -310,7 +307,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     said, text = text, joined_from_last(text)  # "the second to last mug" one phrase; offsets kept
     text = TRAILING_PLEASE.sub(lambda m: " " * len(m.group()), blank_symbols(text))  # "please": the head
     text = _AN_FOR_AND.sub("& ", text)  # speech to text: "the mug *an* the cube" made the mug a dative
-    text = _CORRECTION_IDIOMS.sub(lambda m: " " * len(m.group()), text)
+    text = corrections.IDIOMS.sub(lambda m: " " * len(m.group()), text)
     pieces = _pieces(text)
     for i, (start, end, cut) in enumerate(pieces):
         piece = text[start:end]

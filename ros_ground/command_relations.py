@@ -19,8 +19,8 @@ from ros_ground.command import (
     AND,
     CARRYING_VERBS,
     PLACEMENT_VERBS,
-    command_phrases,
 )
+from ros_ground.corrections import after_correction
 from ros_ground.fronted import (
     NOT_THINGS,
     PAUSE,
@@ -82,7 +82,6 @@ def target_relation(text: str, chunks: list[NounPhrase], target: int, placed: bo
     return -1, None, after, False
 
 
-# between two placed objects: "the mug*, *the cube* and *the ball"
 def _nearest_to(text: str, chunks: list[NounPhrase], target: int, placed: bool) -> bool:
     """Whether the target phrase says "nearest" or "closest" and the next phrase follows "to": a
     landmark it is nearest to, unless that is the viewpoint ("the closest mug to the camera",
@@ -105,6 +104,7 @@ _TO_SIDE = re.compile(r"^[\s,]*(?:(?:a\s+(?:little|bit)|slightly|all\s+the\s+way
                       r"(?:to|towards?)\s+(?:the|your)\s+(?:far\s+)?"
                       r"(?:left|right)\b(?![- ]*(?:hand[- ]*)?(?:side\s+)?of\b)", re.IGNORECASE)
 _VIEWPOINT = re.compile(r"(?:the\s+)?(?:camera|robot)", re.IGNORECASE)
+# between two placed objects: "the mug*, *the cube* and *the ball"
 _CONJOINED = re.compile(r"\s*(?:,\s*(?:and|or|&)?|and|or|&)\s*(?:then\s+)?", re.IGNORECASE)
 _NEAREST_TO = re.compile(r"\b(?:nearest|closest)\b", re.IGNORECASE)
 _TO = re.compile(r"\s*to\s*", re.IGNORECASE)
@@ -191,11 +191,25 @@ def command_relations(text: str, chunks: list[NounPhrase], target: int, placed: 
     the sentence ("*on the left*, pick up the mug", `fronted_side`) is read as the target's own
     words after it, unless it says where a placed target goes ("to the left, move the mug")."""
     text = without_measures(text)
-    rel = _relations(text, chunks, target, placed)
+    rel = _corrected(text, chunks, _relations(text, chunks, target, placed))
     # "on the left, pick up the mug" says which mug; "to the left, move the mug" where it goes
     side = None if placed and rel.destination < 0 else fronted_side(
         text, chunks[target - 1] if target else None, chunks[target])
     return _with_second(text, chunks, replace(rel, after=f" {side}{rel.after}") if side else rel)
+
+
+def _corrected(text: str, chunks: list[NounPhrase], rel: Relations) -> Relations:
+    """`rel` with its destination replaced by the one a self-correction right after it says
+    ("on the tray*, no wait, next to the tray*"; "on the tray*, no, the box*": the same place)."""
+    while rel.destination >= 0 and (last := max(rel.destination, rel.destination_landmark)) + 1 < len(chunks):
+        words = after_correction(text[chunks[last].char_end:chunks[last + 1].char_start])
+        place = None if words is None else (_put_again(words) or (0, _place_of(words)))[1] if words.strip() \
+            else rel.place  # ". Actually no, *put it next to* the tray"
+        if not place:
+            return rel
+        rel = replace(rel, destination=last + 1, place=place, destination_landmark=-1,
+                      destination_relation=None, **_described(text, chunks, last + 1))
+    return rel
 
 
 def _relations(text: str, chunks: list[NounPhrase], target: int, placed: bool) -> Relations:
@@ -262,14 +276,6 @@ def _last_conjoined(text: str, chunks: list[NounPhrase], target: int) -> int:
             text[chunks[last].char_end:chunks[last + 1].char_start]):
         last += 1
     return last
-
-
-def about_an_object(nlp, text: str) -> bool:
-    """Whether the command `text` is about an object in view the robot acts on or asks after: it
-    has a target (command.command_phrases: "pick up the red mug", "where is the tray?") or
-    puts what the robot holds somewhere (`held_destination`: "put it on the tray")."""
-    phrases, target = command_phrases(nlp, text)
-    return target >= 0 or held_destination(text, phrases) is not None
 
 
 _NEGATED = re.compile(r"\b(?:don['\u2019]?t|do\s+not|never|dont)\s*$", re.IGNORECASE)

@@ -23,10 +23,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ros_ground import ahead, cores, regions, settings
-from ros_ground.command_relations import about_an_object
 from ros_ground.entity_scoring import EntityScorer
 from ros_ground.errors import InputError, check_image
-from ros_ground.intent import command_intent
+from ros_ground.intent import about_an_object, command_intent
 from ros_ground.lmm import Generation, LMMAdapter, ViewsPrefill
 from ros_ground.maps import normalise_maps
 from ros_ground.phrase_grounding import entity_phrases, find_phrase_tokens, phrase_heats, point_phrases

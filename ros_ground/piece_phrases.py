@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from ros_ground.phrases import NounPhrase, head_phrase, noun_phrases, without_leading
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase, head_phrase, noun_phrases, without_leading
 
 OBJECT_DEPS = ("dobj", "obj")
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "attr")
@@ -66,6 +66,30 @@ def _described_ones(doc) -> list:
             and any(c.dep_ in ("det", "amod") for c in t.children)]
 
 
+def _unchunked(doc, found: list[NounPhrase]) -> list:
+    """Nouns with a determiner of their own that no phrase of `found` holds: spaCy's chunker
+    skips a noun whose subtree reaches back over a chunk, as a correction's clause hung on it
+    does ("pick up the red cube *i mean* the green cube": "the green cube" heads "i mean")."""
+    return [t for t in doc if t.pos_ in ("NOUN", "PROPN")  # not "no wait", tagged a noun
+            and any(c.dep_ == "det" and c.lower_ != "no" for c in t.lefts)
+            and t.lower_ not in NOT_OBJECTS and t.lower_ not in PLACE_NOUNS  # "on the left"
+            and not any(p.char_start <= t.idx < p.char_end for p in found)]
+
+
+def _own_words(token) -> NounPhrase:
+    """The phrase of `token` (a noun) and the modifiers right before it, its determiner first:
+    "the green cube" of a noun whose subtree starts earlier (`_unchunked`)."""
+    start = token.i
+    while start > 0 and token.doc[start - 1].head.i == token.i and token.doc[start - 1].dep_ in _MODIFIERS:
+        start -= 1
+    span = token.doc[start:token.i + 1]
+    return NounPhrase(text=span.text, char_start=span.start_char, char_end=span.end_char,
+                      root_start=token.idx, root_end=token.idx + len(token.text))
+
+
+_MODIFIERS = frozenset(("det", "amod", "compound", "nummod", "poss", "quantmod", "predet"))
+
+
 def piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
     """noun_phrases of `piece` and the phrases its `_loose_nouns` and `_described_ones` head;
     when it has none, the phrases headed by the objects and subjects of its parse
@@ -84,6 +108,7 @@ def piece_phrases(nlp, piece: str, after_cut: str | None) -> list[NounPhrase]:
         found = [without_leading(doc, p) for p in found]
         found += [without_leading(doc, head_phrase(t)) for t in loose
                   if not any(p.char_start <= t.idx < p.char_end for p in found)]
+        found += [_own_words(t) for t in _unchunked(doc, found)]
         return sorted(found, key=lambda p: p.char_start)
     # "mug" of "Red mug, please." is an adverbial noun (npadvmod) of "please", and "Tray" of
     # "Tray, please." an interjection that alone is a noun

@@ -182,6 +182,15 @@ COMMANDS = {
     "Grab the ball instead of the mug.": "the ball",
     "pick up the mug and grab the ball": "the mug",  # both asked for (conjoined.more_targets)
     "Pick up the mug, then grab the ball.": "the mug",
+    # helper-113: a corrected object the chunker left out ("the green cube" headed "i mean");
+    # "one" of what was said or done before is no object in view
+    "pick up the red cube i mean the green cube": "the green cube",
+    "pick up the cube, i mean the sphere": "the sphere",
+    "pick up the other one": None,
+    "put the other one on the tray": None,
+    "hand me the one you just dropped": None,
+    "grab the remaining one": None,
+    "pick up the other one behind the tray": "the other one",  # a relation says which
     "Put the mug on the tray, no, in the box.": "the mug",  # a place is never the target
     "bring it to the tray": None,
     "Take it to the box.": None,
@@ -441,6 +450,13 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("Grab the cube behind the mug and put it on the tray.", "the mug", "behind", "the tray", "on",
      None, None),
     ("pick up the cube, put it down left of the mug", None, None, "the mug", "left of", None, None),
+    # a self-correction after the destination: the place said after it
+    ("put the red cube on the tray no wait next to the tray", None, None, "the tray", "next to", None,
+     None),
+    ("Put the mug on the tray. Actually no, put it behind the duck.", None, None, "the duck", "behind",
+     None, None),
+    ("Put the mug on the tray, no, the box.", None, None, "the box", "on", None, None),
+    ("put the cube next to the mug actually on the tray", None, None, "the tray", "on", None, None),
     # more objects joined to the target, then put somewhere as "them": all go there
     ("Pick up the mug and the ball and put them on the tray.", None, None, "the tray", "on", None, None),
     ("grab the mug, the cube and the ball, then place them in the box", None, None, "the box", "in",

@@ -1,0 +1,28 @@
+"""The words of a spoken self-correction: "pick up the red mug, *no wait*, the blue one", "put it
+on the tray, *I mean* behind the tray".
+
+People correct themselves mid-command, and speech to text keeps every word, so the object or
+place said after such words replaces the one said before them (command.py for the target,
+command_relations.py for the destination). Only the words are here: which phrase they replace
+is the reader's.
+"""
+
+from __future__ import annotations
+
+import re
+
+# corrections the tagger reads a noun phrase in ("scratch", "second thought", "plans"): blanked
+# before phrases are found
+IDIOMS = re.compile(r"\b(?:scratch\s+that|on\s+(?:second|further)\s+thoughts?|change\s+of\s+plans?)\b",
+                    re.IGNORECASE)
+# the words themselves: "no wait", "I mean", "sorry", "or rather", "actually no", "never mind"
+WORDS = (r"(?:no+\s+wait|wait(?:\s+no)?|i\s+meant?|actually(?:\s+no)?|sorry|(?:or\s+)?rather|no+|"
+         r"make\s+(?:that|it)|never\s*mind|nvm|forget\s+(?:it|that)|" + IDIOMS.pattern + ")")
+_OPENING = re.compile(r"[\s,.;:!?-]*" + WORDS + r"[\s,.;:!?-]+", re.IGNORECASE)
+
+
+def after_correction(gap: str) -> str | None:
+    """The words after the self-correction `gap` opens with (`gap`: the text between two phrases;
+    "next to " of "*, no wait, next to *the tray"), None when it opens with none."""
+    found = _OPENING.match(gap)
+    return gap[found.end():] if found else None
