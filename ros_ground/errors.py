@@ -16,6 +16,14 @@ class InputError(ValueError):
     """A request's image, prompt or option cannot be taken as given; the message says why."""
 
 
+class ImageCodecError(InputError):
+    """An image that cannot be decoded or encoded as given (base of the two errors below)."""
+
+
+class ImageDecodeError(ImageCodecError):
+    """The image fields are inconsistent, the payload is corrupt, or the encoding unsupported."""
+
+
 def check_prompt(prompt, max_chars: int) -> None:
     """Raise InputError unless `prompt` is a non-blank string of at most `max_chars` characters,
     all of them encodable as UTF-8 (a command line's undecodable bytes reach Python as lone

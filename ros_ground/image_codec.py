@@ -16,27 +16,18 @@ plain values, so they can be fuzzed without ROS messages.
 
 from __future__ import annotations
 
-import io
-import re
 import struct
-import warnings
 
 import cv2
 import numpy as np
-import PIL.Image
 
-from ros_ground.errors import InputError
-
-DEFAULT_MAX_PIXELS = 4096 * 4096
-
-
-class ImageCodecError(InputError):
-    """An image that cannot be decoded or encoded as given (base of the two errors below)."""
-
-
-class ImageDecodeError(ImageCodecError):
-    """The image fields are inconsistent, the payload is corrupt, or the encoding unsupported."""
-
+from ros_ground.errors import ImageCodecError, ImageDecodeError  # noqa: F401 - ImageCodecError: raised by this API
+from ros_ground.payload_checks import (
+    DEFAULT_MAX_PIXELS,
+    check_complete,
+    check_declared_size,
+    check_image_size,
+)
 
 # encoding -> (channels per pixel in the buffer, numpy dtype without byte order)
 _PLAIN = {
@@ -175,7 +166,18 @@ def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -
     if channels not in (3, 4):
         raise ImageDecodeError(f"compressed image ({format!r}) has {channels} channels")
     depth = "8" if image.dtype == np.uint8 else "16"
-    return _to_rgb8(("bgr" if channels == 3 else "bgra") + depth, image)  # imdecode gives BGR
+    order = "rgb" if _rgb_ordered(format) else "bgr"
+    return _to_rgb8((order if channels == 3 else order + "a") + depth, image)
+
+
+def _rgb_ordered(format: str) -> bool:
+    """Whether the payload's channels are stored red first: a colour image's format naming a
+    compressed encoding other than "bgr" ("rgb8; jpeg compressed rgb8"), read as
+    compressed_image_transport's subscriber reads it; "jpeg" alone and "... compressed bgr8" are
+    blue first, what OpenCV writes."""
+    encoding, _, compressed = (format or "").lower().partition(";")
+    return encoding.strip()[:3] in ("rgb", "bgr") and "compressed" in compressed and \
+        "compressed bgr" not in compressed
 
 
 def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -229,15 +231,6 @@ def image_to_depth(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 def _key(encoding) -> str:
     return str(encoding or "").strip().lower()
-
-
-def check_image_size(height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-    """Raise ImageDecodeError for an empty image or one above `max_pixels` (named in the error)."""
-    if height <= 0 or width <= 0:
-        raise ImageDecodeError(f"empty image ({width}x{height})")
-    if height * width > max_pixels:
-        raise ImageDecodeError(f"image {width}x{height} has {height * width} pixels, above the "
-                               f"limit of {max_pixels} (max_image_pixels)")
 
 
 def _pixels(encoding, height, width, step, is_bigendian, data, max_pixels):
@@ -361,40 +354,3 @@ def _undecodable(raw: np.ndarray, flags: int) -> str:
     if whole is not None and whole.dtype.kind == "f":
         return f"it is a {whole.dtype} (floating-point) image; 8- and 16-bit images are read"
     return "not an image OpenCV reads, or corrupt"
-
-
-def check_complete(data, what: str = "image") -> None:
-    """Raises ImageDecodeError for a JPEG with no end-of-image marker after its first scan: a frame
-    cut short, which libjpeg decodes with its missing rows grey. Data after the marker (padding, a
-    motion photo's video) is allowed: entropy-coded data holds no marker, so that one ends it."""
-    raw = data if isinstance(data, bytes) else _byte_view(data).tobytes()
-    if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") <= raw.find(b"\xff\xda"):
-        raise ImageDecodeError(f"{what} is a truncated JPEG: its {len(raw)} bytes end without "
-                               "the end-of-image marker")
-
-
-def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> None:
-    """Raises ImageDecodeError when an encoded image's header declares more than `max_pixels`.
-
-    `data`: the file's bytes (JPEG, PNG, TIFF, ...), `what` names it. Pillow's open() parses the
-    header only: a bomb is refused before its pixels are allocated. A PNG Pillow refuses (a bad
-    ancillary CRC, which libpng decodes) is sized from its IHDR; other payloads are left to
-    OpenCV (its decoders answer None or are bounded by OPENCV_IO_MAX_IMAGE_PIXELS)."""
-    raw = data if isinstance(data, bytes) else _byte_view(data).tobytes()
-    try:  # max_pixels is the only limit; Pillow's (a global, every thread's) is left as it is:
-        with warnings.catch_warnings():  # its warning silenced, its refusal's count checked
-            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-            with PIL.Image.open(io.BytesIO(raw)) as header:
-                width, height = header.size
-    except PIL.Image.DecompressionBombError as exc:
-        size = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's message holds the declared size
-        if size and int(size[1]) <= max_pixels:
-            return  # decoded, the image's size is checked again
-        size = size[1] if size else f"over {2 * PIL.Image.MAX_IMAGE_PIXELS}"
-        raise ImageDecodeError(f"{what} is above the limit of {max_pixels} (max_image_pixels): its "
-                               f"header declares {size} pixels") from exc
-    except Exception:  # noqa: BLE001 - Pillow raises many types for what it cannot parse
-        if raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR" or len(raw) < 24:
-            return
-        width, height = struct.unpack(">II", raw[16:24])  # IHDR: the first chunk, fixed place
-    check_image_size(height, width, max_pixels)

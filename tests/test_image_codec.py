@@ -284,6 +284,17 @@ def test_compressed_png_colour_mono_and_16bit():
     np.testing.assert_array_equal(out, rgb)
 
 
+@pytest.mark.parametrize("format", ["rgb8; png compressed rgb8", "rgba8; png compressed rgba8",
+                                    "RGB8; PNG compressed RGB8"])
+def test_compressed_red_first_when_the_format_says_so(format):
+    """helper-114: "...; jpeg compressed rgb8" holds its channels red first, as
+    compressed_image_transport's subscriber reads it (it swaps only for "compressed bgr"); read
+    blue first, a red ball came back blue."""
+    rgb = np.random.default_rng(3).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    stored = rgb if "rgba" not in format else np.concatenate([rgb, np.full((5, 7, 1), 255, np.uint8)], 2)
+    np.testing.assert_array_equal(decode_compressed(format, _encoded(".png", stored)), rgb)
+
+
 @pytest.mark.parametrize("payload", [b"", b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
 def test_compressed_garbage_is_a_decode_error(payload):
     with pytest.raises(ImageDecodeError, match="compressed image"):
