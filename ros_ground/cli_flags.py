@@ -118,9 +118,10 @@ def file_flags(path: str) -> dict:
             setting = declared[name]
             fixed = param_files.as_declared(setting, value)
             value = value if fixed is None else fixed
-            if isinstance(setting.default, bool) != isinstance(value, bool) or value is None:
-                raise ValueError(f"{path}: {name} must be {type(setting.default).__name__}, got "
-                                 f"{value!r}")
+            if not param_files.of_declared_type(setting, value):  # as the node would refuse it
+                raise ValueError(f"{path}: {name}: expected {param_files.type_words(setting)}, got {value!r} "
+                                 f"(the node declares it of type {param_files.declared_type(setting)} and "
+                                 "would refuse it)")
             if name not in used or name in NOT_FROM_FILES:
                 try:
                     setting.check(value)

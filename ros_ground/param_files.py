@@ -208,6 +208,42 @@ def as_declared(setting: Setting, value):
     return None
 
 
+def declared_type(setting: Setting) -> str:
+    """The ROS parameter type `setting` is declared with, as rclpy names it in a refusal."""
+    d = setting.default
+    if isinstance(d, (list, tuple)):
+        return _TYPE_NAMES.get(type(d[0] if d else ""), "STRING") + "_ARRAY"
+    return _TYPE_NAMES.get(type(d), "STRING")
+
+
+_TYPE_NAMES = {bool: "BOOL", int: "INTEGER", float: "DOUBLE"}
+
+
+def type_words(setting: Setting) -> str:
+    """`declared_type` in words: "an integer", "a number (not quoted)", "a list of text"."""
+    words = {"BOOL": "true or false", "INTEGER": "an integer", "DOUBLE": "a number (not quoted)",
+             "STRING": "text"}
+    kind = declared_type(setting)
+    return f"a list of {words[kind[:-len('_ARRAY')]]}" if kind.endswith("_ARRAY") else words[kind]
+
+
+def of_declared_type(setting: Setting, value) -> bool:
+    """Whether a node declaring `setting` takes `value` (after as_declared) by its type alone:
+    rclpy refuses a double for an integer (`queue_size: 2.5`) and text for a number
+    (`pred_iou_thresh: "0.5"`), which a flag, parsed from text, would take."""
+    want = declared_type(setting)
+    if want.endswith("_ARRAY"):
+        return isinstance(value, (list, tuple)) and all(_is(want[:-len("_ARRAY")], v) for v in value)
+    return _is(want, value)
+
+
+def _is(kind: str, value) -> bool:
+    if kind == "BOOL":
+        return isinstance(value, bool)
+    return isinstance(value, {"INTEGER": int, "DOUBLE": float, "STRING": str}[kind]) and not isinstance(
+        value, bool)
+
+
 def closest(name: str, table) -> str:
     """': did you mean ...?' naming the parameters closest to the unknown `name`, among the
     node's own (`table`) and then every ros_ground node's ("" when none is close)."""

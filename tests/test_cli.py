@@ -326,11 +326,18 @@ def test_a_params_file_gives_the_flags_the_nodes_values(monkeypatch, tmp_path, c
                         ("sim_camera_node:\n  ros__parameters:\n    seed: 1\n",
                          "has no section for grounding_node (its sections: sim_camera_node)"),
                         ("grounding_node:\n  ros__parameters:\n    min_target_score: lots\n",
-                         f"{bad}: min_target_score: "),
+                         f"{bad}: min_target_score: expected a number (not quoted), got 'lots'"),
                         ("grounding_node:\n  ros__parameters:\n    torch_threads: true\n",
-                         f"{bad}: torch_threads must be int, got True"),
+                         f"{bad}: torch_threads: expected an integer, got True"),
                         ("grounding_node:\n  ros__parameters:\n    device: null\n",
-                         f"{bad}: device must be str, got None"),
+                         f"{bad}: device: expected text, got None"),
+                        # helper-112: types the node refuses though their text would parse
+                        ("grounding_node:\n  ros__parameters:\n    queue_size: 2.5\n",
+                         f"{bad}: queue_size: expected an integer, got 2.5"),
+                        ("mask_proposal_node:\n  ros__parameters:\n    pred_iou_thresh: '0.5'\n",
+                         f"{bad}: pred_iou_thresh: expected a number (not quoted), got '0.5'"),
+                        ("grounding_node:\n  ros__parameters:\n    attention_views: [identity, 2]\n",
+                         f"{bad}: attention_views: expected a list of text, got ['identity', 2]"),
                         ("grounding_node:\n  ros__parameters:\n    max_image_pixels: 0\n",
                          f"{bad}: max_image_pixels: expected an integer >= 1, got '0'")]:
         bad.write_text(text)
