@@ -108,8 +108,9 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
     for i in range(REPEAT):
         namespace = f"/stop_{os.getpid()}_{module.rsplit('.', 1)[1]}_{int(signum)}_{int(busy)}_{i}"
         proc = start_node_process(module, PARAMS, namespace=namespace)
-        client = Client(namespace=namespace)
-        try:
+        client = None
+        try:  # the process is ended whatever fails, the client's start included
+            client = Client(namespace=namespace)
             _wait_active(client, namespace, nodes, proc)
             results = _make_busy(client, nodes) if busy else []
             sent, sent_wall = time.monotonic(), time.time()  # wall clock: compare with the log
@@ -132,7 +133,8 @@ def test_one_signal_ends_the_process(ros, module, signum, busy):
             assert all(answered), f"{when}: {sum(answered)} of {len(results)} goals got a result"
             assert {f.result().result.response.status for f in results} <= {GroundedResponse.STATUS_CANCELED}
         finally:
-            client.close()
+            if client is not None:
+                client.close()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -216,17 +218,21 @@ def test_a_signal_during_a_configure_asked_over_the_service_ends_the_process(ros
     namespace = f"/stop_{os.getpid()}_service_{int(signum)}"
     proc = _start(["-m", "tests.slow_start", "grounding_node"], {**PARAMS, "autostart": False},
                   namespace)
-    client = Client(namespace=namespace)
-    service = client.node.create_client(ChangeState, f"{namespace}/grounding_node/change_state")
-    try:
+    client = None
+    try:  # the process is ended whatever fails, the client's start included
+        client = Client(namespace=namespace)
+        service = client.node.create_client(ChangeState, f"{namespace}/grounding_node/change_state")
         _wait_for(proc, lambda: service.wait_for_service(timeout_sec=0.5), 120, "change_state")
         service.call_async(ChangeState.Request(
             transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
         _wait_for(proc, lambda: MARK in process_output(proc), 60, "slow load")
         code, took, output = _signal_and_time(proc, signum)
     finally:
-        client.node.destroy_client(service)
-        client.close()
+        if client is not None:
+            client.close()  # its node's clients with it
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert code == 0 and took < EXIT_WITHIN_S, f"{took:.1f} s, exit status {code}\n{output}"
     assert "Traceback" not in output, output
 

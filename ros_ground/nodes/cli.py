@@ -22,7 +22,7 @@ def add_ros_commands(sub) -> None:
     ask = sub.add_parser("ask", help="send a prompt to a running grounding node (ROS action)")
     ask.add_argument("prompt", help="a description request, question or command")
     ask.add_argument("--namespace", default="", help="namespace of the grounding node "
-                     "(default: none; sim.launch.py and make demo use /sim)")
+                     "(default: none; sim.launch.py uses /sim, make demo /demo on a private domain)")
     ask.add_argument("--timeout", type=positive_seconds, default=120.0,
                      help="seconds to wait for the result, of which at most 30 for the action "
                           "server (default %(default)g)")
