@@ -19,7 +19,9 @@ anything else fails safe, to `locate` or `none`:
   monday"), said to someone else ("john, grab the mug", "hey mike hand me ..."), words to
   repeat or note ("repeat after me: ...", "todo: ..."), doubted or supposed
   ("can you even lift it", "hypothetically") nor asked of a kind by its examples ("things like
-  the box"), and with an object that is some thing ("neither the mug nor the duck", "none of
+  the box"), with no relation that no reading honours ("the mug *not next to* the tray",
+  "*farthest from* the tray": the target would be any mug), and with an object that is some
+  thing ("neither the mug nor the duck", "none of
   them", "a second" are none);
 - `none`: no target and nothing to put ("Describe the scene.", "How many mugs are there?"),
   an act forbidden ("Don't pick up the mug.", "I don't want you to touch the knife."), or a
@@ -114,6 +116,16 @@ _TO_SOMEONE_ELSE = re.compile(r"^\s*(?:" + "|".join(_GREETINGS) + r")\s+(?P<name
                               r"\btalking\s+to\s+(?!you\b)\w+", re.IGNORECASE)
 _ROBOT_NAMES = frozenset("robot ros bot there you guys can could would will please pls so um uh".split())
 # a request broken off for a question: "pick up the red mug, no, where is the blue one?"
+# a relation that rules its landmark's neighbours out, or ranks by distance the other way, which
+# no reading of the command honours (command_relations reads no landmark in them): the target
+# would be any object of its kind, the one excluded included ("pick up the mug *that is not next
+# to* the tray", "*other than the one by* the tray", "the mug *farthest from* the tray")
+_UNHONOURED = re.compile(
+    r"(?:\bnot|n['\u2019]?t|\bnever|\b(?:other\s+than|except(?:\s+for)?|but\s+not|not)\s+(?:the|that|those)\s+"
+    r"ones?(?:\s+(?:that|which)\s+(?:is|are|'s))?)\s+(?:(?:directly|right|just|immediately)\s+)?(?:next\s+to|"
+    r"beside|near|close\s+to|by|(?:to\s+the\s+)?(?:left|right)\s+of|in\s+front\s+of|behind|on|in|under|"
+    r"above|between)\s+(?:the|a|an|my|your|this|that)\b|\b(?:farthest|furthest|farther|further)\s+(?:away\s+)?"
+    r"from\s+(?!(?:the\s+)?(?:camera|robot)\b|you\b)", re.IGNORECASE)
 _THEN_ASKED = re.compile(r"[,.;:!]\s*(?:no+|wait|actually|hmm+|sorry|oh)\b[^.!]*\?\s*$", re.IGNORECASE)
 # a kind asked about by its examples: "can you pick up heavy things *like* the box"
 _EXAMPLES = re.compile(r"\s*(?:like|such\s+as)\b", re.IGNORECASE)
@@ -152,7 +164,8 @@ def command_intent(nlp, text: str) -> str:
         return "none"
     if _TAKEN_BACK.search(text):
         return "none"
-    if _NOT_NOW.search(text) or _THEN_ASKED.search(text) or _said_to_another(text) or (
+    if _NOT_NOW.search(text) or _THEN_ASKED.search(text) or _UNHONOURED.search(text) or _said_to_another(
+            text) or (
             target >= 0 and _EXAMPLES.match(text, chunks[target].char_end)):
         return "locate" if rule is not None else "none"
     # shouted commands tag as proper nouns ("PICK UP THE MUG"); "the mug please" as please's subject
