@@ -295,6 +295,23 @@ def test_compressed_red_first_when_the_format_says_so(format):
     np.testing.assert_array_equal(decode_compressed(format, _encoded(".png", stored)), rgb)
 
 
+@pytest.mark.parametrize("flag, value", [(None, 0), ("IMWRITE_JPEG_QUALITY", 100),
+                                         ("IMWRITE_JPEG_PROGRESSIVE", 1),
+                                         ("IMWRITE_JPEG_RST_INTERVAL", 2), ("IMWRITE_JPEG_OPTIMIZE", 1)])
+def test_a_jpeg_with_bytes_overwritten_is_refused_and_whole_ones_pass(flag, value):
+    """helper-114: a JPEG with 400 bytes overwritten mid-scan (a USB MJPEG camera's) decoded to
+    garbage rows, said only by libjpeg on stderr; every JPEG OpenCV writes still decodes."""
+    import cv2
+
+    image = cv2.resize(_flat(16, 16)[:, :, ::-1], (96, 64)) + np.arange(64, dtype=np.uint8)[:, None, None]
+    payload = bytearray(_encoded(".jpg", image, *([getattr(cv2, flag), value] if flag else [])))
+    assert decode_compressed("jpeg", bytes(payload)).shape == (64, 96, 3)
+    start = payload.find(b"\xff\xda") + 20
+    payload[start:start + 8] = b"\x12\xff\x45\x67\x89\xff\x13\x00"  # 0xFF45, 0xFF13: no scan marker
+    with pytest.raises(ImageDecodeError, match="corrupt JPEG"):
+        decode_compressed("jpeg", bytes(payload))
+
+
 @pytest.mark.parametrize("payload", [b"", b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
 def test_compressed_garbage_is_a_decode_error(payload):
     with pytest.raises(ImageDecodeError, match="compressed image"):
