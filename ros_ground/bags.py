@@ -48,6 +48,7 @@ class BagFrame(NamedTuple):
     rgb: np.ndarray  # HxWx3 uint8
     depth: np.ndarray | None = None  # HxW float32 metres, NaN = no return
     camera_info: CameraInfo | None = None
+    depth_frame_id: str = ""  # the depth message's own header frame_id
 
 
 class BagTopics(NamedTuple):
@@ -57,17 +58,22 @@ class BagTopics(NamedTuple):
     depth: str
     camera_info: str
     counts: dict[str, int]
+    grey: bool = False  # the image topic carries no colour (mono, or depth replayed as grey)
+    why: tuple[str, ...] = ()  # why the automatic choices fell where they did
 
     def describe(self) -> str:
         parts = [f"colour {self.image} ({self.counts.get(self.image, 0)} messages)"]
         if self.depth:
-            parts.append(f"depth {self.depth}")
+            parts.append(f"depth {self.depth} ({self.counts.get(self.depth, 0)} messages)")
         if self.camera_info:
             parts.append(f"camera_info {self.camera_info}")
-        return ", ".join(parts)
+        return ", ".join(parts) + "".join(f"; {why}" for why in self.why)
 
 
 DEPTH_ENCODINGS = ("16uc1", "32fc1")
+# an encoding (or a CompressedImage format) naming one of these carries colour
+COLOUR_WORDS = ("rgb", "bgr", "yuv", "yuyv", "uyvy", "nv12", "nv21", "nv24", "bayer", "8uc3", "8uc4")
+REGISTERED_WORDS = ("aligned", "registered")  # aligned_depth_to_color, depth_registered
 AUTO = None  # pick the topic; "" turns depth or camera_info off
 SkipCallback = Callable[[str, int, str], None]  # (topic, log time ns, reason)
 
@@ -119,51 +125,113 @@ def _image_topics(reader: AnyReader) -> dict[str, int]:
             if info.msgtype in (IMAGE, COMPRESSED)}
 
 
-def _is_depth(reader: AnyReader, topic: str) -> bool:
-    """A topic is depth when its first decodable message is 16UC1/32FC1 or compressedDepth."""
+def _first_message(reader: AnyReader, topic: str):
+    """The topic's first deserializable message, or None."""
     connections = [c for c in reader.connections if c.topic == topic]
     for _, _, raw in reader.messages(connections=connections):
         try:
-            msg = reader.deserialize(raw, connections[0].msgtype)
+            return reader.deserialize(raw, connections[0].msgtype)
         except Exception:  # noqa: BLE001 - an unreadable first message: look at the next
             continue
-        if hasattr(msg, "format"):
-            return "compresseddepth" in str(msg.format).lower()
-        return str(msg.encoding).strip().lower() in DEPTH_ENCODINGS
-    return "depth" in topic.lower()
+    return None
+
+
+def _kind(msg, topic: str) -> tuple[str, str]:
+    """("depth" | "colour" | "mono", encoding) of an image topic from its first message.
+
+    Depth is 16UC1 / 32FC1 or compressedDepth; colour an encoding naming rgb / bgr / yuv /
+    bayer (a CompressedImage's format too, and a bare "jpeg" / "png", which image_transport
+    writes for colour); anything else (mono8, mono16, 8UC1) is mono. A topic without a readable
+    message is depth when its name says so, else colour.
+    """
+    if msg is None:
+        return ("depth" if "depth" in topic.lower() else "colour"), "?"
+    if hasattr(msg, "format"):
+        fmt = str(msg.format).strip().lower()
+        if "compresseddepth" in fmt:
+            return "depth", str(msg.format)
+        encoding = fmt.split(";")[0].strip()
+        if encoding in DEPTH_ENCODINGS:
+            return "depth", str(msg.format)
+        grey = encoding.startswith("mono") or encoding in ("8uc1", "16uc1")
+        return ("mono" if grey else "colour"), str(msg.format)
+    encoding = str(msg.encoding).strip().lower()
+    if encoding in DEPTH_ENCODINGS:
+        return "depth", str(msg.encoding)
+    return ("colour" if any(w in encoding for w in COLOUR_WORDS) else "mono"), str(msg.encoding)
+
+
+def _frame_of(msg) -> str:
+    return str(msg.header.frame_id) if msg is not None else ""
 
 
 def select_topics(reader: AnyReader, path, topic: str | None = AUTO,
                   depth_topic: str | None = AUTO, info_topic: str | None = AUTO) -> BagTopics:
     """The colour, depth and camera_info topics to replay; raises BagError when none fits.
 
-    By default the colour topic is the busiest image topic that is not depth (16UC1 / 32FC1
-    images or compressedDepth), then the first by name; depth the busiest depth topic; and
-    camera_info the CameraInfo topic sharing the longest name prefix with the colour topic.
+    By default the colour topic is the busiest image topic whose encoding carries colour
+    (rgb / bgr / yuv / bayer, compressed colour), then the first by name; a mono one (mono8,
+    8UC1, an IR stream) only when the bag has no colour topic, and then `grey` is set. Depth is
+    16UC1 / 32FC1 or compressedDepth; by default the depth topic registered to the colour one
+    (the same header frame_id as the colour topic's first message, else a name with "aligned"
+    or "registered"), then the busiest. camera_info is the CameraInfo topic sharing the longest
+    name prefix with the colour topic. `why` says why each automatic choice fell as it did. A
+    named topic the bag lacks, or a named depth topic that is not depth, raises BagError
+    listing the bag's topics.
     """
     counts = _image_topics(reader)
     if not counts:
         raise BagError(f"{path} has no sensor_msgs/Image or CompressedImage topic")
-    depth_topics = {t for t in counts if _is_depth(reader, t)}
-    colour = {t: n for t, n in counts.items() if t not in depth_topics}
+    firsts = {t: _first_message(reader, t) for t in counts}
+    kinds = {t: _kind(firsts[t], t) for t in counts}
+    depth_topics = {t for t in counts if kinds[t][0] == "depth"}
+    why = []
     if topic is None:
-        if not colour:
+        colour = {t: n for t, n in counts.items() if kinds[t][0] == "colour"}
+        mono = {t: n for t, n in counts.items() if kinds[t][0] == "mono"}
+        if not colour and not mono:
             raise BagError(f"{path} has only depth image topics ({sorted(depth_topics)}); "
                            "set bag_topic to replay one as grey")
-        topic = sorted(colour, key=lambda t: (-colour[t], t))[0]
+        topic = sorted(colour or mono, key=lambda t: (-counts[t], t))[0]
+        busier = sorted(t for t in mono if counts[t] > counts[topic])
+        if not colour:
+            why.append(f"{topic} is {kinds[topic][1]}: the bag has no colour image topic, so "
+                       "the frames carry no colour")
+        elif busier:
+            why.append(f"colour ({kinds[topic][1]}) chosen over the busier mono {', '.join(busier)}")
     elif topic not in counts:
         raise BagError(f"{path} has no image topic {topic!r}; image topics: {sorted(counts)}")
+    colour_frame = _frame_of(firsts[topic])
     if depth_topic is None:
-        candidates = sorted(depth_topics - {topic}, key=lambda t: (-counts[t], t))
-        depth_topic = candidates[0] if candidates else ""
+        candidates = depth_topics - {topic}
+
+        def registered(t):
+            if colour_frame and _frame_of(firsts[t]) == colour_frame:
+                return f"frame_id {colour_frame!r} as the colour's"
+            return next((f"named {w!r}" for w in REGISTERED_WORDS if w in t.lower()), "")
+
+        ranked = sorted(candidates, key=lambda t: (not registered(t), -counts[t], t))
+        depth_topic = ranked[0] if ranked else ""
+        if depth_topic and registered(depth_topic):
+            if len(ranked) > 1:
+                why.append(f"depth registered to the colour ({registered(depth_topic)}) chosen "
+                           f"over {', '.join(ranked[1:])}")
+        elif depth_topic:
+            why.append(f"no depth topic is registered to the colour (frame_id {colour_frame!r}); "
+                       f"{depth_topic} is in frame {_frame_of(firsts[depth_topic])!r}, positions "
+                       "may be off: set bag_depth_topic")
     elif depth_topic and depth_topic not in counts:
         raise BagError(f"{path} has no depth topic {depth_topic!r}; image topics: {sorted(counts)}")
+    elif depth_topic and depth_topic not in depth_topics:
+        raise BagError(f"{path}: {depth_topic!r} is not depth ({kinds[depth_topic][1]}); depth "
+                       f"topics: {sorted(depth_topics)}")
     infos = sorted(name for name, info in reader.topics.items() if info.msgtype == CAMERA_INFO)
     if info_topic is None:
         info_topic = max(infos, key=lambda t: len(os.path.commonprefix([t, topic]))) if infos else ""
     elif info_topic and info_topic not in infos:
         raise BagError(f"{path} has no CameraInfo topic {info_topic!r}; CameraInfo topics: {infos}")
-    return BagTopics(topic, depth_topic, info_topic, counts)
+    grey = kinds[topic][0] != "colour"
+    return BagTopics(topic, depth_topic, info_topic, counts, grey, tuple(why))
 
 
 def bag_topics(path: str | Path, topic: str | None = AUTO, depth_topic: str | None = AUTO,
@@ -198,7 +266,8 @@ def read_images(path: str | Path, topic: str | None = AUTO, depth_topic: str | N
     Topics are chosen by select_topics (None = automatic, "" = no depth / camera_info). Each
     frame is decoded when reached and nothing is kept but the frame being assembled, so memory
     does not grow with the bag. A frame's depth (and camera_info) is the one nearest in stamp
-    among the last logged before it and those logged before the next colour frame. Messages that fail to
+    among the last logged before it and those logged before the next colour frame; the frame keeps
+    the depth message's own frame_id (depth_frame_id). Messages that fail to
     deserialize or decode are skipped and passed to `on_skip(topic, log_ns, reason)`. Raises
     BagError when the bag cannot be opened or has no usable image topic.
     """
@@ -217,11 +286,12 @@ def read_images(path: str | Path, topic: str | None = AUTO, depth_topic: str | N
                 stamp = _stamp(msg, log_ns)
                 if name in (topics.depth, topics.camera_info):
                     field = "depth" if name == topics.depth else "camera_info"
-                    value = image_to_depth(msg) if field == "depth" else _camera_info(msg)
+                    value = ({"depth": image_to_depth(msg), "depth_frame_id": str(msg.header.frame_id)}
+                             if field == "depth" else {"camera_info": _camera_info(msg)})
                     latest[field] = (stamp, value)
                     if pending is not None and (field not in attached or abs(stamp - pending.stamp_ns)
                                                 < abs(attached[field] - pending.stamp_ns)):
-                        pending, attached[field] = pending._replace(**{field: value}), stamp
+                        pending, attached[field] = pending._replace(**value), stamp
                     continue
                 frame = BagFrame(stamp, str(msg.header.frame_id), image_to_rgb(msg))
             except Exception as exc:  # noqa: BLE001 - rosbags' and the decoders' errors alike
@@ -230,7 +300,7 @@ def read_images(path: str | Path, topic: str | None = AUTO, depth_topic: str | N
                 continue
             if pending is not None:
                 yield pending
-            pending = frame._replace(**{field: value for field, (_, value) in latest.items()})
+            pending = frame._replace(**{k: v for _, value in latest.values() for k, v in value.items()})
             attached = {field: ns for field, (ns, _) in latest.items()}
         if pending is not None:
             yield pending

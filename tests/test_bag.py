@@ -150,10 +150,10 @@ class _Msgs:
             fields["seq"] = 0
         return self.t["std_msgs/msg/Header"](**fields)
 
-    def image(self, stamp, pixels, encoding, data=None):
+    def image(self, stamp, pixels, encoding, data=None, frame_id="cam"):
         h, w = pixels.shape[:2]
         raw = np.ascontiguousarray(pixels).view(np.uint8).reshape(h, -1)
-        return self.t[IMAGE](header=self.header(stamp), height=h, width=w, encoding=encoding,
+        return self.t[IMAGE](header=self.header(stamp, frame_id), height=h, width=w, encoding=encoding,
                              is_bigendian=0, step=raw.shape[1],
                              data=raw.ravel() if data is None else data)
 
@@ -320,6 +320,79 @@ def test_depth_only_bag_is_refused_by_default(tmp_path):
     with pytest.raises(BagError, match="only depth"):
         bag_topics(path)
     assert len(list(read_images(path, topic="/cam/depth"))) == 1
+
+
+COLOR, ALIGNED, UNREG, IR = ("/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw",
+                              "/camera/depth/image_rect_raw", "/camera/infra1/image_rect_raw")
+COLOR_FRAME, DEPTH_FRAME = "camera_color_optical_frame", "camera_depth_optical_frame"
+
+
+def _realsense_messages(m: _Msgs, frames=6, colour=True):
+    """A RealSense recording: infra1 (mono8, twice as busy as colour), colour (bgr8), the
+    sensor's own depth (unregistered, its own frame, 1.5 m) and aligned depth (the colour's
+    frame, 1.0 m + 0.1 m a frame) that dropped two frames, so the unregistered one is busier."""
+    out = []
+    for k in range(frames):
+        stamp = START + k * 10**8
+        for half in (0, 5 * 10**7):
+            out.append((IR, IMAGE, stamp + half, m.image(stamp + half, _colour(k)[:, :, 0], "mono8",
+                                                         frame_id="camera_infra1_optical_frame")))
+        if colour:
+            out.append((COLOR, IMAGE, stamp, m.image(stamp, _colour(k)[:, :, ::-1], "bgr8",
+                                                     frame_id=COLOR_FRAME)))
+        out.append((UNREG, IMAGE, stamp + 1, m.image(stamp, np.full((6, 8), 1500, np.uint16), "16UC1",
+                                                     frame_id=DEPTH_FRAME)))
+        if k not in (2, 4):
+            out.append((ALIGNED, IMAGE, stamp + 2, m.image(stamp, _depth_mm(k), "16UC1",
+                                                           frame_id=COLOR_FRAME if colour else "")))
+    return out
+
+
+def test_realsense_bag_replays_colour_and_registered_depth_not_the_busiest(tmp_path):
+    path = tmp_path / "realsense"
+    _write2(path, _realsense_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE))))
+    topics = bag_topics(path)
+    assert topics.counts[IR] > topics.counts[COLOR] and topics.counts[UNREG] > topics.counts[ALIGNED]
+    assert (topics.image, topics.depth) == (COLOR, ALIGNED) and not topics.grey
+    said = topics.describe()
+    assert f"chosen over the busier mono {IR}" in said
+    assert f"frame_id {COLOR_FRAME!r} as the colour's" in said and f"over {UNREG}" in said
+    frames = list(read_images(path))
+    assert len(frames) == 6 and np.array_equal(frames[0].rgb, _colour(0))
+    # aligned depth, paired with its own frame (k) and, where it was dropped, the previous one
+    assert [round(float(f.depth[1, 1]), 1) for f in frames] == [1.0, 1.1, 1.1, 1.3, 1.3, 1.5]
+    assert {f.depth_frame_id for f in frames} == {COLOR_FRAME} == {f.frame_id for f in frames}
+
+
+def test_bag_depth_topic_chosen_by_hand_keeps_its_own_frame_id(tmp_path):
+    path = tmp_path / "realsense"
+    _write2(path, _realsense_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE))))
+    assert bag_topics(path, depth_topic=UNREG).depth == UNREG
+    frames = list(read_images(path, depth_topic=UNREG))
+    assert {f.depth_frame_id for f in frames} == {DEPTH_FRAME} and frames[0].frame_id == COLOR_FRAME
+    assert float(frames[0].depth[1, 1]) == pytest.approx(1.5)
+    with pytest.raises(BagError, match=r"no depth topic '/nope'.*" + ALIGNED):
+        bag_topics(path, depth_topic="/nope")
+    with pytest.raises(BagError, match=f"{IR}' is not depth .mono8.; depth topics: .*{UNREG}"):
+        bag_topics(path, depth_topic=IR)
+
+
+def test_unregistered_depth_alone_is_said(tmp_path):
+    path = tmp_path / "unregistered"
+    m = _Msgs(get_typestore(Stores.ROS2_HUMBLE))
+    _write2(path, [msg for msg in _realsense_messages(m) if msg[0] != ALIGNED])
+    topics = bag_topics(path)
+    assert topics.depth == UNREG and "no depth topic is registered to the colour" in topics.describe()
+
+
+def test_registered_depth_by_name_and_a_mono_only_bag(tmp_path):
+    path = tmp_path / "ir_only"
+    _write2(path, _realsense_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE)), colour=False))
+    topics = bag_topics(path)
+    # no colour topic: the IR one, said to be grey; the aligned depth by its name (no frame_id)
+    assert (topics.image, topics.depth) == (IR, ALIGNED) and topics.grey
+    assert "mono8: the bag has no colour image topic" in topics.describe()
+    assert "named 'aligned'" in topics.describe()
 
 
 def _peak_bytes(path) -> int:
