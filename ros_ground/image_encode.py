@@ -27,6 +27,20 @@ def encode_rgb8(image: np.ndarray) -> tuple[int, int, int, bytes]:
     return height, width, width * 3, image.tobytes()
 
 
+def encode_mono8(image: np.ndarray) -> tuple[int, int, int, bytes]:
+    """(height, width, step, data) of an HxW uint8 grey image, for a mono8 message.
+
+    Raises ImageEncodeError for another shape or dtype, as encode_rgb8 does.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ImageEncodeError(f"expected an HxW uint8 grey image, got {image.dtype} with "
+                               f"shape {image.shape}")
+    image = np.ascontiguousarray(image)
+    height, width = image.shape
+    return height, width, width, image.tobytes()
+
+
 def encode_depth_32fc1(depth: np.ndarray) -> tuple[int, int, int, bytes]:
     """(height, width, step, data) of an HxW depth image in metres, for a 32FC1 message.
 

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ros_ground.image_codec import SUPPORTED_ENCODINGS, ImageCodecError, ImageDecodeError, decode_image
-from ros_ground.image_encode import ImageEncodeError, encode_rgb8
+from ros_ground.image_encode import ImageEncodeError, encode_mono8, encode_rgb8
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 7
 
@@ -91,6 +91,15 @@ def test_encode_rgb8_refuses_what_a_cast_would_corrupt(image):
         encode_rgb8(image)
     assert not issubclass(ImageEncodeError, ImageDecodeError)  # an encoder's error is no decode's
     assert issubclass(ImageEncodeError, ImageCodecError) and issubclass(ImageDecodeError, ImageCodecError)
+
+
+def test_encode_mono8_round_trip_and_refusals():
+    grey = RGB[:, ::-1, 1]  # a strided view is packed
+    h, w, step, data = encode_mono8(grey)
+    assert step == w and decode_image("mono8", h, w, step, 0, data)[:, :, 0].tobytes() == grey.tobytes()
+    for image in (RGB, grey / 255.0):
+        with pytest.raises(ImageEncodeError, match="expected an HxW uint8 grey image"):
+            encode_mono8(image)
 
 
 @settings(max_examples=400, deadline=None)

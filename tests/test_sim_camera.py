@@ -238,3 +238,54 @@ def test_a_scene_change_is_said_and_applied_whole_or_not_at_all(ros, monkeypatch
         assert node.scene.seed == 2 and node.get_parameter("seed").value == 2  # they agree
     finally:
         node.destroy_node()
+
+
+def _bag_node(bag, **params):
+    from ros_ground.nodes.sim_camera_node import SimCameraNode
+
+    node = SimCameraNode(namespace="/rs", parameter_overrides=[
+        Parameter("bag", value=str(bag)), *(Parameter(k, value=v) for k, v in params.items())])
+    sent = {"image": [], "depth": []}
+    node.image_pub.publish, node.depth_pub.publish = sent["image"].append, sent["depth"].append
+    return node, sent
+
+
+def test_bag_replay_of_a_realsense_bag_keeps_the_depth_frame_id(ros, tmp_path):
+    from rosbags.typesys import Stores, get_typestore
+
+    from tests.test_bag import ALIGNED, DEPTH_FRAME, IR, UNREG, _Msgs, _realsense_messages, _write2
+
+    bag = tmp_path / "realsense"
+    messages = _realsense_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE)))
+    _write2(bag, messages)
+    # by default: colour (not the busier IR) and aligned depth, published in the image's frame
+    node, sent = _bag_node(bag)
+    try:
+        assert node.get_parameter("bag_depth_topic").value == ""
+        node._publish()
+        (image,), (depth,) = sent["image"], sent["depth"]
+        assert image.encoding == "rgb8" and image.header.frame_id == "sim_camera_optical_frame"
+        assert depth.header == image.header
+        ro = node.set_parameters([Parameter("bag_depth_topic", value=UNREG)])[0]
+        assert not ro.successful and "read-only" in ro.reason
+    finally:
+        node.destroy_node()
+    # chosen by hand, the unregistered depth keeps its frame (the grounding node warns), and
+    # the stamp of the image it goes with
+    node, sent = _bag_node(bag, bag_depth_topic=UNREG)
+    try:
+        node._publish()
+        (image,), (depth,) = sent["image"], sent["depth"]
+        assert depth.header.frame_id == DEPTH_FRAME and depth.header.stamp == image.header.stamp
+    finally:
+        node.destroy_node()
+    with pytest.raises(ValueError, match=f"no depth topic '/nope'.*{ALIGNED}"):
+        _bag_node(bag, bag_depth_topic="/nope")
+    # a bag with IR only: republished as mono8, so the grounding node can say it has no colour
+    _write2(tmp_path / "ir", [m for m in messages if m[0] in (IR, ALIGNED)])
+    node, sent = _bag_node(tmp_path / "ir")
+    try:
+        node._publish()
+        assert sent["image"][0].encoding == "mono8" and sent["image"][0].step == 8
+    finally:
+        node.destroy_node()

@@ -16,7 +16,7 @@ from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from ros_ground.image_encode import encode_depth_32fc1, encode_rgb8
+from ros_ground.image_encode import encode_depth_32fc1, encode_mono8, encode_rgb8
 from ros_ground.intent import INTENTS
 from ros_ground.masks import mask_bbox
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
@@ -161,6 +161,11 @@ def error_response(
 def rgb_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:
     """An rgb8 sensor_msgs/Image of an HxWx3 uint8 RGB array."""
     return _image_msg("rgb8", encode_rgb8(image), header)
+
+
+def mono_to_image_msg(image: np.ndarray, header: Header | None = None) -> Image:
+    """A mono8 sensor_msgs/Image of an HxW uint8 grey array."""
+    return _image_msg("mono8", encode_mono8(image), header)
 
 
 def depth_to_image_msg(depth: np.ndarray, header: Header | None = None) -> Image:

@@ -7,7 +7,9 @@ robot-side graph can be tested, and scored, without hardware. A new scene comes 
 `new_scene` service or from changing `seed` (or the size and object parameters).
 With `bag` set it replays a bag's colour topic instead (ros_ground.bags: rosbag2 or ROS 1,
 raw or compressed), streaming and looping, and publishes `depth` (32FC1 metres) and
-`camera_info` from the bag when it has them.
+`camera_info` from the bag when it has them: depth keeps its own frame_id unless it is the colour
+image's (an unregistered depth topic is then warned about by the grounding node), and a bag whose
+image topic is mono is republished as mono8.
 """
 
 from __future__ import annotations
@@ -22,16 +24,23 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from ros_ground_msgs.msg import SimGroundTruth
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from ros_ground import settings
 from ros_ground.nodes import params
 from ros_ground.nodes.common import LATEST
-from ros_ground.nodes.conversions import bbox_to_roi, depth_to_image_msg, mask_to_msg, rgb_to_image_msg
+from ros_ground.nodes.conversions import (
+    bbox_to_roi,
+    depth_to_image_msg,
+    mask_to_msg,
+    mono_to_image_msg,
+    rgb_to_image_msg,
+)
 from ros_ground.nodes.process import run_executable
 
 SCENE_PARAMS = ("seed", "scene_set", "width", "height", "num_objects", "objects")
-START_PARAMS = ("bag", "bag_topic")  # read once, when the node starts
+START_PARAMS = ("bag", "bag_topic", "bag_depth_topic")  # read once, when the node starts
 
 
 class SimCameraNode(Node):
@@ -53,7 +62,8 @@ class SimCameraNode(Node):
         self._bag_topics = None
         bag = self.get_parameter("bag").value
         if bag:
-            self._open_bag(bag, self.get_parameter("bag_topic").value)
+            self._open_bag(bag, self.get_parameter("bag_topic").value,
+                           self.get_parameter("bag_depth_topic").value)
         else:
             self._load_scene(settings.check(params.SIM_CAMERA_PARAMS,
                                             params.values(self, params.SIM_CAMERA_PARAMS)))
@@ -88,17 +98,21 @@ class SimCameraNode(Node):
         with self._lock:
             self.scene = scene
 
-    def _open_bag(self, path: str, topic: str) -> None:
-        """Stream the bag, looping; raises BagError when it has no decodable colour frame."""
+    def _open_bag(self, path: str, topic: str, depth_topic: str = "") -> None:
+        """Stream the bag, looping; raises BagError when it has no decodable colour frame or a
+        named topic is not in it."""
         from ros_ground.bags import BagError, bag_topics
 
         self._bag_path = path
-        self._bag_topics = bag_topics(path, topic or None)
+        self._bag_topics = bag_topics(path, topic or None, depth_topic or None)
         self._bag_frames = self._loop_bag()
         self._first_frame = next(self._bag_frames, None)
         if self._first_frame is None:
             raise BagError(f"no decodable frame on {self._bag_topics.image} in {path}")
         self.get_logger().info(f"replaying {path}: {self._bag_topics.describe()}")
+        if self._bag_topics.grey:
+            self.get_logger().warning(f"{self._bag_topics.image} in {path} carries no colour: "
+                                      "republished as mono8")
 
     def _loop_bag(self):
         """The bag's frames, over and over; reopened at each pass so memory stays flat."""
@@ -167,11 +181,19 @@ class SimCameraNode(Node):
             self.get_logger().error(f"no decodable frame left in {self._bag_path}",
                                     throttle_duration_sec=10.0)
             return
-        image = rgb_to_image_msg(frame.rgb)
+        if self._bag_topics.grey:  # keep it mono, so the grounding node can say it has no colour
+            image = mono_to_image_msg(frame.rgb[:, :, 0])
+        else:
+            image = rgb_to_image_msg(frame.rgb)
         image.header.stamp, image.header.frame_id = stamp, frame_id
         self.image_pub.publish(image)
         if frame.depth is not None:
-            self.depth_pub.publish(depth_to_image_msg(frame.depth, image.header))
+            # the colour's stamp (frames and depth pair by stamp), but the depth's own frame_id
+            # when it is not the colour image's: an unregistered depth topic is then seen as such
+            depth = depth_to_image_msg(frame.depth, image.header)
+            if frame.depth_frame_id and frame.depth_frame_id != frame.frame_id:
+                depth.header = Header(stamp=stamp, frame_id=frame.depth_frame_id)
+            self.depth_pub.publish(depth)
         if frame.camera_info is not None:
             c = frame.camera_info
             info = CameraInfo(header=image.header, height=c.height, width=c.width,
