@@ -299,10 +299,13 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
     return None
 
 
+# what the robot holds, said as a pronoun: "it", "them (all)", "both (of them)", "these two"
+_HELD = (r"(?:it|them(?:\s+(?:all|both|two|three))?|(?:all|both)(?:\s+of\s+them)?|"
+         r"(?:these|those)\s+(?:two|three)|(?:this|that|these|those)(?:\s+ones?)?)")
 # a placing verb of a pronoun right after a fronted place, ending the sentence: "(behind the box)*,
 # put it down.*"
 _HELD_AFTER = re.compile(r"\s*" + PAUSE + r"?\s*(?:please\s+)?(?:" + "|".join(
-    sorted(PLACEMENT_VERBS)) + r")\s+(?:it|them|(?:this|that|these|those)(?:\s+ones?)?)(?:\s+(?:down|back|"
+    sorted(PLACEMENT_VERBS)) + r")\s+" + _HELD + r"(?:\s+(?:down|back|"
     r"there|please))*\s*(?:[.!?;]|$)", re.IGNORECASE)
 
 
@@ -349,7 +352,7 @@ _MOTION = re.compile(r"^[\s,]*(?:(?:over|back|down)\s+)?(to|into|onto|towards?)\
 # "(pick up the mug) and *put it left of* (the duck)", ". *Place them on* (the tray)", "*bring
 # it to* (the tray)", "*put this one in* (the box)"
 _PLACED_AGAIN = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS) + list(CARRYING_VERBS))
-                           + r")\s+(?:it|them|(?:this|that|these|those)(?:\s+ones?)?)\s+"
+                           + r")\s+" + _HELD + r"\s+"
                            r"(?P<words>[^.;!?]*)$", re.IGNORECASE)
 
 

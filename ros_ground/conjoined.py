@@ -21,8 +21,9 @@ from ros_ground.spatial_words import side_after
 _JOINING = r"and|an|n|plus|as\s+well\s+as|along\s+with|together\s+with"
 # what may stand between two joined objects: a comma, a joining word or "&" (with "then",
 # "also", "too")
-_JOINER = re.compile(r"\s*(?:,\s*)?(?:(?:" + _JOINING + r"|&)(?:\s+(?:then|also|too))?\s*)?(?:both\s+)?",
-                     re.IGNORECASE)
+_FILLERS = r"(?:(?:uh+|um+|erm?|ah+)\b[\s,]*)*"  # speech's: "the mug and *uh* and the ball"
+_JOINER = re.compile(r"\s*(?:,\s*)?" + _FILLERS + r"(?:(?:" + _JOINING + r"|&)(?:\s+(?:then|also|too))?"
+                     r"[\s,]*)?" + _FILLERS + r"(?:(?:" + _JOINING + r")\s*)?(?:both\s+)?", re.IGNORECASE)
 # at least one of the gaps must say "and": a comma alone also sets off an apposition ("the mug,
 # the red one") or a correction ("the mug, the cube I mean")
 _AND = re.compile(r"\b(?:" + _JOINING + r")\b|&", re.IGNORECASE)

@@ -462,6 +462,9 @@ def test_a_placed_objects_relation_is_where_it_goes(nlp, command, placed, destin
     ("grab the mug, the cube and the ball, then place them in the box", None, None, "the box", "in",
      None, None),
     ("Pick up the mug and the ball.", None, None, None, "", None, None),
+    # the held objects said as "these two", "them all", "both of them" (helper-113)
+    ("Pick up the mug and the ball and put them both on the tray.", None, None, "the tray", "on", None,
+     None),
     # a relation before its landmark, then the clause that names the object: which one it is,
     # or where a placed one goes; a relation after it of its own comes first
     ("Left of the tray, pick up the mug.", "the tray", "left", None, "", None, None),
@@ -1168,6 +1171,9 @@ def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypat
     ("Carry them into the box.", "the box", "in", None, None),
     ("Put this one on the tray.", "the tray", "on", None, None),
     ("put that in the box", "the box", "in", None, None),
+    ("put these two on the tray", "the tray", "on", None, None),  # helper-113
+    ("Put them all in the box.", "the box", "in", None, None),
+    ("now put both of them next to the duck", "the duck", "next to", None, None),
     ("Don't put it on the tray.", None, None, None, None),
     ("Put it down.", None, None, None, None),
     ("Where is it?", None, None, None, None),

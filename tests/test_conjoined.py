@@ -60,6 +60,10 @@ def nlp():
     ("Pick up the mug and look at the ball.", "the mug", []),
     ("Pick up the mug and don't grab the ball.", "the mug", []),
     ("Pick up the mug or grab the ball.", "the mug", []),
+    # helper-113: speech's fillers between the objects
+    ("pick up the mug and uh and the ball", "the mug", ["the ball"]),
+    ("pick up the mug and um the ball", "the mug", ["the ball"]),
+    ("pick up the mug, uh, the ball", "the mug", []),  # no "and": a correction as likely
 ])
 def test_more_targets(nlp, command, target, more):
     phrases, index = command_phrases(nlp, command)
