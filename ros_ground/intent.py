@@ -58,7 +58,7 @@ INTENTS = ("none", "locate", "act")  # GroundedResponse.INTENT_* are their indic
 # verb asked of the robot is in its base form, and the verbs above it are checked as said
 # verbs that act on a thing; any other verb ("detect", "track", "inspect") only looks at it
 ACTING_VERBS = (PLACEMENT_VERBS | frozenset(CARRYING_VERBS) | frozenset(
-    "pick grab take fetch get bring hand give pass push pull lift hold grasp grip touch raise lower "
+    "pick pickup grab take fetch get bring hand give pass push pull lift hold grasp grip touch raise lower "
     "remove knock tip flip turn rotate open close stack sort clear empty throw toss drop move "
     "deliver collect gather retrieve return squeeze press pour wipe clean wash fill shake screw "
     "unscrew catch kick hit cut slice peel fold hang release swap tidy approach go come".split())

@@ -21,7 +21,8 @@ SAID = {
             "Pick up the cube, not the mug.", "Find the mug and pick it up.", "Grab the cube please.",
             "I want you to pick up the mug.", "PICK UP THE MUG", "Would you mind picking up the mug?",
             "Pick up the red mug, no wait, the blue one.", "pick up the red mug, I mean the blue one",
-            "Pick up the mug farthest from the camera.", "Pick up the mug next to the tray."],
+            "Pick up the mug farthest from the camera.", "Pick up the mug next to the tray.",
+            "pickup the red mug"],  # one word, as people type it (helper-113)
     "locate": ["Where is the blue cube?", "Find the duck.", "Describe the mug.", "Show me the cube.",
                "Is there a mug on the table?", "What colour is the mug?", "Do you see the mug?",
                "the red mug, please", "Did you pick up the mug?", "Should I pick up the mug?",
