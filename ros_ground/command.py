@@ -107,17 +107,21 @@ COMMAND_VERBS = PLACEMENT_VERBS | frozenset(
 # the red mug *no wait* the blue one", "*I mean*", ", *sorry*,", "*or rather*", "*actually no*",
 # with the request said again: "the mug. *No wait, grab* the ball"
 _CORRECTION = re.compile(r"(?:^|[\s,.;:!?])" + corrections.WORDS + r"[\s,.;:!?-]*(?:(?:just|please)\s+)?"
-                         r"(?:(?:" + "|".join(sorted(COMMAND_VERBS)) + r")(?:\s+(?:up|me|out))?\s+)?$",
+                         r"(?P<verb>(?:" + "|".join(sorted(COMMAND_VERBS)) + r")(?:\s+(?:up|me|out))?\s+)?$",
                          re.IGNORECASE)
 # a request said again for a phrase that "instead" after it makes a correction: "pick up the mug
 # *and grab* the ball instead" (not "instead of", which rules out what follows)
 _SAID_AGAIN = re.compile(r"[\s,.;:!?]*(?:(?:and|but)\s+)?(?:(?:then|just|please|actually)\s+)*(?:" + "|".join(
     sorted(COMMAND_VERBS)) + r")(?:\s+(?:up|me|out))?\s+", re.IGNORECASE)
-_INSTEAD = re.compile(r"[\s,]*instead\b(?!\s+of)", re.IGNORECASE)
+_INSTEAD = re.compile(r"[\s,]*(?:(?:there|here|now)\s+)?instead\b(?!\s+of)", re.IGNORECASE)
 # a demonstrative for what the user points at or the robot holds, as "it": "grab *that one*", or
 # "one" of what was said or done before: "*the other one*", "*the one* you just dropped"
-_DEICTIC = re.compile(r"(?:(?:this|that|these|those|the|an?)\s+)?(?:(?:other|next|same|remaining|previous|"
-                      r"last|former|latter|another|only)\s+)?ones?", re.IGNORECASE)
+_DEICTIC = re.compile(r"(?:(?:this|that|these|those)\s+)?ones?|(?:these|those)\s+(?:two|three|four)|"
+                      r"the\s+two|(?:the|an?)\s+(?:other|next|same|remaining|previous|former|latter)\s+ones?|"
+                      r"another\s+one", re.IGNORECASE)
+_PLACED_BEFORE = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS)) + r")\s+$", re.IGNORECASE)
+# "the one" of the dialogue: "the one *you just dropped*", "the one *I showed you*"
+_SAID_BEFORE = re.compile(r"\s+(?:that\s+|which\s+)?(?:you|i|we)\b", re.IGNORECASE)
 # a count ("*how many* mugs are there?") is about no one object: no target
 _HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
 # "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
@@ -274,13 +278,36 @@ def _spatial_object(token) -> bool:
             or (word == "of" and head in PLACE_NOUNS))
 
 
-def _pointed_at(phrase: str, after: str) -> bool:
-    """Whether `phrase` is a demonstrative alone (`_DEICTIC`: "that one", "the other one", "one") that
+def _corrects(nlp, said: str, phrases: list, piece: str, phrase, start: int, after_target: bool) -> bool:
+    """Whether `phrase` (of `piece`, which starts at `start` in `said`) replaces the target said
+    before it: right after the target, after a self-correction ("the red mug, no, *the blue
+    one*"; not "the mug in the box, no, the tray", which corrects where), or after one with the
+    request said again, wherever the target's own words end ("put the mug on the tray. No wait,
+    put *the ball* in the box"), or with the request said again and "instead" after it. Not when
+    it is the subject of a statement ("no wait, *the ball* is in the way") or added ("... too")."""
+    gap = said[phrases[-1].char_end:start + phrase.char_start]
+    found = _CORRECTION.search(gap)
+    again = _SAID_AGAIN.fullmatch(gap) and _INSTEAD.match(said, start + phrase.char_end)
+    if not (found and (after_target or found.group("verb")) or again) or corrections.ADDED.match(
+            said, start + phrase.char_end):
+        return False
+    span = nlp(piece).char_span(phrase.root_start, phrase.root_end, alignment_mode="expand")
+    root = None if span is None else span.root  # a subject before its verb: "the ball *is* ..."
+    return root is None or root.dep_ not in ("nsubj", "nsubjpass") or root.head.i < root.i
+
+
+def _pointed_at(phrase: str, after: str, before: str = "") -> bool:
+    """Whether `phrase` is a demonstrative alone (`_DEICTIC`: "that one", "the other one", "these
+    two", "one"), or "the one" of what was said or done before ("... you just dropped"), that
     nothing after it (`after`) says more of: no superlative ("that one *on the left*") and no
-    relation ("this one *behind the tray*"). It means what the user points at or the robot holds,
-    as "it" does; grounded, it would be an arbitrary object."""
+    relation ("this one *behind the tray*"; after a placing verb in `before`, a relation says where
+    it goes). It means what the user points at or the robot holds, as "it" does; grounded, it
+    would be an arbitrary object."""
+    if re.fullmatch(r"the\s+ones?", phrase, re.IGNORECASE) and _SAID_BEFORE.match(after):
+        return True
+    placed = _PLACED_BEFORE.search(before)  # "put these two *next to the mug*": where they go
     return (_DEICTIC.fullmatch(phrase) is not None and superlative_of(phrase, after) is None
-            and relation_after(after) is None)
+            and (placed or relation_after(after) is None))
 
 
 def _imperative(nlp, word: str) -> bool:
@@ -316,7 +343,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
                        and re.search(r"\bleave\b", piece, re.IGNORECASE) is not None)
         found = [p for p in piece_phrases(nlp, piece, cut)
                  if piece[p.root_start:p.root_end].lower() not in NOT_OBJECTS
-                 and not _pointed_at(p.text, text[start + p.char_end:])
+                 and not _pointed_at(p.text, text[start + p.char_end:], text[:start + p.char_start])
                  and not (p.char_start == 0 and _imperative(nlp, p.text))]
         for k, (phrase, (rule, placing)) in enumerate(zip(found, _target_rules(nlp, piece, found))):
             # the landmark opens its piece ("behind *you* is a mug": the object; "between the mug *and the
@@ -329,12 +356,8 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
                 piece[:phrase.char_start])
             if shunned or (_HOW.search(piece[:phrase.char_start]) and _MANY.match(phrase.text)):
                 rule = None  # excluded, or counted: "how *many mugs* are there?" is about none
-            gap = said[phrases[-1].char_end:start + phrase.char_start] if phrases else ""
-            if rule is not None and candidates and candidates[-1][1] == len(phrases) - 1 and (
-                    _CORRECTION.search(gap) or _SAID_AGAIN.fullmatch(gap) and _INSTEAD.match(
-                        said, start + phrase.char_end)):
-                # right after the target ("the red mug, no, the blue one"; not "the mug in the
-                # box, no, the tray", which corrects where)
+            if rule is not None and candidates and _corrects(
+                    nlp, said, phrases, piece, phrase, start, candidates[-1][1] == len(phrases) - 1):
                 ruled.append(candidates[-1][1])  # the target it corrects
                 rule, candidates = min(candidates)[0], []  # the object meant after all
             if rule is not None:
@@ -352,6 +375,9 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     # the mug, *and the cube*"
     ruled += [k for r in ruled for k in more_targets(said, phrases, r, clauses=False)
               if "," not in said[phrases[r].char_end:phrases[k].char_start]]
+    cancel = max(corrections.CANCELS.finditer(said), key=lambda m: m.start(), default=None)
+    if cancel:  # "Pick up the mug. Never mind, where is the ball?": the mug is asked for no more
+        ruled += [k for _, k in candidates if phrases[k].char_end <= cancel.start()]
     candidates = [c for c in candidates if c[1] not in ruled]
     rule, target = min(candidates) if candidates else (None, -1)
     return tuple(phrases), target, target >= 0 and placed[target], rule, tuple(sorted(set(ruled)))

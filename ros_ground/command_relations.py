@@ -300,7 +300,7 @@ def held_destination(text: str, chunks: list[NounPhrase]) -> Relations | None:
 
 
 # what the robot holds, said as a pronoun: "it", "them (all)", "both (of them)", "these two"
-_HELD = (r"(?:it|them(?:\s+(?:all|both|two|three))?|(?:all|both)(?:\s+of\s+them)?|"
+_HELD = (r"(?:it|them(?:\s+(?:all|both|two|three))?|(?:all|both|(?:the\s+)?(?:two|three))(?:\s+of\s+them)?|"
          r"(?:these|those)\s+(?:two|three)|(?:this|that|these|those)(?:\s+ones?)?)")
 # a placing verb of a pronoun right after a fronted place, ending the sentence: "(behind the box)*,
 # put it down.*"

@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import re
 
+from ros_ground import corrections
 from ros_ground.command import (
     CARRYING_VERBS,
     LOOKING_VERBS,
@@ -47,6 +48,7 @@ from ros_ground.command import (
     TRAILING_PLEASE,
     command_phrases,
     command_pieces,
+    placement,
     ruled_out,
     target_rule,
 )
@@ -63,6 +65,9 @@ ACTING_VERBS = (PLACEMENT_VERBS | frozenset(CARRYING_VERBS) | frozenset(
     "deliver collect gather retrieve return squeeze press pour wipe clean wash fill shake screw "
     "unscrew catch kick hit cut slice peel fold hang release swap tidy approach go come".split())
                 ) - LOOKING_VERBS - {"leave"}  # "leave it": don't touch it; "leave it on the tray" places
+# an acting verb right before a phrase: "(never mind,) *grab* the mug", "*pick up* the"
+_ACTING_BEFORE = re.compile(r"\b(?:" + "|".join(sorted(ACTING_VERBS)) + r")\b(?:\s+(?:up|me|us|out))?\s*$",
+                            re.IGNORECASE)
 # modals of a request: "can you grab ...?", "you should pick up ..."
 _REQUEST_MODALS = frozenset("can could will would should must".split())
 # verbs whose object or object clause the speaker asks for: "I want the mug", "I want you to
@@ -119,12 +124,14 @@ _ROBOT_NAMES = frozenset("robot ros bot there you guys can could would will plea
 # a relation that rules its landmark's neighbours out, or ranks by distance the other way, which
 # no reading of the command honours (command_relations reads no landmark in them): the target
 # would be any object of its kind, the one excluded included ("pick up the mug *that is not next
-# to* the tray", "*other than the one by* the tray", "the mug *farthest from* the tray")
+# to* the tray", "*other than the one by* the tray", "the mug *farthest from* the tray"); of a
+# placed object they say where it goes ("put it in the box, not next to the tray"), and "on" /
+# "in" choose no object anyway
 _UNHONOURED = re.compile(
     r"(?:\bnot|n['\u2019]?t|\bnever|\b(?:other\s+than|except(?:\s+for)?|but\s+not|not)\s+(?:the|that|those)\s+"
     r"ones?(?:\s+(?:that|which)\s+(?:is|are|'s))?)\s+(?:(?:directly|right|just|immediately)\s+)?(?:next\s+to|"
-    r"beside|near|close\s+to|by|(?:to\s+the\s+)?(?:left|right)\s+of|in\s+front\s+of|behind|on|in|under|"
-    r"above|between)\s+(?:the|a|an|my|your|this|that)\b|\b(?:farthest|furthest|farther|further)\s+(?:away\s+)?"
+    r"beside|near|close\s+to|by|(?:to\s+the\s+)?(?:left|right)\s+of|in\s+front\s+of|behind|"
+    r"between)\s+(?:the|a|an|my|your|this|that)\b|\b(?:farthest|furthest|farther|further)\s+(?:away\s+)?"
     r"from\s+(?!(?:the\s+)?(?:camera|robot)\b|you\b)", re.IGNORECASE)
 _THEN_ASKED = re.compile(r"[,.;:!]\s*(?:no+|wait|actually|hmm+|sorry|oh)\b[^.!]*\?\s*$", re.IGNORECASE)
 # a kind asked about by its examples: "can you pick up heavy things *like* the box"
@@ -164,13 +171,14 @@ def command_intent(nlp, text: str) -> str:
         return "none"
     if _TAKEN_BACK.search(text):
         return "none"
-    if _NOT_NOW.search(text) or _THEN_ASKED.search(text) or _UNHONOURED.search(text) or _said_to_another(
+    unhonoured = _UNHONOURED.search(text) and not placement(nlp, text)  # "put it ..., not next to the tray"
+    if _NOT_NOW.search(text) or _THEN_ASKED.search(text) or unhonoured or _said_to_another(
             text) or (
             target >= 0 and _EXAMPLES.match(text, chunks[target].char_end)):
         return "locate" if rule is not None else "none"
     # shouted commands tag as proper nouns ("PICK UP THE MUG"); "the mug please" as please's subject
     said = blank_symbols(text.lower() if text.isupper() else text)
-    for words in (TRAILING_PLEASE, _FILLERS):  # blanked, so every offset stays the text's
+    for words in (TRAILING_PLEASE, _FILLERS, corrections.IDIOMS):  # blanked: every offset stays the text's
         said = words.sub(lambda m: " " * len(m.group()), said)
     ends = [0, *(i for m in _CLAUSE_END.finditer(said) for i in (m.start(), m.end())), len(said)]
     clauses = [(start + a, nlp(said[start + a:start + b])) for start, end in zip(ends[::2], ends[1::2])
@@ -185,8 +193,13 @@ def command_intent(nlp, text: str) -> str:
             text, 0, chunks[target].char_start):
         return "none"  # "grab neither the mug nor the duck", "pick up none of them", "hang on a sec"
     # "pick up the red mug, no wait, the blue one": the verb said of the phrase the target
-    # corrects (command.ruled_out; a phrase ruled out otherwise has a negated or excluding verb)
-    roots = [chunks[k].root_start for k in (target, *ruled_out(nlp, text)) if k <= target]
+    # corrects (command.ruled_out; a phrase ruled out otherwise has a negated or excluding verb),
+    # not of one taken back before it ("pick up the mug. Never mind, *John* will do it")
+    cancel = max(corrections.CANCELS.finditer(text), key=lambda m: m.start(), default=None)
+    cancel = -1 if cancel is None or _ACTING_BEFORE.search(text, cancel.end(), chunks[target].char_start) \
+        else cancel.start()  # "... on second thought, *grab* the mug": asked again, a correction
+    roots = [chunks[k].root_start for k in (target, *ruled_out(nlp, text)) if k <= target
+             and (k == target or chunks[k].char_end > cancel)]
     named = [t for start, t in tokens if any(start + t.idx <= r < start + t.idx + len(t) for r in roots)]
     verbs = [_governing(t) for t in named]
     # "find the mug and pick *it* up", "if you see a mug, pick *it* up", "the mug, grab it"

@@ -191,6 +191,20 @@ COMMANDS = {
     "hand me the one you just dropped": None,
     "grab the remaining one": None,
     "pick up the other one behind the tray": "the other one",  # a relation says which
+    # helper-116: a correction's object must not be a statement's subject nor added ("too"); a
+    # request said again replaces the target after its destination too; words that take the
+    # request back rule its object out; "the one" described stays, "these two" put is held
+    "Pick up the mug. No wait, the ball is in the way.": "the mug",
+    "Hand me the mug. Sorry, the cup is dirty.": "the mug",
+    "Pick up the mug. No wait, grab the ball too.": "the mug",
+    "Put the mug on the tray. No wait, put the ball in the box.": "the ball",
+    "Put the mug on the tray and put the cube there instead.": "the cube",
+    "Pick up the mug. Never mind, where is the ball?": "the ball",
+    "Pick up the mug. Change of plans: go home.": None,
+    "Pick up the cube, never mind the mug.": "the cube",
+    "Grab the one that is not red.": "the one",
+    "Pick up the only one on the tray.": "the only one",
+    "Put these two next to the mug.": None,
     "Put the mug on the tray, no, in the box.": "the mug",  # a place is never the target
     "bring it to the tray": None,
     "Take it to the box.": None,
@@ -1172,6 +1186,8 @@ def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypat
     ("Put this one on the tray.", "the tray", "on", None, None),
     ("put that in the box", "the box", "in", None, None),
     ("put these two on the tray", "the tray", "on", None, None),  # helper-113
+    ("Put these two behind the box.", "the box", "behind", None, None),  # helper-116
+    ("Put the two of them left of the duck.", "the duck", "left of", None, None),
     ("Put them all in the box.", "the box", "in", None, None),
     ("now put both of them next to the duck", "the duck", "next to", None, None),
     ("Don't put it on the tray.", None, None, None, None),

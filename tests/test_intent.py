@@ -22,7 +22,11 @@ SAID = {
             "I want you to pick up the mug.", "PICK UP THE MUG", "Would you mind picking up the mug?",
             "Pick up the red mug, no wait, the blue one.", "pick up the red mug, I mean the blue one",
             "Pick up the mug farthest from the camera.", "Pick up the mug next to the tray.",
-            "pickup the red mug"],  # one word, as people type it (helper-113)
+            "pickup the red mug",  # one word, as people type it (helper-113)
+            # helper-116: of a placed object a negated relation says where not to put it
+            "Put the mug in the box, not on the tray.",
+            "Place the cube next to the mug, not next to the ball.",
+            "Move the mug a bit further from the tray.", "Put these two next to the mug."],
     "locate": ["Where is the blue cube?", "Find the duck.", "Describe the mug.", "Show me the cube.",
                "Is there a mug on the table?", "What colour is the mug?", "Do you see the mug?",
                "the red mug, please", "Did you pick up the mug?", "Should I pick up the mug?",
@@ -31,11 +35,16 @@ SAID = {
                # helper-113: a relation no reading honours, so the target would be any mug
                "Pick up the mug that is not next to the tray.", "pick up the mug that isn't beside the tray",
                "Pick up the mug other than the one next to the tray.",
-               "Pick up the mug farthest from the tray.", "grab the mug, not the one by the tray"],
+               "Pick up the mug farthest from the tray.", "grab the mug, not the one by the tray",
+               # helper-116: a request taken back before a statement or a question
+               "Pick up the mug. Never mind, John will do it.",
+               "Pick up the mug. Never mind, where is the ball?",
+               "Pick up the mug. Change of plans, the tray is full."],
     "none": ["Describe the scene.", "How many objects are there?", "Don't pick up the mug.",
              "What is left of the tray?", "", "I don't want you to touch the knife.",
              "Under no circumstances pick up the knife.", "Pick up the mug. Actually, don't.",
-             "Stop grabbing the mug.", "Don't pick up the red mug, the blue one."],
+             "Stop grabbing the mug.", "Don't pick up the red mug, the blue one.",
+             "Pick up the mug. Change of plans: go home."],
 }
 
 
