@@ -113,7 +113,8 @@ _CORRECTION = re.compile(r"(?:^|[\s,.;:!?])" + corrections.WORDS + r"[\s,.;:!?-]
 # *and grab* the ball instead" (not "instead of", which rules out what follows)
 _SAID_AGAIN = re.compile(r"[\s,.;:!?]*(?:(?:and|but)\s+)?(?:(?:then|just|please|actually)\s+)*(?:" + "|".join(
     sorted(COMMAND_VERBS)) + r")(?:\s+(?:up|me|out))?\s+", re.IGNORECASE)
-_INSTEAD = re.compile(r"[\s,]*(?:(?:there|here|now)\s+)?instead\b(?!\s+of)", re.IGNORECASE)
+# in the phrase's clause: "(put the ball) on the tray instead"
+_INSTEAD = re.compile(r"[^.;!?]*\binstead\b(?!\s+of)", re.IGNORECASE)
 # a demonstrative for what the user points at or the robot holds, as "it": "grab *that one*", or
 # "one" of what was said or done before: "*the other one*", "*the one* you just dropped"
 _DEICTIC = re.compile(r"(?:(?:this|that|these|those)\s+)?ones?|(?:these|those)\s+(?:two|three|four)|"

@@ -19,10 +19,13 @@ IDIOMS = re.compile(r"\b(?:scratch\s+that|on\s+(?:second|further)\s+thoughts?|ch
 WORDS = (r"(?:no+\s+wait|wait(?:\s+no)?|i\s+meant?|actually(?:\s+no)?|sorry|(?:or\s+)?rather|no+|"
          r"make\s+(?:that|it)|never\s*mind|nvm|forget\s+(?:it|that)|" + IDIOMS.pattern + ")")
 # words that take back what was asked before them, whatever follows ("Pick up the mug. *Never
-# mind*, where is the ball?"), unless an object follows, which they dismiss ("never mind *the mug*")
+# mind*, where is the ball?", "*wait, don't touch anything*"), unless an object follows, which
+# they dismiss ("never mind *the mug*")
 CANCELS = re.compile(r"\b(?:(?:never\s*mind|nvm)(?!\s+(?:the|a|an|this|that|these|those|my|your)\b)|"
                      r"scratch\s+that|forget\s+(?:it|that|about\s+it)|cancel\s+(?:it|that)|"
-                     r"change\s+of\s+plans?|on\s+(?:second|further)\s+thoughts?)\b", re.IGNORECASE)
+                     r"change\s+of\s+plans?|on\s+(?:second|further)\s+thoughts?|"
+                     r"wait[\s,.;:!-]+(?:don['\u2019]?t|do\s+not)\s+\w+\s+(?:anything|it|that))\b",
+                     re.IGNORECASE)
 # what makes an object said after a correction an addition, not a replacement: "no wait, grab
 # the ball *too*"
 ADDED = re.compile(r"[\s,]*(?:too|as\s+well|also)\b", re.IGNORECASE)

@@ -65,9 +65,9 @@ ACTING_VERBS = (PLACEMENT_VERBS | frozenset(CARRYING_VERBS) | frozenset(
     "deliver collect gather retrieve return squeeze press pour wipe clean wash fill shake screw "
     "unscrew catch kick hit cut slice peel fold hang release swap tidy approach go come".split())
                 ) - LOOKING_VERBS - {"leave"}  # "leave it": don't touch it; "leave it on the tray" places
-# an acting verb right before a phrase: "(never mind,) *grab* the mug", "*pick up* the"
-_ACTING_BEFORE = re.compile(r"\b(?:" + "|".join(sorted(ACTING_VERBS)) + r")\b(?:\s+(?:up|me|us|out))?\s*$",
-                            re.IGNORECASE)
+# an acting verb asked again, alone before a phrase: "(never mind), *grab* (the mug)"
+_ACTING_BEFORE = re.compile(r"[\s,.;:!?-]*(?:(?:just|please|then)\s+)*(?:" + "|".join(sorted(ACTING_VERBS))
+                            + r")(?:\s+(?:up|me|us|out))?\s*", re.IGNORECASE)
 # modals of a request: "can you grab ...?", "you should pick up ..."
 _REQUEST_MODALS = frozenset("can could will would should must".split())
 # verbs whose object or object clause the speaker asks for: "I want the mug", "I want you to
@@ -196,7 +196,7 @@ def command_intent(nlp, text: str) -> str:
     # corrects (command.ruled_out; a phrase ruled out otherwise has a negated or excluding verb),
     # not of one taken back before it ("pick up the mug. Never mind, *John* will do it")
     cancel = max(corrections.CANCELS.finditer(text), key=lambda m: m.start(), default=None)
-    cancel = -1 if cancel is None or _ACTING_BEFORE.search(text, cancel.end(), chunks[target].char_start) \
+    cancel = -1 if cancel is None or _ACTING_BEFORE.fullmatch(text, cancel.end(), chunks[target].char_start) \
         else cancel.start()  # "... on second thought, *grab* the mug": asked again, a correction
     roots = [chunks[k].root_start for k in (target, *ruled_out(nlp, text)) if k <= target
              and (k == target or chunks[k].char_end > cancel)]

@@ -205,6 +205,8 @@ COMMANDS = {
     "Grab the one that is not red.": "the one",
     "Pick up the only one on the tray.": "the only one",
     "Put these two next to the mug.": None,
+    "Grab the ball. No wait, don't grab anything.": None,
+    "Pick up the mug and put the ball on the tray instead.": "the ball",
     "Put the mug on the tray, no, in the box.": "the mug",  # a place is never the target
     "bring it to the tray": None,
     "Take it to the box.": None,

@@ -26,7 +26,8 @@ SAID = {
             # helper-116: of a placed object a negated relation says where not to put it
             "Put the mug in the box, not on the tray.",
             "Place the cube next to the mug, not next to the ball.",
-            "Move the mug a bit further from the tray.", "Put these two next to the mug."],
+            "Move the mug a bit further from the tray.", "Put these two next to the mug.",
+            "pick up the duck on second thought grab the mug instead"],
     "locate": ["Where is the blue cube?", "Find the duck.", "Describe the mug.", "Show me the cube.",
                "Is there a mug on the table?", "What colour is the mug?", "Do you see the mug?",
                "the red mug, please", "Did you pick up the mug?", "Should I pick up the mug?",
@@ -39,7 +40,8 @@ SAID = {
                # helper-116: a request taken back before a statement or a question
                "Pick up the mug. Never mind, John will do it.",
                "Pick up the mug. Never mind, where is the ball?",
-               "Pick up the mug. Change of plans, the tray is full."],
+               "Pick up the mug. Change of plans, the tray is full.",
+               "Pick up the mug. Never mind, Sara will grab the ball."],
     "none": ["Describe the scene.", "How many objects are there?", "Don't pick up the mug.",
              "What is left of the tray?", "", "I don't want you to touch the knife.",
              "Under no circumstances pick up the knife.", "Pick up the mug. Actually, don't.",
