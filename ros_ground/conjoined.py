@@ -31,6 +31,16 @@ _AND = re.compile(r"\b(?:" + _JOINING + r")\b|&", re.IGNORECASE)
 _OWN_CLAUSE = re.compile(r"[\s,]*(?:is|are|was|were|stays?|remains?|will|would|can|could|should|must|may|"
                          r"might|has|have|goes|sits?|whichever|whatever)\b", re.IGNORECASE)
 _DETERMINERS = frozenset("the a an this that these those".split())
+# the words that may follow an object a command joins: what joins, places, qualifies or times it
+# ("... and the cube *on* the tray", "*too*", "*please*", "*if* you can"); any other word right
+# after it is most likely its own verb ("and *the ball falls*", "and *Sara grabs* the ball")
+_MAY_FOLLOW = frozenset(
+    "and or n an nor plus but then also too as well please pls plz now first next last again instead "
+    "quickly carefully gently slowly here there together both all right left on onto in into inside "
+    "at from with without for of by near beside behind under underneath beneath above below over to "
+    "towards toward next between that which who whose if when once unless so because i you me us it "
+    "them thanks thank thx ty asap one ones".split())
+_NEXT_WORD = re.compile(r"[ \t]*([A-Za-z']+)")
 # a second clause that takes another object into the robot's hand: "pick up the mug *and grab* the
 # cube", "grab the mug*, then pick up* the ball". Only verbs of taking: a clause that moves or
 # places its object ("and push the cube", "and put the cube on the tray") asks for a destination
@@ -72,8 +82,10 @@ def more_targets(text: str, chunks: list[NounPhrase], target: int,
         gap = " ".join(text[previous.char_end:chunks[k].char_start].split())
         gap = gap[side_after(gap.lower()):]  # "the mug *on the left* and the cube": its own words
         again = clauses and _AGAIN.fullmatch(gap)
+        after = _NEXT_WORD.match(text, chunks[k].char_end)
         if k in excluded or not gap.strip() or not (_JOINER.fullmatch(gap) or again) or _OWN_CLAUSE.match(
-                text, chunks[k].char_end) or again and _INSTEAD.match(text, chunks[k].char_end):
+                text, chunks[k].char_end) or again and _INSTEAD.match(text, chunks[k].char_end) or (
+                after and after.group(1).lower() not in _MAY_FOLLOW):
             break
         said_and |= bool(_AND.search(gap) or again and (again.group("then") or _AND.search(gap)))
         taken.append(k)
