@@ -151,7 +151,6 @@ _A_SECOND = re.compile(r"(?:a|one|a\s+few|\d+)\s+sec(?:ond)?s?", re.IGNORECASE) 
 _NO_OBJECT_BEFORE = re.compile(r"\b(?:neither|none\s+of)\s*$", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=64)
 def about_an_object(nlp, text: str) -> bool:
     """Whether the command `text` is about an object in view the robot acts on or asks after: it
     has a target (command.command_phrases: "pick up the red mug", "where is the tray?") or
@@ -160,6 +159,7 @@ def about_an_object(nlp, text: str) -> bool:
     return target >= 0 or held_destination(text, phrases) is not None
 
 
+@functools.lru_cache(maxsize=64)
 def command_intent(nlp, text: str) -> str:
     """One of INTENTS for the cleaned prompt `text` (the module docstring's rule). Each (nlp,
     text) is read once, as command.py parses it once: a robot asks the same few commands again
