@@ -376,7 +376,7 @@ def _parsed_command(nlp, text: str) -> tuple[tuple[NounPhrase, ...], int, bool, 
     # the mug, *and the cube*"
     ruled += [k for r in ruled for k in more_targets(said, phrases, r, clauses=False)
               if "," not in said[phrases[r].char_end:phrases[k].char_start]]
-    cancel = max(corrections.CANCELS.finditer(said), key=lambda m: m.start(), default=None)
+    cancel = corrections.last_cancel(said)
     if cancel:  # "Pick up the mug. Never mind, where is the ball?": the mug is asked for no more
         ruled += [k for _, k in candidates if phrases[k].char_end <= cancel.start()]
     candidates = [c for c in candidates if c[1] not in ruled]

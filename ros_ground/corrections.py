@@ -37,3 +37,9 @@ def after_correction(gap: str) -> str | None:
     "next to " of "*, no wait, next to *the tray"), None when it opens with none."""
     found = _OPENING.match(gap)
     return gap[found.end():] if found else None
+
+
+def last_cancel(text: str) -> re.Match | None:
+    """The last of `text`'s words that take back what was asked before them (`CANCELS`), None
+    when it has none: what was asked before it is asked no more."""
+    return max(CANCELS.finditer(text), key=lambda m: m.start(), default=None)

@@ -195,7 +195,7 @@ def command_intent(nlp, text: str) -> str:
     # "pick up the red mug, no wait, the blue one": the verb said of the phrase the target
     # corrects (command.ruled_out; a phrase ruled out otherwise has a negated or excluding verb),
     # not of one taken back before it ("pick up the mug. Never mind, *John* will do it")
-    cancel = max(corrections.CANCELS.finditer(text), key=lambda m: m.start(), default=None)
+    cancel = corrections.last_cancel(text)
     cancel = -1 if cancel is None or _ACTING_BEFORE.fullmatch(text, cancel.end(), chunks[target].char_start) \
         else cancel.start()  # "... on second thought, *grab* the mug": asked again, a correction
     roots = [chunks[k].root_start for k in (target, *ruled_out(nlp, text)) if k <= target
