@@ -203,8 +203,10 @@ def _corrected(text: str, chunks: list[NounPhrase], rel: Relations) -> Relations
     ("on the tray*, no wait, next to the tray*"; "on the tray*, no, the box*": the same place)."""
     while rel.destination >= 0 and (last := max(rel.destination, rel.destination_landmark)) + 1 < len(chunks):
         words = after_correction(text[chunks[last].char_end:chunks[last + 1].char_start])
-        place = None if words is None else (_put_again(words) or (0, _place_of(words)))[1] if words.strip() \
-            else rel.place  # ". Actually no, *put it next to* the tray"
+        if words is None:
+            return rel
+        put = _put_again(words)  # ". Actually no, *put it next to* the tray"
+        place = put[1] if put else _place_of(words) if words.strip() else rel.place
         if not place:
             return rel
         rel = replace(rel, destination=last + 1, place=place, destination_landmark=-1,
