@@ -166,22 +166,29 @@ def depth_at(depth: np.ndarray, col: float, row: float, radius: int = 2) -> floa
 
 def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2,
            min_points: int = 10, percentiles: tuple[float, float] = (5.0, 95.0),
-           outlier_mads: float = 4.0, min_band_m: float = 0.02) -> Location:
+           outlier_mads: float = 4.0, min_band_m: float = 0.02,
+           min_surface_share: float = 0.25) -> Location:
     """Robust 3-D centre and size of the surface a mask covers.
 
     `mask` bool HxW; `depth` HxW float metres, NaN/0 = no return (image_codec.depth_to_metres); `k` 3x3.
-    The object's depth is read on the mask eroded by `erode_px` pixels (a 3x3 cross per pixel),
-    away from the flying pixels that depth cameras put on object borders (half object, half
-    background) and from a predicted mask's overshoot; when erosion leaves fewer than
-    `min_points` pixels with depth, less erosion is used, down to none. Its median and scaled
-    median absolute deviation give a depth band (`outlier_mads` deviations, at least
-    `min_band_m` either side); every masked pixel with depth in that band is used, so the rim
-    of the object still counts but border pixels at background depth do not. The position is
-    the mean of those points (the centre of the visible surface, not of the object's volume:
-    the camera sees no back side); the size is the extent between the `percentiles` along each
-    axis. No valid depth under the mask: `no_location()`. Raises ValueError when the mask is not
-    2-D or the depth not its shape, erode_px < 0, min_points < 1, the percentiles are not
-    0 <= low < high <= 100, or `k` is no camera matrix (`check_intrinsics`).
+    The object's depth is read inside the mask: on the mask eroded by `erode_px` pixels (a 3x3
+    cross per pixel), away from the flying pixels that depth cameras put on object borders
+    (half object, half background) and from a predicted mask's overshoot; only a mask too small
+    or thin to keep `min_points` pixels is eroded less, down to none. An inside with no depth
+    return gives `no_location()`, however many returns its border has: a black, shiny or
+    transparent object returns little, and its border's returns are then of what lies behind
+    it. The returns inside are split into surfaces where sorted depths jump (`_surfaces`), and
+    the nearest holding at least `min_surface_share` of them is the object's: past an object's
+    outline lies what it hides, farther away, so a mask spilling over it adds a farther surface
+    (a median of two surfaces lies between them, on neither). Its median and scaled median
+    absolute deviation give a depth band (`outlier_mads` deviations, at least `min_band_m`
+    either side); every masked pixel with depth in that band is used, so the rim of the object
+    still counts but border pixels at background depth do not. The position is the mean of
+    those points (the centre of the visible surface, not of the object's volume: the camera sees
+    no back side); the size is the extent between the `percentiles` along each axis. No valid
+    depth under the mask: `no_location()`. Raises ValueError when the mask is not 2-D or the
+    depth not its shape, erode_px < 0, min_points < 1, min_surface_share not in (0, 1], the
+    percentiles are not 0 <= low < high <= 100, or `k` is no camera matrix (`check_intrinsics`).
     """
     mask = np.asarray(mask, dtype=bool)
     depth = np.asarray(depth)
@@ -189,25 +196,19 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
         raise ValueError(f"mask {mask.shape} and depth {depth.shape} must both be the same HxW")
     if erode_px < 0 or min_points < 1:
         raise ValueError("erode_px must be >= 0 and min_points >= 1")
+    if not 0.0 < min_surface_share <= 1.0:
+        raise ValueError(f"min_surface_share must be in (0, 1], got {min_surface_share}")
     lo, hi = percentiles
     if not 0.0 <= lo < hi <= 100.0:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
     k = check_intrinsics(k)
     valid = mask & np.isfinite(depth) & (depth > 0)
-    if not valid.any():
+    core = inside(mask, erode_px, min_points) & valid
+    if not core.any():
         return no_location()
-    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    core = valid
-    for iterations in range(erode_px, 0, -1):
-        # outside the image counts as outside the mask: a mask cut by the border is eroded there
-        eroded = cv2.erode(mask.astype(np.uint8), kernel, iterations=iterations,
-                           borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-        if int((eroded & valid).sum()) >= min_points:
-            core = eroded & valid
-            break
-    core_z = depth[core].astype(np.float64)
-    median = np.median(core_z)
-    band = max(outlier_mads * median_abs_deviation(core_z, scale="normal"), min_band_m)
+    surface = nearest_surface(depth[core].astype(np.float64), min_band_m, min_surface_share)
+    median = np.median(surface)
+    band = max(outlier_mads * median_abs_deviation(surface, scale="normal"), min_band_m)
     rows, cols = np.nonzero(valid)
     z = depth[rows, cols].astype(np.float64)
     keep = np.abs(z - median) <= band
@@ -215,6 +216,35 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
                           z[keep], k)
     low, high = np.percentile(points, [lo, hi], axis=0)
     return Location(points.mean(axis=0), high - low, int(points.shape[0]))
+
+
+def inside(mask: np.ndarray, erode_px: int = 2, min_points: int = 10) -> np.ndarray:
+    """Bool HxW: `mask` (HxW bool) eroded by `erode_px` pixels (a 3x3 cross per pixel; outside
+    the image counts as outside the mask, so a mask cut by the border is eroded there), or by
+    fewer when that would leave it under `min_points` pixels; the mask itself when even one
+    pixel of erosion would."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    for iterations in range(erode_px, 0, -1):
+        eroded = cv2.erode(mask.astype(np.uint8), kernel, iterations=iterations,
+                           borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        if int(eroded.sum()) >= min_points:
+            return eroded
+    return mask
+
+
+def nearest_surface(z: np.ndarray, min_gap_m: float = 0.02, min_share: float = 0.25,
+                    relative_gap: float = 0.05) -> np.ndarray:
+    """The depths (1-D, metres, non-empty) of the nearest surface holding at least `min_share`
+    of `z`: the sorted depths are split where one is more than max(`min_gap_m`,
+    `relative_gap` x depth) beyond the one before it (a depth camera's noise grows with
+    distance, so a jump at 3 m must be larger than one at 0.5 m to part two surfaces). All of
+    `z` when no part holds that share (scattered returns: no surface to prefer)."""
+    z = np.sort(np.asarray(z, dtype=np.float64))
+    starts = np.flatnonzero(np.diff(z) > np.maximum(min_gap_m, relative_gap * z[:-1])) + 1
+    for part in np.split(z, starts):
+        if part.size >= min_share * z.size:
+            return part
+    return z
 
 
 def locate_phrases(phrases, depth: np.ndarray, k: np.ndarray, **options) -> None:
@@ -242,7 +272,7 @@ def locate_result(result, depth: np.ndarray, k: np.ndarray, **options) -> None:
 
 def unlocated_phrases(result, shown: int = 3) -> str:
     """Why phrases of a located results.GroundingResult with a mask have no position: "no valid
-    depth (0, NaN, inf or negative) under the mask of 'the mug'" (the first `shown` phrases
+    depth (0, NaN, inf or negative; ...) inside the mask of 'the mug'" (the first `shown` phrases
     named, and how many more), or "" when every one was located."""
     missing = list(dict.fromkeys(p.text for p in (*result.phrases, *result.prompt_phrases)
                                  if p.mask is not None and p.mask.any() and not p.depth_points))
@@ -250,4 +280,5 @@ def unlocated_phrases(result, shown: int = 3) -> str:
         return ""
     named = ", ".join(repr(t) for t in missing[:shown])
     more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
-    return f"no valid depth (0, NaN, inf or negative) under the mask of {named}{more}"
+    return (f"no valid depth (0, NaN, inf or negative; a black, shiny or transparent surface may "
+            f"return none) inside the mask of {named}{more}")

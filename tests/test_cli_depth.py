@@ -71,7 +71,9 @@ def test_a_depth_with_no_valid_value_under_the_masks_says_so(files, tmp_path):
     out = _run("--image", str(root / "rgb.png"), "--depth", str(tmp_path / "zero.npy"),
                "--camera-info", str(root / "camera.yaml"), "--prompt", "Pick up the mug.", "--json")
     result = json.loads(out.stdout)
-    assert result["position_error"].startswith("no valid depth (0, NaN, inf or negative) under the mask of")
+    assert result["position_error"].startswith(
+        "no valid depth (0, NaN, inf or negative; a black, shiny or transparent surface may "
+        "return none) inside the mask of")
     text = _run("--image", str(root / "rgb.png"), "--depth", str(tmp_path / "zero.npy"),
                 "--camera-info", str(root / "camera.yaml"), "--prompt", "Pick up the mug.").stdout
     assert "No 3-D positions: no valid depth" in text

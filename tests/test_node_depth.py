@@ -338,7 +338,8 @@ def test_depth_with_no_valid_return_under_a_mask_is_named(node, scene, monkeypat
     assert all(p.depth_points == 0 for p in response.phrases)
     first = scene.objects[0].name
     assert response.position_error.startswith(
-        f"no valid depth (0, NaN, inf or negative) under the mask of {first!r}"), \
+        "no valid depth (0, NaN, inf or negative; a black, shiny or transparent surface may "
+        f"return none) inside the mask of {first!r}"), \
         response.position_error
 
 

@@ -89,6 +89,80 @@ def test_holes_do_not_move_the_centre():
         assert 0.5 * mask.sum() < got.depth_points < 0.65 * mask.sum()
 
 
+def test_an_inside_without_returns_is_not_placed_on_its_border():
+    """A black or shiny face returns little depth; the mask's 2-px overshoot all round lies on
+    the wall behind. The returns inside, however few, are the face's; with none inside there
+    is no position, not the wall's (helper-120's D1: 0.9 m behind the object, unflagged)."""
+    face, depth = _box_scene()
+    grown = cv2.dilate(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    sparse = np.where(face, np.nan, depth).astype(np.float32)
+    rows, cols = np.nonzero(face)
+    picked = np.random.default_rng(2).choice(rows.size, 9, replace=False)
+    sparse[rows[picked], cols[picked]] = 1.0
+    got = locate(grown, sparse, K)
+    assert got.depth_points == 9
+    assert got.position[2] == pytest.approx(1.0)
+    np.testing.assert_allclose(got.position, back_project(
+        rows[picked].astype(float), cols[picked].astype(float), np.ones(9), K).mean(axis=0))
+    none = locate(grown, np.where(face, np.nan, depth).astype(np.float32), K)
+    assert none.depth_points == 0 and np.all(np.isnan(none.position))
+
+
+@pytest.mark.parametrize("background_share", [0.5, 0.55, 0.7])
+def test_a_mask_mostly_past_the_object_keeps_the_nearer_surface(background_share):
+    """A mask shifted off its object, so that half or more of it is the wall behind: the median
+    of the two depths lies between them, on neither (helper-120's D2: 47 cm off); past an
+    object's outline lies what it hides, farther, so the nearer surface is the object's."""
+    face, depth = _box_scene()
+    rows, cols = np.nonzero(face)
+    width = cols.max() - cols.min() + 1
+    shift = int(round(background_share * width))
+    shifted = np.zeros_like(face)
+    shifted[rows.min():rows.max() + 1, cols.min() + shift:cols.max() + 1 + shift] = True
+    got = locate(shifted, depth, K)
+    seen = shifted & face
+    want = back_project(*np.nonzero(seen), depth[seen], K).mean(axis=0)
+    np.testing.assert_allclose(got.position, want, atol=1e-6)
+    assert got.depth_points == seen.sum()
+
+
+def test_a_small_far_object_in_a_mask_one_pixel_too_large():
+    """A 3x3-px object at 2 m in a 5x5 mask: erosion would empty it, so all of it is read, and
+    its 16 wall pixels outnumber the object's 9."""
+    depth = np.full((H, W), 2.5, np.float32)
+    depth[200:203, 300:303] = 2.0
+    mask = np.zeros((H, W), bool)
+    mask[199:204, 299:304] = True
+    got = locate(mask, depth, K)
+    assert got.depth_points == 9
+    np.testing.assert_allclose(got.position, back_project(201.0, 301.0, 2.0, K), atol=1e-9)
+
+
+def test_a_nearer_sliver_does_not_take_the_object():
+    """A mask spilling onto a nearer occluder (a tenth of it) or with a few near noise returns:
+    too small a share to be the object's surface."""
+    face, depth = _box_scene()
+    rows, cols = np.nonzero(face)
+    occluded = depth.copy()
+    occluded[:, :cols.min() + (cols.max() - cols.min()) // 10] = 0.6
+    got = locate(face, occluded, K)
+    assert got.position[2] == pytest.approx(1.0)
+
+
+def test_nearest_surface_splits_at_depth_jumps_that_grow_with_distance():
+    from ros_ground.spatial import nearest_surface
+
+    two = np.r_[np.full(40, 1.0), np.full(60, 1.5)]
+    np.testing.assert_array_equal(nearest_surface(two), np.full(40, 1.0))
+    np.testing.assert_array_equal(nearest_surface(two, min_share=0.5), np.full(60, 1.5))
+    receding = np.linspace(1.0, 1.6, 300)  # a table top seen at a slant: one surface
+    np.testing.assert_array_equal(nearest_surface(receding), receding)
+    far = np.r_[np.full(50, 3.0), np.full(50, 3.1)]  # 10 cm apart at 3 m: within the noise
+    assert nearest_surface(far).size == 100
+    scattered = np.array([0.5, 1.0, 1.5, 2.0, 2.5])  # no part holds a quarter
+    np.testing.assert_array_equal(nearest_surface(scattered, min_share=0.3), scattered)
+
+
 def test_tilted_plane_known_centre():
     """A plane z = 1.2 + 0.5 y (seen from above at a slant): a mask of the points with
     |x| <= 0.1 and |y| <= 0.1 on it has its mean at (0, ~0, ~1.2) and a z extent of ~0.09 m."""
@@ -273,6 +347,7 @@ def test_unlocated_phrases_names_each_phrase_once_and_counts_the_others():
     phrases = [GroundedPhrase(text, 0, len(text), 1.0, mask)
                for text in ("the mug", "the mug", "the tray", "the mug", "the duck", "the cube")]
     said = unlocated_phrases(SimpleNamespace(phrases=phrases[:4], prompt_phrases=[]))
-    assert said == "no valid depth (0, NaN, inf or negative) under the mask of 'the mug', 'the tray'"
+    assert said == ("no valid depth (0, NaN, inf or negative; a black, shiny or transparent surface may "
+                    "return none) inside the mask of 'the mug', 'the tray'")
     said = unlocated_phrases(SimpleNamespace(phrases=phrases, prompt_phrases=[]), shown=2)
     assert said.endswith("'the mug', 'the tray' and 2 more")
