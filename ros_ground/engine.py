@@ -230,9 +230,10 @@ class GroundingEngine:
         """The mode a request runs in: its own, else the config's (`auto`: resolved per frame)."""
         return mode or (config or self.config).mode
 
-    def segment_point(self, image: np.ndarray, point: tuple[float, float], image_key=None):
-        """SAM mask for a point on the frame (reuses the frame's embedding); for baselines."""
-        return self.sam.segment_point(image, point, self.config.multimask_choice, key=image_key)
+    def segment_point(self, image: np.ndarray, point: tuple[float, float], image_key=None, zoom=None):
+        """(bool HxW, SAM's IoU) for a point (x, y), prompted as point mode's (zoom None: point_zoom)."""
+        return self.sam.segment_points(image, [point], self.config.multimask_choice, image_key,
+                                       self.config.point_zoom if zoom is None else zoom)[0]
 
     def _config(self, config: EngineConfig | None, mode: str | None = None) -> EngineConfig:
         base = config or self.config

@@ -252,8 +252,9 @@ GROUNDING = (
       choices=VIEWS, field="attention_views", cli=True, convert=check_views),
     S("multimask_choice", "iou", "iou (best predicted IoU) or a fixed SAM output index", True,
       choices=("iou", "0", "1", "2"), field="multimask_choice", cli=True, convert=_mask_index),
-    S("point_zoom", True, "point mode: in a frame whose longer side is more than 1.25 times "
-      "SAM's input (1280 px for a released SAM, 400 for the sim's), prompt each phrase's point "
+    S("point_zoom", True, "point mode and a region prompt's click: in a frame whose longer side "
+      "is more than 1.25 times SAM's input (1280 px for a released SAM, 400 for the sim's), "
+      "prompt each phrase's point "
       "on a window of the frame at SAM's input scale around it (small or far objects keep their "
       "pixels; an encoder pass per window, and the frame's only for a point whose window "
       "cuts its mask) / false: on the whole frame, shrunk", True,

@@ -481,3 +481,14 @@ def test_both_models_wrong_are_named_at_once_before_anything_loads(monkeypatch, 
     assert "not in the Hugging Face cache" in str(both.value) and missing in str(both.value)
     with pytest.raises(ModelLoadError, match="holds no config.json"):
         build_engine(str(tmp_path / "empty"), "tiny", device="cpu")
+
+
+def test_segment_point_zooms_as_point_mode_does(engine, image, monkeypatch):
+    """A baseline's or a click's point goes to SAM as point mode's points do: with the
+    config's point_zoom unless told otherwise."""
+    asked = []
+    monkeypatch.setattr(engine.sam, "segment_points", lambda image, points, choice, key, zoom: asked.append(
+        (len(points), zoom)) or [(np.zeros(image.shape[:2], bool), 0.0)])
+    engine.segment_point(image, (3.0, 4.0))
+    engine.segment_point(image, (3.0, 4.0), zoom=not engine.config.point_zoom)
+    assert asked == [(1, engine.config.point_zoom), (1, not engine.config.point_zoom)]

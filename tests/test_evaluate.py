@@ -104,10 +104,25 @@ def test_variants_ground_one_generation_and_the_first_is_the_plain_run(engine, m
 
 
 class _AnyPoint:
-    """Segments nothing: the baseline's points alone are under test."""
+    """Segments nothing: the baseline's points alone are under test (and how SAM is asked)."""
 
-    def segment_point(self, image, point, image_key=None):
+    def __init__(self):
+        self.zooms = []
+
+    def segment_point(self, image, point, image_key=None, zoom=None):
+        self.zooms.append(zoom)
         return np.zeros(image.shape[:2], bool), 0.0
+
+
+def test_random_point_baseline_prompts_sam_as_the_model_does():
+    # the model's point mode prompts SAM on windows of a large frame (point_zoom): a baseline
+    # prompted on the whole frame, shrunk, would lose to the zoom, not to the attention
+    image, sam = np.zeros((30, 40, 3), np.uint8), _AnyPoint()
+    phrases = [GroundedPhrase("mug", 0, 3, 1.0, np.zeros((30, 40), bool))]
+    random_point_baseline(sam, image, phrases, np.random.default_rng(0), zoom=True)
+    random_point_baseline(sam, image, phrases, np.random.default_rng(0), zoom=False)
+    random_point_baseline(sam, image, phrases, np.random.default_rng(0))
+    assert sam.zooms == [True, False, None]  # None: the engine's config decides
 
 
 def test_random_point_baseline_is_uniform_and_scored_like_a_model():

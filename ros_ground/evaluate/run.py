@@ -82,14 +82,16 @@ class EvalRun:
 
 def random_point_baseline(engine: GroundingEngine, image: np.ndarray,
                           phrases: Sequence[GroundedPhrase], rng: np.random.Generator,
-                          image_key=None) -> list[PredPhrase]:
+                          image_key=None, zoom: bool | None = None) -> list[PredPhrase]:
     """The phrases, each segmented by SAM from a point drawn uniformly over `image` (HxWx3):
-    the baseline a grounding method must beat, a point that ignores the text."""
+    the baseline a grounding method must beat, a point that ignores the text. `zoom`: SAM
+    prompted as the model's point mode is (GroundingEngine.segment_point; None: the engine
+    config's `point_zoom`), so on a large frame the two differ only in where the point is."""
     height, width = image.shape[:2]
     out = []
     for phrase in phrases:
         point = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
-        mask, _ = engine.segment_point(image, point, image_key=image_key)
+        mask, _ = engine.segment_point(image, point, image_key=image_key, zoom=zoom)
         out.append(PredPhrase(phrase.text, mask, point))
     return out
 
@@ -141,6 +143,7 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
     # its own stream, so the random-point baseline draws the same points with or without it
     proposal_rng = np.random.default_rng([seed, 1])
     picks = next(iter(configs.values())).mode in ("entities", "auto")
+    zoom = next(iter(configs.values())).point_zoom  # the baseline's SAM prompted as the model's
     run = EvalRun(records={name: [] for name in variants},
                   targets={name: [] for name in variants},
                   naming={name: [] for name in variants})
@@ -171,11 +174,11 @@ def evaluate(engine: GroundingEngine, scenes: int, seed: int,
                             scene.rgb, viewed[cfg.attention_views], cfg, image_key=key,
                             proposals=proposals if cfg.mode in ("entities", "auto") else None)
                 first = next(iter(results.values()))
-                baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key)
+                baseline = random_point_baseline(engine, scene.rgb, first.phrases, rng, key, zoom)
                 obj = target_object(scene, prompt)
                 named = [GTPhrase(obj.name, obj.mask)] if obj is not None else []
                 if obj is not None:  # the baseline's target: SAM at a random point
-                    point = random_point_baseline(engine, scene.rgb, named, rng, key)[0]
+                    point = random_point_baseline(engine, scene.rgb, named, rng, key, zoom)[0]
                     run.baseline_targets.append(TargetRecord(
                         target_hit=iou(point.mask, obj.mask) >= IOU_HIT, answer_hit=False,
                         shared_hit=False))
