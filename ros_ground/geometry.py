@@ -4,6 +4,8 @@ The processor resizes, crops or pads the camera frame before the vision tower se
 map is only meaningful in pixels once that mapping is inverted. Three fits cover the LLaVA family:
 "crop" (resize shortest edge + centre crop, the llava-hf CLIPImageProcessor default), "pad"
 (centre pad to a square, then resize; original LLaVA-1.5) and "resize" (squash to the model size).
+A processor that resizes (shortest edge, or squashes to a fixed height x width) to more than its
+centre crop keeps a smaller window: of the frame ("crop") or of the padded square ("pad").
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class ImageGeometry:
     grid_h: int
     grid_w: int
     fit: str
-    # fit="crop" window (x0, y0, x1, y1) in original pixels; None = centred min(H, W) square
+    # the window (x0, y0, x1, y1) in original pixels that a processor's centre crop keeps,
+    # where it is not the fit's default: fit="crop": None = the centred min(H, W) square;
+    # fit="pad": None = the whole centred max(H, W) square
     crop_box: tuple[int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
@@ -41,12 +45,12 @@ class ImageGeometry:
         h, w = self.height, self.width
         if self.fit == "resize":
             return 0, 0, w, h
+        if self.crop_box is not None:
+            return self.crop_box
         if self.fit == "pad":
             s = max(h, w)
             x0, y0 = -((s - w) // 2), -((s - h) // 2)
             return x0, y0, x0 + s, y0 + s
-        if self.crop_box is not None:
-            return self.crop_box
         s = min(h, w)
         x0, y0 = (w - s) // 2, (h - s) // 2
         return x0, y0, x0 + s, y0 + s
@@ -79,44 +83,67 @@ def processor_fit(image_processor: Any) -> tuple[str, dict | None]:
     return "resize", None
 
 
-def _crop_box(height: int, width: int, sizes: dict) -> tuple[int, int, int, int] | None:
-    """Crop window in original pixels for resize(shortest_edge) + centre_crop(crop)."""
-    size, crop = sizes["size"], sizes["crop"]
+def _resized_size(height: int, width: int, size: dict) -> tuple[int, int]:
+    """(height, width) in px that transformers' resize gives an HxW image: shortest_edge E ->
+    E on the shorter side and int(E * long / short) on the longer (get_resize_output_image_size);
+    a fixed height x width -> that size; no resize (an empty `size`) -> HxW unchanged."""
     edge = size.get("shortest_edge")
     if edge is not None:
-        scale = edge / min(height, width)
-    elif size.get("height") and size.get("width"):
-        return None  # squashed to a fixed size, then cropped: not representable as one window
-    else:
-        scale = 1.0
-    rh, rw = height * scale, width * scale
-    ch, cw = crop["height"], crop["width"]
-    top, left = (rh - ch) / 2, (rw - cw) / 2
-    x0, y0 = round(left / scale), round(top / scale)
+        if width <= height:
+            return int(edge * height / width), edge
+        return edge, int(edge * width / height)
+    if size.get("height") and size.get("width"):
+        return size["height"], size["width"]
+    return height, width
+
+
+def _crop_start(resized: int, crop: int) -> int:
+    """First resized pixel of a centre crop (negative: the crop pads), as transformers'
+    center_crop takes it: int((R - C) / 2), or the left/top padding (C - R) // 2."""
+    return (resized - crop) // 2 if resized >= crop else -((crop - resized) // 2)
+
+
+def _crop_box(height: int, width: int, sizes: dict) -> tuple[int, int, int, int]:
+    """The window (x0, y0, x1, y1), in pixels of an HxW image, that resize(sizes["size"]) +
+    centre_crop(sizes["crop"]) keeps: a rectangle, also where a fixed-size squash changes the
+    aspect ratio first (each axis scaled on its own). Rounded to whole pixels; may reach past the
+    image where the crop is larger than the resized image (the processor pads there)."""
+    rh, rw = _resized_size(height, width, sizes["size"])
+    ch, cw = sizes["crop"]["height"], sizes["crop"]["width"]
+    sy, sx = rh / height, rw / width  # resized px per original px
+    top, left = _crop_start(rh, ch), _crop_start(rw, cw)
+    x0, y0 = round(left / sx), round(top / sy)
     # at least one pixel: a crop narrower than a pixel (a 1-row image) must not round to none
-    x1, y1 = max(round((left + cw) / scale), x0 + 1), max(round((top + ch) / scale), y0 + 1)
+    x1, y1 = max(round((left + cw) / sx), x0 + 1), max(round((top + ch) / sy), y0 + 1)
     return x0, y0, x1, y1
 
 
 def geometry_for(image_processor: Any, height: int, width: int, grid_h: int, grid_w: int,
                  fit: str = "processor") -> ImageGeometry:
-    """Geometry of one image; fit="processor" reads the processor's own config.
+    """Geometry of one HxW image (px) under a grid_h x grid_w token grid.
 
-    `image_processor` is an image processor object or its config dict. fit="pad" means the
-    caller padded the image to a square itself (so the processor's crop/resize of a square is
-    a plain resize).
+    `image_processor` is an image processor object or its config dict. fit="processor" reads
+    the processor's own fit: a resize (shortest edge, or a fixed height x width) + centre crop
+    is fit "crop" with the rectangular window the crop keeps. fit="pad" means the caller padded
+    the image to a max(H, W) square itself (lmm.fit); where the processor then centre-crops
+    less than the resized square (a shortest_edge 384 / crop 336 processor keeps its central
+    7/8), the grid covers only that part of the square. Another fit ("crop", "resize") is
+    taken as given. ValueError for a fit not in FITS.
     """
-    if fit == "processor":
-        fit, sizes = processor_fit(image_processor)
-        if fit == "crop":
-            box = _crop_box(height, width, sizes)
-            if box is None:
-                return ImageGeometry(height, width, grid_h, grid_w, "resize")
-            default = ImageGeometry(height, width, grid_h, grid_w, "crop").window()
-            return ImageGeometry(height, width, grid_h, grid_w, "crop",
-                                 None if box == default else box)
+    if fit not in ("processor", "pad"):
         return ImageGeometry(height, width, grid_h, grid_w, fit)
-    return ImageGeometry(height, width, grid_h, grid_w, fit)
+    kind, sizes = processor_fit(image_processor)
+    if kind != "crop":  # a squash of the frame, or of the padded square: the whole of either
+        return ImageGeometry(height, width, grid_h, grid_w, "resize" if fit == "processor" else fit)
+    fit = "crop" if fit == "processor" else fit
+    default = ImageGeometry(height, width, grid_h, grid_w, fit).window()
+    if fit == "crop":
+        box = _crop_box(height, width, sizes)
+    else:  # the processor's window on the padded square, moved onto the frame
+        x0, y0, x1, y1 = default
+        bx0, by0, bx1, by1 = _crop_box(y1 - y0, x1 - x0, sizes)
+        box = (x0 + bx0, y0 + by0, x0 + bx1, y0 + by1)
+    return ImageGeometry(height, width, grid_h, grid_w, fit, None if box == default else box)
 
 
 def trim_to_crop(image: np.ndarray, image_processor: Any, max_ratio: float = 4.0) -> np.ndarray:

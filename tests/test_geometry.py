@@ -82,12 +82,22 @@ def test_geometry_from_processor_config():
             "crop_size": {"height": 336, "width": 336}}
     g = geometry_for(crop, 480, 640, 24, 24)
     assert g.fit == "crop" and g.crop_box is None and g.window() == (80, 0, 560, 480)
-    # shortest edge larger than the crop: the window is a smaller centred square
+    # shortest edge larger than the crop: a smaller centred window; 640 px -> int(533.3) = 533
+    # resized px, crop from (533 - 336) // 2 = 98: x 98 / 0.8328 .. 434 / 0.8328 = 117.7 .. 521.1
     g = geometry_for({**crop, "size": {"shortest_edge": 400}}, 480, 640, 24, 24)
-    assert g.fit == "crop" and g.window() == (118, 38, 522, 442)
+    assert g.fit == "crop" and g.window() == (118, 38, 521, 442)
     squash = {"do_resize": True, "size": {"height": 336, "width": 336}, "do_center_crop": False}
     assert geometry_for(squash, 480, 640, 24, 24).fit == "resize"
-    assert geometry_for(crop, 480, 640, 24, 24, fit="pad").fit == "pad"
+    g = geometry_for(crop, 480, 640, 24, 24, fit="pad")
+    assert g.fit == "pad" and g.crop_box is None and g.window() == (0, -80, 640, 560)
+    # squashed to 384x384 (x 0.6, y 0.8), then 336 cropped from 24: a rectangle of the frame
+    fixed = {**crop, "size": {"height": 384, "width": 384}}
+    g = geometry_for(fixed, 480, 640, 24, 24)
+    assert g.fit == "crop" and g.window() == (40, 30, 600, 450)
+    # padded to 640x640 at y -80, whose central 7/8 (40 .. 600) the crop keeps
+    for size in ({"height": 384, "width": 384}, {"shortest_edge": 384}):
+        g = geometry_for({**crop, "size": size}, 480, 640, 24, 24, fit="pad")
+        assert g.fit == "pad" and g.window() == (40, -40, 600, 520)
 
 
 def test_geometry_from_tiny_processor():
