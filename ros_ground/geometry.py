@@ -146,13 +146,27 @@ def geometry_for(image_processor: Any, height: int, width: int, grid_h: int, gri
     return ImageGeometry(height, width, grid_h, grid_w, fit, None if box == default else box)
 
 
+def _span_about(start: int, stop: int, least: int, length: int) -> tuple[int, int]:
+    """[lo, hi) within 0..length: start..stop and a pixel each side, widened evenly about its
+    centre to at least `least` px."""
+    lo, hi = start - 1, stop + 1
+    grow = max(least - (hi - lo), 0)
+    lo, hi = lo - grow // 2, hi + grow - grow // 2
+    return max(lo, 0), min(hi, length)
+
+
 def trim_to_crop(image: np.ndarray, image_processor: Any, max_ratio: float = 4.0) -> np.ndarray:
-    """An image much longer than wide, cut to the window a resize + centre-crop processor keeps.
+    """An [H, W] or [H, W, C] image much longer than wide, cut along its long side to the window
+    a shortest-edge resize + centre-crop processor keeps.
 
     Resizing the shortest edge of a 1x4096 line to 336 px would build a 336x1376256 image only
-    to crop its centre; cutting first (the window plus a pixel each side) gives the processor the
-    same centre. Images within `max_ratio`, and other processors, are returned unchanged, so
-    geometry_for on the original size stays exact for them and right to a pixel for the rest.
+    to crop its centre; cutting first (the window plus a pixel each side, centred) gives the
+    processor the same centre. The short side is never cut and the long side is kept at least
+    as long as it, so the processor scales the cut image as it would the whole one (a
+    shortest_edge 384 / crop 336 window is shorter than the short side). Images within
+    `max_ratio`, and other processors (a fixed-size squash rescales a cut image differently),
+    are returned unchanged, so geometry_for on the original size stays exact for them and
+    right to a pixel for the rest.
     """
     h, w = image.shape[:2]
     if max(h, w) <= max_ratio * min(h, w):
@@ -161,7 +175,11 @@ def trim_to_crop(image: np.ndarray, image_processor: Any, max_ratio: float = 4.0
     if fit != "crop" or sizes.get("size", {}).get("shortest_edge") is None:
         return image
     x0, y0, x1, y1 = _crop_box(h, w, sizes)
-    return image[max(y0 - 1, 0):min(y1 + 1, h), max(x0 - 1, 0):min(x1 + 1, w)]
+    if w > h:
+        lo, hi = _span_about(x0, x1, h, w)
+        return image[:, lo:hi]
+    lo, hi = _span_about(y0, y1, w, h)
+    return image[lo:hi]
 
 
 def _resize(grid_map: np.ndarray, out_h: int, out_w: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ros_ground.geometry import geometry_for
+from ros_ground.geometry import geometry_for, trim_to_crop
 from ros_ground.lmm.fit import fit_image
 
 PATCH = 14
@@ -93,3 +93,18 @@ def test_the_llava_1_5_window_is_unchanged():
     assert geometry_for(processor, 480, 640, 24, 24).window() == (80, 0, 560, 480)
     assert geometry_for(processor, 720, 1280, 24, 24, "pad").window() == (0, -280, 1280, 1000)
 
+
+@pytest.mark.parametrize("height,width", [(100, 700), (700, 100), (40, 4000)])
+@pytest.mark.parametrize("name", list(SIZES))
+def test_a_long_frame_cut_before_the_processor_keeps_its_window(name, height, width):
+    # lmm.fit cuts a long frame to the crop window first (trim_to_crop); the grid must still
+    # land where geometry_for on the whole frame puts it (float frames: patches of 2-4 px)
+    processor = _processor(SIZES[name])
+    error, half_patch = patch_centre_error(processor, height, width, "processor", exact=True)
+    assert error < half_patch, f"{name} {height}x{width}: {error:.2f} px"
+    cut = trim_to_crop(np.zeros((height, width, 3), np.uint8), processor)
+    if name.startswith("fixed"):  # a squash would rescale a cut frame differently: never cut
+        assert cut.shape[:2] == (height, width)
+    else:  # only the long side is cut, and not below the short side
+        short, long = sorted((height, width))
+        assert min(cut.shape[:2]) == short and short <= max(cut.shape[:2]) < long
