@@ -12,7 +12,7 @@ import torch
 
 from ros_ground import settings
 from ros_ground.engine import build_engine_from_settings
-from ros_ground.geometry import ImageGeometry
+from ros_ground.geometry import ImageGeometry, geometry_for
 from ros_ground.lmm import SIM_LMM_DIR, load_lmm
 from ros_ground.lmm.fit import report_unseen, resolve_image_fit
 
@@ -76,3 +76,19 @@ def test_a_centre_crop_is_logged_once_per_frame_size(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1
     assert "1280x720" in messages[0] and "x 280..1000" in messages[0] and "44%" in messages[0]
+
+
+def test_pad_reports_what_a_processor_cropping_the_padded_square_cuts(caplog):
+    # shortest_edge 384 / crop 336 (what auto pads for) keeps the central 7/8 of the padded
+    # square: x 40..600 of a 640x480 frame, the whole of its height
+    crop = {"do_center_crop": True, "size": {"shortest_edge": 384},
+            "crop_size": {"height": 336, "width": 336}}
+    said: set = set()
+    with caplog.at_level("WARNING", logger="ros_ground.lmm.fit"):
+        report_unseen(geometry_for(crop, 480, 640, 24, 24, "pad"), said)
+        report_unseen(geometry_for({**crop, "size": {"shortest_edge": 336}}, 720, 1280, 24, 24,
+                                   "pad"), said)  # llava-1.5's 336/336: the whole frame
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith("image_fit pad:")
+    assert "640x480" in messages[0] and "x 40..600, y 0..480" in messages[0]
+    assert "12% of the frame" in messages[0]  # 1 - 560 / 640 = 12.5%

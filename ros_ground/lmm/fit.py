@@ -4,7 +4,9 @@ llava-hf's LLaVA-1.5 processors resize the shortest edge and centre-crop a squar
 frame the model never sees x < 80 or x >= 560, of a 1280x720 frame x < 280 or x >= 1000. An
 object there is neither described nor grounded. Padding the frame to a square first (LLaVA-1.5's
 own `expand2square`, which it was trained with and attend-and-segment used) shows the model the
-whole frame, at a smaller scale. Other processors (the sim model's and LLaVA-NeXT's squash
+whole frame, at a smaller scale, where the processor's crop is its resize (336/336, as llava-hf's
+LLaVA-1.5; one that resizes to more than it crops still cuts the padded square's edges, and
+report_unseen says so). Other processors (the sim model's and LLaVA-NeXT's squash
 resize, Qwen2-VL's dynamic resize) already read the whole frame.
 """
 
@@ -67,16 +69,26 @@ def fit_image(image: np.ndarray, image_fit: str, model_type: str, image_processo
 
 def report_unseen(geometry: ImageGeometry, said: set) -> None:
     """Log once per frame size (tracked in `said`) the part of the frame a centre crop keeps
-    from the model: nothing there is described or grounded."""
+    from the model: nothing there is described or grounded. image_fit processor: the crop of
+    the frame; pad: the processor's crop of the padded square, where its crop is smaller than
+    its resize (a shortest_edge 384 / crop 336 processor keeps the central 7/8 of the square,
+    so a 640x480 frame loses x < 40 and x >= 600)."""
     size = (geometry.height, geometry.width)
-    if geometry.fit != "crop" or size in said:
+    if geometry.fit not in ("crop", "pad") or size in said:
         return
     said.add(size)
     x0, y0, x1, y1 = geometry.window()
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, geometry.width), min(y1, geometry.height)
     seen = (x1 - x0) * (y1 - y0) / (geometry.width * geometry.height)
-    if seen < 1.0:
+    if seen >= 1.0:
+        return
+    if geometry.fit == "crop":
         LOG.warning("image_fit processor: the LMM's processor centre-crops each %dx%d frame to "
                     "x %d..%d, y %d..%d, so %.0f%% of the frame is never seen, described or "
                     "grounded; image_fit pad (or auto) shows it the whole frame",
+                    geometry.width, geometry.height, x0, x1, y0, y1, 100 * (1 - seen))
+    else:
+        LOG.warning("image_fit pad: the LMM's processor centre-crops the padded square of each "
+                    "%dx%d frame (its crop_size is smaller than its resize), keeping x %d..%d, "
+                    "y %d..%d, so %.0f%% of the frame is never seen, described or grounded",
                     geometry.width, geometry.height, x0, x1, y0, y1, 100 * (1 - seen))
