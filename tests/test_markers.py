@@ -136,6 +136,18 @@ def test_camera_info_k_uses_p_for_a_distorted_camera():
         camera_info_to_k(CameraInfo())
 
 
+def test_camera_info_k_needs_the_resolution_it_is_for():
+    from sensor_msgs.msg import CameraInfo
+
+    # a valid K with width and height left 0 (CameraInfo()'s defaults): no resolution to check
+    # the image against, so it is refused rather than used for an image of any size
+    for width, height in ((0, 0), (30, 0), (0, 20)):
+        info = CameraInfo(width=width, height=height)
+        info.k = [100.0, 0.0, 15.0, 0.0, 100.0, 10.0, 0.0, 0.0, 1.0]
+        with pytest.raises(ValueError, match="set width and height to the image's resolution"):
+            camera_info_to_k(info)
+
+
 def test_rviz_config_shows_the_markers_of_the_sim_namespace():
     from pathlib import Path
 

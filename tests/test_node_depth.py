@@ -59,28 +59,33 @@ def _depth_msg(scene, encoding, stamp_sec):
 
 
 def _feed(r, scene, encoding="32FC1", depth_sec=5, depth_frame="cam", info_size=None,
-          info_frame=None, depth_msg=None):
+          info_frame=None, depth_msg=None, edit_info=None, refused=False):
     """Stream the scene's colour frame (stamp 5 s), its depth (`depth_msg` in its place) and
     camera_info to the node (`info_size` (width, height) and `info_frame` in place of the
-    camera_info's own)."""
+    camera_info's own, then `edit_info(info)`); waits until the node holds the camera_info's K,
+    or with `refused` until it has refused the camera_info."""
     depth_pub = r.client.node.create_publisher(Image, "depth", RELIABLE)
     info_pub = r.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
     r.client.stream(scene.rgb, stamp_sec=5)
     if depth_msg is None:
         depth_msg = _depth_msg(scene, encoding, depth_sec)
         depth_msg.header.frame_id = depth_frame
-    info = camera_info(scene, depth_msg.header)
+    # a header of its own: a message's header field holds the object given, not a copy
+    info = camera_info(scene, Header(stamp=depth_msg.header.stamp, frame_id=depth_msg.header.frame_id))
     if info_size is not None:
         info.width, info.height = info_size
     if info_frame is not None:
         info.header.frame_id = info_frame
+    if edit_info is not None:
+        edit_info(info)
+    sensors = r.node.sensors
 
     def arrived():
         depth_pub.publish(depth_msg)
         info_pub.publish(info)
-        depth = r.node.sensors.depth
-        return (r.node.frames.latest(CAMERA) is not None and depth.has_depth(CAMERA)
-                and depth.intrinsics(CAMERA) is not None)
+        held = (CAMERA in sensors._info_refused if refused
+                else sensors.depth.intrinsics(CAMERA) is not None)
+        return r.node.frames.latest(CAMERA) is not None and sensors.depth.has_depth(CAMERA) and held
 
     assert r.client.wait(arrived, 20)
 
@@ -258,6 +263,39 @@ def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monke
     # the response says so too: a robot reading it learns why its target has no position
     assert response.position_error.startswith(
         f"camera_info is for {2 * scene.width}x{2 * scene.height}, the depth and image are ")
+
+
+def _scale_k(info, by: float, shift: tuple[float, float] = (0.0, 0.0)) -> None:
+    """K and P of `info` for a `by` times larger image whose principal point is `shift` pixels
+    further right and down."""
+    k = np.array(info.k).reshape(3, 3)
+    k[:2] *= by
+    k[:2, 2] += shift
+    p = np.array(info.p).reshape(3, 4)
+    p[:, :3] = k
+    info.k, info.p = k.ravel().tolist(), p.ravel().tolist()
+
+
+def _unlocated(response) -> bool:
+    return all(p.depth_points == 0 and math.isnan(p.position.z)
+               for p in (*response.phrases, *response.prompt_phrases))
+
+
+def test_a_camera_info_without_width_and_height_is_refused(node, scene, monkeypatch):
+    # CameraInfo()'s width and height are 0 (a hand-written static publisher may leave them):
+    # its K, here of an image twice the size, cannot be checked against the image, and used as
+    # it is every position would be off by the ratio with an empty position_error
+    def unsized(info):
+        info.width = info.height = 0
+        _scale_k(info, 2.0)
+
+    _feed(node, scene, edit_info=unsized, refused=True)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK and _unlocated(response)
+    assert response.position_error.startswith("the camera_info received was ignored: "), \
+        response.position_error
+    assert "set width and height to the image's resolution" in response.position_error
 
 
 def test_depth_of_another_size_is_blamed_not_the_camera_info(node, scene, monkeypatch):

@@ -20,13 +20,13 @@ from ros_ground.nodes.camera_input import CameraInput
 from ros_ground.nodes.common import RELIABLE, now_ns, stamp_if_unset
 from ros_ground.nodes.conversions import (
     ProposalError,
-    camera_info_to_k,
+    msg_to_intrinsics,
     msg_to_proposals,
     stamp_to_ns,
 )
 from ros_ground.requests import Frame
 from ros_ground.scene_change import same_scene
-from ros_ground.spatial import locate_result, unlocated_phrases
+from ros_ground.spatial import check_intrinsics, locate_result, unlocated_phrases
 
 # a frame stamped further than this from the node's clock is warned about (tf lookups fail);
 # transport and driver delays are milliseconds, an unsynchronised clock or a bag replayed on
@@ -282,8 +282,9 @@ class CameraSensors:
 
     def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
         try:
-            self.depth.set_intrinsics(camera, camera_info_to_k(msg))
-            self._info[camera] = (int(msg.width), int(msg.height), msg.header.frame_id)
+            intrinsics = msg_to_intrinsics(msg)  # width and height 0: refused
+            self.depth.set_intrinsics(camera, check_intrinsics(intrinsics.rectified_k))
+            self._info[camera] = (intrinsics.width, intrinsics.height, msg.header.frame_id)
             self._info_refused.pop(camera, None)
         except ValueError as exc:
             # a refused camera_info says the K received before may not be how this camera sees
