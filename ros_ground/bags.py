@@ -175,7 +175,9 @@ def select_topics(reader: AnyReader, path, topic: str | None = AUTO,
     16UC1 / 32FC1 or compressedDepth; by default the depth topic registered to the colour one
     (the same header frame_id as the colour topic's first message, else a name with "aligned"
     or "registered"), then the busiest. camera_info is the CameraInfo topic sharing the longest
-    name prefix with the colour topic. `why` says why each automatic choice fell as it did. A
+    name prefix with the colour topic. `why` says why each automatic choice fell as it did, and
+    when the depth is in another frame than the colour (both set), which the grounding node
+    refuses. A
     named topic the bag lacks, or a named depth topic that is not depth, raises BagError
     listing the bag's topics.
     """
@@ -202,6 +204,7 @@ def select_topics(reader: AnyReader, path, topic: str | None = AUTO,
     elif topic not in counts:
         raise BagError(f"{path} has no image topic {topic!r}; image topics: {sorted(counts)}")
     colour_frame = _frame_of(firsts[topic])
+    unregistered = False  # the depth topic was taken though none is registered to the colour
     if depth_topic is None:
         candidates = depth_topics - {topic}
 
@@ -217,14 +220,22 @@ def select_topics(reader: AnyReader, path, topic: str | None = AUTO,
                 why.append(f"depth registered to the colour ({registered(depth_topic)}) chosen "
                            f"over {', '.join(ranked[1:])}")
         elif depth_topic:
-            why.append(f"no depth topic is registered to the colour (frame_id {colour_frame!r}); "
-                       f"{depth_topic} is in frame {_frame_of(firsts[depth_topic])!r}, positions "
-                       "may be off: set bag_depth_topic")
+            unregistered = True
+            why.append(f"no depth topic is registered to the colour (frame_id {colour_frame!r})")
     elif depth_topic and depth_topic not in counts:
         raise BagError(f"{path} has no depth topic {depth_topic!r}; image topics: {sorted(counts)}")
     elif depth_topic and depth_topic not in depth_topics:
         raise BagError(f"{path}: {depth_topic!r} is not depth ({kinds[depth_topic][1]}); depth "
                        f"topics: {sorted(depth_topics)}")
+    depth_frame = _frame_of(firsts[depth_topic]) if depth_topic else ""
+    if colour_frame and depth_frame and depth_frame != colour_frame:
+        # replayed in its own frame, as the grounding node refuses depth of another camera
+        why.append(f"{depth_topic} is in frame {depth_frame!r}, the colour in {colour_frame!r}: the "
+                   "grounding node gives no positions from it (record depth registered to the "
+                   "colour, e.g. RealSense align_depth.enable:=true, or set bag_depth_topic)")
+    elif unregistered:  # a frame_id is empty: nothing says it is another camera's
+        why.append(f"{depth_topic} (frame_id {depth_frame!r}) is taken as registered: positions "
+                   "are off unless it is (set bag_depth_topic)")
     infos = sorted(name for name, info in reader.topics.items() if info.msgtype == CAMERA_INFO)
     if info_topic is None:
         info_topic = max(infos, key=lambda t: len(os.path.commonprefix([t, topic]))) if infos else ""

@@ -341,7 +341,7 @@ SIM_CAMERA = (
       convert=_frame_id),
     S("bag", "", "replay this bag (rosbag2 directory, .db3/.mcap file, directory of .mcap files, or ROS 1 .bag) instead of simulating; read when the node starts"),
     S("bag_topic", "", "image topic to replay from `bag` (empty = the busiest Image or CompressedImage topic whose encoding carries colour (rgb, bgr, yuv, bayer), a mono one (IR, republished as mono8) only when there is none; depth and camera_info are replayed too); read when the node starts"),
-    S("bag_depth_topic", "", "depth topic (16UC1, 32FC1, compressedDepth) to replay from `bag` with the image (empty = the one registered to it: the same frame_id, or `aligned` / `registered` in its name; else the busiest, and the grounding node warns of the frame mismatch); read when the node starts"),
+    S("bag_depth_topic", "", "depth topic (16UC1, 32FC1, compressedDepth) to replay from `bag` with the image (empty = the one registered to it: the same frame_id, or `aligned` / `registered` in its name; else the busiest, which the grounding node refuses (no positions) when the bag says it is in another frame than the image); read when the node starts"),
 )
 
 ENGINE = tuple(s for s in GROUNDING if s.field)

@@ -383,6 +383,16 @@ def test_unregistered_depth_alone_is_said(tmp_path):
     _write2(path, [msg for msg in _realsense_messages(m) if msg[0] != ALIGNED])
     topics = bag_topics(path)
     assert topics.depth == UNREG and "no depth topic is registered to the colour" in topics.describe()
+    # replayed in its own frame, the grounding node refuses it: the start-up line says so
+    assert (f"{UNREG} is in frame {DEPTH_FRAME!r}, the colour in {COLOR_FRAME!r}: the grounding "
+            "node gives no positions from it") in topics.describe()
+
+
+def test_unregistered_depth_chosen_by_hand_is_said(tmp_path):
+    path = tmp_path / "realsense"
+    _write2(path, _realsense_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE))))
+    assert "the grounding node gives no positions from it" in bag_topics(path, depth_topic=UNREG).describe()
+    assert "the grounding node gives no positions" not in bag_topics(path).describe()
 
 
 def test_registered_depth_by_name_and_a_mono_only_bag(tmp_path):

@@ -251,9 +251,11 @@ def _bag_node(bag, **params):
 
 
 def test_bag_replay_of_a_realsense_bag_keeps_the_depth_frame_id(ros, tmp_path):
+    from dataclasses import replace
+
     from rosbags.typesys import Stores, get_typestore
 
-    from tests.test_bag import ALIGNED, DEPTH_FRAME, IR, UNREG, _Msgs, _realsense_messages, _write2
+    from tests.test_bag import ALIGNED, COLOR, DEPTH_FRAME, IR, UNREG, _Msgs, _realsense_messages, _write2
 
     bag = tmp_path / "realsense"
     messages = _realsense_messages(_Msgs(get_typestore(Stores.ROS2_HUMBLE)))
@@ -270,8 +272,8 @@ def test_bag_replay_of_a_realsense_bag_keeps_the_depth_frame_id(ros, tmp_path):
         assert not ro.successful and "read-only" in ro.reason
     finally:
         node.destroy_node()
-    # chosen by hand, the unregistered depth keeps its frame (the grounding node warns), and
-    # the stamp of the image it goes with
+    # chosen by hand, the unregistered depth keeps its frame (the grounding node refuses it),
+    # and the stamp of the image it goes with
     node, sent = _bag_node(bag, bag_depth_topic=UNREG)
     try:
         node._publish()
@@ -281,6 +283,18 @@ def test_bag_replay_of_a_realsense_bag_keeps_the_depth_frame_id(ros, tmp_path):
         node.destroy_node()
     with pytest.raises(ValueError, match=f"no depth topic '/nope'.*{ALIGNED}"):
         _bag_node(bag, bag_depth_topic="/nope")
+    # colour recorded without a frame_id: nothing says the depth is another camera's (as the
+    # grounding node takes an empty frame_id), so it goes out in the image's frame
+    _write2(tmp_path / "unframed", [
+        (topic, kind, ns, replace(msg, header=replace(msg.header, frame_id="")) if topic == COLOR else msg)
+        for topic, kind, ns, msg in messages])
+    node, sent = _bag_node(tmp_path / "unframed", bag_depth_topic=UNREG)
+    try:
+        node._publish()
+        (image,), (depth,) = sent["image"], sent["depth"]
+        assert depth.header == image.header
+    finally:
+        node.destroy_node()
     # a bag with IR only: republished as mono8, so the grounding node can say it has no colour
     _write2(tmp_path / "ir", [m for m in messages if m[0] in (IR, ALIGNED)])
     node, sent = _bag_node(tmp_path / "ir")

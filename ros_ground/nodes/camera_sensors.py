@@ -142,7 +142,9 @@ class CameraSensors:
     def registered_depth(self, camera: str, header, size: tuple[int, int]):
         """(depth HxW metres, K) registered to the camera's frame with `header`, whose image is
         `size` (height, width) pixels; LookupError or ValueError (ImageDecodeError included)
-        saying what is missing or wrong, the depth's size before the camera_info's."""
+        saying what is missing or wrong: the depth's frame_id, then its size, then the
+        camera_info's frame_id and resolution. A frame_id differing from the image's is another
+        camera's (an empty one, as some drivers leave it, is taken as the image's)."""
         try:
             depth, k = self.depth.registered(
                 camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
@@ -157,26 +159,27 @@ class CameraSensors:
                              f"{size[0]}: publish depth registered to the colour image, at its "
                              "size (e.g. RealSense aligned_depth_to_color)")
         width, height, frame = self._info.get(camera, (0, 0, ""))
+        if frame and header.frame_id and frame != header.frame_id:
+            # another camera's K (the depth sensor's): every position would be off, silently
+            raise ValueError(f"camera_info is in frame {frame!r}, the image in {header.frame_id!r}: "
+                             "publish the colour camera's camera_info (e.g. RealSense "
+                             "color/camera_info), whose K is the image's")
         if width and height and (height, width) != tuple(size):
             # K scales with the image: from another resolution every position is off by the ratio
             raise ValueError(f"camera_info is for {width}x{height}, the depth and image are "
                              f"{size[1]}x{size[0]}: publish the camera_info of the "
                              "image's own resolution (resize it with the image)")
-        if frame and header.frame_id and frame != header.frame_id:
-            self._node.get_logger().warning(
-                f"camera_info is in frame {frame!r}, the image in {header.frame_id!r}: its K must "
-                "be the colour camera's, or the positions are wrong", throttle_duration_sec=30.0)
         return depth, k
 
     def _depth_of(self, msg, header):
-        """The depth message's HxW metres; warns when its frame_id is not the colour image's: a
-        depth camera's own frame (RealSense depth/image_rect_raw) is not registered to it, and
-        at the same size would give wrong positions without another sign."""
+        """The depth message's HxW metres. ValueError when its frame_id is not the colour
+        image's: a depth camera's own frame (RealSense depth/image_rect_raw) is not registered
+        to it, and at the same size would give positions tens of centimetres off."""
         if msg.header.frame_id and header.frame_id and msg.header.frame_id != header.frame_id:
-            self._node.get_logger().warning(
+            raise ValueError(
                 f"depth is in frame {msg.header.frame_id!r}, the image in {header.frame_id!r}: "
-                "depth must be registered to the colour image (e.g. RealSense "
-                "aligned_depth_to_color), or the positions are wrong", throttle_duration_sec=30.0)
+                "publish depth registered to the colour image, in its frame (e.g. RealSense "
+                "aligned_depth_to_color/image_raw, align_depth.enable:=true)")
         return image_to_depth(msg, self.p["max_image_pixels"])
 
     def pin_depth(self, camera: str, header, size: tuple[int, int]):
@@ -184,7 +187,7 @@ class CameraSensors:
         None: taken before the model runs, as the depth store keeps only the newest frames (a
         few tenths of a second of a 30 Hz camera with proposal_max_age_s 0) and a request takes
         seconds. The ValueError, returned, when the depth found does not fit the frame (its
-        size, the camera_info's, an undecodable depth): looked up again after the model ran,
+        frame_id or size, the camera_info's, an undecodable depth): looked up again after the model ran,
         that depth may be gone and the reason would read as a timing problem."""
         if not self.depth.has_depth(camera):
             return None

@@ -7,9 +7,9 @@ robot-side graph can be tested, and scored, without hardware. A new scene comes 
 `new_scene` service or from changing `seed` (or the size and object parameters).
 With `bag` set it replays a bag's colour topic instead (ros_ground.bags: rosbag2 or ROS 1,
 raw or compressed), streaming and looping, and publishes `depth` (32FC1 metres) and
-`camera_info` from the bag when it has them: depth keeps its own frame_id unless it is the colour
-image's (an unregistered depth topic is then warned about by the grounding node), and a bag whose
-image topic is mono is republished as mono8.
+`camera_info` from the bag when it has them: depth keeps its own frame_id when the bag gives it
+one other than the colour image's (an unregistered depth topic is then refused by the grounding
+node), and a bag whose image topic is mono is republished as mono8.
 """
 
 from __future__ import annotations
@@ -189,9 +189,10 @@ class SimCameraNode(Node):
         self.image_pub.publish(image)
         if frame.depth is not None:
             # the colour's stamp (frames and depth pair by stamp), but the depth's own frame_id
-            # when it is not the colour image's: an unregistered depth topic is then seen as such
+            # when the bag says it is not the colour image's (both set): an unregistered depth
+            # topic is then refused by the grounding node rather than passed off as registered
             depth = depth_to_image_msg(frame.depth, image.header)
-            if frame.depth_frame_id and frame.depth_frame_id != frame.frame_id:
+            if frame.depth_frame_id and frame.frame_id and frame.depth_frame_id != frame.frame_id:
                 depth.header = Header(stamp=stamp, frame_id=frame.depth_frame_id)
             self.depth_pub.publish(depth)
         if frame.camera_info is not None:
