@@ -40,6 +40,9 @@ class CameraInfo(NamedTuple):
     k: tuple[float, ...]  # 3x3 row-major
     r: tuple[float, ...]
     p: tuple[float, ...]  # 3x4 row-major
+    binning_x: int = 0
+    binning_y: int = 0
+    roi: tuple[int, int, int, int] = (0, 0, 0, 0)  # x_offset, y_offset, width, height
 
 
 class BagFrame(NamedTuple):
@@ -265,8 +268,11 @@ def _camera_info(msg) -> CameraInfo:
     def field(name):
         return tuple(float(v) for v in getattr(msg, name, getattr(msg, name.upper(), ())))
 
+    roi = msg.roi
     return CameraInfo(int(msg.width), int(msg.height), str(msg.distortion_model),
-                      field("d"), field("k"), field("r"), field("p"))
+                      field("d"), field("k"), field("r"), field("p"),
+                      int(msg.binning_x), int(msg.binning_y),
+                      (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
 
 
 def read_images(path: str | Path, topic: str | None = AUTO, depth_topic: str | None = AUTO,

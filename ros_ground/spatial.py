@@ -43,7 +43,14 @@ def no_location() -> Location:
 
 @dataclass
 class CameraInfo:
-    """The parts of a ROS CameraInfo that geometry needs (row-major matrices)."""
+    """The parts of a ROS CameraInfo that geometry needs (row-major matrices).
+
+    As in sensor_msgs/CameraInfo, `width` x `height`, `k` and `p` are the camera's full
+    resolution; a camera publishing a binned or cropped image says so in `binning_x`,
+    `binning_y` (0 or 1: none) and `roi` (x_offset, y_offset, width, height in full-resolution
+    pixels; a width or height of 0: the full one). `image_size` and `rectified_k` are of the
+    image published.
+    """
 
     width: int
     height: int
@@ -52,14 +59,37 @@ class CameraInfo:
     p: np.ndarray  # 3x4 projection of the rectified image
     distortion_model: str = "plumb_bob"
     camera_name: str = ""
+    binning_x: int = 1
+    binning_y: int = 1
+    roi: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @property
+    def binning(self) -> tuple[int, int]:
+        """(x, y) binning factors, 0 read as 1."""
+        return max(int(self.binning_x), 1), max(int(self.binning_y), 1)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) in pixels of the image the camera publishes: the ROI's size (the
+        full height or width where the ROI's is 0) divided by the binning, rounded down."""
+        bx, by = self.binning
+        _, _, roi_width, roi_height = self.roi
+        return (int(roi_height) or self.height) // by, (int(roi_width) or self.width) // bx
 
     @property
     def rectified_k(self) -> np.ndarray:
-        """K for a rectified image: the left 3x3 of P when P is set and the image has
-        distortion, else K (for an undistorted image they agree)."""
-        if np.any(self.d) and np.any(self.p):
-            return self.p[:, :3].copy()
-        return self.k.copy()
+        """3x3 K of the published image, rectified: the left 3x3 of P when P is set and the
+        image has distortion, else K (for an undistorted image they agree), then moved to the
+        ROI and divided by the binning as image_geometry's PinholeCameraModel.fromCameraInfo
+        (ros-perception/vision_opencv) reads CameraInfo: fx / binning_x, fy / binning_y,
+        cx = (cx - x_offset) / binning_x, cy = (cy - y_offset) / binning_y (the skew, 0 from
+        ROS calibration, scales with x)."""
+        full = self.p[:, :3] if np.any(self.d) and np.any(self.p) else self.k
+        bx, by = self.binning
+        x_offset, y_offset = float(self.roi[0]), float(self.roi[1])
+        cut = np.array([[1.0 / bx, 0.0, -x_offset / bx], [0.0, 1.0 / by, -y_offset / by],
+                        [0.0, 0.0, 1.0]])
+        return cut @ np.asarray(full, dtype=np.float64)
 
 
 def load_camera_info(path: str | Path) -> CameraInfo:

@@ -161,15 +161,19 @@ class _Msgs:
         return self.t[COMPRESSED](header=self.header(stamp), format=fmt,
                                   data=np.frombuffer(payload, np.uint8))
 
-    def info(self, stamp, fx):
+    def info(self, stamp, fx, size=(8, 6), binning=(0, 0), roi=(0, 0, 0, 0)):
+        """CameraInfo of a `size` (width, height) camera, `binning` (x, y), `roi` (x_offset,
+        y_offset, width, height)."""
         names = self.t[INFO].__dataclass_fields__
         upper = "K" in names  # ROS 1 spells the matrices in capitals
         mats = {"d": np.zeros(5), "k": np.array([fx, 0, 4, 0, fx, 3, 0, 0, 1.0]),
                 "r": np.eye(3).ravel(), "p": np.array([fx, 0, 4, 0, 0, fx, 3, 0, 0, 0, 1, 0.0])}
-        roi = self.t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0,
-                                                         width=0, do_rectify=False)
-        return self.t[INFO](header=self.header(stamp), height=6, width=8,
-                            distortion_model="plumb_bob", binning_x=0, binning_y=0, roi=roi,
+        x, y, w, h = roi
+        roi = self.t["sensor_msgs/msg/RegionOfInterest"](x_offset=x, y_offset=y, height=h,
+                                                         width=w, do_rectify=False)
+        return self.t[INFO](header=self.header(stamp), height=size[1], width=size[0],
+                            distortion_model="plumb_bob", binning_x=binning[0],
+                            binning_y=binning[1], roi=roi,
                             **{(n.upper() if upper else n): v for n, v in mats.items()})
 
 
@@ -184,7 +188,9 @@ def _rgbd_messages(m: _Msgs, frames=3, bad_at=1):
                         m.image(stamp, _colour(k), "rgb8", data=np.zeros(5, np.uint8))))
         else:
             out.append(("/cam/color/image_raw", IMAGE, stamp, m.image(stamp, _colour(k), "rgb8")))
-        out.append(("/cam/color/camera_info", INFO, stamp, m.info(stamp, 500.0 + k)))
+        # a binned sensor's ROI: 8x6 published of a 20x14 sensor
+        out.append(("/cam/color/camera_info", INFO, stamp, m.info(stamp, 500.0 + k, (20, 14), (2, 2),
+                                                                  (2, 1, 16, 12))))
         out.append(("/cam/depth/camera_info", INFO, stamp, m.info(stamp, 1.0)))
         for extra in (1, 2):  # depth logged just after the colour frame, the nearer one first
             out.append(("/cam/depth/image_rect_raw", IMAGE, stamp + extra,
@@ -210,7 +216,9 @@ def _check_rgbd(frames, skipped):
         assert frame.depth.dtype == np.float32 and np.isnan(frame.depth[0, 0])
         assert frame.depth[1, 1] == pytest.approx((1000 + 100 * k) / 1000)
         assert frame.camera_info.k[0] == 500.0 + k  # the colour camera's, not the depth one's
-        assert frame.camera_info.width == 8 and len(frame.camera_info.p) == 12
+        assert frame.camera_info.width == 20 and len(frame.camera_info.p) == 12
+        info = frame.camera_info  # binning and ROI travel: K is the full sensor's
+        assert (info.binning_x, info.binning_y, info.roi) == (2, 2, (2, 1, 16, 12))
     assert [s[0] for s in skipped] == ["/cam/color/image_raw"] and "bytes" in skipped[0][2]
 
 

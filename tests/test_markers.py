@@ -136,6 +136,34 @@ def test_camera_info_k_uses_p_for_a_distorted_camera():
         camera_info_to_k(CameraInfo())
 
 
+def test_camera_info_k_of_a_binned_or_roi_camera_is_the_published_images():
+    from sensor_msgs.msg import CameraInfo
+
+    from ros_ground.nodes.conversions import msg_to_intrinsics
+
+    # K and P are the full 640x480 sensor's; the image published is the ROI (x 100.., y 40..,
+    # 400x300) binned 2x by 4: 200x75 pixels
+    info = CameraInfo(width=640, height=480, binning_x=2, binning_y=4)
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 100, 40, 400, 300
+    info.k = [600.0, 0.0, 320.0, 0.0, 610.0, 240.0, 0.0, 0.0, 1.0]
+    info.p = [590.0, 0.0, 322.0, 0.0, 0.0, 596.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    expected = [[300.0, 0.0, 110.0], [0.0, 152.5, 50.0], [0.0, 0.0, 1.0]]
+    np.testing.assert_allclose(camera_info_to_k(info), expected)
+    assert msg_to_intrinsics(info).image_size == (75, 200)
+    info.d = [0.1, 0.0, 0.0, 0.0, 0.0]  # rectified: P's left 3x3, binned and shifted alike
+    np.testing.assert_allclose(camera_info_to_k(info), [[295.0, 0.0, 111.0], [0.0, 149.0, 49.0],
+                                                        [0.0, 0.0, 1.0]])
+    # binning 0 is no binning; an ROI of width and height 0 is the full width and height
+    info = CameraInfo(width=640, height=480)
+    info.k = [600.0, 0.0, 320.0, 0.0, 610.0, 240.0, 0.0, 0.0, 1.0]
+    np.testing.assert_allclose(camera_info_to_k(info), np.reshape(info.k, (3, 3)))
+    assert msg_to_intrinsics(info).image_size == (480, 640)
+    info.binning_x = info.binning_y = 2
+    np.testing.assert_allclose(camera_info_to_k(info), [[300.0, 0.0, 160.0], [0.0, 305.0, 120.0],
+                                                        [0.0, 0.0, 1.0]])
+    assert msg_to_intrinsics(info).image_size == (240, 320)
+
+
 def test_camera_info_k_needs_the_resolution_it_is_for():
     from sensor_msgs.msg import CameraInfo
 

@@ -301,6 +301,32 @@ def test_a_camera_info_without_width_and_height_is_refused(node, scene, monkeypa
     assert "set width and height to the image's resolution" in response.position_error
 
 
+@pytest.mark.parametrize("how", ["binned", "roi", "binned roi"])
+def test_a_binned_or_roi_camera_info_gives_the_published_images_positions(node, scene, monkeypatch, how):
+    # CameraInfo's K is the full sensor's; binning and roi say how the published image was cut
+    # from it (image_geometry's reading): refused before as "for 320x240" of a 160x120 image
+    binning = 2 if "binned" in how else 1
+    offset = (24, 10) if "roi" in how else (0, 0)
+
+    def cut(info):
+        info.width, info.height = binning * scene.width + 40, binning * scene.height + 30
+        info.binning_x = info.binning_y = binning
+        if "roi" in how:
+            info.roi.x_offset, info.roi.y_offset = offset
+            info.roi.width, info.roi.height = binning * scene.width, binning * scene.height
+        else:  # the full sensor, cut by binning alone
+            info.width, info.height = binning * scene.width, binning * scene.height
+        _scale_k(info, binning, offset)
+
+    _feed(node, scene, edit_info=cut)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    response = node.ask("Pick up the mug.")
+    assert response.position_error == "", response.position_error
+    for phrase, obj in zip(response.phrases, scene.objects):
+        p = phrase.position
+        assert np.linalg.norm(np.array([p.x, p.y, p.z]) - np.array(obj.centroid)) < 0.01, obj.name
+
+
 def test_depth_of_another_size_is_blamed_not_the_camera_info(node, scene, monkeypatch):
     # a 160x120 depth beside a right 320x240 camera_info is the depth's fault: the error must
     # not send the user to the camera_info

@@ -153,6 +153,9 @@ def test_bag_replay_publishes_depth_and_camera_info_from_the_bag(ros, tmp_path):
         metres = np.frombuffer(bytes(depth.data), "<f4").reshape(6, 8)
         assert np.isnan(metres[0, 0]) and metres[1, 1] in (np.float32(1.0), np.float32(1.2))
         assert {i.k[0] for i in rec.infos} == {500.0, 502.0}
+        info = rec.infos[-1]  # the bag's binning and ROI go out with its K
+        assert (info.width, info.height, info.binning_x, info.binning_y) == (20, 14, 2, 2)
+        assert (info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height) == (2, 1, 16, 12)
     finally:
         rec.node.destroy_node()
         log = stop_process(proc)

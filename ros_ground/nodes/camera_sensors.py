@@ -48,7 +48,9 @@ class CameraSensors:
         self.inputs: dict[str, CameraInput] = {}  # camera -> its image subscription
         self.depth_inputs: dict[str, CameraInput] = {}
         self._proposals_topics: dict[str, str] = {}
-        self._info: dict[str, tuple[int, int, str]] = {}  # camera -> camera_info's width, height, frame
+        # camera -> width, height (of the image published: binning and ROI applied) and frame
+        # of its camera_info
+        self._info: dict[str, tuple[int, int, str]] = {}
         self._info_refused: dict[str, str] = {}  # camera -> why its last camera_info was ignored
         self._repeat_said: set[str] = set()  # cameras warned of a header repeated with new pixels
         self._grey_said: set[tuple[str, bool]] = set()  # (camera, mono) warned: no colour
@@ -287,7 +289,8 @@ class CameraSensors:
         try:
             intrinsics = msg_to_intrinsics(msg)  # width and height 0: refused
             self.depth.set_intrinsics(camera, check_intrinsics(intrinsics.rectified_k))
-            self._info[camera] = (intrinsics.width, intrinsics.height, msg.header.frame_id)
+            height, width = intrinsics.image_size  # binned and cropped, as published
+            self._info[camera] = (width, height, msg.header.frame_id)
             self._info_refused.pop(camera, None)
         except ValueError as exc:
             # a refused camera_info says the K received before may not be how this camera sees

@@ -248,27 +248,32 @@ def msg_to_proposals(msg: EntityProposals, height: int, width: int) -> list[Prop
 
 
 def msg_to_intrinsics(msg):
-    """The ros_ground.spatial.CameraInfo of a sensor_msgs/CameraInfo. Raises ValueError when
-    its width or height is 0 (CameraInfo()'s defaults, which a hand-written publisher may
-    leave): K could not be checked against the image's resolution, and one for another
-    resolution puts every position off by the ratio."""
+    """The ros_ground.spatial.CameraInfo of a sensor_msgs/CameraInfo, its binning and ROI
+    included (its `image_size` and `rectified_k` are the published image's). Raises
+    ValueError when its width or height is 0 (CameraInfo()'s defaults, which a hand-written
+    publisher may leave): K could not be checked against the image's resolution, and one for
+    another resolution puts every position off by the ratio."""
     from ros_ground.spatial import CameraInfo as Intrinsics
 
     width, height = int(msg.width), int(msg.height)
     if not (width and height):
         raise ValueError(f"its width x height is {width}x{height}: set width and height to the "
                          "image's resolution (the one its K is for)")
+    roi = msg.roi
     return Intrinsics(width=width, height=height,
                       k=np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
                       d=np.asarray(msg.d, dtype=np.float64),
-                      p=np.asarray(msg.p, dtype=np.float64).reshape(3, 4))
+                      p=np.asarray(msg.p, dtype=np.float64).reshape(3, 4),
+                      binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
+                      roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
 
 
 def camera_info_to_k(msg) -> np.ndarray:
     """3x3 K of the image a sensor_msgs/CameraInfo describes, for a rectified (or undistorted)
-    image: the left 3x3 of P when the camera has distortion and P is set, else K (see
-    ros_ground.spatial for what is assumed). Raises ValueError for an unset or invalid K, or
-    an unset width or height (`msg_to_intrinsics`)."""
+    image: the left 3x3 of P when the camera has distortion and P is set, else K, divided by
+    its binning and moved to its ROI (spatial.CameraInfo.rectified_k; see ros_ground.spatial
+    for what is assumed). Raises ValueError for an unset or invalid K, or an unset width or
+    height (`msg_to_intrinsics`)."""
     from ros_ground.spatial import check_intrinsics
 
     return check_intrinsics(msg_to_intrinsics(msg).rectified_k)

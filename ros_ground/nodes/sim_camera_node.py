@@ -198,8 +198,10 @@ class SimCameraNode(Node):
         if frame.camera_info is not None:
             c = frame.camera_info
             info = CameraInfo(header=image.header, height=c.height, width=c.width,
-                              distortion_model=c.distortion_model)
+                              distortion_model=c.distortion_model, binning_x=c.binning_x,
+                              binning_y=c.binning_y)
             info.d, info.k, info.r, info.p = list(c.d), list(c.k), list(c.r), list(c.p)
+            info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = c.roi
             self.info_pub.publish(info)
 
 
