@@ -84,12 +84,13 @@ class CameraInfo:
         (ros-perception/vision_opencv) reads CameraInfo: fx / binning_x, fy / binning_y,
         cx = (cx - x_offset) / binning_x, cy = (cy - y_offset) / binning_y (the skew, 0 from
         ROS calibration, scales with x)."""
-        full = self.p[:, :3] if np.any(self.d) and np.any(self.p) else self.k
-        bx, by = self.binning
-        x_offset, y_offset = float(self.roi[0]), float(self.roi[1])
-        cut = np.array([[1.0 / bx, 0.0, -x_offset / bx], [0.0, 1.0 / by, -y_offset / by],
-                        [0.0, 0.0, 1.0]])
-        return cut @ np.asarray(full, dtype=np.float64)
+        k = np.array(self.p[:, :3] if np.any(self.d) and np.any(self.p) else self.k, dtype=np.float64)
+        (bx, by), (x_offset, y_offset) = self.binning, (float(self.roi[0]), float(self.roi[1]))
+        # row by row, not as a matrix product: a bad entry (NaN) stays where it was given, for
+        # check_intrinsics to name
+        k[0] = (k[0] - x_offset * k[2]) / bx
+        k[1] = (k[1] - y_offset * k[2]) / by
+        return k
 
 
 def load_camera_info(path: str | Path) -> CameraInfo:

@@ -162,6 +162,11 @@ def test_camera_info_k_of_a_binned_or_roi_camera_is_the_published_images():
     np.testing.assert_allclose(camera_info_to_k(info), [[300.0, 0.0, 160.0], [0.0, 305.0, 120.0],
                                                         [0.0, 0.0, 1.0]])
     assert msg_to_intrinsics(info).image_size == (240, 320)
+    # a bad entry is refused as given: binning must not spread it over the matrix it names
+    info.k = [float("nan"), 0.0, 320.0, 0.0, 610.0, 240.0, 0.0, 0.0, 1.0]
+    given = r"got \[nan, 0\.0, 160\.0, 0\.0, 305\.0, 120\.0, 0\.0, 0\.0, 1\.0\]"
+    with pytest.raises(ValueError, match=given):
+        camera_info_to_k(info)
 
 
 def test_camera_info_k_needs_the_resolution_it_is_for():
