@@ -197,8 +197,7 @@ def depth_at(depth: np.ndarray, col: float, row: float, radius: int = 2) -> floa
 
 def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2,
            min_points: int = 10, percentiles: tuple[float, float] = (5.0, 95.0),
-           outlier_mads: float = 4.0, min_band_m: float = 0.02,
-           min_surface_share: float = 0.25) -> Location:
+           outlier_mads: float = 4.0, min_band_m: float = 0.02) -> Location:
     """Robust 3-D centre and size of the surface a mask covers.
 
     `mask` bool HxW; `depth` HxW float metres, NaN/0 = no return (image_codec.depth_to_metres); `k` 3x3.
@@ -208,18 +207,18 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
     or thin to keep `min_points` pixels is eroded less, down to none. An inside with no depth
     return gives `no_location()`, however many returns its border has: a black, shiny or
     transparent object returns little, and its border's returns are then of what lies behind
-    it. The returns inside are split into surfaces where sorted depths jump (`_surfaces`), and
-    the nearest holding at least `min_surface_share` of them is the object's: past an object's
-    outline lies what it hides, farther away, so a mask spilling over it adds a farther surface
-    (a median of two surfaces lies between them, on neither). Its median and scaled median
+    it. The returns inside are split into surfaces where sorted depths jump, and the one holding
+    most of them is the object's (`main_surface`): a median of two or three surfaces can lie
+    between them, on none, and their spread then widens the band below to keep them all. Its
+    median and scaled median
     absolute deviation give a depth band (`outlier_mads` deviations, at least `min_band_m`
     either side); every masked pixel with depth in that band is used, so the rim of the object
     still counts but border pixels at background depth do not. The position is the mean of
     those points (the centre of the visible surface, not of the object's volume: the camera sees
     no back side); the size is the extent between the `percentiles` along each axis. No valid
     depth under the mask: `no_location()`. Raises ValueError when the mask is not 2-D or the
-    depth not its shape, erode_px < 0, min_points < 1, min_surface_share not in (0, 1], the
-    percentiles are not 0 <= low < high <= 100, or `k` is no camera matrix (`check_intrinsics`).
+    depth not its shape, erode_px < 0, min_points < 1, the percentiles are not
+    0 <= low < high <= 100, or `k` is no camera matrix (`check_intrinsics`).
     """
     mask = np.asarray(mask, dtype=bool)
     depth = np.asarray(depth)
@@ -227,8 +226,6 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
         raise ValueError(f"mask {mask.shape} and depth {depth.shape} must both be the same HxW")
     if erode_px < 0 or min_points < 1:
         raise ValueError("erode_px must be >= 0 and min_points >= 1")
-    if not 0.0 < min_surface_share <= 1.0:
-        raise ValueError(f"min_surface_share must be in (0, 1], got {min_surface_share}")
     lo, hi = percentiles
     if not 0.0 <= lo < hi <= 100.0:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
@@ -237,7 +234,7 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
     core = inside(mask, erode_px, min_points) & valid
     if not core.any():
         return no_location()
-    surface = nearest_surface(depth[core].astype(np.float64), min_band_m, min_surface_share)
+    surface = main_surface(depth[core].astype(np.float64), min_band_m)
     median = np.median(surface)
     band = max(outlier_mads * median_abs_deviation(surface, scale="normal"), min_band_m)
     rows, cols = np.nonzero(valid)
@@ -263,19 +260,21 @@ def inside(mask: np.ndarray, erode_px: int = 2, min_points: int = 10) -> np.ndar
     return mask
 
 
-def nearest_surface(z: np.ndarray, min_gap_m: float = 0.02, min_share: float = 0.25,
-                    relative_gap: float = 0.05) -> np.ndarray:
-    """The depths (1-D, metres, non-empty) of the nearest surface holding at least `min_share`
-    of `z`: the sorted depths are split where one is more than max(`min_gap_m`,
+def main_surface(z: np.ndarray, min_gap_m: float = 0.02, relative_gap: float = 0.05) -> np.ndarray:
+    """The depths (1-D, metres, non-empty) of the surface holding most of `z`, the nearest of
+    equals: the sorted depths are split where one is more than max(`min_gap_m`,
     `relative_gap` x depth) beyond the one before it (a depth camera's noise grows with
-    distance, so a jump at 3 m must be larger than one at 0.5 m to part two surfaces). All of
-    `z` when no part holds that share (scattered returns: no surface to prefer)."""
+    distance, so a jump at 3 m must be larger than one at 0.5 m to part two surfaces).
+
+    Most, not the nearest: on 1464 simulated objects with realistic mask errors (dilated,
+    shifted, box-filled, merged with a neighbour; docs/MEASUREMENTS.md, "Where a mask is in
+    3-D") the nearest surface holding a quarter lost to the plain median as often as it won,
+    since a mask reaching over a nearer neighbour, a stacked box or a saucer's mug is as common
+    as one reaching past its object onto the wall."""
     z = np.sort(np.asarray(z, dtype=np.float64))
     starts = np.flatnonzero(np.diff(z) > np.maximum(min_gap_m, relative_gap * z[:-1])) + 1
-    for part in np.split(z, starts):
-        if part.size >= min_share * z.size:
-            return part
-    return z
+    parts = np.split(z, starts)
+    return max(parts, key=len)  # the first, nearest, of the largest
 
 
 def locate_phrases(phrases, depth: np.ndarray, k: np.ndarray, **options) -> None:
