@@ -6,9 +6,15 @@
         clicked_point:=/clicked_point
     ros2 launch ros_ground ground.launch.py model:=/models/llava-1.5-7b-hf composed:=false
     ros2 launch ros_ground ground.launch.py cameras:="[left, right]"   # left/image, right/image
+    ros2 launch ros_ground ground.launch.py cameras:="[left, right]" \
+        image:="{left: /stereo/left/image_rect, right: /stereo/right/image_rect}" \
+        camera_info:="{left: /stereo/left/camera_info, right: /stereo/right/camera_info}"
     ros2 launch ros_ground ground.launch.py use_sim_time:=true   # beside `ros2 bag play --clock`
 
 Model arguments left empty take their values from params_file (config/default.yaml).
+`image`, `depth` and `camera_info` are one topic for one camera, or a mapping camera: topic for
+the cameras of `cameras` (or, without it, of params_file); a single topic other than the
+default with several cameras, or a mapping naming another camera, is refused.
 """
 
 import difflib
@@ -25,17 +31,22 @@ from launch_ros.actions import Node
 from launch_ros.utilities import make_namespace_absolute, prefix_namespace
 
 from launch import LaunchDescription
-from ros_ground import camera_watch, param_files
+from ros_ground import camera_watch, param_files, settings
 
 ARGUMENTS = {
     "namespace": ("", "namespace of the nodes and their topics"),
-    "image": ("/camera/image_raw", "camera image topic (sensor_msgs/Image)"),
-    "depth": ("", "depth registered to the image, e.g. /camera/aligned_depth_to_color/image_raw "
-              "(empty = `depth` in the namespace)"),
-    "camera_info": ("", "the image's sensor_msgs/CameraInfo, e.g. /camera/color/camera_info "
-                    "(empty = `camera_info` in the namespace)"),
-    "clicked_point": ("", "rviz's Publish Point topic, e.g. /clicked_point "
-                      "(empty = `clicked_point` in the namespace)"),
+    "image": ("/camera/image_raw", "the camera's image topic (sensor_msgs/Image); with several "
+              "cameras a mapping camera: topic, e.g. \"{left: /stereo/left/image_rect, right: "
+              "/stereo/right/image_rect}\" (a camera left out reads its own, right/image; "
+              "named cameras do not read the default)"),
+    "depth": ("", "depth registered to the image, e.g. /camera/aligned_depth_to_color/image_raw, "
+              "or a mapping camera: topic as for image (empty = `depth` in the namespace, "
+              "left/depth for a camera left)"),
+    "camera_info": ("", "the image's sensor_msgs/CameraInfo, e.g. /camera/color/camera_info, or "
+                    "a mapping camera: topic as for image (empty = `camera_info` in the "
+                    "namespace, left/camera_info for a camera left)"),
+    "clicked_point": ("", "rviz's Publish Point topic, e.g. /clicked_point, one for all the "
+                      "cameras (empty = `clicked_point` in the namespace)"),
     "model": ("", "LMM: Hugging Face id, local directory, sim (embedded) or tiny (random, for "
               "tests) (empty = from params_file)"),
     "sam_model": ("", "vit_h | vit_l | vit_b | directory | sim (embedded) | tiny (random, for "
@@ -50,6 +61,9 @@ ARGUMENTS = {
     "use_sim_time": ("false", "the nodes' clock is /clock (a bag replayed with `ros2 bag play "
                      "--clock`), not the system's"),
 }
+# the arguments that name a camera's own topic (each camera reads `<camera>/image`, ...: one
+# topic, or a mapping camera -> topic); clicked_point is one topic for all the cameras
+PER_CAMERA = ("image", "depth", "camera_info")
 
 
 def _warn_misspelt(context, known) -> None:
@@ -97,6 +111,83 @@ def _cameras(text: str) -> list[str]:
     return names
 
 
+def _file_cameras(params_file: str) -> list[str] | None:
+    """The cameras the params file gives grounding_node (the default [""], one unnamed camera,
+    where it gives none), or None where its value is no valid list: the node refuses that
+    itself at configure, and launch cannot tell which topics it would read."""
+    try:
+        given = param_files.params_file(params_file, "grounding_node", settings.GROUNDING,
+                                        required=False).get("cameras", [""])
+        camera_watch.camera_topics(given, "image")
+    except (OSError, TypeError, ValueError):
+        return None
+    return [str(c) for c in given]
+
+
+def _topic_or_mapping(name: str, text: str) -> str | dict[str, str]:
+    """Launch argument `name` as one topic, or as a YAML mapping {camera: topic}
+    ("{left: /stereo/left/image_rect, right: /stereo/right/image_rect}"): a ValueError naming
+    the argument for a mapping YAML cannot read or whose topics are not all text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        if not text.lstrip().startswith("{"):
+            return text  # not YAML, but a topic for rcl to judge, as before
+        raise ValueError(f"launch argument {name}: {text!r} is no YAML mapping of camera to topic, "
+                         f"e.g. \"{{left: /stereo/left/{name}, right: /stereo/right/{name}}}\" "
+                         f"({str(exc).splitlines()[0]})") from None
+    if not isinstance(value, dict):
+        return text
+    mapping = {"" if k is None else str(k): v for k, v in value.items()}
+    bad = [k for k, v in mapping.items() if not isinstance(v, str) or not v.strip()]
+    if bad or not mapping:
+        raise ValueError(f"launch argument {name}: {text!r} must map each camera to a topic"
+                         + (f" (no topic for {', '.join(map(repr, bad))})" if bad else ""))
+    return mapping
+
+
+def _camera_remaps(name: str, text: str, cameras: list[str] | None) -> list[tuple[str, str]]:
+    """The remappings of launch argument `name` (image, depth or camera_info): each camera's own
+    topic (`name`, `left/name`: camera_watch.camera_topics, what the nodes subscribe) to the
+    topic given for it. `cameras`: those the nodes run with (None: not known, the params file's
+    value is invalid). One topic is the one camera's; the argument's default (the image's
+    /camera/image_raw, empty for the others) is only the unnamed camera's, so named cameras keep
+    their own topics then. A mapping {camera: topic} remaps the cameras it names; the others
+    keep their own topics. ValueError, naming the argument: one topic other than the default
+    with several cameras (the nodes would ignore it), or a mapping naming no such camera."""
+    value = _topic_or_mapping(name, text)
+    default = ARGUMENTS[name][0]
+    if isinstance(value, str):
+        if not value:
+            return []
+        if cameras is None or (value == default and "" in cameras):
+            return [(name, value)]
+        if value == default:
+            return []
+        if len(cameras) == 1:
+            return [(camera_watch.camera_topics(cameras, name)[0], value)]
+        example = ", ".join(f"{c or repr('')}: {value if i == 0 else '...'}" for i, c in enumerate(cameras))
+        raise ValueError(f"launch argument {name}: one topic {value!r} for the {len(cameras)} cameras "
+                         f"{cameras}, each of which reads its own "
+                         f"({', '.join(camera_watch.camera_topics(cameras, name))}): give each camera "
+                         f"its topic as a mapping, {name}:=\"{{{example}}}\"")
+    # a mapping never sets the cameras: they are cameras:='s, else the params file's, as for
+    # the nodes. Taking its keys for the cameras would drop, silently, a camera the params
+    # file names that the mapping leaves out, and give image:= and depth:= a say over which
+    # cameras run; a key that is no camera is an error naming the cameras instead
+    known = cameras if cameras is not None else list(value)
+    unknown = [k for k in value if k not in known]
+    if unknown:
+        raise ValueError(f"launch argument {name}: no camera named {', '.join(map(repr, unknown))}"
+                         f" (the cameras: {known}; name them with cameras:=\"[left, right]\", "
+                         "or in the params file)")
+    try:
+        topics = camera_watch.camera_topics(list(value), name)
+    except ValueError as exc:
+        raise ValueError(f"launch argument {name}: {exc}") from None
+    return list(zip(topics, value.values()))
+
+
 def _nodes(context, *args, **kwargs):
     _warn_misspelt(context, [*ARGUMENTS, "seed"])  # seed: sim.launch.py's own, which includes this
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
@@ -123,8 +214,13 @@ def _nodes(context, *args, **kwargs):
         overrides["cameras"] = _cameras(arg["cameras"])
     sam_overrides = {k: v for k, v in overrides.items()
                      if k.startswith("sam_") or k in ("cameras", "use_sim_time")}
-    remap = [("image", arg["image"])] + [(name, arg[name]) for name in
-                                         ("depth", "camera_info", "clicked_point") if arg[name]]
+    cameras = overrides.get("cameras") or _file_cameras(params_file)
+    remap = [pair for name in PER_CAMERA for pair in _camera_remaps(name, arg[name], cameras)]
+    if arg["clicked_point"]:
+        if isinstance(_topic_or_mapping("clicked_point", arg["clicked_point"]), dict):
+            raise ValueError("launch argument clicked_point: one topic for all the cameras, not "
+                             "a mapping (a click goes to the camera whose image is in its frame_id)")
+        remap.append(("clicked_point", arg["clicked_point"]))
     if _flag(context, "composed"):
         # no `name=`: launch_ros passes it as `-r __node:=NAME`, which renames every node in
         # the process, and the params file's /**/grounding_node sections would never apply

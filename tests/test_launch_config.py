@@ -188,6 +188,77 @@ def test_ground_launch_passes_the_camera_list_to_both_nodes(fake_launch, compose
     assert all("cameras" not in n.kwargs["parameters"][1] for n in nodes)
 
 
+def _ground_nodes(**given):
+    description = _load(ROOT / "launch" / "ground.launch.py")
+    context = _Context({**_arguments(description), **given})
+    opaque = next(e for e in description.entities if e.kwargs.get("function"))
+    return opaque.kwargs["function"](context)
+
+
+STEREO = {"image": "{left: /stereo/left/image_rect, right: /stereo/right/image_rect}",
+          "camera_info": "{left: /stereo/left/camera_info, right: /stereo/right/camera_info}",
+          "depth": "{left: /stereo/left/depth}"}  # only left has depth: right keeps right/depth
+
+
+@pytest.mark.parametrize("composed", ["true", "false"])
+def test_ground_launch_gives_each_camera_its_topics_from_a_mapping(fake_launch, composed):
+    # a robot with two drivers: each camera's own topic (what the nodes subscribe:
+    # camera_watch.camera_topics) is remapped to its driver's
+    nodes = _ground_nodes(composed=composed, namespace="mc", cameras="[left, right]", **STEREO)
+    expected = [("left/image", "/stereo/left/image_rect"), ("right/image", "/stereo/right/image_rect"),
+                ("left/depth", "/stereo/left/depth"),
+                ("left/camera_info", "/stereo/left/camera_info"),
+                ("right/camera_info", "/stereo/right/camera_info")]
+    assert [n.kwargs["remappings"] for n in nodes] == [expected] * len(nodes)
+    # one named camera takes one topic as its own; the default image is the unnamed camera's
+    (node,) = _ground_nodes(cameras="[left]", image="/stereo/left/image_rect", depth="/d")
+    assert node.kwargs["remappings"] == [("left/image", "/stereo/left/image_rect"), ("left/depth", "/d")]
+    (node,) = _ground_nodes(cameras="[left, right]")
+    assert node.kwargs["remappings"] == []
+
+
+@pytest.mark.parametrize("given, said", [
+    # helper-117's bring-up: the nodes read left/image and right/image, nothing /stereo
+    ({"image": "/stereo/left/image_rect"},
+     "launch argument image: one topic '/stereo/left/image_rect' for the 2 cameras ['left', 'right'], "
+     "each of which reads its own (left/image, right/image): give each camera its topic as a "
+     "mapping, image:=\"{left: /stereo/left/image_rect, right: ...}\""),
+    ({"depth": "/stereo/depth"}, "launch argument depth: one topic '/stereo/depth' for the 2 cameras"),
+    ({"camera_info": "/stereo/left/camera_info"}, "launch argument camera_info: one topic"),
+    ({"image": "{left: /a, rihgt: /b, top: /c}"}, "launch argument image: no camera named 'rihgt', "
+     "'top' (the cameras: ['left', 'right']"),
+    ({"image": "{left: /a, right: /b"}, "launch argument image: '{left: /a, right: /b' is no YAML mapping"),
+    ({"depth": "{left: /a, right: }"}, "launch argument depth: '{left: /a, right: }' must map each "
+     "camera to a topic (no topic for 'right')"),
+    ({"clicked_point": "{left: /a}"}, "launch argument clicked_point: one topic for all the cameras"),
+])
+def test_ground_launch_refuses_camera_topics_the_nodes_would_ignore(fake_launch, given, said):
+    with pytest.raises(ValueError) as raised:
+        _ground_nodes(cameras="[left, right]", **given)
+    assert said in str(raised.value)
+
+
+def test_ground_launch_checks_a_mapping_against_the_params_files_cameras(fake_launch, tmp_path):
+    # without cameras:=, the cameras are the params file's: a mapping never sets them (it would
+    # drop a camera it leaves out), and a plain topic they would ignore is refused as well
+    with pytest.raises(ValueError, match=r"image: no camera named 'left', 'right' \(the cameras: "
+                       r"\[''\]; name them with cameras:="):
+        _ground_nodes(image=STEREO["image"])  # config/default.yaml: the one unnamed camera
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(yaml.safe_dump({f"/**/{node}": {"ros__parameters": {"cameras": ["left", "right"]}}
+                                     for node in ("grounding_node", "mask_proposal_node")}))
+    (node,) = _ground_nodes(params_file=str(robot), image=STEREO["image"])
+    assert node.kwargs["remappings"] == [("left/image", "/stereo/left/image_rect"),
+                                         ("right/image", "/stereo/right/image_rect")]
+    assert "cameras" not in node.kwargs["parameters"][1]
+    with pytest.raises(ValueError, match="launch argument image: one topic '/stereo/left/image_rect' "
+                       "for the 2 cameras"):
+        _ground_nodes(params_file=str(robot), image="/stereo/left/image_rect")
+    # the unnamed camera keeps its single topic and may be named '' in a mapping
+    (node,) = _ground_nodes(image="{'': /cam/image}", depth="/cam/depth")
+    assert node.kwargs["remappings"] == [("image", "/cam/image"), ("depth", "/cam/depth")]
+
+
 def test_sim_launch(fake_launch):
     description = _load(ROOT / "launch" / "sim.launch.py")
     args = _arguments(description)

@@ -358,6 +358,49 @@ def test_a_bad_camera_list_is_refused_naming_the_argument(ros2_env, cameras, sai
     assert "Traceback" not in output and "process started" not in output, output
 
 
+def test_one_image_topic_for_several_cameras_is_refused_naming_the_mapping(ros2_env):
+    # the nodes read left/image and right/image: /stereo/left/image_rect would reach neither
+    _, env = ros2_env
+    result = _run(env, "ros2", "launch", "ros_ground", "ground.launch.py", "cameras:=[left, right]",
+                  "image:=/stereo/left/image_rect", timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "launch argument image: one topic '/stereo/left/image_rect' for the 2 cameras" in output \
+        and 'image:="{left: /stereo/left/image_rect, right: ...}"' in output, output
+    assert "Traceback" not in output and "process started" not in output, output
+
+
+def test_a_camera_mapping_remaps_each_cameras_own_topics(ros2_env, probe, tmp_path):
+    # two drivers: each camera's image and camera_info come from its own driver's topics
+    _, env = ros2_env
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(
+        {f"/**/{node}": {"ros__parameters": values} for node, values in PARAMS.items()}))
+    namespace = "/stereo_bringup"
+    proc = _start(env, "ros2", "launch", "ros_ground", "ground.launch.py",
+                  f"params_file:={params_file}", f"namespace:={namespace.strip('/')}",
+                  "cameras:=[left, right]",
+                  "image:={left: /stereo/left/image_rect, right: /stereo/right/image_rect}",
+                  "camera_info:={left: /stereo/left/camera_info, right: /stereo/right/camera_info}")
+    expected = {"/stereo/left/image_rect", "/stereo/right/image_rect", "/stereo/left/camera_info",
+                "/stereo/right/camera_info", f"{namespace}/left/depth", f"{namespace}/right/depth"}
+
+    def subscribed(node):
+        return set(dict(probe.get_subscriber_names_and_types_by_node(node, namespace)))
+
+    try:
+        _wait(lambda: ("grounding_node", namespace) in set(probe.get_node_names_and_namespaces()),
+              180, proc, "grounding_node did not appear")
+        _wait(lambda: expected <= subscribed("grounding_node"), 120, proc,
+              f"grounding_node does not subscribe to {expected}")
+        _wait(lambda: {"/stereo/left/image_rect", "/stereo/right/image_rect"}
+              <= subscribed("mask_proposal_node"), 60, proc, "mask_proposal_node's images")
+        assert not {t for t in subscribed("grounding_node") if t.endswith("/image")}
+    finally:
+        _, output = _stop(proc, within=10)
+    assert "Traceback" not in output, output[-3000:]
+
+
 def test_sim_launch_ends_when_its_camera_dies(ros2_env, tmp_path):
     # a sim camera refusing `width: 0` exits: the launch ends with it, rather than the container
     # running on, active, with no frames to ground and the error scrolled away in the log
