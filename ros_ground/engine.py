@@ -378,7 +378,7 @@ def build_engine(
 
     config = (config or EngineConfig()).validate()
     cores.check_torch_threads(torch_threads)  # before loading anything, as the models' specs are
-    check_model_specs(model, sam_model if sam is None else None, sam_checkpoint, device, allow_download)
+    check_model_specs(model, None if sam else sam_model, sam_checkpoint, device, allow_download, spacy_model)
     nlp = load_spacy(spacy_model)
     lmm = load_lmm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                    allow_download=allow_download, compile=compile, image_fit=image_fit)

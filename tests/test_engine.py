@@ -481,6 +481,13 @@ def test_both_models_wrong_are_named_at_once_before_anything_loads(monkeypatch, 
     assert "not in the Hugging Face cache" in str(both.value) and missing in str(both.value)
     with pytest.raises(ModelLoadError, match="holds no config.json"):
         build_engine(str(tmp_path / "empty"), "tiny", device="cpu")
+    # an uninstalled spaCy pipeline is said with the models' problems, not after they are mended
+    with pytest.raises(ModelLoadError) as three:
+        build_engine(str(tmp_path / "empty"), "vit_h", sam_checkpoint=missing, device="cpu",
+                     spacy_model="xx_no_such_pipeline")
+    said = str(three.value)
+    assert missing in said and "holds no config.json" in said
+    assert "spaCy pipeline 'xx_no_such_pipeline' is not installed" in said and loads == []
 
 
 def test_segment_point_zooms_as_point_mode_does(engine, image, monkeypatch):

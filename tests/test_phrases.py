@@ -196,6 +196,26 @@ def test_unknown_pipeline_raises_with_hint():
         load_spacy("xx_no_such_pipeline_sm")
 
 
+def test_check_spacy_refuses_what_load_spacy_would_in_its_words_without_loading(tmp_path):
+    """A node checks spacy_model when it is set: the same error as the load, found by looking
+    at the installed packages and paths only."""
+    from ros_ground.phrases import check_spacy
+
+    for name in ("xx_no_such_pipeline_sm", " "):
+        with pytest.raises(SpacyUnavailableError) as checked:
+            check_spacy(name)
+        with pytest.raises(SpacyUnavailableError) as loaded:
+            load_spacy(name)
+        assert str(checked.value) == str(loaded.value)
+    check_spacy(str(tmp_path))  # a path is spaCy's to read at the load
+    check_spacy("blank:en")
+    try:
+        load_spacy()
+    except SpacyUnavailableError:
+        return
+    check_spacy()  # installed (or its PyPI re-upload): passes
+
+
 def test_noun_phrases_known_chunks(nlp):
     text = "The red mug is left of the small tray."
     phrases = noun_phrases(nlp, text)

@@ -89,7 +89,7 @@ class GroundingNode(ModelNode):
         sam = None
         # both models' specs before the shared SAM loads: every problem in one error
         check_model_specs(p["model"], p["sam_model"], p["sam_checkpoint"] or None, p["device"],
-                          p["allow_download"])
+                          p["allow_download"], p["spacy_model"])
         if self._sam_provider is not None:
             sam = self._sam_provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
         started = time.perf_counter()

@@ -16,17 +16,20 @@ from ros_ground.sam.segmenter import SamSegmenter
 SIM_SAM_DIR = Path(__file__).resolve().parents[1] / "models" / "sim_sam"
 
 
-def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu") -> Path | None:
+def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu",
+                   require_checkpoint: bool = True) -> Path | None:
     """The checks of `load_sam` that read no weights, so a caller can make them before loading
     anything else for seconds (build_engine: before the LMM). Returns the saved model's
     directory for "sim" or a path, else None; raises SamLoadError as `load_sam` says, and for
-    an empty spec (Path("") is the current directory)."""
+    an empty spec (Path("") is the current directory). `require_checkpoint` False leaves out
+    the one check a released architecture without its checkpoint fails (a node's sam_model set
+    before its sam_checkpoint, one parameter at a time)."""
     if not str(spec).strip():
         raise SamLoadError(f"sam_model {spec!r} is empty: give {', '.join(REGISTRY_SPECS)}, "
                            "'tiny', 'sim' or a directory save_sam wrote")
     resolve_device(device, SamLoadError)
     if spec in (*REGISTRY_SPECS, "tiny"):
-        if checkpoint is None and spec != "tiny":
+        if checkpoint is None and spec != "tiny" and require_checkpoint:
             raise SamLoadError(
                 f"SAM {spec!r} needs its checkpoint (sam_checkpoint / --sam-checkpoint, e.g. "
                 f"Meta's sam_{spec}_*.pth): without one it has random weights and its masks "
