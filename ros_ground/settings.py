@@ -277,7 +277,7 @@ GROUNDING = (
     S("region_token", "pooled", "the region's token in a region prompt: pooled (its mask pooled from the LMM's image tokens, training-free) / encoder (plus the trained region encoder's vector from the region's crop; the sim model ships one)", True,
       choices=("pooled", "encoder"), field="region_token", cli=True),
     S("autostart", True, "configure and activate on start; false leaves it unconfigured; "
-      "read when the node starts"),
+      "read when the node starts, so read-only: give it at start (launch file, params file, -p)"),
 )
 
 _AMG = {
@@ -323,7 +323,7 @@ PROPOSAL = (
       for name, (text, bounds) in _AMG.items()),
     S("max_entities", 64, "keep at most this many proposals (highest score first)", True, low=1),
     S("autostart", True, "configure and activate on start; false leaves it unconfigured; "
-      "read when the node starts"),
+      "read when the node starts, so read-only: give it at start (launch file, params file, -p)"),
 )
 
 SIM_CAMERA = (

@@ -117,8 +117,9 @@ def test_bad_model_paths_fail_configure_and_node_recovers(running, tmp_path):
     assert r.node.trigger_configure().name == "FAILURE"
     r.set(model="tiny", sam_model="vit_b", sam_checkpoint="")  # random weights: refused
     assert r.node.trigger_configure().name == "FAILURE"
-    r.set(sam_checkpoint=str(tmp_path / "missing.pth"))
-    assert r.node.trigger_configure().name == "FAILURE"
+    missing = tmp_path / "missing.pth"  # refused when set: configure would refuse it
+    refused = r.node.set_parameters([Parameter("sam_checkpoint", value=str(missing))])[0]
+    assert not refused.successful and refused.reason == f"SAM checkpoint not found: {missing}"
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"\x80\x04garbage" * 100)
     r.set(sam_checkpoint=str(corrupt))
@@ -204,19 +205,81 @@ def test_a_setting_read_at_configure_says_so_when_set():
     assert params.read_at_configure(params.GROUNDING_PARAMS, [Parameter("use_sim_time", value=True)]) == ""
 
 
-def test_autostart_says_it_is_read_at_start_and_a_change_at_run_time_is_warned_about(running,
-                                                                                    monkeypatch):
-    # autostart's description says when it is read (at the node's start, not at configure)
+def test_autostart_is_read_only_given_at_start(running):
+    """autostart is read when the node starts only: read-only, as sim_camera_node's `bag`, so a
+    change at run time is refused rather than accepted to do nothing; given at start it holds."""
     r = running()
-    description = r.node.describe_parameter("autostart").description
-    assert "read at configure" not in description and description.endswith("read when the node starts")
+    described = r.node.describe_parameter("autostart")
+    assert described.read_only and "read at configure" not in described.description
+    assert "read when the node starts, so read-only" in described.description
+    refused = r.node.set_parameters([Parameter("autostart", value=False)])[0]
+    assert not refused.successful and "read-only" in refused.reason
+    assert r.node.get_parameter("autostart").value is True
+    waiting = running(autostart=False)  # an override at start (launch, params file, -p)
+    assert waiting.node.get_parameter("autostart").value is False
+    assert waiting.state() == State.PRIMARY_STATE_UNCONFIGURED
+
+
+def test_model_values_the_next_configure_would_refuse_are_refused_when_set(running, tmp_path):
+    """A missing model directory or SAM checkpoint, a checkpoint beside an embedded SAM and an
+    uninstalled spaCy pipeline are refused when set, in configure's words, as a device torch
+    cannot use is: not accepted to fail the next configure one error at a time."""
+    from ros_ground.model_specs import spec_problems
+
+    r = running()
+    before = params.values(r.node, params.GROUNDING_PARAMS)
+    weights = tmp_path / "sam_vit_b.pth"
+    weights.write_bytes(b"not read when set")
+    r.set(sam_model="sim")
+    for name, value in [("model", "/nonexistent/dir"), ("sam_checkpoint", "/nonexistent.pth"),
+                        ("sam_checkpoint", str(weights)), ("spacy_model", "nonexistent_model"),
+                        ("sam_model", "/nonexistent/sam")]:
+        refused = r.node.set_parameters([Parameter(name, value=value)])[0]
+        values = {**before, "sam_model": "sim", name: value}
+        said = str(spec_problems(values["model"], values["sam_model"], values["sam_checkpoint"] or None,
+                                 "cpu", False, values["spacy_model"])[0])
+        assert not refused.successful and refused.reason == said, (name, refused.reason)
+        assert r.node.get_parameter(name).value == {**before, "sam_model": "sim"}[name]
+    assert "model '/nonexistent/dir': no such directory" in str(spec_problems("/nonexistent/dir", None))
+    # a released SAM is set before its checkpoint, one parameter at a time, and back
+    r.set(sam_model="vit_b")
+    r.set(sam_checkpoint=str(weights))
+    refused = r.node.set_parameters([Parameter("sam_model", value="sim")])[0]
+    assert not refused.successful and "carries its own weights" in refused.reason
+    r.set(sam_checkpoint="")
+    r.set(sam_model="tiny")
+    assert r.node.trigger_deactivate().name == "SUCCESS"
+    assert r.node.trigger_cleanup().name == "SUCCESS"
+    assert r.node.trigger_configure().name == "SUCCESS"
+
+
+def test_a_problem_there_at_start_does_not_refuse_other_changes(running, tmp_path):
+    """A bad model given at start leaves the node unconfigured; other model settings can still
+    be set (the problem is configure's to refuse), and mending it is not refused."""
+    r = running(model=str(tmp_path / "missing"))
+    assert not r.started
+    r.set(spacy_model="en_core_web_sm", sam_model="sim")
+    r.set(model="tiny", sam_model="tiny")
+    assert r.node.trigger_configure().name == "SUCCESS"
+
+
+def test_half_precision_on_the_cpu_is_allowed_with_a_warning_of_its_cost(running, monkeypatch):
+    r = running()
     said = _Said()
     monkeypatch.setattr(r.node, "get_logger", lambda: said)
-    r.set(autostart=True)  # to what it is: nothing to say
-    assert said.warnings == []
-    r.set(autostart=False)
-    assert said.warnings == ["autostart is read only when the node starts: the change does nothing "
-                             "until the node is restarted"]
+    r.set(dtype="float16")
+    assert len(said.warnings) == 1 and said.warnings[0].startswith("dtype float16 on the CPU")
+    assert "slower than in float32" in said.warnings[0]
+    r.set(dtype="float32")
+    assert len(said.warnings) == 1
+
+
+def test_half_precision_on_the_cpu_is_warned_about_at_configure(caplog):
+    from ros_ground.lmm import load_lmm
+
+    with caplog.at_level("WARNING", logger="ros_ground"):
+        load_lmm("tiny", device="cpu", dtype="bfloat16")
+    assert any(m.startswith("dtype bfloat16 on the CPU") for m in caplog.messages)
 
 
 def test_setting_a_configure_time_value_to_what_it_is_says_nothing(running, monkeypatch):

@@ -20,6 +20,7 @@ from ros_ground.lmm.generation import Generation
 from ros_ground.lmm.loading import (
     SIM_LMM_DIR,
     check_lmm_spec,
+    half_on_cpu,
     hub_cache_dir,
     load_lmm,
     resolve_device,
@@ -37,6 +38,7 @@ __all__ = [
     "hub_cache_dir",
     "load_lmm",
     "check_lmm_spec",
+    "half_on_cpu",
     "resolve_device",
     "resolve_dtype",
 ]

@@ -31,7 +31,7 @@ class ModelNode(LifecycleNode):
         self.settings = settings
         # overrides rclpy refused (range, type): declared with their defaults, and the node
         # refuses to configure until each is set again, rather than run on settings not asked for
-        self._refused = params.declare(self, settings)
+        self._refused = params.declare(self, settings, read_only=params.READ_AT_START)
         for name, why in self._refused.items():
             self.get_logger().error(f"parameter {name}: {why}; the node will not configure "
                                     f"until {name} is set to a valid value")
@@ -178,8 +178,14 @@ class ModelNode(LifecycleNode):
         changed = [c for c in changes
                    if self.has_parameter(c.name) and self.get_parameter(c.name).value != c.value]
         result, checked = params.check_changes(self, self.settings, changes)
-        if result.successful and any(c.name == "device" for c in changed):
+        names = {c.name for c in changed}
+        if result.successful and "device" in names:
             result = _usable_device(checked["device"])  # "cuda:3" on a machine with one GPU
+        if result.successful and names & set(params.SPEC_SETTINGS):
+            # what the next configure would refuse, refused now in its words: /no/such/dir
+            problem = params.spec_change_problem(params.values(self, self.settings), checked)
+            if problem is not None:
+                result = SetParametersResult(successful=False, reason=problem)
         if result.successful:
             for change in changes:
                 self._refused.pop(change.name, None)
@@ -187,9 +193,9 @@ class ModelNode(LifecycleNode):
             later = params.read_at_configure(self.settings, changed)
             if later:  # rclpy drops a success's reason, so the log says it
                 self.get_logger().info(later)
-            at_start = params.read_at_start(changed)
-            if at_start:
-                self.get_logger().warning(at_start)
+            costly = params.half_on_cpu(checked) if names & {"dtype", "device"} else ""
+            if costly:  # allowed (it halves the memory), but slow
+                self.get_logger().warning(costly)
         return result
 
 

@@ -2,8 +2,11 @@
 reading, and the check a set-parameters callback runs.
 
 A setting that is not `live` is read at configure: it may be set at any time (it is not
-`read_only`, which would forbid that), and takes effect on the next configure; those of
-READ_AT_START are read when the node starts only.
+`read_only`, which would forbid that), and takes effect on the next configure; a value of a
+model setting the next configure would refuse on its own (a missing directory, an uninstalled
+spaCy pipeline: spec_change_problem) is refused when set. Those of READ_AT_START are read when
+the node starts only, so they are declared `read_only`: given at start (launch file, params
+file, `-p`), refused by rclpy after.
 """
 
 from __future__ import annotations
@@ -28,16 +31,19 @@ PROPOSAL_PARAMS = settings.PROPOSAL
 SIM_CAMERA_PARAMS = settings.SIM_CAMERA
 
 _INT_MAX = 2**63 - 1
-# a lifecycle node's settings read once, when it starts (its description says so): not at a
-# configure, and a change at run time is warned about (read_at_start)
+# a lifecycle node's settings read once, when it starts (its description says so), not at a
+# configure: declared read-only (ModelNode), as a plain node's start-only ones are
 READ_AT_START = ("autostart",)
+# the settings the models' specs are checked on when one of them is set (spec_change_problem);
+# `device` has its own check (lifecycle._usable_device)
+SPEC_SETTINGS = ("model", "sam_model", "sam_checkpoint", "allow_download", "spacy_model")
 
 
 def descriptor(setting: Setting, read_only: bool = False) -> ParameterDescriptor:
     """The setting's description, choices and numeric range as a ParameterDescriptor;
-    `read_only` for a plain node's setting read once, at start (rclpy then refuses changes; its
-    description says so)."""
-    suffix = "" if setting.live or read_only or setting.name in READ_AT_START else " (read at configure)"
+    `read_only` for a setting read once, at start (rclpy then refuses changes; its description
+    says so)."""
+    suffix = "" if setting.live or read_only else " (read at configure)"
     d = ParameterDescriptor(description=setting.description + suffix, read_only=read_only,
                             additional_constraints=setting.range_text())
     if setting.low is None and setting.high is None:
@@ -278,11 +284,39 @@ def read_at_configure(table, changes) -> str:
             "takes effect at the next configure")
 
 
-def read_at_start(changes) -> str:
-    """For a lifecycle node's accepted change: which changed settings (READ_AT_START) are read
-    only when the node starts, so the change does nothing until a restart ("" if none)."""
-    later = sorted({c.name for c in changes} & set(READ_AT_START))
-    if not later:
+def spec_change_problem(before: dict, after: dict) -> str | None:
+    """Why the values `after` (a node's settings by name, after a change; the LMM's and spaCy's
+    where the node has them) break the models' specs where `before` did not: each problem that
+    model_specs.spec_problems finds in `after` and not in `before`, in the words the next
+    configure would refuse it with; None when there is none. It loads nothing: it stats paths,
+    looks in the Hugging Face cache and the installed packages.
+
+    A problem `before` had is left to configure, so several can be mended one at a time. A
+    released SAM without its checkpoint is not refused (sam_model vit_h is set before its
+    sam_checkpoint, one parameter at a time; configure refuses it), nor a device (its own check).
+    """
+    from ros_ground.model_specs import joined, spec_problems
+
+    def problems(values: dict) -> list[Exception]:
+        return spec_problems(values.get("model"), values["sam_model"],
+                             values["sam_checkpoint"] or None, "cpu",
+                             bool(values.get("allow_download", False)), values.get("spacy_model"),
+                             require_checkpoint=False)
+
+    old = {str(p) for p in problems(before)}
+    error = joined([p for p in problems(after) if str(p) not in old])
+    return None if error is None else str(error)
+
+
+def half_on_cpu(after: dict) -> str:
+    """For a grounding node's change: the warning (lmm.half_on_cpu) when `after`'s dtype is half
+    precision and its device is the CPU ("" otherwise, and for a device torch cannot use)."""
+    if "dtype" not in after:
         return ""
-    return (f"{', '.join(later)} is read only when the node starts: the change does nothing "
-            "until the node is restarted")
+    from ros_ground.device import resolve_device
+    from ros_ground.lmm import half_on_cpu as warning
+
+    try:
+        return warning(after["dtype"], resolve_device(after["device"]))
+    except ValueError:
+        return ""
