@@ -69,7 +69,8 @@ class MaskProposalNode(ModelNode):
             spec, checkpoint=ckpt, device=device))
         started = time.perf_counter()
         self._sam = provider(p["sam_model"], p["sam_checkpoint"] or None, p["device"])
-        self.get_logger().info(f"{'shares' if self._sam_provider else 'loaded'} SAM "
+        # from the container: shared only with a node asking for the same SAM (it warns if not)
+        self.get_logger().info(f"{'got from the container' if self._sam_provider else 'loaded'} SAM "
                                f"{p['sam_model']!r} on {getattr(self._sam, 'device', '?')} in "
                                f"{time.perf_counter() - started:.1f} s")
         self._cameras = list(p["cameras"])  # read at configure, like the publishers
