@@ -45,6 +45,14 @@ EXECUTABLES = ("grounding_node", "mask_proposal_node", "sim_camera_node", "groun
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
+def _params_file(tmp_path: Path, params: dict = PARAMS) -> Path:
+    """A ROS parameters file giving each node of `params` its values under any namespace."""
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(
+        {f"/**/{node}": {"ros__parameters": values} for node, values in params.items()}))
+    return path
+
+
 def _missing() -> str | None:
     if not (SHARED / "tools" / "install-ros2-cli").is_file():
         return (f"{SHARED / 'tools' / 'install-ros2-cli'} not found: the ROS 2 launch tools "
@@ -209,9 +217,7 @@ def probe():
 def test_ros2_launch_applies_names_remappings_and_every_parameter(ros2_env, probe, tmp_path,
                                                                   composed):
     workspace, env = ros2_env
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(
-        {f"/**/{node}": {"ros__parameters": values} for node, values in PARAMS.items()}))
+    params_file = _params_file(tmp_path)
     proc = _start(env, "ros2", "launch", "ros_ground", "ground.launch.py",
                   f"params_file:={params_file}", f"namespace:={NAMESPACE.strip('/')}",
                   f"image:={IMAGE}", f"composed:={composed}")
@@ -264,9 +270,7 @@ def test_ros2_launch_stopped_through_launch_alone_needs_no_escalation(ros2_env, 
     SIGINT reaches each node, most often while the models still load (the output says which),
     and each ends cleanly in time. tests/test_shutdown.py signals during a load for sure."""
     _, env = ros2_env
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(
-        {f"/**/{node}": {"ros__parameters": values} for node, values in PARAMS.items()}))
+    params_file = _params_file(tmp_path)
     namespace = "/bringup_sim"
     proc = _start(env, "ros2", "launch", "ros_ground", "sim.launch.py",
                   f"params_file:={params_file}", f"namespace:={namespace.strip('/')}")
@@ -373,9 +377,7 @@ def test_one_image_topic_for_several_cameras_is_refused_naming_the_mapping(ros2_
 def test_a_camera_mapping_remaps_each_cameras_own_topics(ros2_env, probe, tmp_path):
     # two drivers: each camera's image and camera_info come from its own driver's topics
     _, env = ros2_env
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(
-        {f"/**/{node}": {"ros__parameters": values} for node, values in PARAMS.items()}))
+    params_file = _params_file(tmp_path)
     namespace = "/stereo_bringup"
     proc = _start(env, "ros2", "launch", "ros_ground", "ground.launch.py",
                   f"params_file:={params_file}", f"namespace:={namespace.strip('/')}",
@@ -405,10 +407,7 @@ def test_sim_launch_ends_when_its_camera_dies(ros2_env, tmp_path):
     # a sim camera refusing `width: 0` exits: the launch ends with it, rather than the container
     # running on, active, with no frames to ground and the error scrolled away in the log
     _, env = ros2_env
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(
-        {f"/**/{node}": {"ros__parameters": values} for node, values in
-         {**PARAMS, "sim_camera_node": {"width": 0}}.items()}))
+    params_file = _params_file(tmp_path, {**PARAMS, "sim_camera_node": {"width": 0}})
     result = _run(env, "env", "--default-signal=INT", "ros2", "launch", "ros_ground",
                   "sim.launch.py", f"params_file:={params_file}", "namespace:=dead_camera",
                   timeout=150)
