@@ -12,11 +12,11 @@ from __future__ import annotations
 
 def spec_problems(model: str | None, sam_model: str | None, sam_checkpoint: str | None = None,
                   device: str = "auto", allow_download: bool = False,
-                  spacy_model: str | None = None, require_checkpoint: bool = True) -> list[Exception]:
+                  spacy_model: str | None = None, pair_checks: bool = True) -> list[Exception]:
     """Each problem `check_sam_spec` (unless `sam_model` is None: a SAM shared from elsewhere),
     `check_lmm_spec` (unless `model` is None: a node without an LMM) and `check_spacy` (unless
     `spacy_model` is None) find, in that order, without loading anything: SamLoadError,
-    ModelLoadError, SpacyUnavailableError; [] when there is none. `require_checkpoint`: see
+    ModelLoadError, SpacyUnavailableError; [] when there is none. `pair_checks`: see
     check_sam_spec."""
     from ros_ground.lmm import check_lmm_spec
     from ros_ground.phrases import SpacyUnavailableError, check_spacy
@@ -24,7 +24,7 @@ def spec_problems(model: str | None, sam_model: str | None, sam_checkpoint: str 
 
     checks = []
     if sam_model is not None:
-        checks.append(lambda: check_sam_spec(sam_model, sam_checkpoint, device, require_checkpoint))
+        checks.append(lambda: check_sam_spec(sam_model, sam_checkpoint, device, pair_checks))
     if model is not None:
         checks.append(lambda: check_lmm_spec(model, allow_download))
     if spacy_model is not None:

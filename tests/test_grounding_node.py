@@ -221,35 +221,44 @@ def test_autostart_is_read_only_given_at_start(running):
 
 
 def test_model_values_the_next_configure_would_refuse_are_refused_when_set(running, tmp_path):
-    """A missing model directory or SAM checkpoint, a checkpoint beside an embedded SAM and an
-    uninstalled spaCy pipeline are refused when set, in configure's words, as a device torch
-    cannot use is: not accepted to fail the next configure one error at a time."""
+    """A missing model directory, SAM or SAM checkpoint and an uninstalled spaCy pipeline are
+    refused when set, in configure's words, as a device torch cannot use is: not accepted to
+    fail the next configure one error at a time."""
     from ros_ground.model_specs import spec_problems
 
     r = running()
     before = params.values(r.node, params.GROUNDING_PARAMS)
+    for name, value, words in [
+            ("model", "/nonexistent/dir", "model '/nonexistent/dir': no such directory"),
+            ("sam_checkpoint", "/nonexistent.pth", "/nonexistent.pth"),
+            ("spacy_model", "nonexistent_model", "spaCy pipeline 'nonexistent_model' is not installed"),
+            ("sam_model", "/nonexistent/sam", "sam_model '/nonexistent/sam': no such directory")]:
+        refused = r.node.set_parameters([Parameter(name, value=value)])[0]
+        values = {**before, name: value}
+        configure_says = str(spec_problems(values["model"], values["sam_model"],
+                                           values["sam_checkpoint"] or None, "cpu", False,
+                                           values["spacy_model"])[0])
+        assert not refused.successful and words in refused.reason, (name, refused.reason)
+        assert refused.reason == configure_says  # the next configure's own words
+        assert r.node.get_parameter(name).value == before[name]
+
+
+def test_sam_model_and_its_checkpoint_are_set_in_either_order(running, tmp_path):
+    """`ros2 param dump` writes sam_checkpoint before sam_model, and a node's parameters are set
+    one at a time: moving from the embedded SAM to a released one with its checkpoint, and
+    back, passes through a pair that does not fit, whichever is set first. Configure judges the
+    pair (helper-127: loading a dumped file refused the checkpoint, leaving vit_b without one)."""
     weights = tmp_path / "sam_vit_b.pth"
     weights.write_bytes(b"not read when set")
+    r = running()
     r.set(sam_model="sim")
-    for name, value in [("model", "/nonexistent/dir"), ("sam_checkpoint", "/nonexistent.pth"),
-                        ("sam_checkpoint", str(weights)), ("spacy_model", "nonexistent_model"),
-                        ("sam_model", "/nonexistent/sam")]:
-        refused = r.node.set_parameters([Parameter(name, value=value)])[0]
-        values = {**before, "sam_model": "sim", name: value}
-        said = str(spec_problems(values["model"], values["sam_model"], values["sam_checkpoint"] or None,
-                                 "cpu", False, values["spacy_model"])[0])
-        assert not refused.successful and refused.reason == said, (name, refused.reason)
-        assert r.node.get_parameter(name).value == {**before, "sam_model": "sim"}[name]
-    assert "model '/nonexistent/dir': no such directory" in str(spec_problems("/nonexistent/dir", None))
-    # a released SAM is set before its checkpoint, one parameter at a time, and back
+    r.set(sam_checkpoint=str(weights))  # dump order: the checkpoint first, beside 'sim'
     r.set(sam_model="vit_b")
-    r.set(sam_checkpoint=str(weights))
-    refused = r.node.set_parameters([Parameter("sam_model", value="sim")])[0]
-    assert not refused.successful and "carries its own weights" in refused.reason
-    r.set(sam_checkpoint="")
-    r.set(sam_model="tiny")
+    r.set(sam_model="sim")  # and back, the model first
     assert r.node.trigger_deactivate().name == "SUCCESS"
     assert r.node.trigger_cleanup().name == "SUCCESS"
+    assert r.node.trigger_configure().name == "FAILURE"  # 'sim' carries its own weights
+    r.set(sam_checkpoint="")
     assert r.node.trigger_configure().name == "SUCCESS"
 
 

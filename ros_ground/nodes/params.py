@@ -291,9 +291,10 @@ def spec_change_problem(before: dict, after: dict) -> str | None:
     configure would refuse it with; None when there is none. It loads nothing: it stats paths,
     looks in the Hugging Face cache and the installed packages.
 
-    A problem `before` had is left to configure, so several can be mended one at a time. A
-    released SAM without its checkpoint is not refused (sam_model vit_h is set before its
-    sam_checkpoint, one parameter at a time; configure refuses it), nor a device (its own check).
+    A problem `before` had is left to configure, so several can be mended one at a time. Nor is
+    sam_model against sam_checkpoint judged (a released SAM without one, an embedded SAM with
+    one: check_sam_spec's pair_checks): they are set one at a time, in either order, and
+    configure refuses a pair that does not fit; nor a device (its own check).
     """
     from ros_ground.model_specs import joined, spec_problems
 
@@ -301,7 +302,7 @@ def spec_change_problem(before: dict, after: dict) -> str | None:
         return spec_problems(values.get("model"), values["sam_model"],
                              values["sam_checkpoint"] or None, "cpu",
                              bool(values.get("allow_download", False)), values.get("spacy_model"),
-                             require_checkpoint=False)
+                             pair_checks=False)
 
     old = {str(p) for p in problems(before)}
     error = joined([p for p in problems(after) if str(p) not in old])

@@ -17,19 +17,20 @@ SIM_SAM_DIR = Path(__file__).resolve().parents[1] / "models" / "sim_sam"
 
 
 def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu",
-                   require_checkpoint: bool = True) -> Path | None:
+                   pair_checks: bool = True) -> Path | None:
     """The checks of `load_sam` that read no weights, so a caller can make them before loading
     anything else for seconds (build_engine: before the LMM). Returns the saved model's
     directory for "sim" or a path, else None; raises SamLoadError as `load_sam` says, and for
-    an empty spec (Path("") is the current directory). `require_checkpoint` False leaves out
-    the one check a released architecture without its checkpoint fails (a node's sam_model set
-    before its sam_checkpoint, one parameter at a time)."""
+    an empty spec (Path("") is the current directory). `pair_checks` False leaves out the two
+    checks of `spec` and `checkpoint` together (a released architecture without a checkpoint,
+    one with its own weights given one): a node's parameters are set one at a time, in any
+    order (`ros2 param dump` writes them sorted, sam_checkpoint before sam_model)."""
     if not str(spec).strip():
         raise SamLoadError(f"sam_model {spec!r} is empty: give {', '.join(REGISTRY_SPECS)}, "
                            "'tiny', 'sim' or a directory save_sam wrote")
     resolve_device(device, SamLoadError)
     if spec in (*REGISTRY_SPECS, "tiny"):
-        if checkpoint is None and spec != "tiny" and require_checkpoint:
+        if checkpoint is None and spec != "tiny" and pair_checks:
             raise SamLoadError(
                 f"SAM {spec!r} needs its checkpoint (sam_checkpoint / --sam-checkpoint, e.g. "
                 f"Meta's sam_{spec}_*.pth): without one it has random weights and its masks "
@@ -51,7 +52,7 @@ def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu"
             f"unknown SAM spec {spec!r}: expected {', '.join(REGISTRY_SPECS)}, 'tiny', "
             "'sim' or the path of a model saved by save_sam"
         )
-    if checkpoint is not None:
+    if checkpoint is not None and pair_checks:
         raise SamLoadError(
             f"sam_model {spec!r} carries its own weights (the embedded model, or a directory "
             f"save_sam wrote); sam_checkpoint is for {' / '.join(REGISTRY_SPECS)}: leave it empty"
