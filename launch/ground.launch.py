@@ -118,10 +118,12 @@ def _file_cameras(params_file: str) -> list[str] | None:
     try:
         given = param_files.params_file(params_file, "grounding_node", settings.GROUNDING,
                                         required=False).get("cameras", [""])
+        if not isinstance(given, list) or not all(isinstance(c, str) for c in given):
+            return None  # a string array parameter: the node refuses "left" or [left, 5]
         camera_watch.camera_topics(given, "image")
     except (OSError, TypeError, ValueError):
         return None
-    return [str(c) for c in given]
+    return list(given)
 
 
 def _topic_or_mapping(name: str, text: str) -> str | dict[str, str]:

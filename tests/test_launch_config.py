@@ -257,6 +257,12 @@ def test_ground_launch_checks_a_mapping_against_the_params_files_cameras(fake_la
     # the unnamed camera keeps its single topic and may be named '' in a mapping
     (node,) = _ground_nodes(image="{'': /cam/image}", depth="/cam/depth")
     assert node.kwargs["remappings"] == [("image", "/cam/image"), ("depth", "/cam/depth")]
+    # a params file's cameras that are no list of names are the node's to refuse at configure:
+    # launch neither reads 'left' as the cameras l, e, f, t nor fails on [left, 5] with a traceback
+    for bad in ("left", ["left", 5]):
+        robot.write_text(yaml.safe_dump({"/**/grounding_node": {"ros__parameters": {"cameras": bad}}}))
+        (node,) = _ground_nodes(params_file=str(robot), image="{left: /stereo/left/image_rect}")
+        assert node.kwargs["remappings"] == [("left/image", "/stereo/left/image_rect")]
 
 
 def test_sim_launch(fake_launch):
