@@ -48,8 +48,8 @@ class CameraInfo:
     As in sensor_msgs/CameraInfo, `width` x `height`, `k` and `p` are the camera's full
     resolution; a camera publishing a binned or cropped image says so in `binning_x`,
     `binning_y` (0 or 1: none) and `roi` (x_offset, y_offset, width, height in full-resolution
-    pixels; a width or height of 0: the full one). `image_size` and `rectified_k` are of the
-    image published.
+    pixels; all four 0: the full image, as image_geometry reads it). `image_size` and
+    `rectified_k` are of the image published.
     """
 
     width: int
@@ -71,10 +71,10 @@ class CameraInfo:
     @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) in pixels of the image the camera publishes: the ROI's size (the
-        full height or width where the ROI's is 0) divided by the binning, rounded down."""
+        full one for an ROI of all zeros) divided by the binning, rounded down."""
         bx, by = self.binning
-        _, _, roi_width, roi_height = self.roi
-        return (int(roi_height) or self.height) // by, (int(roi_width) or self.width) // bx
+        _, _, roi_width, roi_height = self.roi if any(self.roi) else (0, 0, self.width, self.height)
+        return int(roi_height) // by, int(roi_width) // bx
 
     @property
     def rectified_k(self) -> np.ndarray:

@@ -153,7 +153,7 @@ def test_camera_info_k_of_a_binned_or_roi_camera_is_the_published_images():
     info.d = [0.1, 0.0, 0.0, 0.0, 0.0]  # rectified: P's left 3x3, binned and shifted alike
     np.testing.assert_allclose(camera_info_to_k(info), [[295.0, 0.0, 111.0], [0.0, 149.0, 49.0],
                                                         [0.0, 0.0, 1.0]])
-    # binning 0 is no binning; an ROI of width and height 0 is the full width and height
+    # binning 0 is no binning; an ROI of all zeros is the full image
     info = CameraInfo(width=640, height=480)
     info.k = [600.0, 0.0, 320.0, 0.0, 610.0, 240.0, 0.0, 0.0, 1.0]
     np.testing.assert_allclose(camera_info_to_k(info), np.reshape(info.k, (3, 3)))
@@ -166,6 +166,23 @@ def test_camera_info_k_of_a_binned_or_roi_camera_is_the_published_images():
     info.k = [float("nan"), 0.0, 320.0, 0.0, 610.0, 240.0, 0.0, 0.0, 1.0]
     given = r"got \[nan, 0\.0, 160\.0, 0\.0, 305\.0, 120\.0, 0\.0, 0\.0, 1\.0\]"
     with pytest.raises(ValueError, match=given):
+        camera_info_to_k(info)
+
+
+@pytest.mark.parametrize("roi, binning, said", [
+    ((100, 50, 0, 0), 1, "is not a window of its 640x480"),  # image_geometry: a 0x0 image
+    ((600, 0, 200, 100), 1, "is not a window of its 640x480"),  # past the sensor's right edge
+    ((0, 0, 1, 1), 2, "leaves no pixel of its 1x1 image"),
+    ((0, 0, 0, 0), 1000, "leaves no pixel of its 640x480 image")])
+def test_camera_info_with_an_roi_or_binning_no_image_can_have_is_refused(roi, binning, said):
+    # a published size of 0 would turn the node's resolution check off (helper-127), and an
+    # ROI read field by field (0: the full one) is not how image_geometry reads it
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo(width=640, height=480, binning_x=binning, binning_y=binning)
+    info.k = [600.0, 0.0, 320.0, 0.0, 610.0, 240.0, 0.0, 0.0, 1.0]
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = roi
+    with pytest.raises(ValueError, match=said):
         camera_info_to_k(info)
 
 

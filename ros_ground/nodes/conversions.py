@@ -252,20 +252,29 @@ def msg_to_intrinsics(msg):
     included (its `image_size` and `rectified_k` are the published image's). Raises
     ValueError when its width or height is 0 (CameraInfo()'s defaults, which a hand-written
     publisher may leave): K could not be checked against the image's resolution, and one for
-    another resolution puts every position off by the ratio."""
+    another resolution puts every position off by the ratio; and when its ROI (unless all 0) is
+    empty or reaches past width x height, or the binning leaves no pixel of it."""
     from ros_ground.spatial import CameraInfo as Intrinsics
 
     width, height = int(msg.width), int(msg.height)
     if not (width and height):
         raise ValueError(f"its width x height is {width}x{height}: set width and height to the "
                          "image's resolution (the one its K is for)")
-    roi = msg.roi
-    return Intrinsics(width=width, height=height,
+    roi = (int(msg.roi.x_offset), int(msg.roi.y_offset), int(msg.roi.width), int(msg.roi.height))
+    x, y, w, h = roi
+    if any(roi) and not (w and h and x + w <= width and y + h <= height):
+        raise ValueError(f"its roi (x_offset {x}, y_offset {y}, width {w}, height {h}) is not a "
+                         f"window of its {width}x{height}: give the published image's window, "
+                         "or all 0 for the full image")
+    info = Intrinsics(width=width, height=height,
                       k=np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
                       d=np.asarray(msg.d, dtype=np.float64),
                       p=np.asarray(msg.p, dtype=np.float64).reshape(3, 4),
-                      binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
-                      roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
+                      binning_x=int(msg.binning_x), binning_y=int(msg.binning_y), roi=roi)
+    if min(info.image_size) == 0:
+        raise ValueError(f"its binning ({msg.binning_x}, {msg.binning_y}) leaves no pixel of its "
+                         f"{w or width}x{h or height} image")
+    return info
 
 
 def camera_info_to_k(msg) -> np.ndarray:
