@@ -29,6 +29,8 @@ from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.utilities import make_namespace_absolute, prefix_namespace
+from rclpy.exceptions import InvalidTopicNameException
+from rclpy.validate_topic_name import validate_topic_name
 
 from launch import LaunchDescription
 from ros_ground import camera_watch, param_files, settings
@@ -94,12 +96,18 @@ def _flag(context, name: str) -> bool:
                          "1, 0") from None
 
 
+def _yaml(text: str):
+    """`text` read as YAML with every scalar a string: camera names are names, so "[yes, no]"
+    and "{on: /a}" must not become True / False (YAML 1.1's booleans) nor "null" None."""
+    return yaml.load(text, Loader=yaml.BaseLoader)
+
+
 def _cameras(text: str) -> list[str]:
     """The `cameras` launch argument ("[left, right]", or one bare name) as a list of names,
     checked as the node checks its parameter (camera_watch.camera_topics); an error naming the
     argument, not launch's or YAML's own (an empty list has no type launch can pass)."""
     try:
-        cameras = yaml.safe_load(text)
+        cameras = _yaml(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"launch argument cameras: {text!r} is no YAML list of names, e.g. "
                          f"\"[left, right]\" ({str(exc).splitlines()[0]})") from None
@@ -131,7 +139,7 @@ def _topic_or_mapping(name: str, text: str) -> str | dict[str, str]:
     ("{left: /stereo/left/image_rect, right: /stereo/right/image_rect}"): a ValueError naming
     the argument for a mapping YAML cannot read or whose topics are not all text."""
     try:
-        value = yaml.safe_load(text)
+        value = _yaml(text)
     except yaml.YAMLError as exc:
         if not text.lstrip().startswith("{"):
             return text  # not YAML, but a topic for rcl to judge, as before
@@ -145,6 +153,12 @@ def _topic_or_mapping(name: str, text: str) -> str | dict[str, str]:
     if bad or not mapping:
         raise ValueError(f"launch argument {name}: {text!r} must map each camera to a topic"
                          + (f" (no topic for {', '.join(map(repr, bad))})" if bad else ""))
+    for camera, topic in mapping.items():  # read as text: '5' would reach rcl, which ends the node
+        try:
+            validate_topic_name(topic)
+        except InvalidTopicNameException as exc:
+            raise ValueError(f"launch argument {name}: the topic of camera {camera!r}: "
+                             f"{str(exc).splitlines()[0]}") from None
     return mapping
 
 

@@ -231,11 +231,21 @@ def test_ground_launch_gives_each_camera_its_topics_from_a_mapping(fake_launch, 
     ({"depth": "{left: /a, right: }"}, "launch argument depth: '{left: /a, right: }' must map each "
      "camera to a topic (no topic for 'right')"),
     ({"clicked_point": "{left: /a}"}, "launch argument clicked_point: one topic for all the cameras"),
+    ({"image": "{left: /a, right: 5}"}, "launch argument image: the topic of camera 'right': Invalid "
+     "topic name: topic name token must not start with a number"),
 ])
 def test_ground_launch_refuses_camera_topics_the_nodes_would_ignore(fake_launch, given, said):
     with pytest.raises(ValueError) as raised:
         _ground_nodes(cameras="[left, right]", **given)
     assert said in str(raised.value)
+
+
+def test_ground_launch_reads_camera_names_as_names(fake_launch):
+    # YAML 1.1 reads yes / no / on / off as booleans: cameras named so stay those names, in
+    # cameras:= and in a mapping's keys alike
+    (node,) = _ground_nodes(cameras="[yes, no]", image="{yes: /a, no: /b}")
+    assert node.kwargs["parameters"][1]["cameras"] == ["yes", "no"]
+    assert node.kwargs["remappings"] == [("yes/image", "/a"), ("no/image", "/b")]
 
 
 def test_ground_launch_checks_a_mapping_against_the_params_files_cameras(fake_launch, tmp_path):
