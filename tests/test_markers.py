@@ -51,6 +51,19 @@ def test_conversions_carry_prompt_phrases_target_and_positions():
     assert as_json["phrases"][0]["size"] == pytest.approx([0.1, 0.05, 0.02])
 
 
+def test_ask_json_has_every_field_ground_json_has():
+    # `ask --json` and `ground --json` are one schema: a script reading why positions are NaN
+    # (position_error) must find it in both (helper-126: ask's had none)
+    msg = _response()
+    msg.position_error = "depth is in frame 'depth_optical', the image in 'cam'"
+    as_json = msg_to_result_json(msg)
+    ground_json = {**GroundingResult(text="", phrases=[], model="sim", image_size=(2, 3)).to_json(),
+                   "position_error": ""}
+    assert set(ground_json) <= set(as_json)
+    assert set(as_json) - set(ground_json) == {"status", "error", "request_id"}
+    assert as_json["position_error"] == msg.position_error
+
+
 def _rviz_display(arrays, shown=None) -> dict:
     """The markers an rviz MarkerArray display shows after `arrays`, keyed (ns, id): its rule
     (rviz_default_plugins MarkerCommon::processMessage) is that a DELETEALL with an `ns` deletes

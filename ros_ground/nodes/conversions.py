@@ -113,7 +113,8 @@ def result_to_msg(
 
 
 def msg_to_result_json(msg: GroundedResponse) -> dict:
-    """The CLI's JSON schema (same as `ros-ground ground --json`) from a response message."""
+    """The CLI's JSON schema from a response message: `ros-ground ground --json`'s (the result's
+    fields and `position_error`), with the response's `status`, `error` and `request_id`."""
     phrases = [msg_to_phrase(p).to_json() for p in msg.phrases]
     return {
         "text": msg.text,
@@ -138,6 +139,7 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
         "status": int(msg.status),
         "error": msg.error,
         "request_id": msg.request_id,
+        "position_error": msg.position_error,
     }
 
 
