@@ -119,13 +119,13 @@ def _cameras(text: str) -> list[str]:
     return names
 
 
-def _file_cameras(params_file: str) -> list[str] | None:
-    """The cameras the params file gives grounding_node (the default [""], one unnamed camera,
+def _file_cameras(params_file: str, node: str = "grounding_node") -> list[str] | None:
+    """The cameras the params file gives `node` (the default [""], one unnamed camera,
     where it gives none), or None where its value is no valid list: the node refuses that
     itself at configure, and launch cannot tell which topics it would read."""
+    specs = settings.GROUNDING if node == "grounding_node" else settings.PROPOSAL
     try:
-        given = param_files.params_file(params_file, "grounding_node", settings.GROUNDING,
-                                        required=False).get("cameras", [""])
+        given = param_files.params_file(params_file, node, specs, required=False).get("cameras", [""])
         if not isinstance(given, list) or not all(isinstance(c, str) for c in given):
             return None  # a string array parameter: the node refuses "left" or [left, 5]
         camera_watch.camera_topics(given, "image")
@@ -142,24 +142,34 @@ def _topic_or_mapping(name: str, text: str) -> str | dict[str, str]:
         value = _yaml(text)
     except yaml.YAMLError as exc:
         if not text.lstrip().startswith("{"):
-            return text  # not YAML, but a topic for rcl to judge, as before
+            _check_topic(name, text, "the topic")
+            return text
         raise ValueError(f"launch argument {name}: {text!r} is no YAML mapping of camera to topic, "
                          f"e.g. \"{{left: /stereo/left/{name}, right: /stereo/right/{name}}}\" "
                          f"({str(exc).splitlines()[0]})") from None
     if not isinstance(value, dict):
+        _check_topic(name, text, "the topic")
         return text
     mapping = {"" if k is None else str(k): v for k, v in value.items()}
     bad = [k for k, v in mapping.items() if not isinstance(v, str) or not v.strip()]
     if bad or not mapping:
         raise ValueError(f"launch argument {name}: {text!r} must map each camera to a topic"
                          + (f" (no topic for {', '.join(map(repr, bad))})" if bad else ""))
-    for camera, topic in mapping.items():  # read as text: '5' would reach rcl, which ends the node
-        try:
-            validate_topic_name(topic)
-        except InvalidTopicNameException as exc:
-            raise ValueError(f"launch argument {name}: the topic of camera {camera!r}: "
-                             f"{str(exc).splitlines()[0]}") from None
+    for camera, topic in mapping.items():
+        _check_topic(name, topic, f"the topic of camera {camera!r}")
     return mapping
+
+
+def _check_topic(name: str, topic: str, what: str) -> None:
+    """A ValueError naming launch argument `name` when `topic` is no ROS topic name ("[/a, /b]",
+    "/a b", "5"): rcl would refuse the remapping and end the node, after launch had started."""
+    if not topic:
+        return
+    try:
+        validate_topic_name(topic)
+    except InvalidTopicNameException as exc:
+        raise ValueError(f"launch argument {name}: {what} {topic!r} is no ROS topic name: "
+                         f"{str(exc).splitlines()[0]}") from None
 
 
 def _camera_remaps(name: str, text: str, cameras: list[str] | None) -> list[tuple[str, str]]:
@@ -186,7 +196,9 @@ def _camera_remaps(name: str, text: str, cameras: list[str] | None) -> list[tupl
         raise ValueError(f"launch argument {name}: one topic {value!r} for the {len(cameras)} cameras "
                          f"{cameras}, each of which reads its own "
                          f"({', '.join(camera_watch.camera_topics(cameras, name))}): give each camera "
-                         f"its topic as a mapping, {name}:=\"{{{example}}}\"")
+                         f"its topic as a mapping, {name}:=\"{{{example}}}\" (given on the command "
+                         "line, or by a launch file including this one: sim.launch.py's image is its "
+                         "one camera's image_raw)")
     # a mapping never sets the cameras: they are cameras:='s, else the params file's, as for
     # the nodes. Taking its keys for the cameras would drop, silently, a camera the params
     # file names that the mapping leaves out, and give image:= and depth:= a say over which
@@ -202,6 +214,17 @@ def _camera_remaps(name: str, text: str, cameras: list[str] | None) -> list[tupl
     except ValueError as exc:
         raise ValueError(f"launch argument {name}: {exc}") from None
     return list(zip(topics, value.values()))
+
+
+def _stop_if_failed(event, context):
+    """A model process exited with an error (its ROS arguments refused, a crash) while launch was
+    not stopping: the graph is gone, so the launch fails. Raised here, the error makes launch
+    stop every process and `ros2 launch` exit 1, where it would exit 0 once nothing ran, which
+    systemd or CI would take for a good bring-up (sim.launch.py does the same for its camera)."""
+    if event.returncode and not context.is_shutdown:
+        raise RuntimeError(f"{event.action.name} exited with code {event.returncode}: stopping the "
+                           "launch")
+    return None
 
 
 def _nodes(context, *args, **kwargs):
@@ -231,6 +254,12 @@ def _nodes(context, *args, **kwargs):
     sam_overrides = {k: v for k, v in overrides.items()
                      if k.startswith("sam_") or k in ("cameras", "use_sim_time")}
     cameras = overrides.get("cameras") or _file_cameras(params_file)
+    proposing = _file_cameras(params_file, "mask_proposal_node")
+    if use_proposals and "cameras" not in overrides and None not in (cameras, proposing) \
+            and proposing != cameras:  # proposals for frames no command grounds, and none for theirs
+        raise ValueError(f"params_file gives grounding_node the cameras {cameras} and "
+                         f"mask_proposal_node {proposing}: give both the same (a /**: section, or "
+                         "cameras:=), or the proposals are made for other frames than the commands'")
     remap = [pair for name in PER_CAMERA for pair in _camera_remaps(name, arg[name], cameras)]
     if arg["clicked_point"]:
         if isinstance(_topic_or_mapping("clicked_point", arg["clicked_point"]), dict):
@@ -244,18 +273,18 @@ def _nodes(context, *args, **kwargs):
             package="ros_ground", executable="ground_container",
             namespace=arg["namespace"], output="screen",
             arguments=[] if use_proposals else ["--no-proposals"],
-            parameters=[params_file, overrides], remappings=remap,
+            parameters=[params_file, overrides], remappings=remap, on_exit=_stop_if_failed,
         )]
     nodes = [Node(
         package="ros_ground", executable="grounding_node", name="grounding_node",
         namespace=arg["namespace"], output="screen",
-        parameters=[params_file, overrides], remappings=remap,
+        parameters=[params_file, overrides], remappings=remap, on_exit=_stop_if_failed,
     )]
     if use_proposals:
         nodes.append(Node(
             package="ros_ground", executable="mask_proposal_node", name="mask_proposal_node",
             namespace=arg["namespace"], output="screen",
-            parameters=[params_file, sam_overrides], remappings=remap,
+            parameters=[params_file, sam_overrides], remappings=remap, on_exit=_stop_if_failed,
         ))
     return nodes
 

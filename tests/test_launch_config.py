@@ -231,13 +231,46 @@ def test_ground_launch_gives_each_camera_its_topics_from_a_mapping(fake_launch, 
     ({"depth": "{left: /a, right: }"}, "launch argument depth: '{left: /a, right: }' must map each "
      "camera to a topic (no topic for 'right')"),
     ({"clicked_point": "{left: /a}"}, "launch argument clicked_point: one topic for all the cameras"),
-    ({"image": "{left: /a, right: 5}"}, "launch argument image: the topic of camera 'right': Invalid "
-     "topic name: topic name token must not start with a number"),
+    ({"image": "{left: /a, right: 5}"}, "launch argument image: the topic of camera 'right' '5' is no "
+     "ROS topic name: Invalid topic name: topic name token must not start with a number"),
+    # a list for several topics, a space: rcl would refuse the remapping once the node started,
+    # and launch exit 0 with nothing running (helper-126)
+    ({"cameras": "[left]", "image": "[/a, /b]"}, "launch argument image: the topic '[/a, /b]' is no "
+     "ROS topic name"),
+    ({"cameras": "[left]", "depth": "/a b"}, "launch argument depth: the topic '/a b' is no ROS topic"),
 ])
 def test_ground_launch_refuses_camera_topics_the_nodes_would_ignore(fake_launch, given, said):
     with pytest.raises(ValueError) as raised:
-        _ground_nodes(cameras="[left, right]", **given)
+        _ground_nodes(**{"cameras": "[left, right]", **given})
     assert said in str(raised.value)
+
+
+def test_ground_launch_refuses_a_params_file_giving_the_two_nodes_other_cameras(fake_launch, tmp_path):
+    # helper-126: cameras under grounding_node only left the proposal node on the one unnamed
+    # camera's `image`, which nothing published: no proposals, and nothing said
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(yaml.safe_dump(
+        {"/**/grounding_node": {"ros__parameters": {"cameras": ["left", "right"]}}}))
+    with pytest.raises(ValueError, match=r"params_file gives grounding_node the cameras \['left', 'right'\] "
+                       r"and mask_proposal_node \[''\]: give both the same"):
+        _ground_nodes(params_file=str(robot))
+    (node,) = _ground_nodes(params_file=str(robot), use_proposals="false")  # no proposals to miss
+    (node,) = _ground_nodes(params_file=str(robot), cameras="[left, right]")  # both told by launch
+    assert node.kwargs["parameters"][1]["cameras"] == ["left", "right"]
+
+
+def test_ground_launch_fails_when_a_model_process_dies(fake_launch):
+    # a model process ended by an error (its remappings refused, a crash) ends the launch with
+    # an error, as sim.launch.py's camera does, rather than `ros2 launch` exiting 0 with nothing
+    from types import SimpleNamespace
+
+    (node,) = _ground_nodes()
+    stop = node.kwargs["on_exit"]
+    died = SimpleNamespace(returncode=2, action=SimpleNamespace(name="ground_container-1"))
+    with pytest.raises(RuntimeError, match="ground_container-1 exited with code 2"):
+        stop(died, SimpleNamespace(is_shutdown=False))
+    assert stop(died, SimpleNamespace(is_shutdown=True)) is None  # launch stopping it: its own end
+    assert stop(SimpleNamespace(returncode=0, action=died.action), SimpleNamespace(is_shutdown=False)) is None
 
 
 def test_ground_launch_reads_camera_names_as_names(fake_launch):
