@@ -266,6 +266,9 @@ def test_camera_info_of_another_resolution_gives_no_positions(node, scene, monke
     # the response says so too: a robot reading it learns why its target has no position
     assert response.position_error.startswith(
         f"camera_info is for {2 * scene.width}x{2 * scene.height}, the depth and image are ")
+    # a binned camera's info at full size is another way to meet this: the fix is said too
+    assert response.position_error.endswith("or the full sensor's with binning_x/binning_y and roi "
+                                            "saying how the image was cut")
 
 
 def _scale_k(info, by: float, shift: tuple[float, float] = (0.0, 0.0)) -> None:

@@ -403,3 +403,19 @@ def test_the_loaders_refuse_an_empty_name():
         check_sam_spec(" ")
     with pytest.raises(SpacyUnavailableError, match="spaCy pipeline '' is empty"):
         load_spacy("")
+
+
+def test_a_sam_directory_without_save_sams_files_is_refused_before_loading(tmp_path):
+    # helper-126: a directory holding only a .pth passed the set-time check, and the next
+    # configure failed on it; check_sam_spec reads no weights but looks for save_sam's files
+    from ros_ground.sam import load_sam
+    from ros_ground.sam.errors import SamLoadError
+    from ros_ground.sam.load import check_sam_spec
+
+    (tmp_path / "sam.pth").write_bytes(b"")
+    with pytest.raises(SamLoadError) as checked:
+        check_sam_spec(str(tmp_path))
+    with pytest.raises(SamLoadError) as loaded:
+        load_sam(str(tmp_path))
+    assert str(checked.value) == str(loaded.value) == f"SAM weights not found: {tmp_path}/model.safetensors"
+    assert check_sam_spec("sim") is not None  # the embedded model has them

@@ -169,8 +169,9 @@ class CameraSensors:
         if width and height and (height, width) != tuple(size):
             # K scales with the image: from another resolution every position is off by the ratio
             raise ValueError(f"camera_info is for {width}x{height}, the depth and image are "
-                             f"{size[1]}x{size[0]}: publish the camera_info of the "
-                             "image's own resolution (resize it with the image)")
+                             f"{size[1]}x{size[0]}: publish the camera_info "
+                             "of the image's own resolution (resize it with the image), or the full "
+                             "sensor's with binning_x/binning_y and roi saying how the image was cut")
         return depth, k
 
     def _depth_of(self, msg, header):

@@ -44,9 +44,10 @@ def save_sam(sam: Sam, config: dict, directory) -> Path:
     return weights
 
 
-def load_saved_sam(path) -> Sam:
-    """Model written by `save_sam`: its directory, or a .safetensors file with a JSON beside it
-    (same stem, else `sam_config.json`). Raises SamLoadError for missing or unreadable files."""
+def saved_sam_files(path) -> tuple[Path, Path]:
+    """(weights, config) paths of a model written by `save_sam`: its directory, or a
+    .safetensors file with a JSON beside it (same stem, else `sam_config.json`). Raises
+    SamLoadError when either file is missing; reads neither."""
     path = Path(path).expanduser()
     if path.is_dir():
         weights, config_path = path / WEIGHTS_NAME, path / CONFIG_NAME
@@ -59,6 +60,13 @@ def load_saved_sam(path) -> Sam:
         raise SamLoadError(f"SAM weights not found: {weights}")
     if not config_path.is_file():
         raise SamLoadError(f"no SAM config beside {weights} (looked for {config_path.name})")
+    return weights, config_path
+
+
+def load_saved_sam(path) -> Sam:
+    """Model written by `save_sam` (`saved_sam_files`). Raises SamLoadError for missing or
+    unreadable files."""
+    weights, config_path = saved_sam_files(path)
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:

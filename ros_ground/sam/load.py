@@ -9,7 +9,7 @@ from segment_anything import sam_model_registry
 from ros_ground.device import resolve_device
 from ros_ground.sam.build import REGISTRY_SPECS, build_tiny_sam
 from ros_ground.sam.errors import SamLoadError
-from ros_ground.sam.io import WEIGHTS_NAME, checkpoint_path, load_saved_sam, load_weights
+from ros_ground.sam.io import WEIGHTS_NAME, checkpoint_path, load_saved_sam, load_weights, saved_sam_files
 from ros_ground.sam.segmenter import SamSegmenter
 
 # "sim": the embedded default, trained in simulation (ros_ground/train), loaded as a directory.
@@ -57,6 +57,7 @@ def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu"
             f"sam_model {spec!r} carries its own weights (the embedded model, or a directory "
             f"save_sam wrote); sam_checkpoint is for {' / '.join(REGISTRY_SPECS)}: leave it empty"
         )
+    saved_sam_files(path)  # a directory without save_sam's files: load_sam's own error
     return path
 
 
