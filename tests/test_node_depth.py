@@ -373,11 +373,15 @@ def test_camera_info_in_another_frame_is_refused(node, scene, monkeypatch):
         "colour camera's camera_info"), response.position_error
 
 
-@pytest.mark.parametrize("empty", ["depth", "camera_info", "both"])
+@pytest.mark.parametrize("empty", ["depth", "camera_info", "both", "a leading slash"])
 def test_depth_and_camera_info_without_a_frame_id_are_used(node, scene, monkeypatch, empty):
-    # some drivers leave frame_id empty: nothing says they are another camera's
-    _feed(node, scene, depth_frame="" if empty != "camera_info" else "cam",
-          info_frame="" if empty != "depth" else "cam")
+    # some drivers leave frame_id empty: nothing says they are another camera's; and ROS 1's
+    # "/cam" is the image's "cam" (tf2 drops the slash: helper-126)
+    if empty == "a leading slash":
+        _feed(node, scene, depth_frame="/cam", info_frame="/cam")
+    else:
+        _feed(node, scene, depth_frame="" if empty != "camera_info" else "cam",
+              info_frame="" if empty != "depth" else "cam")
     monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
     response = node.ask("Pick up the mug.")
     assert response.position_error == "", response.position_error

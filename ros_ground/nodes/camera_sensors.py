@@ -34,6 +34,12 @@ from ros_ground.spatial import check_intrinsics, locate_result, unlocated_phrase
 STAMP_SKEW_WARN_S = 10.0
 
 
+def same_frame(a: str, b: str) -> bool:
+    """Whether frame_ids `a` and `b` may name one frame: equal but for a leading "/" (ROS 1's
+    form, which tf2 drops), or either empty (a driver that leaves it unset)."""
+    return not (a and b) or a.lstrip("/") == b.lstrip("/")
+
+
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
@@ -161,7 +167,7 @@ class CameraSensors:
                              f"{size[0]}: publish depth registered to the colour image, at its "
                              "size (e.g. RealSense aligned_depth_to_color)")
         width, height, frame = self._info.get(camera, (0, 0, ""))
-        if frame and header.frame_id and frame != header.frame_id:
+        if not same_frame(frame, header.frame_id):
             # another camera's K (the depth sensor's): every position would be off, silently
             raise ValueError(f"camera_info is in frame {frame!r}, the image in {header.frame_id!r}: "
                              "publish the colour camera's camera_info (e.g. RealSense "
@@ -178,7 +184,7 @@ class CameraSensors:
         """The depth message's HxW metres. ValueError when its frame_id is not the colour
         image's: a depth camera's own frame (RealSense depth/image_rect_raw) is not registered
         to it, and at the same size would give positions tens of centimetres off."""
-        if msg.header.frame_id and header.frame_id and msg.header.frame_id != header.frame_id:
+        if not same_frame(msg.header.frame_id, header.frame_id):
             raise ValueError(
                 f"depth is in frame {msg.header.frame_id!r}, the image in {header.frame_id!r}: "
                 "publish depth registered to the colour image, in its frame (e.g. RealSense "
