@@ -254,9 +254,10 @@ def _nodes(context, *args, **kwargs):
     sam_overrides = {k: v for k, v in overrides.items()
                      if k.startswith("sam_") or k in ("cameras", "use_sim_time")}
     cameras = overrides.get("cameras") or _file_cameras(params_file)
-    proposing = _file_cameras(params_file, "mask_proposal_node")
-    if use_proposals and "cameras" not in overrides and None not in (cameras, proposing) \
-            and proposing != cameras:  # proposals for frames no command grounds, and none for theirs
+    # the proposal node's own cameras matter only when it runs and launch does not set them
+    proposing = _file_cameras(params_file, "mask_proposal_node") \
+        if use_proposals and "cameras" not in overrides and cameras is not None else None
+    if proposing is not None and proposing != cameras:  # proposals for frames no command grounds
         raise ValueError(f"params_file gives grounding_node the cameras {cameras} and "
                          f"mask_proposal_node {proposing}: give both the same (a /**: section, or "
                          "cameras:=), or the proposals are made for other frames than the commands'")

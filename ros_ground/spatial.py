@@ -210,15 +210,14 @@ def locate(mask: np.ndarray, depth: np.ndarray, k: np.ndarray, erode_px: int = 2
     it. The returns inside are split into surfaces where sorted depths jump, and the one holding
     most of them is the object's (`main_surface`): a median of two or three surfaces can lie
     between them, on none, and their spread then widens the band below to keep them all. Its
-    median and scaled median
-    absolute deviation give a depth band (`outlier_mads` deviations, at least `min_band_m`
-    either side); every masked pixel with depth in that band is used, so the rim of the object
-    still counts but border pixels at background depth do not. The position is the mean of
-    those points (the centre of the visible surface, not of the object's volume: the camera sees
-    no back side); the size is the extent between the `percentiles` along each axis. No valid
-    depth under the mask: `no_location()`. Raises ValueError when the mask is not 2-D or the
-    depth not its shape, erode_px < 0, min_points < 1, the percentiles are not
-    0 <= low < high <= 100, or `k` is no camera matrix (`check_intrinsics`).
+    median and scaled median absolute deviation give a depth band (`outlier_mads` deviations,
+    at least `min_band_m` either side); every masked pixel with depth in that band is used, so
+    the rim of the object still counts but border pixels at background depth do not. The
+    position is the mean of those points (the centre of the visible surface, not of the
+    object's volume: the camera sees no back side); the size is the extent between the
+    `percentiles` along each axis. Raises ValueError when the mask is not 2-D or the depth not
+    its shape, erode_px < 0, min_points < 1, the percentiles are not 0 <= low < high <= 100, or
+    `k` is no camera matrix (`check_intrinsics`).
     """
     mask = np.asarray(mask, dtype=bool)
     depth = np.asarray(depth)

@@ -185,8 +185,9 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
     """
     torch_device = resolve_device(device, ModelLoadError)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    if half_on_cpu(dtype, torch_device):
-        LOG.warning(half_on_cpu(dtype, torch_device))
+    costly = half_on_cpu(dtype, torch_device)
+    if costly:
+        LOG.warning(costly)
     if image_fit not in IMAGE_FITS:
         raise ValueError(f"image_fit must be one of {IMAGE_FITS}, got {image_fit!r}")
     if spec == "tiny":
