@@ -96,10 +96,24 @@ def _flag(context, name: str) -> bool:
                          "1, 0") from None
 
 
+class _NamesLoader(yaml.BaseLoader):
+    """BaseLoader refusing a key given twice: PyYAML keeps the last silently, so
+    "{left: /a, left: /b}" would drop /a without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"camera {', '.join(map(repr, twice))} given twice", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _yaml(text: str):
     """`text` read as YAML with every scalar a string: camera names are names, so "[yes, no]"
-    and "{on: /a}" must not become True / False (YAML 1.1's booleans) nor "null" None."""
-    return yaml.load(text, Loader=yaml.BaseLoader)
+    and "{on: /a}" must not become True / False (YAML 1.1's booleans) nor "null" None. A
+    mapping giving a key twice raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_NamesLoader)
 
 
 def _cameras(text: str) -> list[str]:

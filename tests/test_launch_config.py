@@ -238,6 +238,10 @@ def test_ground_launch_gives_each_camera_its_topics_from_a_mapping(fake_launch, 
     ({"cameras": "[left]", "image": "[/a, /b]"}, "launch argument image: the topic '[/a, /b]' is no "
      "ROS topic name"),
     ({"cameras": "[left]", "depth": "/a b"}, "launch argument depth: the topic '/a b' is no ROS topic"),
+    # YAML keeps the last of a key given twice: /a would be dropped without a word
+    ({"image": "{left: /a, right: /b, left: /c}"}, "launch argument image: '{left: /a, right: /b, "
+     "left: /c}' is no YAML mapping of camera to topic, e.g. \"{left: /stereo/left/image, right: "
+     "/stereo/right/image}\" (camera 'left' given twice)"),
 ])
 def test_ground_launch_refuses_camera_topics_the_nodes_would_ignore(fake_launch, given, said):
     with pytest.raises(ValueError) as raised:
