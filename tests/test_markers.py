@@ -60,8 +60,17 @@ def test_ask_json_has_every_field_ground_json_has():
     ground_json = {**GroundingResult(text="", phrases=[], model="sim", image_size=(2, 3)).to_json(),
                    "position_error": ""}
     assert set(ground_json) <= set(as_json)
-    assert set(as_json) - set(ground_json) == {"status", "error", "request_id"}
+    assert set(as_json) - set(ground_json) == {"status", "error", "request_id", "header"}
     assert as_json["position_error"] == msg.position_error
+
+
+def test_ask_json_says_which_frame_and_time_its_positions_are_of():
+    # helper-129: with several cameras a script had positions and no frame to transform them
+    # from, nor the image's time for the tf lookup
+    msg = _response()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1700000000, 250
+    assert msg_to_result_json(msg)["header"] == {"frame_id": "cam",
+                                                 "stamp": {"sec": 1700000000, "nanosec": 250}}
 
 
 def _rviz_display(arrays, shown=None) -> dict:
@@ -111,6 +120,20 @@ def test_phrases_of_one_object_share_one_box_and_one_label():
     assert len(boxes) == 2 and boxes[0].ns.endswith("/prompt") and boxes[0].color.a == pytest.approx(0.8)
     places = [(m.pose.position.x, m.pose.position.y, m.pose.position.z) for m in labels]
     assert len(set(places)) == len(places)
+
+
+def test_a_phrase_said_again_at_one_place_is_labelled_once():
+    # helper-129: "Where is the blue cube?" answered "The blue cube is ..." was labelled
+    # "target: the blue cube / the blue cube / the blue cube"
+    result = GroundingResult(
+        text="The blue cube is left of the tray. The blue cube is small.", model="sim",
+        image_size=(20, 30), prompt="Where is the blue cube?",
+        phrases=[_phrase("The blue cube", (0.1, 0.0, 1.0)), _phrase("the tray", (0.3, 0.0, 1.1)),
+                 _phrase("The blue cube", (0.1, 0.0, 1.0)), _phrase("cube", (0.1, 0.0, 1.0))],
+        prompt_phrases=[_phrase("the blue cube", (0.1, 0.0, 1.0))], target=0)
+    msg = result_to_msg(result, Header(frame_id="cam"), "r1", result.prompt)
+    labels = [m.text for m in response_markers(msg).markers if m.type == Marker.TEXT_VIEW_FACING]
+    assert sorted(labels) == ["target: the blue cube / cube", "the tray"]
 
 
 def test_markers_box_and_label_per_located_phrase_target_highlighted():

@@ -114,7 +114,9 @@ def result_to_msg(
 
 def msg_to_result_json(msg: GroundedResponse) -> dict:
     """The CLI's JSON schema from a response message: `ros-ground ground --json`'s (the result's
-    fields and `position_error`), with the response's `status`, `error` and `request_id`."""
+    fields and `position_error`), with the response's `status`, `error`, `request_id` and
+    `header` ({"frame_id", "stamp": {"sec", "nanosec"}}: the frame the positions are in, and the
+    image's time to look its transform up at)."""
     phrases = [msg_to_phrase(p).to_json() for p in msg.phrases]
     return {
         "text": msg.text,
@@ -140,6 +142,8 @@ def msg_to_result_json(msg: GroundedResponse) -> dict:
         "error": msg.error,
         "request_id": msg.request_id,
         "position_error": msg.position_error,
+        "header": {"frame_id": msg.header.frame_id,
+                   "stamp": {"sec": int(msg.header.stamp.sec), "nanosec": int(msg.header.stamp.nanosec)}},
     }
 
 

@@ -42,7 +42,8 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
 
     Phrases at one position (within SAME_PLACE_M: one object, e.g. the answer's "the red lego
     brick" and the command's target "the red mug") get one box and one label, "target: the red
-    mug / the red lego brick": two boxes and labels at one pose are unreadable. The command's
+    mug / the red lego brick": two boxes and labels at one pose are unreadable; a text already
+    there is not repeated. The command's
     phrase, its target first, draws it; an answer's phrase only when no command phrase is there.
     """
     out = clear_markers(response.header, namespace, response.request_id)
@@ -64,7 +65,8 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
                 and i in landmarks else "") + phrase.text
         owner = next((key for key in texts if _same_place(_phrase(key, answer, prompt).position,
                                                          phrase.position)), None)
-        texts.setdefault(owner or (group, i), []).append(text)
+        said = texts.setdefault(owner or (group, i), {})  # phrase text -> label text, in order
+        said.setdefault(phrase.text.strip().lower(), text)  # "Where is the blue cube?": once
     for group, i, phrase in located:
         if (group, i) not in texts:
             continue
@@ -81,7 +83,7 @@ def response_markers(response, namespace: str = NAMESPACE, text_height: float = 
         box.pose.orientation.w = 1.0
         label = Marker(header=response.header, ns=f"{namespace}/{group}", id=2 * i + 1,
                        type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
-                       text=" / ".join(texts[(group, i)]), color=ColorRGBA(r=r, g=g, b=b, a=1.0),
+                       text=" / ".join(texts[(group, i)].values()), color=ColorRGBA(r=r, g=g, b=b, a=1.0),
                        scale=Vector3(z=text_height * (1.5 if is_target else 1.0)))
         label.pose.position = Point(x=p.x, y=p.y - size[1] / 2 - text_height, z=p.z)
         label.pose.orientation.w = 1.0
