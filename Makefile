@@ -14,7 +14,11 @@ SHARED ?= ../shared
 
 setup: $(VENV)/.deps-stamp $(VENV)/.package-stamp msgs ros2-cli
 
+# transformers 5 (constraints.txt) needs Python 3.11: say so before pip fails on it
 $(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make setup needs \
+	Python 3.11 or later (the pinned transformers does); $(PYTHON) is $$($(PYTHON) --version 2>&1): \
+	run make PYTHON=python3.11 ..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip==26.3
 

@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "msg"
 # one CMake build tree per venv (.venv, .venv-jazzy): a cache configured for one cannot build for another
 BUILD = ROOT / ".build-msgs" / Path(sys.prefix).name
+# the manylinux image's interpreter the wheels were built with: one per Python version
+_BUILT_WITH = "/opt/python/cp{0}{1}-cp{0}{1}".format(*sys.version_info[:2])
+_VERSION = "python{0}.{1}".format(*sys.version_info[:2])
 STALE_PATHS = {
-    "/opt/python/cp311-cp311/include/python3.11": sysconfig.get_paths()["include"],
+    f"{_BUILT_WITH}/include/{_VERSION}": sysconfig.get_paths()["include"],
 }
 
 
@@ -35,9 +38,7 @@ def _fix_exported_paths(prefix: Path) -> int:
     import numpy
 
     stale = dict(STALE_PATHS)
-    stale["/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include"] = (
-        numpy.get_include()
-    )
+    stale[f"{_BUILT_WITH}/lib/{_VERSION}/site-packages/numpy/_core/include"] = numpy.get_include()
     changed = 0
     for path in (prefix / "share").rglob("*.cmake"):
         text = path.read_text(errors="surrogateescape")
