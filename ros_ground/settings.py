@@ -128,8 +128,9 @@ _QOS = ("QoS of the image subscription: auto follows the publishers' reliability
         "until one is seen); a best-effort reader loses most large frames of a reliable camera")
 _TRANSPORT = "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage on `image/compressed`"
 _DEVICE = "auto / cpu / cuda / cuda:N (N: the GPU's index)"
-_CAMERAS = ("camera names; each camera X has X/image, X/proposals, X/proposals_started, "
-            "X/command, X/response, X/overlay ('' = the single camera on image, command, ...)")
+_CAMERAS = ("camera names; each camera X has X/image, X/depth, X/camera_info, X/proposals, "
+            "X/proposals_started, X/command, X/response, X/overlay, X/markers ('' = the single "
+            "camera on image, command, ...)")
 
 
 def _device(value) -> str:

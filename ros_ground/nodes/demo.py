@@ -167,7 +167,10 @@ def run_demo(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
-    os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
+    # a simulated camera must not reach a robot's network, whatever its domain
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    for name in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
+        os.environ[name] = env[name]
     print(f"[demo] Starting the robot graph: simulated camera, object outlines (proposal node) and "
           f"grounding, with the settings in {params_file()} and {params_file('demo.yaml')}")
     log_path = out_dir / "graph.log"
