@@ -112,11 +112,11 @@ def test_positions_from_depth_match_the_sim_truth(node, scene, encoding, monkeyp
     assert found[0].action == Marker.DELETEALL
     boxes = [m for m in found if m.type == Marker.CUBE]
     labels = [m for m in found if m.type == Marker.TEXT_VIEW_FACING]
-    # the answer's and the command's phrases name the same objects: one box and label each
+    # the answer's and the command's phrases name the same objects: one box and label each,
+    # naming each once
     assert len(boxes) == len(labels) == len(scene.objects)
     assert sum(m.text.startswith("target: ") for m in labels) == 1
-    assert all(m.text == f"{o.name} / {o.name}" for m, o in zip(labels, scene.objects)
-               if not m.text.startswith("target: "))
+    assert all(m.text == o.name for m, o in zip(labels, scene.objects) if not m.text.startswith("target: "))
     assert all(m.header.frame_id == "cam" for m in found)
 
 

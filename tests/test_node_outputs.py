@@ -114,9 +114,16 @@ def test_deactivate_clears_the_latched_markers(r):
     from tests.test_markers import _rviz_display
 
     _stream(r)
-    assert r.ask().status == R.STATUS_OK
+    answer = r.ask()
+    assert answer.status == R.STATUS_OK
     assert r.node.trigger_deactivate().name == "SUCCESS"
     markers = _subscribe(r, "markers", MarkerArray, DurabilityPolicy.TRANSIENT_LOCAL)
     assert r.client.wait(lambda: markers, 10)
     assert _rviz_display(markers) == {}
+    # in the last markers' frame, stamped when cleared (helper-129: an empty header, stamp 0,
+    # sorted before everything in a bag)
+    header = markers[-1].markers[0].header
+    assert header.frame_id == answer.header.frame_id != ""
+    assert (header.stamp.sec, header.stamp.nanosec) >= (answer.header.stamp.sec, answer.header.stamp.nanosec)
+    assert header.stamp.sec > 0
     assert r.node.trigger_activate().name == "SUCCESS"  # the fixture closes an active node

@@ -161,7 +161,7 @@ class GroundingNode(ModelNode):
     def before_close(self) -> None:
         self.scheduler.close("node deactivated")
         self.goals.wait_finished(timeout=10.0)  # let the answered goals' results go out
-        self.outputs.withdraw()
+        self.outputs.withdraw(self.get_clock().now().to_msg())
 
     def before_release(self) -> None:
         self.goals.settle(timeout=10.0)

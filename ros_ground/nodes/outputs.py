@@ -28,6 +28,7 @@ class CameraOutputs:
         self._goals = goals
         self.responses, self.overlays, self.markers = {}, {}, {}
         self._drawn = {}  # camera -> (request_id, overlay Image) drawn, for deliver to publish
+        self._frames = {}  # camera -> frame_id of its last markers, which withdraw clears
 
     def create(self, node, cameras: list[str]) -> None:
         """Make every camera's publishers with `node.lifecycle_publisher` (ModelNode); the
@@ -40,15 +41,17 @@ class CameraOutputs:
             self.overlays[camera] = node.lifecycle_publisher(Image, overlay, LATCHED)
             self.markers[camera] = node.lifecycle_publisher(MarkerArray, markers, LATCHED)
 
-    def withdraw(self) -> None:
+    def withdraw(self, stamp) -> None:
         """Publish each camera's markers cleared (markers.clear_markers), while the node is
         still active: latched, the last answer's boxes would show in an rviz started while the
-        node is inactive as if current."""
-        for publisher in self.markers.values():
-            publisher.publish(clear_markers(Header(), NAMESPACE, ""))
+        node is inactive as if current. Stamped `stamp` (builtin_interfaces/Time, now), in the
+        frame of the camera's last markers: a bag sorted by stamp keeps them in their place."""
+        for camera, publisher in self.markers.items():
+            header = Header(stamp=stamp, frame_id=self._frames.get(camera, ""))
+            publisher.publish(clear_markers(header, NAMESPACE, ""))
 
     def clear(self) -> None:
-        self.responses, self.overlays, self.markers, self._drawn = {}, {}, {}, {}
+        self.responses, self.overlays, self.markers, self._drawn, self._frames = {}, {}, {}, {}, {}
 
     def deliver(self, request, response: GroundedResponse) -> None:
         """The one answer of a request (requests.Request): on its camera's `response` and as
@@ -71,6 +74,7 @@ class CameraOutputs:
         markers, overlays = self.markers.get(camera), self.overlays.get(camera)
         if markers is not None and response.status in _SHOWN:
             markers.publish(response_markers(response))
+            self._frames[camera] = response.header.frame_id
         # taken by its own request's answer alone: a request refused meanwhile (busy) is
         # answered from another thread while this one's is on its way
         drawn = self._drawn.get(camera)
