@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ros_ground.calibrations import CalibrationHistory
+
 MAX_FRAMES = 256  # memory bound on the frames kept per source
 # how long the newest frames are kept while proposals come, whatever max_age: a run's frame is
 # among them when its proposals_started comes, which the proposal node sends after decoding it
@@ -291,12 +293,13 @@ class FrameStore:
 
 
 class DepthStore:
-    """Recent registered depth frames and the latest camera intrinsics of each source, paired
-    with a colour frame by stamp; thread-safe.
+    """Recent registered depth frames and the camera intrinsics of each source, paired with a
+    colour frame by stamp; thread-safe.
 
     Depth images are kept as they arrive (`item`, e.g. the message) and decoded by the caller
     only when a request needs one, so a 30 Hz depth stream costs no decoding. Intrinsics are
-    the latest received: a camera's K changes only when it is recalibrated. As many depth
+    those in effect at the frame's stamp (calibrations.CalibrationHistory: a zoom lens or a
+    recalibration changes K between a frame and its request). As many depth
     frames are kept as colour frames (MAX_FRAMES): a frame the proposals come for late is
     grounded with its own depth.
     """
@@ -304,7 +307,7 @@ class DepthStore:
     def __init__(self, max_frames: int = MAX_FRAMES, min_keep_ns: int = MIN_KEEP_NS):
         self._depth: dict[str, deque[Stamped]] = {}
         self._kept = KeptForProposals()
-        self._k: dict[str, Any] = {}
+        self._k = CalibrationHistory()
         self._max_frames, self._min_keep_ns = max_frames, min_keep_ns
         self._lock = threading.Lock()
 
@@ -330,18 +333,15 @@ class DepthStore:
         with self._lock:
             self._kept.want(source, stamp_ns, tolerance_ns, self._depth.get(source, ()), run_ns)
 
-    def set_intrinsics(self, source: str, k) -> None:
-        """The source's intrinsics from now on; None: none (its camera_info was refused)."""
-        with self._lock:
-            if k is None:
-                self._k.pop(source, None)
-            else:
-                self._k[source] = k
+    def set_intrinsics(self, source: str, k, stamp_ns: int = 0) -> None:
+        """The source's intrinsics from `stamp_ns` on; None: none, before as after (its
+        camera_info was refused)."""
+        self._k.set(source, k, stamp_ns)
 
-    def intrinsics(self, source: str):
-        """The source's latest intrinsics, or None before the first."""
-        with self._lock:
-            return self._k.get(source)
+    def intrinsics(self, source: str, stamp_ns: int | None = None):
+        """The source's intrinsics in effect at `stamp_ns` (None: the latest), or None before
+        the first."""
+        return self._k.latest(source) if stamp_ns is None else self._k.at(source, stamp_ns)
 
     def depth_near(self, source: str, stamp_ns: int, tolerance_ns: int):
         """The source's depth item stamped closest to `stamp_ns` if within `tolerance_ns`, else
@@ -362,9 +362,10 @@ class DepthStore:
         if item is None:
             raise LookupError("no depth frame within depth_tolerance_s of the image"
                               + self._nearest_offset(source, stamp_ns))
-        k = self.intrinsics(source)
+        k = self.intrinsics(source, stamp_ns)
         if k is None:
-            raise LookupError("no camera_info received")
+            raise LookupError("no camera_info received" if self.intrinsics(source) is None else
+                              "the camera_info changed more often than is kept since the image")
         return decode(item), k
 
     def _nearest_offset(self, source: str, stamp_ns: int) -> str:
@@ -391,4 +392,4 @@ class DepthStore:
         with self._lock:
             self._depth.clear()
             self._kept.forget()
-            self._k.clear()
+        self._k.clear()

@@ -120,6 +120,30 @@ def test_positions_from_depth_match_the_sim_truth(node, scene, encoding, monkeyp
     assert all(m.header.frame_id == "cam" for m in found)
 
 
+def test_a_frame_is_located_with_the_camera_info_of_its_time(node, scene, monkeypatch):
+    # helper-127: a zoom (K's focal length doubled, same size and frame) published a quarter
+    # second after a frame halved that frame's positions, with no position_error
+    _feed(node, scene)
+    monkeypatch.setattr(node.node._engine, "ground", lambda *a, **k: _gt_result(scene))
+    zoomed = camera_info(scene, Header(frame_id="cam"))
+    zoomed.header.stamp.sec = 6  # after the frame, stamped 5 s
+    zoomed.k = [2 * v if i in (0, 4) else v for i, v in enumerate(zoomed.k)]
+    zoomed.p = [2 * v if i in (0, 5) else v for i, v in enumerate(zoomed.p)]
+    info_pub = node.client.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    store = node.node.sensors.depth
+
+    def zoomed_held():
+        info_pub.publish(zoomed)
+        return store.intrinsics(CAMERA)[0][0, 0] == zoomed.p[0]
+
+    assert node.client.wait(zoomed_held, 20)
+    response = node.ask("Pick up the mug.")
+    assert response.status == response.STATUS_OK and not response.position_error
+    for phrase, obj in zip(response.phrases, scene.objects):
+        p = phrase.position
+        assert np.linalg.norm(np.array([p.x, p.y, p.z]) - np.array(obj.centroid)) < 0.01, obj.name
+
+
 def test_without_depth_the_response_says_where_it_listened(node, scene, monkeypatch):
     node.client.stream(scene.rgb, stamp_sec=5)
     assert node.client.wait(lambda: node.node.frames.latest(CAMERA) is not None, 20)

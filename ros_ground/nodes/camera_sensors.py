@@ -54,9 +54,6 @@ class CameraSensors:
         self.inputs: dict[str, CameraInput] = {}  # camera -> its image subscription
         self.depth_inputs: dict[str, CameraInput] = {}
         self._proposals_topics: dict[str, str] = {}
-        # camera -> width, height (of the image published: binning and ROI applied) and frame
-        # of its camera_info
-        self._info: dict[str, tuple[int, int, str]] = {}
         self._info_refused: dict[str, str] = {}  # camera -> why its last camera_info was ignored
         self._repeat_said: set[str] = set()  # cameras warned of a header repeated with new pixels
         self._grey_said: set[tuple[str, bool]] = set()  # (camera, mono) warned: no colour
@@ -103,7 +100,6 @@ class CameraSensors:
         next configure, whose cameras (or the drivers behind them) may be others."""
         self.frames.clear()
         self.depth.clear()
-        self._info.clear()
         self._info_refused.clear()
         self._repeat_said.clear()
         self._grey_said.clear()
@@ -154,7 +150,7 @@ class CameraSensors:
         camera_info's frame_id and resolution. A frame_id differing from the image's is another
         camera's (an empty one, as some drivers leave it, is taken as the image's)."""
         try:
-            depth, k = self.depth.registered(
+            depth, calibration = self.depth.registered(
                 camera, stamp_to_ns(header.stamp), _ns(self.p["depth_tolerance_s"]),
                 lambda msg: self._depth_of(msg, header))
         except LookupError:
@@ -166,7 +162,7 @@ class CameraSensors:
             raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]}, the image {size[1]}x"
                              f"{size[0]}: publish depth registered to the colour image, at its "
                              "size (e.g. RealSense aligned_depth_to_color)")
-        width, height, frame = self._info.get(camera, (0, 0, ""))
+        k, width, height, frame = calibration
         if not same_frame(frame, header.frame_id):
             # another camera's K (the depth sensor's): every position would be off, silently
             raise ValueError(f"camera_info is in frame {frame!r}, the image in {header.frame_id!r}: "
@@ -295,16 +291,17 @@ class CameraSensors:
     def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
         try:
             intrinsics = msg_to_intrinsics(msg)  # width and height 0: refused
-            self.depth.set_intrinsics(camera, check_intrinsics(intrinsics.rectified_k))
             height, width = intrinsics.image_size  # binned and cropped, as published
-            self._info[camera] = (width, height, msg.header.frame_id)
+            stamp_if_unset(msg.header, self._node)  # as its colour frames are
+            # by stamp: a frame taken before a zoom or a recalibration keeps its own K
+            calibration = (check_intrinsics(intrinsics.rectified_k), width, height, msg.header.frame_id)
+            self.depth.set_intrinsics(camera, calibration, stamp_to_ns(msg.header.stamp))
             self._info_refused.pop(camera, None)
         except ValueError as exc:
             # a refused camera_info says the K received before may not be how this camera sees
             # (it may be another publisher's): none until a valid one comes, and position_error
             # names the refusal rather than positions coming silently from a stale K
             self.depth.set_intrinsics(camera, None)
-            self._info.pop(camera, None)
             self._info_refused[camera] = str(exc)
             self._node.get_logger().warning(f"ignoring camera_info: {exc}",
                                             throttle_duration_sec=5.0)
