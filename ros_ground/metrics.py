@@ -4,7 +4,11 @@ mIoU, grounding mask recall and AP50 follow GLaMM's eval/gcg/evaluate.py exactly
 one-to-one pairings, thresholds 0.5, COCOeval segm with every score 1.0), except that the text
 similarity uses all-MiniLM-L6-v2 sentence embeddings (installable offline) instead of BERT mean
 pooling. Point accuracy is the attend-and-segment pilot's measure: the share of prompt points
-that fall inside the mask of the object the phrase names. It is that measure for points that
+that fall inside the mask of the object the phrase names. Which object that is: by category and
+colour words (`match_phrase`), and for a category the scene does not hold ("a blue cylinder"
+beside a blue cube) the most similar name at text similarity >= 0.5, as GLaMM's recall pairs
+phrases; so a misnamed object's point still counts, and `named_point_accuracy` (evaluate.naming)
+is the strict one, over the objects named with their category and colour. It is that measure for points that
 are attention peaks (point mode); a phrase grounded among proposals (entities mode) has its
 point on the mask it chose (phrase_grounding.entity_phrase), so there it scores the choice of
 mask, and the paper's numbers are not comparable with it.

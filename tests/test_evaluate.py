@@ -1,6 +1,8 @@
 """`ros-ground eval`: the pipeline from scenes to metrics, checked with an oracle and a real run."""
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -81,6 +83,19 @@ def test_oracle_scores_perfectly(engine, monkeypatch):
     assert {"normalise_maps", "multimask_choice", "region_token"} <= set(report)
     assert (report["sam_model"], report["device"], report["dtype"]) == ("sim", "cpu", "float32")
     assert "image" not in report and report["mode"] == "point"
+    # helper-130: "model: sim" named no weights, and `train lmm` rewrites them in place
+    from ros_ground.lmm_fingerprint import lmm_sha256
+    from ros_ground.sam.load import SIM_SAM_DIR
+
+    made = report["provenance"]
+    assert made["lmm_sha256"] == lmm_sha256() and len(made["lmm_sha256"]) == 64
+    sam_weights = (SIM_SAM_DIR / "model.safetensors").read_bytes()
+    assert made["sam_sha256"] == hashlib.sha256(sam_weights).hexdigest()
+    assert made["commit"] is None or re.fullmatch(r"[0-9a-f]{40}(\+changes)?", made["commit"])
+    assert {"torch", "transformers", "ros_ground"} <= set(made)
+    hub = report_json(run, 2, "oracle", 11, "describe", EngineConfig(mode="point"),
+                      values={"model": "llava-hf/llava-1.5-7b-hf", "sam_model": "vit_b"})["provenance"]
+    assert hub["lmm_sha256"] is None and hub["sam_sha256"] is None
 
 
 def test_variants_ground_one_generation_and_the_first_is_the_plain_run(engine, monkeypatch):

@@ -5,7 +5,10 @@ evaluate.absent, with `format_absent_report`)."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 
 from ros_ground import settings
 from ros_ground.engine import EngineConfig
@@ -28,7 +31,53 @@ def run_settings(config: EngineConfig, values: Mapping | None = None) -> dict:
     for s in settings.ENGINE:
         value = getattr(config, s.field)
         out[s.name] = list(value) if isinstance(value, tuple) else value
+    out["provenance"] = provenance(values.get("model", "sim"), values.get("sam_model", "sim"),
+                                   values.get("sam_checkpoint") or "")
     return out
+
+
+def provenance(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
+    """What the numbers came from beyond the settings: the sha256 of the LMM's and SAM's
+    weights files where they are local (None for a Hub id, `tiny` or a vit_* without a
+    checkpoint), the package's git commit ("+changes" when the tree differs from it; None
+    outside a checkout) and the library versions. A run that says `model: sim` after `train
+    lmm` rewrote the embedded weights is told apart by its hash."""
+    import torch
+    import transformers
+
+    from ros_ground import __version__
+    from ros_ground.lmm.loading import SIM_LMM_DIR
+    from ros_ground.sam.io import WEIGHTS_NAME
+    from ros_ground.sam.load import SIM_SAM_DIR
+
+    lmm = SIM_LMM_DIR if model == "sim" else Path(model)
+    sam = Path(sam_checkpoint) if sam_checkpoint else SIM_SAM_DIR if sam_model == "sim" else Path(sam_model)
+    return {"lmm_sha256": _sha256(lmm / "model.safetensors" if lmm.is_dir() else None),
+            "sam_sha256": _sha256(sam / WEIGHTS_NAME if sam.is_dir() else sam),
+            "commit": _commit(), "ros_ground": __version__, "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
+def _sha256(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:  # a vit_h checkpoint is 2.5 GB: never read whole
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+changes" if changed else "")
 
 
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
