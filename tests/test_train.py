@@ -260,6 +260,42 @@ def test_sam_training_steps_reduce_the_loss(tmp_path, monkeypatch):
     assert resumed["step"] == 2 and resumed["config"]["init_from"] == str(tmp_path / "sam")
 
 
+def test_a_run_stopped_by_the_time_limit_says_so_and_resumes_only_itself(tmp_path, capsys):
+    # helper-130: a stage 1 cut short by the time limit was never finished, training.json said
+    # final; a run with another seed and --out silently trained on the saved state
+    arch = LMMArch(image_size=32, patch_size=16, vision_hidden=32, vision_layers=1,
+                   vision_heads=2, vision_mlp=64, text_hidden=64, text_layers=2, text_heads=2,
+                   text_kv_heads=2, text_mlp=128)
+    cfg = LMMTrainConfig(scenes=3, steps=2, batch_size=3, warmup=1, max_turns=3, arch=arch,
+                         threads=1, vision_steps=40, time_limit_min=1e-6)
+    state, out, cache = tmp_path / "state.pt", tmp_path / "lmm", tmp_path / "no_cache"
+    summary = train_lmm(cfg, out, cache_dir=cache, state_path=state, progress=False)
+    assert summary["vision"]["stopped_early"] and summary["vision"]["steps"] < 40
+    record = json.loads((out / "training.json").read_text())
+    assert (record["final"], record["stopped_early"], record["step"]) == (False, True, 0)
+    assert "the same command with a larger --time-limit-min resumes" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="stage 1 stopped by the time limit .*--fresh"):
+        train_lmm(replace(cfg, time_limit_min=5.0), out, cache_dir=cache, state_path=state,
+                  progress=False)
+
+    done = replace(cfg, vision_steps=0, time_limit_min=5.0)
+    train_lmm(done, out, cache_dir=tmp_path / "no_cache", state_path=tmp_path / "done.pt",
+              progress=False)
+    record = json.loads((out / "training.json").read_text())
+    assert (record["final"], record["stopped_early"], record["step"]) == (True, False, 2)
+    with pytest.raises(ValueError, match=r"is of another run \(seed 0, now 1\).*--fresh"):
+        train_lmm(replace(done, seed=1), out, cache_dir=cache, state_path=tmp_path / "done.pt",
+                  progress=False)
+    with pytest.raises(ValueError, match="writes to .*--fresh"):
+        train_lmm(done, tmp_path / "other", cache_dir=cache, state_path=tmp_path / "done.pt",
+                  progress=False)
+    capsys.readouterr()
+    train_lmm(replace(done, steps=3), out, cache_dir=cache, state_path=tmp_path / "done.pt",
+              progress=False)  # a longer run of the same settings resumes, and says so
+    assert "resuming" in capsys.readouterr().err
+    assert json.loads((out / "training.json").read_text())["step"] == 3
+
+
 def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):
     from ros_ground.cli import main
     from ros_ground.train import build_parser

@@ -76,10 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="torch CPU threads (default %(default)s)")
             p.add_argument("--out", default=None, help="output directory (default: the package's)")
             p.add_argument("--fresh", action="store_true",
-                           help="ignore a saved training state instead of resuming from it")
+                           help="ignore a saved training state instead of resuming from it "
+                                "(a state of other settings or another --out is refused, not "
+                                "resumed)")
             p.add_argument("--time-limit-min", type=positive_number("minutes"), default=58.0,
-                           help="stop, with a checkpoint, after this much training time; a "
-                                "later run resumes (default %(default)s)")
+                           help="stop, with a checkpoint, after this much training time in all, "
+                                "a resumed run's earlier time included; the same command with a "
+                                "larger limit resumes (default %(default)s)")
             p.add_argument("--lr", type=positive_number(), default=lr,
                            help="peak learning rate of the main stage (default %(default)s, "
                                 "tuned for training from scratch; a fine-tune with --init-from "

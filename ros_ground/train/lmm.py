@@ -32,9 +32,11 @@ from ros_ground.train.lmm_model import DESCRIBE_PROMPTS, build_lmm, count_parame
 from ros_ground.train.loop import (
     LoopState,
     base_record,
+    check_resumable,
     init_from_record,
     resume_schedule,
     resumed_init_from,
+    stop_message,
     train_steps,
 )
 
@@ -236,6 +238,7 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         cfg = replace(cfg, init_from=resumed_init_from(state, cfg.init_from, state_path))
+        check_resumable(state, cfg.to_dict(), out_dir, state_path)
         model.load_state_dict(state["model"])
     elif cfg.init_from:
         from transformers import LlavaForConditionalGeneration
@@ -283,15 +286,18 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
         return model(**batch).loss, {}
 
     def checkpoint(loop: LoopState, final: bool = False) -> None:
-        summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": final,
-                   "config": cfg.to_dict(), "history": loop.history, "vision": vision_summary,
-                   "base": base}
+        # final: every step of both stages ran, not a stop at the time limit
+        done = final and not loop.stopped_early and not (vision_summary or {}).get("stopped_early")
+        summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": done,
+                   "stopped_early": final and not done, "config": cfg.to_dict(),
+                   "history": loop.history, "vision": vision_summary, "base": base}
         save_lmm(model, processor, out_dir, summary)
         if state_path is not None:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "vision": vision_summary, "base": base, **init_from_record(cfg.init_from)},
+                        "vision": vision_summary, "base": base, "config": cfg.to_dict(),
+                        "out": str(Path(out_dir).resolve()), **init_from_record(cfg.init_from)},
                        state_path)
 
     if state is None and cfg.vision_steps:
@@ -301,6 +307,9 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
                 checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
                 log_path=log_path, desc="train lmm", progress=progress)
     model.eval()
+    if (vision_summary or {}).get("stopped_early"):
+        loop.stopped_early = True  # stage 1 ran out of time: stage 2 never started
+    stop_message("train lmm", loop, cfg.time_limit_min)
     checkpoint(loop, final=True)
     return {"steps": loop.step, "wall_s": round(loop.elapsed_s, 1),
             "stopped_early": loop.stopped_early, "final_loss": loop.running.get("loss"),

@@ -149,6 +149,47 @@ def init_from_record(init_from: str | None) -> dict:
             "init_from_resolved": str(Path(init_from).resolve()) if init_from else None}
 
 
+# what a resumed run may change: how long it runs and on how many threads, not what it trains
+RESUME_MAY_CHANGE = frozenset({"steps", "time_limit_min", "threads", "checkpoint_every", "init_from"})
+
+
+def check_resumable(state: dict, config: dict, out_dir: Path, state_path: Path) -> None:
+    """ValueError unless the saved training `state` is this run's to resume: the same settings
+    (`config`, the run's to_dict(), but RESUME_MAY_CHANGE), the same output directory, and a
+    stage 1 (the LMM's vision tower) that ran to its end; else the saved weights would be
+    trained on silently and `training.json`, and the model card from it, would describe a run
+    that never happened. Then says on stderr what is resumed. A state saved without these
+    records is resumed as before."""
+    def refuse(why: str) -> None:
+        raise ValueError(f"the saved training state {str(state_path)!r} {why}: pass --fresh to "
+                         "start a new run")
+
+    saved = state.get("config")
+    if saved is not None:
+        changed = sorted(k for k in set(saved) | set(config)
+                         if k not in RESUME_MAY_CHANGE and saved.get(k) != config.get(k))
+        if changed:
+            refuse("is of another run (" + ", ".join(
+                f"{k} {saved.get(k)!r}, now {config.get(k)!r}" for k in changed[:4]) + ")")
+    if state.get("out") is not None and state["out"] != str(Path(out_dir).resolve()):
+        refuse(f"writes to {state['out']!r}, not {str(Path(out_dir).resolve())!r}")
+    vision = state.get("vision") or {}
+    if vision.get("stopped_early"):
+        refuse(f"holds a stage 1 stopped by the time limit at step {vision.get('steps')} of "
+               f"{(vision.get('config') or {}).get('steps')}, which cannot be resumed (its tag head "
+               "and optimiser are not saved); give --time-limit-min room for stage 1")
+    print(f"resuming {state_path} at step {state.get('step')}, {state.get('elapsed', 0) / 60:.1f} "
+          "min trained so far (--fresh starts anew)", file=sys.stderr, flush=True)
+
+
+def stop_message(desc: str, state: LoopState, time_limit_min: float) -> None:
+    """Say on stderr that `state` stopped at the time limit, which counts earlier runs' time."""
+    if state.stopped_early:
+        print(f"{desc}: stopped at --time-limit-min {time_limit_min:g} (training time in all, "
+              f"earlier runs' included) after step {state.step}; the same command with a larger "
+              "--time-limit-min resumes", file=sys.stderr, flush=True)
+
+
 def resumed_init_from(state: dict, init_from: str | None, state_path: Path) -> str | None:
     """The `init_from` a resumed run started from, as its saved training `state` records it.
 

@@ -38,9 +38,11 @@ from ros_ground.train.data import (
 from ros_ground.train.loop import (
     LoopState,
     base_record,
+    check_resumable,
     init_from_record,
     resume_schedule,
     resumed_init_from,
+    stop_message,
     train_steps,
 )
 
@@ -199,6 +201,7 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         cfg = replace(cfg, init_from=resumed_init_from(state, cfg.init_from, state_path))
+        check_resumable(state, cfg.to_dict(), out_dir, state_path)
         sam.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
@@ -230,14 +233,17 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
 
     def checkpoint(loop: LoopState, final: bool = False) -> None:
         save_sam(sam, cfg.sam_config, out_dir)
-        summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": final,
+        summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1),
+                   "final": final and not loop.stopped_early,
+                   "stopped_early": final and loop.stopped_early,
                    "config": cfg.to_dict(), "history": loop.history, "base": base}
         (Path(out_dir) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
         if state_path is not None:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "base": base, **init_from_record(cfg.init_from)}, state_path)
+                        "base": base, "config": cfg.to_dict(), "out": str(Path(out_dir).resolve()),
+                        **init_from_record(cfg.init_from)}, state_path)
 
     # warm-up + cosine over cfg.steps at half resolution, then a second short warm-up + cosine
     # from cfg.refine_lr for the full-resolution refinement (its loss has another scale, so its
@@ -256,6 +262,7 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
                         log_path=log_path, desc=desc, progress=progress)
         start = end
     sam.eval()
+    stop_message("train sam", loop, cfg.time_limit_min)
     checkpoint(loop, final=True)
     return {"steps": loop.step, "wall_s": round(loop.elapsed_s, 1),
             "stopped_early": loop.stopped_early, "final_loss": loop.running.get("loss"),

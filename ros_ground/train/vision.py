@@ -111,4 +111,4 @@ def pretrain_vision(model, processor, store, cfg: VisionPretrainConfig,
                        desc="pretrain vision", progress=progress)
     tower.eval()
     return {"steps": loop.step, "wall_s": round(loop.elapsed_s, 1), "history": loop.history,
-            "tags": len(vocabulary), "config": cfg.to_dict()}
+            "tags": len(vocabulary), "config": cfg.to_dict(), "stopped_early": loop.stopped_early}
