@@ -208,8 +208,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(SIM_REGION_ENCODER_PATH),
                         help="where the encoder goes (a torch file; default: the sim model's)")
     parser.add_argument("--scene-set", choices=TRAIN_SCENE_SETS, default="classic",
-                        help="the LMM's training scene set (default %(default)s, the shipped "
-                             "sim LMM's)")
+                        help="the scenes it trains on (default %(default)s, as the shipped "
+                             "encoder was, on the shipped LMM's tokens)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch CPU threads (default %(default)s)")
     args = parser.parse_args(argv)
