@@ -220,6 +220,19 @@ def test_autostart_is_read_only_given_at_start(running):
     assert waiting.state() == State.PRIMARY_STATE_UNCONFIGURED
 
 
+def test_nobody_on_the_graph_can_let_a_model_run_its_code_or_download(running):
+    # helper-131: `ros2 param set trust_remote_code true` and `allow_download true`, then a
+    # model directory and a reconfigure, ran a repository's own code with an INFO line only
+    r = running()
+    for name in ("trust_remote_code", "allow_download"):
+        assert r.node.describe_parameter(name).read_only
+        refused = r.node.set_parameters([Parameter(name, value=True)])[0]
+        assert not refused.successful and "read-only" in refused.reason
+        assert r.node.get_parameter(name).value is False
+    trusting = running(trust_remote_code=True)  # given at start it holds (warned: test_lmm)
+    assert trusting.node.get_parameter("trust_remote_code").value is True
+
+
 def test_model_values_the_next_configure_would_refuse_are_refused_when_set(running, tmp_path):
     """A missing model directory, SAM or SAM checkpoint and an uninstalled spaCy pipeline are
     refused when set, in configure's words, as a device torch cannot use is: not accepted to

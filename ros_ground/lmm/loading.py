@@ -204,6 +204,9 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
     note = ""
     location = str(SIM_LMM_DIR) if spec == "sim" else spec
     check_lmm_spec(spec)
+    if trust_remote_code:
+        LOG.warning("trust_remote_code is on: %r may run its repository's own Python code in this "
+                    "process; use it only with weights you trust", spec)
     if _looks_like_path(location):
         path = Path(location).expanduser()
         attempts = [(str(path), True, f"local directory {str(path)!r}")]

@@ -5,8 +5,9 @@ A setting that is not `live` is read at configure: it may be set at any time (it
 `read_only`, which would forbid that), and takes effect on the next configure; a value of a
 model setting the next configure would refuse on its own (a missing directory, an uninstalled
 spaCy pipeline: spec_change_problem) is refused when set. Those of READ_AT_START are read when
-the node starts only, so they are declared `read_only`: given at start (launch file, params
-file, `-p`), refused by rclpy after.
+the node starts only (autostart), or must not be changed by anyone on the graph after it (the
+trust settings), so they are declared `read_only`: given at start (launch file, params file,
+`-p`), refused by rclpy after.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ SIM_CAMERA_PARAMS = settings.SIM_CAMERA
 _INT_MAX = 2**63 - 1
 # a lifecycle node's settings read once, when it starts (its description says so), not at a
 # configure: declared read-only (ModelNode), as a plain node's start-only ones are
-READ_AT_START = ("autostart",)
+# autostart is read once; the two trust settings are read at each configure, but fixed at start
+# so that nobody on the graph can let a model run its own code or fetch weights later
+READ_AT_START = ("autostart", "trust_remote_code", "allow_download")
 # the settings the models' specs are checked on when one of them is set (spec_change_problem);
 # `device` has its own check (lifecycle._usable_device)
 SPEC_SETTINGS = ("model", "sam_model", "sam_checkpoint", "allow_download", "spacy_model")
