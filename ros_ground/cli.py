@@ -135,6 +135,10 @@ def cmd_ground(args: argparse.Namespace) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our error names the file's fault
     if args.overlay:
         check_writable(args.overlay)
+        inputs = [f for f in (args.image, args.depth, args.camera_info) if f]
+        if os.path.exists(args.overlay) and any(os.path.exists(f) and os.path.samefile(f, args.overlay)
+                                                for f in inputs):
+            raise OSError(f"--overlay {args.overlay} is one of the input files: it would be overwritten")
     image = load_rgb(args.image, args.max_image_pixels)
     depth_k = _load_depth_args(args, image.shape[:2])
     # checked against the image before the models load

@@ -74,6 +74,15 @@ def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
                check=False)
     assert out.returncode == 2 and "no image format for the extension '.xyz'" in out.stderr
     assert "no-such-model" not in out.stderr
+    # helper-131: --overlay naming the input image (or a link to it) replaced it with the overlay
+    before = png.read_bytes()
+    link = png.parent / "link.png"
+    link.symlink_to(png)
+    for overlay in (png, link):
+        out = _run("ground", "--image", str(png), "--model", "no-such-model", "--overlay",
+                   str(overlay), check=False)
+        assert out.returncode == 2 and "is one of the input files: it would be overwritten" in out.stderr
+    assert png.read_bytes() == before
     out = _run("ground", "--image", str(png), "--model", "no-such-model", "--prompt", "x" * 2001,
                check=False)
     assert out.returncode == 2 and "prompt has 2001 characters, limit is 2000" in out.stderr
