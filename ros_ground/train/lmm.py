@@ -236,7 +236,7 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
     encoder = ConversationEncoder(processor, grid * grid)
     state = None
     if state_path is not None and Path(state_path).is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)  # tensors and plain data
         cfg = replace(cfg, init_from=resumed_init_from(state, cfg.init_from, state_path))
         check_resumable(state, cfg.to_dict(), out_dir, state_path)
         model.load_state_dict(state["model"])

@@ -199,7 +199,7 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     loop = LoopState()
     if state_path is not None and Path(state_path).is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)  # tensors and plain data
         cfg = replace(cfg, init_from=resumed_init_from(state, cfg.init_from, state_path))
         check_resumable(state, cfg.to_dict(), out_dir, state_path)
         sam.load_state_dict(state["model"])
