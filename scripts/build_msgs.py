@@ -21,8 +21,9 @@ SOURCE = ROOT / "msg"
 # one CMake build tree per venv (.venv, .venv-jazzy): a cache configured for one cannot build for another
 BUILD = ROOT / ".build-msgs" / Path(sys.prefix).name
 # the manylinux image's interpreter the wheels were built with: one per Python version
-_BUILT_WITH = "/opt/python/cp{0}{1}-cp{0}{1}".format(*sys.version_info[:2])
-_VERSION = "python{0}.{1}".format(*sys.version_info[:2])
+_MAJOR, _MINOR = sys.version_info[:2]
+_BUILT_WITH = f"/opt/python/cp{_MAJOR}{_MINOR}-cp{_MAJOR}{_MINOR}"
+_VERSION = f"python{_MAJOR}.{_MINOR}"
 STALE_PATHS = {
     f"{_BUILT_WITH}/include/{_VERSION}": sysconfig.get_paths()["include"],
 }
