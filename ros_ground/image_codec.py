@@ -339,7 +339,7 @@ def imdecode(raw: np.ndarray, what: str, max_pixels: int = DEFAULT_MAX_PIXELS,
     check_complete(payload, what)
     try:
         image = cv2.imdecode(raw, flags)
-    except cv2.error as exc:  # e.g. above OPENCV_IO_MAX_IMAGE_PIXELS in a format Pillow lacks
+    except cv2.error as exc:  # e.g. a GIF frame outside its screen
         raise ImageDecodeError(f"cannot decode {what}: {exc.err}") from exc
     if image is None or image.size == 0:
         raise ImageDecodeError(f"cannot decode {what}: {_undecodable(raw, flags)}")

@@ -269,6 +269,24 @@ def test_compressed_and_compressed_depth_bag(tmp_path):
     assert len(skipped) == 1 and skipped[0][0] == "/cam/image/compressed"
 
 
+def test_a_compressed_frame_whose_size_is_not_read_before_decoding_is_skipped(tmp_path):
+    # trial132 D1: a bag's CompressedImage holding a Radiance .hdr (format "jpeg") was decoded
+    # whole before its size was checked (3.4 GB for one declaring 12000x12000)
+    import cv2
+
+    m = _Msgs(get_typestore(Stores.ROS2_HUMBLE))
+    hdr = cv2.imencode(".hdr", _colour(1).astype(np.float32) / 255)[1].tobytes()
+    messages = [("/cam/image/compressed", COMPRESSED, START + k * 10**8,
+                 m.compressed(START + k * 10**8, "jpeg", hdr if k == 1 else
+                              cv2.imencode(".png", _colour(k)[:, :, ::-1])[1].tobytes())) for k in range(3)]
+    path = tmp_path / "hdr"
+    _write2(path, messages, storage="mcap")
+    skipped = []
+    frames = list(read_images(path, on_skip=lambda *a: skipped.append(a)))
+    assert [f.stamp_ns for f in frames] == [START, START + 2 * 10**8]
+    assert len(skipped) == 1 and "not an image format whose size is read before decoding" in skipped[0][2]
+
+
 def test_directory_of_mcap_files_without_metadata(tmp_path):
     store = get_typestore(Stores.ROS2_HUMBLE)
     m = _Msgs(store)

@@ -382,6 +382,56 @@ def test_a_png_pillow_refuses_is_still_sized_from_its_ihdr():
         decode_compressed("png", raw)
 
 
+_TAKEN = [".jpg", ".png", ".tiff", ".bmp", ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".ras", ".jp2", ".avif"]
+
+
+@pytest.mark.parametrize("ext", _TAKEN)
+def test_every_format_whose_size_the_header_gives_still_decodes(ext, tmp_path):
+    from ros_ground.image_files import load_rgb
+
+    image = (np.arange(64 * 48 * 3) % 251).astype(np.uint8).reshape(64, 48, 3)
+    payload = _encoded(ext, image[:, :, 0].copy() if ext in (".pgm", ".pbm") else image)
+    assert decode_compressed("jpeg", payload).shape == (64, 48, 3)
+    (tmp_path / f"image{ext}").write_bytes(payload)
+    assert load_rgb(tmp_path / f"image{ext}").shape == (64, 48, 3)
+
+
+@pytest.mark.parametrize("ext", [".hdr", ".pfm", ".pam"])
+def test_a_format_whose_size_is_not_read_before_decoding_is_refused(ext, tmp_path):
+    """trial132 D1: a 9 MB Radiance .hdr declaring 12000x12000 got past the header check (Pillow
+    cannot read its header) and OpenCV decoded it whole: 2 GB (CLI) to 4 GB (node) before its
+    size was checked. A format whose size is not read before decoding is refused, however small."""
+    import cv2
+
+    from ros_ground.image_files import load_rgb
+
+    image = np.random.default_rng(0).random((6, 8, 3)).astype(np.float32)
+    payload = _encoded(ext, image if ext != ".pam" else (image * 255).astype(np.uint8))
+    assert cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED) is not None
+    refused = (r"cannot decode {}: not an image format whose size is read before decoding; "
+               r"taken: JPEG, PNG, TIFF, BMP, WebP")
+    with pytest.raises(ImageDecodeError, match=refused.format(r"compressed image \('jpeg'\)")):
+        decode_compressed("jpeg", payload)
+    (tmp_path / f"image{ext}").write_bytes(payload)
+    with pytest.raises(ImageDecodeError, match=refused.format(".*image" + ext)):
+        load_rgb(tmp_path / f"image{ext}")
+
+
+def test_a_tiff_pillow_refuses_is_still_sized_from_its_first_ifd():
+    # a float RGB TIFF: Pillow cannot open it ("unknown pixel mode"), libtiff decodes it
+    import struct
+
+    raw = bytearray(_encoded(".tiff", np.zeros((6, 8, 3), np.float32)))
+    (ifd,) = struct.unpack("<I", raw[4:8])
+    for k in range(struct.unpack("<H", raw[ifd:ifd + 2])[0]):
+        entry = ifd + 2 + 12 * k
+        if struct.unpack("<H", raw[entry:entry + 2])[0] in (256, 257):  # ImageWidth, ImageLength
+            raw[entry + 8:entry + 12] = struct.pack("<HH" if raw[entry + 2] == 3 else "<I",
+                                                     *((20000, 0) if raw[entry + 2] == 3 else (20000,)))
+    with pytest.raises(ImageDecodeError, match=r"image 20000x20000 has 400000000 pixels"):
+        decode_compressed("png", bytes(raw))
+
+
 def test_compressed_depth_size_limit_read_from_the_header():
     payload = _DEPTH_HEADER.pack(0, 0.0, 0.0) + _declaring(".png", 16384, 16384)
     with pytest.raises(ImageDecodeError, match="limit of 100 "):
