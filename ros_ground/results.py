@@ -29,6 +29,25 @@ class Proposal:
         return mask_bbox(self.mask)
 
 
+# The most proposals one EntityProposals message may hold, and the most mask pixels (proposals x
+# H x W), refused before any mask is decoded (nodes/conversions.msg_to_proposals): each mask
+# decodes to a full-frame bool array, and the masks are compared pairwise (masks.pair_intersections,
+# N^2 pairs in Python). 20000 masks of a 320x240 frame, 1.2 MB on the wire, took a grounding node
+# from 1.3 to 2.4 GB (trial132).
+# MAX_PROPOSALS: the mask-proposal node sends at most max_entities (64 by default, at most this)
+# of SAM's automatic masks left after box NMS: about 100 on a cluttered photograph (SA-1B's
+# average), a few hundred at the generator's densest settings (32x32 points, crop layers); 1024
+# is 16 times the default and several times SAM's densest output.
+MAX_PROPOSALS = 1024
+# MAX_PROPOSAL_PIXELS: 1 GiB of decoded masks, the most a default proposal node sends (64 masks of
+# a 4096x4096 frame, the default max_image_pixels); 517 masks at 1920x1080, and below 1024x1024
+# the count binds first (315 MB for 1024 masks at 640x480). A pixel budget bounds memory
+# whatever the frame's size, which a count alone does not (1024 masks of 4096x4096: 17 GB).
+# Decoding is per command, one message at a time; the 16 messages kept per camera are kept
+# encoded (RLE).
+MAX_PROPOSAL_PIXELS = 1 << 30
+
+
 @dataclass
 class GroundedPhrase:
     """A span of the generated text and the pixels it refers to."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from ros_ground.camera_watch import camera_topics
 from ros_ground.geometry import IMAGE_FITS
+from ros_ground.results import MAX_PROPOSALS
 from ros_ground.views import FLIPS, VIEWS, check_views
 
 # segment-anything's own automatic-mask defaults, tuned for ViT-H on 1024 px images
@@ -322,7 +323,9 @@ PROPOSAL = (
     S("max_image_pixels", 4096 * 4096, "larger images are skipped with a warning", True, low=1),
     *(S(name, PROPOSAL_DEFAULTS[name], f"SAM automatic masks: {text}", True, **bounds)
       for name, (text, bounds) in _AMG.items()),
-    S("max_entities", 64, "keep at most this many proposals (highest score first)", True, low=1),
+    S("max_entities", 64, "keep at most this many proposals (highest score first), and at most "
+      "2^30 / (H x W) (64 of a 4096x4096 frame): the grounding node takes no more", True, low=1,
+      high=MAX_PROPOSALS),
     S("autostart", True, "configure and activate on start; false leaves it unconfigured; "
       "read when the node starts, so read-only: give it at start (launch file, params file, -p)"),
 )

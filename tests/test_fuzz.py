@@ -59,6 +59,29 @@ def test_score_and_stability_are_checked(score, stability):
         msg_to_proposals(bad, 1, 1)
 
 
+@pytest.mark.parametrize("count, height, width, match", [
+    (1025, 1, 1, "1025 proposals, above the limit of 1024 a message"),
+    (65, 4096, 4096, r"65 proposals of 4096x4096 masks are 1090519040 mask pixels, above the limit of "
+                     r"1073741824 a message \(64 proposals of this frame\)"),
+    (600, 1080, 1920, "above the limit of 1073741824 a message \\(517 proposals of this frame\\)")])
+def test_too_many_proposals_are_refused_before_any_mask_is_decoded(monkeypatch, count, height, width, match):
+    """trial132 D2: each proposal's mask was decoded to a full frame before anything else was
+    checked: 20000 masks of a 320x240 frame (1.2 MB on the wire) took a node from 1.3 to 2.4 GB."""
+    from ros_ground.nodes import conversions
+
+    decoded = []
+    monkeypatch.setattr(conversions, "msg_to_mask",  # a full mask without its frame of memory
+                        lambda m: decoded.append(m) or np.broadcast_to(np.True_, (m.height, m.width)))
+    full = MaskRLE(height=height, width=width, counts=[0, height * width])
+    msg = EntityProposals(entities=[EntityProposal(id=i, mask=full, score=0.9, stability=0.9)
+                                    for i in range(count)])
+    with pytest.raises(ProposalError, match=match):
+        msg_to_proposals(msg, height, width)
+    assert not decoded
+    del msg.entities[(1024 if height == 1 else (1 << 30) // (height * width)):]
+    assert len(msg_to_proposals(msg, height, width)) == len(decoded) == len(msg.entities)
+
+
 def test_every_proposal_id_reaches_the_phrase_message():
     # a proposal's id is uint32: the phrase that merges it must carry any of them
     from ros_ground.nodes.conversions import phrase_to_msg

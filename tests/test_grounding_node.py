@@ -800,6 +800,29 @@ def test_bad_proposals_are_ignored_with_a_warning(running):
     assert response.status == R.STATUS_OK and all(not p.entity_ids for p in response.phrases)
 
 
+def test_a_message_of_too_many_proposals_is_ignored_with_a_warning_naming_the_limit(running, monkeypatch):
+    """trial132 D2: every proposal's mask was decoded to a full frame before anything else:
+    20000 (1.2 MB on the wire) took the node from 1.3 to 2.4 GB. More than MAX_PROPOSALS are
+    refused before any mask is decoded, with the frame grounded as if none had come."""
+    from ros_ground.results import MAX_PROPOSALS
+
+    r = running(proposal_tolerance_s=0.5)
+    pub = r.client.node.create_publisher(EntityProposals, "proposals", RELIABLE)
+    _stream(r, stamp_sec=5)
+    msg = _proposal_msg(5)
+    msg.entities = [type(msg.entities[0])(id=i, mask=msg.entities[0].mask, score=0.9, stability=0.9)
+                    for i in range(MAX_PROPOSALS + 1)]
+    said = _Said()
+    monkeypatch.setattr(r.node, "get_logger", lambda: said)
+    pub.publish(msg)
+    assert r.client.wait(lambda: r.node.frames.proposal_count(CAMERA), 10)
+    response = r.ask()
+    assert response.status == R.STATUS_OK and all(not p.entity_ids for p in response.phrases)
+    assert {w for w in said.warnings if w.startswith("ignoring proposals")} == {  # throttled by rclpy
+        f"ignoring proposals for this frame: {MAX_PROPOSALS + 1} proposals, above the limit of "
+        f"{MAX_PROPOSALS} a message"}, said.warnings
+
+
 def test_live_thresholds_reach_the_engine(running):
     r = running()
     r.set(normalise_maps=False, phrase_tokens="chunk", multimask_choice="2", entity_margin=0.3,

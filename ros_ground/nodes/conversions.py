@@ -19,7 +19,13 @@ from std_msgs.msg import Header
 from ros_ground.image_encode import encode_depth_32fc1, encode_mono8, encode_rgb8
 from ros_ground.intent import INTENTS
 from ros_ground.masks import mask_bbox
-from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
+from ros_ground.results import (
+    MAX_PROPOSAL_PIXELS,
+    MAX_PROPOSALS,
+    GroundedPhrase,
+    GroundingResult,
+    Proposal,
+)
 from ros_ground.rle import RLEError, counts_to_mask, mask_to_counts
 
 
@@ -215,8 +221,16 @@ def proposals_to_msg(
 
 
 def msg_to_proposals(msg: EntityProposals, height: int, width: int) -> list[Proposal]:
-    """Validated proposals for a frame of height x width; raises ProposalError on bad input."""
+    """Validated proposals for a frame of height x width; raises ProposalError on bad input,
+    and before any mask is decoded on more than results.MAX_PROPOSALS proposals or
+    MAX_PROPOSAL_PIXELS mask pixels (proposals x height x width)."""
     count = len(msg.entities)
+    if count > MAX_PROPOSALS:
+        raise ProposalError(f"{count} proposals, above the limit of {MAX_PROPOSALS} a message")
+    if count * height * width > MAX_PROPOSAL_PIXELS:
+        raise ProposalError(f"{count} proposals of {width}x{height} masks are {count * height * width} "
+                            f"mask pixels, above the limit of {MAX_PROPOSAL_PIXELS} a message "
+                            f"({MAX_PROPOSAL_PIXELS // (height * width)} proposals of this frame)")
     features = np.asarray(msg.features, dtype=np.float32)
     if msg.feature_dim and features.size != count * msg.feature_dim:
         raise ProposalError(
