@@ -107,8 +107,8 @@ def check_declared_size(data, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = 
     raw = data if isinstance(data, bytes) else np.frombuffer(data, np.uint8).tobytes()
     signature = _signature(raw)
     if signature is None:
-        raise ImageDecodeError(f"cannot decode {what}: not an image format whose size is read "
-                               f"before decoding; taken: {TAKEN_FORMATS}")
+        raise ImageDecodeError(f"cannot decode {what}: not an image of a format taken ({TAKEN_FORMATS}: "
+                               "those whose header says their size before decoding)")
     name, pillow_names = signature
     try:  # max_pixels is the only limit; Pillow's (a global, every thread's) is left as it is:
         with warnings.catch_warnings():  # its warning silenced, its refusal's count checked

@@ -61,7 +61,8 @@ def test_missing_image_and_model_are_clear_errors(png, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     out = _run("ground", "--image", str(broken), check=False)
-    assert out.returncode == 2 and f"cannot decode {broken}: not an image OpenCV reads" in out.stderr
+    assert out.returncode == 2
+    assert f"cannot decode {broken}: not an image of a format taken (JPEG, PNG" in out.stderr
     out = _run("ground", "--image", str(png), "--model", str(tmp_path / "no-model"), check=False)
     assert out.returncode == 2 and "no-model" in out.stderr
 
