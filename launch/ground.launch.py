@@ -96,9 +96,10 @@ def _flag(context, name: str) -> bool:
                          "1, 0") from None
 
 
-class _NamesLoader(yaml.BaseLoader):
+class _NamesLoader(param_files.no_aliases(yaml.BaseLoader)):
     """BaseLoader refusing a key given twice: PyYAML keeps the last silently, so
-    "{left: /a, left: /b}" would drop /a without a word."""
+    "{left: /a, left: /b}" would drop /a without a word; and anchors and aliases, as the
+    params file's loader (a "billion laughs" value grows to gigabytes once walked)."""
 
     def construct_mapping(self, node, deep=False):
         keys = [self.construct_object(key, deep=deep) for key, _ in node.value]

@@ -123,3 +123,23 @@ def test_a_file_that_is_no_yaml_text_is_named_in_one_line(tmp_path, content, wor
         load(str(path))
     message = str(raised.value)
     assert "\n" not in message and str(path) in message and words in message, message
+
+
+@pytest.mark.parametrize("content,words", [
+    ("/**:\n  ros__parameters:\n    a: &a [lol, lol]\n    b: [*a, *a]\n", "line 3 column 8: anchor &a: "),
+    ("/**:\n  ros__parameters:\n    a: *a\n", "line 3 column 8: alias *a: "),
+])
+def test_a_params_file_with_yaml_aliases_is_refused_in_one_line(tmp_path, content, words):
+    # a "billion laughs" file (nested aliases) grew past 5 GB in params_file before rcl, which
+    # refuses aliases itself, ever read it (trial132 D6)
+    from ros_ground.param_files import load, params_file
+    from ros_ground.settings import GROUNDING
+
+    path = tmp_path / "laughs.yaml"
+    path.write_text(content)
+    for read in (lambda: load(str(path)), lambda: params_file(str(path), "grounding_node", GROUNDING)):
+        with pytest.raises(ValueError) as raised:
+            read()
+        message = str(raised.value)
+        assert "\n" not in message and message.startswith(f"{path}: YAML error at ") and words in message
+        assert "anchors and aliases are refused" in message, message
