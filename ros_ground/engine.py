@@ -24,7 +24,7 @@ import numpy as np
 
 from ros_ground import ahead, cores, regions, settings
 from ros_ground.entity_scoring import EntityScorer
-from ros_ground.errors import InputError, check_image
+from ros_ground.errors import InputError, check_image, shorten
 from ros_ground.intent import about_an_object, command_intent
 from ros_ground.lmm import Generation, LMMAdapter, ViewsPrefill
 from ros_ground.maps import normalise_maps
@@ -121,7 +121,7 @@ class GroundingEngine:
         Raises InputError for an image or mode it cannot take.
         """
         if mode and mode not in settings.MODES:
-            raise InputError(f"mode must be one of {settings.MODES} or empty, got {mode!r}")
+            raise InputError(f"mode must be one of {settings.MODES} or empty, got {shorten(mode)!r}")
         cfg = self._config(config, mode)
         check_image(image)
         t_start = time.perf_counter()

@@ -11,6 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
+ECHO_CHARS = 200  # the most of a sender's string an error message or a log line quotes
+
+
+def shorten(text, limit: int = ECHO_CHARS):
+    """`text` as an error message, a log line or a refused request's response may echo it: a
+    string of at most `limit` characters unchanged, a longer one its first `limit` characters,
+    "..." and its length in characters ("rgb8xx... (10000 characters)"); anything not a string
+    unchanged. Strings a sender chose (an image's encoding, a goal's mode, a frame_id, a
+    refused prompt) are unbounded on the wire: a 10 MB command would otherwise be sent back
+    whole and a 10 kB encoding make 10 kB log lines."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
 
 class InputError(ValueError):
     """A request's image, prompt or option cannot be taken as given; the message says why."""

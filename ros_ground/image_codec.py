@@ -21,7 +21,7 @@ import struct
 import cv2
 import numpy as np
 
-from ros_ground.errors import ImageCodecError, ImageDecodeError  # noqa: F401 - ImageCodecError: raised by this API
+from ros_ground.errors import ImageCodecError, ImageDecodeError, shorten  # noqa: F401 - ImageCodecError: raised by this API
 from ros_ground.payload_checks import (
     DEFAULT_MAX_PIXELS,
     check_complete,
@@ -120,7 +120,7 @@ def depth_units(encoding: str) -> float:
     key = _key(encoding)
     if key not in DEPTH_UNITS_PER_METRE:
         raise ImageDecodeError(f"depth must be one of {', '.join(DEPTH_ENCODINGS)} (REP 118 "
-                               f"encodings), got {encoding!r}")
+                               f"encodings), got {shorten(encoding)!r}")
     return DEPTH_UNITS_PER_METRE[key]
 
 
@@ -158,13 +158,13 @@ def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -
     if _is_compressed_depth(format):
         depth = decode_compressed_depth(format, data, max_pixels)
         return _to_rgb8("32fc1", depth[:, :, None])
-    image = imdecode(_byte_view(data), f"compressed image ({format!r})", max_pixels)
+    image = imdecode(_byte_view(data), f"compressed image ({shorten(format)!r})", max_pixels)
     if image.ndim == 2:
         key = "mono8" if image.dtype == np.uint8 else "mono16"
         return _to_rgb8(key, image[:, :, None])
     channels = image.shape[2]
     if channels not in (3, 4):
-        raise ImageDecodeError(f"compressed image ({format!r}) has {channels} channels")
+        raise ImageDecodeError(f"compressed image ({shorten(format)!r}) has {channels} channels")
     depth = "8" if image.dtype == np.uint8 else "16"
     order = "rgb" if _rgb_ordered(format) else "bgr"
     return _to_rgb8((order if channels == 3 else order + "a") + depth, image)
@@ -190,15 +190,15 @@ def decode_compressed_depth(format: str, data, max_pixels: int = DEFAULT_MAX_PIX
     encoding, _, rest = (format or "").partition(";")
     key = _key(encoding)
     if "rvl" in rest.lower():
-        raise ImageDecodeError(f"compressedDepth RVL payloads are not supported ({format!r})")
+        raise ImageDecodeError(f"compressedDepth RVL payloads are not supported ({shorten(format)!r})")
     if key not in ("16uc1", "32fc1"):
-        raise ImageDecodeError(f"compressedDepth encoding must be 16UC1 or 32FC1, got {format!r}")
+        raise ImageDecodeError(f"compressedDepth encoding must be 16UC1 or 32FC1, got {shorten(format)!r}")
     raw = _byte_view(data)
     if raw.size <= _DEPTH_HEADER.size:
         raise ImageDecodeError(f"compressedDepth payload of {raw.size} bytes has no image after "
                                f"its {_DEPTH_HEADER.size}-byte header")
     _, quant_a, quant_b = _DEPTH_HEADER.unpack(raw[:_DEPTH_HEADER.size].tobytes())
-    image = imdecode(raw[_DEPTH_HEADER.size:], f"compressedDepth image ({format!r})", max_pixels)
+    image = imdecode(raw[_DEPTH_HEADER.size:], f"compressedDepth image ({shorten(format)!r})", max_pixels)
     if image.ndim != 2 or image.dtype != np.uint16:
         raise ImageDecodeError(f"compressedDepth image is {image.dtype} with shape {image.shape}, "
                                "expected one 16-bit channel")
@@ -240,7 +240,7 @@ def _pixels(encoding, height, width, step, is_bigendian, data, max_pixels):
     """
     key = _key(encoding)
     if key not in _PLAIN and key not in _SEMI_PLANAR:
-        raise ImageDecodeError(f"unsupported encoding {encoding!r}; supported: "
+        raise ImageDecodeError(f"unsupported encoding {shorten(encoding)!r}; supported: "
                                f"{', '.join(SUPPORTED_ENCODINGS)}")
     height, width, step = int(height), int(width), int(step)
     check_image_size(height, width, max_pixels)

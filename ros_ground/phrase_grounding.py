@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ros_ground.entities import EntitySelection, assign_entities, select_entities
+from ros_ground.errors import shorten
 from ros_ground.geometry import ImageGeometry, upsample_map
 from ros_ground.maps import contrast_phrase_maps, no_peak_reason, peak_point, phrase_map, point_on_mask
 from ros_ground.phrases import NounPhrase, later_mentions, tokens_in_span
@@ -99,7 +100,7 @@ def ungrounded(chunk: NounPhrase, indices: list[int], shape: tuple[int, int],
                reason: str) -> GroundedPhrase:
     """`chunk` left ungrounded, as a command's absent phrase is (prompt_grounding): an empty
     mask of `shape` (H, W), no point or entity, score 0; `reason` is logged (a warning)."""
-    LOG.warning("phrase %r (chars %d-%d) left ungrounded: %s", chunk.text, chunk.char_start,
+    LOG.warning("phrase %r (chars %d-%d) left ungrounded: %s", shorten(chunk.text), chunk.char_start,
                 chunk.char_end, reason)
     return GroundedPhrase(text=chunk.text, char_start=chunk.char_start, char_end=chunk.char_end,
                           score=0.0, mask=np.zeros(shape, dtype=bool), point=None,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ros_ground.errors import InputError
+from ros_ground.errors import InputError, shorten
 from ros_ground.masks import iou
 from ros_ground.spatial import depth_at, project
 
@@ -296,11 +296,11 @@ def click_region(point, frame, registered, other_frames=()) -> dict:
         raise InputError("no image received yet to click on")
     camera, frame_id = frame.header.frame_id, point.header.frame_id
     if frame_id != camera:
-        given = f"in frame {frame_id!r}" if frame_id else "without a frame_id"
+        given = f"in frame {shorten(frame_id)!r}" if frame_id else "without a frame_id"
         others = sorted(set(other_frames) - {camera})
-        also = f" (the other cameras' in {', '.join(map(repr, others))})" if others else ""
-        raise InputError(f"clicked point {given}, the image is in {camera!r}{also}: points are "
-                         f"not transformed here; set rviz's Fixed Frame to {camera!r}")
+        also = f" (the other cameras' in {', '.join(repr(shorten(f)) for f in others)})" if others else ""
+        raise InputError(f"clicked point {given}, the image is in {shorten(camera)!r}{also}: points are "
+                         f"not transformed here; set rviz's Fixed Frame to {shorten(camera)!r}")
     x, y, z = float(point.point.x), float(point.point.y), float(point.point.z)
     shape = frame.rgb.shape[:2]
     if z == 0.0:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ros_ground.camera_watch import stale_frame_error
-from ros_ground.errors import InputError, check_prompt
+from ros_ground.errors import InputError, check_prompt, shorten
 from ros_ground.regions import resolve_region
 from ros_ground.settings import MODES
 
@@ -66,9 +66,10 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
     except ValueError as exc:  # InputError, prompts.EmptyPromptError
         return BAD_INPUT, str(exc)
     if request.mode and request.mode not in MODES:
-        return BAD_INPUT, f"mode must be one of {MODES} or empty, got {request.mode!r}"
+        return BAD_INPUT, f"mode must be one of {MODES} or empty, got {shorten(request.mode)!r}"
     if request.camera not in cameras:
-        return BAD_INPUT, f"unknown camera {request.camera!r}: this node's cameras are {list(cameras)}"
+        return BAD_INPUT, (f"unknown camera {shorten(request.camera)!r}: this node's cameras are "
+                           f"{list(cameras)}")
     topic = topics.get(request.camera, "image")
     frame = request.frame
     if frame is None:
@@ -81,6 +82,14 @@ def precheck(request: Request, *, cameras: Sequence[str], topics: Mapping[str, s
     if frame.rgb is None:
         return BAD_INPUT, frame.error
     return None
+
+
+def echoed_prompt(prompt: str, max_prompt_chars: int) -> str:
+    """The prompt a response answering a request it did not ground (BAD_INPUT, busy, ...)
+    carries: `prompt` itself up to `max_prompt_chars` (what a grounded one could carry), a
+    longer one shortened (errors.shorten): a 10 MB command refused as too long was sent back
+    whole to every `response` subscriber."""
+    return prompt if len(prompt) <= max_prompt_chars else shorten(prompt)
 
 
 def at_start(request: Request, newest: Frame | None, *, now_ns: int, max_frame_age_s: float,

@@ -1102,3 +1102,13 @@ def test_a_response_says_whether_its_command_asks_the_robot_to_act(running):
     assert (acted.status, asked.status) == (R.STATUS_OK, R.STATUS_OK)
     assert (acted.intent, asked.intent) == (R.INTENT_ACT, R.INTENT_LOCATE)
     assert acted.target == asked.target == 0
+
+
+def test_a_refused_prompt_is_sent_back_shortened(running):
+    # trial132 D7: a 10.8 MB command refused as too long went back whole in its response's prompt
+    r = running(max_prompt_chars=50)
+    _stream(r)
+    refused = r.ask("x" * 100_000)
+    assert refused.status == R.STATUS_BAD_INPUT and "100000 characters" in refused.error
+    assert refused.prompt == "x" * 200 + "... (100000 characters)"
+    assert r.ask("y" * 50).prompt == "y" * 50  # accepted: bounded by max_prompt_chars already

@@ -511,3 +511,24 @@ def test_scalar_images_with_any_bit_pattern_decode_without_warnings():
         warnings.simplefilter("error")  # signalling NaNs among random floats warned on the cast
         rgb = decode_image("32FC1", 48, 64, 64 * 4, False, raw)
     assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
+
+
+def test_a_long_encoding_or_format_is_quoted_shortened_with_its_length():
+    # a 10 kB encoding made 10 kB log lines and errors (trial132 D7): the sender's string is
+    # echoed up to errors.ECHO_CHARS (200) characters, then its length
+    from ros_ground.image_codec import decode_compressed, decode_compressed_depth, depth_units
+
+    long = "rgb8" + "x" * 9996
+    fields = _msg_fields(RGB, "rgb8")
+    fields.update(encoding=long)
+    for fail in (lambda: decode_image(**fields), lambda: depth_units(long),
+                 lambda: decode_compressed(long, b"\0" * 16),
+                 lambda: decode_compressed_depth("16UC1; compressedDepth rvl" + long, b"\0" * 16)):
+        with pytest.raises(ImageDecodeError) as raised:
+            fail()
+        message = str(raised.value)
+        assert "x" * 201 not in message and len(message) < 1000, message
+        assert " characters)" in message, message
+    shortened = r"unsupported encoding 'rgb8x{196}\.\.\. \(10000 characters\)'"
+    with pytest.raises(ImageDecodeError, match=shortened):
+        decode_image(**fields)

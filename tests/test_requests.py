@@ -166,3 +166,20 @@ def test_a_prompt_with_no_text_of_its_own_once_cleaned_is_bad_input_at_once():
         assert kind == BAD_INPUT and "no text of its own" in error, prompt
     assert check(Request("1", "<image> Describe.", "", frame, camera="left"),
                  clean_prompt=clean) is None
+
+
+def test_a_senders_long_mode_or_camera_is_quoted_shortened_and_a_refused_prompt_too():
+    # a 5 kB goal mode made a 5 kB log line, and a 10.8 MB command refused as too long went back
+    # whole in its response's prompt (trial132 D7)
+    from ros_ground.requests import echoed_prompt
+
+    frame = Frame(None, RGB, received_ns=9_500_000_000)
+    for field in ("mode", "camera"):
+        request = Request("1", "Describe.", "", frame, camera="left")
+        setattr(request, field, "q" * 5000)
+        kind, error = check(request)
+        assert kind == BAD_INPUT and len(error) < 400 and "... (5000 characters)'" in error, error
+    kind, error = check(Request("1", "x" * 10_000_000, "", frame, camera="left"))
+    assert kind == BAD_INPUT and len(error) < 100
+    assert echoed_prompt("x" * 10_000_000, 100) == "x" * 200 + "... (10000000 characters)"
+    assert echoed_prompt("y" * 100, 100) == "y" * 100  # what a grounded request could carry

@@ -14,6 +14,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from ros_ground.camera_watch import camera_topics, stamp_skew_warning
+from ros_ground.errors import shorten
 from ros_ground.frames import DepthStore, FrameStore, pixel_fingerprint
 from ros_ground.image_codec import GREY_ENCODINGS, ImageDecodeError, image_to_depth, image_to_rgb
 from ros_ground.nodes.camera_input import CameraInput
@@ -165,7 +166,8 @@ class CameraSensors:
         k, width, height, frame = calibration
         if not same_frame(frame, header.frame_id):
             # another camera's K (the depth sensor's): every position would be off, silently
-            raise ValueError(f"camera_info is in frame {frame!r}, the image in {header.frame_id!r}: "
+            raise ValueError(f"camera_info is in frame {shorten(frame)!r}, the image in "
+                             f"{shorten(header.frame_id)!r}: "
                              "publish the colour camera's camera_info (e.g. RealSense "
                              "color/camera_info), whose K is the image's")
         if width and height and (height, width) != tuple(size):
@@ -182,7 +184,8 @@ class CameraSensors:
         to it, and at the same size would give positions tens of centimetres off."""
         if not same_frame(msg.header.frame_id, header.frame_id):
             raise ValueError(
-                f"depth is in frame {msg.header.frame_id!r}, the image in {header.frame_id!r}: "
+                f"depth is in frame {shorten(msg.header.frame_id)!r}, the image in "
+                f"{shorten(header.frame_id)!r}: "
                 "publish depth registered to the colour image, in its frame (e.g. RealSense "
                 "aligned_depth_to_color/image_raw, align_depth.enable:=true)")
         return image_to_depth(msg, self.p["max_image_pixels"])
@@ -278,7 +281,7 @@ class CameraSensors:
             return
         self._repeat_said.add(camera)
         self._node.get_logger().warning(
-            f"a frame on {topic!r} has the previous frame's frame_id {frame.header.frame_id!r} "
+            f"a frame on {topic!r} has the previous frame's frame_id {shorten(frame.header.frame_id)!r} "
             f"and stamp ({stamp_to_ns(frame.header.stamp)} ns) but other pixels: stamp each frame "
             "with its capture time, or its proposals and depth may be paired with another picture "
             "(said once)")

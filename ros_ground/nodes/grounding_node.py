@@ -387,7 +387,8 @@ class GroundingNode(ModelNode):
         model = self._engine.lmm.name if self._engine is not None else ""
         if status != Status.STATUS_OK:
             self.get_logger().warning(f"request {request.request_id}: {error}")
-        return error_response(status, error, request.request_id, request.prompt, header, model)
+        prompt = requests.echoed_prompt(request.prompt, self._p["max_prompt_chars"])
+        return error_response(status, error, request.request_id, prompt, header, model)
 
 
 def main(args=None) -> None:
