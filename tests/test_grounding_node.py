@@ -1112,3 +1112,23 @@ def test_a_refused_prompt_is_sent_back_shortened(running):
     assert refused.status == R.STATUS_BAD_INPUT and "100000 characters" in refused.error
     assert refused.prompt == "x" * 200 + "... (100000 characters)"
     assert r.ask("y" * 50).prompt == "y" * 50  # accepted: bounded by max_prompt_chars already
+
+
+def test_rejected_requests_are_all_answered_but_logged_once_per_5_s(running):
+    # trial132 D8: each of 1660 empty commands in 10 s logged its own WARN on /rosout
+    from rcl_interfaces.msg import Log
+
+    r = running()
+    _stream(r)
+    logged = []
+    with r.client._spinning:  # made while the spin thread waits
+        r.client.node.create_subscription(
+            Log, "/rosout", lambda m: logged.append(m.msg) if m.name.endswith("grounding_node")
+            and m.msg.startswith("request ") else None, 1000)
+    start = len(r.client.responses)
+    for _ in range(20):
+        r.client.command("")
+    assert r.client.wait(lambda: len(r.client.responses) >= start + 20, 30)
+    assert [m.status for m in r.client.responses[start:]] == [R.STATUS_BAD_INPUT] * 20
+    time.sleep(1.0)  # for /rosout to deliver what was logged
+    assert len(logged) == 1 and logged[0].endswith(": empty prompt"), logged

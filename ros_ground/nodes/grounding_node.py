@@ -386,7 +386,8 @@ class GroundingNode(ModelNode):
         header = request.frame.header if request.frame is not None else None
         model = self._engine.lmm.name if self._engine is not None else ""
         if status != Status.STATUS_OK:
-            self.get_logger().warning(f"request {request.request_id}: {error}")
+            # one line per 5 s: a flood of bad commands must not flood /rosout; each is answered
+            self.get_logger().warning(f"request {request.request_id}: {error}", throttle_duration_sec=5.0)
         prompt = requests.echoed_prompt(request.prompt, self._p["max_prompt_chars"])
         return error_response(status, error, request.request_id, prompt, header, model)
 
