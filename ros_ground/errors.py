@@ -4,7 +4,8 @@ and the checks of a request's image and prompt that raise it.
 Input checks (the image, the prompt, the requested mode) raise `InputError`; the node answers
 it with BAD_INPUT. Any other exception out of the models, a torch or transformers ValueError
 included, is a MODEL_ERROR. It subclasses ValueError so callers that catch ValueError (the
-command line) still catch it.
+command line) still catch it. Also: how much of a sender's string an error quotes (`shorten`),
+and what torch.load refused in a pickled checkpoint (`pickle_refusal`).
 """
 
 from __future__ import annotations
@@ -69,3 +70,14 @@ def check_image(image) -> np.ndarray:
         raise InputError(f"{expected}, got {image.shape} {image.dtype}")
     return image
 
+
+def pickle_refusal(message: str) -> str:
+    """What torch.load(weights_only=True) refused ("Unsupported global: GLOBAL posix.system",
+    "Unsupported operand 149"), out of the pickle.UnpicklingError message it raised; the rest
+    is advice to its own users (load it with weights_only=False, allowlist the global, file an
+    issue), which the SAM and LMM loaders' refusals leave out."""
+    said = message.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    if "WeightsUnpickler error:" not in message:  # another wording: the line naming the refusal
+        lines = [line for line in lines if "unsupported" in line.lower()] or lines[-1:]
+    return lines[0].split(". Please")[0].rstrip(".") if lines else "no reason given"

@@ -67,6 +67,18 @@ def test_missing_image_and_model_are_clear_errors(png, tmp_path):
     assert out.returncode == 2 and "no-model" in out.stderr
 
 
+def test_a_model_directory_of_pickled_weights_is_refused_in_one_line(png, tmp_path):
+    # trial132 D5: exit 1 with torch's 40-line traceback
+    from tests.test_lmm import pickled_lmm
+
+    directory = pickled_lmm(tmp_path / "evil")
+    out = _run("ground", "--image", str(png), "--model", str(directory), check=False)
+    assert out.returncode == 2, out.stderr
+    error = [line for line in out.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert str(directory) in error[0] and "pickled weights are refused" in error[0]
+
+
 def test_what_the_node_refuses_is_refused_before_any_model_loads(png):
     out = _run("ground", "--image", str(png), "--model", "no-such-model",
                "--overlay", "/no/such/folder/out.png", check=False)

@@ -148,6 +148,30 @@ def test_missing_directory_raises_clear_error(tmp_path):
     assert str(missing) in str(info.value) and isinstance(info.value, ValueError)
 
 
+def pickled_lmm(directory):
+    """A tiny LLaVA checkpoint whose weights are a pickle that builds an object (a path, not
+    code: what torch.load(weights_only=True) refuses is the same) in pytorch_model.bin."""
+    from pathlib import PurePosixPath
+
+    directory = save_tiny_lmm(directory)
+    (directory / "model.safetensors").unlink(missing_ok=True)  # transformers 5 writes it always
+    torch.save({"lm_head.weight": torch.zeros(1), "note": PurePosixPath("x")},
+               directory / "pytorch_model.bin")
+    return directory
+
+
+def test_pickled_weights_are_refused_in_one_line_naming_the_directory(tmp_path):
+    # trial132 D5: torch's UnpicklingError came out whole (a 40-line traceback from the CLI),
+    # advising to re-run torch.load with weights_only=False, and named no file
+    directory = pickled_lmm(tmp_path / "evil")
+    with pytest.raises(ModelLoadError) as info:
+        load_lmm(str(directory), device="cpu")
+    message = str(info.value)
+    assert "\n" not in message and f"local directory {str(directory)!r}" in message, message
+    assert "pickled weights are refused, convert them to safetensors" in message
+    assert "GLOBAL pathlib.PurePosixPath" in message and "weights_only` set to `False`" not in message
+
+
 def test_a_tokenizer_that_disagrees_with_the_config_fails_the_load(tmp_path):
     """Else the load passes and every request fails with a token-count error blaming the prompt."""
     import json

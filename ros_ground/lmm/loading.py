@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import threading
 from pathlib import Path
 
 import torch
 
 from ros_ground.device import resolve_device
+from ros_ground.errors import pickle_refusal
 from ros_ground.geometry import IMAGE_FITS
 from ros_ground.lmm.adapter import LMMAdapter
 from ros_ground.lmm.errors import ModelLoadError
@@ -224,6 +226,12 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
         try:
             model, processor = _from_pretrained(source, local_only, torch_dtype, torch_device,
                                                 trust_remote_code, progress=spec != "sim")
+        except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) refused a pickle
+            raise ModelLoadError(
+                f"model {spec!r}: refused the pickled weights (.bin) in {what}: "
+                f"torch.load(weights_only=True), which takes plain tensors only, refused them "
+                f"({_one_line(pickle_refusal(str(exc)), 200)}); pickled weights are refused, convert "
+                "them to safetensors (save_pretrained's default) in an environment you trust") from None
         except (OSError, ValueError, KeyError, ImportError) as exc:
             said = _one_line(str(exc))
             if local_only and "couldn't connect" in said:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from segment_anything.modeling import Sam
 
+from ros_ground.errors import pickle_refusal
 from ros_ground.sam.build import CONFIG_FORMAT, REGISTRY_SPECS, build_sam_from_config, sam_config
 from ros_ground.sam.errors import SamLoadError
 
@@ -121,7 +122,7 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         except pickle.UnpicklingError as exc:
             raise SamLoadError(
                 f"refused to load {path}: torch.load(weights_only=True), which takes plain "
-                f"tensors only, refused it ({_refusal(str(exc))}). Convert it to safetensors in "
+                f"tensors only, refused it ({pickle_refusal(str(exc))}). Convert it to safetensors in "
                 "an environment you trust."
             ) from exc
         except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
@@ -169,14 +170,3 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
         if keys
     )
     raise SamLoadError(f"checkpoint {source} does not fit this SAM architecture{hint}: {details}")
-
-
-def _refusal(message: str) -> str:
-    """What torch.load(weights_only=True) refused ("Unsupported global: GLOBAL posix.system",
-    "Unsupported operand 149"), out of its message; the rest is advice to its own users: load
-    it with weights_only=False, allowlist the global, file an issue."""
-    said = message.split("WeightsUnpickler error:", 1)[-1]
-    lines = [line.strip() for line in said.splitlines() if line.strip()]
-    if "WeightsUnpickler error:" not in message:  # another wording: the line naming the refusal
-        lines = [line for line in lines if "unsupported" in line.lower()] or lines[-1:]
-    return lines[0].split(". Please")[0].rstrip(".") if lines else "no reason given"
