@@ -98,7 +98,7 @@ def _flag(context, name: str) -> bool:
 
 class _NamesLoader(param_files.no_aliases(yaml.BaseLoader)):
     """BaseLoader refusing a key given twice: PyYAML keeps the last silently, so
-    "{left: /a, left: /b}" would drop /a without a word; and anchors and aliases, as the
+    "{left: /a, left: /b}" would drop /a without a word; and aliases, as the
     params file's loader (a "billion laughs" value grows to gigabytes once walked)."""
 
     def construct_mapping(self, node, deep=False):

@@ -33,10 +33,11 @@ class CalibrationHistory:
 
     `set` records a calibration received with a stamp; one equal to the current one (a camera
     publishes its camera_info with every frame) adds nothing. `at` gives the one in effect at a
-    stamp. A stamp older than the first change kept gets the first one when none was dropped
-    (the camera_info of a camera's first frame may come just after it), else None: the frame
-    predates what is known. A clock that jumps back (a bag replayed again) starts the history
-    anew, as frames.FrameStore drops frames stamped in the future.
+    stamp. A stamp older than every change kept gets the newest: the camera_info of a camera's
+    first frame may come just after it, and camera_info on another clock than the images (a
+    bag's frames beside a live camera_info, or one stamped on receipt) would otherwise keep the
+    first K forever. A clock that jumps back (a bag replayed again) starts the history anew, as
+    frames.FrameStore drops frames stamped in the future.
     """
 
     def __init__(self, max_changes: int = MAX_CHANGES):
@@ -44,7 +45,6 @@ class CalibrationHistory:
             raise ValueError(f"max_changes must be at least 1, got {max_changes}")
         self._max_changes = max_changes
         self._changes: dict[str, list[tuple[int, Any]]] = {}  # source -> [(since_ns, value)]
-        self._dropped: set[str] = set()
         self._lock = threading.Lock()
 
     def set(self, source: str, value: Any, stamp_ns: int) -> None:
@@ -53,18 +53,15 @@ class CalibrationHistory:
         with self._lock:
             if value is None:
                 self._changes.pop(source, None)
-                self._dropped.discard(source)
                 return
             changes = self._changes.setdefault(source, [])
             if changes and stamp_ns < changes[-1][0]:  # the clock jumped back
                 changes.clear()
-                self._dropped.discard(source)
             if changes and same_calibration(changes[-1][1], value):
                 return
             changes.append((int(stamp_ns), value))
             if len(changes) > self._max_changes:
                 del changes[0]
-                self._dropped.add(source)
 
     def latest(self, source: str) -> Any:
         """The newest calibration of `source`, or None before the first."""
@@ -74,17 +71,14 @@ class CalibrationHistory:
 
     def at(self, source: str, stamp_ns: int) -> Any:
         """The calibration of `source` in effect at `stamp_ns`: the last one set at or before
-        it; None before the first set, or when older ones were dropped (see the class)."""
+        it, else the newest (see the class); None before the first set."""
         with self._lock:
             changes = self._changes.get(source)
             if not changes:
                 return None
             held = [value for since, value in changes if since <= stamp_ns]
-            if held:
-                return held[-1]
-            return None if source in self._dropped else changes[0][1]
+            return held[-1] if held else changes[-1][1]
 
     def clear(self) -> None:
         with self._lock:
             self._changes.clear()
-            self._dropped.clear()

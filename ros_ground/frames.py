@@ -293,7 +293,7 @@ class FrameStore:
 
 
 class DepthStore:
-    """Recent registered depth frames and the camera intrinsics of each source, paired with a
+    """Recent registered depth frames and the camera calibration of each source, paired with a
     colour frame by stamp; thread-safe.
 
     Depth images are kept as they arrive (`item`, e.g. the message) and decoded by the caller
@@ -333,13 +333,14 @@ class DepthStore:
         with self._lock:
             self._kept.want(source, stamp_ns, tolerance_ns, self._depth.get(source, ()), run_ns)
 
-    def set_intrinsics(self, source: str, k, stamp_ns: int = 0) -> None:
-        """The source's intrinsics from `stamp_ns` on; None: none, before as after (its
-        camera_info was refused)."""
-        self._k.set(source, k, stamp_ns)
+    def set_calibration(self, source: str, calibration, stamp_ns: int = 0) -> None:
+        """The source's calibration (its camera_info as the caller keeps it: K, the image size
+        and frame) from `stamp_ns` on; None: none, before as after (its camera_info was
+        refused)."""
+        self._k.set(source, calibration, stamp_ns)
 
-    def intrinsics(self, source: str, stamp_ns: int | None = None):
-        """The source's intrinsics in effect at `stamp_ns` (None: the latest), or None before
+    def calibration(self, source: str, stamp_ns: int | None = None):
+        """The source's calibration in effect at `stamp_ns` (None: the latest), or None before
         the first."""
         return self._k.latest(source) if stamp_ns is None else self._k.at(source, stamp_ns)
 
@@ -353,19 +354,19 @@ class DepthStore:
         return min(reversed(found), key=lambda d: abs(d.stamp_ns - stamp_ns)).item
 
     def registered(self, source: str, stamp_ns: int, tolerance_ns: int, decode: Callable):
-        """(`decode(depth item)`, K) for the source's colour frame stamped `stamp_ns`: its depth
-        frame stamped closest, within `tolerance_ns`. LookupError saying what is missing (no
-        depth received, none within the tolerance, no intrinsics yet); `decode`'s errors pass."""
+        """(`decode(depth item)`, calibration) for the source's colour frame stamped `stamp_ns`:
+        its depth frame stamped closest, within `tolerance_ns`, and the calibration in effect at
+        the stamp. LookupError saying what is missing (no depth received, none within the
+        tolerance, no camera_info yet); `decode`'s errors pass."""
         if not self.has_depth(source):
             raise LookupError("no depth frame received")
         item = self.depth_near(source, stamp_ns, tolerance_ns)
         if item is None:
             raise LookupError("no depth frame within depth_tolerance_s of the image"
                               + self._nearest_offset(source, stamp_ns))
-        k = self.intrinsics(source, stamp_ns)
+        k = self.calibration(source, stamp_ns)
         if k is None:
-            raise LookupError("no camera_info received" if self.intrinsics(source) is None else
-                              "the camera_info changed more often than is kept since the image")
+            raise LookupError("no camera_info received")
         return decode(item), k
 
     def _nearest_offset(self, source: str, stamp_ns: int) -> str:

@@ -25,21 +25,20 @@ PARAMS_KEY = "ros__parameters"
 
 
 def no_aliases(base):
-    """A subclass of the yaml loader class `base` that refuses an anchor (`&a`) or alias (`*a`)
-    with a yaml.composer.ComposerError at its line, as rcl refuses an alias ("Will not support
-    aliasing"): nested aliases (the "billion laughs") make a file of a few hundred bytes a value
-    of billions of items, gigabytes once walked or copied. Used by `read_yaml` and
+    """A subclass of the yaml loader class `base` that refuses an alias (`*a`) with a
+    yaml.composer.ComposerError at its line, as rcl does ("Will not support aliasing"; an anchor
+    alone names a value and is harmless): nested aliases (the "billion laughs") make a file of
+    a few hundred bytes a value of billions of items, gigabytes once walked or copied. Used by `read_yaml` and
     launch/ground.launch.py's loader of launch argument values."""
     import yaml
 
     class NoAliases(base):
         def compose_node(self, parent, index):
             event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                what = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            if isinstance(event, yaml.AliasEvent):
                 raise yaml.composer.ComposerError(
-                    None, None, f"{what}{event.anchor[:40]}: YAML anchors and aliases are refused, "
-                    "as ROS refuses them; write each value out", event.start_mark)
+                    None, None, f"alias *{event.anchor[:40]}: YAML aliases are refused, as ROS "
+                    "refuses them; write each value out", event.start_mark)
             return super().compose_node(parent, index)
 
     return NoAliases
@@ -51,7 +50,7 @@ def _loader():
     with yaml.dump, and a list parameter's value is a tuple there by then (its
     evaluate_parameters): rcl reads that tag as a list, safe_load refuses it. No other python
     tag is accepted: a params file builds no arbitrary objects here. (launch_ros's bytes come
-    as `!!binary`, which safe_load reads.) Anchors and aliases are refused (`no_aliases`)."""
+    as `!!binary`, which safe_load reads.) Aliases are refused (`no_aliases`)."""
     import yaml
 
     class ParamsLoader(no_aliases(yaml.SafeLoader)):

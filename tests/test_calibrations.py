@@ -21,8 +21,9 @@ def test_a_frame_takes_the_calibration_of_its_time():
     assert history.at("cam", 199)[0][0, 0] == 300.0
     assert history.at("cam", 200)[0][0, 0] == 600.0
     assert history.latest("cam")[0][0, 0] == 600.0
-    # the first camera_info may come just after the first frame: that frame takes it
-    assert history.at("cam", 50)[0][0, 0] == 300.0
+    # a frame before every camera_info kept (on another clock, or before the first) takes the
+    # newest
+    assert history.at("cam", 50)[0][0, 0] == 600.0
     assert history.at("other", 200) is None
 
 
@@ -36,11 +37,13 @@ def test_a_refused_calibration_forgets_the_ones_before_and_a_clock_jump_starts_a
     assert history.at("cam", 400) == history.at("cam", 60) == "K3"
 
 
-def test_a_frame_older_than_every_calibration_kept_takes_none():
+def test_a_frame_older_than_every_calibration_kept_takes_the_newest():
+    # helper-134: a bag's frames (old stamps) beside a live camera_info (stamped now) kept the
+    # first K after a correction, then none after 16; the newest is what they had before
     history = CalibrationHistory(max_changes=2)
     for stamp, k in ((100, "K1"), (200, "K2"), (300, "K3")):
         history.set("cam", k, stamp)
-    assert history.at("cam", 250) == "K2" and history.at("cam", 150) is None
+    assert history.at("cam", 250) == "K2" and history.at("cam", 150) == history.at("cam", 5) == "K3"
     with pytest.raises(ValueError, match="max_changes"):
         CalibrationHistory(max_changes=0)
 

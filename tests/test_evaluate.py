@@ -87,7 +87,9 @@ def test_oracle_scores_perfectly(engine, monkeypatch):
     from ros_ground.lmm_fingerprint import lmm_sha256
     from ros_ground.sam.load import SIM_SAM_DIR
 
-    made = report["provenance"]
+    assert report["provenance"]["lmm_sha256"] is None  # the "oracle" model has no weights
+    made = report_json(run, 2, "sim", 11, "describe", EngineConfig(mode="point"),
+                       values={"sam_model": "sim"})["provenance"]
     assert made["lmm_sha256"] == lmm_sha256() and len(made["lmm_sha256"]) == 64
     sam_weights = (SIM_SAM_DIR / "model.safetensors").read_bytes()
     assert made["sam_sha256"] == hashlib.sha256(sam_weights).hexdigest()
@@ -478,3 +480,16 @@ def test_command_eval_measures_the_threshold_on_tokens_and_refuses_dump_for_abse
     assert main(["eval", "--prompt", "absent", "--scenes", "1", "--seed", "3", "--model", "tiny",
                  "--sam-model", "tiny", "--dump", str(dump)]) == 2
     assert "--prompt absent keeps neither" in capsys.readouterr().err and not dump.exists()
+
+
+def test_provenance_hashes_a_sharded_checkpoint(tmp_path):
+    # helper-134: a local LLaVA-7B is saved in shards; only model.safetensors was hashed
+    from ros_ground.evaluate.report import provenance
+
+    for i in (1, 2):
+        (tmp_path / f"model-0000{i}-of-00002.safetensors").write_bytes(bytes([i]) * 10)
+    first = provenance(str(tmp_path), "vit_b")["lmm_sha256"]
+    assert first is not None and len(first) == 64
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"\x03" * 10)
+    assert provenance(str(tmp_path), "vit_b")["lmm_sha256"] not in (None, first)
+    assert provenance(str(tmp_path / "nothing"), "vit_b")["lmm_sha256"] is None

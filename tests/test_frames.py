@@ -115,7 +115,7 @@ def test_depth_store_matches_by_stamp_and_keeps_what_an_older_frame_needs():
     from ros_ground.frames import DepthStore
 
     store = DepthStore(max_frames=20, min_keep_ns=0)
-    assert store.depth_near("cam", 0, 10) is None and store.intrinsics("cam") is None
+    assert store.depth_near("cam", 0, 10) is None and store.calibration("cam") is None
     for t in range(0, 100, 10):
         store.add_depth("cam", t, f"d{t}", max_age_ns=35)
     assert store.depth_near("cam", 72, 5) == "d70"
@@ -124,10 +124,10 @@ def test_depth_store_matches_by_stamp_and_keeps_what_an_older_frame_needs():
     assert store.depth_near("cam", 50, 1) is None  # 40 ns before it: forgotten
     store.add_depth("cam", 5, "replayed")  # the clock jumped back: the future is dropped
     assert store.depth_near("cam", 90, 100) == "replayed"
-    store.set_intrinsics("cam", "K")
-    assert store.intrinsics("cam") == "K" and store.has_depth("cam")
+    store.set_calibration("cam", "K")
+    assert store.calibration("cam") == "K" and store.has_depth("cam")
     store.clear()
-    assert not store.has_depth("cam") and store.intrinsics("cam") is None
+    assert not store.has_depth("cam") and store.calibration("cam") is None
 
 
 def test_registered_depth_says_what_is_missing():
@@ -139,7 +139,7 @@ def test_registered_depth_says_what_is_missing():
         store.registered("cam", 200, 10, str)
     with pytest.raises(LookupError, match="camera_info"):
         store.registered("cam", 105, 10, str)
-    store.set_intrinsics("cam", "K")
+    store.set_calibration("cam", "K")
     assert store.registered("cam", 105, 10, lambda item: item * 2) == (14, "K")
 
 

@@ -242,12 +242,12 @@ def test_ground_launch_gives_each_camera_its_topics_from_a_mapping(fake_launch, 
     ({"image": "{left: /a, right: /b, left: /c}"}, "launch argument image: '{left: /a, right: /b, "
      "left: /c}' is no YAML mapping of camera to topic, e.g. \"{left: /stereo/left/image, right: "
      "/stereo/right/image}\" (camera 'left' given twice)"),
-    # anchors and aliases, as in params files: nested aliases grow to gigabytes once walked
+    # aliases, as in params files: nested aliases grow to gigabytes once walked
     ({"cameras": "[&a [x, x], [*a, *a]]"}, "launch argument cameras: '[&a [x, x], [*a, *a]]' is no "
-     "YAML list of names, e.g. \"[left, right]\" (anchor &a: YAML anchors and aliases are refused"),
+     "YAML list of names, e.g. \"[left, right]\" (alias *a: YAML aliases are refused"),
     ({"image": "{left: &t /a, right: *t}"}, "launch argument image: '{left: &t /a, right: *t}' is no "
      "YAML mapping of camera to topic, e.g. \"{left: /stereo/left/image, right: /stereo/right/image}\" "
-     "(anchor &t: YAML anchors and aliases are refused"),
+     "(alias *t: YAML aliases are refused"),
 ])
 def test_ground_launch_refuses_camera_topics_the_nodes_would_ignore(fake_launch, given, said):
     with pytest.raises(ValueError) as raised:

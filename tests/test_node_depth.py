@@ -84,7 +84,7 @@ def _feed(r, scene, encoding="32FC1", depth_sec=5, depth_frame="cam", info_size=
         depth_pub.publish(depth_msg)
         info_pub.publish(info)
         held = (CAMERA in sensors._info_refused if refused
-                else sensors.depth.intrinsics(CAMERA) is not None)
+                else sensors.depth.calibration(CAMERA) is not None)
         return r.node.frames.latest(CAMERA) is not None and sensors.depth.has_depth(CAMERA) and held
 
     assert r.client.wait(arrived, 20)
@@ -134,7 +134,7 @@ def test_a_frame_is_located_with_the_camera_info_of_its_time(node, scene, monkey
 
     def zoomed_held():
         info_pub.publish(zoomed)
-        return store.intrinsics(CAMERA)[0][0, 0] == zoomed.p[0]
+        return store.calibration(CAMERA)[0][0, 0] == zoomed.p[0]
 
     assert node.client.wait(zoomed_held, 20)
     response = node.ask("Pick up the mug.")
@@ -569,7 +569,7 @@ def test_unstamped_frames_are_paired_by_the_time_they_arrive(node, scene, monkey
     depth_pub.publish(good)
     node.client.stream(scene.rgb, stamp_sec=0)
     assert node.client.wait(lambda: node.node.frames.latest(CAMERA) is not None
-                            and node.node.sensors.depth.intrinsics(CAMERA) is not None, 20)
+                            and node.node.sensors.depth.calibration(CAMERA) is not None, 20)
     first = node.ask("Pick up the mug.")
     assert first.status == first.STATUS_OK
     assert first.header.stamp.sec > 0  # stamped when it arrived, as the response says

@@ -169,7 +169,7 @@ def _feed_depth(r, scene, with_info=True):
         depth_pub.publish(depth)
         if with_info:
             info_pub.publish(info)
-        return store.has_depth(CAMERA) and (store.intrinsics(CAMERA) is not None or not with_info)
+        return store.has_depth(CAMERA) and (store.calibration(CAMERA) is not None or not with_info)
 
     assert r.client.wait(arrived, 20)
 

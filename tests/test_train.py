@@ -273,7 +273,8 @@ def test_a_run_stopped_by_the_time_limit_says_so_and_resumes_only_itself(tmp_pat
     assert summary["vision"]["stopped_early"] and summary["vision"]["steps"] < 40
     record = json.loads((out / "training.json").read_text())
     assert (record["final"], record["stopped_early"], record["step"]) == (False, True, 0)
-    assert "the same command with a larger --time-limit-min resumes" in capsys.readouterr().err
+    # helper-134: it said "the same command ... resumes", which then refused to resume
+    assert "it cannot be resumed: run again with --fresh and a larger" in capsys.readouterr().err
     with pytest.raises(ValueError, match="stage 1 stopped by the time limit .*--fresh"):
         train_lmm(replace(cfg, time_limit_min=5.0), out, cache_dir=cache, state_path=state,
                   progress=False)

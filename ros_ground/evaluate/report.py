@@ -52,10 +52,22 @@ def provenance(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
 
     lmm = SIM_LMM_DIR if model == "sim" else Path(model)
     sam = Path(sam_checkpoint) if sam_checkpoint else SIM_SAM_DIR if sam_model == "sim" else Path(sam_model)
-    return {"lmm_sha256": _sha256(lmm / "model.safetensors" if lmm.is_dir() else None),
+    return {"lmm_sha256": _weights_sha256(lmm) if lmm.is_dir() else None,
             "sam_sha256": _sha256(sam / WEIGHTS_NAME if sam.is_dir() else sam),
             "commit": _commit(), "ros_ground": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__}
+
+
+def _weights_sha256(directory: Path) -> str | None:
+    """sha256 of a saved model's model.safetensors; of a sharded one (model-00001-of-00003...),
+    the sha256 of its shards' names and sha256s, one per line; None without safetensors."""
+    if (directory / "model.safetensors").is_file():
+        return _sha256(directory / "model.safetensors")
+    shards = sorted(directory.glob("model-*-of-*.safetensors"))
+    if not shards:
+        return None
+    lines = "".join(f"{shard.name} {_sha256(shard)}\n" for shard in shards)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _sha256(path: Path | None) -> str | None:
@@ -70,6 +82,8 @@ def _sha256(path: Path | None) -> str | None:
 
 def _commit() -> str | None:
     root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():  # installed, not run from a checkout: a venv inside one
+        return None                   # would report that checkout's commit
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
@@ -92,7 +106,8 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     other answers; `answers_among_proposals` counts the first).
     """
     names = next(iter(run.naming.values()), [])
-    out = {**aggregate(run.model).to_json(), **Naming.total(names), **run_settings(config, values)}
+    out = {**aggregate(run.model).to_json(), **Naming.total(names),
+           **run_settings(config, {"model": model, **(values or {})})}
     out["scenes"] = scenes
     out["baseline_random_point"] = {**aggregate(run.baseline).to_json(),
                                      **Naming.total(run.baseline_naming)}

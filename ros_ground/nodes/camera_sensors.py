@@ -156,7 +156,7 @@ class CameraSensors:
                 lambda msg: self._depth_of(msg, header))
         except LookupError:
             refused = self._info_refused.get(camera)
-            if refused and self.depth.intrinsics(camera) is None:
+            if refused and self.depth.calibration(camera) is None:
                 raise LookupError(f"the camera_info received was ignored: {refused}") from None
             raise
         if tuple(depth.shape[:2]) != tuple(size):
@@ -298,13 +298,13 @@ class CameraSensors:
             stamp_if_unset(msg.header, self._node)  # as its colour frames are
             # by stamp: a frame taken before a zoom or a recalibration keeps its own K
             calibration = (check_intrinsics(intrinsics.rectified_k), width, height, msg.header.frame_id)
-            self.depth.set_intrinsics(camera, calibration, stamp_to_ns(msg.header.stamp))
+            self.depth.set_calibration(camera, calibration, stamp_to_ns(msg.header.stamp))
             self._info_refused.pop(camera, None)
         except ValueError as exc:
             # a refused camera_info says the K received before may not be how this camera sees
             # (it may be another publisher's): none until a valid one comes, and position_error
             # names the refusal rather than positions coming silently from a stale K
-            self.depth.set_intrinsics(camera, None)
+            self.depth.set_calibration(camera, None)
             self._info_refused[camera] = str(exc)
             self._node.get_logger().warning(f"ignoring camera_info: {exc}",
                                             throttle_duration_sec=5.0)

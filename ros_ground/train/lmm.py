@@ -307,9 +307,11 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
                 checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
                 log_path=log_path, desc="train lmm", progress=progress)
     model.eval()
-    if (vision_summary or {}).get("stopped_early"):
+    stage1_cut = bool((vision_summary or {}).get("stopped_early"))
+    if stage1_cut:
         loop.stopped_early = True  # stage 1 ran out of time: stage 2 never started
-    stop_message("train lmm", loop, cfg.time_limit_min)
+    stop_message("train lmm" + (" (stage 1)" if stage1_cut else ""), loop, cfg.time_limit_min,
+                 resumable=not stage1_cut)
     checkpoint(loop, final=True)
     return {"steps": loop.step, "wall_s": round(loop.elapsed_s, 1),
             "stopped_early": loop.stopped_early, "final_loss": loop.running.get("loss"),

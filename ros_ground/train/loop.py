@@ -182,12 +182,15 @@ def check_resumable(state: dict, config: dict, out_dir: Path, state_path: Path) 
           "min trained so far (--fresh starts anew)", file=sys.stderr, flush=True)
 
 
-def stop_message(desc: str, state: LoopState, time_limit_min: float) -> None:
-    """Say on stderr that `state` stopped at the time limit, which counts earlier runs' time."""
+def stop_message(desc: str, state: LoopState, time_limit_min: float, resumable: bool = True) -> None:
+    """Say on stderr that `state` stopped at the time limit, which counts earlier runs' time, and
+    how to go on: the same command with a larger limit, or (not `resumable`: a stage that saves
+    no state of its own) a fresh run with one."""
     if state.stopped_early:
+        how = ("the same command with a larger --time-limit-min resumes" if resumable else
+               "it cannot be resumed: run again with --fresh and a larger --time-limit-min")
         print(f"{desc}: stopped at --time-limit-min {time_limit_min:g} (training time in all, "
-              f"earlier runs' included) after step {state.step}; the same command with a larger "
-              "--time-limit-min resumes", file=sys.stderr, flush=True)
+              f"earlier runs' included) after step {state.step}; {how}", file=sys.stderr, flush=True)
 
 
 def resumed_init_from(state: dict, init_from: str | None, state_path: Path) -> str | None:
