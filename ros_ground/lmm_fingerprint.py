@@ -25,17 +25,29 @@ def lmm_sha256(model_dir: str | Path | None = None) -> str | None:
         from ros_ground.lmm.loading import SIM_LMM_DIR
 
         model_dir = SIM_LMM_DIR
-    weights = Path(model_dir) / WEIGHTS
+    return file_sha256(Path(model_dir) / WEIGHTS)
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """Hex sha256 of the file at `path`, None when it is no file. Hashed once per file version
+    (path, size, mtime), in blocks: a vit_h checkpoint is 2.5 GB."""
+    path = Path(path)
     try:
-        stat = weights.stat()
+        stat = path.stat()
     except OSError:
         return None
-    return _file_sha256(str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+    if not path.is_file():
+        return None
+    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=8)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def trained_for(recorded: str | None, expected: str | None, part: str | Path, retrain: str) -> bool:

@@ -15,6 +15,7 @@ from ros_ground.engine import EngineConfig
 from ros_ground.evaluate.naming import Naming
 from ros_ground.evaluate.run import EvalRun
 from ros_ground.evaluate.targets import target_metrics
+from ros_ground.lmm_fingerprint import file_sha256, lmm_sha256
 from ros_ground.metrics import aggregate
 from ros_ground.sam.proposals import changed_settings
 from ros_ground.train.card_format import proposal_text
@@ -53,7 +54,7 @@ def provenance(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
     lmm = SIM_LMM_DIR if model == "sim" else Path(model)
     sam = Path(sam_checkpoint) if sam_checkpoint else SIM_SAM_DIR if sam_model == "sim" else Path(sam_model)
     return {"lmm_sha256": _weights_sha256(lmm) if lmm.is_dir() else None,
-            "sam_sha256": _sha256(sam / WEIGHTS_NAME if sam.is_dir() else sam),
+            "sam_sha256": file_sha256(sam / WEIGHTS_NAME if sam.is_dir() else sam),
             "commit": _commit(), "ros_ground": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__}
 
@@ -61,23 +62,14 @@ def provenance(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
 def _weights_sha256(directory: Path) -> str | None:
     """sha256 of a saved model's model.safetensors; of a sharded one (model-00001-of-00003...),
     the sha256 of its shards' names and sha256s, one per line; None without safetensors."""
-    if (directory / "model.safetensors").is_file():
-        return _sha256(directory / "model.safetensors")
+    single = lmm_sha256(directory)
+    if single is not None:
+        return single
     shards = sorted(directory.glob("model-*-of-*.safetensors"))
     if not shards:
         return None
-    lines = "".join(f"{shard.name} {_sha256(shard)}\n" for shard in shards)
+    lines = "".join(f"{shard.name} {file_sha256(shard)}\n" for shard in shards)
     return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def _sha256(path: Path | None) -> str | None:
-    if path is None or not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:  # a vit_h checkpoint is 2.5 GB: never read whole
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _commit() -> str | None:
