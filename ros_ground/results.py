@@ -48,6 +48,11 @@ MAX_PROPOSALS = 1024
 MAX_PROPOSAL_PIXELS = 1 << 30
 
 
+def proposals_allowed(height: int, width: int) -> int:
+    """The most proposals one message may hold for a height x width frame (both bounds above)."""
+    return min(MAX_PROPOSALS, MAX_PROPOSAL_PIXELS // (height * width))
+
+
 @dataclass
 class GroundedPhrase:
     """A span of the generated text and the pixels it refers to."""

@@ -199,7 +199,7 @@ def test_a_long_proposal_run_is_said(monkeypatch):
 def test_a_run_sends_no_more_proposals_than_the_grounding_node_takes(monkeypatch):
     """trial132 D2: the grounding node refuses a message of more than MAX_PROPOSALS proposals or
     MAX_PROPOSAL_PIXELS mask pixels; max_entities is bounded by the one, a run's cut by both."""
-    from ros_ground.nodes import mask_proposal_node
+    from ros_ground import results
     from ros_ground.results import MAX_PROPOSALS, Proposal
 
     node = MaskProposalNode(name="proposal_budget_test")
@@ -214,7 +214,7 @@ def test_a_run_sends_no_more_proposals_than_the_grounding_node_takes(monkeypatch
 
     sent = []
     node._sam, node._pubs = Sam(), {"": type("Pub", (), {"publish": lambda self, m: sent.append(m)})()}
-    monkeypatch.setattr(mask_proposal_node, "MAX_PROPOSAL_PIXELS", 24 * 7)  # 7 masks of 6x4
+    monkeypatch.setattr(results, "MAX_PROPOSAL_PIXELS", 24 * 7)  # 7 masks of 6x4 (proposals_allowed)
     node._propose(Image(height=4, width=6, encoding="rgb8", step=18, data=bytes(72)))
     assert [e.id for e in sent[0].entities] == [99, 98, 97, 96, 95, 94, 93]  # the best scored
     node.shutdown_worker()

@@ -25,6 +25,7 @@ from ros_ground.results import (
     GroundedPhrase,
     GroundingResult,
     Proposal,
+    proposals_allowed,
 )
 from ros_ground.rle import RLEError, counts_to_mask, mask_to_counts
 
@@ -230,7 +231,7 @@ def msg_to_proposals(msg: EntityProposals, height: int, width: int) -> list[Prop
     if count * height * width > MAX_PROPOSAL_PIXELS:
         raise ProposalError(f"{count} proposals of {width}x{height} masks are {count * height * width} "
                             f"mask pixels, above the limit of {MAX_PROPOSAL_PIXELS} a message "
-                            f"({MAX_PROPOSAL_PIXELS // (height * width)} proposals of this frame)")
+                            f"({proposals_allowed(height, width)} proposals of this frame)")
     features = np.asarray(msg.features, dtype=np.float32)
     if msg.feature_dim and features.size != count * msg.feature_dim:
         raise ProposalError(

@@ -26,7 +26,7 @@ from ros_ground.nodes.common import LATEST, check_type_support, frame_key, stamp
 from ros_ground.nodes.conversions import proposals_to_msg
 from ros_ground.nodes.lifecycle import ModelNode
 from ros_ground.nodes.process import run_executable
-from ros_ground.results import MAX_PROPOSAL_PIXELS
+from ros_ground.results import proposals_allowed
 from ros_ground.sam.windows import zoom_crops_text
 
 SLOW_RUN_S = 20.0  # a proposal run this long is said: commands wait behind it
@@ -192,7 +192,7 @@ class MaskProposalNode(ModelNode):
                 f"{took:.0f} s (points_per_side {amg['points_per_side']}, crop_n_layers "
                 f"{amg['crop_n_layers']}); a shared SAM answers no command meanwhile: fewer "
                 "points or a GPU shorten it", throttle_duration_sec=60.0)
-        keep = min(int(p["max_entities"]), MAX_PROPOSAL_PIXELS // (rgb.shape[0] * rgb.shape[1]))
+        keep = min(int(p["max_entities"]), proposals_allowed(*rgb.shape[:2]))
         proposals = sorted(proposals, key=lambda q: -q.score)[:keep]  # all the grounding node takes
         self.runs += 1
         publisher = self._pubs.get(camera)
