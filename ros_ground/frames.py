@@ -297,7 +297,7 @@ class DepthStore:
     colour frame by stamp; thread-safe.
 
     Depth images are kept as they arrive (`item`, e.g. the message) and decoded by the caller
-    only when a request needs one, so a 30 Hz depth stream costs no decoding. Intrinsics are
+    only when a request needs one, so a 30 Hz depth stream costs no decoding. Calibrations are
     those in effect at the frame's stamp (calibrations.CalibrationHistory: a zoom lens or a
     recalibration changes K between a frame and its request). As many depth
     frames are kept as colour frames (MAX_FRAMES): a frame the proposals come for late is
@@ -307,7 +307,7 @@ class DepthStore:
     def __init__(self, max_frames: int = MAX_FRAMES, min_keep_ns: int = MIN_KEEP_NS):
         self._depth: dict[str, deque[Stamped]] = {}
         self._kept = KeptForProposals()
-        self._k = CalibrationHistory()
+        self._calibrations = CalibrationHistory()
         self._max_frames, self._min_keep_ns = max_frames, min_keep_ns
         self._lock = threading.Lock()
 
@@ -337,12 +337,13 @@ class DepthStore:
         """The source's calibration (its camera_info as the caller keeps it: K, the image size
         and frame) from `stamp_ns` on; None: none, before as after (its camera_info was
         refused)."""
-        self._k.set(source, calibration, stamp_ns)
+        self._calibrations.set(source, calibration, stamp_ns)
 
     def calibration(self, source: str, stamp_ns: int | None = None):
         """The source's calibration in effect at `stamp_ns` (None: the latest), or None before
         the first."""
-        return self._k.latest(source) if stamp_ns is None else self._k.at(source, stamp_ns)
+        history = self._calibrations
+        return history.latest(source) if stamp_ns is None else history.at(source, stamp_ns)
 
     def depth_near(self, source: str, stamp_ns: int, tolerance_ns: int):
         """The source's depth item stamped closest to `stamp_ns` if within `tolerance_ns`, else
@@ -364,10 +365,10 @@ class DepthStore:
         if item is None:
             raise LookupError("no depth frame within depth_tolerance_s of the image"
                               + self._nearest_offset(source, stamp_ns))
-        k = self.calibration(source, stamp_ns)
-        if k is None:
+        calibration = self.calibration(source, stamp_ns)
+        if calibration is None:
             raise LookupError("no camera_info received")
-        return decode(item), k
+        return decode(item), calibration
 
     def _nearest_offset(self, source: str, stamp_ns: int) -> str:
         """" (the nearest is stamped 2.000 s before it)" for the depth frame kept nearest
@@ -393,4 +394,4 @@ class DepthStore:
         with self._lock:
             self._depth.clear()
             self._kept.forget()
-        self._k.clear()
+        self._calibrations.clear()

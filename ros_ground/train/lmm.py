@@ -33,9 +33,9 @@ from ros_ground.train.loop import (
     LoopState,
     base_record,
     check_resumable,
-    init_from_record,
     resume_schedule,
     resumed_init_from,
+    run_record,
     stop_message,
     train_steps,
 )
@@ -296,9 +296,8 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "vision": vision_summary, "base": base, "config": cfg.to_dict(),
-                        "out": str(Path(out_dir).resolve()), **init_from_record(cfg.init_from)},
-                       state_path)
+                        "vision": vision_summary, "base": base,
+                        **run_record(cfg.to_dict(), out_dir, cfg.init_from)}, state_path)
 
     if state is None and cfg.vision_steps:
         checkpoint(loop)  # stage 1 done: an interruption resumes in stage 2

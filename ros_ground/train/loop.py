@@ -142,6 +142,12 @@ def base_record(init_from: str | Path | None) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def run_record(config: dict, out_dir: Path, init_from: str | None) -> dict:
+    """What a training state records of its run, for `check_resumable` and `resumed_init_from`:
+    its settings (`config`, the run's to_dict()), its output directory and its start."""
+    return {"config": config, "out": str(Path(out_dir).resolve()), **init_from_record(init_from)}
+
+
 def init_from_record(init_from: str | None) -> dict:
     """What a training state records of its start: the `init_from` given, and the directory it
     named (a later run may be started from another working directory)."""

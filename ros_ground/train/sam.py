@@ -39,9 +39,9 @@ from ros_ground.train.loop import (
     LoopState,
     base_record,
     check_resumable,
-    init_from_record,
     resume_schedule,
     resumed_init_from,
+    run_record,
     stop_message,
     train_steps,
 )
@@ -242,8 +242,8 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "base": base, "config": cfg.to_dict(), "out": str(Path(out_dir).resolve()),
-                        **init_from_record(cfg.init_from)}, state_path)
+                        "base": base, **run_record(cfg.to_dict(), out_dir, cfg.init_from)},
+                       state_path)
 
     # warm-up + cosine over cfg.steps at half resolution, then a second short warm-up + cosine
     # from cfg.refine_lr for the full-resolution refinement (its loss has another scale, so its
