@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ros_ground.masks import overlap_matrix
+from ros_ground.masks import overlap_matrix, pair_intersections
 
 SUPERLATIVE_STABILITY_MARGIN = 0.15
 UNION_PART = 0.2  # of a union's area, the least each of its two objects covers (`_unions`)
@@ -74,9 +74,7 @@ def _unions(masks: Sequence[np.ndarray], among: np.ndarray) -> np.ndarray:
     two masks apart (overlapping under a fifth of the smaller), each UNION_PART of its area or
     more and 80% inside it, that together cover 80% of it. A part too small to be an object
     (a mug's handle) makes no union. Counted on every second pixel."""
-    grid = np.stack([np.asarray(m, dtype=bool)[::2, ::2] for m in masks])
-    flat = grid.reshape(len(masks), -1).astype(np.float32)
-    area, inter = flat.sum(1), flat @ flat.T
+    inter, area = pair_intersections([np.asarray(m, dtype=bool)[::2, ::2] for m in masks])
     out = np.zeros(len(masks), dtype=bool)
     for i in np.flatnonzero(among):
         parts = [j for j in range(len(masks)) if j != i and UNION_PART * area[i] <= area[j] < area[i]
