@@ -34,16 +34,17 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def iou_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> np.ndarray:
     """IoU of every (row, col) pair of HxW masks: float64 [len(rows), len(cols)] in [0, 1].
 
-    A pair of empty masks scores 0. Raises ValueError when the rows' masks and the columns'
-    masks differ in size (masks within `rows`, or within `cols`, must share one shape).
+    A pair of empty masks scores 0. Raises ValueError when any two masks, within `rows`, within
+    `cols` or between them, differ in shape.
     """
     out = np.zeros((len(rows), len(cols)))
     if not len(rows) or not len(cols):
         return out
+    shapes = {np.shape(m) for m in rows} | {np.shape(m) for m in cols}
+    if len(shapes) > 1:  # equal sizes are not enough: a 4x6 and a 6x4 mask flatten alike
+        raise ValueError(f"mask shapes differ: {sorted(shapes)}")
     flat_r = np.stack([np.asarray(m, dtype=bool).ravel() for m in rows]).astype(np.float32)
     flat_c = np.stack([np.asarray(m, dtype=bool).ravel() for m in cols]).astype(np.float32)
-    if flat_r.shape[1] != flat_c.shape[1]:
-        raise ValueError("mask shapes differ between predictions and ground truth")
     inter = flat_r @ flat_c.T
     union = flat_r.sum(1)[:, None] + flat_c.sum(1)[None, :] - inter
     np.divide(inter, union, out=out, where=union > 0)

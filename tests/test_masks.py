@@ -52,6 +52,11 @@ def test_no_masks_and_shapes_that_differ():
     assert self_iou_matrix([]).shape == (0, 0) and overlap_matrix([]).shape == (0, 0)
     with pytest.raises(ValueError, match="shapes differ"):
         overlap_matrix([np.zeros((4, 4), bool), np.zeros((4, 5), bool)])
+    # a 4x6 and a 6x4 mask hold as many pixels: compared flattened they would score IoU 1
+    with pytest.raises(ValueError, match="shapes differ"):
+        iou_matrix([np.ones((4, 6), bool)], [np.ones((6, 4), bool)])
+    with pytest.raises(ValueError, match="shapes differ"):
+        iou_matrix([np.ones((4, 6), bool), np.ones((6, 4), bool)], [np.ones((4, 6), bool)])
 
 
 def test_a_large_frame_is_not_copied_once_per_mask():

@@ -321,6 +321,10 @@ def test_configs_read_back_from_models():
         assert config_of(build_sam_from_config(vit_b)) == vit_b
     with pytest.raises(SamLoadError, match="no built-in SAM config"):
         sam_config("vit_xxl")
+    # a corrupt sam_config.json gets the loader's error, not a ZeroDivisionError or TypeError
+    for key, value in (("patch_size", 0), ("img_size", "256"), ("img_size", 100), ("patch_size", -16)):
+        with pytest.raises(SamLoadError, match="img_size and patch_size must be positive integers"):
+            build_sam_from_config({**sam_config("tiny"), key: value})
 
 
 def test_entity_tokens_pool_the_valid_region(seg):

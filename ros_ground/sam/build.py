@@ -138,8 +138,10 @@ def build_sam_from_config(config: dict) -> Sam:
             f"format {config.get('format')!r} (expected {CONFIG_FORMAT!r})"
         )
     c = config
-    if c["img_size"] % c["patch_size"]:
-        raise SamLoadError("SAM config: img_size must be a multiple of patch_size")
+    sizes = c["img_size"], c["patch_size"]
+    if not all(type(v) is int and v > 0 for v in sizes) or sizes[0] % sizes[1]:
+        raise SamLoadError(f"SAM config: img_size and patch_size must be positive integers, img_size a "
+                           f"multiple of patch_size (got {sizes[0]!r} and {sizes[1]!r})")
     grid = c["img_size"] // c["patch_size"]
     dim = c["prompt_embed_dim"]
     try:
