@@ -124,7 +124,8 @@ def region_inputs(features, geometry, mask: np.ndarray, focus: str = "none") -> 
     """The region's token pooled from `features` ([grid_h * grid_w, D], the LMM's image tokens)
     over `mask` (HxW bool); its own cells, those it covers at least half of, or its best-covered
     one (a small object may cover no cell half); with `focus="region"`, the others to hide.
-    Raises InputError when the region covers no cell, ValueError for an unknown focus."""
+    Raises InputError when the region covers no cell, ValueError for an unknown focus or a
+    mask of another size than the image `geometry` describes."""
     import torch
 
     from ros_ground.lmm_tokens import token_grid_weights

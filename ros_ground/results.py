@@ -32,8 +32,8 @@ class Proposal:
 # The most proposals one EntityProposals message may hold, and the most mask pixels (proposals x
 # H x W), refused before any mask is decoded (nodes/conversions.msg_to_proposals): each mask
 # decodes to a full-frame bool array, and the masks are compared pairwise (masks.pair_intersections,
-# N^2 pairs in Python). 20000 masks of a 320x240 frame, 1.2 MB on the wire, took a grounding node
-# from 1.3 to 2.4 GB (trial132).
+# N^2 pairs in Python): without a cap, 20000 masks of a 320x240 frame, 1.2 MB on the wire, take a
+# grounding node from 1.3 to 2.4 GB.
 # MAX_PROPOSALS: the mask-proposal node sends at most max_entities (64 by default, at most this)
 # of SAM's automatic masks left after box NMS: about 100 on a cluttered photograph (SA-1B's
 # average), a few hundred at the generator's densest settings (32x32 points, crop layers); 1024

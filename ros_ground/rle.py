@@ -49,7 +49,10 @@ def counts_to_mask(height: int, width: int, counts) -> np.ndarray:
         raise RLEError(f"negative mask size {height}x{width}")
     if height * width > MAX_MASK_PIXELS:
         raise RLEError(f"mask size {height}x{width} exceeds {MAX_MASK_PIXELS} pixels")
-    runs = np.asarray(counts, dtype=np.int64).ravel()
+    try:
+        runs = np.asarray(counts, dtype=np.int64).ravel()
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise RLEError(f"RLE counts are not integers: {exc}") from None
     if runs.size and runs.min() < 0:
         raise RLEError("negative run length")
     total = int(runs.sum()) if runs.size else 0

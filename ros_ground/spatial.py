@@ -79,7 +79,8 @@ class CameraInfo:
     @property
     def rectified_k(self) -> np.ndarray:
         """3x3 K of the published image, rectified: the left 3x3 of P when P is set and the
-        image has distortion, else K (for an undistorted image they agree), then moved to the
+        image has distortion, else K (the matrix of the image as published; P differs from it for a
+        stereo pair's rectified image, which this does not read), then moved to the
         ROI and divided by the binning as image_geometry's PinholeCameraModel.fromCameraInfo
         (ros-perception/vision_opencv) reads CameraInfo: fx / binning_x, fy / binning_y,
         cx = (cx - x_offset) / binning_x, cy = (cy - y_offset) / binning_y (the skew, 0 from
@@ -168,7 +169,8 @@ def check_intrinsics(k: np.ndarray) -> np.ndarray:
 
 
 def back_project(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Points [N, 3] (optical frame, metres) of pixels (row, col) at depths z along the axis."""
+    """Points [N, 3] (optical frame, metres) of pixels (row, col) at depths z along the axis.
+    Raises ValueError for a K that is not a valid camera matrix (`check_intrinsics`)."""
     k = check_intrinsics(k)
     fx, skew, cx, fy, cy = k[0, 0], k[0, 1], k[0, 2], k[1, 1], k[1, 2]
     y = (rows - cy) / fy

@@ -96,7 +96,8 @@ def mask_proposals(
     params: see AMG_DEFAULTS (points_per_side, points_per_batch, pred_iou_thresh,
         stability_score_thresh, stability_score_offset, box_nms_thresh, min_mask_region_area,
         crop_n_layers, proposal_zoom, max_zoom_crops, zoom_magnification); unknown names raise
-        TypeError, a zoom_magnification below 1 ValueError. With proposal_zoom, a frame larger
+        TypeError, a zoom_magnification below 1 ValueError; so does an `image` of another size
+        than the one `predictor` holds. With proposal_zoom, a frame larger
         than the encoder's input is also prompted on `proposal_windows` crops (at most
         max_zoom_crops), each with the whole frame's grid of points_per_side^2 points (one
         encoder pass each: 8 for an 800x450 frame and a 320-px input). The crops are the

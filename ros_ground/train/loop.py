@@ -165,7 +165,7 @@ def check_resumable(state: dict, config: dict, out_dir: Path, state_path: Path) 
     stage 1 (the LMM's vision tower) that ran to its end; else the saved weights would be
     trained on silently and `training.json`, and the model card from it, would describe a run
     that never happened. Then says on stderr what is resumed. A state saved without these
-    records is resumed as before."""
+    records (by an older version of this code) is resumed without the checks."""
     def refuse(why: str) -> None:
         raise ValueError(f"the saved training state {str(state_path)!r} {why}: pass --fresh to "
                          "start a new run")
