@@ -39,6 +39,8 @@ def mask_grid_weights(
         mask.astype(np.float32), (in_w, in_h), interpolation=cv2.INTER_AREA
     )
     gh, gw = grid
+    # each cell's exact mean (what INTER_AREA gives at a whole factor): img_size is a whole
+    # number of patches, as build_sam_from_config checks
     return canvas.reshape(gh, img_size // gh, gw, img_size // gw).mean(axis=(1, 3))
 
 
