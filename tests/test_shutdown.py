@@ -273,6 +273,27 @@ def test_arguments_rcl_cannot_parse_end_the_process_with_one_line(entry, ros_arg
     assert "Traceback" not in out.stderr and "arguments.c" not in out.stderr
 
 
+@pytest.mark.parametrize("domain,said", [
+    ("300", "ROS_DOMAIN_ID 300 is above 232, the largest a DDS middleware has ports for"),
+    ("abc", "failed to initialize rcl: ROS_DOMAIN_ID is not an integral number"),
+])
+def test_a_domain_id_dds_cannot_use_ends_the_process_with_one_line(domain, said):
+    """Fast DDS ended the process inside node creation with status 1 and only its own log line."""
+    out = subprocess.run([sys.executable, "-c", "from ros_ground.nodes.process import sim_camera_node; "
+                          "sim_camera_node()"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ROS_DOMAIN_ID": domain})
+    assert out.returncode == 2, out.stderr
+    assert f"[ros_ground] cannot start: {said}" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "RTPS" not in out.stderr, out.stderr
+    if domain == "300":  # the CLI's ROS subcommands say it as a usage error
+        for command in (["ask", "Where is the mug?"], ["lifecycle", "/ground/grounding_node"]):
+            out = subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", *command],
+                                 capture_output=True, text=True, timeout=120,
+                                 env={**os.environ, "ROS_DOMAIN_ID": domain})
+            assert out.returncode == 2 and said in out.stderr, out.stderr
+            assert "Traceback" not in out.stderr and "RTPS" not in out.stderr, out.stderr
+
+
 def test_exit_now_while_logging_is_half_imported():
     """A signal landing while `logging` was being imported (ground_container imports it) made
     exit_now raise "partially initialized module 'logging' has no attribute 'shutdown'": exit

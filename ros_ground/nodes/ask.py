@@ -14,7 +14,7 @@ from ros_ground_msgs.action import Ground
 from ros_ground_msgs.msg import GroundedResponse
 
 from ros_ground.camera_watch import camera_topics
-from ros_ground.nodes.common import check_ros_name, check_type_support, spin_until
+from ros_ground.nodes.common import check_domain_id, check_ros_name, check_type_support, spin_until
 from ros_ground.nodes.conversions import msg_to_phrase, msg_to_result_json
 from ros_ground.overlay import where_in_image
 
@@ -127,6 +127,7 @@ def run_ask(args) -> int:
         check_writable(args.overlay)
     # Ctrl-C raises KeyboardInterrupt with the context alive, so the goal can still be canceled
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    check_domain_id()  # ValueError: a usage error, 2
     node = rclpy.create_node("ros_ground_ask")
     shown = [0]
 

@@ -243,6 +243,21 @@ def forward_core_logging(logger) -> RosLogging:
     return handler
 
 
+# DDS maps a domain to UDP ports 7400 + 250 x id (+ offsets): above 232 they pass 65535
+MAX_DDS_DOMAIN_ID = 232
+
+
+def check_domain_id() -> None:
+    """ValueError, after rclpy.init, when the domain (ROS_DOMAIN_ID) has no DDS ports: Fast DDS
+    would end the process from inside node creation, with only its own log line saying why."""
+    from rclpy.utilities import get_rmw_implementation_identifier
+
+    domain = rclpy.get_default_context().get_domain_id()
+    if domain > MAX_DDS_DOMAIN_ID and "zenoh" not in get_rmw_implementation_identifier():
+        raise ValueError(f"ROS_DOMAIN_ID {domain} is above {MAX_DDS_DOMAIN_ID}, the largest a DDS "
+                         "middleware has ports for (the ROS 2 docs advise 0-101)")
+
+
 def check_ros_name(name: str, what: str, node: bool = False) -> str:
     """`name` ("/sim/grounding_node", a namespace "sim") made absolute; ValueError in one line,
     saying where it breaks ROS's naming rules, before rclpy raises them as a traceback (a

@@ -30,12 +30,13 @@ def run_lifecycle(args) -> int:
     no such node answers within `args.timeout` seconds (None: TIMEOUT_S), 3 when the node is
     there but its transition has not answered within `args.timeout` (None: TIMEOUT_S, a
     configure CONFIGURE_TIMEOUT_S): it may still be running."""
-    from ros_ground.nodes.common import check_ros_name
+    from ros_ground.nodes.common import check_domain_id, check_ros_name
 
     target = check_ros_name(args.node, "node", node=True)  # ValueError: a usage error, 2
     timeout = TIMEOUT_S if args.timeout is None else args.timeout
     waits = args.timeout or (CONFIGURE_TIMEOUT_S if args.transition == "configure" else TIMEOUT_S)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    check_domain_id()  # ValueError: a usage error, 2
     node = rclpy.create_node("ros_ground_lifecycle")
     try:
         return _run(node, target, args.transition, timeout, waits)

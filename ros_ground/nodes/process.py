@@ -168,12 +168,16 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
         import rclpy
         from rclpy.signals import SignalHandlerOptions
 
-        from ros_ground.nodes.common import autostart, forward_core_logging
+        from ros_ground.nodes.common import autostart, check_domain_id, forward_core_logging
         from ros_ground.nodes.executor import DEFAULT_THREADS, CallbackExecutor
 
         try:
             rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         except Exception as exc:  # noqa: BLE001 - rcl's RCLError: the --ros-args do not parse
+            cannot_start(exc)
+        try:
+            check_domain_id()
+        except ValueError as exc:
             cannot_start(exc)
         for make in makers:
             nodes.append(make())
