@@ -371,7 +371,9 @@ def test_lr_flag_reaches_the_training_config_and_refuses_nonsense(monkeypatch, t
     T._run_lmm(parser.parse_args(["lmm", "--out", str(tmp_path)]))
     T._run_sam(parser.parse_args(["sam", "--lr", "1e-4", "--out", str(tmp_path)]))
     T._run_lmm(parser.parse_args(["lmm", "--vision-lr", "3e-4", "--out", str(tmp_path)]))
-    assert [cfg.lr for cfg in seen] == [2e-4, LMMTrainConfig.lr, 1e-4, LMMTrainConfig.lr]
+    T._run_sam(parser.parse_args(["sam", "--refine-steps", "0", "--out", str(tmp_path)]))
+    assert [cfg.lr for cfg in seen] == [2e-4, LMMTrainConfig.lr, 1e-4, LMMTrainConfig.lr, SAMTrainConfig.lr]
+    assert [seen[i].refine_steps for i in (2, 4)] == [SAMTrainConfig.refine_steps, 0]
     assert [seen[i].vision_lr for i in (0, 3)] == [LMMTrainConfig.vision_lr, 3e-4]
     for bad in ("0", "-1e-3", "nan", "inf", "fast"):
         for flag in ("--lr", "--vision-lr"):
@@ -380,7 +382,8 @@ def test_lr_flag_reaches_the_training_config_and_refuses_nonsense(monkeypatch, t
 
 
 @pytest.mark.parametrize("argv", [["lmm", "--steps", "-1"], ["lmm", "--steps", "0"],
-                                  ["sam", "--steps", "-3"], ["lmm", "--scenes", "0"],
+                                  ["sam", "--steps", "-3"], ["sam", "--refine-steps", "-1"],
+                                  ["lmm", "--scenes", "0"],
                                   ["lmm", "--vision-steps", "-1"], ["sam", "--threads", "0"],
                                   ["lmm", "--time-limit-min", "nan"], ["data", "--workers", "0"],
                                   ["lmm", "--seed-start", "0"], ["eval", "--scenes", "0"],

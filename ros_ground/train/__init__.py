@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     sam = sub.add_parser("sam", help="train the SAM model (point -> mask)")
     common(sam, steps=SAMTrainConfig.steps, scenes=SAMTrainConfig.scenes,
            threads=SAMTrainConfig.threads, lr=SAMTrainConfig.lr, name="sim_sam")
+    sam.add_argument("--refine-steps", type=non_negative, default=SAMTrainConfig.refine_steps,
+                     help="steps of the full-resolution refinement after --steps (0: none; "
+                          "default %(default)s)")
     ev = sub.add_parser("eval", help="evaluate both models on held-out seeds; write model cards")
     ev.add_argument("--scenes", type=positive, default=200,
                     help="held-out scenes grounded for the LMM card (default %(default)s)")
@@ -165,7 +168,7 @@ def _run_sam(args) -> dict:
     from ros_ground.train.sam import train_sam
 
     cfg = SAMTrainConfig(seed_start=args.seed_start, scenes=args.scenes, scene_set=args.scene_set,
-                         steps=args.steps,
+                         steps=args.steps, refine_steps=args.refine_steps,
                          seed=args.seed, threads=args.threads,
                          time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
     state = _state_dir() / "sam_state.pt"
