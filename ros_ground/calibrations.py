@@ -11,6 +11,7 @@ stamp (frames.DepthStore). Stamps are integer nanoseconds; no ROS import.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from typing import Any
 
@@ -31,54 +32,92 @@ def same_calibration(a: Any, b: Any) -> bool:
 class CalibrationHistory:
     """The calibrations of each source with the stamp from which each holds; thread-safe.
 
-    `set` records a calibration received with a stamp; one equal to the current one (a camera
-    publishes its camera_info with every frame) adds nothing. `at` gives the one in effect at a
-    stamp. A stamp older than every change kept gets the newest: the camera_info of a camera's
-    first frame may come just after it, and camera_info on another clock than the images (a
-    bag's frames beside a live camera_info, or one stamped on receipt) would otherwise keep the
-    first K forever. A clock that jumps back (a bag replayed again) starts the history anew, as
-    frames.FrameStore drops frames stamped in the future.
+    `set` records a calibration received with a stamp, placed by its stamp; one equal to the
+    one in effect there (a camera publishes its camera_info with every frame) adds nothing, and
+    a refused camera_info (None) holds as "unknown" until the next. `at` gives the one in effect
+    at a stamp, and says why when none can be named:
+
+    - a stamp older than every change kept gets the newest while no change has been dropped:
+      the camera_info of a camera's first frame may come just after it, and camera_info on
+      another clock than the images (a bag's frames beside a live camera_info, or one stamped
+      on receipt) would otherwise keep the first K forever;
+    - once more than `max_changes` changes came, the oldest are dropped, and a stamp older than
+      those kept is refused: its K is one of those dropped;
+    - a camera_info older than every change kept (a clock that jumped back: a bag replayed
+      again, a simulator restarted) starts the history anew, as frames.FrameStore drops frames
+      stamped in the future; one older than the newest but not than all is a late message, and
+      is placed by its stamp;
+    - two camera_infos stamped alike with different calibrations make that stamp's unknown.
     """
 
     def __init__(self, max_changes: int = MAX_CHANGES):
         if max_changes < 1:
             raise ValueError(f"max_changes must be at least 1, got {max_changes}")
         self._max_changes = max_changes
-        self._changes: dict[str, list[tuple[int, Any]]] = {}  # source -> [(since_ns, value)]
+        # source -> [(since_ns, value or None: refused)], by stamp; the sources that dropped some
+        self._changes: dict[str, list[tuple[int, Any]]] = {}
+        self._dropped: set[str] = set()
         self._lock = threading.Lock()
 
     def set(self, source: str, value: Any, stamp_ns: int) -> None:
-        """`value` holds for `source` from `stamp_ns` on; None forgets every calibration of the
-        source (a camera_info refused: the ones before may not be this camera's)."""
+        """`value` holds for `source` from `stamp_ns` on, until the next change stamped after
+        it; None: no calibration is known from `stamp_ns` on (a camera_info refused)."""
+        stamp_ns = int(stamp_ns)
         with self._lock:
-            if value is None:
-                self._changes.pop(source, None)
-                return
             changes = self._changes.setdefault(source, [])
-            if changes and stamp_ns < changes[-1][0]:  # the clock jumped back
+            if changes and stamp_ns < changes[0][0]:  # the clock jumped back
                 changes.clear()
-            if changes and same_calibration(changes[-1][1], value):
+                self._dropped.discard(source)
+            at = bisect.bisect_right(changes, stamp_ns, key=lambda change: change[0])
+            if at and changes[at - 1][0] == stamp_ns:  # the same stamp again
+                if not _same(changes[at - 1][1], value):
+                    changes[at - 1] = (stamp_ns, None)  # two calibrations claim this stamp
                 return
-            changes.append((int(stamp_ns), value))
+            if at and _same(changes[at - 1][1], value) or not at and not changes and value is None:
+                return  # in effect already, or nothing known to forget
+            changes.insert(at, (stamp_ns, value))
+            if at + 1 < len(changes) and _same(changes[at + 1][1], value):
+                del changes[at + 1]  # the next change is no change any more
             if len(changes) > self._max_changes:
                 del changes[0]
+                self._dropped.add(source)
 
     def latest(self, source: str) -> Any:
-        """The newest calibration of `source`, or None before the first."""
+        """The newest calibration of `source`, or None before the first and while the newest
+        camera_info was refused."""
         with self._lock:
             changes = self._changes.get(source)
             return changes[-1][1] if changes else None
 
     def at(self, source: str, stamp_ns: int) -> Any:
-        """The calibration of `source` in effect at `stamp_ns`: the last one set at or before
-        it, else the newest (see the class); None before the first set."""
+        """The calibration of `source` in effect at `stamp_ns` (see the class); None before the
+        first set. Raises LookupError saying why when the one in effect is not known: refused,
+        claimed twice, or dropped."""
         with self._lock:
             changes = self._changes.get(source)
             if not changes:
                 return None
-            held = [value for since, value in changes if since <= stamp_ns]
-            return held[-1] if held else changes[-1][1]
+            at = bisect.bisect_right(changes, int(stamp_ns), key=lambda change: change[0])
+            if at:
+                value = changes[at - 1][1]
+            elif source in self._dropped:
+                raise LookupError(f"the camera_info in effect at the frame's stamp is no longer kept: "
+                                  f"the calibration changed more than {self._max_changes} times since")
+            else:
+                value = changes[-1][1]
+            if value is None:
+                raise LookupError("the camera_info in effect at the frame's stamp was refused, or "
+                                  "two camera_infos with that stamp disagree")
+            return value
 
     def clear(self) -> None:
         with self._lock:
             self._changes.clear()
+            self._dropped.clear()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """`same_calibration`, with None (unknown) equal only to None."""
+    if a is None or b is None:
+        return a is b
+    return same_calibration(a, b)

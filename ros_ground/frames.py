@@ -335,13 +335,15 @@ class DepthStore:
 
     def set_calibration(self, source: str, calibration, stamp_ns: int = 0) -> None:
         """The source's calibration (its camera_info as the caller keeps it: K, the image size
-        and frame) from `stamp_ns` on; None: none, before as after (its camera_info was
+        and frame) from `stamp_ns` on; None: none known from `stamp_ns` on (its camera_info was
         refused)."""
         self._calibrations.set(source, calibration, stamp_ns)
 
     def calibration(self, source: str, stamp_ns: int | None = None):
         """The source's calibration in effect at `stamp_ns` (None: the latest), or None before
-        the first."""
+        the first (and, for the latest, while the newest camera_info was refused). LookupError
+        saying why when the one in effect at `stamp_ns` is not known
+        (calibrations.CalibrationHistory.at)."""
         history = self._calibrations
         return history.latest(source) if stamp_ns is None else history.at(source, stamp_ns)
 
@@ -358,7 +360,8 @@ class DepthStore:
         """(`decode(depth item)`, calibration) for the source's colour frame stamped `stamp_ns`:
         its depth frame stamped closest, within `tolerance_ns`, and the calibration in effect at
         the stamp. LookupError saying what is missing (no depth received, none within the
-        tolerance, no camera_info yet); `decode`'s errors pass."""
+        tolerance, no camera_info yet, or not the one in effect at the stamp); `decode`'s errors
+        pass."""
         if not self.has_depth(source):
             raise LookupError("no depth frame received")
         item = self.depth_near(source, stamp_ns, tolerance_ns)

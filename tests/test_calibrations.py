@@ -27,23 +27,60 @@ def test_a_frame_takes_the_calibration_of_its_time():
     assert history.at("other", 200) is None
 
 
-def test_a_refused_calibration_forgets_the_ones_before_and_a_clock_jump_starts_anew():
+def test_a_refused_calibration_holds_from_its_stamp_and_a_clock_jump_starts_anew():
+    # helper-137: a refusal between K1 and K2 had forgotten K1, so a frame between them took K2
     history = CalibrationHistory()
+    history.set("cam", None, 50)  # refused before any: nothing to forget
+    assert history.at("cam", 60) is None
     history.set("cam", "K1", 100)
-    history.set("cam", None, 150)  # refused: K1 may have been another publisher's
-    assert history.at("cam", 120) is None and history.latest("cam") is None
+    history.set("cam", None, 200)  # refused: no K from here until a valid one
+    assert history.at("cam", 150) == "K1" and history.latest("cam") is None
+    with pytest.raises(LookupError, match="was refused"):
+        history.at("cam", 250)
     history.set("cam", "K2", 300)
-    history.set("cam", "K3", 50)  # a bag replayed again
-    assert history.at("cam", 400) == history.at("cam", 60) == "K3"
+    assert history.at("cam", 150) == "K1" and history.at("cam", 350) == history.latest("cam") == "K2"
+    history.set("cam", "K3", 50)  # older than every change kept: a bag replayed again
+    assert history.at("cam", 400) == history.at("cam", 60) == history.at("cam", 10) == "K3"
 
 
-def test_a_frame_older_than_every_calibration_kept_takes_the_newest():
-    # helper-134: a bag's frames (old stamps) beside a live camera_info (stamped now) kept the
-    # first K after a correction, then none after 16; the newest is what they had before
-    history = CalibrationHistory(max_changes=2)
-    for stamp, k in ((100, "K1"), (200, "K2"), (300, "K3")):
+def test_a_late_camera_info_is_placed_by_its_stamp():
+    # helper-137: K1 at 100, K2 at 200, then K1 stamped 150 arriving late was taken for a clock
+    # jump: the history restarted and a frame at 250 got K1
+    history = CalibrationHistory()
+    for stamp, k in ((100, "K1"), (200, "K2"), (150, "K1")):
         history.set("cam", k, stamp)
-    assert history.at("cam", 250) == "K2" and history.at("cam", 150) == history.at("cam", 5) == "K3"
+    assert history.at("cam", 250) == "K2" and history.at("cam", 170) == "K1"
+    history.set("cam", "K2", 120)  # a late K2: the change at 200 is no change any more
+    assert [history.at("cam", t) for t in (110, 130, 170, 250)] == ["K1", "K2", "K2", "K2"]
+    assert history._changes["cam"] == [(100, "K1"), (120, "K2")]
+    # two camera_infos stamped alike that disagree: that stamp's K is unknown
+    history.set("cam", "K1", 300)
+    history.set("cam", "K9", 300)
+    with pytest.raises(LookupError, match="disagree"):
+        history.at("cam", 310)
+    history.set("cam", "K9", 300)  # a third, as the second: still unknown
+    with pytest.raises(LookupError):
+        history.at("cam", 300)
+
+
+def test_a_frame_older_than_every_calibration_kept():
+    # helper-134: a bag's frames (old stamps) beside a live camera_info (stamped now) kept the
+    # first K after a correction; with no change dropped the newest is what they had before
+    history = CalibrationHistory(max_changes=3)
+    for stamp, k in ((100, "K1"), (200, "K2")):
+        history.set("cam", k, stamp)
+    assert history.at("cam", 150) == "K1" and history.at("cam", 5) == "K2"
+    # helper-137: once changes are dropped, a frame older than those kept had one of them (K set
+    # at 1..20 s with 16 kept gave frames at 2 s and 4 s the K of 20 s, 13% off sideways)
+    for stamp, k in ((300, "K3"), (400, "K4")):
+        history.set("cam", k, stamp)
+    assert history.at("cam", 250) == "K2" and history.at("cam", 450) == "K4"
+    with pytest.raises(LookupError, match="no longer kept: the calibration changed more than 3 times"):
+        history.at("cam", 150)
+    history.set("cam", "K5", 10)  # the clock jumped back: a new history, nothing dropped from it
+    assert history.at("cam", 5) == "K5"
+    history.clear()
+    assert history.at("cam", 5) is None
     with pytest.raises(ValueError, match="max_changes"):
         CalibrationHistory(max_changes=0)
 

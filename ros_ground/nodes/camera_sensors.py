@@ -292,19 +292,19 @@ class CameraSensors:
                              _ns(self.p["proposal_max_age_s"]))
 
     def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
+        stamp_if_unset(msg.header, self._node)  # as its colour frames are
+        stamp_ns = stamp_to_ns(msg.header.stamp)
         try:
             intrinsics = msg_to_intrinsics(msg)  # width and height 0: refused
             height, width = intrinsics.image_size  # binned and cropped, as published
-            stamp_if_unset(msg.header, self._node)  # as its colour frames are
             # by stamp: a frame taken before a zoom or a recalibration keeps its own K
             calibration = (check_intrinsics(intrinsics.rectified_k), width, height, msg.header.frame_id)
-            self.depth.set_calibration(camera, calibration, stamp_to_ns(msg.header.stamp))
+            self.depth.set_calibration(camera, calibration, stamp_ns)
             self._info_refused.pop(camera, None)
         except ValueError as exc:
-            # a refused camera_info says the K received before may not be how this camera sees
-            # (it may be another publisher's): none until a valid one comes, and position_error
-            # names the refusal rather than positions coming silently from a stale K
-            self.depth.set_calibration(camera, None)
+            # the frames from its stamp on have no K until a valid one comes: position_error
+            # names the refusal rather than positions coming silently from the K before it
+            self.depth.set_calibration(camera, None, stamp_ns)
             self._info_refused[camera] = str(exc)
             self._node.get_logger().warning(f"ignoring camera_info: {exc}",
                                             throttle_duration_sec=5.0)
