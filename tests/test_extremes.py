@@ -38,3 +38,36 @@ def test_a_large_frame_is_not_copied_once_per_mask():
         tracemalloc.stop()
     assert not got.any()
     assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"
+
+
+def _unions_by_pairs(masks, among):
+    """The rule as `_unions`'s docstring states it, pair by pair."""
+    from ros_ground.extremes import UNION_PART
+    from ros_ground.masks import pair_intersections
+
+    inter, area = pair_intersections([np.asarray(m, dtype=bool)[::2, ::2] for m in masks])
+    out = np.zeros(len(masks), dtype=bool)
+    for i in np.flatnonzero(among):
+        parts = [j for j in range(len(masks)) if j != i and UNION_PART * area[i] <= area[j] < area[i]
+                 and inter[i, j] >= 0.8 * area[j]]
+        out[i] = any(inter[a, b] < 0.2 * min(area[a], area[b])
+                     and inter[i, a] + inter[i, b] >= 0.8 * area[i]
+                     for k, a in enumerate(parts) for b in parts[k + 1:])
+    return out
+
+
+def test_the_unions_follow_the_pairwise_rule_on_random_layouts():
+    rng = np.random.default_rng(0)
+    shape, found = (64, 96), 0
+    for _ in range(150):
+        boxes = [_box(shape, *sorted(rng.integers(0, 64, 2)), *sorted(rng.integers(0, 96, 2)))
+                 for _ in range(rng.integers(2, 9))]
+        boxes += [boxes[a] | boxes[b] for a, b in rng.integers(0, len(boxes), (3, 2))]
+        among = rng.random(len(boxes)) < 0.8
+        got = _unions(boxes, among)
+        assert got.tolist() == _unions_by_pairs(boxes, among).tolist()
+        found += int(got.sum())
+    assert found > 10  # the layouts hold unions, not only masks that are none
+    nested = [_box((256, 256), 128 - r, 128 - r, 128 + r, 128 + r) for r in range(2, 128)]
+    assert _unions(nested, np.ones(len(nested), bool)).tolist() == \
+        _unions_by_pairs(nested, np.ones(len(nested), bool)).tolist()
