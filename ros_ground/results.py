@@ -49,8 +49,15 @@ MAX_PROPOSAL_PIXELS = 1 << 30
 
 
 def proposals_allowed(height: int, width: int) -> int:
-    """The most proposals one message may hold for a height x width frame (both bounds above)."""
-    return min(MAX_PROPOSALS, MAX_PROPOSAL_PIXELS // (height * width))
+    """The most proposals one message may hold for a height x width frame (both bounds above).
+
+    An empty frame (0 pixels) gets MAX_PROPOSALS: its masks hold no pixels, so the pixel budget
+    never binds, as in the grounding node's check of a message. Raises ValueError for a negative
+    size."""
+    if height < 0 or width < 0:
+        raise ValueError(f"a frame of {width}x{height} pixels has a negative size")
+    pixels = height * width
+    return min(MAX_PROPOSALS, MAX_PROPOSAL_PIXELS // pixels) if pixels else MAX_PROPOSALS
 
 
 @dataclass
