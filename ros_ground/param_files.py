@@ -50,11 +50,21 @@ def _loader():
     with yaml.dump, and a list parameter's value is a tuple there by then (its
     evaluate_parameters): rcl reads that tag as a list, safe_load refuses it. No other python
     tag is accepted: a params file builds no arbitrary objects here. (launch_ros's bytes come
-    as `!!binary`, which safe_load reads.) Aliases are refused (`no_aliases`)."""
+    as `!!binary`, which safe_load reads.) Aliases are refused (`no_aliases`), and so are merge
+    keys (`<<: {max_new_tokens: 7}`): rcl does not merge them but reads `<<` as a name, so the
+    node would get a parameter `<<.max_new_tokens` and run on its default where safe_load
+    would read 7."""
     import yaml
 
     class ParamsLoader(no_aliases(yaml.SafeLoader)):
-        pass
+        def flatten_mapping(self, node):
+            for key, _ in node.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "merge key <<: YAML merge keys are refused, as ROS does not merge "
+                        "them (rcl reads '<<' as part of a parameter's name); write each value out",
+                        key.start_mark)
+            super().flatten_mapping(node)
 
     ParamsLoader.add_constructor("tag:yaml.org,2002:python/tuple",
                                  lambda loader, node: loader.construct_sequence(node, deep=True))

@@ -145,6 +145,32 @@ def test_a_params_file_with_yaml_aliases_is_refused_in_one_line(tmp_path, conten
         assert "aliases are refused" in message, message
 
 
+@pytest.mark.parametrize("content,words", [
+    ("/**:\n  ros__parameters:\n    <<: {max_new_tokens: 7}\n", "line 3 column 5: merge key <<: "),
+    ("/**:\n  ros__parameters:\n    a: 1\n    <<: [{b: 2}, {c: 3}]\n", "line 4 column 5: merge key <<: "),
+    ("/**:\n  ros__parameters:\n    cams:\n      <<: {left: /a}\n", "line 4 column 7: merge key <<: "),
+])
+def test_a_params_file_with_a_yaml_merge_key_is_refused_in_one_line(tmp_path, content, words):
+    # trial137 D6: safe_load merged `<<: {max_new_tokens: 7}` into max_new_tokens 7, while rcl
+    # gave the node a parameter literally named `<<.max_new_tokens` and it ran on its default
+    from ros_ground.param_files import load, params_file, unknown_names, unmatched
+    from ros_ground.settings import GROUNDING
+
+    path = tmp_path / "merge.yaml"
+    path.write_text(content)
+    messages = [unmatched(str(path), ["/grounding_node"])]  # the launch pre-check says why
+    for read in (lambda: load(str(path)), lambda: params_file(str(path), "grounding_node", GROUNDING),
+                 lambda: unknown_names(str(path))):
+        with pytest.raises(ValueError) as raised:
+            read()
+        messages.append(str(raised.value))
+    for message in messages:
+        assert "\n" not in message and message.startswith(f"{path}: YAML error at ") and words in message
+        assert "ROS does not merge them" in message, message
+    path.write_text("/**:\n  ros__parameters:\n    '<<': 1\n    a: '<<'\n")  # quoted: a plain name
+    assert load(str(path)) == {"/**": {"ros__parameters": {"<<": 1, "a": "<<"}}}
+
+
 def test_an_anchor_alone_is_read_as_rcl_reads_it(tmp_path):
     from ros_ground.param_files import load
 
