@@ -153,7 +153,8 @@ def decode_compressed(format: str, data, max_pixels: int = DEFAULT_MAX_PIXELS) -
     Accepts what image_transport's `compressed` plugin writes ("jpeg", "png",
     "rgb8; jpeg compressed bgr8", "mono16; png compressed mono16", ...) and `compressedDepth`
     payloads (shown as grey, scaled like decode_image's depth). Raises ImageDecodeError when the
-    payload does not decode or the image is above `max_pixels`.
+    payload does not decode, holds samples other than unsigned 8 or 16 bits (a float32 TIFF:
+    `imdecode`), or the image is above `max_pixels`.
     """
     if _is_compressed_depth(format):
         depth = decode_compressed_depth(format, data, max_pixels)
@@ -330,7 +331,9 @@ def imdecode(raw: np.ndarray, what: str, max_pixels: int = DEFAULT_MAX_PIXELS,
 
     Its header is read first, so a small payload declaring a huge image (a decompression bomb:
     a 1 MB PNG can declare 16384x16384) is refused above `max_pixels` before its pixels are
-    allocated. Raises ImageDecodeError when it is empty, too large, truncated or undecodable.
+    allocated. Raises ImageDecodeError when it is empty, too large, truncated or undecodable,
+    and when its samples are other than uint8 or uint16 (a float or signed TIFF: `flags` with
+    cv2.IMREAD_ANYDEPTH or cv2.IMREAD_UNCHANGED keep them, so they are seen, not reinterpreted).
     """
     if raw.size == 0:
         raise ImageDecodeError(f"{what} has no data")
@@ -343,14 +346,27 @@ def imdecode(raw: np.ndarray, what: str, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageDecodeError(f"cannot decode {what}: {exc.err}") from exc
     if image is None or image.size == 0:
         raise ImageDecodeError(f"cannot decode {what}: {_undecodable(raw, flags)}")
+    unread = _unread_samples(image.dtype)
+    if unread:
+        raise ImageDecodeError(f"cannot decode {what}: {unread}")
     check_image_size(image.shape[0], image.shape[1], max_pixels)
     return image
 
 
+def _unread_samples(dtype: np.dtype) -> str | None:
+    """Why an image of samples `dtype` is not read, None for uint8 and uint16: a float TIFF is
+    not a 16-bit image, nor a signed one an unsigned (read as such, a float32 one became black
+    and int16 -1 white), and no one scale makes either a picture."""
+    if dtype in (np.uint8, np.uint16):
+        return None
+    kind = {"f": "floating-point", "i": "signed integer", "u": "unsigned integer"}.get(dtype.kind, dtype.kind)
+    return (f"it is {'an' if dtype.kind == 'i' else 'a'} {dtype} ({kind}) image; unsigned 8- and "
+            "16-bit images are read")
+
+
 def _undecodable(raw: np.ndarray, flags: int) -> str:
-    """Why OpenCV decoded nothing: a floating-point image (a float32 TIFF) asked for as 8-bit,
-    or no image it reads."""
+    """Why OpenCV decoded nothing: an image of samples it does not convert to the depth asked
+    for (a one-channel float32 TIFF asked for in colour: `_unread_samples`), or no image it reads."""
     whole = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if flags != cv2.IMREAD_UNCHANGED else None
-    if whole is not None and whole.dtype.kind == "f":
-        return f"it is a {whole.dtype} (floating-point) image; 8- and 16-bit images are read"
-    return "not an image OpenCV reads, or corrupt"
+    unread = None if whole is None else _unread_samples(whole.dtype)
+    return unread or "not an image OpenCV reads, or corrupt"

@@ -30,11 +30,16 @@ def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     """HxWx3 RGB uint8 image read from `path` (any format OpenCV reads).
 
     Raises OSError when it is no regular file, and ImageDecodeError when it does not decode, is
-    a truncated JPEG, or has more than `max_pixels` pixels (judged from its header before it
-    is decoded).
+    a truncated JPEG, holds samples other than unsigned 8 or 16 bits (a float or signed TIFF,
+    which cv2.IMREAD_COLOR alone would reinterpret: int16 -1 as white), or has more than
+    `max_pixels` pixels (judged from its header before it is decoded). 16-bit images keep
+    their high byte, as cv2.IMREAD_COLOR keeps it.
     """
     path = _check_readable(path, "an image")
-    image = imdecode(np.fromfile(path, dtype=np.uint8), str(path), max_pixels, cv2.IMREAD_COLOR)
+    image = imdecode(np.fromfile(path, dtype=np.uint8), str(path), max_pixels,
+                     cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # the samples' type, then checked
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -532,3 +532,56 @@ def test_a_long_encoding_or_format_is_quoted_shortened_with_its_length():
     shortened = r"unsupported encoding 'rgb8x{196}\.\.\. \(10000 characters\)'"
     with pytest.raises(ImageDecodeError, match=shortened):
         decode_image(**fields)
+
+
+_UNREAD = [(np.float32, 1, "floating-point"), (np.float32, 3, "floating-point"),
+           (np.float64, 3, "floating-point"), (np.int16, 1, "signed integer"),
+           (np.int16, 3, "signed integer"), (np.int8, 3, "signed integer"), (np.int32, 1, "signed integer")]
+
+
+@pytest.mark.parametrize("dtype,channels,kind", _UNREAD)
+def test_an_image_of_float_or_signed_samples_is_refused_alike_on_every_path(dtype, channels, kind, tmp_path):
+    """trial137 D4: a float32 TIFF sent as a CompressedImage was read as 16-bit and answered as a
+    black picture, while the CLI refused the file; an int16 one became a picture on both (the
+    CLI's IMREAD_COLOR wrapped -1 to white). Every path refuses them with one message."""
+    from types import SimpleNamespace
+
+    from ros_ground.image_codec import image_to_rgb
+    from ros_ground.image_files import load_depth, load_rgb
+
+    shape = (6, 8, channels) if channels > 1 else (6, 8)
+    image = (np.arange(np.prod(shape)).reshape(shape) - 20).astype(dtype)
+    payload = _encoded(".tiff", image)
+    why = (f"it is {'an' if kind.startswith('signed') else 'a'} {np.dtype(dtype)} ({kind}) image; "
+           "unsigned 8- and 16-bit images are read")
+    for decode in (lambda: decode_compressed("png", payload),
+                   lambda: decode_compressed("rgb8; jpeg compressed bgr8", payload),
+                   lambda: image_to_rgb(SimpleNamespace(format="jpeg", data=payload))):  # a bag's
+        with pytest.raises(ImageDecodeError) as raised:
+            decode()
+        assert str(raised.value).endswith(why), str(raised.value)
+    path = tmp_path / "samples.tiff"
+    path.write_bytes(payload)
+    for read, what in ((load_rgb, str(path)), (load_depth, f"depth image {str(path)!r}")):
+        with pytest.raises(ImageDecodeError) as raised:
+            read(path)
+        assert str(raised.value) == f"cannot decode {what}: {why}"
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_unsigned_16_bit_files_still_read_as_their_high_byte(channels, tmp_path):
+    import cv2
+
+    from ros_ground.image_files import load_rgb
+
+    shape = (5, 7, channels) if channels > 1 else (5, 7)
+    image = np.random.default_rng(channels).integers(0, 65536, shape).astype(np.uint16)
+    for ext in (".png", ".tiff"):
+        path = tmp_path / f"deep{ext}"
+        path.write_bytes(_encoded(ext, image))
+        colour = image if channels == 3 else cv2.cvtColor(
+            image, cv2.COLOR_GRAY2BGR if channels == 1 else cv2.COLOR_BGRA2BGR)
+        expected = (colour >> 8).astype(np.uint8)[:, :, ::-1]
+        assert np.array_equal(load_rgb(path), expected)
+        if channels > 1:  # a one-channel one is scaled by its range there (mono16)
+            assert np.array_equal(decode_compressed("png", path.read_bytes()), expected)
