@@ -493,3 +493,63 @@ def test_provenance_hashes_a_sharded_checkpoint(tmp_path):
     (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"\x03" * 10)
     assert provenance(str(tmp_path), "vit_b")["lmm_sha256"] not in (None, first)
     assert provenance(str(tmp_path / "nothing"), "vit_b")["lmm_sha256"] is None
+
+
+@pytest.mark.parametrize("prompt", ["describe", "absent"])
+def test_eval_reports_the_weights_it_started_with_and_names_a_change_during_the_run(
+        prompt, tmp_path, monkeypatch, capsys):
+    """trial137 D2: the provenance was hashed after the run, so weights rewritten during it (`train
+    lmm` rewrites the embedded LMM in place) were credited with numbers they did not give."""
+    import shutil
+
+    import ros_ground.evaluate.absent as absent_module
+    import ros_ground.evaluate.cli as eval_cli
+    from ros_ground.cli import main
+    from ros_ground.lmm.loading import SIM_LMM_DIR
+    from ros_ground.sam.load import SIM_SAM_DIR
+
+    lmm, sam = tmp_path / "lmm", tmp_path / "sam"
+    shutil.copytree(SIM_LMM_DIR, lmm)
+    shutil.copytree(SIM_SAM_DIR, sam)
+    sha = {name: hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+           for name, path in (("lmm", lmm), ("sam", sam))}
+
+    def rewrite(path):
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF  # a byte of the last tensor: the header still reads
+        path.write_bytes(bytes(data))
+        return hashlib.sha256(bytes(data)).hexdigest()
+
+    rewritten = {}
+
+    def while_running(original):
+        def run(*args, **kwargs):
+            result = original(*args, **kwargs)  # the models have loaded and answered
+            rewritten["lmm"] = rewrite(lmm / "model.safetensors")
+            rewritten["sam"] = rewrite(sam / "model.safetensors")
+            return result
+        return run
+
+    if prompt == "absent":
+        monkeypatch.setattr(absent_module, "evaluate_absent", while_running(absent_module.evaluate_absent))
+    else:
+        monkeypatch.setattr(eval_cli, "evaluate", while_running(eval_cli.evaluate))
+    argv = ["eval", "--scenes", "1", "--seed", "3", "--model", str(lmm), "--sam-model", str(sam),
+            "--prompt", prompt, "--json"] + (["--mode", "point"] if prompt == "describe" else [])
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    made = report["provenance"]
+    assert (made["lmm_sha256"], made["sam_sha256"]) == (sha["lmm"], sha["sam"])
+    assert report["weights_changed_during_run"] == [
+        {"weights": name, "sha256_at_start": sha[name], "sha256_at_end": rewritten[name]}
+        for name in ("lmm", "sam")]
+    for name, path in (("LMM", lmm), ("SAM", sam)):
+        assert f"the {name} weights of {path} changed during the run" in out.err, out.err
+
+    monkeypatch.undo()  # unchanged weights: an empty list, nothing said
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert report["weights_changed_during_run"] == []
+    assert report["provenance"]["lmm_sha256"] == rewritten["lmm"] and "changed during" not in out.err

@@ -10,8 +10,11 @@ from ros_ground.evaluate.report import (
     format_absent_report,
     format_region_report,
     format_report,
+    provenance,
     report_json,
     run_settings,
+    say_weights_changed,
+    weights_named,
 )
 from ros_ground.evaluate.run import evaluate
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
@@ -43,12 +46,16 @@ def run_eval(args, config: EngineConfig) -> int:
                          + ("region prompts make" if args.prompt == "region" else "--mode point makes")
                          + " none, so the flag would change nothing")
     config = replace(config, amg_params={**config.amg_params, **proposals}).validate()
+    # the weights' hashes, commit and versions before any model loads: a file rewritten during
+    # the run is reported with the hash it had then, and named (say_weights_changed)
+    started = provenance(*weights_named(vars(args)))
     engine = build_engine_from_settings(vars(args), config=config)
     if args.prompt == "absent":
         from ros_ground.evaluate.absent import evaluate_absent
 
         report = evaluate_absent(engine, args.scenes, args.seed, progress=None, scene_set=scene_set)
-        report.update(run_settings(engine.config, vars(args)))
+        report.update(run_settings(engine.config, vars(args), started))
+        say_weights_changed(report, vars(args))
         print(json.dumps(report) if args.json else format_absent_report(report, args.model))
         return 0
     if args.prompt == "region":
@@ -57,7 +64,8 @@ def run_eval(args, config: EngineConfig) -> int:
         # progress=None: a bar on stderr when it is a terminal, so --json's stdout stays clean
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
                                   progress=None, scene_set=scene_set, dump=args.dump)
-        report.update(run_settings(engine.config, vars(args)))
+        report.update(run_settings(engine.config, vars(args), started))
+        say_weights_changed(report, vars(args))
         print(json.dumps(report) if args.json else format_region_report(report, args.model))
         return 0
     # every entity scoring is measured on the same answers: grounding again costs no generation;
@@ -70,7 +78,8 @@ def run_eval(args, config: EngineConfig) -> int:
     run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, dump=args.dump,
                    progress=None, scene_set=scene_set)
     report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
-                         scene_set, vars(args))
+                         scene_set, vars(args), started)
+    say_weights_changed(report, vars(args))
     if args.json:
         print(json.dumps(report))
     else:

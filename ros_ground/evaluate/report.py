@@ -21,32 +21,56 @@ from ros_ground.sam.proposals import changed_settings
 from ros_ground.train.card_format import proposal_text
 
 
-def run_settings(config: EngineConfig, values: Mapping | None = None) -> dict:
+def run_settings(config: EngineConfig, values: Mapping | None = None,
+                 started: dict | None = None) -> dict:
     """Every grounding setting of a run, keyed by its node parameter's name: the engine's
     (settings.ENGINE) from `config`, and those that choose and load the models (sam_model,
     device, dtype, ...: settings.GROUNDING) from `values`, the command line's flags, where
-    given, as given (`device: auto` is the machine's choice)."""
+    given, as given (`device: auto` is the machine's choice).
+
+    "provenance" is `started`, the run's `provenance` taken before its models loaded, where
+    given (else taken now); with `started`, "weights_changed_during_run" lists the weights whose
+    file hashes otherwise now (`weights_changed`): [] when none did."""
     values = values or {}
     out = {s.name: values[s.name] for s in settings.GROUNDING
            if not s.field and s.name in values and s.name not in ("trust_remote_code", "allow_download")}
     for s in settings.ENGINE:
         value = getattr(config, s.field)
         out[s.name] = list(value) if isinstance(value, tuple) else value
-    out["provenance"] = provenance(values.get("model", "sim"), values.get("sam_model", "sim"),
-                                   values.get("sam_checkpoint") or "")
+    if started is None:
+        out["provenance"] = provenance(*weights_named(values))
+    else:
+        out["provenance"] = started
+        out["weights_changed_during_run"] = weights_changed(started, values)
     return out
+
+
+def weights_named(values: Mapping) -> tuple[str, str, str]:
+    """(model, sam_model, sam_checkpoint) of a run's flags `values`, as `provenance` takes them."""
+    return values.get("model", "sim"), values.get("sam_model", "sim"), values.get("sam_checkpoint") or ""
 
 
 def provenance(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
     """What the numbers came from beyond the settings: the sha256 of the LMM's and SAM's
     weights files where they are local (None for a Hub id, `tiny` or a vit_* without a
-    checkpoint), the package's git commit ("+changes" when the tree differs from it; None
-    outside a checkout) and the library versions. A run that says `model: sim` after `train
-    lmm` rewrote the embedded weights is told apart by its hash."""
+    checkpoint: `weights_sha256`), the package's git commit ("+changes" when the tree differs
+    from it; None outside a checkout) and the library versions. A run that says `model: sim`
+    after `train lmm` rewrote the embedded weights is told apart by its hash. `ros-ground eval`
+    takes it before its models load, and checks the hashes again at its end (`weights_changed`)."""
     import torch
     import transformers
 
     from ros_ground import __version__
+
+    return {**weights_sha256(model, sam_model, sam_checkpoint),
+            "commit": _commit(), "ros_ground": __version__, "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
+def weights_sha256(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
+    """{"lmm_sha256", "sam_sha256"}: hex sha256 of the LMM's and SAM's weights files, None where
+    they are not local. Each file is hashed once per version (lmm_fingerprint.file_sha256: path,
+    size, mtime), so hashing unchanged weights again is cheap."""
     from ros_ground.lmm.loading import SIM_LMM_DIR
     from ros_ground.sam.io import WEIGHTS_NAME
     from ros_ground.sam.load import SIM_SAM_DIR
@@ -54,9 +78,33 @@ def provenance(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
     lmm = SIM_LMM_DIR if model == "sim" else Path(model)
     sam = Path(sam_checkpoint) if sam_checkpoint else SIM_SAM_DIR if sam_model == "sim" else Path(sam_model)
     return {"lmm_sha256": _weights_sha256(lmm) if lmm.is_dir() else None,
-            "sam_sha256": file_sha256(sam / WEIGHTS_NAME if sam.is_dir() else sam),
-            "commit": _commit(), "ros_ground": __version__, "torch": torch.__version__,
-            "transformers": transformers.__version__}
+            "sam_sha256": file_sha256(sam / WEIGHTS_NAME if sam.is_dir() else sam)}
+
+
+def weights_changed(started: Mapping, values: Mapping) -> list[dict]:
+    """The weights (of the run's flags `values`) whose sha256 now differs from `started`'s (a
+    `provenance` taken when the run started): [{"weights": "lmm" or "sam", "sha256_at_start",
+    "sha256_at_end"}], a hash None where the file is gone. A file rewritten during a run (`train
+    lmm` rewrites the embedded LMM in place) may have been read before or after: its numbers
+    are credited to neither hash silently."""
+    now = weights_sha256(*weights_named(values))
+    return [{"weights": key.split("_")[0], "sha256_at_start": started.get(key), "sha256_at_end": now[key]}
+            for key in ("lmm_sha256", "sam_sha256") if now[key] != started.get(key)]
+
+
+def say_weights_changed(report: Mapping, values: Mapping, file=None) -> None:
+    """One line on stderr (`file`) for each of the report's "weights_changed_during_run"."""
+    import sys
+
+    model, sam_model, sam_checkpoint = weights_named(values)
+    for change in report.get("weights_changed_during_run") or []:
+        name = model if change["weights"] == "lmm" else sam_checkpoint or sam_model
+        start, end = (f"sha256 {change[k][:12]}..." if change[k] else "no weights file"
+                      for k in ("sha256_at_start", "sha256_at_end"))
+        print(f"ros-ground eval: the {change['weights'].upper()} weights of {name} changed during "
+              f"the run ({start} when it started, {end} at its end): its numbers may "
+              "come from either; the report gives the first and lists the change under "
+              "weights_changed_during_run", file=file or sys.stderr, flush=True)
 
 
 def _weights_sha256(directory: Path) -> str | None:
@@ -87,9 +135,11 @@ def _commit() -> str | None:
 
 
 def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
-                config: EngineConfig, scene_set: str = "in", values: Mapping | None = None) -> dict:
+                config: EngineConfig, scene_set: str = "in", values: Mapping | None = None,
+                started: dict | None = None) -> dict:
     """The metrics, the baseline beside them, and every setting that changes them (`run_settings`
-    of `config` and `values`, the command line's flags; the proposals' as `proposal_changes`).
+    of `config`, `values`, the command line's flags, and `started`, the provenance taken when
+    the run started; the proposals' as `proposal_changes`).
 
     The baselines keep the model's phrases, so their naming accuracy is the model's.
     "baseline_random_point" prompts SAM at random points; "baseline_random_proposal", there
@@ -99,7 +149,7 @@ def report_json(run: EvalRun, scenes: int, model: str, seed: int, prompt: str,
     """
     names = next(iter(run.naming.values()), [])
     out = {**aggregate(run.model).to_json(), **Naming.total(names),
-           **run_settings(config, {"model": model, **(values or {})})}
+           **run_settings(config, {"model": model, **(values or {})}, started)}
     out["scenes"] = scenes
     out["baseline_random_point"] = {**aggregate(run.baseline).to_json(),
                                      **Naming.total(run.baseline_naming)}
