@@ -297,6 +297,54 @@ def test_a_run_stopped_by_the_time_limit_says_so_and_resumes_only_itself(tmp_pat
     assert json.loads((out / "training.json").read_text())["step"] == 3
 
 
+def test_a_resume_below_the_steps_done_is_refused_and_each_resume_is_recorded(tmp_path, capsys):
+    # trial137 D5: a run stopped at step 2 resumed with --steps 1 wrote training.json with step
+    # 2, final true and config.steps 1; a changed --steps re-plans the cosine schedule unrecorded
+    from ros_ground.train.card import lmm_card
+
+    arch = LMMArch(image_size=32, patch_size=16, vision_hidden=32, vision_layers=1,
+                   vision_heads=2, vision_mlp=64, text_hidden=64, text_layers=2, text_heads=2,
+                   text_kv_heads=2, text_mlp=128)
+    cfg = LMMTrainConfig(scenes=3, steps=2, batch_size=3, warmup=1, max_turns=3, arch=arch,
+                         threads=1, vision_steps=0, time_limit_min=5.0)
+    state, out, cache = tmp_path / "state.pt", tmp_path / "lmm", tmp_path / "no_cache"
+    train_lmm(cfg, out, cache_dir=cache, state_path=state, progress=False)
+    assert json.loads((out / "training.json").read_text())["resumed"] == []
+    with pytest.raises(ValueError, match=r"has done 2 steps of the main stage, more than --steps 1 "
+                                         r"\(give --steps 2 or more\).*--fresh"):
+        train_lmm(replace(cfg, steps=1), out, cache_dir=cache, state_path=state, progress=False)
+    record = json.loads((out / "training.json").read_text())
+    assert (record["step"], record["config"]["steps"]) == (2, 2)  # untouched by the refusal
+    train_lmm(replace(cfg, steps=4), out, cache_dir=cache, state_path=state, progress=False)
+    train_lmm(replace(cfg, steps=4), out, cache_dir=cache, state_path=state, progress=False)
+    record = json.loads((out / "training.json").read_text())
+    assert (record["step"], record["final"], record["config"]["steps"]) == (4, True, 4)
+    assert record["resumed"] == [{"at_step": 2, "steps_before": 2, "steps": 4},
+                                 {"at_step": 4, "steps_before": 4, "steps": 4}]
+    assert torch.load(state, weights_only=True)["resumed"] == record["resumed"]
+    card = lmm_card(out, {"train": {"steps": 4, "wall_s": 1.0}})
+    assert ("- schedule changed on resume: at step 2, --steps 2 -> 4 (the cosine re-planned over "
+            "4 steps from there)") in card and card.count("schedule changed") == 1
+
+
+def test_sams_steps_cannot_change_once_its_refinement_started(tmp_path):
+    from ros_ground.train.loop import check_resumable
+
+    config = SAMTrainConfig(steps=10, refine_steps=4).to_dict()
+    state = {"config": config, "out": str(tmp_path.resolve()), "step": 12}  # 2 refining
+    check_resumable(state, config, tmp_path, tmp_path / "s.pt")  # the same: resumed
+    for steps, words in ((11, "is 2 steps into the refinement after its --steps 10, so --steps 11"),
+                         (9, "has done 10 steps of the main stage, more than --steps 9"),
+                         (12, "into the refinement")):
+        with pytest.raises(ValueError, match=words):
+            check_resumable(state, {**config, "steps": steps}, tmp_path, tmp_path / "s.pt")
+    early = {**state, "step": 6}  # in the main stage: any --steps from 6 on
+    for steps in (6, 7, 100):
+        check_resumable(early, {**config, "steps": steps}, tmp_path, tmp_path / "s.pt")
+    with pytest.raises(ValueError, match="has done 6 steps of the main stage, more than --steps 5"):
+        check_resumable(early, {**config, "steps": 5}, tmp_path, tmp_path / "s.pt")
+
+
 def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):
     from ros_ground.cli import main
     from ros_ground.train import build_parser

@@ -13,6 +13,7 @@ from ros_ground.train.card_format import (
     minutes,
     read_json,
     scene_set_table,
+    schedule_lines,
     seed_range,
     wall_time_line,
 )
@@ -109,6 +110,7 @@ def lmm_card(model_dir: Path, results: dict) -> str:
         f"- AdamW, lr {cfg.get('lr')} (warm-up {cfg.get('warmup')}, cosine to "
         f"{cfg.get('min_lr_ratio')}x), weight decay {cfg.get('weight_decay')}, clip "
         f"{cfg.get('grad_clip')}, seed {cfg.get('seed')}, {cfg.get('threads')} CPU thread(s)",
+        *schedule_lines(info),
         wall_time_line(train, base, "both stages"),
         f"- stage-2 loss (smoothed) by step: {loss_history(train.get('history', []))}",
         f"- command: `{results.get('command', 'ros-ground train lmm')}`",
@@ -249,6 +251,7 @@ def sam_card(model_dir: Path, results: dict) -> str:
         f"- {train.get('steps')} steps x {cfg.get('batch_size')} images = {train.get('images')} "
         f"images; AdamW lr {cfg.get('lr')} (warm-up {cfg.get('warmup')}, cosine), seed "
         f"{cfg.get('seed')}, {cfg.get('threads')} CPU thread(s)",
+        *schedule_lines(info),
         wall_time_line(train, base, "both phases"),
         f"- loss (smoothed) by step: {loss_history(train.get('history', []))}",
         f"- command: `{results.get('command', 'ros-ground train sam')}`",

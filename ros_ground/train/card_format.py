@@ -81,6 +81,18 @@ def base_line(base: dict, init_from: str, stages: str) -> str:
             f"{minutes(base.get('elapsed_s'))} (its record: `training.json` under \"base\")")
 
 
+def schedule_lines(info: dict) -> list[str]:
+    """Card lines for the resumes of the run recorded in `training.json` (`info`) that changed
+    --steps (loop.resumes): its cosine schedule was planned over one length and, from the
+    resume, over another, which the config's last `steps` alone does not say."""
+    changes = [r for r in info.get("resumed") or [] if r.get("steps") != r.get("steps_before")]
+    if not changes:
+        return []
+    return ["- schedule changed on resume: " + "; ".join(
+        f"at step {r.get('at_step')}, --steps {r.get('steps_before')} -> {r.get('steps')} (the "
+        f"cosine re-planned over {r.get('steps')} steps from there)" for r in changes)]
+
+
 def wall_time_line(train: dict, base: dict | None, stages: str) -> str:
     own = minutes(train.get("wall_s"))
     late = " - stopped early at the time limit" if train.get("stopped_early") else ""

@@ -35,6 +35,7 @@ from ros_ground.train.loop import (
     check_resumable,
     resume_schedule,
     resumed_init_from,
+    resumes,
     run_record,
     stop_message,
     train_steps,
@@ -245,6 +246,7 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
 
         start = LlavaForConditionalGeneration.from_pretrained(cfg.init_from, dtype=torch.float32)
         model.load_state_dict(start.state_dict())  # strict: the same architecture or an error
+    resumed = resumes(state, cfg.to_dict())  # each resume's step and --steps, for training.json
     # a resumed run's base was read when it started (its --out may be its --init-from)
     base = state.get("base") if state else base_record(cfg.init_from)
     t_stage1 = time.perf_counter()
@@ -290,14 +292,15 @@ def train_lmm(cfg: LMMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
         done = final and not loop.stopped_early and not (vision_summary or {}).get("stopped_early")
         summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1), "final": done,
                    "stopped_early": final and not done, "config": cfg.to_dict(),
-                   "history": loop.history, "vision": vision_summary, "base": base}
+                   "history": loop.history, "vision": vision_summary, "base": base,
+                   "resumed": resumed}
         save_lmm(model, processor, out_dir, summary)
         if state_path is not None:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
                         "vision": vision_summary, "base": base,
-                        **run_record(cfg.to_dict(), out_dir, cfg.init_from)}, state_path)
+                        **run_record(cfg.to_dict(), out_dir, cfg.init_from, resumed)}, state_path)
 
     if state is None and cfg.vision_steps:
         checkpoint(loop)  # stage 1 done: an interruption resumes in stage 2

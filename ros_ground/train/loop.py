@@ -142,10 +142,26 @@ def base_record(init_from: str | Path | None) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_record(config: dict, out_dir: Path, init_from: str | None) -> dict:
+def run_record(config: dict, out_dir: Path, init_from: str | None, resumed: list | None = None) -> dict:
     """What a training state records of its run, for `check_resumable` and `resumed_init_from`:
-    its settings (`config`, the run's to_dict()), its output directory and its start."""
-    return {"config": config, "out": str(Path(out_dir).resolve()), **init_from_record(init_from)}
+    its settings (`config`, the run's to_dict()), its output directory, its start, and its
+    resumes (`resumes`; [] for a run never resumed)."""
+    return {"config": config, "out": str(Path(out_dir).resolve()), **init_from_record(init_from),
+            "resumed": list(resumed or [])}
+
+
+def resumes(state: dict | None, config: dict) -> list[dict]:
+    """The resumes of a run: those its saved training `state` records, and this one (the run's
+    `config`, to_dict()) when `state` is resumed; [] for a fresh run. Each is {"at_step": the
+    steps done then, "steps_before": --steps until then, "steps": --steps from then}: `steps`
+    may change on resume (RESUME_MAY_CHANGE) and the cosine learning-rate schedule is planned
+    over it, so `training.json` keeps each change, not only the last value, which no schedule
+    of the run followed from its start."""
+    if state is None:
+        return []
+    before = (state.get("config") or {}).get("steps")
+    return [*state.get("resumed", []),
+            {"at_step": state.get("step"), "steps_before": before, "steps": config.get("steps")}]
 
 
 def init_from_record(init_from: str | None) -> dict:
@@ -162,10 +178,11 @@ RESUME_MAY_CHANGE = frozenset({"steps", "time_limit_min", "threads", "checkpoint
 def check_resumable(state: dict, config: dict, out_dir: Path, state_path: Path) -> None:
     """ValueError unless the saved training `state` is this run's to resume: the same settings
     (`config`, the run's to_dict(), but RESUME_MAY_CHANGE), the same output directory, and a
-    stage 1 (the LMM's vision tower) that ran to its end; else the saved weights would be
-    trained on silently and `training.json`, and the model card from it, would describe a run
-    that never happened. Then says on stderr what is resumed. A state saved without these
-    records (by an older version of this code) is resumed without the checks."""
+    stage 1 (the LMM's vision tower) that ran to its end, and a --steps not below the main
+    stage's steps done (`_check_steps`); else the saved weights would be trained on silently and
+    `training.json`, and the model card from it, would describe a run that never happened.
+    Then says on stderr what is resumed. A state saved without these records (by an older
+    version of this code) is resumed without the checks."""
     def refuse(why: str) -> None:
         raise ValueError(f"the saved training state {str(state_path)!r} {why}: pass --fresh to "
                          "start a new run")
@@ -177,6 +194,7 @@ def check_resumable(state: dict, config: dict, out_dir: Path, state_path: Path) 
         if changed:
             refuse("is of another run (" + ", ".join(
                 f"{k} {saved.get(k)!r}, now {config.get(k)!r}" for k in changed[:4]) + ")")
+        _check_steps(saved.get("steps"), config.get("steps"), state.get("step"), refuse)
     if state.get("out") is not None and state["out"] != str(Path(out_dir).resolve()):
         refuse(f"writes to {state['out']!r}, not {str(Path(out_dir).resolve())!r}")
     vision = state.get("vision") or {}
@@ -186,6 +204,23 @@ def check_resumable(state: dict, config: dict, out_dir: Path, state_path: Path) 
                "and optimiser are not saved); give --time-limit-min room for stage 1")
     print(f"resuming {state_path} at step {state.get('step')}, {state.get('elapsed', 0) / 60:.1f} "
           "min trained so far (--fresh starts anew)", file=sys.stderr, flush=True)
+
+
+def _check_steps(before, steps, step, refuse: Callable[[str], None]) -> None:
+    """`refuse` a resume whose --steps (`steps`; `before` until now) is below the `step` steps
+    done of the main stage (the LMM's stage 2, SAM's half-resolution stage): it would run none
+    and write a `training.json` whose config says fewer steps than it did. A run past its main
+    stage (SAM's refinement: `step` above `before`) cannot change --steps at all, which would
+    count refinement steps done as main-stage ones."""
+    if not isinstance(step, int) or not isinstance(steps, int) or steps == before:
+        return
+    done = min(step, before) if isinstance(before, int) else step
+    if steps < done:
+        refuse(f"has done {done} steps of the main stage, more than --steps {steps} (give "
+               f"--steps {done} or more)")
+    if isinstance(before, int) and step > before:
+        refuse(f"is {step - before} steps into the refinement after its --steps {before}, so "
+               f"--steps {steps} cannot change its main stage now (give --steps {before})")
 
 
 def stop_message(desc: str, state: LoopState, time_limit_min: float, resumable: bool = True) -> None:

@@ -41,6 +41,7 @@ from ros_ground.train.loop import (
     check_resumable,
     resume_schedule,
     resumed_init_from,
+    resumes,
     run_record,
     stop_message,
     train_steps,
@@ -202,13 +203,14 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
         state = torch.load(state_path, map_location="cpu", weights_only=True)  # tensors and plain data
         cfg = replace(cfg, init_from=resumed_init_from(state, cfg.init_from, state_path))
         check_resumable(state, cfg.to_dict(), out_dir, state_path)
+        resumed = resumes(state, cfg.to_dict())
         sam.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         loop = LoopState(step=state["step"], elapsed_s=state["elapsed"], history=state["history"])
         # read when the run started: its --out may be its --init-from, rewritten since
         base = state.get("base")
     else:
-        base = base_record(cfg.init_from)
+        base, resumed = base_record(cfg.init_from), []
         if cfg.init_from:
             from ros_ground.sam import load_sam
 
@@ -236,13 +238,14 @@ def train_sam(cfg: SAMTrainConfig, out_dir: Path, cache_dir: Path | None = None,
         summary = {"step": loop.step, "elapsed_s": round(loop.elapsed_s, 1),
                    "final": final and not loop.stopped_early,
                    "stopped_early": final and loop.stopped_early,
-                   "config": cfg.to_dict(), "history": loop.history, "base": base}
+                   "config": cfg.to_dict(), "history": loop.history, "base": base,
+                   "resumed": resumed}
         (Path(out_dir) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
         if state_path is not None:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
                         "step": loop.step, "elapsed": loop.elapsed_s, "history": loop.history,
-                        "base": base, **run_record(cfg.to_dict(), out_dir, cfg.init_from)},
+                        "base": base, **run_record(cfg.to_dict(), out_dir, cfg.init_from, resumed)},
                        state_path)
 
     # warm-up + cosine over cfg.steps at half resolution, then a second short warm-up + cosine
