@@ -345,6 +345,44 @@ def test_sams_steps_cannot_change_once_its_refinement_started(tmp_path):
         check_resumable(early, {**config, "steps": 5}, tmp_path, tmp_path / "s.pt")
 
 
+@pytest.mark.parametrize("kind", ["lmm", "sam"])
+def test_each_out_directory_resumes_its_own_state_and_fresh_removes_only_its_own(kind, monkeypatch, tmp_path):
+    # trial137: one state file per model kind for every --out: training into a second directory
+    # was refused, and --fresh for it deleted the first run's state
+    import ros_ground.train as T
+    import ros_ground.train.lmm as L
+    import ros_ground.train.sam as S
+
+    given = []
+
+    def train(cfg, out, cache, state, log_path=None):
+        given.append((out, state, log_path))
+        if not state.exists():
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text(str(out))  # a run saves its state
+        return {}
+
+    monkeypatch.setattr(L if kind == "lmm" else S, f"train_{kind}", train)
+    monkeypatch.setattr(T, "_state_dir", lambda: tmp_path / "states")
+    monkeypatch.setattr(T, "_write_summary", lambda *a: None)
+    run = T._run_lmm if kind == "lmm" else T._run_sam
+    parse = T.build_parser().parse_args
+    first, second = tmp_path / "a", tmp_path / "b"
+    run(parse([kind, "--out", str(first)]))
+    run(parse([kind, "--out", str(second)]))
+    monkeypatch.chdir(tmp_path)
+    run(parse([kind, "--out", "a/../a"]))  # the same directory named otherwise: the same state
+    states = [state for _, state, _ in given]
+    assert states[0] != states[1] and states[0] == states[2] and states[0].parent == tmp_path / "states"
+    assert states[0].name.startswith(f"{kind}_state_") and states[0].suffix == ".pt"
+    assert len({log for _, _, log in given}) == 2 and given[0][2].name.startswith(f"{kind}_log_")
+    assert states[0].read_text() == str(first) and states[1].read_text() == str(second)
+    states[1].write_text("b's state")
+    run(parse([kind, "--out", str(second), "--fresh"]))  # removes b's, and only b's
+    assert states[0].read_text() == str(first) and states[1].read_text() == str(second)
+    assert T.state_paths(kind, first) == given[0][1:]
+
+
 def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):
     from ros_ground.cli import main
     from ros_ground.train import build_parser

@@ -36,6 +36,18 @@ def _state_dir() -> Path:
     return default_cache_dir().parent / "train_state"
 
 
+def state_paths(kind: str, out: Path) -> tuple[Path, Path]:
+    """(training state, JSON-lines log) of a `kind` ("lmm" or "sam") run into `out`, in
+    .cache/train_state and named by the first 12 hex digits of the sha256 of `out` resolved
+    (`lmm_state_<key>.pt`, `lmm_log_<key>.jsonl`): two runs into two directories each resume
+    their own, and `--fresh` removes only its own. A state copied to another key is still
+    refused by the out it records (loop.check_resumable)."""
+    import hashlib
+
+    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]
+    return _state_dir() / f"{kind}_state_{key}.pt", _state_dir() / f"{kind}_log_{key}.jsonl"
+
+
 def _model_dir(text: str) -> str:
     """argparse type: an existing directory (a saved model, checked for its weights on load)."""
     if not Path(text).is_dir():
@@ -76,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="torch CPU threads (default %(default)s)")
             p.add_argument("--out", default=None, help="output directory (default: the package's)")
             p.add_argument("--fresh", action="store_true",
-                           help="ignore a saved training state instead of resuming from it "
-                                "(a state of other settings or another --out is refused, not "
+                           help="delete this --out's saved training state (.cache/train_state/"
+                                f"{name.removeprefix('sim_')}_state_<hash of --out>.pt) instead "
+                                "of resuming from it (a state of other settings is refused, not "
                                 "resumed)")
             p.add_argument("--time-limit-min", type=positive_number("minutes"), default=58.0,
                            help="stop, with a checkpoint, after this much training time in all, "
@@ -151,12 +164,12 @@ def _run_lmm(args) -> dict:
                          seed=args.seed, threads=args.threads, vision_steps=args.vision_steps,
                          vision_lr=args.vision_lr,
                          time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
-    state = _state_dir() / "lmm_state.pt"
+    out = Path(args.out) if args.out else LMM_DIR
+    state, log = state_paths("lmm", out)
     if args.fresh and state.exists():
         state.unlink()
-    out = Path(args.out) if args.out else LMM_DIR
     summary = train_lmm(cfg, out, Path(args.cache) if args.cache else None, state,
-                        log_path=_state_dir() / "lmm_log.jsonl")
+                        log_path=log)
     summary["command"] = "ros-ground train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else ["lmm"])
     _write_summary("lmm", summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
@@ -171,12 +184,12 @@ def _run_sam(args) -> dict:
                          steps=args.steps, refine_steps=args.refine_steps,
                          seed=args.seed, threads=args.threads,
                          time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
-    state = _state_dir() / "sam_state.pt"
+    out = Path(args.out) if args.out else SAM_DIR
+    state, log = state_paths("sam", out)
     if args.fresh and state.exists():
         state.unlink()
-    out = Path(args.out) if args.out else SAM_DIR
     summary = train_sam(cfg, out, Path(args.cache) if args.cache else None, state,
-                        log_path=_state_dir() / "sam_log.jsonl")
+                        log_path=log)
     summary["command"] = "ros-ground train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else ["sam"])
     _write_summary("sam", summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
