@@ -226,13 +226,16 @@ GROUNDING = (
     S("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
     S("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True, low=0.0),
     S("command_words", True, "entities mode: pick the command's target among the proposals with "
-      "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py)",
+      "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py); "
+      "false needs min_target_score -2",
       True, field="command_words", cli=True),
     S("min_target_score", TARGET_SCORE_OFF, "entities mode, with entity_scoring tokens and command_words: a "
       "command's target is absent (no target, `absent` names its phrase) when no proposal its "
       "words allow has a retrieval score (a cosine) of at least this (never applied to a "
       "landmark); -2: never. The scale is the model's: set it from commands about absent objects "
-      "(`ros-ground eval --prompt absent`; config/sim.yaml: 0.15 for the sim model)", True,
+      "(`ros-ground eval --prompt absent`; config/sim.yaml: 0.15 for the sim model). Above -2 it "
+      "needs entity_scoring tokens and command_words true: with any other, configure and a change "
+      "are refused, saying which to set first", True,
       low=TARGET_SCORE_OFF, high=1.0, field="min_target_score", cli=True),
     S("depth_tolerance_s", 0.05, "max stamp difference between a frame and its registered depth", True, low=0.0),
     S("proposal_max_age_s", 0.0, "auto mode, command's frame without proposals: ground on the "
@@ -268,7 +271,8 @@ GROUNDING = (
     S("entity_margin", 0.1, "entities within this share of the score range of the best are "
       "merged: every phrase's when independent, a plural's without a number ('the mugs') "
       "when exclusive", True, low=0.0, field="entity_margin", cli=True),
-    S("entity_scoring", "attention", "how entities are scored against a phrase: attention (its map's correlation with each mask) / tokens (retrieval: its word embeddings against the entities' LMM tokens) / combined (their sum)", True,
+    S("entity_scoring", "attention", "how entities are scored against a phrase: attention (its map's correlation with each mask) / tokens (retrieval: its word embeddings against the entities' LMM tokens) / combined (their sum); "
+      "attention and combined need min_target_score -2", True,
       choices=("attention", "tokens", "combined"), field="entity_scoring", cli=True),
     S("entity_token_window", 3.0, "tokens / combined scoring: each entity's token is pooled from "
       "the LMM's tokens of a 4:3 window around it this many times its box's longer side tall "
