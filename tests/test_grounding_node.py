@@ -254,6 +254,11 @@ def test_model_values_the_next_configure_would_refuse_are_refused_when_set(runni
         assert not refused.successful and words in refused.reason, (name, refused.reason)
         assert refused.reason == configure_says  # the next configure's own words
         assert r.node.get_parameter(name).value == before[name]
+    # helper-138: beside the embedded SAM a missing checkpoint was accepted (the pair is
+    # configure's to judge, the path is not)
+    r.set(sam_model="sim")
+    refused = r.node.set_parameters([Parameter("sam_checkpoint", value="/nonexistent.pth")])[0]
+    assert not refused.successful and "/nonexistent.pth" in refused.reason, refused.reason
 
 
 def test_sam_model_and_its_checkpoint_are_set_in_either_order(running, tmp_path):

@@ -57,6 +57,8 @@ def check_sam_spec(spec: str, checkpoint: str | None = None, device: str = "cpu"
             f"sam_model {spec!r} carries its own weights (the embedded model, or a directory "
             f"save_sam wrote); sam_checkpoint is for {' / '.join(REGISTRY_SPECS)}: leave it empty"
         )
+    if checkpoint is not None:  # set beside it before the model it is for: the path is checked now
+        checkpoint_path(checkpoint)
     saved_sam_files(path)  # a directory without save_sam's files: load_sam's own error
     return path
 
