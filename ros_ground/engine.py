@@ -9,7 +9,7 @@ and the proposal generator.
 
 This module holds the request path (`GroundingEngine`: generate, read the views, ground, under
 one hold on SAM), its settings (`EngineConfig`) and building it (`build_engine`); the steps it
-calls live beside it (phrase_grounding, prompt_grounding, entity_scoring, streaming, errors).
+calls live beside it (phrase_grounding, command.grounding, entity_scoring, streaming, errors).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ros_ground import ahead, cores, regions, settings
+from ros_ground.command.grounding import ground_command
+from ros_ground.command.intent import about_an_object, command_intent
 from ros_ground.entity_scoring import EntityScorer
 from ros_ground.errors import InputError, check_image, shorten
-from ros_ground.intent import about_an_object, command_intent
 from ros_ground.lmm import Generation, LMMAdapter, ViewsPrefill
 from ros_ground.maps import normalise_maps
 from ros_ground.phrase_grounding import entity_phrases, find_phrase_tokens, phrase_heats, point_phrases
 from ros_ground.phrases import NounPhrase, noun_phrases, token_char_spans
-from ros_ground.prompt_grounding import ground_command
 from ros_ground.regions import Region
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal, Reference
 from ros_ground.sam import PROPOSAL_DEFAULTS, SamSegmenter
@@ -67,8 +67,8 @@ class EngineConfig:
     entity_token_window: float = _default("entity_token_window")  # lmm_tokens.entity_window
     region_token: str = _default("region_token")  # regions.py / region_encoder.py
     max_new_tokens: int = _default("max_new_tokens")
-    command_words: bool = _default("command_words")  # refer.py picks the command's target
-    min_target_score: float = _default("min_target_score")  # refer.absent
+    command_words: bool = _default("command_words")  # command/refer.py picks the command's target
+    min_target_score: float = _default("min_target_score")  # command.refer.absent
     amg_params: dict = field(default_factory=lambda: dict(PROPOSAL_DEFAULTS))  # own proposals
 
     @classmethod
@@ -196,7 +196,7 @@ class GroundingEngine:
 
         Grounding one answer under several configs costs no further generation. `proposals`,
         `image_key` as in `ground`. `command`: also ground the prompt's own phrases and pick its
-        target (command.py); mode auto is then entities for a command about an object.
+        target (command/parse.py); mode auto is then entities for a command about an object.
         `timing_ms` holds `gen`'s stages, each grounding stage and "grounding" (ms).
         """
         cfg = self._config(config)
@@ -248,7 +248,7 @@ class GroundingEngine:
         """Ground the noun phrases of `gen`'s tokens from `gen.image_maps` (one map per token).
 
         `text`, the tokens' char `spans` in it and its `chunks` default to the decoded answer's
-        (command.py passes the prompt's). Proposals made here are appended to `proposals_out`,
+        (command/parse.py passes the prompt's). Proposals made here are appended to `proposals_out`,
         so the prompt's phrases reuse them. `segment_only`: point_phrases's `only`. Returns
         (phrases, timing in ms, the mode used).
         """

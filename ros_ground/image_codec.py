@@ -57,7 +57,7 @@ _CONVERSIONS = {
        for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
 }
 _SCALAR = ("mono16", "16uc1", "16sc1", "32fc1", "64fc1")  # grey by min-max scaling
-# one channel, decoded to three equal ones: colour words cannot be judged on them (refer.py)
+# one channel, decoded to three equal ones: colour words cannot be judged on them (command/refer.py)
 GREY_ENCODINGS = frozenset(k for k, (n, _) in _PLAIN.items() if n == 1 and not k.startswith("bayer"))
 # REP 118 defines 16UC1 (millimetres) and 32FC1 (metres) only. mono16 as millimetres is our
 # convention: it is 16UC1's layout under a display name, which some drivers and image_transport's

@@ -98,7 +98,7 @@ def point_phrases(sam, image: np.ndarray, found: PhraseTokens, heats: Sequence[n
 
 def ungrounded(chunk: NounPhrase, indices: list[int], shape: tuple[int, int],
                reason: str) -> GroundedPhrase:
-    """`chunk` left ungrounded, as a command's absent phrase is (prompt_grounding): an empty
+    """`chunk` left ungrounded, as a command's absent phrase is (command.grounding): an empty
     mask of `shape` (H, W), no point or entity, score 0; `reason` is logged (a warning)."""
     LOG.warning("phrase %r (chars %d-%d) left ungrounded: %s", shorten(chunk.text), chunk.char_start,
                 chunk.char_end, reason)

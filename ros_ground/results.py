@@ -117,20 +117,20 @@ class Reference:
 
     `target`: the phrase the command is about; `landmark`: the phrase its spatial relation
     relates the target to ("the tray" of "the mug left of the tray"); `relation`: that relation
-    as spatial_words.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether
+    as command.spatial_words.RELATION_NAMES names it ("left of"), "" without one; `destination`: whether
     the relation says where to put the target ("put the mug behind the tray", "on the shelf":
-    command_relations.py) rather than which one it is (with no target, where to put what the
+    command/relations.py) rather than which one it is (with no target, where to put what the
     robot holds: "put *it* on the tray"); `second_landmark`: with relation "between", the other
     landmark ("the duck" of "between the mug and the duck"), or `landmark` itself when one phrase
     names both ("between the two mugs": its mask holds the two), -1 otherwise; `absent`: the
     phrase the command is
     about, or its landmark or destination, when the frame holds nothing it can be ("the purple
-    mug" with nothing purple in view, "the mug left of the duck" with no duck: refer.absent), or
+    mug" with nothing purple in view, "the mug left of the duck" with no duck: command.refer.absent), or
     the target whose nouns the model cannot read ("the giraffe" for the sim model); the command
-    then has no target. `intent`: what the words ask of the robot, one of intent.INTENTS
+    then has no target. `intent`: what the words ask of the robot, one of command.intent.INTENTS
     ("act", "locate", "none"). `more_targets`: the other phrases the command is about, joined to
     the target by "and" ("the blue cube" of "pick up the red mug and the blue cube":
-    conjoined.py), in the order said; () without a target."""
+    command/conjoined.py), in the order said; () without a target."""
 
     target: int = -1
     landmark: int = -1

@@ -226,8 +226,8 @@ GROUNDING = (
     S("publish_overlay", True, "publish the overlay image (one colour per phrase) for rviz", True),
     S("proposal_tolerance_s", 0.05, "max stamp difference between a frame and its proposals", True, low=0.0),
     S("command_words", True, "entities mode: pick the command's target among the proposals with "
-      "its colour words, spatial relation and superlative as well as its attention (ros_ground/refer.py); "
-      "false needs min_target_score -2",
+      "its colour words, spatial relation and superlative as well as its attention "
+      "(ros_ground/command/refer.py); false needs min_target_score -2",
       True, field="command_words", cli=True),
     S("min_target_score", TARGET_SCORE_OFF, "entities mode, with entity_scoring tokens and command_words: a "
       "command's target is absent (no target, `absent` names its phrase) when no proposal its "

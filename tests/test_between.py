@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from test_refer import _heat_on, _scene
 
-from ros_ground.between import between, resolve_between
+from ros_ground.command.between import between, resolve_between
 
 
 @pytest.mark.parametrize("point, want", [

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ros_ground.colour_words import colours_after, named_colours
+from ros_ground.command.colour_words import colours_after, named_colours
 
 
 @pytest.mark.parametrize("phrase, after, named, ruled_out", [

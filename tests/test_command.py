@@ -6,15 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_ground.command import command_phrases, command_pieces, placement, ruled_out
-from ros_ground.command_relations import command_relations, is_destination
+from ros_ground.command.fronted import fronted_relation
+from ros_ground.command.parse import command_phrases, command_pieces, placement, ruled_out
+from ros_ground.command.relations import command_relations, is_destination
+from ros_ground.command.spatial_words import relation_after, relation_only, without_measures
 from ros_ground.engine import EngineConfig, build_engine
-from ros_ground.fronted import fronted_relation
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, peak_point, phrase_map
 from ros_ground.phrases import load_spacy
 from ros_ground.results import Proposal
-from ros_ground.spatial_words import relation_after, relation_only, without_measures
 
 # command -> the target phrase (None: no target)
 COMMANDS = {
@@ -797,16 +797,16 @@ def test_a_command_naming_no_kind_is_resolved_among_whole_objects(engine, monkey
     """"The object" says nothing its scores could tell a table strip from an object by: the
     choice is told so (refer.resolve_pair's any_object, tested in test_refer) and the floor
     strip the frame's edge cuts is not the target."""
-    import ros_ground.prompt_grounding as prompt_grounding
+    import ros_ground.command.grounding as grounding
 
     seen = []
-    real = prompt_grounding.resolve_pair
+    real = grounding.resolve_pair
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("any_object"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prompt_grounding, "resolve_pair", spy)
+    monkeypatch.setattr(grounding, "resolve_pair", spy)
     image, masks = _three_squares()
     strip = np.zeros(image.shape[:2], bool)
     strip[:12] = True
@@ -986,7 +986,7 @@ def test_relation_wordings_pick_the_object_they_describe(engine, command, phrase
 ])
 def test_a_side_after_a_placed_object_is_where_it_goes_unless_a_place_follows(nlp, command,
                                                                               superlative):
-    from ros_ground.spatial_words import superlative_of
+    from ros_ground.command.spatial_words import superlative_of
 
     phrases, target = command_phrases(nlp, command)
     rel = command_relations(command, phrases, target, placement(nlp, command))
@@ -1084,7 +1084,7 @@ def test_a_destination_does_not_choose_the_object(engine, monkeypatch, command, 
     """"Put the cube behind the blue cube" says where the cube goes, not which cube: the pair
     rule, which would take an object already behind it, is not applied (no landmark). The
     destination is chosen after the target, among the other proposals."""
-    import ros_ground.prompt_grounding as module
+    import ros_ground.command.grounding as module
 
     seen, real = [], module.resolve_pair
 
@@ -1123,8 +1123,8 @@ def test_a_destination_is_never_the_targets_object(engine):
 
 
 def test_the_words_left_out_of_a_superlatives_kind_scores():
-    from ros_ground.phrase_reading import question_spans
-    from ros_ground.spatial_words import superlative_spans
+    from ros_ground.command.phrase_reading import question_spans
+    from ros_ground.command.spatial_words import superlative_spans
 
     def words(spans, text):
         return [text[a:b] for a, b in spans]
@@ -1141,16 +1141,16 @@ def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):
     """Entities mode with no proposals given: the engine proposes for the answer's phrases, and
     when the answer has none ("Yes."), for the prompt's; those proposals must reach the command
     rules, which otherwise never ran and left the target to its scores alone."""
+    import ros_ground.command.grounding as grounding
     import ros_ground.engine as engine_module
-    import ros_ground.prompt_grounding as command
 
-    seen, real = [], command.resolve_pair
+    seen, real = [], grounding.resolve_pair
 
     def spy(*args, **kwargs):
         seen.append(len(args[1]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(command, "resolve_pair", spy)
+    monkeypatch.setattr(grounding, "resolve_pair", spy)
     monkeypatch.setattr(engine_module, "noun_phrases", lambda *a: [])  # an answer without phrases
     image, _ = _three_squares()
     from dataclasses import replace
@@ -1165,7 +1165,7 @@ def test_command_words_apply_when_the_answer_has_no_phrase(engine, monkeypatch):
 
 
 def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypatch):
-    import ros_ground.piece_phrases as piece_phrases
+    import ros_ground.command.piece_phrases as piece_phrases
 
     text = "Pick up the green cube left of the tray."
     first, target = command_phrases(nlp, text)
@@ -1203,7 +1203,7 @@ def test_command_phrases_parse_each_text_once_and_hand_out_copies(nlp, monkeypat
 ])
 def test_a_command_about_what_the_robot_holds_names_where_it_goes(nlp, command, destination,
                                                                    place, of, of_relation):
-    from ros_ground.command_relations import held_destination
+    from ros_ground.command.relations import held_destination
 
     phrases, target = command_phrases(nlp, command)
     assert target == -1
@@ -1244,8 +1244,8 @@ def test_put_it_grounds_the_destination_without_a_target(engine, command, want, 
     ("Which mug is farther from you?", None, "farthest from the camera"),
 ])
 def test_a_comparative_after_a_moved_object_is_where_it_goes(nlp, command, destination, superlative):
-    from ros_ground.command_relations import command_relations
-    from ros_ground.spatial_words import superlative_of
+    from ros_ground.command.relations import command_relations
+    from ros_ground.command.spatial_words import superlative_of
 
     phrases, target = command_phrases(nlp, command)
     rel = command_relations(command, phrases, target, placement(nlp, command))
@@ -1330,7 +1330,7 @@ def test_ruled_out_phrases_are_never_the_target(nlp, command, target, ruled):
     ("Pick up the 🍎", [], None),  # a picture is no word of the models'
 ])
 def test_emoji_are_no_words(nlp, command, phrases, target):
-    from ros_ground.intent import command_intent
+    from ros_ground.command.intent import command_intent
 
     found, index = command_phrases(nlp, command)
     assert [p.text for p in found] == phrases

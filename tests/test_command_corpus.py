@@ -1,5 +1,5 @@
 """Commands as a tabletop robot's users type or say them (tests/data/spoken_commands.yaml),
-read by the parser as prompt_grounding.ground_command reads them, field by field against what
+read by the parser as command.grounding.ground_command reads them, field by field against what
 a human means. The text alone: no model, so each case is the parser's reading and nothing else."""
 
 from pathlib import Path
@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ros_ground.colour_words import named_colours
-from ros_ground.command import command_phrases, placement
-from ros_ground.command_relations import command_relations, held_destination
+from ros_ground.command.colour_words import named_colours
+from ros_ground.command.parse import command_phrases, placement
+from ros_ground.command.relations import command_relations, held_destination
+from ros_ground.command.spatial_words import RELATION_NAMES, ordinal_of, superlative_of
 from ros_ground.phrases import load_spacy
-from ros_ground.spatial_words import RELATION_NAMES, ordinal_of, superlative_of
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "spoken_commands.yaml").read_text())
 

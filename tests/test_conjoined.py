@@ -2,8 +2,8 @@
 
 import pytest
 
-from ros_ground.command import command_phrases, ruled_out
-from ros_ground.conjoined import more_targets
+from ros_ground.command.conjoined import more_targets
+from ros_ground.command.parse import command_phrases, ruled_out
 from ros_ground.phrases import NounPhrase, load_spacy
 
 

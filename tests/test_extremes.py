@@ -4,7 +4,7 @@ import tracemalloc
 
 import numpy as np
 
-from ros_ground.extremes import _unions
+from ros_ground.command.extremes import _unions
 
 
 def _box(shape, y0, x0, y1, x1):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ros_ground.intent import INTENTS, command_intent
+from ros_ground.command.intent import INTENTS, command_intent
 from ros_ground.phrases import load_spacy
 
 DATA = Path(__file__).parent / "data" / "intent_commands.yaml"

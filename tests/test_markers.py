@@ -249,8 +249,8 @@ def test_rviz_config_shows_the_markers_of_the_sim_namespace():
 def test_the_relation_names_match_the_message_constants():
     from ros_ground_msgs.msg import GroundedResponse
 
-    from ros_ground.command_relations import PLACE_WORDS
-    from ros_ground.spatial_words import RELATION_NAMES
+    from ros_ground.command.relations import PLACE_WORDS
+    from ros_ground.command.spatial_words import RELATION_NAMES
 
     constants = {v for k, v in vars(GroundedResponse).items() if k.startswith("RELATION_")}
     assert set(RELATION_NAMES.values()) | set(PLACE_WORDS.values()) == constants

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from ros_ground.colour_words import colour_share
-from ros_ground.refer import absent, colour_match, object_sized, resolve_pair
-from ros_ground.spatial_words import relation_after, relation_only, superlative_of
+from ros_ground.command.colour_words import colour_share
+from ros_ground.command.refer import absent, colour_match, object_sized, resolve_pair
+from ros_ground.command.spatial_words import relation_after, relation_only, superlative_of
 
 H, W = 60, 90
 COLOURS = {"red": (200, 20, 20), "blue": (25, 60, 230), "white": (170, 170, 170),
@@ -483,7 +483,7 @@ def test_nearness_picks_the_object_of_the_kind_nearest_the_landmark(words):
 
 
 def test_an_ordinal_counts_objects_in_the_superlatives_order():
-    from ros_ground.spatial_words import ordinal_of
+    from ros_ground.command.spatial_words import ordinal_of
 
     assert [ordinal_of(t) for t in ("the mug", "the second mug", "the 3rd cube", "the Fourth one",
                                     "the seventh mug", "the 10th mug")] == [1, 2, 3, 4, 7, 10]
@@ -691,7 +691,7 @@ def test_colour_words_are_not_judged_on_a_frame_without_colour():
     # grey as the others, and its colour word made it absent; the other words still apply
     import cv2
 
-    from ros_ground.colour_words import has_colour
+    from ros_ground.command.colour_words import has_colour
 
     rgb, masks = _scene([("red", 5, 20), ("blue", 40, 20), ("green", 70, 40)])
     grey = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)

@@ -11,7 +11,7 @@ a robot's user says it and the eval's own commands never do (they name the colou
 each kind of absent command, the share answered with no target (`no_target`,
 GroundingResult.target -1) and the share whose response names the phrase absent
 (`named_absent`, GroundingResult.absent; the rest of no target: a phrase the model cannot read,
-none grounded): the trade-off `min_target_score` sets (refer.absent).
+none grounded): the trade-off `min_target_score` sets (command.refer.absent).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from ros_ground_msgs.msg import GroundedPhrase as GroundedPhraseMsg
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
+from ros_ground.command.intent import INTENTS
 from ros_ground.image_encode import encode_depth_32fc1, encode_mono8, encode_rgb8
-from ros_ground.intent import INTENTS
 from ros_ground.masks import mask_bbox
 from ros_ground.results import (
     MAX_PROPOSAL_PIXELS,

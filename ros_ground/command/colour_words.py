@@ -51,7 +51,7 @@ _STATED = re.compile(r"^[\s,]*(?:(?:(?:that|which)\s+)?(?:is|are)|(?:that|which|
 _APPOSITION = re.compile(r"^\s*,?\s*the\s+")  # spoken without the comma: "the mug the red one"
 _CONTRACTED = re.compile(r"\b(is|are|was|were)n['\u2019]?t\b")
 # the words that exclude what follows them ("*not* the red one", "*except* the duck"), a regular
-# expression for command.py's target rule as well as for the colours below
+# expression for parse.py's target rule as well as for the colours below
 EXCLUDING_WORDS = (r"(?:not|except(?:\s+for)?|besides|excluding|other\s+than|apart\s+from"
                    r"|rather\s+than|instead\s+of)")
 # what rules out the colours of another one of the kind: "the mug, *not the* red one", "any mug

@@ -1,6 +1,6 @@
 """Spatial words that open a sentence before the command that names its object: a relation
 ("*left of the tray*, pick up the mug", "*between the duck and the tray* is a cube") or a side of
-the picture ("*on the left*, grab the mug"), which command_relations.py reads as if they followed
+the picture ("*on the left*, grab the mug"), which relations.py reads as if they followed
 the object ("the mug left of the tray", "the mug on the left").
 
 They count only where the sentence could not mean something else: after a copula ("left of the
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from ros_ground.command import CARRYING_VERBS, COMMAND_VERBS, LOOKING_VERBS, SPATIAL_WORDS
+from ros_ground.command.parse import CARRYING_VERBS, COMMAND_VERBS, LOOKING_VERBS, SPATIAL_WORDS
+from ros_ground.command.spatial_words import side_after
 from ros_ground.phrases import NounPhrase
-from ros_ground.spatial_words import side_after
 
 # what may stand between a fronted relation's landmark and the object: a copula ("left of the
 # tray *is* a mug", "behind the box*, there are* two cubes") or the words of the clause that

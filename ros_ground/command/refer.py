@@ -66,11 +66,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ros_ground.colour_words import colour_share, judged_colours
+from ros_ground.command.colour_words import colour_share, judged_colours
+from ros_ground.command.extremes import extreme, of_kind, superlative_candidates
+from ros_ground.command.spatial_words import ordinal_of, relation_after, superlative_of
 from ros_ground.entities import score_entities
-from ros_ground.extremes import extreme, of_kind, superlative_candidates
 from ros_ground.masks import self_iou_matrix
-from ros_ground.spatial_words import ordinal_of, relation_after, superlative_of
 
 MAX_AREA = 0.2
 # command targets are at most 5.4 times the frame's median mask (in distribution) and 4.0 times

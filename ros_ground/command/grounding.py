@@ -1,6 +1,6 @@
 """Grounding a command's own phrases in the image: its target and landmark among the proposals.
 
-The prompt's noun phrases (command.command_phrases: which is the target, which its landmark)
+The prompt's noun phrases (parse.command_phrases: which is the target, which its landmark)
 are pooled over the prompt tokens' prefill attention (Generation.prompt_maps, normalised by
 their mean as the answer's maps are by theirs) and grounded with the engine's modes (point /
 entities / auto); with proposals, the command's words then choose the target and its landmark
@@ -13,20 +13,20 @@ from dataclasses import replace
 
 import numpy as np
 
-from ros_ground.between import resolve_between
-from ros_ground.colour_words import named_colours, ruled_out_spans
-from ros_ground.command import command_phrases, placement, ruled_out
-from ros_ground.command_relations import command_relations, held_destination
-from ros_ground.conjoined import more_targets
+from ros_ground.command import phrase_reading as reading
+from ros_ground.command.between import resolve_between
+from ros_ground.command.colour_words import named_colours, ruled_out_spans
+from ros_ground.command.conjoined import more_targets
+from ros_ground.command.parse import command_phrases, placement, ruled_out
+from ros_ground.command.refer import MAX_PAIR_IOU, absent, resolve_pair
+from ros_ground.command.relations import command_relations, held_destination
+from ros_ground.command.spatial_words import RELATION_NAMES, ordinal_of, superlative_spans
 from ros_ground.geometry import upsample_map
 from ros_ground.maps import normalise_maps, phrase_map, point_on_mask
 from ros_ground.masks import hottest_piece, self_iou_matrix
-from ros_ground.phrase_reading import all_known, names_a_kind, question_spans, readable, tokens_without
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.refer import MAX_PAIR_IOU, absent, resolve_pair
 from ros_ground.results import GroundedPhrase, Reference
 from ros_ground.settings import TARGET_SCORE_OFF
-from ros_ground.spatial_words import RELATION_NAMES, ordinal_of, superlative_spans
 
 
 def ground_command(engine, image, gen, cfg, proposals=None, image_key=None
@@ -77,8 +77,8 @@ def _rescorer(engine, image, cfg, image_key):
 def _threshold(engine, gen, cfg, chunk: NounPhrase) -> tuple[bool, float | None]:
     """(whether `chunk` names a kind, the min_target_score that applies to it or None): the
     threshold applies to a phrase that names a kind, in words the model reads."""
-    kind = names_a_kind(engine, gen, chunk)
-    on = cfg.min_target_score > TARGET_SCORE_OFF and kind and all_known(engine, gen, chunk)
+    kind = reading.names_a_kind(engine, gen, chunk)
+    on = cfg.min_target_score > TARGET_SCORE_OFF and kind and reading.all_known(engine, gen, chunk)
     return kind, cfg.min_target_score if on else None
 
 
@@ -87,7 +87,7 @@ def _target_reference(engine, image, gen, cfg, chunks, target: int, index: int,
     """The Reference of the command whose target is `chunks[target]` (`phrases[index]`): its
     relation's landmark or destination, each grounded in place among the proposals by its words
     (`_resolve_target`), or the phrase the frame holds nothing of (`absent`, no target)."""
-    if not readable(engine, gen, chunks[target]):
+    if not reading.readable(engine, gen, chunks[target]):
         # its grounding is that of "the" or "red" alone; a robot must find it absent, not near
         _clear(phrases[index])
         return Reference(absent=index)
@@ -96,7 +96,7 @@ def _target_reference(engine, image, gen, cfg, chunks, target: int, index: int,
                                              rel.second)
              if k >= 0 and (found := _grounded_index(phrases, chunks[k])) >= 0}
     for chunk, found in roles.values():
-        if not readable(engine, gen, chunk):
+        if not reading.readable(engine, gen, chunk):
             # "left of the giraffe" says nothing about which mug, "put it behind the giraffe" where
             return _without_target(phrases, index, found)
     landmark, destination, destination_landmark, second = (
@@ -141,7 +141,7 @@ def _more_targets(engine, image, gen, cfg, chunks, target: int, phrases: list[Gr
         out.append(j)
         overlaps = self_iou_matrix([p.mask for p in proposals] + taken)[:len(proposals), len(proposals):]
         free = [p for p, o in zip(proposals, overlaps) if p.id not in shunned and (o <= MAX_PAIR_IOU).all()]
-        if not readable(engine, gen, chunks[k]) or (proposals and not free):
+        if not reading.readable(engine, gen, chunks[k]) or (proposals and not free):
             _clear(phrases[j])
         elif free and cfg.command_words and phrases[j].entity_ids:
             kind, min_score = _threshold(engine, gen, cfg, chunks[k])
@@ -163,7 +163,7 @@ def _shunned(engine, gen, chunks, phrases: list[GroundedPhrase]) -> set[int]:
 
 def _held_destination(engine, image, gen, cfg, chunks, phrases, proposals) -> Reference:
     """The Reference of a command about what the robot holds ("put it on the tray": no target,
-    command_relations.held_destination): the destination grounded by its words and the relation
+    relations.held_destination): the destination grounded by its words and the relation
     after it (with proposals and `command_words`), or absent when the frame holds nothing it
     can be; an empty one for any other command without a target."""
     rel = held_destination(gen.prompt_text, chunks)
@@ -175,7 +175,8 @@ def _held_destination(engine, image, gen, cfg, chunks, phrases, proposals) -> Re
         (chunks[k], at) if k >= 0 and (at := _grounded_index(phrases, chunks[k])) >= 0 else None
         for k in (rel.destination_landmark, rel.second))
     for role in (destination, destination_landmark, second):
-        if role is not None and not readable(engine, gen, role[0]):  # "between the mug and the giraffe"
+        # "between the mug and the giraffe"
+        if role is not None and not reading.readable(engine, gen, role[0]):
             _clear(phrases[role[1]])
             return Reference(absent=role[1])
     if proposals and cfg.command_words and phrases[found].entity_ids:
@@ -215,7 +216,7 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
                     any_object: bool = False, rescore=None,
                     second: tuple[NounPhrase, int] | None = None,
                     destination_second: tuple[NounPhrase, int] | None = None) -> int:
-    """Give the target phrase (`phrases[target]`, of `chunk`; `after`: command_relations') the
+    """Give the target phrase (`phrases[target]`, of `chunk`; `after`: relations') the
     proposal its words and entity scores point to (refer.resolve_pair), in place, and its
     landmark phrase the one the relation was judged against; a destination ("put the cube
     behind *the leftmost tray*") gets the proposal its own words point to, among the others,
@@ -241,12 +242,12 @@ def _resolve_target(image, gen, cfg, chunk: NounPhrase, after: str, target: int,
     stability = np.array([p.stability for p in proposals], dtype=np.float64)
     scores = _role_scores(cfg, phrases, proposals, (chunk, target))
     # the kind's own scores: without ruled-out colours ("non-red") and superlatives ("rightmost")
-    kept = tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)
-                           + superlative_spans(chunk.text) + question_spans(chunk.text)) \
+    kept = reading.tokens_without(gen, cfg, chunk, ruled_out_spans(chunk.text)
+                                  + superlative_spans(chunk.text) + reading.question_spans(chunk.text)) \
         if scores is not None and rescore is not None else []
     if kept:
         scores = np.asarray(rescore(proposals, target_heat, [gen.prompt_token_ids[i] for i in kept],
-                                    bool(question_spans(chunk.text))), dtype=np.float64)
+                                    bool(reading.question_spans(chunk.text))), dtype=np.float64)
     # the threshold is a retrieval cosine (settings.check_combination): none without those scores
     if absent(image, masks, chunk.text, scores, None if scores is None else min_score,
               after_text=after):

@@ -1,6 +1,6 @@
 """What a command's spatial words make of the phrases around its target: the landmark a
 relation relates it to, which chooses it ("the mug left of *the tray*"), and, for an object a
-placing verb moves (command.PLACEMENT_VERBS), its destination ("put the mug *behind the tray*",
+placing verb moves (parse.PLACEMENT_VERBS), its destination ("put the mug *behind the tray*",
 "*on the shelf*") and what says which destination it is ("the tray *left of the duck*").
 
 A relation right after a placed object, with no copula, says where it goes, unless a
@@ -15,13 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from ros_ground.command import (
-    AND,
-    CARRYING_VERBS,
-    PLACEMENT_VERBS,
-)
-from ros_ground.corrections import after_correction
-from ros_ground.fronted import (
+from ros_ground.command.corrections import after_correction
+from ros_ground.command.fronted import (
     NOT_THINGS,
     PAUSE,
     asks_to_act,
@@ -29,8 +24,12 @@ from ros_ground.fronted import (
     fronted_side,
     sentence_opening,
 )
-from ros_ground.phrases import PLACE_NOUNS, NounPhrase
-from ros_ground.spatial_words import (
+from ros_ground.command.parse import (
+    AND,
+    CARRYING_VERBS,
+    PLACEMENT_VERBS,
+)
+from ros_ground.command.spatial_words import (
     RELATION_NAMES,
     comparative_after,
     nearness_after,
@@ -39,6 +38,7 @@ from ros_ground.spatial_words import (
     side_after,
     without_measures,
 )
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 
 # a destination after a landmark, which makes the relation before it a description again: "put
 # the mug left of the tray *on the shelf*"; not "to hide it", "at once", "on the left"
@@ -344,7 +344,7 @@ def second_of(text: str, chunks: list[NounPhrase], k: int) -> int:
     return k if chunks[k].count != 1 else -1
 
 
-# a carrying verb before its object (command.CARRYING_VERBS), which a preposition of motion
+# a carrying verb before its object (parse.CARRYING_VERBS), which a preposition of motion
 # after it (_MOTION) carries somewhere: a comparative after it says where to, too ("bring the
 # mug closer to you")
 _CARRIED = re.compile(r"\b(?:" + "|".join(CARRYING_VERBS) + r")\s+(?:me\s+)?$", re.IGNORECASE)

@@ -2,7 +2,7 @@
 (`readable`: "the giraffe" is no word of the sim model's), whether the phrase names a kind of
 object at all (`names_a_kind`: "the *object*", "it" do not) and whether every word of it is
 known (`all_known`), and which of its tokens say what kind it is (`tokens_without`: not
-"non-red" or "rightmost", nor a question word, `question_spans`). prompt_grounding.py asks
+"non-red" or "rightmost", nor a question word, `question_spans`). grounding.py asks
 these before choosing a target among the proposals: a phrase the model cannot read is absent,
 not the best match of "the" alone.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 import re
 
+from ros_ground.command.spatial_words import superlative_spans
 from ros_ground.phrase_grounding import find_phrase_tokens
 from ros_ground.phrases import NounPhrase, tokens_in_span
-from ros_ground.spatial_words import superlative_spans
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,8 +2,8 @@
 on the tray, *I mean* behind the tray".
 
 People correct themselves mid-command, and speech to text keeps every word, so the object or
-place said after such words replaces the one said before them (command.py for the target,
-command_relations.py for the destination). Only the words are here: which phrase they replace
+place said after such words replaces the one said before them (parse.py for the target,
+relations.py for the destination). Only the words are here: which phrase they replace
 is the reader's.
 """
 

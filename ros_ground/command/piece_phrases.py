@@ -1,4 +1,4 @@
-"""The noun phrases of one piece of a command (command.py cuts it at its spatial words).
+"""The noun phrases of one piece of a command (parse.py cuts it at its spatial words).
 
 spaCy's noun chunks, plus what en_core_web_sm's small model leaves out of them on short spoken
 commands: nouns it attaches loosely ("the mug or the cube" of "which is bigger, the mug or the

@@ -1,7 +1,7 @@
 """The spatial words of a referring expression: its relation to a landmark ("the mug *left of*
 the tray"), its superlative ("the *leftmost* mug", "the mug *on the left*", "the *biggest*
 mug") and an ordinal in the superlative's order ("the *second* mug *from the left*"), as
-refer.py checks them on the proposals and command.py cuts a command at them.
+refer.py checks them on the proposals and parse.py cuts a command at them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ RELATIONS = (("to the left of", "left"), ("to the left side of", "left"),
              ("closest to", "near"), ("close to", "near"), ("near to", "near"), ("near", "near"),
              ("alongside", "near"), ("close by", "near"), ("over by", "near"), ("by", "near"),
              # between two landmarks ("between the mug and the duck") or two objects one plural
-             # landmark names ("between the two mugs"): command_relations.Relations.second
+             # landmark names ("between the two mugs"): relations.Relations.second
              ("in between", "between"), ("in-between", "between"), ("halfway between", "between"),
              ("midway between", "between"), ("somewhere between", "between"), ("between", "between"),
              *((f"{more} {side} than", side) for more in ("further", "farther", "more to the")
@@ -87,7 +87,7 @@ def _wordings(wordings) -> str:
 
 
 # the superlatives and comparatives of nearness that follow their noun ("the mug *closest to
-# the camera*", "*closer to you*"): every multi-word wording; command.py cuts commands at them
+# the camera*", "*closer to you*"): every multi-word wording; parse.py cuts commands at them
 NEARNESS_WORDS = _wordings(w for w in (*SUPERLATIVES, *COMPARATIVES, *TO_YOU) if " " in w)
 # how far, before a comparative or side of where a moved object goes: "(move the mug) *a little*
 # closer to you", "(push it) *a bit* to the left"

@@ -1,7 +1,7 @@
 """The command's own phrases, which one it is about, and what its spatial words relate it to.
 
 The prompt's noun phrases are found with the same rules as the answer's (phrases.noun_phrases)
-on the cleaned prompt (lmm.LMMAdapter.clean_prompt: no chat-template text); prompt_grounding.py
+on the cleaned prompt (lmm.LMMAdapter.clean_prompt: no chat-template text); grounding.py
 grounds them in the image.
 
 The command is parsed in pieces, cut at the spatial words refer.resolve_pair reads (a relation:
@@ -27,7 +27,7 @@ its piece is, it looks like a subject ("the tray" of "the cube left of *the tray
 it says where the object is ("what is behind *the mug*?" asks for another one, which the
 answer names). The first phrase after a superlative meets rule 4 at best. A relation after the
 object of a placing verb ("*put* the mug behind the tray", PLACEMENT_VERBS) says where it goes,
-not which one it is, and does not choose it (command_relations.py).
+not which one it is, and does not choose it (relations.py).
 Never the target: a question word heading its phrase ("what" of "what is it?"), a property
 asked about ("what colour"), a place ("the left"), the object of a negated verb ("don't pick up
 *the mug*, pick up the cube", "leave *the bear* alone", "*avoid* the duck"), a phrase excluded
@@ -47,11 +47,10 @@ import functools
 import re
 from dataclasses import replace
 
-from ros_ground import corrections
-from ros_ground.colour_words import EXCLUDING_WORDS
-from ros_ground.conjoined import more_targets
-from ros_ground.phrases import PLACE_NOUNS, NounPhrase
-from ros_ground.piece_phrases import (
+from ros_ground.command import corrections
+from ros_ground.command.colour_words import EXCLUDING_WORDS
+from ros_ground.command.conjoined import more_targets
+from ros_ground.command.piece_phrases import (
     NOT_OBJECTS,
     OBJECT_DEPS,
     SUBJECT_DEPS,
@@ -59,7 +58,7 @@ from ros_ground.piece_phrases import (
     blank_symbols,
     piece_phrases,
 )
-from ros_ground.spatial_words import (
+from ros_ground.command.spatial_words import (
     NEARNESS_WORDS,
     joined_from_last,
     relation_after,
@@ -67,6 +66,7 @@ from ros_ground.spatial_words import (
     superlative_of,
     without_measures,
 )
+from ros_ground.phrases import PLACE_NOUNS, NounPhrase
 
 # a relation (spatial_words.relation_pattern: "to the left of" whole, "right behind") or a superlative
 # that follows its noun ("closest to the camera")
@@ -78,7 +78,7 @@ PLACEMENT_VERBS = frozenset("put place set lay stack drop move position slide sh
                             "insert tuck".split())
 # verbs that carry or move their object somewhere only with a preposition of motion after it:
 # "bring / push the mug *to* the tray", where "bring the mug on the tray" and "push the button
-# next to the door" say which one (command_relations.py)
+# next to the door" say which one (relations.py)
 CARRYING_VERBS = ("bring", "take", "carry", "fetch", "get", "hand", "push", "pull", "drag", "nudge",
                   "shove", "roll")
 # prepositions whose object is a place ("what is *on* the tray?"); "to"/"from" after NEAR_WORDS
@@ -125,7 +125,7 @@ _PLACED_BEFORE = re.compile(r"\b(?:" + "|".join(sorted(PLACEMENT_VERBS)) + r")\s
 _SAID_BEFORE = re.compile(r"\s+(?:that\s+|which\s+)?(?:you|i|we)\b", re.IGNORECASE)
 # a count ("*how many* mugs are there?") is about no one object: no target
 _HOW, _MANY = re.compile(r"\bhow\s*$", re.IGNORECASE), re.compile(r"(?:many|much)\b", re.IGNORECASE)
-# "between the mug *and* / *,* / *or* the duck": its two landmarks (command_relations.second_of)
+# "between the mug *and* / *,* / *or* the duck": its two landmarks (relations.second_of)
 AND = re.compile(r"\s*(?:,\s*(?:(?:and|or|&)\s*)?|(?:and|or|&)\s*)(?:then\s+)?", re.IGNORECASE)
 _AN_FOR_AND = re.compile(r"\ban(?=\s+(?:the|this|that|these|those|my|your|a)\b)", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\s*$", re.IGNORECASE)

@@ -40,8 +40,8 @@ from __future__ import annotations
 import functools
 import re
 
-from ros_ground import corrections
-from ros_ground.command import (
+from ros_ground.command import corrections
+from ros_ground.command.parse import (
     CARRYING_VERBS,
     LOOKING_VERBS,
     PLACEMENT_VERBS,
@@ -52,8 +52,8 @@ from ros_ground.command import (
     ruled_out,
     target_rule,
 )
-from ros_ground.command_relations import held_destination
-from ros_ground.piece_phrases import NOT_OBJECTS, blank_symbols
+from ros_ground.command.piece_phrases import NOT_OBJECTS, blank_symbols
+from ros_ground.command.relations import held_destination
 
 INTENTS = ("none", "locate", "act")  # GroundedResponse.INTENT_* are their indices
 # verbs are matched by their words, not lemmas (phrases.load_spacy leaves the lemmatizer out): a
@@ -122,7 +122,7 @@ _TO_SOMEONE_ELSE = re.compile(r"^\s*(?:" + "|".join(_GREETINGS) + r")\s+(?P<name
 _ROBOT_NAMES = frozenset("robot ros bot there you guys can could would will please pls so um uh".split())
 # a request broken off for a question: "pick up the red mug, no, where is the blue one?"
 # a relation that rules its landmark's neighbours out, or ranks by distance the other way, which
-# no reading of the command honours (command_relations reads no landmark in them): the target
+# no reading of the command honours (relations.py reads no landmark in them): the target
 # would be any object of its kind, the one excluded included ("pick up the mug *that is not next
 # to* the tray", "*other than the one by* the tray", "the mug *farthest from* the tray"); of a
 # placed object they say where it goes ("put it in the box, not next to the tray"), and "on" /
@@ -136,7 +136,7 @@ _UNHONOURED = re.compile(
 _THEN_ASKED = re.compile(r"[,.;:!]\s*(?:no+|wait|actually|hmm+|sorry|oh)\b[^.!]*\?\s*$", re.IGNORECASE)
 # a kind asked about by its examples: "can you pick up heavy things *like* the box"
 _EXAMPLES = re.compile(r"\s*(?:like|such\s+as)\b", re.IGNORECASE)
-# a command is parsed clause by clause, each in command.py's pieces: "don't pick up the mug,
+# a command is parsed clause by clause, each in parse.py's pieces: "don't pick up the mug,
 # *pick up the cube*" parsed whole hangs the second verb under the negated first, and "put the
 # mug left of the tray" makes "left" a verb
 _CLAUSE_END = re.compile(r"[,.;:!?]|\bthen\b", re.IGNORECASE)  # "find the mug then grab it"
@@ -153,7 +153,7 @@ _NO_OBJECT_BEFORE = re.compile(r"\b(?:neither|none\s+of)\s*$", re.IGNORECASE)
 
 def about_an_object(nlp, text: str) -> bool:
     """Whether the command `text` is about an object in view the robot acts on or asks after: it
-    has a target (command.command_phrases: "pick up the red mug", "where is the tray?") or
+    has a target (parse.command_phrases: "pick up the red mug", "where is the tray?") or
     puts what the robot holds somewhere (`held_destination`: "put it on the tray")."""
     phrases, target = command_phrases(nlp, text)
     return target >= 0 or held_destination(text, phrases) is not None
@@ -162,7 +162,7 @@ def about_an_object(nlp, text: str) -> bool:
 @functools.lru_cache(maxsize=64)
 def command_intent(nlp, text: str) -> str:
     """One of INTENTS for the cleaned prompt `text` (the module docstring's rule). Each (nlp,
-    text) is read once, as command.py parses it once: a robot asks the same few commands again
+    text) is read once, as parse.py parses it once: a robot asks the same few commands again
     and again, and this parses each clause anew."""
     rule = target_rule(nlp, text)
     chunks, target = command_phrases(nlp, text)
@@ -193,7 +193,7 @@ def command_intent(nlp, text: str) -> str:
             text, 0, chunks[target].char_start):
         return "none"  # "grab neither the mug nor the duck", "pick up none of them", "hang on a sec"
     # "pick up the red mug, no wait, the blue one": the verb said of the phrase the target
-    # corrects (command.ruled_out; a phrase ruled out otherwise has a negated or excluding verb),
+    # corrects (parse.ruled_out; a phrase ruled out otherwise has a negated or excluding verb),
     # not of one taken back before it ("pick up the mug. Never mind, *John* will do it")
     cancel = corrections.last_cancel(text)
     cancel = -1 if cancel is None or _ACTING_BEFORE.fullmatch(text, cancel.end(), chunks[target].char_start) \

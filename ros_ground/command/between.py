@@ -25,9 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ros_ground.extremes import extreme
-from ros_ground.masks import overlap_matrix
-from ros_ground.refer import (
+from ros_ground.command.extremes import extreme
+from ros_ground.command.refer import (
     MAX_AREA,
     MAX_PAIR_IOU,
     MIN_COLOUR,
@@ -39,7 +38,8 @@ from ros_ground.refer import (
     scored_landmark,
     scored_target,
 )
-from ros_ground.spatial_words import ordinal_of, superlative_of
+from ros_ground.command.spatial_words import ordinal_of, superlative_of
+from ros_ground.masks import overlap_matrix
 
 # off the line joining the two landmarks by at most this times their distance (a mug and a duck
 # 200 px apart: a cube up to 100 px in front of or behind that line)

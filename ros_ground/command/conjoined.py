@@ -1,6 +1,6 @@
 """The other objects a command is about beside its target: "pick up the red mug *and the blue cube*".
 
-A command names one target (command.command_phrases), but people join several: "grab the mug
+A command names one target (parse.command_phrases), but people join several: "grab the mug
 and the duck", "bring me the mug, the cube and the duck", "put the mug and the cube on the
 tray". A robot given only the first would drop the others without a word, so they are read
 here, from the words between the phrases alone: the dependency parse attaches a second object
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
+from ros_ground.command.spatial_words import side_after
 from ros_ground.phrases import NounPhrase
-from ros_ground.spatial_words import side_after
 
 # words that join objects: "and" ("an", "n" of speech to text), "plus", "as well as"; "or" joins
 # alternatives, one of which is the target, so it joins none
@@ -66,7 +66,7 @@ def more_targets(text: str, chunks: list[NounPhrase], target: int,
     or a second clause of taking ("the mug *and grab* the cube", "the mug. *Then pick up* the
     cube"; not "... the cube instead"), and only if some gap says "and" or "then" (a comma alone
     also sets off "the mug, the red one"). `excluded`: indices never
-    taken, nor read past: the phrases the command rules out (command.ruled_out: "the cube, *not
+    taken, nor read past: the phrases the command rules out (parse.ruled_out: "the cube, *not
     the mug*", whose gap is no joiner anyway), its landmark and destination. A phrase after a
     relation ("the mug left of the tray and the duck": of the tray, or of the mug?) is not
     taken: the gap before it holds the relation. `clauses`: False takes no second clause's
