@@ -29,7 +29,7 @@ class CaptureTimer:
     the capture's cost, immune to the machine's drift between runs."""
 
     def __init__(self, method: str = "_add"):
-        from ros_ground.attention import AttentionCapture
+        from ros_ground.lmm.attention import AttentionCapture
 
         self.cls = AttentionCapture
         self.method = method

@@ -27,8 +27,8 @@ import torch
 
 from bench.common import log, median
 from bench.models import BenchModel, fixed_generation_config, set_variant
-from ros_ground.attention import CAPTURE_IMPLEMENTATION
-from ros_ground.compiled import CompiledDecoder
+from ros_ground.lmm.attention import CAPTURE_IMPLEMENTATION
+from ros_ground.lmm.compiled import CompiledDecoder
 
 DECODE_VARIANTS = ("plain", "capture", "compiled_plain", "compiled_capture")
 
@@ -73,7 +73,7 @@ def decode_rates(bm: BenchModel, new_tokens: int, reps: int, compiled: bool = Tr
     (`backend`: torch.compile's, for the compiled variants)."""
     from transformers import DynamicCache
 
-    from ros_ground.attention import AttentionCapture
+    from ros_ground.lmm.attention import AttentionCapture
 
     image_token_id = int(bm.model.config.image_token_id)
     decoders = {}
@@ -141,7 +141,7 @@ def response_over_generation(engine, frames: int, prompt: str = "Describe the sc
 
     from bench.common import tabletop_image
     from ros_ground.ahead import ahead_work
-    from ros_ground.attention import CAPTURE_IMPLEMENTATION
+    from ros_ground.lmm.attention import CAPTURE_IMPLEMENTATION
     from ros_ground.nodes.conversions import result_to_msg
 
     lmm = engine.lmm
@@ -268,7 +268,7 @@ def gpu_rows(device: str = "cuda", model: str = "llava7b", sam_spec: str = "vit_
     SAM embedding + decodes of `points` phrases). Smaller `model` / `sam_spec` ("mid",
     "tiny") and `compiled=False` make a CPU smoke test of the same code."""
     from bench.models import build_random_llava
-    from ros_ground.attention import CaptureComplete, RowsCapture
+    from ros_ground.lmm.attention import CaptureComplete, RowsCapture
     from ros_ground.sam.build import build_sam_from_config, sam_config
     from ros_ground.sam.segmenter import SamSegmenter
 

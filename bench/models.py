@@ -3,7 +3,7 @@
 - `mid`: 8 Llama layers, hidden 1024, 16 heads, vocabulary 32064, with a 2-layer CLIP tower at
   336 px / patch 14, so the prompt holds 576 image tokens as in LLaVA-1.5.
 - `llava7b`: the LLaVA-1.5-7B shapes (Llama-2-7B + CLIP ViT-L/14-336), for a GPU, in fp16.
-- `tiny`: ros_ground's in-repo model (`ros_ground.tiny.build_tiny_lmm`), 64 image tokens.
+- `tiny`: ros_ground's in-repo model (`ros_ground.lmm.tiny.build_tiny_lmm`), 64 image tokens.
 
 Variants of one greedy generation with a fixed token count (min_new_tokens = max_new_tokens):
 `plain` (stock SDPA attention), `capture` (ros_ground's attention capture beside SDPA, inside an
@@ -115,7 +115,7 @@ def build_tiny(image=None, prompt: str = "Describe the scene.") -> BenchModel:
 
 def set_variant(model, variant: str) -> None:
     """Switch the text decoder's attention; the vision tower keeps its SDPA."""
-    from ros_ground.attention import CAPTURE_IMPLEMENTATION, register_capture
+    from ros_ground.lmm.attention import CAPTURE_IMPLEMENTATION, register_capture
 
     register_capture()
     impl = {"plain": "sdpa", "capture": CAPTURE_IMPLEMENTATION, "eager": "eager",
@@ -149,7 +149,7 @@ def generate(bm: BenchModel, variant: str, new_tokens: int) -> tuple[float, int,
     """
     from transformers import DynamicCache
 
-    from ros_ground.attention import AttentionCapture
+    from ros_ground.lmm.attention import AttentionCapture
 
     set_variant(bm.model, variant)
     prompt_len = bm.inputs["input_ids"].shape[1]
@@ -203,7 +203,7 @@ def mid_adapter():
     from transformers import CLIPImageProcessor, LlavaProcessor
 
     from ros_ground.lmm import LMMAdapter
-    from ros_ground.tiny import CHAT_TEMPLATE
+    from ros_ground.lmm.tiny import CHAT_TEMPLATE
 
     tokenizer = _wide_tokenizer(32064)
     image_processor = CLIPImageProcessor(size={"shortest_edge": 336},
@@ -226,7 +226,7 @@ def _wide_tokenizer(vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from ros_ground.tiny import SPECIAL_TOKENS, build_tokenizer
+    from ros_ground.lmm.tiny import SPECIAL_TOKENS, build_tokenizer
 
     base = build_tokenizer()
     vocab = dict(sorted(base.get_vocab().items(), key=lambda kv: kv[1]))

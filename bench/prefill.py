@@ -2,7 +2,7 @@
 
 To ground the command itself, `LMMAdapter.generate` reads during the prefill the image
 attention of the prompt's own text tokens (`AttentionCapture(image_positions,
-prompt_positions)`, ros_ground/attention.py). Here one prefill of an LMM (the default one:
+prompt_positions)`, ros_ground/lmm/attention.py). Here one prefill of an LMM (the default one:
 config/sim.yaml's model) on a command prompt, as generation's first step runs it (vision tower,
 projector, the text model over the whole prompt into a fresh dynamic cache, logits of the last
 position only), in three variants:
@@ -44,7 +44,7 @@ def prefill_once(lmm, inputs: dict, image_positions: torch.Tensor, rows: torch.T
     token)."""
     from transformers import DynamicCache
 
-    from ros_ground.attention import AttentionCapture
+    from ros_ground.lmm.attention import AttentionCapture
 
     set_variant(lmm.model, "plain" if variant == "plain" else "capture")
     timer = CaptureTimer("_add_prompt_rows")
@@ -71,7 +71,7 @@ def prefill_rates(lmm, image, prompt: str = PREFILL_PROMPT, reps: int = 30,
                   warmup: int = 2) -> dict:
     """The three prefill variants of `lmm` (an LMMAdapter) on `image` + `prompt`, interleaved;
     ratios over plain (see the module docstring)."""
-    from ros_ground.attention import CAPTURE_IMPLEMENTATION
+    from ros_ground.lmm.attention import CAPTURE_IMPLEMENTATION
 
     inputs, layout, _ = lmm.prepare(image, prompt)
     own = lmm.prompt_tokens(prompt, inputs["input_ids"])

@@ -64,7 +64,7 @@ class EngineConfig:
     entity_assignment: str = _default("entity_assignment")
     entity_margin: float = _default("entity_margin")
     entity_scoring: str = _default("entity_scoring")
-    entity_token_window: float = _default("entity_token_window")  # lmm_tokens.entity_window
+    entity_token_window: float = _default("entity_token_window")  # lmm.tokens.entity_window
     region_token: str = _default("region_token")  # regions.py / region_encoder.py
     max_new_tokens: int = _default("max_new_tokens")
     command_words: bool = _default("command_words")  # command/refer.py picks the command's target

@@ -2,7 +2,7 @@
 
 The `entity_scoring` setting chooses: "attention" scores a proposal by the phrase's heat map on
 its mask (entities.score_entities); "tokens" by the cosine of the proposal's entity token,
-pooled from this LMM's projected image tokens (lmm_tokens) of the whole frame or, with
+pooled from this LMM's projected image tokens (lmm.tokens) of the whole frame or, with
 `entity_token_window`, of a window around the proposal, with the phrase's word embeddings
 (retrieval.py); "combined" by their sum. `EntityScorer` keeps what that needs per model: the
 last frame's image tokens and entity tokens, and the retrieval head.
@@ -16,9 +16,10 @@ import logging
 import numpy as np
 import torch
 
-from ros_ground import lmm_tokens, retrieval
+from ros_ground import retrieval
 from ros_ground.entities import score_entities
 from ros_ground.lmm import LMMAdapter
+from ros_ground.lmm import tokens as lmm_tokens
 from ros_ground.maps import no_peak_reason
 from ros_ground.results import Proposal
 from ros_ground.sam.predictor import cache_key_of
@@ -44,7 +45,7 @@ class EntityScorer:
 
         heats: each phrase's heat map on `image` (HxW); phrase_ids: each phrase's token ids;
         token_window: entity tokens from a window this many box sides tall around each proposal
-        (lmm_tokens.window_entity_tokens), 0: from the whole frame. With attention scoring, the
+        (lmm.tokens.window_entity_tokens), 0: from the whole frame. With attention scoring, the
         row of a phrase whose map has no peak (maps.no_peak_reason) is NaN: nothing to choose by.
         """
         masks = [p.mask for p in proposals]
@@ -62,11 +63,11 @@ class EntityScorer:
     def entity_tokens(self, image: np.ndarray, masks: list[np.ndarray], image_key=None,
                       window: float = 0.0) -> np.ndarray:
         """float32 [N, D] entity tokens of `masks` (HxW each) pooled from this LMM's projected
-        image tokens (lmm_tokens; feature_source "lmm_projector"), whatever tokens proposals
+        image tokens (lmm.tokens; feature_source "lmm_projector"), whatever tokens proposals
         came with: SAM's share no space with the language model.
 
         window: 0, pooled from the whole frame's tokens (one vision pass per frame); else each
-        from a window this many box sides tall around it (lmm_tokens.window_entity_tokens, one
+        from a window this many box sides tall around it (lmm.tokens.window_entity_tokens, one
         pass per mask), computed once per frame and set of masks, since a command's phrases are
         scored against the same proposals as its answer's. A frame is named by `image_key`, or
         without one by a hash of its pixels (sam.predictor.cache_key_of).
@@ -86,7 +87,7 @@ class EntityScorer:
 
     def image_tokens(self, image: np.ndarray, image_key=None):
         """(float32 [grid_h * grid_w, D] projected image tokens, their geometry) of `image`,
-        computed once per frame (lmm_tokens.image_features; named as in `entity_tokens`)."""
+        computed once per frame (lmm.tokens.image_features; named as in `entity_tokens`)."""
         key = cache_key_of(image, "RGB", image_key)
         cached = self._features
         if cached is None or cached[0] != key:
@@ -109,7 +110,7 @@ class EntityScorer:
         if self._retrieval_head is False:
             self._retrieval_head = None
             if self.lmm.name == "sim":  # only the one it was trained for: warns otherwise
-                from ros_ground.lmm_fingerprint import lmm_sha256
+                from ros_ground.lmm.fingerprint import lmm_sha256
 
                 self._retrieval_head = retrieval.load_head(lmm_sha256=lmm_sha256() or "")
             if self._retrieval_head is not None:  # only a loaded head has a record to read

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ros_ground.errors import InputError
-from ros_ground.lmm_fingerprint import KEY, lmm_sha256, trained_for
+from ros_ground.lmm.fingerprint import KEY, lmm_sha256, trained_for
 from ros_ground.masks import mask_bbox
 
 CROP_SIZE = 32
@@ -102,7 +102,7 @@ RETRAIN_ENCODER = "python -m ros_ground.train.region_encoder, as `ros-ground tra
 def save_encoder(encoder: RegionEncoder, path: str | Path, lmm_sha256: str | None = None) -> None:
     """Write `encoder`'s sizes and weights to `path` (a torch file `load_encoder` reads with
     weights_only), with `lmm_sha256`: the fingerprint of the LMM it was trained for
-    (lmm_fingerprint.lmm_sha256), None for none."""
+    (lmm.fingerprint.lmm_sha256), None for none."""
     torch.save({"hidden": encoder.hidden, "size": encoder.size, KEY: lmm_sha256,
                 "state_dict": encoder.state_dict()}, path)
 
@@ -130,7 +130,7 @@ _LOCK = threading.Lock()
 def encoder_for(model: str) -> RegionEncoder:
     """The trained region encoder of LMM `model` (loaded once, then shared: it is read-only).
     Raises InputError for a model that ships none (only "sim" does) or whose encoder was
-    trained for other weights of it (lmm_fingerprint)."""
+    trained for other weights of it (lmm.fingerprint)."""
     with _LOCK:
         if model not in _LOADED:
             # once: load_encoder warns of one trained for other weights

@@ -4,7 +4,7 @@ Groma: "Groma: Localized Visual Tokenization for Grounding Multimodal Large Lang
 ECCV 2024, arXiv:2404.13013.
 
 A region (box, mask or pixel) becomes an entity mask: the proposal that fits it best, else SAM's
-mask for it. Its token, pooled from the LMM's own projected image tokens (lmm_tokens), is put
+mask for it. Its token, pooled from the LMM's own projected image tokens (lmm.tokens), is put
 into the context where the prompt refers to it: the embedding of the referring word ("this",
 "it", or a literal `<region>`) is replaced during the prefill. Pooled projector features are in
 the language model's input space, so this needs no training for a LLaVA-style model.
@@ -128,7 +128,7 @@ def region_inputs(features, geometry, mask: np.ndarray, focus: str = "none") -> 
     mask of another size than the image `geometry` describes."""
     import torch
 
-    from ros_ground.lmm_tokens import token_grid_weights
+    from ros_ground.lmm.tokens import token_grid_weights
 
     if focus not in FOCUS_MODES:
         raise ValueError(f"focus must be one of {FOCUS_MODES}, got {focus!r}")

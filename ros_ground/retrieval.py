@@ -3,7 +3,7 @@
 arXiv:2402.16846).
 
 A phrase is represented by the mean of its tokens' input embeddings; an entity by its token
-pooled from the LMM's projected image tokens (lmm_tokens). The score is the cosine between the
+pooled from the LMM's projected image tokens (lmm.tokens). The score is the cosine between the
 entity token and `W @ phrase`: W is the identity for a model whose image tokens already share
 the words' space, or a retrieval head trained on (phrase, entity) pairs with mask supervision
 (ros_ground.train.retrieval_head; the sim model ships one). `entity_scoring` chooses attention
@@ -66,14 +66,14 @@ RETRAIN_HEAD = ("python -m ros_ground.train.retrieval_head --scenes 120 --epochs
 
 def load_head(path: str | Path | None = None, lmm_sha256: str | None = None) -> np.ndarray | None:
     """The retrieval head [Dv, Dt] at `path` (default: the sim model's), None when the file is
-    absent. Given `lmm_sha256` (lmm_fingerprint.lmm_sha256 of the LMM it would serve), also None,
+    absent. Given `lmm_sha256` (lmm.fingerprint.lmm_sha256 of the LMM it would serve), also None,
     with a warning, unless its record (`head_record`) names that LMM: a head fitted to other
     weights' tokens would rank entities at random."""
     path = Path(path or SIM_HEAD_PATH)
     if not path.is_file():
         return None
     if lmm_sha256 is not None:
-        from ros_ground.lmm_fingerprint import KEY, trained_for
+        from ros_ground.lmm.fingerprint import KEY, trained_for
 
         if not trained_for(head_record(path).get(KEY), lmm_sha256, path, RETRAIN_HEAD):
             return None
@@ -84,7 +84,7 @@ def head_record(path: str | Path | None = None) -> dict:
     """What the head at `path` (default: the sim model's) was trained on, from the JSON file
     beside it (`train.retrieval_head` writes it): "entity_token_window" (the entity tokens it
     learnt: 0 the frame's, else a window's), "scene_set", "scenes", "epochs",
-    "held_out_accuracy", "lmm_sha256" (lmm_fingerprint: the LMM it was trained for). {} when
+    "held_out_accuracy", "lmm_sha256" (lmm.fingerprint: the LMM it was trained for). {} when
     there is none."""
     record = Path(path or SIM_HEAD_PATH).with_suffix(".json")
     return json.loads(record.read_text()) if record.is_file() else {}

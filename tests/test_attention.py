@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ros_ground.attention import (
+from ros_ground.lmm.attention import (
     CAPTURE_IMPLEMENTATION,
     AttentionCapture,
     CaptureComplete,
@@ -19,7 +19,7 @@ from ros_ground.attention import (
     last_row_image_attention,
     last_rows_scores,
 )
-from ros_ground.tiny import build_tiny_lmm
+from ros_ground.lmm.tiny import build_tiny_lmm
 
 NEW_TOKENS = 8
 

@@ -107,7 +107,7 @@ def test_decode_rates_and_response_over_generation():
     assert ratio["same_tokens"] and ratio["response_over_generation"] > 1.0
     assert not ratio["compiled"] and "response_over_compiled_generation" not in ratio
     # compiled decoding (sim.yaml's compile: on): its own rows, beside the eager response
-    from ros_ground.compiled import CompiledDecoder
+    from ros_ground.lmm.compiled import CompiledDecoder
 
     lmm = engine.lmm
     lmm.decoder = CompiledDecoder(lmm.model, lmm.image_token_id, backend="aot_eager")
@@ -125,7 +125,7 @@ def test_prefill_rates():
     pytest.importorskip("transformers")
     from bench.models import build_tiny
     from bench.prefill import PREFILL_VARIANTS, prefill_rates
-    from ros_ground.attention import CAPTURE_IMPLEMENTATION
+    from ros_ground.lmm.attention import CAPTURE_IMPLEMENTATION
 
     lmm = build_tiny().adapter
     rates = prefill_rates(lmm, tabletop_image(), reps=2, warmup=0)

@@ -129,14 +129,15 @@ def test_a_question_pools_its_window_entity_tokens_once(tmp_path, monkeypatch, c
     # the answer's phrases and the question's own are scored against the same proposals of the
     # same frame (named by its pixels: the CLI gives no key), so the window tokens, a vision
     # pass per proposal, are computed once
-    from ros_ground import cli, lmm_tokens
+    from ros_ground import cli
+    from ros_ground.lmm import tokens
     from ros_ground.sim.scene import generate_scene
 
     path = tmp_path / "scene.png"
     save_png(path, generate_scene(3, width=160, height=120, num_objects=3).rgb)
     calls = []
-    pool = lmm_tokens.window_entity_tokens
-    monkeypatch.setattr(lmm_tokens, "window_entity_tokens",
+    pool = tokens.window_entity_tokens
+    monkeypatch.setattr(tokens, "window_entity_tokens",
                         lambda lmm, image, masks, window: calls.append(len(masks))
                         or pool(lmm, image, masks, window))
     assert cli.main(["ground", "--model", "sim", "--sam-model", "sim", "--image", str(path),

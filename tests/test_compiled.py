@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from ros_ground.ahead import usable_cores
-from ros_ground.compiled import CompiledDecoder, compile_enabled
 from ros_ground.lmm import load_lmm
+from ros_ground.lmm.compiled import CompiledDecoder, compile_enabled
 
 PROMPT = "Describe the image in detail."
 TOKENS = 24

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros_ground.lmm_tokens import (
+from ros_ground.lmm.tokens import (
     MIN_WINDOW,
     entity_tokens,
     entity_window,
@@ -101,15 +101,15 @@ def test_a_window_token_ignores_what_lies_outside_its_window(tiny_lmm):
 
 def test_window_tokens_are_computed_once_per_frame_and_proposals(tiny_lmm, monkeypatch):
     """A command's phrases are scored against the answer's proposals: one pass per entity."""
-    from ros_ground import lmm_tokens
     from ros_ground.entity_scoring import EntityScorer
+    from ros_ground.lmm import tokens
     from ros_ground.results import Proposal
 
     image = np.random.RandomState(2).randint(0, 255, (96, 128, 3), dtype=np.uint8)
     proposals = [Proposal(id=i, mask=_box_mask((96, 128), 10 + 40 * i, 20, 20, 20)) for i in range(3)]
     calls = []
-    real = lmm_tokens.window_entity_tokens
-    monkeypatch.setattr(lmm_tokens, "window_entity_tokens",
+    real = tokens.window_entity_tokens
+    monkeypatch.setattr(tokens, "window_entity_tokens",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     scorer = EntityScorer(tiny_lmm)
     heats = [np.random.RandomState(3).rand(96, 128).astype(np.float32)]

@@ -84,7 +84,7 @@ def test_oracle_scores_perfectly(engine, monkeypatch):
     assert (report["sam_model"], report["device"], report["dtype"]) == ("sim", "cpu", "float32")
     assert "image" not in report and report["mode"] == "point"
     # helper-130: "model: sim" named no weights, and `train lmm` rewrites them in place
-    from ros_ground.lmm_fingerprint import lmm_sha256
+    from ros_ground.lmm.fingerprint import lmm_sha256
     from ros_ground.sam.load import SIM_SAM_DIR
 
     assert report["provenance"]["lmm_sha256"] is None  # the "oracle" model has no weights

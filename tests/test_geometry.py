@@ -101,7 +101,7 @@ def test_geometry_from_processor_config():
 
 
 def test_geometry_from_tiny_processor():
-    from ros_ground.tiny import build_tiny_processor
+    from ros_ground.lmm.tiny import build_tiny_processor
 
     g = geometry_for(build_tiny_processor().image_processor, 48, 80, GRID, GRID)
     assert g.fit == "crop" and g.window() == (16, 0, 64, 48)

@@ -949,7 +949,7 @@ def test_a_failure_inside_the_model_is_model_error_even_when_it_is_a_value_error
 
 
 def test_compile_on_compiles_while_configuring_and_answers_as_eager(running, monkeypatch):
-    from ros_ground import compiled
+    from ros_ground.lmm import compiled
 
     monkeypatch.setattr(compiled, "BACKEND", "aot_eager")  # inductor's C++ takes minutes here
     rgb = random_rgb(48, 64, seed=3)

@@ -12,7 +12,7 @@ from ros_ground import lmm as lmm_module
 from ros_ground.lmm import BadPromptError, Generation, ModelLoadError, load_lmm
 from ros_ground.lmm import layout as layout_module
 from ros_ground.lmm import loading as loading_module
-from ros_ground.tiny import build_tiny_lmm, save_tiny_lmm
+from ros_ground.lmm.tiny import build_tiny_lmm, save_tiny_lmm
 
 PROMPT = "Describe the image in detail."
 
@@ -509,7 +509,7 @@ def test_llava_next_base_grid():
         LlavaNextProcessor,
     )
 
-    from ros_ground import tiny as tiny_module
+    from ros_ground.lmm import tiny as tiny_module
 
     tok = tiny_module.build_tokenizer()
     base = tiny_module.build_tiny_config(len(tok), 4, tok.pad_token_id)
@@ -547,7 +547,7 @@ def _tiny_qwen2_vl():
         Qwen2VLVideoProcessor,
     )
 
-    from ros_ground import tiny as tiny_module
+    from ros_ground.lmm import tiny as tiny_module
 
     tok = tiny_module.build_tokenizer()
     tok.add_tokens(["<|vision_start|>", "<|vision_end|>", "<|im_start|>", "<|im_end|>"],
@@ -596,7 +596,7 @@ def test_qwen2_vl_never_decodes_through_the_compiled_step():
     # the compiled step passes 1-D cache positions; M-RoPE's are cache position + rope_deltas,
     # so its tokens would differ from the second on: neither compile auto (on for CUDA) nor
     # compile on may build it, nor may the step itself run (compiled=False is its eager twin)
-    from ros_ground.compiled import CompiledDecoder
+    from ros_ground.lmm.compiled import CompiledDecoder
 
     model, processor = _tiny_qwen2_vl()
     with pytest.raises(ValueError, match="positions tokens for llava / llava_next only"):

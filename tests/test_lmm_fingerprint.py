@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from ros_ground import lmm_fingerprint, region_encoder, retrieval
+from ros_ground import region_encoder, retrieval
 from ros_ground.errors import InputError
-from ros_ground.lmm_fingerprint import KEY, lmm_sha256
+from ros_ground.lmm import fingerprint
+from ros_ground.lmm.fingerprint import KEY, lmm_sha256
 
 
 def test_the_fingerprint_is_the_weights_files_sha256_and_none_without_one(tmp_path):
@@ -39,13 +40,13 @@ def _head(tmp_path, recorded):
 def test_a_head_for_other_weights_warns_naming_both_and_is_not_loaded(tmp_path, caplog):
     path = _head(tmp_path, "a" * 64)
     np.testing.assert_array_equal(retrieval.load_head(path, lmm_sha256="a" * 64), np.eye(4))
-    with caplog.at_level("WARNING", logger="ros_ground.lmm_fingerprint"):
+    with caplog.at_level("WARNING", logger="ros_ground.lmm.fingerprint"):
         assert retrieval.load_head(path, lmm_sha256="b" * 64) is None
     said = caplog.records[-1].getMessage()
     assert "aaaaaaaaaaaa" in said and "bbbbbbbbbbbb" in said and str(path) in said
     assert "python -m ros_ground.train.retrieval_head" in said
     caplog.clear()
-    with caplog.at_level("WARNING", logger="ros_ground.lmm_fingerprint"):
+    with caplog.at_level("WARNING", logger="ros_ground.lmm.fingerprint"):
         assert retrieval.load_head(_head(tmp_path, None), lmm_sha256="b" * 64) is None
     assert "no LMM fingerprint" in caplog.records[-1].getMessage()
 
@@ -63,9 +64,9 @@ def test_the_sim_scorer_scores_without_a_head_trained_for_other_weights(monkeypa
     path.with_suffix(".json").write_text(json.dumps({"entity_token_window": 3.0, KEY: "a" * 64}))
     monkeypatch.setattr(retrieval, "SIM_HEAD_PATH", path)
     monkeypatch.setattr(tiny_lmm, "name", "sim")
-    monkeypatch.setattr(lmm_fingerprint, "lmm_sha256", lambda model_dir=None: "a" * 64)
+    monkeypatch.setattr(fingerprint, "lmm_sha256", lambda model_dir=None: "a" * 64)
     assert entity_scoring.EntityScorer(tiny_lmm)._head(3.0) is not None
-    monkeypatch.setattr(lmm_fingerprint, "lmm_sha256", lambda model_dir=None: "b" * 64)
+    monkeypatch.setattr(fingerprint, "lmm_sha256", lambda model_dir=None: "b" * 64)
     with caplog.at_level("WARNING"):
         assert entity_scoring.EntityScorer(tiny_lmm)._head(3.0) is None
     assert any("trained for other weights" in r.getMessage() for r in caplog.records)
@@ -79,7 +80,7 @@ def test_an_encoder_for_other_weights_warns_and_the_encoder_token_is_refused(tmp
     monkeypatch.setattr(region_encoder, "SIM_REGION_ENCODER_PATH", path)
     monkeypatch.setattr(region_encoder, "_LOADED", {})
     monkeypatch.setattr(region_encoder, "lmm_sha256", lambda model_dir=None: "b" * 64)
-    with caplog.at_level("WARNING", logger="ros_ground.lmm_fingerprint"):
+    with caplog.at_level("WARNING", logger="ros_ground.lmm.fingerprint"):
         with pytest.raises(InputError, match="trained for other weights.*region_encoder.*'pooled'"):
             region_encoder.encoder_for("sim")
         with pytest.raises(InputError):  # loaded once: warned once

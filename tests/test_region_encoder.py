@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ros_ground.lmm_tokens import capture_image_embeddings, image_features
+from ros_ground.lmm.tokens import capture_image_embeddings, image_features
 from ros_ground.region_encoder import RegionEncoder, load_encoder, region_crop, save_encoder
 from ros_ground.regions import Region, region_context
 

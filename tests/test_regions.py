@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ros_ground.errors import InputError
-from ros_ground.lmm_tokens import capture_image_embeddings, image_features
+from ros_ground.lmm.tokens import capture_image_embeddings, image_features
 from ros_ground.regions import (
     click_region,
     goal_region,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ros_ground.geometry import ImageGeometry
-from ros_ground.lmm_tokens import (
+from ros_ground.lmm.tokens import (
     entity_tokens,
     image_features,
     token_grid_weights,

@@ -163,8 +163,7 @@ def test_layers_import_downwards():
     compare masks, and SAM's package needs no LMM code: shared pieces live in the core (masks.py)."""
     assert not reachable("ros_ground.engine") & {"ros_ground.metrics", "ros_ground.evaluate"}
     assert not {m for m in reachable("ros_ground.sam")
-                if m in ("ros_ground.lmm", "ros_ground.lmm_tokens", "ros_ground.attention")
-                or m.startswith("ros_ground.lmm.")}
+                if m == "ros_ground.lmm" or m.startswith("ros_ground.lmm.")}
 
 
 # packages that exist only in a ROS install (the core runs, and its tests pass, from PyPI alone);

@@ -10,7 +10,12 @@ Modules, one job each:
 - `layout`: where each model family puts the image tokens and what grid they form;
 - `text`: the tokenizer's special strings and where the user's own text sits in the input;
 - `loading`: `load_lmm`, a model from its spec ("tiny", "sim", a directory, a Hub id);
-- `errors`: `ModelLoadError`, `BadPromptError`.
+- `errors`: `ModelLoadError`, `BadPromptError`;
+- `attention`: the attention capture alongside SDPA (the last query row's image attention);
+- `compiled`: compiled greedy decoding with the capture inside the compiled graph;
+- `tokens`: entity tokens mask-pooled from the LMM's own image tokens (of the frame or a window);
+- `fingerprint`: which LMM weights a trained add-on (retrieval head, region encoder) was trained for;
+- `tiny`: the deterministic tiny random LLaVA the tests and demos build in-process.
 """
 
 from ros_ground.geometry import IMAGE_FITS

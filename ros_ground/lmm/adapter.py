@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ros_ground.attention import (
+from ros_ground.errors import check_image
+from ros_ground.geometry import ImageGeometry, geometry_for
+from ros_ground.lmm.attention import (
     AttentionCapture,
     CaptureComplete,
     RowsCapture,
     install_capture,
 )
-from ros_ground.compiled import CompiledDecoder, compiled_decoding
-from ros_ground.errors import check_image
-from ros_ground.geometry import ImageGeometry, geometry_for
+from ros_ground.lmm.compiled import CompiledDecoder, compiled_decoding
 from ros_ground.lmm.errors import BadPromptError
 from ros_ground.lmm.fit import fit_image, report_unseen, resolve_image_fit
 from ros_ground.lmm.generation import Generation, TokenHook

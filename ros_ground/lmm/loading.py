@@ -193,7 +193,7 @@ def load_lmm(spec: str, device: str = "auto", dtype: str = "auto",
     if image_fit not in IMAGE_FITS:
         raise ValueError(f"image_fit must be one of {IMAGE_FITS}, got {image_fit!r}")
     if spec == "tiny":
-        from ros_ground.tiny import build_tiny_lmm
+        from ros_ground.lmm.tiny import build_tiny_lmm
 
         model, processor = build_tiny_lmm()
         model = model.to(torch_device, torch_dtype)

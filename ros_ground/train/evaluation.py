@@ -252,7 +252,7 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
                 out = model(input_ids=ids, pixel_values=inputs["pixel_values"],
                             attention_mask=torch.ones_like(ids), output_attentions=True)
         finally:
-            from ros_ground.attention import install_capture
+            from ros_ground.lmm.attention import install_capture
 
             install_capture(model)
         positions = layout.positions

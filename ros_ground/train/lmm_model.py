@@ -14,7 +14,7 @@ import re
 import torch
 
 # the tiny model's conventions: LLaVA-1.5's conversation format and the same special tokens
-from ros_ground.tiny import CHAT_TEMPLATE, IMAGE_TOKEN, SPECIAL_TOKENS  # noqa: E402, F401
+from ros_ground.lmm.tiny import CHAT_TEMPLATE, IMAGE_TOKEN, SPECIAL_TOKENS  # noqa: E402, F401
 from ros_ground.train.configs import LMMArch
 
 # Prompts the model is trained to answer with the scene description (the first is the default

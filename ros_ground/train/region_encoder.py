@@ -61,7 +61,7 @@ def region_samples(lmm, seeds, rng: np.random.Generator, scene_set: str = "class
                    progress: bool | None = None) -> list[Sample]:
     """A Sample per ground-truth object of each training scene of `seeds`."""
     from ros_ground.errors import InputError
-    from ros_ground.lmm_tokens import prefill_embeddings
+    from ros_ground.lmm.tokens import prefill_embeddings
     from ros_ground.regions import region_inputs, region_position
     from ros_ground.train.data import training_scene
 
@@ -193,7 +193,7 @@ def held_out_accuracy(lmm, encoder: RegionEncoder, samples: list[Sample]) -> flo
 
 def main(argv=None) -> int:
     from ros_ground.lmm import SIM_LMM_DIR, load_lmm
-    from ros_ground.lmm_fingerprint import lmm_sha256
+    from ros_ground.lmm.fingerprint import lmm_sha256
     from ros_ground.train.data import TRAIN_SCENE_SETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

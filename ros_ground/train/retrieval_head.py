@@ -88,7 +88,7 @@ def _checked(setting):
 def main(argv=None) -> int:
     from ros_ground import settings
     from ros_ground.lmm import SIM_LMM_DIR, load_lmm
-    from ros_ground.lmm_fingerprint import KEY, lmm_sha256
+    from ros_ground.lmm.fingerprint import KEY, lmm_sha256
     from ros_ground.train.data import DEFAULT_SCENE_SET, TRAIN_SCENE_SETS
 
     window = settings.by_name(settings.GROUNDING)["entity_token_window"]
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         "entity_token_window": args.token_window, "scene_set": args.scene_set,
         "scenes": args.scenes, "epochs": args.epochs,
         "held_out_accuracy": round(float(np.mean(hits)), 3),
-        # the engine uses the head only with these LMM weights (lmm_fingerprint)
+        # the engine uses the head only with these LMM weights (lmm.fingerprint)
         KEY: fingerprint}, indent=1) + "\n")
     print(f"{len(train)} pairs from {args.scenes} scenes; held-out retrieval accuracy on GT "
           f"masks: head {np.mean(hits):.3f}, no head {np.mean(plain):.3f}; "

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from ros_ground.attention import ROWS_KWARG, AttentionCapture, image_probabilities
+from ros_ground.lmm.attention import ROWS_KWARG, AttentionCapture, image_probabilities
 
 COMPILE_CHOICES = ("off", "auto", "on")
 CACHE_BLOCK = 256  # static cache lengths are rounded up to this: few shapes, few recompiles
