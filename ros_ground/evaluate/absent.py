@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ros_ground.evaluate.metrics import IOU_HIT
 from ros_ground.evaluate.progress import scene_progress
 from ros_ground.evaluate.scenes import scene_for, scene_prompts, target_object
 from ros_ground.masks import iou
-from ros_ground.metrics import IOU_HIT
 from ros_ground.sim.language import COLORS, PLURALS
 
 # the categories a command can name; a sphere and a soccer ball are both "a ball"

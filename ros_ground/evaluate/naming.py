@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ros_ground.evaluate.metrics import GTPhrase, PredPhrase, Vocabulary, point_in_mask
 from ros_ground.evaluate.scenes import SIM_VOCABULARY
-from ros_ground.metrics import GTPhrase, PredPhrase, Vocabulary, point_in_mask
 from ros_ground.sim.language import NUMBER_WORDS
 
 

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from ros_ground.evaluate.metrics import IOU_HIT, Vocabulary
 from ros_ground.evaluate.progress import scene_progress
 from ros_ground.masks import iou
-from ros_ground.metrics import IOU_HIT, Vocabulary
 from ros_ground.regions import Region
 
 REGION_PROMPT = "What is this?"

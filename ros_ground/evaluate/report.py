@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ros_ground import settings
 from ros_ground.engine import EngineConfig
+from ros_ground.evaluate.metrics import aggregate
 from ros_ground.evaluate.naming import Naming
 from ros_ground.evaluate.run import EvalRun
 from ros_ground.evaluate.targets import target_metrics
 from ros_ground.lmm.fingerprint import file_sha256, lmm_sha256
-from ros_ground.metrics import aggregate
 from ros_ground.sam.proposals import changed_settings
 from ros_ground.train.card_format import proposal_text
 

@@ -3,7 +3,7 @@ every variant of the engine's settings, and score it beside the baselines.
 
 The engine answers each prompt once (`generate`) and grounds that answer under every variant
 (`ground_generation`); the phrases are scored with GLaMM's GCG metrics (mask recall, mIoU),
-AP50 and point accuracy (ros_ground.metrics). Both baselines keep the first variant's phrases.
+AP50 and point accuracy (ros_ground.evaluate.metrics). Both baselines keep the first variant's phrases.
 The random-point baseline prompts SAM at a uniformly random point instead of the attention
 peak. Where the first variant chooses among SAM's whole-object proposals (mode entities, or
 auto on a frame with proposals), where it looks is not all that differs: any proposal is a
@@ -24,14 +24,21 @@ import numpy as np
 
 from ros_ground import ahead
 from ros_ground.engine import GroundingEngine
+from ros_ground.evaluate.metrics import (
+    IOU_HIT,
+    GTPhrase,
+    ImageRecord,
+    PredPhrase,
+    TextSimilarity,
+    evaluate_image,
+)
 from ros_ground.evaluate.naming import Naming, naming
 from ros_ground.evaluate.progress import scene_progress
 from ros_ground.evaluate.scenes import SIM_VOCABULARY, scene_for, scene_prompts, target_object
+from ros_ground.evaluate.selection_metrics import selection_counts
 from ros_ground.evaluate.targets import TargetRecord, target_record
 from ros_ground.masks import iou
-from ros_ground.metrics import IOU_HIT, GTPhrase, ImageRecord, PredPhrase, TextSimilarity, evaluate_image
 from ros_ground.results import GroundedPhrase, GroundingResult, Proposal
-from ros_ground.selection_metrics import selection_counts
 from ros_ground.sim.ranges import scene_set_ranges
 from ros_ground.train.data import check_eval_seeds
 

@@ -12,7 +12,7 @@ the scene's first referring expression) against X, and `command`: "Pick up X." o
 
 from __future__ import annotations
 
-from ros_ground.metrics import GTPhrase, Vocabulary, gt_from_objects
+from ros_ground.evaluate.metrics import GTPhrase, Vocabulary, gt_from_objects
 from ros_ground.sim import ranges as sim_ranges
 from ros_ground.sim.language import COLORS, PLURALS, SYNONYMS
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ros_ground.evaluate.metrics import IOU_HIT
 from ros_ground.masks import iou
-from ros_ground.metrics import IOU_HIT
 from ros_ground.results import GroundingResult
 
 DETERMINERS = frozenset(("the", "a", "an"))

@@ -347,7 +347,7 @@ def _load_scorer():
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils.logging import disable_progress_bar
 
-    from ros_ground.metrics import TextSimilarity
+    from ros_ground.evaluate.metrics import TextSimilarity
 
     disable_progress_bars()
     disable_progress_bar()
@@ -359,7 +359,7 @@ def _load_scorer():
 def _print_scores(responses, truths, scorer) -> None:
     """How the answers compare with the simulator's ground truth of the frames they grounded."""
     from ros_ground.evaluate import SIM_VOCABULARY
-    from ros_ground.metrics import GTPhrase, PredPhrase, evaluate_image
+    from ros_ground.evaluate.metrics import GTPhrase, PredPhrase, evaluate_image
 
     by_stamp = {stamp_to_ns(t.header.stamp): t for t in truths}
     records = []

@@ -127,7 +127,7 @@ def lmm_card(model_dir: Path, results: dict) -> str:
             f"## Grounding on {ground['scenes']} held-out scenes (seeds {ground['seeds'][0]}.."
             f"{ground['seeds'][1]}), prompt \"Describe the scene.\", SAM: sim_sam",
             "",
-            "GCG metrics as GLaMM computes them (ros_ground.metrics: mask recall at IoU 0.5 and "
+            "GCG metrics as GLaMM computes them (ros_ground.evaluate.metrics: mask recall at IoU 0.5 and "
             "text similarity 0.5, mIoU, AP50) and point accuracy (the phrase's point inside the "
             "object it names: the map's peak in `point` mode, the hottest pixel of the selected "
             "mask in `auto`). Every row grounds the same generated text. `auto` selects "

@@ -20,7 +20,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ros_ground.metrics import IOU_HIT, aggregate
+from ros_ground.evaluate.metrics import IOU_HIT, aggregate
 from ros_ground.sam import PROPOSAL_DEFAULTS
 from ros_ground.train.data import check_eval_seeds
 
@@ -157,8 +157,8 @@ def grounding_eval(engine, scenes: int = 200, seed: int = 0, variants: dict | No
 def _referring(engine, scenes: int, seed: int, amg_params: dict, progress: bool | None) -> dict:
     """"Where is X?" in modes auto and point: does a phrase, and the phrase naming X, find X?"""
     from ros_ground.evaluate import SIM_VOCABULARY, evaluate
+    from ros_ground.evaluate.metrics import match_phrase
     from ros_ground.masks import iou
-    from ros_ground.metrics import match_phrase
 
     rows: dict[str, list] = {"auto": [], "point": []}
     kinds: dict[str, list] = {}
@@ -218,10 +218,10 @@ def attention_analysis(model_dir: str, scenes: int = 60, seed: int = 0,
     import torch
 
     from ros_ground.evaluate import SIM_VOCABULARY
+    from ros_ground.evaluate.metrics import match_phrase, point_in_mask
     from ros_ground.geometry import upsample_map
     from ros_ground.lmm import load_lmm
     from ros_ground.maps import contrast_phrase_maps, peak_point
-    from ros_ground.metrics import match_phrase, point_in_mask
     from ros_ground.phrases import load_spacy, noun_phrases, token_char_spans, tokens_in_span
     from ros_ground.sim.language import COLORS
     from ros_ground.sim.scene import generate_scene

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ros_ground.evaluate.metrics import IOU_HIT, GTPhrase, Vocabulary, match_phrase
 from ros_ground.masks import iou
-from ros_ground.metrics import IOU_HIT, GTPhrase, Vocabulary, match_phrase
 from ros_ground.results import GroundedPhrase
 
 
