@@ -235,14 +235,25 @@ def test_the_ros_import_check_catches_each_form(tmp_path, monkeypatch):
     assert lines == [2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13]
 
 
+# the packages whose every module the Layout names in the package's own bullet
+LAYOUT_PACKAGES = ("nodes", "lmm", "command", "evaluate")
+
+
 def test_readmes_layout_names_every_module():
-    # a newcomer finds a concern's home from the Layout section: every module of the core and of
-    # the ROS shells is named there
+    # a newcomer finds a concern's home from the Layout section: every module of the core is
+    # named there, and each module of the packages above in its package's bullet
+    # ("- `ros_ground/lmm/` — ..."), where `cli.py` or `regions.py` of another package counts not
     readme = (ROOT / "README.md").read_text()
     layout = readme[readme.index("## Layout"):readme.index("## More")]
-    missing = [str(p.relative_to(PACKAGE)) for folder in (PACKAGE, PACKAGE / "nodes")
+    bullets = {}
+    for bullet in ("\n" + layout).split("\n- ")[1:]:
+        if bullet.startswith("`ros_ground/"):
+            bullets[bullet[1:bullet.index("`", 1)]] = bullet
+    where = {PACKAGE: layout, **{PACKAGE / name: bullets.get(f"ros_ground/{name}/", "")
+                                 for name in LAYOUT_PACKAGES}}
+    missing = [str(p.relative_to(PACKAGE)) for folder, text in where.items()
                for p in sorted(folder.glob("*.py"))
-               if p.name != "__init__.py" and f"`{p.name}`" not in layout]
+               if p.name != "__init__.py" and f"`{p.name}`" not in text]
     assert not missing, f"README's Layout names no {missing}"
 
 
