@@ -42,7 +42,7 @@ def test_a_large_frame_is_not_copied_once_per_mask():
 
 def _unions_by_pairs(masks, among):
     """The rule as `_unions`'s docstring states it, pair by pair."""
-    from ros_ground.extremes import UNION_PART
+    from ros_ground.command.extremes import UNION_PART
     from ros_ground.masks import pair_intersections
 
     inter, area = pair_intersections([np.asarray(m, dtype=bool)[::2, ::2] for m in masks])

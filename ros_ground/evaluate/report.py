@@ -69,7 +69,7 @@ def provenance(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
 
 def weights_sha256(model: str, sam_model: str, sam_checkpoint: str = "") -> dict:
     """{"lmm_sha256", "sam_sha256"}: hex sha256 of the LMM's and SAM's weights files, None where
-    they are not local. Each file is hashed once per version (lmm_fingerprint.file_sha256: path,
+    they are not local. Each file is hashed once per version (lmm.fingerprint.file_sha256: path,
     size, mtime), so hashing unchanged weights again is cheap."""
     from ros_ground.lmm.loading import SIM_LMM_DIR
     from ros_ground.sam.io import WEIGHTS_NAME
