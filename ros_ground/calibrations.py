@@ -17,15 +17,22 @@ from typing import Any
 
 import numpy as np
 
-MAX_CHANGES = 16  # calibrations kept per source: a lens that refocuses at 30 Hz keeps half a second
+# calibrations kept per source: twice the frames kept (frames.MAX_FRAMES), so a lens whose K
+# changes with every frame still has the K of each frame kept (a K is 72 bytes)
+MAX_CHANGES = 512
+# K entries this close (relative) are one calibration: a driver that republishes a float zoom
+# reading jitters in the last digits, and each jitter is no change of where a pixel looks
+K_RTOL = 1e-6
 
 
 def same_calibration(a: Any, b: Any) -> bool:
-    """`a == b` for calibrations: tuples item by item, numpy arrays (a K) element by element."""
+    """`a == b` for calibrations: tuples item by item, numpy arrays (a K) element by element
+    within K_RTOL of each other."""
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(same_calibration(x, y) for x, y in zip(a, b))
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(a, b)
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=K_RTOL, atol=0.0))
     return a == b
 
 
@@ -47,7 +54,8 @@ class CalibrationHistory:
       again, a simulator restarted) starts the history anew, as frames.FrameStore drops frames
       stamped in the future; one older than the newest but not than all is a late message, and
       is placed by its stamp;
-    - two camera_infos stamped alike with different calibrations make that stamp's unknown.
+    - a camera_info stamped as an earlier one replaces it: a publisher that keeps one stamp
+      and is recalibrated (set_camera_info) says what holds from then on.
     """
 
     def __init__(self, max_changes: int = MAX_CHANGES):
@@ -69,10 +77,9 @@ class CalibrationHistory:
                 changes.clear()
                 self._dropped.discard(source)
             at = bisect.bisect_right(changes, stamp_ns, key=lambda change: change[0])
-            if at and changes[at - 1][0] == stamp_ns:  # the same stamp again
-                if not _same(changes[at - 1][1], value):
-                    changes[at - 1] = (stamp_ns, None)  # two calibrations claim this stamp
-                return
+            if at and changes[at - 1][0] == stamp_ns:  # the same stamp again: the newer holds
+                del changes[at - 1]
+                at -= 1
             if at and _same(changes[at - 1][1], value) or not at and not changes and value is None:
                 return  # in effect already, or nothing known to forget
             changes.insert(at, (stamp_ns, value))
@@ -91,8 +98,8 @@ class CalibrationHistory:
 
     def at(self, source: str, stamp_ns: int) -> Any:
         """The calibration of `source` in effect at `stamp_ns` (see the class); None before the
-        first set. Raises LookupError saying why when the one in effect is not known: refused,
-        claimed twice, or dropped."""
+        first set. Raises LookupError saying why when the one in effect is not known: refused or
+        dropped."""
         with self._lock:
             changes = self._changes.get(source)
             if not changes:
@@ -106,8 +113,7 @@ class CalibrationHistory:
             else:
                 value = changes[-1][1]
             if value is None:
-                raise LookupError("the camera_info in effect at the frame's stamp was refused, or "
-                                  "two camera_infos with that stamp disagree")
+                raise LookupError("the camera_info in effect at the frame's stamp was refused")
             return value
 
     def clear(self) -> None:

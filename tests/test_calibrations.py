@@ -53,14 +53,25 @@ def test_a_late_camera_info_is_placed_by_its_stamp():
     history.set("cam", "K2", 120)  # a late K2: the change at 200 is no change any more
     assert [history.at("cam", t) for t in (110, 130, 170, 250)] == ["K1", "K2", "K2", "K2"]
     assert history._changes["cam"] == [(100, "K1"), (120, "K2")]
-    # two camera_infos stamped alike that disagree: that stamp's K is unknown
-    history.set("cam", "K1", 300)
-    history.set("cam", "K9", 300)
-    with pytest.raises(LookupError, match="disagree"):
-        history.at("cam", 310)
-    history.set("cam", "K9", 300)  # a third, as the second: still unknown
-    with pytest.raises(LookupError):
-        history.at("cam", 300)
+    # helper-140: a publisher that keeps one stamp and is recalibrated: the newer holds (two
+    # that disagreed had made the stamp unknown for good)
+    for k in ("K1", "K1", "K9", "K9"):
+        history.set("cam", k, 300)
+        assert history.at("cam", 310) == k and history.latest("cam") == k
+    assert history.at("cam", 250) == "K2"
+
+
+def test_a_k_that_jitters_is_one_calibration():
+    """helper-140: a driver republishing a float zoom reading (fx 600 + 1e-9 noise, 40 frames at
+    30 Hz) counted each as a change, and frames older than 16 of them lost their positions."""
+    history = CalibrationHistory(max_changes=4)
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        history.set("cam", (_k(600.0 + rng.normal(0.0, 1e-9)), 160, 120, "cam"), 1_000 + 33 * i)
+    assert len(history._changes["cam"]) == 1
+    assert history.at("cam", 1_100)[0][0, 0] == pytest.approx(600.0)
+    history.set("cam", (_k(600.01), 160, 120, "cam"), 3_000)  # a zoom step is a change
+    assert history.at("cam", 3_000)[0][0, 0] == 600.01 and history.at("cam", 2_999)[0][0, 0] != 600.01
 
 
 def test_a_frame_older_than_every_calibration_kept():
@@ -89,3 +100,11 @@ def test_same_calibration_compares_matrices_by_value():
     assert same_calibration((_k(1.0), 2, "a"), (_k(1.0), 2, "a"))
     assert not same_calibration((_k(1.0), 2, "a"), (_k(1.5), 2, "a"))
     assert not same_calibration((_k(1.0), 2), (_k(1.0), 2, "a"))
+    assert same_calibration(_k(600.0), _k(600.0 * (1 + 1e-8))) and not same_calibration(_k(600.0), _k(600.01))
+    assert not same_calibration(_k(1.0), np.eye(2))
+
+
+def test_a_k_changing_with_every_frame_is_kept_for_every_frame_kept():
+    from ros_ground import calibrations, frames
+
+    assert calibrations.MAX_CHANGES >= frames.MAX_FRAMES
