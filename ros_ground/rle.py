@@ -50,9 +50,12 @@ def counts_to_mask(height: int, width: int, counts) -> np.ndarray:
     if height * width > MAX_MASK_PIXELS:
         raise RLEError(f"mask size {height}x{width} exceeds {MAX_MASK_PIXELS} pixels")
     try:
-        runs = np.asarray(counts, dtype=np.int64).ravel()
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise RLEError(f"RLE counts are not integers: {exc}") from None
+        raw = np.asarray(counts)
+    except (TypeError, ValueError) as exc:  # ragged nesting
+        raise RLEError(f"RLE counts are not a list of integers: {exc}") from None
+    if raw.size and raw.dtype.kind not in "iu":  # 2.5 or "2" would be truncated or parsed
+        raise RLEError(f"RLE counts must be integers, got {raw.dtype} values")
+    runs = raw.astype(np.int64).ravel()
     if runs.size and runs.min() < 0:
         raise RLEError("negative run length")
     total = int(runs.sum()) if runs.size else 0

@@ -50,7 +50,8 @@ def test_column_major_order():
 @pytest.mark.parametrize(
     "size,counts",
     [((2, 2), [1, 2]), ((2, 2), [5]), ((2, 2), [-1, 5]), ((-1, 2), []), ((2, 2), ["a", 4]),
-     ((2, 2), [[1, 2], [3]]), ((2, 2), [2**70, 4])],
+     ((2, 2), [[1, 2], [3]]), ((2, 2), [2**70, 4]), ((2, 2), [2.5, 1.5]), ((2, 2), ["2", "2"]),
+     ((2, 2), [2.0, 2.0])],
 )
 def test_inconsistent_counts_raise(size, counts):
     with pytest.raises(RLEError):
