@@ -383,6 +383,30 @@ def test_each_out_directory_resumes_its_own_state_and_fresh_removes_only_its_own
     assert T.state_paths(kind, first) == given[0][1:]
 
 
+def test_the_summary_a_card_quotes_is_the_packaged_models_and_an_old_state_is_named(monkeypatch, tmp_path,
+                                                                                    capsys):
+    # helper-140: one summary file per model kind: a run into /tmp/x after the packaged run made
+    # the next card describe the /tmp/x run; a state of the one-file layout was silently not resumed
+    import ros_ground.train as T
+    import ros_ground.train.lmm as L
+
+    monkeypatch.setattr(L, "train_lmm", lambda cfg, out, *a, **k: {"out": str(out)})
+    monkeypatch.setattr(T, "_state_dir", lambda: tmp_path / "states")
+    parse = T.build_parser().parse_args
+    T._run_lmm(parse(["lmm"]))  # the packaged model's directory
+    T._run_lmm(parse(["lmm", "--out", str(tmp_path / "x")]))
+    packaged = json.loads(T.summary_path("lmm", T.LMM_DIR).read_text())
+    assert packaged["out"] == str(T.LMM_DIR)
+    assert json.loads(T.summary_path("lmm", tmp_path / "x").read_text())["out"] == str(tmp_path / "x")
+    assert "earlier version" not in capsys.readouterr().err
+    (tmp_path / "states" / "lmm_state.pt").write_text("a state of the one-file layout")
+    T._run_lmm(parse(["lmm", "--out", str(tmp_path / "x"), "--fresh"]))
+    err = capsys.readouterr().err
+    assert "lmm_state.pt' is a training state of an earlier version's layout and is not resumed" in err
+    assert str(T.state_paths("lmm", tmp_path / "x")[0]) in err
+    assert (tmp_path / "states" / "lmm_state.pt").exists()  # --fresh removes only this layout's
+
+
 def test_train_is_a_ros_ground_subcommand_with_the_documented_defaults(capsys):
     from ros_ground.cli import main
     from ros_ground.train import build_parser

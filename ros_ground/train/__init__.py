@@ -42,10 +42,35 @@ def state_paths(kind: str, out: Path) -> tuple[Path, Path]:
     (`lmm_state_<key>.pt`, `lmm_log_<key>.jsonl`): two runs into two directories each resume
     their own, and `--fresh` removes only its own. A state copied to another key is still
     refused by the out it records (loop.check_resumable)."""
+    key = _out_key(out)
+    return _state_dir() / f"{kind}_state_{key}.pt", _state_dir() / f"{kind}_log_{key}.jsonl"
+
+
+def summary_path(kind: str, out: Path) -> Path:
+    """The summary (`lmm_summary_<key>.json`, keyed as `state_paths`) of the last `kind` run into
+    `out`, which `train eval` quotes in the card of the model in `out`: a run into another
+    directory does not replace the packaged model's record."""
+    return _state_dir() / f"{kind}_summary_{_out_key(out)}.json"
+
+
+def _out_key(out: Path) -> str:
     import hashlib
 
-    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]
-    return _state_dir() / f"{kind}_state_{key}.pt", _state_dir() / f"{kind}_log_{key}.jsonl"
+    return hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]
+
+
+def _prepared_state(kind: str, out: Path, fresh: bool) -> tuple[Path, Path]:
+    """`state_paths(kind, out)`, the state removed with `fresh`; says on stderr when a state of
+    the earlier single-file layout (`lmm_state.pt`) is there, as it is not resumed."""
+    state, log = state_paths(kind, out)
+    if fresh and state.exists():
+        state.unlink()
+    old = _state_dir() / f"{kind}_state.pt"
+    if old.exists():
+        print(f"ros-ground train {kind}: {str(old)!r} is a training state of an earlier version's "
+              f"layout and is not resumed: to resume it into {str(out)!r}, move it to "
+              f"{str(state)!r} (without --fresh); else delete it", file=sys.stderr)
+    return state, log
 
 
 def _model_dir(text: str) -> str:
@@ -165,13 +190,11 @@ def _run_lmm(args) -> dict:
                          vision_lr=args.vision_lr,
                          time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
     out = Path(args.out) if args.out else LMM_DIR
-    state, log = state_paths("lmm", out)
-    if args.fresh and state.exists():
-        state.unlink()
+    state, log = _prepared_state("lmm", out, args.fresh)
     summary = train_lmm(cfg, out, Path(args.cache) if args.cache else None, state,
                         log_path=log)
     summary["command"] = "ros-ground train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else ["lmm"])
-    _write_summary("lmm", summary)
+    _write_summary("lmm", out, summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
     return summary
 
@@ -185,20 +208,18 @@ def _run_sam(args) -> dict:
                          seed=args.seed, threads=args.threads,
                          time_limit_min=args.time_limit_min, init_from=args.init_from, lr=args.lr)
     out = Path(args.out) if args.out else SAM_DIR
-    state, log = state_paths("sam", out)
-    if args.fresh and state.exists():
-        state.unlink()
+    state, log = _prepared_state("sam", out, args.fresh)
     summary = train_sam(cfg, out, Path(args.cache) if args.cache else None, state,
                         log_path=log)
     summary["command"] = "ros-ground train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else ["sam"])
-    _write_summary("sam", summary)
+    _write_summary("sam", out, summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
     return summary
 
 
-def _write_summary(name: str, summary: dict) -> None:
+def _write_summary(name: str, out: Path, summary: dict) -> None:
     _state_dir().mkdir(parents=True, exist_ok=True)
-    (_state_dir() / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+    summary_path(name, out).write_text(json.dumps(summary, indent=1))
 
 
 def _results_path() -> Path:
@@ -221,8 +242,8 @@ def evaluate_models(args) -> dict:
     results = json.loads(_results_path().read_text()) if _results_path().is_file() else {}
     results.setdefault("lmm", {})
     results.setdefault("sam", {})
-    for name in ("lmm", "sam"):
-        summary = _state_dir() / f"{name}_summary.json"
+    for name, directory in (("lmm", LMM_DIR), ("sam", SAM_DIR)):
+        summary = summary_path(name, directory)
         if summary.is_file():
             data = json.loads(summary.read_text())
             results[name]["train"] = data
