@@ -286,7 +286,8 @@ def test_a_domain_id_dds_cannot_use_ends_the_process_with_one_line(domain, said)
     assert f"[ros_ground] cannot start: {said}" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and "RTPS" not in out.stderr, out.stderr
     if domain == "300":  # the CLI's ROS subcommands say it as a usage error
-        for command in (["ask", "Where is the mug?"], ["lifecycle", "/ground/grounding_node"]):
+        for command in (["ask", "Where is the mug?"], ["lifecycle", "/ground/grounding_node"],
+                        ["demo", "--out", tempfile.mkdtemp()]):
             out = subprocess.run([sys.executable, "-m", "ros_ground.nodes.cli", *command],
                                  capture_output=True, text=True, timeout=120,
                                  env={**os.environ, "ROS_DOMAIN_ID": domain})

@@ -15,6 +15,8 @@ naming and localisation.
 
 Modules, one job each:
 
+- `metrics`: GLaMM's GCG metrics (mask recall, mIoU), AP50 and point accuracy of one image;
+- `selection_metrics`: how often the entity chosen for a phrase is its object's;
 - `scenes`: the scene sets (in, randomised, ood), the prompts and their ground truth;
 - `run`: `evaluate`, the loop over scenes, prompts and variants, and the baselines;
 - `naming`: which ground-truth objects an answer names, and whether it points inside them;
@@ -22,6 +24,7 @@ Modules, one job each:
 - `report`: the report as JSON and as text;
 - `regions`: `--prompt region`, whether the answer names the region asked about;
 - `absent`: `--prompt absent`, whether commands about what a scene lacks get no target;
+- `progress`: progress over the scenes (a tqdm bar on a terminal, a line now and then in a log);
 - `cli`: `ros-ground eval`.
 """
 

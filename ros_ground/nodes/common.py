@@ -247,12 +247,14 @@ def forward_core_logging(logger) -> RosLogging:
 MAX_DDS_DOMAIN_ID = 232
 
 
-def check_domain_id() -> None:
-    """ValueError, after rclpy.init, when the domain (ROS_DOMAIN_ID) has no DDS ports: Fast DDS
-    would end the process from inside node creation, with only its own log line saying why."""
+def check_domain_id(domain: int | None = None) -> None:
+    """ValueError when the domain (None: the ROS_DOMAIN_ID rclpy.init read) has no DDS ports:
+    Fast DDS would end the process from inside node creation, with only its own log line
+    saying why."""
     from rclpy.utilities import get_rmw_implementation_identifier
 
-    domain = rclpy.get_default_context().get_domain_id()
+    if domain is None:
+        domain = rclpy.get_default_context().get_domain_id()
     if domain > MAX_DDS_DOMAIN_ID and "zenoh" not in get_rmw_implementation_identifier():
         raise ValueError(f"ROS_DOMAIN_ID {domain} is above {MAX_DDS_DOMAIN_ID}, the largest a DDS "
                          "middleware has ports for (the ROS 2 docs advise 0-101)")

@@ -33,7 +33,7 @@ from ros_ground.frames import KeptForProposals, Stamped
 from ros_ground.image_codec import image_to_rgb
 from ros_ground.image_files import save_png
 from ros_ground.nodes.ask import INTENT_WORDS, ask, print_phrases, target_where
-from ros_ground.nodes.common import RELIABLE, spin_until
+from ros_ground.nodes.common import RELIABLE, check_domain_id, spin_until
 from ros_ground.nodes.conversions import msg_to_mask, msg_to_phrase, stamp_to_ns
 from ros_ground.overlay import draw_overlay, with_target
 
@@ -169,6 +169,10 @@ def run_demo(args) -> int:
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
     # a simulated camera must not reach a robot's network, whatever its domain
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    domain = env["ROS_DOMAIN_ID"].strip()  # empty: rcl's default, 0
+    if domain and not domain.isdigit():
+        raise ValueError(f"ROS_DOMAIN_ID {domain!r} is not a whole number")
+    check_domain_id(int(domain or 0))  # before the graph starts: it would die on it too
     for name in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
         os.environ[name] = env[name]
     print(f"[demo] Starting the robot graph: simulated camera, object outlines (proposal node) and "
