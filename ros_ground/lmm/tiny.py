@@ -150,23 +150,30 @@ def build_tiny_processor():
 
 def build_tiny_lmm(seed: int = 0, num_attention_heads: int = 4, num_key_value_heads: int = 2):
     """(model, processor): same seed -> identical weights; the global RNG is left untouched."""
-    from transformers import GenerationConfig, LlavaForConditionalGeneration
-
     processor = build_tiny_processor()
     tok = processor.tokenizer
     config = build_tiny_config(
         len(tok), tok.convert_tokens_to_ids(IMAGE_TOKEN), tok.pad_token_id,
         num_attention_heads, num_key_value_heads,
     )
+    model = seeded_llava(config, tok, seed)
+    model.eval()
+    return model, processor
+
+
+def seeded_llava(config, tokenizer, seed: int):
+    """A LlavaForConditionalGeneration of `config` with weights drawn from `seed` (the global RNG
+    left untouched) and greedy decoding with `tokenizer`'s bos / eos / pad ids."""
+    from transformers import GenerationConfig, LlavaForConditionalGeneration
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, do_sample=False,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, do_sample=False,
     )
-    model.eval()
-    return model, processor
+    return model
 
 
 def save_tiny_lmm(directory: str | Path, seed: int = 0) -> Path:

@@ -14,7 +14,7 @@ import re
 import torch
 
 # the tiny model's conventions: LLaVA-1.5's conversation format and the same special tokens
-from ros_ground.lmm.tiny import CHAT_TEMPLATE, IMAGE_TOKEN, SPECIAL_TOKENS  # noqa: E402, F401
+from ros_ground.lmm.tiny import CHAT_TEMPLATE, IMAGE_TOKEN, SPECIAL_TOKENS, seeded_llava  # noqa: E402, F401
 from ros_ground.train.configs import LMMArch
 
 # Prompts the model is trained to answer with the scene description (the first is the default
@@ -158,20 +158,9 @@ def build_config(arch: LMMArch, tokenizer):
 
 def build_lmm(arch: LMMArch | None = None, seed: int = 0):
     """(model, processor) with fresh weights; equal seeds give equal weights (global RNG kept)."""
-    from transformers import GenerationConfig, LlavaForConditionalGeneration
-
     arch = arch or LMMArch()
     processor = build_processor(arch)
-    tok = processor.tokenizer
-    config = build_config(arch, tok)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, do_sample=False,
-    )
-    return model, processor
+    return seeded_llava(build_config(arch, processor.tokenizer), processor.tokenizer, seed), processor
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
