@@ -46,9 +46,9 @@ def add_ros_commands(sub) -> None:
     demo.add_argument("--out", default="demo_out", help="folder for overlays and the graph log")
     models = by_name(GROUNDING)
     demo.add_argument("--model", type=flag_type(models["model"]), default=None,
-                      help="override config/sim.yaml's model")
+                      help="override the model of config/sim.yaml (demo.yaml, layered over it, sets none)")
     demo.add_argument("--sam-model", type=flag_type(models["sam_model"]), default=None,
-                      help="override config/sim.yaml's sam_model")
+                      help="override the sam_model of config/sim.yaml (demo.yaml sets none)")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
