@@ -173,11 +173,9 @@ def run_executable(makers: Sequence[Callable], args: list[str] | None = None,
 
         try:
             rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        except Exception as exc:  # noqa: BLE001 - rcl's RCLError: the --ros-args do not parse
-            cannot_start(exc)
-        try:
             check_domain_id()
-        except ValueError as exc:
+        # rcl's RCLError: the --ros-args do not parse; ValueError: a domain without DDS ports
+        except Exception as exc:  # noqa: BLE001
             cannot_start(exc)
         for make in makers:
             nodes.append(make())
