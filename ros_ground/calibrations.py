@@ -27,7 +27,7 @@ K_RTOL = 1e-6
 
 def same_calibration(a: Any, b: Any) -> bool:
     """`a == b` for calibrations: tuples item by item, numpy arrays (a K) element by element
-    within K_RTOL of each other."""
+    within K_RTOL of each other; None (unknown) equals only None."""
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(same_calibration(x, y) for x, y in zip(a, b))
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -80,10 +80,10 @@ class CalibrationHistory:
             if at and changes[at - 1][0] == stamp_ns:  # the same stamp again: the newer holds
                 del changes[at - 1]
                 at -= 1
-            if at and _same(changes[at - 1][1], value) or not at and not changes and value is None:
+            if at and same_calibration(changes[at - 1][1], value) or not at and not changes and value is None:
                 return  # in effect already, or nothing known to forget
             changes.insert(at, (stamp_ns, value))
-            if at + 1 < len(changes) and _same(changes[at + 1][1], value):
+            if at + 1 < len(changes) and same_calibration(changes[at + 1][1], value):
                 del changes[at + 1]  # the next change is no change any more
             if len(changes) > self._max_changes:
                 del changes[0]
@@ -121,9 +121,3 @@ class CalibrationHistory:
             self._changes.clear()
             self._dropped.clear()
 
-
-def _same(a: Any, b: Any) -> bool:
-    """`same_calibration`, with None (unknown) equal only to None."""
-    if a is None or b is None:
-        return a is b
-    return same_calibration(a, b)
