@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 
 from ros_ground.engine import EngineConfig, build_engine_from_settings
 from ros_ground.evaluate.report import (
@@ -55,33 +56,29 @@ def run_eval(args, config: EngineConfig) -> int:
 
         report = evaluate_absent(engine, args.scenes, args.seed, progress=None, scene_set=scene_set)
         report.update(run_settings(engine.config, vars(args), started))
-        say_weights_changed(report, vars(args))
-        print(json.dumps(report) if args.json else format_absent_report(report, args.model))
-        return 0
-    if args.prompt == "region":
+        text = partial(format_absent_report, report, args.model)
+    elif args.prompt == "region":
         from ros_ground.evaluate.regions import evaluate_regions
 
         # progress=None: a bar on stderr when it is a terminal, so --json's stdout stays clean
         report = evaluate_regions(engine, args.scenes, args.seed, SIM_VOCABULARY,
                                   progress=None, scene_set=scene_set, dump=args.dump)
         report.update(run_settings(engine.config, vars(args), started))
-        say_weights_changed(report, vars(args))
-        print(json.dumps(report) if args.json else format_region_report(report, args.model))
-        return 0
-    # every entity scoring is measured on the same answers: grounding again costs no generation;
-    # min_target_score is a retrieval cosine (settings.check_combination), so only tokens keeps it
-    off = {"min_target_score": TARGET_SCORE_OFF}
-    variants = {"model": {"mode": args.mode},
-                **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s,
-                                           **({} if s == "tokens" else off)}
-                   for s in SCORINGS if args.mode != "point"}}
-    run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, dump=args.dump,
-                   progress=None, scene_set=scene_set)
-    report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
-                         scene_set, vars(args), started)
-    say_weights_changed(report, vars(args))
-    if args.json:
-        print(json.dumps(report))
+        text = partial(format_region_report, report, args.model)
     else:
-        print(format_report(report))
+        # every entity scoring is measured on the same answers: grounding again costs no
+        # generation; min_target_score is a retrieval cosine (settings.check_combination), so
+        # only tokens keeps it
+        off = {"min_target_score": TARGET_SCORE_OFF}
+        variants = {"model": {"mode": args.mode},
+                    **{f"entity_scoring:{s}": {"mode": args.mode, "entity_scoring": s,
+                                               **({} if s == "tokens" else off)}
+                       for s in SCORINGS if args.mode != "point"}}
+        run = evaluate(engine, args.scenes, args.seed, variants, args.prompt, dump=args.dump,
+                       progress=None, scene_set=scene_set)
+        report = report_json(run, args.scenes, args.model, args.seed, args.prompt, engine.config,
+                             scene_set, vars(args), started)
+        text = partial(format_report, report)
+    say_weights_changed(report, vars(args))
+    print(json.dumps(report) if args.json else text())  # the text only without --json
     return 0
